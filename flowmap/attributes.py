@@ -1,0 +1,45 @@
+"""Names fixed by the contract (../shared/DESIGN.md): attributes, boundary kinds, baggage."""
+
+from __future__ import annotations
+
+from typing import Final
+
+TENANT: Final = "flowmap.tenant"
+TENANT_SOURCE: Final = "flowmap.tenant.source"
+BOUNDARY: Final = "flowmap.boundary"
+SCOPED: Final = "flowmap.scoped"
+KEY_ID: Final = "flowmap.key_id"  # resource attribute
+BAGGAGE_SENT: Final = "flowmap.baggage.sent"
+# Not in the contract table but written by flowmap (extra attributes are allowed):
+REDACTED: Final = "flowmap.redacted"  # count of values redacted from the span
+UNSCOPED: Final = "flowmap.unscoped"  # boundary ran without a bound context (record mode)
+
+BAGGAGE_KEY: Final = "flowmap.tenant"
+
+SOURCE_CONTEXT: Final = "context"
+SOURCE_BAGGAGE: Final = "baggage"
+SOURCE_EXPLICIT: Final = "explicit"
+
+BOUNDARY_KINDS: Final = frozenset(
+    {
+        "http.server",
+        "http.client",
+        "agent",
+        "llm",
+        "tool",
+        "tool.catalog",
+        "memory",
+        "vector",
+        "cache",
+        "db",
+        "queue.publish",
+        "queue.consume",
+        "stream",
+    }
+)
+DATA_BOUNDARIES: Final = frozenset({"memory", "vector", "cache", "db", "tool.catalog"})
+
+# Attribute names whose values are raw tenant identifiers when not opaque.
+TENANT_ID_ATTRIBUTE_NAMES: Final = frozenset(
+    {"tenant_id", "tenant", "org_id", "organization_id", "customer_id", "account_id", "workspace_id"}
+)

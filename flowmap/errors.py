@@ -1,0 +1,47 @@
+"""The one exception hierarchy of flowmap.
+
+Every error a user can see derives from :class:`FlowmapError`, whose ``str()`` is a
+single user-facing line (no raw tenant id, ever)::
+
+    FlowmapError
+    ├── ConfigError            bad or missing configuration (e.g. no tenant key)
+    ├── ContextError
+    │   ├── MissingContextError   a boundary or ``current()`` ran with nothing bound
+    │   └── TenantSwitchError     a nested ``bind`` tried to switch tenants
+    └── InputError             a trace file could not be read at all
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FlowmapError",
+    "ConfigError",
+    "ContextError",
+    "MissingContextError",
+    "TenantSwitchError",
+    "InputError",
+]
+
+
+class FlowmapError(Exception):
+    """Base of every flowmap error; the message is one line meant for the user."""
+
+
+class ConfigError(FlowmapError):
+    """Configuration is missing or invalid."""
+
+
+class ContextError(FlowmapError):
+    """The request context is absent or misused."""
+
+
+class MissingContextError(ContextError, LookupError):
+    """No RequestContext is bound where one is required (fail closed)."""
+
+
+class TenantSwitchError(ContextError):
+    """A nested bind of a different tenant was refused."""
+
+
+class InputError(FlowmapError):
+    """Trace input could not be read (nothing usable at all)."""

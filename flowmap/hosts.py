@@ -1,0 +1,77 @@
+"""Which destinations may receive the tenant baggage (runtime and analyzer share this)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+__all__ = ["AllowedHosts", "DEFAULT_SUFFIXES"]
+
+DEFAULT_SUFFIXES: tuple[str, ...] = (".svc", ".svc.cluster.local", ".internal", ".local")
+_DEFAULT_NAMES = frozenset({"localhost"})
+
+
+@dataclass(frozen=True)
+class AllowedHosts:
+    """An allow list of destinations.
+
+    By default: loopback and private address ranges, ``localhost``, and names ending in
+    ``.svc``, ``.svc.cluster.local``, ``.internal`` or ``.local``. ``extra`` entries are
+    exact host names, suffixes starting with ``.`` or ``*.``, IP addresses or CIDR networks.
+    """
+
+    extra: tuple[str, ...] = ()
+    include_defaults: bool = True
+    _names: frozenset[str] = field(init=False, repr=False, compare=False)
+    _suffixes: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        names: set[str] = set(_DEFAULT_NAMES) if self.include_defaults else set()
+        suffixes: list[str] = list(DEFAULT_SUFFIXES) if self.include_defaults else []
+        networks = []
+        for raw in self.extra:
+            entry = raw.strip().lower().rstrip(".")
+            if not entry:
+                continue
+            if entry.startswith("*."):
+                suffixes.append(entry[1:])
+            elif entry.startswith("."):
+                suffixes.append(entry)
+            else:
+                try:
+                    networks.append(ipaddress.ip_network(entry, strict=False))
+                except ValueError:
+                    names.add(entry)
+        object.__setattr__(self, "_names", frozenset(names))
+        object.__setattr__(self, "_suffixes", tuple(suffixes))
+        object.__setattr__(self, "_networks", tuple(networks))
+
+    @classmethod
+    def from_config(cls, entries: Iterable[str] | None, include_defaults: bool = True) -> "AllowedHosts":
+        return cls(tuple(entries or ()), include_defaults)
+
+    def allows(self, host: str | None) -> bool:
+        """Whether tenant baggage may be sent to ``host`` (a name or an IP literal)."""
+        if not host:
+            return False
+        h = host.strip().lower().rstrip(".")
+        if h.startswith("[") and h.endswith("]"):
+            h = h[1:-1]
+        try:
+            ip = ipaddress.ip_address(h.split("%", 1)[0])
+        except ValueError:
+            ip = None
+        if ip is not None:
+            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+                ip = ip.ipv4_mapped
+            if self.include_defaults and (ip.is_loopback or (ip.is_private and not ip.is_unspecified)):
+                # is_private covers 10/8, 172.16/12, 192.168/16, fc00::/7, link-local, ...
+                return True
+            return any(ip in net for net in self._networks)
+        if h in self._names:
+            return True
+        return any(h.endswith(s) for s in self._suffixes)
