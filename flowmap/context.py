@@ -1,0 +1,240 @@
+"""The request's tenant context: what the app authenticated, bound for the request's duration.
+
+``bind(ctx)`` sets a contextvar (so every span, boundary and helper sees the tenant) and,
+when a Tagger is configured, attaches an OpenTelemetry context whose baggage carries only
+``flowmap.tenant`` = the opaque tag, so outbound propagation never sees the raw id.
+
+A propagated tag (from a queue message or inbound baggage) can be bound with
+``bind_tag``: that is *evidence*, not authority — ``current()`` still raises, since no
+tenant was authenticated, and an authenticated ``bind(ctx)`` always takes precedence.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from opentelemetry import baggage as otel_baggage
+from opentelemetry import context as otel_context
+
+from . import attributes as A
+from . import runtime
+from .errors import ConfigError, MissingContextError, TenantSwitchError
+from .tagging import Tagger, is_opaque_tag
+
+__all__ = [
+    "RequestContext",
+    "InvalidContextError",
+    "Binding",
+    "bind",
+    "bind_tag",
+    "current",
+    "current_or_none",
+    "current_binding",
+    "current_tag",
+]
+
+
+class InvalidContextError(ConfigError, ValueError):
+    """A RequestContext was built with an invalid field (the value is never echoed)."""
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class RequestContext:
+    """Who a request runs for, as the app authenticated it.
+
+    ``tenant_id`` is the raw id: it stays in the process. ``repr``/``str`` never show it
+    (nor the principal), so a stray log line cannot leak it.
+    """
+
+    tenant_id: str
+    principal: str | None = None
+    request_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tenant_id, str):
+            raise InvalidContextError("RequestContext.tenant_id must be a string")
+        if not self.tenant_id.strip():
+            raise InvalidContextError("RequestContext.tenant_id must not be empty")
+        if self.principal is not None and not isinstance(self.principal, str):
+            raise InvalidContextError("RequestContext.principal must be a string or None")
+        if self.request_id is not None and not isinstance(self.request_id, str):
+            raise InvalidContextError("RequestContext.request_id must be a string or None")
+
+    def tag(self, tagger: Tagger | None = None) -> str:
+        """The opaque tag of this tenant (under ``tagger`` or the configured one)."""
+        return (tagger or runtime.get_tagger()).tag(self.tenant_id)
+
+    def __repr__(self) -> str:
+        principal = "None" if self.principal is None else "<hidden>"
+        return (
+            f"RequestContext(tenant_id=<hidden>, principal={principal}, "
+            f"request_id={self.request_id!r})"
+        )
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """What is bound right now: an authenticated context, or only a propagated tag."""
+
+    ctx: RequestContext | None
+    tag: str | None  # computed at bind time when a tagger is configured
+    source: str = A.SOURCE_CONTEXT
+    key_id: str | None = field(default=None, compare=False)
+
+    def tag_under(self, tagger: Tagger) -> str | None:
+        """The tag under ``tagger`` (recomputed from the cache if keys differ)."""
+        if self.ctx is not None:
+            if self.tag is not None and self.key_id == tagger.key_id:
+                return self.tag
+            return tagger.tag(self.ctx.tenant_id)
+        return self.tag
+
+
+_BINDING: contextvars.ContextVar[Binding | None] = contextvars.ContextVar(
+    "flowmap_binding", default=None
+)
+
+
+def current_binding() -> Binding | None:
+    """The active Binding (authenticated or evidence), or None."""
+    return _BINDING.get()
+
+
+def current_or_none() -> RequestContext | None:
+    """The bound RequestContext, or None (also when only a propagated tag is bound)."""
+    b = _BINDING.get()
+    return None if b is None else b.ctx
+
+
+def current() -> RequestContext:
+    """The bound RequestContext; raises MissingContextError when none is bound."""
+    b = _BINDING.get()
+    if b is None:
+        raise MissingContextError("no RequestContext is bound: wrap the request in flowmap.bind(ctx)")
+    if b.ctx is None:
+        raise MissingContextError(
+            "only a propagated tenant tag is bound (evidence, not authority): "
+            "authenticate the tenant and bind a RequestContext"
+        )
+    return b.ctx
+
+
+def current_tag() -> str | None:
+    """The opaque tag of the bound tenant under the configured Tagger, or None."""
+    b = _BINDING.get()
+    if b is None:
+        return None
+    tagger = runtime.tagger_or_none()
+    if tagger is None:
+        return b.tag if b.ctx is None else None
+    return b.tag_under(tagger)
+
+
+class _Bind:
+    """Context manager (sync and async) that installs a Binding and restores on exit."""
+
+    __slots__ = ("_binding", "_allow_switch", "_token", "_otel_token")
+
+    def __init__(self, binding: Binding, allow_switch: bool) -> None:
+        self._binding = binding
+        self._allow_switch = allow_switch
+        self._token: contextvars.Token[Binding | None] | None = None
+        self._otel_token: Any = None
+
+    def _check_switch(self, outer: Binding) -> None:
+        new = self._binding
+        if self._allow_switch:
+            return
+        if new.ctx is not None:
+            if outer.ctx is None:
+                return  # authenticated context supersedes evidence; the trace shows any change
+            if outer.ctx.tenant_id != new.ctx.tenant_id:
+                raise TenantSwitchError(
+                    "refusing to bind a different tenant inside a bound request "
+                    "(pass allow_switch=True if this is really intended)"
+                )
+            return
+        # Evidence (a propagated tag) never overrides a different bound tenant.
+        tagger = runtime.tagger_or_none()
+        outer_tag = outer.tag_under(tagger) if tagger is not None else outer.tag
+        if outer_tag is not None and new.tag is not None and outer_tag != new.tag:
+            raise TenantSwitchError(
+                "refusing to bind a propagated tenant tag that differs from the bound tenant"
+            )
+
+    def __enter__(self) -> RequestContext | None:
+        outer = _BINDING.get()
+        if outer is not None:
+            self._check_switch(outer)
+        self._token = _BINDING.set(self._binding)
+        tag = self._binding.tag
+        if tag is not None:
+            try:
+                octx = otel_baggage.set_baggage(A.BAGGAGE_KEY, tag)
+                self._otel_token = otel_context.attach(octx)
+            except Exception:  # noqa: BLE001 - telemetry must not break the request
+                self._otel_token = None
+        return self._binding.ctx
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._otel_token is not None:
+            try:
+                otel_context.detach(self._otel_token)
+            except Exception:  # noqa: BLE001
+                pass
+            self._otel_token = None
+        if self._token is not None:
+            try:
+                _BINDING.reset(self._token)
+            except ValueError:  # exited in another context: restore explicitly
+                old = self._token.old_value
+                _BINDING.set(None if old is contextvars.Token.MISSING else old)
+            self._token = None
+
+    async def __aenter__(self) -> RequestContext | None:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+def bind(ctx: RequestContext, *, allow_switch: bool = False) -> _Bind:
+    """Bind ``ctx`` for a block: ``with bind(ctx):`` or ``async with bind(ctx):``.
+
+    Binding a different tenant inside a bound one raises TenantSwitchError (a switch
+    mid-request is a bug) unless ``allow_switch=True``; re-binding the same tenant is fine.
+    """
+    if not isinstance(ctx, RequestContext):
+        raise InvalidContextError("bind() needs a flowmap.RequestContext")
+    tagger = runtime.tagger_or_none()
+    if tagger is not None:
+        binding = Binding(ctx, tagger.tag(ctx.tenant_id), A.SOURCE_CONTEXT, tagger.key_id)
+    else:
+        binding = Binding(ctx, None, A.SOURCE_CONTEXT, None)
+    return _Bind(binding, allow_switch)
+
+
+def bind_tag(tag: str, *, source: str = A.SOURCE_BAGGAGE, allow_switch: bool = False) -> _Bind:
+    """Bind only a propagated opaque tag (evidence, not authority), e.g. in a queue consumer.
+
+    Spans get the tag with ``flowmap.tenant.source`` = ``source``; ``current()`` still
+    raises because no tenant was authenticated here.
+    """
+    if not is_opaque_tag(tag):
+        raise InvalidContextError("bind_tag() needs an opaque flowmap tenant tag")
+    return _Bind(Binding(None, tag, source, None), allow_switch)
