@@ -30,6 +30,8 @@ __all__ = [
     "validate_boundary_mode",
     "current_runtime",
     "set_runtime",
+    "tracer_provider",
+    "get_tracer",
 ]
 
 BOUNDARY_MODE_ENV = "FLOWMAP_BOUNDARY_MODE"
@@ -159,3 +161,32 @@ def set_runtime(rt: Runtime | None) -> None:
     global _runtime
     with _lock:
         _runtime = rt
+
+
+def tracer_provider() -> Any:
+    """The provider flowmap's own spans go to: the configured Runtime's, else the global one."""
+    rt = _runtime
+    if rt is not None:
+        return rt.tracer_provider
+    from opentelemetry import trace
+
+    return trace.get_tracer_provider()
+
+
+def get_tracer(provider: Any = None) -> Any:
+    """A tracer named ``flowmap`` on ``provider`` (default: :func:`tracer_provider`)."""
+    global _tracer_cache
+    provider = provider or tracer_provider()
+    cached = _tracer_cache
+    if cached is not None and cached[0] is provider:
+        return cached[1]
+    from opentelemetry import trace
+
+    from . import __version__
+
+    tracer = trace.get_tracer("flowmap", __version__, tracer_provider=provider)
+    _tracer_cache = (provider, tracer)
+    return tracer
+
+
+_tracer_cache: tuple[Any, Any] | None = None
