@@ -124,6 +124,7 @@ class Finding:
     boundary: str | None
     message: str
     likely_parent: str | None = None  # orphan-root: operation it most likely belonged under
+    origin: str | None = None  # "file:line" the flagged span was read from (SARIF locations)
 
     def to_json(self) -> dict[str, Any]:
         return {
