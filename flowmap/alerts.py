@@ -1,0 +1,192 @@
+"""AlertProcessor: a span that ends without a tenant is an incident, raise it where ops look.
+
+Three outlets, all with opaque values only (span name, boundary, service, trace id):
+a ``logging`` warning on ``flowmap.alerts``, the OpenTelemetry counter
+``flowmap.unscoped_spans`` and an optional callback. Logs and callbacks are rate-limited
+(a token bucket per (service, span name) plus a global cap) so an incident cannot
+flood them; the counter always counts. Never raises into the application.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+
+from . import attributes as A
+
+__all__ = ["AlertProcessor", "UnscopedAlert", "RateLimit", "ALERT_SCOPES", "METRIC_NAME"]
+
+_log = logging.getLogger("flowmap.alerts")
+_debug = logging.getLogger("flowmap.processors")
+
+METRIC_NAME = "flowmap.unscoped_spans"
+ALERT_SCOPES = frozenset({"boundary", "all"})
+
+
+@dataclass(frozen=True, slots=True)
+class UnscopedAlert:
+    """What the callback receives: opaque identifiers only, never a tenant id."""
+
+    span_name: str
+    boundary: str | None
+    service: str | None
+    trace_id: str
+    span_id: str
+    suppressed: int = 0  # alerts for this key dropped by the rate limit since the last one
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """Token buckets: ``burst`` alerts per key, refilled at one per ``per_seconds``;
+    ``global_burst`` alerts overall, refilled at ``global_burst`` per ``per_seconds``."""
+
+    burst: int = 5
+    per_seconds: float = 60.0
+    global_burst: int = 100
+    max_keys: int = 10000
+
+
+class _Bucket:
+    __slots__ = ("tokens", "stamp", "suppressed")
+
+    def __init__(self, tokens: float, stamp: float) -> None:
+        self.tokens = tokens
+        self.stamp = stamp
+        self.suppressed = 0
+
+
+class _Limiter:
+    def __init__(self, limit: RateLimit, clock: Callable[[], float]) -> None:
+        self.limit = limit
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.buckets: dict[tuple[Any, ...], _Bucket] = {}
+        now = clock()
+        self.global_bucket = _Bucket(float(limit.global_burst), now)
+
+    @staticmethod
+    def _take(b: _Bucket, cap: float, rate: float, now: float) -> bool:
+        b.tokens = min(cap, b.tokens + (now - b.stamp) * rate)
+        b.stamp = now
+        if b.tokens >= 1.0:
+            b.tokens -= 1.0
+            return True
+        return False
+
+    def allow(self, key: tuple[Any, ...]) -> tuple[bool, int]:
+        """(allowed, how many were suppressed for this key before this one)."""
+        lim = self.limit
+        now = self.clock()
+        with self.lock:
+            b = self.buckets.get(key)
+            if b is None:
+                if len(self.buckets) >= lim.max_keys:
+                    self.buckets.clear()  # bounded memory under a name explosion
+                b = self.buckets[key] = _Bucket(float(lim.burst), now)
+            rate = 1.0 / lim.per_seconds if lim.per_seconds > 0 else float("inf")
+            ok = self._take(b, float(lim.burst), rate, now)
+            if ok:
+                g_rate = lim.global_burst / lim.per_seconds if lim.per_seconds > 0 else float("inf")
+                ok = self._take(self.global_bucket, float(lim.global_burst), g_rate, now)
+                if not ok:
+                    b.tokens += 1.0  # the key did not really spend it
+            if not ok:
+                b.suppressed += 1
+                return False, 0
+            suppressed, b.suppressed = b.suppressed, 0
+            return True, suppressed
+
+
+class AlertProcessor(SpanProcessor):
+    """Alerts on spans that end without ``flowmap.tenant``.
+
+    ``scope="boundary"`` (default): only spans with ``flowmap.boundary``; ``"all"``: every
+    span. ``callback(alert)`` gets an :class:`UnscopedAlert`; its exceptions are swallowed.
+    """
+
+    def __init__(
+        self,
+        scope: str = "boundary",
+        callback: Callable[[UnscopedAlert], Any] | None = None,
+        rate_limit: RateLimit | None = None,
+        *,
+        meter_provider: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        from .errors import ConfigError
+
+        if scope not in ALERT_SCOPES:
+            raise ConfigError(f"alert scope must be one of {sorted(ALERT_SCOPES)}")
+        self.scope = scope
+        self.callback = callback
+        self._limiter = _Limiter(rate_limit or RateLimit(), clock)
+        self._counter = None
+        try:
+            if meter_provider is None:
+                from opentelemetry import metrics
+
+                meter_provider = metrics.get_meter_provider()
+            from . import __version__
+
+            meter = meter_provider.get_meter("flowmap", __version__)
+            self._counter = meter.create_counter(
+                METRIC_NAME, unit="{span}", description="Spans that ended without a tenant tag"
+            )
+        except Exception:  # noqa: BLE001 - metrics are best effort
+            _debug.debug("flowmap: alert counter unavailable", exc_info=True)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        try:
+            attrs = span.attributes or {}
+            if A.TENANT in attrs:
+                return
+            boundary = attrs.get(A.BOUNDARY)
+            if self.scope == "boundary" and boundary is None:
+                return
+            service = span.resource.attributes.get("service.name") if span.resource else None
+            name = span.name
+            if self._counter is not None:
+                self._counter.add(
+                    1,
+                    {"boundary": str(boundary or ""), "span.name": name, "service.name": str(service or "")},
+                )
+            allowed, suppressed = self._limiter.allow((service, name))
+            if not allowed:
+                return
+            ctx = span.context
+            alert = UnscopedAlert(
+                span_name=name,
+                boundary=None if boundary is None else str(boundary),
+                service=None if service is None else str(service),
+                trace_id=format(ctx.trace_id, "032x") if ctx else "",
+                span_id=format(ctx.span_id, "016x") if ctx else "",
+                suppressed=suppressed,
+            )
+            if suppressed:
+                _log.warning(
+                    "flowmap: suppressed %d unscoped-span alerts for service=%s span=%r",
+                    suppressed, alert.service, alert.span_name,
+                )
+            _log.warning(
+                "flowmap: span ended without a tenant: span=%r boundary=%s service=%s trace_id=%s span_id=%s",
+                alert.span_name, alert.boundary, alert.service, alert.trace_id, alert.span_id,
+            )
+            if self.callback is not None:
+                try:
+                    self.callback(alert)
+                except Exception:  # noqa: BLE001
+                    _debug.debug("flowmap: alert callback failed", exc_info=True)
+        except Exception:  # noqa: BLE001
+            _debug.debug("flowmap: alerting failed", exc_info=True)
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True

@@ -1,0 +1,326 @@
+"""Boundaries: the places where a missing tenant becomes a leak, guarded fail-closed.
+
+``boundary(kind)`` is a decorator (sync and async functions, generators, async
+generators) and a context manager (``with`` and ``async with``). It opens a span with
+``flowmap.boundary``; with no tenant bound it raises MissingContextError *before* the
+wrapped code runs (mode ``fail``, the default), or in mode ``record`` marks the span
+``flowmap.unscoped``, adds an event and continues (the AlertProcessor then alerts).
+
+The tenant is only ever taken from the bound context, never from the function's
+arguments: a model or a caller cannot choose it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+
+from . import attributes as A
+from . import runtime
+from .context import _BINDING
+from .errors import ConfigError, MissingContextError
+
+__all__ = ["boundary", "Boundary", "mark_scoped", "UNSCOPED_EVENT", "span_kind_for"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+UNSCOPED_EVENT = "flowmap.unscoped"
+
+# Open context-manager boundaries of this task/thread: a shared Boundary instance may be
+# entered concurrently from many tasks, so its spans cannot live on the instance.
+_OPEN: contextvars.ContextVar[tuple[tuple[Any, Span, object], ...]] = contextvars.ContextVar(
+    "flowmap_open_boundaries", default=()
+)
+
+_KINDS = {
+    "http.server": SpanKind.SERVER,
+    "http.client": SpanKind.CLIENT,
+    "queue.publish": SpanKind.PRODUCER,
+    "queue.consume": SpanKind.CONSUMER,
+}
+
+
+def span_kind_for(kind: str) -> SpanKind:
+    """The OTel SpanKind that matches a boundary kind (INTERNAL unless it crosses a process)."""
+    return _KINDS.get(kind, SpanKind.INTERNAL)
+
+
+def mark_scoped(span: Span | None, scoped: bool) -> None:
+    """Record whether a data boundary's operation was restricted to the tenant.
+
+    For instrumentations, which verify the key namespace / query filter themselves;
+    ``span=None`` means the current span. Never raises.
+    """
+    try:
+        (span or trace.get_current_span()).set_attribute(A.SCOPED, bool(scoped))
+    except Exception:  # noqa: BLE001
+        pass
+
+
+class Boundary:
+    """One boundary declaration; reusable, as decorator or (re-entrant) context manager."""
+
+    __slots__ = ("kind", "name", "scoped", "mode", "attributes", "links")
+
+    def __init__(
+        self,
+        kind: str,
+        name: str | None = None,
+        *,
+        scoped: bool | None = None,
+        mode: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        links: list[Link] | None = None,
+    ) -> None:
+        if kind not in A.BOUNDARY_KINDS:
+            raise ConfigError(f"unknown boundary kind; use one of {sorted(A.BOUNDARY_KINDS)}")
+        self.kind = kind
+        self.name = name
+        self.scoped = scoped
+        self.mode = None if mode is None else runtime.validate_boundary_mode(mode)
+        self.attributes = dict(attributes or {})
+        self.links = links
+
+    # -- the gate and the span -------------------------------------------------------
+    def _check(self) -> bool:
+        """True when a tenant is bound; raises MissingContextError in fail mode."""
+        if _BINDING.get() is not None:
+            return True
+        if (self.mode or runtime.boundary_mode()) == "fail":
+            raise MissingContextError(
+                f"no tenant context bound at {self.kind} boundary: wrap the request in flowmap.bind(ctx)"
+            )
+        return False
+
+    def _start(self, name: str, bound: bool) -> Span:
+        attrs: dict[str, Any] = dict(self.attributes)
+        attrs[A.BOUNDARY] = self.kind
+        if self.scoped is not None and self.kind in A.DATA_BOUNDARIES:
+            attrs[A.SCOPED] = bool(self.scoped)
+        if not bound:
+            attrs[A.UNSCOPED] = True
+        span = runtime.get_tracer().start_span(
+            name, kind=span_kind_for(self.kind), attributes=attrs, links=self.links
+        )
+        if not bound:
+            span.add_event(UNSCOPED_EVENT, {A.BOUNDARY: self.kind})
+        return span
+
+    def _open(self, name: str) -> tuple[Span, object]:
+        """Gate, start the span and make it current. Returns (span, detach token)."""
+        try:
+            bound = self._check()
+        except MissingContextError as err:
+            self._record_refusal(name, err)
+            raise
+        span = self._start(name, bound)
+        return span, otel_context.attach(trace.set_span_in_context(span))
+
+    def _record_refusal(self, name: str, err: BaseException) -> None:
+        """A refused boundary is evidence too: emit an (untagged, errored) span for it."""
+        try:
+            span = self._start(name, False)
+            span.record_exception(err)
+            span.set_status(Status(StatusCode.ERROR, "missing tenant context"))
+            span.end()
+        except Exception:  # noqa: BLE001
+            pass
+
+    @staticmethod
+    def _close(span: Span, token: object, exc: BaseException | None) -> None:
+        try:
+            if exc is not None and not isinstance(exc, (GeneratorExit, StopIteration, StopAsyncIteration)):
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+        finally:
+            try:
+                otel_context.detach(token)
+            finally:
+                span.end()
+
+    # -- context manager -------------------------------------------------------------
+    def __enter__(self) -> Span:
+        span, token = self._open(self.name or self.kind)
+        _OPEN.set((*_OPEN.get(), (self, span, token)))
+        return span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack = _OPEN.get()
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i][0] is self:
+                _, span, token = stack[i]
+                _OPEN.set(stack[:i] + stack[i + 1 :])
+                self._close(span, token, exc)
+                return
+
+    async def __aenter__(self) -> Span:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    # -- decorator -------------------------------------------------------------------
+    def __call__(self, fn: F) -> F:
+        name = self.name or getattr(fn, "__qualname__", None) or self.kind
+        if inspect.isasyncgenfunction(fn):
+            return self._wrap_asyncgen(fn, name)  # type: ignore[return-value]
+        if inspect.isgeneratorfunction(fn):
+            return self._wrap_gen(fn, name)  # type: ignore[return-value]
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                span, token = self._open(name)
+                try:
+                    result = await fn(*args, **kwargs)
+                except BaseException as exc:
+                    self._close(span, token, exc)
+                    raise
+                self._close(span, token, None)
+                return result
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            span, token = self._open(name)
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                self._close(span, token, exc)
+                raise
+            self._close(span, token, None)
+            return result
+
+        return wrapper  # type: ignore[return-value]
+
+    def _wrap_gen(self, fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+        """Gate at call time; the span lives from first step to exhaustion, and is current
+        only while the generator body runs (never leaks into the consumer between yields)."""
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                bound = self._check()
+            except MissingContextError as err:
+                self._record_refusal(name, err)
+                raise
+            return _gen(bound, args, kwargs)
+
+        def _gen(bound: bool, args: Any, kwargs: Any) -> Any:
+            span = self._start(name, bound)
+            span_ctx = trace.set_span_in_context(span)
+            exc: BaseException | None = None
+            try:
+                gen = fn(*args, **kwargs)
+                send_value: Any = None
+                throw: BaseException | None = None
+                while True:
+                    token = otel_context.attach(span_ctx)
+                    try:
+                        item = gen.throw(throw) if throw is not None else gen.send(send_value)
+                    except StopIteration as stop:
+                        return stop.value
+                    finally:
+                        otel_context.detach(token)
+                    throw = None
+                    try:
+                        send_value = yield item
+                    except GeneratorExit:
+                        gen.close()
+                        raise
+                    except BaseException as e:  # noqa: BLE001 - forwarded into the body
+                        throw = e
+            except BaseException as e:
+                exc = e
+                raise
+            finally:
+                if exc is not None and not isinstance(exc, GeneratorExit):
+                    span.record_exception(exc)
+                    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                span.end()
+
+        return wrapper
+
+    def _wrap_asyncgen(self, fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                bound = self._check()
+            except MissingContextError as err:
+                self._record_refusal(name, err)
+                raise
+            return _agen(bound, args, kwargs)
+
+        async def _agen(bound: bool, args: Any, kwargs: Any) -> Any:
+            span = self._start(name, bound)
+            span_ctx = trace.set_span_in_context(span)
+            exc: BaseException | None = None
+            try:
+                agen = fn(*args, **kwargs)
+                send_value: Any = None
+                throw: BaseException | None = None
+                while True:
+                    token = otel_context.attach(span_ctx)
+                    try:
+                        step = agen.athrow(throw) if throw is not None else agen.asend(send_value)
+                        item = await step
+                    except StopAsyncIteration:
+                        return
+                    finally:
+                        otel_context.detach(token)
+                    throw = None
+                    try:
+                        send_value = yield item
+                    except GeneratorExit:
+                        await agen.aclose()
+                        raise
+                    except BaseException as e:  # noqa: BLE001
+                        throw = e
+            except BaseException as e:
+                exc = e
+                raise
+            finally:
+                if exc is not None and not isinstance(exc, GeneratorExit):
+                    span.record_exception(exc)
+                    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                span.end()
+
+        return wrapper
+
+
+def boundary(
+    kind: str,
+    name: str | None = None,
+    *,
+    scoped: bool | None = None,
+    mode: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
+    links: list[Link] | None = None,
+) -> Boundary:
+    """Declare a boundary of ``kind`` (one of ``attributes.BOUNDARY_KINDS``).
+
+    Use as ``@boundary("tool")`` on sync/async functions and (async) generators, or as
+    ``with boundary("vector", scoped=True):`` / ``async with ...``. ``mode`` overrides
+    the process default (``fail``; see ``configure(boundary_mode=...)`` and
+    ``FLOWMAP_BOUNDARY_MODE``). ``scoped`` is recorded on data boundaries only.
+    """
+    return Boundary(kind, name, scoped=scoped, mode=mode, attributes=attributes, links=links)
