@@ -1,0 +1,148 @@
+"""Destination-aware propagation for outbound httpx requests.
+
+``traceparent`` goes to every destination, so traces stay connected across any hop. The
+tenant baggage (``flowmap.tenant`` = opaque tag) goes only to hosts the allow list
+accepts, and no other baggage member is ever sent by flowmap. Each client span records
+``flowmap.boundary="http.client"``, ``server.address`` and ``flowmap.baggage.sent``, so
+the analyzer can check every hop.
+
+How: opentelemetry-instrumentation-httpx calls the request hook inside the client span's
+scope, right before it injects headers from the *current* context. The hook attaches a
+context whose baggage holds exactly what this destination may receive; the
+instrumentation's span scope restores the caller's context when the span ends. The span
+itself was started before the hook, so processors still saw the caller's baggage.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from opentelemetry import baggage as otel_baggage
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor, RequestInfo
+from opentelemetry.trace import Span
+
+from . import attributes as A
+from .context import current_tag
+from .hosts import AllowedHosts
+from .tagging import is_opaque_tag
+
+__all__ = ["instrument_httpx", "uninstrument_httpx", "is_instrumented", "allowed_hosts"]
+
+_log = logging.getLogger("flowmap.outbound")
+_SERVER_ADDRESS = "server.address"
+_SERVER_PORT = "server.port"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+_lock = threading.Lock()
+_allowed: AllowedHosts = AllowedHosts()
+_active = False
+_provider: Any = None
+
+
+def allowed_hosts() -> AllowedHosts:
+    """The allow list outbound requests are checked against right now."""
+    return _allowed
+
+
+def is_instrumented() -> bool:
+    """Whether flowmap's httpx instrumentation is active."""
+    return _active
+
+
+def _destination(url: Any) -> tuple[str | None, int | None]:
+    if isinstance(url, tuple):  # httpx < 0.20 passed (scheme, host, port, path)
+        scheme, host, port = (p.decode() if isinstance(p, bytes) else p for p in url[:3])
+    else:
+        scheme, host, port = url.scheme, url.host, url.port
+    if port is None:
+        port = _DEFAULT_PORTS.get(scheme)
+    return host or None, port
+
+
+def _outbound_tag() -> str | None:
+    """The tag this request runs for: the bound tenant's, else an opaque inbound tag."""
+    tag = current_tag()
+    if tag is None:
+        inbound = otel_baggage.get_baggage(A.BAGGAGE_KEY)
+        tag = inbound if is_opaque_tag(inbound) else None
+    return tag
+
+
+def _propagates_baggage() -> bool:
+    return "baggage" in propagate.get_global_textmap().fields
+
+
+def _request_hook(span: Span, request: RequestInfo) -> None:
+    # Fail closed: whatever happens below, the injected context carries no baggage
+    # unless this destination was positively allowed.
+    ctx = otel_baggage.clear()
+    sent = False
+    host: str | None = None
+    port: int | None = None
+    try:
+        host, port = _destination(request.url)
+        tag = _outbound_tag()
+        if tag is not None and _allowed.allows(host) and _propagates_baggage():
+            ctx = otel_baggage.set_baggage(A.BAGGAGE_KEY, tag, ctx)
+            sent = True
+    except Exception:  # noqa: BLE001 - never break the application's request
+        _log.debug("flowmap: outbound baggage decision failed", exc_info=True)
+    finally:
+        # Not detached on purpose: the instrumentation's span scope resets the context.
+        otel_context.attach(ctx)
+    try:
+        if span.is_recording():
+            attrs: dict[str, Any] = {A.BOUNDARY: "http.client", A.BAGGAGE_SENT: sent}
+            if host:
+                attrs[_SERVER_ADDRESS] = host
+            if port:
+                attrs[_SERVER_PORT] = port
+            span.set_attributes(attrs)
+    except Exception:  # noqa: BLE001
+        _log.debug("flowmap: could not annotate the client span", exc_info=True)
+
+
+async def _async_request_hook(span: Span, request: RequestInfo) -> None:
+    # Awaited directly by the instrumentation (no new task), so attach() affects its context.
+    _request_hook(span, request)
+
+
+def instrument_httpx(allowed: AllowedHosts | None = None, tracer_provider: Any = None) -> None:
+    """Trace every ``httpx.Client``/``AsyncClient`` request with destination-aware baggage.
+
+    ``allowed`` defaults to the contract's allow list (loopback, private ranges,
+    ``localhost``, ``*.svc``, ``*.svc.cluster.local``, ``*.internal``, ``*.local``).
+    Calling again updates the allow list; a different ``tracer_provider`` re-instruments.
+    If httpx was already instrumented without flowmap's hooks, it is re-instrumented, since
+    those hooks are what keeps the tenant baggage away from outside hosts.
+    """
+    global _allowed, _active, _provider
+    with _lock:
+        _allowed = allowed if allowed is not None else AllowedHosts()
+        instrumentor = HTTPXClientInstrumentor()
+        if _active and instrumentor.is_instrumented_by_opentelemetry and _provider is tracer_provider:
+            return
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
+        instrumentor.instrument(
+            tracer_provider=tracer_provider,
+            request_hook=_request_hook,
+            async_request_hook=_async_request_hook,
+        )
+        _active, _provider = True, tracer_provider
+
+
+def uninstrument_httpx() -> None:
+    """Undo :func:`instrument_httpx` (a no-op when flowmap did not instrument httpx)."""
+    global _active, _provider
+    with _lock:
+        if not _active:
+            return
+        instrumentor = HTTPXClientInstrumentor()
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
+        _active, _provider = False, None
