@@ -171,6 +171,9 @@ class _Bind:
         outer = _BINDING.get()
         if outer is not None:
             self._check_switch(outer)
+            if self._binding.ctx is None and outer.ctx is not None and not self._allow_switch:
+                # evidence that agrees with the authenticated tenant adds nothing: keep authority
+                self._binding = outer
         self._token = _BINDING.set(self._binding)
         tag = self._binding.tag
         if tag is not None:

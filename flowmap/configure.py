@@ -1,0 +1,265 @@
+"""``flowmap.configure()``: the one call a platform adds to its app.
+
+It builds (or extends) a TracerProvider with flowmap's processors — tenant tagging at
+start, raw-id redaction before export, alerts on unscoped spans — and its exporters:
+the OTLP JSON Lines file, plus the standard OTLP exporter when the usual ``OTEL_*``
+variables ask for it; then instruments httpx with destination-aware baggage.
+
+If the application already installed an SDK TracerProvider (or passes one), flowmap
+keeps it and its exporters and only *adds* its processors. Calling ``configure`` again
+on the same provider updates settings and never adds processors twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import types
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+
+from . import attributes as A
+from . import runtime
+from .alerts import AlertProcessor, RateLimit, UnscopedAlert
+from .errors import ConfigError
+from .hosts import AllowedHosts
+from .processors import TenantSpanProcessor
+from .redaction import RedactionProcessor
+from .runtime import Runtime
+from .tagging import Tagger
+
+__all__ = ["configure", "Runtime", "otlp_requested"]
+
+_log = logging.getLogger("flowmap")
+_lock = threading.RLock()
+_MARK = "_flowmap_runtime"  # set on providers flowmap has extended
+
+_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
+def otlp_requested() -> bool:
+    """Whether the environment asks for the standard OTLP trace exporter.
+
+    ``OTEL_TRACES_EXPORTER`` decides when set (``otlp`` in the list, ``none`` disables);
+    otherwise an OTLP endpoint variable being set does.
+    """
+    names = _env_exporter_names()
+    if names is not None:
+        return "otlp" in names
+    return any(os.environ.get(v) for v in _ENDPOINT_VARS)
+
+
+def _env_exporter_names() -> set[str] | None:
+    raw = os.environ.get("OTEL_TRACES_EXPORTER")
+    if raw is None or not raw.strip():
+        return None
+    return {n.strip().lower() for n in raw.split(",") if n.strip()}
+
+
+def _otlp_exporter() -> SpanExporter:
+    protocol = (
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    ).strip().lower()
+    if protocol == "grpc":
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
+
+            return Grpc()
+        except ImportError as err:
+            raise ConfigError("OTLP protocol grpc requested but opentelemetry-exporter-otlp-proto-grpc is not installed") from err
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter()  # reads OTEL_EXPORTER_OTLP_* (endpoint, headers, timeout) itself
+
+
+def _jsonl_exporter(out: str | os.PathLike[str] | None) -> SpanExporter:
+    try:
+        from .exporter import JsonLinesSpanExporter
+    except ImportError as err:  # pragma: no cover - shipped with flowmap
+        raise ConfigError("flowmap's JSON Lines exporter is unavailable") from err
+    return JsonLinesSpanExporter(out)
+
+
+def _build_exporters(exporters: str | Iterable[Any] | None, out: Any) -> list[SpanExporter]:
+    """``"auto"``: the JSON Lines file, plus OTLP/console when ``OTEL_*`` asks.
+    Otherwise a list of names (``jsonl``, ``otlp``, ``console``) and/or SpanExporter
+    instances; ``None``/``"none"``/``()`` adds no exporter (the app brings its own)."""
+    if exporters is None:
+        return []
+    if isinstance(exporters, str):
+        if exporters == "auto":
+            items: list[Any] = ["jsonl"]
+            if otlp_requested():
+                items.append("otlp")
+            if "console" in (_env_exporter_names() or ()):
+                items.append("console")
+        elif exporters == "none":
+            items = []
+        else:
+            items = [n.strip() for n in exporters.split(",") if n.strip()]
+    else:
+        items = list(exporters)
+    built: list[SpanExporter] = []
+    for item in items:
+        if isinstance(item, SpanExporter):
+            built.append(item)
+        elif item in ("jsonl", "file"):
+            built.append(_jsonl_exporter(out))
+        elif item == "otlp":
+            built.append(_otlp_exporter())
+        elif item == "console":
+            from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+            built.append(ConsoleSpanExporter())
+        else:
+            raise ConfigError("unknown exporter; use 'auto', 'jsonl', 'otlp', 'console' or a SpanExporter")
+    return built
+
+
+def _resource(service_name: str | None, tagger: Tagger) -> Resource:
+    attrs: dict[str, Any] = {A.KEY_ID: tagger.key_id}
+    # OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES win over the code's default name,
+    # so operators can rename a service without a code change.
+    env_named = bool(os.environ.get("OTEL_SERVICE_NAME")) or "service.name=" in os.environ.get(
+        "OTEL_RESOURCE_ATTRIBUTES", ""
+    )
+    if service_name and not env_named:
+        attrs[SERVICE_NAME] = service_name
+    return Resource.create(attrs)
+
+
+def _add_key_id(provider: TracerProvider, tagger: Tagger) -> None:
+    """Stamp ``flowmap.key_id`` on an application's provider's resource (tracers made
+    before this call keep the old resource: configure flowmap early)."""
+    try:
+        res = provider.resource
+        if res.attributes.get(A.KEY_ID) != tagger.key_id:
+            provider._resource = res.merge(Resource({A.KEY_ID: tagger.key_id}))  # noqa: SLF001
+    except Exception:  # noqa: BLE001
+        _log.debug("flowmap: could not add key id to the resource", exc_info=True)
+
+
+def configure(
+    *,
+    service_name: str | None = None,
+    tenant_key: str | bytes | None = None,
+    dev_mode: bool | None = None,
+    out: str | os.PathLike[str] | None = None,
+    exporters: str | Iterable[Any] | None = "auto",
+    alert_scope: str = "boundary",
+    alert_callback: Callable[[UnscopedAlert], Any] | None = None,
+    alert_rate_limit: RateLimit | None = None,
+    boundary_mode: str | None = None,
+    allowed_hosts: Iterable[str] = (),
+    instrument_httpx: bool = True,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: Any = None,
+    set_global: bool = True,
+) -> Runtime:
+    """Set up tenant-scoped tracing for this process and return its :class:`Runtime`.
+
+    ``tenant_key`` (else ``FLOWMAP_TENANT_KEY``) keys the opaque tags; without one this
+    raises ConfigError unless ``dev_mode`` (or ``FLOWMAP_DEV_MODE=1``) is on. ``out`` is
+    the JSON Lines file (default ``$FLOWMAP_FILE`` or ``flowmap-traces.jsonl``).
+    ``set_global=False`` leaves OpenTelemetry's global provider alone (tests, embedding).
+    """
+    if alert_scope not in ("boundary", "all"):
+        raise ConfigError("alert_scope must be 'boundary' or 'all'")
+    mode = None if boundary_mode is None else runtime.validate_boundary_mode(boundary_mode)
+    tagger = Tagger(tenant_key, dev_mode=dev_mode)
+    allowed = AllowedHosts.from_config(allowed_hosts)
+
+    with _lock:
+        provider = tracer_provider
+        if provider is None and set_global:
+            existing = trace.get_tracer_provider()
+            if isinstance(existing, TracerProvider):
+                provider = existing  # the app's own provider: keep it and its exporters
+        owns = provider is None
+        if provider is None:
+            provider = TracerProvider(resource=_resource(service_name, tagger))
+        elif not isinstance(provider, TracerProvider):
+            raise ConfigError("flowmap needs an OpenTelemetry SDK TracerProvider")
+        else:
+            _add_key_id(provider, tagger)
+
+        rt: Runtime | None = getattr(provider, _MARK, None)
+        if rt is not None:
+            _update(rt, tagger, alert_scope, alert_callback)
+        else:
+            tenant = TenantSpanProcessor(tagger)
+            redaction = RedactionProcessor()
+            alerts = AlertProcessor(
+                alert_scope, alert_callback, alert_rate_limit, meter_provider=meter_provider
+            )
+            processors: list[Any] = [tenant, redaction, alerts]
+            for exporter in _build_exporters(exporters, out):
+                processors.append(BatchSpanProcessor(exporter))
+            for p in processors:
+                provider.add_span_processor(p)
+            rt = Runtime(
+                tracer_provider=provider,
+                tagger=tagger,
+                meter_provider=meter_provider,
+                processors=processors,
+                owns_provider=owns,
+            )
+            setattr(provider, _MARK, rt)
+            rt._shutdown_hooks.append(lambda p=provider: _unmark(p))
+
+        runtime.set_tagger(tagger)
+        if mode is not None:
+            runtime.set_boundary_mode(mode)
+        runtime.set_runtime(rt)
+        if set_global and owns:
+            trace.set_tracer_provider(provider)
+
+        if instrument_httpx:
+            try:
+                from . import outbound
+
+                outbound.instrument_httpx(allowed, tracer_provider=provider)
+                if outbound.uninstrument_httpx not in rt._shutdown_hooks:
+                    rt._shutdown_hooks.append(outbound.uninstrument_httpx)
+            except ImportError:
+                _log.warning("flowmap: httpx instrumentation unavailable; outbound requests are not traced")
+    return rt
+
+
+def _update(rt: Runtime, tagger: Tagger, scope: str, callback: Any) -> None:
+    """Re-configuration of an already extended provider: new settings, same processors."""
+    rt.tagger = tagger
+    for p in rt.processors:
+        if isinstance(p, TenantSpanProcessor):
+            p.tagger = tagger
+        elif isinstance(p, AlertProcessor):
+            p.scope = scope
+            p.callback = callback
+
+
+def _unmark(provider: TracerProvider) -> None:
+    try:
+        delattr(provider, _MARK)
+    except AttributeError:
+        pass
+
+
+class _CallableModule(types.ModuleType):
+    """Importing ``flowmap.configure`` (the module) rebinds the package attribute
+    ``flowmap.configure`` to this module; making the module callable keeps the public
+    ``flowmap.configure(...)`` working whichever import happened first."""
+
+    def __call__(self, **kwargs: Any) -> Runtime:
+        return configure(**kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

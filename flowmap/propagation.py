@@ -1,0 +1,180 @@
+"""Carry the request's context where Python drops it: executors, threads, queues.
+
+Each helper captures the *submitting* code's contextvars (flowmap's binding and the
+OpenTelemetry context alike) at submit time and runs the work inside a private copy of
+them, so a task never sees what a reused worker thread happened to carry, and never
+leaks what it binds into the worker.
+
+Queue and stream messages carry ``traceparent`` plus the opaque tenant tag in
+``baggage`` (never the raw id). ``consume`` starts a CONSUMER span *linked* to the
+producer and binds the tag as evidence (source ``baggage``), not as authority.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import contextvars
+import threading
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from typing import Any, TypeVar
+
+from opentelemetry import baggage as otel_baggage
+from opentelemetry import trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, Span
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from . import attributes as A
+from .boundaries import boundary
+from .context import bind_tag, current_tag
+from .tagging import is_opaque_tag
+
+__all__ = [
+    "ContextExecutor",
+    "submit",
+    "Thread",
+    "start_thread",
+    "run_in_executor",
+    "inject_headers",
+    "extract_context",
+    "publish",
+    "consume",
+]
+
+T = TypeVar("T")
+
+_TRACE = TraceContextTextMapPropagator()
+_BAGGAGE = W3CBaggagePropagator()
+
+
+# -- executors and threads -----------------------------------------------------------
+
+
+class ContextExecutor(concurrent.futures.Executor):
+    """Wraps an executor so each task runs in a copy of its submitter's context.
+
+    ``ContextExecutor(pool).submit(fn, ...)`` / ``.map(fn, ...)``; shutting the wrapper
+    down shuts the wrapped executor down.
+    """
+
+    def __init__(self, executor: concurrent.futures.Executor) -> None:
+        self._executor = executor
+
+    @property
+    def wrapped(self) -> concurrent.futures.Executor:
+        return self._executor
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
+        ctx = contextvars.copy_context()
+        return self._executor.submit(ctx.run, fn, *args, **kwargs)
+
+    # Executor.map calls self.submit per item in the caller's context: inherited as is.
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._executor.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def submit(executor: concurrent.futures.Executor, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
+    """``executor.submit`` that carries the caller's context into the task."""
+    ctx = contextvars.copy_context()
+    return executor.submit(ctx.run, fn, *args, **kwargs)
+
+
+class Thread(threading.Thread):
+    """A ``threading.Thread`` whose ``run`` sees the context of the code that created it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._flowmap_context = contextvars.copy_context()
+
+    def run(self) -> None:
+        self._flowmap_context.run(super().run)
+
+
+def start_thread(target: Callable[..., Any], *args: Any, daemon: bool | None = None, name: str | None = None, **kwargs: Any) -> Thread:
+    """Create and start a context-carrying :class:`Thread` running ``target(*args, **kwargs)``."""
+    t = Thread(target=target, args=args, kwargs=kwargs, daemon=daemon, name=name)
+    t.start()
+    return t
+
+
+def run_in_executor(
+    loop: asyncio.AbstractEventLoop | None,
+    executor: concurrent.futures.Executor | None,
+    fn: Callable[..., T],
+    *args: Any,
+) -> asyncio.Future[T]:
+    """``loop.run_in_executor`` that carries the caller's context (it does not by itself)."""
+    loop = loop or asyncio.get_running_loop()
+    ctx = contextvars.copy_context()
+    return loop.run_in_executor(executor, ctx.run, fn, *args)
+
+
+# -- queue and stream messages -------------------------------------------------------
+
+
+def inject_headers(headers: MutableMapping[str, str] | None = None) -> MutableMapping[str, str]:
+    """Write ``traceparent`` (and ``tracestate``) plus ``baggage: flowmap.tenant=<tag>``.
+
+    Only the opaque tag of the bound tenant goes into the baggage, never other entries
+    and never the raw id. Returns the (new or given) mapping.
+    """
+    carrier: MutableMapping[str, str] = {} if headers is None else headers
+    _TRACE.inject(carrier)
+    tag = current_tag()
+    if tag is None:  # evidence from an inbound hop still travels on
+        inbound = otel_baggage.get_baggage(A.BAGGAGE_KEY)
+        tag = inbound if is_opaque_tag(inbound) else None
+    if tag is not None:
+        _BAGGAGE.inject(carrier, context=otel_baggage.set_baggage(A.BAGGAGE_KEY, tag, context=Context()))
+    return carrier
+
+
+def extract_context(headers: Mapping[str, str] | None) -> Context:
+    """The trace context and opaque tenant tag carried by ``headers`` (nothing else)."""
+    ctx = _TRACE.extract(dict(headers or {}))
+    inbound = _BAGGAGE.extract(dict(headers or {}))
+    tag = otel_baggage.get_baggage(A.BAGGAGE_KEY, inbound)
+    if is_opaque_tag(tag):
+        ctx = otel_baggage.set_baggage(A.BAGGAGE_KEY, tag, context=ctx)
+    return ctx
+
+
+@contextlib.contextmanager
+def publish(
+    name: str, headers: MutableMapping[str, str] | None = None, *, kind: str = "queue.publish"
+) -> Iterator[MutableMapping[str, str]]:
+    """A PRODUCER span (boundary ``queue.publish``) whose context is injected into ``headers``.
+
+    ``with publish("orders", msg.headers) as headers: queue.put(msg)``.
+    """
+    with boundary(kind, name):
+        yield inject_headers(headers)
+
+
+@contextlib.contextmanager
+def consume(
+    headers: Mapping[str, str] | None,
+    name: str,
+    *,
+    kind: str = "queue.consume",
+    allow_switch: bool = False,
+) -> Iterator[Span]:
+    """A CONSUMER span linked to the producer's, with the message's tenant tag bound.
+
+    The tag is evidence (source ``baggage``): authenticate the tenant from the message
+    and ``bind(RequestContext(...))`` inside for anything that needs ``current()``.
+    Without a tag (and nothing bound) the boundary mode applies: fail closed by default.
+    """
+    extracted = extract_context(headers)
+    producer = trace.get_current_span(extracted).get_span_context()
+    links = [Link(producer)] if producer.is_valid else None
+    tag = otel_baggage.get_baggage(A.BAGGAGE_KEY, extracted)
+    with contextlib.ExitStack() as stack:
+        if is_opaque_tag(tag):
+            stack.enter_context(bind_tag(str(tag), allow_switch=allow_switch))
+        span = stack.enter_context(boundary(kind, name, links=links))
+        yield span
