@@ -13,6 +13,7 @@ BAGGAGE_SENT: Final = "flowmap.baggage.sent"
 # Not in the contract table but written by flowmap (extra attributes are allowed):
 REDACTED: Final = "flowmap.redacted"  # count of values redacted from the span
 UNSCOPED: Final = "flowmap.unscoped"  # boundary ran without a bound context (record mode)
+TENANT_INBOUND: Final = "flowmap.tenant.inbound"  # tag received in baggage (evidence) at http.server
 
 BAGGAGE_KEY: Final = "flowmap.tenant"
 
