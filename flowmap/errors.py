@@ -7,7 +7,9 @@ single user-facing line (no raw tenant id, ever)::
     ├── ConfigError            bad or missing configuration (e.g. no tenant key)
     ├── ContextError
     │   ├── MissingContextError   a boundary or ``current()`` ran with nothing bound
-    │   └── TenantSwitchError     a nested ``bind`` tried to switch tenants
+    │   ├── TenantSwitchError     a nested ``bind`` tried to switch tenants
+    │   └── UnscopedOperationError  strict instrumentation refused a data operation that
+    │                               was not restricted to the bound tenant
     └── InputError             a trace file could not be read at all
 """
 
@@ -19,6 +21,7 @@ __all__ = [
     "ContextError",
     "MissingContextError",
     "TenantSwitchError",
+    "UnscopedOperationError",
     "InputError",
 ]
 
@@ -41,6 +44,10 @@ class MissingContextError(ContextError, LookupError):
 
 class TenantSwitchError(ContextError):
     """A nested bind of a different tenant was refused."""
+
+
+class UnscopedOperationError(ContextError, PermissionError):
+    """Strict mode: a cache/vector/catalog operation was not restricted to the bound tenant."""
 
 
 class InputError(FlowmapError):

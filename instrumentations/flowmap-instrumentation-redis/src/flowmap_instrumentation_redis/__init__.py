@@ -1,0 +1,20 @@
+"""flowmap instrumentation for redis-py.
+
+Every key-bearing Redis command (and every pipeline) runs inside a ``cache`` (or
+``memory``) boundary span whose ``flowmap.scoped`` says whether *all* its keys lie in the
+bound tenant's namespace. Keys are never recorded: only counts and the verdict. In strict
+mode an unscoped command raises :class:`flowmap.errors.UnscopedOperationError` before it
+reaches the server::
+
+    from flowmap_instrumentation_redis import RedisInstrumentor, tenant_key
+
+    RedisInstrumentor().instrument(strict=True)
+    with flowmap.bind(ctx):
+        r.set(tenant_key("session:42"), "...")   # t:<tag>:session:42, scoped
+        r.get("session:42")                      # UnscopedOperationError
+"""
+
+from ._instrumentor import RedisInstrumentor, tenant_key
+
+__all__ = ["RedisInstrumentor", "tenant_key"]
+__version__ = "0.1.0"
