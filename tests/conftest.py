@@ -1,0 +1,36 @@
+"""Shared fixtures: an isolated flowmap Runtime on a real SDK provider with in-memory export."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+TEST_KEY = "test-key"
+
+
+@pytest.fixture
+def flowmap_runtime(monkeypatch):
+    """``configure(set_global=False)`` with a test key; yields (runtime, exporter).
+
+    Spans are exported synchronously to an InMemorySpanExporter; process-wide flowmap
+    state (tagger, boundary mode, runtime) is reset afterwards.
+    """
+    from flowmap import runtime
+    from flowmap.configure import configure
+
+    monkeypatch.delenv("FLOWMAP_BOUNDARY_MODE", raising=False)
+    exporter = InMemorySpanExporter()
+    rt = configure(
+        tenant_key=TEST_KEY,
+        service_name="test-svc",
+        exporters=None,
+        instrument_httpx=False,
+        set_global=False,
+    )
+    rt.tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield rt, exporter
+    rt.shutdown()
+    runtime.set_tagger(None)
+    runtime.set_boundary_mode(None)
+    runtime.set_runtime(None)

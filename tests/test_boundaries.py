@@ -1,0 +1,211 @@
+"""Boundaries: fail closed before the body runs, or record-and-continue; every callable shape."""
+
+import asyncio
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from flowmap import runtime
+from flowmap.attributes import BOUNDARY, SCOPED, TENANT, UNSCOPED
+from flowmap.boundaries import UNSCOPED_EVENT, boundary, mark_scoped
+from flowmap.context import RequestContext, bind
+from flowmap.errors import ConfigError, MissingContextError
+from flowmap.tagging import tag_for
+
+
+def _shapes(ran):
+    """The five ways to use a boundary; each appends to ``ran`` when its body runs."""
+
+    @boundary("tool", "sync-fn")
+    def sync_fn(tenant_id=None):
+        ran.append("sync")
+        return 1
+
+    @boundary("llm", "async-fn")
+    async def async_fn(tenant_id=None):
+        ran.append("async")
+        return 2
+
+    @boundary("vector", "gen-fn", scoped=True)
+    def gen_fn(tenant_id=None):
+        ran.append("gen")
+        yield 1
+        yield 2
+
+    @boundary("memory", "agen-fn")
+    async def agen_fn(tenant_id=None):
+        ran.append("agen")
+        yield 1
+        yield 2
+
+    def cm():
+        with boundary("cache", "sync-cm"):
+            ran.append("cm")
+
+    async def acm():
+        async with boundary("db", "async-cm"):
+            ran.append("acm")
+
+    async def run_all():
+        # tenant_id passed as an argument must never count as a bound context
+        results = [sync_fn(tenant_id="acme"), await async_fn(tenant_id="acme"), list(gen_fn(tenant_id="acme"))]
+        results.append([x async for x in agen_fn(tenant_id="acme")])
+        cm()
+        await acm()
+        return results
+
+    calls = [
+        lambda: sync_fn(tenant_id="acme"),
+        lambda: asyncio.run(async_fn(tenant_id="acme")),
+        lambda: gen_fn(tenant_id="acme"),
+        lambda: agen_fn(tenant_id="acme"),
+        cm,
+        lambda: asyncio.run(acm()),
+    ]
+    return calls, run_all
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_fail_mode_raises_before_the_body_runs(flowmap_runtime, index):
+    _, exp = flowmap_runtime
+    ran = []
+    calls, _ = _shapes(ran)
+    with pytest.raises(MissingContextError):
+        calls[index]()
+    assert ran == []
+    (span,) = exp.get_finished_spans()  # the refusal itself is visible in the trace
+    assert span.attributes[BOUNDARY] and TENANT not in span.attributes
+    assert span.status.status_code.name == "ERROR"
+
+
+def test_record_mode_marks_and_continues_for_every_shape(flowmap_runtime):
+    _, exp = flowmap_runtime
+    runtime.set_boundary_mode("record")
+    ran = []
+    _, run_all = _shapes(ran)
+    assert asyncio.run(run_all()) == [1, 2, [1, 2], [1, 2]]
+    assert ran == ["sync", "async", "gen", "agen", "cm", "acm"]
+    spans = exp.get_finished_spans()
+    assert sorted(s.name for s in spans) == sorted(
+        ["sync-fn", "async-fn", "gen-fn", "agen-fn", "sync-cm", "async-cm"]
+    )
+    for s in spans:
+        assert s.attributes[UNSCOPED] is True
+        assert TENANT not in s.attributes
+        assert [e.name for e in s.events] == [UNSCOPED_EVENT]
+
+
+def test_bound_context_tags_every_shape(flowmap_runtime):
+    _, exp = flowmap_runtime
+    ran = []
+    _, run_all = _shapes(ran)
+    with bind(RequestContext("acme-bound")):
+        asyncio.run(run_all())
+    spans = {s.name: s for s in exp.get_finished_spans()}
+    assert len(spans) == 6
+    for s in spans.values():
+        assert s.attributes[TENANT] == tag_for("test-key", "acme-bound")
+        assert UNSCOPED not in s.attributes
+    assert spans["gen-fn"].attributes[SCOPED] is True
+    assert spans["sync-fn"].attributes[BOUNDARY] == "tool"
+
+
+def test_per_boundary_mode_overrides_the_default(flowmap_runtime):
+    _, exp = flowmap_runtime
+    with boundary("cache", mode="record"):
+        pass
+    runtime.set_boundary_mode("record")
+    with pytest.raises(MissingContextError):
+        with boundary("cache", mode="fail"):
+            pass  # pragma: no cover
+
+
+def test_env_sets_default_mode_and_a_typo_stays_closed(flowmap_runtime, monkeypatch):
+    monkeypatch.setenv("FLOWMAP_BOUNDARY_MODE", "record")
+    with boundary("tool"):
+        pass
+    monkeypatch.setenv("FLOWMAP_BOUNDARY_MODE", "recrod")
+    with pytest.raises(MissingContextError):
+        with boundary("tool"):
+            pass  # pragma: no cover
+
+
+def test_unknown_kind_and_mode_are_config_errors():
+    with pytest.raises(ConfigError):
+        boundary("database")
+    with pytest.raises(ConfigError):
+        boundary("db", mode="open")
+
+
+def test_span_kinds_and_scoped_only_on_data_boundaries(flowmap_runtime):
+    _, exp = flowmap_runtime
+    with bind(RequestContext("acme-bound")):
+        with boundary("http.server", scoped=True):
+            pass
+        with boundary("queue.publish"):
+            pass
+    server, producer = exp.get_finished_spans()
+    assert server.kind is SpanKind.SERVER and SCOPED not in server.attributes
+    assert producer.kind is SpanKind.PRODUCER
+
+
+def test_exception_in_body_is_recorded_and_propagates(flowmap_runtime):
+    _, exp = flowmap_runtime
+
+    @boundary("tool")
+    def explode():
+        raise KeyError("x")
+
+    with bind(RequestContext("acme-bound")):
+        with pytest.raises(KeyError):
+            explode()
+    (span,) = exp.get_finished_spans()
+    assert span.status.status_code.name == "ERROR"
+    assert any(e.name == "exception" for e in span.events)
+
+
+def test_mark_scoped_after_the_fact(flowmap_runtime):
+    _, exp = flowmap_runtime
+    with bind(RequestContext("acme-bound")):
+        with boundary("vector") as span:
+            mark_scoped(span, False)
+        with boundary("db"):
+            mark_scoped(None, True)
+    vec, db = exp.get_finished_spans()
+    assert vec.attributes[SCOPED] is False and db.attributes[SCOPED] is True
+
+
+def test_generator_span_is_current_only_inside_its_body(flowmap_runtime):
+    _, exp = flowmap_runtime
+    inside, outside = [], []
+
+    @boundary("stream", "chunks")
+    def chunks():
+        for i in range(2):
+            inside.append(trace.get_current_span().get_span_context().span_id)
+            yield i
+
+    with bind(RequestContext("acme-bound")):
+        for _ in chunks():
+            outside.append(trace.get_current_span().get_span_context().span_id)
+    (span,) = exp.get_finished_spans()
+    assert set(inside) == {span.context.span_id}
+    assert span.context.span_id not in outside
+
+
+def test_shared_boundary_instance_used_concurrently(flowmap_runtime):
+    _, exp = flowmap_runtime
+    shared = boundary("tool", "shared")
+
+    async def request(tid):
+        async with bind(RequestContext(tid)):
+            async with shared:
+                await asyncio.sleep(0.001)
+
+    async def main():
+        await asyncio.gather(*(request(f"tenant-{i}") for i in range(10)))
+
+    asyncio.run(main())
+    tags = sorted(s.attributes[TENANT] for s in exp.get_finished_spans())
+    assert tags == sorted(tag_for("test-key", f"tenant-{i}") for i in range(10))

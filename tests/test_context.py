@@ -1,0 +1,138 @@
+"""RequestContext and bind: validation, no raw id in repr/errors, nesting, restore, async."""
+
+import asyncio
+
+import pytest
+from opentelemetry import baggage
+
+from flowmap import runtime
+from flowmap.context import (
+    InvalidContextError,
+    RequestContext,
+    bind,
+    bind_tag,
+    current,
+    current_or_none,
+    current_tag,
+)
+from flowmap.errors import ConfigError, FlowmapError, MissingContextError, TenantSwitchError
+from flowmap.tagging import Tagger, tag_for
+
+RAW = "tenant-ctx-secret-42"
+
+
+@pytest.fixture
+def tagger():
+    t = Tagger("test-key")
+    runtime.set_tagger(t)
+    yield t
+    runtime.set_tagger(None)
+
+
+@pytest.mark.parametrize("bad", ["", "   ", None, 42, b"bytes"])
+def test_invalid_tenant_id_is_a_clear_flowmap_error(bad):
+    with pytest.raises(InvalidContextError) as err:
+        RequestContext(bad)  # type: ignore[arg-type]
+    assert isinstance(err.value, ConfigError) and isinstance(err.value, ValueError)
+    assert isinstance(err.value, FlowmapError)
+    assert "tenant_id" in str(err.value)
+
+
+def test_repr_and_str_hide_the_raw_tenant_and_principal():
+    ctx = RequestContext(RAW, principal="alice@example.com", request_id="req-1")
+    for text in (repr(ctx), str(ctx), f"{ctx}", repr([ctx])):
+        assert RAW not in text and "alice" not in text
+    assert "req-1" in repr(ctx)
+
+
+def test_context_is_frozen():
+    ctx = RequestContext(RAW)
+    with pytest.raises(AttributeError):
+        ctx.tenant_id = "other"  # type: ignore[misc]
+
+
+def test_current_raises_when_nothing_bound():
+    assert current_or_none() is None
+    with pytest.raises(MissingContextError):
+        current()
+
+
+def test_bind_sets_and_restores_even_on_exception():
+    ctx = RequestContext(RAW)
+    with pytest.raises(RuntimeError):
+        with bind(ctx) as bound:
+            assert bound is ctx and current() is ctx
+            raise RuntimeError("boom")
+    assert current_or_none() is None
+
+
+def test_bind_puts_only_the_opaque_tag_in_baggage(tagger):
+    with bind(RequestContext(RAW)):
+        assert baggage.get_all() == {"flowmap.tenant": tag_for("test-key", RAW)}
+        assert current_tag() == tagger.tag(RAW)
+    assert baggage.get_all() == {}
+
+
+def test_without_tagger_bind_adds_no_baggage(monkeypatch):
+    monkeypatch.delenv("FLOWMAP_TENANT_KEY", raising=False)
+    runtime.set_tagger(None)
+    with bind(RequestContext(RAW)):
+        assert baggage.get_all() == {}
+        assert current().tenant_id == RAW
+
+
+def test_nested_same_tenant_is_fine_different_is_refused():
+    with bind(RequestContext(RAW, request_id="a")):
+        with bind(RequestContext(RAW, request_id="b")):
+            assert current().request_id == "b"
+        assert current().request_id == "a"
+        with pytest.raises(TenantSwitchError) as err:
+            with bind(RequestContext("tenant-other-secret")):
+                pass  # pragma: no cover
+        assert RAW not in str(err.value) and "tenant-other-secret" not in str(err.value)
+        assert current().tenant_id == RAW  # the refused bind changed nothing
+
+
+def test_explicit_switch_is_allowed_and_restored():
+    with bind(RequestContext(RAW)):
+        with bind(RequestContext("tenant-b"), allow_switch=True):
+            assert current().tenant_id == "tenant-b"
+        assert current().tenant_id == RAW
+
+
+async def test_async_bind_isolated_per_task(tagger):
+    seen = {}
+
+    async def request(tid):
+        async with bind(RequestContext(tid)):
+            await asyncio.sleep(0)
+            seen[tid] = (current().tenant_id, baggage.get_baggage("flowmap.tenant"))
+
+    await asyncio.gather(*(request(f"t{i}") for i in range(20)))
+    assert seen == {f"t{i}": (f"t{i}", tagger.tag(f"t{i}")) for i in range(20)}
+    assert current_or_none() is None
+
+
+def test_bound_tag_is_evidence_not_authority(tagger):
+    tag = tagger.tag(RAW)
+    with bind_tag(tag):
+        assert current_tag() == tag
+        with pytest.raises(MissingContextError):
+            current()
+        # an authenticated tenant always takes over from evidence, even a different one
+        with bind(RequestContext("tenant-b")):
+            assert current().tenant_id == "tenant-b"
+
+
+def test_bound_tag_cannot_override_a_different_authenticated_tenant(tagger):
+    with bind(RequestContext(RAW)):
+        with pytest.raises(TenantSwitchError):
+            with bind_tag(tagger.tag("tenant-b")):
+                pass  # pragma: no cover
+        with bind_tag(tagger.tag(RAW)):
+            assert current().tenant_id == RAW  # matching evidence keeps the authority
+
+
+def test_bind_tag_rejects_non_opaque_values():
+    with pytest.raises(InvalidContextError):
+        bind_tag(RAW)
