@@ -1,0 +1,126 @@
+"""AlertProcessor: unscoped spans -> warning log, metric, callback; rate-limited; never raises."""
+
+import logging
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+
+from flowmap.alerts import METRIC_NAME, AlertProcessor, RateLimit
+from flowmap.attributes import BOUNDARY
+from flowmap.context import RequestContext, bind
+from flowmap.processors import TenantSpanProcessor
+from flowmap.tagging import Tagger
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def _setup(scope="boundary", callback=None, rate_limit=None, clock=None):
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    tp = TracerProvider(resource=Resource.create({"service.name": "alert-svc"}))
+    tp.add_span_processor(TenantSpanProcessor(Tagger("test-key")))
+    tp.add_span_processor(
+        AlertProcessor(scope, callback, rate_limit, meter_provider=meters, clock=clock or _Clock())
+    )
+    return tp.get_tracer("t"), reader
+
+
+def _counts(reader):
+    data = reader.get_metrics_data()
+    out = {}
+    for rm in data.resource_metrics if data else ():
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                if m.name == METRIC_NAME:
+                    for p in m.data.data_points:
+                        out[(p.attributes["boundary"], p.attributes["span.name"], p.attributes["service.name"])] = p.value
+    return out
+
+
+def test_unscoped_boundary_span_logs_counts_and_calls_back(caplog):
+    alerts = []
+    tracer, reader = _setup(callback=alerts.append)
+    with caplog.at_level(logging.WARNING, logger="flowmap.alerts"):
+        with tracer.start_as_current_span("vector-search", attributes={BOUNDARY: "vector"}) as span:
+            trace_id = format(span.get_span_context().trace_id, "032x")
+    (record,) = caplog.records
+    msg = record.getMessage()
+    assert "vector-search" in msg and "vector" in msg and "alert-svc" in msg and trace_id in msg
+    assert _counts(reader) == {("vector", "vector-search", "alert-svc"): 1}
+    (alert,) = alerts
+    assert (alert.span_name, alert.boundary, alert.service, alert.trace_id) == (
+        "vector-search", "vector", "alert-svc", trace_id
+    )
+
+
+def test_tagged_and_non_boundary_spans_do_not_alert_by_default(caplog):
+    alerts = []
+    tracer, reader = _setup(callback=alerts.append)
+    with caplog.at_level(logging.WARNING, logger="flowmap.alerts"):
+        with tracer.start_as_current_span("plain-internal"):
+            pass
+        with bind(RequestContext("tenant-alert-raw")):
+            with tracer.start_as_current_span("scoped", attributes={BOUNDARY: "db"}):
+                pass
+    assert alerts == [] and caplog.records == [] and _counts(reader) == {}
+
+
+def test_scope_all_alerts_on_any_untagged_span():
+    alerts = []
+    tracer, reader = _setup(scope="all", callback=alerts.append)
+    with tracer.start_as_current_span("plain-internal"):
+        pass
+    assert [a.span_name for a in alerts] == ["plain-internal"]
+    assert _counts(reader) == {("", "plain-internal", "alert-svc"): 1}
+
+
+def test_rate_limit_bounds_logs_and_callbacks_then_summarises(caplog):
+    alerts = []
+    clock = _Clock()
+    tracer, reader = _setup(callback=alerts.append, rate_limit=RateLimit(burst=3, per_seconds=60), clock=clock)
+    with caplog.at_level(logging.WARNING, logger="flowmap.alerts"):
+        for _ in range(50):
+            with tracer.start_as_current_span("flood", attributes={BOUNDARY: "tool"}):
+                pass
+        assert len(alerts) == 3 and len(caplog.records) == 3
+        clock.now += 60  # one token back
+        with tracer.start_as_current_span("flood", attributes={BOUNDARY: "tool"}):
+            pass
+    assert len(alerts) == 4 and alerts[-1].suppressed == 47
+    assert any("suppressed 47" in r.getMessage() for r in caplog.records)
+    assert _counts(reader) == {("tool", "flood", "alert-svc"): 51}  # the metric counts everything
+
+
+def test_global_cap_limits_across_span_names():
+    alerts = []
+    tracer, _ = _setup(callback=alerts.append, rate_limit=RateLimit(burst=5, global_burst=4))
+    for i in range(10):
+        with tracer.start_as_current_span(f"name-{i}", attributes={BOUNDARY: "tool"}):
+            pass
+    assert len(alerts) == 4
+
+
+def test_callback_errors_never_reach_the_application():
+    def bad(alert):
+        raise RuntimeError("pager down")
+
+    tracer, reader = _setup(callback=bad)
+    with tracer.start_as_current_span("tool-call", attributes={BOUNDARY: "tool"}):
+        pass
+    assert _counts(reader) == {("tool", "tool-call", "alert-svc"): 1}
+
+
+def test_invalid_scope_is_config_error():
+    from flowmap.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        AlertProcessor("some")
