@@ -1,0 +1,261 @@
+"""TenantMiddleware over real loopback HTTP: one trace across the hop, the authenticated
+tenant wins over inbound baggage, unauthenticated requests are refused, no raw id leaks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from flowmap import attributes as A
+from flowmap import runtime
+from flowmap.asgi import TenantMiddleware, header
+from flowmap.context import RequestContext, bind, current_or_none, current_tag
+from flowmap.exporter import encode_spans
+from flowmap.outbound import instrument_httpx, uninstrument_httpx
+from flowmap.processors import TenantSpanProcessor
+from flowmap.redaction import RedactionProcessor
+from flowmap.tagging import Tagger
+
+from servers import RecordingApp, serve
+
+TENANT_A = "tenant-alpha-raw-1138"
+TENANT_B = "tenant-bravo-raw-2187"
+TOKENS = {"token-a": TENANT_A, "token-b": TENANT_B}
+
+
+@pytest.fixture
+def tagger():
+    previous = runtime._tagger
+    t = Tagger("asgi-test-key")
+    runtime.set_tagger(t)
+    yield t
+    runtime.set_tagger(previous)
+
+
+@pytest.fixture
+def telemetry(tagger):
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(TenantSpanProcessor(tagger))
+    provider.add_span_processor(RedactionProcessor())
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    instrument_httpx(tracer_provider=provider)
+    yield provider, memory
+    uninstrument_httpx()
+    provider.shutdown()
+
+
+def resolve_bearer(scope):
+    auth = header(scope, "authorization") or ""
+    tenant = TOKENS.get(auth.removeprefix("Bearer "))
+    return RequestContext(tenant, principal="user-1") if tenant else None
+
+
+class ServiceApp:
+    """The downstream service's own code: does some traced work, maybe calls onwards."""
+
+    def __init__(self, provider, onward_url=None):
+        self.tracer = provider.get_tracer("service")
+        self.onward_url = onward_url
+        self.seen = []
+
+    async def __call__(self, scope, receive, send):
+        ctx = current_or_none()
+        self.seen.append({"bound": ctx is not None, "tenant": ctx and ctx.tenant_id, "tag": current_tag()})
+        with self.tracer.start_as_current_span("service-work"):
+            if self.onward_url:
+                async with httpx.AsyncClient() as client:
+                    await client.get(self.onward_url)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"done"})
+
+
+def wait_for(memory, predicate, timeout=5.0):
+    """The server span ends after the response is sent: wait for it to be exported."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        spans = memory.get_finished_spans()
+        if predicate(spans):
+            return spans
+        time.sleep(0.01)
+    raise AssertionError(f"spans never arrived: {[s.name for s in memory.get_finished_spans()]}")
+
+
+def by_kind(spans, kind):
+    return [s for s in spans if s.kind is kind]
+
+
+def exported_text(spans):
+    return json.dumps(encode_spans(spans))
+
+
+def test_two_service_hop_is_one_trace_with_matching_tags(telemetry, tagger):
+    provider, memory = telemetry
+    service = ServiceApp(provider)
+    with serve(TenantMiddleware(service, resolve_bearer, tracer_provider=provider)) as srv:
+        with bind(RequestContext(TENANT_A)):
+            r = httpx.get(srv.url + f"/tenants/{TENANT_A}/chat", headers={"authorization": "Bearer token-a"})
+        assert r.status_code == 200
+        spans = wait_for(memory, lambda s: len(by_kind(s, SpanKind.SERVER)) == 1)
+    (client,) = by_kind(spans, SpanKind.CLIENT)
+    (server,) = by_kind(spans, SpanKind.SERVER)
+    work = next(s for s in spans if s.name == "service-work")
+    tag = tagger.tag(TENANT_A)
+    assert server.context.trace_id == client.context.trace_id == work.context.trace_id
+    assert server.parent.span_id == client.context.span_id and server.parent.is_remote
+    assert work.parent.span_id == server.context.span_id
+    assert client.attributes[A.TENANT] == server.attributes[A.TENANT] == work.attributes[A.TENANT] == tag
+    assert server.attributes[A.TENANT_SOURCE] == A.SOURCE_CONTEXT
+    assert server.attributes[A.TENANT_INBOUND] == tag
+    assert server.attributes[A.BOUNDARY] == "http.server"
+    assert server.attributes["http.request.method"] == "GET"
+    assert server.attributes["http.response.status_code"] == 200
+    assert server.attributes["server.address"] == "127.0.0.1"
+    assert service.seen == [{"bound": True, "tenant": TENANT_A, "tag": tag}]
+    # The raw id was in the URL path: it is scrubbed before export, never written out.
+    assert TENANT_A not in exported_text(spans)
+    assert "[flowmap:redacted]" in server.attributes["url.path"]
+
+
+def test_forged_inbound_tag_never_overrides_the_authenticated_tenant(telemetry, tagger):
+    provider, memory = telemetry
+    onward = RecordingApp()
+    with serve(onward) as third:
+        service = ServiceApp(provider, onward_url=third.url + "/onward")
+        with serve(TenantMiddleware(service, resolve_bearer, tracer_provider=provider)) as srv:
+            # The caller runs for tenant B (so its baggage says B) but authenticates as A.
+            with bind(RequestContext(TENANT_B)):
+                r = httpx.get(srv.url + "/chat", headers={"authorization": "Bearer token-a"})
+            assert r.status_code == 200
+            spans = wait_for(memory, lambda s: len(by_kind(s, SpanKind.SERVER)) == 1)
+    tag_a, tag_b = tagger.tag(TENANT_A), tagger.tag(TENANT_B)
+    (server,) = by_kind(spans, SpanKind.SERVER)
+    first_client = next(s for s in by_kind(spans, SpanKind.CLIENT) if s.parent is None)
+    assert first_client.attributes[A.TENANT] == tag_b
+    assert server.parent.span_id == first_client.context.span_id
+    # The edge from the remote parent shows the change: B -> A, with B kept as evidence.
+    assert server.attributes[A.TENANT] == tag_a
+    assert server.attributes[A.TENANT_SOURCE] == A.SOURCE_CONTEXT
+    assert server.attributes[A.TENANT_INBOUND] == tag_b
+    assert service.seen[0]["tenant"] == TENANT_A
+    # Onward calls carry the authenticated tenant's tag, not the forged one.
+    assert onward.requests[-1]["headers"]["baggage"] == f"{A.BAGGAGE_KEY}={tag_a}"
+    text = exported_text(spans)
+    assert TENANT_A not in text and TENANT_B not in text
+
+
+def test_unauthenticated_request_is_refused_without_binding(telemetry, caplog):
+    provider, memory = telemetry
+    service = ServiceApp(provider)
+    with serve(TenantMiddleware(service, resolve_bearer, tracer_provider=provider)) as srv:
+        r = httpx.get(srv.url + "/chat", headers={"authorization": "Bearer wrong"})
+        spans = wait_for(memory, lambda s: len(by_kind(s, SpanKind.SERVER)) == 1)
+    assert r.status_code == 401 and r.json() == {"error": "unauthenticated"}
+    assert service.seen == []  # the app never ran
+    (server,) = by_kind(spans, SpanKind.SERVER)
+    assert server.attributes["http.response.status_code"] == 401
+    assert A.TENANT not in server.attributes  # nothing bound, nothing propagated
+
+
+def test_pass_through_mode_runs_unbound(telemetry):
+    provider, memory = telemetry
+    service = ServiceApp(provider)
+    app = TenantMiddleware(service, resolve_bearer, require_tenant=False, tracer_provider=provider)
+    with serve(app) as srv:
+        assert httpx.get(srv.url + "/public").status_code == 200
+        wait_for(memory, lambda s: len(by_kind(s, SpanKind.SERVER)) == 1)
+    assert service.seen == [{"bound": False, "tenant": None, "tag": None}]
+
+
+def test_async_resolver_returning_a_tenant_string(telemetry, tagger):
+    provider, memory = telemetry
+    service = ServiceApp(provider)
+
+    async def resolver(scope):
+        return TOKENS.get(header(scope, "x-api-key") or "")
+
+    with serve(TenantMiddleware(service, resolver, tracer_provider=provider)) as srv:
+        assert httpx.get(srv.url + "/k", headers={"X-Api-Key": "token-b"}).status_code == 200
+        spans = wait_for(memory, lambda s: len(by_kind(s, SpanKind.SERVER)) == 1)
+    assert service.seen[0]["tenant"] == TENANT_B
+    assert by_kind(spans, SpanKind.SERVER)[0].attributes[A.TENANT] == tagger.tag(TENANT_B)
+
+
+def test_resolver_failure_is_500_without_echoing_ids(telemetry, caplog):
+    provider, memory = telemetry
+    service = ServiceApp(provider)
+
+    def resolver(scope):
+        raise KeyError(f"no such tenant {TENANT_A}")
+
+    with caplog.at_level(logging.DEBUG):
+        with serve(TenantMiddleware(service, resolver, tracer_provider=provider)) as srv:
+            r = httpx.get(srv.url + "/x")
+            spans = wait_for(memory, lambda s: len(by_kind(s, SpanKind.SERVER)) == 1)
+    assert r.status_code == 500 and TENANT_A not in r.text
+    assert service.seen == []
+    (server,) = by_kind(spans, SpanKind.SERVER)
+    assert server.status.status_code is StatusCode.ERROR
+    assert TENANT_A not in exported_text(spans)
+    assert all(TENANT_A not in rec.getMessage() for rec in caplog.records)
+    assert any("KeyError" in rec.getMessage() for rec in caplog.records)
+
+
+def test_exempt_paths_pass_through_untouched(telemetry):
+    provider, memory = telemetry
+    service = ServiceApp(provider)
+    app = TenantMiddleware(service, resolve_bearer, exempt_paths=("/healthz", "/static/"),
+                           tracer_provider=provider)
+    with serve(app) as srv:
+        assert httpx.get(srv.url + "/healthz").status_code == 200
+        assert httpx.get(srv.url + "/static/app.js").status_code == 200
+        assert httpx.get(srv.url + "/healthz/deeper").status_code == 401
+        wait_for(memory, lambda s: len(by_kind(s, SpanKind.SERVER)) == 1)
+    assert [s["bound"] for s in service.seen] == [False, False]
+
+
+def test_annotates_an_existing_server_span_instead_of_opening_one(telemetry, tagger):
+    provider, memory = telemetry
+    tracer = provider.get_tracer("outer-instrumentation")
+    service = ServiceApp(provider)
+    inner = TenantMiddleware(service, resolve_bearer, tracer_provider=provider)
+
+    async def instrumented(scope, receive, send):  # stands in for an ASGI instrumentation
+        with tracer.start_as_current_span("GET outer", kind=SpanKind.SERVER):
+            await inner(scope, receive, send)
+
+    with serve(instrumented) as srv:
+        httpx.get(srv.url + "/y", headers={"authorization": "Bearer token-a"})
+        spans = wait_for(memory, lambda s: len(by_kind(s, SpanKind.SERVER)) == 1)
+    (server,) = by_kind(spans, SpanKind.SERVER)
+    assert server.name == "GET outer"
+    assert server.attributes[A.TENANT] == tagger.tag(TENANT_A)
+    assert server.attributes[A.TENANT_SOURCE] == A.SOURCE_CONTEXT
+    assert server.attributes[A.BOUNDARY] == "http.server"
+    work = next(s for s in spans if s.name == "service-work")
+    assert work.parent.span_id == server.context.span_id
+
+
+def test_app_exception_marks_span_and_propagates(telemetry):
+    provider, memory = telemetry
+
+    async def broken(scope, receive, send):
+        raise RuntimeError(f"database said no for {TENANT_A}")
+
+    with serve(TenantMiddleware(broken, resolve_bearer, tracer_provider=provider)) as srv:
+        r = httpx.get(srv.url + "/z", headers={"authorization": "Bearer token-a"})
+        spans = wait_for(memory, lambda s: len(by_kind(s, SpanKind.SERVER)) == 1)
+    assert r.status_code == 500
+    (server,) = by_kind(spans, SpanKind.SERVER)
+    assert server.status.status_code is StatusCode.ERROR
+    assert server.events and server.events[0].name == "exception"
+    assert TENANT_A not in exported_text(spans)  # the exception message was redacted
+
