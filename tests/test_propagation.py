@@ -1,0 +1,121 @@
+"""Propagation helpers carry the submitter's context into executors, threads and queues."""
+
+import asyncio
+import concurrent.futures
+import threading
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from flowmap import propagation as P
+from flowmap.attributes import BOUNDARY, TENANT, TENANT_SOURCE
+from flowmap.context import RequestContext, bind, current, current_or_none, current_tag
+from flowmap.errors import MissingContextError, TenantSwitchError
+from flowmap.tagging import tag_for
+
+
+def _tenant():
+    ctx = current_or_none()
+    return None if ctx is None else ctx.tenant_id
+
+
+def test_context_executor_uses_submitter_context_not_the_workers(flowmap_runtime):
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        # a task run without the helper leaks a binding into the (reused) worker thread
+        pool.submit(lambda: bind(RequestContext("stale-tenant")).__enter__()).result()
+        assert pool.submit(_tenant).result() == "stale-tenant"
+        ex = P.ContextExecutor(pool)
+        with bind(RequestContext("tenant-a")):
+            assert ex.submit(_tenant).result() == "tenant-a"
+            assert list(ex.map(lambda _: _tenant(), range(3))) == ["tenant-a"] * 3
+            assert P.submit(pool, _tenant).result() == "tenant-a"
+        assert ex.submit(_tenant).result() is None  # submitter had nothing bound
+
+
+def test_helper_tasks_do_not_leak_into_the_worker(flowmap_runtime):
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        with bind(RequestContext("tenant-a")):
+            P.submit(pool, lambda: bind(RequestContext("tenant-a")).__enter__()).result()
+        assert pool.submit(_tenant).result() is None
+
+
+def test_thread_and_start_thread_carry_the_creator_context(flowmap_runtime):
+    seen = []
+    with bind(RequestContext("tenant-t")):
+        t = P.Thread(target=lambda: seen.append(_tenant()))
+        t2 = P.start_thread(lambda x: seen.append((x, _tenant())), "arg")
+    t.start()
+    t.join()
+    t2.join()
+    plain = threading.Thread(target=lambda: seen.append(_tenant()))
+    with bind(RequestContext("tenant-t")):
+        plain.start()
+    plain.join()
+    assert sorted(seen[:2], key=str) == [("arg", "tenant-t"), "tenant-t"]
+    assert seen[2] is None  # a plain Thread starts with an empty context
+
+
+async def test_run_in_executor_carries_context(flowmap_runtime):
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        async with bind(RequestContext("tenant-loop")):
+            assert await P.run_in_executor(None, pool, _tenant) == "tenant-loop"
+            loop = asyncio.get_running_loop()
+            assert await P.run_in_executor(loop, None, _tenant) == "tenant-loop"
+            assert await loop.run_in_executor(pool, _tenant) is None  # the drop it fixes
+
+
+def test_inject_headers_carry_traceparent_and_only_the_tag(flowmap_runtime):
+    rt, _ = flowmap_runtime
+    with bind(RequestContext("tenant-q-raw")):
+        with rt.tracer_provider.get_tracer("t").start_as_current_span("send"):
+            headers = P.inject_headers({"x-app": "1"})
+    assert headers["x-app"] == "1"
+    assert headers["traceparent"].startswith("00-")
+    assert headers["baggage"] == f"flowmap.tenant={tag_for('test-key', 'tenant-q-raw')}"
+    assert "tenant-q-raw" not in repr(headers)
+
+
+def test_publish_and_consume_link_producer_and_bind_the_tag_as_evidence(flowmap_runtime):
+    _, exp = flowmap_runtime
+    tag = tag_for("test-key", "tenant-q-raw")
+    with bind(RequestContext("tenant-q-raw")):
+        with P.publish("orders") as headers:
+            pass
+    assert current_tag() is None
+    with P.consume(headers, "orders") as span:
+        assert current_tag() == tag
+        with pytest.raises(MissingContextError):  # evidence, not authority
+            current()
+        with bind(RequestContext("tenant-q-raw")):  # the consumer authenticates it
+            with trace.get_tracer("t", tracer_provider=flowmap_runtime[0].tracer_provider).start_as_current_span("handle"):
+                pass
+    producer, handle, consumer = exp.get_finished_spans()
+    assert producer.kind is SpanKind.PRODUCER and producer.attributes[BOUNDARY] == "queue.publish"
+    assert consumer.kind is SpanKind.CONSUMER and consumer.attributes[BOUNDARY] == "queue.consume"
+    assert consumer.attributes[TENANT] == tag and consumer.attributes[TENANT_SOURCE] == "baggage"
+    assert [link.context.span_id for link in consumer.links] == [producer.context.span_id]
+    assert consumer.context.trace_id != producer.context.trace_id  # linked, not parented
+    assert handle.parent.span_id == consumer.context.span_id
+    assert handle.attributes[TENANT_SOURCE] == "context"
+
+
+def test_consume_without_tenant_fails_closed(flowmap_runtime):
+    with pytest.raises(MissingContextError):
+        with P.consume({}, "orders"):
+            pass  # pragma: no cover
+
+
+def test_consume_refuses_a_message_of_another_tenant_inside_a_request(flowmap_runtime):
+    headers = {"baggage": f"flowmap.tenant={tag_for('test-key', 'tenant-b')}"}
+    with bind(RequestContext("tenant-a")):
+        with pytest.raises(TenantSwitchError):
+            with P.consume(headers, "orders"):
+                pass  # pragma: no cover
+
+
+def test_extract_ignores_non_opaque_and_foreign_baggage(flowmap_runtime):
+    from opentelemetry import baggage
+
+    ctx = P.extract_context({"baggage": "flowmap.tenant=tenant-raw,user=alice"})
+    assert baggage.get_all(ctx) == {}
