@@ -1,0 +1,127 @@
+"""Small helpers every reporter shares: counts, verdicts, paths as names, safe text."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable
+
+from ..model import Analysis, Finding, Severity, TracePath
+from .rules import RULE_IDS
+
+__all__ = [
+    "count_by_rule",
+    "count_by_severity",
+    "at_or_above",
+    "clean",
+    "SpanNames",
+    "sorted_paths",
+    "path_severity",
+    "split_origin",
+]
+
+SEVERITIES_DESC: tuple[Severity, ...] = tuple(sorted(Severity, reverse=True))
+
+
+def count_by_rule(findings: Iterable[Finding]) -> dict[str, int]:
+    """Counts for every contract rule (zeros included, so dashboards see stable keys)."""
+    counts = Counter(f.rule for f in findings)
+    out = {rule: counts.pop(rule, 0) for rule in RULE_IDS}
+    out.update(sorted(counts.items()))
+    return out
+
+
+def count_by_severity(findings: Iterable[Finding]) -> dict[str, int]:
+    counts = Counter(Severity(f.severity) for f in findings)
+    return {str(sev): counts.get(sev, 0) for sev in SEVERITIES_DESC}
+
+
+def at_or_above(findings: Iterable[Finding], threshold: Severity) -> list[Finding]:
+    """The findings that make ``flowmap check --fail-on threshold`` exit 1."""
+    return [f for f in findings if f.severity >= threshold]
+
+
+def clean(text: object, limit: int = 160) -> str:
+    """``text`` made safe for a terminal: control and format characters escaped, length capped.
+
+    Span names come from whatever wrote the trace file; an escape sequence or a bidi
+    override in one must not repaint the operator's terminal or hide a finding.
+    """
+    s = "" if text is None else str(text)
+    out = []
+    for ch in s:
+        cat = unicodedata.category(ch)
+        if cat in ("Cc", "Cf", "Zl", "Zp"):
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    s = "".join(out)
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+class SpanNames:
+    """Names and services of spans, from the sample traces and, failing that, the findings."""
+
+    def __init__(self, analysis: Analysis) -> None:
+        self._spans: dict[tuple[str, str], tuple[str, str | None]] = {}
+        for f in analysis.findings:
+            trace_id = f.trace_id.lower()
+            self._spans.setdefault((trace_id, f.span_id.lower()), (f.span_name, f.service))
+            if f.parent_span_id and f.parent_name is not None:
+                self._spans.setdefault((trace_id, f.parent_span_id.lower()), (f.parent_name, None))
+        self._traces = analysis.sample_traces
+
+    def get(self, trace_id: str, span_id: str) -> tuple[str, str | None]:
+        trace = self._traces.get(trace_id)
+        if trace is not None:
+            span = trace.spans.get(span_id)
+            if span is not None:
+                return span.name, span.service
+        key = (trace_id.lower(), span_id.lower())
+        return self._spans.get(key, (f"span {span_id[:8].lower()}", None))
+
+    def labels(self, path: TracePath) -> list[str]:
+        """One label per span of ``path``; the service is named where it changes."""
+        labels: list[str] = []
+        previous: str | None = None
+        for span_id in path.span_ids:
+            name, service = self.get(path.trace_id, span_id)
+            label = clean(name, 80)
+            if service and service != previous:
+                label = f"{clean(service, 40)}: {label}"
+                previous = service
+            labels.append(label)
+        return labels
+
+
+def path_severity(path: TracePath, by_span: dict[tuple[str, str], Finding]) -> Severity | None:
+    """Severity of the finding at the path's broken edge (None for an intact path)."""
+    if path.broken_at is None or not (0 <= path.broken_at < len(path.span_ids)):
+        return None
+    known = getattr(path, "severity", None)
+    if known is not None:
+        return Severity(known)
+    f = by_span.get((path.trace_id.lower(), path.span_ids[path.broken_at].lower()))
+    return Severity(f.severity) if f is not None else Severity.HIGH
+
+
+def sorted_paths(analysis: Analysis) -> list[tuple[TracePath, Severity | None]]:
+    """Broken paths first, worst severity first; otherwise the analysis's own order."""
+    by_span: dict[tuple[str, str], Finding] = {}
+    for f in analysis.findings:  # keep the worst finding per span
+        key = (f.trace_id.lower(), f.span_id.lower())
+        if key not in by_span or f.severity > by_span[key].severity:
+            by_span[key] = f
+    rated = [(p, path_severity(p, by_span)) for p in analysis.paths]
+    return sorted(rated, key=lambda ps: -1 if ps[1] is None else -int(ps[1]) - 10)
+
+
+def split_origin(origin: str | None) -> tuple[str, int | None] | None:
+    """``"file:line"`` → ``(file, line)``; a bare file name gives ``(file, None)``."""
+    if not origin:
+        return None
+    file, sep, line = origin.rpartition(":")
+    if sep and file and line.isdigit():
+        return file, int(line)
+    return origin, None

@@ -1,0 +1,84 @@
+"""``--format json``: the contract's versioned document (../shared/DESIGN.md, "findings").
+
+``version``, ``summary.{traces,spans,findings}`` and the ten keys of every finding are
+the contract; everything else here is additive (``summary.severities``, ``flow_map``,
+``paths``, ``warnings``). Keys are sorted and findings keep the analysis order, so the
+same input gives byte-identical output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from ..model import Analysis, Finding, FlowMap, Severity, TracePath
+from .common import count_by_rule, count_by_severity, split_origin
+
+__all__ = ["JsonReporter", "to_document", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+
+
+def _hex(value: str | None) -> str | None:
+    return value.lower() if value else None
+
+
+def finding_json(f: Finding) -> dict[str, Any]:
+    doc = f.to_json()
+    doc.update(
+        severity=str(Severity(f.severity)),
+        trace_id=_hex(f.trace_id),
+        span_id=_hex(f.span_id),
+        parent_span_id=_hex(f.parent_span_id),
+    )
+    loc = split_origin(getattr(f, "origin", None))
+    doc["origin"] = None if loc is None else {"file": loc[0], "line": loc[1]}
+    return doc
+
+
+def flow_map_json(flow: FlowMap) -> dict[str, Any]:
+    nodes = [dataclasses.asdict(n) for _, n in sorted(flow.nodes.items())]
+    edges = []
+    for _, e in sorted(flow.edges.items()):
+        doc = dataclasses.asdict(e)
+        doc["total"] = e.total
+        doc["example_traces"] = [t.lower() for t in e.example_traces]
+        edges.append(doc)
+    return {"nodes": nodes, "edges": edges}
+
+
+def path_json(p: TracePath) -> dict[str, Any]:
+    return {
+        "trace_id": p.trace_id.lower(),
+        "span_ids": [s.lower() for s in p.span_ids],
+        "broken_at": p.broken_at,
+        "break_rule": p.break_rule,
+    }
+
+
+def to_document(analysis: Analysis) -> dict[str, Any]:
+    """The JSON document as plain Python data (what ``--format json`` prints)."""
+    return {
+        "version": FORMAT_VERSION,
+        "summary": {
+            "traces": analysis.traces,
+            "spans": analysis.spans,
+            "findings": count_by_rule(analysis.findings),
+            "severities": count_by_severity(analysis.findings),
+            "files": list(analysis.files),
+            "services": sorted(analysis.services),
+        },
+        "findings": [finding_json(f) for f in analysis.findings],
+        "flow_map": flow_map_json(analysis.flow),
+        "paths": [path_json(p) for p in analysis.paths],
+        "warnings": list(analysis.warnings),
+    }
+
+
+class JsonReporter:
+    def __init__(self, *, fail_on: Severity = Severity.HIGH, unicode: bool = True) -> None:
+        self.fail_on = fail_on
+
+    def render(self, analysis: Analysis) -> str:
+        return json.dumps(to_document(analysis), sort_keys=True, indent=2, ensure_ascii=False) + "\n"

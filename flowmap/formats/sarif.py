@@ -1,0 +1,168 @@
+"""``--format sarif``: SARIF 2.1.0 in the subset GitHub code scanning accepts.
+
+A finding is located at the trace file line its span was read from (``Finding.origin``
+or the span's ``origin``): GitHub needs a physical location for every result, and the
+trace file is the artifact the finding was made from. ``partialFingerprints`` hash the
+rule, trace and span, so re-uploading the same traces never opens duplicate alerts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from ..model import Analysis, Finding, Severity
+from .common import split_origin
+from .rules import RULE_IDS, rule_doc
+
+__all__ = ["SarifReporter", "to_sarif", "SARIF_SCHEMA", "TOOL_URI", "LEVELS", "SECURITY_SEVERITY"]
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+SARIF_VERSION = "2.1.0"
+TOOL_URI = "https://github.com/flowmap/flowmap"
+FINGERPRINT_KEY = "flowmapFinding/v1"
+SRCROOT = "%SRCROOT%"
+
+LEVELS: dict[Severity, str] = {
+    Severity.CRITICAL: "error",
+    Severity.HIGH: "error",
+    Severity.MEDIUM: "warning",
+    Severity.LOW: "note",
+    Severity.INFO: "note",
+}
+# GitHub maps >= 9.0 critical, 7.0-8.9 high, 4.0-6.9 medium, 0.1-3.9 low.
+SECURITY_SEVERITY: dict[Severity, str] = {
+    Severity.CRITICAL: "9.5",
+    Severity.HIGH: "8.0",
+    Severity.MEDIUM: "5.5",
+    Severity.LOW: "3.0",
+    Severity.INFO: "1.0",
+}
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def fingerprint(f: Finding) -> str:
+    """Stable across runs for the same rule, trace and span."""
+    raw = f"{f.rule}\0{f.trace_id.lower()}\0{f.span_id.lower()}".encode()
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+def _artifact(file: str, cwd: Path) -> dict[str, Any]:
+    """A repository-relative URI when the file is under the working directory."""
+    path = Path(file)
+    absolute = path if path.is_absolute() else cwd / path
+    try:
+        rel = Path(os.path.normpath(absolute)).relative_to(cwd)
+    except ValueError:
+        return {"uri": Path(os.path.normpath(absolute)).as_uri()}
+    return {"uri": quote(rel.as_posix()), "uriBaseId": SRCROOT}
+
+
+def _origin(analysis: Analysis, f: Finding) -> str | None:
+    origin = getattr(f, "origin", None)
+    if origin:
+        return origin
+    trace = analysis.sample_traces.get(f.trace_id)
+    span = trace.spans.get(f.span_id) if trace is not None else None
+    return span.origin if span is not None and span.origin else None
+
+
+def _location(analysis: Analysis, f: Finding, cwd: Path) -> dict[str, Any]:
+    loc = split_origin(_origin(analysis, f))
+    if loc is None:  # nothing better known: the first input file
+        loc = (analysis.files[0], None) if analysis.files else ("flowmap-traces.jsonl", None)
+    file, line = loc
+    return {
+        "physicalLocation": {
+            "artifactLocation": _artifact(file, cwd),
+            "region": {"startLine": max(1, line or 1)},
+        },
+        "message": {"text": f"span {f.span_name!r} in trace {f.trace_id.lower()}"},
+    }
+
+
+def _rule(doc_id: str) -> dict[str, Any]:
+    doc = rule_doc(doc_id)
+    return {
+        "id": doc.id,
+        "name": doc.name,
+        "shortDescription": {"text": doc.short},
+        "fullDescription": {"text": doc.full},
+        "help": {"text": doc.full},
+        "helpUri": f"{TOOL_URI}/blob/main/README.md#{doc.id}",
+        "defaultConfiguration": {"level": LEVELS[doc.severity]},
+        "properties": {
+            "security-severity": SECURITY_SEVERITY[doc.severity],
+            "tags": list(doc.tags),
+            "precision": "high",
+        },
+    }
+
+
+def _result(analysis: Analysis, f: Finding, index: int, cwd: Path) -> dict[str, Any]:
+    sev = Severity(f.severity)
+    props: dict[str, Any] = {
+        "severity": str(sev),
+        "trace_id": f.trace_id.lower(),
+        "span_id": f.span_id.lower(),
+    }
+    for key in ("service", "boundary", "parent_name"):
+        value = getattr(f, key)
+        if value is not None:
+            props[key] = value
+    if f.parent_span_id:
+        props["parent_span_id"] = f.parent_span_id.lower()
+    return {
+        "ruleId": f.rule,
+        "ruleIndex": index,
+        "level": LEVELS[sev],
+        "message": {"text": f.message or rule_doc(f.rule).short},
+        "locations": [_location(analysis, f, cwd)],
+        "partialFingerprints": {FINGERPRINT_KEY: fingerprint(f)},
+        "properties": props,
+    }
+
+
+def to_sarif(analysis: Analysis, *, cwd: Path | None = None) -> dict[str, Any]:
+    """The SARIF log as plain Python data."""
+    cwd = Path(os.path.normpath(cwd or Path.cwd()))
+    rule_ids = list(RULE_IDS) + sorted({f.rule for f in analysis.findings} - set(RULE_IDS))
+    index = {rule_id: i for i, rule_id in enumerate(rule_ids)}
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": SARIF_VERSION,
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "flowmap",
+                        "version": _version(),
+                        "semanticVersion": _version(),
+                        "informationUri": TOOL_URI,
+                        "rules": [_rule(r) for r in rule_ids],
+                    }
+                },
+                "originalUriBaseIds": {SRCROOT: {"uri": cwd.as_uri().rstrip("/") + "/"}},
+                "invocations": [{"executionSuccessful": True}],
+                "results": [_result(analysis, f, index[f.rule], cwd) for f in analysis.findings],
+                "columnKind": "unicodeCodePoints",
+            }
+        ],
+    }
+
+
+class SarifReporter:
+    def __init__(self, *, fail_on: Severity = Severity.HIGH, unicode: bool = True) -> None:
+        self.fail_on = fail_on
+
+    def render(self, analysis: Analysis) -> str:
+        return json.dumps(to_sarif(analysis), indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,109 @@
+"""``--format text``: what a person reads first: broken paths, then findings, then a verdict.
+
+Worst paths first, each with its broken edge shown in place
+(``GET /chat → agent.run → ✗ context-dropped → tool search_docs``), then the findings
+by severity (capped: the JSON output has them all), counts by severity and one verdict
+line. Everything taken from trace files is escaped for the terminal.
+"""
+
+from __future__ import annotations
+
+from ..model import Analysis, Finding, Severity
+from .common import (
+    SpanNames,
+    at_or_above,
+    clean,
+    count_by_severity,
+    sorted_paths,
+)
+
+__all__ = ["TextReporter", "verdict", "MAX_PATHS", "MAX_FINDINGS"]
+
+MAX_PATHS = 10
+MAX_FINDINGS = 25
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def verdict(analysis: Analysis, fail_on: Severity) -> str:
+    """One line: pass or fail against the threshold, and why."""
+    failing = at_or_above(analysis.findings, fail_on)
+    if failing:
+        return f"FAIL: {_plural(len(failing), 'finding')} at or above {fail_on} (--fail-on {fail_on})"
+    if analysis.findings:
+        return f"PASS: {_plural(len(analysis.findings), 'finding')}, none at or above {fail_on}"
+    return f"PASS: no findings in {_plural(analysis.traces, 'trace')}"
+
+
+def severity_line(analysis: Analysis) -> str:
+    counts = count_by_severity(analysis.findings)
+    return ", ".join(f"{n} {sev}" for sev, n in counts.items())
+
+
+class TextReporter:
+    def __init__(self, *, fail_on: Severity = Severity.HIGH, unicode: bool = True) -> None:
+        self.fail_on = fail_on
+        self.arrow = " → " if unicode else " -> "
+        self.cross = "✗" if unicode else "X"
+
+    def render(self, analysis: Analysis) -> str:
+        names = SpanNames(analysis)
+        lines = [
+            f"flowmap: {_plural(analysis.traces, 'trace')}, {_plural(analysis.spans, 'span')}"
+            f" from {_plural(len(analysis.files), 'file')}"
+            + (f"; services: {', '.join(clean(s, 40) for s in sorted(analysis.services))}" if analysis.services else "")
+        ]
+        lines += self._paths(analysis, names)
+        lines += self._findings(analysis)
+        lines += ["", f"By severity: {severity_line(analysis)}", verdict(analysis, self.fail_on)]
+        return "\n".join(lines) + "\n"
+
+    def path_line(self, labels: list[str], broken_at: int | None, rule: str | None) -> str:
+        parts = list(labels)
+        if broken_at is not None and 0 <= broken_at < len(parts):
+            parts[broken_at] = f"{self.cross} {rule or 'broken'}{self.arrow}{parts[broken_at]}"
+        return self.arrow.join(parts)
+
+    def _paths(self, analysis: Analysis, names: SpanNames) -> list[str]:
+        rated = sorted_paths(analysis)
+        broken = [(p, s) for p, s in rated if s is not None]
+        if not rated:
+            return []
+        out = ["", f"Paths from entry to tool call: {len(broken)} broken of {len(rated)} shown"]
+        for path, sev in (broken or rated)[:MAX_PATHS]:
+            mark = f"{str(sev).upper():<8}" if sev is not None else "ok      "
+            out.append(f"  {mark} trace {path.trace_id.lower()}")
+            out.append(f"           {self.path_line(names.labels(path), path.broken_at, path.break_rule)}")
+        hidden = len(broken or rated) - MAX_PATHS
+        if hidden > 0:
+            out.append(f"  … and {hidden} more paths (see --format json)")
+        return out
+
+    def _findings(self, analysis: Analysis) -> list[str]:
+        if not analysis.findings:
+            return ["", "No findings."]
+        ordered = sorted(analysis.findings, key=lambda f: -int(f.severity))  # stable: analysis order
+        out = ["", f"Findings ({len(ordered)}):"]
+        for f in ordered[:MAX_FINDINGS]:
+            out += self._finding(f)
+        hidden = len(ordered) - MAX_FINDINGS
+        if hidden > 0:
+            out.append(f"  … and {hidden} more findings (see --format json)")
+        return out
+
+    def _finding(self, f: Finding) -> list[str]:
+        sev = str(Severity(f.severity)).upper()
+        where = clean(f.span_name, 80)
+        if f.parent_name is not None:
+            where = f"{clean(f.parent_name, 80)}{self.arrow}{self.cross} {where}"
+        if f.service:
+            where = f"{clean(f.service, 40)}: {where}"
+        ids = f"trace {f.trace_id.lower()} span {f.span_id.lower()}"
+        if f.boundary:
+            ids += f" [{clean(f.boundary, 30)}]"
+        out = [f"  {sev:<8} {f.rule:<20} {where}", f"           {ids}", f"           {clean(f.message, 300)}"]
+        if f.likely_parent:
+            out.append(f"           likely belonged under: {clean(f.likely_parent, 120)}")
+        return out

@@ -1,0 +1,314 @@
+"""Reporters on hand-built analyses: the JSON contract, SARIF structure, the text summary."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from flowmap.formats import OutputFormat, Reporter, reporter_for
+from flowmap.formats.common import clean, count_by_rule, sorted_paths
+from flowmap.formats.json import to_document
+from flowmap.formats.rules import RULE_IDS, RULES
+from flowmap.formats.sarif import FINGERPRINT_KEY, to_sarif
+from flowmap.formats.text import TextReporter, verdict
+from flowmap.model import (
+    SPAN_KIND_INTERNAL,
+    SPAN_KIND_SERVER,
+    Analysis,
+    Finding,
+    FlowEdge,
+    FlowMap,
+    FlowNode,
+    Severity,
+    Span,
+    Trace,
+    TracePath,
+)
+from flowmap.rules import RULES as CONTRACT_RULES
+
+T1 = "4bf92f3577b34da6a3ce929d0e0e4736"
+T2 = "0af7651916cd43dd8448eb211c80319c"
+CONTRACT_FINDING_KEYS = {
+    "rule", "severity", "trace_id", "span_id", "span_name",
+    "parent_span_id", "parent_name", "service", "boundary", "message",
+}
+HEX = re.compile(r"^[0-9a-f]+$")
+
+
+def _span(span_id: str, parent: str | None, name: str, service: str, line: int, **kw) -> Span:
+    return Span(T1, span_id, parent, name, kw.pop("kind", SPAN_KIND_INTERNAL), service,
+                origin=f"traces/run.jsonl:{line}", **kw)
+
+
+@pytest.fixture
+def analysis() -> Analysis:
+    spans = [
+        _span("00f067aa0ba902b7", None, "GET /chat", "api", 1, kind=SPAN_KIND_SERVER, tenant="a1b2c3d4e5f60718"),
+        _span("1111111111111111", "00f067aa0ba902b7", "agent.run", "api", 2, tenant="a1b2c3d4e5f60718"),
+        _span("2222222222222222", "1111111111111111", "tool search_docs", "worker", 3, boundary="tool"),
+    ]
+    trace = Trace(T1, {s.span_id: s for s in spans})
+    findings = [
+        Finding("missing-parent", Severity.INFO, T2.upper(), "33333333333333AA", "cache.get", "44444444444444BB",
+                None, None, None, "cache.get names a parent that is not in the data"),
+        Finding("context-dropped", Severity.HIGH, T1, "2222222222222222", "tool search_docs", "1111111111111111",
+                "agent.run", "worker", "tool", "worker tool search_docs lost the tenant of its parent api agent.run"),
+    ]
+    flow = FlowMap(
+        nodes={
+            "api agent.run": FlowNode("api agent.run", "api", "agent.run", "agent", spans=1),
+            "worker tool search_docs": FlowNode("worker tool search_docs", "worker", "tool search_docs", "tool",
+                                                spans=1, untagged=1, findings={"context-dropped": 1}),
+        },
+        edges={("api agent.run", "worker tool search_docs"): FlowEdge(
+            "api agent.run", "worker tool search_docs", inherited=3, dropped=1, example_traces=[T1])},
+    )
+    return Analysis(
+        files=["traces/run.jsonl"], traces=2, spans=5, services={"api", "worker"},
+        findings=findings, flow=flow,
+        paths=[
+            TracePath(T1, ["00f067aa0ba902b7", "1111111111111111"]),
+            TracePath(T1, [s.span_id for s in spans], broken_at=2, break_rule="context-dropped"),
+        ],
+        sample_traces={T1: trace},
+        warnings=["traces/run.jsonl:9: invalid JSON (Expecting value), line skipped"],
+    )
+
+
+# --- JSON ----------------------------------------------------------------------
+
+
+def test_json_has_exactly_the_contract_shape(analysis):
+    doc = json.loads(reporter_for(OutputFormat.JSON).render(analysis))
+    assert doc["version"] == 1
+    assert doc["summary"]["traces"] == 2 and doc["summary"]["spans"] == 5
+    assert doc["summary"]["findings"]["context-dropped"] == 1
+    assert doc["summary"]["findings"]["missing-parent"] == 1
+    assert doc["summary"]["findings"]["cross-tenant"] == 0  # every rule, zeros included
+    assert list(doc["summary"]["findings"]) == sorted(RULE_IDS)
+    assert doc["summary"]["severities"] == {"critical": 0, "high": 1, "medium": 0, "low": 0, "info": 1}
+    assert [f["rule"] for f in doc["findings"]] == ["missing-parent", "context-dropped"]  # analysis order
+    for f in doc["findings"]:
+        assert CONTRACT_FINDING_KEYS <= set(f)
+        for key in CONTRACT_FINDING_KEYS:
+            assert f[key] is None or isinstance(f[key], str), key
+        for key in ("trace_id", "span_id", "parent_span_id"):
+            assert f[key] is None or HEX.match(f[key]), (key, f[key])
+
+
+def test_json_absent_values_are_null_and_ids_lowercase(analysis):
+    doc = to_document(analysis)
+    orphan = doc["findings"][0]
+    assert orphan["parent_name"] is None and orphan["service"] is None and orphan["boundary"] is None
+    assert orphan["trace_id"] == T2 and orphan["span_id"] == "33333333333333aa"
+    assert orphan["parent_span_id"] == "44444444444444bb"
+    assert orphan["severity"] == "info"
+
+
+def test_json_is_deterministic_with_sorted_keys(analysis):
+    a = reporter_for(OutputFormat.JSON).render(analysis)
+    assert a == reporter_for(OutputFormat.JSON).render(analysis)
+    doc = json.loads(a)
+    assert list(doc) == sorted(doc)
+    assert list(doc["findings"][1]) == sorted(doc["findings"][1])
+
+
+def test_json_carries_flow_map_paths_and_warnings(analysis):
+    doc = to_document(analysis)
+    (edge,) = doc["flow_map"]["edges"]
+    assert (edge["source"], edge["target"]) == ("api agent.run", "worker tool search_docs")
+    assert (edge["inherited"], edge["dropped"], edge["switched"], edge["orphaned"]) == (3, 1, 0, 0)
+    assert edge["total"] == 4 and edge["example_traces"] == [T1]
+    assert [n["id"] for n in doc["flow_map"]["nodes"]] == ["api agent.run", "worker tool search_docs"]
+    assert doc["paths"][1]["broken_at"] == 2 and doc["paths"][1]["break_rule"] == "context-dropped"
+    assert doc["warnings"] == analysis.warnings
+    json.dumps(doc)  # plain data all the way down
+
+
+def test_json_of_empty_analysis():
+    doc = to_document(Analysis())
+    assert doc["findings"] == [] and doc["summary"]["traces"] == 0
+    assert set(doc["summary"]["findings"].values()) == {0}
+
+
+# --- SARIF ---------------------------------------------------------------------
+# Allowed properties of the SARIF 2.1.0 schema objects we emit (the schema sets
+# additionalProperties: false on each), and the ones it requires.
+SARIF_OBJECTS = {
+    "log": ({"$schema", "version", "runs", "inlineExternalProperties", "properties"}, {"version", "runs"}),
+    "run": ({"tool", "invocations", "conversion", "language", "versionControlProvenance", "originalUriBaseIds",
+             "artifacts", "logicalLocations", "graphs", "results", "automationDetails", "runAggregates",
+             "baselineGuid", "redactionTokens", "defaultEncoding", "defaultSourceLanguage", "newlineSequences",
+             "columnKind", "externalPropertyFileReferences", "threadFlowLocations", "taxonomies", "addresses",
+             "translations", "policies", "webRequests", "webResponses", "specialLocations", "properties"},
+            {"tool"}),
+    "driver": ({"guid", "name", "organization", "product", "productSuite", "shortDescription", "fullDescription",
+                "fullName", "version", "semanticVersion", "dottedQuadFileVersion", "releaseDateUtc", "downloadUri",
+                "informationUri", "globalMessageStrings", "notifications", "rules", "taxa", "locations", "language",
+                "contents", "isComprehensive", "localizedDataSemanticVersion",
+                "minimumRequiredLocalizedDataSemanticVersion", "associatedComponent", "translationMetadata",
+                "supportedTaxonomies", "properties"}, {"name"}),
+    "rule": ({"id", "deprecatedIds", "guid", "deprecatedGuids", "name", "deprecatedNames", "shortDescription",
+              "fullDescription", "messageStrings", "defaultConfiguration", "helpUri", "help", "relationships",
+              "properties"}, {"id"}),
+    "result": ({"ruleId", "ruleIndex", "rule", "kind", "level", "message", "analysisTarget", "locations", "guid",
+                "correlationGuid", "occurrenceCount", "partialFingerprints", "fingerprints", "stacks", "codeFlows",
+                "graphs", "graphTraversals", "relatedLocations", "suppressions", "baselineState", "rank",
+                "attachments", "hostedViewerUri", "workItemUris", "provenance", "fixes", "taxa", "webRequest",
+                "webResponse", "properties"}, {"message"}),
+    "location": ({"id", "physicalLocation", "logicalLocations", "message", "annotations", "relationships",
+                  "properties"}, set()),
+    "physicalLocation": ({"address", "artifactLocation", "region", "contextRegion", "properties"}, set()),
+    "artifactLocation": ({"uri", "uriBaseId", "index", "description", "properties"}, set()),
+    "region": ({"startLine", "startColumn", "endLine", "endColumn", "charOffset", "charLength", "byteOffset",
+                "byteLength", "snippet", "message", "sourceLanguage", "properties"}, set()),
+}
+LEVELS = {"none", "note", "warning", "error"}
+
+
+def _check(obj: dict, kind: str) -> None:
+    allowed, required = SARIF_OBJECTS[kind]
+    assert isinstance(obj, dict), kind
+    assert set(obj) <= allowed, (kind, set(obj) - allowed)
+    assert required <= set(obj), (kind, required - set(obj))
+
+
+def _message(obj: dict) -> None:
+    assert isinstance(obj, dict) and isinstance(obj["text"], str) and obj["text"]
+
+
+def test_sarif_structure_per_spec_and_github(analysis):
+    log = json.loads(reporter_for(OutputFormat.SARIF).render(analysis))
+    _check(log, "log")
+    assert log["version"] == "2.1.0" and log["$schema"].startswith("https://")
+    (run,) = log["runs"]
+    _check(run, "run")
+    driver = run["tool"]["driver"]
+    _check(driver, "driver")
+    assert driver["name"] == "flowmap" and driver["informationUri"].startswith("https://")
+    rule_ids = [r["id"] for r in driver["rules"]]
+    assert rule_ids == list(RULE_IDS) and len(set(rule_ids)) == len(rule_ids)
+    for rule in driver["rules"]:
+        _check(rule, "rule")
+        _message(rule["shortDescription"]), _message(rule["fullDescription"])
+        assert rule["helpUri"].startswith("https://")
+        assert rule["defaultConfiguration"]["level"] in LEVELS
+        sev = rule["properties"]["security-severity"]
+        assert isinstance(sev, str) and 0.0 < float(sev) <= 10.0
+        assert isinstance(rule["properties"]["tags"], list) and "security" in rule["properties"]["tags"] or rule["id"] == "missing-parent"
+    assert {r["id"]: r["properties"]["security-severity"] for r in driver["rules"]}["cross-tenant"] == "9.5"
+    assert len(run["results"]) == len(analysis.findings)
+    for result in run["results"]:
+        _check(result, "result")
+        assert driver["rules"][result["ruleIndex"]]["id"] == result["ruleId"]
+        assert result["level"] in LEVELS
+        _message(result["message"])
+        assert len(result["locations"]) == 1
+        loc = result["locations"][0]
+        _check(loc, "location")
+        _check(loc["physicalLocation"], "physicalLocation")
+        _check(loc["physicalLocation"]["artifactLocation"], "artifactLocation")
+        _check(loc["physicalLocation"]["region"], "region")
+        assert isinstance(loc["physicalLocation"]["region"]["startLine"], int)
+        assert loc["physicalLocation"]["region"]["startLine"] >= 1
+        fp = result["partialFingerprints"]
+        assert isinstance(fp, dict) and all(isinstance(v, str) for v in fp.values())
+    assert run["originalUriBaseIds"]["%SRCROOT%"]["uri"].endswith("/")
+
+
+def test_sarif_levels_and_locations(analysis, tmp_path):
+    log = to_sarif(analysis, cwd=Path.cwd())
+    info, high = log["runs"][0]["results"]
+    assert (info["level"], high["level"]) == ("note", "error")
+    # the dropped span was read from traces/run.jsonl line 3 (its Span.origin)
+    art = high["locations"][0]["physicalLocation"]
+    assert art["artifactLocation"] == {"uri": "traces/run.jsonl", "uriBaseId": "%SRCROOT%"}
+    assert art["region"]["startLine"] == 3
+    # no origin known: the first input file
+    assert info["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "traces/run.jsonl"
+
+
+def test_sarif_prefers_finding_origin_and_leaves_cwd_as_file_uri(analysis, tmp_path):
+    analysis.findings[0].origin = "/elsewhere/other trace.jsonl:42"
+    log = to_sarif(analysis, cwd=tmp_path)
+    phys = log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+    assert phys["artifactLocation"] == {"uri": "file:///elsewhere/other%20trace.jsonl"}
+    assert phys["region"]["startLine"] == 42
+
+
+def test_sarif_fingerprints_stable_per_rule_trace_span(analysis):
+    a = to_sarif(analysis)["runs"][0]["results"]
+    b = to_sarif(analysis)["runs"][0]["results"]
+    assert [r["partialFingerprints"] for r in a] == [r["partialFingerprints"] for r in b]
+    assert a[0]["partialFingerprints"][FINGERPRINT_KEY] != a[1]["partialFingerprints"][FINGERPRINT_KEY]
+    other = Finding("cross-tenant", Severity.CRITICAL, T1, "2222222222222222", "tool search_docs",
+                    None, None, None, None, "x")
+    analysis.findings.append(other)
+    c = to_sarif(analysis)["runs"][0]["results"]
+    assert c[2]["partialFingerprints"] != c[1]["partialFingerprints"]  # same span, other rule
+
+
+def test_rule_table_covers_every_contract_rule():
+    assert {doc.id for doc in RULES} == set(CONTRACT_RULES)
+    assert [doc.id for doc in RULES] == list(CONTRACT_RULES)
+
+
+# --- text ----------------------------------------------------------------------
+
+
+def test_text_shows_the_broken_edge_in_its_path(analysis):
+    analysis.paths.insert(0, TracePath(T2, ["33333333333333aa"], broken_at=0, break_rule="orphan-root",
+                                       severity=Severity.MEDIUM))
+    out = reporter_for(OutputFormat.TEXT).render(analysis)
+    assert "api: GET /chat → agent.run → ✗ context-dropped → worker: tool search_docs" in out
+    # worst path first (high before medium), intact paths left out while broken ones exist
+    assert out.index(f"HIGH     trace {T1}") < out.index(f"MEDIUM   trace {T2}")
+    assert "✗ orphan-root → cache.get" in out
+    assert "ok       trace" not in out and "2 broken of 3 shown" in out
+    assert "By severity: 0 critical, 1 high, 0 medium, 0 low, 1 info" in out
+    assert out.rstrip().splitlines()[-1] == "FAIL: 1 finding at or above high (--fail-on high)"
+
+
+def test_text_verdict_follows_threshold(analysis):
+    assert verdict(analysis, Severity.CRITICAL).startswith("PASS: 2 findings, none at or above critical")
+    assert verdict(analysis, Severity.INFO).startswith("FAIL: 2 findings at or above info")
+    assert verdict(Analysis(traces=3), Severity.HIGH) == "PASS: no findings in 3 traces"
+    text = TextReporter(fail_on=Severity.CRITICAL).render(analysis)
+    assert text.rstrip().endswith("none at or above critical")
+
+
+def test_text_ascii_fallback(analysis):
+    out = reporter_for(OutputFormat.TEXT, unicode=False).render(analysis)
+    assert "agent.run -> X context-dropped -> worker: tool search_docs" in out
+
+
+def test_text_escapes_terminal_control_sequences(analysis):
+    analysis.sample_traces[T1].spans["1111111111111111"].name = "agent\x1b[2J.run\u202e"
+    analysis.findings[1].span_name = "tool\x07"
+    out = TextReporter().render(analysis)
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    assert "agent\\x1b[2J.run\\u202e" in out
+
+
+def test_path_order_uses_path_severity_when_known():
+    a = Analysis(paths=[
+        TracePath(T1, ["a"], broken_at=0, break_rule="context-dropped", severity=Severity.MEDIUM),
+        TracePath(T2, ["b"]),
+        TracePath(T2, ["c"], broken_at=0, break_rule="cross-tenant", severity=Severity.CRITICAL),
+    ])
+    assert [p.span_ids[0] for p, _ in sorted_paths(a)] == ["c", "a", "b"]
+
+
+def test_clean_and_counts():
+    assert clean("x" * 200, 10) == "x" * 9 + "…"
+    assert clean(None) == ""
+    counts = count_by_rule([Finding("new-rule", Severity.LOW, T1, "1", "n", None, None, None, None, "m")])
+    assert counts["new-rule"] == 1 and list(counts)[-1] == "new-rule"
+
+
+def test_every_reporter_satisfies_the_protocol():
+    for fmt in OutputFormat:
+        assert isinstance(reporter_for(fmt), Reporter)
