@@ -22,7 +22,18 @@ from typing import Any
 from opentelemetry import baggage as otel_baggage
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import Context
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor, RequestInfo
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import (
+    CarrierT,
+    Getter,
+    Setter,
+    TextMapPropagator,
+    default_getter,
+    default_setter,
+)
 from opentelemetry.trace import Span
 
 from . import attributes as A
@@ -30,7 +41,14 @@ from .context import current_tag
 from .hosts import AllowedHosts
 from .tagging import is_opaque_tag
 
-__all__ = ["instrument_httpx", "uninstrument_httpx", "is_instrumented", "allowed_hosts"]
+__all__ = [
+    "instrument_httpx",
+    "uninstrument_httpx",
+    "is_instrumented",
+    "allowed_hosts",
+    "GuardedBaggagePropagator",
+    "guard_global_baggage",
+]
 
 _log = logging.getLogger("flowmap.outbound")
 _SERVER_ADDRESS = "server.address"
@@ -41,6 +59,49 @@ _lock = threading.Lock()
 _allowed: AllowedHosts = AllowedHosts()
 _active = False
 _provider: Any = None
+# Set by the request hook on the context it attaches: this destination may get baggage.
+_BAGGAGE_ALLOWED = otel_context.create_key("flowmap.outbound.baggage_allowed")
+
+
+class GuardedBaggagePropagator(TextMapPropagator):
+    """W3C baggage that is injected only where flowmap's outbound hook allowed it.
+
+    Installed in place of the plain baggage propagator (:func:`guard_global_baggage`),
+    it keeps every *other* instrumented client (requests, urllib3, aiohttp, gRPC...) from
+    sending the tenant tag anywhere: they never pass through flowmap's destination check,
+    so they get ``traceparent`` only. Extraction is unchanged.
+    """
+
+    def __init__(self) -> None:
+        self._inner = W3CBaggagePropagator()
+
+    def extract(self, carrier: CarrierT, context: Context | None = None,
+                getter: Getter[CarrierT] = default_getter) -> Context:
+        return self._inner.extract(carrier, context=context, getter=getter)
+
+    def inject(self, carrier: CarrierT, context: Context | None = None,
+               setter: Setter[CarrierT] = default_setter) -> None:
+        if otel_context.get_value(_BAGGAGE_ALLOWED, context) is True:
+            self._inner.inject(carrier, context=context, setter=setter)
+
+    @property
+    def fields(self) -> set[str]:
+        return self._inner.fields
+
+
+def guard_global_baggage() -> bool:
+    """Replace the global W3C baggage propagator with :class:`GuardedBaggagePropagator`.
+
+    Other propagators (tracecontext, b3, ...) are kept in place. Returns whether a
+    baggage propagator was found and guarded (idempotent).
+    """
+    current = propagate.get_global_textmap()
+    members = list(getattr(current, "_propagators", None) or [current])
+    guarded = [GuardedBaggagePropagator() if type(p) is W3CBaggagePropagator else p for p in members]
+    found = any(isinstance(p, GuardedBaggagePropagator) for p in guarded)
+    if guarded != members:
+        propagate.set_global_textmap(CompositePropagator(guarded))
+    return found
 
 
 def allowed_hosts() -> AllowedHosts:
@@ -88,6 +149,7 @@ def _request_hook(span: Span, request: RequestInfo) -> None:
         tag = _outbound_tag()
         if tag is not None and _allowed.allows(host) and _propagates_baggage():
             ctx = otel_baggage.set_baggage(A.BAGGAGE_KEY, tag, ctx)
+            ctx = otel_context.set_value(_BAGGAGE_ALLOWED, True, ctx)
             sent = True
     except Exception:  # noqa: BLE001 - never break the application's request
         _log.debug("flowmap: outbound baggage decision failed", exc_info=True)

@@ -17,7 +17,13 @@ from flowmap import attributes as A
 from flowmap import runtime
 from flowmap.context import RequestContext, bind
 from flowmap.hosts import AllowedHosts
-from flowmap.outbound import allowed_hosts, instrument_httpx, is_instrumented, uninstrument_httpx
+from flowmap.outbound import (
+    allowed_hosts,
+    guard_global_baggage,
+    instrument_httpx,
+    is_instrumented,
+    uninstrument_httpx,
+)
 from flowmap.processors import TenantSpanProcessor
 from flowmap.tagging import Tagger
 
@@ -195,3 +201,30 @@ def test_reinstrument_with_another_provider(spans, server, tagger):
     httpx.get(server.url + "/other")
     assert len(_client_spans(other_memory)) == 1 and not _client_spans(memory)
     other.shutdown()
+
+
+@pytest.fixture
+def guarded_propagation():
+    from opentelemetry import propagate
+
+    previous = propagate.get_global_textmap()
+    assert guard_global_baggage() and guard_global_baggage()  # idempotent
+    yield
+    propagate.set_global_textmap(previous)
+
+
+def test_guarded_baggage_keeps_the_tag_from_other_clients(spans, server, tagger, guarded_propagation):
+    from opentelemetry import propagate
+
+    provider, memory = spans
+    instrument_httpx(tracer_provider=provider)
+    with bind(RequestContext(RAW_TENANT)), provider.get_tracer("t").start_as_current_span("request"):
+        other_client_headers: dict[str, str] = {}
+        propagate.inject(other_client_headers)  # what any other instrumented client would send
+        httpx.get(server.url + "/guarded")
+    assert "traceparent" in other_client_headers and "baggage" not in other_client_headers
+    assert _last_headers(server)["baggage"] == f"{A.BAGGAGE_KEY}={tagger.tag(RAW_TENANT)}"
+    assert _client_spans(memory)[0].attributes[A.BAGGAGE_SENT] is True
+    # Extraction still works, so a receiving service sees the inbound tag.
+    extracted = propagate.extract({"baggage": f"{A.BAGGAGE_KEY}={tagger.tag(RAW_TENANT)}"})
+    assert otel_baggage.get_baggage(A.BAGGAGE_KEY, extracted) == tagger.tag(RAW_TENANT)
