@@ -1,0 +1,144 @@
+"""Wrap LangGraph's Pregel.invoke/ainvoke (the graph run), its task runner (nodes) and langchain-core's BaseTool.run/arun (tools)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from contextlib import ExitStack
+from typing import Any
+
+import wrapt
+from opentelemetry.instrumentation.utils import unwrap
+
+from flowmap.boundaries import boundary
+from flowmap.context import bind
+
+from flowmap.instrumentation import FlowmapInstrumentor
+
+from ._context import context_from_config
+
+__all__ = ["LangGraphInstrumentor"]
+
+_INSTRUMENTS = ("langgraph >= 1.0, < 2", "langchain-core >= 1.0, < 2")
+_MAIN = "langgraph.pregel.main"
+_RUNNER = "langgraph.pregel._runner"  # imports run_with_retry by name: patch it there
+_TOOLS = "langchain_core.tools.base"
+
+
+def _enter(stack: ExitStack, config: Any, kind: str, name: str, attributes: dict[str, Any]) -> None:
+    """Bind the run's RequestContext (if it carries one), then open the boundary.
+
+    Binding the same tenant again is a no-op; a *different* tenant inside a bound request
+    raises TenantSwitchError, as any mid-request switch does.
+    """
+    ctx = context_from_config(config)
+    if ctx is not None:
+        stack.enter_context(bind(ctx))
+    stack.enter_context(boundary(kind, name, attributes=attributes))
+
+
+def _task_args(args: Any, kwargs: Any) -> Any:
+    return args[0] if args else kwargs["task"]
+
+
+def _is_internal(name: str) -> bool:
+    return name.startswith("__")  # __start__ and other LangGraph plumbing
+
+
+def _node_attrs(task: Any) -> dict[str, Any]:
+    return {"langgraph.node": task.name, "gen_ai.operation.name": "invoke_agent"}
+
+
+def _run_with_retry(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    task = _task_args(args, kwargs)
+    with ExitStack() as stack:
+        if _is_internal(task.name):
+            ctx = context_from_config(task.config)
+            if ctx is not None:
+                stack.enter_context(bind(ctx))
+        else:
+            _enter(stack, task.config, "agent", f"node {task.name}", _node_attrs(task))
+        return wrapped(*args, **kwargs)
+
+
+async def _arun_with_retry(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    task = _task_args(args, kwargs)
+    with ExitStack() as stack:
+        if _is_internal(task.name):
+            ctx = context_from_config(task.config)
+            if ctx is not None:
+                stack.enter_context(bind(ctx))
+        else:
+            _enter(stack, task.config, "agent", f"node {task.name}", _node_attrs(task))
+        return await wrapped(*args, **kwargs)
+
+
+def _graph_context(args: Any, kwargs: Any) -> Any:
+    """What context ``invoke(input, config=None, *, context=None)`` carries, as a config."""
+    config = kwargs.get("config", args[1] if len(args) > 1 else None) or {}
+    context = kwargs.get("context")
+    if context is not None:
+        return {"configurable": {"request_context": context}}
+    return config
+
+
+def _graph_attrs(graph: Any) -> dict[str, Any]:
+    return {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": str(graph.name)}
+
+
+def _invoke(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    with ExitStack() as stack:
+        _enter(stack, _graph_context(args, kwargs), "agent", f"graph {instance.name}", _graph_attrs(instance))
+        return wrapped(*args, **kwargs)
+
+
+async def _ainvoke(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    with ExitStack() as stack:
+        _enter(stack, _graph_context(args, kwargs), "agent", f"graph {instance.name}", _graph_attrs(instance))
+        return await wrapped(*args, **kwargs)
+
+
+def _tool_attrs(tool: Any) -> dict[str, Any]:
+    # The tool's arguments are never recorded: they may carry tenant data.
+    return {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": str(tool.name)}
+
+
+def _tool_run(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    with ExitStack() as stack:
+        _enter(stack, kwargs.get("config"), "tool", f"tool {instance.name}", _tool_attrs(instance))
+        return wrapped(*args, **kwargs)
+
+
+async def _tool_arun(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    with ExitStack() as stack:
+        _enter(stack, kwargs.get("config"), "tool", f"tool {instance.name}", _tool_attrs(instance))
+        return await wrapped(*args, **kwargs)
+
+
+class LangGraphInstrumentor(FlowmapInstrumentor):
+    """Carry the RequestContext into LangGraph nodes and tools, guarded as boundaries."""
+
+    name = "flowmap_langgraph"
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _INSTRUMENTS
+
+    def _instrument(self, **kwargs: Any) -> None:
+        wrapt.wrap_function_wrapper(_MAIN, "Pregel.invoke", _invoke)
+        wrapt.wrap_function_wrapper(_MAIN, "Pregel.ainvoke", _ainvoke)
+        wrapt.wrap_function_wrapper(_RUNNER, "run_with_retry", _run_with_retry)
+        wrapt.wrap_function_wrapper(_RUNNER, "arun_with_retry", _arun_with_retry)
+        wrapt.wrap_function_wrapper(_TOOLS, "BaseTool.run", _tool_run)
+        wrapt.wrap_function_wrapper(_TOOLS, "BaseTool.arun", _tool_arun)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        import langchain_core.tools.base as tools
+        import langgraph.pregel._runner as runner
+        import langgraph.pregel.main as main
+
+        unwrap(main.Pregel, "invoke")
+        unwrap(main.Pregel, "ainvoke")
+
+        unwrap(runner, "run_with_retry")
+        unwrap(runner, "arun_with_retry")
+        unwrap(tools.BaseTool, "run")
+        unwrap(tools.BaseTool, "arun")

@@ -1,0 +1,148 @@
+"""LangGraph: the tenant carried into a real graph; nodes and tools tagged and guarded."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+pytest.importorskip("langgraph")
+
+from flowmap import attributes as A  # noqa: E402
+from flowmap.context import RequestContext, bind  # noqa: E402
+from flowmap.errors import MissingContextError, TenantSwitchError  # noqa: E402
+from flowmap_instrumentation_langgraph import LangGraphInstrumentor  # noqa: E402
+
+from . import agent_graph  # noqa: E402
+from .conftest import assert_no_raw  # noqa: E402
+
+ACME = RequestContext("acme-corp-7731")
+GLOBEX = RequestContext("globex-4410")
+
+
+@pytest.fixture
+def instrumented(traced):
+    agent_graph.SEEN.clear()
+    LangGraphInstrumentor().instrument()
+    yield traced
+    LangGraphInstrumentor().uninstrument()
+
+
+def test_runtime_context_tags_nodes_and_tools_in_langgraphs_thread_pool(instrumented):
+    traced = instrumented
+    graph = agent_graph.build_graph(agent_graph.scripted_model())
+    out = graph.invoke(agent_graph.question(), context=ACME)  # no bind() around it
+    assert out["messages"][-1].content == "done"
+
+    tag = traced.tag(ACME.tenant_id)
+    seen = {name: (thread, t) for name, thread, t in agent_graph.SEEN}
+    assert set(seen) == {"lookup_order", "search_docs"}
+    # The sync tool ran on a LangGraph executor thread, not ours, and still saw the tenant.
+    assert seen["lookup_order"][0] != threading.current_thread().name
+    assert {t for _, t in seen.values()} == {tag}
+
+    nodes = traced.spans("agent")
+    tools = traced.spans("tool")
+    assert sorted(s.name for s in nodes) == [
+        "graph LangGraph", "node agent", "node agent", "node tools"
+    ]
+    assert sorted(s.name for s in tools) == ["tool lookup_order", "tool search_docs"]
+    for s in nodes + tools:
+        assert s.attributes[A.TENANT] == tag
+        assert s.attributes[A.TENANT_SOURCE] == A.SOURCE_CONTEXT
+    # Tool spans are children of the ToolNode's node span: the path is unbroken.
+    (tool_node,) = [s for s in nodes if s.name == "node tools"]
+    assert {s.parent.span_id for s in tools} == {tool_node.context.span_id}
+    # One trace, rooted at the graph run: entry to tool call is one path.
+    (root,) = [s for s in nodes if s.parent is None]
+    assert root.name == "graph LangGraph"
+    assert {s.context.trace_id for s in nodes + tools} == {root.context.trace_id}
+
+
+def test_configurable_request_context_is_honoured(instrumented):
+    graph = agent_graph.build_graph(agent_graph.scripted_model())
+    graph.invoke(agent_graph.question(), config={"configurable": {"request_context": GLOBEX}})
+    tag = instrumented.tag(GLOBEX.tenant_id)
+    assert {t for _, _, t in agent_graph.SEEN} == {tag}
+    assert {s.attributes[A.TENANT] for s in instrumented.spans("tool")} == {tag}
+
+
+def test_no_tenant_fails_closed_before_any_node_runs(instrumented):
+    graph = agent_graph.build_graph(agent_graph.scripted_model())
+    with pytest.raises(MissingContextError):
+        graph.invoke(agent_graph.question())
+    assert agent_graph.SEEN == []  # no tool ran
+    (refused,) = instrumented.spans("agent")  # the graph run itself was refused
+    assert A.TENANT not in refused.attributes and not refused.status.is_ok
+
+
+def test_graph_context_cannot_switch_the_bound_tenant(instrumented):
+    graph = agent_graph.build_graph(agent_graph.scripted_model())
+    with bind(ACME):
+        with pytest.raises(TenantSwitchError):
+            graph.invoke(agent_graph.question(), context=GLOBEX)
+    assert agent_graph.SEEN == []
+
+
+def test_bound_request_without_graph_context_is_enough(instrumented):
+    graph = agent_graph.build_graph(agent_graph.scripted_model())
+    with bind(ACME):
+        graph.invoke(agent_graph.question())
+    assert {t for _, _, t in agent_graph.SEEN} == {instrumented.tag(ACME.tenant_id)}
+
+
+def test_two_tenants_concurrently_never_cross(instrumented):
+    def run(ctx: RequestContext) -> None:
+        graph = agent_graph.build_graph(agent_graph.scripted_model())
+        graph.invoke(agent_graph.question(), context=ctx)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(run, [ACME, GLOBEX] * 4))
+    by_trace: dict[int, set[str]] = {}
+    for s in instrumented.spans():
+        by_trace.setdefault(s.context.trace_id, set()).add(s.attributes.get(A.TENANT))
+    assert len(by_trace) == 8  # one trace per graph run
+    assert all(len(tags) == 1 and None not in tags for tags in by_trace.values())
+    assert {next(iter(t)) for t in by_trace.values()} == {
+        instrumented.tag(ACME.tenant_id),
+        instrumented.tag(GLOBEX.tenant_id),
+    }
+
+
+def test_async_graph_and_async_tools(instrumented):
+    graph = agent_graph.build_graph(agent_graph.scripted_model())
+    out = asyncio.run(graph.ainvoke(agent_graph.question(), context=ACME))
+    assert out["messages"][-1].content == "done"
+    tag = instrumented.tag(ACME.tenant_id)
+    assert {t for _, _, t in agent_graph.SEEN} == {tag}
+    assert len(instrumented.spans("tool")) == 2
+    assert {s.attributes[A.TENANT] for s in instrumented.spans()} == {tag}
+
+
+def test_tool_arguments_are_never_recorded(instrumented):
+    model = agent_graph.scripted_model(tool_args={"order_id": ACME.tenant_id + "/o-9"})
+    agent_graph.build_graph(model).invoke(agent_graph.question(), context=ACME)
+    assert_no_raw(instrumented.spans(), ACME.tenant_id, "o-9")
+
+
+def test_uninstrument_restores_and_instrument_is_idempotent(traced):
+    inst = LangGraphInstrumentor()
+    inst.instrument()
+    inst.instrument()
+    graph = agent_graph.build_graph(agent_graph.scripted_model())
+    graph.invoke(agent_graph.question(), context=ACME)
+    assert len(traced.spans("tool")) == 2  # not wrapped twice
+    inst.uninstrument()
+    traced.exporter.clear()
+    with bind(ACME):
+        agent_graph.build_graph(agent_graph.scripted_model()).invoke(agent_graph.question())
+    assert traced.spans("tool") == [] and traced.spans("agent") == []
+
+
+def test_entry_point_is_registered():
+    from importlib.metadata import entry_points
+
+    eps = {ep.name: ep for ep in entry_points(group="opentelemetry_instrumentor")}
+    assert eps["flowmap_langgraph"].load() is LangGraphInstrumentor
