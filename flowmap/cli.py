@@ -1,0 +1,401 @@
+"""The ``flowmap`` command line: a thin layer over the library.
+
+Streams: machine output (``--format json|sarif``, or the text report) goes to stdout or
+``--output``; the human summary, warnings and errors go to stderr. Exit codes are
+:class:`ExitCode`. Every error a user can cause, including a usage error, is one line
+on stderr and never a traceback. Heavy modules (analysis, HTML, OpenTelemetry) are
+imported inside the commands, so ``flowmap --help`` stays quick.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from .errors import ConfigError, FlowmapError, InputError
+from .formats import OutputFormat
+from .model import Severity
+
+try:  # typer >= 0.2x ships its own copy of click
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # pragma: no cover - older typer on real click
+    from click.exceptions import ClickException, UsageError  # type: ignore[no-redef]
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .model import Analysis
+    from .progress import ProgressBar
+
+__all__ = ["app", "main", "ExitCode"]
+
+PROG = "flowmap"
+DEFAULT_REPORT = Path("reports/risk-map.html")
+TRACE_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
+MAX_WARNINGS_SHOWN = 10
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0  # nothing at or above the threshold
+    FINDINGS = 1  # findings at or above --fail-on
+    ERROR = 2  # usage, configuration or input error
+
+
+# The --fail-on choices, in the order a user reads them.
+FailOn = enum.Enum("FailOn", {s.name: str(s) for s in sorted(Severity, reverse=True)}, type=str)  # type: ignore[misc]
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _err(line: str) -> None:
+    """Write one line to stderr, whatever the terminal's encoding."""
+    stream = sys.stderr
+    try:
+        stream.write(line + "\n")
+    except UnicodeEncodeError:
+        enc = getattr(stream, "encoding", None) or "ascii"
+        stream.write(line.encode(enc, "backslashreplace").decode(enc) + "\n")
+    stream.flush()
+
+
+def _can_encode(stream: Any, sample: str = "→✗…") -> bool:
+    try:
+        sample.encode(getattr(stream, "encoding", None) or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+class FlowmapGroup(TyperGroup):
+    """Typer's group with flowmap's error contract: one line on stderr, exit 2."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except FlowmapError as exc:
+            if not standalone_mode:
+                raise
+            _err(f"{PROG}: error: {_one_line(exc)}")
+            sys.exit(ExitCode.ERROR)
+        except ClickException as exc:
+            if not standalone_mode:
+                raise
+            ctx = getattr(exc, "ctx", None)
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `flowmap`: show the help
+                _err(exc.format_message())
+                sys.exit(ExitCode.ERROR)
+            where = ctx.command_path if ctx is not None else PROG
+            hint = f" (see '{where} --help')" if isinstance(exc, UsageError) else ""
+            _err(f"{where}: error: {_one_line(exc.format_message())}{hint}")
+            sys.exit(ExitCode.ERROR if isinstance(exc, UsageError) else exc.exit_code)
+        except typer.Abort:
+            if not standalone_mode:
+                raise
+            _err(f"{PROG}: aborted")
+            sys.exit(1)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else ExitCode.OK)
+
+
+app = typer.Typer(
+    cls=FlowmapGroup,
+    name=PROG,
+    help="Prove that every span, query and tool call knows which tenant it serves.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"{PROG} {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Prove that every span, query and tool call knows which tenant it serves."""
+
+
+# --- shared plumbing ---------------------------------------------------------
+
+
+def _optional(module: str, command: str) -> ModuleType:
+    """Import a part that may not be installed; its absence is a one-line error."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or module
+        if module == missing or module.startswith(missing + "."):
+            raise FlowmapError(f"'{PROG} {command}' is not available: {module} is not installed") from None
+        raise FlowmapError(f"'{PROG} {command}' needs the module {missing!r}, which is not installed") from None
+
+
+def _load_config(path: Path | None) -> "Config":
+    from .config import load_config
+
+    config = load_config(path)
+    for line in config.warnings:
+        _err(f"{PROG}: warning: {line}")
+    return config
+
+
+def _expand(paths: list[Path]) -> list[str]:
+    """Files as given; a directory stands for the trace files directly inside it."""
+    out: list[str] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(str(c) for c in p.iterdir() if c.is_file() and c.name.endswith(TRACE_SUFFIXES))
+            if not found:
+                _err(f"{PROG}: warning: {p}: no trace files ({', '.join(TRACE_SUFFIXES)}) in this directory")
+            out.extend(found)
+        else:
+            out.append(str(p))
+    if not out:
+        raise InputError("no trace files to read")
+    return out
+
+
+class _Warnings:
+    """Loader warnings on stderr, the first few in full, then a count."""
+
+    def __init__(self, progress: "ProgressBar", limit: int = MAX_WARNINGS_SHOWN) -> None:
+        self.progress = progress
+        self.limit = limit
+        self.total = 0
+
+    def __call__(self, line: str) -> None:
+        from .formats.common import clean
+
+        self.total += 1
+        if self.total <= self.limit:
+            self.progress.println(f"warning: {clean(line, 300)}")
+
+    def finish(self, kept: list[str]) -> None:
+        if self.total == 0:  # the analysis kept its warnings instead of calling back
+            for line in kept:
+                self(line)
+        if self.total > self.limit:
+            self.progress.println(f"warning: … and {self.total - self.limit} more warnings")
+
+
+def _analyze(files: list[Path], config: "Config") -> "Analysis":
+    from .progress import ProgressBar
+
+    paths = _expand(files)
+    analysis_mod = _optional("flowmap.analysis", "check")
+    with ProgressBar(sys.stderr) as progress:
+        warnings = _Warnings(progress)
+        analysis = analysis_mod.analyze(
+            paths, config.settings, on_warning=warnings, on_progress=progress
+        )
+        progress.clear()
+        warnings.finish(list(analysis.warnings))
+    return analysis
+
+
+def _write_output(text: str, output: Path | None) -> None:
+    if output is None:
+        stream = sys.stdout
+        try:
+            stream.write(text)
+        except UnicodeEncodeError:
+            stream.flush()
+            stream.buffer.write(text.encode("utf-8"))
+        stream.flush()
+        return
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise FlowmapError(f"cannot write {output}: {exc.strerror or exc}") from None
+
+
+# --- commands ----------------------------------------------------------------
+
+ConfigOption = Annotated[
+    Optional[Path],
+    typer.Option("--config", metavar="PATH", help="Read [tool.flowmap] from this file instead of the nearest pyproject.toml."),
+]
+FilesArgument = Annotated[
+    list[Path],
+    typer.Argument(metavar="FILE...", help="OTLP JSON Lines trace files (.gz too), or directories of them."),
+]
+
+
+@app.command()
+def check(
+    files: FilesArgument,
+    format: Annotated[
+        Optional[OutputFormat],
+        typer.Option("--format", "-f", case_sensitive=False, help="Output format [default: text, or from config]."),
+    ] = None,
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", metavar="PATH", dir_okay=False, help="Write the output here instead of stdout."),
+    ] = None,
+    fail_on: Annotated[
+        Optional[FailOn],
+        typer.Option("--fail-on", case_sensitive=False, help="Exit 1 on findings at or above this severity [default: high, or from config]."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Analyse trace files; exit 1 on findings at or above --fail-on, 2 on bad input."""
+    import dataclasses
+
+    from .formats import reporter_for
+    from .formats.common import at_or_above, count_by_severity
+    from .formats.text import verdict
+
+    cfg = _load_config(config)
+    threshold = Severity.parse(fail_on.value) if fail_on is not None else (cfg.fail_on or Severity.HIGH)
+    fmt = format or cfg.format or OutputFormat.TEXT
+    settings = dataclasses.replace(cfg.settings, fail_on=threshold)
+    cfg = dataclasses.replace(cfg, settings=settings)
+
+    analysis = _analyze(files, cfg)
+    unicode = output is not None or _can_encode(sys.stdout)
+    _write_output(reporter_for(fmt, fail_on=threshold, unicode=unicode).render(analysis), output)
+
+    if output is not None:
+        _err(f"{PROG}: wrote {fmt} output to {output}")
+    counts = ", ".join(f"{n} {sev}" for sev, n in count_by_severity(analysis.findings).items() if n)
+    _err(
+        f"{PROG}: {analysis.traces} traces, {analysis.spans} spans, "
+        f"{len(analysis.findings)} findings{f' ({counts})' if counts else ''}. {verdict(analysis, threshold)}"
+    )
+    if at_or_above(analysis.findings, threshold):
+        raise typer.Exit(ExitCode.FINDINGS)
+
+
+@app.command()
+def report(
+    files: FilesArgument,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="PATH", dir_okay=False, help="Where to write the HTML risk map.")
+    ] = DEFAULT_REPORT,
+    config: ConfigOption = None,
+) -> None:
+    """Write the HTML risk map of the trace files (exit 0 unless the input is unreadable)."""
+    html = _optional("flowmap.html", "report")
+    analysis = _analyze(files, _load_config(config))
+    try:
+        written = html.write_report(analysis, output)
+    except OSError as exc:
+        raise FlowmapError(f"cannot write {output}: {exc.strerror or exc}") from None
+    _err(f"{PROG}: wrote the risk map of {analysis.traces} traces ({len(analysis.findings)} findings) to {written}")
+
+
+@app.command(
+    context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
+)
+def run(
+    argv: Annotated[
+        Optional[list[str]],
+        typer.Argument(metavar="[--] COMMAND|SCRIPT|MODULE [ARGS]...", help="What to run, and its arguments."),
+    ] = None,
+    module: Annotated[bool, typer.Option("-m", "--module", help="Run a module, like python -m.")] = False,
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", metavar="PATH", envvar="FLOWMAP_FILE", help="Trace file to write [default: flowmap-traces.jsonl]."),
+    ] = None,
+) -> None:
+    """Run a program under the tracer, write its trace file and print a short summary."""
+    if not argv:
+        raise UsageError("nothing to run: give a COMMAND, a script.py or -m MODULE")
+    runner = _optional("flowmap.runner", "run")
+    code = runner.run(list(argv), module=module, out=out)
+    raise typer.Exit(int(code or 0))
+
+
+@app.command()
+def demo(
+    fixed: Annotated[bool, typer.Option("--fixed", help="Run the platform with its leaks fixed.")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", metavar="PATH", help="Trace file to write.")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", metavar="PATH", help="Risk map to write.")] = None,
+) -> None:
+    """Run the bundled multi-tenant agent platform with its leaks; write its traces and risk map."""
+    demo_mod = _optional("flowmap.demo", "demo")
+    code = demo_mod.run_demo(fixed=fixed, out=out, report=report)
+    raise typer.Exit(int(code or 0))
+
+
+@app.command()
+def tag(
+    tenant_id: Annotated[
+        Optional[list[str]],
+        typer.Argument(metavar="TENANT_ID", help="The tenant id, or - to read it from stdin (keeps it out of ps)."),
+    ] = None,
+    key_file: Annotated[
+        Optional[Path],
+        typer.Option("--key-file", metavar="PATH", help=f"Read the tenant key from this file instead of {'FLOWMAP_TENANT_KEY'}."),
+    ] = None,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Without a key, use the public development key (tags are NOT secret).")
+    ] = False,
+) -> None:
+    """Print the opaque tag of a tenant id under the configured key, to find its traces."""
+    from .tagging import DEV_KEY, DEV_MODE_ENV, KEY_ENV, key_id_for, tag_for
+
+    # Arguments are taken as a list so that no usage error ever echoes a tenant id back.
+    if not tenant_id or len(tenant_id) != 1:
+        raise ConfigError(f"give exactly one TENANT_ID (quote it if it contains spaces), or - to read it from stdin")
+    raw = tenant_id[0]
+    if raw == "-":
+        raw = sys.stdin.readline().rstrip("\r\n")
+    if not raw:
+        raise ConfigError("the tenant id is empty")
+
+    key: str | None
+    if key_file is not None:
+        try:
+            key = key_file.read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read key file {key_file}: {getattr(exc, 'strerror', None) or exc}") from None
+        if not key:
+            raise ConfigError(f"key file {key_file} is empty")
+    else:
+        key = os.environ.get(KEY_ENV) or None
+    if key is None:
+        if not (dev or os.environ.get(DEV_MODE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}):
+            raise ConfigError(
+                f"no tenant key configured: set {KEY_ENV} or use --key-file "
+                "(--dev uses the public development key)"
+            )
+        key = DEV_KEY
+        _err(
+            f"{PROG}: WARNING: DEVELOPMENT MODE: this tag uses the public built-in key and is NOT secret; "
+            f"set {KEY_ENV} for real tenants"
+        )
+    typer.echo(tag_for(key, raw))
+    _err(f"{PROG}: key id {key_id_for(key)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point (``flowmap = "flowmap.cli:main"``)."""
+    command = typer.main.get_command(app)
+    return command.main(args=argv, prog_name=PROG)

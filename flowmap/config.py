@@ -1,0 +1,143 @@
+"""``[tool.flowmap]`` configuration: the nearest ``pyproject.toml`` upward from the cwd, or ``--config``.
+
+Precedence is command line > configuration file > built-in defaults; the CLI applies
+its own flags on top of what :func:`load_config` returns. Keys may be written with
+``_`` or ``-``. An unknown key is reported in one warning line (a typo must not pass
+silently, nor stop a CI job); a bad value is a :class:`~flowmap.errors.ConfigError`.
+
+Example::
+
+    [tool.flowmap]
+    allowed_hosts = ["api.partner.example", "*.corp.example", "100.64.0.0/10"]
+    include_default_hosts = true
+    tenant_attributes = ["team_id"]      # in addition to the built-in names
+    fail_on = "medium"
+    format = "sarif"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .formats import OutputFormat
+from .model import Severity
+from .settings import AnalysisSettings
+
+__all__ = ["Config", "load_config", "find_pyproject", "KNOWN_KEYS"]
+
+_CAPS = tuple(f.name for f in dataclasses.fields(AnalysisSettings) if f.name.startswith("max_"))
+KNOWN_KEYS = frozenset(
+    {"allowed_hosts", "include_default_hosts", "tenant_attributes", "fail_on", "format", *_CAPS}
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """What the configuration file said, already validated."""
+
+    settings: AnalysisSettings
+    format: OutputFormat | None = None  # None: not configured (the CLI default applies)
+    fail_on: Severity | None = None  # None: not configured
+    path: Path | None = None  # the file read, if any
+    warnings: tuple[str, ...] = ()
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The nearest ``pyproject.toml`` in ``start`` or a parent directory."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {exc}") from None
+
+
+def _section(data: dict[str, Any], path: Path, explicit: bool) -> dict[str, Any] | None:
+    tool = data.get("tool")
+    section = tool.get("flowmap") if isinstance(tool, dict) else None
+    if section is None and explicit and path.name != "pyproject.toml":
+        section = data  # a dedicated flowmap.toml: keys at the top level
+    if section is not None and not isinstance(section, dict):
+        raise ConfigError(f"{path}: [tool.flowmap] must be a table")
+    return section
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a list of strings")
+    return tuple(v for v in value if v.strip())
+
+
+def load_config(config_path: str | Path | None = None, *, cwd: str | Path | None = None) -> Config:
+    """Read and validate the configuration; with none found, the defaults."""
+    explicit = config_path is not None
+    path = Path(config_path) if explicit else find_pyproject(Path(cwd) if cwd else Path.cwd())
+    if path is None:
+        return Config(settings=AnalysisSettings())
+    section = _section(_read_toml(path), path, explicit)
+    if section is None:
+        return Config(settings=AnalysisSettings(), path=path)
+
+    values = {str(k).replace("-", "_"): v for k, v in section.items()}
+    where = f"{path}: [tool.flowmap]"
+    warnings: list[str] = []
+    unknown = sorted(set(values) - KNOWN_KEYS)
+    if unknown:
+        warnings.append(f"{where} unknown keys ignored: {', '.join(unknown)}")
+
+    def text(key: str) -> str | None:
+        value = values.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{where} {key} must be a string")
+        return value
+
+    fail_on = fmt = None
+    try:
+        if (value := text("fail_on")) is not None:
+            fail_on = Severity.parse(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{where} fail_on: {exc}") from None
+    try:
+        if (value := text("format")) is not None:
+            fmt = OutputFormat.parse(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{where} format: {exc}") from None
+
+    include_defaults = values.get("include_default_hosts", True)
+    if not isinstance(include_defaults, bool):
+        raise ConfigError(f"{where} include_default_hosts must be true or false")
+    caps: dict[str, int] = {}
+    for key in _CAPS:
+        if key in values:
+            value = values[key]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{where} {key} must be a non-negative integer")
+            caps[key] = value
+
+    settings = AnalysisSettings.with_extras(
+        allowed_hosts=_strings(values.get("allowed_hosts", []), f"{where} allowed_hosts"),
+        include_default_hosts=include_defaults,
+        extra_tenant_attributes=_strings(values.get("tenant_attributes", []), f"{where} tenant_attributes"),
+        fail_on=fail_on or Severity.HIGH,
+        **caps,
+    )
+    return Config(settings=settings, format=fmt, fail_on=fail_on, path=path, warnings=tuple(warnings))

@@ -1,0 +1,112 @@
+"""[tool.flowmap] configuration: discovery, precedence material, validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from flowmap.attributes import TENANT_ID_ATTRIBUTE_NAMES
+from flowmap.config import load_config
+from flowmap.errors import ConfigError
+from flowmap.formats import OutputFormat
+from flowmap.model import Severity
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_no_pyproject_gives_defaults(tmp_path):
+    cfg = load_config(cwd=tmp_path)
+    assert cfg.path is None and cfg.format is None and cfg.fail_on is None and cfg.warnings == ()
+    assert cfg.settings.fail_on is Severity.HIGH
+    assert cfg.settings.tenant_attributes == TENANT_ID_ATTRIBUTE_NAMES
+    assert cfg.settings.allowed_hosts.allows("10.0.0.5") and not cfg.settings.allowed_hosts.allows("api.example.com")
+
+
+def test_nearest_pyproject_upward_from_cwd(tmp_path):
+    write(tmp_path / "pyproject.toml", """
+[project]
+name = "app"
+
+[tool.flowmap]
+allowed_hosts = ["api.partner.example", "*.corp.example", "100.64.0.0/10"]
+tenant_attributes = ["team_id", "Space-Id"]
+fail_on = "medium"
+format = "sarif"
+""")
+    deep = tmp_path / "src" / "pkg"
+    deep.mkdir(parents=True)
+    cfg = load_config(cwd=deep)
+    assert cfg.path == tmp_path / "pyproject.toml"
+    assert cfg.fail_on is Severity.MEDIUM and cfg.settings.fail_on is Severity.MEDIUM
+    assert cfg.format is OutputFormat.SARIF
+    hosts = cfg.settings.allowed_hosts
+    assert hosts.allows("api.partner.example") and hosts.allows("x.corp.example") and hosts.allows("100.64.1.1")
+    assert hosts.allows("localhost")  # defaults kept
+    assert not hosts.allows("api.other.example")
+    assert {"team_id", "space-id"} <= cfg.settings.tenant_attributes
+    assert TENANT_ID_ATTRIBUTE_NAMES <= cfg.settings.tenant_attributes
+
+
+def test_nearest_pyproject_without_section_stops_the_search(tmp_path):
+    write(tmp_path / "pyproject.toml", '[tool.flowmap]\nfail_on = "info"\n')
+    write(tmp_path / "sub" / "pyproject.toml", '[project]\nname = "inner"\n')
+    cfg = load_config(cwd=tmp_path / "sub")
+    assert cfg.path == tmp_path / "sub" / "pyproject.toml" and cfg.fail_on is None
+
+
+def test_dashed_keys_and_host_defaults_off(tmp_path):
+    write(tmp_path / "pyproject.toml", '[tool.flowmap]\nfail-on = "critical"\ninclude-default-hosts = false\n'
+                                         'allowed-hosts = ["gw.internal"]\n')
+    cfg = load_config(cwd=tmp_path)
+    assert cfg.fail_on is Severity.CRITICAL
+    assert cfg.settings.allowed_hosts.allows("gw.internal") and not cfg.settings.allowed_hosts.allows("10.0.0.1")
+
+
+def test_unknown_keys_give_one_warning_line(tmp_path):
+    write(tmp_path / "pyproject.toml", '[tool.flowmap]\nfail_on = "low"\nfial_on = "x"\ncolour = true\n')
+    cfg = load_config(cwd=tmp_path)
+    assert cfg.fail_on is Severity.LOW
+    (warning,) = cfg.warnings
+    assert "unknown keys ignored: colour, fial_on" in warning and "\n" not in warning
+
+
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ('fail_on = "severe"', ["fail_on", "unknown severity", "critical"]),
+        ("fail_on = 3", ["fail_on must be a string"]),
+        ('format = "xml"', ["unknown format", "sarif"]),
+        ('allowed_hosts = [1, 2]', ["allowed_hosts must be a list of strings"]),
+        ("tenant_attributes = {a = 1}", ["tenant_attributes must be a list of strings"]),
+        ('include_default_hosts = "yes"', ["include_default_hosts must be true or false"]),
+        ("max_paths = -1", ["max_paths must be a non-negative integer"]),
+        ("fail_on = ", ["invalid TOML"]),
+    ],
+)
+def test_bad_values_are_one_line_config_errors(tmp_path, body, words):
+    write(tmp_path / "pyproject.toml", f"[tool.flowmap]\n{body}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(cwd=tmp_path)
+    message = str(info.value)
+    assert "\n" not in message and "pyproject.toml" in message
+    for word in words:
+        assert word in message
+
+
+def test_caps_are_configurable(tmp_path):
+    write(tmp_path / "pyproject.toml", "[tool.flowmap]\nmax_paths = 7\nmax_sample_traces = 0\n")
+    cfg = load_config(cwd=tmp_path)
+    assert cfg.settings.max_paths == 7 and cfg.settings.max_sample_traces == 0
+
+
+def test_explicit_config_file(tmp_path):
+    write(tmp_path / "pyproject.toml", '[tool.flowmap]\nfail_on = "info"\n')
+    own = write(tmp_path / "ci" / "flowmap.toml", 'fail_on = "critical"\n')  # top-level keys
+    assert load_config(own, cwd=tmp_path).fail_on is Severity.CRITICAL
+    other = write(tmp_path / "ci" / "pyproject.toml", '[tool.flowmap]\nformat = "json"\n')
+    assert load_config(other).format is OutputFormat.JSON
+    with pytest.raises(ConfigError, match="configuration file not found"):
+        load_config(tmp_path / "missing.toml")
