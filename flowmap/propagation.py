@@ -145,13 +145,17 @@ def extract_context(headers: Mapping[str, str] | None) -> Context:
 
 @contextlib.contextmanager
 def publish(
-    name: str, headers: MutableMapping[str, str] | None = None, *, kind: str = "queue.publish"
+    name: str,
+    headers: MutableMapping[str, str] | None = None,
+    *,
+    kind: str = "queue.publish",
+    attributes: Mapping[str, Any] | None = None,
 ) -> Iterator[MutableMapping[str, str]]:
     """A PRODUCER span (boundary ``queue.publish``) whose context is injected into ``headers``.
 
     ``with publish("orders", msg.headers) as headers: queue.put(msg)``.
     """
-    with boundary(kind, name):
+    with boundary(kind, name, attributes=attributes):
         yield inject_headers(headers)
 
 
@@ -162,6 +166,7 @@ def consume(
     *,
     kind: str = "queue.consume",
     allow_switch: bool = False,
+    attributes: Mapping[str, Any] | None = None,
 ) -> Iterator[Span]:
     """A CONSUMER span linked to the producer's, with the message's tenant tag bound.
 
@@ -176,5 +181,5 @@ def consume(
     with contextlib.ExitStack() as stack:
         if is_opaque_tag(tag):
             stack.enter_context(bind_tag(str(tag), allow_switch=allow_switch))
-        span = stack.enter_context(boundary(kind, name, links=links))
+        span = stack.enter_context(boundary(kind, name, attributes=attributes, links=links))
         yield span
