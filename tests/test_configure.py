@@ -1,0 +1,216 @@
+"""flowmap.configure: one call builds or extends a provider, idempotently, honouring OTEL_*."""
+
+import http.server
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import flowmap
+from flowmap import runtime
+from flowmap.attributes import KEY_ID, REDACTED, TENANT
+from flowmap.configure import configure, otlp_requested
+from flowmap.errors import ConfigError
+from flowmap.tagging import key_id_for, tag_for
+
+RAW = "initech-raw-5521"
+
+
+@pytest.fixture(autouse=True)
+def _clean(monkeypatch):
+    for var in (
+        "FLOWMAP_TENANT_KEY", "FLOWMAP_DEV_MODE", "FLOWMAP_FILE", "FLOWMAP_BOUNDARY_MODE",
+        "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_EXPORTER",
+        "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    yield
+    runtime.set_tagger(None)
+    runtime.set_boundary_mode(None)
+    runtime.set_runtime(None)
+
+
+def _processors(provider):
+    return provider._active_span_processor._span_processors  # noqa: SLF001
+
+
+def _isolated(**kw):
+    kw.setdefault("tenant_key", "test-key")
+    kw.setdefault("instrument_httpx", False)
+    kw.setdefault("set_global", False)
+    return configure(**kw)
+
+
+def test_no_key_refuses_to_start():
+    with pytest.raises(ConfigError) as err:
+        _isolated(tenant_key=None)
+    assert "FLOWMAP_TENANT_KEY" in str(err.value)
+
+
+def test_resource_has_service_and_key_id_and_env_wins(monkeypatch):
+    rt = _isolated(service_name="svc", exporters=None)
+    res = rt.tracer_provider.resource.attributes
+    assert res["service.name"] == "svc" and res[KEY_ID] == key_id_for("test-key")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=ci")
+    res = _isolated(service_name="svc", exporters=None).tracer_provider.resource.attributes
+    assert res["service.name"] == "from-env" and res["deployment.environment"] == "ci"
+
+
+def test_file_export_end_to_end_with_tags_and_no_raw_id(tmp_path, monkeypatch):
+    out = tmp_path / "env.jsonl"
+    monkeypatch.setenv("FLOWMAP_FILE", str(out))
+    rt = _isolated(service_name="svc")  # exporters="auto": the JSON Lines file
+    with flowmap.bind(flowmap.RequestContext(RAW)):
+        with flowmap.boundary("tool", "lookup") as span:
+            span.set_attribute("app.debug", f"tenant {RAW}")
+    assert rt.force_flush()
+    line = json.loads(out.read_text().splitlines()[0])
+    rs = line["resourceSpans"][0]
+    attrs = {a["key"]: a["value"] for a in rs["scopeSpans"][0]["spans"][0]["attributes"]}
+    assert attrs[TENANT] == {"stringValue": tag_for("test-key", RAW)}
+    assert REDACTED in attrs
+    assert {"key": KEY_ID, "value": {"stringValue": key_id_for("test-key")}} in rs["resource"]["attributes"]
+    assert RAW not in out.read_text()
+    rt.shutdown()
+
+
+def test_calling_twice_does_not_double_processors():
+    mem = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(mem))
+    rt1 = _isolated(tracer_provider=tp, exporters=None, alert_scope="boundary")
+    n = len(_processors(tp))
+    rt2 = _isolated(tracer_provider=tp, exporters=None, alert_scope="all", tenant_key="key-2")
+    assert rt1 is rt2 and len(_processors(tp)) == n
+    with flowmap.bind(flowmap.RequestContext(RAW)):
+        with tp.get_tracer("t").start_as_current_span("once"):
+            pass
+    (span,) = mem.get_finished_spans()
+    assert span.attributes[TENANT] == tag_for("key-2", RAW)  # the new key took effect
+
+
+def test_an_application_provider_keeps_its_exporters_and_gains_flowmap():
+    mem = InMemorySpanExporter()
+    tp = TracerProvider()
+    app_processor = SimpleSpanProcessor(mem)
+    tp.add_span_processor(app_processor)
+    rt = _isolated(tracer_provider=tp, exporters=None)
+    assert rt.tracer_provider is tp and not rt.owns_provider
+    assert _processors(tp)[0] is app_processor
+    assert tp.resource.attributes[KEY_ID] == key_id_for("test-key")
+    with flowmap.bind(flowmap.RequestContext(RAW)):
+        with tp.get_tracer("t").start_as_current_span(f"work {RAW}"):
+            pass
+    (span,) = mem.get_finished_spans()
+    assert TENANT in span.attributes and RAW not in span.to_json()
+    rt.shutdown()  # flowmap's parts stop; the app's provider keeps working
+    with tp.get_tracer("t").start_as_current_span("after"):
+        pass
+    assert len(mem.get_finished_spans()) == 2
+
+
+def test_otlp_selection_follows_the_environment(monkeypatch):
+    assert not otlp_requested()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:1/v1/traces")
+    assert otlp_requested()
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    assert not otlp_requested()
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console,otlp")
+    assert otlp_requested()
+
+
+def test_unknown_exporter_name_is_a_config_error():
+    with pytest.raises(ConfigError):
+        _isolated(exporters=["zipkin-ish"])
+
+
+class _Collector(http.server.BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append((self.path, self.headers["Content-Type"], body))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_standard_otlp_exporter_sends_to_a_real_endpoint(tmp_path, monkeypatch):
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+        rt = _isolated(out=tmp_path / "t.jsonl", service_name="otlp-svc")
+        assert sum(isinstance(p, BatchSpanProcessor) for p in rt.processors) == 2
+        with flowmap.bind(flowmap.RequestContext(RAW)):
+            with flowmap.boundary("llm", "chat"):
+                pass
+        assert rt.force_flush()
+        rt.shutdown()
+    finally:
+        server.shutdown()
+    (path, ctype, body), *_ = _Collector.received
+    assert path == "/v1/traces" and ctype == "application/x-protobuf"
+    req = ExportTraceServiceRequest.FromString(body)
+    span = req.resource_spans[0].scope_spans[0].spans[0]
+    attrs = {kv.key: kv.value.string_value for kv in span.attributes}
+    assert attrs[TENANT] == tag_for("test-key", RAW)
+    assert RAW.encode() not in body
+
+
+def test_public_name_stays_callable_after_importing_the_module():
+    import flowmap.configure as module  # rebinds the package attribute to the module
+
+    assert callable(flowmap.configure) and callable(module)
+    rt = flowmap.configure(tenant_key="test-key", exporters=None, instrument_httpx=False, set_global=False)
+    assert rt.tagger.key_id == key_id_for("test-key")
+
+
+def test_global_app_provider_is_kept_and_extended_once(tmp_path):
+    """In a fresh process (OTel's global provider can be set only once per process)."""
+    script = textwrap.dedent(
+        """
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        import flowmap
+        from flowmap import outbound
+
+        mem = InMemorySpanExporter()
+        app = TracerProvider()
+        app.add_span_processor(SimpleSpanProcessor(mem))
+        trace.set_tracer_provider(app)
+        rt = flowmap.configure(tenant_key="test-key", out=%r)
+        n = len(app._active_span_processor._span_processors)
+        rt2 = flowmap.configure(tenant_key="test-key", out=%r)
+        assert rt2 is rt and rt.tracer_provider is app and trace.get_tracer_provider() is app
+        assert len(app._active_span_processor._span_processors) == n
+        assert outbound.is_instrumented()
+        with flowmap.bind(flowmap.RequestContext("umbrella-raw")):
+            with trace.get_tracer("app").start_as_current_span("app-span"):
+                pass
+        (span,) = mem.get_finished_spans()
+        assert "flowmap.tenant" in span.attributes
+        rt.shutdown()
+        assert not outbound.is_instrumented()
+        print("OK")
+        """
+    ) % (str(tmp_path / "g.jsonl"), str(tmp_path / "g.jsonl"))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "OK"
+    assert "umbrella-raw" not in (tmp_path / "g.jsonl").read_text()
