@@ -168,10 +168,14 @@ class FlowEdge:
     orphaned: int = 0  # target ran as a root; source is the most likely parent
     via_link: int = 0  # of the above, edges through span links (queues, streams)
     example_traces: list[str] = field(default_factory=list)  # capped sample
+    bound: int = 0  # source untagged, target tagged: the tenant was bound at this call
+    untagged: int = 0  # neither side tagged
 
     @property
     def total(self) -> int:
-        return self.inherited + self.dropped + self.switched + self.orphaned
+        return (
+            self.inherited + self.dropped + self.switched + self.orphaned + self.bound + self.untagged
+        )
 
 
 @dataclass(slots=True)
@@ -188,6 +192,8 @@ class TracePath:
     span_ids: list[str]
     broken_at: int | None = None  # index in span_ids of the first span whose edge broke
     break_rule: str | None = None  # "context-dropped" / "cross-tenant" / ...
+    severity: "Severity | None" = None  # severity of the break's finding, None when unbroken
+    worst: "Severity | None" = None  # worst finding on any span of the path
 
 
 @dataclass(slots=True)

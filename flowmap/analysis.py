@@ -1,0 +1,281 @@
+"""The analysis facade: traces in, one :class:`~flowmap.model.Analysis` out.
+
+The CLI, the HTML report and the pytest plugin all call this and nothing below it.
+Traces are consumed one at a time (:class:`Analyzer`), so memory grows with the largest
+trace, the flow map (distinct operations), the findings, and the capped samples
+(``max_sample_traces``, ``max_paths``) — never with the number of traces. What needs
+every trace is finished in :meth:`Analyzer.finish`: the likely parent of each orphan
+root, links whose two ends are in different traces, and masking of every raw tenant
+identifier flagged anywhere in the input.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from os import PathLike
+from typing import Any
+
+from .flow import FlowMapBuilder
+from .graph import SpanGraph
+from .masking import Masker
+from .model import SPAN_KIND_PRODUCER, Analysis, Finding, FlowMap, Severity, Span, Trace
+from .paths import PathSample, trace_paths
+from .rules import evaluate, judge_link, orphan_message, sort_findings
+from .settings import AnalysisSettings
+from .tagging import is_opaque_tag
+
+__all__ = ["analyze", "analyze_traces", "Analyzer"]
+
+# Spans other traces may link to (queue messages, stream items): remembered in a small
+# summary until the end of the analysis; links to other kinds of span across traces are
+# not judged (keeping every span would make memory grow with the input).
+_LINK_TARGET_BOUNDARIES = frozenset({"queue.publish", "stream"})
+
+
+def _summary(span: Span) -> Span:
+    """The fields a link judgement needs, without attributes (small, kept until the end)."""
+    return Span(
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        parent_span_id=span.parent_span_id,
+        name=span.name,
+        kind=span.kind,
+        service=span.service,
+        origin=span.origin,
+        tenant=span.tenant,
+        boundary=span.boundary,
+        scoped=span.scoped,
+        key_id=span.key_id,
+    )
+
+
+class Analyzer:
+    """Incremental analysis: :meth:`add` each trace, then :meth:`finish` once."""
+
+    def __init__(
+        self,
+        settings: AnalysisSettings | None = None,
+        *,
+        on_warning: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings or AnalysisSettings()
+        self._on_warning = on_warning
+        self.result = Analysis()
+        self._warnings_dropped = 0
+        self._flow = FlowMapBuilder(self.settings.max_examples_per_edge)
+        self._paths = PathSample(self.settings.max_paths)
+        self._masker = Masker()
+        self._findings: list[Finding] = []
+        # orphan-root findings and their operation, resolved at the end
+        self._orphans: list[tuple[Finding, str]] = []
+        # operation -> Counter(parent operation) over every attached span
+        self._parents: dict[str, Counter[str]] = {}
+        # cross-trace links
+        self._link_targets: dict[tuple[str, str], Span] = {}
+        self._pending_links: dict[tuple[str, str], list[Span]] = {}
+        # sample traces: flagged (medium+) first, then others
+        self._flagged: dict[str, Trace] = {}
+        self._others: dict[str, Trace] = {}
+        self._finished = False
+
+    # -- input -------------------------------------------------------------------
+
+    def warn(self, message: str) -> None:
+        if len(self.result.warnings) < self.settings.max_warnings:
+            self.result.warnings.append(message)
+        else:
+            self._warnings_dropped += 1
+        if self._on_warning is not None:
+            self._on_warning(message)
+
+    def add(self, trace: Trace) -> None:
+        """Analyse one complete trace."""
+        if not trace.spans:
+            return
+        r = self.result
+        r.traces += 1
+        r.spans += len(trace.spans)
+        graph = SpanGraph(trace, on_warning=self.warn)
+        verdict = evaluate(graph, self.settings)
+        spans = trace.spans
+
+        for span in spans.values():
+            r.services.add(span.service)
+            if span.tenant is not None and is_opaque_tag(span.tenant):
+                r.tenant_tags.add(span.tenant)
+        for f in verdict.findings:
+            f.origin = spans[f.span_id].origin or None
+        self._findings.extend(verdict.findings)
+        for f in verdict.orphans:
+            self._orphans.append((f, spans[f.span_id].operation))
+        self._masker.add(verdict.raw_values)
+
+        parents = self._parents
+        for sid, pid in graph.parent.items():
+            child_op = spans[sid].operation
+            counter = parents.get(child_op)
+            if counter is None:
+                counter = parents[child_op] = Counter()
+            counter[spans[pid].operation] += 1
+
+        self._flow.add_trace(graph, verdict)
+        for path in trace_paths(graph, verdict):
+            self._paths.add(path)
+        self._links(graph)
+        self._retain(trace, any(f.severity >= Severity.MEDIUM for f in verdict.findings))
+
+    def _links(self, graph: SpanGraph) -> None:
+        spans = graph.spans
+        trace_id = graph.trace.trace_id
+        for linked_trace, linked_span, sid in graph.external_links:
+            consumer = _summary(spans[sid])
+            producer = self._link_targets.get((linked_trace, linked_span))
+            if producer is not None:
+                self._judge_link(producer, consumer)
+            else:
+                self._pending_links.setdefault((linked_trace, linked_span), []).append(consumer)
+        pending = self._pending_links
+        for sid, span in spans.items():
+            key = (trace_id, sid)
+            waiting = pending.pop(key, None) if pending else None
+            if waiting is not None:
+                producer = _summary(span)
+                for consumer in waiting:
+                    self._judge_link(producer, consumer)
+            if span.kind == SPAN_KIND_PRODUCER or span.boundary in _LINK_TARGET_BOUNDARIES:
+                self._link_targets[key] = _summary(span)
+
+    def _judge_link(self, producer: Span, consumer: Span) -> None:
+        f = judge_link(producer, consumer)
+        if f is not None:
+            f.origin = consumer.origin or None
+            self._findings.append(f)
+        self._flow.add_link(producer, consumer, f.rule if f is not None else None)
+
+    def _retain(self, trace: Trace, flagged: bool) -> None:
+        cap = self.settings.max_sample_traces
+        if cap <= 0:
+            return
+        if flagged:
+            if len(self._flagged) < cap:
+                self._flagged[trace.trace_id] = trace
+                if len(self._flagged) + len(self._others) > cap:
+                    self._others.popitem()
+        elif len(self._flagged) + len(self._others) < cap:
+            self._others[trace.trace_id] = trace
+
+    # -- output ------------------------------------------------------------------
+
+    def finish(self) -> Analysis:
+        """Resolve what needed every trace, mask, sort; returns the :class:`Analysis`."""
+        if self._finished:
+            return self.result
+        self._finished = True
+        r = self.result
+        for f, operation in self._orphans:
+            counter = self._parents.get(operation)
+            if counter:
+                # most frequent parent operation; ties broken by name for a stable answer
+                likely = min(counter.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+                f.likely_parent = likely
+                f.message = orphan_message(operation, likely)
+                self._flow.add_orphan(likely, operation, f.trace_id)
+
+        # one finding per rule and span (a link resolved late may repeat a parent-edge one)
+        seen: set[tuple[str, str, str]] = set()
+        unique = []
+        for f in self._findings:
+            key = (f.rule, f.trace_id, f.span_id)
+            if key not in seen:
+                seen.add(key)
+                unique.append(f)
+        findings = sort_findings(unique)
+        if self.settings.max_findings is not None:
+            findings = findings[: self.settings.max_findings]
+
+        m = self._masker
+        if m:
+            for f in findings:
+                f.message = m.text(f.message)
+                f.span_name = m.text(f.span_name)
+                f.parent_name = m.text(f.parent_name) if f.parent_name is not None else None
+                f.likely_parent = m.text(f.likely_parent) if f.likely_parent is not None else None
+            r.warnings = [m.text(w) for w in r.warnings]
+        r.findings = findings
+        r.flow = _mask_flow(self._flow.flow, m) if m else self._flow.flow
+        r.paths = self._paths.worst_first()
+        sample = {**self._flagged, **self._others}
+        r.sample_traces = {tid: m.trace(t) for tid, t in sample.items()} if m else sample
+        if self._warnings_dropped:
+            r.warnings.append(f"... and {self._warnings_dropped} more warnings")
+        self._flagged = self._others = {}
+        self._link_targets = {}
+        self._pending_links = {}
+        return r
+
+
+def _mask_flow(flow: FlowMap, m: Masker) -> FlowMap:
+    """The flow map with raw values masked in operation names (nodes merged if they collide)."""
+    out = FlowMap()
+    for node in flow.nodes.values():
+        nid = m.text(node.id)
+        have = out.nodes.get(nid)
+        if have is None:
+            node.id, node.name, node.service = nid, m.text(node.name), m.text(node.service)
+            out.nodes[nid] = node
+        else:
+            have.spans += node.spans
+            have.untagged += node.untagged
+            have.entry = have.entry or node.entry
+            for rule, n in node.findings.items():
+                have.findings[rule] = have.findings.get(rule, 0) + n
+    for edge in flow.edges.values():
+        key = (m.text(edge.source), m.text(edge.target))
+        have = out.edges.get(key)
+        if have is None:
+            edge.source, edge.target = key
+            out.edges[key] = edge
+        else:
+            for name in ("inherited", "dropped", "switched", "orphaned", "bound", "untagged", "via_link"):
+                setattr(have, name, getattr(have, name) + getattr(edge, name))
+    return out
+
+
+def analyze_traces(
+    traces: Iterable[Trace],
+    settings: AnalysisSettings | None = None,
+    *,
+    on_warning: Callable[[str], None] | None = None,
+) -> Analysis:
+    """Analyse traces already in memory (e.g. spans captured by the pytest plugin).
+
+    The given objects are never modified: retained sample traces are masked copies.
+    """
+    analyzer = Analyzer(settings, on_warning=on_warning)
+    for trace in traces:
+        analyzer.add(trace)
+    return analyzer.finish()
+
+
+def analyze(
+    paths: Iterable[str | PathLike[str]] | str | PathLike[str],
+    settings: AnalysisSettings | None = None,
+    *,
+    on_warning: Callable[[str], None] | None = None,
+    on_progress: Callable[..., Any] | None = None,
+) -> Analysis:
+    """Analyse OTLP JSON Lines trace files (streamed: one trace in memory at a time)."""
+    from .loading import LoadStats, iter_traces
+
+    if isinstance(paths, (str, PathLike)):
+        paths = [paths]
+    paths = list(paths)
+    analyzer = Analyzer(settings, on_warning=on_warning)
+    stats = LoadStats()
+    for trace in iter_traces(paths, on_warning=analyzer.warn, on_progress=on_progress, stats=stats):
+        analyzer.add(trace)
+    result = analyzer.finish()
+    files = getattr(stats, "files", None)
+    result.files = [str(f) for f in files] if files else [str(p) for p in paths]
+    return result

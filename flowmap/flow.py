@@ -1,0 +1,191 @@
+"""The flow map: every operation and call across all traces, with what happened to the tenant.
+
+This is the data the HTML risk map draws and the ``flow`` object of the JSON output.
+Its size grows with the number of distinct operations, not with the number of traces.
+
+Structure (:class:`flowmap.model.FlowMap`)::
+
+    FlowMap
+    ├── nodes: {operation id: FlowNode}
+    │     id        "<service> <span name>"  (Span.operation)
+    │     service, name
+    │     boundary  boundary kind of the operation (first one seen), or None
+    │     spans     how many spans ran this operation
+    │     untagged  how many of them carried no tenant tag
+    │     entry     True when it was an entry root somewhere (SERVER/CONSUMER, http.server,
+    │               queue.consume)
+    │     findings  {rule id: count} of findings on its spans
+    └── edges: {(source id, target id): FlowEdge}
+          one edge per pair of operations where source called target (parent -> child),
+          or where target's span linked to a source span (producer -> consumer);
+          counts per call:
+          inherited  both tagged with the same tenant (tags under different keys, which
+                     are never compared, count here too)
+          dropped    source tagged, target not                 (context-dropped)
+          switched   both tagged, different tenants            (cross-tenant)
+          orphaned   target ran as a root with no tenant; source is the operation it
+                     most likely belonged under                (orphan-root)
+          bound      source untagged, target tagged: the tenant was bound at this call
+          untagged   neither tagged
+          via_link   how many of the calls above went through span links (queues, streams)
+          example_traces  up to ``max_examples_per_edge`` trace ids, traces where the
+                     tenant broke on this edge first
+          total      (property) sum of the six counts
+
+``FlowMap.to_json()``-style output is produced by :func:`flow_to_json`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .graph import SpanGraph
+from .model import FlowEdge, FlowMap, FlowNode, Span
+from .rules import (
+    BOUND,
+    DROPPED,
+    INHERITED,
+    SWITCHED,
+    UNTAGGED,
+    TraceVerdict,
+    edge_state,
+    is_entry,
+)
+
+__all__ = ["FlowMapBuilder", "flow_to_json"]
+
+_BAD = frozenset({DROPPED, SWITCHED, "orphaned"})
+
+
+class FlowMapBuilder:
+    """Accumulates a :class:`FlowMap` one trace at a time."""
+
+    def __init__(self, max_examples_per_edge: int = 5) -> None:
+        self.flow = FlowMap()
+        self.max_examples = max_examples_per_edge
+        self._bad_examples: dict[tuple[str, str], set[str]] = {}
+
+    def node(self, span: Span) -> FlowNode:
+        key = span.operation
+        node = self.flow.nodes.get(key)
+        if node is None:
+            node = self.flow.nodes[key] = FlowNode(key, span.service, span.name, span.boundary)
+        elif node.boundary is None and span.boundary is not None:
+            node.boundary = span.boundary
+        return node
+
+    def _edge(self, source: str, target: str) -> FlowEdge:
+        edge = self.flow.edges.get((source, target))
+        if edge is None:
+            edge = self.flow.edges[(source, target)] = FlowEdge(source, target)
+        return edge
+
+    def count(self, source: str, target: str, state: str, trace_id: str, *, via_link: bool = False) -> None:
+        """Count one call ``source -> target`` in ``state`` (an edge state or ``"orphaned"``)."""
+        edge = self._edge(source, target)
+        if state == INHERITED:
+            edge.inherited += 1
+        elif state == DROPPED:
+            edge.dropped += 1
+        elif state == SWITCHED:
+            edge.switched += 1
+        elif state == BOUND:
+            edge.bound += 1
+        elif state == UNTAGGED:
+            edge.untagged += 1
+        else:
+            edge.orphaned += 1
+        if via_link:
+            edge.via_link += 1
+        self._example(edge, trace_id, state in _BAD)
+
+    def _example(self, edge: FlowEdge, trace_id: str, bad: bool) -> None:
+        examples = edge.example_traces
+        if trace_id in examples or self.max_examples <= 0:
+            return
+        key = (edge.source, edge.target)
+        bad_set = self._bad_examples.setdefault(key, set()) if bad else self._bad_examples.get(key, set())
+        if len(examples) < self.max_examples:
+            examples.append(trace_id)
+        elif bad:
+            # a trace where the tenant broke here is a better example than a healthy one
+            for i in range(len(examples) - 1, -1, -1):
+                if examples[i] not in bad_set:
+                    examples[i] = trace_id
+                    break
+            else:
+                return
+        else:
+            return
+        if bad:
+            bad_set.add(trace_id)
+
+    def add_trace(self, graph: SpanGraph, verdict: TraceVerdict) -> None:
+        spans = graph.spans
+        trace_id = graph.trace.trace_id
+        roots = set(graph.roots)
+        nodes = {}
+        for sid, span in spans.items():
+            node = nodes[sid] = self.node(span)
+            node.spans += 1
+            if span.tenant is None:
+                node.untagged += 1
+            if sid in roots and is_entry(span):
+                node.entry = True
+        for sid, pid in graph.parent.items():
+            parent, child = spans[pid], spans[sid]
+            self.count(parent.operation, child.operation, edge_state(parent, child), trace_id)
+        for src, dst in graph.links:
+            producer, consumer = spans[src], spans[dst]
+            self.count(producer.operation, consumer.operation, edge_state(producer, consumer), trace_id,
+                       via_link=True)
+        for f in verdict.findings:
+            node = nodes[f.span_id]
+            node.findings[f.rule] = node.findings.get(f.rule, 0) + 1
+
+    def add_link(self, producer: Span, consumer: Span, rule: str | None) -> None:
+        """A link between traces, judged once both sides were seen."""
+        self.node(producer)
+        node = self.node(consumer)
+        self.count(producer.operation, consumer.operation, edge_state(producer, consumer),
+                   consumer.trace_id, via_link=True)
+        if rule is not None:
+            node.findings[rule] = node.findings.get(rule, 0) + 1
+
+    def add_orphan(self, likely_parent: str, orphan_operation: str, trace_id: str) -> None:
+        if likely_parent in self.flow.nodes and orphan_operation in self.flow.nodes:
+            self.count(likely_parent, orphan_operation, "orphaned", trace_id)
+
+
+def flow_to_json(flow: FlowMap) -> dict[str, Any]:
+    """The flow map as plain JSON data: ``{"nodes": [...], "edges": [...]}``, sorted."""
+    nodes = [
+        {
+            "id": n.id,
+            "service": n.service,
+            "name": n.name,
+            "boundary": n.boundary,
+            "spans": n.spans,
+            "untagged": n.untagged,
+            "entry": n.entry,
+            "findings": dict(sorted(n.findings.items())),
+        }
+        for n in sorted(flow.nodes.values(), key=lambda n: n.id)
+    ]
+    edges = [
+        {
+            "source": e.source,
+            "target": e.target,
+            "total": e.total,
+            "inherited": e.inherited,
+            "dropped": e.dropped,
+            "switched": e.switched,
+            "orphaned": e.orphaned,
+            "bound": e.bound,
+            "untagged": e.untagged,
+            "via_link": e.via_link,
+            "example_traces": list(e.example_traces),
+        }
+        for e in sorted(flow.edges.values(), key=lambda e: (e.source, e.target))
+    ]
+    return {"nodes": nodes, "edges": edges}

@@ -1,0 +1,217 @@
+"""The span graph of one trace: parent edges, span links, roots, and hostile shapes.
+
+Built with plain dicts rather than a networkx graph per trace: the analyzer builds one
+graph per trace over millions of spans, and every algorithm here is a single linear,
+iterative pass (no recursion, so a 100,000-deep chain or a parent cycle cannot blow
+the stack). :meth:`SpanGraph.to_networkx` gives the same graph as a ``networkx.DiGraph``
+for callers who want its algorithms.
+
+Shapes handled:
+
+- *roots*: spans without a parent id;
+- *missing parents*: a parent id that is not in the trace (incomplete export,
+  sampling) — such spans start their own subtree and their incoming edge is not judged;
+- *cycles* (a span its own parent, or longer loops): broken at the earliest span of the
+  loop, whose parent edge is dropped; reported once per trace through ``on_warning``;
+- *links*: to a span of the same trace (resolved here) or of another trace (kept in
+  :attr:`SpanGraph.external_links` for the analysis to resolve across traces).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from .model import Span, Trace
+
+if TYPE_CHECKING:  # pragma: no cover
+    import networkx
+
+__all__ = ["SpanGraph"]
+
+_FACTS: dict[str, Callable[[Span], bool]] = {
+    "tagged": lambda s: s.tenant is not None,
+    "boundary": lambda s: s.boundary is not None,
+    "tool": lambda s: s.boundary == "tool",
+}
+
+
+class SpanGraph:
+    """Parent/child/link structure of one trace, in a stable order (start time, span id)."""
+
+    __slots__ = (
+        "trace",
+        "spans",
+        "parent",
+        "children",
+        "roots",
+        "missing_parent",
+        "cycle_cut",
+        "links",
+        "external_links",
+        "order",
+        "_below",
+    )
+
+    def __init__(self, trace: Trace, on_warning: Callable[[str], None] | None = None) -> None:
+        self.trace = trace
+        spans = trace.spans
+        self.spans: dict[str, Span] = spans
+        #: span id -> parent span id, only for parents present in the trace (cycles cut)
+        self.parent: dict[str, str] = {}
+        #: span id -> child span ids, by start time
+        self.children: dict[str, list[str]] = {}
+        #: spans without a parent id
+        self.roots: list[str] = []
+        #: spans whose parent id is not in the trace
+        self.missing_parent: list[str] = []
+        #: spans whose parent edge was removed to break a cycle
+        self.cycle_cut: list[str] = []
+        #: (source span id, target span id) for links inside this trace: source -> target
+        self.links: list[tuple[str, str]] = []
+        #: (linked trace id, linked span id, span id) for links to other traces
+        self.external_links: list[tuple[str, str, str]] = []
+
+        def sort_key(sid: str) -> tuple[int, str]:
+            return (spans[sid].start_ns, sid)
+
+        for sid, span in spans.items():
+            pid = span.parent_span_id
+            if not pid:
+                self.roots.append(sid)
+            elif pid in spans:
+                self.parent[sid] = pid
+            else:
+                self.missing_parent.append(sid)
+            for link in span.links:
+                if link.trace_id == trace.trace_id and link.span_id in spans:
+                    if link.span_id != sid:
+                        self.links.append((link.span_id, sid))
+                elif link.trace_id != trace.trace_id:
+                    self.external_links.append((link.trace_id, link.span_id, sid))
+
+        self._break_cycles(sort_key, on_warning)
+
+        for sid, pid in self.parent.items():
+            self.children.setdefault(pid, []).append(sid)
+        for kids in self.children.values():
+            kids.sort(key=sort_key)
+        self.roots.sort(key=sort_key)
+        self.missing_parent.sort(key=sort_key)
+        self.cycle_cut.sort(key=sort_key)
+        #: every span once, parents before children (breadth first from each top span)
+        self.order: list[str] = self._bfs(self.tops())
+        self._below: dict[str, dict[str, bool]] = {}
+
+    # -- structure ---------------------------------------------------------------
+
+    def _break_cycles(
+        self, sort_key: Callable[[str], tuple[int, str]], on_warning: Callable[[str], None] | None
+    ) -> None:
+        # Each span has at most one parent, so a cycle is found by walking up from each
+        # span once; nodes are coloured 1 (on the current walk) and 2 (done).
+        parent = self.parent
+        state: dict[str, int] = {}
+        found = False
+        for start in self.spans:
+            if start in state:
+                continue
+            walk: list[str] = []
+            node: str | None = start
+            while node is not None and node not in state:
+                state[node] = 1
+                walk.append(node)
+                node = parent.get(node)
+            if node is not None and state[node] == 1:
+                loop = walk[walk.index(node):]
+                cut = min(loop, key=sort_key)
+                del parent[cut]
+                self.cycle_cut.append(cut)
+                found = True
+            for n in walk:
+                state[n] = 2
+        if found and on_warning is not None:
+            on_warning(
+                f"trace {self.trace.trace_id}: parent ids form a cycle; "
+                f"broken at {len(self.cycle_cut)} span(s), whose parent edge is ignored"
+            )
+
+    def tops(self) -> list[str]:
+        """Spans that start a subtree: roots, then spans with a missing parent, then cut spans."""
+        return self.roots + self.missing_parent + self.cycle_cut
+
+    def _bfs(self, starts: list[str]) -> list[str]:
+        out = list(starts)
+        children = self.children
+        i = 0
+        while i < len(out):
+            out.extend(children.get(out[i], ()))
+            i += 1
+        return out
+
+    def subtree(self, span_id: str) -> list[str]:
+        """``span_id`` and all its descendants, breadth first."""
+        return self._bfs([span_id])
+
+    def parent_of(self, span_id: str) -> Span | None:
+        pid = self.parent.get(span_id)
+        return self.spans[pid] if pid is not None else None
+
+    def chain(self, span_id: str) -> list[str]:
+        """Span ids from the top of ``span_id``'s subtree down to ``span_id``."""
+        out = [span_id]
+        parent = self.parent
+        node = parent.get(span_id)
+        while node is not None:
+            out.append(node)
+            node = parent.get(node)
+        out.reverse()
+        return out
+
+    def depth(self) -> dict[str, int]:
+        """Distance of every span from the top of its subtree."""
+        d: dict[str, int] = {}
+        for sid in self.order:
+            pid = self.parent.get(sid)
+            d[sid] = 0 if pid is None else d[pid] + 1
+        return d
+
+    def subtree_any(self, predicate: Callable[[Span], bool]) -> dict[str, bool]:
+        """For every span: does any *strict* descendant satisfy ``predicate``?"""
+        below: dict[str, bool] = dict.fromkeys(self.order, False)
+        spans = self.spans
+        parent = self.parent
+        for sid in reversed(self.order):
+            pid = parent.get(sid)
+            if pid is not None and (below[sid] or predicate(spans[sid])):
+                below[pid] = True
+        return below
+
+    def below(self, fact: str) -> dict[str, bool]:
+        """Cached :meth:`subtree_any` for the facts rules and paths share:
+        ``"tagged"`` (a tenant tag), ``"boundary"`` (any boundary), ``"tool"`` (a tool call)."""
+        table = self._below.get(fact)
+        if table is None:
+            table = self._below[fact] = self.subtree_any(_FACTS[fact])
+        return table
+
+    def iter_edges(self) -> Iterator[tuple[Span, Span]]:
+        """(parent, child) for every parent edge present in the trace."""
+        spans = self.spans
+        for sid, pid in self.parent.items():
+            yield spans[pid], spans[sid]
+
+    def to_networkx(self) -> "networkx.DiGraph":
+        """The graph as a ``networkx.DiGraph``: nodes are span ids (``span`` attribute),
+        edges parent -> child with ``kind="parent"`` and source -> target with ``kind="link"``."""
+        import networkx
+
+        g = networkx.DiGraph()
+        for sid, span in self.spans.items():
+            g.add_node(sid, span=span)
+        for sid, pid in self.parent.items():
+            g.add_edge(pid, sid, kind="parent")
+        for src, dst in self.links:
+            if not g.has_edge(src, dst):
+                g.add_edge(src, dst, kind="link")
+        return g

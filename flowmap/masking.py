@@ -1,0 +1,257 @@
+"""Find raw tenant identifiers in telemetry, and mask them in everything we output.
+
+Like a secret scanner: a value flagged as a raw tenant id is never repeated — not in a
+finding's message, not in the spans kept for the HTML trace view. Masking is by value,
+so the same id is also hidden where it leaked under a name we do not recognise (a URL,
+a JSON argument string, a baggage header) once it has been flagged anywhere.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from . import attributes
+from .model import Event, Link, Span, Trace
+from .tagging import is_opaque_tag
+
+__all__ = [
+    "MASK",
+    "RawValue",
+    "normalize_key",
+    "is_tenant_key",
+    "find_raw_tenant_values",
+    "scan_attributes",
+    "parse_baggage",
+    "tenant_keys_in",
+    "Masker",
+]
+
+MASK = "[masked]"
+# Placeholders are not identifiers: ours, and the runtime's (flowmap.redaction.REDACTED_VALUE,
+# spelled out here so the analyzer never imports the OpenTelemetry SDK).
+PLACEHOLDERS = frozenset({MASK, "[flowmap:redacted]"})
+
+# Standard resource/semantic-convention namespaces whose ``*.account.id``-like names are
+# infrastructure ids (a cloud account), not the platform's tenants.
+_INFRA_PREFIXES = ("cloud.", "aws.", "gcp.", "azure.", "k8s.", "faas.", "host.", "telemetry.")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_MIN_SUBSTRING = 4  # shorter raw values are only masked as whole tokens
+
+
+def normalize_key(key: str) -> str:
+    """``tenantId`` / ``Tenant-ID`` / ``tenant id`` -> ``tenant_id``."""
+    return _CAMEL.sub("_", key.strip()).replace("-", "_").replace(" ", "_").lower()
+
+
+@functools.lru_cache(maxsize=16384)
+def _key_matches(key: str, names: frozenset[str]) -> bool:
+    low = key.lower()
+    if low.startswith(_INFRA_PREFIXES):
+        return False
+    parts = [normalize_key(p) for p in key.split(".") if p]
+    if not parts:
+        return False
+    if parts[-1] in names:
+        return True
+    return len(parts) >= 2 and f"{parts[-2]}_{parts[-1]}" in names
+
+
+def is_tenant_key(key: str, names: frozenset[str]) -> bool:
+    """Whether an attribute or argument name holds a tenant id.
+
+    The last dotted segment decides (``app.tenant_id``, ``orgId``), or the last two
+    joined (``enduser.tenant.id`` -> ``tenant_id``); cloud/infrastructure namespaces
+    (``cloud.account.id``) are not tenants of the platform.
+    """
+    return _key_matches(key, names)
+
+
+def _is_raw(value: Any) -> bool:
+    """A non-empty identifier value that is not an opaque tag."""
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, str):
+        return bool(value.strip()) and not is_opaque_tag(value) and value not in PLACEHOLDERS
+    if isinstance(value, (int, float)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_is_raw(v) for v in value)
+    return False
+
+
+def _scalars(value: Any) -> Iterator[str]:
+    if isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _scalars(v)
+    elif value is not None and not isinstance(value, (bool, dict)):
+        yield str(value)
+
+
+def parse_baggage(header: str) -> list[tuple[str, str]]:
+    """W3C baggage members ``k=v;props`` as (key, value) pairs; malformed members skipped."""
+    out = []
+    for member in header.split(","):
+        kv = member.split(";", 1)[0]
+        if "=" not in kv:
+            continue
+        k, v = kv.split("=", 1)
+        out.append((k.strip(), v.strip()))
+    return out
+
+
+def _is_baggage_header(key: str) -> bool:
+    return key.rsplit(".", 1)[-1].lower() == "baggage"
+
+
+@dataclass(frozen=True, slots=True)
+class RawValue:
+    """One raw tenant identifier found in telemetry (``value`` must never be printed)."""
+
+    where: str  # "attribute", "resource attribute", "event 'x' attribute", "link attribute"
+    key: str  # attribute name, or "baggage member <key>"
+    value: Any
+
+
+def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) -> Iterator[RawValue]:
+    for key, value in attrs.items():
+        if key.startswith("baggage."):
+            member = key[len("baggage."):]
+            if member != attributes.BAGGAGE_KEY and _is_raw(value):
+                yield RawValue(where, f"baggage member {member}", value)
+            continue
+        if _is_baggage_header(key):
+            for header in _scalars(value):
+                for member, mvalue in parse_baggage(header):
+                    if member != attributes.BAGGAGE_KEY and _is_raw(mvalue):
+                        yield RawValue(where, f"baggage member {member}", mvalue)
+            continue
+        if _is_raw(value) and is_tenant_key(key, names):
+            yield RawValue(where, key, value)
+
+
+def find_raw_tenant_values(
+    span: Span, names: frozenset[str], *, include_resource: bool = True
+) -> list[RawValue]:
+    """Raw tenant identifiers in a span's attributes, events, links (and resource)."""
+    hits = list(scan_attributes(span.attributes, "attribute", names))
+    if include_resource:
+        hits.extend(scan_attributes(span.resource, "resource attribute", names))
+    for event in span.events:
+        hits.extend(scan_attributes(event.attributes, f"event '{event.name}' attribute", names))
+    for link in span.links:
+        hits.extend(scan_attributes(link.attributes, "link attribute", names))
+    return hits
+
+
+def _walk_keys(obj: Any, limit: int = 10000) -> Iterator[tuple[str, Any]]:
+    stack = [obj]
+    seen = 0
+    while stack and seen < limit:
+        node = stack.pop()
+        seen += 1
+        if isinstance(node, dict):
+            for k, v in node.items():
+                yield str(k), v
+                stack.append(v)
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def _maybe_json(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] in ("{", "[") and len(text) <= 1_000_000:
+            try:
+                return json.loads(text)
+            except ValueError:
+                return None
+        return None
+    return value if isinstance(value, (dict, list)) else None
+
+
+def tenant_keys_in(value: Any, names: frozenset[str]) -> list[tuple[str, Any]]:
+    """(key, value) pairs naming a tenant inside a JSON string or structured value."""
+    obj = _maybe_json(value)
+    if obj is None:
+        return []
+    return [(k, v) for k, v in _walk_keys(obj) if is_tenant_key(k, names)]
+
+
+class Masker:
+    """Replaces every flagged raw value with :data:`MASK`, wherever it appears."""
+
+    def __init__(self, raw: Iterable[Any] = ()) -> None:
+        self.exact: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self.add(raw)
+
+    def add(self, raw: Iterable[Any]) -> None:
+        before = len(self.exact)
+        for value in raw:
+            self.exact.update(s for s in _scalars(value) if s.strip() and s not in PLACEHOLDERS)
+        if len(self.exact) != before:
+            # long values anywhere; short ones (e.g. "42") only as whole tokens
+            alts = [
+                re.escape(s) if len(s) >= _MIN_SUBSTRING
+                else r"(?<![0-9A-Za-z])" + re.escape(s) + r"(?![0-9A-Za-z])"
+                for s in sorted(self.exact, key=len, reverse=True)
+            ]
+            self._pattern = re.compile("|".join(alts))
+
+    def __bool__(self) -> bool:
+        return bool(self.exact)
+
+    def text(self, s: str) -> str:
+        if s in self.exact:
+            return MASK
+        if self._pattern is not None:
+            return self._pattern.sub(MASK, s)
+        return s
+
+    def value(self, value: Any, depth: int = 0) -> Any:
+        if not self.exact or value is None or isinstance(value, bool):
+            return value
+        if depth > 64:  # hostile nesting: hide rather than recurse further
+            return MASK
+        if isinstance(value, str):
+            if value in self.exact:
+                return MASK
+            obj = _maybe_json(value) if depth == 0 else None
+            if obj is not None:
+                masked = self.value(obj, depth + 1)
+                if masked != obj:
+                    return json.dumps(masked, ensure_ascii=False)
+                return value
+            return self.text(value)
+        if isinstance(value, (int, float)):
+            return MASK if str(value) in self.exact else value
+        if isinstance(value, list):
+            return [self.value(v, depth + 1) for v in value]
+        if isinstance(value, tuple):
+            return tuple(self.value(v, depth + 1) for v in value)
+        if isinstance(value, dict):
+            return {k: self.value(v, depth + 1) for k, v in value.items()}
+        return value
+
+    def attrs(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        return {k: self.value(v) for k, v in attrs.items()}
+
+    def span(self, span: Span) -> Span:
+        """A masked copy of ``span`` (the original, maybe the caller's, is left as is)."""
+        return replace(
+            span,
+            name=self.text(span.name),
+            attributes=self.attrs(span.attributes),
+            resource=self.attrs(span.resource),
+            events=[Event(self.text(e.name), self.attrs(e.attributes)) for e in span.events],
+            links=[Link(l.trace_id, l.span_id, self.attrs(l.attributes)) for l in span.links],
+            tenant=span.tenant if span.tenant is None or is_opaque_tag(span.tenant) else MASK,
+        )
+
+    def trace(self, trace: Trace) -> Trace:
+        return Trace(trace.trace_id, {sid: self.span(s) for sid, s in trace.spans.items()})

@@ -1,0 +1,111 @@
+"""Paths from a trace's entry span to each final tool call, with the first broken edge.
+
+A path is what a reader follows in the report: "the request came in here, went through
+these operations, and reached this tool call; the tenant was lost *here*". For each
+subtree top of a trace (the entry span — a root — first, then other roots, spans whose
+parent is missing, spans where a cycle was cut) the targets are its *final tool calls*:
+``tool`` boundary spans with no ``tool`` span below them. A subtree without tool calls
+uses its deepest boundaries instead (boundary spans with no boundary below them).
+
+``broken_at`` is the index of the first span on the path that carries a break finding
+(:data:`flowmap.rules.BREAK_RULES`): ``context-dropped`` / ``cross-tenant`` on the edge
+into it, or ``orphan-root`` / ``unscoped-entry`` on the top span itself (index 0).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+
+from .graph import SpanGraph
+from .model import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, TracePath
+from .rules import BREAK_RULES, TraceVerdict
+
+__all__ = ["entry_span", "trace_paths", "PathSample"]
+
+MAX_TARGETS_PER_TRACE = 1000  # bounds the work on a hostile trace with huge fan-out
+
+
+def entry_span(graph: SpanGraph) -> str | None:
+    """The trace's entry: the first SERVER/CONSUMER root, else the earliest root (or top)."""
+    spans = graph.spans
+    for sid in graph.roots:
+        if spans[sid].kind in (SPAN_KIND_SERVER, SPAN_KIND_CONSUMER):
+            return sid
+    tops = graph.tops()
+    return tops[0] if tops else None
+
+
+def _targets(graph: SpanGraph, members: list[str]) -> list[str]:
+    spans = graph.spans
+    tool_below = graph.below("tool")
+    tools = [s for s in members if spans[s].boundary == "tool" and not tool_below[s]]
+    if tools:
+        return tools
+    boundary_below = graph.below("boundary")
+    return [s for s in members if spans[s].boundary is not None and not boundary_below[s]]
+
+
+def trace_paths(graph: SpanGraph, verdict: TraceVerdict) -> list[TracePath]:
+    """Every path of one trace from a subtree top to a final tool call (entry first)."""
+    tops = graph.tops()
+    entry = entry_span(graph)
+    if entry is not None and entry in tops:
+        tops = [entry] + [t for t in tops if t != entry]
+    # group spans by the top of their subtree (graph.order lists parents first)
+    top_of: dict[str, str] = {}
+    members: dict[str, list[str]] = {t: [] for t in tops}
+    for sid in graph.order:
+        pid = graph.parent.get(sid)
+        top = sid if pid is None else top_of[pid]
+        top_of[sid] = top
+        members[top].append(sid)
+
+    by_span = verdict.by_span
+    out: list[TracePath] = []
+    budget = MAX_TARGETS_PER_TRACE
+    for top in tops:
+        for target in _targets(graph, members[top]):
+            if budget <= 0:
+                return out
+            budget -= 1
+            chain = graph.chain(target)
+            broken_at = break_rule = severity = worst = None
+            for i, sid in enumerate(chain):
+                for f in by_span.get(sid, ()):
+                    if worst is None or f.severity > worst:
+                        worst = f.severity
+                    if broken_at is None and f.rule in BREAK_RULES:
+                        broken_at, break_rule, severity = i, f.rule, f.severity
+            out.append(TracePath(graph.trace.trace_id, chain, broken_at, break_rule, severity, worst))
+    return out
+
+
+def _score(p: TracePath) -> tuple[int, int, int]:
+    return (
+        int(p.severity) if p.severity is not None else -1,
+        int(p.worst) if p.worst is not None else -1,
+        len(p.span_ids),
+    )
+
+
+class PathSample:
+    """A capped sample of paths that keeps the worst ones (ties: first seen wins)."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._heap: list[tuple[tuple[int, int, int], int, TracePath]] = []
+        self._counter = itertools.count()
+
+    def add(self, path: TracePath) -> None:
+        if self.cap <= 0:
+            return
+        item = (_score(path), -next(self._counter), path)
+        if len(self._heap) < self.cap:
+            heapq.heappush(self._heap, item)
+        elif item[:2] > self._heap[0][:2]:
+            heapq.heapreplace(self._heap, item)
+
+    def worst_first(self) -> list[TracePath]:
+        return [item[2] for item in sorted(self._heap, key=lambda i: i[:2], reverse=True)]
+

@@ -1,0 +1,385 @@
+"""The rules of the contract's findings table, judged on one trace's span graph.
+
+Each rule has a stable id (:data:`RULES`) and exactly the severity the contract gives.
+All rules run in one pass over the spans (the analyzer sees millions of them); the
+edge judgement (:func:`edge_state`) is shared with the flow map and the paths so that a
+"dropped" edge means the same thing in a finding, a path and the risk map.
+
+Two rules need more than one trace and are finished by the analysis:
+``orphan-root`` learns its ``likely_parent`` from every trace, and links to a span of
+another trace (queues) are judged with :func:`judge_link` once both sides were seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import attributes
+from .graph import SpanGraph
+from .masking import find_raw_tenant_values, is_tenant_key, scan_attributes, tenant_keys_in
+from .model import (
+    SPAN_KIND_CONSUMER,
+    SPAN_KIND_SERVER,
+    Finding,
+    Severity,
+    Span,
+)
+from .settings import AnalysisSettings
+
+__all__ = [
+    "RULES",
+    "CROSS_TENANT",
+    "CONTEXT_DROPPED",
+    "ORPHAN_ROOT",
+    "UNSCOPED_ENTRY",
+    "UNSCOPED_QUERY",
+    "UNFILTERED_CATALOG",
+    "MODEL_CHOSEN_TENANT",
+    "TENANT_IN_TELEMETRY",
+    "BAGGAGE_TO_EXTERNAL",
+    "MISSING_PARENT",
+    "BREAK_RULES",
+    "INHERITED",
+    "DROPPED",
+    "SWITCHED",
+    "BOUND",
+    "UNTAGGED",
+    "ENTRY_BOUNDARIES",
+    "TOOL_ARGUMENT_ATTRIBUTES",
+    "TraceVerdict",
+    "edge_state",
+    "is_entry",
+    "judge_link",
+    "evaluate",
+    "orphan_message",
+    "op",
+    "sort_findings",
+]
+
+CROSS_TENANT = "cross-tenant"
+CONTEXT_DROPPED = "context-dropped"
+ORPHAN_ROOT = "orphan-root"
+UNSCOPED_ENTRY = "unscoped-entry"
+UNSCOPED_QUERY = "unscoped-query"
+UNFILTERED_CATALOG = "unfiltered-catalog"
+MODEL_CHOSEN_TENANT = "model-chosen-tenant"
+TENANT_IN_TELEMETRY = "tenant-in-telemetry"
+BAGGAGE_TO_EXTERNAL = "baggage-to-external"
+MISSING_PARENT = "missing-parent"
+
+#: rule id -> one-line description (the contract table), in table order
+RULES: dict[str, str] = {
+    CROSS_TENANT: "a span's tenant tag differs from its parent's (or from the span that links to it)",
+    CONTEXT_DROPPED: "parent has a tenant tag, the child has none",
+    ORPHAN_ROOT: "a root span that is not an entry point has no tenant",
+    UNSCOPED_ENTRY: "a request entered and no tenant was ever bound",
+    UNSCOPED_QUERY: "a data boundary ran with flowmap.scoped=false",
+    UNFILTERED_CATALOG: "a tool catalog was shown to the model without the tenant filter",
+    MODEL_CHOSEN_TENANT: "a tool call's arguments carry a tenant identifier chosen by the model",
+    TENANT_IN_TELEMETRY: "a raw tenant identifier appears in telemetry",
+    BAGGAGE_TO_EXTERNAL: "the tenant baggage was sent to a destination outside the allowed hosts",
+    MISSING_PARENT: "a span's parent is not in the data, so its path cannot be judged",
+}
+
+#: rules that mark the edge (or root) where a path lost or switched its tenant
+BREAK_RULES = frozenset({CROSS_TENANT, CONTEXT_DROPPED, ORPHAN_ROOT, UNSCOPED_ENTRY})
+
+# Edge states (parent -> child, or linked producer -> consumer)
+INHERITED = "inherited"  # both tagged: same tag (or tags under different keys, never compared)
+DROPPED = "dropped"  # parent tagged, child not
+SWITCHED = "switched"  # both tagged under the same (or an unknown) key, tags differ
+BOUND = "bound"  # parent untagged, child tagged: the tenant was bound here
+UNTAGGED = "untagged"  # neither tagged
+
+#: boundaries that are entry points even when the span kind says otherwise
+ENTRY_BOUNDARIES = frozenset({"http.server", "queue.consume"})
+
+#: attributes holding a tool call's arguments, as instrumentations emit them: OTel GenAI,
+#: OpenInference (``input.value``; ``tool.parameters`` is the schema the model fills),
+#: common ad-hoc names and flowmap's own. Flattened forms ``<name>.<argument>`` count too.
+TOOL_ARGUMENT_ATTRIBUTES: tuple[str, ...] = (
+    "gen_ai.tool.call.arguments",
+    "input.value",
+    "tool.parameters",
+    "tool.arguments",
+    "tool_call.function.arguments",
+    "flowmap.tool.arguments",
+)
+
+_HOST_ATTRIBUTES = ("server.address", "net.peer.name", "http.host")
+_URL_ATTRIBUTES = ("url.full", "http.url")
+
+
+def op(span: Span) -> str:
+    """How a message names a span: its operation (service and span name), quoted."""
+    return f"'{span.operation}'"
+
+
+def edge_state(parent: Span, child: Span) -> str:
+    """What happened to the tenant between a parent (or linking) span and a child."""
+    pt, ct = parent.tenant, child.tenant
+    if pt is None:
+        return UNTAGGED if ct is None else BOUND
+    if ct is None:
+        return DROPPED
+    if pt == ct:
+        return INHERITED
+    pk, ck = parent.key_id, child.key_id
+    if pk is not None and ck is not None and pk != ck:
+        return INHERITED  # tags made with different keys are never compared
+    return SWITCHED
+
+
+def is_entry(span: Span) -> bool:
+    """An entry point: an HTTP server or queue consumer boundary, or a SERVER/CONSUMER
+    span that is not another kind of boundary."""
+    if span.boundary is not None:
+        return span.boundary in ENTRY_BOUNDARIES
+    return span.kind in (SPAN_KIND_SERVER, SPAN_KIND_CONSUMER)
+
+
+def _finding(
+    rule: str, severity: Severity, span: Span, parent: Span | None, message: str
+) -> Finding:
+    return Finding(
+        rule=rule,
+        severity=severity,
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        span_name=span.name,
+        parent_span_id=parent.span_id if parent is not None else span.parent_span_id,
+        parent_name=parent.name if parent is not None else None,
+        service=span.service,
+        boundary=span.boundary,
+        message=message,
+    )
+
+
+def _at_boundary(span: Span) -> Severity:
+    return Severity.HIGH if span.boundary is not None else Severity.MEDIUM
+
+
+def judge_link(producer: Span, consumer: Span) -> Finding | None:
+    """The finding, if any, for a consumer span linked to a producer span."""
+    state = edge_state(producer, consumer)
+    if state == SWITCHED:
+        return _finding(
+            CROSS_TENANT, Severity.CRITICAL, consumer, producer,
+            f"{op(consumer)} runs for a different tenant than {op(producer)}, which links to it",
+        )
+    if state == DROPPED:
+        return _finding(
+            CONTEXT_DROPPED, _at_boundary(consumer), consumer, producer,
+            f"{op(consumer)} lost the tenant of {op(producer)} across a span link",
+        )
+    return None
+
+
+def _judge_parent(parent: Span, child: Span) -> Finding | None:
+    state = edge_state(parent, child)
+    remote = " in another service" if parent.service != child.service else ""
+    if state == SWITCHED:
+        return _finding(
+            CROSS_TENANT, Severity.CRITICAL, child, parent,
+            f"{op(child)} runs for a different tenant than its parent {op(parent)}{remote}",
+        )
+    if state == DROPPED:
+        return _finding(
+            CONTEXT_DROPPED, _at_boundary(child), child, parent,
+            f"{op(child)} lost the tenant of its parent {op(parent)}{remote}",
+        )
+    return None
+
+
+def orphan_message(operation: str, likely_parent: str | None) -> str:
+    where = f" (it likely belonged under '{likely_parent}')" if likely_parent else ""
+    return f"'{operation}' started as a root with no tenant: the context was lost before it started{where}"
+
+
+def _destination(span: Span) -> str | None:
+    a = span.attributes
+    for name in _HOST_ATTRIBUTES:
+        v = a.get(name)
+        if isinstance(v, str) and v.strip():
+            return v.strip()
+    for name in _URL_ATTRIBUTES:
+        v = a.get(name)
+        if isinstance(v, str) and v.strip():
+            try:
+                host = urlsplit(v.strip()).hostname
+            except ValueError:
+                host = None
+            if host:
+                return host
+    return None
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+def _model_chosen_keys(span: Span, names: frozenset[str]) -> tuple[list[str], list[Any]]:
+    """Argument names that carry a tenant id in a tool span, and their values."""
+    keys: list[str] = []
+    values: list[Any] = []
+    for attr, value in span.attributes.items():
+        if attr in TOOL_ARGUMENT_ATTRIBUTES:
+            for key, v in tenant_keys_in(value, names):
+                keys.append(key)
+                values.append(v)
+            continue
+        for prefix in TOOL_ARGUMENT_ATTRIBUTES:
+            if attr.startswith(prefix) and attr[len(prefix):len(prefix) + 1] == ".":
+                tail = attr[len(prefix) + 1:]
+                if is_tenant_key(tail, names):
+                    keys.append(tail)
+                    values.append(value)
+                break
+    return keys, values
+
+
+@dataclass
+class TraceVerdict:
+    """What the rules found in one trace."""
+
+    findings: list[Finding] = field(default_factory=list)
+    #: span id -> findings on that span
+    by_span: dict[str, list[Finding]] = field(default_factory=dict)
+    #: orphan-root findings, whose likely_parent the analysis fills in at the end
+    orphans: list[Finding] = field(default_factory=list)
+    #: raw values flagged (tenant-in-telemetry, model-chosen-tenant): to be masked
+    raw_values: list[Any] = field(default_factory=list)
+
+    def add(self, f: Finding) -> None:
+        existing = self.by_span.setdefault(f.span_id, [])
+        if any(e.rule == f.rule for e in existing):
+            return  # one finding per rule per span (a parent edge and a link can agree)
+        existing.append(f)
+        self.findings.append(f)
+
+
+def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
+    """Run every rule on one trace."""
+    v = TraceVerdict()
+    names = settings.tenant_attributes
+    spans = graph.spans
+    parent_of = graph.parent
+
+    # Subtree facts for the root rules, in one reverse pass.
+    tagged_below = graph.below("tagged")
+    boundary_below = graph.below("boundary")
+
+    seen_resources: set[tuple[str, str]] = set()
+    resource_hits: dict[int, list] = {}  # the trace keeps each resource alive: ids are stable
+    for sid in graph.order:
+        span = spans[sid]
+        pid = parent_of.get(sid)
+        boundary = span.boundary
+
+        # cross-tenant / context-dropped along parent edges
+        if pid is not None:
+            f = _judge_parent(spans[pid], span)
+            if f is not None:
+                v.add(f)
+
+        # data boundaries
+        if span.scoped is False and boundary is not None:
+            if boundary == "tool.catalog":
+                v.add(_finding(
+                    UNFILTERED_CATALOG, Severity.HIGH, span, graph.parent_of(sid),
+                    f"tool catalog {op(span)} was shown to the model without the tenant filter",
+                ))
+            elif boundary in attributes.DATA_BOUNDARIES:
+                v.add(_finding(
+                    UNSCOPED_QUERY, Severity.HIGH, span, graph.parent_of(sid),
+                    f"{boundary} boundary {op(span)} ran without a tenant scope (flowmap.scoped=false)",
+                ))
+
+        # model-chosen-tenant
+        if boundary == "tool":
+            keys, values = _model_chosen_keys(span, names)
+            if keys:
+                v.raw_values.extend(values)
+                shown = ", ".join(f"'{k}'" for k in dict.fromkeys(keys))
+                v.add(_finding(
+                    MODEL_CHOSEN_TENANT, Severity.HIGH, span, graph.parent_of(sid),
+                    f"tool call {op(span)} takes the tenant from the model's arguments ({shown})",
+                ))
+
+        # tenant-in-telemetry: resource attributes are reported once per service and trace
+        hits = find_raw_tenant_values(span, names, include_resource=False)
+        if span.resource:
+            rid = id(span.resource)
+            rhits = resource_hits.get(rid)
+            if rhits is None:
+                rhits = resource_hits[rid] = list(
+                    scan_attributes(span.resource, "resource attribute", names)
+                )
+            for hit in rhits:
+                if (span.service, hit.key) not in seen_resources:
+                    seen_resources.add((span.service, hit.key))
+                    hits.append(hit)
+        if hits:
+            v.raw_values.extend(h.value for h in hits)
+            shown = ", ".join(dict.fromkeys(f"{h.where} '{h.key}'" for h in hits))
+            v.add(_finding(
+                TENANT_IN_TELEMETRY, Severity.HIGH, span, graph.parent_of(sid),
+                f"raw tenant identifier in {shown} of {op(span)} (value masked)",
+            ))
+
+        # baggage-to-external
+        if _truthy(span.attributes.get(attributes.BAGGAGE_SENT)):
+            host = _destination(span)
+            if not settings.allowed_hosts.allows(host):
+                where = f"'{host}'" if host else "an unrecorded destination"
+                v.add(_finding(
+                    BAGGAGE_TO_EXTERNAL, Severity.MEDIUM, span, graph.parent_of(sid),
+                    f"{op(span)} sent the tenant baggage to {where}, outside the allowed hosts",
+                ))
+
+    # links inside the trace (queues, streams): producer -> consumer
+    for src, dst in graph.links:
+        f = judge_link(spans[src], spans[dst])
+        if f is not None:
+            v.add(f)
+
+    # roots
+    for sid in graph.roots:
+        span = spans[sid]
+        if span.tenant is not None:
+            continue
+        if is_entry(span):
+            if not tagged_below[sid]:
+                high = boundary_below[sid]
+                v.add(_finding(
+                    UNSCOPED_ENTRY, Severity.HIGH if high else Severity.MEDIUM, span, None,
+                    f"request {op(span)} entered and no tenant was ever bound"
+                    + (" before it reached a boundary" if high else ""),
+                ))
+        else:
+            f = _finding(ORPHAN_ROOT, _at_boundary(span), span, None, orphan_message(span.operation, None))
+            v.add(f)
+            v.orphans.append(f)
+
+    for sid in graph.missing_parent:
+        span = spans[sid]
+        v.add(_finding(
+            MISSING_PARENT, Severity.INFO, span, None,
+            f"the parent of {op(span)} is not in the data (incomplete export or sampling): "
+            "its path cannot be judged",
+        ))
+    for sid in graph.cycle_cut:
+        span = spans[sid]
+        v.add(_finding(
+            MISSING_PARENT, Severity.INFO, span, None,
+            f"the parent chain of {op(span)} loops back on itself: its path cannot be judged",
+        ))
+    return v
+
+
+def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
+    """Severity descending, then trace, span and rule: a stable order for every output."""
+    return sorted(findings, key=lambda f: (-int(f.severity), f.trace_id, f.span_id, f.rule))

@@ -1,0 +1,391 @@
+"""Every rule of the contract table: a hit with its exact severity, and a near miss that must not fire.
+
+Traces are written as OTLP JSON Lines (tests/otlp_builder.py) and read back through the
+real loader by ``flowmap.analyze``.
+"""
+
+import json
+
+import pytest
+
+from flowmap.model import Severity
+from flowmap.settings import AnalysisSettings
+from flowmap.hosts import AllowedHosts
+
+from otlp_builder import (
+    CLIENT,
+    CONSUMER,
+    INTERNAL,
+    PRODUCER,
+    SERVER,
+    TAG_A,
+    TAG_B,
+    TraceBuilder,
+    analyze_built,
+)
+
+RAW = "acme-corp-7731"  # a raw tenant id: must never appear in any output
+
+
+def rules_of(analysis, rule):
+    return [f for f in analysis.findings if f.rule == rule]
+
+
+def only(analysis, rule):
+    found = rules_of(analysis, rule)
+    assert len(found) == 1, [f.to_json() for f in analysis.findings]
+    return found[0]
+
+
+def request(tb, tenant=TAG_A):
+    return tb.span("POST /chat", kind=SERVER, tenant=tenant, boundary="http.server")
+
+
+# -- cross-tenant -------------------------------------------------------------------
+
+def test_cross_tenant_child_of_other_tenant_is_critical(tmp_path):
+    tb = TraceBuilder()
+    entry = request(tb)
+    switched = entry.child("load memory", tenant=TAG_B, boundary="memory", scoped=True)
+    f = only(analyze_built(tmp_path, tb), "cross-tenant")
+    assert f.severity is Severity.CRITICAL
+    assert (f.span_id, f.parent_span_id) == (switched.span_id, entry.span_id)
+    assert "'api load memory'" in f.message and "'api POST /chat'" in f.message
+
+
+def test_cross_tenant_not_judged_across_different_keys(tmp_path):
+    tb = TraceBuilder()
+    entry = request(tb)
+    entry.child("downstream", tenant=TAG_B, service="billing", key_id="otherkey")
+    assert rules_of(analyze_built(tmp_path, tb), "cross-tenant") == []
+
+
+def test_cross_tenant_same_tag_does_not_fire(tmp_path):
+    tb = TraceBuilder()
+    request(tb).child("agent", tenant=TAG_A, boundary="agent")
+    assert analyze_built(tmp_path, tb).findings == []
+
+
+def test_cross_tenant_through_queue_link_across_traces(tmp_path):
+    producer_trace = TraceBuilder()
+    pub = request(producer_trace).child("enqueue job", kind=PRODUCER, tenant=TAG_A, boundary="queue.publish")
+    consumer_trace = TraceBuilder(service="worker")
+    consumer_trace.span("process job", kind=CONSUMER, tenant=TAG_B, boundary="queue.consume", links=[pub])
+    # consumer written before the producer: the link is resolved whatever the order
+    f = only(analyze_built(tmp_path, consumer_trace, producer_trace), "cross-tenant")
+    assert f.severity is Severity.CRITICAL
+    assert f.trace_id == consumer_trace.trace_id and f.parent_span_id == pub.span_id
+    assert "link" in f.message
+
+
+# -- context-dropped ------------------------------------------------------------------
+
+def test_context_dropped_at_boundary_is_high(tmp_path):
+    tb = TraceBuilder()
+    lost = request(tb).child("vector search", boundary="vector", scoped=True)
+    f = only(analyze_built(tmp_path, tb), "context-dropped")
+    assert f.severity is Severity.HIGH and f.span_id == lost.span_id
+
+
+def test_context_dropped_elsewhere_is_medium(tmp_path):
+    tb = TraceBuilder()
+    request(tb).child("format answer")
+    assert only(analyze_built(tmp_path, tb), "context-dropped").severity is Severity.MEDIUM
+
+
+def test_context_dropped_reports_only_the_first_edge(tmp_path):
+    tb = TraceBuilder()
+    lost = request(tb).child("worker step")
+    lost.child("nested step").child("deeper step")
+    f = only(analyze_built(tmp_path, tb), "context-dropped")
+    assert f.span_id == lost.span_id
+
+
+def test_context_dropped_across_services_through_remote_parent(tmp_path):
+    tb = TraceBuilder()
+    call = request(tb).child("POST tools", kind=CLIENT, tenant=TAG_A, boundary="http.client",
+                             baggage_sent=True, attrs={"server.address": "tools.svc"})
+    remote = call.child("POST /run", kind=SERVER, service="tools", boundary="http.server")
+    f = only(analyze_built(tmp_path, tb), "context-dropped")
+    assert f.severity is Severity.HIGH and f.span_id == remote.span_id
+    assert f.service == "tools" and "another service" in f.message
+
+
+def test_context_dropped_through_link_within_trace(tmp_path):
+    tb = TraceBuilder()
+    pub = request(tb).child("publish", kind=PRODUCER, tenant=TAG_A, boundary="queue.publish")
+    consumer = tb.span("consume", kind=CONSUMER, service="worker", boundary="queue.consume", links=[pub])
+    f = only(analyze_built(tmp_path, tb), "context-dropped")
+    assert f.span_id == consumer.span_id and f.severity is Severity.HIGH
+
+
+def test_untagged_child_of_untagged_parent_is_not_dropped(tmp_path):
+    tb = TraceBuilder()
+    entry = tb.span("GET /health", kind=SERVER)
+    entry.child("ping")
+    assert rules_of(analyze_built(tmp_path, tb), "context-dropped") == []
+
+
+def test_missing_parent_is_info_and_not_judged(tmp_path):
+    tb = TraceBuilder()
+    request(tb)
+    orphaned = tb.span("late step", parent="00000000deadbeef", boundary="db", scoped=True)
+    a = analyze_built(tmp_path, tb)
+    f = only(a, "missing-parent")
+    assert f.severity is Severity.INFO and f.span_id == orphaned.span_id
+    assert f.parent_span_id == "00000000deadbeef"
+    assert {x.rule for x in a.findings} == {"missing-parent"}
+
+
+# -- orphan-root -----------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "kind,boundary,severity",
+    [
+        (INTERNAL, "tool", Severity.HIGH),
+        (INTERNAL, None, Severity.MEDIUM),
+        (CLIENT, None, Severity.MEDIUM),
+        (PRODUCER, "queue.publish", Severity.HIGH),
+        (SERVER, "agent", Severity.HIGH),  # a boundary span that is not an entry boundary
+    ],
+)
+def test_orphan_root_severity(tmp_path, kind, boundary, severity):
+    tb = TraceBuilder()
+    tb.span("pool task", kind=kind, boundary=boundary)
+    f = only(analyze_built(tmp_path, tb), "orphan-root")
+    assert f.severity is severity and f.parent_span_id is None
+
+
+@pytest.mark.parametrize("kind,boundary", [(SERVER, None), (SERVER, "http.server"), (CONSUMER, "queue.consume")])
+def test_entry_roots_are_not_orphans(tmp_path, kind, boundary):
+    tb = TraceBuilder()
+    tb.span("entry", kind=kind, boundary=boundary)
+    assert rules_of(analyze_built(tmp_path, tb), "orphan-root") == []
+
+
+def test_tagged_internal_root_is_not_orphan(tmp_path):
+    tb = TraceBuilder()
+    tb.span("scheduled job", tenant=TAG_A, boundary="agent")
+    assert analyze_built(tmp_path, tb).findings == []
+
+
+def test_orphan_root_learns_likely_parent_from_other_traces(tmp_path):
+    builders = []
+    for _ in range(3):  # the operation attached under the agent most of the time
+        tb = TraceBuilder()
+        request(tb).child("agent run", tenant=TAG_A, boundary="agent").child(
+            "embed chunk", tenant=TAG_A, boundary="llm")
+        builders.append(tb)
+    other = TraceBuilder()
+    request(other).child("embed chunk", tenant=TAG_A, boundary="llm")  # once directly under the request
+    lost = TraceBuilder()
+    request(lost).child("agent run", tenant=TAG_A, boundary="agent")
+    orphan = lost.span("embed chunk", boundary="llm")  # same trace, context lost in a pool
+    a = analyze_built(tmp_path, lost, *builders, other)
+    f = only(a, "orphan-root")
+    assert f.span_id == orphan.span_id and f.severity is Severity.HIGH
+    assert f.likely_parent == "api agent run"
+    assert "'api agent run'" in f.message
+    edge = a.flow.edges[("api agent run", "api embed chunk")]
+    assert edge.orphaned == 1 and lost.trace_id in edge.example_traces
+
+
+# -- unscoped-entry -------------------------------------------------------------------
+
+def test_unscoped_entry_reaching_a_boundary_is_high(tmp_path):
+    tb = TraceBuilder()
+    entry = tb.span("POST /chat", kind=SERVER, boundary="http.server")
+    entry.child("handler").child("lookup", boundary="db", scoped=True)
+    f = only(analyze_built(tmp_path, tb), "unscoped-entry")
+    assert f.severity is Severity.HIGH and f.span_id == entry.span_id
+
+
+def test_unscoped_entry_without_boundary_below_is_medium(tmp_path):
+    tb = TraceBuilder()
+    tb.span("GET /health", kind=SERVER, boundary="http.server").child("ping")  # itself a boundary
+    assert only(analyze_built(tmp_path, tb), "unscoped-entry").severity is Severity.MEDIUM
+
+
+def test_entry_that_binds_a_tenant_below_is_not_unscoped(tmp_path):
+    tb = TraceBuilder()
+    entry = tb.span("POST /chat", kind=SERVER, boundary="http.server")  # before authentication
+    entry.child("authenticated", tenant=TAG_A).child("search", tenant=TAG_A, boundary="vector", scoped=True)
+    a = analyze_built(tmp_path, tb)
+    assert a.findings == []
+    assert a.flow.edges[("api POST /chat", "api authenticated")].bound == 1
+
+
+# -- unscoped-query / unfiltered-catalog ----------------------------------------------
+
+@pytest.mark.parametrize("boundary", ["memory", "vector", "cache", "db"])
+def test_unscoped_query_is_high(tmp_path, boundary):
+    tb = TraceBuilder()
+    q = request(tb).child("query", tenant=TAG_A, boundary=boundary, scoped=False)
+    f = only(analyze_built(tmp_path, tb), "unscoped-query")
+    assert f.severity is Severity.HIGH and f.span_id == q.span_id and f.boundary == boundary
+
+
+@pytest.mark.parametrize("scoped", [True, None])
+def test_scoped_or_unknown_query_does_not_fire(tmp_path, scoped):
+    tb = TraceBuilder()
+    request(tb).child("query", tenant=TAG_A, boundary="vector", scoped=scoped)
+    assert analyze_built(tmp_path, tb).findings == []
+
+
+def test_unfiltered_catalog_is_high_and_not_an_unscoped_query(tmp_path):
+    tb = TraceBuilder()
+    request(tb).child("list tools", tenant=TAG_A, boundary="tool.catalog", scoped=False)
+    a = analyze_built(tmp_path, tb)
+    assert only(a, "unfiltered-catalog").severity is Severity.HIGH
+    assert rules_of(a, "unscoped-query") == []
+
+
+def test_filtered_catalog_does_not_fire(tmp_path):
+    tb = TraceBuilder()
+    request(tb).child("list tools", tenant=TAG_A, boundary="tool.catalog", scoped=True)
+    assert analyze_built(tmp_path, tb).findings == []
+
+
+# -- model-chosen-tenant --------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"gen_ai.tool.call.arguments": json.dumps({"query": "invoices", "tenant_id": RAW})},
+        {"input.value": json.dumps({"filters": {"orgId": RAW}})},  # OpenInference, nested, camelCase
+        {"tool.arguments.customer_id": RAW},  # flattened form
+        {"tool.parameters": json.dumps({"properties": {"workspace_id": {"type": "string"}}})},
+    ],
+)
+def test_model_chosen_tenant_in_tool_arguments(tmp_path, attrs):
+    tb = TraceBuilder()
+    tool = request(tb).child("execute_tool search_invoices", tenant=TAG_A, boundary="tool", attrs=attrs)
+    a = analyze_built(tmp_path, tb)
+    f = only(a, "model-chosen-tenant")
+    assert f.severity is Severity.HIGH and f.span_id == tool.span_id
+    dumped = json.dumps([x.to_json() for x in a.findings]) + repr(a.sample_traces)
+    assert RAW not in dumped
+
+
+def test_tool_arguments_without_tenant_key_do_not_fire(tmp_path):
+    tb = TraceBuilder()
+    entry = request(tb)
+    entry.child("execute_tool search", tenant=TAG_A, boundary="tool",
+                attrs={"gen_ai.tool.call.arguments": json.dumps({"query": "tenant_id policy"})})
+    # the same arguments on a model span (not a tool call) are not judged by this rule
+    entry.child("chat", tenant=TAG_A, boundary="llm",
+                attrs={"gen_ai.tool.call.arguments": json.dumps({"tenant_id": TAG_B})})
+    assert analyze_built(tmp_path, tb).findings == []
+
+
+# -- tenant-in-telemetry --------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "attrs,events",
+    [
+        ({"tenant_id": RAW}, None),
+        ({"app.org_id": RAW}, None),
+        ({"enduser.tenant.id": RAW}, None),
+        ({"customerId": RAW}, None),
+        ({"account_id": 4242}, None),
+        ({"baggage.user_plan": RAW}, None),
+        ({"http.request.header.baggage": [f"flowmap.tenant={TAG_A},workspace_id={RAW}"]}, None),
+        (None, [("cache miss", {"tenant": RAW})]),
+    ],
+)
+def test_tenant_in_telemetry_hits(tmp_path, attrs, events):
+    tb = TraceBuilder()
+    s = request(tb).child("agent", tenant=TAG_A, boundary="agent", attrs=attrs, events=events)
+    a = analyze_built(tmp_path, tb)
+    f = only(a, "tenant-in-telemetry")
+    assert f.severity is Severity.HIGH and f.span_id == s.span_id
+    assert RAW not in json.dumps([x.to_json() for x in a.findings])
+    assert RAW not in repr(a.sample_traces)
+    assert "4242" not in repr(a.sample_traces)
+
+
+def test_resource_tenant_attribute_reported_once_per_trace_and_service(tmp_path):
+    tb = TraceBuilder(resource={"tenant_id": RAW})
+    request(tb).child("agent", tenant=TAG_A, boundary="agent")
+    f = only(analyze_built(tmp_path, tb), "tenant-in-telemetry")
+    assert "resource attribute 'tenant_id'" in f.message
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"tenant_id": TAG_B},  # an opaque tag is fine
+        {"cloud.account.id": "123456789012"},  # infrastructure, not a tenant of the platform
+        {"flowmap.tenant.source": "context", "tenant.count": 3},
+        {"tenant_id": "[flowmap:redacted]"},  # already scrubbed by the runtime
+        {"http.request.header.baggage": [f"flowmap.tenant={TAG_A}"]},
+        {"baggage.flowmap.tenant": TAG_A},
+    ],
+)
+def test_tenant_in_telemetry_near_misses(tmp_path, attrs):
+    tb = TraceBuilder()
+    request(tb).child("agent", tenant=TAG_A, boundary="agent", attrs=attrs)
+    assert analyze_built(tmp_path, tb).findings == []
+
+
+def test_raw_value_masked_everywhere_it_leaked(tmp_path):
+    tb = TraceBuilder()
+    entry = tb.span(f"GET /t/{RAW}/docs", kind=SERVER, tenant=TAG_A, boundary="http.server",
+                    attrs={"url.full": f"https://app.example/t/{RAW}/docs", "app.tenant_id": RAW})
+    entry.child("search", tenant=TAG_A, boundary="vector", scoped=False)
+    a = analyze_built(tmp_path, tb)
+    assert {f.rule for f in a.findings} == {"tenant-in-telemetry", "unscoped-query"}
+    out = json.dumps([f.to_json() for f in a.findings]) + repr(a.sample_traces) + repr(a.flow) + repr(a.warnings)
+    assert RAW not in out
+    kept = a.sample_traces[tb.trace_id].spans[entry.span_id]
+    assert kept.attributes["app.tenant_id"] == "[masked]"
+    assert kept.attributes["url.full"] == "https://app.example/t/[masked]/docs"
+
+
+# -- baggage-to-external ---------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"server.address": "api.openai.com"},
+        {"url.full": "https://hooks.partner.example/notify"},
+        {},  # destination not recorded: not proven allowed
+    ],
+)
+def test_baggage_to_external_is_medium(tmp_path, attrs):
+    tb = TraceBuilder()
+    call = request(tb).child("POST", kind=CLIENT, tenant=TAG_A, boundary="http.client",
+                             baggage_sent=True, attrs=attrs)
+    f = only(analyze_built(tmp_path, tb), "baggage-to-external")
+    assert f.severity is Severity.MEDIUM and f.span_id == call.span_id
+
+
+@pytest.mark.parametrize(
+    "attrs,sent",
+    [
+        ({"server.address": "vector.rag.svc.cluster.local"}, True),
+        ({"server.address": "10.0.3.7"}, True),
+        ({"url.full": "http://127.0.0.1:8080/x"}, True),
+        ({"server.address": "api.openai.com"}, False),
+    ],
+)
+def test_baggage_to_allowed_or_not_sent_does_not_fire(tmp_path, attrs, sent):
+    tb = TraceBuilder()
+    request(tb).child("POST", kind=CLIENT, tenant=TAG_A, boundary="http.client", baggage_sent=sent, attrs=attrs)
+    assert analyze_built(tmp_path, tb).findings == []
+
+
+def test_baggage_to_configured_host_does_not_fire(tmp_path):
+    tb = TraceBuilder()
+    request(tb).child("POST", kind=CLIENT, tenant=TAG_A, boundary="http.client", baggage_sent=True,
+                      attrs={"server.address": "partner.example.com"})
+    settings = AnalysisSettings(allowed_hosts=AllowedHosts(("partner.example.com",)))
+    assert analyze_built(tmp_path, tb, settings=settings).findings == []
+
+
+def test_extra_tenant_attribute_names_from_settings(tmp_path):
+    tb = TraceBuilder()
+    request(tb).child("agent", tenant=TAG_A, attrs={"app.project_key": RAW})
+    assert analyze_built(tmp_path, tb).findings == []
+    settings = AnalysisSettings.with_extras(extra_tenant_attributes=["project_key"])
+    assert only(analyze_built(tmp_path, tb, settings=settings), "tenant-in-telemetry")
