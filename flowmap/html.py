@@ -1,0 +1,104 @@
+"""``flowmap report``: the HTML risk map, one self-contained file.
+
+The page works from ``file://`` with no network: CSS and the script are inlined, data
+for the script travels as JSON in a ``<script type="application/json">`` block, and a
+Content-Security-Policy allows nothing else (the one script by its sha256 hash). Every
+value from a trace file is attacker-controlled: jinja2 autoescapes it in the markup,
+:func:`script_json` makes the JSON block unable to close its ``<script>``, and the
+script inserts text with ``textContent`` only.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from . import __version__
+from .errors import ConfigError
+from .model import Analysis
+from .report_data import DEFAULT_CAPS, EDGE_KINDS, Caps, ReportData, build_report_data
+
+__all__ = ["write_report", "render_report", "render_data", "script_json", "DEFAULT_REPORT_PATH"]
+
+DEFAULT_REPORT_PATH = Path("reports/risk-map.html")
+_TEMPLATES = Path(__file__).parent / "templates"
+
+_JSON_ESCAPES = {
+    ord("<"): "\\u003c",
+    ord(">"): "\\u003e",
+    ord("&"): "\\u0026",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def script_json(value: Any) -> str:
+    """JSON safe inside ``<script type="application/json">``: no ``</script>``, no ``<!--``."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).translate(_JSON_ESCAPES)
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
+        autoescape=True,  # every template, whatever its extension
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+@lru_cache(maxsize=1)
+def _script() -> tuple[str, str]:
+    """The page script and its CSP hash (the script is static: data never goes in it)."""
+    js = (_TEMPLATES / "risk_map.js").read_text(encoding="utf-8")
+    digest = base64.b64encode(hashlib.sha256(js.encode("utf-8")).digest()).decode("ascii")
+    return js, f"'sha256-{digest}'"
+
+
+def render_data(data: ReportData) -> str:
+    """The page for already prepared report data."""
+    js, js_hash = _script()
+    css = (_TEMPLATES / "risk_map.css").read_text(encoding="utf-8")
+    csp = (
+        "default-src 'none'; "
+        f"script-src {js_hash}; "
+        "style-src 'unsafe-inline'; "
+        "img-src data:; "
+        "base-uri 'none'; form-action 'none'"
+    )
+    return _env().get_template("risk_map.html.j2").render(
+        d=data,
+        h=data.header,
+        csp=csp,
+        css=css,  # static file of ours, inserted unescaped in <style>
+        script=js,
+        data_json=script_json(data.script_data()),
+        edge_kinds=EDGE_KINDS,
+        version=__version__,
+    )
+
+
+def render_report(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> str:
+    """The complete HTML of the risk map for ``analysis``."""
+    return render_data(build_report_data(analysis, caps))
+
+
+def write_report(analysis: Analysis, path: str | Path = DEFAULT_REPORT_PATH, caps: Caps = DEFAULT_CAPS) -> Path:
+    """Write the risk map to ``path`` (parent directories created) and return the path."""
+    out = Path(path)
+    html = render_report(analysis, caps)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(out)
+    except OSError as exc:
+        raise ConfigError(f"cannot write report {out}: {exc.strerror or exc}") from None
+    return out

@@ -1,0 +1,658 @@
+"""The HTML risk map's data, prepared apart from rendering.
+
+Everything the template and its script show is decided here, from an
+:class:`~flowmap.model.Analysis`: the header and its verdict, the laid-out flow map,
+the findings table, the sample traces for the trace view. Long lists are capped (see
+:class:`Caps`) and every cap that actually cut something is stated in ``notices`` so
+the page says so. Values taken from trace files stay plain strings here (the template
+escapes them); raw tenant ids are masked again, whatever the analyzer already did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import attributes
+from .formats.common import count_by_rule, count_by_severity
+from .formats.rules import rule_doc
+from .layout import Layout, layered_layout
+from .masking import MASK, Masker, is_tenant_key
+from .model import (
+    Analysis,
+    Finding,
+    FlowEdge,
+    Severity,
+    Span,
+    Trace,
+)
+from .tagging import is_opaque_tag
+
+__all__ = [
+    "Caps",
+    "DEFAULT_CAPS",
+    "Header",
+    "NodeView",
+    "EdgeView",
+    "FindingView",
+    "SpanView",
+    "TraceView",
+    "ReportData",
+    "build_report_data",
+    "EDGE_KINDS",
+    "BREAK_RULES",
+]
+
+# What happened to the tenant on an edge, worst first (an edge shows its worst kind).
+EDGE_KINDS: tuple[str, ...] = ("switched", "dropped", "orphaned", "inherited")
+# Rules that mean the edge into a span broke the tenant chain (highlighted in traces).
+BREAK_RULES: tuple[str, ...] = ("cross-tenant", "context-dropped", "orphan-root", "unscoped-entry")
+_KIND_NAMES = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
+
+NAME_CHARS = 44  # longer labels are cut with an ellipsis on the map (full name in the panel)
+NAME_PX = 7.4  # bold 12px sans-serif, generous average advance
+SUB_PX = 6.4  # 11px sans-serif
+NODE_PAD = 14.0
+NODE_MIN_W = 150.0
+NODE_H = 44.0
+BADGE_W = 34.0  # room for the findings count at the right of a box
+
+
+@dataclass(frozen=True, slots=True)
+class Caps:
+    """Bounds that keep a report of a 100,000-span input small and quick to open."""
+
+    nodes: int = 300  # operations drawn on the map (worst and busiest kept)
+    findings: int = 2000  # rows in the findings table (worst first)
+    traces: int = 60  # sample traces available in the trace view
+    spans_per_trace: int = 250  # spans shown per sample trace (path spans kept first)
+    span_budget: int = 6000  # spans over all sample traces
+    examples_per_edge: int = 5  # example traces listed per edge / node
+    attributes_per_span: int = 16
+    value_chars: int = 200
+    files: int = 20
+
+
+DEFAULT_CAPS = Caps()
+
+
+@dataclass(slots=True)
+class Header:
+    files: list[str]
+    files_total: int
+    traces: int
+    spans: int
+    services: int
+    tenant_tags: int
+    severities: dict[str, int]  # critical..info, zeros included
+    rules: dict[str, int]
+    findings_total: int
+    verdict: str
+    verdict_level: str  # "critical" / "high" / "medium" / "low" / "info" / "ok"
+    warnings: list[str]
+
+
+@dataclass(slots=True)
+class NodeView:
+    id: str  # "n0", safe in attributes and JSON keys
+    op: str
+    service: str
+    name: str
+    label: str  # name cut to NAME_CHARS
+    sublabel: str  # "service · boundary"
+    boundary: str | None
+    boundary_class: str  # one of attributes.BOUNDARY_KINDS with dots as dashes, or "none"/"other"
+    spans: int
+    untagged: int
+    entry: bool
+    findings: dict[str, int]
+    worst: str | None  # worst severity of findings on the node
+    x: float = 0.0
+    y: float = 0.0
+    w: float = 0.0
+    h: float = 0.0
+    self_loops: int = 0
+    edges_in: list[str] = field(default_factory=list)
+    edges_out: list[str] = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class EdgeView:
+    id: str  # "e0"
+    source: str  # NodeView.id
+    target: str
+    source_op: str
+    target_op: str
+    inherited: int
+    dropped: int
+    switched: int
+    orphaned: int
+    via_link: int
+    total: int
+    kind: str  # worst of EDGE_KINDS present
+    mixed: bool  # more than one kind on this edge
+    label: str  # count shown on the map
+    title: str  # hover text
+    path: str = ""
+    label_x: float = 0.0
+    label_y: float = 0.0
+    label_anchor: str = "end"
+    reversed: bool = False
+    examples: list[str] = field(default_factory=list)
+
+    @property
+    def stroke(self) -> float:
+        """Line width grows with the call count, slowly (log scale)."""
+        return round(1.4 + min(3.2, math.log10(self.total + 1) * 1.1), 2)
+
+    @property
+    def classes(self) -> str:
+        out = ["edge", self.kind]
+        if self.mixed:
+            out.append("mixed")
+        if self.via_link:
+            out.append("via-link")
+        if self.reversed:
+            out.append("back")
+        return " ".join(out)
+
+
+@dataclass(slots=True)
+class FindingView:
+    index: int
+    rule: str
+    severity: str
+    rank: int  # Severity value, for sorting
+    trace_id: str
+    span_id: str
+    span_name: str
+    parent_name: str | None
+    service: str
+    boundary: str | None
+    message: str
+    node: str | None  # NodeView.id of the span's operation
+    edge: str | None  # EdgeView.id of the edge into it, when known
+    in_trace_view: bool
+
+
+@dataclass(slots=True)
+class SpanView:
+    span_id: str
+    parent_span_id: str | None
+    depth: int
+    name: str
+    service: str
+    kind: str
+    boundary: str | None
+    tenant: str | None  # opaque tag, MASK if the value was not opaque, None if untagged
+    tenant_hue: int | None  # a stable color per tag, so a switch is visible at a glance
+    source: str | None
+    scoped: bool | None
+    start_ms: float
+    duration_ms: float
+    error: bool
+    on_path: bool
+    rules: list[str]
+    broken: str | None  # rule that broke the edge into this span
+    attributes: list[tuple[str, str]]
+    node: str | None
+
+
+@dataclass(slots=True)
+class TraceView:
+    trace_id: str
+    spans: list[SpanView]
+    spans_total: int
+    duration_ms: float
+    first_broken: str | None  # span id of the first broken edge
+    break_rule: str | None
+    path: list[str]  # span ids from the entry to the final tool call, if known
+
+
+@dataclass(slots=True)
+class ReportData:
+    header: Header
+    nodes: list[NodeView]
+    edges: list[EdgeView]
+    findings: list[FindingView]
+    traces: dict[str, TraceView]
+    notices: list[str]  # one sentence per cap that cut something
+    width: float
+    height: float
+    crossings: int
+    filter_rules: list[str]
+    filter_services: list[str]
+    rule_help: dict[str, str]
+
+    def script_data(self) -> dict[str, Any]:
+        """The JSON the page's script reads (drill-down panels and trace view)."""
+        return {
+            "nodes": {
+                n.id: {
+                    "op": n.op, "service": n.service, "name": n.name, "boundary": n.boundary,
+                    "spans": n.spans, "untagged": n.untagged, "entry": n.entry,
+                    "findings": n.findings, "in": n.edges_in, "out": n.edges_out,
+                    "examples": n.examples, "selfLoops": n.self_loops,
+                }
+                for n in self.nodes
+            },
+            "edges": {
+                e.id: {
+                    "source": e.source, "target": e.target, "sourceOp": e.source_op,
+                    "targetOp": e.target_op, "inherited": e.inherited, "dropped": e.dropped,
+                    "switched": e.switched, "orphaned": e.orphaned, "viaLink": e.via_link,
+                    "total": e.total, "kind": e.kind, "examples": e.examples,
+                }
+                for e in self.edges
+            },
+            "findings": [
+                {
+                    "rule": f.rule, "severity": f.severity, "trace": f.trace_id, "span": f.span_id,
+                    "name": f.span_name, "service": f.service, "message": f.message,
+                    "node": f.node, "edge": f.edge, "inView": f.in_trace_view,
+                }
+                for f in self.findings
+            ],
+            "traces": {tid: asdict(t) for tid, t in self.traces.items()},
+            "rules": self.rule_help,
+        }
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _boundary_class(boundary: str | None) -> str:
+    if not boundary:
+        return "none"
+    return boundary.replace(".", "-") if boundary in attributes.BOUNDARY_KINDS else "other"
+
+
+def _edge_kind(e: FlowEdge) -> tuple[str, bool]:
+    present = [k for k in EDGE_KINDS if getattr(e, k)]
+    if not present:
+        return "inherited", False
+    return present[0], len(present) > 1
+
+
+def _verdict(analysis: Analysis, edges: list[EdgeView]) -> tuple[str, str]:
+    sev = count_by_severity(analysis.findings)
+    switched = sum(1 for e in edges if e.switched)
+    dropped = sum(1 for e in edges if e.dropped or e.orphaned)
+    if sev["critical"]:
+        on = f", on {_plural(switched, 'call edge')}" if switched else ""
+        return (
+            f"Tenant context switched to another tenant ({_plural(sev['critical'], 'critical finding')}"
+            f"{on}): data may cross tenants.",
+            "critical",
+        )
+    if sev["high"]:
+        where = f" on {_plural(dropped, 'call edge')}" if dropped else ""
+        return (
+            f"Tenant context is lost or unchecked{where} ({_plural(sev['high'], 'high finding')}): "
+            "operations run without knowing whose data they touch.",
+            "high",
+        )
+    for level in ("medium", "low", "info"):
+        if sev[level]:
+            return (
+                f"No critical or high findings; {_plural(sev[level], level + ' finding')} to review.",
+                level,
+            )
+    return f"No tenant context breaks found in {_plural(analysis.traces, 'trace')}.", "ok"
+
+
+class _Safe:
+    """Masks raw tenant ids in anything shown, on top of the analyzer's own masking."""
+
+    def __init__(self, analysis: Analysis, caps: Caps) -> None:
+        self.caps = caps
+        self.names = attributes.TENANT_ID_ATTRIBUTE_NAMES
+        raw: list[Any] = []
+        for trace in analysis.sample_traces.values():
+            for span in trace.spans.values():
+                for key, value in span.attributes.items():
+                    if self._is_raw_tenant(key, value):
+                        raw.append(value)
+                if span.tenant is not None and not is_opaque_tag(span.tenant):
+                    raw.append(span.tenant)
+        self.masker = Masker(raw)
+
+    def _is_raw_tenant(self, key: str, value: Any) -> bool:
+        return (
+            isinstance(value, (str, int, float))
+            and not isinstance(value, bool)
+            and str(value).strip() != ""
+            and str(value) != MASK
+            and not is_opaque_tag(value)
+            and is_tenant_key(key, self.names)
+        )
+
+    def text(self, value: Any, limit: int | None = None) -> str:
+        s = "" if value is None else str(value)
+        if self.masker:
+            s = self.masker.text(s)
+        return _cut(s, limit) if limit else s
+
+    def attribute(self, key: str, value: Any) -> str:
+        if self._is_raw_tenant(key, value):
+            return MASK
+        if key.startswith("baggage.") and key != f"baggage.{attributes.BAGGAGE_KEY}":
+            return MASK
+        if isinstance(value, (list, tuple)):
+            value = ", ".join(str(v) for v in value)
+        return self.text(value, self.caps.value_chars)
+
+
+def _node_order_key(n: Any) -> tuple:
+    worst = max((rule_doc(r).severity for r in n.findings), default=-1)
+    return (-int(worst), -sum(n.findings.values()), -n.spans, n.id)
+
+
+def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportData:
+    """Everything the risk map shows, capped and masked, with the map laid out."""
+    safe = _Safe(analysis, caps)
+    notices: list[str] = []
+    flow = analysis.flow
+
+    # -- nodes (capped: worst and busiest first), ids independent of names
+    flow_nodes = list(flow.nodes.values())
+    if len(flow_nodes) > caps.nodes:
+        kept = sorted(flow_nodes, key=_node_order_key)[: caps.nodes]
+        notices.append(
+            f"The map shows {caps.nodes:,} of {len(flow_nodes):,} operations: those with findings "
+            "and the busiest; the findings table still lists findings on the others."
+        )
+        keep_ids = {n.id for n in kept}
+        flow_nodes = [n for n in flow_nodes if n.id in keep_ids]
+    flow_nodes.sort(key=lambda n: (not n.entry, n.service, n.name, n.id))
+    node_id = {n.id: f"n{i}" for i, n in enumerate(flow_nodes)}
+    finding_sev: dict[str, Severity] = {}
+    for f in analysis.findings:
+        op = f"{f.service} {f.span_name}" if f.service is not None else None
+        if op in node_id and (op not in finding_sev or f.severity > finding_sev[op]):
+            finding_sev[op] = f.severity
+
+    nodes: list[NodeView] = []
+    for n in flow_nodes:
+        name = safe.text(n.name)
+        service = safe.text(n.service)
+        label = _cut(name, NAME_CHARS)
+        sub = _cut(f"{service} · {n.boundary}" if n.boundary else service, NAME_CHARS + 6)
+        worst = finding_sev.get(n.id)
+        nv = NodeView(
+            id=node_id[n.id], op=safe.text(n.id), service=service, name=name, label=label,
+            sublabel=sub, boundary=safe.text(n.boundary) if n.boundary else None,
+            boundary_class=_boundary_class(n.boundary), spans=n.spans, untagged=n.untagged,
+            entry=n.entry, findings=dict(n.findings), worst=str(worst) if worst is not None else None,
+        )
+        badge = BADGE_W if n.findings else 0.0
+        nv.w = max(NODE_MIN_W, len(label) * NAME_PX + 2 * NODE_PAD + badge, len(sub) * SUB_PX + 2 * NODE_PAD + badge)
+        nv.h = NODE_H
+        nodes.append(nv)
+    by_id = {nv.id: nv for nv in nodes}
+
+    # -- edges
+    edges: list[EdgeView] = []
+    edge_id: dict[tuple[str, str], str] = {}
+    dropped_edges = 0
+    for (s, t), e in sorted(flow.edges.items()):
+        if s not in node_id or t not in node_id:
+            dropped_edges += 1
+            continue
+        kind, mixed = _edge_kind(e)
+        broken = e.total - e.inherited
+        label = f"{e.total:,}" if kind == "inherited" else (
+            f"{getattr(e, kind):,}" if not mixed else f"{broken:,}/{e.total:,}"
+        )
+        parts = [f"{getattr(e, k):,} {k}" for k in EDGE_KINDS if getattr(e, k)]
+        if e.via_link:
+            parts.append(f"{e.via_link:,} through span links")
+        ev = EdgeView(
+            id=f"e{len(edges)}", source=node_id[s], target=node_id[t],
+            source_op=safe.text(s), target_op=safe.text(t), inherited=e.inherited,
+            dropped=e.dropped, switched=e.switched, orphaned=e.orphaned, via_link=e.via_link,
+            total=e.total, kind=kind, mixed=mixed, label=label,
+            title=f"{safe.text(s, 80)} → {safe.text(t, 80)}: " + ", ".join(parts or ["no calls"]),
+            examples=list(dict.fromkeys(e.example_traces))[: caps.examples_per_edge],
+        )
+        edge_id[(s, t)] = ev.id
+        edges.append(ev)
+        if s == t:
+            by_id[ev.source].self_loops += e.total
+        else:
+            by_id[ev.source].edges_out.append(ev.id)
+            by_id[ev.target].edges_in.append(ev.id)
+    if dropped_edges:
+        notices.append(f"{_plural(dropped_edges, 'call edge')} to or from operations left off the map are not drawn.")
+
+    layout: Layout = layered_layout(
+        {nv.id: (nv.w, nv.h) for nv in nodes},
+        [(ev.source, ev.target) for ev in edges],
+        entries=[nv.id for nv in nodes if nv.entry],
+    )
+    for nv in nodes:
+        box = layout.nodes[nv.id]
+        nv.x, nv.y, nv.w, nv.h = box.x, box.y, box.w, box.h
+    for ev in edges:
+        r = layout.edges[(ev.source, ev.target)]
+        ev.path, ev.label_x, ev.label_y = r.path, r.label_x, r.label_y
+        ev.label_anchor, ev.reversed = r.label_anchor, r.reversed
+
+    # -- sample traces for the trace view (those behind findings and broken paths first)
+    by_span: dict[tuple[str, str], list[Finding]] = defaultdict(list)
+    for f in analysis.findings:
+        by_span[(f.trace_id, f.span_id)].append(f)
+    paths = {p.trace_id: p for p in reversed(analysis.paths)}  # first (worst) path per trace wins
+    wanted: list[str] = []
+    wanted.extend(p.trace_id for p in analysis.paths if p.broken_at is not None)
+    wanted.extend(f.trace_id for f in sorted(analysis.findings, key=lambda f: -f.severity))
+    for ev in edges:
+        wanted.extend(ev.examples)
+    wanted.extend(analysis.sample_traces)
+    traces: dict[str, TraceView] = {}
+    budget = caps.span_budget
+    cut_spans = 0
+    for tid in dict.fromkeys(wanted):
+        if len(traces) >= caps.traces or budget <= 0:
+            break
+        trace = analysis.sample_traces.get(tid)
+        if trace is None:
+            continue
+        tv = _trace_view(trace, paths.get(tid), by_span, node_id, safe, min(caps.spans_per_trace, budget))
+        cut_spans += tv.spans_total - len(tv.spans)
+        budget -= len(tv.spans)
+        traces[tid] = tv
+    available = sum(1 for t in analysis.sample_traces)
+    if available > len(traces):
+        notices.append(
+            f"The trace view holds {len(traces):,} of the {available:,} sample traces the analysis kept "
+            f"(at most {caps.traces:,} traces and {caps.span_budget:,} spans in one report)."
+        )
+    if cut_spans:
+        notices.append(
+            f"{_plural(cut_spans, 'span')} of long sample traces are not shown "
+            f"(at most {caps.spans_per_trace:,} per trace; spans on the path to the tool call are kept)."
+        )
+    if analysis.traces > len(analysis.sample_traces) and analysis.sample_traces:
+        notices.append(
+            f"Example traces are a sample: {len(analysis.sample_traces):,} of {analysis.traces:,} traces "
+            "were kept by the analysis for drill-down; counts on the map cover all traces."
+        )
+
+    # -- examples per node: from its edges and its findings
+    for nv in nodes:
+        ex: list[str] = []
+        for eid in nv.edges_in + nv.edges_out:
+            ex.extend(edges[int(eid[1:])].examples)
+        nv.examples = ex
+    node_examples: dict[str, list[str]] = defaultdict(list)
+
+    # -- findings table (worst first, capped)
+    ordered = sorted(analysis.findings, key=lambda f: (-int(f.severity), f.rule, f.service or "", f.trace_id))
+    if len(ordered) > caps.findings:
+        notices.append(
+            f"The findings table lists the {caps.findings:,} most severe of {len(ordered):,} findings; "
+            "`flowmap check --format json` lists them all."
+        )
+    names_by_target: dict[str, list[str]] = defaultdict(list)
+    for (s, t), eid in edge_id.items():
+        names_by_target[t].append(s)
+    findings: list[FindingView] = []
+    for i, f in enumerate(ordered[: caps.findings]):
+        op = f"{f.service} {f.span_name}" if f.service is not None else None
+        nid = node_id.get(op) if op else None
+        eid = _edge_for(f, op, names_by_target, edge_id, flow, analysis.sample_traces)
+        if nid is not None:
+            node_examples[nid].append(f.trace_id)
+        findings.append(FindingView(
+            index=i, rule=f.rule, severity=str(f.severity), rank=int(f.severity),
+            trace_id=f.trace_id, span_id=f.span_id, span_name=safe.text(f.span_name, 200),
+            parent_name=safe.text(f.parent_name, 200) if f.parent_name is not None else None,
+            service=safe.text(f.service) if f.service is not None else "",
+            boundary=safe.text(f.boundary) if f.boundary else None,
+            message=safe.text(f.message, 400), node=nid, edge=eid,
+            in_trace_view=f.trace_id in traces,
+        ))
+    for nv in nodes:
+        merged = node_examples.get(nv.id, []) + nv.examples
+        # examples we can open come first
+        merged = sorted(dict.fromkeys(merged), key=lambda t: t not in traces)
+        nv.examples = merged[: caps.examples_per_edge]
+    for ev in edges:
+        ev.examples = sorted(ev.examples, key=lambda t: t not in traces)
+
+    files = [safe.text(p, 200) for p in analysis.files[: caps.files]]
+    sev_counts = count_by_severity(analysis.findings)
+    verdict, level = _verdict(analysis, edges)
+    header = Header(
+        files=files, files_total=len(analysis.files), traces=analysis.traces, spans=analysis.spans,
+        services=len(analysis.services), tenant_tags=len(analysis.tenant_tags),
+        severities=sev_counts, rules={r: n for r, n in count_by_rule(analysis.findings).items() if n},
+        findings_total=len(analysis.findings), verdict=verdict, verdict_level=level,
+        warnings=[safe.text(w, 300) for w in analysis.warnings[:20]],
+    )
+    if len(analysis.warnings) > 20:
+        notices.append(f"{len(analysis.warnings) - 20:,} more input warnings are not shown.")
+    rules = sorted({f.rule for f in findings})
+    return ReportData(
+        header=header, nodes=nodes, edges=edges, findings=findings, traces=traces,
+        notices=notices, width=layout.width, height=layout.height, crossings=layout.crossings,
+        filter_rules=rules, filter_services=sorted({f.service for f in findings if f.service}),
+        rule_help={r: rule_doc(r).short for r in rules},
+    )
+
+
+def _edge_for(
+    f: Finding,
+    op: str | None,
+    sources_by_target: dict[str, list[str]],
+    edge_id: dict[tuple[str, str], str],
+    flow: Any,
+    samples: dict[str, Trace],
+) -> str | None:
+    """The flow-map edge a finding sits on: the call into its span, when it can be told."""
+    if op is None:
+        return None
+    if f.likely_parent and (f.likely_parent, op) in edge_id:
+        return edge_id[(f.likely_parent, op)]
+    if f.parent_span_id:
+        trace = samples.get(f.trace_id)
+        parent = trace.spans.get(f.parent_span_id) if trace else None
+        if parent is not None:
+            return edge_id.get((parent.operation, op))
+    if f.parent_name is not None:
+        cands = [s for s in sources_by_target.get(op, []) if flow.nodes[s].name == f.parent_name]
+        if len(cands) == 1:
+            return edge_id[(cands[0], op)]
+    return None
+
+
+def _tenant_hue(tag: str) -> int:
+    return int(hashlib.sha256(tag.encode()).hexdigest()[:4], 16) % 360
+
+
+def _trace_view(
+    trace: Trace,
+    path: Any,
+    by_span: dict[tuple[str, str], list[Finding]],
+    node_id: dict[str, str],
+    safe: _Safe,
+    limit: int,
+) -> TraceView:
+    spans = trace.spans
+    children: dict[str | None, list[Span]] = defaultdict(list)
+    for s in spans.values():
+        parent = s.parent_span_id if s.parent_span_id in spans else None
+        children[parent].append(s)
+    for lst in children.values():
+        lst.sort(key=lambda s: (s.start_ns, s.span_id))
+    on_path = set(path.span_ids) if path is not None else set()
+    # depth-first, iterative (deep or cyclic traces must not recurse); roots by start time
+    ordered: list[tuple[Span, int]] = []
+    visited: set[str] = set()
+    stack = [(s, 0) for s in reversed(children[None])]
+    while stack:
+        s, depth = stack.pop()
+        if s.span_id in visited:
+            continue
+        visited.add(s.span_id)
+        ordered.append((s, depth))
+        stack.extend((c, depth + 1) for c in reversed(children.get(s.span_id, [])))
+    for s in sorted(spans.values(), key=lambda s: (s.start_ns, s.span_id)):  # spans in parent cycles
+        if s.span_id not in visited:
+            visited.add(s.span_id)
+            ordered.append((s, 0))
+    total = len(ordered)
+    if total > limit:
+        keep = {s.span_id for s, _ in ordered if s.span_id in on_path or (trace.trace_id, s.span_id) in by_span}
+        room = limit - len(keep)
+        for s, _ in ordered:
+            if room <= 0:
+                break
+            if s.span_id not in keep:
+                keep.add(s.span_id)
+                room -= 1
+        ordered = [(s, d) for s, d in ordered if s.span_id in keep][: max(limit, 1)]
+    t0 = min((s.start_ns for s in spans.values() if s.start_ns), default=0)
+    t1 = max((s.end_ns for s in spans.values()), default=t0)
+    first_broken: str | None = None
+    break_rule: str | None = None
+    if path is not None and path.broken_at is not None and 0 <= path.broken_at < len(path.span_ids):
+        first_broken, break_rule = path.span_ids[path.broken_at], path.break_rule
+    views: list[SpanView] = []
+    for s, depth in ordered:
+        rules = sorted({f.rule for f in by_span.get((trace.trace_id, s.span_id), [])})
+        broken = next((r for r in BREAK_RULES if r in rules), None)
+        if first_broken is None and broken is not None:
+            first_broken, break_rule = s.span_id, broken
+        tenant = s.tenant if s.tenant is None or is_opaque_tag(s.tenant) else MASK
+        attrs = [
+            (safe.text(k, 80), safe.attribute(k, v))
+            for k, v in list(s.attributes.items())[: safe.caps.attributes_per_span]
+        ]
+        views.append(SpanView(
+            span_id=s.span_id, parent_span_id=s.parent_span_id, depth=depth, name=safe.text(s.name, 200),
+            service=safe.text(s.service, 120), kind=_KIND_NAMES.get(s.kind, str(s.kind)),
+            boundary=safe.text(s.boundary, 40) if s.boundary else None, tenant=tenant,
+            tenant_hue=_tenant_hue(tenant) if tenant and tenant != MASK else None,
+            source=safe.text(s.attributes.get(attributes.TENANT_SOURCE), 20) or None,
+            scoped=s.scoped, start_ms=round((s.start_ns - t0) / 1e6, 3) if s.start_ns else 0.0,
+            duration_ms=round(max(0, s.end_ns - s.start_ns) / 1e6, 3), error=s.status_code == 2,
+            on_path=s.span_id in on_path, rules=rules, broken=broken, attributes=attrs,
+            node=node_id.get(s.operation),
+        ))
+    return TraceView(
+        trace_id=trace.trace_id, spans=views, spans_total=total,
+        duration_ms=round(max(0, t1 - t0) / 1e6, 3), first_broken=first_broken,
+        break_rule=break_rule, path=list(path.span_ids) if path is not None else [],
+    )
+
