@@ -92,18 +92,20 @@ class FlowmapGroup(TyperGroup):
             if not standalone_mode:
                 raise
             _err(f"{PROG}: error: {_one_line(exc)}")
-            sys.exit(ExitCode.ERROR)
+            sys.exit(int(ExitCode.ERROR))
         except ClickException as exc:
             if not standalone_mode:
                 raise
             ctx = getattr(exc, "ctx", None)
-            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `flowmap`: show the help
-                _err(exc.format_message())
-                sys.exit(ExitCode.ERROR)
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `flowmap`: the help (rich prints it)
+                text = exc.format_message()
+                if text.strip():
+                    _err(text)
+                sys.exit(int(ExitCode.ERROR))
             where = ctx.command_path if ctx is not None else PROG
             hint = f" (see '{where} --help')" if isinstance(exc, UsageError) else ""
             _err(f"{where}: error: {_one_line(exc.format_message())}{hint}")
-            sys.exit(ExitCode.ERROR if isinstance(exc, UsageError) else exc.exit_code)
+            sys.exit(int(ExitCode.ERROR) if isinstance(exc, UsageError) else exc.exit_code)
         except typer.Abort:
             if not standalone_mode:
                 raise
@@ -111,7 +113,7 @@ class FlowmapGroup(TyperGroup):
             sys.exit(1)
         if not standalone_mode:
             return rv
-        sys.exit(rv if isinstance(rv, int) else ExitCode.OK)
+        sys.exit(int(rv) if isinstance(rv, int) else 0)
 
 
 app = typer.Typer(

@@ -1,0 +1,409 @@
+"""The flowmap command line, in-process (typer's CliRunner) and as a real subprocess."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flowmap.cli import _optional, app
+from flowmap.errors import FlowmapError
+from flowmap.progress import ProgressBar
+from flowmap.tagging import DEV_KEY, tag_for
+
+from otlp_builder import CLIENT, SERVER, TAG_A, TAG_B, TraceBuilder, write_otlp
+
+ROOT = Path(__file__).resolve().parent.parent
+FLOWMAP_BIN = Path(sys.executable).parent / "flowmap"
+CONTRACT_FINDING_KEYS = {
+    "rule", "severity", "trace_id", "span_id", "span_name",
+    "parent_span_id", "parent_name", "service", "boundary", "message",
+}
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Run every command in an empty directory (no pyproject.toml above it) without keys."""
+    monkeypatch.chdir(tmp_path)
+    for var in ("FLOWMAP_TENANT_KEY", "FLOWMAP_DEV_MODE", "FLOWMAP_FILE"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def invoke(*args: str, env: dict[str, str] | None = None, input: str | None = None):
+    return CliRunner().invoke(app, [str(a) for a in args], env=env, input=input)
+
+
+def assert_one_line_error(result, *words: str) -> str:
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    return lines[0]
+
+
+# --- trace files ------------------------------------------------------------------
+
+
+def dropped_at_tool() -> TraceBuilder:
+    """GET /chat → agent run → tool search_docs, the tool ran without the tenant (high)."""
+    tb = TraceBuilder(service="api")
+    entry = tb.span("GET /chat", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    agent = entry.child("agent run", tenant=TAG_A, boundary="agent")
+    agent.child("tool search_docs", boundary="tool")
+    return tb
+
+
+def switched_tenant() -> TraceBuilder:
+    tb = TraceBuilder(service="api")
+    entry = tb.span("GET /chat", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    entry.child("memory load", tenant=TAG_B, boundary="memory", scoped=True)
+    return tb
+
+
+def clean_trace() -> TraceBuilder:
+    tb = TraceBuilder(service="api")
+    entry = tb.span("GET /chat", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    entry.child("tool search_docs", tenant=TAG_A, boundary="tool")
+    return tb
+
+
+def baggage_to(host: str) -> TraceBuilder:
+    tb = TraceBuilder(service="api")
+    entry = tb.span("GET /chat", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    entry.child("POST", kind=CLIENT, tenant=TAG_A, boundary="http.client", baggage_sent=True,
+                attrs={"server.address": host, "http.request.method": "POST"})
+    return tb
+
+
+def raw_team_id() -> TraceBuilder:
+    tb = TraceBuilder(service="api")
+    entry = tb.span("GET /chat", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    entry.child("agent run", tenant=TAG_A, boundary="agent", attrs={"team_id": "acme-secret-team"})
+    return tb
+
+
+@pytest.fixture
+def dropped(tmp_path) -> Path:
+    return write_otlp(tmp_path / "dropped.jsonl", dropped_at_tool())
+
+
+# --- check: exit codes --------------------------------------------------------------
+
+
+def test_findings_at_default_threshold_exit_1(dropped):
+    result = invoke("check", dropped)
+    assert result.exit_code == 1, result.output
+    assert "FAIL" in result.stderr and "1 high" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "threshold, code", [("info", 1), ("medium", 1), ("high", 1), ("HIGH", 1), ("critical", 0)]
+)
+def test_fail_on_threshold(dropped, threshold, code):
+    assert invoke("check", dropped, "--fail-on", threshold).exit_code == code
+
+
+def test_cross_tenant_fails_even_at_critical(tmp_path):
+    path = write_otlp(tmp_path / "switched.jsonl", switched_tenant())
+    result = invoke("check", path, "--fail-on", "critical", "--format", "json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["summary"]["findings"]["cross-tenant"] == 1
+
+
+def test_clean_traces_exit_0(tmp_path):
+    path = write_otlp(tmp_path / "clean.jsonl", clean_trace())
+    result = invoke("check", path, "--fail-on", "info")
+    assert result.exit_code == 0, result.output
+    assert "PASS: no findings in 1 trace" in result.stderr
+
+
+# --- check: usage and input errors ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["check"], ["flowmap check", "Missing argument"]),
+        (["check", "x.jsonl", "--bogus"], ["No such option", "--bogus"]),
+        (["check", "x.jsonl", "--fail-on", "severe"], ["--fail-on", "severe"]),
+        (["check", "x.jsonl", "--format", "xml"], ["--format", "xml"]),
+        (["frobnicate"], ["No such command"]),
+        (["run"], ["nothing to run"]),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(args, words):
+    assert_one_line_error(invoke(*args), *words)
+
+
+def test_no_arguments_shows_help_and_exits_2():
+    result = invoke()
+    assert result.exit_code == 2 and "check" in result.output and "tag" in result.output
+
+
+def test_missing_file_exits_2_when_nothing_could_be_read(tmp_path):
+    assert_one_line_error(invoke("check", tmp_path / "nope.jsonl"), "flowmap: error:")
+
+
+def test_file_of_garbage_exits_2(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("this is not json\n{\"resourceSpans\": [\n", encoding="utf-8")
+    result = invoke("check", bad)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert result.stderr.strip().splitlines()[-1].startswith("flowmap: error:")
+
+
+def test_partly_bad_file_warns_and_still_judges(tmp_path):
+    path = write_otlp(tmp_path / "mixed.jsonl", dropped_at_tool())
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("{truncated\n")
+    result = invoke("check", path, "--format", "json")
+    assert result.exit_code == 1
+    warnings = [l for l in result.stderr.splitlines() if l.startswith("warning:")]
+    assert len(warnings) == 1 and f"{path}:2" in warnings[0]
+    assert json.loads(result.stdout)["summary"]["findings"]["context-dropped"] == 1
+
+
+def test_warnings_are_capped(tmp_path):
+    path = write_otlp(tmp_path / "many.jsonl", clean_trace())
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("not json\n" * 15)
+    result = invoke("check", path)
+    assert result.exit_code == 0
+    warnings = [l for l in result.stderr.splitlines() if l.startswith("warning:")]
+    assert len(warnings) == 11 and warnings[-1] == "warning: … and 5 more warnings"
+
+
+def test_one_missing_file_among_good_ones_is_a_warning(dropped, tmp_path):
+    result = invoke("check", dropped, tmp_path / "gone.jsonl")
+    assert result.exit_code == 1
+    assert "gone.jsonl" in result.stderr
+
+
+def test_directory_input(dropped, tmp_path):
+    (tmp_path / "notes.txt").write_text("not a trace", encoding="utf-8")
+    result = invoke("check", tmp_path, "--format", "json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["summary"]["traces"] == 1
+
+
+# --- check: outputs -----------------------------------------------------------------
+
+
+def test_json_to_stdout_and_summary_to_stderr(dropped):
+    result = invoke("check", dropped, "--format", "json")
+    doc = json.loads(result.stdout)  # stdout is the document and nothing else
+    assert doc["version"] == 1 and doc["summary"]["traces"] == 1 and doc["summary"]["spans"] == 3
+    (finding,) = doc["findings"]
+    assert CONTRACT_FINDING_KEYS <= set(finding)
+    assert finding["rule"] == "context-dropped" and finding["severity"] == "high"
+    assert finding["span_name"] == "tool search_docs" and finding["parent_name"] == "agent run"
+    assert finding["boundary"] == "tool" and finding["service"] == "api"
+    assert finding["trace_id"] == finding["trace_id"].lower()
+    assert "1 traces, 3 spans, 1 findings (1 high)" in result.stderr
+
+
+def test_output_file(dropped, tmp_path):
+    out = tmp_path / "out" / "flowmap.sarif"
+    result = invoke("check", dropped, "--format", "sarif", "--output", out)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert f"wrote sarif output to {out}" in result.stderr
+    log = json.loads(out.read_text(encoding="utf-8"))
+    (res,) = log["runs"][0]["results"]
+    assert res["ruleId"] == "context-dropped" and res["level"] == "error"
+    phys = res["locations"][0]["physicalLocation"]
+    assert phys["artifactLocation"]["uri"] == "dropped.jsonl"  # relative to the cwd
+    assert phys["region"]["startLine"] == 1
+
+
+def test_text_output_shows_the_broken_edge(dropped):
+    result = invoke("check", dropped)
+    assert "GET /chat → agent run → ✗ context-dropped → tool search_docs" in result.stdout
+    assert "By severity: 0 critical, 1 high" in result.stdout
+    assert result.stdout.rstrip().splitlines()[-1].startswith("FAIL: 1 finding at or above high")
+
+
+def test_unwritable_output_is_one_line(dropped, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x", encoding="utf-8")
+    assert_one_line_error(invoke("check", dropped, "-o", blocker / "out.json"), "cannot write")
+
+
+# --- configuration ------------------------------------------------------------------
+
+
+def test_config_fail_on_and_cli_override(dropped, tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.flowmap]\nfail_on = "critical"\nformat = "json"\n')
+    result = invoke("check", dropped)
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["version"] == 1  # format from config
+    assert invoke("check", dropped, "--fail-on", "high").exit_code == 1
+    assert invoke("check", dropped, "--format", "text").stdout.startswith("flowmap:")
+
+
+def test_config_allowed_hosts(tmp_path):
+    path = write_otlp(tmp_path / "bag.jsonl", baggage_to("api.partner.example"))
+    result = invoke("check", path, "--fail-on", "medium", "--format", "json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["summary"]["findings"]["baggage-to-external"] == 1
+    (tmp_path / "pyproject.toml").write_text('[tool.flowmap]\nallowed_hosts = ["*.partner.example"]\n')
+    result = invoke("check", path, "--fail-on", "medium", "--format", "json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["summary"]["findings"]["baggage-to-external"] == 0
+
+
+def test_config_tenant_attributes(tmp_path):
+    path = write_otlp(tmp_path / "team.jsonl", raw_team_id())
+    result = invoke("check", path, "--format", "json")
+    assert json.loads(result.stdout)["summary"]["findings"]["tenant-in-telemetry"] == 0
+    (tmp_path / "pyproject.toml").write_text('[tool.flowmap]\ntenant_attributes = ["team_id"]\n')
+    for fmt in ("json", "sarif", "text"):
+        result = invoke("check", path, "--format", fmt)
+        assert result.exit_code == 1
+        assert "acme-secret-team" not in result.output  # the flagged raw value is masked
+    assert json.loads(invoke("check", path, "--format", "json").stdout)["summary"]["findings"][
+        "tenant-in-telemetry"] == 1
+
+
+def test_config_errors_and_warnings(dropped, tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.flowmap]\nfail_on = "severe"\n')
+    assert_one_line_error(invoke("check", dropped), "fail_on", "severe")
+    (tmp_path / "pyproject.toml").write_text('[tool.flowmap]\nfial_on = "low"\n')
+    result = invoke("check", dropped)
+    assert result.exit_code == 1
+    assert "warning: " in result.stderr and "unknown keys ignored: fial_on" in result.stderr
+    explicit = tmp_path / "ci.toml"
+    explicit.write_text('fail_on = "critical"\n')
+    assert invoke("check", dropped, "--config", explicit).exit_code == 0
+
+
+# --- tag ----------------------------------------------------------------------------
+
+
+def test_tag_under_env_key():
+    result = invoke("tag", "tenant-a", env={"FLOWMAP_TENANT_KEY": "s3cret"})
+    assert result.exit_code == 0
+    assert result.stdout == tag_for("s3cret", "tenant-a") + "\n"
+    assert "tenant-a" not in result.stderr
+
+
+def test_tag_key_file_and_stdin(tmp_path):
+    key = tmp_path / "key"
+    key.write_text("file-key\n", encoding="utf-8")
+    result = invoke("tag", "--key-file", key, "-", input="tenant-b\n")
+    assert result.exit_code == 0 and result.stdout.strip() == tag_for("file-key", "tenant-b")
+
+
+def test_tag_without_key_names_the_variable_and_never_the_id():
+    line = assert_one_line_error(invoke("tag", "acme-corp-42"), "FLOWMAP_TENANT_KEY")
+    assert "acme-corp-42" not in line
+
+
+def test_tag_dev_key_is_loud():
+    result = invoke("tag", "--dev", "tenant-a")
+    assert result.exit_code == 0 and result.stdout.strip() == tag_for(DEV_KEY, "tenant-a")
+    assert "DEVELOPMENT MODE" in result.stderr and "NOT secret" in result.stderr
+
+
+def test_tag_errors_never_echo_the_id(tmp_path):
+    line = assert_one_line_error(invoke("tag", "acme", "corp", env={"FLOWMAP_TENANT_KEY": "k"}), "exactly one")
+    assert "acme" not in line and "corp" not in line
+    assert_one_line_error(invoke("tag", "--key-file", tmp_path / "missing", "acme"), "cannot read key file")
+    assert_one_line_error(invoke("tag", "", env={"FLOWMAP_TENANT_KEY": "k"}), "empty")
+
+
+# --- other commands ------------------------------------------------------------------
+
+
+def test_missing_optional_part_is_a_one_line_error():
+    with pytest.raises(FlowmapError, match="'flowmap demo' is not available: flowmap.nothere"):
+        _optional("flowmap.nothere", "demo")
+
+
+def test_report_writes_html(dropped, tmp_path):
+    out = tmp_path / "maps" / "risk.html"
+    result = invoke("report", dropped, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert out.read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
+    assert str(out) in result.stderr
+
+
+def test_report_on_unreadable_input_exits_2(tmp_path):
+    assert_one_line_error(invoke("report", tmp_path / "none.jsonl", "-o", tmp_path / "r.html"))
+    assert not (tmp_path / "r.html").exists()
+
+
+# --- progress -----------------------------------------------------------------------
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_off_when_not_a_terminal():
+    stream = io.StringIO()
+    bar = ProgressBar(stream, delay=0)
+    bar(50, 100)
+    assert not bar.enabled and stream.getvalue() == ""
+
+
+def test_progress_bar_waits_then_draws_then_clears():
+    now = [0.0]
+    stream = _Tty()
+    bar = ProgressBar(stream, delay=0.5, clock=lambda: now[0])
+    bar(10, 100)
+    assert stream.getvalue() == ""  # a quick run prints nothing
+    now[0] = 1.0
+    bar(50, 100)
+    assert "50%" in stream.getvalue() and "\r" in stream.getvalue()
+    bar.println("warning: x")
+    assert "warning: x\n" in stream.getvalue()
+    with bar:
+        pass
+    assert stream.getvalue().endswith("\r")
+
+
+# --- real subprocesses ----------------------------------------------------------------
+
+
+def run_cli(*args: str, cwd: Path, exe: list[str] | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWMAP_")}
+    return subprocess.run([*(exe or [str(FLOWMAP_BIN)]), *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_console_script_json_and_exit_code(dropped, tmp_path):
+    proc = run_cli("check", dropped.name, "--format", "json", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert json.loads(proc.stdout)["findings"][0]["rule"] == "context-dropped"
+    assert "FAIL" in proc.stderr
+
+
+def test_console_script_usage_error_is_one_line(tmp_path):
+    proc = run_cli("check", "--fail-on", "severe", "x.jsonl", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    proc = run_cli("check", tmp_path / "absent.jsonl", cwd=tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_python_dash_m_flowmap(tmp_path):
+    proc = run_cli("tag", "--dev", "tenant-a", cwd=tmp_path, exe=[sys.executable, "-m", "flowmap"])
+    assert proc.returncode == 0 and proc.stdout.strip() == tag_for(DEV_KEY, "tenant-a")
+
+
+def test_importing_the_cli_stays_light(tmp_path):
+    code = ("import sys, flowmap.cli; heavy = [m for m in ('flowmap.analysis', 'opentelemetry', "
+            "'networkx', 'jinja2', 'flowmap.html') if m in sys.modules]; print(heavy)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
