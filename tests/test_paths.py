@@ -1,0 +1,74 @@
+"""Paths from the entry span to each final tool call, with the first broken edge."""
+
+from flowmap.graph import SpanGraph
+from flowmap.paths import PathSample, trace_paths
+from flowmap.rules import evaluate
+from flowmap.settings import AnalysisSettings
+
+from otlp_builder import SERVER, TAG_A, TAG_B, TraceBuilder, analyze_built
+
+
+def _paths(tb):
+    g = SpanGraph(tb.traces())
+    return trace_paths(g, evaluate(g, AnalysisSettings()))
+
+
+def test_path_to_each_final_tool_call_with_first_broken_edge(tmp_path):
+    tb = TraceBuilder()
+    entry = tb.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    agent = entry.child("agent", tenant=TAG_A, boundary="agent")
+    ok_tool = agent.child("tool weather", tenant=TAG_A, boundary="tool")
+    pool = agent.child("pool worker")  # tenant dropped here
+    bad_tool = pool.child("tool search", boundary="tool").child("tool subcall", boundary="tool")
+    a = analyze_built(tmp_path, tb)
+    by_target = {p.span_ids[-1]: p for p in a.paths}
+    assert set(by_target) == {ok_tool.span_id, bad_tool.span_id}  # only the deepest tool on a branch
+    good = by_target[ok_tool.span_id]
+    assert good.span_ids == [entry.span_id, agent.span_id, ok_tool.span_id]
+    assert good.broken_at is None and good.break_rule is None
+    bad = by_target[bad_tool.span_id]
+    assert bad.span_ids[:3] == [entry.span_id, agent.span_id, pool.span_id]
+    assert bad.broken_at == 2 and bad.break_rule == "context-dropped"
+    assert a.paths[0] is bad  # worst first
+
+
+def test_switched_tenant_breaks_the_path():
+    tb = TraceBuilder()
+    entry = tb.span("POST /chat", kind=SERVER, tenant=TAG_A)
+    entry.child("agent", tenant=TAG_A).child("memory", tenant=TAG_B, boundary="memory", scoped=True).child(
+        "tool x", tenant=TAG_B, boundary="tool")
+    [p] = _paths(tb)
+    assert (p.broken_at, p.break_rule) == (2, "cross-tenant")
+
+
+def test_orphan_subtree_path_breaks_at_its_root():
+    tb = TraceBuilder()
+    tb.span("POST /chat", kind=SERVER, tenant=TAG_A).child("agent", tenant=TAG_A)
+    orphan = tb.span("pool task")
+    orphan.child("tool send_mail", boundary="tool")
+    paths = _paths(tb)
+    [p] = paths
+    assert p.span_ids[0] == orphan.span_id and (p.broken_at, p.break_rule) == (0, "orphan-root")
+
+
+def test_without_tools_paths_end_at_deepest_boundaries():
+    tb = TraceBuilder()
+    entry = tb.span("GET /docs", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    db = entry.child("handler", tenant=TAG_A).child("select", tenant=TAG_A, boundary="db", scoped=True)
+    [p] = _paths(tb)
+    assert p.span_ids[-1] == db.span_id and p.broken_at is None
+
+
+def test_path_sample_keeps_the_worst():
+    sample = PathSample(2)
+    traces = []
+    for tenant in (TAG_A, None, TAG_A):
+        tb = TraceBuilder()
+        tb.span("in", kind=SERVER, tenant=TAG_A).child("tool", tenant=tenant, boundary="tool")
+        traces.append(tb)
+        for p in _paths(tb):
+            sample.add(p)
+    kept = sample.worst_first()
+    assert len(kept) == 2
+    assert kept[0].trace_id == traces[1].trace_id and kept[0].break_rule == "context-dropped"
+    assert kept[1].trace_id == traces[0].trace_id  # ties: first seen wins
