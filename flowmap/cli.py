@@ -123,6 +123,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: option texts mention [tool.flowmap] literally
 )
 
 
@@ -245,7 +246,7 @@ ConfigOption = Annotated[
 ]
 FilesArgument = Annotated[
     list[Path],
-    typer.Argument(metavar="FILE...", help="OTLP JSON Lines trace files (.gz too), or directories of them."),
+    typer.Argument(metavar="FILE", help="OTLP JSON Lines trace files (.gz too), or directories of them."),
 ]
 
 
@@ -266,7 +267,11 @@ def check(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Analyse trace files; exit 1 on findings at or above --fail-on, 2 on bad input."""
+    """Analyse trace files for lost or switched tenant context.
+
+    Exit 0 when nothing is at or above --fail-on, 1 when something is, 2 on a usage or
+    input error. Machine output goes to stdout (or --output), the summary to stderr.
+    """
     import dataclasses
 
     from .formats import reporter_for
@@ -302,7 +307,10 @@ def report(
     ] = DEFAULT_REPORT,
     config: ConfigOption = None,
 ) -> None:
-    """Write the HTML risk map of the trace files (exit 0 unless the input is unreadable)."""
+    """Write the HTML risk map of trace files.
+
+    Exit 0 whatever was found (use check to gate CI), 2 when the input is unreadable.
+    """
     html = _optional("flowmap.html", "report")
     analysis = _analyze(files, _load_config(config))
     try:
@@ -318,7 +326,7 @@ def report(
 def run(
     argv: Annotated[
         Optional[list[str]],
-        typer.Argument(metavar="[--] COMMAND|SCRIPT|MODULE [ARGS]...", help="What to run, and its arguments."),
+        typer.Argument(metavar="[--] COMMAND|SCRIPT|MODULE [ARGS]", help="What to run, and its arguments."),
     ] = None,
     module: Annotated[bool, typer.Option("-m", "--module", help="Run a module, like python -m.")] = False,
     out: Annotated[
@@ -326,7 +334,10 @@ def run(
         typer.Option("--out", metavar="PATH", envvar="FLOWMAP_FILE", help="Trace file to write [default: flowmap-traces.jsonl]."),
     ] = None,
 ) -> None:
-    """Run a program under the tracer, write its trace file and print a short summary."""
+    """Run a program under the tracer and write its trace file.
+
+    flowmap run -- COMMAND ARGS, flowmap run script.py ARGS, flowmap run -m module ARGS.
+    """
     if not argv:
         raise UsageError("nothing to run: give a COMMAND, a script.py or -m MODULE")
     runner = _optional("flowmap.runner", "run")
@@ -340,7 +351,7 @@ def demo(
     out: Annotated[Optional[Path], typer.Option("--out", metavar="PATH", help="Trace file to write.")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", metavar="PATH", help="Risk map to write.")] = None,
 ) -> None:
-    """Run the bundled multi-tenant agent platform with its leaks; write its traces and risk map."""
+    """Run the bundled leaky agent platform and write its risk map."""
     demo_mod = _optional("flowmap.demo", "demo")
     code = demo_mod.run_demo(fixed=fixed, out=out, report=report)
     raise typer.Exit(int(code or 0))
@@ -360,7 +371,10 @@ def tag(
         bool, typer.Option("--dev", help="Without a key, use the public development key (tags are NOT secret).")
     ] = False,
 ) -> None:
-    """Print the opaque tag of a tenant id under the configured key, to find its traces."""
+    """Print the opaque tag of a tenant id, to find its traces.
+
+    The key comes from --key-file or FLOWMAP_TENANT_KEY; the id is never printed.
+    """
     from .tagging import DEV_KEY, DEV_MODE_ENV, KEY_ENV, key_id_for, tag_for
 
     # Arguments are taken as a list so that no usage error ever echoes a tenant id back.

@@ -267,7 +267,7 @@ def test_text_shows_the_broken_edge_in_its_path(analysis):
     # worst path first (high before medium), intact paths left out while broken ones exist
     assert out.index(f"HIGH     trace {T1}") < out.index(f"MEDIUM   trace {T2}")
     assert "✗ orphan-root → cache.get" in out
-    assert "ok       trace" not in out and "2 broken of 3 shown" in out
+    assert "ok       trace" not in out and "2 of 3 broken" in out
     assert "By severity: 0 critical, 1 high, 0 medium, 0 low, 1 info" in out
     assert out.rstrip().splitlines()[-1] == "FAIL: 1 finding at or above high (--fail-on high)"
 

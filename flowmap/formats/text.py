@@ -71,7 +71,7 @@ class TextReporter:
         broken = [(p, s) for p, s in rated if s is not None]
         if not rated:
             return []
-        out = ["", f"Paths from entry to tool call: {len(broken)} broken of {len(rated)} shown"]
+        out = ["", f"Paths from entry to tool call: {len(broken)} of {len(rated)} broken"]
         for path, sev in (broken or rated)[:MAX_PATHS]:
             mark = f"{str(sev).upper():<8}" if sev is not None else "ok      "
             out.append(f"  {mark} trace {path.trace_id.lower()}")
