@@ -52,7 +52,7 @@ class TextReporter:
         names = SpanNames(analysis)
         lines = [
             f"flowmap: {_plural(analysis.traces, 'trace')}, {_plural(analysis.spans, 'span')}"
-            f" from {_plural(len(analysis.files), 'file')}"
+            + (f" from {_plural(len(analysis.files), 'file')}" if analysis.files else "")
             + (f"; services: {', '.join(clean(s, 40) for s in sorted(analysis.services))}" if analysis.services else "")
         ]
         lines += self._paths(analysis, names)
