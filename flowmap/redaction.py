@@ -106,7 +106,49 @@ def _bounded(old: Any, new: dict[str, Any]) -> BoundedAttributes:
     return ba
 
 
+def _hit(v: Any, raw: str) -> bool:
+    """Cheap pre-check (a superset of what ``_Scrubber`` rewrites)."""
+    if isinstance(v, str):
+        return raw in v
+    if isinstance(v, bool) or v is None or isinstance(v, (bytes, bytearray)):
+        return False
+    if isinstance(v, (int, float)):
+        return str(v) == raw
+    if isinstance(v, Mapping):
+        return any(raw in str(k) or _hit(x, raw) for k, x in v.items())
+    if isinstance(v, Sequence):
+        return any(_hit(x, raw) for x in v)
+    return False
+
+
+def _needs_redaction(span: Span, ids: Sequence[str]) -> bool:
+    """Most spans hold no raw id: answer that without building anything (hot path)."""
+    attrs = span._attributes or {}  # noqa: SLF001
+    attrs = getattr(attrs, "_dict", attrs)  # BoundedAttributes' plain dict: no per-key locking
+    status = span._status  # noqa: SLF001
+    for raw in ids:
+        if raw in span._name:  # noqa: SLF001
+            return True
+        for k, v in attrs.items():
+            if type(v) is str:
+                if raw in v or raw in k:
+                    return True
+            elif raw in k or _hit(v, raw):
+                return True
+        for ev in span._events:  # noqa: SLF001
+            if raw in ev.name or any(raw in k or _hit(v, raw) for k, v in (ev.attributes or {}).items()):
+                return True
+        for link in span._links:  # noqa: SLF001
+            if any(raw in k or _hit(v, raw) for k, v in (link.attributes or {}).items()):
+                return True
+        if status is not None and status.description and raw in status.description:
+            return True
+    return False
+
+
 def _redact_span(span: Span, ids: Sequence[str]) -> int:
+    if not _needs_redaction(span, ids):
+        return 0
     s = _Scrubber(ids)
     name = s.text(span._name)  # noqa: SLF001 - pinned SDK 1.45.2, see module docstring
     if name != span._name:
