@@ -59,9 +59,11 @@ class ToolCallingFakeModel(FakeMessagesListChatModel):
         return self
 
 
-def scripted_model(tool_args: dict[str, Any] | None = None) -> ToolCallingFakeModel:
+def scripted_model(
+    tool_args: dict[str, Any] | None = None, calls: list[dict[str, Any]] | None = None
+) -> ToolCallingFakeModel:
     """Calls both tools in one turn (so ToolNode runs them concurrently), then answers."""
-    calls = [
+    calls = calls or [
         {"name": "lookup_order", "args": tool_args or {"order_id": "o-1"}, "id": "call-1"},
         {"name": "search_docs", "args": {"query": "refund policy"}, "id": "call-2"},
     ]
@@ -70,8 +72,9 @@ def scripted_model(tool_args: dict[str, Any] | None = None) -> ToolCallingFakeMo
     )
 
 
-def build_graph(model: ToolCallingFakeModel) -> Any:
-    bound = model.bind_tools(TOOLS)
+def build_graph(model: ToolCallingFakeModel, tools: list[Any] | None = None) -> Any:
+    tools = tools or TOOLS
+    bound = model.bind_tools(tools)
 
     def agent(state: MessagesState) -> dict[str, Any]:
         return {"messages": [bound.invoke(state["messages"])]}
@@ -81,7 +84,7 @@ def build_graph(model: ToolCallingFakeModel) -> Any:
 
     builder = StateGraph(MessagesState, context_schema=RequestContext)
     builder.add_node("agent", agent)
-    builder.add_node("tools", ToolNode(TOOLS))
+    builder.add_node("tools", ToolNode(tools))
     builder.add_edge(START, "agent")
     builder.add_conditional_edges("agent", tools_condition)
     builder.add_edge("tools", "agent")
