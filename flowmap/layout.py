@@ -238,7 +238,13 @@ def layered_layout(
             best, best_c = [list(l) for l in order], c
     order = best
 
-    # Box sizes: grow heights so every edge end has its own port.
+    # Box sizes: grow heights so every edge end has its own port. A back edge ends on its
+    # target's right side, with its count label there: that side then needs label room.
+    back_targets = {t for _, t in back}
+
+    def out_spacing(n: str) -> float:
+        return PORT_SPACING if n in back_targets else OUT_PORT_SPACING
+
     w: dict[str, float] = {}
     h: dict[str, float] = {}
     for n in is_dummy:
@@ -246,7 +252,7 @@ def layered_layout(
             w[n], h[n] = 0.0, DUMMY_HEIGHT
         else:
             bw, bh = sizes[n]
-            w[n], h[n] = bw, max(bh, (len(pred[n]) + 1) * PORT_SPACING, (len(succ[n]) + 1) * OUT_PORT_SPACING)
+            w[n], h[n] = bw, max(bh, (len(pred[n]) + 1) * PORT_SPACING, (len(succ[n]) + 1) * out_spacing(n))
 
     col_w = [max((w[n] for n in layer_nodes), default=0.0) for layer_nodes in order]
     col_x = []
@@ -292,7 +298,7 @@ def layered_layout(
     in_port: dict[tuple[str, str], float] = {}
     for n in boxes:
         b = boxes[n]
-        for nbrs, ports, spacing in ((succ[n], out_port, OUT_PORT_SPACING), (pred[n], in_port, PORT_SPACING)):
+        for nbrs, ports, spacing in ((succ[n], out_port, out_spacing(n)), (pred[n], in_port, PORT_SPACING)):
             ordered = sorted(nbrs, key=lambda m: (cy[m], m))
             k = len(ordered)
             for i, m in enumerate(ordered):

@@ -46,7 +46,8 @@ TOOLS = [
     "search_docs", "send_email", "create_ticket", "lookup_order", "refund_order",
     "calendar_create", "crm_update", "web_fetch", "summarize_file", "translate",
     "billing_invoice", "slack_post", "jira_search", "github_issue", "run_sql_report",
-    "delegate_agent", XSS_NAME, XSS_BREAKOUT,
+    "delegate_agent", "kb_lookup", "user_profile", "memory_write", "files_list", "weather",
+    "stock_quote", "sentiment", "classify_intent", XSS_NAME, XSS_BREAKOUT,
 ]
 # tool -> data boundaries it touches (service, span name, boundary)
 DATA = {
@@ -66,6 +67,14 @@ DATA = {
     "github_issue": [],
     "run_sql_report": [("postgres", "db.select orders", "db")],
     "delegate_agent": [],
+    "kb_lookup": [("vector-db", "vector.query kb", "vector")],
+    "user_profile": [("postgres", "db.select users", "db"), ("cache", "cache.get profile", "cache")],
+    "memory_write": [("memory", "memory.write notes", "memory")],
+    "files_list": [("blob", "blob.list files", "db")],
+    "weather": [],
+    "stock_quote": [("cache", "cache.get quotes", "cache")],
+    "sentiment": [],
+    "classify_intent": [("llm-gateway", "chat gpt-4o-mini", "llm")],
     XSS_NAME: [("memory", "memory.read notes", "memory")],
     XSS_BREAKOUT: [],
 }
@@ -253,7 +262,7 @@ def _flow(traces: dict[str, Trace], orphans: dict[tuple[str, str], str], finding
                 e.switched += 1
             else:
                 e.inherited += 1
-            if "queue" in (s.boundary or ""):
+            if s.boundary == "queue.consume":
                 e.via_link += 1
             broken = e.total - e.inherited
             if len(e.example_traces) < 5 and (broken or len(e.example_traces) < 2) and trace.trace_id not in e.example_traces:
