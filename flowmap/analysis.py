@@ -100,10 +100,13 @@ class Analyzer:
         verdict = evaluate(graph, self.settings)
         spans = trace.spans
 
+        services, tags = r.services, r.tenant_tags
         for span in spans.values():
-            r.services.add(span.service)
-            if span.tenant is not None and is_opaque_tag(span.tenant):
-                r.tenant_tags.add(span.tenant)
+            if span.service not in services:
+                services.add(span.service)
+            t = span.tenant
+            if t is not None and t not in tags and is_opaque_tag(t):
+                tags.add(t)
         for f in verdict.findings:
             f.origin = spans[f.span_id].origin or None
         self._findings.extend(verdict.findings)
@@ -112,12 +115,13 @@ class Analyzer:
         self._masker.add(verdict.raw_values)
 
         parents = self._parents
+        ops = graph.ops
         for sid, pid in graph.parent.items():
-            child_op = spans[sid].operation
+            child_op = ops[sid]
             counter = parents.get(child_op)
             if counter is None:
                 counter = parents[child_op] = Counter()
-            counter[spans[pid].operation] += 1
+            counter[ops[pid]] += 1
 
         self._flow.add_trace(graph, verdict)
         for path in trace_paths(graph, verdict):

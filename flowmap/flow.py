@@ -32,12 +32,11 @@ Structure (:class:`flowmap.model.FlowMap`)::
                      tenant broke on this edge first
           total      (property) sum of the six counts
 
-``FlowMap.to_json()``-style output is produced by :func:`flow_to_json`.
+The JSON output (``flow_map`` in ``flowmap check --format json``) is these fields as
+they are, plus ``total`` (see :mod:`flowmap.formats.json`).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from .graph import SpanGraph
 from .model import FlowEdge, FlowMap, FlowNode, Span
@@ -52,7 +51,7 @@ from .rules import (
     is_entry,
 )
 
-__all__ = ["FlowMapBuilder", "flow_to_json"]
+__all__ = ["FlowMapBuilder"]
 
 _BAD = frozenset({DROPPED, SWITCHED, "orphaned"})
 
@@ -122,23 +121,26 @@ class FlowMapBuilder:
 
     def add_trace(self, graph: SpanGraph, verdict: TraceVerdict) -> None:
         spans = graph.spans
+        ops = graph.ops
         trace_id = graph.trace.trace_id
         roots = set(graph.roots)
+        flow_nodes = self.flow.nodes
         nodes = {}
         for sid, span in spans.items():
-            node = nodes[sid] = self.node(span)
+            node = flow_nodes.get(ops[sid])
+            if node is None or (node.boundary is None and span.boundary is not None):
+                node = self.node(span)
+            nodes[sid] = node
             node.spans += 1
             if span.tenant is None:
                 node.untagged += 1
             if sid in roots and is_entry(span):
                 node.entry = True
+        count = self.count
         for sid, pid in graph.parent.items():
-            parent, child = spans[pid], spans[sid]
-            self.count(parent.operation, child.operation, edge_state(parent, child), trace_id)
+            count(ops[pid], ops[sid], edge_state(spans[pid], spans[sid]), trace_id)
         for src, dst in graph.links:
-            producer, consumer = spans[src], spans[dst]
-            self.count(producer.operation, consumer.operation, edge_state(producer, consumer), trace_id,
-                       via_link=True)
+            count(ops[src], ops[dst], edge_state(spans[src], spans[dst]), trace_id, via_link=True)
         for f in verdict.findings:
             node = nodes[f.span_id]
             node.findings[f.rule] = node.findings.get(f.rule, 0) + 1
@@ -155,37 +157,3 @@ class FlowMapBuilder:
     def add_orphan(self, likely_parent: str, orphan_operation: str, trace_id: str) -> None:
         if likely_parent in self.flow.nodes and orphan_operation in self.flow.nodes:
             self.count(likely_parent, orphan_operation, "orphaned", trace_id)
-
-
-def flow_to_json(flow: FlowMap) -> dict[str, Any]:
-    """The flow map as plain JSON data: ``{"nodes": [...], "edges": [...]}``, sorted."""
-    nodes = [
-        {
-            "id": n.id,
-            "service": n.service,
-            "name": n.name,
-            "boundary": n.boundary,
-            "spans": n.spans,
-            "untagged": n.untagged,
-            "entry": n.entry,
-            "findings": dict(sorted(n.findings.items())),
-        }
-        for n in sorted(flow.nodes.values(), key=lambda n: n.id)
-    ]
-    edges = [
-        {
-            "source": e.source,
-            "target": e.target,
-            "total": e.total,
-            "inherited": e.inherited,
-            "dropped": e.dropped,
-            "switched": e.switched,
-            "orphaned": e.orphaned,
-            "bound": e.bound,
-            "untagged": e.untagged,
-            "via_link": e.via_link,
-            "example_traces": list(e.example_traces),
-        }
-        for e in sorted(flow.edges.values(), key=lambda e: (e.source, e.target))
-    ]
-    return {"nodes": nodes, "edges": edges}

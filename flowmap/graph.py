@@ -51,6 +51,7 @@ class SpanGraph:
         "external_links",
         "order",
         "_below",
+        "_ops",
     )
 
     def __init__(self, trace: Trace, on_warning: Callable[[str], None] | None = None) -> None:
@@ -102,6 +103,7 @@ class SpanGraph:
         #: every span once, parents before children (breadth first from each top span)
         self.order: list[str] = self._bfs(self.tops())
         self._below: dict[str, dict[str, bool]] = {}
+        self._ops: dict[str, str] | None = None
 
     # -- structure ---------------------------------------------------------------
 
@@ -186,6 +188,13 @@ class SpanGraph:
             if pid is not None and (below[sid] or predicate(spans[sid])):
                 below[pid] = True
         return below
+
+    @property
+    def ops(self) -> dict[str, str]:
+        """span id -> operation (``Span.operation``), computed once per trace."""
+        if self._ops is None:
+            self._ops = {sid: f"{s.service} {s.name}" for sid, s in self.spans.items()}
+        return self._ops
 
     def below(self, fact: str) -> dict[str, bool]:
         """Cached :meth:`subtree_any` for the facts rules and paths share:

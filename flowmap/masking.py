@@ -117,28 +117,68 @@ class RawValue:
     value: Any
 
 
-def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) -> Iterator[RawValue]:
-    for key, value in attrs.items():
-        if key.startswith("baggage."):
-            member = key[len("baggage."):]
-            if member != attributes.BAGGAGE_KEY and _is_raw(value):
-                yield RawValue(where, f"baggage member {member}", value)
+_PLAIN, _MEMBER, _HEADER, _TENANT = 0, 1, 2, 3
+
+
+def _classify(key: str, names: frozenset[str]) -> int:
+    if key.startswith("baggage."):
+        return _PLAIN if key[len("baggage."):] == attributes.BAGGAGE_KEY else _MEMBER
+    if _is_baggage_header(key):
+        return _HEADER
+    return _TENANT if _key_matches(key, names) else _PLAIN
+
+
+# names -> {attribute name: class}: one dict hit per attribute on the hot path
+_CLASS_CACHE: dict[frozenset[str], dict[str, int]] = {}
+_CLASS_CACHE_MAX = 100_000
+
+
+_OPAQUE_SEEN: set[str] = set()
+
+
+def _remember_opaque(value: Any) -> bool:
+    if is_opaque_tag(value):
+        if len(_OPAQUE_SEEN) < 100_000:
+            _OPAQUE_SEEN.add(value)
+        return True
+    return False
+
+
+def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) -> list[RawValue]:
+    """Raw tenant identifiers in one attribute map."""
+    cache = _CLASS_CACHE.get(names)
+    if cache is None:
+        cache = _CLASS_CACHE[names] = {}
+    out: list[RawValue] = []
+    for key in attrs:
+        cls = cache.get(key)
+        if cls is None:
+            cls = _classify(key, names)
+            if len(cache) < _CLASS_CACHE_MAX:
+                cache[key] = cls
+        if not cls:
             continue
-        if _is_baggage_header(key):
+        value = attrs[key]
+        if cls == _MEMBER:
+            if _is_raw(value):
+                out.append(RawValue(where, f"baggage member {key[len('baggage.'):]}", value))
+        elif cls == _HEADER:
             for header in _scalars(value):
                 for member, mvalue in parse_baggage(header):
                     if member != attributes.BAGGAGE_KEY and _is_raw(mvalue):
-                        yield RawValue(where, f"baggage member {member}", mvalue)
-            continue
-        if _is_raw(value) and is_tenant_key(key, names):
-            yield RawValue(where, key, value)
+                        out.append(RawValue(where, f"baggage member {member}", mvalue))
+        elif key == attributes.TENANT and (value in _OPAQUE_SEEN or _remember_opaque(value)):
+            continue  # the expected case, on nearly every span
+        elif _is_raw(value):
+            out.append(RawValue(where, key, value))
+    return out
 
 
 def find_raw_tenant_values(
     span: Span, names: frozenset[str], *, include_resource: bool = True
 ) -> list[RawValue]:
     """Raw tenant identifiers in a span's attributes, events, links (and resource)."""
-    hits = list(scan_attributes(span.attributes, "attribute", names))
+    hits = scan_attributes(span.attributes, "attribute", names)
     if include_resource:
         hits.extend(scan_attributes(span.resource, "resource attribute", names))
     for event in span.events:
@@ -174,8 +214,17 @@ def _maybe_json(value: Any) -> Any:
     return value if isinstance(value, (dict, list)) else None
 
 
+@functools.lru_cache(maxsize=64)
+def _hint(names: frozenset[str]) -> re.Pattern[str]:
+    # the first word of every name: a JSON text without any of them needs no parsing
+    words = sorted({n.split("_")[0] for n in names if n}, key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, words)) or "(?!)", re.IGNORECASE)
+
+
 def tenant_keys_in(value: Any, names: frozenset[str]) -> list[tuple[str, Any]]:
     """(key, value) pairs naming a tenant inside a JSON string or structured value."""
+    if isinstance(value, str) and _hint(names).search(value) is None:
+        return []
     obj = _maybe_json(value)
     if obj is None:
         return []

@@ -221,23 +221,44 @@ def _truthy(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
 
+_ARG_CLASS: dict[str, str | None] = {}  # attribute name -> "" (whole arguments), tail, or None
+
+
+def _argument_attr(attr: str) -> str | None:
+    """"" when ``attr`` holds whole tool arguments, the argument name for a flattened
+    ``<arguments>.<name>`` attribute, else None (cached: called for every tool attribute)."""
+    try:
+        return _ARG_CLASS[attr]
+    except KeyError:
+        pass
+    out: str | None = None
+    if attr in TOOL_ARGUMENT_ATTRIBUTES:
+        out = ""
+    else:
+        for prefix in TOOL_ARGUMENT_ATTRIBUTES:
+            if attr.startswith(prefix + ".") and len(attr) > len(prefix) + 1:
+                out = attr[len(prefix) + 1:]
+                break
+    if len(_ARG_CLASS) < 100_000:
+        _ARG_CLASS[attr] = out
+    return out
+
+
 def _model_chosen_keys(span: Span, names: frozenset[str]) -> tuple[list[str], list[Any]]:
     """Argument names that carry a tenant id in a tool span, and their values."""
     keys: list[str] = []
     values: list[Any] = []
     for attr, value in span.attributes.items():
-        if attr in TOOL_ARGUMENT_ATTRIBUTES:
+        kind = _argument_attr(attr)
+        if kind is None:
+            continue
+        if kind == "":
             for key, v in tenant_keys_in(value, names):
                 keys.append(key)
                 values.append(v)
-            continue
-        for prefix in TOOL_ARGUMENT_ATTRIBUTES:
-            if attr.startswith(prefix) and attr[len(prefix):len(prefix) + 1] == ".":
-                tail = attr[len(prefix) + 1:]
-                if is_tenant_key(tail, names):
-                    keys.append(tail)
-                    values.append(value)
-                break
+        elif is_tenant_key(kind, names):
+            keys.append(kind)
+            values.append(value)
     return keys, values
 
 
@@ -281,9 +302,11 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
 
         # cross-tenant / context-dropped along parent edges
         if pid is not None:
-            f = _judge_parent(spans[pid], span)
-            if f is not None:
-                v.add(f)
+            parent = spans[pid]
+            if parent.tenant is not None and parent.tenant != span.tenant:
+                f = _judge_parent(parent, span)
+                if f is not None:
+                    v.add(f)
 
         # data boundaries
         if span.scoped is False and boundary is not None:

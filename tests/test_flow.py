@@ -1,8 +1,5 @@
 """The aggregated flow map: operations as nodes, calls as edges with tenant counts."""
 
-import json
-
-from flowmap.flow import flow_to_json
 from flowmap.settings import AnalysisSettings
 
 from otlp_builder import CONSUMER, PRODUCER, SERVER, TAG_A, TAG_B, TraceBuilder, analyze_built
@@ -46,11 +43,3 @@ def test_queue_link_edge_across_services_and_traces(tmp_path):
     edge = a.flow.edges[("api publish", "worker consume")]
     assert (edge.inherited, edge.via_link) == (1, 1)
     assert a.flow.nodes["worker consume"].entry is True
-
-
-def test_flow_json_is_plain_and_sorted(tmp_path):
-    a = analyze_built(tmp_path, _request(None))
-    data = json.loads(json.dumps(flow_to_json(a.flow)))
-    assert [n["id"] for n in data["nodes"]] == ["api POST /chat", "api search"]
-    [edge] = data["edges"]
-    assert edge["source"] == "api POST /chat" and edge["dropped"] == 1 and edge["total"] == 1
