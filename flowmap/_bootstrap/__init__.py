@@ -1,0 +1,170 @@
+"""What ``flowmap run`` installs in each traced Python process, before the program runs.
+
+Installed at interpreter start (by ``sitecustomize``), without touching the program:
+
+* httpx is instrumented at once, against OpenTelemetry's global (proxy) provider, so
+  outbound calls are traced whichever provider ends up global;
+* if the program sets its own SDK TracerProvider, flowmap *adopts* it: the program keeps
+  its exporters, and flowmap's processors (tenant tags, redaction, alerts) and the JSON
+  Lines exporter are added to it;
+* otherwise flowmap installs its own provider at the first span the program starts, so
+  a program that configures OpenTelemetry a little later is never pre-empted;
+* at exit, everything buffered is flushed.
+
+Thread pools, threads and queues are not patched: ``flowmap run`` observes, so every
+dropped context it reports is the program's own.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+__all__ = ["start", "ACTIVE_ENV", "SERVICE_ENV"]
+
+ACTIVE_ENV = "FLOWMAP_RUN"  # "1" in every process started by `flowmap run`
+SERVICE_ENV = "FLOWMAP_RUN_SERVICE"  # optional service name for traced processes
+_lock = threading.RLock()
+_started = False
+_installing = False
+_log = logging.getLogger("flowmap.run")
+
+
+def _say(message: str) -> None:
+    try:
+        sys.stderr.write(f"flowmap run: {message}\n")
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _service_name() -> str:
+    """The name of this process's service: $FLOWMAP_RUN_SERVICE, else the script or module."""
+    named = os.environ.get(SERVICE_ENV)
+    if named:
+        return named
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    if argv0 in ("", "-c", "-"):
+        return "python"
+    p = Path(argv0)
+    return p.parent.name if p.stem == "__main__" and p.parent.name else p.stem
+
+
+def _runtime_for(provider: Any) -> Any:
+    from flowmap import runtime
+
+    rt = runtime.current_runtime()
+    return rt if rt is not None and rt.tracer_provider is provider else None
+
+
+def _install_default() -> None:
+    """No provider was set and a span is starting: install flowmap's own."""
+    global _installing
+    with _lock:
+        if _installing:
+            return
+        _installing = True
+        try:
+            from opentelemetry import trace
+
+            if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+                return  # someone set one meanwhile
+            from flowmap.configure import configure
+
+            configure(service_name=_service_name(), instrument_httpx=False)
+        except Exception as exc:  # noqa: BLE001 - never stop the program
+            _say(f"could not set up tracing ({type(exc).__name__}: {exc})")
+        finally:
+            _installing = False
+
+
+def _adopt(provider: Any) -> None:
+    """The program set its own provider: add flowmap's processors and file exporter to it."""
+    try:
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+
+        if not isinstance(provider, TracerProvider) or _runtime_for(provider) is not None:
+            return  # not an SDK provider, or flowmap.configure() in the program made it
+        if trace.get_tracer_provider() is not provider:
+            _say("the program set its TracerProvider after its first span; "
+                 "its spans go to flowmap's provider")
+            return
+        from flowmap.configure import configure
+
+        configure(service_name=_service_name(), exporters=["jsonl"], instrument_httpx=False)
+    except Exception as exc:  # noqa: BLE001
+        _say(f"could not add flowmap to the program's TracerProvider ({type(exc).__name__}: {exc})")
+
+
+def _patch_opentelemetry() -> None:
+    from opentelemetry import trace
+
+    original_set = trace.set_tracer_provider
+
+    def set_tracer_provider(tracer_provider: Any) -> None:
+        original_set(tracer_provider)
+        _adopt(tracer_provider)
+
+    set_tracer_provider.__doc__ = original_set.__doc__
+    set_tracer_provider.__wrapped__ = original_set  # type: ignore[attr-defined]
+    trace.set_tracer_provider = set_tracer_provider
+
+    # Proxy tracers resolve the global provider when they start a span: that is the
+    # moment to install flowmap's provider if the program has not set its own.
+    proxy_tracer = trace.ProxyTracer
+    original_prop = proxy_tracer.__dict__.get("_tracer")
+    if isinstance(original_prop, property) and original_prop.fget is not None:
+        fget = original_prop.fget
+
+        def _tracer(self: Any) -> Any:
+            if not _installing and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+                _install_default()
+            return fget(self)
+
+        proxy_tracer._tracer = property(_tracer)  # type: ignore[assignment]
+    else:  # a different API layout: fall back to installing now
+        _install_default()
+
+
+def _instrument_httpx() -> None:
+    try:
+        import httpx  # noqa: F401
+    except ImportError:
+        return
+    from flowmap import outbound
+    from flowmap.hosts import AllowedHosts
+
+    outbound.instrument_httpx(AllowedHosts(), tracer_provider=None)  # the global provider, resolved late
+
+
+def _flush() -> None:
+    try:
+        from flowmap import runtime
+
+        rt = runtime.current_runtime()
+        if rt is not None:
+            rt.force_flush()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def start() -> None:
+    """Install flowmap in this process if ``flowmap run`` started it (idempotent)."""
+    global _started
+    if os.environ.get(ACTIVE_ENV) != "1":
+        return
+    with _lock:
+        if _started:
+            return
+        _started = True
+    try:
+        _patch_opentelemetry()
+        _instrument_httpx()
+        atexit.register(_flush)
+    except Exception as exc:  # noqa: BLE001 - never stop the program
+        _say(f"could not set up tracing ({type(exc).__name__}: {exc})")
