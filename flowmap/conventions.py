@@ -1,0 +1,152 @@
+"""Boundary kinds inferred from standard span conventions.
+
+Spans written by flowmap carry ``flowmap.boundary``; spans from other instrumentations
+(OpenTelemetry contrib, OpenLLMetry, OpenInference, other languages) do not, but their
+standard attributes say what they cross, so the analyzer judges them too:
+
+=====================================  ==========================================
+convention                             boundary
+=====================================  ==========================================
+``gen_ai.operation.name``              ``execute_tool`` → tool; ``invoke_agent``,
+                                       ``create_agent``, ``invoke_workflow`` → agent;
+                                       ``chat``, ``text_completion``,
+                                       ``generate_content``, ``embeddings`` → llm;
+                                       ``retrieval`` → vector
+``openinference.span.kind``            TOOL → tool, AGENT → agent, LLM and
+                                       EMBEDDING → llm, RETRIEVER → vector;
+                                       CHAIN, RERANKER, GUARDRAIL, EVALUATOR,
+                                       PROMPT → none (no data leaves the process)
+``traceloop.span.kind`` (OpenLLMetry)  tool → tool, agent → agent
+``llm.request.type`` (OpenLLMetry)     chat, completion, embedding → llm
+``messaging.system``                   operation (``messaging.operation.type`` or
+                                       the older ``messaging.operation``) create,
+                                       send, publish → queue.publish; receive,
+                                       process, deliver → queue.consume; without
+                                       one, PRODUCER → queue.publish, CONSUMER →
+                                       queue.consume
+``db.system.name`` / ``db.system``     redis, memcached, valkey… → cache;
+                                       chroma, pinecone, qdrant, weaviate, milvus,
+                                       pgvector, lancedb… → vector; any other → db
+SERVER / CLIENT kind + ``http.*``      http.server / http.client
+=====================================  ==========================================
+
+Embeddings map to ``llm``: an embeddings call sends the tenant's text to a model
+provider, the same trust boundary as a chat call. The most specific convention wins
+(GenAI before database before HTTP), since e.g. an OpenAI chat span is also a
+CLIENT span and a vector store span may also carry ``db.system``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .model import (
+    SPAN_KIND_CLIENT,
+    SPAN_KIND_CONSUMER,
+    SPAN_KIND_PRODUCER,
+    SPAN_KIND_SERVER,
+)
+
+__all__ = ["infer_boundary"]
+
+_GEN_AI = {
+    "execute_tool": "tool",
+    "invoke_agent": "agent",
+    "create_agent": "agent",
+    "invoke_workflow": "agent",
+    "chat": "llm",
+    "text_completion": "llm",
+    "generate_content": "llm",
+    "embeddings": "llm",
+    "retrieval": "vector",
+}
+_OPENINFERENCE = {
+    "TOOL": "tool",
+    "AGENT": "agent",
+    "LLM": "llm",
+    "EMBEDDING": "llm",
+    "RETRIEVER": "vector",
+}
+_TRACELOOP = {"tool": "tool", "agent": "agent"}
+_LLM_REQUEST_TYPE = {"chat": "llm", "completion": "llm", "embedding": "llm"}
+_PUBLISH = frozenset({"publish", "create", "send"})
+_CONSUME = frozenset({"receive", "process", "deliver"})
+_CACHE_SYSTEMS = frozenset({"redis", "memcached", "valkey", "hazelcast", "geode", "coherence"})
+_VECTOR_SYSTEMS = frozenset(
+    {
+        "chroma",
+        "chromadb",
+        "pinecone",
+        "qdrant",
+        "weaviate",
+        "milvus",
+        "pgvector",
+        "lancedb",
+        "marqo",
+        "vespa",
+        "faiss",
+        "turbopuffer",
+    }
+)
+# Attributes that only HTTP spans carry (stable and pre-1.20 names).
+_HTTP_KEYS = (
+    "http.request.method",
+    "http.method",
+    "http.route",
+    "url.full",
+    "url.path",
+    "http.url",
+    "http.target",
+    "http.response.status_code",
+    "http.status_code",
+)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def infer_boundary(kind: int, attributes: Mapping[str, Any]) -> str | None:
+    """The boundary kind a span crosses according to standard conventions, or None."""
+    get = attributes.get
+    op = _text(get("gen_ai.operation.name"))
+    if op is not None:
+        found = _GEN_AI.get(op.lower())
+        if found:
+            return found
+    oi = _text(get("openinference.span.kind"))
+    if oi is not None:
+        return _OPENINFERENCE.get(oi.upper())  # CHAIN, RERANKER, ...: deliberately None
+    tl = _text(get("traceloop.span.kind"))
+    if tl is not None and tl.lower() in _TRACELOOP:
+        return _TRACELOOP[tl.lower()]
+    rt = _text(get("llm.request.type"))
+    if rt is not None and rt.lower() in _LLM_REQUEST_TYPE:
+        return _LLM_REQUEST_TYPE[rt.lower()]
+    if get("messaging.system") is not None:
+        mop = _text(get("messaging.operation.type")) or _text(get("messaging.operation"))
+        if mop is not None:
+            mop = mop.lower()
+            if mop in _PUBLISH:
+                return "queue.publish"
+            if mop in _CONSUME:
+                return "queue.consume"
+        if kind == SPAN_KIND_PRODUCER:
+            return "queue.publish"
+        if kind == SPAN_KIND_CONSUMER:
+            return "queue.consume"
+        return None  # e.g. "settle": an acknowledgement carries no message data
+    system = _text(get("db.system.name")) or _text(get("db.system"))
+    if system is not None:
+        system = system.lower()
+        if system in _CACHE_SYSTEMS:
+            return "cache"
+        if system in _VECTOR_SYSTEMS:
+            return "vector"
+        return "db"
+    if kind == SPAN_KIND_SERVER or kind == SPAN_KIND_CLIENT:
+        for key in _HTTP_KEYS:
+            if key in attributes:
+                return "http.server" if kind == SPAN_KIND_SERVER else "http.client"
+    return None

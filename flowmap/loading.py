@@ -1,0 +1,645 @@
+"""Read OTLP JSON trace files into :class:`~flowmap.model.Trace` objects, one trace at a time.
+
+Input (the contract's trace file format): OTLP JSON Lines as the Collector's file
+exporter writes them (one ``TracesData`` per line), or one pretty-printed OTLP JSON
+document per file; gzip-compressed files are recognised by their magic bytes. A trace
+may be spread over many lines and files.
+
+**What bounds memory.** Loading makes two passes over the input:
+
+1. a cheap scan (a bytes regex over ``"traceId": "…"``, no JSON decoding) that records,
+   for every trace id, the last line (file, line number) on which it appears. The scan
+   is conservative: a trace id in a span link, or in a line that turns out to be
+   broken, only makes the trace end later, never earlier. Lines whose keys or ids are
+   written with ``\\u`` escapes are decoded in full instead, so nothing is missed.
+2. a full decode that yields each trace as soon as its last line has been processed.
+
+So memory holds the per-trace-id table of pass 1 (a few dozen bytes per trace) plus
+the spans of the traces that are still *open*: begun on an earlier line and not yet
+at their last one. For files written by an exporter, where a trace's spans are close
+together, that is the largest trace plus the traces running concurrently with it,
+not the whole input. A pretty-printed single document is decoded whole, so its size
+bounds memory for that file.
+
+**Bad input** never stops the load: each problem gives one warning line
+``"{file}:{line}: {what is wrong}"`` (file-level problems: ``"{file}: …"``), the
+offending line or span is skipped, and everything else is analysed. Warnings never
+echo input values (a raw tenant id could be in them). :class:`~flowmap.errors.InputError`
+is raised only when nothing at all could be read.
+
+**Speed.** Lines decode straight into typed msgspec Structs (:mod:`flowmap.otlp`) with
+the garbage collector paused while the loader runs (the decoded objects hold no
+cycles, and collecting while millions of young objects are alive dominated the time).
+A line that fails typed validation goes through a lenient path that decodes it
+generically and validates span by span, so one bad span costs only itself.
+"""
+
+from __future__ import annotations
+
+import gc
+import gzip
+import os
+import re
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from . import otlp
+from .attributes import BOUNDARY, BOUNDARY_KINDS, KEY_ID, SCOPED, TENANT
+from .conventions import infer_boundary
+from .errors import InputError
+from .model import Event, Link, Span, Trace
+
+__all__ = ["LoadStats", "iter_traces", "MAX_WARNINGS"]
+
+MAX_WARNINGS = 200  # warnings kept in LoadStats and passed to on_warning; the rest are counted
+_PROGRESS_STEP = 4 << 20  # report progress at most every 4 MiB
+_GZIP_MAGIC = b"\x1f\x8b"
+
+_TRACE_ID_RE = re.compile(rb'"traceId"\s*:\s*"([0-9a-fA-F]*)"')
+_SPAN_ID_RE = re.compile(rb'"spanId"\s*:\s*"([0-9a-fA-F]+)"')
+# Keys or trace ids written with \u escapes, which the regex above cannot see.
+_ESCAPED_RE = re.compile(rb'"[^"]*\\u[^"]*"\s*:|"traceId"\s*:\s*"[0-9a-fA-F]*\\')
+_HEX_RE = re.compile(r"[0-9a-f]+")
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
+_UNKNOWN_SERVICE = "unknown_service"
+
+
+@dataclass
+class LoadStats:
+    """What a load read and skipped; filled in while :func:`iter_traces` runs."""
+
+    files: list[str] = field(default_factory=list)  # files that could be opened and read
+    lines: int = 0  # non-blank lines (a pretty-printed document counts as one)
+    spans: int = 0  # spans loaded
+    traces: int = 0  # traces yielded
+    skipped: int = 0  # lines and spans skipped as unreadable
+    warnings: list[str] = field(default_factory=list)  # the first MAX_WARNINGS warnings
+    warning_count: int = 0  # all warnings, including those not kept
+
+
+def iter_traces(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    on_warning: Callable[[str], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    stats: LoadStats | None = None,
+) -> Iterator[Trace]:
+    """Yield every trace in ``paths``, each once, as soon as all its spans are read.
+
+    Span ids are lowercase hex and the derived fields (tenant, boundary, scoped, key_id,
+    service, origin) are filled in. Warnings go to ``on_warning`` (the first
+    :data:`MAX_WARNINGS`, then one line with the number left out) and to ``stats``.
+    ``on_progress(bytes_done, bytes_total)`` follows the decoding pass over the
+    (compressed) input bytes. Raises :class:`InputError` when no span could be read.
+    """
+    loader = _Loader(paths, on_warning, on_progress, stats if stats is not None else LoadStats())
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for trace in loader.run():
+            if was_enabled:
+                gc.enable()
+            try:
+                yield trace
+            finally:
+                if was_enabled:
+                    gc.disable()
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@dataclass
+class _File:
+    path: str  # as given, used in warnings and origins
+    index: int
+    size: int
+    gzipped: bool
+    document: bool = False  # one (pretty-printed) JSON document rather than JSON Lines
+    ok: bool = True
+
+
+class _Loader:
+    def __init__(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        on_warning: Callable[[str], None] | None,
+        on_progress: Callable[[int, int], None] | None,
+        stats: LoadStats,
+    ) -> None:
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        self.paths = list(paths)
+        self.on_warning = on_warning
+        self.on_progress = on_progress
+        self.stats = stats
+        self.pending: dict[str, dict[str, Span]] = {}
+        self.closing: dict[tuple[int, int], list[str]] = {}
+        self._seen_ids: set[str] = set()  # trace ids started already (to spot late fragments)
+        self._late_warned: set[str] = set()
+
+    # -- warnings ---------------------------------------------------------------
+
+    def warn(self, message: str) -> None:
+        stats = self.stats
+        stats.warning_count += 1
+        if stats.warning_count <= MAX_WARNINGS:
+            stats.warnings.append(message)
+            if self.on_warning is not None:
+                self.on_warning(message)
+
+    # -- driver -----------------------------------------------------------------
+
+    def run(self) -> Iterator[Trace]:
+        files = self._open_files()
+        last: dict[str, tuple[int, int]] = {}
+        for f in files:
+            self._scan(f, last)
+        closing = self.closing
+        for tid, pos in last.items():
+            closing.setdefault(pos, []).append(tid)
+        del last
+        total = sum(f.size for f in files if f.ok)
+        done = 0
+        for f in files:
+            if not f.ok:
+                continue
+            for trace in self._decode_file(f, done, total):
+                yield trace
+            done += f.size
+            if self.on_progress is not None:
+                self.on_progress(done, total)
+        # Traces the scan did not place (ids it could not see): complete now.
+        for tid in list(self.pending):
+            yield from self._close(tid)
+        hidden = self.stats.warning_count - MAX_WARNINGS
+        if hidden > 0 and self.on_warning is not None:
+            self.on_warning(f"{hidden} more warning(s) not shown")
+        if self.stats.spans == 0:
+            first = f" ({self.stats.warnings[0]})" if self.stats.warnings else ""
+            n = len(self.paths)
+            raise InputError(f"no spans could be read from {n} input file(s){first}")
+
+    def _close(self, tid: str) -> Iterator[Trace]:
+        spans = self.pending.pop(tid, None)
+        if spans:
+            self.stats.traces += 1
+            yield Trace(tid, spans)
+
+    # -- files ------------------------------------------------------------------
+
+    def _open_files(self) -> list[_File]:
+        files: list[_File] = []
+        seen: set[str] = set()
+        for raw in self.paths:
+            path = os.fspath(raw)
+            if isinstance(path, bytes):
+                path = os.fsdecode(path)
+            try:
+                real = os.path.realpath(path)
+                if real in seen:
+                    self.warn(f"{path}: given more than once; read once")
+                    continue
+                if os.path.isdir(path):
+                    self.warn(f"{path}: is a directory, not a trace file")
+                    continue
+                with open(path, "rb") as fh:
+                    magic = fh.read(2)
+                    size = os.fstat(fh.fileno()).st_size
+            except FileNotFoundError:
+                self.warn(f"{path}: no such file")
+                continue
+            except OSError as exc:
+                self.warn(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})")
+                continue
+            seen.add(real)
+            if size == 0:
+                self.warn(f"{path}: empty file")
+                continue
+            files.append(_File(path, len(files), size, magic == _GZIP_MAGIC))
+            self.stats.files.append(path)
+        return files
+
+    def _lines(self, f: _File) -> Iterator[tuple[int, bytes, int]]:
+        """(line number, line, input bytes consumed so far); stops with a warning on I/O errors."""
+        lineno = 0
+        try:
+            with open(f.path, "rb") as raw:
+                if f.gzipped:
+                    with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+                        for lineno, line in enumerate(gz, 1):  # noqa: B007
+                            yield lineno, line, raw.tell()
+                else:
+                    pos = 0
+                    for lineno, line in enumerate(raw, 1):  # noqa: B007
+                        pos += len(line)
+                        yield lineno, line, pos
+        except (OSError, EOFError, zlib.error) as exc:
+            what = "compressed data is corrupt or truncated" if f.gzipped else "read error"
+            self.warn(f"{f.path}:{lineno + 1}: {what} ({type(exc).__name__}); rest of file skipped")
+
+    def _read_all(self, f: _File) -> bytes | None:
+        try:
+            with open(f.path, "rb") as raw:
+                if f.gzipped:
+                    with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+                        return gz.read()
+                return raw.read()
+        except (OSError, EOFError, zlib.error) as exc:
+            self.warn(f"{f.path}: cannot be read in full ({type(exc).__name__})")
+            return None
+
+    # -- pass 1: where does each trace end? ------------------------------------
+
+    def _scan(self, f: _File, last: dict[str, tuple[int, int]]) -> None:
+        first = True
+        for lineno, line, _ in self._lines(f):
+            if line.isspace():
+                continue
+            if first:
+                first = False
+                if not _is_json(line) and self._detect_document(f, line):
+                    return
+            pos = (f.index, lineno)
+            ids = set(_TRACE_ID_RE.findall(line))
+            if b"\\u" in line and _ESCAPED_RE.search(line):
+                ids.update(_trace_ids_in(line))
+            for raw_id in ids:
+                last[raw_id.lower().decode("ascii") if isinstance(raw_id, bytes) else raw_id] = pos
+
+    def _detect_document(self, f: _File, first_line: bytes) -> bool:
+        """Called when the first line is not JSON on its own: is the file one document?"""
+        head = first_line.strip()
+        if not head.startswith((b"{", b"[")):
+            return False  # JSON Lines with a broken first line: warned about in pass 2
+        data = self._read_all(f)
+        if data is None:
+            f.ok = False
+            return True
+        try:
+            msgspec.json.decode(data)
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            if head in (b"{", b"[") or len(head) < 20:
+                # Pretty-printed, and broken: one warning for the file, not one per line.
+                line = _error_line(data, exc)
+                self.warn(f"{f.path}:{line}: invalid JSON document ({_decode_error(exc)}); file skipped")
+                self.stats.skipped += 1
+                f.ok = False
+                return True
+            return False
+        f.document = True
+        return True
+
+    # -- pass 2: decode ---------------------------------------------------------
+
+    def _decode_file(self, f: _File, done: int, total: int) -> Iterator[Trace]:
+        if f.document:
+            yield from self._decode_document(f)
+            return
+        closing = self.closing
+        progress = self.on_progress
+        next_report = _PROGRESS_STEP
+        stats = self.stats
+        index = f.index
+        path = f.path
+        for lineno, line, consumed in self._lines(f):
+            if line.isspace():
+                continue
+            stats.lines += 1
+            self._decode_unit(line, f"{path}:{lineno}", None)
+            ending = closing.pop((index, lineno), None)
+            if ending:
+                for tid in ending:
+                    yield from self._close(tid)
+            if progress is not None and consumed >= next_report:
+                next_report = consumed + _PROGRESS_STEP
+                progress(done + consumed, total)
+
+    def _decode_document(self, f: _File) -> Iterator[Trace]:
+        data = self._read_all(f)
+        if data is None:
+            return
+        self.stats.lines += 1
+        lines: dict[str, int] = {}
+        at, line = 0, 1
+        for m in _SPAN_ID_RE.finditer(data):
+            line += data.count(b"\n", at, m.start())
+            at = m.start()
+            lines.setdefault(m.group(1).decode("ascii").lower(), line)
+        path = f.path
+        self._decode_unit(data, f"{path}:1", lambda sid: f"{path}:{lines.get(sid, 1)}")
+        for tid in self.closing.pop((f.index, 1), ()):
+            yield from self._close(tid)
+
+    def _decode_unit(
+        self, data: bytes, origin: str, origin_of: Callable[[str], str] | None
+    ) -> None:
+        """Decode one line (or document) and add its spans to the pending traces."""
+        try:
+            td = otlp.decode_traces_data(data)
+        except msgspec.ValidationError:
+            self._decode_lenient(data, origin, origin_of)
+            return
+        except UnicodeDecodeError:
+            self.warn(f"{origin}: invalid UTF-8 bytes replaced")
+            data = data.decode("utf-8", "replace").encode("utf-8")
+            try:
+                td = otlp.decode_traces_data(data)
+            except msgspec.ValidationError:
+                self._decode_lenient(data, origin, origin_of)
+                return
+            except msgspec.DecodeError as exc:
+                self._bad_line(origin, exc)
+                return
+        except msgspec.DecodeError as exc:
+            self._bad_line(origin, exc)
+            return
+        for rs in td.resource_spans:
+            resource = otlp.attributes(rs.resource.attributes) if rs.resource is not None else {}
+            for ss in rs.scope_spans:
+                self._add_spans(ss.spans, resource, origin, origin_of)
+
+    def _bad_line(self, origin: str, exc: Exception) -> None:
+        self.stats.skipped += 1
+        self.warn(f"{origin}: invalid JSON ({_decode_error(exc)}); line skipped")
+
+    def _decode_lenient(
+        self, data: bytes, origin: str, origin_of: Callable[[str], str] | None
+    ) -> None:
+        """Typed decoding failed: validate piece by piece so one bad span costs only itself."""
+        obj = msgspec.json.decode(data)  # the typed decode already proved it is valid JSON
+        if isinstance(obj, list):  # lenient: an array of TracesData
+            items = obj
+        else:
+            items = [obj]
+        for obj in items:
+            if not isinstance(obj, dict):
+                self.stats.skipped += 1
+                self.warn(f"{origin}: not an OTLP TracesData object; skipped")
+                continue
+            rss = obj.get("resourceSpans", [])
+            if not isinstance(rss, list):
+                self.stats.skipped += 1
+                self.warn(f"{origin}: resourceSpans is not a list; skipped")
+                continue
+            for i, rs in enumerate(rss):
+                where = f"resourceSpans[{i}]"
+                if not isinstance(rs, dict):
+                    self.stats.skipped += 1
+                    self.warn(f"{origin}: {where} is not an object; skipped")
+                    continue
+                res = self._convert(rs.get("resource") or {}, otlp.Resource, origin, f"{where}.resource")
+                resource = otlp.attributes(res.attributes) if res is not None else {}
+                sss = rs.get("scopeSpans", [])
+                if not isinstance(sss, list):
+                    self.stats.skipped += 1
+                    self.warn(f"{origin}: {where}.scopeSpans is not a list; skipped")
+                    continue
+                for j, ss in enumerate(sss):
+                    swhere = f"{where}.scopeSpans[{j}]"
+                    spans = ss.get("spans", []) if isinstance(ss, dict) else None
+                    if not isinstance(spans, list):
+                        self.stats.skipped += 1
+                        what = "spans is not a list" if isinstance(ss, dict) else "is not an object"
+                        self.warn(f"{origin}: {swhere}{'.' if isinstance(ss, dict) else ' '}{what}; skipped")
+                        continue
+                    good = []
+                    for k, sp in enumerate(spans):
+                        span = self._convert(sp, otlp.Span, origin, f"{swhere}.spans[{k}]")
+                        if span is not None:
+                            good.append(span)
+                        else:
+                            self.stats.skipped += 1
+                    self._add_spans(good, resource, origin, origin_of)
+
+    def _convert(self, obj: Any, cls: type, origin: str, where: str) -> Any:
+        try:
+            return msgspec.convert(obj, cls)
+        except msgspec.ValidationError as exc:
+            error = str(exc)
+        if "length <=" in error:
+            try:
+                converted = msgspec.convert(_truncate(obj), cls)
+            except msgspec.ValidationError as exc:
+                error = str(exc)
+            else:
+                self.warn(f"{origin}: {where}: over-long value truncated to {otlp.MAX_VALUE_CHARS} characters")
+                return converted
+        self.warn(f"{origin}: {where} skipped: {_clip(error)}")
+        return None
+
+    # -- spans --------------------------------------------------------------------
+
+    def _add_spans(
+        self,
+        spans: Iterable[otlp.Span],
+        resource: dict[str, Any],
+        origin: str,
+        origin_of: Callable[[str], str] | None,
+    ) -> None:
+        """Validate, normalise and add spans to their pending traces (the hot loop)."""
+        pending = self.pending
+        stats = self.stats
+        warn = self.warn
+        attributes = otlp.attributes
+        service = resource.get("service.name")
+        if type(service) is not str or not service:
+            service = _UNKNOWN_SERVICE
+        key_id = resource.get(KEY_ID)
+        if type(key_id) is not str:
+            key_id = None
+        for s in spans:
+            where = origin if origin_of is None else origin_of(s.span_id.lower())
+            tid = s.trace_id
+            trace = pending.get(tid)
+            if trace is None:
+                tid = _valid_id(tid, 32, _ZERO_TRACE)
+                if tid is None:
+                    stats.skipped += 1
+                    warn(f"{where}: span skipped: missing or invalid trace id (need 32 hex digits, not all zero)")
+                    continue
+                trace = pending.get(tid)
+                if trace is None:
+                    if tid in self._seen_ids and tid not in self._late_warned:
+                        self._late_warned.add(tid)
+                        warn(f"{where}: trace {tid} continues after it was complete; analysed in parts")
+                    trace = pending[tid] = {}
+                    self._seen_ids.add(tid)
+            sid = _valid_id(s.span_id, 16, _ZERO_SPAN)
+            if sid is None:
+                stats.skipped += 1
+                warn(f"{where}: span skipped: missing or invalid span id (need 16 hex digits, not all zero)")
+                continue
+            if sid in trace:
+                stats.skipped += 1
+                warn(f"{where}: duplicate span id {sid} in trace {tid}; first one kept")
+                continue
+            parent: str | None = s.parent_span_id
+            if parent:
+                parent = _valid_id(parent, 16, None)
+                if parent is None:
+                    stats.skipped += 1
+                    warn(f"{where}: span {sid} skipped: invalid parent span id (need 16 hex digits)")
+                    continue
+                if parent == sid:
+                    warn(f"{where}: span {sid} is its own parent; parent dropped")
+                    parent = None
+                elif parent == _ZERO_SPAN:
+                    parent = None
+            else:
+                parent = None
+            try:
+                kind = s.kind if type(s.kind) is int else otlp.span_kind(s.kind)
+                start = s.start_time_unix_nano
+                if type(start) is not int:
+                    start = otlp.to_int(start)
+                end = s.end_time_unix_nano
+                if type(end) is not int:
+                    end = otlp.to_int(end)
+                status = s.status
+                code = 0 if status is None else status.code
+                if type(code) is not int:
+                    code = otlp.status_code(code)
+            except ValueError:
+                stats.skipped += 1
+                warn(f"{where}: span {sid} skipped: kind, times or status code is not a valid number or enum name")
+                continue
+            attrs = attributes(s.attributes)
+            events = [Event(e.name, attributes(e.attributes)) for e in s.events] if s.events else []
+            links = self._links(s.links, where, sid) if s.links else []
+            tenant = attrs.get(TENANT)
+            if type(tenant) is not str:
+                tenant = None
+            boundary = attrs.get(BOUNDARY)
+            if type(boundary) is not str or boundary not in BOUNDARY_KINDS:
+                boundary = infer_boundary(kind, attrs)
+            scoped = attrs.get(SCOPED)
+            if type(scoped) is not bool:
+                scoped = None
+            trace[sid] = Span(
+                trace_id=tid,
+                span_id=sid,
+                parent_span_id=parent,
+                name=s.name,
+                kind=kind,
+                service=service,
+                start_ns=start,
+                end_ns=end,
+                attributes=attrs,
+                resource=resource,
+                events=events,
+                links=links,
+                status_code=code,
+                origin=where,
+                tenant=tenant,
+                boundary=boundary,
+                scoped=scoped,
+                key_id=key_id,
+            )
+            stats.spans += 1
+
+    def _links(self, links: list[otlp.Link], where: str, sid: str) -> list[Link]:
+        out = []
+        for link in links:
+            tid = _valid_id(link.trace_id, 32, _ZERO_TRACE)
+            lsid = _valid_id(link.span_id, 16, _ZERO_SPAN)
+            if tid is None or lsid is None:
+                self.warn(f"{where}: span {sid}: link with missing or invalid ids dropped")
+                continue
+            out.append(Link(tid, lsid, otlp.attributes(link.attributes)))
+        return out
+
+
+# -- helpers -------------------------------------------------------------------------
+
+
+def _valid_id(raw: str, length: int, zero: str | None) -> str | None:
+    """Lowercase hex id of exactly ``length`` digits (not all zero), else None."""
+    if len(raw) != length:
+        return None
+    low = raw.lower()
+    if _HEX_RE.fullmatch(low) is None or low == zero:
+        return None
+    return low
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        msgspec.json.decode(line)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return False
+    return True
+
+
+def _trace_ids_in(line: bytes) -> set[str]:
+    """Trace ids of a line decoded in full (for lines the regex scan cannot read)."""
+    try:
+        obj = msgspec.json.decode(line)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return set()
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            tid = node.get("traceId")
+            if isinstance(tid, str):
+                found.add(tid.lower())
+            for value in node.values():
+                if isinstance(value, (dict, list)):
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(obj)
+    return found
+
+
+def _truncate(obj: Any) -> Any:
+    """A copy of decoded JSON with strings cut to the caps of :mod:`flowmap.otlp`."""
+    if isinstance(obj, str):
+        return obj[: otlp.MAX_VALUE_CHARS]
+    if isinstance(obj, list):
+        return [_truncate(v) for v in obj]
+    if isinstance(obj, dict):
+        out = {}
+        for key, value in obj.items():
+            if key in ("name", "key") and isinstance(value, str):
+                out[key] = value[: otlp.MAX_NAME_CHARS]
+            else:
+                out[key] = _truncate(value)
+        return out
+    return obj
+
+
+_BYTE_RE = re.compile(r"\(byte (\d+)\)")
+
+
+def _error_line(data: bytes, exc: Exception) -> int:
+    if isinstance(exc, UnicodeDecodeError):
+        return data.count(b"\n", 0, exc.start) + 1
+    m = _BYTE_RE.search(str(exc))
+    if m:
+        return data.count(b"\n", 0, int(m.group(1))) + 1
+    if "truncated" in str(exc):
+        return data.count(b"\n") + 1
+    return 1
+
+
+def _decode_error(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "invalid UTF-8"
+    text = str(exc)
+    if "truncated" in text:
+        return "truncated"
+    return _clip(_BYTE_RE.sub("", text).replace("JSON is malformed: ", "").strip())
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
