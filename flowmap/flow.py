@@ -123,7 +123,7 @@ class FlowMapBuilder:
         spans = graph.spans
         ops = graph.ops
         trace_id = graph.trace.trace_id
-        roots = set(graph.roots)
+        roots = set(graph.entry_roots())
         flow_nodes = self.flow.nodes
         nodes = {}
         for sid, span in spans.items():

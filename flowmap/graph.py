@@ -11,6 +11,9 @@ Shapes handled:
 - *roots*: spans without a parent id;
 - *missing parents*: a parent id that is not in the trace (incomplete export,
   sampling) — such spans start their own subtree and their incoming edge is not judged;
+- *remote entries*: an entry span (SERVER/CONSUMER, ``http.server``, ``queue.consume``)
+  whose parent is missing was called by a system outside the data (a gateway, a browser
+  that sent ``traceparent``): it is judged as an entry root, not as a missing parent;
 - *cycles* (a span its own parent, or longer loops): broken at the earliest span of the
   loop, whose parent edge is dropped; reported once per trace through ``on_warning``;
 - *links*: to a span of the same trace (resolved here) or of another trace (kept in
@@ -22,12 +25,24 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from .model import Span, Trace
+from .model import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, Span, Trace
 
 if TYPE_CHECKING:  # pragma: no cover
     import networkx
 
-__all__ = ["SpanGraph"]
+__all__ = ["SpanGraph", "is_entry", "ENTRY_BOUNDARIES"]
+
+#: boundaries that are entry points whatever the span kind says
+ENTRY_BOUNDARIES = frozenset({"http.server", "queue.consume"})
+
+
+def is_entry(span: Span) -> bool:
+    """An entry point: an HTTP server or queue consumer boundary, or a SERVER/CONSUMER
+    span that is not another kind of boundary."""
+    if span.boundary is not None:
+        return span.boundary in ENTRY_BOUNDARIES
+    return span.kind in (SPAN_KIND_SERVER, SPAN_KIND_CONSUMER)
+
 
 _FACTS: dict[str, Callable[[Span], bool]] = {
     "tagged": lambda s: s.tenant is not None,
@@ -46,6 +61,7 @@ class SpanGraph:
         "children",
         "roots",
         "missing_parent",
+        "remote_entries",
         "cycle_cut",
         "links",
         "external_links",
@@ -64,8 +80,10 @@ class SpanGraph:
         self.children: dict[str, list[str]] = {}
         #: spans without a parent id
         self.roots: list[str] = []
-        #: spans whose parent id is not in the trace
+        #: spans whose parent id is not in the trace (entries excepted)
         self.missing_parent: list[str] = []
+        #: entry spans whose parent is outside the data: judged as entry roots
+        self.remote_entries: list[str] = []
         #: spans whose parent edge was removed to break a cycle
         self.cycle_cut: list[str] = []
         #: (source span id, target span id) for links inside this trace: source -> target
@@ -82,6 +100,8 @@ class SpanGraph:
                 self.roots.append(sid)
             elif pid in spans:
                 self.parent[sid] = pid
+            elif is_entry(span):
+                self.remote_entries.append(sid)
             else:
                 self.missing_parent.append(sid)
             for link in span.links:
@@ -99,6 +119,7 @@ class SpanGraph:
             kids.sort(key=sort_key)
         self.roots.sort(key=sort_key)
         self.missing_parent.sort(key=sort_key)
+        self.remote_entries.sort(key=sort_key)
         self.cycle_cut.sort(key=sort_key)
         #: every span once, parents before children (breadth first from each top span)
         self.order: list[str] = self._bfs(self.tops())
@@ -139,8 +160,12 @@ class SpanGraph:
             )
 
     def tops(self) -> list[str]:
-        """Spans that start a subtree: roots, then spans with a missing parent, then cut spans."""
-        return self.roots + self.missing_parent + self.cycle_cut
+        """Spans that start a subtree: roots, remote entries, spans with a missing parent, cut spans."""
+        return self.roots + self.remote_entries + self.missing_parent + self.cycle_cut
+
+    def entry_roots(self) -> list[str]:
+        """Roots and remote entries: the spans the root rules judge."""
+        return self.roots + self.remote_entries
 
     def _bfs(self, starts: list[str]) -> list[str]:
         out = list(starts)

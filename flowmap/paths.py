@@ -29,7 +29,7 @@ MAX_TARGETS_PER_TRACE = 1000  # bounds the work on a hostile trace with huge fan
 def entry_span(graph: SpanGraph) -> str | None:
     """The trace's entry: the first SERVER/CONSUMER root, else the earliest root (or top)."""
     spans = graph.spans
-    for sid in graph.roots:
+    for sid in graph.entry_roots():
         if spans[sid].kind in (SPAN_KIND_SERVER, SPAN_KIND_CONSUMER):
             return sid
     tops = graph.tops()

@@ -18,11 +18,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import attributes
-from .graph import SpanGraph
+from .graph import ENTRY_BOUNDARIES, SpanGraph, is_entry
 from .masking import find_raw_tenant_values, is_tenant_key, scan_attributes, tenant_keys_in
 from .model import (
-    SPAN_KIND_CONSUMER,
-    SPAN_KIND_SERVER,
     Finding,
     Severity,
     Span,
@@ -94,9 +92,6 @@ SWITCHED = "switched"  # both tagged under the same (or an unknown) key, tags di
 BOUND = "bound"  # parent untagged, child tagged: the tenant was bound here
 UNTAGGED = "untagged"  # neither tagged
 
-#: boundaries that are entry points even when the span kind says otherwise
-ENTRY_BOUNDARIES = frozenset({"http.server", "queue.consume"})
-
 #: attributes holding a tool call's arguments, as instrumentations emit them: OTel GenAI,
 #: OpenInference (``input.value``; ``tool.parameters`` is the schema the model fills),
 #: common ad-hoc names and flowmap's own. Flattened forms ``<name>.<argument>`` count too.
@@ -131,14 +126,6 @@ def edge_state(parent: Span, child: Span) -> str:
     if pk is not None and ck is not None and pk != ck:
         return INHERITED  # tags made with different keys are never compared
     return SWITCHED
-
-
-def is_entry(span: Span) -> bool:
-    """An entry point: an HTTP server or queue consumer boundary, or a SERVER/CONSUMER
-    span that is not another kind of boundary."""
-    if span.boundary is not None:
-        return span.boundary in ENTRY_BOUNDARIES
-    return span.kind in (SPAN_KIND_SERVER, SPAN_KIND_CONSUMER)
 
 
 def _finding(
@@ -369,8 +356,8 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
         if f is not None:
             v.add(f)
 
-    # roots
-    for sid in graph.roots:
+    # roots (and entries called from outside the data)
+    for sid in graph.entry_roots():
         span = spans[sid]
         if span.tenant is not None:
             continue

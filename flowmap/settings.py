@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from . import attributes
 from .hosts import AllowedHosts
+from .masking import normalize_key
 from .model import Severity
 
 __all__ = ["AnalysisSettings"]
@@ -46,7 +47,7 @@ class AnalysisSettings:
     ) -> "AnalysisSettings":
         """Settings from configuration-style values: extra host entries and attribute names."""
         names = attributes.TENANT_ID_ATTRIBUTE_NAMES | frozenset(
-            n.strip().lower() for n in (extra_tenant_attributes or ()) if n.strip()
+            normalize_key(n) for n in (extra_tenant_attributes or ()) if n.strip()
         )
         return cls(
             allowed_hosts=AllowedHosts.from_config(allowed_hosts, include_default_hosts),

@@ -280,11 +280,7 @@ def write_otlp(path: str | Path, *builders: TraceBuilder, per_span: bool = False
 
 def analyze_built(tmp_path: Path, *builders: TraceBuilder, settings: Any = None, per_span: bool = False):
     """Write the builders to one OTLP JSON Lines file and analyse it through ``flowmap.analyze``."""
-    import os
+    from flowmap.analysis import analyze
 
-    from flowmap.analysis import analyze, analyze_traces
-
-    if os.environ.get("FLOWMAP_TEST_IN_MEMORY"):  # development aid only, unset in CI
-        return analyze_traces([b.traces() for b in builders], settings)
     path = write_otlp(tmp_path / "traces.jsonl", *builders, per_span=per_span)
     return analyze([path], settings)

@@ -387,5 +387,19 @@ def test_extra_tenant_attribute_names_from_settings(tmp_path):
     tb = TraceBuilder()
     request(tb).child("agent", tenant=TAG_A, attrs={"app.project_key": RAW})
     assert analyze_built(tmp_path, tb).findings == []
-    settings = AnalysisSettings.with_extras(extra_tenant_attributes=["project_key"])
+    settings = AnalysisSettings.with_extras(extra_tenant_attributes=["projectKey"])
     assert only(analyze_built(tmp_path, tb, settings=settings), "tenant-in-telemetry")
+
+
+def test_entry_called_from_outside_the_data_is_an_entry_not_a_missing_parent(tmp_path):
+    tb = TraceBuilder()
+    # a gateway sent traceparent but exports nowhere we can read
+    entry = tb.span("POST /chat", kind=SERVER, boundary="http.server", parent="00000000000ca11e")
+    entry.child("search", boundary="vector", scoped=True)
+    a = analyze_built(tmp_path, tb)
+    f = only(a, "unscoped-entry")
+    assert f.severity is Severity.HIGH and f.span_id == entry.span_id
+    assert rules_of(a, "missing-parent") == []
+    tagged = TraceBuilder()
+    tagged.span("POST /chat", kind=SERVER, boundary="http.server", parent="00000000000ca11e", tenant=TAG_A)
+    assert analyze_built(tmp_path, tagged).findings == []
