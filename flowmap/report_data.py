@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import attributes
-from .formats.common import count_by_rule, count_by_severity
+from .formats.common import clean, count_by_rule, count_by_severity
 from .formats.rules import rule_doc
 from .layout import Layout, layered_layout
 from .masking import MASK, Masker, is_tenant_key
@@ -337,10 +337,11 @@ class _Safe:
         )
 
     def text(self, value: Any, limit: int | None = None) -> str:
+        """Masked, with control / bidi / line-separator characters made visible (``\\u202e``)."""
         s = "" if value is None else str(value)
         if self.masker:
             s = self.masker.text(s)
-        return _cut(s, limit) if limit else s
+        return clean(s, limit or 100_000)
 
     def attribute(self, key: str, value: Any) -> str:
         if self._is_raw_tenant(key, value):

@@ -134,6 +134,10 @@ class _Builder:
         t = 1_700_000_000_000_000_000 + i * 10_000_000_000
         root = self.span(trace, None, service, entry_name, SPAN_KIND_SERVER, "http.server", tenant, t,
                          **{"http.request.method": "POST", "url.path": "/v1/chat"})
+        if i == 0:  # a raw id the analyzer "forgot" to mask: the report must mask it itself
+            root.attributes["tenant_id"] = RAW_LEAK
+            self.finding("tenant-in-telemetry", Severity.HIGH, root, None,
+                         "attribute tenant_id holds a raw tenant identifier ([masked])")
         path = [root.span_id]
         broken_at: int | None = None
         break_rule: str | None = None
@@ -294,3 +298,46 @@ def build_analysis(traces: int = 120, seed: int = 7, sample: int = 80) -> Analys
         sample_traces={tid: b.traces[tid] for tid in sample_ids},
         warnings=["traces/platform.jsonl:17: span with an invalid id skipped"],
     )
+
+
+def write_platform_otlp(path):
+    """:func:`platform_builders` written as one OTLP JSON Lines file (Collector format)."""
+    from otlp_builder import write_otlp
+
+    return write_otlp(path, *platform_builders())
+
+
+def platform_builders():
+    """A smaller platform as OTLP trace builders, for end-to-end tests through ``analyze``.
+
+    Every kind of edge: inherited, dropped (tool in a thread pool), switched (tool ran for
+    tenant B), orphaned (a root tool span without tenant), hostile names, a raw tenant id.
+    """
+    from otlp_builder import CLIENT, SERVER, TAG_A, TAG_B, TraceBuilder
+
+    builders = []
+    for i in range(12):
+        tb = TraceBuilder(service="gateway")
+        tag = TAG_A if i % 2 == 0 else TAG_B
+        entry = tb.span("POST /v1/chat", kind=SERVER, tenant=tag, boundary="http.server")
+        agent = entry.child("agent.run", service="agent-svc", tenant=tag, boundary="agent")
+        agent.child("chat gpt-4o", service="llm-gateway", kind=CLIENT, tenant=tag, boundary="llm")
+        docs = agent.child("tool search_docs", service="tools", tenant=tag, boundary="tool")
+        docs.child("vector.query docs", service="vector-db", kind=CLIENT, tenant=tag, boundary="vector",
+                   scoped=i % 4 != 1)
+        if i % 3 == 0:
+            agent.child("tool send_email", service="tools", boundary="tool")  # dropped
+        if i % 4 == 2:
+            other = TAG_B if tag == TAG_A else TAG_A
+            agent.child("tool refund_order", service="tools", tenant=other, boundary="tool")  # switched
+        if i % 5 == 1:
+            tb.span("tool summarize_file", service="tools", kind=CLIENT, boundary="tool")  # orphan root
+        elif i % 5 == 3:  # where it normally runs: the analysis learns the likely parent from this
+            agent.child("tool summarize_file", service="tools", kind=CLIENT, tenant=tag, boundary="tool")
+        evil = agent.child(XSS_NAME, service=XSS_SERVICE, tenant=tag, boundary="tool",
+                           attrs={"tool.arguments": XSS_ATTR, "note": XSS_BREAKOUT})
+        if i == 0:
+            evil.child("db.update crm", service="postgres", kind=CLIENT, tenant=tag, boundary="db",
+                       scoped=True, attrs={"tenant_id": RAW_LEAK})
+        builders.append(tb)
+    return builders

@@ -1,0 +1,270 @@
+"""The risk map's data: what the page shows, capped, stated, masked, and safe to embed."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from flowmap.html import render_report, script_json, write_report
+from flowmap.masking import MASK
+from flowmap.model import Analysis, FlowEdge, FlowMap, FlowNode, Severity, Span, Trace
+from flowmap.report_data import Caps, build_report_data
+from report_fixture import (
+    RAW_LEAK,
+    RAW_TENANTS,
+    TAGS,
+    XSS_ATTR,
+    XSS_BREAKOUT,
+    XSS_NAME,
+    build_analysis,
+    platform_builders,
+    write_platform_otlp,
+)
+
+
+@pytest.fixture(scope="module")
+def analysis() -> Analysis:
+    return build_analysis()
+
+
+@pytest.fixture(scope="module")
+def data(analysis):
+    return build_report_data(analysis)
+
+
+def _edge(data, source_suffix: str, target_suffix: str):
+    nodes = {n.id: n for n in data.nodes}
+    for e in data.edges:
+        if nodes[e.source].op.endswith(source_suffix) and nodes[e.target].op.endswith(target_suffix):
+            return e
+    raise AssertionError(f"no edge {source_suffix} -> {target_suffix}")
+
+
+def test_header_counts_and_verdict(analysis, data):
+    h = data.header
+    assert (h.traces, h.spans, h.services) == (analysis.traces, analysis.spans, len(analysis.services))
+    assert h.tenant_tags == 3  # a number, never the tags or ids themselves
+    assert h.files_total == 2
+    assert h.severities["critical"] == sum(f.severity == Severity.CRITICAL for f in analysis.findings) > 0
+    assert list(h.severities) == ["critical", "high", "medium", "low", "info"]
+    assert h.verdict_level == "critical"
+    assert "switched to another tenant" in h.verdict
+
+
+def test_verdict_when_clean():
+    clean = Analysis(traces=4, spans=10)
+    data = build_report_data(clean)
+    assert data.header.verdict_level == "ok"
+    assert "No tenant context breaks found in 4 traces" in data.header.verdict
+    assert data.nodes == [] and data.edges == []
+    assert "No operations in the input." in render_report(clean)
+
+
+def test_every_kind_of_edge_is_classified(data):
+    assert _edge(data, "agent.run support-agent", "tool refund_order").kind == "switched"
+    assert _edge(data, "agent.run support-agent", "tool send_email").kind == "dropped"
+    orphan = _edge(data, "agent.run support-agent", "tool summarize_file")
+    assert orphan.kind == "orphaned" and orphan.orphaned > 0
+    assert _edge(data, "agent.run support-agent", "planner.plan").kind == "inherited"
+    queue = _edge(data, "queue.publish ingest", "queue.consume ingest")
+    assert queue.via_link and "via-link" in queue.classes and queue.classes.startswith("edge dropped")
+    mixed = _edge(data, "agent.run support-agent", "tool refund_order")
+    assert mixed.mixed and mixed.label == f"{mixed.switched}/{mixed.total}"
+    assert "switched" in mixed.title and "inherited" in mixed.title
+
+
+def test_orphans_hang_under_their_likely_parent(data):
+    nodes = {n.id: n for n in data.nodes}
+    orphan = _edge(data, "agent.run support-agent", "tool summarize_file")
+    assert nodes[orphan.target].x > nodes[orphan.source].x
+    f = next(f for f in data.findings if f.rule == "orphan-root")
+    assert f.edge == orphan.id and f.node == orphan.target
+
+
+def test_findings_link_to_nodes_edges_and_traces(data):
+    assert [f.rank for f in data.findings] == sorted((f.rank for f in data.findings), reverse=True)
+    switched = _edge(data, "agent.run support-agent", "tool refund_order")
+    cross = [f for f in data.findings if f.rule == "cross-tenant"]
+    assert cross and all(f.edge == switched.id for f in cross)
+    assert all(f.in_trace_view == (f.trace_id in data.traces) for f in data.findings)
+    assert any(f.in_trace_view for f in data.findings)
+    node = next(n for n in data.nodes if n.op.endswith("tool send_email"))
+    assert node.worst == "high" and node.findings["context-dropped"] > 0
+    assert node.examples and node.examples[0] in data.traces  # openable examples first
+
+
+def test_trace_view_marks_the_first_broken_edge(analysis, data):
+    broken = [p for p in analysis.paths if p.broken_at is not None and p.trace_id in data.traces]
+    assert broken
+    for p in broken:
+        tv = data.traces[p.trace_id]
+        assert tv.first_broken == p.span_ids[p.broken_at]
+        assert tv.break_rule == p.break_rule
+        span = next(s for s in tv.spans if s.span_id == tv.first_broken)
+        assert span.on_path and span.broken == p.break_rule
+    tv = data.traces[broken[0].trace_id]
+    assert tv.spans[0].depth == 0 and tv.spans[0].boundary == "http.server"
+    assert all(s.tenant in (None, *TAGS) for s in tv.spans)
+    assert any(s.tenant_hue is not None for s in tv.spans)
+
+
+def test_raw_tenant_ids_are_masked_even_if_the_analyzer_missed_one(analysis, data):
+    leaked = [s for t in analysis.sample_traces.values() for s in t.spans.values()
+              if s.attributes.get("tenant_id") == RAW_LEAK]
+    assert leaked, "fixture must plant an unmasked raw tenant id"
+    shown = [v for t in data.traces.values() for s in t.spans for k, v in s.attributes if k == "tenant_id"]
+    assert shown and set(shown) == {MASK}
+    blob = json.dumps(dataclasses.asdict(data), default=str) + json.dumps(data.script_data())
+    for raw in RAW_TENANTS:
+        assert raw not in blob
+
+
+def test_non_opaque_tenant_attribute_is_masked():
+    span = Span("t1", "s1", None, "GET /", 2, "api", tenant="customer-42", boundary="http.server",
+                attributes={"flowmap.tenant": "customer-42", "baggage.user": "bob@example.com"})
+    a = Analysis(traces=1, spans=1, services={"api"}, sample_traces={"t1": Trace("t1", {"s1": span})},
+                 flow=FlowMap(nodes={"api GET /": FlowNode("api GET /", "api", "GET /", "http.server", 1, 0, True)}))
+    data = build_report_data(a)
+    s = data.traces["t1"].spans[0]
+    assert s.tenant == MASK and s.tenant_hue is None
+    assert dict(s.attributes) == {"flowmap.tenant": MASK, "baggage.user": MASK}
+    html = render_report(a)
+    assert "customer-42" not in html and "bob@example.com" not in html
+
+
+def test_hostile_names_are_kept_verbatim_in_data(data):
+    # escaping is the renderer's job; the data keeps what the trace said (so it shows literally)
+    ops = {n.name for n in data.nodes}
+    assert f"tool {XSS_NAME}" in ops
+    # invisible separators / bidi overrides are made visible rather than rendered
+    assert f"tool {XSS_BREAKOUT}".replace("\u2028", "\\u2028") in ops
+    values = {v for t in data.traces.values() for s in t.spans for _, v in s.attributes}
+    assert XSS_ATTR in values
+
+
+def _csp(page: str) -> str:
+    import html as html_mod
+    import re
+
+    m = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)">', page)
+    assert m, "no CSP meta tag"
+    return html_mod.unescape(m.group(1))
+
+
+def test_script_json_cannot_close_its_script_element():
+    value = {"name": "</script><script>alert(1)</script>", "c": "<!-- & \u2028\u2029 >"}
+    text = script_json(value)
+    for bad in ("<", ">", "&", "\u2028", "\u2029"):
+        assert bad not in text
+    assert json.loads(text) == value
+
+
+def test_rendered_page_escapes_everything(analysis):
+    html = render_report(analysis)
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert '"><img src=x onerror' not in html and "<svg onload" not in html
+    assert html.count("<script") == 2  # the JSON block and our one script
+    assert html.count("</script>") == 2
+    assert "\u2028" not in html
+    assert "default-src 'none'" in _csp(html) and "img-src data:" in _csp(html)
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+    assert "https://" not in html.replace("https://example.com/page", "")  # the span name only
+    for raw in RAW_TENANTS:
+        assert raw not in html
+
+
+def test_csp_hash_matches_the_inline_script(analysis):
+    import base64
+    import hashlib
+    import re
+
+    html = render_report(analysis)
+    script = re.search(r"<script>(.*?)</script>", html, re.S).group(1)
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}';" in _csp(html)
+    assert "unsafe-inline" not in _csp(html).split("script-src")[1].split(";")[0]
+
+
+def test_caps_cut_long_lists_and_say_so(analysis):
+    caps = Caps(nodes=20, findings=10, traces=5, spans_per_trace=8, span_budget=30, examples_per_edge=2)
+    data = build_report_data(analysis, caps)
+    assert len(data.nodes) == 20 and len(data.findings) == 10 and len(data.traces) <= 5
+    assert all(len(t.spans) <= 8 for t in data.traces.values())
+    assert sum(len(t.spans) for t in data.traces.values()) <= 30
+    assert all(len(e.examples) <= 2 for e in data.edges)
+    text = " ".join(data.notices)
+    assert "shows 20 of" in text and "10 most severe of" in text and "per trace" in text
+    # the worst operations are the ones kept
+    kept = {n.op for n in data.nodes}
+    assert any(op.endswith("tool refund_order") for op in kept)
+    # a cut trace still keeps its path and the span that broke
+    for tid, tv in data.traces.items():
+        ids = {s.span_id for s in tv.spans}
+        if tv.first_broken:
+            assert tv.first_broken in ids
+    html = render_report(analysis, caps)
+    assert "most severe of" in html
+
+
+def test_huge_input_gives_a_small_report():
+    """An analysis of a big input (aggregated, as analyze returns it) renders within bounds."""
+    nodes = {}
+    edges = {}
+    findings = []
+    sample = {}
+    from flowmap.model import Finding
+
+    for i in range(600):
+        op = f"svc{i % 9} op{i}"
+        nodes[op] = FlowNode(op, f"svc{i % 9}", f"op{i}", "tool" if i % 3 else None, spans=170, untagged=i % 2)
+        if i:
+            parent = f"svc{(i // 2) % 9} op{i // 2}"
+            edges[(parent, op)] = FlowEdge(parent, op, inherited=150, dropped=i % 4,
+                                           example_traces=[f"{k:032x}" for k in range(5)])
+    for k in range(8000):
+        findings.append(Finding("context-dropped", Severity.HIGH, f"{k % 500:032x}", f"{k:016x}", f"op{k % 600}",
+                                None, None, f"svc{k % 9}", "tool", "tenant lost"))
+    for t in range(500):
+        spans = {f"{t:08x}{s:08x}": Span(f"{t:032x}", f"{t:08x}{s:08x}", None if s == 0 else f"{t:08x}{s - 1:08x}",
+                                         f"op{s}", 1, f"svc{s % 9}", tenant=TAGS[0]) for s in range(200)}
+        sample[f"{t:032x}"] = Trace(f"{t:032x}", spans)
+    a = Analysis(traces=500, spans=100_000, services={f"svc{i}" for i in range(9)}, tenant_tags=set(TAGS),
+                 findings=findings, flow=FlowMap(nodes, edges), sample_traces=sample)
+    data = build_report_data(a)
+    assert len(data.nodes) == 300 and len(data.findings) == 2000
+    assert sum(len(t.spans) for t in data.traces.values()) <= 6000
+    html = render_report(a)
+    assert len(html.encode()) < 6_000_000
+    assert "shows 300 of 600 operations" in html
+
+
+def test_write_report_creates_directories(tmp_path, analysis):
+    out = write_report(analysis, tmp_path / "a" / "b" / "map.html")
+    assert out.exists() and out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_end_to_end_from_otlp_json_lines(tmp_path):
+    from flowmap.analysis import analyze
+
+    path = write_platform_otlp(tmp_path / "platform.jsonl")
+    analysis = analyze([path])
+    data = build_report_data(analysis)
+    kinds = {e.kind for e in data.edges}
+    assert {"inherited", "dropped", "switched", "orphaned"} <= kinds
+    assert data.header.tenant_tags == 2
+    html = render_report(analysis)
+    assert RAW_LEAK not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_end_to_end_in_memory():
+    from flowmap.analysis import analyze_traces
+
+    analysis = analyze_traces([b.traces() for b in platform_builders()])
+    data = build_report_data(analysis)
+    orphan = next(e for e in data.edges if e.kind == "orphaned")
+    assert orphan.source_op == "agent-svc agent.run" and orphan.target_op == "tools tool summarize_file"
+    assert any(t.first_broken for t in data.traces.values())
