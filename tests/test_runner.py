@@ -1,0 +1,190 @@
+"""`flowmap run` end to end: real child processes, the real SDK, real HTTP on loopback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from flowmap.analysis import analyze
+from flowmap.model import Severity
+from flowmap.runner import command_for
+
+from servers import RecordingApp, serve
+
+RAW_IDS = ("acme-corp", "globex-inc")
+
+DROP_SCRIPT = """
+    import concurrent.futures, sys
+    from flowmap import RequestContext, bind, boundary
+
+    pool = concurrent.futures.ThreadPoolExecutor(2)
+
+    @boundary("vector", "vector.search docs", scoped=True, mode="record")
+    def search(query):
+        return query.upper()
+
+    for tenant in ("acme-corp", "globex-inc"):
+        with bind(RequestContext(tenant)):
+            with boundary("agent", "agent.run"):
+                pool.submit(search, "refunds").result()   # the pool drops the context
+    print("served")
+    sys.exit(3)
+"""
+
+OWN_OTEL_SCRIPT = """
+    import sys
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+    from flowmap import RequestContext, bind
+
+    class NamesExporter(SpanExporter):
+        def export(self, spans):
+            with open(sys.argv[1], "a") as f:
+                for s in spans:
+                    f.write(f"{s.name} {s.attributes.get('flowmap.tenant', '-')}\\n")
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(NamesExporter()))
+    trace.set_tracer_provider(provider)
+    tracer = trace.get_tracer("own-app")
+    with bind(RequestContext("acme-corp")):
+        with tracer.start_as_current_span("own.request"):
+            with tracer.start_as_current_span("own.step") as span:
+                span.set_attribute("note", "for acme-corp")
+"""
+
+PARENT_SCRIPT = """
+    import subprocess, sys
+    from opentelemetry import trace
+    with trace.get_tracer("parent").start_as_current_span("parent.work"):
+        pass
+    sys.exit(subprocess.call([sys.executable, sys.argv[1]]))
+"""
+
+CHILD_SCRIPT = """
+    from opentelemetry import trace
+    from flowmap import RequestContext, bind, boundary
+    with bind(RequestContext("globex-inc")):
+        with boundary("tool", "child.tool"):
+            pass
+"""
+
+HTTPX_SCRIPT = """
+    import sys, httpx
+    from flowmap import RequestContext, bind, boundary
+    with bind(RequestContext("acme-corp")):
+        with boundary("agent", "agent.run"):
+            httpx.get(sys.argv[1] + "/tool")
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLOWMAP_TENANT_KEY", "runner-test-key")
+    for name in ("FLOWMAP_DEV_MODE", "FLOWMAP_FILE", "OTEL_SERVICE_NAME", "OTEL_TRACES_EXPORTER"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def _script(workdir: Path, name: str, body: str) -> Path:
+    path = workdir / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def _flowmap_run(workdir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flowmap", "run", "--out", str(workdir / "traces.jsonl"), *args],
+        cwd=workdir, capture_output=True, text=True, timeout=120, env=env,
+    )
+
+
+def _assert_no_raw_ids(*texts: str) -> None:
+    for text in texts:
+        for raw in RAW_IDS:
+            assert raw not in text
+
+
+def test_thread_pool_drop_is_found_and_exit_code_passes_through(workdir):
+    script = _script(workdir, "drop.py", DROP_SCRIPT)
+    proc = _flowmap_run(workdir, str(script))
+    assert proc.returncode == 3, proc.stderr
+    assert "served" in proc.stdout  # the program's own output is untouched
+    analysis = analyze([workdir / "traces.jsonl"])
+    orphans = [f for f in analysis.findings if f.rule == "orphan-root"]
+    assert [f.span_name for f in orphans] == ["vector.search docs"] * 2
+    assert all(f.severity == Severity.HIGH and f.service == "drop" for f in orphans)
+    assert "findings: 2 high" in proc.stderr and "exited 3" in proc.stderr
+    assert (workdir / "reports" / "risk-map.html").exists()
+    _assert_no_raw_ids((workdir / "traces.jsonl").read_text(), proc.stdout, proc.stderr,
+                       (workdir / "reports" / "risk-map.html").read_text())
+
+
+def test_program_that_configures_opentelemetry_keeps_its_exporter(workdir):
+    script = _script(workdir, "own.py", OWN_OTEL_SCRIPT)
+    names = workdir / "own-exporter.txt"
+    proc = _flowmap_run(workdir, str(script), str(names))
+    assert proc.returncode == 0, proc.stderr
+    lines = names.read_text().splitlines()
+    # Its own exporter got every span, tagged by flowmap's processor (opaque tag, not the id).
+    assert [line.split()[0] for line in lines] == ["own.step", "own.request"]
+    assert all(len(line.split()[1]) == 16 for line in lines)
+    analysis = analyze([workdir / "traces.jsonl"])
+    assert analysis.spans == 2 and len(analysis.tenant_tags) == 1
+    _assert_no_raw_ids((workdir / "traces.jsonl").read_text(), names.read_text(), proc.stderr)
+
+
+def test_child_python_processes_are_traced_into_the_same_file(workdir):
+    parent = _script(workdir, "parent.py", PARENT_SCRIPT)
+    child = _script(workdir, "child.py", CHILD_SCRIPT)
+    proc = _flowmap_run(workdir, "--", sys.executable, str(parent), str(child))
+    assert proc.returncode == 0, proc.stderr
+    analysis = analyze([workdir / "traces.jsonl"])
+    assert analysis.services == {"parent", "child"}
+    assert analysis.spans == 2
+
+
+def test_module_mode_runs_python_dash_m(workdir):
+    pkg = workdir / "shop"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    _script(pkg, "__main__.py", textwrap.dedent(CHILD_SCRIPT) + "raise SystemExit(5)\n")
+    proc = _flowmap_run(workdir, "-m", "shop")
+    assert proc.returncode == 5, proc.stderr
+    analysis = analyze([workdir / "traces.jsonl"])
+    assert analysis.services == {"shop"} and analysis.spans == 1
+
+
+def test_httpx_is_instrumented_before_the_program_runs(workdir):
+    script = _script(workdir, "client.py", HTTPX_SCRIPT)
+    app = RecordingApp()
+    with serve(app) as server:
+        proc = _flowmap_run(workdir, str(script), server.url)
+    assert proc.returncode == 0, proc.stderr
+    headers = app.requests[0]["headers"]
+    assert "traceparent" in headers and headers["baggage"].startswith("flowmap.tenant=")
+    _assert_no_raw_ids(str(headers))
+    analysis = analyze([workdir / "traces.jsonl"])
+    assert analysis.spans == 2 and not [f for f in analysis.findings if f.severity >= Severity.MEDIUM]
+
+
+def test_without_a_tenant_key_run_refuses_in_one_line(workdir):
+    env = {k: v for k, v in os.environ.items() if k != "FLOWMAP_TENANT_KEY"}
+    script = _script(workdir, "noop.py", "print('ran')\n")
+    proc = _flowmap_run(workdir, str(script), env=env)
+    assert proc.returncode == 2
+    assert "FLOWMAP_TENANT_KEY" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "ran" not in proc.stdout
+
+
+def test_command_for_picks_python_for_scripts_and_modules():
+    assert command_for(["app.py", "-x"], module=False) == [sys.executable, "app.py", "-x"]
+    assert command_for(["--", "pkg.mod"], module=True) == [sys.executable, "-m", "pkg.mod"]
+    assert command_for(["--", "true"], module=False) == ["true"]
