@@ -79,23 +79,25 @@ class FlowMapBuilder:
             edge = self.flow.edges[(source, target)] = FlowEdge(source, target)
         return edge
 
-    def count(self, source: str, target: str, state: str, trace_id: str, *, via_link: bool = False) -> None:
-        """Count one call ``source -> target`` in ``state`` (an edge state or ``"orphaned"``)."""
+    def count(
+        self, source: str, target: str, state: str, trace_id: str, *, via_link: bool = False, n: int = 1
+    ) -> None:
+        """Count ``n`` calls ``source -> target`` in ``state`` (an edge state or ``"orphaned"``)."""
         edge = self._edge(source, target)
         if state == INHERITED:
-            edge.inherited += 1
+            edge.inherited += n
         elif state == DROPPED:
-            edge.dropped += 1
+            edge.dropped += n
         elif state == SWITCHED:
-            edge.switched += 1
+            edge.switched += n
         elif state == BOUND:
-            edge.bound += 1
+            edge.bound += n
         elif state == UNTAGGED:
-            edge.untagged += 1
+            edge.untagged += n
         else:
-            edge.orphaned += 1
+            edge.orphaned += n
         if via_link:
-            edge.via_link += 1
+            edge.via_link += n
         self._example(edge, trace_id, state in _BAD)
 
     def _example(self, edge: FlowEdge, trace_id: str, bad: bool) -> None:
@@ -136,11 +138,16 @@ class FlowMapBuilder:
                 node.untagged += 1
             if sid in roots and is_entry(span):
                 node.entry = True
-        count = self.count
+        # aggregate the trace's calls first: a trace repeats few distinct (edge, state) pairs
+        calls: dict[tuple[str, str, str, bool], int] = {}
         for sid, pid in graph.parent.items():
-            count(ops[pid], ops[sid], edge_state(spans[pid], spans[sid]), trace_id)
+            key = (ops[pid], ops[sid], edge_state(spans[pid], spans[sid]), False)
+            calls[key] = calls.get(key, 0) + 1
         for src, dst in graph.links:
-            count(ops[src], ops[dst], edge_state(spans[src], spans[dst]), trace_id, via_link=True)
+            key = (ops[src], ops[dst], edge_state(spans[src], spans[dst]), True)
+            calls[key] = calls.get(key, 0) + 1
+        for (source, target, state, via_link), n in calls.items():
+            self.count(source, target, state, trace_id, via_link=via_link, n=n)
         for f in verdict.findings:
             node = nodes[f.span_id]
             node.findings[f.rule] = node.findings.get(f.rule, 0) + 1

@@ -44,13 +44,6 @@ def is_entry(span: Span) -> bool:
     return span.kind in (SPAN_KIND_SERVER, SPAN_KIND_CONSUMER)
 
 
-_FACTS: dict[str, Callable[[Span], bool]] = {
-    "tagged": lambda s: s.tenant is not None,
-    "boundary": lambda s: s.boundary is not None,
-    "tool": lambda s: s.boundary == "tool",
-}
-
-
 class SpanGraph:
     """Parent/child/link structure of one trace, in a stable order (start time, span id)."""
 
@@ -111,20 +104,31 @@ class SpanGraph:
                 elif link.trace_id != trace.trace_id:
                     self.external_links.append((link.trace_id, link.span_id, sid))
 
-        self._break_cycles(sort_key, on_warning)
-
-        for sid, pid in self.parent.items():
-            self.children.setdefault(pid, []).append(sid)
-        for kids in self.children.values():
-            kids.sort(key=sort_key)
-        self.roots.sort(key=sort_key)
-        self.missing_parent.sort(key=sort_key)
-        self.remote_entries.sort(key=sort_key)
-        self.cycle_cut.sort(key=sort_key)
-        #: every span once, parents before children (breadth first from each top span)
-        self.order: list[str] = self._bfs(self.tops())
+        self._link_children(sort_key)
+        if len(self.order) < len(spans):
+            # spans not reachable from any top sit on (or hang below) a parent cycle
+            self._break_cycles(sort_key, on_warning)
+            self._link_children(sort_key)
         self._below: dict[str, dict[str, bool]] = {}
         self._ops: dict[str, str] | None = None
+
+    def _link_children(self, sort_key: Callable[[str], tuple[int, str]]) -> None:
+        children: dict[str, list[str]] = {}
+        for sid, pid in self.parent.items():
+            kids = children.get(pid)
+            if kids is None:
+                children[pid] = [sid]
+            else:
+                kids.append(sid)
+        for kids in children.values():
+            if len(kids) > 1:
+                kids.sort(key=sort_key)
+        self.children = children
+        for tops in (self.roots, self.missing_parent, self.remote_entries, self.cycle_cut):
+            if len(tops) > 1:
+                tops.sort(key=sort_key)
+        #: every span once, parents before children (breadth first from each top span)
+        self.order: list[str] = self._bfs(self.tops())
 
     # -- structure ---------------------------------------------------------------
 
@@ -222,11 +226,29 @@ class SpanGraph:
         return self._ops
 
     def below(self, fact: str) -> dict[str, bool]:
-        """Cached :meth:`subtree_any` for the facts rules and paths share:
-        ``"tagged"`` (a tenant tag), ``"boundary"`` (any boundary), ``"tool"`` (a tool call)."""
+        """For every span, whether a *strict* descendant has a fact the rules and paths
+        share: ``"tagged"`` (a tenant tag), ``"boundary"`` (any boundary), ``"tool"``
+        (a tool call). All three are computed together in one reverse pass."""
         table = self._below.get(fact)
         if table is None:
-            table = self._below[fact] = self.subtree_any(_FACTS[fact])
+            tagged = dict.fromkeys(self.order, False)
+            boundary = tagged.copy()
+            tool = tagged.copy()
+            spans = self.spans
+            parent = self.parent
+            for sid in reversed(self.order):
+                pid = parent.get(sid)
+                if pid is None:
+                    continue
+                span = spans[sid]
+                if tagged[sid] or span.tenant is not None:
+                    tagged[pid] = True
+                if boundary[sid] or span.boundary is not None:
+                    boundary[pid] = True
+                if tool[sid] or span.boundary == "tool":
+                    tool[pid] = True
+            self._below = {"tagged": tagged, "boundary": boundary, "tool": tool}
+            table = self._below[fact]
         return table
 
     def iter_edges(self) -> Iterator[tuple[Span, Span]]:
