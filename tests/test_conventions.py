@@ -1,0 +1,87 @@
+"""Boundary inference on attribute sets that real instrumentations emit."""
+
+from __future__ import annotations
+
+import pytest
+
+from flowmap.attributes import BOUNDARY_KINDS
+from flowmap.conventions import infer_boundary
+from flowmap.model import (
+    SPAN_KIND_CLIENT,
+    SPAN_KIND_CONSUMER,
+    SPAN_KIND_INTERNAL,
+    SPAN_KIND_PRODUCER,
+    SPAN_KIND_SERVER,
+)
+
+CASES = [
+    # OpenTelemetry HTTP semantic conventions (stable) and the pre-1.20 names
+    ("asgi server, stable", SPAN_KIND_SERVER,
+     {"http.request.method": "POST", "url.path": "/chat", "url.scheme": "http", "http.route": "/chat",
+      "http.response.status_code": 200, "server.address": "127.0.0.1"}, "http.server"),
+    ("flask server, old names", SPAN_KIND_SERVER,
+     {"http.method": "GET", "http.target": "/a", "http.scheme": "http", "http.status_code": 200}, "http.server"),
+    ("httpx client", SPAN_KIND_CLIENT,
+     {"http.request.method": "POST", "url.full": "http://tools.svc/run", "server.address": "tools.svc"}, "http.client"),
+    ("requests client, old names", SPAN_KIND_CLIENT, {"http.method": "GET", "http.url": "http://x.internal/"}, "http.client"),
+    ("internal span with an http attribute", SPAN_KIND_INTERNAL, {"http.method": "GET"}, None),
+    ("grpc server", SPAN_KIND_SERVER, {"rpc.system": "grpc", "rpc.service": "Tools"}, None),
+    # GenAI semantic conventions
+    ("openai chat (opentelemetry-instrumentation-openai-v2)", SPAN_KIND_CLIENT,
+     {"gen_ai.operation.name": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o",
+      "server.address": "api.openai.com", "http.request.method": "POST"}, "llm"),
+    ("text completion", SPAN_KIND_CLIENT, {"gen_ai.operation.name": "text_completion"}, "llm"),
+    ("gemini generate_content", SPAN_KIND_CLIENT, {"gen_ai.operation.name": "generate_content"}, "llm"),
+    ("embeddings", SPAN_KIND_CLIENT, {"gen_ai.operation.name": "embeddings", "gen_ai.request.model": "text-embedding-3-small"}, "llm"),
+    ("execute_tool", SPAN_KIND_INTERNAL,
+     {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather", "gen_ai.tool.call.id": "call_1"}, "tool"),
+    ("invoke_agent", SPAN_KIND_INTERNAL, {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "Math Tutor"}, "agent"),
+    ("create_agent", SPAN_KIND_CLIENT, {"gen_ai.operation.name": "create_agent"}, "agent"),
+    ("retrieval", SPAN_KIND_CLIENT, {"gen_ai.operation.name": "retrieval", "gen_ai.data_source.id": "H7STPQYOND"}, "vector"),
+    ("unknown gen_ai op falls through to http", SPAN_KIND_CLIENT,
+     {"gen_ai.operation.name": "something_new", "http.request.method": "POST"}, "http.client"),
+    # OpenInference
+    ("openinference tool", SPAN_KIND_INTERNAL, {"openinference.span.kind": "TOOL", "tool.name": "search"}, "tool"),
+    ("openinference agent", SPAN_KIND_INTERNAL, {"openinference.span.kind": "AGENT"}, "agent"),
+    ("openinference llm", SPAN_KIND_INTERNAL,
+     {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o", "llm.provider": "openai"}, "llm"),
+    ("openinference embedding", SPAN_KIND_INTERNAL, {"openinference.span.kind": "EMBEDDING"}, "llm"),
+    ("openinference retriever", SPAN_KIND_INTERNAL, {"openinference.span.kind": "RETRIEVER"}, "vector"),
+    ("openinference chain", SPAN_KIND_INTERNAL, {"openinference.span.kind": "CHAIN", "input.value": "hi"}, None),
+    ("openinference reranker", SPAN_KIND_INTERNAL, {"openinference.span.kind": "RERANKER"}, None),
+    # OpenLLMetry
+    ("traceloop tool", SPAN_KIND_INTERNAL, {"traceloop.span.kind": "tool", "traceloop.entity.name": "lookup"}, "tool"),
+    ("traceloop workflow", SPAN_KIND_INTERNAL, {"traceloop.span.kind": "workflow"}, None),
+    ("openllmetry chat (llm.request.type)", SPAN_KIND_CLIENT, {"llm.request.type": "chat", "gen_ai.system": "OpenAI"}, "llm"),
+    # Databases
+    ("redis-py", SPAN_KIND_CLIENT, {"db.system": "redis", "db.statement": "GET ?", "net.peer.name": "localhost"}, "cache"),
+    ("memcached", SPAN_KIND_CLIENT, {"db.system": "memcached"}, "cache"),
+    ("postgres, stable names", SPAN_KIND_CLIENT, {"db.system.name": "postgresql", "db.query.text": "SELECT 1"}, "db"),
+    ("mongodb", SPAN_KIND_CLIENT, {"db.system": "mongodb", "db.operation": "find"}, "db"),
+    ("openllmetry chroma", SPAN_KIND_CLIENT, {"db.system": "chroma", "db.operation": "query"}, "vector"),
+    ("openllmetry qdrant", SPAN_KIND_CLIENT, {"db.system": "qdrant"}, "vector"),
+    ("pinecone", SPAN_KIND_CLIENT, {"db.system": "Pinecone"}, "vector"),
+    # Messaging
+    ("kafka send", SPAN_KIND_PRODUCER,
+     {"messaging.system": "kafka", "messaging.destination.name": "jobs", "messaging.operation.type": "send"}, "queue.publish"),
+    ("kafka process", SPAN_KIND_CONSUMER,
+     {"messaging.system": "kafka", "messaging.operation.type": "process"}, "queue.consume"),
+    ("rabbitmq old publish", SPAN_KIND_PRODUCER, {"messaging.system": "rabbitmq", "messaging.operation": "publish"}, "queue.publish"),
+    ("receive as a client span", SPAN_KIND_CLIENT, {"messaging.system": "rabbitmq", "messaging.operation.type": "receive"}, "queue.consume"),
+    ("producer without operation", SPAN_KIND_PRODUCER, {"messaging.system": "celery"}, "queue.publish"),
+    ("consumer without operation", SPAN_KIND_CONSUMER, {"messaging.system": "celery"}, "queue.consume"),
+    ("settle", SPAN_KIND_CLIENT, {"messaging.system": "servicebus", "messaging.operation.type": "settle"}, None),
+    # Nothing to go on
+    ("plain internal", SPAN_KIND_INTERNAL, {"code.function": "f"}, None),
+    ("wrong types", SPAN_KIND_SERVER, {"gen_ai.operation.name": 3, "db.system": ["redis"]}, None),
+]
+
+
+@pytest.mark.parametrize(("kind", "attributes", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_infer_boundary(kind, attributes, expected):
+    assert infer_boundary(kind, attributes) == expected
+
+
+def test_every_inferred_kind_is_a_contract_boundary():
+    inferred = {c[3] for c in CASES} - {None}
+    assert inferred <= BOUNDARY_KINDS

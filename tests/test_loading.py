@@ -1,0 +1,460 @@
+"""Loading OTLP JSON trace files: every encoding form the contract allows, and bad input."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+from google.protobuf.json_format import MessageToDict
+from opentelemetry import trace as trace_api
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from flowmap import otlp
+from flowmap.errors import InputError
+from flowmap.exporter import JsonLinesSpanExporter
+from flowmap.loading import MAX_WARNINGS, LoadStats, iter_traces
+
+T1 = "0af7651916cd43dd8448eb211c80319c"
+T2 = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def sid(n: int) -> str:
+    return f"{n:016x}"
+
+
+def span(trace_id: str = T1, span_id: str | None = None, parent: str | None = None, **extra):
+    out = {"traceId": trace_id, "spanId": span_id or sid(1), "name": "op", "kind": 1}
+    if parent:
+        out["parentSpanId"] = parent
+    out.update(extra)
+    return out
+
+
+def line(*spans, service: str = "svc") -> dict:
+    return {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+                "scopeSpans": [{"scope": {"name": "t"}, "spans": list(spans)}],
+            }
+        ]
+    }
+
+
+def write(path: Path, *lines: dict | str | bytes) -> Path:
+    with open(path, "wb") as fh:
+        for item in lines:
+            if isinstance(item, dict):
+                item = json.dumps(item)
+            if isinstance(item, str):
+                item = item.encode()
+            fh.write(item + b"\n")
+    return path
+
+
+def load(*paths, **kw):
+    stats = LoadStats()
+    warnings: list[str] = []
+    traces = list(iter_traces([str(p) for p in paths], on_warning=warnings.append, stats=stats, **kw))
+    return {t.trace_id: t for t in traces}, warnings, stats
+
+
+def all_spans(traces):
+    return {s.span_id: s for t in traces.values() for s in t.spans.values()}
+
+
+# -- the encoding forms ----------------------------------------------------------------
+
+
+def test_ids_case_insensitive_and_lowercased(tmp_path):
+    f = write(
+        tmp_path / "a.jsonl",
+        line(span(T1.upper(), "00000000000000AB"), span(T1, sid(2), parent="00000000000000Ab")),
+    )
+    traces, warnings, _ = load(f)
+    assert warnings == []
+    assert list(traces) == [T1]
+    spans = traces[T1].spans
+    assert set(spans) == {"00000000000000ab", sid(2)}
+    assert spans[sid(2)].parent_span_id == "00000000000000ab"
+    assert spans["00000000000000ab"].trace_id == T1
+
+
+def test_ints_as_strings_or_numbers_and_enum_names(tmp_path):
+    f = write(
+        tmp_path / "a.jsonl",
+        line(
+            span(span_id=sid(1), kind=2, startTimeUnixNano="1700000000000000001", endTimeUnixNano=1700000000000000002),
+            span(span_id=sid(2), kind="SPAN_KIND_CLIENT", status={"code": "STATUS_CODE_ERROR"}),
+            span(span_id=sid(3), kind="3", status={"code": 2}),
+        ),
+    )
+    traces, warnings, _ = load(f)
+    assert warnings == []
+    spans = traces[T1].spans
+    assert spans[sid(1)].kind == 2
+    assert spans[sid(1)].start_ns == 1700000000000000001
+    assert spans[sid(1)].end_ns == 1700000000000000002
+    assert spans[sid(2)].kind == 3 and spans[sid(2)].status_code == 2
+    assert spans[sid(3)].kind == 3 and spans[sid(3)].status_code == 2
+
+
+def test_all_anyvalue_forms(tmp_path):
+    attrs = [
+        {"key": "s", "value": {"stringValue": "x"}},
+        {"key": "b", "value": {"boolValue": False}},
+        {"key": "i", "value": {"intValue": "9223372036854775807"}},
+        {"key": "i2", "value": {"intValue": -3}},
+        {"key": "d", "value": {"doubleValue": 1.5}},
+        {"key": "d2", "value": {"doubleValue": 2}},
+        {"key": "nan", "value": {"doubleValue": "NaN"}},
+        {"key": "inf", "value": {"doubleValue": "-Infinity"}},
+        {"key": "arr", "value": {"arrayValue": {"values": [{"stringValue": "a"}, {"intValue": "1"}]}}},
+        {"key": "empty_arr", "value": {"arrayValue": {}}},
+        {"key": "kv", "value": {"kvlistValue": {"values": [{"key": "k", "value": {"boolValue": True}}]}}},
+        {"key": "bytes", "value": {"bytesValue": base64.b64encode(b"\x00\x01").decode()}},
+        {"key": "empty", "value": {}},
+    ]
+    f = write(tmp_path / "a.jsonl", line(span(attributes=attrs, unknownField={"x": 1})))
+    traces, warnings, _ = load(f)
+    assert warnings == []
+    a = traces[T1].spans[sid(1)].attributes
+    assert a["s"] == "x" and a["b"] is False
+    assert a["i"] == 2**63 - 1 and a["i2"] == -3
+    assert a["d"] == 1.5 and a["d2"] == 2.0 and isinstance(a["d2"], float)
+    assert a["nan"] != a["nan"] and a["inf"] == float("-inf")
+    assert a["arr"] == ["a", 1] and a["empty_arr"] == []
+    assert a["kv"] == {"k": True}
+    assert base64.b64decode(a["bytes"]) == b"\x00\x01"
+    assert a["empty"] is None
+
+
+def test_derived_fields(tmp_path):
+    res = {
+        "attributes": [
+            {"key": "service.name", "value": {"stringValue": "api"}},
+            {"key": "flowmap.key_id", "value": {"stringValue": "k1"}},
+        ]
+    }
+    attrs = [
+        {"key": "flowmap.tenant", "value": {"stringValue": "0123456789abcdef"}},
+        {"key": "flowmap.boundary", "value": {"stringValue": "vector"}},
+        {"key": "flowmap.scoped", "value": {"boolValue": False}},
+        {"key": "db.system", "value": {"stringValue": "redis"}},
+    ]
+    doc = {"resourceSpans": [{"resource": res, "scopeSpans": [{"spans": [span(attributes=attrs)]}]}]}
+    doc2 = {"resourceSpans": [{"scopeSpans": [{"spans": [span(T2, attributes=attrs[3:])]}]}]}
+    f = write(tmp_path / "a.jsonl", doc, doc2)
+    traces, _, _ = load(f)
+    s = traces[T1].spans[sid(1)]
+    assert (s.tenant, s.boundary, s.scoped, s.key_id, s.service) == ("0123456789abcdef", "vector", False, "k1", "api")
+    assert s.origin == f"{f}:1"
+    s2 = traces[T2].spans[sid(1)]
+    assert (s2.tenant, s2.boundary, s2.scoped, s2.key_id, s2.service) == (None, "cache", None, None, "unknown_service")
+    assert s2.origin == f"{f}:2"
+
+
+def test_links_and_events(tmp_path):
+    f = write(
+        tmp_path / "a.jsonl",
+        line(
+            span(
+                T2,
+                kind=5,
+                links=[{"traceId": T1.upper(), "spanId": sid(7), "attributes": [{"key": "a", "value": {"intValue": "1"}}]}],
+                events=[{"name": "exception", "timeUnixNano": "5", "attributes": [{"key": "exception.type", "value": {"stringValue": "E"}}]}],
+            )
+        ),
+    )
+    traces, warnings, _ = load(f)
+    assert warnings == []
+    s = traces[T2].spans[sid(1)]
+    assert [(lk.trace_id, lk.span_id, lk.attributes) for lk in s.links] == [(T1, sid(7), {"a": 1})]
+    assert [(e.name, e.attributes) for e in s.events] == [("exception", {"exception.type": "E"})]
+
+
+def test_pretty_printed_single_document(tmp_path):
+    f = tmp_path / "doc.json"
+    f.write_text(json.dumps(line(span(span_id=sid(1)), span(span_id=sid(2), parent=sid(1))), indent=2))
+    traces, warnings, stats = load(f)
+    assert warnings == []
+    spans = traces[T1].spans
+    assert set(spans) == {sid(1), sid(2)}
+    # origins point at the line where each span's id is written
+    text = f.read_text().splitlines()
+    assert sid(2) in text[int(spans[sid(2)].origin.rsplit(":", 1)[1]) - 1]
+    assert stats.lines == 1
+
+
+def test_gzip_by_magic_bytes_not_extension(tmp_path):
+    data = (json.dumps(line(span())) + "\n").encode()
+    f = tmp_path / "traces.jsonl"  # no .gz suffix
+    f.write_bytes(gzip.compress(data))
+    traces, warnings, _ = load(f)
+    assert warnings == [] and list(traces) == [T1]
+
+
+def test_trace_split_across_two_files_is_yielded_once_complete(tmp_path):
+    a = write(tmp_path / "a.jsonl", line(span(T1, sid(1))), line(span(T2, sid(1))))
+    b = write(tmp_path / "b.jsonl", line(span(T1, sid(2), parent=sid(1))))
+    stats = LoadStats()
+    seen = []
+    for t in iter_traces([a, b], stats=stats):
+        seen.append((t.trace_id, sorted(t.spans)))
+    # T2 is complete after a.jsonl line 2; T1 only after b.jsonl
+    assert seen == [(T2, [sid(1)]), (T1, [sid(1), sid(2)])]
+    assert stats.traces == 2 and stats.spans == 3 and stats.files == [str(a), str(b)]
+
+
+def test_trace_yielded_at_its_last_line_not_at_the_end(tmp_path):
+    f = write(tmp_path / "a.jsonl", line(span(T1, sid(1))), line(span(T2, sid(1))), line(span(T2, sid(2))))
+    it = iter_traces([f])
+    first = next(it)
+    assert first.trace_id == T1
+    assert next(it).trace_id == T2
+
+
+def test_blank_lines_are_fine(tmp_path):
+    f = write(tmp_path / "a.jsonl", "", line(span()), "   ", "")
+    traces, warnings, _ = load(f)
+    assert warnings == [] and list(traces) == [T1]
+
+
+def test_progress_reports_bytes(tmp_path):
+    f = write(tmp_path / "a.jsonl", line(span()))
+    calls = []
+    load(f, on_progress=lambda done, total: calls.append((done, total)))
+    size = f.stat().st_size
+    assert calls and calls[-1] == (size, size)
+
+
+# -- bad input: one warning naming file and line, the rest still loads -----------------
+
+GOOD = line(span(T2, sid(9)))
+
+
+def bad_case(tmp_path, bad, *, name="bad.jsonl"):
+    f = write(tmp_path / name, GOOD, bad, line(span(T2, sid(10))))
+    traces, warnings, stats = load(f)
+    assert T2 in traces and {sid(9), sid(10)} <= set(traces[T2].spans)
+    return traces, warnings, stats, f
+
+
+@pytest.mark.parametrize(
+    ("bad", "needle"),
+    [
+        pytest.param(json.dumps(line(span()))[:-9], "truncated", id="truncated-line"),
+        pytest.param('{"resourceSpans": [}', "invalid JSON", id="invalid-json"),
+        pytest.param(line(span(T1, "xyz")), "invalid span id", id="span-id-wrong-length"),
+        pytest.param(line(span(T1, "zzzzzzzzzzzzzzzz")), "invalid span id", id="span-id-non-hex"),
+        pytest.param(line(span(T1, "0" * 16)), "invalid span id", id="span-id-all-zero"),
+        pytest.param(line(span("0" * 32)), "invalid trace id", id="trace-id-all-zero"),
+        pytest.param(line(span("ab" * 15)), "invalid trace id", id="trace-id-wrong-length"),
+        pytest.param(line({"spanId": sid(1), "name": "x"}), "invalid trace id", id="trace-id-missing"),
+        pytest.param(line(span(parent="nothex!!nothex!!")), "invalid parent span id", id="parent-invalid"),
+        pytest.param(line(span(name=42)), "Expected `str`, got `int`", id="name-is-a-number"),
+        pytest.param(line(span(kind="SPAN_KIND_BOGUS")), "not a valid number or enum name", id="kind-unknown-name"),
+        pytest.param(line(span(startTimeUnixNano="soon")), "not a valid number", id="time-not-a-number"),
+        pytest.param({"resourceSpans": [{"scopeSpans": [{"spans": {"a": 1}}]}]}, "spans is not a list", id="spans-not-list"),
+        pytest.param({"resourceSpans": "nope"}, "resourceSpans is not a list", id="resourcespans-not-list"),
+        pytest.param("42", "not an OTLP TracesData object", id="not-an-object"),
+    ],
+)
+def test_bad_input_one_warning_rest_loads(tmp_path, bad, needle):
+    traces, warnings, stats, f = bad_case(tmp_path, bad)
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith(f"{f}:2: ")
+    assert needle in warnings[0]
+    assert "\n" not in warnings[0]
+    assert T1 not in traces
+    assert stats.skipped == 1
+
+
+def test_one_bad_span_in_a_line_costs_only_itself(tmp_path):
+    f = write(tmp_path / "a.jsonl", line(span(T1, sid(1)), span(T1, sid(2), name=["x"]), span(T1, sid(3))))
+    traces, warnings, _ = load(f)
+    assert set(traces[T1].spans) == {sid(1), sid(3)}
+    assert len(warnings) == 1 and "spans[1]" in warnings[0] and warnings[0].startswith(f"{f}:1: ")
+
+
+def test_duplicate_span_id_keeps_first(tmp_path):
+    f = write(tmp_path / "a.jsonl", line(span(name="first")), line(span(name="second")))
+    traces, warnings, _ = load(f)
+    assert traces[T1].spans[sid(1)].name == "first"
+    assert len(warnings) == 1 and warnings[0].startswith(f"{f}:2: duplicate span id")
+
+
+def test_self_parent_is_dropped_with_warning(tmp_path):
+    f = write(tmp_path / "a.jsonl", line(span(parent=sid(1))))
+    traces, warnings, _ = load(f)
+    assert traces[T1].spans[sid(1)].parent_span_id is None
+    assert len(warnings) == 1 and "its own parent" in warnings[0] and warnings[0].startswith(f"{f}:1: ")
+
+
+def test_invalid_link_dropped_span_kept(tmp_path):
+    f = write(tmp_path / "a.jsonl", line(span(links=[{"traceId": "x", "spanId": sid(2)}])))
+    traces, warnings, _ = load(f)
+    assert traces[T1].spans[sid(1)].links == []
+    assert len(warnings) == 1 and "link" in warnings[0]
+
+
+def test_huge_value_truncated_never_echoed(tmp_path):
+    secret = "tenant-acme-" + "x" * (otlp.MAX_VALUE_CHARS + 10)
+    bad = line(span(T1, attributes=[{"key": "prompt", "value": {"stringValue": secret}}]))
+    f = write(tmp_path / "a.jsonl", GOOD, bad)
+    traces, warnings, _ = load(f)
+    value = traces[T1].spans[sid(1)].attributes["prompt"]
+    assert len(value) == otlp.MAX_VALUE_CHARS and secret.startswith(value)
+    assert len(warnings) == 1 and warnings[0].startswith(f"{f}:2: ") and "truncated" in warnings[0]
+    assert "tenant-acme" not in warnings[0] and len(warnings[0]) < 300
+
+
+def test_non_utf8_bytes_replaced_with_warning(tmp_path):
+    raw = json.dumps(line(span(name="caf\u00e9")), ensure_ascii=False).encode().replace("\u00e9".encode(), b"\xff")
+    f = write(tmp_path / "a.jsonl", GOOD, raw)
+    traces, warnings, _ = load(f)
+    assert traces[T1].spans[sid(1)].name == "caf\ufffd"
+    assert len(warnings) == 1 and warnings[0] == f"{f}:2: invalid UTF-8 bytes replaced"
+
+
+def test_wrong_value_type_warning_does_not_echo_value(tmp_path):
+    bad = line(span(T1, attributes=[{"key": "tenant_id", "value": {"stringValue": ["acme-corp"]}}]))
+    f = write(tmp_path / "a.jsonl", GOOD, bad)
+    _, warnings, _ = load(f)
+    assert len(warnings) == 1 and "acme-corp" not in warnings[0]
+
+
+def test_missing_file_and_directory_warn_and_continue(tmp_path):
+    good = write(tmp_path / "a.jsonl", GOOD)
+    traces, warnings, stats = load(tmp_path / "missing.jsonl", tmp_path, good)
+    assert T2 in traces
+    assert warnings == [f"{tmp_path / 'missing.jsonl'}: no such file", f"{tmp_path}: is a directory, not a trace file"]
+    assert stats.files == [str(good)]
+
+
+def test_broken_pretty_document_gives_one_warning(tmp_path):
+    f = tmp_path / "doc.json"
+    f.write_text(json.dumps(line(span()), indent=2)[:-30])
+    good = write(tmp_path / "a.jsonl", GOOD)
+    traces, warnings, _ = load(f, good)
+    assert list(traces) == [T2]
+    assert len(warnings) == 1 and warnings[0].startswith(f"{f}:") and "invalid JSON document" in warnings[0]
+
+
+def test_corrupt_gzip_warns_and_keeps_what_it_read(tmp_path):
+    data = gzip.compress(b"".join((json.dumps(line(span(T2, sid(i)))) + "\n").encode() for i in range(1, 2000)))
+    f = tmp_path / "cut.jsonl.gz"
+    f.write_bytes(data[: len(data) // 2])
+    traces, warnings, _ = load(f)
+    assert T2 in traces and len(traces[T2].spans) > 10
+    assert any("compressed data is corrupt or truncated" in w for w in warnings)
+
+
+def test_nothing_readable_raises_input_error(tmp_path):
+    bad = write(tmp_path / "bad.jsonl", "not json", "{}")
+    with pytest.raises(InputError) as info:
+        list(iter_traces([bad, tmp_path / "missing.jsonl"]))
+    assert "\n" not in str(info.value)
+    with pytest.raises(InputError):
+        list(iter_traces([tmp_path / "missing.jsonl"]))
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(InputError):
+        list(iter_traces([empty]))
+
+
+def test_warnings_are_capped(tmp_path):
+    f = write(tmp_path / "a.jsonl", GOOD, *["garbage"] * (MAX_WARNINGS + 5))
+    traces, warnings, stats = load(f)
+    assert T2 in traces
+    assert stats.warning_count == MAX_WARNINGS + 5 and len(stats.warnings) == MAX_WARNINGS
+    assert warnings[-1] == "5 more warning(s) not shown"
+
+
+def test_escaped_keys_do_not_split_a_trace(tmp_path):
+    # A JSON encoder may escape key characters; the fast scan must not lose the trace's end.
+    escaped = json.dumps(line(span(T1, sid(2), parent=sid(1)))).replace('"traceId"', '"trace\\u0049d"')
+    f = write(tmp_path / "a.jsonl", line(span(T1, sid(1))), line(span(T2, sid(1))), escaped)
+    traces, warnings, _ = load(f)
+    assert warnings == []
+    assert set(traces[T1].spans) == {sid(1), sid(2)}
+
+
+# -- round trips through the real OpenTelemetry SDK ---------------------------------------
+
+
+def _record(exporter) -> None:
+    provider = TracerProvider(resource=Resource.create({"service.name": "agent", "flowmap.key_id": "kid"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span(
+        "POST /chat", kind=trace_api.SpanKind.SERVER, attributes={"http.request.method": "POST", "flowmap.tenant": "aa" * 8}
+    ) as root:
+        with tracer.start_as_current_span("chat gpt", kind=trace_api.SpanKind.CLIENT, attributes={"gen_ai.operation.name": "chat"}):
+            pass
+        with tracer.start_as_current_span(
+            "publish", kind=trace_api.SpanKind.PRODUCER, attributes={"messaging.system": "kafka", "sizes": [1, 2]}
+        ):
+            pass
+    ctx = root.get_span_context()
+    with tracer.start_as_current_span(
+        "consume", kind=trace_api.SpanKind.CONSUMER, links=[trace_api.Link(ctx, {"k": 1.5})], attributes={"messaging.system": "kafka"}
+    ) as consumer:
+        consumer.add_event("got", {"n": 2})
+    provider.shutdown()
+
+
+def _check_roundtrip(traces) -> None:
+    spans = all_spans(traces)
+    assert len(traces) == 2 and len(spans) == 4
+    by_name = {s.name: s for s in spans.values()}
+    root, chat = by_name["POST /chat"], by_name["chat gpt"]
+    assert (root.kind, root.boundary, root.tenant, root.service, root.key_id) == (2, "http.server", "aa" * 8, "agent", "kid")
+    assert chat.parent_span_id == root.span_id and chat.boundary == "llm"
+    assert by_name["publish"].boundary == "queue.publish" and by_name["publish"].attributes["sizes"] == [1, 2]
+    consumer = by_name["consume"]
+    assert consumer.boundary == "queue.consume"
+    assert [(lk.trace_id, lk.span_id, lk.attributes) for lk in consumer.links] == [(root.trace_id, root.span_id, {"k": 1.5})]
+    assert consumer.events[0].attributes == {"n": 2}
+    assert root.end_ns > root.start_ns > 0
+
+
+def test_roundtrip_flowmap_exporter(tmp_path):
+    path = tmp_path / "sdk.jsonl"
+    _record(JsonLinesSpanExporter(path))
+    traces, warnings, _ = load(path)
+    assert warnings == []
+    _check_roundtrip(traces)
+
+
+def test_roundtrip_collector_encoding(tmp_path):
+    """The OTLP protobuf encoder + proto3 JSON mapping: what the Collector's file exporter writes."""
+    memory = InMemorySpanExporter()
+    _record(memory)
+    msg = MessageToDict(encode_spans(memory.get_finished_spans()))  # enums as names, ints as strings
+
+    def hexify(node):
+        if isinstance(node, dict):
+            for key in ("traceId", "spanId", "parentSpanId"):
+                if key in node:
+                    node[key] = base64.b64decode(node[key]).hex().upper()  # upper case on purpose
+            for value in node.values():
+                hexify(value)
+        elif isinstance(node, list):
+            for value in node:
+                hexify(value)
+
+    hexify(msg)
+    assert '"SPAN_KIND_SERVER"' in json.dumps(msg)
+    path = tmp_path / "collector.jsonl"
+    write(path, msg)
+    traces, warnings, _ = load(path)
+    assert warnings == []
+    _check_roundtrip(traces)
