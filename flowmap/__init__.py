@@ -16,6 +16,7 @@ from .errors import (
     InputError,
     MissingContextError,
     TenantSwitchError,
+    UnscopedOperationError,
 )
 
 __version__ = "0.1.0"
@@ -36,6 +37,7 @@ __all__ = [
     "MissingContextError",
     "TenantSwitchError",
     "InputError",
+    "UnscopedOperationError",
     *_LAZY,
 ]
 
