@@ -1,0 +1,177 @@
+"""pytest plugin: make tenant isolation a failing test.
+
+Registered through the ``pytest11`` entry point, so installing flowmap is enough.
+
+- ``flowmap_spans`` — a :class:`~flowmap.testing.SpanCapture`: this test's spans, in
+  memory, under flowmap's processors and a random test key (never the environment's).
+  ``flowmap_spans.assert_no_leaks(fail_on="medium")`` runs the analyzer's rules and
+  fails with the broken path from entry to tool call.
+- ``flowmap_two_tenants`` — a :class:`~flowmap.testing.TwoTenantHarness`:
+  ``flowmap_two_tenants.run(flow)`` runs ``flow`` concurrently as two tenants, each
+  with its own canary, and fails if anything of one reaches the other.
+- ``--flowmap-strict`` (ini ``flowmap_strict = true``) captures every test and fails any
+  whose spans hold a finding at or above ``--flowmap-fail-on`` (ini ``flowmap_fail_on``,
+  default ``high``), without the test asking.
+- ``@pytest.mark.flowmap(fail_on=..., strict=..., boundary_mode=...)`` adjusts one test.
+
+The plugin observes only: it never patches the threads, executors or queues of the
+code under test, so a context that code drops is reported, not silently repaired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from .model import Severity
+from .testing import SpanCapture, TenantLeakError, TwoTenantHarness, leak_message, parse_severity
+
+__all__ = ["flowmap_spans", "flowmap_two_tenants"]
+
+_CAPTURE = pytest.StashKey[SpanCapture]()
+_SEVERITIES = [str(s) for s in Severity]
+_MARKER_KWARGS = frozenset({"fail_on", "strict", "boundary_mode"})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("flowmap", "tenant isolation (flowmap)")
+    group.addoption(
+        "--flowmap-strict",
+        action="store_true",
+        default=None,
+        help="capture every test's spans and fail tests whose spans hold a flowmap finding "
+        "at or above --flowmap-fail-on",
+    )
+    group.addoption(
+        "--flowmap-fail-on",
+        default=None,
+        metavar="SEVERITY",
+        help=f"threshold for --flowmap-strict, one of {', '.join(_SEVERITIES)} (default: high)",
+    )
+    parser.addini("flowmap_strict", "default for --flowmap-strict", type="bool", default=False)
+    parser.addini("flowmap_fail_on", "default for --flowmap-fail-on", default="high")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "flowmap(fail_on=None, strict=None, boundary_mode=None): per-test flowmap settings "
+        "(threshold, strict capture on/off, boundary mode 'fail' or 'record')",
+    )
+    try:
+        _config_fail_on(config)
+    except Exception as err:  # noqa: BLE001 - a usage error, one line
+        raise pytest.UsageError(f"--flowmap-fail-on: {err}") from None
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if _config_strict(config):
+        return f"flowmap: strict, fail on {_config_fail_on(config)} and above"
+    return None
+
+
+# -- settings ----------------------------------------------------------------------------
+
+
+def _config_strict(config: pytest.Config) -> bool:
+    opt = config.getoption("flowmap_strict")
+    return bool(config.getini("flowmap_strict")) if opt is None else bool(opt)
+
+
+def _config_fail_on(config: pytest.Config) -> Severity:
+    opt = config.getoption("flowmap_fail_on")
+    return parse_severity(opt if opt is not None else config.getini("flowmap_fail_on"))
+
+
+def _marker(item: pytest.Item) -> dict[str, Any]:
+    m = item.get_closest_marker("flowmap")
+    if m is None:
+        return {}
+    unknown = set(m.kwargs) - _MARKER_KWARGS
+    if unknown or m.args:
+        raise pytest.UsageError(
+            f"@pytest.mark.flowmap takes only keyword arguments {sorted(_MARKER_KWARGS)}"
+        )
+    return dict(m.kwargs)
+
+
+def _strict(item: pytest.Item) -> bool:
+    strict = _marker(item).get("strict")
+    return _config_strict(item.config) if strict is None else bool(strict)
+
+
+def _fail_on(item: pytest.Item) -> Severity:
+    fail_on = _marker(item).get("fail_on")
+    return _config_fail_on(item.config) if fail_on is None else parse_severity(fail_on)
+
+
+# -- fixtures ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def flowmap_spans(request: pytest.FixtureRequest) -> Generator[SpanCapture, None, None]:
+    """This test's spans, captured in memory under flowmap's processors.
+
+    flowmap boundaries and ``flowmap.runtime.get_tracer()`` write to it; hand
+    ``flowmap_spans.tracer_provider`` to anything that takes a provider.
+    """
+    capture = SpanCapture(boundary_mode=_marker(request.node).get("boundary_mode"))
+    capture.start()
+    request.node.stash[_CAPTURE] = capture
+    try:
+        yield capture
+    finally:
+        capture.stop()
+
+
+@pytest.fixture
+def flowmap_two_tenants(flowmap_spans: SpanCapture) -> TwoTenantHarness:
+    """Runs a flow concurrently as two tenants and fails on any cross-over
+    (``.run(flow, seed=..., tenants=..., rounds=2)``, ``await .arun(...)`` in async tests)."""
+    return TwoTenantHarness(flowmap_spans)
+
+
+@pytest.fixture(autouse=True)
+def _flowmap_strict_capture(request: pytest.FixtureRequest) -> None:
+    """Under --flowmap-strict every test is captured, asked for or not."""
+    if isinstance(request.node, pytest.Item) and _strict(request.node):
+        request.getfixturevalue("flowmap_spans")
+
+
+# -- verdict -----------------------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    try:
+        result = yield
+    except BaseException as exc:
+        if not isinstance(exc, TenantLeakError):
+            _attach_report(item)
+        raise
+    capture = item.stash.get(_CAPTURE, None)
+    if capture is not None and capture.active and _strict(item):
+        threshold = _fail_on(item)
+        analysis = capture.analyze()
+        if any(f.severity >= threshold for f in analysis.findings):
+            __tracebackhide__ = True
+            raise TenantLeakError(
+                f"--flowmap-strict: this test's spans hold findings at or above {threshold}\n"
+                + leak_message(analysis, threshold)
+            ).with_traceback(None)
+    return result
+
+
+def _attach_report(item: pytest.Item) -> None:
+    """A test that failed for another reason still shows what flowmap saw, if anything."""
+    capture = item.stash.get(_CAPTURE, None)
+    if capture is None or not capture.active:
+        return
+    try:
+        analysis = capture.analyze()
+        if analysis.findings:
+            item.add_report_section("call", "flowmap", capture.report(_fail_on(item), analysis))
+    except Exception:  # noqa: BLE001 - the report is a courtesy; never mask the real failure
+        pass

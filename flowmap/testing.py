@@ -1,0 +1,641 @@
+"""Test doubles shipped with flowmap: capture a test's spans, judge them, run two tenants.
+
+In the manner of httpx's mock transports: real parts (a real SDK TracerProvider carrying
+flowmap's own processors — tenant tagging, redaction, alerts), only the exporter is in
+memory. The pytest plugin (:mod:`flowmap.pytest_plugin`) wraps these as fixtures; they
+work without pytest too::
+
+    with SpanCapture() as capture:
+        with flowmap.bind(RequestContext("acme")):
+            handle_request()
+        capture.assert_no_leaks(fail_on="medium")
+
+Why a fresh provider per capture rather than OpenTelemetry's global one: the global
+provider can be set once per process, so per-test isolation could only be faked by
+resetting a shared exporter, and spans still ending from the previous test would land in
+the next one. flowmap's boundaries take their tracer from the installed flowmap Runtime
+(:func:`flowmap.runtime.get_tracer`), so installing a per-capture Runtime is enough;
+other code can use :attr:`SpanCapture.tracer_provider`. The previous runtime state is
+restored on exit.
+
+Nothing here patches the code under test (threads, executors, queues): a context the
+code drops shows up as a finding instead of being silently repaired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass
+from types import TracebackType
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from . import attributes as A
+from . import runtime
+from .errors import ConfigError, FlowmapError
+from .model import Analysis, Finding, Severity, Trace
+from .redaction import REDACTED_VALUE, scrub_text
+from .settings import AnalysisSettings
+from .tagging import Tagger
+
+__all__ = [
+    "TenantLeakError",
+    "SpanCapture",
+    "spans_to_traces",
+    "TenantRun",
+    "TwoTenantResult",
+    "TwoTenantHarness",
+    "parse_severity",
+]
+
+
+class TenantLeakError(FlowmapError, AssertionError):
+    """A test's telemetry or results show a tenant leak (an AssertionError, so test
+    runners report it as a failure, not an error). The message names tags, never ids."""
+
+
+def parse_severity(value: Severity | str) -> Severity:
+    """``"high"`` → :attr:`Severity.HIGH` (ConfigError on an unknown name)."""
+    return value if isinstance(value, Severity) else Severity.parse(str(value))
+
+
+def spans_to_traces(spans: Sequence[ReadableSpan], origin: str = "<captured>") -> list[Trace]:
+    """Finished SDK spans as the analyzer's traces, decoded exactly as a trace file is.
+
+    The spans go through flowmap's own OTLP JSON encoder and the loader's decoder (no
+    second decoder), so a test judges the same data ``flowmap check`` would read from
+    the exported file, boundary inference from conventions included.
+    """
+    if not spans:
+        return []
+    from .exporter import encode_spans
+    from .loading import decode_document
+
+    return decode_document(json.dumps(encode_spans(spans)), origin=origin)
+
+
+# -- capture ---------------------------------------------------------------------------
+
+
+class SpanCapture:
+    """The spans of one test (or block), captured in memory under flowmap's processors.
+
+    ``tenant_key`` defaults to a random key made for this capture: the environment's
+    ``FLOWMAP_TENANT_KEY`` is never used, so tests neither need nor leak a real key, and
+    the tags printed in failures cannot be matched against production data.
+    """
+
+    def __init__(
+        self,
+        *,
+        tenant_key: str | bytes | None = None,
+        service_name: str = "pytest",
+        boundary_mode: str | None = None,
+        alert_scope: str = "boundary",
+        settings: AnalysisSettings | None = None,
+    ) -> None:
+        self.tenant_key = tenant_key if tenant_key is not None else secrets.token_hex(16)
+        self.service_name = service_name
+        self.boundary_mode = None if boundary_mode is None else runtime.validate_boundary_mode(boundary_mode)
+        self.alert_scope = alert_scope
+        self.settings = settings or AnalysisSettings()
+        self._exporter = InMemorySpanExporter()
+        self._rt: runtime.Runtime | None = None
+        self._saved: tuple[Any, Any, Any] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> "SpanCapture":
+        """Install a fresh provider with flowmap's processors as the flowmap runtime."""
+        if self._rt is not None:
+            return self
+        from .configure import configure
+
+        # private reads on purpose: the public getters would build a tagger from the env
+        self._saved = (runtime._tagger, runtime._boundary_mode, runtime.current_runtime())  # noqa: SLF001
+        try:
+            rt = configure(
+                tenant_key=self.tenant_key,
+                dev_mode=False,
+                service_name=self.service_name,
+                exporters=None,
+                alert_scope=self.alert_scope,
+                boundary_mode=self.boundary_mode,
+                instrument_httpx=False,
+                set_global=False,  # a fresh provider of its own, never the global one
+            )
+        except BaseException:
+            self._restore()
+            raise
+        rt.tracer_provider.add_span_processor(SimpleSpanProcessor(self._exporter))
+        self._rt = rt
+        return self
+
+    def stop(self) -> None:
+        """Shut the capture's provider down and restore the previous flowmap runtime.
+
+        Spans still open (e.g. in a thread the code left running) never reach a later
+        capture: they end on this provider, which no longer exports.
+        """
+        rt, self._rt = self._rt, None
+        if rt is None:
+            return
+        try:
+            rt.force_flush()
+            self._finished = list(self._exporter.get_finished_spans())
+            rt.shutdown()
+        finally:
+            self._restore()
+
+    def _restore(self) -> None:
+        if self._saved is None:
+            return
+        tagger, mode, rt = self._saved
+        self._saved = None
+        runtime.set_tagger(tagger)
+        runtime.set_boundary_mode(mode)
+        runtime.set_runtime(rt)
+
+    def __enter__(self) -> "SpanCapture":
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- what was captured -----------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        return self._rt is not None
+
+    @property
+    def tracer_provider(self) -> TracerProvider:
+        """The capture's provider: pass it to code that takes one (``trace.get_tracer(
+        name, tracer_provider=...)``, instrumentors' ``instrument(tracer_provider=...)``)."""
+        if self._rt is None:
+            raise ConfigError("the span capture is not active")
+        return self._rt.tracer_provider
+
+    @property
+    def tagger(self) -> Tagger:
+        return Tagger(self.tenant_key, dev_mode=False) if self._rt is None else self._rt.tagger
+
+    def tag(self, tenant_id: str) -> str:
+        """The opaque tag ``tenant_id`` gets under this capture's key."""
+        return self.tagger.tag(tenant_id)
+
+    @property
+    def spans(self) -> list[ReadableSpan]:
+        """The finished spans so far, in end order (flushed first)."""
+        if self._rt is not None:
+            self._rt.force_flush()
+            return list(self._exporter.get_finished_spans())
+        return list(getattr(self, "_finished", ()))
+
+    def __iter__(self) -> Iterator[ReadableSpan]:
+        return iter(self.spans)
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+    def by_name(self, name: str) -> list[ReadableSpan]:
+        return [s for s in self.spans if s.name == name]
+
+    def clear(self) -> None:
+        """Forget the spans captured so far (e.g. after a test's setup phase)."""
+        self._exporter.clear()
+
+    # -- judging ---------------------------------------------------------------------
+    def analyze(self, settings: AnalysisSettings | None = None) -> Analysis:
+        """Run the analyzer's rules on the captured spans."""
+        from .analysis import analyze_traces
+
+        return analyze_traces(spans_to_traces(self.spans), settings or self.settings)
+
+    def findings(self, fail_on: Severity | str = Severity.INFO) -> list[Finding]:
+        """The findings at or above ``fail_on`` (all of them by default)."""
+        threshold = parse_severity(fail_on)
+        return [f for f in self.analyze().findings if f.severity >= threshold]
+
+    def report(self, fail_on: Severity | str = Severity.HIGH, analysis: Analysis | None = None) -> str:
+        """The text report (``flowmap check --format text``) of the captured spans."""
+        from .formats.text import TextReporter
+
+        return TextReporter(fail_on=parse_severity(fail_on)).render(analysis or self.analyze())
+
+    def assert_no_leaks(self, fail_on: Severity | str = Severity.HIGH) -> Analysis:
+        """Fail (TenantLeakError, an AssertionError) if any finding is at or above
+        ``fail_on``; the message is the broken path from entry to tool call, edge by
+        edge, then each finding's rule, operation and span. Returns the analysis."""
+        threshold = parse_severity(fail_on)
+        analysis = self.analyze()
+        failing = [f for f in analysis.findings if f.severity >= threshold]
+        if failing:
+            raise TenantLeakError(leak_message(analysis, threshold))
+        return analysis
+
+    assert_tenant_isolated = assert_no_leaks
+
+
+def leak_message(analysis: Analysis, threshold: Severity) -> str:
+    """The failure text for an analysis: a headline, then the text report."""
+    from .formats.text import TextReporter
+
+    failing = [f for f in analysis.findings if f.severity >= threshold]
+    rules = sorted({f.rule for f in failing})
+    head = (
+        f"flowmap: tenant context lost — {len(failing)} finding(s) at or above {threshold} "
+        f"({', '.join(rules)})"
+    )
+    return head + "\n" + TextReporter(fail_on=threshold).render(analysis)
+
+
+# -- two tenants -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TenantRun:
+    """What one tenant's run of a flow gets: its id, its canary and its bound context."""
+
+    label: str  # "A" or "B": what failure messages call this tenant
+    tenant_id: str
+    canary: str  # a unique string seeded as this tenant's data; must never reach the other
+    tag: str  # the opaque tag of tenant_id under the capture's key
+    context: Any  # flowmap.RequestContext, bound while the flow runs
+    round: int = 0
+
+    def __repr__(self) -> str:  # never show the raw id
+        return f"TenantRun(label={self.label!r}, tag={self.tag!r}, round={self.round})"
+
+    __str__ = __repr__
+
+
+@dataclass
+class TwoTenantResult:
+    """Results of every run, by label (``results["A"][round]``), and the leaks found."""
+
+    runs: dict[str, list[TenantRun]] = field(default_factory=dict)
+    results: dict[str, list[Any]] = field(default_factory=dict)
+    leaks: list[str] = field(default_factory=list)
+    analysis: Analysis | None = None
+
+
+class _LogCollector(logging.Handler):
+    """Collects every log record with the tag bound where it was emitted."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.NOTSET)
+        self.records: list[tuple[str | None, logging.LogRecord, str]] = []
+        self._guard = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from .context import current_tag
+
+            text = record.getMessage()
+            if record.exc_info and not record.exc_text:
+                text += "\n" + logging.Formatter().formatException(record.exc_info)
+            elif record.exc_text:
+                text += "\n" + record.exc_text
+            with self._guard:
+                self.records.append((current_tag(), record, text))
+        except Exception:  # noqa: BLE001 - never break the code under test
+            pass
+
+
+def _strings(obj: Any, depth: int = 0, seen: set[int] | None = None) -> Iterator[str]:
+    """Every string in a result: walks mappings, sequences, sets, dataclasses; repr()
+    for anything else (so a canary inside an object's fields is still found)."""
+    if seen is None:
+        seen = set()
+    if isinstance(obj, str):
+        yield obj
+        return
+    if isinstance(obj, (bytes, bytearray)):
+        yield bytes(obj).decode("utf-8", "replace")
+        return
+    if obj is None or isinstance(obj, (bool, int, float)):
+        yield str(obj)
+        return
+    if depth > 20 or id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, Mapping):
+        for k, v in obj.items():
+            yield from _strings(k, depth + 1, seen)
+            yield from _strings(v, depth + 1, seen)
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        for v in obj:
+            yield from _strings(v, depth + 1, seen)
+    elif is_dataclass(obj) and not isinstance(obj, type):
+        for f in fields(obj):
+            yield from _strings(getattr(obj, f.name, None), depth + 1, seen)
+    else:
+        try:
+            yield repr(obj)
+        except Exception:  # noqa: BLE001
+            return
+
+
+def _span_texts(span: ReadableSpan) -> Iterator[tuple[str, str]]:
+    """(where, text) for every string a span carries: name, attributes, events, status."""
+    yield "name", span.name
+    for k, v in (span.attributes or {}).items():
+        yield f"attribute {k!r}", k
+        for s in _strings(v):
+            yield f"attribute {k!r}", s
+    for ev in span.events or ():
+        yield f"event {ev.name!r}", ev.name
+        for k, v in (ev.attributes or {}).items():
+            for s in _strings(v):
+                yield f"event {ev.name!r} attribute {k!r}", f"{k} {s}"
+    for link in span.links or ():
+        for k, v in (link.attributes or {}).items():
+            for s in _strings(v):
+                yield f"link attribute {k!r}", f"{k} {s}"
+    if span.status is not None and span.status.description:
+        yield "status", span.status.description
+
+
+class TwoTenantHarness:
+    """Run one flow concurrently as two tenants and fail on anything crossing over.
+
+    Each tenant gets its own canary string (seed it as that tenant's data with ``seed``
+    or inside the flow). After the runs, every span, log record and result attributed to
+    one tenant — by its tenant tag, by the trace of its run, or by the tag bound when a
+    record was logged — must not contain the other tenant's canary, tag or id.
+
+    ``rounds`` (default 2): the pair runs this many times, concurrently each time, so a
+    cache warmed by one tenant in the first round is read by both in the next — a
+    shared-cache leak is then caught whatever the scheduling order.
+    """
+
+    def __init__(self, capture: SpanCapture) -> None:
+        self.capture = capture
+        self._trace_owner: dict[int, str] = {}  # trace id of a run's root span -> label
+
+    # -- public ----------------------------------------------------------------------
+    def run(
+        self,
+        flow: Callable[[TenantRun], Any],
+        *,
+        seed: Callable[[TenantRun], Any] | None = None,
+        tenants: tuple[str, str] = ("tenant-a", "tenant-b"),
+        rounds: int = 2,
+        fail_on: Severity | str | None = Severity.HIGH,
+        timeout: float = 30.0,
+    ) -> TwoTenantResult:
+        """Run a sync flow in two threads (an ``async def`` flow in an event loop) per round.
+
+        Raises TenantLeakError on a leak, or on an analyzer finding at or above
+        ``fail_on`` (``None``: canaries only). From async code use :meth:`arun`.
+        """
+        if inspect.iscoroutinefunction(flow) or inspect.iscoroutinefunction(seed):
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return asyncio.run(
+                    self.arun(flow, seed=seed, tenants=tenants, rounds=rounds, fail_on=fail_on)
+                )
+            raise ConfigError("an event loop is running: use `await flowmap_two_tenants.arun(...)`")
+        runs = self._prepare(tenants, rounds)
+        with self._collecting() as logs:
+            if seed is not None:
+                for label in ("A", "B"):
+                    self._call_bound(seed, runs[label][0])
+            results: dict[str, list[Any]] = {"A": [], "B": []}
+            for r in range(rounds):
+                pair = [runs["A"][r], runs["B"][r]]
+                results_r = self._threads(flow, pair, timeout)
+                results["A"].append(results_r[0])
+                results["B"].append(results_r[1])
+        return self._judge(runs, results, logs, fail_on)
+
+    async def arun(
+        self,
+        flow: Callable[[TenantRun], Any],
+        *,
+        seed: Callable[[TenantRun], Any] | None = None,
+        tenants: tuple[str, str] = ("tenant-a", "tenant-b"),
+        rounds: int = 2,
+        fail_on: Severity | str | None = Severity.HIGH,
+    ) -> TwoTenantResult:
+        """:meth:`run` for async tests: both tenants as tasks of the running loop."""
+        runs = self._prepare(tenants, rounds)
+        with self._collecting() as logs:
+            if seed is not None:
+                for label in ("A", "B"):
+                    await self._acall_bound(seed, runs[label][0])
+            results: dict[str, list[Any]] = {"A": [], "B": []}
+            for r in range(rounds):
+                a, b = await asyncio.gather(
+                    self._acall_bound(flow, runs["A"][r]), self._acall_bound(flow, runs["B"][r])
+                )
+                results["A"].append(a)
+                results["B"].append(b)
+        return self._judge(runs, results, logs, fail_on)
+
+    # -- running ---------------------------------------------------------------------
+    def _prepare(self, tenants: tuple[str, str], rounds: int) -> dict[str, list[TenantRun]]:
+        from .context import RequestContext
+
+        if len(tenants) != 2 or tenants[0] == tenants[1]:
+            raise ConfigError("the two-tenant harness needs two different tenant ids")
+        if rounds < 1:
+            raise ConfigError("rounds must be at least 1")
+        if not self.capture.active:
+            raise ConfigError("the span capture is not active")
+        runs: dict[str, list[TenantRun]] = {}
+        for label, tenant_id in zip(("A", "B"), tenants):
+            ctx = RequestContext(tenant_id)
+            canary = f"flowmap-canary-{label.lower()}-{secrets.token_hex(8)}"
+            tag = self.capture.tag(tenant_id)
+            runs[label] = [TenantRun(label, tenant_id, canary, tag, ctx, r) for r in range(rounds)]
+        self._trace_owner: dict[int, str] = {}
+        return runs
+
+    def _root(self, run: TenantRun) -> Any:
+        tracer = runtime.get_tracer(self.capture.tracer_provider)
+        return tracer.start_as_current_span(
+            f"flowmap two-tenant run {run.label}",
+            kind=SpanKind.SERVER,
+            attributes={A.BOUNDARY: "http.server"},
+        )
+
+    def _call_bound(self, fn: Callable[[TenantRun], Any], run: TenantRun) -> Any:
+        from .context import bind
+
+        with bind(run.context), self._root(run) as span:
+            self._trace_owner[span.get_span_context().trace_id] = run.label
+            return fn(run)
+
+    async def _acall_bound(self, fn: Callable[[TenantRun], Any], run: TenantRun) -> Any:
+        from .context import bind
+
+        with bind(run.context), self._root(run) as span:
+            self._trace_owner[span.get_span_context().trace_id] = run.label
+            out = fn(run)
+            if inspect.isawaitable(out):
+                out = await out
+            return out
+
+    def _threads(self, flow: Callable[[TenantRun], Any], pair: list[TenantRun], timeout: float) -> list[Any]:
+        results: list[Any] = [None, None]
+        errors: list[BaseException | None] = [None, None]
+        barrier = threading.Barrier(2)
+
+        def worker(i: int) -> None:
+            try:
+                barrier.wait(timeout)
+                results[i] = self._call_bound(flow, pair[i])
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+                errors[i] = exc
+
+        threads = [
+            threading.Thread(target=worker, args=(i,), name=f"flowmap-tenant-{pair[i].label}", daemon=True)
+            for i in range(2)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout)
+            if t.is_alive():
+                raise TenantLeakError(f"flowmap: the flow of tenant {t.name[-1]} did not finish in {timeout}s")
+        for err in errors:
+            if err is not None:
+                raise err
+        return results
+
+    class _Collecting:
+        def __init__(self) -> None:
+            self.handler = _LogCollector()
+            self.level = logging.NOTSET
+
+        def __enter__(self) -> _LogCollector:
+            root = logging.getLogger()
+            self.level = root.level
+            root.addHandler(self.handler)
+            root.setLevel(logging.DEBUG)  # like caplog: every record is evidence
+            return self.handler
+
+        def __exit__(self, *exc: object) -> None:
+            root = logging.getLogger()
+            root.removeHandler(self.handler)
+            root.setLevel(self.level)
+
+    def _collecting(self) -> "TwoTenantHarness._Collecting":
+        return self._Collecting()
+
+    # -- judging ---------------------------------------------------------------------
+    def _judge(
+        self,
+        runs: dict[str, list[TenantRun]],
+        results: dict[str, list[Any]],
+        logs: _LogCollector,
+        fail_on: Severity | str | None,
+    ) -> TwoTenantResult:
+        markers = {label: _Markers(rs[0]) for label, rs in runs.items()}
+        by_tag = {m.tag: label for label, m in markers.items()}
+        leaks: list[str] = []
+
+        def check(owner: str, texts: Iterable[tuple[str, str]], what: str) -> None:
+            other = "B" if owner == "A" else "A"
+            m = markers[other]
+            for where, text in texts:
+                found = m.found_in(text)
+                if found:
+                    leaks.append(
+                        f"{what} of tenant {owner} ({markers[owner].tag}) holds tenant {other}'s "
+                        f"{found} (tenant {other} = {m.tag}) in its {_short(where, markers, 160)}"
+                    )
+                    return
+
+        for label in ("A", "B"):
+            for r, result in enumerate(results[label]):
+                check(label, (("result", s) for s in _strings(result)), f"the result of round {r + 1}")
+
+        for span in self.capture.spans:
+            owners: set[str] = set()
+            tag = (span.attributes or {}).get(A.TENANT)
+            if tag in by_tag:
+                owners.add(by_tag[tag])
+            ctx = span.context
+            if ctx is not None and ctx.trace_id in self._trace_owner:
+                owners.add(self._trace_owner[ctx.trace_id])
+            for owner in sorted(owners):
+                check(owner, _span_texts(span), f"span {_short(span.name, markers)!r}")
+
+        for tag, record, text in logs.records:
+            owner = by_tag.get(tag) if tag is not None else None
+            if owner is not None:
+                check(owner, (("message", text),), f"a log record of logger {_short(record.name, markers)!r}")
+
+        out = TwoTenantResult(runs=runs, results=results, leaks=_dedupe(leaks))
+        analysis: Analysis | None = None
+        if fail_on is not None:
+            threshold = parse_severity(fail_on)
+            analysis = self.capture.analyze()
+            out.analysis = analysis
+            if any(f.severity >= threshold for f in analysis.findings) and not out.leaks:
+                raise TenantLeakError(leak_message(analysis, threshold))
+        if out.leaks:
+            lines = [f"flowmap: two-tenant run leaked across tenants ({len(out.leaks)}):"]
+            lines += [f"  - {leak}" for leak in out.leaks[:50]]
+            if len(out.leaks) > 50:
+                lines.append(f"  … and {len(out.leaks) - 50} more")
+            if analysis is not None and analysis.findings:
+                lines.append("")
+                lines.append(self.capture.report(fail_on if fail_on is not None else Severity.HIGH, analysis))
+            raise TenantLeakError("\n".join(lines))
+        return out
+
+
+class _Markers:
+    """What identifies one tenant in the other's data: canary, tag, raw id."""
+
+    def __init__(self, run: TenantRun) -> None:
+        self.canary = run.canary
+        self.tag = run.tag
+        self._raw = run.tenant_id
+
+    def found_in(self, text: str) -> str | None:
+        if self.canary in text:
+            return "canary"
+        if self.tag in text:
+            return "tag"
+        if self.has_raw(text):
+            return "tenant id"  # named, never shown
+        return None
+
+    def has_raw(self, text: str) -> bool:
+        return scrub_text(text, (self._raw,))[1] > 0
+
+    def mask(self, text: str, label: str) -> str:
+        return scrub_text(text, (self._raw,))[0].replace(REDACTED_VALUE, f"<tenant {label} id>")
+
+
+def _short(text: str, markers: Mapping[str, "_Markers"], limit: int = 80) -> str:
+    """A name from the data, safe to print: raw ids masked, terminal escapes neutralised."""
+    from .formats.common import clean
+
+    for label, m in markers.items():
+        text = m.mask(text, label)
+    return clean(text, limit)
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
