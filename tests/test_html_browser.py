@@ -1,0 +1,281 @@
+"""The risk map in a real headless browser (Debian's chromium driven by Playwright).
+
+No skips: without chromium these tests fail with a message saying how to install it,
+because a report nobody has opened in a browser is not tested.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flowmap.html import write_report
+from flowmap.report_data import build_report_data
+from report_fixture import (
+    RAW_TENANTS,
+    XSS_ATTR,
+    XSS_NAME,
+    build_analysis,
+    write_platform_otlp,
+)
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-sync"]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install chromium` (CI does)", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def analysis():
+    return build_analysis()
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, analysis) -> Path:
+    return write_report(analysis, tmp_path_factory.mktemp("report") / "risk-map.html")
+
+
+class Opened:
+    """A page opened from file:// with every console message, error, request and dialog recorded."""
+
+    def __init__(self, browser, path: Path) -> None:
+        self.context = browser.new_context(viewport={"width": 1500, "height": 1000})
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        self.failed: list[str] = []
+        self.dialogs: list[str] = []
+        self.page.on("console", lambda m: m.type in ("error", "warning") and self.errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.on("requestfailed", lambda r: self.failed.append(r.url))
+        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        self.page.add_init_script("window.__alerts = []; window.alert = function (m) { window.__alerts.push(String(m)); };")
+        self.url = path.resolve().as_uri()
+        self.page.goto(self.url)
+        self.page.wait_for_selector("#map")
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture()
+def opened(browser, report):
+    o = Opened(browser, report)
+    yield o
+    o.close()
+
+
+def _node_id(data, suffix: str) -> str:
+    return next(n.id for n in data.nodes if n.op.endswith(suffix))
+
+
+def _edge_id(data, source_suffix: str, target_suffix: str) -> str:
+    s, t = _node_id(data, source_suffix), _node_id(data, target_suffix)
+    return next(e.id for e in data.edges if e.source == s and e.target == t)
+
+
+def test_loads_from_file_without_errors_or_network(opened):
+    assert opened.errors == []
+    assert opened.failed == []
+    assert opened.requests == [opened.url]  # nothing else: no CDN, font, image
+    assert opened.page.title() == "flowmap risk map"
+    assert "switched to another tenant" in opened.page.inner_text("#verdict")
+    assert opened.page.inner_text("#stat-tenants") == "3"
+
+
+def test_map_has_every_node_and_edge_with_its_class(opened, analysis):
+    data = build_report_data(analysis)
+    page = opened.page
+    assert page.locator("#map .node").count() == len(data.nodes) >= 55
+    assert page.locator("#map .edge").count() == sum(e.source != e.target for e in data.edges)
+    switched = _edge_id(data, "agent.run support-agent", "tool refund_order")
+    dropped = _edge_id(data, "agent.run support-agent", "tool send_email")
+    orphaned = _edge_id(data, "agent.run support-agent", "tool summarize_file")
+    assert "edge switched" in page.get_attribute(f"#edge-{switched}", "class")
+    assert "edge dropped" in page.get_attribute(f"#edge-{dropped}", "class")
+    assert "edge orphaned" in page.get_attribute(f"#edge-{orphaned}", "class")
+    # orphan edges are dashed, the others solid
+    dash = page.eval_on_selector(f"#edge-{orphaned} .line", "e => getComputedStyle(e).strokeDasharray")
+    assert dash not in ("none", "")
+    assert page.eval_on_selector(f"#edge-{dropped} .line", "e => getComputedStyle(e).strokeDasharray") == "none"
+    assert page.locator("#map .edge.inherited").count() > 20
+
+
+def test_labels_fit_their_boxes_and_boxes_do_not_overlap(opened):
+    problems = opened.page.evaluate("""() => {
+      const out = [];
+      const boxes = [];
+      document.querySelectorAll('#map .node').forEach(g => {
+        const r = g.querySelector('rect.box').getBBox();
+        const m = g.transform.baseVal.consolidate().matrix;
+        boxes.push({id: g.dataset.id, x: m.e, y: m.f, w: r.width, h: r.height});
+        const badge = g.querySelector('.badge');
+        const limit = r.width - (badge ? 34 : 0);
+        g.querySelectorAll('text.name, text.sub').forEach(t => {
+          const b = t.getBBox();
+          if (b.x + b.width > limit - 2) out.push(g.dataset.id + ' label overflows: ' + t.textContent);
+        });
+      });
+      for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+        const a = boxes[i], b = boxes[j];
+        if (a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h) out.push(a.id + ' overlaps ' + b.id);
+      }
+      return out;
+    }""")
+    assert problems == []
+
+
+def test_click_edge_lists_its_findings_and_examples(opened, analysis):
+    data = build_report_data(analysis)
+    eid = _edge_id(data, "agent.run support-agent", "tool refund_order")
+    page = opened.page
+    page.click(f"#edge-{eid} .line", force=True)
+    panel = page.locator("#panel-edge")
+    assert panel.get_attribute("data-id") == eid
+    body = page.inner_text("#panel-body")
+    assert "switched" in body and "cross-tenant" in body
+    assert page.locator("#panel-body .panel-findings li").count() == sum(f.edge == eid for f in data.findings) > 0
+    assert page.locator("#panel-body .panel-examples li").count() >= 1
+    assert "selected" in page.get_attribute(f"#edge-{eid}", "class")
+    assert "focus" in page.get_attribute("#map", "class")
+
+
+def test_click_node_then_open_trace_highlights_the_first_broken_edge(opened, analysis):
+    data = build_report_data(analysis)
+    nid = _node_id(data, "tool send_email")
+    page = opened.page
+    page.click(f"#node-{nid} rect.box")
+    assert page.locator("#panel-node").get_attribute("data-id") == nid
+    assert "context-dropped" in page.inner_text("#panel-body")
+    button = page.locator("#panel-body .panel-findings button.open-trace").first
+    tid = button.get_attribute("data-trace")
+    button.click()
+    assert page.is_visible("#trace-section")
+    assert page.inner_text("#trace-id") == tid
+    tv = data.traces[tid]
+    first = page.locator("#trace-view .wf-row.first-broken")
+    assert first.count() == 1
+    assert first.get_attribute("data-span") == tv.first_broken
+    assert "context-dropped" in page.inner_text("#trace-summary")
+    assert "no tenant" in first.inner_text()  # the dropped span shows it has no tag
+    rows = page.locator("#trace-view .wf-row[data-span]")
+    assert rows.count() == len(tv.spans)
+    # the entry span comes first, with its opaque tag
+    assert tv.spans[0].tenant in rows.first.inner_text()
+    # path-only hides the spans off the path to the tool call
+    page.check("#trace-path-only")
+    visible = page.locator("#trace-view .wf-row[data-span]:not(.path-hidden)").count()
+    assert 0 < visible == sum(s.on_path for s in tv.spans) < len(tv.spans)
+
+
+def test_findings_table_links_to_its_trace_view(opened, analysis):
+    page = opened.page
+    row = page.locator("#findings tbody tr", has=page.locator("button.open-trace")).first
+    tid = row.get_attribute("data-trace")
+    row.locator("button.open-trace").click()
+    assert page.is_visible("#trace-section") and page.inner_text("#trace-id") == tid
+
+
+def test_findings_filters_and_sorting(opened, analysis):
+    page = opened.page
+    total = len(analysis.findings)
+
+    def visible(attr: str) -> list[str]:
+        return page.eval_on_selector_all(
+            "#findings tbody tr", f"rs => rs.filter(r => !r.hidden).map(r => r.dataset.{attr})")
+
+    assert len(visible("rule")) == total
+    page.select_option("#filter-severity", "critical")
+    assert set(visible("severity")) == {"critical"}
+    assert len(visible("severity")) == sum(str(f.severity) == "critical" for f in analysis.findings)
+    page.select_option("#filter-severity", "")
+    page.select_option("#filter-rule", "context-dropped")
+    assert set(visible("rule")) == {"context-dropped"}
+    page.select_option("#filter-service", "worker")
+    shown = visible("service")
+    assert set(shown) == {"worker"} and len(shown) == sum(
+        f.rule == "context-dropped" and f.service == "worker" for f in analysis.findings)
+    assert page.inner_text("#findings-count") == f"{len(shown)} of {total} shown"
+    page.select_option("#filter-rule", "")
+    page.select_option("#filter-service", "")
+    # sorting: rule ascending, then descending; severity worst first
+    page.click("#findings th button[data-key=rule]")
+    rules = visible("rule")
+    assert rules == sorted(rules)
+    page.click("#findings th button[data-key=rule]")
+    assert visible("rule") == sorted(rules, reverse=True)
+    page.click("#findings th button[data-key=rank]")
+    ranks = [int(r) for r in visible("rank")]
+    assert ranks == sorted(ranks, reverse=True)
+
+
+def test_hostile_names_show_as_text_and_execute_nothing(opened, analysis):
+    page = opened.page
+    # open every panel and trace that shows a hostile value
+    data = build_report_data(analysis)
+    nid = _node_id(data, f"tool {XSS_NAME}")
+    page.click(f"#node-{nid} rect.box")
+    assert XSS_NAME in page.inner_text("#panel-body")
+    page.locator("#panel-body .panel-examples button.open-trace").first.click()  # an example trace
+    row = page.locator("#trace-view .wf-row", has_text=XSS_NAME).first
+    row.click()  # attributes, with the hostile value
+    assert XSS_ATTR in page.inner_text("#trace-view")
+    texts = page.eval_on_selector_all("#map text.name", "ts => ts.map(t => t.textContent)")
+    assert f"tool {XSS_NAME}" in texts
+    assert page.evaluate("window.__alerts") == []
+    assert opened.dialogs == []
+    assert page.locator("img").count() == 0
+    assert page.locator("script").count() == 2
+    assert page.locator("svg [onload], [onerror]").count() == 0
+    assert opened.errors == []
+
+
+def test_no_raw_tenant_id_anywhere_in_the_page(opened, report):
+    html = report.read_text(encoding="utf-8")
+    dom = opened.page.content()
+    for raw in RAW_TENANTS:
+        assert raw not in html and raw not in dom
+
+
+def test_end_to_end_from_otlp_file(browser, tmp_path):
+    from flowmap.analysis import analyze
+
+    analysis = analyze([write_platform_otlp(tmp_path / "platform.jsonl")])
+    out = write_report(analysis, tmp_path / "e2e.html")
+    o = Opened(browser, out)
+    try:
+        page = o.page
+        for kind in ("inherited", "dropped", "switched", "orphaned"):
+            assert page.locator(f"#map .edge.{kind}").count() >= 1, kind
+        page.click("#map .edge.orphaned .line", force=True)
+        assert "orphaned" in page.inner_text("#panel-body")
+        page.locator("#panel-body button.open-trace").first.click()
+        assert page.locator("#trace-view .wf-row.first-broken").count() == 1
+        assert o.errors == [] and o.dialogs == [] and page.evaluate("window.__alerts") == []
+    finally:
+        o.close()
+
+
+def test_screenshot_script_writes_a_png(report, tmp_path):
+    out = tmp_path / "shot.png"
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "screenshot.py"), str(report), "-o", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
