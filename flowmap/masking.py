@@ -81,6 +81,8 @@ def _is_raw(value: Any) -> bool:
         return True
     if isinstance(value, (list, tuple)):
         return any(_is_raw(v) for v in value)
+    if isinstance(value, dict):
+        return any(_is_raw(v) for v in value.values())
     return False
 
 
@@ -88,7 +90,10 @@ def _scalars(value: Any) -> Iterator[str]:
     if isinstance(value, (list, tuple)):
         for v in value:
             yield from _scalars(v)
-    elif value is not None and not isinstance(value, (bool, dict)):
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _scalars(v)
+    elif value is not None and not isinstance(value, bool):
         yield str(value)
 
 
@@ -167,7 +172,9 @@ def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) ->
                 for member, mvalue in parse_baggage(header):
                     if member != attributes.BAGGAGE_KEY and _is_raw(mvalue):
                         out.append(RawValue(where, f"baggage member {member}", mvalue))
-        elif key == attributes.TENANT and (value in _OPAQUE_SEEN or _remember_opaque(value)):
+        elif key == attributes.TENANT and isinstance(value, str) and (
+            value in _OPAQUE_SEEN or _remember_opaque(value)
+        ):
             continue  # the expected case, on nearly every span
         elif _is_raw(value):
             out.append(RawValue(where, key, value))

@@ -312,7 +312,8 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
         if boundary == "tool":
             keys, values = _model_chosen_keys(span, names)
             if keys:
-                v.raw_values.extend(values)
+                # values given by the model (not a schema's {"type": ...} description)
+                v.raw_values.extend(x for x in values if not isinstance(x, dict))
                 shown = ", ".join(f"'{k}'" for k in dict.fromkeys(keys))
                 v.add(_finding(
                     MODEL_CHOSEN_TENANT, Severity.HIGH, span, graph.parent_of(sid),

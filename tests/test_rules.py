@@ -403,3 +403,23 @@ def test_entry_called_from_outside_the_data_is_an_entry_not_a_missing_parent(tmp
     tagged = TraceBuilder()
     tagged.span("POST /chat", kind=SERVER, boundary="http.server", parent="00000000000ca11e", tenant=TAG_A)
     assert analyze_built(tmp_path, tagged).findings == []
+
+
+@pytest.mark.parametrize("value", [RAW, [RAW, TAG_A], 31337, {"id": RAW}])
+def test_non_opaque_flowmap_tenant_values_of_any_type_are_flagged_and_masked(tmp_path, value):
+    tb = TraceBuilder()
+    request(tb).child("agent", attrs={"flowmap.tenant": value})
+    a = analyze_built(tmp_path, tb)
+    flagged = rules_of(a, "tenant-in-telemetry")
+    assert len(flagged) == 1
+    assert RAW not in json.dumps([f.to_json() for f in a.findings]) + repr(a.sample_traces)
+
+
+def test_tool_schema_descriptions_are_not_masked_as_values(tmp_path):
+    tb = TraceBuilder()
+    tool = request(tb).child("execute_tool x", tenant=TAG_A, boundary="tool", attrs={
+        "tool.parameters": json.dumps({"properties": {"tenant_id": {"type": "string"}}}),
+        "tool.description": "takes a string"})
+    a = analyze_built(tmp_path, tb)
+    assert only(a, "model-chosen-tenant")
+    assert a.sample_traces[tb.trace_id].spans[tool.span_id].attributes["tool.description"] == "takes a string"
