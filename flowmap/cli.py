@@ -184,26 +184,33 @@ def _expand(paths: list[Path]) -> list[str]:
 
 
 class _Warnings:
-    """Loader warnings on stderr, the first few in full, then a count."""
+    """Loader warnings for stderr: the first few in full, then a count.
 
-    def __init__(self, progress: "ProgressBar", limit: int = MAX_WARNINGS_SHOWN) -> None:
-        self.progress = progress
+    They are held until the analysis ends, so they never tear the progress bar, and
+    a run that reads nothing at all ends in one error line that already names the cause.
+    """
+
+    def __init__(self, limit: int = MAX_WARNINGS_SHOWN) -> None:
         self.limit = limit
+        self.lines: list[str] = []
         self.total = 0
 
     def __call__(self, line: str) -> None:
+        self.total += 1
+        if len(self.lines) < self.limit:
+            self.lines.append(line)
+
+    def flush(self, kept: list[str] | None = None) -> None:
         from .formats.common import clean
 
-        self.total += 1
-        if self.total <= self.limit:
-            self.progress.println(f"warning: {clean(line, 300)}")
-
-    def finish(self, kept: list[str]) -> None:
-        if self.total == 0:  # the analysis kept its warnings instead of calling back
+        if self.total == 0 and kept:  # the analysis kept its warnings instead of calling back
             for line in kept:
                 self(line)
-        if self.total > self.limit:
-            self.progress.println(f"warning: … and {self.total - self.limit} more warnings")
+        for line in self.lines:
+            _err(f"warning: {clean(line, 300)}")
+        if self.total > len(self.lines):
+            _err(f"warning: … and {self.total - len(self.lines)} more warnings")
+        self.lines, self.total = [], 0
 
 
 def _analyze(files: list[Path], config: "Config") -> "Analysis":
@@ -211,13 +218,15 @@ def _analyze(files: list[Path], config: "Config") -> "Analysis":
 
     paths = _expand(files)
     analysis_mod = _optional("flowmap.analysis", "check")
-    with ProgressBar(sys.stderr) as progress:
-        warnings = _Warnings(progress)
-        analysis = analysis_mod.analyze(
-            paths, config.settings, on_warning=warnings, on_progress=progress
-        )
-        progress.clear()
-        warnings.finish(list(analysis.warnings))
+    warnings = _Warnings()
+    try:
+        with ProgressBar(sys.stderr) as progress:
+            analysis = analysis_mod.analyze(paths, config.settings, on_warning=warnings, on_progress=progress)
+    except InputError:
+        if warnings.total > 1:  # the error names only the first problem
+            warnings.flush()
+        raise
+    warnings.flush(list(analysis.warnings))
     return analysis
 
 

@@ -72,21 +72,11 @@ class ProgressBar:
         self._shown = True
 
     def clear(self) -> None:
-        """Erase the bar (before printing a line, and at the end)."""
+        """Erase the bar (at the end, before the summary is printed)."""
         if self._shown:
             self.stream.write("\r" + " " * len(self._line) + "\r")
             self.stream.flush()
             self._shown = False
-
-    def println(self, text: str) -> None:
-        """Print one line on the stream without tearing the bar."""
-        line = self._line if self._shown else ""
-        self.clear()
-        self.stream.write(text + "\n")
-        if line:
-            self._draw(line)
-        else:
-            self.stream.flush()
 
     def __enter__(self) -> "ProgressBar":
         return self
