@@ -43,7 +43,23 @@
       if (e) e.classList.add("hl");
       svg.querySelectorAll('.count[data-edge="' + id + '"]').forEach(function (c) { c.classList.add("hl"); });
     });
-    if (selected) selected.classList.add("selected");
+    if (selected) { selected.classList.add("selected"); reveal(selected); }
+  }
+
+  // scroll the map so the selected element is in view (the map is often wider than the screen)
+  function reveal(g) {
+    var sc = document.getElementById("map-scroll");
+    if (sc.classList.contains("fit")) return;
+    var b = g.getBBox();
+    var x = b.x, y = b.y;
+    var t = g.transform && g.transform.baseVal && g.transform.baseVal.consolidate();
+    if (t) { x += t.matrix.e; y += t.matrix.f; }
+    if (x < sc.scrollLeft || x + b.width > sc.scrollLeft + sc.clientWidth) {
+      sc.scrollLeft = Math.max(0, x + Math.min(b.width, sc.clientWidth) / 2 - sc.clientWidth / 2);
+    }
+    if (y < sc.scrollTop || y + b.height > sc.scrollTop + sc.clientHeight) {
+      sc.scrollTop = Math.max(0, y + Math.min(b.height, sc.clientHeight) / 2 - sc.clientHeight / 2);
+    }
   }
 
   function countPills(obj) {
