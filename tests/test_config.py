@@ -46,7 +46,7 @@ format = "sarif"
     assert hosts.allows("api.partner.example") and hosts.allows("x.corp.example") and hosts.allows("100.64.1.1")
     assert hosts.allows("localhost")  # defaults kept
     assert not hosts.allows("api.other.example")
-    assert {"team_id", "space-id"} <= cfg.settings.tenant_attributes
+    assert {"team_id", "space_id"} <= cfg.settings.tenant_attributes  # names normalised
     assert TENANT_ID_ATTRIBUTE_NAMES <= cfg.settings.tenant_attributes
 
 
