@@ -260,7 +260,47 @@ def leak_message(analysis: Analysis, threshold: Severity) -> str:
         f"flowmap: tenant context lost — {len(failing)} finding(s) at or above {threshold} "
         f"({', '.join(rules)})"
     )
-    return head + "\n" + TextReporter(fail_on=threshold).render(analysis)
+    reporter = TextReporter(fail_on=threshold)
+    hints = _orphan_hints(analysis, reporter, failing)
+    lines = [head, *hints, "" if hints else None, reporter.render(analysis)]
+    return "\n".join(line for line in lines if line is not None)
+
+
+def _orphan_hints(analysis: Analysis, reporter: Any, findings: list[Finding]) -> list[str]:
+    """Where each orphan root most likely came from, by timing: in one test the span that
+    was open when the orphan started (and has no open child) is the call that handed work
+    to a thread without its context. Shown only when exactly one such span exists."""
+    from .formats.common import clean
+
+    out: list[str] = []
+    traces = analysis.sample_traces
+    for f in findings:
+        if f.rule != "orphan-root" or f.trace_id not in traces:
+            continue
+        orphan = traces[f.trace_id].spans.get(f.span_id)
+        if orphan is None or not orphan.start_ns:
+            continue
+        open_spans = [
+            sp
+            for tid, t in traces.items()
+            if tid != f.trace_id
+            for sp in t.spans.values()
+            if sp.start_ns <= orphan.start_ns <= sp.end_ns
+        ]
+        parents = {(sp.trace_id, sp.parent_span_id) for sp in open_spans}
+        leaves = [sp for sp in open_spans if (sp.trace_id, sp.span_id) not in parents]
+        if len(leaves) != 1:
+            continue
+        chain, sp = [], leaves[0]
+        spans = traces[sp.trace_id].spans
+        while sp is not None and len(chain) < 50:
+            chain.append(clean(sp.name, 60))
+            sp = spans.get(sp.parent_span_id) if sp.parent_span_id else None
+        labels = [*reversed(chain), clean(orphan.name, 60)]
+        if not out:
+            out.append("Where the context was lost (by timing: the span open when the orphan started):")
+        out.append("  " + reporter.path_line(labels, len(labels) - 1, f.rule))
+    return out
 
 
 # -- two tenants -----------------------------------------------------------------------
@@ -398,19 +438,13 @@ class TwoTenantHarness:
         fail_on: Severity | str | None = Severity.HIGH,
         timeout: float = 30.0,
     ) -> TwoTenantResult:
-        """Run a sync flow in two threads (an ``async def`` flow in an event loop) per round.
+        """Run the flow as both tenants at once, in two threads, ``rounds`` times.
 
-        Raises TenantLeakError on a leak, or on an analyzer finding at or above
-        ``fail_on`` (``None``: canaries only). From async code use :meth:`arun`.
+        An ``async`` flow (or one returning an awaitable) runs on an event loop of its
+        thread; from an async test that must share its loop, use :meth:`arun`. Raises
+        TenantLeakError on a leak, or on an analyzer finding at or above ``fail_on``
+        (``None``: canaries only).
         """
-        if inspect.iscoroutinefunction(flow) or inspect.iscoroutinefunction(seed):
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:
-                return asyncio.run(
-                    self.arun(flow, seed=seed, tenants=tenants, rounds=rounds, fail_on=fail_on)
-                )
-            raise ConfigError("an event loop is running: use `await flowmap_two_tenants.arun(...)`")
         runs = self._prepare(tenants, rounds)
         with self._collecting() as logs:
             if seed is not None:
@@ -480,7 +514,10 @@ class TwoTenantHarness:
 
         with bind(run.context), self._root(run) as span:
             self._trace_owner[span.get_span_context().trace_id] = run.label
-            return fn(run)
+            out = fn(run)
+            if inspect.isawaitable(out):
+                out = asyncio.run(_awaited(out))  # the task copies this bound context
+            return out
 
     async def _acall_bound(self, fn: Callable[[TenantRun], Any], run: TenantRun) -> Any:
         from .context import bind
@@ -557,15 +594,16 @@ class TwoTenantHarness:
             for where, text in texts:
                 found = m.found_in(text)
                 if found:
+                    place = f"{what} {_short(where, markers, 160)}" if where else what
                     leaks.append(
-                        f"{what} of tenant {owner} ({markers[owner].tag}) holds tenant {other}'s "
-                        f"{found} (tenant {other} = {m.tag}) in its {_short(where, markers, 160)}"
+                        f"tenant {owner} ({markers[owner].tag}): {place} holds tenant {other}'s "
+                        f"{found} (tenant {other} is {m.tag})"
                     )
                     return
 
         for label in ("A", "B"):
             for r, result in enumerate(results[label]):
-                check(label, (("result", s) for s in _strings(result)), f"the result of round {r + 1}")
+                check(label, (("", s) for s in _strings(result)), f"the result of round {r + 1}")
 
         for span in self.capture.spans:
             owners: set[str] = set()
@@ -581,7 +619,7 @@ class TwoTenantHarness:
         for tag, record, text in logs.records:
             owner = by_tag.get(tag) if tag is not None else None
             if owner is not None:
-                check(owner, (("message", text),), f"a log record of logger {_short(record.name, markers)!r}")
+                check(owner, (("", text),), f"a log record of logger {_short(record.name, markers)!r}")
 
         out = TwoTenantResult(runs=runs, results=results, leaks=_dedupe(leaks))
         analysis: Analysis | None = None
@@ -601,6 +639,10 @@ class TwoTenantHarness:
                 lines.append(self.capture.report(fail_on if fail_on is not None else Severity.HIGH, analysis))
             raise TenantLeakError("\n".join(lines))
         return out
+
+
+async def _awaited(aw: Any) -> Any:
+    return await aw
 
 
 class _Markers:

@@ -1,0 +1,415 @@
+"""The pytest plugin, run the way a user runs it: pytest on small test files (pytester).
+
+The plugin is loaded through its ``pytest11`` entry point (installing flowmap is enough),
+so none of these inner runs passes ``-p``.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+# A small multi-tenant "app" the inner test files import: an HTTP entry, an agent and a
+# tool, plus the two leaks only a two-tenant run shows (a shared cache, a stale worker).
+APP = '''
+import concurrent.futures
+import logging
+import queue
+import threading
+
+import flowmap
+from flowmap import RequestContext, propagation
+
+log = logging.getLogger("app")
+# raw tenant ids: kept here so that no test source line shown in a traceback holds one
+ACME = "acme-corp-7731"
+GLOBEX = "globex-4411"
+STORE = {}   # tenant id -> that tenant's private data
+CACHE = {}
+
+
+@flowmap.boundary("tool", "search_docs", mode="record")
+def search_docs(query):
+    return f"results for {query}"
+
+
+def handle_chat(tenant_id, pool=None):
+    """POST /chat -> agent.run -> search_docs (in ``pool`` when given)."""
+    with flowmap.bind(RequestContext(tenant_id)):
+        with flowmap.boundary("http.server", "POST /chat"):
+            with flowmap.boundary("agent", "agent.run"):
+                if pool is None:
+                    return search_docs("q")
+                return pool.submit(search_docs, "q").result()
+
+
+def seed(run):
+    STORE[flowmap.current().tenant_id] = run.canary
+
+
+@flowmap.boundary("cache", "profile.get")
+def profile_shared_key():
+    if "profile" not in CACHE:            # BUG: the key has no tenant in it
+        CACHE["profile"] = STORE[flowmap.current().tenant_id]
+    return CACHE["profile"]
+
+
+@flowmap.boundary("cache", "profile.get", scoped=True)
+def profile_tenant_key():
+    key = (flowmap.current().tenant_id, "profile")
+    if key not in CACHE:
+        CACHE[key] = STORE[flowmap.current().tenant_id]
+    return CACHE[key]
+
+
+@flowmap.boundary("memory", "memory.read")
+def read_memory():
+    value = STORE[flowmap.current().tenant_id]
+    log.info("memory read: %s", value)
+    return value
+
+
+class Worker:
+    """A long-lived worker thread, started lazily by the first request that needs it."""
+
+    def __init__(self, per_job_context):
+        self.per_job_context = per_job_context
+        self.jobs = queue.Queue()
+        # BUG when not per_job_context: the thread keeps the context of the request
+        # that happened to start it, and serves every later request with it.
+        propagation.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self):
+        while True:
+            fn, ctx, fut = self.jobs.get()
+            try:
+                fut.set_result(ctx.run(fn) if ctx is not None else fn())
+            except BaseException as exc:
+                fut.set_exception(exc)
+
+    def call(self, fn):
+        import contextvars
+
+        fut = concurrent.futures.Future()
+        ctx = contextvars.copy_context() if self.per_job_context else None
+        self.jobs.put((fn, ctx, fut))
+        return fut.result(10)
+
+
+_workers = {}
+_lock = threading.Lock()
+
+
+def worker(per_job_context):
+    with _lock:
+        if per_job_context not in _workers:
+            _workers[per_job_context] = Worker(per_job_context)
+        return _workers[per_job_context]
+'''
+
+
+@pytest.fixture
+def app(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyfile(app=APP)
+    pytester.syspathinsert()
+    return pytester
+
+
+def _outcomes(result: pytest.RunResult) -> dict[str, int]:
+    return result.parseoutcomes()
+
+
+def _no_raw_ids(text: str, *ids: str) -> None:
+    for raw in ids:
+        assert raw not in text, "a raw tenant id reached pytest's output"
+
+
+# -- capture and assertion --------------------------------------------------------------
+
+
+def test_leaky_thread_pool_fails_with_the_broken_path(app: pytest.Pytester) -> None:
+    app.makepyfile(
+        test_leak="""
+        import concurrent.futures
+        from app import ACME, handle_chat
+
+        def test_chat_in_pool(flowmap_spans):
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                handle_chat(ACME, pool)
+            flowmap_spans.assert_no_leaks(fail_on="medium")
+        """
+    )
+    result = app.runpytest()
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    # which rule, which operation, and the path from the entry to the tool call
+    result.stdout.fnmatch_lines(
+        [
+            "*TenantLeakError: flowmap: tenant context lost*(orphan-root)*",
+            "*POST /chat → agent.run → ✗ orphan-root → search_docs*",
+            "*orphan-root*search_docs*",
+            "*[[]tool[]]*",
+        ]
+    )
+    _no_raw_ids(out, "acme-corp-7731")
+
+
+def test_clean_flow_passes_and_is_tagged(app: pytest.Pytester) -> None:
+    app.makepyfile(
+        test_clean="""
+        import concurrent.futures
+        from flowmap import propagation
+        from app import ACME, handle_chat
+
+        def test_chat_inline(flowmap_spans):
+            handle_chat("acme")
+            analysis = flowmap_spans.assert_no_leaks(fail_on="info")
+            assert analysis.spans == 3
+            tags = {s.attributes["flowmap.tenant"] for s in flowmap_spans}
+            assert tags == {flowmap_spans.tag("acme")}
+
+        def test_chat_in_context_pool(flowmap_spans):
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                handle_chat("acme", propagation.ContextExecutor(pool))
+            flowmap_spans.assert_no_leaks(fail_on="info")
+        """
+    )
+    app.runpytest().assert_outcomes(passed=2)
+
+
+def test_each_test_sees_only_its_own_spans_and_never_the_env_key(
+    app: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLOWMAP_TENANT_KEY", "the-production-key")
+    app.makepyfile(
+        test_iso="""
+        import flowmap.runtime
+        from flowmap.tagging import tag_for
+        from app import ACME, handle_chat
+
+        def test_first(flowmap_spans):
+            handle_chat("acme")
+            assert len(flowmap_spans) == 3
+
+        def test_second(flowmap_spans):
+            assert len(flowmap_spans) == 0
+            handle_chat("acme")
+            [tag] = {s.attributes["flowmap.tenant"] for s in flowmap_spans}
+            assert tag != tag_for("the-production-key", "acme")
+
+        def test_runtime_restored_after_capture():
+            assert flowmap.runtime.current_runtime() is None
+        """
+    )
+    app.runpytest("-p", "no:randomly").assert_outcomes(passed=3)
+
+
+# -- strict mode -------------------------------------------------------------------------
+
+
+STRICT_TESTS = """
+import concurrent.futures
+import pytest
+from app import ACME, handle_chat
+
+def test_never_asked():
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        handle_chat(ACME, pool)
+
+def test_clean():
+    handle_chat(ACME)
+
+@pytest.mark.flowmap(strict=False)
+def test_opted_out():
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        handle_chat(ACME, pool)
+"""
+
+
+def test_strict_fails_a_test_that_never_asked(app: pytest.Pytester) -> None:
+    app.makepyfile(test_strict=STRICT_TESTS)
+    result = app.runpytest("--flowmap-strict")
+    result.assert_outcomes(failed=1, passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "flowmap: strict, fail on high and above",
+            "*--flowmap-strict: this test's spans hold findings at or above high*",
+            "*POST /chat → agent.run → ✗ orphan-root → search_docs*",
+            "FAILED test_strict.py::test_never_asked*",
+        ]
+    )
+    _no_raw_ids(result.stdout.str(), "acme-corp-7731")
+
+
+def test_without_strict_the_same_tests_pass(app: pytest.Pytester) -> None:
+    app.makepyfile(test_strict=STRICT_TESTS)
+    app.runpytest().assert_outcomes(passed=3)
+
+
+def test_strict_threshold_from_option_and_ini(app: pytest.Pytester) -> None:
+    app.makepyfile(test_strict=STRICT_TESTS)
+    # orphan-root of a tool boundary is high: a critical-only threshold lets it through
+    app.runpytest("--flowmap-strict", "--flowmap-fail-on", "critical").assert_outcomes(passed=3)
+    app.makeini("[pytest]\nflowmap_strict = true\nflowmap_fail_on = critical\n")
+    app.runpytest().assert_outcomes(passed=3)
+    app.runpytest("--flowmap-fail-on", "high").assert_outcomes(failed=1, passed=2)
+
+
+def test_bad_threshold_is_a_one_line_usage_error(app: pytest.Pytester) -> None:
+    app.makepyfile(test_strict=STRICT_TESTS)
+    result = app.runpytest("--flowmap-strict", "--flowmap-fail-on", "severe")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--flowmap-fail-on: unknown severity 'severe'*"])
+
+
+def test_strict_failure_of_a_failing_test_shows_the_flowmap_section(app: pytest.Pytester) -> None:
+    app.makepyfile(
+        test_other="""
+        import concurrent.futures
+        from app import ACME, handle_chat
+
+        def test_fails_for_another_reason(flowmap_spans):
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                handle_chat("acme", pool)
+            assert 1 == 2
+        """
+    )
+    result = app.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*assert 1 == 2*", "*Captured flowmap call*", "*orphan-root*"])
+
+
+# -- two tenants -------------------------------------------------------------------------
+
+
+TWO_TENANT_TESTS = """
+import pytest
+import app
+
+@pytest.fixture(autouse=True)
+def fresh():
+    app.CACHE.clear()
+    app.STORE.clear()
+    app._workers.clear()
+
+def test_shared_cache_key(flowmap_two_tenants):
+    flowmap_two_tenants.run(lambda run: app.profile_shared_key(), seed=app.seed,
+                            tenants=(app.ACME, app.GLOBEX))
+
+def test_tenant_cache_key(flowmap_two_tenants):
+    out = flowmap_two_tenants.run(lambda run: app.profile_tenant_key(), seed=app.seed,
+                                  tenants=(app.ACME, app.GLOBEX))
+    assert out.results["A"] == [out.runs["A"][0].canary] * 2
+    assert out.results["B"] == [out.runs["B"][0].canary] * 2
+
+def test_stale_worker(flowmap_two_tenants):
+    flowmap_two_tenants.run(lambda run: app.worker(False).call(app.read_memory), seed=app.seed,
+                            tenants=(app.ACME, app.GLOBEX))
+
+def test_worker_with_per_job_context(flowmap_two_tenants):
+    flowmap_two_tenants.run(lambda run: app.worker(True).call(app.read_memory), seed=app.seed,
+                            tenants=(app.ACME, app.GLOBEX))
+"""
+
+
+def test_two_tenant_harness_catches_cache_and_stale_worker_leaks(app: pytest.Pytester) -> None:
+    app.makepyfile(test_two=TWO_TENANT_TESTS)
+    result = app.runpytest("-p", "no:randomly")
+    result.assert_outcomes(failed=2, passed=2)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_shared_cache_key _*",
+            "*two-tenant run leaked across tenants*",
+            "*tenant ? (*): the result of round 2 holds tenant ?'s canary (tenant ? is *)*",
+            "*_ test_stale_worker _*",
+            "*two-tenant run leaked across tenants*",
+            "*tenant ? (*): the result of round 1 holds tenant ?'s canary*",
+        ]
+    )
+    assert "FAILED test_two.py::test_shared_cache_key" in out
+    assert "FAILED test_two.py::test_stale_worker" in out
+    _no_raw_ids(out, "acme-corp-7731", "globex-4411")
+    # the tags printed are the 16-hex opaque tags
+    assert re.search(r"tenant [AB] \([0-9a-f]{16}\)", out)
+
+
+def test_two_tenant_harness_checks_spans_and_logs(app: pytest.Pytester) -> None:
+    app.makepyfile(
+        test_spans="""
+        import logging
+        import flowmap
+        import app
+
+        LAST = {}
+
+        @flowmap.boundary("llm", "summarise")
+        def summarise(run):
+            # BUG: a module-level "last prompt" shared between requests ends up in telemetry
+            prev = LAST.get("prompt", "")
+            LAST["prompt"] = run.canary
+            from opentelemetry import trace
+            trace.get_current_span().set_attribute("llm.prompt.previous", prev)
+            return "ok"
+
+        def test_previous_prompt_in_span(flowmap_two_tenants):
+            LAST.clear()
+            flowmap_two_tenants.run(summarise, rounds=1, tenants=(app.ACME, app.GLOBEX))
+
+        def test_other_tenant_in_log(flowmap_two_tenants):
+            def flow(run):
+                logging.getLogger("app").debug("cached: %s", LAST.get("c"))
+                LAST["c"] = run.canary
+            LAST.clear()
+            flowmap_two_tenants.run(flow, rounds=2, tenants=(app.ACME, app.GLOBEX))
+        """
+    )
+    result = app.runpytest()
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*span 'summarise' attribute 'llm.prompt.previous' holds tenant ?'s canary*",
+            "*a log record of logger 'app' holds tenant ?'s canary*",
+        ]
+    )
+    _no_raw_ids(result.stdout.str(), "acme-corp-7731", "globex-4411")
+
+
+def test_two_tenant_harness_async_flow(app: pytest.Pytester) -> None:
+    app.makepyfile(
+        test_async="""
+        import asyncio
+        import flowmap
+        import app
+
+        CACHE = {}
+
+        @flowmap.boundary("cache", "profile.get")
+        async def profile():
+            await asyncio.sleep(0)
+            return CACHE.setdefault("profile", app.STORE[flowmap.current().tenant_id])
+
+        def test_async_leak(flowmap_two_tenants):
+            flowmap_two_tenants.run(lambda run: profile(), seed=app.seed)
+
+        def test_async_flow_from_sync_test(flowmap_two_tenants):
+            async def flow(run):
+                await asyncio.sleep(0)
+                return app.STORE[flowmap.current().tenant_id]
+            out = flowmap_two_tenants.run(flow, seed=app.seed)
+            assert out.results["A"][0] == out.runs["A"][0].canary
+
+        async def test_arun_in_async_test(flowmap_two_tenants):
+            async def flow(run):
+                return app.STORE[flowmap.current().tenant_id]
+            out = await flowmap_two_tenants.arun(flow, seed=app.seed)
+            assert out.results["B"][1] == out.runs["B"][0].canary
+        """
+    )
+    result = app.runpytest("-o", "asyncio_mode=auto")
+    result.assert_outcomes(failed=1, passed=2)
+    result.stdout.fnmatch_lines(["*test_async_leak*", "*holds tenant ?'s canary*"])
