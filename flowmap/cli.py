@@ -299,10 +299,10 @@ def check(
 
     if output is not None:
         _err(f"{PROG}: wrote {fmt} output to {output}")
-    counts = ", ".join(f"{n} {sev}" for sev, n in count_by_severity(analysis.findings).items() if n)
+    counts = ", ".join(f"{n:,} {sev}" for sev, n in count_by_severity(analysis.findings).items() if n)
     _err(
-        f"{PROG}: {analysis.traces} traces, {analysis.spans} spans, "
-        f"{len(analysis.findings)} findings{f' ({counts})' if counts else ''}. {verdict(analysis, threshold)}"
+        f"{PROG}: {analysis.traces:,} traces, {analysis.spans:,} spans, "
+        f"{len(analysis.findings):,} findings{f' ({counts})' if counts else ''}. {verdict(analysis, threshold)}"
     )
     if at_or_above(analysis.findings, threshold):
         raise typer.Exit(ExitCode.FINDINGS)

@@ -265,11 +265,24 @@ def test_text_shows_the_broken_edge_in_its_path(analysis):
     out = reporter_for(OutputFormat.TEXT).render(analysis)
     assert "api: GET /chat → agent.run → ✗ context-dropped → worker: tool search_docs" in out
     # worst path first (high before medium), intact paths left out while broken ones exist
-    assert out.index(f"HIGH     trace {T1}") < out.index(f"MEDIUM   trace {T2}")
-    assert "✗ orphan-root → cache.get" in out
-    assert "ok       trace" not in out and "2 of 3 broken" in out
+    assert out.index("HIGH     api: GET /chat") < out.index("MEDIUM   ✗ orphan-root → cache.get")
+    assert f"           trace {T1}" in out
+    assert "ok       " not in out and "2 broken in a sample of 3" in out
     assert "By severity: 0 critical, 1 high, 0 medium, 0 low, 1 info" in out
     assert out.rstrip().splitlines()[-1] == "FAIL: 1 finding at or above high (--fail-on high)"
+
+
+def test_text_groups_identical_paths_and_findings(analysis):
+    twin = TracePath(T1, list(analysis.paths[1].span_ids), broken_at=2, break_rule="context-dropped")
+    analysis.paths.append(twin)
+    again = Finding(**{k: getattr(analysis.findings[1], k) for k in analysis.findings[1].__slots__})
+    again.span_id = "9999999999999999"
+    analysis.findings.append(again)
+    out = TextReporter().render(analysis)
+    assert out.count("✗ context-dropped → worker: tool search_docs") == 1
+    assert f"2 traces, e.g. {T1}" in out
+    assert "Findings: 3 (2 distinct)" in out
+    assert "2 times, e.g. span 2222222222222222" in out
 
 
 def test_text_verdict_follows_threshold(analysis):

@@ -24,7 +24,7 @@ MAX_FINDINGS = 25
 
 
 def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+    return f"{n} {word}" if n == 1 else f"{n:,} {word}s"
 
 
 def verdict(analysis: Analysis, fail_on: Severity) -> str:
@@ -39,7 +39,7 @@ def verdict(analysis: Analysis, fail_on: Severity) -> str:
 
 def severity_line(analysis: Analysis) -> str:
     counts = count_by_severity(analysis.findings)
-    return ", ".join(f"{n} {sev}" for sev, n in counts.items())
+    return ", ".join(f"{n:,} {sev}" for sev, n in counts.items())
 
 
 class TextReporter:
@@ -68,42 +68,59 @@ class TextReporter:
 
     def _paths(self, analysis: Analysis, names: SpanNames) -> list[str]:
         rated = sorted_paths(analysis)
-        broken = [(p, s) for p, s in rated if s is not None]
         if not rated:
             return []
-        out = ["", f"Paths from entry to tool call: {len(broken)} of {len(rated)} broken"]
-        for path, sev in (broken or rated)[:MAX_PATHS]:
+        broken = [(p, s) for p, s in rated if s is not None]
+        # Many traces take the same path: show each distinct path once, with its count.
+        groups: dict[tuple[Severity | None, str], list[str]] = {}
+        for path, sev in broken or rated:
+            line = self.path_line(names.labels(path), path.broken_at, path.break_rule)
+            groups.setdefault((sev, line), []).append(path.trace_id.lower())
+        out = ["", f"Paths from entry to tool call: {len(broken):,} broken in a sample of {len(rated):,}"]
+        for (sev, line), traces in list(groups.items())[:MAX_PATHS]:
             mark = f"{str(sev).upper():<8}" if sev is not None else "ok      "
-            out.append(f"  {mark} trace {path.trace_id.lower()}")
-            out.append(f"           {self.path_line(names.labels(path), path.broken_at, path.break_rule)}")
-        hidden = len(broken or rated) - MAX_PATHS
+            out.append(f"  {mark} {line}")
+            out.append(f"           {_traces(traces)}")
+        hidden = len(groups) - MAX_PATHS
         if hidden > 0:
-            out.append(f"  … and {hidden} more paths (see --format json)")
+            out.append(f"  … and {hidden:,} more distinct paths (see --format json)")
         return out
 
     def _findings(self, analysis: Analysis) -> list[str]:
         if not analysis.findings:
             return ["", "No findings."]
         ordered = sorted(analysis.findings, key=lambda f: -int(f.severity))  # stable: analysis order
-        out = ["", f"Findings ({len(ordered)}):"]
-        for f in ordered[:MAX_FINDINGS]:
-            out += self._finding(f)
-        hidden = len(ordered) - MAX_FINDINGS
+        groups: dict[tuple, list[Finding]] = {}
+        for f in ordered:
+            key = (f.rule, int(f.severity), f.service, f.parent_name, f.span_name, f.boundary)
+            groups.setdefault(key, []).append(f)
+        out = ["", f"Findings: {len(ordered):,} ({len(groups):,} distinct)"]
+        for same in list(groups.values())[:MAX_FINDINGS]:
+            out += self._finding(same)
+        hidden = len(groups) - MAX_FINDINGS
         if hidden > 0:
-            out.append(f"  … and {hidden} more findings (see --format json)")
+            out.append(f"  … and {hidden:,} more distinct findings (see --format json)")
         return out
 
-    def _finding(self, f: Finding) -> list[str]:
+    def _finding(self, same: list[Finding]) -> list[str]:
+        f = same[0]
         sev = str(Severity(f.severity)).upper()
         where = clean(f.span_name, 80)
         if f.parent_name is not None:
             where = f"{clean(f.parent_name, 80)}{self.arrow}{self.cross} {where}"
         if f.service:
             where = f"{clean(f.service, 40)}: {where}"
-        ids = f"trace {f.trace_id.lower()} span {f.span_id.lower()}"
         if f.boundary:
-            ids += f" [{clean(f.boundary, 30)}]"
-        out = [f"  {sev:<8} {f.rule:<20} {where}", f"           {ids}", f"           {clean(f.message, 300)}"]
+            where += f" [{clean(f.boundary, 30)}]"
+        example = f"span {f.span_id.lower()} in trace {f.trace_id.lower()}"
+        seen = f"{len(same):,} times, e.g. {example}" if len(same) > 1 else example
+        out = [f"  {sev:<8} {f.rule:<20} {where}", f"           {clean(f.message, 300)}", f"           {seen}"]
         if f.likely_parent:
             out.append(f"           likely belonged under: {clean(f.likely_parent, 120)}")
         return out
+
+
+def _traces(trace_ids: list[str]) -> str:
+    if len(trace_ids) == 1:
+        return f"trace {trace_ids[0]}"
+    return f"{len(trace_ids):,} traces, e.g. {trace_ids[0]}"
