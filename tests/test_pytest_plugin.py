@@ -112,9 +112,13 @@ def worker(per_job_context):
 '''
 
 
+INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+
+
 @pytest.fixture
 def app(pytester: pytest.Pytester) -> pytest.Pytester:
     pytester.makepyfile(app=APP)
+    pytester.makeini(INI)
     pytester.syspathinsert()
     return pytester
 
@@ -254,7 +258,7 @@ def test_strict_threshold_from_option_and_ini(app: pytest.Pytester) -> None:
     app.makepyfile(test_strict=STRICT_TESTS)
     # orphan-root of a tool boundary is high: a critical-only threshold lets it through
     app.runpytest("--flowmap-strict", "--flowmap-fail-on", "critical").assert_outcomes(passed=3)
-    app.makeini("[pytest]\nflowmap_strict = true\nflowmap_fail_on = critical\n")
+    app.makeini(INI + "flowmap_strict = true\nflowmap_fail_on = critical\n")
     app.runpytest().assert_outcomes(passed=3)
     app.runpytest("--flowmap-fail-on", "high").assert_outcomes(failed=1, passed=2)
 
@@ -366,14 +370,22 @@ def test_two_tenant_harness_checks_spans_and_logs(app: pytest.Pytester) -> None:
                 LAST["c"] = run.canary
             LAST.clear()
             flowmap_two_tenants.run(flow, rounds=2, tenants=(app.ACME, app.GLOBEX))
+
+        def test_other_tenant_id_in_span_name(flowmap_two_tenants):
+            def flow(run):
+                with flowmap.boundary("cache", f"warm {LAST.get('t', '')}"):
+                    LAST["t"] = flowmap.current().tenant_id
+            LAST.clear()
+            flowmap_two_tenants.run(flow, rounds=2, tenants=(app.ACME, app.GLOBEX))
         """
     )
     result = app.runpytest()
-    result.assert_outcomes(failed=2)
+    result.assert_outcomes(failed=3)
     result.stdout.fnmatch_lines(
         [
             "*span 'summarise' attribute 'llm.prompt.previous' holds tenant ?'s canary*",
             "*a log record of logger 'app' holds tenant ?'s canary*",
+            "*span 'warm <tenant ? id>' name holds tenant ?'s tenant id*",
         ]
     )
     _no_raw_ids(result.stdout.str(), "acme-corp-7731", "globex-4411")
