@@ -14,7 +14,6 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
@@ -147,15 +146,19 @@ def _root(
 # --- shared plumbing ---------------------------------------------------------
 
 
-def _optional(module: str, command: str) -> ModuleType:
-    """Import a part that may not be installed; its absence is a one-line error."""
+def _optional(module: str, command: str, attr: str) -> Any:
+    """``module.attr`` from a part that may not be installed; its absence is a one-line error."""
     try:
-        return importlib.import_module(module)
+        found = importlib.import_module(module)
     except ModuleNotFoundError as exc:
         missing = exc.name or module
         if module == missing or module.startswith(missing + "."):
             raise FlowmapError(f"'{PROG} {command}' is not available: {module} is not installed") from None
         raise FlowmapError(f"'{PROG} {command}' needs the module {missing!r}, which is not installed") from None
+    value = getattr(found, attr, None)
+    if value is None:
+        raise FlowmapError(f"'{PROG} {command}' is not available: {module}.{attr} is missing")
+    return value
 
 
 def _load_config(path: Path | None) -> "Config":
@@ -217,11 +220,11 @@ def _analyze(files: list[Path], config: "Config") -> "Analysis":
     from .progress import ProgressBar
 
     paths = _expand(files)
-    analysis_mod = _optional("flowmap.analysis", "check")
+    analyze = _optional("flowmap.analysis", "check", "analyze")
     warnings = _Warnings()
     try:
         with ProgressBar(sys.stderr) as progress:
-            analysis = analysis_mod.analyze(paths, config.settings, on_warning=warnings, on_progress=progress)
+            analysis = analyze(paths, config.settings, on_warning=warnings, on_progress=progress)
     except InputError:
         if warnings.total > 1:  # the error names only the first problem
             warnings.flush()
@@ -320,10 +323,10 @@ def report(
 
     Exit 0 whatever was found (use check to gate CI), 2 when the input is unreadable.
     """
-    html = _optional("flowmap.html", "report")
+    write_report = _optional("flowmap.html", "report", "write_report")
     analysis = _analyze(files, _load_config(config))
     try:
-        written = html.write_report(analysis, output)
+        written = write_report(analysis, output)
     except OSError as exc:
         raise FlowmapError(f"cannot write {output}: {exc.strerror or exc}") from None
     _err(f"{PROG}: wrote the risk map of {analysis.traces} traces ({len(analysis.findings)} findings) to {written}")
@@ -349,8 +352,8 @@ def run(
     """
     if not argv:
         raise UsageError("nothing to run: give a COMMAND, a script.py or -m MODULE")
-    runner = _optional("flowmap.runner", "run")
-    code = runner.run(list(argv), module=module, out=out)
+    run_program = _optional("flowmap.runner", "run", "run")
+    code = run_program(list(argv), module=module, out=out)
     raise typer.Exit(int(code or 0))
 
 
@@ -361,8 +364,8 @@ def demo(
     report: Annotated[Optional[Path], typer.Option("--report", metavar="PATH", help="Risk map to write.")] = None,
 ) -> None:
     """Run the bundled leaky agent platform and write its risk map."""
-    demo_mod = _optional("flowmap.demo", "demo")
-    code = demo_mod.run_demo(fixed=fixed, out=out, report=report)
+    run_demo = _optional("flowmap.demo", "demo", "run_demo")
+    code = run_demo(fixed=fixed, out=out, report=report)
     raise typer.Exit(int(code or 0))
 
 

@@ -333,8 +333,10 @@ def test_tag_errors_never_echo_the_id(tmp_path):
 
 
 def test_missing_optional_part_is_a_one_line_error():
-    with pytest.raises(FlowmapError, match="'flowmap demo' is not available: flowmap.nothere"):
-        _optional("flowmap.nothere", "demo")
+    with pytest.raises(FlowmapError, match="'flowmap demo' is not available: flowmap.nothere is not installed"):
+        _optional("flowmap.nothere", "demo", "run_demo")
+    with pytest.raises(FlowmapError, match="'flowmap demo' is not available: flowmap.errors.run_demo is missing"):
+        _optional("flowmap.errors", "demo", "run_demo")
 
 
 def test_report_writes_html(dropped, tmp_path):
