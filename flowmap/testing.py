@@ -111,6 +111,7 @@ class SpanCapture:
         self.settings = settings or AnalysisSettings()
         self._exporter = InMemorySpanExporter()
         self._rt: runtime.Runtime | None = None
+        self._finished: list[ReadableSpan] = []  # what was captured, kept after stop()
         self._saved: tuple[Any, Any, Any] | None = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -203,7 +204,7 @@ class SpanCapture:
         if self._rt is not None:
             self._rt.force_flush()
             return list(self._exporter.get_finished_spans())
-        return list(getattr(self, "_finished", ()))
+        return list(self._finished)
 
     def __iter__(self) -> Iterator[ReadableSpan]:
         return iter(self.spans)
@@ -445,6 +446,8 @@ class TwoTenantHarness:
         TenantLeakError on a leak, or on an analyzer finding at or above ``fail_on``
         (``None``: canaries only).
         """
+        if fail_on is not None:
+            parse_severity(fail_on)  # a typo fails before any flow runs
         runs = self._prepare(tenants, rounds)
         with self._collecting() as logs:
             if seed is not None:
@@ -468,6 +471,8 @@ class TwoTenantHarness:
         fail_on: Severity | str | None = Severity.HIGH,
     ) -> TwoTenantResult:
         """:meth:`run` for async tests: both tenants as tasks of the running loop."""
+        if fail_on is not None:
+            parse_severity(fail_on)  # a typo fails before any flow runs
         runs = self._prepare(tenants, rounds)
         with self._collecting() as logs:
             if seed is not None:
@@ -623,12 +628,12 @@ class TwoTenantHarness:
 
         out = TwoTenantResult(runs=runs, results=results, leaks=_dedupe(leaks))
         analysis: Analysis | None = None
+        threshold = Severity.HIGH if fail_on is None else parse_severity(fail_on)
         if fail_on is not None:
-            threshold = parse_severity(fail_on)
             analysis = self.capture.analyze()
             out.analysis = analysis
             if any(f.severity >= threshold for f in analysis.findings) and not out.leaks:
-                raise TenantLeakError(leak_message(analysis, threshold))
+                raise TenantLeakError(_mask_all(leak_message(analysis, threshold), markers))
         if out.leaks:
             lines = [f"flowmap: two-tenant run leaked across tenants ({len(out.leaks)}):"]
             lines += [f"  - {leak}" for leak in out.leaks[:50]]
@@ -636,7 +641,7 @@ class TwoTenantHarness:
                 lines.append(f"  … and {len(out.leaks) - 50} more")
             if analysis is not None and analysis.findings:
                 lines.append("")
-                lines.append(self.capture.report(fail_on if fail_on is not None else Severity.HIGH, analysis))
+                lines.append(_mask_all(self.capture.report(threshold, analysis), markers))
             raise TenantLeakError("\n".join(lines))
         return out
 
@@ -676,6 +681,14 @@ def _short(text: str, markers: Mapping[str, "_Markers"], limit: int = 80) -> str
     for label, m in markers.items():
         text = m.mask(text, label)
     return clean(text, limit)
+
+
+def _mask_all(text: str, markers: Mapping[str, "_Markers"]) -> str:
+    """``text`` with both tenants' raw ids masked (span names written by the app may hold
+    the *other* tenant's id, which redaction of the bound tenant cannot know about)."""
+    for label, m in markers.items():
+        text = m.mask(text, label)
+    return text
 
 
 def _dedupe(items: list[str]) -> list[str]:
