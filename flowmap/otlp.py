@@ -5,7 +5,8 @@ objects in C, validating types and string lengths on the way, several times fast
 than decoding to dicts and walking them. Everything the OTLP/JSON mapping allows is
 accepted: lowerCamelCase keys (escaped or not), unknown fields ignored, 64-bit
 integers as JSON numbers or strings, enums as integers or as their proto names
-(``"SPAN_KIND_SERVER"``), doubles as numbers or ``"NaN"``/``"Infinity"``.
+(``"SPAN_KIND_SERVER"``), doubles as numbers or ``"NaN"``/``"Infinity"`` (the
+decoder runs with ``strict=False``, which converts such strings in C).
 
 Structs are ``gc=False``: they only hold strings, numbers, lists and other Structs,
 so they can never be part of a reference cycle and the collector need not track them.
@@ -16,7 +17,6 @@ to the loader's lenient path, where the value is truncated and a warning is give
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any
 
 import msgspec
@@ -37,7 +37,7 @@ __all__ = [
     "decode_traces_data",
     "any_value",
     "attributes",
-    "to_int",
+    "convert",
     "span_kind",
     "status_code",
 ]
@@ -47,7 +47,7 @@ MAX_NAME_CHARS = 4_096  # longest span/event name kept
 
 _Str = Annotated[str, msgspec.Meta(max_length=MAX_VALUE_CHARS)]
 _Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME_CHARS)]
-_Int = int | str  # int64 / fixed64: a JSON number or a decimal string
+_Enum = int | str  # an enum: its number, or (leniently) its name
 
 
 class _Base(msgspec.Struct, rename="camel", gc=False):
@@ -65,8 +65,8 @@ class KeyValueList(_Base):
 class AnyValue(_Base):
     string_value: _Str | None = None
     bool_value: bool | None = None
-    int_value: _Int | None = None
-    double_value: float | str | None = None
+    int_value: int | None = None
+    double_value: float | None = None
     array_value: ArrayValue | None = None
     kvlist_value: KeyValueList | None = None
     bytes_value: _Str | None = None  # base64, kept as the base64 text
@@ -82,13 +82,13 @@ class Resource(_Base):
 
 
 class Status(_Base):
-    code: _Int = 0
+    code: _Enum = 0
     message: _Str = ""
 
 
 class Event(_Base):
     name: _Name = ""
-    time_unix_nano: _Int = 0
+    time_unix_nano: int = 0
     attributes: list[KeyValue] = []
 
 
@@ -103,9 +103,9 @@ class Span(_Base):
     span_id: str = ""
     parent_span_id: str = ""
     name: _Name = ""
-    kind: _Int = 0
-    start_time_unix_nano: _Int = 0
-    end_time_unix_nano: _Int = 0
+    kind: _Enum = 0
+    start_time_unix_nano: int = 0
+    end_time_unix_nano: int = 0
     attributes: list[KeyValue] = []
     events: list[Event] = []
     links: list[Link] = []
@@ -125,17 +125,14 @@ class TracesData(_Base):
     resource_spans: list[ResourceSpans] = []
 
 
-_decoder = msgspec.json.Decoder(TracesData)
+# strict=False: 64-bit integers may be decimal strings, doubles "NaN"/"Infinity".
+_decoder = msgspec.json.Decoder(TracesData, strict=False)
 decode_traces_data = _decoder.decode
 
-_DOUBLES = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
-
-def to_int(value: int | str) -> int:
-    """An OTLP 64-bit integer (number or decimal string); ValueError when not one."""
-    if type(value) is int:
-        return value
-    return int(value)  # type: ignore[arg-type]
+def convert(obj: Any, cls: type) -> Any:
+    """Generic decoded JSON to one of the Structs, with the same rules as the decoder."""
+    return msgspec.convert(obj, cls, strict=False)
 
 
 def any_value(value: AnyValue | None) -> Any:
@@ -147,18 +144,9 @@ def any_value(value: AnyValue | None) -> Any:
     if value.bool_value is not None:
         return value.bool_value
     if value.int_value is not None:
-        try:
-            return to_int(value.int_value)
-        except ValueError:
-            return None
+        return value.int_value
     if value.double_value is not None:
-        d = value.double_value
-        if type(d) is float:
-            return d
-        try:
-            return _DOUBLES[d] if d in _DOUBLES else float(d)  # type: ignore[index]
-        except ValueError:
-            return None
+        return value.double_value
     if value.array_value is not None:
         return [any_value(v) for v in value.array_value.values]
     if value.kvlist_value is not None:
