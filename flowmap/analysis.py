@@ -17,21 +17,27 @@ from collections.abc import Callable, Iterable
 from os import PathLike
 from typing import Any
 
+from . import attributes
 from .flow import FlowMapBuilder
 from .graph import SpanGraph
 from .masking import Masker
 from .model import SPAN_KIND_PRODUCER, Analysis, Finding, FlowMap, Severity, Span, Trace
 from .paths import PathSample, trace_paths
-from .rules import evaluate, judge_link, orphan_message, sort_findings
+from .rules import CONTEXT_DROPPED, UNSCOPED_ENTRY, evaluate, judge_link, orphan_message, sort_findings
 from .settings import AnalysisSettings
 from .tagging import is_opaque_tag
 
 __all__ = ["analyze", "analyze_traces", "Analyzer"]
 
-# Spans other traces may link to (queue messages, stream items): remembered in a small
-# summary until the end of the analysis; links to other kinds of span across traces are
-# not judged (keeping every span would make memory grow with the input).
-_LINK_TARGET_BOUNDARIES = frozenset({"queue.publish", "stream"})
+# Spans another trace may link to: a span link is a data-flow edge whatever the target's
+# kind (a queue message, a stream item, a cache entry or a memory record written for one
+# request and read by another), but a link's target cannot be known before the linking
+# span is seen. So spans of these kinds are remembered in a small summary (no attributes,
+# events or links: a few hundred bytes each) until the end of the analysis; this is the
+# one part of memory that grows with the input (with the number of such spans). Links to
+# spans of other kinds are still judged when the linking span comes first (it waits in a
+# pending record until its target's trace arrives).
+_LINK_TARGET_BOUNDARIES = attributes.DATA_BOUNDARIES | {"queue.publish", "stream"}
 
 
 def _summary(span: Span) -> Span:
@@ -72,9 +78,13 @@ class Analyzer:
         self._orphans: list[tuple[Finding, str]] = []
         # operation -> Counter(parent operation) over every attached span
         self._parents: dict[str, Counter[str]] = {}
-        # cross-trace links
-        self._link_targets: dict[tuple[str, str], Span] = {}
-        self._pending_links: dict[tuple[str, str], list[Span]] = {}
+        # cross-trace links: trace id -> span id -> summary of a span other traces may
+        # link to; and trace id -> span id -> linking spans that wait for that target
+        self._link_targets: dict[str, dict[str, Span]] = {}
+        self._pending_links: dict[str, dict[str, list[Span]]] = {}
+        # (trace id, span id) -> context-dropped finding through a cross-trace link, and
+        # the linking span's operation: it supersedes unscoped-entry on the same span
+        self._dropped_by_link: dict[tuple[str, str], tuple[Finding, str]] = {}
         # sample traces: flagged (medium+) first, then others
         self._flagged: dict[str, Trace] = {}
         self._others: dict[str, Trace] = {}
@@ -131,31 +141,41 @@ class Analyzer:
         self._retain(trace, any(f.severity >= Severity.MEDIUM for f in verdict.findings))
 
     def _links(self, graph: SpanGraph) -> None:
+        """Judge links between this trace and others, whichever of the two came first."""
         spans = graph.spans
-        trace_id = graph.trace.trace_id
-        for linked_trace, linked_span, sid in graph.external_links:
-            consumer = _summary(spans[sid])
-            producer = self._link_targets.get((linked_trace, linked_span))
-            if producer is not None:
-                self._judge_link(producer, consumer)
-            else:
-                self._pending_links.setdefault((linked_trace, linked_span), []).append(consumer)
-        pending = self._pending_links
-        for sid, span in spans.items():
-            key = (trace_id, sid)
-            waiting = pending.pop(key, None) if pending else None
-            if waiting is not None:
-                producer = _summary(span)
-                for consumer in waiting:
+        if graph.external_links:
+            targets, pending = self._link_targets, self._pending_links
+            for linked_trace, linked_span, sid in graph.external_links:
+                consumer = _summary(spans[sid])
+                seen = targets.get(linked_trace)
+                producer = seen.get(linked_span) if seen is not None else None
+                if producer is not None:
                     self._judge_link(producer, consumer)
-            if span.kind == SPAN_KIND_PRODUCER or span.boundary in _LINK_TARGET_BOUNDARIES:
-                self._link_targets[key] = _summary(span)
+                else:
+                    pending.setdefault(linked_trace, {}).setdefault(linked_span, []).append(consumer)
+        trace_id = graph.trace.trace_id
+        waiting = self._pending_links.pop(trace_id, None)
+        if waiting is not None:
+            for sid, consumers in waiting.items():
+                span = spans.get(sid)
+                if span is not None:
+                    producer = _summary(span)
+                    for consumer in consumers:
+                        self._judge_link(producer, consumer)
+        mine: dict[str, Span] | None = None
+        for sid, span in spans.items():
+            if span.boundary in _LINK_TARGET_BOUNDARIES or span.kind == SPAN_KIND_PRODUCER:
+                if mine is None:
+                    mine = self._link_targets.setdefault(trace_id, {})
+                mine[sid] = _summary(span)
 
     def _judge_link(self, producer: Span, consumer: Span) -> None:
         f = judge_link(producer, consumer)
         if f is not None:
             f.origin = consumer.origin or None
             self._findings.append(f)
+            if f.rule == CONTEXT_DROPPED:
+                self._dropped_by_link[(f.trace_id, f.span_id)] = (f, consumer.operation)
         self._flow.add_link(producer, consumer, f.rule if f is not None else None)
 
     def _retain(self, trace: Trace, flagged: bool) -> None:
@@ -190,11 +210,22 @@ class Analyzer:
         # one finding per rule and span (a link resolved late may repeat a parent-edge one)
         seen: set[tuple[str, str, str]] = set()
         unique = []
+        # an unscoped-entry whose span a cross-trace link showed to have lost a tagged
+        # producer's tenant is superseded by that context-dropped finding
+        dropped = self._dropped_by_link
+        superseded: dict[tuple[str, str], tuple[str, Finding]] = {}
         for f in self._findings:
             key = (f.rule, f.trace_id, f.span_id)
-            if key not in seen:
-                seen.add(key)
-                unique.append(f)
+            if key in seen:
+                continue
+            if dropped and f.rule == UNSCOPED_ENTRY and (f.trace_id, f.span_id) in dropped:
+                by_link, operation = dropped[(f.trace_id, f.span_id)]
+                self._flow.remove_finding(operation, UNSCOPED_ENTRY)
+                superseded[(f.trace_id, f.span_id)] = (UNSCOPED_ENTRY, by_link)
+                continue
+            seen.add(key)
+            unique.append(f)
+        self._paths.replace_breaks(superseded)
         findings = sort_findings(unique)
         if self.settings.max_findings is not None:
             findings = findings[: self.settings.max_findings]

@@ -161,6 +161,17 @@ class FlowMapBuilder:
         if rule is not None:
             node.findings[rule] = node.findings.get(rule, 0) + 1
 
+    def remove_finding(self, operation: str, rule: str) -> None:
+        """Take back one finding counted on an operation (superseded by a later one)."""
+        node = self.flow.nodes.get(operation)
+        if node is None:
+            return
+        n = node.findings.get(rule, 0)
+        if n > 1:
+            node.findings[rule] = n - 1
+        else:
+            node.findings.pop(rule, None)
+
     def add_orphan(self, likely_parent: str, orphan_operation: str, trace_id: str) -> None:
         if likely_parent in self.flow.nodes and orphan_operation in self.flow.nodes:
             self.count(likely_parent, orphan_operation, "orphaned", trace_id)

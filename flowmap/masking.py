@@ -21,6 +21,7 @@ from .tagging import is_opaque_tag
 
 __all__ = [
     "MASK",
+    "REDACTED_PLACEHOLDER",
     "RawValue",
     "normalize_key",
     "is_tenant_key",
@@ -34,7 +35,8 @@ __all__ = [
 MASK = "[masked]"
 # Placeholders are not identifiers: ours, and the runtime's (flowmap.redaction.REDACTED_VALUE,
 # spelled out here so the analyzer never imports the OpenTelemetry SDK).
-PLACEHOLDERS = frozenset({MASK, "[flowmap:redacted]"})
+REDACTED_PLACEHOLDER = "[flowmap:redacted]"
+PLACEHOLDERS = frozenset({MASK, REDACTED_PLACEHOLDER})
 
 # Standard resource/semantic-convention namespaces whose ``*.account.id``-like names are
 # infrastructure ids (a cloud account), not the platform's tenants.

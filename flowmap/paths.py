@@ -18,7 +18,7 @@ import heapq
 import itertools
 
 from .graph import SpanGraph
-from .model import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, TracePath
+from .model import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, Finding, TracePath
 from .rules import BREAK_RULES, TraceVerdict
 
 __all__ = ["entry_span", "trace_paths", "PathSample"]
@@ -105,6 +105,25 @@ class PathSample:
             heapq.heappush(self._heap, item)
         elif item[:2] > self._heap[0][:2]:
             heapq.heapreplace(self._heap, item)
+
+    def replace_breaks(self, superseded: dict[tuple[str, str], tuple[str, Finding]]) -> None:
+        """Paths that broke at span ``(trace id, span id)`` with the given rule now break
+        with the given finding (one that superseded it once another trace was seen)."""
+        if not superseded:
+            return
+        items = []
+        for score, order, p in self._heap:
+            at = p.span_ids[p.broken_at] if p.broken_at is not None else None
+            hit = superseded.get((p.trace_id, at)) if at is not None else None
+            if hit is not None and hit[0] == p.break_rule:
+                new = hit[1]
+                p.break_rule, p.severity = new.rule, new.severity
+                if p.worst is None or new.severity > p.worst:
+                    p.worst = new.severity
+                score = _score(p)
+            items.append((score, order, p))
+        heapq.heapify(items)
+        self._heap = items
 
     def worst_first(self) -> list[TracePath]:
         return [item[2] for item in sorted(self._heap, key=lambda i: i[:2], reverse=True)]

@@ -19,7 +19,14 @@ from urllib.parse import urlsplit
 
 from . import attributes
 from .graph import ENTRY_BOUNDARIES, SpanGraph, is_entry
-from .masking import find_raw_tenant_values, is_tenant_key, scan_attributes, tenant_keys_in
+from .masking import (
+    REDACTED_PLACEHOLDER,
+    RawValue,
+    find_raw_tenant_values,
+    is_tenant_key,
+    scan_attributes,
+    tenant_keys_in,
+)
 from .model import (
     Finding,
     Severity,
@@ -204,6 +211,48 @@ def _destination(span: Span) -> str | None:
     return None
 
 
+def _redacted_count(value: Any) -> int:
+    """``flowmap.redacted`` as a count (0 when absent or not a positive number)."""
+    if value is None or isinstance(value, bool):
+        return 0
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return 0
+    if isinstance(value, (int, float)) and value == value and value > 0:
+        return max(1, int(min(value, 2**31)))
+    return 0
+
+
+def _placeholder_keys(span: Span) -> list[str]:
+    """Attributes still holding the runtime's placeholder: where the redacted ids were."""
+    out = []
+    for key, value in span.attributes.items():
+        values = value if isinstance(value, (list, tuple)) else (value,)
+        if any(isinstance(x, str) and REDACTED_PLACEHOLDER in x for x in values):
+            out.append(key)
+    return out
+
+
+def _telemetry_message(span: Span, hits: list[RawValue], redacted: int) -> str:
+    parts = []
+    if hits:
+        shown = ", ".join(dict.fromkeys(f"{h.where} '{h.key}'" for h in hits))
+        parts.append(f"raw tenant identifier in {shown} of {op(span)} (value masked)")
+    if redacted:
+        # The runtime caught the leak before export, but the code still wrote it: any
+        # exporter or processor that ran without flowmap's redaction would have sent it.
+        keys = _placeholder_keys(span)
+        where = " (" + ", ".join(f"'{k}'" for k in keys[:5]) + ")" if keys else ""
+        plural = "value" if redacted == 1 else "values"
+        parts.append(
+            f"the code wrote a raw tenant id into telemetry on {op(span)}{where}; "
+            f"flowmap's runtime redacted {redacted} {plural} before export"
+        )
+    return "; ".join(parts)
+
+
 def _truthy(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
@@ -267,6 +316,10 @@ class TraceVerdict:
             return  # one finding per rule per span (a parent edge and a link can agree)
         existing.append(f)
         self.findings.append(f)
+
+
+def _has(v: TraceVerdict, span_id: str, rule: str) -> bool:
+    return any(f.rule == rule for f in v.by_span.get(span_id, ()))
 
 
 def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
@@ -333,13 +386,13 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
                 if (span.service, hit.key) not in seen_resources:
                     seen_resources.add((span.service, hit.key))
                     hits.append(hit)
-        if hits:
-            v.raw_values.extend(h.value for h in hits)
-            shown = ", ".join(dict.fromkeys(f"{h.where} '{h.key}'" for h in hits))
+        redacted = _redacted_count(span.attributes.get(attributes.REDACTED))
+        if hits or redacted:
             v.add(_finding(
                 TENANT_IN_TELEMETRY, Severity.HIGH, span, graph.parent_of(sid),
-                f"raw tenant identifier in {shown} of {op(span)} (value masked)",
+                _telemetry_message(span, hits, redacted),
             ))
+            v.raw_values.extend(h.value for h in hits)
 
         # baggage-to-external
         if _truthy(span.attributes.get(attributes.BAGGAGE_SENT)):
@@ -363,7 +416,9 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
         if span.tenant is not None:
             continue
         if is_entry(span):
-            if not tagged_below[sid]:
+            # an entry that lost its producer's tenant through a link already has the more
+            # specific context-dropped finding: unscoped-entry would say the same twice
+            if not tagged_below[sid] and not _has(v, sid, CONTEXT_DROPPED):
                 high = boundary_below[sid]
                 v.add(_finding(
                     UNSCOPED_ENTRY, Severity.HIGH if high else Severity.MEDIUM, span, None,

@@ -2,12 +2,23 @@
 
 import json
 
+import pytest
+
 from flowmap import analyze as public_analyze
 from flowmap.analysis import analyze, analyze_traces
 from flowmap.model import Severity
 from flowmap.settings import AnalysisSettings
 
-from otlp_builder import SERVER, TAG_A, TAG_B, TraceBuilder, analyze_built, write_otlp
+from otlp_builder import (
+    CONSUMER,
+    PRODUCER,
+    SERVER,
+    TAG_A,
+    TAG_B,
+    TraceBuilder,
+    analyze_built,
+    write_otlp,
+)
 
 RAW = "globex-industries"
 
@@ -98,3 +109,87 @@ def test_raw_values_never_in_any_output(tmp_path):
     a = analyze_built(tmp_path, healthy, leaky, info)
     blob = json.dumps([f.to_json() for f in a.findings]) + repr(a.sample_traces) + repr(a.flow) + repr(a.paths)
     assert RAW not in blob
+
+
+# -- span links across traces -----------------------------------------------------------
+
+def _cache_fill_and_hit(boundary="cache"):
+    """Tenant A's request fills an entry; tenant B's request is served it (a link)."""
+    writer = TraceBuilder()
+    fill = writer.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server").child(
+        f"{boundary}.set summary", tenant=TAG_A, boundary=boundary, scoped=False)
+    reader = TraceBuilder()
+    hit = reader.span("POST /chat", kind=SERVER, tenant=TAG_B, boundary="http.server").child(
+        f"{boundary}.get summary", tenant=TAG_B, boundary=boundary, scoped=False, links=[fill])
+    return writer, reader, fill, hit
+
+
+@pytest.mark.parametrize("boundary", ["cache", "memory", "db", "vector"])
+@pytest.mark.parametrize("writer_first", [True, False])
+def test_link_to_a_data_boundary_in_another_trace_is_judged_in_either_order(tmp_path, boundary, writer_first):
+    writer, reader, fill, hit = _cache_fill_and_hit(boundary)
+    order = (writer, reader) if writer_first else (reader, writer)
+    a = analyze_built(tmp_path, *order)
+    cross = [f for f in a.findings if f.rule == "cross-tenant"]
+    assert len(cross) == 1, [f.to_json() for f in a.findings]
+    f = cross[0]
+    assert (f.trace_id, f.span_id, f.parent_span_id) == (reader.trace_id, hit.span_id, fill.span_id)
+    assert f.parent_name == f"{boundary}.set summary" and f.severity is Severity.CRITICAL
+    edge = a.flow.edges[(f"api {boundary}.set summary", f"api {boundary}.get summary")]
+    assert (edge.switched, edge.via_link) == (1, 1)
+
+
+@pytest.mark.parametrize("writer_first", [True, False])
+def test_link_across_traces_to_the_same_tenant_is_inherited(tmp_path, writer_first):
+    writer, reader, _, _ = _cache_fill_and_hit()
+    reader.specs[0].attrs["flowmap.tenant"] = reader.specs[1].attrs["flowmap.tenant"] = TAG_A
+    order = (writer, reader) if writer_first else (reader, writer)
+    a = analyze_built(tmp_path, *order)
+    assert [f.rule for f in a.findings if f.severity >= Severity.MEDIUM] == ["unscoped-query"] * 2
+    edge = a.flow.edges[("api cache.set summary", "api cache.get summary")]
+    assert (edge.inherited, edge.switched, edge.via_link) == (1, 0, 1)
+
+
+def test_link_to_an_unremembered_kind_is_judged_when_the_linking_span_comes_first(tmp_path):
+    writer = TraceBuilder()
+    step = writer.span("POST /chat", kind=SERVER, tenant=TAG_A).child("plain step", tenant=TAG_A)
+    reader = TraceBuilder()
+    reader.span("POST /chat", kind=SERVER, tenant=TAG_B, links=[step])
+    a = analyze_built(tmp_path, reader, writer)
+    assert [f.rule for f in a.findings] == ["cross-tenant"]
+
+
+# -- an untagged consumer root linked to a tagged producer ----------------------------
+
+def _queue(same_trace):
+    producer = TraceBuilder()
+    pub = producer.span("POST /jobs", kind=SERVER, tenant=TAG_A, boundary="http.server").child(
+        "publish job", kind=PRODUCER, tenant=TAG_A, boundary="queue.publish")
+    consumer = producer if same_trace else TraceBuilder(service="worker")
+    root = consumer.span("process job", kind=CONSUMER, service="worker", boundary="queue.consume",
+                         links=[pub])
+    root.child("store result", boundary="db", scoped=True)
+    return producer, consumer, root
+
+
+@pytest.mark.parametrize("order", ["same-trace", "producer-first", "consumer-first"])
+def test_consumer_root_that_lost_the_producers_tenant_is_context_dropped_only(tmp_path, order):
+    producer, consumer, root = _queue(order == "same-trace")
+    builders = {"same-trace": (producer,), "producer-first": (producer, consumer),
+                "consumer-first": (consumer, producer)}[order]
+    a = analyze_built(tmp_path, *builders)
+    on_root = [f.rule for f in a.findings if f.span_id == root.span_id]
+    assert on_root == ["context-dropped"]
+    assert a.flow.nodes["worker process job"].findings == {"context-dropped": 1}
+    broken = [p for p in a.paths if p.trace_id == consumer.trace_id and root.span_id in p.span_ids]
+    assert broken and all(p.break_rule == "context-dropped" for p in broken)
+
+
+def test_untagged_consumer_root_without_a_tagged_producer_is_still_unscoped_entry(tmp_path):
+    producer = TraceBuilder()
+    pub = producer.span("cron tick", kind=PRODUCER, boundary="queue.publish")
+    consumer = TraceBuilder(service="worker")
+    root = consumer.span("process job", kind=CONSUMER, boundary="queue.consume", links=[pub])
+    root.child("store result", boundary="db", scoped=True)
+    a = analyze_built(tmp_path, consumer, producer)
+    assert "unscoped-entry" in [f.rule for f in a.findings if f.span_id == root.span_id]

@@ -328,6 +328,50 @@ def test_tenant_in_telemetry_near_misses(tmp_path, attrs):
     assert analyze_built(tmp_path, tb).findings == []
 
 
+def test_placeholder_is_the_runtimes_redaction_value():
+    from flowmap.masking import REDACTED_PLACEHOLDER
+    from flowmap.redaction import REDACTED_VALUE
+
+    assert REDACTED_PLACEHOLDER == REDACTED_VALUE
+
+
+@pytest.mark.parametrize(
+    "attrs,count,where",
+    [
+        ({"tenant_id": "[flowmap:redacted]", "flowmap.redacted": 1}, 1, "'tenant_id'"),
+        # any instrumentation's span: the id was scrubbed out of a query text
+        ({"db.query.text": "SELECT * FROM t WHERE org = '[flowmap:redacted]'", "flowmap.redacted": 2},
+         2, "'db.query.text'"),
+        ({"flowmap.redacted": "3"}, 3, None),  # a count exported as a string; the name was scrubbed
+    ],
+)
+def test_span_marked_redacted_by_the_runtime_is_reported(tmp_path, attrs, count, where):
+    tb = TraceBuilder()
+    s = request(tb).child("agent", tenant=TAG_A, boundary="agent", attrs=attrs)
+    f = only(analyze_built(tmp_path, tb), "tenant-in-telemetry")
+    assert f.severity is Severity.HIGH and f.span_id == s.span_id
+    assert "wrote a raw tenant id into telemetry" in f.message
+    assert f"redacted {count} value" in f.message
+    assert where is None or where in f.message
+
+
+def test_redacted_and_raw_on_one_span_is_one_finding(tmp_path):
+    tb = TraceBuilder()
+    request(tb).child("agent", tenant=TAG_A, attrs={"flowmap.redacted": 1, "org_id": RAW})
+    a = analyze_built(tmp_path, tb)
+    f = only(a, "tenant-in-telemetry")
+    assert "'org_id'" in f.message and "redacted 1 value" in f.message
+    assert RAW not in f.message
+
+
+@pytest.mark.parametrize("attrs", [{}, {"flowmap.redacted": 0}, {"flowmap.redacted": "0"},
+                                   {"flowmap.redacted": False}, {"tenant_id": "[flowmap:redacted]"}])
+def test_span_not_marked_redacted_is_not_reported(tmp_path, attrs):
+    tb = TraceBuilder()
+    request(tb).child("agent", tenant=TAG_A, boundary="agent", attrs=attrs)
+    assert analyze_built(tmp_path, tb).findings == []
+
+
 def test_raw_value_masked_everywhere_it_leaked(tmp_path):
     tb = TraceBuilder()
     entry = tb.span(f"GET /t/{RAW}/docs", kind=SERVER, tenant=TAG_A, boundary="http.server",
