@@ -292,7 +292,7 @@ class _Loader:
                 continue
             if first:
                 first = False
-                if not _is_json(line) and self._detect_document(f, line):
+                if not _is_json(line) and self._detect_document(f, line, last):
                     return
             pos = (index, lineno)
             update(fromkeys(findall(line), pos))  # raw bytes keys: normalised once, later
@@ -300,7 +300,7 @@ class _Loader:
             if b"\\" in line and b"\\u" in line and _ESCAPED_RE.search(line):
                 update(fromkeys(_trace_ids_in(line), pos))
 
-    def _detect_document(self, f: _File, first_line: bytes) -> bool:
+    def _detect_document(self, f: _File, first_line: bytes, last: dict[bytes, tuple[int, int]]) -> bool:
         """Called when the first line is not JSON on its own: is the file one document?"""
         head = first_line.strip()
         if not head.startswith((b"{", b"[")):
@@ -321,6 +321,9 @@ class _Loader:
                 return True
             return False
         f.document = True
+        last.update(dict.fromkeys(_TRACE_ID_RE.findall(data), (f.index, 1)))
+        if b"\\u" in data:
+            last.update(dict.fromkeys(_trace_ids_in(data), (f.index, 1)))
         return True
 
     # -- pass 2: decode ---------------------------------------------------------

@@ -458,3 +458,14 @@ def test_roundtrip_collector_encoding(tmp_path):
     traces, warnings, _ = load(path)
     assert warnings == []
     _check_roundtrip(traces)
+
+
+def test_trace_split_between_lines_file_and_pretty_document(tmp_path):
+    a = write(tmp_path / "a.jsonl", line(span(T1, sid(1))))
+    doc = tmp_path / "b.json"
+    doc.write_text(json.dumps(line(span(T1, sid(2), parent=sid(1)), span(T2, sid(1))), indent=2))
+    c = write(tmp_path / "c.jsonl", line(span(T2, sid(2))))
+    traces, warnings, stats = load(a, doc, c)
+    assert warnings == []
+    assert set(traces[T1].spans) == {sid(1), sid(2)} and set(traces[T2].spans) == {sid(1), sid(2)}
+    assert stats.traces == 2
