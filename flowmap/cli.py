@@ -345,6 +345,18 @@ def run(
         Optional[Path],
         typer.Option("--out", metavar="PATH", envvar="FLOWMAP_FILE", help="Trace file to write [default: flowmap-traces.jsonl]."),
     ] = None,
+    report: Annotated[
+        Optional[Path],
+        typer.Option("--report", metavar="PATH", help="Risk map to write [default: reports/risk-map.html]."),
+    ] = None,
+    no_report: Annotated[bool, typer.Option("--no-report", help="Do not write the risk map.")] = False,
+    service_name: Annotated[
+        Optional[str],
+        typer.Option("--service-name", metavar="NAME", help="service.name of the traced processes [default: OTEL_SERVICE_NAME, else the script or module]."),
+    ] = None,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Without FLOWMAP_TENANT_KEY, tag with the public development key (tags NOT secret).")
+    ] = False,
 ) -> None:
     """Run a program under the tracer and write its trace file.
 
@@ -353,7 +365,16 @@ def run(
     if not argv:
         raise UsageError("nothing to run: give a COMMAND, a script.py or -m MODULE")
     run_program = _optional("flowmap.runner", "run", "run")
-    code = run_program(list(argv), module=module, out=out)
+    if dev:
+        from .tagging import DEV_MODE_ENV
+
+        os.environ.setdefault(DEV_MODE_ENV, "1")  # inherited by the traced program
+    kwargs: dict[str, object] = {"service_name": service_name}
+    if no_report:
+        kwargs["report"] = None
+    elif report is not None:
+        kwargs["report"] = report
+    code = run_program(list(argv), module=module, out=out, **kwargs)
     raise typer.Exit(int(code or 0))
 
 
@@ -427,3 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     """Console-script entry point (``flowmap = "flowmap.cli:main"``)."""
     command = typer.main.get_command(app)
     return command.main(args=argv, prog_name=PROG)
+
+
+if __name__ == "__main__":  # python -m flowmap.cli
+    sys.exit(main())

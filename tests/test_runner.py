@@ -188,3 +188,24 @@ def test_command_for_picks_python_for_scripts_and_modules():
     assert command_for(["app.py", "-x"], module=False) == [sys.executable, "app.py", "-x"]
     assert command_for(["--", "pkg.mod"], module=True) == [sys.executable, "-m", "pkg.mod"]
     assert command_for(["--", "true"], module=False) == ["true"]
+
+
+def test_dev_flag_runs_without_a_key_and_options_reach_the_runner(workdir):
+    env = {k: v for k, v in os.environ.items() if k != "FLOWMAP_TENANT_KEY"}
+    script = _script(workdir, "tool.py", textwrap.dedent(CHILD_SCRIPT) + "import sys; sys.exit(4)\n")
+    report = workdir / "out" / "map.html"
+    proc = _flowmap_run(workdir, "--dev", "--service-name", "svc-under-test", "--report", str(report),
+                        str(script), env=env)
+    assert proc.returncode == 4, proc.stderr
+    assert "DEVELOPMENT MODE" in proc.stderr or "not secret" in proc.stderr.lower()
+    assert report.is_file()
+    analysis = analyze([workdir / "traces.jsonl"])
+    assert analysis.services == {"svc-under-test"}
+    _assert_no_raw_ids((workdir / "traces.jsonl").read_text(), report.read_text(), proc.stderr, proc.stdout)
+
+
+def test_no_report_flag_writes_no_risk_map(workdir):
+    script = _script(workdir, "tool.py", CHILD_SCRIPT)
+    proc = _flowmap_run(workdir, "--no-report", str(script))
+    assert proc.returncode == 0, proc.stderr
+    assert not (workdir / "reports").exists()
