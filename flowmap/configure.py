@@ -20,7 +20,7 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -30,8 +30,7 @@ from . import runtime
 from .alerts import AlertProcessor, RateLimit, UnscopedAlert
 from .errors import ConfigError
 from .hosts import AllowedHosts
-from .processors import TenantSpanProcessor
-from .redaction import RedactionProcessor
+from .processors import FlowmapSpanProcessor, TenantSpanProcessor
 from .runtime import Runtime
 from .tagging import Tagger
 
@@ -164,6 +163,7 @@ def configure(
     tracer_provider: TracerProvider | None = None,
     meter_provider: Any = None,
     set_global: bool = True,
+    guard_baggage: bool | None = None,
 ) -> Runtime:
     """Set up tenant-scoped tracing for this process and return its :class:`Runtime`.
 
@@ -171,6 +171,10 @@ def configure(
     raises ConfigError unless ``dev_mode`` (or ``FLOWMAP_DEV_MODE=1``) is on. ``out`` is
     the JSON Lines file (default ``$FLOWMAP_FILE`` or ``flowmap-traces.jsonl``).
     ``set_global=False`` leaves OpenTelemetry's global provider alone (tests, embedding).
+    ``guard_baggage`` (default: ``set_global``) swaps the global W3C baggage propagator
+    for one that never injects the tenant tag outside flowmap's destination check, so
+    other instrumented clients (requests, aiohttp, ...) cannot send it anywhere; undone
+    by ``Runtime.shutdown()``.
     """
     if alert_scope not in ("boundary", "all"):
         raise ConfigError("alert_scope must be 'boundary' or 'all'")
@@ -196,12 +200,12 @@ def configure(
         if rt is not None:
             _update(rt, tagger, alert_scope, alert_callback)
         else:
-            tenant = TenantSpanProcessor(tagger)
-            redaction = RedactionProcessor()
             alerts = AlertProcessor(
                 alert_scope, alert_callback, alert_rate_limit, meter_provider=meter_provider
             )
-            processors: list[Any] = [tenant, redaction, alerts]
+            # One processor for tagging, redaction and alerts: the hot path pays one
+            # dispatch, one contextvar read and no attribute locks (see processors.py).
+            processors: list[Any] = [FlowmapSpanProcessor(tagger, alerts)]
             for exporter in _build_exporters(exporters, out):
                 processors.append(BatchSpanProcessor(exporter))
             for p in processors:
@@ -223,6 +227,9 @@ def configure(
         if set_global and owns:
             trace.set_tracer_provider(provider)
 
+        if set_global if guard_baggage is None else guard_baggage:
+            _guard_baggage(rt)
+
         if instrument_httpx:
             try:
                 from . import outbound
@@ -235,15 +242,26 @@ def configure(
     return rt
 
 
+def _guard_baggage(rt: Runtime) -> None:
+    """Guard the global baggage propagator; the shutdown hook undoes only what flowmap did."""
+    from . import outbound
+
+    before = propagate.get_global_textmap()
+    changed = outbound.guard_global_baggage() and propagate.get_global_textmap() is not before
+    if changed and outbound.unguard_global_baggage not in rt._shutdown_hooks:
+        rt._shutdown_hooks.append(outbound.unguard_global_baggage)
+
+
 def _update(rt: Runtime, tagger: Tagger, scope: str, callback: Any) -> None:
     """Re-configuration of an already extended provider: new settings, same processors."""
     rt.tagger = tagger
     for p in rt.processors:
         if isinstance(p, TenantSpanProcessor):
             p.tagger = tagger
-        elif isinstance(p, AlertProcessor):
-            p.scope = scope
-            p.callback = callback
+        alerts = p.alerts if isinstance(p, FlowmapSpanProcessor) else p
+        if isinstance(alerts, AlertProcessor):
+            alerts.scope = scope
+            alerts.callback = callback
 
 
 def _unmark(provider: TracerProvider) -> None:

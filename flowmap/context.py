@@ -34,6 +34,7 @@ __all__ = [
     "current_or_none",
     "current_binding",
     "current_tag",
+    "outbound_tag",
 ]
 
 
@@ -85,6 +86,13 @@ class Binding:
     tag: str | None  # computed at bind time when a tagger is configured
     source: str = A.SOURCE_CONTEXT
     key_id: str | None = field(default=None, compare=False)
+    # The raw ids redaction scrubs from spans of this binding, built once per bind so the
+    # per-span path never allocates (see flowmap.redaction).
+    raw_ids: tuple[str, ...] = field(default=(), compare=False, repr=False, init=False)
+
+    def __post_init__(self) -> None:
+        if self.ctx is not None:
+            object.__setattr__(self, "raw_ids", (self.ctx.tenant_id,))
 
     def tag_under(self, tagger: Tagger) -> str | None:
         """The tag under ``tagger`` (recomputed from the cache if keys differ)."""
@@ -98,6 +106,20 @@ class Binding:
 _BINDING: contextvars.ContextVar[Binding | None] = contextvars.ContextVar(
     "flowmap_binding", default=None
 )
+
+
+# tag -> raw ids of tenants bound in this process, so redaction can find the raw id of a
+# span from its own ``flowmap.tenant`` when it ends away from its binding (another
+# thread, after the request). In-process only, like the Tagger's own cache; bounded.
+_RAW_BY_TAG: dict[str, tuple[str, ...]] = {}
+_RAW_BY_TAG_CAP = 1 << 16
+
+
+def _remember_tag(tag: str, raw_ids: tuple[str, ...]) -> None:
+    if _RAW_BY_TAG.get(tag) is not raw_ids:
+        if len(_RAW_BY_TAG) >= _RAW_BY_TAG_CAP:
+            _RAW_BY_TAG.clear()
+        _RAW_BY_TAG[tag] = raw_ids
 
 
 def current_binding() -> Binding | None:
@@ -133,6 +155,16 @@ def current_tag() -> str | None:
     if tagger is None:
         return b.tag if b.ctx is None else None
     return b.tag_under(tagger)
+
+
+def outbound_tag() -> str | None:
+    """The tag a hop out of this request carries: the bound tenant's, else an opaque
+    inbound tag (evidence from the previous hop travels on), else None. Never a raw id."""
+    tag = current_tag()
+    if tag is None:
+        inbound = otel_baggage.get_baggage(A.BAGGAGE_KEY)
+        tag = inbound if is_opaque_tag(inbound) else None
+    return tag
 
 
 class _Bind:
@@ -227,6 +259,7 @@ def bind(ctx: RequestContext, *, allow_switch: bool = False) -> _Bind:
     tagger = runtime.tagger_or_none()
     if tagger is not None:
         binding = Binding(ctx, tagger.tag(ctx.tenant_id), A.SOURCE_CONTEXT, tagger.key_id)
+        _remember_tag(binding.tag, binding.raw_ids)  # type: ignore[arg-type]
     else:
         binding = Binding(ctx, None, A.SOURCE_CONTEXT, None)
     return _Bind(binding, allow_switch)

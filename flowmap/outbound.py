@@ -37,9 +37,8 @@ from opentelemetry.propagators.textmap import (
 from opentelemetry.trace import Span
 
 from . import attributes as A
-from .context import current_tag
+from .context import outbound_tag
 from .hosts import AllowedHosts
-from .tagging import is_opaque_tag
 
 __all__ = [
     "instrument_httpx",
@@ -48,6 +47,7 @@ __all__ = [
     "allowed_hosts",
     "GuardedBaggagePropagator",
     "guard_global_baggage",
+    "unguard_global_baggage",
 ]
 
 _log = logging.getLogger("flowmap.outbound")
@@ -64,12 +64,13 @@ _BAGGAGE_ALLOWED = otel_context.create_key("flowmap.outbound.baggage_allowed")
 
 
 class GuardedBaggagePropagator(TextMapPropagator):
-    """W3C baggage that is injected only where flowmap's outbound hook allowed it.
+    """W3C baggage whose ``flowmap.tenant`` entry is injected only where flowmap allowed it.
 
     Installed in place of the plain baggage propagator (:func:`guard_global_baggage`),
     it keeps every *other* instrumented client (requests, urllib3, aiohttp, gRPC...) from
     sending the tenant tag anywhere: they never pass through flowmap's destination check,
-    so they get ``traceparent`` only. Extraction is unchanged.
+    so they send the application's other baggage entries (if any) but never the tag.
+    Extraction is unchanged.
     """
 
     def __init__(self) -> None:
@@ -81,12 +82,18 @@ class GuardedBaggagePropagator(TextMapPropagator):
 
     def inject(self, carrier: CarrierT, context: Context | None = None,
                setter: Setter[CarrierT] = default_setter) -> None:
-        if otel_context.get_value(_BAGGAGE_ALLOWED, context) is True:
-            self._inner.inject(carrier, context=context, setter=setter)
+        if otel_context.get_value(_BAGGAGE_ALLOWED, context) is not True:
+            if otel_baggage.get_baggage(A.BAGGAGE_KEY, context) is not None:
+                context = otel_baggage.remove_baggage(A.BAGGAGE_KEY, context)
+        self._inner.inject(carrier, context=context, setter=setter)
 
     @property
     def fields(self) -> set[str]:
         return self._inner.fields
+
+
+def _members(textmap: TextMapPropagator) -> list[TextMapPropagator]:
+    return list(getattr(textmap, "_propagators", None) or [textmap])
 
 
 def guard_global_baggage() -> bool:
@@ -95,13 +102,21 @@ def guard_global_baggage() -> bool:
     Other propagators (tracecontext, b3, ...) are kept in place. Returns whether a
     baggage propagator was found and guarded (idempotent).
     """
-    current = propagate.get_global_textmap()
-    members = list(getattr(current, "_propagators", None) or [current])
-    guarded = [GuardedBaggagePropagator() if type(p) is W3CBaggagePropagator else p for p in members]
-    found = any(isinstance(p, GuardedBaggagePropagator) for p in guarded)
-    if guarded != members:
-        propagate.set_global_textmap(CompositePropagator(guarded))
-    return found
+    with _lock:
+        members = _members(propagate.get_global_textmap())
+        guarded = [GuardedBaggagePropagator() if type(p) is W3CBaggagePropagator else p for p in members]
+        if guarded != members:
+            propagate.set_global_textmap(CompositePropagator(guarded))
+        return any(isinstance(p, GuardedBaggagePropagator) for p in guarded)
+
+
+def unguard_global_baggage() -> None:
+    """Undo :func:`guard_global_baggage`: plain W3C baggage again (a no-op if unguarded)."""
+    with _lock:
+        members = _members(propagate.get_global_textmap())
+        plain = [W3CBaggagePropagator() if isinstance(p, GuardedBaggagePropagator) else p for p in members]
+        if any(isinstance(p, GuardedBaggagePropagator) for p in members):
+            propagate.set_global_textmap(CompositePropagator(plain))
 
 
 def allowed_hosts() -> AllowedHosts:
@@ -124,15 +139,6 @@ def _destination(url: Any) -> tuple[str | None, int | None]:
     return host or None, port
 
 
-def _outbound_tag() -> str | None:
-    """The tag this request runs for: the bound tenant's, else an opaque inbound tag."""
-    tag = current_tag()
-    if tag is None:
-        inbound = otel_baggage.get_baggage(A.BAGGAGE_KEY)
-        tag = inbound if is_opaque_tag(inbound) else None
-    return tag
-
-
 def _propagates_baggage() -> bool:
     return "baggage" in propagate.get_global_textmap().fields
 
@@ -146,7 +152,7 @@ def _request_hook(span: Span, request: RequestInfo) -> None:
     port: int | None = None
     try:
         host, port = _destination(request.url)
-        tag = _outbound_tag()
+        tag = outbound_tag()
         if tag is not None and _allowed.allows(host) and _propagates_baggage():
             ctx = otel_baggage.set_baggage(A.BAGGAGE_KEY, tag, ctx)
             ctx = otel_context.set_value(_BAGGAGE_ALLOWED, True, ctx)

@@ -1,25 +1,78 @@
-"""TenantSpanProcessor: stamp every span with the opaque tag of the tenant it runs for.
+"""Span processors that stamp every span with the opaque tag of the tenant it runs for.
 
-``on_start`` does one thing — read the bound context (or, failing that, the inbound
-baggage) and set two attributes — from the Tagger's cache: it never computes an HMAC
-per span, never blocks and never raises into the application.
+``TenantSpanProcessor`` does only that. ``FlowmapSpanProcessor`` — what
+``flowmap.configure()`` installs — does tagging, redaction and alerting in one
+processor, because on the hot path the SDK's per-processor dispatch and
+``set_attribute``'s per-call lock and validation cost more than flowmap's own work:
+
+* ``on_start``: one contextvar read; the cached tag and the source written straight
+  into the new span's attribute dict (the span is not yet visible to any other thread);
+  the raw id remembered on the live span object for redaction.
+* ``_on_ending``: redaction, which scans only when a raw id is known and allocates
+  nothing when there is nothing to scrub; then one dict lookup for alerts (only an
+  untagged span goes on to the alert logic).
+
+Neither ever computes an HMAC per span, blocks, or raises into the application.
+
+Private SDK access is pinned to opentelemetry-sdk 1.45.2 and guarded: when the span's
+attribute container is not the SDK's ``BoundedAttributes`` as that version builds it
+(other type, frozen, near its limit, short value limit), the public
+``span.set_attributes`` is used instead.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from opentelemetry import baggage as otel_baggage
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from . import attributes as A
-from .context import _BINDING
+from .alerts import AlertProcessor
+from .context import _BINDING, _remember_tag
+from .redaction import redact_ending
 from .tagging import Tagger, is_opaque_tag
 
-__all__ = ["TenantSpanProcessor"]
+__all__ = ["TenantSpanProcessor", "FlowmapSpanProcessor", "stamp_tenant"]
 
 _log = logging.getLogger("flowmap.processors")
+_TAG_LEN = 16
+_TENANT = A.TENANT
+_SOURCE = A.TENANT_SOURCE
+
+
+def stamp_tenant(span: Any, tag: str, source: str) -> None:
+    """Set ``flowmap.tenant`` and ``flowmap.tenant.source`` on a span that just started.
+
+    Fast path: a direct write into the SDK's attribute dict, without the public API's
+    locks and per-value validation (both values are short plain strings, validated by
+    construction). Only valid in ``on_start``, before the span is handed to any other
+    code. Anything unexpected takes the public API.
+    """
+    attrs = getattr(span, "_attributes", None)
+    if type(attrs) is BoundedAttributes:
+        d = attrs._dict  # noqa: SLF001 - pinned SDK 1.45.2, see module docstring
+        maxlen = attrs.maxlen
+        max_value_len = attrs.max_value_len
+        if (
+            type(d) is dict
+            and not attrs._immutable  # noqa: SLF001
+            and (maxlen is None or len(d) + 2 <= maxlen)
+            and (max_value_len is None or max_value_len >= _TAG_LEN)
+            and span._end_time is None  # noqa: SLF001
+        ):
+            d[A.TENANT] = tag
+            d[A.TENANT_SOURCE] = source
+            return
+    span.set_attributes({A.TENANT: tag, A.TENANT_SOURCE: source})
+
+
+def _baggage_tag(parent_context: Context | None) -> str | None:
+    tag = otel_baggage.get_baggage(A.BAGGAGE_KEY, parent_context)
+    return tag if is_opaque_tag(tag) else None
 
 
 class TenantSpanProcessor(SpanProcessor):
@@ -38,13 +91,13 @@ class TenantSpanProcessor(SpanProcessor):
         try:
             b = _BINDING.get()
             if b is not None:
-                tag = b.tag_under(self.tagger)
+                tag = b.tag if b.key_id == self.tagger.key_id or b.ctx is None else b.tag_under(self.tagger)
                 if tag is not None:
-                    span.set_attributes({A.TENANT: tag, A.TENANT_SOURCE: b.source})
+                    stamp_tenant(span, tag, b.source)
                     return
-            tag = otel_baggage.get_baggage(A.BAGGAGE_KEY, parent_context)
-            if is_opaque_tag(tag):
-                span.set_attributes({A.TENANT: tag, A.TENANT_SOURCE: A.SOURCE_BAGGAGE})
+            tag = _baggage_tag(parent_context)
+            if tag is not None:
+                stamp_tenant(span, tag, A.SOURCE_BAGGAGE)
         except Exception:  # noqa: BLE001 - a processor must never break the app
             _log.debug("flowmap: tenant tagging failed", exc_info=True)
 
@@ -56,3 +109,72 @@ class TenantSpanProcessor(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
+
+
+class FlowmapSpanProcessor(TenantSpanProcessor):
+    """Tenant tagging, raw-id redaction and unscoped-span alerts in one processor.
+
+    Behaves like ``TenantSpanProcessor`` + ``RedactionProcessor`` + ``alerts`` (an
+    :class:`~flowmap.alerts.AlertProcessor`, or ``None`` for no alerts) installed in that
+    order, at a fraction of their cost. ``redact=False`` leaves redaction out.
+    """
+
+    def __init__(self, tagger: Tagger, alerts: AlertProcessor | None = None, *, redact: bool = True) -> None:
+        super().__init__(tagger)
+        self.alerts = alerts
+        self.redact = redact
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        try:
+            b = _BINDING.get()
+            if b is not None:
+                if b.ctx is None:
+                    tag = b.tag
+                elif b.key_id == self.tagger.key_id:
+                    tag = b.tag
+                else:  # bound under another key: tag under ours, and let redaction map it back
+                    tag = b.tag_under(self.tagger)
+                    if tag is not None:
+                        _remember_tag(tag, b.raw_ids)
+                if tag is not None:
+                    # stamp_tenant() inlined: this is the per-span hot path
+                    attrs = span._attributes  # noqa: SLF001
+                    if (
+                        type(attrs) is BoundedAttributes
+                        and not attrs._immutable  # noqa: SLF001
+                        and attrs.max_value_len is None
+                        and (attrs.maxlen is None or len(attrs._dict) + 2 <= attrs.maxlen)  # noqa: SLF001
+                    ):
+                        d = attrs._dict  # noqa: SLF001
+                        d[_TENANT] = tag
+                        d[_SOURCE] = b.source
+                    else:
+                        stamp_tenant(span, tag, b.source)
+                    return
+            tag = _baggage_tag(parent_context)
+            if tag is not None:
+                stamp_tenant(span, tag, A.SOURCE_BAGGAGE)
+        except Exception:  # noqa: BLE001 - a processor must never break the app
+            _log.debug("flowmap: tenant tagging failed", exc_info=True)
+
+    def _on_ending(self, span: Span) -> None:
+        # Alerts are judged here too, on the live span, after redaction (so an alert never
+        # carries a raw id): the SDK builds the ReadableSpan for on_end only after this.
+        try:
+            if self.redact:
+                redact_ending(span)
+            alerts = self.alerts
+            if alerts is not None:
+                attrs = span._attributes  # noqa: SLF001
+                d = attrs._dict if type(attrs) is BoundedAttributes else attrs  # noqa: SLF001
+                if not d or _TENANT not in d:
+                    alerts.on_end(span)  # never raises
+        except Exception:  # noqa: BLE001
+            _log.debug("flowmap: redaction failed", exc_info=True)
+
+    def on_end(self, span: ReadableSpan) -> None:  # all done in _on_ending
+        return None
+
+    def shutdown(self) -> None:
+        if self.alerts is not None:
+            self.alerts.shutdown()

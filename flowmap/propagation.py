@@ -29,7 +29,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from . import attributes as A
 from .boundaries import boundary
-from .context import bind_tag, current_tag
+from .context import bind_tag, outbound_tag
 from .tagging import is_opaque_tag
 
 __all__ = [
@@ -124,10 +124,7 @@ def inject_headers(headers: MutableMapping[str, str] | None = None) -> MutableMa
     """
     carrier: MutableMapping[str, str] = {} if headers is None else headers
     _TRACE.inject(carrier)
-    tag = current_tag()
-    if tag is None:  # evidence from an inbound hop still travels on
-        inbound = otel_baggage.get_baggage(A.BAGGAGE_KEY)
-        tag = inbound if is_opaque_tag(inbound) else None
+    tag = outbound_tag()
     if tag is not None:
         _BAGGAGE.inject(carrier, context=otel_baggage.set_baggage(A.BAGGAGE_KEY, tag, context=Context()))
     return carrier

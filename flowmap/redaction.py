@@ -4,12 +4,17 @@ How, with SDK 1.45.2: ``Span.end()`` calls every processor's ``_on_ending(span)`
 *before* it builds the ReadableSpan that every ``on_end`` (and so every exporter,
 flowmap's or the application's) receives. So rewriting the ending span there covers all
 export processors whatever their order — also on a provider the application configured
-itself. The raw id is captured at ``on_start`` (the span may end on another thread) and
-kept on the live span object only, never in an attribute.
+itself. The span may end on another thread or after its request, so the raw ids are
+found without the binding too: from the span's own ``flowmap.tenant`` tag (mapped back
+in-process to the raw id bound under it), or captured at ``on_start`` by the standalone
+processor. Raw ids stay in process memory only, never in an attribute.
 
 What is scrubbed: span name, attribute keys and values (strings, sequences, maps, and
 numbers equal to the id), event names and attributes, link attributes, the status
 description. The span then carries ``flowmap.redacted`` = number of values rewritten.
+
+A span that starts before a binding and ends after it (an outer instrumentation's
+server span) is covered by :func:`register_tenant_id`.
 """
 
 from __future__ import annotations
@@ -27,14 +32,22 @@ from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace.status import Status
 
 from . import attributes as A
-from .context import _BINDING
+from .context import _BINDING, _RAW_BY_TAG, Binding
 
-__all__ = ["RedactionProcessor", "REDACTED_VALUE", "scrub_text"]
+__all__ = ["RedactionProcessor", "REDACTED_VALUE", "scrub_text", "register_tenant_id"]
 
 _log = logging.getLogger("flowmap.redaction")
 
 REDACTED_VALUE = "[flowmap:redacted]"
-_RAW_ATTR = "_flowmap_raw_tenant_ids"
+# Raw ids to scrub from live spans, keyed by id(span): set at start (or by
+# register_tenant_id), popped at the end. A side table rather than an attribute on the
+# span because adding an attribute to an SDK Span un-shares its instance dict, which
+# alone costs more than everything else flowmap does per span. Only spans that never end
+# leave an entry behind, so the table is capped; a stale entry can only add an id to
+# scrub, never remove one.
+_PENDING: dict[int, tuple[str, ...]] = {}
+_PENDING_CAP = 1 << 16
+_TENANT = A.TENANT
 # Ids this short would match inside unrelated words: only redact them as whole tokens.
 _MIN_SUBSTRING_LEN = 4
 
@@ -121,34 +134,120 @@ def _hit(v: Any, raw: str) -> bool:
     return False
 
 
-def _needs_redaction(span: Span, ids: Sequence[str]) -> bool:
-    """Most spans hold no raw id: answer that without building anything (hot path)."""
-    attrs = span._attributes or {}  # noqa: SLF001
-    attrs = getattr(attrs, "_dict", attrs)  # BoundedAttributes' plain dict: no per-key locking
-    status = span._status  # noqa: SLF001
-    for raw in ids:
-        if raw in span._name:  # noqa: SLF001
-            return True
-        for k, v in attrs.items():
-            if type(v) is str:
-                if raw in v or raw in k:
-                    return True
-            elif raw in k or _hit(v, raw):
-                return True
-        for ev in span._events:  # noqa: SLF001
-            if raw in ev.name or any(raw in k or _hit(v, raw) for k, v in (ev.attributes or {}).items()):
-                return True
-        for link in span._links:  # noqa: SLF001
-            if any(raw in k or _hit(v, raw) for k, v in (link.attributes or {}).items()):
-                return True
-        if status is not None and status.description and raw in status.description:
-            return True
-    return False
+def _could_be_number(raw: str) -> bool:
+    """Whether some int/float attribute could print as ``raw`` (else numbers are skipped)."""
+    try:
+        float(raw)
+    except ValueError:
+        return False
+    return True
 
 
-def _redact_span(span: Span, ids: Sequence[str]) -> int:
-    if not _needs_redaction(span, ids):
+def register_tenant_id(span: Any, tenant_id: str) -> None:
+    """Have redaction scrub ``tenant_id`` from ``span`` whenever it ends.
+
+    Spans started inside ``flowmap.bind`` are covered already. This is for a span that
+    starts before the binding and ends after it — e.g. the SERVER span of an outer ASGI
+    instrumentation, whose ``url.path`` may hold the id. The id is kept on the live span
+    object only, never in an attribute. A no-op for non-SDK or ended spans; never raises.
+    """
+    try:
+        if not isinstance(tenant_id, str) or not tenant_id or not isinstance(span, Span):
+            return
+        if not span.is_recording():
+            return
+        ids = _PENDING.get(id(span)) or ()
+        if tenant_id not in ids:
+            _remember(span, (*ids, tenant_id))
+    except Exception:  # noqa: BLE001
+        _log.debug("flowmap: could not register a tenant id for redaction", exc_info=True)
+
+
+def _remember(span: Span, ids: tuple[str, ...]) -> None:
+    if len(_PENDING) >= _PENDING_CAP:
+        _PENDING.clear()  # only never-ended spans pile up; their ends fall back to the binding
+    _PENDING[id(span)] = ids
+
+
+def capture(span: Span, binding: Binding | None) -> None:
+    """At span start: remember the bound raw id for the span's end (which may be elsewhere)."""
+    if binding is not None and binding.raw_ids:
+        _remember(span, binding.raw_ids)
+
+
+def redact_ending(span: Span) -> int:
+    """At span end (``_on_ending``): scrub the raw ids this span may hold; returns how
+    many values were rewritten.
+
+    The ids: the tenant bound now; the tenant whose tag the span carries (so a span that
+    ends on another thread or after its request is still covered); any captured at start
+    by :class:`RedactionProcessor` or registered with :func:`register_tenant_id`.
+
+    This runs for every span, and most hold no raw id: the check reads the ending span's
+    containers directly (pinned SDK 1.45.2; the span has ended, so nothing mutates them
+    any more), allocates nothing, and falls back to the public views when they are not
+    the types that version builds.
+    """
+    attrs = span._attributes  # noqa: SLF001
+    d = attrs._dict if type(attrs) is BoundedAttributes else dict(attrs or {})  # noqa: SLF001
+    tag = d.get(_TENANT)
+    b = _BINDING.get()
+    ids: tuple[str, ...] | None
+    if b is not None and b.raw_ids and (tag is None or tag == b.tag):
+        ids = b.raw_ids  # the common case: ends in the binding it started in
+    else:
+        ids = _RAW_BY_TAG.get(tag) if type(tag) is str else None
+        if b is not None and b.raw_ids:
+            ids = b.raw_ids if not ids else (*ids, *b.raw_ids)
+    if _PENDING:
+        extra = _PENDING.pop(id(span), None)
+        if extra:
+            ids = extra if not ids else (*ids, *(r for r in extra if r not in ids))
+    if not ids:
         return 0
+
+    events = span._events  # noqa: SLF001
+    if type(events) is BoundedList:
+        events = events._dq  # noqa: SLF001
+    links = span._links  # noqa: SLF001
+    if type(links) is BoundedList:
+        links = links._dq  # noqa: SLF001
+    status = span._status  # noqa: SLF001
+    if type(status) is Status:
+        desc = status._description  # noqa: SLF001
+    else:
+        desc = None if status is None else status.description
+    name = span._name  # noqa: SLF001
+    for raw in ids:
+        if raw in name or (desc and raw in desc):
+            return _scrub_span(span, ids)
+        numeric: bool | None = None
+        for k, v in d.items():
+            if raw in k:
+                return _scrub_span(span, ids)
+            t = type(v)
+            if t is str:
+                if raw in v:
+                    return _scrub_span(span, ids)
+            elif t is int or t is float:
+                if numeric is None:
+                    numeric = _could_be_number(raw)
+                if numeric and str(v) == raw:
+                    return _scrub_span(span, ids)
+            elif _hit(v, raw):
+                return _scrub_span(span, ids)
+        if events:
+            for ev in events:
+                if raw in ev.name or any(raw in k or _hit(v, raw) for k, v in (ev.attributes or {}).items()):
+                    return _scrub_span(span, ids)
+        if links:
+            for link in links:
+                if any(raw in k or _hit(v, raw) for k, v in (link.attributes or {}).items()):
+                    return _scrub_span(span, ids)
+    return 0
+
+
+def _scrub_span(span: Span, ids: Sequence[str]) -> int:
     s = _Scrubber(ids)
     name = s.text(span._name)  # noqa: SLF001 - pinned SDK 1.45.2, see module docstring
     if name != span._name:
@@ -210,20 +309,13 @@ class RedactionProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
-            b = _BINDING.get()
-            if b is not None and b.ctx is not None:
-                setattr(span, _RAW_ATTR, (b.ctx.tenant_id,))
+            capture(span, _BINDING.get())
         except Exception:  # noqa: BLE001
             _log.debug("flowmap: redaction capture failed", exc_info=True)
 
     def _on_ending(self, span: Span) -> None:
         try:
-            ids: tuple[str, ...] = getattr(span, _RAW_ATTR, ())
-            b = _BINDING.get()
-            if b is not None and b.ctx is not None and b.ctx.tenant_id not in ids:
-                ids = (*ids, b.ctx.tenant_id)
-            if ids:
-                _redact_span(span, ids)
+            redact_ending(span)
         except Exception:  # noqa: BLE001
             _log.debug("flowmap: redaction failed", exc_info=True)
 
