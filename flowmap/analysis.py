@@ -38,6 +38,7 @@ __all__ = ["analyze", "analyze_traces", "Analyzer"]
 # spans of other kinds are still judged when the linking span comes first (it waits in a
 # pending record until its target's trace arrives).
 _LINK_TARGET_BOUNDARIES = attributes.DATA_BOUNDARIES | {"queue.publish", "stream"}
+_KINDS = {k: k for k in attributes.BOUNDARY_KINDS}  # one string object per boundary kind
 
 
 def _summary(span: Span) -> Span:
@@ -80,7 +81,11 @@ class Analyzer:
         self._parents: dict[str, Counter[str]] = {}
         # cross-trace links: trace id -> span id -> summary of a span other traces may
         # link to; and trace id -> span id -> linking spans that wait for that target
-        self._link_targets: dict[str, dict[str, Span]] = {}
+        #: trace id -> span id -> (operation, tenant, key id, boundary): a tuple and
+        #: shared strings, about 150 bytes a span (see _LINK_TARGET_BOUNDARIES)
+        self._link_targets: dict[str, dict[str, tuple[str, str | None, str | None, str | None]]] = {}
+        self._op_names: dict[str, tuple[str, str]] = {}  # operation -> (service, span name)
+        self._canon: dict[str, str] = {}  # one string object per tenant tag
         self._pending_links: dict[str, dict[str, list[Span]]] = {}
         # (trace id, span id) -> context-dropped finding through a cross-trace link, and
         # the linking span's operation: it supersedes unscoped-entry on the same span
@@ -111,28 +116,28 @@ class Analyzer:
         verdict = evaluate(graph, self.settings)
         spans = trace.spans
 
-        services, tags = r.services, r.tenant_tags
-        for span in spans.values():
-            if span.service not in services:
-                services.add(span.service)
-            t = span.tenant
-            if t is not None and t not in tags and is_opaque_tag(t):
-                tags.add(t)
-        for f in verdict.findings:
-            f.origin = spans[f.span_id].origin or None
-        self._findings.extend(verdict.findings)
-        for f in verdict.orphans:
-            self._orphans.append((f, spans[f.span_id].operation))
-        self._masker.add(verdict.raw_values)
+        services = {s.service for s in spans.values()}
+        if not services <= r.services:
+            r.services |= services
+        tags = {s.tenant for s in spans.values()}
+        tags.discard(None)
+        if not tags <= r.tenant_tags:
+            r.tenant_tags.update(t for t in tags - r.tenant_tags if is_opaque_tag(t))
+        if verdict.findings:
+            for f in verdict.findings:
+                f.origin = spans[f.span_id].origin or None
+            self._findings.extend(verdict.findings)
+            for f in verdict.orphans:
+                self._orphans.append((f, graph.ops[f.span_id]))
+            if verdict.raw_values:
+                self._masker.add(verdict.raw_values)
 
         parents = self._parents
-        ops = graph.ops
-        for sid, pid in graph.parent.items():
-            child_op = ops[sid]
+        for (parent_op, child_op, _), n in verdict.calls.items():
             counter = parents.get(child_op)
             if counter is None:
                 counter = parents[child_op] = Counter()
-            counter[ops[pid]] += 1
+            counter[parent_op] += n
 
         self._flow.add_trace(graph, verdict)
         for path in trace_paths(graph, verdict):
@@ -144,17 +149,16 @@ class Analyzer:
         """Judge links between this trace and others, whichever of the two came first."""
         spans = graph.spans
         if graph.external_links:
-            targets, pending = self._link_targets, self._pending_links
+            pending = self._pending_links
             for linked_trace, linked_span, sid in graph.external_links:
                 consumer = _summary(spans[sid])
-                seen = targets.get(linked_trace)
-                producer = seen.get(linked_span) if seen is not None else None
+                producer = self._target(linked_trace, linked_span)
                 if producer is not None:
                     self._judge_link(producer, consumer)
                 else:
                     pending.setdefault(linked_trace, {}).setdefault(linked_span, []).append(consumer)
         trace_id = graph.trace.trace_id
-        waiting = self._pending_links.pop(trace_id, None)
+        waiting = self._pending_links.pop(trace_id, None) if self._pending_links else None
         if waiting is not None:
             for sid, consumers in waiting.items():
                 span = spans.get(sid)
@@ -162,12 +166,31 @@ class Analyzer:
                     producer = _summary(span)
                     for consumer in consumers:
                         self._judge_link(producer, consumer)
-        mine: dict[str, Span] | None = None
-        for sid, span in spans.items():
-            if span.boundary in _LINK_TARGET_BOUNDARIES or span.kind == SPAN_KIND_PRODUCER:
-                if mine is None:
-                    mine = self._link_targets.setdefault(trace_id, {})
-                mine[sid] = _summary(span)
+        picked = [sid for sid, s in spans.items()
+                  if s.boundary in _LINK_TARGET_BOUNDARIES or s.kind == SPAN_KIND_PRODUCER]
+        if picked:
+            ops, names, canon = graph.ops, self._op_names, self._canon
+            mine = self._link_targets.setdefault(trace_id, {})
+            for sid in picked:
+                s = spans[sid]
+                op = ops[sid]
+                if op not in names:
+                    names[op] = (s.service, s.name)
+                t = s.tenant
+                if t is not None:
+                    t = canon.setdefault(t, t)
+                mine[sid] = (op, t, s.key_id, _KINDS.get(s.boundary, s.boundary))
+
+    def _target(self, trace_id: str, span_id: str) -> Span | None:
+        """The remembered link target ``(trace_id, span_id)`` as a span summary, if any."""
+        seen = self._link_targets.get(trace_id)
+        rec = seen.get(span_id) if seen is not None else None
+        if rec is None:
+            return None
+        op, tenant, key_id, boundary = rec
+        service, name = self._op_names[op]
+        return Span(trace_id=trace_id, span_id=span_id, parent_span_id=None, name=name, kind=0,
+                    service=service, tenant=tenant, boundary=boundary, key_id=key_id)
 
     def _judge_link(self, producer: Span, consumer: Span) -> None:
         f = judge_link(producer, consumer)

@@ -38,6 +38,8 @@ they are, plus ``total`` (see :mod:`flowmap.formats.json`).
 
 from __future__ import annotations
 
+from collections import Counter
+
 from .graph import SpanGraph
 from .model import FlowEdge, FlowMap, FlowNode, Span
 from .rules import (
@@ -125,32 +127,40 @@ class FlowMapBuilder:
         spans = graph.spans
         ops = graph.ops
         trace_id = graph.trace.trace_id
-        roots = set(graph.entry_roots())
         flow_nodes = self.flow.nodes
-        nodes = {}
-        for sid, span in spans.items():
-            node = flow_nodes.get(ops[sid])
-            if node is None or (node.boundary is None and span.boundary is not None):
-                node = self.node(span)
-            nodes[sid] = node
-            node.spans += 1
-            if span.tenant is None:
-                node.untagged += 1
-            if sid in roots and is_entry(span):
-                node.entry = True
-        # aggregate the trace's calls first: a trace repeats few distinct (edge, state) pairs
-        calls: dict[tuple[str, str, str, bool], int] = {}
-        for sid, pid in graph.parent.items():
-            key = (ops[pid], ops[sid], edge_state(spans[pid], spans[sid]), False)
-            calls[key] = calls.get(key, 0) + 1
+        # per operation, not per span: a trace repeats few distinct operations
+        need: list[str] = []
+        for operation, n in Counter(ops.values()).items():
+            node = flow_nodes.get(operation)
+            if node is None or node.boundary is None:
+                need.append(operation)
+            else:
+                node.spans += n
+        if need:
+            self._new_nodes(graph, need)
+        untagged = [ops[sid] for sid, s in spans.items() if s.tenant is None]
+        for operation in untagged:
+            flow_nodes[operation].untagged += 1
+        for sid in graph.entry_roots():
+            if is_entry(spans[sid]):
+                flow_nodes[ops[sid]].entry = True
+        # parent edges were judged and counted by the rules; links inside the trace here
+        for (source, target, state), n in verdict.calls.items():
+            self.count(source, target, state, trace_id, n=n)
         for src, dst in graph.links:
-            key = (ops[src], ops[dst], edge_state(spans[src], spans[dst]), True)
-            calls[key] = calls.get(key, 0) + 1
-        for (source, target, state, via_link), n in calls.items():
-            self.count(source, target, state, trace_id, via_link=via_link, n=n)
+            self.count(ops[src], ops[dst], edge_state(spans[src], spans[dst]), trace_id, via_link=True)
         for f in verdict.findings:
-            node = nodes[f.span_id]
+            node = flow_nodes[ops[f.span_id]]
             node.findings[f.rule] = node.findings.get(f.rule, 0) + 1
+
+    def _new_nodes(self, graph: SpanGraph, operations: list[str]) -> None:
+        """Count the spans of operations new to the map, or still without a boundary kind
+        (the first boundary kind seen for an operation is kept), span by span."""
+        wanted = set(operations)
+        ops = graph.ops
+        for sid, span in graph.spans.items():
+            if ops[sid] in wanted:
+                self.node(span).spans += 1
 
     def add_link(self, producer: Span, consumer: Span, rule: str | None) -> None:
         """A link between traces, judged once both sides were seen."""

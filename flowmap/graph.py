@@ -30,7 +30,7 @@ from .model import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, Span, Trace
 if TYPE_CHECKING:  # pragma: no cover
     import networkx
 
-__all__ = ["SpanGraph", "is_entry", "ENTRY_BOUNDARIES"]
+__all__ = ["SpanGraph", "is_entry", "operation", "ENTRY_BOUNDARIES"]
 
 #: boundaries that are entry points whatever the span kind says
 ENTRY_BOUNDARIES = frozenset({"http.server", "queue.consume"})
@@ -44,33 +44,58 @@ def is_entry(span: Span) -> bool:
     return span.kind in (SPAN_KIND_SERVER, SPAN_KIND_CONSUMER)
 
 
+_OPS: dict[str, dict[str, str]] = {}  # service -> span name -> operation (one shared string)
+_OPS_MAX = 100_000  # a hostile input with endless distinct names falls back to new strings
+_ops_size = 0
+
+
+def operation(service: str, name: str) -> str:
+    """``Span.operation`` as one shared string per distinct operation: built once, its
+    hash cached, so every dict keyed by operations (flow map, parents) hashes nothing."""
+    global _ops_size
+    by_name = _OPS.get(service)
+    if by_name is not None:
+        op = by_name.get(name)
+        if op is not None:
+            return op
+    op = f"{service} {name}"
+    if _ops_size < _OPS_MAX:
+        _OPS.setdefault(service, {})[name] = op
+        _ops_size += 1
+    return op
+
+
 class SpanGraph:
-    """Parent/child/link structure of one trace, in a stable order (start time, span id)."""
+    """Parent/child/link structure of one trace, in a stable order (start time, span id).
+
+    The analyzer builds one per trace, so only what every trace needs is computed up
+    front (parent map, tops, links, operations, a cycle check); ``children`` and
+    ``order`` are built on first use.
+    """
 
     __slots__ = (
         "trace",
         "spans",
         "parent",
-        "children",
         "roots",
         "missing_parent",
         "remote_entries",
         "cycle_cut",
         "links",
         "external_links",
-        "order",
+        "ops",
+        "_children",
+        "_order",
         "_below",
-        "_ops",
     )
 
     def __init__(self, trace: Trace, on_warning: Callable[[str], None] | None = None) -> None:
         self.trace = trace
         spans = trace.spans
+        trace_id = trace.trace_id
         self.spans: dict[str, Span] = spans
         #: span id -> parent span id, only for parents present in the trace (cycles cut)
         self.parent: dict[str, str] = {}
-        #: span id -> child span ids, by start time
-        self.children: dict[str, list[str]] = {}
         #: spans without a parent id
         self.roots: list[str] = []
         #: spans whose parent id is not in the trace (entries excepted)
@@ -83,52 +108,88 @@ class SpanGraph:
         self.links: list[tuple[str, str]] = []
         #: (linked trace id, linked span id, span id) for links to other traces
         self.external_links: list[tuple[str, str, str]] = []
+        #: span id -> operation (``Span.operation``, one shared string per operation)
+        self.ops: dict[str, str] = {}
+        self._children: dict[str, list[str]] | None = None
+        self._order: list[str] | None = None
+        self._below: dict[str, dict[str, bool]] = {}
 
-        def sort_key(sid: str) -> tuple[int, str]:
-            return (spans[sid].start_ns, sid)
-
+        parent, ops = self.parent, self.ops
+        op_cache = _OPS
         for sid, span in spans.items():
+            by_name = op_cache.get(span.service)
+            op = by_name.get(span.name) if by_name is not None else None
+            ops[sid] = op if op is not None else operation(span.service, span.name)
             pid = span.parent_span_id
             if not pid:
                 self.roots.append(sid)
             elif pid in spans:
-                self.parent[sid] = pid
+                parent[sid] = pid
             elif is_entry(span):
                 self.remote_entries.append(sid)
             else:
                 self.missing_parent.append(sid)
-            for link in span.links:
-                if link.trace_id == trace.trace_id and link.span_id in spans:
-                    if link.span_id != sid:
-                        self.links.append((link.span_id, sid))
-                elif link.trace_id != trace.trace_id:
-                    self.external_links.append((link.trace_id, link.span_id, sid))
+            if span.links:
+                for link in span.links:
+                    if link.trace_id == trace_id and link.span_id in spans:
+                        if link.span_id != sid:
+                            self.links.append((link.span_id, sid))
+                    elif link.trace_id != trace_id:
+                        self.external_links.append((link.trace_id, link.span_id, sid))
 
-        self._link_children(sort_key)
-        if len(self.order) < len(spans):
-            # spans not reachable from any top sit on (or hang below) a parent cycle
-            self._break_cycles(sort_key, on_warning)
-            self._link_children(sort_key)
-        self._below: dict[str, dict[str, bool]] = {}
-        self._ops: dict[str, str] | None = None
-
-    def _link_children(self, sort_key: Callable[[str], tuple[int, str]]) -> None:
-        children: dict[str, list[str]] = {}
-        for sid, pid in self.parent.items():
-            kids = children.get(pid)
-            if kids is None:
-                children[pid] = [sid]
-            else:
-                kids.append(sid)
-        for kids in children.values():
-            if len(kids) > 1:
-                kids.sort(key=sort_key)
-        self.children = children
+        if self._has_cycle():
+            self._break_cycles(self._sort_key, on_warning)
         for tops in (self.roots, self.missing_parent, self.remote_entries, self.cycle_cut):
             if len(tops) > 1:
-                tops.sort(key=sort_key)
-        #: every span once, parents before children (breadth first from each top span)
-        self.order: list[str] = self._bfs(self.tops())
+                tops.sort(key=self._sort_key)
+
+    def _sort_key(self, sid: str) -> tuple[int, str]:
+        return (self.spans[sid].start_ns, sid)
+
+    def _has_cycle(self) -> bool:
+        """Whether some span does not reach a top by walking up its parents."""
+        parent = self.parent
+        if not parent:
+            return False
+        good = set(self.roots)
+        good.update(self.remote_entries, self.missing_parent)
+        limit = len(parent)
+        for sid in parent:
+            if sid in good:
+                continue
+            walk = [sid]
+            node = parent[sid]
+            while node not in good:
+                if len(walk) > limit:
+                    return True  # longer than every parent edge: the walk went round a loop
+                walk.append(node)
+                node = parent[node]  # a span without a parent is a top, so always found
+            good.update(walk)
+        return False
+
+    @property
+    def children(self) -> dict[str, list[str]]:
+        """span id -> child span ids, by start time."""
+        if self._children is None:
+            children: dict[str, list[str]] = {}
+            for sid, pid in self.parent.items():
+                kids = children.get(pid)
+                if kids is None:
+                    children[pid] = [sid]
+                else:
+                    kids.append(sid)
+            for kids in children.values():
+                if len(kids) > 1:
+                    kids.sort(key=self._sort_key)
+            self._children = children
+        return self._children
+
+    @property
+    def order(self) -> list[str]:
+        """Every span once, parents before children (breadth first from each top span)."""
+        if self._order is None:
+            self._order = self._bfs(self.tops())
+        return self._order
 
     # -- structure ---------------------------------------------------------------
 
@@ -217,13 +278,6 @@ class SpanGraph:
             if pid is not None and (below[sid] or predicate(spans[sid])):
                 below[pid] = True
         return below
-
-    @property
-    def ops(self) -> dict[str, str]:
-        """span id -> operation (``Span.operation``), computed once per trace."""
-        if self._ops is None:
-            self._ops = {sid: f"{s.service} {s.name}" for sid, s in self.spans.items()}
-        return self._ops
 
     def below(self, fact: str) -> dict[str, bool]:
         """For every span, whether a *strict* descendant has a fact the rules and paths

@@ -27,6 +27,8 @@ __all__ = [
     "is_tenant_key",
     "find_raw_tenant_values",
     "scan_attributes",
+    "quiet_keys",
+    "is_quiet",
     "parse_baggage",
     "tenant_keys_in",
     "Masker",
@@ -138,6 +140,12 @@ def _classify(key: str, names: frozenset[str]) -> int:
 # names -> {attribute name: class}: one dict hit per attribute on the hot path
 _CLASS_CACHE: dict[frozenset[str], dict[str, int]] = {}
 _CLASS_CACHE_MAX = 100_000
+# names -> attribute names seen and known to be plain (no tenant id, no baggage), plus
+# flowmap.tenant: a span whose keys are all in it needs only its tag checked. Names other
+# rules read (flowmap.redacted, flowmap.baggage.sent) are never added, so the same one
+# subset test tells the rules that a span has nothing for any attribute rule.
+_QUIET: dict[frozenset[str], set[str]] = {}
+_NEVER_QUIET = frozenset({attributes.REDACTED, attributes.BAGGAGE_SENT})
 
 
 _OPAQUE_SEEN: set[str] = set()
@@ -151,8 +159,29 @@ def _remember_opaque(value: Any) -> bool:
     return False
 
 
+def quiet_keys(names: frozenset[str]) -> set[str]:
+    """The live set of attribute names known to need no attribute rule (see ``is_quiet``)."""
+    quiet = _QUIET.get(names)
+    if quiet is None:
+        quiet = _QUIET[names] = {attributes.TENANT}
+    return quiet
+
+
+def is_quiet(attrs: dict[str, Any], quiet: set[str]) -> bool:
+    """True when ``attrs`` holds no raw tenant id, baggage, redaction mark or baggage flag:
+    every name already seen to be plain, and flowmap.tenant (if any) a known opaque tag.
+    False means "look closer" (:func:`scan_attributes`), not "found something"."""
+    if not quiet.issuperset(attrs):
+        return False
+    tag = attrs.get(attributes.TENANT)
+    return tag is None or (tag.__class__ is str and tag in _OPAQUE_SEEN)
+
+
 def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) -> list[RawValue]:
     """Raw tenant identifiers in one attribute map."""
+    quiet = quiet_keys(names)
+    if is_quiet(attrs, quiet):
+        return []
     cache = _CLASS_CACHE.get(names)
     if cache is None:
         cache = _CLASS_CACHE[names] = {}
@@ -163,6 +192,8 @@ def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) ->
             cls = _classify(key, names)
             if len(cache) < _CLASS_CACHE_MAX:
                 cache[key] = cls
+                if not cls and key not in _NEVER_QUIET:
+                    quiet.add(key)
         if not cls:
             continue
         value = attrs[key]

@@ -36,48 +36,66 @@ def entry_span(graph: SpanGraph) -> str | None:
     return tops[0] if tops else None
 
 
-def _targets(graph: SpanGraph, members: list[str]) -> list[str]:
-    spans = graph.spans
-    tool_below = graph.below("tool")
-    tools = [s for s in members if spans[s].boundary == "tool" and not tool_below[s]]
-    if tools:
-        return tools
-    boundary_below = graph.below("boundary")
-    return [s for s in members if spans[s].boundary is not None and not boundary_below[s]]
+def _final(graph: SpanGraph, candidates: list[str]) -> list[str]:
+    """The candidates with no other candidate strictly below them (walking up from each
+    candidate once: no child lists or traversal order needed)."""
+    parent = graph.parent
+    above: set[str] = set()
+    for sid in candidates:
+        pid = parent.get(sid)
+        while pid is not None and pid not in above:
+            above.add(pid)
+            pid = parent.get(pid)
+    return [sid for sid in candidates if sid not in above]
 
 
 def trace_paths(graph: SpanGraph, verdict: TraceVerdict) -> list[TracePath]:
     """Every path of one trace from a subtree top to a final tool call (entry first)."""
+    spans = graph.spans
     tops = graph.tops()
     entry = entry_span(graph)
-    if entry is not None and entry in tops:
+    if entry is not None and entry in tops and tops[0] != entry:
         tops = [entry] + [t for t in tops if t != entry]
-    # group spans by the top of their subtree (graph.order lists parents first)
-    top_of: dict[str, str] = {}
-    members: dict[str, list[str]] = {t: [] for t in tops}
-    for sid in graph.order:
-        pid = graph.parent.get(sid)
-        top = sid if pid is None else top_of[pid]
-        top_of[sid] = top
-        members[top].append(sid)
+
+    # final tool calls, with their chains, grouped by the top of their subtree
+    by_top: dict[str, list[list[str]]] = {}
+    tools = [sid for sid, span in spans.items() if span.boundary == "tool"]
+    for target in _final(graph, tools):
+        chain = graph.chain(target)
+        by_top.setdefault(chain[0], []).append(chain)
+    if len(by_top) < len(tops):
+        # subtrees without tool calls end at their deepest boundaries instead
+        with_tools = set(by_top)
+        boundaries = [sid for sid, span in spans.items() if span.boundary is not None]
+        for target in _final(graph, boundaries):
+            chain = graph.chain(target)
+            if chain[0] not in with_tools:
+                by_top.setdefault(chain[0], []).append(chain)
 
     by_span = verdict.by_span
+    trace_id = graph.trace.trace_id
+    key = graph._sort_key
     out: list[TracePath] = []
     budget = MAX_TARGETS_PER_TRACE
     for top in tops:
-        for target in _targets(graph, members[top]):
+        chains = by_top.get(top)
+        if not chains:
+            continue
+        if len(chains) > 1:
+            chains.sort(key=lambda c: key(c[-1]))
+        for chain in chains:
             if budget <= 0:
                 return out
             budget -= 1
-            chain = graph.chain(target)
             broken_at = break_rule = severity = worst = None
-            for i, sid in enumerate(chain):
-                for f in by_span.get(sid, ()):
-                    if worst is None or f.severity > worst:
-                        worst = f.severity
-                    if broken_at is None and f.rule in BREAK_RULES:
-                        broken_at, break_rule, severity = i, f.rule, f.severity
-            out.append(TracePath(graph.trace.trace_id, chain, broken_at, break_rule, severity, worst))
+            if by_span:
+                for i, sid in enumerate(chain):
+                    for f in by_span.get(sid, ()):
+                        if worst is None or f.severity > worst:
+                            worst = f.severity
+                        if broken_at is None and f.rule in BREAK_RULES:
+                            broken_at, break_rule, severity = i, f.rule, f.severity
+            out.append(TracePath(trace_id, chain, broken_at, break_rule, severity, worst))
     return out
 
 

@@ -23,7 +23,9 @@ from .masking import (
     REDACTED_PLACEHOLDER,
     RawValue,
     find_raw_tenant_values,
+    is_quiet,
     is_tenant_key,
+    quiet_keys,
     scan_attributes,
     tenant_keys_in,
 )
@@ -309,6 +311,9 @@ class TraceVerdict:
     orphans: list[Finding] = field(default_factory=list)
     #: raw values flagged (tenant-in-telemetry, model-chosen-tenant): to be masked
     raw_values: list[Any] = field(default_factory=list)
+    #: (parent operation, child operation, edge state) -> how many parent edges: every
+    #: edge is judged here once, and the flow map counts these instead of judging again
+    calls: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
     def add(self, f: Finding) -> None:
         existing = self.by_span.setdefault(f.span_id, [])
@@ -322,87 +327,110 @@ def _has(v: TraceVerdict, span_id: str, rule: str) -> bool:
     return any(f.rule == rule for f in v.by_span.get(span_id, ()))
 
 
+def _attribute_rules(
+    v: TraceVerdict, graph: SpanGraph, span: Span, settings: AnalysisSettings, resource_hits: list[RawValue]
+) -> None:
+    """tenant-in-telemetry and baggage-to-external on a span the quick test could not clear."""
+    names = settings.tenant_attributes
+    hits = find_raw_tenant_values(span, names, include_resource=False)
+    hits.extend(resource_hits)
+    attrs = span.attributes
+    redacted = _redacted_count(attrs.get(attributes.REDACTED))
+    if hits or redacted:
+        v.add(_finding(
+            TENANT_IN_TELEMETRY, Severity.HIGH, span, graph.parent_of(span.span_id),
+            _telemetry_message(span, hits, redacted),
+        ))
+        v.raw_values.extend(h.value for h in hits)
+    if _truthy(attrs.get(attributes.BAGGAGE_SENT)):
+        host = _destination(span)
+        if not settings.allowed_hosts.allows(host):
+            where = f"'{host}'" if host else "an unrecorded destination"
+            v.add(_finding(
+                BAGGAGE_TO_EXTERNAL, Severity.MEDIUM, span, graph.parent_of(span.span_id),
+                f"{op(span)} sent the tenant baggage to {where}, outside the allowed hosts",
+            ))
+
+
 def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
-    """Run every rule on one trace."""
+    """Run every rule on one trace.
+
+    One pass over the spans: this is the analyzer's hot loop, so the common case — a
+    tagged span under a parent with the same tag, with attribute names already known to
+    be plain — costs a few dict lookups and no allocation; messages are formatted only
+    for findings.
+    """
     v = TraceVerdict()
     names = settings.tenant_attributes
     spans = graph.spans
     parent_of = graph.parent
-
-    # Subtree facts for the root rules, in one reverse pass.
-    tagged_below = graph.below("tagged")
-    boundary_below = graph.below("boundary")
+    ops = graph.ops
+    calls = v.calls
+    quiet = quiet_keys(names)
 
     seen_resources: set[tuple[str, str]] = set()
-    resource_hits: dict[int, list] = {}  # the trace keeps each resource alive: ids are stable
-    for sid in graph.order:
-        span = spans[sid]
-        pid = parent_of.get(sid)
+    last_resource: dict[str, Any] | None = None
+    rhits: list[RawValue] = []
+    for sid, span in spans.items():
+        tenant = span.tenant
         boundary = span.boundary
 
         # cross-tenant / context-dropped along parent edges
+        pid = parent_of.get(sid)
         if pid is not None:
             parent = spans[pid]
-            if parent.tenant is not None and parent.tenant != span.tenant:
-                f = _judge_parent(parent, span)
-                if f is not None:
-                    v.add(f)
+            pt = parent.tenant
+            if pt == tenant:
+                state = INHERITED if pt is not None else UNTAGGED
+            else:
+                state = edge_state(parent, span)
+                if state == SWITCHED or state == DROPPED:
+                    f = _judge_parent(parent, span)
+                    if f is not None:
+                        v.add(f)
+            key = (ops[pid], ops[sid], state)
+            calls[key] = calls.get(key, 0) + 1
 
-        # data boundaries
-        if span.scoped is False and boundary is not None:
-            if boundary == "tool.catalog":
-                v.add(_finding(
-                    UNFILTERED_CATALOG, Severity.HIGH, span, graph.parent_of(sid),
-                    f"tool catalog {op(span)} was shown to the model without the tenant filter",
-                ))
-            elif boundary in attributes.DATA_BOUNDARIES:
-                v.add(_finding(
-                    UNSCOPED_QUERY, Severity.HIGH, span, graph.parent_of(sid),
-                    f"{boundary} boundary {op(span)} ran without a tenant scope (flowmap.scoped=false)",
-                ))
+        if boundary is not None:
+            # data boundaries
+            if span.scoped is False:
+                if boundary == "tool.catalog":
+                    v.add(_finding(
+                        UNFILTERED_CATALOG, Severity.HIGH, span, graph.parent_of(sid),
+                        f"tool catalog {op(span)} was shown to the model without the tenant filter",
+                    ))
+                elif boundary in attributes.DATA_BOUNDARIES:
+                    v.add(_finding(
+                        UNSCOPED_QUERY, Severity.HIGH, span, graph.parent_of(sid),
+                        f"{boundary} boundary {op(span)} ran without a tenant scope (flowmap.scoped=false)",
+                    ))
+            # model-chosen-tenant
+            if boundary == "tool":
+                keys, values = _model_chosen_keys(span, names)
+                if keys:
+                    # values given by the model (not a schema's {"type": ...} description)
+                    v.raw_values.extend(x for x in values if not isinstance(x, dict))
+                    shown = ", ".join(f"'{k}'" for k in dict.fromkeys(keys))
+                    v.add(_finding(
+                        MODEL_CHOSEN_TENANT, Severity.HIGH, span, graph.parent_of(sid),
+                        f"tool call {op(span)} takes the tenant from the model's arguments ({shown})",
+                    ))
 
-        # model-chosen-tenant
-        if boundary == "tool":
-            keys, values = _model_chosen_keys(span, names)
-            if keys:
-                # values given by the model (not a schema's {"type": ...} description)
-                v.raw_values.extend(x for x in values if not isinstance(x, dict))
-                shown = ", ".join(f"'{k}'" for k in dict.fromkeys(keys))
-                v.add(_finding(
-                    MODEL_CHOSEN_TENANT, Severity.HIGH, span, graph.parent_of(sid),
-                    f"tool call {op(span)} takes the tenant from the model's arguments ({shown})",
-                ))
-
-        # tenant-in-telemetry: resource attributes are reported once per service and trace
-        hits = find_raw_tenant_values(span, names, include_resource=False)
-        if span.resource:
-            rid = id(span.resource)
-            rhits = resource_hits.get(rid)
-            if rhits is None:
-                rhits = resource_hits[rid] = list(
-                    scan_attributes(span.resource, "resource attribute", names)
-                )
+        # tenant-in-telemetry (resource attributes once per service and trace) and
+        # baggage-to-external
+        resource = span.resource
+        if resource is not last_resource:
+            last_resource = resource
+            rhits = scan_attributes(resource, "resource attribute", names) if resource else []
+        new_rhits = rhits
+        if rhits:
+            new_rhits = []
             for hit in rhits:
                 if (span.service, hit.key) not in seen_resources:
                     seen_resources.add((span.service, hit.key))
-                    hits.append(hit)
-        redacted = _redacted_count(span.attributes.get(attributes.REDACTED))
-        if hits or redacted:
-            v.add(_finding(
-                TENANT_IN_TELEMETRY, Severity.HIGH, span, graph.parent_of(sid),
-                _telemetry_message(span, hits, redacted),
-            ))
-            v.raw_values.extend(h.value for h in hits)
-
-        # baggage-to-external
-        if _truthy(span.attributes.get(attributes.BAGGAGE_SENT)):
-            host = _destination(span)
-            if not settings.allowed_hosts.allows(host):
-                where = f"'{host}'" if host else "an unrecorded destination"
-                v.add(_finding(
-                    BAGGAGE_TO_EXTERNAL, Severity.MEDIUM, span, graph.parent_of(sid),
-                    f"{op(span)} sent the tenant baggage to {where}, outside the allowed hosts",
-                ))
+                    new_rhits.append(hit)
+        if new_rhits or span.events or span.links or not is_quiet(span.attributes, quiet):
+            _attribute_rules(v, graph, span, settings, new_rhits)
 
     # links inside the trace (queues, streams): producer -> consumer
     for src, dst in graph.links:
@@ -418,8 +446,9 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
         if is_entry(span):
             # an entry that lost its producer's tenant through a link already has the more
             # specific context-dropped finding: unscoped-entry would say the same twice
-            if not tagged_below[sid] and not _has(v, sid, CONTEXT_DROPPED):
-                high = boundary_below[sid]
+            below = graph.subtree(sid)[1:]
+            if not any(spans[x].tenant is not None for x in below) and not _has(v, sid, CONTEXT_DROPPED):
+                high = any(spans[x].boundary is not None for x in below)
                 v.add(_finding(
                     UNSCOPED_ENTRY, Severity.HIGH if high else Severity.MEDIUM, span, None,
                     f"request {op(span)} entered and no tenant was ever bound"
