@@ -9,8 +9,9 @@ change on the edge from the remote parent.
 
 If an OpenTelemetry ASGI instrumentation already opened the SERVER span, that span is
 annotated; otherwise the middleware opens it (``flowmap.boundary="http.server"`` plus
-the standard ``http.*``/``url.*``/``server.*`` attributes). The span ends inside the
-binding, so flowmap's redaction still knows which raw id to scrub from it.
+the standard ``http.*``/``url.*``/``server.*`` attributes). Its own span ends inside the
+binding; an outer span ends after it, so the raw id is registered on that span for
+flowmap's redaction (e.g. a ``url.path`` that holds the tenant id is still scrubbed).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from . import attributes as A
 from . import runtime
 from .context import RequestContext, bind
 from .propagation import extract_context
+from .redaction import register_tenant_id
 from .tagging import Tagger, is_opaque_tag
 
 __all__ = ["TenantMiddleware", "Resolver", "header", "headers_of"]
@@ -145,6 +147,9 @@ class TenantMiddleware:
                     return
                 await self._run(scope, receive, send, span, owns_span)
                 return
+            if not owns_span:
+                # the outer span ends after this binding is gone: tell redaction its raw id
+                register_tenant_id(span, ctx.tenant_id)
             with bind(ctx):
                 tagger = self.tagger or runtime.tagger_or_none()
                 if tagger is not None:

@@ -259,3 +259,38 @@ def test_app_exception_marks_span_and_propagates(telemetry):
     assert server.events and server.events[0].name == "exception"
     assert TENANT_A not in exported_text(spans)  # the exception message was redacted
 
+
+
+def test_outer_contrib_asgi_span_has_the_raw_id_scrubbed_from_its_url(monkeypatch):
+    """The real opentelemetry-instrumentation-asgi middleware owns the SERVER span. When
+    the app fails before responding, that span ends in the middleware's ``finally``: after
+    TenantMiddleware's binding is gone. Redaction-only pipeline (no tagger, so no tag on
+    the span to map back from): only the id TenantMiddleware registered can scrub it."""
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    monkeypatch.delenv("FLOWMAP_TENANT_KEY", raising=False)
+    previous = runtime._tagger
+    runtime.set_tagger(None)
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(RedactionProcessor())
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+
+    async def failing(scope, receive, send):
+        raise RuntimeError("backend unavailable")
+
+    inner = TenantMiddleware(failing, resolve_bearer, tracer_provider=provider)
+    app = OpenTelemetryMiddleware(inner, tracer_provider=provider, exclude_spans=["receive", "send"])
+    try:
+        with serve(app) as srv:
+            r = httpx.get(srv.url + f"/tenants/{TENANT_A}/chat", headers={"authorization": "Bearer token-a"})
+            assert r.status_code == 500
+            spans = wait_for(memory, lambda s: len(by_kind(s, SpanKind.SERVER)) == 1)
+    finally:
+        runtime.set_tagger(previous)
+        provider.shutdown()
+    (server,) = by_kind(spans, SpanKind.SERVER)
+    assert server.attributes[A.BOUNDARY] == "http.server"  # annotated, not a second span
+    assert any(isinstance(v, str) and "[flowmap:redacted]" in v for v in server.attributes.values())
+    assert server.attributes[A.REDACTED] >= 1
+    assert TENANT_A not in exported_text(spans)

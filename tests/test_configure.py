@@ -200,13 +200,20 @@ def test_global_app_provider_is_kept_and_extended_once(tmp_path):
         assert rt2 is rt and rt.tracer_provider is app and trace.get_tracer_provider() is app
         assert len(app._active_span_processor._span_processors) == n
         assert outbound.is_instrumented()
+        from opentelemetry import propagate
+
+        def guarded():
+            return any(isinstance(p, outbound.GuardedBaggagePropagator)
+                       for p in propagate.get_global_textmap()._propagators)
+
+        assert guarded()  # other HTTP clients can no longer send the tenant tag
         with flowmap.bind(flowmap.RequestContext("umbrella-raw")):
             with trace.get_tracer("app").start_as_current_span("app-span"):
                 pass
         (span,) = mem.get_finished_spans()
         assert "flowmap.tenant" in span.attributes
         rt.shutdown()
-        assert not outbound.is_instrumented()
+        assert not outbound.is_instrumented() and not guarded()
         print("OK")
         """
     ) % (str(tmp_path / "g.jsonl"), str(tmp_path / "g.jsonl"))
@@ -214,3 +221,52 @@ def test_global_app_provider_is_kept_and_extended_once(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "OK"
     assert "umbrella-raw" not in (tmp_path / "g.jsonl").read_text()
+
+
+def test_configure_installs_one_combined_processor_that_alerts_and_updates():
+    from flowmap.processors import FlowmapSpanProcessor
+
+    alerts = []
+    tp = TracerProvider()
+    mem = InMemorySpanExporter()
+    tp.add_span_processor(SimpleSpanProcessor(mem))
+    rt = _isolated(tracer_provider=tp, exporters=None, alert_callback=alerts.append)
+    assert [type(p) for p in rt.processors] == [FlowmapSpanProcessor]
+    tracer = tp.get_tracer("t")
+    with tracer.start_as_current_span("unscoped tool", attributes={"flowmap.boundary": "tool"}):
+        pass
+    with tracer.start_as_current_span("plain"):
+        pass  # not a boundary: no alert in the default scope
+    with flowmap.bind(flowmap.RequestContext(RAW)):
+        with tracer.start_as_current_span("scoped tool", attributes={"flowmap.boundary": "tool"}):
+            pass
+    assert [(a.span_name, a.boundary) for a in alerts] == [("unscoped tool", "tool")]
+    _isolated(tracer_provider=tp, exporters=None, alert_scope="all", alert_callback=alerts.append)
+    with tracer.start_as_current_span("plain again"):
+        pass
+    assert [a.span_name for a in alerts][-1] == "plain again"
+
+
+def test_configure_guards_global_baggage_until_shutdown():
+    from opentelemetry import baggage as otel_baggage
+    from opentelemetry import propagate
+
+    previous = propagate.get_global_textmap()
+    try:
+        _isolated(exporters=None).shutdown()
+        assert propagate.get_global_textmap() is previous  # set_global=False: left alone
+
+        rt = _isolated(exporters=None, guard_baggage=True)
+        tag = tag_for("test-key", RAW)
+        with flowmap.bind(flowmap.RequestContext(RAW)):
+            guarded: dict[str, str] = {}
+            propagate.inject(guarded, context=otel_baggage.set_baggage("app.flag", "on"))
+        # what requests/aiohttp/... would send: the app's own entry, never the tenant tag
+        assert guarded["baggage"] == "app.flag=on"
+        rt.shutdown()
+        with flowmap.bind(flowmap.RequestContext(RAW)):
+            plain: dict[str, str] = {}
+            propagate.inject(plain)
+        assert plain["baggage"] == f"flowmap.tenant={tag}"  # shutdown restored plain W3C baggage
+    finally:
+        propagate.set_global_textmap(previous)

@@ -14,6 +14,7 @@ from flowmap.context import (
     current,
     current_or_none,
     current_tag,
+    outbound_tag,
 )
 from flowmap.errors import ConfigError, FlowmapError, MissingContextError, TenantSwitchError
 from flowmap.tagging import Tagger, tag_for
@@ -136,3 +137,18 @@ def test_bound_tag_cannot_override_a_different_authenticated_tenant(tagger):
 def test_bind_tag_rejects_non_opaque_values():
     with pytest.raises(InvalidContextError):
         bind_tag(RAW)
+
+
+def test_outbound_tag_is_the_bound_tenants_else_opaque_inbound_evidence(tagger):
+    from opentelemetry import context as otel_context
+
+    assert outbound_tag() is None
+    with bind(RequestContext(RAW)):
+        assert outbound_tag() == tagger.tag(RAW)
+    inbound = tag_for("test-key", "upstream-tenant")
+    for value, expected in ((inbound, inbound), (RAW, None)):  # a raw id never travels on
+        token = otel_context.attach(baggage.set_baggage("flowmap.tenant", value))
+        try:
+            assert outbound_tag() == expected
+        finally:
+            otel_context.detach(token)

@@ -228,3 +228,21 @@ def test_guarded_baggage_keeps_the_tag_from_other_clients(spans, server, tagger,
     # Extraction still works, so a receiving service sees the inbound tag.
     extracted = propagate.extract({"baggage": f"{A.BAGGAGE_KEY}={tagger.tag(RAW_TENANT)}"})
     assert otel_baggage.get_baggage(A.BAGGAGE_KEY, extracted) == tagger.tag(RAW_TENANT)
+
+
+def test_guard_strips_only_the_tag_and_can_be_undone(tagger, guarded_propagation):
+    from opentelemetry import propagate
+
+    from flowmap.outbound import GuardedBaggagePropagator, unguard_global_baggage
+
+    with bind(RequestContext(RAW_TENANT)):
+        headers: dict[str, str] = {}
+        propagate.inject(headers, context=otel_baggage.set_baggage("app.flag", "on"))
+    assert headers["baggage"] == "app.flag=on"  # the application's own entry is its business
+    unguard_global_baggage()
+    unguard_global_baggage()  # idempotent
+    assert not any(isinstance(p, GuardedBaggagePropagator) for p in propagate.get_global_textmap()._propagators)
+    with bind(RequestContext(RAW_TENANT)):
+        headers = {}
+        propagate.inject(headers)
+    assert headers["baggage"] == f"{A.BAGGAGE_KEY}={tagger.tag(RAW_TENANT)}"

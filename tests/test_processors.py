@@ -1,26 +1,39 @@
-"""TenantSpanProcessor with the real SDK: tag from context, else from inbound baggage."""
+"""Tenant tagging with the real SDK: tag from context, else from inbound baggage.
 
+Every behaviour holds for the standalone TenantSpanProcessor and for the combined
+FlowmapSpanProcessor that configure() installs (whose fast path writes the SDK's
+attribute dict directly and must export exactly what the public API would)."""
+
+import pytest
 from opentelemetry import baggage, context as otel_context
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from flowmap.attributes import TENANT, TENANT_SOURCE
 from flowmap.context import RequestContext, bind, bind_tag
-from flowmap.processors import TenantSpanProcessor
+from flowmap.processors import FlowmapSpanProcessor, TenantSpanProcessor
 from flowmap.tagging import Tagger, tag_for
 
 
-def _provider(processor):
+@pytest.fixture(params=["tenant", "flowmap"])
+def make(request):
+    """Build the processor under test from a tagger."""
+    if request.param == "tenant":
+        return TenantSpanProcessor
+    return lambda tagger: FlowmapSpanProcessor(tagger, None)
+
+
+def _provider(processor, limits=None):
     exp = InMemorySpanExporter()
-    tp = TracerProvider()
+    tp = TracerProvider(span_limits=limits)
     tp.add_span_processor(processor)
     tp.add_span_processor(SimpleSpanProcessor(exp))
     return tp.get_tracer("t"), exp
 
 
-def test_span_gets_tag_and_source_from_bound_context():
-    tracer, exp = _provider(TenantSpanProcessor(Tagger("test-key")))
+def test_span_gets_tag_and_source_from_bound_context(make):
+    tracer, exp = _provider(make(Tagger("test-key")))
     with bind(RequestContext("acme-raw")):
         with tracer.start_as_current_span("work"):
             pass
@@ -29,16 +42,16 @@ def test_span_gets_tag_and_source_from_bound_context():
     assert span.attributes[TENANT_SOURCE] == "context"
 
 
-def test_processor_tags_with_its_own_key_even_if_bound_under_another():
-    tracer, exp = _provider(TenantSpanProcessor(Tagger("other-key")))
+def test_processor_tags_with_its_own_key_even_if_bound_under_another(make):
+    tracer, exp = _provider(make(Tagger("other-key")))
     with bind(RequestContext("acme-raw")):
         with tracer.start_as_current_span("work"):
             pass
     assert exp.get_finished_spans()[0].attributes[TENANT] == tag_for("other-key", "acme-raw")
 
 
-def test_inbound_baggage_tag_is_used_with_source_baggage():
-    tracer, exp = _provider(TenantSpanProcessor(Tagger("test-key")))
+def test_inbound_baggage_tag_is_used_with_source_baggage(make):
+    tracer, exp = _provider(make(Tagger("test-key")))
     tag = tag_for("test-key", "acme-raw")
     token = otel_context.attach(baggage.set_baggage("flowmap.tenant", tag))
     try:
@@ -54,8 +67,8 @@ def test_inbound_baggage_tag_is_used_with_source_baggage():
         assert span.attributes[TENANT_SOURCE] == "baggage"
 
 
-def test_non_opaque_baggage_is_never_copied_into_a_span():
-    tracer, exp = _provider(TenantSpanProcessor(Tagger("test-key")))
+def test_non_opaque_baggage_is_never_copied_into_a_span(make):
+    tracer, exp = _provider(make(Tagger("test-key")))
     token = otel_context.attach(baggage.set_baggage("flowmap.tenant", "acme-raw"))
     try:
         with tracer.start_as_current_span("inbound"):
@@ -66,8 +79,8 @@ def test_non_opaque_baggage_is_never_copied_into_a_span():
     assert TENANT not in span.attributes
 
 
-def test_no_context_no_tag():
-    tracer, exp = _provider(TenantSpanProcessor(Tagger("test-key")))
+def test_no_context_no_tag(make):
+    tracer, exp = _provider(make(Tagger("test-key")))
     with tracer.start_as_current_span("bare"):
         pass
     assert TENANT not in exp.get_finished_spans()[0].attributes
@@ -80,9 +93,38 @@ class _BrokenTagger:
         raise RuntimeError("tagger exploded")
 
 
-def test_processor_never_raises_into_the_application():
-    tracer, exp = _provider(TenantSpanProcessor(_BrokenTagger()))  # type: ignore[arg-type]
+def test_processor_never_raises_into_the_application(make):
+    tracer, exp = _provider(make(_BrokenTagger()))  # type: ignore[arg-type]
     with bind(RequestContext("acme-raw")):
         with tracer.start_as_current_span("still-runs"):
             ran = True
     assert ran and exp.get_finished_spans()[0].name == "still-runs"
+
+
+def _exported(processor, limits, start_attrs=None):
+    tracer, exp = _provider(processor, limits)
+    with bind(RequestContext("acme-raw")):
+        with tracer.start_as_current_span("work", attributes=start_attrs) as span:
+            span.set_attribute("later", "value")
+    (out,) = exp.get_finished_spans()
+    return dict(out.attributes), out.dropped_attributes
+
+
+@pytest.mark.parametrize(
+    "limits, start_attrs",
+    [
+        (None, None),
+        (None, {TENANT: "0000000000000000", TENANT_SOURCE: "explicit", "http.method": "GET"}),
+        (SpanLimits(max_span_attributes=2), {"a": "1", "b": "2"}),  # near the limit: oldest evicted
+        (SpanLimits(max_span_attribute_length=8), None),  # values truncated
+        (SpanLimits(max_span_attributes=0), None),  # nothing kept
+    ],
+)
+def test_fast_path_exports_exactly_what_the_public_api_does(limits, start_attrs):
+    tagger = Tagger("test-key")
+    expected = _exported(TenantSpanProcessor(tagger), limits, start_attrs)
+    assert _exported(FlowmapSpanProcessor(tagger, None), limits, start_attrs) == expected
+    if limits is None:
+        assert expected[0][TENANT] == tag_for("test-key", "acme-raw")
+        assert expected[0][TENANT_SOURCE] == "context"
+

@@ -1,6 +1,12 @@
-"""RedactionProcessor: the request's raw tenant id is scrubbed before any exporter sees it."""
+"""Redaction: the request's raw tenant id is scrubbed before any exporter sees it.
+
+Every behaviour holds for the standalone TenantSpanProcessor + RedactionProcessor and for
+the combined FlowmapSpanProcessor that configure() installs."""
 
 import json
+import threading
+
+import pytest
 
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.trace import TracerProvider
@@ -9,25 +15,33 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from flowmap.attributes import REDACTED, TENANT
 from flowmap.context import RequestContext, bind
-from flowmap.processors import TenantSpanProcessor
-from flowmap.redaction import REDACTED_VALUE, RedactionProcessor, scrub_text
+from flowmap.processors import FlowmapSpanProcessor, TenantSpanProcessor
+from flowmap.redaction import REDACTED_VALUE, RedactionProcessor, register_tenant_id, scrub_text
 from flowmap.tagging import Tagger
 
 RAW = "globex-raw-7731"
 
 
-def _app_provider():
+@pytest.fixture(params=["standalone", "combined"])
+def setup(request):
+    return request.param
+
+
+def _app_provider(setup):
     """An application's provider whose exporter was registered *before* flowmap's processors."""
     exp = InMemorySpanExporter()
     tp = TracerProvider()
     tp.add_span_processor(SimpleSpanProcessor(exp))
-    tp.add_span_processor(TenantSpanProcessor(Tagger("test-key")))
-    tp.add_span_processor(RedactionProcessor())
+    if setup == "standalone":
+        tp.add_span_processor(TenantSpanProcessor(Tagger("test-key")))
+        tp.add_span_processor(RedactionProcessor())
+    else:
+        tp.add_span_processor(FlowmapSpanProcessor(Tagger("test-key")))
     return tp.get_tracer("app"), exp
 
 
-def test_attribute_event_link_status_and_name_values_are_redacted_and_marked():
-    tracer, exp = _app_provider()
+def test_attribute_event_link_status_and_name_values_are_redacted_and_marked(setup):
+    tracer, exp = _app_provider(setup)
     with bind(RequestContext(RAW)):
         with tracer.start_as_current_span("warmup") as other:
             link_ctx = other.get_span_context()
@@ -61,10 +75,8 @@ def test_attribute_event_link_status_and_name_values_are_redacted_and_marked():
     assert REDACTED not in spans["warmup"].attributes  # clean spans are not marked
 
 
-def test_span_ended_in_another_thread_is_still_redacted():
-    import threading
-
-    tracer, exp = _app_provider()
+def test_span_ended_in_another_thread_is_still_redacted(setup):
+    tracer, exp = _app_provider(setup)
     with bind(RequestContext(RAW)):
         span = tracer.start_span("handoff")
         span.set_attribute("note", RAW)
@@ -74,8 +86,8 @@ def test_span_ended_in_another_thread_is_still_redacted():
     assert RAW not in exp.get_finished_spans()[0].to_json()
 
 
-def test_numbers_equal_to_a_numeric_tenant_id_are_redacted():
-    tracer, exp = _app_provider()
+def test_numbers_equal_to_a_numeric_tenant_id_are_redacted(setup):
+    tracer, exp = _app_provider(setup)
     with bind(RequestContext("918273")):
         with tracer.start_as_current_span("numeric") as span:
             span.set_attribute("account", 918273)
@@ -89,11 +101,49 @@ def test_short_ids_are_redacted_only_as_whole_tokens():
     assert scrub_text("xacme-corpx", ["acme-corp"]) == (f"x{REDACTED_VALUE}x", 1)
 
 
-def test_other_tenants_data_and_unbound_spans_untouched():
-    tracer, exp = _app_provider()
+def test_other_tenants_data_and_unbound_spans_untouched(setup):
+    tracer, exp = _app_provider(setup)
     with tracer.start_as_current_span("no-context") as span:
         span.set_attribute("note", RAW)
     (s,) = exp.get_finished_spans()
     assert s.attributes["note"] == RAW and REDACTED not in s.attributes
     # nothing bound: nothing to compare against (the analyzer's tenant-in-telemetry rule covers this)
     json.loads(s.to_json())
+
+
+def test_span_ended_after_its_request_is_still_redacted(setup):
+    tracer, exp = _app_provider(setup)
+    with bind(RequestContext(RAW)):
+        span = tracer.start_span("outlives-the-request")
+    span.set_attribute("late", f"written for {RAW} after the binding was gone")
+    span.end()
+    (s,) = exp.get_finished_spans()
+    assert RAW not in s.to_json() and s.attributes[REDACTED] == 1
+
+
+def test_registered_id_is_scrubbed_from_a_span_that_starts_and_ends_unbound(setup):
+    """An outer instrumentation's server span: started before the binding, ended after it."""
+    tracer, exp = _app_provider(setup)
+    outer = tracer.start_span("GET /tenants/{id}", attributes={"url.path": f"/tenants/{RAW}/chat"})
+    register_tenant_id(outer, RAW)
+    register_tenant_id(outer, RAW)  # idempotent
+    with bind(RequestContext(RAW)):
+        pass  # the request runs
+    outer.end()
+    (s,) = exp.get_finished_spans()
+    assert s.attributes["url.path"] == f"/tenants/{REDACTED_VALUE}/chat"
+    assert s.attributes[REDACTED] == 1
+
+
+def test_register_is_a_no_op_on_spans_it_cannot_help(setup):
+    tracer, exp = _app_provider(setup)
+    ended = tracer.start_span("ended")
+    ended.end()
+    register_tenant_id(ended, RAW)  # ended: nothing to do, no error
+    register_tenant_id(trace_api.NonRecordingSpan(trace_api.INVALID_SPAN_CONTEXT), RAW)
+    register_tenant_id(object(), RAW)
+    register_tenant_id(ended, None)  # type: ignore[arg-type]
+    later = tracer.start_span("later")
+    later.set_attribute("note", RAW)
+    later.end()
+    assert exp.get_finished_spans()[-1].attributes["note"] == RAW  # no stale registration
