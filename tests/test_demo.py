@@ -20,6 +20,7 @@ from flowmap.demo.leaks import LEAKS, Leaks
 from flowmap.model import Severity
 
 RAW_IDS = [t.tenant_id for t in TENANTS]
+AGENT = "demo-agent-api"
 
 
 def _run_demo(tmp: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
@@ -77,6 +78,20 @@ def test_cache_leak_serves_one_tenants_entry_to_another(leaky):
     assert cross and all(f.span_name == "cache.get account-summary" for f in cross)
     assert {f.parent_name for f in cross} == {"cache.set account-summary"}
     assert len({f.trace_id for f in cross}) >= 3  # at least three tenants were served another's entry
+
+
+def test_thread_pool_orphans_are_placed_under_the_search_tool(leaky):
+    """Only long queries go to the pool, so flowmap learns where the orphans belonged."""
+    _, out, _ = leaky
+    analysis = analyze([out])
+    embed, search = f"{AGENT} embeddings scripted-embedder", f"{AGENT} execute_tool search_docs"
+    orphans = [f for f in analysis.findings if f.rule == "orphan-root"]
+    assert orphans and {f.span_name for f in orphans} == {"embeddings scripted-embedder"}
+    assert {f.likely_parent for f in orphans} == {search}
+    assert all(f"likely belonged under '{search}'" in f.message for f in orphans)
+    edge = analysis.flow.edges[(search, embed)]
+    assert edge.orphaned == len(orphans)  # the long queries, run in the pool
+    assert edge.inherited > 0  # the short ones, embedded inline under their tool call
 
 
 def test_fixed_demo_finds_nothing_at_medium_or_above(fixed):

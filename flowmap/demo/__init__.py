@@ -56,8 +56,8 @@ def run_demo(
     leaks = Leaks.none() if fixed else Leaks.all_on()
     echo(f"flowmap demo: using the demo's own tenant key {DEMO_KEY!r} "
          "(public: its tags are not secret; the tenants are made up)")
-    echo(f"platform: agent API + tool service on 127.0.0.1, "
-         + (f"{len(leaks.enabled())} leaks switched on" if not fixed else "every leak fixed"))
+    state = "every leak fixed" if fixed else f"{len(leaks.enabled())} leaks switched on"
+    echo(f"platform: agent API + tool service on 127.0.0.1, {state}")
 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)

@@ -3,33 +3,32 @@
 One request: load the conversation (memory), list the tools the tenant may use (tool
 catalog), let the scripted model plan tool calls, run them (document search over the
 vector index, a cached account lookup, a currency tool on the tool service over HTTP),
-answer, save the turn. Every leak in :mod:`.leaks` is a branch here, named after it.
+answer, save the turn. Every leak in :mod:`.leaks` is a branch here or a constructor
+argument, named after it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import json
 import logging
 from typing import Any
 
 import httpx
 
-from ..asgi import TenantMiddleware
 from ..boundaries import boundary
 from ..context import current
 from ..errors import FlowmapError
-from ..propagation import run_in_executor
-from ._http import JsonApp, bearer_token
+from ..instrumentation import tag_namespace
+from .auth import authenticated, bearer_token
 from .cache import LookupCache
 from .data import ACCOUNTS, DOCUMENTS
+from .embeddings import Embedder
+from .json_app import JsonApp
 from .leaks import Leaks
 from .memory import ConversationMemory
 from .model import ScriptedModel, ToolCall
-from .tools import default_catalog
-from .toolsvc import resolve_tenant
-from .vectors import Embedder, VectorIndex
+from .tools import demo_catalog, schemas
+from .vectors import VectorIndex
 
 __all__ = ["Platform", "build_agent_api", "AGENT_NAME"]
 
@@ -42,18 +41,16 @@ class Platform:
 
     def __init__(self, leaks: Leaks, tool_url: str) -> None:
         self.leaks = leaks
-        self.tool_url = tool_url
         self.model = ScriptedModel()
-        self.embedder = Embedder()
+        self.embedder = Embedder(carry_context=not leaks.thread_pool_drops_context)
         self.index = VectorIndex("docs")
         for tenant_id, doc_id, text in DOCUMENTS:
             self.index.add(doc_id, text, tenant=tenant_id)
         self.memory = ConversationMemory()
-        self.cache = LookupCache("account-summary")
-        self.catalog = default_catalog(model_chooses_tenant=leaks.model_chosen_tenant)
-        # One pool shared by all requests: its worker threads are reused across tenants.
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="embed")
-        self._http: httpx.AsyncClient | None = None
+        self.cache = LookupCache(
+            "account-summary", namespace=None if leaks.cache_key_without_tenant else tag_namespace)
+        self.catalog = demo_catalog(model_chooses_tenant=leaks.model_chosen_tenant)
+        self._http = httpx.AsyncClient(base_url=tool_url, timeout=10.0)
 
     async def chat(self, conversation_id: str, message: str, token: str) -> dict[str, Any]:
         ctx = current()
@@ -62,9 +59,10 @@ class Platform:
             if self.leaks.raw_tenant_id_in_span:
                 span.set_attribute("tenant_id", ctx.tenant_id)  # "just for debugging"
             history = self.memory.load(conversation_id)
-            tools = self.catalog.list(tenant_filter=not self.leaks.unfiltered_tool_catalog)
+            tools = self.catalog.unfiltered() if self.leaks.unfiltered_tool_catalog else self.catalog.for_tenant()
+            # Naming the tenant in the prompt is harmless until a tool schema asks for one.
             system = f"You are the support agent of tenant {ctx.tenant_id}. Answer from the tools."
-            calls = self.model.plan(system, message, tools)
+            calls = self.model.plan(system, message, schemas(tools))
             results = [(call, await self.execute(call, token)) for call in calls]
             answer = self.model.answer(message, results)
             self.memory.append(conversation_id, "user", message)
@@ -76,7 +74,7 @@ class Platform:
             "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call.name,
             "gen_ai.tool.call.arguments": json.dumps(call.arguments, sort_keys=True),
         }):
-            args = dict(call.arguments)
+            args = call.arguments
             if call.name == "search_docs":
                 return await self.search_docs(str(args["query"]))
             if call.name == "account_lookup":
@@ -86,24 +84,17 @@ class Platform:
             raise FlowmapError("the model called a tool this demo does not implement")
 
     async def search_docs(self, query: str) -> list[dict[str, str]]:
-        loop = asyncio.get_running_loop()
-        if self.leaks.thread_pool_drops_context:
-            vector = await loop.run_in_executor(self.pool, self.embedder.embed, query)
-        else:
-            vector = await run_in_executor(loop, self.pool, self.embedder.embed, query)
+        vector = await self.embedder.embed(query)
         where = None if self.leaks.vector_search_without_tenant_filter else {"tenant": current().tenant_id}
         return [{"doc": h.doc_id, "text": h.text} for h in self.index.search(vector, k=2, where=where)]
 
     def account_lookup(self, field: str, model_tenant: Any) -> dict[str, Any]:
-        if self.leaks.model_chosen_tenant:
-            tenant = str(model_tenant)  # trusted because the model passed it
-        else:
-            tenant = current().tenant_id
-        namespace = None if self.leaks.cache_key_without_tenant else current().tenant_id
-        record = self.cache.get(field, namespace=namespace)
+        # The model_chosen_tenant bug: the tenant is whatever the model put in the arguments.
+        tenant = str(model_tenant) if self.leaks.model_chosen_tenant else current().tenant_id
+        record = self.cache.get(field)
         if record is None:
             record = self._query_account(tenant)
-            self.cache.set(field, record, namespace=namespace)
+            self.cache.set(field, record)
         return {field: record.get(field)}
 
     def _query_account(self, tenant: str) -> dict[str, Any]:
@@ -113,20 +104,15 @@ class Platform:
             return dict(ACCOUNTS.get(tenant, {}))
 
     async def fx_convert(self, args: dict[str, Any], token: str) -> dict[str, Any]:
-        if self._http is None:
-            self._http = httpx.AsyncClient(base_url=self.tool_url, timeout=10.0)
         # The user's token is forwarded so the tool service can authenticate the tenant itself.
         resp = await self._http.post("/tools/fx_convert", json=args, headers={"authorization": f"Bearer {token}"})
         resp.raise_for_status()
         return dict(resp.json())
 
-    async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-        self.pool.shutdown(wait=False)
-
 
 def build_agent_api(platform: Platform) -> Any:
+    """The ASGI app: ``POST /v1/chat`` behind TenantMiddleware."""
+
     async def chat(scope: dict[str, Any], body: Any) -> tuple[int, Any]:
         try:
             conversation = str(body["conversation_id"])
@@ -139,11 +125,4 @@ def build_agent_api(platform: Platform) -> Any:
             _log.warning("demo agent request failed: %s", type(exc).__name__)
             return 500, {"error": "internal error"}
 
-    async def health(scope: dict[str, Any], body: Any) -> tuple[int, Any]:
-        return 200, {"ok": True}
-
-    app = JsonApp({("POST", "/v1/chat"): chat, ("GET", "/healthz"): health})
-    return TenantMiddleware(
-        app, resolve_tenant, exempt_paths=("/healthz",),
-        span_name=lambda scope: f"{scope.get('method')} {scope.get('path')}",
-    )
+    return authenticated(JsonApp({("POST", "/v1/chat"): chat}))

@@ -56,12 +56,28 @@ ACCOUNTS: dict[str, dict[str, object]] = {
     "umbrella-health": {"plan": "clinical", "seats": 120, "region": "eu-central"},
 }
 
-# What every tenant's user asks, turn by turn (round 1), then a follow-up (round 2).
-CONVERSATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        "What is our refund policy?",
-        "Which plan are we on?",
-        "Convert 120 EUR to USD for the invoice.",
-    ),
-    ("Remind me which plan we are on.",),
+# What each tenant's user asks, round by round: {user: turns}. In round one every user
+# asks about their documents, their plan, and a currency conversion; two of them paste a
+# customer's whole message, a large embedding job the platform runs on its worker pool
+# (small ones run inline). In round two everyone asks about their plan again.
+_PLAN = "Which plan are we on?"
+_FX = "Convert 120 EUR to USD for the invoice."
+CONVERSATIONS: tuple[dict[str, tuple[str, ...]], ...] = (
+    {
+        "ana": ("What is our refund policy?", _PLAN, _FX),
+        "ben": (
+            "A customer forwarded this and wants an answer today: \"We bought forty seats in March, "
+            "moved two teams to another product in May, and finance is asking whether the unused "
+            "seats can be refunded or only credited.\" What does our refund policy say?",
+            _PLAN, _FX,
+        ),
+        "chloe": ("What is our security policy for passwords?", _PLAN, _FX),
+        "dev": (
+            "Our compliance office sent a long note about a clinic that closed two of its facilities "
+            "this quarter; before they sign anything they need to know what our refund policy says "
+            "about fees already paid for those sites, and who has to approve it.",
+            _PLAN, _FX,
+        ),
+    },
+    {t.user: ("Remind me which plan we are on.",) for t in TENANTS},
 )

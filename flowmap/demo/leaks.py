@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields, replace
 
 __all__ = ["Leaks", "LeakInfo", "LEAKS", "LEAKS_ENV"]
 
-LEAKS_ENV = "FLOWMAP_DEMO_LEAKS"
+LEAKS_ENV = "FLOWMAP_DEMO_LEAKS"  # how the switches reach the two service processes
 
 
 @dataclass(frozen=True)
@@ -74,41 +74,41 @@ TOOL_SERVICE = "demo-tool-service"
 
 LEAKS: dict[str, LeakInfo] = {
     "thread_pool_drops_context": LeakInfo(
-        "query embeddings run on a shared thread pool through loop.run_in_executor, "
-        "which does not copy contextvars",
-        "orphan-root", AGENT_SERVICE, "embeddings scripted-embedder",
-        "flowmap.propagation.run_in_executor carries the request's context into the pool",
+        bug="long query embeddings are offloaded to a shared thread pool through "
+            "loop.run_in_executor, which does not copy contextvars (short ones run inline)",
+        rule="orphan-root", service=AGENT_SERVICE, span="embeddings scripted-embedder",
+        fix="flowmap.propagation.run_in_executor carries the request's context into the pool",
     ),
     "tool_service_ignores_context": LeakInfo(
-        "the tool service continues the trace but ignores the propagated tenant and "
-        "authenticates nothing (a shared service account)",
-        "context-dropped", TOOL_SERVICE, "POST /tools/fx_convert",
-        "TenantMiddleware authenticates the caller's tenant from the forwarded token",
+        bug="the tool service continues the trace but ignores the propagated tenant and "
+            "authenticates nothing (a shared service account)",
+        rule="context-dropped", service=TOOL_SERVICE, span="POST /tools/fx_convert",
+        fix="TenantMiddleware authenticates the caller's tenant from the forwarded token",
     ),
     "cache_key_without_tenant": LeakInfo(
-        "the lookup cache is keyed by the question only, so one tenant's answer is "
-        "served to another",
-        "cross-tenant", AGENT_SERVICE, "cache.get account-summary",
-        "the cache key starts with the tenant (a per-tenant namespace)",
+        bug="the lookup cache is keyed by the question only, so one tenant's answer is "
+            "served to another",
+        rule="cross-tenant", service=AGENT_SERVICE, span="cache.get account-summary",
+        fix="keys live in the tenant's namespace (flowmap's t:<opaque tag>: prefix)",
     ),
     "vector_search_without_tenant_filter": LeakInfo(
-        "document search runs over every tenant's documents",
-        "unscoped-query", AGENT_SERVICE, "vector.search docs",
-        "the search filters on the tenant's metadata",
+        bug="document search runs over every tenant's documents",
+        rule="unscoped-query", service=AGENT_SERVICE, span="vector.search docs",
+        fix="the search filters on the tenant's metadata",
     ),
     "model_chosen_tenant": LeakInfo(
-        "the account tool takes tenant_id as an argument, and the model fills it in",
-        "model-chosen-tenant", AGENT_SERVICE, "execute_tool account_lookup",
-        "the tool reads the tenant from flowmap.current(), never from its arguments",
+        bug="the account tool takes tenant_id as an argument, and the model fills it in",
+        rule="model-chosen-tenant", service=AGENT_SERVICE, span="execute_tool account_lookup",
+        fix="the tool reads the tenant from flowmap.current(), never from its arguments",
     ),
     "raw_tenant_id_in_span": LeakInfo(
-        "the agent writes the raw tenant id into a span attribute for debugging",
-        "tenant-in-telemetry", AGENT_SERVICE, "invoke_agent support-agent",
-        "leave tagging to flowmap: the span already carries the opaque tag",
+        bug="the agent writes the raw tenant id into a span attribute for debugging",
+        rule="tenant-in-telemetry", service=AGENT_SERVICE, span="invoke_agent support-agent",
+        fix="leave tagging to flowmap: the span already carries the opaque tag",
     ),
     "unfiltered_tool_catalog": LeakInfo(
-        "the model is shown every tenant's tools",
-        "unfiltered-catalog", AGENT_SERVICE, "tools.list",
-        "the catalog is filtered to the tools the tenant owns",
+        bug="the model is shown every tenant's tools",
+        rule="unfiltered-catalog", service=AGENT_SERVICE, span="tools.list",
+        fix="flowmap.catalog.ToolCatalog.for_tenant() shows only the tools the tenant may use",
     ),
 }

@@ -17,6 +17,7 @@ import httpx
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from ..errors import FlowmapError
+from .json_app import HEALTH_PATH
 from .leaks import LEAKS_ENV, Leaks
 
 __all__ = ["Services", "start_services"]
@@ -69,7 +70,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], name: str, log: Path,
             if proc.poll() is not None:
                 raise FlowmapError(f"the demo's {name} exited at start (exit {proc.returncode}); its log: {log}")
             try:
-                if httpx.get(url + "/healthz", timeout=2.0).status_code == 200:
+                if httpx.get(url + HEALTH_PATH, timeout=2.0).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -1,7 +1,8 @@
 """The demo's users: every tenant talks to the agent at the same time.
 
 Round one: each tenant's user has a three-turn conversation (docs, plan, currency),
-all tenants concurrently. Round two: each asks a follow-up, again concurrently, so a
+all tenants concurrently; two of them ask with a long pasted message, which the platform
+embeds on its worker pool. Round two: each asks a follow-up, again concurrently, so a
 cache shared across tenants is guaranteed to serve one tenant's entry to another.
 The users are outside the platform: their HTTP calls are not traced.
 """
@@ -45,7 +46,7 @@ async def run_traffic(base_url: str) -> list[Exchange]:
     exchanges: list[Exchange] = []
     with suppress_instrumentation():
         async with httpx.AsyncClient(base_url=base_url, timeout=30.0) as client:
-            for turns in CONVERSATIONS:
-                rounds = await asyncio.gather(*(_converse(client, t, turns) for t in TENANTS))
+            for by_user in CONVERSATIONS:
+                rounds = await asyncio.gather(*(_converse(client, t, by_user[t.user]) for t in TENANTS))
                 exchanges.extend(e for r in rounds for e in r)
     return exchanges

@@ -1,4 +1,4 @@
-"""A small in-memory vector index with metadata filters, and a hashing embedder.
+"""A small in-memory vector index with metadata filters, and the hashing it embeds with.
 
 The index's ``search`` is instrumented the way a vector-store integration would be: a
 ``vector`` boundary whose ``flowmap.scoped`` says whether the query's filter actually
@@ -16,25 +16,14 @@ from typing import Any
 from ..boundaries import boundary
 from ..context import current_or_none
 
-__all__ = ["Embedder", "VectorIndex", "Hit", "DIMENSIONS"]
+__all__ = ["VectorIndex", "Hit", "embed_text", "DIMENSIONS"]
 
 DIMENSIONS = 64
 _WORD = re.compile(r"[a-z]+")
-EMBEDDER_NAME = "scripted-embedder"
-
-
-class Embedder:
-    """Feature hashing of words into a unit vector: deterministic, no model download."""
-
-    @boundary(
-        "llm", f"embeddings {EMBEDDER_NAME}",
-        attributes={"gen_ai.operation.name": "embeddings", "gen_ai.request.model": EMBEDDER_NAME},
-    )
-    def embed(self, text: str) -> list[float]:
-        return embed_text(text)
 
 
 def embed_text(text: str) -> list[float]:
+    """Feature hashing of words into a unit vector: deterministic, no model download."""
     vec = [0.0] * DIMENSIONS
     for word in _WORD.findall(text.lower()):
         h = hashlib.blake2b(word.encode(), digest_size=4).digest()
