@@ -17,7 +17,6 @@ import httpx
 
 from ..boundaries import boundary
 from ..context import current
-from ..errors import FlowmapError
 from ..instrumentation import tag_namespace
 from .auth import authenticated, bearer_token
 from .cache import LookupCache
@@ -81,7 +80,7 @@ class Platform:
                 return self.account_lookup(str(args["field"]), args.get("tenant_id"))
             if call.name == "fx_convert":
                 return await self.fx_convert(args, token)
-            raise FlowmapError("the model called a tool this demo does not implement")
+            raise ValueError("the model called a tool this platform does not implement")
 
     async def search_docs(self, query: str) -> list[dict[str, str]]:
         vector = await self.embedder.embed(query)

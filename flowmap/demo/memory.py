@@ -15,6 +15,8 @@ __all__ = ["ConversationMemory"]
 
 
 class ConversationMemory:
+    """Turns of each conversation, stored under (bound tenant, conversation id)."""
+
     def __init__(self) -> None:
         self._turns: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self._lock = threading.Lock()
