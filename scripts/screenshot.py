@@ -3,8 +3,8 @@
 
     .venv/bin/python scripts/screenshot.py reports/risk-map.html -o docs/risk-map.png
 
-Opens the report from ``file://`` exactly as a reader would, selects the worst call
-edge on the map (so the drill-down panel shows), and saves a PNG. Uses Debian's
+Opens the report from ``file://`` exactly as a reader would, fits the map to the
+width, selects the worst call edge on the map (so the drill-down panel shows), and saves a PNG. Uses Debian's
 ``/usr/bin/chromium`` through Playwright; never downloads a browser.
 """
 
@@ -44,6 +44,8 @@ def screenshot(report: Path, out: Path, *, width: int = 1600, height: int = 1000
             page = browser.new_page(viewport={"width": width, "height": height}, device_scale_factor=1)
             page.goto(report.resolve().as_uri())
             page.wait_for_selector("#map")
+            # the whole map at once: a reader of the README sees every operation
+            page.click("#fit-toggle")
             if select:
                 for kind in ("switched", "dropped", "orphaned"):
                     edge = page.query_selector(f"#map .edge.{kind}")
