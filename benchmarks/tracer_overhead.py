@@ -1,6 +1,6 @@
 """Tracer overhead: what flowmap's span processors add to one span's start + end.
 
-    .venv/bin/python benchmarks/tracer_overhead.py [--rounds 31] [--spans 2000] [--check]
+    .venv/bin/python benchmarks/tracer_overhead.py [--rounds 31] [--spans 2000] [--attributes N] [--check]
 
     (needs the ``bench`` extra: ``pip install -e '.[bench]'`` for the contrib
     BaggageSpanProcessor)
@@ -19,7 +19,8 @@ each round) so drift in machine load hits every configuration alike:
 (-) ``sdk-only`` — a provider with no processor at all, for reference only.
 
 Each round times ``--spans`` consecutive ``tracer.start_span(name).end()`` calls per
-configuration with the garbage collector paused (as ``timeit`` does); the figures are the
+configuration (``--attributes N``: spans start with N realistic HTTP attributes, which
+flowmap's redaction check has to look through) with the garbage collector paused (as ``timeit`` does); the figures are the
 medians over the rounds. ``--check`` exits 1 unless flowmap adds at most 15 % to (a) and
 less than the BaggageSpanProcessor adds (the target of issue 2).
 """
@@ -87,7 +88,7 @@ class Config:
         self.scope = scope
         self.samples: list[float] = []  # ns per span, one per round
 
-    def run(self, spans: int) -> None:
+    def run(self, spans: int, attributes: dict[str, Any] | None = None) -> None:
         start_span = self.tracer.start_span
         with self.scope():
             gc.collect()
@@ -95,7 +96,7 @@ class Config:
             try:
                 t0 = time.perf_counter_ns()
                 for _ in range(spans):
-                    start_span("operation").end()
+                    start_span("operation", attributes=attributes).end()
                 t1 = time.perf_counter_ns()
             finally:
                 gc.enable()
@@ -155,17 +156,39 @@ def _sanity(configs: list[Config]) -> None:
         memory.shutdown()  # its processor stays registered but stops exporting
 
 
-def measure(rounds: int, spans: int, seed: int = 0) -> list[Config]:
+# What an HTTP server span typically starts with (used with --attributes N).
+_TYPICAL = {
+    "http.request.method": "GET",
+    "url.path": "/v1/agents/support/chat",
+    "url.scheme": "https",
+    "server.address": "api.internal",
+    "server.port": 8443,
+    "client.address": "10.0.3.17",
+    "user_agent.original": "python-httpx/0.28.1",
+    "network.protocol.version": "1.1",
+}
+
+
+def span_attributes(n: int) -> dict[str, Any] | None:
+    """``n`` realistic start attributes (strings and ints), or None for a bare span."""
+    if n <= 0:
+        return None
+    items = list(_TYPICAL.items())
+    return dict(items[:n]) if n <= len(items) else {**_TYPICAL, **{f"app.extra.{i}": f"value-{i}" for i in range(n - len(items))}}
+
+
+def measure(rounds: int, spans: int, attributes: int = 0, seed: int = 0) -> list[Config]:
     configs = build()
+    attrs = span_attributes(attributes)
     rng = random.Random(seed)
     for c in configs:  # warm-up: caches, tracer lookups, code paths
-        c.run(max(spans // 4, 100))
+        c.run(max(spans // 4, 100), attrs)
         c.samples.clear()
     for _ in range(rounds):
         order = configs[:]
         rng.shuffle(order)
         for c in order:
-            c.run(spans)
+            c.run(spans, attrs)
     _sanity(configs)
     return configs
 
@@ -190,18 +213,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=31, help="interleaved rounds (median taken over them)")
     parser.add_argument("--spans", type=int, default=2000, help="spans per configuration per round")
+    parser.add_argument("--attributes", type=int, default=0,
+                        help="start each span with this many realistic attributes (default 0)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--check", action="store_true", help="exit 1 unless the target is met")
     args = parser.parse_args(argv)
 
-    configs = measure(args.rounds, args.spans)
+    configs = measure(args.rounds, args.spans, args.attributes)
     summary = summarize(configs)
     runtime.set_runtime(None)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         bare = summary["median_us"]["bare"]
-        print(f"per-span start+end, median of {args.rounds} rounds x {args.spans} spans (Python {sys.version.split()[0]})")
+        print(
+            f"per-span start+end ({args.attributes} start attributes), median of {args.rounds} rounds "
+            f"x {args.spans} spans (Python {sys.version.split()[0]})"
+        )
         for c in configs:
             m = c.median_us
             spread = (min(c.samples) / 1000.0, max(c.samples) / 1000.0)

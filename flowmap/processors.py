@@ -42,6 +42,7 @@ _log = logging.getLogger("flowmap.processors")
 _TAG_LEN = 16
 _TENANT = A.TENANT
 _SOURCE = A.TENANT_SOURCE
+_EMPTY: dict[str, Any] = {}
 
 
 def stamp_tenant(span: Any, tag: str, source: str) -> None:
@@ -124,32 +125,36 @@ class FlowmapSpanProcessor(TenantSpanProcessor):
         self.alerts = alerts
         self.redact = redact
 
+    @property
+    def tagger(self) -> Tagger:
+        return self._tagger
+
+    @tagger.setter
+    def tagger(self, tagger: Tagger) -> None:  # configure() may swap the key at run time
+        self._tagger = tagger
+        self._key_id = tagger.key_id
+
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
             b = _BINDING.get()
             if b is not None:
-                if b.ctx is None:
-                    tag = b.tag
-                elif b.key_id == self.tagger.key_id:
+                if b.key_id == self._key_id or b.ctx is None:  # same key, or a propagated tag
                     tag = b.tag
                 else:  # bound under another key: tag under ours, and let redaction map it back
-                    tag = b.tag_under(self.tagger)
+                    tag = b.tag_under(self._tagger)
                     if tag is not None:
                         _remember_tag(tag, b.raw_ids)
                 if tag is not None:
                     # stamp_tenant() inlined: this is the per-span hot path
                     attrs = span._attributes  # noqa: SLF001
-                    if (
-                        type(attrs) is BoundedAttributes
-                        and not attrs._immutable  # noqa: SLF001
-                        and attrs.max_value_len is None
-                        and (attrs.maxlen is None or len(attrs._dict) + 2 <= attrs.maxlen)  # noqa: SLF001
-                    ):
+                    if type(attrs) is BoundedAttributes and not attrs._immutable and attrs.max_value_len is None:  # noqa: SLF001
                         d = attrs._dict  # noqa: SLF001
-                        d[_TENANT] = tag
-                        d[_SOURCE] = b.source
-                    else:
-                        stamp_tenant(span, tag, b.source)
+                        room = attrs.maxlen
+                        if room is None or len(d) + 2 <= room:
+                            d[_TENANT] = tag
+                            d[_SOURCE] = b.source
+                            return
+                    stamp_tenant(span, tag, b.source)
                     return
             tag = _baggage_tag(parent_context)
             if tag is not None:
@@ -166,8 +171,8 @@ class FlowmapSpanProcessor(TenantSpanProcessor):
             alerts = self.alerts
             if alerts is not None:
                 attrs = span._attributes  # noqa: SLF001
-                d = attrs._dict if type(attrs) is BoundedAttributes else attrs  # noqa: SLF001
-                if not d or _TENANT not in d:
+                d = attrs._dict if type(attrs) is BoundedAttributes else (attrs or _EMPTY)  # noqa: SLF001
+                if _TENANT not in d:
                     alerts.on_end(span)  # never raises
         except Exception:  # noqa: BLE001
             _log.debug("flowmap: redaction failed", exc_info=True)

@@ -19,6 +19,7 @@ server span) is covered by :func:`register_tenant_id`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -134,8 +135,10 @@ def _hit(v: Any, raw: str) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=4096)
 def _could_be_number(raw: str) -> bool:
-    """Whether some int/float attribute could print as ``raw`` (else numbers are skipped)."""
+    """Whether some int/float attribute could print as ``raw`` (else numbers are skipped).
+    Cached: it runs per span and a failed ``float()`` raises, which is slow."""
     try:
         float(raw)
     except ValueError:
@@ -206,17 +209,13 @@ def redact_ending(span: Span) -> int:
     if not ids:
         return 0
 
-    events = span._events  # noqa: SLF001
-    if type(events) is BoundedList:
-        events = events._dq  # noqa: SLF001
-    links = span._links  # noqa: SLF001
-    if type(links) is BoundedList:
-        links = links._dq  # noqa: SLF001
-    status = span._status  # noqa: SLF001
-    if type(status) is Status:
-        desc = status._description  # noqa: SLF001
-    else:
-        desc = None if status is None else status.description
+    try:  # the SDK's deques and fields (free in 3.11 when nothing raises)
+        events = span._events._dq  # noqa: SLF001
+        links = span._links._dq  # noqa: SLF001
+        desc = span._status._description  # noqa: SLF001
+    except AttributeError:
+        events, links = list(span.events), list(span.links)
+        desc = span.status.description if span.status is not None else None
     name = span._name  # noqa: SLF001
     for raw in ids:
         if raw in name or (desc and raw in desc):
