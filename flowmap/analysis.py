@@ -12,7 +12,6 @@ identifier flagged anywhere in the input.
 from __future__ import annotations
 
 import gc
-from collections import Counter
 from collections.abc import Callable, Iterable
 from os import PathLike
 from typing import Any
@@ -77,8 +76,6 @@ class Analyzer:
         self._findings: list[Finding] = []
         # orphan-root findings and their operation, resolved at the end
         self._orphans: list[tuple[Finding, str]] = []
-        # operation -> Counter(parent operation) over every attached span
-        self._parents: dict[str, Counter[str]] = {}
         # cross-trace links: trace id -> span id -> summary of a span other traces may
         # link to; and trace id -> span id -> linking spans that wait for that target
         #: trace id -> span id -> (operation, tenant, key id, boundary): a tuple and
@@ -132,16 +129,10 @@ class Analyzer:
             if verdict.raw_values:
                 self._masker.add(verdict.raw_values)
 
-        parents = self._parents
-        for (parent_op, child_op, _), n in verdict.calls.items():
-            counter = parents.get(child_op)
-            if counter is None:
-                counter = parents[child_op] = Counter()
-            counter[parent_op] += n
-
         self._flow.add_trace(graph, verdict)
-        for path in trace_paths(graph, verdict):
-            self._paths.add(path)
+        if self._paths.wants(verdict, len(spans)):
+            for path in trace_paths(graph, verdict):
+                self._paths.add(path)
         self._links(graph)
         self._retain(trace, any(f.severity >= Severity.MEDIUM for f in verdict.findings))
 
@@ -201,6 +192,16 @@ class Analyzer:
                 self._dropped_by_link[(f.trace_id, f.span_id)] = (f, consumer.operation)
         self._flow.add_link(producer, consumer, f.rule if f is not None else None)
 
+    def _parent_counts(self) -> dict[str, dict[str, int]]:
+        """operation -> {parent operation: how many of its spans ran under it}, over every
+        trace: the flow map's calls that went through parent edges (not links, not orphans)."""
+        out: dict[str, dict[str, int]] = {}
+        for (source, target), edge in self._flow.flow.edges.items():
+            n = edge.total - edge.orphaned - edge.via_link
+            if n > 0:
+                out.setdefault(target, {})[source] = n
+        return out
+
     def _retain(self, trace: Trace, flagged: bool) -> None:
         cap = self.settings.max_sample_traces
         if cap <= 0:
@@ -221,8 +222,9 @@ class Analyzer:
             return self.result
         self._finished = True
         r = self.result
+        parents = self._parent_counts() if self._orphans else {}
         for f, operation in self._orphans:
-            counter = self._parents.get(operation)
+            counter = parents.get(operation)
             if counter:
                 # most frequent parent operation; ties broken by name for a stable answer
                 likely = min(counter.items(), key=lambda kv: (-kv[1], kv[0]))[0]

@@ -56,29 +56,54 @@ from .rules import (
 __all__ = ["FlowMapBuilder"]
 
 _BAD = frozenset({DROPPED, SWITCHED, "orphaned"})
+_SLOTS_MAX = 1_000_000
 
 
 class FlowMapBuilder:
     """Accumulates a :class:`FlowMap` one trace at a time."""
 
     def __init__(self, max_examples_per_edge: int = 5) -> None:
-        self.flow = FlowMap()
+        self._flow = FlowMap()
         self.max_examples = max_examples_per_edge
         self._bad_examples: dict[tuple[str, str], set[str]] = {}
+        # (source, target, state) -> its edge: the rules' call keys, without a new tuple
+        self._slots: dict[tuple[str, str, str], FlowEdge] = {}
+        # spans and untagged spans per operation, counted in C and moved onto the nodes
+        # when the map is read
+        self._spans: Counter[str] = Counter()
+        self._untagged: Counter[str] = Counter()
+        self._bare: set[str] = set()  # operations whose node has no boundary kind yet
+
+    @property
+    def flow(self) -> FlowMap:
+        """The map so far."""
+        nodes = self._flow.nodes
+        for counts, name in ((self._spans, "spans"), (self._untagged, "untagged")):
+            if counts:
+                for operation, n in counts.items():
+                    node = nodes[operation]
+                    setattr(node, name, getattr(node, name) + n)
+                counts.clear()
+        return self._flow
 
     def node(self, span: Span) -> FlowNode:
+        nodes = self._flow.nodes
         key = span.operation
-        node = self.flow.nodes.get(key)
+        node = nodes.get(key)
         if node is None:
-            node = self.flow.nodes[key] = FlowNode(key, span.service, span.name, span.boundary)
+            node = nodes[key] = FlowNode(key, span.service, span.name, span.boundary)
+            if span.boundary is None:
+                self._bare.add(key)
         elif node.boundary is None and span.boundary is not None:
             node.boundary = span.boundary
+            self._bare.discard(key)
         return node
 
     def _edge(self, source: str, target: str) -> FlowEdge:
-        edge = self.flow.edges.get((source, target))
+        edges = self._flow.edges
+        edge = edges.get((source, target))
         if edge is None:
-            edge = self.flow.edges[(source, target)] = FlowEdge(source, target)
+            edge = edges[(source, target)] = FlowEdge(source, target)
         return edge
 
     def count(
@@ -127,40 +152,43 @@ class FlowMapBuilder:
         spans = graph.spans
         ops = graph.ops
         trace_id = graph.trace.trace_id
-        flow_nodes = self.flow.nodes
-        # per operation, not per span: a trace repeats few distinct operations
-        need: list[str] = []
-        for operation, n in Counter(ops.values()).items():
-            node = flow_nodes.get(operation)
-            if node is None or node.boundary is None:
-                need.append(operation)
-            else:
-                node.spans += n
-        if need:
-            self._new_nodes(graph, need)
-        untagged = [ops[sid] for sid, s in spans.items() if s.tenant is None]
-        for operation in untagged:
-            flow_nodes[operation].untagged += 1
+        flow_nodes = self._flow.nodes
+        # per operation, not per span: counted in C, nodes made only for new operations
+        operations = ops.values()
+        self._spans.update(operations)
+        if verdict.untagged:
+            self._untagged.update(verdict.untagged)
+        if not all(map(flow_nodes.__contains__, operations)) or (
+            self._bare and not self._bare.isdisjoint(operations)
+        ):
+            self._new_nodes(graph)
         for sid in graph.entry_roots():
             if is_entry(spans[sid]):
                 flow_nodes[ops[sid]].entry = True
         # parent edges were judged and counted by the rules; links inside the trace here
-        for (source, target, state), n in verdict.calls.items():
-            self.count(source, target, state, trace_id, n=n)
+        slots, full = self._slots, self.max_examples
+        for key, n in verdict.calls.items():
+            edge = slots.get(key)
+            if edge is None or key[2] in _BAD or len(edge.example_traces) < full:
+                self.count(key[0], key[1], key[2], trace_id, n=n)
+                if edge is None and len(slots) < _SLOTS_MAX:
+                    slots[key] = self._flow.edges[(key[0], key[1])]
+            else:  # the common case: a healthy call on an edge whose examples are chosen
+                setattr(edge, key[2], getattr(edge, key[2]) + n)  # states are FlowEdge fields
         for src, dst in graph.links:
             self.count(ops[src], ops[dst], edge_state(spans[src], spans[dst]), trace_id, via_link=True)
         for f in verdict.findings:
             node = flow_nodes[ops[f.span_id]]
             node.findings[f.rule] = node.findings.get(f.rule, 0) + 1
 
-    def _new_nodes(self, graph: SpanGraph, operations: list[str]) -> None:
-        """Count the spans of operations new to the map, or still without a boundary kind
-        (the first boundary kind seen for an operation is kept), span by span."""
-        wanted = set(operations)
-        ops = graph.ops
+    def _new_nodes(self, graph: SpanGraph) -> None:
+        """Nodes for operations new to the map, and boundary kinds for nodes without one
+        (the first boundary kind seen for an operation is kept)."""
+        nodes, bare, ops = self._flow.nodes, self._bare, graph.ops
         for sid, span in graph.spans.items():
-            if ops[sid] in wanted:
-                self.node(span).spans += 1
+            operation = ops[sid]
+            if operation not in nodes or operation in bare:
+                self.node(span)
 
     def add_link(self, producer: Span, consumer: Span, rule: str | None) -> None:
         """A link between traces, judged once both sides were seen."""
@@ -173,7 +201,7 @@ class FlowMapBuilder:
 
     def remove_finding(self, operation: str, rule: str) -> None:
         """Take back one finding counted on an operation (superseded by a later one)."""
-        node = self.flow.nodes.get(operation)
+        node = self._flow.nodes.get(operation)
         if node is None:
             return
         n = node.findings.get(rule, 0)
@@ -183,5 +211,5 @@ class FlowMapBuilder:
             node.findings.pop(rule, None)
 
     def add_orphan(self, likely_parent: str, orphan_operation: str, trace_id: str) -> None:
-        if likely_parent in self.flow.nodes and orphan_operation in self.flow.nodes:
+        if likely_parent in self._flow.nodes and orphan_operation in self._flow.nodes:
             self.count(likely_parent, orphan_operation, "orphaned", trace_id)

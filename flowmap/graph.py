@@ -114,28 +114,30 @@ class SpanGraph:
         self._order: list[str] | None = None
         self._below: dict[str, dict[str, bool]] = {}
 
-        parent, ops = self.parent, self.ops
-        op_cache = _OPS
-        for sid, span in spans.items():
-            by_name = op_cache.get(span.service)
-            op = by_name.get(span.name) if by_name is not None else None
-            ops[sid] = op if op is not None else operation(span.service, span.name)
-            pid = span.parent_span_id
-            if not pid:
-                self.roots.append(sid)
-            elif pid in spans:
-                parent[sid] = pid
-            elif is_entry(span):
-                self.remote_entries.append(sid)
-            else:
-                self.missing_parent.append(sid)
-            if span.links:
-                for link in span.links:
-                    if link.trace_id == trace_id and link.span_id in spans:
-                        if link.span_id != sid:
-                            self.links.append((link.span_id, sid))
-                    elif link.trace_id != trace_id:
-                        self.external_links.append((link.trace_id, link.span_id, sid))
+        # Comprehensions rather than one loop with branches: this runs for every span.
+        try:
+            self.ops = {sid: _OPS[span.service][span.name] for sid, span in spans.items()}
+        except KeyError:
+            self.ops = {sid: operation(span.service, span.name) for sid, span in spans.items()}
+        parent = self.parent = {
+            sid: span.parent_span_id for sid, span in spans.items() if span.parent_span_id in spans
+        }
+        if len(parent) < len(spans):
+            for sid, span in spans.items():
+                if sid not in parent:
+                    if not span.parent_span_id:
+                        self.roots.append(sid)
+                    elif is_entry(span):
+                        self.remote_entries.append(sid)
+                    else:
+                        self.missing_parent.append(sid)
+        for sid, span in [(sid, span) for sid, span in spans.items() if span.links]:
+            for link in span.links:
+                if link.trace_id == trace_id and link.span_id in spans:
+                    if link.span_id != sid:
+                        self.links.append((link.span_id, sid))
+                elif link.trace_id != trace_id:
+                    self.external_links.append((link.trace_id, link.span_id, sid))
 
         if self._has_cycle():
             self._break_cycles(self._sort_key, on_warning)

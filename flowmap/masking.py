@@ -29,6 +29,7 @@ __all__ = [
     "scan_attributes",
     "quiet_keys",
     "is_quiet",
+    "known_opaque_tags",
     "parse_baggage",
     "tenant_keys_in",
     "Masker",
@@ -165,6 +166,11 @@ def quiet_keys(names: frozenset[str]) -> set[str]:
     if quiet is None:
         quiet = _QUIET[names] = {attributes.TENANT}
     return quiet
+
+
+def known_opaque_tags() -> set[str]:
+    """The live set of flowmap.tenant values already checked to be opaque tags."""
+    return _OPAQUE_SEEN
 
 
 def is_quiet(attrs: dict[str, Any], quiet: set[str]) -> bool:

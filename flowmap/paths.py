@@ -115,6 +115,24 @@ class PathSample:
         self._heap: list[tuple[tuple[int, int, int], int, TracePath]] = []
         self._counter = itertools.count()
 
+    def wants(self, verdict: TraceVerdict, span_count: int) -> bool:
+        """Whether any path of a trace could enter the sample: False when even the best
+        score its findings and size allow would lose to every path kept (then the trace's
+        paths need not be built at all, the common case once the sample is full)."""
+        if self.cap <= 0:
+            return False
+        if len(self._heap) < self.cap:
+            return True
+        brk = worst = -1
+        for f in verdict.findings:
+            sev = int(f.severity)
+            if sev > worst:
+                worst = sev
+            if f.rule in BREAK_RULES and sev > brk:
+                brk = sev
+        # ties keep the path seen first, so an equal score does not enter either
+        return (brk, worst, span_count) > self._heap[0][0]
+
     def add(self, path: TracePath) -> None:
         if self.cap <= 0:
             return

@@ -12,19 +12,21 @@ another trace (queues) are judged with :func:`judge_link` once both sides were s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from . import attributes
+from .hosts import AllowedHosts
 from .graph import ENTRY_BOUNDARIES, SpanGraph, is_entry
 from .masking import (
     REDACTED_PLACEHOLDER,
     RawValue,
     find_raw_tenant_values,
-    is_quiet,
     is_tenant_key,
+    known_opaque_tags,
     quiet_keys,
     scan_attributes,
     tenant_keys_in,
@@ -255,10 +257,18 @@ def _telemetry_message(span: Span, hits: list[RawValue], redacted: int) -> str:
     return "; ".join(parts)
 
 
+@functools.lru_cache(maxsize=4096)
+def _allows(hosts: AllowedHosts, host: str | None) -> bool:
+    """``hosts.allows(host)``, remembered: a platform calls the same few hosts all day."""
+    return hosts.allows(host)
+
+
 def _truthy(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
 
+_TENANT_ATTR = attributes.TENANT
+_NOT_ARGUMENTS: set[str] = set()  # attribute names known not to hold tool arguments
 _ARG_CLASS: dict[str, str | None] = {}  # attribute name -> "" (whole arguments), tail, or None
 
 
@@ -279,6 +289,8 @@ def _argument_attr(attr: str) -> str | None:
                 break
     if len(_ARG_CLASS) < 100_000:
         _ARG_CLASS[attr] = out
+        if out is None:
+            _NOT_ARGUMENTS.add(attr)
     return out
 
 
@@ -286,6 +298,8 @@ def _model_chosen_keys(span: Span, names: frozenset[str]) -> tuple[list[str], li
     """Argument names that carry a tenant id in a tool span, and their values."""
     keys: list[str] = []
     values: list[Any] = []
+    if _NOT_ARGUMENTS.issuperset(span.attributes):
+        return keys, values
     for attr, value in span.attributes.items():
         kind = _argument_attr(attr)
         if kind is None:
@@ -314,6 +328,8 @@ class TraceVerdict:
     #: (parent operation, child operation, edge state) -> how many parent edges: every
     #: edge is judged here once, and the flow map counts these instead of judging again
     calls: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    #: the operation of every span without a tenant tag (for the flow map's counts)
+    untagged: list[str] = field(default_factory=list)
 
     def add(self, f: Finding) -> None:
         existing = self.by_span.setdefault(f.span_id, [])
@@ -344,7 +360,7 @@ def _attribute_rules(
         v.raw_values.extend(h.value for h in hits)
     if _truthy(attrs.get(attributes.BAGGAGE_SENT)):
         host = _destination(span)
-        if not settings.allowed_hosts.allows(host):
+        if not _allows(settings.allowed_hosts, host):
             where = f"'{host}'" if host else "an unrecorded destination"
             v.add(_finding(
                 BAGGAGE_TO_EXTERNAL, Severity.MEDIUM, span, graph.parent_of(span.span_id),
@@ -366,14 +382,18 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
     parent_of = graph.parent
     ops = graph.ops
     calls = v.calls
-    quiet = quiet_keys(names)
+    is_plain = quiet_keys(names).issuperset
+    opaque = known_opaque_tags()
 
     seen_resources: set[tuple[str, str]] = set()
     last_resource: dict[str, Any] | None = None
     rhits: list[RawValue] = []
+    untagged = v.untagged
     for sid, span in spans.items():
         tenant = span.tenant
         boundary = span.boundary
+        if tenant is None:
+            untagged.append(ops[sid])
 
         # cross-tenant / context-dropped along parent edges
         pid = parent_of.get(sid)
@@ -429,8 +449,14 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
                 if (span.service, hit.key) not in seen_resources:
                     seen_resources.add((span.service, hit.key))
                     new_rhits.append(hit)
-        if new_rhits or span.events or span.links or not is_quiet(span.attributes, quiet):
+        # (masking.is_quiet, inlined: this runs for every span)
+        attrs = span.attributes
+        if not is_plain(attrs) or new_rhits or span.events or span.links:
             _attribute_rules(v, graph, span, settings, new_rhits)
+        else:
+            tag = attrs.get(_TENANT_ATTR)
+            if tag is not None and (tag.__class__ is not str or tag not in opaque):
+                _attribute_rules(v, graph, span, settings, new_rhits)
 
     # links inside the trace (queues, streams): producer -> consumer
     for src, dst in graph.links:
