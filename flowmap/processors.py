@@ -6,13 +6,13 @@ processor, because on the hot path the SDK's per-processor dispatch and
 ``set_attribute``'s per-call lock and validation cost more than flowmap's own work:
 
 * ``on_start``: one contextvar read; the cached tag and the source written straight
-  into the new span's attribute dict (the span is not yet visible to any other thread);
-  the raw id remembered on the live span object for redaction.
+  into the new span's attribute dict (the span is not yet visible to any other thread).
+  Nothing else is stored on the span: redaction finds the raw id again at the end.
 * ``_on_ending``: redaction, which scans only when a raw id is known and allocates
   nothing when there is nothing to scrub; then one dict lookup for alerts (only an
   untagged span goes on to the alert logic).
 
-Neither ever computes an HMAC per span, blocks, or raises into the application.
+None of them ever computes an HMAC per span, blocks, or raises into the application.
 
 Private SDK access is pinned to opentelemetry-sdk 1.45.2 and guarded: when the span's
 attribute container is not the SDK's ``BoundedAttributes`` as that version builds it
