@@ -81,7 +81,6 @@ class Analyzer:
         #: trace id -> span id -> (operation, tenant, key id, boundary): a tuple and
         #: shared strings, about 150 bytes a span (see _LINK_TARGET_BOUNDARIES)
         self._link_targets: dict[str, dict[str, tuple[str, str | None, str | None, str | None]]] = {}
-        self._op_names: dict[str, tuple[str, str]] = {}  # operation -> (service, span name)
         self._canon: dict[str, str] = {}  # one string object per tenant tag
         self._pending_links: dict[str, dict[str, list[Span]]] = {}
         # (trace id, span id) -> context-dropped finding through a cross-trace link, and
@@ -119,7 +118,10 @@ class Analyzer:
         tags = {s.tenant for s in spans.values()}
         tags.discard(None)
         if not tags <= r.tenant_tags:
-            r.tenant_tags.update(t for t in tags - r.tenant_tags if is_opaque_tag(t))
+            for t in tags - r.tenant_tags:
+                if is_opaque_tag(t):
+                    r.tenant_tags.add(t)
+                    self._canon[t] = t  # remembered link targets share this string
         if verdict.findings:
             for f in verdict.findings:
                 f.origin = spans[f.span_id].origin or None
@@ -157,20 +159,19 @@ class Analyzer:
                     producer = _summary(span)
                     for consumer in consumers:
                         self._judge_link(producer, consumer)
-        picked = [sid for sid, s in spans.items()
-                  if s.boundary in _LINK_TARGET_BOUNDARIES or s.kind == SPAN_KIND_PRODUCER]
-        if picked:
-            ops, names, canon = graph.ops, self._op_names, self._canon
-            mine = self._link_targets.setdefault(trace_id, {})
-            for sid in picked:
-                s = spans[sid]
-                op = ops[sid]
-                if op not in names:
-                    names[op] = (s.service, s.name)
-                t = s.tenant
-                if t is not None:
-                    t = canon.setdefault(t, t)
-                mine[sid] = (op, t, s.key_id, _KINDS.get(s.boundary, s.boundary))
+        # one comprehension: this runs for every span
+        ops, cget, kinds = graph.ops, self._canon.get, _KINDS.get
+        mine = {
+            sid: (ops[sid], cget(s.tenant, s.tenant), s.key_id, kinds(s.boundary, s.boundary))
+            for sid, s in spans.items()
+            if s.boundary in _LINK_TARGET_BOUNDARIES or s.kind == SPAN_KIND_PRODUCER
+        }
+        if mine:
+            have = self._link_targets.get(trace_id)
+            if have is None:
+                self._link_targets[trace_id] = mine
+            else:
+                have.update(mine)
 
     def _target(self, trace_id: str, span_id: str) -> Span | None:
         """The remembered link target ``(trace_id, span_id)`` as a span summary, if any."""
@@ -179,7 +180,7 @@ class Analyzer:
         if rec is None:
             return None
         op, tenant, key_id, boundary = rec
-        service, name = self._op_names[op]
+        service, name = self._flow.names(op)
         return Span(trace_id=trace_id, span_id=span_id, parent_span_id=None, name=name, kind=0,
                     service=service, tenant=tenant, boundary=boundary, key_id=key_id)
 

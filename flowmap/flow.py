@@ -86,6 +86,11 @@ class FlowMapBuilder:
                 counts.clear()
         return self._flow
 
+    def names(self, operation: str) -> tuple[str, str]:
+        """(service, span name) of an operation already in the map."""
+        node = self._flow.nodes[operation]
+        return node.service, node.name
+
     def node(self, span: Span) -> FlowNode:
         nodes = self._flow.nodes
         key = span.operation

@@ -156,11 +156,14 @@ class SpanGraph:
         good = set(self.roots)
         good.update(self.remote_entries, self.missing_parent)
         limit = len(parent)
-        for sid in parent:
+        add = good.add
+        for sid, node in parent.items():
+            if node in good:  # the common case: the parent was already seen to reach a top
+                add(sid)
+                continue
             if sid in good:
                 continue
             walk = [sid]
-            node = parent[sid]
             while node not in good:
                 if len(walk) > limit:
                     return True  # longer than every parent edge: the walk went round a loop

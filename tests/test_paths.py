@@ -72,3 +72,27 @@ def test_path_sample_keeps_the_worst():
     assert len(kept) == 2
     assert kept[0].trace_id == traces[1].trace_id and kept[0].break_rule == "context-dropped"
     assert kept[1].trace_id == traces[0].trace_id  # ties: first seen wins
+
+
+def test_traces_skipped_once_the_sample_is_full_change_nothing(tmp_path):
+    """Paths are only built for traces that could enter the sample: same result as building all."""
+    builders = []
+    for i in range(12):
+        tb = TraceBuilder()
+        entry = tb.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server")
+        node = entry
+        for _ in range(i % 4):  # paths of different lengths
+            node = node.child("step", tenant=TAG_A)
+        # every third trace drops the tenant, every fifth switches it
+        tenant = None if i % 3 == 0 else TAG_B if i % 5 == 0 else TAG_A
+        node.child("tool x", tenant=tenant, boundary="tool")
+        builders.append(tb)
+    settings = AnalysisSettings(max_paths=3)
+    a = analyze_built(tmp_path, *builders, settings=settings)
+    every = PathSample(3)
+    for tb in builders:
+        for p in _paths(tb):
+            every.add(p)
+    expected = [(p.trace_id, p.span_ids, p.break_rule) for p in every.worst_first()]
+    assert [(p.trace_id, p.span_ids, p.break_rule) for p in a.paths] == expected
+    assert [p.break_rule for p in a.paths] == ["cross-tenant"] * 2 + ["context-dropped"]
