@@ -473,6 +473,8 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
             # an entry that lost its producer's tenant through a link already has the more
             # specific context-dropped finding: unscoped-entry would say the same twice
             below = graph.subtree(sid)[1:]
+            if not below and _refused(span):
+                continue  # authentication turned the request away before anything ran
             if not any(spans[x].tenant is not None for x in below) and not _has(v, sid, CONTEXT_DROPPED):
                 high = any(spans[x].boundary is not None for x in below)
                 v.add(_finding(
@@ -504,3 +506,19 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
     """Severity descending, then trace, span and rule: a stable order for every output."""
     return sorted(findings, key=lambda f: (-int(f.severity), f.trace_id, f.span_id, f.rule))
+
+
+_REFUSED_STATUS = frozenset({401, 403, 407})
+_STATUS_KEYS = ("http.response.status_code", "http.status_code")
+
+
+def _refused(span: Span) -> bool:
+    """An HTTP entry answered 401/403/407: unauthenticated traffic that was refused, not a leak."""
+    for key in _STATUS_KEYS:
+        code = span.attributes.get(key)
+        if code is not None:
+            try:
+                return int(code) in _REFUSED_STATUS
+            except (TypeError, ValueError):
+                return False
+    return False

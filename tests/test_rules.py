@@ -206,6 +206,26 @@ def test_unscoped_entry_without_boundary_below_is_medium(tmp_path):
     assert only(analyze_built(tmp_path, tb), "unscoped-entry").severity is Severity.MEDIUM
 
 
+@pytest.mark.parametrize("status", [401, "403"])
+def test_entry_refused_by_authentication_is_not_unscoped(tmp_path, status):
+    tb = TraceBuilder()
+    tb.span("GET /chat", kind=SERVER, boundary="http.server", attrs={"http.response.status_code": status})
+    assert analyze_built(tmp_path, tb).findings == []
+
+
+def test_refused_entry_that_still_ran_something_is_unscoped(tmp_path):
+    tb = TraceBuilder()
+    entry = tb.span("GET /chat", kind=SERVER, boundary="http.server", attrs={"http.status_code": 401})
+    entry.child("lookup", boundary="db", scoped=True)  # work ran although the request was refused
+    assert only(analyze_built(tmp_path, tb), "unscoped-entry").severity is Severity.HIGH
+
+
+def test_entry_answered_200_without_tenant_is_unscoped(tmp_path):
+    tb = TraceBuilder()
+    tb.span("GET /chat", kind=SERVER, boundary="http.server", attrs={"http.response.status_code": 200})
+    assert only(analyze_built(tmp_path, tb), "unscoped-entry").severity is Severity.MEDIUM
+
+
 def test_entry_that_binds_a_tenant_below_is_not_unscoped(tmp_path):
     tb = TraceBuilder()
     entry = tb.span("POST /chat", kind=SERVER, boundary="http.server")  # before authentication
