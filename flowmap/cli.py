@@ -110,6 +110,16 @@ class FlowmapGroup(TyperGroup):
                 raise
             _err(f"{PROG}: aborted")
             sys.exit(1)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # a bug of ours: still one line, and no input value in it
+            if not standalone_mode or os.environ.get("FLOWMAP_DEBUG"):
+                raise
+            _err(
+                f"{PROG}: internal error ({type(exc).__name__}); "
+                "set FLOWMAP_DEBUG=1 to see the traceback, and please report it"
+            )
+            sys.exit(int(ExitCode.ERROR))
         if not standalone_mode:
             return rv
         sys.exit(int(rv) if isinstance(rv, int) else 0)

@@ -415,3 +415,23 @@ def test_importing_the_cli_stays_light(tmp_path):
             "'networkx', 'jinja2', 'flowmap.html') if m in sys.modules]; print(heavy)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+def test_an_internal_error_is_one_line_without_the_data(tmp_path, monkeypatch, capsys):
+    import flowmap.analysis
+    from flowmap.cli import main
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("bug while reading tenant acme-secret-corp")
+
+    monkeypatch.setattr(flowmap.analysis, "analyze", broken)
+    monkeypatch.delenv("FLOWMAP_DEBUG", raising=False)
+    tb = TraceBuilder()
+    tb.span("GET /x", kind=SERVER, tenant=TAG_A)
+    path = write_otlp(tmp_path / "t.jsonl", tb)
+    with pytest.raises(SystemExit) as exit_:
+        main(["check", str(path)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "internal error (RuntimeError)" in err and "Traceback" not in err
+    assert "acme-secret-corp" not in err and len(err.splitlines()) == 1
