@@ -42,6 +42,7 @@ import gzip
 import os
 import re
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,6 +68,7 @@ _ESCAPED_RE = re.compile(rb'"[^"]*\\u[^"]*"\s*:|"traceId"\s*:\s*"[0-9a-fA-F]*\\'
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 _UNKNOWN_SERVICE = "unknown_service"
+_UNCOUNTED = -(1 << 62)  # added to a count: it stays negative ("not known") whatever else is added
 
 
 @dataclass
@@ -161,6 +163,9 @@ class _Loader:
         self.pending: dict[str, dict[str, Span]] = {}
         self.closing: dict[tuple[int, int], list[str]] = {}
         self._seen_ids: set[str] = set()  # trace ids started already (to spot late fragments)
+        #: trace id -> how many times the scan saw it as a "traceId" (spans' and links'),
+        #: _UNCOUNTED when some were seen only by the full decode of an escaped line
+        self.counts: dict[str, int] = {}
 
     # -- warnings ---------------------------------------------------------------
 
@@ -177,14 +182,22 @@ class _Loader:
     def run(self) -> Iterator[Trace]:
         files = self._open_files()
         raw_last: dict[bytes, tuple[int, int]] = {}
+        raw_counts: Counter[bytes] = Counter()
         for f in files:
-            self._scan(f, raw_last)
+            self._scan(f, raw_last, raw_counts)
         last: dict[str, tuple[int, int]] = {}
+        counts = self.counts
         for raw, pos in raw_last.items():
             tid = raw.decode("ascii").lower()  # the regex only matches hex digits
-            if tid not in last or last[tid] < pos:
+            n = raw_counts.get(raw, _UNCOUNTED)  # negative: not known (stays so when summed)
+            if tid not in last:
                 last[tid] = pos
-        del raw_last
+                counts[tid] = n
+            else:
+                if last[tid] < pos:
+                    last[tid] = pos
+                counts[tid] += n
+        del raw_last, raw_counts
         closing = self.closing
         for tid, pos in last.items():
             closing.setdefault(pos, []).append(tid)
@@ -214,7 +227,9 @@ class _Loader:
         spans = self.pending.pop(tid, None)
         if spans:
             self.stats.traces += 1
-            yield Trace(tid, spans)
+            # every "traceId" the scan saw with this id belonged to one of these spans:
+            # no link elsewhere points into this trace
+            yield Trace(tid, spans, self.counts.get(tid) != len(spans))
 
     # -- files ------------------------------------------------------------------
 
@@ -281,10 +296,11 @@ class _Loader:
 
     # -- pass 1: where does each trace end? ------------------------------------
 
-    def _scan(self, f: _File, last: dict[bytes, tuple[int, int]]) -> None:
+    def _scan(self, f: _File, last: dict[bytes, tuple[int, int]], counts: Counter[bytes]) -> None:
         first = True
         index = f.index
         update = last.update
+        count = counts.update
         fromkeys = dict.fromkeys
         findall = _TRACE_ID_RE.findall
         for lineno, line, _ in self._lines(f):
@@ -292,15 +308,21 @@ class _Loader:
                 continue
             if first:
                 first = False
-                if not _is_json(line) and self._detect_document(f, line, last):
+                if not _is_json(line) and self._detect_document(f, line, last, counts):
                     return
             pos = (index, lineno)
-            update(fromkeys(findall(line), pos))  # raw bytes keys: normalised once, later
+            found = findall(line)
+            update(fromkeys(found, pos))  # raw bytes keys: normalised once, later
+            count(found)
             # one-byte test first: memchr is ~20x faster than searching for two bytes
             if b"\\" in line and b"\\u" in line and _ESCAPED_RE.search(line):
-                update(fromkeys(_trace_ids_in(line), pos))
+                hidden = _trace_ids_in(line)
+                update(fromkeys(hidden, pos))
+                counts.update(dict.fromkeys(hidden, _UNCOUNTED))
 
-    def _detect_document(self, f: _File, first_line: bytes, last: dict[bytes, tuple[int, int]]) -> bool:
+    def _detect_document(
+        self, f: _File, first_line: bytes, last: dict[bytes, tuple[int, int]], counts: Counter[bytes]
+    ) -> bool:
         """Called when the first line is not JSON on its own: is the file one document?"""
         head = first_line.strip()
         if not head.startswith((b"{", b"[")):
@@ -321,9 +343,13 @@ class _Loader:
                 return True
             return False
         f.document = True
-        last.update(dict.fromkeys(_TRACE_ID_RE.findall(data), (f.index, 1)))
+        found = _TRACE_ID_RE.findall(data)
+        last.update(dict.fromkeys(found, (f.index, 1)))
+        counts.update(found)
         if b"\\u" in data:
-            last.update(dict.fromkeys(_trace_ids_in(data), (f.index, 1)))
+            hidden = _trace_ids_in(data)
+            last.update(dict.fromkeys(hidden, (f.index, 1)))
+            counts.update(dict.fromkeys(hidden, _UNCOUNTED))
         return True
 
     # -- pass 2: decode ---------------------------------------------------------

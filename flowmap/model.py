@@ -109,6 +109,10 @@ class Span:
 class Trace:
     trace_id: str
     spans: dict[str, Span]  # span_id -> Span
+    #: False when the loader's scan saw this trace id only on the trace's own spans, so no
+    #: span link anywhere in the input points into it (the analysis then need not remember
+    #: its spans as link targets); True when it may be linked to or nobody knows.
+    maybe_linked: bool = True
 
 
 @dataclass(slots=True)

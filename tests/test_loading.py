@@ -387,6 +387,21 @@ def test_escaped_keys_do_not_split_a_trace(tmp_path):
     assert set(traces[T1].spans) == {sid(1), sid(2)}
 
 
+def test_maybe_linked_only_for_traces_a_link_points_into(tmp_path):
+    # The analysis remembers a trace's spans as link targets only when the scan saw its
+    # id somewhere else than on its own spans (a link), or could not count it.
+    T3 = "5bf92f3577b34da6a3ce929d0e0e4736"
+    link = {"traceId": T1.upper(), "spanId": sid(1)}
+    escaped = json.dumps(line(span(T3, sid(2), parent=sid(1)))).replace('"traceId"', '"trace\\u0049d"')
+    f = write(tmp_path / "a.jsonl", line(span(T1, sid(1)), span(T2, sid(2))),
+              line(span(T2, sid(3), links=[link]), span(T3, sid(1))), escaped)
+    traces, warnings, _ = load(f)
+    assert warnings == []
+    assert traces[T1].maybe_linked  # a span of T2 links to it (its id written in upper case)
+    assert not traces[T2].maybe_linked
+    assert traces[T3].maybe_linked  # one of its lines could only be read by a full decode
+
+
 # -- round trips through the real OpenTelemetry SDK ---------------------------------------
 
 
