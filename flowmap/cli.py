@@ -297,7 +297,7 @@ def check(
     import dataclasses
 
     from .formats import reporter_for
-    from .formats.common import at_or_above, count_by_severity
+    from .formats.common import at_or_above, count_by_severity, plural
     from .formats.text import verdict
 
     cfg = _load_config(config)
@@ -314,8 +314,8 @@ def check(
         _err(f"{PROG}: wrote {fmt} output to {output}")
     counts = ", ".join(f"{n:,} {sev}" for sev, n in count_by_severity(analysis.findings).items() if n)
     _err(
-        f"{PROG}: {analysis.traces:,} traces, {analysis.spans:,} spans, "
-        f"{len(analysis.findings):,} findings{f' ({counts})' if counts else ''}. {verdict(analysis, threshold)}"
+        f"{PROG}: {plural(analysis.traces, 'trace')}, {plural(analysis.spans, 'span')}, "
+        f"{plural(len(analysis.findings), 'finding')}{f' ({counts})' if counts else ''}. {verdict(analysis, threshold)}"
     )
     if at_or_above(analysis.findings, threshold):
         raise typer.Exit(ExitCode.FINDINGS)
@@ -333,13 +333,16 @@ def report(
 
     Exit 0 whatever was found (use check to gate CI), 2 when the input is unreadable.
     """
+    from .formats.common import plural
+
     write_report = _optional("flowmap.html", "report", "write_report")
     analysis = _analyze(files, _load_config(config))
     try:
         written = write_report(analysis, output)
     except OSError as exc:
         raise FlowmapError(f"cannot write {output}: {exc.strerror or exc}") from None
-    _err(f"{PROG}: wrote the risk map of {analysis.traces} traces ({len(analysis.findings)} findings) to {written}")
+    _err(f"{PROG}: wrote the risk map of {plural(analysis.traces, 'trace')} "
+         f"({plural(len(analysis.findings), 'finding')}) to {written}")
 
 
 @app.command(

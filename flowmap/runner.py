@@ -129,15 +129,13 @@ def _summarize(path: Path, report: Path | None, code: int, echo: Callable[[str],
         return
     try:
         from .analysis import analyze
-        from .model import Severity
+        from .formats.common import count_by_severity, plural
 
         analysis = analyze([path])
-        by_severity = {s: 0 for s in Severity}
-        for f in analysis.findings:
-            by_severity[f.severity] += 1
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(by_severity.items(), reverse=True) if n) or "none"
-        echo(f"{prefix} {analysis.spans} spans in {analysis.traces} traces "
-             f"({len(analysis.services)} services); findings: {counts}")
+        by_severity = count_by_severity(analysis.findings)
+        counts = ", ".join(f"{n} {s}" for s, n in by_severity.items() if n) or "none"
+        echo(f"{prefix} {plural(analysis.spans, 'span')} in {plural(analysis.traces, 'trace')} "
+             f"({plural(len(analysis.services), 'service')}); findings: {counts}")
         echo(f"  trace file: {path}")
         if report is not None:
             from .html import write_report

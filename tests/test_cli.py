@@ -216,7 +216,7 @@ def test_json_to_stdout_and_summary_to_stderr(dropped):
     assert finding["span_name"] == "tool search_docs" and finding["parent_name"] == "agent run"
     assert finding["boundary"] == "tool" and finding["service"] == "api"
     assert finding["trace_id"] == finding["trace_id"].lower()
-    assert "1 traces, 3 spans, 1 findings (1 high)" in result.stderr
+    assert "1 trace, 3 spans, 1 finding (1 high)" in result.stderr
 
 
 def test_output_file(dropped, tmp_path):

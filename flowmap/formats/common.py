@@ -10,6 +10,7 @@ from ..model import Analysis, Finding, Severity, TracePath
 from .rules import RULE_IDS
 
 __all__ = [
+    "plural",
     "count_by_rule",
     "count_by_severity",
     "at_or_above",
@@ -21,6 +22,11 @@ __all__ = [
 ]
 
 SEVERITIES_DESC: tuple[Severity, ...] = tuple(sorted(Severity, reverse=True))
+
+
+def plural(n: int, word: str) -> str:
+    """``1 trace``, ``2 traces``, ``12,345 spans``: counts in human summaries."""
+    return f"{n} {word}" if n == 1 else f"{n:,} {word}s"
 
 
 def count_by_rule(findings: Iterable[Finding]) -> dict[str, int]:

@@ -14,6 +14,7 @@ from .common import (
     at_or_above,
     clean,
     count_by_severity,
+    plural,
     sorted_paths,
 )
 
@@ -23,18 +24,14 @@ MAX_PATHS = 10
 MAX_FINDINGS = 25
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n:,} {word}s"
-
-
 def verdict(analysis: Analysis, fail_on: Severity) -> str:
     """One line: pass or fail against the threshold, and why."""
     failing = at_or_above(analysis.findings, fail_on)
     if failing:
-        return f"FAIL: {_plural(len(failing), 'finding')} at or above {fail_on} (--fail-on {fail_on})"
+        return f"FAIL: {plural(len(failing), 'finding')} at or above {fail_on} (--fail-on {fail_on})"
     if analysis.findings:
-        return f"PASS: {_plural(len(analysis.findings), 'finding')}, none at or above {fail_on}"
-    return f"PASS: no findings in {_plural(analysis.traces, 'trace')}"
+        return f"PASS: {plural(len(analysis.findings), 'finding')}, none at or above {fail_on}"
+    return f"PASS: no findings in {plural(analysis.traces, 'trace')}"
 
 
 def severity_line(analysis: Analysis) -> str:
@@ -51,8 +48,8 @@ class TextReporter:
     def render(self, analysis: Analysis) -> str:
         names = SpanNames(analysis)
         lines = [
-            f"flowmap: {_plural(analysis.traces, 'trace')}, {_plural(analysis.spans, 'span')}"
-            + (f" from {_plural(len(analysis.files), 'file')}" if analysis.files else "")
+            f"flowmap: {plural(analysis.traces, 'trace')}, {plural(analysis.spans, 'span')}"
+            + (f" from {plural(len(analysis.files), 'file')}" if analysis.files else "")
             + (f"; services: {', '.join(clean(s, 40) for s in sorted(analysis.services))}" if analysis.services else "")
         ]
         lines += self._paths(analysis, names)
