@@ -82,12 +82,12 @@ class Analyzer:
         self._orphans: list[tuple[Finding, str]] = []
         # cross-trace links: trace id -> span id -> summary of a span other traces may
         # link to; and trace id -> span id -> linking spans that wait for that target
-        #: trace id -> (its link targets' span ids joined by "\n", their summaries
+        #: trace id -> (its link targets' span ids joined by "\n", then their summaries
         #: (operation, tenant, key id, boundary) in the same order): two objects a trace,
         #: the summaries shared (see _LINK_TARGET_BOUNDARIES). Not a dict per trace: every
         #: object kept while the input streams pins the allocator's memory among the
         #: short-lived span objects, which slowed the whole run by ~15%.
-        self._link_targets: dict[str, tuple[str, tuple[tuple[str, str | None, str | None, str | None], ...]]] = {}
+        self._link_targets: dict[str, tuple[Any, ...]] = {}
         self._canon: dict[str, str] = {}  # one string object per tenant tag
         self._summaries: dict[tuple, tuple] = {}  # one tuple object per distinct summary
         self._pending_links: dict[str, dict[str, list[Span]]] = {}
@@ -179,23 +179,23 @@ class Analyzer:
             shared = self._summaries
             if len(shared) < _SUMMARIES_MAX:
                 setdefault = shared.setdefault
-                summaries = tuple([
+                summaries = [
                     setdefault(t, t)
                     for t in [
                         (ops[sid], cget(s.tenant, s.tenant), s.key_id, kinds(s.boundary, s.boundary))
                         for sid, s in mine
                     ]
-                ])
+                ]
             else:
-                summaries = tuple([
+                summaries = [
                     (ops[sid], cget(s.tenant, s.tenant), s.key_id, kinds(s.boundary, s.boundary))
                     for sid, s in mine
-                ])
+                ]
             sids = "\n".join([sid for sid, _ in mine])
             have = self._link_targets.get(trace_id)
             if have is not None:  # a trace analysed in parts: the newer part first wins
-                sids, summaries = sids + "\n" + have[0], summaries + have[1]
-            self._link_targets[trace_id] = (sids, summaries)
+                sids, summaries = sids + "\n" + have[0], [*summaries, *have[1:]]
+            self._link_targets[trace_id] = (sids, *summaries)
 
     def _target(self, trace_id: str, span_id: str) -> Span | None:
         """The remembered link target ``(trace_id, span_id)`` as a span summary, if any."""
@@ -206,7 +206,7 @@ class Analyzer:
             at = seen[0].split("\n").index(span_id)
         except ValueError:
             return None
-        op, tenant, key_id, boundary = seen[1][at]
+        op, tenant, key_id, boundary = seen[1 + at]
         service, name = self._flow.names(op)
         return Span(trace_id=trace_id, span_id=span_id, parent_span_id=None, name=name, kind=0,
                     service=service, tenant=tenant, boundary=boundary, key_id=key_id)

@@ -68,6 +68,7 @@ _ESCAPED_RE = re.compile(rb'"[^"]*\\u[^"]*"\s*:|"traceId"\s*:\s*"[0-9a-fA-F]*\\'
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 _UNKNOWN_SERVICE = "unknown_service"
+_CLOSED = -(1 << 63)  # the count of a trace already yielded (compared by identity)
 _UNCOUNTED = -(1 << 62)  # added to a count: it stays negative ("not known") whatever else is added
 
 
@@ -162,9 +163,10 @@ class _Loader:
         self.stats = stats
         self.pending: dict[str, dict[str, Span]] = {}
         self.closing: dict[tuple[int, int], list[str]] = {}
-        self._seen_ids: set[str] = set()  # trace ids started already (to spot late fragments)
+        self._seen_ids: set[str] = set()  # ids the scan missed, started already (late fragments)
         #: trace id -> how many times the scan saw it as a "traceId" (spans' and links'),
-        #: _UNCOUNTED when some were seen only by the full decode of an escaped line
+        #: negative when some were seen only by the full decode of an escaped line,
+        #: _CLOSED once the trace was yielded
         self.counts: dict[str, int] = {}
 
     # -- warnings ---------------------------------------------------------------
@@ -227,9 +229,15 @@ class _Loader:
         spans = self.pending.pop(tid, None)
         if spans:
             self.stats.traces += 1
+            counts = self.counts
             # every "traceId" the scan saw with this id belonged to one of these spans:
             # no link elsewhere points into this trace
-            yield Trace(tid, spans, self.counts.get(tid) != len(spans))
+            linked = counts.get(tid) != len(spans)
+            if tid in counts:
+                # closed, marked in place: a set of closed ids would keep a string per
+                # trace alive among the short-lived span objects (see analysis._links)
+                counts[tid] = _CLOSED
+            yield Trace(tid, spans, linked)
 
     # -- files ------------------------------------------------------------------
 
@@ -506,6 +514,7 @@ class _Loader:
         positionally) because a call or a keyword argument per span is measurable.
         """
         pending = self.pending
+        counts = self.counts
         warn = self.warn
         any_value = otlp.any_value
         fromhex = bytes.fromhex
@@ -532,9 +541,10 @@ class _Loader:
                 trace = pending.get(tid)
                 if trace is None:
                     trace = pending[tid] = {}
-                    if tid in self._seen_ids:
+                    n = counts.get(tid)
+                    if n is _CLOSED or (n is None and tid in self._seen_ids):
                         warn(f"{where}: trace {tid} continues after it was complete; analysed in parts")
-                    else:
+                    elif n is None:  # an id the scan did not count (rare): remembered here
                         self._seen_ids.add(tid)
             sid = s.span_id
             try:
