@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Iterable
+from operator import attrgetter
 from os import PathLike
 from typing import Any
 
@@ -41,6 +42,9 @@ __all__ = ["analyze", "analyze_traces", "Analyzer"]
 # pending record until its target's trace arrives).
 _LINK_TARGET_BOUNDARIES = attributes.DATA_BOUNDARIES | {"queue.publish", "stream"}
 _KINDS = {k: k for k in attributes.BOUNDARY_KINDS}  # one string object per boundary kind
+_JUDGED_MAX = 100_000  # non-opaque tags remembered as judged; past it, judged again each time
+_SERVICE = attrgetter("service")
+_TENANT = attrgetter("tenant")
 _SUMMARIES_MAX = 200_000  # distinct link-target summaries shared; past it, kept per span
 
 
@@ -89,6 +93,7 @@ class Analyzer:
         #: short-lived span objects, which slowed the whole run by ~15%.
         self._link_targets: dict[str, tuple[Any, ...]] = {}
         self._canon: dict[str, str] = {}  # one string object per tenant tag
+        self._judged_tags: set[str | None] = {None}  # tenant tags already judged opaque or not
         self._summaries: dict[tuple, tuple] = {}  # one tuple object per distinct summary
         self._pending_links: dict[str, dict[str, list[Span]]] = {}
         # (trace id, span id) -> context-dropped finding through a cross-trace link, and
@@ -120,16 +125,19 @@ class Analyzer:
         verdict = evaluate(graph, self.settings)
         spans = trace.spans
 
-        services = {s.service for s in spans.values()}
-        if not services <= r.services:
-            r.services |= services
-        tags = {s.tenant for s in spans.values()}
-        tags.discard(None)
-        if not tags <= r.tenant_tags:
-            for t in tags - r.tenant_tags:
+        # known services and tags tested in C (map over attrgetter), sets built only for news
+        values = spans.values()
+        if not r.services.issuperset(map(_SERVICE, values)):
+            r.services.update(map(_SERVICE, values))
+        judged = self._judged_tags
+        if not judged.issuperset(map(_TENANT, values)):
+            for t in set(map(_TENANT, values)) - judged:
                 if is_opaque_tag(t):
                     r.tenant_tags.add(t)
                     self._canon[t] = t  # remembered link targets share this string
+                    judged.add(t)
+                elif len(judged) < _JUDGED_MAX:
+                    judged.add(t)
         if verdict.findings:
             for f in verdict.findings:
                 f.origin = spans[f.span_id].origin or None
