@@ -67,6 +67,7 @@ _SPAN_ID_RE = re.compile(rb'"spanId"\s*:\s*"([0-9a-fA-F]+)"')
 _ESCAPED_RE = re.compile(rb'"[^"]*\\u[^"]*"\s*:|"traceId"\s*:\s*"[0-9a-fA-F]*\\')
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
+_HEX_DIGITS = "0123456789abcdef"
 _UNKNOWN_SERVICE = "unknown_service"
 _CLOSED = -(1 << 63)  # the count of a trace already yielded (compared by identity)
 _UNCOUNTED = -(1 << 62)  # added to a count: it stays negative ("not known") whatever else is added
@@ -547,32 +548,30 @@ class _Loader:
                     elif n is None:  # an id the scan did not count (rare): remembered here
                         self._seen_ids.add(tid)
             sid = s.span_id
-            try:
-                if len(sid) != 16 or not sid.isalnum():
-                    raise ValueError
-                fromhex(sid)
-                sid = sid.lower()
-                if sid == _ZERO_SPAN:
-                    raise ValueError
-            except ValueError:
-                skipped += 1
-                warn(f"{where}: span skipped: missing or invalid span id (need 16 hex digits, not all zero)")
-                continue
+            # lowercase hex (the usual form) in one C call that allocates nothing:
+            # strip() leaves "" only when every character is a lowercase hex digit
+            if len(sid) != 16 or sid.strip(_HEX_DIGITS) or sid == _ZERO_SPAN:
+                sid = _valid_id(sid, 16, _ZERO_SPAN)
+                if sid is None:
+                    skipped += 1
+                    warn(f"{where}: span skipped: missing or invalid span id (need 16 hex digits, not all zero)")
+                    continue
             if sid in trace:
                 skipped += 1
                 warn(f"{where}: duplicate span id {sid} in trace {tid}; first one kept")
                 continue
             parent: str | None = s.parent_span_id
             if parent:
-                try:
-                    if len(parent) != 16 or not parent.isalnum():
-                        raise ValueError
-                    fromhex(parent)
-                except ValueError:
-                    skipped += 1
-                    warn(f"{where}: span {sid} skipped: invalid parent span id (need 16 hex digits)")
-                    continue
-                parent = parent.lower()
+                if len(parent) != 16 or parent.strip(_HEX_DIGITS):
+                    try:
+                        if len(parent) != 16 or not parent.isalnum():
+                            raise ValueError
+                        fromhex(parent)
+                    except ValueError:
+                        skipped += 1
+                        warn(f"{where}: span {sid} skipped: invalid parent span id (need 16 hex digits)")
+                        continue
+                    parent = parent.lower()
                 if parent == sid:
                     warn(f"{where}: span {sid} is its own parent; parent dropped")
                     parent = None
@@ -619,8 +618,9 @@ class _Loader:
                 s.end_time_unix_nano,
                 attrs,
                 resource,
-                [Event(e.name, otlp.attributes(e.attributes)) for e in s.events] if s.events else [],
-                self._links(s.links, where, sid) if s.links else [],
+                # no events or links: the decoder's own empty list, not a new one
+                [Event(e.name, otlp.attributes(e.attributes)) for e in s.events] if s.events else s.events,
+                self._links(s.links, where, sid) if s.links else s.links,
                 code,
                 where,
                 tenant,
