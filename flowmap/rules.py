@@ -25,6 +25,7 @@ from .masking import (
     REDACTED_PLACEHOLDER,
     RawValue,
     find_raw_tenant_values,
+    is_quiet,
     is_tenant_key,
     known_opaque_tags,
     quiet_keys,
@@ -382,7 +383,8 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
     parent_of = graph.parent
     ops = graph.ops
     calls = v.calls
-    is_plain = quiet_keys(names).issuperset
+    quiet = quiet_keys(names)
+    is_plain = quiet.issuperset
     opaque = known_opaque_tags()
 
     seen_resources: set[tuple[str, str]] = set()
@@ -449,9 +451,15 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
                 if (span.service, hit.key) not in seen_resources:
                     seen_resources.add((span.service, hit.key))
                     new_rhits.append(hit)
-        # (masking.is_quiet, inlined: this runs for every span)
+        # (masking.is_quiet, inlined: this runs for every span; events and links whose
+        # attributes are all quiet need no closer look either)
         attrs = span.attributes
-        if not is_plain(attrs) or new_rhits or span.events or span.links:
+        if (
+            not is_plain(attrs)
+            or new_rhits
+            or (span.events and not all([is_quiet(e.attributes, quiet) for e in span.events]))
+            or (span.links and not all([is_quiet(k.attributes, quiet) for k in span.links]))
+        ):
             _attribute_rules(v, graph, span, settings, new_rhits)
         else:
             tag = attrs.get(_TENANT_ATTR)

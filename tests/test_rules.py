@@ -324,6 +324,23 @@ def test_tenant_in_telemetry_hits(tmp_path, attrs, events):
     assert "4242" not in repr(a.sample_traces)
 
 
+def test_tenant_in_telemetry_in_a_link_attribute(tmp_path):
+    # a span whose own attributes are plain is still looked at through its links' attributes
+    producer_trace = TraceBuilder()
+    pub = request(producer_trace).child("enqueue job", kind=PRODUCER, tenant=TAG_A, boundary="queue.publish")
+    consumer_trace = TraceBuilder(service="worker")
+    s = consumer_trace.span("process job", kind=CONSUMER, tenant=TAG_A, boundary="queue.consume",
+                            links=[pub], link_attrs={"tenant_id": RAW})
+    a = analyze_built(tmp_path, producer_trace, consumer_trace)
+    f = only(a, "tenant-in-telemetry")
+    assert f.span_id == s.span_id and "link attribute 'tenant_id'" in f.message
+    # the same link with plain attributes: nothing
+    consumer_trace = TraceBuilder(service="worker")
+    consumer_trace.span("process job", kind=CONSUMER, tenant=TAG_A, boundary="queue.consume",
+                        links=[pub], link_attrs={"messaging.batch.size": 1})
+    assert analyze_built(tmp_path, producer_trace, consumer_trace).findings == []
+
+
 def test_resource_tenant_attribute_reported_once_per_trace_and_service(tmp_path):
     tb = TraceBuilder(resource={"tenant_id": RAW})
     request(tb).child("agent", tenant=TAG_A, boundary="agent")
