@@ -157,7 +157,9 @@ class SpanGraph:
         good.update(self.remote_entries, self.missing_parent)
         limit = len(parent)
         add = good.add
-        for sid, node in parent.items():
+        # latest first: exporters write a span when it ends, so parents mostly come after
+        # their children, and walking backwards finds each parent already known good
+        for sid, node in reversed(parent.items()):
             if node in good:  # the common case: the parent was already seen to reach a top
                 add(sid)
                 continue
