@@ -3,10 +3,11 @@
 The CLI, the HTML report and the pytest plugin all call this and nothing below it.
 Traces are consumed one at a time (:class:`Analyzer`), so memory grows with the largest
 trace, the flow map (distinct operations), the findings, and the capped samples
-(``max_sample_traces``, ``max_paths``), plus one small summary per span other traces may
-link to (data boundaries, queue publishes, stream items, PRODUCER spans: about 220 bytes
-each, e.g. ~90 MB for 1M spans of agent traces where 40% are such spans) and the
-linking spans still waiting for their target. What needs every trace is finished in
+(``max_sample_traces``, ``max_paths``), plus a compact record of the spans other traces
+may link to (data boundaries, queue publishes, stream items, PRODUCER spans: about 55
+bytes each with their share of the record, e.g. ~4 MB for the 70k such spans of 200k
+spans of agent traces, kept only for traces the loader saw a link into)
+and the linking spans still waiting for their target. What needs every trace is finished in
 :meth:`Analyzer.finish`: the likely parent of each orphan root, and masking of every raw
 tenant identifier flagged anywhere in the input; links whose two ends are in different
 traces are judged as soon as both were seen, in either order.
@@ -36,8 +37,10 @@ __all__ = ["analyze", "analyze_traces", "Analyzer"]
 # kind (a queue message, a stream item, a cache entry or a memory record written for one
 # request and read by another), but a link's target cannot be known before the linking
 # span is seen. So spans of these kinds are remembered in a small summary (no attributes,
-# events or links: about 220 bytes each) until the end of the analysis; this is the
-# one part of memory that grows with the input (with the number of such spans). Links to
+# events or links; see Analyzer._link_targets) until the end of the analysis; this is the
+# one part of memory that grows with the input (with the number of such spans). When the
+# input comes from files, the loader's scan counts where every trace id appears, so only
+# traces that some link points into are remembered (Trace.maybe_linked). Links to
 # spans of other kinds are still judged when the linking span comes first (it waits in a
 # pending record until its target's trace arrives).
 _LINK_TARGET_BOUNDARIES = attributes.DATA_BOUNDARIES | {"queue.publish", "stream"}
