@@ -325,3 +325,23 @@ def test_clean_and_counts():
 def test_every_reporter_satisfies_the_protocol():
     for fmt in OutputFormat:
         assert isinstance(reporter_for(fmt), Reporter)
+
+
+def test_dump_json_writes_what_the_standard_library_writes():
+    import json as stdlib_json
+
+    from flowmap.formats.common import dump_json
+
+    doc = {"b": [1, 2.5, None, True], "a": {"naïve": "<tool> → ✗", "z": "\u2028"}, "c": []}
+    assert dump_json(doc, sort_keys=True) == stdlib_json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    assert dump_json(doc) == stdlib_json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def test_dump_json_survives_strings_utf8_cannot_hold():
+    import json as stdlib_json
+
+    from flowmap.formats.common import dump_json
+
+    text = dump_json({"span_name": "bad \ud800 surrogate"})
+    assert stdlib_json.loads(text) == {"span_name": "bad \ud800 surrogate"}
+    text.encode("utf-8")  # printable as UTF-8

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
+
+import msgspec
 
 from ..model import Analysis, Finding, Severity, TracePath
 from .rules import RULE_IDS
 
 __all__ = [
+    "dump_json",
     "plural",
     "count_by_rule",
     "count_by_severity",
@@ -22,6 +27,20 @@ __all__ = [
 ]
 
 SEVERITIES_DESC: tuple[Severity, ...] = tuple(sorted(Severity, reverse=True))
+
+
+def dump_json(doc: Any, *, sort_keys: bool = False) -> str:
+    """Indented JSON text, as ``json.dumps(indent=2, ensure_ascii=False)`` writes it.
+
+    msgspec writes the same bytes about ten times faster, which matters for inputs with
+    100,000 findings; strings it cannot encode (lone surrogates from in-memory spans)
+    fall back to the standard library with ASCII escapes.
+    """
+    try:
+        raw = msgspec.json.encode(doc, order="sorted" if sort_keys else None)
+        return msgspec.json.format(raw, indent=2).decode("utf-8") + "\n"
+    except (msgspec.EncodeError, UnicodeError, TypeError, OverflowError):
+        return json.dumps(doc, sort_keys=sort_keys, indent=2) + "\n"
 
 
 def plural(n: int, word: str) -> str:

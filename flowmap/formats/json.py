@@ -9,11 +9,10 @@ same input gives byte-identical output.
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 
 from ..model import Analysis, Finding, FlowMap, Severity, TracePath
-from .common import count_by_rule, count_by_severity, split_origin
+from .common import count_by_rule, count_by_severity, dump_json, split_origin
 
 __all__ = ["JsonReporter", "to_document", "FORMAT_VERSION"]
 
@@ -81,4 +80,4 @@ class JsonReporter:
         self.fail_on = fail_on
 
     def render(self, analysis: Analysis) -> str:
-        return json.dumps(to_document(analysis), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+        return dump_json(to_document(analysis), sort_keys=True)

@@ -9,14 +9,13 @@ rule, trace and span, so re-uploading the same traces never opens duplicate aler
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from ..model import Analysis, Finding, Severity
-from .common import split_origin
+from .common import dump_json, split_origin
 from .rules import RULE_IDS, rule_doc
 
 __all__ = ["SarifReporter", "to_sarif", "SARIF_SCHEMA", "TOOL_URI", "LEVELS", "SECURITY_SEVERITY"]
@@ -165,4 +164,4 @@ class SarifReporter:
         self.fail_on = fail_on
 
     def render(self, analysis: Analysis) -> str:
-        return json.dumps(to_sarif(analysis), indent=2, ensure_ascii=False) + "\n"
+        return dump_json(to_sarif(analysis))
