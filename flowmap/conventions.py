@@ -48,7 +48,7 @@ from .model import (
     SPAN_KIND_SERVER,
 )
 
-__all__ = ["infer_boundary"]
+__all__ = ["infer_boundary", "DECIDING_KEYS", "HTTP_KEYS"]
 
 _GEN_AI = {
     "execute_tool": "tool",
@@ -101,6 +101,21 @@ _HTTP_KEYS = (
     "http.response.status_code",
     "http.status_code",
 )
+
+#: the attributes whose presence lets a convention decide (a span with none of them and
+#: none of HTTP_KEYS has no inferred boundary: the loader then skips building a dict)
+DECIDING_KEYS = frozenset(
+    {
+        "gen_ai.operation.name",
+        "openinference.span.kind",
+        "traceloop.span.kind",
+        "llm.request.type",
+        "messaging.system",
+        "db.system.name",
+        "db.system",
+    }
+)
+HTTP_KEYS = frozenset(_HTTP_KEYS)
 
 
 def _text(value: Any) -> str | None:

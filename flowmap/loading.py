@@ -36,7 +36,6 @@ generically and validates span by span, so one bad span costs only itself.
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import gzip
 import os
@@ -44,6 +43,7 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from operator import attrgetter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +53,7 @@ from . import otlp
 from .attributes import BOUNDARY, BOUNDARY_KINDS, KEY_ID, SCOPED, TENANT
 from .conventions import infer_boundary
 from .errors import InputError
-from .model import Event, Link, Span, Trace
+from .model import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, Trace
 
 __all__ = ["LoadStats", "iter_traces", "decode_document", "MAX_WARNINGS"]
 
@@ -70,6 +70,8 @@ _ZERO_SPAN = "0" * 16
 _HEX_DIGITS = "0123456789abcdef"
 _READ_BUFFER = 1 << 20
 _UNKNOWN_SERVICE = "unknown_service"
+_KEY = attrgetter("key")
+_SHAPES = otlp._SHAPES  # the shared shapes, read directly in the hot loop
 _CLOSED = -(1 << 63)  # the count of a trace already yielded (compared by identity)
 _UNCOUNTED = -(1 << 62)  # added to a count: it stays negative ("not known") whatever else is added
 
@@ -163,7 +165,7 @@ class _Loader:
         self.on_warning = on_warning
         self.on_progress = on_progress
         self.stats = stats
-        self.pending: dict[str, dict[str, Span]] = {}
+        self.pending: dict[str, dict[str, otlp.Span]] = {}
         self.closing: dict[tuple[int, int], list[str]] = {}
         self._seen_ids: set[str] = set()  # ids the scan missed, started already (late fragments)
         #: trace id -> how many times the scan saw it as a "traceId" (spans' and links'),
@@ -511,18 +513,22 @@ class _Loader:
         origin: str,
         origin_of: Callable[[str], str] | None,
     ) -> None:
-        """Validate, normalise and add spans to their pending traces.
+        """Validate and normalise decoded spans in place, fill in their derived fields,
+        and add them to their pending traces.
 
-        The hot loop of the loader: everything is inlined (ids checked with
-        ``bytes.fromhex``, attributes built by one comprehension, the Span built
-        positionally) because a call or a keyword argument per span is measurable.
+        The hot loop of the loader: the decoded :class:`otlp.Span` *is* the analyzer's
+        span (no second object, no attribute dict), and what the analysis needs from the
+        attributes is read through the span's shared :class:`otlp.AttributeShape` (one
+        lookup of its tuple of keys). Everything is inlined, because a call per span is
+        measurable.
         """
         pending = self.pending
         counts = self.counts
         warn = self.warn
-        any_value = otlp.any_value
         fromhex = bytes.fromhex
-        new_span = _new_span
+        shapes = _SHAPES
+        shape_of = otlp.shape_of
+        kinds = BOUNDARY_KINDS
         service = resource.get("service.name")
         if type(service) is not str or not service:
             service = _UNKNOWN_SERVICE
@@ -542,6 +548,7 @@ class _Loader:
                     skipped += 1
                     warn(f"{where}: span skipped: missing or invalid trace id (need 32 hex digits, not all zero)")
                     continue
+                s.trace_id = tid
                 trace = pending.get(tid)
                 if trace is None:
                     trace = pending[tid] = {}
@@ -559,6 +566,7 @@ class _Loader:
                     skipped += 1
                     warn(f"{where}: span skipped: missing or invalid span id (need 16 hex digits, not all zero)")
                     continue
+                s.span_id = sid
             if sid in trace:
                 skipped += 1
                 warn(f"{where}: duplicate span id {sid} in trace {tid}; first one kept")
@@ -574,68 +582,72 @@ class _Loader:
                         skipped += 1
                         warn(f"{where}: span {sid} skipped: invalid parent span id (need 16 hex digits)")
                         continue
-                    parent = parent.lower()
+                    parent = s.parent_span_id = parent.lower()
                 if parent == sid:
                     warn(f"{where}: span {sid} is its own parent; parent dropped")
-                    parent = None
+                    s.parent_span_id = None  # type: ignore[assignment]
                 elif parent == _ZERO_SPAN:
-                    parent = None
+                    s.parent_span_id = None  # type: ignore[assignment]
             else:
-                parent = None
+                s.parent_span_id = None  # type: ignore[assignment]
             kind = s.kind
             status = s.status
             code = 0 if status is None else status.code
             if type(kind) is not int or type(code) is not int:
                 try:
-                    kind = otlp.span_kind(kind)
+                    s.kind = kind = otlp.span_kind(kind)
                     code = otlp.status_code(code)
                 except ValueError:
                     skipped += 1
                     warn(f"{where}: span {sid} skipped: kind or status code is not a valid number or enum name")
                     continue
-            attrs = {
-                kv.key: (
-                    v
-                    if (av := kv.value) is not None and (v := av.string_value) is not None
-                    else any_value(av)
-                )
-                for kv in s.attributes
-            }
-            tenant = attrs.get(TENANT)
-            if type(tenant) is not str:
-                tenant = None
-            boundary = attrs.get(BOUNDARY)
-            if type(boundary) is not str or boundary not in BOUNDARY_KINDS:
-                boundary = infer_boundary(kind, attrs)
-            scoped = attrs.get(SCOPED)
-            if type(scoped) is not bool:
-                scoped = None
-            trace[sid] = new_span(
-                tid,
-                sid,
-                parent,
-                s.name,
-                kind,
-                service,
-                s.start_time_unix_nano,
-                s.end_time_unix_nano,
-                attrs,
-                resource,
-                # no events or links: the decoder's own empty list, not a new one
-                [Event(e.name, otlp.attributes(e.attributes)) for e in s.events] if s.events else s.events,
-                self._links(s.links, where, sid) if s.links else s.links,
-                code,
-                where,
-                tenant,
-                boundary,
-                scoped,
-                key_id,
-            )
+            kvs = s.kvs
+            keys = tuple(map(_KEY, kvs))
+            shape = shapes.get(keys)
+            if shape is None:
+                shape = shape_of(keys)
+            s.shape = shape
+            s._attrs = None  # only ever set here, never from the input
+            i = shape.tenant
+            if i >= 0:
+                av = kvs[i].value
+                s.tenant = None if av is None else av.string_value
+            else:
+                s.tenant = None
+            i = shape.boundary
+            boundary = None
+            if i >= 0:
+                av = kvs[i].value
+                if av is not None:
+                    boundary = av.string_value
+                    if boundary not in kinds:
+                        boundary = None
+            if boundary is None and (shape.infer or shape.http):
+                if shape.infer or kind == SPAN_KIND_SERVER or kind == SPAN_KIND_CLIENT:
+                    boundary = infer_boundary(kind, s.attributes)
+            s.boundary = boundary
+            i = shape.scoped
+            if i >= 0:
+                av = kvs[i].value
+                s.scoped = None if av is None else av.bool_value
+            else:
+                s.scoped = None
+            s.service = service
+            s.resource = resource
+            s.origin = where
+            s.key_id = key_id
+            s.status_code = code
+            if s.links:
+                s.links = self._links(s.links, where, sid)
+            if s.events:
+                for e in s.events:
+                    e._attrs = None
+            trace[sid] = s
             added += 1
         self.stats.spans += added
         self.stats.skipped += skipped
 
-    def _links(self, links: list[otlp.Link], where: str, sid: str) -> list[Link]:
+    def _links(self, links: list[otlp.Link], where: str, sid: str) -> list[otlp.Link]:
         out = []
         for link in links:
             tid = _valid_id(link.trace_id, 32, _ZERO_TRACE)
@@ -643,28 +655,12 @@ class _Loader:
             if tid is None or lsid is None:
                 self.warn(f"{where}: span {sid}: link with missing or invalid ids dropped")
                 continue
-            out.append(Link(tid, lsid, otlp.attributes(link.attributes)))
+            link.trace_id, link.span_id, link._attrs = tid, lsid, None
+            out.append(link)
         return out
 
 
 # -- helpers -------------------------------------------------------------------------
-
-_SPAN_FIELDS = (
-    "trace_id", "span_id", "parent_span_id", "name", "kind", "service", "start_ns", "end_ns",
-    "attributes", "resource", "events", "links", "status_code", "origin", "tenant", "boundary",
-    "scoped", "key_id",
-)  # fmt: skip
-
-
-def _span_by_keywords(*values: Any) -> Span:
-    return Span(**dict(zip(_SPAN_FIELDS, values)))
-
-
-# Positional construction is ~3x faster; fall back to keywords should the model's field
-# order ever change (fields may be added to the model, never renamed).
-_FIELD_ORDER = tuple(f.name for f in dataclasses.fields(Span))
-_new_span = Span if _FIELD_ORDER[: len(_SPAN_FIELDS)] == _SPAN_FIELDS else _span_by_keywords
-
 
 def _valid_id(raw: str, length: int, zero: str | None) -> str | None:
     """Lowercase hex id of exactly ``length`` digits (not all zero), else None."""

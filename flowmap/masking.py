@@ -12,7 +12,7 @@ import functools
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from . import attributes
@@ -337,15 +337,29 @@ class Masker:
         return {k: self.value(v) for k, v in attrs.items()}
 
     def span(self, span: Span) -> Span:
-        """A masked copy of ``span`` (the original, maybe the caller's, is left as is)."""
-        return replace(
-            span,
+        """A masked copy of ``span`` (the original, maybe the caller's, is left as is).
+
+        Always a :class:`flowmap.model.Span`, whether ``span`` was built by hand or is
+        the loader's struct-backed span."""
+        return Span(
+            trace_id=span.trace_id,
+            span_id=span.span_id,
+            parent_span_id=span.parent_span_id,
             name=self.text(span.name),
+            kind=span.kind,
+            service=span.service,
+            start_ns=span.start_ns,
+            end_ns=span.end_ns,
             attributes=self.attrs(span.attributes),
             resource=self.attrs(span.resource),
             events=[Event(self.text(e.name), self.attrs(e.attributes)) for e in span.events],
             links=[Link(l.trace_id, l.span_id, self.attrs(l.attributes)) for l in span.links],
+            status_code=span.status_code,
+            origin=span.origin,
             tenant=span.tenant if span.tenant is None or is_opaque_tag(span.tenant) else MASK,
+            boundary=span.boundary,
+            scoped=span.scoped,
+            key_id=span.key_id,
         )
 
     def trace(self, trace: Trace) -> Trace:

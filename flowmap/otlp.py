@@ -21,6 +21,9 @@ from typing import Annotated, Any
 
 import msgspec
 
+from .attributes import BOUNDARY, SCOPED, TENANT
+from .conventions import DECIDING_KEYS, HTTP_KEYS
+
 __all__ = [
     "MAX_VALUE_CHARS",
     "MAX_NAME_CHARS",
@@ -37,6 +40,8 @@ __all__ = [
     "decode_traces_data",
     "any_value",
     "attributes",
+    "AttributeShape",
+    "shape_of",
     "convert",
     "span_kind",
     "status_code",
@@ -86,30 +91,138 @@ class Status(_Base):
     message: _Str = ""
 
 
-class Event(_Base):
+def _rename(name: str) -> str:
+    """JSON names of the span-side Structs: OTLP's lowerCamelCase, except fields the loader
+    fills in (under a name no OTLP producer writes; the loader sets them on every span,
+    so the input can never set them)."""
+    special = _JSON_NAMES.get(name)
+    if special is not None:
+        return special
+    head, *rest = name.split("_")
+    return head + "".join(p.capitalize() for p in rest)
+
+
+_JSON_NAMES = {
+    "kvs": "attributes",
+    "start_ns": "startTimeUnixNano",
+    "end_ns": "endTimeUnixNano",
+    **{
+        name: "flowmap.loader." + name
+        for name in (
+            "service", "resource", "origin", "tenant", "boundary", "scoped", "key_id",
+            "status_code", "shape", "_attrs",
+        )
+    },
+}  # fmt: skip
+
+
+class _WithAttributes(msgspec.Struct, gc=False):
+    """The ``attributes`` of the analyzer's model as a dict, built on first use: the
+    analyzer's hot path reads only the few attributes it needs (:class:`AttributeShape`),
+    so most spans never build one."""
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        d = self._attrs  # type: ignore[attr-defined]
+        if d is None:
+            d = self._attrs = attributes(self.kvs)  # type: ignore[attr-defined]
+        return d
+
+
+class Event(_WithAttributes, rename=_rename):
     name: _Name = ""
     time_unix_nano: int = 0
-    attributes: list[KeyValue] = []
+    kvs: list[KeyValue] = []
+    _attrs: dict[str, Any] | None = None
 
 
-class Link(_Base):
+class Link(_WithAttributes, rename=_rename):
     trace_id: str = ""
     span_id: str = ""
-    attributes: list[KeyValue] = []
+    kvs: list[KeyValue] = []
+    _attrs: dict[str, Any] | None = None
 
 
-class Span(_Base):
+class Span(_WithAttributes, rename=_rename):
+    """One OTLP span, decoded straight into the analyzer's span.
+
+    The loader validates and normalises the decoded fields in place (ids lowercase,
+    ``parent_span_id`` None for a root, ``kind`` an integer, invalid links dropped) and
+    fills in the derived ones, so the object the decoder made is the one the analysis
+    reads: it has every field and property of :class:`flowmap.model.Span` (whose
+    hand-built instances the analysis accepts as well), ``attributes`` built lazily.
+    """
+
     trace_id: str = ""
     span_id: str = ""
     parent_span_id: str = ""
     name: _Name = ""
     kind: _Enum = 0
-    start_time_unix_nano: int = 0
-    end_time_unix_nano: int = 0
-    attributes: list[KeyValue] = []
+    start_ns: int = 0
+    end_ns: int = 0
+    kvs: list[KeyValue] = []
     events: list[Event] = []
     links: list[Link] = []
     status: Status | None = None
+    # filled in by the loader
+    service: str = ""
+    resource: dict[str, Any] = {}
+    origin: str = ""
+    tenant: str | None = None
+    boundary: str | None = None
+    scoped: bool | None = None
+    key_id: str | None = None
+    status_code: int = 0
+    shape: Any = None  # AttributeShape of kvs
+    _attrs: dict[str, Any] | None = None
+
+    @property
+    def operation(self) -> str:
+        """The flow-map node id of this span: service and span name."""
+        return f"{self.service} {self.name}"
+
+
+class AttributeShape:
+    """What a span's attribute *names* say, shared by every span with the same names.
+
+    Spans of one instrumentation point carry the same keys in the same order, so the
+    tuple of keys is looked up once per span and everything the analysis derives from
+    names alone is worked out once per distinct tuple: where the contract's attributes
+    are in the list, whether boundary inference has anything to read, and the rules'
+    caches (whether every name is known to be plain, whether any holds tool arguments).
+    """
+
+    __slots__ = ("keys", "tenant", "boundary", "scoped", "infer", "http", "quiet_for", "no_args")
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        self.keys = keys
+        last = {k: i for i, k in enumerate(keys)}  # a repeated key: the last one wins
+        self.tenant: int = last.get(_TENANT_KEY, -1)
+        self.boundary: int = last.get(_BOUNDARY_KEY, -1)
+        self.scoped: int = last.get(_SCOPED_KEY, -1)
+        #: some key boundary inference reads besides the HTTP ones
+        self.infer: bool = not _INFER_KEYS.isdisjoint(keys)
+        self.http: bool = not _HTTP_INFER_KEYS.isdisjoint(keys)
+        #: rules' cache: the tenant-attribute names for which every key is known plain
+        self.quiet_for: object = None
+        #: rules' cache: True once every key is known not to hold tool arguments
+        self.no_args: bool = False
+
+
+_TENANT_KEY, _BOUNDARY_KEY, _SCOPED_KEY = TENANT, BOUNDARY, SCOPED
+_INFER_KEYS, _HTTP_INFER_KEYS = DECIDING_KEYS, HTTP_KEYS
+_SHAPES: dict[tuple[str, ...], AttributeShape] = {}
+_SHAPES_MAX = 50_000  # a hostile input with endless distinct key sets gets unshared shapes
+
+
+def shape_of(keys: tuple[str, ...]) -> AttributeShape:
+    """The shared :class:`AttributeShape` of a tuple of attribute names."""
+    shape = _SHAPES.get(keys)
+    if shape is None:
+        shape = AttributeShape(keys)
+        if len(_SHAPES) < _SHAPES_MAX:
+            _SHAPES[keys] = shape
+    return shape
 
 
 class ScopeSpans(_Base):

@@ -32,6 +32,7 @@ from .masking import (
     scan_attributes,
     tenant_keys_in,
 )
+from .otlp import Span as LoadedSpan
 from .model import (
     Finding,
     Severity,
@@ -269,6 +270,8 @@ def _truthy(value: Any) -> bool:
 
 
 _TENANT_ATTR = attributes.TENANT
+_LOADED = LoadedSpan  # the loader's span (its attribute names in a shared shape)
+_NOT_A_TAG = object()  # flowmap.tenant present with a value that is not a string
 _NOT_ARGUMENTS: set[str] = set()  # attribute names known not to hold tool arguments
 _ARG_CLASS: dict[str, str | None] = {}  # attribute name -> "" (whole arguments), tail, or None
 
@@ -299,7 +302,14 @@ def _model_chosen_keys(span: Span, names: frozenset[str]) -> tuple[list[str], li
     """Argument names that carry a tenant id in a tool span, and their values."""
     keys: list[str] = []
     values: list[Any] = []
-    if _NOT_ARGUMENTS.issuperset(span.attributes):
+    if span.__class__ is _LOADED:
+        shape = span.shape
+        if shape.no_args:
+            return keys, values
+        if _NOT_ARGUMENTS.issuperset(shape.keys):
+            shape.no_args = True  # the set only grows
+            return keys, values
+    elif _NOT_ARGUMENTS.issuperset(span.attributes):
         return keys, values
     for attr, value in span.attributes.items():
         kind = _argument_attr(attr)
@@ -452,19 +462,28 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
                     seen_resources.add((span.service, hit.key))
                     new_rhits.append(hit)
         # (masking.is_quiet, inlined: this runs for every span; events and links whose
-        # attributes are all quiet need no closer look either)
-        attrs = span.attributes
+        # attributes are all quiet need no closer look either). A loaded span's names
+        # are judged once per distinct tuple of names (its shape), without its dict.
+        if span.__class__ is _LOADED:
+            shape = span.shape
+            plain = shape.quiet_for is quiet
+            if not plain and is_plain(shape.keys):
+                shape.quiet_for = quiet  # the set only grows: plain stays plain
+                plain = True
+            # flowmap.tenant present: its value is the tenant when it is a string
+            tag = (span.tenant or _NOT_A_TAG) if shape.tenant >= 0 else None
+        else:
+            attrs = span.attributes
+            plain = is_plain(attrs)
+            tag = attrs.get(_TENANT_ATTR)
         if (
-            not is_plain(attrs)
+            not plain
             or new_rhits
             or (span.events and not all([is_quiet(e.attributes, quiet) for e in span.events]))
             or (span.links and not all([is_quiet(k.attributes, quiet) for k in span.links]))
+            or (tag is not None and (tag.__class__ is not str or tag not in opaque))
         ):
             _attribute_rules(v, graph, span, settings, new_rhits)
-        else:
-            tag = attrs.get(_TENANT_ATTR)
-            if tag is not None and (tag.__class__ is not str or tag not in opaque):
-                _attribute_rules(v, graph, span, settings, new_rhits)
 
     # links inside the trace (queues, streams): producer -> consumer
     for src, dst in graph.links:
