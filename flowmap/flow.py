@@ -38,7 +38,7 @@ they are, plus ``total`` (see :mod:`flowmap.formats.json`).
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, _count_elements  # type: ignore[attr-defined]
 
 from .graph import SpanGraph
 from .model import FlowEdge, FlowMap, FlowNode, Span
@@ -160,9 +160,9 @@ class FlowMapBuilder:
         flow_nodes = self._flow.nodes
         # per operation, not per span: counted in C, nodes made only for new operations
         operations = ops.values()
-        self._spans.update(operations)
+        _count_elements(self._spans, operations)  # Counter.update's C loop, without its checks
         if verdict.untagged:
-            self._untagged.update(verdict.untagged)
+            _count_elements(self._untagged, verdict.untagged)
         if not all(map(flow_nodes.__contains__, operations)) or (
             self._bare and not self._bare.isdisjoint(operations)
         ):

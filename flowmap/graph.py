@@ -123,14 +123,14 @@ class SpanGraph:
             sid: span.parent_span_id for sid, span in spans.items() if span.parent_span_id in spans
         }
         if len(parent) < len(spans):
-            for sid, span in spans.items():
-                if sid not in parent:
-                    if not span.parent_span_id:
-                        self.roots.append(sid)
-                    elif is_entry(span):
-                        self.remote_entries.append(sid)
-                    else:
-                        self.missing_parent.append(sid)
+            for sid in [sid for sid in spans if sid not in parent]:
+                span = spans[sid]
+                if not span.parent_span_id:
+                    self.roots.append(sid)
+                elif is_entry(span):
+                    self.remote_entries.append(sid)
+                else:
+                    self.missing_parent.append(sid)
         for sid, span in [(sid, span) for sid, span in spans.items() if span.links]:
             for link in span.links:
                 if link.trace_id == trace_id and link.span_id in spans:

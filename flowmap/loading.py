@@ -43,7 +43,6 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from operator import attrgetter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,7 +69,6 @@ _ZERO_SPAN = "0" * 16
 _HEX_DIGITS = "0123456789abcdef"
 _READ_BUFFER = 1 << 20
 _UNKNOWN_SERVICE = "unknown_service"
-_KEY = attrgetter("key")
 _SHAPES = otlp._SHAPES  # the shared shapes, read directly in the hot loop
 _CLOSED = -(1 << 63)  # the count of a trace already yielded (compared by identity)
 _UNCOUNTED = -(1 << 62)  # added to a count: it stays negative ("not known") whatever else is added
@@ -602,7 +600,7 @@ class _Loader:
                     warn(f"{where}: span {sid} skipped: kind or status code is not a valid number or enum name")
                     continue
             kvs = s.kvs
-            keys = tuple(map(_KEY, kvs))
+            keys = tuple([kv.key for kv in kvs])  # (faster than map(attrgetter) here)
             shape = shapes.get(keys)
             if shape is None:
                 shape = shape_of(keys)

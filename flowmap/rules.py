@@ -13,8 +13,11 @@ another trace (queues) are judged with :func:`judge_link` once both sides were s
 from __future__ import annotations
 
 import functools
+from collections import _count_elements  # type: ignore[attr-defined]  # Counter's C counting loop
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import attrgetter
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -271,6 +274,9 @@ def _truthy(value: Any) -> bool:
 
 _TENANT_ATTR = attributes.TENANT
 _LOADED = LoadedSpan  # the loader's span (its attribute names in a shared shape)
+_LOADED_ONLY = frozenset({LoadedSpan})
+_TENANT_OF = attrgetter("tenant")
+_RESOURCE_OF = attrgetter("resource")
 _NOT_A_TAG = object()  # flowmap.tenant present with a value that is not a string
 _NOT_ARGUMENTS: set[str] = set()  # attribute names known not to hold tool arguments
 _ARG_CLASS: dict[str, str | None] = {}  # attribute name -> "" (whole arguments), tail, or None
@@ -379,6 +385,29 @@ def _attribute_rules(
             ))
 
 
+_RESOURCE_HITS: dict[int, tuple[dict[str, Any], frozenset[str], bool]] = {}
+_RESOURCE_HITS_MAX = 256
+
+
+def _resource_hits(spans: Iterable[Span], names: frozenset[str]) -> bool:
+    """Whether any resource of these spans holds a raw tenant identifier. Remembered
+    per resource object (one per exported batch, shared by its spans); the cache holds
+    the resource, so its id is not reused while remembered."""
+    resources = [*map(_RESOURCE_OF, spans)]
+    for r in dict(zip(map(id, resources), resources)).values():
+        seen = _RESOURCE_HITS.get(id(r))
+        if seen is not None and seen[0] is r and seen[1] is names:
+            hit = seen[2]
+        else:
+            hit = bool(r) and bool(scan_attributes(r, "resource attribute", names))
+            if len(_RESOURCE_HITS) >= _RESOURCE_HITS_MAX:
+                _RESOURCE_HITS.clear()
+            _RESOURCE_HITS[id(r)] = (r, names, hit)
+        if hit:
+            return True
+    return False
+
+
 def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
     """Run every rule on one trace.
 
@@ -400,29 +429,50 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
     seen_resources: set[tuple[str, str]] = set()
     last_resource: dict[str, Any] | None = None
     rhits: list[RawValue] = []
-    untagged = v.untagged
-    for sid, span in spans.items():
-        tenant = span.tenant
+    every = spans.values()
+    tenants = set(map(_TENANT_OF, every))
+    local: Iterable[tuple[str, Span]] = spans.items()  # the spans the span-local rules judge
+    if len(tenants) == 1 and _LOADED_ONLY.issuperset(map(type, every)):
+        # The common trace: one tag (or none) on every span, so every parent edge has the
+        # same state and none is a finding; the edges are counted in C, and only the spans
+        # some span-local rule could fire on are looked at one by one.
+        (tag,) = tenants
+        state = INHERITED if tag is not None else UNTAGGED
+        _count_elements(
+            calls, zip(map(ops.__getitem__, parent_of.values()), map(ops.__getitem__, parent_of), repeat(state))
+        )
+        if tag is None:
+            v.untagged.extend(ops.values())
+        elif tag in opaque and not _resource_hits(every, names):
+            local = [
+                (sid, span) for sid, span in local
+                if span.shape.quiet_for is not quiet or span.links or span.events or span.scoped is False
+                or (span.boundary == "tool" and not span.shape.no_args)
+            ]
+    else:
+        untagged = v.untagged
+        for sid, span in local:
+            tenant = span.tenant
+            if tenant is None:
+                untagged.append(ops[sid])
+            # cross-tenant / context-dropped along parent edges
+            pid = parent_of.get(sid)
+            if pid is not None:
+                parent = spans[pid]
+                pt = parent.tenant
+                if pt == tenant:
+                    state = INHERITED if pt is not None else UNTAGGED
+                else:
+                    state = edge_state(parent, span)
+                    if state == SWITCHED or state == DROPPED:
+                        f = _judge_parent(parent, span)
+                        if f is not None:
+                            v.add(f)
+                key = (ops[pid], ops[sid], state)
+                calls[key] = calls.get(key, 0) + 1
+
+    for sid, span in local:
         boundary = span.boundary
-        if tenant is None:
-            untagged.append(ops[sid])
-
-        # cross-tenant / context-dropped along parent edges
-        pid = parent_of.get(sid)
-        if pid is not None:
-            parent = spans[pid]
-            pt = parent.tenant
-            if pt == tenant:
-                state = INHERITED if pt is not None else UNTAGGED
-            else:
-                state = edge_state(parent, span)
-                if state == SWITCHED or state == DROPPED:
-                    f = _judge_parent(parent, span)
-                    if f is not None:
-                        v.add(f)
-            key = (ops[pid], ops[sid], state)
-            calls[key] = calls.get(key, 0) + 1
-
         if boundary is not None:
             # data boundaries
             if span.scoped is False:
