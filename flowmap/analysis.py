@@ -27,6 +27,7 @@ from .flow import FlowMapBuilder
 from .graph import SpanGraph
 from .masking import Masker
 from .model import SPAN_KIND_PRODUCER, Analysis, Finding, FlowMap, Severity, Span, Trace
+from .otlp import detach
 from .paths import PathSample, trace_paths
 from .rules import CONTEXT_DROPPED, UNSCOPED_ENTRY, evaluate, judge_link, orphan_message, sort_findings
 from .settings import AnalysisSettings
@@ -50,6 +51,12 @@ _JUDGED_MAX = 100_000  # non-opaque tags remembered as judged; past it, judged a
 _SERVICE = attrgetter("service")
 _TENANT = attrgetter("tenant")
 _SUMMARIES_MAX = 200_000  # distinct link-target summaries shared; past it, kept per span
+
+
+def _detach(trace: Trace) -> None:
+    """A kept trace's spans must not pin the whole lines they were read from."""
+    for span in trace.spans.values():
+        detach(span)
 
 
 def _summary(span: Span) -> Span:
@@ -256,10 +263,12 @@ class Analyzer:
             return
         if flagged:
             if len(self._flagged) < cap:
+                _detach(trace)
                 self._flagged[trace.trace_id] = trace
                 if len(self._flagged) + len(self._others) > cap:
                     self._others.popitem()
         elif len(self._flagged) + len(self._others) < cap:
+            _detach(trace)
             self._others[trace.trace_id] = trace
 
     # -- output ------------------------------------------------------------------

@@ -43,6 +43,7 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from operator import attrgetter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +70,7 @@ _ZERO_SPAN = "0" * 16
 _HEX_DIGITS = "0123456789abcdef"
 _READ_BUFFER = 1 << 20
 _UNKNOWN_SERVICE = "unknown_service"
+_KVS = attrgetter("kvs")
 _SHAPES = otlp._SHAPES  # the shared shapes, read directly in the hot loop
 _CLOSED = -(1 << 63)  # the count of a trace already yielded (compared by identity)
 _UNCOUNTED = -(1 << 62)  # added to a count: it stays negative ("not known") whatever else is added
@@ -409,6 +411,8 @@ class _Loader:
         self, data: bytes, origin: str, origin_of: Callable[[str], str] | None
     ) -> None:
         """Decode one line (or document) and add its spans to the pending traces."""
+        if self._decode_raw(data, origin, origin_of):
+            return
         try:
             td = otlp.decode_traces_data(data)
         except msgspec.ValidationError:
@@ -432,6 +436,28 @@ class _Loader:
             resource = otlp.attributes(rs.resource.attributes) if rs.resource is not None else {}
             for ss in rs.scope_spans:
                 self._add_spans(ss.spans, resource, origin, origin_of)
+
+    def _decode_raw(
+        self, data: bytes, origin: str, origin_of: Callable[[str], str] | None
+    ) -> bool:
+        """The fast path: spans as :class:`otlp.RawSpan`, each attribute list decoded on
+        its own and dropped once read (see RawSpan). False, with nothing added, when
+        anything in the line fails to decode: the full path then decodes it again and
+        says what is wrong."""
+        try:
+            td = otlp.decode_traces_data_raw(data)
+            decode_kvs = otlp.decode_key_values
+            kv_lists = [
+                [decode_kvs(s.kvs) for s in ss.spans] for rs in td.resource_spans for ss in rs.scope_spans
+            ]
+        except (msgspec.DecodeError, UnicodeDecodeError):  # ValidationError included
+            return False
+        lists = iter(kv_lists)
+        for rs in td.resource_spans:
+            resource = otlp.attributes(rs.resource.attributes) if rs.resource is not None else {}
+            for ss in rs.scope_spans:
+                self._add_spans(ss.spans, resource, origin, origin_of, next(lists))
+        return True
 
     def _bad_line(self, origin: str, exc: Exception) -> None:
         self.stats.skipped += 1
@@ -510,15 +536,17 @@ class _Loader:
         resource: dict[str, Any],
         origin: str,
         origin_of: Callable[[str], str] | None,
+        kv_lists: Iterable[list[otlp.KeyValue]] | None = None,
     ) -> None:
         """Validate and normalise decoded spans in place, fill in their derived fields,
         and add them to their pending traces.
 
-        The hot loop of the loader: the decoded :class:`otlp.Span` *is* the analyzer's
-        span (no second object, no attribute dict), and what the analysis needs from the
-        attributes is read through the span's shared :class:`otlp.AttributeShape` (one
-        lookup of its tuple of keys). Everything is inlined, because a call per span is
-        measurable.
+        The hot loop of the loader: the decoded span *is* the analyzer's span (no second
+        object, no attribute dict). What the analysis needs from the attributes is read
+        here from the decoded list (``kv_lists``, one per span, or the spans' own
+        ``kvs``) through the shared :class:`otlp.AttributeShape` of its names; the
+        span's ``attributes`` dict is built only if something asks for it. Everything
+        is inlined, because a call per span is measurable.
         """
         pending = self.pending
         counts = self.counts
@@ -535,7 +563,7 @@ class _Loader:
             key_id = None
         added = skipped = 0
         where = origin
-        for s in spans:
+        for s, kvs in zip(spans, kv_lists if kv_lists is not None else map(_KVS, spans)):
             if origin_of is not None:
                 where = origin_of(s.span_id.lower())
             tid = s.trace_id
@@ -599,7 +627,6 @@ class _Loader:
                     skipped += 1
                     warn(f"{where}: span {sid} skipped: kind or status code is not a valid number or enum name")
                     continue
-            kvs = s.kvs
             keys = tuple([kv.key for kv in kvs])  # (faster than map(attrgetter) here)
             shape = shapes.get(keys)
             if shape is None:
@@ -622,7 +649,7 @@ class _Loader:
                         boundary = None
             if boundary is None and (shape.infer or shape.http):
                 if shape.infer or kind == SPAN_KIND_SERVER or kind == SPAN_KIND_CLIENT:
-                    boundary = infer_boundary(kind, s.attributes)
+                    boundary = infer_boundary(kind, otlp.attributes(kvs))
             s.boundary = boundary
             i = shape.scoped
             if i >= 0:

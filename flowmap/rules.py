@@ -35,6 +35,7 @@ from .masking import (
     scan_attributes,
     tenant_keys_in,
 )
+from .otlp import RawSpan
 from .otlp import Span as LoadedSpan
 from .model import (
     Finding,
@@ -273,8 +274,8 @@ def _truthy(value: Any) -> bool:
 
 
 _TENANT_ATTR = attributes.TENANT
-_LOADED = LoadedSpan  # the loader's span (its attribute names in a shared shape)
-_LOADED_ONLY = frozenset({LoadedSpan})
+# the loader's spans (their attribute names in a shared shape)
+_LOADED_ONLY = frozenset({LoadedSpan, RawSpan})
 _TENANT_OF = attrgetter("tenant")
 _RESOURCE_OF = attrgetter("resource")
 _NOT_A_TAG = object()  # flowmap.tenant present with a value that is not a string
@@ -308,7 +309,7 @@ def _model_chosen_keys(span: Span, names: frozenset[str]) -> tuple[list[str], li
     """Argument names that carry a tenant id in a tool span, and their values."""
     keys: list[str] = []
     values: list[Any] = []
-    if span.__class__ is _LOADED:
+    if span.__class__ in _LOADED_ONLY:
         shape = span.shape
         if shape.no_args:
             return keys, values
@@ -514,7 +515,7 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
         # (masking.is_quiet, inlined: this runs for every span; events and links whose
         # attributes are all quiet need no closer look either). A loaded span's names
         # are judged once per distinct tuple of names (its shape), without its dict.
-        if span.__class__ is _LOADED:
+        if span.__class__ in _LOADED_ONLY:
             shape = span.shape
             plain = shape.quiet_for is quiet
             if not plain and is_plain(shape.keys):
