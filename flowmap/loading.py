@@ -30,8 +30,13 @@ is raised only when nothing at all could be read.
 **Speed.** Lines decode straight into typed msgspec Structs (:mod:`flowmap.otlp`) with
 the garbage collector paused while the loader runs (the decoded objects hold no
 cycles, and collecting while millions of young objects are alive dominated the time).
-A line that fails typed validation goes through a lenient path that decodes it
-generically and validates span by span, so one bad span costs only itself.
+The decoded span is the analyzer's span (:class:`flowmap.otlp.RawSpan`, no second
+object): its attribute list stays raw JSON, is decoded per span, read for what the
+analysis needs (tenant, boundary, scoped, the names' shared shape) and dropped at
+once; the ``attributes`` dict is built only for spans something asks about. A line
+where anything fails that fast path is decoded again by the full path; a line that
+fails typed validation there goes through a lenient path that decodes it generically
+and validates span by span, so one bad span costs only itself.
 """
 
 from __future__ import annotations

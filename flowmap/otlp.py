@@ -8,8 +8,16 @@ integers as JSON numbers or strings, enums as integers or as their proto names
 (``"SPAN_KIND_SERVER"``), doubles as numbers or ``"NaN"``/``"Infinity"`` (the
 decoder runs with ``strict=False``, which converts such strings in C).
 
-Structs are ``gc=False``: they only hold strings, numbers, lists and other Structs,
-so they can never be part of a reference cycle and the collector need not track them.
+Structs are ``gc=False``: they only hold strings, numbers, lists, dicts of decoded
+values and other Structs, so they can never be part of a reference cycle and the
+collector need not track them.
+
+:class:`Span` (and the loader's :class:`RawSpan`) is also the analyzer's span: the
+loader fills in the derived fields (tenant, boundary, service, …) in place, and it has
+every field and property of :class:`flowmap.model.Span`, ``attributes`` built on first
+use. Why: building a second object and an attribute dict per span, and keeping the
+~20 objects a decoded attribute list is made of alive for as long as the trace, cost
+more than decoding.
 
 A string longer than :data:`MAX_VALUE_CHARS` fails validation, which sends the line
 to the loader's lenient path, where the value is truncated and a warning is given.
