@@ -128,6 +128,12 @@ _JSON_NAMES = {
 }  # fmt: skip
 
 
+#: Fields the loader fills in: typed Any so that whatever an input writes under their
+#: JSON names (see _rename) decodes without failing the span; the loader overwrites
+#: every one of them on every span it keeps.
+_Filled = Any
+
+
 class _WithAttributes(msgspec.Struct, gc=False):
     """The ``attributes`` of the analyzer's model as a dict, built on first use: the
     analyzer's hot path reads only the few attributes it needs (:class:`AttributeShape`),
@@ -148,14 +154,14 @@ class Event(_WithAttributes, rename=_rename):
     name: _Name = ""
     time_unix_nano: int = 0
     kvs: list[KeyValue] = []
-    _attrs: dict[str, Any] | None = None
+    _attrs: _Filled = None
 
 
 class Link(_WithAttributes, rename=_rename):
     trace_id: str = ""
     span_id: str = ""
     kvs: list[KeyValue] = []
-    _attrs: dict[str, Any] | None = None
+    _attrs: _Filled = None
 
 
 class Span(_WithAttributes, rename=_rename):
@@ -179,17 +185,17 @@ class Span(_WithAttributes, rename=_rename):
     events: list[Event] = []
     links: list[Link] = []
     status: Status | None = None
-    # filled in by the loader
-    service: str = ""
-    resource: dict[str, Any] = {}
-    origin: str = ""
-    tenant: str | None = None
-    boundary: str | None = None
-    scoped: bool | None = None
-    key_id: str | None = None
-    status_code: int = 0
-    shape: Any = None  # AttributeShape of kvs
-    _attrs: dict[str, Any] | None = None
+    # filled in by the loader (types in the comments; see _Filled)
+    service: _Filled = ""  # str
+    resource: _Filled = {}  # dict[str, Any], shared by the spans of one resource
+    origin: _Filled = ""  # str, "file:line"
+    tenant: _Filled = None  # str | None
+    boundary: _Filled = None  # str | None
+    scoped: _Filled = None  # bool | None
+    key_id: _Filled = None  # str | None
+    status_code: _Filled = 0  # int
+    shape: _Filled = None  # AttributeShape of the attribute names
+    _attrs: _Filled = None  # dict[str, Any] | None, built on first use
 
     @property
     def operation(self) -> str:

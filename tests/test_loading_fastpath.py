@@ -1,0 +1,116 @@
+"""The loader's fast path (spans decoded as RawSpan, attribute lists read per span) gives
+exactly what the full path gives, and input can never set the fields the loader fills in."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from flowmap import otlp
+from flowmap.analysis import Analyzer
+from flowmap.loading import _Loader, LoadStats, decode_document, iter_traces
+
+T1 = "0af7651916cd43dd8448eb211c80319c"
+T2 = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def kv(key, value):
+    return {"key": key, "value": value}
+
+
+def document() -> dict:
+    spans = [
+        {"traceId": T1, "spanId": "00000000000000a1", "name": "POST /chat", "kind": 2,
+         "attributes": [kv("flowmap.tenant", {"stringValue": "0123456789abcdef"}),
+                        kv("http.request.method", {"stringValue": "POST"}),
+                        kv("tenant_id", {"stringValue": "acme"}),
+                        kv("n", {"intValue": "7"}), kv("ok", {"boolValue": True})],
+         "events": [{"name": "e", "timeUnixNano": "1", "attributes": [kv("a", {"doubleValue": 1.5})]}]},
+        {"traceId": T1.upper(), "spanId": "00000000000000A2", "parentSpanId": "00000000000000a1",
+         "name": "GET", "kind": "SPAN_KIND_CLIENT", "status": {"code": 2},
+         "attributes": [kv("db.system", {"stringValue": "redis"}), kv("flowmap.scoped", {"boolValue": False}),
+                        kv("db.system", {"stringValue": "qdrant"})],  # repeated key: the last one wins
+         "links": [{"traceId": T2, "spanId": "00000000000000b1", "attributes": [kv("k", {"stringValue": "v"})]},
+                   {"traceId": "nope", "spanId": "00000000000000b2"}]},
+        {"traceId": T2, "spanId": "00000000000000b1", "name": "tool", "kind": 1,
+         "attributes": [kv("flowmap.boundary", {"stringValue": "not-a-kind"}),
+                        kv("gen_ai.operation.name", {"stringValue": "execute_tool"}),
+                        kv("flowmap.tenant", {"intValue": "5"})]},
+    ]
+    res = {"attributes": [kv("service.name", {"stringValue": "api"}), kv("flowmap.key_id", {"stringValue": "k1"})]}
+    return {"resourceSpans": [{"resource": res, "scopeSpans": [{"spans": spans}]}]}
+
+
+def view(traces) -> dict:
+    out = {}
+    for t in traces:
+        for sid, s in t.spans.items():
+            out[(t.trace_id, sid)] = (
+                s.trace_id, s.span_id, s.parent_span_id, s.name, s.kind, s.service, s.status_code,
+                s.tenant, s.boundary, s.scoped, s.key_id, s.origin, s.attributes,
+                [(e.name, e.attributes) for e in s.events],
+                [(lk.trace_id, lk.span_id, lk.attributes) for lk in s.links], s.operation,
+            )
+    return out
+
+
+def full_path(data: bytes) -> tuple[dict, list[str]]:
+    warnings: list[str] = []
+    loader = _Loader([], warnings.append, None, LoadStats())
+    loader._decode_raw = lambda *args: False  # force the full path
+    loader._decode_unit(data, "<memory>", None)
+    traces = [t for tid in list(loader.pending) for t in loader._close(tid)]
+    return view(traces), warnings
+
+
+def test_fast_path_matches_full_path():
+    data = json.dumps(document()).encode()
+    fast_warnings: list[str] = []
+    fast = view(decode_document(data, on_warning=fast_warnings.append))
+    full, full_warnings = full_path(data)
+    assert fast == full
+    assert fast_warnings == full_warnings and len(fast_warnings) == 1  # the invalid link
+    s = fast[(T1, "00000000000000a2")]
+    assert s[8:10] == ("vector", False)  # boundary inferred from the last db.system
+    assert fast[(T2, "00000000000000b1")][7:9] == (None, "tool")  # non-string tag: no tenant
+
+
+def test_fast_path_spans_are_raw_spans():
+    traces = decode_document(json.dumps(document()).encode())
+    assert {type(s) for t in traces for s in t.spans.values()} == {otlp.RawSpan}
+
+
+def test_input_cannot_set_loader_fields(tmp_path):
+    doc = document()
+    span = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    span.update({"flowmap.loader.tenant": "evil", "flowmap.loader.scoped": "x", "flowmap.loader.service": 3,
+                 "flowmap.loader._attrs": {"forged": 1}, "flowmap.loader.shape": [1]})
+    span["events"][0]["flowmap.loader._attrs"] = {"forged": 2}
+    f = tmp_path / "t.jsonl"
+    f.write_text(json.dumps(doc) + "\n")
+    warnings: list[str] = []
+    traces = {t.trace_id: t for t in iter_traces([f], on_warning=warnings.append)}
+    s = traces[T1].spans["00000000000000a1"]
+    assert (s.tenant, s.scoped, s.service) == ("0123456789abcdef", None, "api")
+    assert "forged" not in s.attributes and s.attributes["n"] == 7
+    assert s.events[0].attributes == {"a": 1.5}
+
+
+def test_kept_sample_traces_do_not_pin_their_line():
+    doc = document()
+    spans = doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    del spans[1:]  # nothing to mask below: the sample keeps the spans as read
+    spans[0]["attributes"] = [a for a in spans[0]["attributes"] if a["key"] != "tenant_id"]
+    data = json.dumps(doc).encode()
+    before = sys.getrefcount(data)
+    traces = decode_document(data)
+    assert sys.getrefcount(data) > before  # the raw attribute lists point into the line
+    analyzer = Analyzer()
+    for t in traces:
+        analyzer.add(t)
+    del traces, t
+    result = analyzer.finish()
+    kept = [s for t in result.sample_traces.values() for s in t.spans.values()]
+    assert {type(s) for s in kept} == {otlp.RawSpan}
+    assert sys.getrefcount(data) == before
+    assert kept[0].attributes["http.request.method"] == "POST"
