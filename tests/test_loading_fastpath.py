@@ -114,3 +114,83 @@ def test_kept_sample_traces_do_not_pin_their_line():
     assert {type(s) for s in kept} == {otlp.RawSpan}
     assert sys.getrefcount(data) == before
     assert kept[0].attributes["http.request.method"] == "POST"
+
+
+def _rich_document() -> bytes:
+    """Traces that reach every span-local rule, on spans the loader reads and on spans
+    the one-tag fast path of the rules must still look at."""
+    tag, other = "0123456789abcdef", "fedcba9876543210"
+    ta, tb, tc = "1" * 32, "2" * 32, "3" * 32
+
+    def sp(tid, n, parent, name, kind, attrs, **extra):
+        out = {"traceId": tid, "spanId": f"{n:016x}", "name": name, "kind": kind, "attributes": attrs, **extra}
+        if parent:
+            out["parentSpanId"] = f"{parent:016x}"
+        return out
+
+    def t(value):
+        return kv("flowmap.tenant", {"stringValue": value})
+
+    def b(kind):
+        return kv("flowmap.boundary", {"stringValue": kind})
+
+    spans = [
+        # one tag everywhere: tool arguments chosen by the model, an unscoped query, baggage
+        # sent outside, an event with a raw id, a link into another trace
+        sp(ta, 1, None, "POST /chat", 2, [t(tag), b("http.server"), kv("http.route", {"stringValue": "/chat"})],
+           events=[{"name": "ev", "attributes": [kv("customer_id", {"stringValue": "cust-9"})]}]),
+        sp(ta, 2, 1, "execute_tool lookup", 1, [t(tag), b("tool"),
+           kv("gen_ai.tool.call.arguments", {"stringValue": '{"tenant_id": "acme"}'})]),
+        sp(ta, 3, 2, "SELECT", 3, [t(tag), b("db"), kv("flowmap.scoped", {"boolValue": False})]),
+        sp(ta, 4, 1, "POST", 3, [t(tag), b("http.client"), kv("flowmap.baggage.sent", {"boolValue": True}),
+           kv("server.address", {"stringValue": "api.example.com"})]),
+        sp(ta, 5, 1, "publish", 4, [t(tag), b("queue.publish")]),
+        # two tags: the per-span path
+        sp(tb, 1, None, "GET /x", 2, [t(tag), b("http.server"), kv("http.route", {"stringValue": "/x"})]),
+        sp(tb, 2, 1, "GET", 3, [t(other), b("cache"), kv("flowmap.scoped", {"boolValue": True})]),
+        sp(tb, 3, 1, "load", 1, [b("memory")]),
+        # one tag, under a resource with a raw tenant id
+        sp("4" * 32, 1, None, "job", 1, [t(tag)]),
+        # no tag at all, linked to a tagged producer
+        sp(tc, 1, None, "process", 5, [b("queue.consume")],
+           links=[{"traceId": ta, "spanId": f"{5:016x}"}]),
+    ]
+    clean = {"attributes": [kv("service.name", {"stringValue": "api"})]}
+    raw = {"attributes": [kv("service.name", {"stringValue": "api"}), kv("org_id", {"stringValue": "org-1"})]}
+    worker = {"attributes": [kv("service.name", {"stringValue": "worker"})]}
+    return json.dumps({"resourceSpans": [
+        {"resource": clean, "scopeSpans": [{"spans": spans[:5]}]},
+        {"resource": raw, "scopeSpans": [{"spans": spans[5:9]}]},
+        {"resource": worker, "scopeSpans": [{"spans": spans[9:]}]},
+    ]}).encode()
+
+
+def _outcome(analysis) -> tuple:
+    flow = analysis.flow
+    return (
+        [f.to_json() for f in analysis.findings],
+        sorted((k, v.spans, v.untagged, v.entry, sorted(v.findings.items())) for k, v in flow.nodes.items()),
+        sorted((k, e.inherited, e.dropped, e.switched, e.orphaned, e.bound, e.untagged, e.via_link)
+               for k, e in flow.edges.items()),
+        [(p.trace_id, p.span_ids, p.broken_at, p.break_rule) for p in analysis.paths],
+    )
+
+
+def test_rules_judge_loaded_spans_as_hand_built_ones():
+    from flowmap.analysis import analyze_traces
+    from flowmap.masking import Masker
+    from flowmap.model import Trace
+
+    data = _rich_document()
+    # the first analysis learns which names are plain, the second caches that per shape:
+    # from the third on, the one-tag traces take the rules' fast path
+    first = _outcome(analyze_traces(decode_document(data)))
+    assert _outcome(analyze_traces(decode_document(data))) == first
+    loaded = decode_document(data)
+    copies = Masker()  # nothing to mask: a plain model.Span copy of every span
+    built = [Trace(t.trace_id, {sid: copies.span(s) for sid, s in t.spans.items()}) for t in decode_document(data)]
+    got, want = _outcome(analyze_traces(loaded)), _outcome(analyze_traces(built))
+    assert got == want == first
+    rules = {f["rule"] for f in got[0]}
+    assert {"model-chosen-tenant", "unscoped-query", "baggage-to-external", "tenant-in-telemetry",
+            "cross-tenant", "context-dropped"} <= rules
