@@ -39,9 +39,10 @@ from __future__ import annotations
 import dataclasses
 import gc
 import gzip
+import itertools
 import os
 import re
-import zlib
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ __all__ = ["LoadStats", "iter_traces", "decode_document", "MAX_WARNINGS"]
 MAX_WARNINGS = 200  # warnings kept in LoadStats and passed to on_warning; the rest are counted
 _PROGRESS_STEP = 4 << 20  # report progress at most every 4 MiB
 _GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"  # UTF-8 byte order mark, written by many Windows tools
 
 _TRACE_ID_RE = re.compile(rb'"traceId"\s*:\s*"([0-9a-fA-F]*)"')
 _SPAN_ID_RE = re.compile(rb'"spanId"\s*:\s*"([0-9a-fA-F]+)"')
@@ -147,6 +149,7 @@ class _File:
     gzipped: bool
     document: bool = False  # one (pretty-printed) JSON document rather than JSON Lines
     ok: bool = True
+    read_error: bool = False  # a read error was warned about (once, though both passes meet it)
 
 
 class _Loader:
@@ -259,8 +262,13 @@ class _Loader:
                     self.warn(f"{path}: is a directory, not a trace file")
                     continue
                 with open(path, "rb") as fh:
+                    info = os.fstat(fh.fileno())
+                    if not stat.S_ISREG(info.st_mode):
+                        # a pipe cannot be read twice (two passes), a device may never end
+                        self.warn(f"{path}: not a regular file (pipe, socket or device); skipped")
+                        continue
                     magic = fh.read(2)
-                    size = os.fstat(fh.fileno()).st_size
+                    size = info.st_size
             except FileNotFoundError:
                 self.warn(f"{path}: no such file")
                 continue
@@ -276,7 +284,12 @@ class _Loader:
         return files
 
     def _lines(self, f: _File) -> Iterator[tuple[int, bytes, int]]:
-        """(line number, line, input bytes consumed so far); stops with a warning on I/O errors."""
+        """(line number, line, input bytes consumed so far); stops with a warning on read errors.
+
+        A UTF-8 byte order mark at the start of the file is dropped. Any exception while
+        reading (I/O, corrupt or truncated gzip, a line too long for memory) ends the
+        file with one warning naming the line; what was read before is kept.
+        """
         lineno = 0
         try:
             # a 1 MiB buffer: exporters write lines of hundreds of KiB, which the default
@@ -284,27 +297,33 @@ class _Loader:
             with open(f.path, "rb", buffering=_READ_BUFFER) as raw:
                 if f.gzipped:
                     with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
-                        for lineno, line in enumerate(gz, 1):  # noqa: B007
+                        for lineno, line in enumerate(_without_bom(gz), 1):  # noqa: B007
                             yield lineno, line, raw.tell()
                 else:
                     pos = 0
-                    for lineno, line in enumerate(raw, 1):  # noqa: B007
+                    for lineno, line in enumerate(_without_bom(raw), 1):  # noqa: B007
                         pos += len(line)
                         yield lineno, line, pos
-        except (OSError, EOFError, zlib.error) as exc:
-            what = "compressed data is corrupt or truncated" if f.gzipped else "read error"
-            self.warn(f"{f.path}:{lineno + 1}: {what} ({type(exc).__name__}); rest of file skipped")
+        except Exception as exc:  # noqa: BLE001 - whatever the stream raises ends this file only
+            if not f.read_error:
+                f.read_error = True
+                what = "compressed data is corrupt or truncated" if f.gzipped else "read error"
+                self.warn(f"{f.path}:{lineno + 1}: {what} ({type(exc).__name__}); rest of file skipped")
 
     def _read_all(self, f: _File) -> bytes | None:
         try:
             with open(f.path, "rb") as raw:
                 if f.gzipped:
                     with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
-                        return gz.read()
-                return raw.read()
-        except (OSError, EOFError, zlib.error) as exc:
-            self.warn(f"{f.path}: cannot be read in full ({type(exc).__name__})")
+                        data = gz.read()
+                else:
+                    data = raw.read()
+        except Exception as exc:  # noqa: BLE001 - as in _lines
+            if not f.read_error:
+                f.read_error = True
+                self.warn(f"{f.path}: cannot be read in full ({type(exc).__name__})")
             return None
+        return data[len(_BOM) :] if data.startswith(_BOM) else data
 
     # -- pass 1: where does each trace end? ------------------------------------
 
@@ -331,21 +350,31 @@ class _Loader:
                 hidden = _trace_ids_in(line)
                 update(fromkeys(hidden, pos))
                 counts.update(dict.fromkeys(hidden, _UNCOUNTED))
+        if first and not f.read_error:  # nothing but blank lines (or an empty .gz)
+            self.warn(f"{f.path}: no data (empty after decompression, or only blank lines)")
+        if first:
+            f.ok = False
 
     def _detect_document(
         self, f: _File, first_line: bytes, last: dict[bytes, tuple[int, int]], counts: Counter[bytes]
     ) -> bool:
-        """Called when the first line is not JSON on its own: is the file one document?"""
+        """Called when the first line is not JSON on its own: is the file one document?
+
+        JSON Lines whose first line is broken are told apart by their other lines: one
+        of the next few is a ``TracesData`` object on its own, which no line of a
+        pretty-printed document is. So a broken first line never costs the file.
+        """
         head = first_line.strip()
         if not head.startswith((b"{", b"[")):
             return False  # JSON Lines with a broken first line: warned about in pass 2
+        if self._more_json_lines(f):
+            return False
         data = self._read_all(f)
         if data is None:
             f.ok = False
             return True
-        try:
-            msgspec.json.decode(data)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        exc = _syntax_error(data)
+        if exc is not None:
             if head in (b"{", b"[") or len(head) < 20:
                 # Pretty-printed, and broken: one warning for the file, not one per line.
                 line = _error_line(data, exc)
@@ -364,6 +393,20 @@ class _Loader:
             counts.update(dict.fromkeys(hidden, _UNCOUNTED))
         return True
 
+    def _more_json_lines(self, f: _File) -> bool:
+        """Whether one of lines 2-20 is a TracesData object on its own (JSON Lines)."""
+        for lineno, line, _ in self._lines(f):
+            if lineno > 20:
+                break
+            if lineno > 1 and b"resourceSpans" in line:
+                try:
+                    obj = _GENERIC.decode(line)
+                except Exception:  # noqa: BLE001 - not such a line, whatever is wrong with it
+                    continue
+                if isinstance(obj, dict) and "resourceSpans" in obj:
+                    return True
+        return False
+
     # -- pass 2: decode ---------------------------------------------------------
 
     def _decode_file(self, f: _File, done: int, total: int) -> Iterator[Trace]:
@@ -380,7 +423,10 @@ class _Loader:
             if line.isspace():
                 continue
             stats.lines += 1
-            self._decode_unit(line, f"{path}:{lineno}", None)
+            try:
+                self._decode_unit(line, f"{path}:{lineno}", None)
+            except Exception as exc:  # noqa: BLE001 - last resort: one line never stops the others
+                self._skip(f"{path}:{lineno}", f"could not read this line ({type(exc).__name__})")
             ending = closing.pop((index, lineno), None)
             if ending:
                 for tid in ending:
@@ -401,7 +447,10 @@ class _Loader:
             at = m.start()
             lines.setdefault(m.group(1).decode("ascii").lower(), line)
         path = f.path
-        self._decode_unit(data, f"{path}:1", lambda sid: f"{path}:{lines.get(sid, 1)}")
+        try:
+            self._decode_unit(data, f"{path}:1", lambda sid: f"{path}:{lines.get(sid, 1)}")
+        except Exception as exc:  # noqa: BLE001 - last resort, as for a line
+            self._skip(f"{path}:1", f"could not read this document ({type(exc).__name__})")
         for tid in self.closing.pop((f.index, 1), ()):
             yield from self._close(tid)
 
@@ -411,37 +460,93 @@ class _Loader:
         """Decode one line (or document) and add its spans to the pending traces."""
         try:
             td = otlp.decode_traces_data(data)
-        except msgspec.ValidationError:
-            self._decode_lenient(data, origin, origin_of)
-            return
-        except UnicodeDecodeError:
-            self.warn(f"{origin}: invalid UTF-8 bytes replaced")
-            data = data.decode("utf-8", "replace").encode("utf-8")
-            try:
-                td = otlp.decode_traces_data(data)
-            except msgspec.ValidationError:
-                self._decode_lenient(data, origin, origin_of)
-                return
-            except msgspec.DecodeError as exc:
-                self._bad_line(origin, exc)
-                return
-        except msgspec.DecodeError as exc:
-            self._bad_line(origin, exc)
+        except Exception as exc:  # noqa: BLE001 - sorted out on the slow path
+            self._recover(data, origin, origin_of, exc)
             return
         for rs in td.resource_spans:
             resource = otlp.attributes(rs.resource.attributes) if rs.resource is not None else {}
             for ss in rs.scope_spans:
                 self._add_spans(ss.spans, resource, origin, origin_of)
 
-    def _bad_line(self, origin: str, exc: Exception) -> None:
-        self.stats.skipped += 1
-        self.warn(f"{origin}: invalid JSON ({_decode_error(exc)}); line skipped")
+    # -- the slow path: a line the typed decoder refused ---------------------------
 
-    def _decode_lenient(
-        self, data: bytes, origin: str, origin_of: Callable[[str], str] | None
+    def _recover(
+        self, data: bytes, origin: str, origin_of: Callable[[str], str] | None, exc: Exception
     ) -> None:
-        """Typed decoding failed: validate piece by piece so one bad span costs only itself."""
-        obj = msgspec.json.decode(data)  # the typed decode already proved it is valid JSON
+        """Read what can be read of a line the typed decode refused.
+
+        First the repairs that keep the data (a byte order mark at the start of a line,
+        invalid UTF-8, unpaired surrogate escapes; each warned about once) and the typed
+        decode again. A line that is valid JSON but not valid OTLP is then decoded
+        generically and validated span by span, so one bad span costs only itself. The
+        generic decode repairs the same way: msgspec stops at the first validation
+        error, so the typed decode proved nothing about the rest of the line.
+        """
+        repaired: set[str] = set()
+        td = self._repaired(otlp.decode_traces_data, data, exc, origin, repaired)
+        if isinstance(td, tuple):
+            data, exc = td
+            if isinstance(exc, msgspec.ValidationError):
+                try:
+                    obj = _GENERIC.decode(data)
+                except Exception as exc2:  # noqa: BLE001 - sorted out by _repaired
+                    obj = self._repaired(_GENERIC.decode, data, exc2, origin, repaired)
+                    if isinstance(obj, tuple):
+                        self._unreadable(origin, obj[1])
+                        return
+                self._decode_lenient(obj, origin, origin_of)
+                return
+            self._unreadable(origin, exc)
+            return
+        for rs in td.resource_spans:
+            resource = otlp.attributes(rs.resource.attributes) if rs.resource is not None else {}
+            for ss in rs.scope_spans:
+                self._add_spans(ss.spans, resource, origin, origin_of)
+
+    def _repaired(
+        self, decode: Callable[[bytes], Any], data: bytes, exc: Exception, origin: str, done: set[str]
+    ) -> Any:
+        """``decode(data)`` after the repairs ``exc`` calls for; ``(data, exc)`` when none helps.
+
+        ``done`` holds the repairs made so far on this line (each is made and warned
+        about once, whichever decode needed it).
+        """
+        while True:
+            if isinstance(exc, UnicodeDecodeError) and "utf8" not in done:
+                done.add("utf8")
+                self.warn(f"{origin}: invalid UTF-8 bytes replaced")
+                data = data.decode("utf-8", "replace").encode("utf-8")
+            elif isinstance(exc, msgspec.DecodeError) and data.lstrip().startswith(_BOM) and "bom" not in done:
+                done.add("bom")  # files joined with cat: a BOM starts a line, not the file
+                data = data.lstrip()[len(_BOM) :]
+            elif isinstance(exc, msgspec.DecodeError) and "surrogate" in str(exc) and "surrogate" not in done:
+                done.add("surrogate")
+                self.warn(f"{origin}: invalid \\u escapes (unpaired UTF-16 surrogates) replaced")
+                data = _SURROGATE_RE.sub(_fix_surrogate, data)
+            else:
+                return data, exc
+            try:
+                return decode(data)
+            except Exception as again:  # noqa: BLE001 - the next repair, or the end
+                exc = again
+
+    def _skip(self, origin: str, what: str) -> None:
+        self.stats.skipped += 1
+        self.warn(f"{origin}: {what}; line skipped")
+
+    def _unreadable(self, origin: str, exc: Exception) -> None:
+        """One warning for a line that could not be decoded at all; never the line's values."""
+        if isinstance(exc, (msgspec.DecodeError, UnicodeDecodeError)):
+            self._skip(origin, f"invalid JSON ({_decode_error(exc)})")
+        elif isinstance(exc, RecursionError):
+            self._skip(origin, "JSON nested too deeply")
+        elif isinstance(exc, msgspec.ValidationError):  # from the generic decode: numbers only
+            self._skip(origin, f"number out of range ({_clip(str(exc))})")
+        else:
+            self._skip(origin, f"could not read this line ({type(exc).__name__})")
+
+    def _decode_lenient(self, obj: Any, origin: str, origin_of: Callable[[str], str] | None) -> None:
+        """Valid JSON, not valid OTLP: validate piece by piece so one bad span costs only itself."""
         if isinstance(obj, list):  # lenient: an array of TracesData
             items = obj
         else:
@@ -491,11 +596,15 @@ class _Loader:
             return otlp.convert(obj, cls)
         except msgspec.ValidationError as exc:
             error = str(exc)
+        except RecursionError:
+            error = "nested too deeply"
         if "length <=" in error:
             try:
                 converted = otlp.convert(_truncate(obj), cls)
             except msgspec.ValidationError as exc:
                 error = str(exc)
+            except RecursionError:
+                error = "nested too deeply"
             else:
                 self.warn(f"{origin}: {where}: over-long value truncated to {otlp.MAX_VALUE_CHARS} characters")
                 return converted
@@ -678,35 +787,86 @@ def _valid_id(raw: str, length: int, zero: str | None) -> str | None:
     return None if low == zero else low
 
 
+# Generic decoding for the slow path: a float beyond double range (1e999) becomes inf
+# instead of failing the whole line, so only the span that holds it is judged.
+_GENERIC = msgspec.json.Decoder(float_hook=float)
+
+# An escaped backslash, a valid surrogate pair, or an unpaired surrogate (group 1), left
+# to right, so that JSON "\\ud800" (a backslash, then text) is never taken for an escape.
+_SURROGATE_RE = re.compile(
+    rb"\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|(\\u[dD][89a-fA-F][0-9a-fA-F]{2})"
+)
+
+
+def _fix_surrogate(m: re.Match[bytes]) -> bytes:
+    return b"\\ufffd" if m.group(1) else m.group(0)
+
+
+def _without_bom(lines: Iterable[bytes]) -> Iterator[bytes]:
+    """The lines of a file, a UTF-8 byte order mark at its start removed."""
+    lines = iter(lines)
+    first = next(lines, None)
+    if first is None:
+        return lines
+    if first.startswith(_BOM):
+        first = first[len(_BOM) :] or b"\n"
+    return itertools.chain((first,), lines)
+
+
 def _is_json(line: bytes) -> bool:
+    """Whether a line is JSON on its own (numbers out of range and deep nesting count as JSON)."""
     try:
         msgspec.json.decode(line)
     except (msgspec.DecodeError, UnicodeDecodeError):
         return False
+    except (msgspec.ValidationError, RecursionError):
+        return True  # syntactically a value; pass 2 says what is wrong with it
     return True
 
 
+def _syntax_error(data: bytes) -> Exception | None:
+    """The JSON syntax error in ``data``, or None: the repairs of the slow path are allowed.
+
+    Not a syntax error: invalid UTF-8 or unpaired surrogates (repaired with a warning in
+    pass 2), numbers out of range or nesting too deep (pass 2 says what is wrong).
+    """
+    for _ in range(3):
+        try:
+            _GENERIC.decode(data)
+        except UnicodeDecodeError:
+            data = data.decode("utf-8", "replace").encode("utf-8")
+        except msgspec.DecodeError as exc:
+            if "surrogate" not in str(exc):
+                return exc
+            data = _SURROGATE_RE.sub(_fix_surrogate, data)
+        except (msgspec.ValidationError, RecursionError):
+            return None
+        else:
+            return None
+    return None
+
+
 def _trace_ids_in(line: bytes) -> set[bytes]:
-    """Trace ids of a line decoded in full (for lines the regex scan cannot read)."""
+    """Trace ids of a line decoded in full (for lines the regex scan cannot read).
+
+    A line that does not decode gives none: pass 2 warns about it. The walk uses a
+    stack, not recursion, whatever the nesting.
+    """
     try:
-        obj = msgspec.json.decode(line)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+        obj = _GENERIC.decode(line)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
         return set()
     found: set[bytes] = set()
-
-    def walk(node: Any) -> None:
+    stack = [obj]
+    while stack:
+        node = stack.pop()
         if isinstance(node, dict):
             tid = node.get("traceId")
             if isinstance(tid, str) and tid.isascii():
                 found.add(tid.encode("ascii"))
-            for value in node.values():
-                if isinstance(value, (dict, list)):
-                    walk(value)
+            stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
         elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(obj)
+            stack.extend(v for v in node if isinstance(v, (dict, list)))
     return found
 
 
