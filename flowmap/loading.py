@@ -39,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import gzip
+import io
 import itertools
 import os
 import re
@@ -62,6 +63,7 @@ MAX_WARNINGS = 200  # warnings kept in LoadStats and passed to on_warning; the r
 _PROGRESS_STEP = 4 << 20  # report progress at most every 4 MiB
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"  # UTF-8 byte order mark, written by many Windows tools
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")  # Windows PowerShell's `>` writes UTF-16
 
 _TRACE_ID_RE = re.compile(rb'"traceId"\s*:\s*"([0-9a-fA-F]*)"')
 _SPAN_ID_RE = re.compile(rb'"spanId"\s*:\s*"([0-9a-fA-F]+)"')
@@ -138,6 +140,7 @@ def decode_document(
         data = data.encode("utf-8")
     loader = _Loader([], on_warning, None, LoadStats())
     loader._decode_unit(data, origin, None)
+    loader._flush()
     return [trace for tid in list(loader.pending) for trace in loader._close(tid)]
 
 
@@ -169,6 +172,7 @@ class _Loader:
         self.pending: dict[str, dict[str, Span]] = {}
         self.closing: dict[tuple[int, int], list[str]] = {}
         self._seen_ids: set[str] = set()  # ids the scan missed, started already (late fragments)
+        self._held: list[Any] | None = None  # [where, what, more]: the current line's warning
         #: trace id -> how many times the scan saw it as a "traceId" (spans' and links'),
         #: negative when some were seen only by the full decode of an escaped line,
         #: _CLOSED once the trace was yielded
@@ -177,12 +181,39 @@ class _Loader:
     # -- warnings ---------------------------------------------------------------
 
     def warn(self, message: str) -> None:
+        """A warning about a whole file (or about a line, already complete)."""
+        if self._held is not None:
+            self._flush()
         stats = self.stats
         stats.warning_count += 1
         if stats.warning_count <= MAX_WARNINGS:
             stats.warnings.append(message)
             if self.on_warning is not None:
                 self.on_warning(message)
+
+    def warn_at(self, where: str, what: str) -> None:
+        """A warning about a line (``where`` is ``file:line``): one warning line per line.
+
+        The first problem that lost data (something skipped or dropped) is the warning,
+        else the first repair; the others on the same line are counted into it, so a
+        line of 500 broken spans is one line of output.
+        """
+        held = self._held
+        if held is not None:
+            if held[0] == where:
+                held[2] += 1
+                if not _loses_data(held[1]) and _loses_data(what):
+                    held[1] = what
+                return
+            self._flush()
+        self._held = [where, what, 0]
+
+    def _flush(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            where, what, more = held
+            extra = f" (and {more} more problem{'s' if more > 1 else ''} on this line)" if more else ""
+            self.warn(f"{where}: {what}{extra}")
 
     # -- driver -----------------------------------------------------------------
 
@@ -222,6 +253,7 @@ class _Loader:
         # Traces the scan did not place (ids it could not see): complete now.
         for tid in list(self.pending):
             yield from self._close(tid)
+        self._flush()
         hidden = self.stats.warning_count - MAX_WARNINGS
         if hidden > 0 and self.on_warning is not None:
             self.on_warning(f"{hidden} more warning(s) not shown")
@@ -258,22 +290,25 @@ class _Loader:
                 if real in seen:
                     self.warn(f"{path}: given more than once; read once")
                     continue
-                if os.path.isdir(path):
+                mode = os.stat(path).st_mode  # before open: opening a FIFO would block
+                if stat.S_ISDIR(mode):
                     self.warn(f"{path}: is a directory, not a trace file")
                     continue
+                if not stat.S_ISREG(mode):
+                    # a pipe cannot be read twice (two passes), a device may never end
+                    self.warn(f"{path}: not a regular file (pipe, socket or device); skipped")
+                    continue
                 with open(path, "rb") as fh:
-                    info = os.fstat(fh.fileno())
-                    if not stat.S_ISREG(info.st_mode):
-                        # a pipe cannot be read twice (two passes), a device may never end
-                        self.warn(f"{path}: not a regular file (pipe, socket or device); skipped")
-                        continue
                     magic = fh.read(2)
-                    size = info.st_size
+                    size = os.fstat(fh.fileno()).st_size
             except FileNotFoundError:
                 self.warn(f"{path}: no such file")
                 continue
             except OSError as exc:
                 self.warn(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})")
+                continue
+            except ValueError:  # e.g. a NUL character in the path
+                self.warn(f"{path!r}: not a valid file name")
                 continue
             seen.add(real)
             if size == 0:
@@ -286,7 +321,8 @@ class _Loader:
     def _lines(self, f: _File) -> Iterator[tuple[int, bytes, int]]:
         """(line number, line, input bytes consumed so far); stops with a warning on read errors.
 
-        A UTF-8 byte order mark at the start of the file is dropped. Any exception while
+        A UTF-8 byte order mark at the start of the file is dropped; a file that starts
+        with a UTF-16 one is read as UTF-16 (re-encoded line by line). Any exception while
         reading (I/O, corrupt or truncated gzip, a line too long for memory) ends the
         file with one warning naming the line; what was read before is kept.
         """
@@ -297,18 +333,18 @@ class _Loader:
             with open(f.path, "rb", buffering=_READ_BUFFER) as raw:
                 if f.gzipped:
                     with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
-                        for lineno, line in enumerate(_without_bom(gz), 1):  # noqa: B007
+                        for lineno, line in enumerate(_file_lines(gz), 1):  # noqa: B007
                             yield lineno, line, raw.tell()
                 else:
                     pos = 0
-                    for lineno, line in enumerate(_without_bom(raw), 1):  # noqa: B007
+                    for lineno, line in enumerate(_file_lines(raw), 1):  # noqa: B007
                         pos += len(line)
                         yield lineno, line, pos
         except Exception as exc:  # noqa: BLE001 - whatever the stream raises ends this file only
             if not f.read_error:
                 f.read_error = True
                 what = "compressed data is corrupt or truncated" if f.gzipped else "read error"
-                self.warn(f"{f.path}:{lineno + 1}: {what} ({type(exc).__name__}); rest of file skipped")
+                self.warn_at(f"{f.path}:{lineno + 1}", f"{what} ({type(exc).__name__}); rest of file skipped")
 
     def _read_all(self, f: _File) -> bytes | None:
         try:
@@ -323,6 +359,8 @@ class _Loader:
                 f.read_error = True
                 self.warn(f"{f.path}: cannot be read in full ({type(exc).__name__})")
             return None
+        if data.startswith(_UTF16_BOMS):
+            return data.decode("utf-16", "replace").encode("utf-8")
         return data[len(_BOM) :] if data.startswith(_BOM) else data
 
     # -- pass 1: where does each trace end? ------------------------------------
@@ -378,7 +416,7 @@ class _Loader:
             if head in (b"{", b"[") or len(head) < 20:
                 # Pretty-printed, and broken: one warning for the file, not one per line.
                 line = _error_line(data, exc)
-                self.warn(f"{f.path}:{line}: invalid JSON document ({_decode_error(exc)}); file skipped")
+                self.warn_at(f"{f.path}:{line}", f"invalid JSON document ({_decode_error(exc)}); file skipped")
                 self.stats.skipped += 1
                 f.ok = False
                 return True
@@ -512,16 +550,17 @@ class _Loader:
         about once, whichever decode needed it).
         """
         while True:
+            syntax = isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError)
             if isinstance(exc, UnicodeDecodeError) and "utf8" not in done:
                 done.add("utf8")
-                self.warn(f"{origin}: invalid UTF-8 bytes replaced")
+                self.warn_at(origin, "invalid UTF-8 bytes replaced")
                 data = data.decode("utf-8", "replace").encode("utf-8")
-            elif isinstance(exc, msgspec.DecodeError) and data.lstrip().startswith(_BOM) and "bom" not in done:
+            elif syntax and data.lstrip().startswith(_BOM) and "bom" not in done:
                 done.add("bom")  # files joined with cat: a BOM starts a line, not the file
                 data = data.lstrip()[len(_BOM) :]
-            elif isinstance(exc, msgspec.DecodeError) and "surrogate" in str(exc) and "surrogate" not in done:
+            elif syntax and "surrogate" in str(exc) and "surrogate" not in done:
                 done.add("surrogate")
-                self.warn(f"{origin}: invalid \\u escapes (unpaired UTF-16 surrogates) replaced")
+                self.warn_at(origin, "invalid \\u escapes (unpaired UTF-16 surrogates) replaced")
                 data = _SURROGATE_RE.sub(_fix_surrogate, data)
             else:
                 return data, exc
@@ -532,47 +571,54 @@ class _Loader:
 
     def _skip(self, origin: str, what: str) -> None:
         self.stats.skipped += 1
-        self.warn(f"{origin}: {what}; line skipped")
+        self.warn_at(origin, f"{what}; line skipped")
 
     def _unreadable(self, origin: str, exc: Exception) -> None:
         """One warning for a line that could not be decoded at all; never the line's values."""
-        if isinstance(exc, (msgspec.DecodeError, UnicodeDecodeError)):
+        if isinstance(exc, msgspec.ValidationError):  # (a DecodeError) generic decode: numbers only
+            self._skip(origin, f"number out of range ({_clip(str(exc))})")
+        elif isinstance(exc, (msgspec.DecodeError, UnicodeDecodeError)):
             self._skip(origin, f"invalid JSON ({_decode_error(exc)})")
         elif isinstance(exc, RecursionError):
             self._skip(origin, "JSON nested too deeply")
-        elif isinstance(exc, msgspec.ValidationError):  # from the generic decode: numbers only
-            self._skip(origin, f"number out of range ({_clip(str(exc))})")
         else:
             self._skip(origin, f"could not read this line ({type(exc).__name__})")
 
     def _decode_lenient(self, obj: Any, origin: str, origin_of: Callable[[str], str] | None) -> None:
         """Valid JSON, not valid OTLP: validate piece by piece so one bad span costs only itself."""
         if isinstance(obj, list):  # lenient: an array of TracesData
-            items = obj
-        else:
-            items = [obj]
-        for obj in items:
-            if not isinstance(obj, dict):
+            items = [item for item in obj if isinstance(item, dict)]
+            if not obj:
                 self.stats.skipped += 1
-                self.warn(f"{origin}: not an OTLP TracesData object; skipped")
-                continue
+                self.warn_at(origin, "not an OTLP TracesData object (an empty array); skipped")
+            elif len(items) < len(obj):  # one warning for the line, however many items
+                self.stats.skipped += 1
+                n = len(obj) - len(items)
+                self.warn_at(origin, f"{n} of {len(obj)} array items are not OTLP TracesData objects; skipped")
+        elif isinstance(obj, dict):
+            items = [obj]
+        else:
+            self.stats.skipped += 1
+            self.warn_at(origin, "not an OTLP TracesData object; skipped")
+            return
+        for obj in items:
             rss = obj.get("resourceSpans", [])
             if not isinstance(rss, list):
                 self.stats.skipped += 1
-                self.warn(f"{origin}: resourceSpans is not a list; skipped")
+                self.warn_at(origin, "resourceSpans is not a list; skipped")
                 continue
             for i, rs in enumerate(rss):
                 where = f"resourceSpans[{i}]"
                 if not isinstance(rs, dict):
                     self.stats.skipped += 1
-                    self.warn(f"{origin}: {where} is not an object; skipped")
+                    self.warn_at(origin, f"{where} is not an object; skipped")
                     continue
                 res = self._convert(rs.get("resource") or {}, otlp.Resource, origin, f"{where}.resource")
                 resource = otlp.attributes(res.attributes) if res is not None else {}
                 sss = rs.get("scopeSpans", [])
                 if not isinstance(sss, list):
                     self.stats.skipped += 1
-                    self.warn(f"{origin}: {where}.scopeSpans is not a list; skipped")
+                    self.warn_at(origin, f"{where}.scopeSpans is not a list; skipped")
                     continue
                 for j, ss in enumerate(sss):
                     swhere = f"{where}.scopeSpans[{j}]"
@@ -580,7 +626,7 @@ class _Loader:
                     if not isinstance(spans, list):
                         self.stats.skipped += 1
                         what = "spans is not a list" if isinstance(ss, dict) else "is not an object"
-                        self.warn(f"{origin}: {swhere}{'.' if isinstance(ss, dict) else ' '}{what}; skipped")
+                        self.warn_at(origin, f"{swhere}{'.' if isinstance(ss, dict) else ' '}{what}; skipped")
                         continue
                     good = []
                     for k, sp in enumerate(spans):
@@ -606,9 +652,9 @@ class _Loader:
             except RecursionError:
                 error = "nested too deeply"
             else:
-                self.warn(f"{origin}: {where}: over-long value truncated to {otlp.MAX_VALUE_CHARS} characters")
+                self.warn_at(origin, f"{where}: over-long value truncated to {otlp.MAX_VALUE_CHARS} characters")
                 return converted
-        self.warn(f"{origin}: {where} skipped: {_clip(error)}")
+        self.warn_at(origin, f"{where} skipped: {_clip(error)}")
         return None
 
     # -- spans --------------------------------------------------------------------
@@ -628,7 +674,7 @@ class _Loader:
         """
         pending = self.pending
         counts = self.counts
-        warn = self.warn
+        warn = self.warn_at
         any_value = otlp.any_value
         fromhex = bytes.fromhex
         new_span = _new_span
@@ -649,14 +695,14 @@ class _Loader:
                 tid = _valid_id(tid, 32, _ZERO_TRACE)
                 if tid is None:
                     skipped += 1
-                    warn(f"{where}: span skipped: missing or invalid trace id (need 32 hex digits, not all zero)")
+                    warn(where, "span skipped: missing or invalid trace id (need 32 hex digits, not all zero)")
                     continue
                 trace = pending.get(tid)
                 if trace is None:
                     trace = pending[tid] = {}
                     n = counts.get(tid)
                     if n is _CLOSED or (n is None and tid in self._seen_ids):
-                        warn(f"{where}: trace {tid} continues after it was complete; analysed in parts")
+                        warn(where, f"trace {tid} continues after it was complete; analysed in parts")
                     elif n is None:  # an id the scan did not count (rare): remembered here
                         self._seen_ids.add(tid)
             sid = s.span_id
@@ -666,11 +712,11 @@ class _Loader:
                 sid = _valid_id(sid, 16, _ZERO_SPAN)
                 if sid is None:
                     skipped += 1
-                    warn(f"{where}: span skipped: missing or invalid span id (need 16 hex digits, not all zero)")
+                    warn(where, "span skipped: missing or invalid span id (need 16 hex digits, not all zero)")
                     continue
             if sid in trace:
                 skipped += 1
-                warn(f"{where}: duplicate span id {sid} in trace {tid}; first one kept")
+                warn(where, f"duplicate span id {sid} in trace {tid}; first one kept")
                 continue
             parent: str | None = s.parent_span_id
             if parent:
@@ -681,11 +727,11 @@ class _Loader:
                         fromhex(parent)
                     except ValueError:
                         skipped += 1
-                        warn(f"{where}: span {sid} skipped: invalid parent span id (need 16 hex digits)")
+                        warn(where, f"span {sid} skipped: invalid parent span id (need 16 hex digits)")
                         continue
                     parent = parent.lower()
                 if parent == sid:
-                    warn(f"{where}: span {sid} is its own parent; parent dropped")
+                    warn(where, f"span {sid} is its own parent; parent dropped")
                     parent = None
                 elif parent == _ZERO_SPAN:
                     parent = None
@@ -700,7 +746,7 @@ class _Loader:
                     code = otlp.status_code(code)
                 except ValueError:
                     skipped += 1
-                    warn(f"{where}: span {sid} skipped: kind or status code is not a valid number or enum name")
+                    warn(where, f"span {sid} skipped: kind or status code is not a valid number or enum name")
                     continue
             attrs = {
                 kv.key: (
@@ -750,13 +796,18 @@ class _Loader:
             tid = _valid_id(link.trace_id, 32, _ZERO_TRACE)
             lsid = _valid_id(link.span_id, 16, _ZERO_SPAN)
             if tid is None or lsid is None:
-                self.warn(f"{where}: span {sid}: link with missing or invalid ids dropped")
+                self.warn_at(where, f"span {sid}: link with missing or invalid ids dropped")
                 continue
             out.append(Link(tid, lsid, otlp.attributes(link.attributes)))
         return out
 
 
 # -- helpers -------------------------------------------------------------------------
+
+
+def _loses_data(what: str) -> bool:
+    return "skipped" in what or "dropped" in what or "first one kept" in what
+
 
 _SPAN_FIELDS = (
     "trace_id", "span_id", "parent_span_id", "name", "kind", "service", "start_ns", "end_ns",
@@ -802,6 +853,14 @@ def _fix_surrogate(m: re.Match[bytes]) -> bytes:
     return b"\\ufffd" if m.group(1) else m.group(0)
 
 
+def _file_lines(stream: io.BufferedIOBase) -> Iterable[bytes]:
+    """The lines of a file as UTF-8: a byte order mark at its start says how it is encoded."""
+    if stream.peek(2)[:2] in _UTF16_BOMS:  # type: ignore[attr-defined]  # buffered and gzip streams
+        text = io.TextIOWrapper(stream, encoding="utf-16", errors="replace", newline="")
+        return (line.encode("utf-8") for line in text)
+    return _without_bom(stream)
+
+
 def _without_bom(lines: Iterable[bytes]) -> Iterator[bytes]:
     """The lines of a file, a UTF-8 byte order mark at its start removed."""
     lines = iter(lines)
@@ -817,10 +876,10 @@ def _is_json(line: bytes) -> bool:
     """Whether a line is JSON on its own (numbers out of range and deep nesting count as JSON)."""
     try:
         msgspec.json.decode(line)
+    except (msgspec.ValidationError, RecursionError):  # (ValidationError is a DecodeError)
+        return True  # syntactically a value; pass 2 says what is wrong with it
     except (msgspec.DecodeError, UnicodeDecodeError):
         return False
-    except (msgspec.ValidationError, RecursionError):
-        return True  # syntactically a value; pass 2 says what is wrong with it
     return True
 
 
@@ -833,14 +892,14 @@ def _syntax_error(data: bytes) -> Exception | None:
     for _ in range(3):
         try:
             _GENERIC.decode(data)
+        except (msgspec.ValidationError, RecursionError):  # before DecodeError: its subclass
+            return None
         except UnicodeDecodeError:
             data = data.decode("utf-8", "replace").encode("utf-8")
         except msgspec.DecodeError as exc:
             if "surrogate" not in str(exc):
                 return exc
             data = _SURROGATE_RE.sub(_fix_surrogate, data)
-        except (msgspec.ValidationError, RecursionError):
-            return None
         else:
             return None
     return None
