@@ -21,11 +21,17 @@ together, that is the largest trace plus the traces running concurrently with it
 not the whole input. A pretty-printed single document is decoded whole, so its size
 bounds memory for that file.
 
-**Bad input** never stops the load: each problem gives one warning line
-``"{file}:{line}: {what is wrong}"`` (file-level problems: ``"{file}: …"``), the
-offending line or span is skipped, and everything else is analysed. Warnings never
-echo input values (a raw tenant id could be in them). :class:`~flowmap.errors.InputError`
-is raised only when nothing at all could be read.
+**Bad input** never stops the load: each bad line gives one warning line
+``"{file}:{line}: {what is wrong}"`` (its first problem that lost data; any others on
+the line are counted into it), file-level problems ``"{file}: …"``; the offending line
+or span is skipped, and everything else is analysed. What can be repaired without
+guessing is, with a warning: invalid UTF-8, unpaired ``\\u`` surrogates, strings over
+the length caps. A UTF-8 byte order mark (at the start of the file or of a line) is
+dropped and UTF-16 files are re-encoded, silently. Deep nesting, numbers out of range
+and non-object lines each have their own warning; as a last resort any other exception
+while decoding a line becomes ``"{file}:{line}: could not read this line (ErrorType)"``.
+Warnings never echo input values (a raw tenant id could be in them).
+:class:`~flowmap.errors.InputError` is raised only when nothing at all could be read.
 
 **Speed.** Lines decode straight into typed msgspec Structs (:mod:`flowmap.otlp`) with
 the garbage collector paused while the loader runs (the decoded objects hold no
@@ -139,7 +145,10 @@ def decode_document(
     if isinstance(data, str):
         data = data.encode("utf-8")
     loader = _Loader([], on_warning, None, LoadStats())
-    loader._decode_unit(data, origin, None)
+    try:
+        loader._decode_unit(data, origin, None)
+    except Exception as exc:  # noqa: BLE001 - last resort, as for a line of a file
+        loader._skip(origin, f"could not read this document ({type(exc).__name__})")
     loader._flush()
     return [trace for tid in list(loader.pending) for trace in loader._close(tid)]
 
