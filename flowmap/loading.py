@@ -21,11 +21,17 @@ together, that is the largest trace plus the traces running concurrently with it
 not the whole input. A pretty-printed single document is decoded whole, so its size
 bounds memory for that file.
 
-**Bad input** never stops the load: each problem gives one warning line
-``"{file}:{line}: {what is wrong}"`` (file-level problems: ``"{file}: …"``), the
-offending line or span is skipped, and everything else is analysed. Warnings never
-echo input values (a raw tenant id could be in them). :class:`~flowmap.errors.InputError`
-is raised only when nothing at all could be read.
+**Bad input** never stops the load: each bad line gives one warning line
+``"{file}:{line}: {what is wrong}"`` (its first problem that lost data; any others on
+the line are counted into it), file-level problems ``"{file}: …"``; the offending line
+or span is skipped, and everything else is analysed. What can be repaired without
+guessing is, with a warning: invalid UTF-8, unpaired ``\\u`` surrogates, strings over
+the length caps. A UTF-8 byte order mark (at the start of the file or of a line) is
+dropped and UTF-16 files are re-encoded, silently. Deep nesting, numbers out of range
+and non-object lines each have their own warning; as a last resort any other exception
+while decoding a line becomes ``"{file}:{line}: could not read this line (ErrorType)"``.
+Warnings never echo input values (a raw tenant id could be in them).
+:class:`~flowmap.errors.InputError` is raised only when nothing at all could be read.
 
 **Speed.** Lines decode straight into typed msgspec Structs (:mod:`flowmap.otlp`) with
 the garbage collector paused while the loader runs (the decoded objects hold no
@@ -43,9 +49,11 @@ from __future__ import annotations
 
 import gc
 import gzip
+import io
+import itertools
 import os
 import re
-import zlib
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import attrgetter
@@ -65,6 +73,8 @@ __all__ = ["LoadStats", "iter_traces", "decode_document", "MAX_WARNINGS"]
 MAX_WARNINGS = 200  # warnings kept in LoadStats and passed to on_warning; the rest are counted
 _PROGRESS_STEP = 4 << 20  # report progress at most every 4 MiB
 _GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"  # UTF-8 byte order mark, written by many Windows tools
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")  # Windows PowerShell's `>` writes UTF-16
 
 _TRACE_ID_RE = re.compile(rb'"traceId"\s*:\s*"([0-9a-fA-F]*)"')
 _SPAN_ID_RE = re.compile(rb'"spanId"\s*:\s*"([0-9a-fA-F]+)"')
@@ -142,7 +152,11 @@ def decode_document(
     if isinstance(data, str):
         data = data.encode("utf-8")
     loader = _Loader([], on_warning, None, LoadStats())
-    loader._decode_unit(data, origin, None)
+    try:
+        loader._decode_unit(data, origin, None)
+    except Exception as exc:  # noqa: BLE001 - last resort, as for a line of a file
+        loader._skip(origin, f"could not read this document ({type(exc).__name__})")
+    loader._flush()
     return [trace for tid in list(loader.pending) for trace in loader._close(tid)]
 
 
@@ -154,6 +168,7 @@ class _File:
     gzipped: bool
     document: bool = False  # one (pretty-printed) JSON document rather than JSON Lines
     ok: bool = True
+    read_error: bool = False  # a read error was warned about (once, though both passes meet it)
 
 
 class _Loader:
@@ -173,6 +188,7 @@ class _Loader:
         self.pending: dict[str, dict[str, otlp.Span]] = {}
         self.closing: dict[tuple[int, int], list[str]] = {}
         self._seen_ids: set[str] = set()  # ids the scan missed, started already (late fragments)
+        self._held: list[Any] | None = None  # [where, what, more]: the current line's warning
         #: trace id -> how many times the scan saw it as a "traceId" (spans' and links'),
         #: negative when some were seen only by the full decode of an escaped line,
         #: _CLOSED once the trace was yielded
@@ -181,12 +197,39 @@ class _Loader:
     # -- warnings ---------------------------------------------------------------
 
     def warn(self, message: str) -> None:
+        """A warning about a whole file (or about a line, already complete)."""
+        if self._held is not None:
+            self._flush()
         stats = self.stats
         stats.warning_count += 1
         if stats.warning_count <= MAX_WARNINGS:
             stats.warnings.append(message)
             if self.on_warning is not None:
                 self.on_warning(message)
+
+    def warn_at(self, where: str, what: str) -> None:
+        """A warning about a line (``where`` is ``file:line``): one warning line per line.
+
+        The first problem that lost data (something skipped or dropped) is the warning,
+        else the first repair; the others on the same line are counted into it, so a
+        line of 500 broken spans is one line of output.
+        """
+        held = self._held
+        if held is not None:
+            if held[0] == where:
+                held[2] += 1
+                if not _loses_data(held[1]) and _loses_data(what):
+                    held[1] = what
+                return
+            self._flush()
+        self._held = [where, what, 0]
+
+    def _flush(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            where, what, more = held
+            extra = f" (and {more} more problem{'s' if more > 1 else ''} on this line)" if more else ""
+            self.warn(f"{where}: {what}{extra}")
 
     # -- driver -----------------------------------------------------------------
 
@@ -226,6 +269,7 @@ class _Loader:
         # Traces the scan did not place (ids it could not see): complete now.
         for tid in list(self.pending):
             yield from self._close(tid)
+        self._flush()
         hidden = self.stats.warning_count - MAX_WARNINGS
         if hidden > 0 and self.on_warning is not None:
             self.on_warning(f"{hidden} more warning(s) not shown")
@@ -262,8 +306,13 @@ class _Loader:
                 if real in seen:
                     self.warn(f"{path}: given more than once; read once")
                     continue
-                if os.path.isdir(path):
+                mode = os.stat(path).st_mode  # before open: opening a FIFO would block
+                if stat.S_ISDIR(mode):
                     self.warn(f"{path}: is a directory, not a trace file")
+                    continue
+                if not stat.S_ISREG(mode):
+                    # a pipe cannot be read twice (two passes), a device may never end
+                    self.warn(f"{path}: not a regular file (pipe, socket or device); skipped")
                     continue
                 with open(path, "rb") as fh:
                     magic = fh.read(2)
@@ -274,6 +323,9 @@ class _Loader:
             except OSError as exc:
                 self.warn(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})")
                 continue
+            except ValueError:  # e.g. a NUL character in the path
+                self.warn(f"{path!r}: not a valid file name")
+                continue
             seen.add(real)
             if size == 0:
                 self.warn(f"{path}: empty file")
@@ -283,7 +335,13 @@ class _Loader:
         return files
 
     def _lines(self, f: _File) -> Iterator[tuple[int, bytes, int]]:
-        """(line number, line, input bytes consumed so far); stops with a warning on I/O errors."""
+        """(line number, line, input bytes consumed so far); stops with a warning on read errors.
+
+        A UTF-8 byte order mark at the start of the file is dropped; a file that starts
+        with a UTF-16 one is read as UTF-16 (re-encoded line by line). Any exception while
+        reading (I/O, corrupt or truncated gzip, a line too long for memory) ends the
+        file with one warning naming the line; what was read before is kept.
+        """
         lineno = 0
         try:
             # a 1 MiB buffer: exporters write lines of hundreds of KiB, which the default
@@ -291,27 +349,35 @@ class _Loader:
             with open(f.path, "rb", buffering=_READ_BUFFER) as raw:
                 if f.gzipped:
                     with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
-                        for lineno, line in enumerate(gz, 1):  # noqa: B007
+                        for lineno, line in enumerate(_file_lines(gz), 1):  # noqa: B007
                             yield lineno, line, raw.tell()
                 else:
                     pos = 0
-                    for lineno, line in enumerate(raw, 1):  # noqa: B007
+                    for lineno, line in enumerate(_file_lines(raw), 1):  # noqa: B007
                         pos += len(line)
                         yield lineno, line, pos
-        except (OSError, EOFError, zlib.error) as exc:
-            what = "compressed data is corrupt or truncated" if f.gzipped else "read error"
-            self.warn(f"{f.path}:{lineno + 1}: {what} ({type(exc).__name__}); rest of file skipped")
+        except Exception as exc:  # noqa: BLE001 - whatever the stream raises ends this file only
+            if not f.read_error:
+                f.read_error = True
+                what = "compressed data is corrupt or truncated" if f.gzipped else "read error"
+                self.warn_at(f"{f.path}:{lineno + 1}", f"{what} ({type(exc).__name__}); rest of file skipped")
 
     def _read_all(self, f: _File) -> bytes | None:
         try:
             with open(f.path, "rb") as raw:
                 if f.gzipped:
                     with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
-                        return gz.read()
-                return raw.read()
-        except (OSError, EOFError, zlib.error) as exc:
-            self.warn(f"{f.path}: cannot be read in full ({type(exc).__name__})")
+                        data = gz.read()
+                else:
+                    data = raw.read()
+        except Exception as exc:  # noqa: BLE001 - as in _lines
+            if not f.read_error:
+                f.read_error = True
+                self.warn(f"{f.path}: cannot be read in full ({type(exc).__name__})")
             return None
+        if data.startswith(_UTF16_BOMS):
+            return data.decode("utf-16", "replace").encode("utf-8")
+        return data[len(_BOM) :] if data.startswith(_BOM) else data
 
     # -- pass 1: where does each trace end? ------------------------------------
 
@@ -338,25 +404,35 @@ class _Loader:
                 hidden = _trace_ids_in(line)
                 update(fromkeys(hidden, pos))
                 counts.update(dict.fromkeys(hidden, _UNCOUNTED))
+        if first and not f.read_error:  # nothing but blank lines (or an empty .gz)
+            self.warn(f"{f.path}: no data (empty after decompression, or only blank lines)")
+        if first:
+            f.ok = False
 
     def _detect_document(
         self, f: _File, first_line: bytes, last: dict[bytes, tuple[int, int]], counts: Counter[bytes]
     ) -> bool:
-        """Called when the first line is not JSON on its own: is the file one document?"""
+        """Called when the first line is not JSON on its own: is the file one document?
+
+        JSON Lines whose first line is broken are told apart by their other lines: one
+        of the next few is a ``TracesData`` object on its own, which no line of a
+        pretty-printed document is. So a broken first line never costs the file.
+        """
         head = first_line.strip()
         if not head.startswith((b"{", b"[")):
             return False  # JSON Lines with a broken first line: warned about in pass 2
+        if self._more_json_lines(f):
+            return False
         data = self._read_all(f)
         if data is None:
             f.ok = False
             return True
-        try:
-            msgspec.json.decode(data)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        exc = _syntax_error(data)
+        if exc is not None:
             if head in (b"{", b"[") or len(head) < 20:
                 # Pretty-printed, and broken: one warning for the file, not one per line.
                 line = _error_line(data, exc)
-                self.warn(f"{f.path}:{line}: invalid JSON document ({_decode_error(exc)}); file skipped")
+                self.warn_at(f"{f.path}:{line}", f"invalid JSON document ({_decode_error(exc)}); file skipped")
                 self.stats.skipped += 1
                 f.ok = False
                 return True
@@ -370,6 +446,20 @@ class _Loader:
             last.update(dict.fromkeys(hidden, (f.index, 1)))
             counts.update(dict.fromkeys(hidden, _UNCOUNTED))
         return True
+
+    def _more_json_lines(self, f: _File) -> bool:
+        """Whether one of lines 2-20 is a TracesData object on its own (JSON Lines)."""
+        for lineno, line, _ in self._lines(f):
+            if lineno > 20:
+                break
+            if lineno > 1 and b"resourceSpans" in line:
+                try:
+                    obj = _GENERIC.decode(line)
+                except Exception:  # noqa: BLE001 - not such a line, whatever is wrong with it
+                    continue
+                if isinstance(obj, dict) and "resourceSpans" in obj:
+                    return True
+        return False
 
     # -- pass 2: decode ---------------------------------------------------------
 
@@ -387,7 +477,10 @@ class _Loader:
             if line.isspace():
                 continue
             stats.lines += 1
-            self._decode_unit(line, f"{path}:{lineno}", None)
+            try:
+                self._decode_unit(line, f"{path}:{lineno}", None)
+            except Exception as exc:  # noqa: BLE001 - last resort: one line never stops the others
+                self._skip(f"{path}:{lineno}", f"could not read this line ({type(exc).__name__})")
             ending = closing.pop((index, lineno), None)
             if ending:
                 for tid in ending:
@@ -408,7 +501,10 @@ class _Loader:
             at = m.start()
             lines.setdefault(m.group(1).decode("ascii").lower(), line)
         path = f.path
-        self._decode_unit(data, f"{path}:1", lambda sid: f"{path}:{lines.get(sid, 1)}")
+        try:
+            self._decode_unit(data, f"{path}:1", lambda sid: f"{path}:{lines.get(sid, 1)}")
+        except Exception as exc:  # noqa: BLE001 - last resort, as for a line
+            self._skip(f"{path}:1", f"could not read this document ({type(exc).__name__})")
         for tid in self.closing.pop((f.index, 1), ()):
             yield from self._close(tid)
 
@@ -420,22 +516,8 @@ class _Loader:
             return
         try:
             td = otlp.decode_traces_data(data)
-        except msgspec.ValidationError:
-            self._decode_lenient(data, origin, origin_of)
-            return
-        except UnicodeDecodeError:
-            self.warn(f"{origin}: invalid UTF-8 bytes replaced")
-            data = data.decode("utf-8", "replace").encode("utf-8")
-            try:
-                td = otlp.decode_traces_data(data)
-            except msgspec.ValidationError:
-                self._decode_lenient(data, origin, origin_of)
-                return
-            except msgspec.DecodeError as exc:
-                self._bad_line(origin, exc)
-                return
-        except msgspec.DecodeError as exc:
-            self._bad_line(origin, exc)
+        except Exception as exc:  # noqa: BLE001 - sorted out on the slow path
+            self._recover(data, origin, origin_of, exc)
             return
         for rs in td.resource_spans:
             resource = otlp.attributes(rs.resource.attributes) if rs.resource is not None else {}
@@ -455,7 +537,7 @@ class _Loader:
             kv_lists = [
                 [decode_kvs(s.kvs) for s in ss.spans] for rs in td.resource_spans for ss in rs.scope_spans
             ]
-        except (msgspec.DecodeError, UnicodeDecodeError):  # ValidationError included
+        except Exception:  # noqa: BLE001 - anything at all: the full path sorts it out
             return False
         lists = iter(kv_lists)
         for rs in td.resource_spans:
@@ -464,41 +546,119 @@ class _Loader:
                 self._add_spans(ss.spans, resource, origin, origin_of, next(lists))
         return True
 
-    def _bad_line(self, origin: str, exc: Exception) -> None:
-        self.stats.skipped += 1
-        self.warn(f"{origin}: invalid JSON ({_decode_error(exc)}); line skipped")
+    # -- the slow path: a line the typed decoder refused ---------------------------
 
-    def _decode_lenient(
-        self, data: bytes, origin: str, origin_of: Callable[[str], str] | None
+    def _recover(
+        self, data: bytes, origin: str, origin_of: Callable[[str], str] | None, exc: Exception
     ) -> None:
-        """Typed decoding failed: validate piece by piece so one bad span costs only itself."""
-        obj = msgspec.json.decode(data)  # the typed decode already proved it is valid JSON
-        if isinstance(obj, list):  # lenient: an array of TracesData
-            items = obj
+        """Read what can be read of a line the typed decode refused.
+
+        First the repairs that keep the data (a byte order mark at the start of a line,
+        invalid UTF-8, unpaired surrogate escapes; each warned about once) and the typed
+        decode again. A line that is valid JSON but not valid OTLP is then decoded
+        generically and validated span by span, so one bad span costs only itself. The
+        generic decode repairs the same way: msgspec stops at the first validation
+        error, so the typed decode proved nothing about the rest of the line.
+        """
+        repaired: set[str] = set()
+        td = self._repaired(otlp.decode_traces_data, data, exc, origin, repaired)
+        if isinstance(td, tuple):
+            data, exc = td
+            if isinstance(exc, msgspec.ValidationError):
+                try:
+                    obj = _GENERIC.decode(data)
+                except Exception as exc2:  # noqa: BLE001 - sorted out by _repaired
+                    obj = self._repaired(_GENERIC.decode, data, exc2, origin, repaired)
+                    if isinstance(obj, tuple):
+                        self._unreadable(origin, obj[1])
+                        return
+                self._decode_lenient(obj, origin, origin_of)
+                return
+            self._unreadable(origin, exc)
+            return
+        for rs in td.resource_spans:
+            resource = otlp.attributes(rs.resource.attributes) if rs.resource is not None else {}
+            for ss in rs.scope_spans:
+                self._add_spans(ss.spans, resource, origin, origin_of)
+
+    def _repaired(
+        self, decode: Callable[[bytes], Any], data: bytes, exc: Exception, origin: str, done: set[str]
+    ) -> Any:
+        """``decode(data)`` after the repairs ``exc`` calls for; ``(data, exc)`` when none helps.
+
+        ``done`` holds the repairs made so far on this line (each is made and warned
+        about once, whichever decode needed it).
+        """
+        while True:
+            syntax = isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError)
+            if isinstance(exc, UnicodeDecodeError) and "utf8" not in done:
+                done.add("utf8")
+                self.warn_at(origin, "invalid UTF-8 bytes replaced")
+                data = data.decode("utf-8", "replace").encode("utf-8")
+            elif syntax and data.lstrip().startswith(_BOM) and "bom" not in done:
+                done.add("bom")  # files joined with cat: a BOM starts a line, not the file
+                data = data.lstrip()[len(_BOM) :]
+            elif syntax and "surrogate" in str(exc) and "surrogate" not in done:
+                done.add("surrogate")
+                self.warn_at(origin, "invalid \\u escapes (unpaired UTF-16 surrogates) replaced")
+                data = _SURROGATE_RE.sub(_fix_surrogate, data)
+            else:
+                return data, exc
+            try:
+                return decode(data)
+            except Exception as again:  # noqa: BLE001 - the next repair, or the end
+                exc = again
+
+    def _skip(self, origin: str, what: str) -> None:
+        self.stats.skipped += 1
+        self.warn_at(origin, f"{what}; line skipped")
+
+    def _unreadable(self, origin: str, exc: Exception) -> None:
+        """One warning for a line that could not be decoded at all; never the line's values."""
+        if isinstance(exc, msgspec.ValidationError):  # (a DecodeError) generic decode: numbers only
+            self._skip(origin, f"number out of range ({_clip(str(exc))})")
+        elif isinstance(exc, (msgspec.DecodeError, UnicodeDecodeError)):
+            self._skip(origin, f"invalid JSON ({_decode_error(exc)})")
+        elif isinstance(exc, RecursionError):
+            self._skip(origin, "JSON nested too deeply")
         else:
-            items = [obj]
-        for obj in items:
-            if not isinstance(obj, dict):
+            self._skip(origin, f"could not read this line ({type(exc).__name__})")
+
+    def _decode_lenient(self, obj: Any, origin: str, origin_of: Callable[[str], str] | None) -> None:
+        """Valid JSON, not valid OTLP: validate piece by piece so one bad span costs only itself."""
+        if isinstance(obj, list):  # lenient: an array of TracesData
+            items = [item for item in obj if isinstance(item, dict)]
+            if not obj:
                 self.stats.skipped += 1
-                self.warn(f"{origin}: not an OTLP TracesData object; skipped")
-                continue
+                self.warn_at(origin, "not an OTLP TracesData object (an empty array); skipped")
+            elif len(items) < len(obj):  # one warning for the line, however many items
+                self.stats.skipped += 1
+                n = len(obj) - len(items)
+                self.warn_at(origin, f"{n} of {len(obj)} array items are not OTLP TracesData objects; skipped")
+        elif isinstance(obj, dict):
+            items = [obj]
+        else:
+            self.stats.skipped += 1
+            self.warn_at(origin, "not an OTLP TracesData object; skipped")
+            return
+        for obj in items:
             rss = obj.get("resourceSpans", [])
             if not isinstance(rss, list):
                 self.stats.skipped += 1
-                self.warn(f"{origin}: resourceSpans is not a list; skipped")
+                self.warn_at(origin, "resourceSpans is not a list; skipped")
                 continue
             for i, rs in enumerate(rss):
                 where = f"resourceSpans[{i}]"
                 if not isinstance(rs, dict):
                     self.stats.skipped += 1
-                    self.warn(f"{origin}: {where} is not an object; skipped")
+                    self.warn_at(origin, f"{where} is not an object; skipped")
                     continue
                 res = self._convert(rs.get("resource") or {}, otlp.Resource, origin, f"{where}.resource")
                 resource = otlp.attributes(res.attributes) if res is not None else {}
                 sss = rs.get("scopeSpans", [])
                 if not isinstance(sss, list):
                     self.stats.skipped += 1
-                    self.warn(f"{origin}: {where}.scopeSpans is not a list; skipped")
+                    self.warn_at(origin, f"{where}.scopeSpans is not a list; skipped")
                     continue
                 for j, ss in enumerate(sss):
                     swhere = f"{where}.scopeSpans[{j}]"
@@ -506,7 +666,7 @@ class _Loader:
                     if not isinstance(spans, list):
                         self.stats.skipped += 1
                         what = "spans is not a list" if isinstance(ss, dict) else "is not an object"
-                        self.warn(f"{origin}: {swhere}{'.' if isinstance(ss, dict) else ' '}{what}; skipped")
+                        self.warn_at(origin, f"{swhere}{'.' if isinstance(ss, dict) else ' '}{what}; skipped")
                         continue
                     good = []
                     for k, sp in enumerate(spans):
@@ -522,15 +682,19 @@ class _Loader:
             return otlp.convert(obj, cls)
         except msgspec.ValidationError as exc:
             error = str(exc)
+        except RecursionError:
+            error = "nested too deeply"
         if "length <=" in error:
             try:
                 converted = otlp.convert(_truncate(obj), cls)
             except msgspec.ValidationError as exc:
                 error = str(exc)
+            except RecursionError:
+                error = "nested too deeply"
             else:
-                self.warn(f"{origin}: {where}: over-long value truncated to {otlp.MAX_VALUE_CHARS} characters")
+                self.warn_at(origin, f"{where}: over-long value truncated to {otlp.MAX_VALUE_CHARS} characters")
                 return converted
-        self.warn(f"{origin}: {where} skipped: {_clip(error)}")
+        self.warn_at(origin, f"{where} skipped: {_clip(error)}")
         return None
 
     # -- spans --------------------------------------------------------------------
@@ -555,7 +719,7 @@ class _Loader:
         """
         pending = self.pending
         counts = self.counts
-        warn = self.warn
+        warn = self.warn_at
         fromhex = bytes.fromhex
         shapes = _SHAPES
         shape_of = otlp.shape_of
@@ -577,7 +741,7 @@ class _Loader:
                 tid = _valid_id(tid, 32, _ZERO_TRACE)
                 if tid is None:
                     skipped += 1
-                    warn(f"{where}: span skipped: missing or invalid trace id (need 32 hex digits, not all zero)")
+                    warn(where, "span skipped: missing or invalid trace id (need 32 hex digits, not all zero)")
                     continue
                 s.trace_id = tid
                 trace = pending.get(tid)
@@ -585,7 +749,7 @@ class _Loader:
                     trace = pending[tid] = {}
                     n = counts.get(tid)
                     if n is _CLOSED or (n is None and tid in self._seen_ids):
-                        warn(f"{where}: trace {tid} continues after it was complete; analysed in parts")
+                        warn(where, f"trace {tid} continues after it was complete; analysed in parts")
                     elif n is None:  # an id the scan did not count (rare): remembered here
                         self._seen_ids.add(tid)
             sid = s.span_id
@@ -595,12 +759,12 @@ class _Loader:
                 sid = _valid_id(sid, 16, _ZERO_SPAN)
                 if sid is None:
                     skipped += 1
-                    warn(f"{where}: span skipped: missing or invalid span id (need 16 hex digits, not all zero)")
+                    warn(where, "span skipped: missing or invalid span id (need 16 hex digits, not all zero)")
                     continue
                 s.span_id = sid
             if sid in trace:
                 skipped += 1
-                warn(f"{where}: duplicate span id {sid} in trace {tid}; first one kept")
+                warn(where, f"duplicate span id {sid} in trace {tid}; first one kept")
                 continue
             parent: str | None = s.parent_span_id
             if parent:
@@ -611,11 +775,11 @@ class _Loader:
                         fromhex(parent)
                     except ValueError:
                         skipped += 1
-                        warn(f"{where}: span {sid} skipped: invalid parent span id (need 16 hex digits)")
+                        warn(where, f"span {sid} skipped: invalid parent span id (need 16 hex digits)")
                         continue
                     parent = s.parent_span_id = parent.lower()
                 if parent == sid:
-                    warn(f"{where}: span {sid} is its own parent; parent dropped")
+                    warn(where, f"span {sid} is its own parent; parent dropped")
                     s.parent_span_id = None  # type: ignore[assignment]
                 elif parent == _ZERO_SPAN:
                     s.parent_span_id = None  # type: ignore[assignment]
@@ -630,7 +794,7 @@ class _Loader:
                     code = otlp.status_code(code)
                 except ValueError:
                     skipped += 1
-                    warn(f"{where}: span {sid} skipped: kind or status code is not a valid number or enum name")
+                    warn(where, f"span {sid} skipped: kind or status code is not a valid number or enum name")
                     continue
             keys = tuple([kv.key for kv in kvs])  # (faster than map(attrgetter) here)
             shape = shapes.get(keys)
@@ -683,7 +847,7 @@ class _Loader:
             tid = _valid_id(link.trace_id, 32, _ZERO_TRACE)
             lsid = _valid_id(link.span_id, 16, _ZERO_SPAN)
             if tid is None or lsid is None:
-                self.warn(f"{where}: span {sid}: link with missing or invalid ids dropped")
+                self.warn_at(where, f"span {sid}: link with missing or invalid ids dropped")
                 continue
             link.trace_id, link.span_id, link._attrs = tid, lsid, None
             out.append(link)
@@ -691,6 +855,11 @@ class _Loader:
 
 
 # -- helpers -------------------------------------------------------------------------
+
+
+def _loses_data(what: str) -> bool:
+    return "skipped" in what or "dropped" in what or "first one kept" in what
+
 
 def _valid_id(raw: str, length: int, zero: str | None) -> str | None:
     """Lowercase hex id of exactly ``length`` digits (not all zero), else None."""
@@ -704,35 +873,94 @@ def _valid_id(raw: str, length: int, zero: str | None) -> str | None:
     return None if low == zero else low
 
 
+# Generic decoding for the slow path: a float beyond double range (1e999) becomes inf
+# instead of failing the whole line, so only the span that holds it is judged.
+_GENERIC = msgspec.json.Decoder(float_hook=float)
+
+# An escaped backslash, a valid surrogate pair, or an unpaired surrogate (group 1), left
+# to right, so that JSON "\\ud800" (a backslash, then text) is never taken for an escape.
+_SURROGATE_RE = re.compile(
+    rb"\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|(\\u[dD][89a-fA-F][0-9a-fA-F]{2})"
+)
+
+
+def _fix_surrogate(m: re.Match[bytes]) -> bytes:
+    return b"\\ufffd" if m.group(1) else m.group(0)
+
+
+def _file_lines(stream: io.BufferedIOBase) -> Iterable[bytes]:
+    """The lines of a file as UTF-8: a byte order mark at its start says how it is encoded."""
+    if stream.peek(2)[:2] in _UTF16_BOMS:  # type: ignore[attr-defined]  # buffered and gzip streams
+        text = io.TextIOWrapper(stream, encoding="utf-16", errors="replace", newline="")
+        return (line.encode("utf-8") for line in text)
+    return _without_bom(stream)
+
+
+def _without_bom(lines: Iterable[bytes]) -> Iterator[bytes]:
+    """The lines of a file, a UTF-8 byte order mark at its start removed."""
+    lines = iter(lines)
+    first = next(lines, None)
+    if first is None:
+        return lines
+    if first.startswith(_BOM):
+        first = first[len(_BOM) :] or b"\n"
+    return itertools.chain((first,), lines)
+
+
 def _is_json(line: bytes) -> bool:
+    """Whether a line is JSON on its own (numbers out of range and deep nesting count as JSON)."""
     try:
         msgspec.json.decode(line)
+    except (msgspec.ValidationError, RecursionError):  # (ValidationError is a DecodeError)
+        return True  # syntactically a value; pass 2 says what is wrong with it
     except (msgspec.DecodeError, UnicodeDecodeError):
         return False
     return True
 
 
+def _syntax_error(data: bytes) -> Exception | None:
+    """The JSON syntax error in ``data``, or None: the repairs of the slow path are allowed.
+
+    Not a syntax error: invalid UTF-8 or unpaired surrogates (repaired with a warning in
+    pass 2), numbers out of range or nesting too deep (pass 2 says what is wrong).
+    """
+    for _ in range(3):
+        try:
+            _GENERIC.decode(data)
+        except (msgspec.ValidationError, RecursionError):  # before DecodeError: its subclass
+            return None
+        except UnicodeDecodeError:
+            data = data.decode("utf-8", "replace").encode("utf-8")
+        except msgspec.DecodeError as exc:
+            if "surrogate" not in str(exc):
+                return exc
+            data = _SURROGATE_RE.sub(_fix_surrogate, data)
+        else:
+            return None
+    return None
+
+
 def _trace_ids_in(line: bytes) -> set[bytes]:
-    """Trace ids of a line decoded in full (for lines the regex scan cannot read)."""
+    """Trace ids of a line decoded in full (for lines the regex scan cannot read).
+
+    A line that does not decode gives none: pass 2 warns about it. The walk uses a
+    stack, not recursion, whatever the nesting.
+    """
     try:
-        obj = msgspec.json.decode(line)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+        obj = _GENERIC.decode(line)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
         return set()
     found: set[bytes] = set()
-
-    def walk(node: Any) -> None:
+    stack = [obj]
+    while stack:
+        node = stack.pop()
         if isinstance(node, dict):
             tid = node.get("traceId")
             if isinstance(tid, str) and tid.isascii():
                 found.add(tid.encode("ascii"))
-            for value in node.values():
-                if isinstance(value, (dict, list)):
-                    walk(value)
+            stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
         elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(obj)
+            stack.extend(v for v in node if isinstance(v, (dict, list)))
     return found
 
 

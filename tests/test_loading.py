@@ -484,3 +484,23 @@ def test_trace_split_between_lines_file_and_pretty_document(tmp_path):
     assert warnings == []
     assert set(traces[T1].spans) == {sid(1), sid(2)} and set(traces[T2].spans) == {sid(1), sid(2)}
     assert stats.traces == 2
+
+
+def test_last_resort_guard_turns_an_unexpected_error_into_one_warning(tmp_path, monkeypatch):
+    """Whatever a line makes go wrong inside the loader, the other lines are still read."""
+    from flowmap import loading
+
+    real = loading.infer_boundary
+
+    def explode_on_clients(kind, attrs):
+        if kind == 3:
+            raise ZeroDivisionError("secret-tenant-value")
+        return real(kind, attrs)
+
+    monkeypatch.setattr(loading, "infer_boundary", explode_on_clients)
+    # an HTTP attribute: the loader infers boundaries only for spans with something to infer from
+    http = [{"key": "http.request.method", "value": {"stringValue": "GET"}}]
+    f = write(tmp_path / "a.jsonl", GOOD, line(span(T1, kind=3, attributes=http)), line(span(T2, sid(10))))
+    traces, warnings, stats = load(f)
+    assert set(traces[T2].spans) == {sid(9), sid(10)}
+    assert warnings == [f"{f}:2: could not read this line (ZeroDivisionError); line skipped"]

@@ -59,6 +59,7 @@ def full_path(data: bytes) -> tuple[dict, list[str]]:
     loader = _Loader([], warnings.append, None, LoadStats())
     loader._decode_raw = lambda *args: False  # force the full path
     loader._decode_unit(data, "<memory>", None)
+    loader._flush()  # warnings are held per line, as decode_document does
     traces = [t for tid in list(loader.pending) for t in loader._close(tid)]
     return view(traces), warnings
 

@@ -1,0 +1,546 @@
+"""Hostile trace files: nothing ever escapes the loader, one warning per bad line, the rest analysed.
+
+An outside team feeds ``flowmap check`` / ``flowmap report`` files built to break it. Each
+case writes a real file (JSON Lines, pretty document, gzip, UTF-16...) next to good
+lines and checks three things a user relies on: no exception escapes (only
+``InputError`` when nothing at all is readable), exactly the good spans are analysed,
+and each bad line gives one warning naming ``file:line`` that never echoes input values.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from flowmap import otlp
+from flowmap.analysis import analyze
+from flowmap.loading import LoadStats, iter_traces
+
+BAD = "5b8efff798038103d269b633813fc60c"  # the trace of the lines that get broken
+GOOD = "0af7651916cd43dd8448eb211c80319c"  # the trace that must survive next to them
+SECRET = "acme-secret-tenant"  # a raw tenant id inside bad lines: never in a warning
+FLOWMAP_BIN = Path(sys.executable).parent / "flowmap"
+
+
+def sid(n: int) -> str:
+    return f"{n:016x}"
+
+
+def span(trace_id: str, n: int, parent: int | None = None, **extra) -> dict:
+    out = {"traceId": trace_id, "spanId": sid(n), "name": "op", "kind": 1,
+           "startTimeUnixNano": "1000", "endTimeUnixNano": 2000}
+    if parent:
+        out["parentSpanId"] = sid(parent)
+    out.update(extra)
+    return out
+
+
+def traces_data(*spans: dict) -> dict:
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "app"}}]}
+    return {"resourceSpans": [{"resource": resource, "scopeSpans": [{"scope": {"name": "t"}, "spans": list(spans)}]}]}
+
+
+def line(*spans: dict) -> bytes:
+    return json.dumps(traces_data(*spans)).encode()
+
+
+def good_line(first: int = 1) -> bytes:
+    """Two good spans of the GOOD trace (ids first, first+1)."""
+    return line(span(GOOD, first, kind=2), span(GOOD, first + 1, parent=first))
+
+
+def write(path: Path, *lines: bytes, end: bytes = b"\n") -> Path:
+    path.write_bytes(b"".join(item + end for item in lines))
+    return path
+
+
+def load(*paths: Path):
+    """(spans of each trace by id, warnings) after loading, and check every warning's form."""
+    stats = LoadStats()
+    warnings: list[str] = []
+    traces = {t.trace_id: set(t.spans) for t in iter_traces([str(p) for p in paths], on_warning=warnings.append,
+                                                             stats=stats)}
+    for w in warnings:
+        assert "\n" not in w and SECRET not in w and len(w) < 400, w
+    return traces, warnings
+
+
+def at(path: Path, lineno: int) -> str:
+    return f"{path}:{lineno}: "
+
+
+# -- the mutation fuzz -----------------------------------------------------------------
+
+_ATTRS = [
+    {"key": "http.request.method", "value": {"stringValue": "POST"}},
+    {"key": "tenant_id", "value": {"stringValue": SECRET}},
+    {"key": "n", "value": {"intValue": "5"}},
+    {"key": "d", "value": {"doubleValue": 1.5}},
+    {"key": "a", "value": {"arrayValue": {"values": [{"boolValue": True}, {"intValue": 7}]}}},
+    {"key": "kv", "value": {"kvlistValue": {"values": [{"key": "x", "value": {"bytesValue": "AAE="}}]}}},
+]
+_VICTIM = line(
+    span(BAD, 1, kind=2, attributes=_ATTRS[:2]),
+    span(BAD, 2, parent=1, attributes=_ATTRS[2:], events=[{"name": "e", "timeUnixNano": "5"}]),
+    span(BAD, 3, parent=1, links=[{"traceId": GOOD, "spanId": sid(1)}], status={"code": 2}),
+)
+_TOKENS = [
+    b'"', b"{", b"}", b"[", b"]", b",", b":", b"null", b"true", b"1e999", b"-1", b'"\\u0000"', b'"\\ud800"',
+    b'"\\udc00\\ud800"', b"\xff", b"\xc3", b"\x00", b"9" * 30, b"9" * 5000, b'"traceId"', b'{"stringValue":1}',
+    b'{"arrayValue":{}}', b'{"kvlistValue":null}', b'""', b"\xef\xbb\xbf", b"\r\n", b"\r", b"[" * 3000,
+    b'{"a":' * 2000, b'"\\u', b"\\", b'"SPAN_KIND_SERVER"', b'"99999999999999999999"',
+]
+
+
+def _mutate(rng: random.Random, data: bytes) -> bytes:
+    out = bytearray(data)
+    for _ in range(rng.randint(1, 4)):
+        pos = rng.randrange(len(out))
+        op = rng.random()
+        if op < 0.4:
+            out[pos : pos + rng.randint(1, 10)] = rng.choice(_TOKENS)
+        elif op < 0.7:
+            del out[pos : pos + rng.randint(1, 20)]
+        else:
+            out[pos:pos] = rng.choice(_TOKENS)
+    return bytes(out)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_mutation_fuzz_never_raises_and_keeps_the_good_line(tmp_path, seed):
+    """400 mutated lines per seed (fixed): only warnings, never the last-resort guard."""
+    rng = random.Random(seed)
+    path = tmp_path / "fuzz.jsonl"
+    for _ in range(400):
+        mutated = _mutate(rng, _VICTIM)
+        # newlines inside the mutation make more lines: the good line is always the last
+        write(path, mutated, good_line())
+        traces, warnings = load(path)
+        assert traces[GOOD] == {sid(1), sid(2)}, mutated
+        for w in warnings:
+            assert re.match(rf"{re.escape(str(path))}:\d+: ", w), w
+            assert "could not read this line" not in w, (w, mutated)  # every cause handled
+        assert analyze([path], on_warning=lambda w: None).spans >= 2
+
+
+# -- encodings: byte order marks, CRLF, UTF-16 -----------------------------------------
+
+
+def pretty(doc: dict, newline: str = "\r\n") -> bytes:
+    return json.dumps(doc, indent=2).replace("\n", newline).encode()
+
+
+def test_bom_and_crlf_pretty_document_just_works(tmp_path):
+    doc = traces_data(span(GOOD, 1, kind=2), span(GOOD, 2, parent=1))
+    f = tmp_path / "windows.json"
+    f.write_bytes(b"\xef\xbb\xbf" + pretty(doc) + b"\r\n")
+    traces, warnings = load(f)
+    assert traces == {GOOD: {sid(1), sid(2)}} and warnings == []
+
+
+def test_bom_and_crlf_pretty_document_gzipped(tmp_path):
+    f = tmp_path / "windows.json.gz"
+    f.write_bytes(gzip.compress(b"\xef\xbb\xbf" + pretty(traces_data(span(GOOD, 1)))))
+    traces, warnings = load(f)
+    assert traces == {GOOD: {sid(1)}} and warnings == []
+
+
+def test_bom_on_json_lines_with_crlf(tmp_path):
+    f = tmp_path / "a.jsonl"
+    f.write_bytes(b"\xef\xbb\xbf" + good_line(1) + b"\r\n" + good_line(3) + b"\r\n")
+    traces, warnings = load(f)
+    assert traces == {GOOD: {sid(1), sid(2), sid(3), sid(4)}} and warnings == []
+
+
+def test_bom_at_the_start_of_a_later_line_from_joined_files(tmp_path):
+    f = write(tmp_path / "joined.jsonl", good_line(1), b"\xef\xbb\xbf" + good_line(3))
+    traces, warnings = load(f)
+    assert traces == {GOOD: {sid(1), sid(2), sid(3), sid(4)}} and warnings == []
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be-with-bom"])
+def test_utf16_files_are_read(tmp_path, encoding):
+    text = (good_line(1) + b"\r\n" + good_line(3) + b"\r\n").decode()
+    data = b"\xfe\xff" + text.encode("utf-16-be") if encoding.endswith("bom") else text.encode("utf-16")
+    f = tmp_path / "powershell.jsonl"
+    f.write_bytes(data)
+    traces, warnings = load(f)
+    assert traces == {GOOD: {sid(1), sid(2), sid(3), sid(4)}} and warnings == []
+
+
+# -- nesting -------------------------------------------------------------------------------
+
+DEEP = b'{"resourceSpans":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+
+def test_deep_nesting_as_the_first_line_scan_pass(tmp_path):
+    f = write(tmp_path / "a.jsonl", DEEP, good_line())
+    traces, warnings = load(f)
+    assert traces == {GOOD: {sid(1), sid(2)}}
+    assert warnings == [at(f, 1) + "JSON nested too deeply; line skipped"]
+
+
+def test_deep_nesting_unclosed_in_a_later_line(tmp_path):
+    f = write(tmp_path / "a.jsonl", good_line(1), b'{"resourceSpans":' + b"[" * 100_000, good_line(3))
+    traces, warnings = load(f)
+    assert traces == {GOOD: {sid(1), sid(2), sid(3), sid(4)}}
+    assert warnings == [at(f, 2) + "JSON nested too deeply; line skipped"]
+
+
+def test_deep_nesting_in_a_pretty_document(tmp_path):
+    f = tmp_path / "deep.json"
+    f.write_bytes(b"{\n" + DEEP[1:])
+    good = write(tmp_path / "good.jsonl", good_line())
+    traces, warnings = load(f, good)
+    assert traces == {GOOD: {sid(1), sid(2)}}
+    assert len(warnings) == 1 and warnings[0].startswith(at(f, 1)) and "nested too deeply" in warnings[0]
+
+
+def _nested_value(depth: int) -> str:
+    return '{"arrayValue":{"values":[' * depth + '{"stringValue":"x"}' + "]}}" * depth
+
+
+def _line_with_value(trace_id: str, value: str) -> bytes:
+    head = json.dumps(traces_data(span(trace_id, 1, attributes=[{"key": "deep", "value": {"stringValue": "@"}}])))
+    return head.replace('{"stringValue": "@"}', value).encode()
+
+
+def test_deep_attribute_values_load_or_are_skipped_never_raise(tmp_path):
+    shallow = _line_with_value(BAD, _nested_value(50))
+    f = write(tmp_path / "a.jsonl", shallow, _line_with_value("1" * 32, _nested_value(5000)), good_line())
+    traces, warnings = load(f)
+    assert traces == {BAD: {sid(1)}, GOOD: {sid(1), sid(2)}}
+    assert warnings == [at(f, 2) + "JSON nested too deeply; line skipped"]
+    analysis = analyze([f], on_warning=lambda w: None)  # the analysis walks the 50 levels too
+    assert analysis.spans == 3
+
+
+# -- lines that are JSON but not an object ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bad", "needle"),
+    [
+        pytest.param(b"[1, 2, 3]", "3 of 3 array items are not OTLP TracesData objects", id="array-of-numbers"),
+        pytest.param(b"[]", "not an OTLP TracesData object (an empty array)", id="empty-array"),
+        pytest.param(b'"resourceSpans"', "not an OTLP TracesData object", id="string"),
+        pytest.param(b"42", "not an OTLP TracesData object", id="number"),
+        pytest.param(b"1e999", "not an OTLP TracesData object", id="number-out-of-range"),
+        pytest.param(b"null", "not an OTLP TracesData object", id="null"),
+        pytest.param(b"true", "not an OTLP TracesData object", id="bool"),
+        pytest.param(b'{"resourceSpans": [1, "x"]}', "resourceSpans[0] is not an object", id="rs-items"),
+    ],
+)
+def test_json_that_is_not_an_object_one_warning(tmp_path, bad, needle):
+    f = write(tmp_path / "a.jsonl", good_line(1), bad, good_line(3))
+    traces, warnings = load(f)
+    assert traces == {GOOD: {sid(1), sid(2), sid(3), sid(4)}}
+    assert len(warnings) == 1 and warnings[0].startswith(at(f, 2)) and needle in warnings[0], warnings
+
+
+def test_array_of_traces_data_is_read_with_one_warning_for_the_rest(tmp_path):
+    f = write(tmp_path / "a.jsonl", b"[" + good_line(1) + b', 7, "x"]')
+    traces, warnings = load(f)
+    assert traces == {GOOD: {sid(1), sid(2)}}
+    assert warnings == [at(f, 1) + "2 of 3 array items are not OTLP TracesData objects; skipped"]
+
+
+# -- bytes and escapes -----------------------------------------------------------------
+
+
+def test_nul_bytes(tmp_path):
+    raw_nul = line(span(BAD, 1)).replace(b'"op"', b'"o\x00p"')
+    escaped = line(span(BAD, 2, name="o\u0000p", attributes=[{"key": "k", "value": {"stringValue": "\u0000"}}]))
+    f = write(tmp_path / "a.jsonl", raw_nul, escaped, b"\x00" * 100, good_line())
+    traces, warnings = load(f)
+    assert traces == {BAD: {sid(2)}, GOOD: {sid(1), sid(2)}}  # an escaped NUL is valid JSON
+    assert [w.split(": ")[0] for w in warnings] == [f"{f}:1", f"{f}:3"]
+    assert all("invalid JSON" in w for w in warnings)
+
+
+def test_unpaired_surrogates_replaced_with_one_warning(tmp_path):
+    lone = line(span(BAD, 1, name="@")).replace(b'"@"', b'"a\\ud800b"')
+    low_first = line(span(BAD, 2, name="@")).replace(b'"@"', b'"\\udc00\\ud800"')
+    pair = line(span(BAD, 3, name="@")).replace(b'"@"', b'"\\ud83d\\ude00"')  # a valid pair: no warning
+    text = line(span(BAD, 4, name="@")).replace(b'"@"', b'"\\\\ud800"')  # a backslash, then text
+    # behind a validation error: the generic decode meets the surrogate, not the typed one
+    late = line(span(BAD, 5, name=42), span(BAD, 6, name="@")).replace(b'"@"', b'"\\ud800"')
+    f = write(tmp_path / "a.jsonl", lone, low_first, pair, text, late, good_line())
+    names = {}
+    warnings: list[str] = []
+    for t in iter_traces([f], on_warning=warnings.append):
+        if t.trace_id == BAD:
+            names = {s.span_id: s.name for s in t.spans.values()}
+    assert names[sid(1)] == "a\ufffdb" and names[sid(2)] == "\ufffd\ufffd"
+    assert names[sid(3)] == "\U0001f600" and names[sid(4)] == "\\ud800" and names[sid(6)] == "\ufffd"
+    assert sid(5) not in names
+    assert warnings == [
+        at(f, 1) + "invalid \\u escapes (unpaired UTF-16 surrogates) replaced",
+        at(f, 2) + "invalid \\u escapes (unpaired UTF-16 surrogates) replaced",
+        # one line, two problems: the one that lost a span is the warning, the other counted
+        at(f, 5) + "resourceSpans[0].scopeSpans[0].spans[0] skipped: Expected `str`, got `int` - at `$.name` "
+        "(and 1 more problem on this line)",
+    ]
+    for value in names.values():
+        value.encode("utf-8")  # every name can be written out
+
+
+def test_invalid_utf8_after_a_validation_error(tmp_path):
+    bad = line(span(BAD, 1, name=42), span(BAD, 2, name="caf@")).replace(b"@", b"\xff")
+    f = write(tmp_path / "a.jsonl", bad, good_line())
+    traces, warnings = load(f)
+    assert traces == {BAD: {sid(2)}, GOOD: {sid(1), sid(2)}}
+    assert warnings == [at(f, 1) + "resourceSpans[0].scopeSpans[0].spans[0] skipped: Expected `str`, got `int` - at "
+                        "`$.name` (and 1 more problem on this line)"]
+
+
+def test_many_broken_spans_on_one_line_are_one_warning(tmp_path):
+    bad = line(*[span(BAD, i, traceId="nope") for i in range(1, 501)], span(BAD, 501))
+    f = write(tmp_path / "a.jsonl", bad, b"[" + b"1, " * 1000 + b"1]", good_line())
+    traces, warnings = load(f)
+    assert traces == {BAD: {sid(501)}, GOOD: {sid(1), sid(2)}}
+    assert warnings == [
+        at(f, 1) + "span skipped: missing or invalid trace id (need 32 hex digits, not all zero) "
+        "(and 499 more problems on this line)",
+        at(f, 2) + "1001 of 1001 array items are not OTLP TracesData objects; skipped",
+    ]
+
+
+# -- numbers -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [
+        pytest.param("traceId", 10**40, "got `int` - at `$.traceId`", id="trace-id-huge-number"),
+        pytest.param("spanId", 10**40, "got `int` - at `$.spanId`", id="span-id-huge-number"),
+        pytest.param("startTimeUnixNano", "9" * 30, "startTimeUnixNano", id="time-huge-string"),
+        pytest.param("endTimeUnixNano", 10**30, "endTimeUnixNano", id="time-huge-number"),
+        pytest.param("startTimeUnixNano", -1, "startTimeUnixNano", id="time-negative"),
+        pytest.param("startTimeUnixNano", "1e999", "startTimeUnixNano", id="time-1e999-string"),
+        pytest.param("kind", 10**12, "kind", id="kind-huge"),
+        pytest.param("kind", "9" * 5000, "kind or status code", id="kind-5000-digit-string"),
+        pytest.param("attributes", [{"key": "n", "value": {"intValue": str(2**64)}}], "intValue", id="intvalue"),
+        pytest.param("attributes", [{"key": "n", "value": {"intValue": 2**63}}], "intValue", id="intvalue-number"),
+    ],
+)
+def test_huge_numbers_skip_their_span_only(tmp_path, field, value, needle):
+    bad = line(span(BAD, 1), span(BAD, 2, **{field: value}))
+    f = write(tmp_path / "a.jsonl", bad, good_line())
+    traces, warnings = load(f)
+    assert traces == {BAD: {sid(1)}, GOOD: {sid(1), sid(2)}}
+    assert len(warnings) == 1 and warnings[0].startswith(at(f, 1)) and needle in warnings[0], warnings
+    if len(str(value)) >= 10:
+        assert str(value)[-10:] not in warnings[0]  # the value is never echoed
+
+
+def test_number_too_long_for_any_decoder_skips_the_line(tmp_path):
+    bad = line(span(BAD, 1), span(BAD, 2, startTimeUnixNano=0))
+    bad = bad.replace(b'"startTimeUnixNano": 0', b'"startTimeUnixNano": ' + b"9" * 5000)  # > 4300 digits
+    f = write(tmp_path / "a.jsonl", bad, good_line())
+    traces, warnings = load(f)
+    assert traces == {GOOD: {sid(1), sid(2)}}
+    assert len(warnings) == 1 and warnings[0].startswith(at(f, 1) + "number out of range (Integer value out of range")
+    assert "9999" not in warnings[0]
+
+
+def test_1e999_double_is_infinity_and_kept(tmp_path):
+    bad = line(span(BAD, 1, attributes=[{"key": "d", "value": {"doubleValue": "@"}}])).replace(b'"@"', b"1e999")
+    f = write(tmp_path / "a.jsonl", bad, good_line())
+    attrs = {}
+    warnings: list[str] = []
+    for t in iter_traces([f], on_warning=warnings.append):
+        attrs.update({s.span_id: s.attributes for s in t.spans.values() if t.trace_id == BAD})
+    assert attrs[sid(1)]["d"] == float("inf") and warnings == []
+
+
+# -- size ---------------------------------------------------------------------------------
+
+
+def test_five_megabyte_attribute_value_truncated_not_echoed(tmp_path):
+    value = SECRET + "x" * 5_000_000
+    f = write(tmp_path / "a.jsonl", line(span(BAD, 1, attributes=[{"key": "prompt", "value": {"stringValue": value}}])),
+              good_line())
+    kept = {}
+    warnings: list[str] = []
+    for t in iter_traces([f], on_warning=warnings.append):
+        kept.update({s.span_id: s.attributes for s in t.spans.values() if t.trace_id == BAD})
+    assert len(kept[sid(1)]["prompt"]) == otlp.MAX_VALUE_CHARS
+    assert len(warnings) == 1 and warnings[0].startswith(at(f, 1)) and "truncated" in warnings[0]
+    assert SECRET not in warnings[0]
+
+
+@pytest.mark.parametrize("shape", ["chain", "wide", "loop"])
+def test_one_trace_of_100k_spans(tmp_path, shape):
+    """No recursion anywhere: a 100,000-deep parent chain, a 100,000-wide fan-out, a 100,000-span cycle."""
+    n = 100_000
+    if shape == "chain":
+        spans = [span(GOOD, i, parent=i - 1 if i > 1 else None) for i in range(1, n + 1)]
+    elif shape == "wide":
+        spans = [span(GOOD, i, parent=1 if i > 1 else None) for i in range(1, n + 1)]
+    else:
+        spans = [span(GOOD, i, parent=i % n + 1) for i in range(1, n + 1)]
+    f = write(tmp_path / "big.jsonl", line(*spans))
+    traces, _ = load(f)
+    assert len(traces[GOOD]) == n
+    analysis = analyze([f], on_warning=lambda w: None)
+    assert analysis.spans == n and analysis.traces == 1
+
+
+# -- files ---------------------------------------------------------------------------------
+
+
+def test_directory_and_fifo_warn_and_the_rest_is_read(tmp_path):
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)  # opening it would block: refused before open
+    good = write(tmp_path / "good.jsonl", good_line())
+    traces, warnings = load(tmp_path, fifo, good)
+    assert traces == {GOOD: {sid(1), sid(2)}}
+    assert warnings == [f"{tmp_path}: is a directory, not a trace file",
+                        f"{fifo}: not a regular file (pipe, socket or device); skipped"]
+
+
+def test_unreadable_file_warns_and_the_rest_is_read():
+    """chmod 000. As root the permission bits do not stop a read, so the load then runs
+    with the effective user id of nobody: the real permission check, not a simulation."""
+    with tempfile.TemporaryDirectory() as d:
+        os.chmod(d, 0o755)
+        locked = write(Path(d) / "locked.jsonl", line(span(BAD, 1)))
+        good = write(Path(d) / "good.jsonl", good_line())
+        locked.chmod(0)
+        good.chmod(0o644)
+        as_root = os.access(locked, os.R_OK)
+        if as_root:
+            os.seteuid(65534)
+        try:
+            assert not os.access(locked, os.R_OK, effective_ids=True)
+            traces, warnings = load(locked, good)
+        finally:
+            if as_root:
+                os.seteuid(0)
+    assert traces == {GOOD: {sid(1), sid(2)}}
+    assert warnings == [f"{locked}: cannot be read (Permission denied)"]
+
+
+def _gzipped_lines(n: int) -> bytes:
+    return gzip.compress(b"".join(line(span(BAD, i)) + b"\n" for i in range(1, n + 1)))
+
+
+@pytest.mark.parametrize(
+    ("name", "damage"),
+    [
+        pytest.param("cut.jsonl.gz", lambda data: data[: len(data) // 2], id="truncated"),
+        pytest.param("noisy.jsonl.gz", lambda data: data[:10] + bytes(range(256)) * 4, id="corrupt-after-header"),
+        pytest.param("header.jsonl.gz", lambda data: data[:12], id="header-only"),
+        pytest.param("crc.jsonl.gz", lambda data: data[:-8] + b"\0" * 8, id="bad-checksum"),
+    ],
+)
+def test_damaged_gzip_one_warning_and_the_rest_is_read(tmp_path, name, damage):
+    f = tmp_path / name
+    f.write_bytes(damage(_gzipped_lines(3000)))
+    good = write(tmp_path / "good.jsonl", good_line())
+    traces, warnings = load(f, good)
+    assert traces[GOOD] == {sid(1), sid(2)}
+    assert len(warnings) == 1 and warnings[0].startswith(f"{f}:")
+    assert "compressed data is corrupt or truncated" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        pytest.param(gzip.compress(b""), "no data", id="empty-gz"),
+        pytest.param(gzip.compress(b"\n\n  \n"), "no data", id="blank-gz"),
+        pytest.param(b"", "empty file", id="zero-bytes"),
+    ],
+)
+def test_empty_files_warn(tmp_path, data, needle):
+    f = tmp_path / "empty.jsonl.gz"
+    f.write_bytes(data)
+    good = write(tmp_path / "good.jsonl", good_line())
+    traces, warnings = load(f, good)
+    assert traces == {GOOD: {sid(1), sid(2)}}
+    assert len(warnings) == 1 and warnings[0].startswith(f"{f}: ") and needle in warnings[0]
+
+
+# -- everything at once, in process and through the command line ---------------------------
+
+_MIXED_BAD = [
+    DEEP,
+    b"[1, 2]",
+    b'"just a string"',
+    b"3.14",
+    b"null",
+    line(span(BAD, 1)).replace(b'"op"', b'"o\x00p"'),
+    b'{"resourceSpans": [{"scopeSpans": [{"spans": [' + b"\xff" * 3,
+    line(span(BAD, 2, startTimeUnixNano="9" * 40)),
+    line(span(BAD, 3, traceId=10**40)),
+    line(span(BAD, 4, attributes=[{"key": "n", "value": {"intValue": str(10**30)}}])),
+    line(span(BAD, 5, startTimeUnixNano=0)).replace(b'"startTimeUnixNano": 0', b'"startTimeUnixNano": 1e999'),
+    line(span(BAD, 6, attributes=[{"key": "tenant_id", "value": {"stringValue": SECRET + "x" * 5_000_000}}])),
+    line(span(BAD, 7)).replace(b'"op"', b'"\\ud800"'),
+    json.dumps(traces_data(span(BAD, 8)))[:-9].encode(),  # truncated
+    b'{"resourceSpans": [{"scopeSpans": [{"spans": ' + b"[" * 3000 + b"]" * 3000 + b"}]}]}",
+]
+
+
+def _mixed_file(path: Path) -> tuple[Path, list[int]]:
+    """Good lines (spans 1..) between every kind of bad line; the bad lines' numbers."""
+    lines, bad_numbers = [], []
+    n = 1
+    for bad in _MIXED_BAD:
+        lines.append(good_line(n))
+        n += 2
+        lines.append(bad)
+        bad_numbers.append(len(lines))
+    lines.append(good_line(n))
+    return write(path, *lines), bad_numbers
+
+
+def test_mixed_file_exactly_the_good_spans_one_warning_per_bad_line(tmp_path):
+    f, bad_numbers = _mixed_file(tmp_path / "mixed.jsonl")
+    traces, warnings = load(f)
+    n_good = 2 * (len(_MIXED_BAD) + 1)
+    # kept from bad lines: the NUL-free 5 MB value (truncated) and the repaired surrogate
+    assert traces[GOOD] == {sid(i) for i in range(1, n_good + 1)}
+    assert traces[BAD] == {sid(6), sid(7)}
+    assert [int(w.split(":")[1]) for w in warnings] == bad_numbers
+    assert all(w.startswith(f"{f}:") for w in warnings)
+
+
+def test_cli_on_the_mixed_file_exits_per_findings_with_located_warnings(tmp_path):
+    f, bad_numbers = _mixed_file(tmp_path / "mixed.jsonl")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWMAP_")}
+    proc = subprocess.run([str(FLOWMAP_BIN), "check", str(f), "--format", "json"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "Traceback" not in proc.stderr and SECRET not in proc.stderr + proc.stdout
+    report = json.loads(proc.stdout)
+    assert report["summary"]["spans"] == 2 * (len(_MIXED_BAD) + 1) + 2
+    # the JSON output carries every warning; stderr shows the first ten, then a count
+    assert [int(w.split(f"{f}:")[1].split(":")[0]) for w in report["warnings"]] == bad_numbers
+    located = [ln for ln in proc.stderr.splitlines() if f"{f}:" in ln]
+    assert [int(ln.split(f"{f}:")[1].split(":")[0]) for ln in located] == bad_numbers[:10]
+    assert all(ln.startswith("warning: ") for ln in located)
+    assert f"… and {len(bad_numbers) - 10} more warnings" in proc.stderr
+    report_proc = subprocess.run([str(FLOWMAP_BIN), "report", str(f), "-o", str(tmp_path / "map.html")], cwd=tmp_path,
+                                 env=env, capture_output=True, text=True, timeout=120)
+    assert report_proc.returncode == 0, report_proc.stderr
+    assert (tmp_path / "map.html").stat().st_size > 0
+
+
+def test_cli_nothing_readable_is_exit_2_one_line(tmp_path):
+    f = write(tmp_path / "bad.jsonl", DEEP, b"\x00\xff", b"[]")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWMAP_")}
+    proc = subprocess.run([str(FLOWMAP_BIN), "check", str(f)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "no spans could be read" in proc.stderr
