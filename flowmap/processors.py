@@ -88,43 +88,6 @@ class TenantSpanProcessor(SpanProcessor):
     def __init__(self, tagger: Tagger) -> None:
         self.tagger = tagger
 
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        try:
-            b = _BINDING.get()
-            if b is not None:
-                tag = b.tag if b.key_id == self.tagger.key_id or b.ctx is None else b.tag_under(self.tagger)
-                if tag is not None:
-                    stamp_tenant(span, tag, b.source)
-                    return
-            tag = _baggage_tag(parent_context)
-            if tag is not None:
-                stamp_tenant(span, tag, A.SOURCE_BAGGAGE)
-        except Exception:  # noqa: BLE001 - a processor must never break the app
-            _log.debug("flowmap: tenant tagging failed", exc_info=True)
-
-    def on_end(self, span: ReadableSpan) -> None:  # nothing to do at end
-        return None
-
-    def shutdown(self) -> None:
-        return None
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
-
-
-class FlowmapSpanProcessor(TenantSpanProcessor):
-    """Tenant tagging, raw-id redaction and unscoped-span alerts in one processor.
-
-    Behaves like ``TenantSpanProcessor`` + ``RedactionProcessor`` + ``alerts`` (an
-    :class:`~flowmap.alerts.AlertProcessor`, or ``None`` for no alerts) installed in that
-    order, at a fraction of their cost. ``redact=False`` leaves redaction out.
-    """
-
-    def __init__(self, tagger: Tagger, alerts: AlertProcessor | None = None, *, redact: bool = True) -> None:
-        super().__init__(tagger)
-        self.alerts = alerts
-        self.redact = redact
-
     @property
     def tagger(self) -> Tagger:
         return self._tagger
@@ -161,6 +124,29 @@ class FlowmapSpanProcessor(TenantSpanProcessor):
                 stamp_tenant(span, tag, A.SOURCE_BAGGAGE)
         except Exception:  # noqa: BLE001 - a processor must never break the app
             _log.debug("flowmap: tenant tagging failed", exc_info=True)
+
+    def on_end(self, span: ReadableSpan) -> None:  # nothing to do at end
+        return None
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+class FlowmapSpanProcessor(TenantSpanProcessor):
+    """Tenant tagging, raw-id redaction and unscoped-span alerts in one processor.
+
+    Behaves like ``TenantSpanProcessor`` + ``RedactionProcessor`` + ``alerts`` (an
+    :class:`~flowmap.alerts.AlertProcessor`, or ``None`` for no alerts) installed in that
+    order, at a fraction of their cost. ``redact=False`` leaves redaction out.
+    """
+
+    def __init__(self, tagger: Tagger, alerts: AlertProcessor | None = None, *, redact: bool = True) -> None:
+        super().__init__(tagger)
+        self.alerts = alerts
+        self.redact = redact
 
     def _on_ending(self, span: Span) -> None:
         # Alerts are judged here too, on the live span, after redaction (so an alert never
