@@ -50,7 +50,8 @@ RULES: tuple[RuleDoc, ...] = (
     RuleDoc(
         r.UNSCOPED_ENTRY, "UnscopedEntry", Severity.HIGH,
         "A SERVER or CONSUMER root span and its whole subtree ran without a tenant tag. High "
-        "if the subtree reaches a boundary, medium otherwise.",
+        "if the subtree reaches a boundary, medium otherwise. An HTTP entry refused with "
+        "401/403/407 before anything ran is authentication working, not a finding.",
     ),
     RuleDoc(
         r.UNSCOPED_QUERY, "UnscopedQuery", Severity.HIGH,
@@ -70,8 +71,9 @@ RULES: tuple[RuleDoc, ...] = (
     RuleDoc(
         r.TENANT_IN_TELEMETRY, "TenantInTelemetry", Severity.HIGH,
         "An attribute such as tenant_id, org_id, customer_id, account_id or workspace_id holds "
-        "a non-opaque value, or baggage other than flowmap.tenant was sent. Telemetry must "
-        "carry only the opaque tag. The flagged value is masked in every report.",
+        "a non-opaque value, or baggage other than flowmap.tenant was sent, or flowmap's "
+        "runtime had to redact a raw tenant id from the span (flowmap.redacted). Telemetry "
+        "must carry only the opaque tag. The flagged value is masked in every report.",
     ),
     RuleDoc(
         r.BAGGAGE_TO_EXTERNAL, "BaggageToExternal", Severity.MEDIUM,
