@@ -519,6 +519,12 @@ class _Loader:
         except Exception as exc:  # noqa: BLE001 - sorted out on the slow path
             self._recover(data, origin, origin_of, exc)
             return
+        self._add_traces_data(td, origin, origin_of)
+
+    def _add_traces_data(
+        self, td: Any, origin: str, origin_of: Callable[[str], str] | None
+    ) -> None:
+        """Add the spans of one typed-decoded TracesData to the pending traces."""
         for rs in td.resource_spans:
             resource = otlp.attributes(rs.resource.attributes) if rs.resource is not None else {}
             for ss in rs.scope_spans:
@@ -576,10 +582,7 @@ class _Loader:
                 return
             self._unreadable(origin, exc)
             return
-        for rs in td.resource_spans:
-            resource = otlp.attributes(rs.resource.attributes) if rs.resource is not None else {}
-            for ss in rs.scope_spans:
-                self._add_spans(ss.spans, resource, origin, origin_of)
+        self._add_traces_data(td, origin, origin_of)
 
     def _repaired(
         self, decode: Callable[[bytes], Any], data: bytes, exc: Exception, origin: str, done: set[str]
