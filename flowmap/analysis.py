@@ -42,7 +42,9 @@ __all__ = ["analyze", "analyze_traces", "Analyzer"]
 # events or links; see Analyzer._link_targets) until the end of the analysis; this is the
 # one part of memory that grows with the input (with the number of such spans). When the
 # input comes from files, the loader's scan counts where every trace id appears, so only
-# traces that some link points into are remembered (Trace.maybe_linked). Links to
+# traces that some link points into are remembered (Trace.maybe_linked), and only while a
+# link into them is still to come (Trace.links_in: the scan's count; links seen before
+# their target waited for it and were judged when it arrived). Links to
 # spans of other kinds are still judged when the linking span comes first (it waits in a
 # pending record until its target's trace arrives).
 _LINK_TARGET_BOUNDARIES = attributes.DATA_BOUNDARIES | {"queue.publish", "stream"}
@@ -185,8 +187,10 @@ class Analyzer:
                     self._judge_link(producer, spans[sid])
                 else:  # waits, as a summary (the span itself goes with its trace)
                     pending.setdefault(linked_trace, {}).setdefault(linked_span, []).append(_summary(spans[sid]))
-        trace_id = graph.trace.trace_id
+        trace = graph.trace
+        trace_id = trace.trace_id
         waiting = self._pending_links.pop(trace_id, None) if self._pending_links else None
+        judged = len(graph.links)  # links into this trace judged by now
         if waiting is not None:
             for sid, consumers in waiting.items():
                 span = spans.get(sid)
@@ -194,8 +198,11 @@ class Analyzer:
                     producer = _summary(span)
                     for consumer in consumers:
                         self._judge_link(producer, consumer)
-        if not graph.trace.maybe_linked:
-            return  # the loader's scan saw no link into this trace: nothing to remember
+                    judged += len(consumers)
+        if not trace.maybe_linked or 0 <= trace.links_in <= judged:
+            # the loader's scan saw no link into this trace that is still to come:
+            # nothing to remember
+            return
         # one comprehension: this runs for every span
         mine = [
             (sid, s) for sid, s in spans.items()

@@ -283,14 +283,22 @@ class _Loader:
         if spans:
             self.stats.traces += 1
             counts = self.counts
-            # every "traceId" the scan saw with this id belonged to one of these spans:
-            # no link elsewhere points into this trace
-            linked = counts.get(tid) != len(spans)
-            if tid in counts:
+            # every "traceId" the scan saw with this id that did not belong to one of these
+            # spans was in a link (or in a line that turned out broken): an upper bound
+            n = counts.get(tid)
+            links_in = n - len(spans) if n is not None and n >= 0 else -1
+            if n is not None:
                 # closed, marked in place: a set of closed ids would keep a string per
                 # trace alive among the short-lived span objects (see analysis._links)
                 counts[tid] = _CLOSED
-            yield Trace(tid, spans, linked)
+            yield Trace(tid, spans, links_in != 0, links_in if links_in >= 0 else -1)
+
+    def _linking_first(self, ending: list[str]) -> list[str]:
+        """Traces ending on one line, those no link points into first: a trace that links
+        to another closing on the same line is then judged before its target, so the
+        target need not be remembered for links still to come (see Trace.links_in)."""
+        counts, pending = self.counts, self.pending
+        return sorted(ending, key=lambda tid: counts.get(tid) != len(pending.get(tid, ())))
 
     # -- files ------------------------------------------------------------------
 
@@ -483,6 +491,8 @@ class _Loader:
                 self._skip(f"{path}:{lineno}", f"could not read this line ({type(exc).__name__})")
             ending = closing.pop((index, lineno), None)
             if ending:
+                if len(ending) > 1:
+                    ending = self._linking_first(ending)
                 for tid in ending:
                     yield from self._close(tid)
             if progress is not None and consumed >= next_report:

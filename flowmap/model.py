@@ -113,6 +113,11 @@ class Trace:
     #: span link anywhere in the input points into it (the analysis then need not remember
     #: its spans as link targets); True when it may be linked to or nobody knows.
     maybe_linked: bool = True
+    #: how many span links the loader's scan saw pointing into this trace (its id in a
+    #: link, counted over the whole input; an upper bound, as broken lines count too),
+    #: or -1 when not known. Lets the analysis skip remembering link targets once every
+    #: link into the trace was judged.
+    links_in: int = -1
 
 
 @dataclass(slots=True)

@@ -159,6 +159,32 @@ def test_link_to_an_unremembered_kind_is_judged_when_the_linking_span_comes_firs
     assert [f.rule for f in a.findings] == ["cross-tenant"]
 
 
+def test_links_before_and_after_their_target_are_all_judged(tmp_path):
+    """A target whose every incoming link was judged is not remembered; one with a link
+    still to come is, and that later link is judged against it."""
+    writer, early, fill, _ = _cache_fill_and_hit()
+    late = TraceBuilder()
+    late.span("POST /chat", kind=SERVER, tenant=TAG_B, boundary="http.server").child(
+        "cache.get summary", tenant=TAG_B, boundary="cache", scoped=True, links=[fill])
+    a = analyze_built(tmp_path, early, writer, late)
+    cross = sorted(f.trace_id for f in a.findings if f.rule == "cross-tenant")
+    assert cross == sorted([early.trace_id, late.trace_id])
+    edge = a.flow.edges[("api cache.set summary", "api cache.get summary")]
+    assert (edge.switched, edge.via_link) == (2, 2)
+
+
+def test_a_target_whose_links_all_came_first_is_not_remembered(tmp_path):
+    from flowmap.analysis import Analyzer
+    from flowmap.loading import iter_traces
+
+    writer, reader, _, _ = _cache_fill_and_hit()
+    analyzer = Analyzer()
+    for trace in iter_traces([write_otlp(tmp_path / "t.jsonl", reader, writer)]):
+        analyzer.add(trace)
+    assert analyzer._link_targets == {} and analyzer._pending_links == {}
+    assert [f.rule for f in analyzer.finish().findings if f.rule == "cross-tenant"] == ["cross-tenant"]
+
+
 # -- an untagged consumer root linked to a tagged producer ----------------------------
 
 def _queue(same_trace):

@@ -400,6 +400,7 @@ def test_maybe_linked_only_for_traces_a_link_points_into(tmp_path):
     assert traces[T1].maybe_linked  # a span of T2 links to it (its id written in upper case)
     assert not traces[T2].maybe_linked
     assert traces[T3].maybe_linked  # one of its lines could only be read by a full decode
+    assert (traces[T1].links_in, traces[T2].links_in, traces[T3].links_in) == (1, 0, -1)
 
 
 # -- round trips through the real OpenTelemetry SDK ---------------------------------------
