@@ -75,15 +75,17 @@ _Enum = Annotated[int, msgspec.Meta(ge=_ENUM_MIN, le=_ENUM_MAX)] | str  # its nu
 
 
 class _Base(msgspec.Struct, rename="camel", gc=False):
-    pass
+    """List fields default to a shared empty tuple, not ``[]``: msgspec copies a mutable
+    default into every object that lacks the field (most spans have no events or links),
+    and nothing appends to a decoded list."""
 
 
 class ArrayValue(_Base):
-    values: list[AnyValue] = []
+    values: list[AnyValue] = ()  # type: ignore[assignment]
 
 
 class KeyValueList(_Base):
-    values: list[KeyValue] = []
+    values: list[KeyValue] = ()  # type: ignore[assignment]
 
 
 class AnyValue(_Base):
@@ -102,7 +104,7 @@ class KeyValue(_Base):
 
 
 class Resource(_Base):
-    attributes: list[KeyValue] = []
+    attributes: list[KeyValue] = ()  # type: ignore[assignment]
 
 
 class Status(_Base):
@@ -160,14 +162,14 @@ class _WithAttributes(msgspec.Struct, gc=False):
 class Event(_WithAttributes, rename=_rename):
     name: _Name = ""
     time_unix_nano: _Time = 0
-    kvs: list[KeyValue] = []
+    kvs: list[KeyValue] = ()  # type: ignore[assignment]
     _attrs: _Filled = None
 
 
 class Link(_WithAttributes, rename=_rename):
     trace_id: str = ""
     span_id: str = ""
-    kvs: list[KeyValue] = []
+    kvs: list[KeyValue] = ()  # type: ignore[assignment]
     _attrs: _Filled = None
 
 
@@ -188,13 +190,13 @@ class Span(_WithAttributes, rename=_rename):
     kind: _Enum = 0
     start_ns: _Time = 0
     end_ns: _Time = 0
-    kvs: list[KeyValue] = []
-    events: list[Event] = []
-    links: list[Link] = []
+    kvs: list[KeyValue] = ()  # type: ignore[assignment]
+    events: list[Event] = ()  # type: ignore[assignment]
+    links: list[Link] = ()  # type: ignore[assignment]
     status: Status | None = None
     # filled in by the loader (types in the comments; see _Filled)
     service: _Filled = ""  # str
-    resource: _Filled = {}  # dict[str, Any], shared by the spans of one resource
+    resource: _Filled = None  # dict[str, Any], shared by the spans of one resource
     origin: _Filled = ""  # str, "file:line"
     tenant: _Filled = None  # str | None
     boundary: _Filled = None  # str | None
@@ -230,16 +232,16 @@ def detach(span: Any) -> None:
 
 
 class _RawScopeSpans(_Base):
-    spans: list[RawSpan] = []
+    spans: list[RawSpan] = ()  # type: ignore[assignment]
 
 
 class _RawResourceSpans(_Base):
     resource: Resource | None = None
-    scope_spans: list[_RawScopeSpans] = []
+    scope_spans: list[_RawScopeSpans] = ()  # type: ignore[assignment]
 
 
 class _RawTracesData(_Base):
-    resource_spans: list[_RawResourceSpans] = []
+    resource_spans: list[_RawResourceSpans] = ()  # type: ignore[assignment]
 
 
 class AttributeShape:
@@ -286,16 +288,16 @@ def shape_of(keys: tuple[str, ...]) -> AttributeShape:
 
 
 class ScopeSpans(_Base):
-    spans: list[Span] = []
+    spans: list[Span] = ()  # type: ignore[assignment]
 
 
 class ResourceSpans(_Base):
     resource: Resource | None = None
-    scope_spans: list[ScopeSpans] = []
+    scope_spans: list[ScopeSpans] = ()  # type: ignore[assignment]
 
 
 class TracesData(_Base):
-    resource_spans: list[ResourceSpans] = []
+    resource_spans: list[ResourceSpans] = ()  # type: ignore[assignment]
 
 
 # strict=False: 64-bit integers may be decimal strings, doubles "NaN"/"Infinity".
