@@ -814,7 +814,8 @@ class _Loader:
             if shape is None:
                 shape = shape_of(keys)
             s.shape = shape
-            s._attrs = None  # only ever set here, never from the input
+            # only ever set here, never from the input
+            s._attrs = otlp.attributes(kvs) if shape.eager else None
             i = shape.tenant
             if i >= 0:
                 av = kvs[i].value

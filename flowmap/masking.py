@@ -30,6 +30,7 @@ __all__ = [
     "quiet_keys",
     "is_quiet",
     "known_opaque_tags",
+    "NEVER_QUIET",
     "parse_baggage",
     "tenant_keys_in",
     "Masker",
@@ -147,6 +148,7 @@ _CLASS_CACHE_MAX = 100_000
 # subset test tells the rules that a span has nothing for any attribute rule.
 _QUIET: dict[frozenset[str], set[str]] = {}
 _NEVER_QUIET = frozenset({attributes.REDACTED, attributes.BAGGAGE_SENT})
+NEVER_QUIET = _NEVER_QUIET  # (never hits in scan_attributes: the rules read them instead)
 
 
 _OPAQUE_SEEN: set[str] = set()

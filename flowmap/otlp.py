@@ -33,7 +33,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from .attributes import BOUNDARY, SCOPED, TENANT
+from .attributes import BAGGAGE_SENT, BOUNDARY, REDACTED, SCOPED, TENANT
 from .conventions import DECIDING_KEYS, HTTP_KEYS
 
 __all__ = [
@@ -254,7 +254,10 @@ class AttributeShape:
     caches (whether every name is known to be plain, whether any holds tool arguments).
     """
 
-    __slots__ = ("keys", "tenant", "boundary", "scoped", "infer", "http", "quiet_for", "no_args")
+    __slots__ = (
+        "keys", "tenant", "boundary", "scoped", "infer", "http", "eager", "quiet_for", "flags_for",
+        "no_args",
+    )
 
     def __init__(self, keys: tuple[str, ...]) -> None:
         self.keys = keys
@@ -265,13 +268,19 @@ class AttributeShape:
         #: some key boundary inference reads besides the HTTP ones
         self.infer: bool = not _INFER_KEYS.isdisjoint(keys)
         self.http: bool = not _HTTP_INFER_KEYS.isdisjoint(keys)
+        #: a flag the rules always read (flowmap.baggage.sent, flowmap.redacted): the loader
+        #: builds the attribute dict from the list it decoded anyway
+        self.eager: bool = not _EAGER_KEYS.isdisjoint(keys)
         #: rules' cache: the tenant-attribute names for which every key is known plain
         self.quiet_for: object = None
+        #: rules' cache: the same, every key known plain or one of those flags
+        self.flags_for: object = None
         #: rules' cache: True once every key is known not to hold tool arguments
         self.no_args: bool = False
 
 
 _TENANT_KEY, _BOUNDARY_KEY, _SCOPED_KEY = TENANT, BOUNDARY, SCOPED
+_EAGER_KEYS = frozenset({BAGGAGE_SENT, REDACTED})
 _INFER_KEYS, _HTTP_INFER_KEYS = DECIDING_KEYS, HTTP_KEYS
 _SHAPES: dict[tuple[str, ...], AttributeShape] = {}
 _SHAPES_MAX = 50_000  # a hostile input with endless distinct key sets gets unshared shapes

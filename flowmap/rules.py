@@ -25,6 +25,7 @@ from . import attributes
 from .hosts import AllowedHosts
 from .graph import ENTRY_BOUNDARIES, SpanGraph, is_entry
 from .masking import (
+    NEVER_QUIET,
     REDACTED_PLACEHOLDER,
     RawValue,
     find_raw_tenant_values,
@@ -362,11 +363,15 @@ def _has(v: TraceVerdict, span_id: str, rule: str) -> bool:
 
 
 def _attribute_rules(
-    v: TraceVerdict, graph: SpanGraph, span: Span, settings: AnalysisSettings, resource_hits: list[RawValue]
+    v: TraceVerdict, graph: SpanGraph, span: Span, settings: AnalysisSettings, resource_hits: list[RawValue],
+    scan: bool = True,
 ) -> None:
-    """tenant-in-telemetry and baggage-to-external on a span the quick test could not clear."""
+    """tenant-in-telemetry and baggage-to-external on a span the quick test could not clear.
+
+    ``scan=False`` when every attribute name is known plain but for the flags read here
+    (the attributes, events and links then hold no raw identifier to look for)."""
     names = settings.tenant_attributes
-    hits = find_raw_tenant_values(span, names, include_resource=False)
+    hits = find_raw_tenant_values(span, names, include_resource=False) if scan else []
     hits.extend(resource_hits)
     attrs = span.attributes
     redacted = _redacted_count(attrs.get(attributes.REDACTED))
@@ -515,26 +520,33 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
         # (masking.is_quiet, inlined: this runs for every span; events and links whose
         # attributes are all quiet need no closer look either). A loaded span's names
         # are judged once per distinct tuple of names (its shape), without its dict.
+        flags_only = False  # every name plain but for the flags the rules read
         if span.__class__ in _LOADED_ONLY:
             shape = span.shape
             plain = shape.quiet_for is quiet
-            if not plain and is_plain(shape.keys):
-                shape.quiet_for = quiet  # the set only grows: plain stays plain
-                plain = True
+            if not plain:
+                if is_plain(shape.keys):
+                    shape.quiet_for = quiet  # the set only grows: plain stays plain
+                    plain = True
+                elif shape.flags_for is quiet:
+                    flags_only = True
+                elif all([k in quiet or k in NEVER_QUIET for k in shape.keys]):
+                    shape.flags_for = quiet
+                    flags_only = True
             # flowmap.tenant present: its value is the tenant when it is a string
             tag = (span.tenant or _NOT_A_TAG) if shape.tenant >= 0 else None
         else:
             attrs = span.attributes
             plain = is_plain(attrs)
             tag = attrs.get(_TENANT_ATTR)
-        if (
-            not plain
-            or new_rhits
+        rest_quiet = not (
+            new_rhits
             or (span.events and not all([is_quiet(e.attributes, quiet) for e in span.events]))
             or (span.links and not all([is_quiet(k.attributes, quiet) for k in span.links]))
             or (tag is not None and (tag.__class__ is not str or tag not in opaque))
-        ):
-            _attribute_rules(v, graph, span, settings, new_rhits)
+        )
+        if not plain or not rest_quiet:
+            _attribute_rules(v, graph, span, settings, new_rhits, scan=not (flags_only and rest_quiet))
 
     # links inside the trace (queues, streams): producer -> consumer
     for src, dst in graph.links:

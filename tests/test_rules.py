@@ -456,6 +456,30 @@ def test_baggage_to_allowed_or_not_sent_does_not_fire(tmp_path, attrs, sent):
     assert analyze_built(tmp_path, tb).findings == []
 
 
+def test_flags_on_spans_of_a_known_plain_shape_are_still_judged(tmp_path):
+    """Once a span's attribute names are known plain but for flowmap.baggage.sent and
+    flowmap.redacted, later spans with the same names skip the telemetry scan and are
+    judged on those flags alone; a raw id under a new name still gets the full scan."""
+    attrs = {"server.address": "hooks.partner.example", "http.request.method": "POST"}
+    traces = []
+    for redacted in (0, 0, 2):
+        tb = TraceBuilder()
+        request(tb).child("POST", kind=CLIENT, tenant=TAG_A, boundary="http.client", baggage_sent=True,
+                          attrs={**attrs, "flowmap.redacted": redacted})
+        traces.append(tb)
+    leaky = TraceBuilder()
+    request(leaky).child("POST", kind=CLIENT, tenant=TAG_A, boundary="http.client", baggage_sent=True,
+                         attrs={**attrs, "flowmap.redacted": 0, "org_id": RAW})
+    a = analyze_built(tmp_path, *traces, leaky)
+    by_trace = {}
+    for f in a.findings:
+        by_trace.setdefault(f.trace_id, set()).add(f.rule)
+    assert [by_trace[tb.trace_id] for tb in traces] == [{"baggage-to-external"}] * 2 + [
+        {"baggage-to-external", "tenant-in-telemetry"}]
+    assert by_trace[leaky.trace_id] == {"baggage-to-external", "tenant-in-telemetry"}
+    assert RAW not in json.dumps([f.to_json() for f in a.findings])
+
+
 def test_baggage_to_configured_host_does_not_fire(tmp_path):
     tb = TraceBuilder()
     request(tb).child("POST", kind=CLIENT, tenant=TAG_A, boundary="http.client", baggage_sent=True,
