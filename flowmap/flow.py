@@ -56,7 +56,7 @@ from .rules import (
 __all__ = ["FlowMapBuilder"]
 
 _BAD = frozenset({DROPPED, SWITCHED, "orphaned"})
-_SLOTS_MAX = 1_000_000
+_SETTLED_MAX = 1_000_000
 
 
 class FlowMapBuilder:
@@ -66,8 +66,10 @@ class FlowMapBuilder:
         self._flow = FlowMap()
         self.max_examples = max_examples_per_edge
         self._bad_examples: dict[tuple[str, str], set[str]] = {}
-        # (source, target, state) -> its edge: the rules' call keys, without a new tuple
-        self._slots: dict[tuple[str, str, str], FlowEdge] = {}
+        # (source, target, state) of healthy calls whose edge has all its examples: from
+        # then on only counted (in C, into _calls), and moved onto the edges when read
+        self._settled: set[tuple[str, str, str]] = set()
+        self._calls: Counter[tuple[str, str, str]] = Counter()
         # spans and untagged spans per operation, counted in C and moved onto the nodes
         # when the map is read
         self._spans: Counter[str] = Counter()
@@ -84,6 +86,12 @@ class FlowMapBuilder:
                     node = nodes[operation]
                     setattr(node, name, getattr(node, name) + n)
                 counts.clear()
+        if self._calls:
+            edges = self._flow.edges
+            for (source, target, state), n in self._calls.items():
+                edge = edges[(source, target)]
+                setattr(edge, state, getattr(edge, state) + n)  # states are FlowEdge fields
+            self._calls.clear()
         return self._flow
 
     def names(self, operation: str) -> tuple[str, str]:
@@ -170,16 +178,23 @@ class FlowMapBuilder:
         for sid in graph.entry_roots():
             if is_entry(spans[sid]):
                 flow_nodes[ops[sid]].entry = True
-        # parent edges were judged and counted by the rules; links inside the trace here
-        slots, full = self._slots, self.max_examples
-        for key, n in verdict.calls.items():
-            edge = slots.get(key)
-            if edge is None or key[2] in _BAD or len(edge.example_traces) < full:
-                self.count(key[0], key[1], key[2], trace_id, n=n)
-                if edge is None and len(slots) < _SLOTS_MAX:
-                    slots[key] = self._flow.edges[(key[0], key[1])]
-            else:  # the common case: a healthy call on an edge whose examples are chosen
-                setattr(edge, key[2], getattr(edge, key[2]) + n)  # states are FlowEdge fields
+        # parent edges were judged by the rules; links inside the trace are judged here
+        calls, settled = verdict.calls, self._settled
+        if settled.issuperset(calls):  # the common case: healthy calls, examples all chosen
+            _count_elements(self._calls, calls)
+        else:
+            full, edges = self.max_examples, self._flow.edges
+            for key, n in Counter(calls).items():
+                if key in settled:
+                    self._calls[key] += n
+                    continue
+                source, target, state = key
+                self.count(source, target, state, trace_id, n=n)
+                if (
+                    state not in _BAD and len(edges[(source, target)].example_traces) >= full
+                    and len(settled) < _SETTLED_MAX
+                ):
+                    settled.add(key)
         for src, dst in graph.links:
             self.count(ops[src], ops[dst], edge_state(spans[src], spans[dst]), trace_id, via_link=True)
         for f in verdict.findings:

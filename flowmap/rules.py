@@ -13,7 +13,6 @@ another trace (queues) are judged with :func:`judge_link` once both sides were s
 from __future__ import annotations
 
 import functools
-from collections import _count_elements  # type: ignore[attr-defined]  # Counter's C counting loop
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -344,9 +343,9 @@ class TraceVerdict:
     orphans: list[Finding] = field(default_factory=list)
     #: raw values flagged (tenant-in-telemetry, model-chosen-tenant): to be masked
     raw_values: list[Any] = field(default_factory=list)
-    #: (parent operation, child operation, edge state) -> how many parent edges: every
-    #: edge is judged here once, and the flow map counts these instead of judging again
-    calls: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    #: (parent operation, child operation, edge state) of every parent edge: every edge
+    #: is judged here once, and the flow map counts these instead of judging again
+    calls: list[tuple[str, str, str]] = field(default_factory=list)
     #: the operation of every span without a tenant tag (for the flow map's counts)
     untagged: list[str] = field(default_factory=list)
 
@@ -444,9 +443,7 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
         # some span-local rule could fire on are looked at one by one.
         (tag,) = tenants
         state = INHERITED if tag is not None else UNTAGGED
-        _count_elements(
-            calls, zip(map(ops.__getitem__, parent_of.values()), map(ops.__getitem__, parent_of), repeat(state))
-        )
+        calls.extend(zip(map(ops.__getitem__, parent_of.values()), map(ops.__getitem__, parent_of), repeat(state)))
         if tag is None:
             v.untagged.extend(ops.values())
         elif tag in opaque and not _resource_hits(every, names):
@@ -474,8 +471,7 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
                         f = _judge_parent(parent, span)
                         if f is not None:
                             v.add(f)
-                key = (ops[pid], ops[sid], state)
-                calls[key] = calls.get(key, 0) + 1
+                calls.append((ops[pid], ops[sid], state))
 
     for sid, span in local:
         boundary = span.boundary
