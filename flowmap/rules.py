@@ -437,6 +437,7 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
     every = spans.values()
     tenants = set(map(_TENANT_OF, every))
     local: Iterable[tuple[str, Span]] = spans.items()  # the spans the span-local rules judge
+    clean_resources = False  # known to hold no raw tenant id
     if len(tenants) == 1 and _LOADED_ONLY.issuperset(map(type, every)):
         # The common trace: one tag (or none) on every span, so every parent edge has the
         # same state and none is a finding; the edges are counted in C, and only the spans
@@ -447,6 +448,7 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
         if tag is None:
             v.untagged.extend(ops.values())
         elif tag in opaque and not _resource_hits(every, names):
+            clean_resources = True
             local = [
                 (sid, span) for sid, span in local
                 if span.shape.quiet_for is not quiet or span.links or span.events or span.scoped is False
@@ -505,7 +507,7 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
         resource = span.resource
         if resource is not last_resource:
             last_resource = resource
-            rhits = scan_attributes(resource, "resource attribute", names) if resource else []
+            rhits = scan_attributes(resource, "resource attribute", names) if resource and not clean_resources else []
         new_rhits = rhits
         if rhits:
             new_rhits = []
