@@ -14,6 +14,8 @@ BAGGAGE_SENT: Final = "flowmap.baggage.sent"
 REDACTED: Final = "flowmap.redacted"  # count of values redacted from the span
 UNSCOPED: Final = "flowmap.unscoped"  # boundary ran without a bound context (record mode)
 TENANT_INBOUND: Final = "flowmap.tenant.inbound"  # tag received in baggage (evidence) at http.server
+#: flags the analyzer's rules read on every span that has them (never a tenant id)
+RULE_FLAGS: Final = frozenset({BAGGAGE_SENT, REDACTED})
 
 BAGGAGE_KEY: Final = "flowmap.tenant"
 

@@ -282,23 +282,26 @@ class _Loader:
         spans = self.pending.pop(tid, None)
         if spans:
             self.stats.traces += 1
-            counts = self.counts
-            # every "traceId" the scan saw with this id that did not belong to one of these
-            # spans was in a link (or in a line that turned out broken): an upper bound
-            n = counts.get(tid)
-            links_in = n - len(spans) if n is not None and n >= 0 else -1
-            if n is not None:
+            links_in = self._links_in(tid, len(spans))
+            if tid in self.counts:
                 # closed, marked in place: a set of closed ids would keep a string per
                 # trace alive among the short-lived span objects (see analysis._links)
-                counts[tid] = _CLOSED
-            yield Trace(tid, spans, links_in != 0, links_in if links_in >= 0 else -1)
+                self.counts[tid] = _CLOSED
+            yield Trace(tid, spans, links_in != 0, links_in)
+
+    def _links_in(self, tid: str, spans: int) -> int:
+        """How many links point into a trace of ``spans`` spans (Trace.links_in), -1 when
+        not known: every "traceId" the scan saw with its id that did not belong to one of
+        its spans was in a link (or in a line that turned out broken): an upper bound."""
+        n = self.counts.get(tid)
+        return n - spans if n is not None and n >= spans else -1
 
     def _linking_first(self, ending: list[str]) -> list[str]:
         """Traces ending on one line, those no link points into first: a trace that links
         to another closing on the same line is then judged before its target, so the
         target need not be remembered for links still to come (see Trace.links_in)."""
-        counts, pending = self.counts, self.pending
-        return sorted(ending, key=lambda tid: counts.get(tid) != len(pending.get(tid, ())))
+        pending = self.pending
+        return sorted(ending, key=lambda tid: self._links_in(tid, len(pending.get(tid, ()))) != 0)
 
     # -- files ------------------------------------------------------------------
 

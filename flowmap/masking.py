@@ -147,8 +147,7 @@ _CLASS_CACHE_MAX = 100_000
 # rules read (flowmap.redacted, flowmap.baggage.sent) are never added, so the same one
 # subset test tells the rules that a span has nothing for any attribute rule.
 _QUIET: dict[frozenset[str], set[str]] = {}
-_NEVER_QUIET = frozenset({attributes.REDACTED, attributes.BAGGAGE_SENT})
-NEVER_QUIET = _NEVER_QUIET  # (never hits in scan_attributes: the rules read them instead)
+NEVER_QUIET = attributes.RULE_FLAGS  # never hits in scan_attributes: the rules read them instead
 
 
 _OPAQUE_SEEN: set[str] = set()
@@ -200,7 +199,7 @@ def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) ->
             cls = _classify(key, names)
             if len(cache) < _CLASS_CACHE_MAX:
                 cache[key] = cls
-                if not cls and key not in _NEVER_QUIET:
+                if not cls and key not in NEVER_QUIET:
                     quiet.add(key)
         if not cls:
             continue

@@ -33,7 +33,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from .attributes import BAGGAGE_SENT, BOUNDARY, REDACTED, SCOPED, TENANT
+from .attributes import BOUNDARY, RULE_FLAGS, SCOPED, TENANT
 from .conventions import DECIDING_KEYS, HTTP_KEYS
 
 __all__ = [
@@ -270,7 +270,7 @@ class AttributeShape:
         self.http: bool = not _HTTP_INFER_KEYS.isdisjoint(keys)
         #: a flag the rules always read (flowmap.baggage.sent, flowmap.redacted): the loader
         #: builds the attribute dict from the list it decoded anyway
-        self.eager: bool = not _EAGER_KEYS.isdisjoint(keys)
+        self.eager: bool = not RULE_FLAGS.isdisjoint(keys)
         #: rules' cache: the tenant-attribute names for which every key is known plain
         self.quiet_for: object = None
         #: rules' cache: the same, every key known plain or one of those flags
@@ -280,7 +280,6 @@ class AttributeShape:
 
 
 _TENANT_KEY, _BOUNDARY_KEY, _SCOPED_KEY = TENANT, BOUNDARY, SCOPED
-_EAGER_KEYS = frozenset({BAGGAGE_SENT, REDACTED})
 _INFER_KEYS, _HTTP_INFER_KEYS = DECIDING_KEYS, HTTP_KEYS
 _SHAPES: dict[tuple[str, ...], AttributeShape] = {}
 _SHAPES_MAX = 50_000  # a hostile input with endless distinct key sets gets unshared shapes
