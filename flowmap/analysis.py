@@ -24,12 +24,15 @@ from typing import Any
 
 from . import attributes
 from .flow import FlowMapBuilder
-from .graph import SpanGraph
+from .graph import SpanGraph, operation
 from .masking import Masker
 from .model import SPAN_KIND_PRODUCER, Analysis, Finding, FlowMap, Severity, Span, Trace
 from .otlp import detach
 from .paths import PathSample, trace_paths
-from .rules import CONTEXT_DROPPED, UNSCOPED_ENTRY, evaluate, judge_link, orphan_message, sort_findings
+from .rules import (
+    CONTEXT_DROPPED, DROPPED, SWITCHED, UNSCOPED_ENTRY, evaluate, judge_link, orphan_message, sort_findings,
+    tenant_state,
+)
 from .settings import AnalysisSettings
 from .tagging import is_opaque_tag
 
@@ -51,7 +54,6 @@ _LINK_TARGET_BOUNDARIES = attributes.DATA_BOUNDARIES | {"queue.publish", "stream
 _KINDS = {k: k for k in attributes.BOUNDARY_KINDS}  # one string object per boundary kind
 _JUDGED_MAX = 100_000  # non-opaque tags remembered as judged; past it, judged again each time
 _SERVICE = attrgetter("service")
-_TENANT = attrgetter("tenant")
 _SUMMARIES_MAX = 200_000  # distinct link-target summaries shared; past it, kept per span
 
 
@@ -152,8 +154,8 @@ class Analyzer:
         if not r.services.issuperset(map(_SERVICE, values)):
             r.services.update(map(_SERVICE, values))
         judged = self._judged_tags
-        if not judged.issuperset(map(_TENANT, values)):
-            for t in set(map(_TENANT, values)) - judged:
+        if not judged.issuperset(verdict.tenants):
+            for t in verdict.tenants - judged:
                 if is_opaque_tag(t):
                     r.tenant_tags.add(t)
                     self._canon[t] = t  # remembered link targets share this string
@@ -174,30 +176,42 @@ class Analyzer:
             for path in trace_paths(graph, verdict):
                 self._paths.add(path)
         self._links(graph)
-        self._retain(trace, any(f.severity >= Severity.MEDIUM for f in verdict.findings))
+        cap = self.settings.max_sample_traces
+        if verdict.findings or len(self._flagged) + len(self._others) < cap:
+            self._retain(trace, any(f.severity >= Severity.MEDIUM for f in verdict.findings))
 
     def _links(self, graph: SpanGraph) -> None:
         """Judge links between this trace and others, whichever of the two came first."""
-        spans = graph.spans
+        spans, ops = graph.spans, graph.ops
+        trace = graph.trace
+        trace_id = trace.trace_id
+        # a healthy link between two known operations is only counted (_healthy_link);
+        # span summaries are made for findings
         if graph.external_links:
             pending = self._pending_links
             for linked_trace, linked_span, sid in graph.external_links:
-                producer = self._target(linked_trace, linked_span)
-                if producer is not None:
-                    self._judge_link(producer, spans[sid])
+                summary = self._target_summary(linked_trace, linked_span)
+                if summary is not None:
+                    consumer = spans[sid]
+                    op, tenant, key_id, _ = summary
+                    if not self._healthy_link(op, tenant, key_id, ops[sid], consumer.tenant, consumer.key_id, trace_id):
+                        self._judge_link(self._target_span(linked_trace, linked_span, summary), consumer)
                 else:  # waits, as a summary (the span itself goes with its trace)
                     pending.setdefault(linked_trace, {}).setdefault(linked_span, []).append(_summary(spans[sid]))
-        trace = graph.trace
-        trace_id = trace.trace_id
         waiting = self._pending_links.pop(trace_id, None) if self._pending_links else None
         judged = len(graph.links)  # links into this trace judged by now
         if waiting is not None:
             for sid, consumers in waiting.items():
                 span = spans.get(sid)
                 if span is not None:
-                    producer = _summary(span)
-                    for consumer in consumers:
-                        self._judge_link(producer, consumer)
+                    producer = None
+                    op, tenant, key_id = ops[sid], span.tenant, span.key_id
+                    for c in consumers:
+                        if not self._healthy_link(op, tenant, key_id, operation(c.service, c.name), c.tenant,
+                                                  c.key_id, c.trace_id):
+                            if producer is None:
+                                producer = _summary(span)
+                            self._judge_link(producer, c)
                     judged += len(consumers)
         if not trace.maybe_linked or 0 <= trace.links_in <= judged:
             # the loader's scan saw no link into this trace that is still to come:
@@ -231,8 +245,9 @@ class Analyzer:
                 sids, summaries = sids + "\n" + have[0], [*summaries, *have[1:]]
             self._link_targets[trace_id] = (sids, *summaries)
 
-    def _target(self, trace_id: str, span_id: str) -> Span | None:
-        """The remembered link target ``(trace_id, span_id)`` as a span summary, if any."""
+    def _target_summary(self, trace_id: str, span_id: str) -> tuple[Any, ...] | None:
+        """The remembered link target ``(trace_id, span_id)``, if any: (operation, tenant
+        tag, key id, boundary)."""
         seen = self._link_targets.get(trace_id)
         if seen is None or span_id not in seen[0]:
             return None
@@ -240,10 +255,23 @@ class Analyzer:
             at = seen[0].split("\n").index(span_id)
         except ValueError:
             return None
-        op, tenant, key_id, boundary = seen[1 + at]
+        return seen[1 + at]
+
+    def _target_span(self, trace_id: str, span_id: str, summary: tuple[Any, ...]) -> Span:
+        """A remembered link target as a span (for findings and the flow map)."""
+        op, tenant, key_id, boundary = summary
         service, name = self._flow.names(op)
         return _new_span(trace_id, span_id, None, name, 0, service, 0, 0, {}, {}, [], [], 0, "",
                          tenant, boundary, None, key_id)
+
+    def _healthy_link(
+        self, source: str, pt: str | None, pk: str | None, target: str, ct: str | None, ck: str | None,
+        trace_id: str,
+    ) -> bool:
+        """Count a link between traces that is no finding (judged on the two ends' tags):
+        True when counted; False when the link needs :meth:`_judge_link`."""
+        state = tenant_state(pt, pk, ct, ck)
+        return state != SWITCHED and state != DROPPED and self._flow.count_link(source, target, state, trace_id)
 
     def _judge_link(self, producer: Span, consumer: Span) -> None:
         f = judge_link(producer, consumer)

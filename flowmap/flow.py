@@ -75,6 +75,9 @@ class FlowMapBuilder:
         self._spans: Counter[str] = Counter()
         self._untagged: Counter[str] = Counter()
         self._bare: set[str] = set()  # operations whose node has no boundary kind yet
+        # the same for healthy calls through links between traces (also via_link)
+        self._link_settled: set[tuple[str, str, str]] = set()
+        self._link_calls: Counter[tuple[str, str, str]] = Counter()
 
     @property
     def flow(self) -> FlowMap:
@@ -86,12 +89,14 @@ class FlowMapBuilder:
                     node = nodes[operation]
                     setattr(node, name, getattr(node, name) + n)
                 counts.clear()
-        if self._calls:
-            edges = self._flow.edges
-            for (source, target, state), n in self._calls.items():
+        edges = self._flow.edges
+        for calls in (self._calls, self._link_calls):
+            for (source, target, state), n in calls.items():
                 edge = edges[(source, target)]
                 setattr(edge, state, getattr(edge, state) + n)  # states are FlowEdge fields
-            self._calls.clear()
+                if calls is self._link_calls:
+                    edge.via_link += n
+            calls.clear()
         return self._flow
 
     def names(self, operation: str) -> tuple[str, str]:
@@ -168,12 +173,13 @@ class FlowMapBuilder:
         flow_nodes = self._flow.nodes
         # per operation, not per span: counted in C, nodes made only for new operations
         operations = ops.values()
+        # an operation without a node is one the counter has not seen since the map was
+        # last read (read: every counted operation has its node), so it grows
+        known = len(self._spans)
         _count_elements(self._spans, operations)  # Counter.update's C loop, without its checks
         if verdict.untagged:
             _count_elements(self._untagged, verdict.untagged)
-        if not all(map(flow_nodes.__contains__, operations)) or (
-            self._bare and not self._bare.isdisjoint(operations)
-        ):
+        if len(self._spans) > known or (self._bare and not self._bare.isdisjoint(operations)):
             self._new_nodes(graph)
         for sid in graph.entry_roots():
             if is_entry(spans[sid]):
@@ -183,23 +189,44 @@ class FlowMapBuilder:
         if settled.issuperset(calls):  # the common case: healthy calls, examples all chosen
             _count_elements(self._calls, calls)
         else:
-            full, edges = self.max_examples, self._flow.edges
             for key, n in Counter(calls).items():
                 if key in settled:
                     self._calls[key] += n
                     continue
                 source, target, state = key
                 self.count(source, target, state, trace_id, n=n)
-                if (
-                    state not in _BAD and len(edges[(source, target)].example_traces) >= full
-                    and len(settled) < _SETTLED_MAX
-                ):
-                    settled.add(key)
+                self._settle(settled, key)
         for src, dst in graph.links:
             self.count(ops[src], ops[dst], edge_state(spans[src], spans[dst]), trace_id, via_link=True)
         for f in verdict.findings:
             node = flow_nodes[ops[f.span_id]]
             node.findings[f.rule] = node.findings.get(f.rule, 0) + 1
+
+    def _settle(self, settled: set[tuple[str, str, str]], key: tuple[str, str, str]) -> None:
+        """Mark a just-counted call as settled once its edge has all its examples and the
+        call is healthy: from then on it is only counted."""
+        source, target, state = key
+        if (
+            state not in _BAD and len(self._flow.edges[(source, target)].example_traces) >= self.max_examples
+            and len(settled) < _SETTLED_MAX
+        ):
+            settled.add(key)
+
+    def count_link(self, source: str, target: str, state: str, trace_id: str) -> bool:
+        """Count one healthy call through a link between traces whose two operations are
+        nodes of the map already (with their boundary kinds); False, with nothing
+        counted, otherwise (the caller then goes through :meth:`add_link`)."""
+        nodes, bare = self._flow.nodes, self._bare
+        if source not in nodes or target not in nodes or (bare and (source in bare or target in bare)):
+            return False
+        key = (source, target, state)
+        settled = self._link_settled
+        if key in settled:
+            self._link_calls[key] += 1
+        else:
+            self.count(source, target, state, trace_id, via_link=True)
+            self._settle(settled, key)
+        return True
 
     def _new_nodes(self, graph: SpanGraph) -> None:
         """Nodes for operations new to the map, and boundary kinds for nodes without one

@@ -157,7 +157,7 @@ def decode_document(
     except Exception as exc:  # noqa: BLE001 - last resort, as for a line of a file
         loader._skip(origin, f"could not read this document ({type(exc).__name__})")
     loader._flush()
-    return [trace for tid in list(loader.pending) for trace in loader._close(tid)]
+    return list(loader._closed(list(loader.pending)))
 
 
 @dataclass
@@ -267,8 +267,7 @@ class _Loader:
             if self.on_progress is not None:
                 self.on_progress(done, total)
         # Traces the scan did not place (ids it could not see): complete now.
-        for tid in list(self.pending):
-            yield from self._close(tid)
+        yield from self._closed(list(self.pending))
         self._flush()
         hidden = self.stats.warning_count - MAX_WARNINGS
         if hidden > 0 and self.on_warning is not None:
@@ -278,16 +277,24 @@ class _Loader:
             n = len(self.paths)
             raise InputError(f"no spans could be read from {n} input file(s){first}")
 
-    def _close(self, tid: str) -> Iterator[Trace]:
+    def _close(self, tid: str) -> Trace | None:
+        """The pending trace ``tid``, complete (None when it has no spans)."""
         spans = self.pending.pop(tid, None)
-        if spans:
-            self.stats.traces += 1
-            links_in = self._links_in(tid, len(spans))
-            if tid in self.counts:
-                # closed, marked in place: a set of closed ids would keep a string per
-                # trace alive among the short-lived span objects (see analysis._links)
-                self.counts[tid] = _CLOSED
-            yield Trace(tid, spans, links_in != 0, links_in)
+        if not spans:
+            return None
+        self.stats.traces += 1
+        links_in = self._links_in(tid, len(spans))
+        if tid in self.counts:
+            # closed, marked in place: a set of closed ids would keep a string per
+            # trace alive among the short-lived span objects (see analysis._links)
+            self.counts[tid] = _CLOSED
+        return Trace(tid, spans, links_in != 0, links_in)
+
+    def _closed(self, tids: Iterable[str]) -> Iterator[Trace]:
+        for tid in tids:
+            trace = self._close(tid)
+            if trace is not None:
+                yield trace
 
     def _links_in(self, tid: str, spans: int) -> int:
         """How many links point into a trace of ``spans`` spans (Trace.links_in), -1 when
@@ -497,7 +504,9 @@ class _Loader:
                 if len(ending) > 1:
                     ending = self._linking_first(ending)
                 for tid in ending:
-                    yield from self._close(tid)
+                    trace = self._close(tid)
+                    if trace is not None:
+                        yield trace
             if progress is not None and consumed >= next_report:
                 next_report = consumed + _PROGRESS_STEP
                 progress(done + consumed, total)
@@ -518,8 +527,7 @@ class _Loader:
             self._decode_unit(data, f"{path}:1", lambda sid: f"{path}:{lines.get(sid, 1)}")
         except Exception as exc:  # noqa: BLE001 - last resort, as for a line
             self._skip(f"{path}:1", f"could not read this document ({type(exc).__name__})")
-        for tid in self.closing.pop((f.index, 1), ()):
-            yield from self._close(tid)
+        yield from self._closed(self.closing.pop((f.index, 1), ()))
 
     def _decode_unit(
         self, data: bytes, origin: str, origin_of: Callable[[str], str] | None

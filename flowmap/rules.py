@@ -35,6 +35,8 @@ from .masking import (
     scan_attributes,
     tenant_keys_in,
 )
+from .otlp import Event as LoadedEvent
+from .otlp import Link as LoadedLink
 from .otlp import RawSpan
 from .otlp import Span as LoadedSpan
 from .model import (
@@ -66,6 +68,7 @@ __all__ = [
     "TOOL_ARGUMENT_ATTRIBUTES",
     "TraceVerdict",
     "edge_state",
+    "tenant_state",
     "is_entry",
     "judge_link",
     "evaluate",
@@ -132,14 +135,18 @@ def op(span: Span) -> str:
 
 def edge_state(parent: Span, child: Span) -> str:
     """What happened to the tenant between a parent (or linking) span and a child."""
-    pt, ct = parent.tenant, child.tenant
+    return tenant_state(parent.tenant, parent.key_id, child.tenant, child.key_id)
+
+
+def tenant_state(pt: str | None, pk: str | None, ct: str | None, ck: str | None) -> str:
+    """:func:`edge_state` of the two ends' tenant tags and key ids (for callers that keep
+    a span's summary, not the span)."""
     if pt is None:
         return UNTAGGED if ct is None else BOUND
     if ct is None:
         return DROPPED
     if pt == ct:
         return INHERITED
-    pk, ck = parent.key_id, child.key_id
     if pk is not None and ck is not None and pk != ck:
         return INHERITED  # tags made with different keys are never compared
     return SWITCHED
@@ -279,6 +286,13 @@ _LOADED_ONLY = frozenset({LoadedSpan, RawSpan})
 _TENANT_OF = attrgetter("tenant")
 _RESOURCE_OF = attrgetter("resource")
 _NOT_A_TAG = object()  # flowmap.tenant present with a value that is not a string
+_LOADED_PARTS = frozenset({LoadedEvent, LoadedLink})  # their ``kvs`` is the attribute list
+
+
+def _quiet_parts(parts: Iterable[Any], quiet: set[str]) -> bool:
+    """masking.is_quiet for every event or link of a span; a loaded one without
+    attributes is quiet without building its attribute dict."""
+    return all([(p.__class__ in _LOADED_PARTS and not p.kvs) or is_quiet(p.attributes, quiet) for p in parts])
 _NOT_ARGUMENTS: set[str] = set()  # attribute names known not to hold tool arguments
 _ARG_CLASS: dict[str, str | None] = {}  # attribute name -> "" (whole arguments), tail, or None
 
@@ -332,7 +346,7 @@ def _model_chosen_keys(span: Span, names: frozenset[str]) -> tuple[list[str], li
     return keys, values
 
 
-@dataclass
+@dataclass(slots=True)
 class TraceVerdict:
     """What the rules found in one trace."""
 
@@ -348,6 +362,8 @@ class TraceVerdict:
     calls: list[tuple[str, str, str]] = field(default_factory=list)
     #: the operation of every span without a tenant tag (for the flow map's counts)
     untagged: list[str] = field(default_factory=list)
+    #: the distinct tenant tags of the trace's spans (None among them for untagged spans)
+    tenants: set[str | None] = field(default_factory=set)
 
     def add(self, f: Finding) -> None:
         existing = self.by_span.setdefault(f.span_id, [])
@@ -390,27 +406,35 @@ def _attribute_rules(
             ))
 
 
-_RESOURCE_HITS: dict[int, tuple[dict[str, Any], frozenset[str], bool]] = {}
-_RESOURCE_HITS_MAX = 256
+_RESOURCES_SEEN: dict[frozenset[str], tuple[dict[int, Any], dict[int, Any]]] = {}
+_RESOURCES_MAX = 256
 
 
 def _resource_hits(spans: Iterable[Span], names: frozenset[str]) -> bool:
     """Whether any resource of these spans holds a raw tenant identifier. Remembered
-    per resource object (one per exported batch, shared by its spans); the cache holds
-    the resource, so its id is not reused while remembered."""
+    per resource object (one per exported batch, shared by its spans) and tenant
+    attribute names, as clean or not; the cache holds the resource, so its id is not
+    reused while remembered, and the common case (every resource known clean) is one
+    set test in C."""
+    seen = _RESOURCES_SEEN.get(names)
+    if seen is None:
+        if len(_RESOURCES_SEEN) >= 16:
+            _RESOURCES_SEEN.clear()
+        seen = _RESOURCES_SEEN[names] = ({}, {})
+    clean, dirty = seen
     resources = [*map(_RESOURCE_OF, spans)]
-    for r in dict(zip(map(id, resources), resources)).values():
-        seen = _RESOURCE_HITS.get(id(r))
-        if seen is not None and seen[0] is r and seen[1] is names:
-            hit = seen[2]
-        else:
+    ids = set(map(id, resources))
+    if clean.keys() >= ids:
+        return False
+    if len(clean) + len(dirty) + len(ids) > _RESOURCES_MAX:
+        clean.clear()
+        dirty.clear()
+    for r in resources:
+        i = id(r)
+        if i not in clean and i not in dirty:
             hit = bool(r) and bool(scan_attributes(r, "resource attribute", names))
-            if len(_RESOURCE_HITS) >= _RESOURCE_HITS_MAX:
-                _RESOURCE_HITS.clear()
-            _RESOURCE_HITS[id(r)] = (r, names, hit)
-        if hit:
-            return True
-    return False
+            (dirty if hit else clean)[i] = r
+    return not dirty.keys().isdisjoint(ids)
 
 
 def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
@@ -435,7 +459,7 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
     last_resource: dict[str, Any] | None = None
     rhits: list[RawValue] = []
     every = spans.values()
-    tenants = set(map(_TENANT_OF, every))
+    tenants = v.tenants = set(map(_TENANT_OF, every))
     local: Iterable[tuple[str, Span]] = spans.items()  # the spans the span-local rules judge
     clean_resources = False  # known to hold no raw tenant id
     if len(tenants) == 1 and _LOADED_ONLY.issuperset(map(type, every)):
@@ -539,8 +563,8 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
             tag = attrs.get(_TENANT_ATTR)
         rest_quiet = not (
             new_rhits
-            or (span.events and not all([is_quiet(e.attributes, quiet) for e in span.events]))
-            or (span.links and not all([is_quiet(k.attributes, quiet) for k in span.links]))
+            or (span.events and not _quiet_parts(span.events, quiet))
+            or (span.links and not _quiet_parts(span.links, quiet))
             or (tag is not None and (tag.__class__ is not str or tag not in opaque))
         )
         if not plain or not rest_quiet:

@@ -60,7 +60,7 @@ def full_path(data: bytes) -> tuple[dict, list[str]]:
     loader._decode_raw = lambda *args: False  # force the full path
     loader._decode_unit(data, "<memory>", None)
     loader._flush()  # warnings are held per line, as decode_document does
-    traces = [t for tid in list(loader.pending) for t in loader._close(tid)]
+    traces = list(loader._closed(list(loader.pending)))
     return view(traces), warnings
 
 
