@@ -188,6 +188,10 @@ class _Loader:
         self.pending: dict[str, dict[str, otlp.Span]] = {}
         self.closing: dict[tuple[int, int], list[str]] = {}
         self._seen_ids: set[str] = set()  # ids the scan missed, started already (late fragments)
+        #: trace ids whose pending dict, and ids the scan missed that _seen_ids gained,
+        #: since the line being read began (what _undo takes back)
+        self._line_new: list[str] = []
+        self._line_seen: list[str] = []
         self._held: list[Any] | None = None  # [where, what, more]: the current line's warning
         #: trace id -> how many times the scan saw it as a "traceId" (spans' and links'),
         #: negative when some were seen only by the full decode of an escaped line,
@@ -533,6 +537,8 @@ class _Loader:
         self, data: bytes, origin: str, origin_of: Callable[[str], str] | None
     ) -> None:
         """Decode one line (or document) and add its spans to the pending traces."""
+        self._line_new.clear()
+        self._line_seen.clear()
         if self._decode_raw(data, origin, origin_of):
             return
         try:
@@ -558,20 +564,54 @@ class _Loader:
         its own and dropped once read (see RawSpan). False, with nothing added, when
         anything in the line fails to decode: the full path then decodes it again and
         says what is wrong."""
+        decode_kvs = otlp.decode_key_values
         try:
             td = otlp.decode_traces_data_raw(data)
-            decode_kvs = otlp.decode_key_values
-            kv_lists = [
-                [decode_kvs(s.kvs) for s in ss.spans] for rs in td.resource_spans for ss in rs.scope_spans
-            ]
+            if origin_of is not None:  # a document: its spans warn under many lines, see below
+                kv_lists = [
+                    [decode_kvs(s.kvs) for s in ss.spans] for rs in td.resource_spans for ss in rs.scope_spans
+                ]
         except Exception:  # noqa: BLE001 - anything at all: the full path sorts it out
             return False
-        lists = iter(kv_lists)
-        for rs in td.resource_spans:
-            resource = otlp.attributes(rs.resource.attributes) if rs.resource is not None else {}
-            for ss in rs.scope_spans:
-                self._add_spans(ss.spans, resource, origin, origin_of, next(lists))
+        if origin_of is not None:
+            lists = iter(kv_lists)
+            for rs in td.resource_spans:
+                resource = otlp.attributes(rs.resource.attributes) if rs.resource is not None else {}
+                for ss in rs.scope_spans:
+                    self._add_spans(ss.spans, resource, origin, origin_of, next(lists))
+            return True
+        # A line: each attribute list is decoded as its span is added, and freed with the
+        # next one (a line's worth of decoded lists is ~1.5 KB a span, more than the CPU's
+        # cache). Should one not decode, what the line added is taken back (_undo).
+        if self._held is not None:
+            self._flush()  # so that the warning held from here on is this line's
+        stats = self.stats
+        before = (stats.spans, stats.skipped)
+        try:
+            for rs in td.resource_spans:
+                resource = otlp.attributes(rs.resource.attributes) if rs.resource is not None else {}
+                for ss in rs.scope_spans:
+                    self._add_spans(ss.spans, resource, origin, None, map(decode_kvs, map(_KVS, ss.spans)))
+        except Exception:  # noqa: BLE001 - as above
+            self._undo(td, before)
+            return False
         return True
+
+    def _undo(self, td: Any, before: tuple[int, int]) -> None:
+        """Take back what a line's spans added to the pending traces, counts and warnings."""
+        pending = self.pending
+        for rs in td.resource_spans:
+            for ss in rs.scope_spans:
+                for s in ss.spans:
+                    trace = pending.get(s.trace_id)
+                    if trace is not None and trace.get(s.span_id) is s:
+                        del trace[s.span_id]
+        for tid in self._line_new:
+            if not pending.get(tid):
+                pending.pop(tid, None)
+        self._seen_ids.difference_update(self._line_seen)
+        self.stats.spans, self.stats.skipped = before
+        self._held = None
 
     # -- the slow path: a line the typed decoder refused ---------------------------
 
@@ -756,6 +796,7 @@ class _Loader:
             key_id = None
         added = skipped = 0
         where = origin
+        line_new = self._line_new
         for s, kvs in zip(spans, kv_lists if kv_lists is not None else map(_KVS, spans)):
             if origin_of is not None:
                 where = origin_of(s.span_id.lower())
@@ -771,11 +812,13 @@ class _Loader:
                 trace = pending.get(tid)
                 if trace is None:
                     trace = pending[tid] = {}
+                    line_new.append(tid)
                     n = counts.get(tid)
                     if n is _CLOSED or (n is None and tid in self._seen_ids):
                         warn(where, f"trace {tid} continues after it was complete; analysed in parts")
                     elif n is None:  # an id the scan did not count (rare): remembered here
                         self._seen_ids.add(tid)
+                        self._line_seen.append(tid)
             sid = s.span_id
             # lowercase hex (the usual form) in one C call that allocates nothing:
             # strip() leaves "" only when every character is a lowercase hex digit

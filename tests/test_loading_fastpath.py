@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from unittest import mock
 
 from flowmap import otlp
 from flowmap.analysis import Analyzer
@@ -195,3 +196,61 @@ def test_rules_judge_loaded_spans_as_hand_built_ones():
     rules = {f["rule"] for f in got[0]}
     assert {"model-chosen-tenant", "unscoped-query", "baggage-to-external", "tenant-in-telemetry",
             "cross-tenant", "context-dropped"} <= rules
+
+
+def _load(path, *, full: bool) -> tuple[dict, list[str], tuple[int, int, int]]:
+    warnings: list[str] = []
+    stats = LoadStats()
+    if full:
+        with mock.patch.object(_Loader, "_decode_raw", lambda *args: False):
+            traces = list(iter_traces([path], on_warning=warnings.append, stats=stats))
+    else:
+        traces = list(iter_traces([path], on_warning=warnings.append, stats=stats))
+    return view(traces), warnings, (stats.spans, stats.skipped, stats.traces)
+
+
+def test_a_span_whose_attributes_fail_late_in_a_line_takes_back_what_the_line_added(tmp_path):
+    """The fast path decodes each attribute list as it adds the span; when one fails
+    validation after others were added (an over-long value, an int out of range), the
+    line is read again by the full path with nothing counted, kept or warned twice."""
+    long_value = "x" * (otlp.MAX_VALUE_CHARS + 10)
+    ta, tb, tc = "a" * 32, "b" * 32, "c" * 32
+    # trace id written with a \u escape: the scan does not count it (the _seen_ids path)
+    escaped_tc = "\\u0063" + "c" * 31
+
+    def line(scopes) -> str:
+        return json.dumps({"resourceSpans": [
+            {"resource": {"attributes": [kv("service.name", {"stringValue": "api"})]},
+             "scopeSpans": [{"spans": spans} for spans in scopes]}
+        ]}).replace("ESCAPED", escaped_tc)
+
+    def sp(tid, n, attrs, parent=None):
+        out = {"traceId": tid, "spanId": f"{n:016x}", "name": f"op{n}", "kind": 1, "attributes": attrs}
+        if parent:
+            out["parentSpanId"] = f"{parent:016x}"
+        return out
+
+    tag = [kv("flowmap.tenant", {"stringValue": "0123456789abcdef"})]
+    lines = [
+        line([[sp(ta, 1, tag)]]),
+        # first scope adds spans of a known trace, a new trace and an uncounted one (and a
+        # bad span id, warned about); the second scope fails on its last span
+        line([
+            [sp(ta, 2, tag, 1), sp(tb, 1, tag), sp("ESCAPED", 1, tag), sp(tb, 99, tag) | {"spanId": "xyz"}],
+            [sp(tb, 2, tag, 1), sp(ta, 3, [kv("big", {"stringValue": long_value})], 1),
+             sp(ta, 4, [kv("n", {"intValue": str(1 << 70)})], 1)],
+        ]),
+        line([[sp(tc, 2, tag), sp(tb, 3, tag, 2)]]),
+    ]
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with mock.patch.object(_Loader, "_undo", autospec=True, side_effect=_Loader._undo) as undo:
+        fast, fast_warnings, fast_stats = _load(path, full=False)
+    assert undo.call_count == 1  # line 2, after its first scope was added
+    full, full_warnings, full_stats = _load(path, full=True)
+    assert fast == full
+    assert fast_warnings == full_warnings
+    assert fast_stats == full_stats == (8, 2, 3)
+    assert len(fast_warnings) == 1 and fast_warnings[0].startswith(f"{path}:2: ")
+    assert "continues after it was complete" not in fast_warnings[0]
+    assert len(fast[(ta, f"{3:016x}")][-4]["big"]) == otlp.MAX_VALUE_CHARS  # truncated, kept
