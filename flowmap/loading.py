@@ -265,8 +265,7 @@ class _Loader:
         for f in files:
             if not f.ok:
                 continue
-            for trace in self._decode_file(f, done, total):
-                yield trace
+            yield from self._decode_file(f, done, total)
             done += f.size
             if self.on_progress is not None:
                 self.on_progress(done, total)
@@ -803,7 +802,9 @@ class _Loader:
             tid = s.trace_id
             trace = pending.get(tid)
             if trace is None:
-                tid = _valid_id(tid, 32, _ZERO_TRACE)
+                # (as for span ids below: lowercase hex in one C call, else validated)
+                if len(tid) != 32 or tid.strip(_HEX_DIGITS) or tid == _ZERO_TRACE:
+                    tid = _valid_id(tid, 32, _ZERO_TRACE)
                 if tid is None:
                     skipped += 1
                     warn(where, "span skipped: missing or invalid trace id (need 32 hex digits, not all zero)")
