@@ -87,6 +87,8 @@ _READ_BUFFER = 1 << 20
 _UNKNOWN_SERVICE = "unknown_service"
 _KVS = attrgetter("kvs")
 _SHAPES = otlp._SHAPES  # the shared shapes, read directly in the hot loop
+_KIND_OF = {kind: kind for kind in BOUNDARY_KINDS}  # one string object per boundary kind
+_TAGS_MAX = 100_000  # distinct tenant tags shared per load; past it, a span keeps its own
 _CLOSED = -(1 << 63)  # the count of a trace already yielded (compared by identity)
 _UNCOUNTED = -(1 << 62)  # added to a count: it stays negative ("not known") whatever else is added
 
@@ -191,6 +193,9 @@ class _Loader:
         #: trace ids whose pending dict, and ids the scan missed that _seen_ids gained,
         #: since the line being read began (what _undo takes back)
         self._line_new: list[str] = []
+        #: tenant tag -> the one string object the spans share: the decoded one is freed
+        #: with its attribute list, and the analysis compares and hashes tags already hashed
+        self._tags: dict[str, str] = {}
         self._line_seen: list[str] = []
         self._held: list[Any] | None = None  # [where, what, more]: the current line's warning
         #: trace id -> how many times the scan saw it as a "traceId" (spans' and links'),
@@ -786,7 +791,9 @@ class _Loader:
         fromhex = bytes.fromhex
         shapes = _SHAPES
         shape_of = otlp.shape_of
-        kinds = BOUNDARY_KINDS
+        kind_of = _KIND_OF.get
+        tags = self._tags
+        tags_get = tags.get
         service = resource.get("service.name")
         if type(service) is not str or not service:
             service = _UNKNOWN_SERVICE
@@ -874,7 +881,14 @@ class _Loader:
             i = shape.tenant
             if i >= 0:
                 av = kvs[i].value
-                s.tenant = None if av is None else av.string_value
+                tag = None if av is None else av.string_value
+                if tag is not None:  # one string object per tag (see _tags)
+                    same = tags_get(tag)
+                    if same is not None:
+                        tag = same
+                    elif len(tags) < _TAGS_MAX:
+                        tags[tag] = tag
+                s.tenant = tag
             else:
                 s.tenant = None
             i = shape.boundary
@@ -882,9 +896,7 @@ class _Loader:
             if i >= 0:
                 av = kvs[i].value
                 if av is not None:
-                    boundary = av.string_value
-                    if boundary not in kinds:
-                        boundary = None
+                    boundary = kind_of(av.string_value)  # the shared string, None if no kind
             if boundary is None and (shape.infer or shape.http):
                 if shape.infer or kind == SPAN_KIND_SERVER or kind == SPAN_KIND_CLIENT:
                     boundary = infer_boundary(kind, otlp.attributes(kvs))
