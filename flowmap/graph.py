@@ -23,7 +23,9 @@ Shapes handled:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from itertools import compress
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any
 
 from .model import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, Span, Trace
 
@@ -34,6 +36,8 @@ __all__ = ["SpanGraph", "is_entry", "operation", "ENTRY_BOUNDARIES"]
 
 #: boundaries that are entry points whatever the span kind says
 ENTRY_BOUNDARIES = frozenset({"http.server", "queue.consume"})
+_NONE: list[Any] = ()  # type: ignore[assignment]  # the shared empty "list" (see SpanGraph)
+_LINKS_OF = attrgetter("links")
 
 
 def is_entry(span: Span) -> bool:
@@ -92,56 +96,71 @@ class SpanGraph:
     def __init__(self, trace: Trace, on_warning: Callable[[str], None] | None = None) -> None:
         self.trace = trace
         spans = trace.spans
-        trace_id = trace.trace_id
         self.spans: dict[str, Span] = spans
-        #: span id -> parent span id, only for parents present in the trace (cycles cut)
-        self.parent: dict[str, str] = {}
-        #: spans without a parent id
-        self.roots: list[str] = []
-        #: spans whose parent id is not in the trace (entries excepted)
-        self.missing_parent: list[str] = []
-        #: entry spans whose parent is outside the data: judged as entry roots
-        self.remote_entries: list[str] = []
-        #: spans whose parent edge was removed to break a cycle
-        self.cycle_cut: list[str] = []
-        #: (source span id, target span id) for links inside this trace: source -> target
-        self.links: list[tuple[str, str]] = []
-        #: (linked trace id, linked span id, span id) for links to other traces
-        self.external_links: list[tuple[str, str, str]] = []
         #: span id -> operation (``Span.operation``, one shared string per operation)
-        self.ops: dict[str, str] = {}
-        self._children: dict[str, list[str]] | None = None
-        self._order: list[str] | None = None
-        self._below: dict[str, dict[str, bool]] = {}
-
-        # Comprehensions rather than one loop with branches: this runs for every span.
+        self.ops: dict[str, str]
+        # Comprehensions and set operations rather than one loop with branches: this runs
+        # for every span. The lists below that most traces leave empty start as one shared
+        # empty tuple and become lists when something is added.
         try:
             self.ops = {sid: _OPS[span.service][span.name] for sid, span in spans.items()}
         except KeyError:
             self.ops = {sid: operation(span.service, span.name) for sid, span in spans.items()}
+        #: span id -> parent span id, only for parents present in the trace (cycles cut)
         parent = self.parent = {
             sid: span.parent_span_id for sid, span in spans.items() if span.parent_span_id in spans
         }
+        #: spans without a parent id
+        self.roots: list[str] = []
+        #: spans whose parent id is not in the trace (entries excepted)
+        self.missing_parent: list[str] = _NONE
+        #: entry spans whose parent is outside the data: judged as entry roots
+        self.remote_entries: list[str] = _NONE
+        #: spans whose parent edge was removed to break a cycle
+        self.cycle_cut: list[str] = _NONE
+        #: (source span id, target span id) for links inside this trace: source -> target
+        self.links: list[tuple[str, str]] = _NONE
+        #: (linked trace id, linked span id, span id) for links to other traces
+        self.external_links: list[tuple[str, str, str]] = _NONE
+        self._children: dict[str, list[str]] | None = None
+        self._order: list[str] | None = None
+        self._below: dict[str, dict[str, bool]] | None = None
+
         if len(parent) < len(spans):
             for sid in [sid for sid in spans if sid not in parent]:
                 span = spans[sid]
                 if not span.parent_span_id:
                     self.roots.append(sid)
                 elif is_entry(span):
+                    if self.remote_entries is _NONE:
+                        self.remote_entries = []
                     self.remote_entries.append(sid)
                 else:
+                    if self.missing_parent is _NONE:
+                        self.missing_parent = []
                     self.missing_parent.append(sid)
-        for sid, span in [(sid, span) for sid, span in spans.items() if span.links]:
-            for link in span.links:
-                if link.trace_id == trace_id and link.span_id in spans:
-                    if link.span_id != sid:
-                        self.links.append((link.span_id, sid))
-                elif link.trace_id != trace_id:
-                    self.external_links.append((link.trace_id, link.span_id, sid))
+        linking = [(sid, span) for sid, span in spans.items() if span.links]
+        if linking:
+            trace_id = trace.trace_id
+            links: list[tuple[str, str]] = []
+            external: list[tuple[str, str, str]] = []
+            for sid, span in linking:
+                for link in span.links:
+                    if link.trace_id == trace_id and link.span_id in spans:
+                        if link.span_id != sid:
+                            links.append((link.span_id, sid))
+                    elif link.trace_id != trace_id:
+                        external.append((link.trace_id, link.span_id, sid))
+            if links:
+                self.links = links
+            if external:
+                self.external_links = external
 
-        if self._has_cycle():
+        if parent and self._has_cycle():
             self._break_cycles(self._sort_key, on_warning)
-        for tops in (self.roots, self.missing_parent, self.remote_entries, self.cycle_cut):
+        if len(self.roots) > 1:
+            self.roots.sort(key=self._sort_key)
+        for tops in (self.missing_parent, self.remote_entries, self.cycle_cut):
             if len(tops) > 1:
                 tops.sort(key=self._sort_key)
 
@@ -221,6 +240,8 @@ class SpanGraph:
                 loop = walk[walk.index(node):]
                 cut = min(loop, key=sort_key)
                 del parent[cut]
+                if self.cycle_cut is _NONE:
+                    self.cycle_cut = []
                 self.cycle_cut.append(cut)
                 found = True
             for n in walk:
@@ -233,11 +254,11 @@ class SpanGraph:
 
     def tops(self) -> list[str]:
         """Spans that start a subtree: roots, remote entries, spans with a missing parent, cut spans."""
-        return self.roots + self.remote_entries + self.missing_parent + self.cycle_cut
+        return [*self.roots, *self.remote_entries, *self.missing_parent, *self.cycle_cut]
 
     def entry_roots(self) -> list[str]:
-        """Roots and remote entries: the spans the root rules judge."""
-        return self.roots + self.remote_entries
+        """Roots and remote entries: the spans the root rules judge (not to be modified)."""
+        return [*self.roots, *self.remote_entries] if self.remote_entries else self.roots
 
     def _bfs(self, starts: list[str]) -> list[str]:
         out = list(starts)
@@ -290,7 +311,7 @@ class SpanGraph:
         """For every span, whether a *strict* descendant has a fact the rules and paths
         share: ``"tagged"`` (a tenant tag), ``"boundary"`` (any boundary), ``"tool"``
         (a tool call). All three are computed together in one reverse pass."""
-        table = self._below.get(fact)
+        table = self._below.get(fact) if self._below is not None else None
         if table is None:
             tagged = dict.fromkeys(self.order, False)
             boundary = tagged.copy()

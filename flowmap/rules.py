@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter
 from typing import Any
@@ -290,9 +289,16 @@ _LOADED_PARTS = frozenset({LoadedEvent, LoadedLink})  # their ``kvs`` is the att
 
 
 def _quiet_parts(parts: Iterable[Any], quiet: set[str]) -> bool:
-    """masking.is_quiet for every event or link of a span; a loaded one without
-    attributes is quiet without building its attribute dict."""
-    return all([(p.__class__ in _LOADED_PARTS and not p.kvs) or is_quiet(p.attributes, quiet) for p in parts])
+    """masking.is_quiet for every event or link of a span; a loaded one whose names are
+    all known plain (and not flowmap.tenant) is quiet without building its attribute dict."""
+    for p in parts:
+        if p.__class__ in _LOADED_PARTS:
+            keys = [kv.key for kv in p.kvs]
+            if not keys or (quiet.issuperset(keys) and _TENANT_ATTR not in keys):
+                continue
+        if not is_quiet(p.attributes, quiet):
+            return False
+    return True
 _NOT_ARGUMENTS: set[str] = set()  # attribute names known not to hold tool arguments
 _ARG_CLASS: dict[str, str | None] = {}  # attribute name -> "" (whole arguments), tail, or None
 
@@ -346,24 +352,26 @@ def _model_chosen_keys(span: Span, names: frozenset[str]) -> tuple[list[str], li
     return keys, values
 
 
-@dataclass(slots=True)
 class TraceVerdict:
-    """What the rules found in one trace."""
+    """What the rules found in one trace (a plain slotted class: one is made per trace)."""
 
-    findings: list[Finding] = field(default_factory=list)
-    #: span id -> findings on that span
-    by_span: dict[str, list[Finding]] = field(default_factory=dict)
-    #: orphan-root findings, whose likely_parent the analysis fills in at the end
-    orphans: list[Finding] = field(default_factory=list)
-    #: raw values flagged (tenant-in-telemetry, model-chosen-tenant): to be masked
-    raw_values: list[Any] = field(default_factory=list)
-    #: (parent operation, child operation, edge state) of every parent edge: every edge
-    #: is judged here once, and the flow map counts these instead of judging again
-    calls: list[tuple[str, str, str]] = field(default_factory=list)
-    #: the operation of every span without a tenant tag (for the flow map's counts)
-    untagged: list[str] = field(default_factory=list)
-    #: the distinct tenant tags of the trace's spans (None among them for untagged spans)
-    tenants: set[str | None] = field(default_factory=set)
+    __slots__ = ("findings", "by_span", "orphans", "raw_values", "calls", "untagged", "tenants")
+
+    def __init__(self) -> None:
+        self.findings: list[Finding] = []
+        #: span id -> findings on that span
+        self.by_span: dict[str, list[Finding]] = {}
+        #: orphan-root findings, whose likely_parent the analysis fills in at the end
+        self.orphans: list[Finding] = []
+        #: raw values flagged (tenant-in-telemetry, model-chosen-tenant): to be masked
+        self.raw_values: list[Any] = []
+        #: (parent operation, child operation, edge state) of every parent edge: every edge
+        #: is judged here once, and the flow map counts these instead of judging again
+        self.calls: list[tuple[str, str, str]] = []
+        #: the operation of every span without a tenant tag (for the flow map's counts)
+        self.untagged: list[str] = []
+        #: the distinct tenant tags of the trace's spans (None among them for untagged spans)
+        self.tenants: set[str | None] = set()
 
     def add(self, f: Finding) -> None:
         existing = self.by_span.setdefault(f.span_id, [])
