@@ -24,7 +24,7 @@ from typing import Any
 
 from . import attributes
 from .flow import FlowMapBuilder
-from .graph import SpanGraph, operation
+from .graph import SpanGraph
 from .masking import Masker
 from .model import SPAN_KIND_PRODUCER, Analysis, Finding, FlowMap, Severity, Span, Trace
 from .otlp import detach
@@ -65,9 +65,21 @@ def _detach(trace: Trace) -> None:
 
 def _summary(span: Span) -> Span:
     """The fields a link judgement needs, without attributes (small, kept until the end)."""
-    return _new_span(span.trace_id, span.span_id, span.parent_span_id, span.name, span.kind,
-                     span.service, 0, 0, {}, {}, [], [], 0, span.origin, span.tenant,
-                     span.boundary, span.scoped, span.key_id)
+    return _summary_span(_waiting_record(span, ""))
+
+
+def _waiting_record(span: Span, operation: str) -> tuple[Any, ...]:
+    """A linking span waiting for its target's trace, as a tuple (a tenth of a span
+    summary's cost to make): operation, tenant tag, key id, trace id first, for the
+    judgement of a healthy link; the rest for :func:`_summary_span`."""
+    return (operation, span.tenant, span.key_id, span.trace_id, span.span_id, span.parent_span_id,
+            span.name, span.kind, span.service, span.origin, span.boundary, span.scoped)
+
+
+def _summary_span(record: tuple[Any, ...]) -> Span:
+    _, tenant, key_id, trace_id, span_id, parent_span_id, name, kind, service, origin, boundary, scoped = record
+    return _new_span(trace_id, span_id, parent_span_id, name, kind, service, 0, 0, {}, {}, [], [], 0,
+                     origin, tenant, boundary, scoped, key_id)
 
 
 _SPAN_FIELDS = (
@@ -119,7 +131,7 @@ class Analyzer:
         self._canon: dict[str, str] = {}  # one string object per tenant tag
         self._judged_tags: set[str | None] = {None}  # tenant tags already judged opaque or not
         self._summaries: dict[tuple, tuple] = {}  # one tuple object per distinct summary
-        self._pending_links: dict[str, dict[str, list[Span]]] = {}
+        self._pending_links: dict[str, dict[str, list[tuple[Any, ...]]]] = {}
         # (trace id, span id) -> context-dropped finding through a cross-trace link, and
         # the linking span's operation: it supersedes unscoped-entry on the same span
         self._dropped_by_link: dict[tuple[str, str], tuple[Finding, str]] = {}
@@ -197,7 +209,8 @@ class Analyzer:
                     if not self._healthy_link(op, tenant, key_id, ops[sid], consumer.tenant, consumer.key_id, trace_id):
                         self._judge_link(self._target_span(linked_trace, linked_span, summary), consumer)
                 else:  # waits, as a summary (the span itself goes with its trace)
-                    pending.setdefault(linked_trace, {}).setdefault(linked_span, []).append(_summary(spans[sid]))
+                    record = _waiting_record(spans[sid], ops[sid])
+                    pending.setdefault(linked_trace, {}).setdefault(linked_span, []).append(record)
         waiting = self._pending_links.pop(trace_id, None) if self._pending_links else None
         judged = len(graph.links)  # links into this trace judged by now
         if waiting is not None:
@@ -207,11 +220,10 @@ class Analyzer:
                     producer = None
                     op, tenant, key_id = ops[sid], span.tenant, span.key_id
                     for c in consumers:
-                        if not self._healthy_link(op, tenant, key_id, operation(c.service, c.name), c.tenant,
-                                                  c.key_id, c.trace_id):
+                        if not self._healthy_link(op, tenant, key_id, c[0], c[1], c[2], c[3]):
                             if producer is None:
                                 producer = _summary(span)
-                            self._judge_link(producer, c)
+                            self._judge_link(producer, _summary_span(c))
                     judged += len(consumers)
         if not trace.maybe_linked or 0 <= trace.links_in <= judged:
             # the loader's scan saw no link into this trace that is still to come:
