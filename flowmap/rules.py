@@ -430,14 +430,13 @@ def _resource_hits(spans: Iterable[Span], names: frozenset[str]) -> bool:
             _RESOURCES_SEEN.clear()
         seen = _RESOURCES_SEEN[names] = ({}, {})
     clean, dirty = seen
-    resources = [*map(_RESOURCE_OF, spans)]
-    ids = set(map(id, resources))
+    ids = set(map(id, map(_RESOURCE_OF, spans)))
     if clean.keys() >= ids:
         return False
     if len(clean) + len(dirty) + len(ids) > _RESOURCES_MAX:
         clean.clear()
         dirty.clear()
-    for r in resources:
+    for r in map(_RESOURCE_OF, spans):
         i = id(r)
         if i not in clean and i not in dirty:
             hit = bool(r) and bool(scan_attributes(r, "resource attribute", names))
