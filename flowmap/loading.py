@@ -923,6 +923,17 @@ class _Loader:
         self.stats.skipped += skipped
 
     def _links(self, links: list[otlp.Link], where: str, sid: str) -> list[otlp.Link]:
+        hex_digits = _HEX_DIGITS
+        for link in links:  # the usual case: lowercase ids, checked in C (as span ids are)
+            t, k = link.trace_id, link.span_id
+            if (
+                len(t) != 32 or t.strip(hex_digits) or t == _ZERO_TRACE
+                or len(k) != 16 or k.strip(hex_digits) or k == _ZERO_SPAN
+            ):
+                break
+            link._attrs = None  # only ever set here, never from the input
+        else:
+            return links
         out = []
         for link in links:
             tid = _valid_id(link.trace_id, 32, _ZERO_TRACE)

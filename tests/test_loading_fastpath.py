@@ -88,6 +88,7 @@ def test_input_cannot_set_loader_fields(tmp_path):
     span.update({"flowmap.loader.tenant": "evil", "flowmap.loader.scoped": "x", "flowmap.loader.service": 3,
                  "flowmap.loader._attrs": {"forged": 1}, "flowmap.loader.shape": [1]})
     span["events"][0]["flowmap.loader._attrs"] = {"forged": 2}
+    span["links"] = [{"traceId": T2, "spanId": "00000000000000b1", "flowmap.loader._attrs": {"forged": 3}}]
     f = tmp_path / "t.jsonl"
     f.write_text(json.dumps(doc) + "\n")
     warnings: list[str] = []
@@ -96,6 +97,7 @@ def test_input_cannot_set_loader_fields(tmp_path):
     assert (s.tenant, s.scoped, s.service) == ("0123456789abcdef", None, "api")
     assert "forged" not in s.attributes and s.attributes["n"] == 7
     assert s.events[0].attributes == {"a": 1.5}
+    assert s.links[0].attributes == {}
 
 
 def test_kept_sample_traces_do_not_pin_their_line():
