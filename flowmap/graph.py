@@ -23,8 +23,6 @@ Shapes handled:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from itertools import compress
-from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from .model import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, Span, Trace
@@ -37,7 +35,6 @@ __all__ = ["SpanGraph", "is_entry", "operation", "ENTRY_BOUNDARIES"]
 #: boundaries that are entry points whatever the span kind says
 ENTRY_BOUNDARIES = frozenset({"http.server", "queue.consume"})
 _NONE: list[Any] = ()  # type: ignore[assignment]  # the shared empty "list" (see SpanGraph)
-_LINKS_OF = attrgetter("links")
 
 
 def is_entry(span: Span) -> bool:
