@@ -31,7 +31,6 @@ except ImportError:  # pragma: no cover - older typer on real click
 if TYPE_CHECKING:
     from .config import Config
     from .model import Analysis
-    from .progress import ProgressBar
 
 __all__ = ["app", "main", "ExitCode"]
 
@@ -425,7 +424,7 @@ def tag(
 
     # Arguments are taken as a list so that no usage error ever echoes a tenant id back.
     if not tenant_id or len(tenant_id) != 1:
-        raise ConfigError(f"give exactly one TENANT_ID (quote it if it contains spaces), or - to read it from stdin")
+        raise ConfigError("give exactly one TENANT_ID (quote it if it contains spaces), or - to read it from stdin")
     raw = tenant_id[0]
     if raw == "-":
         raw = sys.stdin.readline().rstrip("\r\n")

@@ -63,7 +63,7 @@ from typing import Any
 import msgspec
 
 from . import otlp
-from .attributes import BOUNDARY, BOUNDARY_KINDS, KEY_ID, SCOPED, TENANT
+from .attributes import BOUNDARY_KINDS, KEY_ID
 from .conventions import infer_boundary
 from .errors import InputError
 from .model import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, Trace

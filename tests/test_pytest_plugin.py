@@ -7,7 +7,6 @@ so none of these inner runs passes ``-p``.
 from __future__ import annotations
 
 import re
-import textwrap
 
 import pytest
 
