@@ -14,7 +14,9 @@ stage's own:
     user runs it (interpreter start, loading, graph, rules, paths, flow map, output).
 
 Each line reports spans/s, the slowdown against the floor, and peak RSS; with
-``--repeat K`` the median of K runs is quoted.
+``--repeat K`` the stages run round by round K times and medians are quoted, with the
+median of each round's own ratio to its floor (stages side by side share the machine's
+drifting speed).
 
 The traces: an ``http.server`` entry on a gateway, an agent, LLM calls, tool calls that
 reach a database, a vector store, a cache and tenant memory; an ``http.client`` call to
@@ -338,25 +340,32 @@ def main(argv: list[str] | None = None) -> int:
     size_mb = path.stat().st_size / 1e6
     print(f"input: {path.relative_to(HERE.parent)}  {spans:,} spans  {size_mb:.0f} MB  "
           f"python {sys.version.split()[0]}  repeat {args.repeat} (median)")
+    # Round by round (floor, load, check, then again): this machine's speed drifts over
+    # minutes, and stages measured side by side share the drift, so each round's own
+    # ratio to its floor is quoted too (the median over rounds).
+    names = args.stages.split(",")
+    rounds = [{name: run_stage(name, path) for name in names} for _ in range(args.repeat)]
     results: dict[str, dict] = {}
-    for name in args.stages.split(","):
-        runs = [run_stage(name, path) for _ in range(args.repeat)]
-        ok = [r for r in runs if "error" not in r]
+    for name in names:
+        ok = [rnd[name] for rnd in rounds if "error" not in rnd[name]]
         if not ok:
-            results[name] = runs[0]
+            results[name] = rounds[0][name]
             continue
         med = statistics.median(r["seconds"] for r in ok)
         results[name] = {**ok[0], "seconds": med, "rss": statistics.median(r["rss"] for r in ok)}
     floor = results.get("floor", {}).get("seconds")
-    for name in args.stages.split(","):
+    for name in names:
         r = results[name]
         if "error" in r:
             print(f"{name:>6}: not measured ({r['error']})")
             continue
         rate = spans / r["seconds"]
         ratio = f"{r['seconds'] / floor:4.2f}x floor" if floor else "-"
+        same = [rnd[name]["seconds"] / rnd["floor"]["seconds"] for rnd in rounds
+                if "floor" in rnd and "error" not in rnd["floor"] and "error" not in rnd[name]]
+        per_round = f" ({statistics.median(same):4.2f}x per round)" if same and name != "floor" else ""
         extra = f"  [{r['decoder']}]" if name == "floor" else ""
-        print(f"{name:>6}: {rate:>9,.0f} spans/s  {r['seconds']:6.2f} s  {ratio}  "
+        print(f"{name:>6}: {rate:>9,.0f} spans/s  {r['seconds']:6.2f} s  {ratio}{per_round}  "
               f"peak RSS {r['rss'] / 2**20:6.0f} MiB{extra}")
     return 0
 
