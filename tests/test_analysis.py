@@ -185,6 +185,31 @@ def test_a_target_whose_links_all_came_first_is_not_remembered(tmp_path):
     assert [f.rule for f in analyzer.finish().findings if f.rule == "cross-tenant"] == ["cross-tenant"]
 
 
+@pytest.mark.parametrize("writer_first", [True, False])
+def test_many_healthy_links_across_traces_are_all_counted_and_a_later_break_still_found(tmp_path, writer_first):
+    """Past its example cap an edge's healthy link calls are only counted (not judged one
+    by one): the counts stay exact, and a link that switches tenant afterwards is still a
+    finding, counted on the same edge and chosen as an example."""
+    pairs = []
+    for i in range(12):
+        writer, reader, _, _ = _cache_fill_and_hit()
+        if i != 10:  # the eleventh reader runs for another tenant than its writer
+            reader.specs[0].attrs["flowmap.tenant"] = reader.specs[1].attrs["flowmap.tenant"] = TAG_A
+        pairs.extend((writer, reader) if writer_first else (reader, writer))
+    # In a file a link target's trace ends on the line of the last link into it, so the
+    # linking trace always comes first; in memory the order is the caller's: writer first
+    # judges each link against a remembered target, reader first lets it wait for it.
+    from flowmap.loading import iter_traces
+
+    loaded = {t.trace_id: t for t in iter_traces([write_otlp(tmp_path / "t.jsonl", *pairs)])}
+    a = analyze_traces([loaded[b.trace_id] for b in pairs], AnalysisSettings(max_examples_per_edge=3))
+    cross = [f for f in a.findings if f.rule == "cross-tenant"]
+    assert [f.trace_id for f in cross] == [pairs[21 if writer_first else 20].trace_id]
+    edge = a.flow.edges[("api cache.set summary", "api cache.get summary")]
+    assert (edge.inherited, edge.switched, edge.via_link) == (11, 1, 12)
+    assert len(edge.example_traces) == 3 and cross[0].trace_id in edge.example_traces
+
+
 # -- an untagged consumer root linked to a tagged producer ----------------------------
 
 def _queue(same_trace):

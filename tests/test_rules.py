@@ -348,6 +348,20 @@ def test_resource_tenant_attribute_reported_once_per_trace_and_service(tmp_path)
     assert "resource attribute 'tenant_id'" in f.message
 
 
+def test_resources_are_judged_per_object_past_the_remembered_ones(tmp_path):
+    """Which resources hold a raw id is remembered per resource object; more distinct
+    resources than that memory holds are still each judged, clean and not."""
+    builders = []
+    for i in range(300):
+        tb = TraceBuilder(service=f"svc-{i}", resource={"tenant_id": RAW} if i in (5, 280) else {})
+        request(tb).child("agent", tenant=TAG_A, boundary="agent")
+        builders.append(tb)
+    a = analyze_built(tmp_path, *builders)
+    hits = sorted(f.service for f in a.findings if f.rule == "tenant-in-telemetry")
+    assert hits == ["svc-280", "svc-5"]
+    assert RAW not in str([f.to_json() for f in a.findings])
+
+
 @pytest.mark.parametrize(
     "attrs",
     [
