@@ -96,9 +96,9 @@ class SpanGraph:
         self.spans: dict[str, Span] = spans
         #: span id -> operation (``Span.operation``, one shared string per operation)
         self.ops: dict[str, str]
-        # Comprehensions and set operations rather than one loop with branches: this runs
-        # for every span. The lists below that most traces leave empty start as one shared
-        # empty tuple and become lists when something is added.
+        # Comprehensions rather than one loop with branches: this runs for every span. The
+        # lists below that most traces leave empty start as one shared empty tuple and
+        # become lists when something is added.
         try:
             self.ops = {sid: _OPS[span.service][span.name] for sid, span in spans.items()}
         except KeyError:

@@ -193,10 +193,10 @@ class _Loader:
         #: trace ids whose pending dict, and ids the scan missed that _seen_ids gained,
         #: since the line being read began (what _undo takes back)
         self._line_new: list[str] = []
+        self._line_seen: list[str] = []
         #: tenant tag -> the one string object the spans share: the decoded one is freed
         #: with its attribute list, and the analysis compares and hashes tags already hashed
         self._tags: dict[str, str] = {}
-        self._line_seen: list[str] = []
         self._held: list[Any] | None = None  # [where, what, more]: the current line's warning
         #: trace id -> how many times the scan saw it as a "traceId" (spans' and links'),
         #: negative when some were seen only by the full decode of an escaped line,

@@ -299,6 +299,8 @@ def _quiet_parts(parts: Iterable[Any], quiet: set[str]) -> bool:
         if not is_quiet(p.attributes, quiet):
             return False
     return True
+
+
 _NOT_ARGUMENTS: set[str] = set()  # attribute names known not to hold tool arguments
 _ARG_CLASS: dict[str, str | None] = {}  # attribute name -> "" (whole arguments), tail, or None
 
