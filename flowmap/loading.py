@@ -912,6 +912,7 @@ class _Loader:
             s.origin = where
             s.key_id = key_id
             s.status_code = code
+            s.status = None  # read: freed now, while in the cache, not with its trace
             if s.links:
                 s.links = self._links(s.links, where, sid)
             if s.events:

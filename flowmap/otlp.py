@@ -193,7 +193,7 @@ class Span(_WithAttributes, rename=_rename):
     kvs: list[KeyValue] = ()  # type: ignore[assignment]
     events: list[Event] = ()  # type: ignore[assignment]
     links: list[Link] = ()  # type: ignore[assignment]
-    status: Status | None = None
+    status: Status | None = None  # read into status_code by the loader, then dropped
     # filled in by the loader (types in the comments; see _Filled)
     service: _Filled = ""  # str
     resource: _Filled = None  # dict[str, Any], shared by the spans of one resource
