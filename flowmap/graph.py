@@ -23,7 +23,7 @@ Shapes handled:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .model import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, Span, Trace
 
@@ -34,7 +34,6 @@ __all__ = ["SpanGraph", "is_entry", "operation", "ENTRY_BOUNDARIES"]
 
 #: boundaries that are entry points whatever the span kind says
 ENTRY_BOUNDARIES = frozenset({"http.server", "queue.consume"})
-_NONE: list[Any] = ()  # type: ignore[assignment]  # the shared empty "list" (see SpanGraph)
 
 
 def is_entry(span: Span) -> bool:
@@ -96,9 +95,7 @@ class SpanGraph:
         self.spans: dict[str, Span] = spans
         #: span id -> operation (``Span.operation``, one shared string per operation)
         self.ops: dict[str, str]
-        # Comprehensions rather than one loop with branches: this runs for every span. The
-        # lists below that most traces leave empty start as one shared empty tuple and
-        # become lists when something is added.
+        # Comprehensions rather than one loop with branches: this runs for every span.
         try:
             self.ops = {sid: _OPS[span.service][span.name] for sid, span in spans.items()}
         except KeyError:
@@ -110,15 +107,15 @@ class SpanGraph:
         #: spans without a parent id
         self.roots: list[str] = []
         #: spans whose parent id is not in the trace (entries excepted)
-        self.missing_parent: list[str] = _NONE
+        self.missing_parent: list[str] = []
         #: entry spans whose parent is outside the data: judged as entry roots
-        self.remote_entries: list[str] = _NONE
+        self.remote_entries: list[str] = []
         #: spans whose parent edge was removed to break a cycle
-        self.cycle_cut: list[str] = _NONE
+        self.cycle_cut: list[str] = []
         #: (source span id, target span id) for links inside this trace: source -> target
-        self.links: list[tuple[str, str]] = _NONE
+        self.links: list[tuple[str, str]] = []
         #: (linked trace id, linked span id, span id) for links to other traces
-        self.external_links: list[tuple[str, str, str]] = _NONE
+        self.external_links: list[tuple[str, str, str]] = []
         self._children: dict[str, list[str]] | None = None
         self._order: list[str] | None = None
         self._below: dict[str, dict[str, bool]] | None = None
@@ -129,29 +126,17 @@ class SpanGraph:
                 if not span.parent_span_id:
                     self.roots.append(sid)
                 elif is_entry(span):
-                    if self.remote_entries is _NONE:
-                        self.remote_entries = []
                     self.remote_entries.append(sid)
                 else:
-                    if self.missing_parent is _NONE:
-                        self.missing_parent = []
                     self.missing_parent.append(sid)
-        linking = [(sid, span) for sid, span in spans.items() if span.links]
-        if linking:
-            trace_id = trace.trace_id
-            links: list[tuple[str, str]] = []
-            external: list[tuple[str, str, str]] = []
-            for sid, span in linking:
-                for link in span.links:
-                    if link.trace_id == trace_id and link.span_id in spans:
-                        if link.span_id != sid:
-                            links.append((link.span_id, sid))
-                    elif link.trace_id != trace_id:
-                        external.append((link.trace_id, link.span_id, sid))
-            if links:
-                self.links = links
-            if external:
-                self.external_links = external
+        trace_id = trace.trace_id
+        for sid, span in [(sid, span) for sid, span in spans.items() if span.links]:
+            for link in span.links:
+                if link.trace_id == trace_id and link.span_id in spans:
+                    if link.span_id != sid:
+                        self.links.append((link.span_id, sid))
+                elif link.trace_id != trace_id:
+                    self.external_links.append((link.trace_id, link.span_id, sid))
 
         if parent and self._has_cycle():
             self._break_cycles(self._sort_key, on_warning)
@@ -237,8 +222,6 @@ class SpanGraph:
                 loop = walk[walk.index(node):]
                 cut = min(loop, key=sort_key)
                 del parent[cut]
-                if self.cycle_cut is _NONE:
-                    self.cycle_cut = []
                 self.cycle_cut.append(cut)
                 found = True
             for n in walk:
