@@ -553,13 +553,19 @@ class _Loader:
         self._add_traces_data(td, origin, origin_of)
 
     def _add_traces_data(
-        self, td: Any, origin: str, origin_of: Callable[[str], str] | None
+        self,
+        td: Any,
+        origin: str,
+        origin_of: Callable[[str], str] | None,
+        kv_lists: Callable[[list[Any]], Iterable[list[otlp.KeyValue]]] | None = None,
     ) -> None:
-        """Add the spans of one typed-decoded TracesData to the pending traces."""
+        """Add the spans of one decoded TracesData to the pending traces; ``kv_lists``
+        gives the decoded attribute lists of a scope's spans when they are raw."""
         for rs in td.resource_spans:
             resource = otlp.attributes(rs.resource.attributes) if rs.resource is not None else {}
             for ss in rs.scope_spans:
-                self._add_spans(ss.spans, resource, origin, origin_of)
+                spans = ss.spans
+                self._add_spans(spans, resource, origin, origin_of, None if kv_lists is None else kv_lists(spans))
 
     def _decode_raw(
         self, data: bytes, origin: str, origin_of: Callable[[str], str] | None
@@ -571,7 +577,9 @@ class _Loader:
         decode_kvs = otlp.decode_key_values
         try:
             td = otlp.decode_traces_data_raw(data)
-            if origin_of is not None:  # a document: its spans warn under many lines, see below
+            # a document decodes every attribute list first: its spans warn under their own
+            # lines, so warnings given while adding could not be taken back (see _undo)
+            if origin_of is not None:
                 kv_lists = [
                     [decode_kvs(s.kvs) for s in ss.spans] for rs in td.resource_spans for ss in rs.scope_spans
                 ]
@@ -579,10 +587,7 @@ class _Loader:
             return False
         if origin_of is not None:
             lists = iter(kv_lists)
-            for rs in td.resource_spans:
-                resource = otlp.attributes(rs.resource.attributes) if rs.resource is not None else {}
-                for ss in rs.scope_spans:
-                    self._add_spans(ss.spans, resource, origin, origin_of, next(lists))
+            self._add_traces_data(td, origin, origin_of, lambda _: next(lists))
             return True
         # A line: each attribute list is decoded as its span is added, and freed with the
         # next one (a line's worth of decoded lists is ~1.5 KB a span, more than the CPU's
@@ -592,10 +597,7 @@ class _Loader:
         stats = self.stats
         before = (stats.spans, stats.skipped)
         try:
-            for rs in td.resource_spans:
-                resource = otlp.attributes(rs.resource.attributes) if rs.resource is not None else {}
-                for ss in rs.scope_spans:
-                    self._add_spans(ss.spans, resource, origin, None, map(decode_kvs, map(_KVS, ss.spans)))
+            self._add_traces_data(td, origin, None, lambda spans: map(decode_kvs, map(_KVS, spans)))
         except Exception:  # noqa: BLE001 - as above
             self._undo(td, before)
             return False
@@ -809,9 +811,7 @@ class _Loader:
             tid = s.trace_id
             trace = pending.get(tid)
             if trace is None:
-                # (as for span ids below: lowercase hex in one C call, else validated)
-                if len(tid) != 32 or tid.strip(_HEX_DIGITS) or tid == _ZERO_TRACE:
-                    tid = _valid_id(tid, 32, _ZERO_TRACE)
+                tid = _valid_id(tid, 32, _ZERO_TRACE)
                 if tid is None:
                     skipped += 1
                     warn(where, "span skipped: missing or invalid trace id (need 32 hex digits, not all zero)")
@@ -924,17 +924,6 @@ class _Loader:
         self.stats.skipped += skipped
 
     def _links(self, links: list[otlp.Link], where: str, sid: str) -> list[otlp.Link]:
-        hex_digits = _HEX_DIGITS
-        for link in links:  # the usual case: lowercase ids, checked in C (as span ids are)
-            t, k = link.trace_id, link.span_id
-            if (
-                len(t) != 32 or t.strip(hex_digits) or t == _ZERO_TRACE
-                or len(k) != 16 or k.strip(hex_digits) or k == _ZERO_SPAN
-            ):
-                break
-            link._attrs = None  # only ever set here, never from the input
-        else:
-            return links
         out = []
         for link in links:
             tid = _valid_id(link.trace_id, 32, _ZERO_TRACE)
@@ -956,6 +945,8 @@ def _loses_data(what: str) -> bool:
 
 def _valid_id(raw: str, length: int, zero: str | None) -> str | None:
     """Lowercase hex id of exactly ``length`` digits (not all zero), else None."""
+    if len(raw) == length and not raw.strip(_HEX_DIGITS) and raw != zero:
+        return raw  # the usual form, in one C call that allocates nothing (see _add_spans)
     if len(raw) != length or not raw.isalnum():
         return None
     try:
