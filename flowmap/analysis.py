@@ -273,8 +273,7 @@ class Analyzer:
         """A remembered link target as a span (for findings and the flow map)."""
         op, tenant, key_id, boundary = summary
         service, name = self._flow.names(op)
-        return _new_span(trace_id, span_id, None, name, 0, service, 0, 0, {}, {}, [], [], 0, "",
-                         tenant, boundary, None, key_id)
+        return _summary_span((op, tenant, key_id, trace_id, span_id, None, name, 0, service, "", boundary, None))
 
     def _healthy_link(
         self, source: str, pt: str | None, pk: str | None, target: str, ct: str | None, ck: str | None,
