@@ -8,7 +8,8 @@ standard attributes say what they cross, so the analyzer judges them too:
 convention                             boundary
 =====================================  ==========================================
 ``gen_ai.operation.name``              ``execute_tool`` → tool; ``invoke_agent``,
-                                       ``create_agent``, ``invoke_workflow`` → agent;
+                                       ``invoke_workflow`` → agent (and
+                                       ``create_agent`` on a CLIENT span);
                                        ``chat``, ``text_completion``,
                                        ``generate_content``, ``embeddings`` → llm;
                                        ``retrieval`` → vector
@@ -24,11 +25,20 @@ convention                             boundary
                                        process, deliver → queue.consume; without
                                        one, PRODUCER → queue.publish, CONSUMER →
                                        queue.consume
-``db.system.name`` / ``db.system``     redis, memcached, valkey… → cache;
-                                       chroma, pinecone, qdrant, weaviate, milvus,
-                                       pgvector, lancedb… → vector; any other → db
+``db.system.name`` / ``db.system``     chroma, pinecone, qdrant, weaviate, milvus,
+                                       pgvector, lancedb…, or any system with
+                                       ``db.vector.*`` attributes or
+                                       ``spring.ai.kind=vector_store`` → vector;
+                                       redis, memcached, valkey… → cache; any
+                                       other → db
 SERVER / CLIENT kind + ``http.*``      http.server / http.client
 =====================================  ==========================================
+
+``create_agent`` is a boundary only as a CLIENT call to a remote agent service (GenAI
+semconv): frameworks also emit it in-process when an agent is built at start-up, with
+no request and so no tenant, which is not a lost context. A vector store keeps its
+database's name (Spring AI writes ``redis``, ``pg_vector``, ``mongodb``…), so its
+vector attributes decide before the system does.
 
 Embeddings map to ``llm``: an embeddings call sends the tenant's text to a model
 provider, the same trust boundary as a chat call. The most specific convention wins
@@ -122,13 +132,22 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _vector_store(attributes: Mapping[str, Any]) -> bool:
+    """A database span that is a vector search: ``db.vector.*`` attributes (Spring AI,
+    OpenLLMetry) or Spring AI's own ``spring.ai.kind``."""
+    if attributes.get("spring.ai.kind") == "vector_store":
+        return True
+    return any(key.startswith("db.vector.") for key in attributes)
+
+
 def infer_boundary(kind: int, attributes: Mapping[str, Any]) -> str | None:
     """The boundary kind a span crosses according to standard conventions, or None."""
     get = attributes.get
     op = _text(get("gen_ai.operation.name"))
     if op is not None:
-        found = _GEN_AI.get(op.lower())
-        if found:
+        op = op.lower()
+        found = _GEN_AI.get(op)
+        if found and (op != "create_agent" or kind == SPAN_KIND_CLIENT):
             return found
     oi = _text(get("openinference.span.kind"))
     if oi is not None:
@@ -155,10 +174,10 @@ def infer_boundary(kind: int, attributes: Mapping[str, Any]) -> str | None:
     system = _text(get("db.system.name")) or _text(get("db.system"))
     if system is not None:
         system = system.lower()
+        if system.replace("_", "").replace("-", "") in _VECTOR_SYSTEMS or _vector_store(attributes):
+            return "vector"
         if system in _CACHE_SYSTEMS:
             return "cache"
-        if system in _VECTOR_SYSTEMS:
-            return "vector"
         return "db"
     if kind == SPAN_KIND_SERVER or kind == SPAN_KIND_CLIENT:
         for key in _HTTP_KEYS:

@@ -13,7 +13,10 @@ Shapes handled:
   sampling) — such spans start their own subtree and their incoming edge is not judged;
 - *remote entries*: an entry span (SERVER/CONSUMER, ``http.server``, ``queue.consume``)
   whose parent is missing was called by a system outside the data (a gateway, a browser
-  that sent ``traceparent``): it is judged as an entry root, not as a missing parent;
+  that sent ``traceparent``): it is judged as a root, not as a missing parent. So is a
+  SERVER/CONSUMER span that is another kind of boundary (an MCP server's ``execute_tool``
+  span): the service received the call, so its tenant is judged here, as an orphan when
+  it has none, rather than passed over as a gap in the data;
 - *cycles* (a span its own parent, or longer loops): broken at the earliest span of the
   loop, whose parent edge is dropped; reported once per trace through ``on_warning``;
 - *links*: to a span of the same trace (resolved here) or of another trace (kept in
@@ -34,6 +37,7 @@ __all__ = ["SpanGraph", "is_entry", "operation", "ENTRY_BOUNDARIES"]
 
 #: boundaries that are entry points whatever the span kind says
 ENTRY_BOUNDARIES = frozenset({"http.server", "queue.consume"})
+_RECEIVING = (SPAN_KIND_SERVER, SPAN_KIND_CONSUMER)
 
 
 def is_entry(span: Span) -> bool:
@@ -41,7 +45,7 @@ def is_entry(span: Span) -> bool:
     span that is not another kind of boundary."""
     if span.boundary is not None:
         return span.boundary in ENTRY_BOUNDARIES
-    return span.kind in (SPAN_KIND_SERVER, SPAN_KIND_CONSUMER)
+    return span.kind in _RECEIVING
 
 
 _OPS: dict[str, dict[str, str]] = {}  # service -> span name -> operation (one shared string)
@@ -125,7 +129,7 @@ class SpanGraph:
                 span = spans[sid]
                 if not span.parent_span_id:
                     self.roots.append(sid)
-                elif is_entry(span):
+                elif span.kind in _RECEIVING or is_entry(span):
                     self.remote_entries.append(sid)
                 else:
                     self.missing_parent.append(sid)

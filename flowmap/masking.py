@@ -62,16 +62,19 @@ def _key_matches(key: str, names: frozenset[str]) -> bool:
     parts = [normalize_key(p) for p in key.split(".") if p]
     if not parts:
         return False
-    if parts[-1] in names:
+    last = parts[-1]
+    # x_: a captured request header (http.request.header.x-tenant-id)
+    if last in names or (last.startswith("x_") and last[2:] in names):
         return True
-    return len(parts) >= 2 and f"{parts[-2]}_{parts[-1]}" in names
+    return len(parts) >= 2 and f"{parts[-2]}_{last}" in names
 
 
 def is_tenant_key(key: str, names: frozenset[str]) -> bool:
     """Whether an attribute or argument name holds a tenant id.
 
-    The last dotted segment decides (``app.tenant_id``, ``orgId``), or the last two
-    joined (``enduser.tenant.id`` -> ``tenant_id``); cloud/infrastructure namespaces
+    The last dotted segment decides (``app.tenant_id``, ``orgId``, a captured header
+    ``http.request.header.x-tenant-id``), or the last two joined
+    (``enduser.tenant.id`` -> ``tenant_id``); cloud/infrastructure namespaces
     (``cloud.account.id``) are not tenants of the platform.
     """
     return _key_matches(key, names)

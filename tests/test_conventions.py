@@ -37,6 +37,9 @@ CASES = [
      {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather", "gen_ai.tool.call.id": "call_1"}, "tool"),
     ("invoke_agent", SPAN_KIND_INTERNAL, {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "Math Tutor"}, "agent"),
     ("create_agent", SPAN_KIND_CLIENT, {"gen_ai.operation.name": "create_agent"}, "agent"),
+    # an agent built in-process at start-up (OpenLLMetry's langgraph span): no boundary
+    ("create_agent in process", SPAN_KIND_INTERNAL,
+     {"gen_ai.operation.name": "create_agent", "gen_ai.agent.name": "react_agent"}, None),
     ("retrieval", SPAN_KIND_CLIENT, {"gen_ai.operation.name": "retrieval", "gen_ai.data_source.id": "H7STPQYOND"}, "vector"),
     ("unknown gen_ai op falls through to http", SPAN_KIND_CLIENT,
      {"gen_ai.operation.name": "something_new", "http.request.method": "POST"}, "http.client"),
@@ -61,6 +64,14 @@ CASES = [
     ("openllmetry chroma", SPAN_KIND_CLIENT, {"db.system": "chroma", "db.operation": "query"}, "vector"),
     ("openllmetry qdrant", SPAN_KIND_CLIENT, {"db.system": "qdrant"}, "vector"),
     ("pinecone", SPAN_KIND_CLIENT, {"db.system": "Pinecone"}, "vector"),
+    # Spring AI vector stores keep their database's name
+    ("spring ai pgvector", SPAN_KIND_CLIENT,
+     {"db.system": "pg_vector", "db.operation.name": "query", "db.vector.query.top_k": 4,
+      "spring.ai.kind": "vector_store"}, "vector"),
+    ("spring ai redis vector store", SPAN_KIND_CLIENT,
+     {"db.system": "redis", "db.operation.name": "add", "spring.ai.kind": "vector_store"}, "vector"),
+    ("mongodb atlas vector search", SPAN_KIND_CLIENT,
+     {"db.system.name": "mongodb", "db.vector.dimension_count": 1536}, "vector"),
     # Messaging
     ("kafka send", SPAN_KIND_PRODUCER,
      {"messaging.system": "kafka", "messaging.destination.name": "jobs", "messaging.operation.type": "send"}, "queue.publish"),

@@ -310,6 +310,9 @@ def test_tool_arguments_without_tenant_key_do_not_fire(tmp_path):
         ({"account_id": 4242}, None),
         ({"baggage.user_plan": RAW}, None),
         ({"http.request.header.baggage": [f"flowmap.tenant={TAG_A},workspace_id={RAW}"]}, None),
+        # request headers captured by the contrib ASGI instrumentation and the Java agent
+        ({"http.request.header.x_tenant_id": [RAW]}, None),
+        ({"http.request.header.x-org-id": [RAW]}, None),
         (None, [("cache miss", {"tenant": RAW})]),
     ],
 )
@@ -371,6 +374,8 @@ def test_resources_are_judged_per_object_past_the_remembered_ones(tmp_path):
         {"tenant_id": "[flowmap:redacted]"},  # already scrubbed by the runtime
         {"http.request.header.baggage": [f"flowmap.tenant={TAG_A}"]},
         {"baggage.flowmap.tenant": TAG_A},
+        {"http.request.header.x_tenant_id": [TAG_A]},  # a header that carries the tag
+        {"http.request.header.x_request_id": ["r-1"], "x_trace_flags": "01"},
     ],
 )
 def test_tenant_in_telemetry_near_misses(tmp_path, attrs):
@@ -522,6 +527,26 @@ def test_entry_called_from_outside_the_data_is_an_entry_not_a_missing_parent(tmp
     tagged = TraceBuilder()
     tagged.span("POST /chat", kind=SERVER, boundary="http.server", parent="00000000000ca11e", tenant=TAG_A)
     assert analyze_built(tmp_path, tagged).findings == []
+
+
+@pytest.mark.parametrize("kind,boundary", [(SERVER, "tool"), (CONSUMER, "stream"), (SERVER, "agent")])
+def test_receiving_boundary_called_from_outside_the_data_is_judged_as_a_root(tmp_path, kind, boundary):
+    """An MCP server's execute_tool span (SERVER kind) whose caller exports nowhere we read:
+    the service received the call without a tenant, which is a lost context, not a gap."""
+    tb = TraceBuilder(service="mcp-server")
+    call = tb.span("tools/call lookup", kind=kind, boundary=boundary, parent="00000000000ca11e")
+    call.child("SELECT accounts", kind=CLIENT, boundary="db", scoped=True)
+    a = analyze_built(tmp_path, tb)
+    f = only(a, "orphan-root")
+    assert f.span_id == call.span_id and f.severity is Severity.HIGH
+    assert rules_of(a, "missing-parent") == []
+    tagged = TraceBuilder(service="mcp-server")
+    tagged.span("tools/call lookup", kind=kind, boundary=boundary, parent="00000000000ca11e", tenant=TAG_A)
+    assert analyze_built(tmp_path, tagged).findings == []
+    # near miss: the same span as INTERNAL kind is a child whose parent is missing
+    internal = TraceBuilder(service="mcp-server")
+    internal.span("tools/call lookup", kind=INTERNAL, boundary=boundary, parent="00000000000ca11e")
+    assert [f.rule for f in analyze_built(tmp_path, internal).findings] == ["missing-parent"]
 
 
 @pytest.mark.parametrize("value", [RAW, [RAW, TAG_A], 31337, {"id": RAW}])
