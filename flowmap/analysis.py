@@ -363,9 +363,11 @@ class Analyzer:
             for f in findings:
                 f.message = m.text(f.message)
                 f.span_name = m.text(f.span_name)
+                f.service = m.text(f.service) if f.service is not None else None
                 f.parent_name = m.text(f.parent_name) if f.parent_name is not None else None
                 f.likely_parent = m.text(f.likely_parent) if f.likely_parent is not None else None
             r.warnings = [m.text(w) for w in r.warnings]
+            r.services = {m.text(name) for name in r.services}
         r.findings = findings
         r.flow = _mask_flow(self._flow.flow, m) if m else self._flow.flow
         r.paths = self._paths.worst_first()

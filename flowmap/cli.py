@@ -51,7 +51,11 @@ FailOn = enum.Enum("FailOn", {s.name: str(s) for s in sorted(Severity, reverse=T
 
 
 def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
+    """An error message as one line a terminal shows as it is: it can quote a file name or
+    a warning from a trace file, so control characters are escaped, not sent."""
+    from .formats.common import clean
+
+    return clean(" ".join(str(text).split()), 2000)
 
 
 def _err(line: str) -> None:
@@ -179,14 +183,20 @@ def _load_config(path: Path | None) -> "Config":
     return config
 
 
-def _expand(paths: list[Path]) -> list[str]:
+def _expand(names: list[str]) -> list[str]:
     """Files as given; a directory stands for the trace files directly inside it."""
     out: list[str] = []
-    for p in paths:
+    for name in names:
+        if not name:
+            raise typer.BadParameter("an empty file name (an unset variable?)", param_hint="FILE")
+        p = Path(name)
         if p.is_dir():
             found = sorted(str(c) for c in p.iterdir() if c.is_file() and c.name.endswith(TRACE_SUFFIXES))
             if not found:
-                _err(f"{PROG}: warning: {p}: no trace files ({', '.join(TRACE_SUFFIXES)}) in this directory")
+                from .formats.common import clean
+
+                where = clean(p, 1000)
+                _err(f"{PROG}: warning: {where}: no trace files ({', '.join(TRACE_SUFFIXES)}) in this directory")
             out.extend(found)
         else:
             out.append(str(p))
@@ -225,7 +235,7 @@ class _Warnings:
         self.lines, self.total = [], 0
 
 
-def _analyze(files: list[Path], config: "Config") -> "Analysis":
+def _analyze(files: list[str], config: "Config") -> "Analysis":
     from .progress import ProgressBar
 
     paths = _expand(files)
@@ -266,7 +276,7 @@ ConfigOption = Annotated[
     typer.Option("--config", metavar="PATH", help="Read [tool.flowmap] from this file instead of the nearest pyproject.toml."),
 ]
 FilesArgument = Annotated[
-    list[Path],
+    list[str],  # not Path: Path("") is ".", and an unset "$TRACES" would read the whole directory
     typer.Argument(metavar="FILE", help="OTLP JSON Lines trace files (.gz too), or directories of them."),
 ]
 

@@ -231,8 +231,9 @@ class SpanGraph:
             for n in walk:
                 state[n] = 2
         if found and on_warning is not None:
+            origin = self.spans[self.cycle_cut[0]].origin  # "file:line" of a cut span, as every input warning
             on_warning(
-                f"trace {self.trace.trace_id}: parent ids form a cycle; "
+                f"{origin + ': ' if origin else ''}trace {self.trace.trace_id}: parent ids form a cycle; "
                 f"broken at {len(self.cycle_cut)} span(s), whose parent edge is ignored"
             )
 

@@ -281,36 +281,96 @@ def tenant_keys_in(value: Any, names: frozenset[str]) -> list[tuple[str, Any]]:
     return [(k, v) for k, v in _walk_keys(obj) if is_tenant_key(k, names)]
 
 
+_DONE_MAX = 50_000  # masked texts remembered (then forgotten all at once)
+
+
 class Masker:
-    """Replaces every flagged raw value with :data:`MASK`, wherever it appears."""
+    """Replaces every flagged raw value with :data:`MASK`, wherever it appears.
+
+    Values of :data:`_MIN_SUBSTRING` characters or more are masked anywhere in a text
+    (at each place the longest of them that matches), shorter ones (e.g. ``"42"``) only
+    as whole tokens. The analyzer can flag very many distinct values (one per tenant) and
+    masks as many texts, so long values are found by set lookups (their first characters,
+    then each length they come in) rather than one pattern of all of them, whose building
+    and matching cost grows with their number.
+    """
 
     def __init__(self, raw: Iterable[Any] = ()) -> None:
         self.exact: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
+        self._heads: set[str] = set()  # the first _MIN_SUBSTRING characters of long values
+        self._by_length: dict[int, set[str]] = {}  # long values by length
+        self._lengths: list[int] = []  # their lengths, longest first
+        self._short: re.Pattern[str] | None = None  # whole-token pattern of short values
+        self._built = True
+        self._done: dict[str, str] = {}  # text -> masked: findings repeat names and messages
         self.add(raw)
 
     def add(self, raw: Iterable[Any]) -> None:
+        """Values to mask from now on (what is built from them waits for the next use)."""
         before = len(self.exact)
         for value in raw:
-            self.exact.update(s for s in _scalars(value) if s.strip() and s not in PLACEHOLDERS)
+            for s in _scalars(value):
+                if s.strip() and s not in PLACEHOLDERS and s not in self.exact:
+                    self.exact.add(s)
+                    if len(s) >= _MIN_SUBSTRING:
+                        self._heads.add(s[:_MIN_SUBSTRING])
+                        self._by_length.setdefault(len(s), set()).add(s)
+                    else:
+                        self._built = False
         if len(self.exact) != before:
-            # long values anywhere; short ones (e.g. "42") only as whole tokens
-            alts = [
-                re.escape(s) if len(s) >= _MIN_SUBSTRING
-                else r"(?<![0-9A-Za-z])" + re.escape(s) + r"(?![0-9A-Za-z])"
-                for s in sorted(self.exact, key=len, reverse=True)
-            ]
-            self._pattern = re.compile("|".join(alts))
+            self._lengths = sorted(self._by_length, reverse=True)
+            self._done = {}
+
+    def _short_pattern(self) -> re.Pattern[str] | None:
+        if not self._built:
+            short = sorted((s for s in self.exact if len(s) < _MIN_SUBSTRING), key=len, reverse=True)
+            self._short = re.compile(
+                "|".join(r"(?<![0-9A-Za-z])" + re.escape(s) + r"(?![0-9A-Za-z])" for s in short)
+            )
+            self._built = True
+        return self._short
+
+    def _mask_long(self, s: str) -> str:
+        n = _MIN_SUBSTRING
+        heads, by_length, lengths = self._heads, self._by_length, self._lengths
+        out: list[str] = []
+        start = i = 0
+        end = len(s) - n + 1
+        while i < end:
+            if s[i : i + n] in heads:
+                for length in lengths:
+                    if s[i : i + length] in by_length[length]:
+                        out.append(s[start:i])
+                        out.append(MASK)
+                        i = start = i + length
+                        break
+                else:
+                    i += 1
+            else:
+                i += 1
+        if not out:
+            return s
+        out.append(s[start:])
+        return "".join(out)
 
     def __bool__(self) -> bool:
         return bool(self.exact)
 
     def text(self, s: str) -> str:
+        if not self.exact:
+            return s
         if s in self.exact:
             return MASK
-        if self._pattern is not None:
-            return self._pattern.sub(MASK, s)
-        return s
+        done = self._done.get(s)
+        if done is None:
+            done = self._mask_long(s) if self._heads else s
+            short = self._short_pattern()
+            if short is not None:
+                done = short.sub(MASK, done)
+            if len(self._done) >= _DONE_MAX:
+                self._done = {}
+            self._done[s] = done
+        return done
 
     def value(self, value: Any, depth: int = 0) -> Any:
         if not self.exact or value is None or isinstance(value, bool):
@@ -334,11 +394,12 @@ class Masker:
         if isinstance(value, tuple):
             return tuple(self.value(v, depth + 1) for v in value)
         if isinstance(value, dict):
-            return {k: self.value(v, depth + 1) for k, v in value.items()}
+            return {self.text(k) if isinstance(k, str) else k: self.value(v, depth + 1) for k, v in value.items()}
         return value
 
     def attrs(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        return {k: self.value(v) for k, v in attrs.items()}
+        """Values and keys (a key can embed a raw id too: ``quota.<tenant>.used``)."""
+        return {self.text(k): self.value(v) for k, v in attrs.items()}
 
     def span(self, span: Span) -> Span:
         """A masked copy of ``span`` (the original, maybe the caller's, is left as is).
@@ -351,7 +412,7 @@ class Masker:
             parent_span_id=span.parent_span_id,
             name=self.text(span.name),
             kind=span.kind,
-            service=span.service,
+            service=self.text(span.service),
             start_ns=span.start_ns,
             end_ns=span.end_ns,
             attributes=self.attrs(span.attributes),

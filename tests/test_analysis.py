@@ -99,7 +99,9 @@ def test_cycle_warning_names_the_trace_and_analysis_goes_on(tmp_path):
     seen = []
     a = analyze([write_otlp(tmp_path / "t.jsonl", bad, good)], on_warning=seen.append)
     assert a.traces == 2
-    assert any(bad.trace_id in w and "cycle" in w for w in a.warnings)
+    cycle = [w for w in a.warnings if "cycle" in w]
+    assert len(cycle) == 1 and bad.trace_id in cycle[0]
+    assert cycle[0].startswith(f"{tmp_path / 't.jsonl'}:1: trace ")  # file:line, as every input warning
     assert seen == a.warnings
     assert any(f.rule == "context-dropped" and f.trace_id == good.trace_id for f in a.findings)
 

@@ -435,3 +435,37 @@ def test_an_internal_error_is_one_line_without_the_data(tmp_path, monkeypatch, c
     err = capsys.readouterr().err.strip()
     assert "internal error (RuntimeError)" in err and "Traceback" not in err
     assert "acme-secret-corp" not in err and len(err.splitlines()) == 1
+
+
+def test_raw_id_in_a_service_name_or_attribute_key_is_masked_in_every_output(tmp_path):
+    """A raw tenant id flagged in one attribute is masked wherever else it shows: inside
+    the service name (in findings, the services list, samples) and inside attribute keys."""
+    raw = "acme-corp-secret"
+    tb = TraceBuilder(service=f"billing-{raw}")
+    tb.span("GET /x", kind=SERVER, tenant=TAG_A, boundary="http.server",
+            attrs={"tenant_id": raw, f"quota.{raw}.used": 3})
+    path = write_otlp(tmp_path / "t.jsonl", tb)
+    for fmt in ("text", "json", "sarif"):
+        result = invoke("check", "--format", fmt, path)
+        assert result.exit_code == 1, result.output
+        assert raw not in result.stdout + result.stderr, fmt
+        assert "billing-[masked]" in result.stdout + result.stderr, fmt
+    doc = json.loads(invoke("check", "--format", "json", path).stdout)
+    assert doc["findings"][0]["service"] == "billing-[masked]"
+    result = invoke("report", path, "-o", tmp_path / "map.html")
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "map.html").read_text(encoding="utf-8")
+    assert raw not in html and "quota.[masked].used" in html
+
+
+def test_an_empty_file_name_is_a_usage_error_not_the_current_directory(tmp_path):
+    write_otlp(tmp_path / "here.jsonl", dropped_at_tool())  # would be read if "" meant "."
+    line = assert_one_line_error(invoke("check", ""), "empty file name")
+    assert "here.jsonl" not in line
+
+
+def test_the_error_line_escapes_control_characters_of_a_file_name(tmp_path):
+    evil = tmp_path / "x\x1b[2J\x1b]0;pwned\x07.jsonl"
+    evil.write_text("{not json\n")
+    line = assert_one_line_error(invoke("check", evil), "no spans could be read")
+    assert "\x1b" not in line and "\x07" not in line and "\\x1b[2J" in line
