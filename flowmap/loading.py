@@ -1,8 +1,9 @@
 """Read OTLP JSON trace files into :class:`~flowmap.model.Trace` objects, one trace at a time.
 
 Input (the contract's trace file format): OTLP JSON Lines as the Collector's file
-exporter writes them (one ``TracesData`` per line), or one pretty-printed OTLP JSON
-document per file; gzip-compressed files are recognised by their magic bytes. A trace
+exporter writes them (one ``TracesData`` per line), or pretty-printed OTLP JSON
+documents (one per file, or several one after another as ``jq . a.jsonl`` writes them);
+gzip-compressed files are recognised by their magic bytes. A trace
 may be spread over many lines and files.
 
 **What bounds memory.** Loading makes two passes over the input:
@@ -26,8 +27,12 @@ bounds memory for that file.
 the line are counted into it), file-level problems ``"{file}: …"``; the offending line
 or span is skipped, and everything else is analysed. What can be repaired without
 guessing is, with a warning: invalid UTF-8, unpaired ``\\u`` surrogates, strings over
-the length caps. A UTF-8 byte order mark (at the start of the file or of a line) is
-dropped and UTF-16 files are re-encoded, silently. Deep nesting, numbers out of range
+the length caps; an attribute, event or link whose value cannot be represented (an
+``intValue`` beyond int64) is dropped on its own, named by its key, and its span kept.
+A JSON ``null`` is the field's default (proto3 JSON), silently. In a document, a
+warning about a span names the line of its ``spanId``; garbage after the last complete
+document costs only itself. A UTF-8 byte order mark (at the start of the file or of a
+line) is dropped and UTF-16 files are re-encoded, silently. Deep nesting, numbers out of range
 and non-object lines each have their own warning; as a last resort any other exception
 while decoding a line becomes ``"{file}:{line}: could not read this line (ErrorType)"``.
 Warnings never echo input values (a raw tenant id could be in them).
@@ -51,6 +56,7 @@ import gc
 import gzip
 import io
 import itertools
+import json
 import os
 import re
 import stat
@@ -171,6 +177,10 @@ class _File:
     document: bool = False  # one (pretty-printed) JSON document rather than JSON Lines
     ok: bool = True
     read_error: bool = False  # a read error was warned about (once, though both passes meet it)
+    #: documents one after another (``jq . a.jsonl``): their byte ranges, and where the
+    #: data stops being JSON, (offset, error), if it does; None for a single document
+    parts: list[tuple[int, int]] | None = None
+    tail: tuple[int, Exception] | None = None
 
 
 class _Loader:
@@ -454,6 +464,10 @@ class _Loader:
             f.ok = False
             return True
         exc = _syntax_error(data)
+        if exc is not None and _trailing_at(exc) is not None:
+            # documents one after another, or one followed by garbage: each complete one is read
+            f.parts, f.tail = _split_documents(data)
+            exc = None
         if exc is not None:
             if head in (b"{", b"[") or len(head) < 20:
                 # Pretty-printed, and broken: one warning for the file, not one per line.
@@ -468,9 +482,10 @@ class _Loader:
         last.update(dict.fromkeys(found, (f.index, 1)))
         counts.update(found)
         if b"\\u" in data:
-            hidden = _trace_ids_in(data)
-            last.update(dict.fromkeys(hidden, (f.index, 1)))
-            counts.update(dict.fromkeys(hidden, _UNCOUNTED))
+            for start, end in f.parts or [(0, len(data))]:
+                hidden = _trace_ids_in(data[start:end])
+                last.update(dict.fromkeys(hidden, (f.index, 1)))
+                counts.update(dict.fromkeys(hidden, _UNCOUNTED))
         return True
 
     def _more_json_lines(self, f: _File) -> bool:
@@ -523,18 +538,36 @@ class _Loader:
         data = self._read_all(f)
         if data is None:
             return
-        self.stats.lines += 1
+        # The line of each span id (any string, so that an invalid id is located too):
+        # warnings about a span name its own line.
         lines: dict[str, int] = {}
         at, line = 0, 1
-        for m in _SPAN_ID_RE.finditer(data):
+        for m in _DOC_SPAN_ID_RE.finditer(data):
             line += data.count(b"\n", at, m.start())
             at = m.start()
-            lines.setdefault(m.group(1).decode("ascii").lower(), line)
+            lines.setdefault(m.group(1).decode("utf-8", "replace").lower(), line)
         path = f.path
-        try:
-            self._decode_unit(data, f"{path}:1", lambda sid: f"{path}:{lines.get(sid, 1)}")
-        except Exception as exc:  # noqa: BLE001 - last resort, as for a line
-            self._skip(f"{path}:1", f"could not read this document ({type(exc).__name__})")
+        parts = f.parts if f.parts is not None else [(0, len(data))]
+        at, line = 0, 1
+        for start, end in parts:
+            line += data.count(b"\n", at, start)
+            at = start
+            self.stats.lines += 1
+            first = line + _leading_newlines(data, start, end)
+            try:
+                self._decode_unit(
+                    data[start:end] if f.parts is not None else data,
+                    f"{path}:{first}",
+                    lambda sid, first=first: f"{path}:{lines.get(sid, first)}",
+                )
+            except Exception as exc:  # noqa: BLE001 - last resort, as for a line
+                self._skip(f"{path}:{first}", f"could not read this document ({type(exc).__name__})")
+        if f.tail is not None:
+            offset, exc = f.tail
+            line = data.count(b"\n", 0, offset) + _error_line(data[offset:], exc)
+            self.stats.skipped += 1
+            what = "a document" if parts else "the data"
+            self.warn_at(f"{path}:{line}", f"invalid JSON after {what} ({_decode_error(exc)}); rest of file skipped")
         yield from self._closed(self.closing.pop((f.index, 1), ()))
 
     def _decode_unit(
@@ -712,7 +745,9 @@ class _Loader:
             self.warn_at(origin, "not an OTLP TracesData object; skipped")
             return
         for obj in items:
-            rss = obj.get("resourceSpans", [])
+            rss = obj.get("resourceSpans")
+            if rss is None:  # absent, or null: proto3 JSON's default, no spans
+                continue
             if not isinstance(rss, list):
                 self.stats.skipped += 1
                 self.warn_at(origin, "resourceSpans is not a list; skipped")
@@ -725,22 +760,31 @@ class _Loader:
                     continue
                 res = self._convert(rs.get("resource") or {}, otlp.Resource, origin, f"{where}.resource")
                 resource = otlp.attributes(res.attributes) if res is not None else {}
-                sss = rs.get("scopeSpans", [])
+                sss = rs.get("scopeSpans")
+                if sss is None:
+                    continue
                 if not isinstance(sss, list):
                     self.stats.skipped += 1
                     self.warn_at(origin, f"{where}.scopeSpans is not a list; skipped")
                     continue
                 for j, ss in enumerate(sss):
                     swhere = f"{where}.scopeSpans[{j}]"
-                    spans = ss.get("spans", []) if isinstance(ss, dict) else None
-                    if not isinstance(spans, list):
+                    spans = ss.get("spans", ()) if isinstance(ss, dict) else None
+                    if spans is None and isinstance(ss, dict):  # null: no spans
+                        continue
+                    if not isinstance(spans, (list, tuple)):
                         self.stats.skipped += 1
                         what = "spans is not a list" if isinstance(ss, dict) else "is not an object"
                         self.warn_at(origin, f"{swhere}{'.' if isinstance(ss, dict) else ' '}{what}; skipped")
                         continue
                     good = []
                     for k, sp in enumerate(spans):
-                        span = self._convert(sp, otlp.Span, origin, f"{swhere}.spans[{k}]")
+                        at = origin
+                        if origin_of is not None:  # a document: the span's own line
+                            sid = sp.get("spanId") if isinstance(sp, dict) else None
+                            if isinstance(sid, str):
+                                at = origin_of(sid.lower())
+                        span = self._convert(sp, otlp.Span, at, f"{swhere}.spans[{k}]")
                         if span is not None:
                             good.append(span)
                         else:
@@ -748,21 +792,45 @@ class _Loader:
                     self._add_spans(good, resource, origin, origin_of)
 
     def _convert(self, obj: Any, cls: type, origin: str, where: str) -> Any:
+        """``obj`` (decoded JSON) as ``cls``, repaired if it must be; None (with a warning)
+        when it cannot be.
+
+        The repairs, on a copy: nulls are dropped (proto3 JSON: null is the field's
+        default; silently), over-long strings truncated, and an attribute, event or link
+        that still fails dropped on its own (one warning each, naming its key, never its
+        value), so one unrepresentable value costs only itself, not its span.
+        """
         try:
             return otlp.convert(obj, cls)
         except msgspec.ValidationError as exc:
             error = str(exc)
         except RecursionError:
             error = "nested too deeply"
-        if "length <=" in error:
+        notes: list[str] = []
+        if error != "nested too deeply":
             try:
-                converted = otlp.convert(_truncate(obj), cls)
+                cut: dict[str, int] = {}
+                fixed = _cleaned(obj, cut)
+                try:
+                    converted = otlp.convert(fixed, cls)
+                except msgspec.ValidationError as exc:
+                    error = str(exc)
+                    if not isinstance(fixed, dict) or not _ITEMS_ERROR_RE.search(error):
+                        raise
+                    notes = _drop_bad_items(fixed, cls)
+                    if not notes:
+                        raise
+                    converted = otlp.convert(fixed, cls)
             except msgspec.ValidationError as exc:
                 error = str(exc)
             except RecursionError:
                 error = "nested too deeply"
             else:
-                self.warn_at(origin, f"{where}: over-long value truncated to {otlp.MAX_VALUE_CHARS} characters")
+                if cut:
+                    parts = ", ".join(f"{kind} truncated to {limit} characters" for kind, limit in cut.items())
+                    notes.insert(0, f"over-long {parts}")
+                for note in notes:
+                    self.warn_at(origin, f"{where}: {note}")
                 return converted
         self.warn_at(origin, f"{where} skipped: {_clip(error)}")
         return None
@@ -940,7 +1008,8 @@ class _Loader:
 
 
 def _loses_data(what: str) -> bool:
-    return "skipped" in what or "dropped" in what or "first one kept" in what
+    """Whether a warning says something was lost (or a trace split): it wins over repairs."""
+    return "skipped" in what or "dropped" in what or "first one kept" in what or "in parts" in what
 
 
 def _valid_id(raw: str, length: int, zero: str | None) -> str | None:
@@ -1027,12 +1096,27 @@ def _syntax_error(data: bytes) -> Exception | None:
 def _trace_ids_in(line: bytes) -> set[bytes]:
     """Trace ids of a line decoded in full (for lines the regex scan cannot read).
 
-    A line that does not decode gives none: pass 2 warns about it. The walk uses a
-    stack, not recursion, whatever the nesting.
+    The line is decoded after the repairs pass 2 makes (a byte order mark, invalid
+    UTF-8, unpaired surrogates, on a copy), so a trace is not closed before such a line. A line that
+    still does not decode gives none: pass 2 warns about it. The walk uses a stack, not
+    recursion, whatever the nesting.
     """
-    try:
-        obj = _GENERIC.decode(line)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+    obj = None
+    if line.lstrip().startswith(_BOM):  # files joined with cat (pass 2 drops it too)
+        line = line.lstrip()[len(_BOM) :]
+    for _ in range(3):
+        try:
+            obj = _GENERIC.decode(line)
+            break
+        except (msgspec.ValidationError, RecursionError):  # before DecodeError: its subclass
+            return set()
+        except UnicodeDecodeError:
+            line = line.decode("utf-8", "replace").encode("utf-8")
+        except msgspec.DecodeError as exc:
+            if "surrogate" not in str(exc):
+                return set()
+            line = _SURROGATE_RE.sub(_fix_surrogate, line)
+    else:
         return set()
     found: set[bytes] = set()
     stack = [obj]
@@ -1048,24 +1132,153 @@ def _trace_ids_in(line: bytes) -> set[bytes]:
     return found
 
 
-def _truncate(obj: Any) -> Any:
-    """A copy of decoded JSON with strings cut to the caps of :mod:`flowmap.otlp`."""
+def _cleaned(obj: Any, cut: dict[str, int]) -> Any:
+    """A copy of decoded JSON without nulls in objects (proto3 JSON: null is the field's
+    default) and with strings cut to the caps of :mod:`flowmap.otlp`; ``cut`` gains what
+    was truncated (``"name"``, ``"attribute key"``, ``"value"``) and to how many characters."""
     if isinstance(obj, str):
-        return obj[: otlp.MAX_VALUE_CHARS]
+        if len(obj) > otlp.MAX_VALUE_CHARS:
+            cut["value"] = otlp.MAX_VALUE_CHARS
+            return obj[: otlp.MAX_VALUE_CHARS]
+        return obj
     if isinstance(obj, list):
-        return [_truncate(v) for v in obj]
+        return [_cleaned(v, cut) for v in obj]
     if isinstance(obj, dict):
         out = {}
         for key, value in obj.items():
-            if key in ("name", "key") and isinstance(value, str):
-                out[key] = value[: otlp.MAX_NAME_CHARS]
+            if value is None:
+                continue
+            if key in _NAME_KEYS and isinstance(value, str):
+                if len(value) > otlp.MAX_NAME_CHARS:
+                    kind = _NAME_KEYS[key]
+                    cut[kind] = otlp.MAX_NAME_CHARS
+                    value = value[: otlp.MAX_NAME_CHARS]
+                out[key] = value
             else:
-                out[key] = _truncate(value)
+                out[key] = _cleaned(value, cut)
         return out
     return obj
 
 
+_NAME_KEYS = {"name": "name", "key": "attribute key"}  # the fields capped at MAX_NAME_CHARS
+
+# A validation error inside a span's (or resource's) attributes, events or links.
+_ITEMS_ERROR_RE = re.compile(r"- at `\$\.(?:attributes|events|links)\[")
+_ITEM_CLASSES = {"attributes": otlp.KeyValue, "events": otlp.Event, "links": otlp.Link}
+
+
+def _drop_bad_items(obj: dict[str, Any], cls: type) -> list[str]:
+    """Drop, in place, the attributes, events and links of a span (or resource) dict that
+    do not validate on their own; a warning text for each one dropped."""
+    notes: list[str] = []
+    for name in ("attributes", "events", "links") if cls is otlp.Span else ("attributes",):
+        items = obj.get(name)
+        if isinstance(items, list):
+            obj[name] = _good_items(items, name, "", notes)
+    return notes
+
+
+def _good_items(items: list[Any], name: str, prefix: str, notes: list[str]) -> list[Any]:
+    """The items of one list field that validate; an event or link whose own attributes
+    fail keeps the rest of them."""
+    item_cls = _ITEM_CLASSES[name]
+    kept = []
+    for i, item in enumerate(items):
+        try:
+            otlp.convert(item, item_cls)
+        except msgspec.ValidationError as exc:
+            error = str(exc)
+            path = f"{prefix}{name}[{i}]"
+            if name != "attributes" and isinstance(item, dict) and isinstance(item.get("attributes"), list):
+                inner: list[str] = []
+                item["attributes"] = _good_items(item["attributes"], "attributes", path + ".", inner)
+                try:
+                    otlp.convert(item, item_cls)
+                except msgspec.ValidationError as exc2:
+                    error = str(exc2)
+                else:
+                    notes.extend(inner)
+                    kept.append(item)
+                    continue
+            notes.append(f"{_item_text(path, name, item)} dropped ({_clip(error, 120)})")
+            continue
+        kept.append(item)
+    return kept
+
+
+def _item_text(path: str, name: str, item: Any) -> str:
+    """How a warning names a dropped item: an attribute by its key (escaped, clipped; never its value)."""
+    if name == "attributes":
+        key = item.get("key") if isinstance(item, dict) else None
+        where = path.rpartition("attributes[")[0]
+        if isinstance(key, str):
+            text = json.dumps(key[:64]) + ("…" if len(key) > 64 else "")
+            return f"{where}attribute {text}"
+        return f"{where}attribute {path[len(where):]}"
+    return path
+
+
 _BYTE_RE = re.compile(r"\(byte (\d+)\)")
+_DOC_SPAN_ID_RE = re.compile(rb'"spanId"\s*:\s*"([^"\\]{0,64})"')
+# Bytes of non-ASCII characters, for finding where documents end: ASCII letters instead
+# (same length, always valid UTF-8), which only ever appear inside strings in valid JSON.
+_ASCII_PROBE = bytes(range(128)) + b"x" * 128
+
+
+def _trailing_at(exc: Exception) -> int | None:
+    """msgspec's offset (one past the first extra byte) when the error is that a JSON value
+    was followed by more data; else None."""
+    text = str(exc)
+    if "trailing characters" not in text:
+        return None
+    m = _BYTE_RE.search(text)
+    return int(m.group(1)) if m else None
+
+
+def _split_documents(data: bytes) -> tuple[list[tuple[int, int]], tuple[int, Exception] | None]:
+    """The byte ranges of JSON documents written one after another (``jq . a.jsonl``), and
+    where the data stops being JSON, ``(offset, error)``, or None.
+
+    Invalid UTF-8 and unpaired surrogate escapes do not end a document (pass 2 repairs
+    them): they are replaced by text of the same length before looking for the ends.
+    A document that is valid JSON but cannot be decoded (nesting) runs to the end.
+    """
+    probe = data if data.isascii() else data.translate(_ASCII_PROBE)
+    if b"\\u" in probe:
+        probe = _SURROGATE_RE.sub(_fix_surrogate, probe)  # same length
+    view = memoryview(probe)
+    parts: list[tuple[int, int]] = []
+    pos, n = 0, len(probe)
+    while True:
+        while pos < n and probe[pos] in b" \t\r\n":
+            pos += 1
+        if pos >= n:
+            return parts, None
+        try:
+            _GENERIC.decode(view[pos:])
+        except (msgspec.ValidationError, RecursionError):  # before DecodeError: its subclass
+            parts.append((pos, n))
+            return parts, None
+        except msgspec.DecodeError as exc:
+            end = _trailing_at(exc)
+            if end is None or end <= 1:
+                return parts, (pos, exc)
+            end -= 1  # msgspec's offset is one past the first trailing character
+            parts.append((pos, pos + end))
+            pos += end
+        else:
+            parts.append((pos, n))
+            return parts, None
+
+
+def _leading_newlines(data: bytes, start: int, end: int) -> int:
+    """Blank lines at the start of data[start:end] (the line a document begins on)."""
+    i = start
+    lines = 0
+    while i < end and data[i] in b" \t\r\n":
+        lines += data[i] == 10
+        i += 1
+    return lines
 
 
 def _error_line(data: bytes, exc: Exception) -> int:

@@ -24,7 +24,10 @@ to the loader's lenient path, where the value is truncated and a warning is give
 Integers are bounded the same way, in C and at no measurable cost: times to
 ``0 … 2**63-1`` nanoseconds (until the year 2262; msgspec cannot bound an int beyond
 int64), ``intValue`` to int64, enums to int32, so a hostile huge number fails
-validation (its span is skipped with a warning) instead of reaching the analysis.
+validation instead of reaching the analysis: on the loader's lenient path an attribute,
+event or link that fails is dropped on its own (with a warning), any other field
+skips its span. A JSON ``null`` (proto3 JSON: the field's default) fails validation
+too and is read there as the default, silently.
 """
 
 from __future__ import annotations

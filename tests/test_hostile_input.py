@@ -329,8 +329,6 @@ def test_many_broken_spans_on_one_line_are_one_warning(tmp_path):
         pytest.param("startTimeUnixNano", "1e999", "startTimeUnixNano", id="time-1e999-string"),
         pytest.param("kind", 10**12, "kind", id="kind-huge"),
         pytest.param("kind", "9" * 5000, "kind or status code", id="kind-5000-digit-string"),
-        pytest.param("attributes", [{"key": "n", "value": {"intValue": str(2**64)}}], "intValue", id="intvalue"),
-        pytest.param("attributes", [{"key": "n", "value": {"intValue": 2**63}}], "intValue", id="intvalue-number"),
     ],
 )
 def test_huge_numbers_skip_their_span_only(tmp_path, field, value, needle):
@@ -341,6 +339,32 @@ def test_huge_numbers_skip_their_span_only(tmp_path, field, value, needle):
     assert len(warnings) == 1 and warnings[0].startswith(at(f, 1)) and needle in warnings[0], warnings
     if len(str(value)) >= 10:
         assert str(value)[-10:] not in warnings[0]  # the value is never echoed
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(str(2**64), id="intvalue-string"),
+        pytest.param(2**63, id="intvalue-number"),
+        pytest.param("-" + str(2**63 + 1), id="intvalue-negative"),
+    ],
+)
+def test_huge_int_attribute_drops_only_that_attribute(tmp_path, value):
+    """An intValue beyond int64: the attribute is dropped, named by its key; the span stays."""
+    attrs = [{"key": "tenant_id", "value": {"stringValue": SECRET}},
+             {"key": "retry.count", "value": {"intValue": value}},
+             {"key": "kept", "value": {"stringValue": "yes"}}]
+    bad = line(span(BAD, 1), span(BAD, 2, parent=1, attributes=attrs))
+    f = write(tmp_path / "a.jsonl", bad, good_line())
+    kept = {}
+    warnings: list[str] = []
+    for t in iter_traces([f], on_warning=warnings.append):
+        kept.update({s.span_id: s.attributes for s in t.spans.values() if t.trace_id == BAD})
+    assert kept[sid(2)] == {"tenant_id": SECRET, "kept": "yes"}
+    assert warnings == [at(f, 1) + 'resourceSpans[0].scopeSpans[0].spans[1]: attribute "retry.count" dropped '
+                        "(Expected `int` " + ("<=" if value != "-" + str(2**63 + 1) else ">=")
+                        + f" {2**63 - 1 if value != '-' + str(2**63 + 1) else -(2**63)} - at `$.value.intValue`)"]
+    assert str(value)[-10:] not in warnings[0] and SECRET not in warnings[0]
 
 
 def test_number_too_long_for_any_decoder_skips_the_line(tmp_path):
@@ -509,9 +533,10 @@ def test_mixed_file_exactly_the_good_spans_one_warning_per_bad_line(tmp_path):
     f, bad_numbers = _mixed_file(tmp_path / "mixed.jsonl")
     traces, warnings = load(f)
     n_good = 2 * (len(_MIXED_BAD) + 1)
-    # kept from bad lines: the NUL-free 5 MB value (truncated) and the repaired surrogate
+    # kept from bad lines: the NUL-free 5 MB value (truncated), the repaired surrogate and
+    # the span whose int out of range was dropped
     assert traces[GOOD] == {sid(i) for i in range(1, n_good + 1)}
-    assert traces[BAD] == {sid(6), sid(7)}
+    assert traces[BAD] == {sid(4), sid(6), sid(7)}
     assert [int(w.split(":")[1]) for w in warnings] == bad_numbers
     assert all(w.startswith(f"{f}:") for w in warnings)
 
@@ -524,7 +549,7 @@ def test_cli_on_the_mixed_file_exits_per_findings_with_located_warnings(tmp_path
     assert proc.returncode in (0, 1), proc.stderr
     assert "Traceback" not in proc.stderr and SECRET not in proc.stderr + proc.stdout
     report = json.loads(proc.stdout)
-    assert report["summary"]["spans"] == 2 * (len(_MIXED_BAD) + 1) + 2
+    assert report["summary"]["spans"] == 2 * (len(_MIXED_BAD) + 1) + 3
     # the JSON output carries every warning; stderr shows the first ten, then a count
     assert [int(w.split(f"{f}:")[1].split(":")[0]) for w in report["warnings"]] == bad_numbers
     located = [ln for ln in proc.stderr.splitlines() if f"{f}:" in ln]
