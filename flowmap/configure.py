@@ -137,12 +137,20 @@ def _resource(service_name: str | None, tagger: Tagger) -> Resource:
 
 
 def _add_key_id(provider: TracerProvider, tagger: Tagger) -> None:
-    """Stamp ``flowmap.key_id`` on an application's provider's resource (tracers made
-    before this call keep the old resource: configure flowmap early)."""
+    """Stamp ``flowmap.key_id`` on a provider's resource, and on the tracers it already
+    made: the SDK hands out one tracer per scope, holding the resource it began with, so
+    after a new key (configure() again) a stale key id would sit beside the new key's
+    tags and one tenant would look like two."""
     try:
         res = provider.resource
-        if res.attributes.get(A.KEY_ID) != tagger.key_id:
-            provider._resource = res.merge(Resource({A.KEY_ID: tagger.key_id}))  # noqa: SLF001
+        if res.attributes.get(A.KEY_ID) == tagger.key_id:
+            return
+        new = res.merge(Resource({A.KEY_ID: tagger.key_id}))
+        provider._resource = new  # noqa: SLF001
+        with getattr(provider, "_tracers_lock", threading.Lock()):
+            for tracer in list(getattr(provider, "_tracers", {}).values()):
+                if getattr(tracer, "resource", None) is res:
+                    tracer.resource = new
     except Exception:  # noqa: BLE001
         _log.debug("flowmap: could not add key id to the resource", exc_info=True)
 
@@ -199,6 +207,17 @@ def configure(
         rt: Runtime | None = getattr(provider, _MARK, None)
         if rt is not None:
             _update(rt, tagger, alert_scope, alert_callback)
+            ignored = [name for name, given in (
+                ("out", out is not None),
+                ("exporters", exporters not in ("auto", "none", None) and exporters != []),
+                ("service_name", service_name is not None),
+            ) if given]
+            if ignored:
+                _log.warning(
+                    "flowmap: configure() again on a provider flowmap already extends: %s not applied "
+                    "(its exporters and resource stay; call Runtime.shutdown() first to change them)",
+                    ", ".join(ignored),
+                )
         else:
             alerts = AlertProcessor(
                 alert_scope, alert_callback, alert_rate_limit, meter_provider=meter_provider

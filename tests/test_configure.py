@@ -96,6 +96,39 @@ def test_calling_twice_does_not_double_processors():
     assert span.attributes[TENANT] == tag_for("key-2", RAW)  # the new key took effect
 
 
+def test_a_new_key_reaches_flowmaps_own_spans_with_its_key_id():
+    """Re-keying: flowmap's boundary spans get the new key's tag *and* key id (a stale
+    key id beside a new tag made one tenant look like two: a false cross-tenant)."""
+    mem = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(mem))
+    _isolated(tracer_provider=tp, exporters=None, tenant_key="key-1")
+    with flowmap.bind(flowmap.RequestContext(RAW)):
+        with flowmap.boundary("tool", "before"):
+            pass
+    _isolated(tracer_provider=tp, exporters=None, tenant_key="key-2")
+    with flowmap.bind(flowmap.RequestContext(RAW)):
+        with flowmap.boundary("tool", "after"):
+            pass
+    before, after = mem.get_finished_spans()
+    assert before.attributes[TENANT] == tag_for("key-1", RAW)
+    assert before.resource.attributes[KEY_ID] == key_id_for("key-1")
+    assert after.attributes[TENANT] == tag_for("key-2", RAW)
+    assert after.resource.attributes[KEY_ID] == key_id_for("key-2")
+
+
+def test_settings_a_second_configure_cannot_apply_are_said(caplog):
+    tp = TracerProvider()
+    _isolated(tracer_provider=tp, exporters=None)
+    with caplog.at_level("WARNING", logger="flowmap"):
+        _isolated(tracer_provider=tp, exporters=None, alert_scope="all")
+    assert caplog.records == []  # what it can apply, it applies quietly
+    with caplog.at_level("WARNING", logger="flowmap"):
+        _isolated(tracer_provider=tp, out="elsewhere.jsonl", service_name="renamed")
+    (record,) = caplog.records
+    assert "out" in record.getMessage() and "service_name" in record.getMessage()
+
+
 def test_an_application_provider_keeps_its_exporters_and_gains_flowmap():
     mem = InMemorySpanExporter()
     tp = TracerProvider()

@@ -85,6 +85,27 @@ HTTPX_SCRIPT = """
 """
 
 
+THREADS_FIRST_SCRIPT = """
+    import threading
+    from opentelemetry import trace
+
+    tracer = trace.get_tracer("pool")
+    start = threading.Barrier(8)
+
+    def work(i):
+        start.wait()  # the program's first spans start together, in 8 threads
+        with tracer.start_as_current_span(f"request-{i}"):
+            with tracer.start_as_current_span(f"step-{i}"):
+                pass
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+"""
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     monkeypatch.setenv("FLOWMAP_TENANT_KEY", "runner-test-key")
@@ -125,6 +146,18 @@ def test_thread_pool_drop_is_found_and_exit_code_passes_through(workdir):
     assert (workdir / "reports" / "risk-map.html").exists()
     _assert_no_raw_ids((workdir / "traces.jsonl").read_text(), proc.stdout, proc.stderr,
                        (workdir / "reports" / "risk-map.html").read_text())
+
+
+def test_first_spans_started_together_in_threads_are_all_recorded(workdir):
+    """Threads that start spans while another installs the provider wait for it instead of
+    getting the no-op tracer (which lost their whole requests)."""
+    script = _script(workdir, "pool.py", THREADS_FIRST_SCRIPT)
+    for _ in range(3):
+        (workdir / "traces.jsonl").unlink(missing_ok=True)
+        proc = _flowmap_run(workdir, "--no-report", str(script))
+        assert proc.returncode == 0, proc.stderr
+        analysis = analyze([workdir / "traces.jsonl"])
+        assert analysis.spans == 16 and analysis.traces == 8
 
 
 def test_program_that_configures_opentelemetry_keeps_its_exporter(workdir):

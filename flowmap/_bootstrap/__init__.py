@@ -32,6 +32,7 @@ SERVICE_ENV = "FLOWMAP_RUN_SERVICE"  # optional service name for traced processe
 _lock = threading.RLock()
 _started = False
 _installing = False
+_INSTALL_WAIT = 10.0  # seconds a thread waits for another one installing the provider
 _log = logging.getLogger("flowmap.run")
 
 
@@ -62,9 +63,16 @@ def _runtime_for(provider: Any) -> Any:
 
 
 def _install_default() -> None:
-    """No provider was set and a span is starting: install flowmap's own."""
+    """No provider was set and a span is starting: install flowmap's own.
+
+    Threads whose first spans start while another thread installs wait for it (else they
+    would get the no-op tracer and their whole requests would go unrecorded); the
+    installing thread itself, starting spans inside ``configure``, goes straight on.
+    """
     global _installing
-    with _lock:
+    if not _lock.acquire(timeout=_INSTALL_WAIT):  # the installer is stuck: never hang the program
+        return
+    try:
         if _installing:
             return
         _installing = True
@@ -80,6 +88,8 @@ def _install_default() -> None:
             _say(f"could not set up tracing ({type(exc).__name__}: {exc})")
         finally:
             _installing = False
+    finally:
+        _lock.release()
 
 
 def _adopt(provider: Any) -> None:
@@ -122,7 +132,7 @@ def _patch_opentelemetry() -> None:
         fget = original_prop.fget
 
         def _tracer(self: Any) -> Any:
-            if not _installing and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
                 _install_default()
             return fget(self)
 
