@@ -5,6 +5,11 @@ a ``logging`` warning on ``flowmap.alerts``, the OpenTelemetry counter
 ``flowmap.unscoped_spans`` and an optional callback. Logs and callbacks are rate-limited
 (a token bucket per (service, span name) plus a global cap) so an incident cannot
 flood them; the counter always counts. Never raises into the application.
+
+The span name is scrubbed of every raw tenant id this process has bound recently
+(:func:`flowmap.redaction.scrub_known`) before any outlet sees it, whether or not a
+redaction processor ran first: an unscoped span is exactly one not under its tenant's
+binding, e.g. ``embed for <tenant id>`` in a thread pool.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from . import attributes as A
+from .redaction import scrub_known
 
 __all__ = ["AlertProcessor", "UnscopedAlert", "RateLimit", "ALERT_SCOPES", "METRIC_NAME"]
 
@@ -150,7 +156,7 @@ class AlertProcessor(SpanProcessor):
             if self.scope == "boundary" and boundary is None:
                 return
             service = span.resource.attributes.get("service.name") if span.resource else None
-            name = span.name
+            name = scrub_known(span.name)  # never a raw id in a log, metric or callback
             if self._counter is not None:
                 self._counter.add(
                     1,

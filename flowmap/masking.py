@@ -17,6 +17,7 @@ from typing import Any
 
 from . import attributes
 from .model import Event, Link, Span, Trace
+from .substrings import HEAD, SubstringIndex
 from .tagging import is_opaque_tag
 
 __all__ = [
@@ -46,7 +47,7 @@ PLACEHOLDERS = frozenset({MASK, REDACTED_PLACEHOLDER})
 # infrastructure ids (a cloud account), not the platform's tenants.
 _INFRA_PREFIXES = ("cloud.", "aws.", "gcp.", "azure.", "k8s.", "faas.", "host.", "telemetry.")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-_MIN_SUBSTRING = 4  # shorter raw values are only masked as whole tokens
+_MIN_SUBSTRING = HEAD  # shorter raw values are only masked as whole tokens
 
 
 def normalize_key(key: str) -> str:
@@ -290,35 +291,30 @@ class Masker:
     Values of :data:`_MIN_SUBSTRING` characters or more are masked anywhere in a text
     (at each place the longest of them that matches), shorter ones (e.g. ``"42"``) only
     as whole tokens. The analyzer can flag very many distinct values (one per tenant) and
-    masks as many texts, so long values are found by set lookups (their first characters,
-    then each length they come in) rather than one pattern of all of them, whose building
-    and matching cost grows with their number.
+    masks as many texts, so long values are found by set lookups
+    (:class:`~flowmap.substrings.SubstringIndex`), not one pattern of them all.
     """
 
     def __init__(self, raw: Iterable[Any] = ()) -> None:
         self.exact: set[str] = set()
-        self._heads: set[str] = set()  # the first _MIN_SUBSTRING characters of long values
-        self._by_length: dict[int, set[str]] = {}  # long values by length
-        self._lengths: list[int] = []  # their lengths, longest first
+        self._long = SubstringIndex()  # values of _MIN_SUBSTRING characters or more
         self._short: re.Pattern[str] | None = None  # whole-token pattern of short values
         self._built = True
         self._done: dict[str, str] = {}  # text -> masked: findings repeat names and messages
         self.add(raw)
 
     def add(self, raw: Iterable[Any]) -> None:
-        """Values to mask from now on (what is built from them waits for the next use)."""
+        """Values to mask from now on (the pattern of short ones is built at the next use)."""
         before = len(self.exact)
         for value in raw:
             for s in _scalars(value):
                 if s.strip() and s not in PLACEHOLDERS and s not in self.exact:
                     self.exact.add(s)
                     if len(s) >= _MIN_SUBSTRING:
-                        self._heads.add(s[:_MIN_SUBSTRING])
-                        self._by_length.setdefault(len(s), set()).add(s)
+                        self._long.add(s)
                     else:
                         self._built = False
         if len(self.exact) != before:
-            self._lengths = sorted(self._by_length, reverse=True)
             self._done = {}
 
     def _short_pattern(self) -> re.Pattern[str] | None:
@@ -331,23 +327,12 @@ class Masker:
         return self._short
 
     def _mask_long(self, s: str) -> str:
-        n = _MIN_SUBSTRING
-        heads, by_length, lengths = self._heads, self._by_length, self._lengths
         out: list[str] = []
-        start = i = 0
-        end = len(s) - n + 1
-        while i < end:
-            if s[i : i + n] in heads:
-                for length in lengths:
-                    if s[i : i + length] in by_length[length]:
-                        out.append(s[start:i])
-                        out.append(MASK)
-                        i = start = i + length
-                        break
-                else:
-                    i += 1
-            else:
-                i += 1
+        start = 0
+        for i, j in self._long.matches(s):
+            out.append(s[start:i])
+            out.append(MASK)
+            start = j
         if not out:
             return s
         out.append(s[start:])
@@ -363,7 +348,7 @@ class Masker:
             return MASK
         done = self._done.get(s)
         if done is None:
-            done = self._mask_long(s) if self._heads else s
+            done = self._mask_long(s) if self._long else s
             short = self._short_pattern()
             if short is not None:
                 done = short.sub(MASK, done)

@@ -10,11 +10,22 @@ in-process to the raw id bound under it), or captured at ``on_start`` by the sta
 processor. Raw ids stay in process memory only, never in an attribute.
 
 What is scrubbed: span name, attribute keys and values (strings, sequences, maps, and
-numbers equal to the id), event names and attributes, link attributes, the status
-description. The span then carries ``flowmap.redacted`` = number of values rewritten.
+numbers equal to the id under an attribute whose key names a tenant — ``tenant_id``,
+``app.account_id`` …, see :data:`flowmap.attributes.TENANT_ID_ATTRIBUTE_NAMES`; an
+``http.status_code`` of 200 is never a tenant "200"), event names and attributes, link
+attributes, the status description. The span then carries ``flowmap.redacted`` = number
+of values rewritten. A value that cannot be inspected (an int too long to print) costs
+only itself: it is left as is, or replaced when inspecting it failed, and the rest of the
+span is still scrubbed.
 
-A span that starts before a binding and ends after it (an outer instrumentation's
-server span) is covered by :func:`register_tenant_id`.
+A span that ends with neither a binding nor a ``flowmap.tenant`` tag — an orphan in a
+thread pool, an outer instrumentation's server span started before the binding, a batch
+job — is the uncommon path (exactly the spans alerts fire on). It is scrubbed against
+every raw id this process has bound recently (:class:`_KnownIds`, mirrored from
+``flowmap.context._RAW_BY_TAG``, bounded), found by set lookups so the cost does not grow
+with the number of tenants. :func:`register_tenant_id` still adds an id for one span.
+Spans that carry a tag are scrubbed only against their own tenant's id: looking for
+*other* tenants' ids there would cost every span.
 """
 
 from __future__ import annotations
@@ -22,7 +33,9 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import threading
 from collections.abc import Mapping, Sequence
+from itertools import islice
 from typing import Any
 
 from opentelemetry import trace as trace_api
@@ -34,8 +47,9 @@ from opentelemetry.trace.status import Status
 
 from . import attributes as A
 from .context import _BINDING, _RAW_BY_TAG, Binding
+from .substrings import HEAD, SubstringIndex
 
-__all__ = ["RedactionProcessor", "REDACTED_VALUE", "scrub_text", "register_tenant_id"]
+__all__ = ["RedactionProcessor", "REDACTED_VALUE", "scrub_text", "scrub_known", "register_tenant_id"]
 
 _log = logging.getLogger("flowmap.redaction")
 
@@ -50,9 +64,10 @@ _PENDING: dict[int, tuple[str, ...]] = {}
 _PENDING_CAP = 1 << 16
 _TENANT = A.TENANT
 # Ids this short would match inside unrelated words: only redact them as whole tokens.
-_MIN_SUBSTRING_LEN = 4
+_MIN_SUBSTRING_LEN = HEAD  # shorter ids are only scrubbed as whole tokens
 
 
+@functools.lru_cache(maxsize=1024)
 def _pattern(raw: str) -> re.Pattern[str]:
     return re.compile(r"(?<![0-9A-Za-z])" + re.escape(raw) + r"(?![0-9A-Za-z])")
 
@@ -60,6 +75,8 @@ def _pattern(raw: str) -> re.Pattern[str]:
 def scrub_text(text: str, raw_ids: Sequence[str]) -> tuple[str, int]:
     """``text`` with every raw id replaced, and how many occurrences were replaced."""
     n = 0
+    if len(raw_ids) > 1:
+        raw_ids = sorted(raw_ids, key=len, reverse=True)  # "acme-corp" before "acme"
     for raw in raw_ids:
         if len(raw) >= _MIN_SUBSTRING_LEN:
             if raw in text:
@@ -69,6 +86,48 @@ def scrub_text(text: str, raw_ids: Sequence[str]) -> tuple[str, int]:
             text, k = _pattern(raw).subn(REDACTED_VALUE, text)
             n += k
     return text, n
+
+
+_tenant_key_check: Any = None
+
+
+def _is_tenant_key(key: Any) -> bool:
+    """Whether an attribute key names a tenant (``tenant_id``, ``app.org_id``,
+    ``enduser.account.id`` …), as the analyzer's tenant-in-telemetry rule reads it.
+    Only asked for numbers that could equal a numeric raw id, so the analyzer's masking
+    module (and its model) is imported on first use, not with the runtime."""
+    global _tenant_key_check
+    if type(key) is not str:
+        return False
+    check = _tenant_key_check
+    if check is None:
+        from .masking import is_tenant_key
+
+        names = A.TENANT_ID_ATTRIBUTE_NAMES
+        check = _tenant_key_check = lambda k: is_tenant_key(k, names)
+    return check(key)
+
+
+# A number is compared with a raw id only when it could print as that many digits:
+# ``str()`` of an int beyond ``sys.get_int_max_str_digits()`` (4300 by default) raises.
+_INT_BITS_MAX = 14_000  # ~4215 digits: below the default limit
+
+
+def _number_text(v: Any, max_len: int) -> str | None:
+    """``str(v)`` for an int or float, or None when it cannot have ``max_len`` characters
+    or fewer (ints: decided from the bit length, before any conversion). Never raises."""
+    try:
+        # a d-digit int has at most 3.33 d + 1 bits
+        if isinstance(v, int) and v.bit_length() > min(4 * max_len + 4, _INT_BITS_MAX):
+            return None
+        t = str(v)  # still guarded: the limit may have been lowered
+    except (ValueError, OverflowError, TypeError):
+        return None
+    return t if len(t) <= max_len else None
+
+
+def _number_is(v: Any, raw: str) -> bool:
+    return _number_text(v, len(raw)) == raw
 
 
 class _Scrubber:
@@ -83,32 +142,54 @@ class _Scrubber:
         self.count += n
         return out
 
-    def value(self, v: Any) -> Any:
+    def value(self, v: Any, key: Any = None) -> Any:
+        """``v`` scrubbed; a number only under a key that names a tenant."""
         if isinstance(v, str):
             return self.text(v)
         if isinstance(v, bool) or v is None or isinstance(v, (bytes, bytearray)):
             return v
         if isinstance(v, (int, float)):
-            if str(v) in self.ids:
-                self.count += 1
-                return REDACTED_VALUE
+            if key is not None and _is_tenant_key(key):
+                longest = max((len(r) for r in self.ids if _could_be_number(r)), default=0)
+                if longest and _number_text(v, longest) in self.ids:
+                    self.count += 1
+                    return REDACTED_VALUE
             return v
         if isinstance(v, Mapping):
-            return {self.text(str(k)): self.value(x) for k, x in v.items()}
+            return {self.key(k): self.one(x, k) for k, x in v.items()}
         if isinstance(v, Sequence):
             before = self.count
-            items = [self.value(x) for x in v]
+            items = [self.one(x, key) for x in v]
             if self.count != before and any(isinstance(x, str) for x in items):
                 # keep the sequence homogeneous once a number became a placeholder
                 items = [x if isinstance(x, str) else str(x) for x in items]
             return tuple(items)
         return v
 
+    def key(self, k: Any) -> Any:
+        return self.text(k) if isinstance(k, str) else k
+
+    def one(self, v: Any, key: Any) -> Any:
+        """One value, so that a value that cannot be inspected costs only itself (and
+        is replaced: it might hold the id)."""
+        try:
+            return self.value(v, key)
+        except Exception:  # noqa: BLE001 - hostile value: fail closed, carry on
+            _log.debug("flowmap: redaction could not inspect a value", exc_info=True)
+            self.count += 1
+            return REDACTED_VALUE
+
     def attrs(self, attrs: Mapping[str, Any] | None) -> dict[str, Any] | None:
         if not attrs:
             return None
         before = self.count
-        out = {self.text(k): self.value(v) for k, v in attrs.items()}
+        out = {}
+        for k, v in list(attrs.items()):
+            try:
+                nk = self.key(k)
+            except Exception:  # noqa: BLE001
+                nk = k
+            out[nk] = self.one(v, k)
         return out if self.count != before else None
 
 
@@ -120,19 +201,22 @@ def _bounded(old: Any, new: dict[str, Any]) -> BoundedAttributes:
     return ba
 
 
-def _hit(v: Any, raw: str) -> bool:
-    """Cheap pre-check (a superset of what ``_Scrubber`` rewrites)."""
-    if isinstance(v, str):
-        return raw in v
-    if isinstance(v, bool) or v is None or isinstance(v, (bytes, bytearray)):
+def _hit(v: Any, raw: str, key: Any = None) -> bool:
+    """Cheap pre-check (a superset of what ``_Scrubber`` rewrites); never raises."""
+    try:
+        if isinstance(v, str):
+            return raw in v
+        if isinstance(v, bool) or v is None or isinstance(v, (bytes, bytearray)):
+            return False
+        if isinstance(v, (int, float)):
+            return _could_be_number(raw) and _is_tenant_key(key) and _number_is(v, raw)
+        if isinstance(v, Mapping):
+            return any((isinstance(k, str) and raw in k) or _hit(x, raw, k) for k, x in v.items())
+        if isinstance(v, Sequence):
+            return any(_hit(x, raw, key) for x in v)
         return False
-    if isinstance(v, (int, float)):
-        return str(v) == raw
-    if isinstance(v, Mapping):
-        return any(raw in str(k) or _hit(x, raw) for k, x in v.items())
-    if isinstance(v, Sequence):
-        return any(_hit(x, raw) for x in v)
-    return False
+    except Exception:  # noqa: BLE001 - cannot tell: let the scrubber look (it fails closed)
+        return True
 
 
 @functools.lru_cache(maxsize=4096)
@@ -184,7 +268,9 @@ def redact_ending(span: Span) -> int:
 
     The ids: the tenant bound now; the tenant whose tag the span carries (so a span that
     ends on another thread or after its request is still covered); any captured at start
-    by :class:`RedactionProcessor` or registered with :func:`register_tenant_id`.
+    by :class:`RedactionProcessor` or registered with :func:`register_tenant_id`; and, for
+    a span with neither a binding nor a tag, every raw id bound recently (see
+    :func:`_redact_untagged`).
 
     This runs for every span, and most hold no raw id: the check reads the ending span's
     containers directly (pinned SDK 1.45.2; the span has ended, so nothing mutates them
@@ -199,6 +285,8 @@ def redact_ending(span: Span) -> int:
     if b is not None and b.raw_ids and (tag is None or tag == b.tag):
         ids = b.raw_ids  # the common case: ends in the binding it started in
     else:
+        if tag is None:
+            return _redact_untagged(span, d)  # no binding, no tag: the uncommon path
         ids = _RAW_BY_TAG.get(tag) if type(tag) is str else None
         if b is not None and b.raw_ids:
             ids = b.raw_ids if not ids else (*ids, *b.raw_ids)
@@ -231,58 +319,273 @@ def redact_ending(span: Span) -> int:
             elif t is int or t is float:
                 if numeric is None:
                     numeric = _could_be_number(raw)
-                if numeric and str(v) == raw:
+                # a number is the tenant only under a key that names one (not a status 200)
+                if numeric and _is_tenant_key(k) and _number_is(v, raw):
                     return _scrub_span(span, ids)
-            elif _hit(v, raw):
+            elif _hit(v, raw, k):
                 return _scrub_span(span, ids)
         if events:
             for ev in events:
-                if raw in ev.name or any(raw in k or _hit(v, raw) for k, v in (ev.attributes or {}).items()):
+                if raw in ev.name or any(raw in k or _hit(v, raw, k) for k, v in (ev.attributes or {}).items()):
                     return _scrub_span(span, ids)
         if links:
             for link in links:
-                if any(raw in k or _hit(v, raw) for k, v in (link.attributes or {}).items()):
+                if any(raw in k or _hit(v, raw, k) for k, v in (link.attributes or {}).items()):
                     return _scrub_span(span, ids)
     return 0
 
 
+# --- every raw id bound recently, for spans with neither a binding nor a tag -------------
+
+_KNOWN_CAP = 1 << 17  # ids kept (twice context's table, so a clear there forgets nothing yet)
+_DIRECT_MAX = 48  # up to this many ids, ``raw in text`` per id beats the 4-gram lookups
+_HEAD = HEAD  # == _MIN_SUBSTRING_LEN: longer ids match anywhere, shorter as whole tokens
+_TOKEN = re.compile(r"[0-9A-Za-z]+")
+_SCRUBBED_MAX = 4096  # alert names remembered scrubbed
+
+
+class _KnownIds:
+    """The raw ids this process has bound recently, indexed for set lookups.
+
+    Mirrors the values of ``flowmap.context._RAW_BY_TAG`` (every tenant bound with a
+    tagger configured, or tagged by flowmap's processor), read incrementally: that dict
+    only grows, until it is cleared at its cap, so the entries added since the last look
+    are its newest ones. Ids are kept across such a clear until this index reaches
+    :data:`_KNOWN_CAP` (then it restarts from the current table): bounded memory.
+
+    A text is searched without a pattern of all ids (whose building and matching cost
+    grows with their number): ids of :data:`_HEAD` characters or more through a
+    :class:`~flowmap.substrings.SubstringIndex`, shorter ids as whole tokens of letters
+    and digits (one set lookup per token). With few ids, plain ``in`` per id is faster
+    and is used instead.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.seen = 0  # entries of _RAW_BY_TAG already read
+        self.first: Any = None  # its first key then (changes when it was cleared)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.exact: set[str] = set()
+        self.long: list[str] = []
+        self.index = SubstringIndex()  # the long ids, once there are many
+        self.short: set[str] = set()  # short ids of letters and digits only
+        self.short_other: list[str] = []  # short ids with other characters (rare)
+        self.max_len = 0
+        self.numeric_len = 0  # the longest id a number could print as
+        self.scrubbed: dict[str, str] = {}
+
+    def sync(self) -> bool:
+        """Catch up with ``_RAW_BY_TAG``; whether any id is known. O(1) when nothing
+        changed; O(new entries) otherwise."""
+        table = _RAW_BY_TAG
+        n = len(table)
+        if n == self.seen and (not n or next(iter(table)) == self.first):
+            return bool(self.exact)
+        with self.lock:
+            for _ in range(3):  # another thread may bind meanwhile: read again
+                n = len(table)
+                first = next(iter(table)) if n else None
+                if self.seen and first == self.first and n >= self.seen:
+                    new = list(islice(reversed(table.values()), n - self.seen))
+                else:  # cleared since: read it all
+                    new = list(table.values())
+                if len(table) == n:
+                    break
+            if len(self.exact) + len(new) > _KNOWN_CAP:
+                self._reset()
+                new = list(table.values())
+            self._add(r for raws in new for r in raws)
+            self.seen, self.first = n, first
+        return bool(self.exact)
+
+    def _add(self, raws: Any) -> None:
+        before = len(self.exact)
+        for r in raws:
+            if type(r) is not str or not r or r in self.exact:
+                continue
+            self.exact.add(r)
+            self.max_len = max(self.max_len, len(r))
+            if _could_be_number(r):
+                self.numeric_len = max(self.numeric_len, len(r))
+            if len(r) >= _HEAD:
+                self.long.append(r)
+                self.index.add(r)
+            elif _TOKEN.fullmatch(r):
+                self.short.add(r)
+            else:
+                self.short_other.append(r)
+        if len(self.exact) != before:
+            self.scrubbed = {}
+
+    def find(self, s: str, out: set[str]) -> None:
+        """Add to ``out`` the known ids that ``s`` holds (as the scrubber would match)."""
+        long = self.long
+        if long:
+            if len(long) <= _DIRECT_MAX:
+                for r in long:
+                    if r in s:
+                        out.add(r)
+            else:
+                out.update(s[i:j] for i, j in self.index.matches(s))
+        if self.short:
+            if len(self.short) <= _DIRECT_MAX:
+                for r in self.short:
+                    if r in s and _pattern(r).search(s):
+                        out.add(r)
+            else:
+                hits = self.short.intersection(_TOKEN.findall(s))
+                if hits:
+                    out.update(hits)
+        for r in self.short_other:
+            if r in s and _pattern(r).search(s):
+                out.add(r)
+
+    def _collect(self, v: Any, key: Any, texts: list[str], out: set[str], depth: int = 0) -> None:
+        """Strings of ``v`` into ``texts``; a number equal to a known id under a key
+        naming a tenant straight into ``out``."""
+        if isinstance(v, str):
+            texts.append(v)
+        elif isinstance(v, bool) or v is None:
+            return
+        elif isinstance(v, (int, float)):
+            if self.numeric_len and _is_tenant_key(key):
+                t = _number_text(v, self.numeric_len)
+                if t is not None and t in self.exact:
+                    out.add(t)
+        elif depth < 8 and isinstance(v, Mapping):
+            for k, x in v.items():
+                if isinstance(k, str):
+                    texts.append(k)
+                self._collect(x, k, texts, out, depth + 1)
+        elif depth < 8 and isinstance(v, Sequence) and not isinstance(v, (bytes, bytearray)):
+            for x in v:
+                self._collect(x, key, texts, out, depth + 1)
+
+    def _attrs(self, attrs: Mapping[str, Any] | None, texts: list[str], out: set[str]) -> None:
+        for k, v in (attrs or {}).items():
+            if isinstance(k, str):
+                texts.append(k)
+            try:
+                self._collect(v, k, texts, out)
+            except Exception:  # noqa: BLE001 - hostile value: let the scrubber judge it
+                _log.debug("flowmap: redaction could not inspect a value", exc_info=True)
+
+    def in_span(self, span: Span, d: Mapping[str, Any]) -> set[str]:
+        """The known ids ``span`` may hold: a superset (verified by the scrubber), found
+        in one pass over all its texts joined (a match across two of them is harmless)."""
+        out: set[str] = set()
+        texts = [span._name]  # noqa: SLF001
+        self._attrs(d, texts, out)
+        for ev in span._events:  # noqa: SLF001
+            texts.append(ev.name)
+            self._attrs(ev.attributes, texts, out)
+        for link in span._links:  # noqa: SLF001
+            self._attrs(link.attributes, texts, out)
+        status = span._status  # noqa: SLF001
+        if status is not None and status.description:
+            texts.append(status.description)
+        self.find("\x00".join([t for t in texts if isinstance(t, str)]), out)
+        return out
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every known id replaced (results remembered: alert names repeat)."""
+        done = self.scrubbed.get(text)
+        if done is None:
+            found: set[str] = set()
+            self.find(text, found)
+            done = scrub_text(text, tuple(found))[0] if found else text
+            if len(self.scrubbed) >= _SCRUBBED_MAX:
+                self.scrubbed = {}
+            self.scrubbed[text] = done
+        return done
+
+
+_KNOWN = _KnownIds()
+
+
+def _redact_untagged(span: Span, d: Mapping[str, Any]) -> int:
+    """A span with neither a binding nor a tag (an orphan, an outer server span, a batch
+    job): scrub every recently bound raw id it holds, and any registered for it."""
+    ids: tuple[str, ...] = _PENDING.pop(id(span), ()) if _PENDING else ()
+    found: set[str] = set()
+    try:
+        if _KNOWN.sync():
+            found = _KNOWN.in_span(span, d)
+    except Exception:  # noqa: BLE001 - could not look: fall back to what was registered
+        _log.debug("flowmap: redaction could not search a span", exc_info=True)
+    if found:
+        ids = (*ids, *(r for r in found if r not in ids))
+    if not ids:
+        return 0
+    return _scrub_span(span, ids)
+
+
+def scrub_known(text: str) -> str:
+    """``text`` with every raw id this process has bound recently replaced by
+    :data:`REDACTED_VALUE` (for alert outlets: a span name must not carry one). Never raises."""
+    try:
+        if not text or not _KNOWN.sync():
+            return text
+        return _KNOWN.scrub(text)
+    except Exception:  # noqa: BLE001
+        _log.debug("flowmap: could not scrub a text", exc_info=True)
+        return text
+
+
 def _scrub_span(span: Span, ids: Sequence[str]) -> int:
+    """Rewrite the span. Each part is scrubbed on its own, and each value too: one that
+    cannot be inspected does not stop the others (nor the ``flowmap.redacted`` mark)."""
     s = _Scrubber(ids)
-    name = s.text(span._name)  # noqa: SLF001 - pinned SDK 1.45.2, see module docstring
-    if name != span._name:
-        span._name = name
+    try:
+        name = s.text(span._name)  # noqa: SLF001 - pinned SDK 1.45.2, see module docstring
+        if name != span._name:
+            span._name = name
+    except Exception:  # noqa: BLE001
+        _log.debug("flowmap: could not redact a span name", exc_info=True)
 
     new_attrs = s.attrs(span._attributes)
-    events = list(span._events)
-    new_events, changed_events = [], False
-    for ev in events:
-        before = s.count
-        ev_name = s.text(ev.name)
-        ev_attrs = s.attrs(ev.attributes)
-        if s.count != before:
-            changed_events = True
-            attrs = _bounded(ev.attributes, ev_attrs if ev_attrs is not None else dict(ev.attributes or {}))
-            ev = Event(ev_name, attributes=attrs, timestamp=ev.timestamp)
-        new_events.append(ev)
-    if changed_events:
-        span._events = _rebounded(span._events, new_events)
 
-    links = list(span._links)
-    new_links, changed_links = [], False
-    for link in links:
-        la = s.attrs(link.attributes)
-        if la is not None:
-            changed_links = True
-            link = trace_api.Link(link.context, _bounded(link.attributes, la))
-        new_links.append(link)
-    if changed_links:
-        span._links = _rebounded(span._links, new_links)
+    try:
+        events = list(span._events)
+        new_events, changed_events = [], False
+        for ev in events:
+            before = s.count
+            ev_name = s.text(ev.name)
+            ev_attrs = s.attrs(ev.attributes)
+            if s.count != before:
+                changed_events = True
+                attrs = _bounded(ev.attributes, ev_attrs if ev_attrs is not None else dict(ev.attributes or {}))
+                ev = Event(ev_name, attributes=attrs, timestamp=ev.timestamp)
+            new_events.append(ev)
+        if changed_events:
+            span._events = _rebounded(span._events, new_events)
+    except Exception:  # noqa: BLE001
+        _log.debug("flowmap: could not redact span events", exc_info=True)
 
-    status = span._status
-    if status is not None and status.description:
-        desc = s.text(status.description)
-        if desc != status.description:
-            span._status = Status(status.status_code, desc)
+    try:
+        links = list(span._links)
+        new_links, changed_links = [], False
+        for link in links:
+            la = s.attrs(link.attributes)
+            if la is not None:
+                changed_links = True
+                link = trace_api.Link(link.context, _bounded(link.attributes, la))
+            new_links.append(link)
+        if changed_links:
+            span._links = _rebounded(span._links, new_links)
+    except Exception:  # noqa: BLE001
+        _log.debug("flowmap: could not redact span links", exc_info=True)
+
+    try:
+        status = span._status
+        if status is not None and status.description:
+            desc = s.text(status.description)
+            if desc != status.description:
+                span._status = Status(status.status_code, desc)
+    except Exception:  # noqa: BLE001
+        _log.debug("flowmap: could not redact a span status", exc_info=True)
 
     if s.count:
         final = dict(new_attrs if new_attrs is not None else span._attributes or {})

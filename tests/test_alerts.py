@@ -124,3 +124,75 @@ def test_invalid_scope_is_config_error():
 
     with pytest.raises(ConfigError):
         AlertProcessor("some")
+
+
+# --- an alerted span is one not under its tenant's binding: its name may hold the raw id ---
+
+
+def _orphan(tracer, raw, attributes):
+    """A request of ``raw`` hands work to a thread pool that drops the context."""
+    import concurrent.futures as cf
+
+    def work():
+        with tracer.start_as_current_span(f"search {raw}", attributes=attributes):
+            pass
+
+    with bind(RequestContext(raw)):
+        with tracer.start_as_current_span("request"):
+            with cf.ThreadPoolExecutor(1) as pool:
+                pool.submit(work).result()
+
+
+@pytest.mark.parametrize("with_redaction", [False, True])
+def test_alert_outlets_never_carry_a_raw_tenant_id(caplog, with_redaction):
+    """Log line, metric attribute and callback all get the scrubbed name — with the
+    standalone AlertProcessor (no redaction installed) and behind RedactionProcessor."""
+    from flowmap.redaction import REDACTED_VALUE, RedactionProcessor
+
+    raw = f"initech-alert-{int(with_redaction)}-5521"
+    alerts = []
+    reader = InMemoryMetricReader()
+    tp = TracerProvider(resource=Resource.create({"service.name": "alert-svc"}))
+    tp.add_span_processor(TenantSpanProcessor(Tagger("test-key")))
+    if with_redaction:
+        tp.add_span_processor(RedactionProcessor())
+    tp.add_span_processor(
+        AlertProcessor("boundary", alerts.append, meter_provider=MeterProvider(metric_readers=[reader]), clock=_Clock())
+    )
+    tracer = tp.get_tracer("t")
+    with caplog.at_level(logging.WARNING, logger="flowmap.alerts"):
+        _orphan(tracer, raw, {BOUNDARY: "vector"})
+    scrubbed = f"search {REDACTED_VALUE}"
+    (record,) = caplog.records
+    assert raw not in record.getMessage() and scrubbed in record.getMessage()
+    assert _counts(reader) == {("vector", scrubbed, "alert-svc"): 1}
+    (alert,) = alerts
+    assert alert.span_name == scrubbed
+
+
+def test_configured_processor_alerts_and_exports_without_the_raw_id(caplog):
+    """What configure() installs: one FlowmapSpanProcessor doing redaction, then alerts."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from flowmap.processors import FlowmapSpanProcessor
+    from flowmap.redaction import REDACTED_VALUE
+
+    raw = "initech-configured-5521"
+    alerts = []
+    reader = InMemoryMetricReader()
+    exp = InMemorySpanExporter()
+    tp = TracerProvider(resource=Resource.create({"service.name": "alert-svc"}))
+    tp.add_span_processor(SimpleSpanProcessor(exp))
+    alerter = AlertProcessor(
+        "all", alerts.append, meter_provider=MeterProvider(metric_readers=[reader]), clock=_Clock()
+    )
+    tp.add_span_processor(FlowmapSpanProcessor(Tagger("test-key"), alerter))
+    tracer = tp.get_tracer("t")
+    with caplog.at_level(logging.WARNING, logger="flowmap.alerts"):
+        _orphan(tracer, raw, {"q": f"docs of {raw}"})
+    orphan = next(s for s in exp.get_finished_spans() if s.name.startswith("search"))
+    assert raw not in orphan.to_json()
+    assert all(raw not in r.getMessage() for r in caplog.records)
+    assert _counts(reader) == {("", f"search {REDACTED_VALUE}", "alert-svc"): 1}
+    assert [a.span_name for a in alerts] == [f"search {REDACTED_VALUE}"]

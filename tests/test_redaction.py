@@ -86,14 +86,16 @@ def test_span_ended_in_another_thread_is_still_redacted(setup):
     assert RAW not in exp.get_finished_spans()[0].to_json()
 
 
-def test_numbers_equal_to_a_numeric_tenant_id_are_redacted(setup):
+def test_numbers_equal_to_a_numeric_tenant_id_are_redacted_under_tenant_keys(setup):
     tracer, exp = _app_provider(setup)
     with bind(RequestContext("918273")):
         with tracer.start_as_current_span("numeric") as span:
-            span.set_attribute("account", 918273)
+            span.set_attribute("account_id", 918273)
+            span.set_attribute("app.tenantId", 918273)
             span.set_attribute("other", 5)
     attrs = exp.get_finished_spans()[0].attributes
-    assert attrs["account"] == REDACTED_VALUE and attrs["other"] == 5
+    assert attrs["account_id"] == REDACTED_VALUE and attrs["app.tenantId"] == REDACTED_VALUE
+    assert attrs["other"] == 5
 
 
 def test_short_ids_are_redacted_only_as_whole_tokens():
@@ -101,13 +103,15 @@ def test_short_ids_are_redacted_only_as_whole_tokens():
     assert scrub_text("xacme-corpx", ["acme-corp"]) == (f"x{REDACTED_VALUE}x", 1)
 
 
-def test_other_tenants_data_and_unbound_spans_untouched(setup):
+def test_ids_never_bound_here_are_left_to_the_analyzer(setup):
     tracer, exp = _app_provider(setup)
+    never_bound = "initrode-never-bound-9921"
     with tracer.start_as_current_span("no-context") as span:
-        span.set_attribute("note", RAW)
+        span.set_attribute("note", never_bound)
     (s,) = exp.get_finished_spans()
-    assert s.attributes["note"] == RAW and REDACTED not in s.attributes
-    # nothing bound: nothing to compare against (the analyzer's tenant-in-telemetry rule covers this)
+    assert s.attributes["note"] == never_bound and REDACTED not in s.attributes
+    # an id this process never bound: nothing to compare against (the analyzer's
+    # tenant-in-telemetry rule covers this)
     json.loads(s.to_json())
 
 
@@ -139,11 +143,181 @@ def test_register_is_a_no_op_on_spans_it_cannot_help(setup):
     tracer, exp = _app_provider(setup)
     ended = tracer.start_span("ended")
     ended.end()
-    register_tenant_id(ended, RAW)  # ended: nothing to do, no error
-    register_tenant_id(trace_api.NonRecordingSpan(trace_api.INVALID_SPAN_CONTEXT), RAW)
-    register_tenant_id(object(), RAW)
+    registered = "registered-never-bound-5150"  # not bound: only a registration could scrub it
+    register_tenant_id(ended, registered)  # ended: nothing to do, no error
+    register_tenant_id(trace_api.NonRecordingSpan(trace_api.INVALID_SPAN_CONTEXT), registered)
+    register_tenant_id(object(), registered)
     register_tenant_id(ended, None)  # type: ignore[arg-type]
     later = tracer.start_span("later")
-    later.set_attribute("note", RAW)
+    later.set_attribute("note", registered)
     later.end()
-    assert exp.get_finished_spans()[-1].attributes["note"] == RAW  # no stale registration
+    assert exp.get_finished_spans()[-1].attributes["note"] == registered  # no stale registration
+
+
+# --- spans with neither a binding nor a tag: scrubbed against every recently bound id ---
+
+
+def _request(tracer, raw):
+    """A request of tenant ``raw`` that starts a span: the process now knows the id."""
+    with bind(RequestContext(raw)):
+        with tracer.start_as_current_span("handler"):
+            pass
+
+
+def test_thread_pool_orphan_span_is_scrubbed_of_the_tenant_id(setup):
+    import concurrent.futures as cf
+
+    raw = "acme-corp-orphan-7731"
+    tracer, exp = _app_provider(setup)
+
+    def embed():  # the worker thread has no context: the span is untagged
+        with tracer.start_as_current_span(f"embed for {raw}", attributes={"q": f"docs of {raw}"}) as s:
+            s.add_event("chunk", {"source": f"s3://bucket/{raw}/a.pdf"})
+
+    with bind(RequestContext(raw)):
+        with tracer.start_as_current_span("request"):
+            with cf.ThreadPoolExecutor(1) as pool:
+                pool.submit(embed).result()
+    orphan = next(s for s in exp.get_finished_spans() if s.name.startswith("embed"))
+    assert TENANT not in orphan.attributes  # really an orphan
+    assert raw not in orphan.to_json()
+    assert orphan.name == f"embed for {REDACTED_VALUE}"
+    assert orphan.attributes["q"] == f"docs of {REDACTED_VALUE}"
+    assert orphan.events[0].attributes["source"] == f"s3://bucket/{REDACTED_VALUE}/a.pdf"
+    assert orphan.attributes[REDACTED] == 3
+
+
+def test_outer_server_span_started_before_bind_is_scrubbed_without_registration(setup):
+    raw = "acme-corp-outer-4410"
+    tracer, exp = _app_provider(setup)
+    with tracer.start_as_current_span(
+        f"GET /tenants/{raw}/orders",
+        kind=trace_api.SpanKind.SERVER,
+        attributes={"url.path": f"/tenants/{raw}/orders", "http.response.status_code": 200},
+    ):
+        _request(tracer, raw)
+    outer = next(s for s in exp.get_finished_spans() if s.name.startswith("GET"))
+    assert raw not in outer.to_json()
+    assert outer.name == f"GET /tenants/{REDACTED_VALUE}/orders"
+    assert outer.attributes["url.path"] == f"/tenants/{REDACTED_VALUE}/orders"
+    assert outer.attributes["http.response.status_code"] == 200
+
+
+def test_unbound_batch_span_after_requests_is_scrubbed_of_every_known_id(setup):
+    first, second = "tenant-batch-one", "tenant-batch-two"
+    tracer, exp = _app_provider(setup)
+    _request(tracer, first)
+    _request(tracer, second)
+    with tracer.start_as_current_span(f"nightly {first}") as span:
+        span.set_attribute("tenants", [first, second, "unrelated"])
+        span.set_status(trace_api.StatusCode.ERROR, f"quota for {second}")
+    (batch,) = [s for s in exp.get_finished_spans() if s.name.startswith("nightly")]
+    dump = batch.to_json()
+    assert first not in dump and second not in dump
+    assert batch.attributes["tenants"] == (REDACTED_VALUE, REDACTED_VALUE, "unrelated")
+    assert batch.status.description == f"quota for {REDACTED_VALUE}"
+
+
+def test_many_known_tenants_are_found_by_lookup_and_unrelated_text_kept(setup):
+    """Thousands of tenants (more than one `in` per id would take): the orphan still
+    loses the long, the short (whole token) and the numeric-under-a-tenant-key ids."""
+    tracer, exp = _app_provider(setup)
+    many = [f"org-many-{i:05d}" for i in range(3000)]
+    for raw in many:
+        _request(tracer, raw)
+    _request(tracer, "q7")  # a short id: a whole token only
+    _request(tracer, "88412")
+    with tracer.start_as_current_span(f"sync {many[1234]} then {many[2999]}") as span:
+        span.set_attribute("note", "q7 only as a word: q7x is not it")
+        span.set_attribute("tenant_id", 88412)
+        span.set_attribute("db.response.returned_rows", 88412)
+        span.set_attribute("safe", "org-many-99999 was never bound")
+    (s,) = [s for s in exp.get_finished_spans() if s.name.startswith("sync")]
+    assert s.name == f"sync {REDACTED_VALUE} then {REDACTED_VALUE}"
+    assert s.attributes["note"] == f"{REDACTED_VALUE} only as a word: q7x is not it"
+    assert s.attributes["tenant_id"] == REDACTED_VALUE
+    assert s.attributes["db.response.returned_rows"] == 88412
+    assert s.attributes["safe"] == "org-many-99999 was never bound"
+
+
+def test_known_ids_survive_the_context_table_being_cleared_at_its_cap(setup):
+    from flowmap.context import _RAW_BY_TAG
+
+    tracer, exp = _app_provider(setup)
+    _request(tracer, "tenant-before-clear")
+    with tracer.start_as_current_span("look"):  # an untagged span: the index catches up
+        pass
+    _RAW_BY_TAG.clear()  # what context does when its table is full
+    _request(tracer, "tenant-after-clear")
+    with tracer.start_as_current_span("late tenant-before-clear and tenant-after-clear"):
+        pass
+    late = exp.get_finished_spans()[-1]
+    assert late.name == f"late {REDACTED_VALUE} and {REDACTED_VALUE}"
+
+
+# --- hostile values: one cannot stop the rest being scrubbed -----------------------------
+
+
+def test_an_int_too_long_to_print_does_not_stop_redaction(setup):
+    tracer, exp = _app_provider(setup)
+    huge = 10**5000  # str() raises ValueError (int max str digits)
+    with bind(RequestContext(RAW)):
+        with tracer.start_as_current_span(f"load {RAW}") as span:
+            span.set_attribute("huge_int", huge)
+            span.set_attribute("tenant_id", huge)
+            span.set_attribute("who", RAW)
+            span.add_event("lookup", {"detail": f"for {RAW}", "huge": huge})
+    (s,) = exp.get_finished_spans()
+    assert s.name == f"load {REDACTED_VALUE}"
+    assert s.attributes["who"] == REDACTED_VALUE
+    assert s.events[0].attributes["detail"] == f"for {REDACTED_VALUE}"
+    assert s.attributes["huge_int"] == huge and s.attributes["tenant_id"] == huge
+    assert s.attributes[REDACTED] == 3
+
+
+def test_an_int_too_long_to_print_under_a_tenant_key_with_a_numeric_tenant(setup):
+    tracer, exp = _app_provider(setup)
+    with bind(RequestContext("918273")):
+        with tracer.start_as_current_span("numeric") as span:
+            span.set_attribute("tenant_id", 10**5000)  # checked before any str()
+            span.set_attribute("account_id", 918273)
+            span.set_attribute("path", "/accounts/918273/usage")
+    (s,) = exp.get_finished_spans()
+    assert s.attributes["account_id"] == REDACTED_VALUE
+    assert s.attributes["path"] == f"/accounts/{REDACTED_VALUE}/usage"
+    assert s.attributes[REDACTED] == 2
+
+
+# --- numeric tenant ids: unrelated numbers are not the tenant ----------------------------
+
+
+def test_numeric_tenant_id_leaves_unrelated_numbers_alone(setup):
+    tracer, exp = _app_provider(setup)
+    with bind(RequestContext("200")):
+        with tracer.start_as_current_span("GET", kind=trace_api.SpanKind.CLIENT) as span:
+            span.set_attribute("http.status_code", 200)
+            span.set_attribute("http.response.status_code", 200)
+            span.set_attribute("db.response.returned_rows", 200)
+            span.set_attribute("ratio", 200.0)
+            span.set_attribute("codes", [200, 404])
+            span.set_attribute("url.full", "http://svc.internal/orgs/200/items?page=1")
+            span.add_event("response", {"status": 200})
+    (s,) = exp.get_finished_spans()
+    a = s.attributes
+    assert a["http.status_code"] == 200 and a["http.response.status_code"] == 200
+    assert a["db.response.returned_rows"] == 200 and a["ratio"] == 200.0
+    assert a["codes"] == (200, 404)
+    assert s.events[0].attributes["status"] == 200
+    assert a["url.full"] == f"http://svc.internal/orgs/{REDACTED_VALUE}/items?page=1"  # strings: whole tokens
+    assert a[REDACTED] == 1
+
+
+def test_numeric_tenant_id_on_an_unbound_span_leaves_unrelated_numbers_alone(setup):
+    tracer, exp = _app_provider(setup)
+    _request(tracer, "31337")
+    with tracer.start_as_current_span("GET /orgs/31337") as span:
+        span.set_attribute("http.status_code", 31337)
+        span.set_attribute("org_id", 31337)
+    s = exp.get_finished_spans()[-1]
+    assert s.name == f"GET /orgs/{REDACTED_VALUE}"
+    assert s.attributes["http.status_code"] == 31337 and s.attributes["org_id"] == REDACTED_VALUE
