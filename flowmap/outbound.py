@@ -11,13 +11,22 @@ scope, right before it injects headers from the *current* context. The hook atta
 context whose baggage holds exactly what this destination may receive; the
 instrumentation's span scope restores the caller's context when the span ends. The span
 itself was started before the hook, so processors still saw the caller's baggage.
+
+The hook also runs for every redirect hop (it wraps the transport, which httpx calls once
+per hop), and httpx copies the previous hop's headers onto the next one; applications
+may also forward an inbound ``baggage`` header themselves. So for a destination that is
+not allowed, the hook removes any ``flowmap.tenant`` member already in the request's
+``baggage`` header(s) (other members are kept), and ``flowmap.baggage.sent`` says whether
+a ``flowmap.tenant`` member really goes out.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping, MutableMapping
 from typing import Any
+from urllib.parse import unquote_plus
 
 from opentelemetry import baggage as otel_baggage
 from opentelemetry import context as otel_context
@@ -61,6 +70,89 @@ _active = False
 _provider: Any = None
 # Set by the request hook on the context it attaches: this destination may get baggage.
 _BAGGAGE_ALLOWED = otel_context.create_key("flowmap.outbound.baggage_allowed")
+_BAGGAGE_HEADER = "baggage"
+_TENANT_KEY = A.BAGGAGE_KEY.casefold()
+
+
+# -- flowmap.tenant members already in a carrier's baggage header(s) -------------------
+
+
+def _is_tenant_member(member: str) -> bool:
+    """Whether a W3C baggage list-member is (or any reader could take it for) ``flowmap.tenant``.
+
+    The key is what precedes the first ``=`` and, conservatively, the first ``;``
+    (properties); it is percent-decoded the way OpenTelemetry decodes it, trimmed of
+    optional whitespace and compared case-insensitively, so no spelling slips through.
+    """
+    key = member.split("=", 1)[0].split(";", 1)[0]
+    if "%" in key or "+" in key:
+        key = unquote_plus(key)
+    return key.strip().casefold() == _TENANT_KEY
+
+
+def _text(value: Any) -> str:
+    return value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else str(value)
+
+
+def _read_baggage(carrier: Any) -> list[Any]:
+    """The raw values of every ``baggage`` field of ``carrier`` (any letter case)."""
+    if carrier is None:
+        return []
+    get_list = getattr(carrier, "get_list", None)
+    if callable(get_list):  # httpx.Headers: case-insensitive, one entry per header line
+        return list(get_list(_BAGGAGE_HEADER))
+    if isinstance(carrier, list):  # raw [(name, value), ...] (httpx < 0.20)
+        return [v for k, v in carrier if _text(k).lower() == _BAGGAGE_HEADER]
+    if isinstance(carrier, Mapping):  # dicts, case-insensitive dicts, multidicts (one item per field)
+        values: list[Any] = []
+        for key, value in carrier.items():
+            if isinstance(key, str) and key.lower() == _BAGGAGE_HEADER:
+                values.extend(value if isinstance(value, (list, tuple)) else [value])
+        return values
+    return []
+
+
+def _write_baggage(carrier: Any, raw: list[Any], value: str) -> None:
+    """Replace every ``baggage`` field of ``carrier`` by one holding ``value`` (none if empty)."""
+    as_bytes = bool(raw) and isinstance(raw[0], (bytes, bytearray))
+    if isinstance(carrier, list):
+        names = [k for k, _ in carrier if _text(k).lower() == _BAGGAGE_HEADER]
+        carrier[:] = [(k, v) for k, v in carrier if _text(k).lower() != _BAGGAGE_HEADER]
+        if value:
+            name = names[0] if names else _BAGGAGE_HEADER
+            carrier.append((name, value.encode("latin-1") if as_bytes else value))
+        return
+    if not isinstance(carrier, MutableMapping):
+        raise TypeError(f"cannot rewrite baggage in a {type(carrier).__name__}")
+    fields = [(k, v) for k, v in carrier.items() if isinstance(k, str) and k.lower() == _BAGGAGE_HEADER]
+    for key in {k for k, _ in fields}:
+        while key in carrier:  # multi-valued carriers may hold the name several times
+            del carrier[key]
+    if value:
+        new: Any = value.encode("latin-1") if as_bytes else value
+        if fields and isinstance(fields[0][1], list):  # a {name: [values]} carrier
+            new = [new]
+        carrier[_BAGGAGE_HEADER] = new
+
+
+def _tenant_in_baggage(carrier: Any, strip: bool) -> bool:
+    """Whether ``carrier``'s baggage header(s) carry a ``flowmap.tenant`` member.
+
+    With ``strip``, such members are removed first (other members are kept, in order;
+    several ``baggage`` fields become one; a field left empty is dropped), so the answer
+    is then whether one is still there. Carriers without a baggage field are untouched.
+    """
+    raw = _read_baggage(carrier)
+    if not raw:
+        return False
+    members = [m for value in raw for m in _text(value).split(",")]
+    kept = [m for m in members if not _is_tenant_member(m)]
+    if len(kept) == len(members):
+        return False
+    if not strip:
+        return True
+    _write_baggage(carrier, raw, ",".join(m.strip(" \t") for m in kept if m.strip(" \t")))
+    return any(_is_tenant_member(m) for value in _read_baggage(carrier) for m in _text(value).split(","))
 
 
 class GuardedBaggagePropagator(TextMapPropagator):
@@ -69,7 +161,10 @@ class GuardedBaggagePropagator(TextMapPropagator):
     Installed in place of the plain baggage propagator (:func:`guard_global_baggage`),
     it keeps every *other* instrumented client (requests, urllib3, aiohttp, gRPC...) from
     sending the tenant tag anywhere: they never pass through flowmap's destination check,
-    so they send the application's other baggage entries (if any) but never the tag.
+    so they send the application's other baggage entries (if any) but never the tag. A
+    ``flowmap.tenant`` member already in the carrier's ``baggage`` field (forwarded
+    headers, a copied request) is removed too, other members kept. Only where flowmap's
+    httpx hook allowed the destination is the carrier left as the hook decided.
     Extraction is unchanged.
     """
 
@@ -85,6 +180,10 @@ class GuardedBaggagePropagator(TextMapPropagator):
         if otel_context.get_value(_BAGGAGE_ALLOWED, context) is not True:
             if otel_baggage.get_baggage(A.BAGGAGE_KEY, context) is not None:
                 context = otel_baggage.remove_baggage(A.BAGGAGE_KEY, context)
+            try:
+                _tenant_in_baggage(carrier, strip=True)
+            except Exception:  # noqa: BLE001 - never break the application's request
+                _log.debug("flowmap: could not strip the tenant baggage from a carrier", exc_info=True)
         self._inner.inject(carrier, context=context, setter=setter)
 
     @property
@@ -147,21 +246,36 @@ def _request_hook(span: Span, request: RequestInfo) -> None:
     # Fail closed: whatever happens below, the injected context carries no baggage
     # unless this destination was positively allowed.
     ctx = otel_baggage.clear()
-    sent = False
+    allowed = inject = False
     host: str | None = None
     port: int | None = None
     try:
         host, port = _destination(request.url)
-        tag = outbound_tag()
-        if tag is not None and _allowed.allows(host) and _propagates_baggage():
-            ctx = otel_baggage.set_baggage(A.BAGGAGE_KEY, tag, ctx)
+        allowed = _allowed.allows(host)
+        if allowed:
             ctx = otel_context.set_value(_BAGGAGE_ALLOWED, True, ctx)
-            sent = True
+            tag = outbound_tag()
+            if tag is not None and _propagates_baggage():
+                ctx = otel_baggage.set_baggage(A.BAGGAGE_KEY, tag, ctx)
+                inject = True
     except Exception:  # noqa: BLE001 - never break the application's request
         _log.debug("flowmap: outbound baggage decision failed", exc_info=True)
     finally:
         # Not detached on purpose: the instrumentation's span scope resets the context.
         otel_context.attach(ctx)
+    # The headers may already hold a tag: copied from the previous redirect hop, or
+    # forwarded by the application. Remove it unless the destination is allowed; then
+    # record what really goes out (the injection that follows replaces the header).
+    sent = inject
+    if not inject:
+        try:
+            sent = _tenant_in_baggage(request.headers, strip=not allowed)
+        except Exception:  # noqa: BLE001
+            _log.debug("flowmap: could not check the outgoing baggage header", exc_info=True)
+            try:
+                sent = _tenant_in_baggage(request.headers, strip=False)
+            except Exception:  # noqa: BLE001
+                _log.debug("flowmap: could not read the outgoing baggage header", exc_info=True)
     try:
         if span.is_recording():
             attrs: dict[str, Any] = {A.BOUNDARY: "http.client", A.BAGGAGE_SENT: sent}

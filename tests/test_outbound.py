@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from types import MappingProxyType
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
 from opentelemetry import baggage as otel_baggage
 from opentelemetry import context as otel_context
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -18,6 +21,7 @@ from flowmap import runtime
 from flowmap.context import RequestContext, bind
 from flowmap.hosts import AllowedHosts
 from flowmap.outbound import (
+    GuardedBaggagePropagator,
     allowed_hosts,
     guard_global_baggage,
     instrument_httpx,
@@ -30,6 +34,30 @@ from flowmap.tagging import Tagger
 from servers import RecordingApp, serve
 
 RAW_TENANT = "acme-corp-tenant-7731"
+EXTERNAL = "api.example.com"  # never on the allow list; reached through a loopback proxy
+
+
+class RedirectingApp(RecordingApp):
+    """A :class:`RecordingApp` whose ``/hop?to=<url>`` answers ``302 Location: <url>``.
+
+    It also serves as a plain forward proxy: a request for ``http://api.example.com/x``
+    sent through it is recorded with path ``http://api.example.com/x``.
+    """
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope.get("path", "").endswith("/hop"):
+            return await super().__call__(scope, receive, send)
+        target = parse_qs(scope.get("query_string", b"").decode())["to"][0]
+
+        async def redirect(message):
+            if message["type"] == "http.response.start":
+                message = {"type": "http.response.start", "status": 302,
+                           "headers": [(b"location", target.encode()), (b"content-length", b"0")]}
+            else:
+                message = {"type": "http.response.body", "body": b""}
+            await send(message)
+
+        return await super().__call__(scope, receive, redirect)
 
 
 @pytest.fixture
@@ -54,7 +82,7 @@ def spans(tagger):
 
 @pytest.fixture(scope="module")
 def server():
-    app = RecordingApp()
+    app = RedirectingApp()
     with serve(app) as running:
         running.app = app
         yield running
@@ -246,3 +274,157 @@ def test_guard_strips_only_the_tag_and_can_be_undone(tagger, guarded_propagation
         headers = {}
         propagate.inject(headers)
     assert headers["baggage"] == f"{A.BAGGAGE_KEY}={tagger.tag(RAW_TENANT)}"
+
+
+# -- a tag already in the request's headers: redirect hops and forwarded baggage ---------
+
+
+def _get(mode, url, *, headers=None, proxy=None):
+    """One GET following redirects, with an httpx.Client or an httpx.AsyncClient.
+
+    With ``proxy`` (a loopback server's URL), requests for EXTERNAL go through it.
+    """
+    if mode == "sync":
+        mounts = {f"http://{EXTERNAL}": httpx.HTTPTransport(proxy=proxy)} if proxy else None
+        with httpx.Client(follow_redirects=True, mounts=mounts) as client:
+            return client.get(url, headers=headers)
+
+    async def main():
+        mounts = {f"http://{EXTERNAL}": httpx.AsyncHTTPTransport(proxy=proxy)} if proxy else None
+        async with httpx.AsyncClient(follow_redirects=True, mounts=mounts) as client:
+            return await client.get(url, headers=headers)
+
+    return asyncio.run(main())
+
+
+def _members(headers):
+    return [m.strip() for m in headers.get("baggage", "").split(",") if m.strip()]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_redirect_to_a_disallowed_name_drops_the_copied_tag(spans, server, tagger, mode):
+    provider, memory = spans
+    instrument_httpx(AllowedHosts(("localhost",), include_defaults=False), tracer_provider=provider)
+    landing = f"{server.url}/landing-{mode}"  # 127.0.0.1: not on this allow list
+    with bind(RequestContext(RAW_TENANT)):
+        response = _get(mode, f"http://localhost:{server.port}/hop?to={landing}")
+    assert response.status_code == 200 and len(response.history) == 1
+    first, second = server.app.requests[-2:]
+    assert first["path"] == "/hop" and second["path"] == f"/landing-{mode}"
+    assert first["headers"]["baggage"] == f"{A.BAGGAGE_KEY}={tagger.tag(RAW_TENANT)}"
+    # httpx copied the first hop's headers onto the redirect: the tag must not follow.
+    assert "baggage" not in second["headers"] and "traceparent" in second["headers"]
+    _assert_no_raw_id(second["headers"])
+    hop1, hop2 = _client_spans(memory)
+    assert (hop1.attributes["server.address"], hop1.attributes[A.BAGGAGE_SENT]) == ("localhost", True)
+    assert (hop2.attributes["server.address"], hop2.attributes[A.BAGGAGE_SENT]) == ("127.0.0.1", False)
+    _assert_traceparent_is_span(second["headers"], hop2)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_redirect_to_an_external_host_drops_the_copied_tag(spans, server, tagger, mode):
+    provider, memory = spans
+    instrument_httpx(tracer_provider=provider)  # the contract's default allow list
+    with bind(RequestContext(RAW_TENANT)):
+        response = _get(mode, f"{server.url}/hop?to=http://{EXTERNAL}/landing", proxy=server.url)
+    assert response.status_code == 200
+    first, second = server.app.requests[-2:]
+    assert first["path"] == "/hop" and second["path"].endswith("/landing")
+    assert second["headers"]["host"] == EXTERNAL
+    assert first["headers"]["baggage"] == f"{A.BAGGAGE_KEY}={tagger.tag(RAW_TENANT)}"
+    assert "baggage" not in second["headers"] and "traceparent" in second["headers"]
+    hop1, hop2 = _client_spans(memory)
+    assert (hop1.attributes["server.address"], hop1.attributes[A.BAGGAGE_SENT]) == ("127.0.0.1", True)
+    assert (hop2.attributes["server.address"], hop2.attributes[A.BAGGAGE_SENT]) == (EXTERNAL, False)
+    assert hop2.attributes[A.TENANT] == tagger.tag(RAW_TENANT)  # still the tenant's hop
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_forwarded_baggage_loses_only_the_tag_to_an_external_host(spans, server, tagger, mode):
+    provider, memory = spans
+    instrument_httpx(tracer_provider=provider)
+    tag = tagger.tag(RAW_TENANT)
+    # A gateway forwarding its inbound headers: several baggage fields, OWS, properties,
+    # and spellings of the key other readers would decode to flowmap.tenant.
+    forwarded = [
+        ("baggage", f"other=x , {A.BAGGAGE_KEY} = {tag};origin=inbound, team=a%20b;p"),
+        ("baggage", f"flowmap%2Etenant={tag}"),
+        ("Baggage", f"FlowMap.Tenant={tag},last=1"),
+        ("accept", "application/json"),
+    ]
+    with bind(RequestContext(RAW_TENANT)):
+        _get(mode, f"http://{EXTERNAL}/forward-{mode}", headers=forwarded, proxy=server.url)
+        only_tag = [("baggage", f"{A.BAGGAGE_KEY}={tag}")]
+        _get(mode, f"http://{EXTERNAL}/forward-only-{mode}", headers=only_tag, proxy=server.url)
+    mixed, alone = server.app.requests[-2:]
+    assert mixed["path"].endswith(f"/forward-{mode}") and alone["path"].endswith(f"/forward-only-{mode}")
+    assert _members(mixed["headers"]) == ["other=x", "team=a%20b;p", "last=1"]
+    assert tag not in mixed["headers"]["baggage"] and mixed["headers"]["accept"] == "application/json"
+    assert "baggage" not in alone["headers"]  # emptied: dropped, not sent empty
+    assert [(s.attributes["server.address"], s.attributes[A.BAGGAGE_SENT]) for s in _client_spans(memory)] == [
+        (EXTERNAL, False), (EXTERNAL, False)]
+
+
+def test_forwarded_tag_to_an_allowed_host_is_recorded_as_sent(spans, server, tagger):
+    provider, memory = spans
+    instrument_httpx(tracer_provider=provider)
+    forwarded = {"baggage": f"{A.BAGGAGE_KEY}={tagger.tag('someone-else')},other=x"}
+    httpx.get(server.url + "/forward-allowed", headers=forwarded)  # nothing bound: header as is
+    with bind(RequestContext(RAW_TENANT)):
+        httpx.get(server.url + "/forward-allowed-bound", headers=forwarded)  # bound: flowmap's own tag
+    unbound, bound = server.app.requests[-2:]
+    assert unbound["headers"]["baggage"] == forwarded["baggage"]
+    assert bound["headers"]["baggage"] == f"{A.BAGGAGE_KEY}={tagger.tag(RAW_TENANT)}"
+    # The span says what really went out, whoever put the tag in the header.
+    assert [s.attributes[A.BAGGAGE_SENT] for s in _client_spans(memory)] == [True, True]
+
+
+def test_guarded_propagator_agrees_with_the_hook_on_forwarded_tags(spans, server, tagger, guarded_propagation):
+    provider, memory = spans
+    instrument_httpx(AllowedHosts(("localhost",), include_defaults=False), tracer_provider=provider)
+    forwarded = {"baggage": f"{A.BAGGAGE_KEY}={tagger.tag(RAW_TENANT)},other=x"}
+    with bind(RequestContext(RAW_TENANT)):
+        httpx.get(f"{server.url}/guarded-disallowed", headers=forwarded)
+        httpx.get(f"http://localhost:{server.port}/guarded-allowed", headers=forwarded)
+    httpx.get(f"http://localhost:{server.port}/guarded-allowed-unbound", headers=forwarded)
+    disallowed, allowed, unbound = server.app.requests[-3:]
+    assert disallowed["headers"]["baggage"] == "other=x"
+    assert allowed["headers"]["baggage"] == f"{A.BAGGAGE_KEY}={tagger.tag(RAW_TENANT)}"
+    assert unbound["headers"]["baggage"] == forwarded["baggage"]  # allowed: left as forwarded
+    assert [s.attributes[A.BAGGAGE_SENT] for s in _client_spans(memory)] == [False, True, True]
+
+
+class _NoopSetter:
+    def set(self, carrier, key, value):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("carrier", "expected"),
+    [
+        ({"baggage": "flowmap.tenant=0123456789abcdef"}, {}),
+        ({"baggage": " a=1 ,flowmap.tenant = 0123456789abcdef ;p=q, b=2;x"}, {"baggage": "a=1,b=2;x"}),
+        ({"Baggage": "flowmap.tenant=0123456789abcdef,a=1", "x-other": "flowmap.tenant=kept"},
+         {"baggage": "a=1", "x-other": "flowmap.tenant=kept"}),
+        ({"baggage": "flowmap%2Etenant=t,FLOWMAP.TENANT=t,flowmap.tenant;p=1,flowmap+tenant=no"},
+         {"baggage": "flowmap+tenant=no"}),
+        # "flowmap.tenant" as a value is not the key; other fields are not baggage
+        ({"baggage": "a=flowmap.tenant,flowmap.tenant=t,b=2", "traceparent": "flowmap.tenant=t"},
+         {"baggage": "a=flowmap.tenant,b=2", "traceparent": "flowmap.tenant=t"}),
+    ],
+)
+def test_guarded_propagator_strips_a_tag_already_in_the_carrier(tagger, carrier, expected):
+    GuardedBaggagePropagator().inject(carrier, context=Context())
+    assert carrier == expected
+
+
+def test_guarded_propagator_strips_httpx_headers_and_never_raises(tagger):
+    headers = httpx.Headers([("baggage", "flowmap.tenant=t,a=1"), ("baggage", "b=2"), ("accept", "*/*")])
+    GuardedBaggagePropagator().inject(headers, context=otel_baggage.set_baggage("app.flag", "on", Context()))
+    assert headers.get_list("baggage") == ["app.flag=on"] and headers["accept"] == "*/*"
+    headers = httpx.Headers([("baggage", "flowmap.tenant=t,a=1"), ("baggage", "b=2")])
+    GuardedBaggagePropagator().inject(headers, context=Context())
+    assert headers.get_list("baggage") == ["a=1,b=2"]
+    frozen = {"baggage": "flowmap.tenant=t"}
+    GuardedBaggagePropagator().inject(MappingProxyType(frozen), context=Context(), setter=_NoopSetter())
+    assert frozen == {"baggage": "flowmap.tenant=t"}  # could not be rewritten: logged, not raised
