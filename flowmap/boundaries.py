@@ -6,6 +6,16 @@ generators) and a context manager (``with`` and ``async with``). It opens a span
 wrapped code runs (mode ``fail``, the default), or in mode ``record`` marks the span
 ``flowmap.unscoped``, adds an event and continues (the AlertProcessor then alerts).
 
+A generator's body runs only when it is iterated, which may be after the ``bind`` block
+that created it (a lazy, streaming response) or inside another request. So generators
+are gated twice: when called (fail early), and again whenever the body is about to run
+(first ``next()``/``anext()`` and every resume). The context bound *then* is what counts:
+nothing bound is handled as for a function (MissingContextError, or record and go on),
+and a different tenant than the one it was created for (or started with) is refused
+with TenantSwitchError — like a nested ``bind`` of another tenant — or, in mode
+``record``, marked with a ``flowmap.tenant_switch`` event. The span is started at the
+first step, so it is tagged with the tenant bound while the body runs.
+
 The tenant is only ever taken from the bound context, never from the function's
 arguments: a model or a caller cannot choose it.
 """
@@ -25,14 +35,15 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from . import attributes as A
 from . import runtime
-from .context import _BINDING
-from .errors import ConfigError, MissingContextError
+from .context import _BINDING, Binding
+from .errors import ConfigError, MissingContextError, TenantSwitchError
 
-__all__ = ["boundary", "Boundary", "mark_scoped", "UNSCOPED_EVENT", "span_kind_for"]
+__all__ = ["boundary", "Boundary", "mark_scoped", "UNSCOPED_EVENT", "SWITCH_EVENT", "span_kind_for"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 UNSCOPED_EVENT = "flowmap.unscoped"
+SWITCH_EVENT = "flowmap.tenant_switch"
 
 # Open context-manager boundaries of this task/thread: a shared Boundary instance may be
 # entered concurrently from many tasks, so its spans cannot live on the instance.
@@ -100,6 +111,60 @@ class Boundary:
             )
         return False
 
+    def _fails(self) -> bool:
+        return (self.mode or runtime.boundary_mode()) == "fail"
+
+    def _switch_error(self) -> TenantSwitchError:
+        return TenantSwitchError(
+            f"a {self.kind} boundary generator is iterated for another tenant than it was "
+            "created (or started) for: create it inside the request that consumes it"
+        )
+
+    def _gate_step(self, name: str, created: Binding | None) -> tuple[Binding | None, bool]:
+        """Gate a generator body about to start: returns (binding now, switched).
+
+        Raises MissingContextError (nothing bound) or TenantSwitchError (another tenant
+        than at creation) in fail mode, after recording the refusal as a span.
+        """
+        now = _BINDING.get()
+        try:
+            if now is None:
+                self._check()  # raises in fail mode
+                return None, False
+            switched = created is not None and not _same_tenant(created, now)
+            if switched and self._fails():
+                raise self._switch_error()
+            return now, switched
+        except (MissingContextError, TenantSwitchError) as err:
+            self._record_refusal(name, err, bound=now is not None)
+            raise
+
+    def _regate(self, span: Span, first: Binding | None, flagged: list[bool]) -> BaseException | None:
+        """Gate a generator body about to resume (called only when the binding changed).
+
+        Returns the error to raise in fail mode; in record mode marks the span instead."""
+        now = _BINDING.get()
+        if now is None:
+            if first is None:
+                return None  # ran unbound from the start: already marked
+            if self._fails():
+                return MissingContextError(
+                    f"no tenant context bound when a {self.kind} boundary generator resumed: "
+                    "consume it inside flowmap.bind(ctx)"
+                )
+            if not flagged[0]:  # marked once, however many steps follow
+                flagged[0] = True
+                span.set_attribute(A.UNSCOPED, True)
+                span.add_event(UNSCOPED_EVENT, {A.BOUNDARY: self.kind})
+            return None
+        if first is not None and not _same_tenant(first, now):
+            if self._fails():
+                return self._switch_error()
+            if not flagged[1]:
+                flagged[1] = True
+                span.add_event(SWITCH_EVENT, {A.BOUNDARY: self.kind})
+        return None
+
     def _start(self, name: str, bound: bool) -> Span:
         attrs: dict[str, Any] = dict(self.attributes)
         attrs[A.BOUNDARY] = self.kind
@@ -124,12 +189,13 @@ class Boundary:
         span = self._start(name, bound)
         return span, otel_context.attach(trace.set_span_in_context(span))
 
-    def _record_refusal(self, name: str, err: BaseException) -> None:
+    def _record_refusal(self, name: str, err: BaseException, bound: bool = False) -> None:
         """A refused boundary is evidence too: emit an (untagged, errored) span for it."""
         try:
-            span = self._start(name, False)
+            span = self._start(name, bound)
             span.record_exception(err)
-            span.set_status(Status(StatusCode.ERROR, "missing tenant context"))
+            reason = "tenant switch" if isinstance(err, TenantSwitchError) else "missing tenant context"
+            span.set_status(Status(StatusCode.ERROR, reason))
             span.end()
         except Exception:  # noqa: BLE001
             pass
@@ -213,27 +279,39 @@ class Boundary:
         return wrapper  # type: ignore[return-value]
 
     def _wrap_gen(self, fn: Callable[..., Any], name: str) -> Callable[..., Any]:
-        """Gate at call time; the span lives from first step to exhaustion, and is current
-        only while the generator body runs (never leaks into the consumer between yields)."""
+        """Gate at call time and again whenever the body is about to run (see the module
+        docstring); the span lives from first step to exhaustion, and is current only
+        while the generator body runs (never leaks into the consumer between yields)."""
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
-                bound = self._check()
+                self._check()
             except MissingContextError as err:
                 self._record_refusal(name, err)
                 raise
-            return _gen(bound, args, kwargs)
+            return _gen(_BINDING.get(), args, kwargs)
 
-        def _gen(bound: bool, args: Any, kwargs: Any) -> Any:
-            span = self._start(name, bound)
+        def _gen(created: Binding | None, args: Any, kwargs: Any) -> Any:
+            first, switched = self._gate_step(name, created)
+            span = self._start(name, first is not None)
+            if switched:
+                span.add_event(SWITCH_EVENT, {A.BOUNDARY: self.kind})
             span_ctx = trace.set_span_in_context(span)
             exc: BaseException | None = None
+            flagged = [False, False]  # marked unscoped / switched mid-stream (record mode)
             try:
                 gen = fn(*args, **kwargs)
                 send_value: Any = None
                 throw: BaseException | None = None
+                started = False
                 while True:
+                    if throw is None and started and _BINDING.get() is not first:
+                        refused = self._regate(span, first, flagged)
+                        if refused is not None:
+                            gen.close()
+                            raise refused
+                    started = True
                     token = otel_context.attach(span_ctx)
                     try:
                         item = gen.throw(throw) if throw is not None else gen.send(send_value)
@@ -264,21 +342,32 @@ class Boundary:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
-                bound = self._check()
+                self._check()
             except MissingContextError as err:
                 self._record_refusal(name, err)
                 raise
-            return _agen(bound, args, kwargs)
+            return _agen(_BINDING.get(), args, kwargs)
 
-        async def _agen(bound: bool, args: Any, kwargs: Any) -> Any:
-            span = self._start(name, bound)
+        async def _agen(created: Binding | None, args: Any, kwargs: Any) -> Any:
+            first, switched = self._gate_step(name, created)
+            span = self._start(name, first is not None)
+            if switched:
+                span.add_event(SWITCH_EVENT, {A.BOUNDARY: self.kind})
             span_ctx = trace.set_span_in_context(span)
             exc: BaseException | None = None
+            flagged = [False, False]  # marked unscoped / switched mid-stream (record mode)
             try:
                 agen = fn(*args, **kwargs)
                 send_value: Any = None
                 throw: BaseException | None = None
+                started = False
                 while True:
+                    if throw is None and started and _BINDING.get() is not first:
+                        refused = self._regate(span, first, flagged)
+                        if refused is not None:
+                            await agen.aclose()
+                            raise refused
+                    started = True
                     token = otel_context.attach(span_ctx)
                     try:
                         step = agen.athrow(throw) if throw is not None else agen.asend(send_value)
@@ -305,6 +394,18 @@ class Boundary:
                 span.end()
 
         return wrapper
+
+
+def _same_tenant(a: Binding, b: Binding) -> bool:
+    """Whether two bindings are for the same tenant (unknown counts as the same)."""
+    if a is b:
+        return True
+    if a.ctx is not None and b.ctx is not None:
+        return a.ctx.tenant_id == b.ctx.tenant_id
+    tagger = runtime.tagger_or_none()
+    ta = a.tag_under(tagger) if tagger is not None else a.tag
+    tb = b.tag_under(tagger) if tagger is not None else b.tag
+    return ta is None or tb is None or ta == tb
 
 
 def boundary(

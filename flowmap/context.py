@@ -168,15 +168,28 @@ def outbound_tag() -> str | None:
 
 
 class _Bind:
-    """Context manager (sync and async) that installs a Binding and restores on exit."""
+    """Context manager (sync and async) that installs a Binding and restores on exit.
 
-    __slots__ = ("_binding", "_allow_switch", "_token", "_otel_token")
+    One object may be entered many times — one after the other, nested, or by
+    concurrent tasks or threads at once (a per-tenant scope built once and shared) — so
+    nothing about an entry lives on the instance alone: each entry's tokens are recorded
+    in the entering context (``_ENTERED``, a contextvar), and each exit undoes exactly
+    what its own entry did, in the context that exits. ``_open`` lists the entries not
+    yet exited, for an exit that runs in another context than its entry (e.g. a
+    fixture's teardown in another task), which falls back to the latest open entry.
+    """
+
+    __slots__ = ("_binding", "_allow_switch", "_open")
+
+    # (bind object, entry) for every entry made in this context and not exited yet
+    _ENTERED: contextvars.ContextVar[tuple[tuple[_Bind, tuple[Any, Any]], ...]] = contextvars.ContextVar(
+        "flowmap_bind_entries", default=()
+    )
 
     def __init__(self, binding: Binding, allow_switch: bool) -> None:
         self._binding = binding
         self._allow_switch = allow_switch
-        self._token: contextvars.Token[Binding | None] | None = None
-        self._otel_token: Any = None
+        self._open: list[tuple[Any, Any]] = []  # (binding token, otel token) per open entry
 
     def _check_switch(self, outer: Binding) -> None:
         new = self._binding
@@ -200,21 +213,50 @@ class _Bind:
             )
 
     def __enter__(self) -> RequestContext | None:
+        binding = self._binding
         outer = _BINDING.get()
         if outer is not None:
             self._check_switch(outer)
-            if self._binding.ctx is None and outer.ctx is not None and not self._allow_switch:
-                # evidence that agrees with the authenticated tenant adds nothing: keep authority
-                self._binding = outer
-        self._token = _BINDING.set(self._binding)
-        tag = self._binding.tag
+            if binding.ctx is None and outer.ctx is not None and not self._allow_switch:
+                # evidence that agrees with the authenticated tenant adds nothing: keep
+                # authority (for this entry only: the object may be entered elsewhere)
+                binding = outer
+        token = _BINDING.set(binding)
+        otel_token: Any = None
+        tag = binding.tag
         if tag is not None:
             try:
-                octx = otel_baggage.set_baggage(A.BAGGAGE_KEY, tag)
-                self._otel_token = otel_context.attach(octx)
+                otel_token = otel_context.attach(otel_baggage.set_baggage(A.BAGGAGE_KEY, tag))
             except Exception:  # noqa: BLE001 - telemetry must not break the request
-                self._otel_token = None
-        return self._binding.ctx
+                otel_token = None
+        entry = (token, otel_token)
+        self._open.append(entry)
+        _Bind._ENTERED.set((*_Bind._ENTERED.get(), (self, entry)))
+        return binding.ctx
+
+    def _take_entry(self) -> tuple[Any, Any] | None:
+        """The entry this exit undoes: this context's latest open one, else the latest."""
+        open_entries = self._open
+        if not open_entries:
+            return None
+        stack = _Bind._ENTERED.get()
+        for i in range(len(stack) - 1, -1, -1):
+            owner, entry = stack[i]
+            if owner is self:
+                if entry not in open_entries:  # tokens compare by identity
+                    continue  # already exited from another context: stale here
+                _Bind._ENTERED.set(stack[:i] + stack[i + 1 :])
+                break
+        else:  # exited in another context than its entry
+            try:
+                entry = open_entries[-1]
+            except IndexError:
+                return None
+        try:
+            open_entries.remove(entry)  # one atomic list operation (threads share the object)
+        except ValueError:
+            return None  # another thread's exit took it first
+        return entry
 
     def __exit__(
         self,
@@ -222,19 +264,20 @@ class _Bind:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._otel_token is not None:
+        entry = self._take_entry()
+        if entry is None:
+            return
+        token, otel_token = entry
+        if otel_token is not None:
             try:
-                otel_context.detach(self._otel_token)
+                otel_context.detach(otel_token)
             except Exception:  # noqa: BLE001
                 pass
-            self._otel_token = None
-        if self._token is not None:
-            try:
-                _BINDING.reset(self._token)
-            except ValueError:  # exited in another context: restore explicitly
-                old = self._token.old_value
-                _BINDING.set(None if old is contextvars.Token.MISSING else old)
-            self._token = None
+        try:
+            _BINDING.reset(token)
+        except ValueError:  # exited in another context: restore explicitly
+            old = token.old_value
+            _BINDING.set(None if old is contextvars.Token.MISSING else old)
 
     async def __aenter__(self) -> RequestContext | None:
         return self.__enter__()

@@ -7,10 +7,21 @@ processor, because on the hot path the SDK's per-processor dispatch and
 
 * ``on_start``: one contextvar read; the cached tag and the source written straight
   into the new span's attribute dict (the span is not yet visible to any other thread).
-  Nothing else is stored on the span: redaction finds the raw id again at the end.
-* ``_on_ending``: redaction, which scans only when a raw id is known and allocates
-  nothing when there is nothing to scrub; then one dict lookup for alerts (only an
-  untagged span goes on to the alert logic).
+  Nothing else is stored on the span (redaction finds the raw id again at the end),
+  only a reference to what the tag came from on its attribute container
+  (``_flowmap_tag``, see below), which costs nothing measurable.
+* ``_on_ending``: one dict lookup — is the tag still there? (it can be evicted, see
+  below); redaction, which scans only when a raw id is known and allocates nothing when
+  there is nothing to scrub; alerts only for an untagged span.
+
+The SDK keeps at most ``max_span_attributes`` (128 by default) per span and evicts the
+*oldest* first, which is the tag written at start: a span with many attributes (an
+OpenInference LLM span with flattened messages) would lose it and read as a dropped
+context. So at start the tag (the Binding it came from, or ``(tag, source)``) is also
+kept on the span's ``BoundedAttributes`` object — not on the Span, whose instance dict
+that would un-share — and at end a tag found missing is put back, evicting the oldest
+other attribute when the container is full: the tag is the one attribute the analysis
+cannot do without.
 
 None of them ever computes an HMAC per span, blocks, or raises into the application.
 
@@ -43,6 +54,7 @@ _TAG_LEN = 16
 _TENANT = A.TENANT
 _SOURCE = A.TENANT_SOURCE
 _EMPTY: dict[str, Any] = {}
+_MARK = "_flowmap_tag"  # on the span's BoundedAttributes: what on_start tagged it with
 
 
 def stamp_tenant(span: Any, tag: str, source: str) -> None:
@@ -69,6 +81,52 @@ def stamp_tenant(span: Any, tag: str, source: str) -> None:
             d[A.TENANT_SOURCE] = source
             return
     span.set_attributes({A.TENANT: tag, A.TENANT_SOURCE: source})
+
+
+def _mark(span: Any, tag: str, source: str) -> None:
+    """Remember, on the span's attribute container, the tag on_start gave the span."""
+    attrs = getattr(span, "_attributes", None)
+    if type(attrs) is BoundedAttributes:
+        attrs._flowmap_tag = (tag, source)  # noqa: SLF001
+
+
+def _restore_tag(attrs: BoundedAttributes) -> bool:
+    """At span end: put back the tag on_start wrote, if it was evicted since.
+
+    ``attrs`` is the ending span's ``BoundedAttributes`` (immutable by now, so written
+    directly, under its lock). Returns True when the span holds a tag afterwards. When
+    the container is full, the oldest attributes other than flowmap's are evicted to
+    make room, first for the tag, then for its source; the dropped count stays the
+    number of attributes lost. A limit of 0 attributes is respected.
+    """
+    mark = getattr(attrs, _MARK, None)
+    if mark is None:
+        return False  # never tagged at start
+    tag, source = mark if type(mark) is tuple else (mark.tag, mark.source)
+    if type(tag) is not str:
+        return False
+    maxlen = attrs.maxlen
+    if maxlen is not None and maxlen < 1:
+        return False
+    with attrs._lock:  # noqa: SLF001
+        d = attrs._dict  # noqa: SLF001
+        if _TENANT in d:
+            return True
+        want = [(_TENANT, tag)]
+        if _SOURCE not in d:
+            want.append((_SOURCE, source))
+        if maxlen is not None:
+            del want[maxlen:]
+            while d and len(d) + len(want) > maxlen:
+                victim = next((k for k in d if k != _SOURCE), _SOURCE)
+                del d[victim]
+                attrs.dropped += 1
+        vlen = attrs.max_value_len
+        for key, value in want:
+            d[key] = value if vlen is None else value[:vlen]
+        # what is put back had been counted as dropped when it was evicted
+        attrs.dropped = max(0, attrs.dropped - len(want))
+    return True
 
 
 def _baggage_tag(parent_context: Context | None) -> str | None:
@@ -116,14 +174,27 @@ class TenantSpanProcessor(SpanProcessor):
                         if room is None or len(d) + 2 <= room:
                             d[_TENANT] = tag
                             d[_SOURCE] = b.source
+                            # remembered for _on_ending (the tag may get evicted)
+                            attrs._flowmap_tag = b if tag is b.tag else (tag, b.source)  # noqa: SLF001
                             return
                     stamp_tenant(span, tag, b.source)
+                    _mark(span, tag, b.source)
                     return
             tag = _baggage_tag(parent_context)
             if tag is not None:
                 stamp_tenant(span, tag, A.SOURCE_BAGGAGE)
+                _mark(span, tag, A.SOURCE_BAGGAGE)
         except Exception:  # noqa: BLE001 - a processor must never break the app
             _log.debug("flowmap: tenant tagging failed", exc_info=True)
+
+    def _on_ending(self, span: Span) -> None:
+        # A tag evicted by the attribute-count limit is put back (one dict lookup when not).
+        try:
+            attrs = span._attributes  # noqa: SLF001
+            if type(attrs) is BoundedAttributes and _TENANT not in attrs._dict:  # noqa: SLF001
+                _restore_tag(attrs)
+        except Exception:  # noqa: BLE001
+            _log.debug("flowmap: tag restore failed", exc_info=True)
 
     def on_end(self, span: ReadableSpan) -> None:  # nothing to do at end
         return None
@@ -152,14 +223,17 @@ class FlowmapSpanProcessor(TenantSpanProcessor):
         # Alerts are judged here too, on the live span, after redaction (so an alert never
         # carries a raw id): the SDK builds the ReadableSpan for on_end only after this.
         try:
+            attrs = span._attributes  # noqa: SLF001
+            if type(attrs) is BoundedAttributes:
+                tagged = _TENANT in attrs._dict or _restore_tag(attrs)  # noqa: SLF001
+            else:
+                tagged = _TENANT in (attrs or _EMPTY)
+            # restored before redaction, which maps the span's tag back to its raw id
             if self.redact:
                 redact_ending(span)
             alerts = self.alerts
-            if alerts is not None:
-                attrs = span._attributes  # noqa: SLF001
-                d = attrs._dict if type(attrs) is BoundedAttributes else (attrs or _EMPTY)  # noqa: SLF001
-                if _TENANT not in d:
-                    alerts.on_end(span)  # never raises
+            if alerts is not None and not tagged:
+                alerts.on_end(span)  # never raises
         except Exception:  # noqa: BLE001
             _log.debug("flowmap: redaction failed", exc_info=True)
 

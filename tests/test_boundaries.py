@@ -8,9 +8,9 @@ from opentelemetry.trace import SpanKind
 
 from flowmap import runtime
 from flowmap.attributes import BOUNDARY, SCOPED, TENANT, UNSCOPED
-from flowmap.boundaries import UNSCOPED_EVENT, boundary, mark_scoped
-from flowmap.context import RequestContext, bind
-from flowmap.errors import ConfigError, MissingContextError
+from flowmap.boundaries import SWITCH_EVENT, UNSCOPED_EVENT, boundary, mark_scoped
+from flowmap.context import RequestContext, bind, current
+from flowmap.errors import ConfigError, MissingContextError, TenantSwitchError
 from flowmap.tagging import tag_for
 
 
@@ -209,3 +209,171 @@ def test_shared_boundary_instance_used_concurrently(flowmap_runtime):
     asyncio.run(main())
     tags = sorted(s.attributes[TENANT] for s in exp.get_finished_spans())
     assert tags == sorted(tag_for("test-key", f"tenant-{i}") for i in range(10))
+
+
+# -- generators run their body when iterated, not when called --------------------------
+# A streaming response is often created inside the request's bind block and iterated
+# after it (or, worse, inside another request): the gate must judge the context bound
+# when the body actually runs.
+
+
+def _lazy_shapes(ran):
+    @boundary("db", "rows", scoped=True)
+    def rows():
+        ran.append(current().tenant_id)
+        yield 1
+        yield 2
+
+    @boundary("vector", "arows", scoped=True)
+    async def arows():
+        ran.append(current().tenant_id)
+        yield 1
+        yield 2
+
+    async def consume(agen):
+        return [x async for x in agen]
+
+    return [(rows, list), (arows, lambda agen: asyncio.run(consume(agen)))]
+
+
+@pytest.mark.parametrize("shape", [0, 1], ids=["gen", "agen"])
+def test_generator_iterated_after_its_bind_block_fails_closed(flowmap_runtime, shape):
+    _, exp = flowmap_runtime
+    ran = []
+    make, iterate = _lazy_shapes(ran)[shape]
+    with bind(RequestContext("acme-bound")):
+        lazy = make()  # the gate passes here...
+    with pytest.raises(MissingContextError):
+        iterate(lazy)  # ...but the body would run with nothing bound
+    assert ran == []
+    (span,) = exp.get_finished_spans()  # the refusal is in the trace, as for functions
+    assert TENANT not in span.attributes and span.attributes[UNSCOPED] is True
+    assert span.status.status_code.name == "ERROR"
+
+
+@pytest.mark.parametrize("shape", [0, 1], ids=["gen", "agen"])
+def test_generator_iterated_unbound_in_record_mode_is_marked(flowmap_runtime, shape):
+    _, exp = flowmap_runtime
+    runtime.set_boundary_mode("record")
+    ran = []
+
+    @boundary("db", "rows", scoped=True)
+    def rows():
+        ran.append("body")
+        yield 1
+
+    @boundary("db", "rows", scoped=True)
+    async def arows():
+        ran.append("body")
+        yield 1
+
+    async def consume(agen):
+        return [x async for x in agen]
+
+    with bind(RequestContext("acme-bound")):
+        lazy = rows() if shape == 0 else arows()
+    assert (list(lazy) if shape == 0 else asyncio.run(consume(lazy))) == [1]
+    assert ran == ["body"]
+    (span,) = exp.get_finished_spans()
+    assert TENANT not in span.attributes
+    assert span.attributes[UNSCOPED] is True
+    assert [e.name for e in span.events] == [UNSCOPED_EVENT]
+
+
+@pytest.mark.parametrize("shape", [0, 1], ids=["gen", "agen"])
+def test_generator_iterated_for_another_tenant_is_refused(flowmap_runtime, shape):
+    _, exp = flowmap_runtime
+    ran = []
+    make, iterate = _lazy_shapes(ran)[shape]
+    with bind(RequestContext("tenant-a")):
+        lazy = make()
+    with bind(RequestContext("tenant-b")):
+        with pytest.raises(TenantSwitchError):
+            iterate(lazy)
+    assert ran == []  # tenant-a's operation never ran for tenant-b
+    (span,) = exp.get_finished_spans()
+    assert span.attributes[TENANT] == tag_for("test-key", "tenant-b")  # who it was refused in
+    assert span.status.status_code.name == "ERROR"
+
+
+@pytest.mark.parametrize("shape", [0, 1], ids=["gen", "agen"])
+def test_generator_switch_in_record_mode_runs_for_and_is_tagged_by_the_iterating_tenant(
+    flowmap_runtime, shape
+):
+    _, exp = flowmap_runtime
+    runtime.set_boundary_mode("record")
+    ran = []
+    make, iterate = _lazy_shapes(ran)[shape]
+    with bind(RequestContext("tenant-a")):
+        lazy = make()
+    with bind(RequestContext("tenant-b")):
+        assert iterate(lazy) == [1, 2]
+    assert ran == ["tenant-b"]
+    (span,) = exp.get_finished_spans()
+    assert span.attributes[TENANT] == tag_for("test-key", "tenant-b")
+    assert [e.name for e in span.events] == [SWITCH_EVENT]
+
+
+@pytest.mark.parametrize("shape", [0, 1], ids=["gen", "agen"])
+def test_generator_created_and_iterated_in_separate_blocks_of_one_tenant(flowmap_runtime, shape):
+    _, exp = flowmap_runtime
+    ran = []
+    make, iterate = _lazy_shapes(ran)[shape]
+    with bind(RequestContext("acme-bound", request_id="1")):
+        lazy = make()
+    with bind(RequestContext("acme-bound", request_id="2")):
+        assert iterate(lazy) == [1, 2]
+    (span,) = exp.get_finished_spans()
+    assert span.attributes[TENANT] == tag_for("test-key", "acme-bound")
+    assert span.status.status_code.name == "UNSET" and not span.events
+
+
+def test_generator_resumed_after_its_bind_block_fails_closed(flowmap_runtime):
+    _, exp = flowmap_runtime
+    cleaned, ran = [], []
+
+    @boundary("stream", "chunks")
+    def chunks():
+        try:
+            yield "first"
+            ran.append("second chunk")  # pragma: no cover - never resumed unbound
+            yield "second"  # pragma: no cover
+        finally:
+            cleaned.append(True)
+
+    with bind(RequestContext("acme-bound")):
+        stream = chunks()
+        assert next(stream) == "first"  # started (peeked) inside the request...
+    with pytest.raises(MissingContextError):
+        next(stream)  # ...resumed after it
+    assert ran == [] and cleaned == [True]  # the body was closed, its cleanup ran
+    (span,) = exp.get_finished_spans()
+    assert span.attributes[TENANT] == tag_for("test-key", "acme-bound")
+    assert span.status.status_code.name == "ERROR"
+
+
+def test_generator_exceptions_propagate_unchanged(flowmap_runtime):
+    boom = KeyError("body")
+
+    @boundary("tool", "explodes")
+    def explodes():
+        yield 1
+        raise boom
+
+    @boundary("tool", "catches")
+    def catches():
+        try:
+            yield 1
+        except ValueError as err:
+            yield err
+
+    with bind(RequestContext("acme-bound")):
+        stream = explodes()
+        assert next(stream) == 1
+        with pytest.raises(KeyError) as err:
+            next(stream)
+        assert err.value is boom
+        other = catches()
+        next(other)
+    thrown = ValueError("from the consumer")
+    assert other.throw(thrown) is thrown  # thrown in as is, even with nothing bound now

@@ -152,3 +152,82 @@ def test_outbound_tag_is_the_bound_tenants_else_opaque_inbound_evidence(tagger):
             assert outbound_tag() == expected
         finally:
             otel_context.detach(token)
+
+
+# -- one bind() object entered more than once ------------------------------------------
+# A per-tenant scope built once and kept (e.g. in a dict) may be entered again while an
+# earlier entry is still open: nested, or by concurrent tasks and threads. Every exit must
+# restore exactly what its own entry replaced.
+
+
+def test_reused_bind_sequentially(tagger):
+    scope = bind(RequestContext(RAW))
+    for _ in range(3):
+        with scope:
+            assert current().tenant_id == RAW
+            assert baggage.get_baggage("flowmap.tenant") == tagger.tag(RAW)
+        assert current_or_none() is None and baggage.get_all() == {}
+
+
+def test_reused_bind_nested_restores_at_every_level(tagger):
+    scope = bind(RequestContext(RAW))
+    with scope:
+        with scope:
+            assert current().tenant_id == RAW
+        assert current().tenant_id == RAW  # the inner exit restores the outer entry
+        assert baggage.get_baggage("flowmap.tenant") == tagger.tag(RAW)
+    assert current_or_none() is None
+    assert baggage.get_all() == {}
+
+
+def test_reused_bind_in_concurrent_tasks_leaves_nothing_bound(tagger):
+    scope = bind(RequestContext(RAW))
+
+    async def handler(delay):
+        async with scope:
+            await asyncio.sleep(delay)
+            inside = current().tenant_id
+        await asyncio.sleep(0.03)  # the other task has entered and exited meanwhile
+        return inside, current_or_none(), baggage.get_all()
+
+    async def main():
+        # the first task enters first and exits last
+        return await asyncio.gather(handler(0.02), handler(0.0), handler(0.01))
+
+    assert asyncio.run(main()) == [(RAW, None, {})] * 3
+
+
+def test_reused_bind_in_concurrent_threads_leaves_nothing_bound(tagger):
+    import threading
+
+    scope = bind(RequestContext(RAW))
+    entered, release = threading.Barrier(4), threading.Event()
+    after = []
+
+    def worker(i):
+        with scope:
+            entered.wait()
+            if i == 0:
+                release.wait(5)  # one thread exits after the others
+        if i == 3:
+            release.set()
+        after.append((current_or_none(), baggage.get_all()))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert after == [(None, {})] * 4
+
+
+def test_reused_evidence_scope_does_not_keep_another_entrys_authority(tagger):
+    evidence = bind_tag(tagger.tag(RAW))
+    with bind(RequestContext(RAW)):
+        with evidence:  # agrees with the authenticated tenant: authority is kept here
+            assert current().tenant_id == RAW
+    with evidence:  # entered again on its own: evidence only, not the earlier authority
+        assert current_tag() == tagger.tag(RAW)
+        with pytest.raises(MissingContextError):
+            current()
+    assert current_or_none() is None

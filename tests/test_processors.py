@@ -128,3 +128,96 @@ def test_fast_path_exports_exactly_what_the_public_api_does(limits, start_attrs)
         assert expected[0][TENANT] == tag_for("test-key", "acme-raw")
         assert expected[0][TENANT_SOURCE] == "context"
 
+
+
+# -- the tag survives the SDK's attribute-count limit ----------------------------------
+# BoundedAttributes evicts the oldest attribute first, and the tag is written first: an
+# LLM span with flattened messages (OpenInference writes llm.input_messages.N.*) would
+# lose it and the analyzer would report a context it never dropped.
+
+
+def _many_attributes(span, n=180):
+    for i in range(n // 3):
+        span.set_attribute(f"llm.input_messages.{i}.message.role", "user")
+        span.set_attribute(f"llm.input_messages.{i}.message.content", f"hello {i}")
+        span.set_attribute(f"llm.input_messages.{i}.message.name", "x")
+
+
+def test_tag_survives_more_attributes_than_the_limit(make):
+    tracer, exp = _provider(make(Tagger("test-key")))
+    with bind(RequestContext("acme-raw")):
+        with tracer.start_as_current_span("ChatModel") as span:
+            _many_attributes(span)
+    (out,) = exp.get_finished_spans()
+    assert out.attributes[TENANT] == tag_for("test-key", "acme-raw")
+    assert out.attributes[TENANT_SOURCE] == "context"
+    assert len(out.attributes) == 128  # the limit still holds: another attribute made room
+    assert out.dropped_attributes == 180 + 2 - 128
+    assert out.attributes["llm.input_messages.59.message.name"] == "x"  # the newest kept
+
+
+def test_restored_tag_is_the_one_from_start_even_if_the_span_ends_elsewhere(make):
+    import threading
+
+    tracer, exp = _provider(make(Tagger("test-key")))
+    with bind(RequestContext("acme-raw")):
+        span = tracer.start_span("ChatModel")
+    _many_attributes(span)
+    with bind(RequestContext("tenant-other")):  # ends in another tenant's block...
+        t = threading.Thread(target=span.end)  # ...on a thread with nothing bound
+        t.start()
+        t.join()
+    (out,) = exp.get_finished_spans()
+    assert out.attributes[TENANT] == tag_for("test-key", "acme-raw")
+
+
+def test_baggage_tag_is_restored_with_its_source(make):
+    tracer, exp = _provider(make(Tagger("test-key")))
+    tag = tag_for("test-key", "acme-raw")
+    token = otel_context.attach(baggage.set_baggage("flowmap.tenant", tag))
+    try:
+        with tracer.start_as_current_span("inbound") as span:
+            _many_attributes(span)
+    finally:
+        otel_context.detach(token)
+    (out,) = exp.get_finished_spans()
+    assert (out.attributes[TENANT], out.attributes[TENANT_SOURCE]) == (tag, "baggage")
+
+
+def test_span_untagged_at_start_gets_no_tag_at_end(make):
+    tracer, exp = _provider(make(Tagger("test-key")))
+    span = tracer.start_span("bare")  # nothing bound at start
+    _many_attributes(span)
+    with bind(RequestContext("acme-raw")):
+        span.end()  # ...so binding a tenant at the end must not invent one
+    (out,) = exp.get_finished_spans()
+    assert TENANT not in out.attributes
+
+
+def test_tag_restored_under_a_tight_limit(make):
+    tracer, exp = _provider(make(Tagger("test-key")), SpanLimits(max_span_attributes=3))
+    with bind(RequestContext("acme-raw")):
+        with tracer.start_as_current_span("work") as span:
+            for i in range(5):
+                span.set_attribute(f"k{i}", i)
+    (out,) = exp.get_finished_spans()
+    assert dict(out.attributes) == {
+        "k4": 4,
+        TENANT: tag_for("test-key", "acme-raw"),
+        TENANT_SOURCE: "context",
+    }
+
+
+def test_restored_tag_means_no_unscoped_alert():
+    from flowmap.alerts import AlertProcessor
+
+    seen = []
+    alerts = AlertProcessor("all", callback=seen.append)
+    tracer, exp = _provider(FlowmapSpanProcessor(Tagger("test-key"), alerts))
+    with bind(RequestContext("acme-raw")):
+        with tracer.start_as_current_span("ChatModel") as span:
+            _many_attributes(span)
+    with tracer.start_as_current_span("unbound") as span:  # the alert does work
+        _many_attributes(span)
+    assert exp.get_finished_spans()[0].attributes[TENANT]
+    assert [a.span_name for a in seen] == ["unbound"]
