@@ -245,6 +245,9 @@ class Boundary:
 
     # -- decorator -------------------------------------------------------------------
     def __call__(self, fn: F) -> F:
+        if isinstance(fn, (classmethod, staticmethod)):
+            # above @classmethod/@staticmethod: wrap the function, keep the method kind
+            return type(fn)(self(fn.__func__))  # type: ignore[return-value]
         name = self.name or getattr(fn, "__qualname__", None) or self.kind
         if inspect.isasyncgenfunction(fn):
             return self._wrap_asyncgen(fn, name)  # type: ignore[return-value]

@@ -377,3 +377,28 @@ def test_generator_exceptions_propagate_unchanged(flowmap_runtime):
         next(other)
     thrown = ValueError("from the consumer")
     assert other.throw(thrown) is thrown  # thrown in as is, even with nothing bound now
+
+
+def test_boundary_above_classmethod_and_staticmethod_keeps_the_method_kind(flowmap_runtime):
+    """Either decorator order works: @boundary outermost wraps the function inside."""
+    _, exp = flowmap_runtime
+
+    class Store:
+        prefix = "t:"
+
+        @boundary("cache", "store.key")
+        @classmethod
+        def key(cls, name):
+            return cls.prefix + name
+
+        @boundary("cache", "store.plain")
+        @staticmethod
+        def plain(name):
+            return name
+
+    with bind(RequestContext("acme")):
+        assert Store.key("a") == "t:a" and Store().key("b") == "t:b"
+        assert Store.plain("c") == "c" and Store().plain("d") == "d"
+    assert [s.name for s in exp.get_finished_spans()] == ["store.key", "store.key", "store.plain", "store.plain"]
+    with pytest.raises(MissingContextError):
+        Store.key("e")
