@@ -16,7 +16,11 @@ resetting a shared exporter, and spans still ending from the previous test would
 the next one. flowmap's boundaries take their tracer from the installed flowmap Runtime
 (:func:`flowmap.runtime.get_tracer`), so installing a per-capture Runtime is enough;
 other code can use :attr:`SpanCapture.tracer_provider`. The previous runtime state is
-restored on exit.
+restored on exit. When the process has set an SDK provider as OpenTelemetry's global one
+(an app's own set-up, instrumentations that use the global API), the spans started on
+it during a capture are captured too (``include_global``): a router processor, added to
+that provider once, hands them to the capture they started under, tagged under the
+capture's key unless something tagged them already.
 
 Nothing here patches the code under test (threads, executors, queues): a context the
 code drops shows up as a finding instead of being silently repaired.
@@ -35,7 +39,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from types import TracebackType
 from typing import Any
 
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -47,6 +51,8 @@ from .model import Analysis, Finding, Severity, Trace
 from .redaction import REDACTED_VALUE, scrub_text
 from .settings import AnalysisSettings
 from .tagging import Tagger
+
+_log = logging.getLogger("flowmap.testing")
 
 __all__ = [
     "TenantLeakError",
@@ -103,8 +109,10 @@ class SpanCapture:
         boundary_mode: str | None = None,
         alert_scope: str = "boundary",
         settings: AnalysisSettings | None = None,
+        include_global: bool = True,
     ) -> None:
         self.tenant_key = tenant_key if tenant_key is not None else secrets.token_hex(16)
+        self.include_global = include_global
         self.service_name = service_name
         self.boundary_mode = None if boundary_mode is None else runtime.validate_boundary_mode(boundary_mode)
         self.alert_scope = alert_scope
@@ -139,6 +147,8 @@ class SpanCapture:
             raise
         rt.tracer_provider.add_span_processor(SimpleSpanProcessor(self._exporter))
         self._rt = rt
+        if self.include_global:
+            _GlobalRouter.attach(self)
         return self
 
     def stop(self) -> None:
@@ -150,6 +160,7 @@ class SpanCapture:
         rt, self._rt = self._rt, None
         if rt is None:
             return
+        _GlobalRouter.detach(self)
         try:
             rt.force_flush()
             self._finished = list(self._exporter.get_finished_spans())
@@ -249,6 +260,84 @@ class SpanCapture:
         return analysis
 
     assert_tenant_isolated = assert_no_leaks
+
+
+class _GlobalRouter(SpanProcessor):
+    """Hands the spans of OpenTelemetry's global SDK provider to the active capture.
+
+    Added once to that provider (a provider's processors cannot be removed), it does
+    nothing while no capture is active. A span goes to the capture it *started* under,
+    so a span left running by one test never lands in the next; it is tagged by that
+    capture's processor (its key) unless a processor of the app's tagged it first, and
+    scrubbed and judged for alerts like the capture's own spans.
+    """
+
+    _instance: "_GlobalRouter | None" = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.active: list[SpanCapture] = []  # nested captures: the innermost wins
+        self.started: dict[tuple[int, int], SpanCapture] = {}  # span's ids -> its capture, until it ends
+
+    @classmethod
+    def attach(cls, capture: SpanCapture) -> None:
+        from opentelemetry import trace
+
+        provider = trace.get_tracer_provider()
+        if not isinstance(provider, TracerProvider) or provider is capture.tracer_provider:
+            return  # no SDK provider set globally: nothing records there to capture
+        with cls._lock:
+            router = cls._instance
+            if router is None:
+                router = cls._instance = cls()
+            if not getattr(provider, "_flowmap_capture_router", False):
+                provider.add_span_processor(router)
+                provider._flowmap_capture_router = True  # type: ignore[attr-defined]  # noqa: SLF001
+            router.active.append(capture)
+
+    @classmethod
+    def detach(cls, capture: SpanCapture) -> None:
+        router = cls._instance
+        if router is not None and capture in router.active:
+            with cls._lock:
+                router.active.remove(capture)
+
+    def _flowmap(self, capture: SpanCapture) -> Any:
+        rt = capture._rt  # noqa: SLF001
+        return rt.processors[0] if rt is not None and rt.processors else None
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        try:
+            capture = self.active[-1] if self.active else None
+            if capture is None:
+                return
+            self.started[_ids(span)] = capture
+            attrs = span.attributes
+            processor = self._flowmap(capture)
+            if processor is not None and (attrs is None or A.TENANT not in attrs):
+                processor.on_start(span, parent_context)
+        except Exception:  # noqa: BLE001 - never break the code under test's spans
+            _log.debug("flowmap: capture router failed at span start", exc_info=True)
+
+    def _on_ending(self, span: Any) -> None:
+        capture = self.started.get(_ids(span))
+        processor = self._flowmap(capture) if capture is not None else None
+        if processor is not None:
+            processor._on_ending(span)  # noqa: SLF001 - never raises
+
+    def on_end(self, span: ReadableSpan) -> None:
+        try:
+            capture = self.started.pop(_ids(span), None)
+            if capture is not None and capture.active:
+                capture._exporter.export([span])  # noqa: SLF001
+        except Exception:  # noqa: BLE001
+            _log.debug("flowmap: capture router failed at span end", exc_info=True)
+
+
+def _ids(span: Any) -> tuple[int, int]:
+    """A span's trace and span id: on_end gets a ReadableSpan copy, not the live span."""
+    ctx = span.context
+    return ctx.trace_id, ctx.span_id
 
 
 def leak_message(analysis: Analysis, threshold: Severity) -> str:

@@ -424,3 +424,49 @@ def test_two_tenant_harness_async_flow(app: pytest.Pytester) -> None:
     result = app.runpytest("-o", "asyncio_mode=auto")
     result.assert_outcomes(failed=1, passed=2)
     result.stdout.fnmatch_lines(["*test_async_leak*", "*holds tenant ?'s canary*"])
+
+
+def test_spans_of_an_sdk_provider_set_globally_are_captured(app: pytest.Pytester) -> None:
+    """Code (and instrumentations) using OpenTelemetry's global API, with the app's own SDK
+    provider set globally: its spans are captured, tagged under the test's key, judged."""
+    app.makeconftest(
+        """
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+
+        trace.set_tracer_provider(TracerProvider())  # the application's own set-up
+        """
+    )
+    app.makepyfile(
+        test_global="""
+        import concurrent.futures
+        from opentelemetry import trace
+        import flowmap
+        from flowmap import RequestContext
+        from app import ACME
+
+        tracer = trace.get_tracer("app")  # the global API, as instrumentations use it
+
+        def lookup():
+            with tracer.start_as_current_span("lookup orders") as span:
+                span.set_attribute("db.system.name", "postgresql")
+
+        def test_outside_any_capture():
+            with tracer.start_as_current_span("between tests"):
+                pass
+
+        def test_pool_drops_the_context(flowmap_spans):
+            with flowmap.bind(RequestContext(ACME)):
+                with tracer.start_as_current_span("POST /chat", kind=trace.SpanKind.SERVER):
+                    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                        pool.submit(lookup).result()
+            assert sorted(s.name for s in flowmap_spans) == ["POST /chat", "lookup orders"]
+            (entry,) = flowmap_spans.by_name("POST /chat")
+            assert entry.attributes["flowmap.tenant"] == flowmap_spans.tag(ACME)
+            flowmap_spans.assert_no_leaks(fail_on="medium")
+        """
+    )
+    result = app.runpytest_subprocess()  # the global provider stays in that process
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*TenantLeakError*(orphan-root)*", "*orphan-root*lookup orders*"])
+    _no_raw_ids(result.stdout.str(), "acme-corp-7731")
