@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+from collections import Counter
 from collections.abc import Callable, Iterable
 from operator import attrgetter
 from os import PathLike
@@ -355,8 +356,10 @@ class Analyzer:
             unique.append(f)
         self._paths.replace_breaks(superseded)
         findings = sort_findings(unique)
-        if self.settings.max_findings is not None:
-            findings = findings[: self.settings.max_findings]
+        cap = self.settings.max_findings
+        if cap is not None and len(findings) > cap:  # (worst first) the rest only counted
+            r.omitted = dict(Counter((f.rule, f.severity) for f in findings[cap:]))
+            findings = findings[:cap]
 
         m = self._masker
         if m:

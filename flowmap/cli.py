@@ -12,7 +12,9 @@ from __future__ import annotations
 import enum
 import importlib
 import os
+import stat
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -193,9 +195,7 @@ def _expand(names: list[str]) -> list[str]:
         if p.is_dir():
             found = sorted(str(c) for c in p.iterdir() if c.is_file() and c.name.endswith(TRACE_SUFFIXES))
             if not found:
-                from .formats.common import clean
-
-                where = clean(p, 1000)
+                where = _clean_path(p)
                 _err(f"{PROG}: warning: {where}: no trace files ({', '.join(TRACE_SUFFIXES)}) in this directory")
             out.extend(found)
         else:
@@ -235,10 +235,12 @@ class _Warnings:
         self.lines, self.total = [], 0
 
 
-def _analyze(files: list[str], config: "Config") -> "Analysis":
+def _analyze(files: list[str], config: "Config", output: Path | None = None) -> "Analysis":
     from .progress import ProgressBar
 
     paths = _expand(files)
+    if output is not None and _same_file(output, paths):
+        raise typer.BadParameter(f"{_clean_path(output)} is also an input: it would be overwritten", param_hint="--output")
     analyze = _optional("flowmap.analysis", "check", "analyze")
     warnings = _Warnings()
     try:
@@ -252,6 +254,20 @@ def _analyze(files: list[str], config: "Config") -> "Analysis":
     return analysis
 
 
+def _same_file(output: Path, paths: list[str]) -> bool:
+    try:
+        target = output.resolve()
+        return any(Path(p).resolve() == target for p in paths)
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
+def _clean_path(path: Path) -> str:
+    from .formats.common import clean
+
+    return clean(path, 1000)
+
+
 def _write_output(text: str, output: Path | None) -> None:
     if output is None:
         stream = sys.stdout
@@ -262,11 +278,40 @@ def _write_output(text: str, output: Path | None) -> None:
             stream.buffer.write(text.encode("utf-8"))
         stream.flush()
         return
+    write_atomically(output, text.encode("utf-8"))
+
+
+def write_atomically(output: Path, data: bytes) -> None:
+    """Write ``output`` whole or not at all: a failed write (disk full, a size limit)
+    leaves the previous file as it was and no partial one, so a CI step that uploads it
+    never sends a truncated report."""
+    tmp: Path | None = None
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
+        fd, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
+        tmp = Path(name)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        if output.exists():
+            os.chmod(tmp, stat.S_IMODE(output.stat().st_mode))
+        else:
+            os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, output)
+        tmp = None
     except OSError as exc:
-        raise FlowmapError(f"cannot write {output}: {exc.strerror or exc}") from None
+        raise FlowmapError(f"cannot write {_clean_path(output)}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 # --- commands ----------------------------------------------------------------
@@ -306,27 +351,30 @@ def check(
     import dataclasses
 
     from .formats import reporter_for
-    from .formats.common import at_or_above, count_by_severity, plural
+    from .formats.common import count_by_severity, failing, plural, total_findings
     from .formats.text import verdict
 
     cfg = _load_config(config)
-    threshold = Severity.parse(fail_on.value) if fail_on is not None else (cfg.fail_on or Severity.HIGH)
+    threshold = (
+        Severity.parse(fail_on.value) if fail_on is not None
+        else cfg.fail_on if cfg.fail_on is not None else Severity.HIGH  # INFO is 0: falsy
+    )
     fmt = format or cfg.format or OutputFormat.TEXT
     settings = dataclasses.replace(cfg.settings, fail_on=threshold)
     cfg = dataclasses.replace(cfg, settings=settings)
 
-    analysis = _analyze(files, cfg)
+    analysis = _analyze(files, cfg, output)
     unicode = output is not None or _can_encode(sys.stdout)
     _write_output(reporter_for(fmt, fail_on=threshold, unicode=unicode).render(analysis), output)
 
     if output is not None:
         _err(f"{PROG}: wrote {fmt} output to {output}")
-    counts = ", ".join(f"{n:,} {sev}" for sev, n in count_by_severity(analysis.findings).items() if n)
+    counts = ", ".join(f"{n:,} {sev}" for sev, n in count_by_severity(analysis.findings, analysis.omitted).items() if n)
     _err(
         f"{PROG}: {plural(analysis.traces, 'trace')}, {plural(analysis.spans, 'span')}, "
-        f"{plural(len(analysis.findings), 'finding')}{f' ({counts})' if counts else ''}. {verdict(analysis, threshold)}"
+        f"{plural(total_findings(analysis), 'finding')}{f' ({counts})' if counts else ''}. {verdict(analysis, threshold)}"
     )
-    if at_or_above(analysis.findings, threshold):
+    if failing(analysis, threshold):
         raise typer.Exit(ExitCode.FINDINGS)
 
 
@@ -345,7 +393,7 @@ def report(
     from .formats.common import plural
 
     write_report = _optional("flowmap.html", "report", "write_report")
-    analysis = _analyze(files, _load_config(config))
+    analysis = _analyze(files, _load_config(config), output)
     try:
         written = write_report(analysis, output)
     except OSError as exc:

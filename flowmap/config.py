@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import re
 import dataclasses
 import tomllib
 from dataclasses import dataclass
@@ -72,11 +73,15 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _section(data: dict[str, Any], path: Path, explicit: bool) -> dict[str, Any] | None:
     tool = data.get("tool")
     section = tool.get("flowmap") if isinstance(tool, dict) else None
-    if section is None and explicit and path.name != "pyproject.toml":
+    if section is None and explicit and path.name != "pyproject.toml" and not isinstance(tool, dict):
         section = data  # a dedicated flowmap.toml: keys at the top level
     if section is not None and not isinstance(section, dict):
         raise ConfigError(f"{path}: [tool.flowmap] must be a table")
     return section
+
+
+# "https://host", "host/path", "host:443" (but not an IPv6 address or network)
+_NOT_A_HOST = re.compile(r"://|/(?![0-9]{1,3}$)|^[^:\[\]]+:[0-9]+$")
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:
@@ -111,16 +116,16 @@ def load_config(config_path: str | Path | None = None, *, cwd: str | Path | None
         return value
 
     fail_on = fmt = None
-    try:
-        if (value := text("fail_on")) is not None:
+    if (value := text("fail_on")) is not None:
+        try:
             fail_on = Severity.parse(value)
-    except ConfigError as exc:
-        raise ConfigError(f"{where} fail_on: {exc}") from None
-    try:
-        if (value := text("format")) is not None:
+        except ConfigError as exc:
+            raise ConfigError(f"{where} fail_on: {exc}") from None
+    if (value := text("format")) is not None:
+        try:
             fmt = OutputFormat.parse(value)
-    except ConfigError as exc:
-        raise ConfigError(f"{where} format: {exc}") from None
+        except ConfigError as exc:
+            raise ConfigError(f"{where} format: {exc}") from None
 
     include_defaults = values.get("include_default_hosts", True)
     if not isinstance(include_defaults, bool):
@@ -133,11 +138,19 @@ def load_config(config_path: str | Path | None = None, *, cwd: str | Path | None
                 raise ConfigError(f"{where} {key} must be a non-negative integer")
             caps[key] = value
 
+    hosts = _strings(values.get("allowed_hosts", []), f"{where} allowed_hosts")
+    unusable = [h for h in hosts if _NOT_A_HOST.search(h.strip())]
+    if unusable:  # they would never match: say so rather than keep flagging that host
+        shown = ", ".join(repr(h) for h in unusable[:3]) + (" …" if len(unusable) > 3 else "")
+        warnings.append(
+            f"{where} allowed_hosts entries that are not host names (a scheme, path or port) never match: "
+            f"{shown}; write the host only, e.g. 'api.partner.example'"
+        )
     settings = AnalysisSettings.with_extras(
-        allowed_hosts=_strings(values.get("allowed_hosts", []), f"{where} allowed_hosts"),
+        allowed_hosts=hosts,
         include_default_hosts=include_defaults,
         extra_tenant_attributes=_strings(values.get("tenant_attributes", []), f"{where} tenant_attributes"),
-        fail_on=fail_on or Severity.HIGH,
+        fail_on=fail_on if fail_on is not None else Severity.HIGH,  # INFO is 0: falsy
         **caps,
     )
     return Config(settings=settings, format=fmt, fail_on=fail_on, path=path, warnings=tuple(warnings))

@@ -219,3 +219,6 @@ class Analysis:
     paths: list[TracePath] = field(default_factory=list)  # capped sample, worst first
     sample_traces: dict[str, Trace] = field(default_factory=dict)  # capped, for drill-down
     warnings: list[str] = field(default_factory=list)  # one line each, "file:line: ..."
+    #: findings left out of ``findings`` by ``max_findings``, by (rule, severity): still
+    #: counted in every summary and in the verdict
+    omitted: dict[tuple[str, Severity], int] = field(default_factory=dict)

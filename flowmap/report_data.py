@@ -284,7 +284,7 @@ def _edge_kind(e: FlowEdge) -> tuple[str, bool]:
 
 
 def _verdict(analysis: Analysis, edges: list[EdgeView]) -> tuple[str, str]:
-    sev = count_by_severity(analysis.findings)
+    sev = count_by_severity(analysis.findings, analysis.omitted)
     switched = sum(1 for e in edges if e.switched)
     dropped = sum(1 for e in edges if e.dropped or e.orphaned)
     if sev["critical"]:
@@ -532,12 +532,12 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportDa
         ev.examples = sorted(ev.examples, key=lambda t: t not in traces)
 
     files = [safe.text(p, 200) for p in analysis.files[: caps.files]]
-    sev_counts = count_by_severity(analysis.findings)
+    sev_counts = count_by_severity(analysis.findings, analysis.omitted)
     verdict, level = _verdict(analysis, edges)
     header = Header(
         files=files, files_total=len(analysis.files), traces=analysis.traces, spans=analysis.spans,
         services=len(analysis.services), tenant_tags=len(analysis.tenant_tags),
-        severities=sev_counts, rules={r: n for r, n in count_by_rule(analysis.findings).items() if n},
+        severities=sev_counts, rules={r: n for r, n in count_by_rule(analysis.findings, analysis.omitted).items() if n},
         findings_total=len(analysis.findings), verdict=verdict, verdict_level=level,
         warnings=[safe.text(w, 300) for w in analysis.warnings[:20]],
     )

@@ -132,7 +132,7 @@ def _summarize(path: Path, report: Path | None, code: int, echo: Callable[[str],
         from .formats.common import count_by_severity, plural
 
         analysis = analyze([path])
-        by_severity = count_by_severity(analysis.findings)
+        by_severity = count_by_severity(analysis.findings, analysis.omitted)
         counts = ", ".join(f"{n} {s}" for s, n in by_severity.items() if n) or "none"
         echo(f"{prefix} {plural(analysis.spans, 'span')} in {plural(analysis.traces, 'trace')} "
              f"({plural(len(analysis.services), 'service')}); findings: {counts}")

@@ -469,3 +469,65 @@ def test_the_error_line_escapes_control_characters_of_a_file_name(tmp_path):
     evil.write_text("{not json\n")
     line = assert_one_line_error(invoke("check", evil), "no spans could be read")
     assert "\x1b" not in line and "\x07" not in line and "\\x1b[2J" in line
+
+
+def test_fail_on_info_from_the_config_is_honoured(tmp_path):
+    """info is the lowest severity (0): it must not read as "no setting"."""
+    tb = TraceBuilder(service="api")
+    tb.span("late export", tenant=TAG_A, parent="00000000000ca11e")  # missing-parent: info
+    path = write_otlp(tmp_path / "t.jsonl", tb)
+    assert invoke("check", path).exit_code == 0
+    (tmp_path / "pyproject.toml").write_text('[tool.flowmap]\nfail_on = "info"\n')
+    result = invoke("check", path)
+    assert result.exit_code == 1 and "at or above info" in result.stderr
+
+
+@pytest.mark.parametrize("cap", [0, 1])
+def test_max_findings_caps_the_list_not_the_counts_or_the_verdict(tmp_path, cap):
+    tb = TraceBuilder(service="api")
+    entry = tb.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    entry.child("tool search_docs", boundary="tool")  # context-dropped: high
+    entry.child("tool other", tenant=TAG_B, boundary="tool")  # cross-tenant: critical
+    path = write_otlp(tmp_path / "t.jsonl", tb)
+    (tmp_path / "pyproject.toml").write_text(f"[tool.flowmap]\nmax_findings = {cap}\n")
+    result = invoke("check", "--format", "json", path)
+    assert result.exit_code == 1, result.stderr
+    doc = json.loads(result.stdout)
+    assert len(doc["findings"]) == cap and doc["summary"]["omitted_findings"] == 2 - cap
+    assert doc["summary"]["findings"]["cross-tenant"] == 1 and doc["summary"]["findings"]["context-dropped"] == 1
+    assert doc["summary"]["severities"]["critical"] == 1 and doc["summary"]["severities"]["high"] == 1
+    assert "2 findings (1 critical, 1 high)" in result.stderr and "FAIL: 2 findings at or above high" in result.stderr
+
+
+def test_output_that_is_also_an_input_is_refused(tmp_path):
+    path = write_otlp(tmp_path / "t.jsonl", dropped_at_tool())
+    before = path.read_bytes()
+    assert_one_line_error(invoke("check", "--format", "json", "-o", path, path), "also an input")
+    assert_one_line_error(invoke("report", "-o", tmp_path / "." / "t.jsonl", path), "also an input")
+    assert path.read_bytes() == before
+
+
+def test_a_failed_write_leaves_the_previous_output_whole(tmp_path, monkeypatch):
+    path = write_otlp(tmp_path / "t.jsonl", dropped_at_tool())
+    out = tmp_path / "report.json"
+    out.write_text("previous report\n")
+    real_fdopen = os.fdopen
+
+    class Full:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def write(self, data):
+            self.fh.write(data[:100])
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
+    assert_one_line_error(invoke("check", "--format", "json", "-o", out, path), "No space left")
+    assert out.read_text() == "previous report\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "t.jsonl"]  # no temp file left

@@ -91,7 +91,7 @@ def test_bad_values_are_one_line_config_errors(tmp_path, body, words):
     with pytest.raises(ConfigError) as info:
         load_config(cwd=tmp_path)
     message = str(info.value)
-    assert "\n" not in message and "pyproject.toml" in message
+    assert "\n" not in message and message.count("pyproject.toml") == 1  # said once
     for word in words:
         assert word in message
 
@@ -110,3 +110,16 @@ def test_explicit_config_file(tmp_path):
     assert load_config(other).format is OutputFormat.JSON
     with pytest.raises(ConfigError, match="configuration file not found"):
         load_config(tmp_path / "missing.toml")
+    # another tool's file without a [tool.flowmap] table: nothing of flowmap's in it
+    shared = write(tmp_path / "ci" / "tools.toml", '[tool.other]\nx = 1\n')
+    cfg = load_config(shared)
+    assert cfg.warnings == () and cfg.fail_on is None
+
+
+def test_allowed_hosts_that_are_not_host_names_are_warned_about(tmp_path):
+    write(tmp_path / "pyproject.toml",
+          '[tool.flowmap]\nallowed_hosts = ["https://api.partner.example", "tools.partner.example:443", '
+          '"ok.partner.example", "10.0.0.0/8", "fd00::/8"]\n')
+    (warning,) = load_config(cwd=tmp_path).warnings
+    assert "'https://api.partner.example'" in warning and "'tools.partner.example:443'" in warning
+    assert "ok.partner.example" not in warning and "10.0.0.0/8" not in warning and "fd00" not in warning

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -27,20 +28,44 @@ __all__ = [
 ]
 
 SEVERITIES_DESC: tuple[Severity, ...] = tuple(sorted(Severity, reverse=True))
+Omitted = Mapping[tuple[str, Severity], int]
+_NONE: Omitted = {}
 
 
 def dump_json(doc: Any, *, sort_keys: bool = False) -> str:
     """Indented JSON text, as ``json.dumps(indent=2, ensure_ascii=False)`` writes it.
 
     msgspec writes the same bytes about ten times faster, which matters for inputs with
-    100,000 findings; strings it cannot encode (lone surrogates from in-memory spans)
-    fall back to the standard library with ASCII escapes.
+    100,000 findings. A string it cannot encode holds a lone surrogate (a file name
+    that is not UTF-8, a span built in memory): it is written with U+FFFD in its place,
+    as the loader reads such text, since an escaped lone surrogate is not valid for
+    strict JSON parsers.
     """
+    order = "sorted" if sort_keys else None
     try:
-        raw = msgspec.json.encode(doc, order="sorted" if sort_keys else None)
-        return msgspec.json.format(raw, indent=2).decode("utf-8") + "\n"
-    except (msgspec.EncodeError, UnicodeError, TypeError, OverflowError):
-        return json.dumps(doc, sort_keys=sort_keys, indent=2) + "\n"
+        raw = msgspec.json.encode(doc, order=order)
+    except UnicodeError:
+        doc = _without_surrogates(doc)
+        try:
+            raw = msgspec.json.encode(doc, order=order)
+        except (msgspec.EncodeError, TypeError, OverflowError):
+            return json.dumps(doc, sort_keys=sort_keys, indent=2, ensure_ascii=False) + "\n"
+    except (msgspec.EncodeError, TypeError, OverflowError):
+        return json.dumps(_without_surrogates(doc), sort_keys=sort_keys, indent=2, ensure_ascii=False) + "\n"
+    return msgspec.json.format(raw, indent=2).decode("utf-8") + "\n"
+
+
+def _without_surrogates(doc: Any) -> Any:
+    if isinstance(doc, str):
+        return _SURROGATE.sub("\ufffd", doc)
+    if isinstance(doc, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in doc.items()}
+    if isinstance(doc, (list, tuple)):
+        return [_without_surrogates(v) for v in doc]
+    return doc
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def plural(n: int, word: str) -> str:
@@ -48,22 +73,38 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n:,} {word}s"
 
 
-def count_by_rule(findings: Iterable[Finding]) -> dict[str, int]:
-    """Counts for every contract rule (zeros included, so dashboards see stable keys)."""
+def count_by_rule(findings: Iterable[Finding], omitted: Omitted = _NONE) -> dict[str, int]:
+    """Counts for every contract rule (zeros included, so dashboards see stable keys);
+    ``omitted``: :attr:`Analysis.omitted`, the findings a cap left out of the list."""
     counts = Counter(f.rule for f in findings)
+    for (rule, _), n in omitted.items():
+        counts[rule] += n
     out = {rule: counts.pop(rule, 0) for rule in RULE_IDS}
     out.update(sorted(counts.items()))
     return out
 
 
-def count_by_severity(findings: Iterable[Finding]) -> dict[str, int]:
+def count_by_severity(findings: Iterable[Finding], omitted: Omitted = _NONE) -> dict[str, int]:
     counts = Counter(Severity(f.severity) for f in findings)
+    for (_, sev), n in omitted.items():
+        counts[Severity(sev)] += n
     return {str(sev): counts.get(sev, 0) for sev in SEVERITIES_DESC}
 
 
 def at_or_above(findings: Iterable[Finding], threshold: Severity) -> list[Finding]:
-    """The findings that make ``flowmap check --fail-on threshold`` exit 1."""
+    """The listed findings at or above ``threshold``."""
     return [f for f in findings if f.severity >= threshold]
+
+
+def failing(analysis: Analysis, threshold: Severity) -> int:
+    """How many findings make ``flowmap check --fail-on threshold`` exit 1 (those a cap
+    left out of the list included)."""
+    left_out = sum(n for (_, sev), n in analysis.omitted.items() if sev >= threshold)
+    return len(at_or_above(analysis.findings, threshold)) + left_out
+
+
+def total_findings(analysis: Analysis) -> int:
+    return len(analysis.findings) + sum(analysis.omitted.values())
 
 
 def clean(text: object, limit: int = 160) -> str:

@@ -63,8 +63,10 @@ def to_document(analysis: Analysis) -> dict[str, Any]:
         "summary": {
             "traces": analysis.traces,
             "spans": analysis.spans,
-            "findings": count_by_rule(analysis.findings),
-            "severities": count_by_severity(analysis.findings),
+            "findings": count_by_rule(analysis.findings, analysis.omitted),
+            "severities": count_by_severity(analysis.findings, analysis.omitted),
+            # findings counted above but left out of the list by max_findings
+            "omitted_findings": sum(analysis.omitted.values()),
             "files": list(analysis.files),
             "services": sorted(analysis.services),
         },

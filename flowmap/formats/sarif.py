@@ -18,11 +18,14 @@ from ..model import Analysis, Finding, Severity
 from .common import dump_json, split_origin
 from .rules import RULE_IDS, rule_doc
 
-__all__ = ["SarifReporter", "to_sarif", "SARIF_SCHEMA", "TOOL_URI", "LEVELS", "SECURITY_SEVERITY"]
+__all__ = ["SarifReporter", "to_sarif", "SARIF_SCHEMA", "LEVELS", "SECURITY_SEVERITY", "MAX_RESULTS"]
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
-TOOL_URI = "https://github.com/flowmap/flowmap"
+# No informationUri/helpUri: flowmap has no public home page to point at, and a made-up
+# link would be a broken one in every code-scanning alert; the rules carry their help.
+#: results in one run: GitHub code scanning rejects a SARIF run with more than 25,000
+MAX_RESULTS = 25_000
 FINGERPRINT_KEY = "flowmapFinding/v1"
 SRCROOT = "%SRCROOT%"
 
@@ -58,11 +61,14 @@ def fingerprint(f: Finding) -> str:
 def _artifact(file: str, cwd: Path) -> dict[str, Any]:
     """A repository-relative URI when the file is under the working directory."""
     path = Path(file)
-    absolute = path if path.is_absolute() else cwd / path
+    absolute = Path(os.path.normpath(path if path.is_absolute() else cwd / path))
     try:
-        rel = Path(os.path.normpath(absolute)).relative_to(cwd)
+        rel = absolute.relative_to(cwd)
     except ValueError:
-        return {"uri": Path(os.path.normpath(absolute)).as_uri()}
+        try:  # the same place reached through a symlink (macOS /tmp, a linked checkout)
+            rel = Path(os.path.realpath(absolute)).relative_to(os.path.realpath(cwd))
+        except ValueError:
+            return {"uri": absolute.as_uri()}
     return {"uri": quote(rel.as_posix()), "uriBaseId": SRCROOT}
 
 
@@ -96,8 +102,7 @@ def _rule(doc_id: str) -> dict[str, Any]:
         "name": doc.name,
         "shortDescription": {"text": doc.short},
         "fullDescription": {"text": doc.full},
-        "help": {"text": doc.full},
-        "helpUri": f"{TOOL_URI}/blob/main/README.md#{doc.id}",
+        "help": {"text": doc.full, "markdown": f"**{doc.id}** (up to {doc.severity}): {doc.full}"},
         "defaultConfiguration": {"level": LEVELS[doc.severity]},
         "properties": {
             "security-severity": SECURITY_SEVERITY[doc.severity],
@@ -131,10 +136,26 @@ def _result(analysis: Analysis, f: Finding, index: int, cwd: Path) -> dict[str, 
     }
 
 
+def _invocation(analysis: Analysis, listed: list[Finding]) -> dict[str, Any]:
+    invocation: dict[str, Any] = {"executionSuccessful": True}
+    left_out = len(analysis.findings) - len(listed) + sum(analysis.omitted.values())
+    if left_out:
+        invocation["toolExecutionNotifications"] = [{
+            "level": "warning",
+            "message": {"text": f"{left_out:,} less severe findings are not listed (at most "
+                                f"{MAX_RESULTS:,} results a run, or max_findings); "
+                                "flowmap check --format json counts them all"},
+        }]
+    return invocation
+
+
 def to_sarif(analysis: Analysis, *, cwd: Path | None = None) -> dict[str, Any]:
     """The SARIF log as plain Python data."""
     cwd = Path(os.path.normpath(cwd or Path.cwd()))
     rule_ids = list(RULE_IDS) + sorted({f.rule for f in analysis.findings} - set(RULE_IDS))
+    listed = analysis.findings
+    if len(listed) > MAX_RESULTS:  # keep the worst (the analyzer lists them worst first anyway)
+        listed = sorted(listed, key=lambda f: -int(f.severity))[:MAX_RESULTS]
     index = {rule_id: i for i, rule_id in enumerate(rule_ids)}
     return {
         "$schema": SARIF_SCHEMA,
@@ -146,13 +167,12 @@ def to_sarif(analysis: Analysis, *, cwd: Path | None = None) -> dict[str, Any]:
                         "name": "flowmap",
                         "version": _version(),
                         "semanticVersion": _version(),
-                        "informationUri": TOOL_URI,
                         "rules": [_rule(r) for r in rule_ids],
                     }
                 },
                 "originalUriBaseIds": {SRCROOT: {"uri": cwd.as_uri().rstrip("/") + "/"}},
-                "invocations": [{"executionSuccessful": True}],
-                "results": [_result(analysis, f, index[f.rule], cwd) for f in analysis.findings],
+                "invocations": [_invocation(analysis, listed)],
+                "results": [_result(analysis, f, index[f.rule], cwd) for f in listed],
                 "columnKind": "unicodeCodePoints",
             }
         ],

@@ -11,11 +11,12 @@ from __future__ import annotations
 from ..model import Analysis, Finding, Severity
 from .common import (
     SpanNames,
-    at_or_above,
     clean,
     count_by_severity,
+    failing,
     plural,
     sorted_paths,
+    total_findings,
 )
 
 __all__ = ["TextReporter", "verdict", "MAX_PATHS", "MAX_FINDINGS"]
@@ -26,16 +27,16 @@ MAX_FINDINGS = 25
 
 def verdict(analysis: Analysis, fail_on: Severity) -> str:
     """One line: pass or fail against the threshold, and why."""
-    failing = at_or_above(analysis.findings, fail_on)
-    if failing:
-        return f"FAIL: {plural(len(failing), 'finding')} at or above {fail_on} (--fail-on {fail_on})"
-    if analysis.findings:
-        return f"PASS: {plural(len(analysis.findings), 'finding')}, none at or above {fail_on}"
+    n = failing(analysis, fail_on)
+    if n:
+        return f"FAIL: {plural(n, 'finding')} at or above {fail_on} (--fail-on {fail_on})"
+    if total := total_findings(analysis):
+        return f"PASS: {plural(total, 'finding')}, none at or above {fail_on}"
     return f"PASS: no findings in {plural(analysis.traces, 'trace')}"
 
 
 def severity_line(analysis: Analysis) -> str:
-    counts = count_by_severity(analysis.findings)
+    counts = count_by_severity(analysis.findings, analysis.omitted)
     return ", ".join(f"{n:,} {sev}" for sev, n in counts.items())
 
 
