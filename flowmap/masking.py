@@ -285,19 +285,49 @@ def tenant_keys_in(value: Any, names: frozenset[str]) -> list[tuple[str, Any]]:
 _DONE_MAX = 50_000  # masked texts remembered (then forgotten all at once)
 
 
+def fold(s: str) -> str:
+    """``s`` in lower case, character for character (same length, so a match found in
+    the folded text is at the same place in ``s``): what makes masking case-insensitive.
+
+    ``str.lower`` keeps the length of every text but one holding ``İ`` (U+0130, the only
+    character it turns into two), which is left as it is.
+    """
+    low = s.lower()
+    if len(low) == len(s):
+        return low
+    return "".join(c if c == "\u0130" else c.lower() for c in s)
+
+
+def _replace(s: str, spans: Iterable[tuple[int, int]]) -> str:
+    """``s`` with each ``(start, end)`` span (left to right, not overlapping) masked."""
+    out: list[str] = []
+    start = 0
+    for i, j in spans:
+        out.append(s[start:i])
+        out.append(MASK)
+        start = j
+    if not out:
+        return s
+    out.append(s[start:])
+    return "".join(out)
+
+
 class Masker:
-    """Replaces every flagged raw value with :data:`MASK`, wherever it appears.
+    """Replaces every flagged raw value with :data:`MASK`, wherever it appears, in any case.
 
     Values of :data:`_MIN_SUBSTRING` characters or more are masked anywhere in a text
     (at each place the longest of them that matches), shorter ones (e.g. ``"42"``) only
-    as whole tokens. The analyzer can flag very many distinct values (one per tenant) and
-    masks as many texts, so long values are found by set lookups
-    (:class:`~flowmap.substrings.SubstringIndex`), not one pattern of them all.
+    as whole tokens. Matching ignores case (:func:`fold`): ``Acme-Corp-7`` flagged once
+    is masked as ``acme-corp-7`` and ``ACME-CORP-7`` too, since a path, a host name or a
+    log line often repeats an id in another case. The analyzer can flag very many
+    distinct values (one per tenant) and masks as many texts, so long values are found
+    by set lookups (:class:`~flowmap.substrings.SubstringIndex`), not one pattern of
+    them all.
     """
 
     def __init__(self, raw: Iterable[Any] = ()) -> None:
-        self.exact: set[str] = set()
-        self._long = SubstringIndex()  # values of _MIN_SUBSTRING characters or more
+        self.exact: set[str] = set()  # the flagged values, folded
+        self._long = SubstringIndex()  # values of _MIN_SUBSTRING characters or more, folded
         self._short: re.Pattern[str] | None = None  # whole-token pattern of short values
         self._built = True
         self._done: dict[str, str] = {}  # text -> masked: findings repeat names and messages
@@ -308,10 +338,11 @@ class Masker:
         before = len(self.exact)
         for value in raw:
             for s in _scalars(value):
-                if s.strip() and s not in PLACEHOLDERS and s not in self.exact:
-                    self.exact.add(s)
-                    if len(s) >= _MIN_SUBSTRING:
-                        self._long.add(s)
+                f = fold(s)
+                if f.strip() and f not in PLACEHOLDERS and f not in self.exact:
+                    self.exact.add(f)
+                    if len(f) >= _MIN_SUBSTRING:
+                        self._long.add(f)
                     else:
                         self._built = False
         if len(self.exact) != before:
@@ -322,36 +353,31 @@ class Masker:
             short = sorted((s for s in self.exact if len(s) < _MIN_SUBSTRING), key=len, reverse=True)
             self._short = re.compile(
                 "|".join(r"(?<![0-9A-Za-z])" + re.escape(s) + r"(?![0-9A-Za-z])" for s in short)
-            )
+            ) if short else None
             self._built = True
         return self._short
-
-    def _mask_long(self, s: str) -> str:
-        out: list[str] = []
-        start = 0
-        for i, j in self._long.matches(s):
-            out.append(s[start:i])
-            out.append(MASK)
-            start = j
-        if not out:
-            return s
-        out.append(s[start:])
-        return "".join(out)
 
     def __bool__(self) -> bool:
         return bool(self.exact)
 
+    def __contains__(self, s: str) -> bool:
+        """Whether ``s`` is, in any case, one of the flagged values."""
+        return fold(s) in self.exact
+
     def text(self, s: str) -> str:
         if not self.exact:
             return s
-        if s in self.exact:
-            return MASK
         done = self._done.get(s)
         if done is None:
-            done = self._mask_long(s) if self._long else s
+            folded = fold(s)
+            if folded in self.exact:
+                return MASK
+            done = _replace(s, self._long.matches(folded)) if self._long else s
             short = self._short_pattern()
             if short is not None:
-                done = short.sub(MASK, done)
+                if done is not s:
+                    folded = fold(done)
+                done = _replace(done, (m.span() for m in short.finditer(folded)))
             if len(self._done) >= _DONE_MAX:
                 self._done = {}
             self._done[s] = done
@@ -363,7 +389,7 @@ class Masker:
         if depth > 64:  # hostile nesting: hide rather than recurse further
             return MASK
         if isinstance(value, str):
-            if value in self.exact:
+            if value in self:
                 return MASK
             obj = _maybe_json(value) if depth == 0 else None
             if obj is not None:
@@ -373,7 +399,7 @@ class Masker:
                 return value
             return self.text(value)
         if isinstance(value, (int, float)):
-            return MASK if str(value) in self.exact else value
+            return MASK if str(value) in self else value
         if isinstance(value, list):
             return [self.value(v, depth + 1) for v in value]
         if isinstance(value, tuple):

@@ -531,3 +531,23 @@ def test_a_failed_write_leaves_the_previous_output_whole(tmp_path, monkeypatch):
     assert_one_line_error(invoke("check", "--format", "json", "-o", out, path), "No space left")
     assert out.read_text() == "previous report\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "t.jsonl"]  # no temp file left
+
+
+def test_case_variants_of_a_flagged_raw_id_are_masked_in_every_output(tmp_path):
+    """``Acme-Corp-7`` flagged in tenant_id is masked as ``acme-corp-7`` in a route and
+    ``ACME-CORP-7`` in a cache key too."""
+    raw = "Acme-Corp-7"
+    tb = TraceBuilder(service="api")
+    entry = tb.span("GET /t/acme-corp-7/summary", kind=SERVER, tenant=TAG_A, boundary="http.server",
+                    attrs={"tenant_id": raw})
+    entry.child("cache.get ACME-CORP-7:summary", kind=CLIENT, tenant=TAG_A, boundary="cache", scoped=False)
+    path = write_otlp(tmp_path / "t.jsonl", tb)
+    for fmt in ("text", "json", "sarif"):
+        result = invoke("check", "--format", fmt, path)
+        assert result.exit_code == 1, result.output
+        out = result.stdout + result.stderr
+        assert raw.lower() not in out.lower(), fmt
+        assert "cache.get [masked]:summary" in out, fmt
+    assert invoke("report", path, "-o", tmp_path / "map.html").exit_code == 0
+    html = (tmp_path / "map.html").read_text(encoding="utf-8")
+    assert raw.lower() not in html.lower() and "GET /t/[masked]/summary" in html

@@ -49,3 +49,24 @@ def test_many_distinct_values_build_no_pattern_per_value(monkeypatch):
     m.add(["7"])
     assert m.text("op 7") == f"op {MASK}" and m.text("op 77") == "op 77"
     assert len(compiled) == 1
+
+
+def test_case_variants_of_a_flagged_value_are_masked_too():
+    """A path, host name or log line often repeats an id in another case."""
+    m = Masker(["Acme-Corp-7"])
+    assert m.text("GET /t/acme-corp-7/docs from ACME-CORP-7.svc") == f"GET /t/{MASK}/docs from {MASK}.svc"
+    assert m.text("aCmE-cOrP-7") == MASK
+    assert m.attrs({"quota.ACME-CORP-7.used": "acme-corp-7"}) == {f"quota.{MASK}.used": MASK}
+    assert m.value('{"tenant": "ACME-CORP-7"}') == f'{{"tenant": "{MASK}"}}'
+
+
+def test_short_values_match_any_case_but_only_as_whole_tokens():
+    m = Masker(["Ab"])
+    assert m.text("org AB and ab, not abc") == f"org {MASK} and {MASK}, not abc"
+
+
+def test_case_folding_keeps_places_in_texts_that_lower_would_lengthen():
+    """``"İ".lower()`` is two characters: a match after one must still mask the right place."""
+    m = Masker(["acme-corp-7"])
+    assert m.text("İstanbul ACME-CORP-7 İ") == f"İstanbul {MASK} İ"
+    assert masking.fold("İx") == "İx" and len(masking.fold("İIİ")) == 3
