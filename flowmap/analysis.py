@@ -320,6 +320,11 @@ class Analyzer:
 
     # -- output ------------------------------------------------------------------
 
+    def mask(self, text: str) -> str:
+        """``text`` with every raw tenant id flagged so far masked: for what a caller
+        adds to the result after :meth:`finish` (the input file names)."""
+        return self._masker.text(text)
+
     def finish(self) -> Analysis:
         """Resolve what needed every trace, mask, sort; returns the :class:`Analysis`."""
         if self._finished:
@@ -369,6 +374,7 @@ class Analyzer:
                 f.service = m.text(f.service) if f.service is not None else None
                 f.parent_name = m.text(f.parent_name) if f.parent_name is not None else None
                 f.likely_parent = m.text(f.likely_parent) if f.likely_parent is not None else None
+                f.origin = m.text(f.origin) if f.origin else f.origin  # a file name can hold an id too
             r.warnings = [m.text(w) for w in r.warnings]
             r.services = {m.text(name) for name in r.services}
         r.findings = findings
@@ -456,5 +462,6 @@ def analyze(
             gc.enable()
     result = analyzer.finish()
     files = getattr(stats, "files", None)
-    result.files = [str(f) for f in files] if files else [str(p) for p in paths]
+    names = [str(f) for f in files] if files else [str(p) for p in paths]
+    result.files = [analyzer.mask(name) for name in names]  # a file may be named after a tenant
     return result

@@ -431,7 +431,7 @@ class Masker:
             events=[Event(self.text(e.name), self.attrs(e.attributes)) for e in span.events],
             links=[Link(l.trace_id, l.span_id, self.attrs(l.attributes)) for l in span.links],
             status_code=span.status_code,
-            origin=span.origin,
+            origin=self.text(span.origin) if span.origin else span.origin,
             tenant=span.tenant if span.tenant is None or is_opaque_tag(span.tenant) else MASK,
             boundary=span.boundary,
             scoped=span.scoped,

@@ -551,3 +551,28 @@ def test_case_variants_of_a_flagged_raw_id_are_masked_in_every_output(tmp_path):
     assert invoke("report", path, "-o", tmp_path / "map.html").exit_code == 0
     html = (tmp_path / "map.html").read_text(encoding="utf-8")
     assert raw.lower() not in html.lower() and "GET /t/[masked]/summary" in html
+
+
+def test_a_file_named_after_a_tenant_is_masked_in_every_output(tmp_path):
+    """The file name holds the raw id flagged inside it: the JSON files and origins, the
+    SARIF locations (masked too: see the README) and the HTML header hide it."""
+    raw = "Globex-7731"
+    tb = TraceBuilder(service="api")
+    tb.span("GET /x", kind=SERVER, tenant=TAG_A, boundary="http.server", attrs={"tenant_id": raw})
+    path = write_otlp(tmp_path / "export-globex-7731.jsonl", tb)
+    masked = str(tmp_path / "export-[masked].jsonl")
+    outs = {}
+    for fmt in ("text", "json", "sarif"):
+        result = invoke("check", "--format", fmt, path)
+        assert result.exit_code == 1, result.output
+        outs[fmt] = result.stdout + result.stderr
+        assert raw.lower() not in outs[fmt].lower(), fmt
+    doc = json.loads(invoke("check", "--format", "json", path).stdout)
+    assert doc["summary"]["files"] == [masked]
+    assert doc["findings"][0]["origin"] == {"file": masked, "line": 1}
+    location = json.loads(invoke("check", "--format", "sarif", path).stdout)["runs"][0]["results"][0]["locations"][0]
+    assert location["physicalLocation"]["artifactLocation"]["uri"].endswith("export-%5Bmasked%5D.jsonl")
+    assert invoke("report", path, "-o", tmp_path / "map.html").exit_code == 0
+    html = (tmp_path / "map.html").read_text(encoding="utf-8")
+    assert raw.lower() not in html.lower() and "export-[masked].jsonl" in html
+

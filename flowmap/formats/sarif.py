@@ -2,7 +2,9 @@
 
 A finding is located at the trace file line its span was read from (``Finding.origin``
 or the span's ``origin``): GitHub needs a physical location for every result, and the
-trace file is the artifact the finding was made from. ``partialFingerprints`` hash the
+trace file is the artifact the finding was made from. A file name holding a flagged raw
+tenant id comes masked from the analysis, and stays so here: such an alert points at a
+file code scanning cannot open rather than publish the id. ``partialFingerprints`` hash the
 rule, trace and span, so re-uploading the same traces never opens duplicate alerts.
 """
 
