@@ -208,13 +208,17 @@ def _expand(names: list[str]) -> list[str]:
 class _Warnings:
     """Loader warnings for stderr: the first few in full, then a count.
 
-    They are held until the analysis ends, so they never tear the progress bar, and
-    a run that reads nothing at all ends in one error line that already names the cause.
+    They are printed once the analysis ended, from its own list (:attr:`Analysis.warnings`):
+    a warning can quote an attribute key, a span name or a file name holding a raw
+    tenant id, and only the finished analysis knows every id to mask. Held until then,
+    they never tear the progress bar either. A run that reads nothing at all ends in one
+    error line naming the cause; its other warnings are printed as they came, since
+    nothing read means no id flagged.
     """
 
     def __init__(self, limit: int = MAX_WARNINGS_SHOWN) -> None:
         self.limit = limit
-        self.lines: list[str] = []
+        self.lines: list[str] = []  # the first few as they came, for a run that read nothing
         self.total = 0
 
     def __call__(self, line: str) -> None:
@@ -222,16 +226,16 @@ class _Warnings:
         if len(self.lines) < self.limit:
             self.lines.append(line)
 
-    def flush(self, kept: list[str] | None = None) -> None:
+    def flush(self, masked: list[str] | None = None) -> None:
+        """Print the first warnings (``masked``: the analysis' list, else as they came)."""
         from .formats.common import clean
 
-        if self.total == 0 and kept:  # the analysis kept its warnings instead of calling back
-            for line in kept:
-                self(line)
-        for line in self.lines:
+        shown = self.lines if masked is None else masked[: self.limit]
+        for line in shown:
             _err(f"warning: {clean(line, 300)}")
-        if self.total > len(self.lines):
-            _err(f"warning: … and {self.total - len(self.lines)} more warnings")
+        more = max(self.total, len(masked or ())) - len(shown)
+        if more > 0:
+            _err(f"warning: … and {more} more warnings")
         self.lines, self.total = [], 0
 
 
@@ -250,7 +254,7 @@ def _analyze(files: list[str], config: "Config", output: Path | None = None) -> 
         if warnings.total > 1:  # the error names only the first problem
             warnings.flush()
         raise
-    warnings.flush(list(analysis.warnings))
+    warnings.flush(list(analysis.warnings))  # masked by the analysis
     return analysis
 
 

@@ -576,3 +576,21 @@ def test_a_file_named_after_a_tenant_is_masked_in_every_output(tmp_path):
     html = (tmp_path / "map.html").read_text(encoding="utf-8")
     assert raw.lower() not in html.lower() and "export-[masked].jsonl" in html
 
+
+def test_warnings_on_stderr_mask_a_raw_id_flagged_after_them(tmp_path):
+    """A loader warning quotes an attribute key holding a raw id that the analysis only
+    flags later (in another case, in the next trace): stderr shows it masked, and so does
+    the analysis' own warnings list."""
+    first = TraceBuilder(service="api")
+    first.span("GET /x", kind=SERVER, tenant=TAG_A, boundary="http.server",
+               attrs={"quota.ACME-CORP-7.used": "BIG"})
+    later = TraceBuilder(service="api")
+    later.span("GET /y", kind=SERVER, tenant=TAG_A, boundary="http.server", attrs={"tenant_id": "Acme-Corp-7"})
+    path = write_otlp(tmp_path / "t.jsonl", first, later)
+    path.write_text(path.read_text().replace('"stringValue": "BIG"', '"intValue": "99999999999999999999999"'))
+    result = invoke("check", "--format", "json", path)
+    assert result.exit_code == 1, result.output
+    warnings = [l for l in result.stderr.splitlines() if l.startswith("warning:")]
+    assert len(warnings) == 1 and 'attribute "quota.[masked].used" dropped' in warnings[0]
+    assert "acme-corp-7" not in (result.stdout + result.stderr).lower()
+    assert json.loads(result.stdout)["warnings"] == [warnings[0][len("warning: "):]]
