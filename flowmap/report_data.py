@@ -11,6 +11,7 @@ escapes them); raw tenant ids are masked again, whatever the analyzer already di
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,7 @@ from .model import (
     Severity,
     Span,
     Trace,
+    TracePath,
 )
 from .tagging import is_opaque_tag
 
@@ -68,7 +70,7 @@ class Caps:
     nodes: int = 300  # operations drawn on the map (worst and busiest kept)
     findings: int = 2000  # rows in the findings table (worst first)
     traces: int = 60  # sample traces available in the trace view
-    spans_per_trace: int = 250  # spans shown per sample trace (path spans kept first)
+    spans_per_trace: int = 250  # spans shown per sample trace (those of listed findings always)
     span_budget: int = 6000  # spans over all sample traces
     examples_per_edge: int = 5  # example traces listed per edge / node
     attributes_per_span: int = 16
@@ -211,6 +213,7 @@ class TraceView:
     first_broken: str | None  # span id of the first broken edge
     break_rule: str | None
     path: list[str]  # span ids from the entry to the final tool call, if known
+    notice: str | None = None  # says how many spans a long trace leaves out, and which are kept
 
 
 @dataclass(slots=True)
@@ -449,10 +452,17 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportDa
         ev.label_anchor, ev.reversed = r.label_anchor, r.reversed
 
     # -- sample traces for the trace view (those behind findings and broken paths first)
+    ordered = sorted(analysis.findings, key=lambda f: (-int(f.severity), f.rule, f.service or "", f.trace_id))
+    shown = ordered[: caps.findings]
     by_span: dict[tuple[str, str], list[Finding]] = defaultdict(list)
     for f in analysis.findings:
         by_span[(f.trace_id, f.span_id)].append(f)
-    paths = {p.trace_id: p for p in reversed(analysis.paths)}  # first (worst) path per trace wins
+    shown_spans: dict[str, list[str]] = defaultdict(list)  # trace -> spans of its listed findings
+    for f in shown:
+        shown_spans[f.trace_id].append(f.span_id)
+    paths: dict[str, list[TracePath]] = defaultdict(list)  # trace -> its paths, worst first
+    for p in analysis.paths:
+        paths[p.trace_id].append(p)
     wanted: list[str] = []
     wanted.extend(p.trace_id for p in analysis.paths if p.broken_at is not None)
     wanted.extend(f.trace_id for f in sorted(analysis.findings, key=lambda f: -f.severity))
@@ -468,7 +478,8 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportDa
         trace = analysis.sample_traces.get(tid)
         if trace is None:
             continue
-        tv = _trace_view(trace, paths.get(tid), by_span, node_id, safe, min(caps.spans_per_trace, budget))
+        tv = _trace_view(trace, paths.get(tid, []), by_span, shown_spans.get(tid, []), node_id, safe,
+                         min(caps.spans_per_trace, budget))
         cut_spans += tv.spans_total - len(tv.spans)
         budget -= len(tv.spans)
         traces[tid] = tv
@@ -481,7 +492,8 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportDa
     if cut_spans:
         notices.append(
             f"{_plural(cut_spans, 'span')} of long sample traces are not shown "
-            f"(at most {caps.spans_per_trace:,} per trace; spans on the path to the tool call are kept)."
+            f"(at most {caps.spans_per_trace:,} per trace; the spans of listed findings and of the paths "
+            "to the tool calls are kept first)."
         )
     if analysis.traces > len(analysis.sample_traces) and analysis.sample_traces:
         notices.append(
@@ -498,7 +510,6 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportDa
     node_examples: dict[str, list[str]] = defaultdict(list)
 
     # -- findings table (worst first, capped)
-    ordered = sorted(analysis.findings, key=lambda f: (-int(f.severity), f.rule, f.service or "", f.trace_id))
     if len(ordered) > caps.findings:
         notices.append(
             f"The findings table lists the {caps.findings:,} most severe of {len(ordered):,} findings; "
@@ -507,8 +518,9 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportDa
     names_by_target: dict[str, list[str]] = defaultdict(list)
     for (s, t), eid in edge_id.items():
         names_by_target[t].append(s)
+    in_view = {tid: {s.span_id for s in tv.spans} for tid, tv in traces.items()}
     findings: list[FindingView] = []
-    for i, f in enumerate(ordered[: caps.findings]):
+    for i, f in enumerate(shown):
         op = f"{f.service} {f.span_name}" if f.service is not None else None
         nid = node_id.get(op) if op else None
         eid = _edge_for(f, op, names_by_target, edge_id, flow, analysis.sample_traces)
@@ -521,7 +533,7 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportDa
             service=safe.text(f.service) if f.service is not None else "",
             boundary=safe.text(f.boundary) if f.boundary else None,
             message=safe.text(f.message, 400), node=nid, edge=eid,
-            in_trace_view=f.trace_id in traces,
+            in_trace_view=f.span_id in in_view.get(f.trace_id, ()),
         ))
     for nv in nodes:
         merged = node_examples.get(nv.id, []) + nv.examples
@@ -581,14 +593,9 @@ def _tenant_hue(tag: str) -> int:
     return int(hashlib.sha256(tag.encode()).hexdigest()[:4], 16) % 360
 
 
-def _trace_view(
-    trace: Trace,
-    path: Any,
-    by_span: dict[tuple[str, str], list[Finding]],
-    node_id: dict[str, str],
-    safe: _Safe,
-    limit: int,
-) -> TraceView:
+def _span_order(trace: Trace) -> list[tuple[Span, int]]:
+    """The spans depth-first with their depth, roots and siblings by start time; spans in
+    parent cycles last. Iterative: a deep or cyclic trace must not recurse."""
     spans = trace.spans
     children: dict[str | None, list[Span]] = defaultdict(list)
     for s in spans.values():
@@ -596,8 +603,6 @@ def _trace_view(
         children[parent].append(s)
     for lst in children.values():
         lst.sort(key=lambda s: (s.start_ns, s.span_id))
-    on_path = set(path.span_ids) if path is not None else set()
-    # depth-first, iterative (deep or cyclic traces must not recurse); roots by start time
     ordered: list[tuple[Span, int]] = []
     visited: set[str] = set()
     stack = [(s, 0) for s in reversed(children[None])]
@@ -608,52 +613,108 @@ def _trace_view(
         visited.add(s.span_id)
         ordered.append((s, depth))
         stack.extend((c, depth + 1) for c in reversed(children.get(s.span_id, [])))
-    for s in sorted(spans.values(), key=lambda s: (s.start_ns, s.span_id)):  # spans in parent cycles
+    for s in sorted(spans.values(), key=lambda s: (s.start_ns, s.span_id)):
         if s.span_id not in visited:
             visited.add(s.span_id)
             ordered.append((s, 0))
+    return ordered
+
+
+def _first_break(paths: list[TracePath]) -> tuple[str | None, str | None]:
+    """The span and rule of the worst path's first broken edge, if it broke."""
+    p = paths[0] if paths else None
+    if p is not None and p.broken_at is not None and 0 <= p.broken_at < len(p.span_ids):
+        return p.span_ids[p.broken_at], p.break_rule
+    return None, None
+
+
+def _kept_spans(
+    trace: Trace, ordered: list[tuple[Span, int]], must: list[str], paths: list[TracePath], limit: int
+) -> set[str]:
+    """Which spans a trace of more than ``limit`` spans shows.
+
+    ``must`` (the spans the findings table and the broken edge point at) whatever the
+    limit, since the page links to them; then, up to the limit, their parents (the
+    other end of a broken edge), the spans of the paths to the tool calls (worst path
+    first), and the rest in display order.
+    """
+    spans = trace.spans
+    keep = {sid for sid in must if sid in spans}
+    parents = (spans[sid].parent_span_id for sid in must if sid in spans)
+    on_paths = (sid for p in paths for sid in p.span_ids)
+    rest = (s.span_id for s, _ in ordered)
+    for sid in itertools.chain(parents, on_paths, rest):
+        if len(keep) >= limit:
+            break
+        if sid is not None and sid in spans:
+            keep.add(sid)
+    return keep
+
+
+def _cut_notice(shown: int, total: int) -> str | None:
+    if shown >= total:
+        return None
+    return (
+        f"{_plural(total - shown, 'span')} of this trace's {total:,} left out: it shows the spans "
+        "its findings point at, the paths to the tool calls, then the first others."
+    )
+
+
+def _trace_view(
+    trace: Trace,
+    paths: list[TracePath],
+    by_span: dict[tuple[str, str], list[Finding]],
+    listed: list[str],
+    node_id: dict[str, str],
+    safe: _Safe,
+    limit: int,
+) -> TraceView:
+    """One sample trace as a waterfall; ``listed``: span ids of its findings in the
+    findings table, which stay in the view whatever ``limit`` says."""
+    spans = trace.spans
+    path = paths[0] if paths else None
+    on_path = set(path.span_ids) if path is not None else set()
+    ordered = _span_order(trace)
     total = len(ordered)
+    first_broken, break_rule = _first_break(paths)
+    if first_broken not in spans:
+        first_broken, break_rule = None, None
     if total > limit:
-        keep = {s.span_id for s, _ in ordered if s.span_id in on_path or (trace.trace_id, s.span_id) in by_span}
-        room = limit - len(keep)
-        for s, _ in ordered:
-            if room <= 0:
-                break
-            if s.span_id not in keep:
-                keep.add(s.span_id)
-                room -= 1
-        ordered = [(s, d) for s, d in ordered if s.span_id in keep][: max(limit, 1)]
+        keep = _kept_spans(trace, ordered, [*listed, *([first_broken] if first_broken else [])], paths, limit)
+        ordered = [(s, d) for s, d in ordered if s.span_id in keep]
     t0 = min((s.start_ns for s in spans.values() if s.start_ns), default=0)
     t1 = max((s.end_ns for s in spans.values()), default=t0)
-    first_broken: str | None = None
-    break_rule: str | None = None
-    if path is not None and path.broken_at is not None and 0 <= path.broken_at < len(path.span_ids):
-        first_broken, break_rule = path.span_ids[path.broken_at], path.break_rule
     views: list[SpanView] = []
     for s, depth in ordered:
-        rules = sorted({f.rule for f in by_span.get((trace.trace_id, s.span_id), [])})
-        broken = next((r for r in BREAK_RULES if r in rules), None)
-        if first_broken is None and broken is not None:
-            first_broken, break_rule = s.span_id, broken
-        tenant = s.tenant if s.tenant is None or is_opaque_tag(s.tenant) else MASK
-        attrs = [
-            (safe.text(k, 80), safe.attribute(k, v))
-            for k, v in list(s.attributes.items())[: safe.caps.attributes_per_span]
-        ]
-        views.append(SpanView(
-            span_id=s.span_id, parent_span_id=s.parent_span_id, depth=depth, name=safe.text(s.name, 200),
-            service=safe.text(s.service, 120), kind=_KIND_NAMES.get(s.kind, str(s.kind)),
-            boundary=safe.text(s.boundary, 40) if s.boundary else None, tenant=tenant,
-            tenant_hue=_tenant_hue(tenant) if tenant and tenant != MASK else None,
-            source=safe.text(s.attributes.get(attributes.TENANT_SOURCE), 20) or None,
-            scoped=s.scoped, start_ms=round((s.start_ns - t0) / 1e6, 3) if s.start_ns else 0.0,
-            duration_ms=round(max(0, s.end_ns - s.start_ns) / 1e6, 3), error=s.status_code == 2,
-            on_path=s.span_id in on_path, rules=rules, broken=broken, attributes=attrs,
-            node=node_id.get(s.operation),
-        ))
+        view = _span_view(s, depth, t0, by_span.get((trace.trace_id, s.span_id), []), on_path, node_id, safe)
+        if first_broken is None and view.broken is not None:
+            first_broken, break_rule = s.span_id, view.broken
+        views.append(view)
     return TraceView(
         trace_id=trace.trace_id, spans=views, spans_total=total,
         duration_ms=round(max(0, t1 - t0) / 1e6, 3), first_broken=first_broken,
         break_rule=break_rule, path=list(path.span_ids) if path is not None else [],
+        notice=_cut_notice(len(views), total),
     )
 
+
+def _span_view(
+    s: Span, depth: int, t0: int, findings: list[Finding], on_path: set[str], node_id: dict[str, str], safe: _Safe
+) -> SpanView:
+    rules = sorted({f.rule for f in findings})
+    tenant = s.tenant if s.tenant is None or is_opaque_tag(s.tenant) else MASK
+    attrs = [
+        (safe.text(k, 80), safe.attribute(k, v))
+        for k, v in list(s.attributes.items())[: safe.caps.attributes_per_span]
+    ]
+    return SpanView(
+        span_id=s.span_id, parent_span_id=s.parent_span_id, depth=depth, name=safe.text(s.name, 200),
+        service=safe.text(s.service, 120), kind=_KIND_NAMES.get(s.kind, str(s.kind)),
+        boundary=safe.text(s.boundary, 40) if s.boundary else None, tenant=tenant,
+        tenant_hue=_tenant_hue(tenant) if tenant and tenant != MASK else None,
+        source=safe.text(s.attributes.get(attributes.TENANT_SOURCE), 20) or None,
+        scoped=s.scoped, start_ms=round((s.start_ns - t0) / 1e6, 3) if s.start_ns else 0.0,
+        duration_ms=round(max(0, s.end_ns - s.start_ns) / 1e6, 3), error=s.status_code == 2,
+        on_path=s.span_id in on_path, rules=rules, broken=next((r for r in BREAK_RULES if r in rules), None),
+        attributes=attrs, node=node_id.get(s.operation),
+    )

@@ -341,3 +341,22 @@ def platform_builders():
                        scoped=True, attrs={"tenant_id": RAW_LEAK})
         builders.append(tb)
     return builders
+
+
+def long_trace(noise: int = 300, noise_findings: bool = True):
+    """POST /chat → (``noise`` vector queries, unscoped when ``noise_findings``) and, last,
+    agent.run → tool send_email (context dropped) and agent.plan → tool refund (switched)."""
+    from otlp_builder import CLIENT, SERVER, TAG_A, TAG_B, TraceBuilder
+
+    tb = TraceBuilder(service="api")
+    entry = tb.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    for i in range(noise):
+        entry.child(f"vector.query shard-{i}", kind=CLIENT, tenant=TAG_A, boundary="vector",
+                    scoped=not noise_findings)
+    agent = entry.child("agent.run", tenant=TAG_A, boundary="agent")
+    dropped = agent.child("tool send_email", boundary="tool")
+    plan = entry.child("agent.plan", tenant=TAG_A, boundary="agent")
+    switched = plan.child("tool refund", tenant=TAG_B, boundary="tool")
+    return tb, {"entry": entry.span_id, "agent": agent.span_id, "dropped": dropped.span_id,
+                "plan": plan.span_id, "switched": switched.span_id}
+

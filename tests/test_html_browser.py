@@ -19,6 +19,7 @@ from report_fixture import (
     XSS_ATTR,
     XSS_NAME,
     build_analysis,
+    long_trace,
     write_platform_otlp,
 )
 
@@ -268,6 +269,36 @@ def test_end_to_end_from_otlp_file(browser, tmp_path):
         page.locator("#panel-body button.open-trace").first.click()
         assert page.locator("#trace-view .wf-row.first-broken").count() == 1
         assert o.errors == [] and o.dialogs == [] and page.evaluate("window.__alerts") == []
+    finally:
+        o.close()
+
+
+@pytest.fixture(scope="module")
+def long_report(tmp_path_factory):
+    """A report of one 305-span trace whose 302 findings are more than a trace view's cap."""
+    from flowmap.analysis import analyze_traces
+
+    tb, ids = long_trace()
+    path = write_report(analyze_traces([tb.traces()]), tmp_path_factory.mktemp("long") / "long.html")
+    return path, ids
+
+
+def test_a_long_trace_opens_at_its_broken_edge_and_says_what_is_left_out(browser, long_report):
+    path, ids = long_report
+    o = Opened(browser, path)
+    try:
+        page = o.page
+        row = page.locator("#findings tbody tr[data-rule=context-dropped]")
+        row.locator("button.open-trace").click()
+        summary = page.inner_text("#trace-summary")
+        assert summary.startswith("First broken edge: cross-tenant at api · tool refund"), summary
+        assert page.locator(f'#trace-view .wf-row[data-span="{ids["dropped"]}"]').count() == 1
+        assert page.locator("#trace-view .wf-row.first-broken").get_attribute("data-span") == ids["switched"]
+        assert page.is_visible("#trace-notice")
+        assert page.inner_text("#trace-notice").startswith("3 spans of this trace's 305 left out")
+        # every finding of the table can be opened, and its span is in the view
+        assert page.locator("#findings tbody tr button.open-trace").count() == 302
+        assert o.errors == []
     finally:
         o.close()
 

@@ -19,6 +19,7 @@ from report_fixture import (
     XSS_BREAKOUT,
     XSS_NAME,
     build_analysis,
+    long_trace,
     platform_builders,
     write_platform_otlp,
 )
@@ -268,3 +269,50 @@ def test_end_to_end_in_memory():
     orphan = next(e for e in data.edges if e.kind == "orphaned")
     assert orphan.source_op == "agent-svc agent.run" and orphan.target_op == "tools tool summarize_file"
     assert any(t.first_broken for t in data.traces.values())
+
+
+def test_a_long_trace_keeps_every_span_its_findings_point_at():
+    """More finding spans than the cap: none is cut (the broken edge among them), and the
+    view says how many others are left out."""
+    from flowmap.analysis import analyze_traces
+
+    tb, ids = long_trace()
+    data = build_report_data(analyze_traces([tb.traces()]))
+    tv = data.traces[tb.trace_id]
+    shown = {s.span_id for s in tv.spans}
+    assert len(data.findings) == 302 and all(f.span_id in shown and f.in_trace_view for f in data.findings)
+    assert tv.first_broken in shown and tv.first_broken in (ids["dropped"], ids["switched"])
+    assert tv.spans_total == 305 and len(tv.spans) == 302
+    assert tv.notice.startswith("3 spans of this trace's 305 left out")
+
+
+def test_a_cut_trace_keeps_both_ends_of_each_broken_edge_then_its_paths():
+    from flowmap.analysis import analyze_traces
+
+    tb, ids = long_trace(noise=30, noise_findings=False)
+    analysis = analyze_traces([tb.traces()])
+    data = build_report_data(analysis, Caps(spans_per_trace=6))
+    tv = data.traces[tb.trace_id]
+    shown = [s.span_id for s in tv.spans]
+    assert set(ids.values()) <= set(shown) and len(shown) == 6  # the 5 that matter, then 1 other
+    assert tv.notice.startswith("29 spans of this trace's 35 left out")
+    assert all(f.in_trace_view for f in data.findings)
+
+
+def test_in_trace_view_only_when_the_span_is_in_the_view():
+    """A finding on a span of a sample trace that is not among its spans (a link judged
+    against a summary) cannot be shown: its row offers no trace button."""
+    from flowmap.model import Finding
+
+    tb, ids = long_trace(noise=2, noise_findings=False)
+    trace = tb.traces()
+    span = trace.spans[ids["dropped"]]
+    a = Analysis(traces=1, spans=len(trace.spans), sample_traces={trace.trace_id: trace}, findings=[
+        Finding("context-dropped", Severity.HIGH, trace.trace_id, ids["dropped"], span.name, ids["agent"],
+                "agent.run", "api", "tool", "lost"),
+        Finding("context-dropped", Severity.HIGH, trace.trace_id, "f" * 16, "elsewhere", None, None, "api",
+                "tool", "lost through a link"),
+    ])
+    data = build_report_data(a)
+    assert [f.in_trace_view for f in data.findings] == [True, False]
+    assert 'data-span="ffffffffffffffff"' not in render_report(a)

@@ -223,10 +223,12 @@
       summary.textContent = "First broken edge: " + (t.break_rule || broken.broken || "broken") + " at " + broken.service + " · " + broken.name;
       summary.className = "trace-summary broken";
     } else {
-      summary.textContent = "No broken edge in this trace.";
+      summary.textContent = t.notice ? "No broken edge among the spans shown." : "No broken edge in this trace.";
       summary.className = "trace-summary";
     }
-    if (t.spans.length < t.spans_total) summary.textContent += " (" + fmt(t.spans.length) + " of " + fmt(t.spans_total) + " spans shown)";
+    var notice = document.getElementById("trace-notice");
+    notice.textContent = t.notice || "";
+    notice.hidden = !t.notice;
     traceView.textContent = "";
     var head = el("div", { class: "wf-row head", role: "row" });
     ["operation", "tenant tag", "boundary", "findings", "timeline (" + t.duration_ms + " ms)"].forEach(function (h) { head.appendChild(el("div", { role: "columnheader" }, h)); });
