@@ -54,7 +54,8 @@ EDGE_KINDS: tuple[str, ...] = ("switched", "dropped", "orphaned", "inherited")
 BREAK_RULES: tuple[str, ...] = ("cross-tenant", "context-dropped", "orphan-root", "unscoped-entry")
 _KIND_NAMES = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 
-NAME_CHARS = 44  # longer labels are cut with an ellipsis on the map (full name in the panel)
+NAME_CHARS = 44  # longer labels are cut with an ellipsis on the map (longer name in the panel)
+BOUNDARY_CHARS = 40
 NAME_PX = 7.4  # bold 12px sans-serif, generous average advance
 SUB_PX = 6.4  # 11px sans-serif
 NODE_PAD = 14.0
@@ -75,6 +76,8 @@ class Caps:
     examples_per_edge: int = 5  # example traces listed per edge / node
     attributes_per_span: int = 16
     value_chars: int = 200
+    name_chars: int = 200  # span names (attacker-chosen, up to 4096 characters) wherever shown
+    service_chars: int = 120
     files: int = 20
 
 
@@ -346,6 +349,20 @@ class _Safe:
             s = self.masker.text(s)
         return clean(s, limit or 100_000)
 
+    def name(self, value: Any) -> str:
+        return self.text(value, self.caps.name_chars)
+
+    def service(self, value: Any) -> str:
+        return self.text(value, self.caps.service_chars)
+
+    def op(self, service: str, name: str) -> str:
+        """An operation as shown: its service and span name, each cut (the ids that link
+        the map's parts are ``n0``/``e0``, never names, so a cut cannot merge two)."""
+        return self.text(f"{self.service(service)} {self.name(name)}")
+
+    def boundary(self, value: str | None) -> str | None:
+        return self.text(value, BOUNDARY_CHARS) if value else None
+
     def attribute(self, key: str, value: Any) -> str:
         if self._is_raw_tenant(key, value):
             return MASK
@@ -387,14 +404,14 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportDa
 
     nodes: list[NodeView] = []
     for n in flow_nodes:
-        name = safe.text(n.name)
-        service = safe.text(n.service)
+        name = safe.name(n.name)
+        service = safe.service(n.service)
         label = _cut(name, NAME_CHARS)
         sub = _cut(f"{service} · {n.boundary}" if n.boundary else service, NAME_CHARS + 6)
         worst = finding_sev.get(n.id)
         nv = NodeView(
-            id=node_id[n.id], op=safe.text(n.id), service=service, name=name, label=label,
-            sublabel=sub, boundary=safe.text(n.boundary) if n.boundary else None,
+            id=node_id[n.id], op=safe.op(n.service, n.name), service=service, name=name, label=label,
+            sublabel=sub, boundary=safe.boundary(n.boundary),
             boundary_class=_boundary_class(n.boundary), spans=n.spans, untagged=n.untagged,
             entry=n.entry, findings=dict(n.findings), worst=str(worst) if worst is not None else None,
         )
@@ -414,6 +431,7 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportDa
             continue
         kind, mixed = _edge_kind(e)
         broken = e.total - e.inherited
+        source_op, target_op = by_id[node_id[s]].op, by_id[node_id[t]].op
         label = f"{e.total:,}" if kind == "inherited" else (
             f"{getattr(e, kind):,}" if not mixed else f"{broken:,}/{e.total:,}"
         )
@@ -422,10 +440,10 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportDa
             parts.append(f"{e.via_link:,} through span links")
         ev = EdgeView(
             id=f"e{len(edges)}", source=node_id[s], target=node_id[t],
-            source_op=safe.text(s), target_op=safe.text(t), inherited=e.inherited,
+            source_op=source_op, target_op=target_op, inherited=e.inherited,
             dropped=e.dropped, switched=e.switched, orphaned=e.orphaned, via_link=e.via_link,
             total=e.total, kind=kind, mixed=mixed, label=label,
-            title=f"{safe.text(s, 80)} → {safe.text(t, 80)}: " + ", ".join(parts or ["no calls"]),
+            title=f"{_cut(source_op, 80)} → {_cut(target_op, 80)}: " + ", ".join(parts or ["no calls"]),
             examples=list(dict.fromkeys(e.example_traces))[: caps.examples_per_edge],
         )
         edge_id[(s, t)] = ev.id
@@ -528,10 +546,10 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportDa
             node_examples[nid].append(f.trace_id)
         findings.append(FindingView(
             index=i, rule=f.rule, severity=str(f.severity), rank=int(f.severity),
-            trace_id=f.trace_id, span_id=f.span_id, span_name=safe.text(f.span_name, 200),
-            parent_name=safe.text(f.parent_name, 200) if f.parent_name is not None else None,
-            service=safe.text(f.service) if f.service is not None else "",
-            boundary=safe.text(f.boundary) if f.boundary else None,
+            trace_id=f.trace_id, span_id=f.span_id, span_name=safe.name(f.span_name),
+            parent_name=safe.name(f.parent_name) if f.parent_name is not None else None,
+            service=safe.service(f.service) if f.service is not None else "",
+            boundary=safe.boundary(f.boundary),
             message=safe.text(f.message, 400), node=nid, edge=eid,
             in_trace_view=f.span_id in in_view.get(f.trace_id, ()),
         ))
@@ -708,9 +726,9 @@ def _span_view(
         for k, v in list(s.attributes.items())[: safe.caps.attributes_per_span]
     ]
     return SpanView(
-        span_id=s.span_id, parent_span_id=s.parent_span_id, depth=depth, name=safe.text(s.name, 200),
-        service=safe.text(s.service, 120), kind=_KIND_NAMES.get(s.kind, str(s.kind)),
-        boundary=safe.text(s.boundary, 40) if s.boundary else None, tenant=tenant,
+        span_id=s.span_id, parent_span_id=s.parent_span_id, depth=depth, name=safe.name(s.name),
+        service=safe.service(s.service), kind=_KIND_NAMES.get(s.kind, str(s.kind)),
+        boundary=safe.boundary(s.boundary), tenant=tenant,
         tenant_hue=_tenant_hue(tenant) if tenant and tenant != MASK else None,
         source=safe.text(s.attributes.get(attributes.TENANT_SOURCE), 20) or None,
         scoped=s.scoped, start_ms=round((s.start_ns - t0) / 1e6, 3) if s.start_ns else 0.0,

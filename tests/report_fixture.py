@@ -360,3 +360,20 @@ def long_trace(noise: int = 300, noise_findings: bool = True):
     return tb, {"entry": entry.span_id, "agent": agent.span_id, "dropped": dropped.span_id,
                 "plan": plan.span_id, "switched": switched.span_id}
 
+
+
+LONG = "x" * 4000  # a shared prefix far past every cap
+
+
+def long_names():
+    """Operations named with 4096 characters (the most an attribute-limited SDK sends), two
+    of them alike for their first 4000: POST /chat → agent LONG…a → tool LONG…b, the
+    tool without the tenant (context-dropped), in a service with a 4096-character name."""
+    from otlp_builder import SERVER, TAG_A, TraceBuilder
+
+    service = "svc-" + "y" * 4092
+    tb = TraceBuilder(service=service)
+    entry = tb.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    agent = entry.child(LONG + "a" * 96, tenant=TAG_A, boundary="agent")
+    agent.child(LONG + "b" * 96, boundary="tool")
+    return tb

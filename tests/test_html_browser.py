@@ -19,6 +19,7 @@ from report_fixture import (
     XSS_ATTR,
     XSS_NAME,
     build_analysis,
+    long_names,
     long_trace,
     write_platform_otlp,
 )
@@ -298,6 +299,28 @@ def test_a_long_trace_opens_at_its_broken_edge_and_says_what_is_left_out(browser
         assert page.inner_text("#trace-notice").startswith("3 spans of this trace's 305 left out")
         # every finding of the table can be opened, and its span is in the view
         assert page.locator("#findings tbody tr button.open-trace").count() == 302
+        assert o.errors == []
+    finally:
+        o.close()
+
+
+def test_long_operation_names_are_cut_on_the_page_and_their_links_still_work(browser, tmp_path):
+    from flowmap.analysis import analyze_traces
+
+    analysis = analyze_traces([long_names().traces()])
+    data = build_report_data(analysis)
+    tool = next(n for n in data.nodes if n.boundary == "tool")
+    into_tool = next(e for e in data.edges if e.target == tool.id)
+    o = Opened(browser, write_report(analysis, tmp_path / "long-names.html"))
+    try:
+        page = o.page
+        page.click(f"#node-{tool.id} rect.box")
+        name = page.inner_text("#panel-node h3")
+        assert name.endswith("…") and len(name) <= 200
+        page.click(f'#panel-body button[data-edge="{into_tool.id}"]')
+        assert page.get_attribute("#panel-edge", "data-id") == into_tool.id
+        assert "selected" in page.get_attribute(f"#edge-{into_tool.id}", "class")
+        assert max(len(t) for t in page.eval_on_selector_all("#map title, #panel-body h3", "ts => ts.map(t => t.textContent)")) < 400
         assert o.errors == []
     finally:
         o.close()

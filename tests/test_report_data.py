@@ -19,7 +19,9 @@ from report_fixture import (
     XSS_BREAKOUT,
     XSS_NAME,
     build_analysis,
+    long_names,
     long_trace,
+    LONG,
     platform_builders,
     write_platform_otlp,
 )
@@ -316,3 +318,39 @@ def test_in_trace_view_only_when_the_span_is_in_the_view():
     data = build_report_data(a)
     assert [f.in_trace_view for f in data.findings] == [True, False]
     assert 'data-span="ffffffffffffffff"' not in render_report(a)
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from _strings(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v)
+
+
+def test_long_operation_names_are_cut_and_the_map_still_links_the_right_operations():
+    from flowmap.analysis import analyze_traces
+
+    caps = Caps()
+    data = build_report_data(analyze_traces([long_names().traces()]), caps)
+    longest = caps.service_chars + 1 + caps.name_chars
+    assert max(map(len, _strings(data.script_data()))) <= max(longest, 400)  # 400: messages
+    for n in data.nodes:
+        assert len(n.name) <= caps.name_chars and len(n.service) <= caps.service_chars
+        assert len(n.op) <= longest and "…" in n.op
+    for f in data.findings:
+        assert len(f.span_name) <= caps.name_chars and len(f.service) <= caps.service_chars
+    # the two operations alike for 4000 characters stay two nodes, and the edges join the right ones
+    by_boundary = {n.boundary: n for n in data.nodes}
+    agent, tool = by_boundary["agent"], by_boundary["tool"]
+    assert agent.id != tool.id and agent.op == tool.op
+    into_tool = next(e for e in data.edges if e.target == tool.id)
+    assert into_tool.source == agent.id and into_tool.kind == "dropped"
+    assert into_tool.source_op == agent.op and len(into_tool.title) < 250
+    assert next(f for f in data.findings if f.rule == "context-dropped").node == tool.id
+    html = render_report(analyze_traces([long_names().traces()]))
+    assert LONG[:caps.name_chars] not in html and len(html.encode()) < 120_000
