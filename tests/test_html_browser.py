@@ -227,6 +227,66 @@ def test_findings_filters_and_sorting(opened, analysis):
     assert ranks == sorted(ranks, reverse=True)
 
 
+def _active(page) -> dict:
+    """What has the keyboard focus: tag, id, classes and data attributes."""
+    return page.evaluate("""() => { const a = document.activeElement;
+      return {tag: a.tagName, id: a.id, cls: a.className, span: a.dataset.span || null,
+              trace: a.dataset.trace || null, dataId: a.dataset.id || null,
+              expanded: a.getAttribute("aria-expanded"), outline: getComputedStyle(a).outlineStyle}; }""")
+
+
+def test_waterfall_rows_are_reached_and_opened_with_the_keyboard(opened, analysis):
+    page = opened.page
+    button = page.locator("#findings tbody tr button.open-trace").first
+    tid, sid = button.get_attribute("data-trace"), button.get_attribute("data-span")
+    button.focus()
+    page.keyboard.press("Enter")
+    at = _active(page)
+    assert "wf-row" in at["cls"] and at["span"] == sid  # the finding's row has the focus...
+    assert at["outline"] == "solid"  # ...and shows it
+    spans = [s.span_id for s in build_report_data(analysis).traces[tid].spans]
+    page.keyboard.press("Enter")
+    assert _active(page)["expanded"] == "true"
+    assert "span id" in page.inner_text(f'#trace-view .wf-row[data-span="{sid}"] + .wf-attrs')
+    page.keyboard.press(" ")
+    assert _active(page)["expanded"] == "false" and page.locator("#trace-view .wf-attrs").count() == 0
+    i = spans.index(sid)
+    step = 1 if i + 1 < len(spans) else -1
+    page.keyboard.press("ArrowDown" if step == 1 else "ArrowUp")
+    assert _active(page)["span"] == spans[i + step]
+    page.keyboard.press("Shift+Tab" if step == 1 else "Tab")  # every row is a tab stop
+    assert _active(page)["span"] == sid
+    assert opened.errors == []
+
+
+def test_following_a_panel_link_moves_the_focus_to_what_it_opened(opened, analysis):
+    data = build_report_data(analysis)
+    nid = _node_id(data, "tool send_email")
+    page = opened.page
+    page.focus(f"#node-{nid}")
+    page.keyboard.press("Enter")
+    assert page.get_attribute("#panel-node", "data-id") == nid
+    link = page.locator("#panel-body button[data-edge]").first
+    eid = link.get_attribute("data-edge")
+    link.focus()
+    page.keyboard.press("Enter")  # the panel is refilled: its button is gone
+    at = _active(page)
+    assert at["id"] == "panel-edge" and at["dataId"] == eid
+    assert at["outline"] == "solid"
+    trace_button = page.locator("#panel-body button.open-trace").first
+    tid, sid = trace_button.get_attribute("data-trace"), trace_button.get_attribute("data-span")
+    trace_button.focus()
+    page.keyboard.press("Enter")
+    at = _active(page)
+    assert "wf-row" in at["cls"] and at["span"] == sid and page.inner_text("#trace-id") == tid
+    page.focus("#trace-close")
+    page.keyboard.press("Enter")  # back to the link that opened the trace
+    assert page.is_hidden("#trace-section")
+    at = _active(page)
+    assert "open-trace" in at["cls"] and (at["trace"], at["span"]) == (tid, sid)
+    assert opened.errors == []
+
+
 def test_hostile_names_show_as_text_and_execute_nothing(opened, analysis):
     page = opened.page
     # open every panel and trace that shows a hostile value

@@ -19,6 +19,14 @@
     return e;
   }
   function fmt(n) { return Number(n).toLocaleString("en-US"); }
+
+  // Keyboard users land where a link leads: the panel it filled, the trace row it opened.
+  // (Replacing the panel removes the button that had the focus, which would drop it on <body>.)
+  function focusOn(target) {
+    if (!target) return;
+    if (!target.hasAttribute("tabindex")) target.setAttribute("tabindex", "-1");
+    target.focus();
+  }
   function plural(n, w) { return fmt(n) + " " + w + (n === 1 ? "" : "s"); }
 
   // ---------- map selection and panel ----------
@@ -124,7 +132,7 @@
     var nodeIds = [id];
     edgeIds.forEach(function (eid) { var e = DATA.edges[eid]; nodeIds.push(e.source, e.target); });
     highlight(nodeIds, edgeIds, document.getElementById("node-" + id));
-    var head = el("div", { id: "panel-node", "data-id": id });
+    var head = el("div", { id: "panel-node", "data-id": id, tabindex: "-1" });
     head.appendChild(el("h3", null, n.name));
     var kv = el("dl", { class: "kv" });
     [["service", n.service], ["boundary", n.boundary || "none"], ["spans", fmt(n.spans)],
@@ -147,7 +155,7 @@
         var e = DATA.edges[eid];
         var li = el("li");
         var b = el("button", { type: "button", class: "link", "data-edge": eid }, e[spec[3]]);
-        b.addEventListener("click", function () { selectEdge(eid); });
+        b.addEventListener("click", function () { selectEdge(eid); focusOn(document.getElementById("panel-edge")); });
         li.appendChild(b);
         li.appendChild(el("span", { class: "count-pill " + e.kind, style: "margin-left:6px" }, e.kind === "inherited" ? fmt(e.total) : fmt(e[e.kind]) + " " + e.kind));
         ul.appendChild(li);
@@ -161,7 +169,7 @@
     var e = DATA.edges[id];
     if (!e) return;
     highlight([e.source, e.target], [id], document.getElementById("edge-" + id));
-    var head = el("div", { id: "panel-edge", "data-id": id });
+    var head = el("div", { id: "panel-edge", "data-id": id, tabindex: "-1" });
     head.appendChild(el("h3", null, e.sourceOp));
     head.appendChild(el("div", { class: "muted" }, "calls"));
     head.appendChild(el("h3", null, e.targetOp));
@@ -240,7 +248,7 @@
       if (s.on_path) cls += " on-path";
       if (s.broken) cls += " broken";
       if (s.span_id === t.first_broken) cls += " first-broken";
-      var row = el("div", { class: cls, role: "row", "data-span": s.span_id });
+      var row = el("div", { class: cls, role: "row", "data-span": s.span_id, tabindex: "0", "aria-expanded": "false" });
       var name = el("div", { class: "wf-name", title: s.service + " · " + s.name });
       name.appendChild(el("span", { class: "wf-indent", style: "width:" + Math.min(s.depth, 30) * 14 + "px" }));
       name.appendChild(el("span", null, s.name));
@@ -263,20 +271,48 @@
     applyPathOnly();
     traceSection.scrollIntoView({ block: "start" });
     var target = focusRow || traceView.querySelector(".first-broken");
-    if (target) target.scrollIntoView({ block: "nearest" });
+    if (target && target.classList.contains("path-hidden")) target = null;
+    focusOn(target || document.getElementById("trace-heading"));
   }
 
   function toggleAttrs(row, s) {
     var next = row.nextSibling;
-    if (next && next.classList && next.classList.contains("wf-attrs")) { next.remove(); return; }
-    var box = el("div", { class: "wf-attrs" });
+    if (next && next.classList && next.classList.contains("wf-attrs")) {
+      next.remove();
+      row.setAttribute("aria-expanded", "false");
+      return;
+    }
+    var box = el("div", { class: "wf-attrs", role: "row", id: "attrs-" + s.span_id });
+    var cell = el("div", { role: "cell" });
     var tbl = el("table");
     [["span id", s.span_id], ["kind", s.kind], ["tenant source", s.source || ""]].concat(s.attributes).forEach(function (kv) {
       var tr = el("tr"); tr.appendChild(el("td", { class: "muted" }, kv[0])); tr.appendChild(el("td", null, kv[1])); tbl.appendChild(tr);
     });
-    box.appendChild(tbl);
+    cell.appendChild(tbl);
+    box.appendChild(cell);
     row.parentNode.insertBefore(box, row.nextSibling);
+    row.setAttribute("aria-expanded", "true");
+    row.setAttribute("aria-controls", box.id);
   }
+
+  // the next (step 1) or previous (-1) row still shown, for the arrow keys
+  function siblingRow(row, step) {
+    var rows = Array.prototype.filter.call(traceView.querySelectorAll(".wf-row[data-span]"), function (r) {
+      return !r.classList.contains("path-hidden");
+    });
+    return rows[rows.indexOf(row) + step] || null;
+  }
+
+  traceView.addEventListener("keydown", function (ev) {
+    var row = ev.target;
+    if (!row.matches || !row.matches(".wf-row[data-span]")) return;
+    if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); row.click(); }
+    else if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      ev.preventDefault();
+      var to = siblingRow(row, ev.key === "ArrowDown" ? 1 : -1);
+      if (to) to.focus();
+    }
+  });
 
   function applyPathOnly() {
     var tid = document.getElementById("trace-id").textContent;
@@ -287,11 +323,16 @@
     });
   }
   pathOnly.addEventListener("change", applyPathOnly);
-  document.getElementById("trace-close").addEventListener("click", function () { traceSection.hidden = true; });
+  var opener = null;  // the button that opened the trace: focus goes back to it on close
+  document.getElementById("trace-close").addEventListener("click", function () {
+    traceSection.hidden = true;
+    focusOn(opener && opener.isConnected ? opener : panelBody.hidden ? panelEmpty : panelBody.firstChild);
+  });
 
   document.addEventListener("click", function (ev) {
     var b = ev.target.closest("button.open-trace");
     if (!b) return;
+    opener = b;
     openTrace(b.getAttribute("data-trace"), b.getAttribute("data-span"));
   });
 
