@@ -34,6 +34,7 @@ __all__ = [
     "NEVER_QUIET",
     "parse_baggage",
     "tenant_keys_in",
+    "fold",
     "Masker",
 ]
 
