@@ -12,9 +12,7 @@ from __future__ import annotations
 import enum
 import importlib
 import os
-import stat
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -282,40 +280,9 @@ def _write_output(text: str, output: Path | None) -> None:
             stream.buffer.write(text.encode("utf-8"))
         stream.flush()
         return
+    from .files import write_atomically
+
     write_atomically(output, text.encode("utf-8"))
-
-
-def write_atomically(output: Path, data: bytes) -> None:
-    """Write ``output`` whole or not at all: a failed write (disk full, a size limit)
-    leaves the previous file as it was and no partial one, so a CI step that uploads it
-    never sends a truncated report."""
-    tmp: Path | None = None
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-        tmp = Path(name)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        if output.exists():
-            os.chmod(tmp, stat.S_IMODE(output.stat().st_mode))
-        else:
-            os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, output)
-        tmp = None
-    except OSError as exc:
-        raise FlowmapError(f"cannot write {_clean_path(output)}: {exc.strerror or exc}") from None
-    finally:
-        if tmp is not None:
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 # --- commands ----------------------------------------------------------------

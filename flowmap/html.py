@@ -20,7 +20,7 @@ from typing import Any
 import jinja2
 
 from . import __version__
-from .errors import ConfigError
+from .files import write_atomically
 from .model import Analysis
 from .report_data import DEFAULT_CAPS, EDGE_KINDS, Caps, ReportData, build_report_data
 
@@ -93,12 +93,5 @@ def render_report(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> str:
 def write_report(analysis: Analysis, path: str | Path = DEFAULT_REPORT_PATH, caps: Caps = DEFAULT_CAPS) -> Path:
     """Write the risk map to ``path`` (parent directories created) and return the path."""
     out = Path(path)
-    html = render_report(analysis, caps)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(html, encoding="utf-8")
-        tmp.replace(out)
-    except OSError as exc:
-        raise ConfigError(f"cannot write report {out}: {exc.strerror or exc}") from None
+    write_atomically(out, render_report(analysis, caps).encode("utf-8"), "report")
     return out

@@ -243,7 +243,9 @@ def test_text_output_shows_the_broken_edge(dropped):
 def test_unwritable_output_is_one_line(dropped, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x", encoding="utf-8")
-    assert_one_line_error(invoke("check", dropped, "-o", blocker / "out.json"), "cannot write")
+    line = assert_one_line_error(invoke("check", dropped, "-o", blocker / "sub" / "out.json"), "cannot write")
+    assert line.endswith(f"{blocker} is not a directory")  # the file in the way, not "File exists"
+    assert blocker.read_text(encoding="utf-8") == "x"
 
 
 # --- configuration ------------------------------------------------------------------
@@ -345,6 +347,20 @@ def test_report_writes_html(dropped, tmp_path):
     assert result.exit_code == 0, result.output
     assert out.read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
     assert str(out) in result.stderr
+
+
+def test_report_that_cannot_be_written_names_why_and_keeps_the_old_one(dropped, tmp_path):
+    blocker = tmp_path / "maps"
+    blocker.write_text("x", encoding="utf-8")
+    line = assert_one_line_error(invoke("report", dropped, "-o", blocker / "risk.html"), "cannot write report")
+    assert line.endswith(f"{blocker} is not a directory")
+    out = tmp_path / "risk.html"
+    out.write_text("previous", encoding="utf-8")
+    out.chmod(0o640)
+    assert invoke("report", dropped, "-o", out).exit_code == 0
+    assert out.read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
+    assert oct(out.stat().st_mode & 0o777) == oct(0o640)  # replaced, permissions kept
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
 def test_report_on_unreadable_input_exits_2(tmp_path):

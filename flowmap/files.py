@@ -1,0 +1,69 @@
+"""Writing output files whole or not at all.
+
+Why one writer: ``flowmap check --output`` and the HTML report are files a CI step
+uploads or a browser opens; a failed write (disk full, a size limit, a file where a
+directory should be) must leave the previous file as it was and no partial one, and say
+in one line what is in the way.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from .errors import FlowmapError
+from .formats.common import clean
+
+__all__ = ["write_atomically"]
+
+
+def write_atomically(output: Path, data: bytes, what: str = "") -> None:
+    """Write ``data`` to ``output`` through a temporary file in the same directory,
+    creating missing parent directories; the file keeps its permissions when it existed.
+    Raises :class:`FlowmapError` (``cannot write [what ]PATH: reason``)."""
+    label = f"{what} {_shown(output)}" if what else _shown(output)
+    tmp: Path | None = None
+    try:
+        _make_parent(output, label)
+        fd, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
+        tmp = Path(name)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        if output.exists():
+            os.chmod(tmp, stat.S_IMODE(output.stat().st_mode))
+        else:
+            os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, output)
+        tmp = None
+    except OSError as exc:
+        raise FlowmapError(f"cannot write {label}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+
+
+def _make_parent(output: Path, label: str) -> None:
+    """Create the directory ``output`` goes in; a file in the way is named (``mkdir``
+    alone says only "File exists", about a path the user did not type)."""
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        for parent in output.parents:
+            if parent.exists() and not parent.is_dir():
+                raise FlowmapError(f"cannot write {label}: {_shown(parent)} is not a directory") from None
+        raise
+
+
+def _shown(path: Path) -> str:
+    return clean(path, 1000)  # a path can hold control characters
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
