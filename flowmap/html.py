@@ -70,7 +70,6 @@ def render_data(data: ReportData) -> str:
         "default-src 'none'; "
         f"script-src {js_hash}; "
         "style-src 'unsafe-inline'; "
-        "img-src data:; "
         "base-uri 'none'; form-action 'none'"
     )
     return _env().get_template("risk_map.html.j2").render(

@@ -60,7 +60,7 @@ class Tagger:
         if not key:
             if not dev_mode:
                 raise ConfigError(
-                    f"no tenant key configured: set {KEY_ENV} (or pass key=...); "
+                    f"no tenant key configured: set {KEY_ENV} (or pass tenant_key=... to flowmap.configure); "
                     f"for local development only, set {DEV_MODE_ENV}=1"
                 )
             key = DEV_KEY
