@@ -75,3 +75,19 @@ def test_readme_snippet_runs_and_keeps_tenants_apart(tmp_path):
     assert serious == [("orphan-root", "search_docs")]  # only the refused call made outside any request
     raw = (tmp_path / "t.jsonl").read_text()
     assert "acme-corp" not in raw and "globex-inc" not in raw
+
+
+def test_docs_two_tenant_example_catches_its_cache_leak(tmp_path):
+    """docs/pytest.md's two-tenant example runs as written and fails on the leak it shows."""
+    text = (ROOT / "docs" / "pytest.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    example = next(b for b in blocks if "flowmap_two_tenants.run(flow, seed=seed)" in b)
+    (tmp_path / "test_example.py").write_text("import flowmap\n\n" + example, encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_example.py"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "two-tenant run leaked across tenants" in proc.stdout
+    assert "holds tenant " in proc.stdout and "canary" in proc.stdout
