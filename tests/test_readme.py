@@ -1,4 +1,4 @@
-"""The README's "Instrument your own app" snippet runs as written, over real HTTP."""
+"""Documented snippets run as written: the README's "Instrument your own app" (over real HTTP), docs/pytest.md's two-tenant test."""
 
 from __future__ import annotations
 
