@@ -113,12 +113,18 @@ UNTAGGED = "untagged"  # neither tagged
 
 #: attributes holding a tool call's arguments, as instrumentations emit them: OTel GenAI,
 #: OpenInference (``input.value``; ``tool.parameters`` is the schema the model fills),
-#: common ad-hoc names and flowmap's own. Flattened forms ``<name>.<argument>`` count too.
+#: Pydantic AI before its instrumentation version 3 (``tool_arguments``, its default
+#: until then), OpenLLMetry (``traceloop.entity.input``: ``{"args": …, "kwargs": …}``),
+#: Google ADK (``gcp.vertex.agent.tool_call_args``), common ad-hoc names and flowmap's
+#: own. Flattened forms ``<name>.<argument>`` count too.
 TOOL_ARGUMENT_ATTRIBUTES: tuple[str, ...] = (
     "gen_ai.tool.call.arguments",
     "input.value",
     "tool.parameters",
     "tool.arguments",
+    "tool_arguments",
+    "traceloop.entity.input",
+    "gcp.vertex.agent.tool_call_args",
     "tool_call.function.arguments",
     "flowmap.tool.arguments",
 )

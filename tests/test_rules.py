@@ -275,6 +275,13 @@ def test_filtered_catalog_does_not_fire(tmp_path):
         {"input.value": json.dumps({"filters": {"orgId": RAW}})},  # OpenInference, nested, camelCase
         {"tool.arguments.customer_id": RAW},  # flattened form
         {"tool.parameters": json.dumps({"properties": {"workspace_id": {"type": "string"}}})},
+        # Pydantic AI's "running tool" span before its instrumentation version 3
+        {"gen_ai.operation.name": "execute_tool", "tool_arguments": json.dumps({"tenant_id": RAW})},
+        # OpenLLMetry's tool span: the function's args and kwargs
+        {"traceloop.span.kind": "tool",
+         "traceloop.entity.input": json.dumps({"args": [], "kwargs": {"account_id": RAW}})},
+        # Google ADK's execute_tool span
+        {"gen_ai.operation.name": "execute_tool", "gcp.vertex.agent.tool_call_args": json.dumps({"org_id": RAW})},
     ],
 )
 def test_model_chosen_tenant_in_tool_arguments(tmp_path, attrs):
@@ -292,6 +299,9 @@ def test_tool_arguments_without_tenant_key_do_not_fire(tmp_path):
     entry = request(tb)
     entry.child("execute_tool search", tenant=TAG_A, boundary="tool",
                 attrs={"gen_ai.tool.call.arguments": json.dumps({"query": "tenant_id policy"})})
+    entry.child("running tool", tenant=TAG_A, boundary="tool",
+                attrs={"tool_arguments": json.dumps({"query": "invoices"}),
+                       "traceloop.entity.input": json.dumps({"args": ["tenant_id"], "kwargs": {"n": 3}})})
     # the same arguments on a model span (not a tool call) are not judged by this rule
     entry.child("chat", tenant=TAG_A, boundary="llm",
                 attrs={"gen_ai.tool.call.arguments": json.dumps({"tenant_id": TAG_B})})
