@@ -34,6 +34,7 @@ __all__ = [
     "NEVER_QUIET",
     "parse_baggage",
     "tenant_keys_in",
+    "json_value",
     "fold",
     "Masker",
 ]
@@ -254,7 +255,9 @@ def _walk_keys(obj: Any, limit: int = 10000) -> Iterator[tuple[str, Any]]:
             stack.extend(node)
 
 
-def _maybe_json(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """A JSON object or array written as text (or already decoded), else None: attribute
+    values often carry JSON (tool arguments, messages) that the rules look inside."""
     if isinstance(value, str):
         text = value.strip()
         if text[:1] in ("{", "[") and len(text) <= 1_000_000:
@@ -277,7 +280,7 @@ def tenant_keys_in(value: Any, names: frozenset[str]) -> list[tuple[str, Any]]:
     """(key, value) pairs naming a tenant inside a JSON string or structured value."""
     if isinstance(value, str) and _hint(names).search(value) is None:
         return []
-    obj = _maybe_json(value)
+    obj = json_value(value)
     if obj is None:
         return []
     return [(k, v) for k, v in _walk_keys(obj) if is_tenant_key(k, names)]
@@ -392,7 +395,7 @@ class Masker:
         if isinstance(value, str):
             if value in self:
                 return MASK
-            obj = _maybe_json(value) if depth == 0 else None
+            obj = json_value(value) if depth == 0 else None
             if obj is not None:
                 masked = self.value(obj, depth + 1)
                 if masked != obj:

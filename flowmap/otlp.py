@@ -259,7 +259,7 @@ class AttributeShape:
 
     __slots__ = (
         "keys", "tenant", "boundary", "scoped", "infer", "http", "eager", "quiet_for", "flags_for",
-        "no_args",
+        "no_args", "no_output_args",
     )
 
     def __init__(self, keys: tuple[str, ...]) -> None:
@@ -280,6 +280,8 @@ class AttributeShape:
         self.flags_for: object = None
         #: rules' cache: True once every key is known not to hold tool arguments
         self.no_args: bool = False
+        #: rules' cache: True once every key is known not to hold a model's tool calls
+        self.no_output_args: bool = False
 
 
 _TENANT_KEY, _BOUNDARY_KEY, _SCOPED_KEY = TENANT, BOUNDARY, SCOPED

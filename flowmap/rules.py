@@ -13,7 +13,8 @@ another trace (queues) are judged with :func:`judge_link` once both sides were s
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
 from itertools import repeat
 from operator import attrgetter
 from typing import Any
@@ -29,6 +30,7 @@ from .masking import (
     find_raw_tenant_values,
     is_quiet,
     is_tenant_key,
+    json_value,
     known_opaque_tags,
     quiet_keys,
     scan_attributes,
@@ -360,6 +362,57 @@ def _model_chosen_keys(span: Span, names: frozenset[str]) -> tuple[list[str], li
     return keys, values
 
 
+#: attributes of a model call holding the tool calls the model asked for: OpenInference
+#: and OpenLLMetry flatten each call's arguments (JSON) under its own name; OTel GenAI
+#: writes the output messages as JSON, a tool call being a ``{"type": "tool_call",
+#: "arguments": …}`` part
+_OUTPUT_ARGUMENTS_RE = re.compile(
+    r"llm\.output_messages\.\d+\.message\.tool_calls\.\d+\.tool_call\.function\.arguments"
+    r"|gen_ai\.completion\.\d+\.tool_calls\.\d+\.arguments"
+    r"|(gen_ai\.output\.messages)"
+)
+_NOT_OUTPUT_ARGUMENTS: set[str] = set()  # attribute names known not to hold a model's tool calls
+
+
+def _tool_calls_in(messages: Any) -> Iterator[Any]:
+    """The arguments of each ``tool_call`` part in GenAI output messages (JSON text or
+    decoded), each as its object or its JSON text."""
+    obj = json_value(messages)
+    for message in obj if isinstance(obj, list) else ():
+        parts = message.get("parts") if isinstance(message, dict) else None
+        for part in parts if isinstance(parts, list) else ():
+            if isinstance(part, dict) and part.get("type") == "tool_call":
+                yield part.get("arguments")
+
+
+def _model_output_keys(span: Span, names: frozenset[str]) -> tuple[list[str], list[Any]]:
+    """Argument names that carry a tenant id in the tool calls a model call returned, and
+    their values: the model chose them, whether or not the tool span records its
+    arguments by name (OpenInference's LangChain tool span keeps only a bare value)."""
+    keys: list[str] = []
+    values: list[Any] = []
+    if span.__class__ in _LOADED_ONLY:
+        shape = span.shape
+        if shape.no_output_args:
+            return keys, values
+        if _NOT_OUTPUT_ARGUMENTS.issuperset(shape.keys):
+            shape.no_output_args = True  # the set only grows
+            return keys, values
+    for attr, value in span.attributes.items():
+        if attr in _NOT_OUTPUT_ARGUMENTS:
+            continue
+        m = _OUTPUT_ARGUMENTS_RE.fullmatch(attr)
+        if m is None:
+            if len(_NOT_OUTPUT_ARGUMENTS) < 100_000:
+                _NOT_OUTPUT_ARGUMENTS.add(attr)
+            continue
+        for arguments in _tool_calls_in(value) if m.group(1) else (value,):
+            for key, v in tenant_keys_in(arguments, names):
+                keys.append(key)
+                values.append(v)
+    return keys, values
+
+
 class TraceVerdict:
     """What the rules found in one trace (a plain slotted class: one is made per trace)."""
 
@@ -492,6 +545,7 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
                 (sid, span) for sid, span in local
                 if span.shape.quiet_for is not quiet or span.links or span.events or span.scoped is False
                 or (span.boundary == "tool" and not span.shape.no_args)
+                or (span.boundary == "llm" and not span.shape.no_output_args)
             ]
     else:
         untagged = v.untagged
@@ -514,6 +568,9 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
                             v.add(f)
                 calls.append((ops[pid], ops[sid], state))
 
+    # model-chosen-tenant found in a model's output, added only when no tool span of the
+    # trace says it already (the tool span is where the tenant was used)
+    chosen_by_model: list[Finding] = []
     for sid, span in local:
         boundary = span.boundary
         if boundary is not None:
@@ -539,6 +596,15 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
                     v.add(_finding(
                         MODEL_CHOSEN_TENANT, Severity.HIGH, span, graph.parent_of(sid),
                         f"tool call {op(span)} takes the tenant from the model's arguments ({shown})",
+                    ))
+            elif boundary == "llm":
+                keys, values = _model_output_keys(span, names)
+                if keys:
+                    v.raw_values.extend(x for x in values if not isinstance(x, dict))
+                    shown = ", ".join(f"'{k}'" for k in dict.fromkeys(keys))
+                    chosen_by_model.append(_finding(
+                        MODEL_CHOSEN_TENANT, Severity.HIGH, span, graph.parent_of(sid),
+                        f"model call {op(span)} chose the tenant for a tool call ({shown})",
                     ))
 
         # tenant-in-telemetry (resource attributes once per service and trace) and
@@ -584,6 +650,9 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
         )
         if not plain or not rest_quiet:
             _attribute_rules(v, graph, span, settings, new_rhits, scan=not (flags_only and rest_quiet))
+    if chosen_by_model and not any(f.rule == MODEL_CHOSEN_TENANT for f in v.findings):
+        for f in chosen_by_model:
+            v.add(f)
 
     # links inside the trace (queues, streams): producer -> consumer
     for src, dst in graph.links:

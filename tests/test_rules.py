@@ -308,6 +308,66 @@ def test_tool_arguments_without_tenant_key_do_not_fire(tmp_path):
     assert analyze_built(tmp_path, tb).findings == []
 
 
+def _tool_call_messages(arguments: dict) -> str:
+    return json.dumps([{"role": "assistant", "parts": [
+        {"type": "text", "content": "looking it up"},
+        {"type": "tool_call", "id": "c1", "name": "lookup_account", "arguments": arguments},
+    ]}])
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        # OpenInference (LangChain): its tool span keeps only a bare value, the model span
+        # the arguments by name
+        {"openinference.span.kind": "LLM",
+         "llm.output_messages.0.message.tool_calls.1.tool_call.function.arguments": json.dumps({"tenant_id": RAW})},
+        # OTel GenAI output messages (Pydantic AI, ...), arguments as an object or as JSON text
+        {"gen_ai.operation.name": "chat", "gen_ai.output.messages": _tool_call_messages({"org_id": RAW})},
+        {"gen_ai.operation.name": "chat",
+         "gen_ai.output.messages": _tool_call_messages(json.dumps({"filters": {"customer_id": RAW}}))},
+        # OpenLLMetry
+        {"llm.request.type": "chat", "gen_ai.completion.0.tool_calls.0.arguments": json.dumps({"account_id": RAW})},
+    ],
+)
+def test_model_chosen_tenant_in_a_model_calls_tool_calls(tmp_path, attrs):
+    tb = TraceBuilder()
+    entry = request(tb)
+    model = entry.child("chat gpt", tenant=TAG_A, boundary="llm", attrs=attrs)
+    entry.child("lookup_account", tenant=TAG_A, boundary="tool", attrs={"input.value": RAW})
+    a = analyze_built(tmp_path, tb)
+    f = only(a, "model-chosen-tenant")
+    assert f.span_id == model.span_id and f.severity is Severity.HIGH
+    assert "chose the tenant for a tool call" in f.message
+    assert RAW not in json.dumps([x.to_json() for x in a.findings]) + repr(a.sample_traces)
+
+
+def test_a_models_tool_calls_without_tenant_arguments_do_not_fire(tmp_path):
+    tb = TraceBuilder()
+    entry = request(tb)
+    entry.child("chat gpt", tenant=TAG_A, boundary="llm", attrs={
+        "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [
+            {"type": "text", "content": json.dumps({"tenant_id": "the model wrote this as text"})},
+            {"type": "tool_call", "name": "search", "arguments": {"query": "tenant_id policy"}},
+        ]}]),
+        # a tool call chosen in an earlier turn, sent back as history: not chosen here
+        "gen_ai.input.messages": _tool_call_messages({"tenant_id": RAW}),
+        "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": json.dumps({"n": 3}),
+    })
+    assert rules_of(analyze_built(tmp_path, tb), "model-chosen-tenant") == []
+
+
+def test_the_tool_span_is_named_once_when_it_shows_the_models_choice_too(tmp_path):
+    tb = TraceBuilder()
+    entry = request(tb)
+    entry.child("chat gpt", tenant=TAG_A, boundary="llm",
+                attrs={"gen_ai.output.messages": _tool_call_messages({"tenant_id": RAW})})
+    tool = entry.child("execute_tool lookup_account", tenant=TAG_A, boundary="tool",
+                       attrs={"gen_ai.tool.call.arguments": json.dumps({"tenant_id": RAW})})
+    a = analyze_built(tmp_path, tb)
+    assert only(a, "model-chosen-tenant").span_id == tool.span_id
+
+
 # -- tenant-in-telemetry --------------------------------------------------------------
 
 @pytest.mark.parametrize(
