@@ -36,6 +36,7 @@ from .rules import (
 )
 from .settings import AnalysisSettings
 from .tagging import is_opaque_tag
+from .transparent import pass_through, transparent_spans
 
 __all__ = ["analyze", "analyze_traces", "Analyzer"]
 
@@ -158,6 +159,13 @@ class Analyzer:
         r = self.result
         r.traces += 1
         r.spans += len(trace.spans)
+        if trace.transparent or trace.transparent is None or self.settings.transparent_services:
+            through = transparent_spans(trace, self.settings.transparent_services)
+            if through:
+                r.transparent_spans += len(through)
+                trace = pass_through(trace, through)
+                if not trace.spans:
+                    return
         graph = SpanGraph(trace, on_warning=self.warn)
         verdict = evaluate(graph, self.settings)
         spans = trace.spans

@@ -11,6 +11,7 @@ Example::
     allowed_hosts = ["api.partner.example", "*.corp.example", "100.64.0.0/10"]
     include_default_hosts = true
     tenant_attributes = ["team_id"]      # in addition to the built-in names
+    transparent_services = ["api-gateway"]  # passed through, like mesh proxies
     fail_on = "medium"
     format = "sarif"
 """
@@ -33,7 +34,10 @@ __all__ = ["Config", "load_config", "find_pyproject", "KNOWN_KEYS"]
 
 _CAPS = tuple(f.name for f in dataclasses.fields(AnalysisSettings) if f.name.startswith("max_"))
 KNOWN_KEYS = frozenset(
-    {"allowed_hosts", "include_default_hosts", "tenant_attributes", "fail_on", "format", *_CAPS}
+    {
+        "allowed_hosts", "include_default_hosts", "tenant_attributes", "transparent_services", "fail_on",
+        "format", *_CAPS,
+    }
 )
 
 
@@ -151,6 +155,10 @@ def load_config(config_path: str | Path | None = None, *, cwd: str | Path | None
         include_default_hosts=include_defaults,
         extra_tenant_attributes=_strings(values.get("tenant_attributes", []), f"{where} tenant_attributes"),
         fail_on=fail_on if fail_on is not None else Severity.HIGH,  # INFO is 0: falsy
+        transparent_services=frozenset(
+            s.strip() for s in _strings(values.get("transparent_services", []), f"{where} transparent_services")
+            if s.strip()
+        ),
         **caps,
     )
     return Config(settings=settings, format=fmt, fail_on=fail_on, path=path, warnings=tuple(warnings))

@@ -73,6 +73,7 @@ from .attributes import BOUNDARY_KINDS, KEY_ID
 from .conventions import infer_boundary
 from .errors import InputError
 from .model import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, Trace
+from .transparent import PROXY_VALUE
 
 __all__ = ["LoadStats", "iter_traces", "decode_document", "MAX_WARNINGS"]
 
@@ -212,6 +213,8 @@ class _Loader:
         #: negative when some were seen only by the full decode of an escaped line,
         #: _CLOSED once the trace was yielded
         self.counts: dict[str, int] = {}
+        #: trace id -> ids of its spans marked as a service-mesh proxy's (Trace.transparent)
+        self._proxies: dict[str, list[str]] = {}
 
     # -- warnings ---------------------------------------------------------------
 
@@ -306,7 +309,8 @@ class _Loader:
             # closed, marked in place: a set of closed ids would keep a string per
             # trace alive among the short-lived span objects (see analysis._links)
             self.counts[tid] = _CLOSED
-        return Trace(tid, spans, links_in != 0, links_in)
+        proxies = self._proxies.pop(tid, ()) if self._proxies else ()
+        return Trace(tid, spans, links_in != 0, links_in, proxies)
 
     def _closed(self, tids: Iterable[str]) -> Iterator[Trace]:
         for tid in tids:
@@ -944,6 +948,11 @@ class _Loader:
             if shape is None:
                 shape = shape_of(keys)
             s.shape = shape
+            i = shape.proxy
+            if i >= 0:  # a service-mesh proxy's span is passed through (flowmap.transparent)
+                av = kvs[i].value
+                if av is not None and av.string_value == PROXY_VALUE:
+                    self._proxies.setdefault(tid, []).append(sid)
             # only ever set here, never from the input
             s._attrs = otlp.attributes(kvs) if shape.eager else None
             i = shape.tenant

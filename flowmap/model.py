@@ -7,6 +7,7 @@ output and the HTML report depend on them).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -118,6 +119,10 @@ class Trace:
     #: or -1 when not known. Lets the analysis skip remembering link targets once every
     #: link into the trace was judged.
     links_in: int = -1
+    #: ids of the spans the loader found marked as proxies (``component=proxy``), which
+    #: the analysis passes through (:mod:`flowmap.transparent`); None when not looked for
+    #: (a trace built by hand: the analysis then reads the attributes)
+    transparent: Sequence[str] | None = None
 
 
 @dataclass(slots=True)
@@ -222,3 +227,6 @@ class Analysis:
     #: findings left out of ``findings`` by ``max_findings``, by (rule, severity): still
     #: counted in every summary and in the verdict
     omitted: dict[tuple[str, Severity], int] = field(default_factory=dict)
+    #: spans passed through (service-mesh proxies, configured services): counted in
+    #: ``spans``, judged as if absent (flowmap.transparent)
+    transparent_spans: int = 0

@@ -258,7 +258,7 @@ class AttributeShape:
     """
 
     __slots__ = (
-        "keys", "tenant", "boundary", "scoped", "infer", "http", "eager", "quiet_for", "flags_for",
+        "keys", "tenant", "boundary", "scoped", "proxy", "infer", "http", "eager", "quiet_for", "flags_for",
         "no_args", "no_output_args",
     )
 
@@ -268,6 +268,8 @@ class AttributeShape:
         self.tenant: int = last.get(_TENANT_KEY, -1)
         self.boundary: int = last.get(_BOUNDARY_KEY, -1)
         self.scoped: int = last.get(_SCOPED_KEY, -1)
+        #: where ``component`` is, which Envoy sets to ``proxy`` (see flowmap.transparent)
+        self.proxy: int = last.get("component", -1)
         #: some key boundary inference reads besides the HTTP ones
         self.infer: bool = not _INFER_KEYS.isdisjoint(keys)
         self.http: bool = not _HTTP_INFER_KEYS.isdisjoint(keys)

@@ -35,6 +35,8 @@ class AnalysisSettings:
     max_paths: int = 500
     max_findings: int | None = None  # None: keep every finding
     max_warnings: int = 1000  # warnings kept in Analysis.warnings (callbacks still see all)
+    #: services whose spans are passed through like a mesh proxy's (flowmap.transparent)
+    transparent_services: frozenset[str] = frozenset()
 
     @classmethod
     def with_extras(

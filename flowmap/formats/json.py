@@ -67,6 +67,8 @@ def to_document(analysis: Analysis) -> dict[str, Any]:
             "severities": count_by_severity(analysis.findings, analysis.omitted),
             # findings counted above but left out of the list by max_findings
             "omitted_findings": sum(analysis.omitted.values()),
+            # spans of service-mesh proxies and transparent_services, judged as if absent
+            "transparent_spans": analysis.transparent_spans,
             "files": list(analysis.files),
             "services": sorted(analysis.services),
         },
