@@ -9,7 +9,6 @@ from flowmap.analysis import analyze_traces
 from flowmap.config import load_config
 from flowmap.formats.json import to_document
 from flowmap.model import Severity
-from flowmap.settings import AnalysisSettings
 from flowmap.transparent import pass_through, transparent_spans
 
 from otlp_builder import CLIENT, SERVER, TAG_A, TAG_B, TraceBuilder, analyze_built
