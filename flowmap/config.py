@@ -12,6 +12,7 @@ Example::
     include_default_hosts = true
     tenant_attributes = ["team_id"]      # in addition to the built-in names
     transparent_services = ["api-gateway"]  # passed through, like mesh proxies
+    tenantless_entries = ["GET /healthz", "auth POST /login"]  # entries that run for no tenant
     fail_on = "medium"
     format = "sarif"
 """
@@ -35,8 +36,8 @@ __all__ = ["Config", "load_config", "find_pyproject", "KNOWN_KEYS"]
 _CAPS = tuple(f.name for f in dataclasses.fields(AnalysisSettings) if f.name.startswith("max_"))
 KNOWN_KEYS = frozenset(
     {
-        "allowed_hosts", "include_default_hosts", "tenant_attributes", "transparent_services", "fail_on",
-        "format", *_CAPS,
+        "allowed_hosts", "include_default_hosts", "tenant_attributes", "transparent_services",
+        "tenantless_entries", "fail_on", "format", *_CAPS,
     }
 )
 
@@ -158,6 +159,10 @@ def load_config(config_path: str | Path | None = None, *, cwd: str | Path | None
         transparent_services=frozenset(
             s.strip() for s in _strings(values.get("transparent_services", []), f"{where} transparent_services")
             if s.strip()
+        ),
+        tenantless_entries=tuple(
+            p.strip() for p in _strings(values.get("tenantless_entries", []), f"{where} tenantless_entries")
+            if p.strip()
         ),
         **caps,
     )

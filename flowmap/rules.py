@@ -671,6 +671,8 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
             below = graph.subtree(sid)[1:]
             if not below and _refused(span):
                 continue  # authentication turned the request away before anything ran
+            if settings.tenantless_entries and settings.is_tenantless_entry(span.service, span.name):
+                continue  # declared to run for no tenant (health checks, sign-in)
             if not any(spans[x].tenant is not None for x in below) and not _has(v, sid, CONTEXT_DROPPED):
                 high = any(spans[x].boundary is not None for x in below)
                 v.add(_finding(

@@ -6,7 +6,10 @@ same immutable object, and every rule reads its knobs from one place.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import fnmatch
+import functools
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from . import attributes
@@ -15,6 +18,14 @@ from .masking import normalize_key
 from .model import Severity
 
 __all__ = ["AnalysisSettings"]
+
+
+@functools.lru_cache(maxsize=16)
+def _tenantless_matcher(patterns: tuple[str, ...]) -> Callable[[str, str], bool]:
+    """One compiled test for all patterns (case-sensitive, like span names), matched
+    against the span name and against "service name"."""
+    regex = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+    return lambda service, name: regex.match(name) is not None or regex.match(f"{service} {name}") is not None
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,19 @@ class AnalysisSettings:
     max_warnings: int = 1000  # warnings kept in Analysis.warnings (callbacks still see all)
     #: services whose spans are passed through like a mesh proxy's (flowmap.transparent)
     transparent_services: frozenset[str] = frozenset()
+    #: entry operations that run for no tenant by design (health checks, sign-in, public
+    #: pages), as shell-style patterns of the span name or of "service span-name": not
+    #: judged by unscoped-entry
+    tenantless_entries: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # lists given by API callers: stored as the hashable types the matcher caches on
+        object.__setattr__(self, "tenantless_entries", tuple(self.tenantless_entries))
+        object.__setattr__(self, "transparent_services", frozenset(self.transparent_services))
+
+    def is_tenantless_entry(self, service: str, name: str) -> bool:
+        """Whether an entry span matches one of :attr:`tenantless_entries`."""
+        return _tenantless_matcher(self.tenantless_entries)(service, name)
 
     @classmethod
     def with_extras(

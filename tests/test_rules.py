@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from flowmap.config import load_config
 from flowmap.model import Severity
 from flowmap.settings import AnalysisSettings
 from flowmap.hosts import AllowedHosts
@@ -637,3 +638,32 @@ def test_tool_schema_descriptions_are_not_masked_as_values(tmp_path):
     a = analyze_built(tmp_path, tb)
     assert only(a, "model-chosen-tenant")
     assert a.sample_traces[tb.trace_id].spans[tool.span_id].attributes["tool.description"] == "takes a string"
+
+
+# -- entries that run for no tenant by design ---------------------------------------------
+
+def _public_entries() -> tuple[list[TraceBuilder], list]:
+    """Three requests, each its own trace: a health check, a sign-in that reads the user
+    table before any tenant is known, and a chat request that never bound its tenant."""
+    health, login, chat = TraceBuilder(), TraceBuilder(), TraceBuilder()
+    h = health.span("GET /healthz", kind=SERVER, service="api", boundary="http.server")
+    s = login.span("POST /login", kind=SERVER, service="auth", boundary="http.server")
+    s.child("SELECT users", service="auth", boundary="db")
+    c = chat.span("POST /chat", kind=SERVER, service="api", boundary="http.server")
+    c.child("SELECT docs", service="api", boundary="db")
+    return [health, login, chat], [h, s, c]
+
+
+def test_declared_tenantless_entries_are_not_unscoped_entries(tmp_path):
+    builders, entries = _public_entries()
+    flagged = analyze_built(tmp_path, *builders)
+    assert sorted((f.rule, f.span_id) for f in flagged.findings) == sorted(("unscoped-entry", e.span_id) for e in entries)
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.flowmap]\ntenantless_entries = ["GET /health*", "auth POST /login"]\n', encoding="utf-8"
+    )
+    settings = load_config(cwd=tmp_path).settings
+    a = analyze_built(tmp_path, *builders, settings=settings)
+    # the near miss: POST /chat is not declared, and "POST /login" of another service would not match
+    assert [(f.rule, f.span_id) for f in a.findings] == [("unscoped-entry", entries[2].span_id)]
+    assert AnalysisSettings(tenantless_entries=["api POST /chat"]).is_tenantless_entry("api", "POST /chat")
+    assert not AnalysisSettings(tenantless_entries=["api POST /chat"]).is_tenantless_entry("web", "POST /chat")

@@ -121,3 +121,4 @@ def test_proxies_in_a_parent_cycle_end_it_and_the_rest_is_still_judged(tmp_path)
     assert a.transparent_spans == 2
     assert [f.rule for f in a.findings] == ["unscoped-entry"]  # became a root: an entry
     assert json.dumps(to_document(a))  # serialisable
+
