@@ -13,6 +13,10 @@ Registered through the ``pytest11`` entry point, so installing flowmap is enough
   whose spans hold a finding at or above ``--flowmap-fail-on`` (ini ``flowmap_fail_on``,
   default ``high``), without the test asking.
 - ``@pytest.mark.flowmap(fail_on=..., strict=..., boundary_mode=...)`` adjusts one test.
+- The analysis settings (``allowed_hosts``, ``tenant_attributes``, ``transparent_services``,
+  ``tenantless_entries``, …) come from ``[tool.flowmap]`` of the nearest ``pyproject.toml``
+  above pytest's root directory, read when a test first captures, as ``flowmap check``
+  reads them: the tests judge what CI judges.
 
 The plugin observes only: it never patches the threads, executors or queues of the
 code under test, so a context that code drops is reported, not silently repaired.
@@ -20,17 +24,22 @@ code under test, so a context that code drops is reported, not silently repaired
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Generator
 from typing import Any
 
 import pytest
 
+from .config import load_config
+from .errors import FlowmapError
 from .model import Severity
+from .settings import AnalysisSettings
 from .testing import SpanCapture, TenantLeakError, TwoTenantHarness, leak_message, parse_severity
 
 __all__ = ["flowmap_spans", "flowmap_two_tenants"]
 
 _CAPTURE = pytest.StashKey[SpanCapture]()
+_SETTINGS = pytest.StashKey[AnalysisSettings]()
 _SEVERITIES = [str(s) for s in Severity]
 _MARKER_KWARGS = frozenset({"fail_on", "strict", "boundary_mode"})
 
@@ -107,6 +116,21 @@ def _fail_on(item: pytest.Item) -> Severity:
     return _config_fail_on(item.config) if fail_on is None else parse_severity(fail_on)
 
 
+def _settings(config: pytest.Config) -> AnalysisSettings:
+    """``[tool.flowmap]`` above the root directory, read once, on first use (a project
+    that never captures is not affected by flowmap's configuration at all)."""
+    settings = config.stash.get(_SETTINGS, None)
+    if settings is None:
+        try:
+            loaded = load_config(cwd=config.rootpath)
+        except FlowmapError as err:
+            pytest.fail(f"flowmap: {err}", pytrace=False)
+        for line in loaded.warnings:
+            warnings.warn(pytest.PytestConfigWarning(f"flowmap: {line}"), stacklevel=2)
+        settings = config.stash[_SETTINGS] = loaded.settings
+    return settings
+
+
 # -- fixtures ----------------------------------------------------------------------------
 
 
@@ -117,7 +141,9 @@ def flowmap_spans(request: pytest.FixtureRequest) -> Generator[SpanCapture, None
     flowmap boundaries and ``flowmap.runtime.get_tracer()`` write to it; hand
     ``flowmap_spans.tracer_provider`` to anything that takes a provider.
     """
-    capture = SpanCapture(boundary_mode=_marker(request.node).get("boundary_mode"))
+    capture = SpanCapture(
+        boundary_mode=_marker(request.node).get("boundary_mode"), settings=_settings(request.config)
+    )
     capture.start()
     request.node.stash[_CAPTURE] = capture
     try:

@@ -470,3 +470,30 @@ def test_spans_of_an_sdk_provider_set_globally_are_captured(app: pytest.Pytester
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*TenantLeakError*(orphan-root)*", "*orphan-root*lookup orders*"])
     _no_raw_ids(result.stdout.str(), "acme-corp-7731")
+
+
+HEALTH_TEST = """
+import flowmap
+
+def test_health(flowmap_spans):
+    with flowmap.boundary("http.server", "GET /healthz", mode="record"):
+        pass
+    flowmap_spans.assert_no_leaks(fail_on="medium")
+"""
+
+
+def test_the_projects_tool_flowmap_settings_apply(app: pytest.Pytester) -> None:
+    app.makepyfile(test_health=HEALTH_TEST)
+    result = app.runpytest()
+    result.assert_outcomes(failed=1)  # an entry that bound no tenant
+    result.stdout.fnmatch_lines(["*unscoped-entry*GET /healthz*"])
+    app.makefile(".toml", pyproject='[tool.flowmap]\ntenantless_entries = ["GET /health*"]\n')
+    app.runpytest().assert_outcomes(passed=1)  # declared tenantless, as flowmap check reads it
+
+
+def test_a_bad_tool_flowmap_section_fails_the_capturing_test_in_one_line(app: pytest.Pytester) -> None:
+    app.makepyfile(test_health=HEALTH_TEST, test_plain="def test_plain():\n    pass\n")
+    app.makefile(".toml", pyproject='[tool.flowmap]\ntenantless_entries = [1]\n')
+    result = app.runpytest()
+    result.assert_outcomes(passed=1, errors=1)  # a test that never captures is not affected
+    result.stdout.fnmatch_lines(["*flowmap: *tenantless_entries must be a list of strings*"])
