@@ -129,9 +129,15 @@ def _summarize(path: Path, report: Path | None, code: int, echo: Callable[[str],
         return
     try:
         from .analysis import analyze
+        from .config import load_config
         from .formats.common import count_by_severity, plural
 
-        analysis = analyze([path])
+        try:  # judged as `flowmap check` in this directory would judge it
+            settings = load_config().settings
+        except FlowmapError as exc:
+            echo(f"{prefix} [tool.flowmap] not used: {exc}")
+            settings = None
+        analysis = analyze([path], settings)
         by_severity = count_by_severity(analysis.findings, analysis.omitted)
         counts = ", ".join(f"{n} {s}" for s, n in by_severity.items() if n) or "none"
         echo(f"{prefix} {plural(analysis.spans, 'span')} in {plural(analysis.traces, 'trace')} "

@@ -242,3 +242,15 @@ def test_no_report_flag_writes_no_risk_map(workdir):
     proc = _flowmap_run(workdir, "--no-report", str(script))
     assert proc.returncode == 0, proc.stderr
     assert not (workdir / "reports").exists()
+
+
+def test_the_summary_judges_as_flowmap_check_does_with_the_projects_config(workdir):
+    script = _script(workdir, "drop.py", DROP_SCRIPT)
+    (workdir / "pyproject.toml").write_text('[tool.flowmap]\ntransparent_services = ["drop"]\n')
+    proc = _flowmap_run(workdir, str(script), "--no-report")
+    assert proc.returncode == 3, proc.stderr
+    assert "findings: none" in proc.stderr  # every span of the service passed through
+    (workdir / "pyproject.toml").write_text('[tool.flowmap]\nfail_on = "severe"\n')
+    proc = _flowmap_run(workdir, str(script), "--no-report")
+    assert "[tool.flowmap] not used:" in proc.stderr and "unknown severity 'severe'" in proc.stderr
+    assert "findings: 2 high" in proc.stderr  # judged with the defaults instead
