@@ -382,6 +382,11 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportDa
     """Everything the risk map shows, capped and masked, with the map laid out."""
     safe = _Safe(analysis, caps)
     notices: list[str] = []
+    if analysis.transparent_spans:
+        notices.append(
+            f"{_plural(analysis.transparent_spans, 'span')} of service-mesh proxies (or transparent_services) "
+            "passed through: not drawn, the calls across them judged from caller to callee."
+        )
     flow = analysis.flow
 
     # -- nodes (capped: worst and busiest first), ids independent of names

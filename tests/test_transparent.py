@@ -9,6 +9,7 @@ from flowmap.analysis import analyze_traces
 from flowmap.config import load_config
 from flowmap.formats.json import to_document
 from flowmap.model import Severity
+from flowmap.report_data import build_report_data
 from flowmap.transparent import pass_through, transparent_spans
 
 from otlp_builder import CLIENT, SERVER, TAG_A, TAG_B, TraceBuilder, analyze_built
@@ -42,6 +43,9 @@ def test_mesh_hops_are_not_dropped_contexts(tmp_path):
     assert not any("sidecar" in s or "sidecar" in t for s, t in edges)
     doc = to_document(a)
     assert doc["summary"]["transparent_spans"] == 2 and doc["summary"]["spans"] == 6
+    data = build_report_data(a)
+    assert any(n.startswith("2 spans of service-mesh proxies") for n in data.notices)
+    assert not any("sidecar" in n.op for n in data.nodes)
 
 
 def test_through_proxies_a_callee_that_drops_or_switches_the_tenant_is_still_found(tmp_path):
