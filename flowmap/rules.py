@@ -680,6 +680,8 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
                     f"request {op(span)} entered and no tenant was ever bound"
                     + (" before it reached a boundary" if high else ""),
                 ))
+        elif settings.tenantless_entries and settings.is_tenantless_entry(span.service, span.name):
+            continue  # a job's root declared to run for no tenant (e.g. a nightly re-index)
         else:
             f = _finding(ORPHAN_ROOT, _at_boundary(span), span, None, orphan_message(span.operation, None))
             v.add(f)

@@ -48,9 +48,9 @@ class AnalysisSettings:
     max_warnings: int = 1000  # warnings kept in Analysis.warnings (callbacks still see all)
     #: services whose spans are passed through like a mesh proxy's (flowmap.transparent)
     transparent_services: frozenset[str] = frozenset()
-    #: entry operations that run for no tenant by design (health checks, sign-in, public
-    #: pages), as shell-style patterns of the span name or of "service span-name": not
-    #: judged by unscoped-entry
+    #: entry and root operations that run for no tenant by design (health checks, sign-in,
+    #: public pages, a nightly job's root), as shell-style patterns of the span name or of
+    #: "service span-name": not judged by unscoped-entry or orphan-root
     tenantless_entries: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

@@ -4,6 +4,7 @@ Traces are written as OTLP JSON Lines (tests/otlp_builder.py) and read back thro
 real loader by ``flowmap.analyze``.
 """
 
+import dataclasses
 import json
 
 import pytest
@@ -665,5 +666,12 @@ def test_declared_tenantless_entries_are_not_unscoped_entries(tmp_path):
     a = analyze_built(tmp_path, *builders, settings=settings)
     # the near miss: POST /chat is not declared, and "POST /login" of another service would not match
     assert [(f.rule, f.span_id) for f in a.findings] == [("unscoped-entry", entries[2].span_id)]
+    # a scheduled job's root: no entry, so it would be an orphan-root
+    job = TraceBuilder()
+    root = job.span("nightly-reindex", service="worker")
+    root.child("SELECT docs", service="worker", boundary="db")
+    assert [(f.rule, f.span_id) for f in analyze_built(tmp_path, job).findings] == [("orphan-root", root.span_id)]
+    declared = dataclasses.replace(settings, tenantless_entries=("worker nightly-*",))
+    assert analyze_built(tmp_path, job, settings=declared).findings == []
     assert AnalysisSettings(tenantless_entries=["api POST /chat"]).is_tenantless_entry("api", "POST /chat")
     assert not AnalysisSettings(tenantless_entries=["api POST /chat"]).is_tenantless_entry("web", "POST /chat")
