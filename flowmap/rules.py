@@ -335,18 +335,26 @@ def _argument_attr(attr: str) -> str | None:
     return out
 
 
+def _holds_none(span: Span, known_not: set[str], flag: str) -> bool:
+    """Whether every attribute name of ``span`` is known (``known_not``) not to hold what a
+    rule looks for; on a loaded span the answer is kept on its shape under ``flag``, as
+    the set only grows."""
+    if span.__class__ in _LOADED_ONLY:
+        shape = span.shape
+        if getattr(shape, flag):
+            return True
+        if known_not.issuperset(shape.keys):
+            setattr(shape, flag, True)
+            return True
+        return False
+    return known_not.issuperset(span.attributes)
+
+
 def _model_chosen_keys(span: Span, names: frozenset[str]) -> tuple[list[str], list[Any]]:
     """Argument names that carry a tenant id in a tool span, and their values."""
     keys: list[str] = []
     values: list[Any] = []
-    if span.__class__ in _LOADED_ONLY:
-        shape = span.shape
-        if shape.no_args:
-            return keys, values
-        if _NOT_ARGUMENTS.issuperset(shape.keys):
-            shape.no_args = True  # the set only grows
-            return keys, values
-    elif _NOT_ARGUMENTS.issuperset(span.attributes):
+    if _holds_none(span, _NOT_ARGUMENTS, "no_args"):
         return keys, values
     for attr, value in span.attributes.items():
         kind = _argument_attr(attr)
@@ -391,13 +399,8 @@ def _model_output_keys(span: Span, names: frozenset[str]) -> tuple[list[str], li
     arguments by name (OpenInference's LangChain tool span keeps only a bare value)."""
     keys: list[str] = []
     values: list[Any] = []
-    if span.__class__ in _LOADED_ONLY:
-        shape = span.shape
-        if shape.no_output_args:
-            return keys, values
-        if _NOT_OUTPUT_ARGUMENTS.issuperset(shape.keys):
-            shape.no_output_args = True  # the set only grows
-            return keys, values
+    if _holds_none(span, _NOT_OUTPUT_ARGUMENTS, "no_output_args"):
+        return keys, values
     for attr, value in span.attributes.items():
         if attr in _NOT_OUTPUT_ARGUMENTS:
             continue
