@@ -8,6 +8,7 @@ the boundaries from ``openinference.span.kind`` and judges the tenant path.
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -26,6 +27,7 @@ from flowmap import runtime  # noqa: E402
 from flowmap.analysis import analyze_traces  # noqa: E402
 from flowmap.context import RequestContext, bind  # noqa: E402
 from flowmap.exporter import JsonLinesSpanExporter  # noqa: E402
+from flowmap.formats.json import to_document  # noqa: E402
 from flowmap.processors import TenantSpanProcessor  # noqa: E402
 from flowmap.tagging import Tagger  # noqa: E402
 
@@ -117,3 +119,29 @@ def test_a_context_dropped_in_a_raw_thread_is_found(trace_file):
     assert spans[dropped[0].parent_span_id].tenant == tagger.tag(ACME.tenant_id)
     assert spans[dropped[0].span_id].tenant is None
     assert {f.rule for f in analysis.findings} == {"context-dropped"}
+
+
+@tool
+def account_summary(tenant_id: str) -> str:
+    """Summarise a tenant's account (the model is trusted to name the tenant: the leak)."""
+    return "summary"
+
+
+def test_a_tenant_the_model_chose_for_a_tool_is_found_on_the_model_span(trace_file):
+    """OpenInference's tool span keeps only the bare argument value; the model span's
+    output keeps the tool call with its argument names, and that is where it is found."""
+    path, _ = trace_file
+    chosen = "globex-inc-4411"  # another tenant's raw id, chosen by the model
+    calls = [{"name": "account_summary", "args": {"tenant_id": chosen}, "id": "call-1"}]
+    graph = agent_graph.build_graph(agent_graph.scripted_model(calls=calls), tools=[account_summary])
+    with bind(ACME):
+        graph.invoke(agent_graph.question())
+
+    (trace,) = _load(path)
+    tool_span = next(s for s in trace.spans.values() if s.name == "account_summary")
+    assert tool_span.attributes.get("input.value") == chosen  # no argument name on the tool span
+    analysis = analyze_traces([trace])
+    (f,) = [f for f in analysis.findings if f.rule == "model-chosen-tenant"]
+    assert (f.span_name, f.boundary, str(f.severity)) == ("ToolCallingFakeModel", "llm", "high")
+    assert "'tenant_id'" in f.message
+    assert chosen not in json.dumps(to_document(analysis))
