@@ -8,6 +8,7 @@ import json
 from flowmap.analysis import analyze_traces
 from flowmap.config import load_config
 from flowmap.formats.json import to_document
+from flowmap.formats.text import TextReporter
 from flowmap.model import Severity
 from flowmap.report_data import build_report_data
 from flowmap.transparent import pass_through, transparent_spans
@@ -43,6 +44,7 @@ def test_mesh_hops_are_not_dropped_contexts(tmp_path):
     assert not any("sidecar" in s or "sidecar" in t for s, t in edges)
     doc = to_document(a)
     assert doc["summary"]["transparent_spans"] == 2 and doc["summary"]["spans"] == 6
+    assert TextReporter().render(a).startswith("flowmap: 1 trace, 6 spans from 1 file (2 proxy spans passed through)")
     data = build_report_data(a)
     assert any(n.startswith("2 spans of service-mesh proxies") for n in data.notices)
     assert not any("sidecar" in n.op for n in data.nodes)
