@@ -34,6 +34,7 @@ __all__ = [
     "NEVER_QUIET",
     "parse_baggage",
     "tenant_keys_in",
+    "may_name_tenant",
     "json_value",
     "fold",
     "Masker",
@@ -276,9 +277,15 @@ def _hint(names: frozenset[str]) -> re.Pattern[str]:
     return re.compile("|".join(map(re.escape, words)) or "(?!)", re.IGNORECASE)
 
 
+def may_name_tenant(text: str, names: frozenset[str]) -> bool:
+    """False when ``text`` holds no word any tenant attribute name starts with: then no
+    JSON in it can have a tenant key, and it need not be parsed."""
+    return _hint(names).search(text) is not None
+
+
 def tenant_keys_in(value: Any, names: frozenset[str]) -> list[tuple[str, Any]]:
     """(key, value) pairs naming a tenant inside a JSON string or structured value."""
-    if isinstance(value, str) and _hint(names).search(value) is None:
+    if isinstance(value, str) and not may_name_tenant(value, names):
         return []
     obj = json_value(value)
     if obj is None:

@@ -32,6 +32,7 @@ from .masking import (
     is_tenant_key,
     json_value,
     known_opaque_tags,
+    may_name_tenant,
     quiet_keys,
     scan_attributes,
     tenant_keys_in,
@@ -409,7 +410,13 @@ def _model_output_keys(span: Span, names: frozenset[str]) -> tuple[list[str], li
             if len(_NOT_OUTPUT_ARGUMENTS) < 100_000:
                 _NOT_OUTPUT_ARGUMENTS.add(attr)
             continue
-        for arguments in _tool_calls_in(value) if m.group(1) else (value,):
+        if m.group(1) is None:
+            calls: Iterable[Any] = (value,)  # one call's arguments
+        elif not isinstance(value, str) or may_name_tenant(value, names):
+            calls = _tool_calls_in(value)  # GenAI messages: the arguments of their tool calls
+        else:
+            continue
+        for arguments in calls:
             for key, v in tenant_keys_in(arguments, names):
                 keys.append(key)
                 values.append(v)
