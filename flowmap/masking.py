@@ -100,14 +100,16 @@ def _is_raw(value: Any) -> bool:
 
 
 def _scalars(value: Any) -> Iterator[str]:
-    if isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _scalars(v)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _scalars(v)
-    elif value is not None and not isinstance(value, bool):
-        yield str(value)
+    """Every scalar inside ``value`` as text (iterative: decoded JSON may nest deeply)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, (list, tuple)):
+            stack.extend(reversed(v))
+        elif isinstance(v, dict):
+            stack.extend(reversed(list(v.values())))
+        elif v is not None and not isinstance(v, bool):
+            yield str(v)
 
 
 def parse_baggage(header: str) -> list[tuple[str, str]]:
@@ -264,7 +266,7 @@ def json_value(value: Any) -> Any:
         if text[:1] in ("{", "[") and len(text) <= 1_000_000:
             try:
                 return json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):  # hostile nesting: not looked into
                 return None
         return None
     return value if isinstance(value, (dict, list)) else None

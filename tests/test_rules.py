@@ -675,3 +675,19 @@ def test_declared_tenantless_entries_are_not_unscoped_entries(tmp_path):
     assert analyze_built(tmp_path, job, settings=declared).findings == []
     assert AnalysisSettings(tenantless_entries=["api POST /chat"]).is_tenantless_entry("api", "POST /chat")
     assert not AnalysisSettings(tenantless_entries=["api POST /chat"]).is_tenantless_entry("web", "POST /chat")
+
+
+@pytest.mark.parametrize("key", [
+    "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments",
+    "gen_ai.tool.call.arguments",
+])
+def test_tool_arguments_nested_past_the_parsers_limit_cost_only_themselves(tmp_path, key):
+    """A hostile model output nested ~1000 deep made json.loads raise RecursionError, which
+    stopped the whole analysis (exit 2); now that value is not looked into."""
+    deep = '{"x":' + "[" * 1500 + json.dumps({"tenant_id": RAW}) + "]" * 1500 + "}"
+    tb = TraceBuilder()
+    entry = request(tb)
+    entry.child("chat", tenant=TAG_A, boundary="llm" if key.startswith("llm") else "tool", attrs={key: deep})
+    entry.child("cache.get", tenant=TAG_A, boundary="cache", scoped=False)
+    a = analyze_built(tmp_path, tb)
+    assert [f.rule for f in a.findings] == ["unscoped-query"]  # the rest is still judged
