@@ -55,8 +55,15 @@ class AnalysisSettings:
 
     def __post_init__(self) -> None:
         # lists given by API callers: stored as the hashable types the matcher caches on
-        object.__setattr__(self, "tenantless_entries", tuple(self.tenantless_entries))
-        object.__setattr__(self, "transparent_services", frozenset(self.transparent_services))
+        entries, services = self.tenantless_entries, self.transparent_services
+        if isinstance(entries, str):  # one pattern, not its characters
+            entries = (entries,)
+        if isinstance(services, str):
+            services = (services,)
+        if not all(isinstance(x, str) for x in (*entries, *services)):
+            raise TypeError("tenantless_entries and transparent_services take strings")
+        object.__setattr__(self, "tenantless_entries", tuple(e.strip() for e in entries if e.strip()))
+        object.__setattr__(self, "transparent_services", frozenset(s.strip() for s in services if s.strip()))
 
     def is_tenantless_entry(self, service: str, name: str) -> bool:
         """Whether an entry span matches one of :attr:`tenantless_entries`."""

@@ -47,19 +47,34 @@ def pass_through(trace: Trace, ids: Iterable[str]) -> Trace:
     re-parented children are copies."""
     spans = trace.spans
     gone = {sid: spans[sid].parent_span_id for sid in ids if sid in spans}
+    above = _kept_above(gone)
     kept = {}
     for sid, span in spans.items():
         if sid in gone:
             continue
         parent = span.parent_span_id
         if parent in gone:
-            hops = 0
-            while parent in gone and hops <= len(gone):  # proxies in a parent cycle end it
-                parent = gone[parent]
-                hops += 1
-            span = _with_parent(span, None if parent in gone else parent)
+            span = _with_parent(span, above[parent])
         kept[sid] = span
     return Trace(trace.trace_id, kept, trace.maybe_linked, trace.links_in, ())
+
+
+def _kept_above(gone: dict[str, str | None]) -> dict[str, str | None]:
+    """For each passed-through span, the nearest span above it that stays (None at the
+    top, or for proxies in a parent cycle): each chain walked once, so linear."""
+    above: dict[str, str | None] = {}
+    for start in gone:
+        walk: dict[str, None] = {}  # in order, with set lookups
+        node: str | None = start
+        while node in gone and node not in above:
+            if node in walk:  # a cycle of passed-through spans: nothing above stays
+                break
+            walk[node] = None
+            node = gone[node]
+        end = above[node] if node in above else (None if node in gone else node)
+        for sid in walk:
+            above[sid] = end
+    return above
 
 
 def _with_parent(span: object, parent: str | None) -> object:
