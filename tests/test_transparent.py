@@ -6,17 +6,16 @@ from __future__ import annotations
 import json
 
 import pytest
+from otlp_builder import CLIENT, SERVER, TAG_A, TAG_B, TraceBuilder, analyze_built
 
 from flowmap.analysis import analyze_traces
 from flowmap.config import load_config
 from flowmap.formats.json import to_document
 from flowmap.formats.text import TextReporter
 from flowmap.model import Severity
-from flowmap.settings import AnalysisSettings
 from flowmap.report_data import build_report_data
+from flowmap.settings import AnalysisSettings
 from flowmap.transparent import pass_through, transparent_spans
-
-from otlp_builder import CLIENT, SERVER, TAG_A, TAG_B, TraceBuilder, analyze_built
 
 ENVOY = {"component": "proxy", "upstream_cluster": "outbound|80||tools.default.svc.cluster.local",
          "http.method": "POST", "http.url": "http://tools/run"}
