@@ -600,8 +600,9 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
             if boundary == "tool":
                 keys, values = _model_chosen_keys(span, names)
                 if keys:
-                    # values given by the model (not a schema's {"type": ...} description)
-                    v.raw_values.extend(x for x in values if not isinstance(x, dict))
+                    # values given by the model (not a schema's {"type": ...} description;
+                    # an object the model gave, {"id": ...}, is masked whole)
+                    v.raw_values.extend(x for x in values if not (isinstance(x, dict) and "type" in x))
                     shown = ", ".join(f"'{k}'" for k in dict.fromkeys(keys))
                     v.add(_finding(
                         MODEL_CHOSEN_TENANT, Severity.HIGH, span, graph.parent_of(sid),
@@ -610,7 +611,7 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
             elif boundary == "llm":
                 keys, values = _model_output_keys(span, names)
                 if keys:
-                    v.raw_values.extend(x for x in values if not isinstance(x, dict))
+                    v.raw_values.extend(values)  # a model's output arguments, never a schema
                     shown = ", ".join(f"'{k}'" for k in dict.fromkeys(keys))
                     chosen_by_model.append(_finding(
                         MODEL_CHOSEN_TENANT, Severity.HIGH, span, graph.parent_of(sid),

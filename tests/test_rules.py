@@ -277,6 +277,7 @@ def test_filtered_catalog_does_not_fire(tmp_path):
         {"input.value": json.dumps({"filters": {"orgId": RAW}})},  # OpenInference, nested, camelCase
         {"tool.arguments.customer_id": RAW},  # flattened form
         {"tool.parameters": json.dumps({"properties": {"workspace_id": {"type": "string"}}})},
+        {"gen_ai.tool.call.arguments": json.dumps({"tenant_id": {"id": RAW, "name": "acme"}})},  # an object
         # Pydantic AI's "running tool" span before its instrumentation version 3
         {"gen_ai.operation.name": "execute_tool", "tool_arguments": json.dumps({"tenant_id": RAW})},
         # OpenLLMetry's tool span: the function's args and kwargs
@@ -330,6 +331,8 @@ def _tool_call_messages(arguments: dict) -> str:
          "gen_ai.output.messages": _tool_call_messages(json.dumps({"filters": {"customer_id": RAW}}))},
         # OpenLLMetry
         {"llm.request.type": "chat", "gen_ai.completion.0.tool_calls.0.arguments": json.dumps({"account_id": RAW})},
+        # the tenant given as an object: masked whole
+        {"gen_ai.operation.name": "chat", "gen_ai.output.messages": _tool_call_messages({"tenant_id": {"id": RAW}})},
     ],
 )
 def test_model_chosen_tenant_in_a_model_calls_tool_calls(tmp_path, attrs):
