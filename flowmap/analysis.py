@@ -31,8 +31,8 @@ from .model import SPAN_KIND_PRODUCER, Analysis, Finding, FlowMap, Severity, Spa
 from .otlp import detach
 from .paths import PathSample, trace_paths
 from .rules import (
-    CONTEXT_DROPPED, DROPPED, SWITCHED, UNSCOPED_ENTRY, evaluate, judge_link, orphan_message, sort_findings,
-    tenant_state,
+    CONTEXT_DROPPED, DROPPED, SWITCHED, UNSCOPED_ENTRY, TraceVerdict, evaluate, judge_link, judge_passed_through,
+    orphan_message, sort_findings, tenant_state,
 )
 from .settings import AnalysisSettings
 from .tagging import is_opaque_tag
@@ -163,6 +163,8 @@ class Analyzer:
             through = transparent_spans(trace, self.settings.transparent_services)
             if through:
                 r.transparent_spans += len(through)
+                gone = Trace(trace.trace_id, {sid: trace.spans[sid] for sid in through})
+                self._add_findings(judge_passed_through(gone, self.settings), gone.spans)
                 trace = pass_through(trace, through)
                 if not trace.spans:
                     return
@@ -184,13 +186,9 @@ class Analyzer:
                 elif len(judged) < _JUDGED_MAX:
                     judged.add(t)
         if verdict.findings:
-            for f in verdict.findings:
-                f.origin = spans[f.span_id].origin or None
-            self._findings.extend(verdict.findings)
+            self._add_findings(verdict, spans)
             for f in verdict.orphans:
                 self._orphans.append((f, graph.ops[f.span_id]))
-            if verdict.raw_values:
-                self._masker.add(verdict.raw_values)
 
         self._flow.add_trace(graph, verdict)
         if self._paths.wants(verdict, len(spans)):
@@ -200,6 +198,14 @@ class Analyzer:
         cap = self.settings.max_sample_traces
         if verdict.findings or len(self._flagged) + len(self._others) < cap:
             self._retain(trace, any(f.severity >= Severity.MEDIUM for f in verdict.findings))
+
+    def _add_findings(self, verdict: TraceVerdict, spans: dict[str, Span]) -> None:
+        """Keep a verdict's findings, located at the lines their spans were read from."""
+        for f in verdict.findings:
+            f.origin = spans[f.span_id].origin or None
+        self._findings.extend(verdict.findings)
+        if verdict.raw_values:
+            self._masker.add(verdict.raw_values)
 
     def _links(self, graph: SpanGraph) -> None:
         """Judge links between this trace and others, whichever of the two came first."""

@@ -45,11 +45,13 @@ from .model import (
     Finding,
     Severity,
     Span,
+    Trace,
 )
 from .settings import AnalysisSettings
 
 __all__ = [
     "RULES",
+    "judge_passed_through",
     "CROSS_TENANT",
     "CONTEXT_DROPPED",
     "ORPHAN_ROOT",
@@ -513,6 +515,17 @@ def _resource_hits(spans: Iterable[Span], names: frozenset[str]) -> bool:
             hit = bool(r) and bool(scan_attributes(r, "resource attribute", names))
             (dirty if hit else clean)[i] = r
     return not dirty.keys().isdisjoint(ids)
+
+
+def judge_passed_through(trace: Trace, settings: AnalysisSettings) -> TraceVerdict:
+    """The attribute rules (tenant-in-telemetry, baggage-to-external) on spans passed
+    through (flowmap.transparent): they carry no tenant to judge, but a proxy's custom
+    tags copied from request headers can still put a raw tenant id in telemetry."""
+    v = TraceVerdict()
+    graph = SpanGraph(trace)
+    for span in trace.spans.values():
+        _attribute_rules(v, graph, span, settings, [])
+    return v
 
 
 def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:

@@ -152,3 +152,19 @@ def test_settings_take_one_string_as_one_entry():
     assert s.tenantless_entries == ("GET /healthz",) and s.transparent_services == frozenset({"api-gateway"})
     with pytest.raises(TypeError):
         AnalysisSettings(transparent_services=[1])
+
+
+def test_a_raw_tenant_id_in_a_proxys_own_tags_is_still_reported_and_masked(tmp_path):
+    """Passing a proxy through skips judging the tenant's path, not its attributes: Envoy
+    custom tags copied from request headers can hold a raw tenant id."""
+    raw = "acme-corp-7731"
+    tb = TraceBuilder()
+    entry = tb.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    client = entry.child("POST tools", kind=CLIENT, tenant=TAG_A, boundary="http.client")
+    proxy = client.child("egress", kind=CLIENT, service="sidecar", attrs={**ENVOY, "tenant_id": raw})
+    proxy.child("POST /run", kind=SERVER, service="tools", tenant=TAG_A, boundary="http.server")
+    a = analyze_built(tmp_path, tb)
+    (f,) = a.findings
+    assert (f.rule, f.span_id, str(f.severity)) == ("tenant-in-telemetry", proxy.span_id, "high")
+    assert f.origin and f.origin.endswith(":1")
+    assert raw not in json.dumps(to_document(a)) + TextReporter().render(a)
