@@ -365,6 +365,8 @@ def _model_chosen_keys(span: Span, names: frozenset[str]) -> tuple[list[str], li
             continue
         if kind == "":
             for key, v in tenant_keys_in(value, names):
+                if v is None or v == "":
+                    continue  # no tenant given (an optional argument left empty)
                 keys.append(key)
                 values.append(v)
         elif is_tenant_key(kind, names):
@@ -420,6 +422,8 @@ def _model_output_keys(span: Span, names: frozenset[str]) -> tuple[list[str], li
             continue
         for arguments in calls:
             for key, v in tenant_keys_in(arguments, names):
+                if v is None or v == "":
+                    continue  # no tenant given (an optional argument left empty)
                 keys.append(key)
                 values.append(v)
     return keys, values

@@ -358,6 +358,7 @@ def test_a_models_tool_calls_without_tenant_arguments_do_not_fire(tmp_path):
         # a tool call chosen in an earlier turn, sent back as history: not chosen here
         "gen_ai.input.messages": _tool_call_messages({"tenant_id": RAW}),
         "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": json.dumps({"n": 3}),
+        "llm.output_messages.0.message.tool_calls.1.tool_call.function.arguments": json.dumps({"tenant_id": ""}),
     })
     assert rules_of(analyze_built(tmp_path, tb), "model-chosen-tenant") == []
 

@@ -46,7 +46,7 @@ def test_mesh_hops_are_not_dropped_contexts(tmp_path):
     assert not any("sidecar" in s or "sidecar" in t for s, t in edges)
     doc = to_document(a)
     assert doc["summary"]["transparent_spans"] == 2 and doc["summary"]["spans"] == 6
-    assert TextReporter().render(a).startswith("flowmap: 1 trace, 6 spans from 1 file (2 proxy spans passed through)")
+    assert TextReporter().render(a).startswith("flowmap: 1 trace, 6 spans from 1 file (2 spans of proxies passed through)")
     data = build_report_data(a)
     assert any(n.startswith("2 spans of service-mesh proxies") for n in data.notices)
     assert not any("sidecar" in n.op for n in data.nodes)

@@ -51,7 +51,7 @@ class TextReporter:
         lines = [
             f"flowmap: {plural(analysis.traces, 'trace')}, {plural(analysis.spans, 'span')}"
             + (f" from {plural(len(analysis.files), 'file')}" if analysis.files else "")
-            + (f" ({plural(analysis.transparent_spans, 'proxy span')} passed through)" if analysis.transparent_spans else "")
+            + (f" ({plural(analysis.transparent_spans, 'span')} of proxies passed through)" if analysis.transparent_spans else "")
             + (f"; services: {', '.join(clean(s, 40) for s in sorted(analysis.services))}" if analysis.services else "")
         ]
         lines += self._paths(analysis, names)
