@@ -58,7 +58,11 @@ from .model import (
     SPAN_KIND_SERVER,
 )
 
-__all__ = ["infer_boundary", "DECIDING_KEYS", "HTTP_KEYS"]
+__all__ = ["infer_boundary", "DECIDING_KEYS", "HTTP_KEYS", "PROXY_KEY", "PROXY_VALUE"]
+
+#: Envoy (Istio, Consul, edge proxies) sets this on every span it makes: a service-mesh
+#: proxy's span, which the analysis passes through (flowmap.transparent)
+PROXY_KEY, PROXY_VALUE = "component", "proxy"
 
 _GEN_AI = {
     "execute_tool": "tool",

@@ -70,10 +70,9 @@ import msgspec
 
 from . import otlp
 from .attributes import BOUNDARY_KINDS, KEY_ID
-from .conventions import infer_boundary
+from .conventions import PROXY_VALUE, infer_boundary
 from .errors import InputError
 from .model import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, Trace
-from .transparent import PROXY_VALUE
 
 __all__ = ["LoadStats", "iter_traces", "decode_document", "MAX_WARNINGS"]
 

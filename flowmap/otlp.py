@@ -37,7 +37,7 @@ from typing import Annotated, Any
 import msgspec
 
 from .attributes import BOUNDARY, RULE_FLAGS, SCOPED, TENANT
-from .conventions import DECIDING_KEYS, HTTP_KEYS
+from .conventions import DECIDING_KEYS, HTTP_KEYS, PROXY_KEY
 
 __all__ = [
     "MAX_VALUE_CHARS",
@@ -269,7 +269,7 @@ class AttributeShape:
         self.boundary: int = last.get(_BOUNDARY_KEY, -1)
         self.scoped: int = last.get(_SCOPED_KEY, -1)
         #: where ``component`` is, which Envoy sets to ``proxy`` (see flowmap.transparent)
-        self.proxy: int = last.get("component", -1)
+        self.proxy: int = last.get(PROXY_KEY, -1)
         #: some key boundary inference reads besides the HTTP ones
         self.infer: bool = not _INFER_KEYS.isdisjoint(keys)
         self.http: bool = not _HTTP_INFER_KEYS.isdisjoint(keys)

@@ -699,7 +699,7 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
             below = graph.subtree(sid)[1:]
             if not below and _refused(span):
                 continue  # authentication turned the request away before anything ran
-            if settings.tenantless_entries and settings.is_tenantless_entry(span.service, span.name):
+            if settings.is_tenantless_entry(span.service, span.name):
                 continue  # declared to run for no tenant (health checks, sign-in)
             if not any(spans[x].tenant is not None for x in below) and not _has(v, sid, CONTEXT_DROPPED):
                 high = any(spans[x].boundary is not None for x in below)
@@ -708,7 +708,7 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
                     f"request {op(span)} entered and no tenant was ever bound"
                     + (" before it reached a boundary" if high else ""),
                 ))
-        elif settings.tenantless_entries and settings.is_tenantless_entry(span.service, span.name):
+        elif settings.is_tenantless_entry(span.service, span.name):
             continue  # a job's root declared to run for no tenant (e.g. a nightly re-index)
         else:
             f = _finding(ORPHAN_ROOT, _at_boundary(span), span, None, orphan_message(span.operation, None))

@@ -66,8 +66,8 @@ class AnalysisSettings:
         object.__setattr__(self, "transparent_services", frozenset(s.strip() for s in services if s.strip()))
 
     def is_tenantless_entry(self, service: str, name: str) -> bool:
-        """Whether an entry span matches one of :attr:`tenantless_entries`."""
-        return _tenantless_matcher(self.tenantless_entries)(service, name)
+        """Whether an entry span matches one of :attr:`tenantless_entries` (none: False)."""
+        return bool(self.tenantless_entries) and _tenantless_matcher(self.tenantless_entries)(service, name)
 
     @classmethod
     def with_extras(

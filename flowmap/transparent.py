@@ -20,12 +20,11 @@ from collections.abc import Iterable
 
 import msgspec
 
+from .conventions import PROXY_KEY, PROXY_VALUE
 from .model import Trace
 
 __all__ = ["PROXY_KEY", "PROXY_VALUE", "transparent_spans", "pass_through"]
 
-PROXY_KEY = "component"
-PROXY_VALUE = "proxy"
 
 
 def transparent_spans(trace: Trace, services: frozenset[str] = frozenset()) -> list[str]:

@@ -677,6 +677,7 @@ def test_declared_tenantless_entries_are_not_unscoped_entries(tmp_path):
     assert [(f.rule, f.span_id) for f in analyze_built(tmp_path, job).findings] == [("orphan-root", root.span_id)]
     declared = dataclasses.replace(settings, tenantless_entries=("worker nightly-*",))
     assert analyze_built(tmp_path, job, settings=declared).findings == []
+    assert not AnalysisSettings().is_tenantless_entry("api", "POST /chat")  # no patterns: none
     assert AnalysisSettings(tenantless_entries=["api POST /chat"]).is_tenantless_entry("api", "POST /chat")
     assert not AnalysisSettings(tenantless_entries=["api POST /chat"]).is_tenantless_entry("web", "POST /chat")
 
