@@ -265,9 +265,9 @@ def _same_file(output: Path, paths: list[str]) -> bool:
 
 
 def _clean_path(path: Path) -> str:
-    from .formats.common import clean
+    from .files import shown_path
 
-    return clean(path, 1000)
+    return shown_path(path)
 
 
 def _write_output(text: str, output: Path | None) -> None:

@@ -16,14 +16,14 @@ from pathlib import Path
 from .errors import FlowmapError
 from .formats.common import clean
 
-__all__ = ["write_atomically"]
+__all__ = ["write_atomically", "shown_path"]
 
 
 def write_atomically(output: Path, data: bytes, what: str = "") -> None:
     """Write ``data`` to ``output`` through a temporary file in the same directory,
     creating missing parent directories; the file keeps its permissions when it existed.
     Raises :class:`FlowmapError` (``cannot write [what ]PATH: reason``)."""
-    label = f"{what} {_shown(output)}" if what else _shown(output)
+    label = f"{what} {shown_path(output)}" if what else shown_path(output)
     tmp: Path | None = None
     try:
         _make_parent(output, label)
@@ -55,12 +55,13 @@ def _make_parent(output: Path, label: str) -> None:
     except (FileExistsError, NotADirectoryError):
         for parent in output.parents:
             if parent.exists() and not parent.is_dir():
-                raise FlowmapError(f"cannot write {label}: {_shown(parent)} is not a directory") from None
+                raise FlowmapError(f"cannot write {label}: {shown_path(parent)} is not a directory") from None
         raise
 
 
-def _shown(path: Path) -> str:
-    return clean(path, 1000)  # a path can hold control characters
+def shown_path(path: Path) -> str:
+    """A path as an error or warning line shows it (it can hold control characters)."""
+    return clean(path, 1000)
 
 
 def _umask() -> int:
