@@ -32,6 +32,9 @@ convention                             boundary
                                        redis, memcached, valkey… → cache; any
                                        other → db
 SERVER / CLIENT kind + ``http.*``      http.server / http.client
+SERVER / CLIENT kind + ``rpc.system``  http.server / http.client (gRPC, Connect,
+or ``rpc.system.name``                 JSON-RPC, Dubbo…: a call between services,
+                                       the same trust boundary as HTTP)
 =====================================  ==========================================
 
 ``create_agent`` is a boundary only as a CLIENT call to a remote agent service (GenAI
@@ -115,6 +118,10 @@ _HTTP_KEYS = (
     "http.response.status_code",
     "http.status_code",
 )
+# A remote procedure call (gRPC and others) crosses services like an HTTP request does: a
+# service that ignores the propagated context must be judged at a boundary either way.
+# (``rpc.system`` before semantic conventions 1.38, ``rpc.system.name`` after.)
+_REMOTE_CALL_KEYS = (*_HTTP_KEYS, "rpc.system.name", "rpc.system")
 
 #: the attributes whose presence lets a convention decide (a span with none of them and
 #: none of HTTP_KEYS has no inferred boundary: the loader then skips building a dict)
@@ -129,7 +136,8 @@ DECIDING_KEYS = frozenset(
         "db.system",
     }
 )
-HTTP_KEYS = frozenset(_HTTP_KEYS)
+#: the attributes of a call between services (HTTP or RPC), read on SERVER/CLIENT spans
+HTTP_KEYS = frozenset(_REMOTE_CALL_KEYS)
 
 
 def _text(value: Any) -> str | None:
@@ -184,7 +192,7 @@ def infer_boundary(kind: int, attributes: Mapping[str, Any]) -> str | None:
             return "cache"
         return "db"
     if kind == SPAN_KIND_SERVER or kind == SPAN_KIND_CLIENT:
-        for key in _HTTP_KEYS:
+        for key in _REMOTE_CALL_KEYS:
             if key in attributes:
                 return "http.server" if kind == SPAN_KIND_SERVER else "http.client"
     return None

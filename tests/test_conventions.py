@@ -25,7 +25,12 @@ CASES = [
      {"http.request.method": "POST", "url.full": "http://tools.svc/run", "server.address": "tools.svc"}, "http.client"),
     ("requests client, old names", SPAN_KIND_CLIENT, {"http.method": "GET", "http.url": "http://x.internal/"}, "http.client"),
     ("internal span with an http attribute", SPAN_KIND_INTERNAL, {"http.method": "GET"}, None),
-    ("grpc server", SPAN_KIND_SERVER, {"rpc.system": "grpc", "rpc.service": "Tools"}, None),
+    # RPC between services (opentelemetry-instrumentation-grpc; semconv 1.38+ renames the system)
+    ("grpc server", SPAN_KIND_SERVER, {"rpc.system": "grpc", "rpc.service": "Tools", "rpc.method": "Run"}, "http.server"),
+    ("grpc client, rpc.system.name", SPAN_KIND_CLIENT,
+     {"rpc.system.name": "grpc", "rpc.method": "agent.Tools/Run", "server.address": "tools.svc"}, "http.client"),
+    ("connect rpc server", SPAN_KIND_SERVER, {"rpc.system.name": "connect_rpc", "rpc.method": "Tools/Run"}, "http.server"),
+    ("rpc attribute on an internal span", SPAN_KIND_INTERNAL, {"rpc.system": "grpc"}, None),
     # GenAI semantic conventions
     ("openai chat (opentelemetry-instrumentation-openai-v2)", SPAN_KIND_CLIENT,
      {"gen_ai.operation.name": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o",

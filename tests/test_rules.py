@@ -113,6 +113,24 @@ def test_context_dropped_across_services_through_remote_parent(tmp_path):
     assert f.service == "tools" and "another service" in f.message
 
 
+def test_context_dropped_in_a_grpc_service_is_high(tmp_path):
+    # boundaries inferred from the RPC conventions alone, as another language's SDK writes them
+    tb = TraceBuilder()
+    call = request(tb).child("agent.Tools/Run", kind=CLIENT, tenant=TAG_A,
+                             attrs={"rpc.system": "grpc", "rpc.method": "Run", "server.address": "tools.svc"})
+    remote = call.child("agent.Tools/Run", kind=SERVER, service="tools",
+                        attrs={"rpc.system.name": "grpc", "rpc.method": "agent.Tools/Run"})
+    f = only(analyze_built(tmp_path, tb), "context-dropped")
+    assert f.severity is Severity.HIGH and f.span_id == remote.span_id and f.boundary == "http.server"
+
+
+def test_context_kept_through_grpc_is_no_finding(tmp_path):
+    tb = TraceBuilder()
+    call = request(tb).child("agent.Tools/Run", kind=CLIENT, tenant=TAG_A, attrs={"rpc.system": "grpc"})
+    call.child("agent.Tools/Run", kind=SERVER, service="tools", tenant=TAG_A, attrs={"rpc.system": "grpc"})
+    assert analyze_built(tmp_path, tb).findings == []
+
+
 def test_context_dropped_through_link_within_trace(tmp_path):
     tb = TraceBuilder()
     pub = request(tb).child("publish", kind=PRODUCER, tenant=TAG_A, boundary="queue.publish")
