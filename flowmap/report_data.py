@@ -539,7 +539,7 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportDa
             "`flowmap check --format json` lists them all."
         )
     names_by_target: dict[str, list[str]] = defaultdict(list)
-    for (s, t), eid in edge_id.items():
+    for s, t in edge_id:
         names_by_target[t].append(s)
     in_view = {tid: {s.span_id for s in tv.spans} for tid, tv in traces.items()}
     findings: list[FindingView] = []

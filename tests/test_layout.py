@@ -57,7 +57,7 @@ def _assert_readable(layout: Layout) -> None:
                 assert not inside, f"edge {s}->{t} crosses box {b.id} at ({px:.0f},{py:.0f})"
     # count labels before one target never collide (one port each)
     by_target: dict[tuple[str, bool], list[float]] = {}  # back edges end on the right side
-    for (s, t), route in layout.edges.items():
+    for (_, t), route in layout.edges.items():
         if not route.self_loop:
             by_target.setdefault((t, route.reversed), []).append(route.label_y)
     for t, ys in by_target.items():

@@ -83,7 +83,7 @@ def test_publish_and_consume_link_producer_and_bind_the_tag_as_evidence(flowmap_
         with P.publish("orders") as headers:
             pass
     assert current_tag() is None
-    with P.consume(headers, "orders") as span:
+    with P.consume(headers, "orders"):
         assert current_tag() == tag
         with pytest.raises(MissingContextError):  # evidence, not authority
             current()

@@ -204,7 +204,7 @@ def test_caps_cut_long_lists_and_say_so(analysis):
     kept = {n.op for n in data.nodes}
     assert any(op.endswith("tool refund_order") for op in kept)
     # a cut trace still keeps its path and the span that broke
-    for tid, tv in data.traces.items():
+    for tv in data.traces.values():
         ids = {s.span_id for s in tv.spans}
         if tv.first_broken:
             assert tv.first_broken in ids

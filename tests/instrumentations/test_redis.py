@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-redis = pytest.importorskip("redis")
+pytest.importorskip("redis")
+import redis  # noqa: E402
 import redis.asyncio  # noqa: E402
 
 from flowmap import attributes as A  # noqa: E402
