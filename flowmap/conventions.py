@@ -13,6 +13,9 @@ convention                             boundary
                                        ``chat``, ``text_completion``,
                                        ``generate_content``, ``embeddings`` → llm;
                                        ``retrieval`` → vector
+``mcp.method.name`` (Model Context     ``tools/call`` → tool, ``tools/list`` →
+Protocol)                              tool.catalog (a server's tool list shown
+                                       to a model); other methods → none
 ``openinference.span.kind``            TOOL → tool, AGENT → agent, LLM and
                                        EMBEDDING → llm, RETRIEVER → vector;
                                        CHAIN, RERANKER, GUARDRAIL, EVALUATOR,
@@ -78,6 +81,7 @@ _GEN_AI = {
     "embeddings": "llm",
     "retrieval": "vector",
 }
+_MCP = {"tools/call": "tool", "tools/list": "tool.catalog"}
 _OPENINFERENCE = {
     "TOOL": "tool",
     "AGENT": "agent",
@@ -128,6 +132,7 @@ _REMOTE_CALL_KEYS = (*_HTTP_KEYS, "rpc.system.name", "rpc.system")
 DECIDING_KEYS = frozenset(
     {
         "gen_ai.operation.name",
+        "mcp.method.name",
         "openinference.span.kind",
         "traceloop.span.kind",
         "llm.request.type",
@@ -161,6 +166,9 @@ def infer_boundary(kind: int, attributes: Mapping[str, Any]) -> str | None:
         found = _GEN_AI.get(op)
         if found and (op != "create_agent" or kind == SPAN_KIND_CLIENT):
             return found
+    mcp = _text(get("mcp.method.name"))
+    if mcp is not None and mcp in _MCP:
+        return _MCP[mcp]
     oi = _text(get("openinference.span.kind"))
     if oi is not None:
         return _OPENINFERENCE.get(oi.upper())  # CHAIN, RERANKER, ...: deliberately None

@@ -48,6 +48,14 @@ CASES = [
     ("retrieval", SPAN_KIND_CLIENT, {"gen_ai.operation.name": "retrieval", "gen_ai.data_source.id": "H7STPQYOND"}, "vector"),
     ("unknown gen_ai op falls through to http", SPAN_KIND_CLIENT,
      {"gen_ai.operation.name": "something_new", "http.request.method": "POST"}, "http.client"),
+    # Model Context Protocol (GenAI semconv): tools/call spans also say execute_tool, when set
+    ("mcp client tools/call", SPAN_KIND_CLIENT,
+     {"mcp.method.name": "tools/call", "gen_ai.tool.name": "get-weather", "gen_ai.operation.name": "execute_tool",
+      "jsonrpc.request.id": "7", "network.transport": "pipe"}, "tool"),
+    ("mcp server tools/call without gen_ai", SPAN_KIND_SERVER,
+     {"mcp.method.name": "tools/call", "gen_ai.tool.name": "get-weather", "mcp.session.id": "s1"}, "tool"),
+    ("mcp tools/list", SPAN_KIND_CLIENT, {"mcp.method.name": "tools/list", "jsonrpc.request.id": "2"}, "tool.catalog"),
+    ("mcp initialize", SPAN_KIND_CLIENT, {"mcp.method.name": "initialize", "mcp.protocol.version": "2025-06-18"}, None),
     # OpenInference
     ("openinference tool", SPAN_KIND_INTERNAL, {"openinference.span.kind": "TOOL", "tool.name": "search"}, "tool"),
     ("openinference agent", SPAN_KIND_INTERNAL, {"openinference.span.kind": "AGENT"}, "agent"),

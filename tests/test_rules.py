@@ -131,6 +131,17 @@ def test_context_kept_through_grpc_is_no_finding(tmp_path):
     assert analyze_built(tmp_path, tb).findings == []
 
 
+def test_context_dropped_in_an_mcp_server_listing_tools_is_high(tmp_path):
+    # MCP spans as the MCP Python SDK writes them: no flowmap.boundary, a SERVER span whose
+    # remote parent is the agent's span; tools/list is the server's tool catalog
+    tb = TraceBuilder()
+    agent = request(tb).child("invoke_agent support", tenant=TAG_A, attrs={"gen_ai.operation.name": "invoke_agent"})
+    listed = agent.child("tools/list", kind=SERVER, service="mcp-tools",
+                         attrs={"mcp.method.name": "tools/list", "jsonrpc.request.id": "2"})
+    f = only(analyze_built(tmp_path, tb), "context-dropped")
+    assert f.severity is Severity.HIGH and f.span_id == listed.span_id and f.boundary == "tool.catalog"
+
+
 def test_context_dropped_through_link_within_trace(tmp_path):
     tb = TraceBuilder()
     pub = request(tb).child("publish", kind=PRODUCER, tenant=TAG_A, boundary="queue.publish")
