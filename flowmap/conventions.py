@@ -11,7 +11,9 @@ convention                             boundary
                                        ``invoke_workflow`` → agent (and
                                        ``create_agent`` on a CLIENT span);
                                        ``chat``, ``text_completion``,
-                                       ``generate_content``, ``embeddings`` → llm;
+                                       ``generate_content``, ``embeddings`` → llm
+                                       (and Semantic Kernel's
+                                       ``chat.completions``…);
                                        ``retrieval`` → vector
 ``mcp.method.name`` (Model Context     ``tools/call`` → tool, ``tools/list`` →
 Protocol)                              tool.catalog (a server's tool list shown
@@ -80,6 +82,13 @@ _GEN_AI = {
     "generate_content": "llm",
     "embeddings": "llm",
     "retrieval": "vector",
+    # written by Semantic Kernel and Microsoft Agent Framework, and older instrumentations
+    "chat.completions": "llm",
+    "chat.streaming_completions": "llm",
+    "text.completions": "llm",
+    "text.streaming_completions": "llm",
+    "completion": "llm",
+    "embedding": "llm",
 }
 _MCP = {"tools/call": "tool", "tools/list": "tool.catalog"}
 _OPENINFERENCE = {

@@ -35,6 +35,8 @@ CASES = [
     ("openai chat (opentelemetry-instrumentation-openai-v2)", SPAN_KIND_CLIENT,
      {"gen_ai.operation.name": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o",
       "server.address": "api.openai.com", "http.request.method": "POST"}, "llm"),
+    ("semantic kernel chat", SPAN_KIND_CLIENT,
+     {"gen_ai.operation.name": "chat.streaming_completions", "gen_ai.system": "openai"}, "llm"),
     ("text completion", SPAN_KIND_CLIENT, {"gen_ai.operation.name": "text_completion"}, "llm"),
     ("gemini generate_content", SPAN_KIND_CLIENT, {"gen_ai.operation.name": "generate_content"}, "llm"),
     ("embeddings", SPAN_KIND_CLIENT, {"gen_ai.operation.name": "embeddings", "gen_ai.request.model": "text-embedding-3-small"}, "llm"),
