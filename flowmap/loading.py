@@ -228,6 +228,10 @@ class _Loader:
             if self.on_warning is not None:
                 self.on_warning(message)
 
+    def _warned(self) -> int:
+        """Warnings given so far, the one held for the current line included."""
+        return self.stats.warning_count + (self._held is not None)
+
     def warn_at(self, where: str, what: str) -> None:
         """A warning about a line (``where`` is ``file:line``): one warning line per line.
 
@@ -279,11 +283,17 @@ class _Loader:
         del last
         total = sum(f.size for f in files if f.ok)
         done = 0
+        stats = self.stats
         for f in files:
             if not f.ok:
                 continue
+            spans, warned = stats.spans + stats.skipped, self._warned()
             yield from self._decode_file(f, done, total)
             done += f.size
+            if stats.spans + stats.skipped == spans and self._warned() == warned and not f.read_error:
+                # valid JSON without a span (another signal's file, a config file in a
+                # directory of traces): said once, so that it is not taken for traces
+                self.warn(f"{f.path}: no spans in this file (not OTLP trace data?)")
             if self.on_progress is not None:
                 self.on_progress(done, total)
         # Traces the scan did not place (ids it could not see): complete now.

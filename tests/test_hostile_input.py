@@ -495,6 +495,31 @@ def test_empty_files_warn(tmp_path, data, needle):
     assert len(warnings) == 1 and warnings[0].startswith(f"{f}: ") and needle in warnings[0]
 
 
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("config.json", b'{"name": "app", "replicas": 3}\n'),  # a config file among the traces
+        ("logs.jsonl", json.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": [{"body": {
+            "stringValue": SECRET}}]}]}]}).encode() + b"\n"),  # another signal's file
+        ("pretty.json", json.dumps({"resourceSpans": []}, indent=2).encode()),
+    ],
+)
+def test_valid_json_without_spans_is_named_once(tmp_path, name, content):
+    f = tmp_path / name
+    f.write_bytes(content)
+    good = write(tmp_path / "good.jsonl", good_line())
+    traces, warnings = load(f, good)
+    assert traces == {GOOD: {sid(1), sid(2)}}
+    assert warnings == [f"{f}: no spans in this file (not OTLP trace data?)"]
+
+
+def test_a_file_whose_lines_all_failed_gets_only_their_own_warnings(tmp_path):
+    bad = write(tmp_path / "bad.jsonl", b"[1, 2]", b"not json")
+    traces, warnings = load(bad, write(tmp_path / "good.jsonl", good_line()))
+    assert traces == {GOOD: {sid(1), sid(2)}}
+    assert [w.split(": ")[0] for w in warnings] == [f"{bad}:1", f"{bad}:2"]
+
+
 # -- everything at once, in process and through the command line ---------------------------
 
 _MIXED_BAD = [
