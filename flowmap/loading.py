@@ -52,6 +52,7 @@ and validates span by span, so one bad span costs only itself.
 
 from __future__ import annotations
 
+import binascii
 import gc
 import gzip
 import io
@@ -895,7 +896,7 @@ class _Loader:
                 tid = _valid_id(tid, 32, _ZERO_TRACE)
                 if tid is None:
                     skipped += 1
-                    warn(where, "span skipped: missing or invalid trace id (need 32 hex digits, not all zero)")
+                    warn(where, f"span skipped: missing or invalid trace id (need 32 hex digits, not all zero{_base64_hint(s.trace_id, 16)})")
                     continue
                 s.trace_id = tid
                 trace = pending.get(tid)
@@ -915,7 +916,7 @@ class _Loader:
                 sid = _valid_id(sid, 16, _ZERO_SPAN)
                 if sid is None:
                     skipped += 1
-                    warn(where, "span skipped: missing or invalid span id (need 16 hex digits, not all zero)")
+                    warn(where, f"span skipped: missing or invalid span id (need 16 hex digits, not all zero{_base64_hint(s.span_id, 8)})")
                     continue
                 s.span_id = sid
             if sid in trace:
@@ -931,7 +932,7 @@ class _Loader:
                         fromhex(parent)
                     except ValueError:
                         skipped += 1
-                        warn(where, f"span {sid} skipped: invalid parent span id (need 16 hex digits)")
+                        warn(where, f"span {sid} skipped: invalid parent span id (need 16 hex digits{_base64_hint(parent, 8)})")
                         continue
                     parent = s.parent_span_id = parent.lower()
                 if parent == sid:
@@ -1042,6 +1043,20 @@ def _valid_id(raw: str, length: int, zero: str | None) -> str | None:
         return None
     low = raw.lower()
     return None if low == zero else low
+
+
+def _base64_hint(raw: Any, size: int) -> str:
+    """What to add to an invalid-id warning when the id is the base64 of ``size`` bytes:
+    protobuf's own JSON mapping writes ids so (``MessageToJson``), OTLP JSON as hex. Such
+    ids are not guessed at: a file mixing the two would pair the wrong spans."""
+    if type(raw) is not str or len(raw) != 4 * ((size + 2) // 3) or not raw.endswith("="):
+        return ""
+    try:
+        if len(binascii.a2b_base64(raw, strict_mode=True)) != size:
+            return ""
+    except (binascii.Error, ValueError):
+        return ""
+    return "; this one is base64, as protobuf's JSON mapping writes ids: OTLP JSON needs hex"
 
 
 # Generic decoding for the slow path: a float beyond double range (1e999) becomes inf

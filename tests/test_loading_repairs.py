@@ -237,6 +237,25 @@ def test_invalid_ids_still_skip_the_span(tmp_path):
     assert warnings == [f"{f}:1: span skipped: missing or invalid span id (need 16 hex digits, not all zero)"]
 
 
+def test_base64_ids_are_named_as_such_and_skipped(tmp_path):
+    # protobuf's JSON mapping (MessageToJson) writes ids in base64; OTLP JSON needs hex, and
+    # the ids are not guessed at. The warning says what the id is, without quoting it.
+    b64_trace, b64_span = "W47/95gDgQPSabYzgT/GDA==", "8AAAAAAAAAE="  # f000000000000001
+    f = write(tmp_path / "t.jsonl",
+              line(root(trace_id=b64_trace)), line(root(span_id=b64_span)),
+              line(root(), child(parent=b64_span, attributes=None)), line(root(trace_id=OTHER_TRACE)))
+    traces, warnings = load(f)
+    assert set(traces) == {ROOT_TRACE, OTHER_TRACE} and set(traces[ROOT_TRACE]) == {"f000000000000001"}
+    hint = "; this one is base64, as protobuf's JSON mapping writes ids: OTLP JSON needs hex)"
+    assert [w.split(": ", 1)[0] for w in warnings] == [f"{f}:1", f"{f}:2", f"{f}:3"]
+    assert all(w.endswith(hint) and b64_trace not in w and b64_span not in w for w in warnings)
+    # hex of the wrong length, or text that only looks like base64, gets no such hint
+    f2 = write(tmp_path / "u.jsonl", line(root(span_id="f00000000000001")), line(root(span_id="not/base64/x")),
+               line(root(trace_id=OTHER_TRACE)))
+    warnings = load(f2)[1]
+    assert len(warnings) == 2 and not any("is base64" in w for w in warnings)
+
+
 # -- E: the truncation warning names the limit of what was cut -----------------------------
 
 
