@@ -896,7 +896,8 @@ class _Loader:
                 tid = _valid_id(tid, 32, _ZERO_TRACE)
                 if tid is None:
                     skipped += 1
-                    warn(where, f"span skipped: missing or invalid trace id (need 32 hex digits, not all zero{_base64_hint(s.trace_id, 16)})")
+                    hint = _base64_hint(s.trace_id, 16)
+                    warn(where, f"span skipped: missing or invalid trace id (need 32 hex digits, not all zero{hint})")
                     continue
                 s.trace_id = tid
                 trace = pending.get(tid)
@@ -916,7 +917,8 @@ class _Loader:
                 sid = _valid_id(sid, 16, _ZERO_SPAN)
                 if sid is None:
                     skipped += 1
-                    warn(where, f"span skipped: missing or invalid span id (need 16 hex digits, not all zero{_base64_hint(s.span_id, 8)})")
+                    hint = _base64_hint(s.span_id, 8)
+                    warn(where, f"span skipped: missing or invalid span id (need 16 hex digits, not all zero{hint})")
                     continue
                 s.span_id = sid
             if sid in trace:
