@@ -22,10 +22,22 @@ __all__ = ["write_atomically", "shown_path"]
 def write_atomically(output: Path, data: bytes, what: str = "") -> None:
     """Write ``data`` to ``output`` through a temporary file in the same directory,
     creating missing parent directories; the file keeps its permissions when it existed.
+    A symbolic link keeps pointing where it did (its target is replaced); a device, pipe
+    or socket (``/dev/null``, ``/dev/stdout``) is written to as it is, never replaced.
     Raises :class:`FlowmapError` (``cannot write [what ]PATH: reason``)."""
     label = f"{what} {shown_path(output)}" if what else shown_path(output)
     tmp: Path | None = None
     try:
+        try:
+            mode = os.stat(output).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            mode = None
+        if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+            with open(output, "wb") as fh:
+                fh.write(data)
+            return
+        if output.is_symlink():
+            output = Path(os.path.realpath(output))
         _make_parent(output, label)
         fd, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
         tmp = Path(name)
