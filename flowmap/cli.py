@@ -293,7 +293,7 @@ ConfigOption = Annotated[
 ]
 FilesArgument = Annotated[
     list[str],  # not Path: Path("") is ".", and an unset "$TRACES" would read the whole directory
-    typer.Argument(metavar="FILE", help="OTLP JSON Lines trace files (.gz too), or directories of them."),
+    typer.Argument(metavar="FILE", help="OTLP JSON Lines trace files (.gz too), directories of them, or - for standard input."),
 ]
 
 

@@ -53,6 +53,7 @@ and validates span by span, so one bad span costs only itself.
 from __future__ import annotations
 
 import binascii
+import contextlib
 import gc
 import gzip
 import io
@@ -60,7 +61,10 @@ import itertools
 import json
 import os
 import re
+import shutil
 import stat
+import sys
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import attrgetter
@@ -77,6 +81,8 @@ from .model import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, Trace
 
 __all__ = ["LoadStats", "iter_traces", "decode_document", "MAX_WARNINGS"]
 
+#: the file name that stands for standard input, and how warnings and origins name it
+STDIN, STDIN_NAME = "-", "<stdin>"
 MAX_WARNINGS = 200  # warnings kept in LoadStats and passed to on_warning; the rest are counted
 _PROGRESS_STEP = 4 << 20  # report progress at most every 4 MiB
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -127,6 +133,8 @@ def iter_traces(
     :data:`MAX_WARNINGS`, then one line with the number left out) and to ``stats``.
     ``on_progress(bytes_done, bytes_total)`` follows the decoding pass over the
     (compressed) input bytes. Raises :class:`InputError` when no span could be read.
+    A path ``-`` is standard input, named ``<stdin>`` in warnings and origins (copied to
+    a private temporary file first, removed at the end: the input is read twice).
     """
     loader = _Loader(paths, on_warning, on_progress, stats if stats is not None else LoadStats())
     was_enabled = gc.isenabled()
@@ -141,6 +149,7 @@ def iter_traces(
                 if was_enabled:
                     gc.disable()
     finally:
+        loader.close()
         if was_enabled:
             gc.enable()
 
@@ -171,10 +180,11 @@ def decode_document(
 
 @dataclass
 class _File:
-    path: str  # as given, used in warnings and origins
+    path: str  # what is opened
     index: int
     size: int
     gzipped: bool
+    name: str = ""  # as given, used in warnings and origins ("<stdin>" for "-")
     document: bool = False  # one (pretty-printed) JSON document rather than JSON Lines
     ok: bool = True
     read_error: bool = False  # a read error was warned about (once, though both passes meet it)
@@ -215,6 +225,9 @@ class _Loader:
         self.counts: dict[str, int] = {}
         #: trace id -> ids of its spans marked as a service-mesh proxy's (Trace.transparent)
         self._proxies: dict[str, list[str]] = {}
+        #: standard input was given ("-"); where it was spooled to, if it could be
+        self._stdin_given = False
+        self._stdin: str | None = None
 
     # -- warnings ---------------------------------------------------------------
 
@@ -294,7 +307,7 @@ class _Loader:
             if stats.spans + stats.skipped == spans and self._warned() == warned and not f.read_error:
                 # valid JSON without a span (another signal's file, a config file in a
                 # directory of traces): said once, so that it is not taken for traces
-                self.warn(f"{f.path}: no spans in this file (not OTLP trace data?)")
+                self.warn(f"{f.name}: no spans in this file (not OTLP trace data?)")
             if self.on_progress is not None:
                 self.on_progress(done, total)
         # Traces the scan did not place (ids it could not see): complete now.
@@ -351,12 +364,22 @@ class _Loader:
             path = os.fspath(raw)
             if isinstance(path, bytes):
                 path = os.fsdecode(path)
+            opened = path
+            if path == STDIN:
+                if self._stdin_given:
+                    self.warn(f"{STDIN_NAME}: given more than once; read once")
+                    continue
+                self._stdin_given = True
+                path = STDIN_NAME
+                opened = self._stdin = self._spool_stdin()
+                if opened is None:
+                    continue
             try:
-                real = os.path.realpath(path)
+                real = os.path.realpath(opened)
                 if real in seen:
                     self.warn(f"{path}: given more than once; read once")
                     continue
-                mode = os.stat(path).st_mode  # before open: opening a FIFO would block
+                mode = os.stat(opened).st_mode  # before open: opening a FIFO would block
                 if stat.S_ISDIR(mode):
                     self.warn(f"{path}: is a directory, not a trace file")
                     continue
@@ -364,7 +387,7 @@ class _Loader:
                     # a pipe cannot be read twice (two passes), a device may never end
                     self.warn(f"{path}: not a regular file (pipe, socket or device); skipped")
                     continue
-                with open(path, "rb") as fh:
+                with open(opened, "rb") as fh:
                     magic = fh.read(2)
                     size = os.fstat(fh.fileno()).st_size
             except FileNotFoundError:
@@ -380,9 +403,28 @@ class _Loader:
             if size == 0:
                 self.warn(f"{path}: empty file")
                 continue
-            files.append(_File(path, len(files), size, magic == _GZIP_MAGIC))
+            files.append(_File(opened, len(files), size, magic == _GZIP_MAGIC, path))
             self.stats.files.append(path)
         return files
+
+    def _spool_stdin(self) -> str | None:
+        """Standard input copied to a private temporary file: the loader reads its input
+        twice (where traces end, then the spans), which a pipe cannot give."""
+        try:
+            with tempfile.NamedTemporaryFile(prefix="flowmap-stdin-", delete=False) as out:
+                self._stdin = out.name  # removed by close() even if the copy fails
+                shutil.copyfileobj(sys.stdin.buffer, out, _READ_BUFFER)
+            return out.name
+        except Exception as exc:  # noqa: BLE001 - no stdin, closed, unreadable, disk full
+            self.warn(f"{STDIN_NAME}: cannot be read ({type(exc).__name__})")
+            return None
+
+    def close(self) -> None:
+        """Remove the copy of standard input, if one was made."""
+        if self._stdin is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._stdin)
+            self._stdin = None
 
     def _lines(self, f: _File) -> Iterator[tuple[int, bytes, int]]:
         """(line number, line, input bytes consumed so far); stops with a warning on read errors.
@@ -410,7 +452,7 @@ class _Loader:
             if not f.read_error:
                 f.read_error = True
                 what = "compressed data is corrupt or truncated" if f.gzipped else "read error"
-                self.warn_at(f"{f.path}:{lineno + 1}", f"{what} ({type(exc).__name__}); rest of file skipped")
+                self.warn_at(f"{f.name}:{lineno + 1}", f"{what} ({type(exc).__name__}); rest of file skipped")
 
     def _read_all(self, f: _File) -> bytes | None:
         try:
@@ -423,7 +465,7 @@ class _Loader:
         except Exception as exc:  # noqa: BLE001 - as in _lines
             if not f.read_error:
                 f.read_error = True
-                self.warn(f"{f.path}: cannot be read in full ({type(exc).__name__})")
+                self.warn(f"{f.name}: cannot be read in full ({type(exc).__name__})")
             return None
         if data.startswith(_UTF16_BOMS):
             return data.decode("utf-16", "replace").encode("utf-8")
@@ -455,7 +497,7 @@ class _Loader:
                 update(fromkeys(hidden, pos))
                 counts.update(dict.fromkeys(hidden, _UNCOUNTED))
         if first and not f.read_error:  # nothing but blank lines (or an empty .gz)
-            self.warn(f"{f.path}: no data (empty after decompression, or only blank lines)")
+            self.warn(f"{f.name}: no data (empty after decompression, or only blank lines)")
         if first:
             f.ok = False
 
@@ -486,7 +528,7 @@ class _Loader:
             if head in (b"{", b"[") or len(head) < 20:
                 # Pretty-printed, and broken: one warning for the file, not one per line.
                 line = _error_line(data, exc)
-                self.warn_at(f"{f.path}:{line}", f"invalid JSON document ({_decode_error(exc)}); file skipped")
+                self.warn_at(f"{f.name}:{line}", f"invalid JSON document ({_decode_error(exc)}); file skipped")
                 self.stats.skipped += 1
                 f.ok = False
                 return True
@@ -527,7 +569,7 @@ class _Loader:
         next_report = _PROGRESS_STEP
         stats = self.stats
         index = f.index
-        path = f.path
+        path = f.name
         for lineno, line, consumed in self._lines(f):
             if line.isspace():
                 continue
@@ -560,7 +602,7 @@ class _Loader:
             line += data.count(b"\n", at, m.start())
             at = m.start()
             lines.setdefault(m.group(1).decode("utf-8", "replace").lower(), line)
-        path = f.path
+        path = f.name
         parts = f.parts if f.parts is not None else [(0, len(data))]
         at, line = 0, 1
         for start, end in parts:

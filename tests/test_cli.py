@@ -240,6 +240,33 @@ def test_text_output_shows_the_broken_edge(dropped):
     assert result.stdout.rstrip().splitlines()[-1].startswith("FAIL: 1 finding at or above high")
 
 
+def test_standard_input_through_a_real_pipe(dropped, tmp_path):
+    # a pipe cannot be read twice: "-" is copied to a private temporary file, removed after
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
+    (tmp_path / "tmp").mkdir()
+    data = dropped.read_bytes() + b"{not json\n"
+    out = subprocess.run([sys.executable, "-m", "flowmap", "check", "--format", "json", "-"],
+                         input=data, capture_output=True, timeout=60, env=env, check=False)
+    assert out.returncode == 1, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["summary"]["files"] == ["<stdin>"] and doc["summary"]["findings"]["context-dropped"] == 1
+    assert b"warning: <stdin>:2: invalid JSON" in out.stderr
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_standard_input_beside_files_and_given_twice(dropped, tmp_path):
+    other = write_otlp(tmp_path / "other.jsonl", dropped_at_tool())
+    result = invoke("check", "--format", "json", "-", other, "-", input=dropped.read_text(encoding="utf-8"))
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)["summary"]
+    assert summary["files"] == ["<stdin>", str(other)] and summary["traces"] == 2
+    assert "warning: <stdin>: given more than once; read once" in result.stderr
+
+
+def test_empty_standard_input_is_exit_2(tmp_path):
+    assert_one_line_error(invoke("check", "-", input=""), "<stdin>: empty file")
+
+
 def test_unwritable_output_is_one_line(dropped, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x", encoding="utf-8")
