@@ -113,15 +113,28 @@ def test_context_dropped_across_services_through_remote_parent(tmp_path):
     assert f.service == "tools" and "another service" in f.message
 
 
-def test_context_dropped_in_a_grpc_service_is_high(tmp_path):
-    # boundaries inferred from the RPC conventions alone, as another language's SDK writes them
+@pytest.mark.parametrize(
+    ("caller", "callee", "boundary"),
+    [
+        # gRPC as another language's SDK writes it: a CLIENT span, the other service's SERVER span
+        pytest.param(("agent.Tools/Run", CLIENT, {"rpc.system": "grpc", "server.address": "tools.svc"}),
+                     ("agent.Tools/Run", SERVER, {"rpc.system.name": "grpc", "rpc.method": "agent.Tools/Run"}),
+                     "http.server", id="grpc"),
+        # MCP as the MCP Python SDK writes it: the server's span under the agent's (its remote
+        # parent, from the request's _meta); tools/list is the server's tool catalog
+        pytest.param(("invoke_agent support", INTERNAL, {"gen_ai.operation.name": "invoke_agent"}),
+                     ("tools/list", SERVER, {"mcp.method.name": "tools/list", "jsonrpc.request.id": "2"}),
+                     "tool.catalog", id="mcp-tools-list"),
+    ],
+)
+def test_context_dropped_at_a_boundary_known_from_conventions_is_high(tmp_path, caller, callee, boundary):
     tb = TraceBuilder()
-    call = request(tb).child("agent.Tools/Run", kind=CLIENT, tenant=TAG_A,
-                             attrs={"rpc.system": "grpc", "rpc.method": "Run", "server.address": "tools.svc"})
-    remote = call.child("agent.Tools/Run", kind=SERVER, service="tools",
-                        attrs={"rpc.system.name": "grpc", "rpc.method": "agent.Tools/Run"})
+    name, kind, attrs = caller
+    call = request(tb).child(name, kind=kind, tenant=TAG_A, attrs=attrs)
+    name, kind, attrs = callee
+    remote = call.child(name, kind=kind, service="tools", attrs=attrs)
     f = only(analyze_built(tmp_path, tb), "context-dropped")
-    assert f.severity is Severity.HIGH and f.span_id == remote.span_id and f.boundary == "http.server"
+    assert f.severity is Severity.HIGH and f.span_id == remote.span_id and f.boundary == boundary
 
 
 def test_context_kept_through_grpc_is_no_finding(tmp_path):
@@ -129,17 +142,6 @@ def test_context_kept_through_grpc_is_no_finding(tmp_path):
     call = request(tb).child("agent.Tools/Run", kind=CLIENT, tenant=TAG_A, attrs={"rpc.system": "grpc"})
     call.child("agent.Tools/Run", kind=SERVER, service="tools", tenant=TAG_A, attrs={"rpc.system": "grpc"})
     assert analyze_built(tmp_path, tb).findings == []
-
-
-def test_context_dropped_in_an_mcp_server_listing_tools_is_high(tmp_path):
-    # MCP spans as the MCP Python SDK writes them: no flowmap.boundary, a SERVER span whose
-    # remote parent is the agent's span; tools/list is the server's tool catalog
-    tb = TraceBuilder()
-    agent = request(tb).child("invoke_agent support", tenant=TAG_A, attrs={"gen_ai.operation.name": "invoke_agent"})
-    listed = agent.child("tools/list", kind=SERVER, service="mcp-tools",
-                         attrs={"mcp.method.name": "tools/list", "jsonrpc.request.id": "2"})
-    f = only(analyze_built(tmp_path, tb), "context-dropped")
-    assert f.severity is Severity.HIGH and f.span_id == listed.span_id and f.boundary == "tool.catalog"
 
 
 def test_context_dropped_through_link_within_trace(tmp_path):
