@@ -23,6 +23,9 @@ Protocol)                              tool.catalog (a server's tool list shown
                                        CHAIN, RERANKER, GUARDRAIL, EVALUATOR,
                                        PROMPT → none (no data leaves the process)
 ``traceloop.span.kind`` (OpenLLMetry)  tool → tool, agent → agent
+``ai.operationId`` (Vercel AI SDK,     ``ai.toolCall`` → tool; the provider calls
+before it wrote ``gen_ai.*``)          (``ai.generateText.doGenerate``,
+                                       ``….doStream``, ``….doEmbed``) → llm
 ``llm.request.type`` (OpenLLMetry)     chat, completion, embedding → llm
 ``messaging.system``                   operation (``messaging.operation.type`` or
                                        the older ``messaging.operation``) create,
@@ -99,6 +102,7 @@ _OPENINFERENCE = {
     "RETRIEVER": "vector",
 }
 _TRACELOOP = {"tool": "tool", "agent": "agent"}
+_VERCEL_PROVIDER_CALLS = (".doGenerate", ".doStream", ".doEmbed")
 _LLM_REQUEST_TYPE = {"chat": "llm", "completion": "llm", "embedding": "llm"}
 _PUBLISH = frozenset({"publish", "create", "send"})
 _CONSUME = frozenset({"receive", "process", "deliver"})
@@ -144,6 +148,7 @@ DECIDING_KEYS = frozenset(
         "mcp.method.name",
         "openinference.span.kind",
         "traceloop.span.kind",
+        "ai.operationId",
         "llm.request.type",
         "messaging.system",
         "db.system.name",
@@ -184,6 +189,12 @@ def infer_boundary(kind: int, attributes: Mapping[str, Any]) -> str | None:
     tl = _text(get("traceloop.span.kind"))
     if tl is not None and tl.lower() in _TRACELOOP:
         return _TRACELOOP[tl.lower()]
+    vercel = _text(get("ai.operationId"))
+    if vercel is not None:
+        if vercel == "ai.toolCall":
+            return "tool"
+        if vercel.endswith(_VERCEL_PROVIDER_CALLS):
+            return "llm"
     rt = _text(get("llm.request.type"))
     if rt is not None and rt.lower() in _LLM_REQUEST_TYPE:
         return _LLM_REQUEST_TYPE[rt.lower()]

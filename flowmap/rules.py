@@ -120,7 +120,8 @@ UNTAGGED = "untagged"  # neither tagged
 #: OpenInference (``input.value``; ``tool.parameters`` is the schema the model fills),
 #: Pydantic AI before its instrumentation version 3 (``tool_arguments``, its default
 #: until then), OpenLLMetry (``traceloop.entity.input``: ``{"args": …, "kwargs": …}``),
-#: Google ADK (``gcp.vertex.agent.tool_call_args``), common ad-hoc names and flowmap's
+#: Google ADK (``gcp.vertex.agent.tool_call_args``), the Vercel AI SDK
+#: (``ai.toolCall.args``), common ad-hoc names and flowmap's
 #: own. Flattened forms ``<name>.<argument>`` count too.
 TOOL_ARGUMENT_ATTRIBUTES: tuple[str, ...] = (
     "gen_ai.tool.call.arguments",
@@ -130,6 +131,7 @@ TOOL_ARGUMENT_ATTRIBUTES: tuple[str, ...] = (
     "tool_arguments",
     "traceloop.entity.input",
     "gcp.vertex.agent.tool_call_args",
+    "ai.toolCall.args",
     "tool_call.function.arguments",
     "flowmap.tool.arguments",
 )
@@ -378,24 +380,36 @@ def _model_chosen_keys(span: Span, names: frozenset[str]) -> tuple[list[str], li
 #: attributes of a model call holding the tool calls the model asked for: OpenInference
 #: and OpenLLMetry flatten each call's arguments (JSON) under its own name; OTel GenAI
 #: writes the output messages as JSON, a tool call being a ``{"type": "tool_call",
-#: "arguments": …}`` part
+#: "arguments": …}`` part; the Vercel AI SDK a JSON list of ``{"toolName", "args"}``
+#: (``input`` from its version 5)
 _OUTPUT_ARGUMENTS_RE = re.compile(
     r"llm\.output_messages\.\d+\.message\.tool_calls\.\d+\.tool_call\.function\.arguments"
     r"|gen_ai\.completion\.\d+\.tool_calls\.\d+\.arguments"
     r"|(gen_ai\.output\.messages)"
+    r"|(ai\.response\.toolCalls)"
 )
 _NOT_OUTPUT_ARGUMENTS: set[str] = set()  # attribute names known not to hold a model's tool calls
 
 
 def _tool_calls_in(messages: Any) -> Iterator[Any]:
     """The arguments of each ``tool_call`` part in GenAI output messages (JSON text or
-    decoded), each as its object or its JSON text."""
+    decoded, or a list of messages each as JSON text), each as its object or its JSON text."""
     obj = json_value(messages)
     for message in obj if isinstance(obj, list) else ():
+        if isinstance(message, str):
+            message = json_value(message)
         parts = message.get("parts") if isinstance(message, dict) else None
         for part in parts if isinstance(parts, list) else ():
             if isinstance(part, dict) and part.get("type") == "tool_call":
                 yield part.get("arguments")
+
+
+def _vercel_tool_calls(value: Any) -> Iterator[Any]:
+    """The arguments of each call in the Vercel AI SDK's ``ai.response.toolCalls``."""
+    obj = json_value(value)
+    for call in obj if isinstance(obj, list) else ():
+        if isinstance(call, dict):
+            yield call.get("args", call.get("input"))
 
 
 def _model_output_keys(span: Span, names: frozenset[str]) -> tuple[list[str], list[Any]]:
@@ -414,12 +428,14 @@ def _model_output_keys(span: Span, names: frozenset[str]) -> tuple[list[str], li
             if len(_NOT_OUTPUT_ARGUMENTS) < 100_000:
                 _NOT_OUTPUT_ARGUMENTS.add(attr)
             continue
-        if m.group(1) is None:
+        if m.group(1) is None and m.group(2) is None:
             calls: Iterable[Any] = (value,)  # one call's arguments
-        elif not isinstance(value, str) or may_name_tenant(value, names):
+        elif isinstance(value, str) and not may_name_tenant(value, names):
+            continue
+        elif m.group(1) is not None:
             calls = _tool_calls_in(value)  # GenAI messages: the arguments of their tool calls
         else:
-            continue
+            calls = _vercel_tool_calls(value)
         for arguments in calls:
             for key, v in tenant_keys_in(arguments, names):
                 if v is None or v == "":

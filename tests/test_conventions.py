@@ -71,6 +71,14 @@ CASES = [
     ("traceloop tool", SPAN_KIND_INTERNAL, {"traceloop.span.kind": "tool", "traceloop.entity.name": "lookup"}, "tool"),
     ("traceloop workflow", SPAN_KIND_INTERNAL, {"traceloop.span.kind": "workflow"}, None),
     ("openllmetry chat (llm.request.type)", SPAN_KIND_CLIENT, {"llm.request.type": "chat", "gen_ai.system": "OpenAI"}, "llm"),
+    # Vercel AI SDK (TypeScript) before it wrote gen_ai.*: ai.operationId
+    ("vercel ai tool call", SPAN_KIND_INTERNAL,
+     {"ai.operationId": "ai.toolCall", "operation.name": "ai.toolCall", "ai.toolCall.name": "weather",
+      "ai.toolCall.args": "{\"city\": \"Paris\"}"}, "tool"),
+    ("vercel ai doGenerate", SPAN_KIND_INTERNAL,
+     {"ai.operationId": "ai.generateText.doGenerate", "ai.model.provider": "openai.chat"}, "llm"),
+    ("vercel ai embedMany doEmbed", SPAN_KIND_INTERNAL, {"ai.operationId": "ai.embedMany.doEmbed"}, "llm"),
+    ("vercel ai outer streamText", SPAN_KIND_INTERNAL, {"ai.operationId": "ai.streamText"}, None),
     # Databases
     ("redis-py", SPAN_KIND_CLIENT, {"db.system": "redis", "db.statement": "GET ?", "net.peer.name": "localhost"}, "cache"),
     ("memcached", SPAN_KIND_CLIENT, {"db.system": "memcached"}, "cache"),

@@ -316,6 +316,8 @@ def test_filtered_catalog_does_not_fire(tmp_path):
          "traceloop.entity.input": json.dumps({"args": [], "kwargs": {"account_id": RAW}})},
         # Google ADK's execute_tool span
         {"gen_ai.operation.name": "execute_tool", "gcp.vertex.agent.tool_call_args": json.dumps({"org_id": RAW})},
+        # the Vercel AI SDK's ai.toolCall span
+        {"ai.operationId": "ai.toolCall", "ai.toolCall.args": json.dumps({"customerId": RAW})},
     ],
 )
 def test_model_chosen_tenant_in_tool_arguments(tmp_path, attrs):
@@ -326,6 +328,16 @@ def test_model_chosen_tenant_in_tool_arguments(tmp_path, attrs):
     assert f.severity is Severity.HIGH and f.span_id == tool.span_id
     dumped = json.dumps([x.to_json() for x in a.findings]) + repr(a.sample_traces)
     assert RAW not in dumped
+
+
+def test_model_chosen_tenant_on_a_tool_span_known_from_conventions_alone(tmp_path):
+    # a TypeScript agent on the Vercel AI SDK: no flowmap attribute but the tenant tag
+    tb = TraceBuilder(service="web")
+    tool = request(tb).child("ai.toolCall", tenant=TAG_A, attrs={
+        "ai.operationId": "ai.toolCall", "ai.toolCall.name": "lookupInvoices",
+        "ai.toolCall.args": json.dumps({"workspaceId": RAW, "month": 3})})
+    f = only(analyze_built(tmp_path, tb), "model-chosen-tenant")
+    assert f.span_id == tool.span_id and f.boundary == "tool" and RAW not in f.message
 
 
 def test_tool_arguments_without_tenant_key_do_not_fire(tmp_path):
@@ -364,6 +376,14 @@ def _tool_call_messages(arguments: dict) -> str:
         {"llm.request.type": "chat", "gen_ai.completion.0.tool_calls.0.arguments": json.dumps({"account_id": RAW})},
         # the tenant given as an object: masked whole
         {"gen_ai.operation.name": "chat", "gen_ai.output.messages": _tool_call_messages({"tenant_id": {"id": RAW}})},
+        # output messages as a list of JSON strings, one per message
+        {"gen_ai.operation.name": "chat",
+         "gen_ai.output.messages": json.dumps([json.dumps(m) for m in json.loads(_tool_call_messages({"org_id": RAW}))])},
+        # the Vercel AI SDK's doGenerate span: args as JSON text (v4), input as an object (v5)
+        {"ai.operationId": "ai.generateText.doGenerate", "ai.response.toolCalls": json.dumps([
+            {"toolCallType": "function", "toolCallId": "c1", "toolName": "lookup", "args": json.dumps({"orgId": RAW})}])},
+        {"ai.operationId": "ai.streamText.doStream", "ai.response.toolCalls": json.dumps([
+            {"toolCallId": "c1", "toolName": "lookup", "input": {"tenantId": RAW}}])},
     ],
 )
 def test_model_chosen_tenant_in_a_model_calls_tool_calls(tmp_path, attrs):
@@ -390,6 +410,8 @@ def test_a_models_tool_calls_without_tenant_arguments_do_not_fire(tmp_path):
         "gen_ai.input.messages": _tool_call_messages({"tenant_id": RAW}),
         "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": json.dumps({"n": 3}),
         "llm.output_messages.0.message.tool_calls.1.tool_call.function.arguments": json.dumps({"tenant_id": ""}),
+        "ai.response.toolCalls": json.dumps([{"toolName": "search", "args": json.dumps({"q": "org_id"})}]),
+        "ai.response.text": json.dumps({"tenant_id": "text, not a tool call"}),
     })
     assert rules_of(analyze_built(tmp_path, tb), "model-chosen-tenant") == []
 
