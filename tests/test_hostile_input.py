@@ -9,8 +9,10 @@ and each bad line gives one warning naming ``file:line`` that never echoes input
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import json
+import lzma
 import os
 import random
 import re
@@ -493,6 +495,22 @@ def test_empty_files_warn(tmp_path, data, needle):
     traces, warnings = load(f, good)
     assert traces == {GOOD: {sid(1), sid(2)}}
     assert len(warnings) == 1 and warnings[0].startswith(f"{f}: ") and needle in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "compress", "what"),
+    [
+        ("t.jsonl.zst", lambda data: b"\x28\xb5\x2f\xfd" + os.urandom(200), "zstd"),  # the Collector's zstd
+        ("t.jsonl.xz", lzma.compress, "xz"),
+        ("t.jsonl.bz2", bz2.compress, "bzip2"),
+    ],
+)
+def test_other_compressions_are_named_in_one_warning(tmp_path, name, compress, what):
+    f = tmp_path / name
+    f.write_bytes(compress(good_line(7) + b"\n"))
+    traces, warnings = load(f, write(tmp_path / "good.jsonl", good_line()))
+    assert traces == {GOOD: {sid(1), sid(2)}}
+    assert warnings == [f"{f}: compressed with {what}, which is not read (gzip is): decompress it first; skipped"]
 
 
 @pytest.mark.parametrize(
