@@ -25,7 +25,7 @@ from typing import Any
 
 from . import attributes
 from .flow import FlowMapBuilder
-from .graph import SpanGraph
+from .graph import Operations, SpanGraph
 from .masking import Masker
 from .model import SPAN_KIND_PRODUCER, Analysis, Finding, FlowMap, Severity, Span, Trace
 from .otlp import detach
@@ -116,7 +116,9 @@ class Analyzer:
         self._on_warning = on_warning
         self.result = Analysis()
         self._warnings_dropped = 0
-        self._flow = FlowMapBuilder(self.settings.max_examples_per_edge)
+        #: operation ids, capped (see graph.Operations): shared by span graphs and flow map
+        self._operations = Operations(self.settings.max_operations_per_service, self.settings.max_operations)
+        self._flow = FlowMapBuilder(self.settings.max_examples_per_edge, self._operations)
         self._paths = PathSample(self.settings.max_paths)
         self._masker = Masker()
         self._findings: list[Finding] = []
@@ -168,7 +170,7 @@ class Analyzer:
                 trace = pass_through(trace, through)
                 if not trace.spans:
                     return
-        graph = SpanGraph(trace, on_warning=self.warn)
+        graph = SpanGraph(trace, on_warning=self.warn, operations=self._operations)
         verdict = evaluate(graph, self.settings)
         spans = trace.spans
 
@@ -305,7 +307,7 @@ class Analyzer:
             f.origin = consumer.origin or None
             self._findings.append(f)
             if f.rule == CONTEXT_DROPPED:
-                self._dropped_by_link[(f.trace_id, f.span_id)] = (f, consumer.operation)
+                self._dropped_by_link[(f.trace_id, f.span_id)] = (f, self._flow.operation(consumer))
         self._flow.add_link(producer, consumer, f.rule if f is not None else None)
 
     def _parent_counts(self) -> dict[str, dict[str, int]]:
@@ -392,6 +394,8 @@ class Analyzer:
             r.warnings = [m.text(w) for w in r.warnings]
             r.services = {m.text(name) for name in r.services}
         r.findings = findings
+        folded = self._operations.folded
+        r.folded_spans = {m.text(k): n for k, n in folded.items()} if m else dict(folded)
         r.flow = _mask_flow(self._flow.flow, m) if m else self._flow.flow
         r.paths = self._paths.worst_first()
         sample = {**self._flagged, **self._others}

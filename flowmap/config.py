@@ -15,6 +15,7 @@ Example::
     tenantless_entries = ["GET /healthz", "auth POST /login"]  # entries that run for no tenant
     fail_on = "medium"
     format = "sarif"
+    max_operations_per_service = 1000  # distinct span names a service keeps in the flow map
 """
 
 from __future__ import annotations

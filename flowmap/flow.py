@@ -1,7 +1,9 @@
 """The flow map: every operation and call across all traces, with what happened to the tenant.
 
 This is the data the HTML risk map draws and the ``flow`` object of the JSON output.
-Its size grows with the number of distinct operations, not with the number of traces.
+Its size grows with the number of distinct operations, not with the number of traces,
+and that number is capped: span names past the caps are counted under one
+``"<service> (other operations)"`` node per service (:class:`flowmap.graph.Operations`).
 
 Structure (:class:`flowmap.model.FlowMap`)::
 
@@ -40,7 +42,7 @@ from __future__ import annotations
 
 from collections import Counter, _count_elements  # type: ignore[attr-defined]
 
-from .graph import SpanGraph
+from .graph import Operations, SpanGraph
 from .model import FlowEdge, FlowMap, FlowNode, Span
 from .rules import (
     BOUND,
@@ -62,8 +64,10 @@ _SETTLED_MAX = 1_000_000
 class FlowMapBuilder:
     """Accumulates a :class:`FlowMap` one trace at a time."""
 
-    def __init__(self, max_examples_per_edge: int = 5) -> None:
+    def __init__(self, max_examples_per_edge: int = 5, operations: Operations | None = None) -> None:
         self._flow = FlowMap()
+        #: the operation ids of the analysis (the same as its span graphs'), caps included
+        self._ops = operations if operations is not None else Operations()
         self.max_examples = max_examples_per_edge
         self._bad_examples: dict[tuple[str, str], set[str]] = {}
         # (source, target, state) of healthy calls whose edge has all its examples: from
@@ -104,12 +108,18 @@ class FlowMapBuilder:
         node = self._flow.nodes[operation]
         return node.service, node.name
 
-    def node(self, span: Span) -> FlowNode:
+    def operation(self, span: Span) -> str:
+        """The node id of a span's operation (an overflow operation past the caps)."""
+        return self._ops(span.service, span.name)
+
+    def node(self, span: Span, key: str | None = None) -> FlowNode:
         nodes = self._flow.nodes
-        key = span.operation
+        if key is None:
+            key = self._ops(span.service, span.name)
         node = nodes.get(key)
         if node is None:
-            node = nodes[key] = FlowNode(key, span.service, span.name, span.boundary)
+            service, name = self._ops.names(key) or (span.service, span.name)
+            node = nodes[key] = FlowNode(key, service, name, span.boundary)
             if span.boundary is None:
                 self._bare.add(key)
         elif node.boundary is None and span.boundary is not None:
@@ -235,14 +245,14 @@ class FlowMapBuilder:
         for sid, span in graph.spans.items():
             operation = ops[sid]
             if operation not in nodes or operation in bare:
-                self.node(span)
+                self.node(span, operation)
 
     def add_link(self, producer: Span, consumer: Span, rule: str | None) -> None:
         """A link between traces, judged once both sides were seen."""
-        self.node(producer)
-        node = self.node(consumer)
-        self.count(producer.operation, consumer.operation, edge_state(producer, consumer),
-                   consumer.trace_id, via_link=True)
+        source, target = self.operation(producer), self.operation(consumer)
+        self.node(producer, source)
+        node = self.node(consumer, target)
+        self.count(source, target, edge_state(producer, consumer), consumer.trace_id, via_link=True)
         if rule is not None:
             node.findings[rule] = node.findings.get(rule, 0) + 1
 

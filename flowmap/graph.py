@@ -33,7 +33,7 @@ from .model import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, Span, Trace
 if TYPE_CHECKING:  # pragma: no cover
     import networkx
 
-__all__ = ["SpanGraph", "is_entry", "operation", "ENTRY_BOUNDARIES"]
+__all__ = ["SpanGraph", "Operations", "is_entry", "operation", "ENTRY_BOUNDARIES", "OTHER_OPERATIONS", "OTHER_SERVICES"]
 
 #: boundaries that are entry points whatever the span kind says
 ENTRY_BOUNDARIES = frozenset({"http.server", "queue.consume"})
@@ -48,25 +48,90 @@ def is_entry(span: Span) -> bool:
     return span.kind in _RECEIVING
 
 
-_OPS: dict[str, dict[str, str]] = {}  # service -> span name -> operation (one shared string)
-_OPS_MAX = 100_000  # a hostile input with endless distinct names falls back to new strings
-_ops_size = 0
+#: the span name, and the service, of the flow-map node that stands for the operations
+#: past a cardinality cap (see Operations)
+OTHER_OPERATIONS = "(other operations)"
+OTHER_SERVICES = "(other services)"
+
+
+class Operations:
+    """The operation ids (``"<service> <span name>"``) of one analysis, one shared string
+    per operation (built once, its hash cached, so every dict keyed by operations hashes
+    nothing), with caps on how many there can be.
+
+    Why the caps: span names are sometimes unbounded (a URL or a SQL statement with its
+    literals in the name, or a hostile input), and the flow map, its JSON and the risk
+    map grow with the number of operations. Like an OpenTelemetry metric's cardinality
+    limit, a service's span names past ``per_service`` distinct ones are counted under
+    one ``"<service> (other operations)"`` operation; once ``total`` operations exist,
+    new names of known services fold the same way and new services under
+    ``"(other services) (other operations)"``. Findings keep each span's own names; only
+    the aggregate (flow map, paths, orphans' likely parents) folds. ``None``: no cap.
+    """
+
+    __slots__ = ("table", "per_service", "total", "size", "folded", "_overflow", "_names")
+
+    def __init__(self, per_service: int | None = None, total: int | None = None) -> None:
+        #: service -> span name -> operation id, for the operations within the caps
+        self.table: dict[str, dict[str, str]] = {}
+        self.per_service = per_service
+        self.total = total
+        self.size = 0  # operations in the table
+        #: service -> how many spans were counted under an overflow operation
+        self.folded: dict[str, int] = {}
+        self._overflow: dict[str, str] = {}  # service -> its overflow operation id
+        self._names: dict[str, tuple[str, str]] = {}  # overflow operation -> (service, name)
+
+    def __call__(self, service: str, name: str) -> str:
+        """The operation id of a span of ``service`` named ``name``."""
+        by_name = self.table.get(service)
+        if by_name is not None:
+            op = by_name.get(name)
+            if op is not None:
+                return op
+        full = self.total is not None and self.size >= self.total
+        if by_name is None:
+            if full:
+                return self._fold(service, OTHER_SERVICES)
+            by_name = self.table[service] = {}
+        if full or (self.per_service is not None and len(by_name) >= self.per_service):
+            return self._fold(service, service)
+        self.size += 1
+        op = by_name[name] = f"{service} {name}"
+        return op
+
+    def _fold(self, service: str, under: str) -> str:
+        folded = self.folded
+        if service in folded or len(folded) < _FOLDED_SERVICES_MAX:
+            folded[service] = folded.get(service, 0) + 1
+        op = self._overflow.get(under)
+        if op is None:
+            op = self._overflow[under] = f"{under} {OTHER_OPERATIONS}"
+            self._names[op] = (under, OTHER_OPERATIONS)
+        return op
+
+    def names(self, op: str) -> tuple[str, str] | None:
+        """(service, span name) of an overflow operation; None for any other."""
+        return self._names.get(op)
+
+
+_FOLDED_SERVICES_MAX = 10_000  # services whose folded spans are counted one by one
+#: the operations of spans analysed outside an Analyzer: no fold, and past the total the
+#: table stops growing (new operations are then built anew each time)
+_DEFAULT = Operations()
+_DEFAULT_MAX = 100_000
 
 
 def operation(service: str, name: str) -> str:
-    """``Span.operation`` as one shared string per distinct operation: built once, its
-    hash cached, so every dict keyed by operations (flow map, parents) hashes nothing."""
-    global _ops_size
-    by_name = _OPS.get(service)
+    """``Span.operation`` as one shared string per distinct operation (no fold)."""
+    by_name = _DEFAULT.table.get(service)
     if by_name is not None:
         op = by_name.get(name)
         if op is not None:
             return op
-    op = f"{service} {name}"
-    if _ops_size < _OPS_MAX:
-        _OPS.setdefault(service, {})[name] = op
-        _ops_size += 1
-    return op
+    if _DEFAULT.size < _DEFAULT_MAX:
+        return _DEFAULT(service, name)
+    return f"{service} {name}"
 
 
 class SpanGraph:
@@ -93,17 +158,30 @@ class SpanGraph:
         "_below",
     )
 
-    def __init__(self, trace: Trace, on_warning: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        trace: Trace,
+        on_warning: Callable[[str], None] | None = None,
+        operations: Operations | None = None,
+    ) -> None:
         self.trace = trace
         spans = trace.spans
         self.spans: dict[str, Span] = spans
-        #: span id -> operation (``Span.operation``, one shared string per operation)
+        #: span id -> operation (``Span.operation``, one shared string per operation, or
+        #: the overflow operation it was counted under: see Operations)
         self.ops: dict[str, str]
         # Comprehensions rather than one loop with branches: this runs for every span.
-        try:
-            self.ops = {sid: _OPS[span.service][span.name] for sid, span in spans.items()}
-        except KeyError:
-            self.ops = {sid: operation(span.service, span.name) for sid, span in spans.items()}
+        if operations is None:
+            try:
+                self.ops = {sid: _DEFAULT.table[span.service][span.name] for sid, span in spans.items()}
+            except KeyError:
+                self.ops = {sid: operation(span.service, span.name) for sid, span in spans.items()}
+        else:
+            try:
+                table = operations.table
+                self.ops = {sid: table[span.service][span.name] for sid, span in spans.items()}
+            except KeyError:
+                self.ops = {sid: operations(span.service, span.name) for sid, span in spans.items()}
         #: span id -> parent span id, only for parents present in the trace (cycles cut)
         parent = self.parent = {
             sid: span.parent_span_id for sid, span in spans.items() if span.parent_span_id in spans

@@ -230,3 +230,6 @@ class Analysis:
     #: spans passed through (service-mesh proxies, configured services): counted in
     #: ``spans``, judged as if absent (flowmap.transparent)
     transparent_spans: int = 0
+    #: service -> spans counted under an overflow operation of the flow map, past the
+    #: caps on distinct operations (``max_operations_per_service``, ``max_operations``)
+    folded_spans: dict[str, int] = field(default_factory=dict)

@@ -15,11 +15,13 @@ import itertools
 import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from . import attributes
 from .formats.common import clean, count_by_rule, count_by_severity
 from .formats.rules import rule_doc
+from .graph import OTHER_OPERATIONS, OTHER_SERVICES
 from .layout import Layout, layered_layout
 from .masking import MASK, Masker, is_tenant_key
 from .model import (
@@ -373,6 +375,23 @@ class _Safe:
         return self.text(value, self.caps.value_chars)
 
 
+def _operations_of(analysis: Analysis) -> Callable[[str, str], str]:
+    """The flow-map operation a span of (service, name) was counted under: its own, or an
+    overflow operation when the analysis folded that service's span names."""
+    nodes, folded = analysis.flow.nodes, analysis.folded_spans
+
+    def op_of(service: str, name: str) -> str:
+        op = f"{service} {name}"
+        if op in nodes or service not in folded:
+            return op
+        for overflow in (f"{service} {OTHER_OPERATIONS}", f"{OTHER_SERVICES} {OTHER_OPERATIONS}"):
+            if overflow in nodes:
+                return overflow
+        return op
+
+    return op_of
+
+
 def _node_order_key(n: Any) -> tuple:
     worst = max((rule_doc(r).severity for r in n.findings), default=-1)
     return (-int(worst), -sum(n.findings.values()), -n.spans, n.id)
@@ -388,6 +407,13 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportDa
             "passed through: not drawn, the calls across them judged from caller to callee."
         )
     flow = analysis.flow
+    op_of = _operations_of(analysis)
+    if analysis.folded_spans:
+        notices.append(
+            f"{_plural(sum(analysis.folded_spans.values()), 'span')} of services with too many distinct span names "
+            f"are drawn as one '{OTHER_OPERATIONS}' operation per service (max_operations_per_service); "
+            "the findings table keeps their own names."
+        )
 
     # -- nodes (capped: worst and busiest first), ids independent of names
     flow_nodes = list(flow.nodes.values())
@@ -403,7 +429,7 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportDa
     node_id = {n.id: f"n{i}" for i, n in enumerate(flow_nodes)}
     finding_sev: dict[str, Severity] = {}
     for f in analysis.findings:
-        op = f"{f.service} {f.span_name}" if f.service is not None else None
+        op = op_of(f.service, f.span_name) if f.service is not None else None
         if op in node_id and (op not in finding_sev or f.severity > finding_sev[op]):
             finding_sev[op] = f.severity
 
@@ -495,13 +521,17 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportDa
     traces: dict[str, TraceView] = {}
     budget = caps.span_budget
     cut_spans = 0
+
+    def node_of(service: str, name: str) -> str | None:
+        return node_id.get(op_of(service, name))
+
     for tid in dict.fromkeys(wanted):
         if len(traces) >= caps.traces or budget <= 0:
             break
         trace = analysis.sample_traces.get(tid)
         if trace is None:
             continue
-        tv = _trace_view(trace, paths.get(tid, []), by_span, shown_spans.get(tid, []), node_id, safe,
+        tv = _trace_view(trace, paths.get(tid, []), by_span, shown_spans.get(tid, []), node_of, safe,
                          min(caps.spans_per_trace, budget))
         cut_spans += tv.spans_total - len(tv.spans)
         budget -= len(tv.spans)
@@ -544,9 +574,9 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportDa
     in_view = {tid: {s.span_id for s in tv.spans} for tid, tv in traces.items()}
     findings: list[FindingView] = []
     for i, f in enumerate(shown):
-        op = f"{f.service} {f.span_name}" if f.service is not None else None
+        op = op_of(f.service, f.span_name) if f.service is not None else None
         nid = node_id.get(op) if op else None
-        eid = _edge_for(f, op, names_by_target, edge_id, flow, analysis.sample_traces)
+        eid = _edge_for(f, op, names_by_target, edge_id, flow, analysis.sample_traces, op_of)
         if nid is not None:
             node_examples[nid].append(f.trace_id)
         findings.append(FindingView(
@@ -594,6 +624,7 @@ def _edge_for(
     edge_id: dict[tuple[str, str], str],
     flow: Any,
     samples: dict[str, Trace],
+    op_of: Callable[[str, str], str],
 ) -> str | None:
     """The flow-map edge a finding sits on: the call into its span, when it can be told."""
     if op is None:
@@ -604,7 +635,7 @@ def _edge_for(
         trace = samples.get(f.trace_id)
         parent = trace.spans.get(f.parent_span_id) if trace else None
         if parent is not None:
-            return edge_id.get((parent.operation, op))
+            return edge_id.get((op_of(parent.service, parent.name), op))
     if f.parent_name is not None:
         cands = [s for s in sources_by_target.get(op, []) if flow.nodes[s].name == f.parent_name]
         if len(cands) == 1:
@@ -688,7 +719,7 @@ def _trace_view(
     paths: list[TracePath],
     by_span: dict[tuple[str, str], list[Finding]],
     listed: list[str],
-    node_id: dict[str, str],
+    node_of: Callable[[str, str], str | None],
     safe: _Safe,
     limit: int,
 ) -> TraceView:
@@ -709,7 +740,7 @@ def _trace_view(
     t1 = max((s.end_ns for s in spans.values()), default=t0)
     views: list[SpanView] = []
     for s, depth in ordered:
-        view = _span_view(s, depth, t0, by_span.get((trace.trace_id, s.span_id), []), on_path, node_id, safe)
+        view = _span_view(s, depth, t0, by_span.get((trace.trace_id, s.span_id), []), on_path, node_of, safe)
         if first_broken is None and view.broken is not None:
             first_broken, break_rule = s.span_id, view.broken
         views.append(view)
@@ -722,7 +753,8 @@ def _trace_view(
 
 
 def _span_view(
-    s: Span, depth: int, t0: int, findings: list[Finding], on_path: set[str], node_id: dict[str, str], safe: _Safe
+    s: Span, depth: int, t0: int, findings: list[Finding], on_path: set[str],
+    node_of: Callable[[str, str], str | None], safe: _Safe,
 ) -> SpanView:
     rules = sorted({f.rule for f in findings})
     tenant = s.tenant if s.tenant is None or is_opaque_tag(s.tenant) else MASK
@@ -739,5 +771,5 @@ def _span_view(
         scoped=s.scoped, start_ms=round((s.start_ns - t0) / 1e6, 3) if s.start_ns else 0.0,
         duration_ms=round(max(0, s.end_ns - s.start_ns) / 1e6, 3), error=s.status_code == 2,
         on_path=s.span_id in on_path, rules=rules, broken=next((r for r in BREAK_RULES if r in rules), None),
-        attributes=attrs, node=node_id.get(s.operation),
+        attributes=attrs, node=node_of(s.service, s.name),
     )

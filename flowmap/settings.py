@@ -45,6 +45,10 @@ class AnalysisSettings:
     max_sample_traces: int = 200
     max_paths: int = 500
     max_findings: int | None = None  # None: keep every finding
+    #: flow-map operations (service + span name): past these, a service's new span names
+    #: are counted under "<service> (other operations)" (see graph.Operations)
+    max_operations_per_service: int = 1000
+    max_operations: int = 20_000
     max_warnings: int = 1000  # warnings kept in Analysis.warnings (callbacks still see all)
     #: services whose spans are passed through like a mesh proxy's (flowmap.transparent)
     transparent_services: frozenset[str] = frozenset()

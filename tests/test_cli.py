@@ -278,6 +278,23 @@ def test_unwritable_output_is_one_line(dropped, tmp_path):
 # --- configuration ------------------------------------------------------------------
 
 
+def test_folded_operations_in_json_and_text_with_the_cap_from_config(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[tool.flowmap]\nmax-operations-per-service = 2\n")
+    builders = []
+    for i in range(5):
+        tb = TraceBuilder(service="api")
+        tb.span(f"GET /users/{i}", kind=SERVER, tenant=TAG_A, boundary="http.server").child(
+            f"SELECT user {i}", tenant=TAG_A, boundary="db")
+        builders.append(tb)
+    path = write_otlp(tmp_path / "ids.jsonl", *builders)
+    doc = json.loads(invoke("check", "--format", "json", path).stdout)
+    assert doc["summary"]["folded_spans"] == 8
+    assert sorted(n["id"] for n in doc["flow_map"]["nodes"]) == [
+        "api (other operations)", "api GET /users/0", "api SELECT user 0"]
+    text = invoke("check", path).stdout
+    assert "(the flow map counts 8 spans of api under '(other operations)'" in text
+
+
 def test_config_fail_on_and_cli_override(dropped, tmp_path):
     (tmp_path / "pyproject.toml").write_text('[tool.flowmap]\nfail_on = "critical"\nformat = "json"\n')
     result = invoke("check", dropped)

@@ -43,3 +43,45 @@ def test_queue_link_edge_across_services_and_traces(tmp_path):
     edge = a.flow.edges[("api publish", "worker consume")]
     assert (edge.inherited, edge.via_link) == (1, 1)
     assert a.flow.nodes["worker consume"].entry is True
+
+
+# -- caps on distinct operations (span names with ids in them, hostile input) ---------------
+
+
+def _named(i: int, tenant_child=TAG_A, service_child: str | None = None):
+    """An entry whose span name carries a request id (as a URL in a span name does)."""
+    tb = TraceBuilder()
+    entry = tb.span(f"GET /users/{i}", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    entry.child(f"SELECT user {i}", tenant=tenant_child, boundary="db", service=service_child)
+    return tb
+
+
+def test_span_names_past_the_cap_are_counted_under_one_operation(tmp_path):
+    builders = [_named(i, tenant_child=None if i == 7 else TAG_A) for i in range(10)]
+    a = analyze_built(tmp_path, *builders, settings=AnalysisSettings(max_operations_per_service=3))
+    assert sorted(a.flow.nodes) == [
+        "api (other operations)", "api GET /users/0", "api GET /users/1", "api SELECT user 0",
+    ]
+    other = a.flow.nodes["api (other operations)"]
+    assert (other.service, other.name, other.spans, other.untagged) == ("api", "(other operations)", 17, 1)
+    assert other.findings == {"context-dropped": 1}
+    edge = a.flow.edges[("api (other operations)", "api (other operations)")]
+    assert (edge.inherited, edge.dropped) == (7, 1) and builders[7].trace_id in edge.example_traces
+    assert a.folded_spans == {"api": 17} and a.spans == 20
+    (f,) = a.findings  # the finding keeps the span's own names
+    assert (f.span_name, f.parent_name) == ("SELECT user 7", "GET /users/7")
+
+
+def test_services_past_the_total_cap_share_one_operation(tmp_path):
+    builders = [_named(0, service_child=f"svc-{i}") for i in range(6)]
+    a = analyze_built(tmp_path, *builders,
+                      settings=AnalysisSettings(max_operations_per_service=100, max_operations=4))
+    assert "(other services) (other operations)" in a.flow.nodes
+    assert len(a.flow.nodes) <= 4 + 2  # the cap, plus one overflow node per service seen before it
+    assert sum(a.folded_spans.values()) == a.spans - sum(
+        n.spans for n in a.flow.nodes.values() if not n.name.endswith("(other operations)"))
+
+
+def test_without_many_names_nothing_folds(tmp_path):
+    a = analyze_built(tmp_path, *[_request(TAG_A) for _ in range(3)])
+    assert a.folded_spans == {} and sorted(a.flow.nodes) == ["api POST /chat", "api search"]

@@ -354,3 +354,26 @@ def test_long_operation_names_are_cut_and_the_map_still_links_the_right_operatio
     assert next(f for f in data.findings if f.rule == "context-dropped").node == tool.id
     html = render_report(analyze_traces([long_names().traces()]))
     assert LONG[:caps.name_chars] not in html and len(html.encode()) < 120_000
+
+
+def test_folded_operations_are_one_node_and_spans_point_at_it(tmp_path):
+    # span names with ids in them: past the cap, the map draws one node per service
+    from flowmap.settings import AnalysisSettings
+    from otlp_builder import SERVER, TAG_A, TraceBuilder, analyze_built
+
+    builders = []
+    for i in range(6):
+        tb = TraceBuilder()
+        tb.span(f"GET /users/{i}", kind=SERVER, tenant=TAG_A, boundary="http.server").child(
+            f"SELECT user {i}", boundary="db")  # the tenant dropped: a finding on every trace
+        builders.append(tb)
+    analysis = analyze_built(tmp_path, *builders, settings=AnalysisSettings(max_operations_per_service=2))
+    data = build_report_data(analysis)
+    other = [n for n in data.nodes if n.name == "(other operations)"]
+    assert len(other) == 1 and other[0].findings == {"context-dropped": 5}
+    assert any("(other operations)" in notice and "max_operations_per_service" in notice for notice in data.notices)
+    last = data.traces[builders[-1].trace_id]
+    assert {s.node for s in last.spans} == {other[0].id}
+    # the findings table keeps each span's own name, and points at the node it was counted in
+    listed = [f for f in data.findings if f.trace_id == builders[-1].trace_id]
+    assert listed and "SELECT user 5" in listed[0].span_name and listed[0].node == other[0].id

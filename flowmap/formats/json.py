@@ -69,6 +69,9 @@ def to_document(analysis: Analysis) -> dict[str, Any]:
             "omitted_findings": sum(analysis.omitted.values()),
             # spans of service-mesh proxies and transparent_services, judged as if absent
             "transparent_spans": analysis.transparent_spans,
+            # spans the flow map counts under "<service> (other operations)": past the caps
+            # on distinct span names (max_operations_per_service, max_operations)
+            "folded_spans": sum(analysis.folded_spans.values()),
             "files": list(analysis.files),
             "services": sorted(analysis.services),
         },

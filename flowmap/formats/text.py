@@ -8,6 +8,9 @@ line. Everything taken from trace files is escaped for the terminal.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from ..graph import OTHER_OPERATIONS
 from ..model import Analysis, Finding, Severity
 from .common import (
     SpanNames,
@@ -35,6 +38,18 @@ def verdict(analysis: Analysis, fail_on: Severity) -> str:
     return f"PASS: no findings in {plural(analysis.traces, 'trace')}"
 
 
+_SERVICES_SHOWN = 20
+
+
+def _services(services: Iterable[str], *, by_name: bool = True) -> str:
+    """Service names for one line: the first few (sorted by name, or in the given order),
+    then how many more."""
+    names = sorted(services) if by_name else list(services)
+    shown = ", ".join(clean(s, 40) for s in names[:_SERVICES_SHOWN])
+    more = len(names) - _SERVICES_SHOWN
+    return shown + (f" and {more:,} more" if more > 0 else "")
+
+
 def severity_line(analysis: Analysis) -> str:
     counts = count_by_severity(analysis.findings, analysis.omitted)
     return ", ".join(f"{n:,} {sev}" for sev, n in counts.items())
@@ -52,8 +67,15 @@ class TextReporter:
             f"flowmap: {plural(analysis.traces, 'trace')}, {plural(analysis.spans, 'span')}"
             + (f" from {plural(len(analysis.files), 'file')}" if analysis.files else "")
             + (f" ({plural(analysis.transparent_spans, 'span')} of proxies passed through)" if analysis.transparent_spans else "")
-            + (f"; services: {', '.join(clean(s, 40) for s in sorted(analysis.services))}" if analysis.services else "")
+            + (f"; services: {_services(analysis.services)}" if analysis.services else "")
         ]
+        if analysis.folded_spans:
+            folded = sorted(analysis.folded_spans, key=lambda s: -analysis.folded_spans[s])
+            lines.append(
+                f"(the flow map counts {plural(sum(analysis.folded_spans.values()), 'span')} of "
+                f"{_services(folded, by_name=False)} under '{OTHER_OPERATIONS}': too many distinct span names; "
+                "see max_operations_per_service)"
+            )
         lines += self._paths(analysis, names)
         lines += self._findings(analysis)
         lines += ["", f"By severity: {severity_line(analysis)}", verdict(analysis, self.fail_on)]
