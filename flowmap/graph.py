@@ -33,7 +33,9 @@ from .model import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, Span, Trace
 if TYPE_CHECKING:  # pragma: no cover
     import networkx
 
-__all__ = ["SpanGraph", "Operations", "is_entry", "operation", "ENTRY_BOUNDARIES", "OTHER_OPERATIONS", "OTHER_SERVICES"]
+__all__ = [
+    "SpanGraph", "Operations", "is_entry", "operation", "ENTRY_BOUNDARIES", "OTHER_OPERATIONS", "OTHER_SERVICES",
+]
 
 #: boundaries that are entry points whatever the span kind says
 ENTRY_BOUNDARIES = frozenset({"http.server", "queue.consume"})
@@ -52,6 +54,7 @@ def is_entry(span: Span) -> bool:
 #: past a cardinality cap (see Operations)
 OTHER_OPERATIONS = "(other operations)"
 OTHER_SERVICES = "(other services)"
+_FOLDED_SERVICES_MAX = 10_000  # services whose folded spans are counted one by one
 
 
 class Operations:
@@ -115,7 +118,6 @@ class Operations:
         return self._names.get(op)
 
 
-_FOLDED_SERVICES_MAX = 10_000  # services whose folded spans are counted one by one
 #: the operations of spans analysed outside an Analyzer: no fold, and past the total the
 #: table stops growing (new operations are then built anew each time)
 _DEFAULT = Operations()
@@ -171,17 +173,11 @@ class SpanGraph:
         #: the overflow operation it was counted under: see Operations)
         self.ops: dict[str, str]
         # Comprehensions rather than one loop with branches: this runs for every span.
-        if operations is None:
-            try:
-                self.ops = {sid: _DEFAULT.table[span.service][span.name] for sid, span in spans.items()}
-            except KeyError:
-                self.ops = {sid: operation(span.service, span.name) for sid, span in spans.items()}
-        else:
-            try:
-                table = operations.table
-                self.ops = {sid: table[span.service][span.name] for sid, span in spans.items()}
-            except KeyError:
-                self.ops = {sid: operations(span.service, span.name) for sid, span in spans.items()}
+        table, named = (_DEFAULT.table, operation) if operations is None else (operations.table, operations)
+        try:
+            self.ops = {sid: table[span.service][span.name] for sid, span in spans.items()}
+        except KeyError:  # a new operation, or one past the caps
+            self.ops = {sid: named(span.service, span.name) for sid, span in spans.items()}
         #: span id -> parent span id, only for parents present in the trace (cycles cut)
         parent = self.parent = {
             sid: span.parent_span_id for sid, span in spans.items() if span.parent_span_id in spans
