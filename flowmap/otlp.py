@@ -289,16 +289,23 @@ class AttributeShape:
 _TENANT_KEY, _BOUNDARY_KEY, _SCOPED_KEY = TENANT, BOUNDARY, SCOPED
 _INFER_KEYS, _HTTP_INFER_KEYS = DECIDING_KEYS, HTTP_KEYS
 _SHAPES: dict[tuple[str, ...], AttributeShape] = {}
-_SHAPES_MAX = 50_000  # a hostile input with endless distinct key sets gets unshared shapes
+# A hostile input with endless distinct key sets gets unshared shapes past these: shapes,
+# and names held by all of them (a shape keeps its names alive: 50,000 shapes of 200
+# random names each would hold 10 million strings)
+_SHAPES_MAX = 50_000
+_SHAPE_KEYS_MAX = 1_000_000
+_shape_keys = 0
 
 
 def shape_of(keys: tuple[str, ...]) -> AttributeShape:
     """The shared :class:`AttributeShape` of a tuple of attribute names."""
+    global _shape_keys
     shape = _SHAPES.get(keys)
     if shape is None:
         shape = AttributeShape(keys)
-        if len(_SHAPES) < _SHAPES_MAX:
+        if len(_SHAPES) < _SHAPES_MAX and _shape_keys + len(keys) <= _SHAPE_KEYS_MAX:
             _SHAPES[keys] = shape
+            _shape_keys += len(keys)
     return shape
 
 

@@ -538,6 +538,23 @@ def test_a_file_whose_lines_all_failed_gets_only_their_own_warnings(tmp_path):
     assert [w.split(": ")[0] for w in warnings] == [f"{bad}:1", f"{bad}:2"]
 
 
+def test_endless_distinct_attribute_names_stop_being_remembered(tmp_path, monkeypatch):
+    # every span a new set of names: past the cap their shapes are built per span and not
+    # kept (each shape holds its names), and every span is still judged
+    monkeypatch.setattr(otlp, "_SHAPE_KEYS_MAX", otlp._shape_keys + 30)
+    before = len(otlp._SHAPES)
+    spans = [span(GOOD, n, parent=1 if n > 1 else None, attributes=[
+        {"key": f"k{n}.{j}", "value": {"stringValue": "v"}} for j in range(10)] + (
+        [{"key": "tenant_id", "value": {"stringValue": SECRET}}] if n == 9 else []))
+        for n in range(1, 11)]
+    f = write(tmp_path / "names.jsonl", line(*spans))
+    assert load(f)[0] == {GOOD: {sid(n) for n in range(1, 11)}}
+    assert len(otlp._SHAPES) - before <= 3
+    findings = analyze([str(f)]).findings
+    assert [(x.rule, x.span_id) for x in findings if x.rule == "tenant-in-telemetry"] == [
+        ("tenant-in-telemetry", sid(9))]
+
+
 # -- everything at once, in process and through the command line ---------------------------
 
 _MIXED_BAD = [
