@@ -57,6 +57,9 @@ _KINDS = {k: k for k in attributes.BOUNDARY_KINDS}  # one string object per boun
 _JUDGED_MAX = 100_000  # non-opaque tags remembered as judged; past it, judged again each time
 _SERVICE = attrgetter("service")
 _SUMMARIES_MAX = 200_000  # distinct link-target summaries shared; past it, kept per span
+#: links waiting for the trace they point into; past it, new ones are counted, not judged
+#: (links into traces missing from the input would otherwise be kept to the end)
+_WAITING_MAX = 200_000
 
 
 def _detach(trace: Trace) -> None:
@@ -136,6 +139,8 @@ class Analyzer:
         self._judged_tags: set[str | None] = {None}  # tenant tags already judged opaque or not
         self._summaries: dict[tuple, tuple] = {}  # one tuple object per distinct summary
         self._pending_links: dict[str, dict[str, list[tuple[Any, ...]]]] = {}
+        self._waiting = 0  # linking spans in _pending_links
+        self._unjudged_links = 0  # links not judged: too many were waiting (_WAITING_MAX)
         # (trace id, span id) -> context-dropped finding through a cross-trace link, and
         # the linking span's operation: it supersedes unscoped-entry on the same span
         self._dropped_by_link: dict[tuple[str, str], tuple[Finding, str]] = {}
@@ -225,12 +230,16 @@ class Analyzer:
                     op, tenant, key_id, _ = summary
                     if not self._healthy_link(op, tenant, key_id, ops[sid], consumer.tenant, consumer.key_id, trace_id):
                         self._judge_link(self._target_span(linked_trace, linked_span, summary), consumer)
-                else:  # waits, as a summary (the span itself goes with its trace)
+                elif self._waiting < _WAITING_MAX:  # waits, as a summary (the span goes with its trace)
                     record = _waiting_record(spans[sid], ops[sid])
                     pending.setdefault(linked_trace, {}).setdefault(linked_span, []).append(record)
+                    self._waiting += 1
+                else:  # links into traces never read (or far ahead) must not fill memory
+                    self._unjudged_links += 1
         waiting = self._pending_links.pop(trace_id, None) if self._pending_links else None
         judged = len(graph.links)  # links into this trace judged by now
         if waiting is not None:
+            self._waiting -= sum(map(len, waiting.values()))
             for sid, consumers in waiting.items():
                 span = spans.get(sid)
                 if span is not None:
@@ -376,6 +385,11 @@ class Analyzer:
             seen.add(key)
             unique.append(f)
         self._paths.replace_breaks(superseded)
+        if self._unjudged_links:
+            self.warn(
+                f"span links not judged: {self._unjudged_links:,} (more than {_WAITING_MAX:,} were waiting at once "
+                "for traces not read yet: links into traces missing from the input?)"
+            )
         findings = sort_findings(unique)
         cap = self.settings.max_findings
         if cap is not None and len(findings) > cap:  # (worst first) the rest only counted

@@ -85,3 +85,24 @@ def test_services_past_the_total_cap_share_one_operation(tmp_path):
 def test_without_many_names_nothing_folds(tmp_path):
     a = analyze_built(tmp_path, *[_request(TAG_A) for _ in range(3)])
     assert a.folded_spans == {} and sorted(a.flow.nodes) == ["api POST /chat", "api search"]
+
+
+def test_links_waiting_for_traces_never_read_are_capped(tmp_path, monkeypatch):
+    # consumers read before their producers wait for them; links into traces missing from
+    # the input would wait to the end: past the cap they are counted, not kept
+    import flowmap.analysis
+
+    monkeypatch.setattr(flowmap.analysis, "_WAITING_MAX", 2)
+    producer = TraceBuilder()
+    pub = producer.span("POST /ingest", kind=SERVER, tenant=TAG_A).child(
+        "publish", kind=PRODUCER, tenant=TAG_A, boundary="queue.publish")
+    early = TraceBuilder(service="worker")
+    lost = early.span("consume", kind=CONSUMER, boundary="queue.consume", links=[pub])  # dropped the tenant
+    missing = [TraceBuilder(service="worker") for _ in range(2)]
+    for i, tb in enumerate(missing):
+        tb.span("consume", kind=CONSUMER, tenant=TAG_A, boundary="queue.consume",
+                links=[(f"{i + 1:032x}", f"{i + 1:016x}")])
+    a = analyze_built(tmp_path, early, *missing, producer)
+    assert [(f.rule, f.span_id) for f in a.findings] == [("context-dropped", lost.span_id)]
+    assert a.warnings == ["span links not judged: 1 (more than 2 were waiting at once for traces not read "
+                          "yet: links into traces missing from the input?)"]
