@@ -13,6 +13,7 @@ import enum
 import importlib
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -270,6 +271,17 @@ def _clean_path(path: Path) -> str:
     return shown_path(path)
 
 
+def _write_chunks(chunks: Iterable[bytes], output: Path | None) -> None:
+    if output is None:
+        sys.stdout.flush()
+        sys.stdout.buffer.writelines(chunks)
+        sys.stdout.buffer.flush()
+        return
+    from .files import write_atomically
+
+    write_atomically(output, chunks)
+
+
 def _write_output(text: str, output: Path | None) -> None:
     if output is None:
         stream = sys.stdout
@@ -336,7 +348,12 @@ def check(
 
     analysis = _analyze(files, cfg, output)
     unicode = output is not None or _can_encode(sys.stdout)
-    _write_output(reporter_for(fmt, fail_on=threshold, unicode=unicode).render(analysis), output)
+    reporter = reporter_for(fmt, fail_on=threshold, unicode=unicode)
+    chunks = getattr(reporter, "chunks", None)  # JSON comes in pieces: never whole in memory
+    if chunks is not None:
+        _write_chunks(chunks(analysis), output)
+    else:
+        _write_output(reporter.render(analysis), output)
 
     if output is not None:
         _err(f"{PROG}: wrote {fmt} output to {output}")

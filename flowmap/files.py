@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import FlowmapError
 from .formats.common import clean
@@ -19,12 +21,13 @@ from .formats.common import clean
 __all__ = ["write_atomically", "shown_path"]
 
 
-def write_atomically(output: Path, data: bytes, what: str = "") -> None:
+def write_atomically(output: Path, data: bytes | Iterable[bytes], what: str = "") -> None:
     """Write ``data`` to ``output`` through a temporary file in the same directory,
     creating missing parent directories; the file keeps its permissions when it existed.
     A symbolic link keeps pointing where it did (its target is replaced); a device, pipe
     or socket (``/dev/null``, ``/dev/stdout``) is written to as it is, never replaced.
-    Raises :class:`FlowmapError` (``cannot write [what ]PATH: reason``)."""
+    ``data`` may come in pieces (written as they come: a large output is never whole in
+    memory). Raises :class:`FlowmapError` (``cannot write [what ]PATH: reason``)."""
     label = f"{what} {shown_path(output)}" if what else shown_path(output)
     tmp: Path | None = None
     try:
@@ -34,7 +37,7 @@ def write_atomically(output: Path, data: bytes, what: str = "") -> None:
             mode = None
         if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
             with open(output, "wb") as fh:
-                fh.write(data)
+                _write(fh, data)
             return
         if output.is_symlink():
             output = Path(os.path.realpath(output))
@@ -42,7 +45,7 @@ def write_atomically(output: Path, data: bytes, what: str = "") -> None:
         fd, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
         tmp = Path(name)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            _write(fh, data)
         if output.exists():
             os.chmod(tmp, stat.S_IMODE(output.stat().st_mode))
         else:
@@ -57,6 +60,14 @@ def write_atomically(output: Path, data: bytes, what: str = "") -> None:
                 tmp.unlink()
             except OSError:
                 pass
+
+
+def _write(fh: BinaryIO, data: bytes | Iterable[bytes]) -> None:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        fh.write(data)
+    else:
+        for chunk in data:
+            fh.write(chunk)
 
 
 def _make_parent(output: Path, label: str) -> None:

@@ -351,6 +351,37 @@ def test_dump_json_survives_strings_utf8_cannot_hold():
     assert msgspec.json.decode(text.encode("utf-8")) == stdlib_json.loads(text)
 
 
+@pytest.mark.parametrize("keep", [0, 1, 2])
+def test_json_in_pieces_is_the_whole_document(analysis, keep):
+    # the CLI writes --format json piece by piece (findings encoded one by one): the same
+    # bytes as the document encoded whole, findings or none, a surrogate in one of them
+    import dataclasses
+
+    from flowmap.formats.common import dump_json
+    from flowmap.formats.json import JsonReporter
+
+    findings = analysis.findings[:keep]
+    if keep == 2:
+        findings[1] = dataclasses.replace(findings[1], span_name="bad \ud800 name")
+    analysis.findings = findings
+    whole = dump_json(to_document(analysis), sort_keys=True).encode("utf-8")
+    pieces = list(JsonReporter().chunks(analysis))
+    assert b"".join(pieces) == whole and len(pieces) == keep + 2
+    assert JsonReporter().render(analysis) == whole.decode("utf-8")
+
+
+def test_json_chunks_stream_a_list_nested_deeper():
+    import json as stdlib_json
+
+    from flowmap.formats.common import STREAMED, json_chunks
+
+    doc = {"runs": [{"tool": "x", "results": STREAMED, "z": {"a": []}}], "$schema": "s"}
+    items = [{"b": [1, {"c": None}], "a": "é"}, {"a": "\n"}]
+    expected = {"runs": [{"tool": "x", "results": items, "z": {"a": []}}], "$schema": "s"}
+    text = b"".join(json_chunks(doc, iter(items), 4)).decode("utf-8")
+    assert text == stdlib_json.dumps(expected, indent=2, ensure_ascii=False) + "\n"
+
+
 def test_sarif_path_through_a_symlinked_directory_stays_relative(analysis, tmp_path):
     real = tmp_path / "work"
     (real / "traces").mkdir(parents=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import msgspec
@@ -16,6 +17,8 @@ from .rules import RULE_IDS
 
 __all__ = [
     "dump_json",
+    "json_chunks",
+    "STREAMED",
     "plural",
     "count_by_rule",
     "count_by_severity",
@@ -41,6 +44,41 @@ def dump_json(doc: Any, *, sort_keys: bool = False) -> str:
     as the loader reads such text, since an escaped lone surrogate is not valid for
     strict JSON parsers.
     """
+    return (_pretty(doc, sort_keys) + b"\n").decode("utf-8")
+
+
+def json_chunks(doc: Any, items: Iterable[Any], depth: int, *, sort_keys: bool = False) -> Iterator[bytes]:
+    """The bytes of ``dump_json(doc)``, in pieces, where the one value of ``doc`` that is
+    :data:`STREAMED` stands for the list ``items``, whose items are ``depth`` levels deep
+    (2 for a list under a top-level key): each item is encoded on its own, so a list of a
+    million findings is never held as text or as dicts all at once."""
+    sentinel = f"flowmap-streamed-{uuid.uuid4().hex}"  # unguessable: never in the data
+    text = _pretty(_replace_streamed(doc, sentinel), sort_keys)
+    before, after = text.split(b'"' + sentinel.encode() + b'"')
+    yield before
+    pad = b"  " * depth
+    first = True
+    for item in items:
+        yield (b"[\n" if first else b",\n") + pad + _pretty(item, sort_keys).replace(b"\n", b"\n" + pad)
+        first = False
+    yield (b"[]" if first else b"\n" + pad[:-2] + b"]") + after + b"\n"
+
+
+#: the placeholder of the streamed list in a document given to json_chunks
+STREAMED: Any = object()
+
+
+def _replace_streamed(doc: Any, sentinel: str) -> Any:
+    if doc is STREAMED:
+        return sentinel
+    if isinstance(doc, dict):
+        return {k: _replace_streamed(v, sentinel) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_replace_streamed(v, sentinel) for v in doc]
+    return doc
+
+
+def _pretty(doc: Any, sort_keys: bool) -> bytes:
     order = "sorted" if sort_keys else None
     try:
         raw = msgspec.json.encode(doc, order=order)
@@ -49,10 +87,10 @@ def dump_json(doc: Any, *, sort_keys: bool = False) -> str:
         try:
             raw = msgspec.json.encode(doc, order=order)
         except (msgspec.EncodeError, TypeError, OverflowError):
-            return json.dumps(doc, sort_keys=sort_keys, indent=2, ensure_ascii=False) + "\n"
+            return json.dumps(doc, sort_keys=sort_keys, indent=2, ensure_ascii=False).encode("utf-8")
     except (msgspec.EncodeError, TypeError, OverflowError):
-        return json.dumps(_without_surrogates(doc), sort_keys=sort_keys, indent=2, ensure_ascii=False) + "\n"
-    return msgspec.json.format(raw, indent=2).decode("utf-8") + "\n"
+        return json.dumps(_without_surrogates(doc), sort_keys=sort_keys, indent=2, ensure_ascii=False).encode("utf-8")
+    return msgspec.json.format(raw, indent=2)
 
 
 def _without_surrogates(doc: Any) -> Any:

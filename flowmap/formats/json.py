@@ -9,10 +9,11 @@ same input gives byte-identical output.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 from ..model import Analysis, Finding, FlowMap, Severity, TracePath
-from .common import count_by_rule, count_by_severity, dump_json, split_origin
+from .common import STREAMED, count_by_rule, count_by_severity, json_chunks, split_origin
 
 __all__ = ["JsonReporter", "to_document", "FORMAT_VERSION"]
 
@@ -56,8 +57,9 @@ def path_json(p: TracePath) -> dict[str, Any]:
     }
 
 
-def to_document(analysis: Analysis) -> dict[str, Any]:
-    """The JSON document as plain Python data (what ``--format json`` prints)."""
+def to_document(analysis: Analysis, *, findings: Any = None) -> dict[str, Any]:
+    """The JSON document as plain Python data (what ``--format json`` prints);
+    ``findings`` stands in for the list of findings if given."""
     return {
         "version": FORMAT_VERSION,
         "summary": {
@@ -75,7 +77,7 @@ def to_document(analysis: Analysis) -> dict[str, Any]:
             "files": list(analysis.files),
             "services": sorted(analysis.services),
         },
-        "findings": [finding_json(f) for f in analysis.findings],
+        "findings": [finding_json(f) for f in analysis.findings] if findings is None else findings,
         "flow_map": flow_map_json(analysis.flow),
         "paths": [path_json(p) for p in analysis.paths],
         "warnings": list(analysis.warnings),
@@ -87,4 +89,10 @@ class JsonReporter:
         self.fail_on = fail_on
 
     def render(self, analysis: Analysis) -> str:
-        return dump_json(to_document(analysis), sort_keys=True)
+        return b"".join(self.chunks(analysis)).decode("utf-8")
+
+    def chunks(self, analysis: Analysis) -> Iterator[bytes]:
+        """The document's bytes in pieces, each finding encoded on its own (see
+        common.json_chunks): what the CLI writes, so that memory does not grow with them."""
+        doc = to_document(analysis, findings=STREAMED)
+        return json_chunks(doc, map(finding_json, analysis.findings), 2, sort_keys=True)
