@@ -194,7 +194,7 @@ class _File:
     index: int
     size: int
     gzipped: bool
-    name: str = ""  # as given, used in warnings and origins ("<stdin>" for "-")
+    name: str  # as given, used in warnings and origins ("<stdin>" for "-")
     document: bool = False  # one (pretty-printed) JSON document rather than JSON Lines
     ok: bool = True
     read_error: bool = False  # a read error was warned about (once, though both passes meet it)
