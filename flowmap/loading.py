@@ -288,23 +288,8 @@ class _Loader:
         raw_counts: Counter[bytes] = Counter()
         for f in files:
             self._scan(f, raw_last, raw_counts)
-        last: dict[str, tuple[int, int]] = {}
-        counts = self.counts
-        for raw, pos in raw_last.items():
-            tid = raw.decode("ascii").lower()  # the regex only matches hex digits
-            n = raw_counts.get(raw, _UNCOUNTED)  # negative: not known (stays so when summed)
-            if tid not in last:
-                last[tid] = pos
-                counts[tid] = n
-            else:
-                if last[tid] < pos:
-                    last[tid] = pos
-                counts[tid] += n
+        self._index(raw_last, raw_counts)
         del raw_last, raw_counts
-        closing = self.closing
-        for tid, pos in last.items():
-            closing.setdefault(pos, []).append(tid)
-        del last
         total = sum(f.size for f in files if f.ok)
         done = 0
         stats = self.stats
@@ -330,6 +315,37 @@ class _Loader:
             first = f" ({self.stats.warnings[0]})" if self.stats.warnings else ""
             n = len(self.paths)
             raise InputError(f"no spans could be read from {n} input file(s){first}")
+
+    def _index(self, raw_last: dict[bytes, tuple[int, int]], raw_counts: Counter[bytes]) -> None:
+        """From what the scan found (raw id -> last position, -> count): ``counts`` by
+        trace id, and the ids that end at each position (``closing``).
+
+        The index grows with the number of distinct trace ids, so it is built without a
+        second dict of positions when no id is written in upper case (every SDK writes
+        lower case): each raw id is then one trace id. Otherwise the spellings of one id
+        are merged: its last position, and the sum of its counts."""
+        counts = self.counts
+        closing = self.closing
+        keys = b"".join(raw_last)
+        if keys == keys.lower():
+            for raw, pos in raw_last.items():
+                tid = raw.decode("ascii")  # the regex only matches hex digits
+                counts[tid] = raw_counts.get(raw, _UNCOUNTED)  # negative: not known
+                closing.setdefault(pos, []).append(tid)
+            return
+        last: dict[str, tuple[int, int]] = {}
+        for raw, pos in raw_last.items():
+            tid = raw.decode("ascii").lower()
+            n = raw_counts.get(raw, _UNCOUNTED)  # negative: not known (stays so when summed)
+            if tid not in last:
+                last[tid] = pos
+                counts[tid] = n
+            else:
+                if last[tid] < pos:
+                    last[tid] = pos
+                counts[tid] += n
+        for tid, pos in last.items():
+            closing.setdefault(pos, []).append(tid)
 
     def _close(self, tid: str) -> Trace | None:
         """The pending trace ``tid``, complete (None when it has no spans)."""
