@@ -624,14 +624,20 @@ class _Loader:
         data = self._read_all(f)
         if data is None:
             return
-        # The line of each span id (any string, so that an invalid id is located too):
-        # warnings about a span name its own line.
+        # The line of each span id (any string, so that an invalid id is located too, or
+        # any other JSON scalar, keyed as _scalar_key writes it): warnings about a span
+        # name its own line.
         lines: dict[str, int] = {}
         at, line = 0, 1
         for m in _DOC_SPAN_ID_RE.finditer(data):
             line += data.count(b"\n", at, m.start())
             at = m.start()
-            lines.setdefault(m.group(1).decode("utf-8", "replace").lower(), line)
+            text, scalar = m.group(1), m.group(2)
+            if text is not None:
+                key = text.decode("utf-8", "replace").lower()
+            else:
+                key = _scalar_key(scalar.decode("ascii"))
+            lines.setdefault(key, line)
         path = f.name
         parts = f.parts if f.parts is not None else [(0, len(data))]
         at, line = 0, 1
@@ -870,6 +876,8 @@ class _Loader:
                             sid = sp.get("spanId") if isinstance(sp, dict) else None
                             if isinstance(sid, str):
                                 at = origin_of(sid.lower())
+                            elif isinstance(sid, (int, float, bool)) or (sid is None and "spanId" in sp):
+                                at = origin_of(_scalar_key(json.dumps(sid)))  # json.dumps: as written
                         span = self._convert(sp, otlp.Span, at, f"{swhere}.spans[{k}]")
                         if span is not None:
                             good.append(span)
@@ -1326,7 +1334,13 @@ def _item_text(path: str, name: str, item: Any) -> str:
 
 
 _BYTE_RE = re.compile(r"\(byte (\d+)\)")
-_DOC_SPAN_ID_RE = re.compile(rb'"spanId"\s*:\s*"([^"\\]{0,64})"')
+_DOC_SPAN_ID_RE = re.compile(rb'"spanId"\s*:\s*(?:"([^"\\]{0,64})"|(-?[0-9][0-9.eE+-]{0,40}|true|false|null))')
+
+
+def _scalar_key(text: str) -> str:
+    """How a span id that is not a string is keyed among the span ids of a document:
+    apart from every string id; ``null`` as ``""``, the default it is read as."""
+    return "" if text == "null" else "\x00" + text
 # Bytes of non-ASCII characters, for finding where documents end: ASCII letters instead
 # (same length, always valid UTF-8), which only ever appear inside strings in valid JSON.
 _ASCII_PROBE = bytes(range(128)) + b"x" * 128

@@ -371,6 +371,16 @@ def test_document_span_with_an_invalid_id_is_warned_at_its_own_line(tmp_path):
                         "(need 16 hex digits, not all zero)")]
 
 
+@pytest.mark.parametrize(("span_id", "needle"), [
+    (12345, b'"spanId": 12345'), (None, b'"spanId": null'), (-1.5, b'"spanId": -1.5')])
+def test_document_span_whose_id_is_not_a_string_is_warned_at_its_own_line(tmp_path, span_id, needle):
+    data = pretty(root(), child(), root(OTHER_TRACE, span_id))
+    f = tmp_path / "doc.json"
+    f.write_bytes(data)
+    _, warnings = load(f)
+    assert len(warnings) == 1 and warnings[0].startswith(f"{f}:{_line_of(data, needle)}: ")
+
+
 def test_document_attribute_dropped_at_its_span_line_in_the_second_document(tmp_path):
     first = pretty(root())
     second = pretty(child(extra_attrs=[kv("n", {"intValue": str(2**64)})]))
