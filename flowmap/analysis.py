@@ -130,7 +130,8 @@ class Analyzer:
         # cross-trace links: trace id -> span id -> summary of a span other traces may
         # link to; and trace id -> span id -> linking spans that wait for that target
         #: trace id -> (its link targets' span ids joined by "\n", then their summaries
-        #: (operation, tenant, key id, boundary) in the same order): two objects a trace,
+        #: (operation, tenant, key id, boundary, and (service, span name) when the
+        #: operation was folded, else None) in the same order): two objects a trace,
         #: the summaries shared (see _LINK_TARGET_BOUNDARIES). Not a dict per trace: every
         #: object kept while the input streams pins the allocator's memory among the
         #: short-lived span objects, which slowed the whole run by ~15%.
@@ -227,9 +228,10 @@ class Analyzer:
                 summary = self._target_summary(linked_trace, linked_span)
                 if summary is not None:
                     consumer = spans[sid]
-                    op, tenant, key_id, _ = summary
+                    op, tenant, key_id = summary[:3]
                     if not self._healthy_link(op, tenant, key_id, ops[sid], consumer.tenant, consumer.key_id, trace_id):
-                        self._judge_link(self._target_span(linked_trace, linked_span, summary), consumer)
+                        producer = self._target_span(linked_trace, linked_span, summary)
+                        self._judge_link(producer, consumer, op, ops[sid])
                 elif self._waiting < _WAITING_MAX:  # waits, as a summary (the span goes with its trace)
                     record = _waiting_record(spans[sid], ops[sid])
                     pending.setdefault(linked_trace, {}).setdefault(linked_span, []).append(record)
@@ -249,7 +251,7 @@ class Analyzer:
                         if not self._healthy_link(op, tenant, key_id, c[0], c[1], c[2], c[3]):
                             if producer is None:
                                 producer = _summary(span)
-                            self._judge_link(producer, _summary_span(c))
+                            self._judge_link(producer, _summary_span(c), op, c[0])
                     judged += len(consumers)
         if not trace.maybe_linked or 0 <= trace.links_in <= judged:
             # the loader's scan saw no link into this trace that is still to come:
@@ -262,21 +264,16 @@ class Analyzer:
         ]
         if mine:
             ops, cget, kinds = graph.ops, self._canon.get, _KINDS.get
+            folded = self._operations.overflow  # a folded target keeps its own names
+            summaries = [
+                (ops[sid], cget(s.tenant, s.tenant), s.key_id, kinds(s.boundary, s.boundary),
+                 (s.service, s.name) if ops[sid] in folded else None)
+                for sid, s in mine
+            ]
             shared = self._summaries
             if len(shared) < _SUMMARIES_MAX:
                 setdefault = shared.setdefault
-                summaries = [
-                    setdefault(t, t)
-                    for t in [
-                        (ops[sid], cget(s.tenant, s.tenant), s.key_id, kinds(s.boundary, s.boundary))
-                        for sid, s in mine
-                    ]
-                ]
-            else:
-                summaries = [
-                    (ops[sid], cget(s.tenant, s.tenant), s.key_id, kinds(s.boundary, s.boundary))
-                    for sid, s in mine
-                ]
+                summaries = [setdefault(t, t) for t in summaries]
             sids = "\n".join([sid for sid, _ in mine])
             have = self._link_targets.get(trace_id)
             if have is not None:  # a trace analysed in parts: the newer part first wins
@@ -285,7 +282,7 @@ class Analyzer:
 
     def _target_summary(self, trace_id: str, span_id: str) -> tuple[Any, ...] | None:
         """The remembered link target ``(trace_id, span_id)``, if any: (operation, tenant
-        tag, key id, boundary)."""
+        tag, key id, boundary, own names if folded)."""
         seen = self._link_targets.get(trace_id)
         if seen is None or span_id not in seen[0]:
             return None
@@ -297,8 +294,8 @@ class Analyzer:
 
     def _target_span(self, trace_id: str, span_id: str, summary: tuple[Any, ...]) -> Span:
         """A remembered link target as a span (for findings and the flow map)."""
-        op, tenant, key_id, boundary = summary
-        service, name = self._flow.names(op)
+        op, tenant, key_id, boundary, names = summary
+        service, name = names or self._flow.names(op)
         return _summary_span((op, tenant, key_id, trace_id, span_id, None, name, 0, service, "", boundary, None))
 
     def _healthy_link(
@@ -310,14 +307,16 @@ class Analyzer:
         state = tenant_state(pt, pk, ct, ck)
         return state != SWITCHED and state != DROPPED and self._flow.count_link(source, target, state, trace_id)
 
-    def _judge_link(self, producer: Span, consumer: Span) -> None:
+    def _judge_link(self, producer: Span, consumer: Span, source: str, target: str) -> None:
+        """Judge a link between traces; ``source``, ``target``: the two ends' operations
+        (as their span graphs counted them: not looked up again, see graph.Operations)."""
         f = judge_link(producer, consumer)
         if f is not None:
             f.origin = consumer.origin or None
             self._findings.append(f)
             if f.rule == CONTEXT_DROPPED:
-                self._dropped_by_link[(f.trace_id, f.span_id)] = (f, self._flow.operation(consumer))
-        self._flow.add_link(producer, consumer, f.rule if f is not None else None)
+                self._dropped_by_link[(f.trace_id, f.span_id)] = (f, target)
+        self._flow.add_link(producer, consumer, source, target, f.rule if f is not None else None)
 
     def _parent_counts(self) -> dict[str, dict[str, int]]:
         """operation -> {parent operation: how many of its spans ran under it}, over every
@@ -357,14 +356,18 @@ class Analyzer:
         self._finished = True
         r = self.result
         parents = self._parent_counts() if self._orphans else {}
+        overflow = self._operations.names
         for f, operation in self._orphans:
-            counter = parents.get(operation)
+            # a folded operation (see graph.Operations) stands for many span names: what
+            # its spans ran under says nothing about this one (its message keeps its name)
+            counter = parents.get(operation) if overflow(operation) is None else None
             if counter:
                 # most frequent parent operation; ties broken by name for a stable answer
                 likely = min(counter.items(), key=lambda kv: (-kv[1], kv[0]))[0]
-                f.likely_parent = likely
-                f.message = orphan_message(operation, likely)
-                self._flow.add_orphan(likely, operation, f.trace_id)
+                if overflow(likely) is None:
+                    f.likely_parent = likely
+                    f.message = orphan_message(operation, likely)
+                    self._flow.add_orphan(likely, operation, f.trace_id)
 
         # one finding per rule and span (a link resolved late may repeat a parent-edge one)
         seen: set[tuple[str, str, str]] = set()
@@ -408,8 +411,10 @@ class Analyzer:
             r.warnings = [m.text(w) for w in r.warnings]
             r.services = {m.text(name) for name in r.services}
         r.findings = findings
-        folded = self._operations.folded
-        r.folded_spans = {m.text(k): n for k, n in folded.items()} if m else dict(folded)
+        folded = r.folded_spans = {}
+        for service, n in self._operations.folded.items():
+            key = m.text(service) if m else service  # two services masked alike add up
+            folded[key] = folded.get(key, 0) + n
         r.flow = _mask_flow(self._flow.flow, m) if m else self._flow.flow
         r.paths = self._paths.worst_first()
         sample = {**self._flagged, **self._others}

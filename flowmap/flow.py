@@ -108,14 +108,9 @@ class FlowMapBuilder:
         node = self._flow.nodes[operation]
         return node.service, node.name
 
-    def operation(self, span: Span) -> str:
-        """The node id of a span's operation (an overflow operation past the caps)."""
-        return self._ops(span.service, span.name)
-
-    def node(self, span: Span, key: str | None = None) -> FlowNode:
+    def node(self, span: Span, key: str) -> FlowNode:
+        """The node of operation ``key`` (made from ``span`` if new)."""
         nodes = self._flow.nodes
-        if key is None:
-            key = self._ops(span.service, span.name)
         node = nodes.get(key)
         if node is None:
             service, name = self._ops.names(key) or (span.service, span.name)
@@ -247,9 +242,9 @@ class FlowMapBuilder:
             if operation not in nodes or operation in bare:
                 self.node(span, operation)
 
-    def add_link(self, producer: Span, consumer: Span, rule: str | None) -> None:
-        """A link between traces, judged once both sides were seen."""
-        source, target = self.operation(producer), self.operation(consumer)
+    def add_link(self, producer: Span, consumer: Span, source: str, target: str, rule: str | None) -> None:
+        """A link between traces, judged once both sides were seen (``source``, ``target``:
+        their operations)."""
         self.node(producer, source)
         node = self.node(consumer, target)
         self.count(source, target, edge_state(producer, consumer), consumer.trace_id, via_link=True)

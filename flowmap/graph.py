@@ -25,7 +25,7 @@ Shapes handled:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from .model import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, Span, Trace
@@ -80,7 +80,8 @@ class Operations:
         self.per_service = per_service
         self.total = total
         self.size = 0  # operations in the table
-        #: service -> how many spans were counted under an overflow operation
+        #: service -> how many spans were counted under an overflow operation (past
+        #: _FOLDED_SERVICES_MAX services, the rest together under OTHER_SERVICES)
         self.folded: dict[str, int] = {}
         self._overflow: dict[str, str] = {}  # service -> its overflow operation id
         self._names: dict[str, tuple[str, str]] = {}  # overflow operation -> (service, name)
@@ -105,8 +106,9 @@ class Operations:
 
     def _fold(self, service: str, under: str) -> str:
         folded = self.folded
-        if service in folded or len(folded) < _FOLDED_SERVICES_MAX:
-            folded[service] = folded.get(service, 0) + 1
+        if service not in folded and len(folded) >= _FOLDED_SERVICES_MAX:
+            service = OTHER_SERVICES  # counted together past that many services
+        folded[service] = folded.get(service, 0) + 1
         op = self._overflow.get(under)
         if op is None:
             op = self._overflow[under] = f"{under} {OTHER_OPERATIONS}"
@@ -116,6 +118,11 @@ class Operations:
     def names(self, op: str) -> tuple[str, str] | None:
         """(service, span name) of an overflow operation; None for any other."""
         return self._names.get(op)
+
+    @property
+    def overflow(self) -> Mapping[str, tuple[str, str]]:
+        """The overflow operations made so far (see :meth:`names`)."""
+        return self._names
 
 
 #: the operations of spans analysed outside an Analyzer: no fold, and past the total the

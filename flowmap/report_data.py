@@ -382,8 +382,8 @@ def _operations_of(analysis: Analysis) -> Callable[[str, str], str]:
 
     def op_of(service: str, name: str) -> str:
         op = f"{service} {name}"
-        if op in nodes or service not in folded:
-            return op
+        if op in nodes or not folded:  # (a service past the count of folded services
+            return op                     # is not among them: any may have been folded)
         for overflow in (f"{service} {OTHER_OPERATIONS}", f"{OTHER_SERVICES} {OTHER_OPERATIONS}"):
             if overflow in nodes:
                 return overflow
@@ -411,7 +411,8 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportDa
     if analysis.folded_spans:
         notices.append(
             f"{_plural(sum(analysis.folded_spans.values()), 'span')} of services with too many distinct span names "
-            f"are drawn as one '{OTHER_OPERATIONS}' operation per service (max_operations_per_service); "
+            f"are drawn as one '{OTHER_OPERATIONS}' operation per service "
+            "(max_operations_per_service, max_operations); "
             "the findings table keeps their own names."
         )
 

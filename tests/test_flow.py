@@ -106,3 +106,72 @@ def test_links_waiting_for_traces_never_read_are_capped(tmp_path, monkeypatch):
     assert [(f.rule, f.span_id) for f in a.findings] == [("context-dropped", lost.span_id)]
     assert a.warnings == ["span links not judged: 1 (more than 2 were waiting at once for traces not read "
                           "yet: links into traces missing from the input?)"]
+
+
+def _publish(name: str, tenant=TAG_A):
+    producer = TraceBuilder()
+    pub = producer.span("POST /ingest", kind=SERVER, tenant=tenant, boundary="http.server").child(
+        name, kind=PRODUCER, tenant=tenant, boundary="queue.publish")
+    return producer, pub
+
+
+def test_a_link_from_a_folded_producer_keeps_its_names_and_is_counted_once(tmp_path):
+    # the producer's span name is past the cap: the flow map counts it under the overflow
+    # node, but the finding names the real producer, and its span is counted folded once
+    for consumer_first in (False, True):
+        producer, pub = _publish("publish orders")
+        consumer = TraceBuilder(service="worker")
+        consumer.span("consume", kind=CONSUMER, boundary="queue.consume", links=[pub])  # dropped
+        order = (consumer, producer) if consumer_first else (producer, consumer)
+        a = analyze_built(tmp_path, *order, settings=AnalysisSettings(max_operations_per_service=1))
+        (f,) = [f for f in a.findings if f.rule == "context-dropped"]
+        assert (f.parent_name, f.span_name) == ("publish orders", "consume")
+        assert "(other" not in f.message and "'api publish orders'" in f.message
+        assert a.folded_spans == {"api": 1}
+        assert "(other services) (other operations)" not in a.flow.nodes
+        edge = a.flow.edges[("api (other operations)", "worker consume")]
+        assert (edge.dropped, edge.via_link) == (1, 1)
+
+
+def _job(entry: str, tenant=TAG_A):
+    tb = TraceBuilder()
+    tb.span(entry, kind=SERVER, tenant=tenant, boundary="http.server").child("run job", tenant=tenant)
+    return tb
+
+
+def _orphan_job():
+    tb = TraceBuilder()
+    tb.span("run job")  # a root that is no entry, with no tenant
+    return tb
+
+
+def test_an_orphan_counted_under_an_overflow_node_gets_no_likely_parent(tmp_path):
+    # "run job" is folded: what the overflow node ran under is no guide for this name
+    a = analyze_built(tmp_path, _job("GET /a"), _orphan_job(),
+                      settings=AnalysisSettings(max_operations_per_service=1))
+    (f,) = [f for f in a.findings if f.rule == "orphan-root"]
+    assert f.likely_parent is None and f.message.startswith("'api run job' started as a root")
+    # without the cap it is learned
+    (f,) = [f for f in analyze_built(tmp_path, _job("GET /a"), _orphan_job()).findings if f.rule == "orphan-root"]
+    assert f.likely_parent == "api GET /a"
+
+
+def test_an_overflow_node_is_never_named_as_likely_parent(tmp_path):
+    # "run job" ran mostly under entries whose names were folded
+    builders = [_job("GET /a"), _job("GET /b"), _job("GET /c"), _orphan_job()]
+    a = analyze_built(tmp_path, *builders, settings=AnalysisSettings(max_operations_per_service=2))
+    assert a.flow.edges[("api (other operations)", "api run job")].total == 2
+    (f,) = [f for f in a.findings if f.rule == "orphan-root"]
+    assert f.likely_parent is None and "(other" not in f.message
+
+
+def test_folded_spans_of_services_past_the_count_are_still_counted(tmp_path, monkeypatch):
+    import flowmap.graph
+
+    monkeypatch.setattr(flowmap.graph, "_FOLDED_SERVICES_MAX", 2)
+    builders = [_named(0, service_child=f"svc-{i}") for i in range(6)]
+    a = analyze_built(tmp_path, *builders,
+                      settings=AnalysisSettings(max_operations_per_service=100, max_operations=2))
+    assert len(a.folded_spans) == 3 and "(other services)" in a.folded_spans
+    assert sum(a.folded_spans.values()) == a.spans - sum(
+        n.spans for n in a.flow.nodes.values() if not n.name.endswith("(other operations)"))

@@ -377,3 +377,23 @@ def test_folded_operations_are_one_node_and_spans_point_at_it(tmp_path):
     # the findings table keeps each span's own name, and points at the node it was counted in
     listed = [f for f in data.findings if f.trace_id == builders[-1].trace_id]
     assert listed and "SELECT user 5" in listed[0].span_name and listed[0].node == other[0].id
+
+
+def test_spans_of_services_past_the_count_of_folded_services_point_at_a_node(tmp_path, monkeypatch):
+    import flowmap.graph
+    from flowmap.settings import AnalysisSettings
+    from otlp_builder import SERVER, TAG_A, TraceBuilder, analyze_built
+
+    monkeypatch.setattr(flowmap.graph, "_FOLDED_SERVICES_MAX", 1)
+    builders = []
+    for i in range(5):
+        tb = TraceBuilder()
+        tb.span("GET /users", kind=SERVER, tenant=TAG_A, boundary="http.server").child(
+            "SELECT user", boundary="db", service=f"db-{i}")  # the tenant dropped
+        builders.append(tb)
+    analysis = analyze_built(tmp_path, *builders, settings=AnalysisSettings(max_operations=2))
+    data = build_report_data(analysis)
+    ids = {n.id for n in data.nodes}
+    for trace in data.traces.values():
+        assert all(s.node in ids for s in trace.spans)
+    assert all(f.node in ids for f in data.findings)

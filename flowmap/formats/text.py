@@ -74,7 +74,7 @@ class TextReporter:
             lines.append(
                 f"(the flow map counts {plural(sum(analysis.folded_spans.values()), 'span')} of "
                 f"{_services(folded, by_name=False)} under '{OTHER_OPERATIONS}': too many distinct span names; "
-                "see max_operations_per_service)"
+                "see max_operations_per_service, max_operations)"
             )
         lines += self._paths(analysis, names)
         lines += self._findings(analysis)
