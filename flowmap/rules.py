@@ -121,7 +121,7 @@ UNTAGGED = "untagged"  # neither tagged
 #: Pydantic AI before its instrumentation version 3 (``tool_arguments``, its default
 #: until then), OpenLLMetry (``traceloop.entity.input``: ``{"args": …, "kwargs": …}``),
 #: Google ADK (``gcp.vertex.agent.tool_call_args``), the Vercel AI SDK
-#: (``ai.toolCall.args``), common ad-hoc names and flowmap's
+#: (``ai.toolCall.args``; ``ai.toolCall.input`` from version 5), common ad-hoc names and flowmap's
 #: own. Flattened forms ``<name>.<argument>`` count too.
 TOOL_ARGUMENT_ATTRIBUTES: tuple[str, ...] = (
     "gen_ai.tool.call.arguments",
@@ -132,6 +132,7 @@ TOOL_ARGUMENT_ATTRIBUTES: tuple[str, ...] = (
     "traceloop.entity.input",
     "gcp.vertex.agent.tool_call_args",
     "ai.toolCall.args",
+    "ai.toolCall.input",
     "tool_call.function.arguments",
     "flowmap.tool.arguments",
 )

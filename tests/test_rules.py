@@ -318,6 +318,7 @@ def test_filtered_catalog_does_not_fire(tmp_path):
         {"gen_ai.operation.name": "execute_tool", "gcp.vertex.agent.tool_call_args": json.dumps({"org_id": RAW})},
         # the Vercel AI SDK's ai.toolCall span
         {"ai.operationId": "ai.toolCall", "ai.toolCall.args": json.dumps({"customerId": RAW})},
+        {"ai.operationId": "ai.toolCall", "ai.toolCall.input": json.dumps({"customerId": RAW})},  # v5
     ],
 )
 def test_model_chosen_tenant_in_tool_arguments(tmp_path, attrs):
