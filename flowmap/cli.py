@@ -273,9 +273,16 @@ def _clean_path(path: Path) -> str:
 
 def _write_chunks(chunks: Iterable[bytes], output: Path | None) -> None:
     if output is None:
-        sys.stdout.flush()
-        sys.stdout.buffer.writelines(chunks)
-        sys.stdout.buffer.flush()
+        stream = sys.stdout
+        stream.flush()
+        buffer = getattr(stream, "buffer", None)
+        if buffer is None:  # a text-only stream (an embedding program's, a test's)
+            for chunk in chunks:
+                stream.write(chunk.decode("utf-8"))
+            stream.flush()
+            return
+        buffer.writelines(chunks)
+        buffer.flush()
         return
     from .files import write_atomically
 

@@ -9,6 +9,7 @@ in one line what is in the way.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterable
@@ -25,7 +26,8 @@ def write_atomically(output: Path, data: bytes | Iterable[bytes], what: str = ""
     """Write ``data`` to ``output`` through a temporary file in the same directory,
     creating missing parent directories; the file keeps its permissions when it existed.
     A symbolic link keeps pointing where it did (its target is replaced); a device, pipe
-    or socket (``/dev/null``, ``/dev/stdout``) is written to as it is, never replaced.
+    or socket (``/dev/null``), or a file this process has open (``/dev/stdout``,
+    ``/proc/self/fd/N``), is written to as it is, never replaced.
     ``data`` may come in pieces (written as they come: a large output is never whole in
     memory). Raises :class:`FlowmapError` (``cannot write [what ]PATH: reason``)."""
     label = f"{what} {shown_path(output)}" if what else shown_path(output)
@@ -35,8 +37,10 @@ def write_atomically(output: Path, data: bytes | Iterable[bytes], what: str = ""
             mode = os.stat(output).st_mode
         except (FileNotFoundError, NotADirectoryError):
             mode = None
-        if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
-            with open(output, "wb") as fh:
+        if mode is not None and not stat.S_ISDIR(mode) and (not stat.S_ISREG(mode) or _is_open_stream(output)):
+            # appended: a file the shell opened for this process (``> out``, ``>> log``)
+            # is written at its end, where replacing it would lose what it held
+            with open(output, "ab") as fh:
                 _write(fh, data)
             return
         if output.is_symlink():
@@ -60,6 +64,25 @@ def write_atomically(output: Path, data: bytes | Iterable[bytes], what: str = ""
                 tmp.unlink()
             except OSError:
                 pass
+
+
+_OPEN_STREAM = re.compile(r"/dev/(?:std(?:in|out|err)|fd/\d+)|/proc/[^/]+/fd/\d+")
+_LINKS_MAX = 40  # as the kernel's limit on links followed
+
+
+def _is_open_stream(path: Path) -> bool:
+    """Whether ``path`` (or a link it leads through) names a file descriptor of a
+    process: its file is already open, and may hold what the shell put there."""
+    name = os.path.abspath(path)
+    for _ in range(_LINKS_MAX):
+        if _OPEN_STREAM.fullmatch(name):
+            return True
+        try:
+            target = os.readlink(name)
+        except OSError:  # not a link (or gone)
+            return False
+        name = os.path.normpath(os.path.join(os.path.dirname(name), target))
+    return False
 
 
 def _write(fh: BinaryIO, data: bytes | Iterable[bytes]) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flowmap.cli import _optional, app
+from flowmap.cli import _optional, app, main
 from flowmap.errors import FlowmapError
 from flowmap.progress import ProgressBar
 from flowmap.tagging import DEV_KEY, tag_for
@@ -479,7 +479,6 @@ def test_importing_the_cli_stays_light(tmp_path):
 
 def test_an_internal_error_is_one_line_without_the_data(tmp_path, monkeypatch, capsys):
     import flowmap.analysis
-    from flowmap.cli import main
 
     def broken(*args, **kwargs):
         raise RuntimeError("bug while reading tenant acme-secret-corp")
@@ -654,3 +653,17 @@ def test_warnings_on_stderr_mask_a_raw_id_flagged_after_them(tmp_path):
     assert len(warnings) == 1 and 'attribute "quota.[masked].used" dropped' in warnings[0]
     assert "acme-corp-7" not in (result.stdout + result.stderr).lower()
     assert json.loads(result.stdout)["warnings"] == [warnings[0][len("warning: "):]]
+
+
+def test_json_to_a_text_only_stdout(tmp_path, monkeypatch):
+    # a program that runs flowmap in-process with its own text stream as stdout
+    tb = TraceBuilder()
+    tb.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    traces = write_otlp(tmp_path / "t.jsonl", tb)
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    try:
+        code = main(["check", str(traces), "--format", "json"])
+    except SystemExit as exc:
+        code = exc.code
+    assert code in (0, None) and json.loads(out.getvalue())["summary"]["spans"] == 1

@@ -54,3 +54,38 @@ def test_a_directory_in_the_way_is_one_error(tmp_path):
     (tmp_path / "out.json").mkdir()
     with pytest.raises(FlowmapError, match=r"^cannot write report .*out\.json: "):
         write_atomically(tmp_path / "out.json", b"x", "report")
+
+
+@pytest.mark.parametrize("redirect", [">", ">>"])
+def test_output_to_dev_stdout_redirected_to_a_file(tmp_path, redirect):
+    # ``flowmap check -o /dev/stdout >> log``: the shell's file is written at its end, not
+    # replaced (a replaced file would lose what ``>>`` kept, and the process's later
+    # writes would go to a file no longer there)
+    import json
+    import subprocess
+    import sys
+
+    from otlp_builder import SERVER, TAG_A, TraceBuilder, write_otlp
+
+    tb = TraceBuilder()
+    tb.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    traces = write_otlp(tmp_path / "t.jsonl", tb)
+    log = tmp_path / "log"
+    log.write_text("earlier\n")
+    command = f'"{sys.executable}" -m flowmap check "{traces}" --format json -o /dev/stdout {redirect} "{log}"'
+    done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    text = log.read_text()
+    kept = "earlier\n" if redirect == ">>" else ""
+    assert text.startswith(kept) and json.loads(text[len(kept):])["summary"]["spans"] == 1
+
+
+def test_a_file_descriptor_path_is_appended_to(tmp_path):
+    out = tmp_path / "out"
+    with open(out, "w") as fh:
+        fh.write("kept\n")
+        fh.flush()
+        write_atomically(Path(f"/proc/self/fd/{fh.fileno()}"), b"more\n")
+        write_atomically(Path(f"/dev/fd/{fh.fileno()}"), b"again\n")
+    assert out.read_text() == "kept\nmore\nagain\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
