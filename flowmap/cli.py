@@ -198,7 +198,7 @@ def _expand(names: list[str]) -> list[str]:
                 _err(f"{PROG}: warning: {where}: no trace files ({', '.join(TRACE_SUFFIXES)}) in this directory")
             out.extend(found)
         else:
-            out.append(str(p))
+            out.append(name)  # as given: "./-" is a file, "-" standard input
     if not out:
         raise InputError("no trace files to read")
     return out

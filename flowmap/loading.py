@@ -397,7 +397,7 @@ class _Loader:
                     continue
                 self._stdin_given = True
                 path = STDIN_NAME
-                opened = self._stdin = self._spool_stdin()
+                opened = self._spool_stdin()  # (sets self._stdin, for close())
                 if opened is None:
                     continue
             try:

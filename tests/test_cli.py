@@ -667,3 +667,39 @@ def test_json_to_a_text_only_stdout(tmp_path, monkeypatch):
     except SystemExit as exc:
         code = exc.code
     assert code in (0, None) and json.loads(out.getvalue())["summary"]["spans"] == 1
+
+
+def test_standard_input_that_fails_midway_leaves_no_temporary_file(tmp_path, monkeypatch):
+    # the copy is removed even when reading stdin fails after part of it was written
+    import tempfile
+
+    from flowmap.loading import iter_traces
+
+    class Failing(io.RawIOBase):
+        calls = 0
+
+        def readable(self):
+            return True
+
+        def readinto(self, b):
+            self.calls += 1
+            if self.calls > 1:
+                raise OSError(5, "Input/output error")
+            b[:3] = b"{}\n"
+            return 3
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(Failing())))
+    other = write_otlp(tmp_path / "other.jsonl", dropped_at_tool())
+    warnings: list[str] = []
+    assert len(list(iter_traces(["-", other], on_warning=warnings.append))) == 1
+    assert warnings == ["<stdin>: cannot be read (OSError)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.jsonl"]
+
+
+def test_a_file_named_dash_is_read_as_a_file(dropped, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-").write_bytes(dropped.read_bytes())
+    result = invoke("check", "--format", "json", "./-", input="")
+    assert result.exit_code == 1, result.stderr
+    assert json.loads(result.stdout)["summary"]["files"] == ["./-"]
