@@ -114,9 +114,14 @@ class Analyzer:
         settings: AnalysisSettings | None = None,
         *,
         on_warning: Callable[[str], None] | None = None,
+        trace_done: Callable[[str], bool] | None = None,
     ) -> None:
+        """``trace_done(trace_id)``: whether no more of that trace can come (the
+        loader's :meth:`LoadStats.trace_done`); links waiting for such a trace are let go
+        when too many wait (see _WAITING_MAX)."""
         self.settings = settings or AnalysisSettings()
         self._on_warning = on_warning
+        self._trace_done = trace_done
         self.result = Analysis()
         self._warnings_dropped = 0
         #: operation ids, capped (see graph.Operations): shared by span graphs and flow map
@@ -232,7 +237,7 @@ class Analyzer:
                     if not self._healthy_link(op, tenant, key_id, ops[sid], consumer.tenant, consumer.key_id, trace_id):
                         producer = self._target_span(linked_trace, linked_span, summary)
                         self._judge_link(producer, consumer, op, ops[sid])
-                elif self._waiting < _WAITING_MAX:  # waits, as a summary (the span goes with its trace)
+                elif self._waiting < _WAITING_MAX or self._let_go():  # waits, as a summary
                     record = _waiting_record(spans[sid], ops[sid])
                     pending.setdefault(linked_trace, {}).setdefault(linked_span, []).append(record)
                     self._waiting += 1
@@ -279,6 +284,23 @@ class Analyzer:
             if have is not None:  # a trace analysed in parts: the newer part first wins
                 sids, summaries = sids + "\n" + have[0], [*summaries, *have[1:]]
             self._link_targets[trace_id] = (sids, *summaries)
+
+    def _let_go(self) -> bool:
+        """With too many links waiting: let go of those waiting for traces that can no
+        longer come (only linked to, or read already without the span linked to); True
+        when that made room. Gives up for good when it frees little, so that a full
+        table is not swept again and again."""
+        if self._trace_done is None:
+            return False
+        done = self._trace_done
+        gone = [tid for tid in self._pending_links if done(tid)]
+        freed = 0
+        for tid in gone:
+            freed += sum(map(len, self._pending_links.pop(tid).values()))
+        self._waiting -= freed  # (as at the end: a link into a trace not in the input is no finding)
+        if freed < _WAITING_MAX // 4:
+            self._trace_done = None
+        return self._waiting < _WAITING_MAX
 
     def _target_summary(self, trace_id: str, span_id: str) -> tuple[Any, ...] | None:
         """The remembered link target ``(trace_id, span_id)``, if any: (operation, tenant
@@ -483,8 +505,8 @@ def analyze(
     if isinstance(paths, (str, PathLike)):
         paths = [paths]
     paths = list(paths)
-    analyzer = Analyzer(settings, on_warning=on_warning)
     stats = LoadStats()
+    analyzer = Analyzer(settings, on_warning=on_warning, trace_done=stats.trace_done)
     # The analysis creates no reference cycles, and the collector's passes over millions of
     # young span objects cost more than the analysis itself: pause it while streaming.
     was_enabled = gc.isenabled()

@@ -114,6 +114,7 @@ _KIND_OF = {kind: kind for kind in BOUNDARY_KINDS}  # one string object per boun
 _TAGS_MAX = 100_000  # distinct tenant tags shared per load; past it, a span keeps its own
 _CLOSED = -(1 << 63)  # the count of a trace already yielded (compared by identity)
 _UNCOUNTED = -(1 << 62)  # added to a count: it stays negative ("not known") whatever else is added
+_ABSENT = -(1 << 61)  # the count of an id that only links pointed at, once past its last mention
 
 
 @dataclass
@@ -127,6 +128,13 @@ class LoadStats:
     skipped: int = 0  # lines and spans skipped as unreadable
     warnings: list[str] = field(default_factory=list)  # the first MAX_WARNINGS warnings
     warning_count: int = 0  # all warnings, including those not kept
+    _done: Callable[[str], bool] | None = field(default=None, repr=False, compare=False)
+
+    def trace_done(self, trace_id: str) -> bool:
+        """Whether no span of ``trace_id`` can come any more in this load (it was
+        yielded, or the input went past the last place the id appeared: a trace only
+        linked to, missing from the input). False when not known."""
+        return self._done is not None and self._done(trace_id)
 
 
 def iter_traces(
@@ -238,6 +246,7 @@ class _Loader:
         #: standard input was given ("-"); where it was spooled to, if it could be
         self._stdin_given = False
         self._stdin: str | None = None
+        stats._done = self._done
 
     # -- warnings ---------------------------------------------------------------
 
@@ -351,6 +360,8 @@ class _Loader:
         """The pending trace ``tid``, complete (None when it has no spans)."""
         spans = self.pending.pop(tid, None)
         if not spans:
+            if self.counts.get(tid, _CLOSED) >= 0:  # an id seen only in links: none to come
+                self.counts[tid] = _ABSENT
             return None
         self.stats.traces += 1
         links_in = self._links_in(tid, len(spans))
@@ -360,6 +371,10 @@ class _Loader:
             self.counts[tid] = _CLOSED
         proxies = self._proxies.pop(tid, ()) if self._proxies else ()
         return Trace(tid, spans, links_in != 0, links_in, proxies)
+
+    def _done(self, tid: str) -> bool:
+        n = self.counts.get(tid)
+        return n is _CLOSED or n is _ABSENT
 
     def _closed(self, tids: Iterable[str]) -> Iterator[Trace]:
         for tid in tids:
