@@ -79,7 +79,7 @@ class Operations:
         self.table: dict[str, dict[str, str]] = {}
         self.per_service = per_service
         self.total = total
-        self.size = 0  # operations in the table
+        self.size = 0  # operations made: in the table, and overflow ones
         #: service -> how many spans were counted under an overflow operation (past
         #: _FOLDED_SERVICES_MAX services, the rest together under OTHER_SERVICES)
         self.folded: dict[str, int] = {}
@@ -93,13 +93,13 @@ class Operations:
             op = by_name.get(name)
             if op is not None:
                 return op
-        full = self.total is not None and self.size >= self.total
-        if by_name is None:
-            if full:
-                return self._fold(service, OTHER_SERVICES)
-            by_name = self.table[service] = {}
-        if full or (self.per_service is not None and len(by_name) >= self.per_service):
+        if self.total is not None and self.size >= self.total:
+            known = by_name is not None or service in self._overflow
+            return self._fold(service, service if known else OTHER_SERVICES)
+        if self.per_service is not None and (0 if by_name is None else len(by_name)) >= self.per_service:
             return self._fold(service, service)
+        if by_name is None:
+            by_name = self.table[service] = {}
         self.size += 1
         op = by_name[name] = f"{service} {name}"
         return op
@@ -110,9 +110,10 @@ class Operations:
             service = OTHER_SERVICES  # counted together past that many services
         folded[service] = folded.get(service, 0) + 1
         op = self._overflow.get(under)
-        if op is None:
+        if op is None:  # a new operation too: counted against the total
             op = self._overflow[under] = f"{under} {OTHER_OPERATIONS}"
             self._names[op] = (under, OTHER_OPERATIONS)
+            self.size += 1
         return op
 
     def names(self, op: str) -> tuple[str, str] | None:

@@ -82,6 +82,18 @@ def test_services_past_the_total_cap_share_one_operation(tmp_path):
         n.spans for n in a.flow.nodes.values() if not n.name.endswith("(other operations)"))
 
 
+def test_no_names_per_service_is_a_map_of_services_bounded_by_the_total(tmp_path):
+    # max_operations_per_service = 0: one node per service, and the total still bounds them
+    builders = [_named(i, service_child=f"svc-{i}") for i in range(12)]
+    a = analyze_built(tmp_path, *builders,
+                      settings=AnalysisSettings(max_operations_per_service=0, max_operations=5))
+    assert sorted(a.flow.nodes) == [
+        "(other services) (other operations)", "api (other operations)",
+        *[f"svc-{i} (other operations)" for i in range(4)],
+    ]
+    assert sum(a.folded_spans.values()) == a.spans
+
+
 def test_without_many_names_nothing_folds(tmp_path):
     a = analyze_built(tmp_path, *[_request(TAG_A) for _ in range(3)])
     assert a.folded_spans == {} and sorted(a.flow.nodes) == ["api POST /chat", "api search"]
