@@ -27,10 +27,10 @@ Protocol)                              tool.catalog (a server's tool list shown
 before it wrote ``gen_ai.*``)          (``ai.generateText.doGenerate``,
                                        ``….doStream``, ``….doEmbed``) → llm
 ``llm.request.type`` (OpenLLMetry)     chat, completion, embedding → llm
-``messaging.system``                   operation (``messaging.operation.type`` or
-                                       the older ``messaging.operation``) create,
-                                       send, publish → queue.publish; receive,
-                                       process, deliver → queue.consume; without
+``messaging.system``, or any other     operation (``messaging.operation.type`` or
+``messaging.*`` attribute, or          the older ``messaging.operation``) create,
+``celery.action`` (Celery's            send, publish → queue.publish; receive,
+instrumentation writes no system)      process, deliver → queue.consume; without
                                        one, PRODUCER → queue.publish, CONSUMER →
                                        queue.consume
 ``db.system.name`` / ``db.system``     chroma, pinecone, qdrant, weaviate, milvus,
@@ -59,7 +59,7 @@ CLIENT span and a vector store span may also carry ``db.system``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .model import (
@@ -69,7 +69,7 @@ from .model import (
     SPAN_KIND_SERVER,
 )
 
-__all__ = ["infer_boundary", "DECIDING_KEYS", "HTTP_KEYS", "PROXY_KEY", "PROXY_VALUE"]
+__all__ = ["infer_boundary", "reads_messaging", "DECIDING_KEYS", "HTTP_KEYS", "PROXY_KEY", "PROXY_VALUE"]
 
 #: Envoy (Istio, Consul, edge proxies) sets this on every span it makes: a service-mesh
 #: proxy's span, which the analysis passes through (flowmap.transparent)
@@ -159,6 +159,12 @@ DECIDING_KEYS = frozenset(
 HTTP_KEYS = frozenset(_REMOTE_CALL_KEYS)
 
 
+def reads_messaging(keys: Iterable[str]) -> bool:
+    """Whether attribute names say a span is about a message: a ``messaging.*`` name
+    (the system, or only an id or destination) or Celery's ``celery.action``."""
+    return any(key.startswith("messaging.") or key == "celery.action" for key in keys)
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -198,7 +204,7 @@ def infer_boundary(kind: int, attributes: Mapping[str, Any]) -> str | None:
     rt = _text(get("llm.request.type"))
     if rt is not None and rt.lower() in _LLM_REQUEST_TYPE:
         return _LLM_REQUEST_TYPE[rt.lower()]
-    if get("messaging.system") is not None:
+    if get("messaging.system") is not None or reads_messaging(attributes):
         mop = _text(get("messaging.operation.type")) or _text(get("messaging.operation"))
         if mop is not None:
             mop = mop.lower()

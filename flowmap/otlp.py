@@ -37,7 +37,7 @@ from typing import Annotated, Any
 import msgspec
 
 from .attributes import BOUNDARY, RULE_FLAGS, SCOPED, TENANT
-from .conventions import DECIDING_KEYS, HTTP_KEYS, PROXY_KEY
+from .conventions import DECIDING_KEYS, HTTP_KEYS, PROXY_KEY, reads_messaging
 
 __all__ = [
     "MAX_VALUE_CHARS",
@@ -271,7 +271,7 @@ class AttributeShape:
         #: where ``component`` is, which Envoy sets to ``proxy`` (see flowmap.transparent)
         self.proxy: int = last.get(PROXY_KEY, -1)
         #: some key boundary inference reads besides the HTTP ones
-        self.infer: bool = not _INFER_KEYS.isdisjoint(keys)
+        self.infer: bool = not _INFER_KEYS.isdisjoint(keys) or reads_messaging(keys)
         self.http: bool = not _HTTP_INFER_KEYS.isdisjoint(keys)
         #: a flag the rules always read (flowmap.baggage.sent, flowmap.redacted): the loader
         #: builds the attribute dict from the list it decoded anyway

@@ -104,6 +104,12 @@ CASES = [
     ("receive as a client span", SPAN_KIND_CLIENT, {"messaging.system": "rabbitmq", "messaging.operation.type": "receive"}, "queue.consume"),
     ("producer without operation", SPAN_KIND_PRODUCER, {"messaging.system": "celery"}, "queue.publish"),
     ("consumer without operation", SPAN_KIND_CONSUMER, {"messaging.system": "celery"}, "queue.consume"),
+    # Celery's instrumentation: apply_async/<task> and run/<task>, with no messaging.system
+    ("celery apply_async", SPAN_KIND_PRODUCER,
+     {"celery.action": "apply_async", "messaging.message.id": "5d1c", "celery.task_name": "t"}, "queue.publish"),
+    ("celery run", SPAN_KIND_CONSUMER, {"celery.action": "run", "celery.task_name": "t"}, "queue.consume"),
+    ("messaging id alone", SPAN_KIND_CONSUMER, {"messaging.message.id": "42"}, "queue.consume"),
+    ("message id on an internal span", SPAN_KIND_INTERNAL, {"messaging.message.id": "42"}, None),
     ("settle", SPAN_KIND_CLIENT, {"messaging.system": "servicebus", "messaging.operation.type": "settle"}, None),
     # Nothing to go on
     ("plain internal", SPAN_KIND_INTERNAL, {"code.function": "f"}, None),
@@ -119,3 +125,20 @@ def test_infer_boundary(kind, attributes, expected):
 def test_every_inferred_kind_is_a_contract_boundary():
     inferred = {c[3] for c in CASES} - {None}
     assert inferred <= BOUNDARY_KINDS
+
+
+def test_a_celery_worker_that_drops_the_tenant_is_high_through_the_loader(tmp_path):
+    # Celery's instrumentation writes celery.* and messaging.message.id, no messaging.system:
+    # the worker's run/<task> span is still a queue.consume boundary, so a lost tenant fails CI
+    from otlp_builder import PRODUCER, CONSUMER, SERVER, TAG_A, TraceBuilder, analyze_built
+
+    tb = TraceBuilder(service="web")
+    publish = tb.span("POST /summaries", kind=SERVER, tenant=TAG_A, boundary="http.server").child(
+        "apply_async/tasks.summarize", kind=PRODUCER, tenant=TAG_A,
+        attrs={"celery.action": "apply_async", "messaging.message.id": "5d1c", "celery.task_name": "tasks.summarize"})
+    run = publish.child("run/tasks.summarize", kind=CONSUMER, service="worker",
+                        attrs={"celery.action": "run", "messaging.message.id": "5d1c"})
+    a = analyze_built(tmp_path, tb)
+    (f,) = a.findings
+    assert (f.rule, f.severity.name, f.boundary, f.span_id) == ("context-dropped", "HIGH", "queue.consume", run.span_id)
+    assert a.flow.nodes["web apply_async/tasks.summarize"].boundary == "queue.publish"
