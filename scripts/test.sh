@@ -22,5 +22,6 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q -e '.[test]' \
   -e instrumentations/flowmap-instrumentation-redis \
   -e 'instrumentations/flowmap-instrumentation-sqlite-vec[pysqlite3]' \
-  -e 'instrumentations/flowmap-instrumentation-langgraph[test]'
+  -e 'instrumentations/flowmap-instrumentation-langgraph[test]' \
+  -e instrumentations/flowmap-instrumentation-celery
 exec .venv/bin/python -m pytest -q "$@"

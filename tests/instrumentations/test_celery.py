@@ -1,15 +1,19 @@
 """Third-party traces through a task queue: a real Celery task published and run by a
-real worker (in-memory broker), traced by the contrib Celery instrumentation; flowmap
-adds only its processor and exporter.
+real worker (in-memory broker), traced by the contrib Celery instrumentation, with and
+without flowmap's own Celery instrumentation.
 
 Celery's spans carry ``celery.action`` and ``messaging.message.id`` but no
 ``messaging.system``: the analyzer still infers ``queue.publish``/``queue.consume``, so a
 worker that runs a tenant's task without its tenant fails ``flowmap check`` (high).
+``CeleryTenantInstrumentor`` carries the opaque tag with the task, past flowmap's
+guarded baggage propagator, and binds it in the worker.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import subprocess
 import sys
 
@@ -19,7 +23,6 @@ celery = pytest.importorskip("celery")
 pytest.importorskip("opentelemetry.instrumentation.celery")
 
 from celery.contrib.testing.worker import start_worker  # noqa: E402
-from opentelemetry import baggage, context  # noqa: E402
 from opentelemetry.instrumentation.celery import CeleryInstrumentor  # noqa: E402
 from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
@@ -27,66 +30,127 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.trace import SpanKind  # noqa: E402
 
 import flowmap  # noqa: E402
+from flowmap import runtime  # noqa: E402
+from flowmap.context import current_tag  # noqa: E402
 from flowmap.exporter import JsonLinesSpanExporter  # noqa: E402
+from flowmap.outbound import guard_global_baggage, unguard_global_baggage  # noqa: E402
 from flowmap.processors import FlowmapSpanProcessor  # noqa: E402
 from flowmap.tagging import Tagger  # noqa: E402
+from flowmap_instrumentation_celery import HEADER, CeleryTenantInstrumentor  # noqa: E402
 
 KEY = "celery-test-key"
 ACME = "acme-corp-7731"
+TAG = Tagger(KEY).tag(ACME)
 
 app = celery.Celery("flowmap-test", broker="memory://", backend="cache+memory://")
 _providers: list[TracerProvider] = []  # the current test's
+_seen: list[str | None] = []  # the tag bound inside each task run
 
 
 @app.task(name="tasks.summarize")
 def summarize(doc_id: str) -> str:
+    _seen.append(current_tag())
     with _providers[-1].get_tracer("worker").start_as_current_span("load document"):
         return f"summary of {doc_id}"
 
 
-def _summarize_in_worker(tmp_path, send_tag: bool):
-    """web (tenant bound) publishes a task; the worker runs it without binding a tenant."""
+@pytest.fixture(autouse=True)
+def _tagger():
+    """The process's tagger, as flowmap.configure() sets it (bound tenants get tags)."""
+    old = runtime.tagger_or_none()
+    runtime.set_tagger(Tagger(KEY))
+    yield
+    runtime.set_tagger(old)
+
+
+def _summarize_in_worker(tmp_path, *, flowmap_first=None, bound=True):
+    """web publishes a task (a tenant bound unless not ``bound``); a worker runs it.
+    ``flowmap_first``: None without flowmap's Celery instrumentation, else whether it is
+    instrumented before the contrib one."""
     path = tmp_path / "traces.jsonl"
     provider = TracerProvider(resource=Resource.create({"service.name": "summaries"}))
     provider.add_span_processor(FlowmapSpanProcessor(Tagger(KEY)))
     provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(path)))
-    instrumentor = CeleryInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
+    contrib, ours = CeleryInstrumentor(), CeleryTenantInstrumentor()
+    steps = [lambda: contrib.instrument(tracer_provider=provider)]
+    if flowmap_first is not None:
+        steps.insert(0 if flowmap_first else 1, ours.instrument)
+    for step in steps:
+        step()
     _providers.append(provider)
+    _seen.clear()
     try:
         with start_worker(app, pool="solo", perform_ping_check=False, loglevel="ERROR"):
-            with flowmap.bind(flowmap.RequestContext(ACME)):
+            with flowmap.bind(flowmap.RequestContext(ACME)) if bound else contextlib.nullcontext():
                 entry = provider.get_tracer("web").start_as_current_span(
                     "POST /summaries", kind=SpanKind.SERVER, attributes={"http.request.method": "POST"})
                 with entry:
-                    # the opaque tag travels in the task's headers only when baggage carries it
-                    ctx = baggage.set_baggage("flowmap.tenant", Tagger(KEY).tag(ACME)) if send_tag else None
-                    token = context.attach(ctx) if ctx is not None else None
-                    try:
-                        result = summarize.delay("doc-1")
-                    finally:
-                        if token is not None:
-                            context.detach(token)
+                    result = summarize.delay("doc-1")
             assert result.get(timeout=30) == "summary of doc-1"
     finally:
-        instrumentor.uninstrument()
+        if flowmap_first is not None:
+            ours.uninstrument()
+        contrib.uninstrument()
         provider.shutdown()
     out = subprocess.run([sys.executable, "-m", "flowmap", "check", "--format", "json", str(path)],
                          capture_output=True, text=True, timeout=60, check=False)
-    assert ACME not in out.stdout + out.stderr
+    assert ACME not in out.stdout + out.stderr + path.read_text()
     return out, json.loads(out.stdout)
 
 
-def test_celery_worker_that_drops_the_tenant_fails_check(tmp_path):
-    out, doc = _summarize_in_worker(tmp_path, send_tag=False)
+@pytest.fixture
+def guarded():
+    """The global baggage propagator as flowmap.configure() leaves it: it never injects
+    the tenant tag into a carrier flowmap did not check (a task's headers included)."""
+    guard_global_baggage()
+    yield
+    unguard_global_baggage()
+
+
+def test_celery_worker_that_drops_the_tenant_fails_check(tmp_path, guarded):
+    out, doc = _summarize_in_worker(tmp_path)
     assert out.returncode == 1, out.stderr
     assert doc["summary"]["spans"] == 4  # entry, apply_async, run, the task's own span
     (f,) = doc["findings"]
     assert (f["rule"], f["severity"], f["boundary"]) == ("context-dropped", "high", "queue.consume")
     assert (f["span_name"], f["parent_name"]) == ("run/tasks.summarize", "apply_async/tasks.summarize")
+    assert _seen == [None]
 
 
-def test_celery_worker_tagged_from_the_task_headers_passes(tmp_path):
-    out, doc = _summarize_in_worker(tmp_path, send_tag=True)
+@pytest.mark.parametrize("flowmap_first", [True, False], ids=["flowmap-first", "contrib-first"])
+def test_flowmap_celery_instrumentation_carries_the_tag_past_the_baggage_guard(tmp_path, guarded, flowmap_first):
+    out, doc = _summarize_in_worker(tmp_path, flowmap_first=flowmap_first)
     assert out.returncode == 0, out.stderr
     assert doc["summary"]["spans"] == 4 and doc["findings"] == []
+    assert _seen == [TAG]  # bound while the task ran (as evidence: current() still raises)
+    spans = [s for line in (tmp_path / "traces.jsonl").read_text().splitlines()
+             for rs in json.loads(line)["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]
+    run = next(s for s in spans if s["name"] == "run/tasks.summarize")
+    attrs = {a["key"]: a["value"]["stringValue"] for a in run["attributes"] if "stringValue" in a["value"]}
+    assert (attrs["flowmap.tenant"], attrs["flowmap.tenant.source"]) == (TAG, "baggage")
+
+
+def test_without_the_guard_the_contrib_baggage_carries_the_tag(tmp_path):
+    # an application that kept OpenTelemetry's plain baggage propagator
+    out, doc = _summarize_in_worker(tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert doc["summary"]["spans"] == 4 and doc["findings"] == []
+
+
+def test_a_task_published_for_no_tenant_is_the_entrys_finding(tmp_path, guarded):
+    # nothing bound at publish: no tag to carry, and the request itself is unscoped
+    out, doc = _summarize_in_worker(tmp_path, flowmap_first=True, bound=False)
+    assert out.returncode == 1 and [f["rule"] for f in doc["findings"]] == ["unscoped-entry"]
+    assert _seen == [None]
+
+
+def test_a_task_published_without_a_tenant_carries_no_header(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG, logger="flowmap.instrumentation.celery")
+    headers: dict = {}
+    from flowmap_instrumentation_celery._instrumentor import _before_publish
+
+    _before_publish(headers=headers)
+    assert HEADER not in headers and not caplog.records
+    with flowmap.bind(flowmap.RequestContext(ACME)):
+        _before_publish(headers=headers)
+    assert headers[HEADER] == TAG

@@ -13,7 +13,8 @@ PROBE = (
     "from flowmap_instrumentation_redis import RedisInstrumentor as R\n"
     "from flowmap_instrumentation_langgraph import LangGraphInstrumentor as L\n"
     "from flowmap_instrumentation_sqlite_vec import SqliteVecInstrumentor as S\n"
-    "print(*(c().is_instrumented_by_opentelemetry for c in (R, L, S)))\n"
+    "from flowmap_instrumentation_celery import CeleryTenantInstrumentor as C\n"
+    "print(*(c().is_instrumented_by_opentelemetry for c in (R, L, S, C)))\n"
 )
 
 
@@ -30,7 +31,7 @@ def test_opentelemetry_instrument_loads_them_except_disabled(tmp_path):
         [str(exe), sys.executable, "-c", PROBE], env=env, cwd=tmp_path,
         capture_output=True, text=True, timeout=120, check=True,
     )
-    assert out.stdout.split() == ["True", "True", "False"]
+    assert out.stdout.split() == ["True", "True", "False", "True"]
 
 
 def test_flowmap_disable_list(monkeypatch):

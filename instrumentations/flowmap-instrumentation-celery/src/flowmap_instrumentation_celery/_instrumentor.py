@@ -1,0 +1,117 @@
+"""The CeleryTenantInstrumentor: Celery signal handlers on both sides of the broker."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Collection
+from contextlib import AbstractContextManager
+from typing import Any
+
+from opentelemetry import trace
+
+from flowmap import attributes as A
+from flowmap.context import bind_tag, outbound_tag
+from flowmap.instrumentation import FlowmapInstrumentor
+from flowmap.tagging import is_opaque_tag
+
+__all__ = ["CeleryTenantInstrumentor", "HEADER"]
+
+#: the message header that carries the opaque tag (a header of its own, not W3C
+#: baggage: the guarded baggage propagator strips the tag from every carrier it did not
+#: check, and the order of Celery's signal handlers is the application's)
+HEADER = "flowmap_tenant"
+_INSTRUMENTS = ("celery >= 5.3, < 6",)
+_log = logging.getLogger("flowmap.instrumentation.celery")
+
+
+class _Running:
+    """Task id -> its tag binding, entered in ``task_prerun`` and left in
+    ``task_postrun`` (both run on the thread that runs the task)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bindings: dict[str, AbstractContextManager[Any]] = {}
+
+    def enter(self, task_id: str, binding: AbstractContextManager[Any]) -> None:
+        binding.__enter__()
+        with self._lock:
+            self._bindings[task_id] = binding
+
+    def leave(self, task_id: str) -> None:
+        with self._lock:
+            binding = self._bindings.pop(task_id, None)
+        if binding is not None:
+            binding.__exit__(None, None, None)
+
+
+_running = _Running()
+
+
+def _before_publish(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    """Publisher side: the bound tenant's tag into the message's headers."""
+    try:
+        tag = outbound_tag()
+        if tag is not None and headers is not None:
+            headers[HEADER] = tag
+    except Exception:  # noqa: BLE001 - never break the application's publish
+        _log.debug("flowmap: could not add the tenant tag to a task", exc_info=True)
+
+
+def _task_tag(task: Any) -> str | None:
+    request = getattr(task, "request", None)
+    tag = getattr(request, HEADER, None)
+    if tag is None and isinstance(getattr(request, "headers", None), dict):
+        tag = request.headers.get(HEADER)  # where older message protocols keep it
+    return tag if isinstance(tag, str) and is_opaque_tag(tag) else None
+
+
+def _prerun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    """Worker side: the task's tag bound while it runs (evidence, like a queue consumer's:
+    ``flowmap.current()`` still needs the tenant authenticated from the task's data)."""
+    try:
+        tag = _task_tag(task)
+        if tag is None or task_id is None:
+            return
+        _running.enter(task_id, bind_tag(tag))  # another tenant bound: refused, logged
+        # the contrib instrumentation's run span may have started before this handler
+        span = trace.get_current_span()
+        attrs = getattr(span, "attributes", None)
+        if span.is_recording() and attrs is not None and A.TENANT not in attrs:
+            span.set_attribute(A.TENANT, tag)
+            span.set_attribute(A.TENANT_SOURCE, A.SOURCE_BAGGAGE)
+    except Exception:  # noqa: BLE001 - never break the worker
+        _log.debug("flowmap: could not bind a task's tenant tag", exc_info=True)
+
+
+def _postrun(task_id: str | None = None, **_: Any) -> None:
+    try:
+        if task_id is not None:
+            _running.leave(task_id)
+    except Exception:  # noqa: BLE001 - never break the worker
+        _log.debug("flowmap: could not unbind a task's tenant tag", exc_info=True)
+
+
+class CeleryTenantInstrumentor(FlowmapInstrumentor):
+    """Carry the bound tenant's opaque tag with every Celery task and bind it in the
+    worker while the task runs. Works beside the contrib ``CeleryInstrumentor``, in
+    either order of ``instrument()`` calls."""
+
+    name = "flowmap_celery"
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _INSTRUMENTS
+
+    def _instrument(self, **kwargs: Any) -> None:
+        from celery import signals
+
+        signals.before_task_publish.connect(_before_publish, weak=False, dispatch_uid="flowmap_celery")
+        signals.task_prerun.connect(_prerun, weak=False, dispatch_uid="flowmap_celery")
+        signals.task_postrun.connect(_postrun, weak=False, dispatch_uid="flowmap_celery")
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        from celery import signals
+
+        signals.before_task_publish.disconnect(_before_publish, dispatch_uid="flowmap_celery")
+        signals.task_prerun.disconnect(_prerun, dispatch_uid="flowmap_celery")
+        signals.task_postrun.disconnect(_postrun, dispatch_uid="flowmap_celery")
