@@ -114,6 +114,7 @@ _KIND_OF = {kind: kind for kind in BOUNDARY_KINDS}  # one string object per boun
 _TAGS_MAX = 100_000  # distinct tenant tags shared per load; past it, a span keeps its own
 _CLOSED = -(1 << 63)  # the count of a trace already yielded (compared by identity)
 _UNCOUNTED = -(1 << 62)  # added to a count: it stays negative ("not known") whatever else is added
+_SCOPE_SPANS = ("scopeSpans", "instrumentationLibrarySpans")
 _ABSENT = -(1 << 61)  # the count of an id that only links pointed at, once past its last mention
 
 
@@ -703,7 +704,7 @@ class _Loader:
         gives the decoded attribute lists of a scope's spans when they are raw."""
         for rs in td.resource_spans:
             resource = otlp.attributes(rs.resource.attributes) if rs.resource is not None else {}
-            for ss in rs.scope_spans:
+            for ss in otlp.scopes(rs):
                 spans = ss.spans
                 self._add_spans(spans, resource, origin, origin_of, None if kv_lists is None else kv_lists(spans))
 
@@ -721,7 +722,7 @@ class _Loader:
             # lines, so warnings given while adding could not be taken back (see _undo)
             if origin_of is not None:
                 kv_lists = [
-                    [decode_kvs(s.kvs) for s in ss.spans] for rs in td.resource_spans for ss in rs.scope_spans
+                    [decode_kvs(s.kvs) for s in ss.spans] for rs in td.resource_spans for ss in otlp.scopes(rs)
                 ]
         except Exception:  # noqa: BLE001 - anything at all: the full path sorts it out
             return False
@@ -747,7 +748,7 @@ class _Loader:
         """Take back what a line's spans added to the pending traces, counts and warnings."""
         pending = self.pending
         for rs in td.resource_spans:
-            for ss in rs.scope_spans:
+            for ss in otlp.scopes(rs):
                 for s in ss.spans:
                     trace = pending.get(s.trace_id)
                     if trace is not None and trace.get(s.span_id) is s:
@@ -867,38 +868,39 @@ class _Loader:
                     continue
                 res = self._convert(rs.get("resource") or {}, otlp.Resource, origin, f"{where}.resource")
                 resource = otlp.attributes(res.attributes) if res is not None else {}
-                sss = rs.get("scopeSpans")
-                if sss is None:
-                    continue
-                if not isinstance(sss, list):
-                    self.stats.skipped += 1
-                    self.warn_at(origin, f"{where}.scopeSpans is not a list; skipped")
-                    continue
-                for j, ss in enumerate(sss):
-                    swhere = f"{where}.scopeSpans[{j}]"
-                    spans = ss.get("spans", ()) if isinstance(ss, dict) else None
-                    if spans is None and isinstance(ss, dict):  # null: no spans
+                for name in _SCOPE_SPANS:  # (instrumentationLibrarySpans: its name before OTLP 0.15)
+                    sss = rs.get(name)
+                    if sss is None:
                         continue
-                    if not isinstance(spans, (list, tuple)):
+                    if not isinstance(sss, list):
                         self.stats.skipped += 1
-                        what = "spans is not a list" if isinstance(ss, dict) else "is not an object"
-                        self.warn_at(origin, f"{swhere}{'.' if isinstance(ss, dict) else ' '}{what}; skipped")
+                        self.warn_at(origin, f"{where}.{name} is not a list; skipped")
                         continue
-                    good = []
-                    for k, sp in enumerate(spans):
-                        at = origin
-                        if origin_of is not None:  # a document: the span's own line
-                            sid = sp.get("spanId") if isinstance(sp, dict) else None
-                            if isinstance(sid, str):
-                                at = origin_of(sid.lower())
-                            elif isinstance(sid, (int, float, bool)) or (sid is None and "spanId" in sp):
-                                at = origin_of(_scalar_key(json.dumps(sid)))  # json.dumps: as written
-                        span = self._convert(sp, otlp.Span, at, f"{swhere}.spans[{k}]")
-                        if span is not None:
-                            good.append(span)
-                        else:
+                    for j, ss in enumerate(sss):
+                        swhere = f"{where}.{name}[{j}]"
+                        spans = ss.get("spans", ()) if isinstance(ss, dict) else None
+                        if spans is None and isinstance(ss, dict):  # null: no spans
+                            continue
+                        if not isinstance(spans, (list, tuple)):
                             self.stats.skipped += 1
-                    self._add_spans(good, resource, origin, origin_of)
+                            what = "spans is not a list" if isinstance(ss, dict) else "is not an object"
+                            self.warn_at(origin, f"{swhere}{'.' if isinstance(ss, dict) else ' '}{what}; skipped")
+                            continue
+                        good = []
+                        for k, sp in enumerate(spans):
+                            at = origin
+                            if origin_of is not None:  # a document: the span's own line
+                                sid = sp.get("spanId") if isinstance(sp, dict) else None
+                                if isinstance(sid, str):
+                                    at = origin_of(sid.lower())
+                                elif isinstance(sid, (int, float, bool)) or (sid is None and "spanId" in sp):
+                                    at = origin_of(_scalar_key(json.dumps(sid)))  # json.dumps: as written
+                            span = self._convert(sp, otlp.Span, at, f"{swhere}.spans[{k}]")
+                            if span is not None:
+                                good.append(span)
+                            else:
+                                self.stats.skipped += 1
+                        self._add_spans(good, resource, origin, origin_of)
 
     def _convert(self, obj: Any, cls: type, origin: str, where: str) -> Any:
         """``obj`` (decoded JSON) as ``cls``, repaired if it must be; None (with a warning)

@@ -51,6 +51,7 @@ __all__ = [
     "Span",
     "ScopeSpans",
     "ResourceSpans",
+    "scopes",
     "TracesData",
     "decode_traces_data",
     "decode_traces_data_raw",
@@ -241,6 +242,7 @@ class _RawScopeSpans(_Base):
 class _RawResourceSpans(_Base):
     resource: Resource | None = None
     scope_spans: list[_RawScopeSpans] = ()  # type: ignore[assignment]
+    instrumentation_library_spans: list[_RawScopeSpans] = ()  # type: ignore[assignment]
 
 
 class _RawTracesData(_Base):
@@ -316,6 +318,15 @@ class ScopeSpans(_Base):
 class ResourceSpans(_Base):
     resource: Resource | None = None
     scope_spans: list[ScopeSpans] = ()  # type: ignore[assignment]
+    #: the name of scopeSpans before OTLP 0.15 (2021), in older files
+    instrumentation_library_spans: list[ScopeSpans] = ()  # type: ignore[assignment]
+
+
+def scopes(rs: Any) -> Any:
+    """A ResourceSpans' scope spans, under either of their names."""
+    if rs.instrumentation_library_spans:
+        return [*rs.scope_spans, *rs.instrumentation_library_spans]
+    return rs.scope_spans
 
 
 class TracesData(_Base):

@@ -106,6 +106,29 @@ def test_ints_as_strings_or_numbers_and_enum_names(tmp_path):
     assert spans[sid(3)].kind == 3 and spans[sid(3)].status_code == 2
 
 
+def test_instrumentation_library_spans_of_otlp_before_0_15(tmp_path):
+    # files written before scopeSpans got its name (and a document mixing both names)
+    old = {"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "old"}}]},
+        "instrumentationLibrarySpans": [{"instrumentationLibrary": {"name": "t"}, "spans": [span(span_id=sid(1))]}],
+    }]}
+    both = line(span(span_id=sid(2), parent=sid(1)))
+    both["resourceSpans"][0]["instrumentationLibrarySpans"] = [{"spans": [span(span_id=sid(3), parent=sid(1))]}]
+    f = write(tmp_path / "a.jsonl", old, both)
+    doc = write(tmp_path / "b.json", json.dumps(old, indent=2))
+    traces, warnings, _ = load(f)
+    assert warnings == [] and sorted(traces[T1].spans) == [sid(1), sid(2), sid(3)]
+    assert traces[T1].spans[sid(1)].service == "old"
+    traces, warnings, _ = load(doc)
+    assert warnings == [] and sorted(traces[T1].spans) == [sid(1)]
+    # the line-by-line repair path knows the old name too
+    old["resourceSpans"][0]["instrumentationLibrarySpans"][0]["spans"][0]["attributes"] = [
+        {"key": "n", "value": {"intValue": "abc"}}]
+    traces, warnings, _ = load(write(tmp_path / "c.jsonl", old))
+    assert sorted(traces[T1].spans) == [sid(1)] and len(warnings) == 1
+    assert "instrumentationLibrarySpans[0].spans[0]: attribute \"n\" dropped" in warnings[0]
+
+
 def test_all_anyvalue_forms(tmp_path):
     attrs = [
         {"key": "s", "value": {"stringValue": "x"}},
