@@ -63,6 +63,17 @@ def _tagger():
     runtime.set_tagger(old)
 
 
+@app.task(name="tasks.fail")
+def fail() -> None:
+    _seen.append(current_tag())
+    raise ValueError("the task failed")
+
+
+@app.task(name="tasks.peek")
+def peek() -> None:
+    _seen.append(current_tag())
+
+
 def _summarize_in_worker(tmp_path, *, flowmap_first=None, bound=True):
     """web publishes a task (a tenant bound unless not ``bound``); a worker runs it.
     ``flowmap_first``: None without flowmap's Celery instrumentation, else whether it is
@@ -154,3 +165,22 @@ def test_a_task_published_without_a_tenant_carries_no_header(tmp_path, caplog):
     with flowmap.bind(flowmap.RequestContext(ACME)):
         _before_publish(headers=headers)
     assert headers[HEADER] == TAG
+
+
+def test_a_worker_never_runs_a_task_under_the_previous_tasks_tenant(guarded):
+    # a stale worker: the tag bound for one task (even one that failed) is gone for the next
+    ours = CeleryTenantInstrumentor()
+    ours.instrument()
+    _seen.clear()
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, loglevel="CRITICAL"):
+            with flowmap.bind(flowmap.RequestContext(ACME)):
+                failed = fail.delay()
+            with pytest.raises(ValueError):
+                failed.get(timeout=30)
+            peek.delay().get(timeout=30)  # no tenant bound at publish
+            with flowmap.bind(flowmap.RequestContext("globex-12")):
+                peek.delay().get(timeout=30)
+    finally:
+        ours.uninstrument()
+    assert _seen == [TAG, None, Tagger(KEY).tag("globex-12")]
