@@ -225,6 +225,11 @@ class Analyzer:
         spans, ops = graph.spans, graph.ops
         trace = graph.trace
         trace_id = trace.trace_id
+        # links waiting for this trace: taken out first, so that room made for this
+        # trace's own links (_let_go) never lets them go
+        waiting = self._pending_links.pop(trace_id, None) if self._pending_links else None
+        if waiting is not None:
+            self._waiting -= sum(map(len, waiting.values()))
         # a healthy link between two known operations is only counted (_healthy_link);
         # span summaries are made for findings
         if graph.external_links:
@@ -243,10 +248,8 @@ class Analyzer:
                     self._waiting += 1
                 else:  # links into traces never read (or far ahead) must not fill memory
                     self._unjudged_links += 1
-        waiting = self._pending_links.pop(trace_id, None) if self._pending_links else None
         judged = len(graph.links)  # links into this trace judged by now
         if waiting is not None:
-            self._waiting -= sum(map(len, waiting.values()))
             for sid, consumers in waiting.items():
                 span = spans.get(sid)
                 if span is not None:

@@ -27,11 +27,11 @@ Protocol)                              tool.catalog (a server's tool list shown
 before it wrote ``gen_ai.*``)          (``ai.generateText.doGenerate``,
                                        ``….doStream``, ``….doEmbed``) → llm
 ``llm.request.type`` (OpenLLMetry)     chat, completion, embedding → llm
-``messaging.system``, or any other     operation (``messaging.operation.type`` or
-``messaging.*`` attribute, or          the older ``messaging.operation``) create,
-``celery.action`` (Celery's            send, publish → queue.publish; receive,
-instrumentation writes no system)      process, deliver → queue.consume; without
-                                       one, PRODUCER → queue.publish, CONSUMER →
+``messaging.system``, or on PRODUCER   operation (``messaging.operation.type`` or
+and CONSUMER spans any ``messaging.*`` the older ``messaging.operation``) create,
+attribute or ``celery.action``         send, publish → queue.publish; receive,
+(Celery's instrumentation writes no    process, deliver → queue.consume; without
+system)                                one, PRODUCER → queue.publish, CONSUMER →
                                        queue.consume
 ``db.system.name`` / ``db.system``     chroma, pinecone, qdrant, weaviate, milvus,
                                        pgvector, lancedb…, or any system with
@@ -204,7 +204,9 @@ def infer_boundary(kind: int, attributes: Mapping[str, Any]) -> str | None:
     rt = _text(get("llm.request.type"))
     if rt is not None and rt.lower() in _LLM_REQUEST_TYPE:
         return _LLM_REQUEST_TYPE[rt.lower()]
-    if get("messaging.system") is not None or reads_messaging(attributes):
+    if get("messaging.system") is not None or (
+        (kind == SPAN_KIND_PRODUCER or kind == SPAN_KIND_CONSUMER) and reads_messaging(attributes)
+    ):
         mop = _text(get("messaging.operation.type")) or _text(get("messaging.operation"))
         if mop is not None:
             mop = mop.lower()

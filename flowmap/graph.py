@@ -94,8 +94,8 @@ class Operations:
             if op is not None:
                 return op
         if self.total is not None and self.size >= self.total:
-            known = by_name is not None or service in self._overflow
-            return self._fold(service, service if known else OTHER_SERVICES)
+            # no new operation past the total: a service's own overflow node if it has one
+            return self._fold(service, service if service in self._overflow else OTHER_SERVICES)
         if self.per_service is not None and (0 if by_name is None else len(by_name)) >= self.per_service:
             return self._fold(service, service)
         if by_name is None:

@@ -870,8 +870,8 @@ class _Loader:
                 resource = otlp.attributes(res.attributes) if res is not None else {}
                 for name in _SCOPE_SPANS:  # (instrumentationLibrarySpans: its name before OTLP 0.15)
                     sss = rs.get(name)
-                    if sss is None:
-                        continue
+                    if sss is None or (name != _SCOPE_SPANS[0] and rs.get(_SCOPE_SPANS[0])):
+                        continue  # the old name only when the new one is absent
                     if not isinstance(sss, list):
                         self.stats.skipped += 1
                         self.warn_at(origin, f"{where}.{name} is not a list; skipped")

@@ -323,10 +323,10 @@ class ResourceSpans(_Base):
 
 
 def scopes(rs: Any) -> Any:
-    """A ResourceSpans' scope spans, under either of their names."""
-    if rs.instrumentation_library_spans:
-        return [*rs.scope_spans, *rs.instrumentation_library_spans]
-    return rs.scope_spans
+    """A ResourceSpans' scope spans: the old name only when the new one is absent (a
+    sender in transition may write the same spans under both; the proto says to ignore
+    the old one then)."""
+    return rs.scope_spans or rs.instrumentation_library_spans
 
 
 class TracesData(_Base):

@@ -110,6 +110,11 @@ CASES = [
     ("celery run", SPAN_KIND_CONSUMER, {"celery.action": "run", "celery.task_name": "t"}, "queue.consume"),
     ("messaging id alone", SPAN_KIND_CONSUMER, {"messaging.message.id": "42"}, "queue.consume"),
     ("message id on an internal span", SPAN_KIND_INTERNAL, {"messaging.message.id": "42"}, None),
+    # a stray messaging.* key on another kind of span changes nothing
+    ("http server with a message id", SPAN_KIND_SERVER,
+     {"http.request.method": "POST", "messaging.message.id": "42"}, "http.server"),
+    ("redis client with a message id", SPAN_KIND_CLIENT, {"db.system": "redis", "messaging.message.id": "42"}, "cache"),
+    ("postgres with a celery action", SPAN_KIND_CLIENT, {"db.system": "postgresql", "celery.action": "run"}, "db"),
     ("settle", SPAN_KIND_CLIENT, {"messaging.system": "servicebus", "messaging.operation.type": "settle"}, None),
     # Nothing to go on
     ("plain internal", SPAN_KIND_INTERNAL, {"code.function": "f"}, None),

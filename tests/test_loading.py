@@ -117,7 +117,7 @@ def test_instrumentation_library_spans_of_otlp_before_0_15(tmp_path):
     f = write(tmp_path / "a.jsonl", old, both)
     doc = write(tmp_path / "b.json", json.dumps(old, indent=2))
     traces, warnings, _ = load(f)
-    assert warnings == [] and sorted(traces[T1].spans) == [sid(1), sid(2), sid(3)]
+    assert warnings == [] and sorted(traces[T1].spans) == [sid(1), sid(2)]  # the old name ignored beside the new
     assert traces[T1].spans[sid(1)].service == "old"
     traces, warnings, _ = load(doc)
     assert warnings == [] and sorted(traces[T1].spans) == [sid(1)]
@@ -127,6 +127,18 @@ def test_instrumentation_library_spans_of_otlp_before_0_15(tmp_path):
     traces, warnings, _ = load(write(tmp_path / "c.jsonl", old))
     assert sorted(traces[T1].spans) == [sid(1)] and len(warnings) == 1
     assert "instrumentationLibrarySpans[0].spans[0]: attribute \"n\" dropped" in warnings[0]
+
+
+def test_a_sender_in_transition_writes_both_names_and_spans_are_read_once(tmp_path):
+    # OTLP let JSON senders write the same spans under both names; receivers ignore the old
+    same = line(span(span_id=sid(1)), span(span_id=sid(2), parent=sid(1)))
+    same["resourceSpans"][0]["instrumentationLibrarySpans"] = same["resourceSpans"][0]["scopeSpans"]
+    broken = json.loads(json.dumps(same))
+    broken["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["attributes"] = [{"key": "n", "value": {"intValue": "x"}}]
+    for doc in (same, broken):  # the fast path, and the repair path
+        traces, warnings, stats = load(write(tmp_path / "a.jsonl", doc))
+        assert sorted(traces[T1].spans) == [sid(1), sid(2)] and stats.skipped == 0
+        assert not [w for w in warnings if "duplicate" in w]
 
 
 def test_all_anyvalue_forms(tmp_path):
