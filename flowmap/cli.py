@@ -191,7 +191,7 @@ def _expand(names: list[str]) -> list[str]:
         if not name:
             raise typer.BadParameter("an empty file name (an unset variable?)", param_hint="FILE")
         p = Path(name)
-        if p.is_dir():
+        if name != "-" and p.is_dir():  # "-" is standard input, even beside a directory "-"
             found = sorted(str(c) for c in p.iterdir() if c.is_file() and c.name.endswith(TRACE_SUFFIXES))
             if not found:
                 where = _clean_path(p)

@@ -179,16 +179,17 @@ class _Bind:
     fixture's teardown in another task), which falls back to the latest open entry.
     """
 
-    __slots__ = ("_binding", "_allow_switch", "_open")
+    __slots__ = ("_binding", "_allow_switch", "_open", "_baggage")
 
     # (bind object, entry) for every entry made in this context and not exited yet
     _ENTERED: contextvars.ContextVar[tuple[tuple[_Bind, tuple[Any, Any]], ...]] = contextvars.ContextVar(
         "flowmap_bind_entries", default=()
     )
 
-    def __init__(self, binding: Binding, allow_switch: bool) -> None:
+    def __init__(self, binding: Binding, allow_switch: bool, baggage: bool = True) -> None:
         self._binding = binding
         self._allow_switch = allow_switch
+        self._baggage = baggage  # also attach an OpenTelemetry context with the tag in baggage
         self._open: list[tuple[Any, Any]] = []  # (binding token, otel token) per open entry
 
     def _check_switch(self, outer: Binding) -> None:
@@ -224,7 +225,7 @@ class _Bind:
         token = _BINDING.set(binding)
         otel_token: Any = None
         tag = binding.tag
-        if tag is not None:
+        if tag is not None and self._baggage:
             try:
                 otel_token = otel_context.attach(otel_baggage.set_baggage(A.BAGGAGE_KEY, tag))
             except Exception:  # noqa: BLE001 - telemetry must not break the request
@@ -308,12 +309,17 @@ def bind(ctx: RequestContext, *, allow_switch: bool = False) -> _Bind:
     return _Bind(binding, allow_switch)
 
 
-def bind_tag(tag: str, *, source: str = A.SOURCE_BAGGAGE, allow_switch: bool = False) -> _Bind:
+def bind_tag(
+    tag: str, *, source: str = A.SOURCE_BAGGAGE, allow_switch: bool = False, baggage: bool = True
+) -> _Bind:
     """Bind only a propagated opaque tag (evidence, not authority), e.g. in a queue consumer.
 
     Spans get the tag with ``flowmap.tenant.source`` = ``source``; ``current()`` still
-    raises because no tenant was authenticated here.
+    raises because no tenant was authenticated here. ``baggage=False`` leaves the
+    OpenTelemetry context alone (flowmap's own binding only): for a binding entered and
+    left from hooks whose order against other instrumentations' context changes is not
+    known (a task queue's signals), where restoring it could undo theirs out of order.
     """
     if not is_opaque_tag(tag):
         raise InvalidContextError("bind_tag() needs an opaque flowmap tenant tag")
-    return _Bind(Binding(None, tag, source, None), allow_switch)
+    return _Bind(Binding(None, tag, source, None), allow_switch, baggage)

@@ -167,10 +167,26 @@ def test_a_task_published_without_a_tenant_carries_no_header(tmp_path, caplog):
     assert headers[HEADER] == TAG
 
 
-def test_a_worker_never_runs_a_task_under_the_previous_tasks_tenant(guarded):
-    # a stale worker: the tag bound for one task (even one that failed) is gone for the next
-    ours = CeleryTenantInstrumentor()
-    ours.instrument()
+@pytest.mark.parametrize("flowmap_first", [True, False], ids=["flowmap-first", "contrib-first"])
+def test_a_worker_never_runs_a_task_under_the_previous_tasks_tenant(tmp_path, guarded, flowmap_first):
+    # a stale worker: neither the tag bound for one task (even one that failed) nor its
+    # OpenTelemetry context is left for the next task on the same thread
+    path = tmp_path / "traces.jsonl"
+    provider = TracerProvider(resource=Resource.create({"service.name": "worker"}))
+    provider.add_span_processor(FlowmapSpanProcessor(Tagger(KEY)))
+    provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(path)))
+    contrib, ours = CeleryInstrumentor(), CeleryTenantInstrumentor()
+    steps = [lambda: contrib.instrument(tracer_provider=provider), ours.instrument]
+    for step in (steps[::-1] if flowmap_first else steps):
+        step()
+    untraced = {"on": False}
+
+    def like_a_publisher_without_opentelemetry(headers=None, **_):  # e.g. celery beat
+        if untraced["on"] and headers is not None:
+            headers.pop("traceparent", None)
+            headers.pop("tracestate", None)
+
+    celery.signals.before_task_publish.connect(like_a_publisher_without_opentelemetry, weak=False)
     _seen.clear()
     try:
         with start_worker(app, pool="solo", perform_ping_check=False, loglevel="CRITICAL"):
@@ -178,9 +194,21 @@ def test_a_worker_never_runs_a_task_under_the_previous_tasks_tenant(guarded):
                 failed = fail.delay()
             with pytest.raises(ValueError):
                 failed.get(timeout=30)
-            peek.delay().get(timeout=30)  # no tenant bound at publish
+            untraced["on"] = True
+            peek.delay().get(timeout=30)  # no tenant, no trace context
+            untraced["on"] = False
             with flowmap.bind(flowmap.RequestContext("globex-12")):
                 peek.delay().get(timeout=30)
     finally:
+        celery.signals.before_task_publish.disconnect(like_a_publisher_without_opentelemetry)
         ours.uninstrument()
+        contrib.uninstrument()
+        provider.shutdown()
     assert _seen == [TAG, None, Tagger(KEY).tag("globex-12")]
+    spans = [s for line in path.read_text().splitlines()
+             for rs in json.loads(line)["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]
+    runs = [s for s in spans if s["name"].startswith("run/")]
+    tenants = [{a["key"]: a["value"].get("stringValue") for a in s.get("attributes", [])}.get("flowmap.tenant")
+               for s in runs]
+    assert tenants == [TAG, None, Tagger(KEY).tag("globex-12")]
+    assert not runs[1].get("parentSpanId") and runs[1]["traceId"] != runs[0]["traceId"]

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Collection
-from contextlib import AbstractContextManager
 from typing import Any
 
 from opentelemetry import trace
@@ -25,27 +23,9 @@ _INSTRUMENTS = ("celery >= 5.3, < 6",)
 _log = logging.getLogger("flowmap.instrumentation.celery")
 
 
-class _Running:
-    """Task id -> its tag binding, entered in ``task_prerun`` and left in
-    ``task_postrun`` (both run on the thread that runs the task)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._bindings: dict[str, AbstractContextManager[Any]] = {}
-
-    def enter(self, task_id: str, binding: AbstractContextManager[Any]) -> None:
-        binding.__enter__()
-        with self._lock:
-            self._bindings[task_id] = binding
-
-    def leave(self, task_id: str) -> None:
-        with self._lock:
-            binding = self._bindings.pop(task_id, None)
-        if binding is not None:
-            binding.__exit__(None, None, None)
-
-
-_running = _Running()
+#: where a task run keeps its binding: on its own request (one per run, per thread), so
+#: two runs of one task id (a redelivered message) never share or swap bindings
+_BINDING_ATTR = "_flowmap_binding"
 
 
 def _before_publish(headers: dict[str, Any] | None = None, **_: Any) -> None:
@@ -66,14 +46,23 @@ def _task_tag(task: Any) -> str | None:
     return tag if isinstance(tag, str) and is_opaque_tag(tag) else None
 
 
-def _prerun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+def _prerun(task: Any = None, **_: Any) -> None:
     """Worker side: the task's tag bound while it runs (evidence, like a queue consumer's:
     ``flowmap.current()`` still needs the tenant authenticated from the task's data)."""
     try:
         tag = _task_tag(task)
-        if tag is None or task_id is None:
+        request = getattr(task, "request", None)
+        if tag is None or request is None:
             return
-        _running.enter(task_id, bind_tag(tag))  # another tenant bound: refused, logged
+        # flowmap's binding only: the OpenTelemetry context is the contrib
+        # instrumentation's to attach and detach (in an order that is not ours)
+        binding = bind_tag(tag, baggage=False)
+        binding.__enter__()  # another tenant bound: refused, logged
+        try:
+            setattr(request, _BINDING_ATTR, binding)
+        except Exception:
+            binding.__exit__(None, None, None)  # nowhere to keep it: never left bound
+            raise
         # the contrib instrumentation's run span may have started before this handler
         span = trace.get_current_span()
         attrs = getattr(span, "attributes", None)
@@ -84,10 +73,13 @@ def _prerun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
         _log.debug("flowmap: could not bind a task's tenant tag", exc_info=True)
 
 
-def _postrun(task_id: str | None = None, **_: Any) -> None:
+def _postrun(task: Any = None, **_: Any) -> None:
     try:
-        if task_id is not None:
-            _running.leave(task_id)
+        request = getattr(task, "request", None)
+        binding = getattr(request, _BINDING_ATTR, None)
+        if binding is not None:
+            delattr(request, _BINDING_ATTR)
+            binding.__exit__(None, None, None)
     except Exception:  # noqa: BLE001 - never break the worker
         _log.debug("flowmap: could not unbind a task's tenant tag", exc_info=True)
 
