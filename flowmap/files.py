@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -37,8 +38,14 @@ def write_atomically(output: Path, data: bytes | Iterable[bytes], what: str = ""
             mode = os.stat(output).st_mode
         except (FileNotFoundError, NotADirectoryError):
             mode = None
+        fd = _own_descriptor(output) if mode is not None and not stat.S_ISDIR(mode) else None
+        if fd is not None:
+            # one of this process's descriptors (``-o /dev/stdout > log 2>&1``): written
+            # through it, at the position it shares with what else writes there
+            _write_descriptor(fd, data)
+            return
         if mode is not None and not stat.S_ISDIR(mode) and (not stat.S_ISREG(mode) or _is_open_stream(output)):
-            # appended: a file the shell opened for this process (``> out``, ``>> log``)
+            # appended: a file the shell opened for a process (``> out``, ``>> log``)
             # is written at its end, where replacing it would lose what it held
             with open(output, "ab") as fh:
                 _write(fh, data)
@@ -83,6 +90,47 @@ def _is_open_stream(path: Path) -> bool:
             return False
         name = os.path.normpath(os.path.join(os.path.dirname(name), target))
     return False
+
+
+_OWN_FD = re.compile(r"/dev/fd/(\d+)|/proc/(?:self|thread-self|(\d+))/fd/(\d+)")
+_STD = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+
+
+def _own_descriptor(path: Path) -> int | None:
+    """The descriptor of this process that ``path`` (or a link it leads through) names,
+    if it is open: ``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``."""
+    name = os.path.abspath(path)
+    for _ in range(_LINKS_MAX):
+        fd = _STD.get(name)
+        m = _OWN_FD.fullmatch(name)
+        if m is not None and (m.group(2) is None or int(m.group(2)) == os.getpid()):
+            fd = int(m.group(1) or m.group(3))
+        if fd is not None:
+            try:
+                os.fstat(fd)
+            except OSError:
+                return None
+            return fd
+        try:
+            target = os.readlink(name)
+        except OSError:
+            return None
+        name = os.path.normpath(os.path.join(os.path.dirname(name), target))
+    return None
+
+
+def _write_descriptor(fd: int, data: bytes | Iterable[bytes]) -> None:
+    for stream in (sys.stdout, sys.stderr):  # what Python buffered for it goes first
+        try:
+            if stream is not None and stream.fileno() == fd:
+                stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    chunks = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(fd, view):]
 
 
 def _write(fh: BinaryIO, data: bytes | Iterable[bytes]) -> None:

@@ -56,7 +56,7 @@ def test_a_directory_in_the_way_is_one_error(tmp_path):
         write_atomically(tmp_path / "out.json", b"x", "report")
 
 
-@pytest.mark.parametrize("redirect", [">", ">>"])
+@pytest.mark.parametrize("redirect", [">", ">>", "> {log} 2>&1"])
 def test_output_to_dev_stdout_redirected_to_a_file(tmp_path, redirect):
     # ``flowmap check -o /dev/stdout >> log``: the shell's file is written at its end, not
     # replaced (a replaced file would lose what ``>>`` kept, and the process's later
@@ -72,12 +72,16 @@ def test_output_to_dev_stdout_redirected_to_a_file(tmp_path, redirect):
     traces = write_otlp(tmp_path / "t.jsonl", tb)
     log = tmp_path / "log"
     log.write_text("earlier\n")
-    command = f'"{sys.executable}" -m flowmap check "{traces}" --format json -o /dev/stdout {redirect} "{log}"'
+    target = redirect.format(log=f'"{log}"') if "{log}" in redirect else f'{redirect} "{log}"'
+    command = f'"{sys.executable}" -m flowmap check "{traces}" --format json -o /dev/stdout {target}'
     done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     text = log.read_text()
     kept = "earlier\n" if redirect == ">>" else ""
-    assert text.startswith(kept) and json.loads(text[len(kept):])["summary"]["spans"] == 1
+    # with stderr in the same file, its summary follows the JSON, never over it
+    body, _, after = text[len(kept):].rpartition("}\n")
+    assert text.startswith(kept) and json.loads(body + "}")["summary"]["spans"] == 1
+    assert after.startswith("flowmap: wrote json output") if "2>&1" in redirect else after == ""
 
 
 def test_a_file_descriptor_path_is_appended_to(tmp_path):
