@@ -296,7 +296,11 @@ def _write_output(text: str, output: Path | None) -> None:
             stream.write(text)
         except UnicodeEncodeError:
             stream.flush()
-            stream.buffer.write(text.encode("utf-8"))
+            buffer = getattr(stream, "buffer", None)
+            if buffer is None:  # a text-only stream: what it cannot encode is replaced
+                stream.write(text.encode(stream.encoding or "utf-8", "replace").decode(stream.encoding or "utf-8"))
+            else:
+                buffer.write(text.encode("utf-8"))
         stream.flush()
         return
     from .files import write_atomically

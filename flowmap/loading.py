@@ -169,6 +169,7 @@ def iter_traces(
                     gc.disable()
     finally:
         loader.close()
+        loader.stats._done = None  # the stats outlive the load; its index of ids must not
         if was_enabled:
             gc.enable()
 

@@ -703,3 +703,19 @@ def test_a_file_named_dash_is_read_as_a_file(dropped, tmp_path, monkeypatch):
     result = invoke("check", "--format", "json", "./-", input="")
     assert result.exit_code == 1, result.stderr
     assert json.loads(result.stdout)["summary"]["files"] == ["./-"]
+
+
+def test_text_to_a_text_only_stdout_that_cannot_encode_it(monkeypatch):
+    from flowmap.cli import _write_output
+
+    class Ascii(io.StringIO):
+        encoding = "ascii"
+
+        def write(self, s):
+            s.encode("ascii")  # raises, as a terminal in the C locale does
+            return super().write(s)
+
+    out = Ascii()
+    monkeypatch.setattr(sys, "stdout", out)
+    _write_output("GET /chat → tool\n", None)
+    assert out.getvalue() == "GET /chat ? tool\n"

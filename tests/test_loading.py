@@ -540,3 +540,9 @@ def test_last_resort_guard_turns_an_unexpected_error_into_one_warning(tmp_path, 
     traces, warnings, stats = load(f)
     assert set(traces[T2].spans) == {sid(9), sid(10)}
     assert warnings == [f"{f}:2: could not read this line (ZeroDivisionError); line skipped"]
+
+
+def test_load_stats_let_go_of_the_index_once_the_load_ends(tmp_path):
+    f = write(tmp_path / "a.jsonl", line(span(span_id=sid(1))))
+    traces, _, stats = load(f)
+    assert list(traces) == [T1] and stats._done is None and stats.trace_done(T1) is False
