@@ -13,7 +13,7 @@ import re
 import stat
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -74,33 +74,35 @@ def write_atomically(output: Path, data: bytes | Iterable[bytes], what: str = ""
 
 
 _OPEN_STREAM = re.compile(r"/dev/(?:std(?:in|out|err)|fd/\d+)|/proc/[^/]+/fd/\d+")
+_OWN_FD = re.compile(r"/dev/fd/(\d+)|/proc/(?:self|thread-self|(\d+))/fd/(\d+)")
+_STD = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
 _LINKS_MAX = 40  # as the kernel's limit on links followed
+
+
+def _link_chain(path: Path) -> Iterator[str]:
+    """``path`` made absolute, then each path the symbolic links it leads through name,
+    resolved as text (``/dev/stdout`` must be seen before the kernel turns it into
+    ``/proc/self/fd/1`` and that into the file behind it)."""
+    name = os.path.abspath(path)
+    for _ in range(_LINKS_MAX):
+        yield name
+        try:
+            target = os.readlink(name)
+        except OSError:  # not a link (or gone)
+            return
+        name = os.path.normpath(os.path.join(os.path.dirname(name), target))
 
 
 def _is_open_stream(path: Path) -> bool:
     """Whether ``path`` (or a link it leads through) names a file descriptor of a
     process: its file is already open, and may hold what the shell put there."""
-    name = os.path.abspath(path)
-    for _ in range(_LINKS_MAX):
-        if _OPEN_STREAM.fullmatch(name):
-            return True
-        try:
-            target = os.readlink(name)
-        except OSError:  # not a link (or gone)
-            return False
-        name = os.path.normpath(os.path.join(os.path.dirname(name), target))
-    return False
-
-
-_OWN_FD = re.compile(r"/dev/fd/(\d+)|/proc/(?:self|thread-self|(\d+))/fd/(\d+)")
-_STD = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+    return any(_OPEN_STREAM.fullmatch(name) for name in _link_chain(path))
 
 
 def _own_descriptor(path: Path) -> int | None:
     """The descriptor of this process that ``path`` (or a link it leads through) names,
     if it is open: ``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``."""
-    name = os.path.abspath(path)
-    for _ in range(_LINKS_MAX):
+    for name in _link_chain(path):
         fd = _STD.get(name)
         m = _OWN_FD.fullmatch(name)
         if m is not None and (m.group(2) is None or int(m.group(2)) == os.getpid()):
@@ -111,11 +113,6 @@ def _own_descriptor(path: Path) -> int | None:
             except OSError:
                 return None
             return fd
-        try:
-            target = os.readlink(name)
-        except OSError:
-            return None
-        name = os.path.normpath(os.path.join(os.path.dirname(name), target))
     return None
 
 
@@ -126,11 +123,8 @@ def _write_descriptor(fd: int, data: bytes | Iterable[bytes]) -> None:
                 stream.flush()
         except (OSError, ValueError, AttributeError):
             pass
-    chunks = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
-    for chunk in chunks:
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(fd, view):]
+    with open(fd, "wb", closefd=False) as fh:  # the descriptor's own file description
+        _write(fh, data)
 
 
 def _write(fh: BinaryIO, data: bytes | Iterable[bytes]) -> None:
