@@ -869,39 +869,41 @@ class _Loader:
                     continue
                 res = self._convert(rs.get("resource") or {}, otlp.Resource, origin, f"{where}.resource")
                 resource = otlp.attributes(res.attributes) if res is not None else {}
-                for name in _SCOPE_SPANS:  # (instrumentationLibrarySpans: its name before OTLP 0.15)
-                    sss = rs.get(name)
-                    if sss is None or (name != _SCOPE_SPANS[0] and rs.get(_SCOPE_SPANS[0])):
-                        continue  # the old name only when the new one is absent
-                    if not isinstance(sss, list):
-                        self.stats.skipped += 1
-                        self.warn_at(origin, f"{where}.{name} is not a list; skipped")
+                # the old name (before OTLP 0.15) only when the new one is absent, as otlp.scopes
+                new, old = _SCOPE_SPANS
+                name = old if not rs.get(new) and rs.get(old) is not None else new
+                sss = rs.get(name)
+                if sss is None:
+                    continue
+                if not isinstance(sss, list):
+                    self.stats.skipped += 1
+                    self.warn_at(origin, f"{where}.{name} is not a list; skipped")
+                    continue
+                for j, ss in enumerate(sss):
+                    swhere = f"{where}.{name}[{j}]"
+                    spans = ss.get("spans", ()) if isinstance(ss, dict) else None
+                    if spans is None and isinstance(ss, dict):  # null: no spans
                         continue
-                    for j, ss in enumerate(sss):
-                        swhere = f"{where}.{name}[{j}]"
-                        spans = ss.get("spans", ()) if isinstance(ss, dict) else None
-                        if spans is None and isinstance(ss, dict):  # null: no spans
-                            continue
-                        if not isinstance(spans, (list, tuple)):
+                    if not isinstance(spans, (list, tuple)):
+                        self.stats.skipped += 1
+                        what = "spans is not a list" if isinstance(ss, dict) else "is not an object"
+                        self.warn_at(origin, f"{swhere}{'.' if isinstance(ss, dict) else ' '}{what}; skipped")
+                        continue
+                    good = []
+                    for k, sp in enumerate(spans):
+                        at = origin
+                        if origin_of is not None:  # a document: the span's own line
+                            sid = sp.get("spanId") if isinstance(sp, dict) else None
+                            if isinstance(sid, str):
+                                at = origin_of(sid.lower())
+                            elif isinstance(sid, (int, float, bool)) or (sid is None and "spanId" in sp):
+                                at = origin_of(_scalar_key(json.dumps(sid)))  # json.dumps: as written
+                        span = self._convert(sp, otlp.Span, at, f"{swhere}.spans[{k}]")
+                        if span is not None:
+                            good.append(span)
+                        else:
                             self.stats.skipped += 1
-                            what = "spans is not a list" if isinstance(ss, dict) else "is not an object"
-                            self.warn_at(origin, f"{swhere}{'.' if isinstance(ss, dict) else ' '}{what}; skipped")
-                            continue
-                        good = []
-                        for k, sp in enumerate(spans):
-                            at = origin
-                            if origin_of is not None:  # a document: the span's own line
-                                sid = sp.get("spanId") if isinstance(sp, dict) else None
-                                if isinstance(sid, str):
-                                    at = origin_of(sid.lower())
-                                elif isinstance(sid, (int, float, bool)) or (sid is None and "spanId" in sp):
-                                    at = origin_of(_scalar_key(json.dumps(sid)))  # json.dumps: as written
-                            span = self._convert(sp, otlp.Span, at, f"{swhere}.spans[{k}]")
-                            if span is not None:
-                                good.append(span)
-                            else:
-                                self.stats.skipped += 1
-                        self._add_spans(good, resource, origin, origin_of)
+                    self._add_spans(good, resource, origin, origin_of)
 
     def _convert(self, obj: Any, cls: type, origin: str, where: str) -> Any:
         """``obj`` (decoded JSON) as ``cls``, repaired if it must be; None (with a warning)
