@@ -38,8 +38,8 @@ def _before_publish(headers: dict[str, Any] | None = None, **_: Any) -> None:
         _log.debug("flowmap: could not add the tenant tag to a task", exc_info=True)
 
 
-def _task_tag(task: Any) -> str | None:
-    request = getattr(task, "request", None)
+def _task_tag(request: Any) -> str | None:
+    """The opaque tag a task run's request carries, if any."""
     tag = getattr(request, HEADER, None)
     if tag is None and isinstance(getattr(request, "headers", None), dict):
         tag = request.headers.get(HEADER)  # where older message protocols keep it
@@ -50,9 +50,9 @@ def _prerun(task: Any = None, **_: Any) -> None:
     """Worker side: the task's tag bound while it runs (evidence, like a queue consumer's:
     ``flowmap.current()`` still needs the tenant authenticated from the task's data)."""
     try:
-        tag = _task_tag(task)
         request = getattr(task, "request", None)
-        if tag is None or request is None:
+        tag = _task_tag(request)
+        if tag is None:
             return
         # flowmap's binding only: the OpenTelemetry context is the contrib
         # instrumentation's to attach and detach (in an order that is not ours)
