@@ -257,3 +257,37 @@ def test_a_span_whose_attributes_fail_late_in_a_line_takes_back_what_the_line_ad
     assert "continues after it was complete" not in fast_warnings[0]
     assert len(fast[(ta, f"{3:016x}")][-4]["big"]) == otlp.MAX_VALUE_CHARS  # truncated, kept
     assert "n" not in fast[(ta, f"{4:016x}")][-4]  # the attribute out of range dropped
+
+
+def _ids_document(ids: list[tuple[str, str]]) -> bytes:
+    spans = [
+        {"traceId": T1, "spanId": sid, "parentSpanId": parent, "name": f"s{i}", "kind": 1,
+         "attributes": [kv("flowmap.tenant", {"stringValue": "0123456789abcdef"})]}
+        for i, (sid, parent) in enumerate(ids)
+    ]
+    res = {"attributes": [kv("service.name", {"stringValue": "api"})]}
+    return json.dumps({"resourceSpans": [{"resource": res, "scopeSpans": [{"spans": spans}]}]}).encode()
+
+
+def test_ids_tested_a_batch_at_once_are_judged_one_by_one():
+    """Span and parent ids are tested as lowercase hex a batch at a time: ids whose
+    characters pass together but whose lengths are wrong (15 + 17), a zero id, and, in
+    another batch, upper case or non-ASCII ids beside good ones are judged as the full
+    path judges them."""
+    good = [("00000000000000a1", ""), ("00000000000000a2", "00000000000000a1")]
+    wrong_lengths = [*good, ("00000000000000a", "00000000000000a1"), ("00000000000000a3f", ""),
+                     ("0" * 16, "00000000000000a1"), ("00000000000000a4", "00000000000000a")]
+    mixed = [*good, ("00000000000000A5", "00000000000000A1"), ("é" * 16, ""),
+             ("00000000000000a6", "ÿ" * 16), ("00000000000000a7", "00000000000000a2")]
+    for ids in (good, wrong_lengths, mixed):
+        data = _ids_document(ids)
+        fast_warnings: list[str] = []
+        fast = view(decode_document(data, on_warning=fast_warnings.append))
+        full, full_warnings = full_path(data)
+        assert fast == full
+        assert fast_warnings == full_warnings
+    assert len(fast) == 4  # mixed: a1, a2, a5 (lowercased, its parent too), a7
+    assert fast[(T1, "00000000000000a5")][2] == "00000000000000a1"
+    # the non-ASCII span id and parent id: one line, so one warning that counts the other
+    assert len(fast_warnings) == 1 and "invalid span id" in fast_warnings[0]
+    assert "and 1 more problem on this line" in fast_warnings[0]
