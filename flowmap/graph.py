@@ -228,36 +228,36 @@ class SpanGraph:
             self._break_cycles(self._sort_key, on_warning)
         if len(self.roots) > 1:
             self.roots.sort(key=self._sort_key)
-        for tops in (self.missing_parent, self.remote_entries, self.cycle_cut):
-            if len(tops) > 1:
-                tops.sort(key=self._sort_key)
+        if self.missing_parent or self.remote_entries or self.cycle_cut:
+            for tops in (self.missing_parent, self.remote_entries, self.cycle_cut):
+                if len(tops) > 1:
+                    tops.sort(key=self._sort_key)
 
     def _sort_key(self, sid: str) -> tuple[int, str]:
         return (self.spans[sid].start_ns, sid)
 
     def _has_cycle(self) -> bool:
-        """Whether some span does not reach a top by walking up its parents."""
+        """Whether some span does not reach a top by walking up its parents.
+
+        Only spans that have both a parent and a child in the trace can be on a loop, so
+        only they are walked (found in C); a span whose parent is not one of them reaches
+        a top at once. Most traces have a few such spans, many small ones none."""
         parent = self.parent
-        if not parent:
+        inner = parent.keys() & parent.values()
+        if not inner:
             return False
-        good = set(self.roots)
-        good.update(self.remote_entries, self.missing_parent)
-        limit = len(parent)
-        add = good.add
-        # latest first: exporters write a span when it ends, so parents mostly come after
-        # their children, and walking backwards finds each parent already known good
-        for sid, node in reversed(parent.items()):
-            if node in good:  # the common case: the parent was already seen to reach a top
-                add(sid)
-                continue
+        good: set[str] = set()
+        limit = len(inner)
+        for sid in inner:
             if sid in good:
                 continue
             walk = [sid]
-            while node not in good:
+            node = parent[sid]
+            while node in inner and node not in good:
                 if len(walk) > limit:
-                    return True  # longer than every parent edge: the walk went round a loop
+                    return True  # longer than every inner span: the walk went round a loop
                 walk.append(node)
-                node = parent[node]  # a span without a parent is a top, so always found
+                node = parent[node]
             good.update(walk)
         return False
 
