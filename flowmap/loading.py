@@ -992,8 +992,11 @@ class _Loader:
         line_new = self._line_new
         # every span and parent id of the batch lowercase hex (or empty), tested at once
         # in C (~1 ns a character, where str.strip costs ~6): each id's own test below is
-        # then its length alone
-        hexed = type(spans) is list and _lower_hex(itertools.chain(map(_SPAN_ID, spans), map(_PARENT_ID, spans)))
+        # then its length alone (a batch of a few spans is not worth the set-up)
+        hexed = (
+            type(spans) is list and len(spans) > 3
+            and _lower_hex(itertools.chain(map(_SPAN_ID, spans), map(_PARENT_ID, spans)))
+        )
         for s, kvs in zip(spans, kv_lists if kv_lists is not None else map(_KVS, spans)):
             if origin_of is not None:
                 where = origin_of(s.span_id.lower())
