@@ -104,6 +104,7 @@ _SPAN_ID_RE = re.compile(rb'"spanId"\s*:\s*"([0-9a-fA-F]+)"')
 # Keys or trace ids written with \u escapes, which the regex above cannot see.
 _ESCAPED_RE = re.compile(rb'"[^"]*\\u[^"]*"\s*:|"traceId"\s*:\s*"[0-9a-fA-F]*\\')
 _ZERO_TRACE = "0" * 32
+_UPPER_RE = re.compile(rb"[A-Z]")
 _ZERO_SPAN = "0" * 16
 _HEX_DIGITS = "0123456789abcdef"
 _HEX_BYTES = _HEX_DIGITS.encode("ascii")
@@ -232,7 +233,9 @@ class _Loader:
         self.on_progress = on_progress
         self.stats = stats
         self.pending: dict[str, dict[str, otlp.Span]] = {}
-        self.closing: dict[tuple[int, int], list[str]] = {}
+        #: position (file index, line) -> the ids of the traces whose last span is there
+        #: (ASCII bytes, as the scan found them; see _index)
+        self.closing: dict[tuple[int, int], list[bytes]] = {}
         self._seen_ids: set[str] = set()  # ids the scan missed, started already (late fragments)
         #: trace ids whose pending dict, and ids the scan missed that _seen_ids gained,
         #: since the line being read began (what _undo takes back)
@@ -245,7 +248,7 @@ class _Loader:
         #: trace id -> how many times the scan saw it as a "traceId" (spans' and links'),
         #: negative when some were seen only by the full decode of an escaped line,
         #: _CLOSED once the trace was yielded
-        self.counts: dict[str, int] = {}
+        self.counts: dict[bytes, int] = {}  # keyed by _key(trace id)
         #: trace id -> ids of its spans marked as a service-mesh proxy's (Trace.transparent)
         self._proxies: dict[str, list[str]] = {}
         #: standard input was given ("-"); where it was spooled to, if it could be
@@ -334,51 +337,53 @@ class _Loader:
         """From what the scan found (raw id -> last position, -> count): ``counts`` by
         trace id, and the ids that end at each position (``closing``).
 
-        The index grows with the number of distinct trace ids, so it is built without a
-        second dict of positions when no id is written in upper case (every SDK writes
-        lower case): each raw id is then one trace id. Otherwise the spellings of one id
-        are merged: its last position, and the sum of its counts."""
-        counts = self.counts
+        The index grows with the number of distinct trace ids (on an input of many small
+        traces it is the loader's largest structure), so it keeps the ids as the scan
+        found them, ASCII bytes, and the scan's count table itself when no id is written
+        in upper case (every SDK writes lower case): no second copy of every id, and no
+        second table, is ever made. Otherwise the spellings of one id are merged: its
+        last position, and the sum of its counts. Trace ids are looked up with
+        :func:`_key`."""
         closing = self.closing
-        keys = b"".join(raw_last)
-        if keys == keys.lower():
+        if not _any_upper(raw_last):
+            self.counts = raw_counts  # (every id the scan noted is counted there too)
             for raw, pos in raw_last.items():
-                tid = raw.decode("ascii")  # the regex only matches hex digits
-                counts[tid] = raw_counts.get(raw, _UNCOUNTED)  # negative: not known
-                closing.setdefault(pos, []).append(tid)
+                closing.setdefault(pos, []).append(raw)
             return
-        last: dict[str, tuple[int, int]] = {}
+        counts = self.counts
+        last: dict[bytes, tuple[int, int]] = {}
         for raw, pos in raw_last.items():
-            tid = raw.decode("ascii").lower()
+            key = raw.lower()
             n = raw_counts.get(raw, _UNCOUNTED)  # negative: not known (stays so when summed)
-            if tid not in last:
-                last[tid] = pos
-                counts[tid] = n
+            if key not in last:
+                last[key] = pos
+                counts[key] = n
             else:
-                if last[tid] < pos:
-                    last[tid] = pos
-                counts[tid] += n
-        for tid, pos in last.items():
-            closing.setdefault(pos, []).append(tid)
+                if last[key] < pos:
+                    last[key] = pos
+                counts[key] += n
+        for key, pos in last.items():
+            closing.setdefault(pos, []).append(key)
 
     def _close(self, tid: str) -> Trace | None:
         """The pending trace ``tid``, complete (None when it has no spans)."""
         spans = self.pending.pop(tid, None)
+        counts, key = self.counts, _key(tid)
         if not spans:
-            if self.counts.get(tid, _CLOSED) >= 0:  # an id seen only in links: none to come
-                self.counts[tid] = _ABSENT
+            if counts.get(key, _CLOSED) >= 0:  # an id seen only in links: none to come
+                counts[key] = _ABSENT
             return None
         self.stats.traces += 1
-        links_in = self._links_in(tid, len(spans))
-        if tid in self.counts:
+        links_in = self._links_in(key, len(spans))
+        if key in counts:
             # closed, marked in place: a set of closed ids would keep a string per
             # trace alive among the short-lived span objects (see analysis._links)
-            self.counts[tid] = _CLOSED
+            counts[key] = _CLOSED
         proxies = self._proxies.pop(tid, ()) if self._proxies else ()
         return Trace(tid, spans, links_in != 0, links_in, proxies)
 
     def _done(self, tid: str) -> bool:
-        n = self.counts.get(tid)
+        n = self.counts.get(_key(tid))
         return n is _CLOSED or n is _ABSENT
 
     def _closed(self, tids: Iterable[str]) -> Iterator[Trace]:
@@ -387,11 +392,12 @@ class _Loader:
             if trace is not None:
                 yield trace
 
-    def _links_in(self, tid: str, spans: int) -> int:
-        """How many links point into a trace of ``spans`` spans (Trace.links_in), -1 when
-        not known: every "traceId" the scan saw with its id that did not belong to one of
-        its spans was in a link (or in a line that turned out broken): an upper bound."""
-        n = self.counts.get(tid)
+    def _links_in(self, key: bytes, spans: int) -> int:
+        """How many links point into a trace (its :func:`_key`) of ``spans`` spans
+        (Trace.links_in), -1 when not known: every "traceId" the scan saw with its id that
+        did not belong to one of its spans was in a link (or in a line that turned out
+        broken): an upper bound."""
+        n = self.counts.get(key)
         return n - spans if n is not None and n >= spans else -1
 
     def _linking_first(self, ending: list[str]) -> list[str]:
@@ -399,7 +405,7 @@ class _Loader:
         to another closing on the same line is then judged before its target, so the
         target need not be remembered for links still to come (see Trace.links_in)."""
         pending = self.pending
-        return sorted(ending, key=lambda tid: self._links_in(tid, len(pending.get(tid, ()))) != 0)
+        return sorted(ending, key=lambda tid: self._links_in(_key(tid), len(pending.get(tid, ()))) != 0)
 
     # -- files ------------------------------------------------------------------
 
@@ -630,6 +636,7 @@ class _Loader:
                 self._skip(f"{path}:{lineno}", f"could not read this line ({type(exc).__name__})")
             ending = closing.pop((index, lineno), None)
             if ending:
+                ending = _trace_ids(ending)
                 if len(ending) > 1:
                     ending = self._linking_first(ending)
                 for tid in ending:
@@ -680,7 +687,7 @@ class _Loader:
             self.stats.skipped += 1
             what = "a document" if parts else "the data"
             self.warn_at(f"{path}:{line}", f"invalid JSON after {what} ({_decode_error(exc)}); rest of file skipped")
-        yield from self._closed(self.closing.pop((f.index, 1), ()))
+        yield from self._closed(_trace_ids(self.closing.pop((f.index, 1), ())))
 
     def _decode_unit(
         self, data: bytes, origin: str, origin_of: Callable[[str], str] | None
@@ -1014,7 +1021,7 @@ class _Loader:
                 if trace is None:
                     trace = pending[tid] = {}
                     line_new.append(tid)
-                    n = counts.get(tid)
+                    n = counts.get(tid.encode())  # (a valid id: hex digits; see _key)
                     if n is _CLOSED or (n is None and tid in self._seen_ids):
                         warn(where, f"trace {tid} continues after it was complete; analysed in parts")
                     elif n is None:  # an id the scan did not count (rare): remembered here
@@ -1141,6 +1148,28 @@ class _Loader:
 def _loses_data(what: str) -> bool:
     """Whether a warning says something was lost (or a trace split): it wins over repairs."""
     return "skipped" in what or "dropped" in what or "first one kept" in what or "in parts" in what
+
+
+def _key(trace_id: str) -> bytes:
+    """A trace id as the loader's index keys it (the scan's bytes): a valid id is ASCII,
+    and anything else (never a key there) still encodes."""
+    return trace_id.encode("utf-8", "surrogatepass")
+
+
+def _any_upper(keys: Iterable[bytes]) -> bool:
+    """Whether any of these ids has an upper-case letter: tested in C a slice at a time
+    (bytes.join holds an 80-byte buffer record per item, so joining a million ids at
+    once cost more memory than the index itself)."""
+    it = iter(keys)
+    while chunk := list(itertools.islice(it, 4096)):
+        if _UPPER_RE.search(b"".join(chunk)) is not None:
+            return True
+    return False
+
+
+def _trace_ids(keys: Iterable[bytes]) -> list[str]:
+    """Trace ids of the index's keys (ASCII: hex digits, or a hidden id that was ASCII)."""
+    return [key.decode("ascii") for key in keys]
 
 
 def _lower_hex(ids: Iterable[str]) -> bool:

@@ -87,6 +87,18 @@ def test_ids_case_insensitive_and_lowercased(tmp_path):
     assert spans["00000000000000ab"].trace_id == T1
 
 
+def test_an_upper_case_id_among_thousands_still_merges_with_its_lower_case_spelling(tmp_path):
+    """The index tests its ids for upper case a slice at a time: an id spelt in upper case
+    far down the file still joins the spans of its lower-case spelling into one trace,
+    on lines far apart, and that trace is not reported as continuing after it ended."""
+    others = [span(f"{n:032x}", sid(1)) for n in range(1, 10_000)]
+    f = write(tmp_path / "a.jsonl", line(span(T1, sid(1))), line(*others), line(span(T1.upper(), sid(2), parent=sid(1))))
+    traces, warnings, _ = load(f)
+    assert warnings == []
+    assert len(traces) == 10_000
+    assert set(traces[T1].spans) == {sid(1), sid(2)}
+
+
 def test_ints_as_strings_or_numbers_and_enum_names(tmp_path):
     f = write(
         tmp_path / "a.jsonl",
