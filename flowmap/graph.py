@@ -228,10 +228,9 @@ class SpanGraph:
             self._break_cycles(self._sort_key, on_warning)
         if len(self.roots) > 1:
             self.roots.sort(key=self._sort_key)
-        if self.missing_parent or self.remote_entries or self.cycle_cut:
-            for tops in (self.missing_parent, self.remote_entries, self.cycle_cut):
-                if len(tops) > 1:
-                    tops.sort(key=self._sort_key)
+        for tops in (self.missing_parent, self.remote_entries, self.cycle_cut):
+            if len(tops) > 1:
+                tops.sort(key=self._sort_key)
 
     def _sort_key(self, sid: str) -> tuple[int, str]:
         return (self.spans[sid].start_ns, sid)

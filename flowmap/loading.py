@@ -1023,15 +1023,15 @@ class _Loader:
                 if trace is None:
                     trace = pending[tid] = {}
                     line_new.append(tid)
-                    n = counts.get(tid.encode())  # (a valid id: hex digits; see _key)
+                    n = counts.get(_key(tid))
                     if n is _CLOSED or (n is None and tid in self._seen_ids):
                         warn(where, f"trace {tid} continues after it was complete; analysed in parts")
                     elif n is None:  # an id the scan did not count (rare): remembered here
                         self._seen_ids.add(tid)
                         self._line_seen.append(tid)
             sid = s.span_id
-            # lowercase hex (the usual form) in one C call that allocates nothing:
-            # strip() leaves "" only when every character is a lowercase hex digit
+            # lowercase hex (the usual form): known for the batch (hexed), else one C call
+            # that allocates nothing: strip() leaves "" only when every character is one
             if len(sid) != 16 or (not hexed and sid.strip(_HEX_DIGITS)) or sid == _ZERO_SPAN:
                 sid = _valid_id(sid, 16, _ZERO_SPAN)
                 if sid is None:
