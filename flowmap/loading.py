@@ -815,7 +815,7 @@ class _Loader:
         """
         while True:
             syntax = isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError)
-            if isinstance(exc, UnicodeDecodeError) and "utf8" not in done:
+            if _bad_utf8(exc) and "utf8" not in done:
                 done.add("utf8")
                 self.warn_at(origin, "invalid UTF-8 bytes replaced")
                 data = data.decode("utf-8", "replace").encode("utf-8")
@@ -1261,20 +1261,33 @@ def _syntax_error(data: bytes) -> Exception | None:
     Not a syntax error: invalid UTF-8 or unpaired surrogates (repaired with a warning in
     pass 2), numbers out of range or nesting too deep (pass 2 says what is wrong).
     """
+    _, exc = _decode_repaired(data)
+    return exc if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError) else None
+
+
+def _decode_repaired(data: bytes) -> tuple[Any, Exception | None]:
+    """The generic decode of ``data`` after the repairs pass 2 makes (invalid UTF-8 and
+    unpaired surrogates replaced, on a copy): ``(value, None)``, or ``(None, the error
+    no repair helps)``; ``(None, None)`` if the repairs did not end."""
     for _ in range(3):
         try:
-            _GENERIC.decode(data)
-        except (msgspec.ValidationError, RecursionError):  # before DecodeError: its subclass
-            return None
-        except UnicodeDecodeError:
-            data = data.decode("utf-8", "replace").encode("utf-8")
-        except msgspec.DecodeError as exc:
-            if "surrogate" not in str(exc):
-                return exc
-            data = _SURROGATE_RE.sub(_fix_surrogate, data)
-        else:
-            return None
-    return None
+            return _GENERIC.decode(data), None
+        except (msgspec.ValidationError, RecursionError) as exc:  # before DecodeError: its subclass
+            return None, exc
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            if _bad_utf8(exc):
+                data = data.decode("utf-8", "replace").encode("utf-8")
+            elif "surrogate" in str(exc):
+                data = _SURROGATE_RE.sub(_fix_surrogate, data)
+            else:
+                return None, exc
+    return None, None
+
+
+def _bad_utf8(exc: BaseException) -> bool:
+    """Whether a decode failed on invalid UTF-8: msgspec raised UnicodeDecodeError for it
+    before 0.23, a plain DecodeError since."""
+    return isinstance(exc, UnicodeDecodeError) or (type(exc) is msgspec.DecodeError and "UTF-8" in str(exc))
 
 
 def _trace_ids_in(line: bytes) -> set[bytes]:
@@ -1285,22 +1298,10 @@ def _trace_ids_in(line: bytes) -> set[bytes]:
     still does not decode gives none: pass 2 warns about it. The walk uses a stack, not
     recursion, whatever the nesting.
     """
-    obj = None
     if line.lstrip().startswith(_BOM):  # files joined with cat (pass 2 drops it too)
         line = line.lstrip()[len(_BOM) :]
-    for _ in range(3):
-        try:
-            obj = _GENERIC.decode(line)
-            break
-        except (msgspec.ValidationError, RecursionError):  # before DecodeError: its subclass
-            return set()
-        except UnicodeDecodeError:
-            line = line.decode("utf-8", "replace").encode("utf-8")
-        except msgspec.DecodeError as exc:
-            if "surrogate" not in str(exc):
-                return set()
-            line = _SURROGATE_RE.sub(_fix_surrogate, line)
-    else:
+    obj, _ = _decode_repaired(line)
+    if obj is None:
         return set()
     found: set[bytes] = set()
     stack = [obj]
@@ -1472,8 +1473,11 @@ def _leading_newlines(data: bytes, start: int, end: int) -> int:
 
 
 def _error_line(data: bytes, exc: Exception) -> int:
-    if isinstance(exc, UnicodeDecodeError):
-        return data.count(b"\n", 0, exc.start) + 1
+    if _bad_utf8(exc):  # (msgspec's own error does not say where)
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return data.count(b"\n", 0, bad.start) + 1
     m = _BYTE_RE.search(str(exc))
     if m:
         return data.count(b"\n", 0, int(m.group(1))) + 1
@@ -1483,7 +1487,7 @@ def _error_line(data: bytes, exc: Exception) -> int:
 
 
 def _decode_error(exc: Exception) -> str:
-    if isinstance(exc, UnicodeDecodeError):
+    if _bad_utf8(exc):
         return "invalid UTF-8"
     text = str(exc)
     if "truncated" in text:
