@@ -336,6 +336,23 @@ def _compile_bytecode() -> bool:
     return bool(compileall.compile_dir(Path(flowmap.__file__).parent, quiet=2))
 
 
+def _interpreter() -> str:
+    """Which Python runs the stages, and how it was built: the build alone moves the
+    figures (here pyenv's default 3.11, libpython shared and no PGO/LTO, runs ``check``
+    ~7 % slower than Debian's python3.11, which links it statically and optimised)."""
+    import sysconfig
+
+    args = sysconfig.get_config_var("CONFIG_ARGS") or ""
+    flags = [f for f in ("--enable-optimizations", "--with-lto") if f in args]
+    try:
+        with open("/proc/self/maps") as maps:
+            linked = "libpython shared" if "libpython" in maps.read() else "libpython static"
+    except OSError:
+        linked = "libpython ?"
+    built = ", ".join([linked, *flags]) if flags else linked
+    return f"python {sys.version.split()[0]} ({sys.executable}; {built})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=1_000_000)
@@ -352,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     size_mb = path.stat().st_size / 1e6
     compiled = "bytecode compiled" if _compile_bytecode() else "bytecode NOT compiled (read-only install?)"
     print(f"input: {path.relative_to(HERE.parent)}  {spans:,} spans  {size_mb:.0f} MB  "
-          f"python {sys.version.split()[0]}  repeat {args.repeat} (median)  {compiled}")
+          f"repeat {args.repeat} (median)  {compiled}\n{_interpreter()}")
     # Round by round (floor, load, check, then again): this machine's speed drifts over
     # minutes, and stages measured side by side share the drift, so each round's own
     # ratio to its floor is quoted too (the median over rounds).
