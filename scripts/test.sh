@@ -19,7 +19,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]' \
+.venv/bin/python -m pip install -q -c scripts/constraints.txt -e '.[test]' \
   -e instrumentations/flowmap-instrumentation-redis \
   -e 'instrumentations/flowmap-instrumentation-sqlite-vec[pysqlite3]' \
   -e 'instrumentations/flowmap-instrumentation-langgraph[test]' \
