@@ -74,7 +74,9 @@ from typing import Any
 import msgspec
 
 from . import otlp
-from .attributes import BOUNDARY_KINDS, KEY_ID
+from .attributes import (
+    BAGGAGE_SENT, BOUNDARY, BOUNDARY_KINDS, KEY_ID, REDACTED, SCOPED, TENANT, TENANT_SOURCE, UNSCOPED,
+)
 from .conventions import PROXY_VALUE, infer_boundary
 from .errors import InputError
 from .model import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, Trace
@@ -113,6 +115,8 @@ _HEX_BYTES = _HEX_DIGITS.encode("ascii")
 _READ_BUFFER = 1 << 20
 _UNKNOWN_SERVICE = "unknown_service"
 _KVS = attrgetter("kvs")
+#: the contract's attribute names, known to the key decoder from the start
+_SEED_KEYS = (TENANT, TENANT_SOURCE, BOUNDARY, SCOPED, BAGGAGE_SENT, REDACTED, UNSCOPED)
 _SPAN_ID = attrgetter("span_id")
 _PARENT_ID = attrgetter("parent_span_id")
 _SHAPES = otlp._SHAPES  # the shared shapes, read directly in the hot loop
@@ -246,6 +250,8 @@ class _Loader:
         #: tenant tag -> the one string object the spans share: the decoded one is freed
         #: with its attribute list, and the analysis compares and hashes tags already hashed
         self._tags: dict[str, str] = {}
+        #: the fast path's attribute-list decoder, learning this load's keys (see KeyDecoder)
+        self._keys = otlp.KeyDecoder(_SEED_KEYS)
         self._held: list[Any] | None = None  # [where, what, more]: the current line's warning
         #: trace id -> how many times the scan saw it as a "traceId" (spans' and links'),
         #: negative when some were seen only by the full decode of an escaped line,
@@ -750,12 +756,27 @@ class _Loader:
             self._flush()  # so that the warning held from here on is this line's
         stats = self.stats
         before = (stats.spans, stats.skipped)
+        keys = self._keys
+        decode = keys.decode
         try:
-            self._add_traces_data(td, origin, None, lambda spans: map(decode_kvs, map(_KVS, spans)))
-        except Exception:  # noqa: BLE001 - as above
+            self._add_traces_data(td, origin, None, lambda spans: map(decode, map(_KVS, spans)))
+        except Exception as exc:  # noqa: BLE001 - as above
             self._undo(td, before)
-            return False
+            if decode is decode_kvs or not keys.is_miss(exc) or not self._learn_keys(td):
+                return False
+            # once more with the keys learned (the spans were changed in place: a new decode)
+            return self._decode_raw(data, origin, origin_of)
         return True
+
+    def _learn_keys(self, td: Any) -> bool:
+        """The attribute keys of a line the key decoder did not know, learned (False
+        when a list does not decode at all, or nothing could be learned)."""
+        try:
+            found = [kv.key for rs in td.resource_spans for ss in otlp.scopes(rs) for s in ss.spans
+                     for kv in otlp.decode_key_values(s.kvs)]
+        except Exception:  # noqa: BLE001 - the full path says what is wrong
+            return False
+        return self._keys.learn(found)
 
     def _undo(self, td: Any, before: tuple[int, int]) -> None:
         """Take back what a line's spans added to the pending traces, counts and warnings."""
