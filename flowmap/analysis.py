@@ -204,7 +204,7 @@ class Analyzer:
                 self._orphans.append((f, graph.ops[f.span_id]))
 
         self._flow.add_trace(graph, verdict)
-        if self._paths.wants(verdict, len(spans)):
+        if self._paths.wants(verdict, graph):
             for path in trace_paths(graph, verdict):
                 self._paths.add(path)
         self._links(graph)

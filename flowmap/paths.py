@@ -21,7 +21,7 @@ from .graph import SpanGraph
 from .model import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, Finding, TracePath
 from .rules import BREAK_RULES, TraceVerdict
 
-__all__ = ["entry_span", "trace_paths", "PathSample"]
+__all__ = ["entry_span", "trace_paths", "longest_path_bound", "PathSample"]
 
 MAX_TARGETS_PER_TRACE = 1000  # bounds the work on a hostile trace with huge fan-out
 
@@ -99,6 +99,38 @@ def trace_paths(graph: SpanGraph, verdict: TraceVerdict) -> list[TracePath]:
     return out
 
 
+def longest_path_bound(graph: SpanGraph) -> int:
+    """At least the length of the longest path :func:`trace_paths` would build, found
+    without building any: the longest chain above any tool span, and above any boundary
+    span too when some subtree top has no tool span below it (final targets are a subset
+    of these). Lets :meth:`PathSample.wants` turn away a trace whose findings tie with the
+    sample's weakest path, the common case, in a few dict lookups a tool span."""
+    parent, spans = graph.parent, graph.spans
+    tools = [sid for sid, span in spans.items() if span.boundary == "tool"]
+    longest, reached = _walk_up(parent, tools)
+    if len(reached) < len(graph.tops()):
+        boundaries = [sid for sid, span in spans.items() if span.boundary is not None]
+        longest = max(longest, _walk_up(parent, boundaries)[0])
+    return longest
+
+
+def _walk_up(parent: dict[str, str], starts: list[str]) -> tuple[int, set[str]]:
+    """The longest chain from any of ``starts`` up to its top, and the tops reached."""
+    longest = 0
+    reached: set[str] = set()
+    for sid in starts:
+        n, top = 1, sid
+        node = parent.get(sid)
+        while node is not None:
+            n += 1
+            top = node
+            node = parent.get(node)
+        reached.add(top)
+        if n > longest:
+            longest = n
+    return longest, reached
+
+
 def _score(p: TracePath) -> tuple[int, int, int]:
     return (
         int(p.severity) if p.severity is not None else -1,
@@ -115,9 +147,9 @@ class PathSample:
         self._heap: list[tuple[tuple[int, int, int], int, TracePath]] = []
         self._counter = itertools.count()
 
-    def wants(self, verdict: TraceVerdict, span_count: int) -> bool:
+    def wants(self, verdict: TraceVerdict, graph: SpanGraph) -> bool:
         """Whether any path of a trace could enter the sample: False when even the best
-        score its findings and size allow would lose to every path kept (then the trace's
+        score its findings and paths allow would lose to every path kept (then the trace's
         paths need not be built at all, the common case once the sample is full)."""
         if self.cap <= 0:
             return False
@@ -131,7 +163,10 @@ class PathSample:
             if f.rule in BREAK_RULES and sev > brk:
                 brk = sev
         # ties keep the path seen first, so an equal score does not enter either
-        return (brk, worst, span_count) > self._heap[0][0]
+        weakest = self._heap[0][0]
+        if (brk, worst) != weakest[:2]:
+            return (brk, worst) > weakest[:2]
+        return longest_path_bound(graph) > weakest[2]
 
     def add(self, path: TracePath) -> None:
         if self.cap <= 0:

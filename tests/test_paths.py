@@ -96,3 +96,54 @@ def test_traces_skipped_once_the_sample_is_full_change_nothing(tmp_path):
     expected = [(p.trace_id, p.span_ids, p.break_rule) for p in every.worst_first()]
     assert [(p.trace_id, p.span_ids, p.break_rule) for p in a.paths] == expected
     assert [p.break_rule for p in a.paths] == ["cross-tenant"] * 2 + ["context-dropped"]
+
+
+def test_longest_path_bound_is_never_below_a_built_path():
+    """The sample turns traces away on this bound: were it ever below a real path, that
+    path could be missing from the sample."""
+    import random
+
+    from flowmap.paths import longest_path_bound
+
+    rng = random.Random(7)
+    for _ in range(300):
+        tb = TraceBuilder()
+        refs: list = []
+        for i in range(rng.randint(1, 14)):
+            boundary = rng.choice([None, None, "tool", "db", "agent", "vector"])
+            kind = SERVER if i == 0 or rng.random() < 0.1 else 1
+            if refs and rng.random() < 0.85:
+                refs.append(rng.choice(refs).child(f"s{i}", tenant=TAG_A, boundary=boundary))
+            elif rng.random() < 0.5:  # a parent outside the trace, or another root
+                refs.append(tb.span(f"s{i}", kind=kind, tenant=TAG_A, boundary=boundary, parent="00000000000000ff"))
+            else:
+                refs.append(tb.span(f"s{i}", kind=kind, tenant=TAG_A, boundary=boundary))
+        g = SpanGraph(tb.traces())
+        built = trace_paths(g, evaluate(g, AnalysisSettings()))
+        assert longest_path_bound(g) >= max((len(p.span_ids) for p in built), default=0)
+
+
+def test_a_full_sample_builds_no_paths_for_traces_that_cannot_enter(tmp_path):
+    """Healthy traces whose paths are no longer than the weakest kept one are turned away
+    without building paths, even when their spans go deeper below the tool call; a
+    longer healthy path still enters."""
+    def trace(depth: int, below_tool: int = 0) -> TraceBuilder:
+        tb = TraceBuilder()
+        node = tb.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server")
+        for _ in range(depth):
+            node = node.child("step", tenant=TAG_A)
+        node = node.child("tool x", tenant=TAG_A, boundary="tool")
+        for _ in range(below_tool):
+            node = node.child("select", tenant=TAG_A, boundary="db", scoped=True)
+        return tb
+
+    sample = PathSample(2)
+    for tb in (trace(1), trace(1)):
+        for p in _paths(tb):
+            sample.add(p)
+    deep_below = SpanGraph(trace(1, below_tool=4).traces())
+    assert not sample.wants(evaluate(deep_below, AnalysisSettings()), deep_below)
+    longer = SpanGraph(trace(2).traces())
+    assert sample.wants(evaluate(longer, AnalysisSettings()), longer)
+    a = analyze_built(tmp_path, trace(1), trace(1), trace(1, below_tool=4), trace(2), settings=AnalysisSettings(max_paths=2))
+    assert sorted(len(p.span_ids) for p in a.paths) == [3, 4]
