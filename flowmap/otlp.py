@@ -349,8 +349,8 @@ class KeyDecoder:
     Why: the loader looks up every span's tuple of keys (its :class:`AttributeShape`),
     and hashing and comparing ten freshly decoded key strings per span was a tenth of its
     own time. Keys decoded as a ``Literal`` of the keys seen so far come back as the
-    Literal's own objects, their hashes known, equal by identity (~3 % fewer
-    instructions end to end). A list with a key not in the vocabulary fails validation
+    Literal's own objects, their hashes known, equal by identity (the loader ~3 %
+    faster; benchmarks/README.md). A list with a key not in the vocabulary fails validation
     (:meth:`is_miss`); the caller then learns its keys (:meth:`learn`) and decodes again. The
     vocabulary is bounded (count, key length, rebuilds): input with ever-new keys
     turns it off for the rest of the load (:attr:`decode` is then the plain decoder),
