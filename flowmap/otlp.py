@@ -32,6 +32,7 @@ too and is read there as the default, silently.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
@@ -366,7 +367,9 @@ class KeyDecoder:
         self._rebuilds = 0
         #: the attribute-list decoder to use now
         self.decode = decode_key_values
-        self.learning = True
+        # misses are told by msgspec's message: should a release word it otherwise, every
+        # line with a new key would take the slow path, so learning is then never begun
+        self.learning = _misses_recognised()
         self.learn(seed, counted=False)
 
     @staticmethod
@@ -396,14 +399,29 @@ class KeyDecoder:
             return False
         self._known.update(dict.fromkeys(new))
         self._rebuilds += counted
-        known = Literal[tuple(self._known)]  # type: ignore[valid-type]
-        # a KeyValue whose key is one of the known strings (a subclass: isinstance holds)
-        cls = msgspec.defstruct(
-            "KeyValue", [("key", known, ""), ("value", AnyValue | None, None)], bases=(KeyValue,),
-            rename="camel", gc=False,
-        )
-        self.decode = msgspec.json.Decoder(list[cls], strict=False).decode  # type: ignore[valid-type]
+        self.decode = _literal_keys_decoder(tuple(self._known))
         return True
+
+
+def _literal_keys_decoder(keys: tuple[str, ...]) -> Any:
+    """An attribute-list decoder whose keys must be one of ``keys`` (and come back as
+    those very objects): a KeyValue subclass, so isinstance holds."""
+    cls = msgspec.defstruct(
+        "KeyValue", [("key", Literal[keys], ""), ("value", AnyValue | None, None)], bases=(KeyValue,),
+        rename="camel", gc=False,
+    )
+    return msgspec.json.Decoder(list[cls], strict=False).decode  # type: ignore[valid-type]
+
+
+@functools.cache
+def _misses_recognised() -> bool:
+    """Whether :meth:`KeyDecoder.is_miss` recognises this msgspec's error for an unknown
+    key (tried once per process on a one-key vocabulary)."""
+    try:
+        _literal_keys_decoder(("known",))(b'[{"key": "unknown"}]')
+    except msgspec.ValidationError as exc:
+        return KeyDecoder.is_miss(exc)
+    return False
 
 
 def convert(obj: Any, cls: type) -> Any:

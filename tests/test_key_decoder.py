@@ -112,3 +112,21 @@ def test_ever_new_keys_cost_a_bounded_number_of_second_decodes(tmp_path):
         traces, warnings = load(f)
     assert len(traces) == 5 * n and warnings == []
     assert len(calls) == otlp.KeyDecoder.REBUILDS_MAX + 1  # then learning is off for the load
+
+
+def test_a_msgspec_that_words_misses_otherwise_leaves_plain_decoding(tmp_path):
+    """Misses are told apart by msgspec's message; were it worded otherwise, the loader
+    must decode plainly from the start (not send every line with a new key down the slow
+    path), and load the same."""
+    f = tmp_path / "t.jsonl"
+    f.write_text("\n".join(line(i, [f"key.{i}", "flowmap.tenant"]) for i in range(5)) + "\n")
+    expected = load(f)
+    otlp._misses_recognised.cache_clear()
+    try:
+        with mock.patch.object(otlp.KeyDecoder, "is_miss", staticmethod(lambda exc: False)):
+            assert not otlp.KeyDecoder(["a"]).learning
+            with mock.patch.object(loading._Loader, "_recover", side_effect=AssertionError("slow path")):
+                assert load(f) == expected
+    finally:
+        otlp._misses_recognised.cache_clear()
+    assert otlp.KeyDecoder(["a"]).learning
