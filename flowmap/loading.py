@@ -837,20 +837,12 @@ class _Loader:
         about once, whichever decode needed it).
         """
         while True:
-            syntax = isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError)
-            if _bad_utf8(exc) and "utf8" not in done:
-                done.add("utf8")
-                self.warn_at(origin, "invalid UTF-8 bytes replaced")
-                data = data.decode("utf-8", "replace").encode("utf-8")
-            elif syntax and data.lstrip().startswith(_BOM) and "bom" not in done:
-                done.add("bom")  # files joined with cat: a BOM starts a line, not the file
-                data = data.lstrip()[len(_BOM) :]
-            elif syntax and "surrogate" in str(exc) and "surrogate" not in done:
-                done.add("surrogate")
-                self.warn_at(origin, "invalid \\u escapes (unpaired UTF-16 surrogates) replaced")
-                data = _SURROGATE_RE.sub(_fix_surrogate, data)
-            else:
+            step = _repair(data, exc, done)
+            if step is None:
                 return data, exc
+            name, data = step
+            if name in _REPAIR_WARNINGS:
+                self.warn_at(origin, _REPAIR_WARNINGS[name])
             try:
                 return decode(data)
             except Exception as again:  # noqa: BLE001 - the next repair, or the end
@@ -1292,19 +1284,43 @@ def _decode_repaired(data: bytes) -> tuple[Any, Exception | None]:
     """The generic decode of ``data`` after the repairs pass 2 makes (invalid UTF-8 and
     unpaired surrogates replaced, on a copy): ``(value, None)``, or ``(None, the error
     no repair helps)``; ``(None, None)`` if the repairs did not end."""
-    for _ in range(3):
+    done = {"bom"}  # callers strip a byte order mark themselves, where it is allowed
+    while True:
         try:
             return _GENERIC.decode(data), None
         except (msgspec.ValidationError, RecursionError) as exc:  # before DecodeError: its subclass
             return None, exc
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            if _bad_utf8(exc):
-                data = data.decode("utf-8", "replace").encode("utf-8")
-            elif "surrogate" in str(exc):
-                data = _SURROGATE_RE.sub(_fix_surrogate, data)
-            else:
+            step = _repair(data, exc, done)
+            if step is None:
                 return None, exc
-    return None, None
+            data = step[1]
+
+
+_REPAIR_WARNINGS = {
+    "utf8": "invalid UTF-8 bytes replaced",
+    "surrogate": "invalid \\u escapes (unpaired UTF-16 surrogates) replaced",
+}
+
+
+def _repair(data: bytes, exc: BaseException, done: set[str]) -> tuple[str, bytes] | None:
+    """The next repair a decode error calls for, ``(its name, the repaired copy)``, or None.
+
+    Each repair is made once per line (``done`` records them): invalid UTF-8 replaced, a
+    byte order mark starting a line dropped (files joined with cat), unpaired surrogate
+    escapes replaced. Pass 1 and pass 2 repair alike, so they agree on what a line holds.
+    """
+    syntax = isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError)
+    if _bad_utf8(exc) and "utf8" not in done:
+        done.add("utf8")
+        return "utf8", data.decode("utf-8", "replace").encode("utf-8")
+    if syntax and "bom" not in done and data.lstrip().startswith(_BOM):
+        done.add("bom")
+        return "bom", data.lstrip()[len(_BOM) :]
+    if syntax and "surrogate" not in done and "surrogate" in str(exc):
+        done.add("surrogate")
+        return "surrogate", _SURROGATE_RE.sub(_fix_surrogate, data)
+    return None
 
 
 def _bad_utf8(exc: BaseException) -> bool:
