@@ -49,8 +49,10 @@ __all__ = ["analyze", "analyze_traces", "Analyzer"]
 # input comes from files, the loader's scan counts where every trace id appears, so only
 # traces that some link points into are remembered (Trace.maybe_linked), and only while a
 # link into them is still to come (Trace.links_in: the scan's count; links seen before
-# their target waited for it and were judged when it arrived). Links to
-# spans of other kinds are still judged when the linking span comes first (it waits in a
+# their target waited for it and were judged when it arrived). Of such a trace every span
+# is remembered, whatever its kind: the loader yields a trace after its last span, not
+# after the last link into it. Without the scan's count (traces built by hand), links to
+# spans of other kinds are judged when the linking span comes first (it waits in a
 # pending record until its target's trace arrives).
 _LINK_TARGET_BOUNDARIES = attributes.DATA_BOUNDARIES | {"queue.publish", "stream"}
 _KINDS = {k: k for k in attributes.BOUNDARY_KINDS}  # one string object per boundary kind
@@ -265,11 +267,15 @@ class Analyzer:
             # the loader's scan saw no link into this trace that is still to come:
             # nothing to remember
             return
-        # one comprehension: this runs for every span
-        mine = [
-            (sid, s) for sid, s in spans.items()
-            if s.boundary in _LINK_TARGET_BOUNDARIES or s.kind == SPAN_KIND_PRODUCER
-        ]
+        if trace.links_in > 0:
+            # the loader's scan saw links into this trace still to come (it is complete
+            # before them: see loading): any of its spans may be what they point to
+            mine = list(spans.items())
+        else:  # one comprehension: this runs for every span
+            mine = [
+                (sid, s) for sid, s in spans.items()
+                if s.boundary in _LINK_TARGET_BOUNDARIES or s.kind == SPAN_KIND_PRODUCER
+            ]
         if mine:
             ops, cget, kinds = graph.ops, self._canon.get, _KINDS.get
             folded = self._operations.overflow  # a folded target keeps its own names
