@@ -70,3 +70,38 @@ def test_case_folding_keeps_places_in_texts_that_lower_would_lengthen():
     m = Masker(["acme-corp-7"])
     assert m.text("İstanbul ACME-CORP-7 İ") == f"İstanbul {MASK} İ"
     assert masking.fold("İx") == "İx" and len(masking.fold("İIİ")) == 3
+
+
+def test_encoded_spellings_of_a_flagged_value_are_masked_too():
+    """A route or a query string holds an id with a space, ``@`` or an accent in its
+    encoded form: percent-encoded, spaces as ``+``, JSON ``\\u`` escapes."""
+    m = Masker(["acme corp 4411", "Café Zürich 4411", "ops@acme.io"])
+    assert m.text("GET /tenants/acme%20corp%204411?org=acme+corp+4411") == f"GET /tenants/{MASK}?org={MASK}"
+    assert m.text("/t/Caf%C3%A9%20Z%C3%BCrich%204411/docs") == f"/t/{MASK}/docs"
+    assert m.text("/t/caf%c3%a9+z%c3%bcrich+4411") == f"/t/{MASK}"
+    assert m.text('{"tenant": "Caf\\u00e9 Z\\u00FCrich 4411"}') == f'{{"tenant": "{MASK}"}}'
+    assert m.text("mailto:ops%40acme.io and ops@acme.io") == f"mailto:{MASK} and {MASK}"
+
+
+def test_encoded_raw_id_is_masked_in_every_output(tmp_path):
+    """End to end: the id flagged in tenant_id, repeated URL-encoded in the span name and
+    url.full, appears in no output (text, JSON, SARIF, the HTML risk map)."""
+    from typer.testing import CliRunner
+
+    from flowmap.cli import app
+    from otlp_builder import SERVER, TAG_A, TraceBuilder, write_otlp
+
+    tb = TraceBuilder(service="api")
+    tb.span("GET /tenants/Caf%C3%A9%20Z%C3%BCrich%204411", kind=SERVER, tenant=TAG_A, boundary="http.server",
+            attrs={"tenant_id": "Café Zürich 4411",
+                   "url.full": "https://api.example.com/tenants/acme%20corp?org=Caf%C3%A9+Z%C3%BCrich+4411"})
+    path = write_otlp(tmp_path / "t.jsonl", tb)
+    encoded = ("caf%c3%a9", "café", "caf\\u00e9")
+    for fmt in ("text", "json", "sarif"):
+        result = CliRunner().invoke(app, ["check", "--format", fmt, str(path)])
+        assert result.exit_code == 1, result.output
+        out = (result.stdout + result.stderr).lower()
+        assert not any(e in out for e in encoded), (fmt, out)
+    assert CliRunner().invoke(app, ["report", str(path), "-o", str(tmp_path / "map.html")]).exit_code == 0
+    html = (tmp_path / "map.html").read_text(encoding="utf-8").lower()
+    assert not any(e in html for e in encoded) and "get /tenants/[masked]" in html
