@@ -732,6 +732,9 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
             v.add(f)
             v.orphans.append(f)
 
+    if None in tenants and len(spans) > 1:
+        _entries_under_untagged_callers(v, graph, settings)
+
     for sid in graph.missing_parent:
         span = spans[sid]
         v.add(_finding(
@@ -746,6 +749,46 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
             f"the parent chain of {op(span)} loops back on itself: its path cannot be judged",
         ))
     return v
+
+
+def _entries_under_untagged_callers(v: TraceVerdict, graph: SpanGraph, settings: AnalysisSettings) -> None:
+    """``unscoped-entry`` for a request that entered a service from an untagged caller in
+    the data (a browser's or a job's span, a gateway that never bound a tenant) and was
+    served without a tenant ever being bound.
+
+    Why: the root rules judge only the trace's top, so recording more of the request
+    (the caller's spans) would otherwise hide the service that served it tenantless. Not
+    when something above already stands for it: a tagged span upstream (the edge that
+    dropped the tenant is a finding) or an untagged entry above with no tenant below it
+    (itself an ``unscoped-entry``, or declared tenantless)."""
+    spans, parent = graph.spans, graph.parent
+    tagged = boundary = None
+    for sid, span in spans.items():
+        if span.tenant is not None or not is_entry(span):
+            continue
+        pid = parent.get(sid)
+        if pid is None or spans[pid].tenant is not None:
+            continue  # a root (judged above), or a tagged caller (context-dropped judged the edge)
+        if tagged is None:
+            tagged, boundary = graph.below("tagged"), graph.below("boundary")
+        if tagged[sid] or _has(v, sid, CONTEXT_DROPPED):
+            continue
+        node: str | None = pid
+        while node is not None:
+            up = spans[node]
+            if up.tenant is not None or (is_entry(up) and not tagged[node]):
+                break
+            node = parent.get(node)
+        if node is not None:
+            continue  # covered by what is above
+        if (not graph.children.get(sid) and _refused(span)) or settings.is_tenantless_entry(span.service, span.name):
+            continue
+        high = boundary[sid]
+        v.add(_finding(
+            UNSCOPED_ENTRY, Severity.HIGH if high else Severity.MEDIUM, span, graph.parent_of(sid),
+            f"request {op(span)} entered and no tenant was ever bound"
+            + (" before it reached a boundary" if high else ""),
+        ))
 
 
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:

@@ -259,6 +259,41 @@ def test_entry_answered_200_without_tenant_is_unscoped(tmp_path):
     assert only(analyze_built(tmp_path, tb), "unscoped-entry").severity is Severity.MEDIUM
 
 
+def test_entry_called_by_an_untagged_caller_in_the_data_is_still_unscoped(tmp_path):
+    """The browser's (or a job's) spans recorded too: the service that served the request
+    without binding a tenant is found as if it were the root (the data's top is only an
+    orphan root)."""
+    tb = TraceBuilder(service="web")
+    call = tb.span("documentLoad").child("HTTP GET", kind=CLIENT, attrs={"http.method": "GET"})
+    entry = call.child("GET /docs", kind=SERVER, service="api", attrs={"http.request.method": "GET"})
+    entry.child("SELECT docs", kind=CLIENT, service="api", attrs={"db.system.name": "postgresql"})
+    f = only(analyze_built(tmp_path, tb), "unscoped-entry")
+    assert (f.span_id, f.severity, f.service, f.parent_span_id) == (entry.span_id, Severity.HIGH, "api", call.span_id)
+
+
+@pytest.mark.parametrize("case", ["entry above", "tenant dropped above", "bound below", "declared tenantless"])
+def test_entry_under_an_untagged_caller_is_not_reported_twice_or_when_covered(tmp_path, case):
+    tb = TraceBuilder(service="gateway")
+    if case == "entry above":  # the gateway's own entry never bound either: one finding, there
+        top = tb.span("POST /chat", kind=SERVER, boundary="http.server")
+    elif case == "tenant dropped above":  # the tenant was lost on the way: context-dropped says it
+        top = request(tb).child("forward")
+    else:
+        top = tb.span("documentLoad")
+    call = top.child("POST", kind=CLIENT, boundary="http.client")
+    entry = call.child("POST /chat", kind=SERVER, service="api", boundary="http.server")
+    below = entry.child("authenticated", service="api", tenant=TAG_A if case == "bound below" else None)
+    below.child("lookup", service="api", boundary="db", scoped=True, tenant=TAG_A if case == "bound below" else None)
+    settings = AnalysisSettings(tenantless_entries=("api POST /chat",)) if case == "declared tenantless" else None
+    a = analyze_built(tmp_path, tb, settings=settings)
+    unscoped = [f.span_id for f in rules_of(a, "unscoped-entry")]
+    assert entry.span_id not in unscoped, [f.to_json() for f in a.findings]
+    if case == "entry above":
+        assert unscoped == [top.span_id]
+    if case == "tenant dropped above":
+        assert [f.span_id for f in rules_of(a, "context-dropped")] == [top.span_id]
+
+
 def test_entry_that_binds_a_tenant_below_is_not_unscoped(tmp_path):
     tb = TraceBuilder()
     entry = tb.span("POST /chat", kind=SERVER, boundary="http.server")  # before authentication
