@@ -59,6 +59,7 @@ import gzip
 import io
 import itertools
 import json
+import math
 import os
 import re
 import shutil
@@ -981,6 +982,7 @@ class _Loader:
             try:
                 cut: dict[str, int] = {}
                 fixed = _cleaned(obj, cut)
+                timing = _fix_times(fixed) if cls is otlp.Span and isinstance(fixed, dict) else []
                 try:
                     converted = otlp.convert(fixed, cls)
                 except msgspec.ValidationError as exc:
@@ -996,6 +998,7 @@ class _Loader:
             except RecursionError:
                 error = "nested too deeply"
             else:
+                notes[:0] = timing
                 if cut:
                     parts = ", ".join(f"{kind} truncated to {limit} characters" for kind, limit in cut.items())
                     notes.insert(0, f"over-long {parts}")
@@ -1436,6 +1439,54 @@ def _cleaned(obj: Any, cut: dict[str, int]) -> Any:
 
 
 _NAME_KEYS = {"name": "name", "key": "attribute key"}  # the fields capped at MAX_NAME_CHARS
+_TIME_MAX = (1 << 63) - 1  # the latest time kept (the year 2262); fixed64 goes to 2**64-1
+
+
+def _fix_times(span: dict[str, Any]) -> list[str]:
+    """Repair a span's times (and its events') in place; a note for each one ignored.
+
+    Why: the proto3 JSON mapping allows a 64-bit integer in exponent notation or with a
+    zero fraction (``1.7e18``, ``1.7e18`` as a string) and a fixed64 up to 2**64-1; the
+    typed decode takes plain integers up to 2**63-1 only. Such times are read (a time
+    past 2262 as the latest kept), and one that is no time at all (negative, a fraction,
+    text) is ignored with a note, not the span: times play no part in the tenant rules.
+    """
+    notes: list[str] = []
+    items = [(span, ("startTimeUnixNano", "endTimeUnixNano"), "")]
+    events = span.get("events")
+    if isinstance(events, list):
+        items.extend((e, ("timeUnixNano",), f"events[{i}].") for i, e in enumerate(events) if isinstance(e, dict))
+    for obj, keys, prefix in items:
+        for key in keys:
+            if key not in obj:
+                continue
+            value = obj[key]
+            if type(value) is int and 0 <= value <= _TIME_MAX:
+                continue
+            fixed = _time_value(value)
+            if fixed is None:
+                del obj[key]
+                notes.append(f"invalid {prefix}{key} ignored")
+            else:
+                obj[key] = fixed
+    return notes
+
+
+def _time_value(value: Any) -> int | None:
+    """A time the proto3 JSON mapping allows (see _fix_times) as an int, else None."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = int(text) if text.isdigit() else float(text)
+        except ValueError:
+            return None
+    if type(value) is float:
+        if not math.isfinite(value) or not value.is_integer():
+            return None
+        value = int(value)
+    if type(value) is int and 0 <= value < 1 << 64:
+        return min(value, _TIME_MAX)
+    return None
 
 # A validation error inside a span's (or resource's) attributes, events or links.
 _ITEMS_ERROR_RE = re.compile(r"- at `\$\.(?:attributes|events|links)\[")

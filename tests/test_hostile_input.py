@@ -325,10 +325,6 @@ def test_many_broken_spans_on_one_line_are_one_warning(tmp_path):
     [
         pytest.param("traceId", 10**40, "got `int` - at `$.traceId`", id="trace-id-huge-number"),
         pytest.param("spanId", 10**40, "got `int` - at `$.spanId`", id="span-id-huge-number"),
-        pytest.param("startTimeUnixNano", "9" * 30, "startTimeUnixNano", id="time-huge-string"),
-        pytest.param("endTimeUnixNano", 10**30, "endTimeUnixNano", id="time-huge-number"),
-        pytest.param("startTimeUnixNano", -1, "startTimeUnixNano", id="time-negative"),
-        pytest.param("startTimeUnixNano", "1e999", "startTimeUnixNano", id="time-1e999-string"),
         pytest.param("kind", 10**12, "kind", id="kind-huge"),
         pytest.param("kind", "9" * 5000, "kind or status code", id="kind-5000-digit-string"),
     ],
@@ -557,6 +553,26 @@ def test_endless_distinct_attribute_names_stop_being_remembered(tmp_path, monkey
 
 # -- everything at once, in process and through the command line ---------------------------
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        pytest.param("startTimeUnixNano", "9" * 30, id="time-huge-string"),
+        pytest.param("endTimeUnixNano", 10**30, id="time-huge-number"),
+        pytest.param("startTimeUnixNano", -1, id="time-negative"),
+        pytest.param("startTimeUnixNano", "1e999", id="time-1e999-string"),
+    ],
+)
+def test_huge_or_negative_times_cost_only_the_time(tmp_path, field, value):
+    """Times play no part in the tenant rules: one that is no valid time is ignored (a
+    warning naming the field, never the value), and its span is still judged."""
+    bad = line(span(BAD, 1), span(BAD, 2, **{field: value}))
+    f = write(tmp_path / "a.jsonl", bad, good_line())
+    traces, warnings = load(f)
+    assert traces == {BAD: {sid(1), sid(2)}, GOOD: {sid(1), sid(2)}}
+    assert len(warnings) == 1 and warnings[0].startswith(at(f, 1)) and f"invalid {field} ignored" in warnings[0]
+    assert str(value)[-10:] not in warnings[0]  # the value is never echoed
+
+
 _MIXED_BAD = [
     DEEP,
     b"[1, 2]",
@@ -593,10 +609,10 @@ def test_mixed_file_exactly_the_good_spans_one_warning_per_bad_line(tmp_path):
     f, bad_numbers = _mixed_file(tmp_path / "mixed.jsonl")
     traces, warnings = load(f)
     n_good = 2 * (len(_MIXED_BAD) + 1)
-    # kept from bad lines: the NUL-free 5 MB value (truncated), the repaired surrogate and
-    # the span whose int out of range was dropped
+    # kept from bad lines: the NUL-free 5 MB value (truncated), the repaired surrogate,
+    # the span whose int out of range was dropped and those whose bad time was ignored
     assert traces[GOOD] == {sid(i) for i in range(1, n_good + 1)}
-    assert traces[BAD] == {sid(4), sid(6), sid(7)}
+    assert traces[BAD] == {sid(2), sid(4), sid(5), sid(6), sid(7)}
     assert [int(w.split(":")[1]) for w in warnings] == bad_numbers
     assert all(w.startswith(f"{f}:") for w in warnings)
 
@@ -609,7 +625,7 @@ def test_cli_on_the_mixed_file_exits_per_findings_with_located_warnings(tmp_path
     assert proc.returncode in (0, 1), proc.stderr
     assert "Traceback" not in proc.stderr and SECRET not in proc.stderr + proc.stdout
     report = json.loads(proc.stdout)
-    assert report["summary"]["spans"] == 2 * (len(_MIXED_BAD) + 1) + 3
+    assert report["summary"]["spans"] == 2 * (len(_MIXED_BAD) + 1) + 5
     # the JSON output carries every warning; stderr shows the first ten, then a count
     assert [int(w.split(f"{f}:")[1].split(":")[0]) for w in report["warnings"]] == bad_numbers
     located = [ln for ln in proc.stderr.splitlines() if f"{f}:" in ln]

@@ -308,7 +308,6 @@ def bad_case(tmp_path, bad, *, name="bad.jsonl"):
         pytest.param(line(span(parent="nothex!!nothex!!")), "invalid parent span id", id="parent-invalid"),
         pytest.param(line(span(name=42)), "Expected `str`, got `int`", id="name-is-a-number"),
         pytest.param(line(span(kind="SPAN_KIND_BOGUS")), "not a valid number or enum name", id="kind-unknown-name"),
-        pytest.param(line(span(startTimeUnixNano="soon")), "startTimeUnixNano", id="time-not-a-number"),
         pytest.param({"resourceSpans": [{"scopeSpans": [{"spans": {"a": 1}}]}]}, "spans is not a list", id="spans-not-list"),
         pytest.param({"resourceSpans": "nope"}, "resourceSpans is not a list", id="resourcespans-not-list"),
         pytest.param("42", "not an OTLP TracesData object", id="not-an-object"),
@@ -596,3 +595,30 @@ def test_load_stats_let_go_of_the_index_once_the_load_ends(tmp_path):
     f = write(tmp_path / "a.jsonl", line(span(span_id=sid(1))))
     traces, _, stats = load(f)
     assert list(traces) == [T1] and stats._done is None and stats.trace_done(T1) is False
+
+
+@pytest.mark.parametrize("written, read", [
+    (1.7e18, 1_700_000_000_000_000_000),  # exponent notation (proto3 JSON allows it)
+    ("1.7e18", 1_700_000_000_000_000_000),
+    (1700000000000000000.0, 1_700_000_000_000_000_000),
+    (2**64 - 1, 2**63 - 1),  # a valid fixed64 past 2262: the latest time kept
+    ("18446744073709551615", 2**63 - 1),
+])
+def test_times_in_every_form_the_json_mapping_allows_are_read(tmp_path, written, read):
+    child = span(span_id=sid(2), parent=sid(1), startTimeUnixNano=written, endTimeUnixNano="1700000000000000001")
+    f = write(tmp_path / "a.jsonl", line(span(), child))
+    traces, warnings, stats = load(f)
+    assert warnings == [] and stats.spans == 2
+    assert traces[T1].spans[sid(2)].start_ns == read
+
+
+@pytest.mark.parametrize("written", [-1, 1.5, "soon", True, 2**64, [1]])
+def test_an_invalid_time_costs_only_itself_not_its_span(tmp_path, written):
+    ev = {"name": "e", "timeUnixNano": written}
+    child = span(span_id=sid(2), parent=sid(1), startTimeUnixNano=written, events=[ev])
+    f = write(tmp_path / "a.jsonl", line(span(), child))
+    traces, warnings, stats = load(f)
+    assert stats.spans == 2 and stats.skipped == 0
+    s = traces[T1].spans[sid(2)]
+    assert s.start_ns == 0 and [e.name for e in s.events] == ["e"]
+    assert len(warnings) == 1 and "a.jsonl:1" in warnings[0] and "invalid startTimeUnixNano ignored" in warnings[0]

@@ -127,8 +127,6 @@ def test_cli_fails_on_the_cross_tenant_span_with_an_int_beyond_int64(tmp_path):
         pytest.param({"links": [{"traceId": OTHER_TRACE, "spanId": "b000000000000001",
                                  "attributes": [kv("n", {"intValue": str(2**64)}), s("k", "v")]}]},
                      'links[0].attribute "n" dropped', id="link-attribute"),
-        pytest.param({"events": [{"name": "retry", "timeUnixNano": str(2**64)}]},
-                     "events[0] dropped", id="event-time-out-of-range"),
         pytest.param({"links": [{"traceId": OTHER_TRACE, "spanId": 5}]}, "links[0] dropped", id="link-id-a-number"),
     ],
 )
@@ -423,3 +421,11 @@ def test_a_trace_split_is_the_warning_shown_over_a_repair_on_the_same_line():
     loader._flush()
     assert warnings == [(f"f.jsonl:3: trace {ROOT_TRACE} continues after it was complete; analysed in parts "
                         "(and 1 more problem on this line)")]
+
+
+def test_an_event_time_out_of_range_costs_only_the_time(tmp_path):
+    f = write(tmp_path / "t.jsonl", line(root(), child(events=[{"name": "retry", "timeUnixNano": str(2**64)}])))
+    traces, warnings = load(f)
+    kept = traces[ROOT_TRACE]["f000000000000002"]
+    assert [(e.name, e.time_unix_nano) for e in kept.events] == [("retry", 0)]
+    assert warnings == [f"{f}:1: resourceSpans[0].scopeSpans[0].spans[1]: invalid events[0].timeUnixNano ignored"]
