@@ -48,6 +48,7 @@ from .model import (
     Trace,
 )
 from .settings import AnalysisSettings
+from .tagging import is_opaque_tag
 
 __all__ = [
     "RULES",
@@ -218,6 +219,26 @@ def _judge_parent(parent: Span, child: Span) -> Finding | None:
     return None
 
 
+def _judge_inbound(span: Span, parent: Span | None) -> Finding | None:
+    """``cross-tenant`` when the tenant tag a service received with the request
+    (``flowmap.tenant.inbound``, from baggage) is not the tenant it authenticated: a
+    forged or stale tag, or a caller working for another tenant. Judged where the
+    caller's own span cannot say it: not in the data (``parent`` None) or untagged."""
+    if span.__class__ in _LOADED_ONLY and _INBOUND not in span.shape.keys:
+        return None  # (the usual span: its names say it has no inbound tag, no dict built)
+    inbound = span.attributes.get(_INBOUND)
+    tenant = span.tenant
+    if inbound.__class__ is not str or inbound == tenant or not is_opaque_tag(inbound) or not is_opaque_tag(tenant):
+        return None
+    if parent is not None and parent.key_id != span.key_id:
+        return None  # tags made with different keys are never compared
+    caller = f" from {op(parent)}" if parent is not None else ""
+    return _finding(
+        CROSS_TENANT, Severity.CRITICAL, span, parent,
+        f"{op(span)} was called{caller} with the context of tenant {inbound}, not the tenant it authenticated",
+    )
+
+
 def orphan_message(operation: str, likely_parent: str | None) -> str:
     where = f" (it likely belonged under '{likely_parent}')" if likely_parent else ""
     return f"'{operation}' started as a root with no tenant: the context was lost before it started{where}"
@@ -296,6 +317,7 @@ def _truthy(value: Any) -> bool:
 _TENANT_ATTR = attributes.TENANT
 # the loader's spans (their attribute names in a shared shape)
 _LOADED_ONLY = frozenset({LoadedSpan, RawSpan})
+_INBOUND = attributes.TENANT_INBOUND
 _TENANT_OF = attrgetter("tenant")
 _RESOURCE_OF = attrgetter("resource")
 _NOT_A_TAG = object()  # flowmap.tenant present with a value that is not a string
@@ -610,6 +632,10 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
                         f = _judge_parent(parent, span)
                         if f is not None:
                             v.add(f)
+                    elif pt is None:
+                        f = _judge_inbound(span, parent)
+                        if f is not None:
+                            v.add(f)
                 calls.append((ops[pid], ops[sid], state))
 
     # model-chosen-tenant found in a model's output, added only when no tool span of the
@@ -709,6 +735,9 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
     for sid in graph.entry_roots():
         span = spans[sid]
         if span.tenant is not None:
+            f = _judge_inbound(span, None)
+            if f is not None:
+                v.add(f)
             continue
         if is_entry(span):
             # an entry that lost its producer's tenant through a link already has the more

@@ -125,7 +125,7 @@ def test_two_service_hop_is_one_trace_with_matching_tags(telemetry, tagger):
     assert "[flowmap:redacted]" in server.attributes["url.path"]
 
 
-def test_forged_inbound_tag_never_overrides_the_authenticated_tenant(telemetry, tagger):
+def test_forged_inbound_tag_never_overrides_the_authenticated_tenant(telemetry, tagger, tmp_path):
     provider, memory = telemetry
     onward = RecordingApp()
     with serve(onward) as third:
@@ -150,6 +150,15 @@ def test_forged_inbound_tag_never_overrides_the_authenticated_tenant(telemetry, 
     assert onward.requests[-1]["headers"]["baggage"] == f"{A.BAGGAGE_KEY}={tag_a}"
     text = exported_text(spans)
     assert TENANT_A not in text and TENANT_B not in text
+    # The analyzer calls it cross-tenant on the server span, from the whole trace and from
+    # the server's spans alone (the caller's span not in the data: the inbound tag says it)
+    import flowmap
+
+    for kept in (spans, [s for s in spans if s is not first_client]):
+        path = tmp_path / f"{len(kept)}.jsonl"
+        path.write_text(json.dumps(encode_spans(kept)) + "\n")
+        cross = [f for f in flowmap.analyze([path]).findings if f.rule == "cross-tenant"]
+        assert [(f.span_id, f.severity.name) for f in cross] == [(format(server.context.span_id, "016x"), "CRITICAL")]
 
 
 def test_unauthenticated_request_is_refused_without_binding(telemetry, caplog):

@@ -55,6 +55,37 @@ def test_cross_tenant_child_of_other_tenant_is_critical(tmp_path):
     assert "'api load memory'" in f.message and "'api POST /chat'" in f.message
 
 
+@pytest.mark.parametrize("caller", ["not in the data", "untagged", "no parent at all"])
+def test_cross_tenant_when_the_inbound_tag_is_not_the_authenticated_tenant(tmp_path, caller):
+    """The tag that came with the request (baggage, kept in flowmap.tenant.inbound) names
+    another tenant than the one the service authenticated: judged even when the caller's
+    own span cannot say it."""
+    tb = TraceBuilder()
+    parent = None
+    if caller == "not in the data":
+        parent = "0000000000000abc"
+    elif caller == "untagged":
+        parent = tb.span("gateway", kind=CLIENT, service="gateway")
+    entry = tb.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server", parent=parent,
+                    attrs={"flowmap.tenant.inbound": TAG_B})
+    f = only(analyze_built(tmp_path, tb), "cross-tenant")
+    assert (f.span_id, f.severity) == (entry.span_id, Severity.CRITICAL) and TAG_B in f.message
+
+
+@pytest.mark.parametrize("case", ["same tag", "not a tag", "caller under another key", "caller tagged"])
+def test_inbound_tag_near_misses(tmp_path, case):
+    tb = TraceBuilder()
+    inbound = {"same tag": TAG_A, "not a tag": "whatever"}.get(case, TAG_B)
+    parent = None
+    if case == "caller under another key":
+        parent = tb.span("gateway", kind=CLIENT, service="gateway", key_id="other-key")
+    elif case == "caller tagged":  # the parent edge judges it (here: the same tenant)
+        parent = tb.span("gateway", kind=CLIENT, service="gateway", tenant=TAG_A)
+    tb.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server", parent=parent,
+            attrs={"flowmap.tenant.inbound": inbound})
+    assert rules_of(analyze_built(tmp_path, tb), "cross-tenant") == []
+
+
 def test_cross_tenant_not_judged_across_different_keys(tmp_path):
     tb = TraceBuilder()
     entry = request(tb)
