@@ -9,25 +9,27 @@ imported inside the commands, so ``flowmap --help`` stays quick.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import errno
 import importlib
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
-from .errors import ConfigError, FlowmapError, InputError
+from .errors import ConfigError, FlowmapError, InputError, OutputClosedError
 from .formats import OutputFormat
 from .model import Severity
 
 try:  # typer >= 0.2x ships its own copy of click
-    from typer._click.exceptions import ClickException, UsageError
+    from typer._click.exceptions import ClickException, NoSuchOption, UsageError
 except ImportError:  # pragma: no cover - older typer on real click
-    from click.exceptions import ClickException, UsageError  # type: ignore[no-redef]
+    from click.exceptions import ClickException, NoSuchOption, UsageError  # type: ignore[no-redef]
 
 if TYPE_CHECKING:
     from .config import Config
@@ -39,6 +41,8 @@ PROG = "flowmap"
 DEFAULT_REPORT = Path("reports/risk-map.html")
 TRACE_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
 MAX_WARNINGS_SHOWN = 10
+WARNING_WIDTH = 600  # a longer warning keeps its start and its end (the reason)
+STDOUT_NAME = "<stdout>"
 
 
 class ExitCode(enum.IntEnum):
@@ -60,14 +64,63 @@ def _one_line(text: object) -> str:
 
 
 def _err(line: str) -> None:
-    """Write one line to stderr, whatever the terminal's encoding."""
+    """Write one line to stderr, whatever the terminal's encoding. A stderr that cannot be
+    written (its reader gone, a full disk) is dropped quietly: there is nowhere to say so,
+    and the exit code still tells the result."""
     stream = sys.stderr
     try:
-        stream.write(line + "\n")
-    except UnicodeEncodeError:
-        enc = getattr(stream, "encoding", None) or "ascii"
-        stream.write(line.encode(enc, "backslashreplace").decode(enc) + "\n")
-    stream.flush()
+        try:
+            stream.write(line + "\n")
+        except UnicodeEncodeError:
+            enc = getattr(stream, "encoding", None) or "ascii"
+            stream.write(line.encode(enc, "backslashreplace").decode(enc) + "\n")
+        stream.flush()
+    except OSError:
+        _discard(stream)
+
+
+def _discard(stream: Any) -> None:
+    """Point the descriptor under ``stream`` at the null device. Its reader is gone (``| head``)
+    or its disk full: what is still buffered, and whatever is written later, goes nowhere,
+    instead of failing again at exit (Python would print "Exception ignored … BrokenPipeError"
+    and exit 120). A stream with no descriptor (a test's, an embedding program's) is left."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # pragma: no cover - no /dev/null
+        return
+    try:
+        os.dup2(devnull, fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(devnull)
+
+
+@contextlib.contextmanager
+def _reader_may_leave() -> Iterator[None]:
+    """An output file that is a pipe (``-o /dev/stdout | head``) ends quietly when its reader
+    goes away, as standard output does."""
+    try:
+        yield
+    except OutputClosedError:
+        pass
+
+
+def _to_stdout(write: Callable[[], None]) -> None:
+    """Run ``write`` (which writes to stdout). A closed pipe ends the output quietly, so the
+    exit code stays the one the findings decide (``flowmap check | head`` passes or fails as
+    without ``head``); any other write error (``> /dev/full``) is one line and exit 2."""
+    try:
+        write()
+    except OSError as exc:
+        _discard(sys.stdout)
+        if isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE:
+            return
+        raise FlowmapError(f"cannot write output to {STDOUT_NAME}: {exc.strerror or exc}") from None
 
 
 def _can_encode(stream: Any, sample: str = "→✗…") -> bool:
@@ -127,6 +180,19 @@ class FlowmapGroup(TyperGroup):
         if not standalone_mode:
             return rv
         sys.exit(int(rv) if isinstance(rv, int) else 0)
+
+
+class NoEchoCommand(TyperCommand):
+    """A command whose arguments are secrets (``tag``'s tenant id): an unknown option, which
+    may be the id itself (``flowmap tag --acme-corp``), is a usage error that never repeats it."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except NoSuchOption:
+            raise UsageError(
+                f"unknown option (tenant ids that start with '-' go after '--': {PROG} {ctx.info_name} -- ID)", ctx
+            ) from None
 
 
 app = typer.Typer(
@@ -191,17 +257,66 @@ def _expand(names: list[str]) -> list[str]:
         if not name:
             raise typer.BadParameter("an empty file name (an unset variable?)", param_hint="FILE")
         p = Path(name)
-        if name != "-" and p.is_dir():  # "-" is standard input, even beside a directory "-"
-            found = sorted(str(c) for c in p.iterdir() if c.is_file() and c.name.endswith(TRACE_SUFFIXES))
-            if not found:
-                where = _clean_path(p)
-                _err(f"{PROG}: warning: {where}: no trace files ({', '.join(TRACE_SUFFIXES)}) in this directory")
-            out.extend(found)
-        else:
+        try:
+            is_dir = name != "-" and p.is_dir()  # "-" is standard input, even beside a directory "-"
+        except (OSError, ValueError):  # a name too long, a parent not searchable: the loader
+            is_dir = False  # warns about it as about any file it cannot read, and reads the others
+        if not is_dir:
             out.append(name)  # as given: "./-" is a file, "-" standard input
+            continue
+        where = _clean_path(p)
+        try:
+            found = sorted(str(c) for c in p.iterdir() if c.name.endswith(TRACE_SUFFIXES) and _not_a_dir(c))
+        except OSError as exc:
+            _err(f"{PROG}: warning: {where}: directory cannot be read ({exc.strerror or type(exc).__name__})")
+            continue
+        if not found:
+            _err(f"{PROG}: warning: {where}: no trace files ({', '.join(TRACE_SUFFIXES)}) in this directory")
+        out.extend(found)
     if not out:
         raise InputError("no trace files to read")
     return out
+
+
+def _not_a_dir(path: Path) -> bool:
+    """Whether a trace file name in a directory is worth reading: not a subdirectory. One that
+    cannot even be looked at is kept, so the loader's warning names it and why."""
+    try:
+        return not path.is_dir()
+    except (OSError, ValueError):
+        return True
+
+
+def _output_path(value: str | None, default: Path | None = None) -> Path | None:
+    """``--output`` as given: ``-`` is standard output (None), as ``-`` is standard input for
+    the inputs; ``./-`` is a file named ``-``. No value: ``default``."""
+    if value is None:
+        return default
+    if value == "-":
+        return None
+    hint = "'--output' / '-o'"
+    if not value:
+        raise typer.BadParameter("an empty file name (an unset variable?)", param_hint=hint)
+    path = Path(value)
+    try:
+        is_dir = path.is_dir()
+    except (OSError, ValueError):  # the write says what is wrong with it
+        is_dir = False
+    if is_dir:
+        raise typer.BadParameter(f"{_clean_path(path)} is a directory", param_hint=hint)
+    return path
+
+
+def _shorten(line: str, limit: int = WARNING_WIDTH) -> str:
+    """A warning made safe for a terminal; a long one keeps its start and its end, where the
+    reason is (a 300-character file name must not hide why it was skipped)."""
+    from .formats.common import clean
+
+    text = clean(line, len(line) * 6 + 1)  # escaped in full (an escape is at most 6 characters)
+    if len(text) <= limit:
+        return text
+    half = (limit - 1) // 2
+    return f"{text[:half]}…{text[len(text) - half:]}"
 
 
 class _Warnings:
@@ -227,11 +342,9 @@ class _Warnings:
 
     def flush(self, masked: list[str] | None = None) -> None:
         """Print the first warnings (``masked``: the analysis' list, else as they came)."""
-        from .formats.common import clean
-
         shown = self.lines if masked is None else masked[: self.limit]
         for line in shown:
-            _err(f"warning: {clean(line, 300)}")
+            _err(f"warning: {_shorten(line)}")
         more = max(self.total, len(masked or ())) - len(shown)
         if more > 0:
             _err(f"warning: … and {more} more warnings")
@@ -265,7 +378,7 @@ def _same_file(output: Path, paths: list[str]) -> bool:
         return False
 
 
-def _clean_path(path: Path) -> str:
+def _clean_path(path: str | Path) -> str:
     from .files import shown_path
 
     return shown_path(path)
@@ -273,39 +386,49 @@ def _clean_path(path: Path) -> str:
 
 def _write_chunks(chunks: Iterable[bytes], output: Path | None) -> None:
     if output is None:
-        stream = sys.stdout
-        stream.flush()
-        buffer = getattr(stream, "buffer", None)
-        if buffer is None:  # a text-only stream (an embedding program's, a test's)
-            for chunk in chunks:
-                stream.write(chunk.decode("utf-8"))
-            stream.flush()
-            return
-        buffer.writelines(chunks)
-        buffer.flush()
+        _to_stdout(lambda: _chunks_to_stdout(chunks))
         return
     from .files import write_atomically
 
-    write_atomically(output, chunks)
+    with _reader_may_leave():
+        write_atomically(output, chunks)
+
+
+def _chunks_to_stdout(chunks: Iterable[bytes]) -> None:
+    stream = sys.stdout
+    stream.flush()
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:  # a text-only stream (an embedding program's, a test's)
+        for chunk in chunks:
+            stream.write(chunk.decode("utf-8"))
+        stream.flush()
+        return
+    buffer.writelines(chunks)
+    buffer.flush()
+
+
+def _text_to_stdout(text: str) -> None:
+    stream = sys.stdout
+    try:
+        stream.write(text)
+    except UnicodeEncodeError:
+        stream.flush()
+        buffer = getattr(stream, "buffer", None)
+        if buffer is None:  # a text-only stream: what it cannot encode is replaced
+            stream.write(text.encode(stream.encoding or "utf-8", "replace").decode(stream.encoding or "utf-8"))
+        else:
+            buffer.write(text.encode("utf-8"))
+    stream.flush()
 
 
 def _write_output(text: str, output: Path | None) -> None:
     if output is None:
-        stream = sys.stdout
-        try:
-            stream.write(text)
-        except UnicodeEncodeError:
-            stream.flush()
-            buffer = getattr(stream, "buffer", None)
-            if buffer is None:  # a text-only stream: what it cannot encode is replaced
-                stream.write(text.encode(stream.encoding or "utf-8", "replace").decode(stream.encoding or "utf-8"))
-            else:
-                buffer.write(text.encode("utf-8"))
-        stream.flush()
+        _to_stdout(lambda: _text_to_stdout(text))
         return
     from .files import write_atomically
 
-    write_atomically(output, text.encode("utf-8"))
+    with _reader_may_leave():
+        write_atomically(output, text.encode("utf-8"))
 
 
 # --- commands ----------------------------------------------------------------
@@ -328,8 +451,8 @@ def check(
         typer.Option("--format", "-f", case_sensitive=False, help="Output format [default: text, or from config]."),
     ] = None,
     output: Annotated[
-        Optional[Path],
-        typer.Option("--output", "-o", metavar="PATH", dir_okay=False, help="Write the output here instead of stdout."),
+        Optional[str],  # not Path: "-" is stdout, and Path("./-") would be "-" too
+        typer.Option("--output", "-o", metavar="PATH", help="Write the output here instead of stdout (- is stdout)."),
     ] = None,
     fail_on: Annotated[
         Optional[FailOn],
@@ -348,6 +471,7 @@ def check(
     from .formats.common import count_by_severity, failing, plural, total_findings
     from .formats.text import verdict
 
+    output_path = _output_path(output)
     cfg = _load_config(config)
     threshold = (
         Severity.parse(fail_on.value) if fail_on is not None
@@ -357,17 +481,17 @@ def check(
     settings = dataclasses.replace(cfg.settings, fail_on=threshold)
     cfg = dataclasses.replace(cfg, settings=settings)
 
-    analysis = _analyze(files, cfg, output)
-    unicode = output is not None or _can_encode(sys.stdout)
+    analysis = _analyze(files, cfg, output_path)
+    unicode = output_path is not None or _can_encode(sys.stdout)
     reporter = reporter_for(fmt, fail_on=threshold, unicode=unicode)
     chunks = getattr(reporter, "chunks", None)  # JSON comes in pieces: never whole in memory
     if chunks is not None:
-        _write_chunks(chunks(analysis), output)
+        _write_chunks(chunks(analysis), output_path)
     else:
-        _write_output(reporter.render(analysis), output)
+        _write_output(reporter.render(analysis), output_path)
 
-    if output is not None:
-        _err(f"{PROG}: wrote {fmt} output to {output}")
+    if output_path is not None:
+        _err(f"{PROG}: wrote {fmt} output to {_clean_path(output)}")  # as given: "./-", not "-"
     counts = ", ".join(f"{n:,} {sev}" for sev, n in count_by_severity(analysis.findings, analysis.omitted).items() if n)
     _err(
         f"{PROG}: {plural(analysis.traces, 'trace')}, {plural(analysis.spans, 'span')}, "
@@ -381,8 +505,9 @@ def check(
 def report(
     files: FilesArgument,
     output: Annotated[
-        Path, typer.Option("--output", "-o", metavar="PATH", dir_okay=False, help="Where to write the HTML risk map.")
-    ] = DEFAULT_REPORT,
+        str,  # not Path: "-" is stdout, and Path("./-") would be "-" too
+        typer.Option("--output", "-o", metavar="PATH", help="Where to write the HTML risk map (- is stdout)."),
+    ] = str(DEFAULT_REPORT),
     config: ConfigOption = None,
 ) -> None:
     """Write the HTML risk map of trace files.
@@ -391,12 +516,21 @@ def report(
     """
     from .formats.common import plural
 
-    write_report = _optional("flowmap.html", "report", "write_report")
-    analysis = _analyze(files, _load_config(config), output)
-    try:
-        written = write_report(analysis, output)
-    except OSError as exc:
-        raise FlowmapError(f"cannot write {output}: {exc.strerror or exc}") from None
+    output_path = _output_path(output, DEFAULT_REPORT)
+    if output_path is None:
+        render_report = _optional("flowmap.html", "report", "render_report")
+        analysis = _analyze(files, _load_config(config), None)
+        _write_output(render_report(analysis), None)
+        written: object = STDOUT_NAME
+    else:
+        write_report = _optional("flowmap.html", "report", "write_report")
+        analysis = _analyze(files, _load_config(config), output_path)
+        written = output_path
+        try:
+            with _reader_may_leave():
+                written = write_report(analysis, output_path)
+        except OSError as exc:
+            raise FlowmapError(f"cannot write {_clean_path(output_path)}: {exc.strerror or exc}") from None
     _err(f"{PROG}: wrote the risk map of {plural(analysis.traces, 'trace')} "
          f"({plural(len(analysis.findings), 'finding')}) to {written}")
 
@@ -450,7 +584,10 @@ def run(
 @app.command()
 def demo(
     fixed: Annotated[bool, typer.Option("--fixed", help="Run the platform with its leaks fixed.")] = False,
-    out: Annotated[Optional[Path], typer.Option("--out", metavar="PATH", help="Trace file to write.")] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", metavar="PATH", envvar="FLOWMAP_FILE", help="Trace file to write [default: flowmap-traces.jsonl]."),
+    ] = None,
     report: Annotated[Optional[Path], typer.Option("--report", metavar="PATH", help="Risk map to write.")] = None,
 ) -> None:
     """Run the bundled leaky agent platform and write its risk map."""
@@ -459,7 +596,7 @@ def demo(
     raise typer.Exit(int(code or 0))
 
 
-@app.command()
+@app.command(cls=NoEchoCommand)
 def tag(
     tenant_id: Annotated[
         Optional[list[str]],
@@ -509,7 +646,7 @@ def tag(
             f"{PROG}: WARNING: DEVELOPMENT MODE: this tag uses the public built-in key and is NOT secret; "
             f"set {KEY_ENV} for real tenants"
         )
-    typer.echo(tag_for(key, raw))
+    _write_output(tag_for(key, raw) + "\n", None)
     _err(f"{PROG}: key id {key_id_for(key)}")
 
 

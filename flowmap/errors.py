@@ -5,6 +5,7 @@ single user-facing line (no raw tenant id, ever)::
 
     FlowmapError
     ├── ConfigError            bad or missing configuration (e.g. no tenant key)
+    ├── OutputClosedError      the reader of an output went away (``-o /dev/stdout | head``)
     ├── ContextError
     │   ├── MissingContextError   a boundary or ``current()`` ran with nothing bound
     │   ├── TenantSwitchError     a nested ``bind`` tried to switch tenants
@@ -23,6 +24,7 @@ __all__ = [
     "TenantSwitchError",
     "UnscopedOperationError",
     "InputError",
+    "OutputClosedError",
 ]
 
 
@@ -48,6 +50,11 @@ class TenantSwitchError(ContextError):
 
 class UnscopedOperationError(ContextError, PermissionError):
     """Strict mode: a cache/vector/catalog operation was not restricted to the bound tenant."""
+
+
+class OutputClosedError(FlowmapError):
+    """An output's reader went away (a closed pipe): the command line ends that output
+    quietly, and its exit code stays the one the findings decide."""
 
 
 class InputError(FlowmapError):

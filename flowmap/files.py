@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import FlowmapError
+from .errors import FlowmapError, OutputClosedError
 from .formats.common import clean
 
 __all__ = ["write_atomically", "shown_path"]
@@ -30,7 +30,8 @@ def write_atomically(output: Path, data: bytes | Iterable[bytes], what: str = ""
     or socket (``/dev/null``), or a file this process has open (``/dev/stdout``,
     ``/proc/self/fd/N``), is written to as it is, never replaced.
     ``data`` may come in pieces (written as they come: a large output is never whole in
-    memory). Raises :class:`FlowmapError` (``cannot write [what ]PATH: reason``)."""
+    memory). Raises :class:`FlowmapError` (``cannot write [what ]PATH: reason``), and
+    :class:`OutputClosedError` when the output is a pipe whose reader went away."""
     label = f"{what} {shown_path(output)}" if what else shown_path(output)
     tmp: Path | None = None
     try:
@@ -64,7 +65,8 @@ def write_atomically(output: Path, data: bytes | Iterable[bytes], what: str = ""
         os.replace(tmp, output)
         tmp = None
     except OSError as exc:
-        raise FlowmapError(f"cannot write {label}: {exc.strerror or exc}") from None
+        error = OutputClosedError if isinstance(exc, BrokenPipeError) else FlowmapError
+        raise error(f"cannot write {label}: {exc.strerror or exc}") from None
     finally:
         if tmp is not None:
             try:
@@ -147,7 +149,7 @@ def _make_parent(output: Path, label: str) -> None:
         raise
 
 
-def shown_path(path: Path) -> str:
+def shown_path(path: str | Path) -> str:
     """A path as an error or warning line shows it (it can hold control characters)."""
     return clean(path, 1000)
 
