@@ -72,7 +72,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: configuration file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:  # the reason only: the error's own text repeats the path
+        raise ConfigError(f"{path}: cannot read configuration: {exc.strerror or type(exc).__name__}") from None
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: cannot read configuration: {exc}") from None
 
 

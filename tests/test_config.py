@@ -123,3 +123,13 @@ def test_allowed_hosts_that_are_not_host_names_are_warned_about(tmp_path):
     (warning,) = load_config(cwd=tmp_path).warnings
     assert "'https://api.partner.example'" in warning and "'tools.partner.example:443'" in warning
     assert "ok.partner.example" not in warning and "10.0.0.0/8" not in warning and "fd00" not in warning
+
+
+@pytest.mark.parametrize("make", ["directory", "name too long"])
+def test_an_unreadable_config_file_names_it_once_with_the_reason(tmp_path, make):
+    path = tmp_path if make == "directory" else tmp_path / ("a" * 300 + ".toml")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert message.count(path.name) == 1 and message.startswith(str(path))
+    assert message.endswith(("Is a directory", "File name too long"))
