@@ -27,6 +27,9 @@ Protocol)                              tool.catalog (a server's tool list shown
 before it wrote ``gen_ai.*``)          (``ai.generateText.doGenerate``,
                                        ``….doStream``, ``….doEmbed``) → llm
 ``llm.request.type`` (OpenLLMetry)     chat, completion, embedding → llm
+``gen_ai.request.model`` with          llm (GenAI spans written before
+``gen_ai.system`` or                   ``gen_ai.operation.name``), when no
+``gen_ai.provider.name``               operation name says otherwise
 ``messaging.system``, or on PRODUCER   operation (``messaging.operation.type`` or
 and CONSUMER spans any ``messaging.*`` the older ``messaging.operation``) create,
 attribute or ``celery.action``         send, publish → queue.publish; receive,
@@ -150,6 +153,7 @@ DECIDING_KEYS = frozenset(
         "traceloop.span.kind",
         "ai.operationId",
         "llm.request.type",
+        "gen_ai.request.model",
         "messaging.system",
         "db.system.name",
         "db.system",
@@ -204,6 +208,10 @@ def infer_boundary(kind: int, attributes: Mapping[str, Any]) -> str | None:
     rt = _text(get("llm.request.type"))
     if rt is not None and rt.lower() in _LLM_REQUEST_TYPE:
         return _LLM_REQUEST_TYPE[rt.lower()]
+    if op is None and get("gen_ai.request.model") is not None and (
+        get("gen_ai.system") is not None or get("gen_ai.provider.name") is not None
+    ):
+        return "llm"  # GenAI spans written before gen_ai.operation.name (semconv < 1.27)
     if get("messaging.system") is not None or (
         (kind == SPAN_KIND_PRODUCER or kind == SPAN_KIND_CONSUMER) and reads_messaging(attributes)
     ):
