@@ -177,7 +177,9 @@ def configure(
 
     ``tenant_key`` (else ``FLOWMAP_TENANT_KEY``) keys the opaque tags; without one this
     raises ConfigError unless ``dev_mode`` (or ``FLOWMAP_DEV_MODE=1``) is on. ``out`` is
-    the JSON Lines file (default ``$FLOWMAP_FILE`` or ``flowmap-traces.jsonl``).
+    the JSON Lines file (default ``$FLOWMAP_FILE`` or ``flowmap-traces.jsonl``); a relative
+    path is made absolute here, against the current directory, so a later ``os.chdir``
+    keeps every span in that one file.
     ``set_global=False`` leaves OpenTelemetry's global provider alone (tests, embedding).
     ``guard_baggage`` (default: ``set_global``) swaps the global W3C baggage propagator
     for one that never injects the tenant tag outside flowmap's destination check, so

@@ -4,7 +4,11 @@ Each ``export`` call appends exactly one line holding one ``TracesData`` object,
 the OpenTelemetry Collector's file exporter writes them, so the Collector, flowmap's
 analyzer and any OTLP JSON reader can load the same file. Encoding follows the OTLP/JSON
 mapping (proto3 JSON with the OTLP exceptions): lowerCamelCase keys, hex trace/span ids,
-integer enums, 64-bit integers as strings, default values omitted.
+integer enums, 64-bit integers as strings, default values omitted. Attribute values that
+are subclasses of ``str``/``int``/``float`` (``numpy.float64``, ``markupsafe.Markup``,
+``IntEnum``) are written as the plain value; when a batch still fails to encode (unpaired
+surrogates, an odd type outside attributes), a slow path repairs or drops the one value
+(attribute, else span) and writes the rest of the batch.
 
 Writing is safe for BatchSpanProcessor threads and for several processes appending to
 one file: the batch is encoded first, then written with one ``O_APPEND`` write under an
@@ -58,35 +62,68 @@ class _Unencodable(Exception):
 
 
 def _any_value(value: Any) -> dict[str, Any]:
-    """An OTLP ``AnyValue`` in JSON form (oneof members are written even when default)."""
-    if value is None:
-        return {}
-    if isinstance(value, bool):
-        return {"boolValue": value}
-    if isinstance(value, str):
+    """An OTLP ``AnyValue`` in JSON form (oneof members are written even when default).
+
+    Exact built-in types are checked first (the hot path); subclasses (``numpy.float64``,
+    ``markupsafe.Markup``, ``IntEnum`` ...), which the SDK accepts but msgspec refuses,
+    are written as the plain ``str``/``int``/``float`` they hold, bypassing any override
+    of ``__str__``/``__float__`` so the value written is the value the SDK stored.
+    """
+    t = type(value)
+    if t is str:
         return {"stringValue": value}
-    if isinstance(value, int):
+    if t is bool:
+        return {"boolValue": value}
+    if t is int:
         if not _INT64[0] <= value <= _INT64[1]:
             raise _Unencodable("integer out of int64 range")
         return {"intValue": str(value)}
+    if t is float:
+        return _double(value)
+    if t is tuple or t is list:
+        values = [_any_value(v) for v in value]
+        return {"arrayValue": {"values": values} if values else {}}
+    return _any_value_other(value)
+
+
+def _double(value: float) -> dict[str, Any]:
+    if math.isnan(value):
+        return {"doubleValue": "NaN"}
+    if math.isinf(value):
+        return {"doubleValue": "Infinity" if value > 0 else "-Infinity"}
+    return {"doubleValue": value}
+
+
+def _any_value_other(value: Any) -> dict[str, Any]:
+    """The rare forms: ``None``, subclasses of the primitives, bytes, other sequences, maps."""
+    if value is None:
+        return {}
+    if isinstance(value, bool):  # bool cannot be subclassed; kept for clarity
+        return {"boolValue": bool(value)}
+    if isinstance(value, str):
+        return {"stringValue": str.__str__(value)}  # a plain str copy, whatever __str__ says
+    if isinstance(value, int):
+        return _any_value(int.__index__(value))  # a plain int (IntEnum, numpy-style subclasses)
     if isinstance(value, float):
-        if math.isnan(value):
-            return {"doubleValue": "NaN"}
-        if math.isinf(value):
-            return {"doubleValue": "Infinity" if value > 0 else "-Infinity"}
-        return {"doubleValue": value}
+        return _double(float.__float__(value))  # a plain float (numpy.float64 ...)
     if isinstance(value, (bytes, bytearray)):
         return {"bytesValue": base64.b64encode(bytes(value)).decode("ascii")}
     if isinstance(value, Sequence):
         values = [_any_value(v) for v in value]
         return {"arrayValue": {"values": values} if values else {}}
     if isinstance(value, Mapping):
-        kvs = [_key_value(str(k), v) for k, v in value.items()]
+        kvs = [_key_value(k, v) for k, v in value.items()]
         return {"kvlistValue": {"values": kvs} if kvs else {}}
     raise _Unencodable(f"unsupported attribute type {type(value).__name__}")
 
 
-def _key_value(key: str, value: Any) -> dict[str, Any]:
+def _plain_key(key: Any) -> str:
+    return str.__str__(key) if isinstance(key, str) else str(key)
+
+
+def _key_value(key: Any, value: Any) -> dict[str, Any]:
+    if type(key) is not str:
+        key = _plain_key(key)
     out: dict[str, Any] = {"key": key} if key else {}
     out["value"] = _any_value(value)
     return out
@@ -99,7 +136,7 @@ def _attributes(attributes: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     for key, value in attributes.items():
         try:
             encoded.append(_key_value(key, value))
-        except _Unencodable as exc:
+        except Exception as exc:  # noqa: BLE001 - _Unencodable, or a value whose iteration fails
             # Same policy as the OTLP exporters: drop the one attribute, keep the span.
             _log.debug("dropping attribute %r: %s", key, exc)
     return encoded
@@ -197,17 +234,105 @@ def encode_spans(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
     return {"resourceSpans": resource_spans}
 
 
+class _Cleaning:
+    """What :func:`_clean` dropped or repaired, for one warning."""
+
+    __slots__ = ("attributes", "errors", "repaired", "spans")
+
+    def __init__(self) -> None:
+        self.attributes = 0
+        self.spans = 0
+        self.repaired = 0
+        self.errors: set[str] = set()
+
+
+def _clean_str(value: str, cleaning: _Cleaning) -> str:
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        # Unpaired surrogates (os.fsdecode, broken JSON ...): join the valid pairs,
+        # write U+FFFD for the rest, the repair flowmap's loader applies when reading.
+        cleaning.repaired += 1
+        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def _clean(node: Any, cleaning: _Cleaning) -> Any:
+    """A copy of an encoded document that msgspec can always write: the slow path, taken
+    only when the plain encode failed. Subclasses of the JSON types become the plain
+    types, unpaired surrogates become U+FFFD, and what still cannot be written is
+    dropped at the smallest unit that can go: one attribute (counted in its owner's
+    ``droppedAttributesCount``), else one span; never the rest of the batch."""
+    t = type(node)
+    if t is dict:
+        out: dict[str, Any] = {}
+        extra = 0
+        for key, value in node.items():
+            if key in ("attributes", "spans") and type(value) is list:
+                kept = []
+                for item in value:
+                    try:
+                        kept.append(_clean(item, cleaning))
+                    except Exception as exc:  # noqa: BLE001 - drop the unit, keep the rest
+                        cleaning.errors.add(type(exc).__name__)
+                        if key == "spans":
+                            cleaning.spans += 1
+                        else:
+                            cleaning.attributes += 1
+                            extra += 1
+                            _log.debug("dropping attribute %r: cannot be encoded (%s)",
+                                       item.get("key") if type(item) is dict else None, type(exc).__name__)
+                out[key] = kept
+            else:
+                out[key] = _clean(value, cleaning)
+        if extra:
+            out["droppedAttributesCount"] = out.get("droppedAttributesCount", 0) + extra
+        return out
+    if t is list:
+        return [_clean(v, cleaning) for v in node]
+    if t is str:
+        return _clean_str(node, cleaning)
+    if node is None or t is bool or t is float:
+        return node
+    if t is int:
+        if not _INT64[0] <= node <= _INT64[1]:
+            raise _Unencodable("integer out of int64 range")
+        return node
+    # Subclasses in the fields outside attributes (a span name that is a Markup ...).
+    if isinstance(node, str):
+        return _clean_str(str.__str__(node), cleaning)
+    if isinstance(node, int):
+        return _clean(int.__index__(node), cleaning)
+    if isinstance(node, float):
+        return float.__float__(node)
+    raise _Unencodable(f"unsupported type {type(node).__name__}")
+
+
+class _EncodeError(Exception):
+    """The batch could not be encoded even by the slow path (a resource or scope field)."""
+
+
 def _resolve_path(path: str | os.PathLike[str] | None) -> Path:
+    """The file, made absolute once, against the working directory of the moment the
+    exporter is set up: an application that later changes directory (a job working in a
+    temp dir) keeps writing to the one file, not a new one per directory."""
     if path is None:
         path = os.environ.get(FILE_ENV) or DEFAULT_FILE
-    return Path(os.fspath(path)).expanduser()
+    resolved = Path(os.fspath(path)).expanduser()
+    try:
+        return resolved.absolute()
+    except OSError:  # the working directory was removed: keep the relative path
+        _log.debug("flowmap could not make %s absolute", resolved, exc_info=True)
+        return resolved
 
 
 class JsonLinesSpanExporter(SpanExporter):
     """Append spans to an OTLP JSON Lines file, one ``TracesData`` line per export.
 
-    ``path`` defaults to ``$FLOWMAP_FILE`` or ``flowmap-traces.jsonl``. Missing parent
-    directories are created. Export failures are returned as ``FAILURE`` and logged once
+    ``path`` defaults to ``$FLOWMAP_FILE`` or ``flowmap-traces.jsonl``; a relative path
+    is made absolute here, once, so a later ``os.chdir`` does not split the trace file.
+    Missing parent directories are created. A value that cannot be encoded drops that
+    attribute (or, outside attributes, that span), never the rest of the batch. Export failures are returned as ``FAILURE`` and logged once
     (until a later export succeeds): an exporter must never raise into the application.
     """
 
@@ -217,6 +342,7 @@ class JsonLinesSpanExporter(SpanExporter):
         self._lock = threading.Lock()
         self._shutdown = False
         self._failing = False
+        self._warned_cleaning = False
 
     def __repr__(self) -> str:
         return f"JsonLinesSpanExporter({str(self.path)!r})"
@@ -227,21 +353,51 @@ class JsonLinesSpanExporter(SpanExporter):
         if not spans:
             return SpanExportResult.SUCCESS
         try:
-            line = msgspec.json.encode(encode_spans(spans)) + b"\n"
+            line = self._encode(spans) + b"\n"
+        except Exception as exc:  # noqa: BLE001 - never raise into the SDK or the application
+            cause = exc.__cause__ if isinstance(exc, _EncodeError) and exc.__cause__ else exc
+            self._fail("flowmap could not encode %d span(s) as OTLP JSON for %s (%s)",
+                       len(spans), type(cause).__name__)
+            return SpanExportResult.FAILURE
+        try:
             with self._lock:
                 self._append(line)
-        except Exception as exc:  # never raise into the SDK or the application
-            if not self._failing:
-                self._failing = True
-                _log.warning(
-                    "flowmap could not write %d span(s) to %s (%s); further failures are not logged "
-                    "until an export succeeds", len(spans), self.path, type(exc).__name__,
-                )
+        except Exception as exc:  # noqa: BLE001 - never raise into the SDK or the application
+            self._fail("flowmap could not write %d span(s) to %s (%s)", len(spans), type(exc).__name__)
             return SpanExportResult.FAILURE
         if self._failing:
             self._failing = False
             _log.info("flowmap is writing spans to %s again", self.path)
         return SpanExportResult.SUCCESS
+
+    def _encode(self, spans: Sequence[ReadableSpan]) -> bytes:
+        doc = encode_spans(spans)
+        try:
+            return msgspec.json.encode(doc)  # the hot path: plain values encode directly
+        except Exception as exc:  # noqa: BLE001 - rare: take the slow path below
+            first = type(exc).__name__
+        cleaning = _Cleaning()
+        try:
+            data = msgspec.json.encode(_clean(doc, cleaning))
+        except Exception as exc:
+            raise _EncodeError() from exc
+        if cleaning.attributes or cleaning.spans or cleaning.repaired:
+            log = _log.debug if self._warned_cleaning else _log.warning
+            self._warned_cleaning = True
+            log(
+                "flowmap could not encode some values as OTLP JSON (%s): dropped %d attribute(s) "
+                "and %d of %d span(s), repaired %d string(s) with unpaired surrogates; the rest of "
+                "the batch is written to %s (further such notes at debug level)",
+                ", ".join(sorted(cleaning.errors | {first})), cleaning.attributes, cleaning.spans,
+                len(spans), cleaning.repaired, self.path,
+            )
+        return data
+
+    def _fail(self, message: str, count: int, reason: str) -> None:
+        if not self._failing:
+            self._failing = True
+            _log.warning(message + "; further failures are not logged until an export succeeds",
+                         count, self.path, reason)
 
     def _open(self) -> int:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)

@@ -303,3 +303,27 @@ def test_configure_guards_global_baggage_until_shutdown():
         assert plain["baggage"] == f"flowmap.tenant={tag}"  # shutdown restored plain W3C baggage
     finally:
         propagate.set_global_textmap(previous)
+
+
+def test_default_trace_file_is_fixed_at_configure_despite_chdir(tmp_path, monkeypatch):
+    """configure() with the default file: a later os.chdir (a job in a temp dir) must not
+    split the trace into one file per working directory."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    rt = _isolated(service_name="svc")  # FLOWMAP_FILE unset: ./flowmap-traces.jsonl
+    tracer = rt.tracer_provider.get_tracer("app")
+    try:
+        with flowmap.bind(flowmap.RequestContext(RAW)):
+            with tracer.start_as_current_span("before-chdir"):
+                pass
+            assert rt.force_flush()
+            monkeypatch.chdir(tmp_path / "sub")
+            with tracer.start_as_current_span("after-chdir"):
+                pass
+            assert rt.force_flush()
+    finally:
+        rt.shutdown()
+    names = [s["name"] for line in (tmp_path / "flowmap-traces.jsonl").read_text().splitlines()
+             for rs in json.loads(line)["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]
+    assert names == ["before-chdir", "after-chdir"]
+    assert not (tmp_path / "sub" / "flowmap-traces.jsonl").exists()

@@ -4,6 +4,7 @@ encoder), one TracesData per line, and stays whole under threads and processes."
 from __future__ import annotations
 
 import base64
+import enum
 import json
 import logging
 import multiprocessing
@@ -278,3 +279,140 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+# --- values the SDK accepts but JSON cannot hold as such -------------------------------
+
+
+class _Score(float):
+    """Like numpy.float64: a float subclass, with a __repr__ that is not a number."""
+
+    def __repr__(self):
+        return f"Score({float(self)})"
+
+
+class _Count(int):
+    def __str__(self):
+        return "many"  # must not leak into intValue
+
+
+class _Level(enum.IntEnum):
+    HIGH = 3
+
+
+def _attrs(span_json):
+    return {a["key"]: a["value"] for a in span_json.get("attributes", [])}
+
+
+def _spans_by_name(docs):
+    return {s.get("name", ""): s for d in docs for rs in d["resourceSpans"] for ss in rs["scopeSpans"]
+            for s in ss["spans"]}
+
+
+def test_subclass_values_are_written_plain_and_no_span_is_lost(tmp_path, caplog):
+    """Real SDK + BatchSpanProcessor + the file: float/str/int subclasses (numpy.float64,
+    markupsafe.Markup, IntEnum) in span, event and link attributes and inside sequences
+    are written as the plain values, beside the ordinary spans of the same batch."""
+    from markupsafe import Markup
+
+    path = tmp_path / "subclass.jsonl"
+    provider = TracerProvider(resource=Resource.create({"service.name": "svc"}))
+    provider.add_span_processor(BatchSpanProcessor(JsonLinesSpanExporter(path), schedule_delay_millis=60000))
+    tracer = provider.get_tracer("t")
+    with caplog.at_level(logging.DEBUG, logger="flowmap.exporter"):
+        for i in range(3):
+            with tracer.start_as_current_span(f"plain-{i}"):
+                pass
+        with tracer.start_as_current_span("odd") as odd:
+            odd.set_attributes({
+                "score": _Score(0.93), "prompt": Markup("<b>hi</b>"), "count": _Count(7),
+                "level": _Level.HIGH, "scores": [_Score(0.5), _Score(1.5)],
+                "names": [Markup("a"), "b"], "nan": _Score("nan"),
+            })
+            odd.add_event("e", {"ev.score": _Score(2.5)})
+        with tracer.start_as_current_span("linked", links=[Link(odd.get_span_context(), {"lk": Markup("m")})]):
+            pass
+        provider.shutdown()  # one batch of 5 spans
+    docs = _read_lines(path)
+    assert len(docs) == 1
+    spans = _spans_by_name(docs)
+    assert sorted(spans) == ["linked", "odd", "plain-0", "plain-1", "plain-2"]
+    attrs = _attrs(spans["odd"])
+    assert attrs["score"] == {"doubleValue": 0.93} and type(attrs["score"]["doubleValue"]) is float
+    assert attrs["prompt"] == {"stringValue": "<b>hi</b>"}
+    assert attrs["count"] == {"intValue": "7"}
+    assert attrs["level"] == {"intValue": "3"}
+    assert attrs["scores"] == {"arrayValue": {"values": [{"doubleValue": 0.5}, {"doubleValue": 1.5}]}}
+    assert attrs["names"] == {"arrayValue": {"values": [{"stringValue": "a"}, {"stringValue": "b"}]}}
+    assert attrs["nan"] == {"doubleValue": "NaN"}
+    assert "droppedAttributesCount" not in spans["odd"]
+    assert _attrs(spans["odd"]["events"][0]) == {"ev.score": {"doubleValue": 2.5}}
+    assert _attrs(spans["linked"]["links"][0]) == {"lk": {"stringValue": "m"}}
+    # the plain path handled them: nothing dropped, nothing logged
+    assert [r.getMessage() for r in caplog.records if r.name == "flowmap.exporter"] == []
+
+
+def test_an_unencodable_value_costs_that_value_not_the_batch(tmp_path, caplog):
+    """Through flowmap.configure and its file: an out-of-range int is dropped (that
+    attribute only), unpaired surrogates are repaired to U+FFFD, a span whose *name*
+    cannot be encoded is the only span lost; the warning says encode, not write, once."""
+    import flowmap
+
+    path = tmp_path / "odd.jsonl"
+    rt = flowmap.configure(tenant_key="k", out=path, instrument_httpx=False, set_global=False)
+    tracer = rt.tracer_provider.get_tracer("t")
+    try:
+        with caplog.at_level(logging.WARNING, logger="flowmap.exporter"):
+            for round_ in range(2):
+                with flowmap.bind(flowmap.RequestContext("acme")):
+                    with tracer.start_as_current_span(f"ok-{round_}"):
+                        pass
+                    with tracer.start_as_current_span(f"values-{round_}") as span:
+                        span.set_attributes({"huge": 2**64, "path": "/tmp/caf\udce9", "kept": 1})
+                    with tracer.start_as_current_span(f"name-\ud800-{round_}"):
+                        pass
+                    tracer.start_span(object()).end()  # the SDK does not check names
+                assert rt.force_flush()
+    finally:
+        rt.shutdown()
+    docs = _read_lines(path)
+    assert len(docs) == 2
+    spans = _spans_by_name(docs)
+    assert sorted(spans) == ["name-\ufffd-0", "name-\ufffd-1", "ok-0", "ok-1", "values-0", "values-1"]
+    attrs = _attrs(spans["values-1"])
+    assert attrs["path"] == {"stringValue": "/tmp/caf\ufffd"}
+    assert attrs["kept"] == {"intValue": "1"} and "huge" not in attrs
+    assert "flowmap.tenant" in attrs
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 1, messages  # once per exporter, then debug
+    assert "could not encode" in messages[0] and "could not write" not in messages[0]
+    assert "1 of 4 span(s)" in messages[0]
+
+
+def test_a_batch_that_cannot_be_encoded_fails_quietly_and_says_encode(tmp_path, caplog):
+    span = ReadableSpan(name="s", context=SpanContext(1, 2, False), start_time=1, end_time=2,
+                        resource=Resource({"a": 1}, schema_url=object()))
+    exporter = JsonLinesSpanExporter(tmp_path / "t.jsonl")
+    with caplog.at_level(logging.WARNING, logger="flowmap.exporter"):
+        assert exporter.export([span]) is SpanExportResult.FAILURE  # never raises
+    (record,) = caplog.records
+    assert "could not encode 1 span(s)" in record.getMessage()
+    assert "could not write" not in record.getMessage()
+    assert not (tmp_path / "t.jsonl").exists()
+
+
+def test_relative_path_is_fixed_when_the_exporter_is_made(tmp_path, monkeypatch):
+    monkeypatch.delenv(FILE_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    default, relative = JsonLinesSpanExporter(), JsonLinesSpanExporter("rel/t.jsonl")
+    assert default.path == tmp_path / DEFAULT_FILE and relative.path == tmp_path / "rel" / "t.jsonl"
+    spans = _record_spans()
+    default.export(spans[:1])
+    relative.export(spans[:1])
+    monkeypatch.chdir(tmp_path / "sub")
+    default.export(spans[1:])
+    relative.export(spans[1:])
+    assert len(_span_names(_read_lines(tmp_path / DEFAULT_FILE))) == 5
+    assert len(_span_names(_read_lines(tmp_path / "rel" / "t.jsonl"))) == 5
+    assert list((tmp_path / "sub").iterdir()) == []
