@@ -183,3 +183,225 @@ def test_entry_point_is_registered():
 
     eps = {ep.name: ep for ep in entry_points(group="opentelemetry_instrumentor")}
     assert eps["flowmap_redis"].load() is RedisInstrumentor
+
+
+# -- multi-key commands: every key a command touches is judged -------------------------
+
+
+def _namespaces(traced) -> tuple[str, str]:
+    return f"t:{traced.tag(ACME.tenant_id)}:", f"t:{traced.tag(GLOBEX.tenant_id)}:"
+
+
+@pytest.fixture
+def globex_data(client, traced):
+    """Another tenant's data, written before instrumenting."""
+    a, b = _namespaces(traced)
+    client.zadd(b + "z", {"b-secret": 1})
+    client.set(b + "s", "b-secret-string")
+    client.rpush(b + "list", "b-item")
+    client.sadd(b + "set", "b-member")
+    client.pfadd(b + "hll", "b-visitor")
+    client.geoadd(b + "geo", (13.36, 38.11, "b-place"))
+    client.xadd(b + "st", {"f": "b-event"})
+    client.set(b + "w_1", "1")
+    client.rpush(a + "list", "1")
+    client.set(a + "s", "a-string")
+    client.zadd(a + "z", {"a": 1})
+    client.sadd(a + "set", "a-member")
+    client.xadd(a + "st", {"f": "a-event"})
+    return a, b
+
+
+def test_multi_key_commands_cannot_reach_another_tenant(client, traced, globex_data, port):
+    """Repro: under ACME, a command whose first key is ACME's but which reads or writes
+    GLOBEX's keys (or key patterns) must be unscoped, and strict mode refuses it."""
+    a, b = globex_data
+    attempts = {
+        "ZUNIONSTORE": lambda: client.zunionstore(a + "dest", [b + "z"]),
+        "ZINTERSTORE": lambda: client.zinterstore(a + "dest", [a + "z", b + "z"]),
+        "ZDIFFSTORE": lambda: client.zdiffstore(a + "dest", [a + "z", b + "z"]),
+        "ZRANGESTORE": lambda: client.zrangestore(a + "dest", b + "z", 0, -1),
+        "ZUNION": lambda: client.zunion([a + "z", b + "z"]),
+        "GEOSEARCHSTORE": lambda: client.geosearchstore(
+            a + "dest", b + "geo", longitude=13.36, latitude=38.11, radius=100, unit="km"
+        ),
+        "GEORADIUS STORE": lambda: client.georadius(a + "z", 13.36, 38.11, 100, store=b + "geo"),
+        "LCS": lambda: client.lcs(a + "s", b + "s"),
+        "SORT GET": lambda: client.sort(a + "list", by="nosort", get=[b + "*"]),
+        "SORT BY": lambda: client.sort(a + "list", by=b + "w_*"),
+        "SORT STORE": lambda: client.sort(a + "list", store=b + "list"),
+        "SORT_RO GET": lambda: client.sort_ro(a + "list", get=b + "*"),
+        "SUNIONSTORE": lambda: client.sunionstore(a + "dest", [a + "set", b + "set"]),
+        "SINTERCARD": lambda: client.sintercard(2, [a + "set", b + "set"]),
+        "COPY": lambda: client.copy(b + "s", a + "dest"),
+        "RENAME": lambda: client.rename(a + "s", b + "mine-now"),
+        "SMOVE": lambda: client.smove(b + "set", a + "set", "b-member"),
+        "LMOVE": lambda: client.lmove(b + "list", a + "list"),
+        "RPOPLPUSH": lambda: client.rpoplpush(b + "list", a + "list"),
+        "LMPOP": lambda: client.lmpop(2, a + "list", b + "list", direction="LEFT"),
+        "BITOP": lambda: client.bitop("OR", a + "dest", a + "s", b + "s"),
+        "PFMERGE": lambda: client.pfmerge(a + "dest", b + "hll"),
+        "MGET": lambda: client.mget(a + "s", b + "s"),
+        "MSET": lambda: client.mset({a + "k": 1, b + "s": "overwritten"}),
+        "DEL": lambda: client.delete(a + "k", b + "s"),
+        "XREAD": lambda: client.xread({a + "st": 0, b + "st": 0}),
+        "OBJECT": lambda: client.object("encoding", b + "s"),
+        "MEMORY USAGE": lambda: client.memory_usage(b + "s"),
+        "MIGRATE": lambda: client.migrate("127.0.0.1", port, [a + "s", b + "s"], 0, 100),
+        "SCAN": lambda: list(client.scan_iter(match=b + "*")),
+        "SCAN MATCH twice": lambda: client.execute_command("SCAN", 0, "MATCH", a + "*", "MATCH", "*"),
+        "KEYS": lambda: client.keys(b + "*"),
+        "KEYS *": lambda: client.keys("*"),
+        "EVAL": lambda: client.eval("return redis.call('GET', ARGV[1])", 1, a + "s", b + "s"),
+        "unknown": lambda: client.execute_command("DEBUG", "OBJECT", a + "s"),
+        "bad numkeys": lambda: client.execute_command("ZUNION", "01", a + "z"),
+    }
+    RedisInstrumentor().instrument(strict=True)
+    with bind(ACME):
+        for label, attempt in attempts.items():
+            with pytest.raises(UnscopedOperationError):
+                attempt()
+                pytest.fail(f"{label} ran")
+        with pytest.raises(UnscopedOperationError):  # one command of a pipeline is enough
+            with client.pipeline() as p:
+                p.set(a + "ok", 1).zunionstore(a + "dest", [b + "z"]).execute()
+    RedisInstrumentor().uninstrument()
+    spans = traced.spans("cache")
+    assert len(spans) == len(attempts) + 1
+    assert all(s.attributes[A.SCOPED] is False and not s.status.is_ok for s in spans)
+    assert all(s.attributes["flowmap.keys.outside"] >= 1 for s in spans)
+    # nothing reached the server
+    assert client.exists(a + "dest", a + "ok", a + "k", b + "mine-now") == 0
+    assert client.zrange(b + "z", 0, -1) == ["b-secret"]
+    assert client.get(b + "s") == "b-secret-string" and client.get(a + "s") == "a-string"
+    assert client.lrange(b + "list", 0, -1) == ["b-item"] and client.lrange(a + "list", 0, -1) == ["1"]
+    assert_no_raw(traced.spans(), ACME.tenant_id, GLOBEX.tenant_id, "b-secret")
+
+
+def test_multi_key_commands_on_own_keys_are_scoped(client, traced, globex_data):
+    """No false alarms: the same commands on the tenant's own keys run in strict mode."""
+    a, _b = globex_data
+    RedisInstrumentor().instrument(strict=True)
+    with bind(ACME):
+        assert client.zunion([a + "z", a + "nothing"]) == ["a"]
+        client.zunionstore(a + "dest", [a + "z"], aggregate="MAX")
+        client.zinterstore(a + "dest2", {a + "z": 2})
+        assert client.zintercard(1, [a + "z"]) == 1
+        client.zrangestore(a + "dest3", a + "z", 0, -1)
+        assert client.bitop("AND", a + "bits", a + "s", a + "s") == len("a-string")
+        assert client.xread({a + "st": 0}, count=1)[0][0] == a + "st"
+        client.xgroup_create(a + "st", "g", id="0")
+        assert client.xreadgroup("g", "c", {a + "st": ">"}, count=1)[0][0] == a + "st"
+        assert client.xinfo_stream(a + "st")["length"] == 1
+        client.mset({a + "k1": "1", a + "k2": "2"})
+        assert client.mget(a + "k1", a + "k2") == ["1", "2"]
+        assert client.sintercard(1, [a + "set"]) == 1
+        assert client.lmpop(2, a + "nothing", a + "list", direction="LEFT") == [a + "list", ["1"]]
+        client.rpush(a + "list", "1", "2")
+        client.set(a + "o_1", "one")
+        assert client.sort(a + "list", by="nosort", get=["#", a + "o_*"]) == ["1", "one", "2", None]
+        client.sort(a + "list", by=a + "w_*", store=a + "sorted")
+        assert client.lcs(a + "s", a + "k1") == ""
+        client.copy(a + "s", a + "s2")
+        client.rename(a + "s2", a + "s3")
+        assert client.object("encoding", a + "s") is not None
+        assert client.memory_usage(a + "s") > 0
+        assert client.exists(a + "s", a + "s3") == 2
+        assert client.delete(a + "s3", a + "dest3") == 2
+        assert list(client.scan_iter(match=a + "k*")) != []
+        assert sorted(client.keys(a + "k*")) == [a + "k1", a + "k2"]
+        client.publish(a + "events", "hello")
+        client.execute_command("OBJECT", "ENCODING", a + "s")  # split subcommand
+    spans = traced.spans("cache")
+    assert len(spans) > 25
+    assert [s.name for s in spans if s.attributes[A.SCOPED] is not True] == []
+
+
+def test_scripts_are_unscoped_unless_declared_keys_are_trusted(client, traced, globex_data):
+    """Redis lets a script touch keys it did not declare, so declared keys prove nothing
+    unless the application says its scripts keep to them."""
+    a, b = globex_data
+    leak = "return redis.call('GET', ARGV[1])"
+    RedisInstrumentor().instrument(strict=True)
+    with bind(ACME):
+        with pytest.raises(UnscopedOperationError):
+            client.eval(leak, 1, a + "s", b + "s")  # declared keys are ACME's, yet reads GLOBEX
+    RedisInstrumentor().uninstrument()
+    RedisInstrumentor().instrument(strict=True, trust_script_keys=True)
+    with bind(ACME):
+        assert client.eval("return redis.call('GET', KEYS[1])", 1, a + "s") == "a-string"
+        with pytest.raises(UnscopedOperationError):
+            client.eval("return redis.call('GET', KEYS[1])", 1, b + "s")
+        with pytest.raises(UnscopedOperationError):
+            client.eval("return 1", 0)  # no key at all: nothing to scope
+    assert [s.attributes[A.SCOPED] for s in traced.spans("cache")] == [False, True, False, False]
+
+
+def test_commands_while_watching_are_judged(client, traced, globex_data):
+    """A pipeline that WATCHes sends commands at once, outside execute(): judged too."""
+    a, b = globex_data
+    RedisInstrumentor().instrument(strict=True)
+    with bind(ACME):
+        with client.pipeline() as p:
+            with pytest.raises(UnscopedOperationError):
+                p.watch(b + "s")
+        with client.pipeline() as p:
+            p.watch(a + "s")
+            assert p.get(a + "s") == "a-string"
+            with pytest.raises(UnscopedOperationError):
+                p.get(b + "s")
+            p.multi()
+            p.set(a + "s", "updated")
+            p.execute()
+    assert [(s.name, s.attributes[A.SCOPED]) for s in traced.spans("cache")] == [
+        ("redis WATCH", False),
+        ("redis WATCH", True),
+        ("redis GET", True),
+        ("redis GET", False),
+        ("redis SET", True),
+    ]
+
+
+def test_glob_patterns_must_match_only_the_namespace(client, traced):
+    """A namespace with glob characters: only the escaped pattern is confined to it."""
+    client.set("ab:other", "x")  # matched by the glob "a[b]:*"
+    client.set("a[b]:mine", "y")
+    RedisInstrumentor().instrument(strict=True, namespace=lambda ctx: "a[b]:")
+    with bind(ACME):
+        with pytest.raises(UnscopedOperationError):
+            client.keys("a[b]:*")
+        assert client.keys("a\\[b\\]:*") == ["a[b]:mine"]
+        client.sort(tenant_key("l"), get="a[b]:o_*")  # SORT patterns are not globs
+    RedisInstrumentor().uninstrument()
+    RedisInstrumentor().instrument(strict=True, namespace=lambda ctx: "s*:")
+    with bind(ACME):
+        with pytest.raises(UnscopedOperationError):  # SORT would replace the prefix's '*'
+            client.sort(tenant_key("l"), get="s*:o_*")
+    assert [s.attributes[A.SCOPED] for s in traced.spans("cache")] == [False, True, True, False]
+
+
+def test_asyncio_commands_while_watching_are_judged(port, traced):
+    RedisInstrumentor().instrument(strict=True)
+
+    async def main() -> None:
+        r = redis.asyncio.Redis(host="127.0.0.1", port=port)
+        try:
+            async with bind(ACME):
+                async with r.pipeline() as p:
+                    await p.watch(tenant_key("w"))
+                    with pytest.raises(UnscopedOperationError):
+                        await p.get("not-namespaced")
+                    with pytest.raises(UnscopedOperationError):
+                        await p.zunionstore(tenant_key("d"), ["not-namespaced"])
+        finally:
+            await r.aclose()
+
+    try:
+        asyncio.run(main())
+    finally:
+        RedisInstrumentor().uninstrument()
+    assert [(s.name, s.attributes[A.SCOPED]) for s in traced.spans("cache")] == [
+        ("redis WATCH", True),
+        ("redis GET", False),
+        ("redis ZUNIONSTORE", False),
+    ]

@@ -1,8 +1,10 @@
 """flowmap instrumentation for redis-py.
 
-Every key-bearing Redis command (and every pipeline) runs inside a ``cache`` (or
-``memory``) boundary span whose ``flowmap.scoped`` says whether *all* its keys lie in the
-bound tenant's namespace. Keys are never recorded: only counts and the verdict. In strict
+Every Redis command that touches data (and every pipeline) runs inside a ``cache`` (or
+``memory``) boundary span whose ``flowmap.scoped`` says whether *every* key and key
+pattern it touches lies in the bound tenant's namespace; a command whose keys cannot be
+determined (unknown, unparsable, whole keyspace, a script) is unscoped. Keys are never
+recorded: only counts and the verdict. In strict
 mode an unscoped command raises :class:`flowmap.errors.UnscopedOperationError` before it
 reaches the server::
 
