@@ -1,10 +1,12 @@
 """flowmap instrumentation for sqlite-vec.
 
 Every statement that reads a ``vec0`` virtual table (a KNN ``MATCH`` search, a scan, a
-delete) runs inside a ``vector`` boundary span whose ``flowmap.scoped`` says whether the
-statement filters the table's ``partition key`` column (or a configured column) to the
-bound tenant. The SQL and its parameters are never recorded. In strict mode an
-unfiltered search raises :class:`flowmap.errors.UnscopedOperationError` before it runs::
+delete, a subquery, a view over one) runs inside a ``vector`` boundary span whose
+``flowmap.scoped`` says whether every read of the table is restricted to the bound
+tenant by a top-level ``AND`` conjunct ``<partition key column> = <tenant's value>`` (see
+``_sql``; anything it cannot verify is unscoped). The SQL and its parameters are never
+recorded. In strict mode an unscoped statement raises
+:class:`flowmap.errors.UnscopedOperationError` before it runs::
 
     SqliteVecInstrumentor().instrument(strict=True)
     db = sqlite3.connect("vectors.db")   # instrumented connect: a judging connection

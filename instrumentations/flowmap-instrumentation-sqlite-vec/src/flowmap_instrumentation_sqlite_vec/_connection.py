@@ -12,33 +12,30 @@ from ._settings import settings
 
 __all__ = ["traced_connection_factory"]
 
-_SCHEMA_SQL = "SELECT name, sql FROM sqlite_master WHERE type = 'table'"
+_SCHEMA_SQL = "SELECT type, name, sql FROM sqlite_master WHERE type IN ('table', 'view')"
 _factories: dict[str, type] = {}
 
 
+def _schema(conn: Any) -> dict[str, _sql.Vec0]:
+    """vec0-data tables of the connection, re-read whenever the schema changed (by anyone)."""
+    version = conn._flowmap_raw_execute("PRAGMA schema_version").fetchone()[0]
+    if conn._flowmap_vec0 is None or conn._flowmap_schema_version != version:
+        conn._flowmap_vec0 = _sql.vec0_tables(conn._flowmap_raw_execute(_SCHEMA_SQL).fetchall())
+        conn._flowmap_schema_version = version
+    return conn._flowmap_vec0
+
+
 def _judge(conn: Any, sql: Any, params: Any) -> tuple[str, str, bool] | None:
-    """(operation, table, scoped) for a statement that reads a vec0 table, else None."""
-    if not isinstance(sql, str):
+    """(operation, table, scoped) for a statement that reads vec0 data, else None."""
+    if not isinstance(sql, str) or not _sql.may_read(sql):
         return None
-    if _sql.is_ddl(sql):
-        conn._flowmap_vec0 = None  # schema may change: re-read on next use
+    vec0 = _schema(conn)
+    verdict = _sql.reads(sql, vec0)
+    if verdict is None:
         return None
-    verb, tables = _sql.tables_read(sql)
-    if verb not in {"select", "with", "delete", "update"} or not tables:
-        return None
-    vec0 = conn._flowmap_vec0
-    if vec0 is None:
-        vec0 = conn._flowmap_vec0 = _sql.vec0_tables(conn._flowmap_raw_execute(_SCHEMA_SQL).fetchall())
-    hit = sorted(t for t in tables if t in vec0)
-    if not hit:
-        return None
+    verb, hit = verdict
     ns = bound_namespace(settings.namespace)
-    scoped = ns is not None
-    for table in hit:
-        columns = {settings.partition_column} if settings.partition_column else vec0[table]
-        values = _sql.tenant_values(sql, params, columns) if columns else None
-        if not values or any(v != ns for v in values):
-            scoped = False
+    scoped = ns is not None and _sql.scoped(sql, params, vec0, settings.partition_column, ns)
     return verb.upper(), hit[0], scoped
 
 
@@ -63,7 +60,8 @@ def traced_connection_factory(module: ModuleType) -> type:
             return _guarded(self.connection, sql, parameters, lambda: super(TracedCursor, self).execute(sql, parameters))
 
     class TracedConnection(module.Connection):  # type: ignore[name-defined,misc]
-        _flowmap_vec0: dict[str, set[str]] | None = None
+        _flowmap_vec0: dict[str, _sql.Vec0] | None = None
+        _flowmap_schema_version: int | None = None
 
         def _flowmap_raw_execute(self, sql: str) -> Any:
             return module.Cursor(self).execute(sql)

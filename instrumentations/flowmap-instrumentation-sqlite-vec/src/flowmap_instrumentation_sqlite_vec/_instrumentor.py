@@ -56,7 +56,8 @@ class SqliteVecInstrumentor(FlowmapInstrumentor):
 
     ``instrument(namespace=fn, partition_column=None, strict=False)``: ``namespace(ctx)``
     is the value the tenant's rows carry (default: the tenant id); ``partition_column``
-    names the filter column (default: each vec0 table's ``partition key`` columns).
+    names the filter column (default: each vec0 table's ``partition key`` columns); a table
+    without it as a partition key or metadata column is never scoped.
     Connections opened before ``instrument()`` are not judged.
     """
 
