@@ -10,12 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from flowmap.cli import app
 from flowmap.tagging import DEV_KEY, tag_for
 
-from otlp_builder import SERVER, TAG_A, TraceBuilder, write_otlp
+from otlp_builder import write_otlp
+from test_cli import dropped_at_tool, invoke
 
 FLOWMAP_BIN = Path(sys.executable).parent / "flowmap"
 LONG_NAME = "a" * 300 + ".jsonl"  # longer than a file name may be (ENAMETOOLONG)
@@ -28,17 +27,6 @@ def _isolated(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
 
 
-def invoke(*args: object, env: dict[str, str] | None = None, input: str | None = None):
-    return CliRunner().invoke(app, [str(a) for a in args], env=env, input=input)
-
-
-def dropped_at_tool() -> TraceBuilder:
-    """A high finding (context-dropped at a tool): exit 1 at --fail-on high, 0 at critical."""
-    tb = TraceBuilder(service="api")
-    entry = tb.span("GET /chat", kind=SERVER, tenant=TAG_A, boundary="http.server")
-    agent = entry.child("agent run", tenant=TAG_A, boundary="agent")
-    agent.child("tool search_docs", boundary="tool")
-    return tb
 
 
 @pytest.fixture
