@@ -30,6 +30,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from . import attributes as A
 from . import runtime
 from .context import RequestContext, bind
+from .processors import keep_attributes
 from .propagation import extract_context
 from .redaction import register_tenant_id
 from .tagging import Tagger, is_opaque_tag
@@ -228,7 +229,9 @@ def _inbound_tag(extracted: Any) -> str | None:
 def _annotate(span: Span, attrs: dict[str, Any]) -> None:
     try:
         if span.is_recording():
-            span.set_attributes({k: v for k, v in attrs.items() if v is not None})
+            present = {k: v for k, v in attrs.items() if v is not None}
+            span.set_attributes(present)
+            keep_attributes(span, present)  # flowmap's own: they survive the attribute-count limit
     except Exception:  # noqa: BLE001 - telemetry must not break the request
         _log.debug("flowmap: could not annotate the server span", exc_info=True)
 

@@ -16,15 +16,38 @@ with TenantSwitchError — like a nested ``bind`` of another tenant — or, in m
 ``record``, marked with a ``flowmap.tenant_switch`` event. The span is started at the
 first step, so it is tagged with the tenant bound while the body runs.
 
+Async callables that are not plain ``async def`` functions are recognised as such
+(:func:`_is_async_callable`): an object whose ``__call__`` is ``async def``, a function
+marked with ``inspect.markcoroutinefunction`` (or asyncio's older marker, which
+``asgiref``'s ``markcoroutinefunction`` sets before Python 3.12), and a
+``functools.partial`` of any of these. They get an ``async def`` wrapper: gated when
+awaited, the span covers the awaited work. A sync callable that still returns an
+awaitable — a plain decorator (``functools.wraps``) around an ``async def`` — is gated
+when called, and then:
+
+* a coroutine is returned wrapped in one that runs it with the span current and ends the
+  span when it finishes (one that is never awaited never ends its span, so no span is
+  exported for it);
+* an asyncio Future or Task is returned as is, and the span ends when it is done;
+* any other awaitable is returned as is and the span ends at return: such objects often
+  speak other protocols too (``async with session.get(...)``), which a wrapper would
+  break, and what runs when one is awaited is not known.
+
+The boundary kind, the scoped flag and the unscoped mark are kept with
+:func:`flowmap.processors.keep_attributes`, so the SDK's attribute-count limit cannot
+evict them (flowmap's processor puts them back at span end, as it does the tag).
+
 The tenant is only ever taken from the bound context, never from the function's
 arguments: a model or a caller cannot choose it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
 import inspect
+import logging
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
@@ -37,10 +60,14 @@ from . import attributes as A
 from . import runtime
 from .context import _BINDING, Binding
 from .errors import ConfigError, MissingContextError, TenantSwitchError
+from .processors import keep_attributes
 
 __all__ = ["boundary", "Boundary", "mark_scoped", "UNSCOPED_EVENT", "SWITCH_EVENT", "span_kind_for"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+_log = logging.getLogger("flowmap.boundaries")
+
+_KEPT = (A.BOUNDARY, A.SCOPED, A.UNSCOPED)  # restored at span end if evicted (see _start)
 
 UNSCOPED_EVENT = "flowmap.unscoped"
 SWITCH_EVENT = "flowmap.tenant_switch"
@@ -71,7 +98,9 @@ def mark_scoped(span: Span | None, scoped: bool) -> None:
     ``span=None`` means the current span. Never raises.
     """
     try:
-        (span or trace.get_current_span()).set_attribute(A.SCOPED, bool(scoped))
+        span = span or trace.get_current_span()
+        span.set_attribute(A.SCOPED, bool(scoped))
+        keep_attributes(span, {A.SCOPED: bool(scoped)})  # survives the attribute-count limit
     except Exception:  # noqa: BLE001
         pass
 
@@ -175,6 +204,9 @@ class Boundary:
         span = runtime.get_tracer().start_span(
             name, kind=span_kind_for(self.kind), attributes=attrs, links=self.links
         )
+        # flowmap's processor puts these back at the end if the SDK's attribute-count
+        # limit evicts them (a retrieval span with flattened documents), like the tag
+        keep_attributes(span, {k: attrs[k] for k in _KEPT if k in attrs})
         if not bound:
             span.add_event(UNSCOPED_EVENT, {A.BOUNDARY: self.kind})
         return span
@@ -248,12 +280,12 @@ class Boundary:
         if isinstance(fn, (classmethod, staticmethod)):
             # above @classmethod/@staticmethod: wrap the function, keep the method kind
             return type(fn)(self(fn.__func__))  # type: ignore[return-value]
-        name = self.name or getattr(fn, "__qualname__", None) or self.kind
+        name = self.name or _callable_name(fn) or self.kind
         if inspect.isasyncgenfunction(fn):
             return self._wrap_asyncgen(fn, name)  # type: ignore[return-value]
         if inspect.isgeneratorfunction(fn):
             return self._wrap_gen(fn, name)  # type: ignore[return-value]
-        if inspect.iscoroutinefunction(fn):
+        if _is_async_callable(fn):
 
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -276,10 +308,28 @@ class Boundary:
             except BaseException as exc:
                 self._close(span, token, exc)
                 raise
+            if inspect.iscoroutine(result):  # a sync wrapper around async work
+                otel_context.detach(token)
+                return self._run_coroutine(span, result)
+            if asyncio.isfuture(result) and not result.done():
+                otel_context.detach(token)
+                result.add_done_callback(functools.partial(_end_with, span))
+                return result
             self._close(span, token, None)
             return result
 
         return wrapper  # type: ignore[return-value]
+
+    async def _run_coroutine(self, span: Span, coro: Any) -> Any:
+        """Run ``coro`` with the boundary's span current; end the span when it finishes."""
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            result = await coro
+        except BaseException as exc:
+            self._close(span, token, exc)
+            raise
+        self._close(span, token, None)
+        return result
 
     def _wrap_gen(self, fn: Callable[..., Any], name: str) -> Callable[..., Any]:
         """Gate at call time and again whenever the body is about to run (see the module
@@ -397,6 +447,63 @@ class Boundary:
                 span.end()
 
         return wrapper
+
+
+def _is_async_callable(fn: Any) -> bool:
+    """Whether calling ``fn`` runs nothing until the result is awaited: a coroutine
+    function, also behind ``functools.partial``, marked as one, or an object whose
+    ``__call__`` is one."""
+    seen = 0
+    while isinstance(fn, functools.partial) and seen < 100:
+        fn = fn.func
+        seen += 1
+    if inspect.iscoroutinefunction(fn):  # 3.12+: also inspect.markcoroutinefunction
+        return True
+    if _ASYNCIO_MARK is not None and getattr(fn, "_is_coroutine", None) is _ASYNCIO_MARK:
+        return True  # asyncio's marker (asgiref's markcoroutinefunction before 3.12)
+    if inspect.isroutine(fn) or inspect.isclass(fn) or not callable(fn):
+        return False
+    try:
+        call = type(fn).__call__
+    except AttributeError:
+        return False
+    return inspect.iscoroutinefunction(call) or (
+        _ASYNCIO_MARK is not None and getattr(call, "_is_coroutine", None) is _ASYNCIO_MARK
+    )
+
+
+try:
+    _ASYNCIO_MARK: Any = asyncio.coroutines._is_coroutine  # noqa: SLF001
+except AttributeError:  # removed in a later Python
+    _ASYNCIO_MARK = None
+
+
+def _callable_name(fn: Any) -> str | None:
+    """The span name a decorated callable gets by default: its qualified name, its
+    class's for a callable object, the wrapped function's for a partial."""
+    seen = 0
+    while isinstance(fn, functools.partial) and seen < 100:
+        fn = fn.func
+        seen += 1
+    name = getattr(fn, "__qualname__", None)
+    if isinstance(name, str):
+        return name
+    name = getattr(type(fn), "__qualname__", None)
+    return name if isinstance(name, str) and not inspect.isroutine(fn) else None
+
+
+def _end_with(span: Span, future: Any) -> None:
+    """Done callback: end a boundary's span with how its Future finished. Never raises."""
+    try:
+        if not future.cancelled():
+            exc = future.exception()
+            if exc is not None:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+    except Exception:  # noqa: BLE001
+        _log.debug("flowmap: could not record how a boundary's future ended", exc_info=True)
+    finally:
+        span.end()
 
 
 def _same_tenant(a: Binding, b: Binding) -> bool:

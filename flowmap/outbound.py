@@ -48,6 +48,7 @@ from opentelemetry.trace import Span
 from . import attributes as A
 from .context import outbound_tag
 from .hosts import AllowedHosts
+from .processors import keep_attributes
 
 __all__ = [
     "instrument_httpx",
@@ -284,6 +285,7 @@ def _request_hook(span: Span, request: RequestInfo) -> None:
             if port:
                 attrs[_SERVER_PORT] = port
             span.set_attributes(attrs)
+            keep_attributes(span, {A.BOUNDARY: "http.client", A.BAGGAGE_SENT: sent})
     except Exception:  # noqa: BLE001
         _log.debug("flowmap: could not annotate the client span", exc_info=True)
 

@@ -23,6 +23,13 @@ that would un-share — and at end a tag found missing is put back, evicting the
 other attribute when the container is full: the tag is the one attribute the analysis
 cannot do without.
 
+The boundary kind and scoped flag are kept the same way: ``flowmap.boundaries`` records
+them with :func:`keep_attributes` on the span's ``BoundedAttributes`` (``_flowmap_keep``)
+when it starts a boundary span (and :func:`~flowmap.boundaries.mark_scoped` when it sets
+the flag later), and at end whatever the limit evicted is put back after the tag, in
+that order of priority (tag, source, boundary, scoped, unscoped) when the limit is
+tiny. The restore runs only for a span that lost attributes (``dropped`` is not 0).
+
 None of them ever computes an HMAC per span, blocks, or raises into the application.
 
 Private SDK access is pinned to opentelemetry-sdk 1.45.2 and guarded: when the span's
@@ -34,6 +41,7 @@ attribute container is not the SDK's ``BoundedAttributes`` as that version build
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry import baggage as otel_baggage
@@ -47,7 +55,7 @@ from .context import _BINDING, _remember_tag
 from .redaction import redact_ending
 from .tagging import Tagger, is_opaque_tag
 
-__all__ = ["TenantSpanProcessor", "FlowmapSpanProcessor", "stamp_tenant"]
+__all__ = ["TenantSpanProcessor", "FlowmapSpanProcessor", "stamp_tenant", "keep_attributes"]
 
 _log = logging.getLogger("flowmap.processors")
 _TAG_LEN = 16
@@ -55,6 +63,7 @@ _TENANT = A.TENANT
 _SOURCE = A.TENANT_SOURCE
 _EMPTY: dict[str, Any] = {}
 _MARK = "_flowmap_tag"  # on the span's BoundedAttributes: what on_start tagged it with
+_KEEP = "_flowmap_keep"  # on the span's BoundedAttributes: other flowmap attributes to keep
 
 
 def stamp_tenant(span: Any, tag: str, source: str) -> None:
@@ -90,43 +99,68 @@ def _mark(span: Any, tag: str, source: str) -> None:
         attrs._flowmap_tag = (tag, source)  # noqa: SLF001
 
 
-def _restore_tag(attrs: BoundedAttributes) -> bool:
-    """At span end: put back the tag on_start wrote, if it was evicted since.
+def keep_attributes(span: Any, attributes: Mapping[str, Any]) -> None:
+    """Have flowmap's processor put ``attributes`` back at span end if the SDK's
+    attribute-count limit evicted them meanwhile (for flowmap's own attributes: the
+    boundary kind, the scoped flag). Values must be what the span was given (plain str,
+    bool). A no-op for a span that is not the SDK's; never raises."""
+    try:
+        attrs = getattr(span, "_attributes", None)
+        if type(attrs) is not BoundedAttributes:
+            return
+        keep = getattr(attrs, _KEEP, None)
+        if keep is None:
+            setattr(attrs, _KEEP, dict(attributes))
+        else:
+            keep.update(attributes)
+    except Exception:  # noqa: BLE001
+        _log.debug("flowmap: could not keep attributes", exc_info=True)
+
+
+def _restore(attrs: BoundedAttributes) -> bool:
+    """At span end: put back what the attribute-count limit evicted of the tag on_start
+    wrote and of the attributes kept with :func:`keep_attributes`; returns whether the
+    span holds a tag afterwards.
 
     ``attrs`` is the ending span's ``BoundedAttributes`` (immutable by now, so written
-    directly, under its lock). Returns True when the span holds a tag afterwards. When
-    the container is full, the oldest attributes other than flowmap's are evicted to
-    make room, first for the tag, then for its source; the dropped count stays the
+    directly, under its lock). When the container is full, the oldest attributes other
+    than these make room; when the limit is smaller than their number, the first ones
+    in priority order (tag, source, then as kept) are kept. The dropped count stays the
     number of attributes lost. A limit of 0 attributes is respected.
     """
+    d = attrs._dict  # noqa: SLF001
+    want: list[tuple[str, Any]] = []
     mark = getattr(attrs, _MARK, None)
-    if mark is None:
-        return False  # never tagged at start
-    tag, source = mark if type(mark) is tuple else (mark.tag, mark.source)
-    if type(tag) is not str:
-        return False
-    maxlen = attrs.maxlen
-    if maxlen is not None and maxlen < 1:
-        return False
-    with attrs._lock:  # noqa: SLF001
-        d = attrs._dict  # noqa: SLF001
-        if _TENANT in d:
-            return True
-        want = [(_TENANT, tag)]
-        if _SOURCE not in d:
+    if mark is not None:
+        tag, source = mark if type(mark) is tuple else (mark.tag, mark.source)
+        if type(tag) is str:
+            want.append((_TENANT, tag))
             want.append((_SOURCE, source))
+    keep = getattr(attrs, _KEEP, None)
+    if keep:
+        want.extend((k, v) for k, v in list(keep.items()) if k not in (_TENANT, _SOURCE))
+    maxlen = attrs.maxlen
+    if not want or (maxlen is not None and maxlen < 1):
+        return _TENANT in d
+    with attrs._lock:  # noqa: SLF001
+        order = [k for k, _ in want]
+        kept = set(order if maxlen is None else order[:maxlen])
+        missing = [(k, v) for k, v in want if k in kept and k not in d]
+        if not missing:
+            return _TENANT in d
         if maxlen is not None:
-            del want[maxlen:]
-            while d and len(d) + len(want) > maxlen:
-                victim = next((k for k in d if k != _SOURCE), _SOURCE)
+            while d and len(d) + len(missing) > maxlen:
+                victim = next((k for k in d if k not in kept), None)
+                if victim is None:  # cannot happen: kept holds maxlen keys at most
+                    break
                 del d[victim]
                 attrs.dropped += 1
         vlen = attrs.max_value_len
-        for key, value in want:
-            d[key] = value if vlen is None else value[:vlen]
+        for key, value in missing:
+            d[key] = value[:vlen] if vlen is not None and type(value) is str else value
         # what is put back had been counted as dropped when it was evicted
-        attrs.dropped = max(0, attrs.dropped - len(want))
-    return True
+        attrs.dropped = max(0, attrs.dropped - len(missing))
+    return _TENANT in d
 
 
 def _baggage_tag(parent_context: Context | None) -> str | None:
@@ -188,11 +222,12 @@ class TenantSpanProcessor(SpanProcessor):
             _log.debug("flowmap: tenant tagging failed", exc_info=True)
 
     def _on_ending(self, span: Span) -> None:
-        # A tag evicted by the attribute-count limit is put back (one dict lookup when not).
+        # What the attribute-count limit evicted of flowmap's own is put back (one
+        # attribute read when nothing was).
         try:
             attrs = span._attributes  # noqa: SLF001
-            if type(attrs) is BoundedAttributes and _TENANT not in attrs._dict:  # noqa: SLF001
-                _restore_tag(attrs)
+            if type(attrs) is BoundedAttributes and attrs.dropped:
+                _restore(attrs)
         except Exception:  # noqa: BLE001
             _log.debug("flowmap: tag restore failed", exc_info=True)
 
@@ -225,7 +260,7 @@ class FlowmapSpanProcessor(TenantSpanProcessor):
         try:
             attrs = span._attributes  # noqa: SLF001
             if type(attrs) is BoundedAttributes:
-                tagged = _TENANT in attrs._dict or _restore_tag(attrs)  # noqa: SLF001
+                tagged = _restore(attrs) if attrs.dropped else _TENANT in attrs._dict  # noqa: SLF001
             else:
                 tagged = _TENANT in (attrs or _EMPTY)
             # restored before redaction, which maps the span's tag back to its raw id

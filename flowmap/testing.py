@@ -707,8 +707,15 @@ class TwoTenantHarness:
             ctx = span.context
             if ctx is not None and ctx.trace_id in self._trace_owner:
                 owners.add(self._trace_owner[ctx.trace_id])
+            foreign = (span.attributes or {}).get(A.REDACTED_FOREIGN)
             for owner in sorted(owners):
                 check(owner, _span_texts(span), f"span {_short(span.name, markers)!r}")
+                if type(foreign) is int and foreign > 0:
+                    # the runtime scrubbed another tenant's raw id before the span got here
+                    leaks.append(
+                        f"tenant {owner} ({markers[owner].tag}): span {_short(span.name, markers)!r} "
+                        f"held {foreign} raw id(s) of another tenant (redacted at runtime)"
+                    )
 
         for tag, record, text in logs.records:
             owner = by_tag.get(tag) if tag is not None else None
@@ -760,7 +767,14 @@ class _Markers:
         return scrub_text(text, (self._raw,))[1] > 0
 
     def mask(self, text: str, label: str) -> str:
-        return scrub_text(text, (self._raw,))[0].replace(REDACTED_VALUE, f"<tenant {label} id>")
+        """``text`` with this tenant's raw id shown as ``<tenant X id>``; a placeholder the
+        runtime already wrote stays as it is (whose id it hid is not known here)."""
+        if not self.has_raw(text):
+            return text
+        return REDACTED_VALUE.join(
+            scrub_text(part, (self._raw,))[0].replace(REDACTED_VALUE, f"<tenant {label} id>")
+            for part in text.split(REDACTED_VALUE)
+        )
 
 
 def _short(text: str, markers: Mapping[str, "_Markers"], limit: int = 80) -> str:

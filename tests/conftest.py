@@ -34,3 +34,14 @@ def flowmap_runtime(monkeypatch):
     runtime.set_tagger(None)
     runtime.set_boundary_mode(None)
     runtime.set_runtime(None)
+
+
+@pytest.fixture(autouse=True)
+def _forget_bound_tenant_ids():
+    """Each test starts with no remembered raw ids: redaction scrubs every span of the
+    ids the process bound recently, so one test's tenants must not reach the next's spans."""
+    yield
+    from flowmap.context import set_known_ids_limit
+
+    set_known_ids_limit(0)
+    set_known_ids_limit(None)

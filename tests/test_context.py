@@ -39,6 +39,23 @@ def test_invalid_tenant_id_is_a_clear_flowmap_error(bad):
     assert "tenant_id" in str(err.value)
 
 
+@pytest.mark.parametrize("bad", ["acme\udc80", "\ud800acme-corp", "acme-\udfff-corp"])
+def test_lone_surrogate_tenant_id_is_refused_without_echoing_it(bad, tagger):
+    """Its tag (an HMAC of the UTF-8 bytes) cannot be computed: refuse it where it is
+    built, with the library's error, rather than a UnicodeEncodeError from bind()."""
+    with pytest.raises(InvalidContextError) as err:
+        RequestContext(bad)
+    assert "tenant_id" in str(err.value)
+    assert "acme" not in str(err.value) and "\\ud" not in str(err.value)
+    # nothing chained (a UnicodeEncodeError would carry the id in .object)
+    assert err.value.__context__ is None and err.value.__cause__ is None
+
+
+def test_non_ascii_tenant_id_is_accepted_and_tagged(tagger):
+    with bind(RequestContext("租户-ü")):
+        assert current_tag() == tag_for("test-key", "租户-ü")
+
+
 def test_repr_and_str_hide_the_raw_tenant_and_principal():
     ctx = RequestContext(RAW, principal="alice@example.com", request_id="req-1")
     for text in (repr(ctx), str(ctx), f"{ctx}", repr([ctx])):
