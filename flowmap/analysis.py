@@ -49,11 +49,12 @@ __all__ = ["analyze", "analyze_traces", "Analyzer"]
 # input comes from files, the loader's scan counts where every trace id appears, so only
 # traces that some link points into are remembered (Trace.maybe_linked), and only while a
 # link into them is still to come (Trace.links_in: the scan's count; links seen before
-# their target waited for it and were judged when it arrived). Of such a trace every span
-# is remembered, whatever its kind: the loader yields a trace after its last span, not
-# after the last link into it. Without the scan's count (traces built by hand), links to
-# spans of other kinds are judged when the linking span comes first (it waits in a
-# pending record until its target's trace arrives).
+# their target waited for it and were judged when it arrived). Of such a trace only the
+# spans the links point to are remembered, whatever their kind (Trace.linked_spans: the
+# loader has read every link into a trace by the time it yields it), and only until the
+# last of those links is judged. Without that record (traces built by hand), spans of the
+# kinds above are remembered, and links to spans of other kinds are judged when the
+# linking span comes first (it waits in a pending record until its target's trace arrives).
 _LINK_TARGET_BOUNDARIES = attributes.DATA_BOUNDARIES | {"queue.publish", "stream"}
 _KINDS = {k: k for k in attributes.BOUNDARY_KINDS}  # one string object per boundary kind
 _JUDGED_MAX = 100_000  # non-opaque tags remembered as judged; past it, judged again each time
@@ -143,6 +144,8 @@ class Analyzer:
         #: object kept while the input streams pins the allocator's memory among the
         #: short-lived span objects, which slowed the whole run by ~15%.
         self._link_targets: dict[str, tuple[Any, ...]] = {}
+        #: trace id -> links into it still to come (the scan's count less those judged)
+        self._targets_left: dict[str, int] = {}
         self._canon: dict[str, str] = {}  # one string object per tenant tag
         self._judged_tags: set[str | None] = {None}  # tenant tags already judged opaque or not
         self._summaries: dict[tuple, tuple] = {}  # one tuple object per distinct summary
@@ -238,6 +241,8 @@ class Analyzer:
             pending = self._pending_links
             for linked_trace, linked_span, sid in graph.external_links:
                 summary = self._target_summary(linked_trace, linked_span)
+                if self._targets_left:
+                    self._judged_into(linked_trace)  # (also a link to a span not in it)
                 if summary is not None:
                     consumer = spans[sid]
                     op, tenant, key_id = summary[:3]
@@ -267,9 +272,10 @@ class Analyzer:
             # the loader's scan saw no link into this trace that is still to come:
             # nothing to remember
             return
-        if trace.links_in > 0:
-            # the loader's scan saw links into this trace still to come (it is complete
-            # before them: see loading): any of its spans may be what they point to
+        linked = trace.linked_spans
+        if linked is not None:  # the loader read which spans the links point to
+            mine = [(sid, spans[sid]) for sid in linked if sid in spans]
+        elif trace.links_in > 0:  # links still to come, to spans not known: any may be
             mine = list(spans.items())
         else:  # one comprehension: this runs for every span
             mine = [
@@ -293,6 +299,8 @@ class Analyzer:
             if have is not None:  # a trace analysed in parts: the newer part first wins
                 sids, summaries = sids + "\n" + have[0], [*summaries, *have[1:]]
             self._link_targets[trace_id] = (sids, *summaries)
+            if trace.links_in > 0:  # forgotten once that many more links were judged
+                self._targets_left[trace_id] = self._targets_left.get(trace_id, 0) + trace.links_in - judged
 
     def _let_go(self) -> bool:
         """With too many links waiting: let go of those waiting for traces that can no
@@ -310,6 +318,17 @@ class Analyzer:
         if freed < _WAITING_MAX // 4:
             self._trace_done = None
         return self._waiting < _WAITING_MAX
+
+    def _judged_into(self, trace_id: str) -> None:
+        """One more link into a remembered trace judged: forget the trace after its last
+        (the loader's scan counted them), so memory holds only traces with links to come."""
+        left = self._targets_left.get(trace_id)
+        if left is not None:
+            if left > 1:
+                self._targets_left[trace_id] = left - 1
+            else:
+                del self._targets_left[trace_id]
+                self._link_targets.pop(trace_id, None)
 
     def _target_summary(self, trace_id: str, span_id: str) -> tuple[Any, ...] | None:
         """The remembered link target ``(trace_id, span_id)``, if any: (operation, tenant

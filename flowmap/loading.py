@@ -113,8 +113,9 @@ _UPPER_RE = re.compile(rb"[A-Z]")
 _ZERO_SPAN = "0" * 16
 _HEX_DIGITS = "0123456789abcdef"
 _HEX_BYTES = _HEX_DIGITS.encode("ascii")
-_ANY_HEX = b"0123456789abcdefABCDEF"
 _READ_BUFFER = 4 << 20
+#: link targets noted at once (Trace.linked_spans); past it, not known (~150 bytes each)
+_LINKED_MAX = 250_000
 _UNKNOWN_SERVICE = "unknown_service"
 _KVS = attrgetter("kvs")
 #: the contract's attribute names, known to the key decoder from the start
@@ -261,6 +262,11 @@ class _Loader:
         self.counts: dict[bytes, int] = {}  # keyed by _key(trace id)
         #: trace id -> ids of its spans marked as a service-mesh proxy's (Trace.transparent)
         self._proxies: dict[str, list[str]] = {}
+        #: trace id -> the ids of its spans that links read so far point to, until it is
+        #: yielded (Trace.linked_spans); all unknown once too many were noted at once
+        self._linked: dict[str, set[str]] = {}
+        self._linked_size = 0
+        self._linked_known = True
         #: standard input was given ("-"); where it was spooled to, if it could be
         self._stdin_given = False
         self._stdin: str | None = None
@@ -313,12 +319,8 @@ class _Loader:
         files = self._open_files()
         raw_last: dict[bytes, tuple[int, int]] = {}
         raw_counts: Counter[bytes] = Counter()
-        link_last: dict[bytes, tuple[int, int]] = {}
         for f in files:
-            self._scan(f, raw_last, raw_counts, link_last)
-        for raw, pos in link_last.items():  # ids only links mention: past their last link
-            raw_last.setdefault(raw, pos)
-        del link_last
+            self._scan(f, raw_last, raw_counts)
         self._index(raw_last, raw_counts)
         del raw_last, raw_counts
         total = sum(f.size for f in files if f.ok)
@@ -386,6 +388,8 @@ class _Loader:
         if not spans:
             if counts.get(key, _CLOSED) >= 0:  # an id seen only in links: none to come
                 counts[key] = _ABSENT
+            if self._linked:
+                self._forget_linked(tid)
             return None
         self.stats.traces += 1
         links_in = self._links_in(key, len(spans))
@@ -394,7 +398,20 @@ class _Loader:
             # trace alive among the short-lived span objects (see analysis._links)
             counts[key] = _CLOSED
         proxies = self._proxies.pop(tid, ()) if self._proxies else ()
-        return Trace(tid, spans, links_in != 0, links_in, proxies)
+        linked: frozenset[str] | None = None
+        if self._linked_known:
+            # every link into the trace was read by now (it ends at its last mention,
+            # links included), unless the scan could not count them: then not known
+            ids = self._forget_linked(tid) if self._linked else None
+            if links_in >= 0:
+                linked = frozenset(ids) if ids else frozenset()
+        return Trace(tid, spans, links_in != 0, links_in, proxies, linked)
+
+    def _forget_linked(self, tid: str) -> set[str] | None:
+        ids = self._linked.pop(tid, None)
+        if ids is not None:
+            self._linked_size -= len(ids)
+        return ids
 
     def _done(self, tid: str) -> bool:
         n = self.counts.get(_key(tid))
@@ -545,23 +562,12 @@ class _Loader:
 
     # -- pass 1: where does each trace end? ------------------------------------
 
-    def _scan(
-        self,
-        f: _File,
-        last: dict[bytes, tuple[int, int]],
-        counts: Counter[bytes],
-        link_last: dict[bytes, tuple[int, int]],
-    ) -> None:
-        """Pass 1: where each trace id is last mentioned by a span (``last``), how often
-        it is mentioned in all (``counts``: spans and links), and where it is last
-        mentioned by a link (``link_last``).
-
-        Why links apart: a trace is complete after its last span; counted as one of its
-        spans, a link into it would keep it pending (in memory) until the link, however
-        far on. A line with links is decoded for its ids (a skimming decode, ~3 % of a
-        full one); any other line, or one that does not decode, is searched with a regex
-        that cannot tell the two apart, which only keeps a trace longer.
-        """
+    def _scan(self, f: _File, last: dict[bytes, tuple[int, int]], counts: Counter[bytes]) -> None:
+        """Pass 1: where each trace id is last mentioned (``last``) and how often
+        (``counts``), by its spans and by span links into it alike: a regex at the speed
+        of ``bytes.count``. Telling links apart (a skimming decode of every line that has
+        any) doubled this pass, so a trace is complete at the last line that mentions it,
+        which keeps a trace that a link far on points into until that link."""
         first = True
         index = f.index
         update = last.update
@@ -576,17 +582,9 @@ class _Loader:
                 if not _is_json(line) and self._detect_document(f, line, last, counts):
                     return
             pos = (index, lineno)
-            mentions = _mentions(line) if b'"links"' in line else None
-            if mentions is None:
-                found = findall(line)
-                update(fromkeys(found, pos))  # raw bytes keys: normalised once, later
-                count(found)
-            else:
-                found, linked = mentions
-                update(fromkeys(found, pos))
-                count(found)
-                link_last.update(fromkeys(linked, pos))
-                count(linked)
+            found = findall(line)
+            update(fromkeys(found, pos))  # raw bytes keys: normalised once, later
+            count(found)
             # one-byte test first: memchr is ~20x faster than searching for two bytes
             if b"\\" in line and b"\\u" in line and _ESCAPED_RE.search(line):
                 hidden = _trace_ids_in(line)
@@ -1188,7 +1186,25 @@ class _Loader:
                 continue
             link.trace_id, link.span_id, link._attrs = tid, lsid, None
             out.append(link)
+            if self._linked_known:
+                self._note_linked(tid, lsid)
         return out
+
+    def _note_linked(self, tid: str, sid: str) -> None:
+        """A link to span ``sid`` of trace ``tid`` was read: the analysis will remember
+        that span, and only it, for the links of traces still open (Trace.linked_spans).
+        Past _LINKED_MAX noted at once, every linked trace's spans count as targets."""
+        ids = self._linked.get(tid)
+        if ids is None:
+            if self.counts.get(_key(tid)) is _CLOSED:
+                return  # (a link the scan could not count, to a trace yielded already)
+            ids = self._linked[tid] = set()
+        if sid not in ids:
+            ids.add(sid)
+            self._linked_size += 1
+            if self._linked_size > _LINKED_MAX:
+                self._linked_known = False
+                self._linked.clear()
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -1359,28 +1375,6 @@ def _bad_utf8(exc: BaseException) -> bool:
     """Whether a decode failed on invalid UTF-8: msgspec raised UnicodeDecodeError for it
     before 0.23, a plain DecodeError since."""
     return isinstance(exc, UnicodeDecodeError) or (type(exc) is msgspec.DecodeError and "UTF-8" in str(exc))
-
-
-def _mentions(line: bytes) -> tuple[list[bytes], list[bytes]] | None:
-    """The trace ids a line's spans and span links mention, as the scan's regex would
-    find them (ASCII hex, as written), or None when the line does not decode as OTLP."""
-    try:
-        spans, links = otlp.trace_id_mentions(line)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # (ValidationError is a DecodeError)
-        return None
-    return _hex_ids(spans), _hex_ids(links)
-
-
-def _hex_ids(ids: list[str]) -> list[bytes]:
-    """The ids the regex would find, lowercase (a link written in upper case into a
-    trace written in lower case then needs no merging of spellings in the index)."""
-    out = []
-    for tid in ids:
-        if tid.isascii():
-            raw = tid.encode("ascii")
-            if not raw.translate(None, _ANY_HEX):
-                out.append(raw.lower())
-    return out
 
 
 def _trace_ids_in(line: bytes) -> set[bytes]:

@@ -123,6 +123,10 @@ class Trace:
     #: the analysis passes through (:mod:`flowmap.transparent`); None when not looked for
     #: (a trace built by hand: the analysis then reads the attributes)
     transparent: Sequence[str] | None = None
+    #: the ids of this trace's spans that span links in the input point to (the loader
+    #: has read every such link by the time it yields the trace), or None when not known
+    #: (then any span may be): the analysis remembers only these for links still to come
+    linked_spans: "frozenset[str] | None" = None
 
 
 @dataclass(slots=True)

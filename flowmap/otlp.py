@@ -58,7 +58,6 @@ __all__ = [
     "decode_traces_data",
     "decode_traces_data_raw",
     "decode_key_values",
-    "trace_id_mentions",
     "KeyDecoder",
     "RawSpan",
     "detach",
@@ -343,52 +342,6 @@ decode_traces_data = _decoder.decode
 #: the loader's fast path: spans as RawSpan, their attribute lists decoded one by one
 decode_traces_data_raw = msgspec.json.Decoder(_RawTracesData, strict=False).decode
 decode_key_values = msgspec.json.Decoder(list[KeyValue], strict=False).decode
-
-
-# Where trace ids are mentioned in a line, spans apart from links: everything else is
-# skipped by the decoder without being built. See trace_id_mentions.
-class _MentionLink(_Base):
-    trace_id: str = ""
-
-
-class _MentionSpan(_Base):
-    trace_id: str = ""
-    links: list[_MentionLink] = ()  # type: ignore[assignment]
-
-
-class _MentionScope(_Base):
-    spans: list[_MentionSpan] = ()  # type: ignore[assignment]
-
-
-class _MentionResource(_Base):
-    scope_spans: list[_MentionScope] = ()  # type: ignore[assignment]
-    instrumentation_library_spans: list[_MentionScope] = ()  # type: ignore[assignment]
-
-
-class _Mentions(_Base):
-    resource_spans: list[_MentionResource] = ()  # type: ignore[assignment]
-
-
-_decode_mentions = msgspec.json.Decoder(_Mentions).decode
-
-
-def trace_id_mentions(data: bytes) -> tuple[list[str], list[str]]:
-    """The trace ids of a ``TracesData`` line's spans, and those its span links point to.
-
-    Why: the loader's first pass finds where each trace ends, and a link mentions the
-    trace it points into; counted as a span, it would keep that trace pending until the
-    link, however far on in the input. Raises msgspec's errors on anything that is not
-    a valid line (the caller then counts every mention as a span's, as before).
-    """
-    spans: list[str] = []
-    links: list[str] = []
-    for rs in _decode_mentions(data).resource_spans:
-        for ss in scopes(rs):
-            for s in ss.spans:
-                spans.append(s.trace_id)
-                if s.links:
-                    links.extend([link.trace_id for link in s.links])
-    return spans, links
 
 
 class KeyDecoder:

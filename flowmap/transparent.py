@@ -55,7 +55,7 @@ def pass_through(trace: Trace, ids: Iterable[str]) -> Trace:
         if parent in gone:
             span = _with_parent(span, above[parent])
         kept[sid] = span
-    return Trace(trace.trace_id, kept, trace.maybe_linked, trace.links_in, ())
+    return Trace(trace.trace_id, kept, trace.maybe_linked, trace.links_in, (), trace.linked_spans)
 
 
 def _kept_above(gone: dict[str, str | None]) -> dict[str, str | None]:

@@ -284,3 +284,24 @@ def test_every_link_between_tenants_is_judged_whatever_the_file_order(tmp_path, 
         path.write_text("\n".join(lines) + "\n")
         found = {(f.trace_id, f.span_id) for f in analyze([path]).findings if f.rule == "cross-tenant"}
         assert expected <= found, (case, expected - found)
+
+
+def test_a_remembered_target_is_forgotten_once_its_last_link_is_judged(tmp_path):
+    """A trace that links still point into when it is complete is remembered (only the
+    span linked to), then forgotten once as many links as the scan counted were judged."""
+    from flowmap.analysis import Analyzer
+    from flowmap.loading import iter_traces
+
+    writer, reader, fill, hit = _cache_fill_and_hit(boundary="memory")
+    # the reader's trace stays open after the line with its link: a later span of it
+    reader.span("late step", parent=hit, tenant=TAG_B)
+    path = write_otlp(tmp_path / "t.jsonl", writer, reader, per_span=True)
+    analyzer = Analyzer()
+    sizes = []
+    for trace in iter_traces([path]):
+        analyzer.add(trace)
+        if trace.trace_id == writer.trace_id:
+            assert trace.linked_spans == frozenset({fill.span_id})
+        sizes.append(len(analyzer._link_targets))
+    assert max(sizes) == 1 and analyzer._link_targets == {} and analyzer._targets_left == {}
+    assert [f.trace_id for f in analyzer.finish().findings if f.rule == "cross-tenant"] == [reader.trace_id]
