@@ -3,11 +3,11 @@
 The CLI, the HTML report and the pytest plugin all call this and nothing below it.
 Traces are consumed one at a time (:class:`Analyzer`), so memory grows with the largest
 trace, the flow map (distinct operations), the findings, and the capped samples
-(``max_sample_traces``, ``max_paths``), plus a compact record of the spans other traces
-may link to (data boundaries, queue publishes, stream items, PRODUCER spans: about 55
-bytes each with their share of the record, e.g. ~4 MB for the 70k such spans of 200k
-spans of agent traces, kept only for traces the loader saw a link into)
-and the linking spans still waiting for their target. What needs every trace is finished in
+(``max_sample_traces``, ``max_paths``), plus a compact record (about 55 bytes) of each
+span that links read later still point to (from the loader: only the spans linked to,
+forgotten once their links are judged; without the loader's record, every data
+boundary, queue publish, stream item and PRODUCER span of a trace linked to) and the
+linking spans still waiting for their target. What needs every trace is finished in
 :meth:`Analyzer.finish`: the likely parent of each orphan root, and masking of every raw
 tenant identifier flagged anywhere in the input; links whose two ends are in different
 traces are judged as soon as both were seen, in either order.
