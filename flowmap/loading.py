@@ -116,6 +116,9 @@ _HEX_BYTES = _HEX_DIGITS.encode("ascii")
 _READ_BUFFER = 4 << 20
 #: link targets noted at once (Trace.linked_spans); past it, not known (~150 bytes each)
 _LINKED_MAX = 250_000
+#: input bytes between two copies of the pending spans out of their lines (see
+#: _Loader._detach_pending); the benchmark's agent traces keep ~4,000 spans pending
+_DETACH_EVERY = 32 << 20
 _UNKNOWN_SERVICE = "unknown_service"
 _KVS = attrgetter("kvs")
 #: the contract's attribute names, known to the key decoder from the start
@@ -661,6 +664,7 @@ class _Loader:
         closing = self.closing
         progress = self.on_progress
         next_report = _PROGRESS_STEP
+        next_detach = _DETACH_EVERY
         stats = self.stats
         index = f.index
         path = f.name
@@ -681,9 +685,23 @@ class _Loader:
                     trace = self._close(tid)
                     if trace is not None:
                         yield trace
+            if consumed >= next_detach:
+                next_detach = consumed + _DETACH_EVERY
+                self._detach_pending()
             if progress is not None and consumed >= next_report:
                 next_report = consumed + _PROGRESS_STEP
                 progress(done + consumed, total)
+
+    def _detach_pending(self) -> None:
+        """Copy the pending spans' undecoded attributes out of the lines they were read
+        from (a span copied before is not copied again). Why: a span's attributes are a
+        view into its line, so one span of a trace that stays open for long (a session,
+        a job, a trace a far link points into) would keep its whole line, megabytes of
+        other traces, in memory: a trace spanning a file kept the whole file. Done every
+        _DETACH_EVERY bytes of input, so lines read since are pinned at most."""
+        for trace in self.pending.values():
+            for span in trace.values():
+                otlp.detach(span)
 
     def _decode_document(self, f: _File) -> Iterator[Trace]:
         data = self._read_all(f)

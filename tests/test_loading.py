@@ -613,3 +613,25 @@ def test_an_invalid_time_costs_only_itself_not_its_span(tmp_path, written):
     s = traces[T1].spans[sid(2)]
     assert s.start_ns == 0 and [e.name for e in s.events] == ["e"]
     assert len(warnings) == 1 and "a.jsonl:1" in warnings[0] and "invalid startTimeUnixNano ignored" in warnings[0]
+
+
+def test_spans_of_a_trace_that_stays_open_stop_pinning_their_lines(tmp_path, monkeypatch):
+    # A span's undecoded attributes are a view into its line: a long-lived trace (one span
+    # on every line of a file) kept every line, the whole file, in memory. Pending spans
+    # are copied out of their lines every _DETACH_EVERY bytes of input.
+    from flowmap import loading
+
+    long_trace = "f" * 32
+    attrs = [{"key": "payload", "value": {"stringValue": "x" * 200}}]
+    lines = [line(span(long_trace, sid(100 + i), parent=sid(100) if i else None, attributes=attrs),
+                  span(f"{i + 1:032x}", sid(1), attributes=attrs)) for i in range(6)]
+    f = write(tmp_path / "a.jsonl", *lines)
+
+    def pinned(every):
+        monkeypatch.setattr(loading, "_DETACH_EVERY", every)
+        (kept,) = [t for t in iter_traces([str(f)]) if t.trace_id == long_trace]
+        # Raw.copy() is the object itself only when it already owns its bytes
+        return [s.kvs.copy() is not s.kvs for s in kept.spans.values()]
+
+    assert pinned(1) == [False] * 5 + [True]  # all but the last line's span copied out
+    assert pinned(1 << 40) == [True] * 6  # (without the copies: every line pinned)
