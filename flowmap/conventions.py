@@ -14,10 +14,14 @@ convention                             boundary
                                        ``generate_content``, ``embeddings`` → llm
                                        (and Semantic Kernel's
                                        ``chat.completions``…);
-                                       ``retrieval`` → vector
+                                       ``retrieval`` (and OpenLLMetry's
+                                       ``vector_db_retrieve``) → vector
 ``mcp.method.name`` (Model Context     ``tools/call`` → tool, ``tools/list`` →
 Protocol)                              tool.catalog (a server's tool list shown
-                                       to a model); other methods → none
+                                       to a model); ``resources/read``,
+                                       ``prompts/get`` on a CLIENT/SERVER span
+                                       → http.client/http.server; other
+                                       methods (initialize, notifications) → none
 ``openinference.span.kind``            TOOL → tool, AGENT → agent, LLM and
                                        EMBEDDING → llm, RETRIEVER → vector;
                                        CHAIN, RERANKER, GUARDRAIL, EVALUATOR,
@@ -35,7 +39,12 @@ and CONSUMER spans any ``messaging.*`` the older ``messaging.operation``) create
 attribute or ``celery.action``         send, publish → queue.publish; receive,
 (Celery's instrumentation writes no    process, deliver → queue.consume; without
 system)                                one, PRODUCER → queue.publish, CONSUMER →
-                                       queue.consume
+                                       queue.consume, else from the call's name
+                                       (``messaging.operation.name`` or
+                                       ``rpc.method``: botocore's SendMessage,
+                                       Publish → queue.publish, ReceiveMessage →
+                                       queue.consume), else as any other call
+                                       between services (below)
 ``db.system.name`` / ``db.system``     chroma, pinecone, qdrant, weaviate, milvus,
                                        pgvector, lancedb…, or any system with
                                        ``db.vector.*`` attributes or
@@ -95,8 +104,19 @@ _GEN_AI = {
     "text.streaming_completions": "llm",
     "completion": "llm",
     "embedding": "llm",
+    # OpenLLMetry's own operation names (semconv-ai's GenAICustomOperationName)
+    "vector_db_retrieve": "vector",
+    "llm_request": "llm",
 }
 _MCP = {"tools/call": "tool", "tools/list": "tool.catalog"}
+# MCP requests that read the server's data for one request (a resource, a prompt): a call
+# between services like an HTTP request; the session's own chatter (initialize,
+# notifications, ping) is not a boundary: it runs once, at start-up, for no tenant
+_MCP_READS = frozenset({"resources/read", "prompts/get"})
+# the messaging operation of a span that names none, from the API call it made
+# (botocore's SQS/SNS spans: rpc.method SendMessage, Publish, ReceiveMessage)
+_PUBLISH_CALLS = ("send", "publish", "put")
+_CONSUME_CALLS = ("receive",)
 _OPENINFERENCE = {
     "TOOL": "tool",
     "AGENT": "agent",
@@ -191,8 +211,11 @@ def infer_boundary(kind: int, attributes: Mapping[str, Any]) -> str | None:
         if found and (op != "create_agent" or kind == SPAN_KIND_CLIENT):
             return found
     mcp = _text(get("mcp.method.name"))
-    if mcp is not None and mcp in _MCP:
-        return _MCP[mcp]
+    if mcp is not None:
+        if mcp in _MCP:
+            return _MCP[mcp]
+        if mcp in _MCP_READS and (kind == SPAN_KIND_SERVER or kind == SPAN_KIND_CLIENT):
+            return "http.server" if kind == SPAN_KIND_SERVER else "http.client"
     oi = _text(get("openinference.span.kind"))
     if oi is not None:
         return _OPENINFERENCE.get(oi.upper())  # CHAIN, RERANKER, ...: deliberately None
@@ -226,7 +249,15 @@ def infer_boundary(kind: int, attributes: Mapping[str, Any]) -> str | None:
             return "queue.publish"
         if kind == SPAN_KIND_CONSUMER:
             return "queue.consume"
-        return None  # e.g. "settle": an acknowledgement carries no message data
+        if mop is not None:
+            return None  # e.g. "settle": an acknowledgement carries no message data
+        call = (_text(get("messaging.operation.name")) or _text(get("rpc.method")) or "").lower()
+        if call.startswith(_PUBLISH_CALLS):
+            return "queue.publish"
+        if call.startswith(_CONSUME_CALLS):
+            return "queue.consume"
+        # a messaging client's other calls (delete, create a queue): a call between
+        # services if it has the attributes of one, below
     system = _text(get("db.system.name")) or _text(get("db.system"))
     if system is not None:
         system = system.lower()

@@ -42,6 +42,7 @@ from .otlp import Link as LoadedLink
 from .otlp import RawSpan
 from .otlp import Span as LoadedSpan
 from .model import (
+    SPAN_KIND_CLIENT,
     Finding,
     Severity,
     Span,
@@ -760,6 +761,8 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
                 ))
         elif settings.is_tenantless_entry(span.service, span.name):
             continue  # a job's root declared to run for no tenant (e.g. a nightly re-index)
+        elif _builds_an_agent(span):
+            continue  # a framework building its agent at start-up: no request, no tenant
         else:
             f = _finding(ORPHAN_ROOT, _at_boundary(span), span, None, orphan_message(span.operation, None))
             v.add(f)
@@ -831,6 +834,13 @@ def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
 
 _REFUSED_STATUS = frozenset({401, 403, 407})
 _STATUS_KEYS = ("http.response.status_code", "http.status_code")
+
+
+def _builds_an_agent(span: Span) -> bool:
+    """A GenAI ``create_agent`` span that is not a call to a remote agent service (GenAI
+    semconv: that one is a CLIENT span): frameworks emit it in-process when they build an
+    agent, once, at start-up, so its root has no tenant and lost none."""
+    return span.kind != SPAN_KIND_CLIENT and span.attributes.get("gen_ai.operation.name") == "create_agent"
 
 
 def _refused(span: Span) -> bool:

@@ -227,6 +227,15 @@ def test_entry_roots_are_not_orphans(tmp_path, kind, boundary):
     assert rules_of(analyze_built(tmp_path, tb), "orphan-root") == []
 
 
+@pytest.mark.parametrize("kind, orphan", [(INTERNAL, False), (CLIENT, True)])
+def test_an_agent_built_at_start_up_is_no_orphan_but_a_remote_create_agent_call_is(tmp_path, kind, orphan):
+    """LangGraph's create_react_agent() emits an INTERNAL 'create_agent' root at start-up
+    (no request, no tenant); a CLIENT create_agent is a call to a remote agent service."""
+    tb = TraceBuilder()
+    tb.span("create_agent react_agent", kind=kind, attrs={"gen_ai.operation.name": "create_agent"})
+    assert bool(rules_of(analyze_built(tmp_path, tb), "orphan-root")) is orphan
+
+
 def test_tagged_internal_root_is_not_orphan(tmp_path):
     tb = TraceBuilder()
     tb.span("scheduled job", tenant=TAG_A, boundary="agent")

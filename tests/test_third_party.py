@@ -1,0 +1,106 @@
+"""Traces written by real third-party instrumentations (tests/fixtures/third_party): every
+call that crosses a boundary is recognised from its own conventions, a lost tenant is
+HIGH there, and fully tagged traces give nothing at medium or above."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flowmap.analysis import analyze
+from flowmap.loading import LoadStats, iter_traces
+from flowmap.model import Severity
+
+FIXTURES = Path(__file__).parent / "fixtures" / "third_party"
+DROPPED = sorted(FIXTURES.glob("*-dropped.jsonl"))
+NEAR_MISS = sorted(FIXTURES.glob("*-nearmiss.jsonl"))
+DOWNSTREAM = sorted(FIXTURES.glob("*-downstream.jsonl"))
+
+# (file, span name) -> the boundary the span crosses, as its instrumentation describes it
+EXPECTED = {
+    ("botocore-dropped.jsonl", "SQS.SendMessage"): "queue.publish",
+    ("botocore-dropped.jsonl", "SQS.ReceiveMessage"): "queue.consume",
+    ("botocore-dropped.jsonl", "events send"): "queue.publish",
+    ("botocore-dropped.jsonl", "DynamoDB.GetItem"): "db",
+    ("botocore-dropped.jsonl", "chat amazon.nova-micro-v1:0"): "llm",
+    ("celery-dropped.jsonl", "apply_async/tp.add"): "queue.publish",
+    ("celery-dropped.jsonl", "run/tp.add"): "queue.consume",
+    ("fastapi-app-dropped.jsonl", "GET /ask"): "http.server",
+    ("fastapi-app-dropped.jsonl", "SET"): "cache",
+    ("fastapi-app-dropped.jsonl", "chat gpt-4o-mini"): "llm",
+    ("grpc-dropped.jsonl", "/tp.Echo/Say"): {"http.client", "http.server"},
+    ("langchain-openinference-dropped.jsonl", "ChatOpenAI"): "llm",
+    ("langchain-openinference-dropped.jsonl", "get_weather"): "tool",
+    ("langchain-openinference-dropped.jsonl", "VectorStoreRetriever"): "vector",
+    ("langchain-traceloop-dropped.jsonl", "invoke_agent LangGraph"): "agent",
+    ("langchain-traceloop-dropped.jsonl", "execute_tool get_weather"): "tool",
+    ("langchain-traceloop-dropped.jsonl", "vector_db_retrieve VectorStoreRetriever"): "vector",
+    ("mcp-native-http-dropped.jsonl", "MCP send tools/list"): "tool.catalog",
+    ("mcp-native-http-dropped.jsonl", "tools/call get_weather"): "tool",
+    ("mcp-native-http-dropped.jsonl", "MCP send resources/read"): "http.client",
+    ("openai-v2-latest-dropped.jsonl", "embeddings text-embedding-3-small"): "llm",
+    ("openai-traceloop-dropped.jsonl", "openai.chat"): "llm",
+    ("openai-openinference-dropped.jsonl", "ChatCompletion"): "llm",
+    ("pydantic-ai-v5-dropped.jsonl", "invoke_agent weather_agent"): "agent",
+    ("pydantic-ai-v2-dropped.jsonl", "running tool"): "tool",
+    ("qdrant-dropped.jsonl", "qdrant.query_points"): "vector",
+    ("redis-stable-dropped.jsonl", "INCRBY EXPIRE"): "cache",
+    ("sqlalchemy-stable-dropped.jsonl", "SELECT :memory:"): "db",
+    ("sqlite3-dropped.jsonl", "SELECT"): "db",
+    ("urllib3-stable-dropped.jsonl", "POST"): "http.client",
+    ("aiohttp-client-dropped.jsonl", "GET"): "http.client",
+}
+
+
+def _load(path: Path):
+    stats = LoadStats()
+    warnings: list[str] = []
+    traces = list(iter_traces([str(path)], on_warning=warnings.append, stats=stats))
+    return traces, warnings
+
+
+def test_the_fixtures_are_there():
+    assert len(DROPPED) >= 30 and len(NEAR_MISS) == len(DROPPED) and len(DOWNSTREAM) >= 5
+
+
+@pytest.mark.parametrize(("name", "span"), sorted(EXPECTED), ids=[f"{f}:{s}" for f, s in sorted(EXPECTED)])
+def test_boundary_inferred_from_the_instrumentations_own_attributes(name, span):
+    traces, warnings = _load(FIXTURES / name)
+    assert warnings == []
+    found = {s.boundary for t in traces for s in t.spans.values() if s.name == span}
+    expected = EXPECTED[(name, span)]
+    assert found == (expected if isinstance(expected, set) else {expected})
+
+
+@pytest.mark.parametrize("path", DROPPED, ids=lambda p: p.name)
+def test_a_lost_tenant_is_found_and_high_where_a_boundary_is_crossed(path):
+    traces, warnings = _load(path)
+    assert warnings == []
+    spans = {s.span_id: s for t in traces for s in t.spans.values()}
+    findings = analyze([path]).findings
+    for f in findings:
+        if f.rule == "context-dropped":
+            at_boundary = spans[f.span_id].boundary is not None
+            assert f.severity is (Severity.HIGH if at_boundary else Severity.MEDIUM), (f.span_name, f.boundary)
+    # the calls ran without the tenant: below a tagged span (context-dropped), or in a
+    # server that never bound one (fastapi-app: unscoped-entry)
+    lost = [f for f in findings if f.rule in ("context-dropped", "unscoped-entry") and f.severity is Severity.HIGH]
+    assert lost, [(f.rule, f.severity.name, f.span_name) for f in findings]
+
+
+@pytest.mark.parametrize("path", NEAR_MISS, ids=lambda p: p.name)
+def test_fully_tagged_traces_give_nothing_at_medium_or_above(path):
+    _, warnings = _load(path)
+    assert warnings == []
+    loud = [(f.rule, f.span_name) for f in analyze([path]).findings if f.severity >= Severity.MEDIUM]
+    assert loud == []
+
+
+@pytest.mark.parametrize("path", DOWNSTREAM, ids=lambda p: p.name)
+def test_a_receiving_service_that_ignores_the_tenant_is_found(path):
+    # OpenLLMetry's MCP instrumentation writes INTERNAL spans with no convention that says
+    # a call was received: found, but not at a boundary (medium)
+    severity = Severity.MEDIUM if path.name.startswith("mcp-traceloop") else Severity.HIGH
+    found = [f for f in analyze([path]).findings if f.rule == "context-dropped" and f.severity is severity]
+    assert found, "the receiving side ran without the caller's tenant"
