@@ -51,6 +51,7 @@ __all__ = [
     "outbound_tag",
     "known_ids_limit",
     "set_known_ids_limit",
+    "forget_known_ids",
 ]
 
 _log = logging.getLogger("flowmap.context")
@@ -228,6 +229,19 @@ def _evict_locked(added: str | None) -> None:
             _known_listener[0](added, evicted)
         except Exception:  # noqa: BLE001 - never into the application
             _log.debug("flowmap: could not update the known tenant ids", exc_info=True)
+
+
+def forget_known_ids() -> None:
+    """Forget every remembered raw id (the limit stays). For tests: one test's tenants
+    must not be redacted from the next test's spans, whatever order they run in."""
+    with _known_lock:
+        evicted = list(_KNOWN_RAW)
+        _KNOWN_RAW.clear()
+        if evicted and _known_listener:
+            try:
+                _known_listener[0](None, evicted)
+            except Exception:  # noqa: BLE001 - never into the application
+                _log.debug("flowmap: could not update the known tenant ids", exc_info=True)
 
 
 def _listen_known(listener: Callable[[str | None, list[str]], None]) -> None:

@@ -124,7 +124,11 @@ def _settings(config: pytest.Config) -> AnalysisSettings:
         try:
             loaded = load_config(cwd=config.rootpath)
         except FlowmapError as err:
-            pytest.fail(f"flowmap: {err}", pytrace=False)
+            problem = f"flowmap: {err}"
+        else:
+            problem = None
+        if problem is not None:  # failed outside the except: one line, no chained error
+            pytest.fail(problem, pytrace=False)
         for line in loaded.warnings:
             warnings.warn(pytest.PytestConfigWarning(f"flowmap: {line}"), stacklevel=2)
         settings = config.stash[_SETTINGS] = loaded.settings

@@ -50,6 +50,7 @@ from .errors import ConfigError, FlowmapError
 from .model import Analysis, Finding, Severity, Trace
 from .redaction import REDACTED_VALUE, scrub_text
 from .settings import AnalysisSettings
+from .substrings import HEAD
 from .tagging import Tagger
 
 _log = logging.getLogger("flowmap.testing")
@@ -128,6 +129,9 @@ class SpanCapture:
         if self._rt is not None:
             return self
         from .configure import configure
+        from .context import forget_known_ids
+
+        forget_known_ids()  # an earlier test's tenants are not redacted from these spans
 
         # private reads on purpose: the public getters would build a tagger from the env
         self._saved = (runtime._tagger, runtime._boundary_mode, runtime.current_runtime())  # noqa: SLF001
@@ -167,6 +171,9 @@ class SpanCapture:
             rt.shutdown()
         finally:
             self._restore()
+            from .context import forget_known_ids
+
+            forget_known_ids()  # nor this test's from the next test's
 
     def _restore(self) -> None:
         if self._saved is None:
@@ -423,6 +430,10 @@ class TwoTenantResult:
     analysis: Analysis | None = None
 
 
+#: the attributes every LogRecord has; any other was passed in ``extra=``
+_RECORD_FIELDS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
+
+
 class _LogCollector(logging.Handler):
     """Collects every log record with the tag bound where it was emitted."""
 
@@ -436,6 +447,9 @@ class _LogCollector(logging.Handler):
             from .context import current_tag
 
             text = record.getMessage()
+            extra = [v for k, v in record.__dict__.items() if k not in _RECORD_FIELDS]
+            if extra:  # structured logging: extra={"profile": ...}
+                text += "\n" + "\n".join(_strings(extra))
             if record.exc_info and not record.exc_text:
                 text += "\n" + logging.Formatter().formatException(record.exc_info)
             elif record.exc_text:
@@ -446,9 +460,11 @@ class _LogCollector(logging.Handler):
             pass
 
 
-def _strings(obj: Any, depth: int = 0, seen: set[int] | None = None) -> Iterator[str]:
+def _strings(obj: Any, depth: int = 0, seen: set[int] | None = None, numbers: bool = False) -> Iterator[str]:
     """Every string in a result: walks mappings, sequences, sets, dataclasses; repr()
-    for anything else (so a canary inside an object's fields is still found)."""
+    for anything else (so a canary inside an object's fields is still found). Numbers
+    only under a key that names a tenant (``numbers``), as the runtime's redaction does:
+    a page number 1 is not tenant "1"."""
     if seen is None:
         seen = set()
     if isinstance(obj, str):
@@ -458,7 +474,8 @@ def _strings(obj: Any, depth: int = 0, seen: set[int] | None = None) -> Iterator
         yield bytes(obj).decode("utf-8", "replace")
         return
     if obj is None or isinstance(obj, (bool, int, float)):
-        yield str(obj)
+        if numbers and not isinstance(obj, bool) and obj is not None:
+            yield str(obj)
         return
     if depth > 20 or id(obj) in seen:
         return
@@ -466,13 +483,13 @@ def _strings(obj: Any, depth: int = 0, seen: set[int] | None = None) -> Iterator
     if isinstance(obj, Mapping):
         for k, v in obj.items():
             yield from _strings(k, depth + 1, seen)
-            yield from _strings(v, depth + 1, seen)
+            yield from _strings(v, depth + 1, seen, _names_tenant(k))
     elif isinstance(obj, (list, tuple, set, frozenset)):
         for v in obj:
-            yield from _strings(v, depth + 1, seen)
+            yield from _strings(v, depth + 1, seen, numbers)
     elif is_dataclass(obj) and not isinstance(obj, type):
         for f in fields(obj):
-            yield from _strings(getattr(obj, f.name, None), depth + 1, seen)
+            yield from _strings(getattr(obj, f.name, None), depth + 1, seen, _names_tenant(f.name))
     else:
         try:
             yield repr(obj)
@@ -480,22 +497,29 @@ def _strings(obj: Any, depth: int = 0, seen: set[int] | None = None) -> Iterator
             return
 
 
+def _names_tenant(key: Any) -> bool:
+    from .attributes import TENANT_ID_ATTRIBUTE_NAMES
+    from .masking import is_tenant_key
+
+    return isinstance(key, str) and is_tenant_key(key, TENANT_ID_ATTRIBUTE_NAMES)
+
+
+def _attribute_texts(where: str, attrs: Any) -> Iterator[tuple[str, str]]:
+    for k, v in (attrs or {}).items():
+        yield f"{where} {k!r}", k
+        for s in _strings(v, numbers=_names_tenant(k)):
+            yield f"{where} {k!r}", s
+
+
 def _span_texts(span: ReadableSpan) -> Iterator[tuple[str, str]]:
     """(where, text) for every string a span carries: name, attributes, events, status."""
     yield "name", span.name
-    for k, v in (span.attributes or {}).items():
-        yield f"attribute {k!r}", k
-        for s in _strings(v):
-            yield f"attribute {k!r}", s
+    yield from _attribute_texts("attribute", span.attributes)
     for ev in span.events or ():
         yield f"event {ev.name!r}", ev.name
-        for k, v in (ev.attributes or {}).items():
-            for s in _strings(v):
-                yield f"event {ev.name!r} attribute {k!r}", f"{k} {s}"
+        yield from _attribute_texts(f"event {ev.name!r} attribute", ev.attributes)
     for link in span.links or ():
-        for k, v in (link.attributes or {}).items():
-            for s in _strings(v):
-                yield f"link attribute {k!r}", f"{k} {s}"
+        yield from _attribute_texts("link attribute", link.attributes)
     if span.status is not None and span.status.description:
         yield "status", span.status.description
 
@@ -535,6 +559,7 @@ class TwoTenantHarness:
         TenantLeakError on a leak, or on an analyzer finding at or above ``fail_on``
         (``None``: canaries only).
         """
+        __tracebackhide__ = True  # a failure shows its message, never the data judged
         if fail_on is not None:
             parse_severity(fail_on)  # a typo fails before any flow runs
         runs = self._prepare(tenants, rounds)
@@ -560,6 +585,7 @@ class TwoTenantHarness:
         fail_on: Severity | str | None = Severity.HIGH,
     ) -> TwoTenantResult:
         """:meth:`run` for async tests: both tenants as tasks of the running loop."""
+        __tracebackhide__ = True  # a failure shows its message, never the data judged
         if fail_on is not None:
             parse_severity(fail_on)  # a typo fails before any flow runs
         runs = self._prepare(tenants, rounds)
@@ -660,12 +686,22 @@ class TwoTenantHarness:
             self.level = root.level
             root.addHandler(self.handler)
             root.setLevel(logging.DEBUG)  # like caplog: every record is evidence
+            # loggers that do not pass their records up to the root are listened to
+            # where they are (an app's own logger with its own handler)
+            self.apart = [
+                lg for lg in list(logging.Logger.manager.loggerDict.values())
+                if isinstance(lg, logging.Logger) and not lg.propagate
+            ]
+            for lg in self.apart:
+                lg.addHandler(self.handler)
             return self.handler
 
         def __exit__(self, *exc: object) -> None:
             root = logging.getLogger()
             root.removeHandler(self.handler)
             root.setLevel(self.level)
+            for lg in self.apart:
+                lg.removeHandler(self.handler)
 
     def _collecting(self) -> "TwoTenantHarness._Collecting":
         return self._Collecting()
@@ -678,6 +714,7 @@ class TwoTenantHarness:
         logs: _LogCollector,
         fail_on: Severity | str | None,
     ) -> TwoTenantResult:
+        __tracebackhide__ = True  # a failure shows its message, never the data judged
         markers = {label: _Markers(rs[0]) for label, rs in runs.items()}
         by_tag = {m.tag: label for label, m in markers.items()}
         leaks: list[str] = []
@@ -764,6 +801,8 @@ class _Markers:
         return None
 
     def has_raw(self, text: str) -> bool:
+        if len(self._raw) < HEAD:  # "a", "7": a word of any text, so only a value that is it
+            return text.strip() == self._raw
         return scrub_text(text, (self._raw,))[1] > 0
 
     def mask(self, text: str, label: str) -> str:

@@ -41,7 +41,6 @@ def _forget_bound_tenant_ids():
     """Each test starts with no remembered raw ids: redaction scrubs every span of the
     ids the process bound recently, so one test's tenants must not reach the next's spans."""
     yield
-    from flowmap.context import set_known_ids_limit
+    from flowmap.context import forget_known_ids
 
-    set_known_ids_limit(0)
-    set_known_ids_limit(None)
+    forget_known_ids()

@@ -497,3 +497,113 @@ def test_a_bad_tool_flowmap_section_fails_the_capturing_test_in_one_line(app: py
     result = app.runpytest()
     result.assert_outcomes(passed=1, errors=1)  # a test that never captures is not affected
     result.stdout.fnmatch_lines(["*flowmap: *tenantless_entries must be a list of strings*"])
+    assert "During handling of the above exception" not in result.stdout.str()  # one error, not two
+
+
+def test_a_harness_failure_shows_its_message_never_the_data_it_judged(app: pytest.Pytester) -> None:
+    """The flows' results hold raw ids: the failure is the leak message, not _judge's
+    source and arguments (pytest prints a frame's locals in a long traceback)."""
+    app.makepyfile(
+        test_rawid="""
+        import flowmap
+        import app
+
+        SHARED = {}
+
+        def flow(run):
+            SHARED.setdefault("p", {"owner": flowmap.current().tenant_id, "name": run.canary})
+            return SHARED["p"]
+
+        def test_profile(flowmap_two_tenants):
+            SHARED.clear()
+            flowmap_two_tenants.run(flow, tenants=(app.ACME, app.GLOBEX), rounds=1)
+        """
+    )
+    result = app.runpytest()
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(["*the result of round 1 holds tenant ?'s *"])
+    assert "def _judge" not in out and "results = " not in out
+    _no_raw_ids(out, "acme-corp-7731", "globex-4411")
+
+
+def test_tenants_of_an_earlier_test_are_not_redacted_from_a_later_ones_spans(app: pytest.Pytester) -> None:
+    """Redaction remembers the ids a process bound: the tenant "a" of one test must not
+    turn the word "a" in the next test's prompt into a leak of another tenant."""
+    app.makepyfile(
+        test_order="""
+        import flowmap
+
+        def test_first(flowmap_spans):
+            with flowmap.bind(flowmap.RequestContext("a")):
+                pass
+
+        @flowmap.boundary("llm", "ask")
+        def ask():
+            from opentelemetry import trace
+            trace.get_current_span().set_attribute("llm.prompt", "You are a helpful assistant")
+            return "ok"
+
+        def test_second(flowmap_two_tenants):
+            flowmap_two_tenants.run(lambda run: ask())
+        """
+    )
+    app.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_short_and_numeric_tenant_ids_are_not_found_in_every_number_or_word(app: pytest.Pytester) -> None:
+    app.makepyfile(
+        test_numeric="""
+        import flowmap
+        from opentelemetry import trace
+
+        @flowmap.boundary("vector", "search", scoped=True)
+        def search():
+            trace.get_current_span().set_attribute("db.response.returned_rows", 2)
+            return {"hits": ["doc of " + flowmap.current().tenant_id], "page": 1, "note": "1 of 2"}
+
+        def test_integer_tenant_ids(flowmap_two_tenants):
+            flowmap_two_tenants.run(lambda run: search(), tenants=("1", "2"))
+
+        def test_a_tenant_key_still_counts(flowmap_two_tenants):
+            SEEN = {}
+            def flow(run):
+                SEEN.setdefault("t", int(flowmap.current().tenant_id))
+                return {"tenant_id": SEEN["t"]}
+            flowmap_two_tenants.run(flow, tenants=("1", "2"), rounds=1)
+        """
+    )
+    result = app.runpytest()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*test_a_tenant_key_still_counts*", "*holds tenant ?'s tenant id*"])
+
+
+def test_logs_of_a_logger_that_does_not_propagate_and_extra_fields_are_checked(app: pytest.Pytester) -> None:
+    app.makepyfile(
+        test_logs="""
+        import logging
+        import flowmap
+        import app
+
+        audit = logging.getLogger("app.audit")
+        audit.propagate = False
+        audit.addHandler(logging.NullHandler())  # its own handler (a JSON file)
+        plain = logging.getLogger("app.plain")
+
+        def test_own_handler(flowmap_two_tenants):
+            app.CACHE.clear()
+            def flow(run):
+                audit.info("served %s", app.profile_shared_key())
+            flowmap_two_tenants.run(flow, seed=app.seed)
+
+        def test_extra(flowmap_two_tenants):
+            app.CACHE.clear()
+            def flow(run):
+                plain.warning("served profile", extra={"profile": app.profile_shared_key()})
+            flowmap_two_tenants.run(flow, seed=app.seed)
+        """
+    )
+    result = app.runpytest()
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*a log record of logger 'app.audit' holds tenant ?'s canary*"])
+    result.stdout.fnmatch_lines(["*a log record of logger 'app.plain' holds tenant ?'s canary*"])
