@@ -12,11 +12,10 @@ KEY_ID: Final = "flowmap.key_id"  # resource attribute
 BAGGAGE_SENT: Final = "flowmap.baggage.sent"
 # Not in the contract table but written by flowmap (extra attributes are allowed):
 REDACTED: Final = "flowmap.redacted"  # count of values redacted from the span
-REDACTED_FOREIGN: Final = "flowmap.redacted.foreign"  # of those, other tenants' ids (cross-tenant data)
 UNSCOPED: Final = "flowmap.unscoped"  # boundary ran without a bound context (record mode)
 TENANT_INBOUND: Final = "flowmap.tenant.inbound"  # tag received in baggage (evidence) at http.server
 #: flags the analyzer's rules read on every span that has them (never a tenant id)
-RULE_FLAGS: Final = frozenset({BAGGAGE_SENT, REDACTED, REDACTED_FOREIGN})
+RULE_FLAGS: Final = frozenset({BAGGAGE_SENT, REDACTED})
 
 BAGGAGE_KEY: Final = "flowmap.tenant"
 

@@ -8,13 +8,6 @@ A propagated tag (from a queue message or inbound baggage) can be bound with
 ``bind_tag``: that is *evidence*, not authority — ``current()`` still raises, since no
 tenant was authenticated, and an authenticated ``bind(ctx)`` always takes precedence.
 
-Every raw id bound (entered) is also remembered, in process memory only, among the most
-recently bound :func:`known_ids_limit` distinct ids (default 10,000; ``0`` remembers
-none): redaction scrubs all of them from every span, whatever the span's own tenant —
-another tenant's id in a span is the cross-tenant (IDOR) case flowmap exists to catch.
-A tenant bound again is moved to the recent end, so an active tenant is not evicted by
-a flood of new ones. The common case — a tenant bound recently — is one dict lookup.
-
 ``RequestContext`` rejects a ``tenant_id`` that is not encodable as UTF-8 (a lone
 surrogate): its tag is an HMAC of the UTF-8 bytes, so it could never be bound.
 """
@@ -22,10 +15,6 @@ surrogate): its tag is an HMAC of the UTF-8 bytes, so it could never be bound.
 from __future__ import annotations
 
 import contextvars
-import logging
-import os
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -49,12 +38,8 @@ __all__ = [
     "current_binding",
     "current_tag",
     "outbound_tag",
-    "known_ids_limit",
-    "set_known_ids_limit",
     "forget_known_ids",
 ]
-
-_log = logging.getLogger("flowmap.context")
 
 
 class InvalidContextError(ConfigError, ValueError):
@@ -157,100 +142,11 @@ def _remember_tag(tag: str, raw_ids: tuple[str, ...]) -> None:
         _RAW_BY_TAG[tag] = raw_ids
 
 
-# --- the raw ids bound recently: what redaction scrubs from every span -------------------
-
-KNOWN_IDS_ENV = "FLOWMAP_REDACT_KNOWN_IDS"
-KNOWN_IDS_DEFAULT = 10_000
-# raw id -> generation of its last (re)insertion; insertion order is recency order
-_KNOWN_RAW: dict[str, int] = {}
-_known_state = {"gen": 0, "limit": -1}  # limit -1: not read from the environment yet
-_known_lock = threading.Lock()
-# redaction's index: called under _known_lock with (added id or None, evicted ids)
-_known_listener: list[Callable[[str | None, list[str]], None]] = []
-
-
-def known_ids_limit() -> int:
-    """How many distinct raw ids (the most recently bound) redaction remembers."""
-    limit = _known_state["limit"]
-    if limit < 0:
-        limit = _known_state["limit"] = _limit_from_env()
-    return limit
-
-
-def _limit_from_env() -> int:
-    raw = os.environ.get(KNOWN_IDS_ENV)
-    if raw is None or not raw.strip():
-        return KNOWN_IDS_DEFAULT
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        value = -1
-    if value < 0:
-        _log.warning("flowmap: %s must be a whole number >= 0; using %d", KNOWN_IDS_ENV, KNOWN_IDS_DEFAULT)
-        return KNOWN_IDS_DEFAULT
-    return value
-
-
-def set_known_ids_limit(limit: int | None) -> None:
-    """Remember the ``limit`` most recently bound distinct raw ids for redaction (``None``:
-    back to ``FLOWMAP_REDACT_KNOWN_IDS`` or the default, 10,000; ``0``: none, so a span is
-    scrubbed only of its own tenant's id). Lowering it forgets the oldest at once."""
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise ConfigError("the known tenant ids limit must be a whole number >= 0")
-    with _known_lock:
-        _known_state["limit"] = _limit_from_env() if limit is None else limit
-        _evict_locked(None)
-
-
-def _note_raw(raw: str) -> None:
-    """``raw`` was bound: remember it as the most recent (cheap when it is already)."""
-    gen = _KNOWN_RAW.get(raw)
-    if gen is not None and (_known_state["gen"] - gen) * 2 < _known_state["limit"]:
-        return  # in the recent half already: nothing to move
-    with _known_lock:
-        limit = known_ids_limit()
-        if limit == 0:
-            return
-        old = _KNOWN_RAW.pop(raw, None)
-        _known_state["gen"] += 1
-        _KNOWN_RAW[raw] = _known_state["gen"]
-        _evict_locked(raw if old is None else None)
-
-
-def _evict_locked(added: str | None) -> None:
-    limit = known_ids_limit()
-    evicted: list[str] = []
-    while len(_KNOWN_RAW) > limit:
-        victim = next(iter(_KNOWN_RAW))
-        del _KNOWN_RAW[victim]
-        evicted.append(victim)
-    if (added is not None or evicted) and _known_listener:
-        try:
-            _known_listener[0](added, evicted)
-        except Exception:  # noqa: BLE001 - never into the application
-            _log.debug("flowmap: could not update the known tenant ids", exc_info=True)
-
-
 def forget_known_ids() -> None:
-    """Forget every remembered raw id (the limit stays). For tests: one test's tenants
-    must not be redacted from the next test's spans, whatever order they run in."""
-    with _known_lock:
-        evicted = list(_KNOWN_RAW)
-        _KNOWN_RAW.clear()
-        if evicted and _known_listener:
-            try:
-                _known_listener[0](None, evicted)
-            except Exception:  # noqa: BLE001 - never into the application
-                _log.debug("flowmap: could not update the known tenant ids", exc_info=True)
-
-
-def _listen_known(listener: Callable[[str | None, list[str]], None]) -> None:
-    """Install redaction's index updater, and replay to it the ids known now (under the
-    lock, so no change is missed or seen twice)."""
-    with _known_lock:
-        _known_listener[:] = [listener]
-        for raw in list(_KNOWN_RAW):
-            listener(raw, [])
+    """Forget every tenant id this process has bound (the tag -> raw id map redaction
+    uses for spans ending outside their binding). For tests: one test's tenants must not
+    be redacted from the next test's spans, whatever order they run in."""
+    _RAW_BY_TAG.clear()
 
 
 def current_binding() -> Binding | None:
@@ -353,11 +249,6 @@ class _Bind:
                 # evidence that agrees with the authenticated tenant adds nothing: keep
                 # authority (for this entry only: the object may be entered elsewhere)
                 binding = outer
-        if binding.raw_ids:
-            try:
-                _note_raw(binding.raw_ids[0])  # before any span of the binding can start
-            except Exception:  # noqa: BLE001 - bookkeeping must not break the request
-                _log.debug("flowmap: could not remember a bound tenant id", exc_info=True)
         token = _BINDING.set(binding)
         otel_token: Any = None
         tag = binding.tag
@@ -436,10 +327,6 @@ def bind(ctx: RequestContext, *, allow_switch: bool = False) -> _Bind:
     """
     if not isinstance(ctx, RequestContext):
         raise InvalidContextError("bind() needs a flowmap.RequestContext")
-    try:
-        _note_raw(ctx.tenant_id)  # known from now on, even if the entry is refused (a switch)
-    except Exception:  # noqa: BLE001
-        _log.debug("flowmap: could not remember a bound tenant id", exc_info=True)
     tagger = runtime.tagger_or_none()
     if tagger is not None:
         binding = Binding(ctx, tagger.tag(ctx.tenant_id), A.SOURCE_CONTEXT, tagger.key_id)

@@ -132,12 +132,18 @@ def _restore(attrs: BoundedAttributes) -> bool:
     d = attrs._dict  # noqa: SLF001
     want: list[tuple[str, Any]] = []
     mark = getattr(attrs, _MARK, None)
-    if mark is not None:
+    keep = getattr(attrs, _KEEP, None)
+    if keep and _TENANT in keep:
+        # a tag set after start (the middleware's authenticated tenant) wins over the one
+        # tagged at start (maybe the inbound baggage's, which is evidence, not authority)
+        want.append((_TENANT, keep[_TENANT]))
+        if _SOURCE in keep:
+            want.append((_SOURCE, keep[_SOURCE]))
+    elif mark is not None:
         tag, source = mark if type(mark) is tuple else (mark.tag, mark.source)
         if type(tag) is str:
             want.append((_TENANT, tag))
             want.append((_SOURCE, source))
-    keep = getattr(attrs, _KEEP, None)
     if keep:
         want.extend((k, v) for k, v in list(keep.items()) if k not in (_TENANT, _SOURCE))
     maxlen = attrs.maxlen

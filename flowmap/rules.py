@@ -287,7 +287,7 @@ def _placeholder_keys(span: Span) -> list[str]:
     return out
 
 
-def _telemetry_message(span: Span, hits: list[RawValue], redacted: int, foreign: int = 0) -> str:
+def _telemetry_message(span: Span, hits: list[RawValue], redacted: int) -> str:
     parts = []
     if hits:
         shown = ", ".join(dict.fromkeys(f"{h.where} '{h.key}'" for h in hits))
@@ -302,9 +302,6 @@ def _telemetry_message(span: Span, hits: list[RawValue], redacted: int, foreign:
             f"the code wrote a raw tenant id into telemetry on {op(span)}{where}; "
             f"flowmap's runtime redacted {redacted} {plural} before export"
         )
-        if foreign:
-            # the id of another tenant than the one the span ran for: its data was at hand
-            parts.append(f"{foreign} of them another tenant's id: this span handled that tenant's data")
     return "; ".join(parts)
 
 
@@ -519,10 +516,9 @@ def _attribute_rules(
     attrs = span.attributes
     redacted = _redacted_count(attrs.get(attributes.REDACTED))
     if hits or redacted:
-        foreign = _redacted_count(attrs.get(attributes.REDACTED_FOREIGN)) if redacted else 0
         v.add(_finding(
             TENANT_IN_TELEMETRY, Severity.HIGH, span, graph.parent_of(span.span_id),
-            _telemetry_message(span, hits, redacted, foreign),
+            _telemetry_message(span, hits, redacted),
         ))
         v.raw_values.extend(h.value for h in hits)
     if _truthy(attrs.get(attributes.BAGGAGE_SENT)):

@@ -134,3 +134,22 @@ def test_server_span_annotated_by_the_middleware_keeps_its_boundary(make):
     (done,) = exp.get_finished_spans()
     assert done.attributes[BOUNDARY] == "http.server" and done.attributes[TENANT] == tag_for("test-key", RAW)
     assert len(done.attributes) == 128
+
+
+def test_the_middlewares_authenticated_tag_survives_the_limit_not_the_inbound_one(make):
+    """TenantMiddleware sets the authenticated tenant's tag on a server span that was
+    tagged at start from inbound baggage; when the app's attributes overflow the limit,
+    the authenticated tag is the one put back."""
+    from opentelemetry.trace import SpanKind
+
+    from flowmap.asgi import _annotate
+
+    exp = make(SpanLimits(max_attributes=128))
+    tracer = runtime.get_tracer()
+    with bind(RequestContext("inbound-tenant-raw")):  # stands for the baggage tag at start
+        with tracer.start_as_current_span("GET /chat", kind=SpanKind.SERVER) as span:
+            _annotate(span, {TENANT: tag_for("test-key", RAW), TENANT_SOURCE: "context"})
+            for i in range(130):
+                span.set_attribute(f"app.k{i}", i)
+    (done,) = exp.get_finished_spans()
+    assert (done.attributes[TENANT], done.attributes[TENANT_SOURCE]) == (tag_for("test-key", RAW), "context")

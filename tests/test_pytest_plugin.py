@@ -384,7 +384,7 @@ def test_two_tenant_harness_checks_spans_and_logs(app: pytest.Pytester) -> None:
         [
             "*span 'summarise' attribute 'llm.prompt.previous' holds tenant ?'s canary*",
             "*a log record of logger 'app' holds tenant ?'s canary*",
-            "*span 'warm [[]flowmap:redacted[]]' held 1 raw id(s) of another tenant (redacted at runtime)*",
+            "*span 'warm <tenant ? id>' name holds tenant ?'s tenant id*",
         ]
     )
     _no_raw_ids(result.stdout.str(), "acme-corp-7731", "globex-4411")
