@@ -326,7 +326,8 @@ def redact_ending(span: Span) -> int:
                 return _scrub_span(span, ids)
         if events:
             for ev in events:
-                if raw in ev.name or any(raw in k or _hit(v, raw, k) for k, v in (ev.attributes or {}).items()):
+                name = ev.name if isinstance(ev.name, str) else str(ev.name)  # add_event(404)
+                if raw in name or any(raw in k or _hit(v, raw, k) for k, v in (ev.attributes or {}).items()):
                     return _scrub_span(span, ids)
         if links:
             for link in links:
@@ -479,7 +480,7 @@ class _KnownIds:
         texts = [span._name]  # noqa: SLF001
         self._attrs(d, texts, out)
         for ev in span._events:  # noqa: SLF001
-            texts.append(ev.name)
+            texts.append(ev.name if isinstance(ev.name, str) else str(ev.name))
             self._attrs(ev.attributes, texts, out)
         for link in span._links:  # noqa: SLF001
             self._attrs(link.attributes, texts, out)
@@ -552,7 +553,8 @@ def _scrub_span(span: Span, ids: Sequence[str]) -> int:
         new_events, changed_events = [], False
         for ev in events:
             before = s.count
-            ev_name = s.text(ev.name)
+            # a name that is not text (add_event(404)) is scrubbed as its text
+            ev_name = s.text(ev.name if isinstance(ev.name, str) else str(ev.name))
             ev_attrs = s.attrs(ev.attributes)
             if s.count != before:
                 changed_events = True

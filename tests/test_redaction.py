@@ -321,3 +321,14 @@ def test_numeric_tenant_id_on_an_unbound_span_leaves_unrelated_numbers_alone(set
     s = exp.get_finished_spans()[-1]
     assert s.name == f"GET /orgs/{REDACTED_VALUE}"
     assert s.attributes["http.status_code"] == 31337 and s.attributes["org_id"] == REDACTED_VALUE
+
+
+def test_an_event_named_by_a_number_does_not_stop_the_scrubbing_of_the_others(setup):
+    tracer, exp = _app_provider(setup)
+    with bind(RequestContext(RAW)):
+        with tracer.start_as_current_span("lookup") as span:
+            span.add_event(404)  # the SDK takes it; its name is not text
+            span.add_event("cache.hit", {"key": f"docs:{RAW}"})
+    (done,) = exp.get_finished_spans()
+    assert RAW not in done.to_json()
+    assert dict(done.events[1].attributes) == {"key": f"docs:{REDACTED_VALUE}"} and done.attributes[REDACTED] == 1
