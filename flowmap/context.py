@@ -25,6 +25,7 @@ from opentelemetry import context as otel_context
 from . import attributes as A
 from . import runtime
 from .errors import ConfigError, MissingContextError, TenantSwitchError
+from .spellings import spellings
 from .tagging import Tagger, is_opaque_tag
 
 __all__ = [
@@ -112,7 +113,10 @@ class Binding:
 
     def __post_init__(self) -> None:
         if self.ctx is not None:
-            object.__setattr__(self, "raw_ids", (self.ctx.tenant_id,))
+            raw = self.ctx.tenant_id
+            # and the id as a URL or JSON text writes it (only an id with a space, an
+            # accent, @…: the usual id has no other spelling)
+            object.__setattr__(self, "raw_ids", (raw, *sorted(spellings(raw) - {raw})))
 
     def tag_under(self, tagger: Tagger) -> str | None:
         """The tag under ``tagger`` (recomputed from the cache if keys differ)."""

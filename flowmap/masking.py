@@ -11,13 +11,13 @@ from __future__ import annotations
 import functools
 import json
 import re
-import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from . import attributes
 from .model import Event, Link, Span, Trace
+from .spellings import spellings
 from .substrings import HEAD, SubstringIndex
 from .tagging import is_opaque_tag
 
@@ -312,28 +312,6 @@ def fold(s: str) -> str:
     return "".join(c if c == "\u0130" else c.lower() for c in s)
 
 
-# characters a URL path or query keeps as they are (RFC 3986 unreserved and sub-delims)
-_URL_SAFE = "/:@!$&'()*,;=-._~"
-
-
-def _spellings(value: str) -> set[str]:
-    """``value`` and the ways a URL, a form body or JSON text writes it: percent-encoded
-    (fully, or as a path/query keeps it), spaces as ``+`` or ``%20``, non-ASCII as
-    ``\\u`` escapes. Why: an id with a space, ``@`` or an accent leaks in a route or a
-    query string in its encoded form, which the flagged value itself does not match."""
-    out = {value}
-    if value.isascii() and value.replace(".", "").replace("-", "").replace("_", "").isalnum():
-        return out  # nothing in it that any encoding changes (the usual id)
-    out.add(urllib.parse.quote(value, safe=""))
-    out.add(urllib.parse.quote(value, safe=_URL_SAFE))
-    out.add(urllib.parse.quote_plus(value, safe=""))
-    out.add(urllib.parse.quote_plus(value, safe=_URL_SAFE))
-    out.add(value.replace(" ", "%20"))
-    out.add(value.replace(" ", "+"))
-    out.add(json.dumps(value)[1:-1])
-    return {fold(v) for v in out}
-
-
 def _replace(s: str, spans: Iterable[tuple[int, int]]) -> str:
     """``s`` with each ``(start, end)`` span (left to right, not overlapping) masked."""
     out: list[str] = []
@@ -374,7 +352,7 @@ class Masker:
         before = len(self.exact)
         for value in raw:
             for s in _scalars(value):
-                for f in _spellings(fold(s)):
+                for f in {fold(v) for v in spellings(s)}:
                     if f.strip() and f not in PLACEHOLDERS and f not in self.exact:
                         self.exact.add(f)
                         if len(f) >= _MIN_SUBSTRING:

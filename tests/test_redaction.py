@@ -332,3 +332,20 @@ def test_an_event_named_by_a_number_does_not_stop_the_scrubbing_of_the_others(se
     (done,) = exp.get_finished_spans()
     assert RAW not in done.to_json()
     assert dict(done.events[1].attributes) == {"key": f"docs:{REDACTED_VALUE}"} and done.attributes[REDACTED] == 1
+
+
+def test_the_bound_id_is_scrubbed_as_a_url_or_json_text_writes_it_too(setup):
+    """An id with a space, an accent or @ is in a route or query string only encoded."""
+    tracer, exp = _app_provider(setup)
+    raw = "Café Zürich 4411"
+    with bind(RequestContext(raw)):
+        with tracer.start_as_current_span("GET /t/Caf%C3%A9%20Z%C3%BCrich%204411") as span:
+            span.set_attribute("url.query", "org=Caf%C3%A9+Z%C3%BCrich+4411")
+            span.set_attribute("gen_ai.tool.call.arguments", '{"org": "Caf\\u00e9 Z\\u00fcrich 4411"}')
+            span.set_attribute("note", raw)
+    (done,) = exp.get_finished_spans()
+    dump = done.to_json()
+    for spelling in ("Caf%C3%A9", "Caf\\\\u00e9", "Café"):
+        assert spelling not in dump, spelling
+    assert done.name == f"GET /t/{REDACTED_VALUE}" and done.attributes["url.query"] == f"org={REDACTED_VALUE}"
+    assert done.attributes[REDACTED] == 4

@@ -1,0 +1,35 @@
+"""The ways a tenant id is written where it leaks: in a URL, a form body, JSON text.
+
+Why: an id with a space, ``@`` or an accent appears in a route or a query string only in
+its encoded form (``acme%20corp``, ``acme+corp``, ``caf\\u00e9``), which the id itself does
+not match. The runtime's redaction scrubs these spellings of the bound id, and the
+analyzer masks them with a flagged one.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+
+__all__ = ["spellings"]
+
+# characters a URL path or query keeps as they are (RFC 3986 unreserved and sub-delims)
+_URL_SAFE = "/:@!$&'()*,;=-._~"
+
+
+def spellings(value: str) -> set[str]:
+    """``value`` and its encoded spellings: percent-encoded (fully, or as a path or query
+    keeps it), spaces as ``+`` or ``%20``, non-ASCII as JSON ``\\u`` escapes. Just
+    ``{value}`` for the usual id (letters, digits, ``.``, ``-``, ``_``), which no encoding
+    changes."""
+    out = {value}
+    if value.isascii() and value.replace(".", "").replace("-", "").replace("_", "").isalnum():
+        return out
+    out.add(urllib.parse.quote(value, safe=""))
+    out.add(urllib.parse.quote(value, safe=_URL_SAFE))
+    out.add(urllib.parse.quote_plus(value, safe=""))
+    out.add(urllib.parse.quote_plus(value, safe=_URL_SAFE))
+    out.add(value.replace(" ", "%20"))
+    out.add(value.replace(" ", "+"))
+    out.add(json.dumps(value)[1:-1])
+    return out
