@@ -789,10 +789,12 @@ def _entries_under_untagged_callers(v: TraceVerdict, graph: SpanGraph, settings:
     served without a tenant ever being bound.
 
     Why: the root rules judge only the trace's top, so recording more of the request
-    (the caller's spans) would otherwise hide the service that served it tenantless. Not
-    when something above already stands for it: a tagged span upstream (the edge that
-    dropped the tenant is a finding) or an untagged entry above with no tenant below it
-    (itself an ``unscoped-entry``, or declared tenantless)."""
+    (the caller's spans) would otherwise hide the service that served it tenantless.
+    Only when no tenant is known anywhere above it: not under a tagged span (the edge
+    that dropped the tenant is a finding), nor under a span with a tenant bound elsewhere
+    below it (a gateway that calls an authentication service before it binds the tenant
+    the service resolved), nor under an untagged entry (itself an ``unscoped-entry``, or
+    declared tenantless)."""
     spans, parent = graph.spans, graph.parent
     tagged = boundary = None
     for sid, span in spans.items():
@@ -807,8 +809,7 @@ def _entries_under_untagged_callers(v: TraceVerdict, graph: SpanGraph, settings:
             continue
         node: str | None = pid
         while node is not None:
-            up = spans[node]
-            if up.tenant is not None or (is_entry(up) and not tagged[node]):
+            if spans[node].tenant is not None or tagged[node] or is_entry(spans[node]):
                 break
             node = parent.get(node)
         if node is not None:

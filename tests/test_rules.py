@@ -311,7 +311,8 @@ def test_entry_called_by_an_untagged_caller_in_the_data_is_still_unscoped(tmp_pa
     assert (f.span_id, f.severity, f.service, f.parent_span_id) == (entry.span_id, Severity.HIGH, "api", call.span_id)
 
 
-@pytest.mark.parametrize("case", ["entry above", "tenant dropped above", "bound below", "declared tenantless"])
+@pytest.mark.parametrize("case", ["entry above", "tenant dropped above", "bound below", "declared tenantless",
+                                  "bound later by the caller"])
 def test_entry_under_an_untagged_caller_is_not_reported_twice_or_when_covered(tmp_path, case):
     tb = TraceBuilder(service="gateway")
     if case == "entry above":  # the gateway's own entry never bound either: one finding, there
@@ -321,6 +322,8 @@ def test_entry_under_an_untagged_caller_is_not_reported_twice_or_when_covered(tm
     else:
         top = tb.span("documentLoad")
     call = top.child("POST", kind=CLIENT, boundary="http.client")
+    if case == "bound later by the caller":  # it asked an auth service, then bound the tenant
+        top.child("authenticated", tenant=TAG_A).child("search", tenant=TAG_A, boundary="vector", scoped=True)
     entry = call.child("POST /chat", kind=SERVER, service="api", boundary="http.server")
     below = entry.child("authenticated", service="api", tenant=TAG_A if case == "bound below" else None)
     below.child("lookup", service="api", boundary="db", scoped=True, tenant=TAG_A if case == "bound below" else None)
