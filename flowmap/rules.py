@@ -744,17 +744,10 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
             # an entry that lost its producer's tenant through a link already has the more
             # specific context-dropped finding: unscoped-entry would say the same twice
             below = graph.subtree(sid)[1:]
-            if not below and _refused(span):
-                continue  # authentication turned the request away before anything ran
-            if settings.is_tenantless_entry(span.service, span.name):
-                continue  # declared to run for no tenant (health checks, sign-in)
+            if _exempt_entry(span, not below, settings):
+                continue
             if not any(spans[x].tenant is not None for x in below) and not _has(v, sid, CONTEXT_DROPPED):
-                high = any(spans[x].boundary is not None for x in below)
-                v.add(_finding(
-                    UNSCOPED_ENTRY, Severity.HIGH if high else Severity.MEDIUM, span, None,
-                    f"request {op(span)} entered and no tenant was ever bound"
-                    + (" before it reached a boundary" if high else ""),
-                ))
+                v.add(_unscoped_entry(span, None, any(spans[x].boundary is not None for x in below)))
         elif settings.is_tenantless_entry(span.service, span.name):
             continue  # a job's root declared to run for no tenant (e.g. a nightly re-index)
         elif _builds_an_agent(span):
@@ -814,14 +807,23 @@ def _entries_under_untagged_callers(v: TraceVerdict, graph: SpanGraph, settings:
             node = parent.get(node)
         if node is not None:
             continue  # covered by what is above
-        if (not graph.children.get(sid) and _refused(span)) or settings.is_tenantless_entry(span.service, span.name):
-            continue
-        high = boundary[sid]
-        v.add(_finding(
-            UNSCOPED_ENTRY, Severity.HIGH if high else Severity.MEDIUM, span, graph.parent_of(sid),
-            f"request {op(span)} entered and no tenant was ever bound"
-            + (" before it reached a boundary" if high else ""),
-        ))
+        if not _exempt_entry(span, not graph.children.get(sid), settings):
+            v.add(_unscoped_entry(span, graph.parent_of(sid), boundary[sid]))
+
+
+def _exempt_entry(span: Span, ran_nothing: bool, settings: AnalysisSettings) -> bool:
+    """An entry that bound no tenant and is no finding: authentication turned the request
+    away before anything ran (401/403/407), or it is declared to run for no tenant
+    (health checks, sign-in)."""
+    return (ran_nothing and _refused(span)) or settings.is_tenantless_entry(span.service, span.name)
+
+
+def _unscoped_entry(span: Span, parent: Span | None, reached_boundary: bool) -> Finding:
+    return _finding(
+        UNSCOPED_ENTRY, Severity.HIGH if reached_boundary else Severity.MEDIUM, span, parent,
+        f"request {op(span)} entered and no tenant was ever bound"
+        + (" before it reached a boundary" if reached_boundary else ""),
+    )
 
 
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
