@@ -453,10 +453,7 @@ def _is_async_callable(fn: Any) -> bool:
     """Whether calling ``fn`` runs nothing until the result is awaited: a coroutine
     function, also behind ``functools.partial``, marked as one, or an object whose
     ``__call__`` is one."""
-    seen = 0
-    while isinstance(fn, functools.partial) and seen < 100:
-        fn = fn.func
-        seen += 1
+    fn = _unwrapped(fn)
     if inspect.iscoroutinefunction(fn):  # 3.12+: also inspect.markcoroutinefunction
         return True
     if _ASYNCIO_MARK is not None and getattr(fn, "_is_coroutine", None) is _ASYNCIO_MARK:
@@ -478,13 +475,19 @@ except AttributeError:  # removed in a later Python
     _ASYNCIO_MARK = None
 
 
+def _unwrapped(fn: Any) -> Any:
+    """The callable inside ``functools.partial`` layers (at most 100: a cycle ends too)."""
+    for _ in range(100):
+        if not isinstance(fn, functools.partial):
+            break
+        fn = fn.func
+    return fn
+
+
 def _callable_name(fn: Any) -> str | None:
     """The span name a decorated callable gets by default: its qualified name, its
     class's for a callable object, the wrapped function's for a partial."""
-    seen = 0
-    while isinstance(fn, functools.partial) and seen < 100:
-        fn = fn.func
-        seen += 1
+    fn = _unwrapped(fn)
     name = getattr(fn, "__qualname__", None)
     if isinstance(name, str):
         return name
