@@ -48,7 +48,7 @@ from . import attributes as A
 from . import runtime
 from .errors import ConfigError, FlowmapError
 from .model import Analysis, Finding, Severity, Trace
-from .redaction import REDACTED_VALUE, scrub_text
+from .redaction import REDACTED_VALUE, _is_tenant_key, scrub_text
 from .settings import AnalysisSettings
 from .substrings import HEAD
 from .tagging import Tagger
@@ -483,13 +483,13 @@ def _strings(obj: Any, depth: int = 0, seen: set[int] | None = None, numbers: bo
     if isinstance(obj, Mapping):
         for k, v in obj.items():
             yield from _strings(k, depth + 1, seen)
-            yield from _strings(v, depth + 1, seen, _names_tenant(k))
+            yield from _strings(v, depth + 1, seen, _is_tenant_key(k))
     elif isinstance(obj, (list, tuple, set, frozenset)):
         for v in obj:
             yield from _strings(v, depth + 1, seen, numbers)
     elif is_dataclass(obj) and not isinstance(obj, type):
         for f in fields(obj):
-            yield from _strings(getattr(obj, f.name, None), depth + 1, seen, _names_tenant(f.name))
+            yield from _strings(getattr(obj, f.name, None), depth + 1, seen, _is_tenant_key(f.name))
     else:
         try:
             yield repr(obj)
@@ -497,17 +497,10 @@ def _strings(obj: Any, depth: int = 0, seen: set[int] | None = None, numbers: bo
             return
 
 
-def _names_tenant(key: Any) -> bool:
-    from .attributes import TENANT_ID_ATTRIBUTE_NAMES
-    from .masking import is_tenant_key
-
-    return isinstance(key, str) and is_tenant_key(key, TENANT_ID_ATTRIBUTE_NAMES)
-
-
 def _attribute_texts(where: str, attrs: Any) -> Iterator[tuple[str, str]]:
     for k, v in (attrs or {}).items():
         yield f"{where} {k!r}", k
-        for s in _strings(v, numbers=_names_tenant(k)):
+        for s in _strings(v, numbers=_is_tenant_key(k)):
             yield f"{where} {k!r}", s
 
 
