@@ -91,6 +91,12 @@ def scrub_text(text: str, raw_ids: Sequence[str]) -> tuple[str, int]:
 _tenant_key_check: Any = None
 
 
+def _event_name(ev: Any) -> str:
+    """An event's name as text: the SDK takes any value (``add_event(404)``), and one that
+    is not text must not stop the scrubbing of the others."""
+    return ev.name if isinstance(ev.name, str) else str(ev.name)
+
+
 def _is_tenant_key(key: Any) -> bool:
     """Whether an attribute key names a tenant (``tenant_id``, ``app.org_id``,
     ``enduser.account.id`` …), as the analyzer's tenant-in-telemetry rule reads it.
@@ -326,8 +332,7 @@ def redact_ending(span: Span) -> int:
                 return _scrub_span(span, ids)
         if events:
             for ev in events:
-                name = ev.name if isinstance(ev.name, str) else str(ev.name)  # add_event(404)
-                if raw in name or any(raw in k or _hit(v, raw, k) for k, v in (ev.attributes or {}).items()):
+                if raw in _event_name(ev) or any(raw in k or _hit(v, raw, k) for k, v in (ev.attributes or {}).items()):
                     return _scrub_span(span, ids)
         if links:
             for link in links:
@@ -480,7 +485,7 @@ class _KnownIds:
         texts = [span._name]  # noqa: SLF001
         self._attrs(d, texts, out)
         for ev in span._events:  # noqa: SLF001
-            texts.append(ev.name if isinstance(ev.name, str) else str(ev.name))
+            texts.append(_event_name(ev))
             self._attrs(ev.attributes, texts, out)
         for link in span._links:  # noqa: SLF001
             self._attrs(link.attributes, texts, out)
@@ -553,8 +558,7 @@ def _scrub_span(span: Span, ids: Sequence[str]) -> int:
         new_events, changed_events = [], False
         for ev in events:
             before = s.count
-            # a name that is not text (add_event(404)) is scrubbed as its text
-            ev_name = s.text(ev.name if isinstance(ev.name, str) else str(ev.name))
+            ev_name = s.text(_event_name(ev))
             ev_attrs = s.attrs(ev.attributes)
             if s.count != before:
                 changed_events = True
