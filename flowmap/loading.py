@@ -1349,7 +1349,7 @@ def _syntax_error(data: bytes) -> Exception | None:
 def _decode_repaired(data: bytes) -> tuple[Any, Exception | None]:
     """The generic decode of ``data`` after the repairs pass 2 makes (invalid UTF-8 and
     unpaired surrogates replaced, on a copy): ``(value, None)``, or ``(None, the error
-    no repair helps)``; ``(None, None)`` if the repairs did not end."""
+    no repair helps)``."""
     done = {"bom"}  # callers strip a byte order mark themselves, where it is allowed
     while True:
         try:
@@ -1451,7 +1451,6 @@ def _cleaned(obj: Any, cut: dict[str, int]) -> Any:
 
 
 _NAME_KEYS = {"name": "name", "key": "attribute key"}  # the fields capped at MAX_NAME_CHARS
-_TIME_MAX = (1 << 63) - 1  # the latest time kept (the year 2262); fixed64 goes to 2**64-1
 
 
 def _fix_times(span: dict[str, Any]) -> list[str]:
@@ -1473,7 +1472,7 @@ def _fix_times(span: dict[str, Any]) -> list[str]:
             if key not in obj:
                 continue
             value = obj[key]
-            if type(value) is int and 0 <= value <= _TIME_MAX:
+            if type(value) is int and 0 <= value <= otlp.TIME_MAX:
                 continue
             fixed = _time_value(value)
             if fixed is None:
@@ -1496,8 +1495,8 @@ def _time_value(value: Any) -> int | None:
         if not math.isfinite(value) or not value.is_integer():
             return None
         value = int(value)
-    if type(value) is int and 0 <= value < 1 << 64:
-        return min(value, _TIME_MAX)
+    if type(value) is int and 0 <= value < 1 << 64:  # fixed64's range
+        return min(value, otlp.TIME_MAX)
     return None
 
 # A validation error inside a span's (or resource's) attributes, events or links.

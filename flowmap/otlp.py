@@ -44,6 +44,7 @@ from .conventions import DECIDING_KEYS, HTTP_KEYS, PROXY_KEY, reads_messaging
 __all__ = [
     "MAX_VALUE_CHARS",
     "MAX_NAME_CHARS",
+    "TIME_MAX",
     "AnyValue",
     "KeyValue",
     "Resource",
@@ -75,7 +76,8 @@ MAX_NAME_CHARS = 4_096  # longest span/event name kept
 
 _Str = Annotated[str, msgspec.Meta(max_length=MAX_VALUE_CHARS)]
 _Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME_CHARS)]
-_Time = Annotated[int, msgspec.Meta(ge=0, le=(1 << 63) - 1)]
+TIME_MAX = (1 << 63) - 1  # the latest time kept (the year 2262; msgspec bounds int64 at most)
+_Time = Annotated[int, msgspec.Meta(ge=0, le=TIME_MAX)]
 _Int64 = Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
 _ENUM_MIN, _ENUM_MAX = -(1 << 31), (1 << 31) - 1  # protobuf enums are int32
 _Enum = Annotated[int, msgspec.Meta(ge=_ENUM_MIN, le=_ENUM_MAX)] | str  # its number, or (leniently) its name
