@@ -279,13 +279,14 @@ def _request_hook(span: Span, request: RequestInfo) -> None:
                 _log.debug("flowmap: could not read the outgoing baggage header", exc_info=True)
     try:
         if span.is_recording():
-            attrs: dict[str, Any] = {A.BOUNDARY: "http.client", A.BAGGAGE_SENT: sent}
+            own = {A.BOUNDARY: "http.client", A.BAGGAGE_SENT: sent}
+            attrs: dict[str, Any] = dict(own)
             if host:
                 attrs[_SERVER_ADDRESS] = host
             if port:
                 attrs[_SERVER_PORT] = port
             span.set_attributes(attrs)
-            keep_attributes(span, {A.BOUNDARY: "http.client", A.BAGGAGE_SENT: sent})
+            keep_attributes(span, own)
     except Exception:  # noqa: BLE001
         _log.debug("flowmap: could not annotate the client span", exc_info=True)
 
