@@ -231,7 +231,8 @@ def _annotate(span: Span, attrs: dict[str, Any]) -> None:
         if span.is_recording():
             present = {k: v for k, v in attrs.items() if v is not None}
             span.set_attributes(present)
-            keep_attributes(span, present)  # flowmap's own: they survive the attribute-count limit
+            # flowmap's own survive the attribute-count limit (not the status code also set here)
+            keep_attributes(span, {k: v for k, v in present.items() if k.startswith("flowmap.")})
     except Exception:  # noqa: BLE001 - telemetry must not break the request
         _log.debug("flowmap: could not annotate the server span", exc_info=True)
 
