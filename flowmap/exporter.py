@@ -332,8 +332,9 @@ class JsonLinesSpanExporter(SpanExporter):
     ``path`` defaults to ``$FLOWMAP_FILE`` or ``flowmap-traces.jsonl``; a relative path
     is made absolute here, once, so a later ``os.chdir`` does not split the trace file.
     Missing parent directories are created. A value that cannot be encoded drops that
-    attribute (or, outside attributes, that span), never the rest of the batch. Export failures are returned as ``FAILURE`` and logged once
-    (until a later export succeeds): an exporter must never raise into the application.
+    attribute (or, outside attributes, that span), never the rest of the batch. Export
+    failures are returned as ``FAILURE`` and logged once (until a later export
+    succeeds): an exporter must never raise into the application.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, mode: int = 0o644) -> None:

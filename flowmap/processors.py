@@ -34,9 +34,8 @@ None of them ever computes an HMAC per span, blocks, or raises into the applicat
 
 Private SDK access is written for opentelemetry-sdk 1.45 (tested on 1.45.1 and 1.45.2)
 and guarded: when the span's attribute container is not the SDK's ``BoundedAttributes``
-as that version builds it
-(other type, frozen, near its limit, short value limit), the public
-``span.set_attributes`` is used instead.
+as that version builds it (other type, frozen, near its limit, short value limit), the
+public ``span.set_attributes`` is used instead.
 """
 
 from __future__ import annotations
