@@ -130,18 +130,14 @@ def test_no_bound_tenant_fails_closed(client, traced):
     assert client.exists("anything") == 0
 
 
-def test_asyncio_client(port, traced):
+def _run_strict_async(port, body) -> None:
+    """``await body(r)`` on an asyncio client with strict mode on, then uninstrument."""
     RedisInstrumentor().instrument(strict=True)
 
     async def main() -> None:
         r = redis.asyncio.Redis(host="127.0.0.1", port=port)
         try:
-            async with bind(ACME):
-                await r.set(tenant_key("async"), "1")
-                with pytest.raises(UnscopedOperationError):
-                    await r.get("async")
-                async with r.pipeline() as p:
-                    await p.set(tenant_key("p"), 1).get(tenant_key("p")).execute()
+            await body(r)
         finally:
             await r.aclose()
 
@@ -149,6 +145,18 @@ def test_asyncio_client(port, traced):
         asyncio.run(main())
     finally:
         RedisInstrumentor().uninstrument()
+
+
+def test_asyncio_client(port, traced):
+    async def body(r) -> None:
+        async with bind(ACME):
+            await r.set(tenant_key("async"), "1")
+            with pytest.raises(UnscopedOperationError):
+                await r.get("async")
+            async with r.pipeline() as p:
+                await p.set(tenant_key("p"), 1).get(tenant_key("p")).execute()
+
+    _run_strict_async(port, body)
     assert [(s.name, s.attributes[A.SCOPED]) for s in traced.spans("cache")] == [
         ("redis SET", True),
         ("redis GET", False),
@@ -381,25 +389,16 @@ def test_glob_patterns_must_match_only_the_namespace(client, traced):
 
 
 def test_asyncio_commands_while_watching_are_judged(port, traced):
-    RedisInstrumentor().instrument(strict=True)
+    async def body(r) -> None:
+        async with bind(ACME):
+            async with r.pipeline() as p:
+                await p.watch(tenant_key("w"))
+                with pytest.raises(UnscopedOperationError):
+                    await p.get("not-namespaced")
+                with pytest.raises(UnscopedOperationError):
+                    await p.zunionstore(tenant_key("d"), ["not-namespaced"])
 
-    async def main() -> None:
-        r = redis.asyncio.Redis(host="127.0.0.1", port=port)
-        try:
-            async with bind(ACME):
-                async with r.pipeline() as p:
-                    await p.watch(tenant_key("w"))
-                    with pytest.raises(UnscopedOperationError):
-                        await p.get("not-namespaced")
-                    with pytest.raises(UnscopedOperationError):
-                        await p.zunionstore(tenant_key("d"), ["not-namespaced"])
-        finally:
-            await r.aclose()
-
-    try:
-        asyncio.run(main())
-    finally:
-        RedisInstrumentor().uninstrument()
+    _run_strict_async(port, body)
     assert [(s.name, s.attributes[A.SCOPED]) for s in traced.spans("cache")] == [
         ("redis WATCH", True),
         ("redis GET", False),
