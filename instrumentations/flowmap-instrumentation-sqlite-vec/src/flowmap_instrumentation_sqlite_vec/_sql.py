@@ -13,6 +13,7 @@ unscoped: a false "unscoped" is noisy, a false "scoped" is a leak.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Mapping, Sequence
@@ -62,7 +63,11 @@ def _low(text: str) -> str:
     return text.translate(_LOWER)  # SQLite folds ASCII case only
 
 
-def _tokens(sql: str) -> list[_Tok]:
+@functools.lru_cache(maxsize=256)
+def _tokens(sql: str) -> tuple[_Tok, ...]:
+    """The statement's tokens (whitespace and comments dropped), remembered for the few
+    statements an application runs again and again: judging a statement reads them twice
+    (the tables it reads, then whether each read is scoped)."""
     out: list[_Tok] = []
     pos = 0
     while pos < len(sql):
@@ -80,10 +85,10 @@ def _tokens(sql: str) -> list[_Tok]:
             q = text[0]
             text = text[1:-1] if q == "[" else text[1:-1].replace(q + q, q)
         out.append(_Tok(kind, text, len(out)))
-    return out
+    return tuple(out)
 
 
-def _group(toks: list[_Tok]) -> _Group:
+def _group(toks: Sequence[_Tok]) -> _Group:
     stack = [_Group()]
     for t in toks:
         if t.kind == "op" and t.text == "(":
@@ -201,7 +206,7 @@ def _mentions(sql: str, tables: Mapping[str, Vec0]) -> bool:
         return any(name in low for name in tables)
 
 
-def _refs(toks: list[_Tok], tables: Mapping[str, Vec0]) -> list[_Tok]:
+def _refs(toks: Sequence[_Tok], tables: Mapping[str, Vec0]) -> list[_Tok]:
     """Tokens naming a vec0-data table, except qualifiers (``docs.col``) and a write's target."""
     target = _write_target(toks)
     return [
@@ -210,7 +215,7 @@ def _refs(toks: list[_Tok], tables: Mapping[str, Vec0]) -> list[_Tok]:
     ]
 
 
-def _write_target(toks: list[_Tok]) -> int:
+def _write_target(toks: Sequence[_Tok]) -> int:
     """Index of the table an INSERT/REPLACE writes or a CREATE TABLE creates, else -1."""
     verb = _low(toks[0].text) if toks else ""
     j = -1
@@ -276,7 +281,7 @@ def scoped(sql: str, params: Any, tables: Mapping[str, Vec0], column: str | None
         return False
 
 
-def _bindings(toks: list[_Tok], params: Any) -> dict[int, tuple[bool, Any]]:
+def _bindings(toks: Sequence[_Tok], params: Any) -> dict[int, tuple[bool, Any]]:
     """token index -> (known, value), numbered and named as SQLite does (sqlite3ExprAssignVarNumber)."""
     params = params if params is not None else ()
     numbers: dict[str, int] = {}  # parameter name -> number
@@ -321,7 +326,7 @@ class _Source:
 
 
 class _Verifier:
-    def __init__(self, toks: list[_Tok], params: Any, tables: Mapping[str, Vec0], column: str | None,
+    def __init__(self, toks: Sequence[_Tok], params: Any, tables: Mapping[str, Vec0], column: str | None,
                  namespace: Any) -> None:
         self.values = _bindings(toks, params)
         self.tables = tables
