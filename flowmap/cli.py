@@ -257,16 +257,12 @@ def _expand(names: list[str]) -> list[str]:
         if not name:
             raise typer.BadParameter("an empty file name (an unset variable?)", param_hint="FILE")
         p = Path(name)
-        try:
-            is_dir = name != "-" and p.is_dir()  # "-" is standard input, even beside a directory "-"
-        except (OSError, ValueError):  # a name too long, a parent not searchable: the loader
-            is_dir = False  # warns about it as about any file it cannot read, and reads the others
-        if not is_dir:
+        if name == "-" or not _is_dir(p):  # "-" is standard input, even beside a directory "-"
             out.append(name)  # as given: "./-" is a file, "-" standard input
             continue
         where = _clean_path(p)
         try:
-            found = sorted(str(c) for c in p.iterdir() if c.name.endswith(TRACE_SUFFIXES) and _not_a_dir(c))
+            found = sorted(str(c) for c in p.iterdir() if c.name.endswith(TRACE_SUFFIXES) and not _is_dir(c))
         except OSError as exc:
             _err(f"{PROG}: warning: {where}: directory cannot be read ({exc.strerror or type(exc).__name__})")
             continue
@@ -278,13 +274,14 @@ def _expand(names: list[str]) -> list[str]:
     return out
 
 
-def _not_a_dir(path: Path) -> bool:
-    """Whether a trace file name in a directory is worth reading: not a subdirectory. One that
-    cannot even be looked at is kept, so the loader's warning names it and why."""
+def _is_dir(path: Path) -> bool:
+    """Whether ``path`` is a directory; a path the system will not even look at (a name too
+    long, a parent not searchable) is not: as an input, the loader warns about it as about
+    any file it cannot read and reads the others; as an output, the write says what is wrong."""
     try:
-        return not path.is_dir()
+        return path.is_dir()
     except (OSError, ValueError):
-        return True
+        return False
 
 
 def _output_path(value: str | None, default: Path | None = None) -> Path | None:
@@ -298,11 +295,7 @@ def _output_path(value: str | None, default: Path | None = None) -> Path | None:
     if not value:
         raise typer.BadParameter("an empty file name (an unset variable?)", param_hint=hint)
     path = Path(value)
-    try:
-        is_dir = path.is_dir()
-    except (OSError, ValueError):  # the write says what is wrong with it
-        is_dir = False
-    if is_dir:
+    if _is_dir(path):
         raise typer.BadParameter(f"{_clean_path(path)} is a directory", param_hint=hint)
     return path
 
