@@ -48,6 +48,7 @@ from opentelemetry.trace.status import Status
 from . import attributes as A
 from .context import _BINDING, _RAW_BY_TAG, Binding
 from .substrings import HEAD, SubstringIndex
+from .tagging import is_opaque_tag
 
 __all__ = ["RedactionProcessor", "REDACTED_VALUE", "scrub_text", "scrub_known", "register_tenant_id"]
 
@@ -65,6 +66,20 @@ _PENDING_CAP = 1 << 16
 _TENANT = A.TENANT
 # Ids this short would match inside unrelated words: only redact them as whole tokens.
 _MIN_SUBSTRING_LEN = HEAD  # shorter ids are only scrubbed as whole tokens
+# flowmap's own attributes and the values flowmap writes in them: never rewritten, even
+# when an id happens to be inside one (tenant "22782" inside its tag "2278295972107893",
+# a tenant named "stream" like the boundary kind). A tag attribute that *equals* a raw
+# id is still scrubbed (an application that wrote the id there).
+_OWN_VALUES: dict[str, frozenset[str]] = {
+    A.BOUNDARY: A.BOUNDARY_KINDS,
+    A.TENANT_SOURCE: frozenset({A.SOURCE_CONTEXT, A.SOURCE_BAGGAGE, A.SOURCE_EXPLICIT}),
+}
+_OWN_TAGS = frozenset({A.TENANT, A.TENANT_INBOUND})
+_OWN_KEYS = frozenset({*_OWN_VALUES, *_OWN_TAGS, A.SCOPED, A.BAGGAGE_SENT, A.REDACTED, A.UNSCOPED})
+# A value cut by the SDK's attribute length limit (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT) may
+# end in the first characters of an id: an end of at least this many characters that
+# begins an id is scrubbed too.
+_CUT_MIN = 3
 
 
 @functools.lru_cache(maxsize=1024)
@@ -86,6 +101,41 @@ def scrub_text(text: str, raw_ids: Sequence[str]) -> tuple[str, int]:
             text, k = _pattern(raw).subn(REDACTED_VALUE, text)
             n += k
     return text, n
+
+
+def _own(key: Any, value: Any, ids: Sequence[str]) -> bool:
+    """Whether ``value`` is flowmap's own value of flowmap's own attribute ``key``."""
+    if key in _OWN_TAGS:
+        return is_opaque_tag(value) and value not in ids
+    allowed = _OWN_VALUES.get(key)
+    return allowed is not None and value in allowed
+
+
+def _cut_end(text: str, raw: str) -> int:
+    """How many characters at the end of ``text`` are the start of ``raw`` (a value the
+    length limit cut inside the id): 0 when fewer than :data:`_CUT_MIN`, or when ``raw``
+    is short and the end does not start a token (short ids match whole tokens only)."""
+    for k in range(min(len(raw) - 1, len(text)), _CUT_MIN - 1, -1):
+        if text.endswith(raw[:k]):
+            at = len(text) - k
+            if len(raw) >= _MIN_SUBSTRING_LEN or at == 0 or not text[at - 1].isalnum():
+                return k
+    return 0
+
+
+def _cut_values(attrs: Any) -> bool:
+    """Whether some string of ``attrs`` reaches its container's length limit (so it may
+    have been cut inside an id). False when no limit is set: the usual case, no scan."""
+    limit = getattr(attrs, "max_value_len", None)
+    if limit is None or not attrs:
+        return False
+    for v in attrs.values():
+        if isinstance(v, str):
+            if len(v) >= limit:
+                return True
+        elif isinstance(v, (tuple, list)) and any(isinstance(x, str) and len(x) >= limit for x in v):
+            return True
+    return False
 
 
 _tenant_key_check: Any = None
@@ -137,11 +187,12 @@ def _number_is(v: Any, raw: str) -> bool:
 
 
 class _Scrubber:
-    __slots__ = ("ids", "count")
+    __slots__ = ("ids", "count", "limit")
 
     def __init__(self, ids: Sequence[str]) -> None:
         self.ids = ids
         self.count = 0
+        self.limit: int | None = None  # the length limit of the attributes being scrubbed
 
     def text(self, s: str) -> str:
         out, n = scrub_text(s, self.ids)
@@ -151,7 +202,14 @@ class _Scrubber:
     def value(self, v: Any, key: Any = None) -> Any:
         """``v`` scrubbed; a number only under a key that names a tenant."""
         if isinstance(v, str):
-            return self.text(v)
+            out = self.text(v)
+            if self.limit is not None and len(v) >= self.limit:  # cut: the end may start an id
+                for raw in self.ids:
+                    k = _cut_end(out, raw)
+                    if k:
+                        self.count += 1
+                        return out[:-k] + REDACTED_VALUE
+            return out
         if isinstance(v, bool) or v is None or isinstance(v, (bytes, bytearray)):
             return v
         if isinstance(v, (int, float)):
@@ -189,13 +247,18 @@ class _Scrubber:
         if not attrs:
             return None
         before = self.count
+        self.limit = getattr(attrs, "max_value_len", None)
         out = {}
         for k, v in list(attrs.items()):
+            if k in _OWN_KEYS:  # flowmap's own name, kept; its value only if flowmap's own
+                out[k] = v if _own(k, v, self.ids) else self.one(v, k)
+                continue
             try:
                 nk = self.key(k)
             except Exception:  # noqa: BLE001
                 nk = k
             out[nk] = self.one(v, k)
+        self.limit = None
         return out if self.count != before else None
 
 
@@ -311,6 +374,12 @@ def redact_ending(span: Span) -> int:
         events, links = list(span.events), list(span.links)
         desc = span.status.description if span.status is not None else None
     name = span._name  # noqa: SLF001
+    if (
+        _cut_values(attrs)
+        or (events and any(_cut_values(ev.attributes) for ev in events))
+        or (links and any(_cut_values(link.attributes) for link in links))
+    ):
+        return _scrub_span(span, ids)  # a value the length limit cut may end inside an id
     for raw in ids:
         if raw in name or (desc and raw in desc):
             return _scrub_span(span, ids)
@@ -381,6 +450,7 @@ class _KnownIds:
         self.max_len = 0
         self.numeric_len = 0  # the longest id a number could print as
         self.scrubbed: dict[str, str] = {}
+        self.heads: dict[str, list[str]] = {}  # first _CUT_MIN characters -> ids (values cut by a limit)
 
     def sync(self) -> bool:
         """Catch up with ``_RAW_BY_TAG``; whether any id is known. O(1) when nothing
@@ -415,6 +485,8 @@ class _KnownIds:
             self.max_len = max(self.max_len, len(r))
             if _could_be_number(r):
                 self.numeric_len = max(self.numeric_len, len(r))
+            if len(r) > _CUT_MIN:
+                self.heads.setdefault(r[:_CUT_MIN], []).append(r)
             if len(r) >= _HEAD:
                 self.long.append(r)
                 self.index.add(r)
@@ -477,6 +549,29 @@ class _KnownIds:
                 self._collect(v, k, texts, out)
             except Exception:  # noqa: BLE001 - hostile value: let the scrubber judge it
                 _log.debug("flowmap: redaction could not inspect a value", exc_info=True)
+        self._cut(attrs, out)
+
+    def _cut(self, attrs: Any, out: set[str]) -> None:
+        """Add to ``out`` the known ids whose start a value of ``attrs`` that reaches the
+        length limit ends with (cut inside the id)."""
+        if _cut_values(attrs):
+            limit = attrs.max_value_len
+            for v in attrs.values():
+                for t in (v,) if isinstance(v, str) else v if isinstance(v, (tuple, list)) else ():
+                    if isinstance(t, str) and len(t) >= limit:
+                        self._cut_ids(t, out)
+
+    def _cut_ids(self, text: str, out: set[str]) -> None:
+        """Add to ``out`` the known ids whose start ``text`` ends with: one lookup per
+        position near the end."""
+        heads = self.heads
+        n = len(text)
+        for i in range(max(0, n - self.max_len), n - _CUT_MIN + 1):
+            ids = heads.get(text[i : i + _CUT_MIN])
+            if ids:
+                for r in ids:
+                    if _cut_end(text, r) == n - i:
+                        out.add(r)
 
     def in_span(self, span: Span, d: Mapping[str, Any]) -> set[str]:
         """The known ids ``span`` may hold: a superset (verified by the scrubber), found
@@ -484,6 +579,7 @@ class _KnownIds:
         out: set[str] = set()
         texts = [span._name]  # noqa: SLF001
         self._attrs(d, texts, out)
+        self._cut(span._attributes, out)  # noqa: SLF001 - (d is its plain dict: no limit)
         for ev in span._events:  # noqa: SLF001
             texts.append(_event_name(ev))
             self._attrs(ev.attributes, texts, out)

@@ -19,9 +19,9 @@ _URL_SAFE = "/:@!$&'()*,;=-._~"
 
 def spellings(value: str) -> set[str]:
     """``value`` and its encoded spellings: percent-encoded (fully, or as a path or query
-    keeps it), spaces as ``+`` or ``%20``, non-ASCII as JSON ``\\u`` escapes. Just
-    ``{value}`` for the usual id (letters, digits, ``.``, ``-``, ``_``), which no encoding
-    changes."""
+    keeps it), spaces as ``+`` or ``%20``, JSON string text (non-ASCII as ``\\u`` escapes or
+    as is). Just ``{value}`` for the usual id (letters, digits, ``.``, ``-``, ``_``), which
+    no encoding changes."""
     out = {value}
     if value.isascii() and value.replace(".", "").replace("-", "").replace("_", "").isalnum():
         return out
@@ -32,4 +32,5 @@ def spellings(value: str) -> set[str]:
     out.add(value.replace(" ", "%20"))
     out.add(value.replace(" ", "+"))
     out.add(json.dumps(value)[1:-1])
+    out.add(json.dumps(value, ensure_ascii=False)[1:-1])  # as pydantic, orjson, LangChain write it
     return out

@@ -349,3 +349,99 @@ def test_the_bound_id_is_scrubbed_as_a_url_or_json_text_writes_it_too(setup):
         assert spelling not in dump, spelling
     assert done.name == f"GET /t/{REDACTED_VALUE}" and done.attributes["url.query"] == f"org={REDACTED_VALUE}"
     assert done.attributes[REDACTED] == 4
+
+
+def test_an_id_with_quotes_is_scrubbed_from_json_written_without_ascii_escapes(setup):
+    """pydantic, orjson and LangChain write non-ASCII as is and escape only quotes and
+    backslashes: that spelling of the id is scrubbed too."""
+    tracer, exp = _app_provider(setup)
+    raw = 'Müller "Büro" 7'
+    with bind(RequestContext(raw)):
+        with tracer.start_as_current_span("tool") as span:
+            span.set_attribute("input.value", json.dumps({"org": raw, "q": "hi"}, ensure_ascii=False))
+    (done,) = exp.get_finished_spans()
+    assert done.attributes["input.value"] == f'{{"org": "{REDACTED_VALUE}", "q": "hi"}}'
+    assert "Müller" not in done.to_json()
+
+
+def _limited_provider(setup, limit):
+    """As _app_provider, with the SDK's attribute value length limit set."""
+    from opentelemetry.sdk.trace import SpanLimits
+
+    exp = InMemorySpanExporter()
+    tp = TracerProvider(span_limits=SpanLimits(max_attribute_length=limit, max_span_attribute_length=limit))
+    tp.add_span_processor(SimpleSpanProcessor(exp))
+    if setup == "standalone":
+        tp.add_span_processor(TenantSpanProcessor(Tagger("test-key")))
+        tp.add_span_processor(RedactionProcessor())
+    else:
+        tp.add_span_processor(FlowmapSpanProcessor(Tagger("test-key")))
+    return tp.get_tracer("app"), exp
+
+
+def test_an_id_cut_by_the_attribute_length_limit_is_scrubbed(setup):
+    """OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT cuts values when they are set, before the span
+    ends: a value cut inside the id ends in its first characters, which are scrubbed."""
+    raw = "customer-4711-acme-corporation"
+    tracer, exp = _limited_provider(setup, 40)
+    with bind(RequestContext(raw)):
+        with tracer.start_as_current_span("query") as span:
+            span.set_attribute("db.query.text", f"SELECT * FROM docs WHERE tenant = '{raw}'")
+            span.set_attribute("paths", [f"/api/v1/tenants/{raw}/docs", "short"])
+            span.add_event("miss", {"detail": f"cache miss, key docs:{raw}:index"})
+            span.set_attribute("ends.with.a.word", "x" * 37 + "cus")  # 40 chars: a cut "cus…"
+            span.set_attribute("fits", "SELECT 1")
+    (done,) = exp.get_finished_spans()
+    dump = done.to_json()
+    assert "custo" not in dump and "cus" not in dump.replace('"customer', "")
+    assert done.attributes["db.query.text"].startswith("SELECT * FROM docs WHERE tenant = '")
+    assert done.attributes["fits"] == "SELECT 1"
+    assert done.attributes["paths"][1] == "short"
+
+
+def test_an_id_cut_by_the_length_limit_on_an_untagged_span_is_scrubbed(setup):
+    raw = "customer-9922-initech-global"
+    tracer, exp = _limited_provider(setup, 32)
+    with bind(RequestContext(raw)):
+        with tracer.start_as_current_span("handler"):
+            pass
+    with tracer.start_as_current_span("nightly") as span:  # no binding, no tag
+        span.set_attribute("job", f"reindex documents of {raw}")
+        span.set_attribute("other", "reindex documents of customer-0000-nobody")
+    nightly = exp.get_finished_spans()[-1]
+    assert TENANT not in nightly.attributes
+    assert nightly.attributes["job"] == f"reindex documents of {REDACTED_VALUE}"[:32]
+    assert "customer-99" not in nightly.to_json()
+    assert nightly.attributes["other"] == "reindex documents of customer-0000-nobody"[:32]  # another id: kept
+
+
+def test_flowmap_own_attributes_survive_an_id_found_inside_them(setup):
+    """Tenant "39463" is inside its own tag under the test key ("3b6b64c550e39463"), and a
+    tenant may be named like a boundary kind: flowmap's own values are never rewritten."""
+    from flowmap.boundaries import boundary
+    from flowmap.tagging import tag_for
+
+    tracer, exp = _app_provider(setup)
+    for raw in ("39463", "stream", "context"):
+        with bind(RequestContext(raw)):
+            with tracer.start_as_current_span(f"work for {raw}") as span:
+                span.set_attribute("flowmap.boundary", "stream")
+                span.set_attribute("note", f"tenant {raw}")
+    spans = exp.get_finished_spans()
+    assert "39463" in tag_for("test-key", "39463")  # the premise
+    for s, raw in zip(spans, ("39463", "stream", "context")):
+        assert s.attributes[TENANT] == tag_for("test-key", raw)
+        assert s.attributes["flowmap.boundary"] == "stream"
+        assert s.attributes["flowmap.tenant.source"] == "context"
+        assert s.attributes["note"] == f"tenant {REDACTED_VALUE}"
+        assert s.name == f"work for {REDACTED_VALUE}"
+
+
+def test_a_raw_id_written_as_the_tag_itself_is_still_scrubbed(setup):
+    tracer, exp = _app_provider(setup)
+    raw = "0123456789abcdef"  # shaped like a tag
+    with bind(RequestContext(raw)):
+        with tracer.start_as_current_span("handler") as span:
+            span.set_attribute("flowmap.tenant.inbound", raw)
+    (done,) = exp.get_finished_spans()
+    assert raw not in done.to_json()
