@@ -108,7 +108,7 @@ def mark_scoped(span: Span | None, scoped: bool) -> None:
 class Boundary:
     """One boundary declaration; reusable, as decorator or (re-entrant) context manager."""
 
-    __slots__ = ("kind", "name", "scoped", "mode", "attributes", "links")
+    __slots__ = ("kind", "name", "scoped", "mode", "attributes", "links", "_entered")
 
     def __init__(
         self,
@@ -128,6 +128,9 @@ class Boundary:
         self.mode = None if mode is None else runtime.validate_boundary_mode(mode)
         self.attributes = dict(attributes or {})
         self.links = links
+        # entries of this instance's open context managers (also in _OPEN): for an exit
+        # in another context than the enter, see __exit__
+        self._entered: list[tuple[Any, Span, object]] = []
 
     # -- the gate and the span -------------------------------------------------------
     def _check(self) -> bool:
@@ -233,21 +236,24 @@ class Boundary:
             pass
 
     @staticmethod
-    def _close(span: Span, token: object, exc: BaseException | None) -> None:
+    def _close(span: Span, token: object | None, exc: BaseException | None) -> None:
         try:
             if exc is not None and not isinstance(exc, (GeneratorExit, StopIteration, StopAsyncIteration)):
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
         finally:
             try:
-                otel_context.detach(token)
+                if token is not None:
+                    otel_context.detach(token)
             finally:
                 span.end()
 
     # -- context manager -------------------------------------------------------------
     def __enter__(self) -> Span:
         span, token = self._open(self.name or self.kind)
-        _OPEN.set((*_OPEN.get(), (self, span, token)))
+        entry = (self, span, token)
+        _OPEN.set((*_OPEN.get(), entry))
+        self._entered.append(entry)
         return span
 
     def __exit__(
@@ -259,10 +265,28 @@ class Boundary:
         stack = _OPEN.get()
         for i in range(len(stack) - 1, -1, -1):
             if stack[i][0] is self:
-                _, span, token = stack[i]
+                entry = stack[i]
                 _OPEN.set(stack[:i] + stack[i + 1 :])
-                self._close(span, token, exc)
+                self._forget(entry)
+                self._close(entry[1], entry[2], exc)
                 return
+        # Entered in another context: a sync generator stepped in a fresh copy of the
+        # context each time (Starlette's StreamingResponse runs each next() so). The
+        # span is this instance's last one still open; its context is gone with the
+        # copy it was attached in, so there is nothing to detach, but the span must end.
+        entered = self._entered
+        if entered:
+            try:
+                entry = entered.pop()
+            except IndexError:  # another thread took it meanwhile
+                return
+            self._close(entry[1], None, exc)
+
+    def _forget(self, entry: tuple[Any, Span, object]) -> None:
+        try:
+            self._entered.remove(entry)  # (compares by identity: spans and tokens have no __eq__)
+        except ValueError:  # taken by an exit in another context (see __exit__)
+            pass
 
     async def __aenter__(self) -> Span:
         return self.__enter__()

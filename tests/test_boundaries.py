@@ -211,6 +211,41 @@ def test_shared_boundary_instance_used_concurrently(flowmap_runtime):
     assert tags == sorted(tag_for("test-key", f"tenant-{i}") for i in range(10))
 
 
+def test_context_manager_in_a_generator_stepped_in_fresh_context_copies_ends_its_span(flowmap_runtime, caplog):
+    """Starlette's StreamingResponse runs each next() of a sync iterator in a new copy of
+    the context: the boundary entered in one copy and left in another still ends."""
+    import contextvars
+    import logging
+
+    _, exp = flowmap_runtime
+
+    def stream():
+        with boundary("stream", "push"):
+            yield "a"
+            yield "b"
+        yield "done"
+
+    with bind(RequestContext("acme-stream")):
+        gen = stream()
+        items = []
+        with caplog.at_level(logging.ERROR):
+            while True:
+                try:
+                    items.append(contextvars.copy_context().run(next, gen))
+                except StopIteration:
+                    break
+    assert items == ["a", "b", "done"]
+    (span,) = exp.get_finished_spans()
+    assert span.name == "push" and span.attributes[TENANT] == tag_for("test-key", "acme-stream")
+    assert not [r for r in caplog.records if "detach" in r.getMessage()]
+    # and the usual case is unchanged: a second boundary in one context nests and ends
+    with bind(RequestContext("acme-stream")):
+        with boundary("tool", "outer"):
+            with boundary("db", "inner"):
+                pass
+    assert [s.name for s in exp.get_finished_spans()][1:] == ["inner", "outer"]
+
+
 # -- generators run their body when iterated, not when called --------------------------
 # A streaming response is often created inside the request's bind block and iterated
 # after it (or, worse, inside another request): the gate must judge the context bound
