@@ -418,7 +418,6 @@ def test_an_id_cut_by_the_length_limit_on_an_untagged_span_is_scrubbed(setup):
 def test_flowmap_own_attributes_survive_an_id_found_inside_them(setup):
     """Tenant "39463" is inside its own tag under the test key ("3b6b64c550e39463"), and a
     tenant may be named like a boundary kind: flowmap's own values are never rewritten."""
-    from flowmap.boundaries import boundary
     from flowmap.tagging import tag_for
 
     tracer, exp = _app_provider(setup)
