@@ -1,8 +1,8 @@
 """TenantMiddleware: the receiving side of a hop, as pure ASGI (no framework needed).
 
-For each HTTP request it continues the caller's trace from ``traceparent``, lets the
-app's ``resolver`` authenticate the tenant, and binds the RequestContext for the whole
-request. The inbound baggage tag is evidence, never authority: the server span carries
+For each HTTP request (and websocket) it continues the caller's trace from
+``traceparent``, lets the app's ``resolver`` authenticate the tenant, and binds the
+RequestContext for the whole request (or connection). The inbound baggage tag is evidence, never authority: the server span carries
 the *authenticated* tenant's tag (source ``context``) and keeps the inbound tag in
 ``flowmap.tenant.inbound``, so a forged or stale tag shows up in the trace as a tenant
 change on the edge from the remote parent.
@@ -87,8 +87,11 @@ class TenantMiddleware:
     get ``401`` (``require_tenant=True``, the default) or pass through unbound. A resolver
     that raises or returns something else gets a generic ``500``: no error body or log
     line ever echoes what the resolver saw. ``exempt_paths`` (exact paths, or prefixes
-    ending in ``/``) pass through untouched, e.g. health checks. Non-HTTP scopes
-    (lifespan, websocket) pass through untouched.
+    ending in ``/``) pass through untouched, e.g. health checks. A websocket is
+    authenticated the same way, from its handshake, and bound for the whole connection
+    (a chat stream serves one tenant); one that is refused is closed before it is
+    accepted (code 1008: the server answers the handshake with 403), as is one whose
+    resolver fails. Other scopes (lifespan) pass through untouched.
     """
 
     def __init__(
@@ -116,7 +119,7 @@ class TenantMiddleware:
         return path in self._exempt_exact or (bool(self._exempt_prefixes) and path.startswith(self._exempt_prefixes))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("type") != "http" or self._exempt(scope.get("path", "")):
+        if scope.get("type") not in _SCOPES or self._exempt(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
         headers = headers_of(scope)
@@ -140,11 +143,11 @@ class TenantMiddleware:
                 ctx = await self._resolve(scope)
             except _ResolverFailed as exc:
                 _annotate_error(span, str(exc))
-                await self._reply(send, span, 500, "internal error")
+                await self._reply(scope, receive, send, span, 500, "internal error")
                 return
             if ctx is None:
                 if self.require_tenant:
-                    await self._reply(send, span, 401, "unauthenticated")
+                    await self._reply(scope, receive, send, span, 401, "unauthenticated")
                     return
                 await self._run(scope, receive, send, span, owns_span)
                 return
@@ -167,7 +170,7 @@ class TenantMiddleware:
                 return str(self.span_name(scope))
             except Exception:  # noqa: BLE001
                 _log.debug("flowmap: span_name callback failed", exc_info=True)
-        return str(scope.get("method") or "HTTP")
+        return _method(scope)
 
     async def _resolve(self, scope: Scope) -> RequestContext | None:
         try:
@@ -184,7 +187,14 @@ class TenantMiddleware:
         _log.warning("flowmap: tenant resolver returned %s; replying 500", type(result).__name__)
         raise _ResolverFailed(f"tenant resolver returned {type(result).__name__}")
 
-    async def _reply(self, send: Send, span: Span, status: int, error: str) -> None:
+    async def _reply(self, scope: Scope, receive: Receive, send: Send, span: Span, status: int, error: str) -> None:
+        if scope.get("type") == "websocket":
+            # closed before it is accepted: the server refuses the handshake with a 403
+            _annotate(span, {"http.response.status_code": 403})
+            message = await receive()
+            if message.get("type") == "websocket.connect":
+                await send({"type": "websocket.close", "code": _WS_POLICY_VIOLATION})
+            return
         start, body = _json_response(status, error)
         _annotate(span, {"http.response.status_code": status})
         await send(start)
@@ -194,8 +204,11 @@ class TenantMiddleware:
         status_holder: list[int] = []
 
         async def send_wrapper(message: Message) -> None:
-            if message.get("type") == "http.response.start":
+            kind = message.get("type")
+            if kind == "http.response.start":
                 status_holder.append(int(message.get("status", 0)))
+            elif kind == "websocket.accept":
+                status_holder.append(101)  # the handshake switched protocols
             await send(message)
 
         try:
@@ -217,8 +230,17 @@ class TenantMiddleware:
                 route_path = getattr(route, "path", None)
                 if isinstance(route_path, str) and self.span_name is None:
                     span.set_attribute("http.route", route_path)
-                    span.update_name(f"{scope.get('method', 'HTTP')} {route_path}")
+                    span.update_name(f"{_method(scope)} {route_path}")
                 span.end()  # inside bind(): redaction still knows the raw id to scrub
+
+
+_SCOPES = frozenset({"http", "websocket"})
+_WS_POLICY_VIOLATION = 1008  # RFC 6455 close code for a refused connection
+
+
+def _method(scope: Scope) -> str:
+    """The request's method, or ``WEBSOCKET`` for a websocket (its scope has none)."""
+    return str(scope.get("method") or ("WEBSOCKET" if scope.get("type") == "websocket" else "HTTP"))
 
 
 def _inbound_tag(extracted: Any) -> str | None:
@@ -248,8 +270,8 @@ def _annotate_error(span: Span, description: str) -> None:
 def _request_attributes(scope: Scope, headers: dict[str, str]) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         A.BOUNDARY: "http.server",
-        "http.request.method": scope.get("method", "_OTHER"),
-        "url.scheme": scope.get("scheme", "http"),
+        "http.request.method": scope.get("method", "GET" if scope.get("type") == "websocket" else "_OTHER"),
+        "url.scheme": scope.get("scheme", "ws" if scope.get("type") == "websocket" else "http"),
         "url.path": scope.get("path", ""),
     }
     version = scope.get("http_version")

@@ -303,3 +303,52 @@ def test_outer_contrib_asgi_span_has_the_raw_id_scrubbed_from_its_url(monkeypatc
     assert any(isinstance(v, str) and "[flowmap:redacted]" in v for v in server.attributes.values())
     assert server.attributes[A.REDACTED] >= 1
     assert TENANT_A not in exported_text(spans)
+
+
+class WebSocketApp:
+    """A chat over a websocket: every message does traced work and answers with the tag
+    of the tenant bound for the connection."""
+
+    def __init__(self, provider):
+        self.tracer = provider.get_tracer("ws")
+
+    async def __call__(self, scope, receive, send):
+        assert scope["type"] == "websocket"
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            with self.tracer.start_as_current_span(f"answer {message.get('text')}"):
+                await send({"type": "websocket.send", "text": current_tag() or "unbound"})
+
+
+def test_websocket_is_authenticated_at_its_handshake_and_bound_for_the_connection(telemetry, tagger):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    provider, memory = telemetry
+    app = TenantMiddleware(WebSocketApp(provider), resolve_bearer, tracer_provider=provider)
+    with serve(app) as srv:
+        url = f"ws://{srv.host}:{srv.port}/chat/{TENANT_B}"
+        with connect(url, additional_headers={"authorization": "Bearer token-b"}) as ws:
+            answers = []
+            for text in ("one", "two"):
+                ws.send(text)
+                answers.append(ws.recv(timeout=5))
+        with pytest.raises(InvalidStatus) as refused:  # no token: refused before it is accepted
+            connect(url, open_timeout=5)
+        assert refused.value.response.status_code == 403
+        spans = wait_for(memory, lambda s: len(by_kind(s, SpanKind.SERVER)) == 2)
+    tag = tagger.tag(TENANT_B)
+    assert answers == [tag, tag]
+    served, denied = sorted(by_kind(spans, SpanKind.SERVER), key=lambda s: s.start_time)
+    work = [s for s in spans if s.name.startswith("answer")]
+    assert [s.attributes[A.TENANT] for s in work] == [tag, tag]
+    assert all(s.parent.span_id == served.context.span_id for s in work)
+    assert served.attributes[A.TENANT] == tag and served.attributes[A.BOUNDARY] == "http.server"
+    assert served.attributes["http.response.status_code"] == 101
+    assert served.name == "WEBSOCKET" and served.attributes["url.scheme"] == "ws"
+    assert A.TENANT not in denied.attributes and denied.attributes["http.response.status_code"] == 403
+    assert TENANT_B not in exported_text(spans)  # the id in the path is scrubbed
