@@ -416,7 +416,7 @@ class Analyzer:
                 likely = min(counter.items(), key=lambda kv: (-kv[1], kv[0]))[0]
                 if overflow(likely) is None:
                     f.likely_parent = likely
-                    f.message = orphan_message(operation, likely)
+                    f.message = orphan_message(operation, likely, f.reached)
                     self._flow.add_orphan(likely, operation, f.trace_id)
 
         # one finding per rule and span (a link resolved late may repeat a parent-edge one)

@@ -142,6 +142,9 @@ class Finding:
     boundary: str | None
     message: str
     likely_parent: str | None = None  # orphan-root: operation it most likely belonged under
+    #: context-dropped / orphan-root on a span that is no boundary: the first boundary
+    #: below it that ran without the lost tenant too (which makes the finding high)
+    reached: str | None = None
     origin: str | None = None  # "file:line" the flagged span was read from (SARIF locations)
 
     def to_json(self) -> dict[str, Any]:

@@ -119,7 +119,8 @@ BOUND = "bound"  # parent untagged, child tagged: the tenant was bound here
 UNTAGGED = "untagged"  # neither tagged
 
 #: attributes holding a tool call's arguments, as instrumentations emit them: OTel GenAI,
-#: OpenInference (``input.value``; ``tool.parameters`` is the schema the model fills),
+#: OpenInference (``input.value``; not ``tool.parameters``, the tool's schema: a tenant
+#: parameter the model left unfilled is no tenant the model chose),
 #: Pydantic AI before its instrumentation version 3 (``tool_arguments``, its default
 #: until then), OpenLLMetry (``traceloop.entity.input``: ``{"args": …, "kwargs": …}``),
 #: Google ADK (``gcp.vertex.agent.tool_call_args``), the Vercel AI SDK
@@ -128,7 +129,6 @@ UNTAGGED = "untagged"  # neither tagged
 TOOL_ARGUMENT_ATTRIBUTES: tuple[str, ...] = (
     "gen_ai.tool.call.arguments",
     "input.value",
-    "tool.parameters",
     "tool.arguments",
     "tool_arguments",
     "traceloop.entity.input",
@@ -240,9 +240,43 @@ def _judge_inbound(span: Span, parent: Span | None) -> Finding | None:
     )
 
 
-def orphan_message(operation: str, likely_parent: str | None) -> str:
+def orphan_message(operation: str, likely_parent: str | None, reached: str | None = None) -> str:
+    below = f", and {reached} below it ran without one" if reached else ""
     where = f" (it likely belonged under '{likely_parent}')" if likely_parent else ""
-    return f"'{operation}' started as a root with no tenant: the context was lost before it started{where}"
+    return f"'{operation}' started as a root with no tenant: the context was lost before it started{below}{where}"
+
+
+def _lost_before_boundaries(v: TraceVerdict, graph: SpanGraph) -> None:
+    """A context-dropped or orphan-root finding on a span that is no boundary is high
+    when a boundary below it ran without a tenant too (a thread pool's task span over
+    its tool and database calls, a framework's wrapper span): the tenant was missing at
+    that boundary, though only the first untagged span is a finding (the boundaries
+    below it lost nothing from their untagged parents). As unscoped-entry is high when
+    its subtree reaches a boundary."""
+    spans = graph.spans
+    children = None
+    for f in v.findings:
+        if f.severity != Severity.MEDIUM or (f.rule != CONTEXT_DROPPED and f.rule != ORPHAN_ROOT):
+            continue
+        if children is None:
+            children = graph.children
+        todo = list(children.get(f.span_id, ()))
+        i = 0
+        while i < len(todo):  # breadth first, through untagged spans only (a tagged one bound a tenant)
+            sid = todo[i]
+            i += 1
+            span = spans[sid]
+            if span.tenant is not None:
+                continue
+            if span.boundary is not None:
+                f.severity = Severity.HIGH
+                f.reached = f"{span.boundary} {op(span)}"
+                if f.rule == CONTEXT_DROPPED:
+                    f.message += f", and {f.reached} below it ran without one"
+                else:
+                    f.message = orphan_message(spans[f.span_id].operation, None, f.reached)
+                break
+            todo.extend(children.get(sid, ()))
 
 
 def _destination(span: Span) -> str | None:
@@ -383,6 +417,20 @@ def _model_chosen_keys(span: Span, names: frozenset[str]) -> tuple[list[str], li
     """Argument names that carry a tenant id in a tool span, and their values."""
     keys: list[str] = []
     values: list[Any] = []
+
+    def add_whole(arguments: Any) -> None:
+        for key, v in tenant_keys_in(arguments, names):
+            if v is None or v == "":
+                continue  # no tenant given (an optional argument left empty)
+            keys.append(key)
+            values.append(v)
+
+    if span.events:
+        # Strands Agents (GenAI conventions before gen_ai.tool.call.arguments): the tool's
+        # input is the content of a gen_ai.tool.message event on its execute_tool span
+        for ev in span.events:
+            if ev.name == _TOOL_MESSAGE_EVENT:
+                add_whole(ev.attributes.get("content"))
     if _holds_none(span, _NOT_ARGUMENTS, "no_args"):
         return keys, values
     for attr, value in span.attributes.items():
@@ -390,15 +438,14 @@ def _model_chosen_keys(span: Span, names: frozenset[str]) -> tuple[list[str], li
         if kind is None:
             continue
         if kind == "":
-            for key, v in tenant_keys_in(value, names):
-                if v is None or v == "":
-                    continue  # no tenant given (an optional argument left empty)
-                keys.append(key)
-                values.append(v)
+            add_whole(value)
         elif is_tenant_key(kind, names):
             keys.append(kind)
             values.append(value)
     return keys, values
+
+
+_TOOL_MESSAGE_EVENT = "gen_ai.tool.message"
 
 
 #: attributes of a model call holding the tool calls the model asked for: OpenInference
@@ -773,6 +820,8 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
             MISSING_PARENT, Severity.INFO, span, None,
             f"the parent chain of {op(span)} loops back on itself: its path cannot be judged",
         ))
+    if v.findings:
+        _lost_before_boundaries(v, graph)
     return v
 
 
@@ -837,9 +886,13 @@ _STATUS_KEYS = ("http.response.status_code", "http.status_code")
 
 def _builds_an_agent(span: Span) -> bool:
     """A GenAI ``create_agent`` span that is not a call to a remote agent service (GenAI
-    semconv: that one is a CLIENT span): frameworks emit it in-process when they build an
-    agent, once, at start-up, so its root has no tenant and lost none."""
-    return span.kind != SPAN_KIND_CLIENT and span.attributes.get("gen_ai.operation.name") == "create_agent"
+    semconv: that one is a CLIENT span naming its server): frameworks emit it in-process
+    when they build an agent, once, at start-up, so its root has no tenant and lost none.
+    AutoGen's is a CLIENT span too, but names no server."""
+    a = span.attributes
+    if a.get("gen_ai.operation.name") != "create_agent":
+        return False
+    return span.kind != SPAN_KIND_CLIENT or _destination(span) is None
 
 
 def _refused(span: Span) -> bool:

@@ -126,6 +126,31 @@ def test_context_dropped_elsewhere_is_medium(tmp_path):
     assert only(analyze_built(tmp_path, tb), "context-dropped").severity is Severity.MEDIUM
 
 
+def test_context_dropped_is_high_when_a_boundary_below_ran_without_the_tenant(tmp_path):
+    """A framework's wrapper span (or a thread pool's task span) lost the tenant and the
+    tool and database calls below it ran without one: the one finding, at the first
+    edge, is high, and names the first boundary reached."""
+    tb = TraceBuilder()
+    wrapper = request(tb).child("FunctionAgent.run")
+    wrapper.child("step").child("lookup", boundary="tool").child("SELECT docs", boundary="db")
+    f = only(analyze_built(tmp_path, tb), "context-dropped")
+    assert f.span_id == wrapper.span_id and f.severity is Severity.HIGH
+    assert f.reached == "tool 'api lookup'" and f.message.endswith(", and tool 'api lookup' below it ran without one")
+
+
+@pytest.mark.parametrize("case", ["leaf", "tenant bound again below", "boundary under a tagged span"])
+def test_context_dropped_stays_medium_when_no_boundary_below_ran_without_a_tenant(tmp_path, case):
+    tb = TraceBuilder()
+    wrapper = request(tb).child("FunctionAgent.run")
+    if case == "tenant bound again below":  # a worker that binds the tenant itself
+        wrapper.child("bind", tenant=TAG_A).child("lookup", tenant=TAG_A, boundary="tool")
+    elif case == "boundary under a tagged span":
+        wrapper.child("format")
+        request(tb).child("lookup", tenant=TAG_A, boundary="tool")
+    f = only(analyze_built(tmp_path, tb), "context-dropped")
+    assert f.span_id == wrapper.span_id and f.severity is Severity.MEDIUM and f.reached is None
+
+
 def test_context_dropped_reports_only_the_first_edge(tmp_path):
     tb = TraceBuilder()
     lost = request(tb).child("worker step")
@@ -220,6 +245,23 @@ def test_orphan_root_severity(tmp_path, kind, boundary, severity):
     assert f.severity is severity and f.parent_span_id is None
 
 
+def test_orphan_root_is_high_when_a_boundary_below_ran_without_a_tenant(tmp_path):
+    builders = []
+    for _ in range(2):  # where the task usually runs: its likely parent
+        tb = TraceBuilder()
+        request(tb).child("pool task", tenant=TAG_A).child("embed", tenant=TAG_A, boundary="llm")
+        builders.append(tb)
+    lost = TraceBuilder()
+    root = lost.span("pool task")
+    root.child("embed", boundary="llm")
+    f = only(analyze_built(tmp_path, lost, *builders), "orphan-root")
+    assert f.span_id == root.span_id and f.severity is Severity.HIGH and f.reached == "llm 'api embed'"
+    assert f.message == (  # the likely parent learned at the end keeps the boundary reached
+        "'api pool task' started as a root with no tenant: the context was lost before it started, "
+        "and llm 'api embed' below it ran without one (it likely belonged under 'api POST /chat')"
+    )
+
+
 @pytest.mark.parametrize("kind,boundary", [(SERVER, None), (SERVER, "http.server"), (CONSUMER, "queue.consume")])
 def test_entry_roots_are_not_orphans(tmp_path, kind, boundary):
     tb = TraceBuilder()
@@ -227,12 +269,17 @@ def test_entry_roots_are_not_orphans(tmp_path, kind, boundary):
     assert rules_of(analyze_built(tmp_path, tb), "orphan-root") == []
 
 
-@pytest.mark.parametrize("kind, orphan", [(INTERNAL, False), (CLIENT, True)])
-def test_an_agent_built_at_start_up_is_no_orphan_but_a_remote_create_agent_call_is(tmp_path, kind, orphan):
+@pytest.mark.parametrize(
+    "kind, peer, orphan",
+    [(INTERNAL, {}, False), (CLIENT, {}, False), (CLIENT, {"server.address": "agents.example.com"}, True),
+     (CLIENT, {"url.full": "https://agents.example.com/v1/agents"}, True)],
+)
+def test_an_agent_built_at_start_up_is_no_orphan_but_a_remote_create_agent_call_is(tmp_path, kind, peer, orphan):
     """LangGraph's create_react_agent() emits an INTERNAL 'create_agent' root at start-up
-    (no request, no tenant); a CLIENT create_agent is a call to a remote agent service."""
+    (no request, no tenant), AutoGen a CLIENT one naming no server; a CLIENT create_agent
+    naming its server is a call to a remote agent service."""
     tb = TraceBuilder()
-    tb.span("create_agent react_agent", kind=kind, attrs={"gen_ai.operation.name": "create_agent"})
+    tb.span("create_agent react_agent", kind=kind, attrs={"gen_ai.operation.name": "create_agent", **peer})
     assert bool(rules_of(analyze_built(tmp_path, tb), "orphan-root")) is orphan
 
 
@@ -385,7 +432,6 @@ def test_filtered_catalog_does_not_fire(tmp_path):
         {"gen_ai.tool.call.arguments": json.dumps({"query": "invoices", "tenant_id": RAW})},
         {"input.value": json.dumps({"filters": {"orgId": RAW}})},  # OpenInference, nested, camelCase
         {"tool.arguments.customer_id": RAW},  # flattened form
-        {"tool.parameters": json.dumps({"properties": {"workspace_id": {"type": "string"}}})},
         {"gen_ai.tool.call.arguments": json.dumps({"tenant_id": {"id": RAW, "name": "acme"}})},  # an object
         # Pydantic AI's "running tool" span before its instrumentation version 3
         {"gen_ai.operation.name": "execute_tool", "tool_arguments": json.dumps({"tenant_id": RAW})},
@@ -767,14 +813,35 @@ def test_non_opaque_flowmap_tenant_values_of_any_type_are_flagged_and_masked(tmp
     assert RAW not in json.dumps([f.to_json() for f in a.findings]) + repr(a.sample_traces)
 
 
-def test_tool_schema_descriptions_are_not_masked_as_values(tmp_path):
+@pytest.mark.parametrize("given", [False, True])
+def test_a_tenant_parameter_in_the_tools_schema_is_judged_by_the_arguments_given(tmp_path, given):
+    """OpenInference writes the tool's JSON schema (tool.parameters) on every call: a
+    tenant parameter the model left unfilled is no tenant the model chose; filled, it is.
+    The schema's descriptions are not masked as values either way."""
     tb = TraceBuilder()
-    tool = request(tb).child("execute_tool x", tenant=TAG_A, boundary="tool", attrs={
-        "tool.parameters": json.dumps({"properties": {"tenant_id": {"type": "string"}}}),
+    arguments = {"city": "Paris", **({"tenant_id": RAW} if given else {})}
+    tool = request(tb).child("get_weather", tenant=TAG_A, boundary="tool", attrs={
+        "tool.parameters": json.dumps({"properties": {"city": {"type": "string"},
+                                                      "tenant_id": {"default": "", "title": "Tenant Id"}}}),
+        "input.value": json.dumps(arguments),
         "tool.description": "takes a string"})
     a = analyze_built(tmp_path, tb)
-    assert only(a, "model-chosen-tenant")
+    assert [f.span_id for f in rules_of(a, "model-chosen-tenant")] == ([tool.span_id] if given else [])
     assert a.sample_traces[tb.trace_id].spans[tool.span_id].attributes["tool.description"] == "takes a string"
+
+
+@pytest.mark.parametrize(("content", "chosen"), [({"city": "Paris", "tenant_id": RAW}, True), ({"city": "Paris"}, False)])
+def test_model_chosen_tenant_in_a_tool_message_event_strands_writes(tmp_path, content, chosen):
+    """Strands Agents' execute_tool span (GenAI conventions before tool.call.arguments):
+    the tool's input is the content of its gen_ai.tool.message event."""
+    tb = TraceBuilder()
+    tool = request(tb).child("execute_tool get_weather", tenant=TAG_A, attrs={
+        "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather"},
+        events=[("gen_ai.tool.message", {"role": "tool", "content": json.dumps(content), "id": "call_1"}),
+                ("gen_ai.choice", {"message": json.dumps([{"text": "sunny"}]), "id": "call_1"})])
+    a = analyze_built(tmp_path, tb)
+    assert [f.span_id for f in rules_of(a, "model-chosen-tenant")] == ([tool.span_id] if chosen else [])
+    assert RAW not in json.dumps([x.to_json() for x in a.findings]) + repr(a.sample_traces)
 
 
 # -- entries that run for no tenant by design ---------------------------------------------
