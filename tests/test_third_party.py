@@ -50,6 +50,19 @@ EXPECTED = {
     ("sqlite3-dropped.jsonl", "SELECT"): "db",
     ("urllib3-stable-dropped.jsonl", "POST"): "http.client",
     ("aiohttp-client-dropped.jsonl", "GET"): "http.client",
+    ("openai-agents-openinference-dropped.jsonl", "get_weather"): "tool",
+    ("openai-agents-openinference-dropped.jsonl", "generation"): "llm",
+    ("openai-agents-openinference-dropped.jsonl", "weather_agent"): "agent",
+    ("smolagents-openinference-dropped.jsonl", "SimpleTool"): "tool",
+    ("smolagents-openinference-dropped.jsonl", "OpenAIModel.generate"): "llm",
+    ("smolagents-openinference-dropped.jsonl", "weather_agent.run"): "agent",
+    ("strands-dropped.jsonl", "execute_tool get_weather"): "tool",
+    ("strands-dropped.jsonl", "chat"): "llm",
+    ("strands-dropped.jsonl", "invoke_agent weather_agent"): "agent",
+    ("google-adk-dropped.jsonl", "execute_tool get_weather"): "tool",
+    ("google-adk-dropped.jsonl", "call_llm"): "llm",
+    ("autogen-dropped.jsonl", "execute_tool get_weather"): "tool",
+    ("autogen-dropped.jsonl", "invoke_agent weather_agent"): "agent",
 }
 
 
@@ -79,10 +92,25 @@ def test_a_lost_tenant_is_found_and_high_where_a_boundary_is_crossed(path):
     assert warnings == []
     spans = {s.span_id: s for t in traces for s in t.spans.values()}
     findings = analyze([path]).findings
+    children: dict[str, list[str]] = {}
+    for s in spans.values():
+        children.setdefault(s.parent_span_id, []).append(s.span_id)
+
+    def untagged_boundary_below(sid):
+        todo = list(children.get(sid, ()))
+        while todo:
+            s = spans[todo.pop()]
+            if s.tenant is None:
+                if s.boundary is not None:
+                    return True
+                todo.extend(children.get(s.span_id, ()))
+        return False
+
     for f in findings:
         if f.rule == "context-dropped":
-            at_boundary = spans[f.span_id].boundary is not None
-            assert f.severity is (Severity.HIGH if at_boundary else Severity.MEDIUM), (f.span_name, f.boundary)
+            # high at a boundary, or where a boundary below ran without the tenant too
+            high = spans[f.span_id].boundary is not None or untagged_boundary_below(f.span_id)
+            assert f.severity is (Severity.HIGH if high else Severity.MEDIUM), (f.span_name, f.boundary)
     # the calls ran without the tenant: below a tagged span (context-dropped), or in a
     # server that never bound one (fastapi-app: unscoped-entry)
     lost = [f for f in findings if f.rule in ("context-dropped", "unscoped-entry") and f.severity is Severity.HIGH]
@@ -104,3 +132,41 @@ def test_a_receiving_service_that_ignores_the_tenant_is_found(path):
     severity = Severity.MEDIUM if path.name.startswith("mcp-traceloop") else Severity.HIGH
     found = [f for f in analyze([path]).findings if f.rule == "context-dropped" and f.severity is severity]
     assert found, "the receiving side ran without the caller's tenant"
+
+
+# -- what stop 17's audit of agent frameworks found --------------------------------------
+
+def _loud(name: str) -> list[tuple[str, str, str]]:
+    return sorted((f.rule, f.severity.name, f.span_name) for f in analyze([FIXTURES / name]).findings
+                  if f.severity >= Severity.MEDIUM)
+
+
+@pytest.mark.parametrize("name", ["openai-agents-openinference-schema.jsonl", "smolagents-openinference-schema.jsonl"])
+def test_a_tenant_parameter_the_model_left_unfilled_is_no_finding(name):
+    """The tool declares an optional tenant_id (OpenInference writes its schema on every
+    call, tool.parameters); the model passed only the city."""
+    assert _loud(name) == []
+
+
+def test_strands_tool_input_in_its_tool_message_event_is_judged():
+    """Strands' default conventions: the model's arguments (another tenant's id) are only in
+    the execute_tool span's gen_ai.tool.message event."""
+    assert _loud("strands-other-tenant-mct.jsonl") == [("model-chosen-tenant", "HIGH", "execute_tool get_weather")]
+
+
+def test_autogens_create_agent_at_start_up_is_no_orphan():
+    """AutoGen writes a CLIENT create_agent span naming no server when it builds the agent."""
+    findings = analyze([FIXTURES / "autogen-nearmiss.jsonl"]).findings
+    assert not [f for f in findings if f.span_name.startswith("create_agent")]
+
+
+@pytest.mark.parametrize(("name", "rule", "span"), [
+    ("google-adk-sync-leak.jsonl", "orphan-root", "invocation"),  # ADK 1.14's sync runner: a real leak
+    ("google-adk-dropped.jsonl", "context-dropped", "invocation"),
+    ("llama-index-openinference-wrapper-lost.jsonl", "context-dropped", "FunctionAgent.run"),
+])
+def test_a_tenant_lost_at_a_frameworks_wrapper_span_is_high_when_its_calls_ran_without_it(name, rule, span):
+    """The first untagged span is a wrapper (no boundary); the model and tool calls below
+    it ran without the tenant: the one finding is high (CI's default gate fails)."""
+    (f,) = [f for f in analyze([FIXTURES / name]).findings if f.rule == rule and f.span_name == span]
+    assert f.severity is Severity.HIGH and f.reached and "below it ran without" in f.message
