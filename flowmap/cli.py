@@ -564,7 +564,7 @@ def run(
     if dev:
         from .tagging import DEV_MODE_ENV
 
-        os.environ.setdefault(DEV_MODE_ENV, "1")  # inherited by the traced program
+        os.environ[DEV_MODE_ENV] = "1"  # inherited by the traced program (over a 0 set before)
     kwargs: dict[str, object] = {"service_name": service_name}
     if no_report:
         kwargs["report"] = None

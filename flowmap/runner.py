@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
 
 from ._bootstrap import ACTIVE_ENV, SERVICE_ENV
 from .errors import ConfigError, FlowmapError, InputError
@@ -45,7 +45,15 @@ def command_for(argv: Sequence[str], *, module: bool) -> list[str]:
     if module:
         return [sys.executable, "-m", *args]
     first = args[0]
-    if first.endswith((".py", ".pyw")) or (os.path.isfile(first) and not os.access(first, os.X_OK)):
+    if first.startswith("-"):  # (no program is named so; click drops a '--' before it)
+        raise InputError(f"unknown option {first} (see 'flowmap run --help')")
+    if first.endswith((".py", ".pyw")) and not os.path.exists(first):
+        raise InputError(f"no such script: {first}")
+    if (
+        first.endswith((".py", ".pyw"))
+        or (os.path.isfile(first) and not os.access(first, os.X_OK))
+        or os.path.isfile(os.path.join(first, "__main__.py"))  # a directory Python runs
+    ):
         return [sys.executable, *args]
     if shutil.which(first) is None:
         raise InputError(f"command not found: {first}")
@@ -56,7 +64,7 @@ def _environment(out: Path, service: str | None) -> dict[str, str]:
     env = dict(os.environ)
     if not env.get(KEY_ENV) and env.get(DEV_MODE_ENV, "").strip().lower() not in {"1", "true", "yes", "on"}:
         raise ConfigError(
-            f"no tenant key: set {KEY_ENV} (or {DEV_MODE_ENV}=1 for local development, tags not secret)"
+            f"no tenant key: set {KEY_ENV} (or use --dev, or {DEV_MODE_ENV}=1, for local development: tags not secret)"
         )
     paths = [str(BOOTSTRAP_DIR)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(paths)
@@ -67,27 +75,74 @@ def _environment(out: Path, service: str | None) -> dict[str, str]:
     return env
 
 
+#: signals passed on to the program; flowmap itself keeps waiting, to summarise what ran
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_SI_USER = 0  # siginfo si_code of a signal sent by kill(2); the kernel's (a terminal's) are > 0
+
+
 def _wait(proc: subprocess.Popen[bytes]) -> int:
-    """Wait for the child; Ctrl-C and SIGTERM go to it, and we keep waiting so it can flush."""
+    """Wait for the program, passing on the signals flowmap gets (so it can flush and exit
+    as it would alone), and return its exit code.
 
-    def forward(signum: int, frame: FrameType | None) -> None:
-        if proc.poll() is None:
-            try:
-                proc.send_signal(signum)
-            except OSError:
-                pass
-
-    previous = signal.signal(signal.SIGTERM, forward)
+    A signal that a process sent (``kill``, CI cancelling a job, ``timeout``) reached only
+    this process: it is forwarded. One that the kernel sent for a terminal (Ctrl-C, a
+    closed terminal's SIGHUP) went to the whole foreground group, the program included:
+    not forwarded, or the program would get it twice (a second Ctrl-C forces servers down
+    before they flush). Told apart by waiting for the signals synchronously
+    (``sigtimedwait``), which says who sent each one.
+    """
+    if not hasattr(signal, "sigtimedwait"):  # (not POSIX): the program gets what the console sends
+        return _exit_code(_wait_plain(proc))
+    waited = {*_FORWARDED, signal.SIGCHLD}
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, waited)
     try:
         while True:
-            try:
-                code = proc.wait()
-                break
-            except KeyboardInterrupt:
-                continue  # the child got the SIGINT from the terminal too
+            code = proc.poll()
+            if code is not None:
+                return _exit_code(code)
+            info = signal.sigtimedwait(waited, 1.0)
+            if info is None or info.si_signo == signal.SIGCHLD:
+                continue
+            if info.si_code <= _SI_USER and proc.poll() is None:
+                try:
+                    proc.send_signal(info.si_signo)
+                except OSError:
+                    pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+
+def _wait_plain(proc: subprocess.Popen[bytes]) -> int:
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            continue  # the console sent it to the program too
+
+
+def _exit_code(code: int) -> int:
     return 128 - code if code < 0 else code  # killed by signal N: 128 + N, as shells report
+
+
+def _trace_path(out: str | os.PathLike[str] | None) -> Path:
+    """The trace file, made absolute (not resolved: a symlink is replaced, never the file
+    it points to); refused when it exists and is not a regular file (a device such as
+    /dev/full, a FIFO, a directory), which replacing would destroy."""
+    path = Path(out if out is not None else os.environ.get("FLOWMAP_FILE") or DEFAULT_FILE).absolute()
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return path
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise ConfigError(f"the trace file {path} exists and is not a regular file: give another --out")
+    return path
+
+
+def _inherited(path: Path) -> bool:
+    """Whether ``path`` is the trace file of a ``flowmap run`` this one runs inside: it is
+    appended to, not replaced (the outer run's spans are in it)."""
+    outer = os.environ.get("FLOWMAP_FILE")
+    return os.environ.get(ACTIVE_ENV) == "1" and bool(outer) and Path(outer).absolute() == path
 
 
 def run(
@@ -102,14 +157,16 @@ def run(
     """Run ``argv`` traced; return its exit code (``report=None`` skips the risk map).
 
     The trace file (``out``, default ``$FLOWMAP_FILE`` or ``flowmap-traces.jsonl``) is
-    replaced, so the summary is about this run only.
+    replaced, so the summary is about this run only (inside another ``flowmap run``,
+    the outer run's file is appended to instead).
     """
     command = command_for(argv, module=module)
-    path = Path(out if out is not None else os.environ.get("FLOWMAP_FILE") or DEFAULT_FILE).resolve()
+    path = _trace_path(out)
     env = _environment(path, service_name)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.unlink(missing_ok=True)
+        if not _inherited(path):
+            path.unlink(missing_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot write the trace file {path}: {exc.strerror or exc}") from None
     try:
@@ -146,7 +203,10 @@ def _summarize(path: Path, report: Path | None, code: int, echo: Callable[[str],
         if report is not None:
             from .html import write_report
 
-            echo(f"  risk map:   {write_report(analysis, report)}")
+            try:
+                echo(f"  risk map:   {write_report(analysis, report)}")
+            except FlowmapError as exc:
+                echo(f"  risk map:   not written: {exc}")
         if analysis.findings:
             echo(f"  details:    flowmap check {path}")
     except FlowmapError as exc:

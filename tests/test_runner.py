@@ -217,7 +217,9 @@ def test_without_a_tenant_key_run_refuses_in_one_line(workdir):
     assert "ran" not in proc.stdout
 
 
-def test_command_for_picks_python_for_scripts_and_modules():
+def test_command_for_picks_python_for_scripts_and_modules(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "app.py").write_text("")
     assert command_for(["app.py", "-x"], module=False) == [sys.executable, "app.py", "-x"]
     assert command_for(["--", "pkg.mod"], module=True) == [sys.executable, "-m", "pkg.mod"]
     assert command_for(["--", "true"], module=False) == ["true"]
@@ -254,3 +256,153 @@ def test_the_summary_judges_as_flowmap_check_does_with_the_projects_config(workd
     proc = _flowmap_run(workdir, str(script), "--no-report")
     assert "[tool.flowmap] not used:" in proc.stderr and "unknown severity 'severe'" in proc.stderr
     assert "findings: 2 high" in proc.stderr  # judged with the defaults instead
+
+
+# -- what a trace file path may be, signals, forked workers (stop 17's audit) ---------------
+
+SPANS_SCRIPT = """
+    import sys, time
+    from opentelemetry import trace
+    import flowmap
+    tracer = trace.get_tracer("t")
+    for i in range(3):
+        with flowmap.bind(flowmap.RequestContext("acme-corp")):
+            with tracer.start_as_current_span(f"req-{i}", kind=trace.SpanKind.SERVER):
+                pass
+    print("ready", flush=True)
+    time.sleep(float(sys.argv[1]) if len(sys.argv) > 1 else 0)
+"""
+
+
+def _span_names(path: Path) -> list[str]:
+    return sorted(s.name for t in analyze([path]).sample_traces.values() for s in t.spans.values())
+
+
+def test_a_symlinked_trace_file_is_replaced_and_its_target_kept(workdir):
+    target = workdir / "important.txt"
+    target.write_text("keep me\n")
+    (workdir / "traces.jsonl").symlink_to(target)
+    proc = _flowmap_run(workdir, "--no-report", str(_script(workdir, "s.py", SPANS_SCRIPT)))
+    assert proc.returncode == 0, proc.stderr
+    assert target.read_text() == "keep me\n"
+    assert not (workdir / "traces.jsonl").is_symlink() and len(_span_names(workdir / "traces.jsonl")) == 3
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_a_trace_file_path_that_is_no_regular_file_is_refused_untouched(workdir, kind):
+    out = workdir / "traces.jsonl"
+    os.mkfifo(out) if kind == "fifo" else out.mkdir()
+    proc = _flowmap_run(workdir, "--no-report", str(_script(workdir, "s.py", SPANS_SCRIPT)))
+    assert proc.returncode == 2 and "is not a regular file" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert (os.path.exists(out) and not out.is_file())  # still a FIFO / directory
+
+
+def test_forked_multiprocessing_workers_are_flushed(workdir):
+    """Forked workers end with os._exit (no atexit): a Pool's (terminated on leaving its
+    with block) and plain Processes' spans are still written."""
+    script = _script(workdir, "mp.py", """
+        import multiprocessing as mp
+        from opentelemetry import trace
+        import flowmap
+        tracer = trace.get_tracer("mp")
+        def work(i):
+            with flowmap.bind(flowmap.RequestContext("acme-corp")):
+                with tracer.start_as_current_span(f"job-{i}", kind=trace.SpanKind.CONSUMER):
+                    pass
+            return i
+        if __name__ == "__main__":
+            ctx = mp.get_context("fork")
+            ps = [ctx.Process(target=work, args=(i,)) for i in range(2)]
+            [p.start() for p in ps]
+            [p.join() for p in ps]
+            with ctx.Pool(2) as pool:
+                print(pool.map(work, range(2, 6)))
+    """)
+    proc = _flowmap_run(workdir, "--no-report", str(script))
+    assert proc.returncode == 0, proc.stderr
+    assert _span_names(workdir / "traces.jsonl") == [f"job-{i}" for i in range(6)]
+
+
+def _signal_run(workdir: Path, signum: int) -> subprocess.CompletedProcess[str]:
+    """`flowmap run` of a program that records spans and then sleeps, sent ``signum``
+    (to flowmap's pid only, as `kill`, `timeout` or a CI runner does) once it is ready."""
+    import signal as _signal
+    import time
+
+    script = _script(workdir, "serve.py", SPANS_SCRIPT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flowmap", "run", "--no-report", "--out", str(workdir / "traces.jsonl"), str(script), "60"],
+        cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(0.3)
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, _signal.SIGKILL)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT", "SIGHUP"])
+def test_a_signal_sent_to_flowmap_reaches_the_program_which_flushes_before_it_ends(workdir, name):
+    import signal as _signal
+
+    signum = getattr(_signal, name)
+    done = _signal_run(workdir, signum)
+    assert done.returncode == 128 + signum, done.stderr
+    assert f"program exited {128 + signum}; 3 spans in 3 traces" in done.stderr
+    assert _span_names(workdir / "traces.jsonl") == ["req-0", "req-1", "req-2"]
+
+
+def test_a_nested_run_appends_to_the_outer_runs_file(workdir):
+    inner = _script(workdir, "inner.py", SPANS_SCRIPT)
+    outer = _script(workdir, "outer.py", f"""
+        import subprocess, sys
+        from opentelemetry import trace
+        import flowmap
+        with flowmap.bind(flowmap.RequestContext("acme-corp")):
+            with trace.get_tracer("o").start_as_current_span("outer-before", kind=trace.SpanKind.SERVER):
+                pass
+        flowmap.runtime.current_runtime().force_flush()
+        subprocess.run([sys.executable, "-m", "flowmap", "run", "--no-report", {str(inner)!r}], check=True)
+    """)
+    proc = _flowmap_run(workdir, "--no-report", str(outer))
+    assert proc.returncode == 0, proc.stderr
+    assert _span_names(workdir / "traces.jsonl") == ["outer-before", "req-0", "req-1", "req-2"]
+
+
+def test_dev_flag_wins_over_dev_mode_turned_off_in_the_environment(workdir):
+    env = {k: v for k, v in os.environ.items() if k != "FLOWMAP_TENANT_KEY"}
+    proc = _flowmap_run(workdir, "--no-report", str(_script(workdir, "s.py", SPANS_SCRIPT)), env={**env, "FLOWMAP_DEV_MODE": "0"})
+    assert proc.returncode == 2 and "--dev" in proc.stderr  # the error names the way out
+    proc = _flowmap_run(workdir, "--dev", "--no-report", str(workdir / "s.py"), env={**env, "FLOWMAP_DEV_MODE": "0"})
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_risk_map_that_cannot_be_written_is_said_so_after_a_good_summary(workdir):
+    proc = _flowmap_run(workdir, "--report", "/proc/no-such-dir/map.html", str(_script(workdir, "s.py", SPANS_SCRIPT)))
+    assert proc.returncode == 0
+    assert "3 spans in 3 traces" in proc.stderr and "risk map:   not written:" in proc.stderr
+    assert "could not be analysed" not in proc.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--bogus", "s.py"], "unknown option --bogus"),
+    (["missing.py"], "no such script: missing.py"),
+])
+def test_what_to_run_is_checked_before_anything_runs(workdir, args, message):
+    proc = _flowmap_run(workdir, *args)
+    assert proc.returncode == 2 and proc.stderr.strip() == f"flowmap: error: {message}" + (
+        " (see 'flowmap run --help')" if args[0].startswith("-") else "")
+
+
+def test_a_directory_with_a_main_module_runs_as_python_runs_it(workdir):
+    pkg = workdir / "app"
+    pkg.mkdir()
+    _script(pkg, "__main__.py", SPANS_SCRIPT)
+    proc = _flowmap_run(workdir, "--no-report", str(pkg))
+    assert proc.returncode == 0, proc.stderr
+    assert len(_span_names(workdir / "traces.jsonl")) == 3

@@ -9,7 +9,10 @@ Installed at interpreter start (by ``sitecustomize``), without touching the prog
   Lines exporter are added to it;
 * otherwise flowmap installs its own provider at the first span the program starts, so
   a program that configures OpenTelemetry a little later is never pre-empted;
-* at exit, everything buffered is flushed.
+* at exit, everything buffered is flushed: also when the process ends by SIGTERM or
+  SIGHUP (a handler flushes, then lets the signal end the process as it would have), and in the
+  workers multiprocessing forks (they end with ``os._exit``, which skips ``atexit``:
+  multiprocessing's own exit finalizers flush them).
 
 Thread pools, threads and queues are not patched: ``flowmap run`` observes, so every
 dropped context it reports is the program's own.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -33,6 +37,7 @@ _lock = threading.RLock()
 _started = False
 _installing = False
 _INSTALL_WAIT = 10.0  # seconds a thread waits for another one installing the provider
+_TERM_FLUSH_WAIT = 3.0  # seconds a SIGTERM waits for the flush before it ends the process
 _log = logging.getLogger("flowmap.run")
 
 
@@ -163,6 +168,56 @@ def _flush() -> None:
         pass
 
 
+def _flush_within(seconds: float) -> None:
+    """Flush from another thread, waited for at most ``seconds``: a signal handler runs
+    between two bytecodes of the main thread, which may hold the exporter's lock then."""
+    flusher = threading.Thread(target=_flush, name="flowmap-flush", daemon=True)
+    flusher.start()
+    flusher.join(seconds)
+
+
+def _on_ending_signal(signum: int, frame: Any) -> None:
+    _flush_within(_TERM_FLUSH_WAIT)
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)  # ends the process as the signal would have (its exit status too)
+
+
+#: signals whose default action ends the process without ``atexit``
+_ENDING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _flush_on_ending_signals() -> None:
+    """SIGTERM (and SIGHUP) end a process without ``atexit``, losing what the exporter
+    buffered (a server stopped by its supervisor, ``uvicorn`` re-raising SIGTERM after a
+    graceful shutdown, a pool's terminated workers, a closed terminal). Only where the
+    program left the signal at its default: a handler of its own is its own business
+    (and servers that restore the previous handler on shutdown restore this one)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in _ENDING_SIGNALS:
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            signal.signal(signum, _on_ending_signal)
+
+
+class _Token:
+    """Kept alive for multiprocessing's after-fork registry (it holds weak references)."""
+
+
+_AFTER_FORK = _Token()
+
+
+def _in_forked_child() -> None:
+    # The child of a plain fork() gets no help (it ends as the program makes it); a
+    # multiprocessing worker runs its after-fork hooks after clearing its finalizers.
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None:
+        mp_util.register_after_fork(_AFTER_FORK, _finalize_worker)
+
+
+def _finalize_worker(_: Any) -> None:
+    sys.modules["multiprocessing.util"].Finalize(None, _flush, exitpriority=10)
+
+
 def start() -> None:
     """Install flowmap in this process if ``flowmap run`` started it (idempotent)."""
     global _started
@@ -176,5 +231,8 @@ def start() -> None:
         _patch_opentelemetry()
         _instrument_httpx()
         atexit.register(_flush)
+        _flush_on_ending_signals()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_in_forked_child)
     except Exception as exc:  # noqa: BLE001 - never stop the program
         _say(f"could not set up tracing ({type(exc).__name__}: {exc})")
