@@ -27,10 +27,10 @@ def setup(request):
     return request.param
 
 
-def _app_provider(setup):
+def _app_provider(setup, span_limits=None):
     """An application's provider whose exporter was registered *before* flowmap's processors."""
     exp = InMemorySpanExporter()
-    tp = TracerProvider()
+    tp = TracerProvider(span_limits=span_limits)
     tp.add_span_processor(SimpleSpanProcessor(exp))
     if setup == "standalone":
         tp.add_span_processor(TenantSpanProcessor(Tagger("test-key")))
@@ -368,15 +368,7 @@ def _limited_provider(setup, limit):
     """As _app_provider, with the SDK's attribute value length limit set."""
     from opentelemetry.sdk.trace import SpanLimits
 
-    exp = InMemorySpanExporter()
-    tp = TracerProvider(span_limits=SpanLimits(max_attribute_length=limit, max_span_attribute_length=limit))
-    tp.add_span_processor(SimpleSpanProcessor(exp))
-    if setup == "standalone":
-        tp.add_span_processor(TenantSpanProcessor(Tagger("test-key")))
-        tp.add_span_processor(RedactionProcessor())
-    else:
-        tp.add_span_processor(FlowmapSpanProcessor(Tagger("test-key")))
-    return tp.get_tracer("app"), exp
+    return _app_provider(setup, SpanLimits(max_attribute_length=limit, max_span_attribute_length=limit))
 
 
 def test_an_id_cut_by_the_attribute_length_limit_is_scrubbed(setup):
