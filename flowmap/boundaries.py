@@ -54,7 +54,7 @@ from typing import Any, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 
 from . import attributes as A
 from . import runtime
@@ -108,7 +108,7 @@ def mark_scoped(span: Span | None, scoped: bool) -> None:
 class Boundary:
     """One boundary declaration; reusable, as decorator or (re-entrant) context manager."""
 
-    __slots__ = ("kind", "name", "scoped", "mode", "attributes", "links", "_entered")
+    __slots__ = ("kind", "name", "scoped", "mode", "attributes", "links", "tracer", "_entered")
 
     def __init__(
         self,
@@ -119,6 +119,7 @@ class Boundary:
         mode: str | None = None,
         attributes: Mapping[str, Any] | None = None,
         links: list[Link] | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         if kind not in A.BOUNDARY_KINDS:
             raise ConfigError(f"unknown boundary kind; use one of {sorted(A.BOUNDARY_KINDS)}")
@@ -128,6 +129,9 @@ class Boundary:
         self.mode = None if mode is None else runtime.validate_boundary_mode(mode)
         self.attributes = dict(attributes or {})
         self.links = links
+        #: the tracer of its spans; None: flowmap's own, as configured when a span starts
+        #: (an instrumentation passes its own: its provider and instrumentation scope)
+        self.tracer = tracer
         # entries of this instance's open context managers (also in _OPEN): for an exit
         # in another context than the enter, see __exit__
         self._entered: list[tuple[Any, Span, object]] = []
@@ -204,7 +208,7 @@ class Boundary:
             attrs[A.SCOPED] = bool(self.scoped)
         if not bound:
             attrs[A.UNSCOPED] = True
-        span = runtime.get_tracer().start_span(
+        span = (self.tracer or runtime.get_tracer()).start_span(
             name, kind=span_kind_for(self.kind), attributes=attrs, links=self.links
         )
         # flowmap's processor puts these back at the end if the SDK's attribute-count
@@ -553,6 +557,7 @@ def boundary(
     mode: str | None = None,
     attributes: Mapping[str, Any] | None = None,
     links: list[Link] | None = None,
+    tracer: Tracer | None = None,
 ) -> Boundary:
     """Declare a boundary of ``kind`` (one of ``attributes.BOUNDARY_KINDS``).
 
@@ -560,5 +565,6 @@ def boundary(
     ``with boundary("vector", scoped=True):`` / ``async with ...``. ``mode`` overrides
     the process default (``fail``; see ``configure(boundary_mode=...)`` and
     ``FLOWMAP_BOUNDARY_MODE``). ``scoped`` is recorded on data boundaries only.
+    ``tracer``: whose spans (default flowmap's; an instrumentation passes its own).
     """
-    return Boundary(kind, name, scoped=scoped, mode=mode, attributes=attributes, links=links)
+    return Boundary(kind, name, scoped=scoped, mode=mode, attributes=attributes, links=links, tracer=tracer)

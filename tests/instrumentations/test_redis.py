@@ -404,3 +404,167 @@ def test_asyncio_commands_while_watching_are_judged(port, traced):
         ("redis GET", False),
         ("redis ZUNIONSTORE", False),
     ]
+
+
+# -- lifecycle: settings before instrument(), other wrappers, provider, packaging -------
+
+
+def test_tenant_key_without_instrument(tmp_path):
+    """tenant_key() works when instrument() never ran in the process (disabled by the
+    environment, or called before it): the default namespace, a function stored on the
+    settings class, was read as a bound method and raised TypeError."""
+    import os
+    import subprocess
+    import sys
+
+    from flowmap.tagging import Tagger
+
+    probe = (
+        "import flowmap\n"
+        "from flowmap_instrumentation_redis import RedisInstrumentor, tenant_key\n"
+        "RedisInstrumentor().instrument()\n"
+        "assert not RedisInstrumentor().is_instrumented_by_opentelemetry\n"
+        "with flowmap.bind(flowmap.RequestContext('acme')):\n"
+        "    print(tenant_key('session:42'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "FLOWMAP_"))}
+    env.update(FLOWMAP_TENANT_KEY="k1", OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="flowmap_redis")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == [f"t:{Tagger('k1').tag('acme')}:session:42"]
+
+
+def _other_wrapper(calls):
+    """Another library's wrapt wrapper, as the contrib Redis instrumentation installs."""
+
+    def wrapper(wrapped, instance, args, kwargs):
+        calls.append(args[0])
+        return wrapped(*args, **kwargs)
+
+    return wrapper
+
+
+@pytest.fixture
+def restored():
+    """Every method flowmap wraps, put back as it was after the test (other wrappers too)."""
+    owners = (redis.client.Redis, redis.client.Pipeline, redis.asyncio.client.Redis, redis.asyncio.client.Pipeline)
+    saved = [(o, dict(vars(o))) for o in owners]
+    yield
+    for owner, attrs in saved:
+        for name in ("execute_command", "execute", "immediate_execute_command"):
+            if name in attrs:
+                setattr(owner, name, attrs[name])
+
+
+def test_uninstrument_removes_only_flowmaps_wrapper(client, traced, restored):
+    import wrapt
+    from opentelemetry.instrumentation.utils import unwrap
+
+    original = vars(redis.client.Redis)["execute_command"]
+    calls: list = []
+    RedisInstrumentor().instrument()
+    wrapt.wrap_function_wrapper("redis.client", "Redis.execute_command", _other_wrapper(calls))
+    theirs = vars(redis.client.Redis)["execute_command"]
+    RedisInstrumentor().uninstrument()
+    assert vars(redis.client.Redis)["execute_command"] is theirs  # still installed, on top
+    assert theirs.__wrapped__ is original  # flowmap's spliced out of the chain
+    client.set("unbound", "1")  # flowmap's guard is gone: no MissingContextError
+    assert calls == ["SET"] and traced.spans("cache") == []
+    RedisInstrumentor().instrument()  # again, on top of the other one
+    with bind(ACME):
+        client.set(tenant_key("k"), "1")
+    assert calls == ["SET", "SET"] and len(traced.spans("cache")) == 1
+    RedisInstrumentor().uninstrument()
+    assert vars(redis.client.Redis)["execute_command"] is theirs
+    unwrap(redis.client.Redis, "execute_command")
+    assert vars(redis.client.Redis)["execute_command"] is original
+
+
+def test_uninstrument_under_a_wrapper_that_cannot_be_spliced(client, traced, restored):
+    """A plain function on top (no wrapt proxy): flowmap's stays below it, passing through."""
+    import functools
+
+    RedisInstrumentor().instrument()
+    below = vars(redis.client.Redis)["execute_command"]
+
+    @functools.wraps(below)
+    def on_top(self, *args, **kwargs):
+        return below(self, *args, **kwargs)
+
+    redis.client.Redis.execute_command = on_top
+    RedisInstrumentor().uninstrument()
+    assert vars(redis.client.Redis)["execute_command"] is on_top
+    client.set("unbound", "1")  # passes through flowmap's: no MissingContextError
+    assert traced.spans("cache") == []
+
+
+def test_uninstrument_beside_the_contrib_redis_instrumentation(client, traced, restored):
+    contrib = pytest.importorskip("opentelemetry.instrumentation.redis")
+    RedisInstrumentor().instrument()
+    contrib.RedisInstrumentor().instrument(tracer_provider=traced.provider)
+    try:
+        RedisInstrumentor().uninstrument()
+        client.get("k")  # unbound: flowmap's guard is gone, contrib's span remains
+        scopes = [s.instrumentation_scope.name for s in traced.spans()]
+        assert scopes == ["opentelemetry.instrumentation.redis"]
+    finally:
+        contrib.RedisInstrumentor().uninstrument()
+
+
+def test_tracer_provider_and_instrumentation_scope(client, traced):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import flowmap_instrumentation_redis
+
+    exporter = InMemorySpanExporter()
+    mine = TracerProvider()
+    mine.add_span_processor(SimpleSpanProcessor(exporter))
+    RedisInstrumentor().instrument(tracer_provider=mine)
+    with bind(ACME):
+        client.set(tenant_key("k"), "v")
+    (span,) = exporter.get_finished_spans()
+    assert traced.spans() == []  # not on flowmap's (the configured) provider
+    assert span.name == "redis SET" and span.attributes[A.BOUNDARY] == "cache"
+    scope = span.instrumentation_scope
+    assert (scope.name, scope.version) == ("flowmap_instrumentation_redis", flowmap_instrumentation_redis.__version__)
+    RedisInstrumentor().uninstrument()
+    RedisInstrumentor().instrument()  # without one: flowmap's provider again
+    with bind(ACME):
+        client.get(tenant_key("k"))
+    assert [s.instrumentation_scope.name for s in traced.spans("cache")] == ["flowmap_instrumentation_redis"]
+    assert len(exporter.get_finished_spans()) == 1
+
+
+def test_disabled_by_wildcard_in_direct_calls(client, traced, monkeypatch):
+    monkeypatch.setenv("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "*")
+    RedisInstrumentor().instrument()
+    assert not RedisInstrumentor().is_instrumented_by_opentelemetry
+    client.set("x", "1")  # unbound, not refused: nothing is wrapped
+    assert traced.spans() == []
+
+
+def test_opentelemetry_instrument_checks_the_redis_version(tmp_path):
+    """An unsupported redis-py (metadata of 4.6.0 found first on the path) is skipped by
+    the loader; it was instrumented anyway (skip_dep_check, no requirement to check)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    old = tmp_path / "old" / "redis-4.6.0.dist-info"
+    old.mkdir(parents=True)
+    (old / "METADATA").write_text("Metadata-Version: 2.1\nName: redis\nVersion: 4.6.0\n")
+    probe = "from flowmap_instrumentation_redis import RedisInstrumentor as R\nprint(R().is_instrumented_by_opentelemetry)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k != "FLOWMAP_DISABLED_INSTRUMENTATIONS"}
+    env.update(OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+    exe = Path(sys.executable).with_name("opentelemetry-instrument")
+    seen = []
+    for path in (None, str(old.parent)):
+        run_env = {**env, "PYTHONPATH": path} if path else env
+        out = subprocess.run([str(exe), sys.executable, "-c", probe], env=run_env, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120, check=True)
+        seen.append(out.stdout.split())
+    assert seen == [["True"], ["False"]]

@@ -3,8 +3,10 @@
 Every Redis command that touches data (and every pipeline) runs inside a ``cache`` (or
 ``memory``) boundary span whose ``flowmap.scoped`` says whether *every* key and key
 pattern it touches lies in the bound tenant's namespace; a command whose keys cannot be
-determined (unknown, unparsable, whole keyspace, a script) is unscoped. Keys are never
-recorded: only counts and the verdict. In strict
+determined (unknown, unparsable, whole keyspace, a script) is unscoped. Commands on
+shared keys only (other libraries' infrastructure: Celery/kombu's broker and results by
+default, ``shared_keys=`` and ``FLOWMAP_REDIS_SHARED_KEYS`` for more) are no boundary.
+Keys are never recorded: only counts and the verdict. In strict
 mode an unscoped command raises :class:`flowmap.errors.UnscopedOperationError` before it
 reaches the server::
 
@@ -16,7 +18,7 @@ reaches the server::
         r.get("session:42")                      # UnscopedOperationError
 """
 
-from ._instrumentor import RedisInstrumentor, tenant_key
+from ._instrumentor import DEFAULT_SHARED_KEYS, SHARED_KEYS_ENV, RedisInstrumentor, tenant_key
 
-__all__ = ["RedisInstrumentor", "tenant_key"]
+__all__ = ["DEFAULT_SHARED_KEYS", "SHARED_KEYS_ENV", "RedisInstrumentor", "tenant_key"]
 __version__ = "0.1.0"

@@ -3,39 +3,101 @@ Pipeline.immediate_execute_command (commands sent while WATCHing), sync and asyn
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import fnmatch
+import os
+import re
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-import wrapt
-from opentelemetry.instrumentation.utils import unwrap
-
+from flowmap.errors import ConfigError
 from flowmap.instrumentation import (
     FlowmapInstrumentor,
     Namespace,
+    Patches,
     bound_namespace,
     data_boundary,
     tag_namespace,
 )
 
-from ._keys import command_name, command_refs, glob_prefix
+from ._keys import KeyRefs, command_name, command_refs, glob_prefix
 
-__all__ = ["RedisInstrumentor", "tenant_key"]
+__all__ = ["DEFAULT_SHARED_KEYS", "SHARED_KEYS_ENV", "RedisInstrumentor", "tenant_key"]
 
+# The same range as the `instruments` extra in pyproject.toml (opentelemetry-instrument
+# checks that one; a direct instrument() call checks this).
 _INSTRUMENTS = ("redis >= 5, < 9",)
 _SYNC = "redis.client"
 _ASYNC = "redis.asyncio.client"
 KEYS_COUNT = "flowmap.keys.count"
 KEYS_OUTSIDE = "flowmap.keys.outside"  # keys/patterns outside the namespace, + undetermined
 
+SHARED_KEYS_ENV = "FLOWMAP_REDIS_SHARED_KEYS"
+# Infrastructure keys that are no tenant's data: Celery/kombu's Redis broker and result
+# backend, as kombu 5 and Celery 5 name them (kombu/transport/redis.py: queues and their
+# priority lists ``<queue>\x06\x16<n>``, ``_kombu.binding*`` tables, the ``unacked*``
+# hash, index and mutex, fanout channels ``/<db>.<exchange>``; celery/backends/base.py:
+# ``celery-task-meta-``, ``celery-taskset-meta-``, ``chord-unlock-``).
+DEFAULT_SHARED_KEYS: tuple[str, ...] = (
+    "celery",  # the default queue
+    "celery\x06\x16*",  # its priority lists
+    "_kombu.binding*",  # _kombu.binding.<exchange>, _kombu.binding_permanent.*, _deadlines
+    "unacked",
+    "unacked_index",
+    "unacked_mutex",
+    "celeryev*",  # the events exchange's queues (celeryev.<uuid>) and, unprefixed, channels
+    "/*.celeryev*",  # event channels: /<db>.celeryev/<routing key>
+    "*celery.pidbox*",  # remote control: channel /<db>.celery.pidbox, <uuid>.reply.celery.pidbox
+    "celery-task-meta-*",  # results
+    "celery-taskset-meta-*",  # group results (and chord counters .j / .t)
+    "chord-unlock-*",
+)
+
 
 class _Settings:
-    namespace: Namespace = tag_namespace
-    strict: bool = False
-    kind: str = "cache"
-    trust_script_keys: bool = False
+    """What instrument() was told; instance attributes (a function stored on the class
+    would become a bound method when read through the instance)."""
+
+    def __init__(self) -> None:
+        self.namespace: Namespace = tag_namespace
+        self.reset()
+
+    def reset(self) -> None:
+        self.strict = False
+        self.kind = "cache"
+        self.trust_script_keys = False
+        self.shared: re.Pattern[bytes] | None = _compile_shared(DEFAULT_SHARED_KEYS)
+        self.tracer: Any = None  # () -> Tracer, the instrumentor's
+
+
+def _compile_shared(patterns: Iterable[str | bytes]) -> re.Pattern[bytes] | None:
+    """One regex for every glob pattern (fnmatch syntax: ``*``, ``?``, ``[...]``), matched
+    against a key's bytes (a ``str`` pattern stands for its UTF-8 bytes)."""
+    parts = []
+    for pattern in patterns:
+        raw = pattern if isinstance(pattern, bytes) else pattern.encode("utf-8")
+        if raw:
+            parts.append(fnmatch.translate(raw.decode("latin-1")))
+    if not parts:
+        return None
+    return re.compile("|".join(parts).encode("latin-1"))
+
+
+def _shared_patterns(option: Any) -> list[str | bytes]:
+    """instrument(shared_keys=...) (default: DEFAULT_SHARED_KEYS) plus the environment's."""
+    if option is None:
+        patterns: list[str | bytes] = list(DEFAULT_SHARED_KEYS)
+    elif isinstance(option, (str, bytes)) or not all(isinstance(p, (str, bytes)) for p in option):
+        # a lone string would be read letter by letter, and "*" matches every key
+        raise ConfigError("redis shared_keys must be a list of glob patterns")
+    else:
+        patterns = list(option)
+    env = os.environ.get(SHARED_KEYS_ENV, "")
+    patterns += [p.strip() for p in env.split(",") if p.strip()]
+    return patterns
 
 
 _settings = _Settings()
+_patches = Patches()
 
 
 def tenant_key(key: str) -> str:
@@ -62,11 +124,24 @@ def _outside(refs: Any, prefix: bytes) -> int:
     return n
 
 
+def _shared(refs: KeyRefs) -> bool:
+    """True when every key the command touches is a shared (infrastructure) key: it is no
+    tenant boundary. Key patterns (KEYS, SCAN MATCH, SORT BY/GET) may reach any key, and
+    a command with no key or keys that cannot be determined proves nothing: never shared.
+    A script counts by the keys it declares."""
+    shared = _settings.shared
+    if shared is None or not refs.determined or not refs.keys or refs.globs or refs.sort_patterns:
+        return False
+    return all(shared.match(_as_bytes(k)) is not None for k in refs.keys)
+
+
 def _judge(commands: Sequence[Sequence[Any]]) -> tuple[str, bool, dict[str, Any]] | None:
     """(operation name, scoped, span attributes) for a command batch; None if nothing to judge.
 
     Every command of a batch is judged on every key and key pattern it touches; one
-    command that is unscoped or undetermined makes the batch unscoped."""
+    command that is unscoped or undetermined makes the batch unscoped. Keyless commands
+    and commands on shared keys only are not judged: a batch of nothing else is no
+    boundary at all."""
     ns = bound_namespace(_settings.namespace)
     prefix = ns.encode("utf-8") if ns else None
     names: list[str] = []
@@ -74,7 +149,7 @@ def _judge(commands: Sequence[Sequence[Any]]) -> tuple[str, bool, dict[str, Any]
     judged = False
     for args in commands:
         refs = command_refs(args)
-        if refs is None:
+        if refs is None or _shared(refs):
             continue
         judged = True
         names.append(command_name(args))
@@ -107,7 +182,11 @@ def _boundary(commands: Sequence[Sequence[Any]]):  # type: ignore[no-untyped-def
     if verdict is None:
         return None
     op, scoped, attrs = verdict
-    return data_boundary(_settings.kind, f"redis {op}", scoped=scoped, strict=_settings.strict, attributes=attrs)
+    tracer = _settings.tracer() if _settings.tracer is not None else None
+    return data_boundary(
+        _settings.kind, f"redis {op}", scoped=scoped, strict=_settings.strict,
+        attributes=attrs, tracer=tracer,
+    )
 
 
 def _stack(instance: Any) -> list[Sequence[Any]]:
@@ -149,12 +228,18 @@ async def _apipeline_execute(wrapped: Any, instance: Any, args: Any, kwargs: Any
 class RedisInstrumentor(FlowmapInstrumentor):
     """Judge every Redis command against the bound tenant's key namespace.
 
-    ``instrument(namespace=fn, strict=False, kind="cache", trust_script_keys=False)``:
+    ``instrument(namespace=fn, strict=False, kind="cache", trust_script_keys=False,
+    shared_keys=None, tracer_provider=None)``:
     ``namespace(ctx)`` returns the tenant's key prefix (default ``t:<opaque tag>:``);
     ``strict`` refuses unscoped commands; ``kind`` is ``cache`` or ``memory``;
     ``trust_script_keys`` judges EVAL/EVALSHA/FCALL (and their ``_RO`` forms) by their
     declared keys, for applications whose scripts touch only the keys they declare
-    (otherwise they are unscoped: Redis lets a script touch any key).
+    (otherwise they are unscoped: Redis lets a script touch any key);
+    ``shared_keys`` lists glob patterns of infrastructure keys that are no tenant's data
+    (default :data:`DEFAULT_SHARED_KEYS`: Celery/kombu's broker and result backend; the
+    patterns in ``FLOWMAP_REDIS_SHARED_KEYS``, comma separated, are always added): a
+    command whose keys all match is no boundary (no tenant needed, never refused, no
+    span); ``tracer_provider`` receives the spans (default flowmap's provider).
     """
 
     name = "flowmap_redis"
@@ -163,34 +248,24 @@ class RedisInstrumentor(FlowmapInstrumentor):
         return _INSTRUMENTS
 
     def _instrument(self, **kwargs: Any) -> None:
-        _settings.namespace = kwargs.get("namespace") or tag_namespace
-        _settings.strict = bool(kwargs.get("strict", False))
         kind = kwargs.get("kind", "cache")
         if kind not in ("cache", "memory"):
-            from flowmap.errors import ConfigError
-
             raise ConfigError("redis boundary kind must be 'cache' or 'memory'")
+        shared = _compile_shared(_shared_patterns(kwargs.get("shared_keys")))
+        _settings.namespace = kwargs.get("namespace") or tag_namespace
+        _settings.strict = bool(kwargs.get("strict", False))
         _settings.kind = kind
         _settings.trust_script_keys = bool(kwargs.get("trust_script_keys", False))
-        wrapt.wrap_function_wrapper(_SYNC, "Redis.execute_command", _execute_command)
-        wrapt.wrap_function_wrapper(_SYNC, "Pipeline.execute", _pipeline_execute)
+        _settings.shared = shared
+        _settings.tracer = self.tracer
+        _patches.wrap(_SYNC, "Redis.execute_command", _execute_command)
+        _patches.wrap(_SYNC, "Pipeline.execute", _pipeline_execute)
         # commands a pipeline sends at once while WATCHing (the WATCH itself included)
-        wrapt.wrap_function_wrapper(_SYNC, "Pipeline.immediate_execute_command", _execute_command)
-        wrapt.wrap_function_wrapper(_ASYNC, "Redis.execute_command", _aexecute_command)
-        wrapt.wrap_function_wrapper(_ASYNC, "Pipeline.execute", _apipeline_execute)
-        wrapt.wrap_function_wrapper(
-            _ASYNC, "Pipeline.immediate_execute_command", _aexecute_command
-        )
+        _patches.wrap(_SYNC, "Pipeline.immediate_execute_command", _execute_command)
+        _patches.wrap(_ASYNC, "Redis.execute_command", _aexecute_command)
+        _patches.wrap(_ASYNC, "Pipeline.execute", _apipeline_execute)
+        _patches.wrap(_ASYNC, "Pipeline.immediate_execute_command", _aexecute_command)
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        import redis.asyncio.client as aclient
-        import redis.client as client
-
-        unwrap(client.Redis, "execute_command")
-        unwrap(client.Pipeline, "execute")
-        unwrap(client.Pipeline, "immediate_execute_command")
-        unwrap(aclient.Redis, "execute_command")
-        unwrap(aclient.Pipeline, "execute")
-        unwrap(aclient.Pipeline, "immediate_execute_command")
-        _settings.strict = False
-        _settings.trust_script_keys = False
+        _patches.unwrap_all()  # only flowmap's own wrappers (see flowmap.instrumentation.Patches)
+        _settings.reset()
