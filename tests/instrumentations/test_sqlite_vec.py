@@ -39,6 +39,11 @@ def open_db(path: str):
 
 @pytest.fixture
 def db_path(tmp_path):
+    return seed_db(tmp_path)
+
+
+def seed_db(tmp_path) -> str:
+    """vectors.db with a vec0 table ``docs`` holding one row of each tenant (rowid 1 acme, 2 globex)."""
     path = str(tmp_path / "vectors.db")
     db = open_db(path)  # seeded before instrumenting
     db.execute("CREATE VIRTUAL TABLE docs USING vec0(tenant text partition key, embedding float[2], +doc text)")
@@ -360,7 +365,7 @@ def test_verifier_sees_schema_changed_behind_its_back(scope_db, instrumented):
     SqliteVecInstrumentor().instrument(strict=True)
     db = open_db(scope_db)
     assert db.execute("SELECT count(*) FROM articles").fetchone() == (4,)  # schema read now
-    db.executescript("CREATE VIEW later AS SELECT doc FROM docs;")  # executescript is not judged
+    db.executescript("CREATE VIEW later AS SELECT doc FROM docs;")  # a script: the schema is read again
     with bind(ACME), pytest.raises(UnscopedOperationError):
         db.execute("SELECT doc FROM later")
     assert db.execute("SELECT body FROM articles WHERE id = 1").fetchall() == [("article 1",)]

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-__all__ = ["Vec0", "may_read", "reads", "scoped", "vec0_tables"]
+__all__ = ["Statement", "Vec0", "created", "fold", "reads", "scoped", "script", "statement", "vec0_tables"]
 
 
 class _Unverifiable(Exception):
@@ -61,6 +61,9 @@ _SHADOW = re.compile(r"_(?:info|chunks|rowids|auxiliary|(?:vector_chunks|metadat
 
 def _low(text: str) -> str:
     return text.translate(_LOWER)  # SQLite folds ASCII case only
+
+
+fold = _low  # a name as SQLite compares it
 
 
 @functools.lru_cache(maxsize=256)
@@ -240,10 +243,90 @@ def _write_target(toks: Sequence[_Tok]) -> int:
 _HEAD = re.compile(r"(?:[ \t\n\f\r\v]+|--[^\n]*|/\*(?:.*?\*/|.*\Z))*([A-Za-z]*)", re.DOTALL)
 
 
-def may_read(sql: str) -> bool:
-    """False for statements that read no table data (pragmas, transactions, drops ...)."""
+# Statements that cannot change which tables exist or what they are: data reads and
+# writes (a trigger cannot run DDL), and transaction control that keeps what was done
+# (ROLLBACK can undo a CREATE or DROP, so it is not here).
+_SCHEMA_KEEPING = {"select", "with", "values", "insert", "update", "delete", "replace", "explain",
+                   "begin", "commit", "end", "savepoint", "release"}
+
+
+class Statement(NamedTuple):
+    """What running a statement needs known before judging it (see :func:`statement`)."""
+
+    may_read: bool  # may read table data (not a pragma, transaction, drop ...): else never judged
+    schema: bool  # may change the schema or the attached databases (DDL, PRAGMA, ATTACH, ROLLBACK ...)
+    names: frozenset[str] | None  # every identifier in it, folded; None: not tokenizable
+
+
+@functools.lru_cache(maxsize=512)
+def statement(sql: str) -> Statement:
+    """The cheap facts about ``sql``, remembered for the statements an application repeats:
+    a statement naming none of the vec0-data tables cannot read one, so the common case
+    costs one cache lookup and a set intersection."""
     m = _HEAD.match(sql)
-    return m is None or _low(m.group(1)) in _READ_VERBS or not m.group(1)
+    verb = _low(m.group(1)) if m is not None else ""
+    try:
+        names: frozenset[str] | None = frozenset(_low(t.text) for t in _tokens(sql) if t.kind in ("word", "qid"))
+    except _Unverifiable:
+        names = None
+    return Statement(verb in _READ_VERBS or not verb, verb not in _SCHEMA_KEEPING, names)
+
+
+def script(sql: str, complete: Any) -> list[str]:
+    """The statements of an ``executescript`` script, split where SQLite ends them: at a
+    ``;`` after which ``complete`` (the DB-API module's ``complete_statement``, SQLite's
+    own ``sqlite3_complete``) says the text so far is whole (a trigger body's ``;`` is not
+    an end). What cannot be tokenized is one statement."""
+    out: list[str] = []
+    start = pos = 0
+    while pos < len(sql):
+        m = _TOKEN.match(sql, pos)
+        if m is None:
+            break
+        pos = m.end()
+        if m.lastgroup == "op" and m.group() == ";" and complete(sql[start:pos]):
+            out.append(sql[start:pos])
+            start = pos
+    rest = sql[start:]
+    if rest.strip():
+        out.append(rest)
+    return out
+
+
+def created(sql: str) -> tuple[str, str, str | None] | None:
+    """For a statement that makes a table or view under a name: ("table"|"view", name, the
+    name it was renamed from or None). ``CREATE [TEMP] [VIRTUAL] TABLE|VIEW`` and ``ALTER
+    TABLE ... RENAME TO``; lets a script's later statements be judged against the tables
+    its earlier ones made."""
+    try:
+        toks = _tokens(sql)
+    except _Unverifiable:
+        return None
+
+    def name_at(i: int) -> tuple[str | None, int]:
+        if _op(_at(toks, i + 1), "."):
+            i += 2
+        return _ident(_at(toks, i)), i + 1
+
+    if _kw(_at(toks, 0), "create"):
+        i = 2 if _kw(_at(toks, 1), "temp", "temporary") else 1
+        if _kw(_at(toks, i), "virtual"):
+            i += 1
+        if not _kw(_at(toks, i), "table", "view"):
+            return None
+        kind = "view" if _kw(toks[i], "view") else "table"
+        i += 1
+        if _kw(_at(toks, i), "if") and _kw(_at(toks, i + 1), "not") and _kw(_at(toks, i + 2), "exists"):
+            i += 3
+        name, _ = name_at(i)
+        return (kind, name, None) if name else None
+    if _kw(_at(toks, 0), "alter") and _kw(_at(toks, 1), "table"):
+        old, i = name_at(2)
+        if _kw(_at(toks, i), "rename") and _kw(_at(toks, i + 1), "to"):
+            new = _ident(_at(toks, i + 2))
+            if old and new:
+                return ("table", new, old)
+    return None
 
 
 def reads(sql: str, tables: Mapping[str, Vec0]) -> tuple[str, list[str]] | None:
