@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -17,6 +19,10 @@ from flowmap_instrumentation_langgraph import LangGraphInstrumentor  # noqa: E40
 
 from . import agent_graph  # noqa: E402
 from .conftest import assert_no_raw  # noqa: E402
+
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
 ACME = RequestContext("acme-corp-7731")
 GLOBEX = RequestContext("globex-4410")
@@ -139,6 +145,92 @@ def test_uninstrument_restores_and_instrument_is_idempotent(traced):
     with bind(ACME):
         agent_graph.build_graph(agent_graph.scripted_model()).invoke(agent_graph.question())
     assert traced.spans("tool") == [] and traced.spans("agent") == []
+
+
+@dataclasses.dataclass(frozen=True)
+class AppContext:
+    """The app's own LangGraph ``context_schema`` (a user, a model name): no tenant in it."""
+
+    user: str
+
+
+def _app_context_graph() -> Any:
+    """The agent graph, but with the app's own context_schema instead of RequestContext."""
+    from langgraph.graph import START, MessagesState, StateGraph
+    from langgraph.prebuilt import ToolNode, tools_condition
+
+    bound = agent_graph.scripted_model().bind_tools(agent_graph.TOOLS)
+
+    def agent(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [bound.invoke(state["messages"])]}
+
+    builder = StateGraph(MessagesState, context_schema=AppContext)
+    builder.add_node("agent", agent)
+    builder.add_node("tools", ToolNode(agent_graph.TOOLS))
+    builder.add_edge(START, "agent")
+    builder.add_conditional_edges("agent", tools_condition)
+    builder.add_edge("tools", "agent")
+    return builder.compile()
+
+
+async def _drain(agen: Any) -> list[Any]:
+    return [chunk async for chunk in agen]
+
+
+_ENTRY_POINTS = {  # how each entry point is run with (input, config, context)
+    "invoke": lambda g, i, c, x: g.invoke(i, config=c, context=x),
+    "invoke, config positional": lambda g, i, c, x: g.invoke(i, c, context=x),
+    "ainvoke": lambda g, i, c, x: asyncio.run(g.ainvoke(i, config=c, context=x)),
+    "stream": lambda g, i, c, x: list(g.stream(i, config=c, context=x)),
+    "astream": lambda g, i, c, x: asyncio.run(_drain(g.astream(i, config=c, context=x))),
+    "batch": lambda g, i, c, x: g.batch([i], config=c, context=x),
+    "abatch": lambda g, i, c, x: asyncio.run(g.abatch([i], config=c, context=x)),
+}
+
+
+@pytest.mark.parametrize("entry", list(_ENTRY_POINTS))
+def test_configurable_request_context_beside_the_apps_own_context(entry, instrumented):
+    """The tenant in ``configurable`` counts when ``context=`` is the app's own object:
+    invoke/ainvoke (which open the graph span) behave as stream/astream always did."""
+    config = {"configurable": {"request_context": ACME}}
+    _ENTRY_POINTS[entry](_app_context_graph(), agent_graph.question(), config, AppContext("u-1"))
+    tag = instrumented.tag(ACME.tenant_id)
+    assert sorted(name for name, _, _ in agent_graph.SEEN) == ["lookup_order", "search_docs"]
+    assert {t for _, _, t in agent_graph.SEEN} == {tag}
+    spans = instrumented.spans("agent") + instrumented.spans("tool")
+    assert len(spans) >= 5 and {s.attributes[A.TENANT] for s in spans} == {tag}
+    assert all(s.status.is_ok for s in spans)
+
+
+@pytest.mark.parametrize("entry", ["invoke", "ainvoke", "stream", "astream"])
+def test_two_tenants_in_one_run_are_refused(entry, instrumented):
+    config = {"configurable": {"request_context": GLOBEX}}
+    with pytest.raises(TenantSwitchError):
+        _ENTRY_POINTS[entry](agent_graph.build_graph(agent_graph.scripted_model()), agent_graph.question(),
+                             config, ACME)
+    assert agent_graph.SEEN == []
+
+
+def test_tracer_provider_given_to_instrument_gets_the_spans(traced):
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    inst = LangGraphInstrumentor()
+    inst.instrument(tracer_provider=provider)
+    try:
+        agent_graph.build_graph(agent_graph.scripted_model()).invoke(agent_graph.question(), context=ACME)
+    finally:
+        inst.uninstrument()
+        provider.shutdown()
+    mine = exporter.get_finished_spans()
+    assert sorted(s.name for s in mine if s.name.startswith("tool ")) == ["tool lookup_order", "tool search_docs"]
+    assert "graph LangGraph" in {s.name for s in mine}
+    assert {s.instrumentation_scope.name for s in mine} == {"flowmap_instrumentation_langgraph"}
+    assert traced.spans() == []  # nothing went to flowmap's (the global) provider
+    traced.exporter.clear()
+    with bind(ACME):  # uninstrumented: back to no spans at all
+        agent_graph.build_graph(agent_graph.scripted_model()).invoke(agent_graph.question())
+    assert traced.spans() == [] and len(exporter.get_finished_spans()) == len(mine)
 
 
 def test_entry_point_is_registered():

@@ -11,10 +11,9 @@ from opentelemetry.instrumentation.utils import unwrap
 
 from flowmap.boundaries import boundary
 from flowmap.context import bind
-
 from flowmap.instrumentation import FlowmapInstrumentor
 
-from ._context import context_from_config
+from ._context import run_contexts
 
 __all__ = ["LangGraphInstrumentor"]
 
@@ -24,16 +23,23 @@ _RUNNER = "langgraph.pregel._runner"  # imports run_with_retry by name: patch it
 _TOOLS = "langchain_core.tools.base"
 
 
-def _enter(stack: ExitStack, config: Any, kind: str, name: str, attributes: dict[str, Any]) -> None:
-    """Bind the run's RequestContext (if it carries one), then open the boundary.
+def _bind_run(stack: ExitStack, config: Any, context: Any = None) -> None:
+    """Bind every RequestContext the run carries (``context=``, then ``configurable``).
 
     Binding the same tenant again is a no-op; a *different* tenant inside a bound request
-    raises TenantSwitchError, as any mid-request switch does.
+    (or in the other place of the same run) raises TenantSwitchError, as any mid-request
+    switch does.
     """
-    ctx = context_from_config(config)
-    if ctx is not None:
+    for ctx in run_contexts(config, context):
         stack.enter_context(bind(ctx))
-    stack.enter_context(boundary(kind, name, attributes=attributes))
+
+
+def _enter(stack: ExitStack, config: Any, kind: str, name: str, attributes: dict[str, Any],
+           context: Any = None) -> None:
+    """Bind the run's RequestContext (if it carries one), then open the boundary."""
+    _bind_run(stack, config, context)
+    # on this instrumentation's tracer: instrument(tracer_provider=...) gets the spans
+    stack.enter_context(boundary(kind, name, attributes=attributes, tracer=LangGraphInstrumentor().tracer()))
 
 
 def _task_args(args: Any, kwargs: Any) -> Any:
@@ -52,9 +58,7 @@ def _run_with_retry(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     task = _task_args(args, kwargs)
     with ExitStack() as stack:
         if _is_internal(task.name):
-            ctx = context_from_config(task.config)
-            if ctx is not None:
-                stack.enter_context(bind(ctx))
+            _bind_run(stack, task.config)
         else:
             _enter(stack, task.config, "agent", f"node {task.name}", _node_attrs(task))
         return wrapped(*args, **kwargs)
@@ -64,21 +68,16 @@ async def _arun_with_retry(wrapped: Any, instance: Any, args: Any, kwargs: Any) 
     task = _task_args(args, kwargs)
     with ExitStack() as stack:
         if _is_internal(task.name):
-            ctx = context_from_config(task.config)
-            if ctx is not None:
-                stack.enter_context(bind(ctx))
+            _bind_run(stack, task.config)
         else:
             _enter(stack, task.config, "agent", f"node {task.name}", _node_attrs(task))
         return await wrapped(*args, **kwargs)
 
 
-def _graph_context(args: Any, kwargs: Any) -> Any:
-    """What context ``invoke(input, config=None, *, context=None)`` carries, as a config."""
-    config = kwargs.get("config", args[1] if len(args) > 1 else None) or {}
-    context = kwargs.get("context")
-    if context is not None:
-        return {"configurable": {"request_context": context}}
-    return config
+def _graph_run(args: Any, kwargs: Any) -> tuple[Any, Any]:
+    """(config, context) of ``invoke(input, config=None, *, context=None)``: both are read,
+    as LangGraph hands both to every task (see ``run_contexts``)."""
+    return kwargs.get("config", args[1] if len(args) > 1 else None), kwargs.get("context")
 
 
 def _graph_attrs(graph: Any) -> dict[str, Any]:
@@ -87,13 +86,15 @@ def _graph_attrs(graph: Any) -> dict[str, Any]:
 
 def _invoke(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     with ExitStack() as stack:
-        _enter(stack, _graph_context(args, kwargs), "agent", f"graph {instance.name}", _graph_attrs(instance))
+        config, context = _graph_run(args, kwargs)
+        _enter(stack, config, "agent", f"graph {instance.name}", _graph_attrs(instance), context)
         return wrapped(*args, **kwargs)
 
 
 async def _ainvoke(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     with ExitStack() as stack:
-        _enter(stack, _graph_context(args, kwargs), "agent", f"graph {instance.name}", _graph_attrs(instance))
+        config, context = _graph_run(args, kwargs)
+        _enter(stack, config, "agent", f"graph {instance.name}", _graph_attrs(instance), context)
         return await wrapped(*args, **kwargs)
 
 
@@ -115,7 +116,11 @@ async def _tool_arun(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any
 
 
 class LangGraphInstrumentor(FlowmapInstrumentor):
-    """Carry the RequestContext into LangGraph nodes and tools, guarded as boundaries."""
+    """Carry the RequestContext into LangGraph nodes and tools, guarded as boundaries.
+
+    ``instrument(tracer_provider=tp)`` puts the graph, node and tool spans on ``tp``
+    (default: flowmap's provider).
+    """
 
     name = "flowmap_langgraph"
 
