@@ -21,7 +21,7 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -c scripts/constraints.txt -e '.[test]' \
   -e 'instrumentations/flowmap-instrumentation-redis[instruments]' \
-  -e 'instrumentations/flowmap-instrumentation-sqlite-vec[pysqlite3]' \
-  -e 'instrumentations/flowmap-instrumentation-langgraph[test]' \
+  -e 'instrumentations/flowmap-instrumentation-sqlite-vec[instruments,pysqlite3]' \
+  -e 'instrumentations/flowmap-instrumentation-langgraph[instruments,test]' \
   -e 'instrumentations/flowmap-instrumentation-celery[instruments]'
 exec .venv/bin/python -m pytest -q "$@"

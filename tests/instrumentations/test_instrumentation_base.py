@@ -184,6 +184,8 @@ def test_scoped_tracer_boundary_still_fails_closed(traced):
     [
         ("flowmap-instrumentation-redis", "flowmap_instrumentation_redis:RedisInstrumentor"),
         ("flowmap-instrumentation-celery", "flowmap_instrumentation_celery:CeleryTenantInstrumentor"),
+        ("flowmap-instrumentation-langgraph", "flowmap_instrumentation_langgraph:LangGraphInstrumentor"),
+        ("flowmap-instrumentation-sqlite-vec", "flowmap_instrumentation_sqlite_vec:SqliteVecInstrumentor"),
     ],
 )
 def test_instrumented_library_is_an_instruments_extra(distribution, instrumentor):
