@@ -109,6 +109,10 @@ def _wait(proc: subprocess.Popen[bytes]) -> int:
                 except OSError:
                     pass
     finally:
+        # what came after the last wait is for the program, which has ended (a SIGCHLD,
+        # a second Ctrl-C): not for the summary, which a KeyboardInterrupt would cut short
+        while signal.sigtimedwait(waited, 0) is not None:
+            pass
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 

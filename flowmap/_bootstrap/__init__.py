@@ -157,7 +157,13 @@ def _instrument_httpx() -> None:
     outbound.instrument_httpx(AllowedHosts(), tracer_provider=None)  # the global provider, resolved late
 
 
+_flushing: threading.Thread | None = None  # the thread flushing now (see _on_ending_signal)
+_deferred: list[int] = []  # an ending signal that came while the main thread flushed
+
+
 def _flush() -> None:
+    global _flushing
+    _flushing = threading.current_thread()
     try:
         from flowmap import runtime
 
@@ -166,6 +172,10 @@ def _flush() -> None:
             rt.force_flush()
     except Exception:  # noqa: BLE001
         pass
+    finally:
+        _flushing = None
+        if _deferred and threading.current_thread() is threading.main_thread():
+            _end_by(_deferred[0])
 
 
 def _flush_within(seconds: float) -> None:
@@ -177,7 +187,17 @@ def _flush_within(seconds: float) -> None:
 
 
 def _on_ending_signal(signum: int, frame: Any) -> None:
+    if _flushing is threading.current_thread():
+        # The main thread was flushing already (at exit: a pool terminates its workers
+        # while their exit finalizers write): it holds the exporter, so a second flush
+        # would wait for it in vain. Let it finish, then end by the signal.
+        _deferred.append(signum)
+        return
     _flush_within(_TERM_FLUSH_WAIT)
+    _end_by(signum)
+
+
+def _end_by(signum: int) -> None:
     signal.signal(signum, signal.SIG_DFL)
     signal.raise_signal(signum)  # ends the process as the signal would have (its exit status too)
 
