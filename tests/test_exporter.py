@@ -249,6 +249,50 @@ def test_many_processes_append_to_one_file(tmp_path):
     assert len(set(names)) == len(names)
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_child_forked_while_another_thread_writes_can_still_write(tmp_path):
+    """A fork while the batch processor's thread writes (its lock held) must not leave the
+    child a lock no thread of its own will release: its exports, and its flush at exit,
+    would wait for ever (a forked multiprocessing worker that never ends)."""
+    import threading
+    import time
+
+    path = tmp_path / "t.jsonl"
+    exporter = JsonLinesSpanExporter(path)
+    spans = _record_spans()
+    holding, release = threading.Event(), threading.Event()
+
+    def writer():
+        with exporter._lock:  # as export() holds it while it appends
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert holding.wait(5)
+    pid = os.fork()
+    if pid == 0:  # the child: export, then report how it went by its exit status
+        code = 1
+        try:
+            code = 0 if exporter.export(spans[:1]) is SpanExportResult.SUCCESS else 2
+        finally:
+            os._exit(code)
+    release.set()
+    thread.join()
+    deadline = time.monotonic() + 10
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child's export waited for ever on the inherited lock")
+        time.sleep(0.02)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert len(_read_lines(path)) == 1
+
+
 def test_failure_is_returned_and_logged_once(tmp_path, caplog):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
