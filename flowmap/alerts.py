@@ -24,6 +24,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from . import attributes as A
+from .forking import renew_after_fork
 from .redaction import scrub_known
 
 __all__ = ["AlertProcessor", "UnscopedAlert", "RateLimit", "ALERT_SCOPES", "METRIC_NAME"]
@@ -72,6 +73,7 @@ class _Limiter:
         self.limit = limit
         self.clock = clock
         self.lock = threading.Lock()
+        renew_after_fork(self)  # taken as spans end, in any thread
         self.buckets: dict[tuple[Any, ...], _Bucket] = {}
         now = clock()
         self.global_bucket = _Bucket(float(limit.global_burst), now)

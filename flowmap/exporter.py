@@ -22,7 +22,6 @@ import logging
 import math
 import os
 import threading
-import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,8 @@ import msgspec
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, SpanKind
+
+from .forking import renew_after_fork
 
 try:  # POSIX only; elsewhere O_APPEND alone keeps single writes whole.
     import fcntl
@@ -345,18 +346,10 @@ class JsonLinesSpanExporter(SpanExporter):
         self._shutdown = False
         self._failing = False
         self._warned_cleaning = False
-        if hasattr(os, "register_at_fork"):
-            # A fork while another thread writes (the batch processor's) would leave the
-            # child this lock held by a thread it does not have: every export of the child,
-            # and its flush at exit, would wait for ever. The child starts with its own.
-            ref = weakref.ref(self)
-            os.register_at_fork(after_in_child=lambda: _new_lock(ref))
+        renew_after_fork(self, "_lock")  # forked while the batch thread writes: see forking
 
     def __repr__(self) -> str:
         return f"JsonLinesSpanExporter({str(self.path)!r})"
-
-    def _after_fork(self) -> None:
-        self._lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shutdown:
@@ -444,9 +437,3 @@ class JsonLinesSpanExporter(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True  # every export is written through before it returns
-
-
-def _new_lock(ref: weakref.ref[JsonLinesSpanExporter]) -> None:
-    exporter = ref()
-    if exporter is not None:
-        exporter._after_fork()

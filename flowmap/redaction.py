@@ -47,6 +47,7 @@ from opentelemetry.trace.status import Status
 
 from . import attributes as A
 from .context import _BINDING, _RAW_BY_TAG, Binding
+from .forking import renew_after_fork
 from .substrings import HEAD, SubstringIndex
 from .tagging import is_opaque_tag
 
@@ -437,6 +438,7 @@ class _KnownIds:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        renew_after_fork(self)  # taken as untagged spans end, in any thread
         self.seen = 0  # entries of _RAW_BY_TAG already read
         self.first: Any = None  # its first key then (changes when it was cleared)
         self._reset()

@@ -253,9 +253,9 @@ def test_many_processes_append_to_one_file(tmp_path):
 def test_a_child_forked_while_another_thread_writes_can_still_write(tmp_path):
     """A fork while the batch processor's thread writes (its lock held) must not leave the
     child a lock no thread of its own will release: its exports, and its flush at exit,
-    would wait for ever (a forked multiprocessing worker that never ends)."""
+    would wait for ever (a forked multiprocessing worker that never ends). The alert
+    limiter's and redaction's locks, taken as spans end, are renewed the same way."""
     import threading
-    import time
 
     path = tmp_path / "t.jsonl"
     exporter = JsonLinesSpanExporter(path)
@@ -279,6 +279,13 @@ def test_a_child_forked_while_another_thread_writes_can_still_write(tmp_path):
             os._exit(code)
     release.set()
     thread.join()
+    _assert_child_exits_0(pid)
+    assert len(_read_lines(path)) == 1
+
+
+def _assert_child_exits_0(pid):
+    import time
+
     deadline = time.monotonic() + 10
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
@@ -287,10 +294,24 @@ def test_a_child_forked_while_another_thread_writes_can_still_write(tmp_path):
         if time.monotonic() > deadline:
             os.kill(pid, 9)
             os.waitpid(pid, 0)
-            pytest.fail("the forked child's export waited for ever on the inherited lock")
+            pytest.fail("the forked child waited for ever on an inherited lock")
         time.sleep(0.02)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert len(_read_lines(path)) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_locks_taken_as_spans_end_are_renewed_in_a_forked_child():
+
+    from flowmap.alerts import RateLimit, _Limiter
+    from flowmap.redaction import _KNOWN
+
+    limiter = _Limiter(RateLimit(), lambda: 0.0)
+    with limiter.lock, _KNOWN.lock:  # held by this thread when the fork happens
+        pid = os.fork()
+        if pid == 0:
+            ok = limiter.lock.acquire(timeout=2) and _KNOWN.lock.acquire(timeout=2)
+            os._exit(0 if ok else 1)
+    _assert_child_exits_0(pid)
 
 
 def test_failure_is_returned_and_logged_once(tmp_path, caplog):
