@@ -143,7 +143,7 @@ class Finding:
     message: str
     likely_parent: str | None = None  # orphan-root: operation it most likely belonged under
     #: context-dropped / orphan-root on a span that is no boundary: the first boundary
-    #: below it that ran without the lost tenant too (which makes the finding high)
+    #: below it that ran without the lost tenant too ("tool 'svc lookup'"), else None
     reached: str | None = None
     origin: str | None = None  # "file:line" the flagged span was read from (SARIF locations)
 
@@ -160,6 +160,7 @@ class Finding:
             "boundary": self.boundary,
             "message": self.message,
             "likely_parent": self.likely_parent,
+            "reached": self.reached,
         }
 
 

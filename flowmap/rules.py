@@ -246,13 +246,13 @@ def orphan_message(operation: str, likely_parent: str | None, reached: str | Non
     return f"'{operation}' started as a root with no tenant: the context was lost before it started{below}{where}"
 
 
-def _lost_before_boundaries(v: TraceVerdict, graph: SpanGraph) -> None:
-    """A context-dropped or orphan-root finding on a span that is no boundary is high
-    when a boundary below it ran without a tenant too (a thread pool's task span over
-    its tool and database calls, a framework's wrapper span): the tenant was missing at
-    that boundary, though only the first untagged span is a finding (the boundaries
-    below it lost nothing from their untagged parents). As unscoped-entry is high when
-    its subtree reaches a boundary."""
+def _note_boundaries_reached(v: TraceVerdict, graph: SpanGraph) -> None:
+    """A context-dropped or orphan-root finding on a span that is no boundary (medium,
+    per the contract) names the first boundary below it that ran without a tenant too
+    (a thread pool's task span over its tool calls, a framework's wrapper span): only the
+    first untagged span is a finding, and the boundaries below lost nothing from their
+    untagged parents, so this is where a reader learns that a tool ran tenantless.
+    Boundaries refused for want of a tenant (fail mode) did not run: not named."""
     spans = graph.spans
     children = None
     for f in v.findings:
@@ -268,8 +268,7 @@ def _lost_before_boundaries(v: TraceVerdict, graph: SpanGraph) -> None:
             span = spans[sid]
             if span.tenant is not None:
                 continue
-            if span.boundary is not None:
-                f.severity = Severity.HIGH
+            if span.boundary is not None and not _refused_boundary(span):
                 f.reached = f"{span.boundary} {op(span)}"
                 if f.rule == CONTEXT_DROPPED:
                     f.message += f", and {f.reached} below it ran without one"
@@ -277,6 +276,15 @@ def _lost_before_boundaries(v: TraceVerdict, graph: SpanGraph) -> None:
                     f.message = orphan_message(spans[f.span_id].operation, None, f.reached)
                 break
             todo.extend(children.get(sid, ()))
+
+
+_STATUS_ERROR = 2  # OTLP Status.code ERROR
+
+
+def _refused_boundary(span: Span) -> bool:
+    """A boundary that flowmap refused (no tenant bound, fail mode): recorded as an
+    errored span marked ``flowmap.unscoped``; its body never ran."""
+    return span.status_code == _STATUS_ERROR and span.attributes.get(attributes.UNSCOPED) is True
 
 
 def _destination(span: Span) -> str | None:
@@ -821,7 +829,7 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
             f"the parent chain of {op(span)} loops back on itself: its path cannot be judged",
         ))
     if v.findings:
-        _lost_before_boundaries(v, graph)
+        _note_boundaries_reached(v, graph)
     return v
 
 

@@ -95,6 +95,7 @@ class _SpanSpec:
     tenant: str | None = None
     boundary: str | None = None
     scoped: bool | None = None
+    status: int = 0  # OTLP Status.code: 0 unset, 1 ok, 2 error
 
 
 @dataclass
@@ -149,6 +150,7 @@ class TraceBuilder:
         key_id: "str | None | type[TraceBuilder]" = ...,  # type: ignore[assignment]
         span_id: str | None = None,
         start: int | None = None,
+        status: int = 0,
     ) -> SpanRef:
         """Add a span; ``tenant``/``boundary``/``scoped``/``baggage_sent`` become flowmap attributes."""
         a: dict[str, Any] = {}
@@ -186,6 +188,7 @@ class TraceBuilder:
             tenant=tenant,
             boundary=boundary,
             scoped=scoped,
+            status=status,
         )
         self.specs.append(spec)
         return SpanRef(self, spec.trace_id, spec.span_id, spec)
@@ -208,7 +211,7 @@ class TraceBuilder:
             "startTimeUnixNano": str(spec.start),
             "endTimeUnixNano": str(spec.end),
             "attributes": _kv(spec.attrs),
-            "status": {},
+            "status": {"code": spec.status} if spec.status else {},
         }
         if spec.parent_id:
             out["parentSpanId"] = spec.parent_id

@@ -92,28 +92,15 @@ def test_a_lost_tenant_is_found_and_high_where_a_boundary_is_crossed(path):
     assert warnings == []
     spans = {s.span_id: s for t in traces for s in t.spans.values()}
     findings = analyze([path]).findings
-    children: dict[str, list[str]] = {}
-    for s in spans.values():
-        children.setdefault(s.parent_span_id, []).append(s.span_id)
-
-    def untagged_boundary_below(sid):
-        todo = list(children.get(sid, ()))
-        while todo:
-            s = spans[todo.pop()]
-            if s.tenant is None:
-                if s.boundary is not None:
-                    return True
-                todo.extend(children.get(s.span_id, ()))
-        return False
-
     for f in findings:
         if f.rule == "context-dropped":
-            # high at a boundary, or where a boundary below ran without the tenant too
-            high = spans[f.span_id].boundary is not None or untagged_boundary_below(f.span_id)
-            assert f.severity is (Severity.HIGH if high else Severity.MEDIUM), (f.span_name, f.boundary)
+            at_boundary = spans[f.span_id].boundary is not None
+            assert f.severity is (Severity.HIGH if at_boundary else Severity.MEDIUM), (f.span_name, f.boundary)
     # the calls ran without the tenant: below a tagged span (context-dropped), or in a
-    # server that never bound one (fastapi-app: unscoped-entry)
-    lost = [f for f in findings if f.rule in ("context-dropped", "unscoped-entry") and f.severity is Severity.HIGH]
+    # server that never bound one (fastapi-app: unscoped-entry); high where the drop is at
+    # a boundary, else medium naming the boundary below that ran without it (Google ADK)
+    lost = [f for f in findings if f.rule in ("context-dropped", "unscoped-entry")
+            and (f.severity is Severity.HIGH or f.reached is not None)]
     assert lost, [(f.rule, f.severity.name, f.span_name) for f in findings]
 
 
@@ -160,13 +147,14 @@ def test_autogens_create_agent_at_start_up_is_no_orphan():
     assert not [f for f in findings if f.span_name.startswith("create_agent")]
 
 
-@pytest.mark.parametrize(("name", "rule", "span"), [
-    ("google-adk-sync-leak.jsonl", "orphan-root", "invocation"),  # ADK 1.14's sync runner: a real leak
-    ("google-adk-dropped.jsonl", "context-dropped", "invocation"),
-    ("llama-index-openinference-wrapper-lost.jsonl", "context-dropped", "FunctionAgent.run"),
+@pytest.mark.parametrize(("name", "rule", "span", "reached"), [
+    ("google-adk-sync-leak.jsonl", "orphan-root", "invocation", "llm 'fw-app call_llm'"),  # a real leak
+    ("google-adk-dropped.jsonl", "context-dropped", "invocation", "llm 'fw-app call_llm'"),
+    ("llama-index-openinference-wrapper-lost.jsonl", "context-dropped", "FunctionAgent.run",
+     "llm 'fw-app OpenAI._prepare_chat_with_tools'"),
 ])
-def test_a_tenant_lost_at_a_frameworks_wrapper_span_is_high_when_its_calls_ran_without_it(name, rule, span):
-    """The first untagged span is a wrapper (no boundary); the model and tool calls below
-    it ran without the tenant: the one finding is high (CI's default gate fails)."""
+def test_a_tenant_lost_at_a_frameworks_wrapper_span_names_the_calls_that_ran_without_it(name, rule, span, reached):
+    """The first untagged span is a wrapper (no boundary: medium, per the contract); the
+    model and tool calls below it ran without the tenant: the finding names the first."""
     (f,) = [f for f in analyze([FIXTURES / name]).findings if f.rule == rule and f.span_name == span]
-    assert f.severity is Severity.HIGH and f.reached and "below it ran without" in f.message
+    assert f.severity is Severity.MEDIUM and f.reached == reached and reached in f.message

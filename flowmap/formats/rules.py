@@ -38,14 +38,14 @@ RULES: tuple[RuleDoc, ...] = (
     RuleDoc(
         r.CONTEXT_DROPPED, "ContextDropped", Severity.HIGH,
         "The parent span carries a tenant tag and the child has none (also across services "
-        "through a remote parent, and across queues through span links). High at a boundary "
-        "or when a boundary below ran without the tenant too, medium elsewhere.",
+        "through a remote parent, and across queues through span links). High at a boundary, "
+        "medium elsewhere (the message then names a boundary below that ran without it).",
     ),
     RuleDoc(
         r.ORPHAN_ROOT, "OrphanRoot", Severity.HIGH,
         "An INTERNAL, CLIENT or PRODUCER root (or a boundary span) has no tenant tag: the "
-        "context was lost before it started, e.g. in a thread pool. High at a boundary or "
-        "when a boundary below ran without a tenant, medium elsewhere.",
+        "context was lost before it started, e.g. in a thread pool. High at a boundary, "
+        "medium elsewhere (the message then names a boundary below that ran without it).",
     ),
     RuleDoc(
         r.UNSCOPED_ENTRY, "UnscopedEntry", Severity.HIGH,
