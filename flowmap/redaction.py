@@ -79,7 +79,7 @@ _OWN_TAGS = frozenset({A.TENANT, A.TENANT_INBOUND})
 _OWN_KEYS = frozenset({*_OWN_VALUES, *_OWN_TAGS, A.SCOPED, A.BAGGAGE_SENT, A.REDACTED, A.UNSCOPED})
 # A value cut by the SDK's attribute length limit (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT) may
 # end in the first characters of an id: an end of at least this many characters that
-# begins an id is scrubbed too.
+# begins an id is cut off too.
 _CUT_MIN = 3
 
 
@@ -188,16 +188,25 @@ def _number_is(v: Any, raw: str) -> bool:
 
 
 class _Scrubber:
-    __slots__ = ("ids", "count", "limit")
+    """Rewrites values; ``count`` is how many held a raw id (``flowmap.redacted``, which
+    the analyzer reports), ``changes`` how many were rewritten, also the ends of values
+    the length limit cut (which may only look like the start of an id)."""
+
+    __slots__ = ("ids", "count", "changes", "limit")
 
     def __init__(self, ids: Sequence[str]) -> None:
         self.ids = ids
         self.count = 0
+        self.changes = 0
         self.limit: int | None = None  # the length limit of the attributes being scrubbed
+
+    def _found(self, n: int = 1) -> None:
+        self.count += n
+        self.changes += n
 
     def text(self, s: str) -> str:
         out, n = scrub_text(s, self.ids)
-        self.count += n
+        self._found(n)
         return out
 
     def value(self, v: Any, key: Any = None) -> Any:
@@ -208,8 +217,11 @@ class _Scrubber:
                 for raw in self.ids:
                     k = _cut_end(out, raw)
                     if k:
-                        self.count += 1
-                        return out[:-k] + REDACTED_VALUE
+                        # maybe an id, maybe a word that starts alike ("the…" of "thermo-
+                        # fisher"): the value, cut already, is cut before it; not counted
+                        # as a raw id found
+                        self.changes += 1
+                        return out[:-k]
             return out
         if isinstance(v, bool) or v is None or isinstance(v, (bytes, bytearray)):
             return v
@@ -217,15 +229,15 @@ class _Scrubber:
             if key is not None and _is_tenant_key(key):
                 longest = max((len(r) for r in self.ids if _could_be_number(r)), default=0)
                 if longest and _number_text(v, longest) in self.ids:
-                    self.count += 1
+                    self._found()
                     return REDACTED_VALUE
             return v
         if isinstance(v, Mapping):
             return {self.key(k): self.one(x, k) for k, x in v.items()}
         if isinstance(v, Sequence):
-            before = self.count
+            before = self.changes
             items = [self.one(x, key) for x in v]
-            if self.count != before and any(isinstance(x, str) for x in items):
+            if self.changes != before and any(isinstance(x, str) for x in items):
                 # keep the sequence homogeneous once a number became a placeholder
                 items = [x if isinstance(x, str) else str(x) for x in items]
             return tuple(items)
@@ -241,13 +253,13 @@ class _Scrubber:
             return self.value(v, key)
         except Exception:  # noqa: BLE001 - hostile value: fail closed, carry on
             _log.debug("flowmap: redaction could not inspect a value", exc_info=True)
-            self.count += 1
+            self._found()
             return REDACTED_VALUE
 
     def attrs(self, attrs: Mapping[str, Any] | None) -> dict[str, Any] | None:
         if not attrs:
             return None
-        before = self.count
+        before = self.changes
         self.limit = getattr(attrs, "max_value_len", None)
         out = {}
         for k, v in list(attrs.items()):
@@ -260,7 +272,7 @@ class _Scrubber:
                 nk = k
             out[nk] = self.one(v, k)
         self.limit = None
-        return out if self.count != before else None
+        return out if self.changes != before else None
 
 
 def _bounded(old: Any, new: dict[str, Any]) -> BoundedAttributes:
@@ -655,10 +667,10 @@ def _scrub_span(span: Span, ids: Sequence[str]) -> int:
         events = list(span._events)
         new_events, changed_events = [], False
         for ev in events:
-            before = s.count
+            before = s.changes
             ev_name = s.text(_event_name(ev))
             ev_attrs = s.attrs(ev.attributes)
-            if s.count != before:
+            if s.changes != before:
                 changed_events = True
                 attrs = _bounded(ev.attributes, ev_attrs if ev_attrs is not None else dict(ev.attributes or {}))
                 ev = Event(ev_name, attributes=attrs, timestamp=ev.timestamp)
@@ -691,9 +703,10 @@ def _scrub_span(span: Span, ids: Sequence[str]) -> int:
     except Exception:  # noqa: BLE001
         _log.debug("flowmap: could not redact a span status", exc_info=True)
 
-    if s.count:
+    if s.changes:
         final = dict(new_attrs if new_attrs is not None else span._attributes or {})
-        final[A.REDACTED] = s.count
+        if s.count:
+            final[A.REDACTED] = s.count
         span._attributes = _bounded(span._attributes, final)
     return s.count
 

@@ -386,9 +386,13 @@ def test_an_id_cut_by_the_attribute_length_limit_is_scrubbed(setup):
     (done,) = exp.get_finished_spans()
     dump = done.to_json()
     assert "custo" not in dump and "cus" not in dump.replace('"customer', "")
-    assert done.attributes["db.query.text"].startswith("SELECT * FROM docs WHERE tenant = '")
+    # cut before what may start the id: the value was cut already
+    assert done.attributes["db.query.text"] == "SELECT * FROM docs WHERE tenant = '"
     assert done.attributes["fits"] == "SELECT 1"
     assert done.attributes["paths"][1] == "short"
+    # what only looks like the start of an id is not counted as one: flowmap.redacted
+    # (which the analyzer reports as a raw id in telemetry) counts whole ids alone
+    assert REDACTED not in done.attributes
 
 
 def test_an_id_cut_by_the_length_limit_on_an_untagged_span_is_scrubbed(setup):
@@ -402,7 +406,7 @@ def test_an_id_cut_by_the_length_limit_on_an_untagged_span_is_scrubbed(setup):
         span.set_attribute("other", "reindex documents of customer-0000-nobody")
     nightly = exp.get_finished_spans()[-1]
     assert TENANT not in nightly.attributes
-    assert nightly.attributes["job"] == f"reindex documents of {REDACTED_VALUE}"[:32]
+    assert nightly.attributes["job"] == "reindex documents of "
     assert "customer-99" not in nightly.to_json()
     assert nightly.attributes["other"] == "reindex documents of customer-0000-nobody"[:32]  # another id: kept
 
