@@ -89,6 +89,9 @@ def test_everything_else_is_still_judged(client, traced):
             client.keys("celery-task-meta-*")
         with pytest.raises(UnscopedOperationError):  # a script that declares no key
             client.eval("return redis.call('get', 'celery')", 0)
+        with pytest.raises(UnscopedOperationError):  # nor one declaring only a shared key,
+            # within a tenant's request: it may touch any key (unbound, kombu's locks run)
+            client.eval("return redis.call('get', 't:other:secret')", 1, "celery")
         with pytest.raises(UnscopedOperationError):  # a shared key inside a pipeline
             with client.pipeline() as p:  # does not excuse the other commands
                 p.lpush("celery", "x").get("session:1").execute()
@@ -99,6 +102,7 @@ def test_everything_else_is_still_judged(client, traced):
         ("redis GET", False),
         ("redis MGET", False),
         ("redis KEYS", False),
+        ("redis EVAL", False),
         ("redis EVAL", False),
         ("redis PIPELINE", False),
         ("redis PIPELINE", True),

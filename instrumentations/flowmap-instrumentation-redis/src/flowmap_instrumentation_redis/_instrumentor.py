@@ -132,6 +132,11 @@ def _shared(refs: KeyRefs) -> bool:
     shared = _settings.shared
     if shared is None or not refs.determined or not refs.keys or refs.globs or refs.sort_patterns:
         return False
+    if refs.script and not _settings.trust_script_keys and bound_namespace(_settings.namespace) is not None:
+        # a script may touch keys it does not declare: within a tenant's request it is
+        # judged (unscoped), declared keys or not; unbound, it is the infrastructure's own
+        # (kombu's locks), which no tenant runs
+        return False
     return all(shared.match(_as_bytes(k)) is not None for k in refs.keys)
 
 
