@@ -16,17 +16,25 @@ from typing import Any
 
 __all__ = ["renew_after_fork"]
 
+# owner -> the attributes to renew; held weakly, so an owner that is gone costs nothing
+_OWNERS: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+_registered = False
+_guard = threading.Lock()
+
 
 def renew_after_fork(owner: Any, attribute: str = "lock") -> None:
-    """Give ``owner`` a new ``threading.Lock`` as ``attribute`` in every forked child.
-    Holds ``owner`` weakly: an owner that is gone costs the child nothing."""
-    if not hasattr(os, "register_at_fork"):
-        return
-    ref = weakref.ref(owner)
+    """Give ``owner`` a new ``threading.Lock`` as ``attribute`` in every forked child."""
+    global _registered
+    with _guard:
+        _OWNERS.setdefault(owner, set()).add(attribute)
+        if not _registered and hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_renew)  # once: hooks cannot be removed
+            _registered = True
 
-    def renew() -> None:
-        target = ref()
-        if target is not None:
-            setattr(target, attribute, threading.Lock())
 
-    os.register_at_fork(after_in_child=renew)
+def _renew() -> None:
+    global _guard
+    _guard = threading.Lock()  # (this one may have been held at the fork too)
+    for owner, names in list(_OWNERS.items()):
+        for name in names:
+            setattr(owner, name, threading.Lock())

@@ -193,7 +193,10 @@ def _on_ending_signal(signum: int, frame: Any) -> None:
         # would wait for it in vain. Let it finish, then end by the signal.
         _deferred.append(signum)
         return
-    _flush_within(_TERM_FLUSH_WAIT)
+    try:
+        _flush_within(_TERM_FLUSH_WAIT)
+    except Exception:  # noqa: BLE001 - e.g. no new thread at interpreter shutdown: still end
+        pass
     _end_by(signum)
 
 
