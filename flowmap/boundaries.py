@@ -48,8 +48,9 @@ import contextvars
 import functools
 import inspect
 import logging
+import sys
 from collections.abc import Callable, Mapping
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any, TypeVar
 
 from opentelemetry import context as otel_context
@@ -132,9 +133,9 @@ class Boundary:
         #: the tracer of its spans; None: flowmap's own, as configured when a span starts
         #: (an instrumentation passes its own: its provider and instrumentation scope)
         self.tracer = tracer
-        # entries of this instance's open context managers (also in _OPEN): for an exit
-        # in another context than the enter, see __exit__
-        self._entered: list[tuple[Any, Span, object]] = []
+        # (id of the entering frame, entry) of this instance's open context managers (the
+        # entries are in _OPEN too): for an exit in another context than the enter, see _exit
+        self._entered: list[tuple[int, tuple[Any, Span, object]]] = []
 
     # -- the gate and the span -------------------------------------------------------
     def _check(self) -> bool:
@@ -254,11 +255,7 @@ class Boundary:
 
     # -- context manager -------------------------------------------------------------
     def __enter__(self) -> Span:
-        span, token = self._open(self.name or self.kind)
-        entry = (self, span, token)
-        _OPEN.set((*_OPEN.get(), entry))
-        self._entered.append(entry)
-        return span
+        return self._enter(sys._getframe(1))
 
     def __exit__(
         self,
@@ -266,34 +263,10 @@ class Boundary:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        stack = _OPEN.get()
-        for i in range(len(stack) - 1, -1, -1):
-            if stack[i][0] is self:
-                entry = stack[i]
-                _OPEN.set(stack[:i] + stack[i + 1 :])
-                self._forget(entry)
-                self._close(entry[1], entry[2], exc)
-                return
-        # Entered in another context: a sync generator stepped in a fresh copy of the
-        # context each time (Starlette's StreamingResponse runs each next() so). The
-        # span is this instance's last one still open; its context is gone with the
-        # copy it was attached in, so there is nothing to detach, but the span must end.
-        entered = self._entered
-        if entered:
-            try:
-                entry = entered.pop()
-            except IndexError:  # another thread took it meanwhile
-                return
-            self._close(entry[1], None, exc)
-
-    def _forget(self, entry: tuple[Any, Span, object]) -> None:
-        try:
-            self._entered.remove(entry)  # (compares by identity: spans and tokens have no __eq__)
-        except ValueError:  # taken by an exit in another context (see __exit__)
-            pass
+        self._exit(exc, sys._getframe(1))
 
     async def __aenter__(self) -> Span:
-        return self.__enter__()
+        return self._enter(sys._getframe(1))
 
     async def __aexit__(
         self,
@@ -301,7 +274,49 @@ class Boundary:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.__exit__(exc_type, exc, tb)
+        self._exit(exc, sys._getframe(1))
+
+    def _enter(self, caller: FrameType) -> Span:
+        span, token = self._open(self.name or self.kind)
+        entry = (self, span, token)
+        _OPEN.set((*_OPEN.get(), entry))
+        self._entered.append((id(caller), entry))
+        return span
+
+    def _exit(self, exc: BaseException | None, caller: FrameType) -> None:
+        stack = _OPEN.get()
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i][0] is self:
+                entry = stack[i]
+                _OPEN.set(stack[:i] + stack[i + 1 :])
+                self._take(entry.__eq__)  # (tuples of objects compared by identity)
+                self._close(entry[1], entry[2], exc)
+                return
+        # Entered in another context: a sync generator stepped in a fresh copy of the
+        # context each time (Starlette's StreamingResponse runs each next() so). The span
+        # is the one this instance opened from the same frame (a generator keeps its frame
+        # across steps; a shared instance may have others open); its context went with the
+        # copy it was attached in, so there is nothing to detach, but the span must end.
+        entry = self._take(None, id(caller))
+        if entry is not None:
+            self._close(entry[1], None, exc)
+
+    def _take(self, match: Callable[[Any], bool] | None, frame: int | None = None) -> Any:
+        """Remove and return this instance's open entry that ``match`` accepts (or, with
+        ``match`` None, the newest opened from ``frame``, else the newest); None if none.
+        Safe beside other threads: the pair found is removed by one ``list.remove``."""
+        entered = list(self._entered)
+        found = next(
+            (pair for pair in reversed(entered) if (match(pair[1]) if match is not None else pair[0] == frame)),
+            entered[-1] if match is None and entered else None,
+        )
+        if found is None:
+            return None
+        try:
+            self._entered.remove(found)  # (identity: spans and tokens have no __eq__)
+        except ValueError:  # another thread took it meanwhile
+            return None
+        return found[1]
 
     # -- decorator -------------------------------------------------------------------
     def __call__(self, fn: F) -> F:

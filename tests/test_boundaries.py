@@ -238,12 +238,32 @@ def test_context_manager_in_a_generator_stepped_in_fresh_context_copies_ends_its
     (span,) = exp.get_finished_spans()
     assert span.name == "push" and span.attributes[TENANT] == tag_for("test-key", "acme-stream")
     assert not [r for r in caplog.records if "detach" in r.getMessage()]
+    # one shared instance (a module-level guard) over two such streams: each exit ends
+    # its own stream's span, found by the generator's frame
+    shared = boundary("stream", "shared push")
+
+    def shared_stream(who):
+        with shared as span:
+            span.set_attribute("who", who)
+            yield who
+            yield who
+
+    with bind(RequestContext("acme-stream")):
+        a, b = shared_stream("A"), shared_stream("B")
+        step = contextvars.copy_context
+        step().run(next, a), step().run(next, b)
+        step().run(next, a), step().run(next, a, None)  # A ends while B is still open
+        ended = [s.attributes.get("who") for s in exp.get_finished_spans() if s.name == "shared push"]
+        assert ended == ["A"]
+        step().run(next, b), step().run(next, b, None)
+    assert [s.attributes.get("who") for s in exp.get_finished_spans() if s.name == "shared push"] == ["A", "B"]
+    exp.clear()
     # and the usual case is unchanged: a second boundary in one context nests and ends
     with bind(RequestContext("acme-stream")):
         with boundary("tool", "outer"):
             with boundary("db", "inner"):
                 pass
-    assert [s.name for s in exp.get_finished_spans()][1:] == ["inner", "outer"]
+    assert [s.name for s in exp.get_finished_spans()] == ["inner", "outer"]
 
 
 # -- generators run their body when iterated, not when called --------------------------
