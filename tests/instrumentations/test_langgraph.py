@@ -147,6 +147,32 @@ def test_uninstrument_restores_and_instrument_is_idempotent(traced):
     assert traced.spans("tool") == [] and traced.spans("agent") == []
 
 
+def test_uninstrument_keeps_another_instrumentations_wrapper_on_top(traced):
+    """Another instrumentation (OpenInference's, say) wraps BaseTool.run after flowmap:
+    flowmap's uninstrument takes only its own wrapper away."""
+    import wrapt
+    from langchain_core.tools.base import BaseTool
+
+    calls = []
+
+    def other(wrapped, instance, args, kwargs):
+        calls.append(instance.name)
+        return wrapped(*args, **kwargs)
+
+    plain = vars(BaseTool)["run"]
+    inst = LangGraphInstrumentor()
+    inst.instrument()
+    wrapt.wrap_function_wrapper(BaseTool, "run", other)
+    try:
+        inst.uninstrument()
+        assert isinstance(vars(BaseTool)["run"], wrapt.FunctionWrapper)  # the other one stays
+        with bind(ACME):
+            agent_graph.build_graph(agent_graph.scripted_model()).invoke(agent_graph.question())
+        assert calls and traced.spans("tool") == []  # it still runs, ours no longer does
+    finally:
+        BaseTool.run = plain
+
+
 @dataclasses.dataclass(frozen=True)
 class AppContext:
     """The app's own LangGraph ``context_schema`` (a user, a model name): no tenant in it."""

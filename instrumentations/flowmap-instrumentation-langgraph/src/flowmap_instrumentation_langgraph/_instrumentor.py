@@ -6,16 +6,15 @@ from collections.abc import Collection
 from contextlib import ExitStack
 from typing import Any
 
-import wrapt
-from opentelemetry.instrumentation.utils import unwrap
-
 from flowmap.boundaries import boundary
 from flowmap.context import bind
-from flowmap.instrumentation import FlowmapInstrumentor
+from flowmap.instrumentation import FlowmapInstrumentor, Patches
 
 from ._context import run_contexts
 
 __all__ = ["LangGraphInstrumentor"]
+
+_patches = Patches()
 
 _INSTRUMENTS = ("langgraph >= 1.0, < 2", "langchain-core >= 1.0, < 2")
 _MAIN = "langgraph.pregel.main"
@@ -128,22 +127,12 @@ class LangGraphInstrumentor(FlowmapInstrumentor):
         return _INSTRUMENTS
 
     def _instrument(self, **kwargs: Any) -> None:
-        wrapt.wrap_function_wrapper(_MAIN, "Pregel.invoke", _invoke)
-        wrapt.wrap_function_wrapper(_MAIN, "Pregel.ainvoke", _ainvoke)
-        wrapt.wrap_function_wrapper(_RUNNER, "run_with_retry", _run_with_retry)
-        wrapt.wrap_function_wrapper(_RUNNER, "arun_with_retry", _arun_with_retry)
-        wrapt.wrap_function_wrapper(_TOOLS, "BaseTool.run", _tool_run)
-        wrapt.wrap_function_wrapper(_TOOLS, "BaseTool.arun", _tool_arun)
+        _patches.wrap(_MAIN, "Pregel.invoke", _invoke)
+        _patches.wrap(_MAIN, "Pregel.ainvoke", _ainvoke)
+        _patches.wrap(_RUNNER, "run_with_retry", _run_with_retry)
+        _patches.wrap(_RUNNER, "arun_with_retry", _arun_with_retry)
+        _patches.wrap(_TOOLS, "BaseTool.run", _tool_run)
+        _patches.wrap(_TOOLS, "BaseTool.arun", _tool_arun)
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        import langchain_core.tools.base as tools
-        import langgraph.pregel._runner as runner
-        import langgraph.pregel.main as main
-
-        unwrap(main.Pregel, "invoke")
-        unwrap(main.Pregel, "ainvoke")
-
-        unwrap(runner, "run_with_retry")
-        unwrap(runner, "arun_with_retry")
-        unwrap(tools.BaseTool, "run")
-        unwrap(tools.BaseTool, "arun")
+        _patches.unwrap_all()  # only flowmap's own wrappers, whoever wrapped on top
