@@ -311,3 +311,27 @@ def test_tracer_provider_given_to_instrument_gets_the_spans(db_path, instrumente
     assert span.name == "SELECT docs" and span.attributes[A.SCOPED] is True
     assert span.instrumentation_scope.name == "flowmap_instrumentation_sqlite_vec"
     assert instrumented.spans() == []  # none on flowmap's (the global) provider
+
+
+def test_uninstrument_keeps_another_instrumentations_connect_wrapper(traced):
+    """OpenTelemetry's dbapi/sqlite3 instrumentation wraps connect too: flowmap's
+    uninstrument() takes away its own wrapper only."""
+    import wrapt
+
+    module = dbapi
+    plain = module.connect
+    seen = []
+
+    def other(wrapped, instance, args, kwargs):
+        seen.append(args[0] if args else kwargs.get("database"))
+        return wrapped(*args, **kwargs)
+
+    SqliteVecInstrumentor().instrument()
+    wrapt.wrap_function_wrapper(module, "connect", other)
+    try:
+        SqliteVecInstrumentor().uninstrument()
+        assert isinstance(module.connect, wrapt.FunctionWrapper)  # the other one stays
+        module.connect(":memory:").execute("SELECT 1").fetchall()
+        assert seen == [":memory:"] and traced.spans() == []  # it runs; flowmap's no longer does
+    finally:
+        module.connect = plain

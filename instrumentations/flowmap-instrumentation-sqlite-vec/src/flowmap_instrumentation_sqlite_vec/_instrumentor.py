@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import importlib
 from collections.abc import Collection
 from typing import Any
 
-from flowmap.instrumentation import FlowmapInstrumentor
+from flowmap.instrumentation import FlowmapInstrumentor, Patches
 
 from ._connection import _ConnectionMixin, traced_connection_factory
 from ._settings import raw_tenant_id, settings
@@ -15,7 +14,7 @@ from ._settings import raw_tenant_id, settings
 __all__ = ["SqliteVecInstrumentor"]
 
 _MODULES = ("sqlite3", "pysqlite3.dbapi2", "pysqlite3")
-_ORIGINAL = "_flowmap_original_connect"
+_patches = Patches()  # removes only flowmap's own wrappers, whoever wrapped on top
 _FACTORY_AT = 5  # connect(database, timeout, detect_types, isolation_level, check_same_thread, factory, ...)
 
 
@@ -41,28 +40,18 @@ def _judging_factory(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any])
     return args, True
 
 
-def _patch(module: Any) -> None:
-    original = module.connect
-    if hasattr(original, _ORIGINAL):
-        return
+def _connect(module: Any) -> Any:
+    """The wrapper of ``module.connect``: connections are made with a judging factory."""
 
-    @functools.wraps(original)
-    def connect(*args: Any, **kwargs: Any) -> Any:
+    def connect(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         args, follows = _judging_factory(module, args, kwargs)
-        conn = original(*args, **kwargs)
+        conn = wrapped(*args, **kwargs)
         state = getattr(conn, "_flowmap_state", None)
         if follows and state is not None:
             state.auto = True  # a plain connection again after uninstrument()
         return conn
 
-    setattr(connect, _ORIGINAL, original)
-    module.connect = connect
-
-
-def _unpatch(module: Any) -> None:
-    original = getattr(module.connect, _ORIGINAL, None)
-    if original is not None:
-        module.connect = original
+    return connect
 
 
 def _modules() -> list[Any]:
@@ -100,11 +89,10 @@ class SqliteVecInstrumentor(FlowmapInstrumentor):
         settings.generation += 1  # what connections learnt while not instrumented is not trusted
         settings.active = True
         for module in _modules():
-            _patch(module)
+            _patches.wrap(module.__name__, "connect", _connect(module))
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        for module in _modules():
-            _unpatch(module)
+        _patches.unwrap_all()
         settings.reset()
 
 
