@@ -59,3 +59,26 @@ def assert_no_raw(spans: list, *secrets: str) -> None:
         for blob in blobs:
             for secret in secrets:
                 assert secret not in blob, f"{secret!r} leaked into span {span.name!r}"
+
+
+@pytest.fixture(scope="module")
+def port(tmp_path_factory):
+    """A real redis-server on an ephemeral port (the redis tests)."""
+    from .redis_server import redis_server
+
+    with redis_server(tmp_path_factory.mktemp("redis")) as p:
+        yield p
+
+
+@pytest.fixture
+def client(port, traced):
+    """A redis-py client of that server, emptied first (before instrumenting: whole-keyspace
+    commands are judged unscoped); the instrumentation is removed afterwards."""
+    import redis
+    from flowmap_instrumentation_redis import RedisInstrumentor
+
+    r = redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
+    r.flushdb()
+    yield r
+    RedisInstrumentor().uninstrument()
+    r.close()

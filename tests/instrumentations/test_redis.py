@@ -16,25 +16,9 @@ from flowmap.errors import MissingContextError, UnscopedOperationError  # noqa: 
 from flowmap_instrumentation_redis import RedisInstrumentor, tenant_key  # noqa: E402
 
 from .conftest import assert_no_raw  # noqa: E402
-from .redis_server import redis_server  # noqa: E402
 
 ACME = RequestContext("acme-corp-7731")
 GLOBEX = RequestContext("globex-4410")
-
-
-@pytest.fixture(scope="module")
-def port(tmp_path_factory):
-    with redis_server(tmp_path_factory.mktemp("redis")) as p:
-        yield p
-
-
-@pytest.fixture
-def client(port, traced):
-    r = redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
-    r.flushdb()  # before instrumenting: whole-keyspace commands are judged unscoped
-    yield r
-    RedisInstrumentor().uninstrument()
-    r.close()
 
 
 def test_namespaced_keys_are_scoped_and_tagged(client, traced):

@@ -37,25 +37,13 @@ from flowmap_instrumentation_redis import (  # noqa: E402
     tenant_key,
 )
 
-from .redis_server import redis_server  # noqa: E402
 
 ACME = RequestContext("acme-corp-7731")
 
 
-@pytest.fixture(scope="module")
-def port(tmp_path_factory):
-    with redis_server(tmp_path_factory.mktemp("redis")) as p:
-        yield p
-
-
-@pytest.fixture
-def client(port, traced, monkeypatch):
+@pytest.fixture(autouse=True)
+def _no_shared_keys_from_the_environment(monkeypatch):
     monkeypatch.delenv(SHARED_KEYS_ENV, raising=False)
-    r = redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
-    r.flushdb()
-    yield r
-    RedisInstrumentor().uninstrument()
-    r.close()
 
 
 def test_commands_on_shared_keys_are_no_boundary(client, traced):
