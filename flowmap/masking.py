@@ -111,6 +111,8 @@ def _scalars(value: Any) -> Iterator[str]:
             stack.extend(reversed(list(v.values())))
         elif v is not None and not isinstance(v, bool):
             yield str(v)
+            if isinstance(v, float) and v.is_integer() and abs(v) < 1e16:
+                yield str(int(v))  # 12345.0 is tenant 12345 in a URL or a log line
 
 
 def parse_baggage(header: str) -> list[tuple[str, str]]:
@@ -246,6 +248,8 @@ def find_raw_tenant_values(
 
 
 def _walk_keys(obj: Any, limit: int = 10000) -> Iterator[tuple[str, Any]]:
+    """Every (key, value) inside ``obj``, and inside JSON text found in it (frameworks
+    often encode arguments twice: ``{"input": "{\\"org_id\\": …}"}``); at most ``limit`` nodes."""
     stack = [obj]
     seen = 0
     while stack and seen < limit:
@@ -257,6 +261,10 @@ def _walk_keys(obj: Any, limit: int = 10000) -> Iterator[tuple[str, Any]]:
                 stack.append(v)
         elif isinstance(node, list):
             stack.extend(node)
+        elif isinstance(node, str) and node[:1] in ("{", "["):
+            inner = json_value(node)
+            if inner is not None:
+                stack.append(inner)
 
 
 def json_value(value: Any) -> Any:
@@ -352,7 +360,8 @@ class Masker:
         before = len(self.exact)
         for value in raw:
             for s in _scalars(value):
-                for f in {fold(v) for v in spellings(s)}:
+                # (also without the blanks around it: "acme " is acme in a URL)
+                for f in {fold(v) for t in {s, s.strip()} if t for v in spellings(t)}:
                     if f.strip() and f not in PLACEHOLDERS and f not in self.exact:
                         self.exact.add(f)
                         if len(f) >= _MIN_SUBSTRING:

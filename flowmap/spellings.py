@@ -15,22 +15,26 @@ __all__ = ["spellings"]
 
 # characters a URL path or query keeps as they are (RFC 3986 unreserved and sub-delims)
 _URL_SAFE = "/:@!$&'()*,;=-._~"
+_JS_COMPONENT_SAFE = "!'()*"  # and the unreserved: what JavaScript's encodeURIComponent keeps
+_FORM_SAFE = "*"  # x-www-form-urlencoded (URLSearchParams, Java's URLEncoder): also "-._", space as +
 
 
 def spellings(value: str) -> set[str]:
     """``value`` and its encoded spellings: percent-encoded (fully, or as a path or query
-    keeps it), spaces as ``+`` or ``%20``, JSON string text (non-ASCII as ``\\u`` escapes or
-    as is). Just ``{value}`` for the usual id (letters, digits, ``.``, ``-``, ``_``), which
+    keeps it, or as JavaScript, Java and form encoders do), spaces as ``+`` or ``%20``,
+    JSON string text (non-ASCII as ``\\u`` escapes or as is). Just ``{value}`` for the usual id (letters, digits, ``.``, ``-``, ``_``), which
     no encoding changes."""
     out = {value}
     if value.isascii() and value.replace(".", "").replace("-", "").replace("_", "").isalnum():
         return out
-    out.add(urllib.parse.quote(value, safe=""))
-    out.add(urllib.parse.quote(value, safe=_URL_SAFE))
-    out.add(urllib.parse.quote_plus(value, safe=""))
-    out.add(urllib.parse.quote_plus(value, safe=_URL_SAFE))
+    for safe in ("", _URL_SAFE, _JS_COMPONENT_SAFE):
+        out.add(urllib.parse.quote(value, safe=safe))
+    for safe in ("", _URL_SAFE, _FORM_SAFE):
+        out.add(urllib.parse.quote_plus(value, safe=safe))
     out.add(value.replace(" ", "%20"))
     out.add(value.replace(" ", "+"))
+    if "~" in value:  # Python never encodes it; Java's URLEncoder, URLSearchParams and PHP do
+        out |= {s.replace("~", "%7E") for s in out if "~" in s}
     out.add(json.dumps(value)[1:-1])
     out.add(json.dumps(value, ensure_ascii=False)[1:-1])  # as pydantic, orjson, LangChain write it
     return out

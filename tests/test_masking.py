@@ -105,3 +105,18 @@ def test_encoded_raw_id_is_masked_in_every_output(tmp_path):
     assert CliRunner().invoke(app, ["report", str(path), "-o", str(tmp_path / "map.html")]).exit_code == 0
     html = (tmp_path / "map.html").read_text(encoding="utf-8").lower()
     assert not any(e in html for e in encoded) and "get /tenants/[masked]" in html
+
+
+def test_spellings_of_javascript_java_and_form_encoders_are_masked_too():
+    """encodeURIComponent keeps ' but encodes @ and /; URLSearchParams and Java's
+    URLEncoder write ~ as %7E (Python never does)."""
+    m = Masker(["o'brien@acme.com", "acme~corp", "acme (EU)/west", "globex*42/eu"])
+    for text in ("GET /t/o'brien%40acme.com", "x=acme%7Ecorp&y=1", "x=acme%20(EU)%2Fwest",
+                 "x=acme+%28EU%29%2Fwest", "x=globex*42%2Feu"):
+        assert m.text(text).endswith(MASK) or MASK + "&" in m.text(text), text
+
+
+def test_a_flagged_value_is_masked_without_its_blanks_and_a_whole_float_as_an_int():
+    m = Masker(["globex-4455 ", 12345.0])
+    assert m.text("https://api/t/globex-4455/x") == f"https://api/t/{MASK}/x"
+    assert m.text("https://api/t/12345/x") == f"https://api/t/{MASK}/x"

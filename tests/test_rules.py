@@ -444,6 +444,8 @@ def test_filtered_catalog_does_not_fire(tmp_path):
         # the Vercel AI SDK's ai.toolCall span
         {"ai.operationId": "ai.toolCall", "ai.toolCall.args": json.dumps({"customerId": RAW})},
         {"ai.operationId": "ai.toolCall", "ai.toolCall.input": json.dumps({"customerId": RAW})},  # v5
+        # arguments encoded twice (a framework's input wrapping the model's JSON text)
+        {"gen_ai.tool.call.arguments": json.dumps({"input": json.dumps({"org_id": RAW})})},
     ],
 )
 def test_model_chosen_tenant_in_tool_arguments(tmp_path, attrs):
