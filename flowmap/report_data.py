@@ -77,6 +77,7 @@ class Caps:
     span_budget: int = 6000  # spans over all sample traces
     examples_per_edge: int = 5  # example traces listed per edge / node
     attributes_per_span: int = 16
+    attribute_chars: int = 2_000_000  # attribute text over all sample traces (then names only)
     value_chars: int = 200
     name_chars: int = 200  # span names (attacker-chosen, up to 4096 characters) wherever shown
     service_chars: int = 120
@@ -333,6 +334,8 @@ class _Safe:
                 if span.tenant is not None and not is_opaque_tag(span.tenant):
                     raw.append(span.tenant)
         self.masker = Masker(raw)
+        self.chars_left = caps.attribute_chars  # attribute text still to show (see Caps)
+        self.attrs_cut = 0  # spans shown without (some of) their attributes for it
 
     def _is_raw_tenant(self, key: str, value: Any) -> bool:
         return (
@@ -542,6 +545,11 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportDa
         notices.append(
             f"The trace view holds {len(traces):,} of the {available:,} sample traces the analysis kept "
             f"(at most {caps.traces:,} traces and {caps.span_budget:,} spans in one report)."
+        )
+    if safe.attrs_cut:
+        notices.append(
+            f"{_plural(safe.attrs_cut, 'span')} of the sample traces are shown without all their "
+            f"attributes (at most {caps.attribute_chars:,} characters of attributes in one report)."
         )
     if cut_spans:
         notices.append(
@@ -759,10 +767,15 @@ def _span_view(
 ) -> SpanView:
     rules = sorted({f.rule for f in findings})
     tenant = s.tenant if s.tenant is None or is_opaque_tag(s.tenant) else MASK
-    attrs = [
-        (safe.text(k, 80), safe.attribute(k, v))
-        for k, v in list(s.attributes.items())[: safe.caps.attributes_per_span]
-    ]
+    attrs: list[tuple[str, Any]] = []
+    for k, v in list(s.attributes.items())[: safe.caps.attributes_per_span]:
+        pair = (safe.text(k, 80), safe.attribute(k, v))
+        cost = len(pair[0]) + len(str(pair[1]))
+        if cost > safe.chars_left:  # a hostile input's thousands of long values: the page stays small
+            safe.attrs_cut += 1
+            break
+        safe.chars_left -= cost
+        attrs.append(pair)
     return SpanView(
         span_id=s.span_id, parent_span_id=s.parent_span_id, depth=depth, name=safe.name(s.name),
         service=safe.service(s.service), kind=_KIND_NAMES.get(s.kind, str(s.kind)),

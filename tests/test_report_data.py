@@ -212,6 +212,19 @@ def test_caps_cut_long_lists_and_say_so(analysis):
     assert "most severe of" in html
 
 
+def test_attribute_text_is_capped_over_the_whole_report_and_said_so(analysis):
+    """A hostile input with long values on every span: the first spans keep their
+    attributes, later ones are shown without them, and the page says so."""
+    full = build_report_data(analysis, Caps())
+    chars = sum(len(k) + len(str(v)) for t in full.traces.values() for sp in t.spans for k, v in sp.attributes)
+    assert chars > 200  # the premise: this input has attributes to cut
+    capped = build_report_data(analysis, Caps(attribute_chars=chars // 3))
+    shown = [sum(len(k) + len(str(v)) for k, v in sp.attributes) for t in capped.traces.values() for sp in t.spans]
+    assert sum(shown) <= chars // 3 and shown[0] > 0
+    assert any("without all their attributes" in n for n in capped.notices)
+    assert not any("without all their attributes" in n for n in full.notices)
+
+
 def test_huge_input_gives_a_small_report():
     """An analysis of a big input (aggregated, as analyze returns it) renders within bounds."""
     nodes = {}
