@@ -8,6 +8,7 @@ a JSON argument string, a baggage header) once it has been flagged anywhere.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import re
@@ -113,6 +114,20 @@ def _scalars(value: Any) -> Iterator[str]:
             yield str(v)
             if isinstance(v, float) and v.is_integer() and abs(v) < 1e16:
                 yield str(int(v))  # 12345.0 is tenant 12345 in a URL or a log line
+
+
+_BASE64_RE = re.compile(r"(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+
+
+def _from_base64(text: str) -> str | None:
+    """The printable UTF-8 text that ``text`` is the base64 of, else None."""
+    if len(text) < 8 or len(text) > 4096 or not _BASE64_RE.fullmatch(text):
+        return None
+    try:
+        decoded = base64.b64decode(text, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return decoded if decoded.isprintable() and decoded.strip() else None
 
 
 def parse_baggage(header: str) -> list[tuple[str, str]]:
@@ -360,8 +375,10 @@ class Masker:
         before = len(self.exact)
         for value in raw:
             for s in _scalars(value):
-                # (also without the blanks around it: "acme " is acme in a URL)
-                for f in {fold(v) for t in {s, s.strip()} if t for v in spellings(t)}:
+                # (also without the blanks around it: "acme " is acme in a URL; and decoded
+                # when it is base64 text of printable UTF-8: a bytesValue id, which the
+                # file holds in base64 and a URL or a log line in clear)
+                for f in {fold(v) for t in {s, s.strip(), _from_base64(s)} if t for v in spellings(t)}:
                     if f.strip() and f not in PLACEHOLDERS and f not in self.exact:
                         self.exact.add(f)
                         if len(f) >= _MIN_SUBSTRING:

@@ -120,3 +120,13 @@ def test_a_flagged_value_is_masked_without_its_blanks_and_a_whole_float_as_an_in
     m = Masker(["globex-4455 ", 12345.0])
     assert m.text("https://api/t/globex-4455/x") == f"https://api/t/{MASK}/x"
     assert m.text("https://api/t/12345/x") == f"https://api/t/{MASK}/x"
+
+
+def test_a_flagged_bytes_value_is_masked_in_clear_text_too():
+    """A tenant id sent as a bytesValue is in the file (and flagged) as base64; a URL or a
+    log line of the same span holds it in clear."""
+    import base64
+
+    m = Masker([base64.b64encode(b"globex-4455").decode()])
+    assert m.text("https://api/t/globex-4455/x") == f"https://api/t/{MASK}/x"
+    assert Masker(["acmecorp"]).text("abcdefgh acmecorp") == f"abcdefgh {MASK}"  # not base64 of text
