@@ -142,6 +142,10 @@ def parse_baggage(header: str) -> list[tuple[str, str]]:
     return out
 
 
+def _opaque(value: Any) -> bool:
+    return isinstance(value, str) and (value in _OPAQUE_SEEN or _remember_opaque(value))
+
+
 def _is_baggage_header(key: str) -> bool:
     return key.rsplit(".", 1)[-1].lower() == "baggage"
 
@@ -155,12 +159,12 @@ class RawValue:
     value: Any
 
 
-_PLAIN, _MEMBER, _HEADER, _TENANT = 0, 1, 2, 3
+_PLAIN, _MEMBER, _HEADER, _TENANT, _TAG_MEMBER = 0, 1, 2, 3, 4
 
 
 def _classify(key: str, names: frozenset[str]) -> int:
     if key.startswith("baggage."):
-        return _PLAIN if key[len("baggage."):] == attributes.BAGGAGE_KEY else _MEMBER
+        return _TAG_MEMBER if key[len("baggage."):] == attributes.BAGGAGE_KEY else _MEMBER
     if _is_baggage_header(key):
         return _HEADER
     return _TENANT if _key_matches(key, names) else _PLAIN
@@ -231,17 +235,16 @@ def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) ->
         if not cls:
             continue
         value = attrs[key]
-        if cls == _MEMBER:
-            if _is_raw(value):
+        if cls == _MEMBER or cls == _TAG_MEMBER:
+            if _is_raw(value) and (cls == _MEMBER or not _opaque(value)):
                 out.append(RawValue(where, f"baggage member {key[len('baggage.'):]}", value))
         elif cls == _HEADER:
             for header in _scalars(value):
                 for member, mvalue in parse_baggage(header):
-                    if member != attributes.BAGGAGE_KEY and _is_raw(mvalue):
+                    # flowmap.tenant may travel, as the opaque tag only (the contract)
+                    if _is_raw(mvalue) and (member != attributes.BAGGAGE_KEY or not _opaque(mvalue)):
                         out.append(RawValue(where, f"baggage member {member}", mvalue))
-        elif key == attributes.TENANT and isinstance(value, str) and (
-            value in _OPAQUE_SEEN or _remember_opaque(value)
-        ):
+        elif key == attributes.TENANT and _opaque(value):
             continue  # the expected case, on nearly every span
         elif _is_raw(value):
             out.append(RawValue(where, key, value))

@@ -194,7 +194,7 @@ def judge_link(producer: Span, consumer: Span) -> Finding | None:
     if state == SWITCHED:
         return _finding(
             CROSS_TENANT, Severity.CRITICAL, consumer, producer,
-            f"{op(consumer)} runs for a different tenant than {op(producer)}, which links to it",
+            f"{op(consumer)} runs for a different tenant than {op(producer)}, which it links to",
         )
     if state == DROPPED:
         return _finding(

@@ -898,3 +898,20 @@ def test_tool_arguments_nested_past_the_parsers_limit_cost_only_themselves(tmp_p
     entry.child("cache.get", tenant=TAG_A, boundary="cache", scoped=False)
     a = analyze_built(tmp_path, tb)
     assert [f.rule for f in a.findings] == ["unscoped-query"]  # the rest is still judged
+
+
+@pytest.mark.parametrize("via", ["attribute", "header"])
+def test_a_raw_id_as_the_flowmap_tenant_baggage_member_is_flagged_and_masked(tmp_path, via):
+    """Baggage may carry flowmap.tenant, but only as the opaque tag (the contract)."""
+    attrs = ({"baggage.flowmap.tenant": RAW} if via == "attribute"
+             else {"http.request.header.baggage": [f"flowmap.tenant={RAW},other=1"]})
+    tb = TraceBuilder()
+    request(tb).child("GET /docs", tenant=TAG_A, attrs=attrs)
+    a = analyze_built(tmp_path, tb)
+    f = only(a, "tenant-in-telemetry")
+    assert "flowmap.tenant" in f.message
+    assert RAW not in json.dumps([x.to_json() for x in a.findings]) + repr(a.sample_traces)
+    ok = TraceBuilder()  # the opaque tag is what should travel: no finding
+    request(ok).child("GET /docs", tenant=TAG_A, attrs={"baggage.flowmap.tenant": TAG_A,
+                                                          "http.request.header.baggage": [f"flowmap.tenant={TAG_A}"]})
+    assert analyze_built(tmp_path, ok).findings == []
