@@ -144,6 +144,16 @@ def _attributes(attributes: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     return encoded
 
 
+def _text(name: Any) -> str:
+    """A span or event name as OTLP's string (the SDK takes any value: 404, None)."""
+    if isinstance(name, str) or name is None:
+        return name or ""
+    try:
+        return str(name)
+    except Exception:  # noqa: BLE001
+        return "<unprintable name>"
+
+
 def _put(out: dict[str, Any], key: str, value: Any) -> None:
     """Set ``key`` unless ``value`` is the proto3 default (omitted in JSON)."""
     if value:
@@ -168,7 +178,7 @@ def _encode_span(span: ReadableSpan) -> dict[str, Any]:
     if span.parent is not None:
         out["parentSpanId"] = f"{span.parent.span_id:016x}"
     _put(out, "flags", _flags(span.parent))
-    _put(out, "name", span.name)
+    _put(out, "name", _text(span.name))
     out["kind"] = _KIND.get(span.kind, 0)
     _put(out, "startTimeUnixNano", str(span.start_time) if span.start_time else "")
     _put(out, "endTimeUnixNano", str(span.end_time) if span.end_time else "")
@@ -178,7 +188,7 @@ def _encode_span(span: ReadableSpan) -> dict[str, Any]:
     for event in span.events:
         ev: dict[str, Any] = {}
         _put(ev, "timeUnixNano", str(event.timestamp) if event.timestamp else "")
-        _put(ev, "name", event.name)
+        _put(ev, "name", _text(event.name))
         _put(ev, "attributes", _attributes(event.attributes))
         _put(ev, "droppedAttributesCount", event.dropped_attributes)
         events.append(ev)

@@ -143,9 +143,15 @@ _tenant_key_check: Any = None
 
 
 def _event_name(ev: Any) -> str:
-    """An event's name as text: the SDK takes any value (``add_event(404)``), and one that
-    is not text must not stop the scrubbing of the others."""
-    return ev.name if isinstance(ev.name, str) else str(ev.name)
+    """An event's (or a span's) name as text: the SDK takes any value (``add_event(404)``),
+    and one that is not text must not stop the scrubbing."""
+    name = ev.name
+    if isinstance(name, str):
+        return name
+    try:
+        return str(name)
+    except Exception:  # noqa: BLE001 - a name whose __str__ raises
+        return "<unprintable name>"
 
 
 def _is_tenant_key(key: Any) -> bool:
@@ -386,7 +392,7 @@ def redact_ending(span: Span) -> int:
     except AttributeError:
         events, links = list(span.events), list(span.links)
         desc = span.status.description if span.status is not None else None
-    name = span._name  # noqa: SLF001
+    name = span._name if isinstance(span._name, str) else _event_name(span)  # noqa: SLF001 - the SDK takes any name
     if (
         _cut_values(attrs)
         or (events and any(_cut_values(ev.attributes) for ev in events))
@@ -591,7 +597,7 @@ class _KnownIds:
         """The known ids ``span`` may hold: a superset (verified by the scrubber), found
         in one pass over all its texts joined (a match across two of them is harmless)."""
         out: set[str] = set()
-        texts = [span._name]  # noqa: SLF001
+        texts = [span._name if isinstance(span._name, str) else _event_name(span)]  # noqa: SLF001
         self._attrs(d, texts, out)
         self._cut(span._attributes, out)  # noqa: SLF001 - (d is its plain dict: no limit)
         for ev in span._events:  # noqa: SLF001
@@ -655,7 +661,8 @@ def _scrub_span(span: Span, ids: Sequence[str]) -> int:
     cannot be inspected does not stop the others (nor the ``flowmap.redacted`` mark)."""
     s = _Scrubber(ids)
     try:
-        name = s.text(span._name)  # noqa: SLF001 - pinned SDK 1.45.2, see module docstring
+        # (a name that is no text — the SDK takes 404 or None — is written as text)
+        name = s.text(span._name if isinstance(span._name, str) else _event_name(span))  # noqa: SLF001
         if name != span._name:
             span._name = name
     except Exception:  # noqa: BLE001

@@ -481,3 +481,15 @@ def test_relative_path_is_fixed_when_the_exporter_is_made(tmp_path, monkeypatch)
     assert len(_span_names(_read_lines(tmp_path / DEFAULT_FILE))) == 5
     assert len(_span_names(_read_lines(tmp_path / "rel" / "t.jsonl"))) == 5
     assert list((tmp_path / "sub").iterdir()) == []
+
+
+def test_a_span_or_event_named_by_no_text_is_written_with_a_text_name(tmp_path):
+    """OTLP's name is a string; the SDK takes 404 or None."""
+    path = tmp_path / "t.jsonl"
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(path)))
+    with provider.get_tracer("t").start_as_current_span(404) as span:
+        span.add_event(7)
+    (doc,) = _read_lines(path)
+    (s,) = doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    assert s["name"] == "404" and s["events"][0]["name"] == "7"

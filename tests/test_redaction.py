@@ -440,3 +440,15 @@ def test_a_raw_id_written_as_the_tag_itself_is_still_scrubbed(setup):
             span.set_attribute("flowmap.tenant.inbound", raw)
     (done,) = exp.get_finished_spans()
     assert raw not in done.to_json()
+
+
+@pytest.mark.parametrize("name", [404, None, b"abc"])
+def test_a_span_named_by_no_text_is_still_scrubbed(setup, name):
+    """The SDK takes any span name (404, None); one that is no text stopped the scrubbing
+    of the whole span (a TypeError caught quietly), so its attributes kept the raw id."""
+    tracer, exp = _app_provider(setup)
+    with bind(RequestContext(RAW)):
+        with tracer.start_as_current_span(name) as span:
+            span.set_attribute("http.url", f"https://api/t/{RAW}")
+    (done,) = exp.get_finished_spans()
+    assert done.attributes["http.url"] == f"https://api/t/{REDACTED_VALUE}"
