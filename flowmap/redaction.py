@@ -285,7 +285,7 @@ def _bounded(old: Any, new: dict[str, Any]) -> BoundedAttributes:
     ba = BoundedAttributes(
         getattr(old, "maxlen", None), new, immutable=True, max_value_len=getattr(old, "max_value_len", None)
     )
-    ba.dropped = getattr(old, "dropped", 0)
+    ba.dropped += getattr(old, "dropped", 0)  # (and what the rebuild itself evicted)
     return ba
 
 
@@ -711,7 +711,11 @@ def _scrub_span(span: Span, ids: Sequence[str]) -> int:
         _log.debug("flowmap: could not redact a span status", exc_info=True)
 
     if s.changes:
-        final = dict(new_attrs if new_attrs is not None else span._attributes or {})
+        current = new_attrs if new_attrs is not None else dict(span._attributes or {})
+        # flowmap's own last: at the attribute-count limit the bounded map evicts the oldest,
+        # and the tag, set first, must not be what the count's one more entry pushes out
+        final = {k: v for k, v in current.items() if k not in _OWN_KEYS}
+        final.update((k, v) for k, v in current.items() if k in _OWN_KEYS)
         if s.count:
             final[A.REDACTED] = s.count
         span._attributes = _bounded(span._attributes, final)

@@ -452,3 +452,19 @@ def test_a_span_named_by_no_text_is_still_scrubbed(setup, name):
             span.set_attribute("http.url", f"https://api/t/{RAW}")
     (done,) = exp.get_finished_spans()
     assert done.attributes["http.url"] == f"https://api/t/{REDACTED_VALUE}"
+
+
+def test_the_redaction_count_never_pushes_the_tag_out_at_the_attribute_limit(setup):
+    """At the SDK's default of 128 attributes, flowmap.redacted is one more: the oldest
+    application attribute goes (counted as dropped), never the tenant tag."""
+    from opentelemetry.sdk.trace import SpanLimits
+
+    tracer, exp = _app_provider(setup, SpanLimits(max_span_attributes=8))
+    with bind(RequestContext(RAW)):
+        with tracer.start_as_current_span("agent") as span:
+            for i in range(6):  # with the tag and its source: 8, the limit, nothing dropped yet
+                span.set_attribute(f"app.{i}", f"note {i} for {RAW}" if i == 3 else i)
+            assert span.dropped_attributes == 0
+    (done,) = exp.get_finished_spans()
+    assert done.attributes[TENANT] and done.attributes[REDACTED] == 1 and len(done.attributes) == 8
+    assert "app.0" not in done.attributes and done.dropped_attributes == 1
