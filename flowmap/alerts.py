@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from . import attributes as A
 from .forking import renew_after_fork
+from .safelog import debug_quietly
 from .redaction import scrub_known
 
 __all__ = ["AlertProcessor", "UnscopedAlert", "RateLimit", "ALERT_SCOPES", "METRIC_NAME"]
@@ -189,9 +190,9 @@ class AlertProcessor(SpanProcessor):
                 try:
                     self.callback(alert)
                 except Exception:  # noqa: BLE001
-                    _debug.debug("flowmap: alert callback failed", exc_info=True)
+                    debug_quietly(_debug, "flowmap: alert callback failed")
         except Exception:  # noqa: BLE001
-            _debug.debug("flowmap: alerting failed", exc_info=True)
+            debug_quietly(_debug, "flowmap: alerting failed")
 
     def shutdown(self) -> None:
         return None

@@ -54,6 +54,7 @@ from .alerts import AlertProcessor
 from .context import _BINDING, _remember_tag
 from .redaction import redact_ending
 from .tagging import Tagger, is_opaque_tag
+from .safelog import debug_quietly
 
 __all__ = ["TenantSpanProcessor", "FlowmapSpanProcessor", "stamp_tenant", "keep_attributes"]
 
@@ -225,7 +226,7 @@ class TenantSpanProcessor(SpanProcessor):
                 stamp_tenant(span, tag, A.SOURCE_BAGGAGE)
                 _mark(span, tag, A.SOURCE_BAGGAGE)
         except Exception:  # noqa: BLE001 - a processor must never break the app
-            _log.debug("flowmap: tenant tagging failed", exc_info=True)
+            debug_quietly(_log, "flowmap: tenant tagging failed")
 
     def _on_ending(self, span: Span) -> None:
         # What the attribute-count limit evicted of flowmap's own is put back (one
@@ -235,7 +236,7 @@ class TenantSpanProcessor(SpanProcessor):
             if type(attrs) is BoundedAttributes and attrs.dropped:
                 _restore(attrs)
         except Exception:  # noqa: BLE001
-            _log.debug("flowmap: tag restore failed", exc_info=True)
+            debug_quietly(_log, "flowmap: tag restore failed")
 
     def on_end(self, span: ReadableSpan) -> None:  # nothing to do at end
         return None
@@ -276,7 +277,7 @@ class FlowmapSpanProcessor(TenantSpanProcessor):
             if alerts is not None and not tagged:
                 alerts.on_end(span)  # never raises
         except Exception:  # noqa: BLE001
-            _log.debug("flowmap: redaction failed", exc_info=True)
+            debug_quietly(_log, "flowmap: redaction failed")
 
     def on_end(self, span: ReadableSpan) -> None:  # all done in _on_ending
         return None

@@ -48,6 +48,7 @@ from opentelemetry.trace.status import Status
 from . import attributes as A
 from .context import _BINDING, _RAW_BY_TAG, Binding
 from .forking import renew_after_fork
+from .safelog import debug_quietly
 from .substrings import HEAD, SubstringIndex
 from .tagging import is_opaque_tag
 
@@ -741,13 +742,13 @@ class RedactionProcessor(SpanProcessor):
         try:
             capture(span, _BINDING.get())
         except Exception:  # noqa: BLE001
-            _log.debug("flowmap: redaction capture failed", exc_info=True)
+            debug_quietly(_log, "flowmap: redaction capture failed")
 
     def _on_ending(self, span: Span) -> None:
         try:
             redact_ending(span)
         except Exception:  # noqa: BLE001
-            _log.debug("flowmap: redaction failed", exc_info=True)
+            debug_quietly(_log, "flowmap: redaction failed")
 
     def on_end(self, span: ReadableSpan) -> None:
         return None

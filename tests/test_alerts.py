@@ -196,3 +196,30 @@ def test_configured_processor_alerts_and_exports_without_the_raw_id(caplog):
     assert all(raw not in r.getMessage() for r in caplog.records)
     assert _counts(reader) == {("", f"search {REDACTED_VALUE}", "alert-svc"): 1}
     assert [a.span_name for a in alerts] == [f"search {REDACTED_VALUE}"]
+
+
+def test_a_logging_handler_that_raises_never_reaches_the_application(flowmap_runtime):
+    """The alert is a log warning, and a processor's own failure a debug record: a
+    handler that throws (it happens: a broken network handler) must not turn into an
+    exception in the application's span.end()."""
+    import logging
+
+    from flowmap.boundaries import boundary
+
+    class Raising(logging.Handler):
+        def handle(self, record):  # as handlers that do not route errors through handleError
+            raise RuntimeError("handler down")
+
+    root = logging.getLogger()
+    handler, level = Raising(logging.DEBUG), root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        for _ in range(3):
+            with boundary("vector", mode="record"):  # unbound: an alert, logged
+                pass
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    _, exporter = flowmap_runtime
+    assert len(exporter.get_finished_spans()) == 3
