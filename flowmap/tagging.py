@@ -57,6 +57,8 @@ class Tagger:
             key = os.environ.get(KEY_ENV) or None
         if dev_mode is None:
             dev_mode = _truthy(os.environ.get(DEV_MODE_ENV))
+        if isinstance(key, str) and not key.strip():
+            key = None  # blanks only ("   ", a stray newline) are no key, not a weak one
         if not key:
             if not dev_mode:
                 raise ConfigError(
@@ -71,7 +73,12 @@ class Tagger:
                     "secret; set %s before handling real tenants", KEY_ENV
                 )
         self.dev_mode = key == DEV_KEY
-        self._key = key.encode("utf-8") if isinstance(key, str) else bytes(key)
+        try:
+            self._key = key.encode("utf-8") if isinstance(key, str) else bytes(key)
+        except UnicodeEncodeError:  # (its message would quote a character of the key)
+            raise ConfigError(
+                f"the tenant key is not text (undecodable bytes in {KEY_ENV}?): use a random ASCII string"
+            ) from None
         self.key_id = key_id_for(self._key)
         self.tag = functools.lru_cache(maxsize=65536)(self._tag)
 

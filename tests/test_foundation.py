@@ -32,6 +32,21 @@ def test_tagger_refuses_without_key(monkeypatch):
     assert "FLOWMAP_TENANT_KEY" in str(err.value)
 
 
+@pytest.mark.parametrize("key", ["   ", "\n", "\t \n"])
+def test_a_key_of_blanks_is_no_key(monkeypatch, key):
+    monkeypatch.delenv("FLOWMAP_DEV_MODE", raising=False)
+    monkeypatch.setenv("FLOWMAP_TENANT_KEY", key)
+    with pytest.raises(ConfigError, match="no tenant key"):
+        Tagger()
+
+
+def test_a_key_that_is_no_text_is_a_config_error_that_does_not_quote_it(monkeypatch):
+    monkeypatch.setenv("FLOWMAP_TENANT_KEY", "abc\udcffsecret")  # undecodable bytes, as os.environ gives them
+    with pytest.raises(ConfigError) as err:
+        Tagger()
+    assert "secret" not in str(err.value) and "udcff" not in str(err.value).lower()
+
+
 def test_dev_mode_warns_loudly_once(monkeypatch, caplog):
     import flowmap.tagging as tagging
 
