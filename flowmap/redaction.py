@@ -57,6 +57,8 @@ __all__ = ["RedactionProcessor", "REDACTED_VALUE", "scrub_text", "scrub_known", 
 _log = logging.getLogger("flowmap.redaction")
 
 REDACTED_VALUE = "[flowmap:redacted]"
+_REDACTED_BYTES = REDACTED_VALUE.encode("ascii")
+_DEPTH_MAX = 64  # nesting looked into on spans with no binding and no tag (maps, sequences)
 # Raw ids to scrub from live spans, keyed by id(span): set at start (or by
 # register_tenant_id), popped at the end. A side table rather than an attribute on the
 # span because adding an attribute to an SDK Span un-shares its instance dict, which
@@ -230,7 +232,14 @@ class _Scrubber:
                         self.changes += 1
                         return out[:-k]
             return out
-        if isinstance(v, bool) or v is None or isinstance(v, (bytes, bytearray)):
+        if isinstance(v, (bytes, bytearray)):  # (SDK 1.45 keeps bytes: a request body, a key)
+            for raw in self.ids:
+                rb = raw.encode("utf-8")
+                if rb in v:
+                    self._found(v.count(rb))
+                    v = bytes(v).replace(rb, _REDACTED_BYTES)
+            return v
+        if isinstance(v, bool) or v is None:
             return v
         if isinstance(v, (int, float)):
             if key is not None and _is_tenant_key(key):
@@ -295,7 +304,9 @@ def _hit(v: Any, raw: str, key: Any = None) -> bool:
     try:
         if isinstance(v, str):
             return raw in v
-        if isinstance(v, bool) or v is None or isinstance(v, (bytes, bytearray)):
+        if isinstance(v, (bytes, bytearray)):
+            return raw.encode("utf-8") in v
+        if isinstance(v, bool) or v is None:
             return False
         if isinstance(v, (int, float)):
             return _could_be_number(raw) and _is_tenant_key(key) and _number_is(v, raw)
@@ -546,6 +557,8 @@ class _KnownIds:
         naming a tenant straight into ``out``."""
         if isinstance(v, str):
             texts.append(v)
+        elif isinstance(v, (bytes, bytearray)):
+            texts.append(bytes(v).decode("utf-8", "replace"))
         elif isinstance(v, bool) or v is None:
             return
         elif isinstance(v, (int, float)):
@@ -553,12 +566,12 @@ class _KnownIds:
                 t = _number_text(v, self.numeric_len)
                 if t is not None and t in self.exact:
                     out.add(t)
-        elif depth < 8 and isinstance(v, Mapping):
+        elif depth < _DEPTH_MAX and isinstance(v, Mapping):
             for k, x in v.items():
                 if isinstance(k, str):
                     texts.append(k)
                 self._collect(x, k, texts, out, depth + 1)
-        elif depth < 8 and isinstance(v, Sequence) and not isinstance(v, (bytes, bytearray)):
+        elif depth < _DEPTH_MAX and isinstance(v, Sequence):
             for x in v:
                 self._collect(x, key, texts, out, depth + 1)
 

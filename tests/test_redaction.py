@@ -468,3 +468,25 @@ def test_the_redaction_count_never_pushes_the_tag_out_at_the_attribute_limit(set
     (done,) = exp.get_finished_spans()
     assert done.attributes[TENANT] and done.attributes[REDACTED] == 1 and len(done.attributes) == 8
     assert "app.0" not in done.attributes and done.dropped_attributes == 1
+
+
+def test_bytes_values_and_deep_maps_are_scrubbed_bound_or_not(setup):
+    """SDK 1.45 keeps bytes (a request body) and nested maps as attribute values."""
+    tracer, exp = _app_provider(setup)
+    _request(tracer, RAW)  # the process knows the id: the unbound spans below are searched for it
+
+    def deep(depth, leaf):
+        for _ in range(depth):
+            leaf = {"l": leaf}
+        return leaf
+
+    with bind(RequestContext(RAW)):
+        with tracer.start_as_current_span("bound") as span:
+            span.set_attribute("body", f'{{"tenant": "{RAW}"}}'.encode())
+    with tracer.start_as_current_span("orphan") as span:  # no binding, no tag
+        span.set_attribute("body", RAW.encode())
+        span.set_attribute("deep", deep(12, f"t={RAW}"))
+    bound, orphan = [s for s in exp.get_finished_spans() if s.name in ("bound", "orphan")]
+    assert bound.attributes["body"] == f'{{"tenant": "{REDACTED_VALUE}"}}'.encode()
+    assert orphan.attributes["body"] == REDACTED_VALUE.encode()
+    assert RAW not in json.dumps(dict(orphan.attributes), default=lambda b: b.decode())
