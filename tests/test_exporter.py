@@ -419,8 +419,8 @@ def test_subclass_values_are_written_plain_and_no_span_is_lost(tmp_path, caplog)
 
 def test_an_unencodable_value_costs_that_value_not_the_batch(tmp_path, caplog):
     """Through flowmap.configure and its file: an out-of-range int is dropped (that
-    attribute only), unpaired surrogates are repaired to U+FFFD, a span whose *name*
-    cannot be encoded is the only span lost; the warning says encode, not write, once."""
+    attribute only), unpaired surrogates are repaired to U+FFFD, a span named by an object
+    is written with its text; the warning says encode, not write, once."""
     import flowmap
 
     path = tmp_path / "odd.jsonl"
@@ -443,7 +443,10 @@ def test_an_unencodable_value_costs_that_value_not_the_batch(tmp_path, caplog):
     docs = _read_lines(path)
     assert len(docs) == 2
     spans = _spans_by_name(docs)
-    assert sorted(spans) == ["name-\ufffd-0", "name-\ufffd-1", "ok-0", "ok-1", "values-0", "values-1"]
+    named_by_objects = [n for n in spans if n.startswith("<object object at")]
+    assert named_by_objects  # (the two objects may print alike: one name)
+    assert sorted(set(spans) - set(named_by_objects)) == [
+        "name-\ufffd-0", "name-\ufffd-1", "ok-0", "ok-1", "values-0", "values-1"]
     attrs = _attrs(spans["values-1"])
     assert attrs["path"] == {"stringValue": "/tmp/caf\ufffd"}
     assert attrs["kept"] == {"intValue": "1"} and "huge" not in attrs
@@ -451,7 +454,7 @@ def test_an_unencodable_value_costs_that_value_not_the_batch(tmp_path, caplog):
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 1, messages  # once per exporter, then debug
     assert "could not encode" in messages[0] and "could not write" not in messages[0]
-    assert "1 of 4 span(s)" in messages[0]
+    assert "0 of 4 span(s)" in messages[0]  # no span lost
 
 
 def test_a_batch_that_cannot_be_encoded_fails_quietly_and_says_encode(tmp_path, caplog):
