@@ -79,14 +79,13 @@ def stamp_tenant(span: Any, tag: str, source: str) -> None:
     if type(attrs) is BoundedAttributes:
         d = attrs._dict  # noqa: SLF001 - pinned SDK 1.45.2, see module docstring
         maxlen = attrs.maxlen
-        max_value_len = attrs.max_value_len
         if (
             type(d) is dict
             and not attrs._immutable  # noqa: SLF001
             and (maxlen is None or len(d) + 2 <= maxlen)
-            and (max_value_len is None or max_value_len >= _TAG_LEN)
             and span._end_time is None  # noqa: SLF001
         ):
+            # (whole even under a value-length limit below 16: a cut tag names no tenant)
             d[A.TENANT] = tag
             d[A.TENANT_SOURCE] = source
             return
@@ -152,22 +151,34 @@ def _restore(attrs: BoundedAttributes) -> bool:
     with attrs._lock:  # noqa: SLF001
         order = [k for k, _ in want]
         kept = set(order if maxlen is None else order[:maxlen])
-        missing = [(k, v) for k, v in want if k in kept and k not in d]
+        # evicted, or cut by a value-length limit below their length (flowmap's own values
+        # are short and must stay whole: a cut tag names no tenant)
+        missing = [(k, v) for k, v in want if k in kept and d.get(k, _ABSENT) != v]
         if not missing:
             return _TENANT in d
+        evicted = sum(1 for k, _ in missing if k not in d)
         if maxlen is not None:
-            while d and len(d) + len(missing) > maxlen:
+            while d and len(d) + evicted > maxlen:
                 victim = next((k for k in d if k not in kept), None)
                 if victim is None:  # cannot happen: kept holds maxlen keys at most
                     break
                 del d[victim]
                 attrs.dropped += 1
-        vlen = attrs.max_value_len
         for key, value in missing:
-            d[key] = value[:vlen] if vlen is not None and type(value) is str else value
+            d[key] = value
         # what is put back had been counted as dropped when it was evicted
-        attrs.dropped = max(0, attrs.dropped - len(missing))
+        attrs.dropped = max(0, attrs.dropped - evicted)
     return _TENANT in d
+
+
+_ABSENT = object()
+
+
+def _cuts_own(attrs: BoundedAttributes) -> bool:
+    """Whether a value-length limit is below the tag's length (then _restore checks
+    flowmap's own values, which the public API cut)."""
+    vlen = attrs.max_value_len
+    return vlen is not None and vlen < _TAG_LEN
 
 
 def _baggage_tag(parent_context: Context | None) -> str | None:
@@ -233,7 +244,7 @@ class TenantSpanProcessor(SpanProcessor):
         # attribute read when nothing was).
         try:
             attrs = span._attributes  # noqa: SLF001
-            if type(attrs) is BoundedAttributes and attrs.dropped:
+            if type(attrs) is BoundedAttributes and (attrs.dropped or _cuts_own(attrs)):
                 _restore(attrs)
         except Exception:  # noqa: BLE001
             debug_quietly(_log, "flowmap: tag restore failed")
@@ -267,7 +278,9 @@ class FlowmapSpanProcessor(TenantSpanProcessor):
         try:
             attrs = span._attributes  # noqa: SLF001
             if type(attrs) is BoundedAttributes:
-                tagged = _restore(attrs) if attrs.dropped else _TENANT in attrs._dict  # noqa: SLF001
+                tagged = (
+                    _restore(attrs) if attrs.dropped or _cuts_own(attrs) else _TENANT in attrs._dict  # noqa: SLF001
+                )
             else:
                 tagged = _TENANT in (attrs or _EMPTY)
             # restored before redaction, which maps the span's tag back to its raw id

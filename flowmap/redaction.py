@@ -296,6 +296,11 @@ def _bounded(old: Any, new: dict[str, Any]) -> BoundedAttributes:
         getattr(old, "maxlen", None), new, immutable=True, max_value_len=getattr(old, "max_value_len", None)
     )
     ba.dropped += getattr(old, "dropped", 0)  # (and what the rebuild itself evicted)
+    if ba.max_value_len is not None:  # flowmap's own values stay whole (a cut tag names no tenant)
+        d = ba._dict  # noqa: SLF001
+        for key in _OWN_TAGS.union(_OWN_VALUES).intersection(d):
+            if isinstance(new[key], str):
+                d[key] = new[key]
     return ba
 
 

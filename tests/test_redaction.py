@@ -490,3 +490,20 @@ def test_bytes_values_and_deep_maps_are_scrubbed_bound_or_not(setup):
     assert bound.attributes["body"] == f'{{"tenant": "{REDACTED_VALUE}"}}'.encode()
     assert orphan.attributes["body"] == REDACTED_VALUE.encode()
     assert RAW not in json.dumps(dict(orphan.attributes), default=lambda b: b.decode())
+
+
+@pytest.mark.parametrize("limit", [10, 1])
+def test_the_tag_stays_whole_under_a_value_length_limit_below_its_length(setup, limit):
+    """OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT=10 cut the 16-character tag, which then named no
+    tenant: a span ended after its binding kept the raw id in its name."""
+    from flowmap.tagging import tag_for
+
+    tracer, exp = _limited_provider(setup, limit)
+    with bind(RequestContext(RAW)):
+        span = tracer.start_span(f"later {RAW}")
+    done = threading.Thread(target=span.end)  # ends elsewhere, unbound: found by its tag
+    done.start()
+    done.join()
+    (ended,) = exp.get_finished_spans()
+    assert ended.attributes[TENANT] == tag_for("test-key", RAW)
+    assert ended.name == f"later {REDACTED_VALUE}"
