@@ -81,6 +81,7 @@ from .attributes import (
 from .conventions import PROXY_VALUE, infer_boundary
 from .errors import InputError
 from .model import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, Trace
+from .tagging import DEV_KEY, key_id_for
 
 __all__ = ["LoadStats", "iter_traces", "decode_document", "MAX_WARNINGS"]
 
@@ -109,6 +110,7 @@ _SPAN_ID_RE = re.compile(rb'"spanId"\s*:\s*"([0-9a-fA-F]+)"')
 # Keys or trace ids written with \u escapes, which the regex above cannot see.
 _ESCAPED_RE = re.compile(rb'"[^"]*\\u[^"]*"\s*:|"traceId"\s*:\s*"[0-9a-fA-F]*\\')
 _ZERO_TRACE = "0" * 32
+_DEV_KEY_ID = key_id_for(DEV_KEY)
 _UPPER_RE = re.compile(rb"[A-Z]")
 _ZERO_SPAN = "0" * 16
 _HEX_DIGITS = "0123456789abcdef"
@@ -270,6 +272,7 @@ class _Loader:
         self._linked: dict[str, set[str]] = {}
         self._linked_size = 0
         self._linked_known = True
+        self._dev_key_at: str | None = None  # where spans tagged under the development key were first read
         #: standard input was given ("-"); where it was spooled to, if it could be
         self._stdin_given = False
         self._stdin: str | None = None
@@ -344,6 +347,11 @@ class _Loader:
         # Traces the scan did not place (ids it could not see): complete now.
         yield from self._closed(list(self.pending))
         self._flush()
+        if self._dev_key_at is not None:  # said once, at the end: loud, not in the hot loop
+            self.warn(
+                f"{self._dev_key_at}: spans tagged under flowmap's public development key (key id "
+                f"{_DEV_KEY_ID}): their tags are not secret; set FLOWMAP_TENANT_KEY where they are made"
+            )
         hidden = self.stats.warning_count - MAX_WARNINGS
         if hidden > 0 and self.on_warning is not None:
             self.on_warning(f"{hidden} more warning(s) not shown")
@@ -1059,6 +1067,8 @@ class _Loader:
         key_id = resource.get(KEY_ID)
         if type(key_id) is not str:
             key_id = None
+        elif key_id == _DEV_KEY_ID and self._dev_key_at is None:
+            self._dev_key_at = origin
         added = skipped = 0
         where = origin
         line_new = self._line_new

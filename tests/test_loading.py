@@ -635,3 +635,26 @@ def test_spans_of_a_trace_that_stays_open_stop_pinning_their_lines(tmp_path, mon
 
     assert pinned(1) == [False] * 5 + [True]  # all but the last line's span copied out
     assert pinned(1 << 40) == [True] * 6  # (without the copies: every line pinned)
+
+
+def test_traces_tagged_under_the_development_key_are_said_to_be_so_once(tmp_path):
+    """Development mode's tags are not secret (the key is public): the analysis says so,
+    once, where such spans were first read — loud where a log line was easy to miss."""
+    from flowmap.loading import LoadStats, iter_traces
+    from flowmap.tagging import DEV_KEY, key_id_for, tag_for
+
+    from otlp_builder import KEY, TraceBuilder, write_otlp
+
+    dev = [TraceBuilder(key_id=key_id_for(DEV_KEY)) for _ in range(3)]
+    for tb in dev:
+        tb.span("GET /a", tenant=tag_for(DEV_KEY, "acme"))
+    path = write_otlp(tmp_path / "dev.jsonl", *dev)
+    stats = LoadStats()
+    list(iter_traces([path], stats=stats))
+    (warning,) = stats.warnings
+    assert warning.startswith(f"{path}:1: spans tagged under flowmap's public development key")
+    real = TraceBuilder()  # this module's own key
+    real.span("GET /a", tenant=tag_for(KEY, "acme"))
+    stats = LoadStats()
+    list(iter_traces([write_otlp(tmp_path / "real.jsonl", real)], stats=stats))
+    assert stats.warnings == []
