@@ -4,7 +4,9 @@ Three outlets, all with opaque values only (span name, boundary, service, trace 
 a ``logging`` warning on ``flowmap.alerts``, the OpenTelemetry counter
 ``flowmap.unscoped_spans`` and an optional callback. Logs and callbacks are rate-limited
 (a token bucket per (service, span name) plus a global cap) so an incident cannot
-flood them; the counter always counts. Never raises into the application.
+flood them; the counter counts every one. Only spans the sampler records are seen: one
+it drops reaches no span processor (sample at 100 %, or parent-based on a sampled root,
+where unscoped spans must be counted). Never raises into the application.
 
 The span name is scrubbed of every raw tenant id this process has bound recently
 (:func:`flowmap.redaction.scrub_known`) before any outlet sees it, whether or not a
