@@ -114,6 +114,9 @@ class _Limiter:
             return True, suppressed
 
 
+_in_callback = threading.local()  # this thread is running an alert callback now
+
+
 class AlertProcessor(SpanProcessor):
     """Alerts on spans that end without ``flowmap.tenant``.
 
@@ -188,11 +191,16 @@ class AlertProcessor(SpanProcessor):
                 "flowmap: span ended without a tenant: span=%r boundary=%s service=%s trace_id=%s span_id=%s",
                 alert.span_name, alert.boundary, alert.service, alert.trace_id, alert.span_id,
             )
-            if self.callback is not None:
+            if self.callback is not None and not getattr(_in_callback, "on", False):
+                # a callback that posts the alert (an untagged http call: itself an
+                # unscoped boundary) must not alert about its own spans, on and on
+                _in_callback.on = True
                 try:
                     self.callback(alert)
                 except Exception:  # noqa: BLE001
                     debug_quietly(_debug, "flowmap: alert callback failed")
+                finally:
+                    _in_callback.on = False
         except Exception:  # noqa: BLE001
             debug_quietly(_debug, "flowmap: alerting failed")
 

@@ -119,6 +119,26 @@ def test_callback_errors_never_reach_the_application():
     assert _counts(reader) == {("tool", "tool-call", "alert-svc"): 1}
 
 
+def test_a_callback_whose_own_spans_are_unscoped_is_not_called_for_them():
+    """A callback that posts the alert over http makes an untagged http.client span,
+    itself an unscoped boundary: it must not be called for that one, on and on."""
+    calls = []
+    holder = {}
+
+    def post(alert):
+        calls.append(alert.span_name)
+        with holder["tracer"].start_as_current_span("POST /webhook", attributes={BOUNDARY: "http.client"}):
+            pass
+
+    tracer, reader = _setup(callback=post)
+    holder["tracer"] = tracer
+    with tracer.start_as_current_span("tool-call", attributes={BOUNDARY: "tool"}):
+        pass
+    assert calls == ["tool-call"]
+    counts = _counts(reader)  # the webhook's own span is still counted
+    assert counts[("tool", "tool-call", "alert-svc")] == 1 and counts[("http.client", "POST /webhook", "alert-svc")] == 1
+
+
 def test_invalid_scope_is_config_error():
     from flowmap.errors import ConfigError
 
