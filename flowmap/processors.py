@@ -174,6 +174,19 @@ def _restore(attrs: BoundedAttributes) -> bool:
 _ABSENT = object()
 
 
+def _switch_off(processor: Any) -> None:
+    """A shut-down processor does nothing more. The SDK cannot remove it from the app's
+    provider, and a later configure() adds fresh ones: still tagging and alerting, it
+    would double every alert and metric. Instance attributes, so the hot path of a live
+    processor pays no flag test."""
+    processor.on_start = _ignore
+    processor._on_ending = _ignore
+
+
+def _ignore(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
 def _cuts_own(attrs: BoundedAttributes) -> bool:
     """Whether a value-length limit is below the tag's length (then _restore checks
     flowmap's own values, which the public API cut)."""
@@ -253,7 +266,7 @@ class TenantSpanProcessor(SpanProcessor):
         return None
 
     def shutdown(self) -> None:
-        return None
+        _switch_off(self)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
@@ -296,5 +309,6 @@ class FlowmapSpanProcessor(TenantSpanProcessor):
         return None
 
     def shutdown(self) -> None:
+        _switch_off(self)
         if self.alerts is not None:
             self.alerts.shutdown()

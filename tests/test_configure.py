@@ -96,6 +96,19 @@ def test_calling_twice_does_not_double_processors():
     assert span.attributes[TENANT] == tag_for("key-2", RAW)  # the new key took effect
 
 
+def test_configure_after_shutdown_on_the_apps_provider_alerts_once():
+    """The SDK cannot take processors off a provider: the shut-down ones must go quiet,
+    or a configure() after shutdown() doubles every alert and metric."""
+    alerts = []
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    _isolated(tracer_provider=tp, exporters=None, alert_callback=alerts.append).shutdown()
+    _isolated(tracer_provider=tp, exporters=None, alert_callback=alerts.append)
+    with tp.get_tracer("t").start_as_current_span("unbound tool", attributes={"flowmap.boundary": "tool"}):
+        pass
+    assert len(alerts) == 1
+
+
 def test_a_new_key_reaches_flowmaps_own_spans_with_its_key_id():
     """Re-keying: flowmap's boundary spans get the new key's tag *and* key id (a stale
     key id beside a new tag made one tenant look like two: a false cross-tenant)."""
