@@ -75,7 +75,7 @@ SWITCH_EVENT = "flowmap.tenant_switch"
 
 # Open context-manager boundaries of this task/thread: a shared Boundary instance may be
 # entered concurrently from many tasks, so its spans cannot live on the instance.
-_OPEN: contextvars.ContextVar[tuple[tuple[Any, Span, object], ...]] = contextvars.ContextVar(
+_OPEN: contextvars.ContextVar[tuple[tuple[Any, Span, object, int], ...]] = contextvars.ContextVar(
     "flowmap_open_boundaries", default=()
 )
 
@@ -133,9 +133,9 @@ class Boundary:
         #: the tracer of its spans; None: flowmap's own, as configured when a span starts
         #: (an instrumentation passes its own: its provider and instrumentation scope)
         self.tracer = tracer
-        # (id of the entering frame, entry) of this instance's open context managers (the
-        # entries are in _OPEN too): for an exit in another context than the enter, see _exit
-        self._entered: list[tuple[int, tuple[Any, Span, object]]] = []
+        # this instance's open context-manager entries (self, span, token, id of the
+        # entering frame), also in _OPEN: for an exit in another context, see _exit
+        self._entered: list[tuple[Any, Span, object, int]] = []
 
     # -- the gate and the span -------------------------------------------------------
     def _check(self) -> bool:
@@ -278,9 +278,9 @@ class Boundary:
 
     def _enter(self, caller: FrameType) -> Span:
         span, token = self._open(self.name or self.kind)
-        entry = (self, span, token)
+        entry = (self, span, token, id(caller))
         _OPEN.set((*_OPEN.get(), entry))
-        self._entered.append((id(caller), entry))
+        self._entered.append(entry)
         return span
 
     def _exit(self, exc: BaseException | None, caller: FrameType) -> None:
@@ -289,34 +289,29 @@ class Boundary:
             if stack[i][0] is self:
                 entry = stack[i]
                 _OPEN.set(stack[:i] + stack[i + 1 :])
-                self._take(entry.__eq__)  # (tuples of objects compared by identity)
+                self._forget(entry)
                 self._close(entry[1], entry[2], exc)
                 return
         # Entered in another context: a sync generator stepped in a fresh copy of the
         # context each time (Starlette's StreamingResponse runs each next() so). The span
         # is the one this instance opened from the same frame (a generator keeps its frame
-        # across steps; a shared instance may have others open); its context went with the
-        # copy it was attached in, so there is nothing to detach, but the span must end.
-        entry = self._take(None, id(caller))
-        if entry is not None:
+        # across steps; a shared instance may have others open), else its newest; its
+        # context went with the copy it was attached in, so there is nothing to detach,
+        # but the span must end.
+        entered = list(self._entered)
+        frame = id(caller)
+        entry = next((e for e in reversed(entered) if e[3] == frame), entered[-1] if entered else None)
+        if entry is not None and self._forget(entry):
             self._close(entry[1], None, exc)
 
-    def _take(self, match: Callable[[Any], bool] | None, frame: int | None = None) -> Any:
-        """Remove and return this instance's open entry that ``match`` accepts (or, with
-        ``match`` None, the newest opened from ``frame``, else the newest); None if none.
-        Safe beside other threads: the pair found is removed by one ``list.remove``."""
-        entered = list(self._entered)
-        found = next(
-            (pair for pair in reversed(entered) if (match(pair[1]) if match is not None else pair[0] == frame)),
-            entered[-1] if match is None and entered else None,
-        )
-        if found is None:
-            return None
+    def _forget(self, entry: tuple[Any, Span, object, int]) -> bool:
+        """Take ``entry`` off this instance's open ones; False if another thread did.
+        (One ``list.remove``: entries compare by identity, spans and tokens have no __eq__.)"""
         try:
-            self._entered.remove(found)  # (identity: spans and tokens have no __eq__)
-        except ValueError:  # another thread took it meanwhile
-            return None
-        return found[1]
+            self._entered.remove(entry)
+        except ValueError:
+            return False
+        return True
 
     # -- decorator -------------------------------------------------------------------
     def __call__(self, fn: F) -> F:
