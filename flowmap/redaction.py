@@ -79,7 +79,8 @@ _OWN_VALUES: dict[str, frozenset[str]] = {
     A.TENANT_SOURCE: frozenset({A.SOURCE_CONTEXT, A.SOURCE_BAGGAGE, A.SOURCE_EXPLICIT}),
 }
 _OWN_TAGS = frozenset({A.TENANT, A.TENANT_INBOUND})
-_OWN_KEYS = frozenset({*_OWN_VALUES, *_OWN_TAGS, A.SCOPED, A.BAGGAGE_SENT, A.REDACTED, A.UNSCOPED})
+_OWN_TEXTS = frozenset({*_OWN_VALUES, *_OWN_TAGS})  # flowmap's own attributes that hold text
+_OWN_KEYS = _OWN_TEXTS | {A.SCOPED, A.BAGGAGE_SENT, A.REDACTED, A.UNSCOPED}
 # A value cut by the SDK's attribute length limit (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT) may
 # end in the first characters of an id: an end of at least this many characters that
 # begins an id is cut off too.
@@ -298,7 +299,7 @@ def _bounded(old: Any, new: dict[str, Any]) -> BoundedAttributes:
     ba.dropped += getattr(old, "dropped", 0)  # (and what the rebuild itself evicted)
     if ba.max_value_len is not None:  # flowmap's own values stay whole (a cut tag names no tenant)
         d = ba._dict  # noqa: SLF001
-        for key in _OWN_TAGS.union(_OWN_VALUES).intersection(d):
+        for key in _OWN_TEXTS.intersection(d):
             if isinstance(new[key], str):
                 d[key] = new[key]
     return ba
@@ -409,7 +410,7 @@ def redact_ending(span: Span) -> int:
     except AttributeError:
         events, links = list(span.events), list(span.links)
         desc = span.status.description if span.status is not None else None
-    name = span._name if isinstance(span._name, str) else _event_name(span)  # noqa: SLF001 - the SDK takes any name
+    name = _event_name(span)  # (the SDK takes any name: 404, None)
     if (
         _cut_values(attrs)
         or (events and any(_cut_values(ev.attributes) for ev in events))
@@ -616,7 +617,7 @@ class _KnownIds:
         """The known ids ``span`` may hold: a superset (verified by the scrubber), found
         in one pass over all its texts joined (a match across two of them is harmless)."""
         out: set[str] = set()
-        texts = [span._name if isinstance(span._name, str) else _event_name(span)]  # noqa: SLF001
+        texts = [_event_name(span)]
         self._attrs(d, texts, out)
         self._cut(span._attributes, out)  # noqa: SLF001 - (d is its plain dict: no limit)
         for ev in span._events:  # noqa: SLF001
@@ -681,7 +682,7 @@ def _scrub_span(span: Span, ids: Sequence[str]) -> int:
     s = _Scrubber(ids)
     try:
         # (a name that is no text — the SDK takes 404 or None — is written as text)
-        name = s.text(span._name if isinstance(span._name, str) else _event_name(span))  # noqa: SLF001
+        name = s.text(_event_name(span))
         if name != span._name:
             span._name = name
     except Exception:  # noqa: BLE001
