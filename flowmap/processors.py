@@ -187,11 +187,14 @@ def _ignore(*args: Any, **kwargs: Any) -> None:
     return None
 
 
-def _cuts_own(attrs: BoundedAttributes) -> bool:
-    """Whether a value-length limit is below the tag's length (then _restore checks
-    flowmap's own values, which the public API cut)."""
+def _restored(attrs: BoundedAttributes) -> bool:
+    """At span end: :func:`_restore` when the span lost attributes or a value-length
+    limit below the tag's length may have cut flowmap's own (one attribute read each when
+    neither); whether the span holds a tag."""
     vlen = attrs.max_value_len
-    return vlen is not None and vlen < _TAG_LEN
+    if attrs.dropped or (vlen is not None and vlen < _TAG_LEN):
+        return _restore(attrs)
+    return _TENANT in attrs._dict  # noqa: SLF001
 
 
 def _baggage_tag(parent_context: Context | None) -> str | None:
@@ -257,8 +260,8 @@ class TenantSpanProcessor(SpanProcessor):
         # attribute read when nothing was).
         try:
             attrs = span._attributes  # noqa: SLF001
-            if type(attrs) is BoundedAttributes and (attrs.dropped or _cuts_own(attrs)):
-                _restore(attrs)
+            if type(attrs) is BoundedAttributes:
+                _restored(attrs)
         except Exception:  # noqa: BLE001
             debug_quietly(_log, "flowmap: tag restore failed")
 
@@ -291,9 +294,7 @@ class FlowmapSpanProcessor(TenantSpanProcessor):
         try:
             attrs = span._attributes  # noqa: SLF001
             if type(attrs) is BoundedAttributes:
-                tagged = (
-                    _restore(attrs) if attrs.dropped or _cuts_own(attrs) else _TENANT in attrs._dict  # noqa: SLF001
-                )
+                tagged = _restored(attrs)
             else:
                 tagged = _TENANT in (attrs or _EMPTY)
             # restored before redaction, which maps the span's tag back to its raw id
