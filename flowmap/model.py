@@ -29,6 +29,7 @@ __all__ = [
     "SPAN_KIND_CLIENT",
     "SPAN_KIND_PRODUCER",
     "SPAN_KIND_CONSUMER",
+    "STATUS_CODE_ERROR",
 ]
 
 # OTLP integer enums (opentelemetry.proto.trace.v1.Span.SpanKind)
@@ -38,6 +39,7 @@ SPAN_KIND_SERVER = 2
 SPAN_KIND_CLIENT = 3
 SPAN_KIND_PRODUCER = 4
 SPAN_KIND_CONSUMER = 5
+STATUS_CODE_ERROR = 2  # Status.StatusCode
 
 
 class Severity(IntEnum):

@@ -25,6 +25,7 @@ from .graph import OTHER_OPERATIONS, OTHER_SERVICES
 from .layout import Layout, layered_layout
 from .masking import MASK, Masker, is_tenant_key
 from .model import (
+    STATUS_CODE_ERROR,
     Analysis,
     Finding,
     FlowEdge,
@@ -783,7 +784,7 @@ def _span_view(
         tenant_hue=_tenant_hue(tenant) if tenant and tenant != MASK else None,
         source=safe.text(s.attributes.get(attributes.TENANT_SOURCE), 20) or None,
         scoped=s.scoped, start_ms=round((s.start_ns - t0) / 1e6, 3) if s.start_ns else 0.0,
-        duration_ms=round(max(0, s.end_ns - s.start_ns) / 1e6, 3), error=s.status_code == 2,
+        duration_ms=round(max(0, s.end_ns - s.start_ns) / 1e6, 3), error=s.status_code == STATUS_CODE_ERROR,
         on_path=s.span_id in on_path, rules=rules, broken=next((r for r in BREAK_RULES if r in rules), None),
         attributes=attrs, node=node_of(s.service, s.name),
     )

@@ -43,6 +43,7 @@ from .otlp import RawSpan
 from .otlp import Span as LoadedSpan
 from .model import (
     SPAN_KIND_CLIENT,
+    STATUS_CODE_ERROR,
     Finding,
     Severity,
     Span,
@@ -241,9 +242,13 @@ def _judge_inbound(span: Span, parent: Span | None) -> Finding | None:
 
 
 def orphan_message(operation: str, likely_parent: str | None, reached: str | None = None) -> str:
-    below = f", and {reached} below it ran without one" if reached else ""
+    below = _ran_without(reached) if reached else ""
     where = f" (it likely belonged under '{likely_parent}')" if likely_parent else ""
     return f"'{operation}' started as a root with no tenant: the context was lost before it started{below}{where}"
+
+
+def _ran_without(reached: str) -> str:
+    return f", and {reached} below it ran without one"
 
 
 def _note_boundaries_reached(v: TraceVerdict, graph: SpanGraph) -> None:
@@ -271,20 +276,17 @@ def _note_boundaries_reached(v: TraceVerdict, graph: SpanGraph) -> None:
             if span.boundary is not None and not _refused_boundary(span):
                 f.reached = f"{span.boundary} {op(span)}"
                 if f.rule == CONTEXT_DROPPED:
-                    f.message += f", and {f.reached} below it ran without one"
+                    f.message += _ran_without(f.reached)
                 else:
                     f.message = orphan_message(spans[f.span_id].operation, None, f.reached)
                 break
             todo.extend(children.get(sid, ()))
 
 
-_STATUS_ERROR = 2  # OTLP Status.code ERROR
-
-
 def _refused_boundary(span: Span) -> bool:
     """A boundary that flowmap refused (no tenant bound, fail mode): recorded as an
     errored span marked ``flowmap.unscoped``; its body never ran."""
-    return span.status_code == _STATUS_ERROR and span.attributes.get(attributes.UNSCOPED) is True
+    return span.status_code == STATUS_CODE_ERROR and span.attributes.get(attributes.UNSCOPED) is True
 
 
 def _destination(span: Span) -> str | None:
