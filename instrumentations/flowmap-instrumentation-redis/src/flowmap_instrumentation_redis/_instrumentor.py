@@ -66,7 +66,6 @@ class _Settings:
         self.kind = "cache"
         self.trust_script_keys = False
         self.shared: re.Pattern[bytes] | None = _compile_shared(DEFAULT_SHARED_KEYS)
-        self.tracer: Any = None  # () -> Tracer, the instrumentor's
 
 
 def _compile_shared(patterns: Iterable[str | bytes]) -> re.Pattern[bytes] | None:
@@ -187,10 +186,9 @@ def _boundary(commands: Sequence[Sequence[Any]]):  # type: ignore[no-untyped-def
     if verdict is None:
         return None
     op, scoped, attrs = verdict
-    tracer = _settings.tracer() if _settings.tracer is not None else None
     return data_boundary(
         _settings.kind, f"redis {op}", scoped=scoped, strict=_settings.strict,
-        attributes=attrs, tracer=tracer,
+        attributes=attrs, tracer=RedisInstrumentor().tracer(),  # (the instrumentor is a singleton)
     )
 
 
@@ -262,7 +260,6 @@ class RedisInstrumentor(FlowmapInstrumentor):
         _settings.kind = kind
         _settings.trust_script_keys = bool(kwargs.get("trust_script_keys", False))
         _settings.shared = shared
-        _settings.tracer = self.tracer
         _patches.wrap(_SYNC, "Redis.execute_command", _execute_command)
         _patches.wrap(_SYNC, "Pipeline.execute", _pipeline_execute)
         # commands a pipeline sends at once while WATCHing (the WATCH itself included)
