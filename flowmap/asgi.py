@@ -2,7 +2,8 @@
 
 For each HTTP request (and websocket) it continues the caller's trace from
 ``traceparent``, lets the app's ``resolver`` authenticate the tenant, and binds the
-RequestContext for the whole request (or connection). The inbound baggage tag is evidence, never authority: the server span carries
+RequestContext for the whole request (or connection). The inbound baggage tag is
+evidence, never authority: the server span carries
 the *authenticated* tenant's tag (source ``context``) and keeps the inbound tag in
 ``flowmap.tenant.inbound``, so a forged or stale tag shows up in the trace as a tenant
 change on the edge from the remote parent.
@@ -188,7 +189,7 @@ class TenantMiddleware:
         raise _ResolverFailed(f"tenant resolver returned {type(result).__name__}")
 
     async def _reply(self, scope: Scope, receive: Receive, send: Send, span: Span, status: int, error: str) -> None:
-        if scope.get("type") == "websocket":
+        if _is_websocket(scope):
             # closed before it is accepted: the server refuses the handshake with a 403
             _annotate(span, {"http.response.status_code": 403})
             message = await receive()
@@ -240,7 +241,11 @@ _WS_POLICY_VIOLATION = 1008  # RFC 6455 close code for a refused connection
 
 def _method(scope: Scope) -> str:
     """The request's method, or ``WEBSOCKET`` for a websocket (its scope has none)."""
-    return str(scope.get("method") or ("WEBSOCKET" if scope.get("type") == "websocket" else "HTTP"))
+    return str(scope.get("method") or ("WEBSOCKET" if _is_websocket(scope) else "HTTP"))
+
+
+def _is_websocket(scope: Scope) -> bool:
+    return scope.get("type") == "websocket"
 
 
 def _inbound_tag(extracted: Any) -> str | None:
@@ -270,8 +275,8 @@ def _annotate_error(span: Span, description: str) -> None:
 def _request_attributes(scope: Scope, headers: dict[str, str]) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         A.BOUNDARY: "http.server",
-        "http.request.method": scope.get("method", "GET" if scope.get("type") == "websocket" else "_OTHER"),
-        "url.scheme": scope.get("scheme", "ws" if scope.get("type") == "websocket" else "http"),
+        "http.request.method": scope.get("method", "GET" if _is_websocket(scope) else "_OTHER"),
+        "url.scheme": scope.get("scheme", "ws" if _is_websocket(scope) else "http"),
         "url.path": scope.get("path", ""),
     }
     version = scope.get("http_version")
