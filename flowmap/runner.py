@@ -84,12 +84,14 @@ def _wait(proc: subprocess.Popen[bytes]) -> int:
     """Wait for the program, passing on the signals flowmap gets (so it can flush and exit
     as it would alone), and return its exit code.
 
-    A signal that a process sent (``kill``, CI cancelling a job, ``timeout``) reached only
-    this process: it is forwarded. One that the kernel sent for a terminal (Ctrl-C, a
-    closed terminal's SIGHUP) went to the whole foreground group, the program included:
-    not forwarded, or the program would get it twice (a second Ctrl-C forces servers down
-    before they flush). Told apart by waiting for the signals synchronously
-    (``sigtimedwait``), which says who sent each one.
+    A signal that a process sent (``kill PID``, a CI runner or supervisor stopping it) is
+    forwarded. One that the kernel sent for a terminal (Ctrl-C, a closed terminal's
+    SIGHUP) went to the whole foreground group, the program included: not forwarded, or
+    the program would get it twice (a second Ctrl-C forces servers down before they
+    flush). Told apart by waiting for the signals synchronously (``sigtimedwait``), which
+    says who sent each one. A process that signals the whole group (``timeout``,
+    ``kill -- -PGID``) cannot be told apart from one signalling flowmap alone: the program
+    then gets it twice (docs/run.md says so).
     """
     if not hasattr(signal, "sigtimedwait"):  # (not POSIX): the program gets what the console sends
         return _exit_code(_wait_plain(proc))
