@@ -20,16 +20,16 @@ _FORM_SAFE = "*"  # x-www-form-urlencoded (URLSearchParams, Java's URLEncoder): 
 
 
 def spellings(value: str) -> set[str]:
-    """``value`` and its encoded spellings: percent-encoded (fully, or as a path or query
+    """``value`` and its encoded spellings: percent-encoded (fully, as ``urllib.parse.quote`` does by default, or as a path or query
     keeps it, or as JavaScript, Java and form encoders do), spaces as ``+`` or ``%20``,
     JSON string text (non-ASCII as ``\\u`` escapes or as is). Just ``{value}`` for the usual id (letters, digits, ``.``, ``-``, ``_``), which
     no encoding changes."""
     out = {value}
     if value.isascii() and value.replace(".", "").replace("-", "").replace("_", "").isalnum():
         return out
-    for safe in ("", _URL_SAFE, _JS_COMPONENT_SAFE):
+    for safe in ("", "/", _URL_SAFE, _JS_COMPONENT_SAFE):  # "/": Python's quote() default
         out.add(urllib.parse.quote(value, safe=safe))
-    for safe in ("", _URL_SAFE, _FORM_SAFE):
+    for safe in ("", "/", _URL_SAFE, _FORM_SAFE):
         out.add(urllib.parse.quote_plus(value, safe=safe))
     out.add(value.replace(" ", "%20"))
     out.add(value.replace(" ", "+"))

@@ -109,10 +109,10 @@ def test_encoded_raw_id_is_masked_in_every_output(tmp_path):
 
 def test_spellings_of_javascript_java_and_form_encoders_are_masked_too():
     """encodeURIComponent keeps ' but encodes @ and /; URLSearchParams and Java's
-    URLEncoder write ~ as %7E (Python never does)."""
-    m = Masker(["o'brien@acme.com", "acme~corp", "acme (EU)/west", "globex*42/eu"])
+    URLEncoder write ~ as %7E (Python never does); Python's quote() keeps / by default."""
+    m = Masker(["o'brien@acme.com", "acme~corp", "acme (EU)/west", "globex*42/eu", "org:acme/eu"])
     for text in ("GET /t/o'brien%40acme.com", "x=acme%7Ecorp&y=1", "x=acme%20(EU)%2Fwest",
-                 "x=acme+%28EU%29%2Fwest", "x=globex*42%2Feu"):
+                 "x=acme+%28EU%29%2Fwest", "x=globex*42%2Feu", "GET /t/org%3Aacme/eu"):
         assert m.text(text).endswith(MASK) or MASK + "&" in m.text(text), text
 
 

@@ -5,6 +5,7 @@ the combined FlowmapSpanProcessor that configure() installs."""
 
 import json
 import threading
+import urllib.parse
 
 import pytest
 
@@ -349,6 +350,21 @@ def test_the_bound_id_is_scrubbed_as_a_url_or_json_text_writes_it_too(setup):
         assert spelling not in dump, spelling
     assert done.name == f"GET /t/{REDACTED_VALUE}" and done.attributes["url.query"] == f"org={REDACTED_VALUE}"
     assert done.attributes[REDACTED] == 4
+
+
+def test_the_bound_id_is_scrubbed_as_pythons_quote_writes_it_by_default(setup):
+    """``urllib.parse.quote(tenant_id)`` keeps ``/`` (its default ``safe``) and encodes
+    ``:`` and ``@``: a spelling no other encoder writes."""
+    tracer, exp = _app_provider(setup)
+    raw = "org:acme/eu"
+    path = "/t/" + urllib.parse.quote(raw) + "/docs"
+    assert "org%3Aacme/eu" in path
+    with bind(RequestContext(raw)):
+        with tracer.start_as_current_span("GET " + path) as span:
+            span.set_attribute("url.path", path)
+    (done,) = exp.get_finished_spans()
+    assert "org%3Aacme" not in done.to_json()
+    assert done.attributes["url.path"] == f"/t/{REDACTED_VALUE}/docs"
 
 
 def test_an_id_with_quotes_is_scrubbed_from_json_written_without_ascii_escapes(setup):
