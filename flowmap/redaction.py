@@ -68,8 +68,11 @@ _DEPTH_MAX = 64  # nesting looked into on spans with no binding and no tag (maps
 _PENDING: dict[int, tuple[str, ...]] = {}
 _PENDING_CAP = 1 << 16
 _TENANT = A.TENANT
-# Ids this short would match inside unrelated words: only redact them as whole tokens.
-_MIN_SUBSTRING_LEN = HEAD  # shorter ids are only scrubbed as whole tokens
+# Ids shorter than this would match inside unrelated words (tenant "test" in "contest",
+# "user" in "user_agent.original"): they are scrubbed only as whole tokens of letters and
+# digits, and in an attribute key only as a whole dot-separated part of it. Longer ids
+# are scrubbed wherever they are.
+_MIN_SUBSTRING_LEN = 8
 # flowmap's own attributes and the values flowmap writes in them: never rewritten, even
 # when an id happens to be inside one (tenant "22782" inside its tag "2278295972107893",
 # a tenant named "stream" like the boundary kind). A tag attribute that *equals* a raw
@@ -261,7 +264,21 @@ class _Scrubber:
         return v
 
     def key(self, k: Any) -> Any:
-        return self.text(k) if isinstance(k, str) else k
+        """An attribute key: a short id only as a whole dot-separated part of it (a tenant
+        "user" is not in ``user_agent.original``, but is in ``quota.user``)."""
+        if not isinstance(k, str):
+            return k
+        ids = self.ids
+        longer = [r for r in ids if len(r) >= _MIN_SUBSTRING_LEN]
+        out, n = scrub_text(k, longer) if longer else (k, 0)
+        if len(longer) != len(ids) and "." in out or out in ids:
+            parts = out.split(".")
+            hits = sum(p in ids for p in parts)
+            if hits:
+                out = ".".join(REDACTED_VALUE if p in ids else p for p in parts)
+                n += hits
+        self._found(n)
+        return out
 
     def one(self, v: Any, key: Any) -> Any:
         """One value, so that a value that cannot be inspected costs only itself (and
@@ -451,7 +468,8 @@ def redact_ending(span: Span) -> int:
 
 _KNOWN_CAP = 1 << 17  # ids kept (twice context's table, so a clear there forgets nothing yet)
 _DIRECT_MAX = 48  # up to this many ids, ``raw in text`` per id beats the 4-gram lookups
-_HEAD = HEAD  # == _MIN_SUBSTRING_LEN: longer ids match anywhere, shorter as whole tokens
+_HEAD = HEAD  # ids this long or longer are found through the index (a superset of what
+# the scrubber matches: one shorter than _MIN_SUBSTRING_LEN must be a whole token there)
 _TOKEN = re.compile(r"[0-9A-Za-z]+")
 _SCRUBBED_MAX = 4096  # alert names remembered scrubbed
 
@@ -536,7 +554,8 @@ class _KnownIds:
             self.scrubbed = {}
 
     def find(self, s: str, out: set[str]) -> None:
-        """Add to ``out`` the known ids that ``s`` holds (as the scrubber would match)."""
+        """Add to ``out`` the known ids that ``s`` may hold: every one the scrubber would
+        match, and maybe some it then finds only inside a longer word."""
         long = self.long
         if long:
             if len(long) <= _DIRECT_MAX:
@@ -682,7 +701,10 @@ def _scrub_span(span: Span, ids: Sequence[str]) -> int:
     s = _Scrubber(ids)
     try:
         # (a name that is no text — the SDK takes 404 or None — is written as text)
-        name = s.text(_event_name(span))
+        name = _event_name(span)
+        if not (name in A.BOUNDARY_KINDS and (span._attributes or {}).get(A.BOUNDARY) == name):
+            # (a boundary span flowmap named after its kind: its own value, kept)
+            name = s.text(name)
         if name != span._name:
             span._name = name
     except Exception:  # noqa: BLE001

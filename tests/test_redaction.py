@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from flowmap.attributes import REDACTED, TENANT
+from flowmap.boundaries import boundary
 from flowmap.context import RequestContext, bind
 from flowmap.processors import FlowmapSpanProcessor, TenantSpanProcessor
 from flowmap.redaction import REDACTED_VALUE, RedactionProcessor, register_tenant_id, scrub_text
@@ -102,6 +103,49 @@ def test_numbers_equal_to_a_numeric_tenant_id_are_redacted_under_tenant_keys(set
 def test_short_ids_are_redacted_only_as_whole_tokens():
     assert scrub_text("tenant=ab; abc", ["ab"]) == (f"tenant={REDACTED_VALUE}; abc", 1)
     assert scrub_text("xacme-corpx", ["acme-corp"]) == (f"x{REDACTED_VALUE}x", 1)
+    # under 8 characters an id is often a word: not inside another one
+    assert scrub_text("/latest/contest-results", ["test"]) == ("/latest/contest-results", 0)
+    assert scrub_text("/t/test/docs?q=a test", ["test"]) == (f"/t/{REDACTED_VALUE}/docs?q=a {REDACTED_VALUE}", 2)
+
+
+def test_a_tenant_named_like_a_word_leaves_keys_and_words_that_hold_it_alone(setup):
+    """Tenants "user" and "test" (common in test suites): ``user_agent.original`` (which
+    flowmap's own middleware writes) and ``/latest/contest-results`` held them only
+    inside other words, and were rewritten, each rewrite a HIGH tenant-in-telemetry
+    finding. A whole dot-separated part of a key, or a whole token of a value, is still
+    the id."""
+    tracer, exp = _app_provider(setup)
+    for raw in ("user", "test"):
+        with bind(RequestContext(raw)):
+            with tracer.start_as_current_span("GET /latest/contest-results") as span:
+                span.set_attribute("user_agent.original", "curl/8.5")
+                span.set_attribute("url.path", "/latest/contest-results")
+            with tracer.start_as_current_span(f"GET /t/{raw}/docs") as span:
+                span.set_attribute(f"quota.{raw}", 3)
+                span.set_attribute("user_agent.original", "curl/8.5")
+    clean, leaky = exp.get_finished_spans()[:2]
+    assert clean.name == "GET /latest/contest-results" and REDACTED not in clean.attributes
+    assert clean.attributes["user_agent.original"] == "curl/8.5"
+    assert leaky.name == f"GET /t/{REDACTED_VALUE}/docs"
+    assert leaky.attributes[f"quota.{REDACTED_VALUE}"] == 3 and leaky.attributes[REDACTED] == 2
+    assert leaky.attributes["user_agent.original"] == "curl/8.5"
+    assert "quota.user" not in leaky.to_json()
+    for span in exp.get_finished_spans()[2:]:  # tenant "test"
+        assert "contest" in span.name or span.name == f"GET /t/{REDACTED_VALUE}/docs"
+
+
+def test_an_orphan_span_keeps_words_that_hold_a_short_known_id(setup):
+    """A span with no binding and no tag is searched for every id bound recently: a
+    short one found only inside another word is no hit there either."""
+    tracer, exp = _app_provider(setup)
+    with bind(RequestContext("user")), tracer.start_as_current_span("request"):
+        pass
+    with tracer.start_as_current_span("GET /latest/contest-results") as span:
+        span.set_attribute("user_agent.original", "curl/8.5")
+        span.set_attribute("enduser.id", "user")
+    done = exp.get_finished_spans()[-1]
+    assert done.name == "GET /latest/contest-results" and done.attributes["user_agent.original"] == "curl/8.5"
+    assert done.attributes["enduser.id"] == REDACTED_VALUE and done.attributes[REDACTED] == 1
 
 
 def test_ids_never_bound_here_are_left_to_the_analyzer(setup):
@@ -438,7 +482,12 @@ def test_flowmap_own_attributes_survive_an_id_found_inside_them(setup):
             with tracer.start_as_current_span(f"work for {raw}") as span:
                 span.set_attribute("flowmap.boundary", "stream")
                 span.set_attribute("note", f"tenant {raw}")
-    spans = exp.get_finished_spans()
+    for kind in ("stream", "cache"):  # ``with boundary(kind)`` names its span after the kind
+        with bind(RequestContext(kind)):
+            with boundary(kind, tracer=tracer):
+                pass
+    *spans, stream, cache = exp.get_finished_spans()
+    assert (stream.name, cache.name) == ("stream", "cache") and REDACTED not in stream.attributes
     assert "39463" in tag_for("test-key", "39463")  # the premise
     for s, raw in zip(spans, ("39463", "stream", "context")):
         assert s.attributes[TENANT] == tag_for("test-key", raw)
