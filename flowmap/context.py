@@ -300,16 +300,24 @@ class _Bind:
         if entry is None:
             return
         token, otel_token = entry
+        try:
+            _BINDING.reset(token)
+        except ValueError:
+            # exited in another context than its entry (a generator that binds, stepped
+            # each time in a fresh copy of the context, as Starlette streams one): its
+            # tokens belong to that one (OpenTelemetry would log an error detaching it),
+            # so restore explicitly what the entry changed
+            old = token.old_value
+            old = None if old is contextvars.Token.MISSING else old
+            _BINDING.set(old)
+            if otel_token is not None:
+                _restore_baggage(old)
+            return
         if otel_token is not None:
             try:
                 otel_context.detach(otel_token)
             except Exception:  # noqa: BLE001
                 pass
-        try:
-            _BINDING.reset(token)
-        except ValueError:  # exited in another context: restore explicitly
-            old = token.old_value
-            _BINDING.set(None if old is contextvars.Token.MISSING else old)
 
     async def __aenter__(self) -> RequestContext | None:
         return self.__enter__()
@@ -321,6 +329,22 @@ class _Bind:
         tb: TracebackType | None,
     ) -> None:
         self.__exit__(exc_type, exc, tb)
+
+
+def _restore_baggage(outer: Binding | None) -> None:
+    """The current OpenTelemetry context with the tenant baggage of ``outer`` (none when
+    nothing is bound): undoes an entry's baggage from another context than its own."""
+    try:
+        tag = outer.tag if outer is not None else None
+        now = otel_baggage.get_baggage(A.BAGGAGE_KEY)
+        if now == tag:
+            return
+        if tag is None:
+            otel_context.attach(otel_baggage.remove_baggage(A.BAGGAGE_KEY))
+        else:
+            otel_context.attach(otel_baggage.set_baggage(A.BAGGAGE_KEY, tag))
+    except Exception:  # noqa: BLE001 - telemetry must not break the request
+        pass
 
 
 def bind(ctx: RequestContext, *, allow_switch: bool = False) -> _Bind:

@@ -84,6 +84,52 @@ def test_bind_sets_and_restores_even_on_exception():
     assert current_or_none() is None
 
 
+def test_a_generator_that_binds_stepped_in_fresh_context_copies_logs_no_error(tagger, caplog):
+    """Starlette steps a streaming response's sync generator in a fresh copy of the
+    context each time: the ``with bind`` inside it exits in another context than it
+    entered. OpenTelemetry logged "Failed to detach context" with a traceback on every
+    such stream; the exit now restores that context explicitly, baggage included."""
+    import contextvars
+    import logging
+
+    def stream():
+        with bind(RequestContext(RAW)):
+            yield current_tag()
+            yield current_tag()
+
+    it = stream()
+    caplog.set_level(logging.DEBUG)
+    first = contextvars.copy_context().run(next, it)
+    assert first == tagger.tag(RAW)
+    last = contextvars.copy_context()
+    assert last.run(next, it) is None  # (that copy never saw the entry: Python's semantics)
+    with pytest.raises(StopIteration):
+        last.run(next, it)
+    assert last.run(current_or_none) is None and last.run(baggage.get_all) == {}
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+def test_an_exit_in_another_context_restores_the_outer_tenant_there(tagger):
+    """The same, inside an outer binding of another tenant (a switch allowed): the
+    outer tenant's tag is back in baggage, not the inner one's."""
+    import contextvars
+
+    def stream():
+        with bind(RequestContext("tenant-inner-7"), allow_switch=True):
+            yield 1
+
+    with bind(RequestContext(RAW)):
+        it = stream()
+        first = contextvars.copy_context()
+        first.run(next, it)
+        other = first.run(contextvars.copy_context)  # holds the inner entry's tenant
+    assert other.run(baggage.get_all) == {"flowmap.tenant": tagger.tag("tenant-inner-7")}
+    with pytest.raises(StopIteration):
+        other.run(next, it)
+    assert other.run(current_tag) == tagger.tag(RAW)
+    assert other.run(baggage.get_all) == {"flowmap.tenant": tagger.tag(RAW)}
+
+
 def test_bind_puts_only_the_opaque_tag_in_baggage(tagger):
     with bind(RequestContext(RAW)):
         assert baggage.get_all() == {"flowmap.tenant": tag_for("test-key", RAW)}
