@@ -45,6 +45,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry import baggage as otel_baggage
+from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -198,8 +199,18 @@ def _restored(attrs: BoundedAttributes) -> bool:
 
 
 def _baggage_tag(parent_context: Context | None) -> str | None:
+    """The tag a span with no binding gets from baggage: none when its parent is a span
+    of this process that ran under a bound tenant. Then the binding was lost on the way
+    here — a thread or pool that OpenTelemetry's context reached but flowmap's did not
+    (the contrib threading instrumentation carries the one, not the other) — and a tag
+    from baggage would hide exactly the drop the analyzer and the alerts must see."""
     tag = otel_baggage.get_baggage(A.BAGGAGE_KEY, parent_context)
-    return tag if is_opaque_tag(tag) else None
+    if not is_opaque_tag(tag):
+        return None
+    attrs = getattr(trace_api.get_current_span(parent_context), "_attributes", None)
+    if attrs is not None and attrs.get(_SOURCE) == A.SOURCE_CONTEXT:
+        return None
+    return tag
 
 
 class TenantSpanProcessor(SpanProcessor):

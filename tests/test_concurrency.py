@@ -148,3 +148,61 @@ async def test_every_span_carries_its_own_requests_tenant(file_runtime):
         for span in ss["spans"]
     ]
     assert len(file_spans) == len(spans)
+
+
+def test_a_thread_that_got_opentelemetrys_context_but_not_flowmaps_is_a_drop(tmp_path):
+    """The contrib threading instrumentation (in opentelemetry-bootstrap's default set)
+    carries OpenTelemetry's context, baggage included, into a pool's worker, but not
+    flowmap's binding. The worker's spans were tagged from that baggage like their
+    parent, so the lost binding passed `flowmap check` and raised no alert; now they are
+    untagged (an alert fires) and the analyzer reports the drop at the boundary."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace as trace_api
+
+    from flowmap import analyze
+
+    out = tmp_path / "traces.jsonl"
+    alerts: list = []
+    rt = configure(
+        tenant_key=KEY, service_name="conc", out=out, exporters=["jsonl"], instrument_httpx=False,
+        set_global=False, alert_callback=alerts.append,
+    )
+    mem = InMemorySpanExporter()
+    rt.tracer_provider.add_span_processor(SimpleSpanProcessor(mem))
+    tracer = rt.tracer_provider.get_tracer("test")
+
+    def as_the_instrumentation_does(fn):
+        carried = otel_context.get_current()  # at submit: OpenTelemetry's context only
+
+        def run():
+            token = otel_context.attach(carried)
+            try:
+                return fn()
+            finally:
+                otel_context.detach(token)
+
+        return run
+
+    @boundary("vector", "docs.search", scoped=True)
+    def search():
+        return "searched"
+
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    with bind(RequestContext(TENANTS[0])):
+        with tracer.start_as_current_span("POST /chat", kind=trace_api.SpanKind.SERVER,
+                                          attributes={"http.request.method": "POST", "http.route": "/chat"}):
+            with pytest.raises(Exception) as refused:
+                pool.submit(as_the_instrumentation_does(search)).result()
+            with tracer.start_as_current_span("inline child"):
+                pass  # (a child in the bound request itself keeps its tenant)
+    pool.shutdown()
+    rt.shutdown()
+    runtime.set_tagger(None)
+    runtime.set_runtime(None)
+    assert type(refused.value).__name__ == "MissingContextError"
+    by_name = {s.name: s for s in mem.get_finished_spans()}
+    assert TENANT not in by_name["docs.search"].attributes
+    assert by_name["inline child"].attributes[TENANT_SOURCE] == "context"
+    assert [a.span_name for a in alerts] == ["docs.search"]
+    found = [(f.rule, str(f.severity), f.span_name) for f in analyze([out]).findings]
+    assert found == [("context-dropped", "high", "docs.search")]
