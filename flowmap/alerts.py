@@ -158,7 +158,7 @@ class AlertProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         try:
             attrs = span.attributes or {}
-            if A.TENANT in attrs:
+            if A.TENANT in attrs or attrs.get(A.AUTHENTICATING) is True:
                 return
             boundary = attrs.get(A.BOUNDARY)
             if self.scope == "boundary" and boundary is None:

@@ -30,7 +30,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from . import attributes as A
 from . import runtime
-from .context import RequestContext, bind
+from .context import RequestContext, authenticating, bind
 from .processors import keep_attributes
 from .propagation import extract_context
 from .redaction import register_tenant_id
@@ -141,7 +141,8 @@ class TenantMiddleware:
         try:
             _annotate(span, {A.BOUNDARY: "http.server", A.TENANT_INBOUND: inbound})
             try:
-                ctx = await self._resolve(scope)
+                with authenticating():  # spans of the resolver: no tenant known yet
+                    ctx = await self._resolve(scope)
             except _ResolverFailed as exc:
                 _annotate_error(span, str(exc))
                 await self._reply(scope, receive, send, span, 500, "internal error")

@@ -14,6 +14,9 @@ BAGGAGE_SENT: Final = "flowmap.baggage.sent"
 REDACTED: Final = "flowmap.redacted"  # count of values redacted from the span
 UNSCOPED: Final = "flowmap.unscoped"  # boundary ran without a bound context (record mode)
 TENANT_INBOUND: Final = "flowmap.tenant.inbound"  # tag received in baggage (evidence) at http.server
+# span started while its request was being authenticated, before any tenant was known
+# (flowmap.context.authenticating): no tenant yet is no dropped context
+AUTHENTICATING: Final = "flowmap.authenticating"
 #: flags the analyzer's rules read on every span that has them (never a tenant id)
 RULE_FLAGS: Final = frozenset({BAGGAGE_SENT, REDACTED})
 

@@ -15,6 +15,8 @@ surrogate): its tag is an HMAC of the UTF-8 bytes, so it could never be bound.
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -40,6 +42,7 @@ __all__ = [
     "current_tag",
     "outbound_tag",
     "forget_known_ids",
+    "authenticating",
 ]
 
 
@@ -130,6 +133,24 @@ class Binding:
 _BINDING: contextvars.ContextVar[Binding | None] = contextvars.ContextVar(
     "flowmap_binding", default=None
 )
+_AUTHENTICATING: contextvars.ContextVar[bool] = contextvars.ContextVar("flowmap_authenticating", default=False)
+
+
+@contextmanager
+def authenticating() -> Iterator[None]:
+    """Mark the spans started inside (with no tenant bound) as the request's
+    authentication: a token introspection call, a key fetch, a user lookup, made before
+    the tenant is known, under an entry span that gets the tenant afterwards. They carry
+    ``flowmap.authenticating=true`` and no tag (not even from inbound baggage, which is
+    only what the caller claims), raise no alert, and the analyzer does not count them as
+    a dropped context. ``TenantMiddleware`` runs its resolver inside it; use it around
+    your own authentication in other frameworks (Flask's ``before_request``, an aiohttp
+    middleware)."""
+    token = _AUTHENTICATING.set(True)
+    try:
+        yield
+    finally:
+        _AUTHENTICATING.reset(token)
 
 
 # tag -> raw ids of tenants bound in this process, so redaction can find the raw id of a

@@ -214,6 +214,8 @@ def _judge_parent(parent: Span, child: Span) -> Finding | None:
             f"{op(child)} runs for a different tenant than its parent {op(parent)}{remote}",
         )
     if state == DROPPED:
+        if child.attributes.get(attributes.AUTHENTICATING) is True:
+            return None  # ran while its request was being authenticated: no tenant yet
         return _finding(
             CONTEXT_DROPPED, _at_boundary(child), child, parent,
             f"{op(child)} lost the tenant of its parent {op(parent)}{remote}",

@@ -352,3 +352,48 @@ def test_websocket_is_authenticated_at_its_handshake_and_bound_for_the_connectio
     assert served.name == "WEBSOCKET" and served.attributes["url.scheme"] == "ws"
     assert A.TENANT not in denied.attributes and denied.attributes["http.response.status_code"] == 403
     assert TENANT_B not in exported_text(spans)  # the id in the path is scrubbed
+
+
+@pytest.mark.parametrize("caller_bound", [True, False])
+def test_calls_the_resolver_makes_to_authenticate_are_no_dropped_context(telemetry, tagger, tmp_path, caller_bound):
+    """A resolver that introspects the token over HTTP (or looks it up in a database)
+    runs before the tenant is known, under the server span that gets the tenant
+    afterwards: its spans were untagged children of a tagged span, a HIGH
+    context-dropped on every request (or, with the caller's baggage, tagged with what
+    the caller claimed, under the caller's key). They are marked as authentication now:
+    no tag, no alert, no finding; the request's own work still carries the tenant."""
+    from flowmap import analyze
+    from flowmap.alerts import AlertProcessor
+
+    provider, memory = telemetry
+    alerts: list = []
+    provider.add_span_processor(AlertProcessor("all", alerts.append))
+    auth = RecordingApp()
+    with serve(auth) as auth_srv:
+
+        async def introspecting_resolver(scope):
+            async with httpx.AsyncClient() as client:
+                await client.post(auth_srv.url + "/introspect", content=b"token")
+            return resolve_bearer(scope)
+
+        service = ServiceApp(provider)
+        with serve(TenantMiddleware(service, introspecting_resolver, tracer_provider=provider)) as srv:
+            headers = {"authorization": "Bearer token-a"}
+            if caller_bound:
+                with bind(RequestContext(TENANT_A)):
+                    r = httpx.get(srv.url + "/chat", headers=headers)
+                assert r.status_code == 200
+            else:  # a caller with no tracing at all (urllib is not instrumented)
+                import urllib.request
+
+                assert urllib.request.urlopen(urllib.request.Request(srv.url + "/chat", headers=headers)).status == 200
+            spans = wait_for(memory, lambda s: len(by_kind(s, SpanKind.SERVER)) == 1)
+    (server,) = by_kind(spans, SpanKind.SERVER)
+    introspect = next(s for s in spans if s.kind is SpanKind.CLIENT and s.parent.span_id == server.context.span_id)
+    work = next(s for s in spans if s.name == "service-work")
+    assert introspect.attributes[A.AUTHENTICATING] is True and A.TENANT not in introspect.attributes
+    assert work.attributes[A.TENANT] == server.attributes[A.TENANT] == tagger.tag(TENANT_A)
+    assert alerts == []
+    path = tmp_path / "traces.jsonl"
+    path.write_text(json.dumps(encode_spans(spans)) + "\n", encoding="utf-8")
+    assert [(f.rule, f.span_name) for f in analyze([path]).findings] == []

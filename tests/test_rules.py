@@ -120,6 +120,23 @@ def test_context_dropped_at_boundary_is_high(tmp_path):
     assert f.severity is Severity.HIGH and f.span_id == lost.span_id
 
 
+def test_a_call_made_to_authenticate_the_request_is_no_dropped_context(tmp_path):
+    """flowmap.authenticating: the span ran while its request was authenticated, before
+    the tenant was known (TenantMiddleware's resolver); the same call unmarked, or a
+    boundary after it that really lost the tenant, is still one."""
+    tb = TraceBuilder()
+    entry = request(tb)
+    entry.child("POST", kind=CLIENT, attrs={"flowmap.authenticating": True, "http.request.method": "POST",
+                                            "server.address": "auth.internal"})
+    lost = entry.child("vector search", boundary="vector", scoped=True)
+    found = rules_of(analyze_built(tmp_path, tb), "context-dropped")
+    assert [(f.span_id, f.severity) for f in found] == [(lost.span_id, Severity.HIGH)]
+    tb = TraceBuilder()
+    unmarked = request(tb).child("POST", kind=CLIENT, attrs={"http.request.method": "POST",
+                                                             "server.address": "auth.internal"})
+    assert only(analyze_built(tmp_path, tb), "context-dropped").span_id == unmarked.span_id
+
+
 def test_context_dropped_elsewhere_is_medium(tmp_path):
     tb = TraceBuilder()
     request(tb).child("format answer")
