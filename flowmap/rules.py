@@ -803,7 +803,7 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
             # an entry that lost its producer's tenant through a link already has the more
             # specific context-dropped finding: unscoped-entry would say the same twice
             below = graph.subtree(sid)[1:]
-            if _exempt_entry(span, not below, settings):
+            if _exempt_entry(span, not any(_ran_work(spans[x]) for x in below), settings):
                 continue
             if not any(spans[x].tenant is not None for x in below) and not _has(v, sid, CONTEXT_DROPPED):
                 v.add(_unscoped_entry(span, None, any(spans[x].boundary is not None for x in below)))
@@ -868,14 +868,21 @@ def _entries_under_untagged_callers(v: TraceVerdict, graph: SpanGraph, settings:
             node = parent.get(node)
         if node is not None:
             continue  # covered by what is above
-        if not _exempt_entry(span, not graph.children.get(sid), settings):
+        if not _exempt_entry(span, not any(_ran_work(spans[x]) for x in graph.subtree(sid)[1:]), settings):
             v.add(_unscoped_entry(span, graph.parent_of(sid), boundary[sid]))
+
+
+def _ran_work(span: Span) -> bool:
+    """Whether a span below an entry is work done for the request: a boundary, other than
+    a call made to authenticate it. A framework's own spans of the refusal (the ASGI
+    instrumentation's ``http send`` of a 401, Express's middleware span) are not."""
+    return span.boundary is not None and span.attributes.get(attributes.AUTHENTICATING) is not True
 
 
 def _exempt_entry(span: Span, ran_nothing: bool, settings: AnalysisSettings) -> bool:
     """An entry that bound no tenant and is no finding: authentication turned the request
-    away before anything ran (401/403/407), or it is declared to run for no tenant
-    (health checks, sign-in)."""
+    away before it reached any boundary (401/403/407), or it is declared to run for no
+    tenant (health checks, sign-in)."""
     return (ran_nothing and _refused(span)) or settings.is_tenantless_entry(span.service, span.name)
 
 

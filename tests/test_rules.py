@@ -351,6 +351,20 @@ def test_entry_refused_by_authentication_is_not_unscoped(tmp_path, status):
     assert analyze_built(tmp_path, tb).findings == []
 
 
+def test_entry_refused_with_the_frameworks_own_spans_below_is_not_unscoped(tmp_path):
+    """The contrib ASGI instrumentation records the 401 reply's ``http send`` spans, and
+    Express its middleware's span, under the entry: the framework answering, no work
+    for the request (nor is an authentication call marked as such)."""
+    tb = TraceBuilder()
+    entry = tb.span("GET /x", kind=SERVER, boundary="http.server", attrs={"http.response.status_code": 401})
+    entry.child("GET /x http send", attrs={"asgi.event.type": "http.response.start", "http.status_code": 401})
+    entry.child("GET /x http send", attrs={"asgi.event.type": "http.response.body"})
+    entry.child("middleware - tenantMiddleware", attrs={"express.type": "middleware"})
+    entry.child("POST", kind=CLIENT, attrs={"flowmap.authenticating": True, "http.request.method": "POST",
+                                            "server.address": "auth.internal"})
+    assert analyze_built(tmp_path, tb).findings == []
+
+
 def test_refused_entry_that_still_ran_something_is_unscoped(tmp_path):
     tb = TraceBuilder()
     entry = tb.span("GET /chat", kind=SERVER, boundary="http.server", attrs={"http.status_code": 401})
