@@ -205,6 +205,9 @@ def judge_link(producer: Span, consumer: Span) -> Finding | None:
     return None
 
 
+_ASGI_EVENT = "asgi.event.type"
+
+
 def _judge_parent(parent: Span, child: Span) -> Finding | None:
     state = edge_state(parent, child)
     remote = " in another service" if parent.service != child.service else ""
@@ -214,8 +217,14 @@ def _judge_parent(parent: Span, child: Span) -> Finding | None:
             f"{op(child)} runs for a different tenant than its parent {op(parent)}{remote}",
         )
     if state == DROPPED:
-        if child.attributes.get(attributes.AUTHENTICATING) is True:
+        a = child.attributes
+        if a.get(attributes.AUTHENTICATING) is True:
             return None  # ran while its request was being authenticated: no tenant yet
+        if child.boundary is None and _ASGI_EVENT in a:
+            # the ASGI instrumentation's record of a message the server sent or received
+            # (Starlette's error middleware sends the 500 after the request's binding
+            # ended): the framework's transport, no application code
+            return None
         return _finding(
             CONTEXT_DROPPED, _at_boundary(child), child, parent,
             f"{op(child)} lost the tenant of its parent {op(parent)}{remote}",

@@ -137,6 +137,17 @@ def test_a_call_made_to_authenticate_the_request_is_no_dropped_context(tmp_path)
     assert only(analyze_built(tmp_path, tb), "context-dropped").span_id == unmarked.span_id
 
 
+def test_the_asgi_instrumentations_send_spans_after_the_binding_ended_are_no_drop(tmp_path):
+    """Starlette's error middleware (outside a TenantMiddleware added with
+    add_middleware) sends the 500 after the request's binding ended: the contrib ASGI
+    instrumentation's ``http send`` spans of it are untagged, the framework's transport."""
+    tb = TraceBuilder()
+    entry = request(tb)
+    entry.child("GET /boom http send", attrs={"asgi.event.type": "http.response.start", "http.status_code": 500})
+    entry.child("GET /boom http send", attrs={"asgi.event.type": "http.response.body"})
+    assert analyze_built(tmp_path, tb).findings == []
+
+
 def test_context_dropped_elsewhere_is_medium(tmp_path):
     tb = TraceBuilder()
     request(tb).child("format answer")
