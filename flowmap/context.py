@@ -15,6 +15,7 @@ surrogate): its tag is an HMAC of the UTF-8 bytes, so it could never be bound.
 from __future__ import annotations
 
 import contextvars
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -134,6 +135,24 @@ _BINDING: contextvars.ContextVar[Binding | None] = contextvars.ContextVar(
     "flowmap_binding", default=None
 )
 _AUTHENTICATING: contextvars.ContextVar[bool] = contextvars.ContextVar("flowmap_authenticating", default=False)
+
+
+def _unbind_in_forked_child() -> None:
+    """A forked process starts with no tenant bound, as a spawned or forkserver one does
+    (Python 3.14's default on Linux). Without this, a pool forked lazily inside one request
+    (``ProcessPoolExecutor``, whose workers fork on first submit) runs every later job,
+    whatever its tenant, as that request's tenant. Bind in the child what it serves."""
+    try:
+        if _BINDING.get() is not None:
+            _BINDING.set(None)
+        if otel_baggage.get_baggage(A.BAGGAGE_KEY) is not None:
+            otel_context.attach(otel_baggage.remove_baggage(A.BAGGAGE_KEY))
+    except Exception:  # noqa: BLE001 - never break the child
+        pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_unbind_in_forked_child)
 
 
 @contextmanager

@@ -294,3 +294,28 @@ def test_reused_evidence_scope_does_not_keep_another_entrys_authority(tagger):
         with pytest.raises(MissingContextError):
             current()
     assert current_or_none() is None
+
+
+def _what_the_worker_sees(_: int) -> tuple[bool, dict]:
+    return current_or_none() is None, dict(baggage.get_all())
+
+
+def test_a_process_forked_inside_a_request_starts_with_no_tenant_bound(tagger):
+    """A ProcessPoolExecutor forks its workers on first submit, in the submitting
+    request's context: every later job, any tenant's, ran as that request's tenant
+    (``current()`` answered it, boundaries passed, spans were tagged with it). A forked
+    child starts unbound now, as a spawned one does."""
+    import concurrent.futures
+    import multiprocessing
+
+    pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+    try:
+        with bind(RequestContext(RAW)):
+            unbound, seen_baggage = pool.submit(_what_the_worker_sees, 1).result(timeout=60)
+            assert current().tenant_id == RAW  # (the parent keeps its own)
+        assert unbound and "flowmap.tenant" not in seen_baggage
+        # and a later job of another request still finds nothing bound
+        with bind(RequestContext("tenant-ctx-other-43")):
+            assert pool.submit(_what_the_worker_sees, 2).result(timeout=60)[0]
+    finally:
+        pool.shutdown()
