@@ -148,6 +148,9 @@ class Finding:
     #: below it that ran without the lost tenant too ("tool 'svc lookup'"), else None
     reached: str | None = None
     origin: str | None = None  # "file:line" the flagged span was read from (SARIF locations)
+    #: the trace the parent span is in: another one than ``trace_id`` when the "parent" is
+    #: the span this one links to (a queue's producer); None when there is no parent
+    parent_trace_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -163,6 +166,7 @@ class Finding:
             "message": self.message,
             "likely_parent": self.likely_parent,
             "reached": self.reached,
+            "parent_trace_id": self.parent_trace_id,
         }
 
 

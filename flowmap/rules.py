@@ -182,6 +182,7 @@ def _finding(
         service=span.service,
         boundary=span.boundary,
         message=message,
+        parent_trace_id=parent.trace_id if parent is not None else span.trace_id if span.parent_span_id else None,
     )
 
 

@@ -109,6 +109,20 @@ def test_cross_tenant_through_queue_link_across_traces(tmp_path):
     assert f.severity is Severity.CRITICAL
     assert f.trace_id == consumer_trace.trace_id and f.parent_span_id == pub.span_id
     assert "link" in f.message
+    # the "parent" is in the producer's trace, and the finding says which one
+    assert f.parent_trace_id == producer_trace.trace_id != f.trace_id
+    assert f.to_json()["parent_trace_id"] == producer_trace.trace_id
+
+
+def test_a_findings_parent_trace_is_its_own_for_a_parent_and_none_for_a_root(tmp_path):
+    tb = TraceBuilder()
+    entry = request(tb)
+    lost = entry.child("vector search", boundary="vector", scoped=True)
+    tb.span("orphan work", boundary="db", scoped=True)
+    a = analyze_built(tmp_path, tb)
+    dropped, orphan = only(a, "context-dropped"), only(a, "orphan-root")
+    assert (dropped.span_id, dropped.parent_trace_id) == (lost.span_id, tb.trace_id)
+    assert orphan.parent_trace_id is None
 
 
 # -- context-dropped ------------------------------------------------------------------

@@ -173,7 +173,9 @@ class SpanNames:
             trace_id = f.trace_id.lower()
             self._spans.setdefault((trace_id, f.span_id.lower()), (f.span_name, f.service))
             if f.parent_span_id and f.parent_name is not None:
-                self._spans.setdefault((trace_id, f.parent_span_id.lower()), (f.parent_name, None))
+                # (a linked "parent" is in another trace: the one it is in)
+                parent_trace = (f.parent_trace_id or trace_id).lower()
+                self._spans.setdefault((parent_trace, f.parent_span_id.lower()), (f.parent_name, None))
         self._traces = analysis.sample_traces
 
     def get(self, trace_id: str, span_id: str) -> tuple[str, str | None]:

@@ -31,6 +31,7 @@ def finding_json(f: Finding) -> dict[str, Any]:
         trace_id=_hex(f.trace_id),
         span_id=_hex(f.span_id),
         parent_span_id=_hex(f.parent_span_id),
+        parent_trace_id=_hex(f.parent_trace_id),
     )
     loc = split_origin(getattr(f, "origin", None))
     doc["origin"] = None if loc is None else {"file": loc[0], "line": loc[1]}

@@ -127,6 +127,8 @@ def _result(analysis: Analysis, f: Finding, index: int, cwd: Path) -> dict[str, 
             props[key] = value
     if f.parent_span_id:
         props["parent_span_id"] = f.parent_span_id.lower()
+    if f.parent_trace_id:
+        props["parent_trace_id"] = f.parent_trace_id.lower()
     return {
         "ruleId": f.rule,
         "ruleIndex": index,
