@@ -24,6 +24,7 @@ from typing import Any
 
 from opentelemetry import baggage as otel_baggage
 from opentelemetry import context as otel_context
+from opentelemetry import trace
 
 from . import attributes as A
 from . import runtime
@@ -294,6 +295,8 @@ class _Bind:
                 # authority (for this entry only: the object may be entered elsewhere)
                 binding = outer
         token = _BINDING.set(binding)
+        if outer is None and binding.ctx is not None and binding.tag is not None:
+            _stamp_entry(binding)
         otel_token: Any = None
         tag = binding.tag
         if tag is not None and self._baggage:
@@ -369,6 +372,41 @@ class _Bind:
         tb: TracebackType | None,
     ) -> None:
         self.__exit__(exc_type, exc, tb)
+
+
+def _stamp_entry(binding: Binding) -> None:
+    """Give the request's entry span the tenant its service authenticated.
+
+    A framework's instrumentation (Flask's, aiohttp's, Django's, a task queue's) starts
+    the SERVER or CONSUMER span before the application's own code binds the tenant, so
+    that span stayed untagged — a context dropped on every request whose caller sent no
+    tag — or kept the caller's baggage tag, which is evidence, not authority. The first
+    authenticated bind under such a span tags it as ``TenantMiddleware`` does; a
+    differing inbound tag is kept as ``flowmap.tenant.inbound`` for the analyzer to
+    compare. Its raw id is registered for redaction (the span ends after the binding)."""
+    try:
+        span = trace.get_current_span()
+        if getattr(span, "kind", None) not in _ENTRY_KINDS or not span.is_recording():
+            return
+        attrs = getattr(span, "attributes", None) or {}
+        source = attrs.get(A.TENANT_SOURCE)
+        if source == A.SOURCE_CONTEXT:
+            return
+        new = {A.TENANT: binding.tag, A.TENANT_SOURCE: A.SOURCE_CONTEXT}
+        old = attrs.get(A.TENANT)
+        if source == A.SOURCE_BAGGAGE and old and A.TENANT_INBOUND not in attrs:
+            new[A.TENANT_INBOUND] = old
+        span.set_attributes(new)
+        from .processors import keep_attributes  # (they import this module)
+        from .redaction import register_tenant_id
+
+        keep_attributes(span, new)
+        register_tenant_id(span, binding.ctx.tenant_id)  # type: ignore[union-attr]
+    except Exception:  # noqa: BLE001 - telemetry must not break the request
+        pass
+
+
+_ENTRY_KINDS = (trace.SpanKind.SERVER, trace.SpanKind.CONSUMER)
 
 
 def _restore_baggage(outer: Binding | None) -> None:

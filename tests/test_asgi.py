@@ -397,3 +397,47 @@ def test_calls_the_resolver_makes_to_authenticate_are_no_dropped_context(telemet
     path = tmp_path / "traces.jsonl"
     path.write_text(json.dumps(encode_spans(spans)) + "\n", encoding="utf-8")
     assert [(f.rule, f.span_name) for f in analyze([path]).findings] == []
+
+
+@pytest.mark.parametrize("caller_tenant", [TENANT_A, TENANT_B])
+def test_an_app_that_binds_by_itself_tags_the_frameworks_server_span(telemetry, tagger, tmp_path, caller_tenant):
+    """Flask's, aiohttp's or Django's instrumentation starts the SERVER span before the
+    application's own code authenticates and binds: that span stayed untagged, a HIGH
+    context-dropped on every request whose caller sent no tag (requests, urllib3 send
+    none). The first authenticated bind under it tags it; a caller of another tenant is
+    then a cross-tenant finding, not hidden behind the untagged span."""
+    import urllib.request
+
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    from flowmap import analyze
+
+    provider, memory = telemetry
+
+    async def binds_itself(scope, receive, send):  # the app's own authentication
+        ctx = resolve_bearer(scope)
+        with bind(ctx), provider.get_tracer("svc").start_as_current_span("service-work"):
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"done"})
+
+    app = OpenTelemetryMiddleware(binds_itself, tracer_provider=provider, exclude_spans=["receive", "send"])
+    with serve(app) as srv:
+        caller = provider.get_tracer("caller")
+        with bind(RequestContext(caller_tenant)), caller.start_as_current_span(
+            "GET", kind=SpanKind.CLIENT, attributes={"http.request.method": "GET", "server.address": "127.0.0.1"}
+        ):
+            headers = {"authorization": "Bearer token-a"}
+            TraceContextTextMapPropagator().inject(headers)  # traceparent only, no baggage
+            assert urllib.request.urlopen(urllib.request.Request(srv.url + "/chat", headers=headers)).status == 200
+        spans = wait_for(memory, lambda s: len(by_kind(s, SpanKind.SERVER)) == 1)
+    (server,) = by_kind(spans, SpanKind.SERVER)
+    assert server.attributes[A.TENANT] == tagger.tag(TENANT_A)
+    assert server.attributes[A.TENANT_SOURCE] == A.SOURCE_CONTEXT
+    path = tmp_path / "traces.jsonl"
+    path.write_text(json.dumps(encode_spans(spans)) + "\n", encoding="utf-8")
+    found = [(f.rule, f.span_id) for f in analyze([path]).findings]
+    if caller_tenant == TENANT_A:
+        assert found == []
+    else:
+        assert found == [("cross-tenant", format(server.context.span_id, "016x"))]
