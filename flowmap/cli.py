@@ -329,7 +329,9 @@ class _Warnings:
         self.total = 0
 
     def __call__(self, line: str) -> None:
-        self.total += 1
+        # the loader's last line stands for the warnings it no longer passed on (a
+        # loading.WarningsNotShown, not imported here: the command line starts light)
+        self.total += getattr(line, "hidden", 1)
         if len(self.lines) < self.limit:
             self.lines.append(line)
 

@@ -131,17 +131,26 @@ def _key_value(key: Any, value: Any) -> dict[str, Any]:
     return out
 
 
-def _attributes(attributes: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    if not attributes:
-        return []
-    encoded = []
-    for key, value in attributes.items():
-        try:
-            encoded.append(_key_value(key, value))
-        except Exception as exc:  # noqa: BLE001 - _Unencodable, or a value whose iteration fails
-            # Same policy as the OTLP exporters: drop the one attribute, keep the span.
-            _log.debug("dropping attribute %r: %s", key, exc)
-    return encoded
+def _put_attributes(
+    out: dict[str, Any], attributes: Mapping[str, Any] | None, dropped: int, cleaning: "_Cleaning | None"
+) -> None:
+    """Set ``attributes`` and ``droppedAttributesCount`` of ``out``. A value that cannot be
+    encoded drops that attribute only (the OTLP exporters' policy), counted in
+    ``droppedAttributesCount`` as the slow path counts its drops, and in ``cleaning``
+    for the exporter's one warning."""
+    if attributes:
+        encoded = []
+        for key, value in attributes.items():
+            try:
+                encoded.append(_key_value(key, value))
+            except Exception as exc:  # noqa: BLE001 - _Unencodable, or a value whose iteration fails
+                dropped += 1
+                if cleaning is not None:
+                    cleaning.attributes += 1
+                    cleaning.errors.add(type(exc).__name__)
+                _log.debug("dropping attribute %r: %s", key, exc)
+        _put(out, "attributes", encoded)
+    _put(out, "droppedAttributesCount", dropped)
 
 
 def _text(name: Any) -> str:
@@ -171,7 +180,7 @@ def _trace_state(context: SpanContext) -> str:
     return ",".join(f"{k}={v}" for k, v in state.items()) if state else ""
 
 
-def _encode_span(span: ReadableSpan) -> dict[str, Any]:
+def _encode_span(span: ReadableSpan, cleaning: "_Cleaning | None") -> dict[str, Any]:
     ctx = span.get_span_context()
     out: dict[str, Any] = {"traceId": f"{ctx.trace_id:032x}", "spanId": f"{ctx.span_id:016x}"}
     _put(out, "traceState", _trace_state(ctx))
@@ -182,15 +191,13 @@ def _encode_span(span: ReadableSpan) -> dict[str, Any]:
     out["kind"] = _KIND.get(span.kind, 0)
     _put(out, "startTimeUnixNano", str(span.start_time) if span.start_time else "")
     _put(out, "endTimeUnixNano", str(span.end_time) if span.end_time else "")
-    _put(out, "attributes", _attributes(span.attributes))
-    _put(out, "droppedAttributesCount", span.dropped_attributes)
+    _put_attributes(out, span.attributes, span.dropped_attributes, cleaning)
     events = []
     for event in span.events:
         ev: dict[str, Any] = {}
         _put(ev, "timeUnixNano", str(event.timestamp) if event.timestamp else "")
         _put(ev, "name", _text(event.name))
-        _put(ev, "attributes", _attributes(event.attributes))
-        _put(ev, "droppedAttributesCount", event.dropped_attributes)
+        _put_attributes(ev, event.attributes, event.dropped_attributes, cleaning)
         events.append(ev)
     _put(out, "events", events)
     _put(out, "droppedEventsCount", span.dropped_events)
@@ -201,8 +208,7 @@ def _encode_span(span: ReadableSpan) -> dict[str, Any]:
             "spanId": f"{link.context.span_id:016x}",
         }
         _put(lk, "traceState", _trace_state(link.context))
-        _put(lk, "attributes", _attributes(link.attributes))
-        _put(lk, "droppedAttributesCount", link.dropped_attributes)
+        _put_attributes(lk, link.attributes, link.dropped_attributes, cleaning)
         _put(lk, "flags", _flags(link.context))
         links.append(lk)
     _put(out, "links", links)
@@ -219,11 +225,18 @@ def encode_spans(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
     """Encode finished SDK spans as one OTLP JSON ``TracesData`` object.
 
     Spans are grouped by resource, then by instrumentation scope, in first-seen order.
+    An attribute whose value cannot be encoded is left out, counted in its owner's
+    ``droppedAttributesCount``.
     """
+    return _encode_spans(spans, None)
+
+
+def _encode_spans(spans: Sequence[ReadableSpan], cleaning: "_Cleaning | None") -> dict[str, Any]:
+    """:func:`encode_spans`, its drops also recorded in ``cleaning`` (the exporter's warning)."""
     grouped: dict[Any, dict[Any, list[dict[str, Any]]]] = {}
     for span in spans:
         by_scope = grouped.setdefault(span.resource, {})
-        by_scope.setdefault(span.instrumentation_scope or None, []).append(_encode_span(span))
+        by_scope.setdefault(span.instrumentation_scope or None, []).append(_encode_span(span, cleaning))
     resource_spans = []
     for resource, by_scope in grouped.items():
         scope_spans = []
@@ -232,13 +245,13 @@ def encode_spans(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
             if scope is not None:
                 _put(scope_json, "name", scope.name)
                 _put(scope_json, "version", scope.version)
-                _put(scope_json, "attributes", _attributes(scope.attributes))
+                _put_attributes(scope_json, scope.attributes, 0, cleaning)
             entry: dict[str, Any] = {"scope": scope_json, "spans": encoded}
             if scope is not None:
                 _put(entry, "schemaUrl", scope.schema_url)
             scope_spans.append(entry)
         resource_json: dict[str, Any] = {}
-        _put(resource_json, "attributes", _attributes(resource.attributes if resource else None))
+        _put_attributes(resource_json, resource.attributes if resource else None, 0, cleaning)
         rs: dict[str, Any] = {"resource": resource_json, "scopeSpans": scope_spans}
         if resource is not None:
             _put(rs, "schemaUrl", resource.schema_url)
@@ -247,7 +260,7 @@ def encode_spans(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
 
 
 class _Cleaning:
-    """What :func:`_clean` dropped or repaired, for one warning."""
+    """What a batch's encoding dropped (either path) or repaired (:func:`_clean`), for one warning."""
 
     __slots__ = ("attributes", "errors", "repaired", "spans")
 
@@ -385,16 +398,16 @@ class JsonLinesSpanExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
     def _encode(self, spans: Sequence[ReadableSpan]) -> bytes:
-        doc = encode_spans(spans)
+        cleaning = _Cleaning()  # what either path dropped, for one warning
+        doc = _encode_spans(spans, cleaning)
         try:
-            return msgspec.json.encode(doc)  # the hot path: plain values encode directly
+            data = msgspec.json.encode(doc)  # the hot path: plain values encode directly
         except Exception as exc:  # noqa: BLE001 - rare: take the slow path below
-            first = type(exc).__name__
-        cleaning = _Cleaning()
-        try:
-            data = msgspec.json.encode(_clean(doc, cleaning))
-        except Exception as exc:
-            raise _EncodeError() from exc
+            cleaning.errors.add(type(exc).__name__)
+            try:
+                data = msgspec.json.encode(_clean(doc, cleaning))
+            except Exception as exc:
+                raise _EncodeError() from exc
         if cleaning.attributes or cleaning.spans or cleaning.repaired:
             log = _log.debug if self._warned_cleaning else _log.warning
             self._warned_cleaning = True
@@ -402,7 +415,7 @@ class JsonLinesSpanExporter(SpanExporter):
                 "flowmap could not encode some values as OTLP JSON (%s): dropped %d attribute(s) "
                 "and %d of %d span(s), repaired %d string(s) with unpaired surrogates; the rest of "
                 "the batch is written to %s (further such notes at debug level)",
-                ", ".join(sorted(cleaning.errors | {first})), cleaning.attributes, cleaning.spans,
+                ", ".join(sorted(cleaning.errors)), cleaning.attributes, cleaning.spans,
                 len(spans), cleaning.repaired, self.path,
             )
         return data

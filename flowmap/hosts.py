@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -10,6 +11,19 @@ __all__ = ["AllowedHosts", "DEFAULT_SUFFIXES"]
 
 DEFAULT_SUFFIXES: tuple[str, ...] = (".svc", ".svc.cluster.local", ".internal", ".local")
 _DEFAULT_NAMES = frozenset({"localhost"})
+#: a host as a Host header (or an instrumentation's server.address) may record it:
+#: ``name[:port]`` or ``[ipv6][:port]``; a bare IPv6 literal (two colons or more) is not one
+_HOST_PORT = re.compile(r"\[(?P<v6>[^\]]*)\](?::\d*)?|(?P<host>[^:\[\]]*)(?::\d*)?")
+
+
+def _without_port(host: str) -> str:
+    """``host`` without a trailing ``:port`` and without the brackets of an IPv6 literal
+    (``tools.svc:8080`` -> ``tools.svc``, ``[::1]:8080`` -> ``::1``); ``fe80::1`` as is."""
+    m = _HOST_PORT.fullmatch(host)
+    if m is None:
+        return host
+    v6 = m.group("v6")
+    return v6 if v6 is not None else m.group("host")
 
 
 @dataclass(frozen=True)
@@ -55,12 +69,14 @@ class AllowedHosts:
         return cls(tuple(entries or ()), include_defaults)
 
     def allows(self, host: str | None) -> bool:
-        """Whether tenant baggage may be sent to ``host`` (a name or an IP literal)."""
+        """Whether tenant baggage may be sent to ``host`` (a name or an IP literal, with or
+        without a ``:port``, as an old-semconv ``http.host`` records the Host header)."""
         if not host:
             return False
-        h = host.strip().lower().rstrip(".")
-        if h.startswith("[") and h.endswith("]"):
-            h = h[1:-1]
+        h = host.strip().lower()
+        if h.rstrip(".") in self._names:  # an exact entry, even one written with its port
+            return True
+        h = _without_port(h).rstrip(".")
         try:
             ip = ipaddress.ip_address(h.split("%", 1)[0])
         except ValueError:

@@ -83,7 +83,7 @@ from .errors import InputError
 from .model import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, Trace
 from .tagging import DEV_KEY, key_id_for
 
-__all__ = ["LoadStats", "iter_traces", "decode_document", "MAX_WARNINGS"]
+__all__ = ["LoadStats", "iter_traces", "decode_document", "MAX_WARNINGS", "WarningsNotShown"]
 
 #: the file name that stands for standard input, and how warnings and origins name it
 STDIN, STDIN_NAME = "-", "<stdin>"
@@ -136,6 +136,19 @@ _SCOPE_SPANS = ("scopeSpans", "instrumentationLibrarySpans")
 _ABSENT = -(1 << 61)  # the count of an id that only links pointed at, once past its last mention
 
 
+class WarningsNotShown(str):
+    """The line passed to ``on_warning`` in place of the warnings past :data:`MAX_WARNINGS`:
+    a warning's text, and in ``hidden`` how many it stands for, so a caller that counts the
+    lines it got can still give the true total."""
+
+    hidden: int
+
+    def __new__(cls, hidden: int) -> "WarningsNotShown":
+        line = super().__new__(cls, f"{hidden} more warning(s) not shown")
+        line.hidden = hidden
+        return line
+
+
 @dataclass
 class LoadStats:
     """What a load read and skipped; filled in while :func:`iter_traces` runs."""
@@ -167,7 +180,8 @@ def iter_traces(
 
     Span ids are lowercase hex and the derived fields (tenant, boundary, scoped, key_id,
     service, origin) are filled in. Warnings go to ``on_warning`` (the first
-    :data:`MAX_WARNINGS`, then one line with the number left out) and to ``stats``.
+    :data:`MAX_WARNINGS`, then one :class:`WarningsNotShown` line with the number left out)
+    and to ``stats``.
     ``on_progress(bytes_done, bytes_total)`` follows the decoding pass over the
     (compressed) input bytes. Raises :class:`InputError` when no span could be read.
     A path ``-`` is standard input, named ``<stdin>`` in warnings and origins (copied to
@@ -354,7 +368,7 @@ class _Loader:
             )
         hidden = self.stats.warning_count - MAX_WARNINGS
         if hidden > 0 and self.on_warning is not None:
-            self.on_warning(f"{hidden} more warning(s) not shown")
+            self.on_warning(WarningsNotShown(hidden))
         if self.stats.spans == 0:
             first = f" ({self.stats.warnings[0]})" if self.stats.warnings else ""
             n = len(self.paths)

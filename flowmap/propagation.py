@@ -30,6 +30,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from . import attributes as A
 from .boundaries import boundary
 from .context import bind_tag, outbound_tag
+from .errors import ConfigError
 from .tagging import is_opaque_tag
 
 __all__ = [
@@ -53,11 +54,24 @@ _BAGGAGE = W3CBaggagePropagator()
 # -- executors and threads -----------------------------------------------------------
 
 
+def _submitting_context(executor: concurrent.futures.Executor | None) -> contextvars.Context:
+    """A copy of the caller's context for a task on ``executor``. A process pool would have
+    to pickle it, which Python cannot do: refused here, at submit time, with a clear error
+    (pickle's TypeError came only from the task's future)."""
+    if isinstance(executor, concurrent.futures.ProcessPoolExecutor):
+        raise ConfigError(
+            f"flowmap cannot carry a request's context into a process pool ({type(executor).__name__}): "
+            "pass the RequestContext to the task as an argument and bind it there"
+        )
+    return contextvars.copy_context()
+
+
 class ContextExecutor(concurrent.futures.Executor):
     """Wraps an executor so each task runs in a copy of its submitter's context.
 
     ``ContextExecutor(pool).submit(fn, ...)`` / ``.map(fn, ...)``; shutting the wrapper
-    down shuts the wrapped executor down.
+    down shuts the wrapped executor down. For thread pools: a task submitted to a process
+    pool raises :class:`ConfigError` (a context cannot cross processes).
     """
 
     def __init__(self, executor: concurrent.futures.Executor) -> None:
@@ -68,7 +82,7 @@ class ContextExecutor(concurrent.futures.Executor):
         return self._executor
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
-        ctx = contextvars.copy_context()
+        ctx = _submitting_context(self._executor)
         return self._executor.submit(ctx.run, fn, *args, **kwargs)
 
     # Executor.map calls self.submit per item in the caller's context: inherited as is.
@@ -78,8 +92,9 @@ class ContextExecutor(concurrent.futures.Executor):
 
 
 def submit(executor: concurrent.futures.Executor, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
-    """``executor.submit`` that carries the caller's context into the task."""
-    ctx = contextvars.copy_context()
+    """``executor.submit`` that carries the caller's context into the task (threads only:
+    :class:`ConfigError` for a process pool)."""
+    ctx = _submitting_context(executor)
     return executor.submit(ctx.run, fn, *args, **kwargs)
 
 
@@ -107,9 +122,10 @@ def run_in_executor(
     fn: Callable[..., T],
     *args: Any,
 ) -> asyncio.Future[T]:
-    """``loop.run_in_executor`` that carries the caller's context (it does not by itself)."""
+    """``loop.run_in_executor`` that carries the caller's context (it does not by itself;
+    :class:`ConfigError` for a process pool)."""
     loop = loop or asyncio.get_running_loop()
-    ctx = contextvars.copy_context()
+    ctx = _submitting_context(executor)
     return loop.run_in_executor(executor, ctx.run, fn, *args)
 
 

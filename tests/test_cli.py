@@ -190,6 +190,22 @@ def test_warnings_are_capped(tmp_path):
     assert len(warnings) == 11 and warnings[-1] == "warning: … and 5 more warnings"
 
 
+@pytest.mark.parametrize("readable", [True, False], ids=["with-spans", "no-spans"])
+def test_hidden_warnings_are_counted_past_the_loaders_cap(tmp_path, readable):
+    """Past the loader's cap (200 passed on, then one line for the rest) the count on
+    stderr is still every warning not shown, whether the run read spans or ended in error."""
+    from flowmap.loading import MAX_WARNINGS
+
+    bad = MAX_WARNINGS + 300
+    path = write_otlp(tmp_path / "many.jsonl", clean_trace()) if readable else tmp_path / "many.jsonl"
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("not json\n" * bad)
+    result = invoke("check", path)
+    assert result.exit_code == (0 if readable else 2), result.output
+    warnings = [l for l in result.stderr.splitlines() if l.startswith("warning:")]
+    assert len(warnings) == 11 and warnings[-1] == f"warning: … and {bad - 10} more warnings"
+
+
 def test_one_missing_file_among_good_ones_is_a_warning(dropped, tmp_path):
     result = invoke("check", dropped, tmp_path / "gone.jsonl")
     assert result.exit_code == 1

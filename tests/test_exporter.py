@@ -457,6 +457,44 @@ def test_an_unencodable_value_costs_that_value_not_the_batch(tmp_path, caplog):
     assert "0 of 4 span(s)" in messages[0]  # no span lost
 
 
+def test_an_attribute_that_cannot_be_written_is_counted_as_dropped_with_one_warning(tmp_path, caplog):
+    """An int past int64 (OTLP JSON's intValue cannot hold it) in a batch with nothing else
+    odd: that attribute goes, counted in its owner's droppedAttributesCount beside the
+    SDK's own drops, and the exporter warns once (then at debug level)."""
+    path = tmp_path / "big.jsonl"
+    provider = TracerProvider(span_limits=SpanLimits(max_attributes=2))
+    provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(path)))
+    tracer = provider.get_tracer("t")
+    with caplog.at_level(logging.DEBUG, logger="flowmap.exporter"):
+        for i in range(2):
+            with tracer.start_as_current_span(f"linked-{i}") as target:
+                pass
+            links = [Link(target.get_span_context(), {"lk": 2**64})]
+            with tracer.start_as_current_span(f"big-{i}", links=links) as span:
+                span.set_attributes({"lost": "a", "total_cents": 2**64, "kept": 1})  # the SDK drops "lost"
+                span.add_event("e", {"ev": -(2**63) - 1, "ok": "v"})
+    provider.shutdown()
+    spans = _spans_by_name(_read_lines(path))
+    big = spans["big-1"]
+    assert _attrs(big) == {"kept": {"intValue": "1"}}
+    assert big["droppedAttributesCount"] == 2  # the SDK's one, and the value not written
+    assert _attrs(big["events"][0]) == {"ok": {"stringValue": "v"}}
+    assert big["events"][0]["droppedAttributesCount"] == 1
+    assert "attributes" not in big["links"][0] and big["links"][0]["droppedAttributesCount"] == 1
+    warnings = [r.getMessage() for r in caplog.records if r.name == "flowmap.exporter" and r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "dropped 3 attribute(s) and 0 of 1 span(s)" in warnings[0]
+    # encode_spans alone stays valid JSON and counts the drop the same way
+    doc = encode_spans([_ReadableWith({"n": 2**64, "m": "x"})])
+    span = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    assert _attrs(span) == {"m": {"stringValue": "x"}} and span["droppedAttributesCount"] == 1
+    json.dumps(doc, allow_nan=False)
+
+
+def _ReadableWith(attributes):
+    return ReadableSpan(name="s", context=SpanContext(1, 2, False), start_time=1, end_time=2,
+                        attributes=attributes, resource=Resource({}))
+
+
 def test_a_batch_that_cannot_be_encoded_fails_quietly_and_says_encode(tmp_path, caplog):
     span = ReadableSpan(name="s", context=SpanContext(1, 2, False), start_time=1, end_time=2,
                         resource=Resource({"a": 1}, schema_url=object()))

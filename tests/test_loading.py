@@ -421,7 +421,7 @@ def test_warnings_are_capped(tmp_path):
     traces, warnings, stats = load(f)
     assert T2 in traces
     assert stats.warning_count == MAX_WARNINGS + 5 and len(stats.warnings) == MAX_WARNINGS
-    assert warnings[-1] == "5 more warning(s) not shown"
+    assert warnings[-1] == "5 more warning(s) not shown" and warnings[-1].hidden == 5
 
 
 def test_escaped_keys_do_not_split_a_trace(tmp_path):

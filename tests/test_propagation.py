@@ -11,7 +11,7 @@ from opentelemetry.trace import SpanKind
 from flowmap import propagation as P
 from flowmap.attributes import BOUNDARY, TENANT, TENANT_SOURCE
 from flowmap.context import RequestContext, bind, current, current_or_none, current_tag
-from flowmap.errors import MissingContextError, TenantSwitchError
+from flowmap.errors import ConfigError, MissingContextError, TenantSwitchError
 from flowmap.tagging import tag_for
 
 
@@ -119,3 +119,35 @@ def test_extract_ignores_non_opaque_and_foreign_baggage(flowmap_runtime):
 
     ctx = P.extract_context({"baggage": "flowmap.tenant=tenant-raw,user=alice"})
     assert baggage.get_all(ctx) == {}
+
+
+def _tenant_bound_in_worker(ctx: RequestContext) -> str | None:
+    with bind(ctx):
+        return _tenant()
+
+
+@pytest.mark.parametrize("helper", ["submit", "ContextExecutor", "run_in_executor"])
+def test_a_process_pool_is_refused_with_a_config_error_that_says_what_to_do(flowmap_runtime, helper):
+    """A context cannot be pickled into another process: each helper refuses a process pool
+    when the task is submitted, with flowmap's one-line error (not pickle's TypeError) that
+    names the remedy and not the tenant; the remedy it names works."""
+    import multiprocessing
+
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with bind(RequestContext("acme-secret-tenant")):
+            with pytest.raises(ConfigError) as info:
+                if helper == "submit":
+                    P.submit(pool, _tenant)
+                elif helper == "ContextExecutor":
+                    P.ContextExecutor(pool).submit(_tenant)
+                else:
+                    asyncio.run(_run_in(pool))
+            message = str(info.value)
+            assert "process pool" in message and "pass the RequestContext" in message
+            assert "acme" not in message and "\n" not in message
+            # what the message says to do: the context goes as an argument, bound in the worker
+            assert pool.submit(_tenant_bound_in_worker, current()).result(timeout=60) == "acme-secret-tenant"
+
+
+async def _run_in(pool: concurrent.futures.Executor) -> None:
+    await P.run_in_executor(None, pool, _tenant)
