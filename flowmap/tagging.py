@@ -52,9 +52,16 @@ def _truthy(value: str | None) -> bool:
 class Tagger:
     """Turns tenant ids into opaque tags under one key; thread-safe, cached."""
 
-    def __init__(self, key: str | bytes | None = None, *, dev_mode: bool | None = None) -> None:
+    def __init__(self, key: str | bytes | bytearray | memoryview | None = None, *, dev_mode: bool | None = None) -> None:
         if key is None:
             key = os.environ.get(KEY_ENV) or None
+        elif not isinstance(key, (str, bytes, bytearray, memoryview)):
+            # bytes(123) is 123 NUL bytes, bytes([...]) whatever the list holds: a key
+            # nobody chose. The type only: the value may be the secret itself.
+            raise ConfigError(
+                f"the tenant key must be a string (or bytes), not {type(key).__name__}: "
+                f"pass tenant_key='...' or set {KEY_ENV}"
+            )
         if dev_mode is None:
             dev_mode = _truthy(os.environ.get(DEV_MODE_ENV))
         if isinstance(key, str) and not key.strip():
