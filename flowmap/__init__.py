@@ -7,7 +7,7 @@ for the CLI and never drags in the OpenTelemetry SDK before it is needed.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     ConfigError,
@@ -18,6 +18,14 @@ from .errors import (
     TenantSwitchError,
     UnscopedOperationError,
 )
+
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers (never imported at run time)
+    from .analysis import analyze as analyze
+    from .boundaries import boundary as boundary
+    from .configure import configure as configure
+    from .context import RequestContext as RequestContext
+    from .context import bind as bind
+    from .context import current as current
 
 __version__ = "0.1.0"
 

@@ -609,28 +609,41 @@ def tag(
 
     The key comes from --key-file or FLOWMAP_TENANT_KEY; the id is never printed.
     """
-    from .tagging import DEV_KEY, DEV_MODE_ENV, KEY_ENV, key_id_for, tag_for
+    from .context import RequestContext
+    from .tagging import DEV_KEY, DEV_MODE_ENV, KEY_ENV, Tagger, key_bytes
 
     # Arguments are taken as a list so that no usage error ever echoes a tenant id back.
     if not tenant_id or len(tenant_id) != 1:
         raise ConfigError("give exactly one TENANT_ID (quote it if it contains spaces), or - to read it from stdin")
-    raw = tenant_id[0]
+    raw: str | None = tenant_id[0]
     if raw == "-":
-        raw = sys.stdin.readline().rstrip("\r\n")
+        try:
+            raw = sys.stdin.readline().rstrip("\r\n")
+        except UnicodeDecodeError:
+            raw = None
+        if raw is None:  # raised outside the except: the decode error holds the id's bytes
+            raise ConfigError("the tenant id on stdin is not UTF-8 text")
     if not raw:
         raise ConfigError("the tenant id is empty")
+    # The runtime's own checks (blanks only, no UTF-8 encoding: undecodable bytes in the
+    # argument), with its one-line errors: an id the runtime could never bind has no tag.
+    ctx = RequestContext(raw)
 
     key: str | None
     if key_file is not None:
         try:
             key = key_file.read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read key file {key_file}: {getattr(exc, 'strerror', None) or exc}") from None
-        if not key:
+        except UnicodeDecodeError:
+            key = None
+        except OSError as exc:
+            raise ConfigError(f"cannot read key file {key_file}: {exc.strerror or type(exc).__name__}") from None
+        if key is None:  # raised outside the except: the decode error holds the key's bytes
+            raise ConfigError(f"key file {key_file} is not UTF-8 text: use a random ASCII string")
+        if key_bytes(key) is None:
             raise ConfigError(f"key file {key_file} is empty")
     else:
         key = os.environ.get(KEY_ENV) or None
-    if key is None:
+    if key_bytes(key) is None:  # as the runtime: absent, empty or blanks only is no key
         if not (dev or os.environ.get(DEV_MODE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}):
             raise ConfigError(
                 f"no tenant key configured: set {KEY_ENV} or use --key-file "
@@ -641,8 +654,9 @@ def tag(
             f"{PROG}: WARNING: DEVELOPMENT MODE: this tag uses the public built-in key and is NOT secret; "
             f"set {KEY_ENV} for real tenants"
         )
-    _write_output(tag_for(key, raw) + "\n", None)
-    _err(f"{PROG}: key id {key_id_for(key)}")
+    tagger = Tagger(key)
+    _write_output(ctx.tag(tagger) + "\n", None)
+    _err(f"{PROG}: key id {tagger.key_id}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,8 +2,11 @@
 
 Precedence is command line > configuration file > built-in defaults; the CLI applies
 its own flags on top of what :func:`load_config` returns. Keys may be written with
-``_`` or ``-``. An unknown key is reported in one warning line (a typo must not pass
-silently, nor stop a CI job); a bad value is a :class:`~flowmap.errors.ConfigError`.
+``_`` or ``-`` (not both: ``fail_on`` beside ``fail-on`` is an error). An unknown key,
+or an ``allowed_hosts`` entry that can never match (``*``, a URL), is reported in one
+warning line (a typo must not pass silently, nor stop a CI job); a bad value (an
+``allowed_hosts`` network that is not one, ``10.0.0.0/33``) is a
+:class:`~flowmap.errors.ConfigError`.
 
 Example::
 
@@ -20,8 +23,9 @@ Example::
 
 from __future__ import annotations
 
-import re
 import dataclasses
+import ipaddress
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +94,46 @@ def _section(data: dict[str, Any], path: Path, explicit: bool) -> dict[str, Any]
 
 # "https://host", "host/path", "host:443" (but not an IPv6 address or network)
 _NOT_A_HOST = re.compile(r"://|/(?![0-9]{1,3}$)|^[^:\[\]]+:[0-9]+$")
+# written as a CIDR network: an IPv4 or IPv6 address (or the start of one), '/', a prefix
+_NETWORK_LIKE = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)*|\[?[0-9a-f.]*:[0-9a-f:.]*\]?)/[0-9]*$", re.IGNORECASE)
+
+
+def _shown(entries: list[str]) -> str:
+    return ", ".join(repr(h) for h in entries[:3]) + (" …" if len(entries) > 3 else "")
+
+
+def _check_hosts(hosts: tuple[str, ...], where: str) -> list[str]:
+    """Warnings for ``allowed_hosts`` entries that could never match; an entry written
+    as a CIDR network that is not one (``10.0.0.0/33``) is a :class:`ConfigError`."""
+    unusable: list[str] = []
+    wildcards: list[str] = []
+    for raw in hosts:
+        entry = raw.strip()
+        if _NETWORK_LIKE.match(entry):
+            try:
+                ipaddress.ip_network(entry, strict=False)  # host bits set is fine, as at run time
+            except ValueError:
+                raise ConfigError(
+                    f"{where} allowed_hosts: {entry!r} is not a valid CIDR network "
+                    "(an address and a prefix length, e.g. '10.0.0.0/8' or 'fd00::/8')"
+                ) from None
+        elif "/" in entry or _NOT_A_HOST.search(entry):  # (every network was matched above)
+            unusable.append(raw)
+        elif "*" in entry and not (entry.startswith("*.") and "*" not in entry[2:] and entry[2:].strip(".")):
+            wildcards.append(raw)  # "*", "*example.com", "api.*.example": matched as plain names
+    warnings = []
+    if unusable:  # they would never match: say so rather than keep flagging that host
+        warnings.append(
+            f"{where} allowed_hosts entries that are not host names (a scheme, path or port) never match: "
+            f"{_shown(unusable)}; write the host only, e.g. 'api.partner.example'"
+        )
+    if wildcards:
+        warnings.append(
+            f"{where} allowed_hosts entries with a '*' anywhere but a leading '*.' never match: "
+            f"{_shown(wildcards)}; an entry is an exact host name, '*.corp.example' (any name under "
+            "it), an IP address or a CIDR network, and none matches every host"
+        )
+    return warnings
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:
@@ -110,8 +154,15 @@ def load_config(config_path: str | Path | None = None, *, cwd: str | Path | None
     if section is None:
         return Config(settings=AnalysisSettings(), path=path)
 
-    values = {str(k).replace("-", "_"): v for k, v in section.items()}
     where = f"{path}: [tool.flowmap]"
+    values: dict[str, Any] = {}
+    spelled: dict[str, str] = {}
+    for k, v in section.items():
+        key = str(k).replace("-", "_")
+        if key in spelled:  # fail_on and fail-on: one would silently win over the other
+            raise ConfigError(f"{where} {spelled[key]} and {k} are the same key ('-' and '_' are alike): keep one")
+        spelled[key] = str(k)
+        values[key] = v
     warnings: list[str] = []
     unknown = sorted(set(values) - KNOWN_KEYS)
     if unknown:
@@ -147,13 +198,7 @@ def load_config(config_path: str | Path | None = None, *, cwd: str | Path | None
             caps[key] = value
 
     hosts = _strings(values.get("allowed_hosts", []), f"{where} allowed_hosts")
-    unusable = [h for h in hosts if _NOT_A_HOST.search(h.strip())]
-    if unusable:  # they would never match: say so rather than keep flagging that host
-        shown = ", ".join(repr(h) for h in unusable[:3]) + (" …" if len(unusable) > 3 else "")
-        warnings.append(
-            f"{where} allowed_hosts entries that are not host names (a scheme, path or port) never match: "
-            f"{shown}; write the host only, e.g. 'api.partner.example'"
-        )
+    warnings.extend(_check_hosts(hosts, where))
     settings = AnalysisSettings.with_extras(
         allowed_hosts=hosts,
         include_default_hosts=include_defaults,

@@ -136,6 +136,27 @@ def _resource(service_name: str | None, tagger: Tagger) -> Resource:
     return Resource.create(attrs)
 
 
+def _host_entries(allowed_hosts: str | Iterable[str] | None) -> tuple[str, ...]:
+    """``allowed_hosts`` as a tuple of entries: one string is one host (as in
+    ``[tool.flowmap]``), not a list of its characters; an entry that is no string is an error."""
+    if allowed_hosts is None:
+        return ()
+    if isinstance(allowed_hosts, str):
+        return (allowed_hosts,)
+    try:
+        entries = tuple(allowed_hosts)
+    except TypeError:
+        entries = None
+    if entries is None or isinstance(allowed_hosts, (bytes, bytearray)) or not all(
+        isinstance(e, str) for e in entries
+    ):
+        raise ConfigError(
+            "allowed_hosts must be a host name or a list of them (strings: 'api.partner.example', "
+            "'*.corp.example', an IP address or a CIDR network)"
+        )
+    return entries
+
+
 def _add_key_id(provider: TracerProvider, tagger: Tagger) -> None:
     """Stamp ``flowmap.key_id`` on a provider's resource, and on the tracers it already
     made: the SDK hands out one tracer per scope, holding the resource it began with, so
@@ -166,7 +187,7 @@ def configure(
     alert_callback: Callable[[UnscopedAlert], Any] | None = None,
     alert_rate_limit: RateLimit | None = None,
     boundary_mode: str | None = None,
-    allowed_hosts: Iterable[str] = (),
+    allowed_hosts: str | Iterable[str] = (),
     instrument_httpx: bool = True,
     tracer_provider: TracerProvider | None = None,
     meter_provider: Any = None,
@@ -180,6 +201,8 @@ def configure(
     the JSON Lines file (default ``$FLOWMAP_FILE`` or ``flowmap-traces.jsonl``); a relative
     path is made absolute here, against the current directory, so a later ``os.chdir``
     keeps every span in that one file.
+    ``allowed_hosts``: hosts beyond the defaults that may receive the tenant baggage, one
+    string or a list of them (names, ``*.suffix``, IP addresses, CIDR networks).
     ``set_global=False`` leaves OpenTelemetry's global provider alone (tests, embedding).
     ``guard_baggage`` (default: ``set_global``) swaps the global W3C baggage propagator
     for one that never injects the tenant tag outside flowmap's destination check, so
@@ -190,7 +213,7 @@ def configure(
         raise ConfigError("alert_scope must be 'boundary' or 'all'")
     mode = None if boundary_mode is None else runtime.validate_boundary_mode(boundary_mode)
     tagger = Tagger(tenant_key, dev_mode=dev_mode)
-    allowed = AllowedHosts.from_config(allowed_hosts)
+    allowed = AllowedHosts.from_config(_host_entries(allowed_hosts))
 
     with _lock:
         provider = tracer_provider

@@ -133,3 +133,44 @@ def test_an_unreadable_config_file_names_it_once_with_the_reason(tmp_path, make)
     message = str(err.value)
     assert message.count(path.name) == 1 and message.startswith(str(path))
     assert message.endswith(("Is a directory", "File name too long"))
+
+
+@pytest.mark.parametrize("network", ["10.0.0.0/33", "::1/129", "10.0.0.256/24", "10/8", "10.0.0.0/"])
+def test_an_allowed_hosts_network_that_is_no_cidr_network_is_a_config_error(tmp_path, network):
+    # it was kept as a host name that no destination is ever called, silently
+    write(tmp_path / "pyproject.toml", f'[tool.flowmap]\nallowed_hosts = ["ok.example", "{network}"]\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(cwd=tmp_path)
+    message = str(info.value)
+    assert f"'{network}' is not a valid CIDR network" in message and "\n" not in message
+
+
+def test_allowed_hosts_networks_that_parse_keep_working(tmp_path):
+    write(tmp_path / "pyproject.toml",
+          '[tool.flowmap]\nallowed_hosts = ["100.64.0.0/10", "FD00::/8", "192.0.2.7/24", "*.corp.example"]\n')
+    cfg = load_config(cwd=tmp_path)
+    assert cfg.warnings == ()
+    hosts = cfg.settings.allowed_hosts
+    assert hosts.allows("100.64.1.1") and hosts.allows("fd00::1") and hosts.allows("192.0.2.200")
+    assert hosts.allows("api.corp.example") and not hosts.allows("api.example")
+
+
+@pytest.mark.parametrize("pattern", ["*", "*example.com", "api.*.example", "*."])
+def test_an_allowed_hosts_wildcard_that_never_matches_is_warned_about(tmp_path, pattern):
+    write(tmp_path / "pyproject.toml", f'[tool.flowmap]\nallowed_hosts = ["{pattern}", "*.corp.example"]\n')
+    cfg = load_config(cwd=tmp_path)
+    (warning,) = cfg.warnings
+    assert f"'{pattern}'" in warning and "never match" in warning
+    assert "'*.corp.example' (any name under it)" in warning and "none matches every host" in warning
+    assert "\n" not in warning
+    assert not cfg.settings.allowed_hosts.allows("api.partner.example")  # as said: nothing more allowed
+
+
+@pytest.mark.parametrize("first, second", [("fail_on", "fail-on"), ("allowed-hosts", "allowed_hosts")])
+def test_one_key_in_both_spellings_is_a_config_error_naming_both(tmp_path, first, second):
+    # the later one silently won
+    write(tmp_path / "pyproject.toml", f'[tool.flowmap]\n{first} = "info"\n{second} = "critical"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(cwd=tmp_path)
+    message = str(info.value)
+    assert first in message and second in message and "keep one" in message

@@ -340,3 +340,22 @@ def test_default_trace_file_is_fixed_at_configure_despite_chdir(tmp_path, monkey
              for rs in json.loads(line)["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]
     assert names == ["before-chdir", "after-chdir"]
     assert not (tmp_path / "sub" / "flowmap-traces.jsonl").exists()
+
+
+def test_allowed_hosts_given_as_one_string_is_one_host():
+    # as in [tool.flowmap]; it was read character by character ('a', '.', 'e', …)
+    from flowmap import outbound
+
+    rt = _isolated(allowed_hosts="tools.partner.example", instrument_httpx=True, exporters="none")
+    try:
+        hosts = outbound.allowed_hosts()
+        assert hosts.allows("tools.partner.example")
+        assert not hosts.allows("e") and not hosts.allows("t")
+    finally:
+        rt.shutdown()
+
+
+@pytest.mark.parametrize("hosts", [[1], ["ok.example", None], 5, b"api.partner.example"], ids=repr)
+def test_allowed_hosts_that_are_not_strings_are_a_config_error(hosts):
+    with pytest.raises(ConfigError, match="allowed_hosts must be a host name or a list"):
+        _isolated(allowed_hosts=hosts, exporters="none")

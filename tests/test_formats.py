@@ -239,7 +239,7 @@ def test_sarif_prefers_finding_origin_and_leaves_cwd_as_file_uri(analysis, tmp_p
     assert phys["region"]["startLine"] == 42
 
 
-def test_sarif_fingerprints_stable_per_rule_trace_span(analysis):
+def test_sarif_fingerprints_repeat_for_the_same_input_and_differ_per_rule(analysis):
     a = to_sarif(analysis)["runs"][0]["results"]
     b = to_sarif(analysis)["runs"][0]["results"]
     assert [r["partialFingerprints"] for r in a] == [r["partialFingerprints"] for r in b]
@@ -403,3 +403,39 @@ def test_sarif_lists_at_most_the_results_code_scanning_accepts(analysis, monkeyp
     assert note["message"]["text"].startswith("1 less severe findings are not listed")
     monkeypatch.setattr(sarif, "MAX_RESULTS", 25_000)
     assert "toolExecutionNotifications" not in to_sarif(analysis)["runs"][0]["invocations"][0]
+
+
+def _sarif_of_one_leaky_request(tmp_path: Path, raw_tenant_id: str, *, tool_service: str = "worker") -> list[dict]:
+    """One request as the app would trace it in any CI run (new trace and span ids each time)."""
+    from otlp_builder import SERVER, TAG_A, TraceBuilder, analyze_built
+
+    tb = TraceBuilder(service="api")
+    entry = tb.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    agent = entry.child("agent run", tenant=TAG_A, boundary="agent")
+    agent.child(f"cache.get {raw_tenant_id}", service=tool_service, boundary="cache", scoped=True,
+                attrs={"tenant_id": raw_tenant_id})
+    run_dir = tmp_path / f"run-{raw_tenant_id}-{tool_service}"
+    run_dir.mkdir()
+    return to_sarif(analyze_built(run_dir, tb), cwd=run_dir)["runs"][0]["results"]
+
+
+def test_sarif_fingerprints_name_the_problem_not_the_run(tmp_path):
+    # GitHub code scanning matches alerts across uploads by partialFingerprints: ids that
+    # change every run closed every alert and opened a new one on each CI run
+    first = _sarif_of_one_leaky_request(tmp_path, "acme-corp-7781")
+    second = _sarif_of_one_leaky_request(tmp_path, "globex-inc-2203")
+    assert {r["ruleId"] for r in first} == {"context-dropped", "tenant-in-telemetry"}
+    assert [r["properties"]["trace_id"] for r in first] != [r["properties"]["trace_id"] for r in second]
+    assert [r["properties"]["span_id"] for r in first] != [r["properties"]["span_id"] for r in second]
+
+    def fingerprints(results):
+        return {r["ruleId"]: r["partialFingerprints"][FINGERPRINT_KEY] for r in results}
+
+    # the span is named after a raw tenant id, printed masked: the fingerprint is made from
+    # what is printed, so two tenants' ids give one alert and no hash of an id is published
+    assert fingerprints(first) == fingerprints(second)
+    assert len(set(fingerprints(first).values())) == 2  # two rules, two alerts
+    assert "acme-corp-7781" not in json.dumps(first)
+    # the same rule on another operation is another problem
+    elsewhere = _sarif_of_one_leaky_request(tmp_path, "acme-corp-7781", tool_service="billing")
+    assert fingerprints(elsewhere)["context-dropped"] != fingerprints(first)["context-dropped"]

@@ -5,12 +5,15 @@ or the span's ``origin``): GitHub needs a physical location for every result, an
 trace file is the artifact the finding was made from. A file name holding a flagged raw
 tenant id comes masked from the analysis, and stays so here: such an alert points at a
 file code scanning cannot open rather than publish the id. ``partialFingerprints`` hash the
-rule, trace and span, so re-uploading the same traces never opens duplicate alerts.
+rule, service, span name, parent span name and boundary, not trace or span ids (new in every
+run): the same problem found by the next CI run keeps its code-scanning alert instead of
+closing it and opening another, and its occurrences in many traces are one alert.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,8 @@ SARIF_VERSION = "2.1.0"
 # link would be a broken one in every code-scanning alert; the rules carry their help.
 #: results in one run: GitHub code scanning rejects a SARIF run with more than 25,000
 MAX_RESULTS = 25_000
-FINGERPRINT_KEY = "flowmapFinding/v1"
+#: v1 hashed trace and span ids, which are new in every run; v2 names the problem instead
+FINGERPRINT_KEY = "flowmapFinding/v2"
 SRCROOT = "%SRCROOT%"
 
 LEVELS: dict[Severity, str] = {
@@ -55,9 +59,15 @@ def _version() -> str:
 
 
 def fingerprint(f: Finding) -> str:
-    """Stable across runs for the same rule, trace and span."""
-    raw = f"{f.rule}\0{f.trace_id.lower()}\0{f.span_id.lower()}".encode()
-    return hashlib.sha256(raw).hexdigest()[:32]
+    """The same in every run for the same problem: rule, service, span name, parent's name, boundary.
+
+    Trace and span ids are new in every run, and the message's wording may change between
+    releases, so neither is part of it. The names are the finding's as printed, masked
+    where they held a flagged raw tenant id: a hash of a raw id could be reversed by
+    trying the tenants' ids, so none is ever hashed here.
+    """
+    raw = json.dumps([f.rule, f.service, f.span_name, f.parent_name, f.boundary])  # ASCII, None apart from ""
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
 def _artifact(file: str, cwd: Path) -> dict[str, Any]:
