@@ -124,8 +124,8 @@ def _check_hosts(hosts: tuple[str, ...], where: str) -> list[str]:
     warnings = []
     if unusable:  # they would never match: say so rather than keep flagging that host
         warnings.append(
-            f"{where} allowed_hosts entries that are not host names (a scheme, path or port) never match: "
-            f"{_shown(unusable)}; write the host only, e.g. 'api.partner.example'"
+            f"{where} allowed_hosts entries that are not host names (a scheme, path or port) never match "
+            f"a destination's host: {_shown(unusable)}; write the host only, e.g. 'api.partner.example'"
         )
     if wildcards:
         warnings.append(
