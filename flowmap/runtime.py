@@ -100,8 +100,25 @@ def boundary_mode() -> str:
         try:
             return validate_boundary_mode(env)
         except ConfigError:
+            _warn_bad_mode_once()
             return DEFAULT_BOUNDARY_MODE  # a typo must not open the boundaries
     return DEFAULT_BOUNDARY_MODE
+
+
+_bad_mode_warned = False
+
+
+def _warn_bad_mode_once() -> None:
+    """A typo in FLOWMAP_BOUNDARY_MODE keeps boundaries closed, said once (not per call)."""
+    global _bad_mode_warned
+    if not _bad_mode_warned:
+        _bad_mode_warned = True
+        import logging
+
+        logging.getLogger("flowmap").warning(
+            "flowmap: %s is neither 'fail' nor 'record'; boundaries fail without a tenant",
+            BOUNDARY_MODE_ENV,
+        )
 
 
 def set_boundary_mode(mode: str | None) -> None:

@@ -121,14 +121,21 @@ def test_per_boundary_mode_overrides_the_default(flowmap_runtime):
             pass  # pragma: no cover
 
 
-def test_env_sets_default_mode_and_a_typo_stays_closed(flowmap_runtime, monkeypatch):
+def test_env_sets_default_mode_and_a_typo_stays_closed(flowmap_runtime, monkeypatch, caplog):
+    from flowmap import runtime
+
     monkeypatch.setenv("FLOWMAP_BOUNDARY_MODE", "record")
     with boundary("tool"):
         pass
     monkeypatch.setenv("FLOWMAP_BOUNDARY_MODE", "recrod")
-    with pytest.raises(MissingContextError):
-        with boundary("tool"):
-            pass  # pragma: no cover
+    monkeypatch.setattr(runtime, "_bad_mode_warned", False)
+    for _ in range(2):
+        with pytest.raises(MissingContextError):
+            with boundary("tool"):
+                pass  # pragma: no cover
+    # and the typo is said, once
+    said = [r.getMessage() for r in caplog.records if "FLOWMAP_BOUNDARY_MODE" in r.getMessage()]
+    assert len(said) == 1 and "neither 'fail' nor 'record'" in said[0]
 
 
 def test_unknown_kind_and_mode_are_config_errors():
