@@ -211,6 +211,10 @@ def configure(
     """
     if alert_scope not in ("boundary", "all"):
         raise ConfigError("alert_scope must be 'boundary' or 'all'")
+    if service_name is not None and not isinstance(service_name, str):
+        raise ConfigError(f"service_name must be text, not {type(service_name).__name__}")
+    if out is not None and os.path.isdir(out):
+        raise ConfigError(f"out is a directory, not a trace file: {os.fspath(out)!r}")
     mode = None if boundary_mode is None else runtime.validate_boundary_mode(boundary_mode)
     tagger = Tagger(tenant_key, dev_mode=dev_mode)
     allowed = AllowedHosts.from_config(_host_entries(allowed_hosts))

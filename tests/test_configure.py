@@ -359,3 +359,16 @@ def test_allowed_hosts_given_as_one_string_is_one_host():
 def test_allowed_hosts_that_are_not_strings_are_a_config_error(hosts):
     with pytest.raises(ConfigError, match="allowed_hosts must be a host name or a list"):
         _isolated(allowed_hosts=hosts, exporters="none")
+
+
+@pytest.mark.parametrize("kwargs", [{"service_name": 5}, {"out": "DIR"}])
+def test_a_service_name_that_is_no_text_or_an_out_that_is_a_directory_is_refused(tmp_path, kwargs):
+    """Both were taken silently: the number became the resource's service.name, and every
+    export to the directory failed later, far from the call that set it up."""
+    from flowmap.errors import ConfigError
+
+    if kwargs.get("out") == "DIR":
+        kwargs = {"out": tmp_path}
+    with pytest.raises(ConfigError) as err:
+        configure(tenant_key="k", set_global=False, instrument_httpx=False, **kwargs)
+    assert "\n" not in str(err.value)
