@@ -107,10 +107,16 @@ def _read_baggage(carrier: Any) -> list[Any]:
     if isinstance(carrier, Mapping):  # dicts, case-insensitive dicts, multidicts (one item per field)
         values: list[Any] = []
         for key, value in carrier.items():
-            if isinstance(key, str) and key.lower() == _BAGGAGE_HEADER:
+            if _is_baggage_name(key):
                 values.extend(value if isinstance(value, (list, tuple)) else [value])
         return values
     return []
+
+
+def _is_baggage_name(name: Any) -> bool:
+    """Whether a carrier's field name is ``baggage``: text or bytes (raw ASGI/WSGI header
+    names forwarded as they came, ``b"baggage"``), any letter case."""
+    return isinstance(name, (str, bytes, bytearray)) and _text(name).lower() == _BAGGAGE_HEADER
 
 
 def _write_baggage(carrier: Any, raw: list[Any], value: str) -> None:
@@ -125,7 +131,7 @@ def _write_baggage(carrier: Any, raw: list[Any], value: str) -> None:
         return
     if not isinstance(carrier, MutableMapping):
         raise TypeError(f"cannot rewrite baggage in a {type(carrier).__name__}")
-    fields = [(k, v) for k, v in carrier.items() if isinstance(k, str) and k.lower() == _BAGGAGE_HEADER]
+    fields = [(k, v) for k, v in carrier.items() if _is_baggage_name(k)]
     for key in {k for k, _ in fields}:
         while key in carrier:  # multi-valued carriers may hold the name several times
             del carrier[key]
@@ -133,7 +139,9 @@ def _write_baggage(carrier: Any, raw: list[Any], value: str) -> None:
         new: Any = value.encode("latin-1") if as_bytes else value
         if fields and isinstance(fields[0][1], list):  # a {name: [values]} carrier
             new = [new]
-        carrier[_BAGGAGE_HEADER] = new
+        # a carrier of raw (bytes) header names keeps a bytes name: the client sends either
+        bytes_named = bool(fields) and isinstance(fields[0][0], bytes)
+        carrier[_BAGGAGE_HEADER.encode() if bytes_named else _BAGGAGE_HEADER] = new
 
 
 def _tenant_in_baggage(carrier: Any, strip: bool) -> bool:

@@ -428,3 +428,46 @@ def test_guarded_propagator_strips_httpx_headers_and_never_raises(tagger):
     frozen = {"baggage": "flowmap.tenant=t"}
     GuardedBaggagePropagator().inject(MappingProxyType(frozen), context=Context(), setter=_NoopSetter())
     assert frozen == {"baggage": "flowmap.tenant=t"}  # could not be rewritten: logged, not raised
+
+
+@pytest.mark.parametrize(
+    ("carrier", "expected"),
+    [
+        ({b"baggage": b"flowmap.tenant=0123456789abcdef"}, {}),
+        ({b"Baggage": b"a=1,flowmap.tenant=0123456789abcdef", b"x-request-id": b"r1"},
+         {b"baggage": b"a=1", b"x-request-id": b"r1"}),
+        ({b"baggage": "flowmap.tenant=t,b=2", "accept": "*/*"}, {b"baggage": "b=2", "accept": "*/*"}),
+    ],
+)
+def test_guarded_propagator_strips_a_tag_under_a_bytes_header_name(tagger, carrier, expected):
+    """Raw headers forwarded as an ASGI scope holds them: bytes names (and values)."""
+    GuardedBaggagePropagator().inject(carrier, context=Context())
+    assert carrier == expected
+
+
+def test_forwarded_raw_headers_lose_the_tag_to_an_external_host_through_urllib3(server, tagger, guarded_propagation):
+    """A gateway forwards its inbound ASGI headers (bytes names and values) with urllib3,
+    injected as the contrib urllib3 and requests instrumentations do (a copy of the
+    headers, ``propagate.inject`` into it, then the request): the external host gets the
+    other baggage members and headers, never the tag."""
+    import urllib3
+    from opentelemetry import propagate
+
+    tag = tagger.tag(RAW_TENANT)
+    proxy = urllib3.ProxyManager(server.url)
+    try:
+        with bind(RequestContext(RAW_TENANT)):
+            for name, baggage in (("mixed", f"other=x,{A.BAGGAGE_KEY}={tag}"), ("alone", f"{A.BAGGAGE_KEY}={tag}")):
+                headers = dict([(b"baggage", baggage.encode()), (b"x-request-id", name.encode())])
+                propagate.inject(headers)
+                proxy.request("GET", f"http://{EXTERNAL}/raw-{name}", headers=headers)
+    finally:
+        proxy.clear()
+    mixed, alone = server.app.requests[-2:]
+    assert mixed["path"].endswith("/raw-mixed") and alone["path"].endswith("/raw-alone")
+    assert mixed["headers"]["host"] == EXTERNAL and mixed["headers"]["x-request-id"] == "mixed"
+    assert mixed["headers"]["baggage"] == "other=x"
+    assert "baggage" not in alone["headers"] and alone["headers"]["x-request-id"] == "alone"
+    for request in (mixed, alone):
+        assert tag not in str(request["headers"])
+        _assert_no_raw_id(request["headers"])
