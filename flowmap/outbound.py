@@ -44,6 +44,7 @@ from opentelemetry.propagators.textmap import (
     default_setter,
 )
 from opentelemetry.trace import Span
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from . import attributes as A
 from .context import outbound_tag
@@ -165,20 +166,35 @@ def _tenant_in_baggage(carrier: Any, strip: bool) -> bool:
 
 
 class GuardedBaggagePropagator(TextMapPropagator):
-    """W3C baggage whose ``flowmap.tenant`` entry is injected only where flowmap allowed it.
+    """A propagator whose ``flowmap.tenant`` baggage entry goes out only where flowmap allowed it.
 
-    Installed in place of the plain baggage propagator (:func:`guard_global_baggage`),
-    it keeps every *other* instrumented client (requests, urllib3, aiohttp, gRPC...) from
-    sending the tenant tag anywhere: they never pass through flowmap's destination check,
-    so they send the application's other baggage entries (if any) but never the tag. A
-    ``flowmap.tenant`` member already in the carrier's ``baggage`` field (forwarded
-    headers, a copied request) is removed too, other members kept. Only where flowmap's
-    httpx hook allowed the destination is the carrier left as the hook decided.
+    :func:`guard_global_baggage` wraps every member of the global propagator that could
+    send baggage in one of these: W3C ``baggage``, and also those that write baggage
+    entries under headers of their own (Jaeger's ``uberctx-*``, OT's ``ot-baggage-*``,
+    anything an application or ``OTEL_PROPAGATORS`` adds). So every *other* instrumented
+    client (requests, urllib3, aiohttp, gRPC...), which never passes through flowmap's
+    destination check, sends the application's other baggage entries (if any) and the
+    trace context, but never the tag: the wrapped propagator injects from the context
+    less the ``flowmap.tenant`` entry. Where the wrapped propagator writes a ``baggage``
+    field, a ``flowmap.tenant`` member already in the carrier's ``baggage`` field(s)
+    (forwarded headers, a copied request) is removed too, other members kept. Only where
+    flowmap's httpx hook allowed the destination is the carrier left as the hook decided.
     Extraction is unchanged.
+
+    ``inner`` is the propagator guarded (default: a new W3C baggage propagator).
     """
 
-    def __init__(self) -> None:
-        self._inner = W3CBaggagePropagator()
+    def __init__(self, inner: TextMapPropagator | None = None) -> None:
+        self._inner = inner if inner is not None else W3CBaggagePropagator()
+        try:
+            self._writes_baggage = _BAGGAGE_HEADER in {str(f).lower() for f in self._inner.fields}
+        except Exception:  # noqa: BLE001 - a propagator without usable fields: strip to be safe
+            self._writes_baggage = True
+
+    @property
+    def inner(self) -> TextMapPropagator:
+        """The propagator this one guards."""
+        return self._inner
 
     def extract(self, carrier: CarrierT, context: Context | None = None,
                 getter: Getter[CarrierT] = default_getter) -> Context:
@@ -189,42 +205,75 @@ class GuardedBaggagePropagator(TextMapPropagator):
         if otel_context.get_value(_BAGGAGE_ALLOWED, context) is not True:
             if otel_baggage.get_baggage(A.BAGGAGE_KEY, context) is not None:
                 context = otel_baggage.remove_baggage(A.BAGGAGE_KEY, context)
-            try:
-                _tenant_in_baggage(carrier, strip=True)
-            except Exception:  # noqa: BLE001 - never break the application's request
-                _log.debug("flowmap: could not strip the tenant baggage from a carrier", exc_info=True)
+            if self._writes_baggage:
+                try:
+                    _tenant_in_baggage(carrier, strip=True)
+                except Exception:  # noqa: BLE001 - never break the application's request
+                    _log.debug("flowmap: could not strip the tenant baggage from a carrier", exc_info=True)
         self._inner.inject(carrier, context=context, setter=setter)
 
     @property
     def fields(self) -> set[str]:
         return self._inner.fields
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._inner!r})"
 
-def _members(textmap: TextMapPropagator) -> list[TextMapPropagator]:
-    return list(getattr(textmap, "_propagators", None) or [textmap])
+
+def _guarded(textmap: TextMapPropagator) -> TextMapPropagator:
+    """``textmap`` with every member that could send baggage wrapped (itself if none needs it).
+
+    A plain composite is guarded member by member (nested ones too), so each member still
+    injects its own fields; W3C trace context is left as it is (it writes the span context
+    only). Anything else, a composite subclass included, is wrapped whole.
+    """
+    if isinstance(textmap, GuardedBaggagePropagator) or type(textmap) is TraceContextTextMapPropagator:
+        return textmap
+    if type(textmap) is CompositePropagator:
+        members = list(textmap._propagators)  # noqa: SLF001 - the composite keeps no public list
+        guarded = [_guarded(p) for p in members]
+        if all(g is p for g, p in zip(guarded, members)):
+            return textmap
+        return CompositePropagator(guarded)
+    return GuardedBaggagePropagator(textmap)
+
+
+def _plain(textmap: TextMapPropagator) -> TextMapPropagator:
+    """``textmap`` with flowmap's guards taken off again (itself if it holds none)."""
+    if isinstance(textmap, GuardedBaggagePropagator):
+        return _plain(textmap.inner)
+    if type(textmap) is CompositePropagator:
+        members = list(textmap._propagators)  # noqa: SLF001
+        plain = [_plain(p) for p in members]
+        if all(q is p for q, p in zip(plain, members)):
+            return textmap
+        return CompositePropagator(plain)
+    return textmap
 
 
 def guard_global_baggage() -> bool:
-    """Replace the global W3C baggage propagator with :class:`GuardedBaggagePropagator`.
+    """Guard the global propagator: every member that could send baggage is wrapped in a
+    :class:`GuardedBaggagePropagator`, so none injects the tenant tag outside flowmap's
+    destination check.
 
-    Other propagators (tracecontext, b3, ...) are kept in place. Returns whether a
-    baggage propagator was found and guarded (idempotent).
+    Trace context members are kept in place. Returns whether any member is guarded now
+    (idempotent).
     """
     with _lock:
-        members = _members(propagate.get_global_textmap())
-        guarded = [GuardedBaggagePropagator() if type(p) is W3CBaggagePropagator else p for p in members]
-        if guarded != members:
-            propagate.set_global_textmap(CompositePropagator(guarded))
-        return any(isinstance(p, GuardedBaggagePropagator) for p in guarded)
+        current = propagate.get_global_textmap()
+        guarded = _guarded(current)
+        if guarded is not current:
+            propagate.set_global_textmap(guarded)
+        return _plain(guarded) is not guarded
 
 
 def unguard_global_baggage() -> None:
-    """Undo :func:`guard_global_baggage`: plain W3C baggage again (a no-op if unguarded)."""
+    """Undo :func:`guard_global_baggage`: the propagators it wrapped, unwrapped (a no-op if unguarded)."""
     with _lock:
-        members = _members(propagate.get_global_textmap())
-        plain = [W3CBaggagePropagator() if isinstance(p, GuardedBaggagePropagator) else p for p in members]
-        if any(isinstance(p, GuardedBaggagePropagator) for p in members):
-            propagate.set_global_textmap(CompositePropagator(plain))
+        current = propagate.get_global_textmap()
+        plain = _plain(current)
+        if plain is not current:
+            propagate.set_global_textmap(plain)
 
 
 def allowed_hosts() -> AllowedHosts:

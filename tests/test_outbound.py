@@ -471,3 +471,69 @@ def test_forwarded_raw_headers_lose_the_tag_to_an_external_host_through_urllib3(
     for request in (mixed, alone):
         assert tag not in str(request["headers"])
         _assert_no_raw_id(request["headers"])
+
+
+# -- propagators that write baggage under their own headers (OTEL_PROPAGATORS=...,jaeger) --
+
+
+def _jaeger():
+    from opentelemetry.propagators.jaeger import JaegerPropagator
+
+    return JaegerPropagator(), "uberctx-"
+
+
+def _ottrace():
+    from opentelemetry.propagators.ot_trace import OTTracePropagator
+
+    return OTTracePropagator(), "ot-baggage-"
+
+
+@pytest.mark.parametrize("make", [_jaeger, _ottrace], ids=["jaeger", "ottrace"])
+def test_every_propagator_of_the_global_textmap_is_guarded(spans, server, tagger, make):
+    """OTEL_PROPAGATORS=tracecontext,baggage,jaeger (or ottrace): the Jaeger and OT
+    propagators inject every baggage entry under headers of their own. A client that is
+    not flowmap's (the contrib requests/urllib3/aiohttp instrumentations: inject into the
+    headers, then send) must send the trace context and the application's own entries
+    through every member, and the tenant tag through none."""
+    import urllib3
+    from opentelemetry import propagate
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    from flowmap.outbound import unguard_global_baggage
+
+    provider, _ = spans
+    other, prefix = make()
+    members = [TraceContextTextMapPropagator(), W3CBaggagePropagator(), other]
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(CompositePropagator(members))  # what that OTEL_PROPAGATORS builds
+    proxy = urllib3.ProxyManager(server.url)
+    tag = tagger.tag(RAW_TENANT)
+    try:
+        assert guard_global_baggage() and guard_global_baggage()
+        instrument_httpx(tracer_provider=provider)
+        with bind(RequestContext(RAW_TENANT)), provider.get_tracer("t").start_as_current_span("request"):
+            token = otel_context.attach(otel_baggage.set_baggage("app.flag", "on"))
+            try:
+                headers: dict[str, str] = {}
+                propagate.inject(headers)
+                proxy.request("GET", f"http://{EXTERNAL}/every-member", headers=headers)
+                httpx.get(server.url + "/every-member-allowed")
+            finally:
+                otel_context.detach(token)
+        external, allowed = server.app.requests[-2:]
+        got = external["headers"]
+        assert external["path"].endswith("/every-member") and got["host"] == EXTERNAL
+        assert "traceparent" in got and got["baggage"] == "app.flag=on"
+        assert got[f"{prefix}app.flag"] == "on"  # the other propagator still carries the app's entries
+        assert any(name.startswith(("uber-trace-id", "ot-tracer-")) for name in got)
+        assert not [name for name in got if A.BAGGAGE_KEY in name] and tag not in str(got)
+        _assert_no_raw_id(got)
+        # flowmap's own client still sends the tag where the allow list says so
+        assert allowed["headers"]["baggage"] == f"{A.BAGGAGE_KEY}={tag}"
+        unguard_global_baggage()
+        assert propagate.get_global_textmap()._propagators == members  # the very same propagators back
+    finally:
+        proxy.clear()
+        propagate.set_global_textmap(previous)
