@@ -251,29 +251,111 @@ def _plain(textmap: TextMapPropagator) -> TextMapPropagator:
     return textmap
 
 
-def guard_global_baggage() -> bool:
-    """Guard the global propagator: every member that could send baggage is wrapped in a
-    :class:`GuardedBaggagePropagator`, so none injects the tenant tag outside flowmap's
-    destination check.
+# -- the global propagator, guarded while flowmap runs -----------------------------------
+#
+# Guarding once is not enough: an application (or its telemetry setup, or a distro) may
+# set a new global propagator after flowmap.configure(), with a plain W3C baggage member
+# that would send the tag anywhere. So while guarding is on, opentelemetry.propagate's
+# set_global_textmap guards what it is given, and its get_global_textmap (which
+# propagate.inject and propagate.extract look up at every call, however they were
+# imported) guards whatever was set past it (by a set_global_textmap imported before
+# flowmap patched it): one identity check per call.
 
-    Trace context members are kept in place. Returns whether any member is guarded now
-    (idempotent).
+_guard_lock = threading.RLock()
+_guarding = False
+_installed: TextMapPropagator | None = None  # the guarded propagator flowmap made global
+_replaced: TextMapPropagator | None = None  # what it stands for: put back by unguard
+_original_get: Any = None
+_original_set: Any = None
+
+
+def _install_guarded(textmap: TextMapPropagator) -> None:
+    """Make a guarded copy of ``textmap`` global (under ``_guard_lock``, guarding on)."""
+    global _installed, _replaced
+    guarded = _guarded(textmap)
+    members = list(guarded._propagators) if type(guarded) is CompositePropagator else [guarded]  # noqa: SLF001
+    _installed = CompositePropagator(members)  # always a new object: "flowmap's", by identity
+    _replaced = _plain(textmap)
+    _original_set(_installed)
+
+
+def _get_global_textmap() -> TextMapPropagator:
+    textmap = _original_get()
+    if _guarding and textmap is not _installed:
+        with _guard_lock:  # set past flowmap's set_global_textmap: guard it now
+            textmap = _original_get()
+            if _guarding and textmap is not _installed:
+                _install_guarded(textmap)
+                textmap = _original_get()
+    return textmap
+
+
+def _set_global_textmap(http_text_format: TextMapPropagator) -> None:
+    with _guard_lock:
+        if _guarding:
+            _install_guarded(http_text_format)
+            return
+    _original_set(http_text_format)
+
+
+def _patch_propagate() -> None:
+    global _original_get, _original_set
+    if propagate.get_global_textmap is not _get_global_textmap:
+        _original_get = propagate.get_global_textmap
+        _get_global_textmap.__doc__ = _original_get.__doc__
+        _get_global_textmap.__wrapped__ = _original_get  # type: ignore[attr-defined]
+        propagate.get_global_textmap = _get_global_textmap
+    if propagate.set_global_textmap is not _set_global_textmap:
+        _original_set = propagate.set_global_textmap
+        _set_global_textmap.__doc__ = _original_set.__doc__
+        _set_global_textmap.__wrapped__ = _original_set  # type: ignore[attr-defined]
+        propagate.set_global_textmap = _set_global_textmap
+
+
+def _unpatch_propagate() -> None:
+    # Only while they are still flowmap's (a later patcher wrapped them: left to it; they
+    # then pass straight through, guarding being off).
+    if propagate.get_global_textmap is _get_global_textmap:
+        propagate.get_global_textmap = _original_get
+    if propagate.set_global_textmap is _set_global_textmap:
+        propagate.set_global_textmap = _original_set
+
+
+def guard_global_baggage() -> bool:
+    """Guard the global propagator, now and until :func:`unguard_global_baggage`.
+
+    Every member that could send baggage is wrapped in a :class:`GuardedBaggagePropagator`,
+    so none injects the tenant tag outside flowmap's destination check; trace context
+    members are kept as they are. A propagator the application makes global later
+    (``propagate.set_global_textmap``) is guarded the same way. Returns True (the global
+    propagator is guarded; idempotent).
     """
-    with _lock:
-        current = propagate.get_global_textmap()
-        guarded = _guarded(current)
-        if guarded is not current:
-            propagate.set_global_textmap(guarded)
-        return _plain(guarded) is not guarded
+    global _guarding
+    with _guard_lock:
+        _patch_propagate()
+        _guarding = True
+        current = _original_get()
+        if current is not _installed:
+            _install_guarded(current)
+        return True
 
 
 def unguard_global_baggage() -> None:
-    """Undo :func:`guard_global_baggage`: the propagators it wrapped, unwrapped (a no-op if unguarded)."""
-    with _lock:
+    """Undo :func:`guard_global_baggage` (a no-op if unguarded).
+
+    The propagator flowmap guarded is made global again, unwrapped: the application's
+    own, also one it set while guarding was on; ``set_global_textmap`` and
+    ``get_global_textmap`` are OpenTelemetry's own again.
+    """
+    global _guarding, _installed, _replaced
+    with _guard_lock:
+        was_guarding, _guarding = _guarding, False
+        _unpatch_propagate()
         current = propagate.get_global_textmap()
-        plain = _plain(current)
-        if plain is not current:
-            propagate.set_global_textmap(plain)
+        restore = _replaced if was_guarding and current is _installed and _replaced is not None else _plain(current)
+        _installed = _replaced = None
+        if restore is not current:
+            propagate.set_global_textmap(restore)
 
 
 def allowed_hosts() -> AllowedHosts:

@@ -235,9 +235,12 @@ def test_reinstrument_with_another_provider(spans, server, tagger):
 def guarded_propagation():
     from opentelemetry import propagate
 
+    from flowmap.outbound import unguard_global_baggage
+
     previous = propagate.get_global_textmap()
     assert guard_global_baggage() and guard_global_baggage()  # idempotent
     yield
+    unguard_global_baggage()
     propagate.set_global_textmap(previous)
 
 
@@ -536,4 +539,67 @@ def test_every_propagator_of_the_global_textmap_is_guarded(spans, server, tagger
         assert propagate.get_global_textmap()._propagators == members  # the very same propagators back
     finally:
         proxy.clear()
+        unguard_global_baggage()
+        propagate.set_global_textmap(previous)
+
+
+# -- a propagator the application makes global after flowmap guarded the global one -----
+
+
+def _external_headers(server, proxy, path):
+    """What an external host gets from a client that is not flowmap's (inject, then send)."""
+    from opentelemetry import propagate
+
+    headers: dict[str, str] = {}
+    propagate.inject(headers)
+    proxy.request("GET", f"http://{EXTERNAL}/{path}", headers=headers)
+    received = server.app.requests[-1]
+    assert received["path"].endswith(f"/{path}") and received["headers"]["host"] == EXTERNAL
+    return received["headers"]
+
+
+def test_a_propagator_set_after_guarding_is_guarded_too(spans, server, tagger):
+    """The application's own telemetry setup runs after flowmap.configure() and makes a
+    plain W3C baggage propagator global: through propagate.set_global_textmap, or through
+    a set_global_textmap imported before flowmap guarded. Neither sends the tag to an
+    external host; unguarding puts back the application's latest propagator, as it set it."""
+    import urllib3
+    from opentelemetry import propagate
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+    from opentelemetry.propagate import get_global_textmap as imported_get
+    from opentelemetry.propagate import set_global_textmap as imported_set
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    from flowmap.outbound import unguard_global_baggage
+
+    def plain():
+        return CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
+
+    provider, _ = spans
+    previous = propagate.get_global_textmap()
+    proxy = urllib3.ProxyManager(server.url)
+    tag = tagger.tag(RAW_TENANT)
+    try:
+        guard_global_baggage()
+        with bind(RequestContext(RAW_TENANT)), provider.get_tracer("t").start_as_current_span("request"):
+            propagate.set_global_textmap(plain())  # the app's setup, after configure()
+            after = _external_headers(server, proxy, "set-after")
+            latest = plain()
+            imported_set(latest)  # flowmap's guard bypassed: imported before it was patched
+            assert imported_get() is latest  # (the global really is the plain propagator now)
+            bypassed = _external_headers(server, proxy, "set-after-bypassed")
+        for got in (after, bypassed):
+            assert "traceparent" in got and "baggage" not in got and tag not in str(got)
+            _assert_no_raw_id(got)
+        unguard_global_baggage()
+        assert propagate.get_global_textmap() is latest  # the app's own, unwrapped
+        assert propagate.set_global_textmap is imported_set and propagate.get_global_textmap is imported_get
+        with bind(RequestContext(RAW_TENANT)):
+            unguarded: dict[str, str] = {}
+            propagate.inject(unguarded)
+        assert unguarded["baggage"] == f"{A.BAGGAGE_KEY}={tag}"  # unguarded again: plain W3C baggage
+    finally:
+        proxy.clear()
+        unguard_global_baggage()
         propagate.set_global_textmap(previous)

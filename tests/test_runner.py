@@ -406,3 +406,58 @@ def test_a_directory_with_a_main_module_runs_as_python_runs_it(workdir):
     proc = _flowmap_run(workdir, "--no-report", str(pkg))
     assert proc.returncode == 0, proc.stderr
     assert len(_span_names(workdir / "traces.jsonl")) == 3
+
+
+# -- what reaches an outside host, and what the child's runtime is told --------------------
+
+TEXTMAP_AFTER_SCRIPT = """
+    import sys, urllib.request
+    from opentelemetry import propagate, trace
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+    from flowmap import RequestContext, bind
+
+    # the program's usual telemetry setup: its provider (flowmap adopts it), then propagators
+    trace.set_tracer_provider(TracerProvider())
+    propagate.set_global_textmap(CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()]))
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": sys.argv[1]}))
+    with bind(RequestContext("acme-corp")):
+        with trace.get_tracer("app").start_as_current_span("request"):
+            headers = {}
+            propagate.inject(headers)  # what the contrib requests/urllib3/aiohttp instrumentations do
+            opener.open(urllib.request.Request("http://api.partner.example/hook", headers=headers)).read()
+"""
+
+
+def test_a_propagator_the_program_sets_after_flowmap_adopted_its_provider_is_guarded(workdir):
+    script = _script(workdir, "textmap.py", TEXTMAP_AFTER_SCRIPT)
+    app = RecordingApp()
+    with serve(app) as proxy:
+        proc = _flowmap_run(workdir, "--no-report", str(script), proxy.url)
+    assert proc.returncode == 0, proc.stderr
+    (request,) = app.requests
+    assert request["headers"]["host"] == "api.partner.example" and "traceparent" in request["headers"]
+    assert "baggage" not in request["headers"]  # the tenant tag never reaches the outside host
+    _assert_no_raw_ids(str(request["headers"]), proc.stderr)
+
+
+def test_a_program_that_propagates_before_its_first_span_never_sends_the_tag(workdir):
+    script = _script(workdir, "early.py", """
+        import sys, urllib.request
+        from opentelemetry import propagate
+        from flowmap import RequestContext, bind
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": sys.argv[1]}))
+        with bind(RequestContext("acme-corp")):
+            headers = {}
+            propagate.inject(headers)  # no span yet: flowmap has not configured anything
+            opener.open(urllib.request.Request("http://api.partner.example/early", headers=headers)).read()
+    """)
+    app = RecordingApp()
+    with serve(app) as proxy:
+        proc = _flowmap_run(workdir, "--no-report", str(script), proxy.url)
+    assert proc.returncode == 0, proc.stderr
+    (request,) = app.requests
+    assert request["headers"]["host"] == "api.partner.example" and "baggage" not in request["headers"]
+    _assert_no_raw_ids(str(request["headers"]), proc.stderr)

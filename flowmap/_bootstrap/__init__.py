@@ -4,6 +4,9 @@ Installed at interpreter start (by ``sitecustomize``), without touching the prog
 
 * httpx is instrumented at once, against OpenTelemetry's global (proxy) provider, so
   outbound calls are traced whichever provider ends up global;
+* the global propagator is guarded at once (see :func:`flowmap.outbound.guard_global_baggage`),
+  and so is one the program sets later: no other client sends the tenant tag anywhere,
+  also before the program's first span;
 * if the program sets its own SDK TracerProvider, flowmap *adopts* it: the program keeps
   its exporters, and flowmap's processors (tenant tags, redaction, alerts) and the JSON
   Lines exporter are added to it;
@@ -155,6 +158,7 @@ def _instrument_httpx() -> None:
     from flowmap.hosts import AllowedHosts
 
     outbound.instrument_httpx(AllowedHosts(), tracer_provider=None)  # the global provider, resolved late
+    outbound.guard_global_baggage()
 
 
 _flushing: threading.Thread | None = None  # the thread flushing now (see _on_ending_signal)
