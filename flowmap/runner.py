@@ -72,6 +72,9 @@ def _environment(out: Path, service: str | None) -> dict[str, str]:
     env["FLOWMAP_FILE"] = str(out)
     if service:
         env[SERVICE_ENV] = service
+        # also for a provider the program (or opentelemetry-instrument) makes itself with the
+        # SDK's default resource; given for this run, it wins over an inherited OTEL_SERVICE_NAME
+        env["OTEL_SERVICE_NAME"] = service
     return env
 
 

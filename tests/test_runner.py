@@ -461,3 +461,22 @@ def test_a_program_that_propagates_before_its_first_span_never_sends_the_tag(wor
     (request,) = app.requests
     assert request["headers"]["host"] == "api.partner.example" and "baggage" not in request["headers"]
     _assert_no_raw_ids(str(request["headers"]), proc.stderr)
+
+
+@pytest.mark.parametrize("inherited", [None, "from-the-shell"])
+def test_service_name_reaches_a_provider_the_program_makes_itself(workdir, inherited):
+    """--service-name names the spans of a TracerProvider the program (or
+    opentelemetry-instrument) creates with the SDK's default resource, and wins over an
+    OTEL_SERVICE_NAME the shell exported."""
+    script = _script(workdir, "own_provider.py", """
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        trace.set_tracer_provider(TracerProvider())  # the program's own, default resource
+        with trace.get_tracer("app").start_as_current_span("job"):
+            pass
+    """)
+    env = {**os.environ, **({"OTEL_SERVICE_NAME": inherited} if inherited else {})}
+    proc = _flowmap_run(workdir, "--no-report", "--service-name", "api", str(script), env=env)
+    assert proc.returncode == 0, proc.stderr
+    analysis = analyze([workdir / "traces.jsonl"])
+    assert analysis.spans == 1 and analysis.services == {"api"}
