@@ -10,6 +10,7 @@ summary printed on stderr, and the program's own exit code returned.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -19,7 +20,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ._bootstrap import ACTIVE_ENV, SERVICE_ENV
+from ._bootstrap import ACTIVE_ENV, HOSTS_ENV, SERVICE_ENV
 from .errors import ConfigError, FlowmapError, InputError
 from .tagging import DEV_MODE_ENV, KEY_ENV
 
@@ -75,6 +76,15 @@ def _environment(out: Path, service: str | None) -> dict[str, str]:
         # also for a provider the program (or opentelemetry-instrument) makes itself with the
         # SDK's default resource; given for this run, it wins over an inherited OTEL_SERVICE_NAME
         env["OTEL_SERVICE_NAME"] = service
+    env.pop(HOSTS_ENV, None)
+    from .config import load_config
+
+    try:  # the runtime's allowed hosts are the analyzer's: [tool.flowmap] in this directory
+        hosts = load_config().settings.allowed_hosts
+    except FlowmapError:
+        pass  # the defaults, as the summary will say ("[tool.flowmap] not used: ...")
+    else:
+        env[HOSTS_ENV] = json.dumps({"extra": list(hosts.extra), "include_defaults": hosts.include_defaults})
     return env
 
 

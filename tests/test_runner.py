@@ -480,3 +480,39 @@ def test_service_name_reaches_a_provider_the_program_makes_itself(workdir, inher
     assert proc.returncode == 0, proc.stderr
     analysis = analyze([workdir / "traces.jsonl"])
     assert analysis.spans == 1 and analysis.services == {"api"}
+
+
+HOSTS_SCRIPT = """
+    import sys, httpx
+    from flowmap import RequestContext, bind
+    proxy = sys.argv[1]
+    with bind(RequestContext("acme-corp")):
+        with httpx.Client(proxy=proxy) as client:  # outside hosts, reached through the loopback proxy
+            client.get("http://tools.partner.example/listed")
+            client.get("http://api.other.example/unlisted")
+        httpx.get(proxy + "/loopback")
+"""
+
+
+def test_the_programs_runtime_allows_the_hosts_the_projects_config_allows(workdir):
+    """[tool.flowmap] allowed_hosts (and include_default_hosts) hold for the program's
+    runtime as for the analyzer of the same run: the listed outside host gets the tenant
+    baggage, and `flowmap check` agrees with what was sent."""
+    script = _script(workdir, "hosts.py", HOSTS_SCRIPT)
+
+    def received(config):
+        (workdir / "pyproject.toml").write_text(f"[tool.flowmap]\n{config}\n")
+        app = RecordingApp()
+        with serve(app) as proxy:
+            proc = _flowmap_run(workdir, "--no-report", str(script), proxy.url)
+        assert proc.returncode == 0, proc.stderr
+        assert "findings: none" in proc.stderr  # nothing sent where the analyzer would not allow it
+        _assert_no_raw_ids(str(app.requests), proc.stderr)
+        return {r["headers"]["host"].split(":")[0]: r["headers"].get("baggage") for r in app.requests}
+
+    sent = received('allowed_hosts = ["tools.partner.example"]')
+    assert sent["tools.partner.example"].startswith("flowmap.tenant=")
+    assert sent["api.other.example"] is None and sent["127.0.0.1"].startswith("flowmap.tenant=")
+    sent = received('allowed_hosts = ["*.partner.example"]\ninclude_default_hosts = false')
+    assert sent["tools.partner.example"].startswith("flowmap.tenant=")
+    assert sent["api.other.example"] is None and sent["127.0.0.1"] is None  # loopback: not on this list
