@@ -516,3 +516,48 @@ def test_the_programs_runtime_allows_the_hosts_the_projects_config_allows(workdi
     sent = received('allowed_hosts = ["*.partner.example"]\ninclude_default_hosts = false')
     assert sent["tools.partner.example"].startswith("flowmap.tenant=")
     assert sent["api.other.example"] is None and sent["127.0.0.1"] is None  # loopback: not on this list
+
+
+AUTO_PARENT_SCRIPT = """
+    import subprocess, sys
+    from opentelemetry import trace
+    from flowmap import RequestContext, bind
+    assert "opentelemetry.instrumentation.auto_instrumentation" in sys.modules  # its start-up ran too
+    with bind(RequestContext("acme-corp")):
+        with trace.get_tracer("app").start_as_current_span("parent.job", kind=trace.SpanKind.SERVER):
+            pass
+    sys.exit(subprocess.call([sys.executable, sys.argv[1]]))
+"""
+
+
+def test_a_command_run_by_opentelemetry_instrument_is_traced_with_its_children(workdir):
+    """`flowmap run -- opentelemetry-instrument [options] python app.py`: its sitecustomize,
+    first on PYTHONPATH, runs no other, so flowmap's never ran and nothing was traced. Now
+    both run, flowmap's first, in the program and in the Python processes it starts."""
+    instrument = Path(sys.executable).with_name("opentelemetry-instrument")
+    if not instrument.exists():
+        pytest.skip("opentelemetry-instrument is not installed beside this Python")
+    parent = _script(workdir, "auto_parent.py", AUTO_PARENT_SCRIPT)
+    child = _script(workdir, "auto_child.py", CHILD_SCRIPT)
+    proc = _flowmap_run(workdir, "--no-report", "--", str(instrument), "--traces_exporter=none",
+                        "--metrics_exporter", "none", sys.executable, str(parent), str(child))
+    assert proc.returncode == 0, proc.stderr
+    assert _span_names(workdir / "traces.jsonl") == ["child.tool", "parent.job"]
+    analysis = analyze([workdir / "traces.jsonl"])
+    assert analysis.services == {"auto_parent", "auto_child"} and len(analysis.tenant_tags) == 2
+    _assert_no_raw_ids((workdir / "traces.jsonl").read_text(), proc.stderr)
+
+
+def test_opentelemetry_instruments_options_are_kept_and_its_command_starts_flowmap_first():
+    from flowmap.runner import BOOTSTRAP_DIR, _bootstrap_first
+
+    said: list[str] = []
+    head = ["/v/bin/opentelemetry-instrument", "--traces_exporter", "console", "--service_name=x", "--"]
+    command = _bootstrap_first([*head, "python", "app.py", "--port", "1"], said.append)
+    n = len(head)  # its options as given, then a site-less Python that puts flowmap first, then the command
+    assert command[:n] == head and command[n:n + 3] == [sys.executable, "-S", "-c"]
+    assert command[n + 4:] == [str(BOOTSTRAP_DIR), "python", "app.py", "--port", "1"]
+    for unchanged in (["/v/bin/opentelemetry-instrument", "--version"], ["/v/bin/opentelemetry-instrument"],
+                      ["python", "app.py"], ["uvicorn", "--opentelemetry-instrument"]):
+        assert _bootstrap_first(unchanged, said.append) == unchanged
+    assert not said
