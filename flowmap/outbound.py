@@ -44,6 +44,7 @@ from opentelemetry.propagators.textmap import (
     default_setter,
 )
 from opentelemetry.trace import Span
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from . import attributes as A
 from .context import outbound_tag
@@ -107,10 +108,16 @@ def _read_baggage(carrier: Any) -> list[Any]:
     if isinstance(carrier, Mapping):  # dicts, case-insensitive dicts, multidicts (one item per field)
         values: list[Any] = []
         for key, value in carrier.items():
-            if isinstance(key, str) and key.lower() == _BAGGAGE_HEADER:
+            if _is_baggage_name(key):
                 values.extend(value if isinstance(value, (list, tuple)) else [value])
         return values
     return []
+
+
+def _is_baggage_name(name: Any) -> bool:
+    """Whether a carrier's field name is ``baggage``: text or bytes (raw ASGI/WSGI header
+    names forwarded as they came, ``b"baggage"``), any letter case."""
+    return isinstance(name, (str, bytes, bytearray)) and _text(name).lower() == _BAGGAGE_HEADER
 
 
 def _write_baggage(carrier: Any, raw: list[Any], value: str) -> None:
@@ -125,7 +132,7 @@ def _write_baggage(carrier: Any, raw: list[Any], value: str) -> None:
         return
     if not isinstance(carrier, MutableMapping):
         raise TypeError(f"cannot rewrite baggage in a {type(carrier).__name__}")
-    fields = [(k, v) for k, v in carrier.items() if isinstance(k, str) and k.lower() == _BAGGAGE_HEADER]
+    fields = [(k, v) for k, v in carrier.items() if _is_baggage_name(k)]
     for key in {k for k, _ in fields}:
         while key in carrier:  # multi-valued carriers may hold the name several times
             del carrier[key]
@@ -133,7 +140,9 @@ def _write_baggage(carrier: Any, raw: list[Any], value: str) -> None:
         new: Any = value.encode("latin-1") if as_bytes else value
         if fields and isinstance(fields[0][1], list):  # a {name: [values]} carrier
             new = [new]
-        carrier[_BAGGAGE_HEADER] = new
+        # a carrier of raw (bytes) header names keeps a bytes name: the client sends either
+        bytes_named = bool(fields) and isinstance(fields[0][0], bytes)
+        carrier[_BAGGAGE_HEADER.encode() if bytes_named else _BAGGAGE_HEADER] = new
 
 
 def _tenant_in_baggage(carrier: Any, strip: bool) -> bool:
@@ -157,20 +166,35 @@ def _tenant_in_baggage(carrier: Any, strip: bool) -> bool:
 
 
 class GuardedBaggagePropagator(TextMapPropagator):
-    """W3C baggage whose ``flowmap.tenant`` entry is injected only where flowmap allowed it.
+    """A propagator whose ``flowmap.tenant`` baggage entry goes out only where flowmap allowed it.
 
-    Installed in place of the plain baggage propagator (:func:`guard_global_baggage`),
-    it keeps every *other* instrumented client (requests, urllib3, aiohttp, gRPC...) from
-    sending the tenant tag anywhere: they never pass through flowmap's destination check,
-    so they send the application's other baggage entries (if any) but never the tag. A
-    ``flowmap.tenant`` member already in the carrier's ``baggage`` field (forwarded
-    headers, a copied request) is removed too, other members kept. Only where flowmap's
-    httpx hook allowed the destination is the carrier left as the hook decided.
+    :func:`guard_global_baggage` wraps every member of the global propagator that could
+    send baggage in one of these: W3C ``baggage``, and also those that write baggage
+    entries under headers of their own (Jaeger's ``uberctx-*``, OT's ``ot-baggage-*``,
+    anything an application or ``OTEL_PROPAGATORS`` adds). So every *other* instrumented
+    client (requests, urllib3, aiohttp, gRPC...), which never passes through flowmap's
+    destination check, sends the application's other baggage entries (if any) and the
+    trace context, but never the tag: the wrapped propagator injects from the context
+    less the ``flowmap.tenant`` entry. Where the wrapped propagator writes a ``baggage``
+    field, a ``flowmap.tenant`` member already in the carrier's ``baggage`` field(s)
+    (forwarded headers, a copied request) is removed too, other members kept. Only where
+    flowmap's httpx hook allowed the destination is the carrier left as the hook decided.
     Extraction is unchanged.
+
+    ``inner`` is the propagator guarded (default: a new W3C baggage propagator).
     """
 
-    def __init__(self) -> None:
-        self._inner = W3CBaggagePropagator()
+    def __init__(self, inner: TextMapPropagator | None = None) -> None:
+        self._inner = inner if inner is not None else W3CBaggagePropagator()
+        try:
+            self._writes_baggage = _BAGGAGE_HEADER in {str(f).lower() for f in self._inner.fields}
+        except Exception:  # noqa: BLE001 - a propagator without usable fields: strip to be safe
+            self._writes_baggage = True
+
+    @property
+    def inner(self) -> TextMapPropagator:
+        """The propagator this one guards."""
+        return self._inner
 
     def extract(self, carrier: CarrierT, context: Context | None = None,
                 getter: Getter[CarrierT] = default_getter) -> Context:
@@ -181,42 +205,157 @@ class GuardedBaggagePropagator(TextMapPropagator):
         if otel_context.get_value(_BAGGAGE_ALLOWED, context) is not True:
             if otel_baggage.get_baggage(A.BAGGAGE_KEY, context) is not None:
                 context = otel_baggage.remove_baggage(A.BAGGAGE_KEY, context)
-            try:
-                _tenant_in_baggage(carrier, strip=True)
-            except Exception:  # noqa: BLE001 - never break the application's request
-                _log.debug("flowmap: could not strip the tenant baggage from a carrier", exc_info=True)
+            if self._writes_baggage:
+                try:
+                    _tenant_in_baggage(carrier, strip=True)
+                except Exception:  # noqa: BLE001 - never break the application's request
+                    _log.debug("flowmap: could not strip the tenant baggage from a carrier", exc_info=True)
         self._inner.inject(carrier, context=context, setter=setter)
 
     @property
     def fields(self) -> set[str]:
         return self._inner.fields
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._inner!r})"
 
-def _members(textmap: TextMapPropagator) -> list[TextMapPropagator]:
-    return list(getattr(textmap, "_propagators", None) or [textmap])
+
+def _guarded(textmap: TextMapPropagator) -> TextMapPropagator:
+    """``textmap`` with every member that could send baggage wrapped (itself if none needs it).
+
+    A plain composite is guarded member by member (nested ones too), so each member still
+    injects its own fields; W3C trace context is left as it is (it writes the span context
+    only). Anything else, a composite subclass included, is wrapped whole.
+    """
+    if isinstance(textmap, GuardedBaggagePropagator) or type(textmap) is TraceContextTextMapPropagator:
+        return textmap
+    if type(textmap) is CompositePropagator:
+        members = list(textmap._propagators)  # noqa: SLF001 - the composite keeps no public list
+        guarded = [_guarded(p) for p in members]
+        if all(g is p for g, p in zip(guarded, members)):
+            return textmap
+        return CompositePropagator(guarded)
+    return GuardedBaggagePropagator(textmap)
+
+
+def _plain(textmap: TextMapPropagator) -> TextMapPropagator:
+    """``textmap`` with flowmap's guards taken off again (itself if it holds none)."""
+    if isinstance(textmap, GuardedBaggagePropagator):
+        return _plain(textmap.inner)
+    if type(textmap) is CompositePropagator:
+        members = list(textmap._propagators)  # noqa: SLF001
+        plain = [_plain(p) for p in members]
+        if all(q is p for q, p in zip(plain, members)):
+            return textmap
+        return CompositePropagator(plain)
+    return textmap
+
+
+# -- the global propagator, guarded while flowmap runs -----------------------------------
+#
+# Guarding once is not enough: an application (or its telemetry setup, or a distro) may
+# set a new global propagator after flowmap.configure(), with a plain W3C baggage member
+# that would send the tag anywhere. So while guarding is on, opentelemetry.propagate's
+# set_global_textmap guards what it is given, and its get_global_textmap (which
+# propagate.inject and propagate.extract look up at every call, however they were
+# imported) guards whatever was set past it (by a set_global_textmap imported before
+# flowmap patched it): one identity check per call.
+
+_guard_lock = threading.RLock()
+_guarding = False
+_installed: TextMapPropagator | None = None  # the guarded propagator flowmap made global
+_replaced: TextMapPropagator | None = None  # what it stands for: put back by unguard
+_original_get: Any = None
+_original_set: Any = None
+
+
+def _install_guarded(textmap: TextMapPropagator) -> None:
+    """Make a guarded copy of ``textmap`` global (under ``_guard_lock``, guarding on)."""
+    global _installed, _replaced
+    guarded = _guarded(textmap)
+    members = list(guarded._propagators) if type(guarded) is CompositePropagator else [guarded]  # noqa: SLF001
+    _installed = CompositePropagator(members)  # always a new object: "flowmap's", by identity
+    _replaced = _plain(textmap)
+    _original_set(_installed)
+
+
+def _get_global_textmap() -> TextMapPropagator:
+    textmap = _original_get()
+    if _guarding and textmap is not _installed:
+        with _guard_lock:  # set past flowmap's set_global_textmap: guard it now
+            textmap = _original_get()
+            if _guarding and textmap is not _installed:
+                _install_guarded(textmap)
+                textmap = _original_get()
+    return textmap
+
+
+def _set_global_textmap(http_text_format: TextMapPropagator) -> None:
+    with _guard_lock:
+        if _guarding:
+            _install_guarded(http_text_format)
+            return
+    _original_set(http_text_format)
+
+
+def _patch_propagate() -> None:
+    global _original_get, _original_set
+    if propagate.get_global_textmap is not _get_global_textmap:
+        _original_get = propagate.get_global_textmap
+        _get_global_textmap.__doc__ = _original_get.__doc__
+        _get_global_textmap.__wrapped__ = _original_get  # type: ignore[attr-defined]
+        propagate.get_global_textmap = _get_global_textmap
+    if propagate.set_global_textmap is not _set_global_textmap:
+        _original_set = propagate.set_global_textmap
+        _set_global_textmap.__doc__ = _original_set.__doc__
+        _set_global_textmap.__wrapped__ = _original_set  # type: ignore[attr-defined]
+        propagate.set_global_textmap = _set_global_textmap
+
+
+def _unpatch_propagate() -> None:
+    # Only while they are still flowmap's (a later patcher wrapped them: left to it; they
+    # then pass straight through, guarding being off).
+    if propagate.get_global_textmap is _get_global_textmap:
+        propagate.get_global_textmap = _original_get
+    if propagate.set_global_textmap is _set_global_textmap:
+        propagate.set_global_textmap = _original_set
 
 
 def guard_global_baggage() -> bool:
-    """Replace the global W3C baggage propagator with :class:`GuardedBaggagePropagator`.
+    """Guard the global propagator, now and until :func:`unguard_global_baggage`.
 
-    Other propagators (tracecontext, b3, ...) are kept in place. Returns whether a
-    baggage propagator was found and guarded (idempotent).
+    Every member that could send baggage is wrapped in a :class:`GuardedBaggagePropagator`,
+    so none injects the tenant tag outside flowmap's destination check; trace context
+    members are kept as they are. A propagator the application makes global later
+    (``propagate.set_global_textmap``) is guarded the same way. Returns True (the global
+    propagator is guarded; idempotent).
     """
-    with _lock:
-        members = _members(propagate.get_global_textmap())
-        guarded = [GuardedBaggagePropagator() if type(p) is W3CBaggagePropagator else p for p in members]
-        if guarded != members:
-            propagate.set_global_textmap(CompositePropagator(guarded))
-        return any(isinstance(p, GuardedBaggagePropagator) for p in guarded)
+    global _guarding
+    with _guard_lock:
+        _patch_propagate()
+        _guarding = True
+        current = _original_get()
+        if current is not _installed:
+            _install_guarded(current)
+        return True
 
 
 def unguard_global_baggage() -> None:
-    """Undo :func:`guard_global_baggage`: plain W3C baggage again (a no-op if unguarded)."""
-    with _lock:
-        members = _members(propagate.get_global_textmap())
-        plain = [W3CBaggagePropagator() if isinstance(p, GuardedBaggagePropagator) else p for p in members]
-        if any(isinstance(p, GuardedBaggagePropagator) for p in members):
-            propagate.set_global_textmap(CompositePropagator(plain))
+    """Undo :func:`guard_global_baggage` (a no-op if unguarded).
+
+    The propagator flowmap guarded is made global again, unwrapped: the application's
+    own, also one it set while guarding was on; ``set_global_textmap`` and
+    ``get_global_textmap`` are OpenTelemetry's own again.
+    """
+    global _guarding, _installed, _replaced
+    with _guard_lock:
+        was_guarding, _guarding = _guarding, False
+        _unpatch_propagate()
+        current = propagate.get_global_textmap()
+        restore = _replaced if was_guarding and current is _installed and _replaced is not None else _plain(current)
+        _installed = _replaced = None
+        if restore is not current:
+            propagate.set_global_textmap(restore)
 
 
 def allowed_hosts() -> AllowedHosts:

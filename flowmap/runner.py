@@ -10,6 +10,7 @@ summary printed on stderr, and the program's own exit code returned.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -19,7 +20,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ._bootstrap import ACTIVE_ENV, SERVICE_ENV
+from ._bootstrap import ACTIVE_ENV, HOSTS_ENV, SERVICE_ENV
 from .errors import ConfigError, FlowmapError, InputError
 from .tagging import DEV_MODE_ENV, KEY_ENV
 
@@ -60,6 +61,54 @@ def command_for(argv: Sequence[str], *, module: bool) -> list[str]:
     return args
 
 
+#: opentelemetry-instrument's command names (its console script; .exe on Windows)
+_OTEL_INSTRUMENT = frozenset({"opentelemetry-instrument", "opentelemetry-instrument.exe"})
+#: run with ``python -S`` (no site: neither sitecustomize runs), between
+#: opentelemetry-instrument and the command it runs: puts flowmap's bootstrap (argv[1])
+#: first on PYTHONPATH again, then becomes the command (argv[2:]) as opentelemetry-instrument would
+_BOOTSTRAP_FIRST = (
+    "import os, shutil, sys\n"
+    "first, command = sys.argv[1], sys.argv[2:]\n"
+    "rest = [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p and p != first]\n"
+    "os.environ['PYTHONPATH'] = os.pathsep.join([first, *rest])\n"
+    "exe = shutil.which(command[0]) or command[0]\n"
+    "os.execv(exe, [exe, *command[1:]])\n"
+)
+
+
+def _bootstrap_first(command: list[str], echo: Callable[[str], None]) -> list[str]:
+    """``opentelemetry-instrument [options] COMMAND ARGS`` with flowmap's bootstrap kept first.
+
+    opentelemetry-instrument puts its own directory first on PYTHONPATH, and its
+    ``sitecustomize`` runs no other one: flowmap's would never run, and nothing be traced.
+    So its COMMAND is started through a step that puts flowmap's directory first again;
+    flowmap's ``sitecustomize`` then runs opentelemetry's after its own, exactly as in
+    ``opentelemetry-instrument flowmap run -- COMMAND``. Its options all take a value (but
+    ``--help`` and ``--version``, which run nothing). Where that step cannot work (Windows,
+    where ``exec`` starts a new process) one line says which order does.
+    """
+    if not command or os.path.basename(command[0]) not in _OTEL_INSTRUMENT:
+        return command
+    i = 1
+    while i < len(command):
+        arg = command[i]
+        if arg == "--":
+            i += 1
+            break
+        if not arg.startswith("-"):
+            break
+        if arg in ("-h", "--help", "--version"):
+            return command
+        i += 1 if "=" in arg else 2
+    if i >= len(command):
+        return command  # opentelemetry-instrument will say what is missing
+    if os.name == "nt":
+        echo("flowmap run: opentelemetry-instrument runs no other sitecustomize, so flowmap's would not run; "
+             "use: opentelemetry-instrument [options] flowmap run -- COMMAND")
+        return command
+    return [*command[:i], sys.executable, "-S", "-c", _BOOTSTRAP_FIRST, str(BOOTSTRAP_DIR), *command[i:]]
+
+
 def _environment(out: Path, service: str | None) -> dict[str, str]:
     env = dict(os.environ)
     if not env.get(KEY_ENV) and env.get(DEV_MODE_ENV, "").strip().lower() not in {"1", "true", "yes", "on"}:
@@ -72,6 +121,18 @@ def _environment(out: Path, service: str | None) -> dict[str, str]:
     env["FLOWMAP_FILE"] = str(out)
     if service:
         env[SERVICE_ENV] = service
+        # also for a provider the program (or opentelemetry-instrument) makes itself with the
+        # SDK's default resource; given for this run, it wins over an inherited OTEL_SERVICE_NAME
+        env["OTEL_SERVICE_NAME"] = service
+    env.pop(HOSTS_ENV, None)
+    from .config import load_config
+
+    try:  # the runtime's allowed hosts are the analyzer's: [tool.flowmap] in this directory
+        hosts = load_config().settings.allowed_hosts
+    except FlowmapError:
+        pass  # the defaults, as the summary will say ("[tool.flowmap] not used: ...")
+    else:
+        env[HOSTS_ENV] = json.dumps({"extra": list(hosts.extra), "include_defaults": hosts.include_defaults})
     return env
 
 
@@ -166,7 +227,7 @@ def run(
     replaced, so the summary is about this run only (inside another ``flowmap run``,
     the outer run's file is appended to instead).
     """
-    command = command_for(argv, module=module)
+    command = _bootstrap_first(command_for(argv, module=module), echo)
     path = _trace_path(out)
     env = _environment(path, service_name)
     try:

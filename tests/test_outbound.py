@@ -235,9 +235,12 @@ def test_reinstrument_with_another_provider(spans, server, tagger):
 def guarded_propagation():
     from opentelemetry import propagate
 
+    from flowmap.outbound import unguard_global_baggage
+
     previous = propagate.get_global_textmap()
     assert guard_global_baggage() and guard_global_baggage()  # idempotent
     yield
+    unguard_global_baggage()
     propagate.set_global_textmap(previous)
 
 
@@ -428,3 +431,175 @@ def test_guarded_propagator_strips_httpx_headers_and_never_raises(tagger):
     frozen = {"baggage": "flowmap.tenant=t"}
     GuardedBaggagePropagator().inject(MappingProxyType(frozen), context=Context(), setter=_NoopSetter())
     assert frozen == {"baggage": "flowmap.tenant=t"}  # could not be rewritten: logged, not raised
+
+
+@pytest.mark.parametrize(
+    ("carrier", "expected"),
+    [
+        ({b"baggage": b"flowmap.tenant=0123456789abcdef"}, {}),
+        ({b"Baggage": b"a=1,flowmap.tenant=0123456789abcdef", b"x-request-id": b"r1"},
+         {b"baggage": b"a=1", b"x-request-id": b"r1"}),
+        ({b"baggage": "flowmap.tenant=t,b=2", "accept": "*/*"}, {b"baggage": "b=2", "accept": "*/*"}),
+    ],
+)
+def test_guarded_propagator_strips_a_tag_under_a_bytes_header_name(tagger, carrier, expected):
+    """Raw headers forwarded as an ASGI scope holds them: bytes names (and values)."""
+    GuardedBaggagePropagator().inject(carrier, context=Context())
+    assert carrier == expected
+
+
+def test_forwarded_raw_headers_lose_the_tag_to_an_external_host_through_urllib3(server, tagger, guarded_propagation):
+    """A gateway forwards its inbound ASGI headers (bytes names and values) with urllib3,
+    injected as the contrib urllib3 and requests instrumentations do (a copy of the
+    headers, ``propagate.inject`` into it, then the request): the external host gets the
+    other baggage members and headers, never the tag."""
+    import urllib3
+    from opentelemetry import propagate
+
+    tag = tagger.tag(RAW_TENANT)
+    proxy = urllib3.ProxyManager(server.url)
+    try:
+        with bind(RequestContext(RAW_TENANT)):
+            for name, baggage in (("mixed", f"other=x,{A.BAGGAGE_KEY}={tag}"), ("alone", f"{A.BAGGAGE_KEY}={tag}")):
+                headers = dict([(b"baggage", baggage.encode()), (b"x-request-id", name.encode())])
+                propagate.inject(headers)
+                proxy.request("GET", f"http://{EXTERNAL}/raw-{name}", headers=headers)
+    finally:
+        proxy.clear()
+    mixed, alone = server.app.requests[-2:]
+    assert mixed["path"].endswith("/raw-mixed") and alone["path"].endswith("/raw-alone")
+    assert mixed["headers"]["host"] == EXTERNAL and mixed["headers"]["x-request-id"] == "mixed"
+    assert mixed["headers"]["baggage"] == "other=x"
+    assert "baggage" not in alone["headers"] and alone["headers"]["x-request-id"] == "alone"
+    for request in (mixed, alone):
+        assert tag not in str(request["headers"])
+        _assert_no_raw_id(request["headers"])
+
+
+# -- propagators that write baggage under their own headers (OTEL_PROPAGATORS=...,jaeger) --
+
+
+def _jaeger():
+    from opentelemetry.propagators.jaeger import JaegerPropagator
+
+    return JaegerPropagator(), "uberctx-"
+
+
+def _ottrace():
+    from opentelemetry.propagators.ot_trace import OTTracePropagator
+
+    return OTTracePropagator(), "ot-baggage-"
+
+
+@pytest.mark.parametrize("make", [_jaeger, _ottrace], ids=["jaeger", "ottrace"])
+def test_every_propagator_of_the_global_textmap_is_guarded(spans, server, tagger, make):
+    """OTEL_PROPAGATORS=tracecontext,baggage,jaeger (or ottrace): the Jaeger and OT
+    propagators inject every baggage entry under headers of their own. A client that is
+    not flowmap's (the contrib requests/urllib3/aiohttp instrumentations: inject into the
+    headers, then send) must send the trace context and the application's own entries
+    through every member, and the tenant tag through none."""
+    import urllib3
+    from opentelemetry import propagate
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    from flowmap.outbound import unguard_global_baggage
+
+    provider, _ = spans
+    other, prefix = make()
+    members = [TraceContextTextMapPropagator(), W3CBaggagePropagator(), other]
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(CompositePropagator(members))  # what that OTEL_PROPAGATORS builds
+    proxy = urllib3.ProxyManager(server.url)
+    tag = tagger.tag(RAW_TENANT)
+    try:
+        assert guard_global_baggage() and guard_global_baggage()
+        instrument_httpx(tracer_provider=provider)
+        with bind(RequestContext(RAW_TENANT)), provider.get_tracer("t").start_as_current_span("request"):
+            token = otel_context.attach(otel_baggage.set_baggage("app.flag", "on"))
+            try:
+                headers: dict[str, str] = {}
+                propagate.inject(headers)
+                proxy.request("GET", f"http://{EXTERNAL}/every-member", headers=headers)
+                httpx.get(server.url + "/every-member-allowed")
+            finally:
+                otel_context.detach(token)
+        external, allowed = server.app.requests[-2:]
+        got = external["headers"]
+        assert external["path"].endswith("/every-member") and got["host"] == EXTERNAL
+        assert "traceparent" in got and got["baggage"] == "app.flag=on"
+        assert got[f"{prefix}app.flag"] == "on"  # the other propagator still carries the app's entries
+        assert any(name.startswith(("uber-trace-id", "ot-tracer-")) for name in got)
+        assert not [name for name in got if A.BAGGAGE_KEY in name] and tag not in str(got)
+        _assert_no_raw_id(got)
+        # flowmap's own client still sends the tag where the allow list says so
+        assert allowed["headers"]["baggage"] == f"{A.BAGGAGE_KEY}={tag}"
+        unguard_global_baggage()
+        assert propagate.get_global_textmap()._propagators == members  # the very same propagators back
+    finally:
+        proxy.clear()
+        unguard_global_baggage()
+        propagate.set_global_textmap(previous)
+
+
+# -- a propagator the application makes global after flowmap guarded the global one -----
+
+
+def _external_headers(server, proxy, path):
+    """What an external host gets from a client that is not flowmap's (inject, then send)."""
+    from opentelemetry import propagate
+
+    headers: dict[str, str] = {}
+    propagate.inject(headers)
+    proxy.request("GET", f"http://{EXTERNAL}/{path}", headers=headers)
+    received = server.app.requests[-1]
+    assert received["path"].endswith(f"/{path}") and received["headers"]["host"] == EXTERNAL
+    return received["headers"]
+
+
+def test_a_propagator_set_after_guarding_is_guarded_too(spans, server, tagger):
+    """The application's own telemetry setup runs after flowmap.configure() and makes a
+    plain W3C baggage propagator global: through propagate.set_global_textmap, or through
+    a set_global_textmap imported before flowmap guarded. Neither sends the tag to an
+    external host; unguarding puts back the application's latest propagator, as it set it."""
+    import urllib3
+    from opentelemetry import propagate
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+    from opentelemetry.propagate import get_global_textmap as imported_get
+    from opentelemetry.propagate import set_global_textmap as imported_set
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    from flowmap.outbound import unguard_global_baggage
+
+    def plain():
+        return CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
+
+    provider, _ = spans
+    previous = propagate.get_global_textmap()
+    proxy = urllib3.ProxyManager(server.url)
+    tag = tagger.tag(RAW_TENANT)
+    try:
+        guard_global_baggage()
+        with bind(RequestContext(RAW_TENANT)), provider.get_tracer("t").start_as_current_span("request"):
+            propagate.set_global_textmap(plain())  # the app's setup, after configure()
+            after = _external_headers(server, proxy, "set-after")
+            latest = plain()
+            imported_set(latest)  # flowmap's guard bypassed: imported before it was patched
+            assert imported_get() is latest  # (the global really is the plain propagator now)
+            bypassed = _external_headers(server, proxy, "set-after-bypassed")
+        for got in (after, bypassed):
+            assert "traceparent" in got and "baggage" not in got and tag not in str(got)
+            _assert_no_raw_id(got)
+        unguard_global_baggage()
+        assert propagate.get_global_textmap() is latest  # the app's own, unwrapped
+        assert propagate.set_global_textmap is imported_set and propagate.get_global_textmap is imported_get
+        with bind(RequestContext(RAW_TENANT)):
+            unguarded: dict[str, str] = {}
+            propagate.inject(unguarded)
+        assert unguarded["baggage"] == f"{A.BAGGAGE_KEY}={tag}"  # unguarded again: plain W3C baggage
+    finally:
+        proxy.clear()
+        unguard_global_baggage()
+        propagate.set_global_textmap(previous)

@@ -406,3 +406,158 @@ def test_a_directory_with_a_main_module_runs_as_python_runs_it(workdir):
     proc = _flowmap_run(workdir, "--no-report", str(pkg))
     assert proc.returncode == 0, proc.stderr
     assert len(_span_names(workdir / "traces.jsonl")) == 3
+
+
+# -- what reaches an outside host, and what the child's runtime is told --------------------
+
+TEXTMAP_AFTER_SCRIPT = """
+    import sys, urllib.request
+    from opentelemetry import propagate, trace
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+    from flowmap import RequestContext, bind
+
+    # the program's usual telemetry setup: its provider (flowmap adopts it), then propagators
+    trace.set_tracer_provider(TracerProvider())
+    propagate.set_global_textmap(CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()]))
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": sys.argv[1]}))
+    with bind(RequestContext("acme-corp")):
+        with trace.get_tracer("app").start_as_current_span("request"):
+            headers = {}
+            propagate.inject(headers)  # what the contrib requests/urllib3/aiohttp instrumentations do
+            opener.open(urllib.request.Request("http://api.partner.example/hook", headers=headers)).read()
+"""
+
+
+def test_a_propagator_the_program_sets_after_flowmap_adopted_its_provider_is_guarded(workdir):
+    script = _script(workdir, "textmap.py", TEXTMAP_AFTER_SCRIPT)
+    app = RecordingApp()
+    with serve(app) as proxy:
+        proc = _flowmap_run(workdir, "--no-report", str(script), proxy.url)
+    assert proc.returncode == 0, proc.stderr
+    (request,) = app.requests
+    assert request["headers"]["host"] == "api.partner.example" and "traceparent" in request["headers"]
+    assert "baggage" not in request["headers"]  # the tenant tag never reaches the outside host
+    _assert_no_raw_ids(str(request["headers"]), proc.stderr)
+
+
+def test_a_program_that_propagates_before_its_first_span_never_sends_the_tag(workdir):
+    script = _script(workdir, "early.py", """
+        import sys, urllib.request
+        from opentelemetry import propagate
+        from flowmap import RequestContext, bind
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": sys.argv[1]}))
+        with bind(RequestContext("acme-corp")):
+            headers = {}
+            propagate.inject(headers)  # no span yet: flowmap has not configured anything
+            opener.open(urllib.request.Request("http://api.partner.example/early", headers=headers)).read()
+    """)
+    app = RecordingApp()
+    with serve(app) as proxy:
+        proc = _flowmap_run(workdir, "--no-report", str(script), proxy.url)
+    assert proc.returncode == 0, proc.stderr
+    (request,) = app.requests
+    assert request["headers"]["host"] == "api.partner.example" and "baggage" not in request["headers"]
+    _assert_no_raw_ids(str(request["headers"]), proc.stderr)
+
+
+@pytest.mark.parametrize("inherited", [None, "from-the-shell"])
+def test_service_name_reaches_a_provider_the_program_makes_itself(workdir, inherited):
+    """--service-name names the spans of a TracerProvider the program (or
+    opentelemetry-instrument) creates with the SDK's default resource, and wins over an
+    OTEL_SERVICE_NAME the shell exported."""
+    script = _script(workdir, "own_provider.py", """
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        trace.set_tracer_provider(TracerProvider())  # the program's own, default resource
+        with trace.get_tracer("app").start_as_current_span("job"):
+            pass
+    """)
+    env = {**os.environ, **({"OTEL_SERVICE_NAME": inherited} if inherited else {})}
+    proc = _flowmap_run(workdir, "--no-report", "--service-name", "api", str(script), env=env)
+    assert proc.returncode == 0, proc.stderr
+    analysis = analyze([workdir / "traces.jsonl"])
+    assert analysis.spans == 1 and analysis.services == {"api"}
+
+
+HOSTS_SCRIPT = """
+    import sys, httpx
+    from flowmap import RequestContext, bind
+    proxy = sys.argv[1]
+    with bind(RequestContext("acme-corp")):
+        with httpx.Client(proxy=proxy) as client:  # outside hosts, reached through the loopback proxy
+            client.get("http://tools.partner.example/listed")
+            client.get("http://api.other.example/unlisted")
+        httpx.get(proxy + "/loopback")
+"""
+
+
+def test_the_programs_runtime_allows_the_hosts_the_projects_config_allows(workdir):
+    """[tool.flowmap] allowed_hosts (and include_default_hosts) hold for the program's
+    runtime as for the analyzer of the same run: the listed outside host gets the tenant
+    baggage, and `flowmap check` agrees with what was sent."""
+    script = _script(workdir, "hosts.py", HOSTS_SCRIPT)
+
+    def received(config):
+        (workdir / "pyproject.toml").write_text(f"[tool.flowmap]\n{config}\n")
+        app = RecordingApp()
+        with serve(app) as proxy:
+            proc = _flowmap_run(workdir, "--no-report", str(script), proxy.url)
+        assert proc.returncode == 0, proc.stderr
+        assert "findings: none" in proc.stderr  # nothing sent where the analyzer would not allow it
+        _assert_no_raw_ids(str(app.requests), proc.stderr)
+        return {r["headers"]["host"].split(":")[0]: r["headers"].get("baggage") for r in app.requests}
+
+    sent = received('allowed_hosts = ["tools.partner.example"]')
+    assert sent["tools.partner.example"].startswith("flowmap.tenant=")
+    assert sent["api.other.example"] is None and sent["127.0.0.1"].startswith("flowmap.tenant=")
+    sent = received('allowed_hosts = ["*.partner.example"]\ninclude_default_hosts = false')
+    assert sent["tools.partner.example"].startswith("flowmap.tenant=")
+    assert sent["api.other.example"] is None and sent["127.0.0.1"] is None  # loopback: not on this list
+
+
+AUTO_PARENT_SCRIPT = """
+    import subprocess, sys
+    from opentelemetry import trace
+    from flowmap import RequestContext, bind
+    assert "opentelemetry.instrumentation.auto_instrumentation" in sys.modules  # its start-up ran too
+    with bind(RequestContext("acme-corp")):
+        with trace.get_tracer("app").start_as_current_span("parent.job", kind=trace.SpanKind.SERVER):
+            pass
+    sys.exit(subprocess.call([sys.executable, sys.argv[1]]))
+"""
+
+
+def test_a_command_run_by_opentelemetry_instrument_is_traced_with_its_children(workdir):
+    """`flowmap run -- opentelemetry-instrument [options] python app.py`: its sitecustomize,
+    first on PYTHONPATH, runs no other, so flowmap's never ran and nothing was traced. Now
+    both run, flowmap's first, in the program and in the Python processes it starts."""
+    instrument = Path(sys.executable).with_name("opentelemetry-instrument")
+    if not instrument.exists():
+        pytest.skip("opentelemetry-instrument is not installed beside this Python")
+    parent = _script(workdir, "auto_parent.py", AUTO_PARENT_SCRIPT)
+    child = _script(workdir, "auto_child.py", CHILD_SCRIPT)
+    proc = _flowmap_run(workdir, "--no-report", "--", str(instrument), "--traces_exporter=none",
+                        "--metrics_exporter", "none", sys.executable, str(parent), str(child))
+    assert proc.returncode == 0, proc.stderr
+    assert _span_names(workdir / "traces.jsonl") == ["child.tool", "parent.job"]
+    analysis = analyze([workdir / "traces.jsonl"])
+    assert analysis.services == {"auto_parent", "auto_child"} and len(analysis.tenant_tags) == 2
+    _assert_no_raw_ids((workdir / "traces.jsonl").read_text(), proc.stderr)
+
+
+def test_opentelemetry_instruments_options_are_kept_and_its_command_starts_flowmap_first():
+    from flowmap.runner import BOOTSTRAP_DIR, _bootstrap_first
+
+    said: list[str] = []
+    head = ["/v/bin/opentelemetry-instrument", "--traces_exporter", "console", "--service_name=x", "--"]
+    command = _bootstrap_first([*head, "python", "app.py", "--port", "1"], said.append)
+    n = len(head)  # its options as given, then a site-less Python that puts flowmap first, then the command
+    assert command[:n] == head and command[n:n + 3] == [sys.executable, "-S", "-c"]
+    assert command[n + 4:] == [str(BOOTSTRAP_DIR), "python", "app.py", "--port", "1"]
+    for unchanged in (["/v/bin/opentelemetry-instrument", "--version"], ["/v/bin/opentelemetry-instrument"],
+                      ["python", "app.py"], ["uvicorn", "--opentelemetry-instrument"]):
+        assert _bootstrap_first(unchanged, said.append) == unchanged
+    assert not said

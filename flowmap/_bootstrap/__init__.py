@@ -4,6 +4,9 @@ Installed at interpreter start (by ``sitecustomize``), without touching the prog
 
 * httpx is instrumented at once, against OpenTelemetry's global (proxy) provider, so
   outbound calls are traced whichever provider ends up global;
+* the global propagator is guarded at once (see :func:`flowmap.outbound.guard_global_baggage`),
+  and so is one the program sets later: no other client sends the tenant tag anywhere,
+  also before the program's first span;
 * if the program sets its own SDK TracerProvider, flowmap *adopts* it: the program keeps
   its exporters, and flowmap's processors (tenant tags, redaction, alerts) and the JSON
   Lines exporter are added to it;
@@ -29,10 +32,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
-__all__ = ["start", "ACTIVE_ENV", "SERVICE_ENV"]
+__all__ = ["start", "ACTIVE_ENV", "SERVICE_ENV", "HOSTS_ENV"]
 
 ACTIVE_ENV = "FLOWMAP_RUN"  # "1" in every process started by `flowmap run`
 SERVICE_ENV = "FLOWMAP_RUN_SERVICE"  # optional service name for traced processes
+#: the allowed hosts of the project's [tool.flowmap], as `flowmap run` read them (JSON:
+#: {"extra": [host, ...], "include_defaults": bool}); absent: the contract's defaults
+HOSTS_ENV = "FLOWMAP_RUN_ALLOWED_HOSTS"
 _lock = threading.RLock()
 _started = False
 _installing = False
@@ -146,15 +152,36 @@ def _patch_opentelemetry() -> None:
         _install_default()
 
 
+def _allowed_hosts() -> Any:
+    """The destinations the tenant baggage may go to: the ones the analyzer of this run
+    uses too ([tool.flowmap] allowed_hosts / include_default_hosts, passed by `flowmap run`)."""
+    import json
+
+    from flowmap.hosts import AllowedHosts
+
+    raw = os.environ.get(HOSTS_ENV)
+    if not raw:
+        return AllowedHosts()
+    try:
+        given = json.loads(raw)
+        extra, defaults = given["extra"], given["include_defaults"]
+        if not (isinstance(extra, list) and all(isinstance(h, str) for h in extra) and isinstance(defaults, bool)):
+            raise ValueError("not a list of host names and a boolean")
+    except Exception as exc:  # noqa: BLE001 - never stop the program
+        _say(f"${HOSTS_ENV} is not usable ({type(exc).__name__}); the default allowed hosts apply")
+        return AllowedHosts()
+    return AllowedHosts.from_config(extra, defaults)
+
+
 def _instrument_httpx() -> None:
     try:
         import httpx  # noqa: F401
     except ImportError:
         return
     from flowmap import outbound
-    from flowmap.hosts import AllowedHosts
 
-    outbound.instrument_httpx(AllowedHosts(), tracer_provider=None)  # the global provider, resolved late
+    outbound.instrument_httpx(_allowed_hosts(), tracer_provider=None)  # the global provider, resolved late
+    outbound.guard_global_baggage()
 
 
 _flushing: threading.Thread | None = None  # the thread flushing now (see _on_ending_signal)

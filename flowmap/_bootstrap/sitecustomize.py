@@ -1,7 +1,9 @@
 """Imported by Python at start-up in every process ``flowmap run`` starts (via PYTHONPATH).
 
 It hands over to :func:`flowmap._bootstrap.start`, then runs the ``sitecustomize`` this
-one shadows, if there is one, so the environment's own start-up code still runs.
+one shadows, if there is one, so the environment's own start-up code still runs (such as
+opentelemetry-instrument's), and keeps flowmap's directory first on ``PYTHONPATH`` for the
+processes this one starts.
 Nothing here may stop the program: every failure is one line on stderr.
 """
 
@@ -37,5 +39,23 @@ def _chain() -> None:
         sys.stderr.write(f"Error in sitecustomize; set PYTHONVERBOSE for traceback:\n{type(exc).__name__}: {exc}\n")
 
 
+def _stay_first() -> None:
+    """Keep flowmap's directory first on PYTHONPATH for the processes this one starts.
+
+    opentelemetry-instrument's ``sitecustomize`` (run by :func:`_chain`) puts its own
+    directory back first when it is done, and it runs no other ``sitecustomize``: the
+    program's child Python processes would run it alone, untraced by flowmap. With
+    flowmap's first again they run both, flowmap's first, as this process did.
+    """
+    if os.environ.get("FLOWMAP_RUN") != "1":
+        return
+    here = os.path.dirname(os.path.abspath(__file__))
+    parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    mine = [os.path.abspath(p) == here for p in parts]
+    if any(mine) and not mine[0]:
+        os.environ["PYTHONPATH"] = os.pathsep.join([here] + [p for p, m in zip(parts, mine) if not m])
+
+
 _flowmap_start()
 _chain()
+_stay_first()
