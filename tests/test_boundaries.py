@@ -121,8 +121,18 @@ def test_per_boundary_mode_overrides_the_default(flowmap_runtime):
             pass  # pragma: no cover
 
 
-def test_env_sets_default_mode_and_a_typo_stays_closed(flowmap_runtime, monkeypatch, caplog):
+def test_env_sets_default_mode_and_a_typo_stays_closed(flowmap_runtime, monkeypatch):
+    import logging
+
     from flowmap import runtime
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("flowmap")
+    monkeypatch.setattr(logger, "disabled", False)  # (an earlier test's logging config may
+    monkeypatch.setattr(logger, "level", logging.WARNING)  # have silenced it)
+    logger.addHandler(handler)
 
     monkeypatch.setenv("FLOWMAP_BOUNDARY_MODE", "record")
     with boundary("tool"):
@@ -133,8 +143,9 @@ def test_env_sets_default_mode_and_a_typo_stays_closed(flowmap_runtime, monkeypa
         with pytest.raises(MissingContextError):
             with boundary("tool"):
                 pass  # pragma: no cover
+    logging.getLogger("flowmap").removeHandler(handler)
     # and the typo is said, once
-    said = [r.getMessage() for r in caplog.records if "FLOWMAP_BOUNDARY_MODE" in r.getMessage()]
+    said = [r.getMessage() for r in records if "FLOWMAP_BOUNDARY_MODE" in r.getMessage()]
     assert len(said) == 1 and "neither 'fail' nor 'record'" in said[0]
 
 
