@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from . import attributes as A
 from . import runtime
 from .alerts import AlertProcessor, RateLimit, UnscopedAlert
+from .ending import flush_on_ending_signals
 from .errors import ConfigError
 from .hosts import AllowedHosts
 from .processors import FlowmapSpanProcessor, TenantSpanProcessor
@@ -274,6 +275,8 @@ def configure(
         runtime.set_runtime(rt)
         if set_global and owns:
             trace.set_tracer_provider(provider)
+        if set_global:
+            flush_on_ending_signals()  # SIGTERM would end the process without atexit's flush
 
         if set_global if guard_baggage is None else guard_baggage:
             _guard_baggage(rt)

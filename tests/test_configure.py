@@ -372,3 +372,52 @@ def test_a_service_name_that_is_no_text_or_an_out_that_is_a_directory_is_refused
     with pytest.raises(ConfigError) as err:
         configure(tenant_key="k", set_global=False, instrument_httpx=False, **kwargs)
     assert "\n" not in str(err.value)
+
+
+def test_a_service_stopped_by_sigterm_under_uvicorn_keeps_its_spans(tmp_path):
+    """The usual way a service stops (Kubernetes, docker, systemd): uvicorn shuts down
+    gracefully, then re-raises SIGTERM, which ends the process without atexit, so the
+    batch processor's spans were lost (an empty trace file) unless the program ran
+    under `flowmap run`. configure() installs the same flush-then-end handler."""
+    import os
+    import signal
+    import time
+    import urllib.request
+
+    out = tmp_path / "svc.jsonl"
+    script = tmp_path / "svc.py"
+    script.write_text(textwrap.dedent("""
+        import sys, uvicorn, flowmap
+        from flowmap.asgi import TenantMiddleware
+        flowmap.configure(service_name="svc", out=sys.argv[1], exporters=["jsonl"], instrument_httpx=False)
+
+        async def app(scope, receive, send):
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        config = uvicorn.Config(TenantMiddleware(app, lambda scope: flowmap.RequestContext("acme-svc-1")),
+                                host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        server = uvicorn.Server(config)
+        import threading
+        def announce():
+            while not server.started:
+                import time; time.sleep(0.02)
+            print(server.servers[0].sockets[0].getsockname()[1], flush=True)
+        threading.Thread(target=announce, daemon=True).start()
+        server.run()
+    """))
+    env = {**os.environ, "FLOWMAP_TENANT_KEY": "k"}
+    proc = subprocess.Popen([sys.executable, str(script), str(out)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        port = int(proc.stdout.readline())
+        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/a").status == 200
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == -signal.SIGTERM  # still ended by the signal
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    spans = [s for line in out.read_text().splitlines() for rs in json.loads(line)["resourceSpans"]
+             for ss in rs["scopeSpans"] for s in ss["spans"]]
+    assert [s["name"] for s in spans] == ["GET"]
+    assert "acme-svc-1" not in out.read_text()

@@ -26,11 +26,12 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import signal
 import sys
 import threading
 from pathlib import Path
 from typing import Any
+
+from flowmap.ending import flush, flush_on_ending_signals
 
 __all__ = ["start", "ACTIVE_ENV", "SERVICE_ENV", "HOSTS_ENV"]
 
@@ -43,7 +44,6 @@ _lock = threading.RLock()
 _started = False
 _installing = False
 _INSTALL_WAIT = 10.0  # seconds a thread waits for another one installing the provider
-_TERM_FLUSH_WAIT = 3.0  # seconds a SIGTERM waits for the flush before it ends the process
 _log = logging.getLogger("flowmap.run")
 
 
@@ -184,71 +184,6 @@ def _instrument_httpx() -> None:
     outbound.guard_global_baggage()
 
 
-_flushing: threading.Thread | None = None  # the thread flushing now (see _on_ending_signal)
-_deferred: list[int] = []  # an ending signal that came while the main thread flushed
-
-
-def _flush() -> None:
-    global _flushing
-    _flushing = threading.current_thread()
-    try:
-        from flowmap import runtime
-
-        rt = runtime.current_runtime()
-        if rt is not None:
-            rt.force_flush()
-    except Exception:  # noqa: BLE001
-        pass
-    finally:
-        _flushing = None
-        if _deferred and threading.current_thread() is threading.main_thread():
-            _end_by(_deferred[0])
-
-
-def _flush_within(seconds: float) -> None:
-    """Flush from another thread, waited for at most ``seconds``: a signal handler runs
-    between two bytecodes of the main thread, which may hold the exporter's lock then."""
-    flusher = threading.Thread(target=_flush, name="flowmap-flush", daemon=True)
-    flusher.start()
-    flusher.join(seconds)
-
-
-def _on_ending_signal(signum: int, frame: Any) -> None:
-    if _flushing is threading.current_thread():
-        # The main thread was flushing already (at exit: a pool terminates its workers
-        # while their exit finalizers write): it holds the exporter, so a second flush
-        # would wait for it in vain. Let it finish, then end by the signal.
-        _deferred.append(signum)
-        return
-    try:
-        _flush_within(_TERM_FLUSH_WAIT)
-    except Exception:  # noqa: BLE001 - e.g. no new thread at interpreter shutdown: still end
-        pass
-    _end_by(signum)
-
-
-def _end_by(signum: int) -> None:
-    signal.signal(signum, signal.SIG_DFL)
-    signal.raise_signal(signum)  # ends the process as the signal would have (its exit status too)
-
-
-#: signals whose default action ends the process without ``atexit``
-_ENDING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-def _flush_on_ending_signals() -> None:
-    """SIGTERM (and SIGHUP) end a process without ``atexit``, losing what the exporter
-    buffered (a server stopped by its supervisor, ``uvicorn`` re-raising SIGTERM after a
-    graceful shutdown, a pool's terminated workers, a closed terminal). Only where the
-    program left the signal at its default: a handler of its own is its own business
-    (and servers that restore the previous handler on shutdown restore this one)."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for signum in _ENDING_SIGNALS:
-        if signal.getsignal(signum) is signal.SIG_DFL:
-            signal.signal(signum, _on_ending_signal)
-
-
 class _Token:
     """Kept alive for multiprocessing's after-fork registry (it holds weak references)."""
 
@@ -265,7 +200,7 @@ def _in_forked_child() -> None:
 
 
 def _finalize_worker(_: Any) -> None:
-    sys.modules["multiprocessing.util"].Finalize(None, _flush, exitpriority=10)
+    sys.modules["multiprocessing.util"].Finalize(None, flush, exitpriority=10)
 
 
 def start() -> None:
@@ -280,8 +215,8 @@ def start() -> None:
     try:
         _patch_opentelemetry()
         _instrument_httpx()
-        atexit.register(_flush)
-        _flush_on_ending_signals()
+        atexit.register(flush)
+        flush_on_ending_signals()
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=_in_forked_child)
     except Exception as exc:  # noqa: BLE001 - never stop the program

@@ -1,0 +1,85 @@
+"""What flowmap does as its process ends: export what is buffered first.
+
+Why: SIGTERM (and SIGHUP) end a process without ``atexit``, so spans a batch processor
+still holds are lost — a service stopped by Kubernetes, docker or systemd, ``uvicorn``
+re-raising SIGTERM after its graceful shutdown, a pool's terminated workers. Both
+``flowmap run``'s bootstrap and :func:`flowmap.configure` install the handler, only
+where the signal is at its default (then the process would have ended without a word):
+it flushes, waited for at most a few seconds, and ends the process by the same signal,
+so its exit status is unchanged.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+__all__ = ["flush", "flush_on_ending_signals"]
+
+_TERM_FLUSH_WAIT = 3.0  # seconds a SIGTERM waits for the flush before it ends the process
+
+_flushing: threading.Thread | None = None  # the thread flushing now (see _on_ending_signal)
+_deferred: list[int] = []  # an ending signal that came while the main thread flushed
+
+
+def flush() -> None:
+    """Export what this process's flowmap runtime buffered (never raises)."""
+    global _flushing
+    _flushing = threading.current_thread()
+    try:
+        from flowmap import runtime
+
+        rt = runtime.current_runtime()
+        if rt is not None:
+            rt.force_flush()
+    except Exception:  # noqa: BLE001
+        pass
+    finally:
+        _flushing = None
+        if _deferred and threading.current_thread() is threading.main_thread():
+            _end_by(_deferred[0])
+
+
+def _flush_within(seconds: float) -> None:
+    """Flush from another thread, waited for at most ``seconds``: a signal handler runs
+    between two bytecodes of the main thread, which may hold the exporter's lock then."""
+    flusher = threading.Thread(target=flush, name="flowmap-flush", daemon=True)
+    flusher.start()
+    flusher.join(seconds)
+
+
+def _on_ending_signal(signum: int, frame: Any) -> None:
+    if _flushing is threading.current_thread():
+        # The main thread was flushing already (at exit: a pool terminates its workers
+        # while their exit finalizers write): it holds the exporter, so a second flush
+        # would wait for it in vain. Let it finish, then end by the signal.
+        _deferred.append(signum)
+        return
+    try:
+        _flush_within(_TERM_FLUSH_WAIT)
+    except Exception:  # noqa: BLE001 - e.g. no new thread at interpreter shutdown: still end
+        pass
+    _end_by(signum)
+
+
+def _end_by(signum: int) -> None:
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)  # ends the process as the signal would have (its exit status too)
+
+
+#: signals whose default action ends the process without ``atexit``
+_ENDING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def flush_on_ending_signals() -> None:
+    """SIGTERM (and SIGHUP) end a process without ``atexit``, losing what the exporter
+    buffered (a server stopped by its supervisor, ``uvicorn`` re-raising SIGTERM after a
+    graceful shutdown, a pool's terminated workers, a closed terminal). Only where the
+    program left the signal at its default: a handler of its own is its own business
+    (and servers that restore the previous handler on shutdown restore this one)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in _ENDING_SIGNALS:
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            signal.signal(signum, _on_ending_signal)
