@@ -152,7 +152,9 @@ def load_config(config_path: str | Path | None = None, *, cwd: str | Path | None
         return Config(settings=AnalysisSettings())
     section = _section(_read_toml(path), path, explicit)
     if section is None:
-        return Config(settings=AnalysisSettings(), path=path)
+        # a file named on purpose that configures nothing is a mistake worth a line
+        said = (f"{path}: no [tool.flowmap] table; the defaults apply",) if explicit else ()
+        return Config(settings=AnalysisSettings(), path=path, warnings=said)
 
     where = f"{path}: [tool.flowmap]"
     values: dict[str, Any] = {}

@@ -110,10 +110,14 @@ def test_explicit_config_file(tmp_path):
     assert load_config(other).format is OutputFormat.JSON
     with pytest.raises(ConfigError, match="configuration file not found"):
         load_config(tmp_path / "missing.toml")
-    # another tool's file without a [tool.flowmap] table: nothing of flowmap's in it
+    # another tool's file without a [tool.flowmap] table: nothing of flowmap's in it,
+    # which a file named on purpose is not meant to be: said in one warning
     shared = write(tmp_path / "ci" / "tools.toml", '[tool.other]\nx = 1\n')
     cfg = load_config(shared)
-    assert cfg.warnings == () and cfg.fail_on is None
+    assert cfg.fail_on is None and len(cfg.warnings) == 1 and "no [tool.flowmap] table" in cfg.warnings[0]
+    # found by itself (not named), a pyproject.toml without the table is just not used
+    write(tmp_path / "plain" / "pyproject.toml", '[project]\nname = "app"\n')
+    assert load_config(cwd=tmp_path / "plain").warnings == ()
 
 
 def test_allowed_hosts_that_are_not_host_names_are_warned_about(tmp_path):
