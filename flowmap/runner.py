@@ -257,10 +257,14 @@ def _summarize(path: Path, report: Path | None, code: int, echo: Callable[[str],
         from .formats.common import count_by_severity, plural
 
         try:  # judged as `flowmap check` in this directory would judge it
-            settings = load_config().settings
+            cfg = load_config()
         except FlowmapError as exc:
             echo(f"{prefix} [tool.flowmap] not used: {exc}")
             settings = None
+        else:
+            settings = cfg.settings
+            for warning in cfg.warnings:  # (an unknown key: as `flowmap check` says it)
+                echo(f"flowmap run: warning: {warning}")
         analysis = analyze([path], settings)
         by_severity = count_by_severity(analysis.findings, analysis.omitted)
         counts = ", ".join(f"{n} {s}" for s, n in by_severity.items() if n) or "none"

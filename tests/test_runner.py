@@ -256,6 +256,10 @@ def test_the_summary_judges_as_flowmap_check_does_with_the_projects_config(workd
     proc = _flowmap_run(workdir, str(script), "--no-report")
     assert "[tool.flowmap] not used:" in proc.stderr and "unknown severity 'severe'" in proc.stderr
     assert "findings: 2 high" in proc.stderr  # judged with the defaults instead
+    # a key flowmap does not know is said, as `flowmap check` says it
+    (workdir / "pyproject.toml").write_text('[tool.flowmap]\ntransparent_service = ["drop"]\n')
+    proc = _flowmap_run(workdir, str(script), "--no-report")
+    assert "warning:" in proc.stderr and "unknown keys ignored: transparent_service" in proc.stderr
 
 
 # -- what a trace file path may be, signals, forked workers (stop 17's audit) ---------------
