@@ -73,6 +73,10 @@ _TENANT = A.TENANT
 # digits, and in an attribute key only as a whole dot-separated part of it. Longer ids
 # are scrubbed wherever they are.
 _MIN_SUBSTRING_LEN = 8
+# Ids shorter than this ("a", "7", "eu") are a word of any text ("page 7", "/orgs/7/"):
+# a whole token of them is still scrubbed, but counted as a raw id found (the span's
+# flowmap.redacted, a HIGH finding) only when the whole value is the id.
+_MIN_WORD_LEN = HEAD
 # flowmap's own attributes and the values flowmap writes in them: never rewritten, even
 # when an id happens to be inside one (tenant "22782" inside its tag "2278295972107893",
 # a tenant named "stream" like the boundary kind). A tag attribute that *equals* a raw
@@ -96,7 +100,9 @@ def _pattern(raw: str) -> re.Pattern[str]:
 
 
 def scrub_text(text: str, raw_ids: Sequence[str]) -> tuple[str, int]:
-    """``text`` with every raw id replaced, and how many occurrences were replaced."""
+    """``text`` with every raw id replaced, and how many occurrences were found: all but
+    the whole-token ones of ids under :data:`_MIN_WORD_LEN` characters, replaced
+    without being counted (the 7 of "page 7" may not be tenant "7")."""
     n = 0
     if len(raw_ids) > 1:
         raw_ids = sorted(raw_ids, key=len, reverse=True)  # "acme-corp" before "acme"
@@ -105,6 +111,11 @@ def scrub_text(text: str, raw_ids: Sequence[str]) -> tuple[str, int]:
             if raw in text:
                 n += text.count(raw)
                 text = text.replace(raw, REDACTED_VALUE)
+        elif len(raw) < _MIN_WORD_LEN:
+            if text.strip() == raw:
+                return REDACTED_VALUE, n + 1
+            if raw in text:
+                text = _pattern(raw).sub(REDACTED_VALUE, text)
         elif raw in text:
             text, k = _pattern(raw).subn(REDACTED_VALUE, text)
             n += k
@@ -220,6 +231,8 @@ class _Scrubber:
     def text(self, s: str) -> str:
         out, n = scrub_text(s, self.ids)
         self._found(n)
+        if not n and out != s:  # (a very short id's whole token: rewritten, not counted)
+            self.changes += 1
         return out
 
     def value(self, v: Any, key: Any = None) -> Any:
@@ -272,11 +285,14 @@ class _Scrubber:
         longer = [r for r in ids if len(r) >= _MIN_SUBSTRING_LEN]
         out, n = scrub_text(k, longer) if longer else (k, 0)
         if len(longer) != len(ids) and "." in out or out in ids:
+            words = {r for r in ids if len(r) >= _MIN_WORD_LEN}
             parts = out.split(".")
-            hits = sum(p in ids for p in parts)
+            hits = sum(p in words for p in parts)
             if hits:
-                out = ".".join(REDACTED_VALUE if p in ids else p for p in parts)
+                out = ".".join(REDACTED_VALUE if p in words else p for p in parts)
                 n += hits
+            elif out in ids:  # (a key that is a very short id, whole)
+                out, n = REDACTED_VALUE, n + 1
         self._found(n)
         return out
 
