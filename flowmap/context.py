@@ -254,7 +254,7 @@ class _Bind:
     __slots__ = ("_binding", "_allow_switch", "_open", "_baggage")
 
     # (bind object, entry) for every entry made in this context and not exited yet
-    _ENTERED: contextvars.ContextVar[tuple[tuple[_Bind, tuple[Any, Any]], ...]] = contextvars.ContextVar(
+    _ENTERED: contextvars.ContextVar[tuple[tuple[_Bind, tuple[Any, Any, Any]], ...]] = contextvars.ContextVar(
         "flowmap_bind_entries", default=()
     )
 
@@ -262,7 +262,7 @@ class _Bind:
         self._binding = binding
         self._allow_switch = allow_switch
         self._baggage = baggage  # also attach an OpenTelemetry context with the tag in baggage
-        self._open: list[tuple[Any, Any]] = []  # (binding token, otel token) per open entry
+        self._open: list[tuple[Any, Any, Any]] = []  # (binding token, otel token, binding) per open entry
 
     def _check_switch(self, outer: Binding) -> None:
         new = self._binding
@@ -304,12 +304,12 @@ class _Bind:
                 otel_token = otel_context.attach(otel_baggage.set_baggage(A.BAGGAGE_KEY, tag))
             except Exception:  # noqa: BLE001 - telemetry must not break the request
                 otel_token = None
-        entry = (token, otel_token)
+        entry = (token, otel_token, binding)
         self._open.append(entry)
         _Bind._ENTERED.set((*_Bind._ENTERED.get(), (self, entry)))
         return binding.ctx
 
-    def _take_entry(self) -> tuple[Any, Any] | None:
+    def _take_entry(self) -> tuple[Any, Any, Any] | None:
         """The entry this exit undoes: this context's latest open one, else the latest."""
         open_entries = self._open
         if not open_entries:
@@ -342,19 +342,22 @@ class _Bind:
         entry = self._take_entry()
         if entry is None:
             return
-        token, otel_token = entry
+        token, otel_token, bound = entry
         try:
             _BINDING.reset(token)
         except ValueError:
             # exited in another context than its entry (a generator that binds, stepped
             # each time in a fresh copy of the context, as Starlette streams one): its
             # tokens belong to that one (OpenTelemetry would log an error detaching it),
-            # so restore explicitly what the entry changed
-            old = token.old_value
-            old = None if old is contextvars.Token.MISSING else old
-            _BINDING.set(old)
-            if otel_token is not None:
-                _restore_baggage(old)
+            # so restore explicitly what the entry changed — only where this entry's
+            # binding is what is bound: a generator the garbage collector finalises in
+            # another request's context must leave that request's tenant alone
+            if _BINDING.get() is bound:
+                old = token.old_value
+                old = None if old is contextvars.Token.MISSING else old
+                _BINDING.set(old)
+                if otel_token is not None:
+                    _restore_baggage(old)
             return
         if otel_token is not None:
             try:

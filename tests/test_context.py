@@ -319,3 +319,38 @@ def test_a_process_forked_inside_a_request_starts_with_no_tenant_bound(tagger):
             assert pool.submit(_what_the_worker_sees, 2).result(timeout=60)[0]
     finally:
         pool.shutdown()
+
+
+def test_a_binding_generator_finalised_in_another_request_leaves_that_request_alone(tagger):
+    """A streaming body that binds, abandoned after one chunk and freed by the garbage
+    collector while another request runs: its exit ran there and set that request's
+    binding (and, for a while, baggage) to the first request's tenant."""
+    import contextvars
+    import gc
+
+    other = "tenant-ctx-other-43"
+
+    def stream():
+        with bind(RequestContext(RAW)):
+            yield 1
+            yield 2
+
+    def request_a():
+        with bind(RequestContext(RAW)):
+            g = stream()
+
+            class Holder:
+                pass
+
+            h = Holder()
+            h.g, h.me = g, h  # a cycle: only the cyclic collector frees it
+            next(g)
+
+    contextvars.copy_context().run(request_a)
+
+    def request_b():
+        with bind(RequestContext(other)):
+            gc.collect()  # A's abandoned generator is finalised here
+            return current().tenant_id, baggage.get_baggage("flowmap.tenant")
+
+    assert contextvars.copy_context().run(request_b) == (other, tagger.tag(other))
