@@ -386,20 +386,32 @@ def _stamp_entry(binding: Binding) -> None:
     tag — or kept the caller's baggage tag, which is evidence, not authority. The first
     authenticated bind under such a span tags it as ``TenantMiddleware`` does; a
     differing inbound tag is kept as ``flowmap.tenant.inbound`` for the analyzer to
-    compare. Its raw id is registered for redaction (the span ends after the binding)."""
+    compare. Its raw id is registered for redaction (the span ends after the binding).
+
+    One entry may serve several tenants in turn (a batch consumer binding per record, an
+    admin endpoint looping over tenants): at the first bind of another tenant under it,
+    the stamp is withdrawn — the span is as it was before — so no tenant's work reads
+    as a switch from the first one's."""
     try:
         span = trace.get_current_span()
         if getattr(span, "kind", None) not in _ENTRY_KINDS or not span.is_recording():
             return
+        container = getattr(span, "_attributes", None)
+        stamp = getattr(container, _STAMP, None)
+        if stamp is not None:
+            if stamp is not _WITHDRAWN and stamp[0] != binding.tag:
+                _withdraw(span, container, stamp)
+            return
         attrs = getattr(span, "attributes", None) or {}
         source = attrs.get(A.TENANT_SOURCE)
         if source == A.SOURCE_CONTEXT:
-            return
+            return  # tagged by TenantMiddleware, or by a binding of its own
         new = {A.TENANT: binding.tag, A.TENANT_SOURCE: A.SOURCE_CONTEXT}
         old = attrs.get(A.TENANT)
         if source == A.SOURCE_BAGGAGE and old and A.TENANT_INBOUND not in attrs:
             new[A.TENANT_INBOUND] = old
         span.set_attributes(new)
+        setattr(container, _STAMP, (binding.tag, old, source, A.TENANT_INBOUND in new))
         from .processors import keep_attributes  # (they import this module)
         from .redaction import register_tenant_id
 
@@ -407,6 +419,30 @@ def _stamp_entry(binding: Binding) -> None:
         register_tenant_id(span, binding.ctx.tenant_id)  # type: ignore[union-attr]
     except Exception:  # noqa: BLE001 - telemetry must not break the request
         pass
+
+
+_STAMP = "_flowmap_stamp"  # on the entry span's attribute container: (tag, old tag, old source, inbound set)
+_WITHDRAWN = ("",)
+
+
+def _withdraw(span: Any, container: Any, stamp: tuple[Any, ...]) -> None:
+    """Put the entry span back as it was before :func:`_stamp_entry` (its tag and source,
+    or none; no inbound tag added), and stop its processor from restoring the stamp."""
+    _, old, source, inbound = stamp
+    setattr(container, _STAMP, _WITHDRAWN)
+    keep = getattr(container, "_flowmap_keep", None)
+    names = (A.TENANT, A.TENANT_SOURCE, A.TENANT_INBOUND) if inbound else (A.TENANT, A.TENANT_SOURCE)
+    if keep:
+        for name in names:
+            keep.pop(name, None)
+    if old is not None:
+        span.set_attributes({A.TENANT: old, A.TENANT_SOURCE: source})
+        names = (A.TENANT_INBOUND,) if inbound else ()
+    for name in names:
+        try:
+            del container[name]
+        except (KeyError, TypeError):
+            pass
 
 
 _ENTRY_KINDS = (trace.SpanKind.SERVER, trace.SpanKind.CONSUMER)

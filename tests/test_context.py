@@ -354,3 +354,44 @@ def test_a_binding_generator_finalised_in_another_request_leaves_that_request_al
             return current().tenant_id, baggage.get_baggage("flowmap.tenant")
 
     assert contextvars.copy_context().run(request_b) == (other, tagger.tag(other))
+
+
+def test_an_entry_serving_several_tenants_in_turn_is_no_switch(tagger, tmp_path):
+    """A batch consumer binds per record under one CONSUMER span (as the README says
+    workers should). The first bind tags the entry span (a framework started it before
+    the app bound anything); the first bind of another tenant withdraws that tag, so
+    record B's work is not judged as switching from record A's tenant."""
+    import json as _json
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    from flowmap import analyze
+    from flowmap.exporter import encode_spans
+    from flowmap.processors import TenantSpanProcessor
+
+    mem = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(TenantSpanProcessor(tagger))
+    provider.add_span_processor(SimpleSpanProcessor(mem))
+    tracer = provider.get_tracer("worker")
+    tenants = [RAW, "tenant-ctx-other-43", RAW]
+    with tracer.start_as_current_span("jobs process", kind=SpanKind.CONSUMER,
+                                      attributes={"messaging.system": "kafka", "messaging.operation.type": "process"}):
+        for raw in tenants:
+            with bind(RequestContext(raw)), tracer.start_as_current_span("handle record"):
+                pass
+    with tracer.start_as_current_span("one job", kind=SpanKind.CONSUMER,
+                                      attributes={"messaging.system": "kafka", "messaging.operation.type": "process"}):
+        with bind(RequestContext(RAW)), tracer.start_as_current_span("handle record"):
+            pass
+    spans = mem.get_finished_spans()
+    batch = next(s for s in spans if s.name == "jobs process")
+    single = next(s for s in spans if s.name == "one job")
+    assert "flowmap.tenant" not in batch.attributes  # withdrawn: as a framework left it
+    assert single.attributes["flowmap.tenant"] == tagger.tag(RAW)  # one tenant: stamped
+    path = tmp_path / "t.jsonl"
+    path.write_text(_json.dumps(encode_spans(spans)) + "\n")
+    assert [(f.rule, f.span_name) for f in analyze([path]).findings] == []
