@@ -99,6 +99,11 @@ def _pattern(raw: str) -> re.Pattern[str]:
     return re.compile(r"(?<![0-9A-Za-z])" + re.escape(raw) + r"(?![0-9A-Za-z])")
 
 
+@functools.lru_cache(maxsize=1024)
+def _key_pattern(raw: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![0-9A-Za-z_])" + re.escape(raw) + r"(?![0-9A-Za-z_])")
+
+
 def scrub_text(text: str, raw_ids: Sequence[str]) -> tuple[str, int]:
     """``text`` with every raw id replaced, and how many occurrences were found: all but
     the whole-token ones of ids under :data:`_MIN_WORD_LEN` characters, replaced
@@ -277,21 +282,22 @@ class _Scrubber:
         return v
 
     def key(self, k: Any) -> Any:
-        """An attribute key: a short id only as a whole dot-separated part of it (a tenant
-        "user" is not in ``user_agent.original``, but is in ``quota.user``)."""
+        """An attribute key: an id under 8 characters only as a whole word of it where
+        ``_`` joins words too (a tenant "user" is not in ``user_agent.original``, but is in
+        ``quota.user`` and ``x-user-signature``); one under 4 only as the whole key."""
         if not isinstance(k, str):
             return k
-        ids = self.ids
-        longer = [r for r in ids if len(r) >= _MIN_SUBSTRING_LEN]
-        out, n = scrub_text(k, longer) if longer else (k, 0)
-        if len(longer) != len(ids) and "." in out or out in ids:
-            words = {r for r in ids if len(r) >= _MIN_WORD_LEN}
-            parts = out.split(".")
-            hits = sum(p in words for p in parts)
-            if hits:
-                out = ".".join(REDACTED_VALUE if p in words else p for p in parts)
+        out, n = k, 0
+        for raw in sorted(self.ids, key=len, reverse=True):
+            if raw not in out:
+                continue
+            if len(raw) >= _MIN_SUBSTRING_LEN:
+                n += out.count(raw)
+                out = out.replace(raw, REDACTED_VALUE)
+            elif len(raw) >= _MIN_WORD_LEN:
+                out, hits = _key_pattern(raw).subn(REDACTED_VALUE, out)
                 n += hits
-            elif out in ids:  # (a key that is a very short id, whole)
+            elif out == raw:
                 out, n = REDACTED_VALUE, n + 1
         self._found(n)
         return out

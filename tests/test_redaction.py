@@ -160,6 +160,23 @@ def test_a_tenant_named_like_a_word_leaves_keys_and_words_that_hold_it_alone(set
     assert leaky.attributes[f"quota.{REDACTED_VALUE}"] == 3 and leaky.attributes[REDACTED] == 2
     assert leaky.attributes["user_agent.original"] == "curl/8.5"
     assert "quota.user" not in leaky.to_json()
+
+
+def test_a_short_id_inside_a_key_is_scrubbed_where_it_is_a_word_of_it(setup):
+    """Keys join words with '.', '-', '[' as values do; '_' joins a word too in keys
+    (``user_agent``). So "acme" goes from ``x-acme-signature`` and ``tenants[acme].plan``,
+    not from ``user_agent.original`` for a tenant "user"."""
+    tracer, exp = _app_provider(setup)
+    with bind(RequestContext("acme")):
+        with tracer.start_as_current_span("call") as span:
+            span.set_attribute("http.request.header.x-acme-signature", "sig")
+            span.set_attribute("tenants[acme].plan", "pro")
+            span.set_attribute("acmesoft.version", "1")  # another word that starts alike
+    (done,) = exp.get_finished_spans()
+    keys = set(done.attributes)
+    assert f"http.request.header.x-{REDACTED_VALUE}-signature" in keys
+    assert f"tenants[{REDACTED_VALUE}].plan" in keys and "acmesoft.version" in keys
+    assert done.attributes[REDACTED] == 2
     for span in exp.get_finished_spans()[2:]:  # tenant "test"
         assert "contest" in span.name or span.name == f"GET /t/{REDACTED_VALUE}/docs"
 
