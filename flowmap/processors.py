@@ -199,18 +199,24 @@ def _restored(attrs: BoundedAttributes) -> bool:
 
 
 def _baggage_tag(parent_context: Context | None) -> str | None:
-    """The tag a span with no binding gets from baggage: none when its parent is a span
-    of this process that ran under a bound tenant. Then the binding was lost on the way
-    here — a thread or pool that OpenTelemetry's context reached but flowmap's did not
-    (the contrib threading instrumentation carries the one, not the other) — and a tag
-    from baggage would hide exactly the drop the analyzer and the alerts must see."""
+    """The tag a span with no binding gets from baggage: the caller's evidence, taken by
+    a span whose parent came from another process (or that has none), and by the spans
+    below one that took it. Not under any other parent of this process: one that ran
+    bound, or one left untagged below it, means the binding was lost on the way here —
+    a thread or pool that OpenTelemetry's context reached but flowmap's did not (the
+    contrib threading instrumentation carries the one, not the other) — and a tag from
+    baggage would hide exactly the drop the analyzer and the alerts must see."""
     tag = otel_baggage.get_baggage(A.BAGGAGE_KEY, parent_context)
     if not is_opaque_tag(tag):
         return None
-    attrs = getattr(trace_api.get_current_span(parent_context), "_attributes", None)
-    if attrs is not None and attrs.get(_SOURCE) == A.SOURCE_CONTEXT:
-        return None
-    return tag
+    parent = trace_api.get_current_span(parent_context)
+    ctx = parent.get_span_context()
+    if not ctx.is_valid or ctx.is_remote:
+        return tag
+    attrs = getattr(parent, "_attributes", None)
+    if attrs is None:
+        return tag  # another SDK's span: nothing to tell by
+    return tag if attrs.get(_SOURCE) == A.SOURCE_BAGGAGE else None
 
 
 class TenantSpanProcessor(SpanProcessor):
