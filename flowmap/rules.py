@@ -209,6 +209,14 @@ def judge_link(producer: Span, consumer: Span) -> Finding | None:
 _ASGI_EVENT = "asgi.event.type"
 
 
+def _asgi_message(span: Span, sid: str, graph: SpanGraph) -> bool:
+    """The ASGI instrumentation's record of a message the server sent or received, with
+    nothing below it: the framework's transport, no application code (Starlette's error
+    middleware sends a 500 after the request's binding ended). One with spans below is
+    judged as any span (an outer middleware's send wrapper that writes an audit row)."""
+    return span.boundary is None and _ASGI_EVENT in span.attributes and not graph.children.get(sid)
+
+
 def _judge_parent(parent: Span, child: Span) -> Finding | None:
     state = edge_state(parent, child)
     remote = " in another service" if parent.service != child.service else ""
@@ -221,11 +229,6 @@ def _judge_parent(parent: Span, child: Span) -> Finding | None:
         a = child.attributes
         if a.get(attributes.AUTHENTICATING) is True:
             return None  # ran while its request was being authenticated: no tenant yet
-        if child.boundary is None and _ASGI_EVENT in a:
-            # the ASGI instrumentation's record of a message the server sent or received
-            # (Starlette's error middleware sends the 500 after the request's binding
-            # ended): the framework's transport, no application code
-            return None
         return _finding(
             CONTEXT_DROPPED, _at_boundary(child), child, parent,
             f"{op(child)} lost the tenant of its parent {op(parent)}{remote}",
@@ -700,7 +703,7 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
                     state = edge_state(parent, span)
                     if state == SWITCHED or state == DROPPED:
                         f = _judge_parent(parent, span)
-                        if f is not None:
+                        if f is not None and not (state == DROPPED and _asgi_message(span, sid, graph)):
                             v.add(f)
                     elif pt is None:
                         f = _judge_inbound(span, parent)

@@ -160,6 +160,12 @@ def test_the_asgi_instrumentations_send_spans_after_the_binding_ended_are_no_dro
     entry.child("GET /boom http send", attrs={"asgi.event.type": "http.response.start", "http.status_code": 500})
     entry.child("GET /boom http send", attrs={"asgi.event.type": "http.response.body"})
     assert analyze_built(tmp_path, tb).findings == []
+    # one with work below it is judged as any span: an outer middleware's send wrapper
+    tb = TraceBuilder()
+    wrapper = request(tb).child("GET /x http send", attrs={"asgi.event.type": "http.response.body"})
+    wrapper.child("INSERT audit", boundary="db", scoped=True)
+    f = only(analyze_built(tmp_path, tb), "context-dropped")
+    assert f.span_id == wrapper.span_id and f.reached is not None
 
 
 def test_context_dropped_elsewhere_is_medium(tmp_path):
