@@ -135,7 +135,25 @@ class Binding:
 _BINDING: contextvars.ContextVar[Binding | None] = contextvars.ContextVar(
     "flowmap_binding", default=None
 )
-_AUTHENTICATING: contextvars.ContextVar[bool] = contextvars.ContextVar("flowmap_authenticating", default=False)
+class _Authenticating:
+    """One ``authenticating()`` block: active until it exits, in every context copied from
+    it (a task the resolver starts and that outlives it is not authenticating any more)."""
+
+    __slots__ = ("active",)
+
+    def __init__(self) -> None:
+        self.active = True
+
+
+_AUTHENTICATING: contextvars.ContextVar[_Authenticating | None] = contextvars.ContextVar(
+    "flowmap_authenticating", default=None
+)
+
+
+def is_authenticating() -> bool:
+    """Whether the code running now is inside an active :func:`authenticating` block."""
+    block = _AUTHENTICATING.get()
+    return block is not None and block.active
 
 
 def _unbind_in_forked_child() -> None:
@@ -166,10 +184,12 @@ def authenticating() -> Iterator[None]:
     a dropped context. ``TenantMiddleware`` runs its resolver inside it; use it around
     your own authentication in other frameworks (Flask's ``before_request``, an aiohttp
     middleware)."""
-    token = _AUTHENTICATING.set(True)
+    block = _Authenticating()
+    token = _AUTHENTICATING.set(block)
     try:
         yield
     finally:
+        block.active = False
         _AUTHENTICATING.reset(token)
 
 

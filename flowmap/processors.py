@@ -52,7 +52,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from . import attributes as A
 from .alerts import AlertProcessor
-from .context import _AUTHENTICATING, _BINDING, _remember_tag
+from .context import _BINDING, _remember_tag, is_authenticating
 from .redaction import redact_ending
 from .tagging import Tagger, is_opaque_tag
 from .safelog import debug_quietly
@@ -265,7 +265,7 @@ class TenantSpanProcessor(SpanProcessor):
                     stamp_tenant(span, tag, b.source)
                     _mark(span, tag, b.source)
                     return
-            if _AUTHENTICATING.get():
+            if is_authenticating():
                 span.set_attribute(A.AUTHENTICATING, True)
                 return
             tag = _baggage_tag(parent_context)

@@ -395,3 +395,16 @@ def test_an_entry_serving_several_tenants_in_turn_is_no_switch(tagger, tmp_path)
     path = tmp_path / "t.jsonl"
     path.write_text(_json.dumps(encode_spans(spans)) + "\n")
     assert [(f.rule, f.span_name) for f in analyze([path]).findings] == []
+
+
+def test_a_task_started_while_authenticating_is_not_authenticating_once_that_ends(tagger):
+    """A token-cache refresher the resolver starts lazily inherits the context: its
+    spans were marked as authentication (no alert, no finding) for its whole life."""
+    import contextvars
+
+    from flowmap.context import authenticating, is_authenticating
+
+    with authenticating():
+        assert is_authenticating()
+        later = contextvars.copy_context()  # what a task started here carries
+    assert not is_authenticating() and not later.run(is_authenticating)
