@@ -299,14 +299,22 @@ def _set_global_textmap(http_text_format: TextMapPropagator) -> None:
 
 
 def _patch_propagate() -> None:
+    """Put flowmap's get/set_global_textmap in opentelemetry.propagate. OpenTelemetry's own
+    are taken once, the first time: a function found there later that is neither those
+    nor flowmap's is another library's wrapper of flowmap's, installed while flowmap's
+    was there (it still reaches flowmap's), and is left in place — taken as "the
+    original", it would call flowmap's, which calls it back, for ever."""
     global _original_get, _original_set
-    if propagate.get_global_textmap is not _get_global_textmap:
-        _original_get = propagate.get_global_textmap
+    current_get, current_set = propagate.get_global_textmap, propagate.set_global_textmap
+    if _original_get is None:
+        _original_get = current_get
+    if _original_set is None:
+        _original_set = current_set
+    if current_get is _original_get:
         _get_global_textmap.__doc__ = _original_get.__doc__
         _get_global_textmap.__wrapped__ = _original_get  # type: ignore[attr-defined]
         propagate.get_global_textmap = _get_global_textmap
-    if propagate.set_global_textmap is not _set_global_textmap:
-        _original_set = propagate.set_global_textmap
+    if current_set is _original_set:
         _set_global_textmap.__doc__ = _original_set.__doc__
         _set_global_textmap.__wrapped__ = _original_set  # type: ignore[attr-defined]
         propagate.set_global_textmap = _set_global_textmap

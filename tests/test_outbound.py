@@ -603,3 +603,32 @@ def test_a_propagator_set_after_guarding_is_guarded_too(spans, server, tagger):
         proxy.clear()
         unguard_global_baggage()
         propagate.set_global_textmap(previous)
+
+
+def test_reguarding_after_another_library_wrapped_get_global_textmap_does_not_recurse(tmp_path):
+    """configure, another library wraps propagate.get_global_textmap (calling the one it
+    found: flowmap's), shutdown, configure again: flowmap took that wrapper as the
+    original, and every propagate.inject then recursed until RecursionError."""
+    from opentelemetry import propagate
+
+    from flowmap import runtime
+    from flowmap.configure import configure
+
+    before_get = propagate.get_global_textmap
+    rt = configure(tenant_key="k", service_name="a", exporters="none", instrument_httpx=False)
+    found = propagate.get_global_textmap
+
+    def other_library_get():
+        return found()
+
+    propagate.get_global_textmap = other_library_get
+    try:
+        rt.shutdown()
+        rt = configure(tenant_key="k", service_name="a", exporters="none", instrument_httpx=False)
+        carrier: dict = {}
+        propagate.inject(carrier)  # no RecursionError
+        rt.shutdown()
+    finally:
+        propagate.get_global_textmap = before_get
+        runtime.set_tagger(None)
+        runtime.set_runtime(None)
