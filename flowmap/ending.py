@@ -7,6 +7,12 @@ re-raising SIGTERM after its graceful shutdown, a pool's terminated workers. Bot
 where the signal is at its default (then the process would have ended without a word):
 it flushes, waited for at most a few seconds, and ends the process by the same signal,
 so its exit status is unchanged.
+
+What it costs: a Python signal handler runs between two bytecodes of the main thread,
+so a main thread blocked in C code (a long database call, a C extension's wait) takes
+the signal only when that returns — a supervisor's SIGKILL after its grace period still
+ends it. Only the main thread can install a handler: ``configure()`` from another thread
+installs none.
 """
 
 from __future__ import annotations
