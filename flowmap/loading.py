@@ -991,7 +991,9 @@ class _Loader:
                             sid = sp.get("spanId") if isinstance(sp, dict) else None
                             if isinstance(sid, str):
                                 at = origin_of(sid.lower())
-                            elif isinstance(sid, (int, float, bool)) or (sid is None and "spanId" in sp):
+                            elif isinstance(sid, (int, float, bool)) or (
+                                sid is None and isinstance(sp, dict) and "spanId" in sp
+                            ):
                                 at = origin_of(_scalar_key(json.dumps(sid)))  # json.dumps: as written
                         span = self._convert(sp, otlp.Span, at, f"{swhere}.spans[{k}]")
                         if span is not None:

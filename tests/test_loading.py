@@ -240,6 +240,20 @@ def test_pretty_printed_single_document(tmp_path):
     assert stats.lines == 1
 
 
+@pytest.mark.parametrize("bad", [None, 7, True, "span"])
+def test_a_span_item_that_is_no_object_in_a_document_costs_only_itself(tmp_path, bad):
+    """One null (or number) among a pretty-printed document's spans lost every span of
+    the document (a TypeError caught by the last-resort guard: 'could not read this
+    document'); as in JSON Lines, it is one warning and the rest is read."""
+    doc = line(span(span_id=sid(1)), span(span_id=sid(2), parent=sid(1)))
+    doc["resourceSpans"][0]["scopeSpans"][0]["spans"].append(bad)
+    f = tmp_path / "doc.json"
+    f.write_text(json.dumps(doc, indent=2))
+    traces, warnings, stats = load(f)
+    assert set(traces[T1].spans) == {sid(1), sid(2)}
+    assert len(warnings) == 1 and "spans[2] skipped" in warnings[0] and "could not read" not in warnings[0]
+
+
 def test_gzip_by_magic_bytes_not_extension(tmp_path):
     data = (json.dumps(line(span())) + "\n").encode()
     f = tmp_path / "traces.jsonl"  # no .gz suffix
