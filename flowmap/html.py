@@ -92,5 +92,7 @@ def render_report(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> str:
 def write_report(analysis: Analysis, path: str | Path = DEFAULT_REPORT_PATH, caps: Caps = DEFAULT_CAPS) -> Path:
     """Write the risk map to ``path`` (parent directories created) and return the path."""
     out = Path(path)
-    write_atomically(out, render_report(analysis, caps).encode("utf-8"), "report")
+    # (an input file named in bytes that are no UTF-8 is shown with U+FFFD, not a crash)
+    text = render_report(analysis, caps).encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    write_atomically(out, text.encode("utf-8"), "report")
     return out

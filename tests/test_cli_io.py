@@ -248,3 +248,23 @@ def test_demo_writes_its_trace_file_where_flowmap_file_says(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "envdemo.jsonl").stat().st_size > 0
     assert not (tmp_path / "flowmap-traces.jsonl").exists()
+
+
+def test_an_input_file_named_in_bytes_that_are_no_utf8_is_reported_in_every_format(tmp_path, monkeypatch):
+    """A Latin-1 file name (read as surrogate escapes) crashed SARIF output ('internal
+    error (UnicodeEncodeError)') and the HTML report; text and JSON worked."""
+    import os
+
+    from otlp_builder import SERVER, TraceBuilder, write_otlp
+
+    tb = TraceBuilder()
+    tb.span("GET /x", kind=SERVER, boundary="http.server", attrs={"http.response.status_code": 200})
+    monkeypatch.chdir(tmp_path)
+    name = os.fsdecode(b"caf\xe9.jsonl")
+    write_otlp(tmp_path / name, tb)
+    sarif = invoke("check", "--format", "sarif", name)
+    assert sarif.exit_code == 0, sarif.output
+    assert '"uri": "caf%E9.jsonl"' in sarif.stdout
+    report = invoke("report", name, "-o", "map.html")
+    assert report.exit_code == 0, report.output
+    assert "caf\ufffd" in (tmp_path / "map.html").read_text(encoding="utf-8")

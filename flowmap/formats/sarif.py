@@ -81,7 +81,8 @@ def _artifact(file: str, cwd: Path) -> dict[str, Any]:
             rel = Path(os.path.realpath(absolute)).relative_to(os.path.realpath(cwd))
         except ValueError:
             return {"uri": absolute.as_uri()}
-    return {"uri": quote(rel.as_posix()), "uriBaseId": SRCROOT}
+    # (a name that is no UTF-8, read as surrogate escapes: its bytes percent-encoded)
+    return {"uri": quote(os.fsencode(rel.as_posix())), "uriBaseId": SRCROOT}
 
 
 def _origin(analysis: Analysis, f: Finding) -> str | None:
