@@ -168,7 +168,8 @@ class Analyzer:
         else:
             self._warnings_dropped += 1
         if self._on_warning is not None:
-            self._on_warning(message)
+            # (masked with the values flagged so far: one flagged later is not known yet)
+            self._on_warning(self._masker.text(message) if self._masker else message)
 
     def add(self, trace: Trace) -> None:
         """Analyse one complete trace."""
@@ -527,7 +528,11 @@ def analyze(
     on_warning: Callable[[str], None] | None = None,
     on_progress: Callable[..., Any] | None = None,
 ) -> Analysis:
-    """Analyse OTLP JSON Lines trace files (streamed: one trace in memory at a time)."""
+    """Analyse OTLP JSON Lines trace files (streamed: one trace in memory at a time).
+
+    ``on_warning`` gets each warning as it is found, masked with the raw tenant ids
+    flagged so far (not with one flagged later in the input): print the result's
+    ``warnings``, masked with all of them, rather than what the callback saw."""
     from .loading import LoadStats, iter_traces
 
     if isinstance(paths, (str, PathLike)):

@@ -1569,14 +1569,21 @@ def _good_items(items: list[Any], name: str, prefix: str, notes: list[str]) -> l
     return kept
 
 
+_KEY_SHOWN = 64  # characters of a dropped attribute's key a warning shows
+_PARTIAL_WORD = re.compile(r"[\w\-:@]+$")
+
+
 def _item_text(path: str, name: str, item: Any) -> str:
     """How a warning names a dropped item: an attribute by its key (escaped, clipped; never its value)."""
     if name == "attributes":
         key = item.get("key") if isinstance(item, dict) else None
         where = path.rpartition("attributes[")[0]
         if isinstance(key, str):
-            text = json.dumps(key[:64]) + ("…" if len(key) > 64 else "")
-            return f"{where}attribute {text}"
+            if len(key) <= _KEY_SHOWN:
+                return f"{where}attribute {json.dumps(key)}"
+            # cut, then without the word the cut went through: the masking of flagged
+            # values comes later, and a cut id ("acme-sec") is no longer one it finds
+            return f"{where}attribute {json.dumps(_PARTIAL_WORD.sub('', key[:_KEY_SHOWN]))}…"
         return f"{where}attribute {path[len(where):]}"
     return path
 

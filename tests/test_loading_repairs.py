@@ -429,3 +429,39 @@ def test_an_event_time_out_of_range_costs_only_the_time(tmp_path):
     kept = traces[ROOT_TRACE]["f000000000000002"]
     assert [(e.name, e.time_unix_nano) for e in kept.events] == [("retry", 0)]
     assert warnings == [f"{f}:1: resourceSpans[0].scopeSpans[0].spans[1]: invalid events[0].timeUnixNano ignored"]
+
+
+def test_a_dropped_attributes_key_cut_inside_a_flagged_id_shows_no_part_of_it(tmp_path):
+    """The warning clipped a long key to 64 characters before the analysis masked it, so a
+    flagged id past the cut was left as its first characters ("acme-sec"), which no
+    masking of the whole id finds: in stderr, the JSON's warnings, the risk map."""
+    import json as _json
+
+    from flowmap import analyze
+
+    secret = "acme-secret-tenant"
+    key = "quota." + "x" * 50 + secret + ".used"
+
+    def doc(trace_id, attrs):
+        span = {"traceId": trace_id, "spanId": "00000000000000a1", "name": "op", "kind": 2,
+                "startTimeUnixNano": "1", "endTimeUnixNano": "2", "attributes": attrs}
+        return _json.dumps({"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": [span]}]}]})
+
+    f = tmp_path / "t.jsonl"
+    f.write_text(doc("5b8efff798038103d269b633813fc60c", [{"key": key, "value": {"intValue": "99999999999999999999999"}}])
+                 + "\n" + doc("0af7651916cd43dd8448eb211c80319c", [{"key": "tenant_id", "value": {"stringValue": secret}}])
+                 + "\n")
+    seen: list[str] = []
+    a = analyze([f], on_warning=seen.append)
+    assert any("tenant-in-telemetry" == x.rule for x in a.findings)
+    (warning,) = a.warnings
+    assert "attribute \"quota." in warning and "acme" not in warning
+    assert not any("acme" in w for w in seen)
+    # the callback gets warnings as they come, masked with what was flagged so far
+    g = tmp_path / "flagged-first.jsonl"
+    g.write_text(doc("0af7651916cd43dd8448eb211c80319c", [{"key": "tenant_id", "value": {"stringValue": secret}}])
+                 + "\n" + doc("5b8efff798038103d269b633813fc60c",
+                              [{"key": f"quota.{secret}", "value": {"intValue": "99999999999999999999999"}}]) + "\n")
+    seen.clear()
+    analyze([g], on_warning=seen.append)
+    assert len(seen) == 1 and "quota." in seen[0] and secret not in seen[0]
