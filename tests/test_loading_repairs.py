@@ -166,8 +166,9 @@ def test_attribute_key_in_a_warning_is_escaped_and_clipped(tmp_path):
     key = "\x1b[2J" + "k" * 500
     f = write(tmp_path / "t.jsonl", line(root(), child(extra_attrs=[kv(key, {"intValue": str(2**64)})])))
     _, warnings = load(f)
-    assert len(warnings) == 1 and "\x1b" not in warnings[0] and '"\\u001b[2Jkkk' in warnings[0]
-    assert "k" * 100 not in warnings[0]
+    # (clipped, and without the word the clip went through: it may be a cut tenant id)
+    assert len(warnings) == 1 and "\x1b" not in warnings[0] and 'attribute "\\u001b["…' in warnings[0]
+    assert "kkk" not in warnings[0]
 
 
 @pytest.mark.parametrize(
