@@ -240,6 +240,7 @@ class _File:
     document: bool = False  # one (pretty-printed) JSON document rather than JSON Lines
     ok: bool = True
     read_error: bool = False  # a read error was warned about (once, though both passes meet it)
+    too_long: bool = False  # a compressed line past _GZ_LINE_MAX was warned about (once)
     #: documents one after another (``jq . a.jsonl``): their byte ranges, and where the
     #: data stops being JSON, (offset, error), if it does; None for a single document
     parts: list[tuple[int, int]] | None = None
@@ -555,8 +556,17 @@ class _Loader:
             with open(f.path, "rb", buffering=_READ_BUFFER) as raw:
                 if f.gzipped:
                     with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
-                        for lineno, line in enumerate(_file_lines(gz), 1):  # noqa: B007
-                            yield lineno, line, raw.tell()
+                        pos = 0
+                        for lineno, line in enumerate(_gz_lines(gz), 1):  # noqa: B007
+                            if not line:  # a line past _GZ_LINE_MAX once decompressed
+                                if not f.too_long:
+                                    f.too_long = True
+                                    self.warn_at(f"{f.name}:{lineno}", f"line longer than {_GZ_LINE_MAX >> 20} MiB "
+                                                 "once decompressed; skipped (also any other such line)")
+                                line = b"\n"
+                            if not lineno & 1023:  # (a seek per line cost more than the line)
+                                pos = raw.tell()
+                            yield lineno, line, pos
                 else:
                     pos = 0
                     for lineno, line in enumerate(_file_lines(raw), 1):  # noqa: B007
@@ -615,7 +625,7 @@ class _Loader:
                 hidden = _trace_ids_in(line)
                 update(fromkeys(hidden, pos))
                 counts.update(dict.fromkeys(hidden, _UNCOUNTED))
-        if first and not f.read_error:  # nothing but blank lines (or an empty .gz)
+        if first and not f.read_error and not f.too_long:  # nothing but blank lines (or an empty .gz)
             self.warn(f"{f.name}: no data (empty after decompression, or only blank lines)")
         if first:
             f.ok = False
@@ -1330,6 +1340,35 @@ _SURROGATE_RE = re.compile(
 
 def _fix_surrogate(m: re.Match[bytes]) -> bytes:
     return b"\\ufffd" if m.group(1) else m.group(0)
+
+
+#: a decompressed line longer than this is skipped: a few MB of gzip can hold a line of
+#: gigabytes (a "gzip bomb"), which reading whole would take that much memory
+_GZ_LINE_MAX = 64 << 20
+
+
+def _gz_lines(stream: Any) -> Iterable[bytes]:
+    """The lines of a gzip stream as :func:`_file_lines` reads them, with ``b""`` (never a
+    line otherwise) for one longer than :data:`_GZ_LINE_MAX`: read past in pieces, never
+    held whole."""
+    if stream.peek(2)[:2] in _UTF16_BOMS:
+        return _file_lines(stream)
+    return _without_bom(_bounded_lines(stream, _GZ_LINE_MAX))
+
+
+def _bounded_lines(stream: Any, cap: int) -> Iterator[bytes]:
+    while True:
+        line = stream.readline(cap + 1)
+        if not line:
+            return
+        if len(line) > cap and not line.endswith(b"\n"):
+            while True:  # the rest of it, a piece at a time
+                rest = stream.readline(cap)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield b""
+            continue
+        yield line
 
 
 def _file_lines(stream: io.BufferedIOBase) -> Iterable[bytes]:
