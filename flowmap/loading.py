@@ -288,9 +288,9 @@ class _Loader:
         self._linked_size = 0
         self._linked_known = True
         self._dev_key_at: str | None = None  # where spans tagged under the development key were first read
-        #: standard input was given ("-"); where it was spooled to, if it could be
+        #: standard input was given ("-"); the copies of it and of pipes, removed by close()
         self._stdin_given = False
-        self._stdin: str | None = None
+        self._spooled: list[str] = []
         stats._done = self._done
 
     # -- warnings ---------------------------------------------------------------
@@ -480,7 +480,7 @@ class _Loader:
                     continue
                 self._stdin_given = True
                 path = STDIN_NAME
-                opened = self._spool_stdin()  # (sets self._stdin, for close())
+                opened = self._spool_stdin()  # (removed by close())
                 if opened is None:
                     continue
             try:
@@ -492,9 +492,14 @@ class _Loader:
                 if stat.S_ISDIR(mode):
                     self.warn(f"{path}: is a directory, not a trace file")
                     continue
+                if stat.S_ISFIFO(mode):  # a pipe (<(zcat x.gz), /dev/stdin piped): read it once, into a copy
+                    opened = self._spool(path, opened)
+                    if opened is None:
+                        continue
+                    real, mode = os.path.realpath(opened), os.stat(opened).st_mode
                 if not stat.S_ISREG(mode):
-                    # a pipe cannot be read twice (two passes), a device may never end
-                    self.warn(f"{path}: not a regular file (pipe, socket or device); skipped")
+                    # a device may never end; a socket is no file
+                    self.warn(f"{path}: not a regular file (socket or device); skipped")
                     continue
                 with open(opened, "rb") as fh:
                     head = fh.read(10)
@@ -523,21 +528,32 @@ class _Loader:
     def _spool_stdin(self) -> str | None:
         """Standard input copied to a private temporary file: the loader reads its input
         twice (where traces end, then the spans), which a pipe cannot give."""
+        if sys.stdin is None or getattr(sys.stdin, "buffer", None) is None:
+            self.warn(f"{STDIN_NAME}: cannot be read (standard input is closed)")
+            return None
+        return self._spool(STDIN_NAME, None)
+
+    def _spool(self, name: str, path: str | None) -> str | None:
+        """The pipe at ``path`` (standard input if None) copied to a private temporary
+        file, removed by :meth:`close`; None (with a warning) when it cannot be read."""
         try:
-            with tempfile.NamedTemporaryFile(prefix="flowmap-stdin-", delete=False) as out:
-                self._stdin = out.name  # removed by close() even if the copy fails
-                shutil.copyfileobj(sys.stdin.buffer, out, _READ_BUFFER)
+            with tempfile.NamedTemporaryFile(prefix="flowmap-pipe-", delete=False) as out:
+                self._spooled.append(out.name)  # removed by close() even if the copy fails
+                if path is None:
+                    shutil.copyfileobj(sys.stdin.buffer, out, _READ_BUFFER)
+                else:
+                    with open(path, "rb") as pipe:
+                        shutil.copyfileobj(pipe, out, _READ_BUFFER)
             return out.name
         except Exception as exc:  # noqa: BLE001 - no stdin, closed, unreadable, disk full
-            self.warn(f"{STDIN_NAME}: cannot be read ({type(exc).__name__})")
+            self.warn(f"{name}: cannot be read ({type(exc).__name__})")
             return None
 
     def close(self) -> None:
-        """Remove the copy of standard input, if one was made."""
-        if self._stdin is not None:
+        """Remove the copies of standard input and pipes, if any were made."""
+        while self._spooled:
             with contextlib.suppress(OSError):
-                os.unlink(self._stdin)
-            self._stdin = None
+                os.unlink(self._spooled.pop())
 
     def _lines(self, f: _File) -> Iterator[tuple[int, bytes, int]]:
         """(line number, line, input bytes consumed so far); stops with a warning on read errors.

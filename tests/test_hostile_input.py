@@ -421,14 +421,28 @@ def test_one_trace_of_100k_spans(tmp_path, shape):
 # -- files ---------------------------------------------------------------------------------
 
 
-def test_directory_and_fifo_warn_and_the_rest_is_read(tmp_path):
+def test_a_directory_warns_and_a_pipe_is_read_once_into_a_copy(tmp_path):
+    """A named pipe — what `flowmap check <(zcat traces.jsonl.gz)` or a piped /dev/stdin
+    gives — was skipped as "not a regular file"; it is read once into a private copy
+    (the loader reads its input twice), as `-` is, and the copy removed afterwards."""
+    import glob
+    import threading
+
     fifo = tmp_path / "pipe.jsonl"
-    os.mkfifo(fifo)  # opening it would block: refused before open
+    os.mkfifo(fifo)
+    other = "0af7651916cd43dd8448eb211c80319d"
+
+    def writer():
+        with open(fifo, "wb") as w:
+            w.write(line(span(other, 1)) + b"\n")
+
+    threading.Thread(target=writer, daemon=True).start()
     good = write(tmp_path / "good.jsonl", good_line())
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "flowmap-pipe-*")))
     traces, warnings = load(tmp_path, fifo, good)
-    assert traces == {GOOD: {sid(1), sid(2)}}
-    assert warnings == [f"{tmp_path}: is a directory, not a trace file",
-                        f"{fifo}: not a regular file (pipe, socket or device); skipped"]
+    assert traces == {GOOD: {sid(1), sid(2)}, other: {sid(1)}}
+    assert warnings == [f"{tmp_path}: is a directory, not a trace file"]
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "flowmap-pipe-*"))) == before
 
 
 def test_unreadable_file_warns_and_the_rest_is_read():
