@@ -20,7 +20,10 @@ restored on exit. When the process has set an SDK provider as OpenTelemetry's gl
 (an app's own set-up, instrumentations that use the global API), the spans started on
 it during a capture are captured too (``include_global``): a router processor, added to
 that provider once, hands them to the capture they started under, tagged under the
-capture's key unless something tagged them already.
+capture's key unless something tagged them already. So are the spans of a runtime the
+application installs *during* the capture (its own ``flowmap.configure()`` in an app
+factory or a fixture): flowmap's boundaries write there from then on, and that runtime
+stays installed after the capture, as it would without one.
 
 Nothing here patches the code under test (threads, executors, queues): a context the
 code drops shows up as a finding instead of being silently repaired.
@@ -93,6 +96,8 @@ def spans_to_traces(spans: Sequence[ReadableSpan], origin: str = "<captured>") -
 
 # -- capture ---------------------------------------------------------------------------
 
+_STARTING = threading.local()  # .on while a capture installs its own runtime
+
 
 class SpanCapture:
     """The spans of one test (or block), captured in memory under flowmap's processors.
@@ -122,6 +127,9 @@ class SpanCapture:
         self._rt: runtime.Runtime | None = None
         self._finished: list[ReadableSpan] = []  # what was captured, kept after stop()
         self._saved: tuple[Any, Any, Any] | None = None
+        # runtimes the application installed while this capture was active (its own
+        # flowmap.configure()): their providers are routed here, their keys known
+        self._apps: list[runtime.Runtime] = []
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> "SpanCapture":
@@ -136,6 +144,7 @@ class SpanCapture:
         # private reads on purpose: the public getters would build a tagger from the env
         self._saved = (runtime._tagger, runtime._boundary_mode, runtime.current_runtime())  # noqa: SLF001
         try:
+            _STARTING.on = True  # (its runtime is the capture's own, not the app's)
             rt = configure(
                 tenant_key=self.tenant_key,
                 dev_mode=False,
@@ -149,10 +158,11 @@ class SpanCapture:
         except BaseException:
             self._restore()
             raise
+        finally:
+            _STARTING.on = False
         rt.tracer_provider.add_span_processor(SimpleSpanProcessor(self._exporter))
         self._rt = rt
-        if self.include_global:
-            _GlobalRouter.attach(self)
+        _GlobalRouter.attach(self)
         return self
 
     def stop(self) -> None:
@@ -164,25 +174,35 @@ class SpanCapture:
         rt, self._rt = self._rt, None
         if rt is None:
             return
-        _GlobalRouter.detach(self)
         try:
             rt.force_flush()
             self._finished = list(self._exporter.get_finished_spans())
-            rt.shutdown()
         finally:
-            self._restore()
-            from .context import forget_known_ids
+            _GlobalRouter.detach(self)
+            try:
+                rt.shutdown()
+            finally:
+                self._restore(rt)
+                from .context import forget_known_ids
 
-            forget_known_ids()  # nor this test's from the next test's
+                forget_known_ids()  # nor this test's from the next test's
 
-    def _restore(self) -> None:
+    def _restore(self, ours: runtime.Runtime | None = None) -> None:
+        """Put back the runtime state from before the capture, unless the application
+        installed its own runtime meanwhile (``flowmap.configure()`` in an app factory or
+        a fixture): that one stays, as it would without the capture."""
         if self._saved is None:
             return
         tagger, mode, rt = self._saved
         self._saved = None
+        now = runtime.current_runtime()
+        if ours is not None and now is not None and now is not ours and now is not rt:
+            if self.boundary_mode is not None:
+                runtime.set_boundary_mode(mode)  # the marker's mode was this test's only
+            return
         runtime.set_tagger(tagger)
         runtime.set_boundary_mode(mode)
-        runtime.set_runtime(rt)
+        _set_runtime_unwatched(rt)
 
     def __enter__(self) -> "SpanCapture":
         return self.start()
@@ -270,13 +290,19 @@ class SpanCapture:
 
 
 class _GlobalRouter(SpanProcessor):
-    """Hands the spans of OpenTelemetry's global SDK provider to the active capture.
+    """Hands the spans of other SDK providers to the active capture: OpenTelemetry's
+    global one, and the provider of any flowmap runtime the application installs while a
+    capture is active (``flowmap.configure()`` in an app factory, a lifespan, a fixture
+    that runs after the capture started — always so under ``--flowmap-strict``, whose
+    capture starts first — or ``flowmap run``'s provider, made at the program's first
+    span). flowmap's boundaries write to the installed runtime's provider, so without this
+    the capture would record nothing and a leaking app would pass.
 
-    Added once to that provider (a provider's processors cannot be removed), it does
-    nothing while no capture is active. A span goes to the capture it *started* under,
-    so a span left running by one test never lands in the next; it is tagged by that
-    capture's processor (its key) unless a processor of the app's tagged it first, and
-    scrubbed and judged for alerts like the capture's own spans.
+    Added once to each such provider (a provider's processors cannot be removed), it
+    does nothing while no capture is active. A span goes to the capture it *started*
+    under, so a span left running by one test never lands in the next; it is tagged by
+    that capture's processor (its key) unless a processor of the app's tagged it first,
+    and scrubbed and judged for alerts like the capture's own spans.
     """
 
     _instance: "_GlobalRouter | None" = None
@@ -291,23 +317,47 @@ class _GlobalRouter(SpanProcessor):
         from opentelemetry import trace
 
         provider = trace.get_tracer_provider()
-        if not isinstance(provider, TracerProvider) or provider is capture.tracer_provider:
-            return  # no SDK provider set globally: nothing records there to capture
         with cls._lock:
             router = cls._instance
             if router is None:
                 router = cls._instance = cls()
-            if not getattr(provider, "_flowmap_capture_router", False):
-                provider.add_span_processor(router)
-                provider._flowmap_capture_router = True  # type: ignore[attr-defined]  # noqa: SLF001
+            if capture.include_global and isinstance(provider, TracerProvider):
+                router._add_to(provider)
             router.active.append(capture)
+            _watch_runtime()
 
     @classmethod
     def detach(cls, capture: SpanCapture) -> None:
         router = cls._instance
-        if router is not None and capture in router.active:
-            with cls._lock:
+        with cls._lock:
+            if router is not None and capture in router.active:
                 router.active.remove(capture)
+            if router is None or not router.active:
+                _unwatch_runtime()
+
+    def _add_to(self, provider: TracerProvider) -> None:
+        if not getattr(provider, "_flowmap_capture_router", False):
+            provider.add_span_processor(self)
+            provider._flowmap_capture_router = True  # type: ignore[attr-defined]  # noqa: SLF001
+
+    @classmethod
+    def runtime_installed(cls, rt: Any) -> None:
+        """``runtime.set_runtime(rt)`` was called while a capture is active."""
+        router = cls._instance
+        if rt is None or router is None or getattr(_STARTING, "on", False):
+            return
+        with cls._lock:
+            captures = list(router.active)
+            if not captures or any(c._rt is rt for c in captures):  # noqa: SLF001
+                return  # a capture's own runtime (a nested capture starting or ending)
+            provider = getattr(rt, "tracer_provider", None)
+            if isinstance(provider, TracerProvider) and not any(
+                provider is c._rt.tracer_provider for c in captures if c._rt is not None  # noqa: SLF001
+            ):
+                router._add_to(provider)
+            for c in captures:
+                if rt not in c._apps:  # noqa: SLF001
+                    c._apps.append(rt)  # noqa: SLF001
 
     def _flowmap(self, capture: SpanCapture) -> Any:
         rt = capture._rt  # noqa: SLF001
@@ -339,6 +389,41 @@ class _GlobalRouter(SpanProcessor):
                 capture._exporter.export([span])  # noqa: SLF001
         except Exception:  # noqa: BLE001
             _log.debug("flowmap: capture router failed at span end", exc_info=True)
+
+
+def _watch_runtime() -> None:
+    """Learn of every flowmap runtime installed while a capture is active (called under
+    the router's lock). ``flowmap.configure()`` installs its runtime with
+    ``runtime.set_runtime``, which it looks up at each call: wrapping it is enough."""
+    current = runtime.set_runtime
+    if getattr(current, "_flowmap_capture_watch", False):
+        return
+
+    def set_runtime(rt: Any) -> None:
+        current(rt)
+        try:
+            _GlobalRouter.runtime_installed(rt)
+        except Exception:  # noqa: BLE001 - never break the app's configure()
+            _log.debug("flowmap: the capture could not follow a new runtime", exc_info=True)
+
+    set_runtime.__doc__ = current.__doc__
+    set_runtime.__wrapped__ = current  # type: ignore[attr-defined]
+    set_runtime._flowmap_capture_watch = True  # type: ignore[attr-defined]
+    runtime.set_runtime = set_runtime  # type: ignore[assignment]
+
+
+def _unwatch_runtime() -> None:
+    current = runtime.set_runtime
+    if getattr(current, "_flowmap_capture_watch", False):  # (not if wrapped again since)
+        runtime.set_runtime = current.__wrapped__  # type: ignore[attr-defined]
+
+
+def _set_runtime_unwatched(rt: Any) -> None:
+    """``runtime.set_runtime`` without the capture's watch (a capture restoring state)."""
+    fn = runtime.set_runtime
+    while getattr(fn, "_flowmap_capture_watch", False):
+        fn = fn.__wrapped__  # type: ignore[attr-defined]
+    fn(rt)
 
 
 def _ids(span: Any) -> tuple[int, int]:
@@ -710,6 +795,9 @@ class TwoTenantHarness:
         __tracebackhide__ = True  # a failure shows its message, never the data judged
         markers = {label: _Markers(rs[0]) for label, rs in runs.items()}
         by_tag = {m.tag: label for label, m in markers.items()}
+        for app in self.capture._apps:  # noqa: SLF001 - a runtime the app set up: its key's tags
+            for label, rs in runs.items():
+                by_tag.setdefault(app.tagger.tag(rs[0].tenant_id), label)
         leaks: list[str] = []
 
         def check(owner: str, texts: Iterable[tuple[str, str]], what: str) -> None:

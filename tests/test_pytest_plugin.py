@@ -607,3 +607,112 @@ def test_logs_of_a_logger_that_does_not_propagate_and_extra_fields_are_checked(a
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*a log record of logger 'app.audit' holds tenant ?'s canary*"])
     result.stdout.fnmatch_lines(["*a log record of logger 'app.plain' holds tenant ?'s canary*"])
+
+
+# -- the app's own flowmap set-up during a test --------------------------------------------
+
+
+APP_FACTORY = '''
+import concurrent.futures
+import logging
+
+import flowmap
+
+POOL = concurrent.futures.ThreadPoolExecutor(1)
+CACHE = {}
+STORE = {}
+RT = []
+
+
+def create_app():
+    """The app's factory: sets tracing up as in production (a global provider)."""
+    rt = flowmap.configure(service_name="agent-api", tenant_key="k" * 32, exporters=None,
+                           instrument_httpx=False)
+    RT.append(rt)
+    return rt
+
+
+@flowmap.boundary("tool", "search", mode="record")
+def search():
+    return []
+
+
+def handle_leaky():
+    with flowmap.boundary("agent", "agent.run"):
+        return POOL.submit(search).result()  # BUG: the pool drops the context
+
+
+def profile():
+    if "p" not in CACHE:                      # BUG: the key has no tenant in it
+        CACHE["p"] = STORE[flowmap.current().tenant_id]
+    logging.getLogger("agentapp").warning("served %s", CACHE["p"])
+'''
+
+
+def test_an_app_that_configures_flowmap_during_the_test_is_still_captured(app: pytest.Pytester) -> None:
+    """configure() in an app fixture that runs after the capture started (always so under
+    --flowmap-strict) installs the app's own runtime: its spans are captured and judged,
+    and the app's set-up stays in force after the test."""
+    app.makepyfile(agentapp=APP_FACTORY)
+    app.makepyfile(
+        test_factory="""
+        import pytest
+        import flowmap
+        import agentapp
+        from app import ACME
+
+        @pytest.fixture
+        def started():
+            return agentapp.create_app()
+
+        def test_capture_then_app(flowmap_spans, started):
+            with flowmap.bind(flowmap.RequestContext(ACME)):
+                agentapp.handle_leaky()
+            assert sorted(s.name for s in flowmap_spans) == ["agent.run", "search"]
+            flowmap_spans.assert_no_leaks(fail_on="medium")
+
+        def test_the_apps_runtime_stays_after_the_capture():
+            assert flowmap.runtime.current_runtime() is agentapp.RT[-1]
+
+        def test_two_tenants_then_app(flowmap_two_tenants, started):
+            flowmap_two_tenants.run(lambda run: agentapp.handle_leaky())
+
+        def test_two_tenants_log_under_the_apps_key(flowmap_two_tenants, started):
+            def seed(run):
+                agentapp.STORE[flowmap.current().tenant_id] = run.canary
+            agentapp.CACHE.clear()
+            flowmap_two_tenants.run(lambda run: agentapp.profile(), seed=seed, fail_on=None)
+        """,
+        test_strict_app="""
+        import pytest
+        import flowmap
+        import agentapp
+        from app import ACME
+
+        @pytest.fixture
+        def started():
+            rt = agentapp.create_app()
+            yield rt
+            rt.shutdown()
+
+        def test_leaky_under_strict(started):
+            with flowmap.bind(flowmap.RequestContext(ACME)):
+                agentapp.handle_leaky()
+        """,
+    )
+    result = app.runpytest_subprocess("-p", "no:randomly", "test_factory.py")
+    result.assert_outcomes(failed=3, passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_capture_then_app _*",
+            "*agent.run → ✗ orphan-root → search*",
+            "*_ test_two_tenants_then_app _*",
+            "*(orphan-root)*",
+            "*_ test_two_tenants_log_under_the_apps_key _*",
+            "*a log record of logger 'agentapp' holds tenant ?'s canary*",
+        ]
+    )
+    result = app.runpytest_subprocess("--flowmap-strict", "test_strict_app.py")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*--flowmap-strict: this test's spans hold findings*", "*orphan-root*search*"])
+    _no_raw_ids(result.stdout.str(), "acme-corp-7731")
