@@ -7,6 +7,7 @@ so none of these inner runs passes ``-p``.
 from __future__ import annotations
 
 import re
+import sys
 
 import pytest
 
@@ -716,3 +717,40 @@ def test_an_app_that_configures_flowmap_during_the_test_is_still_captured(app: p
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*--flowmap-strict: this test's spans hold findings*", "*orphan-root*search*"])
     _no_raw_ids(result.stdout.str(), "acme-corp-7731")
+
+
+def test_under_flowmap_run_the_first_capturing_test_gets_the_global_apis_spans(app: pytest.Pytester) -> None:
+    """``flowmap run -- pytest`` installs its provider at the program's first span: when
+    that span starts inside a capture, the capture follows the new runtime."""
+    app.makepyfile(
+        test_mix="""
+        import flowmap
+        from opentelemetry import trace
+        from app import ACME
+
+        lib = trace.get_tracer("lib")  # the global API, as instrumentations use it
+
+        def work(name):
+            with flowmap.boundary("tool", name):
+                with lib.start_as_current_span(name + ".inner"):
+                    pass
+
+        def test_first_capture(flowmap_spans):
+            with flowmap.bind(flowmap.RequestContext(ACME)):
+                work("first")
+            assert sorted(s.name for s in flowmap_spans) == ["first", "first.inner"]
+            flowmap_spans.assert_no_leaks(fail_on="info")
+
+        def test_later_capture(flowmap_spans):
+            with flowmap.bind(flowmap.RequestContext(ACME)):
+                work("later")
+            assert sorted(s.name for s in flowmap_spans) == ["later", "later.inner"]
+        """
+    )
+    out = app.path / "traces.jsonl"
+    result = app.run(
+        sys.executable, "-m", "flowmap", "run", "--dev", "--no-report", "--out", str(out), "--",
+        sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider", "test_mix.py",
+        timeout=120,
+    )
+    result.assert_outcomes(passed=2)
