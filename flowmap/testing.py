@@ -20,7 +20,9 @@ restored on exit. When the process has set an SDK provider as OpenTelemetry's gl
 (an app's own set-up, instrumentations that use the global API), the spans started on
 it during a capture are captured too (``include_global``): a router processor, added to
 that provider once, hands them to the capture they started under, tagged under the
-capture's key unless something tagged them already. So are the spans of a runtime the
+capture's key; the capture's copies of spans the app's own flowmap set-up tagged under
+its key are re-tagged under the capture's (the analyzer never compares tags of two
+keys). So are the spans of a runtime the
 application installs *during* the capture (its own ``flowmap.configure()`` in an app
 factory or a fixture): flowmap's boundaries write there from then on, and that runtime
 stays installed after the capture, as it would without one.
@@ -301,8 +303,8 @@ class _GlobalRouter(SpanProcessor):
     Added once to each such provider (a provider's processors cannot be removed), it
     does nothing while no capture is active. A span goes to the capture it *started*
     under, so a span left running by one test never lands in the next; it is tagged by
-    that capture's processor (its key) unless a processor of the app's tagged it first,
-    and scrubbed and judged for alerts like the capture's own spans.
+    that capture's processor (its key) unless a processor of the app's tagged it first
+    (the capture's copy is then re-tagged under the capture's key), and scrubbed and judged for alerts like the capture's own spans.
     """
 
     _instance: "_GlobalRouter | None" = None
@@ -386,9 +388,51 @@ class _GlobalRouter(SpanProcessor):
         try:
             capture = self.started.pop(_ids(span), None)
             if capture is not None and capture.active:
-                capture._exporter.export([span])  # noqa: SLF001
+                capture._exporter.export([_under_capture_key(span, capture)])  # noqa: SLF001
         except Exception:  # noqa: BLE001
             _log.debug("flowmap: capture router failed at span end", exc_info=True)
+
+
+def _under_capture_key(span: ReadableSpan, capture: SpanCapture) -> ReadableSpan:
+    """The capture's copy of a span tagged under another key (by the app's own flowmap
+    set-up: ``configure()`` in ``conftest.py``, ``flowmap run -- pytest``), its tags
+    re-made under the capture's key and its resource's ``flowmap.key_id`` the capture's.
+
+    The analyzer never compares tags made with different keys, so without this a tenant
+    switched between a span of the capture's provider and one of the app's passed
+    unseen. A tag is re-made from the tenant id it was made of (every id bound in this
+    process is remembered, by tag, for redaction); a span holding a tag of no tenant
+    bound here is kept as it is, under its own key. The app's own span object (what its
+    exporters write) is never changed.
+    """
+    import copy
+
+    from opentelemetry.attributes import BoundedAttributes
+    from opentelemetry.sdk.resources import Resource
+
+    from .context import _RAW_BY_TAG
+
+    resource = span.resource
+    key_id = resource.attributes.get(A.KEY_ID) if resource is not None else None
+    own = capture.tagger.key_id
+    if key_id is None or key_id == own:
+        return span
+    attrs = span.attributes or {}
+    retagged: dict[str, str] = {}
+    for name in (A.TENANT, A.TENANT_INBOUND):
+        tag = attrs.get(name)
+        if tag is None:
+            continue
+        raw = _RAW_BY_TAG.get(tag) if isinstance(tag, str) else None
+        if not raw:
+            return span
+        retagged[name] = capture.tag(raw[0])
+    out = copy.copy(span)
+    bounded = BoundedAttributes(maxlen=None, attributes={**attrs, **retagged}, immutable=True)
+    bounded.dropped = span.dropped_attributes
+    out._attributes = bounded  # noqa: SLF001
+    out._resource = resource.merge(Resource({A.KEY_ID: own}))  # noqa: SLF001
+    return out
 
 
 def _watch_runtime() -> None:

@@ -754,3 +754,48 @@ def test_under_flowmap_run_the_first_capturing_test_gets_the_global_apis_spans(a
         timeout=120,
     )
     result.assert_outcomes(passed=2)
+
+
+def test_spans_tagged_by_the_apps_own_set_up_are_judged_under_the_tests_key(app: pytest.Pytester) -> None:
+    """configure() in conftest.py (or flowmap run -- pytest) tags the global API's spans
+    under the app's key: the capture's copies are re-tagged under the test's key, so a
+    tenant switched between a boundary and an instrumented client is a cross-tenant."""
+    app.makeconftest(
+        """
+        import flowmap
+
+        flowmap.configure(service_name="agent-api", tenant_key="app-key-0123456789abcdef",
+                          exporters=None, instrument_httpx=False)
+        """
+    )
+    app.makepyfile(
+        test_keys="""
+        import flowmap
+        from opentelemetry import trace
+        from app import ACME, GLOBEX
+
+        lib = trace.get_tracer("some.instrumented.lib")
+
+        def call(tenant_id):
+            with flowmap.bind(flowmap.RequestContext(ACME)):
+                with flowmap.boundary("agent", "agent.run"):
+                    # a tool that re-binds the tenant the model named, when it differs
+                    with flowmap.bind(flowmap.RequestContext(tenant_id), allow_switch=True):
+                        with lib.start_as_current_span("GET /orders", kind=trace.SpanKind.CLIENT):
+                            pass
+
+        def test_same_tenant(flowmap_spans):
+            call(ACME)
+            (client,) = flowmap_spans.by_name("GET /orders")
+            assert client.attributes["flowmap.tenant"] == flowmap_spans.tag(ACME)
+            flowmap_spans.assert_no_leaks(fail_on="info")
+
+        def test_switched_tenant(flowmap_spans):
+            call(GLOBEX)
+            flowmap_spans.assert_no_leaks(fail_on="info")
+        """
+    )
+    result = app.runpytest_subprocess()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*_ test_switched_tenant _*", "*(cross-tenant)*", "*agent.run → ✗ GET /orders*"])
+    _no_raw_ids(result.stdout.str(), "acme-corp-7731", "globex-4411")
