@@ -669,15 +669,19 @@ class TwoTenantHarness:
         flow: Callable[[TenantRun], Any],
         *,
         seed: Callable[[TenantRun], Any] | None = None,
-        tenants: tuple[str, str] = ("tenant-a", "tenant-b"),
+        tenants: tuple[str, str] | None = None,
         rounds: int = 2,
         fail_on: Severity | str | None = Severity.HIGH,
         timeout: float = 30.0,
     ) -> TwoTenantResult:
         """Run the flow as both tenants at once, in two threads, ``rounds`` times.
 
-        An ``async`` flow (or one returning an awaitable) runs on an event loop of its
-        thread; from an async test that must share its loop, use :meth:`arun`. Raises
+        ``tenants``: the two tenant ids; by default two made for this run,
+        ``tenant-a-<random>`` and ``tenant-b-<random>``, which no real text contains (a
+        plain "tenant-a" is found inside "tenant-api" or "tenant-aware", as redaction
+        finds any id of 8 characters or more anywhere). An ``async`` flow (or one
+        returning an awaitable) runs on an event loop of its thread; from an async test
+        that must share its loop, use :meth:`arun`. Raises
         TenantLeakError on a leak, or on an analyzer finding at or above ``fail_on``
         (``None``: canaries only).
         """
@@ -702,7 +706,7 @@ class TwoTenantHarness:
         flow: Callable[[TenantRun], Any],
         *,
         seed: Callable[[TenantRun], Any] | None = None,
-        tenants: tuple[str, str] = ("tenant-a", "tenant-b"),
+        tenants: tuple[str, str] | None = None,
         rounds: int = 2,
         fail_on: Severity | str | None = Severity.HIGH,
     ) -> TwoTenantResult:
@@ -725,9 +729,11 @@ class TwoTenantHarness:
         return self._judge(runs, results, logs, fail_on)
 
     # -- running ---------------------------------------------------------------------
-    def _prepare(self, tenants: tuple[str, str], rounds: int) -> dict[str, list[TenantRun]]:
+    def _prepare(self, tenants: tuple[str, str] | None, rounds: int) -> dict[str, list[TenantRun]]:
         from .context import RequestContext
 
+        if tenants is None:
+            tenants = (f"tenant-a-{secrets.token_hex(4)}", f"tenant-b-{secrets.token_hex(4)}")
         if len(tenants) != 2 or tenants[0] == tenants[1]:
             raise ConfigError("the two-tenant harness needs two different tenant ids")
         if rounds < 1:

@@ -799,3 +799,27 @@ def test_spans_tagged_by_the_apps_own_set_up_are_judged_under_the_tests_key(app:
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*_ test_switched_tenant _*", "*(cross-tenant)*", "*agent.run → ✗ GET /orders*"])
     _no_raw_ids(result.stdout.str(), "acme-corp-7731", "globex-4411")
+
+
+def test_default_tenant_ids_are_never_found_in_ordinary_words(app: pytest.Pytester) -> None:
+    """A correct app that says "tenant-api" or "tenant-aware" passes with the default ids."""
+    app.makepyfile(
+        test_words="""
+        import logging
+        import flowmap
+
+        log = logging.getLogger("app")
+
+        @flowmap.boundary("tool", "get_settings",
+                          attributes={"url.full": "http://tenant-api.internal/v1/settings"})
+        def get_settings():
+            log.warning("calling tenant-api; the cache is tenant-aware, the router tenant-based")
+            with flowmap.boundary("cache", "tenant-aware cache", scoped=True):
+                return {"theme": "dark", "note": "tenant-based routing"}
+
+        def test_settings(flowmap_two_tenants):
+            out = flowmap_two_tenants.run(lambda run: get_settings())
+            assert out.runs["A"][0].tenant_id != out.runs["B"][0].tenant_id
+        """
+    )
+    app.runpytest().assert_outcomes(passed=1)
