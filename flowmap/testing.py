@@ -39,6 +39,7 @@ import json
 import logging
 import secrets
 import threading
+import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from types import TracebackType
@@ -589,41 +590,118 @@ class _LogCollector(logging.Handler):
             pass
 
 
+#: how far a result is looked into: nesting levels, and objects in all
+_DEPTH_MAX = 20
+_OBJECTS_MAX = 10_000
+#: where an HTTP response keeps its body: httpx / requests / Django (content), Starlette
+#: and aiohttp.web (body), Werkzeug / Flask test clients (data), text for the decoded one
+_BODY_ATTRIBUTES = ("content", "body", "data", "text", "_body")  # (aiohttp's client: _body once read)
+
+
 def _strings(obj: Any, depth: int = 0, seen: set[int] | None = None, numbers: bool = False) -> Iterator[str]:
-    """Every string in a result: walks mappings, sequences, sets, dataclasses; repr()
-    for anything else (so a canary inside an object's fields is still found). Numbers
-    only under a key that names a tenant (``numbers``), as the runtime's redaction does:
-    a page number 1 is not tenant "1"."""
+    """Every string in a result: walks mappings, sequences, sets, dataclasses and any
+    other object's fields (its ``__dict__`` and ``__slots__``), reads the body of an HTTP
+    response (an object with an integer ``status_code`` or ``status``: its ``content``,
+    ``body``, ``data`` or ``text`` when already read, its headers and URL), and yields
+    repr() of objects too (so a canary only the repr shows is still found). Bounded:
+    20 levels deep, 10,000 objects; modules, classes and functions are not looked into,
+    and an iterator or generator is never consumed. Numbers only under a key that
+    names a tenant (``numbers``), as the runtime's redaction does: a page number 1 is
+    not tenant "1"."""
     if seen is None:
         seen = set()
     if isinstance(obj, str):
         yield obj
         return
-    if isinstance(obj, (bytes, bytearray)):
+    if isinstance(obj, (bytes, bytearray, memoryview)):
         yield bytes(obj).decode("utf-8", "replace")
         return
     if obj is None or isinstance(obj, (bool, int, float)):
         if numbers and not isinstance(obj, bool) and obj is not None:
             yield str(obj)
         return
-    if depth > 20 or id(obj) in seen:
+    if depth > _DEPTH_MAX or id(obj) in seen or len(seen) >= _OBJECTS_MAX:
         return
     seen.add(id(obj))
     if isinstance(obj, Mapping):
-        for k, v in obj.items():
+        for k, v in list(obj.items()):
             yield from _strings(k, depth + 1, seen)
             yield from _strings(v, depth + 1, seen, _is_tenant_key(k))
     elif isinstance(obj, (list, tuple, set, frozenset)):
-        for v in obj:
+        for v in list(obj):
             yield from _strings(v, depth + 1, seen, numbers)
     elif is_dataclass(obj) and not isinstance(obj, type):
         for f in fields(obj):
             yield from _strings(getattr(obj, f.name, None), depth + 1, seen, _is_tenant_key(f.name))
+    elif isinstance(obj, _NOT_LOOKED_INTO):
+        return
     else:
         try:
             yield repr(obj)
         except Exception:  # noqa: BLE001
+            pass
+        if _is_response(obj):  # its body, headers and URL; not its connection and client
+            for name in (*_BODY_ATTRIBUTES, "headers", "url"):
+                value = _attribute(obj, name)
+                if name == "url" and value is not None:
+                    value = str(value)
+                if isinstance(value, (str, bytes, bytearray, Mapping)):
+                    yield from _strings(value, depth + 1, seen)
             return
+        for name, value in _fields(obj):
+            yield from _strings(name, depth + 1, seen)
+            yield from _strings(value, depth + 1, seen, _is_tenant_key(name))
+
+
+def _attribute(obj: Any, name: str) -> Any:
+    try:
+        return getattr(obj, name, None)
+    except Exception:  # noqa: BLE001 - an unread streamed body (httpx's ResponseNotRead), ...
+        return None
+
+
+def _is_response(obj: Any) -> bool:
+    """An HTTP response, as clients and test clients make them: an integer status among
+    its own fields (``status_code``, aiohttp's ``status``, Werkzeug's ``_status_code``),
+    looked up without running properties (an ORM object's ``status`` may be a query)."""
+    try:
+        own = object.__getattribute__(obj, "__dict__")
+    except Exception:  # noqa: BLE001
+        return False
+    for name in ("status_code", "status", "_status_code"):
+        status = own.get(name) if isinstance(own, dict) else None
+        if isinstance(status, int) and not isinstance(status, bool):
+            return True
+    return False
+
+
+def _fields(obj: Any) -> list[tuple[str, Any]]:
+    """An object's own fields: its instance ``__dict__`` and the ``__slots__`` of its
+    classes (read from the instance, so no property or descriptor runs)."""
+    out: list[tuple[str, Any]] = []
+    try:
+        own = object.__getattribute__(obj, "__dict__")
+    except Exception:  # noqa: BLE001 - no instance dict
+        own = None
+    if isinstance(own, dict):
+        out.extend((k, v) for k, v in list(own.items()) if isinstance(k, str))
+    for cls in type(obj).__mro__:
+        slots = cls.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if not isinstance(name, str) or name in ("__dict__", "__weakref__"):
+                continue
+            try:
+                out.append((name, object.__getattribute__(obj, _mangled(cls, name))))
+            except Exception:  # noqa: BLE001 - a slot never set
+                continue
+    return out
+
+
+def _mangled(cls: type, name: str) -> str:
+    """A slot's attribute name: ``__x`` of class ``C`` is stored as ``_C__x``."""
+    if name.startswith("__") and not name.endswith("__"):
+        return f"_{cls.__name__.lstrip('_')}{name}"
+    return name
 
 
 def _attribute_texts(where: str, attrs: Any) -> Iterator[tuple[str, str]]:
@@ -960,3 +1038,20 @@ def _mask_all(text: str, markers: Mapping[str, "_Markers"]) -> str:
 def _dedupe(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
+
+#: what a result is never looked into (only its repr): code, and flowmap's own test
+#: doubles (the capture holds every span of both tenants)
+_NOT_LOOKED_INTO = (
+    types.ModuleType,
+    type,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    types.GeneratorType,
+    types.CoroutineType,
+    types.AsyncGeneratorType,
+    logging.Logger,
+    threading.Thread,
+    SpanCapture,
+    TwoTenantHarness,
+)

@@ -823,3 +823,56 @@ def test_default_tenant_ids_are_never_found_in_ordinary_words(app: pytest.Pytest
         """
     )
     app.runpytest().assert_outcomes(passed=1)
+
+
+def test_a_canary_in_a_response_body_or_an_objects_fields_is_found(app: pytest.Pytester) -> None:
+    """Flows return responses and objects, not only dicts: the canary of the other tenant
+    in an httpx.Response body, or in a plain object's fields or slots, is a leak."""
+    app.makepyfile(
+        test_results="""
+        import httpx
+        import pytest
+        import app
+
+        class Answer:
+            def __init__(self, text):
+                self.text = text
+                self.parent = self        # a cycle is no trouble
+
+            def __repr__(self):
+                return "Answer(...)"      # the repr shows nothing of the data
+
+        class Slotted:
+            __slots__ = ("_Slotted__text",)
+
+            def __init__(self, text):
+                self.__text = text
+
+        @pytest.fixture(autouse=True)
+        def fresh():
+            app.CACHE.clear()
+            app.STORE.clear()
+
+        def run(harness, make):
+            harness.run(lambda run: make(app.profile_shared_key()), seed=app.seed)
+
+        def test_response_body(flowmap_two_tenants):
+            run(flowmap_two_tenants, lambda p: httpx.Response(200, json={"profile": p}))
+
+        def test_object_fields(flowmap_two_tenants):
+            run(flowmap_two_tenants, lambda p: {"answers": [Answer(p)]})
+
+        def test_object_slots(flowmap_two_tenants):
+            run(flowmap_two_tenants, Slotted)
+
+        def test_own_data_only(flowmap_two_tenants):
+            flowmap_two_tenants.run(
+                lambda run: (httpx.Response(200, json={"p": app.profile_tenant_key()}),
+                             Answer(app.profile_tenant_key()), Slotted(app.profile_tenant_key())),
+                seed=app.seed)
+        """
+    )
+    result = app.runpytest()
+    result.assert_outcomes(failed=3, passed=1)
+    for name in ("test_response_body", "test_object_fields", "test_object_slots"):
+        result.stdout.fnmatch_lines([f"*_ {name} _*", "*the result of round ? holds tenant ?'s canary*"])
