@@ -876,3 +876,38 @@ def test_a_canary_in_a_response_body_or_an_objects_fields_is_found(app: pytest.P
     result.assert_outcomes(failed=3, passed=1)
     for name in ("test_response_body", "test_object_fields", "test_object_slots"):
         result.stdout.fnmatch_lines([f"*_ {name} _*", "*the result of round ? holds tenant ?'s canary*"])
+
+
+def test_tenant_ids_that_are_flowmaps_own_words_pass_a_correct_flow(app: pytest.Pytester) -> None:
+    """Tenants named like flowmap's own words (a boundary kind, a tag source, a word of
+    an attribute name, of a canary or of the harness's root span) are found only where
+    the app put them."""
+    app.makepyfile(
+        test_words="""
+        import pytest
+        import flowmap
+
+        def flow(run):
+            with flowmap.boundary("tool", "lookup"):
+                pass
+            return "ok"
+
+        WORDS = [("stream", "tool"), ("server", "context"), ("tenant", "flowmap"),
+                 ("canary", "boundary"), ("run", "two"), ("A", "B")]
+
+        @pytest.mark.parametrize("tenants", WORDS)
+        @pytest.mark.parametrize("fail_on", [None, "high"])
+        def test_correct_flow(flowmap_two_tenants, tenants, fail_on):
+            flowmap_two_tenants.run(flow, tenants=tenants, fail_on=fail_on)
+
+        def test_a_real_leak_is_still_found(flowmap_two_tenants):
+            seen = []
+            def leaky(run):
+                seen.append(flowmap.current().tenant_id)
+                return list(seen)
+            flowmap_two_tenants.run(leaky, tenants=("stream", "tool"), rounds=1)
+        """
+    )
+    result = app.runpytest()
+    result.assert_outcomes(passed=12, failed=1)
+    result.stdout.fnmatch_lines(["*test_a_real_leak_is_still_found*", "*holds tenant ?'s tenant id*"])
