@@ -728,15 +728,26 @@ def _attribute_texts(where: str, attrs: Any) -> Iterator[tuple[str, str, bool]]:
 def _span_texts(span: ReadableSpan) -> Iterator[tuple[str, str, bool]]:
     """(where, text, tag only) for every string a span carries: name, attributes, events,
     links' attributes, status."""
-    yield "name", span.name, False
+    yield "name", _text(span.name), False
     yield from _attribute_texts("attribute", span.attributes)
     for ev in span.events or ():
-        yield f"event {ev.name!r}", ev.name, False
-        yield from _attribute_texts(f"event {ev.name!r} attribute", ev.attributes)
+        name = _text(ev.name)  # the SDK takes any object as a name (add_event(500))
+        yield f"event {name!r}", name, False
+        yield from _attribute_texts(f"event {name!r} attribute", ev.attributes)
     for link in span.links or ():
         yield from _attribute_texts("link attribute", link.attributes)
     if span.status is not None and span.status.description:
-        yield "status", span.status.description, False
+        yield "status", _text(span.status.description), False
+
+
+def _text(value: Any) -> str:
+    """A name the app gave as it was given: text, or any object's str() (as exported)."""
+    if isinstance(value, str):
+        return value
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001
+        return ""
 
 
 class TwoTenantHarness:
@@ -974,7 +985,7 @@ class TwoTenantHarness:
             if ctx is not None and ctx.trace_id in self._trace_owner:
                 owners.add(self._trace_owner[ctx.trace_id])
             for owner in sorted(owners):
-                check(owner, _span_texts(span), f"span {_short(span.name, markers)!r}")
+                check(owner, _span_texts(span), f"span {_short(_text(span.name), markers)!r}")
 
         for tag, record, text in logs.records:
             owner = by_tag.get(tag) if tag is not None else None

@@ -911,3 +911,32 @@ def test_tenant_ids_that_are_flowmaps_own_words_pass_a_correct_flow(app: pytest.
     result = app.runpytest()
     result.assert_outcomes(passed=12, failed=1)
     result.stdout.fnmatch_lines(["*test_a_real_leak_is_still_found*", "*holds tenant ?'s tenant id*"])
+
+
+def test_spans_and_events_named_by_a_number_are_checked_not_a_crash(app: pytest.Pytester) -> None:
+    """The SDK takes any object as a span or event name (add_event(500))."""
+    app.makepyfile(
+        test_names="""
+        from flowmap.runtime import get_tracer
+
+        def flow(run):
+            with get_tracer().start_as_current_span(404) as span:
+                span.add_event(500, {"k": "v"})
+            return "ok"
+
+        def test_numbers_as_names(flowmap_two_tenants):
+            flowmap_two_tenants.run(flow)
+
+        def test_a_leak_beside_them_is_still_found(flowmap_two_tenants):
+            last = {}
+            def leaky(run):
+                with get_tracer().start_as_current_span(404) as span:
+                    span.add_event(500, {"previous": last.get("c", "")})
+                last["c"] = run.canary
+            flowmap_two_tenants.run(leaky)
+        """
+    )
+    result = app.runpytest()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*span '404' event '500' attribute 'previous' holds tenant ?'s canary*"])
+    assert "TypeError" not in result.stdout.str()
