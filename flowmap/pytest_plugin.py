@@ -189,7 +189,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
             __tracebackhide__ = True
             raise TenantLeakError(
                 f"--flowmap-strict: this test's spans hold findings at or above {threshold}\n"
-                + leak_message(analysis, threshold)
+                + capture.masked(leak_message(analysis, threshold))
             ).with_traceback(None)
     return result
 

@@ -940,3 +940,36 @@ def test_spans_and_events_named_by_a_number_are_checked_not_a_crash(app: pytest.
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*span '404' event '500' attribute 'previous' holds tenant ?'s canary*"])
     assert "TypeError" not in result.stdout.str()
+
+
+def test_the_flowmap_report_section_of_a_failing_harness_test_masks_both_tenants(app: pytest.Pytester) -> None:
+    """A flow that fails for another reason gets the "flowmap" report section: a span
+    name holding the other tenant's id is masked there too."""
+    app.makepyfile(
+        test_section="""
+        import flowmap
+        from opentelemetry import trace
+        import app
+
+        LAST = {}
+
+        def flow(run):
+            prev = LAST.get("t")
+            LAST["t"] = flowmap.current().tenant_id
+            with flowmap.boundary("tool", f"lookup {prev}" if prev else "lookup"):
+                # the tenant's own id in an attribute: redacted by the runtime, a finding
+                trace.get_current_span().set_attribute("app.note", "for " + flowmap.current().tenant_id)
+            if prev:
+                raise RuntimeError("the flow broke")
+            return "ok"
+
+        def test_flow_raises(flowmap_two_tenants):
+            LAST.clear()
+            flowmap_two_tenants.run(flow, tenants=(app.ACME, app.GLOBEX), rounds=1)
+        """
+    )
+    result = app.runpytest("--junitxml=junit.xml")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*RuntimeError: the flow broke*", "*Captured flowmap call*", "*lookup <tenant ? id>*"])
+    junit = (app.path / "junit.xml").read_text()
+    _no_raw_ids(result.stdout.str() + junit, "acme-corp-7731", "globex-4411")
