@@ -973,3 +973,57 @@ def test_the_flowmap_report_section_of_a_failing_harness_test_masks_both_tenants
     result.stdout.fnmatch_lines(["*RuntimeError: the flow broke*", "*Captured flowmap call*", "*lookup <tenant ? id>*"])
     junit = (app.path / "junit.xml").read_text()
     _no_raw_ids(result.stdout.str() + junit, "acme-corp-7731", "globex-4411")
+
+
+def test_a_mistake_in_the_flowmap_marker_is_one_line_before_the_test_runs(app: pytest.Pytester) -> None:
+    app.makepyfile(
+        test_marker="""
+        import pytest
+
+        RAN = []
+
+        @pytest.mark.flowmap(failon="low")
+        def test_typo_in_a_name(flowmap_spans):
+            RAN.append(1)
+
+        @pytest.mark.flowmap("low")
+        def test_positional():
+            RAN.append(1)
+
+        @pytest.mark.flowmap(fail_on="hgh")
+        def test_bad_severity_without_strict(flowmap_spans):
+            RAN.append(1)
+
+        @pytest.mark.flowmap(boundary_mode="recrod")
+        def test_bad_mode(flowmap_spans):
+            RAN.append(1)
+
+        @pytest.mark.flowmap(strict="no")
+        def test_strict_not_a_bool():
+            RAN.append(1)
+
+        @pytest.mark.flowmap(fail_on="medium", strict=False, boundary_mode="record")
+        def test_fine(flowmap_spans):
+            pass
+
+        def test_none_of_them_ran():
+            assert RAN == []
+        """
+    )
+    result = app.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=5)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of test_typo_in_a_name*",
+            "@pytest.mark.flowmap: unknown argument failon= (did you mean fail_on=? it takes fail_on=, strict=, boundary_mode=)",
+            "*ERROR at setup of test_positional*",
+            "@pytest.mark.flowmap takes keyword arguments only*",
+            "*ERROR at setup of test_bad_severity_without_strict*",
+            "@pytest.mark.flowmap(fail_on=...): unknown severity 'hgh'*",
+            "*ERROR at setup of test_bad_mode*",
+            "@pytest.mark.flowmap(boundary_mode=...): boundary mode must be one of*",
+            "*ERROR at setup of test_strict_not_a_bool*",
+            "@pytest.mark.flowmap(strict=...) takes True or False",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str() and "pytest_plugin.py" not in result.stdout.str()
