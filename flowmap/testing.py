@@ -571,6 +571,30 @@ class TwoTenantResult:
     analysis: Analysis | None = None
 
 
+class _AsBefore(logging.Filter):
+    """Passes the records a handler would have got with the root logger at ``level``:
+    a record of a logger whose level comes from the root (no level of its own, nor of
+    a parent) only at or above ``level``; any other as it is."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= self.level:
+            return True
+        if record.name == "root":
+            return False
+        lg: Any = logging.Logger.manager.loggerDict.get(record.name)
+        if not isinstance(lg, logging.Logger):
+            return True  # a logger made apart from logging's manager: not the root's child
+        while lg.parent is not None:  # up to the root
+            if lg.level:
+                return True  # a level of its own or a parent's: not changed by the harness
+            lg = lg.parent
+        return False
+
+
 #: the attributes every LogRecord has; any other was passed in ``extra=``
 _RECORD_FIELDS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
 
@@ -923,21 +947,36 @@ class TwoTenantHarness:
         return results
 
     class _Collecting:
+        """Every log record of the runs reaches the collector (the root logger is set to
+        DEBUG, like caplog), while every handler already there — pytest's captured log,
+        the app's own — gets only the records it would have got without the harness (a
+        failing test's "Captured log call" was dozens of httpcore DEBUG lines)."""
+
         def __init__(self) -> None:
             self.handler = _LogCollector()
             self.level = logging.NOTSET
+            self.filtered: list[logging.Handler] = []
 
         def __enter__(self) -> _LogCollector:
             root = logging.getLogger()
             self.level = root.level
+            loggers = [root, *(
+                lg for lg in list(logging.Logger.manager.loggerDict.values()) if isinstance(lg, logging.Logger)
+            )]
+            as_before = _AsBefore(self.level)
+            seen: set[int] = set()
+            for lg in loggers:
+                for h in list(lg.handlers):
+                    if id(h) not in seen:
+                        seen.add(id(h))
+                        h.addFilter(as_before)
+                        self.filtered.append(h)
+            self.as_before = as_before
             root.addHandler(self.handler)
             root.setLevel(logging.DEBUG)  # like caplog: every record is evidence
             # loggers that do not pass their records up to the root are listened to
             # where they are (an app's own logger with its own handler)
-            self.apart = [
-                lg for lg in list(logging.Logger.manager.loggerDict.values())
-                if isinstance(lg, logging.Logger) and not lg.propagate
-            ]
+            self.apart = [lg for lg in loggers if lg is not root and not lg.propagate]
             for lg in self.apart:
                 lg.addHandler(self.handler)
             return self.handler
@@ -948,6 +987,8 @@ class TwoTenantHarness:
             root.setLevel(self.level)
             for lg in self.apart:
                 lg.removeHandler(self.handler)
+            for h in self.filtered:
+                h.removeFilter(self.as_before)
 
     def _collecting(self) -> "TwoTenantHarness._Collecting":
         return self._Collecting()

@@ -1027,3 +1027,46 @@ def test_a_mistake_in_the_flowmap_marker_is_one_line_before_the_test_runs(app: p
         ]
     )
     assert "Traceback" not in result.stdout.str() and "pytest_plugin.py" not in result.stdout.str()
+
+
+def test_the_harness_reads_debug_records_without_showing_them_in_the_failure(app: pytest.Pytester) -> None:
+    """A failing two-tenant test's captured log and stderr hold what they would without
+    the harness, not every DEBUG line of every library; the harness still reads them."""
+    app.makepyfile(
+        test_noise="""
+        import logging
+        import sys
+        import app
+
+        noisy = logging.getLogger("noisy.lib")          # level from the root (WARNING)
+        own = logging.getLogger("app.own")              # its own handler, apart
+        own.propagate = False
+        own.addHandler(logging.StreamHandler(sys.stderr))
+        verbose = logging.getLogger("verbose")          # a level of its own
+        verbose.setLevel(logging.DEBUG)
+
+        def flow(run):
+            noisy.debug("connection opened")
+            own.debug("own debug line")
+            own.warning("own warning line")
+            verbose.debug("verbose debug line")
+            logging.getLogger("app").warning("a warning, shown as always")
+            noisy.debug("profile %s", app.profile_shared_key())   # the leak, at DEBUG
+            return "ok"
+
+        def test_leak_among_noise(flowmap_two_tenants):
+            app.CACHE.clear()
+            flowmap_two_tenants.run(flow, seed=app.seed)
+
+        def test_logging_is_left_as_it_was():
+            assert logging.getLogger().level == logging.WARNING
+            assert own.handlers[0].filters == []
+        """
+    )
+    result = app.runpytest("-p", "no:randomly")
+    result.assert_outcomes(failed=1, passed=1)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(["*a log record of logger 'noisy.lib' holds tenant ?'s canary*"])
+    assert "a warning, shown as always" in out and "own warning line" in out
+    assert "verbose debug line" in out  # its own level let it through before too
+    assert "connection opened" not in out and "own debug line" not in out
