@@ -850,7 +850,9 @@ class TwoTenantHarness:
         rounds: int = 2,
         fail_on: Severity | str | None = Severity.HIGH,
     ) -> TwoTenantResult:
-        """:meth:`run` for async tests: both tenants as tasks of the running loop."""
+        """:meth:`run` for async tests: both tenants as tasks of the running loop
+        (asyncio's, or trio's through anyio's task group, as with anyio's pytest plugin
+        and ``anyio_backend = "trio"``)."""
         __tracebackhide__ = True  # a failure shows its message, never the data judged
         if fail_on is not None:
             parse_severity(fail_on)  # a typo fails before any flow runs
@@ -861,7 +863,7 @@ class TwoTenantHarness:
                     await self._acall_bound(seed, runs[label][0])
             results: dict[str, list[Any]] = {"A": [], "B": []}
             for r in range(rounds):
-                a, b = await asyncio.gather(
+                a, b = await _concurrently(
                     self._acall_bound(flow, runs["A"][r]), self._acall_bound(flow, runs["B"][r])
                 )
                 results["A"].append(a)
@@ -1077,6 +1079,39 @@ def _root_name(label: str, tenants: Sequence[str]) -> str:
         if scrub_text(name, ids)[1] == 0 and name.strip() not in ids:
             return name
     return ""
+
+
+async def _concurrently(first: Any, second: Any) -> list[Any]:
+    """Two awaitables at once on the running event loop, their results in order; the
+    first failure is raised as itself (as ``asyncio.gather`` does). On asyncio's loop
+    with ``asyncio.gather``; on any other (trio) with an anyio task group."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        return list(await asyncio.gather(first, second))
+    try:
+        import anyio
+    except ImportError:
+        for aw in (first, second):
+            getattr(aw, "close", lambda: None)()  # (never awaited: no warning about it)
+        raise ConfigError("arun() outside asyncio (trio) needs anyio installed") from None
+    results: list[Any] = [None, None]
+
+    async def one(i: int, aw: Any) -> None:
+        results[i] = await aw
+
+    failure: BaseException | None = None
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(one, 0, first)
+            tg.start_soon(one, 1, second)
+    except BaseExceptionGroup as group:
+        failure = group.exceptions[0]
+    if failure is not None:
+        raise failure
+    return results
 
 
 async def _awaited(aw: Any) -> Any:

@@ -1070,3 +1070,46 @@ def test_the_harness_reads_debug_records_without_showing_them_in_the_failure(app
     assert "a warning, shown as always" in out and "own warning line" in out
     assert "verbose debug line" in out  # its own level let it through before too
     assert "connection opened" not in out and "own debug line" not in out
+
+
+def test_arun_under_trio_through_anyio(app: pytest.Pytester) -> None:
+    """An async test on trio (anyio's pytest plugin, anyio_backend = "trio") runs both
+    tenants as tasks of trio's loop, and a shared-cache leak still fails it."""
+    pytest.importorskip("trio")
+    pytest.importorskip("anyio")
+    app.makepyfile(
+        test_trio="""
+        import anyio
+        import pytest
+        import flowmap
+        import app
+
+        @pytest.fixture
+        def anyio_backend():
+            return "trio"
+
+        @flowmap.boundary("cache", "profile.get")
+        async def profile():
+            await anyio.sleep(0.01)
+            return app.profile_shared_key()
+
+        @pytest.fixture(autouse=True)
+        def fresh():
+            app.CACHE.clear()
+
+        @pytest.mark.anyio
+        async def test_leak(flowmap_two_tenants):
+            await flowmap_two_tenants.arun(lambda run: profile(), seed=app.seed)
+
+        @pytest.mark.anyio
+        async def test_clean(flowmap_two_tenants):
+            async def flow(run):
+                await anyio.sleep(0.01)
+                return app.STORE[flowmap.current().tenant_id]
+            out = await flowmap_two_tenants.arun(flow, seed=app.seed)
+            assert out.results["A"] == [out.runs["A"][0].canary] * 2
+        """
+    )
+    result = app.runpytest()
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["*_ test_leak _*", "*holds tenant ?'s canary*"])
