@@ -22,10 +22,10 @@ it during a capture are captured too (``include_global``): a router processor, a
 that provider once, hands them to the capture they started under, tagged under the
 capture's key; the capture's copies of spans the app's own flowmap set-up tagged under
 its key are re-tagged under the capture's (the analyzer never compares tags of two
-keys). So are the spans of a runtime the
-application installs *during* the capture (its own ``flowmap.configure()`` in an app
-factory or a fixture): flowmap's boundaries write there from then on, and that runtime
-stays installed after the capture, as it would without one.
+keys). So are the spans of a runtime the application installs *during* the capture (its
+own ``flowmap.configure()`` in an app factory or a fixture): flowmap's boundaries write
+there from then on, and that runtime stays installed after the capture, as it would
+without one.
 
 Nothing here patches the code under test (threads, executors, queues): a context the
 code drops shows up as a finding instead of being silently repaired.
@@ -316,7 +316,8 @@ class _GlobalRouter(SpanProcessor):
     does nothing while no capture is active. A span goes to the capture it *started*
     under, so a span left running by one test never lands in the next; it is tagged by
     that capture's processor (its key) unless a processor of the app's tagged it first
-    (the capture's copy is then re-tagged under the capture's key), and scrubbed and judged for alerts like the capture's own spans.
+    (the capture's copy is then re-tagged under the capture's key), and scrubbed and
+    judged for alerts like the capture's own spans.
     """
 
     _instance: "_GlobalRouter | None" = None
@@ -676,7 +677,10 @@ def _strings(obj: Any, depth: int = 0, seen: set[int] | None = None, numbers: bo
         except Exception:  # noqa: BLE001
             pass
         if _is_response(obj):  # its body, headers and URL; not its connection and client
+            unread = _own_field(obj, "_content") is False  # requests': .content would read it
             for name in (*_BODY_ATTRIBUTES, "headers", "url"):
+                if unread and name in ("content", "text"):
+                    continue
                 value = _attribute(obj, name)
                 if name == "url" and value is not None:
                     value = str(value)
@@ -695,16 +699,21 @@ def _attribute(obj: Any, name: str) -> Any:
         return None
 
 
+def _own_field(obj: Any, name: str) -> Any:
+    """``obj.__dict__[name]`` (None when absent), without running any descriptor."""
+    try:
+        own = object.__getattribute__(obj, "__dict__")
+    except Exception:  # noqa: BLE001
+        return None
+    return own.get(name) if isinstance(own, dict) else None
+
+
 def _is_response(obj: Any) -> bool:
     """An HTTP response, as clients and test clients make them: an integer status among
     its own fields (``status_code``, aiohttp's ``status``, Werkzeug's ``_status_code``),
     looked up without running properties (an ORM object's ``status`` may be a query)."""
-    try:
-        own = object.__getattribute__(obj, "__dict__")
-    except Exception:  # noqa: BLE001
-        return False
     for name in ("status_code", "status", "_status_code"):
-        status = own.get(name) if isinstance(own, dict) else None
+        status = _own_field(obj, name)
         if isinstance(status, int) and not isinstance(status, bool):
             return True
     return False

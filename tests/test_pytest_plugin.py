@@ -1113,3 +1113,39 @@ def test_arun_under_trio_through_anyio(app: pytest.Pytester) -> None:
     result = app.runpytest()
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines(["*_ test_leak _*", "*holds tenant ?'s canary*"])
+
+
+def test_a_streamed_response_the_flow_left_unread_is_not_read_by_the_harness(app: pytest.Pytester) -> None:
+    """requests with stream=True: reading .content would read the stream (an endless
+    one, server-sent events, would hang the test)."""
+    pytest.importorskip("requests")
+    app.makepyfile(
+        test_stream="""
+        import io
+        import requests
+        import urllib3
+        from requests.adapters import HTTPAdapter
+
+        READS = []
+
+        class Endless(io.RawIOBase):   # (ends after 100 reads, so a bug fails, not hangs)
+            def readable(self):
+                return True
+            def readinto(self, buffer):
+                READS.append(len(buffer))
+                if len(READS) > 100:
+                    return 0
+                buffer[:5] = b"data:"
+                return 5
+
+        def streamed(run):
+            raw = urllib3.HTTPResponse(body=Endless(), status=200, preload_content=False)
+            request = requests.Request("GET", "http://events.svc/stream").prepare()
+            return HTTPAdapter().build_response(request, raw)
+
+        def test_stream_left_alone(flowmap_two_tenants):
+            flowmap_two_tenants.run(streamed, rounds=1)
+            assert READS == []
+        """
+    )
+    app.runpytest().assert_outcomes(passed=1)
