@@ -24,6 +24,7 @@ code under test, so a context that code drops is reported, not silently repaired
 
 from __future__ import annotations
 
+import difflib
 import warnings
 from collections.abc import Generator
 from typing import Any
@@ -33,6 +34,7 @@ import pytest
 from .config import load_config
 from .errors import FlowmapError
 from .model import Severity
+from .runtime import validate_boundary_mode
 from .settings import AnalysisSettings
 from .testing import SpanCapture, TenantLeakError, TwoTenantHarness, leak_message, parse_severity
 
@@ -92,6 +94,43 @@ def _config_strict(config: pytest.Config) -> bool:
 def _config_fail_on(config: pytest.Config) -> Severity:
     opt = config.getoption("flowmap_fail_on")
     return parse_severity(opt if opt is not None else config.getini("flowmap_fail_on"))
+
+
+def _marker_problem(item: pytest.Item) -> str | None:
+    """What is wrong with the test's ``@pytest.mark.flowmap``, in one line, or None."""
+    m = item.get_closest_marker("flowmap")
+    if m is None:
+        return None
+    takes = "it takes fail_on=, strict=, boundary_mode="
+    if m.args:
+        return f"@pytest.mark.flowmap takes keyword arguments only, not {len(m.args)} positional ({takes})"
+    for name in sorted(set(m.kwargs) - _MARKER_KWARGS):
+        close = difflib.get_close_matches(name, sorted(_MARKER_KWARGS), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}=? " if close else ""
+        return f"@pytest.mark.flowmap: unknown argument {name}= ({hint}{takes})"
+    fail_on, strict, mode = (m.kwargs.get(k) for k in ("fail_on", "strict", "boundary_mode"))
+    try:
+        if fail_on is not None:
+            parse_severity(fail_on)
+    except FlowmapError as err:
+        return f"@pytest.mark.flowmap(fail_on=...): {err}"
+    if strict is not None and not isinstance(strict, bool):
+        return "@pytest.mark.flowmap(strict=...) takes True or False"
+    try:
+        if mode is not None:
+            validate_boundary_mode(mode)
+    except FlowmapError as err:
+        return f"@pytest.mark.flowmap(boundary_mode=...): {err}"
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A mistake in the test's flowmap marker fails it at setup, in one line, before any
+    fixture or the test body runs (also without --flowmap-strict)."""
+    problem = _marker_problem(item)
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
 
 
 def _marker(item: pytest.Item) -> dict[str, Any]:
@@ -189,7 +228,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
             __tracebackhide__ = True
             raise TenantLeakError(
                 f"--flowmap-strict: this test's spans hold findings at or above {threshold}\n"
-                + leak_message(analysis, threshold)
+                + capture.masked(leak_message(analysis, threshold))
             ).with_traceback(None)
     return result
 

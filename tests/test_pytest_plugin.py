@@ -7,6 +7,7 @@ so none of these inner runs passes ``-p``.
 from __future__ import annotations
 
 import re
+import sys
 
 import pytest
 
@@ -607,3 +608,544 @@ def test_logs_of_a_logger_that_does_not_propagate_and_extra_fields_are_checked(a
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*a log record of logger 'app.audit' holds tenant ?'s canary*"])
     result.stdout.fnmatch_lines(["*a log record of logger 'app.plain' holds tenant ?'s canary*"])
+
+
+# -- the app's own flowmap set-up during a test --------------------------------------------
+
+
+APP_FACTORY = '''
+import concurrent.futures
+import logging
+
+import flowmap
+
+POOL = concurrent.futures.ThreadPoolExecutor(1)
+CACHE = {}
+STORE = {}
+RT = []
+
+
+def create_app():
+    """The app's factory: sets tracing up as in production (a global provider)."""
+    rt = flowmap.configure(service_name="agent-api", tenant_key="k" * 32, exporters=None,
+                           instrument_httpx=False)
+    RT.append(rt)
+    return rt
+
+
+@flowmap.boundary("tool", "search", mode="record")
+def search():
+    return []
+
+
+def handle_leaky():
+    with flowmap.boundary("agent", "agent.run"):
+        return POOL.submit(search).result()  # BUG: the pool drops the context
+
+
+def profile():
+    if "p" not in CACHE:                      # BUG: the key has no tenant in it
+        CACHE["p"] = STORE[flowmap.current().tenant_id]
+    logging.getLogger("agentapp").warning("served %s", CACHE["p"])
+'''
+
+
+def test_an_app_that_configures_flowmap_during_the_test_is_still_captured(app: pytest.Pytester) -> None:
+    """configure() in an app fixture that runs after the capture started (always so under
+    --flowmap-strict) installs the app's own runtime: its spans are captured and judged,
+    and the app's set-up stays in force after the test."""
+    app.makepyfile(agentapp=APP_FACTORY)
+    app.makepyfile(
+        test_factory="""
+        import pytest
+        import flowmap
+        import agentapp
+        from app import ACME
+
+        @pytest.fixture
+        def started():
+            return agentapp.create_app()
+
+        def test_capture_then_app(flowmap_spans, started):
+            with flowmap.bind(flowmap.RequestContext(ACME)):
+                agentapp.handle_leaky()
+            assert sorted(s.name for s in flowmap_spans) == ["agent.run", "search"]
+            flowmap_spans.assert_no_leaks(fail_on="medium")
+
+        def test_the_apps_runtime_stays_after_the_capture():
+            assert flowmap.runtime.current_runtime() is agentapp.RT[-1]
+
+        def test_two_tenants_then_app(flowmap_two_tenants, started):
+            flowmap_two_tenants.run(lambda run: agentapp.handle_leaky())
+
+        def test_two_tenants_log_under_the_apps_key(flowmap_two_tenants, started):
+            def seed(run):
+                agentapp.STORE[flowmap.current().tenant_id] = run.canary
+            agentapp.CACHE.clear()
+            flowmap_two_tenants.run(lambda run: agentapp.profile(), seed=seed, fail_on=None)
+        """,
+        test_strict_app="""
+        import pytest
+        import flowmap
+        import agentapp
+        from app import ACME
+
+        @pytest.fixture
+        def started():
+            rt = agentapp.create_app()
+            yield rt
+            rt.shutdown()
+
+        def test_leaky_under_strict(started):
+            with flowmap.bind(flowmap.RequestContext(ACME)):
+                agentapp.handle_leaky()
+        """,
+    )
+    result = app.runpytest_subprocess("-p", "no:randomly", "test_factory.py")
+    result.assert_outcomes(failed=3, passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_capture_then_app _*",
+            "*agent.run → ✗ orphan-root → search*",
+            "*_ test_two_tenants_then_app _*",
+            "*(orphan-root)*",
+            "*_ test_two_tenants_log_under_the_apps_key _*",
+            "*a log record of logger 'agentapp' holds tenant ?'s canary*",
+        ]
+    )
+    result = app.runpytest_subprocess("--flowmap-strict", "test_strict_app.py")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*--flowmap-strict: this test's spans hold findings*", "*orphan-root*search*"])
+    _no_raw_ids(result.stdout.str(), "acme-corp-7731")
+
+
+def test_under_flowmap_run_the_first_capturing_test_gets_the_global_apis_spans(app: pytest.Pytester) -> None:
+    """``flowmap run -- pytest`` installs its provider at the program's first span: when
+    that span starts inside a capture, the capture follows the new runtime."""
+    app.makepyfile(
+        test_mix="""
+        import flowmap
+        from opentelemetry import trace
+        from app import ACME
+
+        lib = trace.get_tracer("lib")  # the global API, as instrumentations use it
+
+        def work(name):
+            with flowmap.boundary("tool", name):
+                with lib.start_as_current_span(name + ".inner"):
+                    pass
+
+        def test_first_capture(flowmap_spans):
+            with flowmap.bind(flowmap.RequestContext(ACME)):
+                work("first")
+            assert sorted(s.name for s in flowmap_spans) == ["first", "first.inner"]
+            flowmap_spans.assert_no_leaks(fail_on="info")
+
+        def test_later_capture(flowmap_spans):
+            with flowmap.bind(flowmap.RequestContext(ACME)):
+                work("later")
+            assert sorted(s.name for s in flowmap_spans) == ["later", "later.inner"]
+        """
+    )
+    out = app.path / "traces.jsonl"
+    result = app.run(
+        sys.executable, "-m", "flowmap", "run", "--dev", "--no-report", "--out", str(out), "--",
+        sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider", "test_mix.py",
+        timeout=120,
+    )
+    result.assert_outcomes(passed=2)
+
+
+def test_spans_tagged_by_the_apps_own_set_up_are_judged_under_the_tests_key(app: pytest.Pytester) -> None:
+    """configure() in conftest.py (or flowmap run -- pytest) tags the global API's spans
+    under the app's key: the capture's copies are re-tagged under the test's key, so a
+    tenant switched between a boundary and an instrumented client is a cross-tenant."""
+    app.makeconftest(
+        """
+        import flowmap
+
+        flowmap.configure(service_name="agent-api", tenant_key="app-key-0123456789abcdef",
+                          exporters=None, instrument_httpx=False)
+        """
+    )
+    app.makepyfile(
+        test_keys="""
+        import flowmap
+        from opentelemetry import trace
+        from app import ACME, GLOBEX
+
+        lib = trace.get_tracer("some.instrumented.lib")
+
+        def call(tenant_id):
+            with flowmap.bind(flowmap.RequestContext(ACME)):
+                with flowmap.boundary("agent", "agent.run"):
+                    # a tool that re-binds the tenant the model named, when it differs
+                    with flowmap.bind(flowmap.RequestContext(tenant_id), allow_switch=True):
+                        with lib.start_as_current_span("GET /orders", kind=trace.SpanKind.CLIENT):
+                            pass
+
+        def test_same_tenant(flowmap_spans):
+            call(ACME)
+            (client,) = flowmap_spans.by_name("GET /orders")
+            assert client.attributes["flowmap.tenant"] == flowmap_spans.tag(ACME)
+            flowmap_spans.assert_no_leaks(fail_on="info")
+
+        def test_switched_tenant(flowmap_spans):
+            call(GLOBEX)
+            flowmap_spans.assert_no_leaks(fail_on="info")
+        """
+    )
+    result = app.runpytest_subprocess()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*_ test_switched_tenant _*", "*(cross-tenant)*", "*agent.run → ✗ GET /orders*"])
+    _no_raw_ids(result.stdout.str(), "acme-corp-7731", "globex-4411")
+
+
+def test_default_tenant_ids_are_never_found_in_ordinary_words(app: pytest.Pytester) -> None:
+    """A correct app that says "tenant-api" or "tenant-aware" passes with the default ids."""
+    app.makepyfile(
+        test_words="""
+        import logging
+        import flowmap
+
+        log = logging.getLogger("app")
+
+        @flowmap.boundary("tool", "get_settings",
+                          attributes={"url.full": "http://tenant-api.internal/v1/settings"})
+        def get_settings():
+            log.warning("calling tenant-api; the cache is tenant-aware, the router tenant-based")
+            with flowmap.boundary("cache", "tenant-aware cache", scoped=True):
+                return {"theme": "dark", "note": "tenant-based routing"}
+
+        def test_settings(flowmap_two_tenants):
+            out = flowmap_two_tenants.run(lambda run: get_settings())
+            assert out.runs["A"][0].tenant_id != out.runs["B"][0].tenant_id
+        """
+    )
+    app.runpytest().assert_outcomes(passed=1)
+
+
+def test_a_canary_in_a_response_body_or_an_objects_fields_is_found(app: pytest.Pytester) -> None:
+    """Flows return responses and objects, not only dicts: the canary of the other tenant
+    in an httpx.Response body, or in a plain object's fields or slots, is a leak."""
+    app.makepyfile(
+        test_results="""
+        import httpx
+        import pytest
+        import app
+
+        class Answer:
+            def __init__(self, text):
+                self.text = text
+                self.parent = self        # a cycle is no trouble
+
+            def __repr__(self):
+                return "Answer(...)"      # the repr shows nothing of the data
+
+        class Slotted:
+            __slots__ = ("_Slotted__text",)
+
+            def __init__(self, text):
+                self.__text = text
+
+        @pytest.fixture(autouse=True)
+        def fresh():
+            app.CACHE.clear()
+            app.STORE.clear()
+
+        def run(harness, make):
+            harness.run(lambda run: make(app.profile_shared_key()), seed=app.seed)
+
+        def test_response_body(flowmap_two_tenants):
+            run(flowmap_two_tenants, lambda p: httpx.Response(200, json={"profile": p}))
+
+        def test_object_fields(flowmap_two_tenants):
+            run(flowmap_two_tenants, lambda p: {"answers": [Answer(p)]})
+
+        def test_object_slots(flowmap_two_tenants):
+            run(flowmap_two_tenants, Slotted)
+
+        def test_own_data_only(flowmap_two_tenants):
+            flowmap_two_tenants.run(
+                lambda run: (httpx.Response(200, json={"p": app.profile_tenant_key()}),
+                             Answer(app.profile_tenant_key()), Slotted(app.profile_tenant_key())),
+                seed=app.seed)
+        """
+    )
+    result = app.runpytest()
+    result.assert_outcomes(failed=3, passed=1)
+    for name in ("test_response_body", "test_object_fields", "test_object_slots"):
+        result.stdout.fnmatch_lines([f"*_ {name} _*", "*the result of round ? holds tenant ?'s canary*"])
+
+
+def test_tenant_ids_that_are_flowmaps_own_words_pass_a_correct_flow(app: pytest.Pytester) -> None:
+    """Tenants named like flowmap's own words (a boundary kind, a tag source, a word of
+    an attribute name, of a canary or of the harness's root span) are found only where
+    the app put them."""
+    app.makepyfile(
+        test_words="""
+        import pytest
+        import flowmap
+
+        def flow(run):
+            with flowmap.boundary("tool", "lookup"):
+                pass
+            return "ok"
+
+        WORDS = [("stream", "tool"), ("server", "context"), ("tenant", "flowmap"),
+                 ("canary", "boundary"), ("run", "two"), ("A", "B")]
+
+        @pytest.mark.parametrize("tenants", WORDS)
+        @pytest.mark.parametrize("fail_on", [None, "high"])
+        def test_correct_flow(flowmap_two_tenants, tenants, fail_on):
+            flowmap_two_tenants.run(flow, tenants=tenants, fail_on=fail_on)
+
+        def test_a_real_leak_is_still_found(flowmap_two_tenants):
+            seen = []
+            def leaky(run):
+                seen.append(flowmap.current().tenant_id)
+                return list(seen)
+            flowmap_two_tenants.run(leaky, tenants=("stream", "tool"), rounds=1)
+        """
+    )
+    result = app.runpytest()
+    result.assert_outcomes(passed=12, failed=1)
+    result.stdout.fnmatch_lines(["*test_a_real_leak_is_still_found*", "*holds tenant ?'s tenant id*"])
+
+
+def test_spans_and_events_named_by_a_number_are_checked_not_a_crash(app: pytest.Pytester) -> None:
+    """The SDK takes any object as a span or event name (add_event(500))."""
+    app.makepyfile(
+        test_names="""
+        from flowmap.runtime import get_tracer
+
+        def flow(run):
+            with get_tracer().start_as_current_span(404) as span:
+                span.add_event(500, {"k": "v"})
+            return "ok"
+
+        def test_numbers_as_names(flowmap_two_tenants):
+            flowmap_two_tenants.run(flow)
+
+        def test_a_leak_beside_them_is_still_found(flowmap_two_tenants):
+            last = {}
+            def leaky(run):
+                with get_tracer().start_as_current_span(404) as span:
+                    span.add_event(500, {"previous": last.get("c", "")})
+                last["c"] = run.canary
+            flowmap_two_tenants.run(leaky)
+        """
+    )
+    result = app.runpytest()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*span '404' event '500' attribute 'previous' holds tenant ?'s canary*"])
+    assert "TypeError" not in result.stdout.str()
+
+
+def test_the_flowmap_report_section_of_a_failing_harness_test_masks_both_tenants(app: pytest.Pytester) -> None:
+    """A flow that fails for another reason gets the "flowmap" report section: a span
+    name holding the other tenant's id is masked there too."""
+    app.makepyfile(
+        test_section="""
+        import flowmap
+        from opentelemetry import trace
+        import app
+
+        LAST = {}
+
+        def flow(run):
+            prev = LAST.get("t")
+            LAST["t"] = flowmap.current().tenant_id
+            with flowmap.boundary("tool", f"lookup {prev}" if prev else "lookup"):
+                # the tenant's own id in an attribute: redacted by the runtime, a finding
+                trace.get_current_span().set_attribute("app.note", "for " + flowmap.current().tenant_id)
+            if prev:
+                raise RuntimeError("the flow broke")
+            return "ok"
+
+        def test_flow_raises(flowmap_two_tenants):
+            LAST.clear()
+            flowmap_two_tenants.run(flow, tenants=(app.ACME, app.GLOBEX), rounds=1)
+        """
+    )
+    result = app.runpytest("--junitxml=junit.xml")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*RuntimeError: the flow broke*", "*Captured flowmap call*", "*lookup <tenant ? id>*"])
+    junit = (app.path / "junit.xml").read_text()
+    _no_raw_ids(result.stdout.str() + junit, "acme-corp-7731", "globex-4411")
+
+
+def test_a_mistake_in_the_flowmap_marker_is_one_line_before_the_test_runs(app: pytest.Pytester) -> None:
+    app.makepyfile(
+        test_marker="""
+        import pytest
+
+        RAN = []
+
+        @pytest.mark.flowmap(failon="low")
+        def test_typo_in_a_name(flowmap_spans):
+            RAN.append(1)
+
+        @pytest.mark.flowmap("low")
+        def test_positional():
+            RAN.append(1)
+
+        @pytest.mark.flowmap(fail_on="hgh")
+        def test_bad_severity_without_strict(flowmap_spans):
+            RAN.append(1)
+
+        @pytest.mark.flowmap(boundary_mode="recrod")
+        def test_bad_mode(flowmap_spans):
+            RAN.append(1)
+
+        @pytest.mark.flowmap(strict="no")
+        def test_strict_not_a_bool():
+            RAN.append(1)
+
+        @pytest.mark.flowmap(fail_on="medium", strict=False, boundary_mode="record")
+        def test_fine(flowmap_spans):
+            pass
+
+        def test_none_of_them_ran():
+            assert RAN == []
+        """
+    )
+    result = app.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=5)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of test_typo_in_a_name*",
+            "@pytest.mark.flowmap: unknown argument failon= (did you mean fail_on=? it takes fail_on=, strict=, boundary_mode=)",
+            "*ERROR at setup of test_positional*",
+            "@pytest.mark.flowmap takes keyword arguments only*",
+            "*ERROR at setup of test_bad_severity_without_strict*",
+            "@pytest.mark.flowmap(fail_on=...): unknown severity 'hgh'*",
+            "*ERROR at setup of test_bad_mode*",
+            "@pytest.mark.flowmap(boundary_mode=...): boundary mode must be one of*",
+            "*ERROR at setup of test_strict_not_a_bool*",
+            "@pytest.mark.flowmap(strict=...) takes True or False",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str() and "pytest_plugin.py" not in result.stdout.str()
+
+
+def test_the_harness_reads_debug_records_without_showing_them_in_the_failure(app: pytest.Pytester) -> None:
+    """A failing two-tenant test's captured log and stderr hold what they would without
+    the harness, not every DEBUG line of every library; the harness still reads them."""
+    app.makepyfile(
+        test_noise="""
+        import logging
+        import sys
+        import app
+
+        noisy = logging.getLogger("noisy.lib")          # level from the root (WARNING)
+        own = logging.getLogger("app.own")              # its own handler, apart
+        own.propagate = False
+        own.addHandler(logging.StreamHandler(sys.stderr))
+        verbose = logging.getLogger("verbose")          # a level of its own
+        verbose.setLevel(logging.DEBUG)
+
+        def flow(run):
+            noisy.debug("connection opened")
+            own.debug("own debug line")
+            own.warning("own warning line")
+            verbose.debug("verbose debug line")
+            logging.getLogger("app").warning("a warning, shown as always")
+            noisy.debug("profile %s", app.profile_shared_key())   # the leak, at DEBUG
+            return "ok"
+
+        def test_leak_among_noise(flowmap_two_tenants):
+            app.CACHE.clear()
+            flowmap_two_tenants.run(flow, seed=app.seed)
+
+        def test_logging_is_left_as_it_was():
+            assert logging.getLogger().level == logging.WARNING
+            assert own.handlers[0].filters == []
+        """
+    )
+    result = app.runpytest("-p", "no:randomly")
+    result.assert_outcomes(failed=1, passed=1)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(["*a log record of logger 'noisy.lib' holds tenant ?'s canary*"])
+    assert "a warning, shown as always" in out and "own warning line" in out
+    assert "verbose debug line" in out  # its own level let it through before too
+    assert "connection opened" not in out and "own debug line" not in out
+
+
+def test_arun_under_trio_through_anyio(app: pytest.Pytester) -> None:
+    """An async test on trio (anyio's pytest plugin, anyio_backend = "trio") runs both
+    tenants as tasks of trio's loop, and a shared-cache leak still fails it."""
+    pytest.importorskip("trio")
+    pytest.importorskip("anyio")
+    app.makepyfile(
+        test_trio="""
+        import anyio
+        import pytest
+        import flowmap
+        import app
+
+        @pytest.fixture
+        def anyio_backend():
+            return "trio"
+
+        @flowmap.boundary("cache", "profile.get")
+        async def profile():
+            await anyio.sleep(0.01)
+            return app.profile_shared_key()
+
+        @pytest.fixture(autouse=True)
+        def fresh():
+            app.CACHE.clear()
+
+        @pytest.mark.anyio
+        async def test_leak(flowmap_two_tenants):
+            await flowmap_two_tenants.arun(lambda run: profile(), seed=app.seed)
+
+        @pytest.mark.anyio
+        async def test_clean(flowmap_two_tenants):
+            async def flow(run):
+                await anyio.sleep(0.01)
+                return app.STORE[flowmap.current().tenant_id]
+            out = await flowmap_two_tenants.arun(flow, seed=app.seed)
+            assert out.results["A"] == [out.runs["A"][0].canary] * 2
+        """
+    )
+    result = app.runpytest()
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["*_ test_leak _*", "*holds tenant ?'s canary*"])
+
+
+def test_a_streamed_response_the_flow_left_unread_is_not_read_by_the_harness(app: pytest.Pytester) -> None:
+    """requests with stream=True: reading .content would read the stream (an endless
+    one, server-sent events, would hang the test)."""
+    pytest.importorskip("requests")
+    app.makepyfile(
+        test_stream="""
+        import io
+        import requests
+        import urllib3
+        from requests.adapters import HTTPAdapter
+
+        READS = []
+
+        class Endless(io.RawIOBase):   # (ends after 100 reads, so a bug fails, not hangs)
+            def readable(self):
+                return True
+            def readinto(self, buffer):
+                READS.append(len(buffer))
+                if len(READS) > 100:
+                    return 0
+                buffer[:5] = b"data:"
+                return 5
+
+        def streamed(run):
+            raw = urllib3.HTTPResponse(body=Endless(), status=200, preload_content=False)
+            request = requests.Request("GET", "http://events.svc/stream").prepare()
+            return HTTPAdapter().build_response(request, raw)
+
+        def test_stream_left_alone(flowmap_two_tenants):
+            flowmap_two_tenants.run(streamed, rounds=1)
+            assert READS == []
+        """
+    )
+    app.runpytest().assert_outcomes(passed=1)
