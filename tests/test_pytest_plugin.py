@@ -1075,7 +1075,6 @@ def test_the_harness_reads_debug_records_without_showing_them_in_the_failure(app
 def test_arun_under_trio_through_anyio(app: pytest.Pytester) -> None:
     """An async test on trio (anyio's pytest plugin, anyio_backend = "trio") runs both
     tenants as tasks of trio's loop, and a shared-cache leak still fails it."""
-    pytest.importorskip("trio")
     pytest.importorskip("anyio")
     app.makepyfile(
         test_trio="""
