@@ -1029,9 +1029,17 @@ def test_a_mistake_in_the_flowmap_marker_is_one_line_before_the_test_runs(app: p
     assert "Traceback" not in result.stdout.str() and "pytest_plugin.py" not in result.stdout.str()
 
 
-def test_the_harness_reads_debug_records_without_showing_them_in_the_failure(app: pytest.Pytester) -> None:
+def test_the_harness_reads_debug_records_without_showing_them_in_the_failure(
+    app: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A failing two-tenant test's captured log and stderr hold what they would without
     the harness, not every DEBUG line of every library; the harness still reads them."""
+    import logging
+
+    # the inner session runs in this process: start it from the default root level,
+    # whatever an earlier test left, and put that back afterwards
+    monkeypatch.setattr(logging.getLogger(), "level", logging.WARNING)
+    monkeypatch.setattr(logging.root.manager, "disable", 0)
     app.makepyfile(
         test_noise="""
         import logging
