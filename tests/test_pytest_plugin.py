@@ -1034,6 +1034,8 @@ def test_the_harness_reads_debug_records_without_showing_them_in_the_failure(
 ) -> None:
     """A failing two-tenant test's captured log and stderr hold what they would without
     the harness, not every DEBUG line of every library; the harness still reads them."""
+    import logging
+
     # the inner session runs in this process: start it from the default root level,
     # whatever an earlier test left, and put that back afterwards
     monkeypatch.setattr(logging.getLogger(), "level", logging.WARNING)
