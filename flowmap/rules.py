@@ -864,6 +864,7 @@ def _entries_under_untagged_callers(v: TraceVerdict, graph: SpanGraph, settings:
     declared tenantless)."""
     spans, parent = graph.spans, graph.parent
     tagged = boundary = None
+    covered: dict[str, bool] = {}
     for sid, span in spans.items():
         if span.tenant is not None or not is_entry(span):
             continue
@@ -874,15 +875,38 @@ def _entries_under_untagged_callers(v: TraceVerdict, graph: SpanGraph, settings:
             tagged, boundary = graph.below("tagged"), graph.below("boundary")
         if tagged[sid] or _has(v, sid, CONTEXT_DROPPED):
             continue
-        node: str | None = pid
-        while node is not None:
-            if spans[node].tenant is not None or tagged[node] or is_entry(spans[node]):
-                break
-            node = parent.get(node)
-        if node is not None:
-            continue  # covered by what is above
+        if _covered_above(pid, spans, parent, tagged, covered):
+            continue
         if not _exempt_entry(span, not any(_ran_work(spans[x]) for x in graph.subtree(sid)[1:]), settings):
             v.add(_unscoped_entry(span, graph.parent_of(sid), boundary[sid]))
+
+
+def _covered_above(
+    start: str, spans: dict[str, Span], parent: dict[str, str], tagged: dict[str, bool], covered: dict[str, bool]
+) -> bool:
+    """Whether ``start`` or a span above it is tagged, has a tagged span below it, or is
+    an entry: walking up stops at the first such span, or at a span already answered in
+    ``covered``, and every span walked gets the answer there. So each span is walked
+    once per trace, however many untagged entries hang below one long untagged chain
+    (walking up from each again was quadratic), and without recursion (a chain can be a
+    million spans deep)."""
+    walked: list[str] = []
+    node: str | None = start
+    answer = False
+    while node is not None:
+        known = covered.get(node)
+        if known is not None:
+            answer = known
+            break
+        span = spans[node]
+        if span.tenant is not None or tagged[node] or is_entry(span):
+            answer = True
+            break
+        walked.append(node)
+        node = parent.get(node)
+    for n in walked:
+        covered[n] = answer
+    return answer
 
 
 def _ran_work(span: Span) -> bool:
