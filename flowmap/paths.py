@@ -50,7 +50,15 @@ def _final(graph: SpanGraph, candidates: list[str]) -> list[str]:
 
 
 def trace_paths(graph: SpanGraph, verdict: TraceVerdict) -> list[TracePath]:
-    """Every path of one trace from a subtree top to a final tool call (entry first)."""
+    """Every path of one trace from a subtree top to a final tool call (entry first), at
+    most :data:`MAX_TARGETS_PER_TRACE` of them.
+
+    Every final target's chain is built, then grouped by its top and capped: the
+    fastest way on the traces met in practice. Once that takes more steps than
+    :func:`_walks_allowed` (many targets below one deep chain: quadratic), the targets
+    are chosen first instead and only their paths built, sharing their prefixes
+    (:func:`_paths_once`): linear in the spans plus the paths returned. Both give the
+    same paths."""
     spans = graph.spans
     tops = graph.tops()
     entry = entry_span(graph)
@@ -59,10 +67,14 @@ def trace_paths(graph: SpanGraph, verdict: TraceVerdict) -> list[TracePath]:
 
     # final tool calls, with their chains, grouped by the top of their subtree
     by_top: dict[str, list[list[str]]] = {}
+    steps, limit = 0, _walks_allowed(graph.parent)
     tools = [sid for sid, span in spans.items() if span.boundary == "tool"]
     for target in _final(graph, tools):
         chain = graph.chain(target)
         by_top.setdefault(chain[0], []).append(chain)
+        steps += len(chain)
+        if steps > limit:
+            return _paths_once(graph, verdict, tops)
     if len(by_top) < len(tops):
         # subtrees without tool calls end at their deepest boundaries instead
         with_tools = set(by_top)
@@ -71,6 +83,9 @@ def trace_paths(graph: SpanGraph, verdict: TraceVerdict) -> list[TracePath]:
             chain = graph.chain(target)
             if chain[0] not in with_tools:
                 by_top.setdefault(chain[0], []).append(chain)
+            steps += len(chain)
+            if steps > limit:
+                return _paths_once(graph, verdict, tops)
 
     by_span = verdict.by_span
     trace_id = graph.trace.trace_id
@@ -99,6 +114,117 @@ def trace_paths(graph: SpanGraph, verdict: TraceVerdict) -> list[TracePath]:
     return out
 
 
+def _walks_allowed(parent: dict[str, str]) -> int:
+    """Steps the plain walks up (one whole walk a target: the fastest on the traces met
+    in practice) may take in all before the work is done with each span walked once."""
+    return 2 * len(parent) + 64
+
+
+def _paths_once(graph: SpanGraph, verdict: TraceVerdict, tops: list[str]) -> list[TracePath]:
+    """:func:`trace_paths`'s paths with every span walked once: the top of each final
+    target found with memory (:func:`_tops_once`), the targets chosen, and only their
+    paths built (:func:`_build_shared`)."""
+    spans, parent = graph.spans, graph.parent
+    by_top: dict[str, list[str]] = {}
+    known: dict[str, str] = {}
+    tools = [sid for sid, span in spans.items() if span.boundary == "tool"]
+    finals = _final(graph, tools)
+    for target, top in zip(finals, _tops_once(parent, finals, known)):
+        by_top.setdefault(top, []).append(target)
+    if len(by_top) < len(tops):
+        with_tools = set(by_top)
+        boundaries = [sid for sid, span in spans.items() if span.boundary is not None]
+        finals = _final(graph, boundaries)
+        for target, top in zip(finals, _tops_once(parent, finals, known)):
+            if top not in with_tools:
+                by_top.setdefault(top, []).append(target)
+    key = graph._sort_key
+    chosen: list[str] = []
+    budget = MAX_TARGETS_PER_TRACE
+    for top in tops:
+        targets = by_top.get(top)
+        if not targets:
+            continue
+        if len(targets) > 1:
+            targets.sort(key=key)
+        chosen.extend(targets[:budget])
+        budget -= len(targets)
+        if budget <= 0:
+            break
+    return _build_shared(parent, verdict.by_span, graph.trace.trace_id, chosen)
+
+
+def _tops_once(parent: dict[str, str], targets: list[str], known: dict[str, str]) -> list[str]:
+    """The top of each target's subtree, every span walked once: each span walked keeps
+    its top in ``known``."""
+    out: list[str] = []
+    for sid in targets:
+        walked = []
+        node = sid
+        while True:
+            top = known.get(node)
+            if top is not None:
+                break
+            walked.append(node)
+            pid = parent.get(node)
+            if pid is None:
+                top = node
+                break
+            node = pid
+        for n in walked:
+            known[n] = top
+        out.append(top)
+    return out
+
+
+def _build_shared(
+    parent: dict[str, str], by_span: dict[str, list[Finding]], trace_id: str, targets: list[str]
+) -> list[TracePath]:
+    """:func:`_build` with every span walked once: a path is the copy of a path built
+    before, up to their last shared span, plus the spans walked up to it; what the
+    findings say (first break, worst severity) is carried down from that span."""
+    #: span -> (a path through it, its index there, (broken_at, break rule, severity,
+    #: worst) of the findings from the top down to it)
+    built: dict[str, tuple[list[str], int, tuple]] = {}
+    none = (None, None, None, None)
+    out: list[TracePath] = []
+    for target in targets:
+        walked = [target]
+        node = parent.get(target)
+        while node is not None and node not in built:
+            walked.append(node)
+            node = parent.get(node)
+        walked.reverse()
+        if node is None:
+            chain, state = walked, none
+        else:
+            base, at, state = built[node]
+            chain = base[: at + 1]
+            chain += walked
+        i = len(chain) - len(walked)
+        for sid in walked:
+            if by_span:
+                found = by_span.get(sid)
+                if found:
+                    state = _note(state, i, found)
+            built[sid] = (chain, i, state)
+            i += 1
+        out.append(TracePath(trace_id, chain, *state))
+    return out
+
+
+def _note(state: tuple, i: int, found: list[Finding]) -> tuple:
+    """``state`` (broken_at, break rule, severity, worst) after the findings of the
+    span at index ``i`` of a path."""
+    broken_at, break_rule, severity, worst = state
+    for f in found:
+        if worst is None or f.severity > worst:
+            worst = f.severity
+        if broken_at is None and f.rule in BREAK_RULES:
+            broken_at, break_rule, severity = i, f.rule, f.severity
+    return (broken_at, break_rule, severity, worst)
+
+
 def longest_path_bound(graph: SpanGraph) -> int:
     """At least the length of the longest path :func:`trace_paths` would build, found
     without building any: the longest chain above any tool span, and above any boundary
@@ -117,8 +243,12 @@ def longest_path_bound(graph: SpanGraph) -> int:
 def _walk_up(parent: dict[str, str], starts: list[str]) -> tuple[int, set[str]]:
     """The longest chain from any of ``starts`` up to its top, and the tops reached
     (SpanGraph.chain walks the same way but builds each chain: 3.5 against 2.1 µs a
-    trace here, on a path taken for about a quarter of the traces)."""
-    longest = 0
+    trace here, on a path taken for about a quarter of the traces).
+
+    Past :func:`_walks_allowed` steps (many starts below one deep chain), the rest is
+    found by :func:`_walk_up_once`, which walks each span once."""
+    longest = steps = 0
+    limit = 2 * len(parent) + 64  # _walks_allowed, inline: this runs for many traces
     reached: set[str] = set()
     for sid in starts:
         n, top = 1, sid
@@ -127,6 +257,39 @@ def _walk_up(parent: dict[str, str], starts: list[str]) -> tuple[int, set[str]]:
             n += 1
             top = node
             node = parent.get(node)
+        reached.add(top)
+        if n > longest:
+            longest = n
+        steps += n
+        if steps > limit:  # (span ids are unique: index finds this start)
+            rest_longest, rest_reached = _walk_up_once(parent, starts[starts.index(sid) + 1:])
+            reached |= rest_reached
+            return max(longest, rest_longest), reached
+    return longest, reached
+
+
+def _walk_up_once(parent: dict[str, str], starts: list[str]) -> tuple[int, set[str]]:
+    """:func:`_walk_up`'s answer with every span walked once: each span's length to its
+    top and its top are kept for the walks that reach it later."""
+    known: dict[str, tuple[int, str]] = {}
+    longest = 0
+    reached: set[str] = set()
+    for sid in starts:
+        walked = []
+        node: str | None = sid
+        n, top = 0, sid
+        while node is not None:
+            hit = known.get(node)
+            if hit is not None:
+                n, top = hit
+                break
+            walked.append(node)
+            node = parent.get(node)
+        else:
+            top = walked[-1]
+        for w in reversed(walked):
+            n += 1
+            known[w] = (n, top)
         reached.add(top)
         if n > longest:
             longest = n

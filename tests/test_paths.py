@@ -1,5 +1,7 @@
 """Paths from the entry span to each final tool call, with the first broken edge."""
 
+import pytest
+
 from flowmap.graph import SpanGraph
 from flowmap.paths import PathSample, trace_paths
 from flowmap.rules import evaluate
@@ -147,3 +149,151 @@ def test_a_full_sample_builds_no_paths_for_traces_that_cannot_enter(tmp_path):
     assert sample.wants(evaluate(longer, AnalysisSettings()), longer)
     a = analyze_built(tmp_path, trace(1), trace(1), trace(1, below_tool=4), trace(2), settings=AnalysisSettings(max_paths=2))
     assert sorted(len(p.span_ids) for p in a.paths) == [3, 4]
+
+
+# -- a deep chain with many tool calls: targets chosen first, prefixes shared --------------
+
+class _CountingParents(dict):
+    """A span graph's parent map that counts the lookups made through ``get``."""
+
+    calls = 0
+
+    def get(self, key, default=None):
+        self.calls += 1
+        return super().get(key, default)
+
+
+def _reference_paths(graph, verdict, max_targets):
+    """The paths as they were built before targets were chosen first: every final
+    target's whole chain, grouped by its top, then capped."""
+    from flowmap.paths import _final, entry_span
+    from flowmap.rules import BREAK_RULES
+
+    spans = graph.spans
+    tops = graph.tops()
+    entry = entry_span(graph)
+    if entry is not None and entry in tops and tops[0] != entry:
+        tops = [entry] + [t for t in tops if t != entry]
+    by_top: dict = {}
+    for target in _final(graph, [s for s, span in spans.items() if span.boundary == "tool"]):
+        chain = graph.chain(target)
+        by_top.setdefault(chain[0], []).append(chain)
+    if len(by_top) < len(tops):
+        with_tools = set(by_top)
+        for target in _final(graph, [s for s, span in spans.items() if span.boundary is not None]):
+            chain = graph.chain(target)
+            if chain[0] not in with_tools:
+                by_top.setdefault(chain[0], []).append(chain)
+    out = []
+    for top in tops:
+        for chain in sorted(by_top.get(top, ()), key=lambda c: graph._sort_key(c[-1])):
+            if len(out) == max_targets:
+                return out
+            broken_at = rule = severity = worst = None
+            for i, sid in enumerate(chain):
+                for f in verdict.by_span.get(sid, ()):
+                    if worst is None or f.severity > worst:
+                        worst = f.severity
+                    if broken_at is None and f.rule in BREAK_RULES:
+                        broken_at, rule, severity = i, f.rule, f.severity
+            out.append((chain, broken_at, rule, severity, worst))
+    return out
+
+
+def _random_trace(rng):
+    tb = TraceBuilder()
+    refs: list = []
+    for i in range(rng.randint(1, 40)):
+        boundary = rng.choice([None, None, "tool", "tool", "db", "agent"])
+        tenant = rng.choice([TAG_A, TAG_A, TAG_A, None, TAG_B])
+        kind = SERVER if i == 0 or rng.random() < 0.1 else 1
+        if refs and rng.random() < 0.85:
+            # mostly below the newest spans: deep chains with fan-out
+            refs.append(rng.choice(refs[-5:] if rng.random() < 0.7 else refs).child(
+                f"s{i}", tenant=tenant, boundary=boundary))
+        elif rng.random() < 0.5:
+            refs.append(tb.span(f"s{i}", kind=kind, tenant=tenant, boundary=boundary, parent="00000000000000ff"))
+        else:
+            refs.append(tb.span(f"s{i}", kind=kind, tenant=tenant, boundary=boundary))
+    return SpanGraph(tb.traces())
+
+
+@pytest.mark.parametrize("walks", ["plain", "once"])
+def test_paths_are_those_of_every_chain_built_then_capped(monkeypatch, walks):
+    """Choosing the targets before building paths, and sharing prefixes (what a trace
+    past the plain walks' allowance gets: forced here with none allowed), changes no
+    path, no break and no cap (random traces: roots, missing parents, fan-out, findings)."""
+    import random
+
+    import flowmap.paths as paths
+
+    if walks == "once":
+        monkeypatch.setattr(paths, "_walks_allowed", lambda parent: 0)
+    rng = random.Random(3)
+    for cap in (1000, 3):
+        monkeypatch.setattr(paths, "MAX_TARGETS_PER_TRACE", cap)
+        for _ in range(400):
+            g = _random_trace(rng)
+            verdict = evaluate(g, AnalysisSettings())
+            got = [(p.span_ids, p.broken_at, p.break_rule, p.severity, p.worst) for p in trace_paths(g, verdict)]
+            assert got == _reference_paths(g, verdict, cap)
+            assert all(p.trace_id == g.trace.trace_id for p in trace_paths(g, verdict))
+
+
+def _deep_chain_with_tools(depth: int, tools: int, *, tool_under: int | None = None):
+    tb = TraceBuilder()
+    node = tb.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    chain = [node]
+    for i in range(depth - 1):
+        node = node.child(f"step {i}", tenant=TAG_A)
+        chain.append(node)
+    under = chain[-1] if tool_under is None else chain[tool_under]
+    calls = [under.child("tool x", tenant=TAG_A if i % 7 else None, boundary="tool") for i in range(tools)]
+    return tb, chain, calls
+
+
+def test_a_deep_chain_with_many_tool_calls_is_walked_once():
+    """The audit's hostile trace: a chain of D spans with N tool calls under its last one.
+    Every final tool call's chain was built before the cap chose 1,000 of them (D x N
+    steps and lists: 40,000 spans took 44 s and 3.3 GB); now each span is walked once,
+    and the paths chosen are the same."""
+    from flowmap.paths import MAX_TARGETS_PER_TRACE, longest_path_bound
+
+    depth, tools = 1500, 1500
+    tb, chain, calls = _deep_chain_with_tools(depth, tools)
+    g = SpanGraph(tb.traces())
+    verdict = evaluate(g, AnalysisSettings())
+    g.parent = counting = _CountingParents(g.parent)
+    assert longest_path_bound(g) == depth + 1
+    paths = trace_paths(g, verdict)
+    assert counting.calls <= 10 * len(g.spans)  # was depth * tools
+    ids = [c.span_id for c in chain]
+    chosen = sorted(c.span_id for c in calls)[:MAX_TARGETS_PER_TRACE]  # same start: by id
+    assert [p.span_ids for p in paths] == [ids + [t] for t in chosen]
+    dropped = {c.span_id for i, c in enumerate(calls) if not i % 7}
+    assert [p.break_rule for p in paths] == ["context-dropped" if t in dropped else None for t in chosen]
+    assert all(p.broken_at in (None, depth) for p in paths)
+
+
+def test_many_starts_below_one_chain_are_bounded_as_before():
+    """longest_path_bound walks each span once when many starts share a deep chain
+    (after as many steps as twice the spans, the rest is walked with memory), with the
+    same bound as walking up from each."""
+    from flowmap.paths import _walk_up, _walk_up_once
+
+    for tool_under in (0, 700, 1199):
+        tb, chain, calls = _deep_chain_with_tools(1200, 600, tool_under=tool_under)
+        g = SpanGraph(tb.traces())
+        parent = _CountingParents(g.parent)
+        tools = [c.span_id for c in calls]
+        longest, reached = _walk_up(parent, tools)
+        assert (longest, reached) == (tool_under + 2, {chain[0].span_id})
+        assert parent.calls <= 6 * len(g.spans)
+        assert _walk_up_once(g.parent, tools) == (longest, reached)
+    import random
+
+    rng = random.Random(5)
+    for _ in range(300):
+        g = _random_trace(rng)
+        starts = [s for s in g.spans if rng.random() < 0.5]
+        assert _walk_up_once(g.parent, starts) == _walk_up(g.parent, starts)
