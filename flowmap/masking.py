@@ -323,6 +323,11 @@ def tenant_keys_in(value: Any, names: frozenset[str]) -> list[tuple[str, Any]]:
 
 
 _DONE_MAX = 50_000  # masked texts remembered (then forgotten all at once)
+# Up to this many short values, one pattern of them all is the fastest; past it, its
+# cost (building and matching) grows with their number: they are looked up instead.
+_SHORT_PATTERN_MAX = 32
+_WORD = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_TOKEN = re.compile(r"[0-9A-Za-z]+")  # a word of the short values' boundaries
 
 
 def fold(s: str) -> str:
@@ -362,13 +367,14 @@ class Masker:
     log line often repeats an id in another case. The analyzer can flag very many
     distinct values (one per tenant) and masks as many texts, so long values are found
     by set lookups (:class:`~flowmap.substrings.SubstringIndex`), not one pattern of
-    them all.
+    them all; so are short ones once there are more than :data:`_SHORT_PATTERN_MAX`
+    (:class:`_ShortValues`).
     """
 
     def __init__(self, raw: Iterable[Any] = ()) -> None:
         self.exact: set[str] = set()  # the flagged values, folded
         self._long = SubstringIndex()  # values of _MIN_SUBSTRING characters or more, folded
-        self._short: re.Pattern[str] | None = None  # whole-token pattern of short values
+        self._short: re.Pattern[str] | _ShortValues | None = None  # short values, as whole tokens
         self._built = True
         self._done: dict[str, str] = {}  # text -> masked: findings repeat names and messages
         self.add(raw)
@@ -391,12 +397,15 @@ class Masker:
         if len(self.exact) != before:
             self._done = {}
 
-    def _short_pattern(self) -> re.Pattern[str] | None:
+    def _short_pattern(self) -> re.Pattern[str] | _ShortValues | None:
         if not self._built:
             short = sorted((s for s in self.exact if len(s) < _MIN_SUBSTRING), key=len, reverse=True)
-            self._short = re.compile(
-                "|".join(r"(?<![0-9A-Za-z])" + re.escape(s) + r"(?![0-9A-Za-z])" for s in short)
-            ) if short else None
+            if len(short) > _SHORT_PATTERN_MAX:
+                self._short = _ShortValues(short)
+            else:
+                self._short = re.compile(
+                    "|".join(r"(?<![0-9A-Za-z])" + re.escape(s) + r"(?![0-9A-Za-z])" for s in short)
+                ) if short else None
             self._built = True
         return self._short
 
@@ -420,7 +429,10 @@ class Masker:
             if short is not None:
                 if done is not s:
                     folded = fold(done)
-                done = _replace(done, (m.span() for m in short.finditer(folded)))
+                if isinstance(short, _ShortValues):
+                    done = _replace(done, short.spans(folded))
+                else:
+                    done = _replace(done, (m.span() for m in short.finditer(folded)))
             if len(self._done) >= _DONE_MAX:
                 self._done = {}
             self._done[s] = done
@@ -483,3 +495,56 @@ class Masker:
 
     def trace(self, trace: Trace) -> Trace:
         return Trace(trace.trace_id, {sid: self.span(s) for sid, s in trace.spans.items()})
+
+
+class _ShortValues:
+    """Many short values (under :data:`_MIN_SUBSTRING` characters, folded), found where
+    one pattern of them all, longest first, each between two characters that are not
+    ASCII letters or digits (or an end), would find them: with set lookups, so the cost
+    does not grow with their number.
+
+    A value of ASCII letters and digits only matches exactly where it is a whole token
+    of them (:data:`_TOKEN`): one set lookup a token. Other values (``a-b``, ``é``) are
+    looked up by length at each place one of their first characters is. At each place
+    the longest value found there wins, and the next is looked for past its end.
+    """
+
+    __slots__ = ("words", "others", "lengths", "firsts")
+
+    def __init__(self, values: Iterable[str]) -> None:
+        self.words: set[str] = set()
+        self.others: set[str] = set()
+        for v in values:
+            (self.words if _TOKEN.fullmatch(v) else self.others).add(v)
+        self.lengths = sorted({len(v) for v in self.others}, reverse=True)
+        firsts = sorted({v[0] for v in self.others})
+        self.firsts = re.compile("[" + "".join(map(re.escape, firsts)) + "]") if firsts else None
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """``(start, end)`` of the values in ``text``, left to right, not overlapping."""
+        found: dict[int, int] = {}  # start -> length of the longest value found there
+        words = self.words
+        if words and not words.isdisjoint(_TOKEN.findall(text)):
+            for m in _TOKEN.finditer(text):
+                if m.group() in words:
+                    start, end = m.span()
+                    found[start] = end - start
+        if self.firsts is not None:
+            others, n = self.others, len(text)
+            for m in self.firsts.finditer(text):
+                at = m.start()
+                if at and text[at - 1] in _WORD:
+                    continue
+                for length in self.lengths:
+                    end = at + length
+                    if end <= n and text[at:end] in others and (end == n or text[end] not in _WORD):
+                        if length > found.get(at, 0):
+                            found[at] = length
+                        break
+        out: list[tuple[int, int]] = []
+        last = 0
+        for at in sorted(found):
+            if at >= last:
+                last = at + found[at]
+                out.append((at, last))
+        return out

@@ -130,3 +130,64 @@ def test_a_flagged_bytes_value_is_masked_in_clear_text_too():
     m = Masker([base64.b64encode(b"globex-4455").decode()])
     assert m.text("https://api/t/globex-4455/x") == f"https://api/t/{MASK}/x"
     assert Masker(["acmecorp"]).text("abcdefgh acmecorp") == f"abcdefgh {MASK}"  # not base64 of text
+
+
+# -- many short values: looked up, not one pattern of them all -----------------------------
+
+def _masked_by_one_pattern(values, text):
+    """The reference: one pattern of every short value, longest first, each between two
+    characters that are not ASCII letters or digits (what masking did for them all)."""
+    folded = sorted({masking.fold(v) for v in values}, key=len, reverse=True)
+    pattern = re.compile("|".join(r"(?<![0-9A-Za-z])" + re.escape(v) + r"(?![0-9A-Za-z])" for v in folded))
+    return masking._replace(text, (m.span() for m in pattern.finditer(masking.fold(text))))
+
+
+def test_many_short_values_mask_as_one_pattern_of_them_did():
+    """Past _SHORT_PATTERN_MAX short values, tokens and lookups replace the pattern:
+    the same masks, with values of letters and digits, values with other characters
+    (``a-b``, ``é``, ``.1``) that overlap them or each other, and cases."""
+    import random
+
+    rng = random.Random(23)
+    alphabet = "abAB12-.é_ "
+    for _ in range(300):
+        values = {"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 3))) for _ in range(rng.randint(40, 80))}
+        values = {v for v in values if v.strip()}
+        m = Masker(values)
+        assert len([v for v in m.exact if len(v) < 4]) > masking._SHORT_PATTERN_MAX
+        for _ in range(5):
+            text = "".join(rng.choice(alphabet + "xyz/") for _ in range(rng.randint(0, 40)))
+            assert m.text(text) == _masked_by_one_pattern(m.exact, text), (sorted(m.exact), text)
+
+
+class _CountingSet(set):
+    """A set that counts the lookups made with ``in``."""
+
+    lookups = 0
+
+    def __contains__(self, item):
+        _CountingSet.lookups += 1
+        return set.__contains__(self, item)
+
+
+def test_many_short_values_cost_a_lookup_a_token(monkeypatch):
+    """The audit's input: 4,000 distinct three-letter ids, one flagged span each. One
+    pattern of them all made every text cost its length times 4,000 (2,000 ids: 16 s,
+    8,000: 254 s); now a text with a hit costs one set lookup per token, however many ids."""
+    import itertools
+    import string
+
+    codes = ["".join(c) for c in itertools.product(string.ascii_lowercase, repeat=3)][:4000]
+    compiled = []
+    real = re.compile
+    monkeypatch.setattr(masking.re, "compile", lambda *a, **k: compiled.append(a) or real(*a, **k))
+    m = Masker(codes)
+    short = m._short_pattern()
+    short.words = _CountingSet(short.words)
+    texts = [f"operation number {i} handling request to {c} ({c.upper()}), not {c}x" for i, c in enumerate(codes)]
+    _CountingSet.lookups = 0
+    assert [m.text(t) for t in texts] == [
+        f"operation number {i} handling request to {MASK} ({MASK}), not {c}x" for i, c in enumerate(codes)]
+    tokens = sum(len(masking._TOKEN.findall(t)) for t in texts)
+    assert _CountingSet.lookups <= tokens
+    assert all(len(a[0]) < 1000 for a in compiled)  # no pattern of all the ids
