@@ -677,11 +677,14 @@ def _strings(obj: Any, depth: int = 0, seen: set[int] | None = None, numbers: bo
         except Exception:  # noqa: BLE001
             pass
         if _is_response(obj):  # its body, headers and URL; not its connection and client
-            unread = _own_field(obj, "_content") is False  # requests': .content would read it
+            # a body not known to be in memory may be a stream its properties would read
+            # (and wait on for ever: server-sent events): then only fields of its own
+            buffered = _body_in_memory(obj)
             for name in (*_BODY_ATTRIBUTES, "headers", "url"):
-                if unread and name in ("content", "text"):
-                    continue
-                value = _attribute(obj, name)
+                if name in _BODY_ATTRIBUTES and not buffered:
+                    value = _own_field(obj, name)
+                else:
+                    value = _attribute(obj, name)
                 if name == "url" and value is not None:
                     value = str(value)
                 if isinstance(value, (str, bytes, bytearray, Mapping)):
@@ -690,6 +693,18 @@ def _strings(obj: Any, depth: int = 0, seen: set[int] | None = None, numbers: bo
         for name, value in _fields(obj):
             yield from _strings(name, depth + 1, seen)
             yield from _strings(value, depth + 1, seen, _is_tenant_key(name))
+
+
+def _body_in_memory(obj: Any) -> bool:
+    """Whether a response's body properties only read memory: requests' and httpx's
+    ``_content`` once read, Werkzeug's ``response`` as a list (not an iterator it would
+    consume), aiohttp's ``_body``. Any other may be a stream."""
+    content = _own_field(obj, "_content")
+    if content is not None and content is not False:
+        return True
+    if isinstance(_own_field(obj, "response"), (list, tuple)):
+        return True
+    return isinstance(_own_field(obj, "_body"), (bytes, bytearray))
 
 
 def _attribute(obj: Any, name: str) -> Any:

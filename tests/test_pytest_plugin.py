@@ -1122,6 +1122,53 @@ def test_arun_under_trio_through_anyio(app: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*_ test_leak _*", "*holds tenant ?'s canary*"])
 
 
+def test_a_streamed_response_of_any_client_is_not_read_by_the_harness(app: pytest.Pytester) -> None:
+    """A Werkzeug (Flask test client) streamed response keeps its status among its own
+    fields and its body behind properties (.data, .text) that consume the iterator: an
+    endless one hung the test. Bodies not known to be in memory are left alone; a
+    response whose body is (a list) is still searched."""
+    app.makepyfile(
+        test_wz="""
+        READS = []
+
+        class Endless:                       # Werkzeug keeps app_iter in .response
+            def __iter__(self):
+                return self
+            def __next__(self):
+                READS.append(1)
+                if len(READS) > 100:
+                    raise StopIteration
+                return b"data: x"
+
+        class Response:                      # the shape of werkzeug's Response
+            def __init__(self, body):
+                self._status_code = 200
+                self.response = body
+                self.headers = {}
+            @property
+            def data(self):
+                return b"".join(self.response)
+            @property
+            def text(self):
+                return self.data.decode()
+
+        def test_stream_left_alone(flowmap_two_tenants):
+            flowmap_two_tenants.run(lambda run: Response(Endless()), rounds=1)
+            assert READS == []
+
+        def test_a_buffered_body_is_searched(flowmap_two_tenants):
+            shared = []                      # a cache without the tenant in its key
+            def flow(run):
+                shared.append(run.canary)
+                return Response([" ".join(shared).encode()])
+            import pytest
+            with pytest.raises(Exception, match="canary"):
+                flowmap_two_tenants.run(flow, rounds=2)   # round two reads round one's
+        """
+    )
+    app.runpytest().assert_outcomes(passed=2)
+
+
 def test_a_streamed_response_the_flow_left_unread_is_not_read_by_the_harness(app: pytest.Pytester) -> None:
     """requests with stream=True: reading .content would read the stream (an endless
     one, server-sent events, would hang the test)."""
