@@ -284,7 +284,8 @@ class _Scrubber:
     def key(self, k: Any) -> Any:
         """An attribute key: an id under 8 characters only as a whole word of it where
         ``_`` joins words too (a tenant "user" is not in ``user_agent.original``, but is in
-        ``quota.user`` and ``x-user-signature``); one under 4 only as the whole key."""
+        ``quota.user`` and ``x-user-signature``); one under 4 counted as found only as the
+        whole key, replaced as a word too (as in values)."""
         if not isinstance(k, str):
             return k
         out, n = k, 0
@@ -299,6 +300,9 @@ class _Scrubber:
                 n += hits
             elif out == raw:
                 out, n = REDACTED_VALUE, n + 1
+            else:  # a word of the key: replaced, not counted (as a value's whole token)
+                out, hits = _key_pattern(raw).subn(REDACTED_VALUE, out)
+                self.changes += hits
         self._found(n)
         return out
 

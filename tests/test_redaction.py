@@ -177,6 +177,16 @@ def test_a_short_id_inside_a_key_is_scrubbed_where_it_is_a_word_of_it(setup):
     assert f"http.request.header.x-{REDACTED_VALUE}-signature" in keys
     assert f"tenants[{REDACTED_VALUE}].plan" in keys and "acmesoft.version" in keys
     assert done.attributes[REDACTED] == 2
+    # an id under 4 characters: replaced as a word of a key too, counted only as a whole key
+    tracer, exp = _app_provider(setup)
+    with bind(RequestContext("abc")):
+        with tracer.start_as_current_span("call") as span:
+            span.set_attribute("quota.abc.remaining", 10)
+            span.set_attribute("abc", 1)
+            span.set_attribute("abcd.version", "2")
+    (done,) = exp.get_finished_spans()
+    assert set(done.attributes) >= {f"quota.{REDACTED_VALUE}.remaining", REDACTED_VALUE, "abcd.version"}
+    assert done.attributes[REDACTED] == 1
     for span in exp.get_finished_spans()[2:]:  # tenant "test"
         assert "contest" in span.name or span.name == f"GET /t/{REDACTED_VALUE}/docs"
 
