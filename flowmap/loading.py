@@ -1367,22 +1367,25 @@ def _gz_lines(stream: Any) -> Iterable[bytes]:
     """The lines of a gzip stream as :func:`_file_lines` reads them, with ``b""`` (never a
     line otherwise) for one longer than :data:`_GZ_LINE_MAX`: read past in pieces, never
     held whole."""
-    if stream.peek(2)[:2] in _UTF16_BOMS:
-        return _file_lines(stream)
+    if stream.peek(2)[:2] in _UTF16_BOMS:  # (two bytes a character: the cap in characters)
+        text = io.TextIOWrapper(stream, encoding="utf-16", errors="replace", newline="")
+        return (line.encode("utf-8") for line in _bounded_lines(text, _GZ_LINE_MAX // 2, "\n"))
     return _without_bom(_bounded_lines(stream, _GZ_LINE_MAX))
 
 
-def _bounded_lines(stream: Any, cap: int) -> Iterator[bytes]:
+def _bounded_lines(stream: Any, cap: int, newline: Any = b"\n") -> Iterator[Any]:
+    """The lines of a binary (or, with ``newline="\\n"``, text) stream, each at most
+    ``cap`` long: an empty one stands for a longer line, read past in pieces."""
     while True:
         line = stream.readline(cap + 1)
         if not line:
             return
-        if len(line) > cap and not line.endswith(b"\n"):
+        if len(line) > cap and not line.endswith(newline):
             while True:  # the rest of it, a piece at a time
                 rest = stream.readline(cap)
-                if not rest or rest.endswith(b"\n"):
+                if not rest or rest.endswith(newline):
                     break
-            yield b""
+            yield line[:0]
             continue
         yield line
 

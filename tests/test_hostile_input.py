@@ -662,7 +662,8 @@ def test_cli_nothing_readable_is_exit_2_one_line(tmp_path):
     assert "no spans could be read" in proc.stderr
 
 
-def test_a_compressed_line_too_long_to_hold_is_skipped_and_the_rest_read(tmp_path, monkeypatch):
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_a_compressed_line_too_long_to_hold_is_skipped_and_the_rest_read(tmp_path, monkeypatch, encoding):
     """A gzip bomb: a few MB of .gz holding one line of gigabytes was read whole (1 MB of
     gzip peaked at 2 GB). A line past the cap is read past in pieces, skipped with one
     warning naming it, and the lines after it (and other files) are still analysed."""
@@ -673,9 +674,8 @@ def test_a_compressed_line_too_long_to_hold_is_skipped_and_the_rest_read(tmp_pat
         {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "00000000000000a1", "name": "op",
          "kind": 2, "startTimeUnixNano": "1", "endTimeUnixNano": "2"}]}]}]})
     f = tmp_path / "bomb.jsonl.gz"
-    with gzip.open(f, "wb") as g:
-        g.write(b" " * (3 << 20) + b"\n")  # 3 MiB of one line
-        g.write(good.encode() + b"\n")
+    with gzip.open(f, "wb") as g:  # (UTF-16, with its byte order mark, was read uncapped)
+        g.write((" " * (3 << 20) + "\n" + good + "\n").encode(encoding))  # 3 Mi characters of one line
     warnings: list[str] = []
     traces = list(iter_traces([f], on_warning=warnings.append))
     assert [len(t.spans) for t in traces] == [1]
