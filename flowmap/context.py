@@ -408,10 +408,11 @@ def _stamp_entry(binding: Binding) -> None:
     differing inbound tag is kept as ``flowmap.tenant.inbound`` for the analyzer to
     compare. Its raw id is registered for redaction (the span ends after the binding).
 
-    One entry may serve several tenants in turn (a batch consumer binding per record, an
-    admin endpoint looping over tenants): at the first bind of another tenant under it,
-    the stamp is withdrawn — the span is as it was before — so no tenant's work reads
-    as a switch from the first one's."""
+    A CONSUMER entry may serve several tenants in turn (a batch of records, one bind per
+    record): at the first bind of another tenant under it, the stamp is withdrawn — the
+    span is as it was before — so no record's work reads as a switch from the first
+    one's. A SERVER entry keeps it: a request that authenticated one tenant and then
+    binds another (from a request parameter, say) is the cross-tenant finding to see."""
     try:
         span = trace.get_current_span()
         if getattr(span, "kind", None) not in _ENTRY_KINDS or not span.is_recording():
@@ -419,7 +420,7 @@ def _stamp_entry(binding: Binding) -> None:
         container = getattr(span, "_attributes", None)
         stamp = getattr(container, _STAMP, None)
         if stamp is not None:
-            if stamp is not _WITHDRAWN and stamp[0] != binding.tag:
+            if stamp is not _WITHDRAWN and stamp[0] != binding.tag and span.kind is trace.SpanKind.CONSUMER:
                 _withdraw(span, container, stamp)
             return
         attrs = getattr(span, "attributes", None) or {}

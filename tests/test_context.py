@@ -395,6 +395,18 @@ def test_an_entry_serving_several_tenants_in_turn_is_no_switch(tagger, tmp_path)
     path = tmp_path / "t.jsonl"
     path.write_text(_json.dumps(encode_spans(spans)) + "\n")
     assert [(f.rule, f.span_name) for f in analyze([path]).findings] == []
+    # a request keeps the tenant it authenticated first: a second one bound under it (an
+    # id taken from a request parameter) is the cross-tenant it is
+    with tracer.start_as_current_span("GET /docs/{id}", kind=SpanKind.SERVER,
+                                      attributes={"http.request.method": "GET", "http.route": "/docs/{id}"}):
+        with bind(RequestContext(RAW)):
+            pass  # authentication
+        with bind(RequestContext("tenant-ctx-other-43")), tracer.start_as_current_span("load_document"):
+            pass
+    server = [s for s in mem.get_finished_spans() if s.name == "GET /docs/{id}"]
+    path.write_text(_json.dumps(encode_spans(server + [s for s in mem.get_finished_spans()
+                                                        if s.name == "load_document"])) + "\n")
+    assert [(f.rule, f.span_name) for f in analyze([path]).findings] == [("cross-tenant", "load_document")]
 
 
 def test_a_task_started_while_authenticating_is_not_authenticating_once_that_ends(tagger):
