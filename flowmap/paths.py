@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Iterator
+from typing import Any
 
 from .graph import SpanGraph
 from .model import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, Finding, TracePath
@@ -91,26 +93,16 @@ def trace_paths(graph: SpanGraph, verdict: TraceVerdict) -> list[TracePath]:
     trace_id = graph.trace.trace_id
     key = graph._sort_key
     out: list[TracePath] = []
-    budget = MAX_TARGETS_PER_TRACE
-    for top in tops:
-        chains = by_top.get(top)
-        if not chains:
-            continue
-        if len(chains) > 1:
-            chains.sort(key=lambda c: key(c[-1]))
-        for chain in chains:
-            if budget <= 0:
-                return out
-            budget -= 1
-            broken_at = break_rule = severity = worst = None
-            if by_span:
-                for i, sid in enumerate(chain):
-                    for f in by_span.get(sid, ()):
-                        if worst is None or f.severity > worst:
-                            worst = f.severity
-                        if broken_at is None and f.rule in BREAK_RULES:
-                            broken_at, break_rule, severity = i, f.rule, f.severity
-            out.append(TracePath(trace_id, chain, broken_at, break_rule, severity, worst))
+    for chain in _first_targets(tops, by_top, lambda c: key(c[-1])):
+        broken_at = break_rule = severity = worst = None
+        if by_span:
+            for i, sid in enumerate(chain):
+                for f in by_span.get(sid, ()):
+                    if worst is None or f.severity > worst:
+                        worst = f.severity
+                    if broken_at is None and f.rule in BREAK_RULES:
+                        broken_at, break_rule, severity = i, f.rule, f.severity
+        out.append(TracePath(trace_id, chain, broken_at, break_rule, severity, worst))
     return out
 
 
@@ -138,20 +130,24 @@ def _paths_once(graph: SpanGraph, verdict: TraceVerdict, tops: list[str]) -> lis
         for target, top in zip(finals, _tops_once(parent, finals, known)):
             if top not in with_tools:
                 by_top.setdefault(top, []).append(target)
-    key = graph._sort_key
-    chosen: list[str] = []
+    chosen = list(_first_targets(tops, by_top, graph._sort_key))
+    return _build_shared(parent, verdict.by_span, graph.trace.trace_id, chosen)
+
+
+def _first_targets(tops: list[str], by_top: dict[str, list[Any]], key: Any) -> Iterator[Any]:
+    """The targets (or their chains) paths are built for: each top's in ``key`` order,
+    the tops in theirs, the first :data:`MAX_TARGETS_PER_TRACE` of them."""
     budget = MAX_TARGETS_PER_TRACE
     for top in tops:
-        targets = by_top.get(top)
-        if not targets:
+        items = by_top.get(top)
+        if not items:
             continue
-        if len(targets) > 1:
-            targets.sort(key=key)
-        chosen.extend(targets[:budget])
-        budget -= len(targets)
+        if len(items) > 1:
+            items.sort(key=key)
+        yield from items[:budget]
+        budget -= len(items)
         if budget <= 0:
-            break
-    return _build_shared(parent, verdict.by_span, graph.trace.trace_id, chosen)
+            return
 
 
 def _tops_once(parent: dict[str, str], targets: list[str], known: dict[str, str]) -> list[str]:
