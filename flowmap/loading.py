@@ -658,9 +658,15 @@ class _Loader:
         head = first_line.strip()
         if not head.startswith((b"{", b"[")):
             return False  # JSON Lines with a broken first line: warned about in pass 2
-        if self._more_json_lines(f):
+        data = None
+        if head == b"[":  # an array of TracesData, one element a line: its last line is one
+            data = self._read_all(f)
+            if data is not None and _syntax_error(data) is not None:
+                data = None  # not one: judged as below
+        if data is None and self._more_json_lines(f):
             return False
-        data = self._read_all(f)
+        if data is None:
+            data = self._read_all(f)
         if data is None:
             f.ok = False
             return True

@@ -254,6 +254,17 @@ def test_a_span_item_that_is_no_object_in_a_document_costs_only_itself(tmp_path,
     assert len(warnings) == 1 and "spans[2] skipped" in warnings[0] and "could not read" not in warnings[0]
 
 
+def test_an_array_of_traces_data_one_element_a_line_is_read_whole(tmp_path):
+    """``[`` on its own line, then one TracesData a line with commas, then ``]``: its last
+    element's line is JSON on its own, so it was read as JSON Lines and every element but
+    the last was lost (with three warnings); the same array on one line was read."""
+    elements = [json.dumps(line(span(span_id=sid(n)))) for n in (1, 2, 3)]
+    f = tmp_path / "array.json"
+    f.write_text("[\n" + ",\n".join(elements) + "\n]\n")
+    traces, warnings, _ = load(f)
+    assert warnings == [] and set(traces[T1].spans) == {sid(1), sid(2), sid(3)}
+
+
 def test_gzip_by_magic_bytes_not_extension(tmp_path):
     data = (json.dumps(line(span())) + "\n").encode()
     f = tmp_path / "traces.jsonl"  # no .gz suffix
