@@ -226,8 +226,7 @@ def _judge_parent(parent: Span, child: Span) -> Finding | None:
             f"{op(child)} runs for a different tenant than its parent {op(parent)}{remote}",
         )
     if state == DROPPED:
-        a = child.attributes
-        if a.get(attributes.AUTHENTICATING) is True:
+        if child.attributes.get(attributes.AUTHENTICATING) is True:
             return None  # ran while its request was being authenticated: no tenant yet
         return _finding(
             CONTEXT_DROPPED, _at_boundary(child), child, parent,
@@ -816,7 +815,7 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
             # an entry that lost its producer's tenant through a link already has the more
             # specific context-dropped finding: unscoped-entry would say the same twice
             below = graph.subtree(sid)[1:]
-            if _exempt_entry(span, not any(_ran_work(spans[x]) for x in below), settings):
+            if _exempt_entry(span, sid, graph, settings):
                 continue
             if not any(spans[x].tenant is not None for x in below) and not _has(v, sid, CONTEXT_DROPPED):
                 v.add(_unscoped_entry(span, None, any(spans[x].boundary is not None for x in below)))
@@ -877,7 +876,7 @@ def _entries_under_untagged_callers(v: TraceVerdict, graph: SpanGraph, settings:
             continue
         if _covered_above(pid, spans, parent, tagged, covered):
             continue
-        if not _exempt_entry(span, not any(_ran_work(spans[x]) for x in graph.subtree(sid)[1:]), settings):
+        if not _exempt_entry(span, sid, graph, settings):
             v.add(_unscoped_entry(span, graph.parent_of(sid), boundary[sid]))
 
 
@@ -916,11 +915,13 @@ def _ran_work(span: Span) -> bool:
     return span.boundary is not None and span.attributes.get(attributes.AUTHENTICATING) is not True
 
 
-def _exempt_entry(span: Span, ran_nothing: bool, settings: AnalysisSettings) -> bool:
+def _exempt_entry(span: Span, sid: str, graph: SpanGraph, settings: AnalysisSettings) -> bool:
     """An entry that bound no tenant and is no finding: authentication turned the request
     away before it reached any boundary (401/403/407), or it is declared to run for no
-    tenant (health checks, sign-in)."""
-    return (ran_nothing and _refused(span)) or settings.is_tenantless_entry(span.service, span.name)
+    tenant (health checks, sign-in). What ran below is looked at only for a refusal."""
+    if _refused(span) and not any(_ran_work(graph.spans[x]) for x in graph.subtree(sid)[1:]):
+        return True
+    return settings.is_tenantless_entry(span.service, span.name)
 
 
 def _unscoped_entry(span: Span, parent: Span | None, reached_boundary: bool) -> Finding:
