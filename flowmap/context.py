@@ -164,8 +164,7 @@ def _unbind_in_forked_child() -> None:
     try:
         if _BINDING.get() is not None:
             _BINDING.set(None)
-        if otel_baggage.get_baggage(A.BAGGAGE_KEY) is not None:
-            otel_context.attach(otel_baggage.remove_baggage(A.BAGGAGE_KEY))
+        _restore_baggage(None)  # (never raises)
     except Exception:  # noqa: BLE001 - never break the child
         pass
 
@@ -449,13 +448,12 @@ _WITHDRAWN = ("",)
 def _withdraw(span: Any, container: Any, stamp: tuple[Any, ...]) -> None:
     """Put the entry span back as it was before :func:`_stamp_entry` (its tag and source,
     or none; no inbound tag added), and stop its processor from restoring the stamp."""
+    from .processors import forget_kept  # (they import this module)
+
     _, old, source, inbound = stamp
     setattr(container, _STAMP, _WITHDRAWN)
-    keep = getattr(container, "_flowmap_keep", None)
     names = (A.TENANT, A.TENANT_SOURCE, A.TENANT_INBOUND) if inbound else (A.TENANT, A.TENANT_SOURCE)
-    if keep:
-        for name in names:
-            keep.pop(name, None)
+    forget_kept(span, names)
     if old is not None:
         span.set_attributes({A.TENANT: old, A.TENANT_SOURCE: source})
         names = (A.TENANT_INBOUND,) if inbound else ()

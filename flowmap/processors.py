@@ -41,7 +41,7 @@ public ``span.set_attributes`` is used instead.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from opentelemetry import baggage as otel_baggage
@@ -116,6 +116,18 @@ def keep_attributes(span: Any, attributes: Mapping[str, Any]) -> None:
             keep.update(attributes)
     except Exception:  # noqa: BLE001
         _log.debug("flowmap: could not keep attributes", exc_info=True)
+
+
+def forget_kept(span: Any, names: Iterable[str]) -> None:
+    """Undo :func:`keep_attributes` for ``names``: the span end no longer puts them back
+    (an attribute flowmap takes off the span again). Never raises."""
+    try:
+        keep = getattr(getattr(span, "_attributes", None), _KEEP, None)
+        if keep:
+            for name in names:
+                keep.pop(name, None)
+    except Exception:  # noqa: BLE001
+        _log.debug("flowmap: could not forget kept attributes", exc_info=True)
 
 
 def _restore(attrs: BoundedAttributes) -> bool:
