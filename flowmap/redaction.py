@@ -34,7 +34,7 @@ import functools
 import logging
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
@@ -69,9 +69,9 @@ _PENDING: dict[int, tuple[str, ...]] = {}
 _PENDING_CAP = 1 << 16
 _TENANT = A.TENANT
 # Ids shorter than this would match inside unrelated words (tenant "test" in "contest",
-# "user" in "user_agent.original"): they are scrubbed only as whole tokens of letters and
-# digits, and in an attribute key only as a whole dot-separated part of it. Longer ids
-# are scrubbed wherever they are.
+# "user" in "user_agent.original"): they are scrubbed only as whole words (of letters and
+# digits; in an attribute key ``_`` joins words too). Longer ids are scrubbed wherever
+# they are.
 _MIN_SUBSTRING_LEN = 8
 # Ids shorter than this ("a", "7", "eu") are a word of any text ("page 7", "/orgs/7/"):
 # a whole token of them is still scrubbed, but counted as a raw id found (the span's
@@ -104,10 +104,14 @@ def _key_pattern(raw: str) -> re.Pattern[str]:
     return re.compile(r"(?<![0-9A-Za-z_])" + re.escape(raw) + r"(?![0-9A-Za-z_])")
 
 
-def scrub_text(text: str, raw_ids: Sequence[str]) -> tuple[str, int]:
+def scrub_text(
+    text: str, raw_ids: Sequence[str], word: Callable[[str], re.Pattern[str]] = _pattern
+) -> tuple[str, int]:
     """``text`` with every raw id replaced, and how many occurrences were found: all but
     the whole-token ones of ids under :data:`_MIN_WORD_LEN` characters, replaced
-    without being counted (the 7 of "page 7" may not be tenant "7")."""
+    without being counted (the 7 of "page 7" may not be tenant "7"). ``word`` tells
+    where an id under :data:`_MIN_SUBSTRING_LEN` characters is a whole word (in a key,
+    ``_`` joins words: :func:`_key_pattern`)."""
     n = 0
     if len(raw_ids) > 1:
         raw_ids = sorted(raw_ids, key=len, reverse=True)  # "acme-corp" before "acme"
@@ -120,9 +124,9 @@ def scrub_text(text: str, raw_ids: Sequence[str]) -> tuple[str, int]:
             if text.strip() == raw:
                 return REDACTED_VALUE, n + 1
             if raw in text:
-                text = _pattern(raw).sub(REDACTED_VALUE, text)
+                text = word(raw).sub(REDACTED_VALUE, text)
         elif raw in text:
-            text, k = _pattern(raw).subn(REDACTED_VALUE, text)
+            text, k = word(raw).subn(REDACTED_VALUE, text)
             n += k
     return text, n
 
@@ -233,8 +237,8 @@ class _Scrubber:
         self.count += n
         self.changes += n
 
-    def text(self, s: str) -> str:
-        out, n = scrub_text(s, self.ids)
+    def text(self, s: str, word: Callable[[str], re.Pattern[str]] = _pattern) -> str:
+        out, n = scrub_text(s, self.ids, word)
         self._found(n)
         if not n and out != s:  # (a very short id's whole token: rewritten, not counted)
             self.changes += 1
@@ -282,29 +286,10 @@ class _Scrubber:
         return v
 
     def key(self, k: Any) -> Any:
-        """An attribute key: an id under 8 characters only as a whole word of it where
-        ``_`` joins words too (a tenant "user" is not in ``user_agent.original``, but is in
-        ``quota.user`` and ``x-user-signature``); one under 4 counted as found only as the
-        whole key, replaced as a word too (as in values)."""
-        if not isinstance(k, str):
-            return k
-        out, n = k, 0
-        for raw in sorted(self.ids, key=len, reverse=True):
-            if raw not in out:
-                continue
-            if len(raw) >= _MIN_SUBSTRING_LEN:
-                n += out.count(raw)
-                out = out.replace(raw, REDACTED_VALUE)
-            elif len(raw) >= _MIN_WORD_LEN:
-                out, hits = _key_pattern(raw).subn(REDACTED_VALUE, out)
-                n += hits
-            elif out == raw:
-                out, n = REDACTED_VALUE, n + 1
-            else:  # a word of the key: replaced, not counted (as a value's whole token)
-                out, hits = _key_pattern(raw).subn(REDACTED_VALUE, out)
-                self.changes += hits
-        self._found(n)
-        return out
+        """An attribute key, scrubbed as a value is but with ``_`` joining words (a tenant
+        "user" is not in ``user_agent.original``, but is in ``quota.user`` and
+        ``x-user-signature``)."""
+        return self.text(k, _key_pattern) if isinstance(k, str) else k
 
     def one(self, v: Any, key: Any) -> Any:
         """One value, so that a value that cannot be inspected costs only itself (and
