@@ -10,7 +10,6 @@ summary printed on stderr, and the program's own exit code returned.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -20,7 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ._bootstrap import ACTIVE_ENV, HOSTS_ENV, SERVICE_ENV
+from ._bootstrap import ACTIVE_ENV, HOSTS_ENV, SERVICE_ENV, hosts_for_env
 from .errors import ConfigError, FlowmapError, InputError
 from .tagging import DEV_MODE_ENV, KEY_ENV
 
@@ -132,7 +131,7 @@ def _environment(out: Path, service: str | None) -> dict[str, str]:
     except FlowmapError:
         pass  # the defaults, as the summary will say ("[tool.flowmap] not used: ...")
     else:
-        env[HOSTS_ENV] = json.dumps({"extra": list(hosts.extra), "include_defaults": hosts.include_defaults})
+        env[HOSTS_ENV] = hosts_for_env(hosts)
     return env
 
 

@@ -24,6 +24,7 @@ dropped context it reports is the program's own.
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import sys
@@ -33,7 +34,7 @@ from typing import Any
 
 from flowmap.ending import flush, flush_on_ending_signals
 
-__all__ = ["start", "ACTIVE_ENV", "SERVICE_ENV", "HOSTS_ENV"]
+__all__ = ["start", "ACTIVE_ENV", "SERVICE_ENV", "HOSTS_ENV", "hosts_for_env"]
 
 ACTIVE_ENV = "FLOWMAP_RUN"  # "1" in every process started by `flowmap run`
 SERVICE_ENV = "FLOWMAP_RUN_SERVICE"  # optional service name for traced processes
@@ -152,11 +153,15 @@ def _patch_opentelemetry() -> None:
         _install_default()
 
 
+def hosts_for_env(hosts: Any) -> str:
+    """``hosts`` (an AllowedHosts) as :data:`HOSTS_ENV` carries it to the program; read
+    back by :func:`_allowed_hosts`."""
+    return json.dumps({"extra": list(hosts.extra), "include_defaults": hosts.include_defaults})
+
+
 def _allowed_hosts() -> Any:
     """The destinations the tenant baggage may go to: the ones the analyzer of this run
     uses too ([tool.flowmap] allowed_hosts / include_default_hosts, passed by `flowmap run`)."""
-    import json
-
     from flowmap.hosts import AllowedHosts
 
     raw = os.environ.get(HOSTS_ENV)

@@ -10,6 +10,8 @@ Nothing here may stop the program: every failure is one line on stderr.
 import os
 import sys
 
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
 
 def _flowmap_start() -> None:
     try:
@@ -27,8 +29,7 @@ def _chain() -> None:
     import importlib.machinery
     import importlib.util
 
-    here = os.path.dirname(os.path.abspath(__file__))
-    path = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
+    path = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
     spec = importlib.machinery.PathFinder.find_spec("sitecustomize", path)
     if spec is None or spec.loader is None:
         return
@@ -49,11 +50,10 @@ def _stay_first() -> None:
     """
     if os.environ.get("FLOWMAP_RUN") != "1":
         return
-    here = os.path.dirname(os.path.abspath(__file__))
     parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    mine = [os.path.abspath(p) == here for p in parts]
+    mine = [os.path.abspath(p) == _HERE for p in parts]
     if any(mine) and not mine[0]:
-        os.environ["PYTHONPATH"] = os.pathsep.join([here] + [p for p, m in zip(parts, mine) if not m])
+        os.environ["PYTHONPATH"] = os.pathsep.join([_HERE] + [p for p, m in zip(parts, mine) if not m])
 
 
 _flowmap_start()
