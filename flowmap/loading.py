@@ -573,7 +573,7 @@ class _Loader:
                 if f.gzipped:
                     with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
                         pos = 0
-                        for lineno, line in enumerate(_gz_lines(gz), 1):  # noqa: B007
+                        for lineno, line in enumerate(_file_lines(gz, _GZ_LINE_MAX), 1):  # noqa: B007
                             if not line:  # a line past _GZ_LINE_MAX once decompressed
                                 if not f.too_long:
                                     f.too_long = True
@@ -1369,16 +1369,6 @@ def _fix_surrogate(m: re.Match[bytes]) -> bytes:
 _GZ_LINE_MAX = 64 << 20
 
 
-def _gz_lines(stream: Any) -> Iterable[bytes]:
-    """The lines of a gzip stream as :func:`_file_lines` reads them, with ``b""`` (never a
-    line otherwise) for one longer than :data:`_GZ_LINE_MAX`: read past in pieces, never
-    held whole."""
-    if stream.peek(2)[:2] in _UTF16_BOMS:  # (two bytes a character: the cap in characters)
-        text = io.TextIOWrapper(stream, encoding="utf-16", errors="replace", newline="")
-        return (line.encode("utf-8") for line in _bounded_lines(text, _GZ_LINE_MAX // 2, "\n"))
-    return _without_bom(_bounded_lines(stream, _GZ_LINE_MAX))
-
-
 def _bounded_lines(stream: Any, cap: int, newline: Any = b"\n") -> Iterator[Any]:
     """The lines of a binary (or, with ``newline="\\n"``, text) stream, each at most
     ``cap`` long: an empty one stands for a longer line, read past in pieces."""
@@ -1396,12 +1386,15 @@ def _bounded_lines(stream: Any, cap: int, newline: Any = b"\n") -> Iterator[Any]
         yield line
 
 
-def _file_lines(stream: io.BufferedIOBase) -> Iterable[bytes]:
-    """The lines of a file as UTF-8: a byte order mark at its start says how it is encoded."""
+def _file_lines(stream: io.BufferedIOBase, cap: int | None = None) -> Iterable[bytes]:
+    """The lines of a file as UTF-8: a byte order mark at its start says how it is encoded.
+    With ``cap`` (bytes; for UTF-16, two a character), a longer line is read past in pieces,
+    never held whole, and stands as ``b""`` (never a line otherwise)."""
     if stream.peek(2)[:2] in _UTF16_BOMS:  # type: ignore[attr-defined]  # buffered and gzip streams
         text = io.TextIOWrapper(stream, encoding="utf-16", errors="replace", newline="")
-        return (line.encode("utf-8") for line in text)
-    return _without_bom(stream)
+        lines: Iterable[Any] = text if cap is None else _bounded_lines(text, cap // 2, "\n")
+        return (line.encode("utf-8") for line in lines)
+    return _without_bom(stream if cap is None else _bounded_lines(stream, cap))
 
 
 def _without_bom(lines: Iterable[bytes]) -> Iterator[bytes]:
