@@ -153,8 +153,9 @@ def _put_attributes(
     _put(out, "droppedAttributesCount", dropped)
 
 
-def _text(name: Any) -> str:
-    """A span or event name as OTLP's string (the SDK takes any value: 404, None)."""
+def name_text(name: Any) -> str:
+    """A span or event name as OTLP's string: the SDK takes any value (``add_event(404)``,
+    a ``None`` name), and one that is not text must stop neither export nor scrubbing."""
     if isinstance(name, str) or name is None:
         return name or ""
     try:
@@ -187,7 +188,7 @@ def _encode_span(span: ReadableSpan, cleaning: "_Cleaning | None") -> dict[str, 
     if span.parent is not None:
         out["parentSpanId"] = f"{span.parent.span_id:016x}"
     _put(out, "flags", _flags(span.parent))
-    _put(out, "name", _text(span.name))
+    _put(out, "name", name_text(span.name))
     out["kind"] = _KIND.get(span.kind, 0)
     _put(out, "startTimeUnixNano", str(span.start_time) if span.start_time else "")
     _put(out, "endTimeUnixNano", str(span.end_time) if span.end_time else "")
@@ -196,7 +197,7 @@ def _encode_span(span: ReadableSpan, cleaning: "_Cleaning | None") -> dict[str, 
     for event in span.events:
         ev: dict[str, Any] = {}
         _put(ev, "timeUnixNano", str(event.timestamp) if event.timestamp else "")
-        _put(ev, "name", _text(event.name))
+        _put(ev, "name", name_text(event.name))
         _put_attributes(ev, event.attributes, event.dropped_attributes, cleaning)
         events.append(ev)
     _put(out, "events", events)

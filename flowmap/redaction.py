@@ -47,6 +47,7 @@ from opentelemetry.trace.status import Status
 
 from . import attributes as A
 from .context import _BINDING, _RAW_BY_TAG, Binding
+from .exporter import name_text
 from .forking import renew_after_fork
 from .safelog import debug_quietly
 from .substrings import HEAD, SubstringIndex
@@ -170,15 +171,8 @@ _tenant_key_check: Any = None
 
 
 def _event_name(ev: Any) -> str:
-    """An event's (or a span's) name as text: the SDK takes any value (``add_event(404)``),
-    and one that is not text must not stop the scrubbing."""
-    name = ev.name
-    if isinstance(name, str):
-        return name
-    try:
-        return str(name)
-    except Exception:  # noqa: BLE001 - a name whose __str__ raises
-        return "<unprintable name>"
+    """An event's (or a span's) name as text, as the exporter writes it."""
+    return name_text(ev.name)
 
 
 def _is_tenant_key(key: Any) -> bool:

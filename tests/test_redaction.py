@@ -576,6 +576,8 @@ def test_a_span_named_by_no_text_is_still_scrubbed(setup, name):
             span.set_attribute("http.url", f"https://api/t/{RAW}")
     (done,) = exp.get_finished_spans()
     assert done.attributes["http.url"] == f"https://api/t/{REDACTED_VALUE}"
+    # the name is rewritten as the exporter writes it: None is OTLP's empty name, not "None"
+    assert done.name == {404: "404", None: "", b"abc": "b'abc'"}[name]
 
 
 def test_the_redaction_count_never_pushes_the_tag_out_at_the_attribute_limit(setup):
