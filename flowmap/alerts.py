@@ -6,7 +6,8 @@ a ``logging`` warning on ``flowmap.alerts``, the OpenTelemetry counter
 (a token bucket per (service, span name) plus a global cap) so an incident cannot
 flood them; the counter counts every one. Only spans the sampler records are seen: one
 it drops reaches no span processor (sample at 100 %, or parent-based on a sampled root,
-where unscoped spans must be counted). Never raises into the application.
+where unscoped spans must be counted). A request refused unauthenticated (a SERVER span
+answered 401/403/407) is no incident: it raises none. Never raises into the application.
 
 The span name is scrubbed of every raw tenant id this process has bound recently
 (:func:`flowmap.redaction.scrub_known`) before any outlet sees it, whether or not a
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.trace import SpanKind
 
 from . import attributes as A
 from .forking import renew_after_fork
@@ -116,6 +118,26 @@ class _Limiter:
 
 _in_callback = threading.local()  # this thread is running an alert callback now
 
+_REFUSED_STATUS = frozenset({401, 403, 407})
+_STATUS_KEYS = ("http.response.status_code", "http.status_code")
+
+
+def _refused_entry(span: ReadableSpan, attrs: Any) -> bool:
+    """A request the service turned away unauthenticated (a SERVER span answered 401, 403
+    or 407, as TenantMiddleware answers): authentication working, no lost tenant. The
+    analysis does not count it either (rules' unscoped-entry); a boundary that ran below
+    it all the same is a span of its own and alerts by itself."""
+    if span.kind is not SpanKind.SERVER:
+        return False
+    for key in _STATUS_KEYS:
+        code = attrs.get(key)
+        if code is not None:
+            try:
+                return int(code) in _REFUSED_STATUS
+            except (TypeError, ValueError):
+                return False
+    return False
+
 
 class AlertProcessor(SpanProcessor):
     """Alerts on spans that end without ``flowmap.tenant``.
@@ -162,6 +184,8 @@ class AlertProcessor(SpanProcessor):
                 return
             boundary = attrs.get(A.BOUNDARY)
             if self.scope == "boundary" and boundary is None:
+                return
+            if _refused_entry(span, attrs):
                 return
             service = span.resource.attributes.get("service.name") if span.resource else None
             name = scrub_known(span.name)  # never a raw id in a log, metric or callback

@@ -413,9 +413,13 @@ class Analyzer:
             # its spans ran under says nothing about this one (its message keeps its name)
             counter = parents.get(operation) if overflow(operation) is None else None
             if counter:
-                # most frequent parent operation; ties broken by name for a stable answer
-                likely = min(counter.items(), key=lambda kv: (-kv[1], kv[0]))[0]
-                if overflow(likely) is None:
+                # most frequent parent operation; ties broken by name for a stable answer.
+                # Never the orphan's own operation: a framework that names a wrapper and
+                # the span under it alike (OpenInference's OpenAI Agents: 'Agent workflow'
+                # over 'Agent workflow') would have the orphan belong under itself
+                likely = min(((p, n) for p, n in counter.items() if p != operation),
+                             key=lambda kv: (-kv[1], kv[0]), default=(None, 0))[0]
+                if likely is not None and overflow(likely) is None:
                     f.likely_parent = likely
                     f.message = orphan_message(operation, likely, f.reached)
                     self._flow.add_orphan(likely, operation, f.trace_id)

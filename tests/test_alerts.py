@@ -243,3 +243,34 @@ def test_a_logging_handler_that_raises_never_reaches_the_application(flowmap_run
         root.setLevel(level)
     _, exporter = flowmap_runtime
     assert len(exporter.get_finished_spans()) == 3
+
+
+def test_a_request_refused_unauthenticated_raises_no_alert_but_work_below_it_does(caplog):
+    """TenantMiddleware answers 401 to a request it cannot authenticate: its server span
+    has no tenant by design, and the analysis finds nothing there (unscoped-entry exempts a
+    refused request). The runtime alerted on every such probe, logging 'span ended without a
+    tenant' and counting it in flowmap.unscoped_spans."""
+    from opentelemetry.trace import SpanKind
+
+    alerts = []
+    tracer, reader = _setup(callback=alerts.append)
+    with caplog.at_level(logging.WARNING, logger="flowmap.alerts"):
+        for status, key in ((401, "http.response.status_code"), (403, "http.status_code"), ("407", "http.status_code")):
+            with tracer.start_as_current_span("GET", kind=SpanKind.SERVER,
+                                              attributes={BOUNDARY: "http.server", key: status}):
+                pass
+    assert alerts == [] and caplog.records == [] and _counts(reader) == {}
+    # a refused request whose handler still ran a boundary: that span alerts
+    with tracer.start_as_current_span("GET", kind=SpanKind.SERVER, attributes={BOUNDARY: "http.server"}) as entry:
+        with tracer.start_as_current_span("cache.get", attributes={BOUNDARY: "cache"}):
+            pass
+        entry.set_attribute("http.response.status_code", 401)
+    assert [a.span_name for a in alerts] == ["cache.get"]
+    # served without a tenant (200), or refused by a client span's callee: still alerts
+    with tracer.start_as_current_span("GET /x", kind=SpanKind.SERVER,
+                                      attributes={BOUNDARY: "http.server", "http.response.status_code": 200}):
+        pass
+    with tracer.start_as_current_span("POST", kind=SpanKind.CLIENT,
+                                      attributes={BOUNDARY: "http.client", "http.response.status_code": 401}):
+        pass
+    assert [a.span_name for a in alerts] == ["cache.get", "GET /x", "POST"]

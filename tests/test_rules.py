@@ -359,6 +359,27 @@ def test_orphan_root_learns_likely_parent_from_other_traces(tmp_path):
     assert edge.orphaned == 1 and lost.trace_id in edge.example_traces
 
 
+def test_an_orphan_never_likely_belonged_under_its_own_operation(tmp_path):
+    # OpenInference's OpenAI Agents spans: the run's AGENT span and the CHAIN span under it
+    # are both 'Agent workflow', so the name runs under itself as often as under the request
+    builders = []
+    for tenant in (TAG_A, None):  # a request's run, then a worker's run with no tenant
+        tb = TraceBuilder()
+        top = request(tb).child("Agent workflow", tenant=TAG_A, boundary="agent") if tenant else \
+            tb.span("Agent workflow", boundary="agent")
+        top.child("Agent workflow", tenant=tenant).child("orders_agent", tenant=tenant, boundary="agent")
+        builders.append(tb)
+    a = analyze_built(tmp_path, *builders)
+    f = only(a, "orphan-root")
+    assert f.span_name == "Agent workflow" and f.likely_parent == "api POST /chat"
+    assert "(it likely belonged under 'api POST /chat')" in f.message
+    assert not a.flow.edges[("api Agent workflow", "api Agent workflow")].orphaned
+    # with no other parent seen, no guess at all
+    a = analyze_built(tmp_path, builders[1])
+    f = only(a, "orphan-root")
+    assert f.likely_parent is None and "likely" not in f.message
+
+
 # -- unscoped-entry -------------------------------------------------------------------
 
 def test_unscoped_entry_reaching_a_boundary_is_high(tmp_path):

@@ -63,6 +63,12 @@ EXPECTED = {
     ("google-adk-dropped.jsonl", "call_llm"): "llm",
     ("autogen-dropped.jsonl", "execute_tool get_weather"): "tool",
     ("autogen-dropped.jsonl", "invoke_agent weather_agent"): "agent",
+    ("agno-openinference-dropped.jsonl", "weather_agent.run"): "agent",
+    ("agno-openinference-dropped.jsonl", "OpenAIChat.invoke"): "llm",
+    ("agno-openinference-dropped.jsonl", "get_weather"): "tool",
+    ("agno-openinference-dropped.jsonl", "add_memory"): "tool",
+    ("agno-traceloop-dropped.jsonl", "weather_agent.agent"): "agent",
+    ("agno-traceloop-dropped.jsonl", "get_weather.tool"): "tool",
 }
 
 
@@ -158,3 +164,18 @@ def test_a_tenant_lost_at_a_frameworks_wrapper_span_names_the_calls_that_ran_wit
     model and tool calls below it ran without the tenant: the finding names the first."""
     (f,) = [f for f in analyze([FIXTURES / name]).findings if f.rule == rule and f.span_name == span]
     assert f.severity is Severity.MEDIUM and f.reached == reached and reached in f.message
+
+
+@pytest.mark.parametrize(("name", "lost"), [
+    ("agno-openinference-memory-thread.jsonl", {("add_memory", "tool"), ("OpenAIChat.invoke", "llm")}),
+    ("agno-traceloop-memory-thread.jsonl", {("add_memory.tool", "tool")}),
+])
+def test_agnos_own_memory_thread_pool_losing_the_tenant_is_found(name, lost):
+    """Agno's sync Agent.run hands memory extraction (a model call and its add_memory
+    tool) to its own ThreadPoolExecutor, which does not carry contextvars: those calls
+    run as roots with no tenant. The nearmiss files are the same runs with the agent's
+    background executor wrapped in flowmap.propagation.ContextExecutor."""
+    findings = [f for f in analyze([FIXTURES / name]).findings if f.severity >= Severity.MEDIUM]
+    assert {f.rule for f in findings} == {"orphan-root"}
+    assert {f.severity for f in findings} == {Severity.HIGH}
+    assert {(f.span_name, f.boundary) for f in findings} == lost
