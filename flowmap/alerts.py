@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import SpanKind
 
 from . import attributes as A
+from .conventions import refused_request
 from .forking import renew_after_fork
 from .safelog import debug_quietly
 from .redaction import scrub_known
@@ -118,25 +119,11 @@ class _Limiter:
 
 _in_callback = threading.local()  # this thread is running an alert callback now
 
-_REFUSED_STATUS = frozenset({401, 403, 407})
-_STATUS_KEYS = ("http.response.status_code", "http.status_code")
-
-
 def _refused_entry(span: ReadableSpan, attrs: Any) -> bool:
     """A request the service turned away unauthenticated (a SERVER span answered 401, 403
-    or 407, as TenantMiddleware answers): authentication working, no lost tenant. The
-    analysis does not count it either (rules' unscoped-entry); a boundary that ran below
-    it all the same is a span of its own and alerts by itself."""
-    if span.kind is not SpanKind.SERVER:
-        return False
-    for key in _STATUS_KEYS:
-        code = attrs.get(key)
-        if code is not None:
-            try:
-                return int(code) in _REFUSED_STATUS
-            except (TypeError, ValueError):
-                return False
-    return False
+    or 407, as TenantMiddleware answers): no incident; a boundary that ran below it all
+    the same is a span of its own and alerts by itself."""
+    return span.kind is SpanKind.SERVER and refused_request(attrs)
 
 
 class AlertProcessor(SpanProcessor):

@@ -183,6 +183,24 @@ DECIDING_KEYS = frozenset(
 HTTP_KEYS = frozenset(_REMOTE_CALL_KEYS)
 
 
+_REFUSED_STATUS = frozenset({401, 403, 407})
+_STATUS_KEYS = ("http.response.status_code", "http.status_code")
+
+
+def refused_request(attributes: Mapping[str, Any]) -> bool:
+    """Whether an HTTP entry answered 401, 403 or 407: unauthenticated traffic turned
+    away, authentication working, not a lost tenant (the analyzer's unscoped-entry and
+    the runtime's alerts agree on this one test)."""
+    for key in _STATUS_KEYS:
+        code = attributes.get(key)
+        if code is not None:
+            try:
+                return int(code) in _REFUSED_STATUS
+            except (TypeError, ValueError, OverflowError):
+                return False
+    return False
+
+
 def reads_messaging(keys: Iterable[str]) -> bool:
     """Whether attribute names say a span is about a message: a ``messaging.*`` name
     (the system, or only an id or destination) or Celery's ``celery.action``."""

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import attributes
+from .conventions import refused_request
 from .hosts import AllowedHosts
 from .graph import ENTRY_BOUNDARIES, SpanGraph, is_entry
 from .masking import (
@@ -919,7 +920,7 @@ def _exempt_entry(span: Span, sid: str, graph: SpanGraph, settings: AnalysisSett
     """An entry that bound no tenant and is no finding: authentication turned the request
     away before it reached any boundary (401/403/407), or it is declared to run for no
     tenant (health checks, sign-in). What ran below is looked at only for a refusal."""
-    if _refused(span) and not any(_ran_work(graph.spans[x]) for x in graph.subtree(sid)[1:]):
+    if refused_request(span.attributes) and not any(_ran_work(graph.spans[x]) for x in graph.subtree(sid)[1:]):
         return True
     return settings.is_tenantless_entry(span.service, span.name)
 
@@ -937,10 +938,6 @@ def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: (-int(f.severity), f.trace_id, f.span_id, f.rule))
 
 
-_REFUSED_STATUS = frozenset({401, 403, 407})
-_STATUS_KEYS = ("http.response.status_code", "http.status_code")
-
-
 def _builds_an_agent(span: Span) -> bool:
     """A GenAI ``create_agent`` span that is not a call to a remote agent service (GenAI
     semconv: that one is a CLIENT span naming its server): frameworks emit it in-process
@@ -950,15 +947,3 @@ def _builds_an_agent(span: Span) -> bool:
     if a.get("gen_ai.operation.name") != "create_agent":
         return False
     return span.kind != SPAN_KIND_CLIENT or _destination(span) is None
-
-
-def _refused(span: Span) -> bool:
-    """An HTTP entry answered 401/403/407: unauthenticated traffic that was refused, not a leak."""
-    for key in _STATUS_KEYS:
-        code = span.attributes.get(key)
-        if code is not None:
-            try:
-                return int(code) in _REFUSED_STATUS
-            except (TypeError, ValueError):
-                return False
-    return False
