@@ -14,6 +14,8 @@ Example::
     allowed_hosts = ["api.partner.example", "*.corp.example", "100.64.0.0/10"]
     include_default_hosts = true
     tenant_attributes = ["team_id"]      # in addition to the built-in names
+    include_default_tenant_attributes = true  # false: only tenant_attributes (customer_id
+                                              # may be a tenant's own customers here)
     transparent_services = ["api-gateway"]  # passed through, like mesh proxies
     tenantless_entries = ["GET /healthz", "auth POST /login"]  # entries that run for no tenant
     fail_on = "medium"
@@ -41,7 +43,8 @@ __all__ = ["Config", "load_config", "find_pyproject", "KNOWN_KEYS"]
 _CAPS = tuple(f.name for f in dataclasses.fields(AnalysisSettings) if f.name.startswith("max_"))
 KNOWN_KEYS = frozenset(
     {
-        "allowed_hosts", "include_default_hosts", "tenant_attributes", "transparent_services",
+        "allowed_hosts", "include_default_hosts", "tenant_attributes", "include_default_tenant_attributes",
+        "transparent_services",
         "tenantless_entries", "fail_on", "format", *_CAPS,
     }
 )
@@ -191,6 +194,16 @@ def load_config(config_path: str | Path | None = None, *, cwd: str | Path | None
     include_defaults = values.get("include_default_hosts", True)
     if not isinstance(include_defaults, bool):
         raise ConfigError(f"{where} include_default_hosts must be true or false")
+    default_names = values.get("include_default_tenant_attributes", True)
+    if not isinstance(default_names, bool):
+        raise ConfigError(f"{where} include_default_tenant_attributes must be true or false")
+    names = _strings(values.get("tenant_attributes", []), f"{where} tenant_attributes")
+    if not default_names and not any(n.strip() for n in names):
+        warnings.append(
+            f"{where} include_default_tenant_attributes is false and tenant_attributes names none: "
+            "no attribute is read as a tenant id (tenant-in-telemetry by name and "
+            "model-chosen-tenant never fire)"
+        )
     caps: dict[str, int] = {}
     for key in _CAPS:
         if key in values:
@@ -204,7 +217,8 @@ def load_config(config_path: str | Path | None = None, *, cwd: str | Path | None
     settings = AnalysisSettings.with_extras(
         allowed_hosts=hosts,
         include_default_hosts=include_defaults,
-        extra_tenant_attributes=_strings(values.get("tenant_attributes", []), f"{where} tenant_attributes"),
+        extra_tenant_attributes=names,
+        include_default_tenant_attributes=default_names,
         fail_on=fail_on if fail_on is not None else Severity.HIGH,  # INFO is 0: falsy
         transparent_services=frozenset(
             s.strip() for s in _strings(values.get("transparent_services", []), f"{where} transparent_services")

@@ -80,12 +80,14 @@ class AnalysisSettings:
         allowed_hosts: Iterable[str] | None = None,
         include_default_hosts: bool = True,
         extra_tenant_attributes: Iterable[str] | None = None,
+        include_default_tenant_attributes: bool = True,
         **kwargs: object,
     ) -> "AnalysisSettings":
-        """Settings from configuration-style values: extra host entries and attribute names."""
-        names = attributes.TENANT_ID_ATTRIBUTE_NAMES | frozenset(
-            normalize_key(n) for n in (extra_tenant_attributes or ()) if n.strip()
-        )
+        """Settings from configuration-style values: extra host entries and attribute
+        names (with the contract's names, or, where one of them means something else on
+        this platform — ``customer_id`` for a tenant's own customers — instead of them)."""
+        defaults = attributes.TENANT_ID_ATTRIBUTE_NAMES if include_default_tenant_attributes else frozenset()
+        names = defaults | frozenset(normalize_key(n) for n in (extra_tenant_attributes or ()) if n.strip())
         return cls(
             allowed_hosts=AllowedHosts.from_config(allowed_hosts, include_default_hosts),
             tenant_attributes=names,

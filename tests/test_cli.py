@@ -344,6 +344,28 @@ def test_config_tenant_attributes(tmp_path):
         "tenant-in-telemetry"] == 1
 
 
+def test_config_can_drop_the_built_in_tenant_attribute_names(tmp_path):
+    """On a CRM platform customer_id names one of the tenant's own customers: a tool taking
+    it is no model-chosen tenant. include_default_tenant_attributes = false keeps only the
+    platform's own names, which are still judged."""
+    tb = TraceBuilder(service="api")
+    entry = tb.span("POST /ask", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    entry.child("execute_tool lookup_orders", tenant=TAG_A, boundary="tool",
+                attrs={"gen_ai.tool.call.arguments": json.dumps({"customer_id": "cust-8841"})})
+    entry.child("execute_tool switch_org", tenant=TAG_A, boundary="tool",
+                attrs={"gen_ai.tool.call.arguments": json.dumps({"tenant_id": "acme-corp-77"})})
+    path = write_otlp(tmp_path / "crm.jsonl", tb)
+
+    def chosen() -> list[str]:
+        out = json.loads(invoke("check", path, "--format", "json").stdout)
+        return sorted(f["span_name"] for f in out["findings"] if f["rule"] == "model-chosen-tenant")
+
+    assert chosen() == ["execute_tool lookup_orders", "execute_tool switch_org"]
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.flowmap]\ninclude_default_tenant_attributes = false\ntenant_attributes = ["tenant_id"]\n')
+    assert chosen() == ["execute_tool switch_org"]
+
+
 def test_config_errors_and_warnings(dropped, tmp_path):
     (tmp_path / "pyproject.toml").write_text('[tool.flowmap]\nfail_on = "severe"\n')
     assert_one_line_error(invoke("check", dropped), "fail_on", "severe")

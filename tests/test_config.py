@@ -65,6 +65,21 @@ def test_dashed_keys_and_host_defaults_off(tmp_path):
     assert cfg.settings.allowed_hosts.allows("gw.internal") and not cfg.settings.allowed_hosts.allows("10.0.0.1")
 
 
+def test_built_in_tenant_attribute_names_can_be_left_out(tmp_path):
+    write(tmp_path / "pyproject.toml", "[tool.flowmap]\ninclude-default-tenant-attributes = false\n"
+                                         'tenant_attributes = ["tenant_id", "Org-Id"]\n')
+    cfg = load_config(cwd=tmp_path)
+    assert cfg.settings.tenant_attributes == {"tenant_id", "org_id"} and cfg.warnings == ()
+
+
+def test_no_tenant_attribute_names_at_all_is_warned(tmp_path):
+    write(tmp_path / "pyproject.toml", "[tool.flowmap]\ninclude_default_tenant_attributes = false\n")
+    cfg = load_config(cwd=tmp_path)
+    assert cfg.settings.tenant_attributes == frozenset()
+    (warning,) = cfg.warnings
+    assert "no attribute is read as a tenant id" in warning and "\n" not in warning
+
+
 def test_unknown_keys_give_one_warning_line(tmp_path):
     write(tmp_path / "pyproject.toml", '[tool.flowmap]\nfail_on = "low"\nfial_on = "x"\ncolour = true\n')
     cfg = load_config(cwd=tmp_path)
@@ -82,6 +97,7 @@ def test_unknown_keys_give_one_warning_line(tmp_path):
         ('allowed_hosts = [1, 2]', ["allowed_hosts must be a list of strings"]),
         ("tenant_attributes = {a = 1}", ["tenant_attributes must be a list of strings"]),
         ('include_default_hosts = "yes"', ["include_default_hosts must be true or false"]),
+        ("include_default_tenant_attributes = 0", ["include_default_tenant_attributes must be true or false"]),
         ("max_paths = -1", ["max_paths must be a non-negative integer"]),
         ("fail_on = ", ["invalid TOML"]),
     ],
