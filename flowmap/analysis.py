@@ -275,27 +275,28 @@ class Analyzer:
             return
         linked = trace.linked_spans
         if linked is not None:  # the loader read which spans the links point to
-            mine = [(sid, spans[sid]) for sid in linked if sid in spans]
+            mine = [sid for sid in linked if sid in spans]
         elif trace.links_in > 0:  # links still to come, to spans not known: any may be
-            mine = list(spans.items())
+            mine = list(spans)
         else:  # one comprehension: this runs for every span
             mine = [
-                (sid, s) for sid, s in spans.items()
+                sid for sid, s in spans.items()
                 if s.boundary in _LINK_TARGET_BOUNDARIES or s.kind == SPAN_KIND_PRODUCER
             ]
         if mine:
             ops, cget, kinds = graph.ops, self._canon.get, _KINDS.get
             folded = self._operations.overflow  # a folded target keeps its own names
-            summaries = [
-                (ops[sid], cget(s.tenant, s.tenant), s.key_id, kinds(s.boundary, s.boundary),
-                 (s.service, s.name) if ops[sid] in folded else None)
-                for sid, s in mine
-            ]
             shared = self._summaries
-            if len(shared) < _SUMMARIES_MAX:
-                setdefault = shared.setdefault
-                summaries = [setdefault(t, t) for t in summaries]
-            sids = "\n".join([sid for sid, _ in mine])
+            share = shared.setdefault if len(shared) < _SUMMARIES_MAX else None
+            # one loop rather than a comprehension each to make, share and name the
+            # summaries: a trace has one or two targets, and each comprehension is a call
+            summaries = []
+            for sid in mine:
+                s, op = spans[sid], ops[sid]
+                t = (op, cget(s.tenant, s.tenant), s.key_id, kinds(s.boundary, s.boundary),
+                     (s.service, s.name) if op in folded else None)
+                summaries.append(t if share is None else share(t, t))
+            sids = "\n".join(mine)
             have = self._link_targets.get(trace_id)
             if have is not None:  # a trace analysed in parts: the newer part first wins
                 sids, summaries = sids + "\n" + have[0], [*summaries, *have[1:]]
