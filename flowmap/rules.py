@@ -388,8 +388,11 @@ def _quiet_parts(parts: Iterable[Any], quiet: set[str]) -> bool:
     all known plain (and not flowmap.tenant) is quiet without building its attribute dict."""
     for p in parts:
         if p.__class__ in _LOADED_PARTS:
-            keys = [kv.key for kv in p.kvs]
-            if not keys or (quiet.issuperset(keys) and _TENANT_ATTR not in keys):
+            kvs = p.kvs
+            if not kvs:  # (a queue consumer's link: no attributes, no names to list)
+                continue
+            keys = [kv.key for kv in kvs]
+            if quiet.issuperset(keys) and _TENANT_ATTR not in keys:
                 continue
         if not is_quiet(p.attributes, quiet):
             return False
