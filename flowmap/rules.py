@@ -303,17 +303,17 @@ def _refused_boundary(span: Span) -> bool:
     return span.status_code == STATUS_CODE_ERROR and span.attributes.get(attributes.UNSCOPED) is True
 
 
-def _destination(span: Span) -> str | None:
-    a = span.attributes
+def _destination(a: dict[str, Any]) -> str | None:
+    """The host that a span's attributes ``a`` name as its destination, if any."""
     for name in _HOST_ATTRIBUTES:
         v = a.get(name)
-        if isinstance(v, str) and v.strip():
-            return v.strip()
+        if isinstance(v, str) and (v := v.strip()):
+            return v
     for name in _URL_ATTRIBUTES:
         v = a.get(name)
-        if isinstance(v, str) and v.strip():
+        if isinstance(v, str) and (v := v.strip()):
             try:
-                host = urlsplit(v.strip()).hostname
+                host = urlsplit(v).hostname
             except ValueError:
                 host = None
             if host:
@@ -596,7 +596,7 @@ def _attribute_rules(
         ))
         v.raw_values.extend(h.value for h in hits)
     if _truthy(attrs.get(attributes.BAGGAGE_SENT)):
-        host = _destination(span)
+        host = _destination(attrs)
         if not _allows(settings.allowed_hosts, host):
             where = f"'{host}'" if host else "an unrecorded destination"
             v.add(_finding(
@@ -952,7 +952,7 @@ def _builds_an_agent(span: Span) -> bool:
     a = span.attributes
     if a.get("gen_ai.operation.name") != "create_agent":
         return False
-    return span.kind != SPAN_KIND_CLIENT or _destination(span) is None
+    return span.kind != SPAN_KIND_CLIENT or _destination(a) is None
 
 
 def _refused(span: Span) -> bool:
