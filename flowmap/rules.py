@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Iterator
-from operator import attrgetter
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -376,8 +375,6 @@ _TENANT_ATTR = attributes.TENANT
 # the loader's spans (their attribute names in a shared shape)
 _LOADED_ONLY = frozenset({LoadedSpan, RawSpan})
 _INBOUND = attributes.TENANT_INBOUND
-_TENANT_OF = attrgetter("tenant")
-_RESOURCE_OF = attrgetter("resource")
 _NOT_A_TAG = object()  # flowmap.tenant present with a value that is not a string
 _LOADED_PARTS = frozenset({LoadedEvent, LoadedLink})  # their ``kvs`` is the attribute list
 
@@ -613,20 +610,21 @@ def _resource_hits(spans: Iterable[Span], names: frozenset[str]) -> bool:
     per resource object (one per exported batch, shared by its spans) and tenant
     attribute names, as clean or not; the cache holds the resource, so its id is not
     reused while remembered, and the common case (every resource known clean) is one
-    set test in C."""
+    set comprehension and one set test."""
     seen = _RESOURCES_SEEN.get(names)
     if seen is None:
         if len(_RESOURCES_SEEN) >= 16:
             _RESOURCES_SEEN.clear()
         seen = _RESOURCES_SEEN[names] = ({}, {})
     clean, dirty = seen
-    ids = set(map(id, map(_RESOURCE_OF, spans)))
+    ids = {id(span.resource) for span in spans}
     if clean.keys() >= ids:
         return False
     if len(clean) + len(dirty) + len(ids) > _RESOURCES_MAX:
         clean.clear()
         dirty.clear()
-    for r in map(_RESOURCE_OF, spans):
+    for span in spans:
+        r = span.resource
         i = id(r)
         if i not in clean and i not in dirty:
             hit = bool(r) and bool(scan_attributes(r, "resource attribute", names))
@@ -667,7 +665,7 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
     last_resource: dict[str, Any] | None = None
     rhits: list[RawValue] = []
     every = spans.values()
-    tenants = v.tenants = set(map(_TENANT_OF, every))
+    tenants = v.tenants = {span.tenant for span in every}
     local: Iterable[tuple[str, Span]] = spans.items()  # the spans the span-local rules judge
     clean_resources = False  # known to hold no raw tenant id
     if len(tenants) == 1 and _LOADED_ONLY.issuperset(map(type, every)):
