@@ -19,7 +19,6 @@ import dataclasses
 import gc
 from collections import Counter
 from collections.abc import Callable, Iterable
-from operator import attrgetter
 from os import PathLike
 from typing import Any
 
@@ -58,7 +57,6 @@ __all__ = ["analyze", "analyze_traces", "Analyzer"]
 _LINK_TARGET_BOUNDARIES = attributes.DATA_BOUNDARIES | {"queue.publish", "stream"}
 _KINDS = {k: k for k in attributes.BOUNDARY_KINDS}  # one string object per boundary kind
 _JUDGED_MAX = 100_000  # non-opaque tags remembered as judged; past it, judged again each time
-_SERVICE = attrgetter("service")
 _SUMMARIES_MAX = 200_000  # distinct link-target summaries shared; past it, kept per span
 #: links waiting for the trace they point into; past it, new ones are counted, not judged
 #: (links into traces missing from the input would otherwise be kept to the end)
@@ -191,10 +189,9 @@ class Analyzer:
         verdict = evaluate(graph, self.settings)
         spans = trace.spans
 
-        # known services and tags tested in C (map over attrgetter), sets built only for news
-        values = spans.values()
-        if not r.services.issuperset(map(_SERVICE, values)):
-            r.services.update(map(_SERVICE, values))
+        # the services as a set comprehension (fewer instructions than map over an
+        # attrgetter), tags tested in C, sets built only for new tags
+        r.services.update({s.service for s in spans.values()})
         judged = self._judged_tags
         if not judged.issuperset(verdict.tenants):
             for t in verdict.tenants - judged:
@@ -275,27 +272,28 @@ class Analyzer:
             return
         linked = trace.linked_spans
         if linked is not None:  # the loader read which spans the links point to
-            mine = [(sid, spans[sid]) for sid in linked if sid in spans]
+            mine = [sid for sid in linked if sid in spans]
         elif trace.links_in > 0:  # links still to come, to spans not known: any may be
-            mine = list(spans.items())
+            mine = list(spans)
         else:  # one comprehension: this runs for every span
             mine = [
-                (sid, s) for sid, s in spans.items()
+                sid for sid, s in spans.items()
                 if s.boundary in _LINK_TARGET_BOUNDARIES or s.kind == SPAN_KIND_PRODUCER
             ]
         if mine:
             ops, cget, kinds = graph.ops, self._canon.get, _KINDS.get
             folded = self._operations.overflow  # a folded target keeps its own names
-            summaries = [
-                (ops[sid], cget(s.tenant, s.tenant), s.key_id, kinds(s.boundary, s.boundary),
-                 (s.service, s.name) if ops[sid] in folded else None)
-                for sid, s in mine
-            ]
             shared = self._summaries
-            if len(shared) < _SUMMARIES_MAX:
-                setdefault = shared.setdefault
-                summaries = [setdefault(t, t) for t in summaries]
-            sids = "\n".join([sid for sid, _ in mine])
+            share = shared.setdefault if len(shared) < _SUMMARIES_MAX else None
+            # one loop rather than a comprehension each to make, share and name the
+            # summaries: a trace has one or two targets, and each comprehension is a call
+            summaries = []
+            for sid in mine:
+                s, op = spans[sid], ops[sid]
+                t = (op, cget(s.tenant, s.tenant), s.key_id, kinds(s.boundary, s.boundary),
+                     (s.service, s.name) if op in folded else None)
+                summaries.append(t if share is None else share(t, t))
+            sids = "\n".join(mine)
             have = self._link_targets.get(trace_id)
             if have is not None:  # a trace analysed in parts: the newer part first wins
                 sids, summaries = sids + "\n" + have[0], [*summaries, *have[1:]]

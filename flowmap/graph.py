@@ -215,6 +215,10 @@ class SpanGraph:
                     self.remote_entries.append(sid)
                 else:
                     self.missing_parent.append(sid)
+            if len(spans) - len(parent) > 1:  # more than one top (most traces have one)
+                for tops in (self.roots, self.remote_entries, self.missing_parent):
+                    if len(tops) > 1:
+                        tops.sort(key=self._sort_key)
         trace_id = trace.trace_id
         for sid, span in [(sid, span) for sid, span in spans.items() if span.links]:
             for link in span.links:
@@ -226,11 +230,8 @@ class SpanGraph:
 
         if parent and self._has_cycle():
             self._break_cycles(self._sort_key, on_warning)
-        if len(self.roots) > 1:
-            self.roots.sort(key=self._sort_key)
-        for tops in (self.missing_parent, self.remote_entries, self.cycle_cut):
-            if len(tops) > 1:
-                tops.sort(key=self._sort_key)
+            if len(self.cycle_cut) > 1:
+                self.cycle_cut.sort(key=self._sort_key)
 
     def _sort_key(self, sid: str) -> tuple[int, str]:
         return (self.spans[sid].start_ns, sid)

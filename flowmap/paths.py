@@ -327,7 +327,9 @@ class PathSample:
         weakest = self._heap[0][0]
         if (brk, worst) != weakest[:2]:
             return (brk, worst) > weakest[:2]
-        return longest_path_bound(graph) > weakest[2]
+        # no path is longer than the trace has spans: a small trace (a queue worker's) is
+        # turned away without walking its chains
+        return len(graph.spans) > weakest[2] and longest_path_bound(graph) > weakest[2]
 
     def add(self, path: TracePath) -> None:
         if self.cap <= 0:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Iterator
-from itertools import repeat
-from operator import attrgetter
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -304,17 +302,17 @@ def _refused_boundary(span: Span) -> bool:
     return span.status_code == STATUS_CODE_ERROR and span.attributes.get(attributes.UNSCOPED) is True
 
 
-def _destination(span: Span) -> str | None:
-    a = span.attributes
+def _destination(a: dict[str, Any]) -> str | None:
+    """The host that a span's attributes ``a`` name as its destination, if any."""
     for name in _HOST_ATTRIBUTES:
         v = a.get(name)
-        if isinstance(v, str) and v.strip():
-            return v.strip()
+        if isinstance(v, str) and (v := v.strip()):
+            return v
     for name in _URL_ATTRIBUTES:
         v = a.get(name)
-        if isinstance(v, str) and v.strip():
+        if isinstance(v, str) and (v := v.strip()):
             try:
-                host = urlsplit(v.strip()).hostname
+                host = urlsplit(v).hostname
             except ValueError:
                 host = None
             if host:
@@ -378,8 +376,6 @@ _TENANT_ATTR = attributes.TENANT
 # the loader's spans (their attribute names in a shared shape)
 _LOADED_ONLY = frozenset({LoadedSpan, RawSpan})
 _INBOUND = attributes.TENANT_INBOUND
-_TENANT_OF = attrgetter("tenant")
-_RESOURCE_OF = attrgetter("resource")
 _NOT_A_TAG = object()  # flowmap.tenant present with a value that is not a string
 _LOADED_PARTS = frozenset({LoadedEvent, LoadedLink})  # their ``kvs`` is the attribute list
 
@@ -389,8 +385,11 @@ def _quiet_parts(parts: Iterable[Any], quiet: set[str]) -> bool:
     all known plain (and not flowmap.tenant) is quiet without building its attribute dict."""
     for p in parts:
         if p.__class__ in _LOADED_PARTS:
-            keys = [kv.key for kv in p.kvs]
-            if not keys or (quiet.issuperset(keys) and _TENANT_ATTR not in keys):
+            kvs = p.kvs
+            if not kvs:  # (a queue consumer's link: no attributes, no names to list)
+                continue
+            keys = [kv.key for kv in kvs]
+            if quiet.issuperset(keys) and _TENANT_ATTR not in keys:
                 continue
         if not is_quiet(p.attributes, quiet):
             return False
@@ -594,7 +593,7 @@ def _attribute_rules(
         ))
         v.raw_values.extend(h.value for h in hits)
     if _truthy(attrs.get(attributes.BAGGAGE_SENT)):
-        host = _destination(span)
+        host = _destination(attrs)
         if not _allows(settings.allowed_hosts, host):
             where = f"'{host}'" if host else "an unrecorded destination"
             v.add(_finding(
@@ -612,20 +611,21 @@ def _resource_hits(spans: Iterable[Span], names: frozenset[str]) -> bool:
     per resource object (one per exported batch, shared by its spans) and tenant
     attribute names, as clean or not; the cache holds the resource, so its id is not
     reused while remembered, and the common case (every resource known clean) is one
-    set test in C."""
+    set comprehension and one set test."""
     seen = _RESOURCES_SEEN.get(names)
     if seen is None:
         if len(_RESOURCES_SEEN) >= 16:
             _RESOURCES_SEEN.clear()
         seen = _RESOURCES_SEEN[names] = ({}, {})
     clean, dirty = seen
-    ids = set(map(id, map(_RESOURCE_OF, spans)))
+    ids = {id(span.resource) for span in spans}
     if clean.keys() >= ids:
         return False
     if len(clean) + len(dirty) + len(ids) > _RESOURCES_MAX:
         clean.clear()
         dirty.clear()
-    for r in map(_RESOURCE_OF, spans):
+    for span in spans:
+        r = span.resource
         i = id(r)
         if i not in clean and i not in dirty:
             hit = bool(r) and bool(scan_attributes(r, "resource attribute", names))
@@ -666,16 +666,17 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
     last_resource: dict[str, Any] | None = None
     rhits: list[RawValue] = []
     every = spans.values()
-    tenants = v.tenants = set(map(_TENANT_OF, every))
+    tenants = v.tenants = {span.tenant for span in every}
     local: Iterable[tuple[str, Span]] = spans.items()  # the spans the span-local rules judge
     clean_resources = False  # known to hold no raw tenant id
     if len(tenants) == 1 and _LOADED_ONLY.issuperset(map(type, every)):
         # The common trace: one tag (or none) on every span, so every parent edge has the
-        # same state and none is a finding; the edges are counted in C, and only the spans
-        # some span-local rule could fire on are looked at one by one.
+        # same state and none is a finding; the edges are listed in one comprehension (a
+        # quarter fewer instructions than zip and map over ops.__getitem__), and only the
+        # spans some span-local rule could fire on are looked at one by one.
         (tag,) = tenants
         state = INHERITED if tag is not None else UNTAGGED
-        calls.extend(zip(map(ops.__getitem__, parent_of.values()), map(ops.__getitem__, parent_of), repeat(state)))
+        v.calls = [(ops[pid], ops[sid], state) for sid, pid in parent_of.items()]
         if tag is None:
             v.untagged.extend(ops.values())
         elif tag in opaque and not _resource_hits(every, names):
@@ -946,4 +947,4 @@ def _builds_an_agent(span: Span) -> bool:
     a = span.attributes
     if a.get("gen_ai.operation.name") != "create_agent":
         return False
-    return span.kind != SPAN_KIND_CLIENT or _destination(span) is None
+    return span.kind != SPAN_KIND_CLIENT or _destination(a) is None
