@@ -583,7 +583,9 @@ def demo(
         Optional[Path],
         typer.Option("--out", metavar="PATH", envvar="FLOWMAP_FILE", help="Trace file to write [default: flowmap-traces.jsonl]."),
     ] = None,
-    report: Annotated[Optional[Path], typer.Option("--report", metavar="PATH", help="Risk map to write.")] = None,
+    report: Annotated[
+        Optional[Path], typer.Option("--report", metavar="PATH", help="Risk map to write [default: reports/risk-map.html].")
+    ] = None,
 ) -> None:
     """Run the bundled leaky agent platform and write its risk map."""
     run_demo = _optional("flowmap.demo", "demo", "run_demo")
