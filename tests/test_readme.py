@@ -192,3 +192,11 @@ def test_links_to_repository_files_resolve():
             if "://" not in target and not (doc.parent / target).exists():
                 broken.append(f"{doc.relative_to(ROOT)} -> {target}")
     assert not broken, broken
+
+
+def test_every_public_name_is_documented():
+    import flowmap
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in flowmap.__all__ if not re.search(rf"`(?:flowmap\.)?{name}\b", readme)]
+    assert not missing, f"flowmap.__all__ names the README never mentions: {missing}"
