@@ -200,3 +200,11 @@ def test_every_public_name_is_documented():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     missing = [name for name in flowmap.__all__ if not re.search(rf"`(?:flowmap\.)?{name}\b", readme)]
     assert not missing, f"flowmap.__all__ names the README never mentions: {missing}"
+
+
+def test_every_module_is_in_the_readme_layout():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    layout = readme.split("## Layout", 1)[1]
+    modules = sorted(p.stem for p in (ROOT / "flowmap").glob("*.py") if not p.stem.startswith("__"))
+    missing = [m for m in modules if f"`{m}`" not in layout]
+    assert not missing, f"modules the README's layout leaves out: {missing}"
