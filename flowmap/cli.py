@@ -509,7 +509,7 @@ def report(
 
     Exit 0 whatever was found (use check to gate CI), 2 when the input is unreadable.
     """
-    from .formats.common import plural
+    from .formats.common import plural, total_findings
 
     output_path = _output_path(output, DEFAULT_REPORT)
     if output_path is None:
@@ -527,7 +527,7 @@ def report(
         except OSError as exc:
             raise FlowmapError(f"cannot write {_clean_path(output_path)}: {exc.strerror or exc}") from None
     _err(f"{PROG}: wrote the risk map of {plural(analysis.traces, 'trace')} "
-         f"({plural(len(analysis.findings), 'finding')}) to {written}")
+         f"({plural(total_findings(analysis), 'finding')}) to {written}")  # max_findings keeps fewer
 
 
 @app.command(
@@ -583,7 +583,9 @@ def demo(
         Optional[Path],
         typer.Option("--out", metavar="PATH", envvar="FLOWMAP_FILE", help="Trace file to write [default: flowmap-traces.jsonl]."),
     ] = None,
-    report: Annotated[Optional[Path], typer.Option("--report", metavar="PATH", help="Risk map to write.")] = None,
+    report: Annotated[
+        Optional[Path], typer.Option("--report", metavar="PATH", help="Risk map to write [default: reports/risk-map.html].")
+    ] = None,
 ) -> None:
     """Run the bundled leaky agent platform and write its risk map."""
     run_demo = _optional("flowmap.demo", "demo", "run_demo")

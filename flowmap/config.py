@@ -26,6 +26,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 import re
 import tomllib
@@ -139,6 +140,12 @@ def _check_hosts(hosts: tuple[str, ...], where: str) -> list[str]:
     return warnings
 
 
+def _with_suggestion(key: str) -> str:
+    """An unknown key, with the known key it most likely misspells: ``fial_on (fail_on?)``."""
+    close = difflib.get_close_matches(key, sorted(KNOWN_KEYS), n=1, cutoff=0.8)
+    return f"{key} (did you mean {close[0]}?)" if close else key
+
+
 def _strings(value: Any, where: str) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
@@ -171,7 +178,7 @@ def load_config(config_path: str | Path | None = None, *, cwd: str | Path | None
     warnings: list[str] = []
     unknown = sorted(set(values) - KNOWN_KEYS)
     if unknown:
-        warnings.append(f"{where} unknown keys ignored: {', '.join(unknown)}")
+        warnings.append(f"{where} unknown keys ignored: {', '.join(map(_with_suggestion, unknown))}")
 
     def text(key: str) -> str | None:
         value = values.get(key)

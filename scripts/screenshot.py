@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Screenshot a flowmap risk map in headless chromium (the picture in the README).
 
-    .venv/bin/python scripts/screenshot.py reports/risk-map.html -o docs/risk-map.png
+    .venv/bin/python scripts/screenshot.py reports/risk-map.html -o docs/risk-map.png --width 1500 --height 820 --no-select
+
+(the README picture, as docs/report.md gives it: the whole map, no selection dimming it).
 
 Opens the report from ``file://`` exactly as a reader would, fits the map to the
 width, selects the worst call edge on the map (so the drill-down panel shows), and saves a PNG. Uses Debian's

@@ -594,6 +594,9 @@ def test_max_findings_caps_the_list_not_the_counts_or_the_verdict(tmp_path, cap)
     assert doc["summary"]["findings"]["cross-tenant"] == 1 and doc["summary"]["findings"]["context-dropped"] == 1
     assert doc["summary"]["severities"]["critical"] == 1 and doc["summary"]["severities"]["high"] == 1
     assert "2 findings (1 critical, 1 high)" in result.stderr and "FAIL: 2 findings at or above high" in result.stderr
+    # the report's summary line counts them all too, as its page does
+    result = invoke("report", path, "-o", tmp_path / "r.html")
+    assert result.exit_code == 0 and "(2 findings)" in result.stderr, result.stderr
 
 
 def test_output_that_is_also_an_input_is_refused(tmp_path):

@@ -86,6 +86,14 @@ def test_unknown_keys_give_one_warning_line(tmp_path):
     assert cfg.fail_on is Severity.LOW
     (warning,) = cfg.warnings
     assert "unknown keys ignored: colour, fial_on" in warning and "\n" not in warning
+    assert "fial_on (did you mean fail_on?)" in warning and "colour (" not in warning
+
+
+def test_an_unknown_key_names_the_key_it_likely_misspells(tmp_path):
+    write(tmp_path / "pyproject.toml", '[tool.flowmap]\nallowed_host = ["x.example"]\ntenantless_entry = "GET /h"\n')
+    (warning,) = load_config(cwd=tmp_path).warnings
+    assert "allowed_host (did you mean allowed_hosts?)" in warning
+    assert "tenantless_entry (did you mean tenantless_entries?)" in warning
 
 
 @pytest.mark.parametrize(

@@ -91,3 +91,120 @@ def test_docs_two_tenant_example_catches_its_cache_leak(tmp_path):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "two-tenant run leaked across tenants" in proc.stdout
     assert "holds tenant " in proc.stdout and "canary" in proc.stdout
+
+
+# --- the docs name only what exists, and name all of it ------------------------------------
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+COMMANDS = ("check", "report", "run", "demo", "tag")
+
+
+def _docs_text() -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for p in DOCS)
+
+
+def _options() -> dict[str, dict[str, bool]]:
+    """Each command's option names (``--format``, ``-f``, ``--help``), from the CLI itself,
+    and whether each takes a value."""
+    import typer
+
+    from flowmap.cli import app
+
+    group = typer.main.get_command(app)
+    return {name: {"--help": False} | {o: not getattr(p, "is_flag", False) for p in group.commands[name].params
+                                       for o in (*p.opts, *p.secondary_opts) if o.startswith("-")}
+            for name in COMMANDS}
+
+
+def _named_options(text: str, options: dict[str, dict[str, bool]]) -> list[tuple[str, str]]:
+    """(command, option) for each option a doc writes after ``flowmap COMMAND``, in a code
+    span, a line of a code block or a row of a table. What follows a lone ``--``, a pipe
+    or a comment belongs to another program, and so does what follows the program
+    ``flowmap run`` is given (``flowmap run app.py --port 8000``)."""
+    spans = re.findall(r"`([^`\n]+)`", text) + [line for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S)
+                                               for line in block.splitlines()]
+    rows = [line for line in text.splitlines() if line.startswith("| `flowmap ")]
+    named = []
+    for piece in spans + rows:
+        ends = r"\s--(?=\s|$)" if piece in rows else r"\s--(?=\s|$)|\s\|\|?\s|\s#"
+        for m in re.finditer(r"\bflowmap (check|report|run|demo|tag)\b(.*)", piece):
+            cmd, rest = m.group(1), re.split(ends, m.group(2))[0]
+            if cmd == "run" and piece not in rows:
+                words, kept = rest.split(), []
+                while words and words[0].startswith("-"):
+                    kept.append(words.pop(0))
+                    if options[cmd].get(kept[-1]) and words:
+                        words.pop(0)  # its value
+                rest = " ".join(kept)
+            named += [(cmd, opt) for opt in re.findall(r"(?<![\w-])--?[a-z][a-z-]*", rest)]
+    return named
+
+
+def test_every_cli_option_the_docs_name_exists():
+    options = _options()
+    named = _named_options(_docs_text(), options)
+    assert ("check", "--fail-on") in named and ("demo", "--fixed") in named  # the scan finds them
+    wrong = sorted({(cmd, opt) for cmd, opt in named if opt not in options[cmd]})
+    assert not wrong, f"options the docs name that the command does not have: {wrong}"
+
+
+def test_every_cli_option_is_documented():
+    text = _docs_text()
+    missing = sorted({(cmd, opt) for cmd, opts in _options().items() for opt in opts
+                      if opt.startswith("--") and opt != "--help" and f"`{opt}" not in text and f" {opt}" not in text})
+    assert not missing, f"CLI options no doc mentions: {missing}"
+
+
+def test_every_config_key_is_documented_in_the_readme():
+    from flowmap.config import KNOWN_KEYS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = sorted(k for k in KNOWN_KEYS if not re.search(rf"`{k}\b|^{k} =", readme, re.M))
+    assert not missing, f"[tool.flowmap] keys the README never names: {missing}"
+
+
+# Variables one flowmap process sets for another (flowmap run's bootstrap, the demo's services).
+INTERNAL_ENV = {"FLOWMAP_RUN", "FLOWMAP_RUN_SERVICE", "FLOWMAP_RUN_ALLOWED_HOSTS", "FLOWMAP_DEMO_LEAKS"}
+
+
+def test_environment_variables_in_the_docs_are_the_code_s():
+    code = "\n".join(p.read_text(encoding="utf-8") for base in (ROOT / "flowmap", ROOT / "instrumentations")
+                     for p in base.rglob("*.py"))
+    in_code = set(re.findall(r"\bFLOWMAP_[A-Z_]*[A-Z]\b", code))
+    in_docs = set(re.findall(r"\bFLOWMAP_[A-Z_]*[A-Z]\b", _docs_text()))
+    assert not in_docs - in_code, f"variables the docs name that nothing reads: {sorted(in_docs - in_code)}"
+    undocumented = in_code - in_docs - INTERNAL_ENV
+    assert not undocumented, f"variables flowmap reads that no doc names: {sorted(undocumented)}"
+
+
+def test_pytest_options_in_the_docs_exist():
+    plugin = (ROOT / "flowmap" / "pytest_plugin.py").read_text(encoding="utf-8")
+    real = set(re.findall(r"\"(--flowmap-[a-z-]+)\"", plugin)) | set(re.findall(r"addini\(\s*\"(\w+)\"", plugin))
+    named = set(re.findall(r"--flowmap-[a-z-]+|\bflowmap_(?:strict|fail_on)\b", _docs_text()))
+    assert named and not named - real, f"pytest options the docs name that the plugin lacks: {sorted(named - real)}"
+    assert not real - named, f"pytest options no doc names: {sorted(real - named)}"
+
+
+def test_links_to_repository_files_resolve():
+    broken = []
+    for doc in DOCS:
+        for target in re.findall(r"\]\(([^)#\s]+)", doc.read_text(encoding="utf-8")):
+            if "://" not in target and not (doc.parent / target).exists():
+                broken.append(f"{doc.relative_to(ROOT)} -> {target}")
+    assert not broken, broken
+
+
+def test_every_public_name_is_documented():
+    import flowmap
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in flowmap.__all__ if not re.search(rf"`(?:flowmap\.)?{name}\b", readme)]
+    assert not missing, f"flowmap.__all__ names the README never mentions: {missing}"
+
+
+def test_every_module_is_in_the_readme_layout():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    layout = readme.split("## Layout", 1)[1]
+    modules = sorted(p.stem for p in (ROOT / "flowmap").glob("*.py") if not p.stem.startswith("__"))
+    missing = [m for m in modules if f"`{m}`" not in layout]
+    assert not missing, f"modules the README's layout leaves out: {missing}"
