@@ -627,6 +627,8 @@ def tag(
             raise ConfigError("the tenant id on stdin is not UTF-8 text")
     if not raw:
         raise ConfigError("the tenant id is empty")
+    if not raw.strip():  # (said in the CLI's words, not RequestContext's)
+        raise ConfigError("the tenant id is blank: the runtime refuses it, so no span carries its tag")
     # The runtime's own checks (blanks only, no UTF-8 encoding: undecodable bytes in the
     # argument), with its one-line errors: an id the runtime could never bind has no tag.
     ctx = RequestContext(raw)
