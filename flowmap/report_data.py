@@ -72,6 +72,8 @@ class Caps:
     """Bounds that keep a report of a 100,000-span input small and quick to open."""
 
     nodes: int = 300  # operations drawn on the map (worst and busiest kept)
+    edges: int = 500  # calls between two of them drawn on the map (broken and busiest kept):
+    # the layout's time and the map's size grow with edges times the columns they span
     findings: int = 2000  # rows in the findings table (worst first)
     traces: int = 60  # sample traces available in the trace view
     spans_per_trace: int = 250  # spans shown per sample trace (those of listed findings always)
@@ -396,6 +398,11 @@ def _operations_of(analysis: Analysis) -> Callable[[str, str], str]:
     return op_of
 
 
+def _edge_order_key(d: tuple[str, str, FlowEdge]) -> tuple:
+    s, t, e = d
+    return (-e.switched, -e.dropped, -e.orphaned, -e.total, s, t)
+
+
 def _node_order_key(n: Any) -> tuple:
     worst = max((rule_doc(r).severity for r in n.findings), default=-1)
     return (-int(worst), -sum(n.findings.values()), -n.spans, n.id)
@@ -461,10 +468,23 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportDa
     edges: list[EdgeView] = []
     edge_id: dict[tuple[str, str], str] = {}
     dropped_edges = 0
+    drawn: list[tuple[str, str, FlowEdge]] = []
     for (s, t), e in sorted(flow.edges.items()):
         if s not in node_id or t not in node_id:
             dropped_edges += 1
             continue
+        drawn.append((s, t, e))
+    calls = [d for d in drawn if d[0] != d[1]]  # (a self loop is a count on its node, not drawn)
+    if len(calls) > caps.edges:
+        # a map of 300 operations could join them by 90,000 arrows: a report of hundreds of
+        # MB whose layout takes minutes; the broken calls and the busiest are kept
+        kept_calls = {(s, t) for s, t, _ in sorted(calls, key=_edge_order_key)[: caps.edges]}
+        drawn = [d for d in drawn if d[0] == d[1] or (d[0], d[1]) in kept_calls]
+        notices.append(
+            f"The map draws {caps.edges:,} of the {len(calls):,} call edges between its operations: "
+            "the broken ones (switched, dropped, orphaned) and the busiest."
+        )
+    for s, t, e in drawn:
         kind, mixed = _edge_kind(e)
         broken = e.total - e.inherited
         source_op, target_op = by_id[node_id[s]].op, by_id[node_id[t]].op

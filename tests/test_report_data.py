@@ -257,6 +257,37 @@ def test_huge_input_gives_a_small_report():
     assert "shows 300 of 600 operations" in html
 
 
+def _dense_analysis(n: int) -> Analysis:
+    """n operations, each calling every other: n * (n - 1) call edges among few nodes."""
+    nodes = {f"svc op{i}": FlowNode(f"svc op{i}", "svc", f"op{i}", "tool", spans=n) for i in range(n)}
+    edges = {}
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                edges[(f"svc op{i}", f"svc op{j}")] = FlowEdge(
+                    f"svc op{i}", f"svc op{j}", inherited=1 + (i * j) % 7, switched=int((i + j) % 97 == 0))
+    return Analysis(traces=1, spans=n * n, services={"svc"}, flow=FlowMap(nodes, edges))
+
+
+def test_call_edges_on_the_map_are_capped_broken_ones_first_and_said_so():
+    """A few operations that all call each other (an attacker needs n * n spans for it)
+    were drawn with every one of their n * n arrows: 100 operations gave a 100 MB page
+    whose layout took 20 seconds. The map keeps the broken calls, then the busiest."""
+    a = _dense_analysis(80)
+    switched = sum(1 for e in a.flow.edges.values() if e.switched)
+    data = build_report_data(a, Caps(edges=100))
+    drawn = [e for e in data.edges if e.source != e.target]
+    assert len(drawn) == 100 and len(a.flow.edges) == 80 * 79
+    assert sum(1 for e in drawn if e.kind == "switched") == switched  # none of the broken ones left off
+    assert any("draws 100 of the 6,320 call edges" in n for n in data.notices)
+    # the page's links only name edges it has
+    ids = {e.id for e in data.edges}
+    assert all(set(n.edges_in + n.edges_out) <= ids for n in data.nodes)
+    # with the default caps the page stays small
+    html = render_report(_dense_analysis(100))
+    assert len(html.encode()) < 5_000_000
+
+
 def test_write_report_creates_directories(tmp_path, analysis):
     out = write_report(analysis, tmp_path / "a" / "b" / "map.html")
     assert out.exists() and out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
