@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import re
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from collections.abc import Callable
@@ -322,6 +323,26 @@ def _verdict(analysis: Analysis, edges: list[EdgeView]) -> tuple[str, str]:
     return f"No tenant context breaks found in {_plural(analysis.traces, 'trace')}.", "ok"
 
 
+# Characters a browser draws as nothing, or as a space like U+0020: a span named
+# "tool refund" + U+FE0F (a variation selector), "tool" + U+00A0 + "refund" or
+# "tool  refund" (HTML collapses the two spaces) would be a second operation that looks
+# exactly like "tool refund" on the map and in the table, so a leak could be shown
+# under the name of a clean operation. They are shown as \\uXXXX, like the control
+# and bidi characters clean() escapes. (Unicode's Default_Ignorable_Code_Point, the
+# spaces other than U+0020, the Braille blank; the format characters among them are
+# clean()'s too.)
+_UNSEEN = re.compile(
+    "[\u00a0\u00ad\u034f\u061c\u115f\u1160\u1680\u17b4\u17b5\u180b-\u180f"
+    "\u2000-\u200f\u202a-\u202f\u205f-\u206f\u2800\u3000\u3164\ufe00-\ufe0f\ufeff"
+    "\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+    "| (?= )|^ | $"  # a space next to another one (or at an end), which HTML would not show
+)
+
+
+def _visible(s: str) -> str:
+    return _UNSEEN.sub(lambda m: f"\\u{ord(m.group()):04x}", s)
+
+
 class _Safe:
     """Masks raw tenant ids in anything shown, on top of the analyzer's own masking."""
 
@@ -350,12 +371,13 @@ class _Safe:
             and is_tenant_key(key, self.names)
         )
 
-    def text(self, value: Any, limit: int | None = None) -> str:
-        """Masked, with control / bidi / line-separator characters made visible (``\\u202e``)."""
+    def text(self, value: Any, limit: int | None = None, *, blanks: bool = True) -> str:
+        """Masked, with control / bidi / line-separator characters made visible (``\\u202e``),
+        and the characters that draw nothing or look like a plain space (:func:`_visible`)."""
         s = "" if value is None else str(value)
         if self.masker:
             s = self.masker.text(s)
-        return clean(s, limit or 100_000)
+        return clean(_visible(s) if blanks else s, limit or 100_000)
 
     def name(self, value: Any) -> str:
         return self.text(value, self.caps.name_chars)
@@ -366,7 +388,7 @@ class _Safe:
     def op(self, service: str, name: str) -> str:
         """An operation as shown: its service and span name, each cut (the ids that link
         the map's parts are ``n0``/``e0``, never names, so a cut cannot merge two)."""
-        return self.text(f"{self.service(service)} {self.name(name)}")
+        return self.text(f"{self.service(service)} {self.name(name)}", blanks=False)
 
     def boundary(self, value: str | None) -> str | None:
         return self.text(value, BOUNDARY_CHARS) if value else None

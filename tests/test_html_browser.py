@@ -386,6 +386,49 @@ def test_long_operation_names_are_cut_on_the_page_and_their_links_still_work(bro
         o.close()
 
 
+# operations whose names differ only by characters a browser draws as nothing or as a
+# plain space: each would look like "tool refund" if shown as it is
+LOOKALIKES = ["tool refund", "tool  refund", "tool\u00a0refund", "tool refund\ufe0f", "tool re\u034ffund",
+              "tool refund ", "tool\u2003refund", "tool refund\U000e0100", "tool refund\u3164", "tool\u3000refund"]
+
+
+def _looks(text: str) -> str:
+    """What a reader sees: invisible characters gone, any run of blanks one space."""
+    import re
+    import unicodedata
+
+    seen = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Mn") and ch not in "\u3164\u115f")
+    return re.sub(r"\s+", " ", seen).strip()
+
+
+def test_operations_that_differ_only_by_invisible_characters_do_not_look_alike(browser, tmp_path):
+    """A leak can not hide under the name of a clean operation: a span named like it but
+    for a variation selector, a no-break or double space shows those characters."""
+    from flowmap.analysis import analyze_traces
+    from otlp_builder import SERVER, TAG_A, TAG_B, TraceBuilder
+
+    traces = []
+    for i, name in enumerate(LOOKALIKES):
+        tb = TraceBuilder(service="gw")
+        entry = tb.span("POST /refund", kind=SERVER, tenant=TAG_A, boundary="http.server")
+        entry.child(name, service="api", tenant=TAG_B if i else TAG_A, boundary="tool")  # only the first is clean
+        traces.append(tb.traces())
+    o = Opened(browser, write_report(analyze_traces(traces), tmp_path / "lookalikes.html"))
+    try:
+        page = o.page
+        labels = [t for t in page.eval_on_selector_all("#map .node text.name", "ts => ts.map(t => t.textContent)")
+                  if t != "POST /refund"]
+        assert len(labels) == len(LOOKALIKES)
+        assert len({_looks(t) for t in labels}) == len(LOOKALIKES), labels
+        rows = page.eval_on_selector_all("#findings td.op", "ts => ts.map(t => t.innerText)")
+        assert len(rows) == len(LOOKALIKES) - 1
+        assert len({_looks(t) for t in rows}) == len(rows), rows
+        assert all(_looks(t) != "POST /refund → tool refund tool" for t in rows)  # none passes for the clean one
+        assert o.errors == []
+    finally:
+        o.close()
+
+
 def test_screenshot_script_writes_a_png(report, tmp_path):
     out = tmp_path / "shot.png"
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "screenshot.py"), str(report), "-o", str(out)],
