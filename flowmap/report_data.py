@@ -339,6 +339,14 @@ _UNSEEN = re.compile(
 )
 
 
+def _isolate(s: str) -> str:
+    """``s`` between U+2068 and U+2069 (first strong isolate, pop directional isolate), for
+    a value written beside others: two right-to-left names either side of " → " would
+    be drawn in reverse order, the callee first. (_visible escapes those characters in
+    the values themselves, so an isolate is always ours.)"""
+    return f"\u2068{s}\u2069"
+
+
 def _visible(s: str) -> str:
     return _UNSEEN.sub(lambda m: f"\\u{ord(m.group()):04x}", s)
 
@@ -521,7 +529,7 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportDa
             source_op=source_op, target_op=target_op, inherited=e.inherited,
             dropped=e.dropped, switched=e.switched, orphaned=e.orphaned, via_link=e.via_link,
             total=e.total, kind=kind, mixed=mixed, label=label,
-            title=f"{_cut(source_op, 80)} → {_cut(target_op, 80)}: " + ", ".join(parts or ["no calls"]),
+            title=f"{_isolate(_cut(source_op, 80))} → {_isolate(_cut(target_op, 80))}: " + ", ".join(parts or ["no calls"]),
             examples=list(dict.fromkeys(e.example_traces))[: caps.examples_per_edge],
         )
         edge_id[(s, t)] = ev.id

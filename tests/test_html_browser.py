@@ -351,7 +351,7 @@ def test_a_long_trace_opens_at_its_broken_edge_and_says_what_is_left_out(browser
         page = o.page
         row = page.locator("#findings tbody tr[data-rule=context-dropped]")
         row.locator("button.open-trace").click()
-        summary = page.inner_text("#trace-summary")
+        summary = page.inner_text("#trace-summary").replace("\u2068", "").replace("\u2069", "")  # (bidi isolates)
         assert summary.startswith("First broken edge: cross-tenant at api · tool refund"), summary
         assert page.locator(f'#trace-view .wf-row[data-span="{ids["dropped"]}"]').count() == 1
         assert page.locator("#trace-view .wf-row.first-broken").get_attribute("data-span") == ids["switched"]
@@ -424,6 +424,43 @@ def test_operations_that_differ_only_by_invisible_characters_do_not_look_alike(b
         assert len(rows) == len(LOOKALIKES) - 1
         assert len({_looks(t) for t in rows}) == len(rows), rows
         assert all(_looks(t) != "POST /refund → tool refund tool" for t in rows)  # none passes for the clean one
+        assert o.errors == []
+    finally:
+        o.close()
+
+
+def test_right_to_left_names_keep_the_caller_before_the_callee(browser, tmp_path):
+    """A parent and a child named in Hebrew were drawn "child → parent" in the findings
+    table (the two right-to-left runs and the arrow between them form one run): the
+    arrow said the callee called the caller. Each name is now its own bidi run."""
+    from flowmap.analysis import analyze_traces
+    from otlp_builder import SERVER, TAG_A, TAG_B, TraceBuilder
+
+    tb = TraceBuilder(service="gw")
+    entry = tb.span("\u05d0\u05d1\u05d2", kind=SERVER, tenant=TAG_A, boundary="http.server")  # the caller
+    entry.child("\u05d3\u05d4\u05d5", service="api", tenant=TAG_B, boundary="tool")  # the callee
+    analysis = analyze_traces([tb.traces()])
+    o = Opened(browser, write_report(analysis, tmp_path / "rtl.html"))
+    try:
+        page = o.page
+        left = page.evaluate("""() => {
+          const out = {};
+          const walk = document.createTreeWalker(document.querySelector('#findings td.op'), NodeFilter.SHOW_TEXT);
+          for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+            for (const name of ['\u05d0\u05d1\u05d2', '\u05d3\u05d4\u05d5', '\u2192']) {
+              const at = n.textContent.indexOf(name);
+              if (at < 0) continue;
+              const r = document.createRange(); r.setStart(n, at); r.setEnd(n, at + name.length);
+              out[name] = r.getBoundingClientRect().left;
+            }
+          }
+          return out; }""")
+        assert left["\u05d0\u05d1\u05d2"] < left["\u2192"] < left["\u05d3\u05d4\u05d5"], left
+        # the composed texts of the page isolate each name too
+        edge = build_report_data(analysis).edges[0]
+        assert "\u2068gw \u05d0\u05d1\u05d2\u2069 → \u2068api \u05d3\u05d4\u05d5\u2069" in edge.title
+        page.locator("#findings button.open-trace").first.click()
+        assert "at \u2068api\u2069 · \u2068\u05d3\u05d4\u05d5\u2069" in page.inner_text("#trace-summary")
         assert o.errors == []
     finally:
         o.close()
