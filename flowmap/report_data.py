@@ -81,7 +81,8 @@ class Caps:
     span_budget: int = 6000  # spans over all sample traces
     examples_per_edge: int = 5  # example traces listed per edge / node
     attributes_per_span: int = 16
-    attribute_chars: int = 2_000_000  # attribute text over all sample traces (then names only)
+    attribute_chars: int = 2_000_000  # attribute text over all sample traces, as written in the page
+    # (an escaped "<" counts six), then spans are shown with their names only
     value_chars: int = 200
     name_chars: int = 200  # span names (attacker-chosen, up to 4096 characters) wherever shown
     service_chars: int = 120
@@ -242,11 +243,12 @@ class ReportData:
     rule_help: dict[str, str]
 
     def script_data(self) -> dict[str, Any]:
-        """The JSON the page's script reads (drill-down panels and trace view)."""
+        """The JSON the page's script reads (drill-down panels and trace view): only what
+        it reads, since every name in it may cost six bytes a character (``\\u003c``)."""
         return {
             "nodes": {
                 n.id: {
-                    "op": n.op, "service": n.service, "name": n.name, "boundary": n.boundary,
+                    "service": n.service, "name": n.name, "boundary": n.boundary,
                     "spans": n.spans, "untagged": n.untagged, "entry": n.entry,
                     "findings": n.findings, "in": n.edges_in, "out": n.edges_out,
                     "examples": n.examples, "selfLoops": n.self_loops,
@@ -265,8 +267,7 @@ class ReportData:
             "findings": [
                 {
                     "rule": f.rule, "severity": f.severity, "trace": f.trace_id, "span": f.span_id,
-                    "name": f.span_name, "service": f.service, "message": f.message,
-                    "node": f.node, "edge": f.edge, "inView": f.in_trace_view,
+                    "message": f.message, "node": f.node, "edge": f.edge,
                 }
                 for f in self.findings
             ],
@@ -812,6 +813,12 @@ def _trace_view(
     )
 
 
+def _page_chars(text: str) -> int:
+    """What ``text`` costs in the page's JSON: ``<``, ``>`` and ``&`` are written as
+    ``\\u003c`` (six characters), so a value of them would take six times its cap."""
+    return len(text) + 5 * (text.count("<") + text.count(">") + text.count("&"))
+
+
 def _span_view(
     s: Span, depth: int, t0: int, findings: list[Finding], on_path: set[str],
     node_of: Callable[[str, str], str | None], safe: _Safe,
@@ -821,7 +828,7 @@ def _span_view(
     attrs: list[tuple[str, Any]] = []
     for k, v in list(s.attributes.items())[: safe.caps.attributes_per_span]:
         pair = (safe.text(k, 80), safe.attribute(k, v))
-        cost = len(pair[0]) + len(str(pair[1]))
+        cost = _page_chars(pair[0]) + _page_chars(str(pair[1]))
         if cost > safe.chars_left:  # a hostile input's thousands of long values: the page stays small
             safe.attrs_cut += 1
             break
