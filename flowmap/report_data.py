@@ -416,8 +416,14 @@ def _operations_of(analysis: Analysis) -> Callable[[str, str], str]:
     """The flow-map operation a span of (service, name) was counted under: its own, or an
     overflow operation when the analysis folded that service's span names."""
     nodes, folded = analysis.flow.nodes, analysis.folded_spans
+    # by its service and name, not by "<service> <name>": service "api" with span "tool
+    # refund" and service "api tool" with span "refund" are two operations
+    by_names = {(n.service, n.name): op for op, n in nodes.items() if n.name != OTHER_OPERATIONS}
 
     def op_of(service: str, name: str) -> str:
+        op = by_names.get((service, name))
+        if op is not None:
+            return op
         op = f"{service} {name}"
         if op in nodes or not folded:  # (a service past the count of folded services
             return op                     # is not among them: any may have been folded)
