@@ -72,7 +72,7 @@ class Operations:
     the aggregate (flow map, paths, orphans' likely parents) folds. ``None``: no cap.
     """
 
-    __slots__ = ("table", "per_service", "total", "size", "folded", "_overflow", "_names")
+    __slots__ = ("table", "per_service", "total", "size", "folded", "_overflow", "_names", "_ids")
 
     def __init__(self, per_service: int | None = None, total: int | None = None) -> None:
         #: service -> span name -> operation id, for the operations within the caps
@@ -85,6 +85,7 @@ class Operations:
         self.folded: dict[str, int] = {}
         self._overflow: dict[str, str] = {}  # service -> its overflow operation id
         self._names: dict[str, tuple[str, str]] = {}  # overflow operation -> (service, name)
+        self._ids: set[str] = set()  # every operation id made (see _unique)
 
     def __call__(self, service: str, name: str) -> str:
         """The operation id of a span of ``service`` named ``name``."""
@@ -101,7 +102,21 @@ class Operations:
         if by_name is None:
             by_name = self.table[service] = {}
         self.size += 1
-        op = by_name[name] = f"{service} {name}"
+        op = by_name[name] = self._unique(f"{service} {name}")
+        return op
+
+    def _unique(self, op: str) -> str:
+        """``op``, or ``op #2`` (``#3`` …) when another (service, name) already has that id:
+        service ``api`` with span ``tool refund`` and service ``api tool`` with span
+        ``refund`` are two operations, and a span an attacker names so must not be counted
+        (and drawn) as another service's operation. Only a new operation comes here."""
+        ids = self._ids
+        if op in ids:
+            n = 2
+            while f"{op} #{n}" in ids:
+                n += 1
+            op = f"{op} #{n}"
+        ids.add(op)
         return op
 
     def _fold(self, service: str, under: str) -> str:
@@ -111,7 +126,7 @@ class Operations:
         folded[service] = folded.get(service, 0) + 1
         op = self._overflow.get(under)
         if op is None:  # a new operation too: counted against the total
-            op = self._overflow[under] = f"{under} {OTHER_OPERATIONS}"
+            op = self._overflow[under] = self._unique(f"{under} {OTHER_OPERATIONS}")
             self._names[op] = (under, OTHER_OPERATIONS)
             self.size += 1
         return op

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,9 @@ _JSON_ESCAPES = {
     0x2028: "\\u2028",
     0x2029: "\\u2029",
 }
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def script_json(value: Any) -> str:
@@ -72,7 +76,7 @@ def render_data(data: ReportData) -> str:
         "style-src 'unsafe-inline'; "
         "base-uri 'none'; form-action 'none'"
     )
-    return _env().get_template("risk_map.html.j2").render(
+    html = _env().get_template("risk_map.html.j2").render(
         d=data,
         h=data.header,
         csp=csp,
@@ -82,6 +86,9 @@ def render_data(data: ReportData) -> str:
         edge_kinds=EDGE_KINDS,
         version=__version__,
     )
+    # a lone surrogate (an input file named in bytes that are no UTF-8, kept by Python as
+    # U+DCxx) is shown as U+FFFD, whether the page is written to a file or to stdout
+    return _SURROGATE.sub("\ufffd", html)
 
 
 def render_report(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> str:
@@ -92,7 +99,5 @@ def render_report(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> str:
 def write_report(analysis: Analysis, path: str | Path = DEFAULT_REPORT_PATH, caps: Caps = DEFAULT_CAPS) -> Path:
     """Write the risk map to ``path`` (parent directories created) and return the path."""
     out = Path(path)
-    # (an input file named in bytes that are no UTF-8 is shown with U+FFFD, not a crash)
-    text = render_report(analysis, caps).encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-    write_atomically(out, text.encode("utf-8"), "report")
+    write_atomically(out, render_report(analysis, caps).encode("utf-8"), "report")
     return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import re
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from collections.abc import Callable
@@ -72,13 +73,16 @@ class Caps:
     """Bounds that keep a report of a 100,000-span input small and quick to open."""
 
     nodes: int = 300  # operations drawn on the map (worst and busiest kept)
+    edges: int = 500  # calls between two of them drawn on the map (broken and busiest kept):
+    # the layout's time and the map's size grow with edges times the columns they span
     findings: int = 2000  # rows in the findings table (worst first)
     traces: int = 60  # sample traces available in the trace view
     spans_per_trace: int = 250  # spans shown per sample trace (those of listed findings always)
     span_budget: int = 6000  # spans over all sample traces
     examples_per_edge: int = 5  # example traces listed per edge / node
     attributes_per_span: int = 16
-    attribute_chars: int = 2_000_000  # attribute text over all sample traces (then names only)
+    attribute_chars: int = 2_000_000  # attribute text over all sample traces, as written in the page
+    # (an escaped "<" counts six), then spans are shown with their names only
     value_chars: int = 200
     name_chars: int = 200  # span names (attacker-chosen, up to 4096 characters) wherever shown
     service_chars: int = 120
@@ -239,11 +243,12 @@ class ReportData:
     rule_help: dict[str, str]
 
     def script_data(self) -> dict[str, Any]:
-        """The JSON the page's script reads (drill-down panels and trace view)."""
+        """The JSON the page's script reads (drill-down panels and trace view): only what
+        it reads, since every name in it may cost six bytes a character (``\\u003c``)."""
         return {
             "nodes": {
                 n.id: {
-                    "op": n.op, "service": n.service, "name": n.name, "boundary": n.boundary,
+                    "service": n.service, "name": n.name, "boundary": n.boundary,
                     "spans": n.spans, "untagged": n.untagged, "entry": n.entry,
                     "findings": n.findings, "in": n.edges_in, "out": n.edges_out,
                     "examples": n.examples, "selfLoops": n.self_loops,
@@ -262,8 +267,7 @@ class ReportData:
             "findings": [
                 {
                     "rule": f.rule, "severity": f.severity, "trace": f.trace_id, "span": f.span_id,
-                    "name": f.span_name, "service": f.service, "message": f.message,
-                    "node": f.node, "edge": f.edge, "inView": f.in_trace_view,
+                    "message": f.message, "node": f.node, "edge": f.edge,
                 }
                 for f in self.findings
             ],
@@ -320,6 +324,34 @@ def _verdict(analysis: Analysis, edges: list[EdgeView]) -> tuple[str, str]:
     return f"No tenant context breaks found in {_plural(analysis.traces, 'trace')}.", "ok"
 
 
+# Characters a browser draws as nothing, or as a space like U+0020: a span named
+# "tool refund" + U+FE0F (a variation selector), "tool" + U+00A0 + "refund" or
+# "tool  refund" (HTML collapses the two spaces) would be a second operation that looks
+# exactly like "tool refund" on the map and in the table, so a leak could be shown
+# under the name of a clean operation. They are shown as \\uXXXX, like the control
+# and bidi characters clean() escapes. (Unicode's Default_Ignorable_Code_Point, the
+# spaces other than U+0020, the Braille blank; the format characters among them are
+# clean()'s too.)
+_UNSEEN = re.compile(
+    "[\u00a0\u00ad\u034f\u061c\u115f\u1160\u1680\u17b4\u17b5\u180b-\u180f"
+    "\u2000-\u200f\u202a-\u202f\u205f-\u206f\u2800\u3000\u3164\ufe00-\ufe0f\ufeff"
+    "\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+    "| (?= )|^ | $"  # a space next to another one (or at an end), which HTML would not show
+)
+
+
+def _isolate(s: str) -> str:
+    """``s`` between U+2068 and U+2069 (first strong isolate, pop directional isolate), for
+    a value written beside others: two right-to-left names either side of " → " would
+    be drawn in reverse order, the callee first. (_visible escapes those characters in
+    the values themselves, so an isolate is always ours.)"""
+    return f"\u2068{s}\u2069"
+
+
+def _visible(s: str) -> str:
+    return _UNSEEN.sub(lambda m: f"\\u{ord(m.group()):04x}", s)
+
+
 class _Safe:
     """Masks raw tenant ids in anything shown, on top of the analyzer's own masking."""
 
@@ -348,12 +380,13 @@ class _Safe:
             and is_tenant_key(key, self.names)
         )
 
-    def text(self, value: Any, limit: int | None = None) -> str:
-        """Masked, with control / bidi / line-separator characters made visible (``\\u202e``)."""
+    def text(self, value: Any, limit: int | None = None, *, blanks: bool = True) -> str:
+        """Masked, with control / bidi / line-separator characters made visible (``\\u202e``),
+        and the characters that draw nothing or look like a plain space (:func:`_visible`)."""
         s = "" if value is None else str(value)
         if self.masker:
             s = self.masker.text(s)
-        return clean(s, limit or 100_000)
+        return clean(_visible(s) if blanks else s, limit or 100_000)
 
     def name(self, value: Any) -> str:
         return self.text(value, self.caps.name_chars)
@@ -364,7 +397,7 @@ class _Safe:
     def op(self, service: str, name: str) -> str:
         """An operation as shown: its service and span name, each cut (the ids that link
         the map's parts are ``n0``/``e0``, never names, so a cut cannot merge two)."""
-        return self.text(f"{self.service(service)} {self.name(name)}")
+        return self.text(f"{self.service(service)} {self.name(name)}", blanks=False)
 
     def boundary(self, value: str | None) -> str | None:
         return self.text(value, BOUNDARY_CHARS) if value else None
@@ -383,8 +416,14 @@ def _operations_of(analysis: Analysis) -> Callable[[str, str], str]:
     """The flow-map operation a span of (service, name) was counted under: its own, or an
     overflow operation when the analysis folded that service's span names."""
     nodes, folded = analysis.flow.nodes, analysis.folded_spans
+    # by its service and name, not by "<service> <name>": service "api" with span "tool
+    # refund" and service "api tool" with span "refund" are two operations
+    by_names = {(n.service, n.name): op for op, n in nodes.items() if n.name != OTHER_OPERATIONS}
 
     def op_of(service: str, name: str) -> str:
+        op = by_names.get((service, name))
+        if op is not None:
+            return op
         op = f"{service} {name}"
         if op in nodes or not folded:  # (a service past the count of folded services
             return op                     # is not among them: any may have been folded)
@@ -394,6 +433,11 @@ def _operations_of(analysis: Analysis) -> Callable[[str, str], str]:
         return op
 
     return op_of
+
+
+def _edge_order_key(d: tuple[str, str, FlowEdge]) -> tuple:
+    s, t, e = d
+    return (-e.switched, -e.dropped, -e.orphaned, -e.total, s, t)
 
 
 def _node_order_key(n: Any) -> tuple:
@@ -461,10 +505,23 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportDa
     edges: list[EdgeView] = []
     edge_id: dict[tuple[str, str], str] = {}
     dropped_edges = 0
+    drawn: list[tuple[str, str, FlowEdge]] = []
     for (s, t), e in sorted(flow.edges.items()):
         if s not in node_id or t not in node_id:
             dropped_edges += 1
             continue
+        drawn.append((s, t, e))
+    calls = [d for d in drawn if d[0] != d[1]]  # (a self loop is a count on its node, not drawn)
+    if len(calls) > caps.edges:
+        # a map of 300 operations could join them by 90,000 arrows: a report of hundreds of
+        # MB whose layout takes minutes; the broken calls and the busiest are kept
+        kept_calls = {(s, t) for s, t, _ in sorted(calls, key=_edge_order_key)[: caps.edges]}
+        drawn = [d for d in drawn if d[0] == d[1] or (d[0], d[1]) in kept_calls]
+        notices.append(
+            f"The map draws {caps.edges:,} of the {len(calls):,} call edges between its operations: "
+            "the broken ones (switched, dropped, orphaned) and the busiest."
+        )
+    for s, t, e in drawn:
         kind, mixed = _edge_kind(e)
         broken = e.total - e.inherited
         source_op, target_op = by_id[node_id[s]].op, by_id[node_id[t]].op
@@ -479,7 +536,7 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportDa
             source_op=source_op, target_op=target_op, inherited=e.inherited,
             dropped=e.dropped, switched=e.switched, orphaned=e.orphaned, via_link=e.via_link,
             total=e.total, kind=kind, mixed=mixed, label=label,
-            title=f"{_cut(source_op, 80)} → {_cut(target_op, 80)}: " + ", ".join(parts or ["no calls"]),
+            title=f"{_isolate(_cut(source_op, 80))} → {_isolate(_cut(target_op, 80))}: " + ", ".join(parts or ["no calls"]),
             examples=list(dict.fromkeys(e.example_traces))[: caps.examples_per_edge],
         )
         edge_id[(s, t)] = ev.id
@@ -762,6 +819,12 @@ def _trace_view(
     )
 
 
+def _page_chars(text: str) -> int:
+    """What ``text`` costs in the page's JSON: ``<``, ``>`` and ``&`` are written as
+    ``\\u003c`` (six characters), so a value of them would take six times its cap."""
+    return len(text) + 5 * (text.count("<") + text.count(">") + text.count("&"))
+
+
 def _span_view(
     s: Span, depth: int, t0: int, findings: list[Finding], on_path: set[str],
     node_of: Callable[[str, str], str | None], safe: _Safe,
@@ -771,7 +834,7 @@ def _span_view(
     attrs: list[tuple[str, Any]] = []
     for k, v in list(s.attributes.items())[: safe.caps.attributes_per_span]:
         pair = (safe.text(k, 80), safe.attribute(k, v))
-        cost = len(pair[0]) + len(str(pair[1]))
+        cost = _page_chars(pair[0]) + _page_chars(str(pair[1]))
         if cost > safe.chars_left:  # a hostile input's thousands of long values: the page stays small
             safe.attrs_cut += 1
             break

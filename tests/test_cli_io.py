@@ -268,3 +268,20 @@ def test_an_input_file_named_in_bytes_that_are_no_utf8_is_reported_in_every_form
     report = invoke("report", name, "-o", "map.html")
     assert report.exit_code == 0, report.output
     assert "caf\ufffd" in (tmp_path / "map.html").read_text(encoding="utf-8")
+
+
+def test_the_report_of_a_file_named_in_bytes_that_are_no_utf8_is_utf8_on_stdout_too(tmp_path):
+    """`report -o -` wrote the name's bytes as they were (surrogate escapes back to
+    \\xe9): a page that says it is UTF-8 and is not; a file got U+FFFD three times a byte."""
+    from otlp_builder import SERVER, TraceBuilder
+
+    tb = TraceBuilder()
+    tb.span("GET /x", kind=SERVER, boundary="http.server", attrs={"http.response.status_code": 200})
+    name = os.fsdecode(b"caf\xe9.jsonl")
+    write_otlp(tmp_path / name, tb)
+    proc = run_cli("report", name, "-o", "-", cwd=tmp_path, capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    page = proc.stdout.decode("utf-8")  # strict: no stray byte
+    assert "<code>caf\ufffd.jsonl</code>" in page
+    assert run_cli("report", name, "-o", "map.html", cwd=tmp_path, capture_output=True).returncode == 0
+    assert "<code>caf\ufffd.jsonl</code>" in (tmp_path / "map.html").read_text(encoding="utf-8")

@@ -439,3 +439,22 @@ def test_sarif_fingerprints_name_the_problem_not_the_run(tmp_path):
     # the same rule on another operation is another problem
     elsewhere = _sarif_of_one_leaky_request(tmp_path, "acme-corp-7781", tool_service="billing")
     assert fingerprints(elsewhere)["context-dropped"] != fingerprints(first)["context-dropped"]
+
+
+def test_clean_looks_only_at_what_it_can_show():
+    """It escaped a whole text before cutting it: the risk map cleans every name where it
+    shows it, and names of thousands of characters made a capped report take 8 s, not 4.
+    The first limit + 1 characters decide the result."""
+    import random
+    import time
+
+    rng = random.Random(7)
+    alphabet = "ab \u202e\x00\u2028é<"
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40)))
+        limit = rng.randrange(1, 30)
+        escaped = "".join(clean(ch, 100) for ch in text)  # each character alone, uncut
+        assert clean(text, limit) == (escaped if len(escaped) <= limit else escaped[: limit - 1] + "…")
+    start = time.perf_counter()
+    assert clean("\u202e" * 5_000_000, 200).endswith("…")
+    assert time.perf_counter() - start < 0.5

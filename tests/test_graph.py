@@ -65,3 +65,43 @@ def test_links_inside_and_across_traces():
     assert g.external_links == [(other.trace_id, far.span_id, con.span_id)]
     nx = g.to_networkx()
     assert nx.edges[pub.span_id, con.span_id]["kind"] == "link"
+
+
+def test_operations_of_different_services_never_share_an_id():
+    """"<service> <name>" is ambiguous: service "api" with span "tool refund" and service
+    "api tool" with span "refund" were one operation, so a span named so by anyone was
+    counted, drawn and blamed as another service's operation."""
+    from flowmap.graph import OTHER_OPERATIONS, Operations
+
+    ops = Operations(per_service=1)
+    a, b = ops("api", "tool refund"), ops("api tool", "refund")
+    assert a == "api tool refund" and b != a and ops("api tool", "refund") == b
+    # a real span named like the overflow operation stays apart from it
+    real = ops("svc", OTHER_OPERATIONS)
+    assert ops("svc", "another name") != real
+
+
+def test_an_operation_named_to_merge_with_another_service_stays_its_own_in_the_analysis():
+    from flowmap.analysis import analyze_traces
+
+    from otlp_builder import TAG_B
+
+    traces = []
+    for i in range(4):
+        tb = TraceBuilder(service="gw")
+        entry = tb.span("POST /refund", kind=SERVER, tenant=TAG_A, boundary="http.server")
+        if i < 3:
+            entry.child("tool refund", service="api", tenant=TAG_A, boundary="tool")  # clean
+        else:
+            entry.child("refund", service="api tool", tenant=TAG_B, boundary="tool")  # the leak
+        traces.append(tb.traces())
+    a = analyze_traces(traces)
+    nodes = {(n.service, n.name): n for n in a.flow.nodes.values()}
+    assert nodes[("api", "tool refund")].spans == 3 and not nodes[("api", "tool refund")].findings
+    assert nodes[("api tool", "refund")].findings == {"cross-tenant": 1}
+    from flowmap.report_data import build_report_data
+
+    data = build_report_data(a)
+    leak = next(n for n in data.nodes if n.service == "api tool")
+    assert [f.node for f in data.findings] == [leak.id] and leak.worst == "critical"
+    assert next(n for n in data.nodes if n.service == "api").worst is None

@@ -351,7 +351,7 @@ def test_a_long_trace_opens_at_its_broken_edge_and_says_what_is_left_out(browser
         page = o.page
         row = page.locator("#findings tbody tr[data-rule=context-dropped]")
         row.locator("button.open-trace").click()
-        summary = page.inner_text("#trace-summary")
+        summary = page.inner_text("#trace-summary").replace("\u2068", "").replace("\u2069", "")  # (bidi isolates)
         assert summary.startswith("First broken edge: cross-tenant at api · tool refund"), summary
         assert page.locator(f'#trace-view .wf-row[data-span="{ids["dropped"]}"]').count() == 1
         assert page.locator("#trace-view .wf-row.first-broken").get_attribute("data-span") == ids["switched"]
@@ -381,6 +381,86 @@ def test_long_operation_names_are_cut_on_the_page_and_their_links_still_work(bro
         assert page.get_attribute("#panel-edge", "data-id") == into_tool.id
         assert "selected" in page.get_attribute(f"#edge-{into_tool.id}", "class")
         assert max(len(t) for t in page.eval_on_selector_all("#map title, #panel-body h3", "ts => ts.map(t => t.textContent)")) < 400
+        assert o.errors == []
+    finally:
+        o.close()
+
+
+# operations whose names differ only by characters a browser draws as nothing or as a
+# plain space: each would look like "tool refund" if shown as it is
+LOOKALIKES = ["tool refund", "tool  refund", "tool\u00a0refund", "tool refund\ufe0f", "tool re\u034ffund",
+              "tool refund ", "tool\u2003refund", "tool refund\U000e0100", "tool refund\u3164", "tool\u3000refund"]
+
+
+def _looks(text: str) -> str:
+    """What a reader sees: invisible characters gone, any run of blanks one space."""
+    import re
+    import unicodedata
+
+    seen = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Mn") and ch not in "\u3164\u115f")
+    return re.sub(r"\s+", " ", seen).strip()
+
+
+def test_operations_that_differ_only_by_invisible_characters_do_not_look_alike(browser, tmp_path):
+    """A leak can not hide under the name of a clean operation: a span named like it but
+    for a variation selector, a no-break or double space shows those characters."""
+    from flowmap.analysis import analyze_traces
+    from otlp_builder import SERVER, TAG_A, TAG_B, TraceBuilder
+
+    traces = []
+    for i, name in enumerate(LOOKALIKES):
+        tb = TraceBuilder(service="gw")
+        entry = tb.span("POST /refund", kind=SERVER, tenant=TAG_A, boundary="http.server")
+        entry.child(name, service="api", tenant=TAG_B if i else TAG_A, boundary="tool")  # only the first is clean
+        traces.append(tb.traces())
+    o = Opened(browser, write_report(analyze_traces(traces), tmp_path / "lookalikes.html"))
+    try:
+        page = o.page
+        labels = [t for t in page.eval_on_selector_all("#map .node text.name", "ts => ts.map(t => t.textContent)")
+                  if t != "POST /refund"]
+        assert len(labels) == len(LOOKALIKES)
+        assert len({_looks(t) for t in labels}) == len(LOOKALIKES), labels
+        rows = page.eval_on_selector_all("#findings td.op", "ts => ts.map(t => t.innerText)")
+        assert len(rows) == len(LOOKALIKES) - 1
+        assert len({_looks(t) for t in rows}) == len(rows), rows
+        assert all(_looks(t) != "POST /refund → tool refund tool" for t in rows)  # none passes for the clean one
+        assert o.errors == []
+    finally:
+        o.close()
+
+
+def test_right_to_left_names_keep_the_caller_before_the_callee(browser, tmp_path):
+    """A parent and a child named in Hebrew were drawn "child → parent" in the findings
+    table (the two right-to-left runs and the arrow between them form one run): the
+    arrow said the callee called the caller. Each name is now its own bidi run."""
+    from flowmap.analysis import analyze_traces
+    from otlp_builder import SERVER, TAG_A, TAG_B, TraceBuilder
+
+    tb = TraceBuilder(service="gw")
+    entry = tb.span("\u05d0\u05d1\u05d2", kind=SERVER, tenant=TAG_A, boundary="http.server")  # the caller
+    entry.child("\u05d3\u05d4\u05d5", service="api", tenant=TAG_B, boundary="tool")  # the callee
+    analysis = analyze_traces([tb.traces()])
+    o = Opened(browser, write_report(analysis, tmp_path / "rtl.html"))
+    try:
+        page = o.page
+        left = page.evaluate("""() => {
+          const out = {};
+          const walk = document.createTreeWalker(document.querySelector('#findings td.op'), NodeFilter.SHOW_TEXT);
+          for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+            for (const name of ['\u05d0\u05d1\u05d2', '\u05d3\u05d4\u05d5', '\u2192']) {
+              const at = n.textContent.indexOf(name);
+              if (at < 0) continue;
+              const r = document.createRange(); r.setStart(n, at); r.setEnd(n, at + name.length);
+              out[name] = r.getBoundingClientRect().left;
+            }
+          }
+          return out; }""")
+        assert left["\u05d0\u05d1\u05d2"] < left["\u2192"] < left["\u05d3\u05d4\u05d5"], left
+        # the composed texts of the page isolate each name too
+        edge = build_report_data(analysis).edges[0]
+        assert "\u2068gw \u05d0\u05d1\u05d2\u2069 → \u2068api \u05d3\u05d4\u05d5\u2069" in edge.title
+        page.locator("#findings button.open-trace").first.click()
+        assert "at \u2068api\u2069 · \u2068\u05d3\u05d4\u05d5\u2069" in page.inner_text("#trace-summary")
         assert o.errors == []
     finally:
         o.close()

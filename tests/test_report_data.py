@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -257,6 +258,37 @@ def test_huge_input_gives_a_small_report():
     assert "shows 300 of 600 operations" in html
 
 
+def _dense_analysis(n: int) -> Analysis:
+    """n operations, each calling every other: n * (n - 1) call edges among few nodes."""
+    nodes = {f"svc op{i}": FlowNode(f"svc op{i}", "svc", f"op{i}", "tool", spans=n) for i in range(n)}
+    edges = {}
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                edges[(f"svc op{i}", f"svc op{j}")] = FlowEdge(
+                    f"svc op{i}", f"svc op{j}", inherited=1 + (i * j) % 7, switched=int((i + j) % 97 == 0))
+    return Analysis(traces=1, spans=n * n, services={"svc"}, flow=FlowMap(nodes, edges))
+
+
+def test_call_edges_on_the_map_are_capped_broken_ones_first_and_said_so():
+    """A few operations that all call each other (an attacker needs n * n spans for it)
+    were drawn with every one of their n * n arrows: 100 operations gave a 100 MB page
+    whose layout took 20 seconds. The map keeps the broken calls, then the busiest."""
+    a = _dense_analysis(80)
+    switched = sum(1 for e in a.flow.edges.values() if e.switched)
+    data = build_report_data(a, Caps(edges=100))
+    drawn = [e for e in data.edges if e.source != e.target]
+    assert len(drawn) == 100 and len(a.flow.edges) == 80 * 79
+    assert sum(1 for e in drawn if e.kind == "switched") == switched  # none of the broken ones left off
+    assert any("draws 100 of the 6,320 call edges" in n for n in data.notices)
+    # the page's links only name edges it has
+    ids = {e.id for e in data.edges}
+    assert all(set(n.edges_in + n.edges_out) <= ids for n in data.nodes)
+    # with the default caps the page stays small
+    html = render_report(_dense_analysis(100))
+    assert len(html.encode()) < 5_000_000
+
+
 def test_write_report_creates_directories(tmp_path, analysis):
     out = write_report(analysis, tmp_path / "a" / "b" / "map.html")
     assert out.exists() and out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
@@ -410,3 +442,29 @@ def test_spans_of_services_past_the_count_of_folded_services_point_at_a_node(tmp
     for trace in data.traces.values():
         assert all(s.node in ids for s in trace.spans)
     assert all(f.node in ids for f in data.findings)
+
+
+def test_the_script_data_holds_no_name_the_script_does_not_read(data):
+    """Names are the bulk of the page, and a hostile one costs six bytes a character in
+    the JSON (``<`` as ``\\u003c``): findings carried their span and service names and
+    nodes their operation, which the findings table and the map already show and the
+    script never read (2,000 findings of long '<' names: 22 MB, 18 MB without them)."""
+    blob = data.script_data()
+    assert all(set(f) == {"rule", "severity", "trace", "span", "message", "node", "edge"} for f in blob["findings"])
+    assert all("op" not in n for n in blob["nodes"].values())
+    script = (Path(__file__).resolve().parents[1] / "flowmap" / "templates" / "risk_map.js").read_text()
+    for key in ("message", "node", "edge", "span", "trace"):
+        assert f"f.{key}" in script
+
+
+def test_the_attribute_cap_counts_what_the_page_writes_for_escaped_characters():
+    """Values of '<' are written as \\u003c in the page's JSON: counted as one character
+    each, 2,000,000 characters of them took 12 MB, six times the cap."""
+    spans = {f"{s:016x}": Span("a" * 32, f"{s:016x}", None, f"op{s}", 1, "svc", tenant=TAGS[0],
+                               attributes={f"k{i}": "<" * 100 for i in range(4)}) for s in range(1, 51)}
+    a = Analysis(traces=1, spans=50, services={"svc"}, sample_traces={"a" * 32: Trace("a" * 32, spans)})
+    data = build_report_data(a, Caps(attribute_chars=10_000))
+    written = sum(len(script_json(k)) - 2 + len(script_json(v)) - 2
+                  for t in data.traces.values() for sp in t.spans for k, v in sp.attributes)
+    assert 5_000 < written <= 10_000
+    assert any("without all their attributes" in n for n in data.notices)

@@ -152,6 +152,9 @@ def clean(text: object, limit: int = 160) -> str:
     override in one must not repaint the operator's terminal or hide a finding.
     """
     s = "" if text is None else str(text)
+    # every character gives one or more: only the first limit + 1 can be seen (a 4,096-
+    # character span name shown in 200 was escaped whole, for every place it is shown)
+    s = s[: limit + 1]
     out = []
     for ch in s:
         cat = unicodedata.category(ch)

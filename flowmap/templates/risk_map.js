@@ -18,6 +18,9 @@
     if (text !== undefined && text !== null) e.textContent = String(text);
     return e;
   }
+  // a value written beside others is isolated (U+2068 ... U+2069): two right-to-left names
+  // either side of a separator would otherwise be drawn in reverse order
+  function iso(v) { return "\u2068" + v + "\u2069"; }
   function fmt(n) { return Number(n).toLocaleString("en-US"); }
 
   // Keyboard users land where a link leads: the panel it filled, the trace row it opened.
@@ -228,7 +231,7 @@
     var summary = document.getElementById("trace-summary");
     var broken = t.spans.filter(function (s) { return s.span_id === t.first_broken; })[0];
     if (broken) {
-      summary.textContent = "First broken edge: " + (t.break_rule || broken.broken || "broken") + " at " + broken.service + " · " + broken.name;
+      summary.textContent = "First broken edge: " + (t.break_rule || broken.broken || "broken") + " at " + iso(broken.service) + " · " + iso(broken.name);
       summary.className = "trace-summary broken";
     } else {
       summary.textContent = t.notice ? "No broken edge among the spans shown." : "No broken edge in this trace.";
@@ -249,7 +252,7 @@
       if (s.broken) cls += " broken";
       if (s.span_id === t.first_broken) cls += " first-broken";
       var row = el("div", { class: cls, role: "row", "data-span": s.span_id, tabindex: "0", "aria-expanded": "false" });
-      var name = el("div", { class: "wf-name", title: s.service + " · " + s.name });
+      var name = el("div", { class: "wf-name", title: iso(s.service) + " · " + iso(s.name) });
       name.appendChild(el("span", { class: "wf-indent", style: "width:" + Math.min(s.depth, 30) * 14 + "px" }));
       name.appendChild(el("span", null, s.name));
       name.appendChild(el("span", { class: "wf-svc" }, s.service));
