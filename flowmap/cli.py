@@ -504,6 +504,11 @@ def report(
         typer.Option("--output", "-o", metavar="PATH", help="Where to write the HTML risk map (- is stdout)."),
     ] = str(DEFAULT_REPORT),
     config: ConfigOption = None,
+    show_content: Annotated[
+        bool,
+        typer.Option("--show-content", help="Show the text of prompts, messages and tool arguments and results "
+                     "(by default only their size: the page is made to be shared)."),
+    ] = False,
 ) -> None:
     """Write the HTML risk map of trace files.
 
@@ -515,7 +520,7 @@ def report(
     if output_path is None:
         render_report = _optional("flowmap.html", "report", "render_report")
         analysis = _analyze(files, _load_config(config), None)
-        _write_output(render_report(analysis), None)
+        _write_output(render_report(analysis, content=show_content), None)
         written: object = STDOUT_NAME
     else:
         write_report = _optional("flowmap.html", "report", "write_report")
@@ -523,7 +528,7 @@ def report(
         written = output_path
         try:
             with _reader_may_leave():
-                written = write_report(analysis, output_path)
+                written = write_report(analysis, output_path, content=show_content)
         except OSError as exc:
             raise FlowmapError(f"cannot write {_clean_path(output_path)}: {exc.strerror or exc}") from None
     _err(f"{PROG}: wrote the risk map of {plural(analysis.traces, 'trace')} "

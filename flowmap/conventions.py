@@ -183,6 +183,59 @@ DECIDING_KEYS = frozenset(
 HTTP_KEYS = frozenset(_REMOTE_CALL_KEYS)
 
 
+#: attributes holding a tool call's arguments, as instrumentations emit them: OTel GenAI,
+#: OpenInference (``input.value``; not ``tool.parameters``, the tool's schema: a tenant
+#: parameter the model left unfilled is no tenant the model chose),
+#: Pydantic AI before its instrumentation version 3 (``tool_arguments``, its default
+#: until then), OpenLLMetry (``traceloop.entity.input``: ``{"args": …, "kwargs": …}``),
+#: Google ADK (``gcp.vertex.agent.tool_call_args``), the Vercel AI SDK
+#: (``ai.toolCall.args``; ``ai.toolCall.input`` from version 5), common ad-hoc names and flowmap's
+#: own. Flattened forms ``<name>.<argument>`` count too.
+TOOL_ARGUMENT_ATTRIBUTES: tuple[str, ...] = (
+    "gen_ai.tool.call.arguments",
+    "input.value",
+    "tool.arguments",
+    "tool_arguments",
+    "traceloop.entity.input",
+    "gcp.vertex.agent.tool_call_args",
+    "ai.toolCall.args",
+    "ai.toolCall.input",
+    "tool_call.function.arguments",
+    "flowmap.tool.arguments",
+)
+
+#: attributes holding what people and models said and what tools were given and returned:
+#: prompts, messages, completions, tool arguments and results, retrieved documents
+#: (OTel GenAI, OpenInference, OpenLLMetry, the Vercel AI SDK, Google ADK, Pydantic AI).
+#: Flattened forms ``<name>.<part>`` count too. The risk map, a page made to be shared,
+#: shows their size, not their text (flowmap report --show-content shows it).
+CONTENT_ATTRIBUTES: frozenset[str] = frozenset({
+    *TOOL_ARGUMENT_ATTRIBUTES,
+    "gen_ai.prompt", "gen_ai.completion", "gen_ai.input.messages", "gen_ai.output.messages",
+    "gen_ai.system_instructions", "gen_ai.tool.call.result",
+    "output.value", "llm.input_messages", "llm.output_messages", "llm.prompts",
+    "llm.prompt_template.variables", "retrieval.documents", "embedding.embeddings",
+    "traceloop.entity.output",
+    "ai.prompt", "ai.response.text", "ai.response.object", "ai.response.toolCalls",
+    "ai.toolCall.result", "ai.toolCall.output",
+    "tool_response", "gcp.vertex.agent.tool_response", "gcp.vertex.agent.llm_request",
+    "gcp.vertex.agent.llm_response",
+})  # fmt: skip
+
+
+def holds_content(key: str) -> bool:
+    """Whether attribute ``key`` holds conversation or tool content (CONTENT_ATTRIBUTES)."""
+    if key in CONTENT_ATTRIBUTES:
+        return True
+    head, dot, _ = key.partition(".")
+    while dot:  # each dotted prefix: gen_ai.prompt.0.content -> gen_ai.prompt ...
+        if head in CONTENT_ATTRIBUTES:
+            return True
+        nxt, dot, _ = key[len(head) + 1:].partition(".")
+        head = f"{head}.{nxt}"
+    return False
+
+
 _REFUSED_STATUS = frozenset({401, 403, 407})
 _STATUS_KEYS = ("http.response.status_code", "http.status_code")
 

@@ -91,13 +91,16 @@ def render_data(data: ReportData) -> str:
     return _SURROGATE.sub("\ufffd", html)
 
 
-def render_report(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> str:
-    """The complete HTML of the risk map for ``analysis``."""
-    return render_data(build_report_data(analysis, caps))
+def render_report(analysis: Analysis, caps: Caps = DEFAULT_CAPS, *, content: bool = False) -> str:
+    """The complete HTML of the risk map for ``analysis`` (conversation and tool content
+    shown by its size only, unless ``content``)."""
+    return render_data(build_report_data(analysis, caps, content=content))
 
 
-def write_report(analysis: Analysis, path: str | Path = DEFAULT_REPORT_PATH, caps: Caps = DEFAULT_CAPS) -> Path:
+def write_report(
+    analysis: Analysis, path: str | Path = DEFAULT_REPORT_PATH, caps: Caps = DEFAULT_CAPS, *, content: bool = False
+) -> Path:
     """Write the risk map to ``path`` (parent directories created) and return the path."""
     out = Path(path)
-    write_atomically(out, render_report(analysis, caps).encode("utf-8"), "report")
+    write_atomically(out, render_report(analysis, caps, content=content).encode("utf-8"), "report")
     return out

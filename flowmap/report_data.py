@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import attributes
+from .conventions import holds_content
 from .formats.common import clean, count_by_rule, count_by_severity
 from .formats.rules import rule_doc
 from .graph import OTHER_OPERATIONS, OTHER_SERVICES
@@ -355,8 +356,10 @@ def _visible(s: str) -> str:
 class _Safe:
     """Masks raw tenant ids in anything shown, on top of the analyzer's own masking."""
 
-    def __init__(self, analysis: Analysis, caps: Caps) -> None:
+    def __init__(self, analysis: Analysis, caps: Caps, content: bool = False) -> None:
         self.caps = caps
+        self.content = content  # show conversation and tool content (holds_content)
+        self.content_hidden = 0  # values of such attributes shown by their size only
         self.names = attributes.TENANT_ID_ATTRIBUTE_NAMES
         raw: list[Any] = []
         for trace in analysis.sample_traces.values():
@@ -403,6 +406,11 @@ class _Safe:
         return self.text(value, BOUNDARY_CHARS) if value else None
 
     def attribute(self, key: str, value: Any) -> str:
+        if not self.content and holds_content(key) and value is not None:
+            # prompts, messages, tool arguments and results: what a tenant's users said
+            # stays out of a page made to be shared, whatever the masking found in it
+            self.content_hidden += 1
+            return f"[{len(str(value)):,} characters of content not shown]"
         if self._is_raw_tenant(key, value):
             return MASK
         if key.startswith("baggage.") and key != f"baggage.{attributes.BAGGAGE_KEY}":
@@ -445,9 +453,10 @@ def _node_order_key(n: Any) -> tuple:
     return (-int(worst), -sum(n.findings.values()), -n.spans, n.id)
 
 
-def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportData:
-    """Everything the risk map shows, capped and masked, with the map laid out."""
-    safe = _Safe(analysis, caps)
+def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS, *, content: bool = False) -> ReportData:
+    """Everything the risk map shows, capped and masked, with the map laid out; the text
+    of conversation and tool content attributes only with ``content``."""
+    safe = _Safe(analysis, caps, content)
     notices: list[str] = []
     if analysis.transparent_spans:
         notices.append(
@@ -608,6 +617,12 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS) -> ReportDa
         notices.append(
             f"{_plural(safe.attrs_cut, 'span')} of the sample traces are shown without all their "
             f"attributes (at most {caps.attribute_chars:,} characters of attributes in one report)."
+        )
+    if safe.content_hidden:
+        notices.append(
+            f"{_plural(safe.content_hidden, 'attribute value')} of conversation and tool content (prompts, "
+            "messages, tool arguments and results) shown by size only: this page is made to be shared "
+            "(flowmap report --show-content shows them)."
         )
     if cut_spans:
         notices.append(

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import attributes
-from .conventions import refused_request
+from .conventions import TOOL_ARGUMENT_ATTRIBUTES, refused_request
 from .hosts import AllowedHosts
 from .graph import ENTRY_BOUNDARIES, SpanGraph, is_entry
 from .masking import (
@@ -117,27 +117,6 @@ DROPPED = "dropped"  # parent tagged, child not
 SWITCHED = "switched"  # both tagged under the same (or an unknown) key, tags differ
 BOUND = "bound"  # parent untagged, child tagged: the tenant was bound here
 UNTAGGED = "untagged"  # neither tagged
-
-#: attributes holding a tool call's arguments, as instrumentations emit them: OTel GenAI,
-#: OpenInference (``input.value``; not ``tool.parameters``, the tool's schema: a tenant
-#: parameter the model left unfilled is no tenant the model chose),
-#: Pydantic AI before its instrumentation version 3 (``tool_arguments``, its default
-#: until then), OpenLLMetry (``traceloop.entity.input``: ``{"args": …, "kwargs": …}``),
-#: Google ADK (``gcp.vertex.agent.tool_call_args``), the Vercel AI SDK
-#: (``ai.toolCall.args``; ``ai.toolCall.input`` from version 5), common ad-hoc names and flowmap's
-#: own. Flattened forms ``<name>.<argument>`` count too.
-TOOL_ARGUMENT_ATTRIBUTES: tuple[str, ...] = (
-    "gen_ai.tool.call.arguments",
-    "input.value",
-    "tool.arguments",
-    "tool_arguments",
-    "traceloop.entity.input",
-    "gcp.vertex.agent.tool_call_args",
-    "ai.toolCall.args",
-    "ai.toolCall.input",
-    "tool_call.function.arguments",
-    "flowmap.tool.arguments",
-)
 
 _HOST_ATTRIBUTES = ("server.address", "net.peer.name", "http.host")
 _URL_ATTRIBUTES = ("url.full", "http.url")

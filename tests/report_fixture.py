@@ -192,7 +192,8 @@ class _Builder:
                            "orphan": None}[mode]
             parent = None if mode == "orphan" else agent
             attrs = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool,
-                     "tool.arguments": XSS_ATTR if tool == XSS_NAME else '{"q": "status"}'}
+                     "tool.arguments": '{"q": "status"}',
+                     "tool.description": XSS_ATTR if tool == XSS_NAME else "looks up the status"}
             if tool == "crm_update" and i % 5 == 0:
                 attrs["tenant_id"] = RAW_LEAK  # the analyzer should have masked this
             span = self.span(trace, parent, tool_service, f"tool {tool}",
@@ -335,7 +336,7 @@ def platform_builders():
         elif i % 5 == 3:  # where it normally runs: the analysis learns the likely parent from this
             agent.child("tool summarize_file", service="tools", kind=CLIENT, tenant=tag, boundary="tool")
         evil = agent.child(XSS_NAME, service=XSS_SERVICE, tenant=tag, boundary="tool",
-                           attrs={"tool.arguments": XSS_ATTR, "note": XSS_BREAKOUT})
+                           attrs={"tool.description": XSS_ATTR, "note": XSS_BREAKOUT})
         if i == 0:
             evil.child("db.update crm", service="postgres", kind=CLIENT, tenant=tag, boundary="db",
                        scoped=True, attrs={"tenant_id": RAW_LEAK})

@@ -366,6 +366,20 @@ def test_config_can_drop_the_built_in_tenant_attribute_names(tmp_path):
     assert chosen() == ["execute_tool switch_org"]
 
 
+def test_report_leaves_prompts_out_unless_show_content(tmp_path):
+    tb = TraceBuilder(service="api")
+    entry = tb.span("POST /ask", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    entry.child("chat gpt-4o", kind=CLIENT, tenant=TAG_A, boundary="llm",
+                attrs={"gen_ai.prompt.0.content": "my passport number is X1234567"})
+    entry.child("tool search_docs", boundary="tool")  # a finding, so the trace is a sample
+    path = write_otlp(tmp_path / "chat.jsonl", tb)
+    assert invoke("report", path, "-o", tmp_path / "r.html").exit_code == 0
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "X1234567" not in page and "characters of content not shown" in page
+    assert invoke("report", path, "-o", tmp_path / "full.html", "--show-content").exit_code == 0
+    assert "my passport number is X1234567" in (tmp_path / "full.html").read_text(encoding="utf-8")
+
+
 def test_config_errors_and_warnings(dropped, tmp_path):
     (tmp_path / "pyproject.toml").write_text('[tool.flowmap]\nfail_on = "severe"\n')
     assert_one_line_error(invoke("check", dropped), "fail_on", "severe")

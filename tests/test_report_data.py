@@ -138,6 +138,35 @@ def test_non_opaque_tenant_attribute_is_masked():
     assert "customer-42" not in html and "bob@example.com" not in html
 
 
+def _conversation() -> Analysis:
+    prompt = "My card is 4111-1111-1111-1111, please refund order 77"
+    span = Span("t1", "s1", None, "chat gpt-4o", 3, "agent", tenant=TAGS[0], boundary="llm", attributes={
+        "flowmap.tenant": TAGS[0], "gen_ai.request.model": "gpt-4o",
+        "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [{"type": "text", "content": prompt}]}]),
+        "llm.input_messages.0.message.content": prompt,  # OpenInference, flattened
+        "gen_ai.tool.call.arguments": json.dumps({"order": 77, "note": prompt}),
+    })
+    return Analysis(traces=1, spans=1, services={"agent"}, sample_traces={"t1": Trace("t1", {"s1": span})},
+                    flow=FlowMap(nodes={"agent chat gpt-4o": FlowNode("agent chat gpt-4o", "agent", "chat gpt-4o",
+                                                                      "llm", 1, 0, True)}))
+
+
+def test_conversation_and_tool_content_is_shown_by_size_only_unless_asked():
+    """The page is shared (a CI artifact, a ticket): what the tenant's users said to the
+    model, and what its tools were given, stays out of it; the other attributes are shown."""
+    a = _conversation()
+    data = build_report_data(a)
+    shown = dict(data.traces["t1"].spans[0].attributes)
+    assert shown["gen_ai.request.model"] == "gpt-4o"
+    for key in ("gen_ai.input.messages", "llm.input_messages.0.message.content", "gen_ai.tool.call.arguments"):
+        assert shown[key].endswith("characters of content not shown]"), (key, shown[key])
+    assert any("3 attribute values of conversation and tool content" in n for n in data.notices)
+    html = render_report(a)
+    assert "4111-1111" not in html and "refund order" not in html
+    full = render_report(a, content=True)
+    assert "4111-1111-1111-1111, please refund order 77" in full and "content not shown" not in full
+
+
 def test_hostile_names_are_kept_verbatim_in_data(data):
     # escaping is the renderer's job; the data keeps what the trace said (so it shows literally)
     ops = {n.name for n in data.nodes}
