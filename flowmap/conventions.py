@@ -206,7 +206,7 @@ TOOL_ARGUMENT_ATTRIBUTES: tuple[str, ...] = (
 
 #: attributes holding what people and models said and what tools were given and returned:
 #: prompts, messages, completions, tool arguments and results, retrieved documents
-#: (OTel GenAI, OpenInference, OpenLLMetry, the Vercel AI SDK, Google ADK, Pydantic AI).
+#: (OTel GenAI, OpenInference, OpenLLMetry, the Vercel AI SDK, Google ADK, Pydantic AI, MCP).
 #: Flattened forms ``<name>.<part>`` count too. The risk map, a page made to be shared,
 #: shows their size, not their text (flowmap report --show-content shows it).
 CONTENT_ATTRIBUTES: frozenset[str] = frozenset({
@@ -220,6 +220,9 @@ CONTENT_ATTRIBUTES: frozenset[str] = frozenset({
     "ai.toolCall.result", "ai.toolCall.output",
     "tool_response", "gcp.vertex.agent.tool_response", "gcp.vertex.agent.llm_request",
     "gcp.vertex.agent.llm_response",
+    "final_result", "pydantic_ai.all_messages", "all_messages_events",  # Pydantic AI's agent run
+    "gen_ai.task.input", "gen_ai.task.output", "llm.choices", "tool.result",
+    "mcp.response.value",  # an MCP server's answer (a tool's result, a resource's text)
 })  # fmt: skip
 
 

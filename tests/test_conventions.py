@@ -174,3 +174,30 @@ def test_a_celery_worker_that_drops_the_tenant_is_high_through_the_loader(tmp_pa
     (f,) = a.findings
     assert (f.rule, f.severity.name, f.boundary, f.span_id) == ("context-dropped", "HIGH", "queue.consume", run.span_id)
     assert a.flow.nodes["web apply_async/tasks.summarize"].boundary == "queue.publish"
+
+
+@pytest.mark.parametrize(
+    "key, content",
+    [
+        ("gen_ai.input.messages", True),
+        ("gen_ai.prompt.0.content", True),  # OpenLLMetry, flattened
+        ("llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments", True),  # OpenInference
+        ("retrieval.documents.0.document.content", True),
+        ("pydantic_ai.all_messages", True),
+        ("final_result", True),
+        ("mcp.response.value", True),
+        ("tool.arguments.customer_id", True),
+        ("gen_ai.request.model", False),
+        ("gen_ai.prompt_tokens", False),  # a name that only starts like one
+        ("llm.token_count.prompt", False),
+        ("db.query.text", False),
+        ("http.url", False),
+        ("", False),
+        (".", False),
+    ],
+)
+def test_content_attributes_are_told_by_name_and_dotted_prefix(key, content):
+    """The risk map shows these by size only (flowmap report --show-content shows them)."""
+    from flowmap.conventions import holds_content
+
+    assert holds_content(key) is content
