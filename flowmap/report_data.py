@@ -420,25 +420,31 @@ class _Safe:
         return self.text(value, self.caps.value_chars)
 
 
-def _operations_of(analysis: Analysis) -> Callable[[str, str], str]:
+def _operations_of(analysis: Analysis) -> Callable[[str, str], str | None]:
     """The flow-map operation a span of (service, name) was counted under: its own, or an
-    overflow operation when the analysis folded that service's span names."""
+    overflow operation when the analysis folded that service's span names; None when it
+    has none on the map (a span passed through, a service past the caps)."""
     nodes, folded = analysis.flow.nodes, analysis.folded_spans
     # by its service and name, not by "<service> <name>": service "api" with span "tool
     # refund" and service "api tool" with span "refund" are two operations
     by_names = {(n.service, n.name): op for op, n in nodes.items() if n.name != OTHER_OPERATIONS}
 
-    def op_of(service: str, name: str) -> str:
+    def op_of(service: str, name: str) -> str | None:
         op = by_names.get((service, name))
         if op is not None:
             return op
         op = f"{service} {name}"
-        if op in nodes or not folded:  # (a service past the count of folded services
-            return op                     # is not among them: any may have been folded)
-        for overflow in (f"{service} {OTHER_OPERATIONS}", f"{OTHER_SERVICES} {OTHER_OPERATIONS}"):
-            if overflow in nodes:
-                return overflow
-        return op
+        node = nodes.get(op)
+        # (a node masking merged this one into: of the same service, never another
+        # service's operation whose id only reads alike, such as that of span "tool refund"
+        # of "api" for a span "refund" of "api tool" passed through or folded)
+        if node is not None and node.service == service:
+            return op
+        if folded:  # (a service past the count of folded services is not among them)
+            for overflow in (f"{service} {OTHER_OPERATIONS}", f"{OTHER_SERVICES} {OTHER_OPERATIONS}"):
+                if overflow in nodes:
+                    return overflow
+        return None
 
     return op_of
 
@@ -706,7 +712,7 @@ def _edge_for(
     edge_id: dict[tuple[str, str], str],
     flow: Any,
     samples: dict[str, Trace],
-    op_of: Callable[[str, str], str],
+    op_of: Callable[[str, str], str | None],
 ) -> str | None:
     """The flow-map edge a finding sits on: the call into its span, when it can be told."""
     if op is None:
