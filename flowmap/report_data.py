@@ -842,8 +842,12 @@ def _trace_view(
 
 def _page_chars(text: str) -> int:
     """What ``text`` costs in the page's JSON: ``<``, ``>`` and ``&`` are written as
-    ``\\u003c`` (six characters), so a value of them would take six times its cap."""
-    return len(text) + 5 * (text.count("<") + text.count(">") + text.count("&"))
+    ``\\u003c`` (six characters), so a value of them would take six times its cap;
+    ``"`` and ``\\`` as two (a value of quotes took twice its cap)."""
+    return (
+        len(text) + 5 * (text.count("<") + text.count(">") + text.count("&"))
+        + text.count('"') + text.count("\\")
+    )
 
 
 def _span_view(

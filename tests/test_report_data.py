@@ -486,11 +486,13 @@ def test_the_script_data_holds_no_name_the_script_does_not_read(data):
         assert f"f.{key}" in script
 
 
-def test_the_attribute_cap_counts_what_the_page_writes_for_escaped_characters():
+@pytest.mark.parametrize("char", ["<", '"', "\\"])
+def test_the_attribute_cap_counts_what_the_page_writes_for_escaped_characters(char):
     """Values of '<' are written as \\u003c in the page's JSON: counted as one character
-    each, 2,000,000 characters of them took 12 MB, six times the cap."""
+    each, 2,000,000 characters of them took 12 MB, six times the cap. A quote or a
+    backslash is written as two: counted as one, they took twice the cap."""
     spans = {f"{s:016x}": Span("a" * 32, f"{s:016x}", None, f"op{s}", 1, "svc", tenant=TAGS[0],
-                               attributes={f"k{i}": "<" * 100 for i in range(4)}) for s in range(1, 51)}
+                               attributes={f"k{i}": char * 100 for i in range(4)}) for s in range(1, 51)}
     a = Analysis(traces=1, spans=50, services={"svc"}, sample_traces={"a" * 32: Trace("a" * 32, spans)})
     data = build_report_data(a, Caps(attribute_chars=10_000))
     written = sum(len(script_json(k)) - 2 + len(script_json(v)) - 2
