@@ -405,11 +405,14 @@ class _Safe:
     def boundary(self, value: str | None) -> str | None:
         return self.text(value, BOUNDARY_CHARS) if value else None
 
+    def hides(self, key: str, value: Any) -> bool:
+        """Whether :meth:`attribute` shows this value by its size only."""
+        return not self.content and value is not None and holds_content(key)
+
     def attribute(self, key: str, value: Any) -> str:
-        if not self.content and holds_content(key) and value is not None:
+        if self.hides(key, value):
             # prompts, messages, tool arguments and results: what a tenant's users said
             # stays out of a page made to be shared, whatever the masking found in it
-            self.content_hidden += 1
             return f"[{len(str(value)):,} characters of content not shown]"
         if self._is_raw_tenant(key, value):
             return MASK
@@ -865,6 +868,8 @@ def _span_view(
             break
         safe.chars_left -= cost
         attrs.append(pair)
+        if safe.hides(k, v):  # (counted as shown: a value the cap left out is not on the page)
+            safe.content_hidden += 1
     return SpanView(
         span_id=s.span_id, parent_span_id=s.parent_span_id, depth=depth, name=safe.name(s.name),
         service=safe.service(s.service), kind=_KIND_NAMES.get(s.kind, str(s.kind)),

@@ -536,3 +536,16 @@ def test_a_span_without_its_own_operation_is_never_drawn_on_another_services_ali
             assert next(n for n in data.nodes if n.id == f.node).name == node
         for trace in data.traces.values():
             assert all(s.node != clean.id for s in trace.spans if s.service == "api tool")
+
+
+def test_the_content_notice_counts_the_values_the_page_shows_by_size():
+    """Every span's first attribute was looked at before the attribute cap left it out,
+    so a content value counted as 'shown by size only' though the page holds nothing of
+    it: 100 said for the 20 on the page."""
+    spans = {f"{s:016x}": Span("a" * 32, f"{s:016x}", None, f"op{s}", 1, "svc", tenant=TAGS[0],
+                               attributes={"input.value": "x" * 150}) for s in range(1, 101)}
+    a = Analysis(traces=1, spans=100, services={"svc"}, sample_traces={"a" * 32: Trace("a" * 32, spans)})
+    data = build_report_data(a, Caps(attribute_chars=1_000))
+    shown = sum(1 for t in data.traces.values() for sp in t.spans for _, v in sp.attributes if "not shown" in v)
+    assert shown == 20
+    assert any(n.startswith(f"{shown} attribute values of conversation and tool content") for n in data.notices)
