@@ -603,7 +603,8 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS, *, content:
     cut_spans = 0
 
     def node_of(service: str, name: str) -> str | None:
-        return node_id.get(op_of(service, name))
+        op = op_of(service, name)
+        return None if op is None else node_id.get(op)
 
     for tid in dict.fromkeys(wanted):
         if len(traces) >= caps.traces or budget <= 0:
@@ -726,7 +727,8 @@ def _edge_for(
         trace = samples.get(f.trace_id)
         parent = trace.spans.get(f.parent_span_id) if trace else None
         if parent is not None:
-            return edge_id.get((op_of(parent.service, parent.name), op))
+            source = op_of(parent.service, parent.name)
+            return edge_id.get((source, op)) if source is not None else None
     if f.parent_name is not None:
         cands = [s for s in sources_by_target.get(op, []) if flow.nodes[s].name == f.parent_name]
         if len(cands) == 1:
