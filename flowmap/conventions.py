@@ -209,13 +209,22 @@ TOOL_ARGUMENT_ATTRIBUTES: tuple[str, ...] = (
 #: (OTel GenAI, OpenInference, OpenLLMetry, the Vercel AI SDK, Google ADK, Pydantic AI, MCP).
 #: Flattened forms ``<name>.<part>`` count too. The risk map, a page made to be shared,
 #: shows their size, not their text (flowmap report --show-content shows it).
+#: Besides the semantic conventions' names, those the instrumentations of
+#: tests/fixtures/third_party write: OpenLLMetry's LangChain/LangGraph task input and
+#: output (``gen_ai.task.*``: the user's messages, the retrieved documents) and its MCP
+#: responses (``mcp.response.value``: a tool's result), OpenInference's completions
+#: (``llm.choices.<n>.completion.text``), Pydantic AI's messages and answer on its agent
+#: run span (``pydantic_ai.all_messages``, ``final_result``; ``all_messages_events`` in
+#: its instrumentation version 1).
 CONTENT_ATTRIBUTES: frozenset[str] = frozenset({
     *TOOL_ARGUMENT_ATTRIBUTES,
     "gen_ai.prompt", "gen_ai.completion", "gen_ai.input.messages", "gen_ai.output.messages",
     "gen_ai.system_instructions", "gen_ai.tool.call.result",
-    "output.value", "llm.input_messages", "llm.output_messages", "llm.prompts",
+    "gen_ai.task.input", "gen_ai.task.output", "mcp.response.value",
+    "output.value", "llm.input_messages", "llm.output_messages", "llm.prompts", "llm.choices",
     "llm.prompt_template.variables", "retrieval.documents", "embedding.embeddings",
     "traceloop.entity.output",
+    "pydantic_ai.all_messages", "all_messages_events", "final_result",
     "ai.prompt", "ai.response.text", "ai.response.object", "ai.response.toolCalls",
     "ai.toolCall.result", "ai.toolCall.output",
     "tool_response", "gcp.vertex.agent.tool_response", "gcp.vertex.agent.llm_request",

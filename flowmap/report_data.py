@@ -405,11 +405,14 @@ class _Safe:
     def boundary(self, value: str | None) -> str | None:
         return self.text(value, BOUNDARY_CHARS) if value else None
 
+    def hides(self, key: str, value: Any) -> bool:
+        """Whether :meth:`attribute` shows this value by its size only."""
+        return not self.content and value is not None and holds_content(key)
+
     def attribute(self, key: str, value: Any) -> str:
-        if not self.content and holds_content(key) and value is not None:
+        if self.hides(key, value):
             # prompts, messages, tool arguments and results: what a tenant's users said
             # stays out of a page made to be shared, whatever the masking found in it
-            self.content_hidden += 1
             return f"[{len(str(value)):,} characters of content not shown]"
         if self._is_raw_tenant(key, value):
             return MASK
@@ -420,25 +423,31 @@ class _Safe:
         return self.text(value, self.caps.value_chars)
 
 
-def _operations_of(analysis: Analysis) -> Callable[[str, str], str]:
+def _operations_of(analysis: Analysis) -> Callable[[str, str], str | None]:
     """The flow-map operation a span of (service, name) was counted under: its own, or an
-    overflow operation when the analysis folded that service's span names."""
+    overflow operation when the analysis folded that service's span names; None when it
+    has none on the map (a span passed through, a service past the caps)."""
     nodes, folded = analysis.flow.nodes, analysis.folded_spans
     # by its service and name, not by "<service> <name>": service "api" with span "tool
     # refund" and service "api tool" with span "refund" are two operations
     by_names = {(n.service, n.name): op for op, n in nodes.items() if n.name != OTHER_OPERATIONS}
 
-    def op_of(service: str, name: str) -> str:
+    def op_of(service: str, name: str) -> str | None:
         op = by_names.get((service, name))
         if op is not None:
             return op
         op = f"{service} {name}"
-        if op in nodes or not folded:  # (a service past the count of folded services
-            return op                     # is not among them: any may have been folded)
-        for overflow in (f"{service} {OTHER_OPERATIONS}", f"{OTHER_SERVICES} {OTHER_OPERATIONS}"):
-            if overflow in nodes:
-                return overflow
-        return op
+        node = nodes.get(op)
+        # (a node masking merged this one into: of the same service, never another
+        # service's operation whose id only reads alike, such as that of span "tool refund"
+        # of "api" for a span "refund" of "api tool" passed through or folded)
+        if node is not None and node.service == service:
+            return op
+        if folded:  # (a service past the count of folded services is not among them)
+            for overflow in (f"{service} {OTHER_OPERATIONS}", f"{OTHER_SERVICES} {OTHER_OPERATIONS}"):
+                if overflow in nodes:
+                    return overflow
+        return None
 
     return op_of
 
@@ -594,7 +603,8 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS, *, content:
     cut_spans = 0
 
     def node_of(service: str, name: str) -> str | None:
-        return node_id.get(op_of(service, name))
+        op = op_of(service, name)
+        return None if op is None else node_id.get(op)
 
     for tid in dict.fromkeys(wanted):
         if len(traces) >= caps.traces or budget <= 0:
@@ -706,7 +716,7 @@ def _edge_for(
     edge_id: dict[tuple[str, str], str],
     flow: Any,
     samples: dict[str, Trace],
-    op_of: Callable[[str, str], str],
+    op_of: Callable[[str, str], str | None],
 ) -> str | None:
     """The flow-map edge a finding sits on: the call into its span, when it can be told."""
     if op is None:
@@ -717,7 +727,8 @@ def _edge_for(
         trace = samples.get(f.trace_id)
         parent = trace.spans.get(f.parent_span_id) if trace else None
         if parent is not None:
-            return edge_id.get((op_of(parent.service, parent.name), op))
+            source = op_of(parent.service, parent.name)
+            return edge_id.get((source, op)) if source is not None else None
     if f.parent_name is not None:
         cands = [s for s in sources_by_target.get(op, []) if flow.nodes[s].name == f.parent_name]
         if len(cands) == 1:
@@ -836,8 +847,12 @@ def _trace_view(
 
 def _page_chars(text: str) -> int:
     """What ``text`` costs in the page's JSON: ``<``, ``>`` and ``&`` are written as
-    ``\\u003c`` (six characters), so a value of them would take six times its cap."""
-    return len(text) + 5 * (text.count("<") + text.count(">") + text.count("&"))
+    ``\\u003c`` (six characters), so a value of them would take six times its cap;
+    ``"`` and ``\\`` as two (a value of quotes took twice its cap)."""
+    return (
+        len(text) + 5 * (text.count("<") + text.count(">") + text.count("&"))
+        + text.count('"') + text.count("\\")
+    )
 
 
 def _span_view(
@@ -855,6 +870,8 @@ def _span_view(
             break
         safe.chars_left -= cost
         attrs.append(pair)
+        if safe.hides(k, v):  # (counted as shown: a value the cap left out is not on the page)
+            safe.content_hidden += 1
     return SpanView(
         span_id=s.span_id, parent_span_id=s.parent_span_id, depth=depth, name=safe.name(s.name),
         service=safe.service(s.service), kind=_KIND_NAMES.get(s.kind, str(s.kind)),

@@ -486,14 +486,66 @@ def test_the_script_data_holds_no_name_the_script_does_not_read(data):
         assert f"f.{key}" in script
 
 
-def test_the_attribute_cap_counts_what_the_page_writes_for_escaped_characters():
+@pytest.mark.parametrize("char", ["<", '"', "\\"])
+def test_the_attribute_cap_counts_what_the_page_writes_for_escaped_characters(char):
     """Values of '<' are written as \\u003c in the page's JSON: counted as one character
-    each, 2,000,000 characters of them took 12 MB, six times the cap."""
+    each, 2,000,000 characters of them took 12 MB, six times the cap. A quote or a
+    backslash is written as two: counted as one, they took twice the cap."""
     spans = {f"{s:016x}": Span("a" * 32, f"{s:016x}", None, f"op{s}", 1, "svc", tenant=TAGS[0],
-                               attributes={f"k{i}": "<" * 100 for i in range(4)}) for s in range(1, 51)}
+                               attributes={f"k{i}": char * 100 for i in range(4)}) for s in range(1, 51)}
     a = Analysis(traces=1, spans=50, services={"svc"}, sample_traces={"a" * 32: Trace("a" * 32, spans)})
     data = build_report_data(a, Caps(attribute_chars=10_000))
     written = sum(len(script_json(k)) - 2 + len(script_json(v)) - 2
                   for t in data.traces.values() for sp in t.spans for k, v in sp.attributes)
     assert 5_000 < written <= 10_000
     assert any("without all their attributes" in n for n in data.notices)
+
+
+def test_a_span_without_its_own_operation_is_never_drawn_on_another_services_alike(tmp_path):
+    """Service "api" with span "tool refund" and service "api tool" with span "refund" are
+    two operations (graph.Operations), but the report looked a span up by "<service>
+    <name>" whenever its own (service, name) was not on the map: a span of "api tool"
+    passed through (transparent_services) or folded past max_operations_per_service had
+    its finding drawn on, and painted, the clean operation of "api"."""
+    from flowmap.settings import AnalysisSettings
+    from otlp_builder import SERVER, TAG_A, TAG_B, TraceBuilder, analyze_built
+
+    def builders(leak: dict) -> list:
+        out = []
+        for child in ({"name": "tool refund", "service": "api", "tenant": TAG_A, "boundary": "tool"},
+                      {"name": "first", "service": "api tool", "tenant": TAG_A, "boundary": "tool"},
+                      {"name": "refund", "service": "api tool", **leak}):
+            tb = TraceBuilder(service="gw")
+            tb.span("POST /refund", kind=SERVER, tenant=TAG_A, boundary="http.server").child(**child)
+            out.append(tb)
+        return out
+
+    passed = analyze_built(tmp_path, *builders({"attrs": {"tenant_id": "acme-corp-7"}}),
+                           settings=AnalysisSettings(transparent_services=frozenset({"api tool"})))
+    folded = analyze_built(tmp_path, *builders({"tenant": TAG_B, "boundary": "tool"}),
+                           settings=AnalysisSettings(max_operations_per_service=1))
+    for analysis, rule, node in ((passed, "tenant-in-telemetry", None), (folded, "cross-tenant", "(other operations)")):
+        data = build_report_data(analysis)
+        clean = next(n for n in data.nodes if n.service == "api")
+        assert clean.worst is None and not clean.findings
+        (f,) = [f for f in data.findings if f.rule == rule]
+        assert f.node != clean.id
+        if node is None:
+            assert f.node is None
+        else:
+            assert next(n for n in data.nodes if n.id == f.node).name == node
+        for trace in data.traces.values():
+            assert all(s.node != clean.id for s in trace.spans if s.service == "api tool")
+
+
+def test_the_content_notice_counts_the_values_the_page_shows_by_size():
+    """Every span's first attribute was looked at before the attribute cap left it out,
+    so a content value counted as 'shown by size only' though the page holds nothing of
+    it: 100 said for the 20 on the page."""
+    spans = {f"{s:016x}": Span("a" * 32, f"{s:016x}", None, f"op{s}", 1, "svc", tenant=TAGS[0],
+                               attributes={"input.value": "x" * 150}) for s in range(1, 101)}
+    a = Analysis(traces=1, spans=100, services={"svc"}, sample_traces={"a" * 32: Trace("a" * 32, spans)})
+    data = build_report_data(a, Caps(attribute_chars=1_000))
+    shown = sum(1 for t in data.traces.values() for sp in t.spans for _, v in sp.attributes if "not shown" in v)
+    assert shown == 20
+    assert any(n.startswith(f"{shown} attribute values of conversation and tool content") for n in data.notices)

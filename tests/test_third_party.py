@@ -179,3 +179,29 @@ def test_agnos_own_memory_thread_pool_losing_the_tenant_is_found(name, lost):
     assert {f.rule for f in findings} == {"orphan-root"}
     assert {f.severity for f in findings} == {Severity.HIGH}
     assert {(f.span_name, f.boundary) for f in findings} == lost
+
+
+# what the recorded runs' user asked, the model answered, the tool returned and the
+# retriever found: the risk map, a page made to be shared, shows none of it by default
+_CONVERSATION = ("weather in Paris", "sunny", "doc two")
+
+
+def _shown_values(name: str, content: bool) -> list[str]:
+    from flowmap.report_data import build_report_data
+
+    data = build_report_data(analyze([FIXTURES / name]), content=content)
+    return [v for t in data.traces.values() for s in t.spans for _, v in s.attributes]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*.jsonl")))
+def test_no_conversation_or_tool_content_in_the_risk_map_of_any_instrumentation(name):
+    """Pydantic AI's pydantic_ai.all_messages and final_result, OpenLLMetry's gen_ai.task.input
+    and .output (LangGraph) and mcp.response.value (an MCP tool's result), OpenInference's
+    llm.choices.0.completion.text were shown in full: the report's content names missed them."""
+    leaked = [v for v in _shown_values(name, content=False) for p in _CONVERSATION if p in v]
+    assert leaked == []
+
+
+def test_the_conversation_phrases_are_in_the_fixtures_so_the_content_test_can_fail():
+    shown = " ".join(v for p in FIXTURES.glob("*.jsonl") for v in _shown_values(p.name, content=True))
+    assert all(p in shown for p in _CONVERSATION)
