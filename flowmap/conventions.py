@@ -228,10 +228,7 @@ CONTENT_ATTRIBUTES: frozenset[str] = frozenset({
     "ai.prompt", "ai.response.text", "ai.response.object", "ai.response.toolCalls",
     "ai.toolCall.result", "ai.toolCall.output",
     "tool_response", "gcp.vertex.agent.tool_response", "gcp.vertex.agent.llm_request",
-    "gcp.vertex.agent.llm_response",
-    "final_result", "pydantic_ai.all_messages", "all_messages_events",  # Pydantic AI's agent run
-    "gen_ai.task.input", "gen_ai.task.output", "llm.choices", "tool.result",
-    "mcp.response.value",  # an MCP server's answer (a tool's result, a resource's text)
+    "gcp.vertex.agent.llm_response", "tool.result",
 })  # fmt: skip
 
 
