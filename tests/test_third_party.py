@@ -69,6 +69,12 @@ EXPECTED = {
     ("agno-openinference-dropped.jsonl", "add_memory"): "tool",
     ("agno-traceloop-dropped.jsonl", "weather_agent.agent"): "agent",
     ("agno-traceloop-dropped.jsonl", "get_weather.tool"): "tool",
+    ("llama-index-openinference-dropped.jsonl", "FunctionTool.acall"): "tool",
+    ("llama-index-openinference-dropped.jsonl", "MockFunctionCallingLLM.achat"): "llm",
+    ("llama-index-openinference-dropped.jsonl", "VectorIndexRetriever.aretrieve"): "vector",
+    ("llama-index-openinference-dropped.jsonl", "MockEmbedding.get_text_embedding_batch"): "llm",
+    # OpenInference writes a workflow agent's run as a CHAIN: no boundary, as any wrapper
+    ("llama-index-openinference-dropped.jsonl", "FunctionAgent.run"): None,
 }
 
 
@@ -179,6 +185,27 @@ def test_agnos_own_memory_thread_pool_losing_the_tenant_is_found(name, lost):
     assert {f.rule for f in findings} == {"orphan-root"}
     assert {f.severity for f in findings} == {Severity.HIGH}
     assert {(f.span_name, f.boundary) for f in findings} == lost
+
+
+def test_llama_index_tenants_run_concurrently_keep_their_own_tags():
+    """Two tenants' FunctionAgent runs interleaved on one event loop (a sync tool LlamaIndex
+    runs in a thread, an async tool, a retriever): each trace carries its own tenant's tag
+    on every span, the request's included, and never the other's."""
+    traces, _ = _load(FIXTURES / "llama-index-openinference-nearmiss.jsonl")
+    tags = [{s.attributes.get("flowmap.tenant") for s in t.spans.values()} for t in traces]
+    assert len(tags) == 2 and all(len(t) == 1 and None not in t for t in tags)
+    assert tags[0] != tags[1]
+
+
+def test_llama_index_tool_handing_work_to_a_bare_thread_pool_is_found():
+    """The same runs, but the async recall_memory tool submits its memory boundary to a plain
+    ThreadPoolExecutor: the boundary refuses there (no tenant), its span is a root with no
+    tenant, HIGH; the agent's own spans, tagged, give nothing."""
+    findings = [f for f in analyze([FIXTURES / "llama-index-openinference-thread-pool.jsonl"]).findings
+                if f.severity >= Severity.MEDIUM]
+    assert {(f.rule, f.severity, f.span_name, f.boundary) for f in findings} == {
+        ("orphan-root", Severity.HIGH, "memory.recall", "memory")}
+    assert len(findings) == 2  # one per tenant's request
 
 
 # what the recorded runs' user asked, the model answered, the tool returned and the
