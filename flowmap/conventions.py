@@ -215,7 +215,10 @@ TOOL_ARGUMENT_ATTRIBUTES: tuple[str, ...] = (
 #: responses (``mcp.response.value``: a tool's result), OpenInference's completions
 #: (``llm.choices.<n>.completion.text``), Pydantic AI's messages and answer on its agent
 #: run span (``pydantic_ai.all_messages``, ``final_result``; ``all_messages_events`` in
-#: its instrumentation version 1).
+#: its instrumentation version 1), OpenInference's CrewAI names (the kickoff's inputs,
+#: ``crew_inputs``/``flow_inputs``; the task descriptions they are formatted into,
+#: ``crew_tasks``, ``formatted_description``/``formatted_expected_output``; the agents'
+#: instructions, ``crew_agents``, ``agent.goal``/``agent.backstory``).
 CONTENT_ATTRIBUTES: frozenset[str] = frozenset({
     *TOOL_ARGUMENT_ATTRIBUTES,
     "gen_ai.prompt", "gen_ai.completion", "gen_ai.input.messages", "gen_ai.output.messages",
@@ -229,6 +232,8 @@ CONTENT_ATTRIBUTES: frozenset[str] = frozenset({
     "ai.toolCall.result", "ai.toolCall.output",
     "tool_response", "gcp.vertex.agent.tool_response", "gcp.vertex.agent.llm_request",
     "gcp.vertex.agent.llm_response", "tool.result",
+    "crew_inputs", "flow_inputs", "crew_tasks", "crew_agents", "formatted_description",
+    "formatted_expected_output", "agent.goal", "agent.backstory",
 })  # fmt: skip
 
 

@@ -187,6 +187,10 @@ def test_a_celery_worker_that_drops_the_tenant_is_high_through_the_loader(tmp_pa
         ("final_result", True),
         ("mcp.response.value", True),
         ("tool.arguments.customer_id", True),
+        ("crew_inputs", True),  # OpenInference CrewAI: the kickoff's inputs
+        ("crew_tasks", True),  # the task descriptions, formatted with those inputs
+        ("agent.backstory", True),
+        ("crew_id", False),
         ("gen_ai.request.model", False),
         ("gen_ai.prompt_tokens", False),  # a name that only starts like one
         ("llm.token_count.prompt", False),

@@ -75,6 +75,13 @@ EXPECTED = {
     ("llama-index-openinference-dropped.jsonl", "MockEmbedding.get_text_embedding_batch"): "llm",
     # OpenInference writes a workflow agent's run as a CHAIN: no boundary, as any wrapper
     ("llama-index-openinference-dropped.jsonl", "FunctionAgent.run"): None,
+    # OpenInference's CrewAI instrumentation writes the task run as the AGENT, the crew's
+    # kickoff (named after the Crew instance's uuid) as a CHAIN; the model calls are the
+    # OpenAI instrumentation's (CrewAI's native OpenAI provider)
+    ("crewai-openinference-dropped.jsonl", "weather assistant._execute_core"): "agent",
+    ("crewai-openinference-dropped.jsonl", "get_weather.run"): "tool",
+    ("crewai-openinference-dropped.jsonl", "ChatCompletion"): "llm",
+    ("crewai-openinference-dropped.jsonl", "Crew_059e9574-61c9-42f4-9dcf-dddc4c7db0eb.kickoff"): None,
 }
 
 
@@ -164,6 +171,8 @@ def test_autogens_create_agent_at_start_up_is_no_orphan():
     ("google-adk-dropped.jsonl", "context-dropped", "invocation", "llm 'fw-app call_llm'"),
     ("llama-index-openinference-wrapper-lost.jsonl", "context-dropped", "FunctionAgent.run",
      "llm 'fw-app OpenAI._prepare_chat_with_tools'"),
+    ("crewai-openinference-dropped.jsonl", "context-dropped", "Crew_059e9574-61c9-42f4-9dcf-dddc4c7db0eb.kickoff",
+     "agent 'fw-app weather assistant._execute_core'"),
 ])
 def test_a_tenant_lost_at_a_frameworks_wrapper_span_names_the_calls_that_ran_without_it(name, rule, span, reached):
     """The first untagged span is a wrapper (no boundary: medium, per the contract); the
@@ -195,6 +204,23 @@ def test_llama_index_tenants_run_concurrently_keep_their_own_tags():
     tags = [{s.attributes.get("flowmap.tenant") for s in t.spans.values()} for t in traces]
     assert len(tags) == 2 and all(len(t) == 1 and None not in t for t in tags)
     assert tags[0] != tags[1]
+
+
+def test_crewai_tenants_run_concurrently_keep_their_own_tags_in_crewais_tool_threads():
+    """Two tenants' Crew.kickoff runs in two request threads at once: CrewAI runs the tool
+    in a thread of its own (asyncio_0/asyncio_1 when recorded), with a copy of the
+    context, so the tool's memory boundary, the model calls and the HTTP requests below
+    them carry the request's tag, never the other tenant's; and the dropped run's lost
+    tenant is found only where the crew's run starts (a CHAIN: medium, naming the agent)."""
+    traces, _ = _load(FIXTURES / "crewai-openinference-nearmiss.jsonl")
+    tags = [{s.attributes.get("flowmap.tenant") for s in t.spans.values()} for t in traces]
+    assert len(tags) == 2 and all(len(t) == 1 and None not in t for t in tags)
+    assert tags[0] != tags[1]
+    kinds = {(s.name, s.boundary) for t in traces for s in t.spans.values()}
+    assert {("memory.recall", "memory"), ("get_weather.run", "tool"), ("ChatCompletion", "llm"),
+            ("weather assistant._execute_core", "agent")} <= kinds
+    assert sorted((f.rule, f.severity.name) for f in analyze([FIXTURES / "crewai-openinference-dropped.jsonl"]).findings
+                  ) == [("context-dropped", "MEDIUM")] * 2
 
 
 def test_llama_index_tool_handing_work_to_a_bare_thread_pool_is_found():
