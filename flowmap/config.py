@@ -205,7 +205,7 @@ def load_config(config_path: str | Path | None = None, *, cwd: str | Path | None
     if not isinstance(default_names, bool):
         raise ConfigError(f"{where} include_default_tenant_attributes must be true or false")
     names = _strings(values.get("tenant_attributes", []), f"{where} tenant_attributes")
-    if not default_names and not any(n.strip() for n in names):
+    if not default_names and not names:  # (_strings drops blank names)
         warnings.append(
             f"{where} include_default_tenant_attributes is false and tenant_attributes names none: "
             "no attribute is read as a tenant id (tenant-in-telemetry by name and "

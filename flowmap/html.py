@@ -12,39 +12,23 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import jinja2
 
 from . import __version__
 from .files import write_atomically
 from .model import Analysis
-from .report_data import DEFAULT_CAPS, EDGE_KINDS, Caps, ReportData, build_report_data
+from .report_data import DEFAULT_CAPS, EDGE_KINDS, Caps, ReportData, build_report_data, script_json
 
 __all__ = ["write_report", "render_report", "render_data", "script_json", "DEFAULT_REPORT_PATH"]
 
 DEFAULT_REPORT_PATH = Path("reports/risk-map.html")
 _TEMPLATES = Path(__file__).parent / "templates"
 
-_JSON_ESCAPES = {
-    ord("<"): "\\u003c",
-    ord(">"): "\\u003e",
-    ord("&"): "\\u0026",
-    0x2028: "\\u2028",
-    0x2029: "\\u2029",
-}
-
-
 _SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def script_json(value: Any) -> str:
-    """JSON safe inside ``<script type="application/json">``: no ``</script>``, no ``<!--``."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).translate(_JSON_ESCAPES)
 
 
 @lru_cache(maxsize=1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import math
 import re
 from collections import defaultdict
@@ -406,14 +407,16 @@ class _Safe:
         return self.text(value, BOUNDARY_CHARS) if value else None
 
     def hides(self, key: str, value: Any) -> bool:
-        """Whether :meth:`attribute` shows this value by its size only."""
+        """Whether this value is shown by its size only (:meth:`size_only`): prompts,
+        messages, tool arguments and results, what a tenant's users said, stay out of a
+        page made to be shared, whatever the masking found in them."""
         return not self.content and value is not None and holds_content(key)
 
+    @staticmethod
+    def size_only(value: Any) -> str:
+        return f"[{len(str(value)):,} characters of content not shown]"
+
     def attribute(self, key: str, value: Any) -> str:
-        if self.hides(key, value):
-            # prompts, messages, tool arguments and results: what a tenant's users said
-            # stays out of a page made to be shared, whatever the masking found in it
-            return f"[{len(str(value)):,} characters of content not shown]"
         if self._is_raw_tenant(key, value):
             return MASK
         if key.startswith("baggage.") and key != f"baggage.{attributes.BAGGAGE_KEY}":
@@ -845,14 +848,25 @@ def _trace_view(
     )
 
 
+_JSON_ESCAPES = {
+    ord("<"): "\\u003c",
+    ord(">"): "\\u003e",
+    ord("&"): "\\u0026",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def script_json(value: Any) -> str:
+    """JSON safe inside ``<script type="application/json">``: no ``</script>``, no ``<!--``."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).translate(_JSON_ESCAPES)
+
+
 def _page_chars(text: str) -> int:
-    """What ``text`` costs in the page's JSON: ``<``, ``>`` and ``&`` are written as
-    ``\\u003c`` (six characters), so a value of them would take six times its cap;
-    ``"`` and ``\\`` as two (a value of quotes took twice its cap)."""
-    return (
-        len(text) + 5 * (text.count("<") + text.count(">") + text.count("&"))
-        + text.count('"') + text.count("\\")
-    )
+    """What ``text`` costs in the page's JSON, as :func:`script_json` writes it: ``<`` is
+    ``\\u003c`` (six characters), so a value of them would take six times its cap, and
+    ``"`` two (a value of quotes took twice its cap)."""
+    return len(script_json(text)) - 2  # (less its quotes)
 
 
 def _span_view(
@@ -863,14 +877,15 @@ def _span_view(
     tenant = s.tenant if s.tenant is None or is_opaque_tag(s.tenant) else MASK
     attrs: list[tuple[str, Any]] = []
     for k, v in list(s.attributes.items())[: safe.caps.attributes_per_span]:
-        pair = (safe.text(k, 80), safe.attribute(k, v))
+        hidden = safe.hides(k, v)
+        pair = (safe.text(k, 80), safe.size_only(v) if hidden else safe.attribute(k, v))
         cost = _page_chars(pair[0]) + _page_chars(str(pair[1]))
         if cost > safe.chars_left:  # a hostile input's thousands of long values: the page stays small
             safe.attrs_cut += 1
             break
         safe.chars_left -= cost
         attrs.append(pair)
-        if safe.hides(k, v):  # (counted as shown: a value the cap left out is not on the page)
+        if hidden:  # (counted as shown: a value the cap left out is not on the page)
             safe.content_hidden += 1
     return SpanView(
         span_id=s.span_id, parent_span_id=s.parent_span_id, depth=depth, name=safe.name(s.name),
