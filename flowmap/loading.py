@@ -426,11 +426,11 @@ class _Loader:
         proxies = self._proxies.pop(tid, ()) if self._proxies else ()
         linked: frozenset[str] | None = None
         if self._linked_known:
-            # every link into the trace was read by now (it ends at its last mention,
-            # links included), unless the scan could not count them: then not known
+            # every link into the trace was read by now: it ends at its last mention,
+            # links included, also where the scan could not count the mentions (escaped
+            # ids: their lines are decoded to find them, so the position is still known)
             ids = self._forget_linked(tid) if self._linked else None
-            if links_in >= 0:
-                linked = frozenset(ids) if ids else frozenset()
+            linked = frozenset(ids) if ids else frozenset()
         return Trace(tid, spans, links_in != 0, links_in, proxies, linked)
 
     def _forget_linked(self, tid: str) -> set[str] | None:
@@ -1478,19 +1478,20 @@ def _bad_utf8(exc: BaseException) -> bool:
     return isinstance(exc, UnicodeDecodeError) or (type(exc) is msgspec.DecodeError and "UTF-8" in str(exc))
 
 
-def _trace_ids_in(line: bytes) -> set[bytes]:
+def _trace_ids_in(line: bytes) -> list[bytes]:
     """Trace ids of a line decoded in full (for lines the regex scan cannot read).
 
     The line is decoded after the repairs pass 2 makes (a byte order mark, invalid
     UTF-8, unpaired surrogates, on a copy), so a trace is not closed before such a line. A line that
     still does not decode gives none: pass 2 warns about it. The walk uses a stack, not
-    recursion, whatever the nesting.
+    recursion, whatever the nesting. Sorted: traces ending on the same line are closed
+    in this order, which must not depend on the hash seed.
     """
     if line.lstrip().startswith(_BOM):  # files joined with cat (pass 2 drops it too)
         line = line.lstrip()[len(_BOM) :]
     obj, _ = _decode_repaired(line)
     if obj is None:
-        return set()
+        return []
     found: set[bytes] = set()
     stack = [obj]
     while stack:
@@ -1502,7 +1503,7 @@ def _trace_ids_in(line: bytes) -> set[bytes]:
             stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
         elif isinstance(node, list):
             stack.extend(v for v in node if isinstance(v, (dict, list)))
-    return found
+    return sorted(found)
 
 
 def _cleaned(obj: Any, cut: dict[str, int]) -> Any:

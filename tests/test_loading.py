@@ -495,12 +495,43 @@ def test_a_trace_carries_the_ids_of_its_spans_that_links_point_to(tmp_path):
     assert ("cross-tenant", T3) in found
 
 
-def test_linked_spans_unknown_when_the_scan_could_not_count_the_links(tmp_path):
+def test_linked_spans_known_even_when_the_scan_could_not_count_the_links(tmp_path):
+    # A line the scan cannot read by regex (an escaped key) is decoded to find its ids, so
+    # the trace still ends at its last mention: every link into it has been read by then,
+    # though their number is not known.
     escaped = json.dumps(line(span(T2, sid(2), links=[{"traceId": T1, "spanId": sid(1)}]))).replace(
         '"traceId"', '"trace\\u0049d"')
     f = write(tmp_path / "a.jsonl", line(span(T1, sid(1))), escaped)
     traces, warnings, _ = load(f)
-    assert warnings == [] and traces[T1].links_in == -1 and traces[T1].linked_spans is None
+    assert warnings == [] and traces[T1].links_in == -1 and traces[T1].linked_spans == frozenset({sid(1)})
+
+
+def _tagged(trace_id: str, span_id: str, tag: str, **extra) -> dict:
+    return span(trace_id, span_id, kind=1, attributes=[{"key": "flowmap.tenant", "value": {"stringValue": tag}}], **extra)
+
+
+@pytest.mark.parametrize("escape", ["unknown-key", "ids"])
+@pytest.mark.parametrize("producer_first", [True, False])
+def test_a_link_to_an_internal_span_is_judged_when_its_line_has_escapes(tmp_path, escape, producer_first):
+    # An unknown field with a non-ASCII name (json.dumps escapes it) or escaped id
+    # characters make the scan decode the line: the link into an INTERNAL span (a kind
+    # not remembered by default) between two tenants must still be found, in the same
+    # line or either order of lines.
+    producer = _tagged(T1, sid(1), "a" * 16)
+    consumer = _tagged(T2, sid(2), "b" * 16, links=[{"traceId": T1, "spanId": sid(1)}])
+    spans = [producer, consumer] if producer_first else [consumer, producer]
+    data = line(*spans)
+    if escape == "unknown-key":
+        data["resourceSpans"][0]["x-caf\u00e9"] = 1
+        text = json.dumps(data)
+    else:
+        text = json.dumps(data).replace(T1, "".join(f"\\u{ord(c):04x}" if c in "0123" else c for c in T1))
+    assert "\\u" in text
+    single = write(tmp_path / "one.jsonl", text)
+    import flowmap
+
+    found = [(x.rule, x.trace_id, x.span_id) for x in flowmap.analyze([str(single)]).findings]
+    assert found == [("cross-tenant", T2, sid(2))]
 
 
 # -- round trips through the real OpenTelemetry SDK ---------------------------------------
