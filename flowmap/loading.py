@@ -129,6 +129,8 @@ _SPAN_ID = attrgetter("span_id")
 _PARENT_ID = attrgetter("parent_span_id")
 _SHAPES = otlp._SHAPES  # the shared shapes, read directly in the hot loop
 _KIND_OF = {kind: kind for kind in BOUNDARY_KINDS}  # one string object per boundary kind
+_FLAG_TEXT = {"true": True, "false": False}  # flowmap.scoped written as a string
+_ODD_MAX = 64  # distinct odd contract values warned about (see _Loader._odd_value)
 _TAGS_MAX = 100_000  # distinct tenant tags shared per load; past it, a span keeps its own
 _CLOSED = -(1 << 63)  # the count of a trace already yielded (compared by identity)
 _UNCOUNTED = -(1 << 62)  # added to a count: it stays negative ("not known") whatever else is added
@@ -270,6 +272,10 @@ class _Loader:
         #: since the line being read began (what _undo takes back)
         self._line_new: list[str] = []
         self._line_seen: list[str] = []
+        #: contract attributes written otherwise (see _odd_value) warned about so far, and
+        #: those the line being read added (what _undo takes back)
+        self._odd: dict[str, None] = {}
+        self._line_odd: list[str] = []
         #: tenant tag -> the one string object the spans share: the decoded one is freed
         #: with its attribute list, and the analysis compares and hashes tags already hashed
         self._tags: dict[str, str] = {}
@@ -805,6 +811,7 @@ class _Loader:
         """Decode one line (or document) and add its spans to the pending traces."""
         self._line_new.clear()
         self._line_seen.clear()
+        self._line_odd.clear()
         if self._decode_raw(data, origin, origin_of):
             return
         try:
@@ -893,6 +900,8 @@ class _Loader:
             if not pending.get(tid):
                 pending.pop(tid, None)
         self._seen_ids.difference_update(self._line_seen)
+        for shown in self._line_odd:
+            self._odd.pop(shown, None)
         self.stats.spans, self.stats.skipped = before
         self._held = None
 
@@ -1215,6 +1224,8 @@ class _Loader:
                     same = tags_get(tag)
                     if same is not None:
                         tag = same
+                    elif not tag or tag.isspace():  # an empty tag names no tenant
+                        tag = None
                     elif len(tags) < _TAGS_MAX:
                         tags[tag] = tag
                 s.tenant = tag
@@ -1226,6 +1237,8 @@ class _Loader:
                 av = kvs[i].value
                 if av is not None:
                     boundary = kind_of(av.string_value)  # the shared string, None if no kind
+                    if boundary is None:
+                        boundary = self._odd_value(BOUNDARY, av, where)
             if boundary is None and (shape.infer or shape.http):
                 if shape.infer or kind == SPAN_KIND_SERVER or kind == SPAN_KIND_CLIENT:
                     boundary = infer_boundary(kind, otlp.attributes(kvs))
@@ -1233,7 +1246,10 @@ class _Loader:
             i = shape.scoped
             if i >= 0:
                 av = kvs[i].value
-                s.scoped = None if av is None else av.bool_value
+                scoped = None if av is None else av.bool_value
+                if scoped is None and av is not None:
+                    scoped = self._odd_value(SCOPED, av, where)
+                s.scoped = scoped
             else:
                 s.scoped = None
             s.service = service
@@ -1251,6 +1267,28 @@ class _Loader:
             added += 1
         self.stats.spans += added
         self.stats.skipped += skipped
+
+    def _odd_value(self, name: str, av: otlp.AnyValue, where: str) -> Any:
+        """``flowmap.boundary`` or ``flowmap.scoped`` written otherwise than the contract
+        says (another instrumentation's spelling): read leniently where the meaning is
+        plain (a kind in another case, ``"false"`` as a string), else not at all, with one
+        warning per distinct value (its writer puts it on every span), so that an
+        unscoped query is neither missed nor missed silently."""
+        value = otlp.any_value(av)
+        text = value.strip().lower() if isinstance(value, str) else None
+        read: Any = None
+        if name == BOUNDARY:
+            read = _KIND_OF.get(text) if text is not None else None
+            how = f"read as {read!r}" if read else "not a boundary kind; the span is judged by its other attributes"
+        else:
+            read = _FLAG_TEXT.get(text) if text is not None else None
+            how = f"read as {str(read).lower()}" if read is not None else "not a boolean; ignored"
+        shown = f"{name} {_clip(repr(value), 80)}"
+        if shown not in self._odd and len(self._odd) < _ODD_MAX:
+            self._odd[shown] = None
+            self._line_odd.append(shown)
+            self.warn_at(where, f"{shown} is {how} (warned once per value)")
+        return read
 
     def _links(self, links: list[otlp.Link], where: str, sid: str) -> list[otlp.Link]:
         out = []

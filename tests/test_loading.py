@@ -208,6 +208,53 @@ def test_derived_fields(tmp_path):
     assert s2.origin == f"{f}:2"
 
 
+@pytest.mark.parametrize("blank", ["", " ", "\t\n"])
+def test_an_empty_tenant_tag_names_no_tenant(tmp_path, blank):
+    # Another writer may put an empty tag where it knew no tenant: read as untagged, so an
+    # entry that never bound one is still unscoped (not silently "bound").
+    attrs = [{"key": "flowmap.tenant", "value": {"stringValue": blank}}]
+    entry = span(T1, sid(1), kind=2, attributes=[*attrs, {"key": "http.request.method", "value": {"stringValue": "GET"}}])
+    tool = span(T1, sid(2), parent=sid(1), kind=1, attributes=[*attrs, {"key": "flowmap.boundary", "value": {"stringValue": "tool"}}])
+    f = write(tmp_path / "a.jsonl", line(entry, tool))
+    traces, warnings, _ = load(f)
+    assert warnings == [] and traces[T1].spans[sid(1)].tenant is None
+    import flowmap
+
+    assert [(x.rule, str(x.severity)) for x in flowmap.analyze([str(f)]).findings] == [("unscoped-entry", "high")]
+
+
+def test_contract_attributes_written_otherwise_are_read_leniently_with_one_warning_each(tmp_path):
+    # A kind in another case and "false" as a string mean what they say (the unscoped
+    # vector search is found); an unknown kind is no boundary. Each distinct value is
+    # warned about once, naming where it was first read.
+    def search(n, boundary, scoped):
+        return span(T1, sid(n), kind=1, attributes=[
+            {"key": "flowmap.tenant", "value": {"stringValue": "a" * 16}},
+            {"key": "flowmap.boundary", "value": {"stringValue": boundary}},
+            {"key": "flowmap.scoped", "value": scoped},
+        ])
+    f = write(tmp_path / "a.jsonl",
+              line(search(1, "Vector ", {"boolValue": False})),
+              line(search(2, "vector", {"stringValue": "false"})),
+              line(search(3, "vectorstore", {"boolValue": False})),
+              line(search(4, "Vector ", {"stringValue": "FALSE"}), search(5, "vector", {"intValue": "7"})))
+    traces, warnings, _ = load(f)
+    spans = traces[T1].spans
+    assert [(spans[sid(n)].boundary, spans[sid(n)].scoped) for n in range(1, 6)] == [
+        ("vector", False), ("vector", False), (None, False), ("vector", False), ("vector", None)]
+    assert warnings == [
+        f"{f}:1: flowmap.boundary 'Vector ' is read as 'vector' (warned once per value)",
+        f"{f}:2: flowmap.scoped 'false' is read as false (warned once per value)",
+        f"{f}:3: flowmap.boundary 'vectorstore' is not a boundary kind; the span is judged by its other "
+        "attributes (warned once per value)",
+        f"{f}:4: flowmap.scoped 'FALSE' is read as false (warned once per value) (and 1 more problem on this line)",
+    ]
+    import flowmap
+
+    found = sorted(x.span_id for x in flowmap.analyze([str(f)]).findings if x.rule == "unscoped-query")
+    assert found == [sid(1), sid(2), sid(4)]
+
+
 def test_links_and_events(tmp_path):
     f = write(
         tmp_path / "a.jsonl",
