@@ -151,6 +151,9 @@ class Finding:
     #: the trace the parent span is in: another one than ``trace_id`` when the "parent" is
     #: the span this one links to (a queue's producer); None when there is no parent
     parent_trace_id: str | None = None
+    #: the service of the parent span (another one than ``service`` across a remote parent
+    #: or a link); None when there is no parent span in the data
+    parent_service: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -167,6 +170,7 @@ class Finding:
             "likely_parent": self.likely_parent,
             "reached": self.reached,
             "parent_trace_id": self.parent_trace_id,
+            "parent_service": self.parent_service,
         }
 
 

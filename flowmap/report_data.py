@@ -732,6 +732,10 @@ def _edge_for(
         if parent is not None:
             source = op_of(parent.service, parent.name)
             return edge_id.get((source, op)) if source is not None else None
+    if f.parent_service is not None and f.parent_name is not None:  # (a link's parent: another trace)
+        source = op_of(f.parent_service, f.parent_name)
+        if source is not None and (source, op) in edge_id:
+            return edge_id[(source, op)]
     if f.parent_name is not None:
         cands = [s for s in sources_by_target.get(op, []) if flow.nodes[s].name == f.parent_name]
         if len(cands) == 1:

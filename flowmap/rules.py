@@ -161,6 +161,7 @@ def _finding(
         boundary=span.boundary,
         message=message,
         parent_trace_id=parent.trace_id if parent is not None else span.trace_id if span.parent_span_id else None,
+        parent_service=parent.service if parent is not None else None,
     )
 
 

@@ -285,6 +285,37 @@ def test_text_groups_identical_paths_and_findings(analysis):
     assert "2 times, e.g. span 2222222222222222" in out
 
 
+def test_text_names_a_parent_in_another_service_under_its_own_service(analysis):
+    # The broken edge crosses services (a remote parent, a queue's link): the parent is
+    # shown under its own service, and same-named parents of two services are two findings.
+    dropped = analysis.findings[1]
+    dropped.parent_service = "api"
+    other = Finding(**{k: getattr(dropped, k) for k in dropped.__slots__})
+    other.span_id, other.parent_service = "9999999999999999", "billing"
+    analysis.findings.append(other)
+    out = TextReporter().render(analysis)
+    assert "context-dropped      api: agent.run → ✗ worker: tool search_docs [tool]" in out
+    assert "context-dropped      billing: agent.run → ✗ worker: tool search_docs [tool]" in out
+    assert "Findings: 3 (3 distinct)" in out
+    same = Finding(**{k: getattr(dropped, k) for k in dropped.__slots__})
+    same.parent_service = same.service = "worker"
+    assert "worker: agent.run → ✗ tool search_docs" in TextReporter().render(Analysis(findings=[same]))
+
+
+def test_findings_carry_the_parent_service_across_a_remote_parent(tmp_path):
+    from tests.otlp_builder import CLIENT, SERVER, TAG_A, TraceBuilder, write_otlp
+
+    tb = TraceBuilder(service="gateway")
+    client = tb.span("POST /run", kind=CLIENT, tenant=TAG_A, boundary="http.client")
+    client.child("run", kind=SERVER, service="tools", boundary="http.server")
+    import flowmap
+
+    analysis = flowmap.analyze([str(write_otlp(tmp_path / "t.jsonl", tb))])
+    [f] = analysis.findings
+    assert (f.rule, f.service, f.parent_service, f.parent_name) == ("context-dropped", "tools", "gateway", "POST /run")
+    assert to_document(analysis)["findings"][0]["parent_service"] == "gateway"
+
+
 def test_text_verdict_follows_threshold(analysis):
     assert verdict(analysis, Severity.CRITICAL).startswith("PASS: 2 findings, none at or above critical")
     assert verdict(analysis, Severity.INFO).startswith("FAIL: 2 findings at or above info")

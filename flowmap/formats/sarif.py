@@ -132,7 +132,7 @@ def _result(analysis: Analysis, f: Finding, index: int, cwd: Path) -> dict[str, 
         "trace_id": f.trace_id.lower(),
         "span_id": f.span_id.lower(),
     }
-    for key in ("service", "boundary", "parent_name"):
+    for key in ("service", "boundary", "parent_name", "parent_service"):
         value = getattr(f, key)
         if value is not None:
             props[key] = value

@@ -113,7 +113,7 @@ class TextReporter:
         ordered = sorted(analysis.findings, key=lambda f: -int(f.severity))  # stable: analysis order
         groups: dict[tuple, list[Finding]] = {}
         for f in ordered:
-            key = (f.rule, int(f.severity), f.service, f.parent_name, f.span_name, f.boundary)
+            key = (f.rule, int(f.severity), f.service, f.parent_service, f.parent_name, f.span_name, f.boundary)
             groups.setdefault(key, []).append(f)
         out = ["", f"Findings: {len(ordered):,} ({len(groups):,} distinct)"]
         for same in list(groups.values())[:MAX_FINDINGS]:
@@ -127,10 +127,15 @@ class TextReporter:
         f = same[0]
         sev = str(Severity(f.severity)).upper()
         where = clean(f.span_name, 80)
-        if f.parent_name is not None:
-            where = f"{clean(f.parent_name, 80)}{self.arrow}{self.cross} {where}"
-        if f.service:
-            where = f"{clean(f.service, 40)}: {where}"
+        service = f"{clean(f.service, 40)}: " if f.service else ""
+        if f.parent_name is None:
+            where = service + where
+        elif f.parent_service is not None and f.parent_service != f.service:
+            # each end under its own service (a remote parent, a link)
+            parent = f"{clean(f.parent_service, 40)}: {clean(f.parent_name, 80)}"
+            where = f"{parent}{self.arrow}{self.cross} {service}{where}"
+        else:
+            where = f"{service}{clean(f.parent_name, 80)}{self.arrow}{self.cross} {where}"
         if f.boundary:
             where += f" [{clean(f.boundary, 30)}]"
         example = f"span {f.span_id.lower()} in trace {f.trace_id.lower()}"
