@@ -16,6 +16,8 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import functools
+import inspect
 import threading
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any, TypeVar
@@ -98,15 +100,64 @@ def submit(executor: concurrent.futures.Executor, fn: Callable[..., T], /, *args
     return executor.submit(ctx.run, fn, *args, **kwargs)
 
 
+# The Thread whose run() is running in its captured context right now, in that context:
+# a run() that calls super().run() (another level's run, wrapped too) is already inside.
+_RUNNING: contextvars.ContextVar[threading.Thread | None] = contextvars.ContextVar(
+    "flowmap_thread_running", default=None
+)
+
+
+def _in_creator_context(run: Any) -> Callable[..., Any]:
+    """``run`` (a Thread class's, as found in its namespace: a function or any descriptor)
+    made to run in the context its thread captured when it was created."""
+
+    @functools.wraps(run)
+    def run_in_creator_context(self: threading.Thread, *args: Any, **kwargs: Any) -> Any:
+        ctx = getattr(self, "_flowmap_context", None)
+        if ctx is None or _RUNNING.get() is self:  # not initialised yet, or already inside
+            return _call(run, self, args, kwargs)
+        return ctx.run(_run_as, self, run, args, kwargs)
+
+    run_in_creator_context._flowmap_carries_context = True  # type: ignore[attr-defined]
+    return run_in_creator_context
+
+
+def _call(run: Any, thread: threading.Thread, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    get = getattr(run, "__get__", None)  # bound as Python binds a class attribute
+    return (run if get is None else get(thread, type(thread)))(*args, **kwargs)
+
+
+def _run_as(thread: threading.Thread, run: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    token = _RUNNING.set(thread)
+    try:
+        return _call(run, thread, args, kwargs)
+    finally:
+        _RUNNING.reset(token)  # (nothing in the captured context keeps the thread alive)
+
+
 class Thread(threading.Thread):
-    """A ``threading.Thread`` whose ``run`` sees the context of the code that created it."""
+    """A ``threading.Thread`` whose ``run`` sees the context of the code that created it.
+
+    Either way of using a ``threading.Thread`` works: ``Thread(target=fn)``, or a
+    subclass that overrides ``run()`` (also one whose ``run`` comes from a mixin); the
+    ``run`` a subclass defines is wrapped when the class is created, so it runs in a
+    private copy of the context captured in ``__init__`` (and so does a direct
+    ``t.run()`` call). Nested ``super().run()`` calls enter it once.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._flowmap_context = contextvars.copy_context()
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        run = inspect.getattr_static(cls, "run")  # what the MRO resolves: the class's, a mixin's
+        if not getattr(run, "_flowmap_carries_context", False):
+            cls.run = _in_creator_context(run)  # type: ignore[method-assign]
+
+    @_in_creator_context
     def run(self) -> None:
-        self._flowmap_context.run(super().run)
+        super().run()
 
 
 def start_thread(target: Callable[..., Any], *args: Any, daemon: bool | None = None, name: str | None = None, **kwargs: Any) -> Thread:

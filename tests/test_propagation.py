@@ -56,6 +56,60 @@ def test_thread_and_start_thread_carry_the_creator_context(flowmap_runtime):
     assert seen[2] is None  # a plain Thread starts with an empty context
 
 
+class _Recorder:
+    """A mixin giving a Thread its run(), as a framework's base class might."""
+
+    def run(self):
+        self.seen = _tenant()
+
+
+def test_a_thread_subclass_that_overrides_run_carries_the_creator_context(flowmap_runtime):
+    """Subclassing threading.Thread means overriding run(); the override replaced the
+    run that entered the captured context, so it ran with nothing bound."""
+    rt, exp = flowmap_runtime
+    tracer = rt.tracer_provider.get_tracer("t")
+
+    class Worker(P.Thread):
+        def run(self):
+            self.seen = _tenant()
+            with tracer.start_as_current_span("in thread"):
+                pass
+
+    class Wrapping(P.Thread):  # an override that also runs the target: one entry, not two
+        def run(self):
+            self.before = _tenant()
+            super().run()
+
+    class Deeper(Worker):
+        def run(self):
+            super().run()
+            self.after = _tenant()
+
+    class Mixed(_Recorder, P.Thread):
+        pass
+
+    inside: list = []
+    with bind(RequestContext("tenant-sub")):
+        with tracer.start_as_current_span("request") as request:
+            threads = [Worker(), Wrapping(target=lambda: inside.append(_tenant())), Deeper(), Mixed()]
+            direct = Worker()
+    assert current_or_none() is None
+    for t in threads:
+        t.start()
+        t.join()
+    worker, wrapping, deeper, mixed = threads
+    assert worker.seen == deeper.seen == deeper.after == mixed.seen == "tenant-sub"
+    assert wrapping.before == "tenant-sub" and inside == ["tenant-sub"]
+    direct.run()  # (run() called directly, not through start(), too)
+    assert direct.seen == "tenant-sub" and current_or_none() is None
+    spans = [s for s in exp.get_finished_spans() if s.name == "in thread"]
+    assert len(spans) == 3
+    for span in spans:
+        assert span.parent.span_id == request.get_span_context().span_id
+        assert span.attributes[TENANT] == tag_for("test-key", "tenant-sub")
+        assert span.attributes[TENANT_SOURCE] == "context"
+
+
 async def test_run_in_executor_carries_context(flowmap_runtime):
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         async with bind(RequestContext("tenant-loop")):
