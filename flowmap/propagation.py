@@ -19,8 +19,8 @@ import contextvars
 import functools
 import inspect
 import threading
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from typing import Any, TypeVar, Union
 
 from opentelemetry import baggage as otel_baggage
 from opentelemetry import trace
@@ -48,6 +48,16 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+HeaderValue = Union[str, bytes, bytearray, memoryview]
+# What a message's headers come as: a mapping (``publish()`` writes ``{str: str}``; a
+# broker or client may hand values back as bytes), or (key, value) pairs as Kafka clients
+# return them (``[("traceparent", b"00-…")]``, values possibly None).
+Headers = Union[
+    Mapping[str, Union[HeaderValue, None]],
+    Mapping[bytes, Union[HeaderValue, None]],
+    Iterable[tuple[Union[str, bytes], Union[HeaderValue, None]]],
+]
 
 _TRACE = TraceContextTextMapPropagator()
 _BAGGAGE = W3CBaggagePropagator()
@@ -197,10 +207,51 @@ def inject_headers(headers: MutableMapping[str, str] | None = None) -> MutableMa
     return carrier
 
 
-def extract_context(headers: Mapping[str, str] | None) -> Context:
-    """The trace context and opaque tenant tag carried by ``headers`` (nothing else)."""
-    ctx = _TRACE.extract(dict(headers or {}))
-    inbound = _BAGGAGE.extract(dict(headers or {}))
+def _text(value: object, encoding: str) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(value).decode(encoding)
+        except UnicodeDecodeError:
+            return None
+    return None
+
+
+def _text_headers(headers: Headers | None, encoding: str = "utf-8") -> dict[str, str]:
+    """``headers`` as ``{lowercase name: value}``, text only, repeated names comma-joined
+    (as HTTP combines them, and W3C ``baggage`` allows). Names and values given as bytes
+    are decoded with ``encoding``; a pair that is not text or bytes (None, a number), or
+    whose bytes do not decode, is left out. Shared by :func:`extract_context` (UTF-8: a
+    message's headers) and :func:`flowmap.asgi.headers_of` (latin-1: HTTP's)."""
+    out: dict[str, str] = {}
+    if not headers:
+        return out
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    for item in items:
+        try:
+            raw_name, raw_value = item
+        except (TypeError, ValueError):
+            continue
+        name = _text(raw_name, encoding)
+        value = _text(raw_value, encoding)
+        if name is None or value is None:
+            continue
+        name = name.lower()
+        out[name] = f"{out[name]},{value}" if name in out else value
+    return out
+
+
+def extract_context(headers: Headers | None) -> Context:
+    """The trace context and opaque tenant tag carried by ``headers`` (nothing else).
+
+    ``headers``: a mapping, or (key, value) pairs as Kafka clients return them; values
+    may be str or bytes (decoded as UTF-8; undecodable ones and other types are ignored),
+    names are matched case-insensitively.
+    """
+    carrier = _text_headers(headers)
+    ctx = _TRACE.extract(carrier)
+    inbound = _BAGGAGE.extract(carrier)
     tag = otel_baggage.get_baggage(A.BAGGAGE_KEY, inbound)
     if is_opaque_tag(tag):
         ctx = otel_baggage.set_baggage(A.BAGGAGE_KEY, tag, context=ctx)
@@ -225,7 +276,7 @@ def publish(
 
 @contextlib.contextmanager
 def consume(
-    headers: Mapping[str, str] | None,
+    headers: Headers | None,
     name: str,
     *,
     kind: str = "queue.consume",
@@ -234,6 +285,8 @@ def consume(
 ) -> Iterator[Span]:
     """A CONSUMER span linked to the producer's, with the message's tenant tag bound.
 
+    ``headers`` as the client hands them over: a mapping, or Kafka-style (key, value)
+    pairs, with str or bytes values (see :func:`extract_context`).
     The tag is evidence (source ``baggage``): authenticate the tenant from the message
     and ``bind(RequestContext(...))`` inside for anything that needs ``current()``.
     Without a tag (and nothing bound) the boundary mode applies: fail closed by default.

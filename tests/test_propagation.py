@@ -168,6 +168,53 @@ def test_consume_refuses_a_message_of_another_tenant_inside_a_request(flowmap_ru
                 pass  # pragma: no cover
 
 
+def _published(rt):
+    with bind(RequestContext("tenant-q-raw")):
+        with P.publish("orders") as headers:
+            pass
+    return dict(headers)
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        lambda h: {k: v.encode() for k, v in h.items()},  # a client that returns bytes values
+        lambda h: {k.encode(): bytearray(v.encode()) for k, v in h.items()},  # bytes names too
+        lambda h: [(k, v.encode()) for k, v in h.items()],  # Kafka clients: (str, bytes) pairs
+        lambda h: [("Traceparent", h["traceparent"].encode()), ("x-empty", None), ("baggage", h["baggage"])],
+    ],
+    ids=["bytes-values", "bytes-names-bytearray", "kafka-pairs", "pairs-mixed-case-none"],
+)
+def test_consume_reads_headers_a_broker_hands_back_as_bytes(flowmap_runtime, wire):
+    """publish() writes str headers; a Kafka client hands them back as (key, bytes) pairs
+    and others as bytes values. consume() raised a TypeError/AttributeError from
+    OpenTelemetry's propagator on them; now it decodes them (UTF-8)."""
+    rt, exp = flowmap_runtime
+    headers = _published(rt)
+    with P.consume(wire(headers), "orders"):
+        assert current_tag() == tag_for("test-key", "tenant-q-raw")
+    producer, consumer = exp.get_finished_spans()
+    assert [link.context.span_id for link in consumer.links] == [producer.context.span_id]
+    assert consumer.attributes[TENANT] == tag_for("test-key", "tenant-q-raw")
+
+
+def test_extract_ignores_header_values_that_are_not_text(flowmap_runtime):
+    """Undecodable bytes and values of other types are left out, never an error: the
+    message carries no tag then, and consume() fails closed as for any untagged message."""
+    from opentelemetry import baggage
+
+    rt, _ = flowmap_runtime
+    headers = _published(rt)
+    bad = {"traceparent": headers["traceparent"].encode(), "baggage": b"flowmap.tenant=\xff\xfe", "n": 3}
+    ctx = P.extract_context(bad)
+    assert baggage.get_all(ctx) == {}
+    assert trace.get_current_span(ctx).get_span_context().is_valid  # the rest still read
+    assert P.extract_context([("baggage",), b"xy", None, ("traceparent", 7)]) is not None
+    with pytest.raises(MissingContextError):
+        with P.consume(bad, "orders"):
+            pass  # pragma: no cover
+
+
 def test_extract_ignores_non_opaque_and_foreign_baggage(flowmap_runtime):
     from opentelemetry import baggage
 
