@@ -7,7 +7,8 @@ leaks what it binds into the worker.
 
 Queue and stream messages carry ``traceparent`` plus the opaque tenant tag in
 ``baggage`` (never the raw id). ``consume`` starts a CONSUMER span *linked* to the
-producer and binds the tag as evidence (source ``baggage``), not as authority.
+producer and binds the tag as evidence (source ``baggage``), not as authority. It reads
+headers as brokers return them: a mapping or (key, value) pairs, str or bytes values.
 """
 
 from __future__ import annotations
