@@ -119,7 +119,7 @@ class _FromBaggage:
 def _mark_from_baggage(span: Any, tag: str) -> None:
     attrs = getattr(span, "_attributes", None)
     if type(attrs) is BoundedAttributes:
-        attrs._flowmap_tag = _FromBaggage(tag)  # noqa: SLF001
+        setattr(attrs, _MARK, _FromBaggage(tag))
 
 
 def keep_attributes(span: Any, attributes: Mapping[str, Any]) -> None:
