@@ -32,7 +32,7 @@ from . import attributes as A
 from . import runtime
 from .context import RequestContext, authenticating, bind
 from .processors import keep_attributes
-from .propagation import extract_context
+from .propagation import _text_headers, extract_context
 from .redaction import register_tenant_id
 from .tagging import Tagger, is_opaque_tag
 
@@ -51,12 +51,7 @@ _log = logging.getLogger("flowmap.asgi")
 
 def headers_of(scope: Scope) -> dict[str, str]:
     """The request headers as ``{lowercase name: value}`` (repeated headers comma-joined)."""
-    out: dict[str, str] = {}
-    for raw_name, raw_value in scope.get("headers") or ():
-        name = raw_name.decode("latin-1").lower()
-        value = raw_value.decode("latin-1")
-        out[name] = f"{out[name]},{value}" if name in out else value
-    return out
+    return _text_headers(scope.get("headers"), "latin-1")  # HTTP header bytes are latin-1
 
 
 def header(scope: Scope, name: str) -> str | None:

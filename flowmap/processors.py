@@ -9,7 +9,9 @@ processor, because on the hot path the SDK's per-processor dispatch and
   into the new span's attribute dict (the span is not yet visible to any other thread).
   Nothing else is stored on the span (redaction finds the raw id again at the end),
   only a reference to what the tag came from on its attribute container
-  (``_flowmap_tag``, see below), which costs nothing measurable.
+  (``_flowmap_tag``, see below), which costs nothing measurable. A span with nothing
+  bound, tagged from baggage, is marked :class:`_FromBaggage` instead, so a child started
+  under it can tell it from a parent that ran bound (see :func:`_baggage_tag`).
 * ``_on_ending``: one dict lookup — is the tag still there? (it can be evicted, see
   below); redaction, which scans only when a raw id is known and allocates nothing when
   there is nothing to scrub; alerts only for an untagged span.
@@ -98,6 +100,26 @@ def _mark(span: Any, tag: str, source: str) -> None:
     attrs = getattr(span, "_attributes", None)
     if type(attrs) is BoundedAttributes:
         attrs._flowmap_tag = (tag, source)  # noqa: SLF001
+
+
+class _FromBaggage:
+    """The mark (``_flowmap_tag``) of a span that on_start tagged from baggage with
+    nothing bound. A span tagged from a binding is marked with its Binding or a
+    ``(tag, source)`` tuple instead, whatever its source: one bound with ``bind_tag``
+    (``consume()``'s) has source ``baggage`` too, and only this mark tells the two apart
+    (see :func:`_baggage_tag`). Read like a Binding (``.tag``, ``.source``) at span end."""
+
+    __slots__ = ("tag",)
+    source = A.SOURCE_BAGGAGE
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+
+
+def _mark_from_baggage(span: Any, tag: str) -> None:
+    attrs = getattr(span, "_attributes", None)
+    if type(attrs) is BoundedAttributes:
+        setattr(attrs, _MARK, _FromBaggage(tag))
 
 
 def keep_attributes(span: Any, attributes: Mapping[str, Any]) -> None:
@@ -217,7 +239,12 @@ def _baggage_tag(parent_context: Context | None) -> str | None:
     bound, or one left untagged below it, means the binding was lost on the way here —
     a thread or pool that OpenTelemetry's context reached but flowmap's did not (the
     contrib threading instrumentation carries the one, not the other) — and a tag from
-    baggage would hide exactly the drop the analyzer and the alerts must see."""
+    baggage would hide exactly the drop the analyzer and the alerts must see.
+
+    A parent bound with ``bind_tag`` (inside ``consume()``) ran bound although its source
+    is ``baggage`` too: the parent's mark (:class:`_FromBaggage`, set only on the
+    baggage path below) tells it from one that took its tag from baggage, and its source
+    must still be ``baggage`` (an authenticated bind may have re-tagged it since)."""
     tag = otel_baggage.get_baggage(A.BAGGAGE_KEY, parent_context)
     if not is_opaque_tag(tag):
         return None
@@ -228,6 +255,8 @@ def _baggage_tag(parent_context: Context | None) -> str | None:
     attrs = getattr(parent, "_attributes", None)
     if attrs is None:
         return tag  # another SDK's span: nothing to tell by
+    if type(attrs) is BoundedAttributes and type(getattr(attrs, _MARK, None)) is not _FromBaggage:
+        return None  # tagged from a binding (or not tagged at start): ran bound
     return tag if attrs.get(_SOURCE) == A.SOURCE_BAGGAGE else None
 
 
@@ -283,7 +312,7 @@ class TenantSpanProcessor(SpanProcessor):
             tag = _baggage_tag(parent_context)
             if tag is not None:
                 stamp_tenant(span, tag, A.SOURCE_BAGGAGE)
-                _mark(span, tag, A.SOURCE_BAGGAGE)
+                _mark_from_baggage(span, tag)
         except Exception:  # noqa: BLE001 - a processor must never break the app
             debug_quietly(_log, "flowmap: tenant tagging failed")
 

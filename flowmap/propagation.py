@@ -7,7 +7,8 @@ leaks what it binds into the worker.
 
 Queue and stream messages carry ``traceparent`` plus the opaque tenant tag in
 ``baggage`` (never the raw id). ``consume`` starts a CONSUMER span *linked* to the
-producer and binds the tag as evidence (source ``baggage``), not as authority.
+producer and binds the tag as evidence (source ``baggage``), not as authority. It reads
+headers as brokers return them: a mapping or (key, value) pairs, str or bytes values.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import functools
+import inspect
 import threading
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from typing import Any, TypeVar, Union
 
 from opentelemetry import baggage as otel_baggage
 from opentelemetry import trace
@@ -46,6 +49,16 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+HeaderValue = Union[str, bytes, bytearray, memoryview]
+# What a message's headers come as: a mapping (``publish()`` writes ``{str: str}``; a
+# broker or client may hand values back as bytes), or (key, value) pairs as Kafka clients
+# return them (``[("traceparent", b"00-…")]``, values possibly None).
+Headers = Union[
+    Mapping[str, Union[HeaderValue, None]],
+    Mapping[bytes, Union[HeaderValue, None]],
+    Iterable[tuple[Union[str, bytes], Union[HeaderValue, None]]],
+]
 
 _TRACE = TraceContextTextMapPropagator()
 _BAGGAGE = W3CBaggagePropagator()
@@ -98,15 +111,64 @@ def submit(executor: concurrent.futures.Executor, fn: Callable[..., T], /, *args
     return executor.submit(ctx.run, fn, *args, **kwargs)
 
 
+# The Thread whose run() is running in its captured context right now, in that context:
+# a run() that calls super().run() (another level's run, wrapped too) is already inside.
+_RUNNING: contextvars.ContextVar[threading.Thread | None] = contextvars.ContextVar(
+    "flowmap_thread_running", default=None
+)
+
+
+def _in_creator_context(run: Any) -> Callable[..., Any]:
+    """``run`` (a Thread class's, as found in its namespace: a function or any descriptor)
+    made to run in the context its thread captured when it was created."""
+
+    @functools.wraps(run)
+    def run_in_creator_context(self: threading.Thread, *args: Any, **kwargs: Any) -> Any:
+        ctx = getattr(self, "_flowmap_context", None)
+        if ctx is None or _RUNNING.get() is self:  # not initialised yet, or already inside
+            return _call(run, self, args, kwargs)
+        return ctx.run(_run_as, self, run, args, kwargs)
+
+    run_in_creator_context._flowmap_carries_context = True  # type: ignore[attr-defined]
+    return run_in_creator_context
+
+
+def _call(run: Any, thread: threading.Thread, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    get = getattr(run, "__get__", None)  # bound as Python binds a class attribute
+    return (run if get is None else get(thread, type(thread)))(*args, **kwargs)
+
+
+def _run_as(thread: threading.Thread, run: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    token = _RUNNING.set(thread)
+    try:
+        return _call(run, thread, args, kwargs)
+    finally:
+        _RUNNING.reset(token)  # (nothing in the captured context keeps the thread alive)
+
+
 class Thread(threading.Thread):
-    """A ``threading.Thread`` whose ``run`` sees the context of the code that created it."""
+    """A ``threading.Thread`` whose ``run`` sees the context of the code that created it.
+
+    Either way of using a ``threading.Thread`` works: ``Thread(target=fn)``, or a
+    subclass that overrides ``run()`` (also one whose ``run`` comes from a mixin); the
+    ``run`` a subclass defines is wrapped when the class is created, so it runs in a
+    private copy of the context captured in ``__init__`` (and so does a direct
+    ``t.run()`` call). Nested ``super().run()`` calls enter it once.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._flowmap_context = contextvars.copy_context()
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        run = inspect.getattr_static(cls, "run")  # what the MRO resolves: the class's, a mixin's
+        if not getattr(run, "_flowmap_carries_context", False):
+            cls.run = _in_creator_context(run)  # type: ignore[method-assign]
+
+    @_in_creator_context
     def run(self) -> None:
-        self._flowmap_context.run(super().run)
+        super().run()
 
 
 def start_thread(target: Callable[..., Any], *args: Any, daemon: bool | None = None, name: str | None = None, **kwargs: Any) -> Thread:
@@ -146,10 +208,51 @@ def inject_headers(headers: MutableMapping[str, str] | None = None) -> MutableMa
     return carrier
 
 
-def extract_context(headers: Mapping[str, str] | None) -> Context:
-    """The trace context and opaque tenant tag carried by ``headers`` (nothing else)."""
-    ctx = _TRACE.extract(dict(headers or {}))
-    inbound = _BAGGAGE.extract(dict(headers or {}))
+def _text(value: object, encoding: str) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(value).decode(encoding)
+        except UnicodeDecodeError:
+            return None
+    return None
+
+
+def _text_headers(headers: Headers | None, encoding: str = "utf-8") -> dict[str, str]:
+    """``headers`` as ``{lowercase name: value}``, text only, repeated names comma-joined
+    (as HTTP combines them, and W3C ``baggage`` allows). Names and values given as bytes
+    are decoded with ``encoding``; a pair that is not text or bytes (None, a number), or
+    whose bytes do not decode, is left out. Shared by :func:`extract_context` (UTF-8: a
+    message's headers) and :func:`flowmap.asgi.headers_of` (latin-1: HTTP's)."""
+    out: dict[str, str] = {}
+    if not headers:
+        return out
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    for item in items:
+        try:
+            raw_name, raw_value = item
+        except (TypeError, ValueError):
+            continue
+        name = _text(raw_name, encoding)
+        value = _text(raw_value, encoding)
+        if name is None or value is None:
+            continue
+        name = name.lower()
+        out[name] = f"{out[name]},{value}" if name in out else value
+    return out
+
+
+def extract_context(headers: Headers | None) -> Context:
+    """The trace context and opaque tenant tag carried by ``headers`` (nothing else).
+
+    ``headers``: a mapping, or (key, value) pairs as Kafka clients return them; values
+    may be str or bytes (decoded as UTF-8; undecodable ones and other types are ignored),
+    names are matched case-insensitively.
+    """
+    carrier = _text_headers(headers)
+    ctx = _TRACE.extract(carrier)
+    inbound = _BAGGAGE.extract(carrier)
     tag = otel_baggage.get_baggage(A.BAGGAGE_KEY, inbound)
     if is_opaque_tag(tag):
         ctx = otel_baggage.set_baggage(A.BAGGAGE_KEY, tag, context=ctx)
@@ -174,7 +277,7 @@ def publish(
 
 @contextlib.contextmanager
 def consume(
-    headers: Mapping[str, str] | None,
+    headers: Headers | None,
     name: str,
     *,
     kind: str = "queue.consume",
@@ -183,6 +286,8 @@ def consume(
 ) -> Iterator[Span]:
     """A CONSUMER span linked to the producer's, with the message's tenant tag bound.
 
+    ``headers`` as the client hands them over: a mapping, or Kafka-style (key, value)
+    pairs, with str or bytes values (see :func:`extract_context`).
     The tag is evidence (source ``baggage``): authenticate the tenant from the message
     and ``bind(RequestContext(...))`` inside for anything that needs ``current()``.
     Without a tag (and nothing bound) the boundary mode applies: fail closed by default.

@@ -214,3 +214,68 @@ def test_a_thread_that_got_opentelemetrys_context_but_not_flowmaps_is_a_drop(tmp
     assert sorted(a.span_name for a in alerts) == ["docs.search", "docs.search"]
     found = sorted((f.rule, str(f.severity), f.span_name) for f in analyze([out]).findings)
     assert found == [("context-dropped", "high", "docs.search"), ("context-dropped", "medium", "process job")]
+
+
+@pytest.mark.parametrize("mode", ["record", "fail"])
+def test_a_pool_inside_consume_that_got_only_opentelemetrys_context_is_a_drop(tmp_path, monkeypatch, mode):
+    """consume() binds the message's tag as evidence (bind_tag, source baggage). A plain
+    pool's task, handed OpenTelemetry's context (baggage included) by the contrib threading
+    instrumentation but not flowmap's binding, was tagged from that baggage like a span
+    below an inbound tag: its parent's source is `baggage` too. So the dropped binding
+    raised no alert and no finding, and in fail mode even the refusal span was tagged. Now
+    the worker's spans stay untagged, alert, and read as context-dropped, as under bind()."""
+    from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+
+    from flowmap import analyze
+
+    monkeypatch.delenv("FLOWMAP_BOUNDARY_MODE", raising=False)
+    out = tmp_path / "traces.jsonl"
+    alerts: list = []
+    rt = configure(
+        tenant_key=KEY, service_name="conc", out=out, exporters=["jsonl"], instrument_httpx=False,
+        set_global=False, alert_callback=alerts.append, boundary_mode=mode,
+    )
+    mem = InMemorySpanExporter()
+    rt.tracer_provider.add_span_processor(SimpleSpanProcessor(mem))
+    tracer = rt.tracer_provider.get_tracer("test")
+    refused: list = []
+
+    def work():
+        try:
+            with boundary("db", "orders.query"):
+                pass
+        except MissingContextError:
+            refused.append(True)
+        with tracer.start_as_current_span("orders.step"):
+            pass
+
+    instrumentor = ThreadingInstrumentor()
+    instrumentor.instrument()
+    try:
+        with bind(RequestContext(TENANTS[0])):
+            with P.publish("orders") as headers:
+                pass
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+        with P.consume(headers, "orders"):
+            pool.submit(work).result()
+            with tracer.start_as_current_span("inline"):
+                pass  # (a span in the consumer itself keeps the message's tag)
+            P.submit(pool, lambda: tracer.start_span("carried").end()).result()  # (the helper carries it)
+        pool.shutdown()
+    finally:
+        instrumentor.uninstrument()
+        rt.shutdown()
+        runtime.set_tagger(None)
+        runtime.set_boundary_mode(None)
+        runtime.set_runtime(None)
+    tag = tag_for(KEY, TENANTS[0])
+    by_name = {s.name: s for s in mem.get_finished_spans() if s.kind.name != "PRODUCER"}
+    assert refused == ([True] if mode == "fail" else [])
+    assert TENANT not in by_name["orders.query"].attributes  # the refusal span too
+    assert TENANT not in by_name["orders.step"].attributes
+    for name in ("orders", "inline", "carried"):  # the consumer span and its bound children
+        assert (by_name[name].attributes[TENANT], by_name[name].attributes[TENANT_SOURCE]) == (tag, "baggage")
+    assert [a.span_name for a in alerts] == ["orders.query"]
+    found = sorted((f.rule, str(f.severity), f.span_name) for f in analyze([out]).findings)
+    assert found == [("context-dropped", "high", "orders.query"), ("context-dropped", "medium", "orders.step")]
+    assert TENANTS[0] not in out.read_text()

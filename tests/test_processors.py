@@ -67,6 +67,72 @@ def test_inbound_baggage_tag_is_used_with_source_baggage(make):
         assert span.attributes[TENANT_SOURCE] == "baggage"
 
 
+def _child_with_only_opentelemetrys_context(tracer, carried):
+    """Start and end a span where OpenTelemetry's context arrived and flowmap's binding
+    did not: a fresh contextvars context (a plain worker thread) with ``carried`` attached,
+    as the contrib threading instrumentation does."""
+    import contextvars
+
+    def run():
+        token = otel_context.attach(carried)
+        try:
+            tracer.start_span("worker").end()
+        finally:
+            otel_context.detach(token)
+
+    contextvars.Context().run(run)
+
+
+def test_a_child_that_lost_a_bind_tag_binding_is_not_tagged_from_baggage(make):
+    """A parent bound with bind_tag (consume()'s evidence) has source `baggage` like one
+    that took its tag from inbound baggage; only the latter's children may take the tag
+    from baggage. A child of the former with nothing bound lost the binding: untagged."""
+    tracer, exp = _provider(make(Tagger("test-key")))
+    tag = tag_for("test-key", "acme-raw")
+    with bind_tag(tag):
+        with tracer.start_as_current_span("consumer"):
+            carried = otel_context.get_current()
+    _child_with_only_opentelemetrys_context(tracer, carried)
+    token = otel_context.attach(baggage.set_baggage("flowmap.tenant", tag))
+    try:  # nothing bound: the parent takes the inbound tag, and so does its child
+        with tracer.start_as_current_span("inbound"):
+            carried = otel_context.get_current()
+    finally:
+        otel_context.detach(token)
+    _child_with_only_opentelemetrys_context(tracer, carried)
+    consumer, lost, inbound, below = exp.get_finished_spans()
+    assert (consumer.attributes[TENANT], consumer.attributes[TENANT_SOURCE]) == (tag, "baggage")
+    assert TENANT not in lost.attributes and lost.parent.span_id == consumer.context.span_id
+    assert (inbound.attributes[TENANT], inbound.attributes[TENANT_SOURCE]) == (tag, "baggage")
+    assert (below.attributes[TENANT], below.attributes[TENANT_SOURCE]) == (tag, "baggage")
+    assert below.parent.span_id == inbound.context.span_id
+
+
+def test_a_child_of_a_baggage_tagged_parent_later_bound_is_not_tagged_from_baggage(make):
+    """A parent tagged from baggage, then re-tagged by an authenticated bind (a framework's
+    SERVER span), ran bound: a child that lost the binding stays untagged."""
+    from opentelemetry.trace import SpanKind
+
+    from flowmap import runtime
+
+    tagger = Tagger("test-key")
+    tracer, exp = _provider(make(tagger))
+    tag = tag_for("test-key", "acme-raw")
+    runtime.set_tagger(tagger)  # (the entry span is stamped at a bind with a tag)
+    token = otel_context.attach(baggage.set_baggage("flowmap.tenant", tag))
+    try:
+        with tracer.start_as_current_span("GET /", kind=SpanKind.SERVER):
+            with bind(RequestContext("acme-raw")):
+                carried = otel_context.get_current()
+    finally:
+        otel_context.detach(token)
+        runtime.set_tagger(None)
+    _child_with_only_opentelemetrys_context(tracer, carried)
+    server, lost = exp.get_finished_spans()
+    assert server.attributes[TENANT_SOURCE] == "context"
+    assert TENANT not in lost.attributes
+
+
 def test_non_opaque_baggage_is_never_copied_into_a_span(make):
     tracer, exp = _provider(make(Tagger("test-key")))
     token = otel_context.attach(baggage.set_baggage("flowmap.tenant", "acme-raw"))

@@ -56,6 +56,60 @@ def test_thread_and_start_thread_carry_the_creator_context(flowmap_runtime):
     assert seen[2] is None  # a plain Thread starts with an empty context
 
 
+class _Recorder:
+    """A mixin giving a Thread its run(), as a framework's base class might."""
+
+    def run(self):
+        self.seen = _tenant()
+
+
+def test_a_thread_subclass_that_overrides_run_carries_the_creator_context(flowmap_runtime):
+    """Subclassing threading.Thread means overriding run(); the override replaced the
+    run that entered the captured context, so it ran with nothing bound."""
+    rt, exp = flowmap_runtime
+    tracer = rt.tracer_provider.get_tracer("t")
+
+    class Worker(P.Thread):
+        def run(self):
+            self.seen = _tenant()
+            with tracer.start_as_current_span("in thread"):
+                pass
+
+    class Wrapping(P.Thread):  # an override that also runs the target: one entry, not two
+        def run(self):
+            self.before = _tenant()
+            super().run()
+
+    class Deeper(Worker):
+        def run(self):
+            super().run()
+            self.after = _tenant()
+
+    class Mixed(_Recorder, P.Thread):
+        pass
+
+    inside: list = []
+    with bind(RequestContext("tenant-sub")):
+        with tracer.start_as_current_span("request") as request:
+            threads = [Worker(), Wrapping(target=lambda: inside.append(_tenant())), Deeper(), Mixed()]
+            direct = Worker()
+    assert current_or_none() is None
+    for t in threads:
+        t.start()
+        t.join()
+    worker, wrapping, deeper, mixed = threads
+    assert worker.seen == deeper.seen == deeper.after == mixed.seen == "tenant-sub"
+    assert wrapping.before == "tenant-sub" and inside == ["tenant-sub"]
+    direct.run()  # (run() called directly, not through start(), too)
+    assert direct.seen == "tenant-sub" and current_or_none() is None
+    spans = [s for s in exp.get_finished_spans() if s.name == "in thread"]
+    assert len(spans) == 3
+    for span in spans:
+        assert span.parent.span_id == request.get_span_context().span_id
+        assert span.attributes[TENANT] == tag_for("test-key", "tenant-sub")
+        assert span.attributes[TENANT_SOURCE] == "context"
+
+
 async def test_run_in_executor_carries_context(flowmap_runtime):
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         async with bind(RequestContext("tenant-loop")):
@@ -112,6 +166,53 @@ def test_consume_refuses_a_message_of_another_tenant_inside_a_request(flowmap_ru
         with pytest.raises(TenantSwitchError):
             with P.consume(headers, "orders"):
                 pass  # pragma: no cover
+
+
+def _published(rt):
+    with bind(RequestContext("tenant-q-raw")):
+        with P.publish("orders") as headers:
+            pass
+    return dict(headers)
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        lambda h: {k: v.encode() for k, v in h.items()},  # a client that returns bytes values
+        lambda h: {k.encode(): bytearray(v.encode()) for k, v in h.items()},  # bytes names too
+        lambda h: [(k, v.encode()) for k, v in h.items()],  # Kafka clients: (str, bytes) pairs
+        lambda h: [("Traceparent", h["traceparent"].encode()), ("x-empty", None), ("baggage", h["baggage"])],
+    ],
+    ids=["bytes-values", "bytes-names-bytearray", "kafka-pairs", "pairs-mixed-case-none"],
+)
+def test_consume_reads_headers_a_broker_hands_back_as_bytes(flowmap_runtime, wire):
+    """publish() writes str headers; a Kafka client hands them back as (key, bytes) pairs
+    and others as bytes values. consume() raised a TypeError/AttributeError from
+    OpenTelemetry's propagator on them; now it decodes them (UTF-8)."""
+    rt, exp = flowmap_runtime
+    headers = _published(rt)
+    with P.consume(wire(headers), "orders"):
+        assert current_tag() == tag_for("test-key", "tenant-q-raw")
+    producer, consumer = exp.get_finished_spans()
+    assert [link.context.span_id for link in consumer.links] == [producer.context.span_id]
+    assert consumer.attributes[TENANT] == tag_for("test-key", "tenant-q-raw")
+
+
+def test_extract_ignores_header_values_that_are_not_text(flowmap_runtime):
+    """Undecodable bytes and values of other types are left out, never an error: the
+    message carries no tag then, and consume() fails closed as for any untagged message."""
+    from opentelemetry import baggage
+
+    rt, _ = flowmap_runtime
+    headers = _published(rt)
+    bad = {"traceparent": headers["traceparent"].encode(), "baggage": b"flowmap.tenant=\xff\xfe", "n": 3}
+    ctx = P.extract_context(bad)
+    assert baggage.get_all(ctx) == {}
+    assert trace.get_current_span(ctx).get_span_context().is_valid  # the rest still read
+    assert P.extract_context([("baggage",), b"xy", None, ("traceparent", 7)]) is not None
+    with pytest.raises(MissingContextError):
+        with P.consume(bad, "orders"):
+            pass  # pragma: no cover
 
 
 def test_extract_ignores_non_opaque_and_foreign_baggage(flowmap_runtime):
