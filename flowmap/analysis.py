@@ -30,8 +30,8 @@ from .model import SPAN_KIND_PRODUCER, Analysis, Finding, FlowMap, Severity, Spa
 from .otlp import detach
 from .paths import PathSample, trace_paths
 from .rules import (
-    CONTEXT_DROPPED, DROPPED, SWITCHED, UNSCOPED_ENTRY, TraceVerdict, evaluate, judge_link, judge_passed_through,
-    orphan_message, sort_findings, tenant_state,
+    CONTEXT_DROPPED, DROPPED, SWITCHED, UNSCOPED_ENTRY, TraceVerdict, UntaggedBelow, evaluate, judge_link,
+    judge_passed_through, orphan_message, sort_findings, tenant_state,
 )
 from .settings import AnalysisSettings
 from .tagging import is_opaque_tag
@@ -74,16 +74,18 @@ def _summary(span: Span) -> Span:
     return _summary_span(_waiting_record(span, ""))
 
 
-def _waiting_record(span: Span, operation: str) -> tuple[Any, ...]:
+def _waiting_record(span: Span, operation: str, reached: str | None = None) -> tuple[Any, ...]:
     """A linking span waiting for its target's trace, as a tuple (a tenth of a span
     summary's cost to make): operation, tenant tag, key id, trace id first, for the
-    judgement of a healthy link; the rest for :func:`_summary_span`."""
+    judgement of a healthy link; then the fields for :func:`_summary_span`; last, for an
+    untagged span that is no boundary, the ``reached`` of a context-dropped on it (its
+    trace is gone when the link is judged)."""
     return (operation, span.tenant, span.key_id, span.trace_id, span.span_id, span.parent_span_id,
-            span.name, span.kind, span.service, span.origin, span.boundary, span.scoped)
+            span.name, span.kind, span.service, span.origin, span.boundary, span.scoped, reached)
 
 
 def _summary_span(record: tuple[Any, ...]) -> Span:
-    _, tenant, key_id, trace_id, span_id, parent_span_id, name, kind, service, origin, boundary, scoped = record
+    tenant, key_id, trace_id, span_id, parent_span_id, name, kind, service, origin, boundary, scoped = record[1:12]
     return _new_span(trace_id, span_id, parent_span_id, name, kind, service, 0, 0, {}, {}, [], [], 0,
                      origin, tenant, boundary, scoped, key_id)
 
@@ -237,18 +239,29 @@ class Analyzer:
         # span summaries are made for findings
         if graph.external_links:
             pending = self._pending_links
+            below: UntaggedBelow | None = None  # what ran below untagged linking spans
             for linked_trace, linked_span, sid in graph.external_links:
                 summary = self._target_summary(linked_trace, linked_span)
                 if self._targets_left:
                     self._judged_into(linked_trace)  # (also a link to a span not in it)
+                consumer = spans[sid]
                 if summary is not None:
-                    consumer = spans[sid]
                     op, tenant, key_id = summary[:3]
                     if not self._healthy_link(op, tenant, key_id, ops[sid], consumer.tenant, consumer.key_id, trace_id):
                         producer = self._target_span(linked_trace, linked_span, summary)
-                        self._judge_link(producer, consumer, op, ops[sid])
+                        reached = None
+                        if tenant is not None and consumer.tenant is None and consumer.boundary is None:
+                            if below is None:
+                                below = UntaggedBelow(graph)
+                            reached = below.reached(sid)  # what a context-dropped on it names
+                        self._judge_link(producer, consumer, op, ops[sid], reached)
                 elif self._waiting < _WAITING_MAX or self._let_go():  # waits, as a summary
-                    record = _waiting_record(spans[sid], ops[sid])
+                    if consumer.tenant is None and consumer.boundary is None:
+                        if below is None:
+                            below = UntaggedBelow(graph)
+                        record = _waiting_record(consumer, ops[sid], below.reached(sid))
+                    else:
+                        record = _waiting_record(consumer, ops[sid])
                     pending.setdefault(linked_trace, {}).setdefault(linked_span, []).append(record)
                     self._waiting += 1
                 else:  # links into traces never read (or far ahead) must not fill memory
@@ -264,7 +277,7 @@ class Analyzer:
                         if not self._healthy_link(op, tenant, key_id, c[0], c[1], c[2], c[3]):
                             if producer is None:
                                 producer = _summary(span)
-                            self._judge_link(producer, _summary_span(c), op, c[0])
+                            self._judge_link(producer, _summary_span(c), op, c[0], c[12])
                     judged += len(consumers)
         if not trace.maybe_linked or 0 <= trace.links_in <= judged:
             # the loader's scan saw no link into this trace that is still to come:
@@ -356,10 +369,12 @@ class Analyzer:
         state = tenant_state(pt, pk, ct, ck)
         return state != SWITCHED and state != DROPPED and self._flow.count_link(source, target, state, trace_id)
 
-    def _judge_link(self, producer: Span, consumer: Span, source: str, target: str) -> None:
+    def _judge_link(self, producer: Span, consumer: Span, source: str, target: str, reached: str | None = None) -> None:
         """Judge a link between traces; ``source``, ``target``: the two ends' operations
-        (as their span graphs counted them: not looked up again, see graph.Operations)."""
-        f = judge_link(producer, consumer)
+        (as their span graphs counted them: not looked up again, see graph.Operations);
+        ``reached``: what a context-dropped on the consumer names below it (the rules
+        named it on findings in the consumer's trace before the link was judged)."""
+        f = judge_link(producer, consumer, reached)
         if f is not None:
             f.origin = consumer.origin or None
             self._findings.append(f)

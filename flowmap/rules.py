@@ -77,6 +77,7 @@ __all__ = [
     "tenant_state",
     "is_entry",
     "judge_link",
+    "UntaggedBelow",
     "evaluate",
     "orphan_message",
     "op",
@@ -168,8 +169,12 @@ def _at_boundary(span: Span) -> Severity:
     return Severity.HIGH if span.boundary is not None else Severity.MEDIUM
 
 
-def judge_link(producer: Span, consumer: Span) -> Finding | None:
-    """The finding, if any, for a consumer span linked to a producer span."""
+def judge_link(producer: Span, consumer: Span, reached: str | None = None) -> Finding | None:
+    """The finding, if any, for a consumer span linked to a producer span. ``reached``:
+    the first boundary below the consumer that ran without a tenant
+    (:meth:`UntaggedBelow.reached`), named by a ``context-dropped`` on a consumer that is
+    no boundary as the rules name it inside a trace (for a link judged after the
+    consumer's trace was: :func:`evaluate` names it on findings it makes itself)."""
     state = edge_state(producer, consumer)
     if state == SWITCHED:
         return _finding(
@@ -177,11 +182,55 @@ def judge_link(producer: Span, consumer: Span) -> Finding | None:
             f"{op(consumer)} runs for a different tenant than {op(producer)}, which it links to",
         )
     if state == DROPPED:
-        return _finding(
+        f = _finding(
             CONTEXT_DROPPED, _at_boundary(consumer), consumer, producer,
             f"{op(consumer)} lost the tenant of {op(producer)} across a span link",
         )
+        if reached is not None and f.severity == Severity.MEDIUM:
+            f.reached = reached
+            f.message += _ran_without(reached)
+        return f
     return None
+
+
+def _reached(span: Span) -> bool:
+    """An untagged span that ``reached`` names: a boundary that ran (not one refused for
+    want of a tenant, whose body never ran)."""
+    return span.tenant is None and span.boundary is not None and not _refused_boundary(span)
+
+
+class UntaggedBelow:
+    """What ran below untagged spans of one trace, walking through untagged spans only
+    (a tagged one bound a tenant): :meth:`reached`, the first boundary below a span that
+    ran without a tenant too (breadth first), as a finding's ``reached`` names it.
+
+    The walks of one trace take a few steps a span in all: spans with findings nested in
+    one untagged subtree (spans that each link to a tagged producer) would walk it again
+    each, quadratic in a hostile trace. Past that, :meth:`reached` is None."""
+
+    __slots__ = ("graph", "_steps")
+
+    def __init__(self, graph: SpanGraph) -> None:
+        self.graph = graph
+        self._steps = 4 * len(graph.spans) + 1024
+
+    def reached(self, span_id: str) -> str | None:
+        spans, children = self.graph.spans, self.graph.children
+        todo = list(children.get(span_id, ()))
+        i, steps = 0, self._steps
+        found = None
+        while i < len(todo) and i < steps:
+            sid = todo[i]
+            i += 1
+            span = spans[sid]
+            if span.tenant is not None:
+                continue
+            if _reached(span):
+                found = f"{span.boundary} {op(span)}"
+                break
+            todo.extend(children.get(sid, ()))
+        self._steps = steps - i
+        return found
 
 
 _ASGI_EVENT = "asgi.event.type"
@@ -251,28 +300,19 @@ def _note_boundaries_reached(v: TraceVerdict, graph: SpanGraph) -> None:
     untagged parents, so this is where a reader learns that a tool ran tenantless.
     Boundaries refused for want of a tenant (fail mode) did not run: not named."""
     spans = graph.spans
-    children = None
+    below = None
     for f in v.findings:
         if f.severity != Severity.MEDIUM or (f.rule != CONTEXT_DROPPED and f.rule != ORPHAN_ROOT):
             continue
-        if children is None:
-            children = graph.children
-        todo = list(children.get(f.span_id, ()))
-        i = 0
-        while i < len(todo):  # breadth first, through untagged spans only (a tagged one bound a tenant)
-            sid = todo[i]
-            i += 1
-            span = spans[sid]
-            if span.tenant is not None:
-                continue
-            if span.boundary is not None and not _refused_boundary(span):
-                f.reached = f"{span.boundary} {op(span)}"
-                if f.rule == CONTEXT_DROPPED:
-                    f.message += _ran_without(f.reached)
-                else:
-                    f.message = orphan_message(spans[f.span_id].operation, None, f.reached)
-                break
-            todo.extend(children.get(sid, ()))
+        if below is None:
+            below = UntaggedBelow(graph)
+        reached = below.reached(f.span_id)
+        if reached is not None:
+            f.reached = reached
+            if f.rule == CONTEXT_DROPPED:
+                f.message += _ran_without(reached)
+            else:
+                f.message = orphan_message(spans[f.span_id].operation, None, reached)
 
 
 def _refused_boundary(span: Span) -> bool:

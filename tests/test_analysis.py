@@ -305,3 +305,52 @@ def test_a_remembered_target_is_forgotten_once_its_last_link_is_judged(tmp_path)
         sizes.append(len(analyzer._link_targets))
     assert max(sizes) == 1 and analyzer._link_targets == {} and analyzer._targets_left == {}
     assert [f.trace_id for f in analyzer.finish().findings if f.rule == "cross-tenant"] == [reader.trace_id]
+
+
+# -- links judged in every order of arrival -----------------------------------------
+
+_ORDERS = ["same-trace", "producer-first", "consumer-first", "producer-first-memory", "consumer-first-memory"]
+
+
+def _analyse_in(order, tmp_path, producers, consumer):
+    """The traces analysed in ``order``: the producers' before or after the consumer's
+    (as the loader reads them, with its record of links, or built in memory, without)."""
+    from flowmap.loading import iter_traces
+
+    if order == "same-trace":
+        return analyze_built(tmp_path, consumer)
+    builders = [*producers, consumer] if order.startswith("producer-first") else [consumer, *producers]
+    if order.endswith("memory"):
+        return analyze_traces([b.traces() for b in builders])
+    loaded = {t.trace_id: t for t in iter_traces([write_otlp(tmp_path / "t.jsonl", *builders)])}
+    return analyze_traces([loaded[b.trace_id] for b in builders])
+
+
+# -- reached: a context-dropped through a link names what ran without the tenant -------
+
+def _dropped_into_a_plain_span(same_trace):
+    """A tagged message; the span that reads it (no boundary, no tenant) runs a query."""
+    producer = TraceBuilder(service="a")
+    pub = producer.span("op1", kind=PRODUCER, tenant=TAG_A, boundary="queue.publish")
+    consumer = producer if same_trace else TraceBuilder(service="b")
+    reader = consumer.span("op2", service="b", links=[pub])
+    reader.child("op3", boundary="db")
+    return producer, consumer, reader
+
+
+@pytest.mark.parametrize("order", _ORDERS)
+def test_context_dropped_through_a_link_names_the_boundary_reached_in_every_order(tmp_path, order):
+    producer, consumer, reader = _dropped_into_a_plain_span(order == "same-trace")
+    a = _analyse_in(order, tmp_path, [producer], consumer)
+    (f,) = [f for f in a.findings if f.rule == "context-dropped"]
+    assert (f.span_id, f.severity, f.reached) == (reader.span_id, Severity.MEDIUM, "db 'b op3'")
+    assert f.message == "'b op2' lost the tenant of 'a op1' across a span link, and db 'b op3' below it ran without one"
+
+
+@pytest.mark.parametrize("order", ["producer-first", "consumer-first"])
+def test_context_dropped_through_a_link_into_a_boundary_names_nothing_reached(tmp_path, order):
+    producer, consumer, reader = _dropped_into_a_plain_span(False)
+    reader.spec.attrs["flowmap.boundary"] = "queue.consume"
+    (f,) = [f for f in _analyse_in(order, tmp_path, [producer], consumer).findings if f.rule == "context-dropped"]
+    assert (f.severity, f.reached) == (Severity.HIGH, None)
+    assert f.message == "'b op2' lost the tenant of 'a op1' across a span link"

@@ -1082,3 +1082,35 @@ def test_entries_under_untagged_callers_same_as_walking_up_from_each():
                 # not reported: covered from above, or exempt (none declared here: refused only)
                 assert covered(pid) or not any(
                     spans[x].boundary is not None for x in graph.subtree(sid)[1:])
+
+
+# -- what ran below spans that lost the tenant: walked a few steps a span -------------
+
+class _CountingChildren(dict):
+    """A span graph's child lists that count the lookups made through ``get``."""
+
+    calls = 0
+
+    def get(self, key, default=None):
+        self.calls += 1
+        return super().get(key, default)
+
+
+def test_links_into_nested_untagged_spans_walk_a_few_steps_a_span():
+    """A hostile trace: an untagged chain whose every span links to a tagged producer
+    (each a context-dropped), the producer's tenant bound at its bottom. What ran below
+    the spans is walked within a few steps a span in all (not once a span: quadratic)."""
+    from flowmap.graph import SpanGraph
+    from flowmap.rules import evaluate
+
+    depth = 2000
+    tb = TraceBuilder(service="worker")
+    pub = request(tb).child("publish", kind=PRODUCER, tenant=TAG_A, boundary="queue.publish")
+    node = top = tb.span("process batch", kind=CONSUMER, boundary="queue.consume", links=[pub])
+    for i in range(depth):
+        node = node.child(f"step {i}", links=[pub])
+    node.child("handle record", tenant=TAG_A, boundary="tool")
+    graph = SpanGraph(tb.traces())
+    graph._children = counting = _CountingChildren(graph.children)
+    verdict = evaluate(graph, AnalysisSettings())
+    assert counting.calls <= 10 * len(graph.spans)  # would be about depth * depth / 2
