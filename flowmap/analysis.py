@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable
 from os import PathLike
@@ -30,8 +31,8 @@ from .model import SPAN_KIND_PRODUCER, Analysis, Finding, FlowMap, Severity, Spa
 from .otlp import detach
 from .paths import PathSample, trace_paths
 from .rules import (
-    CONTEXT_DROPPED, DROPPED, SWITCHED, UNSCOPED_ENTRY, TraceVerdict, evaluate, judge_link, judge_passed_through,
-    orphan_message, sort_findings, tenant_state,
+    CONTEXT_DROPPED, DROPPED, INHERITED, SWITCHED, UNSCOPED_ENTRY, TraceVerdict, UntaggedBelow, evaluate, judge_link,
+    judge_passed_through, orphan_message, sort_findings, tenant_state,
 )
 from .settings import AnalysisSettings
 from .tagging import is_opaque_tag
@@ -61,6 +62,12 @@ _SUMMARIES_MAX = 200_000  # distinct link-target summaries shared; past it, kept
 #: links waiting for the trace they point into; past it, new ones are counted, not judged
 #: (links into traces missing from the input would otherwise be kept to the end)
 _WAITING_MAX = 200_000
+#: tenants bound below an untagged linking span that its waiting links keep (a batch
+#: consumer's records: see rules.UntaggedBelow): this many at most, or one a link of the
+#: span when it has more links (a batch of 500 messages for 500 tenants); one set a span,
+#: shared by its links
+_BOUND_KEPT = 16
+_NO_TENANTS: frozenset[tuple[str, str | None]] = frozenset()
 
 
 def _detach(trace: Trace) -> None:
@@ -74,16 +81,21 @@ def _summary(span: Span) -> Span:
     return _summary_span(_waiting_record(span, ""))
 
 
-def _waiting_record(span: Span, operation: str) -> tuple[Any, ...]:
+def _waiting_record(
+    span: Span, operation: str, bound: frozenset[tuple[str, str | None]] = _NO_TENANTS, reached: str | None = None,
+) -> tuple[Any, ...]:
     """A linking span waiting for its target's trace, as a tuple (a tenth of a span
     summary's cost to make): operation, tenant tag, key id, trace id first, for the
-    judgement of a healthy link; the rest for :func:`_summary_span`."""
+    judgement of a healthy link; then the fields for :func:`_summary_span`; last, for an
+    untagged span, what its trace showed below it (its trace is gone when the link is
+    judged): the tenants bound there, ``(tag, key id)`` (rules.UntaggedBelow), and the
+    ``reached`` of a context-dropped on it when it is no boundary."""
     return (operation, span.tenant, span.key_id, span.trace_id, span.span_id, span.parent_span_id,
-            span.name, span.kind, span.service, span.origin, span.boundary, span.scoped)
+            span.name, span.kind, span.service, span.origin, span.boundary, span.scoped, bound, reached)
 
 
 def _summary_span(record: tuple[Any, ...]) -> Span:
-    _, tenant, key_id, trace_id, span_id, parent_span_id, name, kind, service, origin, boundary, scoped = record
+    tenant, key_id, trace_id, span_id, parent_span_id, name, kind, service, origin, boundary, scoped = record[1:12]
     return _new_span(trace_id, span_id, parent_span_id, name, kind, service, 0, 0, {}, {}, [], [], 0,
                      origin, tenant, boundary, scoped, key_id)
 
@@ -237,18 +249,36 @@ class Analyzer:
         # span summaries are made for findings
         if graph.external_links:
             pending = self._pending_links
+            below: UntaggedBelow | None = None  # what ran below untagged linking spans
+            kept: dict[str, tuple[frozenset[tuple[str, str | None]], str | None]] = {}
             for linked_trace, linked_span, sid in graph.external_links:
                 summary = self._target_summary(linked_trace, linked_span)
                 if self._targets_left:
                     self._judged_into(linked_trace)  # (also a link to a span not in it)
+                consumer = spans[sid]
                 if summary is not None:
-                    consumer = spans[sid]
                     op, tenant, key_id = summary[:3]
                     if not self._healthy_link(op, tenant, key_id, ops[sid], consumer.tenant, consumer.key_id, trace_id):
                         producer = self._target_span(linked_trace, linked_span, summary)
-                        self._judge_link(producer, consumer, op, ops[sid])
+                        reached = None
+                        if tenant is not None and consumer.tenant is None:  # dropped, unless bound below
+                            if below is None:
+                                below = UntaggedBelow(graph)
+                            reached, bound = below(sid)
+                            if (tenant, key_id) in bound:
+                                self._rebound_link(producer, consumer, op, ops[sid])
+                                continue
+                        self._judge_link(producer, consumer, op, ops[sid], reached)
                 elif self._waiting < _WAITING_MAX or self._let_go():  # waits, as a summary
-                    record = _waiting_record(spans[sid], ops[sid])
+                    if consumer.tenant is None:  # its producer's tenant may be bound below it
+                        seen = kept.get(sid)
+                        if seen is None:
+                            if below is None:
+                                below = UntaggedBelow(graph)
+                            seen = kept[sid] = self._kept_below(consumer, *below(sid))
+                        record = _waiting_record(consumer, ops[sid], *seen)
+                    else:
+                        record = _waiting_record(consumer, ops[sid])
                     pending.setdefault(linked_trace, {}).setdefault(linked_span, []).append(record)
                     self._waiting += 1
                 else:  # links into traces never read (or far ahead) must not fill memory
@@ -264,7 +294,10 @@ class Analyzer:
                         if not self._healthy_link(op, tenant, key_id, c[0], c[1], c[2], c[3]):
                             if producer is None:
                                 producer = _summary(span)
-                            self._judge_link(producer, _summary_span(c), op, c[0])
+                            if tenant is not None and c[1] is None and (tenant, key_id) in c[12]:
+                                self._rebound_link(producer, _summary_span(c), op, c[0])  # bound below it
+                            else:
+                                self._judge_link(producer, _summary_span(c), op, c[0], c[13])
                     judged += len(consumers)
         if not trace.maybe_linked or 0 <= trace.links_in <= judged:
             # the loader's scan saw no link into this trace that is still to come:
@@ -356,10 +389,34 @@ class Analyzer:
         state = tenant_state(pt, pk, ct, ck)
         return state != SWITCHED and state != DROPPED and self._flow.count_link(source, target, state, trace_id)
 
-    def _judge_link(self, producer: Span, consumer: Span, source: str, target: str) -> None:
+    def _kept_below(
+        self, consumer: Span, reached: str | None, bound: dict[tuple[str, str | None], None]
+    ) -> tuple[frozenset[tuple[str, str | None]], str | None]:
+        """What an untagged linking span's waiting links keep of what ran below it: the
+        tenants bound there (the first :data:`_BOUND_KEPT`, or one a link of the span;
+        their tags the strings the analysis shares), and ``reached`` when the span is no
+        boundary (a context-dropped on a boundary is high and names none)."""
+        if bound:
+            cap = max(_BOUND_KEPT, len(consumer.links))
+            cget = self._canon.get
+            tenants = frozenset([(cget(t, t), k) for t, k in itertools.islice(bound, cap)])
+        else:
+            tenants = _NO_TENANTS
+        return tenants, reached if consumer.boundary is None else None
+
+    def _rebound_link(self, producer: Span, consumer: Span, source: str, target: str) -> None:
+        """Count a link from a tagged producer into an untagged consumer that bound the
+        producer's tenant below it (a batch consumer: rules.UntaggedBelow): no finding,
+        counted as inherited."""
+        if not self._flow.count_link(source, target, INHERITED, consumer.trace_id):
+            self._flow.add_link(producer, consumer, source, target, None, INHERITED)
+
+    def _judge_link(self, producer: Span, consumer: Span, source: str, target: str, reached: str | None = None) -> None:
         """Judge a link between traces; ``source``, ``target``: the two ends' operations
-        (as their span graphs counted them: not looked up again, see graph.Operations)."""
-        f = judge_link(producer, consumer)
+        (as their span graphs counted them: not looked up again, see graph.Operations);
+        ``reached``: what a context-dropped on the consumer names below it (the rules
+        named it on findings in the consumer's trace before the link was judged)."""
+        f = judge_link(producer, consumer, reached)
         if f is not None:
             f.origin = consumer.origin or None
             self._findings.append(f)

@@ -22,7 +22,9 @@ Structure (:class:`flowmap.model.FlowMap`)::
           or where target's span linked to a source span (producer -> consumer);
           counts per call:
           inherited  both tagged with the same tenant (tags under different keys, which
-                     are never compared, count here too)
+                     are never compared, count here too; and a link into an untagged
+                     batch consumer whose work bound the producer's tenant again below
+                     it: rules.UntaggedBelow)
           dropped    source tagged, target not                 (context-dropped)
           switched   both tagged, different tenants            (cross-tenant)
           orphaned   target ran as a root with no tenant; source is the operation it
@@ -201,8 +203,12 @@ class FlowMapBuilder:
                 source, target, state = key
                 self.count(source, target, state, trace_id, n=n)
                 self._settle(settled, key)
+        rebound = verdict.rebound  # links into a batch consumer that bound the producer's tenant
         for src, dst in graph.links:
-            self.count(ops[src], ops[dst], edge_state(spans[src], spans[dst]), trace_id, via_link=True)
+            state = edge_state(spans[src], spans[dst])
+            if rebound and state == DROPPED and (src, dst) in rebound:
+                state = INHERITED
+            self.count(ops[src], ops[dst], state, trace_id, via_link=True)
         for f in verdict.findings:
             node = flow_nodes[ops[f.span_id]]
             node.findings[f.rule] = node.findings.get(f.rule, 0) + 1
@@ -242,12 +248,14 @@ class FlowMapBuilder:
             if operation not in nodes or operation in bare:
                 self.node(span, operation)
 
-    def add_link(self, producer: Span, consumer: Span, source: str, target: str, rule: str | None) -> None:
+    def add_link(
+        self, producer: Span, consumer: Span, source: str, target: str, rule: str | None, state: str | None = None
+    ) -> None:
         """A link between traces, judged once both sides were seen (``source``, ``target``:
-        their operations)."""
+        their operations; ``state``: the link's, when not the two ends' edge state)."""
         self.node(producer, source)
         node = self.node(consumer, target)
-        self.count(source, target, edge_state(producer, consumer), consumer.trace_id, via_link=True)
+        self.count(source, target, state or edge_state(producer, consumer), consumer.trace_id, via_link=True)
         if rule is not None:
             node.findings[rule] = node.findings.get(rule, 0) + 1
 

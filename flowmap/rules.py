@@ -77,6 +77,7 @@ __all__ = [
     "tenant_state",
     "is_entry",
     "judge_link",
+    "UntaggedBelow",
     "evaluate",
     "orphan_message",
     "op",
@@ -169,8 +170,14 @@ def _at_boundary(span: Span) -> Severity:
     return Severity.HIGH if span.boundary is not None else Severity.MEDIUM
 
 
-def judge_link(producer: Span, consumer: Span) -> Finding | None:
-    """The finding, if any, for a consumer span linked to a producer span."""
+def judge_link(producer: Span, consumer: Span, reached: str | None = None) -> Finding | None:
+    """The finding, if any, for a consumer span linked to a producer span, judged on the
+    two ends' tags (a batch consumer that bound the producer's tenant below it is for the
+    caller to tell apart: :class:`UntaggedBelow`). ``reached``:
+    the first boundary below the consumer that ran without a tenant
+    (:meth:`UntaggedBelow.reached`), named by a ``context-dropped`` on a consumer that is
+    no boundary as the rules name it inside a trace (for a link judged after the
+    consumer's trace was: :func:`evaluate` names it on findings it makes itself)."""
     state = edge_state(producer, consumer)
     if state == SWITCHED:
         return _finding(
@@ -178,11 +185,94 @@ def judge_link(producer: Span, consumer: Span) -> Finding | None:
             f"{op(consumer)} runs for a different tenant than {op(producer)}, which it links to",
         )
     if state == DROPPED:
-        return _finding(
+        f = _finding(
             CONTEXT_DROPPED, _at_boundary(consumer), consumer, producer,
             f"{op(consumer)} lost the tenant of {op(producer)} across a span link",
         )
+        if reached is not None and f.severity == Severity.MEDIUM:
+            f.reached = reached
+            f.message += _ran_without(reached)
+        return f
     return None
+
+
+def _reached(span: Span) -> bool:
+    """An untagged span that ``reached`` names: a boundary that ran (not one refused for
+    want of a tenant, whose body never ran)."""
+    return span.tenant is None and span.boundary is not None and not _refused_boundary(span)
+
+
+class UntaggedBelow:
+    """What ran below untagged spans of one trace, walking through untagged spans only
+    (a tagged one bound a tenant): :meth:`reached`, the first boundary below a span that
+    ran without a tenant too (breadth first), as a finding's ``reached`` names it; and
+    ``below(span_id)``, that and the tenants bound again below the span,
+    ``(reached, {(tag, key id): None, …})`` in the order bound.
+
+    Why the tenants: a batch consumer's span links to each message's producer (OTel
+    messaging's batch receive) and binds each record's tenant while it handles that
+    record; its own span carries no tag (it serves several tenants: see
+    flowmap.context._stamp_entry). A link from a tagged producer to it lost no tenant
+    when the producer's tenant (same tag, same key id) was bound below it, and did when
+    no record's work bound it.
+
+    ``below`` answers each span once. The walks of one trace take a few steps a span in
+    all: spans with findings or links nested in one untagged subtree (spans that each
+    link to a tagged producer) would walk it again each, quadratic in a hostile trace.
+    Past that, :meth:`reached` is None and ``below`` is ``(None, {})``: a link is judged
+    on its consumer's own tag alone."""
+
+    __slots__ = ("graph", "_memo", "_steps")
+
+    def __init__(self, graph: SpanGraph) -> None:
+        self.graph = graph
+        self._memo: dict[str, tuple[str | None, dict[tuple[str, str | None], None]]] = {}
+        self._steps = 4 * len(graph.spans) + 1024
+
+    def reached(self, span_id: str) -> str | None:
+        """The first boundary below ``span_id`` that ran without a tenant, as ``kind
+        'operation'``, or None."""
+        spans, children = self.graph.spans, self.graph.children
+        todo = list(children.get(span_id, ()))
+        i, steps = 0, self._steps
+        found = None
+        while i < len(todo) and i < steps:
+            sid = todo[i]
+            i += 1
+            span = spans[sid]
+            if span.tenant is not None:
+                continue
+            if _reached(span):
+                found = f"{span.boundary} {op(span)}"
+                break
+            todo.extend(children.get(sid, ()))
+        self._steps = steps - i
+        return found
+
+    def __call__(self, span_id: str) -> tuple[str | None, dict[tuple[str, str | None], None]]:
+        got = self._memo.get(span_id)
+        if got is None:
+            got = self._memo[span_id] = self._walk(span_id)
+        return got
+
+    def _walk(self, span_id: str) -> tuple[str | None, dict[tuple[str, str | None], None]]:
+        spans, children = self.graph.spans, self.graph.children
+        reached: str | None = None
+        bound: dict[tuple[str, str | None], None] = {}
+        todo = list(children.get(span_id, ()))
+        i, steps = 0, self._steps
+        while i < len(todo) and i < steps:
+            sid = todo[i]
+            i += 1
+            span = spans[sid]
+            if span.tenant is not None:
+                bound[(span.tenant, span.key_id)] = None
+                continue
+            if reached is None and _reached(span):
+                reached = f"{span.boundary} {op(span)}"
+            todo.extend(children.get(sid, ()))
+        self._steps = steps - i
+        return (reached, bound) if i == len(todo) else (None, {})
 
 
 _ASGI_EVENT = "asgi.event.type"
@@ -244,7 +334,7 @@ def _ran_without(reached: str) -> str:
     return f", and {reached} below it ran without one"
 
 
-def _note_boundaries_reached(v: TraceVerdict, graph: SpanGraph) -> None:
+def _note_boundaries_reached(v: TraceVerdict, graph: SpanGraph, below: UntaggedBelow | None) -> None:
     """A context-dropped or orphan-root finding on a span that is no boundary (medium,
     per the contract) names the first boundary below it that ran without a tenant too
     (a thread pool's task span over its tool calls, a framework's wrapper span): only the
@@ -252,28 +342,18 @@ def _note_boundaries_reached(v: TraceVerdict, graph: SpanGraph) -> None:
     untagged parents, so this is where a reader learns that a tool ran tenantless.
     Boundaries refused for want of a tenant (fail mode) did not run: not named."""
     spans = graph.spans
-    children = None
     for f in v.findings:
         if f.severity != Severity.MEDIUM or (f.rule != CONTEXT_DROPPED and f.rule != ORPHAN_ROOT):
             continue
-        if children is None:
-            children = graph.children
-        todo = list(children.get(f.span_id, ()))
-        i = 0
-        while i < len(todo):  # breadth first, through untagged spans only (a tagged one bound a tenant)
-            sid = todo[i]
-            i += 1
-            span = spans[sid]
-            if span.tenant is not None:
-                continue
-            if span.boundary is not None and not _refused_boundary(span):
-                f.reached = f"{span.boundary} {op(span)}"
-                if f.rule == CONTEXT_DROPPED:
-                    f.message += _ran_without(f.reached)
-                else:
-                    f.message = orphan_message(spans[f.span_id].operation, None, f.reached)
-                break
-            todo.extend(children.get(sid, ()))
+        if below is None:
+            below = UntaggedBelow(graph)
+        reached = below.reached(f.span_id)
+        if reached is not None:
+            f.reached = reached
+            if f.rule == CONTEXT_DROPPED:
+                f.message += _ran_without(reached)
+            else:
+                f.message = orphan_message(spans[f.span_id].operation, None, reached)
 
 
 def _refused_boundary(span: Span) -> bool:
@@ -523,7 +603,7 @@ def _model_output_keys(span: Span, names: frozenset[str]) -> tuple[list[str], li
 class TraceVerdict:
     """What the rules found in one trace (a plain slotted class: one is made per trace)."""
 
-    __slots__ = ("findings", "by_span", "orphans", "raw_values", "calls", "untagged", "tenants")
+    __slots__ = ("findings", "by_span", "orphans", "raw_values", "calls", "untagged", "tenants", "rebound")
 
     def __init__(self) -> None:
         self.findings: list[Finding] = []
@@ -540,6 +620,10 @@ class TraceVerdict:
         self.untagged: list[str] = []
         #: the distinct tenant tags of the trace's spans (None among them for untagged spans)
         self.tenants: set[str | None] = set()
+        #: (producer span id, consumer span id) of the links inside the trace from a tagged
+        #: producer to an untagged consumer that bound the producer's tenant below it (a
+        #: batch consumer: :class:`UntaggedBelow`): no finding, counted as inherited
+        self.rebound: list[tuple[str, str]] | None = None
 
     def add(self, f: Finding) -> None:
         existing = self.by_span.setdefault(f.span_id, [])
@@ -780,9 +864,19 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
             v.add(f)
 
     # links inside the trace (queues, streams): producer -> consumer
+    walks: UntaggedBelow | None = None  # what ran below untagged consumers, and below findings
     for src, dst in graph.links:
-        f = judge_link(spans[src], spans[dst])
+        producer = spans[src]
+        f = judge_link(producer, spans[dst])
         if f is not None:
+            if f.rule == CONTEXT_DROPPED:
+                if walks is None:
+                    walks = UntaggedBelow(graph)
+                if (producer.tenant, producer.key_id) in walks(dst)[1]:  # a batch consumer: see UntaggedBelow
+                    if v.rebound is None:
+                        v.rebound = []
+                    v.rebound.append((src, dst))
+                    continue
             v.add(f)
 
     # roots (and entries called from outside the data)
@@ -827,7 +921,7 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
             f"the parent chain of {op(span)} loops back on itself: its path cannot be judged",
         ))
     if v.findings:
-        _note_boundaries_reached(v, graph)
+        _note_boundaries_reached(v, graph, walks)
     return v
 
 

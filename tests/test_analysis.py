@@ -305,3 +305,173 @@ def test_a_remembered_target_is_forgotten_once_its_last_link_is_judged(tmp_path)
         sizes.append(len(analyzer._link_targets))
     assert max(sizes) == 1 and analyzer._link_targets == {} and analyzer._targets_left == {}
     assert [f.trace_id for f in analyzer.finish().findings if f.rule == "cross-tenant"] == [reader.trace_id]
+
+
+
+# -- links judged in every order of arrival -----------------------------------------
+
+_ORDERS = ["same-trace", "producer-first", "consumer-first", "producer-first-memory", "consumer-first-memory"]
+
+
+def _analyse_in(order, tmp_path, producers, consumer):
+    """The traces analysed in ``order``: the producers' before or after the consumer's
+    (as the loader reads them, with its record of links, or built in memory, without)."""
+    from flowmap.loading import iter_traces
+
+    if order == "same-trace":
+        return analyze_built(tmp_path, consumer)
+    builders = [*producers, consumer] if order.startswith("producer-first") else [consumer, *producers]
+    if order.endswith("memory"):
+        return analyze_traces([b.traces() for b in builders])
+    loaded = {t.trace_id: t for t in iter_traces([write_otlp(tmp_path / "t.jsonl", *builders)])}
+    return analyze_traces([loaded[b.trace_id] for b in builders])
+
+
+# -- reached: a context-dropped through a link names what ran without the tenant -------
+
+def _dropped_into_a_plain_span(same_trace):
+    """A tagged message; the span that reads it (no boundary, no tenant) runs a query."""
+    producer = TraceBuilder(service="a")
+    pub = producer.span("op1", kind=PRODUCER, tenant=TAG_A, boundary="queue.publish")
+    consumer = producer if same_trace else TraceBuilder(service="b")
+    reader = consumer.span("op2", service="b", links=[pub])
+    reader.child("op3", boundary="db")
+    return producer, consumer, reader
+
+
+@pytest.mark.parametrize("order", _ORDERS)
+def test_context_dropped_through_a_link_names_the_boundary_reached_in_every_order(tmp_path, order):
+    producer, consumer, reader = _dropped_into_a_plain_span(order == "same-trace")
+    a = _analyse_in(order, tmp_path, [producer], consumer)
+    (f,) = [f for f in a.findings if f.rule == "context-dropped"]
+    assert (f.span_id, f.severity, f.reached) == (reader.span_id, Severity.MEDIUM, "db 'b op3'")
+    assert f.message == "'b op2' lost the tenant of 'a op1' across a span link, and db 'b op3' below it ran without one"
+
+
+@pytest.mark.parametrize("order", ["producer-first", "consumer-first"])
+def test_context_dropped_through_a_link_into_a_boundary_names_nothing_reached(tmp_path, order):
+    producer, consumer, reader = _dropped_into_a_plain_span(False)
+    reader.spec.attrs["flowmap.boundary"] = "queue.consume"
+    (f,) = [f for f in _analyse_in(order, tmp_path, [producer], consumer).findings if f.rule == "context-dropped"]
+    assert (f.severity, f.reached) == (Severity.HIGH, None)
+    assert f.message == "'b op2' lost the tenant of 'a op1' across a span link"
+
+
+# -- a batch consumer: one span linked to every record's producer, a bind per record -----
+
+def _batch(bound, tenants=(TAG_A, TAG_B), same_trace=False):
+    """Messages published for ``tenants`` (each in its own trace, or all in the
+    consumer's); a CONSUMER span linked to each message's producer (OTel messaging's batch
+    receive), untagged (it serves several tenants: the runtime withdraws its tag), that
+    handles one record for each tenant of ``bound``, bound while it runs."""
+    consumer = TraceBuilder(service="worker")
+    producers, pubs = [], []
+    for tag in tenants:
+        tb = consumer if same_trace else TraceBuilder()
+        pubs.append(tb.span("publish job", kind=PRODUCER, service="api", tenant=tag, boundary="queue.publish"))
+        if not same_trace:
+            producers.append(tb)
+    batch = consumer.span("process batch", kind=CONSUMER, boundary="queue.consume", links=pubs)
+    for tag in bound:
+        batch.child("step", boundary=None).child("handle record", tenant=tag, boundary="tool")
+    return producers, consumer, batch, pubs
+
+
+@pytest.mark.parametrize("order", _ORDERS)
+def test_a_batch_consumer_that_binds_each_records_tenant_loses_none(tmp_path, order):
+    producers, consumer, batch, _ = _batch(bound=(TAG_A, TAG_B), same_trace=order == "same-trace")
+    a = _analyse_in(order, tmp_path, producers, consumer)
+    assert [f.to_json() for f in a.findings] == []
+    edge = a.flow.edges[("api publish job", "worker process batch")]
+    assert (edge.inherited, edge.dropped, edge.via_link) == (2, 0, 2)
+
+
+@pytest.mark.parametrize("order", _ORDERS)
+def test_a_batch_consumer_that_never_binds_one_producers_tenant_dropped_it(tmp_path, order):
+    """The near miss: two messages, for A and B; only A's record bound its tenant. The
+    link from B's producer is a context-dropped (high: the consumer is a boundary)."""
+    producers, consumer, batch, pubs = _batch(bound=(TAG_A,), same_trace=order == "same-trace")
+    a = _analyse_in(order, tmp_path, producers, consumer)
+    found = [(f.rule, f.span_id, f.parent_span_id, f.severity) for f in a.findings]
+    assert found == [("context-dropped", batch.span_id, pubs[1].span_id, Severity.HIGH)]
+    edge = a.flow.edges[("api publish job", "worker process batch")]
+    assert (edge.inherited, edge.dropped, edge.via_link) == (1, 1, 2)
+
+
+@pytest.mark.parametrize("order", _ORDERS)
+def test_a_batch_consumer_that_binds_another_key_or_a_tenant_only_under_a_switch_dropped_it(tmp_path, order):
+    """A tag bound below counts only under the producer's key id, and only where a tenant
+    was bound below the consumer's untagged spans (not under a span of another tenant)."""
+    producers, consumer, batch, pubs = _batch(bound=(), same_trace=order == "same-trace")
+    batch.child("handle record", tenant=TAG_A, boundary="tool", key_id="other-key")
+    batch.child("handle record", tenant=TAG_A, boundary="tool").child("nested", tenant=TAG_B)
+    a = _analyse_in(order, tmp_path, producers, consumer)
+    dropped = [f.parent_span_id for f in a.findings if f.rule == "context-dropped" and f.span_id == batch.span_id]
+    assert dropped == [pubs[1].span_id]
+
+
+@pytest.mark.parametrize("order", ["consumer-first", "consumer-first-memory"])
+def test_a_waiting_batch_consumer_keeps_a_tenant_a_link_past_the_small_cap(tmp_path, order):
+    """Links waiting for their producers keep the tenants bound below their consumer (at
+    most a few, or one a link): a batch of 40 tenants, its consumer read first, is judged
+    as one whose producers came first; a span with one link keeps no more than the cap."""
+    from flowmap.analysis import _BOUND_KEPT, Analyzer
+    from flowmap.tagging import tag_for
+
+    from otlp_builder import KEY
+
+    tags = [tag_for(KEY, f"tenant-{i}") for i in range(40)]
+    producers, consumer, _, _ = _batch(bound=tags, tenants=tags)
+    assert [f.to_json() for f in _analyse_in(order, tmp_path, producers, consumer).findings] == []
+    # one link, 40 tenants bound below: what waits is capped
+    _, one, _, _ = _batch(bound=tags, tenants=tags[:1])
+    analyzer = Analyzer()
+    analyzer.add(one.traces())
+    (waiting,) = [c for by_span in analyzer._pending_links.values() for cs in by_span.values() for c in cs]
+    assert len(waiting[12]) == _BOUND_KEPT
+
+
+# -- the real runtime ------------------------------------------------------------------
+
+def test_a_batch_consumer_as_the_readme_prescribes_passes_with_the_real_runtime(flowmap_runtime, tmp_path):
+    """Messages published for two tenants; a worker's batch CONSUMER span linked to both
+    (as OTel messaging instrumentations record a batch receive) binds each record's tenant
+    in turn: the runtime withdraws the batch span's tag, and the analysis finds nothing
+    lost. A record whose tenant was never bound is still found."""
+    from opentelemetry import trace as otel_trace
+    from opentelemetry.trace import Link, SpanKind
+
+    import flowmap
+    from flowmap.exporter import encode_spans
+
+    rt, exporter = flowmap_runtime
+    tracer = rt.tracer_provider.get_tracer("worker")
+
+    def run(bound):
+        exporter.clear()
+        links = []
+        for tenant in ("acme", "globex"):
+            with flowmap.bind(flowmap.RequestContext(tenant_id=tenant)):
+                with flowmap.boundary("queue.publish", "publish"):
+                    links.append(Link(otel_trace.get_current_span().get_span_context()))
+        with tracer.start_as_current_span("batch process", kind=SpanKind.CONSUMER, links=links,
+                                          attributes={"messaging.system": "kafka",
+                                                      "messaging.operation.type": "process"}):
+            for tenant in bound:
+                with flowmap.bind(flowmap.RequestContext(tenant_id=tenant)):
+                    with flowmap.boundary("tool", "handle record"):
+                        pass
+        spans = exporter.get_finished_spans()
+        batch = next(s for s in spans if s.name == "batch process")
+        assert "flowmap.tenant" not in batch.attributes  # withdrawn at the second tenant's bind
+        path = tmp_path / "traces.jsonl"
+        path.write_text(json.dumps(encode_spans(spans)) + "\n")
+        publish = [s for s in spans if s.name == "publish"]
+        return analyze([path]), batch, publish
+
+    a, _, _ = run(["acme", "globex"])
+    assert [f.to_json() for f in a.findings] == []
+    # globex's message handled as another tenant's record: globex's tenant was lost
+    a, batch, publish = run(["acme", "initech"])
+    found = [(f.rule, f.span_id, f.parent_span_id) for f in a.findings]
+    assert found == [("context-dropped", f"{batch.context.span_id:016x}", f"{publish[1].context.span_id:016x}")]

@@ -1082,3 +1082,58 @@ def test_entries_under_untagged_callers_same_as_walking_up_from_each():
                 # not reported: covered from above, or exempt (none declared here: refused only)
                 assert covered(pid) or not any(
                     spans[x].boundary is not None for x in graph.subtree(sid)[1:])
+
+
+# -- a batch consumer inside one trace: links to each record's producer ----------------
+
+@pytest.mark.parametrize("bound", [(TAG_A, TAG_B), (TAG_A,)])
+def test_batch_consumer_that_bound_each_producers_tenant_below_it_within_trace(tmp_path, bound):
+    """Hit and near miss: a CONSUMER span (untagged: it serves both tenants) links to the
+    producers of A's and B's messages and binds each record's tenant below it. A tenant
+    bound below is no context lost; one no record bound (B, in the near miss) is."""
+    tb = TraceBuilder()
+    pubs = [request(tb, tenant=tag).child("publish", kind=PRODUCER, tenant=tag, boundary="queue.publish")
+            for tag in (TAG_A, TAG_B)]
+    batch = tb.span("process batch", kind=CONSUMER, service="worker", boundary="queue.consume", links=pubs)
+    for tag in bound:
+        batch.child("handle record", tenant=tag, boundary="tool")
+    a = analyze_built(tmp_path, tb)
+    if len(bound) == 2:
+        assert a.findings == []
+    else:
+        f = only(a, "context-dropped")
+        assert (f.span_id, f.parent_span_id, f.severity) == (batch.span_id, pubs[1].span_id, Severity.HIGH)
+
+
+# -- what ran below spans that lost the tenant: walked a few steps a span -------------
+
+class _CountingChildren(dict):
+    """A span graph's child lists that count the lookups made through ``get``."""
+
+    calls = 0
+
+    def get(self, key, default=None):
+        self.calls += 1
+        return super().get(key, default)
+
+
+def test_links_into_nested_untagged_spans_walk_a_few_steps_a_span():
+    """A hostile trace: an untagged chain whose every span links to a tagged producer,
+    the producer's tenant bound at its bottom. What ran below the spans is walked within
+    a few steps a span in all (not once a span: quadratic); the top ones, walked first,
+    are judged on what ran below them (as a batch consumer), the rest on their own tag."""
+    from flowmap.graph import SpanGraph
+    from flowmap.rules import evaluate
+
+    depth = 2000
+    tb = TraceBuilder(service="worker")
+    pub = request(tb).child("publish", kind=PRODUCER, tenant=TAG_A, boundary="queue.publish")
+    node = top = tb.span("process batch", kind=CONSUMER, boundary="queue.consume", links=[pub])
+    for i in range(depth):
+        node = node.child(f"step {i}", links=[pub])
+    node.child("handle record", tenant=TAG_A, boundary="tool")
+    graph = SpanGraph(tb.traces())
+    graph._children = counting = _CountingChildren(graph.children)
+    verdict = evaluate(graph, AnalysisSettings())
+    assert counting.calls <= 10 * len(graph.spans)  # would be about depth * depth / 2
+    assert (pub.span_id, top.span_id) in verdict.rebound
