@@ -50,6 +50,7 @@ import inspect
 import logging
 import sys
 from collections.abc import Callable, Mapping
+from threading import get_ident
 from types import FrameType, TracebackType
 from typing import Any, TypeVar
 
@@ -59,7 +60,7 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 
 from . import attributes as A
 from . import runtime
-from .context import _BINDING, Binding
+from .context import _BINDING, Binding, _take_entry
 from .errors import ConfigError, MissingContextError, TenantSwitchError
 from .processors import keep_attributes
 
@@ -74,10 +75,15 @@ UNSCOPED_EVENT = "flowmap.unscoped"
 SWITCH_EVENT = "flowmap.tenant_switch"
 
 # Open context-manager boundaries of this task/thread: a shared Boundary instance may be
-# entered concurrently from many tasks, so its spans cannot live on the instance.
-_OPEN: contextvars.ContextVar[tuple[tuple[Any, Span, object, int], ...]] = contextvars.ContextVar(
+# entered concurrently from many tasks, so its spans cannot live on the instance. Each
+# entry: (boundary, entering frame, thread id, span, detach token, token of _HERE), in
+# this stack and in the instance's own list (see flowmap.context._take_entry).
+_OPEN: contextvars.ContextVar[tuple[tuple[Any, ...], ...]] = contextvars.ContextVar(
     "flowmap_open_boundaries", default=()
 )
+# Set at each entry for its token alone: resetting it succeeds only in the context the
+# entry was made in, which tells the exit whether the span's context can be detached.
+_HERE: contextvars.ContextVar[None] = contextvars.ContextVar("flowmap_boundary_here", default=None)
 
 _KINDS = {
     "http.server": SpanKind.SERVER,
@@ -133,9 +139,8 @@ class Boundary:
         #: the tracer of its spans; None: flowmap's own, as configured when a span starts
         #: (an instrumentation passes its own: its provider and instrumentation scope)
         self.tracer = tracer
-        # this instance's open context-manager entries (self, span, token, id of the
-        # entering frame), also in _OPEN: for an exit in another context, see _exit
-        self._entered: list[tuple[Any, Span, object, int]] = []
+        # this instance's open context-manager entries, every thread's (as in _OPEN)
+        self._entered: list[tuple[Any, ...]] = []
 
     # -- the gate and the span -------------------------------------------------------
     def _check(self) -> bool:
@@ -278,40 +283,27 @@ class Boundary:
 
     def _enter(self, caller: FrameType) -> Span:
         span, token = self._open(self.name or self.kind)
-        entry = (self, span, token, id(caller))
+        entry = (self, caller, get_ident(), span, token, _HERE.set(None))
         _OPEN.set((*_OPEN.get(), entry))
         self._entered.append(entry)
         return span
 
     def _exit(self, exc: BaseException | None, caller: FrameType) -> None:
-        stack = _OPEN.get()
-        for i in range(len(stack) - 1, -1, -1):
-            if stack[i][0] is self:
-                entry = stack[i]
-                _OPEN.set(stack[:i] + stack[i + 1 :])
-                self._forget(entry)
-                self._close(entry[1], entry[2], exc)
-                return
-        # Entered in another context: a sync generator stepped in a fresh copy of the
-        # context each time (Starlette's StreamingResponse runs each next() so). The span
-        # is the one this instance opened from the same frame (a generator keeps its frame
-        # across steps; a shared instance may have others open), else its newest; its
-        # context went with the copy it was attached in, so there is nothing to detach,
-        # but the span must end.
-        entered = list(self._entered)
-        frame = id(caller)
-        entry = next((e for e in reversed(entered) if e[3] == frame), entered[-1] if entered else None)
-        if entry is not None and self._forget(entry):
-            self._close(entry[1], None, exc)
-
-    def _forget(self, entry: tuple[Any, Span, object, int]) -> bool:
-        """Take ``entry`` off this instance's open ones; False if another thread did.
-        (One ``list.remove``: entries compare by identity, spans and tokens have no __eq__.)"""
+        # the entry this ``with`` statement made (see _take_entry): with a shared
+        # instance, one entered around a request and again inside a generator stepped in
+        # fresh copies of the context, the copy inherits the request's entry, which the
+        # generator's exit must not end
+        entry = _take_entry(self, self._entered, _OPEN, caller)
+        if entry is None:
+            return
+        span, token, here = entry[3:]
         try:
-            self._entered.remove(entry)
+            _HERE.reset(here)
         except ValueError:
-            return False
-        return True
+            # entered in another context (a generator stepped in a fresh copy each time):
+            # its span's context went with that copy, nothing to detach here
+            token = None
+        self._close(span, token, exc)
 
     # -- decorator -------------------------------------------------------------------
     def __call__(self, fn: F) -> F:

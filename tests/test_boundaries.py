@@ -284,6 +284,112 @@ def test_context_manager_in_a_generator_stepped_in_fresh_context_copies_ends_its
     assert [s.name for s in exp.get_finished_spans()] == ["inner", "outer"]
 
 
+def _no_detach_errors(caplog):
+    return not [r for r in caplog.records if "detach" in r.getMessage().lower()]
+
+
+def test_one_instance_around_a_request_and_in_its_stream_ends_each_span_at_its_own_exit(flowmap_runtime, caplog):
+    """A boundary declared once and used around a request and again inside the streaming
+    generator it returns, stepped in fresh copies of the context: the generator's exit
+    took the request's entry (inherited by the copy) and ended the request's span early;
+    the generator's own span was never exported."""
+    import contextvars
+    import logging
+
+    rt, exp = flowmap_runtime
+    stream_boundary = boundary("stream")
+
+    def chunks():
+        with stream_boundary as span:
+            span.set_attribute("which", "inner")
+            yield "a"
+            yield "b"
+
+    with bind(RequestContext("acme-stream")), caplog.at_level(logging.ERROR):
+        with stream_boundary as outer:
+            outer.set_attribute("which", "outer")
+            gen, items = chunks(), []
+            while True:
+                try:
+                    items.append(contextvars.copy_context().run(next, gen))
+                except StopIteration:
+                    break
+            assert outer.is_recording()  # not ended by the stream's exit
+            with rt.tracer_provider.get_tracer("app").start_as_current_span("after the stream"):
+                pass
+    assert items == ["a", "b"] and _no_detach_errors(caplog), caplog.text
+    spans = {s.attributes.get("which", s.name): s for s in exp.get_finished_spans()}
+    assert set(spans) == {"inner", "outer", "after the stream"}
+    outer_id = spans["outer"].context.span_id
+    assert spans["inner"].parent.span_id == outer_id
+    assert spans["after the stream"].parent.span_id == outer_id
+    assert spans["outer"].end_time >= spans["after the stream"].end_time
+    tag = tag_for("test-key", "acme-stream")
+    assert all(s.attributes[TENANT] == tag for s in spans.values())
+
+
+def test_one_instance_around_a_handler_and_in_its_async_stream_read_in_new_tasks(flowmap_runtime, caplog):
+    """The same with ``async with`` and an async generator read with asyncio.wait_for,
+    which runs each step in a new task (a fresh copy of the context, Python 3.11)."""
+    import logging
+
+    _, exp = flowmap_runtime
+    stream_boundary = boundary("stream")
+
+    async def chunks():
+        async with stream_boundary as span:
+            span.set_attribute("which", "inner")
+            yield "a"
+            yield "b"
+
+    async def handler():
+        async with bind(RequestContext("acme-stream")):
+            async with stream_boundary as outer:
+                outer.set_attribute("which", "outer")
+                gen, items = chunks(), []
+                while True:
+                    try:
+                        items.append(await asyncio.wait_for(gen.__anext__(), 5))
+                    except StopAsyncIteration:
+                        break
+                return items, outer.is_recording()
+
+    with caplog.at_level(logging.ERROR):
+        assert asyncio.run(handler()) == (["a", "b"], True)
+    assert _no_detach_errors(caplog), caplog.text
+    spans = {s.attributes["which"]: s for s in exp.get_finished_spans()}
+    assert set(spans) == {"inner", "outer"}
+    assert spans["inner"].parent.span_id == spans["outer"].context.span_id
+
+
+def test_a_stream_stepped_first_in_the_request_then_in_fresh_copies_ends_its_span_quietly(flowmap_runtime, caplog):
+    """Its first chunk read in the request's own context (to send the headers), the rest
+    in fresh copies that inherit the entry: the exit in a copy cannot detach the span's
+    context (OpenTelemetry logged "Failed to detach context" with a traceback), and
+    need not: it went with the request's context. The span still ends."""
+    import contextvars
+    import logging
+
+    _, exp = flowmap_runtime
+
+    def chunks():
+        with boundary("stream", "push"):
+            yield "a"
+            yield "b"
+
+    with bind(RequestContext("acme-stream")), caplog.at_level(logging.ERROR):
+        gen = chunks()
+        items = [next(gen)]
+        while True:
+            try:
+                items.append(contextvars.copy_context().run(next, gen))
+            except StopIteration:
+                break
+    assert items == ["a", "b"] and _no_detach_errors(caplog), caplog.text
+    (span,) = exp.get_finished_spans()
+    assert span.name == "push" and span.attributes[TENANT] == tag_for("test-key", "acme-stream")
+
+
 # -- generators run their body when iterated, not when called --------------------------
 # A streaming response is often created inside the request's bind block and iterated
 # after it (or, worse, inside another request): the gate must judge the context bound
