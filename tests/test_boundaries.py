@@ -1,6 +1,7 @@
 """Boundaries: fail closed before the body runs, or record-and-continue; every callable shape."""
 
 import asyncio
+import functools
 
 import pytest
 from opentelemetry import trace
@@ -9,7 +10,7 @@ from opentelemetry.trace import SpanKind
 from flowmap import runtime
 from flowmap.attributes import BOUNDARY, SCOPED, TENANT, UNSCOPED
 from flowmap.boundaries import SWITCH_EVENT, UNSCOPED_EVENT, boundary, mark_scoped
-from flowmap.context import RequestContext, bind, current
+from flowmap.context import RequestContext, bind, current, current_or_none
 from flowmap.errors import ConfigError, MissingContextError, TenantSwitchError
 from flowmap.tagging import tag_for
 
@@ -556,6 +557,129 @@ def test_generator_exceptions_propagate_unchanged(flowmap_runtime):
         next(other)
     thrown = ValueError("from the consumer")
     assert other.throw(thrown) is thrown  # thrown in as is, even with nothing bound now
+
+
+# -- a generator returned by a sync callable ---------------------------------------------
+# A plain decorator (functools.wraps) around a generator function hides it: @boundary sees
+# an ordinary function. The generator it returns is gated at every step all the same.
+
+
+def _plain_deco(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _wrapped_shapes(ran, tracer=None):
+    @boundary("db", "rows", scoped=True)
+    @_plain_deco
+    def rows():
+        ran.append(getattr(current_or_none(), "tenant_id", None))
+        if tracer is not None:
+            with tracer.start_as_current_span("row read"):
+                pass
+        yield 1
+        yield 2
+
+    @boundary("vector", "arows", scoped=True)
+    @_plain_deco
+    async def arows():
+        ran.append(getattr(current_or_none(), "tenant_id", None))
+        if tracer is not None:
+            with tracer.start_as_current_span("row read"):
+                pass
+        yield 1
+        yield 2
+
+    async def consume(agen):
+        return [x async for x in agen]
+
+    return [(rows, list), (arows, lambda agen: asyncio.run(consume(agen)))]
+
+
+@pytest.mark.parametrize("shape", [0, 1], ids=["gen", "agen"])
+def test_a_wrapped_generator_iterated_after_its_bind_block_fails_closed(flowmap_runtime, shape):
+    _, exp = flowmap_runtime
+    ran = []
+    make, iterate = _wrapped_shapes(ran)[shape]
+    with bind(RequestContext("acme-bound")):
+        lazy = make()
+    with pytest.raises(MissingContextError):
+        iterate(lazy)
+    assert ran == []  # the body never ran unbound
+    (span,) = exp.get_finished_spans()
+    assert span.name == ("rows", "arows")[shape] and span.status.status_code.name == "ERROR"
+
+
+@pytest.mark.parametrize("shape", [0, 1], ids=["gen", "agen"])
+def test_a_wrapped_generator_iterated_for_another_tenant_is_refused(flowmap_runtime, shape):
+    _, exp = flowmap_runtime
+    ran = []
+    make, iterate = _wrapped_shapes(ran)[shape]
+    with bind(RequestContext("tenant-a")):
+        lazy = make()
+    with bind(RequestContext("tenant-b")):
+        with pytest.raises(TenantSwitchError):
+            iterate(lazy)
+    assert ran == []  # tenant-a's operation never ran for tenant-b
+    (span,) = exp.get_finished_spans()
+    assert span.status.status_code.name == "ERROR"
+
+
+@pytest.mark.parametrize("shape", [0, 1], ids=["gen", "agen"])
+def test_a_wrapped_generator_span_covers_its_body_and_is_its_parent(flowmap_runtime, shape):
+    rt, exp = flowmap_runtime
+    ran = []
+    make, iterate = _wrapped_shapes(ran, rt.tracer_provider.get_tracer("app"))[shape]
+    with bind(RequestContext("acme-bound", request_id="1")):
+        lazy = make()
+        assert not exp.get_finished_spans()  # not ended when the generator is made
+    with bind(RequestContext("acme-bound", request_id="2")):  # the same tenant: fine
+        assert iterate(lazy) == [1, 2]
+    assert ran == ["acme-bound"]
+    read, span = exp.get_finished_spans()
+    assert read.name == "row read" and read.parent.span_id == span.context.span_id
+    assert span.attributes[BOUNDARY] in ("db", "vector") and span.attributes[SCOPED] is True
+    assert span.attributes[TENANT] == read.attributes[TENANT] == tag_for("test-key", "acme-bound")
+    assert span.end_time >= read.end_time and span.status.status_code.name == "UNSET"
+
+
+@pytest.mark.parametrize("shape", [0, 1], ids=["gen", "agen"])
+def test_a_wrapped_generator_in_record_mode_is_marked_where_it_ran_unbound_or_switched(flowmap_runtime, shape):
+    _, exp = flowmap_runtime
+    runtime.set_boundary_mode("record")
+    ran = []
+    make, iterate = _wrapped_shapes(ran)[shape]
+    with bind(RequestContext("tenant-a")):
+        unbound, switched = make(), make()
+    assert iterate(unbound) == [1, 2]  # runs, recorded
+    with bind(RequestContext("tenant-b")):
+        assert iterate(switched) == [1, 2]
+    assert ran == [None, "tenant-b"]
+    first, second = exp.get_finished_spans()
+    assert first.attributes[UNSCOPED] is True and UNSCOPED_EVENT in [e.name for e in first.events]
+    assert [e.name for e in second.events] == [SWITCH_EVENT]
+
+
+def test_a_function_returning_a_generator_is_gated_when_it_runs(flowmap_runtime):
+    ran = []
+
+    def _rows():
+        ran.append(current().tenant_id)
+        yield 1
+
+    @boundary("db", "rows")
+    def rows():
+        return _rows()  # an ordinary function handing back another one's generator
+
+    with bind(RequestContext("tenant-a")):
+        lazy = rows()
+    with bind(RequestContext("tenant-b")):
+        with pytest.raises(TenantSwitchError):
+            list(lazy)
+    assert ran == []
 
 
 def test_boundary_above_classmethod_and_staticmethod_keeps_the_method_kind(flowmap_runtime):
