@@ -411,8 +411,8 @@ def _take_entry(
 
     The usual case — a ``with`` block whose entry is this context's and the owner's
     latest — is decided from the last items alone. ``opened`` is shared by threads: it
-    is read from a copy and changed only by one ``list.remove`` (entries compare by
-    identity: tokens, frames and spans have no ``__eq__``).
+    is read from a copy and changed only by one ``list.remove`` (no entry equals
+    another: each holds its own token, and tokens compare by identity).
     """
     stack = entered.get()
     try:
@@ -430,7 +430,7 @@ def _take_entry(
     try:
         opened.remove(entry)
     except ValueError:
-        return None  # (taken meanwhile by another thread's exit from the same frame)
+        return None  # (taken meanwhile by another exit)
     return entry
 
 
