@@ -22,9 +22,16 @@ marked with ``inspect.markcoroutinefunction`` (or asyncio's older marker, which
 ``asgiref``'s ``markcoroutinefunction`` sets before Python 3.12), and a
 ``functools.partial`` of any of these. They get an ``async def`` wrapper: gated when
 awaited, the span covers the awaited work. A sync callable that still returns an
-awaitable — a plain decorator (``functools.wraps``) around an ``async def`` — is gated
-when called, and then:
+awaitable or a generator — a plain decorator (``functools.wraps``) around an ``async
+def`` or a generator function, or a function that returns a generator — is gated when
+called, and then:
 
+* a generator or async generator is returned wrapped as one a generator function
+  decorated directly returns: gated again whenever its body is about to run (unbound,
+  or another tenant than at the call: refused, or marked in mode ``record``), the span —
+  the one started at the call, so tagged with the tenant bound then — current only
+  while the body runs and ended when it finishes (one never iterated never ends its
+  span, as a coroutine never awaited);
 * a coroutine is returned wrapped in one that runs it with the span current and ends the
   span when it finishes (one that is never awaited never ends its span, so no span is
   exported for it);
@@ -50,6 +57,7 @@ import inspect
 import logging
 import sys
 from collections.abc import Callable, Mapping
+from threading import get_ident
 from types import FrameType, TracebackType
 from typing import Any, TypeVar
 
@@ -59,7 +67,7 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 
 from . import attributes as A
 from . import runtime
-from .context import _BINDING, Binding
+from .context import _BINDING, Binding, _take_entry
 from .errors import ConfigError, MissingContextError, TenantSwitchError
 from .processors import keep_attributes
 
@@ -74,10 +82,15 @@ UNSCOPED_EVENT = "flowmap.unscoped"
 SWITCH_EVENT = "flowmap.tenant_switch"
 
 # Open context-manager boundaries of this task/thread: a shared Boundary instance may be
-# entered concurrently from many tasks, so its spans cannot live on the instance.
-_OPEN: contextvars.ContextVar[tuple[tuple[Any, Span, object, int], ...]] = contextvars.ContextVar(
+# entered concurrently from many tasks, so its spans cannot live on the instance. Each
+# entry: (boundary, entering frame, thread id, span, detach token, token of _HERE), in
+# this stack and in the instance's own list (see flowmap.context._take_entry).
+_OPEN: contextvars.ContextVar[tuple[tuple[Any, ...], ...]] = contextvars.ContextVar(
     "flowmap_open_boundaries", default=()
 )
+# Set at each entry for its token alone: resetting it succeeds only in the context the
+# entry was made in, which tells the exit whether the span's context can be detached.
+_HERE: contextvars.ContextVar[None] = contextvars.ContextVar("flowmap_boundary_here", default=None)
 
 _KINDS = {
     "http.server": SpanKind.SERVER,
@@ -133,9 +146,8 @@ class Boundary:
         #: the tracer of its spans; None: flowmap's own, as configured when a span starts
         #: (an instrumentation passes its own: its provider and instrumentation scope)
         self.tracer = tracer
-        # this instance's open context-manager entries (self, span, token, id of the
-        # entering frame), also in _OPEN: for an exit in another context, see _exit
-        self._entered: list[tuple[Any, Span, object, int]] = []
+        # this instance's open context-manager entries, every thread's (as in _OPEN)
+        self._entered: list[tuple[Any, ...]] = []
 
     # -- the gate and the span -------------------------------------------------------
     def _check(self) -> bool:
@@ -219,14 +231,17 @@ class Boundary:
             span.add_event(UNSCOPED_EVENT, {A.BOUNDARY: self.kind})
         return span
 
-    def _open(self, name: str) -> tuple[Span, object]:
-        """Gate, start the span and make it current. Returns (span, detach token)."""
+    def _gate(self, name: str) -> bool:
+        """:meth:`_check`, recording a refusal as a span before raising it."""
         try:
-            bound = self._check()
+            return self._check()
         except MissingContextError as err:
             self._record_refusal(name, err)
             raise
-        span = self._start(name, bound)
+
+    def _open(self, name: str) -> tuple[Span, object]:
+        """Gate, start the span and make it current. Returns (span, detach token)."""
+        span = self._start(name, self._gate(name))
         return span, otel_context.attach(trace.set_span_in_context(span))
 
     def _record_refusal(self, name: str, err: BaseException, bound: bool = False) -> None:
@@ -278,40 +293,27 @@ class Boundary:
 
     def _enter(self, caller: FrameType) -> Span:
         span, token = self._open(self.name or self.kind)
-        entry = (self, span, token, id(caller))
+        entry = (self, caller, get_ident(), span, token, _HERE.set(None))
         _OPEN.set((*_OPEN.get(), entry))
         self._entered.append(entry)
         return span
 
     def _exit(self, exc: BaseException | None, caller: FrameType) -> None:
-        stack = _OPEN.get()
-        for i in range(len(stack) - 1, -1, -1):
-            if stack[i][0] is self:
-                entry = stack[i]
-                _OPEN.set(stack[:i] + stack[i + 1 :])
-                self._forget(entry)
-                self._close(entry[1], entry[2], exc)
-                return
-        # Entered in another context: a sync generator stepped in a fresh copy of the
-        # context each time (Starlette's StreamingResponse runs each next() so). The span
-        # is the one this instance opened from the same frame (a generator keeps its frame
-        # across steps; a shared instance may have others open), else its newest; its
-        # context went with the copy it was attached in, so there is nothing to detach,
-        # but the span must end.
-        entered = list(self._entered)
-        frame = id(caller)
-        entry = next((e for e in reversed(entered) if e[3] == frame), entered[-1] if entered else None)
-        if entry is not None and self._forget(entry):
-            self._close(entry[1], None, exc)
-
-    def _forget(self, entry: tuple[Any, Span, object, int]) -> bool:
-        """Take ``entry`` off this instance's open ones; False if another thread did.
-        (One ``list.remove``: entries compare by identity, spans and tokens have no __eq__.)"""
+        # the entry this ``with`` statement made (see _take_entry): with a shared
+        # instance, one entered around a request and again inside a generator stepped in
+        # fresh copies of the context, the copy inherits the request's entry, which the
+        # generator's exit must not end
+        entry = _take_entry(self, self._entered, _OPEN, caller)
+        if entry is None:
+            return
+        span, token, here = entry[3:]
         try:
-            self._entered.remove(entry)
+            _HERE.reset(here)
         except ValueError:
-            return False
-        return True
+            # entered in another context (a generator stepped in a fresh copy each time):
+            # its span's context went with that copy, nothing to detach here
+            token = None
+        self._close(span, token, exc)
 
     # -- decorator -------------------------------------------------------------------
     def __call__(self, fn: F) -> F:
@@ -320,9 +322,9 @@ class Boundary:
             return type(fn)(self(fn.__func__))  # type: ignore[return-value]
         name = self.name or _callable_name(fn) or self.kind
         if inspect.isasyncgenfunction(fn):
-            return self._wrap_asyncgen(fn, name)  # type: ignore[return-value]
+            return self._wrap_generator(fn, name, self._agen)  # type: ignore[return-value]
         if inspect.isgeneratorfunction(fn):
-            return self._wrap_gen(fn, name)  # type: ignore[return-value]
+            return self._wrap_generator(fn, name, self._gen)  # type: ignore[return-value]
         if _is_async_callable(fn):
 
             @functools.wraps(fn)
@@ -341,6 +343,7 @@ class Boundary:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             span, token = self._open(name)
+            created = _BINDING.get()
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
@@ -349,6 +352,10 @@ class Boundary:
             if inspect.iscoroutine(result):  # a sync wrapper around async work
                 otel_context.detach(token)
                 return self._run_coroutine(span, result)
+            drive = self._driver(result)
+            if drive is not None:  # a sync wrapper around a generator function
+                otel_context.detach(token)
+                return drive(name, created, result, span)
             if asyncio.isfuture(result) and not result.done():
                 otel_context.detach(token)
                 result.add_done_callback(functools.partial(_end_with, span))
@@ -369,122 +376,123 @@ class Boundary:
         self._close(span, token, None)
         return result
 
-    def _wrap_gen(self, fn: Callable[..., Any], name: str) -> Callable[..., Any]:
-        """Gate at call time and again whenever the body is about to run (see the module
+    def _wrap_generator(self, fn: Callable[..., Any], name: str, drive: Callable[..., Any]) -> Callable[..., Any]:
+        """A generator function's wrapper: gated at call time, and again by ``drive``
+        (:meth:`_gen` or :meth:`_agen`) whenever the body is about to run."""
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            self._gate(name)
+            return drive(name, _BINDING.get(), fn(*args, **kwargs))
+
+        return wrapper
+
+    def _driver(self, result: Any) -> Callable[..., Any] | None:
+        """:meth:`_gen` for a generator a sync callable returned, :meth:`_agen` for an
+        async one, else None (a generator-based coroutine is an awaitable: returned as is)."""
+        if inspect.isgenerator(result):
+            return None if result.gi_code.co_flags & inspect.CO_ITERABLE_COROUTINE else self._gen
+        return self._agen if inspect.isasyncgen(result) else None
+
+    def _begin(self, name: str, created: Binding | None, span: Span | None) -> tuple[Span, Binding | None, bool]:
+        """A generator body about to run for the first time: (its span, the binding it
+        runs for, whether its first step is gated as a resume). A span started when the
+        generator was made is kept, and the first step is judged against what was bound
+        then; else the first step is gated here and the span starts now."""
+        if span is not None:
+            return span, created, True
+        first, switched = self._gate_step(name, created)
+        span = self._start(name, first is not None)
+        if switched:
+            span.add_event(SWITCH_EVENT, {A.BOUNDARY: self.kind})
+        return span, first, False
+
+    def _gen(self, name: str, created: Binding | None, gen: Any, span: Span | None = None) -> Any:
+        """Run generator ``gen`` gated whenever its body is about to run (see the module
         docstring); the span lives from first step to exhaustion, and is current only
-        while the generator body runs (never leaks into the consumer between yields)."""
+        while the body runs (never leaks into the consumer between yields).
 
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                self._check()
-            except MissingContextError as err:
-                self._record_refusal(name, err)
-                raise
-            return _gen(_BINDING.get(), args, kwargs)
-
-        def _gen(created: Binding | None, args: Any, kwargs: Any) -> Any:
-            first, switched = self._gate_step(name, created)
-            span = self._start(name, first is not None)
-            if switched:
-                span.add_event(SWITCH_EVENT, {A.BOUNDARY: self.kind})
-            span_ctx = trace.set_span_in_context(span)
-            exc: BaseException | None = None
-            flagged = [False, False]  # marked unscoped / switched mid-stream (record mode)
-            try:
-                gen = fn(*args, **kwargs)
-                send_value: Any = None
-                throw: BaseException | None = None
-                started = False
-                while True:
-                    if throw is None and started and _BINDING.get() is not first:
-                        refused = self._regate(span, first, flagged)
-                        if refused is not None:
-                            gen.close()
-                            raise refused
-                    started = True
-                    token = otel_context.attach(span_ctx)
-                    try:
-                        item = gen.throw(throw) if throw is not None else gen.send(send_value)
-                    except StopIteration as stop:
-                        return stop.value
-                    finally:
-                        otel_context.detach(token)
-                    throw = None
-                    try:
-                        send_value = yield item
-                    except GeneratorExit:
+        ``created``: what was bound when ``gen`` was made. ``span``: one already started
+        when it was made (a sync callable that returned ``gen``), else it starts at the
+        first step, gated then as a function is."""
+        span, first, started = self._begin(name, created, span)
+        span_ctx = trace.set_span_in_context(span)
+        exc: BaseException | None = None
+        flagged = [False, False]  # marked unscoped / switched mid-stream (record mode)
+        try:
+            send_value: Any = None
+            throw: BaseException | None = None
+            while True:
+                if throw is None and started and _BINDING.get() is not first:
+                    refused = self._regate(span, first, flagged)
+                    if refused is not None:
                         gen.close()
-                        raise
-                    except BaseException as e:  # noqa: BLE001 - forwarded into the body
-                        throw = e
-            except BaseException as e:
-                exc = e
-                raise
-            finally:
-                if exc is not None and not isinstance(exc, GeneratorExit):
-                    span.record_exception(exc)
-                    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                span.end()
+                        raise refused
+                started = True
+                token = otel_context.attach(span_ctx)
+                try:
+                    item = gen.throw(throw) if throw is not None else gen.send(send_value)
+                except StopIteration as stop:
+                    return stop.value
+                finally:
+                    otel_context.detach(token)
+                throw = None
+                try:
+                    send_value = yield item
+                except GeneratorExit:
+                    gen.close()
+                    raise
+                except BaseException as e:  # noqa: BLE001 - forwarded into the body
+                    throw = e
+        except BaseException as e:
+            exc = e
+            raise
+        finally:
+            if exc is not None and not isinstance(exc, GeneratorExit):
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            span.end()
 
-        return wrapper
-
-    def _wrap_asyncgen(self, fn: Callable[..., Any], name: str) -> Callable[..., Any]:
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                self._check()
-            except MissingContextError as err:
-                self._record_refusal(name, err)
-                raise
-            return _agen(_BINDING.get(), args, kwargs)
-
-        async def _agen(created: Binding | None, args: Any, kwargs: Any) -> Any:
-            first, switched = self._gate_step(name, created)
-            span = self._start(name, first is not None)
-            if switched:
-                span.add_event(SWITCH_EVENT, {A.BOUNDARY: self.kind})
-            span_ctx = trace.set_span_in_context(span)
-            exc: BaseException | None = None
-            flagged = [False, False]  # marked unscoped / switched mid-stream (record mode)
-            try:
-                agen = fn(*args, **kwargs)
-                send_value: Any = None
-                throw: BaseException | None = None
-                started = False
-                while True:
-                    if throw is None and started and _BINDING.get() is not first:
-                        refused = self._regate(span, first, flagged)
-                        if refused is not None:
-                            await agen.aclose()
-                            raise refused
-                    started = True
-                    token = otel_context.attach(span_ctx)
-                    try:
-                        step = agen.athrow(throw) if throw is not None else agen.asend(send_value)
-                        item = await step
-                    except StopAsyncIteration:
-                        return
-                    finally:
-                        otel_context.detach(token)
-                    throw = None
-                    try:
-                        send_value = yield item
-                    except GeneratorExit:
+    async def _agen(self, name: str, created: Binding | None, agen: Any, span: Span | None = None) -> Any:
+        """:meth:`_gen` for an async generator."""
+        span, first, started = self._begin(name, created, span)
+        span_ctx = trace.set_span_in_context(span)
+        exc: BaseException | None = None
+        flagged = [False, False]  # marked unscoped / switched mid-stream (record mode)
+        try:
+            send_value: Any = None
+            throw: BaseException | None = None
+            while True:
+                if throw is None and started and _BINDING.get() is not first:
+                    refused = self._regate(span, first, flagged)
+                    if refused is not None:
                         await agen.aclose()
-                        raise
-                    except BaseException as e:  # noqa: BLE001
-                        throw = e
-            except BaseException as e:
-                exc = e
-                raise
-            finally:
-                if exc is not None and not isinstance(exc, GeneratorExit):
-                    span.record_exception(exc)
-                    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                span.end()
-
-        return wrapper
+                        raise refused
+                started = True
+                token = otel_context.attach(span_ctx)
+                try:
+                    step = agen.athrow(throw) if throw is not None else agen.asend(send_value)
+                    item = await step
+                except StopAsyncIteration:
+                    return
+                finally:
+                    otel_context.detach(token)
+                throw = None
+                try:
+                    send_value = yield item
+                except GeneratorExit:
+                    await agen.aclose()
+                    raise
+                except BaseException as e:  # noqa: BLE001
+                    throw = e
+        except BaseException as e:
+            exc = e
+            raise
+        finally:
+            if exc is not None and not isinstance(exc, GeneratorExit):
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            span.end()
 
 
 def _is_async_callable(fn: Any) -> bool:

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import contextvars
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from types import TracebackType
+from threading import get_ident
+from types import FrameType, TracebackType
 from typing import Any
 
 from opentelemetry import baggage as otel_baggage
@@ -263,17 +265,19 @@ class _Bind:
 
     One object may be entered many times — one after the other, nested, or by
     concurrent tasks or threads at once (a per-tenant scope built once and shared) — so
-    nothing about an entry lives on the instance alone: each entry's tokens are recorded
-    in the entering context (``_ENTERED``, a contextvar), and each exit undoes exactly
-    what its own entry did, in the context that exits. ``_open`` lists the entries not
-    yet exited, for an exit that runs in another context than its entry (e.g. a
-    fixture's teardown in another task), which falls back to the latest open entry.
+    nothing about an entry lives on the instance alone: each entry records the frame
+    that entered it (the ``with`` statement's), its thread and its tokens, in the
+    instance's list of open entries and in the entering context (``_ENTERED``, a
+    contextvar), and each exit undoes the entry :func:`_take_entry` picks for it — the
+    one its own ``with`` statement made, also when a generator's steps run in fresh
+    copies of the context or in other threads, and never another thread's.
     """
 
     __slots__ = ("_binding", "_allow_switch", "_open", "_baggage")
 
-    # (bind object, entry) for every entry made in this context and not exited yet
-    _ENTERED: contextvars.ContextVar[tuple[tuple[_Bind, tuple[Any, Any, Any]], ...]] = contextvars.ContextVar(
+    # every entry made in this context and not exited yet:
+    # (bind object, entering frame, thread id, binding token, otel token, binding)
+    _ENTERED: contextvars.ContextVar[tuple[_Entry, ...]] = contextvars.ContextVar(
         "flowmap_bind_entries", default=()
     )
 
@@ -281,7 +285,7 @@ class _Bind:
         self._binding = binding
         self._allow_switch = allow_switch
         self._baggage = baggage  # also attach an OpenTelemetry context with the tag in baggage
-        self._open: list[tuple[Any, Any, Any]] = []  # (binding token, otel token, binding) per open entry
+        self._open: list[_Entry] = []  # the open entries, every thread's (see _take_entry)
 
     def _check_switch(self, outer: Binding) -> None:
         new = self._binding
@@ -305,6 +309,9 @@ class _Bind:
             )
 
     def __enter__(self) -> RequestContext | None:
+        return self._enter(sys._getframe(1))
+
+    def _enter(self, frame: FrameType) -> RequestContext | None:
         binding = self._binding
         outer = _BINDING.get()
         if outer is not None:
@@ -323,34 +330,10 @@ class _Bind:
                 otel_token = otel_context.attach(otel_baggage.set_baggage(A.BAGGAGE_KEY, tag))
             except Exception:  # noqa: BLE001 - telemetry must not break the request
                 otel_token = None
-        entry = (token, otel_token, binding)
+        entry = (self, frame, get_ident(), token, otel_token, binding)
         self._open.append(entry)
-        _Bind._ENTERED.set((*_Bind._ENTERED.get(), (self, entry)))
+        _Bind._ENTERED.set((*_Bind._ENTERED.get(), entry))
         return binding.ctx
-
-    def _take_entry(self) -> tuple[Any, Any, Any] | None:
-        """The entry this exit undoes: this context's latest open one, else the latest."""
-        open_entries = self._open
-        if not open_entries:
-            return None
-        stack = _Bind._ENTERED.get()
-        for i in range(len(stack) - 1, -1, -1):
-            owner, entry = stack[i]
-            if owner is self:
-                if entry not in open_entries:  # tokens compare by identity
-                    continue  # already exited from another context: stale here
-                _Bind._ENTERED.set(stack[:i] + stack[i + 1 :])
-                break
-        else:  # exited in another context than its entry
-            try:
-                entry = open_entries[-1]
-            except IndexError:
-                return None
-        try:
-            open_entries.remove(entry)  # one atomic list operation (threads share the object)
-        except ValueError:
-            return None  # another thread's exit took it first
-        return entry
 
     def __exit__(
         self,
@@ -358,10 +341,13 @@ class _Bind:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        entry = self._take_entry()
+        self._exit(sys._getframe(1))
+
+    def _exit(self, frame: FrameType) -> None:
+        entry = _take_entry(self, self._open, _Bind._ENTERED, frame)
         if entry is None:
             return
-        token, otel_token, bound = entry
+        token, otel_token, bound = entry[3:]
         try:
             _BINDING.reset(token)
         except ValueError:
@@ -384,8 +370,10 @@ class _Bind:
             except Exception:  # noqa: BLE001
                 pass
 
+    # the frames are taken here, not in __enter__/__exit__ called from these: the
+    # ``async with`` statement's frame, the same at entry and exit
     async def __aenter__(self) -> RequestContext | None:
-        return self.__enter__()
+        return self._enter(sys._getframe(1))
 
     async def __aexit__(
         self,
@@ -393,7 +381,76 @@ class _Bind:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.__exit__(exc_type, exc, tb)
+        self._exit(sys._getframe(1))
+
+
+# An open entry of a context manager that one object may have entered many times at once
+# (a shared bind() scope, a shared Boundary): (owner, entering frame, thread id, what the
+# owner needs to undo it...). The frame object itself, not its id: an open entry keeps
+# it alive, so no other frame can be mistaken for it.
+_Entry = tuple[Any, ...]
+
+
+def _take_entry(
+    owner: Any, opened: list[_Entry], entered: contextvars.ContextVar[tuple[_Entry, ...]], frame: FrameType
+) -> _Entry | None:
+    """Take the entry an exit of ``owner`` from ``frame`` undoes off ``opened`` (the
+    owner's open entries, every thread's) and off ``entered`` (this context's entries,
+    every owner's); None when there is none to take.
+
+    1. The latest open entry made from ``frame``: the ``with`` statement being left
+       (one frame's blocks close innermost first). A generator keeps its frame across
+       its steps whichever context copy or thread runs them (Starlette/anyio step a
+       streaming response's iterator in a fresh copy each time), so its exit finds its
+       own entry, not the caller's that the copy inherited, nor another thread's.
+    2. Else this context's latest open entry of ``owner`` made in this thread (entered
+       and left from different frames in one context: ``contextlib.ExitStack``).
+    3. Else the latest open entry of ``owner`` made in this thread.
+    4. Else None: another thread's entry is never taken (that thread's own exit undoes
+       it; taking it left that thread bound after its block).
+
+    The usual case — a ``with`` block whose entry is this context's and the owner's
+    latest — is decided from the last items alone. ``opened`` is shared by threads: it
+    is read from a copy and changed only by one ``list.remove`` (no entry equals
+    another: each holds its own token, and tokens compare by identity).
+    """
+    stack = entered.get()
+    try:
+        entry = opened[-1]
+    except IndexError:
+        return None
+    if stack and stack[-1] is entry and entry[1] is frame:
+        entered.set(stack[:-1])
+    else:
+        entry, kept = _pick_entry(owner, opened[:], stack, frame)
+        if kept is not stack:
+            entered.set(kept)
+        if entry is None:
+            return None
+    try:
+        opened.remove(entry)
+    except ValueError:
+        return None  # (taken meanwhile by another exit)
+    return entry
+
+
+def _pick_entry(
+    owner: Any, opened: list[_Entry], stack: tuple[_Entry, ...], frame: FrameType
+) -> tuple[_Entry | None, tuple[_Entry, ...]]:
+    """:func:`_take_entry`'s rules beyond the usual case: (the entry or None, this
+    context's stack without it and without the owner's entries already taken elsewhere)."""
+    entry = next((e for e in reversed(opened) if e[1] is frame), None)
+    if entry is None:
+        thread = get_ident()
+        mine = [e for e in stack if e[0] is owner and e[2] == thread and _among(e, opened)]
+        entry = mine[-1] if mine else next((e for e in reversed(opened) if e[2] == thread), None)
+    if not any(e[0] is owner and (e is entry or not _among(e, opened)) for e in stack):
+        return entry, stack
+    return entry, tuple(e for e in stack if e[0] is not owner or (e is not entry and _among(e, opened)))
+
+
+def _among(entry: _Entry, entries: list[_Entry]) -> bool:
+    return any(e is entry for e in entries)
 
 
 def _stamp_entry(binding: Binding) -> None:

@@ -1,6 +1,7 @@
 """Boundaries: fail closed before the body runs, or record-and-continue; every callable shape."""
 
 import asyncio
+import functools
 
 import pytest
 from opentelemetry import trace
@@ -9,7 +10,7 @@ from opentelemetry.trace import SpanKind
 from flowmap import runtime
 from flowmap.attributes import BOUNDARY, SCOPED, TENANT, UNSCOPED
 from flowmap.boundaries import SWITCH_EVENT, UNSCOPED_EVENT, boundary, mark_scoped
-from flowmap.context import RequestContext, bind, current
+from flowmap.context import RequestContext, bind, current, current_or_none
 from flowmap.errors import ConfigError, MissingContextError, TenantSwitchError
 from flowmap.tagging import tag_for
 
@@ -284,6 +285,112 @@ def test_context_manager_in_a_generator_stepped_in_fresh_context_copies_ends_its
     assert [s.name for s in exp.get_finished_spans()] == ["inner", "outer"]
 
 
+def _no_detach_errors(caplog):
+    return not [r for r in caplog.records if "detach" in r.getMessage().lower()]
+
+
+def test_one_instance_around_a_request_and_in_its_stream_ends_each_span_at_its_own_exit(flowmap_runtime, caplog):
+    """A boundary declared once and used around a request and again inside the streaming
+    generator it returns, stepped in fresh copies of the context: the generator's exit
+    took the request's entry (inherited by the copy) and ended the request's span early;
+    the generator's own span was never exported."""
+    import contextvars
+    import logging
+
+    rt, exp = flowmap_runtime
+    stream_boundary = boundary("stream")
+
+    def chunks():
+        with stream_boundary as span:
+            span.set_attribute("which", "inner")
+            yield "a"
+            yield "b"
+
+    with bind(RequestContext("acme-stream")), caplog.at_level(logging.ERROR):
+        with stream_boundary as outer:
+            outer.set_attribute("which", "outer")
+            gen, items = chunks(), []
+            while True:
+                try:
+                    items.append(contextvars.copy_context().run(next, gen))
+                except StopIteration:
+                    break
+            assert outer.is_recording()  # not ended by the stream's exit
+            with rt.tracer_provider.get_tracer("app").start_as_current_span("after the stream"):
+                pass
+    assert items == ["a", "b"] and _no_detach_errors(caplog), caplog.text
+    spans = {s.attributes.get("which", s.name): s for s in exp.get_finished_spans()}
+    assert set(spans) == {"inner", "outer", "after the stream"}
+    outer_id = spans["outer"].context.span_id
+    assert spans["inner"].parent.span_id == outer_id
+    assert spans["after the stream"].parent.span_id == outer_id
+    assert spans["outer"].end_time >= spans["after the stream"].end_time
+    tag = tag_for("test-key", "acme-stream")
+    assert all(s.attributes[TENANT] == tag for s in spans.values())
+
+
+def test_one_instance_around_a_handler_and_in_its_async_stream_read_in_new_tasks(flowmap_runtime, caplog):
+    """The same with ``async with`` and an async generator read with asyncio.wait_for,
+    which runs each step in a new task (a fresh copy of the context, Python 3.11)."""
+    import logging
+
+    _, exp = flowmap_runtime
+    stream_boundary = boundary("stream")
+
+    async def chunks():
+        async with stream_boundary as span:
+            span.set_attribute("which", "inner")
+            yield "a"
+            yield "b"
+
+    async def handler():
+        async with bind(RequestContext("acme-stream")):
+            async with stream_boundary as outer:
+                outer.set_attribute("which", "outer")
+                gen, items = chunks(), []
+                while True:
+                    try:
+                        items.append(await asyncio.wait_for(gen.__anext__(), 5))
+                    except StopAsyncIteration:
+                        break
+                return items, outer.is_recording()
+
+    with caplog.at_level(logging.ERROR):
+        assert asyncio.run(handler()) == (["a", "b"], True)
+    assert _no_detach_errors(caplog), caplog.text
+    spans = {s.attributes["which"]: s for s in exp.get_finished_spans()}
+    assert set(spans) == {"inner", "outer"}
+    assert spans["inner"].parent.span_id == spans["outer"].context.span_id
+
+
+def test_a_stream_stepped_first_in_the_request_then_in_fresh_copies_ends_its_span_quietly(flowmap_runtime, caplog):
+    """Its first chunk read in the request's own context (to send the headers), the rest
+    in fresh copies that inherit the entry: the exit in a copy cannot detach the span's
+    context (OpenTelemetry logged "Failed to detach context" with a traceback), and
+    need not: it went with the request's context. The span still ends."""
+    import contextvars
+    import logging
+
+    _, exp = flowmap_runtime
+
+    def chunks():
+        with boundary("stream", "push"):
+            yield "a"
+            yield "b"
+
+    with bind(RequestContext("acme-stream")), caplog.at_level(logging.ERROR):
+        gen = chunks()
+        items = [next(gen)]
+        while True:
+            try:
+                items.append(contextvars.copy_context().run(next, gen))
+            except StopIteration:
+                break
+    assert items == ["a", "b"] and _no_detach_errors(caplog), caplog.text
+    (span,) = exp.get_finished_spans()
+    assert span.name == "push" and span.attributes[TENANT] == tag_for("test-key", "acme-stream")
+
+
 # -- generators run their body when iterated, not when called --------------------------
 # A streaming response is often created inside the request's bind block and iterated
 # after it (or, worse, inside another request): the gate must judge the context bound
@@ -450,6 +557,129 @@ def test_generator_exceptions_propagate_unchanged(flowmap_runtime):
         next(other)
     thrown = ValueError("from the consumer")
     assert other.throw(thrown) is thrown  # thrown in as is, even with nothing bound now
+
+
+# -- a generator returned by a sync callable ---------------------------------------------
+# A plain decorator (functools.wraps) around a generator function hides it: @boundary sees
+# an ordinary function. The generator it returns is gated at every step all the same.
+
+
+def _plain_deco(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _wrapped_shapes(ran, tracer=None):
+    @boundary("db", "rows", scoped=True)
+    @_plain_deco
+    def rows():
+        ran.append(getattr(current_or_none(), "tenant_id", None))
+        if tracer is not None:
+            with tracer.start_as_current_span("row read"):
+                pass
+        yield 1
+        yield 2
+
+    @boundary("vector", "arows", scoped=True)
+    @_plain_deco
+    async def arows():
+        ran.append(getattr(current_or_none(), "tenant_id", None))
+        if tracer is not None:
+            with tracer.start_as_current_span("row read"):
+                pass
+        yield 1
+        yield 2
+
+    async def consume(agen):
+        return [x async for x in agen]
+
+    return [(rows, list), (arows, lambda agen: asyncio.run(consume(agen)))]
+
+
+@pytest.mark.parametrize("shape", [0, 1], ids=["gen", "agen"])
+def test_a_wrapped_generator_iterated_after_its_bind_block_fails_closed(flowmap_runtime, shape):
+    _, exp = flowmap_runtime
+    ran = []
+    make, iterate = _wrapped_shapes(ran)[shape]
+    with bind(RequestContext("acme-bound")):
+        lazy = make()
+    with pytest.raises(MissingContextError):
+        iterate(lazy)
+    assert ran == []  # the body never ran unbound
+    (span,) = exp.get_finished_spans()
+    assert span.name == ("rows", "arows")[shape] and span.status.status_code.name == "ERROR"
+
+
+@pytest.mark.parametrize("shape", [0, 1], ids=["gen", "agen"])
+def test_a_wrapped_generator_iterated_for_another_tenant_is_refused(flowmap_runtime, shape):
+    _, exp = flowmap_runtime
+    ran = []
+    make, iterate = _wrapped_shapes(ran)[shape]
+    with bind(RequestContext("tenant-a")):
+        lazy = make()
+    with bind(RequestContext("tenant-b")):
+        with pytest.raises(TenantSwitchError):
+            iterate(lazy)
+    assert ran == []  # tenant-a's operation never ran for tenant-b
+    (span,) = exp.get_finished_spans()
+    assert span.status.status_code.name == "ERROR"
+
+
+@pytest.mark.parametrize("shape", [0, 1], ids=["gen", "agen"])
+def test_a_wrapped_generator_span_covers_its_body_and_is_its_parent(flowmap_runtime, shape):
+    rt, exp = flowmap_runtime
+    ran = []
+    make, iterate = _wrapped_shapes(ran, rt.tracer_provider.get_tracer("app"))[shape]
+    with bind(RequestContext("acme-bound", request_id="1")):
+        lazy = make()
+        assert not exp.get_finished_spans()  # not ended when the generator is made
+    with bind(RequestContext("acme-bound", request_id="2")):  # the same tenant: fine
+        assert iterate(lazy) == [1, 2]
+    assert ran == ["acme-bound"]
+    read, span = exp.get_finished_spans()
+    assert read.name == "row read" and read.parent.span_id == span.context.span_id
+    assert span.attributes[BOUNDARY] in ("db", "vector") and span.attributes[SCOPED] is True
+    assert span.attributes[TENANT] == read.attributes[TENANT] == tag_for("test-key", "acme-bound")
+    assert span.end_time >= read.end_time and span.status.status_code.name == "UNSET"
+
+
+@pytest.mark.parametrize("shape", [0, 1], ids=["gen", "agen"])
+def test_a_wrapped_generator_in_record_mode_is_marked_where_it_ran_unbound_or_switched(flowmap_runtime, shape):
+    _, exp = flowmap_runtime
+    runtime.set_boundary_mode("record")
+    ran = []
+    make, iterate = _wrapped_shapes(ran)[shape]
+    with bind(RequestContext("tenant-a")):
+        unbound, switched = make(), make()
+    assert iterate(unbound) == [1, 2]  # runs, recorded
+    with bind(RequestContext("tenant-b")):
+        assert iterate(switched) == [1, 2]
+    assert ran == [None, "tenant-b"]
+    first, second = exp.get_finished_spans()
+    assert first.attributes[UNSCOPED] is True and UNSCOPED_EVENT in [e.name for e in first.events]
+    assert [e.name for e in second.events] == [SWITCH_EVENT]
+
+
+def test_a_function_returning_a_generator_is_gated_when_it_runs(flowmap_runtime):
+    ran = []
+
+    def _rows():
+        ran.append(current().tenant_id)
+        yield 1
+
+    @boundary("db", "rows")
+    def rows():
+        return _rows()  # an ordinary function handing back another one's generator
+
+    with bind(RequestContext("tenant-a")):
+        lazy = rows()
+    with bind(RequestContext("tenant-b")):
+        with pytest.raises(TenantSwitchError):
+            list(lazy)
+    assert ran == []
 
 
 def test_boundary_above_classmethod_and_staticmethod_keeps_the_method_kind(flowmap_runtime):

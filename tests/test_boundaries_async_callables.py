@@ -223,3 +223,29 @@ def test_other_awaitables_are_returned_unchanged(flowmap_runtime):
 
     assert asyncio.run(main()) == "done"
     assert exp.get_finished_spans()[0].name == "returns-awaitable"
+
+
+def test_a_generator_based_coroutine_is_returned_unchanged(flowmap_runtime):
+    """A generator is driven as one (gated at every step); one that is a coroutine
+    (``types.coroutine``) is awaited, not iterated, and stays awaitable."""
+    import types
+
+    _, exp = flowmap_runtime
+
+    @types.coroutine
+    def legacy():
+        yield  # one turn of the event loop
+        return "legacy"
+
+    @boundary("tool", "returns-legacy-coroutine")
+    def get():
+        return legacy()
+
+    async def main():
+        with bind(RequestContext(RAW)):
+            aw = get()
+            assert inspect.isgenerator(aw)  # as is
+            return await aw
+
+    assert asyncio.run(main()) == "legacy"
+    assert exp.get_finished_spans()[0].name == "returns-legacy-coroutine"

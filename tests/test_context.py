@@ -6,6 +6,7 @@ import pytest
 from opentelemetry import baggage
 
 from flowmap import runtime
+from flowmap.attributes import TENANT
 from flowmap.context import (
     InvalidContextError,
     RequestContext,
@@ -294,6 +295,153 @@ def test_reused_evidence_scope_does_not_keep_another_entrys_authority(tagger):
         with pytest.raises(MissingContextError):
             current()
     assert current_or_none() is None
+
+
+# A shared scope re-entered inside a generator whose steps run in fresh copies of the
+# context (Starlette/anyio step a streaming response so): the generator's exit undid the
+# caller's entry (which the copy inherits), or another thread's, and that thread stayed
+# bound to the tenant after its block — the next job on that reused worker thread was
+# tagged as the previous tenant, and nothing in the trace said so.
+
+
+def _step_in_a_fresh_copy(gen):
+    """One next() as Starlette steps a sync streaming body: in a fresh copy of the context."""
+    import contextvars
+
+    return contextvars.copy_context().run(next, gen)
+
+
+def _stepped_in_fresh_copies(gen):
+    """Exhaust ``gen``, each step in a fresh copy of the context."""
+    items = []
+    while True:
+        try:
+            items.append(_step_in_a_fresh_copy(gen))
+        except StopIteration:
+            return items
+
+
+def test_a_shared_scope_in_a_stream_leaves_another_threads_entry_alone(flowmap_runtime):
+    import concurrent.futures
+    import threading
+
+    rt, exp = flowmap_runtime
+    tracer = rt.tracer_provider.get_tracer("app")
+    scope = bind(RequestContext(RAW))  # the per-tenant scope, built once and shared
+    worker = concurrent.futures.ThreadPoolExecutor(max_workers=1)  # one reused thread
+    worker_inside, stream_done = threading.Event(), threading.Event()
+
+    def job():
+        with scope:
+            worker_inside.set()
+            stream_done.wait(5)
+        return current_or_none(), baggage.get_all()
+
+    def next_job():  # another job on that thread, which binds no tenant
+        with tracer.start_as_current_span("unbound job"):
+            return current_or_none()
+
+    def chunks():
+        with scope:  # the stream re-binds its tenant
+            yield 1
+            worker_inside.wait(5)
+            yield 2
+
+    try:
+        with bind(RequestContext(RAW)):  # the request
+            stream = chunks()
+            first = _step_in_a_fresh_copy(stream)  # entered in one copy...
+            job_done = worker.submit(job)
+            assert worker_inside.wait(5)
+            rest = _stepped_in_fresh_copies(stream)  # ...left in another, while the worker is inside
+            stream_done.set()
+        assert [first, *rest] == [1, 2]
+        assert job_done.result(5) == (None, {})  # the worker is unbound after its block
+        assert worker.submit(next_job).result(5) is None
+    finally:
+        stream_done.set()
+        worker.shutdown()
+    (span,) = [s for s in exp.get_finished_spans() if s.name == "unbound job"]
+    assert TENANT not in span.attributes  # not tagged as the previous job's tenant
+    assert current_or_none() is None
+
+
+def test_a_shared_scope_around_a_job_and_in_its_stream_unbinds_at_the_end_of_the_job(flowmap_runtime):
+    rt, exp = flowmap_runtime
+    tracer = rt.tracer_provider.get_tracer("app")
+    scopes = {raw: bind(RequestContext(raw)) for raw in (RAW, "tenant-ctx-other-43")}
+
+    def chunks():
+        with scopes[RAW]:  # the same object as around the job
+            yield current().tenant_id
+            yield current().tenant_id
+
+    with scopes[RAW]:
+        assert _stepped_in_fresh_copies(chunks()) == [RAW, RAW]
+        assert current().tenant_id == RAW  # the job's own entry is still open
+    assert current_or_none() is None and baggage.get_all() == {}
+    with tracer.start_as_current_span("housekeeping"):  # the next job, no tenant
+        pass
+    (span,) = exp.get_finished_spans()
+    assert TENANT not in span.attributes
+    with scopes["tenant-ctx-other-43"]:  # and another tenant's job is no "switch"
+        assert current().tenant_id == "tenant-ctx-other-43"
+
+
+def test_a_shared_scope_in_an_async_generator_read_in_new_tasks_unbinds_the_handler(tagger):
+    """``async with`` records the frame of the ``async with`` statement (not of
+    ``__aenter__``): the async generator's exit, run in a new task by each
+    ``asyncio.wait_for`` (Python 3.11), finds its own entry, not the handler's."""
+    scope = bind(RequestContext(RAW))
+
+    async def chunks():
+        async with scope:
+            yield 1
+            yield 2
+
+    async def handler():
+        async with scope:
+            stream = chunks()
+            items = []
+            while True:
+                try:
+                    items.append(await asyncio.wait_for(stream.__anext__(), 5))
+                except StopAsyncIteration:
+                    break
+            assert current().tenant_id == RAW
+        return items, current_or_none(), baggage.get_all()
+
+    assert asyncio.run(handler()) == ([1, 2], None, {})
+
+
+def test_a_shared_scope_entered_and_left_by_an_exit_stack(tagger):
+    """Entered and left from different frames (ExitStack's own) in one context: the exit
+    undoes this context's entry, also while other threads hold entries of the scope."""
+    import contextlib
+    import threading
+
+    scope = bind(RequestContext(RAW))
+    inside, release = threading.Event(), threading.Event()
+    seen = []
+
+    def other_thread():
+        with scope:
+            inside.set()
+            release.wait(5)
+        seen.append(current_or_none())
+
+    t = threading.Thread(target=other_thread)
+    t.start()
+    assert inside.wait(5)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(scope)
+        with contextlib.ExitStack() as inner:
+            inner.enter_context(scope)
+        assert current().tenant_id == RAW
+    assert current_or_none() is None and baggage.get_all() == {}
+    release.set()
+    t.join(5)
+    assert seen == [None]
 
 
 def _what_the_worker_sees(_: int) -> tuple[bool, dict]:
