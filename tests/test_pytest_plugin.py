@@ -797,7 +797,7 @@ def test_spans_tagged_by_the_apps_own_set_up_are_judged_under_the_tests_key(app:
     )
     result = app.runpytest_subprocess()
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*_ test_switched_tenant _*", "*(cross-tenant)*", "*agent.run → ✗ GET /orders*"])
+    result.stdout.fnmatch_lines(["*_ test_switched_tenant _*", "*(cross-tenant)*", "*pytest: agent.run → ✗ agent-api: GET /orders*"])
     _no_raw_ids(result.stdout.str(), "acme-corp-7731", "globex-4411")
 
 
