@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from . import attributes as A
 from . import runtime
 from .alerts import AlertProcessor, RateLimit, UnscopedAlert
-from .ending import flush_on_ending_signals
+from .ending import ends_by_default_here, flush_on_ending_signals
 from .errors import ConfigError
 from .hosts import AllowedHosts
 from .processors import FlowmapSpanProcessor, TenantSpanProcessor
@@ -87,6 +87,20 @@ def _jsonl_exporter(out: str | os.PathLike[str] | None) -> SpanExporter:
     except ImportError as err:  # pragma: no cover - shipped with flowmap
         raise ConfigError("flowmap's JSON Lines exporter is unavailable") from err
     return JsonLinesSpanExporter(out)
+
+
+class _BatchSpanProcessor(BatchSpanProcessor):
+    """The SDK's batch processor; in a multiprocessing child (where SIGTERM is left at its
+    default, see ending.keep_default_ending_signals) each span is exported as it ends, so
+    a worker that Pool.terminate() kills while idle has nothing buffered to lose."""
+
+    def on_end(self, span: Any) -> None:
+        super().on_end(span)
+        if ends_by_default_here():
+            try:
+                self.force_flush()
+            except Exception:  # noqa: BLE001 - never raise into the application
+                pass
 
 
 def _build_exporters(exporters: str | Iterable[Any] | None, out: Any) -> list[SpanExporter]:
@@ -256,7 +270,7 @@ def configure(
             # dispatch, one contextvar read and no attribute locks (see processors.py).
             processors: list[Any] = [FlowmapSpanProcessor(tagger, alerts)]
             for exporter in _build_exporters(exporters, out):
-                processors.append(BatchSpanProcessor(exporter))
+                processors.append(_BatchSpanProcessor(exporter))
             for p in processors:
                 provider.add_span_processor(p)
             rt = Runtime(

@@ -17,6 +17,7 @@ installs none.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from typing import Any
@@ -78,14 +79,83 @@ def _end_by(signum: int) -> None:
 _ENDING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
+_fork_mask: set[int] | None = None  # the forking thread's signal mask while it forks
+_hooks_registered = False
+_default_here = False  # this process keeps SIGTERM/SIGHUP at their default (a multiprocessing child)
+
+
+def _block_ending_signals_before_fork() -> None:
+    """A signal sent to a child before CPython's after-fork code ran is taken by the C
+    handler and then cleared (``_PySignal_AfterFork``): the child never flushes *nor ends*
+    (``Process.start(); Process.terminate()`` left the child running). So the ending
+    signals are blocked across the fork: one that comes meanwhile waits in the kernel."""
+    global _fork_mask
+    try:
+        ours = [s for s in _ENDING_SIGNALS if signal.getsignal(s) is _on_ending_signal]
+        if ours:
+            _fork_mask = signal.pthread_sigmask(signal.SIG_BLOCK, ours)
+    except Exception:  # noqa: BLE001
+        _fork_mask = None
+
+
+def _unblock_in_parent() -> None:
+    global _fork_mask
+    mask, _fork_mask = _fork_mask, None
+    if mask is not None:
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _unblock_in_child() -> None:
+    global _fork_mask
+    mask, _fork_mask = _fork_mask, None
+    if mask is None:
+        return
+    try:
+        for signum in signal.sigpending() & set(_ENDING_SIGNALS):
+            if signum not in mask:  # sent before the child ran: it ends now, as without flowmap
+                signal.signal(signum, signal.SIG_DFL)  # (nothing of its own to flush yet)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def keep_default_ending_signals() -> None:
+    """For a multiprocessing child (its spans are exported as they end, see _bootstrap):
+    SIGTERM/SIGHUP end it at once, as without flowmap. A Python handler runs only when the
+    main thread runs Python again: a Pool worker whose main thread is about to block on the
+    queue lock that Pool.terminate() holds for good takes the C-level signal, then blocks
+    for ever, and the pool's join with it."""
+    global _default_here
+    _default_here = True
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in _ENDING_SIGNALS:
+        if signal.getsignal(signum) is _on_ending_signal:
+            signal.signal(signum, signal.SIG_DFL)
+
+
+def ends_by_default_here() -> bool:
+    """Whether this process is a multiprocessing child whose ending signals were left at
+    their default (:func:`keep_default_ending_signals`): its spans are exported as they end."""
+    return _default_here
+
+
 def flush_on_ending_signals() -> None:
     """SIGTERM (and SIGHUP) end a process without ``atexit``, losing what the exporter
     buffered (a server stopped by its supervisor, ``uvicorn`` re-raising SIGTERM after a
     graceful shutdown, a pool's terminated workers, a closed terminal). Only where the
     program left the signal at its default: a handler of its own is its own business
     (and servers that restore the previous handler on shutdown restore this one)."""
-    if threading.current_thread() is not threading.main_thread():
+    global _hooks_registered
+    if _default_here or threading.current_thread() is not threading.main_thread():
         return
     for signum in _ENDING_SIGNALS:
         if signal.getsignal(signum) is signal.SIG_DFL:
             signal.signal(signum, _on_ending_signal)
+    if not _hooks_registered and hasattr(os, "register_at_fork"):
+        _hooks_registered = True
+        os.register_at_fork(before=_block_ending_signals_before_fork,
+                            after_in_parent=_unblock_in_parent, after_in_child=_unblock_in_child)

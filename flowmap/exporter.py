@@ -370,6 +370,7 @@ class JsonLinesSpanExporter(SpanExporter):
         self._shutdown = False
         self._failing = False
         self._warned_cleaning = False
+        self._writing: int | None = None  # the descriptor _append holds the flock on
         renew_after_fork(self, "_lock")  # forked while the batch thread writes: see forking
 
     def __repr__(self) -> str:
@@ -435,8 +436,20 @@ class JsonLinesSpanExporter(SpanExporter):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             return os.open(self.path, flags, self._mode)
 
+    def _in_forked_child(self) -> None:
+        """Forked while another thread wrote: the child's copy of that descriptor holds the
+        writer's flock (flock locks belong to the open file, which fork shares) until the
+        child closes it; the child's own next write would wait on it for ever."""
+        fd, self._writing = self._writing, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
     def _append(self, data: bytes) -> None:
         fd = self._open()
+        self._writing = fd
         try:
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX)  # released by close()
@@ -454,6 +467,12 @@ class JsonLinesSpanExporter(SpanExporter):
                         pass
                 raise
         finally:
+            if fcntl is not None:
+                try:  # unlocked before the descriptor is forgotten: a fork in between leaves
+                    fcntl.flock(fd, fcntl.LOCK_UN)  # the child an unlocked copy at worst
+                except OSError:
+                    pass
+            self._writing = None
             os.close(fd)
 
     def shutdown(self) -> None:

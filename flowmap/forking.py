@@ -38,3 +38,9 @@ def _renew() -> None:
     for owner, names in list(_OWNERS.items()):
         for name in names:
             setattr(owner, name, threading.Lock())
+        hook = getattr(owner, "_in_forked_child", None)  # (the exporter drops a descriptor)
+        if callable(hook):
+            try:
+                hook()
+            except Exception:  # noqa: BLE001 - never break the child
+                pass

@@ -328,6 +328,87 @@ def test_forked_multiprocessing_workers_are_flushed(workdir):
     assert _span_names(workdir / "traces.jsonl") == [f"job-{i}" for i in range(6)]
 
 
+def test_multiprocessing_workers_keep_the_default_ending_signals(workdir):
+    """A Python handler runs only when the main thread runs Python again: a Pool worker
+    blocked on the queue lock Pool.terminate() holds for good would never end, and the
+    pool's join with it. So forked workers keep SIGTERM/SIGHUP at their default (their
+    spans are written as they end), also when the signal comes right after the fork."""
+    script = _script(workdir, "term.py", """
+        import multiprocessing as mp, signal, sys, time
+        from opentelemetry import trace
+        import flowmap
+        tracer = trace.get_tracer("mp")
+        def disposition(i):
+            with flowmap.bind(flowmap.RequestContext("acme-corp")):
+                with tracer.start_as_current_span(f"job-{i}"):
+                    pass
+            return signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        def serve():
+            while True:
+                time.sleep(0.05)
+        if __name__ == "__main__":
+            ctx = mp.get_context("fork")
+            with ctx.Pool(2) as pool:
+                print("default in workers:", all(pool.map(disposition, range(4))), flush=True)
+            survived = 0
+            for _ in range(10):  # a supervisor (or a test) stopping what it just started
+                p = ctx.Process(target=serve)
+                p.start()
+                p.terminate()
+                p.join(3)
+                if p.exitcode is None:
+                    survived += 1
+                    p.kill()
+                    p.join()
+            print("still running 3 s after terminate():", survived, flush=True)
+    """)
+    proc = _flowmap_run(workdir, "--no-report", str(script))
+    assert proc.returncode == 0, proc.stderr
+    assert "default in workers: True" in proc.stdout
+    assert "still running 3 s after terminate(): 0" in proc.stdout
+    assert _span_names(workdir / "traces.jsonl") == [f"job-{i}" for i in range(4)]
+
+
+def test_a_child_forked_while_the_trace_file_is_being_written_still_writes_and_ends(workdir):
+    """The exporter holds a flock on the trace file while it writes; a flock belongs to
+    the open file, which fork shares: a child forked meanwhile must not keep it (its own
+    exit flush, and every later writer, would wait for ever)."""
+    script = _script(workdir, "flock_fork.py", """
+        import fcntl, multiprocessing as mp, threading, time, types
+        from opentelemetry import trace
+        import flowmap
+        import flowmap.exporter as exporter
+        tracer = trace.get_tracer("ff")
+        holding = threading.Event()
+        def slow_flock(fd, op, real=fcntl.flock):  # the writer is slow while it holds the lock
+            real(fd, op)
+            if op == fcntl.LOCK_EX and threading.current_thread().name == "writer":
+                holding.set()
+                time.sleep(1.0)
+        exporter.fcntl = types.SimpleNamespace(flock=slow_flock, LOCK_EX=fcntl.LOCK_EX, LOCK_UN=fcntl.LOCK_UN)
+        def job(name):
+            with flowmap.bind(flowmap.RequestContext("acme-corp")):
+                with tracer.start_as_current_span(name):
+                    pass
+        if __name__ == "__main__":
+            job("parent-job")
+            rt = flowmap.runtime.current_runtime()
+            threading.Thread(target=rt.force_flush, name="writer").start()
+            holding.wait(10)  # forked while the writer holds the file's lock
+            p = mp.get_context("fork").Process(target=job, args=("child-job",))
+            p.start()
+            p.join(10)
+            print("child exit:", p.exitcode, flush=True)
+            if p.exitcode is None:
+                p.kill()
+                p.join()
+    """)
+    proc = _flowmap_run(workdir, "--no-report", str(script))
+    assert proc.returncode == 0, proc.stderr
+    assert "child exit: 0" in proc.stdout
+    assert _span_names(workdir / "traces.jsonl") == ["child-job", "parent-job"]
+
+
 def _signal_run(workdir: Path, signum: int) -> subprocess.CompletedProcess[str]:
     """`flowmap run` of a program that records spans and then sleeps, sent ``signum``
     (to flowmap's pid only, as `kill`, `timeout` or a CI runner does) once it is ready."""

@@ -206,6 +206,9 @@ def _in_forked_child() -> None:
 
 def _finalize_worker(_: Any) -> None:
     sys.modules["multiprocessing.util"].Finalize(None, flush, exitpriority=10)
+    from flowmap.ending import keep_default_ending_signals
+
+    keep_default_ending_signals()  # terminate() ends it at once; its spans are written as they end
 
 
 def start() -> None:
