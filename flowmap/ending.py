@@ -12,7 +12,11 @@ What it costs: a Python signal handler runs between two bytecodes of the main th
 so a main thread blocked in C code (a long database call, a C extension's wait) takes
 the signal only when that returns — a supervisor's SIGKILL after its grace period still
 ends it. Only the main thread can install a handler: ``configure()`` from another thread
-installs none.
+installs none. So a ``multiprocessing`` worker, whose main thread may block in C for
+good (on the queue lock ``Pool.terminate()`` holds), keeps the default action and writes
+each span as it ends instead (:func:`keep_default_ending_signals`); and both signals are
+blocked while a process forks, since CPython's after-fork code clears one that reached
+the child before it (the child would neither flush nor end).
 """
 
 from __future__ import annotations
