@@ -26,6 +26,20 @@ def _without_port(host: str) -> str:
     return v6 if v6 is not None else m.group("host")
 
 
+#: the private address ranges of the default allowed destinations, listed rather than
+#: ``ip.is_private``: that also holds documentation, benchmarking and reserved ranges and
+#: Teredo (2001::/32, public hosts on the internet), and its list changes between Python
+#: releases (3.12.4, 3.13), which would change a verdict with the interpreter
+_PRIVATE_NETWORKS = tuple(
+    ipaddress.ip_network(net)
+    for net in (
+        "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",  # RFC 1918
+        "169.254.0.0/16", "fe80::/10",  # link-local
+        "fc00::/7",  # unique local (RFC 4193)
+    )
+)
+
+
 @dataclass(frozen=True)
 class AllowedHosts:
     """An allow list of destinations.
@@ -84,8 +98,7 @@ class AllowedHosts:
         if ip is not None:
             if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
                 ip = ip.ipv4_mapped
-            if self.include_defaults and (ip.is_loopback or (ip.is_private and not ip.is_unspecified)):
-                # is_private covers 10/8, 172.16/12, 192.168/16, fc00::/7, link-local, ...
+            if self.include_defaults and (ip.is_loopback or any(ip in net for net in _PRIVATE_NETWORKS)):
                 return True
             return any(ip in net for net in self._networks)
         if h in self._names:

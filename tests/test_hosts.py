@@ -80,3 +80,24 @@ def test_flowmap_check_judges_http_host_with_a_port_by_its_host(tmp_path, monkey
     assert result.exit_code == 1
     (finding,) = report["findings"]
     assert finding["rule"] == "baggage-to-external" and finding["span_name"] == "HTTP GET evil.example.com:8080"
+
+
+@pytest.mark.parametrize("host", [
+    "10.1.2.3", "172.31.255.1", "192.168.0.9", "fd12::1", "127.0.0.1", "::1", "169.254.169.254", "fe80::1",
+    "::ffff:10.0.0.1",
+])
+def test_loopback_and_private_ranges_are_allowed_by_default(host):
+    assert AllowedHosts().allows(host)
+
+
+@pytest.mark.parametrize("host", [
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo: a host on the public internet
+    "192.0.2.10", "198.51.100.7", "203.0.113.5", "2001:db8::1",  # documentation ranges
+    "198.18.0.1",  # benchmarking, which fake-IP proxies map external names into
+    "240.0.0.1", "255.255.255.255", "100.64.0.1", "0.0.0.0", "8.8.8.8",
+])
+def test_special_purpose_ranges_are_not_private(host):
+    # ipaddress's is_private holds these (its list changes with the Python release): the
+    # tenant tag must not go there unless the configuration allows it
+    assert not AllowedHosts().allows(host)
+    assert AllowedHosts.from_config([host]).allows(host)
