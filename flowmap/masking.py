@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from . import attributes
 from .model import Event, Link, Span, Trace
@@ -167,6 +168,8 @@ def _classify(key: str, names: frozenset[str]) -> int:
         return _TAG_MEMBER if key[len("baggage."):] == attributes.BAGGAGE_KEY else _MEMBER
     if _is_baggage_header(key):
         return _HEADER
+    if key == attributes.TENANT_INBOUND:  # the flowmap.tenant baggage member, as received
+        return _TENANT
     return _TENANT if _key_matches(key, names) else _PLAIN
 
 
@@ -244,7 +247,12 @@ def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) ->
                     # flowmap.tenant may travel, as the opaque tag only (the contract)
                     if _is_raw(mvalue) and (member != attributes.BAGGAGE_KEY or not _opaque(mvalue)):
                         out.append(RawValue(where, f"baggage member {member}", mvalue))
-        elif key == attributes.TENANT and _opaque(value):
+                        # W3C baggage values are percent-encoded: the id as written elsewhere
+                        # ("Acme Corp" for "Acme%20Corp") is masked too
+                        plain = unquote(mvalue)
+                        if plain != mvalue and _is_raw(plain):
+                            out.append(RawValue(where, f"baggage member {member}", plain))
+        elif (key == attributes.TENANT or key == attributes.TENANT_INBOUND) and _opaque(value):
             continue  # the expected case, on nearly every span
         elif _is_raw(value):
             out.append(RawValue(where, key, value))

@@ -191,3 +191,55 @@ def test_many_short_values_cost_a_lookup_a_token(monkeypatch):
     tokens = sum(len(masking._TOKEN.findall(t)) for t in texts)
     assert _CountingSet.lookups <= tokens
     assert all(len(a[0]) < 1000 for a in compiled)  # no pattern of all the ids
+
+
+def _outputs(tmp_path, path) -> str:
+    """Every output of check (text, JSON, SARIF) and of both risk maps, as one text."""
+    from typer.testing import CliRunner
+
+    from flowmap.cli import app
+
+    texts = []
+    for fmt in ("text", "json", "sarif"):
+        result = CliRunner().invoke(app, ["check", "--format", fmt, str(path)])
+        assert result.exit_code == 1, result.output
+        texts.append(result.stdout + result.stderr)
+    for extra in ([], ["--show-content"]):
+        out = tmp_path / "map.html"
+        assert CliRunner().invoke(app, ["report", str(path), "-o", str(out), *extra]).exit_code == 0
+        texts.append(out.read_text(encoding="utf-8"))
+    return "\n".join(texts)
+
+
+def test_a_raw_id_received_as_the_inbound_tenant_tag_is_flagged_and_masked(tmp_path):
+    # flowmap.tenant.inbound is the flowmap.tenant baggage member as received: another
+    # caller (not flowmap) may send the raw id there, and another receiver record it
+    from otlp_builder import SERVER, TAG_A, TraceBuilder, write_otlp
+
+    import flowmap
+
+    tb = TraceBuilder(service="api")
+    entry = tb.span("GET /x", kind=SERVER, tenant=TAG_A, boundary="http.server",
+                    attrs={"flowmap.tenant.inbound": "Acme Corp 42"})
+    entry.child("run", tenant=TAG_A, attrs={"note": "for Acme Corp 42"})
+    path = write_otlp(tmp_path / "t.jsonl", tb)
+    [f] = flowmap.analyze([str(path)]).findings
+    assert f.rule == "tenant-in-telemetry" and "flowmap.tenant.inbound" in f.message
+    assert "Acme Corp 42" not in _outputs(tmp_path, path)
+
+
+def test_a_percent_encoded_baggage_member_masks_the_id_written_plainly(tmp_path):
+    # W3C baggage values are percent-encoded: the member flagged as Acme%20Corp%2042 is
+    # the id "Acme Corp 42", which a query elsewhere in the trace writes plainly
+    from otlp_builder import SERVER, TAG_A, TraceBuilder, write_otlp
+
+    tb = TraceBuilder(service="api")
+    entry = tb.span("GET /x", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    entry.child("call", tenant=TAG_A,
+                attrs={"http.request.header.baggage": [f"flowmap.tenant={TAG_A},workspace_id=Acme%20Corp%2042"]})
+    entry.child("db query", tenant=TAG_A,
+                attrs={"db.query.text": "SELECT * FROM docs WHERE workspace = 'Acme Corp 42'"})
+    path = write_otlp(tmp_path / "t.jsonl", tb)
+    text = _outputs(tmp_path, path)
+    assert "Acme Corp 42" not in text and "Acme%20Corp%2042" not in text
+    assert "workspace = '[masked]'" in text
