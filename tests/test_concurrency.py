@@ -151,13 +151,31 @@ async def test_every_span_carries_its_own_requests_tenant(file_runtime):
     assert len(file_spans) == len(spans)
 
 
+def _otel_context_only(fn):
+    """``fn`` carried into a pool as the contrib threading instrumentation carries it:
+    OpenTelemetry's context (span and baggage) captured at submit, flowmap's binding (a
+    contextvar of its own) not. (Emulated: the instrumentation's only 0.66 release pins
+    opentelemetry-instrumentation 0.66b1, which the tested set, 0.66b2, excludes.)"""
+    from opentelemetry import context as otel_context
+
+    carried = otel_context.get_current()
+
+    def run():
+        token = otel_context.attach(carried)
+        try:
+            return fn()
+        finally:
+            otel_context.detach(token)
+
+    return run
+
+
 def test_a_thread_that_got_opentelemetrys_context_but_not_flowmaps_is_a_drop(tmp_path):
     """The contrib threading instrumentation (in opentelemetry-bootstrap's default set)
     carries OpenTelemetry's context, baggage included, into a pool's worker, but not
     flowmap's binding. The worker's spans were tagged from that baggage like their
     parent, so the lost binding passed `flowmap check` and raised no alert; now they are
     untagged (an alert fires) and the analyzer reports the drop at the boundary."""
-    from opentelemetry import context as otel_context
     from opentelemetry import trace as trace_api
 
     from flowmap import analyze
@@ -172,18 +190,6 @@ def test_a_thread_that_got_opentelemetrys_context_but_not_flowmaps_is_a_drop(tmp
     rt.tracer_provider.add_span_processor(SimpleSpanProcessor(mem))
     tracer = rt.tracer_provider.get_tracer("test")
 
-    def as_the_instrumentation_does(fn):
-        carried = otel_context.get_current()  # at submit: OpenTelemetry's context only
-
-        def run():
-            token = otel_context.attach(carried)
-            try:
-                return fn()
-            finally:
-                otel_context.detach(token)
-
-        return run
-
     @boundary("vector", "docs.search", scoped=True)
     def search():
         return "searched"
@@ -197,9 +203,9 @@ def test_a_thread_that_got_opentelemetrys_context_but_not_flowmaps_is_a_drop(tmp
         with tracer.start_as_current_span("POST /chat", kind=trace_api.SpanKind.SERVER,
                                           attributes={"http.request.method": "POST", "http.route": "/chat"}):
             with pytest.raises(MissingContextError):
-                pool.submit(as_the_instrumentation_does(search)).result()
+                pool.submit(_otel_context_only(search)).result()
             with pytest.raises(MissingContextError):
-                pool.submit(as_the_instrumentation_does(job)).result()
+                pool.submit(_otel_context_only(job)).result()
             with tracer.start_as_current_span("inline child"):
                 pass  # (a child in the bound request itself keeps its tenant)
     pool.shutdown()
@@ -224,8 +230,6 @@ def test_a_pool_inside_consume_that_got_only_opentelemetrys_context_is_a_drop(tm
     below an inbound tag: its parent's source is `baggage` too. So the dropped binding
     raised no alert and no finding, and in fail mode even the refusal span was tagged. Now
     the worker's spans stay untagged, alert, and read as context-dropped, as under bind()."""
-    from opentelemetry.instrumentation.threading import ThreadingInstrumentor
-
     from flowmap import analyze
 
     monkeypatch.delenv("FLOWMAP_BOUNDARY_MODE", raising=False)
@@ -249,21 +253,18 @@ def test_a_pool_inside_consume_that_got_only_opentelemetrys_context_is_a_drop(tm
         with tracer.start_as_current_span("orders.step"):
             pass
 
-    instrumentor = ThreadingInstrumentor()
-    instrumentor.instrument()
     try:
         with bind(RequestContext(TENANTS[0])):
             with P.publish("orders") as headers:
                 pass
         pool = concurrent.futures.ThreadPoolExecutor(1)
         with P.consume(headers, "orders"):
-            pool.submit(work).result()
+            pool.submit(_otel_context_only(work)).result()
             with tracer.start_as_current_span("inline"):
                 pass  # (a span in the consumer itself keeps the message's tag)
             P.submit(pool, lambda: tracer.start_span("carried").end()).result()  # (the helper carries it)
         pool.shutdown()
     finally:
-        instrumentor.uninstrument()
         rt.shutdown()
         runtime.set_tagger(None)
         runtime.set_boundary_mode(None)
