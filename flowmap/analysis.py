@@ -141,6 +141,9 @@ class Analyzer:
         self._operations = Operations(self.settings.max_operations_per_service, self.settings.max_operations)
         self._flow = FlowMapBuilder(self.settings.max_examples_per_edge, self._operations)
         self._paths = PathSample(self.settings.max_paths)
+        #: (trace id, span id) -> a finding on a span link judged after its trace's paths
+        #: were sampled (the linking span's trace came first): applied to them at the end
+        self._late_breaks: dict[tuple[str, str], Finding] = {}
         self._masker = Masker()
         self._findings: list[Finding] = []
         # orphan-root findings and their operation, resolved at the end
@@ -219,13 +222,28 @@ class Analyzer:
                 self._orphans.append((f, graph.ops[f.span_id]))
 
         self._flow.add_trace(graph, verdict)
+        # links judged before the paths are built: a link's finding breaks a path as a
+        # parent edge's does (the flow map above has counted the trace's own edges)
+        before = len(self._findings)
+        self._links(graph)
+        if len(self._findings) > before:
+            self._link_breaks(trace.trace_id, verdict, before)
         if self._paths.wants(verdict, graph):
             for path in trace_paths(graph, verdict):
                 self._paths.add(path)
-        self._links(graph)
         cap = self.settings.max_sample_traces
         if verdict.findings or len(self._flagged) + len(self._others) < cap:
             self._retain(trace, any(f.severity >= Severity.MEDIUM for f in verdict.findings))
+
+    def _link_breaks(self, trace_id: str, verdict: TraceVerdict, judged: int) -> None:
+        """The findings the trace's links just gave (``self._findings[judged:]``): on this
+        trace's spans, into its verdict (its paths and sample); on the spans of a trace
+        analysed earlier (a linking span that waited for this one), kept for its paths."""
+        for f in self._findings[judged:]:
+            if f.trace_id == trace_id:
+                verdict.add(f)
+            else:
+                self._late_breaks.setdefault((f.trace_id, f.span_id), f)
 
     def _add_findings(self, verdict: TraceVerdict, spans: dict[str, Span]) -> None:
         """Keep a verdict's findings, located at the lines their spans were read from."""
@@ -498,6 +516,7 @@ class Analyzer:
             seen.add(key)
             unique.append(f)
         self._paths.replace_breaks(superseded)
+        self._paths.add_breaks(self._late_breaks)
         if self._unjudged_links:
             self.warn(
                 f"span links not judged: {self._unjudged_links:,} (more than {_WAITING_MAX:,} were waiting at once "

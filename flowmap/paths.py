@@ -359,6 +359,29 @@ class PathSample:
         heapq.heapify(items)
         self._heap = items
 
+    def add_breaks(self, breaks: dict[tuple[str, str], Finding]) -> None:
+        """Findings on spans ``(trace id, span id)`` made after their trace's paths were
+        sampled (a span link judged when the trace it points into came later): a path
+        through such a span breaks there if it did not break before it."""
+        if not breaks:
+            return
+        traces = {t for t, _ in breaks}
+        items = []
+        for score, order, p in self._heap:
+            if p.trace_id in traces:
+                for i, sid in enumerate(p.span_ids):
+                    f = breaks.get((p.trace_id, sid))
+                    if f is None:
+                        continue
+                    if p.worst is None or f.severity > p.worst:
+                        p.worst = f.severity
+                    if f.rule in BREAK_RULES and (p.broken_at is None or i < p.broken_at):
+                        p.broken_at, p.break_rule, p.severity = i, f.rule, f.severity
+                score = _score(p)
+            items.append((score, order, p))
+        heapq.heapify(items)
+        self._heap = items
+
     def worst_first(self) -> list[TracePath]:
         return [item[2] for item in sorted(self._heap, key=lambda i: i[:2], reverse=True)]
 

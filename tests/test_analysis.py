@@ -475,3 +475,24 @@ def test_a_batch_consumer_as_the_readme_prescribes_passes_with_the_real_runtime(
     a, batch, publish = run(["acme", "initech"])
     found = [(f.rule, f.span_id, f.parent_span_id) for f in a.findings]
     assert found == [("context-dropped", f"{batch.context.span_id:016x}", f"{publish[1].context.span_id:016x}")]
+
+
+# -- a link's finding breaks the path through its span, in every order of arrival -------
+
+@pytest.mark.parametrize("order", _ORDERS)
+def test_a_switch_through_a_link_breaks_the_consumers_path_in_every_order(tmp_path, order):
+    """A worker's trace starts at a consumer that links to another tenant's message and
+    runs a tool: the path from the consumer to the tool breaks at the consumer (index 0,
+    cross-tenant), wherever the producer is and whichever trace came first."""
+    producer = TraceBuilder(service="api")
+    pub = producer.span("publish job", kind=PRODUCER, tenant=TAG_A, boundary="queue.publish")
+    consumer = producer if order == "same-trace" else TraceBuilder(service="worker")
+    job = consumer.span("process job", kind=CONSUMER, service="worker", tenant=TAG_B, boundary="queue.consume",
+                        links=[pub])
+    tool = job.child("refund", tenant=TAG_B, boundary="tool")
+    a = _analyse_in(order, tmp_path, [] if order == "same-trace" else [producer], consumer)
+    assert [(f.rule, f.span_id) for f in a.findings] == [("cross-tenant", job.span_id)]
+    [path] = [p for p in a.paths if p.span_ids[-1] == tool.span_id]
+    assert (path.span_ids, path.broken_at, path.break_rule, path.severity) == (
+        [job.span_id, tool.span_id], 0, "cross-tenant", Severity.CRITICAL)
+    assert a.paths[0] is path  # worst first
