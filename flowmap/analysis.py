@@ -27,7 +27,7 @@ from . import attributes
 from .flow import FlowMapBuilder
 from .graph import Operations, SpanGraph
 from .masking import Masker
-from .model import SPAN_KIND_PRODUCER, Analysis, Finding, FlowMap, Severity, Span, Trace
+from .model import SPAN_KIND_PRODUCER, Analysis, Finding, FlowMap, Severity, Span, Trace, TracePath
 from .otlp import detach
 from .paths import PathSample, trace_paths
 from .rules import (
@@ -67,6 +67,8 @@ _WAITING_MAX = 200_000
 #: span when it has more links (a batch of 500 messages for 500 tenants); one set a span,
 #: shared by its links
 _BOUND_KEPT = 16
+#: paths kept, of traces whose links waited, until those links are judged (see Analyzer.add)
+_DEFERRED_PATHS_MAX = 50_000
 _NO_TENANTS: frozenset[tuple[str, str | None]] = frozenset()
 
 
@@ -144,6 +146,10 @@ class Analyzer:
         #: (trace id, span id) -> a finding on a span link judged after its trace's paths
         #: were sampled (the linking span's trace came first): applied to them at the end
         self._late_breaks: dict[tuple[str, str], Finding] = {}
+        #: trace id -> the paths of a trace whose links waited for traces not read yet
+        #: (offered to the sample again at the end, should such a link break them)
+        self._deferred: dict[str, list[TracePath]] = {}
+        self._deferred_paths = 0
         self._masker = Masker()
         self._findings: list[Finding] = []
         # orphan-root findings and their operation, resolved at the end
@@ -225,10 +231,17 @@ class Analyzer:
         # links judged before the paths are built: a link's finding breaks a path as a
         # parent edge's does (the flow map above has counted the trace's own edges)
         before = len(self._findings)
-        self._links(graph)
+        waits = self._links(graph)
         if len(self._findings) > before:
             self._link_breaks(trace.trace_id, verdict, before)
-        if self._paths.wants(verdict, graph):
+        if waits and self._deferred_paths < _DEFERRED_PATHS_MAX:
+            # its links may still break its paths (judged when their traces come): the
+            # sample cannot tell yet, so the paths are offered now and kept for the end
+            paths = self._deferred[trace.trace_id] = trace_paths(graph, verdict)
+            self._deferred_paths += len(paths)
+            for path in paths:
+                self._paths.add(path)
+        elif self._paths.wants(verdict, graph):
             for path in trace_paths(graph, verdict):
                 self._paths.add(path)
         cap = self.settings.max_sample_traces
@@ -253,9 +266,11 @@ class Analyzer:
         if verdict.raw_values:
             self._masker.add(verdict.raw_values)
 
-    def _links(self, graph: SpanGraph) -> None:
-        """Judge links between this trace and others, whichever of the two came first."""
+    def _links(self, graph: SpanGraph) -> bool:
+        """Judge links between this trace and others, whichever of the two came first;
+        True when some of this trace's links wait for a trace not read yet."""
         spans, ops = graph.spans, graph.ops
+        queued = False
         trace = graph.trace
         trace_id = trace.trace_id
         # links waiting for this trace: taken out first, so that room made for this
@@ -299,6 +314,7 @@ class Analyzer:
                         record = _waiting_record(consumer, ops[sid])
                     pending.setdefault(linked_trace, {}).setdefault(linked_span, []).append(record)
                     self._waiting += 1
+                    queued = True
                 else:  # links into traces never read (or far ahead) must not fill memory
                     self._unjudged_links += 1
         judged = len(graph.links)  # links into this trace judged by now
@@ -320,7 +336,7 @@ class Analyzer:
         if not trace.maybe_linked or 0 <= trace.links_in <= judged:
             # the loader's scan saw no link into this trace that is still to come:
             # nothing to remember
-            return
+            return queued
         linked = trace.linked_spans
         if linked is not None:  # the loader read which spans the links point to
             mine = [sid for sid in linked if sid in spans]
@@ -351,6 +367,7 @@ class Analyzer:
             self._link_targets[trace_id] = (sids, *summaries)
             if trace.links_in > 0:  # forgotten once that many more links were judged
                 self._targets_left[trace_id] = self._targets_left.get(trace_id, 0) + trace.links_in - judged
+        return queued
 
     def _let_go(self) -> bool:
         """With too many links waiting: let go of those waiting for traces that can no
@@ -516,7 +533,8 @@ class Analyzer:
             seen.add(key)
             unique.append(f)
         self._paths.replace_breaks(superseded)
-        self._paths.add_breaks(self._late_breaks)
+        self._paths.add_breaks(self._late_breaks, self._deferred)
+        self._deferred = {}
         if self._unjudged_links:
             self.warn(
                 f"span links not judged: {self._unjudged_links:,} (more than {_WAITING_MAX:,} were waiting at once "

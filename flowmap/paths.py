@@ -106,6 +106,21 @@ def trace_paths(graph: SpanGraph, verdict: TraceVerdict) -> list[TracePath]:
     return out
 
 
+def _break_late(p: TracePath, breaks: dict[tuple[str, str], Finding]) -> bool:
+    """Apply to path ``p`` the findings of ``breaks`` on its spans (see
+    :meth:`PathSample.add_breaks`); True when it changed."""
+    changed = False
+    for i, sid in enumerate(p.span_ids):
+        f = breaks.get((p.trace_id, sid))
+        if f is None:
+            continue
+        if p.worst is None or f.severity > p.worst:
+            p.worst, changed = f.severity, True
+        if f.rule in BREAK_RULES and (p.broken_at is None or i < p.broken_at):
+            p.broken_at, p.break_rule, p.severity, changed = i, f.rule, f.severity, True
+    return changed
+
+
 def _walks_allowed(parent: dict[str, str]) -> int:
     """Steps the plain walks up (one whole walk a target: the fastest on the traces met
     in practice) may take in all before the work is done with each span walked once."""
@@ -359,28 +374,29 @@ class PathSample:
         heapq.heapify(items)
         self._heap = items
 
-    def add_breaks(self, breaks: dict[tuple[str, str], Finding]) -> None:
+    def add_breaks(
+        self, breaks: dict[tuple[str, str], Finding], deferred: dict[str, list[TracePath]] | None = None
+    ) -> None:
         """Findings on spans ``(trace id, span id)`` made after their trace's paths were
         sampled (a span link judged when the trace it points into came later): a path
-        through such a span breaks there if it did not break before it."""
+        through such a span breaks there if it did not break before it, in the sample
+        and among the ``deferred`` paths (trace id -> its paths, built when its links
+        waited), which enter the sample as they score now."""
         if not breaks:
             return
-        traces = {t for t, _ in breaks}
         items = []
         for score, order, p in self._heap:
-            if p.trace_id in traces:
-                for i, sid in enumerate(p.span_ids):
-                    f = breaks.get((p.trace_id, sid))
-                    if f is None:
-                        continue
-                    if p.worst is None or f.severity > p.worst:
-                        p.worst = f.severity
-                    if f.rule in BREAK_RULES and (p.broken_at is None or i < p.broken_at):
-                        p.broken_at, p.break_rule, p.severity = i, f.rule, f.severity
+            if _break_late(p, breaks):
                 score = _score(p)
             items.append((score, order, p))
         heapq.heapify(items)
         self._heap = items
+        if deferred:
+            kept = {id(item[2]) for item in self._heap}
+            for trace_id in {t for t, _ in breaks}.intersection(deferred):
+                for p in deferred[trace_id]:
+                    if id(p) not in kept and _break_late(p, breaks):
+                        self.add(p)
 
     def worst_first(self) -> list[TracePath]:
         return [item[2] for item in sorted(self._heap, key=lambda i: i[:2], reverse=True)]

@@ -496,3 +496,30 @@ def test_a_switch_through_a_link_breaks_the_consumers_path_in_every_order(tmp_pa
     assert (path.span_ids, path.broken_at, path.break_rule, path.severity) == (
         [job.span_id, tool.span_id], 0, "cross-tenant", Severity.CRITICAL)
     assert a.paths[0] is path  # worst first
+
+
+@pytest.mark.parametrize("loaded", [True, False])
+def test_a_full_path_sample_still_takes_a_path_a_later_link_breaks(tmp_path, loaded):
+    """The sample is full (max_paths 1) of a medium orphan-root's path when a worker's
+    trace arrives whose link points to a message not read yet: its path is healthy then,
+    but the link, judged when the message's trace comes, makes it critical, and the
+    critical path must be the one kept."""
+    orphan = TraceBuilder(service="api")
+    orphan.span("cache get", boundary="cache")  # an untagged root boundary: orphan-root
+    producer = TraceBuilder(service="api")
+    pub = producer.span("publish job", kind=PRODUCER, tenant=TAG_A, boundary="queue.publish")
+    consumer = TraceBuilder(service="worker")
+    job = consumer.span("process job", kind=CONSUMER, tenant=TAG_B, boundary="queue.consume", links=[pub])
+    tool = job.child("refund", tenant=TAG_B, boundary="tool")
+    builders = [orphan, consumer, producer]
+    if loaded:
+        from flowmap.loading import iter_traces
+
+        by_id = {t.trace_id: t for t in iter_traces([write_otlp(tmp_path / "t.jsonl", *builders)])}
+        traces = [by_id[b.trace_id] for b in builders]
+    else:
+        traces = [b.traces() for b in builders]
+    a = analyze_traces(traces, AnalysisSettings(max_paths=1))
+    assert sorted(f.rule for f in a.findings) == ["cross-tenant", "orphan-root"]
+    [path] = a.paths
+    assert (path.span_ids, path.broken_at, path.break_rule) == ([job.span_id, tool.span_id], 0, "cross-tenant")
