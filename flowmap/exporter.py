@@ -452,7 +452,7 @@ class JsonLinesSpanExporter(SpanExporter):
         self._writing = fd
         try:
             if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX)  # released by close()
+                fcntl.flock(fd, fcntl.LOCK_EX)  # released in the finally below
             view = memoryview(data)
             written = 0
             try:

@@ -1276,12 +1276,12 @@ class _Loader:
         unscoped query is neither missed nor missed silently."""
         value = otlp.any_value(av)
         text = value.strip().lower() if isinstance(value, str) else None
-        read: Any = None
+        read: Any
         if name == BOUNDARY:
-            read = _KIND_OF.get(text) if text is not None else None
+            read = _KIND_OF.get(text)
             how = f"read as {read!r}" if read else "not a boundary kind; the span is judged by its other attributes"
         else:
-            read = _FLAG_TEXT.get(text) if text is not None else None
+            read = _FLAG_TEXT.get(text)
             how = f"read as {str(read).lower()}" if read is not None else "not a boolean; ignored"
         shown = f"{name} {_clip(repr(value), 80)}"
         if shown not in self._odd and len(self._odd) < _ODD_MAX:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .graph import SpanGraph
@@ -360,17 +360,23 @@ class PathSample:
         with the given finding (one that superseded it once another trace was seen)."""
         if not superseded:
             return
-        items = []
-        for score, order, p in self._heap:
+
+        def replace(p: TracePath) -> bool:
             at = p.span_ids[p.broken_at] if p.broken_at is not None else None
             hit = superseded.get((p.trace_id, at)) if at is not None else None
-            if hit is not None and hit[0] == p.break_rule:
-                new = hit[1]
-                p.break_rule, p.severity = new.rule, new.severity
-                if p.worst is None or new.severity > p.worst:
-                    p.worst = new.severity
-                score = _score(p)
-            items.append((score, order, p))
+            if hit is None or hit[0] != p.break_rule:
+                return False
+            new = hit[1]
+            p.break_rule, p.severity = new.rule, new.severity
+            if p.worst is None or new.severity > p.worst:
+                p.worst = new.severity
+            return True
+
+        self._rescore(replace)
+
+    def _rescore(self, change: Callable[[TracePath], bool]) -> None:
+        """Apply ``change`` to every path kept, scoring again those it changed (True)."""
+        items = [(_score(p) if change(p) else score, order, p) for score, order, p in self._heap]
         heapq.heapify(items)
         self._heap = items
 
@@ -384,13 +390,7 @@ class PathSample:
         waited), which enter the sample as they score now."""
         if not breaks:
             return
-        items = []
-        for score, order, p in self._heap:
-            if _break_late(p, breaks):
-                score = _score(p)
-            items.append((score, order, p))
-        heapq.heapify(items)
-        self._heap = items
+        self._rescore(lambda p: _break_late(p, breaks))
         if deferred:
             kept = {id(item[2]) for item in self._heap}
             for trace_id in {t for t, _ in breaks}.intersection(deferred):

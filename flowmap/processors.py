@@ -95,11 +95,12 @@ def stamp_tenant(span: Any, tag: str, source: str) -> None:
     span.set_attributes({A.TENANT: tag, A.TENANT_SOURCE: source})
 
 
-def _mark(span: Any, tag: str, source: str) -> None:
-    """Remember, on the span's attribute container, the tag on_start gave the span."""
+def _mark(span: Any, mark: object) -> None:
+    """Remember, on the span's attribute container, what on_start tagged the span with:
+    ``(tag, source)``, or a :class:`_FromBaggage`."""
     attrs = getattr(span, "_attributes", None)
     if type(attrs) is BoundedAttributes:
-        attrs._flowmap_tag = (tag, source)  # noqa: SLF001
+        setattr(attrs, _MARK, mark)
 
 
 class _FromBaggage:
@@ -114,12 +115,6 @@ class _FromBaggage:
 
     def __init__(self, tag: str) -> None:
         self.tag = tag
-
-
-def _mark_from_baggage(span: Any, tag: str) -> None:
-    attrs = getattr(span, "_attributes", None)
-    if type(attrs) is BoundedAttributes:
-        setattr(attrs, _MARK, _FromBaggage(tag))
 
 
 def keep_attributes(span: Any, attributes: Mapping[str, Any]) -> None:
@@ -304,7 +299,7 @@ class TenantSpanProcessor(SpanProcessor):
                             attrs._flowmap_tag = b if tag is b.tag else (tag, b.source)  # noqa: SLF001
                             return
                     stamp_tenant(span, tag, b.source)
-                    _mark(span, tag, b.source)
+                    _mark(span, (tag, b.source))
                     return
             if is_authenticating():
                 span.set_attribute(A.AUTHENTICATING, True)
@@ -312,7 +307,7 @@ class TenantSpanProcessor(SpanProcessor):
             tag = _baggage_tag(parent_context)
             if tag is not None:
                 stamp_tenant(span, tag, A.SOURCE_BAGGAGE)
-                _mark_from_baggage(span, tag)
+                _mark(span, _FromBaggage(tag))
         except Exception:  # noqa: BLE001 - a processor must never break the app
             debug_quietly(_log, "flowmap: tenant tagging failed")
 

@@ -397,6 +397,15 @@ def test_a_stream_stepped_first_in_the_request_then_in_fresh_copies_ends_its_spa
 # when the body actually runs.
 
 
+def _drain(agen):
+    """Every item of an async generator, read in a fresh event loop."""
+
+    async def items():
+        return [x async for x in agen]
+
+    return asyncio.run(items())
+
+
 def _lazy_shapes(ran):
     @boundary("db", "rows", scoped=True)
     def rows():
@@ -410,10 +419,7 @@ def _lazy_shapes(ran):
         yield 1
         yield 2
 
-    async def consume(agen):
-        return [x async for x in agen]
-
-    return [(rows, list), (arows, lambda agen: asyncio.run(consume(agen)))]
+    return [(rows, list), (arows, _drain)]
 
 
 @pytest.mark.parametrize("shape", [0, 1], ids=["gen", "agen"])
@@ -447,12 +453,9 @@ def test_generator_iterated_unbound_in_record_mode_is_marked(flowmap_runtime, sh
         ran.append("body")
         yield 1
 
-    async def consume(agen):
-        return [x async for x in agen]
-
     with bind(RequestContext("acme-bound")):
         lazy = rows() if shape == 0 else arows()
-    assert (list(lazy) if shape == 0 else asyncio.run(consume(lazy))) == [1]
+    assert (list(lazy) if shape == 0 else _drain(lazy)) == [1]
     assert ran == ["body"]
     (span,) = exp.get_finished_spans()
     assert TENANT not in span.attributes
@@ -593,10 +596,7 @@ def _wrapped_shapes(ran, tracer=None):
         yield 1
         yield 2
 
-    async def consume(agen):
-        return [x async for x in agen]
-
-    return [(rows, list), (arows, lambda agen: asyncio.run(consume(agen)))]
+    return [(rows, list), (arows, _drain)]
 
 
 @pytest.mark.parametrize("shape", [0, 1], ids=["gen", "agen"])
