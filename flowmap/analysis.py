@@ -237,7 +237,9 @@ class Analyzer:
         if waits and self._deferred_paths < _DEFERRED_PATHS_MAX:
             # its links may still break its paths (judged when their traces come): the
             # sample cannot tell yet, so the paths are offered now and kept for the end
-            paths = self._deferred[trace.trace_id] = trace_paths(graph, verdict)
+            # (a trace analysed in parts: every part's paths are kept)
+            paths = trace_paths(graph, verdict)
+            self._deferred.setdefault(trace.trace_id, []).extend(paths)
             self._deferred_paths += len(paths)
             for path in paths:
                 self._paths.add(path)

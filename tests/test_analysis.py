@@ -523,3 +523,28 @@ def test_a_full_path_sample_still_takes_a_path_a_later_link_breaks(tmp_path, loa
     assert sorted(f.rule for f in a.findings) == ["cross-tenant", "orphan-root"]
     [path] = a.paths
     assert (path.span_ids, path.broken_at, path.break_rule) == ([job.span_id, tool.span_id], 0, "cross-tenant")
+
+
+def test_a_trace_analysed_in_parts_keeps_the_waiting_paths_of_every_part():
+    """A worker's trace comes in two parts (its lines split around another trace's), each
+    with a consumer linked to a message not read yet: once the message's trace comes,
+    both consumers' paths are critical, and the sample (full of medium orphan paths)
+    takes both, not only the later part's."""
+    orphans = []
+    for _ in range(2):
+        orphan = TraceBuilder(service="api")
+        orphan.span("cache get", boundary="cache")  # an untagged root boundary: orphan-root
+        orphans.append(orphan)
+    producer = TraceBuilder(service="api")
+    pub = producer.span("publish job", kind=PRODUCER, tenant=TAG_A, boundary="queue.publish")
+    parts = []
+    for n in range(2):
+        part = TraceBuilder(service="worker", trace_id=f"{0xFEED:032x}")
+        job = part.span(f"process job {n}", kind=CONSUMER, tenant=TAG_B, boundary="queue.consume", links=[pub])
+        job.child("refund", tenant=TAG_B, boundary="tool")
+        parts.append((part, job))
+    traces = [o.traces() for o in orphans] + [p.traces() for p, _ in parts] + [producer.traces()]
+    a = analyze_traces(traces, AnalysisSettings(max_paths=2))
+    assert sorted(f.rule for f in a.findings) == ["cross-tenant"] * 2 + ["orphan-root"] * 2
+    assert sorted((p.span_ids[0], p.break_rule) for p in a.paths) == sorted(
+        (job.span_id, "cross-tenant") for _, job in parts)
