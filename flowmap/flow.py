@@ -154,9 +154,13 @@ class FlowMapBuilder:
 
     def _example(self, edge: FlowEdge, trace_id: str, bad: bool) -> None:
         examples = edge.example_traces
-        if trace_id in examples or self.max_examples <= 0:
+        if self.max_examples <= 0:
             return
         key = (edge.source, edge.target)
+        if trace_id in examples:
+            if bad:  # chosen for a healthy call: it broke here too, so it is kept as such
+                self._bad_examples.setdefault(key, set()).add(trace_id)
+            return
         bad_set = self._bad_examples.setdefault(key, set()) if bad else self._bad_examples.get(key, set())
         if len(examples) < self.max_examples:
             examples.append(trace_id)

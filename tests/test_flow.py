@@ -33,6 +33,20 @@ def test_examples_are_capped_and_prefer_broken_calls(tmp_path):
     assert len(edge.example_traces) == 2 and builders[-1].trace_id in edge.example_traces
 
 
+def test_a_trace_with_a_healthy_and_a_broken_call_on_one_edge_is_kept_as_a_broken_example(tmp_path):
+    """Chosen as an example for its healthy call, the trace whose second call on the same
+    edge dropped the tenant must not be the one a later broken trace replaces."""
+    healthy = _request(TAG_A)
+    both = _request(TAG_A)
+    entry = both.specs[0]
+    both.span("search", parent=entry.span_id, boundary="vector", scoped=True)  # untagged: dropped
+    broken = _request(None)
+    a = analyze_built(tmp_path, healthy, both, broken, settings=AnalysisSettings(max_examples_per_edge=2))
+    edge = a.flow.edges[("api POST /chat", "api search")]
+    assert (edge.inherited, edge.dropped) == (2, 2)
+    assert sorted(edge.example_traces) == sorted([both.trace_id, broken.trace_id])
+
+
 def test_queue_link_edge_across_services_and_traces(tmp_path):
     producer = TraceBuilder()
     pub = producer.span("POST /ingest", kind=SERVER, tenant=TAG_A).child(
