@@ -171,9 +171,11 @@ class Analyzer:
         self._pending_links: dict[str, dict[str, list[tuple[Any, ...]]]] = {}
         self._waiting = 0  # linking spans in _pending_links
         self._unjudged_links = 0  # links not judged: too many were waiting (_WAITING_MAX)
-        # (trace id, span id) -> context-dropped finding through a cross-trace link, and
-        # the linking span's operation: it supersedes unscoped-entry on the same span
-        self._dropped_by_link: dict[tuple[str, str], tuple[Finding, str]] = {}
+        # (rule, trace id, span id) -> a finding through a cross-trace link, and the linking
+        # span's operation (its flow-map node counted it): a context-dropped one supersedes
+        # unscoped-entry on the same span, and one the span's parent edge gave too is
+        # taken back from the node's count
+        self._by_link: dict[tuple[str, str, str], tuple[Finding, str]] = {}
         # sample traces: flagged (medium+) first, then others
         self._flagged: dict[str, Trace] = {}
         self._others: dict[str, Trace] = {}
@@ -457,8 +459,7 @@ class Analyzer:
         if f is not None:
             f.origin = consumer.origin or None
             self._findings.append(f)
-            if f.rule == CONTEXT_DROPPED:
-                self._dropped_by_link[(f.trace_id, f.span_id)] = (f, target)
+            self._by_link.setdefault((f.rule, f.trace_id, f.span_id), (f, target))
         self._flow.add_link(producer, consumer, source, target, f.rule if f is not None else None)
 
     def _parent_counts(self) -> dict[str, dict[str, int]]:
@@ -521,17 +522,21 @@ class Analyzer:
         unique = []
         # an unscoped-entry whose span a cross-trace link showed to have lost a tagged
         # producer's tenant is superseded by that context-dropped finding
-        dropped = self._dropped_by_link
+        by_link = self._by_link
         superseded: dict[tuple[str, str], tuple[str, Finding]] = {}
         for f in self._findings:
             key = (f.rule, f.trace_id, f.span_id)
             if key in seen:
+                if key in by_link:  # its node counted it once for each
+                    self._flow.remove_finding(by_link[key][1], f.rule)
                 continue
-            if dropped and f.rule == UNSCOPED_ENTRY and (f.trace_id, f.span_id) in dropped:
-                by_link, operation = dropped[(f.trace_id, f.span_id)]
-                self._flow.remove_finding(operation, UNSCOPED_ENTRY)
-                superseded[(f.trace_id, f.span_id)] = (UNSCOPED_ENTRY, by_link)
-                continue
+            if f.rule == UNSCOPED_ENTRY and by_link:
+                dropped = by_link.get((CONTEXT_DROPPED, f.trace_id, f.span_id))
+                if dropped is not None:
+                    link_finding, operation = dropped
+                    self._flow.remove_finding(operation, UNSCOPED_ENTRY)
+                    superseded[(f.trace_id, f.span_id)] = (UNSCOPED_ENTRY, link_finding)
+                    continue
             seen.add(key)
             unique.append(f)
         self._paths.replace_breaks(superseded)

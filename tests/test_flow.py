@@ -1,5 +1,7 @@
 """The aggregated flow map: operations as nodes, calls as edges with tenant counts."""
 
+import pytest
+
 from flowmap.settings import AnalysisSettings
 
 from otlp_builder import CONSUMER, PRODUCER, SERVER, TAG_A, TAG_B, TraceBuilder, analyze_built
@@ -57,6 +59,21 @@ def test_queue_link_edge_across_services_and_traces(tmp_path):
     edge = a.flow.edges[("api publish", "worker consume")]
     assert (edge.inherited, edge.via_link) == (1, 1)
     assert a.flow.nodes["worker consume"].entry is True
+
+
+@pytest.mark.parametrize("producer_first", [True, False])
+def test_a_finding_both_a_parent_edge_and_a_link_give_is_counted_once_on_its_node(tmp_path, producer_first):
+    """A span switched from its parent's tenant and from the message it links to is one
+    cross-tenant finding: its node must count one, as the findings do."""
+    producer = TraceBuilder()
+    pub = producer.span("publish", kind=PRODUCER, tenant=TAG_A, boundary="queue.publish")
+    worker = TraceBuilder(service="worker")
+    entry = worker.span("GET /x", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    entry.child("handle", tenant=TAG_B, links=[pub])
+    order = [producer, worker] if producer_first else [worker, producer]
+    a = analyze_built(tmp_path, *order)
+    assert [f.rule for f in a.findings] == ["cross-tenant"]
+    assert a.flow.nodes["worker handle"].findings == {"cross-tenant": 1}
 
 
 # -- caps on distinct operations (span names with ids in them, hostile input) ---------------
