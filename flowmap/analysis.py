@@ -237,14 +237,13 @@ class Analyzer:
         if len(self._findings) > before:
             self._link_breaks(trace.trace_id, verdict, before)
         if waits and self._deferred_paths < _DEFERRED_PATHS_MAX:
-            # its links may still break its paths (judged when their traces come): the
-            # sample cannot tell yet, so the paths are offered now and kept for the end
-            # (a trace analysed in parts: every part's paths are kept)
+            # its links may still change its paths' scores (judged when their traces
+            # come): they enter the sample at the end, scored as they are then, so that
+            # none evicts a worse path on a score it loses later (a trace analysed in
+            # parts: every part's paths are kept)
             paths = trace_paths(graph, verdict)
             self._deferred.setdefault(trace.trace_id, []).extend(paths)
             self._deferred_paths += len(paths)
-            for path in paths:
-                self._paths.add(path)
         elif self._paths.wants(verdict, graph):
             for path in trace_paths(graph, verdict):
                 self._paths.add(path)
@@ -259,6 +258,8 @@ class Analyzer:
         for f in self._findings[judged:]:
             if f.trace_id == trace_id:
                 verdict.add(f)
+                if f.rule == CONTEXT_DROPPED:  # it supersedes unscoped-entry (see finish)
+                    verdict.remove(f.span_id, UNSCOPED_ENTRY)
             else:
                 self._late_breaks.setdefault((f.trace_id, f.span_id), f)
 
@@ -539,8 +540,7 @@ class Analyzer:
                     continue
             seen.add(key)
             unique.append(f)
-        self._paths.replace_breaks(superseded)
-        self._paths.add_breaks(self._late_breaks, self._deferred)
+        self._paths.settle(superseded, self._late_breaks, self._deferred, unique)
         self._deferred = {}
         if self._unjudged_links:
             self.warn(

@@ -108,7 +108,7 @@ def trace_paths(graph: SpanGraph, verdict: TraceVerdict) -> list[TracePath]:
 
 def _break_late(p: TracePath, breaks: dict[tuple[str, str], Finding]) -> bool:
     """Apply to path ``p`` the findings of ``breaks`` on its spans (see
-    :meth:`PathSample.add_breaks`); True when it changed."""
+    :meth:`PathSample.settle`); True when it changed."""
     changed = False
     for i, sid in enumerate(p.span_ids):
         f = breaks.get((p.trace_id, sid))
@@ -119,6 +119,22 @@ def _break_late(p: TracePath, breaks: dict[tuple[str, str], Finding]) -> bool:
         if f.rule in BREAK_RULES and (p.broken_at is None or i < p.broken_at):
             p.broken_at, p.break_rule, p.severity, changed = i, f.rule, f.severity, True
     return changed
+
+
+def _supersede(
+    p: TracePath, superseded: dict[tuple[str, str], tuple[str, Finding]], worst: dict[tuple[str, str], Any]
+) -> bool:
+    """Apply to path ``p`` the superseded breaks (see :meth:`PathSample.settle`); True
+    when it changed. Its worst severity is taken again: the superseded finding may have
+    been its worst."""
+    at = p.span_ids[p.broken_at] if p.broken_at is not None else None
+    hit = superseded.get((p.trace_id, at)) if at is not None else None
+    if hit is None or hit[0] != p.break_rule:
+        return False
+    new = hit[1]
+    p.break_rule, p.severity = new.rule, new.severity
+    p.worst = max((worst[k] for k in ((p.trace_id, sid) for sid in p.span_ids) if k in worst), default=new.severity)
+    return True
 
 
 def _walks_allowed(parent: dict[str, str]) -> int:
@@ -355,48 +371,49 @@ class PathSample:
         elif item[:2] > self._heap[0][:2]:
             heapq.heapreplace(self._heap, item)
 
-    def replace_breaks(self, superseded: dict[tuple[str, str], tuple[str, Finding]]) -> None:
-        """Paths that broke at span ``(trace id, span id)`` with the given rule now break
-        with the given finding (one that superseded it once another trace was seen)."""
-        if not superseded:
-            return
+    def settle(
+        self,
+        superseded: dict[tuple[str, str], tuple[str, Finding]],
+        breaks: dict[tuple[str, str], Finding],
+        deferred: dict[str, list[TracePath]],
+        findings: list[Finding],
+    ) -> None:
+        """The end of a run: apply to the paths kept and to the ``deferred`` ones (trace id
+        -> its paths, built while its links waited) what changed after they were built,
+        then offer the deferred paths, scored as they are now.
 
-        def replace(p: TracePath) -> bool:
-            at = p.span_ids[p.broken_at] if p.broken_at is not None else None
-            hit = superseded.get((p.trace_id, at)) if at is not None else None
-            if hit is None or hit[0] != p.break_rule:
-                return False
-            new = hit[1]
-            p.break_rule, p.severity = new.rule, new.severity
-            if p.worst is None or new.severity > p.worst:
-                p.worst = new.severity
-            return True
+        ``superseded``: paths that broke at span ``(trace id, span id)`` with the given
+        rule break with the given finding instead (an unscoped-entry that a link judged
+        late showed to be a lost tenant), their worst severity taken again from
+        ``findings`` (the run's, each once); ``breaks``: findings on spans made after
+        their trace's paths were built (a span link judged when the trace it points into
+        came later): a path through such a span breaks there if it did not break before."""
+        if superseded:
+            traces = {t for t, _ in superseded}
+            worst: dict[tuple[str, str], Any] = {}
+            for f in findings:
+                if f.trace_id in traces:
+                    key = (f.trace_id, f.span_id)
+                    if key not in worst or f.severity > worst[key]:
+                        worst[key] = f.severity
+            self._apply(lambda p: _supersede(p, superseded, worst), traces, deferred)
+        if breaks:
+            self._apply(lambda p: _break_late(p, breaks), {t for t, _ in breaks}, deferred)
+        for paths in deferred.values():
+            for p in paths:
+                self.add(p)
 
-        self._rescore(replace)
-
-    def _rescore(self, change: Callable[[TracePath], bool]) -> None:
-        """Apply ``change`` to every path kept, scoring again those it changed (True)."""
+    def _apply(
+        self, change: Callable[[TracePath], bool], traces: set[str], deferred: dict[str, list[TracePath]]
+    ) -> None:
+        """Apply ``change`` to every path kept (scoring again those it changed, True) and
+        to the deferred paths of ``traces``."""
         items = [(_score(p) if change(p) else score, order, p) for score, order, p in self._heap]
         heapq.heapify(items)
         self._heap = items
-
-    def add_breaks(
-        self, breaks: dict[tuple[str, str], Finding], deferred: dict[str, list[TracePath]] | None = None
-    ) -> None:
-        """Findings on spans ``(trace id, span id)`` made after their trace's paths were
-        sampled (a span link judged when the trace it points into came later): a path
-        through such a span breaks there if it did not break before it, in the sample
-        and among the ``deferred`` paths (trace id -> its paths, built when its links
-        waited), which enter the sample as they score now."""
-        if not breaks:
-            return
-        self._rescore(lambda p: _break_late(p, breaks))
-        if deferred:
-            kept = {id(item[2]) for item in self._heap}
-            for trace_id in {t for t, _ in breaks}.intersection(deferred):
-                for p in deferred[trace_id]:
-                    if id(p) not in kept and _break_late(p, breaks):
-                        self.add(p)
+        for trace_id in traces.intersection(deferred):
+            for p in deferred[trace_id]:
+                change(p)
 
     def worst_first(self) -> list[TracePath]:
         return [item[2] for item in sorted(self._heap, key=lambda i: i[:2], reverse=True)]

@@ -632,6 +632,14 @@ class TraceVerdict:
         existing.append(f)
         self.findings.append(f)
 
+    def remove(self, span_id: str, rule: str) -> None:
+        """Take back the finding of ``rule`` on a span (superseded by a later one)."""
+        on_span = self.by_span.get(span_id)
+        gone = [f for f in on_span or () if f.rule == rule]
+        if gone:
+            on_span.remove(gone[0])  # type: ignore[union-attr]
+            self.findings.remove(gone[0])
+
 
 def _has(v: TraceVerdict, span_id: str, rule: str) -> bool:
     return any(f.rule == rule for f in v.by_span.get(span_id, ()))

@@ -548,3 +548,42 @@ def test_a_trace_analysed_in_parts_keeps_the_waiting_paths_of_every_part():
     assert sorted(f.rule for f in a.findings) == ["cross-tenant"] * 2 + ["orphan-root"] * 2
     assert sorted((p.span_ids[0], p.break_rule) for p in a.paths) == sorted(
         (job.span_id, "cross-tenant") for _, job in parts)
+
+
+def _consumer_below_untagged_root():
+    """A producer's tagged message, and a worker's untagged consumer root linked to it,
+    whose tool call below runs untagged: an unscoped-entry (high: it reaches a
+    boundary) that the link shows to be a lost tenant, a context-dropped (medium: the
+    root is no boundary)."""
+    producer = TraceBuilder(service="api")
+    pub = producer.span("publish job", kind=PRODUCER, tenant=TAG_A, boundary="queue.publish")
+    consumer = TraceBuilder(service="worker")
+    job = consumer.span("process job", kind=CONSUMER, links=[pub])
+    job.child("run").child("refund", boundary="tool")
+    return producer, consumer, job
+
+
+@pytest.mark.parametrize("producer_first", [True, False])
+def test_a_path_sample_keeps_the_worst_paths_when_a_link_lowers_a_break(producer_first):
+    """The consumer's path must not take the place of a worse one (a high orphan-root's)
+    on the unscoped-entry it loses to the link's context-dropped, in either order of the
+    traces (the link judged at once, or at the end)."""
+    orphan = TraceBuilder(service="api")
+    orphan.span("cache get", boundary="cache")  # an untagged root boundary: high orphan-root
+    producer, consumer, job = _consumer_below_untagged_root()
+    pair = [producer, consumer] if producer_first else [consumer, producer]
+    a = analyze_traces([b.traces() for b in [orphan, *pair]], AnalysisSettings(max_paths=1))
+    assert sorted((f.rule, f.span_id) for f in a.findings) == sorted(
+        [("context-dropped", job.span_id), ("orphan-root", orphan.specs[0].span_id)])
+    [path] = a.paths
+    assert (path.trace_id, path.break_rule) == (orphan.trace_id, "orphan-root")
+
+
+@pytest.mark.parametrize("producer_first", [True, False])
+def test_a_superseded_break_leaves_the_paths_worst_severity_to_the_findings_left(producer_first):
+    producer, consumer, job = _consumer_below_untagged_root()
+    pair = [producer, consumer] if producer_first else [consumer, producer]
+    a = analyze_traces([b.traces() for b in pair])
+    [path] = [p for p in a.paths if p.trace_id == consumer.trace_id]
+    assert (path.span_ids[0], path.break_rule, path.severity, path.worst) == (
+        job.span_id, "context-dropped", Severity.MEDIUM, Severity.MEDIUM)
