@@ -113,7 +113,10 @@ def _reader_may_leave() -> Iterator[None]:
 def _to_stdout(write: Callable[[], None]) -> None:
     """Run ``write`` (which writes to stdout). A closed pipe ends the output quietly, so the
     exit code stays the one the findings decide (``flowmap check | head`` passes or fails as
-    without ``head``); any other write error (``> /dev/full``) is one line and exit 2."""
+    without ``head``); any other write error (``> /dev/full``), or no standard output at
+    all (started with it closed, ``1>&-``), is one line and exit 2."""
+    if sys.stdout is None:
+        raise FlowmapError(f"cannot write output to {STDOUT_NAME}: it is closed")
     try:
         write()
     except OSError as exc:

@@ -163,6 +163,15 @@ def test_a_full_stdout_is_one_line_and_exit_2(dropped, tmp_path, fmt):
     assert proc.stderr.strip() == "flowmap: error: cannot write output to <stdout>: No space left on device"
 
 
+@pytest.mark.parametrize("args", [["check", "-f", "json"], ["report", "-o", "-"]])
+def test_a_closed_stdout_is_one_line_and_exit_2(dropped, tmp_path, args):
+    """Started with no standard output at all (``1>&-``: Python's sys.stdout is None)."""
+    proc = run_cli(*args, dropped, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                   preexec_fn=lambda: os.close(1))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "flowmap: error: cannot write output to <stdout>: it is closed"
+
+
 # --- 4: -o - is standard output ---------------------------------------------------------------
 
 
