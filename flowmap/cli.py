@@ -256,6 +256,7 @@ def _load_config(path: Path | None) -> "Config":
 def _expand(names: list[str]) -> list[str]:
     """Files as given; a directory stands for the trace files directly inside it."""
     out: list[str] = []
+    unread: list[str] = []  # directories that gave no file: warnings, or the error's reasons
     for name in names:
         if not name:
             raise typer.BadParameter("an empty file name (an unset variable?)", param_hint="FILE")
@@ -267,13 +268,17 @@ def _expand(names: list[str]) -> list[str]:
         try:
             found = sorted(str(c) for c in p.iterdir() if c.name.endswith(TRACE_SUFFIXES) and not _is_dir(c))
         except OSError as exc:
-            _err(f"{PROG}: warning: {where}: directory cannot be read ({exc.strerror or type(exc).__name__})")
+            unread.append(f"{where}: directory cannot be read ({exc.strerror or type(exc).__name__})")
             continue
         if not found:
-            _err(f"{PROG}: warning: {where}: no trace files ({', '.join(TRACE_SUFFIXES)}) in this directory")
+            unread.append(f"{where}: no trace files ({', '.join(TRACE_SUFFIXES)}) in this directory")
         out.extend(found)
     if not out:
-        raise InputError("no trace files to read")
+        from .loading import problems
+
+        raise InputError(f"no trace files to read{problems(unread, len(unread))}")
+    for line in unread:
+        _err(f"{PROG}: warning: {line}")
     return out
 
 
@@ -360,9 +365,7 @@ def _analyze(files: list[str], config: "Config", output: Path | None = None) -> 
     try:
         with ProgressBar(sys.stderr) as progress:
             analysis = analyze(paths, config.settings, on_warning=warnings, on_progress=progress)
-    except InputError:
-        if warnings.total > 1:  # the error names only the first problem
-            warnings.flush()
+    except InputError:  # its one line names the problems
         raise
     warnings.flush(list(analysis.warnings))  # masked by the analysis
     return analysis

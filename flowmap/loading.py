@@ -377,9 +377,8 @@ class _Loader:
         if hidden > 0 and self.on_warning is not None:
             self.on_warning(WarningsNotShown(hidden))
         if self.stats.spans == 0:
-            first = f" ({self.stats.warnings[0]})" if self.stats.warnings else ""
             n = len(self.paths)
-            raise InputError(f"no spans could be read from {n} input file(s){first}")
+            raise InputError(f"no spans could be read from {n} input file(s){problems(self.stats.warnings, self.stats.warning_count)}")
 
     def _index(self, raw_last: dict[bytes, tuple[int, int]], raw_counts: Counter[bytes]) -> None:
         """From what the scan found (raw id -> last position, -> count): ``counts`` by
@@ -1322,6 +1321,17 @@ class _Loader:
 
 
 # -- helpers -------------------------------------------------------------------------
+
+
+def problems(warnings: list[str], total: int, shown: int = 3) -> str:
+    """The first ``shown`` of ``total`` problems, for the one line of an input error
+    (`` (a; b; and 3 more problems)``; empty when there were none): a run that read
+    nothing says why in that line alone."""
+    if not warnings:
+        return ""
+    more = total - min(shown, len(warnings))
+    tail = [f"and {more} more problem{'s' if more > 1 else ''}"] if more > 0 else []
+    return f" ({'; '.join([*warnings[:shown], *tail])})"
 
 
 def _loses_data(what: str) -> bool:
