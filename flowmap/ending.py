@@ -184,11 +184,26 @@ def flush_multiprocessing_workers() -> None:
     For ``flowmap run``'s bootstrap and :func:`flowmap.configure` alike; the child of a
     plain ``os.fork()`` gets no help (it ends as the program makes it)."""
     global _workers_hooked
+    if _being_started_by_multiprocessing():
+        # a worker forked by a forkserver (Python 3.14's default on Linux) imports the
+        # program's main module, and the configure() in it, after the fork: no fork hook
+        # of ours ran there (nor in a spawned one, which exits by atexit but is a
+        # worker Pool.terminate() may find blocked in C all the same)
+        _in_forked_child()
     with _workers_guard:
         if _workers_hooked or not hasattr(os, "register_at_fork"):
             return
         _workers_hooked = True
     os.register_at_fork(after_in_child=_in_forked_child)  # once: hooks cannot be removed
+
+
+def _being_started_by_multiprocessing() -> bool:
+    """Whether this process is a multiprocessing child (spawned, or forked by a
+    forkserver) importing what its target needs, before it runs its after-fork hooks
+    (or a forkserver preloading the main module): ``multiprocessing.spawn`` marks the
+    process ``_inheriting`` meanwhile."""
+    mp_process = sys.modules.get("multiprocessing.process")
+    return mp_process is not None and bool(getattr(mp_process.current_process(), "_inheriting", False))
 
 
 def _in_forked_child() -> None:
@@ -198,6 +213,13 @@ def _in_forked_child() -> None:
         mp_util.register_after_fork(_AFTER_FORK, _finalize_worker)
 
 
+_finalized_in = 0  # the pid of the worker _finalize_worker ran in
+
+
 def _finalize_worker(_: Any) -> None:
+    global _finalized_in
+    if _finalized_in == os.getpid():
+        return  # registered twice: inherited (from a forkserver that configured, say) and here
+    _finalized_in = os.getpid()
     sys.modules["multiprocessing.util"].Finalize(None, flush, exitpriority=10)
     keep_default_ending_signals()  # terminate() ends it at once; its spans are written as they end

@@ -437,7 +437,7 @@ MULTIPROCESSING_WORKERS = """
             return search(i)
 
     if __name__ == "__main__":
-        fork, how, ctx = mp.get_context("fork"), sys.argv[2], flowmap.RequestContext("acme-mp-7")
+        fork, how, ctx = mp.get_context(sys.argv[3]), sys.argv[2], flowmap.RequestContext("acme-mp-7")
         if how == "executor":
             with cf.ProcessPoolExecutor(2, mp_context=fork) as pool:
                 print(sorted(pool.map(job, [ctx] * 4, range(4))))
@@ -458,18 +458,20 @@ MULTIPROCESSING_WORKERS = """
 
 
 @pytest.mark.parametrize("how", ["executor", "pool", "pool-closed", "process"])
-def test_spans_of_forked_multiprocessing_workers_reach_the_file(tmp_path, how):
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_spans_of_forked_multiprocessing_workers_reach_the_file(tmp_path, method, how):
     """Forked workers end with os._exit, which skips atexit (and the SDK's flush there):
-    under configure() — unlike `flowmap run` — every span a worker recorded was lost.
-    They are flushed by multiprocessing's exit finalizers, and written as they end in
-    a Pool that terminate() ends, as under `flowmap run`."""
+    under configure() — unlike `flowmap run` — every span a worker recorded was lost,
+    also one a forkserver forked (where the worker runs configure() itself, importing
+    the main module). They are flushed by multiprocessing's exit finalizers, and written
+    as they end in a Pool that terminate() ends, as under `flowmap run`."""
     import os
 
     out = tmp_path / "mp.jsonl"
     script = tmp_path / "mp.py"
     script.write_text(textwrap.dedent(MULTIPROCESSING_WORKERS))
     env = {**os.environ, "FLOWMAP_TENANT_KEY": "k"}
-    proc = subprocess.run([sys.executable, str(script), str(out), how],
+    proc = subprocess.run([sys.executable, str(script), str(out), how, method],
                           capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ("[0, 0, 0, 0]" if how == "process" else "[0, 1, 2, 3]")
