@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from . import attributes as A
 from . import runtime
 from .alerts import AlertProcessor, RateLimit, UnscopedAlert
-from .ending import ends_by_default_here, flush_on_ending_signals
+from .ending import ends_by_default_here, flush_multiprocessing_workers, flush_on_ending_signals
 from .errors import ConfigError
 from .hosts import AllowedHosts
 from .processors import FlowmapSpanProcessor, TenantSpanProcessor
@@ -291,6 +291,7 @@ def configure(
             trace.set_tracer_provider(provider)
         if set_global:
             flush_on_ending_signals()  # SIGTERM would end the process without atexit's flush
+        flush_multiprocessing_workers()  # a forked worker ends with os._exit: no atexit either
 
         if set_global if guard_baggage is None else guard_baggage:
             _guard_baggage(rt)

@@ -159,14 +159,23 @@ def is_authenticating() -> bool:
 
 
 def _unbind_in_forked_child() -> None:
-    """A forked process starts with no tenant bound, as a spawned or forkserver one does
-    (Python 3.14's default on Linux). Without this, a pool forked lazily inside one request
-    (``ProcessPoolExecutor``, whose workers fork on first submit) runs every later job,
-    whatever its tenant, as that request's tenant. Bind in the child what it serves."""
+    """A forked process starts with no tenant bound and an empty OpenTelemetry context, as
+    a spawned or forkserver one does (Python 3.14's default on Linux). Without this, a pool
+    forked lazily inside one request (``ProcessPoolExecutor``, whose workers fork on first
+    submit) ran every later job, whatever its tenant, as that request's tenant; and, with
+    the binding cleared, still under that request's span: a job that bound its own tenant
+    was a cross-tenant call in the first request's trace. Bind in the child what it serves,
+    and attach the context a job carries (``propagation.extract_context``) where it runs.
+
+    Runs in the thread that forked, the child's only one, in its current context (the
+    one ``multiprocessing`` runs the child's target in)."""
     try:
         if _BINDING.get() is not None:
             _BINDING.set(None)
-        _restore_baggage(None)  # (never raises)
+        if _AUTHENTICATING.get() is not None:  # (a fork inside an authentication block)
+            _AUTHENTICATING.set(None)
+        if otel_context.get_current():  # the request's span, baggage, anything attached
+            otel_context.attach(otel_context.Context())
     except Exception:  # noqa: BLE001 - never break the child
         pass
 

@@ -6,7 +6,8 @@ re-raising SIGTERM after its graceful shutdown, a pool's terminated workers. Bot
 ``flowmap run``'s bootstrap and :func:`flowmap.configure` install the handler, only
 where the signal is at its default (then the process would have ended without a word):
 it flushes, waited for at most a few seconds, and ends the process by the same signal,
-so its exit status is unchanged.
+so its exit status is unchanged. Both also flush the workers ``multiprocessing`` forks,
+which end with ``os._exit`` and so skip ``atexit`` (:func:`flush_multiprocessing_workers`).
 
 What it costs: a Python signal handler runs between two bytecodes of the main thread,
 so a main thread blocked in C code (a long database call, a C extension's wait) takes
@@ -23,10 +24,11 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from typing import Any
 
-__all__ = ["flush", "flush_on_ending_signals"]
+__all__ = ["flush", "flush_on_ending_signals", "flush_multiprocessing_workers"]
 
 _TERM_FLUSH_WAIT = 3.0  # seconds a SIGTERM waits for the flush before it ends the process
 
@@ -163,3 +165,61 @@ def flush_on_ending_signals() -> None:
         _hooks_registered = True
         os.register_at_fork(before=_block_ending_signals_before_fork,
                             after_in_parent=_unblock_in_parent, after_in_child=_unblock_in_child)
+
+
+class _Token:
+    """Kept alive for multiprocessing's after-fork registry (it holds weak references)."""
+
+
+_AFTER_FORK = _Token()
+_workers_hooked = False
+_workers_guard = threading.Lock()
+
+
+def flush_multiprocessing_workers() -> None:
+    """The workers ``multiprocessing`` forks end with ``os._exit``, which skips ``atexit``
+    (and the SDK's own flush there): what they buffered was lost. In each of them
+    multiprocessing's exit finalizers flush instead, and SIGTERM/SIGHUP keep their
+    default action, each span being written as it ends (:func:`keep_default_ending_signals`).
+    For ``flowmap run``'s bootstrap and :func:`flowmap.configure` alike; the child of a
+    plain ``os.fork()`` gets no help (it ends as the program makes it)."""
+    global _workers_hooked
+    if _being_started_by_multiprocessing():
+        # a worker forked by a forkserver (Python 3.14's default on Linux) imports the
+        # program's main module, and the configure() in it, after the fork: no fork hook
+        # of ours ran there (nor in a spawned one, which exits by atexit but is a
+        # worker Pool.terminate() may find blocked in C all the same)
+        _in_forked_child()
+    with _workers_guard:
+        if _workers_hooked or not hasattr(os, "register_at_fork"):
+            return
+        _workers_hooked = True
+    os.register_at_fork(after_in_child=_in_forked_child)  # once: hooks cannot be removed
+
+
+def _being_started_by_multiprocessing() -> bool:
+    """Whether this process is a multiprocessing child (spawned, or forked by a
+    forkserver) importing what its target needs, before it runs its after-fork hooks
+    (or a forkserver preloading the main module): ``multiprocessing.spawn`` marks the
+    process ``_inheriting`` meanwhile."""
+    mp_process = sys.modules.get("multiprocessing.process")
+    return mp_process is not None and bool(getattr(mp_process.current_process(), "_inheriting", False))
+
+
+def _in_forked_child() -> None:
+    # a multiprocessing worker runs its after-fork hooks after clearing its finalizers
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None:
+        mp_util.register_after_fork(_AFTER_FORK, _finalize_worker)
+
+
+_finalized_in = 0  # the pid of the worker _finalize_worker ran in
+
+
+def _finalize_worker(_: Any) -> None:
+    global _finalized_in
+    if _finalized_in == os.getpid():
+        return  # registered twice: inherited (from a forkserver that configured, say) and here
+    _finalized_in = os.getpid()
+    sys.modules["multiprocessing.util"].Finalize(None, flush, exitpriority=10)
+    keep_default_ending_signals()  # terminate() ends it at once; its spans are written as they end

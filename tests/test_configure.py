@@ -421,3 +421,61 @@ def test_a_service_stopped_by_sigterm_under_uvicorn_keeps_its_spans(tmp_path):
              for ss in rs["scopeSpans"] for s in ss["spans"]]
     assert [s["name"] for s in spans] == ["GET"]
     assert "acme-svc-1" not in out.read_text()
+
+
+MULTIPROCESSING_WORKERS = """
+    import concurrent.futures as cf, multiprocessing as mp, sys
+    import flowmap
+    flowmap.configure(service_name="mp", out=sys.argv[1], instrument_httpx=False)
+
+    @flowmap.boundary("vector", "vector.search", scoped=True)
+    def search(i):
+        return i
+
+    def job(ctx, i):
+        with flowmap.bind(ctx):
+            return search(i)
+
+    if __name__ == "__main__":
+        fork, how, ctx = mp.get_context(sys.argv[3]), sys.argv[2], flowmap.RequestContext("acme-mp-7")
+        if how == "executor":
+            with cf.ProcessPoolExecutor(2, mp_context=fork) as pool:
+                print(sorted(pool.map(job, [ctx] * 4, range(4))))
+        elif how == "pool":  # left by its with block: terminate(), its idle workers killed
+            with fork.Pool(2) as pool:
+                print(sorted(pool.starmap(job, [(ctx, i) for i in range(4)])))
+        elif how == "pool-closed":  # its workers end when the work is done
+            pool = fork.Pool(2)
+            print(sorted(pool.starmap(job, [(ctx, i) for i in range(4)])))
+            pool.close()
+            pool.join()
+        else:
+            ps = [fork.Process(target=job, args=(ctx, i)) for i in range(4)]
+            [p.start() for p in ps]
+            [p.join() for p in ps]
+            print([p.exitcode for p in ps])
+"""
+
+
+@pytest.mark.parametrize("how", ["executor", "pool", "pool-closed", "process"])
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_spans_of_forked_multiprocessing_workers_reach_the_file(tmp_path, method, how):
+    """Forked workers end with os._exit, which skips atexit (and the SDK's flush there):
+    under configure() — unlike `flowmap run` — every span a worker recorded was lost,
+    also one a forkserver forked (where the worker runs configure() itself, importing
+    the main module). They are flushed by multiprocessing's exit finalizers, and written
+    as they end in a Pool that terminate() ends, as under `flowmap run`."""
+    import os
+
+    out = tmp_path / "mp.jsonl"
+    script = tmp_path / "mp.py"
+    script.write_text(textwrap.dedent(MULTIPROCESSING_WORKERS))
+    env = {**os.environ, "FLOWMAP_TENANT_KEY": "k"}
+    proc = subprocess.run([sys.executable, str(script), str(out), how, method],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ("[0, 0, 0, 0]" if how == "process" else "[0, 1, 2, 3]")
+    spans = [s for line in out.read_text().splitlines() for rs in json.loads(line)["resourceSpans"]
+             for ss in rs["scopeSpans"] for s in ss["spans"]] if out.exists() else []
+    assert [s["name"] for s in spans] == ["vector.search"] * 4
+    assert "acme-mp-7" not in out.read_text()

@@ -469,6 +469,52 @@ def test_a_process_forked_inside_a_request_starts_with_no_tenant_bound(tagger):
         pool.shutdown()
 
 
+def _what_else_the_worker_inherits(_: int) -> tuple[bool, bool]:
+    from opentelemetry import context as otel_context
+
+    from flowmap.context import is_authenticating
+
+    return dict(otel_context.get_current()) == {}, is_authenticating()
+
+
+def test_a_process_forked_inside_a_span_starts_with_an_empty_opentelemetry_context(tagger):
+    """A forked child kept the current span (and all baggage) of the request it was
+    forked in: every later job's spans, whatever tenant it bound, went into that
+    request's trace under its span (a false cross-tenant). It starts empty now, as a
+    spawned one does — also when forked from another thread than the main one, and
+    inside an ``authenticating()`` block (whose spans raise no alert)."""
+    import concurrent.futures
+    import multiprocessing
+    import threading
+
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    from flowmap.context import authenticating, is_authenticating
+
+    pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+    seen: list[tuple[bool, bool]] = []
+
+    def request() -> None:
+        span = NonRecordingSpan(SpanContext(0x1F, 0x2F, is_remote=False, trace_flags=TraceFlags(1)))
+        token = otel_context.attach(baggage.set_baggage("app.user", "u-1", trace.set_span_in_context(span)))
+        try:
+            with authenticating(), bind(RequestContext(RAW)):
+                seen.append(pool.submit(_what_else_the_worker_inherits, 1).result(timeout=60))
+                seen.append((trace.get_current_span() is span, is_authenticating()))  # the parent's own
+        finally:
+            otel_context.detach(token)
+
+    try:
+        thread = threading.Thread(target=request)  # forks at its first submit, in this thread
+        thread.start()
+        thread.join(60)
+    finally:
+        pool.shutdown()
+    assert seen == [(True, False), (True, True)]
+
+
 def test_a_binding_generator_finalised_in_another_request_leaves_that_request_alone(tagger):
     """A streaming body that binds, abandoned after one chunk and freed by the garbage
     collector while another request runs: its exit ran there and set that request's

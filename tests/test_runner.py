@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from flowmap.analysis import analyze
+from flowmap.loading import iter_traces
 from flowmap.model import Severity
 from flowmap.runner import command_for
 
@@ -326,6 +327,70 @@ def test_forked_multiprocessing_workers_are_flushed(workdir):
     proc = _flowmap_run(workdir, "--no-report", str(script))
     assert proc.returncode == 0, proc.stderr
     assert _span_names(workdir / "traces.jsonl") == [f"job-{i}" for i in range(6)]
+
+
+POOL_FORKED_IN_A_REQUEST = """
+    import concurrent.futures as cf, multiprocessing as mp, sys
+    from opentelemetry import context as otel_context, trace
+    import flowmap
+    from flowmap import propagation
+    tracer = trace.get_tracer("app")
+
+    @flowmap.boundary("vector", "vector.search", scoped=True, mode="record")
+    def search():
+        return "done"
+
+    def job(ctx, headers):
+        if sys.argv[1] == "leaky":
+            return search()  # binds nothing: its own tenantless trace, in any process
+        token = otel_context.attach(propagation.extract_context(headers)) if sys.argv[1] == "carry" else None
+        try:
+            with flowmap.bind(ctx):  # what the README says a job of a process pool does
+                return search()
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+
+    if __name__ == "__main__":
+        # forked at the first submit, inside the first request: every later job's worker
+        with cf.ProcessPoolExecutor(1, mp_context=mp.get_context("fork")) as pool:
+            for tenant in ("acme-corp", "globex-inc"):
+                with flowmap.bind(flowmap.RequestContext(tenant)):
+                    with tracer.start_as_current_span("POST /search", kind=trace.SpanKind.SERVER,
+                                                      attributes={"http.route": "/search"}):
+                        pool.submit(job, flowmap.current(), propagation.inject_headers()).result()
+"""
+
+
+@pytest.mark.parametrize("job", ["bind", "carry", "leaky"])
+def test_a_process_pool_forked_inside_a_request_runs_each_job_outside_that_request(workdir, job):
+    """A forked child kept the OpenTelemetry context of the request it was forked in: the
+    second tenant's job, binding its own tenant as the README says, ran under the first
+    request's span — a false CRITICAL cross-tenant, and a job that bound nothing was
+    charged to that request. A forked child starts with an empty context, as a spawned
+    one does: a job binding its tenant is clean, one carrying the request's context
+    explicitly (inject/extract) is that request's child, and one binding nothing is
+    reported in its own trace."""
+    script = _script(workdir, "pool.py", POOL_FORKED_IN_A_REQUEST)
+    proc = _flowmap_run(workdir, "--no-report", str(script), job)
+    assert proc.returncode == 0, proc.stderr
+    spans = [s for t in iter_traces([workdir / "traces.jsonl"]) for s in t.spans.values()]
+    requests = {s.span_id: s for s in spans if s.name == "POST /search"}
+    jobs = [s for s in spans if s.name == "vector.search"]
+    assert len(requests) == 2 and len(jobs) == 2
+    findings = analyze([workdir / "traces.jsonl"]).findings
+    if job == "carry":
+        assert findings == []
+        assert {s.parent_span_id for s in jobs} == set(requests)  # each under its own request
+        assert all(requests[s.parent_span_id].tenant == s.tenant for s in jobs)
+        return
+    if job == "bind":
+        assert findings == []
+    else:
+        assert sorted((f.rule, f.span_name) for f in findings) == [("orphan-root", "vector.search")] * 2
+        assert {f.trace_id for f in findings} == {s.trace_id for s in jobs}
+    assert all(s.parent_span_id is None for s in jobs)
+    assert not {s.trace_id for s in jobs} & {s.trace_id for s in requests.values()}
 
 
 def test_multiprocessing_workers_keep_the_default_ending_signals(workdir):

@@ -32,7 +32,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from flowmap.ending import flush, flush_on_ending_signals
+from flowmap.ending import flush, flush_multiprocessing_workers, flush_on_ending_signals
 
 __all__ = ["start", "ACTIVE_ENV", "SERVICE_ENV", "HOSTS_ENV", "hosts_for_env"]
 
@@ -189,28 +189,6 @@ def _instrument_httpx() -> None:
     outbound.guard_global_baggage()
 
 
-class _Token:
-    """Kept alive for multiprocessing's after-fork registry (it holds weak references)."""
-
-
-_AFTER_FORK = _Token()
-
-
-def _in_forked_child() -> None:
-    # The child of a plain fork() gets no help (it ends as the program makes it); a
-    # multiprocessing worker runs its after-fork hooks after clearing its finalizers.
-    mp_util = sys.modules.get("multiprocessing.util")
-    if mp_util is not None:
-        mp_util.register_after_fork(_AFTER_FORK, _finalize_worker)
-
-
-def _finalize_worker(_: Any) -> None:
-    sys.modules["multiprocessing.util"].Finalize(None, flush, exitpriority=10)
-    from flowmap.ending import keep_default_ending_signals
-
-    keep_default_ending_signals()  # terminate() ends it at once; its spans are written as they end
-
-
 def start() -> None:
     """Install flowmap in this process if ``flowmap run`` started it (idempotent)."""
     global _started
@@ -225,7 +203,6 @@ def start() -> None:
         _instrument_httpx()
         atexit.register(flush)
         flush_on_ending_signals()
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=_in_forked_child)
+        flush_multiprocessing_workers()
     except Exception as exc:  # noqa: BLE001 - never stop the program
         _say(f"could not set up tracing ({type(exc).__name__}: {exc})")
