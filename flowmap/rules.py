@@ -1001,7 +1001,8 @@ def _ran_work(span: Span) -> bool:
 
 def _exempt_entry(span: Span, sid: str, graph: SpanGraph, settings: AnalysisSettings) -> bool:
     """An entry that bound no tenant and is no finding: authentication turned the request
-    away before it reached any boundary (401/403/407), or it is declared to run for no
+    away before it reached any boundary (401/403/407, or an RPC's UNAUTHENTICATED or
+    PERMISSION_DENIED: conventions.refused_request), or it is declared to run for no
     tenant (health checks, sign-in). What ran below is looked at only for a refusal."""
     if refused_request(span.attributes) and not any(_ran_work(graph.spans[x]) for x in graph.subtree(sid)[1:]):
         return True

@@ -424,6 +424,31 @@ def test_refused_entry_that_still_ran_something_is_unscoped(tmp_path):
     assert only(analyze_built(tmp_path, tb), "unscoped-entry").severity is Severity.HIGH
 
 
+@pytest.mark.parametrize("attrs", [
+    {"rpc.system": "grpc", "rpc.service": "shop.Orders", "rpc.method": "List", "rpc.grpc.status_code": 16},
+    {"rpc.system": "grpc", "rpc.service": "shop.Orders", "rpc.method": "List", "rpc.grpc.status_code": 7},
+    {"rpc.system.name": "grpc", "rpc.method": "shop.Orders/List", "rpc.response.status_code": "UNAUTHENTICATED"},
+    {"rpc.system.name": "grpc", "rpc.method": "shop.Orders/List", "rpc.response.status_code": "PERMISSION_DENIED"},
+])
+def test_rpc_entry_refused_by_authentication_is_not_unscoped(tmp_path, attrs):
+    """RPC server spans are judged as HTTP ones: a gRPC call refused UNAUTHENTICATED or
+    PERMISSION_DENIED (the contrib instrumentation's numeric code, or the newer
+    conventions' name) is a 401/403, authentication working."""
+    tb = TraceBuilder(service="grpc-svc")
+    tb.span("/shop.Orders/List", kind=SERVER, attrs=attrs, status=2)
+    assert analyze_built(tmp_path, tb).findings == []
+
+
+@pytest.mark.parametrize("code", [5, 13])  # NOT_FOUND, INTERNAL
+def test_rpc_entry_failed_otherwise_or_refused_after_work_is_unscoped(tmp_path, code):
+    tb = TraceBuilder(service="grpc-svc")
+    tb.span("/shop.Orders/List", kind=SERVER, attrs={"rpc.system": "grpc", "rpc.grpc.status_code": code}, status=2)
+    refused = tb.span("/shop.Orders/Get", kind=SERVER, attrs={"rpc.system": "grpc", "rpc.grpc.status_code": 16})
+    refused.child("SELECT orders", kind=CLIENT, attrs={"db.system.name": "postgresql"})  # work ran all the same
+    found = {(f.span_name, f.severity) for f in rules_of(analyze_built(tmp_path, tb), "unscoped-entry")}
+    assert found == {("/shop.Orders/List", Severity.MEDIUM), ("/shop.Orders/Get", Severity.HIGH)}
+
+
 def test_entry_answered_200_without_tenant_is_unscoped(tmp_path):
     tb = TraceBuilder()
     tb.span("GET /chat", kind=SERVER, boundary="http.server", attrs={"http.response.status_code": 200})
