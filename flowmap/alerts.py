@@ -7,7 +7,7 @@ a ``logging`` warning on ``flowmap.alerts``, the OpenTelemetry counter
 flood them; the counter counts every one. Only spans the sampler records are seen: one
 it drops reaches no span processor (sample at 100 %, or parent-based on a sampled root,
 where unscoped spans must be counted). A request refused unauthenticated (a SERVER span
-answered 401/403/407) is no incident: it raises none. Never raises into the application.
+answered 401/403/407, or gRPC's UNAUTHENTICATED/PERMISSION_DENIED) is no incident: it raises none. Never raises into the application.
 
 The span name is scrubbed of every raw tenant id this process has bound recently
 (:func:`flowmap.redaction.scrub_known`) before any outlet sees it, whether or not a
@@ -121,7 +121,8 @@ _in_callback = threading.local()  # this thread is running an alert callback now
 
 def _refused_entry(span: ReadableSpan, attrs: Any) -> bool:
     """A request the service turned away unauthenticated (a SERVER span answered 401, 403
-    or 407, as TenantMiddleware answers): no incident; a boundary that ran below it all
+    or 407, as TenantMiddleware answers, or an RPC's UNAUTHENTICATED/PERMISSION_DENIED:
+    :func:`flowmap.conventions.refused_request`): no incident; a boundary that ran below it all
     the same is a span of its own and alerts by itself."""
     return span.kind is SpanKind.SERVER and refused_request(attrs)
 

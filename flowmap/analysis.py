@@ -32,7 +32,7 @@ from .otlp import detach
 from .paths import PathSample, trace_paths
 from .rules import (
     CONTEXT_DROPPED, DROPPED, INHERITED, SWITCHED, UNSCOPED_ENTRY, TraceVerdict, UntaggedBelow, evaluate, judge_link,
-    judge_passed_through, orphan_message, sort_findings, tenant_state,
+    judge_passed_through, orphan_message, ran_unbound, sort_findings, tenant_state,
 )
 from .settings import AnalysisSettings
 from .tagging import is_opaque_tag
@@ -152,8 +152,9 @@ class Analyzer:
         self._deferred_paths = 0
         self._masker = Masker()
         self._findings: list[Finding] = []
-        # orphan-root findings and their operation, resolved at the end
-        self._orphans: list[tuple[Finding, str]] = []
+        # orphan-root findings, their operation and whether each ran unbound (record mode),
+        # resolved at the end
+        self._orphans: list[tuple[Finding, str, bool]] = []
         # cross-trace links: trace id -> span id -> summary of a span other traces may
         # link to; and trace id -> span id -> linking spans that wait for that target
         #: trace id -> (its link targets' span ids joined by "\n", then their summaries
@@ -227,7 +228,7 @@ class Analyzer:
         if verdict.findings:
             self._add_findings(verdict, spans)
             for f in verdict.orphans:
-                self._orphans.append((f, graph.ops[f.span_id]))
+                self._orphans.append((f, graph.ops[f.span_id], ran_unbound(spans[f.span_id])))
 
         self._flow.add_trace(graph, verdict)
         # links judged before the paths are built: a link's finding breaks a path as a
@@ -502,7 +503,7 @@ class Analyzer:
         r = self.result
         parents = self._parent_counts() if self._orphans else {}
         overflow = self._operations.names
-        for f, operation in self._orphans:
+        for f, operation, unbound in self._orphans:
             # a folded operation (see graph.Operations) stands for many span names: what
             # its spans ran under says nothing about this one (its message keeps its name)
             counter = parents.get(operation) if overflow(operation) is None else None
@@ -515,7 +516,7 @@ class Analyzer:
                              key=lambda kv: (-kv[1], kv[0]), default=(None, 0))[0]
                 if likely is not None and overflow(likely) is None:
                     f.likely_parent = likely
-                    f.message = orphan_message(operation, likely, f.reached)
+                    f.message = orphan_message(operation, likely, f.reached, unbound)
                     self._flow.add_orphan(likely, operation, f.trace_id)
 
         # one finding per rule and span (a link resolved late may repeat a parent-edge one)

@@ -13,6 +13,11 @@ BAGGAGE_SENT: Final = "flowmap.baggage.sent"
 # Not in the contract table but written by flowmap (extra attributes are allowed):
 REDACTED: Final = "flowmap.redacted"  # count of values redacted from the span
 UNSCOPED: Final = "flowmap.unscoped"  # boundary ran without a bound context (record mode)
+#: span events a boundary adds in record mode: it ran without a bound context (with
+#: UNSCOPED), and a generator's body ran for another tenant than it was created or
+#: started for (the analyzer's cross-tenant)
+UNSCOPED_EVENT: Final = "flowmap.unscoped"
+SWITCH_EVENT: Final = "flowmap.tenant_switch"
 TENANT_INBOUND: Final = "flowmap.tenant.inbound"  # tag received in baggage (evidence) at http.server
 # span started while its request was being authenticated, before any tenant was known
 # (flowmap.context.authenticating): no tenant yet is no dropped context

@@ -78,8 +78,8 @@ _log = logging.getLogger("flowmap.boundaries")
 
 _KEPT = (A.BOUNDARY, A.SCOPED, A.UNSCOPED)  # restored at span end if evicted (see _start)
 
-UNSCOPED_EVENT = "flowmap.unscoped"
-SWITCH_EVENT = "flowmap.tenant_switch"
+UNSCOPED_EVENT = A.UNSCOPED_EVENT
+SWITCH_EVENT = A.SWITCH_EVENT
 
 # Open context-manager boundaries of this task/thread: a shared Boundary instance may be
 # entered concurrently from many tasks, so its spans cannot live on the instance. Each

@@ -252,20 +252,56 @@ def holds_content(key: str) -> bool:
 
 _REFUSED_STATUS = frozenset({401, 403, 407})
 _STATUS_KEYS = ("http.response.status_code", "http.status_code")
+#: gRPC's UNAUTHENTICATED (16) and PERMISSION_DENIED (7): its answers to HTTP's 401 and 403
+_REFUSED_GRPC = frozenset({16, 7})
+_REFUSED_RPC_NAMES = frozenset({"UNAUTHENTICATED", "PERMISSION_DENIED"})
+_GRPC_CODE = "rpc.grpc.status_code"  # numeric (semantic conventions before 1.38)
+_RPC_CODE = "rpc.response.status_code"  # the code's name for gRPC (1.38 on); other systems' own codes
+_CONNECT_CODE = "rpc.connect_rpc.error_code"  # Connect: "unauthenticated", "permission_denied"
 
 
 def refused_request(attributes: Mapping[str, Any]) -> bool:
-    """Whether an HTTP entry answered 401, 403 or 407: unauthenticated traffic turned
+    """Whether an entry answered that the caller is unauthenticated or not allowed: HTTP
+    401, 403 or 407, or gRPC's (and Connect's) UNAUTHENTICATED or PERMISSION_DENIED, a
+    request's server span being judged as an HTTP one. Unauthenticated traffic turned
     away, authentication working, not a lost tenant (the analyzer's unscoped-entry and
-    the runtime's alerts agree on this one test)."""
+    the runtime's alerts agree on this one test).
+
+    The RPC codes are read even where an HTTP status is recorded too: gRPC answers every
+    call with HTTP 200 and puts its own status in the trailers (.NET records both)."""
     for key in _STATUS_KEYS:
         code = attributes.get(key)
         if code is not None:
-            try:
-                return int(code) in _REFUSED_STATUS
-            except (TypeError, ValueError, OverflowError):
-                return False
-    return False
+            if _number(code) in _REFUSED_STATUS:
+                return True
+            break
+    code = attributes.get(_GRPC_CODE)
+    if code is not None and _refused_rpc_code(code, numeric=True):
+        return True
+    code = attributes.get(_RPC_CODE)
+    if code is not None:
+        # a number is gRPC's code only in a gRPC span (JSON-RPC writes its own numbers here)
+        system = attributes.get("rpc.system.name") or attributes.get("rpc.system")
+        if _refused_rpc_code(code, numeric=isinstance(system, str) and system.lower() == "grpc"):
+            return True
+    code = attributes.get(_CONNECT_CODE)
+    return code is not None and _refused_rpc_code(code, numeric=False)
+
+
+def _number(value: Any) -> int | None:
+    """A status code as an integer (from an int, float or numeric string), else None."""
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _refused_rpc_code(value: Any, numeric: bool) -> bool:
+    """An RPC status that refused the caller: by name in any case, or (``numeric``) as
+    gRPC's number."""
+    if isinstance(value, str) and value.strip().upper() in _REFUSED_RPC_NAMES:
+        return True
+    return numeric and not isinstance(value, bool) and _number(value) in _REFUSED_GRPC
 
 
 def reads_messaging(keys: Iterable[str]) -> bool:

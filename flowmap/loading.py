@@ -80,7 +80,7 @@ from .attributes import (
 )
 from .conventions import PROXY_VALUE, infer_boundary
 from .errors import InputError
-from .model import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, Trace
+from .model import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, STATUS_CODE_ERROR, Trace
 from .tagging import DEV_KEY, key_id_for
 
 __all__ = ["LoadStats", "iter_traces", "decode_document", "MAX_WARNINGS", "WarningsNotShown"]
@@ -1227,6 +1227,13 @@ class _Loader:
                         tag = None
                     elif len(tags) < _TAGS_MAX:
                         tags[tag] = tag
+                    if shape.unscoped >= 0 and code != STATUS_CODE_ERROR:
+                        # a boundary that ran its body with no tenant bound (record mode):
+                        # its tag (the caller's baggage, or the tenant bound when a
+                        # generator started) is no binding. One refused (errored) never ran.
+                        av = kvs[shape.unscoped].value
+                        if av is not None and av.bool_value is True:
+                            tag = None
                 s.tenant = tag
             else:
                 s.tenant = None

@@ -97,7 +97,9 @@ class Span:
     status_code: int = 0
     origin: str = ""  # "file:line" the span was read from
     # Derived once at load time:
-    tenant: str | None = None  # value of flowmap.tenant, if any
+    #: value of flowmap.tenant, if any; None on a boundary that ran with no tenant bound
+    #: (flowmap.unscoped, record mode, not refused: see rules.ran_unbound)
+    tenant: str | None = None
     boundary: str | None = None  # flowmap.boundary, or inferred from conventions
     scoped: bool | None = None  # flowmap.scoped on data boundaries
     key_id: str | None = None  # resource flowmap.key_id

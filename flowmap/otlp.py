@@ -38,7 +38,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from .attributes import BOUNDARY, RULE_FLAGS, SCOPED, TENANT
+from .attributes import BOUNDARY, RULE_FLAGS, SCOPED, TENANT, UNSCOPED
 from .conventions import DECIDING_KEYS, HTTP_KEYS, PROXY_KEY, reads_messaging
 
 __all__ = [
@@ -266,7 +266,7 @@ class AttributeShape:
 
     __slots__ = (
         "keys", "tenant", "boundary", "scoped", "proxy", "infer", "http", "eager", "quiet_for", "flags_for",
-        "no_args", "no_output_args",
+        "no_args", "no_output_args", "unscoped",
     )
 
     def __init__(self, keys: tuple[str, ...]) -> None:
@@ -275,6 +275,9 @@ class AttributeShape:
         self.tenant: int = last.get(_TENANT_KEY, -1)
         self.boundary: int = last.get(_BOUNDARY_KEY, -1)
         self.scoped: int = last.get(_SCOPED_KEY, -1)
+        #: where ``flowmap.unscoped`` is: a record-mode boundary that ran unbound (the
+        #: loader then reads its tag as none)
+        self.unscoped: int = last.get(UNSCOPED, -1)
         #: where ``component`` is, which Envoy sets to ``proxy`` (see flowmap.transparent)
         self.proxy: int = last.get(PROXY_KEY, -1)
         #: some key boundary inference reads besides the HTTP ones

@@ -80,6 +80,7 @@ __all__ = [
     "UntaggedBelow",
     "evaluate",
     "orphan_message",
+    "ran_unbound",
     "op",
     "sort_findings",
 ]
@@ -299,9 +300,33 @@ def _judge_parent(parent: Span, child: Span) -> Finding | None:
             return None  # ran while its request was being authenticated: no tenant yet
         return _finding(
             CONTEXT_DROPPED, _at_boundary(child), child, parent,
-            f"{op(child)} lost the tenant of its parent {op(parent)}{remote}",
+            f"{op(child)} lost the tenant of its parent {op(parent)}{remote}{_unbound_note(child)}",
         )
     return None
+
+
+def ran_unbound(span: Span) -> bool:
+    """A boundary that ran its body with no tenant bound: marked ``flowmap.unscoped`` in
+    record mode (the guard let it run) and not refused (:func:`_refused_boundary`). The
+    loader reads its tag as none, since what it carries is no binding: the caller's
+    baggage, or the tenant bound when a generator started and since unbound."""
+    return span.status_code != STATUS_CODE_ERROR and span.attributes.get(attributes.UNSCOPED) is True
+
+
+def _unbound_note(span: Span) -> str:
+    """What a finding on an untagged span adds when the span is a boundary that ran
+    unbound in record mode (:func:`ran_unbound`), saying where a tag it shows came from."""
+    if not ran_unbound(span):
+        return ""
+    a = span.attributes
+    tag = a.get(_TENANT_ATTR)
+    if tag.__class__ is not str or not tag.strip():
+        where = ""
+    elif a.get(attributes.TENANT_SOURCE) == attributes.SOURCE_BAGGAGE:
+        where = "; the tag it carries came with the caller's baggage, evidence and not a binding"
+    else:
+        where = "; the tag it carries is the tenant bound when it started"
+    return f": the boundary ran without a bound tenant (record mode){where}"
 
 
 def _judge_inbound(span: Span, parent: Span | None) -> Finding | None:
@@ -324,10 +349,33 @@ def _judge_inbound(span: Span, parent: Span | None) -> Finding | None:
     )
 
 
-def orphan_message(operation: str, likely_parent: str | None, reached: str | None = None) -> str:
+def orphan_message(
+    operation: str, likely_parent: str | None, reached: str | None = None, unbound: bool = False
+) -> str:
+    """The orphan-root message; ``unbound``: the root is a boundary that ran with no
+    tenant bound in record mode (:func:`ran_unbound`)."""
     below = _ran_without(reached) if reached else ""
     where = f" (it likely belonged under '{likely_parent}')" if likely_parent else ""
-    return f"'{operation}' started as a root with no tenant: the context was lost before it started{below}{where}"
+    how = "ran as a root without a bound tenant (record mode)" if unbound else "started as a root with no tenant"
+    return f"'{operation}' {how}: the context was lost before it started{below}{where}"
+
+
+def _switched(events: Iterable[Any]) -> bool:
+    """Whether a span's events say a boundary generator ran for another tenant than the
+    one it was created or started for (record mode; fail mode refuses it). Names only:
+    a loaded event's attributes stay undecoded."""
+    for e in events:
+        if e.name == _SWITCH_EVENT:
+            return True
+    return False
+
+
+def _switch_finding(span: Span, parent: Span | None) -> Finding:
+    return _finding(
+        CROSS_TENANT, Severity.CRITICAL, span, parent,
+        f"{op(span)} ran for another tenant than the one it was created or started for: a boundary "
+        "generator stepped in another tenant's request (record mode)",
+    )
 
 
 def _ran_without(reached: str) -> str:
@@ -353,7 +401,8 @@ def _note_boundaries_reached(v: TraceVerdict, graph: SpanGraph, below: UntaggedB
             if f.rule == CONTEXT_DROPPED:
                 f.message += _ran_without(reached)
             else:
-                f.message = orphan_message(spans[f.span_id].operation, None, reached)
+                span = spans[f.span_id]
+                f.message = orphan_message(span.operation, None, reached, ran_unbound(span))
 
 
 def _refused_boundary(span: Span) -> bool:
@@ -433,6 +482,7 @@ def _truthy(value: Any) -> bool:
 
 
 _TENANT_ATTR = attributes.TENANT
+_SWITCH_EVENT = attributes.SWITCH_EVENT
 # the loader's spans (their attribute names in a shared shape)
 _LOADED_ONLY = frozenset({LoadedSpan, RawSpan})
 _INBOUND = attributes.TENANT_INBOUND
@@ -788,6 +838,9 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
     # trace says it already (the tool span is where the tenant was used)
     chosen_by_model: list[Finding] = []
     for sid, span in local:
+        events = span.events
+        if events and _switched(events):
+            v.add(_switch_finding(span, graph.parent_of(sid)))
         boundary = span.boundary
         if boundary is not None:
             # data boundaries
@@ -861,7 +914,7 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
             tag = attrs.get(_TENANT_ATTR)
         rest_quiet = not (
             new_rhits
-            or (span.events and not _quiet_parts(span.events, quiet))
+            or (events and not _quiet_parts(events, quiet))
             or (span.links and not _quiet_parts(span.links, quiet))
             or (tag is not None and (tag.__class__ is not str or tag not in opaque))
         )
@@ -908,7 +961,8 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
         elif _builds_an_agent(span):
             continue  # a framework building its agent at start-up: no request, no tenant
         else:
-            f = _finding(ORPHAN_ROOT, _at_boundary(span), span, None, orphan_message(span.operation, None))
+            message = orphan_message(span.operation, None, None, ran_unbound(span))
+            f = _finding(ORPHAN_ROOT, _at_boundary(span), span, None, message)
             v.add(f)
             v.orphans.append(f)
 
@@ -1001,7 +1055,8 @@ def _ran_work(span: Span) -> bool:
 
 def _exempt_entry(span: Span, sid: str, graph: SpanGraph, settings: AnalysisSettings) -> bool:
     """An entry that bound no tenant and is no finding: authentication turned the request
-    away before it reached any boundary (401/403/407), or it is declared to run for no
+    away before it reached any boundary (401/403/407, or an RPC's UNAUTHENTICATED or
+    PERMISSION_DENIED: conventions.refused_request), or it is declared to run for no
     tenant (health checks, sign-in). What ran below is looked at only for a refusal."""
     if refused_request(span.attributes) and not any(_ran_work(graph.spans[x]) for x in graph.subtree(sid)[1:]):
         return True
@@ -1012,7 +1067,7 @@ def _unscoped_entry(span: Span, parent: Span | None, reached_boundary: bool) -> 
     return _finding(
         UNSCOPED_ENTRY, Severity.HIGH if reached_boundary else Severity.MEDIUM, span, parent,
         f"request {op(span)} entered and no tenant was ever bound"
-        + (" before it reached a boundary" if reached_boundary else ""),
+        + (" before it reached a boundary" if reached_boundary else "") + _unbound_note(span),
     )
 
 

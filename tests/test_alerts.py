@@ -274,3 +274,29 @@ def test_a_request_refused_unauthenticated_raises_no_alert_but_work_below_it_doe
                                       attributes={BOUNDARY: "http.client", "http.response.status_code": 401}):
         pass
     assert [a.span_name for a in alerts] == ["cache.get", "GET /x", "POST"]
+
+
+def test_an_rpc_refused_unauthenticated_raises_no_alert():
+    """RPC server spans are judged as HTTP ones: a gRPC call refused UNAUTHENTICATED or
+    PERMISSION_DENIED is a 401/403 (alerting on every span, scope "all")."""
+    from opentelemetry.trace import SpanKind
+
+    alerts = []
+    tracer, reader = _setup(scope="all", callback=alerts.append)
+    for attrs in (
+        {"rpc.system": "grpc", "rpc.grpc.status_code": 16},
+        {"rpc.system": "grpc", "rpc.grpc.status_code": 7},
+        {"rpc.system.name": "grpc", "rpc.response.status_code": "UNAUTHENTICATED"},
+        {"rpc.system.name": "grpc", "rpc.response.status_code": "PERMISSION_DENIED"},
+    ):
+        with tracer.start_as_current_span("/shop.Orders/List", kind=SpanKind.SERVER, attributes=attrs):
+            pass
+    assert alerts == [] and _counts(reader) == {}
+    # failed otherwise (NOT_FOUND), or the client's side of a refused call: still alerts
+    with tracer.start_as_current_span("/shop.Orders/Get", kind=SpanKind.SERVER,
+                                      attributes={"rpc.system": "grpc", "rpc.grpc.status_code": 5}):
+        pass
+    with tracer.start_as_current_span("/shop.Orders/List call", kind=SpanKind.CLIENT,
+                                      attributes={"rpc.system": "grpc", "rpc.grpc.status_code": 16}):
+        pass
+    assert [a.span_name for a in alerts] == ["/shop.Orders/Get", "/shop.Orders/List call"]

@@ -705,3 +705,135 @@ def test_boundary_above_classmethod_and_staticmethod_keeps_the_method_kind(flowm
     assert [s.name for s in exp.get_finished_spans()] == ["store.key", "store.key", "store.plain", "store.plain"]
     with pytest.raises(MissingContextError):
         Store.key("e")
+
+
+# -- record mode, judged by the analyzer ------------------------------------------------
+# The runtime's record-mode marks (flowmap.unscoped, the flowmap.tenant_switch event) are
+# what `flowmap check` sees of a boundary that ran unbound or for another tenant: each
+# scenario runs the real runtime, writes its spans as the exporter does, and analyses them.
+
+_RAW_IDS = ("tenant-a", "tenant-b")
+
+
+def _checked(tmp_path, spans):
+    """The spans as `flowmap check` reads them: OTLP JSON Lines, through flowmap.analyze.
+    The findings are (rule, severity, span name); no output names a raw tenant id."""
+    import json
+
+    from flowmap import analyze
+    from flowmap.exporter import encode_spans
+    from flowmap.formats import OutputFormat, reporter_for
+
+    path = tmp_path / "record.jsonl"
+    path.write_text(json.dumps(encode_spans(spans)) + "\n")
+    result = analyze([path])
+    text = reporter_for(OutputFormat.JSON).render(result) + reporter_for(OutputFormat.TEXT).render(result)
+    assert not any(raw in text for raw in _RAW_IDS)
+    return result, [(f.rule, str(f.severity), f.span_name) for f in result.findings]
+
+
+def _request(tenant, fn):
+    """``fn`` inside a request of ``tenant``: its SERVER span, the tenant bound."""
+    tracer = runtime.get_tracer()
+    with bind(RequestContext(tenant)):
+        with tracer.start_as_current_span("POST /chat", kind=SpanKind.SERVER, attributes={"http.route": "/chat"}):
+            return fn()
+
+
+def test_record_mode_boundary_in_a_service_that_never_binds_is_a_dropped_context(flowmap_runtime, tmp_path):
+    """A service reached with the caller's traceparent and tenant baggage, that never
+    binds: its record-mode tool boundary runs, tagged from the baggage (evidence, not a
+    binding), and marked flowmap.unscoped. The analyzer judges it untagged: a dropped
+    context at a tool boundary, under the entry the baggage tagged."""
+    from opentelemetry import context, propagate
+
+    _, exp = flowmap_runtime
+    runtime.set_boundary_mode("record")
+
+    @boundary("tool", "execute_tool refund")
+    def refund():
+        return "done"
+
+    headers = {
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "baggage": f"flowmap.tenant={tag_for('test-key', 'tenant-a')}",
+    }
+    token = context.attach(propagate.extract(headers))
+    try:
+        with runtime.get_tracer().start_as_current_span("POST /tools/refund", kind=SpanKind.SERVER,
+                                                        attributes={"http.request.method": "POST"}):
+            assert refund() == "done"
+    finally:
+        context.detach(token)
+    tool = next(s for s in exp.get_finished_spans() if s.name == "execute_tool refund")
+    assert tool.attributes[UNSCOPED] is True and tool.attributes[TENANT] == tag_for("test-key", "tenant-a")
+    result, found = _checked(tmp_path, exp.get_finished_spans())
+    assert found == [("context-dropped", "high", "execute_tool refund")]
+    message = result.findings[0].message
+    assert "without a bound tenant (record mode)" in message and "baggage" in message
+    # the same call inside a binding is clean
+    exp.clear()
+    with bind(RequestContext("tenant-a")):
+        refund()
+    assert _checked(tmp_path, exp.get_finished_spans())[1] == []
+
+
+def test_record_mode_stream_resumed_after_its_request_ended_is_a_dropped_context(flowmap_runtime, tmp_path):
+    """A boundary generator started in its request and resumed after it ended keeps the
+    tag it started with; marked flowmap.unscoped, it is judged untagged: the edge from the
+    request into the stream counts as dropped in the flow map."""
+    _, exp = flowmap_runtime
+    runtime.set_boundary_mode("record")
+
+    @boundary("stream", "stream answer")
+    def answer():
+        yield from range(3)
+
+    def start():
+        stream = answer()
+        next(stream)
+        return stream
+
+    stream = _request("tenant-a", start)
+    assert list(stream) == [1, 2]  # nothing bound now
+    result, found = _checked(tmp_path, exp.get_finished_spans())
+    assert found == [("context-dropped", "high", "stream answer")]
+    assert "record mode" in result.findings[0].message and "when it started" in result.findings[0].message
+    (edge,) = [e for e in result.flow.edges.values() if e.target.endswith("stream answer")]
+    assert (edge.dropped, edge.inherited) == (1, 0)
+    # near miss: drained inside its request
+    exp.clear()
+    assert _request("tenant-a", lambda: list(answer())) == [0, 1, 2]
+    assert _checked(tmp_path, exp.get_finished_spans())[1] == []
+
+
+@pytest.mark.parametrize("started", [False, True], ids=["created-in-a", "started-in-a"])
+def test_record_mode_stream_stepped_in_another_tenants_request_is_cross_tenant(flowmap_runtime, tmp_path, started):
+    """A stream made in tenant A's request and stepped in tenant B's (stashed in a module
+    cache): fail mode refuses it (TenantSwitchError); record mode lets it run and marks
+    its span with a flowmap.tenant_switch event, which the analyzer reports as a
+    cross-tenant on that span whatever its tag."""
+    _, exp = flowmap_runtime
+    runtime.set_boundary_mode("record")
+
+    @boundary("stream", "stream answer")
+    def answer():
+        yield from range(3)
+
+    def make():
+        stream = answer()
+        if started:
+            next(stream)
+        return stream
+
+    stash = _request("tenant-a", make)
+    _request("tenant-b", lambda: list(stash))
+    result, found = _checked(tmp_path, exp.get_finished_spans())
+    assert found == [("cross-tenant", "critical", "stream answer")]
+    assert "another tenant than the one it was created or started for" in result.findings[0].message
+    assert result.paths[0].break_rule == "cross-tenant"
+    # near miss: made and stepped in two requests of the same tenant
+    exp.clear()
+    stash = _request("tenant-a", make)
+    _request("tenant-a", lambda: list(stash))
+    assert _checked(tmp_path, exp.get_finished_spans())[1] == []

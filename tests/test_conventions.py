@@ -205,3 +205,40 @@ def test_content_attributes_are_told_by_name_and_dotted_prefix(key, content):
     from flowmap.conventions import holds_content
 
     assert holds_content(key) is content
+
+
+@pytest.mark.parametrize(
+    "attributes, refused",
+    [
+        ({"http.response.status_code": 401}, True),
+        ({"http.status_code": "403"}, True),
+        ({"http.response.status_code": 407.0}, True),
+        ({"http.response.status_code": 404}, False),
+        # gRPC (contrib instrumentations: the numeric code) answers 401/403 with
+        # UNAUTHENTICATED (16) / PERMISSION_DENIED (7)
+        ({"rpc.system": "grpc", "rpc.grpc.status_code": 16}, True),
+        ({"rpc.system": "grpc", "rpc.grpc.status_code": "7"}, True),
+        ({"rpc.system": "grpc", "rpc.grpc.status_code": 5}, False),  # NOT_FOUND
+        ({"rpc.system": "grpc", "rpc.grpc.status_code": 0}, False),
+        ({"rpc.system": "grpc", "rpc.grpc.status_code": True}, False),
+        # semantic conventions 1.38 on: the code's name in rpc.response.status_code
+        ({"rpc.system.name": "grpc", "rpc.response.status_code": "UNAUTHENTICATED"}, True),
+        ({"rpc.system.name": "grpc", "rpc.response.status_code": "PERMISSION_DENIED"}, True),
+        ({"rpc.system.name": "grpc", "rpc.response.status_code": "16"}, True),
+        ({"rpc.system.name": "grpc", "rpc.response.status_code": "DEADLINE_EXCEEDED"}, False),
+        # another system's numbers are its own (JSON-RPC's 7 is no refusal); names still count
+        ({"rpc.system.name": "jsonrpc", "rpc.response.status_code": "7"}, False),
+        ({"rpc.system.name": "connect_rpc", "rpc.response.status_code": "unauthenticated"}, True),
+        ({"rpc.system": "connect_rpc", "rpc.connect_rpc.error_code": "permission_denied"}, True),
+        ({"rpc.system": "connect_rpc", "rpc.connect_rpc.error_code": "not_found"}, False),
+        # gRPC over HTTP/2 answers 200 and puts its status in the trailers (.NET records both)
+        ({"http.response.status_code": 200, "rpc.grpc.status_code": 16}, True),
+        ({}, False),
+    ],
+)
+def test_a_request_refused_unauthenticated_over_http_or_rpc(attributes, refused):
+    """The one test the analyzer's unscoped-entry and the runtime's alerts share: RPC
+    server spans are judged as HTTP ones, so gRPC's answers to 401/403 count as a 401."""
+    from flowmap.conventions import refused_request
+
+    assert refused_request(attributes) is refused

@@ -424,6 +424,31 @@ def test_refused_entry_that_still_ran_something_is_unscoped(tmp_path):
     assert only(analyze_built(tmp_path, tb), "unscoped-entry").severity is Severity.HIGH
 
 
+@pytest.mark.parametrize("attrs", [
+    {"rpc.system": "grpc", "rpc.service": "shop.Orders", "rpc.method": "List", "rpc.grpc.status_code": 16},
+    {"rpc.system": "grpc", "rpc.service": "shop.Orders", "rpc.method": "List", "rpc.grpc.status_code": 7},
+    {"rpc.system.name": "grpc", "rpc.method": "shop.Orders/List", "rpc.response.status_code": "UNAUTHENTICATED"},
+    {"rpc.system.name": "grpc", "rpc.method": "shop.Orders/List", "rpc.response.status_code": "PERMISSION_DENIED"},
+])
+def test_rpc_entry_refused_by_authentication_is_not_unscoped(tmp_path, attrs):
+    """RPC server spans are judged as HTTP ones: a gRPC call refused UNAUTHENTICATED or
+    PERMISSION_DENIED (the contrib instrumentation's numeric code, or the newer
+    conventions' name) is a 401/403, authentication working."""
+    tb = TraceBuilder(service="grpc-svc")
+    tb.span("/shop.Orders/List", kind=SERVER, attrs=attrs, status=2)
+    assert analyze_built(tmp_path, tb).findings == []
+
+
+@pytest.mark.parametrize("code", [5, 13])  # NOT_FOUND, INTERNAL
+def test_rpc_entry_failed_otherwise_or_refused_after_work_is_unscoped(tmp_path, code):
+    tb = TraceBuilder(service="grpc-svc")
+    tb.span("/shop.Orders/List", kind=SERVER, attrs={"rpc.system": "grpc", "rpc.grpc.status_code": code}, status=2)
+    refused = tb.span("/shop.Orders/Get", kind=SERVER, attrs={"rpc.system": "grpc", "rpc.grpc.status_code": 16})
+    refused.child("SELECT orders", kind=CLIENT, attrs={"db.system.name": "postgresql"})  # work ran all the same
+    found = {(f.span_name, f.severity) for f in rules_of(analyze_built(tmp_path, tb), "unscoped-entry")}
+    assert found == {("/shop.Orders/List", Severity.MEDIUM), ("/shop.Orders/Get", Severity.HIGH)}
+
+
 def test_entry_answered_200_without_tenant_is_unscoped(tmp_path):
     tb = TraceBuilder()
     tb.span("GET /chat", kind=SERVER, boundary="http.server", attrs={"http.response.status_code": 200})
@@ -475,6 +500,93 @@ def test_entry_that_binds_a_tenant_below_is_not_unscoped(tmp_path):
     a = analyze_built(tmp_path, tb)
     assert a.findings == []
     assert a.flow.edges[("api POST /chat", "api authenticated")].bound == 1
+
+
+# -- the runtime's record-mode marks ---------------------------------------------------
+# A boundary in record mode runs without a bound tenant (flowmap.unscoped) or for another
+# tenant than it was made for (a flowmap.tenant_switch event) instead of being refused.
+
+UNBOUND = {"flowmap.unscoped": True}
+BAGGAGE = {"flowmap.tenant.source": "baggage"}  # (the builder writes source "context")
+
+
+@pytest.mark.parametrize("source", ["baggage", "context"])
+def test_boundary_that_ran_unbound_is_untagged_whatever_tag_it_carries(tmp_path, source):
+    """Its tag is no binding: the caller's baggage (a service that never binds), or the
+    tenant bound when a generator started (resumed after its request ended). Judged as
+    untagged: a dropped context at a boundary, counted as dropped in the flow map."""
+    tb = TraceBuilder()
+    attrs = {**UNBOUND, **(BAGGAGE if source == "baggage" else {})}
+    ran = request(tb).child("execute_tool refund", tenant=TAG_A, boundary="tool", attrs=attrs)
+    a = analyze_built(tmp_path, tb)
+    f = only(a, "context-dropped")
+    assert (f.span_id, f.severity) == (ran.span_id, Severity.HIGH)
+    assert "ran without a bound tenant (record mode)" in f.message
+    assert ("baggage" in f.message) is (source == "baggage")
+    assert TAG_A not in f.message and len(a.findings) == 1
+    assert a.flow.edges[("api POST /chat", "api execute_tool refund")].dropped == 1
+    assert a.paths[0].break_rule == "context-dropped"
+
+
+@pytest.mark.parametrize("case", ["refused (fail mode)", "mark false", "no mark"])
+def test_a_tagged_boundary_that_did_not_run_unbound_keeps_its_tag(tmp_path, case):
+    """Near misses: a boundary refused in fail mode (errored, its body never ran), or one
+    not marked as having run unbound, is judged on its tag as ever."""
+    tb = TraceBuilder()
+    attrs, status = {"refused (fail mode)": (UNBOUND, 2), "mark false": ({"flowmap.unscoped": False}, 0),
+                     "no mark": ({}, 0)}[case]
+    request(tb).child("execute_tool refund", tenant=TAG_A, boundary="tool", attrs={**attrs, **BAGGAGE}, status=status)
+    assert analyze_built(tmp_path, tb).findings == []
+
+
+def test_root_boundary_that_ran_unbound_is_an_orphan_root_and_an_entry_an_unscoped_entry(tmp_path):
+    builders = []
+    for _ in range(2):  # where the operation usually runs: under the agent
+        tb = TraceBuilder()
+        request(tb).child("agent run", tenant=TAG_A, boundary="agent").child("embed chunk", tenant=TAG_A,
+                                                                            boundary="llm")
+        builders.append(tb)
+    lost = TraceBuilder()
+    root = lost.span("embed chunk", tenant=TAG_A, boundary="llm", attrs=UNBOUND)
+    entry = TraceBuilder()
+    served = entry.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server", attrs={**UNBOUND, **BAGGAGE})
+    served.child("lookup", tenant=TAG_A, boundary="db", scoped=True, attrs={**UNBOUND, **BAGGAGE})
+    a = analyze_built(tmp_path, lost, entry, *builders)
+    orphan, unscoped = only(a, "orphan-root"), only(a, "unscoped-entry")
+    assert (orphan.span_id, orphan.severity, orphan.likely_parent) == (root.span_id, Severity.HIGH, "api agent run")
+    assert "ran as a root without a bound tenant (record mode)" in orphan.message
+    assert "it likely belonged under 'api agent run'" in orphan.message
+    assert (unscoped.span_id, unscoped.severity) == (served.span_id, Severity.HIGH)
+    assert "record mode" in unscoped.message and "baggage" in unscoped.message
+    assert {f.rule for f in a.findings} == {"orphan-root", "unscoped-entry"}
+
+
+@pytest.mark.parametrize("started_in", ["A", "B"])
+def test_a_tenant_switch_event_is_cross_tenant_on_that_span(tmp_path, started_in):
+    """A boundary generator stepped in another tenant's request (record mode) carries a
+    flowmap.tenant_switch event: its tag is of the request it started in (made in A,
+    first stepped in B: B's; started in A, resumed in B: A's), its parent edge inherited."""
+    tb = TraceBuilder()
+    tag = TAG_A if started_in == "A" else TAG_B
+    switched = request(tb, tenant=tag).child(
+        "stream answer", tenant=tag, boundary="stream", events=[("flowmap.tenant_switch", {"flowmap.boundary": "stream"})]
+    )
+    a = analyze_built(tmp_path, tb)
+    f = only(a, "cross-tenant")
+    assert (f.span_id, f.severity) == (switched.span_id, Severity.CRITICAL)
+    assert f.message == (
+        "'api stream answer' ran for another tenant than the one it was created or started for: "
+        "a boundary generator stepped in another tenant's request (record mode)"
+    )
+    assert len(a.findings) == 1 and a.paths[0].break_rule == "cross-tenant"
+
+
+def test_other_events_are_no_tenant_switch(tmp_path):
+    tb = TraceBuilder()
+    request(tb).child("stream answer", tenant=TAG_A, boundary="stream",
+                      events=[("flowmap.unscoped", {"flowmap.boundary": "stream"}), ("exception", {"x": 1}),
+                              ("flowmap.tenant_switch.note", {})])
+    assert analyze_built(tmp_path, tb).findings == []
 
 
 # -- unscoped-query / unfiltered-catalog ----------------------------------------------

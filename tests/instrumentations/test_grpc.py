@@ -108,3 +108,75 @@ def test_grpc_service_tagged_from_the_callers_baggage_passes(tmp_path):
     out, doc = _call_tools(tmp_path, send_tag=True)
     assert out.returncode == 0, out.stderr
     assert doc["summary"]["spans"] == 4 and doc["findings"] == []
+
+
+def _serve_with_auth(tmp_path, refusal, alerts: list) -> dict:
+    """A gRPC service that authenticates each call from its metadata and binds the
+    tenant, and turns a call without a valid token away with ``refusal`` (a
+    grpc.StatusCode) before any boundary runs; set up by ``flowmap.configure`` (alerting
+    on every untagged span) and traced by the contrib server interceptor."""
+    from flowmap import runtime
+
+    rt = flowmap.configure(
+        tenant_key=KEY, service_name="orders", out=str(tmp_path / "orders.jsonl"), instrument_httpx=False,
+        set_global=False, alert_scope="all", alert_callback=alerts.append,
+    )
+    tokens = {"tok-acme": ACME}
+
+    def list_orders(request: bytes, context) -> bytes:
+        tenant = tokens.get(dict(context.invocation_metadata()).get("authorization", ""))
+        if tenant is None:
+            context.abort(refusal, "no valid token")
+        with flowmap.bind(flowmap.RequestContext(tenant)):
+            with flowmap.boundary("db", "orders.select", scoped=True):
+                return b"orders"
+
+    handler = grpc.method_handlers_generic_handler(
+        "shop.Orders", {"List": grpc.unary_unary_rpc_method_handler(list_orders)}
+    )
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=2),
+        interceptors=[server_interceptor(tracer_provider=rt.tracer_provider)],
+    )
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = channel.unary_unary("/shop.Orders/List")
+            assert call(b"x", metadata=(("authorization", "tok-acme"),)) == b"orders"
+            with pytest.raises(grpc.RpcError) as refused:
+                call(b"x")
+            assert refused.value.code() == refusal
+    finally:
+        server.stop(None)
+        rt.shutdown()
+        runtime.set_tagger(None)
+        runtime.set_runtime(None)
+    out = subprocess.run(
+        [sys.executable, "-m", "flowmap", "check", "--format", "json", str(tmp_path / "orders.jsonl")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert ACME not in out.stdout + out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["summary"]["spans"] == 3, out.stderr  # two server spans, one boundary
+    return doc
+
+
+@pytest.mark.parametrize("refusal", ["UNAUTHENTICATED", "PERMISSION_DENIED"])
+def test_grpc_call_refused_unauthenticated_is_no_finding_and_no_alert(tmp_path, refusal):
+    """A call the service refuses as gRPC's answer to HTTP 401/403 is authentication
+    working, as a 401 is: no unscoped-entry, no runtime alert."""
+    alerts: list = []
+    doc = _serve_with_auth(tmp_path, getattr(grpc.StatusCode, refusal), alerts)
+    assert doc["findings"] == [] and alerts == []
+
+
+def test_grpc_call_failed_otherwise_without_a_tenant_is_still_unscoped(tmp_path):
+    """The near miss: a call answered with another error (here NOT_FOUND) before any
+    tenant was bound is a request served tenantless."""
+    alerts: list = []
+    doc = _serve_with_auth(tmp_path, grpc.StatusCode.NOT_FOUND, alerts)
+    (f,) = doc["findings"]
+    assert (f["rule"], f["severity"], f["span_name"]) == ("unscoped-entry", "medium", "/shop.Orders/List")
+    assert [a.span_name for a in alerts] == ["/shop.Orders/List"]
