@@ -455,9 +455,53 @@ def _operations_of(analysis: Analysis) -> Callable[[str, str], str | None]:
     return op_of
 
 
-def _edge_order_key(d: tuple[str, str, FlowEdge]) -> tuple:
+# The finding each broken kind of call leaves on the callee, and the severity an edge
+# ranks at when the callee has none of it (the analysis's max_findings keeps the worst
+# findings, so one left out was at most as bad; a drop or an orphan is medium off a boundary).
+_BREAK_FINDINGS: dict[str, tuple[str, Severity]] = {
+    "switched": ("cross-tenant", Severity.CRITICAL),
+    "dropped": ("context-dropped", Severity.MEDIUM),
+    "orphaned": ("orphan-root", Severity.MEDIUM),
+}
+
+
+def _broken(e: FlowEdge) -> int:
+    return e.switched + e.dropped + e.orphaned
+
+
+def _edge_severity(e: FlowEdge, break_sev: dict[tuple[str, str], Severity]) -> Severity | None:
+    """How bad what happened on an edge is: the worst severity of the findings its broken
+    kinds left on its callee (``break_sev``: (operation, rule) -> worst), None if unbroken."""
+    return max(
+        (break_sev.get((e.target, rule), fallback) for kind, (rule, fallback) in _BREAK_FINDINGS.items()
+         if getattr(e, kind)),
+        default=None,
+    )
+
+
+def _edge_order_key(d: tuple[str, str, FlowEdge], break_sev: dict[tuple[str, str], Severity]) -> tuple:
+    """Worst edges first: by severity (one high orphan outranks any number of medium drops),
+    then by how many of its calls broke, then the busiest."""
     s, t, e = d
-    return (-e.switched, -e.dropped, -e.orphaned, -e.total, s, t)
+    sev = _edge_severity(e, break_sev)
+    return (1 if sev is None else -int(sev), -_broken(e), -e.total, s, t)  # (unbroken: after all)
+
+
+def _edge_cap_notice(cap: int, calls: int, broken: int) -> str:
+    """What the map's cap on call edges kept and left out; ``broken``: of the ``calls``."""
+    head = f"The map draws {cap:,} of the {calls:,} call edges between its operations"
+    if broken <= cap:
+        kept = f"all {broken:,} broken ones (switched, dropped, orphaned)" if broken else "none of them is broken"
+        return f"{head}: {kept}, then the busiest."
+    left = broken - cap
+    healthy = calls - broken
+    return (
+        f"{head}: the worst {cap:,} of the {broken:,} broken ones (cross-tenant switches first, then by the "
+        "severity of the findings on the operation called, then by how many of their calls broke). "
+        f"{_plural(left, 'broken call edge')}{f' and {healthy:,} unbroken' if healthy else ''} "
+        f"{'is' if left == 1 and not healthy else 'are'} left off the map; "
+        "the verdict and the findings counts above include them."
+    )
 
 
 def _node_order_key(n: Any) -> tuple:
@@ -498,10 +542,17 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS, *, content:
     flow_nodes.sort(key=lambda n: (not n.entry, n.service, n.name, n.id))
     node_id = {n.id: f"n{i}" for i, n in enumerate(flow_nodes)}
     finding_sev: dict[str, Severity] = {}
+    break_sev: dict[tuple[str, str], Severity] = {}  # (callee, rule of a broken call) -> worst
+    break_rules = {rule for rule, _ in _BREAK_FINDINGS.values()}
     for f in analysis.findings:
         op = op_of(f.service, f.span_name) if f.service is not None else None
-        if op in node_id and (op not in finding_sev or f.severity > finding_sev[op]):
+        if op not in node_id:
+            continue
+        if op not in finding_sev or f.severity > finding_sev[op]:
             finding_sev[op] = f.severity
+        prev = break_sev.get((op, f.rule))
+        if f.rule in break_rules and (prev is None or f.severity > prev):
+            break_sev[(op, f.rule)] = f.severity
 
     nodes: list[NodeView] = []
     for n in flow_nodes:
@@ -535,13 +586,11 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS, *, content:
     calls = [d for d in drawn if d[0] != d[1]]  # (a self loop is a count on its node, not drawn)
     if len(calls) > caps.edges:
         # a map of 300 operations could join them by 90,000 arrows: a report of hundreds of
-        # MB whose layout takes minutes; the broken calls and the busiest are kept
-        kept_calls = {(s, t) for s, t, _ in sorted(calls, key=_edge_order_key)[: caps.edges]}
+        # MB whose layout takes minutes; the worst broken calls and the busiest are kept
+        ranked = sorted(calls, key=lambda d: _edge_order_key(d, break_sev))
+        kept_calls = {(s, t) for s, t, _ in ranked[: caps.edges]}
         drawn = [d for d in drawn if d[0] == d[1] or (d[0], d[1]) in kept_calls]
-        notices.append(
-            f"The map draws {caps.edges:,} of the {len(calls):,} call edges between its operations: "
-            "the broken ones (switched, dropped, orphaned) and the busiest."
-        )
+        notices.append(_edge_cap_notice(caps.edges, len(calls), sum(1 for d in calls if _broken(d[2]))))
     for s, t, e in drawn:
         kind, mixed = _edge_kind(e)
         broken = e.total - e.inherited
