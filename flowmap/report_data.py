@@ -299,10 +299,12 @@ def _edge_kind(e: FlowEdge) -> tuple[str, bool]:
     return present[0], len(present) > 1
 
 
-def _verdict(analysis: Analysis, edges: list[EdgeView]) -> tuple[str, str]:
+def _verdict(analysis: Analysis) -> tuple[str, str]:
+    """The header's one line, counted over the whole flow map (not the edges drawn)."""
     sev = count_by_severity(analysis.findings, analysis.omitted)
-    switched = sum(1 for e in edges if e.switched)
-    dropped = sum(1 for e in edges if e.dropped or e.orphaned)
+    flow_edges = analysis.flow.edges.values()
+    switched = sum(1 for e in flow_edges if e.switched)
+    dropped = sum(1 for e in flow_edges if e.dropped or e.orphaned)
     if sev["critical"]:
         on = f", on {_plural(switched, 'call edge')}" if switched else ""
         return (
@@ -742,7 +744,7 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS, *, content:
 
     files = [safe.text(p, 200) for p in analysis.files[: caps.files]]
     sev_counts = count_by_severity(analysis.findings, analysis.omitted)
-    verdict, level = _verdict(analysis, edges)
+    verdict, level = _verdict(analysis)
     header = Header(
         files=files, files_total=len(analysis.files), traces=analysis.traces, spans=analysis.spans,
         services=len(analysis.services), tenant_tags=len(analysis.tenant_tags),

@@ -360,6 +360,8 @@ def test_capped_map_draws_the_worst_broken_edges_and_says_what_it_left_out():
     assert "draws 10 of the 32 call edges" in notice and "the worst 10 of the 31 broken ones" in notice
     assert "21 broken call edges and 1 unbroken are left off the map" in notice
     assert "the broken ones (switched, dropped, orphaned) and the busiest" not in notice
+    # the verdict counts the whole flow map, not the drawn edges
+    assert "lost or unchecked on 31 call edges" in data.header.verdict
 
 
 def test_call_edges_within_the_cap_keep_every_broken_one_then_the_busiest():
