@@ -237,6 +237,7 @@ class ReportData:
     findings: list[FindingView]
     traces: dict[str, TraceView]
     notices: list[str]  # one sentence per cap that cut something
+    map_counts: str  # what the map draws of the whole input's operations and calls
     width: float
     height: float
     crossings: int
@@ -506,6 +507,21 @@ def _edge_cap_notice(cap: int, calls: int, broken: int) -> str:
     )
 
 
+def _map_counts(nodes: list[NodeView], edges: list[EdgeView], nodes_total: int, calls_total: int) -> str:
+    """The map's toolbar line: operations and arrows drawn, of the input's when capped; an
+    operation's calls to itself are no arrow but a count on its box (↻)."""
+    arrows = sum(1 for e in edges if e.source != e.target)
+    looping = sum(1 for n in nodes if n.self_loops)
+    ops = f"{len(nodes):,} of {nodes_total:,} operations" if len(nodes) < nodes_total else _plural(
+        nodes_total, "operation")
+    calls = f"{arrows:,} of {calls_total:,} call edges drawn" if arrows < calls_total else _plural(
+        calls_total, "call edge")
+    loops = ""
+    if looping:
+        loops = f" · {_plural(looping, 'operation')} calling {'itself' if looping == 1 else 'themselves'} (↻)"
+    return f"{ops} · {calls}{loops}"
+
+
 def _node_order_key(n: Any) -> tuple:
     worst = max((rule_doc(r).severity for r in n.findings), default=-1)
     return (-int(worst), -sum(n.findings.values()), -n.spans, n.id)
@@ -586,6 +602,7 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS, *, content:
             continue
         drawn.append((s, t, e))
     calls = [d for d in drawn if d[0] != d[1]]  # (a self loop is a count on its node, not drawn)
+    flow_calls = [st for st in flow.edges if st[0] != st[1]]
     if len(calls) > caps.edges:
         # a map of 300 operations could join them by 90,000 arrows: a report of hundreds of
         # MB whose layout takes minutes; the worst broken calls and the busiest are kept
@@ -757,7 +774,8 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS, *, content:
     rules = sorted({f.rule for f in findings})
     return ReportData(
         header=header, nodes=nodes, edges=edges, findings=findings, traces=traces,
-        notices=notices, width=layout.width, height=layout.height, crossings=layout.crossings,
+        notices=notices, map_counts=_map_counts(nodes, edges, len(flow.nodes), len(flow_calls)),
+        width=layout.width, height=layout.height, crossings=layout.crossings,
         filter_rules=rules, filter_services=sorted({f.service for f in findings if f.service}),
         rule_help={r: rule_doc(r).short for r in rules},
     )

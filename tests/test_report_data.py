@@ -230,6 +230,7 @@ def test_caps_cut_long_lists_and_say_so(analysis):
     assert all(len(e.examples) <= 2 for e in data.edges)
     text = " ".join(data.notices)
     assert "shows 20 of" in text and "10 most severe of" in text and "per trace" in text
+    assert data.map_counts.startswith(f"20 of {len(analysis.flow.nodes)} operations · ")
     # the worst operations are the ones kept
     kept = {n.op for n in data.nodes}
     assert any(op.endswith("tool refund_order") for op in kept)
@@ -345,7 +346,8 @@ def _capped_platform() -> Analysis:
 def test_capped_map_draws_the_worst_broken_edges_and_says_what_it_left_out():
     """More broken call edges than the map draws: one edge orphaned 6 times (high) lost its
     place to single medium drops ranked field by field (any drop before any orphan), while
-    the notice said the broken ones were kept."""
+    the notice said the broken ones were kept, the verdict counted only the drawn edges and
+    the toolbar counted a self-loop as a call edge."""
     a = _capped_platform()
     sev = {(f.rule, f.span_name): f.severity for f in a.findings}
     assert sev[("orphan-root", "embed.docs")] == Severity.HIGH  # the premise
@@ -362,6 +364,15 @@ def test_capped_map_draws_the_worst_broken_edges_and_says_what_it_left_out():
     assert "the broken ones (switched, dropped, orphaned) and the busiest" not in notice
     # the verdict counts the whole flow map, not the drawn edges
     assert "lost or unchecked on 31 call edges" in data.header.verdict
+    # the toolbar says what it counts: arrows drawn of all calls, the self-loop apart
+    assert data.map_counts == "16 operations · 10 of 32 call edges drawn · 1 operation calling itself (↻)"
+    assert 'id="map-counts" class="muted small">16 operations · 10 of 32 call edges drawn' in render_report(
+        a, Caps(edges=10))
+    # uncapped: everything drawn, the toolbar without "of"
+    full = build_report_data(a)
+    assert not any("call edges between its operations" in n for n in full.notices)
+    assert full.map_counts == "16 operations · 32 call edges · 1 operation calling itself (↻)"
+    assert "lost or unchecked on 31 call edges" in full.header.verdict
 
 
 def test_call_edges_within_the_cap_keep_every_broken_one_then_the_busiest():
