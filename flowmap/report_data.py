@@ -237,6 +237,7 @@ class ReportData:
     findings: list[FindingView]
     traces: dict[str, TraceView]
     notices: list[str]  # one sentence per cap that cut something
+    map_counts: str  # what the map draws of the whole input's operations and calls
     width: float
     height: float
     crossings: int
@@ -299,10 +300,12 @@ def _edge_kind(e: FlowEdge) -> tuple[str, bool]:
     return present[0], len(present) > 1
 
 
-def _verdict(analysis: Analysis, edges: list[EdgeView]) -> tuple[str, str]:
+def _verdict(analysis: Analysis) -> tuple[str, str]:
+    """The header's one line, counted over the whole flow map (not the edges drawn)."""
     sev = count_by_severity(analysis.findings, analysis.omitted)
-    switched = sum(1 for e in edges if e.switched)
-    dropped = sum(1 for e in edges if e.dropped or e.orphaned)
+    flow_edges = analysis.flow.edges.values()
+    switched = sum(1 for e in flow_edges if e.switched)
+    dropped = sum(1 for e in flow_edges if e.dropped or e.orphaned)
     if sev["critical"]:
         on = f", on {_plural(switched, 'call edge')}" if switched else ""
         return (
@@ -455,9 +458,68 @@ def _operations_of(analysis: Analysis) -> Callable[[str, str], str | None]:
     return op_of
 
 
-def _edge_order_key(d: tuple[str, str, FlowEdge]) -> tuple:
+# The finding each broken kind of call leaves on the callee, and the severity an edge
+# ranks at when the callee has none of it (the analysis's max_findings keeps the worst
+# findings, so one left out was at most as bad; a drop or an orphan is medium off a boundary).
+_BREAK_FINDINGS: dict[str, tuple[str, Severity]] = {
+    "switched": ("cross-tenant", Severity.CRITICAL),
+    "dropped": ("context-dropped", Severity.MEDIUM),
+    "orphaned": ("orphan-root", Severity.MEDIUM),
+}
+
+
+def _broken(e: FlowEdge) -> int:
+    return e.switched + e.dropped + e.orphaned
+
+
+def _edge_severity(e: FlowEdge, break_sev: dict[tuple[str, str], Severity]) -> Severity | None:
+    """How bad what happened on an edge is: the worst severity of the findings its broken
+    kinds left on its callee (``break_sev``: (operation, rule) -> worst), None if unbroken."""
+    return max(
+        (break_sev.get((e.target, rule), fallback) for kind, (rule, fallback) in _BREAK_FINDINGS.items()
+         if getattr(e, kind)),
+        default=None,
+    )
+
+
+def _edge_order_key(d: tuple[str, str, FlowEdge], break_sev: dict[tuple[str, str], Severity]) -> tuple:
+    """Worst edges first: by severity (one high orphan outranks any number of medium drops),
+    then by how many of its calls broke, then the busiest."""
     s, t, e = d
-    return (-e.switched, -e.dropped, -e.orphaned, -e.total, s, t)
+    sev = _edge_severity(e, break_sev)
+    return (1 if sev is None else -int(sev), -_broken(e), -e.total, s, t)  # (unbroken: after all)
+
+
+def _edge_cap_notice(cap: int, calls: int, broken: int) -> str:
+    """What the map's cap on call edges kept and left out; ``broken``: of the ``calls``."""
+    head = f"The map draws {cap:,} of the {calls:,} call edges between its operations"
+    if broken <= cap:
+        kept = f"all {broken:,} broken ones (switched, dropped, orphaned)" if broken else "none of them is broken"
+        return f"{head}: {kept}, then the busiest."
+    left = broken - cap
+    healthy = calls - broken
+    return (
+        f"{head}: the worst {cap:,} of the {broken:,} broken ones (cross-tenant switches first, then by the "
+        "severity of the findings on the operation called, then by how many of their calls broke). "
+        f"{_plural(left, 'broken call edge')}{f' and {healthy:,} unbroken' if healthy else ''} "
+        f"{'is' if left == 1 and not healthy else 'are'} left off the map; "
+        "the verdict and the findings counts above include them."
+    )
+
+
+def _map_counts(nodes: list[NodeView], edges: list[EdgeView], nodes_total: int, calls_total: int) -> str:
+    """The map's toolbar line: operations and arrows drawn, of the input's when capped; an
+    operation's calls to itself are no arrow but a count on its box (↻)."""
+    arrows = sum(1 for e in edges if e.source != e.target)
+    looping = sum(1 for n in nodes if n.self_loops)
+    ops = f"{len(nodes):,} of {nodes_total:,} operations" if len(nodes) < nodes_total else _plural(
+        nodes_total, "operation")
+    calls = f"{arrows:,} of {calls_total:,} call edges drawn" if arrows < calls_total else _plural(
+        calls_total, "call edge")
+    loops = ""
+    if looping:
+        loops = f" · {_plural(looping, 'operation')} calling {'itself' if looping == 1 else 'themselves'} (↻)"
+    return f"{ops} · {calls}{loops}"
 
 
 def _node_order_key(n: Any) -> tuple:
@@ -498,10 +560,17 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS, *, content:
     flow_nodes.sort(key=lambda n: (not n.entry, n.service, n.name, n.id))
     node_id = {n.id: f"n{i}" for i, n in enumerate(flow_nodes)}
     finding_sev: dict[str, Severity] = {}
+    break_sev: dict[tuple[str, str], Severity] = {}  # (callee, rule of a broken call) -> worst
+    break_rules = {rule for rule, _ in _BREAK_FINDINGS.values()}
     for f in analysis.findings:
         op = op_of(f.service, f.span_name) if f.service is not None else None
-        if op in node_id and (op not in finding_sev or f.severity > finding_sev[op]):
+        if op not in node_id:
+            continue
+        if op not in finding_sev or f.severity > finding_sev[op]:
             finding_sev[op] = f.severity
+        prev = break_sev.get((op, f.rule))
+        if f.rule in break_rules and (prev is None or f.severity > prev):
+            break_sev[(op, f.rule)] = f.severity
 
     nodes: list[NodeView] = []
     for n in flow_nodes:
@@ -533,15 +602,14 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS, *, content:
             continue
         drawn.append((s, t, e))
     calls = [d for d in drawn if d[0] != d[1]]  # (a self loop is a count on its node, not drawn)
+    flow_calls = [st for st in flow.edges if st[0] != st[1]]
     if len(calls) > caps.edges:
         # a map of 300 operations could join them by 90,000 arrows: a report of hundreds of
-        # MB whose layout takes minutes; the broken calls and the busiest are kept
-        kept_calls = {(s, t) for s, t, _ in sorted(calls, key=_edge_order_key)[: caps.edges]}
+        # MB whose layout takes minutes; the worst broken calls and the busiest are kept
+        ranked = sorted(calls, key=lambda d: _edge_order_key(d, break_sev))
+        kept_calls = {(s, t) for s, t, _ in ranked[: caps.edges]}
         drawn = [d for d in drawn if d[0] == d[1] or (d[0], d[1]) in kept_calls]
-        notices.append(
-            f"The map draws {caps.edges:,} of the {len(calls):,} call edges between its operations: "
-            "the broken ones (switched, dropped, orphaned) and the busiest."
-        )
+        notices.append(_edge_cap_notice(caps.edges, len(calls), sum(1 for d in calls if _broken(d[2]))))
     for s, t, e in drawn:
         kind, mixed = _edge_kind(e)
         broken = e.total - e.inherited
@@ -693,7 +761,7 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS, *, content:
 
     files = [safe.text(p, 200) for p in analysis.files[: caps.files]]
     sev_counts = count_by_severity(analysis.findings, analysis.omitted)
-    verdict, level = _verdict(analysis, edges)
+    verdict, level = _verdict(analysis)
     header = Header(
         files=files, files_total=len(analysis.files), traces=analysis.traces, spans=analysis.spans,
         services=len(analysis.services), tenant_tags=len(analysis.tenant_tags),
@@ -706,7 +774,8 @@ def build_report_data(analysis: Analysis, caps: Caps = DEFAULT_CAPS, *, content:
     rules = sorted({f.rule for f in findings})
     return ReportData(
         header=header, nodes=nodes, edges=edges, findings=findings, traces=traces,
-        notices=notices, width=layout.width, height=layout.height, crossings=layout.crossings,
+        notices=notices, map_counts=_map_counts(nodes, edges, len(flow.nodes), len(flow_calls)),
+        width=layout.width, height=layout.height, crossings=layout.crossings,
         filter_rules=rules, filter_services=sorted({f.service for f in findings if f.service}),
         rule_help={r: rule_doc(r).short for r in rules},
     )

@@ -230,6 +230,7 @@ def test_caps_cut_long_lists_and_say_so(analysis):
     assert all(len(e.examples) <= 2 for e in data.edges)
     text = " ".join(data.notices)
     assert "shows 20 of" in text and "10 most severe of" in text and "per trace" in text
+    assert data.map_counts.startswith(f"20 of {len(analysis.flow.nodes)} operations · ")
     # the worst operations are the ones kept
     kept = {n.op for n in data.nodes}
     assert any(op.endswith("tool refund_order") for op in kept)
@@ -316,6 +317,70 @@ def test_call_edges_on_the_map_are_capped_broken_ones_first_and_said_so():
     # with the default caps the page stays small
     html = render_report(_dense_analysis(100))
     assert len(html.encode()) < 5_000_000
+
+
+def _capped_platform() -> Analysis:
+    """30 call edges each dropped once onto an operation that is no boundary (medium), one
+    edge orphaned 6 times onto a vector search (high), and an agent loop calling itself."""
+    from flowmap.analysis import analyze_traces
+    from otlp_builder import CLIENT, SERVER, TAG_A, TraceBuilder
+
+    builders = []
+    for i in range(3):
+        for j in range(10):
+            tb = TraceBuilder(service="api")
+            tb.span(f"GET /e{i}", kind=SERVER, tenant=TAG_A, boundary="http.server").child(f"step{j}")
+            builders.append(tb)
+    for k in range(8):
+        tb = TraceBuilder(service="api")
+        chat = tb.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server")
+        if k < 6:  # the search ran in a thread pool, as a root without tenant
+            tb.span("embed.docs", kind=CLIENT, boundary="vector")
+        else:  # where it normally runs (the analysis learns the likely parent from these)
+            chat.child("embed.docs", kind=CLIENT, tenant=TAG_A, boundary="vector")
+            chat.child("agent.loop", tenant=TAG_A).child("agent.loop", tenant=TAG_A)
+        builders.append(tb)
+    return analyze_traces(b.traces() for b in builders)
+
+
+def test_capped_map_draws_the_worst_broken_edges_and_says_what_it_left_out():
+    """More broken call edges than the map draws: one edge orphaned 6 times (high) lost its
+    place to single medium drops ranked field by field (any drop before any orphan), while
+    the notice said the broken ones were kept, the verdict counted only the drawn edges and
+    the toolbar counted a self-loop as a call edge."""
+    a = _capped_platform()
+    sev = {(f.rule, f.span_name): f.severity for f in a.findings}
+    assert sev[("orphan-root", "embed.docs")] == Severity.HIGH  # the premise
+    assert sev[("context-dropped", "step0")] == Severity.MEDIUM
+    data = build_report_data(a, Caps(edges=10))
+    arrows = [e for e in data.edges if e.source != e.target]
+    assert len(arrows) == 10
+    orphan = _edge(data, "POST /chat", "embed.docs")  # the worst edge is drawn
+    assert orphan.kind == "orphaned" and orphan.orphaned == 6
+    assert all(e.kind != "inherited" for e in arrows)  # the rest: broken ones, not the busiest
+    notice = next(n for n in data.notices if "call edges between its operations" in n)
+    assert "draws 10 of the 32 call edges" in notice and "the worst 10 of the 31 broken ones" in notice
+    assert "21 broken call edges and 1 unbroken are left off the map" in notice
+    assert "the broken ones (switched, dropped, orphaned) and the busiest" not in notice
+    # the verdict counts the whole flow map, not the drawn edges
+    assert "lost or unchecked on 31 call edges" in data.header.verdict
+    # the toolbar says what it counts: arrows drawn of all calls, the self-loop apart
+    assert data.map_counts == "16 operations · 10 of 32 call edges drawn · 1 operation calling itself (↻)"
+    assert 'id="map-counts" class="muted small">16 operations · 10 of 32 call edges drawn' in render_report(
+        a, Caps(edges=10))
+    # uncapped: everything drawn, the toolbar without "of"
+    full = build_report_data(a)
+    assert not any("call edges between its operations" in n for n in full.notices)
+    assert full.map_counts == "16 operations · 32 call edges · 1 operation calling itself (↻)"
+    assert "lost or unchecked on 31 call edges" in full.header.verdict
+
+
+def test_call_edges_within_the_cap_keep_every_broken_one_then_the_busiest():
+    a = _capped_platform()
+    data = build_report_data(a, Caps(edges=31))
+    assert sum(1 for e in data.edges if e.source != e.target) == 31
+    assert any("draws 31 of the 32 call edges between its operations: all 31 broken ones" in n
+               for n in data.notices)
 
 
 def test_write_report_creates_directories(tmp_path, analysis):
