@@ -20,6 +20,12 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .otelenv import check_environment
+
+# The SDK reads some OTEL_* variables while it is imported, and refuses a bad value with
+# a plain ValueError: checked first, so even that is a ConfigError (again at each call).
+check_environment()
+
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -226,6 +232,7 @@ def configure(
     """
     if alert_scope not in ("boundary", "all"):
         raise ConfigError("alert_scope must be 'boundary' or 'all'")
+    check_environment()
     if service_name is not None and not isinstance(service_name, str):
         raise ConfigError(f"service_name must be text, not {type(service_name).__name__}")
     if out is not None and os.path.isdir(out):
