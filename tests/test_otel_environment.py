@@ -1,9 +1,11 @@
 """``OTEL_*`` values the OpenTelemetry SDK refuses are flowmap's ConfigError (one line
 naming the variable and its value), from ``configure()`` and before ``flowmap run``
-starts the program. Real SDK, real processes where the SDK reads the variable at import."""
+starts the program; an ``OTEL_TRACES_EXPORTER`` name flowmap does not export to is a
+warning. Real SDK, real processes where the SDK reads the variable at import."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +13,7 @@ import textwrap
 
 import pytest
 
+import flowmap
 from flowmap import runtime
 from flowmap.configure import configure
 from flowmap.errors import ConfigError
@@ -115,3 +118,30 @@ def test_flowmap_run_refuses_such_a_value_in_one_line_before_the_program_runs(tm
     (line,) = proc.stderr.strip().splitlines()
     assert name in line and repr(value) in line and "Traceback" not in proc.stderr
     assert "ran" not in proc.stdout
+
+
+def test_an_unsupported_exporter_name_is_a_warning_and_the_file_is_still_written(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console,nonexistent")
+    out = tmp_path / "t.jsonl"
+    with caplog.at_level("WARNING", logger="flowmap"):
+        rt = _configure(out=out)
+    try:
+        warnings = [r.getMessage() for r in caplog.records if "OTEL_TRACES_EXPORTER" in r.getMessage()]
+        assert len(warnings) == 1
+        assert "'nonexistent'" in warnings[0] and "otlp, console and none" in warnings[0]
+        assert "'console'" not in warnings[0]  # a name flowmap follows is not named
+        with flowmap.bind(flowmap.RequestContext("acme-raw")), flowmap.boundary("tool", "t"):
+            pass
+        assert rt.force_flush()
+    finally:
+        rt.shutdown()
+    assert json.loads(out.read_text().splitlines()[0])["resourceSpans"]
+
+
+@pytest.mark.parametrize("value", ["otlp", "console", "none", "OTLP , console"])
+def test_supported_exporter_names_give_no_warning(monkeypatch, tmp_path, caplog, value):
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", value)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:9/v1/traces")
+    with caplog.at_level("WARNING", logger="flowmap"):
+        _configure(out=tmp_path / "t.jsonl").shutdown()
+    assert not [r for r in caplog.records if "OTEL_TRACES_EXPORTER" in r.getMessage()]
