@@ -204,6 +204,7 @@ class Boundary:
             if not flagged[0]:  # marked once, however many steps follow
                 flagged[0] = True
                 span.set_attribute(A.UNSCOPED, True)
+                keep_attributes(span, {A.UNSCOPED: True})  # survives the attribute-count limit
                 span.add_event(UNSCOPED_EVENT, {A.BOUNDARY: self.kind})
             return None
         if first is not None and not _same_tenant(first, now):

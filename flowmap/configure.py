@@ -20,6 +20,12 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .otelenv import check_environment, shown
+
+# The SDK reads some OTEL_* variables while it is imported, and refuses a bad value with
+# a plain ValueError: checked first, so even that is a ConfigError (again at each call).
+check_environment()
+
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -61,6 +67,22 @@ def _env_exporter_names() -> set[str] | None:
     if raw is None or not raw.strip():
         return None
     return {n.strip().lower() for n in raw.split(",") if n.strip()}
+
+
+_ENV_EXPORTERS = ("otlp", "console", "none")  # the OTEL_TRACES_EXPORTER names "auto" follows
+
+
+def _warn_unsupported_env_exporters() -> None:
+    """Say which OTEL_TRACES_EXPORTER names "auto" exports to none of (a typo, or one
+    only opentelemetry-instrument loads): a warning, as the variable may be meant for
+    that too, and the trace file is written either way."""
+    unsupported = sorted((_env_exporter_names() or set()).difference(_ENV_EXPORTERS))
+    if unsupported:
+        _log.warning(
+            "flowmap: OTEL_TRACES_EXPORTER names %s, which flowmap does not export to "
+            "(it knows otlp, console and none; its trace file is written either way)",
+            ", ".join(shown(n) for n in unsupported),
+        )
 
 
 def _otlp_exporter() -> SpanExporter:
@@ -116,6 +138,7 @@ def _build_exporters(exporters: str | Iterable[Any] | None, out: Any) -> list[Sp
                 items.append("otlp")
             if "console" in (_env_exporter_names() or ()):
                 items.append("console")
+            _warn_unsupported_env_exporters()
         elif exporters == "none":
             items = []
         else:
@@ -226,6 +249,7 @@ def configure(
     """
     if alert_scope not in ("boundary", "all"):
         raise ConfigError("alert_scope must be 'boundary' or 'all'")
+    check_environment()
     if service_name is not None and not isinstance(service_name, str):
         raise ConfigError(f"service_name must be text, not {type(service_name).__name__}")
     if out is not None and os.path.isdir(out):

@@ -28,9 +28,9 @@ cannot do without.
 The boundary kind and scoped flag are kept the same way: ``flowmap.boundaries`` records
 them with :func:`keep_attributes` on the span's ``BoundedAttributes`` (``_flowmap_keep``)
 when it starts a boundary span (and :func:`~flowmap.boundaries.mark_scoped` when it sets
-the flag later), and at end whatever the limit evicted is put back after the tag, in
-that order of priority (tag, source, boundary, scoped, unscoped) when the limit is
-tiny. The restore runs only for a span that lost attributes (``dropped`` is not 0).
+the flag later), and at end whatever the limit evicted is put back with the tag, also
+beyond a limit smaller than their number (0 included). The restore runs only for a span
+that lost attributes (``dropped`` is not 0).
 
 None of them ever computes an HMAC per span, blocks, or raises into the application.
 
@@ -154,9 +154,10 @@ def _restore(attrs: BoundedAttributes) -> bool:
 
     ``attrs`` is the ending span's ``BoundedAttributes`` (immutable by now, so written
     directly, under its lock). When the container is full, the oldest attributes other
-    than these make room; when the limit is smaller than their number, the first ones
-    in priority order (tag, source, then as kept) are kept. The dropped count stays the
-    number of attributes lost. A limit of 0 attributes is respected.
+    than these make room; a limit smaller than their number (even 0) is exceeded by them
+    alone: without them the analysis cannot tell whose span it is nor what it did, and
+    they are a handful of short values. The dropped count stays the number of
+    attributes lost.
     """
     d = attrs._dict  # noqa: SLF001
     want: list[tuple[str, Any]] = []
@@ -175,22 +176,21 @@ def _restore(attrs: BoundedAttributes) -> bool:
             want.append((_SOURCE, source))
     if keep:
         want.extend((k, v) for k, v in list(keep.items()) if k not in (_TENANT, _SOURCE))
-    maxlen = attrs.maxlen
-    if not want or (maxlen is not None and maxlen < 1):
+    if not want:
         return _TENANT in d
+    maxlen = attrs.maxlen
     with attrs._lock:  # noqa: SLF001
-        order = [k for k, _ in want]
-        kept = set(order if maxlen is None else order[:maxlen])
+        kept = {k for k, _ in want}
         # evicted, or cut by a value-length limit below their length (flowmap's own values
         # are short and must stay whole: a cut tag names no tenant)
-        missing = [(k, v) for k, v in want if k in kept and d.get(k, _ABSENT) != v]
+        missing = [(k, v) for k, v in want if d.get(k, _ABSENT) != v]
         if not missing:
             return _TENANT in d
         evicted = sum(1 for k, _ in missing if k not in d)
         if maxlen is not None:
             while d and len(d) + evicted > maxlen:
                 victim = next((k for k in d if k not in kept), None)
-                if victim is None:  # cannot happen: kept holds maxlen keys at most
+                if victim is None:  # only flowmap's own are left: they exceed a tiny limit
                     break
                 del d[victim]
                 attrs.dropped += 1
@@ -303,6 +303,7 @@ class TenantSpanProcessor(SpanProcessor):
                     return
             if is_authenticating():
                 span.set_attribute(A.AUTHENTICATING, True)
+                keep_attributes(span, {A.AUTHENTICATING: True})  # no tenant yet is no dropped context
                 return
             tag = _baggage_tag(parent_context)
             if tag is not None:

@@ -88,7 +88,7 @@ _OWN_VALUES: dict[str, frozenset[str]] = {
 }
 _OWN_TAGS = frozenset({A.TENANT, A.TENANT_INBOUND})
 _OWN_TEXTS = frozenset({*_OWN_VALUES, *_OWN_TAGS})  # flowmap's own attributes that hold text
-_OWN_KEYS = _OWN_TEXTS | {A.SCOPED, A.BAGGAGE_SENT, A.REDACTED, A.UNSCOPED}
+_OWN_KEYS = _OWN_TEXTS | {A.SCOPED, A.BAGGAGE_SENT, A.REDACTED, A.UNSCOPED, A.AUTHENTICATING}
 # A value cut by the SDK's attribute length limit (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT) may
 # end in the first characters of an id: an end of at least this many characters that
 # begins an id is cut off too.
@@ -319,11 +319,18 @@ def _bounded(old: Any, new: dict[str, Any]) -> BoundedAttributes:
         getattr(old, "maxlen", None), new, immutable=True, max_value_len=getattr(old, "max_value_len", None)
     )
     ba.dropped += getattr(old, "dropped", 0)  # (and what the rebuild itself evicted)
+    d = ba._dict  # noqa: SLF001
     if ba.max_value_len is not None:  # flowmap's own values stay whole (a cut tag names no tenant)
-        d = ba._dict  # noqa: SLF001
         for key in _OWN_TEXTS.intersection(d):
             if isinstance(new[key], str):
                 d[key] = new[key]
+    if ba.maxlen is not None and ba.maxlen < len(new):
+        # flowmap's own (last in ``new``) exceed a limit smaller than their number, as the
+        # processor's restore put them back (see flowmap.processors._restore)
+        lost = [k for k in new if k in _OWN_KEYS and k not in d]
+        for key in lost:
+            d[key] = new[key]
+        ba.dropped -= len(lost)
     return ba
 
 

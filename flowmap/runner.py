@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ._bootstrap import ACTIVE_ENV, HOSTS_ENV, SERVICE_ENV, hosts_for_env
 from .errors import ConfigError, FlowmapError, InputError
+from .otelenv import check_environment
 from .tagging import DEV_MODE_ENV, KEY_ENV
 
 __all__ = ["run", "command_for", "BOOTSTRAP_DIR", "DEFAULT_REPORT"]
@@ -229,6 +230,7 @@ def run(
     command = _bootstrap_first(command_for(argv, module=module), echo)
     path = _trace_path(out)
     env = _environment(path, service_name)
+    check_environment(env)  # a value the SDK refuses would leave every process untraced
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not _inherited(path):

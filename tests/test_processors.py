@@ -183,7 +183,7 @@ def _exported(processor, limits, start_attrs=None):
         (None, {TENANT: "0000000000000000", TENANT_SOURCE: "explicit", "http.method": "GET"}),
         (SpanLimits(max_span_attributes=2), {"a": "1", "b": "2"}),  # near the limit: oldest evicted
         (SpanLimits(max_span_attribute_length=8), None),  # values truncated
-        (SpanLimits(max_span_attributes=0), None),  # nothing kept
+        (SpanLimits(max_span_attributes=0), None),  # none of the app's kept, only flowmap's own
     ],
 )
 def test_fast_path_exports_exactly_what_the_public_api_does(limits, start_attrs):
