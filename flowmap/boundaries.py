@@ -109,12 +109,15 @@ def mark_scoped(span: Span | None, scoped: bool) -> None:
     """Record whether a data boundary's operation was restricted to the tenant.
 
     For instrumentations, which verify the key namespace / query filter themselves;
-    ``span=None`` means the current span. Never raises.
+    ``span=None`` means the current span. Never raises: a ``scoped`` that is neither a
+    bool nor the integer 0 or 1 (the text ``"false"``, which ``bool()`` makes true) is
+    recorded as false, so that the span never claims a scope nobody verified.
     """
     try:
         span = span or trace.get_current_span()
-        span.set_attribute(A.SCOPED, bool(scoped))
-        keep_attributes(span, {A.SCOPED: bool(scoped)})  # survives the attribute-count limit
+        flag = scoped is True or (type(scoped) is int and scoped == 1)
+        span.set_attribute(A.SCOPED, flag)
+        keep_attributes(span, {A.SCOPED: flag})  # survives the attribute-count limit
     except Exception:  # noqa: BLE001
         pass
 
@@ -137,6 +140,8 @@ class Boundary:
     ) -> None:
         if kind not in A.BOUNDARY_KINDS:
             raise ConfigError(f"unknown boundary kind; use one of {sorted(A.BOUNDARY_KINDS)}")
+        if scoped is not None and type(scoped) is not bool:  # bool("false") is True
+            raise ConfigError(f"scoped must be True, False or None, not {type(scoped).__name__}")
         self.kind = kind
         self.name = name
         self.scoped = scoped
@@ -219,7 +224,7 @@ class Boundary:
         attrs: dict[str, Any] = dict(self.attributes)
         attrs[A.BOUNDARY] = self.kind
         if self.scoped is not None and self.kind in A.DATA_BOUNDARIES:
-            attrs[A.SCOPED] = bool(self.scoped)
+            attrs[A.SCOPED] = self.scoped
         if not bound:
             attrs[A.UNSCOPED] = True
         span = (self.tracer or runtime.get_tracer()).start_span(

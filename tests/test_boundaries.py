@@ -195,6 +195,23 @@ def test_mark_scoped_after_the_fact(flowmap_runtime):
     assert vec.attributes[SCOPED] is False and db.attributes[SCOPED] is True
 
 
+@pytest.mark.parametrize("value", ["false", "no", "True", 2, 0.0, None.__class__])
+def test_a_scoped_flag_that_is_not_a_bool_is_refused_or_recorded_false(flowmap_runtime, value):
+    """bool("false") is True: a text or other value must never record a verified scope."""
+    from flowmap import ConfigError
+
+    with pytest.raises(ConfigError, match="scoped must be True, False or None"):
+        boundary("db", scoped=value)
+    _, exp = flowmap_runtime
+    with bind(RequestContext("acme-bound")):
+        with boundary("vector"):
+            mark_scoped(None, value)
+        with boundary("db"):
+            mark_scoped(None, 1)  # the integer 1 is a yes
+    vec, db = exp.get_finished_spans()
+    assert vec.attributes[SCOPED] is False and db.attributes[SCOPED] is True
+
+
 def test_generator_span_is_current_only_inside_its_body(flowmap_runtime):
     _, exp = flowmap_runtime
     inside, outside = [], []
