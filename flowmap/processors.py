@@ -261,7 +261,9 @@ class TenantSpanProcessor(SpanProcessor):
     Source ``context``: the RequestContext bound with ``flowmap.bind``. Source
     ``baggage``: no context bound, but the (inbound or propagated) baggage carries an
     opaque ``flowmap.tenant`` tag — evidence, which the analyzer compares with what the
-    service authenticated.
+    service authenticated. Source ``explicit``: the application started the span with an
+    opaque tag of its own, which is kept, bound or not (another tenant's than the one
+    bound is then judged a switch, not hidden by the binding's).
     """
 
     def __init__(self, tagger: Tagger) -> None:
@@ -278,6 +280,14 @@ class TenantSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
+            attrs = getattr(span, "_attributes", None)
+            if type(attrs) is BoundedAttributes and _TENANT in attrs._dict:  # noqa: SLF001
+                tag = attrs._dict[_TENANT]  # noqa: SLF001
+                if is_opaque_tag(tag):  # the application tagged it itself: kept, as explicit
+                    source = attrs._dict.get(_SOURCE) or A.SOURCE_EXPLICIT  # noqa: SLF001
+                    stamp_tenant(span, tag, source)
+                    _mark(span, (tag, source))
+                    return
             b = _BINDING.get()
             if b is not None:
                 if b.key_id == self._key_id or b.ctx is None:  # same key, or a propagated tag
@@ -288,7 +298,6 @@ class TenantSpanProcessor(SpanProcessor):
                         _remember_tag(tag, b.raw_ids)
                 if tag is not None:
                     # stamp_tenant() inlined: this is the per-span hot path
-                    attrs = span._attributes  # noqa: SLF001
                     if type(attrs) is BoundedAttributes and not attrs._immutable and attrs.max_value_len is None:  # noqa: SLF001
                         d = attrs._dict  # noqa: SLF001
                         room = attrs.maxlen

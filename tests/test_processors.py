@@ -4,6 +4,8 @@ Every behaviour holds for the standalone TenantSpanProcessor and for the combine
 FlowmapSpanProcessor that configure() installs (whose fast path writes the SDK's
 attribute dict directly and must export exactly what the public API would)."""
 
+import contextlib
+
 import pytest
 from opentelemetry import baggage, context as otel_context
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
@@ -40,6 +42,31 @@ def test_span_gets_tag_and_source_from_bound_context(make):
     (span,) = exp.get_finished_spans()
     assert span.attributes[TENANT] == tag_for("test-key", "acme-raw")
     assert span.attributes[TENANT_SOURCE] == "context"
+
+
+@pytest.mark.parametrize("bound", [False, True])
+def test_a_tag_the_application_set_itself_is_kept_with_source_explicit(make, bound):
+    """Contract: flowmap.tenant.source is context, baggage or explicit. Another tenant's
+    tag set on a span under a binding is kept (the analyzer then sees the switch)."""
+    tracer, exp = _provider(make(Tagger("test-key")))
+    own = tag_for("test-key", "globex-raw")
+    with bind(RequestContext("acme-raw")) if bound else contextlib.nullcontext():
+        with tracer.start_as_current_span("outer"):
+            with tracer.start_as_current_span("work", attributes={TENANT: own}):
+                pass
+    work, outer = exp.get_finished_spans()
+    assert (work.attributes[TENANT], work.attributes[TENANT_SOURCE]) == (own, "explicit")
+    if bound:
+        assert outer.attributes[TENANT] == tag_for("test-key", "acme-raw")
+
+
+def test_a_value_set_as_the_tag_that_is_no_tag_is_replaced_by_the_bound_one(make):
+    tracer, exp = _provider(make(Tagger("test-key")))
+    with bind(RequestContext("acme-raw")):
+        with tracer.start_as_current_span("work", attributes={TENANT: "acme-raw"}):  # a raw id
+            pass
+    (span,) = exp.get_finished_spans()
+    assert (span.attributes[TENANT], span.attributes[TENANT_SOURCE]) == (tag_for("test-key", "acme-raw"), "context")
 
 
 def test_processor_tags_with_its_own_key_even_if_bound_under_another(make):
@@ -190,7 +217,9 @@ def test_fast_path_exports_exactly_what_the_public_api_does(limits, start_attrs)
     tagger = Tagger("test-key")
     expected = _exported(TenantSpanProcessor(tagger), limits, start_attrs)
     assert _exported(FlowmapSpanProcessor(tagger, None), limits, start_attrs) == expected
-    if limits is None:
+    if limits is None and start_attrs:  # the application's own tag is kept (explicit)
+        assert (expected[0][TENANT], expected[0][TENANT_SOURCE]) == ("0000000000000000", "explicit")
+    elif limits is None:
         assert expected[0][TENANT] == tag_for("test-key", "acme-raw")
         assert expected[0][TENANT_SOURCE] == "context"
 
