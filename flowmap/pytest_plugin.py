@@ -13,6 +13,9 @@ Registered through the ``pytest11`` entry point, so installing flowmap is enough
   whose spans hold a finding at or above ``--flowmap-fail-on`` (ini ``flowmap_fail_on``,
   default ``high``), without the test asking.
 - ``@pytest.mark.flowmap(fail_on=..., strict=..., boundary_mode=...)`` adjusts one test.
+- A span that a thread or task an earlier test left running starts during a later test
+  is not that test's: it is kept apart (``flowmap_spans.leftover_spans``), and a finding
+  on it that would have failed the test is a LeftoverSpanWarning instead.
 - The analysis settings (``allowed_hosts``, ``tenant_attributes``, ``transparent_services``,
   ``tenantless_entries``, …) come from ``[tool.flowmap]`` of the nearest ``pyproject.toml``
   above pytest's root directory, read when a test first captures, as ``flowmap check``
@@ -36,7 +39,7 @@ from .errors import FlowmapError
 from .model import Severity
 from .runtime import validate_boundary_mode
 from .settings import AnalysisSettings
-from .testing import SpanCapture, TenantLeakError, TwoTenantHarness, leak_message, parse_severity
+from .testing import SpanCapture, TenantLeakError, TwoTenantHarness, _Window, leak_message, parse_severity
 
 __all__ = ["flowmap_spans", "flowmap_two_tenants"]
 
@@ -214,16 +217,23 @@ def _flowmap_strict_capture(request: pytest.FixtureRequest) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    # every test's body, captured or not: the threads and tasks it begins are told apart
+    # from a later test's own work when they start spans during that test
+    window = _Window()
     try:
         result = yield
     except BaseException as exc:
         if not isinstance(exc, TenantLeakError):
             _attach_report(item)
         raise
+    finally:
+        window.close()
     capture = item.stash.get(_CAPTURE, None)
     if capture is not None and capture.active and _strict(item):
         threshold = _fail_on(item)
         analysis = capture.analyze()
+        for warning in capture._leftover_warnings(threshold):  # noqa: SLF001
+            item.warn(warning)
         if any(f.severity >= threshold for f in analysis.findings):
             __tracebackhide__ = True
             raise TenantLeakError(

@@ -27,6 +27,20 @@ own ``flowmap.configure()`` in an app factory or a fixture): flowmap's boundarie
 there from then on, and that runtime stays installed after the capture, as it would
 without one.
 
+A span is judged by the capture it *started* under, but a span that starts during a
+capture is not always this test's: a thread an earlier test started and never joined, or
+an asyncio task it left on a loop the tests share, can start spans long after that test
+was judged. The capture tells them apart by when the work began. A span is an earlier
+test's when it starts in a context made while an earlier capture ran (an asyncio task
+copies the context it was created in), or, in a context no test made, in a thread begun while
+an earlier capture (under pytest: an earlier test's body) ran and still running — other
+than the test's own thread and a ThreadPoolExecutor worker idle when this capture began
+(what it runs next is handed to it now). A span whose parent is one of this capture's
+spans, or that links to one, is this test's whatever runs it (work handed on with the
+context, a message this test sent). An earlier test's span is kept apart
+(:attr:`SpanCapture.leftover_spans`), never judged; a finding on it that would have
+failed the test is a :class:`LeftoverSpanWarning` instead.
+
 Nothing here patches the code under test (threads, executors, queues): a context the
 code drops shows up as a finding instead of being silently repaired.
 """
@@ -34,19 +48,23 @@ code drops shows up as a finding instead of being silently repaired.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
+import itertools
 import json
 import logging
 import secrets
+import sys
 import threading
 import types
+import warnings
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from types import TracebackType
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -63,6 +81,7 @@ _log = logging.getLogger("flowmap.testing")
 
 __all__ = [
     "TenantLeakError",
+    "LeftoverSpanWarning",
     "SpanCapture",
     "spans_to_traces",
     "TenantRun",
@@ -75,6 +94,11 @@ __all__ = [
 class TenantLeakError(FlowmapError, AssertionError):
     """A test's telemetry or results show a tenant leak (an AssertionError, so test
     runners report it as a failure, not an error). The message names tags, never ids."""
+
+
+class LeftoverSpanWarning(UserWarning):
+    """A finding on a span that work of an earlier test started during this one (a thread
+    it left running, a task it created): not judged as this test's, named instead."""
 
 
 def parse_severity(value: Severity | str) -> Severity:
@@ -100,6 +124,75 @@ def spans_to_traces(spans: Sequence[ReadableSpan], origin: str = "<captured>") -
 # -- capture ---------------------------------------------------------------------------
 
 _STARTING = threading.local()  # .on while a capture installs its own runtime
+
+_ORDER = itertools.count(1)  # orders the windows' openings and closings
+#: the window the current context was made in: a task copies it when it is created
+_WINDOW: contextvars.ContextVar["_Window | None"] = contextvars.ContextVar("flowmap_test_window", default=None)
+#: threads begun inside a window that has closed, still running
+_BEGUN_EARLIER: "weakref.WeakSet[threading.Thread]" = weakref.WeakSet()
+
+
+class _Window:
+    """One test's stretch of time (a capture's; under pytest also each test's call): the
+    threads begun inside it and the contexts made inside it are that test's work, so a
+    capture opened after it closed knows their spans are not its own."""
+
+    __slots__ = ("opened", "closed", "_threads", "_token")
+
+    def __init__(self) -> None:
+        self._threads = set(threading.enumerate())
+        self.opened = next(_ORDER)
+        self.closed: int | None = None
+        self._token = _WINDOW.set(self)
+
+    def close(self) -> None:
+        if self.closed is not None:
+            return
+        for t in threading.enumerate():
+            if t not in self._threads:
+                _BEGUN_EARLIER.add(t)
+        self._threads = set()
+        self.closed = next(_ORDER)
+        try:
+            _WINDOW.reset(self._token)
+        except (ValueError, RuntimeError):
+            pass  # closed in another context than it was opened in: nothing to put back
+
+    def closed_before(self, opened: int) -> bool:
+        return self.closed is not None and self.closed < opened
+
+
+def _threads_begun_earlier() -> frozenset[threading.Thread]:
+    """The running threads an earlier window began, but the current one (the test's) and
+    a thread pool's idle workers: an idle worker runs next what is handed to it from now
+    on (a pool a fixture shares between tests, asyncio's default executor)."""
+    me = threading.current_thread()
+    threads = [t for t in threading.enumerate() if t is not me and t in _BEGUN_EARLIER]
+    if not threads:
+        return frozenset()
+    frames = sys._current_frames()  # noqa: SLF001 - the only way to see what a thread is doing
+    try:
+        return frozenset(t for t in threads if not _idle_pool_worker(frames.get(t.ident)))
+    finally:
+        del frames  # (their locals)
+
+
+def _idle_pool_worker(frame: Any) -> bool:
+    """Whether a thread's stack is a ThreadPoolExecutor worker's between two work items:
+    the pool's and threading's own code only (waiting for work, or just done with one),
+    no work of anyone's running."""
+    pool = sys.modules.get("concurrent.futures.thread")
+    worker = getattr(getattr(pool, "_worker", None), "__code__", None)
+    if worker is None or frame is None:
+        return False
+    own = {worker.co_filename, threading.__file__, getattr(sys.modules.get("concurrent.futures._base"), "__file__", "")}
+    seen_worker = False
+    while frame is not None:
+        if frame.f_code.co_filename not in own:
+            return False
+        seen_worker = seen_worker or frame.f_code is worker
+        frame = frame.f_back
+    return seen_worker
 
 
 class SpanCapture:
@@ -129,6 +222,13 @@ class SpanCapture:
         self._exporter = InMemorySpanExporter()
         self._rt: runtime.Runtime | None = None
         self._finished: list[ReadableSpan] = []  # what was captured, kept after stop()
+        # spans that work of an earlier test started meanwhile (module docstring)
+        self._leftovers: list[ReadableSpan] = []
+        self._window: _Window | None = None
+        self._opened = 0  # when this capture's window opened (_Window)
+        self._earlier_threads: frozenset[threading.Thread] = frozenset()
+        self._ours: set[tuple[int, int]] = set()  # ids of the spans this capture judges
+        self._earlier: dict[tuple[int, int], str] = {}  # a leftover's ids -> what started it
         self._saved: tuple[Any, Any, Any] | None = None
         # runtimes the application installed while this capture was active (its own
         # flowmap.configure()): their providers are routed here, their keys known
@@ -165,7 +265,11 @@ class SpanCapture:
             raise
         finally:
             _STARTING.on = False
-        rt.tracer_provider.add_span_processor(SimpleSpanProcessor(self._exporter))
+        self._earlier_threads = _threads_begun_earlier()
+        self._ours, self._earlier, self._leftovers = set(), {}, []
+        self._window = _Window()
+        self._opened = self._window.opened
+        rt.tracer_provider.add_span_processor(_Capturing(self))
         self._rt = rt
         _GlobalRouter.attach(self)
         return self
@@ -183,6 +287,8 @@ class SpanCapture:
             rt.force_flush()
             self._finished = list(self._exporter.get_finished_spans())
         finally:
+            if self._window is not None:
+                self._window.close()
             _GlobalRouter.detach(self)
             try:
                 rt.shutdown()
@@ -258,9 +364,70 @@ class SpanCapture:
     def by_name(self, name: str) -> list[ReadableSpan]:
         return [s for s in self.spans if s.name == name]
 
+    @property
+    def leftover_spans(self) -> list[ReadableSpan]:
+        """The spans that work of an earlier test started during this capture (a thread
+        it left running, an asyncio task it created): not in :attr:`spans`, never judged."""
+        if self._rt is not None:
+            self._rt.force_flush()
+        return list(self._leftovers)
+
     def clear(self) -> None:
         """Forget the spans captured so far (e.g. after a test's setup phase)."""
         self._exporter.clear()
+        self._leftovers.clear()
+
+    # -- whose span ------------------------------------------------------------------
+    def _starting(self, span: Any) -> None:
+        """Note at a span's start whether it is this test's (cheap: every span)."""
+        ids = _ids(span)
+        why = self._why_earlier(span)
+        if why is None:
+            self._ours.add(ids)
+        else:
+            self._earlier[ids] = why
+
+    def _why_earlier(self, span: Any) -> str | None:
+        """What an earlier test began that starts ``span`` ("a thread", "an asyncio
+        task"), or None when the span is this test's (module docstring)."""
+        parent = span.parent
+        if parent is not None:
+            key = (parent.trace_id, parent.span_id)
+            if key in self._ours:
+                return None
+            why = self._earlier.get(key)
+            if why is not None:
+                return why
+        why = self._begun_earlier()
+        if why is not None:
+            for link in span.links or ():
+                if (link.context.trace_id, link.context.span_id) in self._ours:
+                    return None
+        return why
+
+    def _begun_earlier(self) -> str | None:
+        """What is running now, when an earlier test began it: a context (a task's) made
+        while an earlier window was open, else a thread begun while one was."""
+        window = _WINDOW.get()
+        if window is not None:
+            if not window.closed_before(self._opened):
+                return None
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return "a thread"  # (one started with an earlier test's context)
+            return "an asyncio task"
+        if self._earlier_threads and threading.current_thread() in self._earlier_threads:
+            return "a thread"
+        return None
+
+    def _ended(self, span: ReadableSpan) -> None:
+        if self._rt is None or not span.context.trace_flags.sampled:
+            return  # (a span left running ends after the capture: no longer captured)
+        if _ids(span) in self._earlier:
+            self._leftovers.append(span)
+        else:
+            self._exporter.export([span])
 
     # -- judging ---------------------------------------------------------------------
     def analyze(self, settings: AnalysisSettings | None = None) -> Analysis:
@@ -295,12 +462,57 @@ class SpanCapture:
         edge, then each finding's rule, operation and span. Returns the analysis."""
         threshold = parse_severity(fail_on)
         analysis = self.analyze()
+        for warning in self._leftover_warnings(threshold):
+            warnings.warn(warning, stacklevel=2)
         failing = [f for f in analysis.findings if f.severity >= threshold]
         if failing:
             raise TenantLeakError(self.masked(leak_message(analysis, threshold)))
         return analysis
 
+    def _leftover_warnings(self, threshold: Severity) -> list[LeftoverSpanWarning]:
+        """A LeftoverSpanWarning for each finding at or above ``threshold`` on the spans
+        work of an earlier test started: what would have failed this test, not its own."""
+        leftovers = self.leftover_spans
+        if not leftovers:
+            return []
+        from .analysis import analyze_traces
+        from .formats.common import clean
+
+        said: dict[str, LeftoverSpanWarning] = {}
+        for f in analyze_traces(spans_to_traces(leftovers), self.settings).findings:
+            if f.severity < threshold:
+                continue
+            why = self._earlier.get((int(f.trace_id, 16), int(f.span_id, 16)), "a thread or task")
+            operation = clean(f"{f.service}: {f.span_name}" if f.service else f.span_name, 80)
+            text = self.masked(
+                f"flowmap: {f.rule} on {operation!r} not judged as this test's: the span was "
+                f"started by {why} an earlier test began and left running"
+            )
+            said.setdefault(text, LeftoverSpanWarning(text))
+        return list(said.values())
+
     assert_tenant_isolated = assert_no_leaks
+
+
+class _Capturing(SpanProcessor):
+    """The capture's own processor: each span to the capture's exporter, or kept apart
+    when work of an earlier test started it (exported synchronously, as
+    SimpleSpanProcessor does)."""
+
+    def __init__(self, capture: SpanCapture) -> None:
+        self.capture = capture
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        try:
+            self.capture._starting(span)  # noqa: SLF001
+        except Exception:  # noqa: BLE001 - never break the code under test's spans
+            _log.debug("flowmap: the capture failed at span start", exc_info=True)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        try:
+            self.capture._ended(span)  # noqa: SLF001
+        except Exception:  # noqa: BLE001
+            _log.debug("flowmap: the capture failed at span end", exc_info=True)
 
 
 class _GlobalRouter(SpanProcessor):
@@ -314,7 +526,8 @@ class _GlobalRouter(SpanProcessor):
 
     Added once to each such provider (a provider's processors cannot be removed), it
     does nothing while no capture is active. A span goes to the capture it *started*
-    under, so a span left running by one test never lands in the next; it is tagged by
+    under, so a span left running by one test never lands in the next (and one an
+    earlier test's thread or task starts is kept apart there); it is tagged by
     that capture's processor (its key) unless a processor of the app's tagged it first
     (the capture's copy is then re-tagged under the capture's key), and scrubbed and
     judged for alerts like the capture's own spans.
@@ -384,6 +597,7 @@ class _GlobalRouter(SpanProcessor):
             if capture is None:
                 return
             self.started[_ids(span)] = capture
+            capture._starting(span)  # noqa: SLF001
             attrs = span.attributes
             processor = self._flowmap(capture)
             if processor is not None and (attrs is None or A.TENANT not in attrs):
@@ -401,7 +615,7 @@ class _GlobalRouter(SpanProcessor):
         try:
             capture = self.started.pop(_ids(span), None)
             if capture is not None and capture.active:
-                capture._exporter.export([_under_capture_key(span, capture)])  # noqa: SLF001
+                capture._ended(_under_capture_key(span, capture))  # noqa: SLF001
         except Exception:  # noqa: BLE001
             _log.debug("flowmap: capture router failed at span end", exc_info=True)
 
@@ -1076,6 +1290,8 @@ class TwoTenantHarness:
         threshold = Severity.HIGH if fail_on is None else parse_severity(fail_on)
         if fail_on is not None:
             analysis = self.capture.analyze()
+            for warning in self.capture._leftover_warnings(threshold):  # noqa: SLF001
+                warnings.warn(warning, stacklevel=3)
             out.analysis = analysis
             if any(f.severity >= threshold for f in analysis.findings) and not out.leaks:
                 raise TenantLeakError(_mask_all(leak_message(analysis, threshold), markers))

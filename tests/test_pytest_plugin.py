@@ -212,6 +212,302 @@ def test_each_test_sees_only_its_own_spans_and_never_the_env_key(
     app.runpytest("-p", "no:randomly").assert_outcomes(passed=3)
 
 
+# -- work an earlier test left running ---------------------------------------------------
+
+EARLIER_THREADS = """
+import concurrent.futures
+import queue
+import threading
+import pytest
+import flowmap
+from flowmap import RequestContext, propagation
+from app import ACME, GLOBEX
+
+@flowmap.boundary("vector", "docs.search", scoped=True, mode="record")
+def search(q):
+    return [q]
+
+def later(go, done):
+    # leaky: a thread without the tenant, left running; its span starts in a later test
+    def refresh():
+        go.wait(10)
+        search("refresh")
+        done.set()
+    threading.Thread(target=refresh, daemon=True).start()
+
+GO, DONE = threading.Event(), threading.Event()
+
+def test_1_leaves_a_thread_running(flowmap_spans):
+    with flowmap.bind(RequestContext(ACME)):
+        later(GO, DONE)
+        search("q")
+    flowmap_spans.assert_no_leaks(fail_on="medium")
+
+def test_2_clean_while_it_runs(flowmap_spans):
+    with flowmap.bind(RequestContext(GLOBEX)):
+        search("q")
+        GO.set()
+        assert DONE.wait(10)                      # test 1's thread starts its span now
+    flowmap_spans.assert_no_leaks(fail_on="medium")
+    assert len(flowmap_spans.spans) == 1
+    assert [s.name for s in flowmap_spans.leftover_spans] == ["docs.search"]
+
+GO2, DONE2 = threading.Event(), threading.Event()
+
+def test_3_never_captured_leaves_a_thread_running():
+    later(GO2, DONE2)
+
+def test_4_clean_while_it_runs(flowmap_spans):
+    with flowmap.bind(RequestContext(GLOBEX)):
+        GO2.set()
+        assert DONE2.wait(10)
+    flowmap_spans.assert_no_leaks(fail_on="medium")
+    assert len(flowmap_spans.leftover_spans) == 1
+
+def test_5_own_thread_without_context_fails(flowmap_spans):
+    with flowmap.bind(RequestContext(ACME)):
+        t = threading.Thread(target=search, args=("q",))
+        t.start()
+        t.join()
+    flowmap_spans.assert_no_leaks(fail_on="medium")
+
+def test_6_own_thread_with_context(flowmap_spans):
+    with flowmap.bind(RequestContext(ACME)):
+        t = propagation.Thread(target=search, args=("q",))
+        t.start()
+        t.join()
+    flowmap_spans.assert_no_leaks(fail_on="info")
+    assert len(flowmap_spans.spans) == 1
+
+@pytest.fixture(scope="module")
+def pool():                                       # shared by the tests below
+    with concurrent.futures.ThreadPoolExecutor(1) as p:
+        yield p
+
+def test_7_pool_begins_its_worker(flowmap_spans, pool):
+    with flowmap.bind(RequestContext(ACME)):
+        propagation.ContextExecutor(pool).submit(search, "q").result()
+    flowmap_spans.assert_no_leaks(fail_on="info")
+
+def test_8_pool_without_context_fails(flowmap_spans, pool):
+    with flowmap.bind(RequestContext(ACME)):
+        pool.submit(search, "q").result()         # the worker test 7 began: this test's work
+    flowmap_spans.assert_no_leaks(fail_on="medium")
+
+def test_9_pool_with_context(flowmap_spans, pool):
+    with flowmap.bind(RequestContext(ACME)):
+        propagation.ContextExecutor(pool).submit(search, "q").result()
+    flowmap_spans.assert_no_leaks(fail_on="info")
+    assert len(flowmap_spans.spans) == 1 and not flowmap_spans.leftover_spans
+
+INBOX = queue.Queue()
+
+def consumer():                                   # a long-lived consumer, begun lazily
+    while True:
+        headers, done = INBOX.get()
+        with propagation.consume(headers, "jobs"):
+            search("job")
+        done.set()
+
+def send():
+    done = threading.Event()
+    with propagation.publish("jobs") as headers:
+        INBOX.put((headers, done))
+    assert done.wait(10)
+
+def test_10_consumer_begins(flowmap_spans):
+    propagation.Thread(target=consumer, daemon=True).start()
+    with flowmap.bind(RequestContext(ACME)):
+        send()
+    flowmap_spans.assert_no_leaks(fail_on="info")
+
+def test_11_consumer_of_an_earlier_test_serves_this_ones_message(flowmap_spans):
+    with flowmap.bind(RequestContext(GLOBEX)):
+        send()
+    assert sorted(s.name for s in flowmap_spans.spans) == ["docs.search", "jobs", "jobs"]
+    assert not flowmap_spans.leftover_spans
+    flowmap_spans.assert_no_leaks(fail_on="info")
+"""
+
+
+def test_a_thread_an_earlier_test_left_running_does_not_fail_a_later_one(app: pytest.Pytester) -> None:
+    """A thread test 1 left running starts a span without the tenant while test 2 runs:
+    test 2 passes, and says so in a warning. A thread a test starts itself, a shared
+    pool's idle worker given work without the context, and work handed on with the
+    context (a pool, a consumer an earlier test began) are still judged."""
+    app.makepyfile(test_earlier=EARLIER_THREADS)
+    result = app.runpytest("-p", "no:randomly", "-rA")
+    result.assert_outcomes(passed=9, failed=2)
+    outcomes = {
+        m.group(2): m.group(1) for m in re.finditer(r"^(PASSED|FAILED) test_earlier.py::(\w+)", result.stdout.str(), re.M)
+    }
+    assert outcomes["test_5_own_thread_without_context_fails"] == "FAILED"
+    assert outcomes["test_8_pool_without_context_fails"] == "FAILED"
+    result.stdout.fnmatch_lines(
+        [
+            "*test_2_clean_while_it_runs*",
+            "*LeftoverSpanWarning: flowmap: orphan-root on 'pytest: docs.search' not judged as this test's: "
+            "the span was started by a thread an earlier test began and left running",
+        ]
+    )
+    _no_raw_ids(result.stdout.str(), "acme-corp-7731", "globex-4411")
+
+
+def test_a_span_capture_keeps_apart_what_an_earlier_capture_left_running() -> None:
+    """Outside pytest's fixtures too: two captures one after the other, a thread the first
+    began starts its span during the second."""
+    import threading
+
+    import flowmap
+    from flowmap.testing import LeftoverSpanWarning, SpanCapture
+
+    @flowmap.boundary("vector", "docs.search", scoped=True, mode="record")
+    def search() -> int:
+        return 1
+
+    go, done = threading.Event(), threading.Event()
+
+    def refresh() -> None:
+        go.wait(10)
+        search()
+        done.set()
+
+    with SpanCapture():
+        threading.Thread(target=refresh, daemon=True).start()
+    with SpanCapture() as second:
+        go.set()
+        assert done.wait(10)
+        with pytest.warns(LeftoverSpanWarning, match="orphan-root on 'pytest: docs.search'.*by a thread an earlier"):
+            second.assert_no_leaks(fail_on="medium")
+    assert second.spans == [] and [s.name for s in second.leftover_spans] == ["docs.search"]
+
+
+EARLIER_THREAD_STRICT = """
+import threading
+import flowmap
+from flowmap import RequestContext
+from app import ACME
+
+GO, DONE = threading.Event(), threading.Event()
+
+@flowmap.boundary("vector", "docs.search", scoped=True, mode="record")
+def search(q):
+    return [q]
+
+def refresh():
+    GO.wait(10)
+    search("refresh")
+    DONE.set()
+
+def test_1_refresh():
+    with flowmap.bind(RequestContext(ACME)):
+        threading.Thread(target=refresh, daemon=True).start()
+        search("q")
+
+def test_2_pure_math():
+    GO.set()
+    assert DONE.wait(10)
+    assert 1 + 1 == 2
+"""
+
+
+def test_under_strict_a_test_is_not_failed_for_an_earlier_tests_thread(app: pytest.Pytester) -> None:
+    app.makepyfile(test_strict_earlier=EARLIER_THREAD_STRICT)
+    result = app.runpytest("--flowmap-strict", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*test_2_pure_math*", "*LeftoverSpanWarning: flowmap: orphan-root on 'pytest: docs.search'*"])
+
+
+EARLIER_TASKS = """
+import asyncio
+import pytest
+import pytest_asyncio
+import flowmap
+from flowmap import RequestContext
+from app import ACME, GLOBEX
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+@flowmap.boundary("vector", "docs.search", scoped=True, mode="record")
+async def search():
+    return 1
+
+STATE = {}
+
+async def test_1_leaves_a_task_running(flowmap_spans):
+    STATE["go"], STATE["done"] = asyncio.Event(), asyncio.Event()
+    async def refresher():                        # leaky: created before the bind
+        await STATE["go"].wait()
+        await search()
+        STATE["done"].set()
+    STATE["task"] = asyncio.get_running_loop().create_task(refresher())
+    with flowmap.bind(RequestContext(ACME)):
+        await search()
+    flowmap_spans.assert_no_leaks(fail_on="medium")
+
+async def test_2_clean_while_it_runs(flowmap_spans):
+    with flowmap.bind(RequestContext(GLOBEX)):
+        await search()
+        STATE["go"].set()
+        await STATE["done"].wait()                # test 1's task starts its span now
+    flowmap_spans.assert_no_leaks(fail_on="medium")
+    assert len(flowmap_spans.spans) == 1
+    assert [s.name for s in flowmap_spans.leftover_spans] == ["docs.search"]
+
+async def test_3_own_task_without_context_fails(flowmap_spans):
+    task = asyncio.get_running_loop().create_task(search())
+    with flowmap.bind(RequestContext(ACME)):
+        await task
+    flowmap_spans.assert_no_leaks(fail_on="medium")
+
+async def test_4_own_task_with_context(flowmap_spans):
+    with flowmap.bind(RequestContext(ACME)):
+        await asyncio.get_running_loop().create_task(search())
+    flowmap_spans.assert_no_leaks(fail_on="info")
+    assert len(flowmap_spans.spans) == 1
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def worker():                               # a task a session fixture starts
+    jobs = asyncio.Queue()
+    async def serve():
+        while True:
+            done = await jobs.get()
+            await search()
+            done.set()
+    task = asyncio.get_running_loop().create_task(serve())
+    yield jobs
+    task.cancel()
+
+async def test_5_session_worker_without_context_fails(flowmap_spans, worker):
+    done = asyncio.Event()
+    with flowmap.bind(RequestContext(ACME)):
+        worker.put_nowait(done)
+        await done.wait()
+    flowmap_spans.assert_no_leaks(fail_on="medium")
+"""
+
+
+def test_an_asyncio_task_an_earlier_test_left_running_does_not_fail_a_later_one(app: pytest.Pytester) -> None:
+    """On a loop the tests share, a task test 1 created starts a span without the tenant
+    while test 2 runs: test 2 passes, with a warning. A test's own tasks and a session
+    fixture's task given work without the context are still judged."""
+    app.makepyfile(test_tasks=EARLIER_TASKS)
+    result = app.runpytest("-p", "no:randomly", "-rA")
+    result.assert_outcomes(passed=3, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "FAILED test_tasks.py::test_3_own_task_without_context_fails*",
+            "FAILED test_tasks.py::test_5_session_worker_without_context_fails*",
+        ],
+        consecutive=False,
+    )
+    result.stdout.fnmatch_lines(
+        ["*LeftoverSpanWarning: flowmap: orphan-root on 'pytest: docs.search' not judged as this test's: "
+         "the span was started by an asyncio task an earlier test began and left running"]
+    )
+    _no_raw_ids(result.stdout.str(), "acme-corp-7731", "globex-4411")
+
+
 # -- strict mode -------------------------------------------------------------------------
 
 
