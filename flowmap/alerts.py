@@ -168,7 +168,12 @@ class AlertProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         try:
             attrs = span.attributes or {}
-            if A.TENANT in attrs or attrs.get(A.AUTHENTICATING) is True:
+            if A.TENANT in attrs:
+                # a tag is no binding where a boundary ran unbound in record mode (the
+                # caller's baggage, or the tenant bound when its generator started)
+                if attrs.get(A.UNSCOPED) is not True:
+                    return
+            elif attrs.get(A.AUTHENTICATING) is True:
                 return
             boundary = attrs.get(A.BOUNDARY)
             if self.scope == "boundary" and boundary is None:

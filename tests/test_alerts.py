@@ -74,6 +74,30 @@ def test_tagged_and_non_boundary_spans_do_not_alert_by_default(caplog):
     assert alerts == [] and caplog.records == [] and _counts(reader) == {}
 
 
+def test_a_record_mode_boundary_that_ran_unbound_alerts_though_tagged_from_baggage(caplog):
+    """README: record mode "records, alerts and continues"; the caller's baggage tag on
+    the span is evidence, not a binding."""
+    from opentelemetry import baggage, context as otel_context
+
+    from flowmap.boundaries import boundary
+    from flowmap.tagging import tag_for
+
+    alerts = []
+    tracer, _ = _setup(callback=alerts.append)
+    token = otel_context.attach(baggage.set_baggage("flowmap.tenant", tag_for("test-key", "acme-raw")))
+    try:
+        with boundary("tool", "refund", mode="record", tracer=tracer) as span:
+            assert span.attributes["flowmap.tenant.source"] == "baggage"
+    finally:
+        otel_context.detach(token)
+    assert [(a.span_name, a.boundary) for a in alerts] == [("refund", "tool")]
+    alerts.clear()
+    with bind(RequestContext("acme-raw")):  # near miss: bound, tagged, no alert
+        with boundary("tool", "refund", mode="record", tracer=tracer):
+            pass
+    assert alerts == []
+
+
 def test_scope_all_alerts_on_any_untagged_span():
     alerts = []
     tracer, reader = _setup(scope="all", callback=alerts.append)
