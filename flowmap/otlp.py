@@ -66,6 +66,8 @@ __all__ = [
     "attributes",
     "AttributeShape",
     "shape_of",
+    "with_maps",
+    "holds_maps",
     "convert",
     "span_kind",
     "status_code",
@@ -266,7 +268,7 @@ class AttributeShape:
 
     __slots__ = (
         "keys", "tenant", "boundary", "scoped", "proxy", "infer", "http", "eager", "quiet_for", "flags_for",
-        "no_args", "no_output_args", "unscoped",
+        "no_args", "no_output_args", "unscoped", "maps", "with_maps",
     )
 
     def __init__(self, keys: tuple[str, ...]) -> None:
@@ -294,6 +296,20 @@ class AttributeShape:
         self.no_args: bool = False
         #: rules' cache: True once every key is known not to hold a model's tool calls
         self.no_output_args: bool = False
+        #: the shape of spans some of whose attribute values (or their events' or links')
+        #: hold maps (:func:`holds_maps`), whose keys are names too: the rules never
+        #: clear it by its names (its own object, see :func:`with_maps`)
+        self.maps: bool = False
+        self.with_maps: AttributeShape | None = None
+
+
+def with_maps(shape: AttributeShape) -> AttributeShape:
+    """The variant of ``shape`` (same names) for a span whose values hold maps."""
+    variant = shape.with_maps
+    if variant is None:
+        variant = shape.with_maps = AttributeShape(shape.keys)
+        variant.maps = True
+    return variant
 
 
 _TENANT_KEY, _BOUNDARY_KEY, _SCOPED_KEY = TENANT, BOUNDARY, SCOPED
@@ -426,6 +442,30 @@ def _misses_recognised() -> bool:
         _literal_keys_decoder(("known",))(b'[{"key": "unknown"}]')
     except msgspec.ValidationError as exc:
         return KeyDecoder.is_miss(exc)
+    return False
+
+
+_ARRAYS_DEEP = 8  # arrays looked into for a map; deeper ones are taken to hold one
+
+
+def _array_holds_map(array: ArrayValue, depth: int = 0) -> bool:
+    for v in array.values:
+        if v.kvlist_value is not None:
+            return True
+        if v.array_value is not None and (depth >= _ARRAYS_DEEP or _array_holds_map(v.array_value, depth + 1)):
+            return True
+    return False
+
+
+def holds_maps(kvs: list[KeyValue]) -> bool:
+    """Whether a value of a decoded attribute list is a ``kvlistValue``, or an array
+    holding one (see :class:`AttributeShape` ``maps``)."""
+    for kv in kvs:
+        v = kv.value
+        if v is not None and (
+            v.kvlist_value is not None or (v.array_value is not None and _array_holds_map(v.array_value))
+        ):
+            return True
     return False
 
 
