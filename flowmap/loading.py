@@ -110,7 +110,6 @@ _SPAN_ID_RE = re.compile(rb'"spanId"\s*:\s*"([0-9a-fA-F]+)"')
 # Keys or trace ids written with \u escapes, which the regex above cannot see.
 _ESCAPED_RE = re.compile(rb'"[^"]*\\u[^"]*"\s*:|"traceId"\s*:\s*"[0-9a-fA-F]*\\')
 _ZERO_TRACE = "0" * 32
-_KVLIST = b'"kvlistValue"'  # the only key a map value is read from (otlp.AnyValue)
 _DEV_KEY_ID = key_id_for(DEV_KEY)
 _UPPER_RE = re.compile(rb"[A-Z]")
 _ZERO_SPAN = "0" * 16
@@ -282,8 +281,12 @@ class _Loader:
         self._tags: dict[str, str] = {}
         #: the fast path's attribute-list decoder, learning this load's keys (see KeyDecoder)
         self._keys = otlp.KeyDecoder(_SEED_KEYS)
-        #: whether the line (or document) being read may hold a map value (see _decode_unit)
-        self._maybe_maps = True
+        #: the count of map values decoded (otlp.maps_decoded) and what it was when the
+        #: line (or document) being read began; spans are looked at for map values when
+        #: it moved (see _add_spans), every span when it does not count
+        self._maps = otlp.maps_decoded()
+        self._maps_at = 0
+        self._maps_always = not otlp.maps_counted()
         self._held: list[Any] | None = None  # [where, what, more]: the current line's warning
         #: trace id -> how many times the scan saw it as a "traceId" (spans' and links'),
         #: negative when some were seen only by the full decode of an escaped line,
@@ -811,10 +814,8 @@ class _Loader:
         self, data: bytes, origin: str, origin_of: Callable[[str], str] | None
     ) -> None:
         """Decode one line (or document) and add its spans to the pending traces."""
-        # Only data with the key kvlistValue (or a key written with \u escapes, which may
-        # spell it) can hold a map value: the spans of the rest need no look for one. One
-        # search at memchr speed, once per line of hundreds of spans.
-        self._maybe_maps = _KVLIST in data or (b"\\u" in data and _ESCAPED_RE.search(data) is not None)
+        self._maps = otlp.maps_decoded()  # (this thread's)
+        self._maps_at = self._maps[0]
         self._line_new.clear()
         self._line_seen.clear()
         self._line_odd.clear()
@@ -1122,7 +1123,13 @@ class _Loader:
         shapes = _SHAPES
         shape_of = otlp.shape_of
         holds_maps = otlp.holds_maps
-        maybe_maps = self._maybe_maps
+        # Map values (nearly no input has any): a span is looked at for them when one was
+        # decoded since the line began, before its spans' attribute lists (an event's, a
+        # link's, a resource's; in a document or on the slow paths, any attribute list),
+        # or since the span before: its own list, decoded as the loop takes it (kv_lists).
+        maps = self._maps
+        all_maps = self._maps_always or maps[0] != self._maps_at
+        maps_seen = maps[0]
         kind_of = _KIND_OF.get
         tags = self._tags
         tags_get = tags.get
@@ -1216,11 +1223,13 @@ class _Loader:
             shape = shapes.get(keys)
             if shape is None:
                 shape = shape_of(keys)
-            if maybe_maps and (
-                holds_maps(kvs) or any([holds_maps(p.kvs) for p in s.events])
-                or any([holds_maps(p.kvs) for p in s.links])
-            ):
-                shape = otlp.with_maps(shape)  # its names alone do not clear it (masking.holds_map)
+            if all_maps or maps[0] != maps_seen:
+                maps_seen = maps[0]
+                if (
+                    holds_maps(kvs) or any([holds_maps(p.kvs) for p in s.events])
+                    or any([holds_maps(p.kvs) for p in s.links])
+                ):
+                    shape = otlp.with_maps(shape)  # its names alone do not clear it (masking.holds_map)
             s.shape = shape
             i = shape.proxy
             if i >= 0:  # a service-mesh proxy's span is passed through (flowmap.transparent)

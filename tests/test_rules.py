@@ -897,15 +897,25 @@ def test_a_configured_tenant_attribute_inside_a_map_value(tmp_path, how):
     assert "'call.args.projectKey'" in f.message
 
 
+def _in(part, attrs):
+    """Span keyword arguments putting ``attrs`` in the span's attributes, an event's or a link's."""
+    if part == "events":
+        return {"events": [("retry", attrs)]}
+    if part == "links":
+        return {"links": [("ab" * 16, "cd" * 8)], "link_attrs": attrs}
+    return {"attrs": attrs}
+
+
 @pytest.mark.parametrize("how", PATHS)
-def test_a_map_value_under_names_already_known_plain(tmp_path, how):
+@pytest.mark.parametrize("part", ["attrs", "events", "links"])
+def test_a_map_value_under_names_already_known_plain(tmp_path, how, part):
     """The rules clear a span whose names were all seen plain before without looking at its
     values: the same names, once with a map holding a tenant id, are looked into."""
     before = TraceBuilder()
     for _ in range(3):
-        request(before).child("agent", tenant=TAG_A, attrs={"request": "GET /x"})
+        request(before).child("agent", tenant=TAG_A, **_in(part, {"request": "GET /x"}))
     after = TraceBuilder()
-    s = request(after).child("agent", tenant=TAG_A, attrs={"request": {"tenant_id": RAW}})
+    s = request(after).child("agent", tenant=TAG_A, **_in(part, {"request": {"tenant_id": RAW}}))
     a = _analyze_as(tmp_path, how, before, after)
     assert only(a, "tenant-in-telemetry").span_id == s.span_id
 
