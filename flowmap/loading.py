@@ -281,6 +281,12 @@ class _Loader:
         self._tags: dict[str, str] = {}
         #: the fast path's attribute-list decoder, learning this load's keys (see KeyDecoder)
         self._keys = otlp.KeyDecoder(_SEED_KEYS)
+        #: the count of map values decoded (otlp.maps_decoded) and what it was when the
+        #: line (or document) being read began; spans are looked at for map values when
+        #: it moved (see _add_spans), every span when it does not count
+        self._maps = otlp.maps_decoded()
+        self._maps_at = 0
+        self._maps_always = not otlp.maps_counted()
         self._held: list[Any] | None = None  # [where, what, more]: the current line's warning
         #: trace id -> how many times the scan saw it as a "traceId" (spans' and links'),
         #: negative when some were seen only by the full decode of an escaped line,
@@ -808,6 +814,8 @@ class _Loader:
         self, data: bytes, origin: str, origin_of: Callable[[str], str] | None
     ) -> None:
         """Decode one line (or document) and add its spans to the pending traces."""
+        self._maps = otlp.maps_decoded()  # (this thread's)
+        self._maps_at = self._maps[0]
         self._line_new.clear()
         self._line_seen.clear()
         self._line_odd.clear()
@@ -1114,6 +1122,14 @@ class _Loader:
         fromhex = bytes.fromhex
         shapes = _SHAPES
         shape_of = otlp.shape_of
+        holds_maps = otlp.holds_maps
+        # Map values (nearly no input has any): a span is looked at for them when one was
+        # decoded since the line began, before its spans' attribute lists (an event's, a
+        # link's, a resource's; in a document or on the slow paths, any attribute list),
+        # or since the span before: its own list, decoded as the loop takes it (kv_lists).
+        maps = self._maps
+        all_maps = self._maps_always or maps[0] != self._maps_at
+        maps_seen = maps[0]
         kind_of = _KIND_OF.get
         tags = self._tags
         tags_get = tags.get
@@ -1207,6 +1223,13 @@ class _Loader:
             shape = shapes.get(keys)
             if shape is None:
                 shape = shape_of(keys)
+            if all_maps or maps[0] != maps_seen:
+                maps_seen = maps[0]
+                if (
+                    holds_maps(kvs) or any([holds_maps(p.kvs) for p in s.events])
+                    or any([holds_maps(p.kvs) for p in s.links])
+                ):
+                    shape = otlp.with_maps(shape)  # its names alone do not clear it (masking.holds_map)
             s.shape = shape
             i = shape.proxy
             if i >= 0:  # a service-mesh proxy's span is passed through (flowmap.transparent)

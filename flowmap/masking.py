@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import itertools
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -33,6 +34,7 @@ __all__ = [
     "scan_attributes",
     "quiet_keys",
     "is_quiet",
+    "holds_map",
     "known_opaque_tags",
     "NEVER_QUIET",
     "parse_baggage",
@@ -176,6 +178,9 @@ def _classify(key: str, names: frozenset[str]) -> int:
 # names -> {attribute name: class}: one dict hit per attribute on the hot path
 _CLASS_CACHE: dict[frozenset[str], dict[str, int]] = {}
 _CLASS_CACHE_MAX = 100_000
+# the same for the dotted paths of keys inside map values (apart: a path cached there
+# must not keep the same top-level name from being learned as quiet)
+_NESTED_CLASS_CACHE: dict[frozenset[str], dict[str, int]] = {}
 # names -> attribute names seen and known to be plain (no tenant id, no baggage), plus
 # flowmap.tenant: a span whose keys are all in it needs only its tag checked. Names other
 # rules read (flowmap.redacted, flowmap.baggage.sent) are never added, so the same one
@@ -210,12 +215,44 @@ def known_opaque_tags() -> set[str]:
 
 def is_quiet(attrs: dict[str, Any], quiet: set[str]) -> bool:
     """True when ``attrs`` holds no raw tenant id, baggage, redaction mark or baggage flag:
-    every name already seen to be plain, and flowmap.tenant (if any) a known opaque tag.
+    every name already seen to be plain, no value a map (whose keys are names too, see
+    :func:`holds_map`), and flowmap.tenant (if any) a known opaque tag.
     False means "look closer" (:func:`scan_attributes`), not "found something"."""
     if not quiet.issuperset(attrs):
         return False
     tag = attrs.get(attributes.TENANT)
-    return tag is None or (tag.__class__ is str and tag in _OPAQUE_SEEN)
+    return (tag is None or (tag.__class__ is str and tag in _OPAQUE_SEEN)) and not holds_map(attrs)
+
+
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None), bytes})
+_NESTED_DEPTH = 8  # maps (and arrays) looked into below an attribute: hostile input nests deeply
+_NESTED_NODES = 1_000  # values looked at below one attribute
+
+
+def _nests(value: Any) -> bool:
+    """Whether ``value`` is a map, or an array holding one (at most :data:`_NESTED_DEPTH`
+    arrays deep; deeper counts as holding one, so that it is looked into)."""
+    stack = [(value, 0)]
+    seen = 0
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            return True
+        if isinstance(v, (list, tuple)):
+            seen += len(v)
+            if depth >= _NESTED_DEPTH or seen > _NESTED_NODES:
+                return True
+            stack.extend((x, depth + 1) for x in v if x.__class__ not in _SCALAR_TYPES)
+    return False
+
+
+def holds_map(attrs: dict[str, Any]) -> bool:
+    """Whether an attribute value is a map (an OTLP ``kvlistValue``, which OTLP allows
+    though OpenTelemetry Python cannot write one) or an array holding maps: their keys
+    are judged like attribute names, so names alone cannot clear ``attrs``. One C-level
+    type test for the usual all-scalar dict."""
+    values = attrs.values()
+    return not _SCALAR_TYPES.issuperset(map(type, values)) and any(map(_nests, values))
 
 
 def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) -> list[RawValue]:
@@ -235,28 +272,81 @@ def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) ->
                 cache[key] = cls
                 if not cls and key not in NEVER_QUIET:
                     quiet.add(key)
-        if not cls:
-            continue
         value = attrs[key]
-        if cls == _MEMBER or cls == _TAG_MEMBER:
-            if _is_raw(value) and (cls == _MEMBER or not _opaque(value)):
-                out.append(RawValue(where, f"baggage member {key[len('baggage.'):]}", value))
-        elif cls == _HEADER:
-            for header in _scalars(value):
-                for member, mvalue in parse_baggage(header):
-                    # flowmap.tenant may travel, as the opaque tag only (the contract)
-                    if _is_raw(mvalue) and (member != attributes.BAGGAGE_KEY or not _opaque(mvalue)):
-                        out.append(RawValue(where, f"baggage member {member}", mvalue))
-                        # W3C baggage values are percent-encoded: the id as written elsewhere
-                        # ("Acme Corp" for "Acme%20Corp") is masked too
-                        plain = unquote(mvalue)
-                        if plain != mvalue and _is_raw(plain):
-                            out.append(RawValue(where, f"baggage member {member}", plain))
-        elif (key == attributes.TENANT or key == attributes.TENANT_INBOUND) and _opaque(value):
-            continue  # the expected case, on nearly every span
-        elif _is_raw(value):
-            out.append(RawValue(where, key, value))
+        if cls:
+            _judge(cls, key, key, value, where, out)
+        # a map's keys are names too (a baggage header's: its members)
+        if (not cls or cls == _HEADER) and value.__class__ not in _SCALAR_TYPES and _nests(value):
+            nested = _NESTED_CLASS_CACHE.get(names)
+            if nested is None:
+                nested = _NESTED_CLASS_CACHE[names] = {}
+            _scan_nested(key, value, where, names, nested, out)
     return out
+
+
+def _judge(cls: int, key: str, shown: str, value: Any, where: str, out: list[RawValue]) -> None:
+    """The raw tenant ids in one attribute (or nested key: its dotted path ``key``, with
+    ``[]`` for arrays in ``shown``) whose name is of class ``cls``, added to ``out``."""
+    if cls == _MEMBER or cls == _TAG_MEMBER:
+        if _is_raw(value) and (cls == _MEMBER or not _opaque(value)):
+            out.append(RawValue(where, f"baggage member {key[len('baggage.'):]}", value))
+    elif cls == _HEADER:
+        for header in _scalars(value):
+            for member, mvalue in parse_baggage(header):
+                # flowmap.tenant may travel, as the opaque tag only (the contract)
+                if _is_raw(mvalue) and (member != attributes.BAGGAGE_KEY or not _opaque(mvalue)):
+                    out.append(RawValue(where, f"baggage member {member}", mvalue))
+                    # W3C baggage values are percent-encoded: the id as written elsewhere
+                    # ("Acme Corp" for "Acme%20Corp") is masked too
+                    plain = unquote(mvalue)
+                    if plain != mvalue and _is_raw(plain):
+                        out.append(RawValue(where, f"baggage member {member}", plain))
+    elif (key == attributes.TENANT or key == attributes.TENANT_INBOUND) and _opaque(value):
+        return  # the expected case, on nearly every span
+    elif _is_raw(value):
+        out.append(RawValue(where, shown, value))
+
+
+def _scan_nested(
+    key: str, value: Any, where: str, names: frozenset[str], cache: dict[str, int], out: list[RawValue]
+) -> None:
+    """Raw tenant ids under the keys of maps inside a plain attribute's value.
+
+    A nested key is judged as the flattened attribute name it stands for (its dotted
+    path: ``request`` = ``{tenant_id: …}`` as ``request.tenant_id``, ``enduser`` =
+    ``{tenant: {id: …}}`` as ``enduser.tenant.id``), arrays passed through; a key of an
+    infrastructure namespace (``cloud``, ``k8s.…``) starts the path afresh, so that
+    ``{cloud: {account: {id: …}}}`` anywhere is the cloud account it is at the top.
+    Looked into :data:`_NESTED_DEPTH` levels deep and at :data:`_NESTED_NODES` values
+    at most (hostile input).
+    """
+    stack: list[tuple[str, str, Any, int]] = [(key, key, value, 0)]
+    budget = _NESTED_NODES  # values left to look at
+    while stack and budget > 0:
+        path, shown, v, depth = stack.pop()
+        inner: list[tuple[str, str, Any, int]] = []  # what to look into next, in order
+        if isinstance(v, (list, tuple)):
+            part = v[:budget]
+            budget -= len(part)
+            shown += "[]"
+            inner = [(path, shown, x, depth + 1) for x in part if x.__class__ not in _SCALAR_TYPES]
+        elif isinstance(v, dict):
+            for k, x in itertools.islice(v.items(), budget):
+                budget -= 1
+                k = str(k)
+                sub = k if (k.lower() + ".").startswith(_INFRA_PREFIXES) else f"{path}.{k}"
+                sub_shown = f"{shown}.{k}"
+                cls = cache.get(sub)
+                if cls is None:
+                    cls = _classify(sub, names)
+                    if len(cache) < _CLASS_CACHE_MAX:
+                        cache[sub] = cls
+                if cls:
+                    _judge(cls, sub, sub_shown, x, where, out)
+                if (not cls or cls == _HEADER) and x.__class__ not in _SCALAR_TYPES:
+                    inner.append((sub, sub_shown, x, depth + 1))
+        if depth + 1 < _NESTED_DEPTH:
+            stack.extend(reversed(inner))
 
 
 def find_raw_tenant_values(

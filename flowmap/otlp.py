@@ -33,6 +33,7 @@ too and is read there as the default, silently.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
@@ -66,6 +67,10 @@ __all__ = [
     "attributes",
     "AttributeShape",
     "shape_of",
+    "with_maps",
+    "holds_maps",
+    "maps_decoded",
+    "maps_counted",
     "convert",
     "span_kind",
     "status_code",
@@ -95,6 +100,31 @@ class ArrayValue(_Base):
 
 class KeyValueList(_Base):
     values: list[KeyValue] = ()  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:  # (run by the decoder and by convert, for this type only)
+        try:
+            _decoded.cell[0] += 1
+        except AttributeError:  # this thread's first
+            maps_decoded()[0] += 1
+
+
+#: per thread (loads in several threads stay apart): see maps_decoded
+_decoded = threading.local()
+
+
+def maps_decoded() -> list[int]:
+    """How many map values (``kvlistValue``) this thread has decoded so far, in a list of
+    one, to read on the hot path at the cost of a subscript.
+
+    Why: OTLP allows map values (OpenTelemetry Python cannot write one), whose keys are
+    attribute names too (flowmap.masking), but nearly no input has any. The loader
+    compares it before and after each decode: only a span whose attributes (or events'
+    or links') held one is looked at for them, where even a search of each line's
+    bytes for the key cost ~5 % of the load. See :func:`maps_counted`."""
+    cell = getattr(_decoded, "cell", None)
+    if cell is None:
+        cell = _decoded.cell = [0]
+    return cell
 
 
 class AnyValue(_Base):
@@ -266,7 +296,7 @@ class AttributeShape:
 
     __slots__ = (
         "keys", "tenant", "boundary", "scoped", "proxy", "infer", "http", "eager", "quiet_for", "flags_for",
-        "no_args", "no_output_args", "unscoped",
+        "no_args", "no_output_args", "unscoped", "maps", "with_maps",
     )
 
     def __init__(self, keys: tuple[str, ...]) -> None:
@@ -294,6 +324,21 @@ class AttributeShape:
         self.no_args: bool = False
         #: rules' cache: True once every key is known not to hold a model's tool calls
         self.no_output_args: bool = False
+        #: the shape of spans some of whose attribute values (or their events' or links')
+        #: hold maps (:func:`holds_maps`), whose keys are names too: the rules never
+        #: clear it by its names (its own object, see :func:`with_maps`)
+        self.maps: bool = False
+        self.with_maps: AttributeShape | None = None
+
+
+def with_maps(shape: AttributeShape) -> AttributeShape:
+    """The variant of ``shape`` (same names) for a span whose values hold maps."""
+    variant = shape.with_maps
+    if variant is None:
+        variant = shape.with_maps = AttributeShape(shape.keys)
+        variant.maps = True
+        variant.eager = True  # the rules read its values: built from the list decoded anyway
+    return variant
 
 
 _TENANT_KEY, _BOUNDARY_KEY, _SCOPED_KEY = TENANT, BOUNDARY, SCOPED
@@ -427,6 +472,39 @@ def _misses_recognised() -> bool:
     except msgspec.ValidationError as exc:
         return KeyDecoder.is_miss(exc)
     return False
+
+
+_ARRAYS_DEEP = 8  # arrays looked into for a map; deeper ones are taken to hold one
+
+
+def _array_holds_map(array: ArrayValue, depth: int = 0) -> bool:
+    for v in array.values:
+        if v.kvlist_value is not None:
+            return True
+        if v.array_value is not None and (depth >= _ARRAYS_DEEP or _array_holds_map(v.array_value, depth + 1)):
+            return True
+    return False
+
+
+def holds_maps(kvs: list[KeyValue]) -> bool:
+    """Whether a value of a decoded attribute list is a ``kvlistValue``, or an array
+    holding one (see :class:`AttributeShape` ``maps``)."""
+    for kv in kvs:
+        v = kv.value
+        if v is not None and (
+            v.kvlist_value is not None or (v.array_value is not None and _array_holds_map(v.array_value))
+        ):
+            return True
+    return False
+
+
+@functools.cache
+def maps_counted() -> bool:
+    """Whether this msgspec runs ``__post_init__`` as it decodes, so that
+    :func:`maps_decoded` counts (tried once per process; else the loader looks at every span)."""
+    before = maps_decoded()[0]
+    msgspec.json.decode(b'{"kvlistValue": {}}', type=AnyValue)
+    return maps_decoded()[0] != before
 
 
 def convert(obj: Any, cls: type) -> Any:

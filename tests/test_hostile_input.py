@@ -226,6 +226,42 @@ def test_deep_attribute_values_load_or_are_skipped_never_raise(tmp_path):
     assert analysis.spans == 3
 
 
+def _kvlist(**items) -> dict:
+    return {"kvlistValue": {"values": [{"key": k, "value": v} for k, v in items.items()]}}
+
+
+@pytest.mark.parametrize("document", [False, True])
+def test_a_map_value_whose_key_is_written_with_escapes_is_looked_into(tmp_path, document):
+    """Only data holding the key kvlistValue is looked at for map values, span by span:
+    the key spelled with \\u escapes, which JSON allows, must not hide one."""
+    value = _kvlist(tenant_id={"stringValue": SECRET})
+    # (a trace before it has the same names, its value plain: names known plain clear no map)
+    text = json.dumps(traces_data(
+        span(BAD, 1, kind=2, attributes=[{"key": "request", "value": {"stringValue": "GET /x"}}]),
+        span(GOOD, 1, kind=2, attributes=[{"key": "request", "value": value}]),
+    ), indent=2 if document else None)
+    escaped = text.replace('"kvlistValue"', '"kvlist\\u0056alue"')
+    assert '"kvlistValue"' not in escaped
+    f = tmp_path / ("t.json" if document else "t.jsonl")
+    f.write_text(escaped + "\n")
+    [finding] = [x for x in analyze([f]).findings if x.rule == "tenant-in-telemetry"]
+    assert "'request.tenant_id'" in finding.message
+
+
+def test_huge_and_deep_map_values_are_looked_into_boundedly(tmp_path):
+    """A map of 20,000 keys and maps 100 levels deep (hostile input) are looked into to a
+    bounded size and depth: the analysis ends, and a tenant key near the top is still found."""
+    wide = _kvlist(**{f"k{i}": _kvlist(v={"stringValue": "x"}) for i in range(20_000)})
+    deep = {"stringValue": "x"}
+    for _ in range(100):
+        deep = _kvlist(next=deep)
+    attrs = [{"key": "wide", "value": wide}, {"key": "deep", "value": deep},
+             {"key": "request", "value": _kvlist(user=_kvlist(org_id={"stringValue": SECRET}))}]
+    f = write(tmp_path / "t.jsonl", line(span(GOOD, 1, kind=2, attributes=attrs)))
+    [finding] = [x for x in analyze([f]).findings if x.rule == "tenant-in-telemetry"]
+    assert "'request.user.org_id'" in finding.message
+
+
 # -- lines that are JSON but not an object ----------------------------------------------
 
 

@@ -243,3 +243,24 @@ def test_a_percent_encoded_baggage_member_masks_the_id_written_plainly(tmp_path)
     text = _outputs(tmp_path, path)
     assert "Acme Corp 42" not in text and "Acme%20Corp%2042" not in text
     assert "workspace = '[masked]'" in text
+
+
+def test_a_raw_id_inside_a_map_value_is_flagged_and_masked_in_every_output(tmp_path):
+    # OTLP allows map (kvlistValue) attribute values, arrays of maps too: a tenant key in
+    # one is flagged, and its value masked wherever it appears (here a query of another span)
+    from otlp_builder import SERVER, TAG_A, TraceBuilder, write_otlp
+
+    import flowmap
+
+    tb = TraceBuilder(service="api")
+    entry = tb.span("GET /x", kind=SERVER, tenant=TAG_A, boundary="http.server",
+                    attrs={"request": {"tenant_id": "hooli-xyz-5"}, "batch": [{"org": {"id": "Pied Piper 6"}}]})
+    entry.child("db query", tenant=TAG_A, boundary="db", scoped=True,
+                attrs={"db.query.text": "SELECT 1 WHERE org IN ('hooli-xyz-5', 'Pied Piper 6')"})
+    path = write_otlp(tmp_path / "t.jsonl", tb)
+    [f] = flowmap.analyze([str(path)]).findings
+    assert f.rule == "tenant-in-telemetry" and f.span_id == entry.span_id
+    assert "'request.tenant_id'" in f.message and "'batch[].org.id'" in f.message
+    text = _outputs(tmp_path, path)
+    assert "hooli-xyz-5" not in text and "Pied Piper 6" not in text
+    assert "org IN ('[masked]', '[masked]')" in text

@@ -836,6 +836,107 @@ def test_tenant_in_telemetry_near_misses(tmp_path, attrs):
     assert analyze_built(tmp_path, tb).findings == []
 
 
+# Maps as attribute values (OTLP kvlistValue; OpenTelemetry Python cannot write one, other
+# SDKs and hostile files can): their keys are names too, judged as the flattened name.
+
+def _analyze_as(tmp_path, how, *builders, settings=None):
+    """The builders' traces analysed as JSON Lines, as one pretty-printed document, or in memory
+    (hand-built model spans, whose attribute dicts hold the nested dicts and lists)."""
+    from flowmap.analysis import analyze, analyze_traces
+
+    if how == "lines":
+        return analyze_built(tmp_path, *builders, settings=settings)
+    if how == "document":
+        path = tmp_path / "traces.json"
+        path.write_text(json.dumps({"resourceSpans": [rs for b in builders for rs in b.resource_spans()]}, indent=2))
+        return analyze([path], settings)
+    return analyze_traces([b.traces() for b in builders], settings)
+
+
+PATHS = ["lines", "document", "memory"]
+
+
+@pytest.mark.parametrize("how", PATHS)
+@pytest.mark.parametrize(
+    "span,where",
+    [
+        pytest.param({"attrs": {"request": {"tenant_id": RAW}}}, "attribute 'request.tenant_id'", id="map"),
+        pytest.param({"attrs": {"x": [{"n": 1}, {"TenantId": RAW}]}}, "attribute 'x[].TenantId'", id="array-of-maps"),
+        pytest.param({"attrs": {"ctx": {"enduser": [[{"org-id": 4242}]]}}}, "attribute 'ctx.enduser[][].org-id'",
+                     id="deeper"),
+        # the nested form of enduser.tenant.id
+        pytest.param({"attrs": {"enduser": {"tenant": {"id": RAW}}}}, "attribute 'enduser.tenant'", id="dotted"),
+        pytest.param({"attrs": {"flowmap": {"tenant": RAW}}}, "attribute 'flowmap.tenant'", id="raw-tag"),
+        pytest.param({"attrs": {"headers": {"baggage": f"flowmap.tenant={TAG_A},org_id={RAW}"}}},
+                     "attribute 'baggage member org_id'", id="baggage-header"),
+        pytest.param({"events": [("cache miss", {"key": {"org_id": RAW}})]},
+                     "event 'cache miss' attribute 'key.org_id'", id="event"),
+        pytest.param({"links": [("ab" * 16, "cd" * 8)], "link_attrs": {"msg": [{"workspace_id": RAW}]}},
+                     "link attribute 'msg[].workspace_id'", id="link"),
+        pytest.param({"resource": {"deployment": {"customer-id": RAW}}},
+                     "resource attribute 'deployment.customer-id'", id="resource"),
+    ],
+)
+def test_tenant_in_telemetry_inside_map_values(tmp_path, how, span, where):
+    tb = TraceBuilder()
+    s = request(tb).child("agent", tenant=TAG_A, boundary="agent", **span)
+    a = _analyze_as(tmp_path, how, tb)
+    f = only(a, "tenant-in-telemetry")
+    assert f.span_id == s.span_id and where in f.message, f.message
+    assert RAW not in json.dumps([x.to_json() for x in a.findings])
+    assert RAW not in repr(a.sample_traces) and "4242" not in repr(a.sample_traces)
+
+
+@pytest.mark.parametrize("how", PATHS)
+def test_a_configured_tenant_attribute_inside_a_map_value(tmp_path, how):
+    tb = TraceBuilder()
+    request(tb).child("agent", tenant=TAG_A, attrs={"call": {"args": {"projectKey": RAW}}})
+    assert _analyze_as(tmp_path, how, tb).findings == []
+    settings = AnalysisSettings.with_extras(extra_tenant_attributes=["project_key"])
+    f = only(_analyze_as(tmp_path, how, tb, settings=settings), "tenant-in-telemetry")
+    assert "'call.args.projectKey'" in f.message
+
+
+def _in(part, attrs):
+    """Span keyword arguments putting ``attrs`` in the span's attributes, an event's or a link's."""
+    if part == "events":
+        return {"events": [("retry", attrs)]}
+    if part == "links":
+        return {"links": [("ab" * 16, "cd" * 8)], "link_attrs": attrs}
+    return {"attrs": attrs}
+
+
+@pytest.mark.parametrize("how", PATHS)
+@pytest.mark.parametrize("part", ["attrs", "events", "links"])
+def test_a_map_value_under_names_already_known_plain(tmp_path, how, part):
+    """The rules clear a span whose names were all seen plain before without looking at its
+    values: the same names, once with a map holding a tenant id, are looked into."""
+    before = TraceBuilder()
+    for _ in range(3):
+        request(before).child("agent", tenant=TAG_A, **_in(part, {"request": "GET /x"}))
+    after = TraceBuilder()
+    s = request(after).child("agent", tenant=TAG_A, **_in(part, {"request": {"tenant_id": RAW}}))
+    a = _analyze_as(tmp_path, how, before, after)
+    assert only(a, "tenant-in-telemetry").span_id == s.span_id
+
+
+@pytest.mark.parametrize("how", PATHS)
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"request": {"note": RAW, "tenant_count": 3}},  # no key names a tenant
+        {"request": {"tenant_id": TAG_B}, "x": [{"tenant": TAG_A}]},  # opaque tags are fine anywhere
+        {"flowmap": {"tenant": TAG_A}},
+        {"res": {"cloud": {"account": {"id": "123456789012"}}}, "k8s": {"cluster": {"uid": "u-1"}}},  # infrastructure
+        {"items": [["a", "b"], [1, 2.5, True, None]], "empty": {}},
+    ],
+)
+def test_tenant_in_telemetry_inside_map_values_near_misses(tmp_path, how, attrs):
+    tb = TraceBuilder()
+    request(tb).child("agent", tenant=TAG_A, boundary="agent", attrs=attrs)
+    assert _analyze_as(tmp_path, how, tb).findings == []
+
+
 def test_placeholder_is_the_runtimes_redaction_value():
     from flowmap.masking import REDACTED_PLACEHOLDER
     from flowmap.redaction import REDACTED_VALUE
