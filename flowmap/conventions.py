@@ -81,7 +81,7 @@ from .model import (
     SPAN_KIND_SERVER,
 )
 
-__all__ = ["infer_boundary", "reads_messaging", "DECIDING_KEYS", "HTTP_KEYS", "PROXY_KEY", "PROXY_VALUE"]
+__all__ = ["infer_boundary", "reads_messaging", "DECIDING_KEYS", "HTTP_KEYS", "URL_KEYS", "PROXY_KEY", "PROXY_VALUE"]
 
 #: Envoy (Istio, Consul, edge proxies) sets this on every span it makes: a service-mesh
 #: proxy's span, which the analysis passes through (flowmap.transparent)
@@ -181,6 +181,9 @@ DECIDING_KEYS = frozenset(
 )
 #: the attributes of a call between services (HTTP or RPC), read on SERVER/CLIENT spans
 HTTP_KEYS = frozenset(_REMOTE_CALL_KEYS)
+#: the attributes holding a URL's query (stable and pre-1.20 names): ``url.query`` alone,
+#: the others after a ``?``; its parameters' names are names too (flowmap.masking)
+URL_KEYS = frozenset({"url.query", "url.full", "http.url", "http.target"})
 
 
 #: attributes holding a tool call's arguments, as instrumentations emit them: OTel GenAI,

@@ -287,6 +287,9 @@ class _Loader:
         self._maps = otlp.maps_decoded()
         self._maps_at = 0
         self._maps_always = not otlp.maps_counted()
+        #: whether the line (or document) being read has a \ escape: only then can a string
+        #: value be JSON text with a key (see _decode_unit)
+        self._texts = True
         self._held: list[Any] | None = None  # [where, what, more]: the current line's warning
         #: trace id -> how many times the scan saw it as a "traceId" (spans' and links'),
         #: negative when some were seen only by the full decode of an escaped line,
@@ -816,6 +819,10 @@ class _Loader:
         """Decode one line (or document) and add its spans to the pending traces."""
         self._maps = otlp.maps_decoded()  # (this thread's)
         self._maps_at = self._maps[0]
+        # JSON text with a key has a quote, written \" (or \u0022) in a JSON string: data
+        # without a backslash holds none, and its spans need no look at their strings (one
+        # search at memchr speed, once per line of hundreds of spans)
+        self._texts = b"\\" in data
         self._line_new.clear()
         self._line_seen.clear()
         self._line_odd.clear()
@@ -1123,6 +1130,11 @@ class _Loader:
         shapes = _SHAPES
         shape_of = otlp.shape_of
         holds_maps = otlp.holds_maps
+        with_inner = otlp.with_inner
+        # JSON text (only in data with escapes) and URL queries (only in URL attributes)
+        texts = self._texts
+        holds_text = otlp.holds_text
+        part_holds_names = otlp.part_holds_names
         # Map values (nearly no input has any): a span is looked at for them when one was
         # decoded since the line began, before its spans' attribute lists (an event's, a
         # link's, a resource's; in a document or on the slow paths, any attribute list),
@@ -1229,7 +1241,11 @@ class _Loader:
                     holds_maps(kvs) or any([holds_maps(p.kvs) for p in s.events])
                     or any([holds_maps(p.kvs) for p in s.links])
                 ):
-                    shape = otlp.with_maps(shape)  # its names alone do not clear it (masking.holds_map)
+                    shape = with_inner(shape)  # its names alone do not clear it (masking.holds_names)
+            if (texts or shape.urls) and not shape.inner and (
+                (texts and holds_text(kvs)) or (shape.urls and otlp.holds_query(kvs, shape.urls))
+            ):
+                shape = with_inner(shape)
             s.shape = shape
             i = shape.proxy
             if i >= 0:  # a service-mesh proxy's span is passed through (flowmap.transparent)
@@ -1289,9 +1305,13 @@ class _Loader:
             s.status = None  # read: freed now, while in the cache, not with its trace
             if s.links:
                 s.links = self._links(s.links, where, sid)
+                if not shape.inner and any([part_holds_names(p.kvs, texts) for p in s.links]):
+                    s.shape = shape = with_inner(shape)
             if s.events:
                 for e in s.events:
                     e._attrs = None
+                if not shape.inner and any([part_holds_names(p.kvs, texts) for p in s.events]):
+                    s.shape = shape = with_inner(shape)
             trace[sid] = s
             added += 1
         self.stats.spans += added

@@ -16,9 +16,10 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_plus
 
 from . import attributes
+from .conventions import URL_KEYS
 from .model import Event, Link, Span, Trace
 from .spellings import spellings
 from .substrings import HEAD, SubstringIndex
@@ -34,7 +35,8 @@ __all__ = [
     "scan_attributes",
     "quiet_keys",
     "is_quiet",
-    "holds_map",
+    "holds_names",
+    "is_json_text",
     "known_opaque_tags",
     "NEVER_QUIET",
     "parse_baggage",
@@ -215,23 +217,37 @@ def known_opaque_tags() -> set[str]:
 
 def is_quiet(attrs: dict[str, Any], quiet: set[str]) -> bool:
     """True when ``attrs`` holds no raw tenant id, baggage, redaction mark or baggage flag:
-    every name already seen to be plain, no value a map (whose keys are names too, see
-    :func:`holds_map`), and flowmap.tenant (if any) a known opaque tag.
+    every name already seen to be plain, no value holding names of its own (see
+    :func:`holds_names`), and flowmap.tenant (if any) a known opaque tag.
     False means "look closer" (:func:`scan_attributes`), not "found something"."""
     if not quiet.issuperset(attrs):
         return False
     tag = attrs.get(attributes.TENANT)
-    return (tag is None or (tag.__class__ is str and tag in _OPAQUE_SEEN)) and not holds_map(attrs)
+    return (tag is None or (tag.__class__ is str and tag in _OPAQUE_SEEN)) and not holds_names(attrs)
 
 
 _SCALAR_TYPES = frozenset({str, int, float, bool, type(None), bytes})
 _NESTED_DEPTH = 8  # maps (and arrays) looked into below an attribute: hostile input nests deeply
 _NESTED_NODES = 1_000  # values looked at below one attribute
+_QUERY_PARAMS = 100  # parameters looked at in one URL's query
+_JSON_OPEN = ("{", "[")
+# JSON Schema's keywords of a property's description: ``{"tenant_id": {"type": "string"}}``
+# in a tool's parameters names a tenant argument and holds no tenant (its keys are looked at)
+_SCHEMA_KEYS = frozenset({"type", "$ref", "anyOf", "oneOf", "allOf"})
+
+
+def is_json_text(text: str) -> bool:
+    """Whether a string looks like JSON text of an object or array (its first character
+    but blanks is ``{`` or ``[``): attribute values often carry JSON (a request body, tool
+    arguments, messages) whose keys are names too. Only such text is ever parsed."""
+    head = text[:1]
+    return head in _JSON_OPEN or (head.isspace() and text.lstrip()[:1] in _JSON_OPEN)
 
 
 def _nests(value: Any) -> bool:
-    """Whether ``value`` is a map, or an array holding one (at most :data:`_NESTED_DEPTH`
-    arrays deep; deeper counts as holding one, so that it is looked into)."""
+    """Whether ``value`` is a map, or an array holding one or JSON text (at most
+    :data:`_NESTED_DEPTH` arrays deep; deeper counts as holding one, so that it is
+    looked into)."""
     stack = [(value, 0)]
     seen = 0
     while stack:
@@ -242,17 +258,29 @@ def _nests(value: Any) -> bool:
             seen += len(v)
             if depth >= _NESTED_DEPTH or seen > _NESTED_NODES:
                 return True
-            stack.extend((x, depth + 1) for x in v if x.__class__ not in _SCALAR_TYPES)
+            for x in v:
+                if x.__class__ is str:
+                    if is_json_text(x):
+                        return True
+                elif x.__class__ not in _SCALAR_TYPES:
+                    stack.append((x, depth + 1))
     return False
 
 
-def holds_map(attrs: dict[str, Any]) -> bool:
-    """Whether an attribute value is a map (an OTLP ``kvlistValue``, which OTLP allows
-    though OpenTelemetry Python cannot write one) or an array holding maps: their keys
-    are judged like attribute names, so names alone cannot clear ``attrs``. One C-level
-    type test for the usual all-scalar dict."""
-    values = attrs.values()
-    return not _SCALAR_TYPES.issuperset(map(type, values)) and any(map(_nests, values))
+def holds_names(attrs: dict[str, Any]) -> bool:
+    """Whether an attribute value holds names of its own, judged like attribute names,
+    so that names alone cannot clear ``attrs``: a map (an OTLP ``kvlistValue``, which
+    OTLP allows though OpenTelemetry Python cannot write one) or an array holding maps,
+    JSON text of an object or array (also in an array), or a URL attribute
+    (:data:`~flowmap.conventions.URL_KEYS`) with a query parameter."""
+    for key, value in attrs.items():
+        cls = value.__class__
+        if cls is str:
+            if is_json_text(value) or ("=" in value and key in URL_KEYS):
+                return True
+        elif cls not in _SCALAR_TYPES and _nests(value):
+            return True
+    return False
 
 
 def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) -> list[RawValue]:
@@ -275,12 +303,23 @@ def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) ->
         value = attrs[key]
         if cls:
             _judge(cls, key, key, value, where, out)
-        # a map's keys are names too (a baggage header's: its members)
-        if (not cls or cls == _HEADER) and value.__class__ not in _SCALAR_TYPES and _nests(value):
-            nested = _NESTED_CLASS_CACHE.get(names)
-            if nested is None:
-                nested = _NESTED_CLASS_CACHE[names] = {}
-            _scan_nested(key, value, where, names, nested, out)
+        if cls and cls != _HEADER:
+            continue
+        # a map's keys are names too (a baggage header's: its members), and so are the
+        # keys of JSON text and a URL's query parameters
+        if value.__class__ is str:
+            if cls:
+                continue
+            if "=" in value and key in URL_KEYS:
+                _scan_query(key, value, where, names, out)
+            if not is_json_text(value):
+                continue
+        elif value.__class__ in _SCALAR_TYPES or not _nests(value):
+            continue
+        nested = _NESTED_CLASS_CACHE.get(names)
+        if nested is None:
+            nested = _NESTED_CLASS_CACHE[names] = {}
+        _scan_nested(key, value, where, names, nested, out)
     return out
 
 
@@ -310,43 +349,85 @@ def _judge(cls: int, key: str, shown: str, value: Any, where: str, out: list[Raw
 def _scan_nested(
     key: str, value: Any, where: str, names: frozenset[str], cache: dict[str, int], out: list[RawValue]
 ) -> None:
-    """Raw tenant ids under the keys of maps inside a plain attribute's value.
+    """Raw tenant ids under the keys of maps, and of JSON text, inside a plain attribute's value.
 
     A nested key is judged as the flattened attribute name it stands for (its dotted
     path: ``request`` = ``{tenant_id: …}`` as ``request.tenant_id``, ``enduser`` =
     ``{tenant: {id: …}}`` as ``enduser.tenant.id``), arrays passed through; a key of an
     infrastructure namespace (``cloud``, ``k8s.…``) starts the path afresh, so that
     ``{cloud: {account: {id: …}}}`` anywhere is the cloud account it is at the top.
-    Looked into :data:`_NESTED_DEPTH` levels deep and at :data:`_NESTED_NODES` values
-    at most (hostile input).
+    JSON text (the value itself, or a string inside, as frameworks encode twice) is
+    looked into the same way, shown with an arrow: ``body → workspace_id``. Looked into
+    :data:`_NESTED_DEPTH` levels deep and at :data:`_NESTED_NODES` values (a JSON text
+    counts as one) at most (hostile input).
     """
-    stack: list[tuple[str, str, Any, int]] = [(key, key, value, 0)]
+    # (path judged, path shown, whether ``shown`` ends at JSON text, value, depth)
+    stack: list[tuple[str, str, bool, Any, int]] = [(key, key, False, value, 0)]
     budget = _NESTED_NODES  # values left to look at
     while stack and budget > 0:
-        path, shown, v, depth = stack.pop()
-        inner: list[tuple[str, str, Any, int]] = []  # what to look into next, in order
+        path, shown, text, v, depth = stack.pop()
+        if v.__class__ is str:  # JSON text: parsed only when a tenant name may be in it
+            budget -= 1
+            if not (may_name_tenant(v, names) or may_name_tenant(path, names)):
+                continue
+            v = json_value(v)
+            if v is None:
+                continue
+            text = True
+        inner: list[tuple[str, str, bool, Any, int]] = []  # what to look into next, in order
         if isinstance(v, (list, tuple)):
             part = v[:budget]
             budget -= len(part)
-            shown += "[]"
-            inner = [(path, shown, x, depth + 1) for x in part if x.__class__ not in _SCALAR_TYPES]
+            shown += " → []" if text else "[]"
+            inner = [
+                (path, shown, False, x, depth + 1) for x in part
+                if x.__class__ not in _SCALAR_TYPES or (x.__class__ is str and is_json_text(x))
+            ]
         elif isinstance(v, dict):
+            sep = " → " if text else "."
             for k, x in itertools.islice(v.items(), budget):
                 budget -= 1
                 k = str(k)
                 sub = k if (k.lower() + ".").startswith(_INFRA_PREFIXES) else f"{path}.{k}"
-                sub_shown = f"{shown}.{k}"
+                sub_shown = f"{shown}{sep}{k}"
                 cls = cache.get(sub)
                 if cls is None:
                     cls = _classify(sub, names)
                     if len(cache) < _CLASS_CACHE_MAX:
                         cache[sub] = cls
+                if cls == _TENANT and x.__class__ is dict and not _SCHEMA_KEYS.isdisjoint(x):
+                    cls = _PLAIN  # a schema describing the name (a tool's parameters): no value
                 if cls:
                     _judge(cls, sub, sub_shown, x, where, out)
-                if (not cls or cls == _HEADER) and x.__class__ not in _SCALAR_TYPES:
-                    inner.append((sub, sub_shown, x, depth + 1))
+                if (not cls and x.__class__ is str and is_json_text(x)) or (
+                    (not cls or cls == _HEADER) and x.__class__ not in _SCALAR_TYPES
+                ):
+                    inner.append((sub, sub_shown, False, x, depth + 1))
         if depth + 1 < _NESTED_DEPTH:
             stack.extend(reversed(inner))
+
+
+def _scan_query(key: str, url: str, where: str, names: frozenset[str], out: list[RawValue]) -> None:
+    """Raw tenant ids in the query of a URL attribute (``url.query`` is the query alone,
+    the others hold it after a ``?``): a parameter's name is judged like an attribute
+    name (``filter[org_id]`` as ``filter.org_id``), its value read percent-decoded and
+    flagged as written too, and shown as ``url.query → tenant_id``. At most
+    :data:`_QUERY_PARAMS` parameters (hostile input)."""
+    if key != "url.query":
+        url = url.partition("?")[2]
+    query = url.partition("#")[0]
+    for param in query.split("&", _QUERY_PARAMS)[:_QUERY_PARAMS]:
+        name, eq, value = param.partition("=")
+        if not eq:
+            continue
+        name = unquote_plus(name).strip()
+        if not is_tenant_key(name.replace("]", "").replace("[", "."), names):
+            continue
+        plain = unquote_plus(value)
+        if _is_raw(plain):  # (an opaque tag is not)
+            out.append(RawValue(where, f"{key} → {name}", plain))
+            if value != plain:  # (the masker finds the usual encodings of the plain one anyway)
+                out.append(RawValue(where, f"{key} → {name}", value))
 
 
 def find_raw_tenant_values(
@@ -399,14 +480,16 @@ def json_value(value: Any) -> Any:
 
 @functools.lru_cache(maxsize=64)
 def _hint(names: frozenset[str]) -> re.Pattern[str]:
-    # the first word of every name: a JSON text without any of them needs no parsing
+    # the first word of every name: a JSON text without any of them needs no parsing;
+    # nor one without a \u escape of a printable ASCII character, which may spell one
     words = sorted({n.split("_")[0] for n in names if n}, key=len, reverse=True)
-    return re.compile("|".join(map(re.escape, words)) or "(?!)", re.IGNORECASE)
+    return re.compile("|".join([*map(re.escape, words), r"\\u00[2-7]"]), re.IGNORECASE)
 
 
 def may_name_tenant(text: str, names: frozenset[str]) -> bool:
-    """False when ``text`` holds no word any tenant attribute name starts with: then no
-    JSON in it can have a tenant key, and it need not be parsed."""
+    """False when ``text`` holds no word any tenant attribute name starts with (nor a
+    ``\\u`` escape that may write one): then no JSON in it can have a tenant key, and
+    it need not be parsed."""
     return _hint(names).search(text) is not None
 
 

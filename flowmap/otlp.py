@@ -40,7 +40,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from .attributes import BOUNDARY, RULE_FLAGS, SCOPED, TENANT, UNSCOPED
-from .conventions import DECIDING_KEYS, HTTP_KEYS, PROXY_KEY, reads_messaging
+from .conventions import DECIDING_KEYS, HTTP_KEYS, PROXY_KEY, URL_KEYS, reads_messaging
+from .masking import is_json_text
 
 __all__ = [
     "MAX_VALUE_CHARS",
@@ -67,8 +68,11 @@ __all__ = [
     "attributes",
     "AttributeShape",
     "shape_of",
-    "with_maps",
+    "with_inner",
     "holds_maps",
+    "holds_text",
+    "holds_query",
+    "part_holds_names",
     "maps_decoded",
     "maps_counted",
     "convert",
@@ -296,7 +300,7 @@ class AttributeShape:
 
     __slots__ = (
         "keys", "tenant", "boundary", "scoped", "proxy", "infer", "http", "eager", "quiet_for", "flags_for",
-        "no_args", "no_output_args", "unscoped", "maps", "with_maps",
+        "no_args", "no_output_args", "unscoped", "urls", "inner", "with_inner",
     )
 
     def __init__(self, keys: tuple[str, ...]) -> None:
@@ -324,19 +328,25 @@ class AttributeShape:
         self.no_args: bool = False
         #: rules' cache: True once every key is known not to hold a model's tool calls
         self.no_output_args: bool = False
+        #: where the attributes that may hold a URL's query are (conventions.URL_KEYS)
+        self.urls: tuple[int, ...] = tuple([i for i, k in enumerate(keys) if k in URL_KEYS])
         #: the shape of spans some of whose attribute values (or their events' or links')
-        #: hold maps (:func:`holds_maps`), whose keys are names too: the rules never
-        #: clear it by its names (its own object, see :func:`with_maps`)
-        self.maps: bool = False
-        self.with_maps: AttributeShape | None = None
+        #: hold names of their own: maps (:func:`holds_maps`), JSON text
+        #: (:func:`holds_text`), a URL's query (:func:`holds_query`), judged like attribute
+        #: names (flowmap.masking.holds_names): the rules never clear it by its names
+        #: (its own object, see :func:`with_inner`)
+        self.inner: bool = False
+        self.with_inner: AttributeShape | None = None
 
 
-def with_maps(shape: AttributeShape) -> AttributeShape:
-    """The variant of ``shape`` (same names) for a span whose values hold maps."""
-    variant = shape.with_maps
+def with_inner(shape: AttributeShape) -> AttributeShape:
+    """The variant of ``shape`` (same names) for a span whose values hold names."""
+    if shape.inner:
+        return shape
+    variant = shape.with_inner
     if variant is None:
-        variant = shape.with_maps = AttributeShape(shape.keys)
-        variant.maps = True
+        variant = shape.with_inner = AttributeShape(shape.keys)
+        variant.inner = True
         variant.eager = True  # the rules read its values: built from the list decoded anyway
     return variant
 
@@ -488,13 +498,64 @@ def _array_holds_map(array: ArrayValue, depth: int = 0) -> bool:
 
 def holds_maps(kvs: list[KeyValue]) -> bool:
     """Whether a value of a decoded attribute list is a ``kvlistValue``, or an array
-    holding one (see :class:`AttributeShape` ``maps``)."""
+    holding one (see :class:`AttributeShape` ``inner``)."""
     for kv in kvs:
         v = kv.value
         if v is not None and (
             v.kvlist_value is not None or (v.array_value is not None and _array_holds_map(v.array_value))
         ):
             return True
+    return False
+
+
+def _array_holds_text(array: ArrayValue, depth: int = 0) -> bool:
+    for v in array.values:
+        s = v.string_value
+        if s is not None:
+            if is_json_text(s):
+                return True
+        elif v.array_value is not None and (depth >= _ARRAYS_DEEP or _array_holds_text(v.array_value, depth + 1)):
+            return True
+    return False
+
+
+def holds_text(kvs: list[KeyValue]) -> bool:
+    """Whether a string of a decoded attribute list (a value, or in an array value) is JSON
+    text of an object or array (masking.is_json_text; see :class:`AttributeShape` ``inner``)."""
+    for kv in kvs:
+        v = kv.value
+        if v is not None:
+            s = v.string_value
+            if s is not None:
+                if is_json_text(s):
+                    return True
+            elif v.array_value is not None and _array_holds_text(v.array_value):
+                return True
+    return False
+
+
+def holds_query(kvs: list[KeyValue], urls: tuple[int, ...]) -> bool:
+    """Whether a URL attribute of a decoded attribute list (at ``urls``: its shape's
+    :attr:`AttributeShape.urls`) has a query parameter (a ``=``)."""
+    for i in urls:
+        v = kvs[i].value
+        if v is not None and v.string_value is not None and "=" in v.string_value:
+            return True
+    return False
+
+
+def part_holds_names(kvs: list[KeyValue], texts: bool) -> bool:
+    """:func:`holds_query` for an event's or link's attribute list (whose names have no
+    shape), and :func:`holds_text` too when ``texts``."""
+    for kv in kvs:
+        v = kv.value
+        if v is not None:
+            s = v.string_value
+            if s is not None:
+                if (texts and is_json_text(s)) or ("=" in s and kv.key in URL_KEYS):
+                    return True
+            elif texts and v.array_value is not None and _array_holds_text(v.array_value):
+                return True
     return False
 
 

@@ -27,7 +27,7 @@ from .masking import (
     REDACTED_PLACEHOLDER,
     RawValue,
     find_raw_tenant_values,
-    holds_map,
+    holds_names,
     is_quiet,
     is_tenant_key,
     json_value,
@@ -494,7 +494,7 @@ _LOADED_PARTS = frozenset({LoadedEvent, LoadedLink})  # their ``kvs`` is the att
 def _quiet_parts(parts: Iterable[Any], quiet: set[str]) -> bool:
     """masking.is_quiet for every event or link of a span; a loaded one whose names are
     all known plain (and not flowmap.tenant) is quiet without building its attribute dict
-    (one with map values gave its span a shape that is looked into anyway: otlp.with_maps)."""
+    (one whose values hold names gave its span a shape that is looked into anyway: otlp.with_inner)."""
     for p in parts:
         if p.__class__ in _LOADED_PARTS:
             kvs = p.kvs
@@ -895,13 +895,13 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
         # (masking.is_quiet, inlined: this runs for every span; events and links whose
         # attributes are all quiet need no closer look either). A loaded span's names
         # are judged once per distinct tuple of names (its shape), without its dict; a
-        # span with map values has a shape of its own (otlp.with_maps) that names never
-        # clear: the keys inside the maps are names too.
+        # span whose values hold names (maps, JSON text, a URL's query) has a shape of its
+        # own (otlp.with_inner) that names never clear.
         flags_only = False  # every name plain but for the flags the rules read
         if span.__class__ in _LOADED_ONLY:
             shape = span.shape
             plain = shape.quiet_for is quiet
-            if not plain and not shape.maps:
+            if not plain and not shape.inner:
                 if is_plain(shape.keys):
                     shape.quiet_for = quiet  # the set only grows: plain stays plain
                     plain = True
@@ -914,7 +914,7 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
             tag = (span.tenant or _NOT_A_TAG) if shape.tenant >= 0 else None
         else:
             attrs = span.attributes
-            plain = is_plain(attrs) and not holds_map(attrs)
+            plain = is_plain(attrs) and not holds_names(attrs)
             tag = attrs.get(_TENANT_ATTR)
         rest_quiet = not (
             new_rhits

@@ -262,6 +262,43 @@ def test_huge_and_deep_map_values_are_looked_into_boundedly(tmp_path):
     assert "'request.user.org_id'" in finding.message
 
 
+@pytest.mark.parametrize("document", [False, True])
+def test_json_text_whose_quotes_are_written_with_escapes_is_looked_into(tmp_path, document):
+    """Only data with a backslash is looked at for JSON text, span by span (a quote inside a
+    JSON string is written \\" or \\u0022): the second form must not hide one either."""
+    text = json.dumps(traces_data(
+        span(BAD, 1, kind=2, attributes=[{"key": "body", "value": {"stringValue": "GET /x"}}]),
+        span(GOOD, 1, kind=2, attributes=[{"key": "body", "value": {"stringValue": json.dumps({"org_id": SECRET})}}]),
+    ), indent=2 if document else None)
+    escaped = text.replace('\\"', "\\u0022")
+    assert '\\"' not in escaped
+    f = tmp_path / ("t.json" if document else "t.jsonl")
+    f.write_text(escaped + "\n")
+    [finding] = [x for x in analyze([f]).findings if x.rule == "tenant-in-telemetry"]
+    assert "'body → org_id'" in finding.message
+
+
+def test_huge_and_deep_json_text_and_long_queries_are_looked_into_boundedly(tmp_path):
+    """JSON text of 2,000 keys, nested 30,000 levels deep, encoded 10 times over, and a
+    query of 20,000 parameters (hostile input) are looked into to a bounded size and depth:
+    the analysis ends, and tenant keys near the top are still found."""
+    wide = json.dumps({f"tenant_{i}": {"v": "x"} for i in range(2_000)})
+    deep = "[" * 30_000 + "]" * 30_000
+    twice = {"org_id": SECRET}
+    for _ in range(10):
+        twice = {"input": json.dumps(twice)}
+    twice = json.dumps(twice)
+    query = f"tenant_id={SECRET}&" + "&".join(f"org_id{i}=x" for i in range(20_000))
+    attrs = [{"key": k, "value": {"stringValue": v}} for k, v in [
+        ("wide", wide), ("deep", deep), ("twice", twice), ("url.query", query[:60_000]),
+        ("body", json.dumps({"user": {"org_id": SECRET}, "rest": wide})),
+    ]]
+    f = write(tmp_path / "t.jsonl", line(span(GOOD, 1, kind=2, attributes=attrs)))
+    [finding] = [x for x in analyze([f]).findings if x.rule == "tenant-in-telemetry"]
+    assert "'body → user.org_id'" in finding.message and "'url.query → tenant_id'" in finding.message
+    assert "twice" not in finding.message  # below the depth looked into
+
+
 # -- lines that are JSON but not an object ----------------------------------------------
 
 

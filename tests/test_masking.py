@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from flowmap import masking
@@ -264,3 +265,25 @@ def test_a_raw_id_inside_a_map_value_is_flagged_and_masked_in_every_output(tmp_p
     text = _outputs(tmp_path, path)
     assert "hooli-xyz-5" not in text and "Pied Piper 6" not in text
     assert "org IN ('[masked]', '[masked]')" in text
+
+
+def test_a_raw_id_in_json_text_or_a_url_query_is_flagged_and_masked_in_every_output(tmp_path):
+    # a JSON object written as a string attribute (a request body) and a URL's query: their
+    # keys and parameter names are names too; the values are masked wherever they appear
+    from otlp_builder import SERVER, TAG_A, TraceBuilder, write_otlp
+
+    import flowmap
+
+    tb = TraceBuilder(service="api")
+    entry = tb.span("GET /x", kind=SERVER, tenant=TAG_A, boundary="http.server",
+                    attrs={"body": json.dumps({"page": 2, "workspace": {"id": "hooli-xyz-5"}}),
+                           "url.full": "https://api.example.com/x?page=2&org_id=Pied%20Piper%206"})
+    entry.child("db query", tenant=TAG_A, boundary="db", scoped=True,
+                attrs={"db.query.text": "SELECT 1 WHERE org IN ('hooli-xyz-5', 'Pied Piper 6')"})
+    path = write_otlp(tmp_path / "t.jsonl", tb)
+    [f] = flowmap.analyze([str(path)]).findings
+    assert f.rule == "tenant-in-telemetry" and f.span_id == entry.span_id
+    assert "'body → workspace.id'" in f.message and "'url.full → org_id'" in f.message
+    text = _outputs(tmp_path, path)
+    assert "hooli-xyz-5" not in text and "Pied Piper 6" not in text and "Pied%20Piper%206" not in text
+    assert "org IN ('[masked]', '[masked]')" in text and "org_id=[masked]" in text

@@ -937,6 +937,127 @@ def test_tenant_in_telemetry_inside_map_values_near_misses(tmp_path, how, attrs)
     assert _analyze_as(tmp_path, how, tb).findings == []
 
 
+# JSON text and URL queries as attribute values: a JSON object's keys and a query's parameter
+# names are names too, judged like attribute names (a request body, a URL written whole).
+
+_ESCAPED_KEY = '{"\\u0074enant_id": "%s"}' % RAW  # JSON allows a key written with escapes
+
+
+@pytest.mark.parametrize("how", PATHS)
+@pytest.mark.parametrize(
+    "span,where",
+    [
+        pytest.param({"attrs": {"body": json.dumps({"workspace_id": RAW})}}, "attribute 'body → workspace_id'",
+                     id="json"),
+        pytest.param({"attrs": {"body": "\n  " + json.dumps({"user": {"Org-Id": RAW}}, indent=2)}},
+                     "attribute 'body → user.Org-Id'", id="json-pretty"),
+        pytest.param({"attrs": {"items": json.dumps([{"n": 1}, {"tenantId": RAW}])}},
+                     "attribute 'items → [].tenantId'", id="json-array"),
+        pytest.param({"attrs": {"org": json.dumps({"id": RAW})}}, "attribute 'org → id'", id="json-path"),
+        pytest.param({"attrs": {"body": json.dumps({"tenant": {"type": "enterprise", "id": RAW}})}},
+                     "attribute 'body → tenant.id'", id="json-typed-object"),
+        pytest.param({"attrs": {"payload": json.dumps({"input": json.dumps({"customer_id": RAW})})}},
+                     "attribute 'payload → input → customer_id'", id="json-twice"),
+        pytest.param({"attrs": {"messages": ["hi", json.dumps({"account_id": RAW})]}},
+                     "attribute 'messages[] → account_id'", id="json-in-array"),
+        pytest.param({"attrs": {"body": _ESCAPED_KEY}}, "attribute 'body → tenant_id'", id="json-escaped-key"),
+        pytest.param({"attrs": {"url.query": f"page=2&tenant_id={RAW}"}}, "attribute 'url.query → tenant_id'",
+                     id="url.query"),
+        pytest.param({"attrs": {"url.full": f"https://api.example.com/v1/items?orgId={RAW}&page=2#top"}},
+                     "attribute 'url.full → orgId'", id="url.full"),
+        pytest.param({"attrs": {"http.target": f"/items?filter[org_id]={RAW}"}},
+                     "attribute 'http.target → filter[org_id]'", id="http.target"),
+        pytest.param({"attrs": {"http.url": f"http://api/items?Customer-ID={RAW.upper()}"}},
+                     "attribute 'http.url → Customer-ID'", id="http.url"),
+        pytest.param({"events": [("cache miss", {"details": json.dumps({"org_id": RAW})})]},
+                     "event 'cache miss' attribute 'details → org_id'", id="event-json"),
+        pytest.param({"events": [("redirect", {"url.full": f"https://x/?workspace_id={RAW}"})]},
+                     "event 'redirect' attribute 'url.full → workspace_id'", id="event-url"),
+        pytest.param({"links": [("ab" * 16, "cd" * 8)], "link_attrs": {"msg": json.dumps([{"workspace_id": RAW}])}},
+                     "link attribute 'msg → [].workspace_id'", id="link-json"),
+        pytest.param({"resource": {"deployment": json.dumps({"customer-id": RAW})}},
+                     "resource attribute 'deployment → customer-id'", id="resource-json"),
+    ],
+)
+def test_tenant_in_telemetry_inside_json_text_and_url_queries(tmp_path, how, span, where):
+    tb = TraceBuilder()
+    s = request(tb).child("agent", tenant=TAG_A, boundary="agent", **span)
+    a = _analyze_as(tmp_path, how, tb)
+    f = only(a, "tenant-in-telemetry")
+    assert f.span_id == s.span_id and where in f.message, f.message
+    assert RAW not in json.dumps([x.to_json() for x in a.findings])
+    assert RAW.lower() not in repr(a.sample_traces).lower()
+
+
+@pytest.mark.parametrize("how", PATHS)
+def test_a_configured_tenant_attribute_inside_json_text_and_a_query(tmp_path, how):
+    tb = TraceBuilder()
+    request(tb).child("agent", tenant=TAG_A, attrs={"call": json.dumps({"projectKey": RAW}),
+                                                      "url.query": f"project-key={RAW}"})
+    assert _analyze_as(tmp_path, how, tb).findings == []
+    settings = AnalysisSettings.with_extras(extra_tenant_attributes=["project_key"])
+    f = only(_analyze_as(tmp_path, how, tb, settings=settings), "tenant-in-telemetry")
+    assert "'call → projectKey'" in f.message and "'url.query → project-key'" in f.message
+
+
+def _holding(where, key, value):
+    """Span keyword arguments putting ``value`` under ``key`` on the span, an event or a link."""
+    if where == "event":
+        return {"events": [("retry", {key: value})]}
+    if where == "link":
+        return {"links": [("ab" * 16, "cd" * 8)], "link_attrs": {key: value}}
+    return {"attrs": {key: value}}
+
+
+_IN_JSON, _IN_QUERY = json.dumps({"tenant_id": RAW}), f"https://api/items?tenant_id={RAW}"
+
+
+@pytest.mark.parametrize("how", PATHS)
+@pytest.mark.parametrize("where,key,plain,leaky", [
+    ("span", "body", "GET /x", _IN_JSON),
+    ("span", "url.full", "https://api/items", _IN_QUERY),
+    ("event", "details", "GET /x", _IN_JSON),
+    ("event", "url.full", "https://api/items", _IN_QUERY),
+    ("link", "details", "GET /x", _IN_JSON),
+], ids=["json", "url", "event-json", "event-url", "link-json"])
+def test_json_text_or_a_query_under_names_already_known_plain(tmp_path, how, where, key, plain, leaky):
+    """The rules clear a span whose names were all seen plain before without looking at its
+    values: the same names, once with JSON text or a query holding a tenant id, are looked into."""
+    before = TraceBuilder()
+    for _ in range(3):
+        request(before).child("agent", tenant=TAG_A, **_holding(where, key, plain))
+    after = TraceBuilder()
+    s = request(after).child("agent", tenant=TAG_A, **_holding(where, key, leaky))
+    a = _analyze_as(tmp_path, how, before, after)
+    assert only(a, "tenant-in-telemetry").span_id == s.span_id
+
+
+@pytest.mark.parametrize("how", PATHS)
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"body": json.dumps({"note": RAW, "tenant_count": 3, "items": [1, 2]})},  # no key names a tenant
+        {"body": json.dumps({"tenant_id": TAG_B}), "x": json.dumps([{"org": {"id": TAG_A}}])},  # opaque tags
+        {"body": "{tenant_id: " + RAW + "}", "list": "[tenant_id=" + RAW + "]"},  # not JSON
+        {"body": json.dumps({"cloud": {"account": {"id": "123456789012"}}})},  # infrastructure
+        # a tool's parameters: a schema describing a tenant argument holds no tenant
+        {"tool.parameters": json.dumps({"properties": {
+            "tenant_id": {"type": "string", "title": "Tenant Id", "default": ""},
+            "org_id": {"anyOf": [{"type": "string"}, {"type": "null"}], "description": "the org"},
+            "account_id": {"$ref": "#/$defs/Account"}}, "required": ["tenant_id"]})},
+        {"url.query": "page=2&sort=asc", "url.full": f"https://api/orgs/{RAW}?page=2"},  # the path is no query
+        {"url.query": f"tenant_id={TAG_B}", "http.target": "/x?tenant_id=&org_id"},  # a tag; no value
+        {"note": f"tenant_id={RAW}", "url.path": f"/x?tenant_id={RAW}"},  # not an attribute holding a query
+    ],
+    ids=["json-no-tenant-key", "json-opaque-tags", "not-json", "json-infrastructure", "json-schema", "query-no-tenant-param",
+         "query-tag-or-empty", "not-a-query-attribute"],
+)
+def test_tenant_in_telemetry_inside_json_text_and_url_queries_near_misses(tmp_path, how, attrs):
+    tb = TraceBuilder()
+    request(tb).child("agent", tenant=TAG_A, boundary="agent", attrs=attrs)
+    assert _analyze_as(tmp_path, how, tb).findings == []
+
+
 def test_placeholder_is_the_runtimes_redaction_value():
     from flowmap.masking import REDACTED_PLACEHOLDER
     from flowmap.redaction import REDACTED_VALUE
