@@ -81,7 +81,10 @@ from .model import (
     SPAN_KIND_SERVER,
 )
 
-__all__ = ["infer_boundary", "reads_messaging", "DECIDING_KEYS", "HTTP_KEYS", "URL_KEYS", "PROXY_KEY", "PROXY_VALUE"]
+__all__ = [
+    "infer_boundary", "reads_messaging", "is_json_text", "DECIDING_KEYS", "HTTP_KEYS", "URL_KEYS", "PROXY_KEY",
+    "PROXY_VALUE",
+]
 
 #: Envoy (Istio, Consul, edge proxies) sets this on every span it makes: a service-mesh
 #: proxy's span, which the analysis passes through (flowmap.transparent)
@@ -184,6 +187,16 @@ HTTP_KEYS = frozenset(_REMOTE_CALL_KEYS)
 #: the attributes holding a URL's query (stable and pre-1.20 names): ``url.query`` alone,
 #: the others after a ``?``; its parameters' names are names too (flowmap.masking)
 URL_KEYS = frozenset({"url.query", "url.full", "http.url", "http.target"})
+_JSON_OPEN = ("{", "[")
+
+
+def is_json_text(text: str) -> bool:
+    """Whether a string looks like JSON text of an object or array (its first character
+    but blanks is ``{`` or ``[``): attribute values often carry JSON (a request body, tool
+    arguments, messages) whose keys are names too (flowmap.masking). Only such text is
+    ever parsed. (Here, beside URL_KEYS, so that the loader need not import the masker.)"""
+    head = text[:1]
+    return head in _JSON_OPEN or (head.isspace() and text.lstrip()[:1] in _JSON_OPEN)
 
 
 #: attributes holding a tool call's arguments, as instrumentations emit them: OTel GenAI,

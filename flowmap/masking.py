@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 from . import attributes
-from .conventions import URL_KEYS
+from .conventions import URL_KEYS, is_json_text
 from .model import Event, Link, Span, Trace
 from .spellings import spellings
 from .substrings import HEAD, SubstringIndex
@@ -36,7 +36,6 @@ __all__ = [
     "quiet_keys",
     "is_quiet",
     "holds_names",
-    "is_json_text",
     "known_opaque_tags",
     "NEVER_QUIET",
     "parse_baggage",
@@ -230,18 +229,9 @@ _SCALAR_TYPES = frozenset({str, int, float, bool, type(None), bytes})
 _NESTED_DEPTH = 8  # maps (and arrays) looked into below an attribute: hostile input nests deeply
 _NESTED_NODES = 1_000  # values looked at below one attribute
 _QUERY_PARAMS = 100  # parameters looked at in one URL's query
-_JSON_OPEN = ("{", "[")
 # JSON Schema's keywords of a property's description: ``{"tenant_id": {"type": "string"}}``
 # in a tool's parameters names a tenant argument and holds no tenant (its keys are looked at)
 _SCHEMA_KEYS = frozenset({"type", "$ref", "anyOf", "oneOf", "allOf"})
-
-
-def is_json_text(text: str) -> bool:
-    """Whether a string looks like JSON text of an object or array (its first character
-    but blanks is ``{`` or ``[``): attribute values often carry JSON (a request body, tool
-    arguments, messages) whose keys are names too. Only such text is ever parsed."""
-    head = text[:1]
-    return head in _JSON_OPEN or (head.isspace() and text.lstrip()[:1] in _JSON_OPEN)
 
 
 def _nests(value: Any) -> bool:

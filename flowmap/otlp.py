@@ -40,8 +40,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from .attributes import BOUNDARY, RULE_FLAGS, SCOPED, TENANT, UNSCOPED
-from .conventions import DECIDING_KEYS, HTTP_KEYS, PROXY_KEY, URL_KEYS, reads_messaging
-from .masking import is_json_text
+from .conventions import DECIDING_KEYS, HTTP_KEYS, PROXY_KEY, URL_KEYS, is_json_text, reads_messaging
 
 __all__ = [
     "MAX_VALUE_CHARS",
@@ -521,7 +520,7 @@ def _array_holds_text(array: ArrayValue, depth: int = 0) -> bool:
 
 def holds_text(kvs: list[KeyValue]) -> bool:
     """Whether a string of a decoded attribute list (a value, or in an array value) is JSON
-    text of an object or array (masking.is_json_text; see :class:`AttributeShape` ``inner``)."""
+    text of an object or array (conventions.is_json_text; see :class:`AttributeShape` ``inner``)."""
     for kv in kvs:
         v = kv.value
         if v is not None:
