@@ -1131,10 +1131,10 @@ class _Loader:
         shape_of = otlp.shape_of
         holds_maps = otlp.holds_maps
         with_inner = otlp.with_inner
-        # JSON text (only in data with escapes) and URL queries (only in URL attributes)
+        # JSON text (only in data with escapes) and URL queries (only in URL attributes;
+        # an event's or link's, whose names have no shape: the rules' look at their names)
         texts = self._texts
         holds_text = otlp.holds_text
-        part_holds_names = otlp.part_holds_names
         # Map values (nearly no input has any): a span is looked at for them when one was
         # decoded since the line began, before its spans' attribute lists (an event's, a
         # link's, a resource's; in a document or on the slow paths, any attribute list),
@@ -1305,12 +1305,12 @@ class _Loader:
             s.status = None  # read: freed now, while in the cache, not with its trace
             if s.links:
                 s.links = self._links(s.links, where, sid)
-                if not shape.inner and any([part_holds_names(p.kvs, texts) for p in s.links]):
+                if texts and not shape.inner and any([holds_text(p.kvs) for p in s.links]):
                     s.shape = shape = with_inner(shape)
             if s.events:
                 for e in s.events:
                     e._attrs = None
-                if not shape.inner and any([part_holds_names(p.kvs, texts) for p in s.events]):
+                if texts and not shape.inner and any([holds_text(p.kvs) for p in s.events]):
                     s.shape = shape = with_inner(shape)
             trace[sid] = s
             added += 1

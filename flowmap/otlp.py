@@ -71,7 +71,6 @@ __all__ = [
     "holds_maps",
     "holds_text",
     "holds_query",
-    "part_holds_names",
     "maps_decoded",
     "maps_counted",
     "convert",
@@ -540,21 +539,6 @@ def holds_query(kvs: list[KeyValue], urls: tuple[int, ...]) -> bool:
         v = kvs[i].value
         if v is not None and v.string_value is not None and "=" in v.string_value:
             return True
-    return False
-
-
-def part_holds_names(kvs: list[KeyValue], texts: bool) -> bool:
-    """:func:`holds_query` for an event's or link's attribute list (whose names have no
-    shape), and :func:`holds_text` too when ``texts``."""
-    for kv in kvs:
-        v = kv.value
-        if v is not None:
-            s = v.string_value
-            if s is not None:
-                if (texts and is_json_text(s)) or ("=" in s and kv.key in URL_KEYS):
-                    return True
-            elif texts and v.array_value is not None and _array_holds_text(v.array_value):
-                return True
     return False
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import attributes
-from .conventions import TOOL_ARGUMENT_ATTRIBUTES, refused_request
+from .conventions import TOOL_ARGUMENT_ATTRIBUTES, URL_KEYS, refused_request
 from .hosts import AllowedHosts
 from .graph import ENTRY_BOUNDARIES, SpanGraph, is_entry
 from .masking import (
@@ -489,19 +489,21 @@ _LOADED_ONLY = frozenset({LoadedSpan, RawSpan})
 _INBOUND = attributes.TENANT_INBOUND
 _NOT_A_TAG = object()  # flowmap.tenant present with a value that is not a string
 _LOADED_PARTS = frozenset({LoadedEvent, LoadedLink})  # their ``kvs`` is the attribute list
+_URL_KEYS = URL_KEYS
 
 
 def _quiet_parts(parts: Iterable[Any], quiet: set[str]) -> bool:
     """masking.is_quiet for every event or link of a span; a loaded one whose names are
-    all known plain (and not flowmap.tenant) is quiet without building its attribute dict
-    (one whose values hold names gave its span a shape that is looked into anyway: otlp.with_inner)."""
+    all known plain (and not flowmap.tenant, nor a URL's, whose query holds names) is
+    quiet without building its attribute dict (one whose values hold maps or JSON text
+    gave its span a shape that is looked into anyway: otlp.with_inner)."""
     for p in parts:
         if p.__class__ in _LOADED_PARTS:
             kvs = p.kvs
             if not kvs:  # (a queue consumer's link: no attributes, no names to list)
                 continue
             keys = [kv.key for kv in kvs]
-            if quiet.issuperset(keys) and _TENANT_ATTR not in keys:
+            if quiet.issuperset(keys) and _TENANT_ATTR not in keys and _URL_KEYS.isdisjoint(keys):
                 continue
         if not is_quiet(p.attributes, quiet):
             return False
