@@ -82,8 +82,8 @@ from .model import (
 )
 
 __all__ = [
-    "infer_boundary", "reads_messaging", "is_json_text", "DECIDING_KEYS", "HTTP_KEYS", "URL_KEYS", "PROXY_KEY",
-    "PROXY_VALUE",
+    "infer_boundary", "reads_messaging", "is_json_text", "DECIDING_KEYS", "HTTP_KEYS", "URL_KEYS", "JSON_HEADS",
+    "PROXY_KEY", "PROXY_VALUE",
 ]
 
 #: Envoy (Istio, Consul, edge proxies) sets this on every span it makes: a service-mesh
@@ -187,16 +187,20 @@ HTTP_KEYS = frozenset(_REMOTE_CALL_KEYS)
 #: the attributes holding a URL's query (stable and pre-1.20 names): ``url.query`` alone,
 #: the others after a ``?``; its parameters' names are names too (flowmap.masking)
 URL_KEYS = frozenset({"url.query", "url.full", "http.url", "http.target"})
+#: the first character of JSON text of an object or array, or a blank before it (a quick
+#: test for a loop over many strings; :func:`is_json_text` says)
+JSON_HEADS = frozenset("{[ \t\n\r")
 _JSON_OPEN = ("{", "[")
 
 
 def is_json_text(text: str) -> bool:
     """Whether a string looks like JSON text of an object or array (its first character
-    but blanks is ``{`` or ``[``): attribute values often carry JSON (a request body, tool
-    arguments, messages) whose keys are names too (flowmap.masking). Only such text is
-    ever parsed. (Here, beside URL_KEYS, so that the loader need not import the masker.)"""
+    but JSON's blanks is ``{`` or ``[``): attribute values often carry JSON (a request
+    body, tool arguments, messages) whose keys are names too (flowmap.masking). Only such
+    text is ever parsed. (Here, beside URL_KEYS, so that the loader need not import the
+    masker.)"""
     head = text[:1]
-    return head in _JSON_OPEN or (head.isspace() and text.lstrip()[:1] in _JSON_OPEN)
+    return head in JSON_HEADS and (head in _JSON_OPEN or text.lstrip(" \t\n\r")[:1] in _JSON_OPEN)
 
 
 #: attributes holding a tool call's arguments, as instrumentations emit them: OTel GenAI,

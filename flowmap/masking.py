@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 from . import attributes
-from .conventions import URL_KEYS, is_json_text
+from .conventions import JSON_HEADS, URL_KEYS, is_json_text
 from .model import Event, Link, Span, Trace
 from .spellings import spellings
 from .substrings import HEAD, SubstringIndex
@@ -263,25 +263,44 @@ def holds_names(attrs: dict[str, Any]) -> bool:
     OTLP allows though OpenTelemetry Python cannot write one) or an array holding maps,
     JSON text of an object or array (also in an array), or a URL attribute
     (:data:`~flowmap.conventions.URL_KEYS`) with a query parameter."""
+    return bool(_inner_keys(attrs, first=True))
+
+
+def _inner_keys(attrs: dict[str, Any], first: bool = False) -> list[str]:
+    """The names of the values that hold names of their own (see :func:`holds_names`);
+    only the first one when ``first``."""
+    out = []
     for key, value in attrs.items():
         cls = value.__class__
         if cls is str:
-            if is_json_text(value) or ("=" in value and key in URL_KEYS):
-                return True
-        elif cls not in _SCALAR_TYPES and _nests(value):
-            return True
-    return False
+            if not ((value[:1] in JSON_HEADS and is_json_text(value)) or ("=" in value and key in URL_KEYS)):
+                continue
+        elif cls in _SCALAR_TYPES or not _nests(value):
+            continue
+        out.append(key)
+        if first:
+            break
+    return out
 
 
 def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) -> list[RawValue]:
     """Raw tenant identifiers in one attribute map."""
     quiet = quiet_keys(names)
-    if is_quiet(attrs, quiet):
-        return []
+    out: list[RawValue] = []
+    if quiet.issuperset(attrs) or (
+        not NEVER_QUIET.isdisjoint(attrs) and quiet.issuperset(attrs.keys() - NEVER_QUIET)
+    ):
+        tag = attrs.get(attributes.TENANT)
+        if tag is None or (tag.__class__ is str and tag in _OPAQUE_SEEN):
+            # every name plain (is_quiet; the flags the rules read hold no id either): only
+            # values holding names of their own can hold a raw id, and only they are
+            # looked at (a message's JSON among a dozen names)
+            for key in _inner_keys(attrs):
+                _scan_inner(key, attrs[key], where, names, out)
+            return out
     cache = _CLASS_CACHE.get(names)
     if cache is None:
         cache = _CLASS_CACHE[names] = {}
-    out: list[RawValue] = []
     for key in attrs:
         cls = cache.get(key)
         if cls is None:
@@ -293,24 +312,28 @@ def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) ->
         value = attrs[key]
         if cls:
             _judge(cls, key, key, value, where, out)
-        if cls and cls != _HEADER:
-            continue
-        # a map's keys are names too (a baggage header's: its members), and so are the
-        # keys of JSON text and a URL's query parameters
-        if value.__class__ is str:
-            if cls:
-                continue
-            if "=" in value and key in URL_KEYS:
-                _scan_query(key, value, where, names, out)
-            if not is_json_text(value):
-                continue
-        elif value.__class__ in _SCALAR_TYPES or not _nests(value):
-            continue
-        nested = _NESTED_CLASS_CACHE.get(names)
-        if nested is None:
-            nested = _NESTED_CLASS_CACHE[names] = {}
-        _scan_nested(key, value, where, names, nested, out)
+            if cls == _HEADER and value.__class__ not in _SCALAR_TYPES:
+                _scan_inner(key, value, where, names, out)  # a map of baggage headers
+        else:
+            _scan_inner(key, value, where, names, out)
     return out
+
+
+def _scan_inner(key: str, value: Any, where: str, names: frozenset[str], out: list[RawValue]) -> None:
+    """Raw tenant ids under the names inside a value: a map's keys are names too (a
+    baggage header's: its members), and so are the keys of JSON text and a URL's query
+    parameters."""
+    if value.__class__ is str:
+        if "=" in value and key in URL_KEYS:
+            _scan_query(key, value, where, names, out)
+        if not is_json_text(value):
+            return
+    elif value.__class__ in _SCALAR_TYPES or not _nests(value):
+        return
+    nested = _NESTED_CLASS_CACHE.get(names)
+    if nested is None:
+        nested = _NESTED_CLASS_CACHE[names] = {}
+    _scan_nested(key, value, where, names, nested, out)
 
 
 def _judge(cls: int, key: str, shown: str, value: Any, where: str, out: list[RawValue]) -> None:
@@ -358,7 +381,7 @@ def _scan_nested(
         path, shown, text, v, depth = stack.pop()
         if v.__class__ is str:  # JSON text: parsed only when a tenant name may be in it
             budget -= 1
-            if not (may_name_tenant(v, names) or may_name_tenant(path, names)):
+            if not (may_name_tenant(v, names) or _has_word(path.lower(), names)):
                 continue
             v = json_value(v)
             if v is None:
@@ -469,18 +492,51 @@ def json_value(value: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=64)
-def _hint(names: frozenset[str]) -> re.Pattern[str]:
-    # the first word of every name: a JSON text without any of them needs no parsing;
-    # nor one without a \u escape of a printable ASCII character, which may spell one
-    words = sorted({n.split("_")[0] for n in names if n}, key=len, reverse=True)
-    return re.compile("|".join([*map(re.escape, words), r"\\u00[2-7]"]), re.IGNORECASE)
+def _words(names: frozenset[str]) -> tuple[str, ...]:
+    """The first word of every name (lower case): a key that matches a name holds one."""
+    return tuple(sorted({n.split("_")[0] for n in names if n}, key=len, reverse=True))
+
+
+def _has_word(low: str, names: frozenset[str]) -> bool:
+    """Whether the lower-case text ``low`` holds one of the words (C substring searches:
+    several times faster than one case-blind pattern of them all)."""
+    return any([w in low for w in _words(names)])
+
+
+_COLON = re.compile(r"[ \t\n\r]*:")
+_MENTIONS_MAX = 16  # a word's mentions looked at one by one; more, and the text is parsed
+
+
+def _in_a_key(low: str, names: frozenset[str]) -> bool:
+    """Whether one of the words is in a key of the lower-case JSON text ``low`` (without
+    a backslash, so that the first quote after a word closes its string): that quote is
+    followed by a colon. A word mentioned very often counts as found (parsing costs less
+    than looking further)."""
+    for word in _words(names):
+        at = low.find(word)
+        mentions = 0
+        while at >= 0:
+            mentions += 1
+            if mentions > _MENTIONS_MAX:
+                return True
+            end = low.find('"', at + len(word))
+            if end < 0:
+                break
+            if _COLON.match(low, end + 1):
+                return True
+            at = low.find(word, end + 1)
+    return False
 
 
 def may_name_tenant(text: str, names: frozenset[str]) -> bool:
-    """False when ``text`` holds no word any tenant attribute name starts with (nor a
-    ``\\u`` escape that may write one): then no JSON in it can have a tenant key, and
-    it need not be parsed."""
-    return _hint(names).search(text) is not None
+    """False when no JSON in ``text`` can have a tenant key, so that it need not be parsed:
+    no key holds a word any tenant attribute name starts with (prose that mentions a
+    customer is no key). Text with a backslash (JSON encoded twice, a key written with
+    ``\\u`` escapes) needs only the word, or a ``\\u00`` escape, anywhere."""
+    low = text.lower()
+    if "\\" in text:
+        return "\\u00" in low or _has_word(low, names)
+    return _in_a_key(low, names)
 
 
 def tenant_keys_in(value: Any, names: frozenset[str]) -> list[tuple[str, Any]]:

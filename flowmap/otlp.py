@@ -40,7 +40,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from .attributes import BOUNDARY, RULE_FLAGS, SCOPED, TENANT, UNSCOPED
-from .conventions import DECIDING_KEYS, HTTP_KEYS, PROXY_KEY, URL_KEYS, is_json_text, reads_messaging
+from .conventions import DECIDING_KEYS, HTTP_KEYS, JSON_HEADS, PROXY_KEY, URL_KEYS, is_json_text, reads_messaging
 
 __all__ = [
     "MAX_VALUE_CHARS",
@@ -510,7 +510,7 @@ def _array_holds_text(array: ArrayValue, depth: int = 0) -> bool:
     for v in array.values:
         s = v.string_value
         if s is not None:
-            if is_json_text(s):
+            if s[:1] in JSON_HEADS and is_json_text(s):
                 return True
         elif v.array_value is not None and (depth >= _ARRAYS_DEEP or _array_holds_text(v.array_value, depth + 1)):
             return True
@@ -520,12 +520,13 @@ def _array_holds_text(array: ArrayValue, depth: int = 0) -> bool:
 def holds_text(kvs: list[KeyValue]) -> bool:
     """Whether a string of a decoded attribute list (a value, or in an array value) is JSON
     text of an object or array (conventions.is_json_text; see :class:`AttributeShape` ``inner``)."""
+    heads = JSON_HEADS
     for kv in kvs:
         v = kv.value
         if v is not None:
             s = v.string_value
             if s is not None:
-                if is_json_text(s):
+                if s[:1] in heads and is_json_text(s):
                     return True
             elif v.array_value is not None and _array_holds_text(v.array_value):
                 return True

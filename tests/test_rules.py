@@ -1049,8 +1049,8 @@ def test_json_text_or_a_query_under_names_already_known_plain(tmp_path, how, whe
         {"url.query": f"tenant_id={TAG_B}", "http.target": "/x?tenant_id=&org_id"},  # a tag; no value
         {"note": f"tenant_id={RAW}", "url.path": f"/x?tenant_id={RAW}"},  # not an attribute holding a query
     ],
-    ids=["json-no-tenant-key", "json-opaque-tags", "not-json", "json-infrastructure", "json-schema", "query-no-tenant-param",
-         "query-tag-or-empty", "not-a-query-attribute"],
+    ids=["json-no-tenant-key", "json-opaque-tags", "not-json", "json-infrastructure", "json-schema",
+         "query-no-tenant-param", "query-tag-or-empty", "not-a-query-attribute"],
 )
 def test_tenant_in_telemetry_inside_json_text_and_url_queries_near_misses(tmp_path, how, attrs):
     tb = TraceBuilder()

@@ -161,7 +161,8 @@ def test_strands_tool_input_in_its_tool_message_event_is_judged():
     tool's schema, whose tenant_id property describes the argument)."""
     leaks = [("tenant-in-telemetry", "HIGH", span) for span in
              ["chat", "chat", "execute_event_loop_cycle", "execute_event_loop_cycle", "execute_tool get_weather"]]
-    assert _loud("strands-other-tenant-mct.jsonl") == [("model-chosen-tenant", "HIGH", "execute_tool get_weather"), *leaks]
+    chosen = ("model-chosen-tenant", "HIGH", "execute_tool get_weather")
+    assert _loud("strands-other-tenant-mct.jsonl") == [chosen, *leaks]
 
 
 def test_autogens_create_agent_at_start_up_is_no_orphan():
