@@ -33,6 +33,7 @@ __all__ = [
     "is_tenant_key",
     "find_raw_tenant_values",
     "scan_attributes",
+    "scalars",
     "quiet_keys",
     "is_quiet",
     "holds_names",
@@ -105,7 +106,7 @@ def _is_raw(value: Any) -> bool:
     return False
 
 
-def _scalars(value: Any) -> Iterator[str]:
+def scalars(value: Any) -> Iterator[str]:
     """Every scalar inside ``value`` as text (iterative: decoded JSON may nest deeply)."""
     stack = [value]
     while stack:
@@ -343,7 +344,7 @@ def _judge(cls: int, key: str, shown: str, value: Any, where: str, out: list[Raw
         if _is_raw(value) and (cls == _MEMBER or not _opaque(value)):
             out.append(RawValue(where, f"baggage member {key[len('baggage.'):]}", value))
     elif cls == _HEADER:
-        for header in _scalars(value):
+        for header in scalars(value):
             for member, mvalue in parse_baggage(header):
                 # flowmap.tenant may travel, as the opaque tag only (the contract)
                 if _is_raw(mvalue) and (member != attributes.BAGGAGE_KEY or not _opaque(mvalue)):
@@ -610,7 +611,7 @@ class Masker:
         """Values to mask from now on (the pattern of short ones is built at the next use)."""
         before = len(self.exact)
         for value in raw:
-            for s in _scalars(value):
+            for s in scalars(value):
                 # (also without the blanks around it: "acme " is acme in a URL; and decoded
                 # when it is base64 text of printable UTF-8: a bytesValue id, which the
                 # file holds in base64 and a URL or a log line in clear)

@@ -34,6 +34,7 @@ from .masking import (
     known_opaque_tags,
     may_name_tenant,
     quiet_keys,
+    scalars,
     scan_attributes,
     tenant_keys_in,
 )
@@ -701,23 +702,22 @@ def _has(v: TraceVerdict, span_id: str, rule: str) -> bool:
 
 def _attribute_rules(
     v: TraceVerdict, graph: SpanGraph, span: Span, settings: AnalysisSettings, resource_hits: list[RawValue],
-    scan: bool = True,
+    scan: bool = True, deferred: list[tuple[Span, list[RawValue], int]] | None = None,
 ) -> None:
     """tenant-in-telemetry and baggage-to-external on a span the quick test could not clear.
 
     ``scan=False`` when every attribute name is known plain but for the flags read here
-    (the attributes, events and links then hold no raw identifier to look for)."""
+    (the attributes, events and links then hold no raw identifier to look for). A span
+    with raw ids goes to ``deferred`` when given (see :func:`_telemetry`)."""
     names = settings.tenant_attributes
     hits = find_raw_tenant_values(span, names, include_resource=False) if scan else []
     hits.extend(resource_hits)
     attrs = span.attributes
     redacted = _redacted_count(attrs.get(attributes.REDACTED))
-    if hits or redacted:
-        v.add(_finding(
-            TENANT_IN_TELEMETRY, Severity.HIGH, span, graph.parent_of(span.span_id),
-            _telemetry_message(span, hits, redacted),
-        ))
-        v.raw_values.extend(h.value for h in hits)
+    if hits and deferred is not None:
+        deferred.append((span, hits, redacted))
+    elif hits or redacted:
+        _telemetry(v, graph, span, hits, redacted)
     if _truthy(attrs.get(attributes.BAGGAGE_SENT)):
         host = _destination(attrs)
         if not _allows(settings.allowed_hosts, host):
@@ -726,6 +726,23 @@ def _attribute_rules(
                 BAGGAGE_TO_EXTERNAL, Severity.MEDIUM, span, graph.parent_of(span.span_id),
                 f"{op(span)} sent the tenant baggage to {where}, outside the allowed hosts",
             ))
+
+
+def _telemetry(
+    v: TraceVerdict, graph: SpanGraph, span: Span, hits: list[RawValue], redacted: int, chosen: set[str] | None = None
+) -> None:
+    """The tenant-in-telemetry finding of a span, its raw ids to be masked. Those all of
+    whose text is among ``chosen`` (the ids a model chose in the trace: model-chosen-tenant)
+    are not named again: the conversation records them (messages, tool arguments) wherever
+    the model's choice went, and that one leak is reported once."""
+    v.raw_values.extend(h.value for h in hits)
+    if chosen:
+        hits = [h for h in hits if not chosen.issuperset(scalars(h.value))]
+    if hits or redacted:
+        v.add(_finding(
+            TENANT_IN_TELEMETRY, Severity.HIGH, span, graph.parent_of(span.span_id),
+            _telemetry_message(span, hits, redacted),
+        ))
 
 
 _RESOURCES_SEEN: dict[frozenset[str], tuple[dict[int, Any], dict[int, Any]]] = {}
@@ -841,6 +858,8 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
     # model-chosen-tenant found in a model's output, added only when no tool span of the
     # trace says it already (the tool span is where the tenant was used)
     chosen_by_model: list[Finding] = []
+    chosen_values: list[Any] = []  # the ids the model chose (tool span or model span)
+    deferred: list[tuple[Span, list[RawValue], int]] = []  # tenant-in-telemetry, see _telemetry
     for sid, span in local:
         events = span.events
         if events and _switched(events):
@@ -865,7 +884,9 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
                 if keys:
                     # values given by the model (not a schema's {"type": ...} description;
                     # an object the model gave, {"id": ...}, is masked whole)
-                    v.raw_values.extend(x for x in values if not (isinstance(x, dict) and "type" in x))
+                    values = [x for x in values if not (isinstance(x, dict) and "type" in x)]
+                    v.raw_values.extend(values)
+                    chosen_values.extend(values)
                     shown = ", ".join(f"'{k}'" for k in dict.fromkeys(keys))
                     v.add(_finding(
                         MODEL_CHOSEN_TENANT, Severity.HIGH, span, graph.parent_of(sid),
@@ -875,6 +896,7 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
                 keys, values = _model_output_keys(span, names)
                 if keys:
                     v.raw_values.extend(values)  # a model's output arguments, never a schema
+                    chosen_values.extend(values)
                     shown = ", ".join(f"'{k}'" for k in dict.fromkeys(keys))
                     chosen_by_model.append(_finding(
                         MODEL_CHOSEN_TENANT, Severity.HIGH, span, graph.parent_of(sid),
@@ -925,10 +947,15 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
             or (tag is not None and (tag.__class__ is not str or tag not in opaque))
         )
         if not plain or not rest_quiet:
-            _attribute_rules(v, graph, span, settings, new_rhits, scan=not (flags_only and rest_quiet))
+            scan = not (flags_only and rest_quiet)
+            _attribute_rules(v, graph, span, settings, new_rhits, scan=scan, deferred=deferred)
     if chosen_by_model and not any(f.rule == MODEL_CHOSEN_TENANT for f in v.findings):
         for f in chosen_by_model:
             v.add(f)
+    if deferred:
+        chosen = {t for x in chosen_values for t in scalars(x)}
+        for span, hits, redacted in deferred:
+            _telemetry(v, graph, span, hits, redacted, chosen)
 
     # links inside the trace (queues, streams): producer -> consumer
     walks: UntaggedBelow | None = None  # what ran below untagged consumers, and below findings
