@@ -55,6 +55,8 @@ PLACEHOLDERS = frozenset({MASK, REDACTED_PLACEHOLDER})
 # infrastructure ids (a cloud account), not the platform's tenants.
 _INFRA_PREFIXES = ("cloud.", "aws.", "gcp.", "azure.", "k8s.", "faas.", "host.", "telemetry.")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+#: ``file:line`` at the start of a text (an origin, a warning about a line)
+_LOCATED = re.compile(r"(?P<file>.+?):(?P<line>[0-9]+)(?P<rest>(?::\s.*)?)\Z", re.DOTALL)
 _MIN_SUBSTRING = HEAD  # shorter raw values are only masked as whole tokens
 
 
@@ -536,6 +538,15 @@ class Masker:
             self._done[s] = done
         return done
 
+    def located(self, s: str) -> str:
+        """``text`` for a ``file:line`` (an origin) or a warning that starts with one:
+        the line number is kept as it is. It is no tenant's, and a short numeric id
+        masked in it (an org id ``2``) lost the line and named the id by the gap."""
+        m = _LOCATED.match(s)
+        if m is None or not self.exact:
+            return self.text(s)
+        return f"{self.text(m['file'])}:{m['line']}{self.text(m['rest'])}"
+
     def value(self, value: Any, depth: int = 0) -> Any:
         if not self.exact or value is None or isinstance(value, bool):
             return value
@@ -584,7 +595,7 @@ class Masker:
             events=[Event(self.text(e.name), self.attrs(e.attributes)) for e in span.events],
             links=[Link(l.trace_id, l.span_id, self.attrs(l.attributes)) for l in span.links],
             status_code=span.status_code,
-            origin=self.text(span.origin) if span.origin else span.origin,
+            origin=self.located(span.origin) if span.origin else span.origin,
             tenant=span.tenant if span.tenant is None or is_opaque_tag(span.tenant) else MASK,
             boundary=span.boundary,
             scoped=span.scoped,
