@@ -1312,10 +1312,18 @@ class _Loader:
         else:
             read = _FLAG_TEXT.get(text)
             how = f"read as {str(read).lower()}" if read is not None else "not a boolean; ignored"
-        shown = f"{name} {_clip(repr(value), 80)}"
-        if shown not in self._odd and len(self._odd) < _ODD_MAX:
-            self._odd[shown] = None
-            self._line_odd.append(shown)
+        key = f"{name} {_clip(repr(value), 80)}"
+        if key not in self._odd and len(self._odd) < _ODD_MAX:
+            self._odd[key] = None
+            self._line_odd.append(key)
+            # a value read as a kind or flag is shown (it is one, spelled otherwise); any
+            # other only by its size: warnings never echo input values
+            if read is not None:
+                shown = key
+            elif isinstance(value, str):
+                shown = f"{name} of {len(value)} character{'s' if len(value) != 1 else ''}"
+            else:
+                shown = f"{name} of type {type(value).__name__}"
             self.warn_at(where, f"{shown} is {how} (warned once per value)")
         return read
 

@@ -245,7 +245,7 @@ def test_contract_attributes_written_otherwise_are_read_leniently_with_one_warni
     assert warnings == [
         f"{f}:1: flowmap.boundary 'Vector ' is read as 'vector' (warned once per value)",
         f"{f}:2: flowmap.scoped 'false' is read as false (warned once per value)",
-        f"{f}:3: flowmap.boundary 'vectorstore' is not a boundary kind; the span is judged by its other "
+        f"{f}:3: flowmap.boundary of 11 characters is not a boundary kind; the span is judged by its other "
         "attributes (warned once per value)",
         f"{f}:4: flowmap.scoped 'FALSE' is read as false (warned once per value) (and 1 more problem on this line)",
     ]
