@@ -227,12 +227,12 @@ def is_quiet(attrs: dict[str, Any], quiet: set[str]) -> bool:
 
 
 _SCALAR_TYPES = frozenset({str, int, float, bool, type(None), bytes})
-_NESTED_DEPTH = 8  # maps (and arrays) looked into below an attribute: hostile input nests deeply
+NESTED_DEPTH = 8  # maps (and arrays) looked into below an attribute: hostile input nests deeply
 _NESTED_NODES = 1_000  # values looked at below one attribute
 
 
 def _nests(value: Any) -> bool:
-    """Whether ``value`` is a map, or an array holding one (at most :data:`_NESTED_DEPTH`
+    """Whether ``value`` is a map, or an array holding one (at most :data:`NESTED_DEPTH`
     arrays deep; deeper counts as holding one, so that it is looked into)."""
     stack = [(value, 0)]
     seen = 0
@@ -242,7 +242,7 @@ def _nests(value: Any) -> bool:
             return True
         if isinstance(v, (list, tuple)):
             seen += len(v)
-            if depth >= _NESTED_DEPTH or seen > _NESTED_NODES:
+            if depth >= NESTED_DEPTH or seen > _NESTED_NODES:
                 return True
             stack.extend((x, depth + 1) for x in v if x.__class__ not in _SCALAR_TYPES)
     return False
@@ -319,7 +319,7 @@ def _scan_nested(
     ``{tenant: {id: …}}`` as ``enduser.tenant.id``), arrays passed through; a key of an
     infrastructure namespace (``cloud``, ``k8s.…``) starts the path afresh, so that
     ``{cloud: {account: {id: …}}}`` anywhere is the cloud account it is at the top.
-    Looked into :data:`_NESTED_DEPTH` levels deep and at :data:`_NESTED_NODES` values
+    Looked into :data:`NESTED_DEPTH` levels deep and at :data:`_NESTED_NODES` values
     at most (hostile input).
     """
     stack: list[tuple[str, str, Any, int]] = [(key, key, value, 0)]
@@ -347,7 +347,7 @@ def _scan_nested(
                     _judge(cls, sub, sub_shown, x, where, out)
                 if (not cls or cls == _HEADER) and x.__class__ not in _SCALAR_TYPES:
                     inner.append((sub, sub_shown, x, depth + 1))
-        if depth + 1 < _NESTED_DEPTH:
+        if depth + 1 < NESTED_DEPTH:
             stack.extend(reversed(inner))
 
 
