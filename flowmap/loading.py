@@ -1762,6 +1762,8 @@ def _scalar_key(text: str) -> str:
     """How a span id that is not a string is keyed among the span ids of a document:
     apart from every string id; ``null`` as ``""``, the default it is read as."""
     return "" if text == "null" else "\x00" + text
+
+
 # Bytes of non-ASCII characters, for finding where documents end: ASCII letters instead
 # (same length, always valid UTF-8), which only ever appear inside strings in valid JSON.
 _ASCII_PROBE = bytes(range(128)) + b"x" * 128
