@@ -105,17 +105,25 @@ def span_kind_for(kind: str) -> SpanKind:
     return _KINDS.get(kind, SpanKind.INTERNAL)
 
 
+def _scoped_flag(value: Any) -> bool | None:
+    """``scoped`` as a bool: True/False, or the integers 1/0; None for anything else (the
+    text ``"false"``, which ``bool()`` makes true, must never claim a verified scope)."""
+    if type(value) is bool:
+        return value
+    return bool(value) if type(value) is int and value in (0, 1) else None
+
+
 def mark_scoped(span: Span | None, scoped: bool) -> None:
     """Record whether a data boundary's operation was restricted to the tenant.
 
     For instrumentations, which verify the key namespace / query filter themselves;
     ``span=None`` means the current span. Never raises: a ``scoped`` that is neither a
-    bool nor the integer 0 or 1 (the text ``"false"``, which ``bool()`` makes true) is
-    recorded as false, so that the span never claims a scope nobody verified.
+    bool nor the integer 0 or 1 is recorded as false (:func:`_scoped_flag`), so that the
+    span never claims a scope nobody verified.
     """
     try:
         span = span or trace.get_current_span()
-        flag = scoped is True or (type(scoped) is int and scoped == 1)
+        flag = _scoped_flag(scoped) is True
         span.set_attribute(A.SCOPED, flag)
         keep_attributes(span, {A.SCOPED: flag})  # survives the attribute-count limit
     except Exception:  # noqa: BLE001
@@ -140,11 +148,12 @@ class Boundary:
     ) -> None:
         if kind not in A.BOUNDARY_KINDS:
             raise ConfigError(f"unknown boundary kind; use one of {sorted(A.BOUNDARY_KINDS)}")
-        if scoped is not None and type(scoped) is not bool:  # bool("false") is True
+        flag = None if scoped is None else _scoped_flag(scoped)
+        if scoped is not None and flag is None:
             raise ConfigError(f"scoped must be True, False or None, not {type(scoped).__name__}")
         self.kind = kind
         self.name = name
-        self.scoped = scoped
+        self.scoped = flag
         self.mode = None if mode is None else runtime.validate_boundary_mode(mode)
         self.attributes = dict(attributes or {})
         self.links = links

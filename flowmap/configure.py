@@ -20,11 +20,12 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .otelenv import check_environment, shown
+from .otelenv import check_batch_settings, check_environment, shown
 
 # The SDK reads some OTEL_* variables while it is imported, and refuses a bad value with
-# a plain ValueError: checked first, so even that is a ConfigError (again at each call).
-check_environment()
+# a plain ValueError: checked first, so even that is a ConfigError (again at each call;
+# the batch processor's settings where one is built).
+check_environment(batch=False)
 
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -249,7 +250,7 @@ def configure(
     """
     if alert_scope not in ("boundary", "all"):
         raise ConfigError("alert_scope must be 'boundary' or 'all'")
-    check_environment()
+    check_environment(batch=False)
     if service_name is not None and not isinstance(service_name, str):
         raise ConfigError(f"service_name must be text, not {type(service_name).__name__}")
     if out is not None and os.path.isdir(out):
@@ -294,6 +295,7 @@ def configure(
             # dispatch, one contextvar read and no attribute locks (see processors.py).
             processors: list[Any] = [FlowmapSpanProcessor(tagger, alerts)]
             for exporter in _build_exporters(exporters, out):
+                check_batch_settings()
                 processors.append(_BatchSpanProcessor(exporter))
             for p in processors:
                 provider.add_span_processor(p)

@@ -490,8 +490,8 @@ def _stamp_entry(binding: Binding) -> None:
             return
         attrs = getattr(span, "attributes", None) or {}
         source = attrs.get(A.TENANT_SOURCE)
-        if source == A.SOURCE_CONTEXT:
-            return  # tagged by TenantMiddleware, or by a binding of its own
+        if source == A.SOURCE_CONTEXT or source == A.SOURCE_EXPLICIT:
+            return  # tagged by TenantMiddleware, by a binding of its own, or by the application
         new = {A.TENANT: binding.tag, A.TENANT_SOURCE: A.SOURCE_CONTEXT}
         old = attrs.get(A.TENANT)
         if source == A.SOURCE_BAGGAGE and old and A.TENANT_INBOUND not in attrs:

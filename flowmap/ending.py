@@ -129,7 +129,8 @@ def _unblock_in_child() -> None:
 
 
 def keep_default_ending_signals() -> None:
-    """For a multiprocessing child (its spans are exported as they end, see _bootstrap):
+    """For a multiprocessing child (its spans are exported as they end: configure's
+    _BatchSpanProcessor; installed by :func:`flush_multiprocessing_workers`):
     SIGTERM/SIGHUP end it at once, as without flowmap. A Python handler runs only when the
     main thread runs Python again: a Pool worker whose main thread is about to block on the
     queue lock that Pool.terminate() holds for good takes the C-level signal, then blocks

@@ -30,11 +30,12 @@ guessing is, with a warning: invalid UTF-8, unpaired ``\\u`` surrogates, strings
 the length caps; an attribute, event or link whose value cannot be represented (an
 ``intValue`` beyond int64) is dropped on its own, named by its key, and its span kept.
 A JSON ``null`` is the field's default (proto3 JSON), silently. In a document, a
-warning about a span names the line of its ``spanId``; garbage after the last complete
-document costs only itself. A UTF-8 byte order mark (at the start of the file or of a
-line) is dropped and UTF-16 files are re-encoded, silently. Deep nesting, numbers out of range
-and non-object lines each have their own warning; as a last resort any other exception
-while decoding a line becomes ``"{file}:{line}: could not read this line (ErrorType)"``.
+warning about a span names the line of its ``spanId``; damage (garbage, a document cut
+short) costs only the document it is in, less its complete spans (see _split_documents).
+A UTF-8 byte order mark (at the start of the file or of a line) is dropped and UTF-16
+files are re-encoded, silently. Deep nesting, numbers out of range and non-object lines
+each have their own warning; as a last resort any other exception while decoding a
+line becomes ``"{file}:{line}: could not read this line (ErrorType)"``.
 Warnings never echo input values (a raw tenant id could be in them).
 :class:`~flowmap.errors.InputError` is raised only when nothing at all could be read.
 
@@ -70,7 +71,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import attrgetter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -245,10 +246,9 @@ class _File:
     ok: bool = True
     read_error: bool = False  # a read error was warned about (once, though both passes meet it)
     too_long: bool = False  # a compressed line past _GZ_LINE_MAX was warned about (once)
-    #: documents one after another (``jq . a.jsonl``): their byte ranges, and where the
-    #: data stops being JSON, (offset, error), if it does; None for a single document
-    parts: list[tuple[int, int]] | None = None
-    tail: tuple[int, Exception] | None = None
+    #: documents one after another (``jq . a.jsonl``), or with damage: see _split_documents;
+    #: None for a single valid document
+    parts: list[tuple[int, int, bytes] | _Damage] | None = None
 
 
 class _Loader:
@@ -687,12 +687,15 @@ class _Loader:
             f.ok = False
             return True
         exc = _syntax_error(data)
-        if exc is not None and _trailing_at(exc) is not None:
-            # documents one after another, or one followed by garbage: each complete one is read
-            f.parts, f.tail = _split_documents(data)
-            exc = None
+        pretty = head in (b"{", b"[") or len(head) < 20
+        if exc is not None and (pretty or _trailing_at(exc) is not None):
+            # documents one after another, or one followed by garbage, or broken: each
+            # complete one is read, and the complete spans before the damage
+            f.parts = _split_documents(data)
+            if any(not isinstance(unit, _Damage) for unit in f.parts):
+                exc = None
         if exc is not None:
-            if head in (b"{", b"[") or len(head) < 20:
+            if pretty:
                 # Pretty-printed, and broken: one warning for the file, not one per line.
                 line = _error_line(data, exc)
                 self.warn_at(f"{f.name}:{line}", f"invalid JSON document ({_decode_error(exc)}); file skipped")
@@ -705,8 +708,11 @@ class _Loader:
         last.update(dict.fromkeys(found, (f.index, 1)))
         counts.update(found)
         if b"\\u" in data:
-            for start, end in f.parts or [(0, len(data))]:
-                hidden = _trace_ids_in(data[start:end])
+            for unit in f.parts or [(0, len(data), b"")]:
+                if isinstance(unit, _Damage):
+                    continue
+                start, end, closing = unit
+                hidden = _trace_ids_in(data[start:end] + closing)
                 last.update(dict.fromkeys(hidden, (f.index, 1)))
                 counts.update(dict.fromkeys(hidden, _UNCOUNTED))
         return True
@@ -792,28 +798,43 @@ class _Loader:
                 key = _scalar_key(scalar.decode("ascii"))
             lines.setdefault(key, line)
         path = f.name
-        parts = f.parts if f.parts is not None else [(0, len(data))]
-        at, line = 0, 1
-        for start, end in parts:
-            line += data.count(b"\n", at, start)
-            at = start
+        line_of = _LineOf(data)
+        read = False  # a document was read before
+        for unit in f.parts if f.parts is not None else [(0, len(data), b"")]:
+            if isinstance(unit, _Damage):
+                self._damaged(unit, path, line_of, read)
+                continue
+            start, end, closing = unit
             self.stats.lines += 1
-            first = line + _leading_newlines(data, start, end)
+            first = line_of(start) + _leading_newlines(data, start, end)
             try:
                 self._decode_unit(
-                    data[start:end] if f.parts is not None else data,
+                    data if f.parts is None else data[start:end] + closing,
                     f"{path}:{first}",
                     lambda sid, first=first: f"{path}:{lines.get(sid, first)}",
                 )
             except Exception as exc:  # noqa: BLE001 - last resort, as for a line
                 self._skip(f"{path}:{first}", f"could not read this document ({type(exc).__name__})")
-        if f.tail is not None:
-            offset, exc = f.tail
-            line = data.count(b"\n", 0, offset) + _error_line(data[offset:], exc)
-            self.stats.skipped += 1
-            what = "a document" if parts else "the data"
-            self.warn_at(f"{path}:{line}", f"invalid JSON after {what} ({_decode_error(exc)}); rest of file skipped")
+            read = read or not closing  # (a salvaged part is of the document that broke)
         yield from self._closed(_trace_ids(self.closing.pop((f.index, 1), ())))
+
+    def _damaged(self, damage: _Damage, path: str, line_of: _LineOf, after: bool) -> None:
+        """One warning for where a document stream stops being JSON (at the error's
+        line): the complete spans kept from before it, the lines skipped up to where
+        reading resumes."""
+        self.stats.skipped += 1
+        what = "after a document" if after else "document"
+        n = damage.spans
+        kept = f"{n} complete span{'s' if n != 1 else ''} before it kept, " if n else ""
+        data = line_of.data
+        if damage.resume < len(data):
+            first = line_of(_SEPARATORS_RE.match(data, damage.kept).end())
+            last = line_of(damage.resume) - 1
+            skipped = f"line {last}" if first >= last else f"lines {first}-{last}"
+        else:
+            skipped = "rest of file"
+        where = f"{path}:{line_of(damage.at)}"
+        self.warn_at(where, f"invalid JSON {what} ({damage.what}); {kept}{skipped} skipped")
 
     def _decode_unit(
         self, data: bytes, origin: str, origin_of: Callable[[str], str] | None
@@ -1338,10 +1359,18 @@ class _Loader:
         else:
             read = _FLAG_TEXT.get(text)
             how = f"read as {str(read).lower()}" if read is not None else "not a boolean; ignored"
-        shown = f"{name} {_clip(repr(value), 80)}"
-        if shown not in self._odd and len(self._odd) < _ODD_MAX:
-            self._odd[shown] = None
-            self._line_odd.append(shown)
+        key = f"{name} {_clip(repr(value), 80)}"
+        if key not in self._odd and len(self._odd) < _ODD_MAX:
+            self._odd[key] = None
+            self._line_odd.append(key)
+            # a value read as a kind or flag is shown (it is one, spelled otherwise); any
+            # other only by its size: warnings never echo input values
+            if read is not None:
+                shown = key
+            elif isinstance(value, str):
+                shown = f"{name} of {len(value)} character{'s' if len(value) != 1 else ''}"
+            else:
+                shown = f"{name} of type {type(value).__name__}"
             self.warn_at(where, f"{shown} is {how} (warned once per value)")
         return read
 
@@ -1751,6 +1780,7 @@ def _item_text(path: str, name: str, item: Any) -> str:
 
 
 _BYTE_RE = re.compile(r"\(byte (\d+)\)")
+_SEPARATORS_RE = re.compile(rb"[\s,]*")
 _DOC_SPAN_ID_RE = re.compile(rb'"spanId"\s*:\s*(?:"([^"\\]{0,64})"|(-?[0-9][0-9.eE+-]{0,40}|true|false|null))')
 
 
@@ -1758,6 +1788,8 @@ def _scalar_key(text: str) -> str:
     """How a span id that is not a string is keyed among the span ids of a document:
     apart from every string id; ``null`` as ``""``, the default it is read as."""
     return "" if text == "null" else "\x00" + text
+
+
 # Bytes of non-ASCII characters, for finding where documents end: ASCII letters instead
 # (same length, always valid UTF-8), which only ever appear inside strings in valid JSON.
 _ASCII_PROBE = bytes(range(128)) + b"x" * 128
@@ -1773,40 +1805,186 @@ def _trailing_at(exc: Exception) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _split_documents(data: bytes) -> tuple[list[tuple[int, int]], tuple[int, Exception] | None]:
-    """The byte ranges of JSON documents written one after another (``jq . a.jsonl``), and
-    where the data stops being JSON, ``(offset, error)``, or None.
+class _LineOf:
+    """The line of an offset into ``data``, counted on from the offset asked before: a
+    document's offsets, asked in about increasing order, cost one pass in all."""
 
-    Invalid UTF-8 and unpaired surrogate escapes do not end a document (pass 2 repairs
-    them): they are replaced by text of the same length before looking for the ends.
-    A document that is valid JSON but cannot be decoded (nesting) runs to the end.
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.at, self.line = 0, 1
+
+    def __call__(self, offset: int) -> int:
+        if offset >= self.at:
+            self.line += self.data.count(b"\n", self.at, offset)
+        else:
+            self.line -= self.data.count(b"\n", offset, self.at)
+        self.at = offset
+        return self.line
+
+
+class _Damage(NamedTuple):
+    """Where a stream of documents stops being JSON (see _split_documents): what is wrong
+    (``what``) at offset ``at``; ``kept``, where the complete spans read before it end
+    (where the broken part begins when there are none), and how many they are; and
+    ``resume``, where reading goes on (the end of the data when nothing follows)."""
+
+    at: int
+    what: str
+    kept: int
+    spans: int
+    resume: int
+
+
+def _split_documents(data: bytes) -> list[tuple[int, int, bytes] | _Damage]:
+    """The JSON documents written one after another (``jq . a.jsonl``), in order: each
+    ``(start, end, closing)``, read as ``data[start:end] + closing``, and where the data
+    stops being JSON, a :class:`_Damage`.
+
+    The complete spans before damage are read (a truncated document keeps them): the
+    valid JSON before the error, cut after its last complete span and closed
+    (``closing``, see _salvage). Then reading resumes at the next line that starts with
+    ``{`` at its first column (where ``jq`` and pretty-printers begin each document, and
+    no line inside one), so one bad byte costs its own document, not the rest of the
+    file; a document cut short where the next one begins costs only its rest. Invalid
+    UTF-8 and unpaired surrogate escapes do not end a document (pass 2 repairs them):
+    they are replaced by text of the same length before looking for the ends. A document
+    that is valid JSON but cannot be decoded (nesting) runs to the end.
     """
     probe = data if data.isascii() else data.translate(_ASCII_PROBE)
     if b"\\u" in probe:
         probe = _SURROGATE_RE.sub(_fix_surrogate, probe)  # same length
     view = memoryview(probe)
-    parts: list[tuple[int, int]] = []
+    units: list[tuple[int, int, bytes] | _Damage] = []
     pos, n = 0, len(probe)
     while True:
         while pos < n and probe[pos] in b" \t\r\n":
             pos += 1
         if pos >= n:
-            return parts, None
+            return units
         try:
             _GENERIC.decode(view[pos:])
         except (msgspec.ValidationError, RecursionError):  # before DecodeError: its subclass
-            parts.append((pos, n))
-            return parts, None
+            units.append((pos, n, b""))
+            return units
         except msgspec.DecodeError as exc:
             end = _trailing_at(exc)
-            if end is None or end <= 1:
-                return parts, (pos, exc)
-            end -= 1  # msgspec's offset is one past the first trailing character
-            parts.append((pos, pos + end))
-            pos += end
+            if end is not None and end > 1:
+                end -= 1  # msgspec's offset is one past the first trailing character
+                units.append((pos, pos + end, b""))
+                pos += end
+                continue
+            m = _BYTE_RE.search(str(exc))
+            at = pos + int(m.group(1)) if m else n  # (no offset: truncated, at the end)
+            salvaged = _salvage(probe, pos, at)
+            if salvaged is not None:
+                kept, closing, spans = salvaged
+                units.append((pos, kept, closing))
+            else:
+                kept, spans = pos, 0
+            found = probe.find(b"\n{", kept)
+            resume = found + 1 if found >= 0 else n
+            what = _decode_error(exc)
+            if resume < at:  # a document begins before the error: this one was cut short there
+                at, what = resume - 1, "truncated"
+            units.append(_Damage(at, what, kept, spans, resume))
+            pos = resume
         else:
-            parts.append((pos, n))
-            return parts, None
+            units.append((pos, n, b""))
+            return units
+
+
+# A JSON string (an unterminated one too, where valid JSON is cut), with the colon that
+# makes it a key; or a bracket.
+_TOKEN_RE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?(?:\s*:)?|[\[\]{}]', re.DOTALL)
+# What a container is, from its parent's role, its opening bracket and its key: a
+# TracesData object (at the top, or in a top-level array), its resourceSpans, ... spans.
+_TD_LIST, _TD, _RS_LIST, _RS, _SS_LIST, _SS, _SPANS, _SPAN = range(1, 9)
+_OBJ, _ARR = ord("{"), ord("[")
+_ROLE = {
+    (0, _OBJ, None): _TD,
+    (0, _ARR, None): _TD_LIST,
+    (_TD_LIST, _OBJ, None): _TD,
+    (_TD, _ARR, b"resourceSpans"): _RS_LIST,
+    (_RS_LIST, _OBJ, None): _RS,
+    **{(_RS, _ARR, key.encode()): _SS_LIST for key in _SCOPE_SPANS},
+    (_SS_LIST, _OBJ, None): _SS,
+    (_SS, _ARR, b"spans"): _SPANS,
+    (_SPANS, _OBJ, None): _SPAN,
+}
+_CLOSER = {_OBJ: ord("}"), _ARR: ord("]")}
+_SKIP = msgspec.json.Decoder(msgspec.Raw)  # checks a JSON value and skips it: builds nothing
+
+
+def _salvage(probe: bytes, start: int, stop: int) -> tuple[int, bytes, int] | None:
+    """Where the complete spans of the valid JSON ``probe[start:stop]`` (a document cut
+    short, or followed by an error) end, the brackets that close it there, and how many
+    spans they are; None when there are none.
+
+    A small scanner follows the brackets and keys (strings skipped) down to
+    ``resourceSpans[i].scopeSpans[j].spans[k]``, and msgspec reads past each span (where
+    it ends, or that it does not: the cut is in it). The cut is after the last complete
+    span, or the last ``resourceSpans`` item, but a span is only kept once its resource
+    was seen (a resource written after its spans would be lost with the cut). The
+    closed JSON is decoded once to make sure.
+    """
+    view = memoryview(probe)
+    search = _TOKEN_RE.search
+    roles: list[int] = [0]  # the open containers' roles, 0 at the bottom
+    openers = bytearray()
+    key: bytes | None = None
+    has_resource = False
+    spans = 0
+    best: tuple[int, bytes, int] | None = None
+    pos = start
+    while (m := search(probe, pos, stop)) is not None:
+        pos = m.end()
+        token = m.group()
+        c = token[0]
+        if c == 34:  # '"': a key, or a string value
+            key = token[1 : token.rindex(b'"')] if token[-1] == 58 else None  # ':'
+            if key == b"resource" and roles[-1] == _RS:
+                has_resource = True
+            continue
+        if c == _OBJ or c == _ARR:
+            role = _ROLE.get((roles[-1], c, key), -1)
+            if role == _SPAN:  # read past by msgspec
+                end = _value_end(view, m.start(), stop)
+                if end is None:
+                    break  # the span is cut: nothing after it is complete
+                pos, spans = end, spans + 1
+                if has_resource:
+                    best = (pos, bytes(openers), spans)
+            else:
+                roles.append(role)
+                openers.append(c)
+                if role == _RS:
+                    has_resource = False
+        elif openers:
+            openers.pop()
+            if roles.pop() == _RS and spans:
+                best = (pos, bytes(openers), spans)
+        else:
+            return None  # not valid JSON after all
+        key = None
+    if best is None:
+        return None
+    cut, still_open, spans = best
+    closing = bytes(_CLOSER[o] for o in reversed(still_open))
+    try:
+        _SKIP.decode(probe[start:cut] + closing)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    return cut, closing, spans
+
+
+def _value_end(view: memoryview, start: int, stop: int) -> int | None:
+    """Where the JSON value at ``start`` ends, None when it does not before ``stop``."""
+    try:
+        _SKIP.decode(view[start:stop])
+    except (msgspec.DecodeError, RecursionError) as exc:
+        end = _trailing_at(exc)
+        return None if end is None else start + end - 1
+    return stop
 
 
 def _leading_newlines(data: bytes, start: int, end: int) -> int:

@@ -57,6 +57,8 @@ PLACEHOLDERS = frozenset({MASK, REDACTED_PLACEHOLDER})
 # infrastructure ids (a cloud account), not the platform's tenants.
 _INFRA_PREFIXES = ("cloud.", "aws.", "gcp.", "azure.", "k8s.", "faas.", "host.", "telemetry.")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+#: ``file:line`` at the start of a text (an origin, a warning about a line)
+_LOCATED = re.compile(r"(?P<file>.+?):(?P<line>[0-9]+)(?P<rest>(?::\s.*)?)\Z", re.DOTALL)
 _MIN_SUBSTRING = HEAD  # shorter raw values are only masked as whole tokens
 
 
@@ -227,7 +229,7 @@ def is_quiet(attrs: dict[str, Any], quiet: set[str]) -> bool:
 
 
 _SCALAR_TYPES = frozenset({str, int, float, bool, type(None), bytes})
-_NESTED_DEPTH = 8  # maps (and arrays) looked into below an attribute: hostile input nests deeply
+NESTED_DEPTH = 8  # maps (and arrays) looked into below an attribute: hostile input nests deeply
 _NESTED_NODES = 1_000  # values looked at below one attribute
 _QUERY_PARAMS = 100  # parameters looked at in one URL's query
 # JSON Schema's keywords of a property's description: ``{"tenant_id": {"type": "string"}}``
@@ -237,7 +239,7 @@ _SCHEMA_KEYS = frozenset({"type", "$ref", "anyOf", "oneOf", "allOf"})
 
 def _nests(value: Any) -> bool:
     """Whether ``value`` is a map, or an array holding one or JSON text (at most
-    :data:`_NESTED_DEPTH` arrays deep; deeper counts as holding one, so that it is
+    :data:`NESTED_DEPTH` arrays deep; deeper counts as holding one, so that it is
     looked into)."""
     stack = [(value, 0)]
     seen = 0
@@ -247,7 +249,7 @@ def _nests(value: Any) -> bool:
             return True
         if isinstance(v, (list, tuple)):
             seen += len(v)
-            if depth >= _NESTED_DEPTH or seen > _NESTED_NODES:
+            if depth >= NESTED_DEPTH or seen > _NESTED_NODES:
                 return True
             for x in v:
                 if x.__class__ is str:
@@ -372,7 +374,7 @@ def _scan_nested(
     ``{cloud: {account: {id: …}}}`` anywhere is the cloud account it is at the top.
     JSON text (the value itself, or a string inside, as frameworks encode twice) is
     looked into the same way, shown with an arrow: ``body → workspace_id``. Looked into
-    :data:`_NESTED_DEPTH` levels deep and at :data:`_NESTED_NODES` values (a JSON text
+    :data:`NESTED_DEPTH` levels deep and at :data:`_NESTED_NODES` values (a JSON text
     counts as one) at most (hostile input).
     """
     # (path judged, path shown, whether ``shown`` ends at JSON text, value, depth)
@@ -417,7 +419,7 @@ def _scan_nested(
                     (not cls or cls == _HEADER) and x.__class__ not in _SCALAR_TYPES
                 ):
                     inner.append((sub, sub_shown, False, x, depth + 1))
-        if depth + 1 < _NESTED_DEPTH:
+        if depth + 1 < NESTED_DEPTH:
             stack.extend(reversed(inner))
 
 
@@ -666,6 +668,15 @@ class Masker:
             self._done[s] = done
         return done
 
+    def located(self, s: str) -> str:
+        """``text`` for a ``file:line`` (an origin) or a warning that starts with one:
+        the line number is kept as it is. It is no tenant's, and a short numeric id
+        masked in it (an org id ``2``) lost the line and named the id by the gap."""
+        m = _LOCATED.match(s)
+        if m is None or not self.exact:
+            return self.text(s)
+        return f"{self.text(m['file'])}:{m['line']}{self.text(m['rest'])}"
+
     def value(self, value: Any, depth: int = 0) -> Any:
         if not self.exact or value is None or isinstance(value, bool):
             return value
@@ -714,7 +725,7 @@ class Masker:
             events=[Event(self.text(e.name), self.attrs(e.attributes)) for e in span.events],
             links=[Link(l.trace_id, l.span_id, self.attrs(l.attributes)) for l in span.links],
             status_code=span.status_code,
-            origin=self.text(span.origin) if span.origin else span.origin,
+            origin=self.located(span.origin) if span.origin else span.origin,
             tenant=span.tenant if span.tenant is None or is_opaque_tag(span.tenant) else MASK,
             boundary=span.boundary,
             scoped=span.scoped,

@@ -17,7 +17,7 @@ from importlib.metadata import entry_points
 
 from .errors import ConfigError
 
-__all__ = ["check_environment", "shown"]
+__all__ = ["check_environment", "check_batch_settings", "shown"]
 
 #: the span limits (``SpanLimits``): a whole number >= 0, or blank for no limit
 LIMITS = (
@@ -43,9 +43,11 @@ def shown(value: str) -> str:
     return repr(value if len(value) <= _SHOWN else value[: _SHOWN - 1] + "…")
 
 
-def check_environment(environ: Mapping[str, str] | None = None) -> None:
+def check_environment(environ: Mapping[str, str] | None = None, *, batch: bool = True) -> None:
     """Raise :class:`ConfigError` for the first value of ``environ`` (default
-    ``os.environ``) that the SDK would refuse with a ValueError."""
+    ``os.environ``) that the SDK would refuse with a ValueError. ``batch=False``: not the
+    batch processor's settings, which the SDK refuses only where one is built (a test's
+    in-memory capture or ``exporters="none"`` builds none: :func:`check_batch_settings`)."""
     env = os.environ if environ is None else environ
     for name in LIMITS:
         raw = env.get(name)
@@ -57,6 +59,14 @@ def check_environment(environ: Mapping[str, str] | None = None) -> None:
             ok = False
         if not ok:
             raise ConfigError(f"{name}={shown(raw)} is not a limit: give a whole number, 0 or more (blank: no limit)")
+    if batch:
+        check_batch_settings(env)
+    _check_propagators(env.get(_PROPAGATORS))
+
+
+def check_batch_settings(environ: Mapping[str, str] | None = None) -> None:
+    """Raise :class:`ConfigError` for a batch-processor setting the SDK would refuse."""
+    env = os.environ if environ is None else environ
     given: dict[str, int] = {}
     for name, default in _BATCH_SETTINGS.items():
         try:
@@ -71,7 +81,6 @@ def check_environment(environ: Mapping[str, str] | None = None) -> None:
             f"{_BATCH}={given[_BATCH]} is larger than the queue it is taken from "
             f"({_QUEUE}={given[_QUEUE]}{'' if _QUEUE in env else ', the default'})"
         )
-    _check_propagators(env.get(_PROPAGATORS))
 
 
 def _check_propagators(configured: str | None) -> None:

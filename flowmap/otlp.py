@@ -41,6 +41,7 @@ import msgspec
 
 from .attributes import BOUNDARY, RULE_FLAGS, SCOPED, TENANT, UNSCOPED
 from .conventions import DECIDING_KEYS, HTTP_KEYS, JSON_HEADS, PROXY_KEY, URL_KEYS, is_json_text, reads_messaging
+from .masking import NESTED_DEPTH
 
 __all__ = [
     "MAX_VALUE_CHARS",
@@ -482,7 +483,7 @@ def _misses_recognised() -> bool:
     return False
 
 
-_ARRAYS_DEEP = 8  # arrays looked into for a map; deeper ones are taken to hold one
+_ARRAYS_DEEP = NESTED_DEPTH  # arrays looked into for a map (as masking looks); deeper ones are taken to hold one
 
 
 def _array_holds_map(array: ArrayValue, depth: int = 0) -> bool:

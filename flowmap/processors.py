@@ -361,13 +361,16 @@ class FlowmapSpanProcessor(TenantSpanProcessor):
             attrs = span._attributes  # noqa: SLF001
             if type(attrs) is BoundedAttributes:
                 tagged = _restored(attrs)
+                d = attrs._dict  # noqa: SLF001
             else:
-                tagged = _TENANT in (attrs or _EMPTY)
+                d = attrs or _EMPTY
+                tagged = _TENANT in d
             # restored before redaction, which maps the span's tag back to its raw id
             if self.redact:
                 redact_ending(span)
             alerts = self.alerts
-            if alerts is not None and not tagged:
+            # (a tagged span too when a record-mode boundary ran it unbound: AlertProcessor)
+            if alerts is not None and (not tagged or d.get(A.UNSCOPED) is True):
                 alerts.on_end(span)  # never raises
         except Exception:  # noqa: BLE001
             debug_quietly(_log, "flowmap: redaction failed")

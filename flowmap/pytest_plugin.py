@@ -219,7 +219,7 @@ def _flowmap_strict_capture(request: pytest.FixtureRequest) -> None:
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     # every test's body, captured or not: the threads and tasks it begins are told apart
     # from a later test's own work when they start spans during that test
-    window = _Window()
+    window = _Window(call=True)
     try:
         result = yield
     except BaseException as exc:

@@ -312,6 +312,9 @@ def ran_unbound(span: Span) -> bool:
     record mode (the guard let it run) and not refused (:func:`_refused_boundary`). The
     loader reads its tag as none, since what it carries is no binding: the caller's
     baggage, or the tenant bound when a generator started and since unbound."""
+    shape = getattr(span, "shape", None)  # a loaded span's names say whether it has the mark
+    if shape is not None and shape.unscoped < 0:
+        return False
     return span.status_code != STATUS_CODE_ERROR and span.attributes.get(attributes.UNSCOPED) is True
 
 
@@ -862,10 +865,10 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
     deferred: list[tuple[Span, list[RawValue], int]] = []  # tenant-in-telemetry, see _telemetry
     for sid, span in local:
         events = span.events
-        if events and _switched(events):
-            v.add(_switch_finding(span, graph.parent_of(sid)))
         boundary = span.boundary
         if boundary is not None:
+            if events and _switched(events):  # (only a boundary writes the switch event)
+                v.add(_switch_finding(span, graph.parent_of(sid)))
             # data boundaries
             if span.scoped is False:
                 if boundary == "tool.catalog":

@@ -24,7 +24,7 @@ DEV_MODE_ENV = "FLOWMAP_DEV_MODE"
 DEV_KEY = "flowmap-insecure-development-key"
 _DEV_KEY_BYTES = DEV_KEY.encode()
 
-_TAG_RE = re.compile(r"^[0-9a-f]{16}$")
+_TAG_RE = re.compile(r"[0-9a-f]{16}")  # fullmatch: "$" would let a final newline in
 _log = logging.getLogger("flowmap")
 _dev_warned = threading.Event()
 
@@ -43,7 +43,7 @@ def key_id_for(key: str | bytes) -> str:
 
 def is_opaque_tag(value: object) -> bool:
     """True when ``value`` has the shape of a flowmap tag (16 lowercase hex)."""
-    return isinstance(value, str) and _TAG_RE.match(value) is not None
+    return isinstance(value, str) and _TAG_RE.fullmatch(value) is not None
 
 
 def _truthy(value: str | None) -> bool:

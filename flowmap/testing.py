@@ -135,22 +135,32 @@ _BEGUN_EARLIER: "weakref.WeakSet[threading.Thread]" = weakref.WeakSet()
 class _Window:
     """One test's stretch of time (a capture's; under pytest also each test's call): the
     threads begun inside it and the contexts made inside it are that test's work, so a
-    capture opened after it closed knows their spans are not its own."""
+    capture opened after it closed knows their spans are not its own.
 
-    __slots__ = ("opened", "closed", "_threads", "_token")
+    A window that a test's call window opened inside (a capture begun in the test's
+    setup, as ``--flowmap-strict``'s is) leaves that to the call window: a worker a
+    fixture starts in setup and keeps for later tests is no test's leftover."""
 
-    def __init__(self) -> None:
+    __slots__ = ("opened", "closed", "_threads", "_token", "_marks")
+
+    def __init__(self, call: bool = False) -> None:
+        global _last_call
         self._threads = set(threading.enumerate())
         self.opened = next(_ORDER)
         self.closed: int | None = None
         self._token = _WINDOW.set(self)
+        self._marks = True
+        if call:
+            _last_call = self.opened
 
     def close(self) -> None:
         if self.closed is not None:
             return
-        for t in threading.enumerate():
-            if t not in self._threads:
-                _BEGUN_EARLIER.add(t)
+        self._marks = _last_call <= self.opened  # no test call began inside it
+        if self._marks:
+            for t in threading.enumerate():
+                if t not in self._threads:
+                    _BEGUN_EARLIER.add(t)
         self._threads = set()
         self.closed = next(_ORDER)
         try:
@@ -159,7 +169,10 @@ class _Window:
             pass  # closed in another context than it was opened in: nothing to put back
 
     def closed_before(self, opened: int) -> bool:
-        return self.closed is not None and self.closed < opened
+        return self._marks and self.closed is not None and self.closed < opened
+
+
+_last_call = 0  # when the latest test call window opened (pytest_runtest_call's)
 
 
 def _threads_begun_earlier() -> frozenset[threading.Thread]:

@@ -74,16 +74,25 @@ def test_tagged_and_non_boundary_spans_do_not_alert_by_default(caplog):
     assert alerts == [] and caplog.records == [] and _counts(reader) == {}
 
 
-def test_a_record_mode_boundary_that_ran_unbound_alerts_though_tagged_from_baggage(caplog):
+@pytest.mark.parametrize("setup", ["separate", "configured"])
+def test_a_record_mode_boundary_that_ran_unbound_alerts_though_tagged_from_baggage(caplog, setup):
     """README: record mode "records, alerts and continues"; the caller's baggage tag on
-    the span is evidence, not a binding."""
+    the span is evidence, not a binding. Under both the separate processors and the one
+    FlowmapSpanProcessor that configure() installs."""
     from opentelemetry import baggage, context as otel_context
 
     from flowmap.boundaries import boundary
+    from flowmap.processors import FlowmapSpanProcessor
     from flowmap.tagging import tag_for
 
     alerts = []
-    tracer, _ = _setup(callback=alerts.append)
+    if setup == "separate":
+        tracer, _ = _setup(callback=alerts.append)
+    else:
+        tp = TracerProvider(resource=Resource.create({"service.name": "alert-svc"}))
+        alerter = AlertProcessor("boundary", alerts.append, meter_provider=MeterProvider(), clock=_Clock())
+        tp.add_span_processor(FlowmapSpanProcessor(Tagger("test-key"), alerter))
+        tracer = tp.get_tracer("t")
     token = otel_context.attach(baggage.set_baggage("flowmap.tenant", tag_for("test-key", "acme-raw")))
     try:
         with boundary("tool", "refund", mode="record", tracer=tracer) as span:

@@ -614,3 +614,32 @@ def test_a_task_started_while_authenticating_is_not_authenticating_once_that_end
         assert is_authenticating()
         later = contextvars.copy_context()  # what a task started here carries
     assert not is_authenticating() and not later.run(is_authenticating)
+
+
+def test_an_entry_the_application_tagged_itself_keeps_its_tag_at_the_first_bind(tagger, tmp_path):
+    """An explicit tag on a SERVER span is kept when a tenant is bound under it (the
+    first-bind stamp only tags untagged or baggage-tagged entries): another tenant's
+    bound below it is the cross-tenant to see, not a tag silently replaced."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    from flowmap.analysis import analyze_traces
+    from flowmap.processors import TenantSpanProcessor
+    from flowmap.settings import AnalysisSettings
+    from flowmap.testing import spans_to_traces
+
+    mem = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(TenantSpanProcessor(tagger))
+    provider.add_span_processor(SimpleSpanProcessor(mem))
+    tracer = provider.get_tracer("t")
+    other = tagger.tag("tenant-ctx-other-43")
+    with tracer.start_as_current_span("handle", kind=SpanKind.SERVER, attributes={"flowmap.tenant": other}):
+        with bind(RequestContext(RAW)), tracer.start_as_current_span("inner"):
+            pass
+    inner, handle = mem.get_finished_spans()
+    assert (handle.attributes["flowmap.tenant"], handle.attributes["flowmap.tenant.source"]) == (other, "explicit")
+    findings = analyze_traces(spans_to_traces(mem.get_finished_spans()), AnalysisSettings()).findings
+    assert [(f.rule, f.span_name) for f in findings] == [("cross-tenant", "inner")]

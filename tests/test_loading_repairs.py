@@ -343,6 +343,120 @@ def test_documents_with_invalid_utf8_and_surrogates_are_split_where_they_end(tmp
                         f"{f}:{second_line}: invalid \\u escapes (unpaired UTF-16 surrogates) replaced"]
 
 
+# A stream of four documents: the second breaks. Its damage costs at most its own lines:
+# reading resumes at the next line that starts with "{" (how jq begins every document).
+OTHER_ROOT = root(OTHER_TRACE, "b000000000000001")
+OTHER_CHILD = child(OTHER_TRACE, "b000000000000002", parent="b000000000000001")
+
+
+@pytest.mark.parametrize("damage", ["stray-brace", "bad-character", "missing-brace", "cut-short"])
+def test_damage_in_the_second_document_costs_only_that_document(tmp_path, damage):
+    second = pretty(child(extra_attrs=[s("tenant_id", SECRET)]))
+    broken = {"stray-brace": second + b"}",
+              "bad-character": second.replace(b'"name": "x"', b'"name" x: "x"'),
+              "missing-brace": second[:-1],
+              # where a value is due: the third document parses as the span id, the error
+              # comes where the fourth begins, yet the third is read
+              "cut-short": second[: second.index(b'"f000000000000002"')]}[damage]
+    data = b"\n".join([pretty(root()), broken, pretty(OTHER_ROOT), pretty(OTHER_CHILD)]) + b"\n"
+    f = tmp_path / "jq.json"
+    f.write_bytes(data)
+    traces, warnings = load(f)
+    assert set(traces[OTHER_TRACE]) == {"b000000000000001", "b000000000000002"}  # documents 3 and 4
+    first = pretty(root()).count(b"\n") + 2  # the lines of the second document
+    last = first + broken.rstrip(b"\n").count(b"\n")
+    third = _line_of(data, pretty(OTHER_ROOT))
+    if damage == "stray-brace":  # the document is whole: only the brace after it is skipped
+        assert set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}
+        assert warnings == [f"{f}:{last}: invalid JSON after a document (invalid character); line {last} skipped"]
+    elif damage == "bad-character":  # the document is lost, and only it
+        assert set(traces[ROOT_TRACE]) == {"f000000000000001"}
+        at = _line_of(data, b'"name" x:')
+        assert warnings == [f"{f}:{at}: invalid JSON after a document (expected ':'); lines {first}-{last} skipped"]
+    elif damage == "cut-short":
+        assert set(traces[ROOT_TRACE]) == {"f000000000000001"}
+        assert warnings == [f"{f}:{third - 1}: invalid JSON after a document (truncated); lines {first}-{third - 1} skipped"]
+    else:  # its spans are complete: kept; the error is where the third document begins
+        assert set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}
+        assert warnings == [(f"{f}:{third}: invalid JSON after a document (expected ',' or '}}'); "
+                             f"1 complete span before it kept, lines {last}-{third - 1} skipped")]
+    assert "cross-tenant" in findings(f)
+    proc = cli(tmp_path, "check", f, "--format", "json")
+    assert proc.returncode == 1, proc.stderr
+    assert json.loads(proc.stdout)["summary"]["findings"]["cross-tenant"] == 2 - (damage in ("bad-character", "cut-short"))
+
+
+def test_damage_in_the_first_document_keeps_the_later_ones(tmp_path):
+    first = pretty(root()).replace(b'"kind": 2', b'"kind": 2 2')
+    data = first + b"\n" + pretty(child()) + b"\n" + pretty(OTHER_ROOT) + b"\n"
+    f = tmp_path / "jq.json"
+    f.write_bytes(data)
+    traces, warnings = load(f)
+    assert set(traces[ROOT_TRACE]) == {"f000000000000002"} and set(traces[OTHER_TRACE]) == {"b000000000000001"}
+    at, last = _line_of(data, b'"kind": 2 2'), first.count(b"\n") + 1
+    assert warnings == [f"{f}:{at}: invalid JSON document (expected ',' or '}}'); lines 1-{last} skipped"]
+
+
+# A document cut short keeps the spans it holds whole (as a JSON Lines file cut short keeps
+# its whole lines): the ones before the last complete span object, never a part of one.
+TRICKY = child(OTHER_TRACE, "b000000000000002", parent="b000000000000001",
+               name='execute_tool "}]}]}]}]}', extra_attrs=[s("tenant_id", SECRET)])
+
+
+@pytest.mark.parametrize("cut_after", [b"}]}]}]}", b'"b000000000000002"', SECRET.encode(), b'"kind": 1'])
+def test_truncated_document_keeps_its_complete_spans(tmp_path, cut_after):
+    data = pretty(root(), child(), OTHER_ROOT, TRICKY)
+    cut = data.rindex(cut_after) + len(cut_after)
+    f = tmp_path / "cut.json"
+    f.write_bytes(data[:cut])
+    traces, warnings = load(f)
+    assert set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}
+    assert set(traces[OTHER_TRACE]) == {"b000000000000001"}
+    assert traces[ROOT_TRACE]["f000000000000002"].attributes["flowmap.tenant"] == TAG_B  # read whole
+    line = data[:cut].count(b"\n") + 1
+    assert warnings == [f"{f}:{line}: invalid JSON document (truncated); 3 complete spans before it kept, "
+                        "rest of file skipped"]
+    proc = cli(tmp_path, "check", f, "--fail-on", "critical")
+    assert proc.returncode == 1, proc.stderr  # the cross-tenant call is found, not exit 2
+
+
+def test_truncated_array_of_documents_keeps_the_complete_spans(tmp_path):
+    text = json.dumps([traces_data(root(), child()), traces_data(OTHER_ROOT, TRICKY)], indent=2).encode()
+    f = tmp_path / "cut.json"
+    f.write_bytes(text[: text.index(b"}]}]}]}")])
+    traces, warnings = load(f)
+    assert set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}
+    assert set(traces[OTHER_TRACE]) == {"b000000000000001"}
+    assert len(warnings) == 1 and "3 complete spans before it kept, rest of file skipped" in warnings[0]
+
+
+def test_truncated_document_keeps_no_span_whose_resource_is_not_read(tmp_path):
+    """A resource written after its spans is cut off with them: such spans are not kept
+    (their service and resource attributes are not known)."""
+    doc = traces_data(root())
+    doc["resourceSpans"].append({"scopeSpans": [{"spans": [OTHER_ROOT]}],
+                                 "resource": {"attributes": [s("service.name", "svc-b")]}})
+    data = json.dumps(doc, indent=2).encode()
+    f = tmp_path / "cut.json"
+    f.write_bytes(data[: data.index(b'"svc-b"')])
+    traces, warnings = load(f)
+    assert set(traces) == {ROOT_TRACE}
+    assert len(warnings) == 1 and "truncated); 1 complete span before it kept" in warnings[0]
+
+
+def test_truncated_second_document_keeps_its_complete_spans(tmp_path):
+    second = pretty(OTHER_ROOT, TRICKY)
+    data = pretty(root(), child()) + b"\n" + second[: second.index(SECRET.encode())]
+    f = tmp_path / "cut.json"
+    f.write_bytes(data)
+    traces, warnings = load(f)
+    assert set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}
+    assert set(traces[OTHER_TRACE]) == {"b000000000000001"}
+    line = data.count(b"\n") + 1
+    assert warnings == [f"{f}:{line}: invalid JSON after a document (truncated); "
+                        "1 complete span before it kept, rest of file skipped"]
+
+
 # -- C: warnings about a span of a document name the span's own line -----------------------
 
 

@@ -287,3 +287,28 @@ def test_a_raw_id_in_json_text_or_a_url_query_is_flagged_and_masked_in_every_out
     text = _outputs(tmp_path, path)
     assert "hooli-xyz-5" not in text and "Pied Piper 6" not in text and "Pied%20Piper%206" not in text
     assert "org IN ('[masked]', '[masked]')" in text and "org_id=[masked]" in text
+
+
+def test_a_short_numeric_id_masks_no_line_number(tmp_path):
+    """An org id "2" is masked as a whole token: never in the line number of an origin or
+    of a warning (the line was lost, and the one masked number named the id)."""
+    from flowmap.analysis import analyze
+
+    from otlp_builder import SERVER, TAG_A, TraceBuilder
+
+    lines = []
+    for _ in range(3):
+        tb = TraceBuilder()
+        tb.span("GET /items", kind=SERVER, tenant=TAG_A, boundary="http.server", attrs={"tenant_id": "2"})
+        lines.extend(tb.lines())
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    a = analyze([path])
+    # (the file part is masked as any text: a "2" in tmp_path's own name would be)
+    assert sorted(f.origin.rpartition(":")[2] for f in a.findings if f.rule == "tenant-in-telemetry") == ["1", "2", "3"]
+    lines[1] = "{not json"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    a = analyze([path])
+    [warning] = a.warnings
+    assert warning.endswith(":2: invalid JSON (object keys must be strings); line skipped"), warning
+    assert all("2" not in f.message for f in a.findings if f.rule == "tenant-in-telemetry")

@@ -72,6 +72,20 @@ def test_values_the_sdk_takes_pass(monkeypatch, tmp_path):
     _configure(out=tmp_path / "t.jsonl").shutdown()
 
 
+def test_batch_settings_are_refused_only_where_a_batch_processor_is_built(monkeypatch, tmp_path):
+    """The SDK refuses them only when a BatchSpanProcessor is made: a configure() that
+    exports nothing (a test's in-memory capture makes none either) runs with them."""
+    from flowmap.testing import SpanCapture
+
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096")  # above the default queue
+    _configure(exporters="none").shutdown()
+    with SpanCapture() as capture:
+        pass
+    assert capture.spans == []
+    with pytest.raises(ConfigError, match="OTEL_BSP_MAX_EXPORT_BATCH_SIZE=4096"):
+        _configure(out=tmp_path / "t.jsonl")
+
+
 def test_the_value_shown_is_clipped_and_escaped():
     from flowmap.otelenv import check_environment
 

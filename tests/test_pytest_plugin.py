@@ -418,6 +418,56 @@ def test_under_strict_a_test_is_not_failed_for_an_earlier_tests_thread(app: pyte
     result.stdout.fnmatch_lines(["*test_2_pure_math*", "*LeftoverSpanWarning: flowmap: orphan-root on 'pytest: docs.search'*"])
 
 
+LAZY_FIXTURE_WORKER = """
+import queue, threading
+import pytest
+import flowmap
+
+JOBS = queue.Queue()
+WORKER = []
+
+def _serve():
+    while True:
+        fn, done = JOBS.get()
+        fn()
+        done.set()
+
+@pytest.fixture
+def worker():
+    # a shared worker a fixture starts lazily (the first test that asks) and keeps
+    if not WORKER:
+        WORKER.append(threading.Thread(target=_serve, daemon=True))
+        WORKER[0].start()
+    def run(fn):
+        done = threading.Event()
+        JOBS.put((fn, done))
+        assert done.wait(10)
+    return run
+
+@flowmap.boundary("vector", "docs.search", mode="record")
+def search():                                     # no tenant: the handing test's leak
+    return 1
+
+def test_1(flowmap_spans, worker):
+    worker(search)
+
+def test_2(flowmap_spans, worker):
+    worker(search)
+"""
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_worker_a_fixture_starts_and_keeps_is_judged_as_each_tests_own(app: pytest.Pytester, strict) -> None:
+    """Work each test hands to a worker that a fixture started (in the first test's
+    setup, after the capture began) is that test's: its leak fails it, also the second
+    test's (the worker is no earlier test's leftover)."""
+    app.makepyfile(test_lazy_worker=LAZY_FIXTURE_WORKER.replace(
+        "worker(search)", "worker(search)" if strict else "worker(search)\n    flowmap_spans.assert_no_leaks()"))
+    result = app.runpytest(*(["--flowmap-strict"] if strict else []), "-p", "no:randomly")
+    result.assert_outcomes(failed=2)
+    assert "LeftoverSpanWarning" not in result.stdout.str()
+
+
 EARLIER_TASKS = """
 import asyncio
 import pytest

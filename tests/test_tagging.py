@@ -40,3 +40,12 @@ def test_configure_refuses_a_key_that_is_not_text():
 def test_text_and_bytes_keys_tag_alike(key):
     expected = hmac.new(b"k3y", b"acme", hashlib.sha256).hexdigest()[:16]
     assert Tagger(key).tag("acme") == expected
+
+
+@pytest.mark.parametrize("value", ["0123456789abcdef\n", "0123456789abcdef\r\n", " 0123456789abcdef", "0123456789abcdef "])
+def test_a_tag_with_whitespace_around_it_is_no_tag(value):
+    """A regex ending in "$" matches before a final newline: "…\\n" (baggage's %0A,
+    percent-decoded) would pass for a tag at bind_tag, consume and the analysis."""
+    from flowmap.tagging import is_opaque_tag
+
+    assert is_opaque_tag(value.strip()) and not is_opaque_tag(value)
