@@ -736,16 +736,25 @@ def _telemetry(
 ) -> None:
     """The tenant-in-telemetry finding of a span, its raw ids to be masked. Those all of
     whose text is among ``chosen`` (the ids a model chose in the trace: model-chosen-tenant)
-    are not named again: the conversation records them (messages, tool arguments) wherever
-    the model's choice went, and that one leak is reported once."""
+    and that are found inside a value (JSON text, a map, a URL's query) are not named
+    again: the conversation records them (messages, tool arguments) wherever the model's
+    choice went, and that one leak is reported once. One under an attribute's own name
+    (a flattened ``tool.arguments.tenant_id``) is still."""
     v.raw_values.extend(h.value for h in hits)
     if chosen:
-        hits = [h for h in hits if not chosen.issuperset(scalars(h.value))]
+        attrs = span.attributes
+        hits = [h for h in hits if not (chosen.issuperset(scalars(h.value)) and _inside_a_value(h, attrs))]
     if hits or redacted:
         v.add(_finding(
             TENANT_IN_TELEMETRY, Severity.HIGH, span, graph.parent_of(span.span_id),
             _telemetry_message(span, hits, redacted),
         ))
+
+
+def _inside_a_value(hit: RawValue, attrs: dict[str, Any]) -> bool:
+    """Whether a raw id was found inside an attribute's value (a path: ``body → workspace_id``,
+    ``request.tenant_id``, ``x[].org_id``), not under an attribute's own name."""
+    return " → " in hit.key or "[]" in hit.key or (hit.where == "attribute" and hit.key not in attrs)
 
 
 _RESOURCES_SEEN: dict[frozenset[str], tuple[dict[int, Any], dict[int, Any]]] = {}

@@ -752,22 +752,27 @@ def test_the_tool_span_is_named_once_when_it_shows_the_models_choice_too(tmp_pat
 
 def test_the_id_a_model_chose_is_reported_once_not_again_where_the_conversation_records_it(tmp_path):
     """The id a model chose is model-chosen-tenant, on the tool span; the messages and
-    arguments that record it (JSON text, a flattened argument) are no tenant-in-telemetry
-    besides, masked all the same. Another raw id next to them is."""
+    arguments that record it as JSON text are no tenant-in-telemetry besides, masked all
+    the same. Another raw id next to them is, and so is one under an attribute's own
+    name (a flattened argument: a tenant attribute, as the contract names them)."""
     tb = TraceBuilder()
     entry = request(tb)
     entry.child("chat gpt", tenant=TAG_A, boundary="llm",
                 attrs={"gen_ai.output.messages": _tool_call_messages({"tenant_id": RAW})})
     tool = entry.child("execute_tool lookup_account", tenant=TAG_A, boundary="tool",
-                       attrs={"gen_ai.tool.call.arguments": json.dumps({"tenant_id": RAW}),
-                              "tool.arguments.tenant_id": RAW})
+                       attrs={"gen_ai.tool.call.arguments": json.dumps({"tenant_id": RAW})})
+    flat = entry.child("execute_tool lookup_flat", tenant=TAG_A, boundary="tool",
+                       attrs={"tool.arguments.tenant_id": RAW})
     agent = entry.child("invoke_agent support", tenant=TAG_A, boundary="agent", attrs={
         "history": json.dumps([{"role": "tool", "content": {"tenant_id": RAW}}]),
         "body": json.dumps({"workspace_id": "globex-9"})})
     a = analyze_built(tmp_path, tb)
-    assert only(a, "model-chosen-tenant").span_id == tool.span_id
-    f = only(a, "tenant-in-telemetry")
-    assert f.span_id == agent.span_id and "'body → workspace_id'" in f.message and "history" not in f.message
+    assert sorted(f.span_id for f in a.findings if f.rule == "model-chosen-tenant") == sorted(
+        [tool.span_id, flat.span_id])
+    telemetry = {f.span_id: f for f in a.findings if f.rule == "tenant-in-telemetry"}
+    assert sorted(telemetry) == sorted([agent.span_id, flat.span_id])
+    f = telemetry[agent.span_id]
+    assert "'body → workspace_id'" in f.message and "history" not in f.message
     shown = json.dumps([x.to_json() for x in a.findings]) + repr(a.sample_traces)
     assert RAW not in shown and "globex-9" not in shown
 
