@@ -27,10 +27,12 @@ def spellings(value: str) -> set[str]:
     out = {value}
     if value.isascii() and value.replace(".", "").replace("-", "").replace("_", "").isalnum():
         return out
+    # (an unpaired surrogate, from JSON text an app cut inside an emoji, is encoded as
+    # Python's surrogatepass writes it: UTF-8 has no spelling for it)
     for safe in ("", "/", _URL_SAFE, _JS_COMPONENT_SAFE):  # "/": Python's quote() default
-        out.add(urllib.parse.quote(value, safe=safe))
+        out.add(urllib.parse.quote(value, safe=safe, errors="surrogatepass"))
     for safe in ("", "/", _URL_SAFE, _FORM_SAFE):
-        out.add(urllib.parse.quote_plus(value, safe=safe))
+        out.add(urllib.parse.quote_plus(value, safe=safe, errors="surrogatepass"))
     out.add(value.replace(" ", "%20"))
     out.add(value.replace(" ", "+"))
     if "~" in value:  # Python never encodes it; Java's URLEncoder, URLSearchParams and PHP do

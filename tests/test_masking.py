@@ -312,3 +312,24 @@ def test_a_short_numeric_id_masks_no_line_number(tmp_path):
     [warning] = a.warnings
     assert warning.endswith(":2: invalid JSON (object keys must be strings); line skipped"), warning
     assert all("2" not in f.message for f in a.findings if f.rule == "tenant-in-telemetry")
+
+
+def test_a_raw_id_with_an_unpaired_surrogate_in_json_text_is_masked_not_a_crash(tmp_path):
+    """JSON text an app cut inside an emoji (``"acme\\ud83d"``): the id parsed from it holds
+    an unpaired surrogate, which UTF-8 (and so percent-encoding) cannot spell."""
+    import json as _json
+
+    from flowmap.analysis import analyze
+
+    from otlp_builder import SERVER, TAG_A, TraceBuilder
+
+    tb = TraceBuilder()
+    tb.span("chat", kind=SERVER, tenant=TAG_A, boundary="http.server",
+            attrs={"my.payload": '{"tenant_id": "acme-\\ud83d"}'})
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(tb.lines()) + "\n", encoding="utf-8")
+    a = analyze([path])
+    [f] = [f for f in a.findings if f.rule == "tenant-in-telemetry"]
+    assert "my.payload → tenant_id" in f.message
+    shown = _json.dumps([x.to_json() for x in a.findings]) + repr(a.sample_traces)
+    assert "acme-" not in shown
