@@ -1861,11 +1861,19 @@ def _split_documents(data: bytes) -> list[tuple[int, int, bytes] | _Damage]:
             pos += 1
         if pos >= n:
             return units
+        # where the next document begins (a line starting with "{"): no document reads past it
+        nxt = probe.find(b"\n{", pos)
         try:
             _GENERIC.decode(view[pos:])
         except (msgspec.ValidationError, RecursionError):  # before DecodeError: its subclass
-            units.append((pos, n, b""))
-            return units
+            # valid JSON that cannot be decoded (nesting): to the next document, decoded
+            # (and warned about) alone, so that the documents after it are still read
+            if nxt < 0:
+                units.append((pos, n, b""))
+                return units
+            units.append((pos, nxt, b""))
+            pos = nxt + 1
+            continue
         except msgspec.DecodeError as exc:
             end = _trailing_at(exc)
             if end is not None and end > 1:
@@ -1875,17 +1883,18 @@ def _split_documents(data: bytes) -> list[tuple[int, int, bytes] | _Damage]:
                 continue
             m = _BYTE_RE.search(str(exc))
             at = pos + int(m.group(1)) if m else n  # (no offset: truncated, at the end)
+            what = _decode_error(exc)
+            if 0 <= nxt < at:  # a document begins before the error: this one was cut short there
+                at, what = nxt, "truncated"
+            # (salvaged only up to the error, or to where the next document begins: a cut
+            # document's spans never run on into the next one's)
             salvaged = _salvage(probe, pos, at)
             if salvaged is not None:
                 kept, closing, spans = salvaged
                 units.append((pos, kept, closing))
             else:
                 kept, spans = pos, 0
-            found = probe.find(b"\n{", kept)
-            resume = found + 1 if found >= 0 else n
-            what = _decode_error(exc)
-            if resume < at:  # a document begins before the error: this one was cut short there
-                at, what = resume - 1, "truncated"
+            resume = nxt + 1 if nxt >= 0 else n
             units.append(_Damage(at, what, kept, spans, resume))
             pos = resume
         else:

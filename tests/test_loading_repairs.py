@@ -376,14 +376,47 @@ def test_damage_in_the_second_document_costs_only_that_document(tmp_path, damage
     elif damage == "cut-short":
         assert set(traces[ROOT_TRACE]) == {"f000000000000001"}
         assert warnings == [f"{f}:{third - 1}: invalid JSON after a document (truncated); lines {first}-{third - 1} skipped"]
-    else:  # its spans are complete: kept; the error is where the third document begins
+    else:  # its spans are complete: kept; it was cut short where the third document begins
         assert set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}
-        assert warnings == [(f"{f}:{third}: invalid JSON after a document (expected ',' or '}}'); "
+        assert warnings == [(f"{f}:{third - 1}: invalid JSON after a document (truncated); "
                              f"1 complete span before it kept, lines {last}-{third - 1} skipped")]
     assert "cross-tenant" in findings(f)
     proc = cli(tmp_path, "check", f, "--format", "json")
     assert proc.returncode == 1, proc.stderr
     assert json.loads(proc.stdout)["summary"]["findings"]["cross-tenant"] == 2 - (damage in ("bad-character", "cut-short"))
+
+
+@pytest.mark.parametrize("cut", ["spans-bracket", "span-comma", "span-brace"])
+def test_a_document_cut_at_a_span_boundary_costs_not_the_next_one(tmp_path, cut):
+    """Cut where a span begins or ends, a document's spans must not run on into the next
+    document (read as one more span of the cut one, the next document was lost)."""
+    first = pretty(root())
+    if cut == "spans-bracket":  # before the first span
+        cut_doc = first[: first.index(b'"spans": [') + len(b'"spans": [')]
+    else:  # after the whole span, with or without its comma
+        span_end = first.index(b"}", first.index(b'"endTimeUnixNano"')) + 1
+        cut_doc = first[:span_end] + (b"," if cut == "span-comma" else b"")
+    data = cut_doc + b"\n" + pretty(OTHER_ROOT) + b"\n"
+    f = tmp_path / "jq.json"
+    f.write_bytes(data)
+    traces, warnings = load(f)
+    assert set(traces[OTHER_TRACE]) == {"b000000000000001"}  # the next document, whole
+    [warning] = warnings
+    line = cut_doc.count(b"\n") + 1  # the cut document's last line
+    assert "(truncated)" in warning and warning.startswith(f"{f}:{line}:"), warning
+
+
+def test_a_document_nested_too_deeply_costs_only_itself(tmp_path):
+    deep = pretty(child(extra_attrs=[{"key": "deep", "value": {"stringValue": "x"}}]))
+    nest = b"[" * 1200 + b"1" + b"]" * 1200  # deeper than the decoders go
+    deep = deep.replace(b'"stringValue": "x"', b'"arrayValue": {"values": [{"intValue": 1}]}, "x": ' + nest)
+    data = b"\n".join([pretty(root()), deep, pretty(OTHER_ROOT)]) + b"\n"
+    f = tmp_path / "jq.json"
+    f.write_bytes(data)
+    traces, warnings = load(f)
+    assert set(traces[OTHER_TRACE]) == {"b000000000000001"}  # the document after it
+    assert set(traces[ROOT_TRACE]) == {"f000000000000001"}  # the deep one is lost, and only it
+    assert len(warnings) == 1 and "nested too deeply" in warnings[0], warnings
 
 
 def test_damage_in_the_first_document_keeps_the_later_ones(tmp_path):
