@@ -431,7 +431,7 @@ def _scan_query(key: str, url: str, where: str, names: frozenset[str], out: list
     :data:`_QUERY_PARAMS` parameters (hostile input)."""
     if key != "url.query":
         url = url.partition("?")[2]
-    query = url.partition("#")[0]
+    query = url.partition("#")[0].removeprefix("?")  # (a url.query written with its "?")
     for param in query.split("&", _QUERY_PARAMS)[:_QUERY_PARAMS]:
         name, eq, value = param.partition("=")
         if not eq:

@@ -999,6 +999,8 @@ _ESCAPED_KEY = '{"\\u0074enant_id": "%s"}' % RAW  # JSON allows a key written wi
         pytest.param({"attrs": {"body": _ESCAPED_KEY}}, "attribute 'body → tenant_id'", id="json-escaped-key"),
         pytest.param({"attrs": {"url.query": f"page=2&tenant_id={RAW}"}}, "attribute 'url.query → tenant_id'",
                      id="url.query"),
+        pytest.param({"attrs": {"url.query": f"?tenant_id={RAW}"}}, "attribute 'url.query → tenant_id'",
+                     id="leading-question-mark-url.query"),
         pytest.param({"attrs": {"url.full": f"https://api.example.com/v1/items?orgId={RAW}&page=2#top"}},
                      "attribute 'url.full → orgId'", id="url.full"),
         pytest.param({"attrs": {"http.target": f"/items?filter[org_id]={RAW}"}},
