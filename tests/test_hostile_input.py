@@ -234,18 +234,28 @@ def _kvlist(**items) -> dict:
 def test_a_map_value_whose_key_is_written_with_escapes_is_looked_into(tmp_path, document):
     """Only data holding the key kvlistValue is looked at for map values, span by span:
     the key spelled with \\u escapes, which JSON allows, must not hide one."""
-    value = _kvlist(tenant_id={"stringValue": SECRET})
-    # (a trace before it has the same names, its value plain: names known plain clear no map)
+    message = _found_once_written_with_escapes(
+        tmp_path, document, "request", _kvlist(tenant_id={"stringValue": SECRET}),
+        ('"kvlistValue"', '"kvlist\\u0056alue"'))
+    assert "'request.tenant_id'" in message
+
+
+def _found_once_written_with_escapes(tmp_path, document, key, value, escape):
+    """The tenant-in-telemetry message of a span whose attribute ``key`` holds ``value``, in
+    a file (JSON Lines, or a pretty document) where ``escape`` (old, new) respells every
+    ``old``; a trace before it has the same names, its value plain (names known plain
+    must clear no value holding names)."""
     text = json.dumps(traces_data(
-        span(BAD, 1, kind=2, attributes=[{"key": "request", "value": {"stringValue": "GET /x"}}]),
-        span(GOOD, 1, kind=2, attributes=[{"key": "request", "value": value}]),
+        span(BAD, 1, kind=2, attributes=[{"key": key, "value": {"stringValue": "GET /x"}}]),
+        span(GOOD, 1, kind=2, attributes=[{"key": key, "value": value}]),
     ), indent=2 if document else None)
-    escaped = text.replace('"kvlistValue"', '"kvlist\\u0056alue"')
-    assert '"kvlistValue"' not in escaped
+    old, new = escape
+    escaped = text.replace(old, new)
+    assert old not in escaped
     f = tmp_path / ("t.json" if document else "t.jsonl")
     f.write_text(escaped + "\n")
     [finding] = [x for x in analyze([f]).findings if x.rule == "tenant-in-telemetry"]
-    assert "'request.tenant_id'" in finding.message
+    return finding.message
 
 
 def test_huge_and_deep_map_values_are_looked_into_boundedly(tmp_path):
@@ -266,16 +276,9 @@ def test_huge_and_deep_map_values_are_looked_into_boundedly(tmp_path):
 def test_json_text_whose_quotes_are_written_with_escapes_is_looked_into(tmp_path, document):
     """Only data with a backslash is looked at for JSON text, span by span (a quote inside a
     JSON string is written \\" or \\u0022): the second form must not hide one either."""
-    text = json.dumps(traces_data(
-        span(BAD, 1, kind=2, attributes=[{"key": "body", "value": {"stringValue": "GET /x"}}]),
-        span(GOOD, 1, kind=2, attributes=[{"key": "body", "value": {"stringValue": json.dumps({"org_id": SECRET})}}]),
-    ), indent=2 if document else None)
-    escaped = text.replace('\\"', "\\u0022")
-    assert '\\"' not in escaped
-    f = tmp_path / ("t.json" if document else "t.jsonl")
-    f.write_text(escaped + "\n")
-    [finding] = [x for x in analyze([f]).findings if x.rule == "tenant-in-telemetry"]
-    assert "'body → org_id'" in finding.message
+    message = _found_once_written_with_escapes(
+        tmp_path, document, "body", {"stringValue": json.dumps({"org_id": SECRET})}, ('\\"', "\\u0022"))
+    assert "'body → org_id'" in message
 
 
 def test_huge_and_deep_json_text_and_long_queries_are_looked_into_boundedly(tmp_path):
