@@ -486,13 +486,24 @@ def _misses_recognised() -> bool:
 _ARRAYS_DEEP = NESTED_DEPTH  # arrays looked into for a map (as masking looks); deeper ones are taken to hold one
 
 
-def _array_holds_map(array: ArrayValue, depth: int = 0) -> bool:
+def _array_holds(array: ArrayValue, leaf: Any, depth: int = 0) -> bool:
+    """Whether a value in ``array``, or in an array inside it, is one ``leaf`` says yes to
+    (an array past :data:`_ARRAYS_DEEP` is taken to hold one)."""
     for v in array.values:
-        if v.kvlist_value is not None:
+        if leaf(v):
             return True
-        if v.array_value is not None and (depth >= _ARRAYS_DEEP or _array_holds_map(v.array_value, depth + 1)):
+        if v.array_value is not None and (depth >= _ARRAYS_DEEP or _array_holds(v.array_value, leaf, depth + 1)):
             return True
     return False
+
+
+def _is_map(v: AnyValue) -> bool:
+    return v.kvlist_value is not None
+
+
+def _is_json_text(v: AnyValue) -> bool:
+    s = v.string_value
+    return s is not None and s[:1] in JSON_HEADS and is_json_text(s)
 
 
 def holds_maps(kvs: list[KeyValue]) -> bool:
@@ -501,19 +512,8 @@ def holds_maps(kvs: list[KeyValue]) -> bool:
     for kv in kvs:
         v = kv.value
         if v is not None and (
-            v.kvlist_value is not None or (v.array_value is not None and _array_holds_map(v.array_value))
+            v.kvlist_value is not None or (v.array_value is not None and _array_holds(v.array_value, _is_map))
         ):
-            return True
-    return False
-
-
-def _array_holds_text(array: ArrayValue, depth: int = 0) -> bool:
-    for v in array.values:
-        s = v.string_value
-        if s is not None:
-            if s[:1] in JSON_HEADS and is_json_text(s):
-                return True
-        elif v.array_value is not None and (depth >= _ARRAYS_DEEP or _array_holds_text(v.array_value, depth + 1)):
             return True
     return False
 
@@ -529,7 +529,7 @@ def holds_text(kvs: list[KeyValue]) -> bool:
             if s is not None:
                 if s[:1] in heads and is_json_text(s):
                     return True
-            elif v.array_value is not None and _array_holds_text(v.array_value):
+            elif v.array_value is not None and _array_holds(v.array_value, _is_json_text):
                 return True
     return False
 
