@@ -32,6 +32,8 @@ the length caps; an attribute, event or link whose value cannot be represented (
 A JSON ``null`` is the field's default (proto3 JSON), silently. In a document, a
 warning about a span names the line of its ``spanId``; damage (garbage, a document cut
 short) costs only the document it is in, less its complete spans (see :mod:`flowmap.documents`).
+A gzip file whose compressed data is corrupt or truncated keeps what decompressed before
+the error (JSON Lines or documents alike), one warning naming the line where it stops.
 A UTF-8 byte order mark (at the start of the file or of a line) is dropped and UTF-16
 files are re-encoded, silently. Deep nesting, numbers out of range and non-object lines
 each have their own warning; as a last resort any other exception while decoding a
@@ -249,6 +251,9 @@ class _File:
     ok: bool = True
     read_error: bool = False  # a read error was warned about (once, though both passes meet it)
     too_long: bool = False  # a compressed line past _GZ_LINE_MAX was warned about (once)
+    #: why the data read whole stops short (corrupt or truncated gzip; see _read_all), said
+    #: once, where it stops, by the document reading what came before
+    cut: str | None = None
     #: documents one after another (``jq . a.jsonl``), or with damage: see documents._split_documents;
     #: None for a single valid document
     parts: list[tuple[int, int, bytes] | _Damage] | None = None
@@ -574,13 +579,14 @@ class _Loader:
             with contextlib.suppress(OSError):
                 os.unlink(self._spooled.pop())
 
-    def _lines(self, f: _File) -> Iterator[tuple[int, bytes, int]]:
+    def _lines(self, f: _File, peek: bool = False) -> Iterator[tuple[int, bytes, int]]:
         """(line number, line, input bytes consumed so far); stops with a warning on read errors.
 
         A UTF-8 byte order mark at the start of the file is dropped; a file that starts
         with a UTF-16 one is read as UTF-16 (re-encoded line by line). Any exception while
         reading (I/O, corrupt or truncated gzip, a line too long for memory) ends the
-        file with one warning naming the line; what was read before is kept.
+        file with one warning naming the line; what was read before is kept. A ``peek``
+        at the first lines gives no warning: the file's reading proper says what is wrong.
         """
         lineno = 0
         try:
@@ -608,17 +614,19 @@ class _Loader:
                         pos += len(line)
                         yield lineno, line, pos
         except Exception as exc:  # noqa: BLE001 - whatever the stream raises ends this file only
-            if not f.read_error:
+            if not f.read_error and not peek:
                 f.read_error = True
-                what = "compressed data is corrupt or truncated" if f.gzipped else "read error"
-                self.warn_at(f"{f.name}:{lineno + 1}", f"{what} ({type(exc).__name__}); rest of file skipped")
+                what = _compressed_error(exc) if f.gzipped else f"read error ({type(exc).__name__})"
+                self.warn_at(f"{f.name}:{lineno + 1}", f"{what}; rest of file skipped")
 
     def _read_all(self, f: _File) -> bytes | None:
+        """The whole file (decompressed), for a document; a gzip file whose compressed
+        data is corrupt or truncated gives what decompressed before the error (as its
+        lines would), ``f.cut`` saying why it stops short."""
         try:
             with open(f.path, "rb") as raw:
                 if f.gzipped:
-                    with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
-                        data = gz.read()
+                    data = _decompressed(raw, f)
                 else:
                     data = raw.read()
         except Exception as exc:  # noqa: BLE001 - as in _lines
@@ -699,9 +707,13 @@ class _Loader:
                 exc = None
         if exc is not None:
             if pretty:
-                # Pretty-printed, and broken: one warning for the file, not one per line.
+                # Pretty-printed, and broken: one warning for the file, not one per line
+                # (where decompression stopped, the cut's)
                 line = _error_line(data, exc)
-                self.warn_at(f"{f.name}:{line}", f"invalid JSON document ({_decode_error(exc)}); file skipped")
+                what = f"invalid JSON document ({_decode_error(exc)})"
+                if f.cut is not None and line == data.count(b"\n") + 1:
+                    what, f.read_error = f.cut, True
+                self.warn_at(f"{f.name}:{line}", f"{what}; file skipped")
                 self.stats.skipped += 1
                 f.ok = False
                 return True
@@ -722,7 +734,7 @@ class _Loader:
 
     def _more_json_lines(self, f: _File) -> bool:
         """Whether one of lines 2-20 is a TracesData object on its own (JSON Lines)."""
-        for lineno, line, _ in self._lines(f):
+        for lineno, line, _ in self._lines(f, peek=True):
             if lineno > 20:
                 break
             if lineno > 1 and b"resourceSpans" in line:
@@ -803,9 +815,13 @@ class _Loader:
         path = f.name
         line_of = _LineOf(data)
         read = False  # a document was read before
+        # the line where decompression stopped: damage there is the cut's, said as such
+        stop = data.count(b"\n") + 1 if f.cut is not None else None
         for unit in f.parts if f.parts is not None else [(0, len(data), b"")]:
             if isinstance(unit, _Damage):
-                self._damaged(unit, path, line_of, read)
+                cut = stop is not None and line_of(unit.at) == stop
+                self._damaged(unit, path, line_of, read, f.cut if cut else None)
+                stop = None if cut else stop
                 continue
             start, end, closing = unit
             self.stats.lines += 1
@@ -819,14 +835,18 @@ class _Loader:
             except Exception as exc:  # noqa: BLE001 - last resort, as for a line
                 self._skip(f"{path}:{first}", f"could not read this document ({type(exc).__name__})")
             read = read or not closing  # (a salvaged part is of the document that broke)
+        if f.cut is not None:
+            f.read_error = True
+            if stop is not None:  # (it stopped between documents)
+                self.warn_at(f"{path}:{stop}", f"{f.cut}; rest of file skipped")
         yield from self._closed(_trace_ids(self.closing.pop((f.index, 1), ())))
 
-    def _damaged(self, damage: _Damage, path: str, line_of: _LineOf, after: bool) -> None:
+    def _damaged(self, damage: _Damage, path: str, line_of: _LineOf, after: bool, cause: str | None = None) -> None:
         """One warning for where a document stream stops being JSON (at the error's
         line): the complete spans kept from before it, the lines skipped up to where
-        reading resumes."""
+        reading resumes. ``cause``: what cut the data short there (compressed data)."""
         self.stats.skipped += 1
-        what = "after a document" if after else "document"
+        what = cause or f"invalid JSON {'after a document' if after else 'document'} ({damage.what})"
         n = damage.spans
         kept = f"{n} complete span{'s' if n != 1 else ''} before it kept, " if n else ""
         data = line_of.data
@@ -837,7 +857,7 @@ class _Loader:
         else:
             skipped = "rest of file"
         where = f"{path}:{line_of(damage.at)}"
-        self.warn_at(where, f"invalid JSON {what} ({damage.what}); {kept}{skipped} skipped")
+        self.warn_at(where, f"{what}; {kept}{skipped} skipped")
 
     def _decode_unit(
         self, data: bytes, origin: str, origin_of: Callable[[str], str] | None
@@ -1488,6 +1508,29 @@ def _base64_hint(raw: Any, size: int) -> str:
 #: a decompressed line longer than this is skipped: a few MB of gzip can hold a line of
 #: gigabytes (a "gzip bomb"), which reading whole would take that much memory
 _GZ_LINE_MAX = 64 << 20
+#: a gzip document is decompressed this much at a time: corrupt data loses at most the
+#: piece it is in, as much as the lines of a .gz lose (GzipFile reads them through a buffer
+#: of this size); 8 KiB to 64 KiB pieces took the same time
+_GZ_PIECE = io.DEFAULT_BUFFER_SIZE
+
+
+def _decompressed(raw: io.BufferedIOBase, f: _File) -> bytes:
+    """The gzip file ``raw`` decompressed, up to any corrupt or truncated compressed data
+    (``f.cut`` says which). A piece at a time into one buffer, whose bytes are returned
+    without a copy: ``GzipFile.read()`` lost everything at such an error, and held the
+    data twice at the end (its pieces, and their join)."""
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+        try:
+            while piece := gz.read1(_GZ_PIECE):
+                out.write(piece)
+        except Exception as exc:  # noqa: BLE001 - as in _Loader._lines: the data before it is kept
+            f.cut = _compressed_error(exc)
+    return out.getvalue()
+
+
+def _compressed_error(exc: Exception) -> str:
+    return f"compressed data is corrupt or truncated ({type(exc).__name__})"
 
 
 def _bounded_lines(stream: Any, cap: int, newline: Any = b"\n") -> Iterator[Any]:
