@@ -5,7 +5,9 @@ is a unit the loader (:mod:`flowmap.loading`) reads, or skips, on its own. Prett
 documents (``jq . a.jsonl`` writes one per record, and a document may be cut short or
 followed by garbage) have no such unit: where each one ends, where reading can go on
 after damage, and which complete spans a truncated one still holds are found here,
-on the bytes, before anything is decoded. The loader decodes what this returns.
+on the bytes, before anything is decoded. The loader decodes what this returns, for a
+file of documents and for a pretty-printed one among JSON Lines, which it reads on from
+the line that failed to where the value's brackets close (_continues, _bracket_depth).
 
 Also here, because both sides read them: the generic decoder, the repair of unpaired
 surrogate escapes, and the wording of msgspec's decode errors (never the input's values).
@@ -37,12 +39,13 @@ def _trailing_at(exc: Exception) -> int | None:
 
 
 class _LineOf:
-    """The line of an offset into ``data``, counted on from the offset asked before: a
-    document's offsets, asked in about increasing order, cost one pass in all."""
+    """The line of an offset into ``data`` (which begins on line ``line``), counted on from
+    the offset asked before: a document's offsets, asked in about increasing order, cost
+    one pass in all."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, line: int = 1) -> None:
         self.data = data
-        self.at, self.line = 0, 1
+        self.at, self.line = 0, line
 
     def __call__(self, offset: int) -> int:
         if offset >= self.at:
@@ -225,6 +228,30 @@ def _value_end(view: memoryview, start: int, stop: int) -> int | None:
         end = _trailing_at(exc)
         return None if end is None else start + end - 1
     return stop
+
+
+# A JSON string on one line, closed (what _bracket_depth leaves out), and a line's start
+# that opens a value.
+_STRING_RE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_OPENS = re.compile(rb"\s*[\[{]").match
+
+
+def _continues(line: bytes, exc: Exception) -> bool:
+    """Whether a line that is not JSON on its own (``exc``) may begin a value that the
+    lines after it continue (a pretty-printed document among JSON Lines), or hold more
+    than one (``}{``): it begins with a bracket, and its JSON is cut short or followed
+    by more. (Asked only of lines that failed to decode.)"""
+    return (
+        type(exc) is msgspec.DecodeError  # (a syntax error: not a ValidationError, its subclass)
+        and ("truncated" in str(exc) or _trailing_at(exc) is not None)
+        and _OPENS(line) is not None
+    )
+
+
+def _bracket_depth(line: bytes) -> int:
+    """How many more brackets a line of JSON opens than it closes, strings left out."""
+    bare = _STRING_RE.sub(b"", line) if b'"' in line else line
+    return bare.count(b"{") + bare.count(b"[") - bare.count(b"}") - bare.count(b"]")
 
 
 def _leading_newlines(data: bytes, start: int, end: int) -> int:

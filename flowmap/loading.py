@@ -4,7 +4,9 @@ Input (the contract's trace file format): OTLP JSON Lines as the Collector's fil
 exporter writes them (one ``TracesData`` per line), or pretty-printed OTLP JSON
 documents (one per file, or several one after another as ``jq . a.jsonl`` writes them);
 gzip-compressed files are recognised by their magic bytes. A trace
-may be spread over many lines and files.
+may be spread over many lines and files. In JSON Lines, a line that fails to decode and
+begins a value the next lines continue (a pretty-printed record among them, or after a
+compact first one) or holds two (``}{``) is read with those lines as documents are.
 
 **What bounds memory.** Loading makes two passes over the input:
 
@@ -83,8 +85,8 @@ from .attributes import (
 )
 from .conventions import PROXY_VALUE, infer_boundary
 from .documents import (
-    _BYTE_RE, _GENERIC, _SURROGATE_RE, _Damage, _LineOf, _bad_utf8, _clip, _decode_error, _fix_surrogate,
-    _leading_newlines, _split_documents, _trailing_at,
+    _BYTE_RE, _GENERIC, _SURROGATE_RE, _Damage, _LineOf, _bad_utf8, _bracket_depth, _clip, _continues,
+    _decode_error, _fix_surrogate, _leading_newlines, _split_documents, _trailing_at,
 )
 from .errors import InputError
 from .model import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, STATUS_CODE_ERROR, Trace
@@ -251,12 +253,22 @@ class _File:
     ok: bool = True
     read_error: bool = False  # a read error was warned about (once, though both passes meet it)
     too_long: bool = False  # a compressed line past _GZ_LINE_MAX was warned about (once)
-    #: why the data read whole stops short (corrupt or truncated gzip; see _read_all), said
-    #: once, where it stops, by the document reading what came before
+    #: why the file's data stops short (a read error, corrupt or truncated gzip), once met:
+    #: said once, where it stops, by the reading of its lines or documents (pass 2), with
+    #: what the damage there cost when it cut a document short
     cut: str | None = None
     #: documents one after another (``jq . a.jsonl``), or with damage: see documents._split_documents;
     #: None for a single valid document
     parts: list[tuple[int, int, bytes] | _Damage] | None = None
+
+
+class _Continued(Exception):
+    """Raised for a line of JSON Lines that is not JSON on its own but may begin a value
+    the lines after it continue (see _Loader._read_on); ``error``: why it did not decode."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
 
 
 class _Loader:
@@ -316,6 +328,9 @@ class _Loader:
         #: standard input was given ("-"); the copies of it and of pipes, removed by close()
         self._stdin_given = False
         self._spooled: list[str] = []
+        #: a file of JSON Lines is being read: a line that begins a value the next lines
+        #: continue is handed back to it (_Continued), not skipped
+        self._reading_lines = False
         stats._done = self._done
 
     # -- warnings ---------------------------------------------------------------
@@ -585,8 +600,9 @@ class _Loader:
         A UTF-8 byte order mark at the start of the file is dropped; a file that starts
         with a UTF-16 one is read as UTF-16 (re-encoded line by line). Any exception while
         reading (I/O, corrupt or truncated gzip, a line too long for memory) ends the
-        file with one warning naming the line; what was read before is kept. A ``peek``
-        at the first lines gives no warning: the file's reading proper says what is wrong.
+        file with one warning naming the line (``f.cut`` says what stopped it); what was
+        read before is kept. A ``peek`` (pass 1) gives no warning: the file's reading
+        proper (pass 2) says what is wrong, where it knows what the error cut short.
         """
         lineno = 0
         try:
@@ -614,10 +630,10 @@ class _Loader:
                         pos += len(line)
                         yield lineno, line, pos
         except Exception as exc:  # noqa: BLE001 - whatever the stream raises ends this file only
+            f.cut = _compressed_error(exc) if f.gzipped else f"read error ({type(exc).__name__})"
             if not f.read_error and not peek:
                 f.read_error = True
-                what = _compressed_error(exc) if f.gzipped else f"read error ({type(exc).__name__})"
-                self.warn_at(f"{f.name}:{lineno + 1}", f"{what}; rest of file skipped")
+                self.warn_at(f"{f.name}:{lineno + 1}", f"{f.cut}; rest of file skipped")
 
     def _read_all(self, f: _File) -> bytes | None:
         """The whole file (decompressed), for a document; a gzip file whose compressed
@@ -652,7 +668,8 @@ class _Loader:
         count = counts.update
         fromkeys = dict.fromkeys
         findall = _TRACE_ID_RE.findall
-        for lineno, line, _ in self._lines(f):
+        lineno = 0
+        for lineno, line, _ in self._lines(f, peek=True):
             if line.isspace():
                 continue
             if first:
@@ -668,10 +685,13 @@ class _Loader:
                 hidden = _trace_ids_in(line)
                 update(fromkeys(hidden, pos))
                 counts.update(dict.fromkeys(hidden, _UNCOUNTED))
-        if first and not f.read_error and not f.too_long:  # nothing but blank lines (or an empty .gz)
-            self.warn(f"{f.name}: no data (empty after decompression, or only blank lines)")
-        if first:
+        if first:  # nothing but blank lines (or an empty .gz, or an error before any line)
             f.ok = False
+            if f.cut is not None:  # (not read in pass 2: said here)
+                f.read_error = True
+                self.warn_at(f"{f.name}:{lineno + 1}", f"{f.cut}; rest of file skipped")
+            elif not f.too_long:
+                self.warn(f"{f.name}: no data (empty after decompression, or only blank lines)")
 
     def _detect_document(
         self, f: _File, first_line: bytes, last: dict[bytes, tuple[int, int]], counts: Counter[bytes]
@@ -759,29 +779,96 @@ class _Loader:
         stats = self.stats
         index = f.index
         path = f.name
-        for lineno, line, consumed in self._lines(f):
-            if line.isspace():
-                continue
-            stats.lines += 1
-            try:
-                self._decode_unit(line, f"{path}:{lineno}", None)
-            except Exception as exc:  # noqa: BLE001 - last resort: one line never stops the others
-                self._skip(f"{path}:{lineno}", f"could not read this line ({type(exc).__name__})")
-            ending = closing.pop((index, lineno), None)
-            if ending:
-                ending = _trace_ids(ending)
-                if len(ending) > 1:
-                    ending = self._linking_first(ending)
-                for tid in ending:
-                    trace = self._close(tid)
-                    if trace is not None:
-                        yield trace
-            if consumed >= next_detach:
-                next_detach = consumed + _DETACH_EVERY
-                self._detach_pending()
-            if progress is not None and consumed >= next_report:
-                next_report = consumed + _PROGRESS_STEP
-                progress(done + consumed, total)
+        lines = self._lines(f)
+        rest: Iterator[tuple[int, bytes, int]] | None = lines
+        self._reading_lines = True
+        try:
+            while rest is not None:  # (again only after a line was read past: see _read_on)
+                it, rest = rest, None
+                for lineno, line, consumed in it:
+                    if line.isspace():
+                        continue
+                    stats.lines += 1
+                    try:
+                        self._decode_unit(line, f"{path}:{lineno}", None)
+                    except _Continued as continued:
+                        last, after = self._read_on(f, lineno, line, lines, continued.error)
+                        yield from self._ending(index, lineno, last)
+                        if after is not None:  # the line that ended it, read as a line
+                            rest = itertools.chain((after,), lines)
+                            break
+                        continue
+                    except Exception as exc:  # noqa: BLE001 - last resort: one line never stops the others
+                        self._skip(f"{path}:{lineno}", f"could not read this line ({type(exc).__name__})")
+                    ending = closing.pop((index, lineno), None)
+                    if ending:
+                        ending = _trace_ids(ending)
+                        if len(ending) > 1:
+                            ending = self._linking_first(ending)
+                        for tid in ending:
+                            trace = self._close(tid)
+                            if trace is not None:
+                                yield trace
+                    if consumed >= next_detach:
+                        next_detach = consumed + _DETACH_EVERY
+                        self._detach_pending()
+                    if progress is not None and consumed >= next_report:
+                        next_report = consumed + _PROGRESS_STEP
+                        progress(done + consumed, total)
+        finally:
+            self._reading_lines = False
+
+    def _read_on(
+        self, f: _File, first: int, line: bytes, lines: Iterator[tuple[int, bytes, int]], error: Exception
+    ) -> tuple[int, tuple[int, bytes, int] | None]:
+        """A line of JSON Lines that begins a value the lines after it continue (a
+        pretty-printed document among the lines, one after a compact first document),
+        or that holds more than one (``}{``): read with the lines after it, up to the one
+        where its brackets close or to the next line that starts with ``{`` (where a
+        document or a JSON line begins, as in a stream of documents), as documents are
+        (:mod:`flowmap.documents`). A JSON line cut short, the next line a line of its
+        own, is skipped as before. Reached only once a line failed to decode: JSON Lines
+        pay nothing for it. Returns the last line read as part of it, and the line after
+        it when that was read too (to be read as a line)."""
+        path, last = f.name, first
+        block = [line]
+        depth = _bracket_depth(line)
+        more = to_end = False  # whether lines after it continue it; whether it runs to the end
+        after = None
+        while depth > 0:
+            after = next(lines, None)
+            if after is None:
+                to_end = True
+                break
+            lineno, text, _ = after
+            if text.startswith(b"{"):
+                break
+            block.append(text)
+            last, after = lineno, None
+            if not text.isspace():
+                more = True
+                depth += _bracket_depth(text)
+        origin = f"{path}:{first}"
+        if not more and _decode_error(error) == "truncated":
+            self._unreadable(origin, error)
+            return last, after
+        held = self._held
+        if held is not None and held[0] == origin:
+            self._held = None  # (its repairs are made and said again, as its documents')
+        cut = None
+        if to_end and held is not None and held[0] == f"{path}:{last + 1}" and f.cut is not None:
+            self._held, cut = None, f.cut  # the lines stopped at an error: said with what it cut
+        self.stats.lines -= 1  # (its documents count instead)
+        data = b"".join(block)
+        self._read_documents(data, _split_documents(data), path, first, to_end, cut)
+        return last, after
+
+    def _ending(self, index: int, first: int, last: int) -> Iterator[Trace]:
+        """The traces whose last mention is on lines ``first``-``last`` of a file of JSON
+        Lines, read as one (see _read_on)."""
+        closing = self.closing
+        ending = _trace_ids([key for n in range(first, last + 1) for key in closing.pop((index, n), ())])
+        yield from self._closed(self._linking_first(ending) if len(ending) > 1 else ending)
 
     def _detach_pending(self) -> None:
         """Copy the pending spans' undecoded attributes out of the lines they were read
@@ -798,11 +885,29 @@ class _Loader:
         data = self._read_all(f)
         if data is None:
             return
+        self._read_documents(data, f.parts, f.name, cut=f.cut)
+        if f.cut is not None:
+            f.read_error = True  # (said by _read_documents)
+        yield from self._closed(_trace_ids(self.closing.pop((f.index, 1), ())))
+
+    def _read_documents(
+        self,
+        data: bytes,
+        parts: list[tuple[int, int, bytes] | _Damage] | None,
+        path: str,
+        first: int = 1,
+        to_end: bool = True,
+        cut: str | None = None,
+    ) -> None:
+        """Decode the documents in ``data``, which begins on line ``first`` of ``path``,
+        as ``parts`` (see documents._split_documents; None: one valid document) and add
+        their spans to the pending traces; ``to_end``: ``data`` runs to the end of the
+        file; ``cut``: why it stops short there (see _File.cut)."""
         # The line of each span id (any string, so that an invalid id is located too, or
         # any other JSON scalar, keyed as _scalar_key writes it): warnings about a span
         # name its own line.
         lines: dict[str, int] = {}
-        at, line = 0, 1
+        at, line = 0, first
         for m in _DOC_SPAN_ID_RE.finditer(data):
             line += data.count(b"\n", at, m.start())
             at = m.start()
@@ -812,51 +917,53 @@ class _Loader:
             else:
                 key = _scalar_key(scalar.decode("ascii"))
             lines.setdefault(key, line)
-        path = f.name
-        line_of = _LineOf(data)
+        line_of = _LineOf(data, first)
         read = False  # a document was read before
         # the line where decompression stopped: damage there is the cut's, said as such
-        stop = data.count(b"\n") + 1 if f.cut is not None else None
-        for unit in f.parts if f.parts is not None else [(0, len(data), b"")]:
+        stop = first + data.count(b"\n") if cut is not None else None
+        for unit in parts if parts is not None else [(0, len(data), b"")]:
             if isinstance(unit, _Damage):
-                cut = stop is not None and line_of(unit.at) == stop
-                self._damaged(unit, path, line_of, read, f.cut if cut else None)
-                stop = None if cut else stop
+                at_cut = stop is not None and line_of(unit.at) == stop
+                self._damaged(unit, path, line_of, read, to_end, cut if at_cut else None)
+                stop = None if at_cut else stop
                 continue
             start, end, closing = unit
             self.stats.lines += 1
-            first = line_of(start) + _leading_newlines(data, start, end)
+            begins = line_of(start) + _leading_newlines(data, start, end)
             try:
                 self._decode_unit(
-                    data if f.parts is None else data[start:end] + closing,
-                    f"{path}:{first}",
-                    lambda sid, first=first: f"{path}:{lines.get(sid, first)}",
+                    data if parts is None else data[start:end] + closing,
+                    f"{path}:{begins}",
+                    lambda sid, begins=begins: f"{path}:{lines.get(sid, begins)}",
                 )
             except Exception as exc:  # noqa: BLE001 - last resort, as for a line
-                self._skip(f"{path}:{first}", f"could not read this document ({type(exc).__name__})")
+                self._skip(f"{path}:{begins}", f"could not read this document ({type(exc).__name__})")
             read = read or not closing  # (a salvaged part is of the document that broke)
-        if f.cut is not None:
-            f.read_error = True
-            if stop is not None:  # (it stopped between documents)
-                self.warn_at(f"{path}:{stop}", f"{f.cut}; rest of file skipped")
-        yield from self._closed(_trace_ids(self.closing.pop((f.index, 1), ())))
+        if stop is not None:  # (it stopped between documents)
+            self.warn_at(f"{path}:{stop}", f"{cut}; rest of file skipped")
 
-    def _damaged(self, damage: _Damage, path: str, line_of: _LineOf, after: bool, cause: str | None = None) -> None:
+    def _damaged(
+        self, damage: _Damage, path: str, line_of: _LineOf, after: bool, to_end: bool, cause: str | None
+    ) -> None:
         """One warning for where a document stream stops being JSON (at the error's
         line): the complete spans kept from before it, the lines skipped up to where
-        reading resumes. ``cause``: what cut the data short there (compressed data)."""
+        reading resumes (the end of the file, or of the data when it is not: ``to_end``).
+        ``cause``: what cut the data short there (compressed data)."""
         self.stats.skipped += 1
         what = cause or f"invalid JSON {'after a document' if after else 'document'} ({damage.what})"
         n = damage.spans
         kept = f"{n} complete span{'s' if n != 1 else ''} before it kept, " if n else ""
         data = line_of.data
-        if damage.resume < len(data):
+        if damage.resume < len(data) or not to_end:
             first = line_of(_SEPARATORS_RE.match(data, damage.kept).end())
-            last = line_of(damage.resume) - 1
+            last = line_of(damage.resume - 1)
             skipped = f"line {last}" if first >= last else f"lines {first}-{last}"
         else:
             skipped = "rest of file"
-        where = f"{path}:{line_of(damage.at)}"
+        # cut short at the end of data that is not the file's end: its last line (where the
+        # next line of its own begins, as documents._split_documents names such damage)
+        at = damage.at if damage.at < len(data) or to_end else len(data) - 1
+        where = f"{path}:{line_of(at)}"
         self.warn_at(where, f"{what}; {kept}{skipped} skipped")
 
     def _decode_unit(
@@ -989,13 +1096,21 @@ class _Loader:
                 except Exception as exc2:  # noqa: BLE001 - sorted out by _repaired
                     obj = self._repaired(_GENERIC.decode, data, exc2, origin, repaired)
                     if isinstance(obj, tuple):
-                        self._unreadable(origin, obj[1])
+                        self._not_json(*obj, origin, origin_of)
                         return
                 self._decode_lenient(obj, origin, origin_of)
                 return
-            self._unreadable(origin, exc)
+            self._not_json(data, exc, origin, origin_of)
             return
         self._add_traces_data(td, origin, origin_of)
+
+    def _not_json(self, data: bytes, exc: Exception, origin: str, origin_of: Callable[[str], str] | None) -> None:
+        """A line (or document) that is not JSON, even repaired: skipped, with a warning;
+        but a line of JSON Lines that may begin a value the next lines continue goes back
+        to the file's reading (see _read_on)."""
+        if origin_of is None and self._reading_lines and _continues(data, exc):
+            raise _Continued(exc)
+        self._unreadable(origin, exc)
 
     def _repaired(
         self, decode: Callable[[bytes], Any], data: bytes, exc: Exception, origin: str, done: set[str]
