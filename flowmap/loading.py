@@ -793,7 +793,7 @@ class _Loader:
                         self._decode_unit(line, f"{path}:{lineno}", None)
                     except _Continued as continued:
                         last, after = self._read_on(f, lineno, line, lines, continued.error)
-                        yield from self._ending(index, lineno, last)
+                        yield from self._ended_on(index, lineno, last)
                         if after is not None:  # the line that ended it, read as a line
                             rest = itertools.chain((after,), lines)
                             break
@@ -863,7 +863,7 @@ class _Loader:
         self._read_documents(data, _split_documents(data), path, first, to_end, cut)
         return last, after
 
-    def _ending(self, index: int, first: int, last: int) -> Iterator[Trace]:
+    def _ended_on(self, index: int, first: int, last: int) -> Iterator[Trace]:
         """The traces whose last mention is on lines ``first``-``last`` of a file of JSON
         Lines, read as one (see _read_on)."""
         closing = self.closing
