@@ -4,7 +4,9 @@ Input (the contract's trace file format): OTLP JSON Lines as the Collector's fil
 exporter writes them (one ``TracesData`` per line), or pretty-printed OTLP JSON
 documents (one per file, or several one after another as ``jq . a.jsonl`` writes them);
 gzip-compressed files are recognised by their magic bytes. A trace
-may be spread over many lines and files.
+may be spread over many lines and files. In JSON Lines, a line that fails to decode and
+begins a value the next lines continue (a pretty-printed record among them, or after a
+compact first one) or holds two (``}{``) is read with those lines as documents are.
 
 **What bounds memory.** Loading makes two passes over the input:
 
@@ -31,7 +33,9 @@ the length caps; an attribute, event or link whose value cannot be represented (
 ``intValue`` beyond int64) is dropped on its own, named by its key, and its span kept.
 A JSON ``null`` is the field's default (proto3 JSON), silently. In a document, a
 warning about a span names the line of its ``spanId``; damage (garbage, a document cut
-short) costs only the document it is in, less its complete spans (see _split_documents).
+short) costs only the document it is in, less its complete spans (see :mod:`flowmap.documents`).
+A gzip file whose compressed data is corrupt or truncated keeps what decompressed before
+the error (JSON Lines or documents alike), one warning naming the line where it stops.
 A UTF-8 byte order mark (at the start of the file or of a line) is dropped and UTF-16
 files are re-encoded, silently. Deep nesting, numbers out of range and non-object lines
 each have their own warning; as a last resort any other exception while decoding a
@@ -71,7 +75,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import attrgetter
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 
@@ -80,6 +84,10 @@ from .attributes import (
     BAGGAGE_SENT, BOUNDARY, BOUNDARY_KINDS, KEY_ID, REDACTED, SCOPED, TENANT, TENANT_SOURCE, UNSCOPED,
 )
 from .conventions import PROXY_VALUE, infer_boundary
+from .documents import (
+    _BYTE_RE, _GENERIC, _SURROGATE_RE, _Damage, _LineOf, _bad_utf8, _bracket_depth, _clip, _continues,
+    _decode_error, _fix_surrogate, _leading_newlines, _split_documents, _trailing_at,
+)
 from .errors import InputError
 from .model import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, STATUS_CODE_ERROR, Trace
 from .tagging import DEV_KEY, key_id_for
@@ -137,7 +145,6 @@ _ODD_MAX = 64  # distinct odd contract values warned about (see _Loader._odd_val
 _TAGS_MAX = 100_000  # distinct tenant tags shared per load; past it, a span keeps its own
 _CLOSED = -(1 << 63)  # the count of a trace already yielded (compared by identity)
 _UNCOUNTED = -(1 << 62)  # added to a count: it stays negative ("not known") whatever else is added
-_SCOPE_SPANS = ("scopeSpans", "instrumentationLibrarySpans")
 _ABSENT = -(1 << 61)  # the count of an id that only links pointed at, once past its last mention
 
 
@@ -246,9 +253,22 @@ class _File:
     ok: bool = True
     read_error: bool = False  # a read error was warned about (once, though both passes meet it)
     too_long: bool = False  # a compressed line past _GZ_LINE_MAX was warned about (once)
-    #: documents one after another (``jq . a.jsonl``), or with damage: see _split_documents;
+    #: why the file's data stops short (a read error, corrupt or truncated gzip), once met:
+    #: said once, where it stops, by the reading of its lines or documents (pass 2), with
+    #: what the damage there cost when it cut a document short
+    cut: str | None = None
+    #: documents one after another (``jq . a.jsonl``), or with damage: see documents._split_documents;
     #: None for a single valid document
     parts: list[tuple[int, int, bytes] | _Damage] | None = None
+
+
+class _Continued(Exception):
+    """Raised for a line of JSON Lines that is not JSON on its own but may begin a value
+    the lines after it continue (see _Loader._read_on); ``error``: why it did not decode."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
 
 
 class _Loader:
@@ -308,6 +328,9 @@ class _Loader:
         #: standard input was given ("-"); the copies of it and of pipes, removed by close()
         self._stdin_given = False
         self._spooled: list[str] = []
+        #: a file of JSON Lines is being read: a line that begins a value the next lines
+        #: continue is handed back to it (_Continued), not skipped
+        self._reading_lines = False
         stats._done = self._done
 
     # -- warnings ---------------------------------------------------------------
@@ -571,13 +594,15 @@ class _Loader:
             with contextlib.suppress(OSError):
                 os.unlink(self._spooled.pop())
 
-    def _lines(self, f: _File) -> Iterator[tuple[int, bytes, int]]:
+    def _lines(self, f: _File, peek: bool = False) -> Iterator[tuple[int, bytes, int]]:
         """(line number, line, input bytes consumed so far); stops with a warning on read errors.
 
         A UTF-8 byte order mark at the start of the file is dropped; a file that starts
         with a UTF-16 one is read as UTF-16 (re-encoded line by line). Any exception while
         reading (I/O, corrupt or truncated gzip, a line too long for memory) ends the
-        file with one warning naming the line; what was read before is kept.
+        file with one warning naming the line (``f.cut`` says what stopped it); what was
+        read before is kept. A ``peek`` (pass 1) gives no warning: the file's reading
+        proper (pass 2) says what is wrong, where it knows what the error cut short.
         """
         lineno = 0
         try:
@@ -605,17 +630,19 @@ class _Loader:
                         pos += len(line)
                         yield lineno, line, pos
         except Exception as exc:  # noqa: BLE001 - whatever the stream raises ends this file only
-            if not f.read_error:
+            f.cut = _compressed_error(exc) if f.gzipped else f"read error ({type(exc).__name__})"
+            if not f.read_error and not peek:
                 f.read_error = True
-                what = "compressed data is corrupt or truncated" if f.gzipped else "read error"
-                self.warn_at(f"{f.name}:{lineno + 1}", f"{what} ({type(exc).__name__}); rest of file skipped")
+                self.warn_at(f"{f.name}:{lineno + 1}", f"{f.cut}; rest of file skipped")
 
     def _read_all(self, f: _File) -> bytes | None:
+        """The whole file (decompressed), for a document; a gzip file whose compressed
+        data is corrupt or truncated gives what decompressed before the error (as its
+        lines would), ``f.cut`` saying why it stops short."""
         try:
             with open(f.path, "rb") as raw:
                 if f.gzipped:
-                    with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
-                        data = gz.read()
+                    data = _decompressed(raw, f)
                 else:
                     data = raw.read()
         except Exception as exc:  # noqa: BLE001 - as in _lines
@@ -641,7 +668,8 @@ class _Loader:
         count = counts.update
         fromkeys = dict.fromkeys
         findall = _TRACE_ID_RE.findall
-        for lineno, line, _ in self._lines(f):
+        lineno = 0
+        for lineno, line, _ in self._lines(f, peek=True):
             if line.isspace():
                 continue
             if first:
@@ -657,10 +685,13 @@ class _Loader:
                 hidden = _trace_ids_in(line)
                 update(fromkeys(hidden, pos))
                 counts.update(dict.fromkeys(hidden, _UNCOUNTED))
-        if first and not f.read_error and not f.too_long:  # nothing but blank lines (or an empty .gz)
-            self.warn(f"{f.name}: no data (empty after decompression, or only blank lines)")
-        if first:
+        if first:  # nothing but blank lines (or an empty .gz, or an error before any line)
             f.ok = False
+            if f.cut is not None:  # (not read in pass 2: said here)
+                f.read_error = True
+                self.warn_at(f"{f.name}:{lineno + 1}", f"{f.cut}; rest of file skipped")
+            elif not f.too_long:
+                self.warn(f"{f.name}: no data (empty after decompression, or only blank lines)")
 
     def _detect_document(
         self, f: _File, first_line: bytes, last: dict[bytes, tuple[int, int]], counts: Counter[bytes]
@@ -696,9 +727,13 @@ class _Loader:
                 exc = None
         if exc is not None:
             if pretty:
-                # Pretty-printed, and broken: one warning for the file, not one per line.
+                # Pretty-printed, and broken: one warning for the file, not one per line
+                # (where decompression stopped, the cut's)
                 line = _error_line(data, exc)
-                self.warn_at(f"{f.name}:{line}", f"invalid JSON document ({_decode_error(exc)}); file skipped")
+                what = f"invalid JSON document ({_decode_error(exc)})"
+                if f.cut is not None and line == data.count(b"\n") + 1:
+                    what, f.read_error = f.cut, True
+                self.warn_at(f"{f.name}:{line}", f"{what}; file skipped")
                 self.stats.skipped += 1
                 f.ok = False
                 return True
@@ -719,7 +754,7 @@ class _Loader:
 
     def _more_json_lines(self, f: _File) -> bool:
         """Whether one of lines 2-20 is a TracesData object on its own (JSON Lines)."""
-        for lineno, line, _ in self._lines(f):
+        for lineno, line, _ in self._lines(f, peek=True):
             if lineno > 20:
                 break
             if lineno > 1 and b"resourceSpans" in line:
@@ -744,29 +779,96 @@ class _Loader:
         stats = self.stats
         index = f.index
         path = f.name
-        for lineno, line, consumed in self._lines(f):
-            if line.isspace():
-                continue
-            stats.lines += 1
-            try:
-                self._decode_unit(line, f"{path}:{lineno}", None)
-            except Exception as exc:  # noqa: BLE001 - last resort: one line never stops the others
-                self._skip(f"{path}:{lineno}", f"could not read this line ({type(exc).__name__})")
-            ending = closing.pop((index, lineno), None)
-            if ending:
-                ending = _trace_ids(ending)
-                if len(ending) > 1:
-                    ending = self._linking_first(ending)
-                for tid in ending:
-                    trace = self._close(tid)
-                    if trace is not None:
-                        yield trace
-            if consumed >= next_detach:
-                next_detach = consumed + _DETACH_EVERY
-                self._detach_pending()
-            if progress is not None and consumed >= next_report:
-                next_report = consumed + _PROGRESS_STEP
-                progress(done + consumed, total)
+        lines = self._lines(f)
+        rest: Iterator[tuple[int, bytes, int]] | None = lines
+        self._reading_lines = True
+        try:
+            while rest is not None:  # (again only after a line was read past: see _read_on)
+                it, rest = rest, None
+                for lineno, line, consumed in it:
+                    if line.isspace():
+                        continue
+                    stats.lines += 1
+                    try:
+                        self._decode_unit(line, f"{path}:{lineno}", None)
+                    except _Continued as continued:
+                        last, after = self._read_on(f, lineno, line, lines, continued.error)
+                        yield from self._ended_on(index, lineno, last)
+                        if after is not None:  # the line that ended it, read as a line
+                            rest = itertools.chain((after,), lines)
+                            break
+                        continue
+                    except Exception as exc:  # noqa: BLE001 - last resort: one line never stops the others
+                        self._skip(f"{path}:{lineno}", f"could not read this line ({type(exc).__name__})")
+                    ending = closing.pop((index, lineno), None)
+                    if ending:
+                        ending = _trace_ids(ending)
+                        if len(ending) > 1:
+                            ending = self._linking_first(ending)
+                        for tid in ending:
+                            trace = self._close(tid)
+                            if trace is not None:
+                                yield trace
+                    if consumed >= next_detach:
+                        next_detach = consumed + _DETACH_EVERY
+                        self._detach_pending()
+                    if progress is not None and consumed >= next_report:
+                        next_report = consumed + _PROGRESS_STEP
+                        progress(done + consumed, total)
+        finally:
+            self._reading_lines = False
+
+    def _read_on(
+        self, f: _File, first: int, line: bytes, lines: Iterator[tuple[int, bytes, int]], error: Exception
+    ) -> tuple[int, tuple[int, bytes, int] | None]:
+        """A line of JSON Lines that begins a value the lines after it continue (a
+        pretty-printed document among the lines, one after a compact first document),
+        or that holds more than one (``}{``): read with the lines after it, up to the one
+        where its brackets close or to the next line that starts with ``{`` (where a
+        document or a JSON line begins, as in a stream of documents), as documents are
+        (:mod:`flowmap.documents`). A JSON line cut short, the next line a line of its
+        own, is skipped as before. Reached only once a line failed to decode: JSON Lines
+        pay nothing for it. Returns the last line read as part of it, and the line after
+        it when that was read too (to be read as a line)."""
+        path, last = f.name, first
+        block = [line]
+        depth = _bracket_depth(line)
+        more = to_end = False  # whether lines after it continue it; whether it runs to the end
+        after = None
+        while depth > 0:
+            after = next(lines, None)
+            if after is None:
+                to_end = True
+                break
+            lineno, text, _ = after
+            if text.startswith(b"{"):
+                break
+            block.append(text)
+            last, after = lineno, None
+            if not text.isspace():
+                more = True
+                depth += _bracket_depth(text)
+        origin = f"{path}:{first}"
+        if not more and _decode_error(error) == "truncated":
+            self._unreadable(origin, error)
+            return last, after
+        held = self._held
+        if held is not None and held[0] == origin:
+            self._held = None  # (its repairs are made and said again, as its documents')
+        cut = None
+        if to_end and held is not None and held[0] == f"{path}:{last + 1}" and f.cut is not None:
+            self._held, cut = None, f.cut  # the lines stopped at an error: said with what it cut
+        self.stats.lines -= 1  # (its documents count instead)
+        data = b"".join(block)
+        self._read_documents(data, _split_documents(data), path, first, to_end, cut)
+        return last, after
+
+    def _ended_on(self, index: int, first: int, last: int) -> Iterator[Trace]:
+        """The traces whose last mention is on lines ``first``-``last`` of a file of JSON
+        Lines, read as one (see _read_on)."""
+        closing = self.closing
+        ending = _trace_ids([key for n in range(first, last + 1) for key in closing.pop((index, n), ())])
+        yield from self._closed(self._linking_first(ending) if len(ending) > 1 else ending)
 
     def _detach_pending(self) -> None:
         """Copy the pending spans' undecoded attributes out of the lines they were read
@@ -783,11 +885,29 @@ class _Loader:
         data = self._read_all(f)
         if data is None:
             return
+        self._read_documents(data, f.parts, f.name, cut=f.cut)
+        if f.cut is not None:
+            f.read_error = True  # (said by _read_documents)
+        yield from self._closed(_trace_ids(self.closing.pop((f.index, 1), ())))
+
+    def _read_documents(
+        self,
+        data: bytes,
+        parts: list[tuple[int, int, bytes] | _Damage] | None,
+        path: str,
+        first: int = 1,
+        to_end: bool = True,
+        cut: str | None = None,
+    ) -> None:
+        """Decode the documents in ``data``, which begins on line ``first`` of ``path``,
+        as ``parts`` (see documents._split_documents; None: one valid document) and add
+        their spans to the pending traces; ``to_end``: ``data`` runs to the end of the
+        file; ``cut``: why it stops short there (see _File.cut)."""
         # The line of each span id (any string, so that an invalid id is located too, or
         # any other JSON scalar, keyed as _scalar_key writes it): warnings about a span
         # name its own line.
         lines: dict[str, int] = {}
-        at, line = 0, 1
+        at, line = 0, first
         for m in _DOC_SPAN_ID_RE.finditer(data):
             line += data.count(b"\n", at, m.start())
             at = m.start()
@@ -797,44 +917,54 @@ class _Loader:
             else:
                 key = _scalar_key(scalar.decode("ascii"))
             lines.setdefault(key, line)
-        path = f.name
-        line_of = _LineOf(data)
+        line_of = _LineOf(data, first)
         read = False  # a document was read before
-        for unit in f.parts if f.parts is not None else [(0, len(data), b"")]:
+        # the line where decompression stopped: damage there is the cut's, said as such
+        stop = first + data.count(b"\n") if cut is not None else None
+        for unit in parts if parts is not None else [(0, len(data), b"")]:
             if isinstance(unit, _Damage):
-                self._damaged(unit, path, line_of, read)
+                at_cut = stop is not None and line_of(unit.at) == stop
+                self._damaged(unit, path, line_of, read, to_end, cut if at_cut else None)
+                stop = None if at_cut else stop
                 continue
             start, end, closing = unit
             self.stats.lines += 1
-            first = line_of(start) + _leading_newlines(data, start, end)
+            begins = line_of(start) + _leading_newlines(data, start, end)
             try:
                 self._decode_unit(
-                    data if f.parts is None else data[start:end] + closing,
-                    f"{path}:{first}",
-                    lambda sid, first=first: f"{path}:{lines.get(sid, first)}",
+                    data if parts is None else data[start:end] + closing,
+                    f"{path}:{begins}",
+                    lambda sid, begins=begins: f"{path}:{lines.get(sid, begins)}",
                 )
             except Exception as exc:  # noqa: BLE001 - last resort, as for a line
-                self._skip(f"{path}:{first}", f"could not read this document ({type(exc).__name__})")
+                self._skip(f"{path}:{begins}", f"could not read this document ({type(exc).__name__})")
             read = read or not closing  # (a salvaged part is of the document that broke)
-        yield from self._closed(_trace_ids(self.closing.pop((f.index, 1), ())))
+        if stop is not None:  # (it stopped between documents)
+            self.warn_at(f"{path}:{stop}", f"{cut}; rest of file skipped")
 
-    def _damaged(self, damage: _Damage, path: str, line_of: _LineOf, after: bool) -> None:
+    def _damaged(
+        self, damage: _Damage, path: str, line_of: _LineOf, after: bool, to_end: bool, cause: str | None
+    ) -> None:
         """One warning for where a document stream stops being JSON (at the error's
         line): the complete spans kept from before it, the lines skipped up to where
-        reading resumes."""
+        reading resumes (the end of the file, or of the data when it is not: ``to_end``).
+        ``cause``: what cut the data short there (compressed data)."""
         self.stats.skipped += 1
-        what = "after a document" if after else "document"
+        what = cause or f"invalid JSON {'after a document' if after else 'document'} ({damage.what})"
         n = damage.spans
         kept = f"{n} complete span{'s' if n != 1 else ''} before it kept, " if n else ""
         data = line_of.data
-        if damage.resume < len(data):
+        if damage.resume < len(data) or not to_end:
             first = line_of(_SEPARATORS_RE.match(data, damage.kept).end())
-            last = line_of(damage.resume) - 1
+            last = line_of(damage.resume - 1)
             skipped = f"line {last}" if first >= last else f"lines {first}-{last}"
         else:
             skipped = "rest of file"
-        where = f"{path}:{line_of(damage.at)}"
-        self.warn_at(where, f"invalid JSON {what} ({damage.what}); {kept}{skipped} skipped")
+        # cut short at the end of data that is not the file's end: its last line (where the
+        # next line of its own begins, as documents._split_documents names such damage)
+        at = damage.at if damage.at < len(data) or to_end else len(data) - 1
+        where = f"{path}:{line_of(at)}"
+        self.warn_at(where, f"{what}; {kept}{skipped} skipped")
 
     def _decode_unit(
         self, data: bytes, origin: str, origin_of: Callable[[str], str] | None
@@ -966,13 +1096,21 @@ class _Loader:
                 except Exception as exc2:  # noqa: BLE001 - sorted out by _repaired
                     obj = self._repaired(_GENERIC.decode, data, exc2, origin, repaired)
                     if isinstance(obj, tuple):
-                        self._unreadable(origin, obj[1])
+                        self._not_json(*obj, origin, origin_of)
                         return
                 self._decode_lenient(obj, origin, origin_of)
                 return
-            self._unreadable(origin, exc)
+            self._not_json(data, exc, origin, origin_of)
             return
         self._add_traces_data(td, origin, origin_of)
+
+    def _not_json(self, data: bytes, exc: Exception, origin: str, origin_of: Callable[[str], str] | None) -> None:
+        """A line (or document) that is not JSON, even repaired: skipped, with a warning;
+        but a line of JSON Lines that may begin a value the next lines continue goes back
+        to the file's reading (see _read_on)."""
+        if origin_of is None and self._reading_lines and _continues(data, exc):
+            raise _Continued(exc)
+        self._unreadable(origin, exc)
 
     def _repaired(
         self, decode: Callable[[bytes], Any], data: bytes, exc: Exception, origin: str, done: set[str]
@@ -1043,7 +1181,7 @@ class _Loader:
                 res = self._convert(rs.get("resource") or {}, otlp.Resource, origin, f"{where}.resource")
                 resource = otlp.attributes(res.attributes) if res is not None else {}
                 # the old name (before OTLP 0.15) only when the new one is absent, as otlp.scopes
-                new, old = _SCOPE_SPANS
+                new, old = otlp.SCOPE_SPANS_NAMES
                 name = old if not rs.get(new) and rs.get(old) is not None else new
                 sss = rs.get(name)
                 if sss is None:
@@ -1482,24 +1620,32 @@ def _base64_hint(raw: Any, size: int) -> str:
     return "; this one is base64, as protobuf's JSON mapping writes ids: OTLP JSON needs hex"
 
 
-# Generic decoding for the slow path: a float beyond double range (1e999) becomes inf
-# instead of failing the whole line, so only the span that holds it is judged.
-_GENERIC = msgspec.json.Decoder(float_hook=float)
-
-# An escaped backslash, a valid surrogate pair, or an unpaired surrogate (group 1), left
-# to right, so that JSON "\\ud800" (a backslash, then text) is never taken for an escape.
-_SURROGATE_RE = re.compile(
-    rb"\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|(\\u[dD][89a-fA-F][0-9a-fA-F]{2})"
-)
-
-
-def _fix_surrogate(m: re.Match[bytes]) -> bytes:
-    return b"\\ufffd" if m.group(1) else m.group(0)
-
-
 #: a decompressed line longer than this is skipped: a few MB of gzip can hold a line of
 #: gigabytes (a "gzip bomb"), which reading whole would take that much memory
 _GZ_LINE_MAX = 64 << 20
+#: a gzip document is decompressed this much at a time: corrupt data loses at most the
+#: piece it is in, as much as the lines of a .gz lose (GzipFile reads them through a buffer
+#: of this size); 8 KiB to 64 KiB pieces took the same time
+_GZ_PIECE = io.DEFAULT_BUFFER_SIZE
+
+
+def _decompressed(raw: io.BufferedIOBase, f: _File) -> bytes:
+    """The gzip file ``raw`` decompressed, up to any corrupt or truncated compressed data
+    (``f.cut`` says which). A piece at a time into one buffer, whose bytes are returned
+    without a copy: ``GzipFile.read()`` lost everything at such an error, and held the
+    data twice at the end (its pieces, and their join)."""
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+        try:
+            while piece := gz.read1(_GZ_PIECE):
+                out.write(piece)
+        except Exception as exc:  # noqa: BLE001 - as in _Loader._lines: the data before it is kept
+            f.cut = _compressed_error(exc)
+    return out.getvalue()
+
+
+def _compressed_error(exc: Exception) -> str:
+    return f"compressed data is corrupt or truncated ({type(exc).__name__})"
 
 
 def _bounded_lines(stream: Any, cap: int, newline: Any = b"\n") -> Iterator[Any]:
@@ -1603,12 +1749,6 @@ def _repair(data: bytes, exc: BaseException, done: set[str]) -> tuple[str, bytes
         done.add("surrogate")
         return "surrogate", _SURROGATE_RE.sub(_fix_surrogate, data)
     return None
-
-
-def _bad_utf8(exc: BaseException) -> bool:
-    """Whether a decode failed on invalid UTF-8: msgspec raised UnicodeDecodeError for it
-    before 0.23, a plain DecodeError since."""
-    return isinstance(exc, UnicodeDecodeError) or (type(exc) is msgspec.DecodeError and "UTF-8" in str(exc))
 
 
 def _trace_ids_in(line: bytes) -> list[bytes]:
@@ -1779,7 +1919,6 @@ def _item_text(path: str, name: str, item: Any) -> str:
     return path
 
 
-_BYTE_RE = re.compile(r"\(byte (\d+)\)")
 _SEPARATORS_RE = re.compile(rb"[\s,]*")
 _DOC_SPAN_ID_RE = re.compile(rb'"spanId"\s*:\s*(?:"([^"\\]{0,64})"|(-?[0-9][0-9.eE+-]{0,40}|true|false|null))')
 
@@ -1788,222 +1927,6 @@ def _scalar_key(text: str) -> str:
     """How a span id that is not a string is keyed among the span ids of a document:
     apart from every string id; ``null`` as ``""``, the default it is read as."""
     return "" if text == "null" else "\x00" + text
-
-
-# Bytes of non-ASCII characters, for finding where documents end: ASCII letters instead
-# (same length, always valid UTF-8), which only ever appear inside strings in valid JSON.
-_ASCII_PROBE = bytes(range(128)) + b"x" * 128
-
-
-def _trailing_at(exc: Exception) -> int | None:
-    """msgspec's offset (one past the first extra byte) when the error is that a JSON value
-    was followed by more data; else None."""
-    text = str(exc)
-    if "trailing characters" not in text:
-        return None
-    m = _BYTE_RE.search(text)
-    return int(m.group(1)) if m else None
-
-
-class _LineOf:
-    """The line of an offset into ``data``, counted on from the offset asked before: a
-    document's offsets, asked in about increasing order, cost one pass in all."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.at, self.line = 0, 1
-
-    def __call__(self, offset: int) -> int:
-        if offset >= self.at:
-            self.line += self.data.count(b"\n", self.at, offset)
-        else:
-            self.line -= self.data.count(b"\n", offset, self.at)
-        self.at = offset
-        return self.line
-
-
-class _Damage(NamedTuple):
-    """Where a stream of documents stops being JSON (see _split_documents): what is wrong
-    (``what``) at offset ``at``; ``kept``, where the complete spans read before it end
-    (where the broken part begins when there are none), and how many they are; and
-    ``resume``, where reading goes on (the end of the data when nothing follows)."""
-
-    at: int
-    what: str
-    kept: int
-    spans: int
-    resume: int
-
-
-def _split_documents(data: bytes) -> list[tuple[int, int, bytes] | _Damage]:
-    """The JSON documents written one after another (``jq . a.jsonl``), in order: each
-    ``(start, end, closing)``, read as ``data[start:end] + closing``, and where the data
-    stops being JSON, a :class:`_Damage`.
-
-    The complete spans before damage are read (a truncated document keeps them): the
-    valid JSON before the error, cut after its last complete span and closed
-    (``closing``, see _salvage). Then reading resumes at the next line that starts with
-    ``{`` at its first column (where ``jq`` and pretty-printers begin each document, and
-    no line inside one), so one bad byte costs its own document, not the rest of the
-    file; a document cut short where the next one begins costs only its rest. Invalid
-    UTF-8 and unpaired surrogate escapes do not end a document (pass 2 repairs them):
-    they are replaced by text of the same length before looking for the ends. A document
-    that is valid JSON but cannot be decoded (nesting) runs to the end.
-    """
-    probe = data if data.isascii() else data.translate(_ASCII_PROBE)
-    if b"\\u" in probe:
-        probe = _SURROGATE_RE.sub(_fix_surrogate, probe)  # same length
-    view = memoryview(probe)
-    units: list[tuple[int, int, bytes] | _Damage] = []
-    pos, n = 0, len(probe)
-    while True:
-        while pos < n and probe[pos] in b" \t\r\n":
-            pos += 1
-        if pos >= n:
-            return units
-        # where the next document begins (a line starting with "{"): no document reads past it
-        nxt = probe.find(b"\n{", pos)
-        try:
-            _GENERIC.decode(view[pos:])
-        except (msgspec.ValidationError, RecursionError):  # before DecodeError: its subclass
-            # valid JSON that cannot be decoded (nesting): to the next document, decoded
-            # (and warned about) alone, so that the documents after it are still read
-            if nxt < 0:
-                units.append((pos, n, b""))
-                return units
-            units.append((pos, nxt, b""))
-            pos = nxt + 1
-            continue
-        except msgspec.DecodeError as exc:
-            end = _trailing_at(exc)
-            if end is not None and end > 1:
-                end -= 1  # msgspec's offset is one past the first trailing character
-                units.append((pos, pos + end, b""))
-                pos += end
-                continue
-            m = _BYTE_RE.search(str(exc))
-            at = pos + int(m.group(1)) if m else n  # (no offset: truncated, at the end)
-            what = _decode_error(exc)
-            if 0 <= nxt < at:  # a document begins before the error: this one was cut short there
-                at, what = nxt, "truncated"
-            # (salvaged only up to the error, or to where the next document begins: a cut
-            # document's spans never run on into the next one's)
-            salvaged = _salvage(probe, pos, at)
-            if salvaged is not None:
-                kept, closing, spans = salvaged
-                units.append((pos, kept, closing))
-            else:
-                kept, spans = pos, 0
-            resume = nxt + 1 if nxt >= 0 else n
-            units.append(_Damage(at, what, kept, spans, resume))
-            pos = resume
-        else:
-            units.append((pos, n, b""))
-            return units
-
-
-# A JSON string (an unterminated one too, where valid JSON is cut), with the colon that
-# makes it a key; or a bracket.
-_TOKEN_RE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?(?:\s*:)?|[\[\]{}]', re.DOTALL)
-# What a container is, from its parent's role, its opening bracket and its key: a
-# TracesData object (at the top, or in a top-level array), its resourceSpans, ... spans.
-_TD_LIST, _TD, _RS_LIST, _RS, _SS_LIST, _SS, _SPANS, _SPAN = range(1, 9)
-_OBJ, _ARR = ord("{"), ord("[")
-_ROLE = {
-    (0, _OBJ, None): _TD,
-    (0, _ARR, None): _TD_LIST,
-    (_TD_LIST, _OBJ, None): _TD,
-    (_TD, _ARR, b"resourceSpans"): _RS_LIST,
-    (_RS_LIST, _OBJ, None): _RS,
-    **{(_RS, _ARR, key.encode()): _SS_LIST for key in _SCOPE_SPANS},
-    (_SS_LIST, _OBJ, None): _SS,
-    (_SS, _ARR, b"spans"): _SPANS,
-    (_SPANS, _OBJ, None): _SPAN,
-}
-_CLOSER = {_OBJ: ord("}"), _ARR: ord("]")}
-_SKIP = msgspec.json.Decoder(msgspec.Raw)  # checks a JSON value and skips it: builds nothing
-
-
-def _salvage(probe: bytes, start: int, stop: int) -> tuple[int, bytes, int] | None:
-    """Where the complete spans of the valid JSON ``probe[start:stop]`` (a document cut
-    short, or followed by an error) end, the brackets that close it there, and how many
-    spans they are; None when there are none.
-
-    A small scanner follows the brackets and keys (strings skipped) down to
-    ``resourceSpans[i].scopeSpans[j].spans[k]``, and msgspec reads past each span (where
-    it ends, or that it does not: the cut is in it). The cut is after the last complete
-    span, or the last ``resourceSpans`` item, but a span is only kept once its resource
-    was seen (a resource written after its spans would be lost with the cut). The
-    closed JSON is decoded once to make sure.
-    """
-    view = memoryview(probe)
-    search = _TOKEN_RE.search
-    roles: list[int] = [0]  # the open containers' roles, 0 at the bottom
-    openers = bytearray()
-    key: bytes | None = None
-    has_resource = False
-    spans = 0
-    best: tuple[int, bytes, int] | None = None
-    pos = start
-    while (m := search(probe, pos, stop)) is not None:
-        pos = m.end()
-        token = m.group()
-        c = token[0]
-        if c == 34:  # '"': a key, or a string value
-            key = token[1 : token.rindex(b'"')] if token[-1] == 58 else None  # ':'
-            if key == b"resource" and roles[-1] == _RS:
-                has_resource = True
-            continue
-        if c == _OBJ or c == _ARR:
-            role = _ROLE.get((roles[-1], c, key), -1)
-            if role == _SPAN:  # read past by msgspec
-                end = _value_end(view, m.start(), stop)
-                if end is None:
-                    break  # the span is cut: nothing after it is complete
-                pos, spans = end, spans + 1
-                if has_resource:
-                    best = (pos, bytes(openers), spans)
-            else:
-                roles.append(role)
-                openers.append(c)
-                if role == _RS:
-                    has_resource = False
-        elif openers:
-            openers.pop()
-            if roles.pop() == _RS and spans:
-                best = (pos, bytes(openers), spans)
-        else:
-            return None  # not valid JSON after all
-        key = None
-    if best is None:
-        return None
-    cut, still_open, spans = best
-    closing = bytes(_CLOSER[o] for o in reversed(still_open))
-    try:
-        _SKIP.decode(probe[start:cut] + closing)
-    except (msgspec.DecodeError, RecursionError):
-        return None
-    return cut, closing, spans
-
-
-def _value_end(view: memoryview, start: int, stop: int) -> int | None:
-    """Where the JSON value at ``start`` ends, None when it does not before ``stop``."""
-    try:
-        _SKIP.decode(view[start:stop])
-    except (msgspec.DecodeError, RecursionError) as exc:
-        end = _trailing_at(exc)
-        return None if end is None else start + end - 1
-    return stop
-
-
-def _leading_newlines(data: bytes, start: int, end: int) -> int:
-    """Blank lines at the start of data[start:end] (the line a document begins on)."""
-    i = start
-    lines = 0
-    while i < end and data[i] in b" \t\r\n":
-        lines += data[i] == 10
-        i += 1
-    return lines
 
 
 def _error_line(data: bytes, exc: Exception) -> int:
@@ -2018,17 +1941,3 @@ def _error_line(data: bytes, exc: Exception) -> int:
     if "truncated" in str(exc):
         return data.count(b"\n") + 1
     return 1
-
-
-def _decode_error(exc: Exception) -> str:
-    if _bad_utf8(exc):
-        return "invalid UTF-8"
-    text = str(exc)
-    if "truncated" in text:
-        return "truncated"
-    return _clip(_BYTE_RE.sub("", text).replace("JSON is malformed: ", "").strip())
-
-
-def _clip(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -384,6 +384,10 @@ class ResourceSpans(_Base):
     instrumentation_library_spans: list[ScopeSpans] = ()  # type: ignore[assignment]
 
 
+#: the JSON names of a ResourceSpans' scope spans, today's and the old one (see scopes)
+SCOPE_SPANS_NAMES = ("scopeSpans", "instrumentationLibrarySpans")
+
+
 def scopes(rs: Any) -> Any:
     """A ResourceSpans' scope spans: the old name only when the new one is absent (a
     sender in transition may write the same spans under both; the proto says to ignore

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import json
 import lzma
 import os
@@ -19,6 +20,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -564,6 +566,94 @@ def test_damaged_gzip_one_warning_and_the_rest_is_read(tmp_path, name, damage):
     assert traces[GOOD] == {sid(1), sid(2)}
     assert len(warnings) == 1 and warnings[0].startswith(f"{f}:")
     assert "compressed data is corrupt or truncated" in warnings[0]
+
+
+def _trace_of(i: int) -> str:
+    return f"{i + 1:032x}"
+
+
+def _docs(n: int) -> list[dict]:
+    """n TracesData, one trace of three spans each (the i-th: trace _trace_of(i))."""
+    attrs = [{"key": "note", "value": {"stringValue": "x" * 40}}]
+    return [traces_data(*(span(_trace_of(i), k, parent=1 if k > 1 else None, attributes=attrs) for k in (1, 2, 3)))
+            for i in range(n)]
+
+
+# The same 300 traces as jq . writes them (one pretty document a record), as one pretty
+# document, and as JSON Lines
+_GZ_SHAPES = {
+    "jq-stream": lambda docs: b"".join(json.dumps(d, indent=2).encode() + b"\n" for d in docs),
+    "one-document": lambda docs: json.dumps(
+        {"resourceSpans": [rs for d in docs for rs in d["resourceSpans"]]}, indent=2).encode() + b"\n",
+    "json-lines": lambda docs: b"".join(json.dumps(d).encode() + b"\n" for d in docs),
+}
+
+
+def _gzipped_in_two(data: bytes) -> tuple[bytes, int]:
+    """``data`` gzipped, and the offset of a deflate block that begins halfway through."""
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb") as gz:
+        gz.write(data[: len(data) // 2])
+        gz.flush(zlib.Z_FULL_FLUSH)  # (the next block starts on a byte of its own)
+        middle = out.tell()
+        gz.write(data[len(data) // 2 :])
+    return out.getvalue(), middle
+
+
+# Damage halfway through the compressed bytes: cut there, a block header no deflate
+# stream has (its type 3, reserved: zlib stops there), a wrong checksum at the end
+_GZ_DAMAGE = {
+    "truncated": lambda data, middle: data[: middle + 100],
+    "corrupt-midway": lambda data, middle: data[:middle] + b"\x06" + data[middle + 1 :],
+    "bad-checksum": lambda data, middle: data[:-8] + b"\0" * 8,
+}
+
+
+@pytest.mark.parametrize("shape", list(_GZ_SHAPES))
+@pytest.mark.parametrize("damage", list(_GZ_DAMAGE))
+def test_damaged_gzip_of_documents_keeps_what_decompressed(tmp_path, shape, damage):
+    """A .gz of a pretty-printed stream read nothing when its compressed data was cut or
+    corrupt (the file was decompressed whole, and that failed at the end): it keeps what
+    decompressed, as a .gz of JSON Lines does, the complete documents and spans before the
+    damage analysed, with one warning naming the file and the line where it stopped."""
+    docs = _docs(300)
+    data = _GZ_DAMAGE[damage](*_gzipped_in_two(_GZ_SHAPES[shape](docs)))
+    f = tmp_path / f"{shape}.json.gz"
+    f.write_bytes(data)
+    traces, warnings = load(f)
+    read = sorted(int(tid, 16) - 1 for tid in traces)
+    whole = {sid(1), sid(2), sid(3)}
+    if damage == "bad-checksum":  # every byte decompressed: all of it is read
+        assert read == list(range(300)) and all(traces[t] == whole for t in traces)
+    else:  # the traces before the damage, each whole but for the one it cut
+        assert 100 < len(read) < 300 and read == list(range(len(read)))
+        assert all(traces[_trace_of(i)] == whole for i in read[:-1]), traces
+    [warning] = warnings
+    name = {"truncated": "EOFError", "corrupt-midway": "error", "bad-checksum": "BadGzipFile"}[damage]
+    assert re.fullmatch(rf"{re.escape(str(f))}:\d+: compressed data is corrupt or truncated \({name}\); "
+                        r"(\d+ complete spans? before it kept, )?rest of file skipped", warning), warning
+    if damage == "truncated":  # the line where decompression stopped (all the data before the cut does)
+        stop = zlib.decompressobj(wbits=31).decompress(data).count(b"\n") + 1
+        assert warning.startswith(f"{f}:{stop}: ")
+
+
+def test_cli_on_a_truncated_gzip_of_a_document_stream_judges_the_documents_before_the_cut(tmp_path):
+    """Exit 2 (nothing read) was the answer, whatever the documents before the cut held."""
+    docs = _docs(300)
+    leak = [{"key": "tenant_id", "value": {"stringValue": SECRET}}]  # a raw tenant id: tenant-in-telemetry
+    docs[0]["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["attributes"] = leak
+    data = gzip.compress(_GZ_SHAPES["jq-stream"](docs))
+    f = tmp_path / "jq.json.gz"
+    f.write_bytes(data[: len(data) // 2])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWMAP_")}
+    proc = subprocess.run([str(FLOWMAP_BIN), "check", str(f), "--format", "json"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["summary"]["findings"].get("tenant-in-telemetry") == 1
+    [warning] = report["warnings"]
+    assert warning.startswith(f"{f}:") and "compressed data is corrupt or truncated (EOFError)" in warning
+    assert SECRET not in proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,12 @@ never its value), exit codes.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -488,6 +490,103 @@ def test_truncated_second_document_keeps_its_complete_spans(tmp_path):
     line = data.count(b"\n") + 1
     assert warnings == [f"{f}:{line}: invalid JSON after a document (truncated); "
                         "1 complete span before it kept, rest of file skipped"]
+
+
+# A compact document first (one line: the file is taken for JSON Lines), then pretty-printed
+# ones: each of their lines was a bad JSON line, and their spans were lost. Only a line that
+# fails to decode is looked at again: good JSON Lines pay nothing.
+_AFTER_COMPACT = {
+    "one-a-line": lambda docs: b"\n".join(docs) + b"\n",
+    "joined": lambda docs: docs[0] + b"\n" + b"".join(docs[1:]) + b"\n",  # }{ between the pretty ones
+    "blank-lines": lambda docs: b"\n\n".join(docs) + b"\n",
+    "crlf": lambda docs: (b"\n".join(docs) + b"\n").replace(b"\n", b"\r\n"),
+}
+
+
+@pytest.mark.parametrize("layout", list(_AFTER_COMPACT))
+def test_pretty_documents_after_a_compact_first_one_are_read(tmp_path, layout):
+    docs = [line(root()), pretty(child(extra_attrs=[s("tenant_id", SECRET)])), pretty(OTHER_ROOT), pretty(OTHER_CHILD)]
+    f = tmp_path / "mixed.json"
+    f.write_bytes(_AFTER_COMPACT[layout](docs))
+    traces, warnings = load(f)
+    assert warnings == []
+    assert set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}
+    assert set(traces[OTHER_TRACE]) == {"b000000000000001", "b000000000000002"}
+    proc = cli(tmp_path, "check", f, "--format", "json")
+    assert proc.returncode == 1, proc.stderr
+    summary = json.loads(proc.stdout)["summary"]
+    assert summary["spans"] == 4 and summary["findings"]["cross-tenant"] == 2
+    assert summary["findings"]["tenant-in-telemetry"] == 1
+
+
+def test_a_record_pretty_printed_among_json_lines_is_read_and_its_trace_kept_whole(tmp_path):
+    """One record of a JSON Lines file pretty-printed (by hand, or by a tool that logs
+    both): read, and the lines around it as JSON lines; its trace, spread over the lines
+    before and after it, is yielded once, whole."""
+    f = write(tmp_path / "t.jsonl", line(root()), pretty(OTHER_ROOT), line(child()), line(OTHER_CHILD))
+    traces, warnings = load(f)  # (load() fails on a trace yielded in parts)
+    assert warnings == []
+    assert set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}
+    assert set(traces[OTHER_TRACE]) == {"b000000000000001", "b000000000000002"}
+
+
+def test_two_records_on_one_json_line_are_both_read(tmp_path):
+    f = write(tmp_path / "t.jsonl", line(root()), line(child()) + line(OTHER_ROOT), line(OTHER_CHILD))
+    traces, warnings = load(f)
+    assert warnings == []
+    assert set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}
+    assert set(traces[OTHER_TRACE]) == {"b000000000000001", "b000000000000002"}
+
+
+def test_a_pretty_record_among_json_lines_cut_short_costs_only_its_own_lines(tmp_path):
+    record = pretty(OTHER_ROOT, TRICKY)
+    cut = record[: record.index(SECRET.encode())].rsplit(b"\n", 1)[0] + b"\n"  # in its second span
+    head = line(root()) + b"\n" + cut
+    data = head + line(child()) + b"\n"
+    f = tmp_path / "t.jsonl"
+    f.write_bytes(data)
+    traces, warnings = load(f)
+    assert set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}  # the JSON line after it
+    assert set(traces[OTHER_TRACE]) == {"b000000000000001"}  # its complete span
+    last = 1 + cut.count(b"\n")  # the cut record's last line
+    first = head[: head.rindex(b'"traceId"')].count(b"\n")  # where the span it cut begins
+    assert warnings == [f"{f}:{last}: invalid JSON document (truncated); 1 complete span before it kept, "
+                        f"lines {first}-{last} skipped"]
+
+
+@pytest.mark.parametrize(("bad", "what"), [
+    # a JSON line cut short (a writer killed mid-line): between values, or in a string
+    (line(child())[: line(child()).index(b'"attributes"')], "truncated"),
+    (line(child())[: line(child()).index(b"execute_tool") + 4], "invalid character"),
+    (b'{"resourceSpans": [' + SECRET.encode(), "invalid character"),
+    (line(child()) + b" " + SECRET.encode(), "trailing characters"),
+])
+def test_one_bad_json_line_is_still_one_warning_naming_it(tmp_path, bad, what):
+    """The lines after a bad line are read on only when they continue it (a pretty-printed
+    document): a bad JSON line is still one warning naming it, the next lines read alone."""
+    f = write(tmp_path / "t.jsonl", line(root()), bad, line(OTHER_ROOT), line(OTHER_CHILD))
+    traces, warnings = load(f)
+    assert set(traces[OTHER_TRACE]) == {"b000000000000001", "b000000000000002"}
+    if what == "trailing characters":  # two values on the line: the record is read, what follows not
+        assert set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}
+        assert warnings == [f"{f}:2: invalid JSON after a document (invalid character); line 2 skipped"]
+    else:
+        assert set(traces[ROOT_TRACE]) == {"f000000000000001"}
+        assert warnings == [f"{f}:2: invalid JSON ({what}); line skipped"]
+
+
+def test_a_truncated_gzip_of_pretty_documents_after_a_compact_one_warns_once(tmp_path):
+    docs = [line(root(f"{i:032x}", "f000000000000001")) if i == 1 else pretty(root(f"{i:032x}", "f000000000000001"))
+            for i in range(1, 201)]
+    data = gzip.compress(b"\n".join(docs) + b"\n")
+    f = tmp_path / "mixed.json.gz"
+    f.write_bytes(data[: len(data) // 2])
+    traces, warnings = load(f)
+    assert 50 < len(traces) < 200 and sorted(int(t, 16) for t in traces) == list(range(1, len(traces) + 1))
+    stop = zlib.decompressobj(wbits=31).decompress(data[: len(data) // 2]).count(b"\n") + 1
+    [warning] = warnings
+    assert warning.startswith(f"{f}:{stop}: compressed data is corrupt or truncated (EOFError); ")
+    assert warning.endswith("rest of file skipped")
 
 
 # -- C: warnings about a span of a document name the span's own line -----------------------

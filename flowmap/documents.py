@@ -1,0 +1,305 @@
+"""Where JSON documents written one after another begin and end, and what to keep of a broken one.
+
+Why a module of its own: OTLP JSON Lines put one ``TracesData`` on each line, so a line
+is a unit the loader (:mod:`flowmap.loading`) reads, or skips, on its own. Pretty-printed
+documents (``jq . a.jsonl`` writes one per record, and a document may be cut short or
+followed by garbage) have no such unit: where each one ends, where reading can go on
+after damage, and which complete spans a truncated one still holds are found here,
+on the bytes, before anything is decoded. The loader decodes what this returns, for a
+file of documents and for a pretty-printed one among JSON Lines, which it reads on from
+the line that failed to where the value's brackets close (_continues, _bracket_depth).
+
+Also here, because both sides read them: the generic decoder, the repair of unpaired
+surrogate escapes, and the wording of msgspec's decode errors (never the input's values).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+import msgspec
+
+from . import otlp
+
+
+# Bytes of non-ASCII characters, for finding where documents end: ASCII letters instead
+# (same length, always valid UTF-8), which only ever appear inside strings in valid JSON.
+_ASCII_PROBE = bytes(range(128)) + b"x" * 128
+
+
+def _trailing_at(exc: Exception) -> int | None:
+    """msgspec's offset (one past the first extra byte) when the error is that a JSON value
+    was followed by more data; else None."""
+    text = str(exc)
+    if "trailing characters" not in text:
+        return None
+    m = _BYTE_RE.search(text)
+    return int(m.group(1)) if m else None
+
+
+class _LineOf:
+    """The line of an offset into ``data`` (which begins on line ``line``), counted on from
+    the offset asked before: a document's offsets, asked in about increasing order, cost
+    one pass in all."""
+
+    def __init__(self, data: bytes, line: int = 1) -> None:
+        self.data = data
+        self.at, self.line = 0, line
+
+    def __call__(self, offset: int) -> int:
+        if offset >= self.at:
+            self.line += self.data.count(b"\n", self.at, offset)
+        else:
+            self.line -= self.data.count(b"\n", offset, self.at)
+        self.at = offset
+        return self.line
+
+
+class _Damage(NamedTuple):
+    """Where a stream of documents stops being JSON (see _split_documents): what is wrong
+    (``what``) at offset ``at``; ``kept``, where the complete spans read before it end
+    (where the broken part begins when there are none), and how many they are; and
+    ``resume``, where reading goes on (the end of the data when nothing follows)."""
+
+    at: int
+    what: str
+    kept: int
+    spans: int
+    resume: int
+
+
+def _split_documents(data: bytes) -> list[tuple[int, int, bytes] | _Damage]:
+    """The JSON documents written one after another (``jq . a.jsonl``), in order: each
+    ``(start, end, closing)``, read as ``data[start:end] + closing``, and where the data
+    stops being JSON, a :class:`_Damage`.
+
+    The complete spans before damage are read (a truncated document keeps them): the
+    valid JSON before the error, cut after its last complete span and closed
+    (``closing``, see _salvage). Then reading resumes at the next line that starts with
+    ``{`` at its first column (where ``jq`` and pretty-printers begin each document, and
+    no line inside one), so one bad byte costs its own document, not the rest of the
+    file; a document cut short where the next one begins costs only its rest. Invalid
+    UTF-8 and unpaired surrogate escapes do not end a document (pass 2 repairs them):
+    they are replaced by text of the same length before looking for the ends. A document
+    that is valid JSON but cannot be decoded (nesting) runs to the end.
+    """
+    probe = data if data.isascii() else data.translate(_ASCII_PROBE)
+    if b"\\u" in probe:
+        probe = _SURROGATE_RE.sub(_fix_surrogate, probe)  # same length
+    view = memoryview(probe)
+    units: list[tuple[int, int, bytes] | _Damage] = []
+    pos, n = 0, len(probe)
+    while True:
+        while pos < n and probe[pos] in b" \t\r\n":
+            pos += 1
+        if pos >= n:
+            return units
+        # where the next document begins (a line starting with "{"): no document reads past it
+        nxt = probe.find(b"\n{", pos)
+        try:
+            _GENERIC.decode(view[pos:])
+        except (msgspec.ValidationError, RecursionError):  # before DecodeError: its subclass
+            # valid JSON that cannot be decoded (nesting): to the next document, decoded
+            # (and warned about) alone, so that the documents after it are still read
+            if nxt < 0:
+                units.append((pos, n, b""))
+                return units
+            units.append((pos, nxt, b""))
+            pos = nxt + 1
+            continue
+        except msgspec.DecodeError as exc:
+            end = _trailing_at(exc)
+            if end is not None and end > 1:
+                end -= 1  # msgspec's offset is one past the first trailing character
+                units.append((pos, pos + end, b""))
+                pos += end
+                continue
+            m = _BYTE_RE.search(str(exc))
+            at = pos + int(m.group(1)) if m else n  # (no offset: truncated, at the end)
+            what = _decode_error(exc)
+            if 0 <= nxt < at:  # a document begins before the error: this one was cut short there
+                at, what = nxt, "truncated"
+            # (salvaged only up to the error, or to where the next document begins: a cut
+            # document's spans never run on into the next one's)
+            salvaged = _salvage(probe, pos, at)
+            if salvaged is not None:
+                kept, closing, spans = salvaged
+                units.append((pos, kept, closing))
+            else:
+                kept, spans = pos, 0
+            resume = nxt + 1 if nxt >= 0 else n
+            units.append(_Damage(at, what, kept, spans, resume))
+            pos = resume
+        else:
+            units.append((pos, n, b""))
+            return units
+
+
+# A JSON string (an unterminated one too, where valid JSON is cut), with the colon that
+# makes it a key; or a bracket.
+_TOKEN_RE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?(?:\s*:)?|[\[\]{}]', re.DOTALL)
+# What a container is, from its parent's role, its opening bracket and its key: a
+# TracesData object (at the top, or in a top-level array), its resourceSpans, ... spans.
+_TD_LIST, _TD, _RS_LIST, _RS, _SS_LIST, _SS, _SPANS, _SPAN = range(1, 9)
+_OBJ, _ARR = ord("{"), ord("[")
+_ROLE = {
+    (0, _OBJ, None): _TD,
+    (0, _ARR, None): _TD_LIST,
+    (_TD_LIST, _OBJ, None): _TD,
+    (_TD, _ARR, b"resourceSpans"): _RS_LIST,
+    (_RS_LIST, _OBJ, None): _RS,
+    **{(_RS, _ARR, key.encode()): _SS_LIST for key in otlp.SCOPE_SPANS_NAMES},
+    (_SS_LIST, _OBJ, None): _SS,
+    (_SS, _ARR, b"spans"): _SPANS,
+    (_SPANS, _OBJ, None): _SPAN,
+}
+_CLOSER = {_OBJ: ord("}"), _ARR: ord("]")}
+_SKIP = msgspec.json.Decoder(msgspec.Raw)  # checks a JSON value and skips it: builds nothing
+
+
+def _salvage(probe: bytes, start: int, stop: int) -> tuple[int, bytes, int] | None:
+    """Where the complete spans of the valid JSON ``probe[start:stop]`` (a document cut
+    short, or followed by an error) end, the brackets that close it there, and how many
+    spans they are; None when there are none.
+
+    A small scanner follows the brackets and keys (strings skipped) down to
+    ``resourceSpans[i].scopeSpans[j].spans[k]``, and msgspec reads past each span (where
+    it ends, or that it does not: the cut is in it). The cut is after the last complete
+    span, or the last ``resourceSpans`` item, but a span is only kept once its resource
+    was seen (a resource written after its spans would be lost with the cut). The
+    closed JSON is decoded once to make sure.
+    """
+    view = memoryview(probe)
+    search = _TOKEN_RE.search
+    roles: list[int] = [0]  # the open containers' roles, 0 at the bottom
+    openers = bytearray()
+    key: bytes | None = None
+    has_resource = False
+    spans = 0
+    best: tuple[int, bytes, int] | None = None
+    pos = start
+    while (m := search(probe, pos, stop)) is not None:
+        pos = m.end()
+        token = m.group()
+        c = token[0]
+        if c == 34:  # '"': a key, or a string value
+            key = token[1 : token.rindex(b'"')] if token[-1] == 58 else None  # ':'
+            if key == b"resource" and roles[-1] == _RS:
+                has_resource = True
+            continue
+        if c == _OBJ or c == _ARR:
+            role = _ROLE.get((roles[-1], c, key), -1)
+            if role == _SPAN:  # read past by msgspec
+                end = _value_end(view, m.start(), stop)
+                if end is None:
+                    break  # the span is cut: nothing after it is complete
+                pos, spans = end, spans + 1
+                if has_resource:
+                    best = (pos, bytes(openers), spans)
+            else:
+                roles.append(role)
+                openers.append(c)
+                if role == _RS:
+                    has_resource = False
+        elif openers:
+            openers.pop()
+            if roles.pop() == _RS and spans:
+                best = (pos, bytes(openers), spans)
+        else:
+            return None  # not valid JSON after all
+        key = None
+    if best is None:
+        return None
+    cut, still_open, spans = best
+    closing = bytes(_CLOSER[o] for o in reversed(still_open))
+    try:
+        _SKIP.decode(probe[start:cut] + closing)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    return cut, closing, spans
+
+
+def _value_end(view: memoryview, start: int, stop: int) -> int | None:
+    """Where the JSON value at ``start`` ends, None when it does not before ``stop``."""
+    try:
+        _SKIP.decode(view[start:stop])
+    except (msgspec.DecodeError, RecursionError) as exc:
+        end = _trailing_at(exc)
+        return None if end is None else start + end - 1
+    return stop
+
+
+# A JSON string on one line, closed (what _bracket_depth leaves out), and a line's start
+# that opens a value.
+_STRING_RE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_OPENS = re.compile(rb"\s*[\[{]").match
+
+
+def _continues(line: bytes, exc: Exception) -> bool:
+    """Whether a line that is not JSON on its own (``exc``) may begin a value that the
+    lines after it continue (a pretty-printed document among JSON Lines), or hold more
+    than one (``}{``): it begins with a bracket, and its JSON is cut short or followed
+    by more. (Asked only of lines that failed to decode.)"""
+    return (
+        type(exc) is msgspec.DecodeError  # (a syntax error: not a ValidationError, its subclass)
+        and ("truncated" in str(exc) or _trailing_at(exc) is not None)
+        and _OPENS(line) is not None
+    )
+
+
+def _bracket_depth(line: bytes) -> int:
+    """How many more brackets a line of JSON opens than it closes, strings left out."""
+    bare = _STRING_RE.sub(b"", line) if b'"' in line else line
+    return bare.count(b"{") + bare.count(b"[") - bare.count(b"}") - bare.count(b"]")
+
+
+def _leading_newlines(data: bytes, start: int, end: int) -> int:
+    """Blank lines at the start of data[start:end] (the line a document begins on)."""
+    i = start
+    lines = 0
+    while i < end and data[i] in b" \t\r\n":
+        lines += data[i] == 10
+        i += 1
+    return lines
+
+
+# -- read by the loader too ------------------------------------------------------------
+
+
+# Generic decoding for the slow path: a float beyond double range (1e999) becomes inf
+# instead of failing the whole line, so only the span that holds it is judged.
+_GENERIC = msgspec.json.Decoder(float_hook=float)
+
+# An escaped backslash, a valid surrogate pair, or an unpaired surrogate (group 1), left
+# to right, so that JSON "\\ud800" (a backslash, then text) is never taken for an escape.
+_SURROGATE_RE = re.compile(
+    rb"\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|(\\u[dD][89a-fA-F][0-9a-fA-F]{2})"
+)
+
+
+def _fix_surrogate(m: re.Match[bytes]) -> bytes:
+    return b"\\ufffd" if m.group(1) else m.group(0)
+
+
+def _bad_utf8(exc: BaseException) -> bool:
+    """Whether a decode failed on invalid UTF-8: msgspec raised UnicodeDecodeError for it
+    before 0.23, a plain DecodeError since."""
+    return isinstance(exc, UnicodeDecodeError) or (type(exc) is msgspec.DecodeError and "UTF-8" in str(exc))
+
+
+_BYTE_RE = re.compile(r"\(byte (\d+)\)")
+
+
+def _decode_error(exc: Exception) -> str:
+    if _bad_utf8(exc):
+        return "invalid UTF-8"
+    text = str(exc)
+    if "truncated" in text:
+        return "truncated"
+    return _clip(_BYTE_RE.sub("", text).replace("JSON is malformed: ", "").strip())
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
