@@ -31,8 +31,8 @@ from .model import SPAN_KIND_PRODUCER, Analysis, Finding, FlowMap, Severity, Spa
 from .otlp import detach
 from .paths import PathSample, trace_paths
 from .rules import (
-    CONTEXT_DROPPED, DROPPED, INHERITED, SWITCHED, UNSCOPED_ENTRY, TraceVerdict, UntaggedBelow, evaluate, judge_link,
-    judge_passed_through, orphan_message, ran_unbound, sort_findings, tenant_state,
+    CONTEXT_DROPPED, DROPPED, INHERITED, JUDGED, SWITCHED, UNSCOPED_ENTRY, TraceVerdict, UntaggedBelow, evaluate,
+    judge_link, judge_passed_through, link_reading, orphan_message, passes_on, ran_unbound, sort_findings, tenant_state,
 )
 from .settings import AnalysisSettings
 from .tagging import is_opaque_tag
@@ -85,15 +85,17 @@ def _summary(span: Span) -> Span:
 
 def _waiting_record(
     span: Span, operation: str, bound: frozenset[tuple[str, str | None]] = _NO_TENANTS, reached: str | None = None,
+    reading: str = JUDGED,
 ) -> tuple[Any, ...]:
     """A linking span waiting for its target's trace, as a tuple (a tenth of a span
     summary's cost to make): operation, tenant tag, key id, trace id first, for the
-    judgement of a healthy link; then the fields for :func:`_summary_span`; last, for an
+    judgement of a healthy link; then the fields for :func:`_summary_span`; then, for an
     untagged span, what its trace showed below it (its trace is gone when the link is
     judged): the tenants bound there, ``(tag, key id)`` (rules.UntaggedBelow), and the
-    ``reached`` of a context-dropped on it when it is no boundary."""
+    ``reached`` of a context-dropped on it when it is no boundary; last, how its links
+    are read (rules.link_reading)."""
     return (operation, span.tenant, span.key_id, span.trace_id, span.span_id, span.parent_span_id,
-            span.name, span.kind, span.service, span.origin, span.boundary, span.scoped, bound, reached)
+            span.name, span.kind, span.service, span.origin, span.boundary, span.scoped, bound, reached, reading)
 
 
 def _summary_span(record: tuple[Any, ...]) -> Span:
@@ -119,6 +121,30 @@ _new_span = (
     Span if tuple(f.name for f in dataclasses.fields(Span))[: len(_SPAN_FIELDS)] == _SPAN_FIELDS
     else _span_by_keywords
 )
+
+
+class _LinkingSpans:
+    """What the analysis asks about the linking spans of one trace, each answered once:
+    how a span's links are read (rules.link_reading), and what ran below a span
+    (rules.UntaggedBelow, made on first use)."""
+
+    __slots__ = ("graph", "_readings", "_below")
+
+    def __init__(self, graph: SpanGraph) -> None:
+        self.graph = graph
+        self._readings: dict[str, tuple[str, str]] = {}
+        self._below: UntaggedBelow | None = None
+
+    def reading(self, span_id: str) -> tuple[str, str]:
+        got = self._readings.get(span_id)
+        if got is None:
+            got = self._readings[span_id] = link_reading(self.graph, span_id)
+        return got
+
+    def below(self, span_id: str) -> tuple[str | None, dict[tuple[str, str | None], None]]:
+        if self._below is None:
+            self._below = UntaggedBelow(self.graph)
+        return self._below(span_id)
 
 
 class Analyzer:
@@ -288,8 +314,8 @@ class Analyzer:
         # span summaries are made for findings
         if graph.external_links:
             pending = self._pending_links
-            below: UntaggedBelow | None = None  # what ran below untagged linking spans
-            kept: dict[str, tuple[frozenset[tuple[str, str | None]], str | None]] = {}
+            linking = _LinkingSpans(graph)
+            kept: dict[str, tuple[Any, ...]] = {}  # linking span id -> what its waiting links keep
             for linked_trace, linked_span, sid in graph.external_links:
                 summary = self._target_summary(linked_trace, linked_span)
                 if self._targets_left:
@@ -299,25 +325,12 @@ class Analyzer:
                     op, tenant, key_id = summary[:3]
                     if not self._healthy_link(op, tenant, key_id, ops[sid], consumer.tenant, consumer.key_id, trace_id):
                         producer = self._target_span(linked_trace, linked_span, summary)
-                        reached = None
-                        if tenant is not None and consumer.tenant is None:  # dropped, unless bound below
-                            if below is None:
-                                below = UntaggedBelow(graph)
-                            reached, bound = below(sid)
-                            if (tenant, key_id) in bound:
-                                self._rebound_link(producer, consumer, op, ops[sid])
-                                continue
-                        self._judge_link(producer, consumer, op, ops[sid], reached)
+                        self._judge_now(linking, producer, consumer, op, ops[sid])
                 elif self._waiting < _WAITING_MAX or self._let_go():  # waits, as a summary
-                    if consumer.tenant is None:  # its producer's tenant may be bound below it
-                        seen = kept.get(sid)
-                        if seen is None:
-                            if below is None:
-                                below = UntaggedBelow(graph)
-                            seen = kept[sid] = self._kept_below(consumer, *below(sid))
-                        record = _waiting_record(consumer, ops[sid], *seen)
-                    else:
-                        record = _waiting_record(consumer, ops[sid])
+                    seen = kept.get(sid)
+                    if seen is None:
+                        seen = kept[sid] = self._kept_below(linking, consumer)
+                    record = _waiting_record(consumer, ops[sid], *seen)
                     pending.setdefault(linked_trace, {}).setdefault(linked_span, []).append(record)
                     self._waiting += 1
                     queued = True
@@ -334,8 +347,9 @@ class Analyzer:
                         if not self._healthy_link(op, tenant, key_id, c[0], c[1], c[2], c[3]):
                             if producer is None:
                                 producer = _summary(span)
-                            if tenant is not None and c[1] is None and (tenant, key_id) in c[12]:
-                                self._rebound_link(producer, _summary_span(c), op, c[0])  # bound below it
+                            state = tenant_state(tenant, key_id, c[1], c[2])
+                            if passes_on(c[14], state) or (state == DROPPED and (tenant, key_id) in c[12]):
+                                self._inherited_link(producer, _summary_span(c), op, c[0])  # or bound below it
                             else:
                                 self._judge_link(producer, _summary_span(c), op, c[0], c[13])
                     judged += len(consumers)
@@ -430,25 +444,50 @@ class Analyzer:
         state = tenant_state(pt, pk, ct, ck)
         return state != SWITCHED and state != DROPPED and self._flow.count_link(source, target, state, trace_id)
 
-    def _kept_below(
-        self, consumer: Span, reached: str | None, bound: dict[tuple[str, str | None], None]
-    ) -> tuple[frozenset[tuple[str, str | None]], str | None]:
-        """What an untagged linking span's waiting links keep of what ran below it: the
+    def _kept_below(self, linking: _LinkingSpans, consumer: Span) -> tuple[Any, ...]:
+        """What a linking span's waiting links keep of its trace (gone when they are
+        judged): how its links are read (rules.link_reading), and for an untagged span
+        judged as a consumer what ran below it (or below its caller: a pull receive): the
         tenants bound there (the first :data:`_BOUND_KEPT`, or one a link of the span;
-        their tags the strings the analysis shares), and ``reached`` when the span is no
-        boundary (a context-dropped on a boundary is high and names none)."""
+        their tags the strings the analysis shares), and ``reached`` when it was found
+        below the span itself and the span is no boundary (a context-dropped on a
+        boundary is high and names none)."""
+        how, scope = linking.reading(consumer.span_id)
+        if consumer.tenant is not None or how != JUDGED:
+            return _NO_TENANTS, None, how
+        reached, bound = linking.below(scope)
         if bound:
             cap = max(_BOUND_KEPT, len(consumer.links))
             cget = self._canon.get
             tenants = frozenset([(cget(t, t), k) for t, k in itertools.islice(bound, cap)])
         else:
             tenants = _NO_TENANTS
-        return tenants, reached if consumer.boundary is None else None
+        own = consumer.boundary is None and scope == consumer.span_id
+        return tenants, reached if own else None, how
 
-    def _rebound_link(self, producer: Span, consumer: Span, source: str, target: str) -> None:
-        """Count a link from a tagged producer into an untagged consumer that bound the
-        producer's tenant below it (a batch consumer: rules.UntaggedBelow): no finding,
-        counted as inherited."""
+    def _judge_now(self, linking: _LinkingSpans, producer: Span, consumer: Span, source: str, target: str) -> None:
+        """Judge a link whose two ends' tags say it lost or switched the tenant, the
+        linking span's trace at hand: no finding when the span passes the message on
+        (rules.passes_on), or when it is an untagged consumer below which (or below whose
+        caller) the producer's tenant was bound again (rules.UntaggedBelow)."""
+        how, scope = linking.reading(consumer.span_id)
+        state = tenant_state(producer.tenant, producer.key_id, consumer.tenant, consumer.key_id)
+        reached = None
+        if not passes_on(how, state):
+            if state != DROPPED:
+                self._judge_link(producer, consumer, source, target)
+                return
+            reached, bound = linking.below(scope)
+            if (producer.tenant, producer.key_id) not in bound:
+                self._judge_link(producer, consumer, source, target, reached if scope == consumer.span_id else None)
+                return
+        self._inherited_link(producer, consumer, source, target)
+
+    def _inherited_link(self, producer: Span, consumer: Span, source: str, target: str) -> None:
+        """Count a link that lost or switched no tenant though its two ends' tags say so:
+        into an untagged consumer that bound the producer's tenant below it (a batch
+        consumer: rules.UntaggedBelow), or into a span that carries or hands the message
+        on (rules.passes_on): no finding, counted as inherited."""
         if not self._flow.count_link(source, target, INHERITED, consumer.trace_id):
             self._flow.add_link(producer, consumer, source, target, None, INHERITED)
 

@@ -82,8 +82,8 @@ from .model import (
 )
 
 __all__ = [
-    "infer_boundary", "reads_messaging", "is_json_text", "DECIDING_KEYS", "HTTP_KEYS", "URL_KEYS", "JSON_HEADS",
-    "PROXY_KEY", "PROXY_VALUE",
+    "infer_boundary", "reads_messaging", "messaging_operation", "link_role", "CONSUMES", "CARRIES", "RECEIVES",
+    "SETTLES", "is_json_text", "DECIDING_KEYS", "HTTP_KEYS", "URL_KEYS", "JSON_HEADS", "PROXY_KEY", "PROXY_VALUE",
 ]
 
 #: Envoy (Istio, Consul, edge proxies) sets this on every span it makes: a service-mesh
@@ -334,6 +334,47 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def messaging_operation(attributes: Mapping[str, Any]) -> str | None:
+    """A messaging span's operation type, lowercase: ``messaging.operation.type``
+    (semconv 1.26 and later), else the older ``messaging.operation``."""
+    get = attributes.get
+    mop = _text(get("messaging.operation.type")) or _text(get("messaging.operation"))
+    return mop.lower() if mop is not None else None
+
+
+# What a span's links point at (see link_role)
+CONSUMES = "consumes"
+CARRIES = "carries"
+RECEIVES = "receives"
+SETTLES = "settles"
+
+
+def link_role(kind: int, attributes: Mapping[str, Any]) -> str:
+    """What the spans a span links to are to it, by OpenTelemetry's messaging conventions.
+
+    - ``CARRIES``: a producer-side span — ``create``, ``send`` (``publish`` before semconv
+      1.27, and the older ``messaging.operation``), or any PRODUCER span about a message.
+      A batch send links to each message's creation context (its ``create`` span): the
+      links point at the messages it carries, each of which keeps its own context (and
+      tenant) on to its consumers, which link to that context too.
+    - ``RECEIVES``: a pull consumer's ``receive``: it links to each message's creation
+      context and hands the messages to the code that called it, which processes them
+      (semconv 1.27 makes it a CLIENT span; a ``process`` span may follow for each).
+    - ``SETTLES``: a ``settle`` (acknowledgement) MAY link to the messages it settles;
+      it carries none of their data.
+    - ``CONSUMES``: anything else (``process``, ``deliver``, a Celery task's run, a cache
+      read linking to the span that filled the entry): it acts on what it links to.
+    """
+    mop = messaging_operation(attributes)
+    if mop in _PUBLISH or (kind == SPAN_KIND_PRODUCER and (mop is not None or reads_messaging(attributes))):
+        return CARRIES
+    if mop == "receive":
+        return RECEIVES
+    if mop == "settle":
+        return SETTLES
+    return CONSUMES
+
+
 def _vector_store(attributes: Mapping[str, Any]) -> bool:
     """A database span that is a vector search: ``db.vector.*`` attributes (Spring AI,
     OpenLLMetry) or Spring AI's own ``spring.ai.kind``."""
@@ -379,9 +420,8 @@ def infer_boundary(kind: int, attributes: Mapping[str, Any]) -> str | None:
     if get("messaging.system") is not None or (
         (kind == SPAN_KIND_PRODUCER or kind == SPAN_KIND_CONSUMER) and reads_messaging(attributes)
     ):
-        mop = _text(get("messaging.operation.type")) or _text(get("messaging.operation"))
+        mop = messaging_operation(attributes)
         if mop is not None:
-            mop = mop.lower()
             if mop in _PUBLISH:
                 return "queue.publish"
             if mop in _CONSUME:

@@ -19,12 +19,15 @@ Structure (:class:`flowmap.model.FlowMap`)::
     │     findings  {rule id: count} of findings on its spans
     └── edges: {(source id, target id): FlowEdge}
           one edge per pair of operations where source called target (parent -> child),
-          or where target's span linked to a source span (producer -> consumer);
-          counts per call:
+          or where target's span linked to a source span (producer -> consumer, and
+          a message's creation -> the batch send that carries it or the settle that
+          acknowledges it: rules.link_reading); counts per call:
           inherited  both tagged with the same tenant (tags under different keys, which
                      are never compared, count here too; and a link into an untagged
                      batch consumer whose work bound the producer's tenant again below
-                     it: rules.UntaggedBelow)
+                     it: rules.UntaggedBelow; and a link into a span that carries, settles
+                     or hands on the message, whose own tenant is not the message's:
+                     rules.passes_on)
           dropped    source tagged, target not                 (context-dropped)
           switched   both tagged, different tenants            (cross-tenant)
           orphaned   target ran as a root with no tenant; source is the operation it
@@ -207,10 +210,10 @@ class FlowMapBuilder:
                 source, target, state = key
                 self.count(source, target, state, trace_id, n=n)
                 self._settle(settled, key)
-        rebound = verdict.rebound  # links into a batch consumer that bound the producer's tenant
+        inherited = verdict.inherited_links  # links that lost or switched no tenant (see TraceVerdict)
         for src, dst in graph.links:
             state = edge_state(spans[src], spans[dst])
-            if rebound and state == DROPPED and (src, dst) in rebound:
+            if inherited and (state == DROPPED or state == SWITCHED) and (src, dst) in inherited:
                 state = INHERITED
             self.count(ops[src], ops[dst], state, trace_id, via_link=True)
         for f in verdict.findings:

@@ -8,6 +8,11 @@ edge judgement (:func:`edge_state`) is shared with the flow map and the paths so
 Two rules need more than one trace and are finished by the analysis:
 ``orphan-root`` learns its ``likely_parent`` from every trace, and links to a span of
 another trace (queues) are judged with :func:`judge_link` once both sides were seen.
+
+A link is judged as the linking span consuming what the linked span produced, except
+where OpenTelemetry's messaging conventions say otherwise (:func:`link_reading`): a
+batch send links to the messages it carries, a pull receive hands its messages to its
+caller, an acknowledgement links to the messages it settles.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import attributes
-from .conventions import TOOL_ARGUMENT_ATTRIBUTES, URL_KEYS, refused_request
+from .conventions import CARRIES, RECEIVES, SETTLES, TOOL_ARGUMENT_ATTRIBUTES, URL_KEYS, link_role, refused_request
 from .hosts import AllowedHosts
 from .graph import ENTRY_BOUNDARIES, SpanGraph, is_entry
 from .masking import (
@@ -44,6 +49,7 @@ from .otlp import RawSpan
 from .otlp import Span as LoadedSpan
 from .model import (
     SPAN_KIND_CLIENT,
+    SPAN_KIND_PRODUCER,
     STATUS_CODE_ERROR,
     Finding,
     Severity,
@@ -79,6 +85,11 @@ __all__ = [
     "tenant_state",
     "is_entry",
     "judge_link",
+    "link_reading",
+    "passes_on",
+    "JUDGED",
+    "TRANSPORT",
+    "HANDED_ON",
     "UntaggedBelow",
     "evaluate",
     "orphan_message",
@@ -171,6 +182,59 @@ def _finding(
 
 def _at_boundary(span: Span) -> Severity:
     return Severity.HIGH if span.boundary is not None else Severity.MEDIUM
+
+
+# How the links of a span are read (link_reading)
+JUDGED = "judged"  # it consumes what it links to: both tenant rules
+TRANSPORT = "transport"  # it carries the messages on or settles them: no finding, counted as inherited
+HANDED_ON = "handed on"  # a receive whose messages were processed outside its trace: a drop is no finding
+_TRANSPORT_ROLES = frozenset({CARRIES, SETTLES})
+
+
+def link_reading(graph: SpanGraph, span_id: str) -> tuple[str, str]:
+    """How the links of span ``span_id`` are judged (:data:`JUDGED`, :data:`TRANSPORT`,
+    :data:`HANDED_ON`: see :func:`flowmap.conventions.link_role`), and the span below
+    which its work on what they point at ran: where a consumer of a tagged message that
+    carries no tag itself (a batch consumer) bound the message's tenant again
+    (:class:`UntaggedBelow`).
+
+    That span is the linking span itself, but for a pull ``receive``: it hands the
+    messages to its caller, so the work ran below its parent span. A receive that is a
+    root with nothing below it handed them to code outside any span of its trace: the
+    processing is judged where it ran (a ``process`` span linking to the message, or the
+    spans of the work), and its untagged receive lost nothing itself (it is an
+    ``unscoped-entry``, medium, when it has no tenant).
+
+    Asked only for a link that the two ends' tags make a loss or a switch (or that waits
+    for its target), so a span's attributes are read only then, and not for a tagged
+    span at a boundary its operation would not give a span that carries or settles a
+    message (``queue.consume``, a data boundary…: the common consumer): a tagged span
+    can only switch, which every reading but :data:`TRANSPORT` judges alike."""
+    span = graph.spans[span_id]
+    kind = span.kind
+    boundary = span.boundary
+    if span.tenant is not None and boundary is not None and boundary != "queue.publish" and kind != SPAN_KIND_PRODUCER:
+        return JUDGED, span_id
+    role = link_role(kind, span.attributes)
+    if role in _TRANSPORT_ROLES:
+        return TRANSPORT, span_id
+    if role == RECEIVES:
+        caller = graph.parent.get(span_id)
+        if caller is not None:
+            return JUDGED, caller
+        return (JUDGED if graph.children.get(span_id) else HANDED_ON), span_id
+    return JUDGED, span_id
+
+
+def passes_on(reading: str, state: str) -> bool:
+    """Whether a link in edge ``state`` into a span read so (:func:`link_reading`) is no
+    finding and counts as inherited: a message keeps its own creation context, and so
+    its tenant, past a span that only carries it on (a batch send of several tenants'
+    messages, whatever tenant the send itself ran for), settles it (an acknowledgement
+    carries none of its data) or, untagged, hands it on."""
+    if state == DROPPED:
+        return reading == TRANSPORT or reading == HANDED_ON
+    return state == SWITCHED and reading == TRANSPORT
 
 
 def judge_link(producer: Span, consumer: Span, reached: str | None = None) -> Finding | None:
@@ -661,7 +725,7 @@ def _model_output_keys(span: Span, names: frozenset[str]) -> tuple[list[str], li
 class TraceVerdict:
     """What the rules found in one trace (a plain slotted class: one is made per trace)."""
 
-    __slots__ = ("findings", "by_span", "orphans", "raw_values", "calls", "untagged", "tenants", "rebound")
+    __slots__ = ("findings", "by_span", "orphans", "raw_values", "calls", "untagged", "tenants", "inherited_links")
 
     def __init__(self) -> None:
         self.findings: list[Finding] = []
@@ -678,10 +742,11 @@ class TraceVerdict:
         self.untagged: list[str] = []
         #: the distinct tenant tags of the trace's spans (None among them for untagged spans)
         self.tenants: set[str | None] = set()
-        #: (producer span id, consumer span id) of the links inside the trace from a tagged
-        #: producer to an untagged consumer that bound the producer's tenant below it (a
-        #: batch consumer: :class:`UntaggedBelow`): no finding, counted as inherited
-        self.rebound: list[tuple[str, str]] | None = None
+        #: (linked span id, linking span id) of the links inside the trace that lost or
+        #: switched no tenant though the two ends' tags say so, counted as inherited: into
+        #: a batch consumer that bound the linked span's tenant below it
+        #: (:class:`UntaggedBelow`), or into a span that passes the message on (:func:`passes_on`)
+        self.inherited_links: set[tuple[str, str]] | None = None
 
     def add(self, f: Finding) -> None:
         existing = self.by_span.setdefault(f.span_id, [])
@@ -969,21 +1034,10 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
         for span, hits, redacted in deferred:
             _telemetry(v, graph, span, hits, redacted, chosen)
 
-    # links inside the trace (queues, streams): producer -> consumer
+    # links inside the trace (queues, streams): linked span -> linking span
     walks: UntaggedBelow | None = None  # what ran below untagged consumers, and below findings
-    for src, dst in graph.links:
-        producer = spans[src]
-        f = judge_link(producer, spans[dst])
-        if f is not None:
-            if f.rule == CONTEXT_DROPPED:
-                if walks is None:
-                    walks = UntaggedBelow(graph)
-                if (producer.tenant, producer.key_id) in walks(dst)[1]:  # a batch consumer: see UntaggedBelow
-                    if v.rebound is None:
-                        v.rebound = []
-                    v.rebound.append((src, dst))
-                    continue
-            v.add(f)
+    if graph.links:
+        walks = _judge_links(v, graph)
 
     # roots (and entries called from outside the data)
     for sid in graph.entry_roots():
@@ -1005,6 +1059,8 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
             continue  # a job's root declared to run for no tenant (e.g. a nightly re-index)
         elif _builds_an_agent(span):
             continue  # a framework building its agent at start-up: no request, no tenant
+        elif span.links and link_role(span.kind, span.attributes) in _TRANSPORT_ROLES:
+            continue  # a batch send or settle: its messages keep their own contexts (link_reading)
         else:
             message = orphan_message(span.operation, None, None, ran_unbound(span))
             f = _finding(ORPHAN_ROOT, _at_boundary(span), span, None, message)
@@ -1030,6 +1086,37 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
     if v.findings:
         _note_boundaries_reached(v, graph, walks)
     return v
+
+
+def _judge_links(v: TraceVerdict, graph: SpanGraph) -> UntaggedBelow | None:
+    """The findings of the links inside the trace, each read as :func:`link_reading`
+    says; returns the walks below spans made for them (for _note_boundaries_reached)."""
+    spans = graph.spans
+    walks: UntaggedBelow | None = None
+    readings: dict[str, tuple[str, str]] = {}
+    for src, dst in graph.links:
+        producer = spans[src]
+        f = judge_link(producer, spans[dst])
+        if f is None:
+            continue  # no loss, no switch
+        reading = readings.get(dst)
+        if reading is None:
+            reading = readings[dst] = link_reading(graph, dst)
+        how, scope = reading
+        dropped = f.rule == CONTEXT_DROPPED
+        if not passes_on(how, DROPPED if dropped else SWITCHED):
+            if not dropped:
+                v.add(f)
+                continue
+            if walks is None:
+                walks = UntaggedBelow(graph)
+            if (producer.tenant, producer.key_id) not in walks(scope)[1]:  # a batch consumer: see UntaggedBelow
+                v.add(f)
+                continue
+        if v.inherited_links is None:
+            v.inherited_links = set()
+        v.inherited_links.add((src, dst))
+    return walks
 
 
 def _entries_under_untagged_callers(v: TraceVerdict, graph: SpanGraph, settings: AnalysisSettings) -> None:

@@ -10,6 +10,7 @@ from flowmap.model import Severity
 from flowmap.settings import AnalysisSettings
 
 from otlp_builder import (
+    CLIENT,
     CONSUMER,
     PRODUCER,
     SERVER,
@@ -429,6 +430,92 @@ def test_a_waiting_batch_consumer_keeps_a_tenant_a_link_past_the_small_cap(tmp_p
     analyzer.add(one.traces())
     (waiting,) = [c for by_span in analyzer._pending_links.values() for cs in by_span.values() for c in cs]
     assert len(waiting[12]) == _BOUND_KEPT
+
+
+# -- messaging: a batch send, a pull receive, a settle (rules.link_reading) ------------
+
+def _messaging(op):
+    return {"messaging.system": "kafka", "messaging.destination.name": "jobs", "messaging.operation.type": op}
+
+
+def _created(same_trace, consumer, tenants=(TAG_A, TAG_B)):
+    """One message created for each of ``tenants`` (its create span, tagged), each in a
+    request trace of its own or all in ``consumer``'s trace."""
+    producers, creates = [], []
+    for tag in tenants:
+        tb = consumer if same_trace else TraceBuilder(service="api")
+        creates.append(tb.span("create job", kind=PRODUCER, service="api", tenant=tag, boundary="queue.publish",
+                               attrs=_messaging("create")))
+        if not same_trace:
+            producers.append(tb)
+    return producers, creates
+
+
+@pytest.mark.parametrize("order", _ORDERS)
+@pytest.mark.parametrize("own", [None, TAG_B], ids=["untagged", "another-tenant"])
+def test_a_batch_send_carries_each_message_on_in_every_order(tmp_path, order, own):
+    """A batch send (semconv 1.27: a CLIENT span once create spans exist) links to each
+    message's create span: run for no tenant, or for the one whose request flushed the
+    batch, it lost and switched none (each message keeps its own context); counted
+    inherited on the flow map, the way the messages went."""
+    sender = TraceBuilder(service="sender")
+    producers, creates = _created(order == "same-trace", sender)
+    sender.span("send jobs", kind=CLIENT, tenant=own, boundary="queue.publish", attrs=_messaging("send"), links=creates)
+    a = _analyse_in(order, tmp_path, producers, sender)
+    assert [f.to_json() for f in a.findings] == []
+    edge = a.flow.edges[("api create job", "sender send jobs")]
+    assert (edge.inherited, edge.dropped, edge.switched, edge.via_link) == (2, 0, 0, 2)
+
+
+@pytest.mark.parametrize("order", _ORDERS)
+@pytest.mark.parametrize("own", [None, TAG_B], ids=["untagged", "another-tenant"])
+def test_a_receive_that_hands_its_messages_out_of_the_trace_is_judged_on_its_own_tag(tmp_path, order, own):
+    """A receive that is a root with nothing below it handed its messages to code outside
+    its trace: untagged, it lost nothing itself (an unscoped-entry, medium); run for
+    another tenant than a message's (a worker's stale binding), a cross-tenant."""
+    worker = TraceBuilder(service="worker")
+    producers, creates = _created(order == "same-trace", worker, tenants=(TAG_A,))
+    receive = worker.span("receive jobs", kind=CLIENT, tenant=own, boundary="queue.consume",
+                          attrs=_messaging("receive"), links=creates)
+    a = _analyse_in(order, tmp_path, producers, worker)
+    found = [(f.rule, f.severity, f.span_id) for f in a.findings]
+    if own is None:
+        assert found == [("unscoped-entry", Severity.MEDIUM, receive.span_id)]
+    else:
+        assert found == [("cross-tenant", Severity.CRITICAL, receive.span_id)]
+
+
+@pytest.mark.parametrize("order", _ORDERS)
+@pytest.mark.parametrize("bound", [(TAG_A, TAG_B), (TAG_A,)], ids=["both", "one"])
+def test_a_receive_is_judged_on_what_its_caller_bound(tmp_path, order, bound):
+    """A poll loop receives two tenants' messages, then handles each with its tenant
+    bound: the receive's span ended before, so the binding is looked for below its
+    caller. A message whose tenant the loop never bound was dropped (high: a boundary)."""
+    worker = TraceBuilder(service="worker")
+    producers, creates = _created(order == "same-trace", worker)
+    loop = worker.span("poll loop")
+    receive = loop.child("receive jobs", kind=CLIENT, boundary="queue.consume", attrs=_messaging("receive"),
+                         links=creates)
+    for tag in bound:
+        loop.child("handle job", tenant=tag, boundary="db")
+    a = _analyse_in(order, tmp_path, producers, worker)
+    dropped = [(f.span_id, f.parent_span_id, f.severity) for f in a.findings if f.rule == "context-dropped"]
+    assert dropped == ([] if len(bound) == 2 else [(receive.span_id, creates[1].span_id, Severity.HIGH)])
+
+
+@pytest.mark.parametrize("order", _ORDERS)
+@pytest.mark.parametrize("own", [None, TAG_B], ids=["untagged", "another-tenant"])
+def test_an_acknowledgement_loses_no_tenant_in_every_order(tmp_path, order, own):
+    """A batch settle at the end of a poll loop, for no tenant (or a stale one), linking
+    to the messages it settles: an acknowledgement carries none of their data."""
+    worker = TraceBuilder(service="worker")
+    producers, creates = _created(order == "same-trace", worker)
+    worker.span("poll loop", tenant=own).child("ack jobs", kind=CLIENT, tenant=own, attrs=_messaging("settle"),
+                                               links=creates)
+    a = _analyse_in(order, tmp_path, producers, worker)
+    assert [f.rule for f in a.findings] == (["orphan-root"] if own is None else [])  # the poll loop's
+    edge = a.flow.edges[("api create job", "worker ack jobs")]
+    assert (edge.inherited, edge.dropped, edge.switched, edge.via_link) == (2, 0, 0, 2)
 
 
 # -- the real runtime ------------------------------------------------------------------

@@ -242,3 +242,40 @@ def test_a_request_refused_unauthenticated_over_http_or_rpc(attributes, refused)
     from flowmap.conventions import refused_request
 
     assert refused_request(attributes) is refused
+
+
+@pytest.mark.parametrize(
+    ("kind", "attributes", "role"),
+    [
+        # semconv 1.27 on: create / send / receive / process / settle
+        (SPAN_KIND_PRODUCER, {"messaging.system": "kafka", "messaging.operation.type": "create"}, "carries"),
+        (SPAN_KIND_PRODUCER, {"messaging.system": "kafka", "messaging.operation.type": "send"}, "carries"),
+        # a batch send whose messages have create spans is a CLIENT span (1.27)
+        (SPAN_KIND_CLIENT, {"messaging.system": "kafka", "messaging.operation.type": "send"}, "carries"),
+        (SPAN_KIND_CLIENT, {"messaging.system": "kafka", "messaging.operation.type": "receive"}, "receives"),
+        (SPAN_KIND_CONSUMER, {"messaging.system": "kafka", "messaging.operation.type": "process"}, "consumes"),
+        (SPAN_KIND_CLIENT, {"messaging.system": "kafka", "messaging.operation.type": "settle"}, "settles"),
+        # 1.26's publish and deliver (deprecated values of messaging.operation.type)
+        (SPAN_KIND_PRODUCER, {"messaging.system": "kafka", "messaging.operation.type": "publish"}, "carries"),
+        (SPAN_KIND_CONSUMER, {"messaging.system": "kafka", "messaging.operation.type": "deliver"}, "consumes"),
+        # the older messaging.operation (1.24: publish, create, receive, deliver), any case
+        (SPAN_KIND_PRODUCER, {"messaging.system": "rabbitmq", "messaging.operation": "Publish"}, "carries"),
+        (SPAN_KIND_CONSUMER, {"messaging.system": "rabbitmq", "messaging.operation": "receive"}, "receives"),
+        (SPAN_KIND_CONSUMER, {"messaging.system": "rabbitmq", "messaging.operation": "deliver"}, "consumes"),
+        # before 1.21 a send wrote no operation (its kind said it); Celery writes no system
+        (SPAN_KIND_PRODUCER, {"messaging.system": "rabbitmq", "messaging.destination": "q"}, "carries"),
+        (SPAN_KIND_PRODUCER, {"celery.action": "apply_async", "messaging.message.id": "1"}, "carries"),
+        (SPAN_KIND_CONSUMER, {"celery.action": "run", "messaging.message.id": "1"}, "consumes"),
+        # confluent-kafka's instrumentation writes receive on its PRODUCER send span
+        (SPAN_KIND_PRODUCER, {"messaging.system": "kafka", "messaging.operation": "receive"}, "carries"),
+        # not about a message: a cache read linking to the span that filled the entry, a
+        # PRODUCER span of no messaging convention
+        (SPAN_KIND_CLIENT, {"db.system": "redis"}, "consumes"),
+        (SPAN_KIND_PRODUCER, {"flowmap.boundary": "queue.publish"}, "consumes"),
+        (SPAN_KIND_INTERNAL, {}, "consumes"),
+    ],
+)
+def test_what_a_span_links_to_by_the_messaging_conventions(kind, attributes, role):
+    from flowmap.conventions import link_role
+
+    assert link_role(kind, attributes) == role

@@ -332,6 +332,30 @@ def test_an_agent_built_at_start_up_is_no_orphan_but_a_remote_create_agent_call_
     assert bool(rules_of(analyze_built(tmp_path, tb), "orphan-root")) is orphan
 
 
+@pytest.mark.parametrize(
+    "kind, attrs, linked, orphan",
+    [
+        # a batch send (semconv 1.27: CLIENT once create spans exist; the older PRODUCER
+        # publish) or settle, for no tenant, linking to the messages: no lost context
+        (CLIENT, {"messaging.system": "kafka", "messaging.operation.type": "send"}, True, False),
+        (PRODUCER, {"messaging.system": "rabbitmq", "messaging.operation": "publish"}, True, False),
+        (CLIENT, {"messaging.system": "kafka", "messaging.operation.type": "settle"}, True, False),
+        # a single message's send links to nothing: its context is the message's, lost
+        (PRODUCER, {"messaging.system": "kafka", "messaging.operation.type": "send"}, False, True),
+        # a PRODUCER span of no messaging convention still consumes what it links to
+        (PRODUCER, {}, True, True),
+    ],
+)
+def test_a_root_that_carries_or_settles_other_contexts_messages_is_no_orphan(tmp_path, kind, attrs, linked, orphan):
+    producer = TraceBuilder()
+    create = request(producer).child("create job", kind=PRODUCER, tenant=TAG_A, boundary="queue.publish",
+                                     attrs={"messaging.system": "kafka", "messaging.operation.type": "create"})
+    sender = TraceBuilder(service="sender")
+    sender.span("send jobs", kind=kind, boundary="queue.publish", attrs=attrs, links=[create] if linked else [])
+    found = sorted(f.rule for f in analyze_built(tmp_path, producer, sender).findings)
+    assert found == (["context-dropped"] if orphan and linked else []) + (["orphan-root"] if orphan else [])
+
+
 def test_tagged_internal_root_is_not_orphan(tmp_path):
     tb = TraceBuilder()
     tb.span("scheduled job", tenant=TAG_A, boundary="agent")
@@ -1502,4 +1526,4 @@ def test_links_into_nested_untagged_spans_walk_a_few_steps_a_span():
     graph._children = counting = _CountingChildren(graph.children)
     verdict = evaluate(graph, AnalysisSettings())
     assert counting.calls <= 10 * len(graph.spans)  # would be about depth * depth / 2
-    assert (pub.span_id, top.span_id) in verdict.rebound
+    assert (pub.span_id, top.span_id) in verdict.inherited_links

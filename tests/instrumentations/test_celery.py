@@ -74,16 +74,17 @@ def peek() -> None:
     _seen.append(current_tag())
 
 
-def _summarize_in_worker(tmp_path, *, flowmap_first=None, bound=True):
+def _summarize_in_worker(tmp_path, *, flowmap_first=None, bound=True, links=False):
     """web publishes a task (a tenant bound unless not ``bound``); a worker runs it.
     ``flowmap_first``: None without flowmap's Celery instrumentation, else whether it is
-    instrumented before the contrib one."""
+    instrumented before the contrib one; ``links``: the contrib's ``use_span_links``
+    (the run span a root linked to the publish span, not its child)."""
     path = tmp_path / "traces.jsonl"
     provider = TracerProvider(resource=Resource.create({"service.name": "summaries"}))
     provider.add_span_processor(FlowmapSpanProcessor(Tagger(KEY)))
     provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(path)))
     contrib, ours = CeleryInstrumentor(), CeleryTenantInstrumentor()
-    steps = [lambda: contrib.instrument(tracer_provider=provider)]
+    steps = [lambda: contrib.instrument(tracer_provider=provider, use_span_links=links)]
     if flowmap_first is not None:
         steps.insert(0 if flowmap_first else 1, ours.instrument)
     for step in steps:
@@ -152,6 +153,39 @@ def test_a_task_published_for_no_tenant_is_the_entrys_finding(tmp_path, guarded)
     # nothing bound at publish: no tag to carry, and the request itself is unscoped
     out, doc = _summarize_in_worker(tmp_path, flowmap_first=True, bound=False)
     assert out.returncode == 1 and [f["rule"] for f in doc["findings"]] == ["unscoped-entry"]
+    assert _seen == [None]
+
+
+@pytest.mark.parametrize("flowmap_first", [True, False], ids=["flowmap-first", "contrib-first"])
+def test_a_task_run_linked_to_its_publish_keeps_the_tenant_with_flowmaps_instrumentation(tmp_path, guarded,
+                                                                                        flowmap_first):
+    """``use_span_links=True``: the worker's CONSUMER run span starts a trace of its own
+    and links to the PRODUCER apply_async span, a producer -> consumer link judged as a
+    parent edge is: flowmap's instrumentation binds the tag, nothing is lost."""
+    out, doc = _summarize_in_worker(tmp_path, flowmap_first=flowmap_first, links=True)
+    assert out.returncode == 0, out.stderr
+    assert doc["summary"]["traces"] == 2 and doc["findings"] == []
+    assert _seen == [TAG]
+
+
+@pytest.mark.parametrize("guard", [True, False], ids=["guarded", "plain-baggage"])
+def test_a_task_run_linked_to_its_publish_without_its_tenant_fails_check(tmp_path, guard):
+    """Without flowmap's instrumentation the run span lost the tenant through its link
+    (context-dropped, high at the inferred queue.consume). With links the contrib
+    instrumentation does not attach the task's extracted context, so not even a plain
+    baggage propagator carries the tag to the task (without links it does)."""
+    if guard:
+        guard_global_baggage()
+    try:
+        out, doc = _summarize_in_worker(tmp_path, links=True)
+    finally:
+        if guard:
+            unguard_global_baggage()
+    assert out.returncode == 1, out.stderr
+    (f,) = doc["findings"]
+    assert (f["rule"], f["severity"], f["boundary"]) == ("context-dropped", "high", "queue.consume")
+    assert (f["span_name"], f["parent_name"]) == ("run/tasks.summarize", "apply_async/tasks.summarize")
+    assert f["parent_trace_id"] != f["trace_id"]
     assert _seen == [None]
 
 
