@@ -420,16 +420,18 @@ def infer_boundary(kind: int, attributes: Mapping[str, Any]) -> str | None:
     if get("messaging.system") is not None or (
         (kind == SPAN_KIND_PRODUCER or kind == SPAN_KIND_CONSUMER) and reads_messaging(attributes)
     ):
+        # The span kind decides where it is PRODUCER or CONSUMER: contrib's confluent-kafka
+        # instrumentation writes messaging.operation=receive on its PRODUCER send span.
+        if kind == SPAN_KIND_PRODUCER:
+            return "queue.publish"
+        if kind == SPAN_KIND_CONSUMER:
+            return "queue.consume"
         mop = messaging_operation(attributes)
         if mop is not None:
             if mop in _PUBLISH:
                 return "queue.publish"
             if mop in _CONSUME:
                 return "queue.consume"
-        if kind == SPAN_KIND_PRODUCER:
-            return "queue.publish"
-        if kind == SPAN_KIND_CONSUMER:
-            return "queue.consume"
         if mop is not None:
             return None  # e.g. "settle": an acknowledgement carries no message data
         call = (_text(get("messaging.operation.name")) or _text(get("rpc.method")) or "").lower()

@@ -127,6 +127,9 @@ CASES = [
      {"messaging.system": "kafka", "messaging.destination.name": "jobs", "messaging.operation.type": "send"}, "queue.publish"),
     ("kafka process", SPAN_KIND_CONSUMER,
      {"messaging.system": "kafka", "messaging.operation.type": "process"}, "queue.consume"),
+    # the span kind decides: contrib's confluent-kafka writes operation "receive" on its send
+    ("confluent-kafka send", SPAN_KIND_PRODUCER,
+     {"messaging.system": "kafka", "messaging.operation": "receive", "messaging.destination": "jobs"}, "queue.publish"),
     ("rabbitmq old publish", SPAN_KIND_PRODUCER, {"messaging.system": "rabbitmq", "messaging.operation": "publish"}, "queue.publish"),
     ("receive as a client span", SPAN_KIND_CLIENT, {"messaging.system": "rabbitmq", "messaging.operation.type": "receive"}, "queue.consume"),
     ("producer without operation", SPAN_KIND_PRODUCER, {"messaging.system": "celery"}, "queue.publish"),

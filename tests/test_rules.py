@@ -294,6 +294,17 @@ def test_orphan_root_severity(tmp_path, kind, boundary, severity):
     assert f.severity is severity and f.parent_span_id is None
 
 
+def test_a_producer_span_whose_operation_says_receive_is_a_publish_by_its_kind(tmp_path):
+    """contrib's confluent-kafka instrumentation writes messaging.operation=receive on its
+    PRODUCER send span: sent from a thread that lost the context, it is an orphan at a
+    publish (high), not an entry that received a message (unscoped-entry, medium)."""
+    tb = TraceBuilder(service="worker")
+    tb.span("jobs send", kind=PRODUCER,
+            attrs={"messaging.system": "kafka", "messaging.operation": "receive", "messaging.destination": "jobs"})
+    a = analyze_built(tmp_path, tb)
+    assert [(f.rule, f.severity, f.boundary) for f in a.findings] == [("orphan-root", Severity.HIGH, "queue.publish")]
+
+
 def test_orphan_root_names_the_boundary_below_that_ran_without_a_tenant(tmp_path):
     builders = []
     for _ in range(2):  # where the task usually runs: its likely parent
