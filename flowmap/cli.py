@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import errno
+import gc
 import importlib
 import os
 import sys
@@ -363,12 +364,34 @@ def _analyze(files: list[str], config: "Config", output: Path | None = None) -> 
     analyze = _optional("flowmap.analysis", "check", "analyze")
     warnings = _Warnings()
     try:
-        with ProgressBar(sys.stderr) as progress:
+        with ProgressBar(sys.stderr) as progress, _aged_after():
             analysis = analyze(paths, config.settings, on_warning=warnings, on_progress=progress)
     except InputError:  # its one line names the problems
         raise
     warnings.flush(list(analysis.warnings))  # masked by the analysis
     return analysis
+
+
+@contextlib.contextmanager
+def _aged_after() -> Iterator[None]:
+    """The cyclic collector off until the analysis has returned, and what it left then
+    moved to the collector's oldest generation without being walked.
+
+    Why: the analysis pauses the collector while it runs, and every object it left alive
+    (its result, what it keeps for the end) was then in the young generations, walked in
+    full by the collector's next two passes while the output was written (~0.15 s on a
+    million spans). Moved as a whole (gc.freeze, then gc.unfreeze: two list splices),
+    they are walked only by a full collection, which a command does not reach."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if gc.get_freeze_count() == 0:  # (no one else's frozen objects to let go of)
+            gc.freeze()
+            gc.unfreeze()
+        if enabled:
+            gc.enable()
 
 
 def _same_file(output: Path, paths: list[str]) -> bool:

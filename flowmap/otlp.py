@@ -39,7 +39,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from .attributes import BOUNDARY, RULE_FLAGS, SCOPED, TENANT, UNSCOPED
+from .attributes import BOUNDARY, RULE_FLAGS, SCOPED, TENANT, TENANT_INBOUND, UNSCOPED
 from .conventions import DECIDING_KEYS, HTTP_KEYS, JSON_HEADS, PROXY_KEY, URL_KEYS, is_json_text, reads_messaging
 from .masking import NESTED_DEPTH
 
@@ -298,7 +298,7 @@ class AttributeShape:
     """
 
     __slots__ = (
-        "keys", "tenant", "boundary", "scoped", "proxy", "infer", "http", "eager", "quiet_for", "flags_for",
+        "keys", "tenant", "inbound", "boundary", "scoped", "proxy", "infer", "http", "eager", "quiet_for", "flags_for",
         "no_args", "no_output_args", "unscoped", "urls", "inner", "with_inner",
     )
 
@@ -306,6 +306,8 @@ class AttributeShape:
         self.keys = keys
         last = {k: i for i, k in enumerate(keys)}  # a repeated key: the last one wins
         self.tenant: int = last.get(_TENANT_KEY, -1)
+        #: where ``flowmap.tenant.inbound`` is (the tag an http.server received in baggage)
+        self.inbound: int = last.get(TENANT_INBOUND, -1)
         self.boundary: int = last.get(_BOUNDARY_KEY, -1)
         self.scoped: int = last.get(_SCOPED_KEY, -1)
         #: where ``flowmap.unscoped`` is: a record-mode boundary that ran unbound (the
@@ -316,12 +318,14 @@ class AttributeShape:
         #: some key boundary inference reads besides the HTTP ones
         self.infer: bool = not _INFER_KEYS.isdisjoint(keys) or reads_messaging(keys)
         self.http: bool = not _HTTP_INFER_KEYS.isdisjoint(keys)
-        #: a flag the rules always read (flowmap.baggage.sent, flowmap.redacted): the loader
-        #: builds the attribute dict from the list it decoded anyway
-        self.eager: bool = not RULE_FLAGS.isdisjoint(keys)
+        #: a flag the rules always read (flowmap.baggage.sent, flowmap.redacted), or
+        #: flowmap.tenant.inbound, whose value they check: the loader builds the attribute
+        #: dict from the list it decoded anyway
+        self.eager: bool = not RULE_FLAGS.isdisjoint(keys) or self.inbound >= 0
         #: rules' cache: the tenant-attribute names for which every key is known plain
         self.quiet_for: object = None
-        #: rules' cache: the same, every key known plain or one of those flags
+        #: rules' cache: the same, every key known plain or one of those flags (or
+        #: flowmap.tenant.inbound, its value checked per span)
         self.flags_for: object = None
         #: rules' cache: True once every key is known not to hold tool arguments
         self.no_args: bool = False

@@ -555,6 +555,9 @@ _SWITCH_EVENT = attributes.SWITCH_EVENT
 # the loader's spans (their attribute names in a shared shape)
 _LOADED_ONLY = frozenset({LoadedSpan, RawSpan})
 _INBOUND = attributes.TENANT_INBOUND
+# names a span may hold besides plain ones and still be judged on its flags alone
+# (evaluate: flowmap.tenant.inbound only when its value is a known opaque tag)
+_FLAGS_OR_INBOUND = NEVER_QUIET | {_INBOUND}
 _NOT_A_TAG = object()  # flowmap.tenant present with a value that is not a string
 _LOADED_PARTS = frozenset({LoadedEvent, LoadedLink})  # their ``kvs`` is the attribute list
 _URL_KEYS = URL_KEYS
@@ -1008,9 +1011,15 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
                     plain = True
                 elif shape.flags_for is quiet:
                     flags_only = True
-                elif all([k in quiet or k in NEVER_QUIET for k in shape.keys]):
+                elif all([k in quiet or k in _FLAGS_OR_INBOUND for k in shape.keys]):
                     shape.flags_for = quiet
                     flags_only = True
+            if flags_only and shape.inbound >= 0:
+                # flowmap.tenant.inbound holds no raw id when it is a known opaque tag
+                # (masking._judge, as for flowmap.tenant): a service's server span
+                # reached with baggage is then not scanned name by name
+                inbound = span.attributes.get(_INBOUND)
+                flags_only = inbound.__class__ is str and inbound in opaque
             # flowmap.tenant present: its value is the tenant when it is a string
             tag = (span.tenant or _NOT_A_TAG) if shape.tenant >= 0 else None
         else:

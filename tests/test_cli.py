@@ -111,6 +111,24 @@ def test_fail_on_threshold(dropped, threshold, code):
     assert invoke("check", dropped, "--fail-on", threshold).exit_code == code
 
 
+@pytest.mark.parametrize("frozen", [False, True])
+def test_check_in_process_leaves_the_collector_as_it_found_it(dropped, frozen):
+    # the command moves what its analysis left to the collector's oldest generation
+    # (a freeze and an unfreeze): a program that runs it in-process keeps its collector
+    # on, and its own frozen objects (gc.freeze before forking workers) frozen
+    import gc
+
+    mine = [object()]  # a container the collector tracks
+    if frozen:
+        gc.freeze()
+    try:
+        assert invoke("check", dropped).exit_code == 1
+        assert gc.isenabled()
+        assert any(o is mine for o in gc.get_objects()) is not frozen  # (frozen ones are not listed)
+    finally:
+        gc.unfreeze()
+
+
 def test_cross_tenant_fails_even_at_critical(tmp_path):
     path = write_otlp(tmp_path / "switched.jsonl", switched_tenant())
     result = invoke("check", path, "--fail-on", "critical", "--format", "json")

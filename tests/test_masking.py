@@ -229,6 +229,27 @@ def test_a_raw_id_received_as_the_inbound_tenant_tag_is_flagged_and_masked(tmp_p
     assert "Acme Corp 42" not in _outputs(tmp_path, path)
 
 
+def test_a_raw_inbound_tag_is_flagged_where_its_span_names_are_known_plain(tmp_path):
+    # the rules judge a server span whose other names are all known plain by its
+    # flowmap.tenant.inbound value alone: an opaque tag there clears it (the traces
+    # before), a raw id never does (the last trace, with the very same names)
+    from otlp_builder import CLIENT, SERVER, TAG_A, TraceBuilder, write_otlp
+
+    import flowmap
+
+    def trace(inbound: str) -> TraceBuilder:
+        tb = TraceBuilder(service="api")
+        call = tb.span("POST /tools", kind=CLIENT, tenant=TAG_A, attrs={"http.request.method": "POST"})
+        call.child("POST /tools", kind=SERVER, service="tools", tenant=TAG_A, boundary="http.server",
+                   attrs={"flowmap.tenant.inbound": inbound, "http.route": "/tools"})
+        return tb
+
+    path = write_otlp(tmp_path / "t.jsonl", *[trace(TAG_A) for _ in range(3)], trace("Acme Corp 42"))
+    [f] = flowmap.analyze([str(path)]).findings
+    assert f.rule == "tenant-in-telemetry" and "flowmap.tenant.inbound" in f.message
+    assert "Acme Corp 42" not in _outputs(tmp_path, path)
+
+
 def test_a_percent_encoded_baggage_member_masks_the_id_written_plainly(tmp_path):
     # W3C baggage values are percent-encoded: the member flagged as Acme%20Corp%2042 is
     # the id "Acme Corp 42", which a query elsewhere in the trace writes plainly
