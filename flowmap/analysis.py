@@ -602,6 +602,7 @@ class Analyzer:
                 f.parent_name = m.text(f.parent_name) if f.parent_name is not None else None
                 f.parent_service = m.text(f.parent_service) if f.parent_service is not None else None
                 f.likely_parent = m.text(f.likely_parent) if f.likely_parent is not None else None
+                f.reached = m.text(f.reached) if f.reached is not None else None
                 f.origin = m.located(f.origin) if f.origin else f.origin  # a file name can hold an id too
             r.warnings = [m.located(w) for w in r.warnings]
             r.services = {m.text(name) for name in r.services}
