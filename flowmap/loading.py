@@ -1702,9 +1702,14 @@ def _syntax_error(data: bytes) -> Exception | None:
     """The JSON syntax error in ``data``, or None: the repairs of the slow path are allowed.
 
     Not a syntax error: invalid UTF-8 or unpaired surrogates (repaired with a warning in
-    pass 2), numbers out of range or nesting too deep (pass 2 says what is wrong).
+    pass 2), numbers out of range (pass 2 says what is wrong). Nesting too deep is given
+    as an error: the decoder stopped there, so nothing after it is known to be part of
+    one document (lines of brackets that never close, then JSON Lines, were read as one
+    document too deep to decode: the whole file lost).
     """
     _, exc = _decode_repaired(data)
+    if isinstance(exc, RecursionError):
+        return exc
     return exc if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError) else None
 
 

@@ -421,6 +421,20 @@ def test_a_document_nested_too_deeply_costs_only_itself(tmp_path):
     assert len(warnings) == 1 and "nested too deeply" in warnings[0], warnings
 
 
+@pytest.mark.parametrize("opener", [b"[", b'{"resourceSpans": ['])
+def test_lines_of_brackets_that_never_close_cost_only_themselves(tmp_path, opener):
+    """A file that starts with more unclosed brackets than the decoder nests (lines of
+    them, the rest JSON Lines or documents): the whole file was taken for one document
+    too deep to decode, and nothing was read (exit 2)."""
+    garbage = (opener + b"\n") * 1500
+    for rest in (line(root()) + b"\n" + line(child()) + b"\n", pretty(root()) + b"\n" + pretty(child()) + b"\n"):
+        f = tmp_path / "t.jsonl"
+        f.write_bytes(garbage + rest)
+        traces, warnings = load(f)
+        assert set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}
+        assert warnings[0].startswith(f"{f}:1: ")
+
+
 def test_damage_in_the_first_document_keeps_the_later_ones(tmp_path):
     first = pretty(root()).replace(b'"kind": 2', b'"kind": 2 2')
     data = first + b"\n" + pretty(child()) + b"\n" + pretty(OTHER_ROOT) + b"\n"
