@@ -90,13 +90,17 @@ def _split_documents(data: bytes) -> list[tuple[int, int, bytes] | _Damage]:
     view = memoryview(probe)
     units: list[tuple[int, int, bytes] | _Damage] = []
     pos, n = 0, len(probe)
+    nxt = -2  # not looked for yet
     while True:
         while pos < n and probe[pos] in b" \t\r\n":
             pos += 1
         if pos >= n:
             return units
-        # where the next document begins (a line starting with "{"): no document reads past it
-        nxt = probe.find(b"\n{", pos)
+        # where the next document begins (a line starting with "{"): no document reads past
+        # it. Looked for again only once passed (-1: there is none): documents written
+        # without newlines between them (}{) rescanned the rest of the data for each one
+        if nxt == -2 or 0 <= nxt < pos:
+            nxt = probe.find(b"\n{", pos)
         try:
             _GENERIC.decode(view[pos:])
         except (msgspec.ValidationError, RecursionError):  # before DecodeError: its subclass

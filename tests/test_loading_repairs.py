@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -307,6 +308,25 @@ def test_compact_documents_without_newlines_between_them(tmp_path):
     f.write_bytes(b"{\n" + line(root())[1:] + line(child()))
     traces, warnings = load(f)
     assert warnings == [] and set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}
+
+
+@pytest.mark.parametrize("before", [b"", line(root()) + b"\n"], ids=["documents", "after-a-json-line"])
+def test_many_records_on_one_line_take_time_linear_in_them(tmp_path, before):
+    """Records written without newlines between them (a writer that lost its newlines),
+    as a file of documents or a line among JSON Lines: each one looked for the next line
+    that starts a document over the rest of the data (6,000 records: ~10 s). Timed
+    against the same records one a line."""
+    records = [line(root(f"{i:032x}", f"{i:016x}")) for i in range(1, 6_001)]
+    joined, lines = tmp_path / "joined.json", tmp_path / "lines.jsonl"
+    joined.write_bytes(before + b"".join(records) + b"\n")
+    lines.write_bytes(before + b"\n".join(records) + b"\n")
+    took = []
+    for f in (lines, joined):
+        start = time.process_time()
+        traces, warnings = load(f)
+        took.append(time.process_time() - start)
+        assert len(traces) == 6_000 + bool(before) and warnings == []
+    assert took[1] < 5 * took[0] + 1, took
 
 
 def test_document_with_trailing_garbage_keeps_the_document_one_warning(tmp_path):
