@@ -705,12 +705,16 @@ class _Loader:
         head = first_line.strip()
         if not head.startswith((b"{", b"[")):
             return False  # JSON Lines with a broken first line: warned about in pass 2
+        records = self._json_lines_ahead(f)
         data = None
-        if head == b"[":  # an array of TracesData, one element a line: its last line is one
+        if head == b"[" and records < 2:
+            # an array of TracesData, one element a line: only its last line is one on its
+            # own (the others end with a comma), so two such lines are JSON Lines after a
+            # bad first line, never read whole
             data = self._read_all(f)
             if data is not None and _syntax_error(data) is not None:
                 data = None  # not one: judged as below
-        if data is None and self._more_json_lines(f):
+        if data is None and records:
             return False
         if data is None:
             data = self._read_all(f)
@@ -752,8 +756,9 @@ class _Loader:
                 counts.update(dict.fromkeys(hidden, _UNCOUNTED))
         return True
 
-    def _more_json_lines(self, f: _File) -> bool:
-        """Whether one of lines 2-20 is a TracesData object on its own (JSON Lines)."""
+    def _json_lines_ahead(self, f: _File) -> int:
+        """How many of lines 2-20 are TracesData objects on their own (JSON Lines), up to 2."""
+        found = 0
         for lineno, line, _ in self._lines(f, peek=True):
             if lineno > 20:
                 break
@@ -763,8 +768,10 @@ class _Loader:
                 except Exception:  # noqa: BLE001 - not such a line, whatever is wrong with it
                     continue
                 if isinstance(obj, dict) and "resourceSpans" in obj:
-                    return True
-        return False
+                    found += 1
+                    if found == 2:
+                        break
+        return found
 
     # -- pass 2: decode ---------------------------------------------------------
 
