@@ -252,6 +252,22 @@ def _continues(line: bytes, exc: Exception) -> bool:
     )
 
 
+def _begins_value(before: bytes, line: bytes) -> bool:
+    """Whether a line that starts with ``{``, met while reading on a value not closed yet
+    (see _continues), begins a value of its own (a JSON line, a pretty-printed document)
+    rather than continuing it: it does unless the line before it ends with ``[`` or ``,``
+    (where an array's element begins: written with ``indent=0``, a document's nested
+    objects start at the first column too) and it is not JSON on its own. (Asked only
+    of lines read on from a line that failed to decode.)"""
+    if not before.rstrip().endswith((b"[", b",")):
+        return True
+    try:
+        _SKIP.decode(line)
+    except (msgspec.DecodeError, RecursionError):
+        return False
+    return True
+
+
 def _bracket_depth(line: bytes) -> int:
     """How many more brackets a line of JSON opens than it closes, strings left out."""
     bare = _STRING_RE.sub(b"", line) if b'"' in line else line

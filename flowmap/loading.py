@@ -85,7 +85,7 @@ from .attributes import (
 )
 from .conventions import PROXY_VALUE, infer_boundary
 from .documents import (
-    _BYTE_RE, _GENERIC, _SURROGATE_RE, _Damage, _LineOf, _bad_utf8, _bracket_depth, _clip, _continues,
+    _BYTE_RE, _GENERIC, _SURROGATE_RE, _Damage, _LineOf, _bad_utf8, _begins_value, _bracket_depth, _clip, _continues,
     _decode_error, _fix_surrogate, _leading_newlines, _split_documents, _trailing_at,
 )
 from .errors import InputError
@@ -832,7 +832,8 @@ class _Loader:
         pretty-printed document among the lines, one after a compact first document),
         or that holds more than one (``}{``): read with the lines after it, up to the one
         where its brackets close or to the next line that starts with ``{`` (where a
-        document or a JSON line begins, as in a stream of documents), as documents are
+        document or a JSON line begins, as in a stream of documents; but an array's
+        element written with ``indent=0``: see documents._begins_value), as documents are
         (:mod:`flowmap.documents`). A JSON line cut short, the next line a line of its
         own, is skipped as before. Reached only once a line failed to decode: JSON Lines
         pay nothing for it. Returns the last line read as part of it, and the line after
@@ -842,19 +843,21 @@ class _Loader:
         depth = _bracket_depth(line)
         more = to_end = False  # whether lines after it continue it; whether it runs to the end
         after = None
+        before = line  # the last line that is not blank
         while depth > 0:
             after = next(lines, None)
             if after is None:
                 to_end = True
                 break
             lineno, text, _ = after
-            if text.startswith(b"{"):
+            if text.startswith(b"{") and _begins_value(before, text):
                 break
             block.append(text)
             last, after = lineno, None
             if not text.isspace():
                 more = True
                 depth += _bracket_depth(text)
+                before = text
         origin = f"{path}:{first}"
         if not more and _decode_error(error) == "truncated":
             self._unreadable(origin, error)

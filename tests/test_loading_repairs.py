@@ -564,6 +564,24 @@ def test_a_record_pretty_printed_among_json_lines_is_read_and_its_trace_kept_who
     assert set(traces[OTHER_TRACE]) == {"b000000000000001", "b000000000000002"}
 
 
+@pytest.mark.parametrize("first", ["json-line", "bad-line"])
+def test_records_written_with_indent_0_among_json_lines_are_read(tmp_path, first):
+    """``json.dump(record, f, indent=0)``: every line starts at the first column, the
+    nested objects' ``{`` too, which was taken for the next record: each piece was a bad
+    value, one warning each, and the record's spans were lost (all of them, the file's
+    first line not JSON)."""
+    head = line(root()) if first == "json-line" else b'{"resourceSpans": [' + SECRET.encode()
+    zero = json.dumps(traces_data(child(), OTHER_ROOT), indent=0).encode()
+    f = write(tmp_path / "t.jsonl", head, zero, json.dumps(traces_data(OTHER_CHILD), indent=0).encode())
+    traces, warnings = load(f)
+    assert set(traces[OTHER_TRACE]) == {"b000000000000001", "b000000000000002"}
+    if first == "json-line":
+        assert warnings == [] and set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}
+    else:
+        assert set(traces[ROOT_TRACE]) == {"f000000000000002"}
+        assert warnings == [f"{f}:1: invalid JSON (invalid character); line skipped"]
+
+
 def test_two_records_on_one_json_line_are_both_read(tmp_path):
     f = write(tmp_path / "t.jsonl", line(root()), line(child()) + line(OTHER_ROOT), line(OTHER_CHILD))
     traces, warnings = load(f)
