@@ -835,16 +835,17 @@ class _Loader:
         document or a JSON line begins, as in a stream of documents; but an array's
         element written with ``indent=0``: see documents._begins_value), as documents are
         (:mod:`flowmap.documents`). A JSON line cut short, the next line a line of its
-        own, is skipped as before. Reached only once a line failed to decode: JSON Lines
-        pay nothing for it. Returns the last line read as part of it, and the line after
+        own, is skipped as before; one that never closes is read on no further than
+        _READ_ON_MAX (its lines are damage, and the lines after them are read as lines
+        again). Reached only once a line failed to decode: JSON Lines pay nothing for it. Returns the last line read as part of it, and the line after
         it when that was read too (to be read as a line)."""
         path, last = f.name, first
-        block = [line]
+        block = bytearray(line)  # (not a list of lines: a million short ones cost 50 bytes each more)
         depth = _bracket_depth(line)
         more = to_end = False  # whether lines after it continue it; whether it runs to the end
         after = None
         before = line  # the last line that is not blank
-        while depth > 0:
+        while depth > 0 and len(block) <= _READ_ON_MAX:
             after = next(lines, None)
             if after is None:
                 to_end = True
@@ -852,7 +853,7 @@ class _Loader:
             lineno, text, _ = after
             if text.startswith(b"{") and _begins_value(before, text):
                 break
-            block.append(text)
+            block += text
             last, after = lineno, None
             if not text.isspace():
                 more = True
@@ -869,7 +870,8 @@ class _Loader:
         if to_end and held is not None and held[0] == f"{path}:{last + 1}" and f.cut is not None:
             self._held, cut = None, f.cut  # the lines stopped at an error: said with what it cut
         self.stats.lines -= 1  # (its documents count instead)
-        data = b"".join(block)
+        data = bytes(block)
+        del block
         self._read_documents(data, _split_documents(data), path, first, to_end, cut)
         return last, after
 
@@ -1128,8 +1130,14 @@ class _Loader:
         """``decode(data)`` after the repairs ``exc`` calls for; ``(data, exc)`` when none helps.
 
         ``done`` holds the repairs made so far on this line (each is made and warned
-        about once, whichever decode needed it).
+        about once, whichever decode needed it). The error is kept for its message only,
+        without its traceback: an error held by a frame it was raised in is a reference
+        cycle, and the garbage collector is paused while the loader runs, so each such
+        line (a type error before a syntax error, a repair that did not help) and the
+        frames above it (a value read on from JSON Lines: up to _READ_ON_MAX) stayed in
+        memory to the end of the load.
         """
+        exc = exc.with_traceback(None)
         while True:
             step = _repair(data, exc, done)
             if step is None:
@@ -1140,7 +1148,7 @@ class _Loader:
             try:
                 return decode(data)
             except Exception as again:  # noqa: BLE001 - the next repair, or the end
-                exc = again
+                exc = again.with_traceback(None)
 
     def _skip(self, origin: str, what: str) -> None:
         self.stats.skipped += 1
@@ -1633,6 +1641,9 @@ def _base64_hint(raw: Any, size: int) -> str:
 #: a decompressed line longer than this is skipped: a few MB of gzip can hold a line of
 #: gigabytes (a "gzip bomb"), which reading whole would take that much memory
 _GZ_LINE_MAX = 64 << 20
+#: a value read on from a line of JSON Lines (see _Loader._read_on) stops at this size:
+#: lines of brackets that never close must not be held to the end of the file
+_READ_ON_MAX = 64 << 20
 #: a gzip document is decompressed this much at a time: corrupt data loses at most the
 #: piece it is in, as much as the lines of a .gz lose (GzipFile reads them through a buffer
 #: of this size); 8 KiB to 64 KiB pieces took the same time

@@ -9,18 +9,20 @@ never its value), exit codes.
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 import os
 import subprocess
 import sys
 import time
+import tracemalloc
 import zlib
 from pathlib import Path
 
 import pytest
 
-from flowmap import otlp
+from flowmap import loading, otlp
 from flowmap.analysis import analyze
 from flowmap.loading import LoadStats, _Loader, iter_traces
 
@@ -453,6 +455,55 @@ def test_lines_of_brackets_that_never_close_cost_only_themselves(tmp_path, opene
         traces, warnings = load(f)
         assert set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}
         assert warnings[0].startswith(f"{f}:1: ")
+
+
+def test_a_value_that_never_closes_is_read_on_no_further_than_a_cap(tmp_path, monkeypatch):
+    """A line that begins a value, then lines that only ever open more (100,000 of
+    them, none starting with ``{``): they were all held to the end of the file, as a list
+    of lines (a 100 MB run peaked at 1.6 GB); now a bytes buffer, no bigger than the cap
+    (64 MiB; 64 KiB here), the lines after it read on as lines, and the good line after
+    the run is still read. Memory is compared with the same file without the run (the
+    loader's read buffers)."""
+    monkeypatch.setattr(loading, "_READ_ON_MAX", 64 << 10, raising=False)
+    run = b'{"resourceSpans": [\n' + b'  [ "x",\n' * 100_000
+    peaks = []
+    for middle in (b"", run):
+        f = tmp_path / "t.jsonl"
+        f.write_bytes(line(root()) + b"\n" + middle + line(child()) + b"\n")
+        tracemalloc.start()
+        try:
+            traces, warnings = load(f)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        assert set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}
+    assert warnings[0].startswith(f"{f}:2: ") and len(warnings) > 1  # (the run is read in pieces)
+    # (the run is 900 KB, 4 MB more as a list of lines; a piece decoded builds ~800 KB)
+    assert peaks[1] - peaks[0] < 2 << 20, peaks
+
+
+def test_bad_lines_are_not_kept_in_memory_to_the_end_of_the_load(tmp_path):
+    """A line with a type error before its syntax error (decoded twice: typed, then
+    generically) kept its error in the frame it was raised in, a reference cycle that the
+    garbage collector, paused while the loader runs (and the analysis: see analyze), never
+    freed: every such line stayed in memory to the end of the load (half of a 156 MB
+    file: 30 MB more). 200 lines of 20 KB here; what is held when the last trace is read
+    is compared with the same file without them."""
+    bad = b'{"resourceSpans": 7, "pad": "' + b"x" * 20_000  # cut short in a string
+    held = []
+    for lines in ([line(root())], [line(root()), *[bad] * 200]):
+        f = write(tmp_path / "t.jsonl", *lines, line(child()))
+        gc.disable()
+        tracemalloc.start()
+        try:
+            warnings: list[str] = []
+            for trace in iter_traces([f], on_warning=warnings.append):
+                assert set(trace.spans) == {"f000000000000001", "f000000000000002"}
+                held.append(tracemalloc.get_traced_memory()[0])
+        finally:
+            tracemalloc.stop()
+            gc.enable()
+    assert len(warnings) == 200 and held[1] - held[0] < 1 << 20, held
 
 
 def test_damage_in_the_first_document_keeps_the_later_ones(tmp_path):
