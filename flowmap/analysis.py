@@ -322,6 +322,12 @@ class Analyzer:
                 if self._targets_left:
                     self._judged_into(linked_trace)  # (also a link to a span not in it)
                 consumer = spans[sid]
+                if consumer.tenant is None:
+                    # what an untagged span's links keep, made for each of them in the same
+                    # order whether its target came first or not: the walks below its trace's
+                    # spans share one budget (rules.UntaggedBelow), so made only for links
+                    # still waiting or not healthy, they gave another answer by input order
+                    self._kept_below(linking, consumer)
                 if summary is not None:
                     op, tenant, key_id = summary[:3]
                     if not self._healthy_link(op, tenant, key_id, ops[sid], consumer.tenant, consumer.key_id, trace_id):

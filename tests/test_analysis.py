@@ -451,6 +451,30 @@ def test_a_batch_consumer_past_the_cap_is_judged_alike_whichever_end_came_first(
     assert found["producer-first"] == found["consumer-first"] == [("context-dropped", batch.span_id, pubs[0].span_id)]
 
 
+def test_links_below_a_long_untagged_chain_are_judged_alike_whichever_end_came_first(tmp_path):
+    """A chain of 100 untagged spans, each linked to a message (every other one tagged),
+    the tenant bound at its bottom: what was bound below each is found by walks that share
+    one budget a trace (rules.UntaggedBelow, against hostile traces). They were made for
+    the links still waiting and for the tagged producers read before, so the budget ran
+    out at another span by file order: another set of context-dropped findings."""
+    producers, pubs = [], []
+    for i in range(100):
+        tb = TraceBuilder(service="api")
+        pubs.append(tb.span("publish job", kind=PRODUCER, tenant=TAG_A if i % 2 else None, boundary="queue.publish"))
+        producers.append(tb)
+    consumer = TraceBuilder(service="worker")
+    step = consumer.span("step", links=[pubs[0]])
+    for pub in pubs[1:]:
+        step = step.child("step", links=[pub])
+    step.child("handle record", tenant=TAG_A, boundary="tool")
+    found = {
+        order: sorted((f.rule, f.span_id) for f in _analyse_in(order, tmp_path, producers, consumer).findings)
+        for order in ("producer-first", "consumer-first")
+    }
+    assert found["producer-first"] == found["consumer-first"]
+    assert found["consumer-first"]  # (the budget ran out: the walks judged no further)
+
+
 # -- messaging: a batch send, a pull receive, a settle (rules.link_reading) ------------
 
 def _messaging(op):
