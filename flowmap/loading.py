@@ -22,7 +22,10 @@ the spans of the traces that are still *open*: begun on an earlier line and not 
 at their last one. For files written by an exporter, where a trace's spans are close
 together, that is the largest trace plus the traces running concurrently with it,
 not the whole input. A pretty-printed single document is decoded whole, so its size
-bounds memory for that file.
+bounds memory for that file; in JSON Lines, a value read on from a line that failed (a
+pretty-printed record among them) is held to at most 64 MiB (_READ_ON_MAX), and a bad
+line is let go once warned about (the slow path keeps no error that would hold it in a
+reference cycle: the garbage collector is paused).
 
 **Bad input** never stops the load: each bad line gives one warning line
 ``"{file}:{line}: {what is wrong}"`` (its first problem that lost data; any others on
