@@ -128,12 +128,14 @@ class _LinkingSpans:
     how a span's links are read (rules.link_reading), and what ran below a span
     (rules.UntaggedBelow, made on first use)."""
 
-    __slots__ = ("graph", "_readings", "_below")
+    __slots__ = ("graph", "_readings", "_below", "kept")
 
     def __init__(self, graph: SpanGraph) -> None:
         self.graph = graph
         self._readings: dict[str, tuple[str, str]] = {}
         self._below: UntaggedBelow | None = None
+        #: linking span id -> what its links keep of the trace (Analyzer._kept_below)
+        self.kept: dict[str, tuple[Any, ...]] = {}
 
     def reading(self, span_id: str) -> tuple[str, str]:
         got = self._readings.get(span_id)
@@ -315,22 +317,24 @@ class Analyzer:
         if graph.external_links:
             pending = self._pending_links
             linking = _LinkingSpans(graph)
-            kept: dict[str, tuple[Any, ...]] = {}  # linking span id -> what its waiting links keep
             for linked_trace, linked_span, sid in graph.external_links:
                 summary = self._target_summary(linked_trace, linked_span)
                 if self._targets_left:
                     self._judged_into(linked_trace)  # (also a link to a span not in it)
                 consumer = spans[sid]
+                if consumer.tenant is None:
+                    # what an untagged span's links keep, made for each of them in the same
+                    # order whether its target came first or not: the walks below its trace's
+                    # spans share one budget (rules.UntaggedBelow), so made only for links
+                    # still waiting or not healthy, they gave another answer by input order
+                    self._kept_below(linking, consumer)
                 if summary is not None:
                     op, tenant, key_id = summary[:3]
                     if not self._healthy_link(op, tenant, key_id, ops[sid], consumer.tenant, consumer.key_id, trace_id):
                         producer = self._target_span(linked_trace, linked_span, summary)
                         self._judge_now(linking, producer, consumer, op, ops[sid])
                 elif self._waiting < _WAITING_MAX or self._let_go():  # waits, as a summary
-                    seen = kept.get(sid)
-                    if seen is None:
-                        seen = kept[sid] = self._kept_below(linking, consumer)
-                    record = _waiting_record(consumer, ops[sid], *seen)
+                    record = _waiting_record(consumer, ops[sid], *self._kept_below(linking, consumer))
                     pending.setdefault(linked_trace, {}).setdefault(linked_span, []).append(record)
                     self._waiting += 1
                     queued = True
@@ -451,35 +455,43 @@ class Analyzer:
         tenants bound there (the first :data:`_BOUND_KEPT`, or one a link of the span;
         their tags the strings the analysis shares), and ``reached`` when it was found
         below the span itself and the span is no boundary (a context-dropped on a
-        boundary is high and names none)."""
+        boundary is high and names none). Made once a span, and read by the links judged
+        at once too (_judge_now), so that a link is judged alike whichever end came first."""
+        got = linking.kept.get(consumer.span_id)
+        if got is not None:
+            return got
         how, scope = linking.reading(consumer.span_id)
         if consumer.tenant is not None or how != JUDGED:
-            return _NO_TENANTS, None, how
-        reached, bound = linking.below(scope)
-        if bound:
-            cap = max(_BOUND_KEPT, len(consumer.links))
-            cget = self._canon.get
-            tenants = frozenset([(cget(t, t), k) for t, k in itertools.islice(bound, cap)])
+            got = _NO_TENANTS, None, how
         else:
-            tenants = _NO_TENANTS
-        own = consumer.boundary is None and scope == consumer.span_id
-        return tenants, reached if own else None, how
+            reached, bound = linking.below(scope)
+            if bound:
+                cap = max(_BOUND_KEPT, len(consumer.links))
+                cget = self._canon.get
+                tenants = frozenset([(cget(t, t), k) for t, k in itertools.islice(bound, cap)])
+            else:
+                tenants = _NO_TENANTS
+            own = consumer.boundary is None and scope == consumer.span_id
+            got = tenants, reached if own else None, how
+        linking.kept[consumer.span_id] = got
+        return got
 
     def _judge_now(self, linking: _LinkingSpans, producer: Span, consumer: Span, source: str, target: str) -> None:
         """Judge a link whose two ends' tags say it lost or switched the tenant, the
         linking span's trace at hand: no finding when the span passes the message on
         (rules.passes_on), or when it is an untagged consumer below which (or below whose
-        caller) the producer's tenant was bound again (rules.UntaggedBelow)."""
-        how, scope = linking.reading(consumer.span_id)
+        caller) the producer's tenant was bound again (rules.UntaggedBelow), among the
+        tenants a waiting link keeps (_kept_below): the producer's trace read first or
+        last, the same answer."""
+        how = linking.reading(consumer.span_id)[0]
         state = tenant_state(producer.tenant, producer.key_id, consumer.tenant, consumer.key_id)
-        reached = None
         if not passes_on(how, state):
             if state != DROPPED:
                 self._judge_link(producer, consumer, source, target)
                 return
-            reached, bound = linking.below(scope)
+            bound, reached, _ = self._kept_below(linking, consumer)
             if (producer.tenant, producer.key_id) not in bound:
-                self._judge_link(producer, consumer, source, target, reached if scope == consumer.span_id else None)
+                self._judge_link(producer, consumer, source, target, reached)
                 return
         self._inherited_link(producer, consumer, source, target)
 
@@ -602,6 +614,7 @@ class Analyzer:
                 f.parent_name = m.text(f.parent_name) if f.parent_name is not None else None
                 f.parent_service = m.text(f.parent_service) if f.parent_service is not None else None
                 f.likely_parent = m.text(f.likely_parent) if f.likely_parent is not None else None
+                f.reached = m.text(f.reached) if f.reached is not None else None
                 f.origin = m.located(f.origin) if f.origin else f.origin  # a file name can hold an id too
             r.warnings = [m.located(w) for w in r.warnings]
             r.services = {m.text(name) for name in r.services}

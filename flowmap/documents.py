@@ -90,13 +90,17 @@ def _split_documents(data: bytes) -> list[tuple[int, int, bytes] | _Damage]:
     view = memoryview(probe)
     units: list[tuple[int, int, bytes] | _Damage] = []
     pos, n = 0, len(probe)
+    nxt = -2  # not looked for yet
     while True:
         while pos < n and probe[pos] in b" \t\r\n":
             pos += 1
         if pos >= n:
             return units
-        # where the next document begins (a line starting with "{"): no document reads past it
-        nxt = probe.find(b"\n{", pos)
+        # where the next document begins (a line starting with "{"): no document reads past
+        # it. Looked for again only once passed (-1: there is none): documents written
+        # without newlines between them (}{) rescanned the rest of the data for each one
+        if nxt == -2 or 0 <= nxt < pos:
+            nxt = probe.find(b"\n{", pos)
         try:
             _GENERIC.decode(view[pos:])
         except (msgspec.ValidationError, RecursionError):  # before DecodeError: its subclass
@@ -246,6 +250,22 @@ def _continues(line: bytes, exc: Exception) -> bool:
         and ("truncated" in str(exc) or _trailing_at(exc) is not None)
         and _OPENS(line) is not None
     )
+
+
+def _begins_value(before: bytes, line: bytes) -> bool:
+    """Whether a line that starts with ``{``, met while reading on a value not closed yet
+    (see _continues), begins a value of its own (a JSON line, a pretty-printed document)
+    rather than continuing it: it does unless the line before it ends with ``[`` or ``,``
+    (where an array's element begins: written with ``indent=0``, a document's nested
+    objects start at the first column too) and it is not JSON on its own. (Asked only
+    of lines read on from a line that failed to decode.)"""
+    if not before.rstrip().endswith((b"[", b",")):
+        return True
+    try:
+        _SKIP.decode(line)
+    except (msgspec.DecodeError, RecursionError):
+        return False
+    return True
 
 
 def _bracket_depth(line: bytes) -> int:

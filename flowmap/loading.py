@@ -22,7 +22,10 @@ the spans of the traces that are still *open*: begun on an earlier line and not 
 at their last one. For files written by an exporter, where a trace's spans are close
 together, that is the largest trace plus the traces running concurrently with it,
 not the whole input. A pretty-printed single document is decoded whole, so its size
-bounds memory for that file.
+bounds memory for that file; in JSON Lines, a value read on from a line that failed (a
+pretty-printed record among them) is held to at most 64 MiB (_READ_ON_MAX), and a bad
+line is let go once warned about (the slow path keeps no error that would hold it in a
+reference cycle: the garbage collector is paused).
 
 **Bad input** never stops the load: each bad line gives one warning line
 ``"{file}:{line}: {what is wrong}"`` (its first problem that lost data; any others on
@@ -85,7 +88,7 @@ from .attributes import (
 )
 from .conventions import PROXY_VALUE, infer_boundary
 from .documents import (
-    _BYTE_RE, _GENERIC, _SURROGATE_RE, _Damage, _LineOf, _bad_utf8, _bracket_depth, _clip, _continues,
+    _BYTE_RE, _GENERIC, _SURROGATE_RE, _Damage, _LineOf, _bad_utf8, _begins_value, _bracket_depth, _clip, _continues,
     _decode_error, _fix_surrogate, _leading_newlines, _split_documents, _trailing_at,
 )
 from .errors import InputError
@@ -705,12 +708,16 @@ class _Loader:
         head = first_line.strip()
         if not head.startswith((b"{", b"[")):
             return False  # JSON Lines with a broken first line: warned about in pass 2
+        records = self._json_lines_ahead(f)
         data = None
-        if head == b"[":  # an array of TracesData, one element a line: its last line is one
+        if head == b"[" and records < 2:
+            # an array of TracesData, one element a line: only its last line is one on its
+            # own (the others end with a comma), so two such lines are JSON Lines after a
+            # bad first line, never read whole
             data = self._read_all(f)
             if data is not None and _syntax_error(data) is not None:
                 data = None  # not one: judged as below
-        if data is None and self._more_json_lines(f):
+        if data is None and records:
             return False
         if data is None:
             data = self._read_all(f)
@@ -752,8 +759,9 @@ class _Loader:
                 counts.update(dict.fromkeys(hidden, _UNCOUNTED))
         return True
 
-    def _more_json_lines(self, f: _File) -> bool:
-        """Whether one of lines 2-20 is a TracesData object on its own (JSON Lines)."""
+    def _json_lines_ahead(self, f: _File) -> int:
+        """How many of lines 2-20 are TracesData objects on their own (JSON Lines), up to 2."""
+        found = 0
         for lineno, line, _ in self._lines(f, peek=True):
             if lineno > 20:
                 break
@@ -763,8 +771,10 @@ class _Loader:
                 except Exception:  # noqa: BLE001 - not such a line, whatever is wrong with it
                     continue
                 if isinstance(obj, dict) and "resourceSpans" in obj:
-                    return True
-        return False
+                    found += 1
+                    if found == 2:
+                        break
+        return found
 
     # -- pass 2: decode ---------------------------------------------------------
 
@@ -825,29 +835,33 @@ class _Loader:
         pretty-printed document among the lines, one after a compact first document),
         or that holds more than one (``}{``): read with the lines after it, up to the one
         where its brackets close or to the next line that starts with ``{`` (where a
-        document or a JSON line begins, as in a stream of documents), as documents are
+        document or a JSON line begins, as in a stream of documents; but an array's
+        element written with ``indent=0``: see documents._begins_value), as documents are
         (:mod:`flowmap.documents`). A JSON line cut short, the next line a line of its
-        own, is skipped as before. Reached only once a line failed to decode: JSON Lines
-        pay nothing for it. Returns the last line read as part of it, and the line after
+        own, is skipped as before; one that never closes is read on no further than
+        _READ_ON_MAX (its lines are damage, and the lines after them are read as lines
+        again). Reached only once a line failed to decode: JSON Lines pay nothing for it. Returns the last line read as part of it, and the line after
         it when that was read too (to be read as a line)."""
         path, last = f.name, first
-        block = [line]
+        block = bytearray(line)  # (not a list of lines: a million short ones cost 50 bytes each more)
         depth = _bracket_depth(line)
         more = to_end = False  # whether lines after it continue it; whether it runs to the end
         after = None
-        while depth > 0:
+        before = line  # the last line that is not blank
+        while depth > 0 and len(block) <= _READ_ON_MAX:
             after = next(lines, None)
             if after is None:
                 to_end = True
                 break
             lineno, text, _ = after
-            if text.startswith(b"{"):
+            if text.startswith(b"{") and _begins_value(before, text):
                 break
-            block.append(text)
+            block += text
             last, after = lineno, None
             if not text.isspace():
                 more = True
                 depth += _bracket_depth(text)
+                before = text
         origin = f"{path}:{first}"
         if not more and _decode_error(error) == "truncated":
             self._unreadable(origin, error)
@@ -859,7 +873,8 @@ class _Loader:
         if to_end and held is not None and held[0] == f"{path}:{last + 1}" and f.cut is not None:
             self._held, cut = None, f.cut  # the lines stopped at an error: said with what it cut
         self.stats.lines -= 1  # (its documents count instead)
-        data = b"".join(block)
+        data = bytes(block)
+        del block
         self._read_documents(data, _split_documents(data), path, first, to_end, cut)
         return last, after
 
@@ -1118,8 +1133,14 @@ class _Loader:
         """``decode(data)`` after the repairs ``exc`` calls for; ``(data, exc)`` when none helps.
 
         ``done`` holds the repairs made so far on this line (each is made and warned
-        about once, whichever decode needed it).
+        about once, whichever decode needed it). The error is kept for its message only,
+        without its traceback: an error held by a frame it was raised in is a reference
+        cycle, and the garbage collector is paused while the loader runs, so each such
+        line (a type error before a syntax error, a repair that did not help) and the
+        frames above it (a value read on from JSON Lines: up to _READ_ON_MAX) stayed in
+        memory to the end of the load.
         """
+        exc = exc.with_traceback(None)
         while True:
             step = _repair(data, exc, done)
             if step is None:
@@ -1130,7 +1151,7 @@ class _Loader:
             try:
                 return decode(data)
             except Exception as again:  # noqa: BLE001 - the next repair, or the end
-                exc = again
+                exc = again.with_traceback(None)
 
     def _skip(self, origin: str, what: str) -> None:
         self.stats.skipped += 1
@@ -1623,6 +1644,9 @@ def _base64_hint(raw: Any, size: int) -> str:
 #: a decompressed line longer than this is skipped: a few MB of gzip can hold a line of
 #: gigabytes (a "gzip bomb"), which reading whole would take that much memory
 _GZ_LINE_MAX = 64 << 20
+#: a value read on from a line of JSON Lines (see _Loader._read_on) stops at this size:
+#: lines of brackets that never close must not be held to the end of the file
+_READ_ON_MAX = 64 << 20
 #: a gzip document is decompressed this much at a time: corrupt data loses at most the
 #: piece it is in, as much as the lines of a .gz lose (GzipFile reads them through a buffer
 #: of this size); 8 KiB to 64 KiB pieces took the same time
@@ -1702,9 +1726,14 @@ def _syntax_error(data: bytes) -> Exception | None:
     """The JSON syntax error in ``data``, or None: the repairs of the slow path are allowed.
 
     Not a syntax error: invalid UTF-8 or unpaired surrogates (repaired with a warning in
-    pass 2), numbers out of range or nesting too deep (pass 2 says what is wrong).
+    pass 2), numbers out of range (pass 2 says what is wrong). Nesting too deep is given
+    as an error: the decoder stopped there, so nothing after it is known to be part of
+    one document (lines of brackets that never close, then JSON Lines, were read as one
+    document too deep to decode: the whole file lost).
     """
     _, exc = _decode_repaired(data)
+    if isinstance(exc, RecursionError):
+        return exc
     return exc if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError) else None
 
 

@@ -432,6 +432,49 @@ def test_a_waiting_batch_consumer_keeps_a_tenant_a_link_past_the_small_cap(tmp_p
     assert len(waiting[12]) == _BOUND_KEPT
 
 
+def test_a_batch_consumer_past_the_cap_is_judged_alike_whichever_end_came_first(tmp_path):
+    """One link, its producer's tenant bound below the consumer after 39 others: a link
+    waiting for its producer keeps only the first tenants (the cap), so a producer read
+    after the consumer found its tenant not bound (a context-dropped) while one read
+    before it found it bound (nothing): the same spans, another finding by file order.
+    Judged on what a waiting link keeps, in both."""
+    from flowmap.tagging import tag_for
+
+    from otlp_builder import KEY
+
+    tags = [tag_for(KEY, f"tenant-{i}") for i in range(40)]
+    producers, consumer, batch, pubs = _batch(bound=tags, tenants=tags[-1:])
+    found = {
+        order: [(f.rule, f.span_id, f.parent_span_id) for f in _analyse_in(order, tmp_path, producers, consumer).findings]
+        for order in ("producer-first", "consumer-first")
+    }
+    assert found["producer-first"] == found["consumer-first"] == [("context-dropped", batch.span_id, pubs[0].span_id)]
+
+
+def test_links_below_a_long_untagged_chain_are_judged_alike_whichever_end_came_first(tmp_path):
+    """A chain of 100 untagged spans, each linked to a message (every other one tagged),
+    the tenant bound at its bottom: what was bound below each is found by walks that share
+    one budget a trace (rules.UntaggedBelow, against hostile traces). They were made for
+    the links still waiting and for the tagged producers read before, so the budget ran
+    out at another span by file order: another set of context-dropped findings."""
+    producers, pubs = [], []
+    for i in range(100):
+        tb = TraceBuilder(service="api")
+        pubs.append(tb.span("publish job", kind=PRODUCER, tenant=TAG_A if i % 2 else None, boundary="queue.publish"))
+        producers.append(tb)
+    consumer = TraceBuilder(service="worker")
+    step = consumer.span("step", links=[pubs[0]])
+    for pub in pubs[1:]:
+        step = step.child("step", links=[pub])
+    step.child("handle record", tenant=TAG_A, boundary="tool")
+    found = {
+        order: sorted((f.rule, f.span_id) for f in _analyse_in(order, tmp_path, producers, consumer).findings)
+        for order in ("producer-first", "consumer-first")
+    }
+    assert found["producer-first"] == found["consumer-first"]
+    assert found["consumer-first"]  # (the budget ran out: the walks judged no further)
+
+
 # -- messaging: a batch send, a pull receive, a settle (rules.link_reading) ------------
 
 def _messaging(op):

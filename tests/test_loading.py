@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from flowmap import otlp
 from flowmap.errors import InputError
 from flowmap.exporter import JsonLinesSpanExporter
-from flowmap.loading import MAX_WARNINGS, LoadStats, iter_traces
+from flowmap.loading import MAX_WARNINGS, LoadStats, _Loader, iter_traces
 
 T1 = "0af7651916cd43dd8448eb211c80319c"
 T2 = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -310,6 +310,19 @@ def test_an_array_of_traces_data_one_element_a_line_is_read_whole(tmp_path):
     f.write_text("[\n" + ",\n".join(elements) + "\n]\n")
     traces, warnings, _ = load(f)
     assert warnings == [] and set(traces[T1].spans) == {sid(1), sid(2), sid(3)}
+
+
+def test_json_lines_after_a_bracket_line_are_read_as_lines_never_whole(tmp_path, monkeypatch):
+    """``[`` on its own line, then JSON Lines without commas (an array begun by hand):
+    the whole file was read into memory to try it as one array (a 156 MB file peaked at
+    220 MB, 69 MB without the bracket). Two lines that are TracesData on their own tell
+    JSON Lines: an array one element a line has at most one."""
+    f = tmp_path / "t.jsonl"
+    f.write_text("[\n" + "\n".join(json.dumps(line(span(span_id=sid(n)))) for n in (1, 2, 3)) + "\n")
+    monkeypatch.setattr(_Loader, "_read_all", lambda self, f: pytest.fail("read whole"))
+    traces, warnings, _ = load(f)
+    assert set(traces[T1].spans) == {sid(1), sid(2), sid(3)}
+    assert warnings == [f"{f}:1: invalid JSON (truncated); line skipped"]
 
 
 def test_gzip_by_magic_bytes_not_extension(tmp_path):

@@ -9,17 +9,20 @@ never its value), exit codes.
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 import os
 import subprocess
 import sys
+import time
+import tracemalloc
 import zlib
 from pathlib import Path
 
 import pytest
 
-from flowmap import otlp
+from flowmap import loading, otlp
 from flowmap.analysis import analyze
 from flowmap.loading import LoadStats, _Loader, iter_traces
 
@@ -309,6 +312,25 @@ def test_compact_documents_without_newlines_between_them(tmp_path):
     assert warnings == [] and set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}
 
 
+@pytest.mark.parametrize("before", [b"", line(root()) + b"\n"], ids=["documents", "after-a-json-line"])
+def test_many_records_on_one_line_take_time_linear_in_them(tmp_path, before):
+    """Records written without newlines between them (a writer that lost its newlines),
+    as a file of documents or a line among JSON Lines: each one looked for the next line
+    that starts a document over the rest of the data (6,000 records: ~10 s). Timed
+    against the same records one a line."""
+    records = [line(root(f"{i:032x}", f"{i:016x}")) for i in range(1, 6_001)]
+    joined, lines = tmp_path / "joined.json", tmp_path / "lines.jsonl"
+    joined.write_bytes(before + b"".join(records) + b"\n")
+    lines.write_bytes(before + b"\n".join(records) + b"\n")
+    took = []
+    for f in (lines, joined):
+        start = time.process_time()
+        traces, warnings = load(f)
+        took.append(time.process_time() - start)
+        assert len(traces) == 6_000 + bool(before) and warnings == []
+    assert took[1] < 5 * took[0] + 1, took
+
+
 def test_document_with_trailing_garbage_keeps_the_document_one_warning(tmp_path):
     f = tmp_path / "doc.json"
     data = pretty(root(), child()) + b"\n\ngarbage " + SECRET.encode() + b"\n"
@@ -421,6 +443,69 @@ def test_a_document_nested_too_deeply_costs_only_itself(tmp_path):
     assert len(warnings) == 1 and "nested too deeply" in warnings[0], warnings
 
 
+@pytest.mark.parametrize("opener", [b"[", b'{"resourceSpans": ['])
+def test_lines_of_brackets_that_never_close_cost_only_themselves(tmp_path, opener):
+    """A file that starts with more unclosed brackets than the decoder nests (lines of
+    them, the rest JSON Lines or documents): the whole file was taken for one document
+    too deep to decode, and nothing was read (exit 2)."""
+    garbage = (opener + b"\n") * 1500
+    for rest in (line(root()) + b"\n" + line(child()) + b"\n", pretty(root()) + b"\n" + pretty(child()) + b"\n"):
+        f = tmp_path / "t.jsonl"
+        f.write_bytes(garbage + rest)
+        traces, warnings = load(f)
+        assert set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}
+        assert warnings[0].startswith(f"{f}:1: ")
+
+
+def test_a_value_that_never_closes_is_read_on_no_further_than_a_cap(tmp_path, monkeypatch):
+    """A line that begins a value, then lines that only ever open more (100,000 of
+    them, none starting with ``{``): they were all held to the end of the file, as a list
+    of lines (a 100 MB run peaked at 1.6 GB); now a bytes buffer, no bigger than the cap
+    (64 MiB; 64 KiB here), the lines after it read on as lines, and the good line after
+    the run is still read. Memory is compared with the same file without the run (the
+    loader's read buffers)."""
+    monkeypatch.setattr(loading, "_READ_ON_MAX", 64 << 10, raising=False)
+    run = b'{"resourceSpans": [\n' + b'  [ "x",\n' * 100_000
+    peaks = []
+    for middle in (b"", run):
+        f = tmp_path / "t.jsonl"
+        f.write_bytes(line(root()) + b"\n" + middle + line(child()) + b"\n")
+        tracemalloc.start()
+        try:
+            traces, warnings = load(f)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        assert set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}
+    assert warnings[0].startswith(f"{f}:2: ") and len(warnings) > 1  # (the run is read in pieces)
+    # (the run is 900 KB, 4 MB more as a list of lines; a piece decoded builds ~800 KB)
+    assert peaks[1] - peaks[0] < 2 << 20, peaks
+
+
+def test_bad_lines_are_not_kept_in_memory_to_the_end_of_the_load(tmp_path):
+    """A line with a type error before its syntax error (decoded twice: typed, then
+    generically) kept its error in the frame it was raised in, a reference cycle that the
+    garbage collector, paused while the loader runs (and the analysis: see analyze), never
+    freed: every such line stayed in memory to the end of the load (half of a 156 MB
+    file: 30 MB more). 200 lines of 20 KB here; what is held when the last trace is read
+    is compared with the same file without them."""
+    bad = b'{"resourceSpans": 7, "pad": "' + b"x" * 20_000  # cut short in a string
+    held = []
+    for lines in ([line(root())], [line(root()), *[bad] * 200]):
+        f = write(tmp_path / "t.jsonl", *lines, line(child()))
+        gc.disable()
+        tracemalloc.start()
+        try:
+            warnings: list[str] = []
+            for trace in iter_traces([f], on_warning=warnings.append):
+                assert set(trace.spans) == {"f000000000000001", "f000000000000002"}
+                held.append(tracemalloc.get_traced_memory()[0])
+        finally:
+            tracemalloc.stop()
+            gc.enable()
+    assert len(warnings) == 200 and held[1] - held[0] < 1 << 20, held
+
+
 def test_damage_in_the_first_document_keeps_the_later_ones(tmp_path):
     first = pretty(root()).replace(b'"kind": 2', b'"kind": 2 2')
     data = first + b"\n" + pretty(child()) + b"\n" + pretty(OTHER_ROOT) + b"\n"
@@ -528,6 +613,24 @@ def test_a_record_pretty_printed_among_json_lines_is_read_and_its_trace_kept_who
     assert warnings == []
     assert set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}
     assert set(traces[OTHER_TRACE]) == {"b000000000000001", "b000000000000002"}
+
+
+@pytest.mark.parametrize("first", ["json-line", "bad-line"])
+def test_records_written_with_indent_0_among_json_lines_are_read(tmp_path, first):
+    """``json.dump(record, f, indent=0)``: every line starts at the first column, the
+    nested objects' ``{`` too, which was taken for the next record: each piece was a bad
+    value, one warning each, and the record's spans were lost (all of them, the file's
+    first line not JSON)."""
+    head = line(root()) if first == "json-line" else b'{"resourceSpans": [' + SECRET.encode()
+    zero = json.dumps(traces_data(child(), OTHER_ROOT), indent=0).encode()
+    f = write(tmp_path / "t.jsonl", head, zero, json.dumps(traces_data(OTHER_CHILD), indent=0).encode())
+    traces, warnings = load(f)
+    assert set(traces[OTHER_TRACE]) == {"b000000000000001", "b000000000000002"}
+    if first == "json-line":
+        assert warnings == [] and set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}
+    else:
+        assert set(traces[ROOT_TRACE]) == {"f000000000000002"}
+        assert warnings == [f"{f}:1: invalid JSON (invalid character); line skipped"]
 
 
 def test_two_records_on_one_json_line_are_both_read(tmp_path):

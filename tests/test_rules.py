@@ -1183,6 +1183,17 @@ def test_raw_value_masked_everywhere_it_leaked(tmp_path):
     assert kept.attributes["url.full"] == "https://app.example/t/[masked]/docs"
 
 
+def test_raw_value_masked_in_the_boundary_a_finding_says_was_reached(tmp_path):
+    """A context-dropped on a wrapper names the first boundary below it that ran without
+    the tenant (``reached``, a JSON key of its own): a raw id in that span's name is masked
+    there as in the message."""
+    tb = TraceBuilder()
+    entry = tb.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server", attrs={"app.tenant_id": RAW})
+    entry.child("FunctionAgent.run").child(f"lookup {RAW}", boundary="tool")
+    f = only(analyze_built(tmp_path, tb), "context-dropped")
+    assert f.reached == "tool 'api lookup [masked]'" and RAW not in json.dumps(f.to_json())
+
+
 # -- baggage-to-external ---------------------------------------------------------------
 
 @pytest.mark.parametrize(
