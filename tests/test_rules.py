@@ -719,6 +719,15 @@ def _tool_call_messages(arguments: dict) -> str:
     ]}])
 
 
+def _model_chooses_and_calls(entry):
+    """A model span whose output asks for lookup_account with a raw tenant id, and the
+    tool span that runs it with those arguments; returns the tool span."""
+    entry.child("chat gpt", tenant=TAG_A, boundary="llm",
+                attrs={"gen_ai.output.messages": _tool_call_messages({"tenant_id": RAW})})
+    return entry.child("execute_tool lookup_account", tenant=TAG_A, boundary="tool",
+                       attrs={"gen_ai.tool.call.arguments": json.dumps({"tenant_id": RAW})})
+
+
 @pytest.mark.parametrize(
     "attrs",
     [
@@ -777,10 +786,7 @@ def test_a_models_tool_calls_without_tenant_arguments_do_not_fire(tmp_path):
 def test_the_tool_span_is_named_once_when_it_shows_the_models_choice_too(tmp_path):
     tb = TraceBuilder()
     entry = request(tb)
-    entry.child("chat gpt", tenant=TAG_A, boundary="llm",
-                attrs={"gen_ai.output.messages": _tool_call_messages({"tenant_id": RAW})})
-    tool = entry.child("execute_tool lookup_account", tenant=TAG_A, boundary="tool",
-                       attrs={"gen_ai.tool.call.arguments": json.dumps({"tenant_id": RAW})})
+    tool = _model_chooses_and_calls(entry)
     a = analyze_built(tmp_path, tb)
     assert only(a, "model-chosen-tenant").span_id == tool.span_id
 
@@ -792,10 +798,7 @@ def test_the_id_a_model_chose_is_reported_once_not_again_where_the_conversation_
     name (a flattened argument: a tenant attribute, as the contract names them)."""
     tb = TraceBuilder()
     entry = request(tb)
-    entry.child("chat gpt", tenant=TAG_A, boundary="llm",
-                attrs={"gen_ai.output.messages": _tool_call_messages({"tenant_id": RAW})})
-    tool = entry.child("execute_tool lookup_account", tenant=TAG_A, boundary="tool",
-                       attrs={"gen_ai.tool.call.arguments": json.dumps({"tenant_id": RAW})})
+    tool = _model_chooses_and_calls(entry)
     flat = entry.child("execute_tool lookup_flat", tenant=TAG_A, boundary="tool",
                        attrs={"tool.arguments.tenant_id": RAW})
     agent = entry.child("invoke_agent support", tenant=TAG_A, boundary="agent", attrs={
