@@ -31,8 +31,8 @@ from .model import SPAN_KIND_PRODUCER, Analysis, Finding, FlowMap, Severity, Spa
 from .otlp import detach
 from .paths import PathSample, trace_paths
 from .rules import (
-    CONTEXT_DROPPED, DROPPED, INHERITED, JUDGED, SWITCHED, UNSCOPED_ENTRY, TraceVerdict, UntaggedBelow, evaluate,
-    judge_link, judge_passed_through, link_reading, orphan_message, passes_on, ran_unbound, sort_findings, tenant_state,
+    CONTEXT_DROPPED, DROPPED, INHERITED, JUDGED, SWITCHED, UNSCOPED_ENTRY, LinkingSpans, TraceVerdict, evaluate,
+    judge_link, judge_passed_through, orphan_message, passes_on, ran_unbound, sort_findings, tenant_state,
 )
 from .settings import AnalysisSettings
 from .tagging import is_opaque_tag
@@ -121,32 +121,6 @@ _new_span = (
     Span if tuple(f.name for f in dataclasses.fields(Span))[: len(_SPAN_FIELDS)] == _SPAN_FIELDS
     else _span_by_keywords
 )
-
-
-class _LinkingSpans:
-    """What the analysis asks about the linking spans of one trace, each answered once:
-    how a span's links are read (rules.link_reading), and what ran below a span
-    (rules.UntaggedBelow, made on first use)."""
-
-    __slots__ = ("graph", "_readings", "_below", "kept")
-
-    def __init__(self, graph: SpanGraph) -> None:
-        self.graph = graph
-        self._readings: dict[str, tuple[str, str]] = {}
-        self._below: UntaggedBelow | None = None
-        #: linking span id -> what its links keep of the trace (Analyzer._kept_below)
-        self.kept: dict[str, tuple[Any, ...]] = {}
-
-    def reading(self, span_id: str) -> tuple[str, str]:
-        got = self._readings.get(span_id)
-        if got is None:
-            got = self._readings[span_id] = link_reading(self.graph, span_id)
-        return got
-
-    def below(self, span_id: str) -> tuple[str | None, dict[tuple[str, str | None], None]]:
-        if self._below is None:
-            self._below = UntaggedBelow(self.graph)
-        return self._below(span_id)
 
 
 class Analyzer:
@@ -316,7 +290,7 @@ class Analyzer:
         # span summaries are made for findings
         if graph.external_links:
             pending = self._pending_links
-            linking = _LinkingSpans(graph)
+            linking = LinkingSpans(graph)
             for linked_trace, linked_span, sid in graph.external_links:
                 summary = self._target_summary(linked_trace, linked_span)
                 if self._targets_left:
@@ -448,7 +422,7 @@ class Analyzer:
         state = tenant_state(pt, pk, ct, ck)
         return state != SWITCHED and state != DROPPED and self._flow.count_link(source, target, state, trace_id)
 
-    def _kept_below(self, linking: _LinkingSpans, consumer: Span) -> tuple[Any, ...]:
+    def _kept_below(self, linking: LinkingSpans, consumer: Span) -> tuple[Any, ...]:
         """What a linking span's waiting links keep of its trace (gone when they are
         judged): how its links are read (rules.link_reading), and for an untagged span
         judged as a consumer what ran below it (or below its caller: a pull receive): the
@@ -476,7 +450,7 @@ class Analyzer:
         linking.kept[consumer.span_id] = got
         return got
 
-    def _judge_now(self, linking: _LinkingSpans, producer: Span, consumer: Span, source: str, target: str) -> None:
+    def _judge_now(self, linking: LinkingSpans, producer: Span, consumer: Span, source: str, target: str) -> None:
         """Judge a link whose two ends' tags say it lost or switched the tenant, the
         linking span's trace at hand: no finding when the span passes the message on
         (rules.passes_on), or when it is an untagged consumer below which (or below whose

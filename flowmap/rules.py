@@ -86,6 +86,7 @@ __all__ = [
     "is_entry",
     "judge_link",
     "link_reading",
+    "LinkingSpans",
     "passes_on",
     "JUDGED",
     "TRANSPORT",
@@ -224,6 +225,33 @@ def link_reading(graph: SpanGraph, span_id: str) -> tuple[str, str]:
             return JUDGED, caller
         return (JUDGED if graph.children.get(span_id) else HANDED_ON), span_id
     return JUDGED, span_id
+
+
+class LinkingSpans:
+    """What is asked about the linking spans of one trace, each answered once: how a
+    span's links are read (:func:`link_reading`), and what ran below a span
+    (:class:`UntaggedBelow`, made on first use: :attr:`walks`). Used for the links inside
+    a trace (:func:`evaluate`) and for those to other traces (the analysis)."""
+
+    __slots__ = ("graph", "_readings", "walks", "kept")
+
+    def __init__(self, graph: SpanGraph) -> None:
+        self.graph = graph
+        self._readings: dict[str, tuple[str, str]] = {}
+        self.walks: UntaggedBelow | None = None
+        #: linking span id -> what its links keep of the trace (analysis.Analyzer._kept_below)
+        self.kept: dict[str, tuple[Any, ...]] = {}
+
+    def reading(self, span_id: str) -> tuple[str, str]:
+        got = self._readings.get(span_id)
+        if got is None:
+            got = self._readings[span_id] = link_reading(self.graph, span_id)
+        return got
+
+    def below(self, span_id: str) -> tuple[str | None, dict[tuple[str, str | None], None]]:
+        if self.walks is None:
+            self.walks = UntaggedBelow(self.graph)
+        return self.walks(span_id)
 
 
 def passes_on(reading: str, state: str) -> bool:
@@ -1101,31 +1129,25 @@ def _judge_links(v: TraceVerdict, graph: SpanGraph) -> UntaggedBelow | None:
     """The findings of the links inside the trace, each read as :func:`link_reading`
     says; returns the walks below spans made for them (for _note_boundaries_reached)."""
     spans = graph.spans
-    walks: UntaggedBelow | None = None
-    readings: dict[str, tuple[str, str]] = {}
+    linking = LinkingSpans(graph)
     for src, dst in graph.links:
         producer = spans[src]
         f = judge_link(producer, spans[dst])
         if f is None:
             continue  # no loss, no switch
-        reading = readings.get(dst)
-        if reading is None:
-            reading = readings[dst] = link_reading(graph, dst)
-        how, scope = reading
+        how, scope = linking.reading(dst)
         dropped = f.rule == CONTEXT_DROPPED
         if not passes_on(how, DROPPED if dropped else SWITCHED):
             if not dropped:
                 v.add(f)
                 continue
-            if walks is None:
-                walks = UntaggedBelow(graph)
-            if (producer.tenant, producer.key_id) not in walks(scope)[1]:  # a batch consumer: see UntaggedBelow
+            if (producer.tenant, producer.key_id) not in linking.below(scope)[1]:  # a batch consumer: see UntaggedBelow
                 v.add(f)
                 continue
         if v.inherited_links is None:
             v.inherited_links = set()
         v.inherited_links.add((src, dst))
-    return walks
+    return linking.walks
 
 
 def _entries_under_untagged_callers(v: TraceVerdict, graph: SpanGraph, settings: AnalysisSettings) -> None:
