@@ -31,8 +31,8 @@ from .model import SPAN_KIND_PRODUCER, Analysis, Finding, FlowMap, Severity, Spa
 from .otlp import detach
 from .paths import PathSample, trace_paths
 from .rules import (
-    CONTEXT_DROPPED, DROPPED, INHERITED, JUDGED, SWITCHED, UNSCOPED_ENTRY, LinkingSpans, TraceVerdict, evaluate,
-    judge_link, judge_passed_through, orphan_message, passes_on, ran_unbound, sort_findings, tenant_state,
+    CONTEXT_DROPPED, CROSS_TENANT, DROPPED, INHERITED, JUDGED, SWITCHED, UNSCOPED_ENTRY, LinkingSpans, TraceVerdict,
+    evaluate, judge_link, judge_passed_through, one_message, orphan_message, passes_on, ran_unbound, sort_findings, tenant_state,
 )
 from .settings import AnalysisSettings
 from .tagging import is_opaque_tag
@@ -85,17 +85,19 @@ def _summary(span: Span) -> Span:
 
 def _waiting_record(
     span: Span, operation: str, bound: frozenset[tuple[str, str | None]] = _NO_TENANTS, reached: str | None = None,
-    reading: str = JUDGED,
+    reading: str = JUDGED, one_message: bool = False,
 ) -> tuple[Any, ...]:
     """A linking span waiting for its target's trace, as a tuple (a tenth of a span
     summary's cost to make): operation, tenant tag, key id, trace id first, for the
     judgement of a healthy link; then the fields for :func:`_summary_span`; then, for an
     untagged span, what its trace showed below it (its trace is gone when the link is
     judged): the tenants bound there, ``(tag, key id)`` (rules.UntaggedBelow), and the
-    ``reached`` of a context-dropped on it when it is no boundary; last, how its links
-    are read (rules.link_reading)."""
+    ``reached`` of a context-dropped on it when it is no boundary; then how its links
+    are read (rules.link_reading); last, whether what ran below it is one message's work
+    (rules.one_message)."""
     return (operation, span.tenant, span.key_id, span.trace_id, span.span_id, span.parent_span_id,
-            span.name, span.kind, span.service, span.origin, span.boundary, span.scoped, bound, reached, reading)
+            span.name, span.kind, span.service, span.origin, span.boundary, span.scoped, bound, reached, reading,
+            one_message)
 
 
 def _summary_span(record: tuple[Any, ...]) -> Span:
@@ -329,7 +331,7 @@ class Analyzer:
                             if passes_on(c[14], state) or (state == DROPPED and (tenant, key_id) in c[12]):
                                 self._inherited_link(producer, _summary_span(c), op, c[0])  # or bound below it
                             else:
-                                self._judge_link(producer, _summary_span(c), op, c[0], c[13])
+                                self._judge_link(producer, _summary_span(c), op, c[0], c[13], c[12] if c[15] else ())
                     judged += len(consumers)
         if not trace.maybe_linked or 0 <= trace.links_in <= judged:
             # the loader's scan saw no link into this trace that is still to come:
@@ -429,14 +431,15 @@ class Analyzer:
         tenants bound there (the first :data:`_BOUND_KEPT`, or one a link of the span;
         their tags the strings the analysis shares), and ``reached`` when it was found
         below the span itself and the span is no boundary (a context-dropped on a
-        boundary is high and names none). Made once a span, and read by the links judged
+        boundary is high and names none), and whether that is one message's work
+        (rules.one_message). Made once a span, and read by the links judged
         at once too (_judge_now), so that a link is judged alike whichever end came first."""
         got = linking.kept.get(consumer.span_id)
         if got is not None:
             return got
         how, scope = linking.reading(consumer.span_id)
         if consumer.tenant is not None or how != JUDGED:
-            got = _NO_TENANTS, None, how
+            got = _NO_TENANTS, None, how, False
         else:
             reached, bound = linking.below(scope)
             if bound:
@@ -446,7 +449,7 @@ class Analyzer:
             else:
                 tenants = _NO_TENANTS
             own = consumer.boundary is None and scope == consumer.span_id
-            got = tenants, reached if own else None, how
+            got = tenants, reached if own else None, how, one_message(consumer, scope)
         linking.kept[consumer.span_id] = got
         return got
 
@@ -463,9 +466,9 @@ class Analyzer:
             if state != DROPPED:
                 self._judge_link(producer, consumer, source, target)
                 return
-            bound, reached, _ = self._kept_below(linking, consumer)
+            bound, reached, _, one = self._kept_below(linking, consumer)
             if (producer.tenant, producer.key_id) not in bound:
-                self._judge_link(producer, consumer, source, target, reached)
+                self._judge_link(producer, consumer, source, target, reached, bound if one else ())
                 return
         self._inherited_link(producer, consumer, source, target)
 
@@ -477,17 +480,25 @@ class Analyzer:
         if not self._flow.count_link(source, target, INHERITED, consumer.trace_id):
             self._flow.add_link(producer, consumer, source, target, None, INHERITED)
 
-    def _judge_link(self, producer: Span, consumer: Span, source: str, target: str, reached: str | None = None) -> None:
+    def _judge_link(
+        self, producer: Span, consumer: Span, source: str, target: str, reached: str | None = None,
+        bound: Iterable[tuple[str, str | None]] = (),
+    ) -> None:
         """Judge a link between traces; ``source``, ``target``: the two ends' operations
         (as their span graphs counted them: not looked up again, see graph.Operations);
         ``reached``: what a context-dropped on the consumer names below it (the rules
-        named it on findings in the consumer's trace before the link was judged)."""
-        f = judge_link(producer, consumer, reached)
-        if f is not None:
-            f.origin = consumer.origin or None
-            self._findings.append(f)
-            self._by_link.setdefault((f.rule, f.trace_id, f.span_id), (f, target))
-        self._flow.add_link(producer, consumer, source, target, f.rule if f is not None else None)
+        named it on findings in the consumer's trace before the link was judged);
+        ``bound``: the tenants bound below an untagged consumer (rules.judge_link)."""
+        f = judge_link(producer, consumer, reached, bound)
+        if f is None:
+            self._flow.add_link(producer, consumer, source, target, None)
+            return
+        f.origin = consumer.origin or None
+        self._findings.append(f)
+        self._by_link.setdefault((f.rule, f.trace_id, f.span_id), (f, target))
+        # (a lost tenant with another bound below is a switch: rules.judge_link)
+        state = SWITCHED if f.rule == CROSS_TENANT else None
+        self._flow.add_link(producer, consumer, source, target, f.rule, state)
 
     def _parent_counts(self) -> dict[str, dict[str, int]]:
         """operation -> {parent operation: how many of its spans ran under it}, over every

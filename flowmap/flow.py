@@ -210,11 +210,11 @@ class FlowMapBuilder:
                 source, target, state = key
                 self.count(source, target, state, trace_id, n=n)
                 self._settle(settled, key)
-        inherited = verdict.inherited_links  # links that lost or switched no tenant (see TraceVerdict)
+        judged = verdict.link_states  # links whose state is not their ends' (see TraceVerdict)
         for src, dst in graph.links:
             state = edge_state(spans[src], spans[dst])
-            if inherited and (state == DROPPED or state == SWITCHED) and (src, dst) in inherited:
-                state = INHERITED
+            if judged and (state == DROPPED or state == SWITCHED):
+                state = judged.get((src, dst), state)
             self.count(ops[src], ops[dst], state, trace_id, via_link=True)
         for f in verdict.findings:
             node = flow_nodes[ops[f.span_id]]

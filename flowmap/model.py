@@ -202,7 +202,7 @@ class FlowEdge:
     orphaned: int = 0  # target ran as a root; source is the most likely parent
     via_link: int = 0  # of the above, edges through span links (queues, streams)
     example_traces: list[str] = field(default_factory=list)  # capped sample
-    bound: int = 0  # source untagged, target tagged: the tenant was bound at this call
+    bound: int = 0  # source untagged, target tagged (and no other tenant tagged above): bound at this call
     untagged: int = 0  # neither side tagged
 
     @property

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -265,10 +265,22 @@ def passes_on(reading: str, state: str) -> bool:
     return state == SWITCHED and reading == TRANSPORT
 
 
-def judge_link(producer: Span, consumer: Span, reached: str | None = None) -> Finding | None:
+def one_message(consumer: Span, scope: str) -> bool:
+    """Whether what ran below an untagged consumer is one message's work: it links to one
+    message and is judged on its own subtree (``scope``, from :meth:`LinkingSpans.reading`).
+    Then another tenant bound there means the message was worked on for that tenant, a
+    switch; below a batch, or a receive judged on its poll loop, it is another record's."""
+    return scope == consumer.span_id and len(consumer.links) == 1
+
+
+def judge_link(
+    producer: Span, consumer: Span, reached: str | None = None, bound: Iterable[tuple[str, str | None]] = (),
+) -> Finding | None:
     """The finding, if any, for a consumer span linked to a producer span, judged on the
     two ends' tags (a batch consumer that bound the producer's tenant below it is for the
-    caller to tell apart: :class:`UntaggedBelow`). ``reached``:
+    caller to tell apart: :class:`UntaggedBelow`). ``bound``: the tenants bound below an
+    untagged consumer of one message (:func:`one_message`), when the producer's is not
+    among them: another tenant there makes the lost tenant a switch. ``reached``:
     the first boundary below the consumer that ran without a tenant
     (:meth:`UntaggedBelow.reached`), named by a ``context-dropped`` on a consumer that is
     no boundary as the rules name it inside a trace (for a link judged after the
@@ -280,6 +292,13 @@ def judge_link(producer: Span, consumer: Span, reached: str | None = None) -> Fi
             f"{op(consumer)} runs for a different tenant than {op(producer)}, which it links to",
         )
     if state == DROPPED:
+        pt, pk = producer.tenant, producer.key_id
+        if any(tenant_state(pt, pk, t, k) == SWITCHED for t, k in bound):
+            return _finding(
+                CROSS_TENANT, Severity.CRITICAL, consumer, producer,
+                f"{op(consumer)} lost the tenant of {op(producer)} across a span link, and the work below it "
+                "ran for another tenant",
+            )
         f = _finding(
             CONTEXT_DROPPED, _at_boundary(consumer), consumer, producer,
             f"{op(consumer)} lost the tenant of {op(producer)} across a span link",
@@ -397,6 +416,28 @@ def _judge_parent(parent: Span, child: Span) -> Finding | None:
             f"{op(child)} lost the tenant of its parent {op(parent)}{remote}{_unbound_note(child)}",
         )
     return None
+
+
+def _tagged_above(start: str, spans: dict[str, Span], parent: dict[str, str], known: dict[str, Any]) -> Span | None:
+    """The nearest tagged span at or above ``start`` along parent edges (None when there
+    is none in the data): the tenant a span bound below untagged spans is compared with."""
+    return _walk_up(start, spans, parent, known, _tag_of, None)
+
+
+def _tag_of(sid: str, span: Span) -> Any:
+    return span if span.tenant is not None else _GO_ON
+
+
+def _switched_through(above: Span, span: Span) -> Finding:
+    """``cross-tenant`` for a tenant bound below untagged spans whose nearest tagged
+    ancestor ran for another tenant: the finding's parent is that ancestor, the span
+    whose tag differs."""
+    remote = " in another service" if above.service != span.service else ""
+    return _finding(
+        CROSS_TENANT, Severity.CRITICAL, span, above,
+        f"{op(span)} runs for a different tenant than {op(above)}{remote} above it, "
+        "through spans that carried no tenant",
+    )
 
 
 def ran_unbound(span: Span) -> bool:
@@ -756,7 +797,7 @@ def _model_output_keys(span: Span, names: frozenset[str]) -> tuple[list[str], li
 class TraceVerdict:
     """What the rules found in one trace (a plain slotted class: one is made per trace)."""
 
-    __slots__ = ("findings", "by_span", "orphans", "raw_values", "calls", "untagged", "tenants", "inherited_links")
+    __slots__ = ("findings", "by_span", "orphans", "raw_values", "calls", "untagged", "tenants", "link_states")
 
     def __init__(self) -> None:
         self.findings: list[Finding] = []
@@ -773,11 +814,12 @@ class TraceVerdict:
         self.untagged: list[str] = []
         #: the distinct tenant tags of the trace's spans (None among them for untagged spans)
         self.tenants: set[str | None] = set()
-        #: (linked span id, linking span id) of the links inside the trace that lost or
-        #: switched no tenant though the two ends' tags say so, counted as inherited: into
-        #: a batch consumer that bound the linked span's tenant below it
-        #: (:class:`UntaggedBelow`), or into a span that passes the message on (:func:`passes_on`)
-        self.inherited_links: set[tuple[str, str]] | None = None
+        #: (linked span id, linking span id) -> state, of the links inside the trace whose
+        #: state is not the two ends' edge state: inherited into a batch consumer that bound
+        #: the linked span's tenant below it (:class:`UntaggedBelow`) or into a span that
+        #: passes the message on (:func:`passes_on`); switched into an untagged consumer
+        #: below which only another tenant was bound
+        self.link_states: dict[tuple[str, str], str] | None = None
 
     def add(self, f: Finding) -> None:
         existing = self.by_span.setdefault(f.span_id, [])
@@ -940,6 +982,7 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
             ]
     else:
         untagged = v.untagged
+        above_known: dict[str, Any] = {}  # (_tagged_above's answers, one walk a span)
         for sid, span in local:
             tenant = span.tenant
             if tenant is None:
@@ -958,6 +1001,12 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
                         if f is not None and not (state == DROPPED and _asgi_message(span, sid, graph)):
                             v.add(f)
                     elif pt is None:
+                        above = _tagged_above(pid, spans, parent_of, above_known)
+                        if above is not None and edge_state(above, span) == SWITCHED:
+                            # A -> untagged -> B: the tenant switched through spans that
+                            # carried none (an uninstrumented gateway, a contrib consumer)
+                            state = SWITCHED
+                            v.add(_switched_through(above, span))
                         f = _judge_inbound(span, parent)
                         if f is not None:
                             v.add(f)
@@ -1137,16 +1186,22 @@ def _judge_links(v: TraceVerdict, graph: SpanGraph) -> UntaggedBelow | None:
             continue  # no loss, no switch
         how, scope = linking.reading(dst)
         dropped = f.rule == CONTEXT_DROPPED
+        state = INHERITED
         if not passes_on(how, DROPPED if dropped else SWITCHED):
             if not dropped:
                 v.add(f)
                 continue
-            if (producer.tenant, producer.key_id) not in linking.below(scope)[1]:  # a batch consumer: see UntaggedBelow
+            bound = linking.below(scope)[1]
+            if (producer.tenant, producer.key_id) not in bound:  # a batch consumer: see UntaggedBelow
+                if bound and one_message(spans[dst], scope):
+                    f = judge_link(producer, spans[dst], None, bound) or f
                 v.add(f)
-                continue
-        if v.inherited_links is None:
-            v.inherited_links = set()
-        v.inherited_links.add((src, dst))
+                if f.rule != CROSS_TENANT:
+                    continue
+                state = SWITCHED
+        if v.link_states is None:
+            v.link_states = {}
+        v.link_states[(src, dst)] = state
     return linking.walks
 
 
@@ -1164,7 +1219,7 @@ def _entries_under_untagged_callers(v: TraceVerdict, graph: SpanGraph, settings:
     declared tenantless)."""
     spans, parent = graph.spans, graph.parent
     tagged = boundary = None
-    covered: dict[str, bool] = {}
+    covered: dict[str, Any] = {}
     for sid, span in spans.items():
         if span.tenant is not None or not is_entry(span):
             continue
@@ -1182,31 +1237,48 @@ def _entries_under_untagged_callers(v: TraceVerdict, graph: SpanGraph, settings:
 
 
 def _covered_above(
-    start: str, spans: dict[str, Span], parent: dict[str, str], tagged: dict[str, bool], covered: dict[str, bool]
+    start: str, spans: dict[str, Span], parent: dict[str, str], tagged: dict[str, bool], covered: dict[str, Any]
 ) -> bool:
     """Whether ``start`` or a span above it is tagged, has a tagged span below it, or is
-    an entry: walking up stops at the first such span, or at a span already answered in
-    ``covered``, and every span walked gets the answer there. So each span is walked
-    once per trace, however many untagged entries hang below one long untagged chain
-    (walking up from each again was quadratic), and without recursion (a chain can be a
-    million spans deep)."""
+    an entry."""
+    def answer(sid: str, span: Span) -> Any:
+        return True if span.tenant is not None or tagged[sid] or is_entry(span) else _GO_ON
+
+    return _walk_up(start, spans, parent, covered, answer, False)
+
+
+_GO_ON = object()  # a _walk_up step's "not here: look at the parent"
+
+
+def _walk_up(
+    start: str, spans: dict[str, Span], parent: dict[str, str], known: dict[str, Any],
+    answer: Callable[[str, Span], Any], default: Any,
+) -> Any:
+    """The first ``answer(sid, span)`` that is not :data:`_GO_ON`, walking up parent
+    edges from ``start``; ``default`` past the top (or a parent not in the data). Walking
+    stops at a span already answered in ``known`` too, and every span walked gets the
+    answer there: each span is walked once per trace however many spans below one long
+    untagged chain ask (walking up from each again was quadratic), without recursion (a
+    chain can be a million spans deep)."""
     walked: list[str] = []
     node: str | None = start
-    answer = False
+    result = default
     while node is not None:
-        known = covered.get(node)
-        if known is not None:
-            answer = known
+        if node in known:
+            result = known[node]
             break
-        span = spans[node]
-        if span.tenant is not None or tagged[node] or is_entry(span):
-            answer = True
+        span = spans.get(node)
+        if span is None:
+            break
+        got = answer(node, span)
+        if got is not _GO_ON:
+            result = got
             break
         walked.append(node)
         node = parent.get(node)
     for n in walked:
-        covered[n] = answer
-    return answer
+        known[n] = result
+    return result
 
 
 def _ran_work(span: Span) -> bool:

@@ -388,6 +388,31 @@ def test_a_batch_consumer_that_binds_each_records_tenant_loses_none(tmp_path, or
 
 
 @pytest.mark.parametrize("order", _ORDERS)
+@pytest.mark.parametrize("bound", [(TAG_B,), (TAG_A,), ()], ids=["another-tenant", "same-tenant", "none"])
+def test_one_message_worked_on_for_another_tenant_is_a_switch_in_every_order(tmp_path, order, bound):
+    """A contrib CONSUMER span that carries no tag, linked to one message of tenant A,
+    and the worker binds tenant B below it: A's message was worked on for B, a critical
+    cross-tenant on the consumer (was a context-dropped), and the link counts as switched.
+    Near misses: the worker binds A again (nothing), or binds nothing (context-dropped)."""
+    producers, consumer, batch, pubs = _batch(bound=bound, tenants=(TAG_A,), same_trace=order == "same-trace")
+    a = _analyse_in(order, tmp_path, producers, consumer)
+    found = [(f.rule, f.severity, f.span_id, f.parent_span_id) for f in a.findings]
+    edge = a.flow.edges[("api publish job", "worker process batch")]
+    if bound == (TAG_B,):
+        assert found == [("cross-tenant", Severity.CRITICAL, batch.span_id, pubs[0].span_id)]
+        assert "the work below it ran for another tenant" in a.findings[0].message
+        assert (edge.inherited, edge.dropped, edge.switched) == (0, 0, 1)
+    elif bound == (TAG_A,):
+        assert found == [] and (edge.inherited, edge.dropped, edge.switched) == (1, 0, 0)
+    else:
+        assert found == [("context-dropped", Severity.HIGH, batch.span_id, pubs[0].span_id)]
+        assert (edge.inherited, edge.dropped, edge.switched) == (0, 1, 0)
+    if order != "same-trace":
+        (path,) = [p for p in a.paths if p.span_ids[0] == batch.span_id]
+        assert path.break_rule == (found[0][0] if found else None)
+
+
+@pytest.mark.parametrize("order", _ORDERS)
 def test_a_batch_consumer_that_never_binds_one_producers_tenant_dropped_it(tmp_path, order):
     """The near miss: two messages, for A and B; only A's record bound its tenant. The
     link from B's producer is a context-dropped (high: the consumer is a boundary)."""
@@ -437,7 +462,8 @@ def test_a_batch_consumer_past_the_cap_is_judged_alike_whichever_end_came_first(
     waiting for its producer keeps only the first tenants (the cap), so a producer read
     after the consumer found its tenant not bound (a context-dropped) while one read
     before it found it bound (nothing): the same spans, another finding by file order.
-    Judged on what a waiting link keeps, in both."""
+    Judged on what a waiting link keeps, in both: one message's work that ran for other
+    tenants, a switch."""
     from flowmap.tagging import tag_for
 
     from otlp_builder import KEY
@@ -448,7 +474,7 @@ def test_a_batch_consumer_past_the_cap_is_judged_alike_whichever_end_came_first(
         order: [(f.rule, f.span_id, f.parent_span_id) for f in _analyse_in(order, tmp_path, producers, consumer).findings]
         for order in ("producer-first", "consumer-first")
     }
-    assert found["producer-first"] == found["consumer-first"] == [("context-dropped", batch.span_id, pubs[0].span_id)]
+    assert found["producer-first"] == found["consumer-first"] == [("cross-tenant", batch.span_id, pubs[0].span_id)]
 
 
 def test_links_below_a_long_untagged_chain_are_judged_alike_whichever_end_came_first(tmp_path):

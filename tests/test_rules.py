@@ -125,6 +125,75 @@ def test_a_findings_parent_trace_is_its_own_for_a_parent_and_none_for_a_root(tmp
     assert orphan.parent_trace_id is None
 
 
+def test_cross_tenant_through_untagged_spans_names_the_tagged_span_above(tmp_path):
+    """A -> untagged -> B: the tenant switched through a span that carried none (an
+    uninstrumented gateway, a contrib consumer). The untagged span lost the tenant
+    (context-dropped), and the span that runs for B is a critical cross-tenant against
+    the nearest tagged span above it, whatever the depth and across services."""
+    tb = TraceBuilder()
+    entry = request(tb)
+    proxy = entry.child("proxy", kind=CLIENT)
+    gateway = proxy.child("POST /run", kind=SERVER, service="gateway")
+    hop = gateway.child("forward", service="gateway")
+    switched = hop.child("SELECT orders", service="worker", tenant=TAG_B, boundary="db", scoped=True)
+    a = analyze_built(tmp_path, tb)
+    f = only(a, "cross-tenant")
+    assert f.severity is Severity.CRITICAL
+    assert (f.span_id, f.parent_span_id, f.parent_name) == (switched.span_id, entry.span_id, "POST /chat")
+    assert f.message == ("'worker SELECT orders' runs for a different tenant than 'api POST /chat' in another "
+                         "service above it, through spans that carried no tenant")
+    assert only(a, "context-dropped").span_id == proxy.span_id
+    edge = a.flow.edges[("gateway forward", "worker SELECT orders")]
+    assert (edge.switched, edge.bound) == (1, 0)
+    (path,) = [p for p in a.paths if p.span_ids[-1] == switched.span_id]
+    assert path.break_rule == "context-dropped"  # the first break on the path
+    assert path.worst is Severity.CRITICAL
+
+
+@pytest.mark.parametrize("case", ["same tenant bound again", "no tagged span above", "tags of another key"])
+def test_tenant_bound_below_untagged_spans_is_no_switch(tmp_path, case):
+    """Near misses: a worker below an untagged consumer span binds the producer's tenant
+    again; a job that never had a tenant binds one; tags made with different keys are
+    never compared. The call is counted as the tenant bound there, not switched."""
+    tb = TraceBuilder()
+    top = tb.span("jobs process", kind=CONSUMER, service="worker") if case == "no tagged span above" else request(tb)
+    step = top.child("step", service="worker")
+    if case == "tags of another key":
+        step.child("lookup", service="worker", tenant=TAG_B, boundary="db", scoped=True, key_id="0" * 16)
+    else:
+        step.child("lookup", service="worker", tenant=TAG_A if case == "same tenant bound again" else TAG_B,
+                   boundary="db", scoped=True)
+    a = analyze_built(tmp_path, tb)
+    assert rules_of(a, "cross-tenant") == []
+    edge = a.flow.edges[("worker step", "worker lookup")]
+    assert (edge.switched, edge.bound) == (0, 1)
+
+
+def test_switches_below_one_long_untagged_chain_walk_each_span_once():
+    """Hostile: every span of a long untagged chain under tenant A has a span for tenant
+    B below it. Each is a cross-tenant against A, and the chain is walked once in all,
+    not once from each (quadratic)."""
+    from flowmap.graph import SpanGraph
+    from flowmap.rules import evaluate
+
+    depth = 2000
+    tb = TraceBuilder()
+    top = request(tb)
+    node = top.child("step 0")
+    chain = [node]
+    for i in range(1, depth):
+        node = node.child(f"step {i}")
+        chain.append(node)
+    switched = [c.child("lookup", tenant=TAG_B, boundary="db", scoped=True) for c in chain]
+    graph = SpanGraph(tb.traces())
+    graph.parent = counting = _CountingParents(graph.parent)
+    verdict = evaluate(graph, AnalysisSettings())
+    found = [f for f in verdict.findings if f.rule == "cross-tenant"]
+    assert sorted(f.span_id for f in found) == sorted(s.span_id for s in switched)
+    assert {f.parent_span_id for f in found} == {top.span_id}
+    assert counting.calls <= 10 * len(graph.spans)
+
+
 # -- context-dropped ------------------------------------------------------------------
 
 def test_context_dropped_at_boundary_is_high(tmp_path):
@@ -1551,4 +1620,4 @@ def test_links_into_nested_untagged_spans_walk_a_few_steps_a_span():
     graph._children = counting = _CountingChildren(graph.children)
     verdict = evaluate(graph, AnalysisSettings())
     assert counting.calls <= 10 * len(graph.spans)  # would be about depth * depth / 2
-    assert (pub.span_id, top.span_id) in verdict.inherited_links
+    assert verdict.link_states[(pub.span_id, top.span_id)] == "inherited"
