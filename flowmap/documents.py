@@ -84,9 +84,7 @@ def _split_documents(data: bytes) -> list[tuple[int, int, bytes] | _Damage]:
     they are replaced by text of the same length before looking for the ends. A document
     that is valid JSON but cannot be decoded (nesting) runs to the end.
     """
-    probe = data if data.isascii() else data.translate(_ASCII_PROBE)
-    if b"\\u" in probe:
-        probe = _SURROGATE_RE.sub(_fix_surrogate, probe)  # same length
+    probe = _probe(data)
     view = memoryview(probe)
     units: list[tuple[int, int, bytes] | _Damage] = []
     pos, n = 0, len(probe)
@@ -138,6 +136,30 @@ def _split_documents(data: bytes) -> list[tuple[int, int, bytes] | _Damage]:
         else:
             units.append((pos, n, b""))
             return units
+
+
+def _probe(data: bytes) -> bytes:
+    """``data`` with non-ASCII bytes and unpaired surrogate escapes replaced by text of the
+    same length (see _split_documents): where values end, with offsets into ``data``."""
+    probe = data if data.isascii() else data.translate(_ASCII_PROBE)
+    if b"\\u" in probe:
+        probe = _SURROGATE_RE.sub(_fix_surrogate, probe)  # same length
+    return probe
+
+
+def salvage_line(data: bytes, exc: Exception) -> tuple[bytes, int] | None:
+    """The complete spans of a line of JSON Lines that is not JSON (``exc``: where it
+    stops being JSON), as one closed document, and how many they are; None when it holds
+    none. Why: a writer killed mid-line (the Collector's file exporter writes a batch of
+    hundreds of spans a line), or one bad byte, would otherwise cost every span of the
+    line; the spans before the damage are kept as a cut document's are (_salvage)."""
+    m = _BYTE_RE.search(str(exc))
+    stop = min(int(m.group(1)), len(data)) if m else len(data)
+    got = _salvage(_probe(data), 0, stop)
+    if got is None:
+        return None
+    kept, closing, spans = got
+    return data[:kept] + closing, spans
 
 
 # A JSON string (an unterminated one too, where valid JSON is cut), with the colon that

@@ -89,7 +89,7 @@ from .attributes import (
 from .conventions import PROXY_VALUE, infer_boundary
 from .documents import (
     _BYTE_RE, _GENERIC, _SURROGATE_RE, _Damage, _LineOf, _bad_utf8, _begins_value, _bracket_depth, _clip, _continues,
-    _decode_error, _fix_surrogate, _leading_newlines, _split_documents, _trailing_at,
+    _decode_error, _fix_surrogate, _leading_newlines, _split_documents, _trailing_at, salvage_line,
 )
 from .errors import InputError
 from .model import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, STATUS_CODE_ERROR, Trace
@@ -864,7 +864,8 @@ class _Loader:
                 before = text
         origin = f"{path}:{first}"
         if not more and _decode_error(error) == "truncated":
-            self._unreadable(origin, error)
+            if not self._salvaged(line, error, origin):
+                self._unreadable(origin, error)
             return last, after
         held = self._held
         if held is not None and held[0] == origin:
@@ -1125,7 +1126,24 @@ class _Loader:
         to the file's reading (see _read_on)."""
         if origin_of is None and self._reading_lines and _continues(data, exc):
             raise _Continued(exc)
+        if origin_of is None and self._salvaged(data, exc, origin):
+            return
         self._unreadable(origin, exc)
+
+    def _salvaged(self, line: bytes, exc: Exception, origin: str) -> bool:
+        """Read the complete spans of a line that is not JSON (cut short, or a bad byte in
+        it: documents.salvage_line), with one warning; False when it holds none."""
+        if not isinstance(exc, msgspec.DecodeError) or isinstance(exc, msgspec.ValidationError):
+            return False
+        got = salvage_line(line, exc)
+        if got is None:
+            return False
+        doc, n = got
+        self.stats.skipped += 1
+        self.warn_at(origin, f"invalid JSON ({_decode_error(exc)}); {n} complete span{'s' if n != 1 else ''} "
+                             "before it kept, rest of line skipped")
+        self._decode_unit(doc, origin, None)
+        return True
 
     def _repaired(
         self, decode: Callable[[bytes], Any], data: bytes, exc: Exception, origin: str, done: set[str]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from flowmap.loading import MAX_WARNINGS, LoadStats, _Loader, iter_traces
 
 T1 = "0af7651916cd43dd8448eb211c80319c"
 T2 = "4bf92f3577b34da6a3ce929d0e0e4736"
+T3 = "5be0a6f1c2d34e7f8a9b0c1d2e3f4a5b"
 
 
 def sid(n: int) -> str:
@@ -406,6 +408,69 @@ def test_bad_input_one_warning_rest_loads(tmp_path, bad, needle):
     assert "\n" not in warnings[0]
     assert T1 not in traces
     assert stats.skipped == 1
+
+
+def _batch_line(n: int = 4) -> str:
+    """One line as the Collector's file exporter writes a batch: several traces' spans,
+    each a few hundred bytes (the cuts below fall inside the third span)."""
+    spans = [span(T1 if i < 2 else T3, sid(i + 1), name=f"step {i} " + "x" * 200) for i in range(n)]
+    return json.dumps(line(*spans, service="batcher"))
+
+
+def _inside_third_span(text: str, in_string: bool) -> int:
+    at = text.index('"spanId": "%s"' % sid(3))
+    return text.index("x" * 100, at) if in_string else at - 1  # in its name, or before its first key
+
+
+@pytest.mark.parametrize("in_string", [True, False], ids=["cut-in-a-string", "cut-between-values"])
+@pytest.mark.parametrize("last", [False, True], ids=["lines-after", "last-line-no-newline"])
+def test_a_line_cut_short_keeps_its_complete_spans(tmp_path, in_string, last):
+    """A writer killed mid-line (a Collector file exporter's batch of spans a line) cost
+    every span of the line: the complete spans before the cut are kept, with their
+    resource, and one warning names the file and line; the other lines load."""
+    text = _batch_line()
+    cut = text[: _inside_third_span(text, in_string)]
+    f = tmp_path / "t.jsonl"
+    f.write_text(json.dumps(line(span(T2, sid(9)))) + "\n" + cut + ("" if last else "\n" + json.dumps(line(span(T2, sid(10)))) + "\n"))
+    traces, warnings, stats = load(f)
+    assert set(traces[T1].spans) == {sid(1), sid(2)} and T3 not in traces
+    assert {s.service for s in traces[T1].spans.values()} == {"batcher"}
+    assert set(traces[T2].spans) == ({sid(9)} if last else {sid(9), sid(10)})
+    [warning] = warnings
+    assert re.fullmatch(rf"{re.escape(str(f))}:2: invalid JSON \((truncated|invalid character)\); "
+                        "2 complete spans before it kept, rest of line skipped", warning), warning
+    assert stats.skipped == 1
+
+
+def test_a_bad_byte_inside_a_line_keeps_the_spans_before_it(tmp_path):
+    text = _batch_line()
+    at = _inside_third_span(text, in_string=False)
+    f = write(tmp_path / "t.jsonl", text[:at] + "@" + text[at:], line(span(T2, sid(9))))
+    traces, warnings, _ = load(f)
+    assert set(traces[T1].spans) == {sid(1), sid(2)} and T3 not in traces and T2 in traces
+    [warning] = warnings
+    assert re.fullmatch(rf"{re.escape(str(f))}:1: invalid JSON \([a-z ]+\); 2 complete spans before it kept, "
+                        "rest of line skipped", warning), warning
+
+
+@pytest.mark.parametrize("case", ["cut-in-the-first-span", "resource-after-its-spans"])
+def test_a_cut_line_keeps_no_span_it_cannot_place(tmp_path, case):
+    """Near misses: no span complete before the cut; spans whose resource (service, key
+    id) is written after them are not kept without it. The line is skipped as before."""
+    text = _batch_line()
+    if case == "resource-after-its-spans":
+        doc = json.loads(text)
+        rs = doc["resourceSpans"][0]
+        doc["resourceSpans"][0] = {"scopeSpans": rs["scopeSpans"], "resource": rs["resource"]}
+        text = json.dumps(doc)
+        cut = text[: _inside_third_span(text, in_string=True)]
+    else:
+        cut = text[: text.index(sid(1))]
+    f = write(tmp_path / "t.jsonl", cut, line(span(T2, sid(9))))
+    traces, warnings, _ = load(f)
+    assert set(traces) == {T2}
+    assert len(warnings) == 1 and warnings[0].startswith(f"{f}:1: invalid JSON (") and warnings[0].endswith(
+        "; line skipped")
 
 
 def test_one_bad_span_in_a_line_costs_only_itself(tmp_path):
