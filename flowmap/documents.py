@@ -78,13 +78,18 @@ def _split_documents(data: bytes) -> list[tuple[int, int, bytes] | _Damage]:
     valid JSON before the error, cut after its last complete span and closed
     (``closing``, see _salvage). Then reading resumes at the next line that starts with
     ``{`` at its first column (where ``jq`` and pretty-printers begin each document, and
-    no line inside one), so one bad byte costs its own document, not the rest of the
+    no line inside one; with ``indent=0``, one whose first key is ``resourceSpans``), so
+    one bad byte costs its own document, not the rest of the
     file; a document cut short where the next one begins costs only its rest. Invalid
     UTF-8 and unpaired surrogate escapes do not end a document (pass 2 repairs them):
     they are replaced by text of the same length before looking for the ends. A document
     that is valid JSON but cannot be decoded (nesting) runs to the end.
     """
     probe = _probe(data)
+    # written with indent=0 (a line begins with a string: in JSON a newline is never inside
+    # one), nested objects start at the first column too: a document begins where its
+    # first key is resourceSpans
+    starts = _INDENT0_START if b'\n"' in probe else None
     view = memoryview(probe)
     units: list[tuple[int, int, bytes] | _Damage] = []
     pos, n = 0, len(probe)
@@ -98,7 +103,7 @@ def _split_documents(data: bytes) -> list[tuple[int, int, bytes] | _Damage]:
         # it. Looked for again only once passed (-1: there is none): documents written
         # without newlines between them (}{) rescanned the rest of the data for each one
         if nxt == -2 or 0 <= nxt < pos:
-            nxt = probe.find(b"\n{", pos)
+            nxt = probe.find(b"\n{", pos) if starts is None else _next_start(starts, probe, pos)
         try:
             _GENERIC.decode(view[pos:])
         except (msgspec.ValidationError, RecursionError):  # before DecodeError: its subclass
@@ -136,6 +141,14 @@ def _split_documents(data: bytes) -> list[tuple[int, int, bytes] | _Damage]:
         else:
             units.append((pos, n, b""))
             return units
+
+
+_INDENT0_START = re.compile(rb'\n\{\s*"resourceSpans"')
+
+
+def _next_start(starts: re.Pattern[bytes], probe: bytes, pos: int) -> int:
+    m = starts.search(probe, pos)
+    return m.start() if m is not None else -1
 
 
 def _probe(data: bytes) -> bytes:

@@ -9,6 +9,7 @@ never its value), exit codes.
 
 from __future__ import annotations
 
+import functools
 import gc
 import gzip
 import json
@@ -288,8 +289,8 @@ def test_truncation_warning_says_the_limit_that_applied(tmp_path, change, text):
 # -- D: documents one after another, or followed by garbage ---------------------------------
 
 
-def pretty(*spans: dict) -> bytes:
-    return json.dumps(traces_data(*spans), indent=2).encode()
+def pretty(*spans: dict, indent: int = 2) -> bytes:
+    return json.dumps(traces_data(*spans), indent=indent).encode()
 
 
 def test_two_pretty_documents_back_to_back_are_both_read(tmp_path):
@@ -373,8 +374,13 @@ OTHER_ROOT = root(OTHER_TRACE, "b000000000000001")
 OTHER_CHILD = child(OTHER_TRACE, "b000000000000002", parent="b000000000000001")
 
 
+@pytest.mark.parametrize("indent", [2, 0])
 @pytest.mark.parametrize("damage", ["stray-brace", "bad-character", "missing-brace", "cut-short"])
-def test_damage_in_the_second_document_costs_only_that_document(tmp_path, damage):
+def test_damage_in_the_second_document_costs_only_that_document(tmp_path, damage, indent):
+    """Also written with ``indent=0``, where nested objects start at the first column
+    too: a document begins where its first key is resourceSpans (each piece of the
+    damaged document was a warning of its own, and none of its spans was kept)."""
+    pretty = functools.partial(globals()["pretty"], indent=indent)
     second = pretty(child(extra_attrs=[s("tenant_id", SECRET)]))
     broken = {"stray-brace": second + b"}",
               "bad-character": second.replace(b'"name": "x"', b'"name" x: "x"'),
@@ -523,9 +529,10 @@ TRICKY = child(OTHER_TRACE, "b000000000000002", parent="b000000000000001",
                name='execute_tool "}]}]}]}]}', extra_attrs=[s("tenant_id", SECRET)])
 
 
+@pytest.mark.parametrize("indent", [2, 0])
 @pytest.mark.parametrize("cut_after", [b"}]}]}]}", b'"b000000000000002"', SECRET.encode(), b'"kind": 1'])
-def test_truncated_document_keeps_its_complete_spans(tmp_path, cut_after):
-    data = pretty(root(), child(), OTHER_ROOT, TRICKY)
+def test_truncated_document_keeps_its_complete_spans(tmp_path, cut_after, indent):
+    data = pretty(root(), child(), OTHER_ROOT, TRICKY, indent=indent)
     cut = data.rindex(cut_after) + len(cut_after)
     f = tmp_path / "cut.json"
     f.write_bytes(data[:cut])
