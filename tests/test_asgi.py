@@ -441,3 +441,68 @@ def test_an_app_that_binds_by_itself_tags_the_frameworks_server_span(telemetry, 
         assert found == []
     else:
         assert found == [("cross-tenant", format(server.context.span_id, "016x"))]
+
+
+class PlainGateway:
+    """A gateway with OpenTelemetry but not flowmap (its own provider, no tenant
+    processors): it continues the caller's trace (traceparent only) and forwards the
+    request onwards with its own service credential, which authenticates tenant B."""
+
+    def __init__(self, provider, onward_url):
+        self.tracer = provider.get_tracer("gateway")
+        self.onward_url = onward_url
+
+    async def __call__(self, scope, receive, send):
+        import asyncio
+        import urllib.request
+
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        propagator = TraceContextTextMapPropagator()
+        carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        parent = propagator.extract(carrier)
+        with self.tracer.start_as_current_span("GET /forward", context=parent, kind=SpanKind.SERVER,
+                                               attributes={"http.request.method": "GET", "http.route": "/forward"}):
+            with self.tracer.start_as_current_span("GET", kind=SpanKind.CLIENT,
+                                                   attributes={"http.request.method": "GET"}):
+                headers = {"authorization": "Bearer token-b"}
+                propagator.inject(headers)
+                request = urllib.request.Request(self.onward_url, headers=headers)
+                await asyncio.to_thread(lambda: urllib.request.urlopen(request, timeout=10).read())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"forwarded"})
+
+
+def test_a_tenant_switched_behind_a_gateway_without_flowmap_is_a_cross_tenant(telemetry, tagger, tmp_path):
+    """Three services over loopback: the caller runs for tenant A, a gateway traced
+    without flowmap forwards with its own credential, and the tool service authenticates
+    tenant B. The analyzer flags the gateway's span that lost A and, as a critical
+    cross-tenant, the tool service's span that runs for B below it."""
+    import flowmap
+
+    provider, memory = telemetry
+    plain = TracerProvider()
+    plain.add_span_processor(SimpleSpanProcessor(memory))
+    service = ServiceApp(provider)
+    with serve(TenantMiddleware(service, resolve_bearer, tracer_provider=provider)) as tool:
+        with serve(PlainGateway(plain, tool.url + "/run")) as gateway:
+            with bind(RequestContext(TENANT_A)):
+                r = httpx.get(gateway.url + "/forward", headers={"authorization": "Bearer token-a"})
+            assert r.status_code == 200
+            spans = wait_for(memory, lambda s: len(by_kind(s, SpanKind.SERVER)) == 2)
+    plain.shutdown()
+    assert service.seen[0]["tenant"] == TENANT_B
+    caller = next(s for s in by_kind(spans, SpanKind.CLIENT) if s.parent is None)
+    tool_server = next(s for s in by_kind(spans, SpanKind.SERVER) if s.attributes.get(A.TENANT))
+    gateway_server = next(s for s in by_kind(spans, SpanKind.SERVER) if s is not tool_server)
+    assert caller.attributes[A.TENANT] == tagger.tag(TENANT_A)
+    assert tool_server.attributes[A.TENANT] == tagger.tag(TENANT_B)
+    assert A.TENANT_INBOUND not in tool_server.attributes  # the gateway sent no baggage
+    assert len({s.context.trace_id for s in spans}) == 1
+    path = tmp_path / "traces.jsonl"
+    path.write_text(json.dumps(encode_spans(spans)) + "\n")
+    found = {(f.rule, f.span_id, f.parent_span_id, f.severity.name) for f in flowmap.analyze([path]).findings}
+    sid = lambda s: format(s.context.span_id, "016x")  # noqa: E731
+    assert ("cross-tenant", sid(tool_server), sid(caller), "CRITICAL") in found
+    assert ("context-dropped", sid(gateway_server), sid(caller), "HIGH") in found
+    assert not any(rule == "cross-tenant" and span != sid(tool_server) for rule, span, _, _ in found)
