@@ -453,6 +453,34 @@ def test_a_bad_byte_inside_a_line_keeps_the_spans_before_it(tmp_path):
                         "rest of line skipped", warning), warning
 
 
+def test_a_line_cut_at_every_offset_keeps_exactly_the_spans_complete_before_it(tmp_path):
+    """Every cut of a line whose strings hold brackets, quotes and escapes: the spans
+    kept are those whose object closed before the cut (never a part of one, never one
+    whose resource is not read), with one warning, and the next line still loads."""
+    tricky = [
+        span(T1, sid(1), name='a "}]}]}" b', attributes=[{"key": "k[", "value": {"stringValue": "\\\"{["}}]),
+        span(T1, sid(2), parent=sid(1), name="é ] } \u2028"),
+        span(T3, sid(3), name="{[{[", events=[{"name": "]}", "timeUnixNano": "1"}]),
+    ]
+    text = json.dumps(line(*tricky))
+    ends = [_span_end(text, text.rindex("{", 0, text.index('"spanId": "%s"' % sid(n)))) for n in (1, 2, 3)]
+    after = json.dumps(line(span(T2, sid(9))))
+    f = tmp_path / "t.jsonl"
+    for cut in range(1, len(text)):
+        f.write_text(text[:cut] + "\n" + after + "\n")
+        traces, warnings, _ = load(f)
+        kept = {s for t in traces.values() for s in t.spans} - {sid(9)}
+        assert kept == {sid(n + 1) for n, end in enumerate(ends) if end <= cut}, (cut, text[:cut])
+        assert len(warnings) == 1 and warnings[0].startswith(f"{f}:1: invalid JSON"), (cut, warnings)
+        assert sid(9) in traces[T2].spans
+
+
+def _span_end(text: str, start: int) -> int:
+    """One past the closing brace of the object that begins at ``start``."""
+    end = json.JSONDecoder().raw_decode(text, start)[1]
+    return end
+
+
 @pytest.mark.parametrize("case", ["cut-in-the-first-span", "resource-after-its-spans"])
 def test_a_cut_line_keeps_no_span_it_cannot_place(tmp_path, case):
     """Near misses: no span complete before the cut; spans whose resource (service, key
