@@ -346,6 +346,29 @@ def test_path_order_uses_path_severity_when_known():
     assert [p.span_ids[0] for p, _ in sorted_paths(a)] == ["c", "a", "b"]
 
 
+def test_text_path_shows_a_switch_after_a_drop_and_rates_the_path_by_it(tmp_path):
+    """A -> untagged gateway -> B: the path breaks first where the tenant was dropped,
+    and the switch further on is shown in place too; the path is rated critical (it
+    sorts before a path whose only break is high)."""
+    from otlp_builder import CLIENT, SERVER, TAG_A, TAG_B, TraceBuilder, analyze_built
+
+    switched = TraceBuilder()
+    top = switched.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    gateway = top.child("GET", kind=CLIENT, tenant=TAG_A, boundary="http.client").child(
+        "GET /forward", kind=SERVER, service="gateway", attrs={"http.request.method": "GET"})
+    gateway.child("POST /run", kind=SERVER, service="tools", tenant=TAG_B, boundary="http.server").child(
+        "refund", service="tools", tenant=TAG_B, boundary="tool")
+    dropped = TraceBuilder()
+    dropped.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server").child(
+        "refund", boundary="tool")
+    a = analyze_built(tmp_path, dropped, switched)
+    assert [(p.trace_id, s) for p, s in sorted_paths(a)] == [
+        (switched.trace_id, Severity.CRITICAL), (dropped.trace_id, Severity.HIGH)]
+    out = TextReporter().render(a)
+    assert ("CRITICAL api: POST /chat → GET → ✗ context-dropped → gateway: GET /forward → ✗ cross-tenant → "
+            "tools: POST /run → refund") in out
+
+
 def test_clean_and_counts():
     assert clean("x" * 200, 10) == "x" * 9 + "…"
     assert clean(None) == ""

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from ..model import Analysis, Finding, Severity, TracePath
+from ..rules import BREAK_RULES
 from .rules import RULE_IDS
 
 __all__ = [
@@ -26,6 +27,8 @@ __all__ = [
     "clean",
     "SpanNames",
     "sorted_paths",
+    "break_findings",
+    "path_breaks",
     "path_severity",
     "split_origin",
 ]
@@ -215,14 +218,48 @@ def path_severity(path: TracePath, by_span: dict[tuple[str, str], Finding]) -> S
     return Severity(f.severity) if f is not None else Severity.HIGH
 
 
+def break_findings(analysis: Analysis) -> dict[tuple[str, str], Finding]:
+    """(trace id, span id) -> the worst finding there of a rule that breaks a path
+    (:data:`flowmap.rules.BREAK_RULES`), ids lowercase."""
+    out: dict[tuple[str, str], Finding] = {}
+    for f in analysis.findings:
+        if f.rule in BREAK_RULES:
+            key = (f.trace_id.lower(), f.span_id.lower())
+            if key not in out or f.severity > out[key].severity:
+                out[key] = f
+    return out
+
+
+def path_breaks(path: TracePath, breaks: dict[tuple[str, str], Finding]) -> list[tuple[int, Finding]]:
+    """The spans of ``path`` after its first break that break it again (a tenant dropped,
+    then another bound further on: a switch through untagged spans), with their findings."""
+    if path.broken_at is None:
+        return []
+    tid = path.trace_id.lower()
+    found = []
+    for i in range(path.broken_at + 1, len(path.span_ids)):
+        f = breaks.get((tid, path.span_ids[i].lower()))
+        if f is not None:
+            found.append((i, f))
+    return found
+
+
 def sorted_paths(analysis: Analysis) -> list[tuple[TracePath, Severity | None]]:
-    """Broken paths first, worst severity first; otherwise the analysis's own order."""
+    """Broken paths first, worst severity first (of any break on the path: a critical
+    switch after a dropped tenant rates its path critical); otherwise the analysis's own
+    order."""
     by_span: dict[tuple[str, str], Finding] = {}
     for f in analysis.findings:  # keep the worst finding per span
         key = (f.trace_id.lower(), f.span_id.lower())
         if key not in by_span or f.severity > by_span[key].severity:
             by_span[key] = f
-    rated = [(p, path_severity(p, by_span)) for p in analysis.paths]
+    breaks = break_findings(analysis)
+    rated = []
+    for p in analysis.paths:
+        sev = path_severity(p, by_span)
+        for _, f in path_breaks(p, breaks):
+            sev = max(sev, Severity(f.severity)) if sev is not None else Severity(f.severity)
+        rated.append((p, sev))
     return sorted(rated, key=lambda ps: -1 if ps[1] is None else -int(ps[1]) - 10)
 
 

@@ -14,9 +14,11 @@ from ..graph import OTHER_OPERATIONS
 from ..model import Analysis, Finding, Severity
 from .common import (
     SpanNames,
+    break_findings,
     clean,
     count_by_severity,
     failing,
+    path_breaks,
     plural,
     sorted_paths,
     total_findings,
@@ -81,10 +83,15 @@ class TextReporter:
         lines += ["", f"By severity: {severity_line(analysis)}", verdict(analysis, self.fail_on)]
         return "\n".join(lines) + "\n"
 
-    def path_line(self, labels: list[str], broken_at: int | None, rule: str | None) -> str:
+    def path_line(
+        self, labels: list[str], broken_at: int | None, rule: str | None, more: Iterable[tuple[int, str]] = (),
+    ) -> str:
+        """The path's operations, each break shown before the span it breaks at: the first
+        (``broken_at``, ``rule``) and ``more`` further on, (index, rule)."""
         parts = list(labels)
-        if broken_at is not None and 0 <= broken_at < len(parts):
-            parts[broken_at] = f"{self.cross} {rule or 'broken'}{self.arrow}{parts[broken_at]}"
+        for at, why in ((broken_at, rule), *more):
+            if at is not None and 0 <= at < len(parts):
+                parts[at] = f"{self.cross} {why or 'broken'}{self.arrow}{parts[at]}"
         return self.arrow.join(parts)
 
     def _paths(self, analysis: Analysis, names: SpanNames) -> list[str]:
@@ -92,10 +99,12 @@ class TextReporter:
         if not rated:
             return []
         broken = [(p, s) for p, s in rated if s is not None]
+        breaks = break_findings(analysis)
         # Many traces take the same path: show each distinct path once, with its count.
         groups: dict[tuple[Severity | None, str], list[str]] = {}
         for path, sev in broken or rated:
-            line = self.path_line(names.labels(path), path.broken_at, path.break_rule)
+            more = [(i, f.rule) for i, f in path_breaks(path, breaks)]
+            line = self.path_line(names.labels(path), path.broken_at, path.break_rule, more)
             groups.setdefault((sev, line), []).append(path.trace_id.lower())
         out = ["", f"Paths from entry to tool call: {len(broken):,} broken in a sample of {len(rated):,}"]
         for (sev, line), traces in list(groups.items())[:MAX_PATHS]:
