@@ -1300,7 +1300,8 @@ class _Loader:
                 for note in notes:
                     self.warn_at(origin, f"{where}: {note}")
                 return converted
-        self.warn_at(origin, f"{where} skipped: {_clip(error)}")
+        hint = _byte_ids_hint(obj) if cls is otlp.Span else ""
+        self.warn_at(origin, f"{where} skipped: {_clip(error)}{hint}")
         return None
 
     # -- spans --------------------------------------------------------------------
@@ -1881,7 +1882,7 @@ def _fix_times(span: dict[str, Any]) -> list[str]:
             fixed = _time_value(value)
             if fixed is None:
                 del obj[key]
-                notes.append(f"invalid {prefix}{key} ignored")
+                notes.append(f"invalid {prefix}{key} ignored{_long_bits_hint(value)}")
             else:
                 obj[key] = fixed
     return notes
@@ -1902,6 +1903,36 @@ def _time_value(value: Any) -> int | None:
     if type(value) is int and 0 <= value < 1 << 64:  # fixed64's range
         return min(value, otlp.TIME_MAX)
     return None
+
+def _long_bits_hint(value: Any) -> str:
+    """What to add to an invalid-time note when the time is a ``{low, high}`` pair: how
+    OpenTelemetry JS's OTLP encoding for protobuf holds 64-bit integers, which its
+    ``createExportTraceServiceRequest`` (public until 0.5x) gives by default and some hand-
+    written file exporters pass to ``JSON.stringify``. Times play no part in the rules:
+    the note says why this one was ignored, and what to write instead."""
+    if isinstance(value, dict) and {"low", "high"} <= value.keys():
+        return " (a {low, high} pair, as OpenTelemetry JS encodes it for protobuf: OTLP JSON needs a decimal integer)"
+    return ""
+
+
+def _byte_ids_hint(span: Any) -> str:
+    """What to add to a skipped span's warning when its ids are byte arrays written as JSON
+    objects (``{"0": 242, "1": 118, …}``: ``JSON.stringify`` of a ``Uint8Array``), as the
+    same JS encoding for protobuf leaves them (see :func:`_long_bits_hint`); its
+    ``JsonTraceSerializer`` writes hex. Not read, as base64 ids are not (_base64_hint)."""
+    if isinstance(span, dict) and any(_is_byte_object(span.get(k)) for k in ("traceId", "spanId", "parentSpanId")):
+        return ("; its ids are byte arrays written as JSON objects, as OpenTelemetry JS encodes them"
+                " for protobuf: OTLP JSON needs hex (its JsonTraceSerializer writes it)")
+    return ""
+
+
+def _is_byte_object(value: Any) -> bool:
+    """``{"0": n, "1": n, …}``, bytes 0-255 under their indexes in order, up to 16 of them."""
+    return (
+        isinstance(value, dict) and 0 < len(value) <= 16
+        and all(k == str(i) and type(v) is int and 0 <= v <= 255 for i, (k, v) in enumerate(value.items()))
+    )
+
 
 # A validation error inside a span's (or resource's) attributes, events or links.
 _ITEMS_ERROR_RE = re.compile(r"- at `\$\.(?:attributes|events|links)\[")

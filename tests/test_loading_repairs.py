@@ -261,6 +261,41 @@ def test_base64_ids_are_named_as_such_and_skipped(tmp_path):
     assert len(warnings) == 2 and not any("is base64" in w for w in warnings)
 
 
+def _js_bytes(hex_id: str) -> dict:
+    """An id as JSON.stringify writes a Uint8Array: {"0": 240, "1": 0, …}."""
+    return {str(i): b for i, b in enumerate(bytes.fromhex(hex_id))}
+
+
+def _js_long_bits(ns: int) -> dict:
+    return {"low": ns & 0xFFFFFFFF, "high": ns >> 32}
+
+
+def test_javascripts_protobuf_encoding_written_as_json_is_named_as_such(tmp_path):
+    # OpenTelemetry JS's createExportTraceServiceRequest (public until otlp-transformer 0.5x)
+    # encodes for protobuf by default: ids as Uint8Arrays and times as {low, high}, which
+    # JSON.stringify writes as objects (checked with 0.52.1). Not OTLP JSON: such a span is
+    # skipped (its ids are not guessed at) and a {low, high} time ignored, each warning
+    # saying what was written, never the values
+    js_span = root(traceId=_js_bytes(ROOT_TRACE), spanId=_js_bytes("f000000000000003"),
+                   startTimeUnixNano=_js_long_bits(1_700_000_000_000_000_000))
+    long_bits_only = child(startTimeUnixNano=_js_long_bits(1_700_000_000_000_000_000))
+    f = write(tmp_path / "t.jsonl", line(root(), js_span), line(long_bits_only))
+    traces, warnings = load(f)
+    assert set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}
+    assert len(warnings) == 2
+    assert warnings[0].startswith(f"{f}:1: ") and warnings[0].endswith(
+        "skipped: Expected `str`, got `object` - at `$.traceId`; its ids are byte arrays written as JSON"
+        " objects, as OpenTelemetry JS encodes them for protobuf: OTLP JSON needs hex (its JsonTraceSerializer"
+        " writes it)")
+    assert warnings[1] == (f"{f}:2: resourceSpans[0].scopeSpans[0].spans[0]: invalid startTimeUnixNano ignored"
+                           " (a {low, high} pair, as OpenTelemetry JS encodes it for protobuf: OTLP JSON needs"
+                           " a decimal integer)")
+    # an object that is no byte array, or a time that is some other object, gets no such hint
+    f2 = write(tmp_path / "u.jsonl", line(root(spanId={"1": 2})), line(child(startTimeUnixNano={"low": 1})))
+    warnings = load(f2)[1]
+    assert len(warnings) == 2 and not any("OpenTelemetry JS" in w for w in warnings)
+
+
 # -- E: the truncation warning names the limit of what was cut -----------------------------
 
 

@@ -4,13 +4,17 @@ HIGH there, and fully tagged traces give nothing at medium or above."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from flowmap.analysis import analyze
+from flowmap.cli import app
 from flowmap.loading import LoadStats, iter_traces
 from flowmap.model import Severity
+from flowmap.tagging import key_id_for, tag_for
 
 FIXTURES = Path(__file__).parent / "fixtures" / "third_party"
 DROPPED = sorted(FIXTURES.glob("*-dropped.jsonl"))
@@ -82,6 +86,11 @@ EXPECTED = {
     ("crewai-openinference-dropped.jsonl", "get_weather.run"): "tool",
     ("crewai-openinference-dropped.jsonl", "ChatCompletion"): "llm",
     ("crewai-openinference-dropped.jsonl", "Crew_059e9574-61c9-42f4-9dcf-dddc4c7db0eb.kickoff"): None,
+    # Node.js: the HTTP instrumentation (old and stable conventions) and undici's fetch
+    # name every span after its method; the service's own span is no boundary
+    ("node-http-dropped.jsonl", "GET"): {"http.client", "http.server"},
+    ("node-http-stable-dropped.jsonl", "GET"): {"http.client", "http.server"},
+    ("node-http-dropped.jsonl", "lookup_weather"): None,
 }
 
 
@@ -258,3 +267,104 @@ def test_no_conversation_or_tool_content_in_the_risk_map_of_any_instrumentation(
 def test_the_conversation_phrases_are_in_the_fixtures_so_the_content_test_can_fail():
     shown = " ".join(v for p in FIXTURES.glob("*.jsonl") for v in _shown_values(p.name, content=True))
     assert all(p in shown for p in _CONVERSATION)
+
+
+# -- Node.js: two services over loopback, written by the JavaScript SDK's serializer -----
+
+NODE = sorted(FIXTURES.glob("node-*.jsonl"))
+NODE_KEY = "node-fixtures-key"  # the test key the fixtures' tags were made with (README)
+_LOST_AT_TOOLS = ("context-dropped", "high", "lost the tenant of its parent 'node-api GET' in another service")
+_OTHER_TENANT = ("cross-tenant", "critical", "runs for a different tenant than its parent 'node-api GET'")
+# file -> what flowmap check reports at each of node-tools' two http.server spans
+NODE_FINDINGS = {
+    "node-http-nearmiss.jsonl": None,
+    "node-http-stable-nearmiss.jsonl": None,
+    "node-http-dropped.jsonl": _LOST_AT_TOOLS,
+    "node-http-stable-dropped.jsonl": _LOST_AT_TOOLS,
+    "node-http-downstream.jsonl": _LOST_AT_TOOLS,
+    "node-http-cross-tenant.jsonl": _OTHER_TENANT,
+}
+
+
+def test_every_node_fixture_has_its_findings_stated():
+    assert sorted(p.name for p in NODE) == sorted(NODE_FINDINGS)
+
+
+def _spans(name: str) -> dict[str, object]:
+    traces, warnings = _load(FIXTURES / name)
+    assert warnings == []
+    return {s.span_id: s for t in traces for s in t.spans.values()}
+
+
+@pytest.mark.parametrize("name", sorted(NODE_FINDINGS))
+def test_node_services_findings_through_the_command_line(name, tmp_path, monkeypatch):
+    """flowmap check --format json on the file: exactly one finding at each of node-tools'
+    server spans (called by node-api's http.get and fetch client spans), none elsewhere."""
+    monkeypatch.chdir(tmp_path)  # no pyproject.toml settings
+    result = CliRunner().invoke(app, ["check", "--format", "json", str(FIXTURES / name)])
+    expected = NODE_FINDINGS[name]
+    assert result.exit_code == (1 if expected else 0), result.output
+    assert "warning" not in result.stderr
+    findings = json.loads(result.stdout)["findings"]
+    spans = _spans(name)
+    tools_servers = {sid for sid, s in spans.items() if s.service == "node-tools" and s.kind == 2}
+    assert len(tools_servers) == 2
+    if expected is None:
+        assert findings == []
+        return
+    rule, severity, message = expected
+    assert sorted(f["span_id"] for f in findings) == sorted(tools_servers)
+    for f in findings:
+        parent = spans[f["parent_span_id"]]
+        assert (parent.service, parent.kind, parent.boundary) == ("node-api", 3, "http.client")
+        assert (f["rule"], f["severity"], f["span_name"], f["service"], f["boundary"], f["parent_name"]) == (
+            rule, severity, "GET", "node-tools", "http.server", "GET")
+        assert message in f["message"]
+
+
+@pytest.mark.parametrize("path", NODE, ids=lambda p: p.name)
+def test_the_javascript_serializers_encoding_is_read_as_written(path):
+    """JsonTraceSerializer writes hex ids, times as decimal strings, enums and 64-bit
+    integers as JSON numbers, every empty list and count, a double array holding NaN and
+    null as {"doubleValue": null} and {} (JSON has no NaN), and one batch of many spans of
+    several scopes a line: all read, with no warning, and each span where it belongs."""
+    spans = _spans(path.name)
+    assert len(spans) == 7
+    by = {}
+    for s in spans.values():
+        by.setdefault((s.service, s.kind, s.boundary), []).append(s)
+    assert {k: len(v) for k, v in by.items()} == {
+        ("node-api", 2, "http.server"): 1, ("node-api", 3, "http.client"): 2,
+        ("node-tools", 2, "http.server"): 2, ("node-tools", 1, None): 2,
+    }
+    (entry,) = by[("node-api", 2, "http.server")]
+    assert entry.parent_span_id is None and len({s.trace_id for s in spans.values()}) == 1
+    for client in by[("node-api", 3, "http.client")]:
+        assert client.parent_span_id == entry.span_id
+        assert client.attributes["flowmap.baggage.sent"] is (path.name != "node-http-downstream.jsonl")
+        port = client.attributes.get("server.port", client.attributes.get("net.peer.port"))
+        assert type(port) is int and port > 0
+    assert {spans[s.parent_span_id].kind for s in by[("node-tools", 2, "http.server")]} == {3}
+    for s in by[("node-tools", 1, None)]:
+        assert spans[s.parent_span_id].service == "node-tools"
+        assert {k: v for k, v in s.attributes.items() if k.startswith("weather.")} == {
+            "weather.readings": [21.5, None, None], "weather.stations": 2, "weather.cached": False}
+        ((event_name, event_attrs),) = [(e.name, e.attributes) for e in s.events]
+        assert (event_name, event_attrs) == ("cache.miss", {"cache.entries": 0})
+        assert s.start_ns <= s.events[0].time_unix_nano <= s.end_ns and s.start_ns > 1_600_000_000 * 10**9
+
+
+def test_node_fixtures_carry_flowmaps_own_tags_and_never_the_raw_ids():
+    """The services tag with tags made by flowmap tag under the test key, and name the key
+    by its flowmap.key_id: the analyzer compares them as it compares Python's."""
+    acme, globex = tag_for(NODE_KEY, "tenant-acme"), tag_for(NODE_KEY, "tenant-globex")
+    tags, keys = {}, set()
+    for path in NODE:
+        assert b"tenant-acme" not in path.read_bytes() and b"tenant-globex" not in path.read_bytes()
+        spans = _spans(path.name).values()
+        tags[path.name] = {s.attributes.get("flowmap.tenant") for s in spans}
+        keys |= {s.key_id for s in spans if s.tenant is not None}
+    assert keys == {key_id_for(NODE_KEY)}
+    assert tags["node-http-nearmiss.jsonl"] == {acme}
+    assert tags["node-http-dropped.jsonl"] == tags["node-http-downstream.jsonl"] == {acme, None}
+    assert tags["node-http-cross-tenant.jsonl"] == {acme, globex}
