@@ -1904,6 +1904,7 @@ def _time_value(value: Any) -> int | None:
         return min(value, otlp.TIME_MAX)
     return None
 
+
 def _long_bits_hint(value: Any) -> str:
     """What to add to an invalid-time note when the time is a ``{low, high}`` pair: how
     OpenTelemetry JS's OTLP encoding for protobuf holds 64-bit integers, which its
