@@ -29,7 +29,8 @@ Protocol)                              tool.catalog (a server's tool list shown
 ``traceloop.span.kind`` (OpenLLMetry)  tool → tool, agent → agent
 ``ai.operationId`` (Vercel AI SDK,     ``ai.toolCall`` → tool; the provider calls
 before it wrote ``gen_ai.*``)          (``ai.generateText.doGenerate``,
-                                       ``….doStream``, ``….doEmbed``) → llm
+                                       ``….doStream``, ``….doEmbed``,
+                                       ``ai.rerank.doRerank``) → llm
 ``llm.request.type`` (OpenLLMetry)     chat, completion, embedding → llm
 ``gen_ai.request.model`` with          llm (GenAI spans written before
 ``gen_ai.system`` or                   ``gen_ai.operation.name``), when no
@@ -64,9 +65,10 @@ database's name (Spring AI writes ``redis``, ``pg_vector``, ``mongodb``…), so 
 vector attributes decide before the system does.
 
 Embeddings map to ``llm``: an embeddings call sends the tenant's text to a model
-provider, the same trust boundary as a chat call. The most specific convention wins
-(GenAI before database before HTTP), since e.g. an OpenAI chat span is also a
-CLIENT span and a vector store span may also carry ``db.system``.
+provider, the same trust boundary as a chat call; so does the Vercel AI SDK's rerank,
+which sends the query and the tenant's documents to a reranking model's provider. The
+most specific convention wins (GenAI before database before HTTP), since e.g. an OpenAI
+chat span is also a CLIENT span and a vector store span may also carry ``db.system``.
 """
 
 from __future__ import annotations
@@ -128,7 +130,7 @@ _OPENINFERENCE = {
     "RETRIEVER": "vector",
 }
 _TRACELOOP = {"tool": "tool", "agent": "agent"}
-_VERCEL_PROVIDER_CALLS = (".doGenerate", ".doStream", ".doEmbed")
+_VERCEL_PROVIDER_CALLS = (".doGenerate", ".doStream", ".doEmbed", ".doRerank")
 _LLM_REQUEST_TYPE = {"chat": "llm", "completion": "llm", "embedding": "llm"}
 _PUBLISH = frozenset({"publish", "create", "send"})
 _CONSUME = frozenset({"receive", "process", "deliver"})
@@ -238,7 +240,10 @@ TOOL_ARGUMENT_ATTRIBUTES: tuple[str, ...] = (
 #: its instrumentation version 1), OpenInference's CrewAI names (the kickoff's inputs,
 #: ``crew_inputs``/``flow_inputs``; the task descriptions they are formatted into,
 #: ``crew_tasks``, ``formatted_description``/``formatted_expected_output``; the agents'
-#: instructions, ``crew_agents``, ``agent.goal``/``agent.backstory``).
+#: instructions, ``crew_agents``, ``agent.goal``/``agent.backstory``); the Vercel AI SDK's
+#: embedding, reranking and reasoning (``ai.value``/``ai.values``: the text embedded,
+#: ``ai.embedding``/``ai.embeddings``; ``ai.documents``: the documents reranked;
+#: ``ai.response.reasoning``).
 CONTENT_ATTRIBUTES: frozenset[str] = frozenset({
     *TOOL_ARGUMENT_ATTRIBUTES,
     "gen_ai.prompt", "gen_ai.completion", "gen_ai.input.messages", "gen_ai.output.messages",
@@ -249,7 +254,8 @@ CONTENT_ATTRIBUTES: frozenset[str] = frozenset({
     "traceloop.entity.output",
     "pydantic_ai.all_messages", "all_messages_events", "final_result",
     "ai.prompt", "ai.response.text", "ai.response.object", "ai.response.toolCalls",
-    "ai.toolCall.result", "ai.toolCall.output",
+    "ai.toolCall.result", "ai.toolCall.output", "ai.response.reasoning",
+    "ai.value", "ai.values", "ai.embedding", "ai.embeddings", "ai.documents",
     "tool_response", "gcp.vertex.agent.tool_response", "gcp.vertex.agent.llm_request",
     "gcp.vertex.agent.llm_response", "tool.result",
     "crew_inputs", "flow_inputs", "crew_tasks", "crew_agents", "formatted_description",

@@ -106,6 +106,10 @@ CASES = [
      {"ai.operationId": "ai.generateText.doGenerate", "ai.model.provider": "openai.chat"}, "llm"),
     ("vercel ai embedMany doEmbed", SPAN_KIND_INTERNAL, {"ai.operationId": "ai.embedMany.doEmbed"}, "llm"),
     ("vercel ai outer streamText", SPAN_KIND_INTERNAL, {"ai.operationId": "ai.streamText"}, None),
+    # its rerank sends the query and the documents to the reranking model's provider
+    ("vercel ai doRerank", SPAN_KIND_INTERNAL,
+     {"ai.operationId": "ai.rerank.doRerank", "ai.model.provider": "cohere.reranking"}, "llm"),
+    ("vercel ai outer rerank", SPAN_KIND_INTERNAL, {"ai.operationId": "ai.rerank"}, None),
     # Databases
     ("redis-py", SPAN_KIND_CLIENT, {"db.system": "redis", "db.statement": "GET ?", "net.peer.name": "localhost"}, "cache"),
     ("memcached", SPAN_KIND_CLIENT, {"db.system": "memcached"}, "cache"),
@@ -193,6 +197,16 @@ def test_a_celery_worker_that_drops_the_tenant_is_high_through_the_loader(tmp_pa
         ("crew_inputs", True),  # OpenInference CrewAI: the kickoff's inputs
         ("crew_tasks", True),  # the task descriptions, formatted with those inputs
         ("agent.backstory", True),
+        # the Vercel AI SDK: the text embedded, its vectors, reranked documents, reasoning
+        ("ai.value", True),
+        ("ai.values", True),
+        ("ai.embedding", True),
+        ("ai.embeddings", True),
+        ("ai.documents", True),
+        ("ai.ranking", False),  # the documents' indices and scores
+        ("ai.response.reasoning", True),
+        ("ai.response.model", False),
+        ("ai.usage.tokens", False),
         ("crew_id", False),
         ("gen_ai.request.model", False),
         ("gen_ai.prompt_tokens", False),  # a name that only starts like one

@@ -91,6 +91,22 @@ EXPECTED = {
     ("node-http-dropped.jsonl", "GET"): {"http.client", "http.server"},
     ("node-http-stable-dropped.jsonl", "GET"): {"http.client", "http.server"},
     ("node-http-dropped.jsonl", "lookup_weather"): None,
+    # JavaScript agent stacks: the Vercel AI SDK's own spans (ai.operationId) name its
+    # provider calls and tool calls; its outer calls are wrappers, as LangChain.js's graph
+    ("aisdk-dropped.jsonl", "ai.toolCall"): "tool",
+    ("aisdk-dropped.jsonl", "ai.generateText.doGenerate"): "llm",
+    ("aisdk-dropped.jsonl", "ai.streamText.doStream"): "llm",
+    ("aisdk-dropped.jsonl", "ai.embed.doEmbed"): "llm",
+    ("aisdk-dropped.jsonl", "ai.rerank.doRerank"): "llm",  # the documents sent to Cohere's reranker
+    ("aisdk-dropped.jsonl", "ai.generateText"): None,
+    ("aisdk-dropped.jsonl", "ai.streamText"): None,
+    ("aisdk-dropped.jsonl", "ai.embed"): None,
+    ("aisdk-dropped.jsonl", "ai.rerank"): None,
+    ("aisdk-dropped.jsonl", "POST"): {"http.client", "http.server"},
+    ("langchainjs-openinference-dropped.jsonl", "get_weather"): "tool",
+    ("langchainjs-openinference-dropped.jsonl", "ChatOpenAI"): "llm",
+    ("langchainjs-openinference-dropped.jsonl", "LangGraph"): None,
+    ("langchainjs-openinference-dropped.jsonl", "POST"): {"http.client", "http.server"},
 }
 
 
@@ -368,3 +384,105 @@ def test_node_fixtures_carry_flowmaps_own_tags_and_never_the_raw_ids():
     assert tags["node-http-nearmiss.jsonl"] == {acme}
     assert tags["node-http-dropped.jsonl"] == tags["node-http-downstream.jsonl"] == {acme, None}
     assert tags["node-http-cross-tenant.jsonl"] == {acme, globex}
+
+
+# -- JavaScript agent stacks: the Vercel AI SDK and LangChain.js (OpenInference) --------
+
+JS_AGENTS = sorted([*FIXTURES.glob("aisdk-*.jsonl"), *FIXTURES.glob("langchainjs-*.jsonl")])
+MODEL_CHOSE = "globex-7"  # the raw id the fake model passes in the -mct files' tool calls
+
+
+def _lost(span: str, reached: str | None, boundary: str | None = None, severity: str = "medium"):
+    return ("context-dropped", severity, span, boundary, reached)
+
+
+def _chosen(span: str, boundary: str):
+    return ("model-chosen-tenant", "high", span, boundary, None)
+
+
+# file -> what flowmap check --format json reports: (rule, severity, span, boundary, reached)
+JS_AGENT_FINDINGS = {
+    "aisdk-nearmiss.jsonl": [],
+    "aisdk-schema.jsonl": [],
+    # the tenant lost below the request: at each of the SDK's outer calls, medium, naming
+    # the provider call below that ran without it
+    "aisdk-dropped.jsonl": [
+        *[_lost("ai.embed", "llm 'aisdk-agent ai.embed.doEmbed'")] * 2,
+        *[_lost("ai.rerank", "llm 'aisdk-agent ai.rerank.doRerank'")] * 2,
+        _lost("ai.generateText", "llm 'aisdk-agent ai.generateText.doGenerate'"),
+        _lost("ai.streamText", "llm 'aisdk-agent ai.streamText.doStream'"),
+    ],
+    "aisdk-other-tenant-mct.jsonl": [_chosen("ai.toolCall", "tool")] * 2,
+    # a client-side tool: no tool span, the model's own calls are flagged
+    "aisdk-client-tool-mct.jsonl": [_chosen("ai.generateText.doGenerate", "llm"), _chosen("ai.streamText.doStream", "llm")],
+    "langchainjs-openinference-nearmiss.jsonl": [],
+    "langchainjs-openinference-schema.jsonl": [],
+    # OpenInference's spans are not made active: the model's HTTP requests hang from the
+    # server span, high; the graph's run, a CHAIN, medium
+    "langchainjs-openinference-dropped.jsonl": [
+        *[_lost("POST", None, "http.client", "high")] * 4,
+        *[_lost("LangGraph", "llm 'langchain-agent ChatOpenAI'")] * 2,
+    ],
+    "langchainjs-openinference-other-tenant-mct.jsonl": [_chosen("get_weather", "tool")] * 2,
+}
+
+
+def test_every_js_agent_fixture_has_its_findings_stated():
+    assert sorted(p.name for p in JS_AGENTS) == sorted(JS_AGENT_FINDINGS)
+
+
+def _check(name: str, tmp_path, monkeypatch, *args: str):
+    monkeypatch.chdir(tmp_path)  # no pyproject.toml settings
+    return CliRunner().invoke(app, ["check", *args, str(FIXTURES / name)])
+
+
+@pytest.mark.parametrize("name", sorted(JS_AGENT_FINDINGS))
+def test_js_agent_stacks_findings_through_the_command_line(name, tmp_path, monkeypatch):
+    """flowmap check --format json: exactly the stated findings, read with no warning; a
+    model-chosen tenant names the argument and never shows the id the model chose."""
+    result = _check(name, tmp_path, monkeypatch, "--format", "json")
+    expected = JS_AGENT_FINDINGS[name]
+    assert result.exit_code == (1 if any(f[1] == "high" for f in expected) else 0), result.output
+    assert "warning" not in result.stderr
+    out = json.loads(result.stdout)
+    assert out["warnings"] == []
+    findings = out["findings"]
+    assert sorted((f["rule"], f["severity"], f["span_name"], f["boundary"], f["reached"]) for f in findings
+                  ) == sorted(expected)
+    for f in findings:
+        if f["rule"] == "model-chosen-tenant":
+            assert "('tenant_id')" in f["message"]
+    assert MODEL_CHOSE not in result.stdout
+
+
+@pytest.mark.parametrize("fmt", ["text", "sarif"])
+def test_the_id_a_js_agents_model_chose_is_never_shown(fmt, tmp_path, monkeypatch):
+    """The -mct files hold it (in the tool's arguments, the model's output, the next
+    prompt): every output format masks it."""
+    for name in ("aisdk-other-tenant-mct.jsonl", "aisdk-client-tool-mct.jsonl",
+                 "langchainjs-openinference-other-tenant-mct.jsonl"):
+        assert MODEL_CHOSE.encode() in (FIXTURES / name).read_bytes()
+        result = _check(name, tmp_path, monkeypatch, "--format", fmt)
+        assert result.exit_code == 1 and MODEL_CHOSE not in result.output
+
+
+@pytest.mark.parametrize("path", JS_AGENTS, ids=lambda p: p.name)
+def test_js_agents_tenants_keep_their_own_tags(path):
+    """Two requests at once on one event loop (acme's and globex's; acme's twice in the
+    -mct files): each trace carries flowmap's tag of its own tenant, made with the test
+    key, on its server span (and on every span where the tagging processor runs), never
+    the other's; the loader reads the serializer's output with no warning."""
+    traces, warnings = _load(path)
+    assert warnings == []
+    acme, globex = tag_for(NODE_KEY, "tenant-acme"), tag_for(NODE_KEY, "tenant-globex")
+    tagged = "dropped" not in path.name
+    roots = []
+    for t in traces:
+        tags = {s.attributes.get("flowmap.tenant") for s in t.spans.values()}
+        (root,) = [s for s in t.spans.values() if s.parent_span_id is None]
+        assert root.kind == 2 and root.tenant in (acme, globex)
+        assert tags == ({root.tenant} if tagged else {root.tenant, None})
+        assert {s.key_id for s in t.spans.values() if s.tenant is not None} == {key_id_for(NODE_KEY)}
+        roots.append(root.tenant)
+    assert sorted(roots) == sorted([acme, acme] if path.name.endswith("-mct.jsonl") else [acme, globex])
+
