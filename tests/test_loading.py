@@ -501,6 +501,24 @@ def test_a_cut_line_keeps_no_span_it_cannot_place(tmp_path, case):
         "; line skipped")
 
 
+@pytest.mark.parametrize("stray", ["}", '"'])
+def test_a_stray_byte_that_closes_a_span_early_keeps_no_part_of_it(tmp_path, stray):
+    """A stray closing brace (or quote, which turns the brackets in a string into the
+    span's end) inside a span makes the JSON before it a complete span missing its
+    other fields (here its tenant tag): the error shows only at its next key. Such a
+    span was kept, a part of one, analysed as an untagged span. The spans before it
+    still are, and a stray byte between spans still keeps the one before it when the
+    next began (test_a_bad_byte_inside_a_line_keeps_the_spans_before_it)."""
+    tagged = {"attributes": [{"key": "flowmap.tenant", "value": {"stringValue": "0123456789abcdef"}}]}
+    text = json.dumps(line(span(T1, sid(1)), span(T1, sid(2), name='a "}]}" b', **tagged), span(T1, sid(3))))
+    at = text.index(', "name": "a') if stray == "}" else text.index('\\"}]}') + 1
+    f = write(tmp_path / "t.jsonl", text[:at] + stray + text[at:], line(span(T2, sid(9))))
+    traces, warnings, _ = load(f)
+    assert set(traces[T1].spans) == {sid(1)} and sid(9) in traces[T2].spans
+    [warning] = warnings
+    assert warning.startswith(f"{f}:1: invalid JSON (") and "1 complete span before it kept" in warning, warning
+
+
 def test_one_bad_span_in_a_line_costs_only_itself(tmp_path):
     f = write(tmp_path / "a.jsonl", line(span(T1, sid(1)), span(T1, sid(2), name=["x"]), span(T1, sid(3))))
     traces, warnings, _ = load(f)

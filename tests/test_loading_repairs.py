@@ -451,6 +451,23 @@ def test_damage_in_the_second_document_costs_only_that_document(tmp_path, damage
     assert json.loads(proc.stdout)["summary"]["findings"]["cross-tenant"] == 2 - (damage in ("bad-character", "cut-short"))
 
 
+@pytest.mark.parametrize("indent", [2, 0])
+def test_a_stray_brace_that_closes_a_documents_span_early_keeps_no_part_of_it(tmp_path, indent):
+    """A stray ``}`` after a span's first keys makes them a complete span (without its
+    tenant tag and boundary: an untagged tool call under a tagged parent), and the error
+    shows only at its next key: that part was kept and judged. The span before it, which
+    the broken one followed, still is."""
+    data = pretty(root(), child(), indent=indent)
+    at = data.index(b'"f000000000000002"') + len(b'"f000000000000002"')
+    f = tmp_path / "doc.json"
+    f.write_bytes(data[:at] + b"}" + data[at:] + b"\n" + pretty(OTHER_ROOT, indent=indent) + b"\n")
+    traces, warnings = load(f)
+    assert set(traces[ROOT_TRACE]) == {"f000000000000001"} and set(traces[OTHER_TRACE]) == {"b000000000000001"}
+    [warning] = warnings
+    assert "1 complete span before it kept" in warning, warning
+    assert "context-dropped" not in findings(f)
+
+
 @pytest.mark.parametrize("cut", ["spans-bracket", "span-comma", "span-brace"])
 def test_a_document_cut_at_a_span_boundary_costs_not_the_next_one(tmp_path, cut):
     """Cut where a span begins or ends, a document's spans must not run on into the next
