@@ -1140,10 +1140,23 @@ class _Loader:
             return False
         doc, n = got
         self.stats.skipped += 1
+        # one warning for the line, this one: what its reading held (a repair) and what
+        # its spans give (decoding flushes a held warning first: see _decode_raw) counted in
+        more = self._take_held(origin)
+        self._decode_unit(doc, origin, None)
+        more += self._take_held(origin)
         self.warn_at(origin, f"invalid JSON ({_decode_error(exc)}); {n} complete span{'s' if n != 1 else ''} "
                              "before it kept, rest of line skipped")
-        self._decode_unit(doc, origin, None)
+        self._held[2] += more  # type: ignore[index]
         return True
+
+    def _take_held(self, origin: str) -> int:
+        """Take back the warning held for ``origin``: how many problems it said (0: none held)."""
+        held = self._held
+        if held is None or held[0] != origin:
+            return 0
+        self._held = None
+        return held[2] + 1
 
     def _repaired(
         self, decode: Callable[[bytes], Any], data: bytes, exc: Exception, origin: str, done: set[str]

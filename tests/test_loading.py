@@ -519,6 +519,18 @@ def test_a_stray_byte_that_closes_a_span_early_keeps_no_part_of_it(tmp_path, str
     assert warning.startswith(f"{f}:1: invalid JSON (") and "1 complete span before it kept" in warning, warning
 
 
+def test_a_line_cut_short_whose_kept_spans_have_problems_is_one_warning(tmp_path):
+    """The complete spans of a cut line are read as any line's: one of them without a
+    valid trace id is skipped, and that is counted into the line's one warning (it was a
+    second warning line for the same line)."""
+    text = json.dumps(line(span(T1, sid(1)), span("0" * 32, sid(2)), span(T1, sid(3), name="c")))
+    f = write(tmp_path / "t.jsonl", text[: text.index('"name": "c"')])
+    traces, warnings, _ = load(f)
+    assert set(traces[T1].spans) == {sid(1)}
+    assert warnings == [f"{f}:1: invalid JSON (truncated); 2 complete spans before it kept, rest of line skipped "
+                        "(and 1 more problem on this line)"]
+
+
 def test_one_bad_span_in_a_line_costs_only_itself(tmp_path):
     f = write(tmp_path / "a.jsonl", line(span(T1, sid(1)), span(T1, sid(2), name=["x"]), span(T1, sid(3))))
     traces, warnings, _ = load(f)
