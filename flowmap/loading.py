@@ -1135,6 +1135,8 @@ class _Loader:
         it: documents.salvage_line), with one warning; False when it holds none."""
         if not isinstance(exc, msgspec.DecodeError) or isinstance(exc, msgspec.ValidationError):
             return False
+        if line.lstrip().startswith(_BOM):  # files joined with cat: dropped, as _repair does
+            line = line.lstrip()[len(_BOM) :]
         got = salvage_line(line, exc)
         if got is None:
             return False

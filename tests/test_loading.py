@@ -531,6 +531,19 @@ def test_a_line_cut_short_whose_kept_spans_have_problems_is_one_warning(tmp_path
                         "(and 1 more problem on this line)"]
 
 
+@pytest.mark.parametrize("last", [False, True], ids=["lines-after", "last-line"])
+def test_a_line_cut_short_after_a_byte_order_mark_keeps_its_complete_spans(tmp_path, last):
+    """Files joined with cat: a line may begin with a byte order mark, which the reading
+    drops. One cut short lost all its spans (the salvage read the mark as part of the
+    JSON), where the same line without it keeps its complete ones."""
+    text = json.dumps(line(span(T1, sid(1)), span(T1, sid(2)), span(T1, sid(3), name="c")))
+    cut = b"\xef\xbb\xbf" + text[: text.index('"name": "c"')].encode()
+    f = write(tmp_path / "t.jsonl", line(span(T2, sid(9))), cut, *([] if last else [line(span(T2, sid(10)))]))
+    traces, warnings, _ = load(f)
+    assert set(traces[T1].spans) == {sid(1), sid(2)}
+    assert warnings == [f"{f}:2: invalid JSON (truncated); 2 complete spans before it kept, rest of line skipped"]
+
+
 def test_one_bad_span_in_a_line_costs_only_itself(tmp_path):
     f = write(tmp_path / "a.jsonl", line(span(T1, sid(1)), span(T1, sid(2), name=["x"]), span(T1, sid(3))))
     traces, warnings, _ = load(f)
