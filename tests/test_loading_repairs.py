@@ -663,6 +663,26 @@ def test_pretty_documents_after_a_compact_first_one_are_read(tmp_path, layout):
     assert summary["findings"]["tenant-in-telemetry"] == 1
 
 
+@pytest.mark.parametrize("stray", ["@", '"'])
+def test_indent_0_damage_costs_not_the_next_document_whose_first_key_is_another(tmp_path, stray):
+    """A stream written with indent=0 resumes after damage at the next document: a "{"
+    line whose first key is resourceSpans, or that follows the "}" line that ended the
+    document before. A document with another first key (an unknown field written first)
+    was taken for a part of the damaged one and lost with it; and a stray quote at the
+    start of a line of an indent=2 stream made it read as one written with indent=0."""
+    first = json.dumps(traces_data(root()), indent=0 if stray == "@" else 2).encode()
+    other = json.dumps({"schemaVersion": "1", **traces_data(child())}, indent=0).encode()
+    at = first.index(b'"traceId"') if stray == "@" else first.index(b"\n") + 1
+    f = tmp_path / "docs.json"
+    f.write_bytes(first[:at] + stray.encode() + first[at:] + b"\n" + other + b"\n"
+                  + json.dumps(traces_data(OTHER_ROOT), indent=0).encode() + b"\n")
+    traces, warnings = load(f)
+    assert set(traces[ROOT_TRACE]) == {"f000000000000002"} and set(traces[OTHER_TRACE]) == {"b000000000000001"}
+    [warning] = warnings
+    lines = first.count(b"\n") + 1
+    assert warning.startswith(f"{f}:") and warning.endswith(f"lines 1-{lines} skipped"), warning
+
+
 def test_a_record_pretty_printed_among_json_lines_is_read_and_its_trace_kept_whole(tmp_path):
     """One record of a JSON Lines file pretty-printed (by hand, or by a tool that logs
     both): read, and the lines around it as JSON lines; its trace, spread over the lines
