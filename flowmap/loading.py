@@ -61,6 +61,7 @@ and validates span by span, so one bad span costs only itself.
 from __future__ import annotations
 
 import binascii
+import codecs
 import contextlib
 import gc
 import gzip
@@ -995,6 +996,14 @@ class _Loader:
         self._line_new.clear()
         self._line_seen.clear()
         self._line_odd.clear()
+        if not data.isascii():
+            bad = _invalid_utf8(data)
+            if bad is not None:
+                # msgspec skips an object key it does not know without reading its bytes: a
+                # bad byte in a field's name ("na\xffme", "attrib\xffutes") dropped the
+                # field without a word. Repaired and said, as in a value (the slow path).
+                self._recover(data, origin, origin_of, bad)
+                return
         if self._decode_raw(data, origin, origin_of):
             return
         try:
@@ -1786,6 +1795,23 @@ def _decode_repaired(data: bytes) -> tuple[Any, Exception | None]:
             if step is None:
                 return None, exc
             data = step[1]
+
+
+_UTF8_CHUNK = 1 << 20
+
+
+def _invalid_utf8(data: bytes) -> UnicodeDecodeError | None:
+    """Why ``data`` is not UTF-8, or None: checked a megabyte at a time (a line can be
+    hundreds of megabytes, its text up to four times that)."""
+    decode = codecs.getincrementaldecoder("utf-8")().decode
+    view = memoryview(data)
+    n = len(data)
+    try:
+        for i in range(0, n, _UTF8_CHUNK):
+            decode(view[i : i + _UTF8_CHUNK], i + _UTF8_CHUNK >= n)
+    except UnicodeDecodeError as exc:
+        return exc
+    return None
 
 
 _REPAIR_WARNINGS = {

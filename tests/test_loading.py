@@ -544,6 +544,21 @@ def test_a_line_cut_short_after_a_byte_order_mark_keeps_its_complete_spans(tmp_p
     assert warnings == [f"{f}:2: invalid JSON (truncated); 2 complete spans before it kept, rest of line skipped"]
 
 
+@pytest.mark.parametrize("field", ["attributes", "resource"])
+def test_a_bad_byte_in_a_field_name_is_said(tmp_path, field):
+    """Invalid UTF-8 in an object key: the decoder skips a key it does not know without
+    reading it, so the field (a span's attributes and its tenant tag, a resource and its
+    service) was dropped without a word, and the span judged without it. It is repaired
+    and said like one in a value; the other lines are read as they were."""
+    tagged = [{"key": "flowmap.tenant", "value": {"stringValue": "0123456789abcdef"}}]
+    text = json.dumps(line(span(T1, sid(1), name="caf\u00e9", attributes=tagged)), ensure_ascii=False).encode()
+    at = text.index(f'"{field}"'.encode()) + 4
+    f = write(tmp_path / "t.jsonl", text[:at] + b"\xff" + text[at:], line(span(T2, sid(9))))
+    traces, warnings, _ = load(f)
+    assert warnings == [f"{f}:1: invalid UTF-8 bytes replaced"]
+    assert traces[T1].spans[sid(1)].name == "caf\u00e9" and sid(9) in traces[T2].spans
+
+
 def test_one_bad_span_in_a_line_costs_only_itself(tmp_path):
     f = write(tmp_path / "a.jsonl", line(span(T1, sid(1)), span(T1, sid(2), name=["x"]), span(T1, sid(3))))
     traces, warnings, _ = load(f)
