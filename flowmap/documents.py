@@ -78,7 +78,8 @@ def _split_documents(data: bytes) -> list[tuple[int, int, bytes] | _Damage]:
     valid JSON before the error, cut after its last complete span and closed
     (``closing``, see _salvage). Then reading resumes at the next line that starts with
     ``{`` at its first column (where ``jq`` and pretty-printers begin each document, and
-    no line inside one; with ``indent=0``, one whose first key is ``resourceSpans``), so
+    no line inside one; with ``indent=0``, one whose first key is ``resourceSpans`` or
+    that follows a ``}`` line: _INDENT0_START), so
     one bad byte costs its own document, not the rest of the
     file; a document cut short where the next one begins costs only its rest. Invalid
     UTF-8 and unpaired surrogate escapes do not end a document (pass 2 repairs them):
@@ -88,7 +89,7 @@ def _split_documents(data: bytes) -> list[tuple[int, int, bytes] | _Damage]:
     probe = _probe(data)
     # written with indent=0 (a line begins with a string: in JSON a newline is never inside
     # one), nested objects start at the first column too: a document begins where its
-    # first key is resourceSpans
+    # first key is resourceSpans, or after the "}" line that ended the one before
     starts = _INDENT0_START if b'\n"' in probe else None
     view = memoryview(probe)
     units: list[tuple[int, int, bytes] | _Damage] = []
@@ -129,7 +130,7 @@ def _split_documents(data: bytes) -> list[tuple[int, int, bytes] | _Damage]:
                 at, what = nxt, "truncated"
             # (salvaged only up to the error, or to where the next document begins: a cut
             # document's spans never run on into the next one's)
-            salvaged = _salvage(probe, pos, at)
+            salvaged = _salvage(probe, pos, at, what == "truncated")
             if salvaged is not None:
                 kept, closing, spans = salvaged
                 units.append((pos, kept, closing))
@@ -143,7 +144,15 @@ def _split_documents(data: bytes) -> list[tuple[int, int, bytes] | _Damage]:
             return units
 
 
-_INDENT0_START = re.compile(rb'\n\{\s*"resourceSpans"')
+# The newline before a "{" line that begins a document among documents written with
+# indent=0: its first key is resourceSpans, or the line before it is "}" (where the
+# document before ended, a blank line between them or not; inside one, a "{" at the first
+# column follows a line ending with "[" or ","), so that a document with another first
+# key (an unknown field) is found too. The lookbehinds are tried only at a newline before
+# a "{" (a free-form one before each newline made the search about ten times slower).
+_INDENT0_START = re.compile(
+    rb'\n(?=\{)(?:(?=\{\s*"resourceSpans")|(?<=\n\}\n)|(?<=\n\}\r\n)|(?<=\n\}\n\n)|(?<=\n\}\r\n\r\n))'
+)
 
 
 def _next_start(starts: re.Pattern[bytes], probe: bytes, pos: int) -> int:
@@ -168,7 +177,7 @@ def salvage_line(data: bytes, exc: Exception) -> tuple[bytes, int] | None:
     line; the spans before the damage are kept as a cut document's are (_salvage)."""
     m = _BYTE_RE.search(str(exc))
     stop = min(int(m.group(1)), len(data)) if m else len(data)
-    got = _salvage(_probe(data), 0, stop)
+    got = _salvage(_probe(data), 0, stop, "truncated" in str(exc))
     if got is None:
         return None
     kept, closing, spans = got
@@ -194,10 +203,11 @@ _ROLE = {
     (_SPANS, _OBJ, None): _SPAN,
 }
 _CLOSER = {_OBJ: ord("}"), _ARR: ord("]")}
+_ITEMS = frozenset({_TD, _RS, _SS, _SPAN})  # the items of OTLP's arrays
 _SKIP = msgspec.json.Decoder(msgspec.Raw)  # checks a JSON value and skips it: builds nothing
 
 
-def _salvage(probe: bytes, start: int, stop: int) -> tuple[int, bytes, int] | None:
+def _salvage(probe: bytes, start: int, stop: int, cut: bool = True) -> tuple[int, bytes, int] | None:
     """Where the complete spans of the valid JSON ``probe[start:stop]`` (a document cut
     short, or followed by an error) end, the brackets that close it there, and how many
     spans they are; None when there are none.
@@ -208,6 +218,12 @@ def _salvage(probe: bytes, start: int, stop: int) -> tuple[int, bytes, int] | No
     span, or the last ``resourceSpans`` item, but a span is only kept once its resource
     was seen (a resource written after its spans would be lost with the cut). The
     closed JSON is decoded once to make sure.
+
+    ``cut`` False: the JSON stops at an error (a stray byte), not cut short. A stray
+    closing bracket or quote inside a span closes it early, and the error shows only
+    after it (at the span's next key): so a span, or ``resourceSpans`` item, is kept
+    only once the next item of an OTLP array begins after it, or the error is where one
+    begins (a line glued to the next one's start).
     """
     view = memoryview(probe)
     search = _TOKEN_RE.search
@@ -217,6 +233,7 @@ def _salvage(probe: bytes, start: int, stop: int) -> tuple[int, bytes, int] | No
     has_resource = False
     spans = 0
     best: tuple[int, bytes, int] | None = None
+    unsure: tuple[int, bytes, int] | None = None  # (cut False) a cut not confirmed yet
     pos = start
     while (m := search(probe, pos, stop)) is not None:
         pos = m.end()
@@ -229,13 +246,15 @@ def _salvage(probe: bytes, start: int, stop: int) -> tuple[int, bytes, int] | No
             continue
         if c == _OBJ or c == _ARR:
             role = _ROLE.get((roles[-1], c, key), -1)
+            if unsure is not None and role in _ITEMS:
+                best, unsure = unsure, None  # the next item began where one should
             if role == _SPAN:  # read past by msgspec
                 end = _value_end(view, m.start(), stop)
                 if end is None:
                     break  # the span is cut: nothing after it is complete
                 pos, spans = end, spans + 1
                 if has_resource:
-                    best = (pos, bytes(openers), spans)
+                    unsure = (pos, bytes(openers), spans)
             else:
                 roles.append(role)
                 openers.append(c)
@@ -244,10 +263,14 @@ def _salvage(probe: bytes, start: int, stop: int) -> tuple[int, bytes, int] | No
         elif openers:
             openers.pop()
             if roles.pop() == _RS and spans:
-                best = (pos, bytes(openers), spans)
+                unsure = (pos, bytes(openers), spans)
         else:
             return None  # not valid JSON after all
+        if cut and unsure is not None:
+            best, unsure = unsure, None
         key = None
+    if unsure is not None and probe[stop : stop + 1] == b"{":
+        best = unsure  # the error is where an object begins: the next one's start, glued on
     if best is None:
         return None
     cut, still_open, spans = best

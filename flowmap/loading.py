@@ -61,6 +61,7 @@ and validates span by span, so one bad span costs only itself.
 from __future__ import annotations
 
 import binascii
+import codecs
 import contextlib
 import gc
 import gzip
@@ -995,6 +996,14 @@ class _Loader:
         self._line_new.clear()
         self._line_seen.clear()
         self._line_odd.clear()
+        if not data.isascii():
+            bad = _invalid_utf8(data)
+            if bad is not None:
+                # msgspec skips an object key it does not know without reading its bytes: a
+                # bad byte in a field's name ("na\xffme", "attrib\xffutes") dropped the
+                # field without a word. Repaired and said, as in a value (the slow path).
+                self._recover(data, origin, origin_of, bad)
+                return
         if self._decode_raw(data, origin, origin_of):
             return
         try:
@@ -1135,15 +1144,30 @@ class _Loader:
         it: documents.salvage_line), with one warning; False when it holds none."""
         if not isinstance(exc, msgspec.DecodeError) or isinstance(exc, msgspec.ValidationError):
             return False
+        if line.lstrip().startswith(_BOM):  # files joined with cat: dropped, as _repair does
+            line = line.lstrip()[len(_BOM) :]
         got = salvage_line(line, exc)
         if got is None:
             return False
         doc, n = got
         self.stats.skipped += 1
+        # one warning for the line, this one: what its reading held (a repair) and what
+        # its spans give (decoding flushes a held warning first: see _decode_raw) counted in
+        more = self._take_held(origin)
+        self._decode_unit(doc, origin, None)
+        more += self._take_held(origin)
         self.warn_at(origin, f"invalid JSON ({_decode_error(exc)}); {n} complete span{'s' if n != 1 else ''} "
                              "before it kept, rest of line skipped")
-        self._decode_unit(doc, origin, None)
+        self._held[2] += more  # type: ignore[index]
         return True
+
+    def _take_held(self, origin: str) -> int:
+        """Take back the warning held for ``origin``: how many problems it said (0: none held)."""
+        held = self._held
+        if held is None or held[0] != origin:
+            return 0
+        self._held = None
+        return held[2] + 1
 
     def _repaired(
         self, decode: Callable[[bytes], Any], data: bytes, exc: Exception, origin: str, done: set[str]
@@ -1771,6 +1795,23 @@ def _decode_repaired(data: bytes) -> tuple[Any, Exception | None]:
             if step is None:
                 return None, exc
             data = step[1]
+
+
+_UTF8_CHUNK = 1 << 20
+
+
+def _invalid_utf8(data: bytes) -> UnicodeDecodeError | None:
+    """Why ``data`` is not UTF-8, or None: checked a megabyte at a time (a line can be
+    hundreds of megabytes, its text up to four times that)."""
+    decode = codecs.getincrementaldecoder("utf-8")().decode
+    view = memoryview(data)
+    n = len(data)
+    try:
+        for i in range(0, n, _UTF8_CHUNK):
+            decode(view[i : i + _UTF8_CHUNK], i + _UTF8_CHUNK >= n)
+    except UnicodeDecodeError as exc:
+        return exc
+    return None
 
 
 _REPAIR_WARNINGS = {

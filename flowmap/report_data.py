@@ -797,7 +797,7 @@ def _edge_for(
         return edge_id[(f.likely_parent, op)]
     if f.parent_span_id:
         trace = samples.get(f.trace_id)
-        parent = trace.spans.get(f.parent_span_id) if trace else None
+        parent = _caller(trace, f) if trace else None
         if parent is not None:
             source = op_of(parent.service, parent.name)
             return edge_id.get((source, op)) if source is not None else None
@@ -810,6 +810,22 @@ def _edge_for(
         if len(cands) == 1:
             return edge_id[(cands[0], op)]
     return None
+
+
+def _caller(trace: Trace, f: Finding) -> Span | None:
+    """The span of ``trace`` whose call into the finding's span the finding is on: the
+    "parent" the finding names, but for a cross-tenant through untagged spans, whose
+    "parent" is the tagged span above (rules._switched_through): the call that counted
+    as switched is the one from the span's own parent. A span linked to is named as it
+    is (the call counted through the link)."""
+    named = trace.spans.get(f.parent_span_id) if f.parent_span_id else None
+    span = trace.spans.get(f.span_id)
+    if named is None or span is None or span.parent_span_id == named.span_id:
+        return named
+    own = trace.spans.get(span.parent_span_id) if span.parent_span_id else None
+    if own is None or any(link.span_id == named.span_id and link.trace_id == trace.trace_id for link in span.links):
+        return named
+    return own
 
 
 def _tenant_hue(tag: str) -> int:

@@ -501,6 +501,64 @@ def test_a_cut_line_keeps_no_span_it_cannot_place(tmp_path, case):
         "; line skipped")
 
 
+@pytest.mark.parametrize("stray", ["}", '"'])
+def test_a_stray_byte_that_closes_a_span_early_keeps_no_part_of_it(tmp_path, stray):
+    """A stray closing brace (or quote, which turns the brackets in a string into the
+    span's end) inside a span makes the JSON before it a complete span missing its
+    other fields (here its tenant tag): the error shows only at its next key. Such a
+    span was kept, a part of one, analysed as an untagged span. The spans before it
+    still are, and a stray byte between spans still keeps the one before it when the
+    next began (test_a_bad_byte_inside_a_line_keeps_the_spans_before_it)."""
+    tagged = {"attributes": [{"key": "flowmap.tenant", "value": {"stringValue": "0123456789abcdef"}}]}
+    text = json.dumps(line(span(T1, sid(1)), span(T1, sid(2), name='a "}]}" b', **tagged), span(T1, sid(3))))
+    at = text.index(', "name": "a') if stray == "}" else text.index('\\"}]}') + 1
+    f = write(tmp_path / "t.jsonl", text[:at] + stray + text[at:], line(span(T2, sid(9))))
+    traces, warnings, _ = load(f)
+    assert set(traces[T1].spans) == {sid(1)} and sid(9) in traces[T2].spans
+    [warning] = warnings
+    assert warning.startswith(f"{f}:1: invalid JSON (") and "1 complete span before it kept" in warning, warning
+
+
+def test_a_line_cut_short_whose_kept_spans_have_problems_is_one_warning(tmp_path):
+    """The complete spans of a cut line are read as any line's: one of them without a
+    valid trace id is skipped, and that is counted into the line's one warning (it was a
+    second warning line for the same line)."""
+    text = json.dumps(line(span(T1, sid(1)), span("0" * 32, sid(2)), span(T1, sid(3), name="c")))
+    f = write(tmp_path / "t.jsonl", text[: text.index('"name": "c"')])
+    traces, warnings, _ = load(f)
+    assert set(traces[T1].spans) == {sid(1)}
+    assert warnings == [f"{f}:1: invalid JSON (truncated); 2 complete spans before it kept, rest of line skipped "
+                        "(and 1 more problem on this line)"]
+
+
+@pytest.mark.parametrize("last", [False, True], ids=["lines-after", "last-line"])
+def test_a_line_cut_short_after_a_byte_order_mark_keeps_its_complete_spans(tmp_path, last):
+    """Files joined with cat: a line may begin with a byte order mark, which the reading
+    drops. One cut short lost all its spans (the salvage read the mark as part of the
+    JSON), where the same line without it keeps its complete ones."""
+    text = json.dumps(line(span(T1, sid(1)), span(T1, sid(2)), span(T1, sid(3), name="c")))
+    cut = b"\xef\xbb\xbf" + text[: text.index('"name": "c"')].encode()
+    f = write(tmp_path / "t.jsonl", line(span(T2, sid(9))), cut, *([] if last else [line(span(T2, sid(10)))]))
+    traces, warnings, _ = load(f)
+    assert set(traces[T1].spans) == {sid(1), sid(2)}
+    assert warnings == [f"{f}:2: invalid JSON (truncated); 2 complete spans before it kept, rest of line skipped"]
+
+
+@pytest.mark.parametrize("field", ["attributes", "resource"])
+def test_a_bad_byte_in_a_field_name_is_said(tmp_path, field):
+    """Invalid UTF-8 in an object key: the decoder skips a key it does not know without
+    reading it, so the field (a span's attributes and its tenant tag, a resource and its
+    service) was dropped without a word, and the span judged without it. It is repaired
+    and said like one in a value; the other lines are read as they were."""
+    tagged = [{"key": "flowmap.tenant", "value": {"stringValue": "0123456789abcdef"}}]
+    text = json.dumps(line(span(T1, sid(1), name="caf\u00e9", attributes=tagged)), ensure_ascii=False).encode()
+    at = text.index(f'"{field}"'.encode()) + 4
+    f = write(tmp_path / "t.jsonl", text[:at] + b"\xff" + text[at:], line(span(T2, sid(9))))
+    traces, warnings, _ = load(f)
+    assert warnings == [f"{f}:1: invalid UTF-8 bytes replaced"]
+    assert traces[T1].spans[sid(1)].name == "caf\u00e9" and sid(9) in traces[T2].spans
+
+
 def test_one_bad_span_in_a_line_costs_only_itself(tmp_path):
     f = write(tmp_path / "a.jsonl", line(span(T1, sid(1)), span(T1, sid(2), name=["x"]), span(T1, sid(3))))
     traces, warnings, _ = load(f)

@@ -451,6 +451,23 @@ def test_damage_in_the_second_document_costs_only_that_document(tmp_path, damage
     assert json.loads(proc.stdout)["summary"]["findings"]["cross-tenant"] == 2 - (damage in ("bad-character", "cut-short"))
 
 
+@pytest.mark.parametrize("indent", [2, 0])
+def test_a_stray_brace_that_closes_a_documents_span_early_keeps_no_part_of_it(tmp_path, indent):
+    """A stray ``}`` after a span's first keys makes them a complete span (without its
+    tenant tag and boundary: an untagged tool call under a tagged parent), and the error
+    shows only at its next key: that part was kept and judged. The span before it, which
+    the broken one followed, still is."""
+    data = pretty(root(), child(), indent=indent)
+    at = data.index(b'"f000000000000002"') + len(b'"f000000000000002"')
+    f = tmp_path / "doc.json"
+    f.write_bytes(data[:at] + b"}" + data[at:] + b"\n" + pretty(OTHER_ROOT, indent=indent) + b"\n")
+    traces, warnings = load(f)
+    assert set(traces[ROOT_TRACE]) == {"f000000000000001"} and set(traces[OTHER_TRACE]) == {"b000000000000001"}
+    [warning] = warnings
+    assert "1 complete span before it kept" in warning, warning
+    assert "context-dropped" not in findings(f)
+
+
 @pytest.mark.parametrize("cut", ["spans-bracket", "span-comma", "span-brace"])
 def test_a_document_cut_at_a_span_boundary_costs_not_the_next_one(tmp_path, cut):
     """Cut where a span begins or ends, a document's spans must not run on into the next
@@ -644,6 +661,26 @@ def test_pretty_documents_after_a_compact_first_one_are_read(tmp_path, layout):
     summary = json.loads(proc.stdout)["summary"]
     assert summary["spans"] == 4 and summary["findings"]["cross-tenant"] == 2
     assert summary["findings"]["tenant-in-telemetry"] == 1
+
+
+@pytest.mark.parametrize("stray", ["@", '"'])
+def test_indent_0_damage_costs_not_the_next_document_whose_first_key_is_another(tmp_path, stray):
+    """A stream written with indent=0 resumes after damage at the next document: a "{"
+    line whose first key is resourceSpans, or that follows the "}" line that ended the
+    document before. A document with another first key (an unknown field written first)
+    was taken for a part of the damaged one and lost with it; and a stray quote at the
+    start of a line of an indent=2 stream made it read as one written with indent=0."""
+    first = json.dumps(traces_data(root()), indent=0 if stray == "@" else 2).encode()
+    other = json.dumps({"schemaVersion": "1", **traces_data(child())}, indent=0).encode()
+    at = first.index(b'"traceId"') if stray == "@" else first.index(b"\n") + 1
+    f = tmp_path / "docs.json"
+    f.write_bytes(first[:at] + stray.encode() + first[at:] + b"\n" + other + b"\n"
+                  + json.dumps(traces_data(OTHER_ROOT), indent=0).encode() + b"\n")
+    traces, warnings = load(f)
+    assert set(traces[ROOT_TRACE]) == {"f000000000000002"} and set(traces[OTHER_TRACE]) == {"b000000000000001"}
+    [warning] = warnings
+    lines = first.count(b"\n") + 1
+    assert warning.startswith(f"{f}:") and warning.endswith(f"lines 1-{lines} skipped"), warning
 
 
 def test_a_record_pretty_printed_among_json_lines_is_read_and_its_trace_kept_whole(tmp_path):

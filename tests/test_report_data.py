@@ -614,3 +614,24 @@ def test_the_content_notice_counts_the_values_the_page_shows_by_size():
     shown = sum(1 for t in data.traces.values() for sp in t.spans for _, v in sp.attributes if "not shown" in v)
     assert shown == 20
     assert any(n.startswith(f"{shown} attribute values of conversation and tool content") for n in data.notices)
+
+
+def test_a_cross_tenant_through_untagged_spans_sits_on_the_call_counted_as_switched(tmp_path):
+    """A -> untagged gateway -> B: the finding names the tagged span above as its parent
+    (the JSON's parent_span_id), but the call the flow map counts as switched is the one
+    into B from its own parent. The finding sat on no edge: the switched edge opened on an
+    empty findings list. A link's finding still sits on the link's edge."""
+    from otlp_builder import CLIENT, PRODUCER, SERVER, TAG_A, TAG_B, TraceBuilder, analyze_built
+
+    tb = TraceBuilder()
+    entry = tb.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    proxy = entry.child("proxy", kind=CLIENT, tenant=TAG_A)
+    hop = proxy.child("POST /run", kind=SERVER, service="gateway").child("forward")
+    hop.child("run tool", service="worker", tenant=TAG_B, boundary="tool")
+    pub = entry.child("publish", kind=PRODUCER, tenant=TAG_A, boundary="queue.publish")
+    job = tb.span("job", kind=SERVER, tenant=TAG_B, boundary="http.server")
+    job.child("handle", tenant=TAG_B, boundary="tool", links=[pub])
+    data = build_report_data(analyze_built(tmp_path, tb))
+    cross = {f.span_name: f for f in data.findings if f.rule == "cross-tenant"}
+    assert cross["run tool"].edge == _edge(data, "gateway forward", "worker run tool").id
+    assert cross["handle"].edge == _edge(data, "api publish", "api handle").id
