@@ -418,14 +418,25 @@ def _judge_parent(parent: Span, child: Span) -> Finding | None:
     return None
 
 
-def _tagged_above(start: str, spans: dict[str, Span], parent: dict[str, str], known: dict[str, Any]) -> Span | None:
+def _tagged_above(
+    start: str, spans: dict[str, Span], parent: dict[str, str], known: dict[str, Any], settings: AnalysisSettings,
+) -> Span | None:
     """The nearest tagged span at or above ``start`` along parent edges (None when there
-    is none in the data): the tenant a span bound below untagged spans is compared with."""
-    return _walk_up(start, spans, parent, known, _tag_of, None)
+    is none in the data): the tenant a span bound below untagged spans is compared with.
+    The walk stops, with none, at a call made to authenticate a request
+    (``flowmap.authenticating``: an identity service may bind the caller's own service
+    tenant before the request's is known) and at an entry declared to run for no tenant
+    (``tenantless_entries``: a sign-in)."""
+    def tag_of(sid: str, span: Span) -> Any:
+        if span.tenant is not None:
+            return span
+        if span.attributes.get(attributes.AUTHENTICATING) is True or (
+            is_entry(span) and settings.is_tenantless_entry(span.service, span.name)
+        ):
+            return None
+        return _GO_ON
 
-
-def _tag_of(sid: str, span: Span) -> Any:
-    return span if span.tenant is not None else _GO_ON
+    return _walk_up(start, spans, parent, known, tag_of, None)
 
 
 def _switched_through(above: Span, span: Span) -> Finding:
@@ -1001,7 +1012,7 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
                         if f is not None and not (state == DROPPED and _asgi_message(span, sid, graph)):
                             v.add(f)
                     elif pt is None:
-                        above = _tagged_above(pid, spans, parent_of, above_known)
+                        above = _tagged_above(pid, spans, parent_of, above_known, settings)
                         if above is not None and edge_state(above, span) == SWITCHED:
                             # A -> untagged -> B: the tenant switched through spans that
                             # carried none (an uninstrumented gateway, a contrib consumer)

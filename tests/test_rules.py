@@ -169,6 +169,24 @@ def test_tenant_bound_below_untagged_spans_is_no_switch(tmp_path, case):
     assert (edge.switched, edge.bound) == (0, 1)
 
 
+@pytest.mark.parametrize("case", ["authenticating call", "declared tenantless entry", "neither"])
+def test_a_tenant_bound_below_authentication_or_a_tenantless_entry_is_no_switch(tmp_path, case):
+    """Near misses of a switch through untagged spans: the identity service a request's
+    authentication calls binds its caller's own service tenant (the call is marked
+    flowmap.authenticating, the request's tag set once it is known), and a sign-in
+    declared in tenantless_entries binds the user's tenant below it. The walk up stops at
+    either; without the mark or the declaration it is a cross-tenant."""
+    tb = TraceBuilder()
+    call = request(tb).child("GET /introspect", kind=CLIENT,
+                             attrs={"flowmap.authenticating": True} if case == "authenticating call" else {})
+    entry = call.child("POST /signin", kind=SERVER, service="auth")
+    below = entry.child("load account", service="auth", tenant=TAG_B, boundary="db", scoped=True)
+    settings = AnalysisSettings(tenantless_entries=("auth POST /signin",)) if case == "declared tenantless entry" else None
+    a = analyze_built(tmp_path, tb, settings=settings)
+    cross = [f.span_id for f in rules_of(a, "cross-tenant")]
+    assert cross == ([below.span_id] if case == "neither" else [])
+
+
 def test_switches_below_one_long_untagged_chain_walk_each_span_once():
     """Hostile: every span of a long untagged chain under tenant A has a span for tenant
     B below it. Each is a cross-tenant against A, and the chain is walked once in all,
