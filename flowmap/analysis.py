@@ -32,7 +32,8 @@ from .otlp import detach
 from .paths import PathSample, trace_paths
 from .rules import (
     CONTEXT_DROPPED, CROSS_TENANT, DROPPED, INHERITED, JUDGED, SWITCHED, UNSCOPED_ENTRY, LinkingSpans, TraceVerdict,
-    evaluate, judge_link, judge_passed_through, one_message, orphan_message, passes_on, ran_unbound, sort_findings, tenant_state,
+    evaluate, judge_link, judge_passed_through, one_message, orphan_message, passes_on, ran_unbound, sort_findings,
+    tenant_state,
 )
 from .settings import AnalysisSettings
 from .tagging import is_opaque_tag
