@@ -13,6 +13,7 @@ convention                             boundary
                                        ``chat``, ``text_completion``,
                                        ``generate_content``, ``embeddings`` → llm
                                        (and Semantic Kernel's
+                                       ``text_completions``,
                                        ``chat.completions``…);
                                        ``retrieval`` (and OpenLLMetry's
                                        ``vector_db_retrieve``) → vector
@@ -102,7 +103,9 @@ _GEN_AI = {
     "generate_content": "llm",
     "embeddings": "llm",
     "retrieval": "vector",
-    # written by Semantic Kernel and Microsoft Agent Framework, and older instrumentations
+    # written by Semantic Kernel (text_completions: its text completion services, 1.x) and
+    # Microsoft Agent Framework, and older instrumentations
+    "text_completions": "llm",
     "chat.completions": "llm",
     "chat.streaming_completions": "llm",
     "text.completions": "llm",

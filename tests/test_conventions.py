@@ -38,6 +38,9 @@ CASES = [
     ("semantic kernel chat", SPAN_KIND_CLIENT,
      {"gen_ai.operation.name": "chat.streaming_completions", "gen_ai.system": "openai"}, "llm"),
     ("text completion", SPAN_KIND_CLIENT, {"gen_ai.operation.name": "text_completion"}, "llm"),
+    # Semantic Kernel 1.x's text completion services (an INTERNAL span; its name is plural)
+    ("semantic kernel text completion", SPAN_KIND_INTERNAL,
+     {"gen_ai.operation.name": "text_completions", "gen_ai.system": "openai", "gen_ai.request.model": "m"}, "llm"),
     # botocore 0.66b2's SQS spans: a messaging system, no operation, an AWS API call
     ("sqs send (botocore)", SPAN_KIND_CLIENT,
      {"rpc.system": "aws-api", "rpc.service": "SQS", "rpc.method": "SendMessage", "messaging.system": "aws.sqs",

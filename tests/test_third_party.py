@@ -86,6 +86,12 @@ EXPECTED = {
     ("crewai-openinference-dropped.jsonl", "get_weather.run"): "tool",
     ("crewai-openinference-dropped.jsonl", "ChatCompletion"): "llm",
     ("crewai-openinference-dropped.jsonl", "Crew_059e9574-61c9-42f4-9dcf-dddc4c7db0eb.kickoff"): None,
+    # Semantic Kernel's own spans (GenAI conventions); its function-calling loop is a wrapper
+    ("semantic-kernel-dropped.jsonl", "invoke_agent weather_agent"): "agent",
+    ("semantic-kernel-dropped.jsonl", "execute_tool weather-get_weather"): "tool",
+    ("semantic-kernel-dropped.jsonl", "chat gpt-4o-mini"): "llm",
+    ("semantic-kernel-dropped.jsonl", "text_completions gpt-3.5-turbo-instruct"): "llm",
+    ("semantic-kernel-dropped.jsonl", "AutoFunctionInvocationLoop"): None,
     # Node.js: the HTTP instrumentation (old and stable conventions) and undici's fetch
     # name every span after its method; the service's own span is no boundary
     ("node-http-dropped.jsonl", "GET"): {"http.client", "http.server"},
@@ -486,3 +492,84 @@ def test_js_agents_tenants_keep_their_own_tags(path):
         roots.append(root.tenant)
     assert sorted(roots) == sorted([acme, acme] if path.name.endswith("-mct.jsonl") else [acme, globex])
 
+
+
+# -- Semantic Kernel's own spans (tests/fixtures/third_party/generators) -------------------
+
+SEMANTIC_KERNEL = sorted(FIXTURES.glob("semantic-kernel-*.jsonl"))
+SK_MODEL_CHOSE = "globex-7"  # the raw id the fake model passes in the -mct file's tool calls
+
+
+def _sk_lost(span: str, boundary: str):
+    return ("context-dropped", "high", span, boundary, None)
+
+
+# file -> what flowmap check --format json reports: (rule, severity, span, boundary, reached)
+SK_FINDINGS = {
+    "semantic-kernel-nearmiss.jsonl": [],
+    "semantic-kernel-schema.jsonl": [],
+    # each request's agent run and its text completion (a title) lost the tenant at the
+    # request: high, both are boundaries (the agent's model and tool calls are below it)
+    "semantic-kernel-dropped.jsonl": [
+        *[_sk_lost("invoke_agent weather_agent", "agent")] * 2,
+        *[_sk_lost("text_completions gpt-3.5-turbo-instruct", "llm")] * 2,
+    ],
+    "semantic-kernel-other-tenant-mct.jsonl": [_chosen("execute_tool weather-get_weather", "tool")] * 2,
+}
+
+
+def test_every_semantic_kernel_fixture_has_its_findings_stated():
+    assert sorted(p.name for p in SEMANTIC_KERNEL) == sorted(SK_FINDINGS)
+
+
+@pytest.mark.parametrize("name", sorted(SK_FINDINGS))
+def test_semantic_kernel_findings_through_the_command_line(name, tmp_path, monkeypatch):
+    """flowmap check --format json: exactly the stated findings, read with no warning. SK's
+    text completion span (gen_ai.operation.name text_completions) was no boundary: a
+    model call that ran without the tenant was medium, naming no boundary."""
+    result = _check(name, tmp_path, monkeypatch, "--format", "json")
+    expected = SK_FINDINGS[name]
+    assert result.exit_code == (1 if expected else 0), result.output
+    assert "warning" not in result.stderr
+    out = json.loads(result.stdout)
+    assert out["warnings"] == []
+    assert sorted((f["rule"], f["severity"], f["span_name"], f["boundary"], f["reached"])
+                  for f in out["findings"]) == sorted(expected)
+    for f in out["findings"]:
+        if f["rule"] == "model-chosen-tenant":
+            assert "('tenant_id')" in f["message"]
+    assert SK_MODEL_CHOSE not in result.stdout
+
+
+@pytest.mark.parametrize("fmt", ["text", "sarif", "html"])
+def test_the_id_semantic_kernels_model_chose_is_never_shown(fmt, tmp_path, monkeypatch):
+    """SK records the tool's arguments (gen_ai.tool.call.arguments, sensitive diagnostics
+    on): the id the model chose is in the file, and in no output."""
+    name = "semantic-kernel-other-tenant-mct.jsonl"
+    assert SK_MODEL_CHOSE.encode() in (FIXTURES / name).read_bytes()
+    if fmt == "html":  # the risk map (flowmap report: exit 0 whatever was found)
+        monkeypatch.chdir(tmp_path)
+        result = CliRunner().invoke(app, ["report", "--output", "r.html", str(FIXTURES / name)])
+        assert result.exit_code == 0, result.output
+        shown = (tmp_path / "r.html").read_text()
+    else:
+        result = _check(name, tmp_path, monkeypatch, "--format", fmt)
+        assert result.exit_code == 1
+        shown = result.output
+    assert SK_MODEL_CHOSE not in shown
+
+
+@pytest.mark.parametrize("path", SEMANTIC_KERNEL, ids=lambda p: p.name)
+def test_semantic_kernel_tenants_keep_their_own_tags(path):
+    """Two requests at once on one event loop (acme's and globex's; acme's twice in the
+    -mct file): with flowmap's runtime every span of a request, SK's and the tool's sqlite
+    query, carries that request's tag and never the other's; no raw id in the file."""
+    traces, warnings = _load(path)
+    assert warnings == [] and len(traces) == 2
+    assert b"tenant-acme" not in path.read_bytes() and b"tenant-globex" not in path.read_bytes()
+    tags = [{s.attributes.get("flowmap.tenant") for s in t.spans.values()} for t in traces]
+    if "dropped" in path.name:
+        assert tags == [{"0123456789abcdef", None}] * 2
+        return
+    assert all(len(t) == 1 and None not in t for t in tags)
+    assert (tags[0] == tags[1]) is path.name.endswith("-mct.jsonl")
