@@ -309,7 +309,7 @@ class Analyzer:
                     op, tenant, key_id = summary[:3]
                     if not self._healthy_link(op, tenant, key_id, ops[sid], consumer.tenant, consumer.key_id, trace_id):
                         producer = self._target_span(linked_trace, linked_span, summary)
-                        self._judge_now(linking, producer, consumer, op, ops[sid])
+                        self._judge_kept(producer, consumer, op, ops[sid], self._kept_below(linking, consumer))
                 elif self._waiting < _WAITING_MAX or self._let_go():  # waits, as a summary
                     record = _waiting_record(consumer, ops[sid], *self._kept_below(linking, consumer))
                     pending.setdefault(linked_trace, {}).setdefault(linked_span, []).append(record)
@@ -328,11 +328,8 @@ class Analyzer:
                         if not self._healthy_link(op, tenant, key_id, c[0], c[1], c[2], c[3]):
                             if producer is None:
                                 producer = _summary(span)
-                            state = tenant_state(tenant, key_id, c[1], c[2])
-                            if passes_on(c[14], state) or (state == DROPPED and (tenant, key_id) in c[12]):
-                                self._inherited_link(producer, _summary_span(c), op, c[0])  # or bound below it
-                            else:
-                                self._judge_link(producer, _summary_span(c), op, c[0], c[13], c[12] if c[15] else ())
+                            # (what the waiting span kept of its trace: as _kept_below gave it)
+                            self._judge_kept(producer, _summary_span(c), op, c[0], c[12:16])
                     judged += len(consumers)
         if not trace.maybe_linked or 0 <= trace.links_in <= judged:
             # the loader's scan saw no link into this trace that is still to come:
@@ -434,7 +431,7 @@ class Analyzer:
         below the span itself and the span is no boundary (a context-dropped on a
         boundary is high and names none), and whether that is one message's work
         (rules.one_message). Made once a span, and read by the links judged
-        at once too (_judge_now), so that a link is judged alike whichever end came first."""
+        at once too (_judge_kept), so that a link is judged alike whichever end came first."""
         got = linking.kept.get(consumer.span_id)
         if got is not None:
             return got
@@ -454,24 +451,20 @@ class Analyzer:
         linking.kept[consumer.span_id] = got
         return got
 
-    def _judge_now(self, linking: LinkingSpans, producer: Span, consumer: Span, source: str, target: str) -> None:
-        """Judge a link whose two ends' tags say it lost or switched the tenant, the
-        linking span's trace at hand: no finding when the span passes the message on
-        (rules.passes_on), or when it is an untagged consumer below which (or below whose
-        caller) the producer's tenant was bound again (rules.UntaggedBelow), among the
-        tenants a waiting link keeps (_kept_below): the producer's trace read first or
-        last, the same answer."""
-        how = linking.reading(consumer.span_id)[0]
+    def _judge_kept(self, producer: Span, consumer: Span, source: str, target: str, kept: tuple[Any, ...]) -> None:
+        """Judge a link whose two ends' tags say it lost or switched the tenant, from what
+        the linking span keeps of its trace (``kept``, :meth:`_kept_below`: the tenants
+        bound below it, ``reached``, how its links are read, whether it is one message's
+        work), the same whether its trace is at hand or was read first and waited: no
+        finding when the span passes the message on (rules.passes_on), or when it is an
+        untagged consumer below which (or below whose caller) the producer's tenant was
+        bound again (rules.UntaggedBelow)."""
+        bound, reached, how, one = kept
         state = tenant_state(producer.tenant, producer.key_id, consumer.tenant, consumer.key_id)
-        if not passes_on(how, state):
-            if state != DROPPED:
-                self._judge_link(producer, consumer, source, target)
-                return
-            bound, reached, _, one = self._kept_below(linking, consumer)
-            if (producer.tenant, producer.key_id) not in bound:
-                self._judge_link(producer, consumer, source, target, reached, bound if one else ())
-                return
-        self._inherited_link(producer, consumer, source, target)
+        if passes_on(how, state) or (state == DROPPED and (producer.tenant, producer.key_id) in bound):
+            self._inherited_link(producer, consumer, source, target)
+        else:
+            self._judge_link(producer, consumer, source, target, reached, bound if one else ())
 
     def _inherited_link(self, producer: Span, consumer: Span, source: str, target: str) -> None:
         """Count a link that lost or switched no tenant though its two ends' tags say so:
