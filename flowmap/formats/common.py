@@ -7,7 +7,7 @@ import re
 import unicodedata
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 import msgspec
@@ -27,6 +27,7 @@ __all__ = [
     "clean",
     "SpanNames",
     "sorted_paths",
+    "worst_by_span",
     "break_findings",
     "path_breaks",
     "path_severity",
@@ -218,16 +219,22 @@ def path_severity(path: TracePath, by_span: dict[tuple[str, str], Finding]) -> S
     return Severity(f.severity) if f is not None else Severity.HIGH
 
 
-def break_findings(analysis: Analysis) -> dict[tuple[str, str], Finding]:
-    """(trace id, span id) -> the worst finding there of a rule that breaks a path
-    (:data:`flowmap.rules.BREAK_RULES`), ids lowercase."""
+def worst_by_span(findings: Iterable[Finding], rules: Collection[str] | None = None) -> dict[tuple[str, str], Finding]:
+    """(trace id, span id) -> the worst finding there (of ``rules`` only, when given), ids
+    lowercase."""
     out: dict[tuple[str, str], Finding] = {}
-    for f in analysis.findings:
-        if f.rule in BREAK_RULES:
+    for f in findings:
+        if rules is None or f.rule in rules:
             key = (f.trace_id.lower(), f.span_id.lower())
             if key not in out or f.severity > out[key].severity:
                 out[key] = f
     return out
+
+
+def break_findings(analysis: Analysis) -> dict[tuple[str, str], Finding]:
+    """(trace id, span id) -> the worst finding there of a rule that breaks a path
+    (:data:`flowmap.rules.BREAK_RULES`), ids lowercase."""
+    return worst_by_span(analysis.findings, BREAK_RULES)
 
 
 def path_breaks(path: TracePath, breaks: dict[tuple[str, str], Finding]) -> list[tuple[int, Finding]]:
@@ -248,11 +255,7 @@ def sorted_paths(analysis: Analysis) -> list[tuple[TracePath, Severity | None]]:
     """Broken paths first, worst severity first (of any break on the path: a critical
     switch after a dropped tenant rates its path critical); otherwise the analysis's own
     order."""
-    by_span: dict[tuple[str, str], Finding] = {}
-    for f in analysis.findings:  # keep the worst finding per span
-        key = (f.trace_id.lower(), f.span_id.lower())
-        if key not in by_span or f.severity > by_span[key].severity:
-            by_span[key] = f
+    by_span = worst_by_span(analysis.findings)
     breaks = break_findings(analysis)
     rated = []
     for p in analysis.paths:
