@@ -1814,9 +1814,15 @@ def _invalid_utf8(data: bytes) -> UnicodeDecodeError | None:
     return None
 
 
+#: how deep arrays and objects may nest before the deep repair empties them: OTLP's own
+#: structure is ~10 levels and each nested AnyValue adds 3; msgspec and the attribute
+#: readers stop near Python's recursion limit (~1,000 levels less the caller's frames)
+_DEPTH_MAX = 256
+
 _REPAIR_WARNINGS = {
     "utf8": "invalid UTF-8 bytes replaced",
     "surrogate": "invalid \\u escapes (unpaired UTF-16 surrogates) replaced",
+    "deep": f"arrays and objects nested more than {_DEPTH_MAX} levels deep emptied",
 }
 
 
@@ -1837,7 +1843,46 @@ def _repair(data: bytes, exc: BaseException, done: set[str]) -> tuple[str, bytes
     if syntax and "surrogate" not in done and "surrogate" in str(exc):
         done.add("surrogate")
         return "surrogate", _SURROGATE_RE.sub(_fix_surrogate, data)
+    if isinstance(exc, RecursionError) and "deep" not in done:
+        done.add("deep")
+        shallow = _emptied_below(data, _DEPTH_MAX)
+        return None if shallow is None else ("deep", shallow)
     return None
+
+
+#: a JSON string (skipped whole: brackets inside it are text) or one bracket
+_BRACKET_RE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)
+
+
+def _emptied_below(data: bytes, limit: int) -> bytes | None:
+    """``data`` with every array and object nested deeper than ``limit`` emptied (``[]``,
+    ``{}``), or None when its brackets do not balance (cut short: nothing to keep).
+
+    One span's hostile attribute nested thousands deep stops the decoders for its whole
+    line; emptied, only that value is lost, not the line's other spans. Brackets are
+    found by a regex that steps over strings, so this costs about a search of the line.
+    """
+    kept: list[bytes] = []
+    depth = 0
+    start = 0  # where the next kept piece begins
+    for m in _BRACKET_RE.finditer(data):
+        c = data[m.start()]
+        if c == 0x22:  # '"'
+            continue
+        if c == 0x5B or c == 0x7B:  # '[' '{'
+            depth += 1
+            if depth == limit + 1:  # keep the opening bracket, drop what it holds
+                kept.append(data[start : m.end()])
+        else:
+            if depth == limit + 1:
+                start = m.start()  # the matching closing bracket is kept
+            depth -= 1
+            if depth < 0:
+                return None
+    if depth:
+        return None
+    kept.append(data[start:])
+    return b"".join(kept)
 
 
 def _trace_ids_in(line: bytes) -> list[bytes]:

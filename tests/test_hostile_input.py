@@ -190,7 +190,8 @@ def test_deep_nesting_as_the_first_line_scan_pass(tmp_path):
     f = write(tmp_path / "a.jsonl", DEEP, good_line())
     traces, warnings = load(f)
     assert traces == {GOOD: {sid(1), sid(2)}}
-    assert warnings == [at(f, 1) + "JSON nested too deeply; line skipped"]
+    # emptied below the depth cap, the line is lists, not resource spans: one warning
+    assert len(warnings) == 1 and warnings[0].startswith(at(f, 1) + "resourceSpans[0] is not an object"), warnings
 
 
 def test_deep_nesting_unclosed_in_a_later_line(tmp_path):
@@ -206,7 +207,7 @@ def test_deep_nesting_in_a_pretty_document(tmp_path):
     good = write(tmp_path / "good.jsonl", good_line())
     traces, warnings = load(f, good)
     assert traces == {GOOD: {sid(1), sid(2)}}
-    assert len(warnings) == 1 and warnings[0].startswith(at(f, 1)) and "nested too deeply" in warnings[0]
+    assert len(warnings) == 1 and warnings[0].startswith(at(f, 1) + "resourceSpans[0] is not an object"), warnings
 
 
 def _nested_value(depth: int) -> str:
@@ -218,14 +219,28 @@ def _line_with_value(trace_id: str, value: str) -> bytes:
     return head.replace('{"stringValue": "@"}', value).encode()
 
 
-def test_deep_attribute_values_load_or_are_skipped_never_raise(tmp_path):
+def test_deep_attribute_values_load_or_are_emptied_never_raise(tmp_path):
     shallow = _line_with_value(BAD, _nested_value(50))
     f = write(tmp_path / "a.jsonl", shallow, _line_with_value("1" * 32, _nested_value(5000)), good_line())
     traces, warnings = load(f)
-    assert traces == {BAD: {sid(1)}, GOOD: {sid(1), sid(2)}}
-    assert warnings == [at(f, 2) + "JSON nested too deeply; line skipped"]
-    analysis = analyze([f], on_warning=lambda w: None)  # the analysis walks the 50 levels too
-    assert analysis.spans == 3
+    # the 5,000-deep value is emptied below the cap: its span (and its line's others) kept
+    assert traces == {BAD: {sid(1)}, "1" * 32: {sid(1)}, GOOD: {sid(1), sid(2)}}
+    assert warnings == [at(f, 2) + "arrays and objects nested more than 256 levels deep emptied"]
+    analysis = analyze([f], on_warning=lambda w: None)  # the analysis walks the 50 and 85 levels too
+    assert analysis.spans == 4
+
+
+def test_a_deep_value_costs_neither_its_span_nor_the_other_spans_of_its_batch(tmp_path):
+    """An exporter's line holds hundreds of spans: one hostile attribute must not hide them."""
+    batch = traces_data(*[span(GOOD, i, attributes=[{"key": "v", "value": {"stringValue": f"@{i}"}}]) for i in (1, 2, 3)])
+    line = json.dumps(batch).replace('{"stringValue": "@2"}', _nested_value(3000)).encode()
+    f = write(tmp_path / "a.jsonl", line)
+    traces, warnings = load(f)
+    assert traces == {GOOD: {sid(1), sid(2), sid(3)}}
+    assert warnings == [at(f, 1) + "arrays and objects nested more than 256 levels deep emptied"]
+    [trace] = iter_traces([f], on_warning=lambda w: None)
+    assert trace.spans[sid(1)].attributes["v"] == "@1" and trace.spans[sid(3)].attributes["v"] == "@3"
+    assert isinstance(trace.spans[sid(2)].attributes["v"], list)  # what is left of the deep value
 
 
 def _kvlist(**items) -> dict:

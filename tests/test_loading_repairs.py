@@ -488,7 +488,7 @@ def test_a_document_cut_at_a_span_boundary_costs_not_the_next_one(tmp_path, cut)
     assert "(truncated)" in warning and warning.startswith(f"{f}:{line}:"), warning
 
 
-def test_a_document_nested_too_deeply_costs_only_itself(tmp_path):
+def test_a_document_nested_too_deeply_keeps_its_spans(tmp_path):
     deep = pretty(child(extra_attrs=[{"key": "deep", "value": {"stringValue": "x"}}]))
     nest = b"[" * 1200 + b"1" + b"]" * 1200  # deeper than the decoders go
     deep = deep.replace(b'"stringValue": "x"', b'"arrayValue": {"values": [{"intValue": 1}]}, "x": ' + nest)
@@ -497,8 +497,9 @@ def test_a_document_nested_too_deeply_costs_only_itself(tmp_path):
     f.write_bytes(data)
     traces, warnings = load(f)
     assert set(traces[OTHER_TRACE]) == {"b000000000000001"}  # the document after it
-    assert set(traces[ROOT_TRACE]) == {"f000000000000001"}  # the deep one is lost, and only it
-    assert len(warnings) == 1 and "nested too deeply" in warnings[0], warnings
+    # the deep value emptied below the cap: the document's span is kept
+    assert set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}
+    assert len(warnings) == 1 and "nested more than 256 levels deep emptied" in warnings[0], warnings
 
 
 @pytest.mark.parametrize("opener", [b"[", b'{"resourceSpans": ['])
