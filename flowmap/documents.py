@@ -187,6 +187,39 @@ def salvage_line(data: bytes, exc: Exception) -> tuple[bytes, int] | None:
 # A JSON string (an unterminated one too, where valid JSON is cut), with the colon that
 # makes it a key; or a bracket.
 _TOKEN_RE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?(?:\s*:)?|[\[\]{}]', re.DOTALL)
+
+
+def emptied_below(data: bytes, limit: int) -> bytes | None:
+    """``data`` with every array and object nested deeper than ``limit`` emptied (``[]``,
+    ``{}``), or None when its brackets do not balance (cut short: nothing to keep).
+
+    One span's hostile attribute nested thousands deep stops the decoders for its whole
+    line; emptied, only that value is lost, not the line's other spans. Brackets are
+    found by the regex that steps over strings (_TOKEN_RE): about a search of the line.
+    """
+    kept: list[bytes] = []
+    depth = 0
+    start = 0  # where the next kept piece begins
+    for m in _TOKEN_RE.finditer(data):
+        c = data[m.start()]
+        if c == 0x22:  # '"'
+            continue
+        if c == 0x5B or c == 0x7B:  # '[' '{'
+            depth += 1
+            if depth == limit + 1:  # keep the opening bracket, drop what it holds
+                kept.append(data[start : m.end()])
+        else:
+            if depth == limit + 1:
+                start = m.start()  # the matching closing bracket is kept
+            depth -= 1
+            if depth < 0:
+                return None
+    if depth:
+        return None
+    kept.append(data[start:])
+    return b"".join(kept)
+
+
 # What a container is, from its parent's role, its opening bracket and its key: a
 # TracesData object (at the top, or in a top-level array), its resourceSpans, ... spans.
 _TD_LIST, _TD, _RS_LIST, _RS, _SS_LIST, _SS, _SPANS, _SPAN = range(1, 9)

@@ -90,7 +90,7 @@ from .attributes import (
 from .conventions import PROXY_VALUE, infer_boundary
 from .documents import (
     _BYTE_RE, _GENERIC, _SURROGATE_RE, _Damage, _LineOf, _bad_utf8, _begins_value, _bracket_depth, _clip, _continues,
-    _decode_error, _fix_surrogate, _leading_newlines, _split_documents, _trailing_at, salvage_line,
+    _decode_error, _fix_surrogate, _leading_newlines, _split_documents, _trailing_at, emptied_below, salvage_line,
 )
 from .errors import InputError
 from .model import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, STATUS_CODE_ERROR, Trace
@@ -1845,44 +1845,11 @@ def _repair(data: bytes, exc: BaseException, done: set[str]) -> tuple[str, bytes
         return "surrogate", _SURROGATE_RE.sub(_fix_surrogate, data)
     if isinstance(exc, RecursionError) and "deep" not in done:
         done.add("deep")
-        shallow = _emptied_below(data, _DEPTH_MAX)
+        shallow = emptied_below(data, _DEPTH_MAX)
         return None if shallow is None else ("deep", shallow)
     return None
 
 
-#: a JSON string (skipped whole: brackets inside it are text) or one bracket
-_BRACKET_RE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)
-
-
-def _emptied_below(data: bytes, limit: int) -> bytes | None:
-    """``data`` with every array and object nested deeper than ``limit`` emptied (``[]``,
-    ``{}``), or None when its brackets do not balance (cut short: nothing to keep).
-
-    One span's hostile attribute nested thousands deep stops the decoders for its whole
-    line; emptied, only that value is lost, not the line's other spans. Brackets are
-    found by a regex that steps over strings, so this costs about a search of the line.
-    """
-    kept: list[bytes] = []
-    depth = 0
-    start = 0  # where the next kept piece begins
-    for m in _BRACKET_RE.finditer(data):
-        c = data[m.start()]
-        if c == 0x22:  # '"'
-            continue
-        if c == 0x5B or c == 0x7B:  # '[' '{'
-            depth += 1
-            if depth == limit + 1:  # keep the opening bracket, drop what it holds
-                kept.append(data[start : m.end()])
-        else:
-            if depth == limit + 1:
-                start = m.start()  # the matching closing bracket is kept
-            depth -= 1
-            if depth < 0:
-                return None
-    if depth:
-        return None
-    kept.append(data[start:])
-    return b"".join(kept)
 
 
 def _trace_ids_in(line: bytes) -> list[bytes]:
