@@ -617,8 +617,10 @@ class _Loader:
             with open(f.path, "rb", buffering=_READ_BUFFER) as raw:
                 if f.gzipped:
                     with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+                        until = _UntilError(gz)
                         pos = 0
-                        for lineno, line in enumerate(_file_lines(gz, _GZ_LINE_MAX), 1):  # noqa: B007
+                        lines = _file_lines(io.BufferedReader(until), _GZ_LINE_MAX)
+                        for lineno, line in enumerate(lines, 1):  # noqa: B007
                             if not line:  # a line past _GZ_LINE_MAX once decompressed
                                 if not f.too_long:
                                     f.too_long = True
@@ -627,7 +629,13 @@ class _Loader:
                                 line = b"\n"
                             if not lineno & 1023:  # (a seek per line cost more than the line)
                                 pos = raw.tell()
+                            if until.error is not None and not line.endswith(b"\n") and not peek:
+                                # the line the damage cut: its complete spans kept, one warning
+                                self._cut_tail(f, lineno, line, _compressed_error(until.error))
+                                return
                             yield lineno, line, pos
+                        if until.error is not None:
+                            raise until.error
                 else:
                     pos = 0
                     for lineno, line in enumerate(_file_lines(raw), 1):  # noqa: B007
@@ -638,6 +646,26 @@ class _Loader:
             if not f.read_error and not peek:
                 f.read_error = True
                 self.warn_at(f"{f.name}:{lineno + 1}", f"{f.cut}; rest of file skipped")
+
+    def _cut_tail(self, f: _File, lineno: int, line: bytes, cut: str) -> None:
+        """The last line of a .gz whose compressed data stops in it (a writer killed
+        mid-batch): its complete spans kept, as a cut line's of plain JSON Lines, with
+        one warning that says what stopped the file. Without this the line was lost:
+        the gzip reader raised before handing over the part it had decompressed."""
+        f.cut, f.read_error = cut, True
+        origin = f"{f.name}:{lineno}"
+        try:
+            msgspec.json.decode(line)
+        except (msgspec.ValidationError, RecursionError):  # JSON: read whole, as below
+            pass
+        except msgspec.DecodeError as exc:
+            if not self._salvaged(line, exc, origin, cut):
+                self.warn_at(origin, f"{cut}; rest of file skipped")
+            return
+        # cut just before its newline: a whole line (any problem in it is its own warning)
+        self.stats.lines += 1
+        self._decode_unit(line, origin, None)
+        self.warn_at(f"{f.name}:{lineno + 1}", f"{cut}; rest of file skipped")
 
     def _read_all(self, f: _File) -> bytes | None:
         """The whole file (decompressed), for a document; a gzip file whose compressed
@@ -1139,9 +1167,10 @@ class _Loader:
             return
         self._unreadable(origin, exc)
 
-    def _salvaged(self, line: bytes, exc: Exception, origin: str) -> bool:
+    def _salvaged(self, line: bytes, exc: Exception, origin: str, cut: str | None = None) -> bool:
         """Read the complete spans of a line that is not JSON (cut short, or a bad byte in
-        it: documents.salvage_line), with one warning; False when it holds none."""
+        it: documents.salvage_line), with one warning; False when it holds none. ``cut``:
+        the read error that ended the file in this line, said instead of the JSON error."""
         if not isinstance(exc, msgspec.DecodeError) or isinstance(exc, msgspec.ValidationError):
             return False
         if line.lstrip().startswith(_BOM):  # files joined with cat: dropped, as _repair does
@@ -1156,8 +1185,11 @@ class _Loader:
         more = self._take_held(origin)
         self._decode_unit(doc, origin, None)
         more += self._take_held(origin)
-        self.warn_at(origin, f"invalid JSON ({_decode_error(exc)}); {n} complete span{'s' if n != 1 else ''} "
-                             "before it kept, rest of line skipped")
+        kept = f"{n} complete span{'s' if n != 1 else ''} before it kept"
+        if cut is None:
+            self.warn_at(origin, f"invalid JSON ({_decode_error(exc)}); {kept}, rest of line skipped")
+        else:
+            self.warn_at(origin, f"{cut}; {kept}, rest of file skipped")
         self._held[2] += more  # type: ignore[index]
         return True
 
@@ -1709,6 +1741,30 @@ def _decompressed(raw: io.BufferedIOBase, f: _File) -> bytes:
         except Exception as exc:  # noqa: BLE001 - as in _Loader._lines: the data before it is kept
             f.cut = _compressed_error(exc)
     return out.getvalue()
+
+
+class _UntilError(io.RawIOBase):
+    """A stream's bytes up to its first read error, then its end; the error is kept
+    (``error``), so that the line it cut reaches the reader (see _Loader._cut_tail)."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__()
+        self._stream = stream
+        self.error: Exception | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.error is not None:
+            return 0
+        try:
+            data = self._stream.read1(min(len(buffer), _GZ_PIECE))  # (an error loses its piece)
+        except Exception as exc:  # noqa: BLE001 - kept for the reader, as _Loader._lines catches it
+            self.error = exc.with_traceback(None)
+            return 0
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _compressed_error(exc: Exception) -> str:

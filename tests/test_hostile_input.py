@@ -583,6 +583,39 @@ def test_damaged_gzip_one_warning_and_the_rest_is_read(tmp_path, name, damage):
     assert "compressed data is corrupt or truncated" in warnings[0]
 
 
+def test_truncated_gzip_keeps_the_complete_spans_of_the_line_it_cut(tmp_path):
+    """A writer killed mid-batch leaves a .gz whose last line is cut: its complete spans
+    are kept, as a cut line of plain JSON Lines keeps them (the gzip reader raised before
+    handing over that line, so all of its spans were lost), with one warning naming it."""
+    batches = [line(*(span(_trace_of(i), k) for k in range(1, 51))) + b"\n" for i in range(4)]
+    cut_line = batches[3]
+    keep = cut_line.index(b'"spanId": "%s"' % sid(31).encode())  # inside span 31: 30 before it complete
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb") as gz:
+        gz.write(b"".join(batches[:3]) + cut_line[:keep])
+        gz.flush(zlib.Z_FULL_FLUSH)  # everything so far decompresses on its own
+        end = out.tell()
+        gz.write(cut_line[keep:])
+    f = tmp_path / "killed.jsonl.gz"
+    f.write_bytes(out.getvalue()[:end])
+    good = write(tmp_path / "good.jsonl", good_line())
+    traces, warnings = load(f, good)
+    assert traces[GOOD] == {sid(1), sid(2)}
+    assert all(traces[_trace_of(i)] == {sid(k) for k in range(1, 51)} for i in range(3))
+    assert traces[_trace_of(3)] == {sid(k) for k in range(1, 31)}
+    assert warnings == [f"{f}:4: compressed data is corrupt or truncated (EOFError); 30 complete spans before it "
+                        "kept, rest of file skipped"]
+
+
+def test_truncated_gzip_cut_at_a_line_end_reads_the_whole_line(tmp_path):
+    data = gzip.compress(line(span(BAD, 1), span(BAD, 2, parent=1)) + b"\n" + good_line())  # (no last newline)
+    f = tmp_path / "end.jsonl.gz"
+    f.write_bytes(data[:-8])  # the checksum and size are missing: every byte of data decompressed
+    traces, warnings = load(f)
+    assert traces == {BAD: {sid(1), sid(2)}, GOOD: {sid(1), sid(2)}}
+    assert warnings == [f"{f}:3: compressed data is corrupt or truncated (EOFError); rest of file skipped"]
+
+
 def _trace_of(i: int) -> str:
     return f"{i + 1:032x}"
 
