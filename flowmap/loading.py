@@ -61,6 +61,7 @@ and validates span by span, so one bad span costs only itself.
 from __future__ import annotations
 
 import binascii
+import bisect
 import codecs
 import contextlib
 import gc
@@ -775,16 +776,28 @@ class _Loader:
                 return True
             return False
         f.document = True
-        found = _TRACE_ID_RE.findall(data)
-        last.update(dict.fromkeys(found, (f.index, 1)))
+        # each id's position: the number of the last part (document or damage) that
+        # mentions it, so that a stream of documents closes each trace after its last
+        # document (see _decode_document), not every trace of the file at its end
+        units = f.parts or [(0, len(data), b"")]
+        ends = [unit.resume if isinstance(unit, _Damage) else unit[1] for unit in units]
+        found: list[bytes] = []
+        if len(units) == 1:
+            found = _TRACE_ID_RE.findall(data)
+            last.update(dict.fromkeys(found, (f.index, 1)))
+        else:
+            for m in _TRACE_ID_RE.finditer(data):
+                tid = m.group(1)
+                found.append(tid)
+                last[tid] = (f.index, min(bisect.bisect_right(ends, m.start()), len(units) - 1) + 1)
         counts.update(found)
         if b"\\u" in data:
-            for unit in f.parts or [(0, len(data), b"")]:
+            for k, unit in enumerate(units, 1):
                 if isinstance(unit, _Damage):
                     continue
                 start, end, closing = unit
                 hidden = _trace_ids_in(data[start:end] + closing)
-                last.update(dict.fromkeys(hidden, (f.index, 1)))
+                last.update(dict.fromkeys(hidden, (f.index, k)))
                 counts.update(dict.fromkeys(hidden, _UNCOUNTED))
         return True
 
@@ -905,7 +918,8 @@ class _Loader:
         self.stats.lines -= 1  # (its documents count instead)
         data = bytes(block)
         del block
-        self._read_documents(data, _split_documents(data), path, first, to_end, cut)
+        for _ in self._read_documents(data, _split_documents(data), path, first, to_end, cut):
+            pass  # (its traces close with the lines they end on: see _ended_on)
         return last, after
 
     def _ended_on(self, index: int, first: int, last: int) -> Iterator[Trace]:
@@ -927,13 +941,16 @@ class _Loader:
                 otlp.detach(span)
 
     def _decode_document(self, f: _File) -> Iterator[Trace]:
+        """The traces of a file of documents, each once the part that mentions it last is
+        read: holding every span of a stream of documents (``jq .`` of JSON Lines) to its
+        end took ~5 KB a span (each span pins its document's copy)."""
         data = self._read_all(f)
         if data is None:
             return
-        self._read_documents(data, f.parts, f.name, cut=f.cut)
+        for k in self._read_documents(data, f.parts, f.name, cut=f.cut):
+            yield from self._ended_on(f.index, k, k)
         if f.cut is not None:
             f.read_error = True  # (said by _read_documents)
-        yield from self._closed(_trace_ids(self.closing.pop((f.index, 1), ())))
 
     def _read_documents(
         self,
@@ -943,11 +960,12 @@ class _Loader:
         first: int = 1,
         to_end: bool = True,
         cut: str | None = None,
-    ) -> None:
+    ) -> Iterator[int]:
         """Decode the documents in ``data``, which begins on line ``first`` of ``path``,
         as ``parts`` (see documents._split_documents; None: one valid document) and add
-        their spans to the pending traces; ``to_end``: ``data`` runs to the end of the
-        file; ``cut``: why it stops short there (see _File.cut)."""
+        their spans to the pending traces, giving each part's number (from 1) once it is
+        read; ``to_end``: ``data`` runs to the end of the file; ``cut``: why it stops
+        short there (see _File.cut)."""
         # The line of each span id (any string, so that an invalid id is located too, or
         # any other JSON scalar, keyed as _scalar_key writes it): warnings about a span
         # name its own line.
@@ -966,11 +984,12 @@ class _Loader:
         read = False  # a document was read before
         # the line where decompression stopped: damage there is the cut's, said as such
         stop = first + data.count(b"\n") if cut is not None else None
-        for unit in parts if parts is not None else [(0, len(data), b"")]:
+        for k, unit in enumerate(parts if parts is not None else [(0, len(data), b"")], 1):
             if isinstance(unit, _Damage):
                 at_cut = stop is not None and line_of(unit.at) == stop
                 self._damaged(unit, path, line_of, read, to_end, cut if at_cut else None)
                 stop = None if at_cut else stop
+                yield k
                 continue
             start, end, closing = unit
             self.stats.lines += 1
@@ -984,6 +1003,7 @@ class _Loader:
             except Exception as exc:  # noqa: BLE001 - last resort, as for a line
                 self._skip(f"{path}:{begins}", f"could not read this document ({type(exc).__name__})")
             read = read or not closing  # (a salvaged part is of the document that broke)
+            yield k
         if stop is not None:  # (it stopped between documents)
             self.warn_at(f"{path}:{stop}", f"{cut}; rest of file skipped")
 
@@ -1839,17 +1859,19 @@ def _syntax_error(data: bytes) -> Exception | None:
 def _decode_repaired(data: bytes) -> tuple[Any, Exception | None]:
     """The generic decode of ``data`` after the repairs pass 2 makes (invalid UTF-8 and
     unpaired surrogates replaced, on a copy): ``(value, None)``, or ``(None, the error
-    no repair helps)``."""
+    no repair helps)``. The error comes without its traceback: its frames hold ``data``
+    in a reference cycle, which the paused collector never freed (a document read whole
+    stayed in memory through the whole load)."""
     done = {"bom"}  # callers strip a byte order mark themselves, where it is allowed
     while True:
         try:
             return _GENERIC.decode(data), None
         except (msgspec.ValidationError, RecursionError) as exc:  # before DecodeError: its subclass
-            return None, exc
+            return None, exc.with_traceback(None)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             step = _repair(data, exc, done)
             if step is None:
-                return None, exc
+                return None, exc.with_traceback(None)
             data = step[1]
 
 
