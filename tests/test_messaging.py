@@ -278,7 +278,7 @@ def test_an_acknowledgement_linking_to_the_messages_it_settles_loses_nothing(pla
 
 
 
-# -- a message sent from a span with no tag -------------------------------------------
+# -- a message sent from a span with no tag; a process span that is the message's child --
 
 def _sent_on_a_sender_thread(p, tenant):
     """A tenant's request whose message a client library sends on its own thread, as the
@@ -328,3 +328,26 @@ def test_a_message_sent_without_a_tag_is_judged_against_the_request_that_sent_it
         switch = [("cross-tenant", "critical", "process orders")] if leak else []
         assert found == [("context-dropped", "high", "send orders"), *switch]
 
+
+@ORDERS
+@pytest.mark.parametrize("where", ["in the process span", "in a handler"])
+def test_a_process_span_that_is_the_messages_child_reports_a_switch_once(platform, tmp_path, reverse, where):
+    """A push consumer's process span parented on the message's creation context and
+    linked to it (OTel messaging allows both for one message): the worker binds tenant B
+    for tenant A's message. One critical cross-tenant: on the process span when the
+    runtime stamped it with B; else on the work that ran for B, the process span keeping
+    its context-dropped (it ran with no tenant, as it would with A bound below it). The
+    link gave a second cross-tenant, on the process span."""
+    p = platform()
+    message = p.request("tenant-a", op="send")
+    from_message = trace.set_span_in_context(trace.NonRecordingSpan(message), otel_context.Context())
+    _, handler, tenant = _bound_for(p, "tenant-b", where)
+    with p.tracer.start_as_current_span("process orders", from_message, SpanKind.CONSUMER, links=[Link(message)],
+                                        attributes=p._messaging("process")):
+        with handler:
+            p.work(tenant)
+    found, _ = p.findings(tmp_path, reverse)
+    if where == "in the process span":
+        assert found == [("cross-tenant", "critical", "process orders")]
+    else:
+        assert found == [("context-dropped", "high", "process orders"), ("cross-tenant", "critical", "INSERT orders")]
