@@ -32,8 +32,8 @@ from .otlp import detach
 from .paths import PathSample, trace_paths
 from .rules import (
     CONTEXT_DROPPED, CROSS_TENANT, DROPPED, INHERITED, JUDGED, SWITCHED, UNSCOPED_ENTRY, LinkingSpans, TraceVerdict,
-    evaluate, judge_link, judge_passed_through, one_message, orphan_message, passes_on, ran_unbound, sort_findings,
-    tenant_state,
+    evaluate, judge_link, judge_link_through, judge_passed_through, one_message, orphan_message, passes_on, ran_unbound,
+    sort_findings, tagged_above, tenant_state,
 )
 from .settings import AnalysisSettings
 from .tagging import is_opaque_tag
@@ -99,6 +99,13 @@ def _waiting_record(
     return (operation, span.tenant, span.key_id, span.trace_id, span.span_id, span.parent_span_id,
             span.name, span.kind, span.service, span.origin, span.boundary, span.scoped, bound, reached, reading,
             one_message)
+
+
+def _above_span(trace_id: str, above: tuple[Any, ...]) -> Span:
+    """The tagged span above an untagged link target, from what its summary keeps
+    (Analyzer._kept_above), for a finding that names it."""
+    tenant, key_id, span_id, name, service = above
+    return _summary_span((None, tenant, key_id, trace_id, span_id, None, name, 0, service, "", None, None))
 
 
 def _summary_span(record: tuple[Any, ...]) -> Span:
@@ -307,7 +314,12 @@ class Analyzer:
                     self._kept_below(linking, consumer)
                 if summary is not None:
                     op, tenant, key_id = summary[:3]
-                    if not self._healthy_link(op, tenant, key_id, ops[sid], consumer.tenant, consumer.key_id, trace_id):
+                    if tenant is None and summary[5] is not None and self._through_link(
+                        self._target_span(linked_trace, linked_span, summary), _above_span(linked_trace, summary[5]),
+                        consumer, op, ops[sid], self._kept_below(linking, consumer),
+                    ):
+                        pass  # a switch from the tagged span above an untagged producer
+                    elif not self._healthy_link(op, tenant, key_id, ops[sid], consumer.tenant, consumer.key_id, trace_id):
                         producer = self._target_span(linked_trace, linked_span, summary)
                         self._judge_kept(producer, consumer, op, ops[sid], self._kept_below(linking, consumer))
                 elif self._waiting < _WAITING_MAX or self._let_go():  # waits, as a summary
@@ -318,13 +330,19 @@ class Analyzer:
                 else:  # links into traces never read (or far ahead) must not fill memory
                     self._unjudged_links += 1
         judged = len(graph.links)  # links into this trace judged by now
+        known: dict[str, Any] = {}  # (tagged_above's answers)
         if waiting is not None:
             for sid, consumers in waiting.items():
                 span = spans.get(sid)
                 if span is not None:
                     producer = None
                     op, tenant, key_id = ops[sid], span.tenant, span.key_id
+                    above = tagged_above(graph, sid, self.settings, known) if tenant is None else None
                     for c in consumers:
+                        if above is not None:  # an untagged producer: a switch from the span above it?
+                            producer = producer or _summary(span)
+                            if self._through_link(producer, above, _summary_span(c), op, c[0], c[12:16]):
+                                continue
                         if not self._healthy_link(op, tenant, key_id, c[0], c[1], c[2], c[3]):
                             if producer is None:
                                 producer = _summary(span)
@@ -356,8 +374,10 @@ class Analyzer:
             for sid in mine:
                 s, op = spans[sid], ops[sid]
                 t = (op, cget(s.tenant, s.tenant), s.key_id, kinds(s.boundary, s.boundary),
-                     (s.service, s.name) if op in folded else None)
-                summaries.append(t if share is None else share(t, t))
+                     (s.service, s.name) if op in folded else None,
+                     None if s.tenant is not None else self._kept_above(graph, sid, known))
+                # (one that keeps the span above it is its own: not shared)
+                summaries.append(t if share is None or t[5] is not None else share(t, t))
             sids = "\n".join(mine)
             have = self._link_targets.get(trace_id)
             if have is not None:  # a trace analysed in parts: the newer part first wins
@@ -395,9 +415,20 @@ class Analyzer:
                 del self._targets_left[trace_id]
                 self._link_targets.pop(trace_id, None)
 
+    def _kept_above(self, graph: SpanGraph, span_id: str, known: dict[str, Any]) -> tuple[Any, ...] | None:
+        """What a remembered untagged link target keeps of the nearest tagged span above
+        it (rules.tagged_above), for links read later (rules.judge_link_through): its
+        tenant tag (the string the analysis shares), key id, span id, name and service;
+        None when there is none."""
+        above = tagged_above(graph, span_id, self.settings, known)
+        if above is None:
+            return None
+        return self._canon.get(above.tenant, above.tenant), above.key_id, above.span_id, above.name, above.service
+
     def _target_summary(self, trace_id: str, span_id: str) -> tuple[Any, ...] | None:
         """The remembered link target ``(trace_id, span_id)``, if any: (operation, tenant
-        tag, key id, boundary, own names if folded)."""
+        tag, key id, boundary, own names if folded, and for an untagged one what it keeps
+        of the tagged span above it: :meth:`_kept_above`)."""
         seen = self._link_targets.get(trace_id)
         if seen is None or span_id not in seen[0]:
             return None
@@ -409,7 +440,7 @@ class Analyzer:
 
     def _target_span(self, trace_id: str, span_id: str, summary: tuple[Any, ...]) -> Span:
         """A remembered link target as a span (for findings and the flow map)."""
-        op, tenant, key_id, boundary, names = summary
+        op, tenant, key_id, boundary, names = summary[:5]
         service, name = names or self._flow.names(op)
         return _summary_span((op, tenant, key_id, trace_id, span_id, None, name, 0, service, "", boundary, None))
 
@@ -466,6 +497,21 @@ class Analyzer:
         else:
             self._judge_link(producer, consumer, source, target, reached, bound if one else ())
 
+    def _through_link(
+        self, producer: Span, above: Span, consumer: Span, source: str, target: str, kept: tuple[Any, ...]
+    ) -> bool:
+        """A link between traces from an untagged producer, judged against ``above``, the
+        nearest tagged span above it (rules.judge_link_through), from what the linking
+        span keeps of its trace (:meth:`_kept_below`), whichever trace came first: True
+        when it switched (the finding kept, the link counted as switched); False when it
+        is to be counted as its two ends' tags say."""
+        bound, _, how, one = kept
+        f = judge_link_through(above, producer, consumer, how, bound if one else ())
+        if f is None:
+            return False
+        self._link_finding(f, producer, consumer, source, target)
+        return True
+
     def _inherited_link(self, producer: Span, consumer: Span, source: str, target: str) -> None:
         """Count a link that lost or switched no tenant though its two ends' tags say so:
         into an untagged consumer that bound the producer's tenant below it (a batch
@@ -486,11 +532,17 @@ class Analyzer:
         f = judge_link(producer, consumer, reached, bound)
         if f is None:
             self._flow.add_link(producer, consumer, source, target, None)
-            return
+        else:
+            self._link_finding(f, producer, consumer, source, target)
+
+    def _link_finding(self, f: Finding, producer: Span, consumer: Span, source: str, target: str) -> None:
+        """Keep a finding a link between traces gave, and count the link (switched for a
+        cross-tenant, whatever the two ends' tags: a lost tenant with another bound below
+        is a switch, rules.judge_link, and so is one switched from the span above an
+        untagged producer, rules.judge_link_through)."""
         f.origin = consumer.origin or None
         self._findings.append(f)
         self._by_link.setdefault((f.rule, f.trace_id, f.span_id), (f, target))
-        # (a lost tenant with another bound below is a switch: rules.judge_link)
         state = SWITCHED if f.rule == CROSS_TENANT else None
         self._flow.add_link(producer, consumer, source, target, f.rule, state)
 

@@ -29,7 +29,10 @@ Structure (:class:`flowmap.model.FlowMap`)::
                      or hands on the message, whose own tenant is not the message's:
                      rules.passes_on)
           dropped    source tagged, target not                 (context-dropped)
-          switched   both tagged, different tenants            (cross-tenant)
+          switched   both tagged, different tenants            (cross-tenant; also a call
+                     or link into a tagged span from an untagged one whose nearest tagged
+                     span above ran for another tenant, and a link into an untagged
+                     consumer of one message below which another tenant was bound)
           orphaned   target ran as a root with no tenant; source is the operation it
                      most likely belonged under                (orphan-root)
           bound      source untagged, target tagged: the tenant was bound at this call
@@ -213,7 +216,7 @@ class FlowMapBuilder:
         judged = verdict.link_states  # links whose state is not their ends' (see TraceVerdict)
         for src, dst in graph.links:
             state = edge_state(spans[src], spans[dst])
-            if judged and (state == DROPPED or state == SWITCHED):
+            if judged and state != INHERITED:
                 state = judged.get((src, dst), state)
             self.count(ops[src], ops[dst], state, trace_id, via_link=True)
         for f in verdict.findings:

@@ -7,7 +7,9 @@ edge judgement (:func:`edge_state`) is shared with the flow map and the paths so
 
 Two rules need more than one trace and are finished by the analysis:
 ``orphan-root`` learns its ``likely_parent`` from every trace, and links to a span of
-another trace (queues) are judged with :func:`judge_link` once both sides were seen.
+another trace (queues) are judged with :func:`judge_link` once both sides were seen (a
+link from an untagged producer with :func:`judge_link_through`, against the nearest
+tagged span above the producer, which the producer's summary keeps for that).
 
 A link is judged as the linking span consuming what the linked span produced, except
 where OpenTelemetry's messaging conventions say otherwise (:func:`link_reading`): a
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -85,6 +87,8 @@ __all__ = [
     "tenant_state",
     "is_entry",
     "judge_link",
+    "judge_link_through",
+    "tagged_above",
     "link_reading",
     "LinkingSpans",
     "passes_on",
@@ -292,8 +296,7 @@ def judge_link(
             f"{op(consumer)} runs for a different tenant than {op(producer)}, which it links to",
         )
     if state == DROPPED:
-        pt, pk = producer.tenant, producer.key_id
-        if any(tenant_state(pt, pk, t, k) == SWITCHED for t, k in bound):
+        if _another_bound(producer, bound):
             return _finding(
                 CROSS_TENANT, Severity.CRITICAL, consumer, producer,
                 f"{op(consumer)} lost the tenant of {op(producer)} across a span link, and the work below it "
@@ -308,6 +311,40 @@ def judge_link(
             f.message += _ran_without(reached)
         return f
     return None
+
+
+def judge_link_through(
+    above: Span, producer: Span, consumer: Span, reading: str, bound: Collection[tuple[str, str | None]] = (),
+) -> Finding | None:
+    """The ``cross-tenant``, if any, for a link from an untagged producer (A → untagged
+    publish → link → B: an uninstrumented or contrib ``send`` with no tag): the consumer
+    compared with ``above``, the nearest tagged span above the producer
+    (:func:`tagged_above`), as a span below untagged spans is compared along parent
+    edges. Only a switch is a finding: the loss is the producer's own ``context-dropped``.
+    ``reading``: how the consumer's links are read (:func:`link_reading`: one that
+    carries the message on switches nothing); ``bound``: the tenants bound below an
+    untagged consumer of one message (:func:`one_message`; none for another consumer)."""
+    state = edge_state(above, consumer)
+    if passes_on(reading, state):
+        return None
+    through = f"{op(above)} above {op(producer)}, which it links to, through spans that carried no tenant"
+    if state == SWITCHED:
+        return _finding(
+            CROSS_TENANT, Severity.CRITICAL, consumer, above, f"{op(consumer)} runs for a different tenant than {through}",
+        )
+    if state == DROPPED and (above.tenant, above.key_id) not in bound and _another_bound(above, bound):
+        return _finding(
+            CROSS_TENANT, Severity.CRITICAL, consumer, above,
+            f"the work below {op(consumer)} ran for a different tenant than {through}",
+        )
+    return None
+
+
+def _another_bound(producer: Span, bound: Iterable[tuple[str, str | None]]) -> bool:
+    """Whether another tenant than ``producer``'s (under the same or an unknown key) is
+    among the tenants ``bound`` below an untagged consumer."""
+    pt, pk = producer.tenant, producer.key_id
+    return any(tenant_state(pt, pk, t, k) == SWITCHED for t, k in bound)
 
 
 def _reached(span: Span) -> bool:
@@ -437,6 +474,14 @@ def _tagged_above(
         return _GO_ON
 
     return _walk_up(start, spans, parent, known, tag_of, None)
+
+
+def tagged_above(graph: SpanGraph, span_id: str, settings: AnalysisSettings, known: dict[str, Any]) -> Span | None:
+    """The nearest tagged span at or above ``span_id`` in its trace (see
+    :func:`_tagged_above`; ``known``: the walks' answers, shared by the calls on one
+    trace): what a link from an untagged producer is judged against
+    (:func:`judge_link_through`)."""
+    return _tagged_above(span_id, graph.spans, graph.parent, known, settings)
 
 
 def _switched_through(above: Span, span: Span) -> Finding:
@@ -829,7 +874,8 @@ class TraceVerdict:
         #: state is not the two ends' edge state: inherited into a batch consumer that bound
         #: the linked span's tenant below it (:class:`UntaggedBelow`) or into a span that
         #: passes the message on (:func:`passes_on`); switched into an untagged consumer
-        #: below which only another tenant was bound
+        #: below which only another tenant was bound, and from an untagged producer into a
+        #: consumer that switched from the tagged span above it (:func:`judge_link_through`)
         self.link_states: dict[tuple[str, str], str] | None = None
 
     def add(self, f: Finding) -> None:
@@ -1134,7 +1180,7 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
     # links inside the trace (queues, streams): linked span -> linking span
     walks: UntaggedBelow | None = None  # what ran below untagged consumers, and below findings
     if graph.links:
-        walks = _judge_links(v, graph)
+        walks = _judge_links(v, graph, settings)
 
     # roots (and entries called from outside the data)
     for sid in graph.entry_roots():
@@ -1185,13 +1231,18 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
     return v
 
 
-def _judge_links(v: TraceVerdict, graph: SpanGraph) -> UntaggedBelow | None:
+def _judge_links(v: TraceVerdict, graph: SpanGraph, settings: AnalysisSettings) -> UntaggedBelow | None:
     """The findings of the links inside the trace, each read as :func:`link_reading`
     says; returns the walks below spans made for them (for _note_boundaries_reached)."""
     spans = graph.spans
     linking = LinkingSpans(graph)
+    known: dict[str, Any] = {}  # (tagged_above's answers)
     for src, dst in graph.links:
         producer = spans[src]
+        if producer.tenant is None:
+            if len(v.tenants) > 1:  # (a tagged span to compare with)
+                _judge_link_through(v, graph, linking, src, dst, known, settings)
+            continue
         f = judge_link(producer, spans[dst])
         if f is None:
             continue  # no loss, no switch
@@ -1204,7 +1255,8 @@ def _judge_links(v: TraceVerdict, graph: SpanGraph) -> UntaggedBelow | None:
                 continue
             bound = linking.below(scope)[1]
             if (producer.tenant, producer.key_id) not in bound:  # a batch consumer: see UntaggedBelow
-                if bound and one_message(spans[dst], scope):
+                if bound and one_message(spans[dst], scope) and not _judged_by_parents(graph, src, dst, producer,
+                                                                                       known, settings):
                     f = judge_link(producer, spans[dst], None, bound) or f
                 v.add(f)
                 if f.rule != CROSS_TENANT:
@@ -1214,6 +1266,45 @@ def _judge_links(v: TraceVerdict, graph: SpanGraph) -> UntaggedBelow | None:
             v.link_states = {}
         v.link_states[(src, dst)] = state
     return linking.walks
+
+
+def _judge_link_through(
+    v: TraceVerdict, graph: SpanGraph, linking: LinkingSpans, src: str, dst: str, known: dict[str, Any],
+    settings: AnalysisSettings,
+) -> None:
+    """A link inside the trace from an untagged producer: ``cross-tenant`` when the
+    consumer switched from the nearest tagged span above the producer
+    (:func:`judge_link_through`), the link then counted as switched."""
+    above = tagged_above(graph, src, settings, known)
+    if above is None:
+        return
+    consumer = graph.spans[dst]
+    how, scope = linking.reading(dst)
+    bound: Any = ()
+    if consumer.tenant is None:
+        if not one_message(consumer, scope) or _judged_by_parents(graph, src, dst, above, known, settings):
+            return
+        bound = linking.below(scope)[1]
+    f = judge_link_through(above, graph.spans[src], consumer, how, bound)
+    if f is not None:
+        v.add(f)
+        if v.link_states is None:
+            v.link_states = {}
+        v.link_states[(src, dst)] = SWITCHED
+
+
+def _judged_by_parents(
+    graph: SpanGraph, src: str, dst: str, compared: Span, known: dict[str, Any], settings: AnalysisSettings,
+) -> bool:
+    """Whether the parent edges already judge what ran below an untagged consumer of one
+    message against the span its link compares it with (``compared``: the producer, or
+    the tagged span above an untagged one): the consumer is the producer's own child (a
+    ``process`` span parented on the message's creation context, as OTel's messaging
+    conventions allow for one message), so a tenant bound below it is a ``cross-tenant``
+    on the span that bound it (compared with ``compared`` through untagged spans), and the
+    consumer's own parent edge its ``context-dropped``. The link reports the one switch no
+    second time (it was a third finding for it)."""
+    return graph.parent.get(dst) == src and tagged_above(graph, dst, settings, known) is compared
 
 
 def _entries_under_untagged_callers(v: TraceVerdict, graph: SpanGraph, settings: AnalysisSettings) -> None:

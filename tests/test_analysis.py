@@ -743,3 +743,90 @@ def test_a_superseded_break_leaves_the_paths_worst_severity_to_the_findings_left
     [path] = [p for p in a.paths if p.trace_id == consumer.trace_id]
     assert (path.span_ids[0], path.break_rule, path.severity, path.worst) == (
         job.span_id, "context-dropped", Severity.MEDIUM, Severity.MEDIUM)
+
+
+# -- a link from an untagged producer: judged against the tagged span above it -----------
+
+def _sent_from_an_untagged_span(consumer_tenant, below=None, same_trace=False):
+    """Tenant A's request sends a message from a span that carries no tag (an
+    uninstrumented or contrib ``send``, no flowmap tag: itself a context-dropped); a
+    worker's consumer links to it, running for ``consumer_tenant`` (None: untagged, one
+    message), the worker binding ``below`` in a tool call under it."""
+    producer = TraceBuilder(service="api")
+    entry = producer.span("POST /orders", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    send = entry.child("orders send", kind=PRODUCER, boundary="queue.publish",
+                       attrs={"messaging.system": "kafka", "messaging.operation.type": "send"})
+    consumer = producer if same_trace else TraceBuilder(service="worker")
+    process = consumer.span("orders process", kind=CONSUMER, service="worker", tenant=consumer_tenant,
+                            boundary="queue.consume", links=[send])
+    process.child("refund", service="worker", tenant=below or consumer_tenant, boundary="tool")
+    return producer, consumer, entry, send, process
+
+
+@pytest.mark.parametrize("order", _ORDERS)
+@pytest.mark.parametrize("consumer_tenant", [TAG_B, None], ids=["consumer-tagged", "bound-below-the-consumer"])
+def test_a_switch_through_an_untagged_producer_is_found_in_every_order(tmp_path, order, consumer_tenant):
+    """A (tenant A) -> untagged send -> link -> consumer for tenant B (its own tag, or one
+    message's work bound below it): a critical cross-tenant on the consumer against A,
+    the span whose tag differs, as through untagged parent spans; the send keeps its own
+    context-dropped, and the link counts as switched. It was only the send's
+    context-dropped, the link compared with the untagged send alone."""
+    producer, consumer, entry, send, process = _sent_from_an_untagged_span(consumer_tenant, below=TAG_B,
+                                                                            same_trace=order == "same-trace")
+    a = _analyse_in(order, tmp_path, [] if order == "same-trace" else [producer], consumer)
+    found = [(f.rule, f.severity, f.span_id, f.parent_span_id, f.parent_trace_id) for f in a.findings]
+    assert found == [
+        ("cross-tenant", Severity.CRITICAL, process.span_id, entry.span_id, producer.trace_id),
+        ("context-dropped", Severity.HIGH, send.span_id, entry.span_id, producer.trace_id),
+    ]
+    cross = a.findings[0]
+    assert (cross.parent_name, cross.parent_service) == ("POST /orders", "api")
+    assert cross.message == (
+        ("'worker orders process' runs for a different tenant than " if consumer_tenant else
+         "the work below 'worker orders process' ran for a different tenant than ")
+        + "'api POST /orders' above 'api orders send', which it links to, through spans that carried no tenant")
+    edge = a.flow.edges[("api orders send", "worker orders process")]
+    assert (edge.switched, edge.bound, edge.untagged, edge.via_link) == (1, 0, 0, 1)
+    assert a.flow.nodes["worker orders process"].findings == {"cross-tenant": 1}
+    (path,) = [p for p in a.paths if p.span_ids[0] == process.span_id]
+    assert (path.broken_at, path.break_rule, path.severity) == (0, "cross-tenant", Severity.CRITICAL)
+
+
+@pytest.mark.parametrize("order", _ORDERS)
+@pytest.mark.parametrize("consumer_tenant", [TAG_A, None], ids=["consumer-tagged", "bound-below-the-consumer"])
+def test_the_same_tenant_through_an_untagged_producer_is_no_switch(tmp_path, order, consumer_tenant):
+    """The near miss: the consumer runs for A, the tenant of the tagged span above the
+    untagged send (or binds A below it): only the send's own context-dropped, and the
+    link counts as the tenant bound (or untagged) at the consumer, as before."""
+    producer, consumer, entry, send, process = _sent_from_an_untagged_span(consumer_tenant, below=TAG_A,
+                                                                            same_trace=order == "same-trace")
+    a = _analyse_in(order, tmp_path, [] if order == "same-trace" else [producer], consumer)
+    assert [(f.rule, f.span_id) for f in a.findings] == [("context-dropped", send.span_id)]
+    edge = a.flow.edges[("api orders send", "worker orders process")]
+    assert (edge.switched, edge.bound, edge.untagged) == ((0, 1, 0) if consumer_tenant else (0, 0, 1))
+
+
+@pytest.mark.parametrize("order", ["same-trace", "producer-first", "consumer-first", "producer-first-memory"])
+@pytest.mark.parametrize("stop", ["authenticating send", "declared tenantless entry", "neither"])
+def test_the_walk_above_an_untagged_producer_stops_where_a_parent_edges_does(tmp_path, order, stop):
+    """The walk up from the untagged send stops, with no tagged span, at a span marked
+    flowmap.authenticating and at an entry declared in tenantless_entries, as the walk
+    above a span's untagged parents does: no switch then; without either it is one."""
+    producer = TraceBuilder(service="api")
+    gateway = producer.span("POST /signin", kind=CLIENT, service="gateway", tenant=TAG_A)
+    signin = gateway.child("POST /signin", kind=SERVER, service="auth")
+    send = signin.child("events send", kind=PRODUCER, service="auth",
+                        attrs={"flowmap.authenticating": True} if stop == "authenticating send" else {})
+    consumer = producer if order == "same-trace" else TraceBuilder(service="worker")
+    process = consumer.span("events process", kind=CONSUMER, service="worker", tenant=TAG_B,
+                            boundary="queue.consume", links=[send])
+    settings = AnalysisSettings(tenantless_entries=("auth POST /signin",)) if stop == "declared tenantless entry" else None
+    builders = [producer, consumer] if order.startswith("producer-first") else [consumer, producer]
+    if order == "same-trace":
+        a = analyze_traces([producer.traces()], settings)
+    elif order.endswith("memory"):
+        a = analyze_traces([b.traces() for b in builders], settings)
+    else:
+        a = analyze([write_otlp(tmp_path / "t.jsonl", *builders)], settings)
+    cross = [(f.span_id, f.parent_span_id) for f in a.findings if f.rule == "cross-tenant"]
+    assert cross == ([(process.span_id, gateway.span_id)] if stop == "neither" else [])

@@ -18,6 +18,7 @@ from contextlib import nullcontext
 
 import pytest
 from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind
 
 import flowmap
@@ -274,3 +275,79 @@ def test_an_acknowledgement_linking_to_the_messages_it_settles_loses_nothing(pla
     assert found == [("orphan-root", "medium", "poll loop")]
     acked = analysis.flow.edges[("test-svc create orders", "test-svc ack orders")]
     assert (acked.inherited, acked.dropped, acked.via_link) == (2, 0, 2)
+
+
+
+# -- a message sent from a span with no tag; a process span that is the message's child --
+
+def _sent_on_a_sender_thread(p, tenant):
+    """A tenant's request whose message a client library sends on its own thread, as the
+    request's child (it kept the request's span, not its context): the send runs with
+    nothing bound, untagged, a context-dropped."""
+    with flowmap.bind(flowmap.RequestContext(tenant)):
+        with p.span("POST /orders", SpanKind.SERVER) as request:
+            parent = trace.set_span_in_context(request, otel_context.Context())
+    sent = []
+
+    def send():
+        with p.tracer.start_as_current_span("send orders", parent, SpanKind.PRODUCER,
+                                            attributes=p._messaging("send")) as span:
+            sent.append(span.get_span_context())
+    p.in_thread(send)
+    return sent[0]
+
+
+def _bound_for(p, tenant, where):
+    """The message's work with ``tenant`` bound: ``before`` the process span starts (it
+    gets the tag), ``in the process span`` (the runtime stamps the CONSUMER entry with
+    it), or ``in a handler`` span below it (the process span stays untagged)."""
+    if where == "before":
+        return flowmap.bind(flowmap.RequestContext(tenant)), nullcontext(), None
+    if where == "in the process span":
+        return nullcontext(), nullcontext(), tenant
+    return nullcontext(), p.span("handle order"), tenant
+
+
+@ORDERS
+@pytest.mark.parametrize("where", ["before", "in the process span", "in a handler"])
+def test_a_message_sent_without_a_tag_is_judged_against_the_request_that_sent_it(platform, tmp_path, reverse, where):
+    """Tenant A's message, sent untagged, processed for tenant B: a critical cross-tenant
+    on the process span against A's request, besides the send's own context-dropped (the
+    process span was compared with the untagged send only). Processed for A: only the
+    context-dropped."""
+    p = platform()
+    for worker_tenant, leak in (("tenant-b", True), ("tenant-a", False)):
+        p.exporter.clear()
+        sent = _sent_on_a_sender_thread(p, "tenant-a")
+        outer, handler, tenant = _bound_for(p, worker_tenant, where)
+        with outer:
+            with p.span("process orders", SpanKind.CONSUMER, [Link(sent)], "process", root=True):
+                with handler:
+                    p.work(tenant)
+        found, _ = p.findings(tmp_path, reverse)
+        switch = [("cross-tenant", "critical", "process orders")] if leak else []
+        assert found == [("context-dropped", "high", "send orders"), *switch]
+
+
+@ORDERS
+@pytest.mark.parametrize("where", ["in the process span", "in a handler"])
+def test_a_process_span_that_is_the_messages_child_reports_a_switch_once(platform, tmp_path, reverse, where):
+    """A push consumer's process span parented on the message's creation context and
+    linked to it (OTel messaging allows both for one message): the worker binds tenant B
+    for tenant A's message. One critical cross-tenant: on the process span when the
+    runtime stamped it with B; else on the work that ran for B, the process span keeping
+    its context-dropped (it ran with no tenant, as it would with A bound below it). The
+    link gave a second cross-tenant, on the process span."""
+    p = platform()
+    message = p.request("tenant-a", op="send")
+    from_message = trace.set_span_in_context(trace.NonRecordingSpan(message), otel_context.Context())
+    _, handler, tenant = _bound_for(p, "tenant-b", where)
+    with p.tracer.start_as_current_span("process orders", from_message, SpanKind.CONSUMER, links=[Link(message)],
+                                        attributes=p._messaging("process")):
+        with handler:
+            p.work(tenant)
+    found, _ = p.findings(tmp_path, reverse)
+    if where == "in the process span":
+        assert found == [("cross-tenant", "critical", "process orders")]
+    else:
+        assert found == [("context-dropped", "high", "process orders"), ("cross-tenant", "critical", "INSERT orders")]

@@ -212,6 +212,61 @@ def test_switches_below_one_long_untagged_chain_walk_each_span_once():
     assert counting.calls <= 10 * len(graph.spans)
 
 
+def _processed_as_the_messages_child(send_tagged, parented=True, worker_tenant=TAG_B):
+    """Tenant A's request sends a message (from a tagged send, or an untagged one); a
+    contrib ``process`` span with no tag is the send's child (OTel messaging: a single
+    message's creation context MAY be the process span's parent) and links to it; the
+    worker binds ``worker_tenant`` for the message's work below it. ``parented=False``:
+    the process span is a root, linked only."""
+    tb = TraceBuilder()
+    entry = request(tb)
+    send = entry.child("orders send", kind=PRODUCER, tenant=TAG_A if send_tagged else None, boundary="queue.publish")
+    process = tb.span("orders process", kind=CONSUMER, service="worker", boundary="queue.consume",
+                      parent=send if parented else None, links=[send])
+    work = process.child("refund", service="worker", tenant=worker_tenant, boundary="tool")
+    return tb, entry, send, process, work
+
+
+@pytest.mark.parametrize("send_tagged", [True, False], ids=["tagged-send", "untagged-send"])
+def test_a_consumer_both_child_of_and_linked_to_the_message_reports_its_switch_once(tmp_path, send_tagged):
+    """The consumer's parent edge and its link join the same two spans: the tenant bound
+    below it (B, for A's message) is one switch, one critical cross-tenant on the span
+    that ran for B, against the tagged span above it (the send, or the request above an
+    untagged send). The untagged span the tenant was lost at keeps its context-dropped (a
+    distinct break: it ran with no tenant, and would still with A bound below it). The
+    link was a second cross-tenant for the switch, on the consumer."""
+    tb, entry, send, process, work = _processed_as_the_messages_child(send_tagged)
+    a = analyze_built(tmp_path, tb)
+    above, lost = (send, process) if send_tagged else (entry, send)
+    found = [(f.rule, f.severity, f.span_id, f.parent_span_id) for f in a.findings]
+    assert found == [
+        ("cross-tenant", Severity.CRITICAL, work.span_id, above.span_id),
+        ("context-dropped", Severity.HIGH, lost.span_id, lost.spec.parent_id),
+    ]
+    # the flow map counts what the findings say: the call into the work switched, the
+    # call and the link into the consumer dropped (or untagged, below an untagged send)
+    into_consumer = a.flow.edges[("api orders send", "worker orders process")]
+    assert (into_consumer.switched, into_consumer.via_link) == (0, 1)
+    assert (into_consumer.dropped, into_consumer.untagged) == ((2, 0) if send_tagged else (0, 2))
+    assert a.flow.edges[("worker orders process", "worker refund")].switched == 1
+    assert {op: n.findings for op, n in a.flow.nodes.items() if n.findings} == {
+        "worker refund": {"cross-tenant": 1},
+        ("worker orders process" if send_tagged else "api orders send"): {"context-dropped": 1},
+    }
+
+
+@pytest.mark.parametrize("send_tagged", [True, False], ids=["tagged-send", "untagged-send"])
+def test_a_consumer_only_linked_to_the_message_keeps_its_switch_on_itself(tmp_path, send_tagged):
+    """Near misses: the process span is a root, linked only: the link alone sees the work
+    below it, one switch on the consumer (one message's work bound for B); and a consumer
+    that is the send's child with A bound below it switched nothing."""
+    tb, entry, send, process, _ = _processed_as_the_messages_child(send_tagged, parented=False)
+    cross = [(f.span_id, f.parent_span_id) for f in rules_of(analyze_built(tmp_path, tb), "cross-tenant")]
+    assert cross == [(process.span_id, (send if send_tagged else entry).span_id)]
+    tb, *_ = _processed_as_the_messages_child(send_tagged, worker_tenant=TAG_A)
+    assert rules_of(analyze_built(tmp_path, tb), "cross-tenant") == []
+
+
 # -- context-dropped ------------------------------------------------------------------
 
 def test_context_dropped_at_boundary_is_high(tmp_path):
