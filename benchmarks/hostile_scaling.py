@@ -18,7 +18,10 @@ quadratic. Only figures measured in the same run compare (the machine's speed va
   characters made of that head (every place tried every length: the names times the
   ids);
 - ``mask-short``: n/2 distinct three-letter raw ids, one flagged span each (one pattern
-  of them all was matched against every text).
+  of them all was matched against every text);
+- ``fan-out``: a batch job's trace sending n messages, then n consumers' traces, each
+  linking to its message's send (each link looked its target up in a string of all n
+  span ids).
 """
 
 from __future__ import annotations
@@ -52,10 +55,12 @@ def _span(trace_id: str, n: int, parent: int | None = None, **extra: object) -> 
     return out
 
 
-def _write(path: Path, spans: list[dict]) -> Path:
+def _write(path: Path, spans: list[dict], *more: list[dict]) -> Path:
+    """One line of ``spans`` (and one of each of ``more``)."""
     resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "app"}}]}
-    line = {"resourceSpans": [{"resource": resource, "scopeSpans": [{"scope": {"name": "t"}, "spans": spans}]}]}
-    path.write_text(json.dumps(line) + "\n", encoding="utf-8")
+    lines = [{"resourceSpans": [{"resource": resource, "scopeSpans": [{"scope": {"name": "t"}, "spans": batch}]}]}
+             for batch in (spans, *more)]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     return path
 
 
@@ -88,8 +93,18 @@ def mask_short(d: Path, n: int) -> Path:
     return _write(d / f"mask-short-{n}.jsonl", spans)
 
 
+def fan_out(d: Path, n: int) -> Path:
+    sends = [_span(TRACE, 1, kind=2, attributes=[TAG])]
+    sends += [_span(TRACE, i, parent=1, name="jobs send", kind=4, attributes=[TAG]) for i in range(2, n + 2)]
+    consumers = [_span(f"{i + 1:032x}", 1, name="jobs process", kind=5, attributes=[TAG],
+                       links=[{"traceId": TRACE, "spanId": f"{i:016x}"}]) for i in range(2, n + 2)]
+    work = [_span(f"{i + 1:032x}", 2, parent=1, attributes=[TAG]) for i in range(2, n + 2)]
+    # the batch's trace is complete at the consumers' line, theirs one line later
+    return _write(d / f"fan-out-{n}.jsonl", sends, consumers, work)
+
+
 SHAPES: dict[str, Callable[[Path, int], Path]] = {
-    "paths": paths, "entries": entries, "mask-long": mask_long, "mask-short": mask_short,
+    "paths": paths, "entries": entries, "mask-long": mask_long, "mask-short": mask_short, "fan-out": fan_out,
 }
 
 

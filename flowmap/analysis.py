@@ -101,6 +101,15 @@ def _waiting_record(
             one_message)
 
 
+#: a trace's link targets up to this many are remembered as one string of their ids
+_TARGETS_JOINED = 16
+
+
+def _target_ids(ids: str | dict[str, int]) -> list[str]:
+    """The span ids of a trace's remembered link targets, in order (Analyzer._link_targets)."""
+    return list(ids) if type(ids) is dict else ids.split("\n")
+
+
 def _above_span(trace_id: str, above: tuple[Any, ...]) -> Span:
     """The tagged span above an untagged link target, from what its summary keeps
     (Analyzer._kept_above), for a finding that names it."""
@@ -378,10 +387,13 @@ class Analyzer:
                      None if s.tenant is not None else self._kept_above(graph, sid, known))
                 # (one that keeps the span above it is its own: not shared)
                 summaries.append(t if share is None or t[5] is not None else share(t, t))
-            sids = "\n".join(mine)
             have = self._link_targets.get(trace_id)
             if have is not None:  # a trace analysed in parts: the newer part first wins
-                sids, summaries = sids + "\n" + have[0], [*summaries, *have[1:]]
+                mine, summaries = [*mine, *_target_ids(have[0])], [*summaries, *have[1:]]
+            # the ids joined in one string (a trace has one or two targets), or indexed
+            # where there are many: searching the string for each of a batch job's
+            # thousands of linked sends was quadratic
+            sids: Any = "\n".join(mine) if len(mine) <= _TARGETS_JOINED else {sid: i for i, sid in reversed(list(enumerate(mine)))}
             self._link_targets[trace_id] = (sids, *summaries)
             if trace.links_in > 0:  # forgotten once that many more links were judged
                 self._targets_left[trace_id] = self._targets_left.get(trace_id, 0) + trace.links_in - judged
@@ -432,8 +444,11 @@ class Analyzer:
         seen = self._link_targets.get(trace_id)
         if seen is None or span_id not in seen[0]:
             return None
+        ids = seen[0]
+        if type(ids) is dict:
+            return seen[1 + ids[span_id]]
         try:
-            at = seen[0].split("\n").index(span_id)
+            at = ids.split("\n").index(span_id)
         except ValueError:
             return None
         return seen[1 + at]

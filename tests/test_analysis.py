@@ -213,6 +213,35 @@ def test_many_healthy_links_across_traces_are_all_counted_and_a_later_break_stil
     assert len(edge.example_traces) == 3 and cross[0].trace_id in edge.example_traces
 
 
+@pytest.mark.parametrize("order", ["producer-first", "consumer-first", "producer-first-memory"])
+def test_a_batch_jobs_many_sends_are_each_judged_against_their_own_consumer(tmp_path, order):
+    """A job's trace that sends 40 messages remembers 40 link targets (an index past 16,
+    a joined string before: searched once per link, quadratic for thousands): each
+    consumer is judged against its own send, and the one that ran for another tenant is
+    the one finding."""
+    job = TraceBuilder()
+    root = job.span("POST /batch", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    sends = [root.child(f"send job {i}", kind=PRODUCER, tenant=TAG_A, boundary="queue.publish") for i in range(40)]
+    consumers = []
+    for i, send in enumerate(sends):
+        worker = TraceBuilder(service="worker")
+        worker.span("process job", kind=CONSUMER, service="worker", tenant=TAG_B if i == 30 else TAG_A,
+                    boundary="queue.consume", links=[send])
+        consumers.append(worker)
+    from flowmap.loading import iter_traces
+
+    builders = [job, *consumers] if order.startswith("producer-first") else [*consumers, job]
+    if order.endswith("memory"):
+        a = analyze_traces([b.traces() for b in builders])
+    else:
+        loaded = {t.trace_id: t for t in iter_traces([write_otlp(tmp_path / "t.jsonl", *builders)])}
+        a = analyze_traces([loaded[b.trace_id] for b in builders])
+    [cross] = [f for f in a.findings if f.rule == "cross-tenant"]
+    assert (cross.trace_id, cross.parent_span_id) == (consumers[30].trace_id, sends[30].span_id)
+    assert sum(e.switched for e in a.flow.edges.values()) == 1
+    assert sum(e.inherited for e in a.flow.edges.values() if e.via_link) == 39
+
+
 # -- an untagged consumer root linked to a tagged producer ----------------------------
 
 def _queue(same_trace):
