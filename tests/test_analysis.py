@@ -506,6 +506,112 @@ def test_a_batch_consumer_past_the_cap_is_judged_alike_whichever_end_came_first(
     assert found["producer-first"] == found["consumer-first"] == [("cross-tenant", batch.span_id, pubs[0].span_id)]
 
 
+def _stamped_batch(same_trace=False, tenants=(TAG_A, TAG_B), boundary="queue.consume"):
+    """Messages published for ``tenants``; a CONSUMER span linked to each, tagged A: the
+    runtime stamps a framework's batch span with the tenant of the first record bound
+    under it, and keeps that stamp while no other tenant is bound below it. The caller
+    adds the records below it."""
+    consumer = TraceBuilder(service="worker")
+    producers, pubs = [], []
+    for tag in tenants:
+        tb = consumer if same_trace else TraceBuilder()
+        pubs.append(tb.span("publish job", kind=PRODUCER, service="api", tenant=tag, boundary="queue.publish"))
+        if not same_trace:
+            producers.append(tb)
+    batch = consumer.span("process batch", kind=CONSUMER, tenant=TAG_A, boundary=boundary, links=pubs)
+    return producers, consumer, batch, pubs
+
+
+@pytest.mark.parametrize("order", _ORDERS)
+@pytest.mark.parametrize("mode", ["record", "fail"])
+def test_a_stamped_batch_that_handles_a_record_with_no_tenant_lost_its_message_not_switched_it(tmp_path, order, mode):
+    """Record A bound its tenant (the batch span kept A's stamp), record B was handled
+    with none: its tool ran unbound (record mode) or was refused (fail mode). B's message
+    was lost (a context-dropped on the batch span, high: it is a boundary), not worked on
+    for A: it was a critical cross-tenant, in every order of arrival."""
+    producers, consumer, batch, pubs = _stamped_batch(same_trace=order == "same-trace")
+    batch.child("handle record", tenant=TAG_A, boundary="tool")
+    if mode == "record":
+        record = batch.child("handle record", boundary="tool", attrs={"flowmap.unscoped": True})
+    else:
+        record = batch.child("handle record", boundary="tool", attrs={"flowmap.unscoped": True}, status=2)
+    a = _analyse_in(order, tmp_path, producers, consumer)
+    found = sorted((f.rule, f.severity, f.span_id, f.parent_span_id) for f in a.findings)
+    assert found == sorted([("context-dropped", Severity.HIGH, batch.span_id, pubs[1].span_id),
+                            ("context-dropped", Severity.HIGH, record.span_id, batch.span_id)])
+    (lost,) = [f for f in a.findings if f.span_id == batch.span_id]
+    assert lost.message == ("'worker process batch' lost the tenant of 'api publish job' across a span link "
+                            "(a batch: a record below it was handled with no tenant)")
+    edge = a.flow.edges[("api publish job", "worker process batch")]
+    assert (edge.inherited, edge.dropped, edge.switched, edge.via_link) == (1, 1, 0, 2)
+
+
+def _a_record(batch, shape):
+    """Record B's work below a stamped batch, in ``shape``."""
+    if shape == "another-records-tenant":
+        batch.child("handle record", tenant=TAG_A, boundary="tool")
+    elif shape == "unbound-commit":  # B's record under A; an offset commit (no boundary) ran unbound
+        batch.child("handle record", tenant=TAG_A, boundary="tool")
+        batch.child("commit offsets", kind=CLIENT)
+    else:  # B's record under A; the record's authentication ran before any tenant was bound
+        batch.child("verify token", kind=CLIENT, boundary="http.client", attrs={"flowmap.authenticating": True})
+        batch.child("handle record", tenant=TAG_A, boundary="tool")
+
+
+@pytest.mark.parametrize("order", _ORDERS)
+@pytest.mark.parametrize("shape", ["another-records-tenant", "unbound-commit", "authenticating"])
+def test_a_stamped_batch_that_handles_a_record_under_another_records_tenant_switched_it(tmp_path, order, shape):
+    """The near misses: every record's tool ran for A, B's message among them: B's message
+    was worked on for A, a critical cross-tenant, whatever else ran with no tenant and no
+    boundary below the batch (an offset commit: its own context-dropped, medium), or ran
+    while authenticating."""
+    producers, consumer, batch, pubs = _stamped_batch(same_trace=order == "same-trace")
+    batch.child("handle record", tenant=TAG_A, boundary="tool")
+    _a_record(batch, shape)
+    a = _analyse_in(order, tmp_path, producers, consumer)
+    found = sorted((f.rule, f.severity, f.span_id, f.parent_span_id) for f in a.findings)
+    switched = ("cross-tenant", Severity.CRITICAL, batch.span_id, pubs[1].span_id)
+    if shape == "unbound-commit":
+        (commit,) = [f.span_id for f in a.findings if f.span_name == "commit offsets"]
+        assert found == sorted([switched, ("context-dropped", Severity.MEDIUM, commit, batch.span_id)])
+    else:
+        assert found == [switched]
+    edge = a.flow.edges[("api publish job", "worker process batch")]
+    assert (edge.inherited, edge.dropped, edge.switched) == (1, 0, 1)
+
+
+@pytest.mark.parametrize("order", _ORDERS)
+def test_a_consumer_of_one_message_that_binds_another_tenant_switched_it_whatever_ran_unbound(tmp_path, order):
+    """One message, B's, and the consumer span stamped with A (bound for it), a tool
+    below it unbound too: the message was worked on for A, a switch, not a batch's loss."""
+    producers, consumer, batch, pubs = _stamped_batch(same_trace=order == "same-trace", tenants=(TAG_B,))
+    batch.child("handle record", tenant=TAG_A, boundary="tool")
+    record = batch.child("handle record", boundary="tool", attrs={"flowmap.unscoped": True})
+    a = _analyse_in(order, tmp_path, producers, consumer)
+    found = sorted((f.rule, f.span_id, f.parent_span_id) for f in a.findings)
+    assert found == sorted([("cross-tenant", batch.span_id, pubs[0].span_id),
+                            ("context-dropped", record.span_id, batch.span_id)])
+
+
+def test_a_batch_that_is_no_boundary_names_the_unbound_work_alike_in_every_order(tmp_path):
+    """A batch span that is no boundary (medium) names the first boundary below it that
+    ran with no tenant, through a record span that carried none, whichever trace came
+    first: the consumer's links keep it when they wait."""
+    found = {}
+    for order in _ORDERS:
+        producers, consumer, batch, pubs = _stamped_batch(same_trace=order == "same-trace", boundary=None)
+        batch.child("handle record", tenant=TAG_A, boundary="tool")
+        batch.child("record").child("refund", boundary="tool", attrs={"flowmap.unscoped": True})
+        a = _analyse_in(order, tmp_path, producers, consumer)
+        found[order] = sorted((f.rule, f.severity, f.span_name, f.parent_name, f.reached, f.message)
+                              for f in a.findings if f.span_id == batch.span_id)
+    assert found["same-trace"] == [(
+        "context-dropped", Severity.MEDIUM, "process batch", "publish job", "tool 'worker refund'",
+        "'worker process batch' lost the tenant of 'api publish job' across a span link (a batch: a record "
+        "below it was handled with no tenant), and tool 'worker refund' below it ran without one")]
+    assert all(got == found["same-trace"] for got in found.values()), found
+
+
 def test_links_below_a_long_untagged_chain_are_judged_alike_whichever_end_came_first(tmp_path):
     """A chain of 100 untagged spans, each linked to a message (every other one tagged),
     the tenant bound at its bottom: what was bound below each is found by walks that share
