@@ -768,6 +768,70 @@ def test_a_batch_consumer_as_the_readme_prescribes_passes_with_the_real_runtime(
     assert found == [("context-dropped", f"{batch.context.span_id:016x}", f"{publish[1].context.span_id:016x}")]
 
 
+@pytest.mark.parametrize(("tenants", "handled", "expected"), [
+    # record B handled with nothing bound: its tool ran unbound (record mode), or was
+    # refused (fail mode, the worker caught MissingContextError): B's message was lost, not
+    # switched to A's tenant, which the batch span kept from A's record
+    (("acme", "globex"), ("acme", "record"), {("context-dropped", "high", "batch process", "publish"),
+                                              ("context-dropped", "high", "handle record", "batch process")}),
+    (("acme", "globex"), ("acme", "fail"), {("context-dropped", "high", "batch process", "publish"),
+                                            ("context-dropped", "high", "handle record", "batch process")}),
+    # record B handled under record A's tenant: the switch it is
+    (("acme", "globex"), ("acme", "acme"), {("cross-tenant", "critical", "batch process", "publish")}),
+    # a batch of one tenant's messages, one record handled unbound: the record's loss
+    (("acme", "acme"), ("acme", "record"), {("context-dropped", "high", "handle record", "batch process")}),
+], ids=["unbound", "refused", "another-records-tenant", "one-tenant"])
+def test_a_batch_consumer_that_skips_a_records_tenant_lost_it_through_flowmap_check(
+    flowmap_runtime, tmp_path, tenants, handled, expected,
+):
+    """The real runtime end to end: messages published for ``tenants``, a worker's batch
+    CONSUMER span linked to them that handles each record as ``handled`` says (a tenant
+    bound, or nothing bound in record or fail mode), written by flowmap's exporter and
+    checked by ``flowmap check --format json``. The runtime stamps the batch span with
+    the first record's tenant (only one was bound below it): a record handled with no
+    tenant was a critical cross-tenant from that stamp beside its context-dropped."""
+    from opentelemetry import trace as otel_trace
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import Link, SpanKind
+    from typer.testing import CliRunner
+
+    import flowmap
+    from flowmap import runtime
+    from flowmap.cli import app
+    from flowmap.exporter import JsonLinesSpanExporter
+
+    rt, _ = flowmap_runtime
+    path = tmp_path / "traces.jsonl"
+    rt.tracer_provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(path)))
+    tracer = rt.tracer_provider.get_tracer("worker")
+    links = []
+    for tenant in tenants:
+        with flowmap.bind(flowmap.RequestContext(tenant_id=tenant)):
+            with flowmap.boundary("queue.publish", "publish"):
+                links.append(Link(otel_trace.get_current_span().get_span_context()))
+    with tracer.start_as_current_span("batch process", kind=SpanKind.CONSUMER, links=links,
+                                      attributes={"messaging.system": "kafka",
+                                                  "messaging.operation.type": "process"}) as batch:
+        for how in handled:
+            if how in ("record", "fail"):
+                runtime.set_boundary_mode(how)
+                try:
+                    with flowmap.boundary("tool", "handle record"):
+                        pass
+                except flowmap.MissingContextError:
+                    assert how == "fail"
+                continue
+            with flowmap.bind(flowmap.RequestContext(tenant_id=how)):
+                with flowmap.boundary("tool", "handle record"):
+                    pass
+    assert batch.attributes["flowmap.tenant"] == flowmap.RequestContext("acme").tag()  # the stamp
+    result = CliRunner().invoke(app, ["check", "--format", "json", str(path)])
+    assert result.exit_code == 1, result.output
+    out = json.loads(result.stdout)
+    assert {(f["rule"], f["severity"], f["span_name"], f["parent_name"]) for f in out["findings"]} == expected
+    assert len(out["findings"]) == len(expected)
+
+
 # -- a link's finding breaks the path through its span, in every order of arrival -------
 
 @pytest.mark.parametrize("order", _ORDERS)
