@@ -371,8 +371,11 @@ def judge_link_through(
     edges. Only a switch is a finding: the loss is the producer's own ``context-dropped``.
     ``reading``: how the consumer's links are read (:func:`link_reading`: one that
     carries the message on switches nothing); ``bound``: the tenants bound below an
-    untagged consumer of one message (:func:`one_message`; none for another consumer)."""
+    untagged consumer of one message (:func:`one_message`; none for another consumer).
+    A switch into a :data:`BATCH_UNBOUND` span lost the message's tenant: no finding."""
     state = edge_state(above, consumer)
+    if state == SWITCHED and reading == BATCH_UNBOUND:
+        return None
     if passes_on(reading, state):
         return None
     through = f"{op(above)} above {op(producer)}, which it links to, through spans that carried no tenant"

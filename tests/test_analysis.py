@@ -1005,6 +1005,34 @@ def test_the_same_tenant_through_an_untagged_producer_is_no_switch(tmp_path, ord
     assert (edge.switched, edge.bound, edge.untagged) == ((0, 1, 0) if consumer_tenant else (0, 0, 1))
 
 
+@pytest.mark.parametrize("order", _ORDERS)
+@pytest.mark.parametrize("record", ["unbound", "another-records-tenant"])
+def test_a_stamped_batch_through_an_untagged_producer_switched_only_a_record_handled_for_another_tenant(
+    tmp_path, order, record,
+):
+    """A batch span stamped with B (a record bound B below it) links to B's message and
+    to one that A's request sent from an untagged span; A's record handled with no
+    tenant lost A's tenant, which is the send's own context-dropped (beside the record's):
+    no switch from A to the batch's B. Handled under B's tenant, it is the switch."""
+    producer, consumer, entry, send, process = _sent_from_an_untagged_span(TAG_B, same_trace=order == "same-trace")
+    other = consumer if order == "same-trace" else TraceBuilder()
+    pub = other.span("publish job", kind=PRODUCER, service="api", tenant=TAG_B, boundary="queue.publish")
+    process.spec.links.append((pub.trace_id, pub.span_id, {}))
+    if record == "unbound":
+        unbound = process.child("refund", service="worker", boundary="tool", attrs={"flowmap.unscoped": True})
+    else:
+        process.child("refund", service="worker", tenant=TAG_B, boundary="tool")
+    producers = [] if order == "same-trace" else [producer, other]
+    a = _analyse_in(order, tmp_path, producers, consumer)
+    found = sorted((f.rule, f.span_id, f.parent_span_id) for f in a.findings)
+    if record == "unbound":
+        assert found == sorted([("context-dropped", send.span_id, entry.span_id),
+                                ("context-dropped", unbound.span_id, process.span_id)])
+    else:
+        assert found == sorted([("context-dropped", send.span_id, entry.span_id),
+                                ("cross-tenant", process.span_id, entry.span_id)])
+
+
 @pytest.mark.parametrize("order", ["same-trace", "producer-first", "consumer-first", "producer-first-memory"])
 @pytest.mark.parametrize("stop", ["authenticating send", "declared tenantless entry", "neither"])
 def test_the_walk_above_an_untagged_producer_stops_where_a_parent_edges_does(tmp_path, order, stop):
