@@ -257,10 +257,11 @@ def batch_ran_unbound(graph: SpanGraph, span_id: str) -> bool:
     keeps its tag's meaning: a message of another tenant was worked on for that tag's
     tenant, a switch. Asked only of links that switched or wait (:func:`link_reading`);
     the walk stops at tagged spans, so the walks from a trace's spans never overlap."""
-    spans, children = graph.spans, graph.children
+    spans = graph.spans
     span = spans[span_id]
     if span.tenant is None or len(span.links) < 2:
         return False
+    children = graph.children  # (made on first use: not for every trace with a link)
     todo = list(children.get(span_id, ()))
     for sid in todo:  # (breadth first: todo grows as it is read)
         below = spans[sid]
