@@ -31,9 +31,9 @@ from .model import SPAN_KIND_PRODUCER, Analysis, Finding, FlowMap, Severity, Spa
 from .otlp import detach
 from .paths import PathSample, trace_paths
 from .rules import (
-    CONTEXT_DROPPED, CROSS_TENANT, DROPPED, INHERITED, JUDGED, SWITCHED, UNSCOPED_ENTRY, LinkingSpans, TraceVerdict,
-    evaluate, judge_link, judge_link_through, judge_passed_through, one_message, orphan_message, passes_on, ran_unbound,
-    sort_findings, tagged_above, tenant_state,
+    BATCH_UNBOUND, CONTEXT_DROPPED, CROSS_TENANT, DROPPED, INHERITED, JUDGED, SWITCHED, UNSCOPED_ENTRY, LinkingSpans,
+    TraceVerdict, evaluate, judge_link, judge_link_through, judge_passed_through, one_message, orphan_message,
+    passes_on, ran_unbound, sort_findings, tagged_above, tenant_state,
 )
 from .settings import AnalysisSettings
 from .tagging import is_opaque_tag
@@ -315,11 +315,12 @@ class Analyzer:
                 if self._targets_left:
                     self._judged_into(linked_trace)  # (also a link to a span not in it)
                 consumer = spans[sid]
-                if consumer.tenant is None:
-                    # what an untagged span's links keep, made for each of them in the same
-                    # order whether its target came first or not: the walks below its trace's
-                    # spans share one budget (rules.UntaggedBelow), so made only for links
-                    # still waiting or not healthy, they gave another answer by input order
+                if consumer.tenant is None or len(consumer.links) > 1:
+                    # what an untagged span's (or a tagged batch's) links keep, made for each
+                    # of them in the same order whether its target came first or not: the
+                    # walks below its trace's spans share one budget (rules.UntaggedBelow),
+                    # so made only for links still waiting or not healthy, they gave another
+                    # answer by input order
                     self._kept_below(linking, consumer)
                 if summary is not None:
                     op, tenant, key_id = summary[:3]
@@ -471,7 +472,8 @@ class Analyzer:
     def _kept_below(self, linking: LinkingSpans, consumer: Span) -> tuple[Any, ...]:
         """What a linking span's waiting links keep of its trace (gone when they are
         judged): how its links are read (rules.link_reading), and for an untagged span
-        judged as a consumer what ran below it (or below its caller: a pull receive): the
+        judged as a consumer, or a tagged batch that ran work with no tenant
+        (rules.BATCH_UNBOUND), what ran below it (or below its caller: a pull receive): the
         tenants bound there (the first :data:`_BOUND_KEPT`, or one a link of the span;
         their tags the strings the analysis shares), and ``reached`` when it was found
         below the span itself and the span is no boundary (a context-dropped on a
@@ -482,7 +484,7 @@ class Analyzer:
         if got is not None:
             return got
         how, scope = linking.reading(consumer.span_id)
-        if consumer.tenant is not None or how != JUDGED:
+        if how != BATCH_UNBOUND and (consumer.tenant is not None or how != JUDGED):
             got = _NO_TENANTS, None, how, False
         else:
             reached, bound = linking.below(scope)
@@ -510,7 +512,7 @@ class Analyzer:
         if passes_on(how, state) or (state == DROPPED and (producer.tenant, producer.key_id) in bound):
             self._inherited_link(producer, consumer, source, target)
         else:
-            self._judge_link(producer, consumer, source, target, reached, bound if one else ())
+            self._judge_link(producer, consumer, source, target, reached, bound if one else (), how)
 
     def _through_link(
         self, producer: Span, above: Span, consumer: Span, source: str, target: str, kept: tuple[Any, ...]
@@ -537,14 +539,15 @@ class Analyzer:
 
     def _judge_link(
         self, producer: Span, consumer: Span, source: str, target: str, reached: str | None = None,
-        bound: Iterable[tuple[str, str | None]] = (),
+        bound: Iterable[tuple[str, str | None]] = (), reading: str = JUDGED,
     ) -> None:
         """Judge a link between traces; ``source``, ``target``: the two ends' operations
         (as their span graphs counted them: not looked up again, see graph.Operations);
         ``reached``: what a context-dropped on the consumer names below it (the rules
         named it on findings in the consumer's trace before the link was judged);
-        ``bound``: the tenants bound below an untagged consumer (rules.judge_link)."""
-        f = judge_link(producer, consumer, reached, bound)
+        ``bound``: the tenants bound below an untagged consumer, ``reading``: how its links
+        are read (rules.judge_link)."""
+        f = judge_link(producer, consumer, reached, bound, reading)
         if f is None:
             self._flow.add_link(producer, consumer, source, target, None)
         else:
@@ -554,11 +557,12 @@ class Analyzer:
         """Keep a finding a link between traces gave, and count the link (switched for a
         cross-tenant, whatever the two ends' tags: a lost tenant with another bound below
         is a switch, rules.judge_link, and so is one switched from the span above an
-        untagged producer, rules.judge_link_through)."""
+        untagged producer, rules.judge_link_through; dropped for a context-dropped, also
+        a switch into a batch that handled a record with no tenant: rules.BATCH_UNBOUND)."""
         f.origin = consumer.origin or None
         self._findings.append(f)
         self._by_link.setdefault((f.rule, f.trace_id, f.span_id), (f, target))
-        state = SWITCHED if f.rule == CROSS_TENANT else None
+        state = SWITCHED if f.rule == CROSS_TENANT else DROPPED
         self._flow.add_link(producer, consumer, source, target, f.rule, state)
 
     def _parent_counts(self) -> dict[str, dict[str, int]]:

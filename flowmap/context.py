@@ -477,7 +477,10 @@ def _stamp_entry(binding: Binding) -> None:
     record): at the first bind of another tenant under it, the stamp is withdrawn — the
     span is as it was before — so no record's work reads as a switch from the first
     one's. A SERVER entry keeps it: a request that authenticated one tenant and then
-    binds another (from a request parameter, say) is the cross-tenant finding to see."""
+    binds another (from a request parameter, say) is the cross-tenant finding to see.
+    A batch under which only one tenant was bound keeps it too: the analyzer reads a
+    message of another tenant there as a switch, or as lost when a record below it was
+    handled with no tenant (flowmap.rules.batch_ran_unbound)."""
     try:
         span = trace.get_current_span()
         if getattr(span, "kind", None) not in _ENTRY_KINDS or not span.is_recording():

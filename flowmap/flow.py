@@ -28,7 +28,9 @@ Structure (:class:`flowmap.model.FlowMap`)::
                      it: rules.UntaggedBelow; and a link into a span that carries, settles
                      or hands on the message, whose own tenant is not the message's:
                      rules.passes_on)
-          dropped    source tagged, target not                 (context-dropped)
+          dropped    source tagged, target not                 (context-dropped; and a
+                     link from another tenant into a tagged batch that handled a
+                     record with no tenant: rules.BATCH_UNBOUND)
           switched   both tagged, different tenants            (cross-tenant; also a call
                      or link into a tagged span from an untagged one whose nearest tagged
                      span above ran for another tenant, and a link into an untagged

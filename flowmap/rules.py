@@ -95,6 +95,7 @@ __all__ = [
     "JUDGED",
     "TRANSPORT",
     "HANDED_ON",
+    "BATCH_UNBOUND",
     "UntaggedBelow",
     "evaluate",
     "orphan_message",
@@ -193,12 +194,15 @@ def _at_boundary(span: Span) -> Severity:
 JUDGED = "judged"  # it consumes what it links to: both tenant rules
 TRANSPORT = "transport"  # it carries the messages on or settles them: no finding, counted as inherited
 HANDED_ON = "handed on"  # a receive whose messages were processed outside its trace: a drop is no finding
+# a tagged batch consumer that handled a record with no tenant: a switch is a loss (batch_ran_unbound)
+BATCH_UNBOUND = "batch ran unbound"
 _TRANSPORT_ROLES = frozenset({CARRIES, SETTLES})
 
 
 def link_reading(graph: SpanGraph, span_id: str) -> tuple[str, str]:
     """How the links of span ``span_id`` are judged (:data:`JUDGED`, :data:`TRANSPORT`,
-    :data:`HANDED_ON`: see :func:`flowmap.conventions.link_role`), and the span below
+    :data:`HANDED_ON`: see :func:`flowmap.conventions.link_role`; :data:`BATCH_UNBOUND`:
+    :func:`batch_ran_unbound`), and the span below
     which its work on what they point at ran: where a consumer of a tagged message that
     carries no tag itself (a batch consumer) bound the message's tenant again
     (:class:`UntaggedBelow`).
@@ -214,12 +218,13 @@ def link_reading(graph: SpanGraph, span_id: str) -> tuple[str, str]:
     for its target), so a span's attributes are read only then, and not for a tagged
     span at a boundary its operation would not give a span that carries or settles a
     message (``queue.consume``, a data boundary…: the common consumer): a tagged span
-    can only switch, which every reading but :data:`TRANSPORT` judges alike."""
+    can only switch, which every reading but :data:`TRANSPORT` judges alike (and
+    :data:`BATCH_UNBOUND`, told from its links and the spans below it, not attributes)."""
     span = graph.spans[span_id]
     kind = span.kind
     boundary = span.boundary
     if span.tenant is not None and boundary is not None and boundary != "queue.publish" and kind != SPAN_KIND_PRODUCER:
-        return JUDGED, span_id
+        return _consumes(graph, span_id)
     role = link_role(kind, span.attributes)
     if role in _TRANSPORT_ROLES:
         return TRANSPORT, span_id
@@ -228,7 +233,44 @@ def link_reading(graph: SpanGraph, span_id: str) -> tuple[str, str]:
         if caller is not None:
             return JUDGED, caller
         return (JUDGED if graph.children.get(span_id) else HANDED_ON), span_id
-    return JUDGED, span_id
+    return _consumes(graph, span_id)
+
+
+def _consumes(graph: SpanGraph, span_id: str) -> tuple[str, str]:
+    """:func:`link_reading` of a span that consumes what it links to, judged on its own subtree."""
+    return (BATCH_UNBOUND if batch_ran_unbound(graph, span_id) else JUDGED), span_id
+
+
+def batch_ran_unbound(graph: SpanGraph, span_id: str) -> bool:
+    """Whether span ``span_id`` is tagged, links to several messages (a batch) and ran a
+    boundary with no tenant below it, through spans with none (a record handled without
+    its tenant: its tool or query ran unbound, or was refused for want of a tenant; not
+    a call made while authenticating, nor a span that is no boundary, such as an offset
+    commit).
+
+    Why: its own tag is then no message's. The runtime tags a framework's CONSUMER span
+    with the first tenant bound under it and withdraws that tag at another tenant's
+    bind (flowmap.context._stamp_entry), so a batch that bound one record's tenant and
+    handled another record with none kept the first one's tag, and the other message
+    read as switched to it: a critical ``cross-tenant`` where that message's tenant was
+    lost (:data:`BATCH_UNBOUND`: a ``context-dropped``). A batch whose work all ran bound
+    keeps its tag's meaning: a message of another tenant was worked on for that tag's
+    tenant, a switch. Asked only of links that switched or wait (:func:`link_reading`);
+    the walk stops at tagged spans, so the walks from a trace's spans never overlap."""
+    spans = graph.spans
+    span = spans[span_id]
+    if span.tenant is None or len(span.links) < 2:
+        return False
+    children = graph.children  # (made on first use: not for every trace with a link)
+    todo = list(children.get(span_id, ()))
+    for sid in todo:  # (breadth first: todo grows as it is read)
+        below = spans[sid]
+        if below.tenant is not None or below.attributes.get(attributes.AUTHENTICATING) is True:
+            continue
+        if below.boundary is not None:
+            return True
+        todo.extend(children.get(sid, ()))
+    return False
 
 
 class LinkingSpans:
@@ -279,6 +321,7 @@ def one_message(consumer: Span, scope: str) -> bool:
 
 def judge_link(
     producer: Span, consumer: Span, reached: str | None = None, bound: Iterable[tuple[str, str | None]] = (),
+    reading: str = JUDGED,
 ) -> Finding | None:
     """The finding, if any, for a consumer span linked to a producer span, judged on the
     two ends' tags (a batch consumer that bound the producer's tenant below it is for the
@@ -288,8 +331,13 @@ def judge_link(
     the first boundary below the consumer that ran without a tenant
     (:meth:`UntaggedBelow.reached`), named by a ``context-dropped`` on a consumer that is
     no boundary as the rules name it inside a trace (for a link judged after the
-    consumer's trace was: :func:`evaluate` names it on findings it makes itself)."""
+    consumer's trace was: :func:`evaluate` names it on findings it makes itself).
+    ``reading``: the consumer's (:func:`link_reading`); a switch into a
+    :data:`BATCH_UNBOUND` span lost the message's tenant."""
     state = edge_state(producer, consumer)
+    batch = state == SWITCHED and reading == BATCH_UNBOUND
+    if batch:
+        state = DROPPED
     if state == SWITCHED:
         return _finding(
             CROSS_TENANT, Severity.CRITICAL, consumer, producer,
@@ -304,7 +352,8 @@ def judge_link(
             )
         f = _finding(
             CONTEXT_DROPPED, _at_boundary(consumer), consumer, producer,
-            f"{op(consumer)} lost the tenant of {op(producer)} across a span link",
+            f"{op(consumer)} lost the tenant of {op(producer)} across a span link"
+            + (" (a batch: a record below it was handled with no tenant)" if batch else ""),
         )
         if reached is not None and f.severity == Severity.MEDIUM:
             f.reached = reached
@@ -323,8 +372,11 @@ def judge_link_through(
     edges. Only a switch is a finding: the loss is the producer's own ``context-dropped``.
     ``reading``: how the consumer's links are read (:func:`link_reading`: one that
     carries the message on switches nothing); ``bound``: the tenants bound below an
-    untagged consumer of one message (:func:`one_message`; none for another consumer)."""
+    untagged consumer of one message (:func:`one_message`; none for another consumer).
+    A switch into a :data:`BATCH_UNBOUND` span lost the message's tenant: no finding."""
     state = edge_state(above, consumer)
+    if state == SWITCHED and reading == BATCH_UNBOUND:
+        return None
     if passes_on(reading, state):
         return None
     through = f"{op(above)} above {op(producer)}, which it links to, through spans that carried no tenant"
@@ -1247,21 +1299,21 @@ def _judge_links(v: TraceVerdict, graph: SpanGraph, settings: AnalysisSettings) 
         if f is None:
             continue  # no loss, no switch
         how, scope = linking.reading(dst)
+        if how == BATCH_UNBOUND:  # a switch (the span is tagged) that lost the message's tenant
+            f = judge_link(producer, spans[dst], None, (), how)
         dropped = f.rule == CONTEXT_DROPPED
         state = INHERITED
         if not passes_on(how, DROPPED if dropped else SWITCHED):
             if not dropped:
                 v.add(f)
                 continue
-            bound = linking.below(scope)[1]
+            bound = () if how == BATCH_UNBOUND else linking.below(scope)[1]
             if (producer.tenant, producer.key_id) not in bound:  # a batch consumer: see UntaggedBelow
                 if bound and one_message(spans[dst], scope) and not _judged_by_parents(graph, src, dst, producer,
                                                                                        known, settings):
                     f = judge_link(producer, spans[dst], None, bound) or f
                 v.add(f)
-                if f.rule != CROSS_TENANT:
-                    continue
-                state = SWITCHED
+                state = SWITCHED if f.rule == CROSS_TENANT else DROPPED
         if v.link_states is None:
             v.link_states = {}
         v.link_states[(src, dst)] = state

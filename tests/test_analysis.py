@@ -506,6 +506,112 @@ def test_a_batch_consumer_past_the_cap_is_judged_alike_whichever_end_came_first(
     assert found["producer-first"] == found["consumer-first"] == [("cross-tenant", batch.span_id, pubs[0].span_id)]
 
 
+def _stamped_batch(same_trace=False, tenants=(TAG_A, TAG_B), boundary="queue.consume"):
+    """Messages published for ``tenants``; a CONSUMER span linked to each, tagged A: the
+    runtime stamps a framework's batch span with the tenant of the first record bound
+    under it, and keeps that stamp while no other tenant is bound below it. The caller
+    adds the records below it."""
+    consumer = TraceBuilder(service="worker")
+    producers, pubs = [], []
+    for tag in tenants:
+        tb = consumer if same_trace else TraceBuilder()
+        pubs.append(tb.span("publish job", kind=PRODUCER, service="api", tenant=tag, boundary="queue.publish"))
+        if not same_trace:
+            producers.append(tb)
+    batch = consumer.span("process batch", kind=CONSUMER, tenant=TAG_A, boundary=boundary, links=pubs)
+    return producers, consumer, batch, pubs
+
+
+@pytest.mark.parametrize("order", _ORDERS)
+@pytest.mark.parametrize("mode", ["record", "fail"])
+def test_a_stamped_batch_that_handles_a_record_with_no_tenant_lost_its_message_not_switched_it(tmp_path, order, mode):
+    """Record A bound its tenant (the batch span kept A's stamp), record B was handled
+    with none: its tool ran unbound (record mode) or was refused (fail mode). B's message
+    was lost (a context-dropped on the batch span, high: it is a boundary), not worked on
+    for A: it was a critical cross-tenant, in every order of arrival."""
+    producers, consumer, batch, pubs = _stamped_batch(same_trace=order == "same-trace")
+    batch.child("handle record", tenant=TAG_A, boundary="tool")
+    if mode == "record":
+        record = batch.child("handle record", boundary="tool", attrs={"flowmap.unscoped": True})
+    else:
+        record = batch.child("handle record", boundary="tool", attrs={"flowmap.unscoped": True}, status=2)
+    a = _analyse_in(order, tmp_path, producers, consumer)
+    found = sorted((f.rule, f.severity, f.span_id, f.parent_span_id) for f in a.findings)
+    assert found == sorted([("context-dropped", Severity.HIGH, batch.span_id, pubs[1].span_id),
+                            ("context-dropped", Severity.HIGH, record.span_id, batch.span_id)])
+    (lost,) = [f for f in a.findings if f.span_id == batch.span_id]
+    assert lost.message == ("'worker process batch' lost the tenant of 'api publish job' across a span link "
+                            "(a batch: a record below it was handled with no tenant)")
+    edge = a.flow.edges[("api publish job", "worker process batch")]
+    assert (edge.inherited, edge.dropped, edge.switched, edge.via_link) == (1, 1, 0, 2)
+
+
+def _a_record(batch, shape):
+    """Record B's work below a stamped batch, in ``shape``."""
+    if shape == "another-records-tenant":
+        batch.child("handle record", tenant=TAG_A, boundary="tool")
+    elif shape == "unbound-commit":  # B's record under A; an offset commit (no boundary) ran unbound
+        batch.child("handle record", tenant=TAG_A, boundary="tool")
+        batch.child("commit offsets", kind=CLIENT)
+    else:  # B's record under A; the record's authentication ran before any tenant was bound
+        batch.child("verify token", kind=CLIENT, boundary="http.client", attrs={"flowmap.authenticating": True})
+        batch.child("handle record", tenant=TAG_A, boundary="tool")
+
+
+@pytest.mark.parametrize("order", _ORDERS)
+@pytest.mark.parametrize("shape", ["another-records-tenant", "unbound-commit", "authenticating"])
+def test_a_stamped_batch_that_handles_a_record_under_another_records_tenant_switched_it(tmp_path, order, shape):
+    """The near misses: every record's tool ran for A, B's message among them: B's message
+    was worked on for A, a critical cross-tenant, whatever else ran with no tenant and no
+    boundary below the batch (an offset commit: its own context-dropped, medium), or ran
+    while authenticating."""
+    producers, consumer, batch, pubs = _stamped_batch(same_trace=order == "same-trace")
+    batch.child("handle record", tenant=TAG_A, boundary="tool")
+    _a_record(batch, shape)
+    a = _analyse_in(order, tmp_path, producers, consumer)
+    found = sorted((f.rule, f.severity, f.span_id, f.parent_span_id) for f in a.findings)
+    switched = ("cross-tenant", Severity.CRITICAL, batch.span_id, pubs[1].span_id)
+    if shape == "unbound-commit":
+        (commit,) = [f.span_id for f in a.findings if f.span_name == "commit offsets"]
+        assert found == sorted([switched, ("context-dropped", Severity.MEDIUM, commit, batch.span_id)])
+    else:
+        assert found == [switched]
+    edge = a.flow.edges[("api publish job", "worker process batch")]
+    assert (edge.inherited, edge.dropped, edge.switched) == (1, 0, 1)
+
+
+@pytest.mark.parametrize("order", _ORDERS)
+def test_a_consumer_of_one_message_that_binds_another_tenant_switched_it_whatever_ran_unbound(tmp_path, order):
+    """One message, B's, and the consumer span stamped with A (bound for it), a tool
+    below it unbound too: the message was worked on for A, a switch, not a batch's loss."""
+    producers, consumer, batch, pubs = _stamped_batch(same_trace=order == "same-trace", tenants=(TAG_B,))
+    batch.child("handle record", tenant=TAG_A, boundary="tool")
+    record = batch.child("handle record", boundary="tool", attrs={"flowmap.unscoped": True})
+    a = _analyse_in(order, tmp_path, producers, consumer)
+    found = sorted((f.rule, f.span_id, f.parent_span_id) for f in a.findings)
+    assert found == sorted([("cross-tenant", batch.span_id, pubs[0].span_id),
+                            ("context-dropped", record.span_id, batch.span_id)])
+
+
+def test_a_batch_that_is_no_boundary_names_the_unbound_work_alike_in_every_order(tmp_path):
+    """A batch span that is no boundary (medium) names the first boundary below it that
+    ran with no tenant, through a record span that carried none, whichever trace came
+    first: the consumer's links keep it when they wait."""
+    found = {}
+    for order in _ORDERS:
+        producers, consumer, batch, pubs = _stamped_batch(same_trace=order == "same-trace", boundary=None)
+        batch.child("handle record", tenant=TAG_A, boundary="tool")
+        batch.child("record").child("refund", boundary="tool", attrs={"flowmap.unscoped": True})
+        a = _analyse_in(order, tmp_path, producers, consumer)
+        found[order] = sorted((f.rule, f.severity, f.span_name, f.parent_name, f.reached, f.message)
+                              for f in a.findings if f.span_id == batch.span_id)
+    assert found["same-trace"] == [(
+        "context-dropped", Severity.MEDIUM, "process batch", "publish job", "tool 'worker refund'",
+        "'worker process batch' lost the tenant of 'api publish job' across a span link (a batch: a record "
+        "below it was handled with no tenant), and tool 'worker refund' below it ran without one")]
+    assert all(got == found["same-trace"] for got in found.values()), found
+
+
 def test_links_below_a_long_untagged_chain_are_judged_alike_whichever_end_came_first(tmp_path):
     """A chain of 100 untagged spans, each linked to a message (every other one tagged),
     the tenant bound at its bottom: what was bound below each is found by walks that share
@@ -660,6 +766,70 @@ def test_a_batch_consumer_as_the_readme_prescribes_passes_with_the_real_runtime(
     a, batch, publish = run(["acme", "initech"])
     found = [(f.rule, f.span_id, f.parent_span_id) for f in a.findings]
     assert found == [("context-dropped", f"{batch.context.span_id:016x}", f"{publish[1].context.span_id:016x}")]
+
+
+@pytest.mark.parametrize(("tenants", "handled", "expected"), [
+    # record B handled with nothing bound: its tool ran unbound (record mode), or was
+    # refused (fail mode, the worker caught MissingContextError): B's message was lost, not
+    # switched to A's tenant, which the batch span kept from A's record
+    (("acme", "globex"), ("acme", "record"), {("context-dropped", "high", "batch process", "publish"),
+                                              ("context-dropped", "high", "handle record", "batch process")}),
+    (("acme", "globex"), ("acme", "fail"), {("context-dropped", "high", "batch process", "publish"),
+                                            ("context-dropped", "high", "handle record", "batch process")}),
+    # record B handled under record A's tenant: the switch it is
+    (("acme", "globex"), ("acme", "acme"), {("cross-tenant", "critical", "batch process", "publish")}),
+    # a batch of one tenant's messages, one record handled unbound: the record's loss
+    (("acme", "acme"), ("acme", "record"), {("context-dropped", "high", "handle record", "batch process")}),
+], ids=["unbound", "refused", "another-records-tenant", "one-tenant"])
+def test_a_batch_consumer_that_skips_a_records_tenant_lost_it_through_flowmap_check(
+    flowmap_runtime, tmp_path, tenants, handled, expected,
+):
+    """The real runtime end to end: messages published for ``tenants``, a worker's batch
+    CONSUMER span linked to them that handles each record as ``handled`` says (a tenant
+    bound, or nothing bound in record or fail mode), written by flowmap's exporter and
+    checked by ``flowmap check --format json``. The runtime stamps the batch span with
+    the first record's tenant (only one was bound below it): a record handled with no
+    tenant was a critical cross-tenant from that stamp beside its context-dropped."""
+    from opentelemetry import trace as otel_trace
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import Link, SpanKind
+    from typer.testing import CliRunner
+
+    import flowmap
+    from flowmap import runtime
+    from flowmap.cli import app
+    from flowmap.exporter import JsonLinesSpanExporter
+
+    rt, _ = flowmap_runtime
+    path = tmp_path / "traces.jsonl"
+    rt.tracer_provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(path)))
+    tracer = rt.tracer_provider.get_tracer("worker")
+    links = []
+    for tenant in tenants:
+        with flowmap.bind(flowmap.RequestContext(tenant_id=tenant)):
+            with flowmap.boundary("queue.publish", "publish"):
+                links.append(Link(otel_trace.get_current_span().get_span_context()))
+    with tracer.start_as_current_span("batch process", kind=SpanKind.CONSUMER, links=links,
+                                      attributes={"messaging.system": "kafka",
+                                                  "messaging.operation.type": "process"}) as batch:
+        for how in handled:
+            if how in ("record", "fail"):
+                runtime.set_boundary_mode(how)
+                try:
+                    with flowmap.boundary("tool", "handle record"):
+                        pass
+                except flowmap.MissingContextError:
+                    assert how == "fail"
+                continue
+            with flowmap.bind(flowmap.RequestContext(tenant_id=how)):
+                with flowmap.boundary("tool", "handle record"):
+                    pass
+    assert batch.attributes["flowmap.tenant"] == flowmap.RequestContext("acme").tag()  # the stamp
+    result = CliRunner().invoke(app, ["check", "--format", "json", str(path)])
+    assert result.exit_code == 1, result.output
+    out = json.loads(result.stdout)
+    assert {(f["rule"], f["severity"], f["span_name"], f["parent_name"]) for f in out["findings"]} == expected
+    assert len(out["findings"]) == len(expected)
 
 
 # -- a link's finding breaks the path through its span, in every order of arrival -------
@@ -833,6 +1003,34 @@ def test_the_same_tenant_through_an_untagged_producer_is_no_switch(tmp_path, ord
     assert [(f.rule, f.span_id) for f in a.findings] == [("context-dropped", send.span_id)]
     edge = a.flow.edges[("api orders send", "worker orders process")]
     assert (edge.switched, edge.bound, edge.untagged) == ((0, 1, 0) if consumer_tenant else (0, 0, 1))
+
+
+@pytest.mark.parametrize("order", _ORDERS)
+@pytest.mark.parametrize("record", ["unbound", "another-records-tenant"])
+def test_a_stamped_batch_through_an_untagged_producer_switched_only_a_record_handled_for_another_tenant(
+    tmp_path, order, record,
+):
+    """A batch span stamped with B (a record bound B below it) links to B's message and
+    to one that A's request sent from an untagged span; A's record handled with no
+    tenant lost A's tenant, which is the send's own context-dropped (beside the record's):
+    no switch from A to the batch's B. Handled under B's tenant, it is the switch."""
+    producer, consumer, entry, send, process = _sent_from_an_untagged_span(TAG_B, same_trace=order == "same-trace")
+    other = consumer if order == "same-trace" else TraceBuilder()
+    pub = other.span("publish job", kind=PRODUCER, service="api", tenant=TAG_B, boundary="queue.publish")
+    process.spec.links.append((pub.trace_id, pub.span_id, {}))
+    if record == "unbound":
+        unbound = process.child("refund", service="worker", boundary="tool", attrs={"flowmap.unscoped": True})
+    else:
+        process.child("refund", service="worker", tenant=TAG_B, boundary="tool")
+    producers = [] if order == "same-trace" else [producer, other]
+    a = _analyse_in(order, tmp_path, producers, consumer)
+    found = sorted((f.rule, f.span_id, f.parent_span_id) for f in a.findings)
+    if record == "unbound":
+        assert found == sorted([("context-dropped", send.span_id, entry.span_id),
+                                ("context-dropped", unbound.span_id, process.span_id)])
+    else:
+        assert found == sorted([("context-dropped", send.span_id, entry.span_id),
+                                ("cross-tenant", process.span_id, entry.span_id)])
 
 
 @pytest.mark.parametrize("order", ["same-trace", "producer-first", "consumer-first", "producer-first-memory"])
