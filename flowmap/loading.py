@@ -91,7 +91,8 @@ from .attributes import (
 from .conventions import PROXY_VALUE, infer_boundary
 from .documents import (
     _BYTE_RE, _GENERIC, _SURROGATE_RE, _Damage, _LineOf, _bad_utf8, _begins_value, _bracket_depth, _clip, _continues,
-    _decode_error, _fix_surrogate, _leading_newlines, _split_documents, _trailing_at, emptied_below, salvage_line,
+    Chunk, _decode_error, _fix_surrogate, _leading_newlines, _split_documents, _trailing_at, chunk_document,
+    emptied_below, salvage_line, span_chunks,
 )
 from .errors import InputError
 from .model import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, STATUS_CODE_ERROR, Trace
@@ -265,6 +266,8 @@ class _File:
     #: documents one after another (``jq . a.jsonl``), or with damage: see documents._split_documents;
     #: None for a single valid document
     parts: list[tuple[int, int, bytes] | _Damage] | None = None
+    #: a single large document read in this many chunks of spans (documents.span_chunks), 0: whole
+    chunks: int = 0
 
 
 class _Continued(Exception):
@@ -293,7 +296,7 @@ class _Loader:
         self.pending: dict[str, dict[str, otlp.Span]] = {}
         #: position (file index, line) -> the ids of the traces whose last span is there
         #: (ASCII bytes, as the scan found them; see _index)
-        self.closing: dict[tuple[int, int], list[bytes]] = {}
+        self.closing: dict[tuple[int, ...], list[bytes]] = {}  # (a line, or a chunk of a huge one: _scan)
         self._seen_ids: set[str] = set()  # ids the scan missed, started already (late fragments)
         #: trace ids whose pending dict, and ids the scan missed that _seen_ids gained,
         #: since the line being read began (what _undo takes back)
@@ -711,7 +714,14 @@ class _Loader:
                     return
             pos = (index, lineno)
             found = findall(line)
-            update(fromkeys(found, pos))  # raw bytes keys: normalised once, later
+            chunks = _chunks_of(line) if len(line) > _CHUNKED_OVER else None
+            if chunks is None:
+                update(fromkeys(found, pos))  # raw bytes keys: normalised once, later
+            else:  # a huge line read a chunk at a time: each id closes after its last chunk
+                for c, chunk in enumerate(chunks, 1):
+                    update(fromkeys([tid for _, spans in chunk for span in spans for tid in findall(span)],
+                                    (index, lineno, c)))
+                del chunks
             count(found)
             # one-byte test first: memchr is ~20x faster than searching for two bytes
             if b"\\" in line and b"\\u" in line and _ESCAPED_RE.search(line):
@@ -754,7 +764,9 @@ class _Loader:
         if data is None:
             f.ok = False
             return True
-        exc = _syntax_error(data)
+        # a large single document's chunks (its skim proves it is valid JSON)
+        chunks = _chunks_of(data) if f.cut is None else None
+        exc = _syntax_error(data) if chunks is None else None
         pretty = head in (b"{", b"[") or len(head) < 20
         if exc is not None and (pretty or _trailing_at(exc) is not None):
             # documents one after another, or one followed by garbage, or broken: each
@@ -776,13 +788,20 @@ class _Loader:
                 return True
             return False
         f.document = True
-        # each id's position: the number of the last part (document or damage) that
-        # mentions it, so that a stream of documents closes each trace after its last
-        # document (see _decode_document), not every trace of the file at its end
+        # each id's position: the number of the last part (document or damage, or chunk of
+        # a single large document) that mentions it, so that a trace closes after its last
+        # one (see _decode_document), not every trace of the file at its end
         units = f.parts or [(0, len(data), b"")]
         ends = [unit.resume if isinstance(unit, _Damage) else unit[1] for unit in units]
         found: list[bytes] = []
-        if len(units) == 1:
+        if chunks is not None:
+            f.chunks = len(chunks)
+            findall = _TRACE_ID_RE.findall
+            for c, chunk in enumerate(chunks, 1):
+                here = [tid for _, spans in chunk for span in spans for tid in findall(span)]
+                last.update(dict.fromkeys(here, (f.index, c)))
+                found += here
+        elif len(units) == 1:
             found = _TRACE_ID_RE.findall(data)
             last.update(dict.fromkeys(found, (f.index, 1)))
         else:
@@ -797,7 +816,7 @@ class _Loader:
                     continue
                 start, end, closing = unit
                 hidden = _trace_ids_in(data[start:end] + closing)
-                last.update(dict.fromkeys(hidden, (f.index, k)))
+                last.update(dict.fromkeys(hidden, (f.index, f.chunks or k)))
                 counts.update(dict.fromkeys(hidden, _UNCOUNTED))
         return True
 
@@ -842,7 +861,14 @@ class _Loader:
                         continue
                     stats.lines += 1
                     try:
-                        self._decode_unit(line, f"{path}:{lineno}", None)
+                        chunks = _chunks_of(line) if len(line) > _CHUNKED_OVER else None
+                        if chunks is None:
+                            self._decode_unit(line, f"{path}:{lineno}", None)
+                        else:  # (as pass 1 saw it: see _scan)
+                            for c, chunk in enumerate(chunks, 1):
+                                self._decode_unit(chunk_document(chunk), f"{path}:{lineno}", None)
+                                yield from self._closing_at((index, lineno, c))
+                            del chunks
                     except _Continued as continued:
                         last, after = self._read_on(f, lineno, line, lines, continued.error)
                         yield from self._ended_on(index, lineno, last)
@@ -852,15 +878,8 @@ class _Loader:
                         continue
                     except Exception as exc:  # noqa: BLE001 - last resort: one line never stops the others
                         self._skip(f"{path}:{lineno}", f"could not read this line ({type(exc).__name__})")
-                    ending = closing.pop((index, lineno), None)
-                    if ending:
-                        ending = _trace_ids(ending)
-                        if len(ending) > 1:
-                            ending = self._linking_first(ending)
-                        for tid in ending:
-                            trace = self._close(tid)
-                            if trace is not None:
-                                yield trace
+                    if (index, lineno) in closing:
+                        yield from self._closing_at((index, lineno))
                     if consumed >= next_detach:
                         next_detach = consumed + _DETACH_EVERY
                         self._detach_pending()
@@ -922,6 +941,15 @@ class _Loader:
             pass  # (its traces close with the lines they end on: see _ended_on)
         return last, after
 
+    def _closing_at(self, pos: tuple[int, ...]) -> Iterator[Trace]:
+        """The traces whose last mention is at ``pos`` (a line, or a chunk of a huge one)."""
+        ending = self.closing.pop(pos, None)
+        if ending:
+            ending = _trace_ids(ending)
+            if len(ending) > 1:
+                ending = self._linking_first(ending)
+            yield from self._closed(ending)
+
     def _ended_on(self, index: int, first: int, last: int) -> Iterator[Trace]:
         """The traces whose last mention is on lines ``first``-``last`` of a file of JSON
         Lines, read as one (see _read_on)."""
@@ -947,10 +975,30 @@ class _Loader:
         data = self._read_all(f)
         if data is None:
             return
-        for k in self._read_documents(data, f.parts, f.name, cut=f.cut):
+        chunks = _chunks_of(data) if f.chunks else None
+        if chunks is not None and len(chunks) == f.chunks:  # (else changed since pass 1: read whole)
+            parts: Iterator[int] = self._read_chunks(data, chunks, f.name)
+        else:
+            parts = self._read_documents(data, f.parts, f.name, cut=f.cut)
+        for k in parts:
             yield from self._ended_on(f.index, k, k)
         if f.cut is not None:
             f.read_error = True  # (said by _read_documents)
+
+    def _read_chunks(self, data: bytes, chunks: list[Chunk], path: str) -> Iterator[int]:
+        """Decode a single document chunk after chunk (documents.span_chunks), giving each
+        chunk's number (from 1) once its spans are pending: what _read_documents does for
+        a document, a part at a time."""
+        lines = _span_lines(data, 1)
+        begins = 1 + _leading_newlines(data, 0, len(data))
+        origin = f"{path}:{begins}"
+        self.stats.lines += 1
+        for c, chunk in enumerate(chunks, 1):
+            try:
+                self._decode_unit(chunk_document(chunk), origin, lambda sid: f"{path}:{lines.get(sid, begins)}")
+            except Exception as exc:  # noqa: BLE001 - last resort, as for a line
+                self._skip(origin, f"could not read this document ({type(exc).__name__})")
+            yield c
 
     def _read_documents(
         self,
@@ -966,20 +1014,7 @@ class _Loader:
         their spans to the pending traces, giving each part's number (from 1) once it is
         read; ``to_end``: ``data`` runs to the end of the file; ``cut``: why it stops
         short there (see _File.cut)."""
-        # The line of each span id (any string, so that an invalid id is located too, or
-        # any other JSON scalar, keyed as _scalar_key writes it): warnings about a span
-        # name its own line.
-        lines: dict[str, int] = {}
-        at, line = 0, first
-        for m in _DOC_SPAN_ID_RE.finditer(data):
-            line += data.count(b"\n", at, m.start())
-            at = m.start()
-            text, scalar = m.group(1), m.group(2)
-            if text is not None:
-                key = text.decode("utf-8", "replace").lower()
-            else:
-                key = _scalar_key(scalar.decode("ascii"))
-            lines.setdefault(key, line)
+        lines = _span_lines(data, first)
         line_of = _LineOf(data, first)
         read = False  # a document was read before
         # the line where decompression stopped: damage there is the cut's, said as such
@@ -1831,7 +1866,10 @@ def _without_bom(lines: Iterable[bytes]) -> Iterator[bytes]:
 
 
 def _is_json(line: bytes) -> bool:
-    """Whether a line is JSON on its own (numbers out of range and deep nesting count as JSON)."""
+    """Whether a line is JSON on its own (numbers out of range and deep nesting count as
+    JSON); a huge one is skimmed, not decoded (see _chunks_of)."""
+    if len(line) > _CHUNKED_OVER and _chunks_of(line) is not None:
+        return True
     try:
         msgspec.json.decode(line)
     except (msgspec.ValidationError, RecursionError):  # (ValidationError is a DecodeError)
@@ -1849,11 +1887,52 @@ def _syntax_error(data: bytes) -> Exception | None:
     as an error: the decoder stopped there, so nothing after it is known to be part of
     one document (lines of brackets that never close, then JSON Lines, were read as one
     document too deep to decode: the whole file lost).
+
+    Valid JSON is first told by skimming it, which builds no objects (invalid UTF-8 and
+    numbers out of range pass the skim, as they should here): decoding a document of
+    383 MB only to learn that it is one built 1 GB of objects, the peak of its reading.
     """
+    try:
+        msgspec.json.decode(data, type=msgspec.Raw)
+        return None
+    except Exception:  # noqa: BLE001 - told apart below, with the repairs
+        pass
     _, exc = _decode_repaired(data)
     if isinstance(exc, RecursionError):
         return exc
     return exc if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError) else None
+
+
+def _span_lines(data: bytes, first: int) -> dict[str, int]:
+    """The line of each span id in ``data`` (which begins on line ``first``), keyed by
+    any string (so that an invalid id is located too) or any other JSON scalar (keyed as
+    _scalar_key writes it): warnings about a span of a document name its own line."""
+    lines: dict[str, int] = {}
+    at, line = 0, first
+    for m in _DOC_SPAN_ID_RE.finditer(data):
+        line += data.count(b"\n", at, m.start())
+        at = m.start()
+        text, scalar = m.group(1), m.group(2)
+        if text is not None:
+            key = text.decode("utf-8", "replace").lower()
+        else:
+            key = _scalar_key(scalar.decode("ascii"))
+        lines.setdefault(key, line)
+    return lines
+
+
+#: a single document larger than this is read in chunks of _CHUNK_SPANS spans
+_CHUNKED_OVER = 8 << 20
+_CHUNK_SPANS = 2048
+
+
+def _chunks_of(data: bytes) -> list[Chunk] | None:
+    """A single large document's chunks of spans (documents.span_chunks), or None when it
+    is small, or not one TracesData, or one chunk would do: read whole."""
+    if len(data) <= _CHUNKED_OVER:
+        return None
+    chunks = span_chunks(data, _CHUNK_SPANS)
+    return chunks if chunks is not None and len(chunks) > 1 else None
 
 
 def _decode_repaired(data: bytes) -> tuple[Any, Exception | None]:

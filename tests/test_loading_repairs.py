@@ -384,6 +384,72 @@ def test_a_stream_of_documents_is_not_held_twice(tmp_path):
     assert peak < 3 * len(data), (peak, len(data))  # (twice it, and every span held: over 4x)
 
 
+def _one_document(n: int, indent: int | None = 2) -> bytes:
+    """One TracesData document of n traces over two resources (the stream of _jq_stream
+    as one value): trace i's root in the first resource, its child in the second."""
+    ids = [f"{i + 1:032x}" for i in range(n)]
+    first = traces_data(*(root(t) for t in ids))["resourceSpans"]
+    second = traces_data(*(child(t) for t in ids), resource_attrs=[s("service.name", "svc-b")])["resourceSpans"]
+    return json.dumps({"resourceSpans": first + second}, indent=indent).encode() + b"\n"
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """A document past 0 bytes read in chunks of 16 spans (in use: past 8 MiB, of 2,048)."""
+    monkeypatch.setattr(loading, "_CHUNKED_OVER", 0, raising=False)
+    monkeypatch.setattr(loading, "_CHUNK_SPANS", 16, raising=False)
+
+
+@pytest.mark.parametrize("indent", [2, None])
+def test_a_large_single_document_is_read_in_chunks_with_the_same_analysis(tmp_path, small_chunks, indent):
+    """A single document was decoded whole, every span of it held at once (200,000 spans
+    peaked at 1.4 GB): its spans are read in chunks, each trace analysed once the chunk
+    that mentions it last is read, and the analysis is the JSON Lines file's."""
+    doc = tmp_path / "one.json"
+    doc.write_bytes(_one_document(40, indent))
+    stats = LoadStats()
+    at_close = []
+    for trace in iter_traces([str(doc)], stats=stats):
+        at_close.append(stats.spans)
+        assert len(trace.spans) == 2
+    assert len(at_close) == 40 and at_close[0] < 80 and at_close[-1] == 80  # not all 80 read before the first
+    lines = write(tmp_path / "t.jsonl", *(line(root(f"{i + 1:032x}"), child(f"{i + 1:032x}")) for i in range(40)))
+    a, b = analyze([doc]), analyze([lines])
+    assert [(f.rule, f.trace_id, f.span_id) for f in a.findings] == [(f.rule, f.trace_id, f.span_id) for f in b.findings]
+    assert len(a.findings) == 40 and all(f.origin.startswith(f"{doc}:") for f in a.findings)
+
+
+def test_a_chunked_documents_bad_span_is_named_at_its_own_line(tmp_path, small_chunks):
+    data = _one_document(30).replace(b'"spanId": "f000000000000002"', b'"spanId": 7', 1)
+    doc = tmp_path / "one.json"
+    doc.write_bytes(data)
+    traces, warnings = load(doc)
+    assert len(traces) == 30 and sum(len(t) for t in traces.values()) == 59
+    [warning] = warnings
+    line_no = data[: data.index(b'"spanId": 7')].count(b"\n") + 1
+    assert warning.startswith(f"{doc}:{line_no}: ") and "skipped" in warning, warning
+
+
+def test_a_large_single_document_is_not_decoded_whole_to_learn_it_is_one(tmp_path):
+    """Telling a document from JSON Lines decoded it whole, all its objects at once: a
+    1 GB peak for a document of 383 MB; now a skim, and its spans a chunk at a time."""
+    import tracemalloc
+
+    doc = tmp_path / "one.json"
+    data = json.dumps(traces_data(*(span for i in range(6000) for span in (root(f"{i + 1:032x}"),
+                                                                         child(f"{i + 1:032x}")))), indent=2).encode()
+    assert len(data) > 8 << 20  # (read in chunks as it is, not by a test's setting: past 8 MiB)
+    doc.write_bytes(data)
+    tracemalloc.start()
+    try:
+        n = sum(1 for _ in iter_traces([str(doc)]))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert n == 6000
+    assert peak < 2 * len(data), (peak, len(data))  # (the file, and a few chunks; was over 5x)
+
+
 def test_compact_documents_without_newlines_between_them(tmp_path):
     f = tmp_path / "docs.json"
     f.write_bytes(b"{\n" + line(root())[1:] + line(child()))
