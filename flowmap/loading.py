@@ -865,8 +865,10 @@ class _Loader:
                         if chunks is None:
                             self._decode_unit(line, f"{path}:{lineno}", None)
                         else:  # (as pass 1 saw it: see _scan)
+                            origin = f"{path}:{lineno}"
                             for c, chunk in enumerate(chunks, 1):
-                                self._decode_unit(chunk_document(chunk), f"{path}:{lineno}", None)
+                                # (origin_of: a chunk is no line that the next lines continue)
+                                self._decode_unit(chunk_document(chunk), origin, lambda sid, o=origin: o)
                                 yield from self._closing_at((index, lineno, c))
                             del chunks
                     except _Continued as continued:
