@@ -1937,19 +1937,20 @@ def _chunks_of(data: bytes) -> list[Chunk] | None:
     return chunks if chunks is not None and len(chunks) > 1 else None
 
 
-def _decode_repaired(data: bytes) -> tuple[Any, Exception | None]:
+def _decode_repaired(data: bytes, deep: bool = False) -> tuple[Any, Exception | None]:
     """The generic decode of ``data`` after the repairs pass 2 makes (invalid UTF-8 and
-    unpaired surrogates replaced, on a copy): ``(value, None)``, or ``(None, the error
-    no repair helps)``. The error comes without its traceback: its frames hold ``data``
-    in a reference cycle, which the paused collector never freed (a document read whole
-    stayed in memory through the whole load)."""
-    done = {"bom"}  # callers strip a byte order mark themselves, where it is allowed
+    unpaired surrogates replaced, on a copy; with ``deep``, nesting too deep emptied):
+    ``(value, None)``, or ``(None, the error no repair helps)``. The error comes without
+    its traceback: its frames hold ``data`` in a reference cycle, which the paused
+    collector never freed (a document read whole stayed in memory through the whole load)."""
+    # (callers strip a byte order mark themselves, where it is allowed)
+    done = {"bom"} if deep else {"bom", "deep"}
     while True:
         try:
             return _GENERIC.decode(data), None
-        except (msgspec.ValidationError, RecursionError) as exc:  # before DecodeError: its subclass
+        except msgspec.ValidationError as exc:  # before DecodeError: its subclass
             return None, exc.with_traceback(None)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
             step = _repair(data, exc, done)
             if step is None:
                 return None, exc.with_traceback(None)
@@ -2015,14 +2016,14 @@ def _trace_ids_in(line: bytes) -> list[bytes]:
     """Trace ids of a line decoded in full (for lines the regex scan cannot read).
 
     The line is decoded after the repairs pass 2 makes (a byte order mark, invalid
-    UTF-8, unpaired surrogates, on a copy), so a trace is not closed before such a line. A line that
-    still does not decode gives none: pass 2 warns about it. The walk uses a stack, not
+    UTF-8, unpaired surrogates, nesting too deep, on a copy), so a trace is not closed
+    before such a line. A line that still does not decode gives none: pass 2 warns about it. The walk uses a stack, not
     recursion, whatever the nesting. Sorted: traces ending on the same line are closed
     in this order, which must not depend on the hash seed.
     """
     if line.lstrip().startswith(_BOM):  # files joined with cat (pass 2 drops it too)
         line = line.lstrip()[len(_BOM) :]
-    obj, _ = _decode_repaired(line)
+    obj, _ = _decode_repaired(line, deep=True)
     if obj is None:
         return []
     found: set[bytes] = set()

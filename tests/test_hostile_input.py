@@ -243,6 +243,25 @@ def test_a_deep_value_costs_neither_its_span_nor_the_other_spans_of_its_batch(tm
     assert isinstance(trace.spans[sid(2)].attributes["v"], list)  # what is left of the deep value
 
 
+@pytest.mark.parametrize("layout", ["json lines", "pretty documents"])
+def test_a_deep_value_on_a_line_with_escaped_ids_does_not_close_its_trace_early(tmp_path, layout):
+    """The scan decodes a line whose ids are written with \\u escapes to find them: with a
+    value nested too deep it found none, so the trace closed before that line, whose spans
+    (kept by the deep repair) came as a second part of it ("continues after it was complete")."""
+    first = traces_data(span(GOOD, 1, kind=2))
+    second = traces_data(span(GOOD, 2, parent=1, attributes=[{"key": "deep", "value": {"stringValue": "@"}}]))
+    indent = None if layout == "json lines" else 2
+    docs = [json.dumps(doc, indent=indent) for doc in (first, second)]
+    docs[1] = re.sub(r'\{\s*"stringValue": "@"\s*\}', _nested_value(2000), docs[1])
+    docs[1] = docs[1].replace(f'"traceId": "{GOOD}"', f'"traceId": "\\u0030{GOOD[1:]}"')
+    assert "\\u0030" in docs[1] and _nested_value(2000) in docs[1]
+    f = write(tmp_path / "a.json", *(d.encode() for d in docs))
+    traces, warnings = load(f)
+    assert traces == {GOOD: {sid(1), sid(2)}}
+    second_at = 2 if layout == "json lines" else docs[0].count("\n") + 2
+    assert warnings == [at(f, second_at) + "arrays and objects nested more than 256 levels deep emptied"]
+
+
 def _kvlist(**items) -> dict:
     return {"kvlistValue": {"values": [{"key": k, "value": v} for k, v in items.items()]}}
 
