@@ -272,11 +272,13 @@ class _File:
 
 class _Continued(Exception):
     """Raised for a line of JSON Lines that is not JSON on its own but may begin a value
-    the lines after it continue (see _Loader._read_on); ``error``: why it did not decode."""
+    the lines after it continue (see _Loader._read_on); ``error``: why it did not decode;
+    ``data``: the line as decoded (after the repairs, which the error's offsets are in)."""
 
-    def __init__(self, error: Exception) -> None:
+    def __init__(self, error: Exception, data: bytes) -> None:
         super().__init__()
         self.error = error
+        self.data = data
 
 
 class _Loader:
@@ -658,12 +660,19 @@ class _Loader:
         the gzip reader raised before handing over the part it had decompressed."""
         f.cut, f.read_error = cut, True
         origin = f"{f.name}:{lineno}"
+        data = line
         try:
-            msgspec.json.decode(line)
+            try:
+                msgspec.json.decode(line)
+            except RecursionError:  # the decoder stopped before the cut: emptied, as pass 2 does (_repair)
+                data = emptied_below(line, _DEPTH_MAX) or line
+                msgspec.json.decode(data)
         except (msgspec.ValidationError, RecursionError):  # JSON: read whole, as below
             pass
         except msgspec.DecodeError as exc:
-            if not self._salvaged(line, exc, origin, cut):
+            if data is not line:  # (said in the one warning for the line, as its other problems)
+                self.warn_at(origin, _REPAIR_WARNINGS["deep"])
+            if not self._salvaged(data, exc, origin, cut):
                 self.warn_at(origin, f"{cut}; rest of file skipped")
             return
         # cut just before its newline: a whole line (any problem in it is its own warning)
@@ -872,7 +881,7 @@ class _Loader:
                                 yield from self._closing_at((index, lineno, c))
                             del chunks
                     except _Continued as continued:
-                        last, after = self._read_on(f, lineno, line, lines, continued.error)
+                        last, after = self._read_on(f, lineno, line, lines, continued)
                         yield from self._ended_on(index, lineno, last)
                         if after is not None:  # the line that ended it, read as a line
                             rest = itertools.chain((after,), lines)
@@ -892,7 +901,7 @@ class _Loader:
             self._reading_lines = False
 
     def _read_on(
-        self, f: _File, first: int, line: bytes, lines: Iterator[tuple[int, bytes, int]], error: Exception
+        self, f: _File, first: int, line: bytes, lines: Iterator[tuple[int, bytes, int]], continued: _Continued
     ) -> tuple[int, tuple[int, bytes, int] | None]:
         """A line of JSON Lines that begins a value the lines after it continue (a
         pretty-printed document among the lines, one after a compact first document),
@@ -926,8 +935,10 @@ class _Loader:
                 depth += _bracket_depth(text)
                 before = text
         origin = f"{path}:{first}"
+        error = continued.error
         if not more and _decode_error(error) == "truncated":
-            if not self._salvaged(line, error, origin):
+            # (its repaired copy: a value nested too deep emptied, the spans after it are found)
+            if not self._salvaged(continued.data, error, origin):
                 self._unreadable(origin, error)
             return last, after
         held = self._held
@@ -1219,7 +1230,7 @@ class _Loader:
         but a line of JSON Lines that may begin a value the next lines continue goes back
         to the file's reading (see _read_on)."""
         if origin_of is None and self._reading_lines and _continues(data, exc):
-            raise _Continued(exc)
+            raise _Continued(exc, data)
         if origin_of is None and self._salvaged(data, exc, origin):
             return
         self._unreadable(origin, exc)

@@ -198,7 +198,8 @@ def test_deep_nesting_unclosed_in_a_later_line(tmp_path):
     f = write(tmp_path / "a.jsonl", good_line(1), b'{"resourceSpans":' + b"[" * 100_000, good_line(3))
     traces, warnings = load(f)
     assert traces == {GOOD: {sid(1), sid(2), sid(3), sid(4)}}
-    assert warnings == [at(f, 2) + "JSON nested too deeply; line skipped"]
+    # its brackets never close: cut short, once what nests too deep is emptied
+    assert warnings == [at(f, 2) + "invalid JSON (truncated); line skipped (and 1 more problem on this line)"]
 
 
 def test_deep_nesting_in_a_pretty_document(tmp_path):
@@ -624,6 +625,43 @@ def test_truncated_gzip_keeps_the_complete_spans_of_the_line_it_cut(tmp_path):
     assert traces[_trace_of(3)] == {sid(k) for k in range(1, 31)}
     assert warnings == [f"{f}:4: compressed data is corrupt or truncated (EOFError); 30 complete spans before it "
                         "kept, rest of file skipped"]
+
+
+def _cut_after_a_deep_value(cut_in: str) -> tuple[bytes, int]:
+    """A line of five spans, the first with a value nested too deep for the decoders, and
+    where to cut it: in the fourth span (three complete before it, the deep one too), or
+    deep inside the value nested too deep (none complete before it)."""
+    spans = [span(BAD, k, attributes=[{"key": "v", "value": {"stringValue": f"@{k}"}}]) for k in range(1, 6)]
+    data = line(*spans).replace(b'{"stringValue": "@1"}', _nested_value(2000).encode())
+    if cut_in == "a later span":
+        return data, data.index(b'"spanId": "%s"' % sid(4).encode())
+    return data, data.index(b'{"stringValue":"x"}') - 1000
+
+
+@pytest.mark.parametrize("cut_in", ["a later span", "the deep value"])
+def test_a_cut_line_with_a_value_nested_too_deep_keeps_its_complete_spans(tmp_path, cut_in):
+    """The decoders stop at a value nested too deep before they reach the cut: the line was
+    skipped whole ("JSON nested too deeply"), a gzip one with a second warning for the cut."""
+    data, cut = _cut_after_a_deep_value(cut_in)
+    kept = {sid(1), sid(2), sid(3)} if cut_in == "a later span" else None
+    f = write(tmp_path / "a.jsonl", good_line(), data[:cut], good_line(3))
+    traces, warnings = load(f)
+    assert traces.get(BAD) == kept and traces[GOOD] == {sid(k) for k in range(1, 5)}
+    said = "3 complete spans before it kept, rest of line skipped" if kept else "line skipped"
+    assert warnings == [at(f, 2) + f"invalid JSON (truncated); {said} (and 1 more problem on this line)"]
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb") as gz:
+        gz.write(good_line() + b"\n" + data[:cut])
+        gz.flush(zlib.Z_FULL_FLUSH)  # everything so far decompresses on its own
+        end = out.tell()
+        gz.write(data[cut:])
+    f = tmp_path / "killed.jsonl.gz"
+    f.write_bytes(out.getvalue()[:end])
+    traces, warnings = load(f)
+    assert traces.get(BAD) == kept and traces[GOOD] == {sid(1), sid(2)}
+    said = "3 complete spans before it kept, rest of file skipped" if kept else "rest of file skipped"
+    assert warnings == [at(f, 2) + f"compressed data is corrupt or truncated (EOFError); {said} "
+                                   "(and 1 more problem on this line)"]
 
 
 def test_truncated_gzip_cut_at_a_line_end_reads_the_whole_line(tmp_path):
