@@ -660,6 +660,8 @@ class _Loader:
         the gzip reader raised before handing over the part it had decompressed."""
         f.cut, f.read_error = cut, True
         origin = f"{f.name}:{lineno}"
+        counted = not line.isspace()  # (counted as a line of plain JSON Lines is)
+        self.stats.lines += counted
         data = line
         try:
             try:
@@ -673,10 +675,10 @@ class _Loader:
             if data is not line:  # (said in the one warning for the line, as its other problems)
                 self.warn_at(origin, _REPAIR_WARNINGS["deep"])
             if not self._salvaged(data, exc, origin, cut):
+                self.stats.skipped += counted
                 self.warn_at(origin, f"{cut}; rest of file skipped")
             return
         # cut just before its newline: a whole line (any problem in it is its own warning)
-        self.stats.lines += 1
         self._decode_unit(line, origin, None)
         self.warn_at(f"{f.name}:{lineno + 1}", f"{cut}; rest of file skipped")
 

@@ -664,6 +664,28 @@ def test_a_cut_line_with_a_value_nested_too_deep_keeps_its_complete_spans(tmp_pa
                                    "(and 1 more problem on this line)"]
 
 
+@pytest.mark.parametrize("cut_in", ["the third span", "the first span"])
+def test_a_gzip_line_cut_short_counts_as_the_same_line_of_plain_json_lines(tmp_path, cut_in):
+    """LoadStats of a .gz cut inside a line equal those of the plain file cut there: the
+    line is counted read, and skipped when none of its spans is complete."""
+    data = line(*(span(BAD, k) for k in range(1, 6)))
+    cut = data.index(b'"spanId": "%s"' % sid(3 if cut_in == "the third span" else 1).encode())
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb") as gz:
+        gz.write(good_line() + b"\n" + data[:cut])
+        gz.flush(zlib.Z_FULL_FLUSH)  # everything so far decompresses on its own
+        end = out.tell()
+        gz.write(data[cut:])
+    (tmp_path / "a.jsonl.gz").write_bytes(out.getvalue()[:end])
+    write(tmp_path / "a.jsonl", good_line(), data[:cut])
+    counted = []
+    for name in ("a.jsonl", "a.jsonl.gz"):
+        stats = LoadStats()
+        list(iter_traces([str(tmp_path / name)], stats=stats, on_warning=lambda w: None))
+        counted.append((stats.lines, stats.spans, stats.skipped, stats.warning_count))
+    assert counted[0] == counted[1] == (2, 4 if cut_in == "the third span" else 2, 1, 1)
+
+
 def test_truncated_gzip_cut_at_a_line_end_reads_the_whole_line(tmp_path):
     data = gzip.compress(line(span(BAD, 1), span(BAD, 2, parent=1)) + b"\n" + good_line())  # (no last newline)
     f = tmp_path / "end.jsonl.gz"
