@@ -664,6 +664,23 @@ def test_a_cut_line_with_a_value_nested_too_deep_keeps_its_complete_spans(tmp_pa
                                    "(and 1 more problem on this line)"]
 
 
+@pytest.mark.parametrize("repairs", [(b"\xff",), (b"\xff", b"\\ud800")])
+def test_a_cut_line_counts_each_repair_once(tmp_path, repairs):
+    """A line cut short whose complete spans hold an invalid UTF-8 byte (and an unpaired
+    surrogate): each repair is one more problem on the line (its salvage repaired them
+    again and counted them twice)."""
+    spans = [span(BAD, k, attributes=[{"key": "v", "value": {"stringValue": f"@{k}"}}]) for k in range(1, 6)]
+    data = line(*spans)
+    for k, bad in enumerate(repairs, 1):
+        data = data.replace(b'"@%d"' % k, b'"' + bad + b'"')
+    f = write(tmp_path / "a.jsonl", data[: data.index(b'"spanId": "%s"' % sid(4).encode())], good_line())
+    traces, warnings = load(f)
+    assert traces == {BAD: {sid(1), sid(2), sid(3)}, GOOD: {sid(1), sid(2)}}
+    n = len(repairs)
+    assert warnings == [at(f, 1) + "invalid JSON (truncated); 3 complete spans before it kept, rest of line skipped "
+                                   f"(and {n} more problem{'s' if n > 1 else ''} on this line)"]
+
+
 @pytest.mark.parametrize("cut_in", ["the third span", "the first span"])
 def test_a_gzip_line_cut_short_counts_as_the_same_line_of_plain_json_lines(tmp_path, cut_in):
     """LoadStats of a .gz cut inside a line equal those of the plain file cut there: the
