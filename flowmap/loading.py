@@ -840,6 +840,8 @@ class _Loader:
             if lineno > 1 and b"resourceSpans" in line:
                 try:
                     obj = _GENERIC.decode(line)
+                except RecursionError:  # one too deep is one too, read as pass 2 reads it (emptied)
+                    obj, _ = _decode_repaired(line, deep=True)
                 except Exception:  # noqa: BLE001 - not such a line, whatever is wrong with it
                     continue
                 if isinstance(obj, dict) and "resourceSpans" in obj:

@@ -263,6 +263,20 @@ def test_a_deep_value_on_a_line_with_escaped_ids_does_not_close_its_trace_early(
     assert warnings == [at(f, second_at) + "arrays and objects nested more than 256 levels deep emptied"]
 
 
+def test_json_lines_with_deep_values_after_a_broken_first_line_are_read_as_lines(tmp_path):
+    """A broken first line makes the scan look at the next lines for JSON Lines records; one
+    with a value nested too deep did not count, so a file whose next lines all had one was
+    taken for pretty documents: read into memory whole, a later broken line warned about
+    as damage after a document."""
+    deep = [_line_with_value(_trace_of(i), _nested_value(400)) for i in range(19)]
+    rest = [line(span(_trace_of(i), 1)) for i in range(19, 40)]
+    f = write(tmp_path / "a.jsonl", b'{"a": 1,', *deep, b'{"resourceSpans": [}', *rest)
+    traces, warnings = load(f)
+    assert traces == {_trace_of(i): {sid(1)} for i in range(40)}
+    assert len(warnings) == 21 and warnings[0].startswith(at(f, 1))
+    assert warnings[20] == at(f, 21) + "invalid JSON (invalid character); line skipped"
+
+
 def _kvlist(**items) -> dict:
     return {"kvlistValue": {"values": [{"key": k, "value": v} for k, v in items.items()]}}
 
