@@ -110,6 +110,19 @@ def _target_ids(ids: str | dict[str, int]) -> list[str]:
     return list(ids) if type(ids) is dict else ids.split("\n")
 
 
+def _indexed(ids: list[str], summaries: list[Any]) -> tuple[dict[str, int], list[Any]]:
+    """Link targets as an index (span id -> its summary's position) and their summaries,
+    the first of a duplicate id kept (the newer part's): the index lists its ids in the
+    summaries' order, so that a later part's merge (_target_ids) pairs them again."""
+    index: dict[str, int] = {}
+    kept: list[Any] = []
+    for sid, summary in zip(ids, summaries):
+        if sid not in index:
+            index[sid] = len(kept)
+            kept.append(summary)
+    return index, kept
+
+
 def _above_span(trace_id: str, above: tuple[Any, ...]) -> Span:
     """The tagged span above an untagged link target, from what its summary keeps
     (Analyzer._kept_above), for a finding that names it."""
@@ -394,7 +407,11 @@ class Analyzer:
             # the ids joined in one string (a trace has one or two targets), or indexed
             # where there are many: searching the string for each of a batch job's
             # thousands of linked sends was quadratic
-            sids: Any = "\n".join(mine) if len(mine) <= _TARGETS_JOINED else {sid: i for i, sid in reversed(list(enumerate(mine)))}
+            sids: Any
+            if len(mine) <= _TARGETS_JOINED:
+                sids = "\n".join(mine)
+            else:
+                sids, summaries = _indexed(mine, summaries)
             self._link_targets[trace_id] = (sids, *summaries)
             if trace.links_in > 0:  # forgotten once that many more links were judged
                 self._targets_left[trace_id] = self._targets_left.get(trace_id, 0) + trace.links_in - judged

@@ -253,7 +253,9 @@ _TOKEN_RE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?(?:\s*:)?|[\[\]{}]', re.DOTAL
 
 def emptied_below(data: bytes, limit: int) -> bytes | None:
     """``data`` with every array and object nested deeper than ``limit`` emptied (``[]``,
-    ``{}``), or None when its brackets do not balance (cut short: nothing to keep).
+    ``{}``), or None when a bracket closes one never opened. Data cut short stays cut
+    short (after the last bracket kept when the cut is in an emptied one), so that the
+    complete spans before the cut are still found (salvage_line), as without the depth.
 
     One span's hostile attribute nested thousands deep stops the decoders for its whole
     line; emptied, only that value is lost, not the line's other spans. Brackets are
@@ -276,9 +278,8 @@ def emptied_below(data: bytes, limit: int) -> bytes | None:
             depth -= 1
             if depth < 0:
                 return None
-    if depth:
-        return None
-    kept.append(data[start:])
+    if depth <= limit:  # (else the cut is inside an emptied one: its opening bracket ends it)
+        kept.append(data[start:])
     return b"".join(kept)
 
 

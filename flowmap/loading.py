@@ -272,11 +272,13 @@ class _File:
 
 class _Continued(Exception):
     """Raised for a line of JSON Lines that is not JSON on its own but may begin a value
-    the lines after it continue (see _Loader._read_on); ``error``: why it did not decode."""
+    the lines after it continue (see _Loader._read_on); ``error``: why it did not decode;
+    ``data``: the line as decoded (after the repairs, which the error's offsets are in)."""
 
-    def __init__(self, error: Exception) -> None:
+    def __init__(self, error: Exception, data: bytes) -> None:
         super().__init__()
         self.error = error
+        self.data = data
 
 
 class _Loader:
@@ -658,16 +660,25 @@ class _Loader:
         the gzip reader raised before handing over the part it had decompressed."""
         f.cut, f.read_error = cut, True
         origin = f"{f.name}:{lineno}"
+        counted = not line.isspace()  # (counted as a line of plain JSON Lines is)
+        self.stats.lines += counted
+        data = line
         try:
-            msgspec.json.decode(line)
+            try:
+                msgspec.json.decode(line)
+            except RecursionError:  # the decoder stopped before the cut: emptied, as pass 2 does (_repair)
+                data = emptied_below(line, _DEPTH_MAX) or line
+                msgspec.json.decode(data)
         except (msgspec.ValidationError, RecursionError):  # JSON: read whole, as below
             pass
         except msgspec.DecodeError as exc:
-            if not self._salvaged(line, exc, origin, cut):
+            if data is not line:  # (said in the one warning for the line, as its other problems)
+                self.warn_at(origin, _REPAIR_WARNINGS["deep"])
+            if not self._salvaged(data, exc, origin, cut):
+                self.stats.skipped += counted
                 self.warn_at(origin, f"{cut}; rest of file skipped")
             return
         # cut just before its newline: a whole line (any problem in it is its own warning)
-        self.stats.lines += 1
         self._decode_unit(line, origin, None)
         self.warn_at(f"{f.name}:{lineno + 1}", f"{cut}; rest of file skipped")
 
@@ -829,6 +840,8 @@ class _Loader:
             if lineno > 1 and b"resourceSpans" in line:
                 try:
                     obj = _GENERIC.decode(line)
+                except RecursionError:  # one too deep is one too, read as pass 2 reads it (emptied)
+                    obj, _ = _decode_repaired(line, deep=True)
                 except Exception:  # noqa: BLE001 - not such a line, whatever is wrong with it
                     continue
                 if isinstance(obj, dict) and "resourceSpans" in obj:
@@ -872,7 +885,7 @@ class _Loader:
                                 yield from self._closing_at((index, lineno, c))
                             del chunks
                     except _Continued as continued:
-                        last, after = self._read_on(f, lineno, line, lines, continued.error)
+                        last, after = self._read_on(f, lineno, line, lines, continued)
                         yield from self._ended_on(index, lineno, last)
                         if after is not None:  # the line that ended it, read as a line
                             rest = itertools.chain((after,), lines)
@@ -892,7 +905,7 @@ class _Loader:
             self._reading_lines = False
 
     def _read_on(
-        self, f: _File, first: int, line: bytes, lines: Iterator[tuple[int, bytes, int]], error: Exception
+        self, f: _File, first: int, line: bytes, lines: Iterator[tuple[int, bytes, int]], continued: _Continued
     ) -> tuple[int, tuple[int, bytes, int] | None]:
         """A line of JSON Lines that begins a value the lines after it continue (a
         pretty-printed document among the lines, one after a compact first document),
@@ -926,8 +939,10 @@ class _Loader:
                 depth += _bracket_depth(text)
                 before = text
         origin = f"{path}:{first}"
+        error = continued.error
         if not more and _decode_error(error) == "truncated":
-            if not self._salvaged(line, error, origin):
+            # (its repaired copy: a value nested too deep emptied, the spans after it are found)
+            if not self._salvaged(continued.data, error, origin):
                 self._unreadable(origin, error)
             return last, after
         held = self._held
@@ -1219,7 +1234,7 @@ class _Loader:
         but a line of JSON Lines that may begin a value the next lines continue goes back
         to the file's reading (see _read_on)."""
         if origin_of is None and self._reading_lines and _continues(data, exc):
-            raise _Continued(exc)
+            raise _Continued(exc, data)
         if origin_of is None and self._salvaged(data, exc, origin):
             return
         self._unreadable(origin, exc)
@@ -1937,19 +1952,20 @@ def _chunks_of(data: bytes) -> list[Chunk] | None:
     return chunks if chunks is not None and len(chunks) > 1 else None
 
 
-def _decode_repaired(data: bytes) -> tuple[Any, Exception | None]:
+def _decode_repaired(data: bytes, deep: bool = False) -> tuple[Any, Exception | None]:
     """The generic decode of ``data`` after the repairs pass 2 makes (invalid UTF-8 and
-    unpaired surrogates replaced, on a copy): ``(value, None)``, or ``(None, the error
-    no repair helps)``. The error comes without its traceback: its frames hold ``data``
-    in a reference cycle, which the paused collector never freed (a document read whole
-    stayed in memory through the whole load)."""
-    done = {"bom"}  # callers strip a byte order mark themselves, where it is allowed
+    unpaired surrogates replaced, on a copy; with ``deep``, nesting too deep emptied):
+    ``(value, None)``, or ``(None, the error no repair helps)``. The error comes without
+    its traceback: its frames hold ``data`` in a reference cycle, which the paused
+    collector never freed (a document read whole stayed in memory through the whole load)."""
+    # (callers strip a byte order mark themselves, where it is allowed)
+    done = {"bom"} if deep else {"bom", "deep"}
     while True:
         try:
             return _GENERIC.decode(data), None
-        except (msgspec.ValidationError, RecursionError) as exc:  # before DecodeError: its subclass
+        except msgspec.ValidationError as exc:  # before DecodeError: its subclass
             return None, exc.with_traceback(None)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
             step = _repair(data, exc, done)
             if step is None:
                 return None, exc.with_traceback(None)
@@ -2015,14 +2031,14 @@ def _trace_ids_in(line: bytes) -> list[bytes]:
     """Trace ids of a line decoded in full (for lines the regex scan cannot read).
 
     The line is decoded after the repairs pass 2 makes (a byte order mark, invalid
-    UTF-8, unpaired surrogates, on a copy), so a trace is not closed before such a line. A line that
-    still does not decode gives none: pass 2 warns about it. The walk uses a stack, not
+    UTF-8, unpaired surrogates, nesting too deep, on a copy), so a trace is not closed
+    before such a line. A line that still does not decode gives none: pass 2 warns about it. The walk uses a stack, not
     recursion, whatever the nesting. Sorted: traces ending on the same line are closed
     in this order, which must not depend on the hash seed.
     """
     if line.lstrip().startswith(_BOM):  # files joined with cat (pass 2 drops it too)
         line = line.lstrip()[len(_BOM) :]
-    obj, _ = _decode_repaired(line)
+    obj, _ = _decode_repaired(line, deep=True)
     if obj is None:
         return []
     found: set[bytes] = set()

@@ -242,6 +242,42 @@ def test_a_batch_jobs_many_sends_are_each_judged_against_their_own_consumer(tmp_
     assert sum(e.inherited for e in a.flow.edges.values() if e.via_link) == 39
 
 
+@pytest.mark.parametrize("later_part", ["another send", "a send again, for another tenant"])
+def test_a_job_trace_analysed_in_parts_keeps_each_send_paired_with_its_own_tenant(later_part):
+    """A job's trace read in two parts (a late fragment) whose first part remembers more
+    than 16 link targets: the parts' targets are merged, and each consumer is still judged
+    against its own send (they were paired with other sends' summaries once merged from
+    an index: sends of one tenant taken for the other's). A send read again in the newer
+    part is judged as that part has it."""
+    import dataclasses
+
+    from flowmap.model import Trace
+
+    job = TraceBuilder()
+    sends = [job.span(f"send job {i}", kind=PRODUCER, tenant=(TAG_A, TAG_B)[i % 2], boundary="queue.publish")
+             for i in range(20)]
+    extra = job.span("send job 20", kind=PRODUCER, tenant=TAG_A, boundary="queue.publish")
+    consumers = []
+    for i, send in enumerate([*sends, extra]):
+        worker = TraceBuilder(service="worker")
+        worker.span("process job", kind=CONSUMER, service="worker", tenant=(TAG_A, TAG_B)[i % 2],
+                    boundary="queue.consume", links=[send])
+        consumers.append(worker)
+    whole = job.traces()
+    first = Trace(whole.trace_id, {s.span_id: whole.spans[s.span_id] for s in sends})
+    if later_part == "another send":
+        later, switched = whole.spans[extra.span_id], None
+    else:  # send 0 again, now tagged for the other tenant than its consumer's
+        later, switched = dataclasses.replace(whole.spans[sends[0].span_id], tenant=TAG_B), consumers[0]
+    a = analyze_traces([first, Trace(whole.trace_id, {later.span_id: later}), *(c.traces() for c in consumers)])
+    cross = [f.trace_id for f in a.findings if f.rule == "cross-tenant"]
+    assert cross == ([] if switched is None else [switched.trace_id])
+    via_link = [e for e in a.flow.edges.values() if e.via_link]
+    assert sum(e.switched for e in via_link) == len(cross)
+    # (send 20's consumer links into nothing read when the later part is send 0 again)
+    assert sum(e.inherited for e in via_link) == (21 if switched is None else 19)
+
+
 # -- an untagged consumer root linked to a tagged producer ----------------------------
 
 def _queue(same_trace):

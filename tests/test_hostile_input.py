@@ -198,7 +198,8 @@ def test_deep_nesting_unclosed_in_a_later_line(tmp_path):
     f = write(tmp_path / "a.jsonl", good_line(1), b'{"resourceSpans":' + b"[" * 100_000, good_line(3))
     traces, warnings = load(f)
     assert traces == {GOOD: {sid(1), sid(2), sid(3), sid(4)}}
-    assert warnings == [at(f, 2) + "JSON nested too deeply; line skipped"]
+    # its brackets never close: cut short, once what nests too deep is emptied
+    assert warnings == [at(f, 2) + "invalid JSON (truncated); line skipped (and 1 more problem on this line)"]
 
 
 def test_deep_nesting_in_a_pretty_document(tmp_path):
@@ -241,6 +242,39 @@ def test_a_deep_value_costs_neither_its_span_nor_the_other_spans_of_its_batch(tm
     [trace] = iter_traces([f], on_warning=lambda w: None)
     assert trace.spans[sid(1)].attributes["v"] == "@1" and trace.spans[sid(3)].attributes["v"] == "@3"
     assert isinstance(trace.spans[sid(2)].attributes["v"], list)  # what is left of the deep value
+
+
+@pytest.mark.parametrize("layout", ["json lines", "pretty documents"])
+def test_a_deep_value_on_a_line_with_escaped_ids_does_not_close_its_trace_early(tmp_path, layout):
+    """The scan decodes a line whose ids are written with \\u escapes to find them: with a
+    value nested too deep it found none, so the trace closed before that line, whose spans
+    (kept by the deep repair) came as a second part of it ("continues after it was complete")."""
+    first = traces_data(span(GOOD, 1, kind=2))
+    second = traces_data(span(GOOD, 2, parent=1, attributes=[{"key": "deep", "value": {"stringValue": "@"}}]))
+    indent = None if layout == "json lines" else 2
+    docs = [json.dumps(doc, indent=indent) for doc in (first, second)]
+    docs[1] = re.sub(r'\{\s*"stringValue": "@"\s*\}', _nested_value(2000), docs[1])
+    docs[1] = docs[1].replace(f'"traceId": "{GOOD}"', f'"traceId": "\\u0030{GOOD[1:]}"')
+    assert "\\u0030" in docs[1] and _nested_value(2000) in docs[1]
+    f = write(tmp_path / "a.json", *(d.encode() for d in docs))
+    traces, warnings = load(f)
+    assert traces == {GOOD: {sid(1), sid(2)}}
+    second_at = 2 if layout == "json lines" else docs[0].count("\n") + 2
+    assert warnings == [at(f, second_at) + "arrays and objects nested more than 256 levels deep emptied"]
+
+
+def test_json_lines_with_deep_values_after_a_broken_first_line_are_read_as_lines(tmp_path):
+    """A broken first line makes the scan look at the next lines for JSON Lines records; one
+    with a value nested too deep did not count, so a file whose next lines all had one was
+    taken for pretty documents: read into memory whole, a later broken line warned about
+    as damage after a document."""
+    deep = [_line_with_value(_trace_of(i), _nested_value(400)) for i in range(19)]
+    rest = [line(span(_trace_of(i), 1)) for i in range(19, 40)]
+    f = write(tmp_path / "a.jsonl", b'{"a": 1,', *deep, b'{"resourceSpans": [}', *rest)
+    traces, warnings = load(f)
+    assert traces == {_trace_of(i): {sid(1)} for i in range(40)}
+    assert len(warnings) == 21 and warnings[0].startswith(at(f, 1))
+    assert warnings[20] == at(f, 21) + "invalid JSON (invalid character); line skipped"
 
 
 def _kvlist(**items) -> dict:
@@ -605,6 +639,82 @@ def test_truncated_gzip_keeps_the_complete_spans_of_the_line_it_cut(tmp_path):
     assert traces[_trace_of(3)] == {sid(k) for k in range(1, 31)}
     assert warnings == [f"{f}:4: compressed data is corrupt or truncated (EOFError); 30 complete spans before it "
                         "kept, rest of file skipped"]
+
+
+def _cut_after_a_deep_value(cut_in: str) -> tuple[bytes, int]:
+    """A line of five spans, the first with a value nested too deep for the decoders, and
+    where to cut it: in the fourth span (three complete before it, the deep one too), or
+    deep inside the value nested too deep (none complete before it)."""
+    spans = [span(BAD, k, attributes=[{"key": "v", "value": {"stringValue": f"@{k}"}}]) for k in range(1, 6)]
+    data = line(*spans).replace(b'{"stringValue": "@1"}', _nested_value(2000).encode())
+    if cut_in == "a later span":
+        return data, data.index(b'"spanId": "%s"' % sid(4).encode())
+    return data, data.index(b'{"stringValue":"x"}') - 1000
+
+
+@pytest.mark.parametrize("cut_in", ["a later span", "the deep value"])
+def test_a_cut_line_with_a_value_nested_too_deep_keeps_its_complete_spans(tmp_path, cut_in):
+    """The decoders stop at a value nested too deep before they reach the cut: the line was
+    skipped whole ("JSON nested too deeply"), a gzip one with a second warning for the cut."""
+    data, cut = _cut_after_a_deep_value(cut_in)
+    kept = {sid(1), sid(2), sid(3)} if cut_in == "a later span" else None
+    f = write(tmp_path / "a.jsonl", good_line(), data[:cut], good_line(3))
+    traces, warnings = load(f)
+    assert traces.get(BAD) == kept and traces[GOOD] == {sid(k) for k in range(1, 5)}
+    said = "3 complete spans before it kept, rest of line skipped" if kept else "line skipped"
+    assert warnings == [at(f, 2) + f"invalid JSON (truncated); {said} (and 1 more problem on this line)"]
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb") as gz:
+        gz.write(good_line() + b"\n" + data[:cut])
+        gz.flush(zlib.Z_FULL_FLUSH)  # everything so far decompresses on its own
+        end = out.tell()
+        gz.write(data[cut:])
+    f = tmp_path / "killed.jsonl.gz"
+    f.write_bytes(out.getvalue()[:end])
+    traces, warnings = load(f)
+    assert traces.get(BAD) == kept and traces[GOOD] == {sid(1), sid(2)}
+    said = "3 complete spans before it kept, rest of file skipped" if kept else "rest of file skipped"
+    assert warnings == [at(f, 2) + f"compressed data is corrupt or truncated (EOFError); {said} "
+                                   "(and 1 more problem on this line)"]
+
+
+@pytest.mark.parametrize("repairs", [(b"\xff",), (b"\xff", b"\\ud800")])
+def test_a_cut_line_counts_each_repair_once(tmp_path, repairs):
+    """A line cut short whose complete spans hold an invalid UTF-8 byte (and an unpaired
+    surrogate): each repair is one more problem on the line (its salvage repaired them
+    again and counted them twice)."""
+    spans = [span(BAD, k, attributes=[{"key": "v", "value": {"stringValue": f"@{k}"}}]) for k in range(1, 6)]
+    data = line(*spans)
+    for k, bad in enumerate(repairs, 1):
+        data = data.replace(b'"@%d"' % k, b'"' + bad + b'"')
+    f = write(tmp_path / "a.jsonl", data[: data.index(b'"spanId": "%s"' % sid(4).encode())], good_line())
+    traces, warnings = load(f)
+    assert traces == {BAD: {sid(1), sid(2), sid(3)}, GOOD: {sid(1), sid(2)}}
+    n = len(repairs)
+    assert warnings == [at(f, 1) + "invalid JSON (truncated); 3 complete spans before it kept, rest of line skipped "
+                                   f"(and {n} more problem{'s' if n > 1 else ''} on this line)"]
+
+
+@pytest.mark.parametrize("cut_in", ["the third span", "the first span"])
+def test_a_gzip_line_cut_short_counts_as_the_same_line_of_plain_json_lines(tmp_path, cut_in):
+    """LoadStats of a .gz cut inside a line equal those of the plain file cut there: the
+    line is counted read, and skipped when none of its spans is complete."""
+    data = line(*(span(BAD, k) for k in range(1, 6)))
+    cut = data.index(b'"spanId": "%s"' % sid(3 if cut_in == "the third span" else 1).encode())
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb") as gz:
+        gz.write(good_line() + b"\n" + data[:cut])
+        gz.flush(zlib.Z_FULL_FLUSH)  # everything so far decompresses on its own
+        end = out.tell()
+        gz.write(data[cut:])
+    (tmp_path / "a.jsonl.gz").write_bytes(out.getvalue()[:end])
+    write(tmp_path / "a.jsonl", good_line(), data[:cut])
+    counted = []
+    for name in ("a.jsonl", "a.jsonl.gz"):
+        stats = LoadStats()
+        list(iter_traces([str(tmp_path / name)], stats=stats, on_warning=lambda w: None))
+        counted.append((stats.lines, stats.spans, stats.skipped, stats.warning_count))
+    assert counted[0] == counted[1] == (2, 4 if cut_in == "the third span" else 2, 1, 1)
 
 
 def test_truncated_gzip_cut_at_a_line_end_reads_the_whole_line(tmp_path):
