@@ -268,6 +268,8 @@ class _File:
     parts: list[tuple[int, int, bytes] | _Damage] | None = None
     #: a single large document read in this many chunks of spans (documents.span_chunks), 0: whole
     chunks: int = 0
+    #: the line a .gz's damage cut, read apart from the others (_Loader._cut_tail), 0: none
+    cut_line: int = 0
 
 
 class _Continued(Exception):
@@ -658,7 +660,7 @@ class _Loader:
         mid-batch): its complete spans kept, as a cut line's of plain JSON Lines, with
         one warning that says what stopped the file. Without this the line was lost:
         the gzip reader raised before handing over the part it had decompressed."""
-        f.cut, f.read_error = cut, True
+        f.cut, f.read_error, f.cut_line = cut, True, lineno
         origin = f"{f.name}:{lineno}"
         counted = not line.isspace()  # (counted as a line of plain JSON Lines is)
         self.stats.lines += counted
@@ -903,6 +905,8 @@ class _Loader:
                         progress(done + consumed, total)
         finally:
             self._reading_lines = False
+        if f.cut_line:  # a .gz cut inside its last line, which _cut_tail read: its traces too
+            yield from self._closing_at((index, f.cut_line))
 
     def _read_on(
         self, f: _File, first: int, line: bytes, lines: Iterator[tuple[int, bytes, int]], continued: _Continued

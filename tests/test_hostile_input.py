@@ -639,6 +639,9 @@ def test_truncated_gzip_keeps_the_complete_spans_of_the_line_it_cut(tmp_path):
     assert traces[_trace_of(3)] == {sid(k) for k in range(1, 31)}
     assert warnings == [f"{f}:4: compressed data is corrupt or truncated (EOFError); 30 complete spans before it "
                         "kept, rest of file skipped"]
+    # its traces are analysed with the file, not held to the end of the input
+    order = [t.trace_id for t in iter_traces([str(f), str(good)], on_warning=lambda w: None)]
+    assert order.index(_trace_of(3)) < order.index(GOOD)
 
 
 def _cut_after_a_deep_value(cut_in: str) -> tuple[bytes, int]:
