@@ -231,6 +231,57 @@ def test_deep_attribute_values_load_or_are_emptied_never_raise(tmp_path):
     assert analysis.spans == 4
 
 
+def _emptied_reference(data: bytes, limit: int) -> bytes | None:
+    """emptied_below written a character at a time: what the real one must equal."""
+    out = bytearray()
+    depth, in_string, escaped = 0, False, False
+    for byte in data:
+        ch = bytes([byte])
+        if in_string:
+            in_string = not (ch == b'"' and not escaped)
+            escaped = ch == b"\\" and not escaped
+        elif ch in b"[{":
+            depth += 1
+            if depth <= limit + 1:
+                out += ch
+            continue
+        elif ch in b"]}":
+            depth -= 1
+            if depth < 0:
+                return None
+            if depth <= limit:
+                out += ch
+            continue
+        elif ch == b'"':
+            in_string, escaped = True, False
+        if depth <= limit:
+            out += ch
+    return bytes(out)
+
+
+def test_emptying_deep_values_keeps_exactly_what_is_not_too_deep():
+    """Brackets in strings, escaped quotes, unterminated strings and cuts, at many depths."""
+    from flowmap.documents import emptied_below
+
+    rng = random.Random(24)
+    pieces = [b"[", b"]", b"{", b"}", b'"', b"\\", b"a", b",", b":", b" ", "é".encode(), b"[[[[", b"]]]]", b'"[x]"']
+    for _ in range(4000):
+        data = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 60)))
+        for limit in (0, 1, 2, 5):
+            assert emptied_below(data, limit) == _emptied_reference(data, limit), (data, limit)
+
+
+def test_a_bracket_bomb_beside_spans_costs_only_itself(tmp_path):
+    bomb = "[" * 400_000 + "]" * 400_000  # (emptied a run of brackets at a time)
+    batch = traces_data(*[span(GOOD, i, attributes=[{"key": "v", "value": {"stringValue": f"@{i}"}}]) for i in (1, 2)])
+    data = json.dumps(batch).replace('{"stringValue": "@2"}', '{"arrayValue": {"values": [{"intValue": 1}]}, "x": %s}'
+                                     % bomb).encode()
+    f = write(tmp_path / "a.jsonl", data)
+    traces, warnings = load(f)
+    assert traces == {GOOD: {sid(1), sid(2)}}
+    assert warnings == [at(f, 1) + "arrays and objects nested more than 256 levels deep emptied"]
+
+
 def test_a_deep_value_costs_neither_its_span_nor_the_other_spans_of_its_batch(tmp_path):
     """An exporter's line holds hundreds of spans: one hostile attribute must not hide them."""
     batch = traces_data(*[span(GOOD, i, attributes=[{"key": "v", "value": {"stringValue": f"@{i}"}}]) for i in (1, 2, 3)])
