@@ -856,7 +856,7 @@ class _Loader:
 
     def _decode_file(self, f: _File, done: int, total: int) -> Iterator[Trace]:
         if f.document:
-            yield from self._decode_document(f)
+            yield from self._decode_document(f, done, total)
             return
         closing = self.closing
         progress = self.on_progress
@@ -989,7 +989,7 @@ class _Loader:
             for span in trace.values():
                 otlp.detach(span)
 
-    def _decode_document(self, f: _File) -> Iterator[Trace]:
+    def _decode_document(self, f: _File, done: int = 0, total: int = 0) -> Iterator[Trace]:
         """The traces of a file of documents, each once the part that mentions it last is
         read: holding every span of a stream of documents (``jq .`` of JSON Lines) to its
         end took ~5 KB a span (each span pins its document's copy)."""
@@ -1001,8 +1001,14 @@ class _Loader:
             parts: Iterator[int] = self._read_chunks(data, chunks, f.name)
         else:
             parts = self._read_documents(data, f.parts, f.name, cut=f.cut)
+        progress = self.on_progress
+        count = f.chunks or (len(f.parts) if f.parts else 1)
+        next_report = _PROGRESS_STEP
         for k in parts:
             yield from self._ended_on(f.index, k, k)
+            if progress is not None and f.size * k // count >= next_report:  # (gigabytes take minutes)
+                progress(done + f.size * k // count, total)
+                next_report = f.size * k // count + _PROGRESS_STEP
         if f.cut is not None:
             f.read_error = True  # (said by _read_documents)
 

@@ -419,6 +419,21 @@ def test_a_large_single_document_is_read_in_chunks_with_the_same_analysis(tmp_pa
     assert len(a.findings) == 40 and all(f.origin.startswith(f"{doc}:") for f in a.findings)
 
 
+@pytest.mark.parametrize("shape", ["one-document", "jq-stream"])
+def test_reading_a_large_document_reports_progress_as_it_goes(tmp_path, small_chunks, monkeypatch, shape):
+    """A document of gigabytes takes minutes: progress was said only once it was read."""
+    monkeypatch.setattr(loading, "_PROGRESS_STEP", 1)
+    doc = tmp_path / "docs.json"
+    doc.write_bytes(_one_document(40) if shape == "one-document" else _jq_stream(40))
+    size = doc.stat().st_size
+    seen = []
+    for _ in iter_traces([str(doc)], on_progress=lambda done, total: seen.append((done, total))):
+        pass
+    assert len(seen) > 3 and all(total == size for _, total in seen)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen) and seen[-1][0] == size
+    assert seen[0][0] < size  # said before the end
+
+
 def test_a_chunked_documents_bad_span_is_named_at_its_own_line(tmp_path, small_chunks):
     data = _one_document(30).replace(b'"spanId": "f000000000000002"', b'"spanId": 7', 1)
     doc = tmp_path / "one.json"
