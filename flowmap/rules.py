@@ -1309,8 +1309,8 @@ def _judge_links(v: TraceVerdict, graph: SpanGraph, settings: AnalysisSettings) 
                 continue
             bound = () if how == BATCH_UNBOUND else linking.below(scope)[1]
             if (producer.tenant, producer.key_id) not in bound:  # a batch consumer: see UntaggedBelow
-                if bound and one_message(spans[dst], scope) and not _judged_by_parents(graph, src, dst, producer,
-                                                                                       known, settings):
+                if bound and one_message(spans[dst], scope) and not _judged_by_parents(graph, dst, producer, known,
+                                                                                       settings):
                     f = judge_link(producer, spans[dst], None, bound) or f
                 v.add(f)
                 state = SWITCHED if f.rule == CROSS_TENANT else DROPPED
@@ -1334,7 +1334,7 @@ def _judge_link_through(
     how, scope = linking.reading(dst)
     bound: Any = ()
     if consumer.tenant is None:
-        if not one_message(consumer, scope) or _judged_by_parents(graph, src, dst, above, known, settings):
+        if not one_message(consumer, scope) or _judged_by_parents(graph, dst, above, known, settings):
             return
         bound = linking.below(scope)[1]
     f = judge_link_through(above, graph.spans[src], consumer, how, bound)
@@ -1346,17 +1346,19 @@ def _judge_link_through(
 
 
 def _judged_by_parents(
-    graph: SpanGraph, src: str, dst: str, compared: Span, known: dict[str, Any], settings: AnalysisSettings,
+    graph: SpanGraph, dst: str, compared: Span, known: dict[str, Any], settings: AnalysisSettings,
 ) -> bool:
     """Whether the parent edges already judge what ran below an untagged consumer of one
-    message against the span its link compares it with (``compared``: the producer, or
-    the tagged span above an untagged one): the consumer is the producer's own child (a
-    ``process`` span parented on the message's creation context, as OTel's messaging
-    conventions allow for one message), so a tenant bound below it is a ``cross-tenant``
-    on the span that bound it (compared with ``compared`` through untagged spans), and the
-    consumer's own parent edge its ``context-dropped``. The link reports the one switch no
-    second time (it was a third finding for it)."""
-    return graph.parent.get(dst) == src and tagged_above(graph, dst, settings, known) is compared
+    message against the tenant its link compares it with (``compared``: the producer, or
+    the tagged span above an untagged one): the nearest tagged span above the consumer
+    ran for that tenant (the producer itself, for a ``process`` span parented on the
+    message's creation context, as OTel's messaging conventions allow for one message;
+    or the request that sent it), so a tenant bound below it is a ``cross-tenant`` on the
+    span that bound it (compared through untagged spans), and the consumer's own parent
+    edge its ``context-dropped``. The link reports the one switch no second time (it was
+    a second cross-tenant, a third finding, for it)."""
+    above = tagged_above(graph, dst, settings, known)
+    return above is not None and edge_state(compared, above) == INHERITED
 
 
 def _entries_under_untagged_callers(v: TraceVerdict, graph: SpanGraph, settings: AnalysisSettings) -> None:

@@ -256,6 +256,23 @@ def test_a_consumer_both_child_of_and_linked_to_the_message_reports_its_switch_o
 
 
 @pytest.mark.parametrize("send_tagged", [True, False], ids=["tagged-send", "untagged-send"])
+def test_a_consumer_run_under_the_sending_request_reports_its_switch_once(tmp_path, send_tagged):
+    """The same switch when the process span is the sending request's child (a worker
+    in the request's process, its span parented on the request's context) rather than
+    the send's: the parent edges see it through the untagged consumer, against the
+    request, of the message's tenant. The link was a second cross-tenant for it."""
+    tb = TraceBuilder()
+    entry = request(tb)
+    send = entry.child("orders send", kind=PRODUCER, tenant=TAG_A if send_tagged else None, boundary="queue.publish")
+    process = tb.span("orders process", kind=CONSUMER, service="worker", boundary="queue.consume", parent=entry,
+                      links=[send])
+    work = process.child("refund", service="worker", tenant=TAG_B, boundary="tool")
+    found = [(f.rule, f.span_id, f.parent_span_id) for f in analyze_built(tmp_path, tb).findings]
+    assert [f for f in found if f[0] == "cross-tenant"] == [("cross-tenant", work.span_id, entry.span_id)]
+    assert ("context-dropped", process.span_id, entry.span_id) in found
+
+
+@pytest.mark.parametrize("send_tagged", [True, False], ids=["tagged-send", "untagged-send"])
 def test_a_consumer_only_linked_to_the_message_keeps_its_switch_on_itself(tmp_path, send_tagged):
     """Near misses: the process span is a root, linked only: the link alone sees the work
     below it, one switch on the consumer (one message's work bound for B); and a consumer
