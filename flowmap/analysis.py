@@ -355,9 +355,15 @@ class Analyzer:
         judged = len(graph.links)  # links into this trace judged by now
         known: dict[str, Any] = {}  # (tagged_above's answers)
         if waiting is not None:
+            unmatched: dict[str, list[tuple[Any, ...]]] | None = None
             for sid, consumers in waiting.items():
                 span = spans.get(sid)
-                if span is not None:
+                if span is None:  # (a later part of the trace may hold it: they wait on)
+                    if unmatched is None:
+                        unmatched = self._pending_links[trace_id] = {}
+                    unmatched[sid] = consumers
+                    self._waiting += len(consumers)
+                else:
                     producer = None
                     op, tenant, key_id = ops[sid], span.tenant, span.key_id
                     above = tagged_above(graph, sid, self.settings, known) if tenant is None else None

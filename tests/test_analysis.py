@@ -278,6 +278,30 @@ def test_a_job_trace_analysed_in_parts_keeps_each_send_paired_with_its_own_tenan
     assert sum(e.inherited for e in via_link) == (21 if switched is None else 19)
 
 
+def test_links_waiting_for_a_trace_read_in_parts_are_judged_by_the_part_that_holds_their_span():
+    """Consumers read before a trace that comes in two parts (a late fragment): the links
+    into the second part's span waited no further once the first part came, and were
+    never judged (a consumer of another tenant passed)."""
+    from flowmap.model import Trace
+
+    job = TraceBuilder()
+    early = job.span("send job 0", kind=PRODUCER, tenant=TAG_A, boundary="queue.publish")
+    late = job.span("send job 1", kind=PRODUCER, tenant=TAG_A, boundary="queue.publish")
+    consumers = []
+    for send, tenant in ((early, TAG_A), (late, TAG_B)):
+        worker = TraceBuilder(service="worker")
+        worker.span("process job", kind=CONSUMER, service="worker", tenant=tenant, boundary="queue.consume",
+                    links=[send])
+        consumers.append(worker)
+    whole = job.traces()
+    parts = [Trace(whole.trace_id, {s.span_id: whole.spans[s.span_id]}) for s in (early, late)]
+    a = analyze_traces([*(c.traces() for c in consumers), *parts])
+    assert [(f.rule, f.trace_id) for f in a.findings if f.rule == "cross-tenant"] == [
+        ("cross-tenant", consumers[1].trace_id)]
+    via_link = [e for e in a.flow.edges.values() if e.via_link]
+    assert (sum(e.inherited for e in via_link), sum(e.switched for e in via_link)) == (1, 1)
+
+
 # -- an untagged consumer root linked to a tagged producer ----------------------------
 
 def _queue(same_trace):
