@@ -185,8 +185,19 @@ class _SkimDocument(msgspec.Struct, rename="camel", gc=False):
 
 _skim = msgspec.json.Decoder(_SkimDocument).decode
 
-#: a chunk of a document's spans: (its resource as written, its spans as written) groups
-Chunk = list[tuple[msgspec.Raw, list[msgspec.Raw]]]
+class Piece(NamedTuple):
+    """Spans of one scope, as written, with their resource as written; ``at``: where the
+    first of them is in the document (resourceSpans index, the scope spans' field name,
+    its index, the span's index), so that a warning about one of them names its place
+    in the document, not in the chunk's own document (chunk_document)."""
+
+    resource: msgspec.Raw
+    spans: list[msgspec.Raw]
+    at: tuple[int, str, int, int]
+
+
+#: a chunk of a document's spans
+Chunk = list[Piece]
 
 
 def span_chunks(data: bytes, size: int) -> list[Chunk] | None:
@@ -206,13 +217,15 @@ def span_chunks(data: bytes, size: int) -> list[Chunk] | None:
     chunks: list[Chunk] = []
     chunk: Chunk = []
     n = 0
-    for rs in doc.resource_spans:
-        for ss in rs.scope_spans or rs.instrumentation_library_spans:  # (as otlp.scopes reads them)
+    new, old = otlp.SCOPE_SPANS_NAMES
+    for r, rs in enumerate(doc.resource_spans):
+        name = new if rs.scope_spans else old  # (as otlp.scopes reads them)
+        for j, ss in enumerate(rs.scope_spans or rs.instrumentation_library_spans):
             spans = ss.spans
             i = 0
             while i < len(spans):
                 take = spans[i : i + size - n]
-                chunk.append((rs.resource, take))
+                chunk.append(Piece(rs.resource, take, (r, name, j, i)))
                 n += len(take)
                 i += len(take)
                 if n >= size:
@@ -227,7 +240,7 @@ def chunk_document(chunk: Chunk) -> bytes:
     """A chunk of spans (:func:`span_chunks`) as a TracesData document of its own."""
     return b'{"resourceSpans":[' + b",".join(
         b'{"resource":' + bytes(resource) + b',"scopeSpans":[{"spans":[' + b",".join(spans) + b"]}]}"
-        for resource, spans in chunk
+        for resource, spans, _ in chunk
     ) + b"]}"
 
 

@@ -343,6 +343,8 @@ class _Loader:
         #: a file of JSON Lines is being read: a line that begins a value the next lines
         #: continue is handed back to it (_Continued), not skipped
         self._reading_lines = False
+        #: the chunk being decoded (documents.span_chunks): where its spans are in the document
+        self._chunk: Chunk | None = None
         stats._done = self._done
 
     # -- warnings ---------------------------------------------------------------
@@ -726,15 +728,10 @@ class _Loader:
                 if not _is_json(line) and self._detect_document(f, line, last, counts):
                     return
             pos = (index, lineno)
+            if len(line) > _CHUNKED_OVER and _scan_chunks(line, pos, last, counts):
+                continue  # (a huge line read a chunk at a time: each id closes after its last chunk)
             found = findall(line)
-            chunks = _chunks_of(line) if len(line) > _CHUNKED_OVER else None
-            if chunks is None:
-                update(fromkeys(found, pos))  # raw bytes keys: normalised once, later
-            else:  # a huge line read a chunk at a time: each id closes after its last chunk
-                for c, chunk in enumerate(chunks, 1):
-                    update(fromkeys([tid for _, spans in chunk for span in spans for tid in findall(span)],
-                                    (index, lineno, c)))
-                del chunks
+            update(fromkeys(found, pos))  # raw bytes keys: normalised once, later
             count(found)
             # one-byte test first: memchr is ~20x faster than searching for two bytes
             if b"\\" in line and b"\\u" in line and _ESCAPED_RE.search(line):
@@ -809,12 +806,11 @@ class _Loader:
         found: list[bytes] = []
         if chunks is not None:
             f.chunks = len(chunks)
-            findall = _TRACE_ID_RE.findall
+            escaped = b"\\u" in data
             for c, chunk in enumerate(chunks, 1):
-                here = [tid for _, spans in chunk for span in spans for tid in findall(span)]
-                last.update(dict.fromkeys(here, (f.index, c)))
-                found += here
-        elif len(units) == 1:
+                _note_chunk(chunk, (f.index, c), last, counts, escaped)
+            return True
+        if len(units) == 1:
             found = _TRACE_ID_RE.findall(data)
             last.update(dict.fromkeys(found, (f.index, 1)))
         else:
@@ -829,7 +825,7 @@ class _Loader:
                     continue
                 start, end, closing = unit
                 hidden = _trace_ids_in(data[start:end] + closing)
-                last.update(dict.fromkeys(hidden, (f.index, f.chunks or k)))
+                last.update(dict.fromkeys(hidden, (f.index, k)))
                 counts.update(dict.fromkeys(hidden, _UNCOUNTED))
         return True
 
@@ -883,7 +879,7 @@ class _Loader:
                             origin = f"{path}:{lineno}"
                             for c, chunk in enumerate(chunks, 1):
                                 # (origin_of: a chunk is no line that the next lines continue)
-                                self._decode_unit(chunk_document(chunk), origin, lambda sid, o=origin: o)
+                                self._decode_chunk(chunk, origin, lambda sid, o=origin: o)
                                 yield from self._closing_at((index, lineno, c))
                             del chunks
                     except _Continued as continued:
@@ -1022,10 +1018,19 @@ class _Loader:
         self.stats.lines += 1
         for c, chunk in enumerate(chunks, 1):
             try:
-                self._decode_unit(chunk_document(chunk), origin, lambda sid: f"{path}:{lines.get(sid, begins)}")
+                self._decode_chunk(chunk, origin, lambda sid: f"{path}:{lines.get(sid, begins)}")
             except Exception as exc:  # noqa: BLE001 - last resort, as for a line
                 self._skip(origin, f"could not read this document ({type(exc).__name__})")
             yield c
+
+    def _decode_chunk(self, chunk: Chunk, origin: str, origin_of: Callable[[str], str]) -> None:
+        """Decode a chunk of a single large document or huge line, its warnings naming
+        each span's place in that document (see _decode_lenient)."""
+        self._chunk = chunk
+        try:
+            self._decode_unit(chunk_document(chunk), origin, origin_of)
+        finally:
+            self._chunk = None
 
     def _read_documents(
         self,
@@ -1350,7 +1355,9 @@ class _Loader:
                 self.warn_at(origin, "resourceSpans is not a list; skipped")
                 continue
             for i, rs in enumerate(rss):
-                where = f"resourceSpans[{i}]"
+                # (a chunk's item i is one scope's spans from a place of the document's)
+                place = self._chunk[i].at if self._chunk is not None else (i, None, 0, 0)
+                where = f"resourceSpans[{place[0]}]"
                 if not isinstance(rs, dict):
                     self.stats.skipped += 1
                     self.warn_at(origin, f"{where} is not an object; skipped")
@@ -1361,13 +1368,14 @@ class _Loader:
                 new, old = otlp.SCOPE_SPANS_NAMES
                 name = old if not rs.get(new) and rs.get(old) is not None else new
                 sss = rs.get(name)
+                name = place[1] or name
                 if sss is None:
                     continue
                 if not isinstance(sss, list):
                     self.stats.skipped += 1
                     self.warn_at(origin, f"{where}.{name} is not a list; skipped")
                     continue
-                for j, ss in enumerate(sss):
+                for j, ss in enumerate(sss, place[2]):
                     swhere = f"{where}.{name}[{j}]"
                     spans = ss.get("spans", ()) if isinstance(ss, dict) else None
                     if spans is None and isinstance(ss, dict):  # null: no spans
@@ -1378,7 +1386,7 @@ class _Loader:
                         self.warn_at(origin, f"{swhere}{'.' if isinstance(ss, dict) else ' '}{what}; skipped")
                         continue
                     good = []
-                    for k, sp in enumerate(spans):
+                    for k, sp in enumerate(spans, place[3]):
                         at = origin
                         if origin_of is not None:  # a document: the span's own line
                             sid = sp.get("spanId") if isinstance(sp, dict) else None
@@ -1960,6 +1968,38 @@ def _chunks_of(data: bytes) -> list[Chunk] | None:
         return None
     chunks = span_chunks(data, _CHUNK_SPANS)
     return chunks if chunks is not None and len(chunks) > 1 else None
+
+
+_U_ESCAPE_RE = re.compile(rb"\\u")
+
+
+def _scan_chunks(line: bytes, pos: tuple[int, int], last: dict[bytes, tuple[int, ...]], counts: Counter[bytes]) -> bool:
+    """Pass 1 of a huge line read in chunks (_chunks_of), each id placed at the chunk
+    that mentions it last; False when it is read whole (not one TracesData)."""
+    chunks = _chunks_of(line)
+    if chunks is None:
+        return False
+    escaped = b"\\u" in line and _ESCAPED_RE.search(line) is not None
+    for c, chunk in enumerate(chunks, 1):
+        _note_chunk(chunk, (*pos, c), last, counts, escaped)
+    return True
+
+
+def _note_chunk(
+    chunk: Chunk, pos: tuple[int, ...], last: dict[bytes, tuple[int, ...]], counts: Counter[bytes], escaped: bool
+) -> None:
+    """Pass 1 of one chunk of a single large document or huge line: its ids' position,
+    and, when the data has ``\\u`` escapes (``escaped``), the ids written with them, found
+    by decoding the chunks that have any, not the whole data (which held every span at
+    once), so that they close after their own chunk too."""
+    findall = _TRACE_ID_RE.findall
+    found = [tid for piece in chunk for span in piece.spans for tid in findall(span)]
+    last.update(dict.fromkeys(found, pos))
+    counts.update(found)
+    if escaped and any(_U_ESCAPE_RE.search(span) for piece in chunk for span in piece.spans):  # (Raw has no ``in``)
+        hidden = _trace_ids_in(chunk_document(chunk))
+        last.update(dict.fromkeys(hidden, pos))
+        counts.update(dict.fromkeys(hidden, _UNCOUNTED))
 
 
 def _decode_repaired(data: bytes, deep: bool = False) -> tuple[Any, Exception | None]:

@@ -445,6 +445,66 @@ def test_a_chunked_documents_bad_span_is_named_at_its_own_line(tmp_path, small_c
     assert warning.startswith(f"{doc}:{line_no}: ") and "skipped" in warning, warning
 
 
+@pytest.mark.parametrize("indent", [2, None], ids=["document", "huge-line"])
+@pytest.mark.parametrize("scopes", ["scopeSpans", "instrumentationLibrarySpans"])
+def test_a_chunks_bad_span_is_named_by_its_place_in_the_document(tmp_path, monkeypatch, indent, scopes):
+    """A chunk is decoded as a document of its own: a bad span's warning named its place
+    in that (resourceSpans[0].scopeSpans[0].spans[1]), not in the file, the only pointer
+    to it on a huge line."""
+    spans = [root(f"{i + 1:032x}", f"{i + 1:016x}") for i in range(40)]
+    spans[37]["name"] = 7
+    data = {"resourceSpans": [{"resource": {"attributes": [s("service.name", "svc-a")]},
+                               scopes: [{"spans": spans[:30]}, {"spans": spans[30:]}]}]}
+    f = tmp_path / "one.json"
+    f.write_bytes(json.dumps(data, indent=indent).encode() + b"\n")
+    whole = load(f)[1]
+    monkeypatch.setattr(loading, "_CHUNKED_OVER", 0)
+    monkeypatch.setattr(loading, "_CHUNK_SPANS", 16)
+    traces, warnings = load(f)
+    assert len(traces) == 39 and warnings == whole
+    assert f"resourceSpans[0].{scopes}[1].spans[7] skipped" in warnings[0], warnings
+
+
+@pytest.mark.parametrize("indent", [2, None], ids=["document", "huge-line"])
+def test_a_chunks_escaped_trace_id_closes_with_its_chunk(tmp_path, small_chunks, indent):
+    """Trace ids written with \\u escapes (which the scan's regex cannot see) were found by
+    decoding the whole document or line, every span of it at once, and their traces held
+    to its end; now each chunk that has escapes is decoded, its traces closing with it."""
+    spans = [sp for i in range(40) for sp in (root(f"{i + 1:032x}"), child(f"{i + 1:032x}"))]
+    data = json.dumps(traces_data(*spans), indent=indent).encode() + b"\n"
+    data = data.replace(b'"traceId": "' + f"{1:032x}".encode(), b'"traceId": "\\u0030' + f"{1:032x}".encode()[1:])
+    data = data.replace(b'"key": "flowmap.tenant"', b'"key": "flowmap.t\\u0065nant"', 1)  # (an escaped key: a huge line's trigger)
+    f = tmp_path / "one.json"
+    f.write_bytes(data)
+    stats = LoadStats()
+    first_closed = {}
+    for trace in iter_traces([str(f)], stats=stats):
+        first_closed.setdefault(trace.trace_id, stats.spans)
+        assert len(trace.spans) == 2, trace.trace_id
+    assert len(first_closed) == 40 and first_closed[f"{1:032x}"] < 80, first_closed
+
+
+def test_a_large_single_document_with_an_escape_is_not_decoded_whole_to_find_ids(tmp_path):
+    """One \\u escape anywhere in a single large document (a name json.dumps wrote with
+    ensure_ascii) had pass 1 decode it whole to find escaped trace ids: a 4x peak."""
+    import tracemalloc
+
+    doc = tmp_path / "one.json"
+    spans = [span for i in range(6000) for span in (root(f"{i + 1:032x}"), child(f"{i + 1:032x}"))]
+    spans[5]["name"] = "caf\u00e9"
+    data = json.dumps(traces_data(*spans), indent=2).encode()
+    assert len(data) > 8 << 20 and b"\\u00e9" in data
+    doc.write_bytes(data)
+    tracemalloc.start()
+    try:
+        n = sum(1 for _ in iter_traces([str(doc)]))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert n == 6000
+    assert peak < 3 * len(data), (peak, len(data))  # (2.2x; was over 4x)
+
+
 def test_a_large_single_document_is_not_decoded_whole_to_learn_it_is_one(tmp_path):
     """Telling a document from JSON Lines decoded it whole, all its objects at once: a
     1 GB peak for a document of 383 MB; now a skim, and its spans a chunk at a time."""
