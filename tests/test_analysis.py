@@ -449,11 +449,9 @@ def test_context_dropped_through_a_link_into_a_boundary_names_nothing_reached(tm
 
 # -- a batch consumer: one span linked to every record's producer, a bind per record -----
 
-def _batch(bound, tenants=(TAG_A, TAG_B), same_trace=False):
-    """Messages published for ``tenants`` (each in its own trace, or all in the
-    consumer's); a CONSUMER span linked to each message's producer (OTel messaging's batch
-    receive), untagged (it serves several tenants: the runtime withdraws its tag), that
-    handles one record for each tenant of ``bound``, bound while it runs."""
+def _published(tenants, same_trace):
+    """The consumer's trace, and messages published for ``tenants`` (each in its own
+    trace, or all in the consumer's): (consumer, producers' traces, publish spans)."""
     consumer = TraceBuilder(service="worker")
     producers, pubs = [], []
     for tag in tenants:
@@ -461,6 +459,15 @@ def _batch(bound, tenants=(TAG_A, TAG_B), same_trace=False):
         pubs.append(tb.span("publish job", kind=PRODUCER, service="api", tenant=tag, boundary="queue.publish"))
         if not same_trace:
             producers.append(tb)
+    return consumer, producers, pubs
+
+
+def _batch(bound, tenants=(TAG_A, TAG_B), same_trace=False):
+    """Messages published for ``tenants`` (each in its own trace, or all in the
+    consumer's); a CONSUMER span linked to each message's producer (OTel messaging's batch
+    receive), untagged (it serves several tenants: the runtime withdraws its tag), that
+    handles one record for each tenant of ``bound``, bound while it runs."""
+    consumer, producers, pubs = _published(tenants, same_trace)
     batch = consumer.span("process batch", kind=CONSUMER, boundary="queue.consume", links=pubs)
     for tag in bound:
         batch.child("step", boundary=None).child("handle record", tenant=tag, boundary="tool")
@@ -571,13 +578,7 @@ def _stamped_batch(same_trace=False, tenants=(TAG_A, TAG_B), boundary="queue.con
     runtime stamps a framework's batch span with the tenant of the first record bound
     under it, and keeps that stamp while no other tenant is bound below it. The caller
     adds the records below it."""
-    consumer = TraceBuilder(service="worker")
-    producers, pubs = [], []
-    for tag in tenants:
-        tb = consumer if same_trace else TraceBuilder()
-        pubs.append(tb.span("publish job", kind=PRODUCER, service="api", tenant=tag, boundary="queue.publish"))
-        if not same_trace:
-            producers.append(tb)
+    consumer, producers, pubs = _published(tenants, same_trace)
     batch = consumer.span("process batch", kind=CONSUMER, tenant=TAG_A, boundary=boundary, links=pubs)
     return producers, consumer, batch, pubs
 

@@ -668,6 +668,18 @@ def test_damaged_gzip_one_warning_and_the_rest_is_read(tmp_path, name, damage):
     assert "compressed data is corrupt or truncated" in warnings[0]
 
 
+def _gzip_cut(data: bytes, at: int) -> bytes:
+    """``data`` gzipped and cut short where its byte ``at`` begins (a writer killed there):
+    what comes before decompresses whole."""
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb") as gz:
+        gz.write(data[:at])
+        gz.flush(zlib.Z_FULL_FLUSH)  # everything so far decompresses on its own
+        end = out.tell()
+        gz.write(data[at:])
+    return out.getvalue()[:end]
+
+
 def test_truncated_gzip_keeps_the_complete_spans_of_the_line_it_cut(tmp_path):
     """A writer killed mid-batch leaves a .gz whose last line is cut: its complete spans
     are kept, as a cut line of plain JSON Lines keeps them (the gzip reader raised before
@@ -675,14 +687,8 @@ def test_truncated_gzip_keeps_the_complete_spans_of_the_line_it_cut(tmp_path):
     batches = [line(*(span(_trace_of(i), k) for k in range(1, 51))) + b"\n" for i in range(4)]
     cut_line = batches[3]
     keep = cut_line.index(b'"spanId": "%s"' % sid(31).encode())  # inside span 31: 30 before it complete
-    out = io.BytesIO()
-    with gzip.GzipFile(fileobj=out, mode="wb") as gz:
-        gz.write(b"".join(batches[:3]) + cut_line[:keep])
-        gz.flush(zlib.Z_FULL_FLUSH)  # everything so far decompresses on its own
-        end = out.tell()
-        gz.write(cut_line[keep:])
     f = tmp_path / "killed.jsonl.gz"
-    f.write_bytes(out.getvalue()[:end])
+    f.write_bytes(_gzip_cut(b"".join(batches[:3]) + cut_line, len(b"".join(batches[:3])) + keep))
     good = write(tmp_path / "good.jsonl", good_line())
     traces, warnings = load(f, good)
     assert traces[GOOD] == {sid(1), sid(2)}
@@ -717,14 +723,8 @@ def test_a_cut_line_with_a_value_nested_too_deep_keeps_its_complete_spans(tmp_pa
     assert traces.get(BAD) == kept and traces[GOOD] == {sid(k) for k in range(1, 5)}
     said = "3 complete spans before it kept, rest of line skipped" if kept else "line skipped"
     assert warnings == [at(f, 2) + f"invalid JSON (truncated); {said} (and 1 more problem on this line)"]
-    out = io.BytesIO()
-    with gzip.GzipFile(fileobj=out, mode="wb") as gz:
-        gz.write(good_line() + b"\n" + data[:cut])
-        gz.flush(zlib.Z_FULL_FLUSH)  # everything so far decompresses on its own
-        end = out.tell()
-        gz.write(data[cut:])
     f = tmp_path / "killed.jsonl.gz"
-    f.write_bytes(out.getvalue()[:end])
+    f.write_bytes(_gzip_cut(good_line() + b"\n" + data, len(good_line()) + 1 + cut))
     traces, warnings = load(f)
     assert traces.get(BAD) == kept and traces[GOOD] == {sid(1), sid(2)}
     said = "3 complete spans before it kept, rest of file skipped" if kept else "rest of file skipped"
@@ -755,13 +755,7 @@ def test_a_gzip_line_cut_short_counts_as_the_same_line_of_plain_json_lines(tmp_p
     line is counted read, and skipped when none of its spans is complete."""
     data = line(*(span(BAD, k) for k in range(1, 6)))
     cut = data.index(b'"spanId": "%s"' % sid(3 if cut_in == "the third span" else 1).encode())
-    out = io.BytesIO()
-    with gzip.GzipFile(fileobj=out, mode="wb") as gz:
-        gz.write(good_line() + b"\n" + data[:cut])
-        gz.flush(zlib.Z_FULL_FLUSH)  # everything so far decompresses on its own
-        end = out.tell()
-        gz.write(data[cut:])
-    (tmp_path / "a.jsonl.gz").write_bytes(out.getvalue()[:end])
+    (tmp_path / "a.jsonl.gz").write_bytes(_gzip_cut(good_line() + b"\n" + data, len(good_line()) + 1 + cut))
     write(tmp_path / "a.jsonl", good_line(), data[:cut])
     counted = []
     for name in ("a.jsonl", "a.jsonl.gz"):

@@ -341,6 +341,16 @@ def test_two_pretty_documents_back_to_back_are_both_read(tmp_path):
     assert proc.returncode == 1, proc.stderr
 
 
+def _traces_and_peak(path: Path) -> tuple[int, int]:
+    """How many traces loading ``path`` gives, and the peak of memory it allocated."""
+    tracemalloc.start()
+    try:
+        n = sum(1 for _ in iter_traces([str(path)]))
+        return n, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def _jq_stream(n: int) -> bytes:
     """n pretty documents (``jq .`` of JSON Lines), document i holding trace i's root and
     the child of trace i - 1 (each trace spans two documents)."""
@@ -369,18 +379,10 @@ def test_a_stream_of_documents_gives_each_trace_once_its_last_document_is_read(t
 def test_a_stream_of_documents_is_not_held_twice(tmp_path):
     """Reading a stream of documents held it twice: pass 1's copy stayed in memory, kept
     by a decode error's traceback (a reference cycle the paused collector never freed)."""
-    import tracemalloc
-
     f = tmp_path / "jq.json"
     data = _jq_stream(3000)
     f.write_bytes(data)
-    tracemalloc.start()
-    try:
-        for _ in iter_traces([str(f)]):
-            pass
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    _, peak = _traces_and_peak(f)
     assert peak < 3 * len(data), (peak, len(data))  # (twice it, and every span held: over 4x)
 
 
@@ -487,20 +489,13 @@ def test_a_chunks_escaped_trace_id_closes_with_its_chunk(tmp_path, small_chunks,
 def test_a_large_single_document_with_an_escape_is_not_decoded_whole_to_find_ids(tmp_path):
     """One \\u escape anywhere in a single large document (a name json.dumps wrote with
     ensure_ascii) had pass 1 decode it whole to find escaped trace ids: a 4x peak."""
-    import tracemalloc
-
     doc = tmp_path / "one.json"
     spans = [span for i in range(6000) for span in (root(f"{i + 1:032x}"), child(f"{i + 1:032x}"))]
     spans[5]["name"] = "caf\u00e9"
     data = json.dumps(traces_data(*spans), indent=2).encode()
     assert len(data) > 8 << 20 and b"\\u00e9" in data
     doc.write_bytes(data)
-    tracemalloc.start()
-    try:
-        n = sum(1 for _ in iter_traces([str(doc)]))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    n, peak = _traces_and_peak(doc)
     assert n == 6000
     assert peak < 3 * len(data), (peak, len(data))  # (2.2x; was over 4x)
 
@@ -508,19 +503,12 @@ def test_a_large_single_document_with_an_escape_is_not_decoded_whole_to_find_ids
 def test_a_large_single_document_is_not_decoded_whole_to_learn_it_is_one(tmp_path):
     """Telling a document from JSON Lines decoded it whole, all its objects at once: a
     1 GB peak for a document of 383 MB; now a skim, and its spans a chunk at a time."""
-    import tracemalloc
-
     doc = tmp_path / "one.json"
     data = json.dumps(traces_data(*(span for i in range(6000) for span in (root(f"{i + 1:032x}"),
                                                                          child(f"{i + 1:032x}")))), indent=2).encode()
     assert len(data) > 8 << 20  # (read in chunks as it is, not by a test's setting: past 8 MiB)
     doc.write_bytes(data)
-    tracemalloc.start()
-    try:
-        n = sum(1 for _ in iter_traces([str(doc)]))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    n, peak = _traces_and_peak(doc)
     assert n == 6000
     assert peak < 2 * len(data), (peak, len(data))  # (the file, and a few chunks; was over 5x)
 
