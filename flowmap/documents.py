@@ -185,6 +185,7 @@ class _SkimDocument(msgspec.Struct, rename="camel", gc=False):
 
 _skim = msgspec.json.Decoder(_SkimDocument).decode
 
+
 class Piece(NamedTuple):
     """Spans of one scope, as written, with their resource as written; ``at``: where the
     first of them is in the document (resourceSpans index, the scope spans' field name,

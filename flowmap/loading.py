@@ -801,19 +801,19 @@ class _Loader:
         # each id's position: the number of the last part (document or damage, or chunk of
         # a single large document) that mentions it, so that a trace closes after its last
         # one (see _decode_document), not every trace of the file at its end
-        units = f.parts or [(0, len(data), b"")]
-        ends = [unit.resume if isinstance(unit, _Damage) else unit[1] for unit in units]
-        found: list[bytes] = []
         if chunks is not None:
             f.chunks = len(chunks)
             escaped = b"\\u" in data
             for c, chunk in enumerate(chunks, 1):
                 _note_chunk(chunk, (f.index, c), last, counts, escaped)
             return True
+        units = f.parts or [(0, len(data), b"")]
+        found: list[bytes] = []
         if len(units) == 1:
             found = _TRACE_ID_RE.findall(data)
             last.update(dict.fromkeys(found, (f.index, 1)))
         else:
+            ends = [unit.resume if isinstance(unit, _Damage) else unit[1] for unit in units]
             for m in _TRACE_ID_RE.finditer(data):
                 tid = m.group(1)
                 found.append(tid)
@@ -884,7 +884,7 @@ class _Loader:
                             del chunks
                     except _Continued as continued:
                         last, after = self._read_on(f, lineno, line, lines, continued)
-                        yield from self._ended_on(index, lineno, last)
+                        yield from self._closing_at(*((index, n) for n in range(lineno, last + 1)))
                         if after is not None:  # the line that ended it, read as a line
                             rest = itertools.chain((after,), lines)
                             break
@@ -955,23 +955,15 @@ class _Loader:
         data = bytes(block)
         del block
         for _ in self._read_documents(data, _split_documents(data), path, first, to_end, cut):
-            pass  # (its traces close with the lines they end on: see _ended_on)
+            pass  # (its traces close with the lines they end on: see _decode_file)
         return last, after
 
-    def _closing_at(self, pos: tuple[int, ...]) -> Iterator[Trace]:
-        """The traces whose last mention is at ``pos`` (a line, or a chunk of a huge one)."""
-        ending = self.closing.pop(pos, None)
-        if ending:
-            ending = _trace_ids(ending)
-            if len(ending) > 1:
-                ending = self._linking_first(ending)
-            yield from self._closed(ending)
-
-    def _ended_on(self, index: int, first: int, last: int) -> Iterator[Trace]:
-        """The traces whose last mention is on lines ``first``-``last`` of a file of JSON
-        Lines, read as one (see _read_on)."""
+    def _closing_at(self, *positions: tuple[int, ...]) -> Iterator[Trace]:
+        """The traces whose last mention is at one of ``positions`` (a line, lines read as
+        one by _read_on, a chunk of a huge line, a part of a file of documents), those no
+        link points into first (_linking_first)."""
         closing = self.closing
-        ending = _trace_ids([key for n in range(first, last + 1) for key in closing.pop((index, n), ())])
+        ending = _trace_ids([key for pos in positions for key in closing.pop(pos, ())])
         yield from self._closed(self._linking_first(ending) if len(ending) > 1 else ending)
 
     def _detach_pending(self) -> None:
@@ -1001,10 +993,11 @@ class _Loader:
         count = f.chunks or (len(f.parts) if f.parts else 1)
         next_report = _PROGRESS_STEP
         for k in parts:
-            yield from self._ended_on(f.index, k, k)
-            if progress is not None and f.size * k // count >= next_report:  # (gigabytes take minutes)
-                progress(done + f.size * k // count, total)
-                next_report = f.size * k // count + _PROGRESS_STEP
+            yield from self._closing_at((f.index, k))
+            read = f.size * k // count  # (about: gigabytes take minutes)
+            if progress is not None and read >= next_report:
+                progress(done + read, total)
+                next_report = read + _PROGRESS_STEP
         if f.cut is not None:
             f.read_error = True  # (said by _read_documents)
 
@@ -2075,15 +2068,13 @@ def _repair(data: bytes, exc: BaseException, done: set[str]) -> tuple[str, bytes
     return None
 
 
-
-
 def _trace_ids_in(line: bytes) -> list[bytes]:
     """Trace ids of a line decoded in full (for lines the regex scan cannot read).
 
     The line is decoded after the repairs pass 2 makes (a byte order mark, invalid
     UTF-8, unpaired surrogates, nesting too deep, on a copy), so a trace is not closed
-    before such a line. A line that still does not decode gives none: pass 2 warns about it. The walk uses a stack, not
-    recursion, whatever the nesting. Sorted: traces ending on the same line are closed
+    before such a line. A line that still does not decode gives none: pass 2 warns about
+    it. The walk uses a stack, not recursion, whatever the nesting. Sorted: traces ending on the same line are closed
     in this order, which must not depend on the hash seed.
     """
     if line.lstrip().startswith(_BOM):  # files joined with cat (pass 2 drops it too)
