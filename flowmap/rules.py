@@ -930,6 +930,13 @@ class TraceVerdict:
         #: consumer that switched from the tagged span above it (:func:`judge_link_through`)
         self.link_states: dict[tuple[str, str], str] | None = None
 
+    def judged_link(self, src: str, dst: str, state: str) -> None:
+        """Count the link ``src`` -> ``dst`` as ``state``, not as its two ends' tags say
+        (see ``link_states``)."""
+        if self.link_states is None:
+            self.link_states = {}
+        self.link_states[(src, dst)] = state
+
     def add(self, f: Finding) -> None:
         existing = self.by_span.setdefault(f.span_id, [])
         if any(e.rule == f.rule for e in existing):
@@ -1314,9 +1321,7 @@ def _judge_links(v: TraceVerdict, graph: SpanGraph, settings: AnalysisSettings) 
                     f = judge_link(producer, spans[dst], None, bound) or f
                 v.add(f)
                 state = SWITCHED if f.rule == CROSS_TENANT else DROPPED
-        if v.link_states is None:
-            v.link_states = {}
-        v.link_states[(src, dst)] = state
+        v.judged_link(src, dst, state)
     return linking.walks
 
 
@@ -1340,9 +1345,7 @@ def _judge_link_through(
     f = judge_link_through(above, graph.spans[src], consumer, how, bound)
     if f is not None:
         v.add(f)
-        if v.link_states is None:
-            v.link_states = {}
-        v.link_states[(src, dst)] = SWITCHED
+        v.judged_link(src, dst, SWITCHED)
 
 
 def _judged_by_parents(
