@@ -9,7 +9,8 @@ Structure (:class:`flowmap.model.FlowMap`)::
 
     FlowMap
     ├── nodes: {operation id: FlowNode}
-    │     id        "<service> <span name>"  (Span.operation)
+    │     id        "<service> <span name>"  (Span.operation; a UUID in the name
+    │               is written {uuid}: graph.generic_name)
     │     service, name
     │     boundary  boundary kind of the operation (first one seen), or None
     │     spans     how many spans ran this operation
@@ -52,7 +53,7 @@ from __future__ import annotations
 
 from collections import Counter, _count_elements  # type: ignore[attr-defined]
 
-from .graph import Operations, SpanGraph
+from .graph import Operations, SpanGraph, generic_name
 from .model import FlowEdge, FlowMap, FlowNode, Span
 from .rules import (
     BOUND,
@@ -123,7 +124,7 @@ class FlowMapBuilder:
         nodes = self._flow.nodes
         node = nodes.get(key)
         if node is None:
-            service, name = self._ops.names(key) or (span.service, span.name)
+            service, name = self._ops.names(key) or (span.service, generic_name(span.name))
             node = nodes[key] = FlowNode(key, service, name, span.boundary)
             if span.boundary is None:
                 self._bare.add(key)

@@ -25,6 +25,7 @@ Shapes handled:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
@@ -34,7 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import networkx
 
 __all__ = [
-    "SpanGraph", "Operations", "is_entry", "operation", "ENTRY_BOUNDARIES", "OTHER_OPERATIONS", "OTHER_SERVICES",
+    "SpanGraph", "Operations", "is_entry", "operation", "generic_name", "ENTRY_BOUNDARIES", "OTHER_OPERATIONS",
+    "OTHER_SERVICES",
 ]
 
 #: boundaries that are entry points whatever the span kind says
@@ -55,6 +57,24 @@ def is_entry(span: Span) -> bool:
 OTHER_OPERATIONS = "(other operations)"
 OTHER_SERVICES = "(other services)"
 _FOLDED_SERVICES_MAX = 10_000  # services whose folded spans are counted one by one
+
+_UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+#: what stands for an instance's UUID in an operation's name
+UUID_PLACEHOLDER = "{uuid}"
+
+
+def generic_name(name: str) -> str:
+    """``name`` with every UUID in it written ``{uuid}``: the name of the operation.
+
+    Why: some instrumentations name a span after the object that ran it (OpenInference's
+    CrewAI kickoff span is ``Crew_<the Crew's uuid4>.kickoff``, and an application builds
+    a crew per request), so the flow map got one node per request, the service's
+    operations filled its cap, and an orphan's likely parent could not be learned. The
+    operation is the code that ran, as a route template is; findings keep the span's own
+    name."""
+    if "-" not in name:  # (one C scan; a UUID has four)
+        return name
+    return _UUID.sub(UUID_PLACEHOLDER, name)
 
 
 class Operations:
@@ -88,12 +108,16 @@ class Operations:
         self._ids: set[str] = set()  # every operation id made (see _unique)
 
     def __call__(self, service: str, name: str) -> str:
-        """The operation id of a span of ``service`` named ``name``."""
+        """The operation id of a span of ``service`` named ``name`` (its
+        :func:`generic_name`)."""
         by_name = self.table.get(service)
         if by_name is not None:
             op = by_name.get(name)
             if op is not None:
                 return op
+        generic = generic_name(name)
+        if generic != name:  # (not kept under its own name: there is one per instance)
+            return self(service, generic)
         if self.total is not None and self.size >= self.total:
             # no new operation past the total: a service's own overflow node if it has one
             return self._fold(service, service if service in self._overflow else OTHER_SERVICES)
@@ -156,7 +180,7 @@ def operation(service: str, name: str) -> str:
             return op
     if _DEFAULT.size < _DEFAULT_MAX:
         return _DEFAULT(service, name)
-    return f"{service} {name}"
+    return f"{service} {generic_name(name)}"
 
 
 class SpanGraph:

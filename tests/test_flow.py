@@ -254,3 +254,63 @@ def test_making_room_never_lets_go_of_links_into_the_trace_being_analysed(tmp_pa
         fillers.append(tb)
     a = analyze_built(tmp_path, crossed, *fillers, target, *[tb for tb, _ in later])
     assert [(f.rule, f.span_id) for f in a.findings] == [("cross-tenant", lost.span_id)]
+
+
+def _crew(uuid, tenant=TAG_A, *, attached=True):
+    """A request whose agent span is named after its Crew object's uuid (OpenInference's
+    CrewAI kickoff span), with a tool call under it; ``tenant``: the kickoff's and the
+    tool call's; ``attached=False``: the tool call lost its context and ran as a root."""
+    tb = TraceBuilder()
+    kickoff = tb.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server").child(
+        f"Crew_{uuid}.kickoff", tenant=tenant, boundary="agent")
+    if attached:
+        kickoff.child("get_weather.run", tenant=tenant, boundary="tool")
+    else:
+        tb.span("get_weather.run", boundary="tool")
+    return tb
+
+
+_UUIDS = ["059e9574-61c9-42f4-9dcf-dddc4c7db0eb", "171FB26A-43E9-4429-A2A3-6B7302425C52",
+          "752f8de5-efa5-4974-b3bd-7425231f7a54"]
+
+
+def test_spans_named_after_an_instance_uuid_are_one_operation(tmp_path):
+    """A crew built per request names each kickoff span after a new uuid: they are one
+    operation of the flow map, not one node per request; the findings keep each span's
+    own name."""
+    a = analyze_built(tmp_path, *[_crew(u) for u in _UUIDS[:2]], _crew(_UUIDS[2], tenant=None))
+    kickoffs = [n for n in a.flow.nodes.values() if "kickoff" in n.name]
+    assert [(n.id, n.name, n.spans) for n in kickoffs] == [("api Crew_{uuid}.kickoff", "Crew_{uuid}.kickoff", 3)]
+    edge = a.flow.edges[("api Crew_{uuid}.kickoff", "api get_weather.run")]
+    assert (edge.inherited, edge.dropped, edge.total) == (2, 0, 3)
+    assert a.flow.edges[("api POST /chat", "api Crew_{uuid}.kickoff")].dropped == 1
+    names = {f.span_name for f in a.findings if "kickoff" in f.span_name}
+    assert names == {f"Crew_{_UUIDS[2]}.kickoff"}
+
+
+def test_an_orphan_learns_its_likely_parent_across_instances(tmp_path):
+    # the tool call ran under a kickoff in every other trace, each of another crew
+    a = analyze_built(tmp_path, _crew(_UUIDS[0]), _crew(_UUIDS[1]), _crew(_UUIDS[2], attached=False))
+    (f,) = [f for f in a.findings if f.rule == "orphan-root"]
+    assert f.likely_parent == "api Crew_{uuid}.kickoff"
+
+
+def test_instance_uuids_fill_no_cap(tmp_path):
+    """A service's cap on distinct span names counts operations: a kickoff per request
+    must not push the service's other operations into "(other operations)"."""
+    builders = [_crew(f"{n:08x}-61c9-42f4-9dcf-dddc4c7db0eb") for n in range(5)]
+    a = analyze_built(tmp_path, *builders, settings=AnalysisSettings(max_operations_per_service=3))
+    assert set(a.flow.nodes) == {"api POST /chat", "api Crew_{uuid}.kickoff", "api get_weather.run"}
+
+
+@pytest.mark.parametrize("name, generic", [
+    ("Crew_059e9574-61c9-42f4-9dcf-dddc4c7db0eb.kickoff", "Crew_{uuid}.kickoff"),
+    ("a 059E9574-61C9-42F4-9DCF-DDDC4C7DB0EB b 752f8de5-efa5-4974-b3bd-7425231f7a54", "a {uuid} b {uuid}"),
+    ("POST /chat", "POST /chat"),
+    ("order-1234-5678", "order-1234-5678"),  # no UUID: as it is
+    ("059e9574-61c9-42f4-9dcf-dddc4c7db0e", "059e9574-61c9-42f4-9dcf-dddc4c7db0e"),  # one digit short
+])
+def test_generic_name(name, generic):
+    from flowmap.graph import generic_name
+
+    assert generic_name(name) == generic
