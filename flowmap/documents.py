@@ -74,7 +74,7 @@ class _Damage(NamedTuple):
     resume: int
 
 
-def _split_documents(data: bytes) -> list[tuple[int, int, bytes] | _Damage]:
+def _split_documents(data: bytes, deep: bool = True) -> list[tuple[int, int, bytes] | _Damage]:
     """The JSON documents written one after another (``jq . a.jsonl``), in order: each
     ``(start, end, closing)``, read as ``data[start:end] + closing``, and where the data
     stops being JSON, a :class:`_Damage`.
@@ -88,8 +88,10 @@ def _split_documents(data: bytes) -> list[tuple[int, int, bytes] | _Damage]:
     one bad byte costs its own document, not the rest of the
     file; a document cut short where the next one begins costs only its rest. Invalid
     UTF-8 and unpaired surrogate escapes do not end a document (pass 2 repairs them):
-    they are replaced by text of the same length before looking for the ends. A document
-    that is valid JSON but cannot be decoded (nesting) runs to the end.
+    they are replaced by text of the same length before looking for the ends, as are
+    values nested too deeply to decode (``deep``: _too_deep), so that a document cut short
+    after one keeps its complete spans too. A document that is valid JSON but cannot be
+    decoded (nesting), and keeps no span, runs to where the next one begins.
     """
     probe = _probe(data)
     # written with indent=0 (a line begins with a string: in JSON a newline is never inside
@@ -112,7 +114,13 @@ def _split_documents(data: bytes) -> list[tuple[int, int, bytes] | _Damage]:
             nxt = probe.find(b"\n{", pos) if starts is None else _next_start(starts, probe, pos)
         try:
             _GENERIC.decode(view[pos:])
-        except (msgspec.ValidationError, RecursionError):  # before DecodeError: its subclass
+        except (msgspec.ValidationError, RecursionError) as exc:  # before DecodeError: its subclass
+            stop, resume = (nxt, nxt + 1) if nxt >= 0 else (n, n)
+            parts = _too_deep(probe, pos, stop, resume) if deep and isinstance(exc, RecursionError) else None
+            if parts is not None:
+                units.extend(parts)
+                pos = resume
+                continue
             # valid JSON that cannot be decoded (nesting): to the next document, decoded
             # (and warned about) alone, so that the documents after it are still read
             if nxt < 0:
@@ -147,6 +155,28 @@ def _split_documents(data: bytes) -> list[tuple[int, int, bytes] | _Damage]:
         else:
             units.append((pos, n, b""))
             return units
+
+
+def _too_deep(probe: bytes, start: int, stop: int, resume: int) -> list[tuple[int, int, bytes] | _Damage] | None:
+    """The parts (see _split_documents) of the document ``probe[start:stop]``, nested too
+    deeply for the decoder, which stopped there: read with its deep values blanked (same
+    offsets: emptied_below), so that one also cut short after such a value keeps its
+    complete spans as any other (pass 2 empties the values: _repair). None when it keeps
+    none: decoded (and warned about) whole, as before. ``resume``: where reading goes on
+    after damage that runs to ``stop``."""
+    shallow = emptied_below(probe[start:stop], _DEPTH_MAX, blank=True)
+    if shallow is None:
+        return None
+    parts = _split_documents(shallow, deep=False)
+    if all(isinstance(part, _Damage) for part in parts):
+        return None
+    end = len(shallow)
+    return [
+        part._replace(at=part.at + start, kept=part.kept + start,
+                      resume=resume if part.resume >= end else part.resume + start)
+        if isinstance(part, _Damage) else (part[0] + start, part[1] + start, part[2])
+        for part in parts
+    ]
 
 
 # The newline before a "{" line that begins a document among documents written with
@@ -273,11 +303,22 @@ _TOKEN_RE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?(?:\s*:)?|[\[\]{}]', re.DOTAL
 _BRACKET_RUN_RE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[{]+|[\]}]+', re.DOTALL)
 
 
-def emptied_below(data: bytes, limit: int) -> bytes | None:
+#: how deep arrays and objects may nest before the deep repair empties them: OTLP's own
+#: structure is ~10 levels and each nested AnyValue adds 3; msgspec and the attribute
+#: readers stop near Python's recursion limit (~1,000 levels less the caller's frames)
+_DEPTH_MAX = 256
+
+#: every byte a space but newlines (see emptied_below)
+_BLANK = bytes(b if b == 10 else 32 for b in range(256))
+
+
+def emptied_below(data: bytes, limit: int, blank: bool = False) -> bytes | None:
     """``data`` with every array and object nested deeper than ``limit`` emptied (``[]``,
     ``{}``), or None when a bracket closes one never opened. Data cut short stays cut
     short (after the last bracket kept when the cut is in an emptied one), so that the
     complete spans before the cut are still found (salvage_line), as without the depth.
+    ``blank``: what is dropped is replaced by spaces (its newlines kept), so that offsets
+    into the result are offsets into ``data`` (a stream of documents: _split_documents).
 
     One span's hostile attribute nested thousands deep stops the decoders for its whole
     line; emptied, only that value is lost, not the line's other spans. Brackets are
@@ -288,6 +329,7 @@ def emptied_below(data: bytes, limit: int) -> bytes | None:
     depth = 0
     deep = limit + 1  # the level emptied: its brackets kept, what they hold dropped
     start = 0  # where the next kept piece begins
+    dropped = 0  # where the piece dropped (or blanked) begins
     for m in _BRACKET_RUN_RE.finditer(data):
         at = m.start()
         c = data[at]
@@ -296,16 +338,21 @@ def emptied_below(data: bytes, limit: int) -> bytes | None:
         n = m.end() - at
         if c == 0x5B or c == 0x7B:  # '[' '{': the run opens levels depth+1 .. depth+n
             if depth < deep <= depth + n:  # kept up to the bracket that opens level deep
-                kept.append(data[start : at + deep - depth])
+                dropped = at + deep - depth
+                kept.append(data[start:dropped])
             depth += n
         else:  # the run closes levels depth .. depth-n+1, the one of level k at at+depth-k
             if depth - n < deep <= depth:
                 start = at + depth - deep  # the bracket that closes level deep is kept
+                if blank:
+                    kept.append(data[dropped:start].translate(_BLANK))
             depth -= n
             if depth < 0:
                 return None
     if depth <= limit:  # (else the cut is inside an emptied one: its opening bracket ends it)
         kept.append(data[start:])
+    elif blank:
+        kept.append(data[dropped:].translate(_BLANK))
     return b"".join(kept)
 
 

@@ -91,7 +91,7 @@ from .attributes import (
 )
 from .conventions import PROXY_VALUE, infer_boundary
 from .documents import (
-    _BYTE_RE, _GENERIC, _SURROGATE_RE, _Damage, _LineOf, _bad_utf8, _begins_value, _bracket_depth, _clip, _continues,
+    _BYTE_RE, _DEPTH_MAX, _GENERIC, _SURROGATE_RE, _Damage, _LineOf, _bad_utf8, _begins_value, _bracket_depth, _clip, _continues,
     Chunk, _decode_error, _fix_surrogate, _leading_newlines, _split_documents, _trailing_at, chunk_document,
     Scope, emptied_below, salvage_line, span_chunks, span_lines,
 )
@@ -2034,11 +2034,6 @@ def _invalid_utf8(data: bytes) -> UnicodeDecodeError | None:
         return exc
     return None
 
-
-#: how deep arrays and objects may nest before the deep repair empties them: OTLP's own
-#: structure is ~10 levels and each nested AnyValue adds 3; msgspec and the attribute
-#: readers stop near Python's recursion limit (~1,000 levels less the caller's frames)
-_DEPTH_MAX = 256
 
 _REPAIR_WARNINGS = {
     "utf8": "invalid UTF-8 bytes replaced",

@@ -809,6 +809,28 @@ def test_truncated_second_document_keeps_its_complete_spans(tmp_path):
                         "1 complete span before it kept, rest of file skipped"]
 
 
+@pytest.mark.parametrize("layout", ["stream", "among-lines", "single"])
+def test_a_document_nested_too_deeply_and_cut_short_keeps_its_complete_spans(tmp_path, layout):
+    """A writer killed in a document with a value nested deeper than the decoders go: the
+    decoder stopped at the depth, before the cut, so the document was taken for valid
+    JSON too deep to decode, and all its spans lost ("line skipped"; the only document:
+    nothing read, exit 2). Its complete spans are kept, as those of a line cut short."""
+    deep = root(OTHER_TRACE, "b000000000000001", x="deep")
+    doc = pretty(deep, root(OTHER_TRACE, "b000000000000002"), root(OTHER_TRACE, "b000000000000003", name="cut"))
+    doc = doc.replace(b'"deep"', b"[" * 2000 + b"]" * 2000)
+    first = {"stream": pretty(root()) + b"\n", "among-lines": line(root()) + b"\n", "single": b""}[layout]
+    data = first + doc[: doc.index(b'"name": "cut"')]
+    f = tmp_path / "cut.json"
+    f.write_bytes(data)
+    traces, warnings = load(f)
+    assert set(traces[OTHER_TRACE]) == {"b000000000000001", "b000000000000002"}
+    assert warnings == [
+        f"{f}:{_line_at(data, len(first))}: arrays and objects nested more than 256 levels deep emptied",
+        f"{f}:{_line_at(data, len(data))}: invalid JSON {'after a document' if layout == 'stream' else 'document'} (truncated); "
+        "2 complete spans before it kept, rest of file skipped",
+    ]
+
+
 # A compact document first (one line: the file is taken for JSON Lines), then pretty-printed
 # ones: each of their lines was a bad JSON line, and their spans were lost. Only a line that
 # fails to decode is looked at again: good JSON Lines pay nothing.
