@@ -9,14 +9,19 @@ on the bytes, before anything is decoded. The loader decodes what this returns, 
 file of documents and for a pretty-printed one among JSON Lines, which it reads on from
 the line that failed to where the value's brackets close (_continues, _bracket_depth).
 
+On the bytes too: the line each span of a document is on (span_lines), which its
+warnings and origins name.
+
 Also here, because both sides read them: the generic decoder, the repair of unpaired
 surrogate escapes, and the wording of msgspec's decode errors (never the input's values).
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import re
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -69,7 +74,7 @@ class _Damage(NamedTuple):
     resume: int
 
 
-def _split_documents(data: bytes) -> list[tuple[int, int, bytes] | _Damage]:
+def _split_documents(data: bytes, deep: bool = True) -> list[tuple[int, int, bytes] | _Damage]:
     """The JSON documents written one after another (``jq . a.jsonl``), in order: each
     ``(start, end, closing)``, read as ``data[start:end] + closing``, and where the data
     stops being JSON, a :class:`_Damage`.
@@ -83,8 +88,10 @@ def _split_documents(data: bytes) -> list[tuple[int, int, bytes] | _Damage]:
     one bad byte costs its own document, not the rest of the
     file; a document cut short where the next one begins costs only its rest. Invalid
     UTF-8 and unpaired surrogate escapes do not end a document (pass 2 repairs them):
-    they are replaced by text of the same length before looking for the ends. A document
-    that is valid JSON but cannot be decoded (nesting) runs to the end.
+    they are replaced by text of the same length before looking for the ends, as are
+    values nested too deeply to decode (``deep``: _too_deep), so that a document cut short
+    after one keeps its complete spans too. A document that is valid JSON but cannot be
+    decoded (nesting), and keeps no span, runs to where the next one begins.
     """
     probe = _probe(data)
     # written with indent=0 (a line begins with a string: in JSON a newline is never inside
@@ -107,7 +114,13 @@ def _split_documents(data: bytes) -> list[tuple[int, int, bytes] | _Damage]:
             nxt = probe.find(b"\n{", pos) if starts is None else _next_start(starts, probe, pos)
         try:
             _GENERIC.decode(view[pos:])
-        except (msgspec.ValidationError, RecursionError):  # before DecodeError: its subclass
+        except (msgspec.ValidationError, RecursionError) as exc:  # before DecodeError: its subclass
+            stop, resume = (nxt, nxt + 1) if nxt >= 0 else (n, n)
+            parts = _too_deep(probe, pos, stop, resume) if deep and isinstance(exc, RecursionError) else None
+            if parts is not None:
+                units.extend(parts)
+                pos = resume
+                continue
             # valid JSON that cannot be decoded (nesting): to the next document, decoded
             # (and warned about) alone, so that the documents after it are still read
             if nxt < 0:
@@ -142,6 +155,28 @@ def _split_documents(data: bytes) -> list[tuple[int, int, bytes] | _Damage]:
         else:
             units.append((pos, n, b""))
             return units
+
+
+def _too_deep(probe: bytes, start: int, stop: int, resume: int) -> list[tuple[int, int, bytes] | _Damage] | None:
+    """The parts (see _split_documents) of the document ``probe[start:stop]``, nested too
+    deeply for the decoder, which stopped there: read with its deep values blanked (same
+    offsets: emptied_below), so that one also cut short after such a value keeps its
+    complete spans as any other (pass 2 empties the values: _repair). None when it keeps
+    none: decoded (and warned about) whole, as before. ``resume``: where reading goes on
+    after damage that runs to ``stop``."""
+    shallow = emptied_below(probe[start:stop], _DEPTH_MAX, blank=True)
+    if shallow is None:
+        return None
+    parts = _split_documents(shallow, deep=False)
+    if all(isinstance(part, _Damage) for part in parts):
+        return None
+    end = len(shallow)
+    return [
+        part._replace(at=part.at + start, kept=part.kept + start,
+                      resume=resume if part.resume >= end else part.resume + start)
+        if isinstance(part, _Damage) else (part[0] + start, part[1] + start, part[2])
+        for part in parts
+    ]
 
 
 # The newline before a "{" line that begins a document among documents written with
@@ -218,10 +253,9 @@ def span_chunks(data: bytes, size: int) -> list[Chunk] | None:
     chunks: list[Chunk] = []
     chunk: Chunk = []
     n = 0
-    new, old = otlp.SCOPE_SPANS_NAMES
     for r, rs in enumerate(doc.resource_spans):
-        name = new if rs.scope_spans else old  # (as otlp.scopes reads them)
-        for j, ss in enumerate(rs.scope_spans or rs.instrumentation_library_spans):
+        name = otlp.scopes_name(rs)
+        for j, ss in enumerate(otlp.scopes(rs)):
             spans = ss.spans
             i = 0
             while i < len(spans):
@@ -269,11 +303,22 @@ _TOKEN_RE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?(?:\s*:)?|[\[\]{}]', re.DOTAL
 _BRACKET_RUN_RE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[{]+|[\]}]+', re.DOTALL)
 
 
-def emptied_below(data: bytes, limit: int) -> bytes | None:
+#: how deep arrays and objects may nest before the deep repair empties them: OTLP's own
+#: structure is ~10 levels and each nested AnyValue adds 3; msgspec and the attribute
+#: readers stop near Python's recursion limit (~1,000 levels less the caller's frames)
+_DEPTH_MAX = 256
+
+#: every byte a space but newlines (see emptied_below)
+_BLANK = bytes(b if b == 10 else 32 for b in range(256))
+
+
+def emptied_below(data: bytes, limit: int, blank: bool = False) -> bytes | None:
     """``data`` with every array and object nested deeper than ``limit`` emptied (``[]``,
     ``{}``), or None when a bracket closes one never opened. Data cut short stays cut
     short (after the last bracket kept when the cut is in an emptied one), so that the
     complete spans before the cut are still found (salvage_line), as without the depth.
+    ``blank``: what is dropped is replaced by spaces (its newlines kept), so that offsets
+    into the result are offsets into ``data`` (a stream of documents: _split_documents).
 
     One span's hostile attribute nested thousands deep stops the decoders for its whole
     line; emptied, only that value is lost, not the line's other spans. Brackets are
@@ -284,6 +329,7 @@ def emptied_below(data: bytes, limit: int) -> bytes | None:
     depth = 0
     deep = limit + 1  # the level emptied: its brackets kept, what they hold dropped
     start = 0  # where the next kept piece begins
+    dropped = 0  # where the piece dropped (or blanked) begins
     for m in _BRACKET_RUN_RE.finditer(data):
         at = m.start()
         c = data[at]
@@ -292,16 +338,21 @@ def emptied_below(data: bytes, limit: int) -> bytes | None:
         n = m.end() - at
         if c == 0x5B or c == 0x7B:  # '[' '{': the run opens levels depth+1 .. depth+n
             if depth < deep <= depth + n:  # kept up to the bracket that opens level deep
-                kept.append(data[start : at + deep - depth])
+                dropped = at + deep - depth
+                kept.append(data[start:dropped])
             depth += n
         else:  # the run closes levels depth .. depth-n+1, the one of level k at at+depth-k
             if depth - n < deep <= depth:
                 start = at + depth - deep  # the bracket that closes level deep is kept
+                if blank:
+                    kept.append(data[dropped:start].translate(_BLANK))
             depth -= n
             if depth < 0:
                 return None
     if depth <= limit:  # (else the cut is inside an emptied one: its opening bracket ends it)
         kept.append(data[start:])
+    elif blank:
+        kept.append(data[dropped:].translate(_BLANK))
     return b"".join(kept)
 
 
@@ -408,6 +459,155 @@ def _value_end(view: memoryview, start: int, stop: int) -> int | None:
         end = _trailing_at(exc)
         return None if end is None else start + end - 1
     return stop
+
+
+#: where a scope's spans are in a decoded unit: (the TracesData's index in a top-level
+#: array, 0 for an object; its resourceSpans index; the scope spans' field name; its index)
+Scope = tuple[int, int, str, int]
+
+
+def span_lines(data: bytes, first: int = 1) -> dict[Scope, list[int]]:
+    """The line of each item of the spans arrays of the TracesData in ``data`` (one, or
+    an array of them), which begins on line ``first``, by scope (:data:`Scope`) and
+    index: a span's is its own ``spanId`` key's line, that of an item without one (a
+    number, a span without an id) where it begins.
+
+    Why by place and not by id: a warning about a span of a document (of the wrong
+    type, with an invalid or a duplicate id) names that span's line; looked up by its
+    id, a duplicate was named at the first copy's line, and an item without an id at the
+    document's first. msgspec reads past each value (at the speed of a syntax check);
+    Python only steps over the keys around the spans. What cannot be placed (a key
+    written with escapes, damage) is left out: its warnings name the document's line.
+    """
+    walk = _Walk(data, first)
+    start = _SEPARATOR_RE.match(data).end()
+    with contextlib.suppress(_Lost, IndexError):
+        role = _ROLE.get((0, data[start], None), -1)
+        walk.value(start, role, (0,) if role == _TD else ())
+    return walk.found
+
+
+#: a member of an object: its key as written, and (the match's end) where its value begins
+_MEMBER_RE = re.compile(rb'\s*"((?:[^"\\]|\\.)*)"\s*:\s*')
+#: what follows a value before the next item or member, or the closing bracket
+_SEPARATOR_RE = re.compile(rb"\s*,?\s*")
+_SPAN_ID_KEY_RE = re.compile(rb'"spanId"\s*:')
+#: OTLP's arrays and the role of their items
+_ITEM_ROLE = {_TD_LIST: _TD, _RS_LIST: _RS, _SS_LIST: _SS, _SPANS: _SPAN}
+_LIST_OF_SPANS = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+class _Lost(Exception):
+    """The walk of span_lines met what it cannot follow: it keeps what it placed."""
+
+
+class _Walk:
+    """span_lines' walk down to the spans: ``place`` is where a value is (its Scope's
+    first numbers and name as far as known), its lines noted in ``found``."""
+
+    def __init__(self, data: bytes, first: int) -> None:
+        self.data, self.view = data, memoryview(data)
+        self.line_of = _LineOf(data, first)
+        self.found: dict[Scope, list[int]] = {}
+
+    def value(self, at: int, role: int, place: tuple[Any, ...]) -> int:
+        """Where the value at ``at`` (of ``role``, -1: none of OTLP's) ends."""
+        if role in _ITEM_ROLE:
+            return self.items(at, role, place)
+        if role == _TD or role == _RS or role == _SS:
+            return self.members(at, role, place)
+        return self.skip(at)
+
+    def members(self, at: int, role: int, place: tuple[Any, ...]) -> int:
+        data = self.data
+        pos = _SEPARATOR_RE.match(data, at + 1).end()
+        while (m := _MEMBER_RE.match(data, pos)) is not None:
+            key, start = m.group(1), m.end()
+            inner = _ROLE.get((role, data[start], key), -1)
+            end = self.value(start, inner, (*place, key.decode()) if inner == _SS_LIST else place)
+            pos = _SEPARATOR_RE.match(data, end).end()
+        if data[pos] != 0x7D:  # '}'
+            raise _Lost
+        return pos + 1
+
+    def items(self, at: int, role: int, place: tuple[Any, ...]) -> int:
+        data = self.data
+        if role == _SPANS:
+            return self.spans(at, place)
+        item = _ITEM_ROLE[role]
+        pos, i = _SEPARATOR_RE.match(data, at + 1).end(), 0
+        while data[pos] != 0x5D:  # ']'
+            end = self.members(pos, item, (*place, i)) if data[pos] == _OBJ else self.skip(pos)
+            pos, i = _SEPARATOR_RE.match(data, end).end(), i + 1
+        return pos + 1
+
+    def spans(self, at: int, place: tuple[Any, ...]) -> int:
+        """A spans array: each item's line, noted under its scope (``place``)."""
+        data, line_of = self.data, self.line_of
+        lines: list[int] = []
+        self.found[place] = lines  # (a key written twice: its last value, as decoded)
+        end = _value_end(self.view, at, len(data))
+        try:
+            if end is None:
+                raise ValueError  # (nested too deeply for msgspec: each item in turn)
+            sizes = list(map(len, _LIST_OF_SPANS.decode(self.view[at:end])))
+        except (ValueError, msgspec.DecodeError, RecursionError):
+            sizes = None
+        separator, own_id, count = _SEPARATOR_RE.match, _own_id, data.count
+        pos = separator(data, at + 1).end()
+        # (counted here, not by line_of: a call less a span; line_of goes on from here)
+        line, counted = line_of(pos), pos
+        for size in sizes if sizes is not None else itertools.repeat(None):
+            if sizes is None and data[pos] == 0x5D:  # ']'
+                break
+            stop = pos + size if size is not None else self.skip(pos)
+            here = own_id(data, pos, stop) if data[pos] == _OBJ else pos
+            line += count(b"\n", counted, here)
+            lines.append(line)
+            counted, pos = here, separator(data, stop).end()
+        line_of(counted)
+        return end if end is not None else pos + 1
+
+    def skip(self, at: int) -> int:
+        """Where the value at ``at`` ends, read past by msgspec (by its brackets, when
+        nested too deeply for msgspec)."""
+        end = _value_end(self.view, at, len(self.data))
+        if end is None:
+            end = _bracket_end(self.data, at)
+            if end is None:
+                raise _Lost
+        return end
+
+
+def _own_id(data: bytes, start: int, end: int) -> int:
+    """Where the span object ``data[start:end]`` has its own ``spanId`` key (the first at
+    its top level, not a link's), its start when none."""
+    depth, at = 0, start + 1
+    while (m := _SPAN_ID_KEY_RE.search(data, at, end)) is not None:
+        key = m.start()
+        if depth or data.find(b"{", at, key) >= 0 or data.find(b"[", at, key) >= 0:
+            depth += _bracket_depth(data[at:key])  # (from outside strings: after a brace or a key)
+        if depth == 0:
+            return key
+        at = m.end()
+    return start
+
+
+def _bracket_end(data: bytes, at: int) -> int | None:
+    """Where the array or object at ``at`` ends, by its brackets (strings stepped over),
+    whatever its depth; None when it does not."""
+    depth = 0
+    for m in _BRACKET_RUN_RE.finditer(data, at):
+        c, n = data[m.start()], m.end() - m.start()
+        if c == 0x22:  # '"'
+            continue
+        if c == 0x5B or c == 0x7B:
+            depth += n
+        elif depth <= n:
+            return m.start() + depth
+        else:
+            depth -= n
+    return None
 
 
 # A JSON string on one line, closed (what _bracket_depth leaves out), and a line's start

@@ -35,7 +35,8 @@ guessing is, with a warning: invalid UTF-8, unpaired ``\\u`` surrogates, strings
 the length caps; an attribute, event or link whose value cannot be represented (an
 ``intValue`` beyond int64) is dropped on its own, named by its key, and its span kept.
 A JSON ``null`` is the field's default (proto3 JSON), silently. In a document, a
-warning about a span names the line of its ``spanId``; damage (garbage, a document cut
+warning about a span names the span's own line, that of its ``spanId`` (where it begins
+when it has none, or is no object: documents.span_lines); damage (garbage, a document cut
 short) costs only the document it is in, less its complete spans (see :mod:`flowmap.documents`).
 A gzip file whose compressed data is corrupt or truncated keeps what decompressed before
 the error (JSON Lines or documents alike), one warning naming the line where it stops.
@@ -90,9 +91,9 @@ from .attributes import (
 )
 from .conventions import PROXY_VALUE, infer_boundary
 from .documents import (
-    _BYTE_RE, _GENERIC, _SURROGATE_RE, _Damage, _LineOf, _bad_utf8, _begins_value, _bracket_depth, _clip, _continues,
+    _BYTE_RE, _DEPTH_MAX, _GENERIC, _SURROGATE_RE, _Damage, _LineOf, _bad_utf8, _begins_value, _bracket_depth, _clip, _continues,
     Chunk, _decode_error, _fix_surrogate, _leading_newlines, _split_documents, _trailing_at, chunk_document,
-    emptied_below, salvage_line, span_chunks,
+    Scope, emptied_below, salvage_line, span_chunks, span_lines,
 )
 from .errors import InputError
 from .model import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, STATUS_CODE_ERROR, Trace
@@ -879,7 +880,7 @@ class _Loader:
                             origin = f"{path}:{lineno}"
                             for c, chunk in enumerate(chunks, 1):
                                 # (origin_of: a chunk is no line that the next lines continue)
-                                self._decode_chunk(chunk, origin, lambda sid, o=origin: o)
+                                self._decode_chunk(chunk, origin, lambda *_, o=origin: itertools.repeat(o))
                                 yield from self._closing_at((index, lineno, c))
                             del chunks
                     except _Continued as continued:
@@ -1005,23 +1006,29 @@ class _Loader:
         """Decode a single document chunk after chunk (documents.span_chunks), giving each
         chunk's number (from 1) once its spans are pending: what _read_documents does for
         a document, a part at a time."""
-        lines = _span_lines(data, 1)
         begins = 1 + _leading_newlines(data, 0, len(data))
         origin = f"{path}:{begins}"
+        origin_of = _span_origins(path, data, 1, origin)
         self.stats.lines += 1
         for c, chunk in enumerate(chunks, 1):
             try:
-                self._decode_chunk(chunk, origin, lambda sid: f"{path}:{lines.get(sid, begins)}")
+                self._decode_chunk(chunk, origin, origin_of)
             except Exception as exc:  # noqa: BLE001 - last resort, as for a line
                 self._skip(origin, f"could not read this document ({type(exc).__name__})")
             yield c
 
-    def _decode_chunk(self, chunk: Chunk, origin: str, origin_of: Callable[[str], str]) -> None:
+    def _decode_chunk(self, chunk: Chunk, origin: str, origin_of: _OriginsOf) -> None:
         """Decode a chunk of a single large document or huge line, its warnings naming
-        each span's place in that document (see _decode_lenient)."""
+        each span's place in that document (see _decode_lenient), and its line
+        (``origin_of`` is the document's)."""
+
+        def in_document(t: int, r: int, name: str, j: int, k: int) -> Iterator[str]:
+            at = chunk[r].at  # (the chunk's resourceSpans item r: one scope's spans from there)
+            return origin_of(0, at[0], at[1], at[2], at[3] + k)
+
         self._chunk = chunk
         try:
-            self._decode_unit(chunk_document(chunk), origin, origin_of)
+            self._decode_unit(chunk_document(chunk), origin, in_document)
         finally:
             self._chunk = None
 
@@ -1039,7 +1046,6 @@ class _Loader:
         their spans to the pending traces, giving each part's number (from 1) once it is
         read; ``to_end``: ``data`` runs to the end of the file; ``cut``: why it stops
         short there (see _File.cut)."""
-        lines = _span_lines(data, first)
         line_of = _LineOf(data, first)
         read = False  # a document was read before
         # the line where decompression stopped: damage there is the cut's, said as such
@@ -1054,12 +1060,9 @@ class _Loader:
             start, end, closing = unit
             self.stats.lines += 1
             begins = line_of(start) + _leading_newlines(data, start, end)
+            doc = data if parts is None else data[start:end] + closing
             try:
-                self._decode_unit(
-                    data if parts is None else data[start:end] + closing,
-                    f"{path}:{begins}",
-                    lambda sid, begins=begins: f"{path}:{lines.get(sid, begins)}",
-                )
+                self._decode_unit(doc, f"{path}:{begins}", _span_origins(path, doc, line_of(start), f"{path}:{begins}"))
             except Exception as exc:  # noqa: BLE001 - last resort, as for a line
                 self._skip(f"{path}:{begins}", f"could not read this document ({type(exc).__name__})")
             read = read or not closing  # (a salvaged part is of the document that broke)
@@ -1092,7 +1095,7 @@ class _Loader:
         self.warn_at(where, f"{what}; {kept}{skipped} skipped")
 
     def _decode_unit(
-        self, data: bytes, origin: str, origin_of: Callable[[str], str] | None
+        self, data: bytes, origin: str, origin_of: _OriginsOf | None
     ) -> None:
         """Decode one line (or document) and add its spans to the pending traces."""
         self._maps = otlp.maps_decoded()  # (this thread's)
@@ -1125,19 +1128,20 @@ class _Loader:
         self,
         td: Any,
         origin: str,
-        origin_of: Callable[[str], str] | None,
+        origin_of: _OriginsOf | None,
         kv_lists: Callable[[list[Any]], Iterable[list[otlp.KeyValue]]] | None = None,
     ) -> None:
         """Add the spans of one decoded TracesData to the pending traces; ``kv_lists``
         gives the decoded attribute lists of a scope's spans when they are raw."""
-        for rs in td.resource_spans:
+        for r, rs in enumerate(td.resource_spans):
             resource = otlp.attributes(rs.resource.attributes) if rs.resource is not None else {}
-            for ss in otlp.scopes(rs):
+            for j, ss in enumerate(otlp.scopes(rs)):
                 spans = ss.spans
-                self._add_spans(spans, resource, origin, origin_of, None if kv_lists is None else kv_lists(spans))
+                origins = None if origin_of is None else origin_of(0, r, otlp.scopes_name(rs), j, 0)
+                self._add_spans(spans, resource, origin, origins, None if kv_lists is None else kv_lists(spans))
 
     def _decode_raw(
-        self, data: bytes, origin: str, origin_of: Callable[[str], str] | None
+        self, data: bytes, origin: str, origin_of: _OriginsOf | None
     ) -> bool:
         """The fast path: spans as :class:`otlp.RawSpan`, each attribute list decoded on
         its own and dropped once read (see RawSpan). False, with nothing added, when
@@ -1208,7 +1212,7 @@ class _Loader:
     # -- the slow path: a line the typed decoder refused ---------------------------
 
     def _recover(
-        self, data: bytes, origin: str, origin_of: Callable[[str], str] | None, exc: Exception
+        self, data: bytes, origin: str, origin_of: _OriginsOf | None, exc: Exception
     ) -> None:
         """Read what can be read of a line the typed decode refused.
 
@@ -1237,7 +1241,7 @@ class _Loader:
             return
         self._add_traces_data(td, origin, origin_of)
 
-    def _not_json(self, data: bytes, exc: Exception, origin: str, origin_of: Callable[[str], str] | None) -> None:
+    def _not_json(self, data: bytes, exc: Exception, origin: str, origin_of: _OriginsOf | None) -> None:
         """A line (or document) that is not JSON, even repaired: skipped, with a warning;
         but a line of JSON Lines that may begin a value the next lines continue goes back
         to the file's reading (see _read_on)."""
@@ -1322,10 +1326,10 @@ class _Loader:
         else:
             self._skip(origin, f"could not read this line ({type(exc).__name__})")
 
-    def _decode_lenient(self, obj: Any, origin: str, origin_of: Callable[[str], str] | None) -> None:
+    def _decode_lenient(self, obj: Any, origin: str, origin_of: _OriginsOf | None) -> None:
         """Valid JSON, not valid OTLP: validate piece by piece so one bad span costs only itself."""
         if isinstance(obj, list):  # lenient: an array of TracesData
-            items = [item for item in obj if isinstance(item, dict)]
+            items = [(t, item) for t, item in enumerate(obj) if isinstance(item, dict)]
             if not obj:
                 self.stats.skipped += 1
                 self.warn_at(origin, "not an OTLP TracesData object (an empty array); skipped")
@@ -1334,12 +1338,12 @@ class _Loader:
                 n = len(obj) - len(items)
                 self.warn_at(origin, f"{n} of {len(obj)} array items are not OTLP TracesData objects; skipped")
         elif isinstance(obj, dict):
-            items = [obj]
+            items = [(0, obj)]
         else:
             self.stats.skipped += 1
             self.warn_at(origin, "not an OTLP TracesData object; skipped")
             return
-        for obj in items:
+        for t, obj in items:
             rss = obj.get("resourceSpans")
             if rss is None:  # absent, or null: proto3 JSON's default, no spans
                 continue
@@ -1359,9 +1363,9 @@ class _Loader:
                 resource = otlp.attributes(res.attributes) if res is not None else {}
                 # the old name (before OTLP 0.15) only when the new one is absent, as otlp.scopes
                 new, old = otlp.SCOPE_SPANS_NAMES
-                name = old if not rs.get(new) and rs.get(old) is not None else new
-                sss = rs.get(name)
-                name = place[1] or name
+                own = old if not rs.get(new) and rs.get(old) is not None else new
+                sss = rs.get(own)
+                name = place[1] or own
                 if sss is None:
                     continue
                 if not isinstance(sss, list):
@@ -1378,23 +1382,17 @@ class _Loader:
                         what = "spans is not a list" if isinstance(ss, dict) else "is not an object"
                         self.warn_at(origin, f"{swhere}{'.' if isinstance(ss, dict) else ' '}{what}; skipped")
                         continue
-                    good = []
-                    for k, sp in enumerate(spans, place[3]):
-                        at = origin
-                        if origin_of is not None:  # a document: the span's own line
-                            sid = sp.get("spanId") if isinstance(sp, dict) else None
-                            if isinstance(sid, str):
-                                at = origin_of(sid.lower())
-                            elif isinstance(sid, (int, float, bool)) or (
-                                sid is None and isinstance(sp, dict) and "spanId" in sp
-                            ):
-                                at = origin_of(_scalar_key(json.dumps(sid)))  # json.dumps: as written
+                    # in a document, each span's own line (else the line's)
+                    ats = itertools.repeat(origin) if origin_of is None else origin_of(t, i, own, j - place[2], 0)
+                    good, good_at = [], []
+                    for k, (sp, at) in enumerate(zip(spans, ats), place[3]):
                         span = self._convert(sp, otlp.Span, at, f"{swhere}.spans[{k}]")
                         if span is not None:
                             good.append(span)
+                            good_at.append(at)
                         else:
                             self.stats.skipped += 1
-                    self._add_spans(good, resource, origin, origin_of)
+                    self._add_spans(good, resource, origin, None if origin_of is None else iter(good_at))
 
     def _convert(self, obj: Any, cls: type, origin: str, where: str) -> Any:
         """``obj`` (decoded JSON) as ``cls``, repaired if it must be; None (with a warning)
@@ -1450,11 +1448,12 @@ class _Loader:
         spans: Iterable[otlp.Span],
         resource: dict[str, Any],
         origin: str,
-        origin_of: Callable[[str], str] | None,
+        origins: Iterator[str] | None,
         kv_lists: Iterable[list[otlp.KeyValue]] | None = None,
     ) -> None:
         """Validate and normalise decoded spans in place, fill in their derived fields,
-        and add them to their pending traces.
+        and add them to their pending traces; ``origins``: each span's own (in a
+        document), else every span's is ``origin`` (a line's).
 
         The hot loop of the loader: the decoded span *is* the analyzer's span (no second
         object, no attribute dict). What the analysis needs from the attributes is read
@@ -1505,8 +1504,8 @@ class _Loader:
             and _lower_hex(itertools.chain(map(_SPAN_ID, spans), map(_PARENT_ID, spans)))
         )
         for s, kvs in zip(spans, kv_lists if kv_lists is not None else map(_KVS, spans)):
-            if origin_of is not None:
-                where = origin_of(s.span_id.lower())
+            if origins is not None:
+                where = next(origins)
             tid = s.trace_id
             trace = pending.get(tid)
             if trace is None:
@@ -1931,22 +1930,26 @@ def _syntax_error(data: bytes) -> Exception | None:
     return exc if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError) else None
 
 
-def _span_lines(data: bytes, first: int) -> dict[str, int]:
-    """The line of each span id in ``data`` (which begins on line ``first``), keyed by
-    any string (so that an invalid id is located too) or any other JSON scalar (keyed as
-    _scalar_key writes it): warnings about a span of a document name its own line."""
-    lines: dict[str, int] = {}
-    at, line = 0, first
-    for m in _DOC_SPAN_ID_RE.finditer(data):
-        line += data.count(b"\n", at, m.start())
-        at = m.start()
-        text, scalar = m.group(1), m.group(2)
-        if text is not None:
-            key = text.decode("utf-8", "replace").lower()
-        else:
-            key = _scalar_key(scalar.decode("ascii"))
-        lines.setdefault(key, line)
-    return lines
+#: the origins of the spans of a scope of a document, from its k-th (see _span_origins)
+_OriginsOf = Callable[[int, int, str, int, int], Iterator[str]]
+
+
+def _span_origins(path: str, data: bytes, first: int, origin: str) -> _OriginsOf:
+    """``origins(t, r, name, j, k)``: the origins of a scope's spans, from its k-th, in
+    the document ``data`` (which begins on line ``first`` of ``path``), at the place
+    the decoder read them from (documents.span_lines: TracesData t, resourceSpans r,
+    the scope spans' field name and index j); ``origin``, the document's, for those not
+    placed. Placed when first asked (a part without spans never is)."""
+    lines: dict[Scope, list[int]] | None = None
+
+    def origins(t: int, r: int, name: str, j: int, k: int) -> Iterator[str]:
+        nonlocal lines
+        if lines is None:
+            lines = span_lines(data, first)
+        at = lines.get((t, r, name, j), ())
+        return itertools.chain((f"{path}:{at[i]}" for i in range(k, len(at))), itertools.repeat(origin))
+
+    return origins
 
 
 #: a single document larger than this is read in chunks of _CHUNK_SPANS spans
@@ -2031,11 +2034,6 @@ def _invalid_utf8(data: bytes) -> UnicodeDecodeError | None:
         return exc
     return None
 
-
-#: how deep arrays and objects may nest before the deep repair empties them: OTLP's own
-#: structure is ~10 levels and each nested AnyValue adds 3; msgspec and the attribute
-#: readers stop near Python's recursion limit (~1,000 levels less the caller's frames)
-_DEPTH_MAX = 256
 
 _REPAIR_WARNINGS = {
     "utf8": "invalid UTF-8 bytes replaced",
@@ -2268,13 +2266,6 @@ def _item_text(path: str, name: str, item: Any) -> str:
 
 
 _SEPARATORS_RE = re.compile(rb"[\s,]*")
-_DOC_SPAN_ID_RE = re.compile(rb'"spanId"\s*:\s*(?:"([^"\\]{0,64})"|(-?[0-9][0-9.eE+-]{0,40}|true|false|null))')
-
-
-def _scalar_key(text: str) -> str:
-    """How a span id that is not a string is keyed among the span ids of a document:
-    apart from every string id; ``null`` as ``""``, the default it is read as."""
-    return "" if text == "null" else "\x00" + text
 
 
 def _error_line(data: bytes, exc: Exception) -> int:

@@ -399,6 +399,11 @@ def scopes(rs: Any) -> Any:
     return rs.scope_spans or rs.instrumentation_library_spans
 
 
+def scopes_name(rs: Any) -> str:
+    """The field :func:`scopes` reads a ResourceSpans' scope spans from."""
+    return SCOPE_SPANS_NAMES[0] if rs.scope_spans else SCOPE_SPANS_NAMES[1]
+
+
 class TracesData(_Base):
     resource_spans: list[ResourceSpans] = ()  # type: ignore[assignment]
 

@@ -809,6 +809,28 @@ def test_truncated_second_document_keeps_its_complete_spans(tmp_path):
                         "1 complete span before it kept, rest of file skipped"]
 
 
+@pytest.mark.parametrize("layout", ["stream", "among-lines", "single"])
+def test_a_document_nested_too_deeply_and_cut_short_keeps_its_complete_spans(tmp_path, layout):
+    """A writer killed in a document with a value nested deeper than the decoders go: the
+    decoder stopped at the depth, before the cut, so the document was taken for valid
+    JSON too deep to decode, and all its spans lost ("line skipped"; the only document:
+    nothing read, exit 2). Its complete spans are kept, as those of a line cut short."""
+    deep = root(OTHER_TRACE, "b000000000000001", x="deep")
+    doc = pretty(deep, root(OTHER_TRACE, "b000000000000002"), root(OTHER_TRACE, "b000000000000003", name="cut"))
+    doc = doc.replace(b'"deep"', b"[" * 2000 + b"]" * 2000)
+    first = {"stream": pretty(root()) + b"\n", "among-lines": line(root()) + b"\n", "single": b""}[layout]
+    data = first + doc[: doc.index(b'"name": "cut"')]
+    f = tmp_path / "cut.json"
+    f.write_bytes(data)
+    traces, warnings = load(f)
+    assert set(traces[OTHER_TRACE]) == {"b000000000000001", "b000000000000002"}
+    assert warnings == [
+        f"{f}:{_line_at(data, len(first))}: arrays and objects nested more than 256 levels deep emptied",
+        f"{f}:{_line_at(data, len(data))}: invalid JSON {'after a document' if layout == 'stream' else 'document'} (truncated); "
+        "2 complete spans before it kept, rest of file skipped",
+    ]
+
+
 # A compact document first (one line: the file is taken for JSON Lines), then pretty-printed
 # ones: each of their lines was a bad JSON line, and their spans were lost. Only a line that
 # fails to decode is looked at again: good JSON Lines pay nothing.
@@ -948,7 +970,11 @@ def test_a_truncated_gzip_of_pretty_documents_after_a_compact_one_warns_once(tmp
 
 
 def _line_of(data: bytes, needle: bytes) -> int:
-    return data[: data.index(needle)].count(b"\n") + 1
+    return _line_at(data, data.index(needle))
+
+
+def _line_at(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
 
 
 def test_document_span_of_the_wrong_type_is_warned_at_its_own_line(tmp_path):
@@ -979,6 +1005,74 @@ def test_document_span_whose_id_is_not_a_string_is_warned_at_its_own_line(tmp_pa
     f.write_bytes(data)
     _, warnings = load(f)
     assert len(warnings) == 1 and warnings[0].startswith(f"{f}:{_line_of(data, needle)}: ")
+
+
+def _documents(layout: str, doc: dict) -> bytes:
+    """``doc`` pretty-printed as a file of one of the layouts a document comes in."""
+    other = traces_data(root(OTHER_TRACE, "b000000000000001"))
+    if layout == "stream":  # (jq . of JSON Lines)
+        return pretty(root(OTHER_TRACE, "b000000000000001")) + b"\n" + json.dumps(doc, indent=2).encode() + b"\n"
+    if layout == "among-lines":
+        return line(root(OTHER_TRACE, "b000000000000001")) + b"\n" + json.dumps(doc, indent=2).encode() + b"\n" + line(
+            root(OTHER_TRACE, "b000000000000002")) + b"\n"
+    if layout == "array":
+        return json.dumps([other, doc], indent=2).encode()
+    return json.dumps(doc, indent=2).encode()  # (one document, read whole or in chunks)
+
+
+@pytest.mark.parametrize("item", [False, True], ids=["typed", "lenient"])
+@pytest.mark.parametrize("layout", ["document", "chunked", "stream", "among-lines", "array"])
+def test_a_documents_bad_spans_are_each_named_at_their_own_line(tmp_path, monkeypatch, layout, item):
+    """Warnings about a document's spans named lines found by the span's id: a duplicate
+    was named at the first copy's line (or a link's, to it, written before it), and an
+    item that is no span, or a span without an id, at the document's first line. Each
+    is named at its own line: its spanId's, else where it begins. (``item``: with a
+    value that is no span among them, the document is read by the lenient path.)"""
+    no_id = {key: value for key, value in root(name="no id").items() if key != "spanId"}
+    again = {"links": [{"traceId": ROOT_TRACE, "spanId": "f000000000000001"}], **root(name="again")}
+    spans = [root(), child(), *(["not a span"] if item else []), again, no_id]
+    data = _documents(layout, traces_data(*spans))
+    f = tmp_path / "doc.json"
+    f.write_bytes(data)
+    if layout == "chunked":
+        monkeypatch.setattr(loading, "_CHUNKED_OVER", 0)
+        monkeypatch.setattr(loading, "_CHUNK_SPANS", 2)
+    traces, warnings = load(f)
+
+    def at(offset: int) -> str:
+        return f"{f}:{_line_at(data, offset)}: "
+
+    named = data.index(b'"name": "again"')
+    assert warnings == [
+        *([at(data.index(b'"not a span"')) + "resourceSpans[0].scopeSpans[0].spans[2] skipped: "
+           "Expected `object`, got `str`"] if item else []),
+        at(data.rindex(b'"spanId": "f000000000000001"', 0, named)) + f"duplicate span id f000000000000001 in "
+        f"trace {ROOT_TRACE}; first one kept",
+        at(data.rindex(b"{", 0, data.index(b'"name": "no id"'))) + "span skipped: missing or invalid span id "
+        "(need 16 hex digits, not all zero)",
+    ]
+    assert set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}
+    assert traces[ROOT_TRACE]["f000000000000001"].origin == at(data.index(b'"spanId": "f000000000000001"'))[:-2]
+
+
+def test_a_documents_spans_after_a_value_nested_too_deeply_are_named_at_their_own_lines(tmp_path):
+    """Nested deeper than msgspec reads, a span's value is read past by its brackets:
+    the spans after it are still named at their own lines, not at the document's."""
+    deep = root(attributes=[kv("x", {"arrayValue": {"values": "deep"}})])
+    data = pretty(deep, "not a span", root(name="again")).replace(b'"deep"', b"[" * 2000 + b"]" * 2000)
+    f = tmp_path / "doc.json"
+    f.write_bytes(data)
+    traces, warnings = load(f)
+    assert warnings[2:] == [
+        f"{f}:{_line_of(data, b'not a span')}: resourceSpans[0].scopeSpans[0].spans[1] skipped: Expected `object`, "
+        "got `str`",
+        f"{f}:{_line_at(data, data.rindex(b'f000000000000001'))}: duplicate span id f000000000000001 in trace "
+        f"{ROOT_TRACE}; first one kept",
+    ]
+    assert warnings[0].startswith(f"{f}:1: arrays and objects nested more than 256 levels deep emptied")
+    assert warnings[1].startswith(f"{f}:{_line_of(data, b'f000000000000001')}: resourceSpans[0].scopeSpans[0]."
+                                  'spans[0]: attribute "x" dropped')
+    assert set(traces[ROOT_TRACE]) == {"f000000000000001"}
 
 
 def test_document_attribute_dropped_at_its_span_line_in_the_second_document(tmp_path):
