@@ -594,7 +594,9 @@ def _own_id(data: bytes, start: int, end: int) -> int:
 
 def _bracket_end(data: bytes, at: int) -> int | None:
     """Where the array or object at ``at`` ends, by its brackets (strings stepped over),
-    whatever its depth; None when it does not."""
+    whatever its depth; None when it does not, or none begins there."""
+    if data[at] != _ARR and data[at] != _OBJ:
+        return None  # (a closing bracket where a value should be: none ends after it)
     depth = 0
     for m in _BRACKET_RUN_RE.finditer(data, at):
         c, n = data[m.start()], m.end() - m.start()

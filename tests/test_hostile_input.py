@@ -259,6 +259,22 @@ def _emptied_reference(data: bytes, limit: int) -> bytes | None:
     return bytes(out)
 
 
+@pytest.mark.parametrize(("damaged", "placed"), [
+    (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"spanId": "a"}, }]}]}', {(0, 0, "scopeSpans", 0): [1]}),
+    (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"spanId": "a"}, 1 }]}]}', {(0, 0, "scopeSpans", 0): [1, 1]}),
+    (b'{"resourceSpans": [}', {}),
+    (b'[{"resourceSpans": []}, }]', {}),
+])
+def test_span_lines_of_damaged_json_keeps_what_it_placed_and_returns(damaged, placed):
+    """documents.span_lines leaves out what it cannot place (damage); a closing bracket
+    where a value should be was taken for a value ending where it began, and the walk
+    stood still there for ever. (Run apart: on failure it does not return.)"""
+    code = "import sys; from flowmap.documents import span_lines; print(span_lines(sys.stdin.buffer.read()))"
+    proc = subprocess.run([sys.executable, "-c", code], input=damaged, capture_output=True, timeout=20, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode().strip() == repr(placed)
+
+
 def test_emptying_deep_values_keeps_exactly_what_is_not_too_deep():
     """Brackets in strings, escaped quotes, unterminated strings and cuts, at many depths."""
     from flowmap.documents import emptied_below
