@@ -475,8 +475,8 @@ def span_lines(data: bytes, first: int = 1) -> dict[Scope, list[int]]:
     type, with an invalid or a duplicate id) names that span's line; looked up by its
     id, a duplicate was named at the first copy's line, and an item without an id at the
     document's first. msgspec reads past each value (at the speed of a syntax check);
-    Python only steps over the keys around the spans. What cannot be placed (a key
-    written with escapes, damage) is left out: its warnings name the document's line.
+    Python only steps over the keys around the spans. What cannot be placed (damage) is
+    left out: its warnings name the document's line.
     """
     walk = _Walk(data, first)
     start = _SEPARATOR_RE.match(data).end()
@@ -522,6 +522,8 @@ class _Walk:
         pos = _SEPARATOR_RE.match(data, at + 1).end()
         while (m := _MEMBER_RE.match(data, pos)) is not None:
             key, start = m.group(1), m.end()
+            if b"\\" in key:  # (escapes: the key as the decoders read it)
+                key = _unescaped(key)
             inner = _ROLE.get((role, data[start], key), -1)
             end = self.value(start, inner, (*place, key.decode()) if inner == _SS_LIST else place)
             pos = _SEPARATOR_RE.match(data, end).end()
@@ -576,6 +578,14 @@ class _Walk:
             if end is None:
                 raise _Lost
         return end
+
+
+def _unescaped(key: bytes) -> bytes:
+    """A key written with escapes (``"sp\\u0061ns"``) as it reads; as written when it does not."""
+    try:
+        return _GENERIC.decode(b'"' + key + b'"').encode()
+    except (msgspec.DecodeError, UnicodeEncodeError):
+        return key
 
 
 def _own_id(data: bytes, start: int, end: int) -> int:

@@ -1092,6 +1092,30 @@ def test_a_documents_bad_spans_are_each_named_at_their_own_line(tmp_path, monkey
     assert traces[ROOT_TRACE]["f000000000000001"].origin == at(data.index(b'"spanId": "f000000000000001"'))[:-2]
 
 
+@pytest.mark.parametrize("key", ["resourceSpans", "scopeSpans", "instrumentationLibrarySpans", "spans"])
+def test_a_documents_bad_spans_are_named_at_their_own_lines_when_a_key_is_written_with_escapes(tmp_path, key):
+    """A key around the spans written with \\u escapes (valid JSON, and read so by the
+    decoders) was not recognised where the lines are found: every warning about the
+    document's spans named its first line. Each names its own line."""
+    doc = json.dumps(traces_data(root(), "not a span", root()), indent=2).encode()
+    if key == "instrumentationLibrarySpans":  # (the old name, before OTLP 0.15)
+        doc = doc.replace(b'"scopeSpans"', b'"instrumentationLibrarySpans"')
+    escaped = "".join(f"\\u{ord(c):04x}" if c in "Sa" else c for c in key).encode()
+    data = doc.replace(b'"%s"' % key.encode(), b'"%s"' % escaped)
+    assert escaped in data and escaped != key.encode()
+    f = tmp_path / "escaped.json"
+    f.write_bytes(data)
+    traces, warnings = load(f)
+    assert set(traces[ROOT_TRACE]) == {"f000000000000001"}
+    name = "instrumentationLibrarySpans" if key == "instrumentationLibrarySpans" else "scopeSpans"
+    assert warnings == [
+        f"{f}:{_line_of(data, b'not a span')}: resourceSpans[0].{name}[0].spans[1] skipped: Expected `object`, "
+        "got `str`",
+        f"{f}:{_line_at(data, data.rindex(b'f000000000000001'))}: duplicate span id f000000000000001 in trace "
+        f"{ROOT_TRACE}; first one kept",
+    ]
+
+
 def test_a_documents_spans_after_a_value_nested_too_deeply_are_named_at_their_own_lines(tmp_path):
     """Nested deeper than msgspec reads, a span's value is read past by its brackets:
     the spans after it are still named at their own lines, not at the document's."""
