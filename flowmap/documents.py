@@ -487,7 +487,7 @@ def span_lines(data: bytes, first: int = 1) -> dict[Scope, list[int]]:
 
 
 #: a member of an object: its key as written, and (the match's end) where its value begins
-_MEMBER_RE = re.compile(rb'\s*"((?:[^"\\]|\\.)*)"\s*:\s*')
+_MEMBER_RE = re.compile(rb'\s*"([^"\\]*(?:\\.[^"\\]*)*)"\s*:\s*')  # (unrolled: a character a step was 30x slower)
 #: what follows a value before the next item or member, or the closing bracket
 _SEPARATOR_RE = re.compile(rb"\s*,?\s*")
 _SPAN_ID_KEY_RE = re.compile(rb'"spanId"\s*:')
