@@ -831,6 +831,43 @@ def test_a_document_nested_too_deeply_and_cut_short_keeps_its_complete_spans(tmp
     ]
 
 
+@pytest.mark.parametrize("stray", [b"]", b"}}"])
+def test_a_document_nested_too_deeply_and_followed_by_a_stray_bracket_keeps_its_spans(tmp_path, stray):
+    """A stray closing bracket after a document with a value nested deeper than the
+    decoders go: blanking the deep values gave up on it (a bracket closing one never
+    opened), so the document was decoded whole and lost, all its spans with it ('JSON
+    nested too deeply'). Its spans are kept, the stray line costs only itself, as after
+    a document without the depth."""
+    deep = pretty(root(x="deep"), root(OTHER_TRACE, "b000000000000002")).replace(b'"deep"', b"[" * 2000 + b"]" * 2000)
+    data = deep + b"\n" + stray + b"\n" + pretty(child()) + b"\n"
+    f = tmp_path / "stray.json"
+    f.write_bytes(data)
+    traces, warnings = load(f)
+    assert set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}
+    assert set(traces[OTHER_TRACE]) == {"b000000000000002"}
+    at = _line_of(data, b"\n" + stray + b"\n") + 1
+    assert warnings == [
+        f"{f}:1: arrays and objects nested more than 256 levels deep emptied",
+        f"{f}:{at}: invalid JSON after a document (invalid character); line {at} skipped",
+    ]
+
+
+def test_a_document_nested_too_deeply_cut_short_then_a_stray_bracket_keeps_its_complete_spans(tmp_path):
+    """A document nested too deeply and cut short (see above), what follows the cut closing more brackets
+    than were opened: its complete spans are kept all the same."""
+    doc = pretty(root(x="deep"), root(OTHER_TRACE, "b000000000000002"), root(OTHER_TRACE, "b000000000000003", name="cut"))
+    doc = doc.replace(b'"deep"', b"[" * 2000 + b"]" * 2000)
+    data = doc[: doc.index(b'"name": "cut"')] + b"]]]}}}]]]]\n"
+    f = tmp_path / "cut.json"
+    f.write_bytes(data)
+    traces, warnings = load(f)
+    assert set(traces[ROOT_TRACE]) == {"f000000000000001"}
+    assert set(traces[OTHER_TRACE]) == {"b000000000000002"}
+    assert warnings[0] == f"{f}:1: arrays and objects nested more than 256 levels deep emptied"
+    assert warnings[1].startswith(f"{f}:{_line_at(data, len(data) - 1)}: invalid JSON document (")
+    assert warnings[1].endswith("; 2 complete spans before it kept, rest of file skipped")
+
+
 # A compact document first (one line: the file is taken for JSON Lines), then pretty-printed
 # ones: each of their lines was a bad JSON line, and their spans were lost. Only a line that
 # fails to decode is looked at again: good JSON Lines pay nothing.
@@ -1053,6 +1090,30 @@ def test_a_documents_bad_spans_are_each_named_at_their_own_line(tmp_path, monkey
     ]
     assert set(traces[ROOT_TRACE]) == {"f000000000000001", "f000000000000002"}
     assert traces[ROOT_TRACE]["f000000000000001"].origin == at(data.index(b'"spanId": "f000000000000001"'))[:-2]
+
+
+@pytest.mark.parametrize("key", ["resourceSpans", "scopeSpans", "instrumentationLibrarySpans", "spans"])
+def test_a_documents_bad_spans_are_named_at_their_own_lines_when_a_key_is_written_with_escapes(tmp_path, key):
+    """A key around the spans written with \\u escapes (valid JSON, and read so by the
+    decoders) was not recognised where the lines are found: every warning about the
+    document's spans named its first line. Each names its own line."""
+    doc = json.dumps(traces_data(root(), "not a span", root()), indent=2).encode()
+    if key == "instrumentationLibrarySpans":  # (the old name, before OTLP 0.15)
+        doc = doc.replace(b'"scopeSpans"', b'"instrumentationLibrarySpans"')
+    escaped = "".join(f"\\u{ord(c):04x}" if c in "Sa" else c for c in key).encode()
+    data = doc.replace(b'"%s"' % key.encode(), b'"%s"' % escaped)
+    assert escaped in data and escaped != key.encode()
+    f = tmp_path / "escaped.json"
+    f.write_bytes(data)
+    traces, warnings = load(f)
+    assert set(traces[ROOT_TRACE]) == {"f000000000000001"}
+    name = "instrumentationLibrarySpans" if key == "instrumentationLibrarySpans" else "scopeSpans"
+    assert warnings == [
+        f"{f}:{_line_of(data, b'not a span')}: resourceSpans[0].{name}[0].spans[1] skipped: Expected `object`, "
+        "got `str`",
+        f"{f}:{_line_at(data, data.rindex(b'f000000000000001'))}: duplicate span id f000000000000001 in trace "
+        f"{ROOT_TRACE}; first one kept",
+    ]
 
 
 def test_a_documents_spans_after_a_value_nested_too_deeply_are_named_at_their_own_lines(tmp_path):
