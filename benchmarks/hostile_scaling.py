@@ -21,7 +21,12 @@ quadratic. Only figures measured in the same run compare (the machine's speed va
   of them all was matched against every text);
 - ``fan-out``: a batch job's trace sending n messages, then n consumers' traces, each
   linking to its message's send (each link looked its target up in a string of all n
-  span ids).
+  span ids);
+- ``doc-key``: one pretty-printed document with an unknown key of 2,000·n characters
+  beside its spans (the walk that finds each span's line stepped over a key a character
+  at a time: ~0.25 µs each);
+- ``doc-stream``: n pretty-printed documents of one span each, one after another (as
+  ``jq .`` writes them; the walk costs per document, not per span).
 """
 
 from __future__ import annotations
@@ -103,8 +108,29 @@ def fan_out(d: Path, n: int) -> Path:
     return _write(d / f"fan-out-{n}.jsonl", sends, consumers, work)
 
 
+def _document(spans: list[dict], **extra: object) -> dict:
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "app"}}]}
+    return {**extra, "resourceSpans": [{"resource": resource, "scopeSpans": [{"scope": {"name": "t"}, "spans": spans}]}]}
+
+
+def doc_key(d: Path, n: int) -> Path:
+    doc = _document([_span(TRACE, 1, kind=2, attributes=[TAG]), _span(TRACE, 2, parent=1, attributes=[TAG])],
+                    **{"k" * (2000 * n): 1})
+    path = d / f"doc-key-{n}.json"
+    path.write_text(json.dumps(doc, indent=2))
+    return path
+
+
+def doc_stream(d: Path, n: int) -> Path:
+    docs = (json.dumps(_document([_span(f"{i + 1:032x}", 1, kind=2, attributes=[TAG])]), indent=2) for i in range(n))
+    path = d / f"doc-stream-{n}.json"
+    path.write_text("\n".join(docs) + "\n")
+    return path
+
+
 SHAPES: dict[str, Callable[[Path, int], Path]] = {
     "paths": paths, "entries": entries, "mask-long": mask_long, "mask-short": mask_short, "fan-out": fan_out,
+    "doc-key": doc_key, "doc-stream": doc_stream,
 }
 
 

@@ -20,7 +20,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 import zlib
 from pathlib import Path
 
@@ -276,15 +275,14 @@ def test_span_lines_of_damaged_json_keeps_what_it_placed_and_returns(damaged, pl
     assert proc.stdout.decode().strip() == repr(placed)
 
 
-def test_span_lines_steps_over_a_long_key_around_the_spans_at_the_speed_of_a_regex():
-    """A key of 16 MiB beside a document's resourceSpans (an unknown field) took span_lines
-    ~4 s, a step of its regex for each character; a run of them is one step (~0.1 s)."""
+def test_span_lines_steps_over_a_long_key_around_the_spans():
+    """A key of 16 MiB beside a document's resourceSpans (an unknown field): the spans
+    after it are still placed. (Its time, a regex step a character before, a run of them
+    now: benchmarks/hostile_scaling.py doc-key.)"""
     from flowmap.documents import span_lines
 
     data = b'{"' + b"k" * (16 << 20) + b'": 1,\n"resourceSpans": [{"scopeSpans": [{"spans": [\n{"spanId": "a"}]}]}]}'
-    started = time.process_time()
     assert span_lines(data) == {(0, 0, "scopeSpans", 0): [3]}
-    assert time.process_time() - started < 1.5
 
 
 def test_emptying_deep_values_keeps_exactly_what_is_not_too_deep():
