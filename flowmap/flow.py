@@ -9,8 +9,8 @@ Structure (:class:`flowmap.model.FlowMap`)::
 
     FlowMap
     ├── nodes: {operation id: FlowNode}
-    │     id        "<service> <span name>"  (Span.operation; a UUID in the name
-    │               is written {uuid}: graph.generic_name)
+    │     id        "<service> <span name>", a UUID in the name written {uuid}
+    │               (graph.generic_name)
     │     service, name
     │     boundary  boundary kind of the operation (first one seen), or None
     │     spans     how many spans ran this operation

@@ -191,7 +191,8 @@ _DEFAULT_MAX = 100_000
 
 
 def operation(service: str, name: str) -> str:
-    """``Span.operation`` as one shared string per distinct operation (no fold)."""
+    """The operation of a span of ``service`` named ``name`` (see Operations), one shared
+    string per distinct operation (no fold)."""
     by_name = _DEFAULT.table.get(service)
     if by_name is not None:
         op = by_name.get(name)
@@ -235,8 +236,9 @@ class SpanGraph:
         self.trace = trace
         spans = trace.spans
         self.spans: dict[str, Span] = spans
-        #: span id -> operation (``Span.operation``, one shared string per operation, or
-        #: the overflow operation it was counted under: see Operations)
+        #: span id -> operation (``Span.operation`` with its UUIDs as ``{uuid}``, one
+        #: shared string per operation, or the overflow operation it was counted under:
+        #: see Operations)
         self.ops: dict[str, str]
         # Comprehensions rather than one loop with branches: this runs for every span.
         table, named = (_DEFAULT.table, operation) if operations is None else (operations.table, operations)

@@ -250,7 +250,8 @@ class Span(_WithAttributes, rename=_rename):
 
     @property
     def operation(self) -> str:
-        """The flow-map node id of this span: service and span name."""
+        """This span's operation, as findings name it: service and span name (its
+        flow-map node writes a UUID in the name as ``{uuid}``: graph.generic_name)."""
         return f"{self.service} {self.name}"
 
 
