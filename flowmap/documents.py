@@ -462,8 +462,9 @@ def _value_end(view: memoryview, start: int, stop: int) -> int | None:
 
 def _pretty_end(data: bytes, at: int) -> int | None:
     """Where the array at ``at`` ends if written as ``json.dumps(indent=…)`` and ``jq .``
-    write one that is not empty: its closing bracket on a line of its own, indented as
-    the line it opens on, within _PRETTY_BYTES; None when there is none.
+    write one that is not empty (its first item on the next line, indented deeper than
+    the line it opens on): its closing bracket on a line of its own, indented as the
+    line it opens on, within _PRETTY_BYTES; None when it is not so written.
 
     Why: msgspec tells where a value ends only by raising, and a document of one span
     paid that for its spans array. A guess, right when the array up to it decodes (a JSON
@@ -473,9 +474,11 @@ def _pretty_end(data: bytes, at: int) -> int | None:
     if data[at + 1 : at + 2] != b"\n":
         return None
     line = data.rfind(b"\n", 0, at) + 1
-    indent = _INDENT_RE.match(data, line).end()
-    close = data.find(b"\n" + data[line:indent] + b"]", at, at + _PRETTY_BYTES)
-    return None if close < 0 else close + indent - line + 2
+    indent = data[line : _INDENT_RE.match(data, line).end()]
+    if _INDENT_RE.match(data, at + 2).end() <= at + 2 + len(indent) or not data.startswith(indent, at + 2):
+        return None  # (its first item is not indented deeper: not so written)
+    close = data.find(b"\n" + indent + b"]", at, at + _PRETTY_BYTES)
+    return None if close < 0 else close + len(indent) + 2
 
 
 _PRETTY_BYTES = 1 << 13
