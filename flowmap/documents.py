@@ -525,20 +525,22 @@ def span_lines(data: bytes, first: int = 1) -> dict[Scope, list[int]]:
 # opening one; msgspec's end for valid JSON is where its brackets close), nested at most
 # _PASSED_DEPTH deep; a string of printable ASCII without escapes, a number, true, false
 # or null; each followed by a comma, or by the closing brace (left unread). What it does
-# not pass (deep values, escaped keys, missing commas) the walk reads as before.
+# not pass (deep values, escaped keys, missing commas) the walk reads as before. (All
+# possessive: giving back a space or a comma never lets a key or bracket match, and
+# backtracking over an indent's spaces cost a failed match more than the walk.)
 _PASSED_DEPTH = 12
 _JSON_STRING = rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
 _NESTED = rb'(?:%s|[^"\[\]{}]++)*+' % _JSON_STRING
 for _ in range(_PASSED_DEPTH - 1):
     _NESTED = rb'(?:%s|[^"\[\]{}]++|[\[{]%s[\]}])*+' % (_JSON_STRING, _NESTED)
-_PASSED = rb'\s*"(?!(?:%s)")[^"\\]*+"\s*:\s*(?s:[\[{]%s[\]}]|"[ !#-\[\]-~]*+"|true|false|null|%s)\s*(?:,\s*|(?=\}))' % (
+_PASSED = rb'\s*+"(?!(?:%s)")[^"\\]*+"\s*+:\s*+(?s:[\[{]%s[\]}]|"[ !#-\[\]-~]*+"|true|false|null|%s)\s*+(?:,\s*+|(?=\}))' % (
     b"|".join(re.escape(key) for (_, _, key) in _ROLE if key is not None),
     _NESTED,
     rb"-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?+(?:[eE][+-]?[0-9]++)?+",
 )
 #: what the walk reads from where an object's next member may begin (after its ``{``, or
 #: a member's value) to its next member of OTLP's: the separator, and the members passed
-_PASSED_ALL = rb"\s*,?\s*(?:%s)*+" % _PASSED
+_PASSED_ALL = rb"\s*+,?+\s*+(?:%s)*+" % _PASSED
 #: from where an object's next member may begin: _PASSED_ALL, then the next member's key
 #: as written (group 1, None when none follows) and where its value begins (the match's end)
 _MEMBER_RE = re.compile(
@@ -549,12 +551,12 @@ _MEMBER_RE = re.compile(
 # spans array (the match's end), each with its separators and the members passed around
 # it; after a spans array, the rest of each object up to its closing brace (_CLOSE), and
 # the separator after it.
-_OPEN_TD = re.compile(rb'\{%s"resourceSpans"\s*:\s*\[\s*,?\s*' % _PASSED_ALL).match
+_OPEN_TD = re.compile(rb'\{%s"resourceSpans"\s*+:\s*+\[\s*+,?+\s*+' % _PASSED_ALL).match
 _OPEN_RS = re.compile(
-    rb'\{%s"(%s)"\s*:\s*\[\s*,?\s*' % (_PASSED_ALL, b"|".join(name.encode() for name in otlp.SCOPE_SPANS_NAMES))
+    rb'\{%s"(%s)"\s*+:\s*+\[\s*+,?+\s*+' % (_PASSED_ALL, b"|".join(name.encode() for name in otlp.SCOPE_SPANS_NAMES))
 ).match
-_OPEN_SS = re.compile(rb'\{%s"spans"\s*:\s*(?=\[)' % _PASSED_ALL).match
-_CLOSE = re.compile(rb"%s\}\s*,?\s*" % _PASSED_ALL).match
+_OPEN_SS = re.compile(rb'\{%s"spans"\s*+:\s*+(?=\[)' % _PASSED_ALL).match
+_CLOSE = re.compile(rb"%s\}\s*+,?+\s*+" % _PASSED_ALL).match
 #: what follows a value before the next item or member, or the closing bracket
 _SEPARATOR_RE = re.compile(rb"\s*,?\s*")
 _SPAN_ID_KEY_RE = re.compile(rb'"spanId"\s*:')
