@@ -460,6 +460,31 @@ def _value_end(view: memoryview, start: int, stop: int) -> int | None:
     return stop
 
 
+def _pretty_end(data: bytes, at: int) -> int | None:
+    """Where the array at ``at`` ends if written as ``json.dumps(indent=…)`` and ``jq .``
+    write one that is not empty (its first item on the next line, indented deeper than
+    the line it opens on): its closing bracket on a line of its own, indented as the
+    line it opens on, within _PRETTY_BYTES; None when it is not so written.
+
+    Why: msgspec tells where a value ends only by raising, and a document of one span
+    paid that for its spans array. A guess, right when the array up to it decodes (a JSON
+    array ends where it ends); bounded, so that a wrong one costs no more than a small
+    array's decoding, and a big array (where raising costs little beside it) is not
+    guessed."""
+    if data[at + 1 : at + 2] != b"\n":
+        return None
+    line = data.rfind(b"\n", 0, at) + 1
+    indent = data[line : _INDENT_RE.match(data, line).end()]
+    if _INDENT_RE.match(data, at + 2).end() <= at + 2 + len(indent) or not data.startswith(indent, at + 2):
+        return None  # (its first item is not indented deeper: not so written)
+    close = data.find(b"\n" + indent + b"]", at, at + _PRETTY_BYTES)
+    return None if close < 0 else close + len(indent) + 2
+
+
+_PRETTY_BYTES = 1 << 13
+_INDENT_RE = re.compile(rb"[ \t]*")
+
+
 #: where a scope's spans are in a decoded unit: (the TracesData's index in a top-level
 #: array, 0 for an object; its resourceSpans index; the scope spans' field name; its index)
 Scope = tuple[int, int, str, int]
@@ -475,19 +500,63 @@ def span_lines(data: bytes, first: int = 1) -> dict[Scope, list[int]]:
     type, with an invalid or a duplicate id) names that span's line; looked up by its
     id, a duplicate was named at the first copy's line, and an item without an id at the
     document's first. msgspec reads past each value (at the speed of a syntax check);
-    Python only steps over the keys around the spans. What cannot be placed (damage) is
-    left out: its warnings name the document's line.
+    Python only steps over the keys around the spans, a regex a level for a document
+    written as nearly all are (_Walk.regular), else a member at a time. What cannot be
+    placed (damage) is left out: its warnings name the document's line.
     """
     walk = _Walk(data, first)
     start = _SEPARATOR_RE.match(data).end()
     with contextlib.suppress(_Lost, IndexError):
+        if walk.regular(start):
+            return walk.found
+        walk = _Walk(data, first)  # (written otherwise: from the start, a member at a time)
         role = _ROLE.get((0, data[start], None), -1)
         walk.value(start, role, (0,) if role == _TD else ())
     return walk.found
 
 
-#: a member of an object: its key as written, and (the match's end) where its value begins
-_MEMBER_RE = re.compile(rb'\s*"([^"\\]*(?:\\.[^"\\]*)*)"\s*:\s*')  # (unrolled: a character a step was 30x slower)
+# Stepping over the members that are not on the path to the spans (``resource``,
+# ``scope``, unknown keys) by a regex, not one at a time: a Python step a member, and
+# msgspec telling where a value ends only by raising (its "trailing characters" error,
+# read back from the message), cost most of span_lines' time on a document of a few
+# spans. The regex passes over a member whose key is plain (no escapes) and none of
+# _ROLE's, and whose value it reads to where _Walk.skip would: an array or object by
+# its brackets, as _bracket_end (strings stepped over, any closing bracket closes any
+# opening one; msgspec's end for valid JSON is where its brackets close), nested at most
+# _PASSED_DEPTH deep; a string of printable ASCII without escapes, a number, true, false
+# or null; each followed by a comma, or by the closing brace (left unread). What it does
+# not pass (deep values, escaped keys, missing commas) the walk reads as before. (All
+# possessive: giving back a space or a comma never lets a key or bracket match, and
+# backtracking over an indent's spaces cost a failed match more than the walk.)
+_PASSED_DEPTH = 12
+_JSON_STRING = rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
+_NESTED = rb'(?:%s|[^"\[\]{}]++)*+' % _JSON_STRING
+for _ in range(_PASSED_DEPTH - 1):
+    _NESTED = rb'(?:%s|[^"\[\]{}]++|[\[{]%s[\]}])*+' % (_JSON_STRING, _NESTED)
+_PASSED = rb'\s*+"(?!(?:%s)")[^"\\]*+"\s*+:\s*+(?s:[\[{]%s[\]}]|"[ !#-\[\]-~]*+"|true|false|null|%s)\s*+(?:,\s*+|(?=\}))' % (
+    b"|".join(re.escape(key) for (_, _, key) in _ROLE if key is not None),
+    _NESTED,
+    rb"-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?+(?:[eE][+-]?[0-9]++)?+",
+)
+#: what the walk reads from where an object's next member may begin (after its ``{``, or
+#: a member's value) to its next member of OTLP's: the separator, and the members passed
+_PASSED_ALL = rb"\s*+,?+\s*+(?:%s)*+" % _PASSED
+#: from where an object's next member may begin: _PASSED_ALL, then the next member's key
+#: as written (group 1, None when none follows) and where its value begins (the match's end)
+_MEMBER_RE = re.compile(
+    _PASSED_ALL + rb'(?:"([^"\\]*(?:\\.[^"\\]*)*)"\s*:\s*)?'  # (unrolled: a character a step was 30x slower)
+)
+# A TracesData object as nearly all are written, for _Walk.regular: its resourceSpans
+# array, then in each item a scope spans array (its name, group 1), then in each item its
+# spans array (the match's end), each with its separators and the members passed around
+# it; after a spans array, the rest of each object up to its closing brace (_CLOSE), and
+# the separator after it.
+_OPEN_TD = re.compile(rb'\{%s"resourceSpans"\s*+:\s*+\[\s*+,?+\s*+' % _PASSED_ALL).match
+_OPEN_RS = re.compile(
+    rb'\{%s"(%s)"\s*+:\s*+\[\s*+,?+\s*+' % (_PASSED_ALL, b"|".join(name.encode() for name in otlp.SCOPE_SPANS_NAMES))
+).match
+_OPEN_SS = re.compile(rb'\{%s"spans"\s*+:\s*+(?=\[)' % _PASSED_ALL).match
+_CLOSE = re.compile(rb"%s\}\s*+,?+\s*+" % _PASSED_ALL).match
 #: what follows a value before the next item or member, or the closing bracket
 _SEPARATOR_RE = re.compile(rb"\s*,?\s*")
 _SPAN_ID_KEY_RE = re.compile(rb'"spanId"\s*:')
@@ -509,6 +578,35 @@ class _Walk:
         self.line_of = _LineOf(data, first)
         self.found: dict[Scope, list[int]] = {}
 
+    def regular(self, at: int) -> bool:
+        """Places the spans of a TracesData object at ``at`` written as nearly all are
+        (see _OPEN_TD): a regex a level down to each spans array and back up, where the
+        walk by members and items takes a Python step a member and a separator (which
+        cost most of a small document's time). Each regex matches exactly what that walk
+        reads there, so what is placed is the same; False where the document is written
+        otherwise (a key with escapes, a value _PASSED does not pass, an array item of
+        the wrong type, a path key twice...), to be walked again from the start."""
+        data = self.data
+        if (m := _OPEN_TD(data, at)) is None:
+            return False
+        pos, r = m.end(), 0
+        while (m := _OPEN_RS(data, pos)) is not None:  # a resourceSpans item
+            name, pos, j = m.group(1).decode(), m.end(), 0
+            while (m := _OPEN_SS(data, pos)) is not None:  # a scope's spans
+                if (m := _CLOSE(data, self.spans(m.end(), (0, r, name, j)))) is None:
+                    return False
+                pos, j = m.end(), j + 1
+                if data.startswith(b"]", pos):
+                    break
+            else:
+                return False
+            if (m := _CLOSE(data, pos + 1)) is None:  # (the rest of the resourceSpans item)
+                return False
+            pos, r = m.end(), r + 1
+            if data.startswith(b"]", pos):
+                return _CLOSE(data, pos + 1) is not None  # (the rest of the TracesData)
+        return False
+
     def value(self, at: int, role: int, place: tuple[Any, ...]) -> int:
         """Where the value at ``at`` (of ``role``, -1: none of OTLP's) ends."""
         if role in _ITEM_ROLE:
@@ -519,14 +617,15 @@ class _Walk:
 
     def members(self, at: int, role: int, place: tuple[Any, ...]) -> int:
         data = self.data
-        pos = _SEPARATOR_RE.match(data, at + 1).end()
-        while (m := _MEMBER_RE.match(data, pos)) is not None:
-            key, start = m.group(1), m.end()
+        m = _MEMBER_RE.match(data, at + 1)
+        while (key := m.group(1)) is not None:
+            start = m.end()
             if b"\\" in key:  # (escapes: the key as the decoders read it)
                 key = _unescaped(key)
             inner = _ROLE.get((role, data[start], key), -1)
             end = self.value(start, inner, (*place, key.decode()) if inner == _SS_LIST else place)
-            pos = _SEPARATOR_RE.match(data, end).end()
+            m = _MEMBER_RE.match(data, end)
+        pos = m.end()
         if data[pos] != 0x7D:  # '}'
             raise _Lost
         return pos + 1
@@ -547,13 +646,7 @@ class _Walk:
         data, line_of = self.data, self.line_of
         lines: list[int] = []
         self.found[place] = lines  # (a key written twice: its last value, as decoded)
-        end = _value_end(self.view, at, len(data))
-        try:
-            if end is None:
-                raise ValueError  # (nested too deeply for msgspec: each item in turn)
-            sizes = list(map(len, _LIST_OF_SPANS.decode(self.view[at:end])))
-        except (ValueError, msgspec.DecodeError, RecursionError):
-            sizes = None
+        sizes, end = self.sizes(at)
         separator, own_id, count = _SEPARATOR_RE.match, _own_id, data.count
         pos = separator(data, at + 1).end()
         # (counted here, not by line_of: a call less a span; line_of goes on from here)
@@ -568,6 +661,21 @@ class _Walk:
             counted, pos = here, separator(data, stop).end()
         line_of(counted)
         return end if end is not None else pos + 1
+
+    def sizes(self, at: int) -> tuple[list[int] | None, int | None]:
+        """The sizes of the items of the spans array at ``at`` and where it ends; None
+        when it is no valid JSON, or nested too deeply for msgspec (its items are then
+        read past one at a time), and its end too when msgspec does not find one."""
+        view = self.view
+        end = _pretty_end(self.data, at)
+        if end is not None:  # (a guess: right when the array alone decodes)
+            with contextlib.suppress(msgspec.DecodeError, RecursionError):
+                return list(map(len, _LIST_OF_SPANS.decode(view[at:end]))), end
+        end = _value_end(view, at, len(view))
+        if end is not None:
+            with contextlib.suppress(msgspec.DecodeError, RecursionError):
+                return list(map(len, _LIST_OF_SPANS.decode(view[at:end]))), end
+        return None, end
 
     def skip(self, at: int) -> int:
         """Where the value at ``at`` ends, read past by msgspec (by its brackets, when

@@ -285,6 +285,114 @@ def test_span_lines_steps_over_a_long_key_around_the_spans():
     assert span_lines(data) == {(0, 0, "scopeSpans", 0): [3]}
 
 
+class _Documents:
+    """Random TracesData documents, each span with exactly one ``spanId`` key and no
+    links, written in the layouts documents come in (json.dumps and jq indents, compact,
+    tabs, CRLF, odd separators) with what surrounds the spans (resource, scope,
+    schemaUrl, unknown members with values of any kind, size and depth, keys written
+    with escapes, both names of the scope spans, empty arrays): what span_lines must
+    place, found independently of it (see expected)."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.spans = 0
+        self.plain = False  # (a document as exporters write them: no escaped keys, no deep values)
+
+    def value(self, depth: int = 0) -> object:
+        rng = self.rng
+        kind = rng.random()
+        if kind < 0.35 or depth > 40 or (self.plain and depth > 4):
+            return rng.choice([0, -7, 2.5e-3, 1e300, 10**30, True, False, None, "", "app", "é ü", 'q"uo\\te',
+                               "[{", "}]", "tab\t", "\u2028", "https://opentelemetry.io/schemas/1.21.0"])
+        if kind < 0.4:
+            return "x" * rng.choice([10, 9000])  # (a value longer than a guess looks)
+        if kind < 0.7:
+            return [self.value(depth + 1) for _ in range(rng.randint(0, 3))]
+        if kind < 0.75 and not self.plain:  # (deeper than a regex follows)
+            return functools_reduce_nest(rng.randint(10, 30), self.value(depth + 30))
+        return {rng.choice(["key", "value", "name", "attributes", "x y", "ü"]): self.value(depth + 1)
+                for _ in range(rng.randint(0, 3))}
+
+    def members(self, path: tuple[str, list]) -> list[tuple[str, object]]:
+        rng = self.rng
+        out = [(rng.choice(["resource", "scope", "schemaUrl", "droppedAttributesCount", "unknown"]), self.value())
+               for _ in range(rng.choice([0, 1, 1, 2, 3]))]
+        out.insert(rng.randint(0, len(out)), path)
+        return out
+
+    def span(self) -> list[tuple[str, object]]:
+        self.spans += 1
+        fields = [("traceId", "0af7651916cd43dd8448eb211c80319c"), ("name", "op"), ("kind", 1),
+                  ("attributes", [{"key": "k", "value": {"stringValue": self.value()}}])]
+        fields.insert(self.rng.randint(0, len(fields)), ("spanId", f"{self.spans:016x}"))
+        return fields
+
+    def document(self, t: int, places: dict) -> list:
+        rng = self.rng
+        items = []
+        for r in range(rng.choice([1, 1, 1, 2, 3])):
+            name = rng.choice(["scopeSpans", "scopeSpans", "instrumentationLibrarySpans"])
+            scopes = []
+            for j in range(rng.choice([0, 1, 1, 1, 2, 3])):
+                spans = [self.span() for _ in range(rng.choice([0, 1, 1, 2, 3, 12]))]
+                places[(t, r, name, j)] = len(spans)
+                scopes.append(self.members(("spans", spans)))
+            items.append(self.members((name, scopes)))
+        return self.members(("resourceSpans", items))
+
+    def write(self, value: object, indent: str | None, level: int = 0) -> str:
+        rng = self.rng
+        pretty = indent is not None
+        newline, comma = ("\n", ",") if pretty else ("", rng.choice([",", ", "]))
+        inner, outer = (indent * (level + 1), indent * level) if pretty else ("", "")
+        if isinstance(value, list) and value and all(isinstance(m, tuple) for m in value):  # an object's members
+            parts = [inner + self.key(k) + rng.choice([": ", ":", " : "]) + self.write(v, indent, level + 1)
+                     for k, v in value]
+            return "{" + newline + (comma + newline).join(parts) + newline + outer + "}"
+        if isinstance(value, dict):
+            return self.write(list(value.items()), indent, level) if value else "{}"
+        if isinstance(value, list) and value:
+            parts = [inner + self.write(v, indent, level + 1) for v in value]
+            return "[" + newline + (comma + newline).join(parts) + newline + outer + "]"
+        return json.dumps(value, ensure_ascii=rng.random() < 0.5)
+
+    def key(self, key: str) -> str:
+        if key != "spanId" and not self.plain and self.rng.random() < 0.05:  # (escapes: as the decoders read it)
+            return '"' + "".join(f"\\u{ord(c):04x}" if c in "Sa" else c for c in key) + '"'
+        return json.dumps(key)
+
+
+def functools_reduce_nest(depth: int, inner: object) -> object:
+    for _ in range(depth):
+        inner = [inner]
+    return inner
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_span_lines_places_each_span_at_its_own_id_in_documents_of_any_layout(seed):
+    """span_lines reads the layout json.dumps and jq write by a regex a level, anything
+    else a member at a time: either way each span is placed at its own spanId key's line,
+    by scope and index, and nothing else is placed."""
+    from flowmap.documents import span_lines
+
+    docs = _Documents(seed)
+    for _ in range(60):
+        places: dict = {}
+        docs.plain = docs.rng.random() < 0.5
+        many = docs.rng.random() < 0.15  # (an array of TracesData)
+        trees = [docs.document(t, places) for t in range(docs.rng.choice([0, 1, 2]) if many else 1)]
+        indent = docs.rng.choice([None, "  ", "  ", "  ", "    ", "\t", ""])
+        text = "[" + ",\n".join(docs.write(tree, indent) for tree in trees) + "]" if many else docs.write(trees[0], indent)
+        data = (docs.rng.choice(["", "\n\n", "  "]) + text + "\n").encode()
+        if docs.rng.random() < 0.1:
+            data = data.replace(b"\n", b"\r\n")
+        first = docs.rng.randint(1, 99)
+        ids = iter(first + data.count(b"\n", 0, m.start()) for m in re.finditer(rb'"spanId"\s*:', data))
+        expected = {place: [next(ids) for _ in range(n)] for place, n in places.items()}
+        assert next(ids, None) is None
+        assert span_lines(data, first) == expected, data[:2000]
+
+
 def test_emptying_deep_values_keeps_exactly_what_is_not_too_deep():
     """Brackets in strings, escaped quotes, unterminated strings and cuts, at many depths."""
     from flowmap.documents import emptied_below
