@@ -1022,8 +1022,10 @@ class _Loader:
         each span's place in that document (see _decode_lenient), and its line
         (``origin_of`` is the document's)."""
 
-        def in_document(t: int, r: int, name: str, j: int, k: int) -> Iterator[str]:
-            at = chunk[r].at  # (the chunk's resourceSpans item r: one scope's spans from there)
+        def in_document(_t: int, r: int, _name: str, _j: int, k: int) -> Iterator[str]:
+            # the chunk's resourceSpans item r holds one scope's spans, from its place ``at``
+            # in the document (so the chunk's own TracesData, name and scope index say nothing)
+            at = chunk[r].at
             return origin_of(0, at[0], at[1], at[2], at[3] + k)
 
         self._chunk = chunk
