@@ -667,15 +667,12 @@ class _Walk:
         when it is no valid JSON, or nested too deeply for msgspec (its items are then
         read past one at a time), and its end too when msgspec does not find one."""
         view = self.view
-        end = _pretty_end(self.data, at)
-        if end is not None:  # (a guess: right when the array alone decodes)
-            with contextlib.suppress(msgspec.DecodeError, RecursionError):
-                return list(map(len, _LIST_OF_SPANS.decode(view[at:end]))), end
-        end = _value_end(view, at, len(view))
-        if end is not None:
-            with contextlib.suppress(msgspec.DecodeError, RecursionError):
-                return list(map(len, _LIST_OF_SPANS.decode(view[at:end]))), end
-        return None, end
+        end = _pretty_end(self.data, at)  # (a guess: right when the array alone decodes)
+        sizes = None if end is None else _item_sizes(view[at:end])
+        if sizes is None:
+            end = _value_end(view, at, len(view))
+            sizes = None if end is None else _item_sizes(view[at:end])
+        return sizes, end
 
     def skip(self, at: int) -> int:
         """Where the value at ``at`` ends, read past by msgspec (by its brackets, when
@@ -686,6 +683,15 @@ class _Walk:
             if end is None:
                 raise _Lost
         return end
+
+
+def _item_sizes(array: memoryview) -> list[int] | None:
+    """The sizes of the items of ``array`` as written; None when it is not one JSON array
+    that msgspec decodes."""
+    try:
+        return list(map(len, _LIST_OF_SPANS.decode(array)))
+    except (msgspec.DecodeError, RecursionError):
+        return None
 
 
 def _unescaped(key: bytes) -> bytes:
