@@ -125,6 +125,15 @@ _TRACE_ID_RE = re.compile(rb'traceId"\s*:\s*"([0-9a-fA-F]*)"')
 _SPAN_ID_RE = re.compile(rb'"spanId"\s*:\s*"([0-9a-fA-F]+)"')
 # Keys or trace ids written with \u escapes, which the regex above cannot see.
 _ESCAPED_RE = re.compile(rb'"[^"]*\\u[^"]*"\s*:|"traceId"\s*:\s*"[0-9a-fA-F]*\\')
+
+
+def _has_escaped_ids(line: bytes) -> bool:
+    """Whether a line may hide trace ids from the scan's regex (a key or a trace id
+    written with ``\\u`` escapes): its ids are then found by decoding it (_trace_ids_in).
+    The one-byte test first: memchr is ~20x faster than searching for two bytes."""
+    return b"\\" in line and b"\\u" in line and _ESCAPED_RE.search(line) is not None
+
+
 _ZERO_TRACE = "0" * 32
 _DEV_KEY_ID = key_id_for(DEV_KEY)
 _UPPER_RE = re.compile(rb"[A-Z]")
@@ -734,8 +743,7 @@ class _Loader:
             found = findall(line)
             update(fromkeys(found, pos))  # raw bytes keys: normalised once, later
             count(found)
-            # one-byte test first: memchr is ~20x faster than searching for two bytes
-            if b"\\" in line and b"\\u" in line and _ESCAPED_RE.search(line):
+            if _has_escaped_ids(line):
                 hidden = _trace_ids_in(line)
                 update(fromkeys(hidden, pos))
                 counts.update(dict.fromkeys(hidden, _UNCOUNTED))
@@ -1061,12 +1069,13 @@ class _Loader:
                 continue
             start, end, closing = unit
             self.stats.lines += 1
-            begins = line_of(start) + _leading_newlines(data, start, end)
+            line = line_of(start)
+            origin = f"{path}:{line + _leading_newlines(data, start, end)}"
             doc = data if parts is None else data[start:end] + closing
             try:
-                self._decode_unit(doc, f"{path}:{begins}", _span_origins(path, doc, line_of(start), f"{path}:{begins}"))
+                self._decode_unit(doc, origin, _span_origins(path, doc, line, origin))
             except Exception as exc:  # noqa: BLE001 - last resort, as for a line
-                self._skip(f"{path}:{begins}", f"could not read this document ({type(exc).__name__})")
+                self._skip(origin, f"could not read this document ({type(exc).__name__})")
             read = read or not closing  # (a salvaged part is of the document that broke)
             yield k
         if stop is not None:  # (it stopped between documents)
@@ -1977,7 +1986,7 @@ def _scan_chunks(line: bytes, pos: tuple[int, int], last: dict[bytes, tuple[int,
     chunks = _chunks_of(line)
     if chunks is None:
         return False
-    escaped = b"\\u" in line and _ESCAPED_RE.search(line) is not None
+    escaped = _has_escaped_ids(line)
     for c, chunk in enumerate(chunks, 1):
         _note_chunk(chunk, (*pos, c), last, counts, escaped)
     return True
