@@ -369,6 +369,40 @@ def test_text_path_shows_a_switch_after_a_drop_and_rates_the_path_by_it(tmp_path
             "tools: POST /run → refund") in out
 
 
+def test_text_long_path_keeps_its_ends_and_breaks_and_counts_the_rest():
+    """A recursive agent's path of thousands of operations is one readable line: the
+    entry, each shown break with the operation before it, the final tool call, and a
+    count of what was left out."""
+    r = TextReporter()
+    labels = [f"op{i}" for i in range(30)]
+    line = r.path_line(labels, 10, "context-dropped", [(11, "cross-tenant")])
+    assert line == ("op0 → op1 → … 7 more … → op9 → ✗ context-dropped → op10 → ✗ cross-tenant → op11"
+                    " → … 17 more … → op29")
+    # one left out is shown rather than counted
+    assert r.path_line(labels, 3, "x") == "op0 → op1 → op2 → ✗ x → op3 → … 25 more … → op29"
+    # short paths are shown whole, as before
+    assert r.path_line(labels[:10], 5, "x") == " → ".join(labels[:5]) + " → ✗ x → " + " → ".join(labels[5:10])
+    # past five breaks, the others are counted (the last operation's own break is shown)
+    many = r.path_line(labels * 10, 2, "x", [(i, "y") for i in range(20, 300, 20)] + [(299, "z")])
+    assert many.count("✗") == 6 and many.endswith("✗ z → op29  (10 more breaks not shown)")
+
+
+def test_text_summary_of_a_very_deep_trace_stays_short(tmp_path):
+    """2,000 nested tool calls, the tenant dropped at every 100th: the path line names the
+    first broken edge, and is not 2,000 operations long."""
+    from otlp_builder import SERVER, TAG_A, TraceBuilder, analyze_built
+
+    t = TraceBuilder()
+    span = t.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    for i in range(1, 2000):
+        span = span.child(f"step{i}", tenant=None if i % 100 == 0 else TAG_A, boundary="tool")
+    out = TextReporter().render(analyze_built(tmp_path, t))
+    line = next(ln for ln in out.splitlines() if ln.startswith("  HIGH") and "POST /chat" in ln)
+    assert "step99 → ✗ context-dropped → step100 → " in line
+    assert "… 97 more …" in line and line.endswith("(14 more breaks not shown)")
+    assert len(line) < 1000
+
+
 def test_clean_and_counts():
     assert clean("x" * 200, 10) == "x" * 9 + "…"
     assert clean(None) == ""

@@ -28,6 +28,8 @@ __all__ = ["TextReporter", "verdict", "MAX_PATHS", "MAX_FINDINGS"]
 
 MAX_PATHS = 10
 MAX_FINDINGS = 25
+_LONG_PATH = 24  # operations in a path shown whole; longer ones keep their ends and breaks
+_BREAKS_SHOWN = 5
 
 
 def verdict(analysis: Analysis, fail_on: Severity) -> str:
@@ -87,12 +89,36 @@ class TextReporter:
         self, labels: list[str], broken_at: int | None, rule: str | None, more: Iterable[tuple[int, str]] = (),
     ) -> str:
         """The path's operations, each break shown before the span it breaks at: the first
-        (``broken_at``, ``rule``) and ``more`` further on, (index, rule)."""
+        (``broken_at``, ``rule``) and ``more`` further on, (index, rule).
+
+        A long path (a recursive agent, a loop of tool calls) would make one line of
+        thousands of operations, so only the ends and each break with the operation
+        before it are kept, the rest counted (``… 95 more …``); after
+        ``_BREAKS_SHOWN`` breaks, the others are counted."""
         parts = list(labels)
+        breaks: set[int] = set()
         for at, why in ((broken_at, rule), *more):
             if at is not None and 0 <= at < len(parts):
                 parts[at] = f"{self.cross} {why or 'broken'}{self.arrow}{parts[at]}"
-        return self.arrow.join(parts)
+                breaks.add(at)
+        if len(parts) <= _LONG_PATH:
+            return self.arrow.join(parts)
+        keep = {0, 1, len(parts) - 1} | {i for at in sorted(breaks)[:_BREAKS_SHOWN] for i in (at - 1, at)}
+        hidden = len(breaks - keep)
+        out: list[str] = []
+        skipped = 0
+        for i, part in enumerate(parts):
+            if i in keep:
+                if skipped:
+                    out.append(f"… {skipped:,} more …" if skipped > 1 else parts[i - 1])
+                    skipped = 0
+                out.append(part)
+            else:
+                skipped += 1
+        line = self.arrow.join(out)
+        if hidden > 0:
+            line += f"  ({plural(hidden, 'more break')} not shown)"
+        return line
 
     def _paths(self, analysis: Analysis, names: SpanNames) -> list[str]:
         rated = sorted_paths(analysis)
