@@ -320,7 +320,7 @@ def configure(
         flush_multiprocessing_workers()  # a forked worker ends with os._exit: no atexit either
 
         if set_global if guard_baggage is None else guard_baggage:
-            _guard_baggage(rt)
+            _guard_baggage(rt, allowed)
 
         if instrument_httpx:
             try:
@@ -334,12 +334,12 @@ def configure(
     return rt
 
 
-def _guard_baggage(rt: Runtime) -> None:
+def _guard_baggage(rt: Runtime, allowed: AllowedHosts) -> None:
     """Guard the global baggage propagator; the shutdown hook undoes only what flowmap did."""
     from . import outbound
 
     before = propagate.get_global_textmap()
-    changed = outbound.guard_global_baggage() and propagate.get_global_textmap() is not before
+    changed = outbound.guard_global_baggage(allowed) and propagate.get_global_textmap() is not before
     if changed and outbound.unguard_global_baggage not in rt._shutdown_hooks:
         rt._shutdown_hooks.append(outbound.unguard_global_baggage)
 

@@ -43,7 +43,7 @@ from opentelemetry.propagators.textmap import (
     default_getter,
     default_setter,
 )
-from opentelemetry.trace import Span
+from opentelemetry.trace import Span, SpanKind, get_current_span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from . import attributes as A
@@ -178,8 +178,12 @@ class GuardedBaggagePropagator(TextMapPropagator):
     less the ``flowmap.tenant`` entry. Where the wrapped propagator writes a ``baggage``
     field, a ``flowmap.tenant`` member already in the carrier's ``baggage`` field(s)
     (forwarded headers, a copied request) is removed too, other members kept. Only where
-    flowmap's httpx hook allowed the destination is the carrier left as the hook decided.
-    Extraction is unchanged.
+    flowmap's httpx hook allowed the destination is the carrier left as the hook decided,
+    and where a message is published to a broker the allow list accepts (see
+    :func:`_publish_to`): the context and carrier are then left as they are, so the
+    consumer gets the tag (and a ``flowmap.tenant`` member that
+    :func:`flowmap.propagation.publish` put in the headers is kept). Extraction is
+    unchanged.
 
     ``inner`` is the propagator guarded (default: a new W3C baggage propagator).
     """
@@ -203,6 +207,14 @@ class GuardedBaggagePropagator(TextMapPropagator):
     def inject(self, carrier: CarrierT, context: Context | None = None,
                setter: Setter[CarrierT] = default_setter) -> None:
         if otel_context.get_value(_BAGGAGE_ALLOWED, context) is not True:
+            broker = _publish_to(context)
+            if broker is not None and broker[1]:
+                self._inner.inject(carrier, context=context, setter=setter)
+                _record_sent(broker[0], otel_baggage.get_baggage(A.BAGGAGE_KEY, context) is not None
+                             or _safe_tenant_in(carrier))
+                return
+            if broker is not None:
+                _record_sent(broker[0], False)
             if otel_baggage.get_baggage(A.BAGGAGE_KEY, context) is not None:
                 context = otel_baggage.remove_baggage(A.BAGGAGE_KEY, context)
             if self._writes_baggage:
@@ -218,6 +230,48 @@ class GuardedBaggagePropagator(TextMapPropagator):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._inner!r})"
+
+
+_BROKER_ADDRESS = ("server.address", "net.peer.name")
+
+
+def _publish_to(context: Context | None) -> tuple[Span, bool] | None:
+    """When the current span publishes a message (kind PRODUCER) to a broker it names
+    (``server.address``, or ``net.peer.name`` as the contrib pika and aio-pika
+    instrumentations write it): that span, and whether the allow list accepts the broker.
+    Those instrumentations inject into the message's headers inside their publish span,
+    and the consumer's tenant comes from that baggage, so a broker is judged as an HTTP
+    host is. None for anything else (never raises)."""
+    try:
+        span = get_current_span(context)
+        if getattr(span, "kind", None) is not SpanKind.PRODUCER:
+            return None
+        attrs = getattr(span, "attributes", None) or {}
+        for name in _BROKER_ADDRESS:
+            host = attrs.get(name)
+            if isinstance(host, str) and host.strip():
+                return span, _allowed.allows(host.strip())
+    except Exception:  # noqa: BLE001 - undecided: the tag is stripped
+        _log.debug("flowmap: could not read the publishing span", exc_info=True)
+    return None
+
+
+def _safe_tenant_in(carrier: Any) -> bool:
+    try:
+        return _tenant_in_baggage(carrier, strip=False)
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _record_sent(span: Span, sent: bool) -> None:
+    """``flowmap.baggage.sent`` on a publish span, as on an HTTP client span, so the
+    analyzer can judge the hop (``baggage-to-external``)."""
+    try:
+        if span.is_recording():
+            span.set_attribute(A.BAGGAGE_SENT, sent)
+            keep_attributes(span, {A.BAGGAGE_SENT: sent})
+    except Exception:  # noqa: BLE001 - never break the application's publish
+        _log.debug("flowmap: could not annotate the publish span", exc_info=True)
 
 
 def _guarded(textmap: TextMapPropagator) -> TextMapPropagator:
@@ -329,16 +383,20 @@ def _unpatch_propagate() -> None:
         propagate.set_global_textmap = _original_set
 
 
-def guard_global_baggage() -> bool:
+def guard_global_baggage(allowed: AllowedHosts | None = None) -> bool:
     """Guard the global propagator, now and until :func:`unguard_global_baggage`.
 
     Every member that could send baggage is wrapped in a :class:`GuardedBaggagePropagator`,
     so none injects the tenant tag outside flowmap's destination check; trace context
     members are kept as they are. A propagator the application makes global later
-    (``propagate.set_global_textmap``) is guarded the same way. Returns True (the global
-    propagator is guarded; idempotent).
+    (``propagate.set_global_textmap``) is guarded the same way. ``allowed``: the allow
+    list message brokers are checked against (kept otherwise: :func:`instrument_httpx`
+    sets it too). Returns True (the global propagator is guarded; idempotent).
     """
-    global _guarding
+    global _guarding, _allowed
+    if allowed is not None:
+        with _lock:
+            _allowed = allowed
     with _guard_lock:
         _patch_propagate()
         _guarding = True

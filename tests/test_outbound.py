@@ -632,3 +632,90 @@ def test_reguarding_after_another_library_wrapped_get_global_textmap_does_not_re
         propagate.get_global_textmap = before_get
         runtime.set_tagger(None)
         runtime.set_runtime(None)
+
+
+# -- message brokers: a publish span that names its broker ---------------------------------
+#
+# The contrib pika and aio-pika instrumentations start a PRODUCER span naming the broker
+# (net.peer.name), make it current and call propagate.inject on the message's headers: the
+# same steps here, on a real SDK span (tests/fixtures/third_party/pika-nearmiss.jsonl is
+# that instrumentation against a real RabbitMQ).
+
+
+def _publish(provider, headers, *, address="localhost", attribute="net.peer.name", kind=SpanKind.PRODUCER):
+    from opentelemetry import propagate, trace
+
+    span = provider.get_tracer("broker-test").start_span("orders send", kind=kind, attributes={attribute: address})
+    with trace.use_span(span, end_on_exit=True):
+        propagate.inject(headers)
+    return span
+
+
+@pytest.mark.parametrize("attribute", ["net.peer.name", "server.address"])
+def test_a_publish_to_an_allowed_broker_carries_the_tag(spans, tagger, guarded_propagation, attribute):
+    provider, memory = spans
+    headers: dict[str, str] = {}
+    with bind(RequestContext(RAW_TENANT)):
+        _publish(provider, headers, address="rabbitmq.svc.cluster.local", attribute=attribute)
+    assert headers["baggage"] == f"{A.BAGGAGE_KEY}={tagger.tag(RAW_TENANT)}" and "traceparent" in headers
+    (sent,) = [s for s in memory.get_finished_spans() if s.kind is SpanKind.PRODUCER]
+    assert sent.attributes[A.BAGGAGE_SENT] is True
+    _assert_no_raw_id(headers)
+
+
+def test_a_publish_to_an_external_broker_loses_the_tag_even_one_publish_put_there(spans, tagger, guarded_propagation):
+    """flowmap.propagation.publish() writes the tag into the headers; the instrumentation's
+    inject inside its own publish span keeps it for an allowed broker (it stripped it from
+    every carrier before) and removes it for any other."""
+    from flowmap.propagation import publish
+
+    provider, memory = spans
+    kept: dict[str, str] = {}
+    dropped: dict[str, str] = {}
+    from flowmap.context import bind_tag
+
+    with bind_tag(tagger.tag(RAW_TENANT), baggage=False):  # the tag only where publish() puts it
+        for headers, broker in ((kept, "10.0.0.7"), (dropped, "mq.example.com")):
+            with publish("orders", headers):
+                _publish(provider, headers, address=broker)
+    assert kept["baggage"] == f"{A.BAGGAGE_KEY}={tagger.tag(RAW_TENANT)}"
+    assert "baggage" not in dropped and "traceparent" in dropped
+    sent = [s.attributes[A.BAGGAGE_SENT] for s in memory.get_finished_spans() if s.attributes.get("net.peer.name")]
+    assert sent == [True, False]
+
+
+def test_only_a_publish_span_naming_its_broker_is_judged_as_one(spans, tagger, guarded_propagation):
+    """An HTTP client span of another instrumentation, and a publish span that names no
+    broker, still never send the tag (the README's documented behaviour)."""
+    provider, memory = spans
+    with bind(RequestContext(RAW_TENANT)):
+        client: dict[str, str] = {}
+        _publish(provider, client, attribute="server.address", kind=SpanKind.CLIENT)
+        nameless: dict[str, str] = {}
+        _publish(provider, nameless, attribute="messaging.destination.name", address="orders")
+    assert "baggage" not in client and "baggage" not in nameless
+    assert all(A.BAGGAGE_SENT not in s.attributes for s in memory.get_finished_spans())
+
+
+def test_configure_checks_brokers_against_its_allowed_hosts(tmp_path, tagger):
+    """configure(allowed_hosts=...) applies to brokers too, httpx instrumentation or not."""
+    from opentelemetry import propagate
+
+    import flowmap
+
+    previous = propagate.get_global_textmap()
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    rt = flowmap.configure(service_name="broker-test", tenant_key="broker-test-key", allowed_hosts=["mq.partner.example"],
+                           instrument_httpx=False, exporters="none", tracer_provider=provider, set_global=False,
+                           guard_baggage=True)
+    try:
+        headers: dict[str, str] = {}
+        with bind(RequestContext(RAW_TENANT)):
+            _publish(provider, headers, address="mq.partner.example")
+        assert headers["baggage"].startswith(f"{A.BAGGAGE_KEY}=")
+        assert RAW_TENANT not in headers["baggage"]
+    finally:
+        rt.shutdown()
+        propagate.set_global_textmap(previous)
