@@ -16,16 +16,21 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .graph import SpanGraph
 from .model import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, Finding, TracePath
 from .rules import BREAK_RULES, TraceVerdict
 
-__all__ = ["entry_span", "trace_paths", "longest_path_bound", "PathSample"]
+__all__ = ["entry_span", "trace_paths", "longest_path_bound", "PathSample", "MAX_PATH_SPANS"]
 
 MAX_TARGETS_PER_TRACE = 1000  # bounds the work on a hostile trace with huge fan-out
+#: span ids in the paths built for one trace, and in the paths a sample keeps: a path is
+#: as long as its chain, so 1,000 paths below a chain of 80,000 spans made 80 million
+#: ids (a 770 MB JSON output, 5.7 GB to write it, 87 s for the text summary); the first
+#: path is always kept whole, however long
+MAX_PATH_SPANS = 100_000
 
 
 def entry_span(graph: SpanGraph) -> str | None:
@@ -93,7 +98,7 @@ def trace_paths(graph: SpanGraph, verdict: TraceVerdict) -> list[TracePath]:
     trace_id = graph.trace.trace_id
     key = graph._sort_key
     out: list[TracePath] = []
-    for chain in _first_targets(tops, by_top, lambda c: key(c[-1])):
+    for chain in _within_budget(_first_targets(tops, by_top, lambda c: key(c[-1])), len):
         broken_at = break_rule = severity = worst = None
         if by_span:
             for i, sid in enumerate(chain):
@@ -162,7 +167,12 @@ def _paths_once(graph: SpanGraph, verdict: TraceVerdict, tops: list[str]) -> lis
             if top not in with_tools:
                 by_top.setdefault(top, []).append(target)
     chosen = list(_first_targets(tops, by_top, graph._sort_key))
-    return _build_shared(parent, verdict.by_span, graph.trace.trace_id, chosen)
+    built = _build_shared(parent, verdict.by_span, graph.trace.trace_id, chosen)
+    return list(_within_budget(built, _span_count))
+
+
+def _span_count(p: TracePath) -> int:
+    return len(p.span_ids)
 
 
 def _first_targets(tops: list[str], by_top: dict[str, list[Any]], key: Any) -> Iterator[Any]:
@@ -179,6 +189,17 @@ def _first_targets(tops: list[str], by_top: dict[str, list[Any]], key: Any) -> I
         budget -= len(items)
         if budget <= 0:
             return
+
+
+def _within_budget(items: Iterable[Any], size: Callable[[Any], int]) -> Iterator[Any]:
+    """The first ``items`` whose sizes add up to at most :data:`MAX_PATH_SPANS` (the
+    first one whatever its size): the rest would be built only to be dropped."""
+    left = MAX_PATH_SPANS
+    for n, item in enumerate(items):
+        left -= size(item)
+        if left < 0 and n:
+            return
+        yield item
 
 
 def _tops_once(parent: dict[str, str], targets: list[str], known: dict[str, str]) -> list[str]:
@@ -206,15 +227,15 @@ def _tops_once(parent: dict[str, str], targets: list[str], known: dict[str, str]
 
 def _build_shared(
     parent: dict[str, str], by_span: dict[str, list[Finding]], trace_id: str, targets: list[str]
-) -> list[TracePath]:
+) -> Iterator[TracePath]:
     """:func:`_build` with every span walked once: a path is the copy of a path built
     before, up to their last shared span, plus the spans walked up to it; what the
-    findings say (first break, worst severity) is carried down from that span."""
+    findings say (first break, worst severity) is carried down from that span. Lazy:
+    the paths past the budget (:func:`_within_budget`) are never built."""
     #: span -> (a path through it, its index there, (broken_at, break rule, severity,
     #: worst) of the findings from the top down to it)
     built: dict[str, tuple[list[str], int, tuple]] = {}
     none = (None, None, None, None)
-    out: list[TracePath] = []
     for target in targets:
         walked = [target]
         node = parent.get(target)
@@ -236,8 +257,7 @@ def _build_shared(
                     state = _note(state, i, found)
             built[sid] = (chain, i, state)
             i += 1
-        out.append(TracePath(trace_id, chain, *state))
-    return out
+        yield TracePath(trace_id, chain, *state)
 
 
 def _note(state: tuple, i: int, found: list[Finding]) -> tuple:
@@ -332,12 +352,15 @@ def _score(p: TracePath) -> tuple[int, int, int]:
 
 
 class PathSample:
-    """A capped sample of paths that keeps the worst ones (ties: first seen wins)."""
+    """A capped sample of paths that keeps the worst ones (ties: first seen wins): at
+    most ``cap`` paths, of :data:`MAX_PATH_SPANS` span ids in all (but the worst path,
+    kept whole however long)."""
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
         self._heap: list[tuple[tuple[int, int, int], int, TracePath]] = []
         self._counter = itertools.count()
+        self._span_ids = 0
 
     def wants(self, verdict: TraceVerdict, graph: SpanGraph) -> bool:
         """Whether any path of a trace could enter the sample: False when even the best
@@ -369,7 +392,12 @@ class PathSample:
         if len(self._heap) < self.cap:
             heapq.heappush(self._heap, item)
         elif item[:2] > self._heap[0][:2]:
-            heapq.heapreplace(self._heap, item)
+            self._span_ids -= len(heapq.heapreplace(self._heap, item)[2].span_ids)
+        else:
+            return
+        self._span_ids += len(path.span_ids)
+        while self._span_ids > MAX_PATH_SPANS and len(self._heap) > 1:
+            self._span_ids -= len(heapq.heappop(self._heap)[2].span_ids)
 
     def settle(
         self,

@@ -184,10 +184,14 @@ def _reference_paths(graph, verdict, max_targets):
             chain = graph.chain(target)
             if chain[0] not in with_tools:
                 by_top.setdefault(chain[0], []).append(chain)
+    from flowmap.paths import MAX_PATH_SPANS
+
     out = []
+    ids = 0
     for top in tops:
         for chain in sorted(by_top.get(top, ()), key=lambda c: graph._sort_key(c[-1])):
-            if len(out) == max_targets:
+            ids += len(chain)
+            if len(out) == max_targets or (out and ids > MAX_PATH_SPANS):
                 return out
             broken_at = rule = severity = worst = None
             for i, sid in enumerate(chain):
@@ -230,8 +234,9 @@ def test_paths_are_those_of_every_chain_built_then_capped(monkeypatch, walks):
     if walks == "once":
         monkeypatch.setattr(paths, "_walks_allowed", lambda parent: 0)
     rng = random.Random(3)
-    for cap in (1000, 3):
+    for cap, budget in ((1000, 100_000), (3, 100_000), (1000, 12)):
         monkeypatch.setattr(paths, "MAX_TARGETS_PER_TRACE", cap)
+        monkeypatch.setattr(paths, "MAX_PATH_SPANS", budget)
         for _ in range(400):
             g = _random_trace(rng)
             verdict = evaluate(g, AnalysisSettings())
@@ -257,7 +262,7 @@ def test_a_deep_chain_with_many_tool_calls_is_walked_once():
     Every final tool call's chain was built before the cap chose 1,000 of them (D x N
     steps and lists: 40,000 spans took 44 s and 3.3 GB); now each span is walked once,
     and the paths chosen are the same."""
-    from flowmap.paths import MAX_TARGETS_PER_TRACE, longest_path_bound
+    from flowmap.paths import MAX_PATH_SPANS, MAX_TARGETS_PER_TRACE, longest_path_bound
 
     depth, tools = 1500, 1500
     tb, chain, calls = _deep_chain_with_tools(depth, tools)
@@ -268,7 +273,8 @@ def test_a_deep_chain_with_many_tool_calls_is_walked_once():
     paths = trace_paths(g, verdict)
     assert counting.calls <= 10 * len(g.spans)  # was depth * tools
     ids = [c.span_id for c in chain]
-    chosen = sorted(c.span_id for c in calls)[:MAX_TARGETS_PER_TRACE]  # same start: by id
+    # same start: by id; as many as MAX_PATH_SPANS holds
+    chosen = sorted(c.span_id for c in calls)[:min(MAX_TARGETS_PER_TRACE, MAX_PATH_SPANS // (depth + 1))]
     assert [p.span_ids for p in paths] == [ids + [t] for t in chosen]
     dropped = {c.span_id for i, c in enumerate(calls) if not i % 7}
     assert [p.break_rule for p in paths] == ["context-dropped" if t in dropped else None for t in chosen]
@@ -297,3 +303,82 @@ def test_many_starts_below_one_chain_are_bounded_as_before():
         g = _random_trace(rng)
         starts = [s for s in g.spans if rng.random() < 0.5]
         assert _walk_up_once(g.parent, starts) == _walk_up(g.parent, starts)
+
+
+# -- paths hold at most MAX_PATH_SPANS span ids: a path is as long as its chain ------------
+
+def _ids(paths) -> int:
+    return sum(len(p.span_ids) for p in paths)
+
+
+@pytest.mark.parametrize("walks", ["plain", "once"])
+def test_the_paths_of_a_deep_chain_hold_at_most_max_path_spans(monkeypatch, walks):
+    """A recursive agent 3,000 spans deep calling a tool at every 30th step: its 100
+    paths held 150,000 span ids (at 80,000 deep, 80 million: a 770 MB JSON output and 87 s
+    for the text summary). The first paths that fit are built, each whole."""
+    import flowmap.paths as paths
+
+    if walks == "once":
+        monkeypatch.setattr(paths, "_walks_allowed", lambda parent: 0)
+    tb = TraceBuilder()
+    node = tb.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    for i in range(1, 3000):
+        node = node.child("step", tenant=TAG_A)
+        if i % 30 == 0:
+            node.child("tool x", tenant=TAG_A, boundary="tool")
+    built = _paths(tb)
+    assert 0 < _ids(built) <= paths.MAX_PATH_SPANS
+    assert [len(p.span_ids) for p in built] == [32 + 30 * k for k in range(len(built))]  # shallowest first, whole
+    assert _ids(built) + 32 + 30 * len(built) > paths.MAX_PATH_SPANS  # as many as fit
+
+
+def test_a_path_longer_than_the_budget_is_kept_whole_and_alone(monkeypatch):
+    import flowmap.paths as paths
+
+    monkeypatch.setattr(paths, "MAX_PATH_SPANS", 10)
+    tb, chain, calls = _deep_chain_with_tools(12, 3)
+    built = _paths(tb)
+    assert [len(p.span_ids) for p in built] == [13]
+    sample = PathSample(5)
+    for p in built:
+        sample.add(p)
+    assert sample.worst_first() == built
+
+
+def test_the_sample_keeps_the_worst_paths_that_fit_in_max_path_spans(monkeypatch):
+    """Five paths of 4 ids each fit a budget of 12 three at a time: the worst three are
+    kept (the dropped ones before the intact ones)."""
+    import flowmap.paths as paths
+
+    monkeypatch.setattr(paths, "MAX_PATH_SPANS", 12)
+    sample = PathSample(10)
+    traces = {}
+    for tenant in (TAG_A, None, TAG_A, TAG_B, None):
+        tb = TraceBuilder()
+        tb.span("in", kind=SERVER, tenant=TAG_A).child("agent", tenant=TAG_A).child("mid", tenant=TAG_A).child(
+            "tool", tenant=tenant, boundary="tool")
+        for p in _paths(tb):
+            sample.add(p)
+            traces[p.trace_id] = tenant
+    kept = sample.worst_first()
+    assert _ids(kept) == 12
+    assert [traces[p.trace_id] for p in kept] == [TAG_B, None, None]
+
+
+def test_an_analysis_of_deep_chains_keeps_at_most_max_path_spans(tmp_path):
+    """Over the whole run too: 40 traces, each a chain of 3,000 with its tool call at the
+    bottom, gave 40 paths of 3,001 ids (120,000)."""
+    from flowmap.paths import MAX_PATH_SPANS
+
+    builders = []
+    for _ in range(40):
+        tb = TraceBuilder()
+        node = tb.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server")
+        for _ in range(2999):
+            node = node.child("step", tenant=TAG_A)
+        node.child("tool x", boundary="tool")
+        builders.append(tb)
+    a = analyze_built(tmp_path, *builders)
+    assert 0 < _ids(a.paths) <= MAX_PATH_SPANS
+    assert len(a.paths) == MAX_PATH_SPANS // 3001
+    assert all(p.break_rule == "context-dropped" for p in a.paths)
