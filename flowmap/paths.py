@@ -58,7 +58,8 @@ def _final(graph: SpanGraph, candidates: list[str]) -> list[str]:
 
 def trace_paths(graph: SpanGraph, verdict: TraceVerdict) -> list[TracePath]:
     """Every path of one trace from a subtree top to a final tool call (entry first), at
-    most :data:`MAX_TARGETS_PER_TRACE` of them.
+    most :data:`MAX_TARGETS_PER_TRACE` of them, the first that hold :data:`MAX_PATH_SPANS`
+    span ids in all.
 
     Every final target's chain is built, then grouped by its top and capped: the
     fastest way on the traces met in practice. Once that takes more steps than
