@@ -184,15 +184,11 @@ def _reference_paths(graph, verdict, max_targets):
             chain = graph.chain(target)
             if chain[0] not in with_tools:
                 by_top.setdefault(chain[0], []).append(chain)
-    from flowmap.paths import MAX_PATH_SPANS
-
     out = []
-    ids = 0
     for top in tops:
         for chain in sorted(by_top.get(top, ()), key=lambda c: graph._sort_key(c[-1])):
-            ids += len(chain)
-            if len(out) == max_targets or (out and ids > MAX_PATH_SPANS):
-                return out
+            if len(out) == max_targets:
+                return _reference_budget(out)
             broken_at = rule = severity = worst = None
             for i, sid in enumerate(chain):
                 for f in verdict.by_span.get(sid, ()):
@@ -201,7 +197,27 @@ def _reference_paths(graph, verdict, max_targets):
                     if broken_at is None and f.rule in BREAK_RULES:
                         broken_at, rule, severity = i, f.rule, f.severity
             out.append((chain, broken_at, rule, severity, worst))
-    return out
+    return _reference_budget(out)
+
+
+def _reference_budget(paths):
+    """Of ``paths``, those kept within MAX_PATH_SPANS span ids, in their order: take the
+    worst left (first break's severity, then worst finding's, then length; ties: the
+    first), keep it if it fits (the first taken always), until none is left."""
+    from flowmap.paths import MAX_PATH_SPANS
+
+    def rank(i):
+        _, _, _, severity, worst = paths[i]
+        return (-1 if severity is None else int(severity), -1 if worst is None else int(worst), len(paths[i][0]), -i)
+
+    left, kept, remaining = MAX_PATH_SPANS, set(), list(range(len(paths)))
+    while remaining:
+        i = max(remaining, key=rank)
+        remaining.remove(i)
+        if len(paths[i][0]) <= left or not kept:
+            kept.add(i)
+            left -= len(paths[i][0])
+    return [p for i, p in enumerate(paths) if i in kept]
 
 
 def _random_trace(rng):
@@ -257,13 +273,15 @@ def _deep_chain_with_tools(depth: int, tools: int, *, tool_under: int | None = N
     return tb, chain, calls
 
 
-def test_a_deep_chain_with_many_tool_calls_is_walked_once():
+def test_a_deep_chain_with_many_tool_calls_is_walked_once(monkeypatch):
     """The audit's hostile trace: a chain of D spans with N tool calls under its last one.
     Every final tool call's chain was built before the cap chose 1,000 of them (D x N
     steps and lists: 40,000 spans took 44 s and 3.3 GB); now each span is walked once,
-    and the paths chosen are the same."""
-    from flowmap.paths import MAX_PATH_SPANS, MAX_TARGETS_PER_TRACE, longest_path_bound
+    and the paths chosen are the same (with no budget of span ids: see the next test)."""
+    import flowmap.paths as paths_module
+    from flowmap.paths import MAX_TARGETS_PER_TRACE, longest_path_bound
 
+    monkeypatch.setattr(paths_module, "MAX_PATH_SPANS", 10**9)
     depth, tools = 1500, 1500
     tb, chain, calls = _deep_chain_with_tools(depth, tools)
     g = SpanGraph(tb.traces())
@@ -271,14 +289,31 @@ def test_a_deep_chain_with_many_tool_calls_is_walked_once():
     g.parent = counting = _CountingParents(g.parent)
     assert longest_path_bound(g) == depth + 1
     paths = trace_paths(g, verdict)
-    assert counting.calls <= 10 * len(g.spans)  # was depth * tools
+    # was depth * tools; the paths are walked twice (what each would say, then those kept)
+    assert counting.calls <= 12 * len(g.spans)
     ids = [c.span_id for c in chain]
-    # same start: by id; as many as MAX_PATH_SPANS holds
-    chosen = sorted(c.span_id for c in calls)[:min(MAX_TARGETS_PER_TRACE, MAX_PATH_SPANS // (depth + 1))]
+    chosen = sorted(c.span_id for c in calls)[:MAX_TARGETS_PER_TRACE]  # same start: by id
     assert [p.span_ids for p in paths] == [ids + [t] for t in chosen]
     dropped = {c.span_id for i, c in enumerate(calls) if not i % 7}
     assert [p.break_rule for p in paths] == ["context-dropped" if t in dropped else None for t in chosen]
     assert all(p.broken_at in (None, depth) for p in paths)
+
+
+def test_a_deep_trace_keeps_its_worst_paths_within_the_budget():
+    """The same trace under MAX_PATH_SPANS: of its 1,000 paths of 1,501 ids, the 66 that
+    fit are the broken ones (every 7th tool call lost the tenant), in their order, not
+    the first 66 (mostly intact)."""
+    from flowmap.paths import MAX_PATH_SPANS, MAX_TARGETS_PER_TRACE
+
+    depth, tools = 1500, 1500
+    tb, chain, calls = _deep_chain_with_tools(depth, tools)
+    g = SpanGraph(tb.traces())
+    paths = trace_paths(g, evaluate(g, AnalysisSettings()))
+    ids = [c.span_id for c in chain]
+    dropped = {c.span_id for i, c in enumerate(calls) if not i % 7}
+    chosen = [t for t in sorted(c.span_id for c in calls)[:MAX_TARGETS_PER_TRACE] if t in dropped]
+    assert [p.span_ids for p in paths] == [ids + [t] for t in chosen[:MAX_PATH_SPANS // (depth + 1)]]
+    assert {p.break_rule for p in paths} == {"context-dropped"}
 
 
 def test_many_starts_below_one_chain_are_bounded_as_before():
@@ -315,7 +350,7 @@ def _ids(paths) -> int:
 def test_the_paths_of_a_deep_chain_hold_at_most_max_path_spans(monkeypatch, walks):
     """A recursive agent 3,000 spans deep calling a tool at every 30th step: its 100
     paths held 150,000 span ids (at 80,000 deep, 80 million: a 770 MB JSON output and 87 s
-    for the text summary). The first paths that fit are built, each whole."""
+    for the text summary). The worst paths that fit are built (all intact: the deepest), each whole."""
     import flowmap.paths as paths
 
     if walks == "once":
@@ -327,9 +362,11 @@ def test_the_paths_of_a_deep_chain_hold_at_most_max_path_spans(monkeypatch, walk
         if i % 30 == 0:
             node.child("tool x", tenant=TAG_A, boundary="tool")
     built = _paths(tb)
-    assert 0 < _ids(built) <= paths.MAX_PATH_SPANS
-    assert [len(p.span_ids) for p in built] == [32 + 30 * k for k in range(len(built))]  # shallowest first, whole
-    assert _ids(built) + 32 + 30 * len(built) > paths.MAX_PATH_SPANS  # as many as fit
+    lengths = [len(p.span_ids) for p in built]
+    every = {32 + 30 * k for k in range(99)}  # each kept whole
+    assert 0 < sum(lengths) <= paths.MAX_PATH_SPANS and set(lengths) <= every
+    assert lengths == sorted(lengths) and max(lengths) == max(every)  # in order; the deepest (ties: longest) kept
+    assert all(sum(lengths) + n > paths.MAX_PATH_SPANS for n in every - set(lengths))  # as many as fit
 
 
 def test_a_path_longer_than_the_budget_is_kept_whole_and_alone(monkeypatch):
