@@ -23,9 +23,14 @@ from .graph import SpanGraph
 from .model import SPAN_KIND_CONSUMER, SPAN_KIND_SERVER, Finding, TracePath
 from .rules import BREAK_RULES, TraceVerdict
 
-__all__ = ["entry_span", "trace_paths", "longest_path_bound", "PathSample"]
+__all__ = ["entry_span", "trace_paths", "longest_path_bound", "PathSample", "MAX_PATH_SPANS"]
 
 MAX_TARGETS_PER_TRACE = 1000  # bounds the work on a hostile trace with huge fan-out
+#: span ids in the paths built for one trace, and in the paths a sample keeps: a path is
+#: as long as its chain, so 1,000 paths below a chain of 80,000 spans made 80 million
+#: ids (a 770 MB JSON output, 5.7 GB to write it, 87 s for the text summary); the worst
+#: paths are kept, each whole (the worst one however long)
+MAX_PATH_SPANS = 100_000
 
 
 def entry_span(graph: SpanGraph) -> str | None:
@@ -53,7 +58,8 @@ def _final(graph: SpanGraph, candidates: list[str]) -> list[str]:
 
 def trace_paths(graph: SpanGraph, verdict: TraceVerdict) -> list[TracePath]:
     """Every path of one trace from a subtree top to a final tool call (entry first), at
-    most :data:`MAX_TARGETS_PER_TRACE` of them.
+    most :data:`MAX_TARGETS_PER_TRACE` of them, and of those the worst that hold
+    :data:`MAX_PATH_SPANS` span ids in all (:func:`_worst_that_fit`).
 
     Every final target's chain is built, then grouped by its top and capped: the
     fastest way on the traces met in practice. Once that takes more steps than
@@ -103,7 +109,9 @@ def trace_paths(graph: SpanGraph, verdict: TraceVerdict) -> list[TracePath]:
                     if broken_at is None and f.rule in BREAK_RULES:
                         broken_at, break_rule, severity = i, f.rule, f.severity
         out.append(TracePath(trace_id, chain, broken_at, break_rule, severity, worst))
-    return out
+    if steps <= MAX_PATH_SPANS:  # all the chains walked (so all the paths) fit
+        return out
+    return [out[i] for i in _worst_that_fit([_score(p) for p in out])]
 
 
 def _break_late(p: TracePath, breaks: dict[tuple[str, str], Finding]) -> bool:
@@ -162,7 +170,13 @@ def _paths_once(graph: SpanGraph, verdict: TraceVerdict, tops: list[str]) -> lis
             if top not in with_tools:
                 by_top.setdefault(top, []).append(target)
     chosen = list(_first_targets(tops, by_top, graph._sort_key))
-    return _build_shared(parent, verdict.by_span, graph.trace.trace_id, chosen)
+    by_span = verdict.by_span
+    # what each path would say, found without building it (1,000 paths below a chain of
+    # 80,000 spans are 80 million ids): then only the paths kept are built
+    ranks = [_rank(state[2], state[3], n) for _, n, state in _build_shared(parent, by_span, chosen, chains=False)]
+    kept = [chosen[i] for i in _worst_that_fit(ranks)]
+    trace_id = graph.trace.trace_id
+    return [TracePath(trace_id, chain, *state) for chain, _, state in _build_shared(parent, by_span, kept)]
 
 
 def _first_targets(tops: list[str], by_top: dict[str, list[Any]], key: Any) -> Iterator[Any]:
@@ -179,6 +193,20 @@ def _first_targets(tops: list[str], by_top: dict[str, list[Any]], key: Any) -> I
         budget -= len(items)
         if budget <= 0:
             return
+
+
+def _worst_that_fit(ranks: list[tuple[int, int, int]]) -> list[int]:
+    """Indexes, in order, of the paths a trace keeps within :data:`MAX_PATH_SPANS` span
+    ids: the worst first (by :func:`_rank`; ties: the first), each whole, the worst one
+    whatever its length, so a deep trace's switch is not lost behind its intact paths."""
+    if sum(r[2] for r in ranks) <= MAX_PATH_SPANS:
+        return list(range(len(ranks)))
+    left, keep = MAX_PATH_SPANS, []
+    for i in sorted(range(len(ranks)), key=ranks.__getitem__, reverse=True):  # stable
+        if ranks[i][2] <= left or not keep:
+            keep.append(i)
+            left -= ranks[i][2]
+    return sorted(keep)
 
 
 def _tops_once(parent: dict[str, str], targets: list[str], known: dict[str, str]) -> list[str]:
@@ -205,16 +233,16 @@ def _tops_once(parent: dict[str, str], targets: list[str], known: dict[str, str]
 
 
 def _build_shared(
-    parent: dict[str, str], by_span: dict[str, list[Finding]], trace_id: str, targets: list[str]
-) -> list[TracePath]:
-    """:func:`_build` with every span walked once: a path is the copy of a path built
-    before, up to their last shared span, plus the spans walked up to it; what the
-    findings say (first break, worst severity) is carried down from that span."""
-    #: span -> (a path through it, its index there, (broken_at, break rule, severity,
-    #: worst) of the findings from the top down to it)
-    built: dict[str, tuple[list[str], int, tuple]] = {}
+    parent: dict[str, str], by_span: dict[str, list[Finding]], targets: list[str], *, chains: bool = True
+) -> Iterator[tuple[list[str] | None, int, tuple]]:
+    """Each target's path (entry first), its length and what its findings say (first
+    break, worst severity: the state :func:`_note` keeps), with every span walked once:
+    a path is the copy of a path built before, up to their last shared span, plus the
+    spans walked up to it, and the state is carried down from that span. With
+    ``chains=False`` no path is built (None), only its length and state."""
+    #: span -> (a path through it or None, its index there, the state from the top down to it)
+    built: dict[str, tuple[list[str] | None, int, tuple]] = {}
     none = (None, None, None, None)
-    out: list[TracePath] = []
     for target in targets:
         walked = [target]
         node = parent.get(target)
@@ -223,12 +251,11 @@ def _build_shared(
             node = parent.get(node)
         walked.reverse()
         if node is None:
-            chain, state = walked, none
+            chain, i, state = (walked if chains else None), 0, none
         else:
             base, at, state = built[node]
-            chain = base[: at + 1]
-            chain += walked
-        i = len(chain) - len(walked)
+            chain = base[: at + 1] + walked if base is not None else None
+            i = at + 1
         for sid in walked:
             if by_span:
                 found = by_span.get(sid)
@@ -236,8 +263,7 @@ def _build_shared(
                     state = _note(state, i, found)
             built[sid] = (chain, i, state)
             i += 1
-        out.append(TracePath(trace_id, chain, *state))
-    return out
+        yield chain, i, state
 
 
 def _note(state: tuple, i: int, found: list[Finding]) -> tuple:
@@ -324,20 +350,25 @@ def _walk_up_once(parent: dict[str, str], starts: list[str]) -> tuple[int, set[s
 
 
 def _score(p: TracePath) -> tuple[int, int, int]:
-    return (
-        int(p.severity) if p.severity is not None else -1,
-        int(p.worst) if p.worst is not None else -1,
-        len(p.span_ids),
-    )
+    return _rank(p.severity, p.worst, len(p.span_ids))
+
+
+def _rank(severity: Any, worst: Any, length: int) -> tuple[int, int, int]:
+    """How bad a path is: its first break's severity, then its worst finding's, then
+    its length (a deeper path shows more of the request)."""
+    return (int(severity) if severity is not None else -1, int(worst) if worst is not None else -1, length)
 
 
 class PathSample:
-    """A capped sample of paths that keeps the worst ones (ties: first seen wins)."""
+    """A capped sample of paths that keeps the worst ones (ties: first seen wins): at
+    most ``cap`` paths, of :data:`MAX_PATH_SPANS` span ids in all (but the worst path,
+    kept whole however long)."""
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
         self._heap: list[tuple[tuple[int, int, int], int, TracePath]] = []
         self._counter = itertools.count()
+        self._span_ids = 0
 
     def wants(self, verdict: TraceVerdict, graph: SpanGraph) -> bool:
         """Whether any path of a trace could enter the sample: False when even the best
@@ -369,7 +400,12 @@ class PathSample:
         if len(self._heap) < self.cap:
             heapq.heappush(self._heap, item)
         elif item[:2] > self._heap[0][:2]:
-            heapq.heapreplace(self._heap, item)
+            self._span_ids -= len(heapq.heapreplace(self._heap, item)[2].span_ids)
+        else:
+            return
+        self._span_ids += len(path.span_ids)
+        while self._span_ids > MAX_PATH_SPANS and len(self._heap) > 1:
+            self._span_ids -= len(heapq.heappop(self._heap)[2].span_ids)
 
     def settle(
         self,

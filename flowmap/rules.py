@@ -699,16 +699,27 @@ def _placeholder_keys(span: Span) -> list[str]:
     return out
 
 
+_PLACES_SHOWN = 5
+
+
+def _some(places: Iterable[str]) -> str:
+    """The first few distinct ``places``, the rest counted: a span with 10,000 events
+    each holding a ``tenant_id`` made a message of 400,000 characters."""
+    unique = list(dict.fromkeys(places))
+    more = len(unique) - _PLACES_SHOWN
+    return ", ".join(unique[:_PLACES_SHOWN]) + (f" and {more:,} more" if more > 0 else "")
+
+
 def _telemetry_message(span: Span, hits: list[RawValue], redacted: int) -> str:
     parts = []
     if hits:
-        shown = ", ".join(dict.fromkeys(f"{h.where} '{h.key}'" for h in hits))
+        shown = _some(f"{h.where} '{h.key}'" for h in hits)
         parts.append(f"raw tenant identifier in {shown} of {op(span)} (value masked)")
     if redacted:
         # The runtime caught the leak before export, but the code still wrote it: any
         # exporter or processor that ran without flowmap's redaction would have sent it.
         keys = _placeholder_keys(span)
-        where = " (" + ", ".join(f"'{k}'" for k in keys[:5]) + ")" if keys else ""
+        where = " (" + _some(f"'{k}'" for k in keys) + ")" if keys else ""
         plural = "value" if redacted == 1 else "values"
         parts.append(
             f"the code wrote a raw tenant id into telemetry on {op(span)}{where}; "

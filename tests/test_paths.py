@@ -188,7 +188,7 @@ def _reference_paths(graph, verdict, max_targets):
     for top in tops:
         for chain in sorted(by_top.get(top, ()), key=lambda c: graph._sort_key(c[-1])):
             if len(out) == max_targets:
-                return out
+                return _reference_budget(out)
             broken_at = rule = severity = worst = None
             for i, sid in enumerate(chain):
                 for f in verdict.by_span.get(sid, ()):
@@ -197,7 +197,27 @@ def _reference_paths(graph, verdict, max_targets):
                     if broken_at is None and f.rule in BREAK_RULES:
                         broken_at, rule, severity = i, f.rule, f.severity
             out.append((chain, broken_at, rule, severity, worst))
-    return out
+    return _reference_budget(out)
+
+
+def _reference_budget(paths):
+    """Of ``paths``, those kept within MAX_PATH_SPANS span ids, in their order: take the
+    worst left (first break's severity, then worst finding's, then length; ties: the
+    first), keep it if it fits (the first taken always), until none is left."""
+    from flowmap.paths import MAX_PATH_SPANS
+
+    def rank(i):
+        _, _, _, severity, worst = paths[i]
+        return (-1 if severity is None else int(severity), -1 if worst is None else int(worst), len(paths[i][0]), -i)
+
+    left, kept, remaining = MAX_PATH_SPANS, set(), list(range(len(paths)))
+    while remaining:
+        i = max(remaining, key=rank)
+        remaining.remove(i)
+        if len(paths[i][0]) <= left or not kept:
+            kept.add(i)
+            left -= len(paths[i][0])
+    return [p for i, p in enumerate(paths) if i in kept]
 
 
 def _random_trace(rng):
@@ -230,8 +250,9 @@ def test_paths_are_those_of_every_chain_built_then_capped(monkeypatch, walks):
     if walks == "once":
         monkeypatch.setattr(paths, "_walks_allowed", lambda parent: 0)
     rng = random.Random(3)
-    for cap in (1000, 3):
+    for cap, budget in ((1000, 100_000), (3, 100_000), (1000, 12)):
         monkeypatch.setattr(paths, "MAX_TARGETS_PER_TRACE", cap)
+        monkeypatch.setattr(paths, "MAX_PATH_SPANS", budget)
         for _ in range(400):
             g = _random_trace(rng)
             verdict = evaluate(g, AnalysisSettings())
@@ -252,13 +273,15 @@ def _deep_chain_with_tools(depth: int, tools: int, *, tool_under: int | None = N
     return tb, chain, calls
 
 
-def test_a_deep_chain_with_many_tool_calls_is_walked_once():
+def test_a_deep_chain_with_many_tool_calls_is_walked_once(monkeypatch):
     """The audit's hostile trace: a chain of D spans with N tool calls under its last one.
     Every final tool call's chain was built before the cap chose 1,000 of them (D x N
     steps and lists: 40,000 spans took 44 s and 3.3 GB); now each span is walked once,
-    and the paths chosen are the same."""
+    and the paths chosen are the same (with no budget of span ids: see the next test)."""
+    import flowmap.paths as paths_module
     from flowmap.paths import MAX_TARGETS_PER_TRACE, longest_path_bound
 
+    monkeypatch.setattr(paths_module, "MAX_PATH_SPANS", 10**9)
     depth, tools = 1500, 1500
     tb, chain, calls = _deep_chain_with_tools(depth, tools)
     g = SpanGraph(tb.traces())
@@ -266,13 +289,31 @@ def test_a_deep_chain_with_many_tool_calls_is_walked_once():
     g.parent = counting = _CountingParents(g.parent)
     assert longest_path_bound(g) == depth + 1
     paths = trace_paths(g, verdict)
-    assert counting.calls <= 10 * len(g.spans)  # was depth * tools
+    # was depth * tools; the paths are walked twice (what each would say, then those kept)
+    assert counting.calls <= 12 * len(g.spans)
     ids = [c.span_id for c in chain]
     chosen = sorted(c.span_id for c in calls)[:MAX_TARGETS_PER_TRACE]  # same start: by id
     assert [p.span_ids for p in paths] == [ids + [t] for t in chosen]
     dropped = {c.span_id for i, c in enumerate(calls) if not i % 7}
     assert [p.break_rule for p in paths] == ["context-dropped" if t in dropped else None for t in chosen]
     assert all(p.broken_at in (None, depth) for p in paths)
+
+
+def test_a_deep_trace_keeps_its_worst_paths_within_the_budget():
+    """The same trace under MAX_PATH_SPANS: of its 1,000 paths of 1,501 ids, the 66 that
+    fit are the broken ones (every 7th tool call lost the tenant), in their order, not
+    the first 66 (mostly intact)."""
+    from flowmap.paths import MAX_PATH_SPANS, MAX_TARGETS_PER_TRACE
+
+    depth, tools = 1500, 1500
+    tb, chain, calls = _deep_chain_with_tools(depth, tools)
+    g = SpanGraph(tb.traces())
+    paths = trace_paths(g, evaluate(g, AnalysisSettings()))
+    ids = [c.span_id for c in chain]
+    dropped = {c.span_id for i, c in enumerate(calls) if not i % 7}
+    chosen = [t for t in sorted(c.span_id for c in calls)[:MAX_TARGETS_PER_TRACE] if t in dropped]
+    assert [p.span_ids for p in paths] == [ids + [t] for t in chosen[:MAX_PATH_SPANS // (depth + 1)]]
+    assert {p.break_rule for p in paths} == {"context-dropped"}
 
 
 def test_many_starts_below_one_chain_are_bounded_as_before():
@@ -297,3 +338,84 @@ def test_many_starts_below_one_chain_are_bounded_as_before():
         g = _random_trace(rng)
         starts = [s for s in g.spans if rng.random() < 0.5]
         assert _walk_up_once(g.parent, starts) == _walk_up(g.parent, starts)
+
+
+# -- paths hold at most MAX_PATH_SPANS span ids: a path is as long as its chain ------------
+
+def _ids(paths) -> int:
+    return sum(len(p.span_ids) for p in paths)
+
+
+@pytest.mark.parametrize("walks", ["plain", "once"])
+def test_the_paths_of_a_deep_chain_hold_at_most_max_path_spans(monkeypatch, walks):
+    """A recursive agent 3,000 spans deep calling a tool at every 30th step: its 100
+    paths held 150,000 span ids (at 80,000 deep, 80 million: a 770 MB JSON output and 87 s
+    for the text summary). The worst paths that fit are built (all intact: the deepest), each whole."""
+    import flowmap.paths as paths
+
+    if walks == "once":
+        monkeypatch.setattr(paths, "_walks_allowed", lambda parent: 0)
+    tb = TraceBuilder()
+    node = tb.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    for i in range(1, 3000):
+        node = node.child("step", tenant=TAG_A)
+        if i % 30 == 0:
+            node.child("tool x", tenant=TAG_A, boundary="tool")
+    built = _paths(tb)
+    lengths = [len(p.span_ids) for p in built]
+    every = {32 + 30 * k for k in range(99)}  # each kept whole
+    assert 0 < sum(lengths) <= paths.MAX_PATH_SPANS and set(lengths) <= every
+    assert lengths == sorted(lengths) and max(lengths) == max(every)  # in order; the deepest (ties: longest) kept
+    assert all(sum(lengths) + n > paths.MAX_PATH_SPANS for n in every - set(lengths))  # as many as fit
+
+
+def test_a_path_longer_than_the_budget_is_kept_whole_and_alone(monkeypatch):
+    import flowmap.paths as paths
+
+    monkeypatch.setattr(paths, "MAX_PATH_SPANS", 10)
+    tb, chain, calls = _deep_chain_with_tools(12, 3)
+    built = _paths(tb)
+    assert [len(p.span_ids) for p in built] == [13]
+    sample = PathSample(5)
+    for p in built:
+        sample.add(p)
+    assert sample.worst_first() == built
+
+
+def test_the_sample_keeps_the_worst_paths_that_fit_in_max_path_spans(monkeypatch):
+    """Five paths of 4 ids each fit a budget of 12 three at a time: the worst three are
+    kept (the dropped ones before the intact ones)."""
+    import flowmap.paths as paths
+
+    monkeypatch.setattr(paths, "MAX_PATH_SPANS", 12)
+    sample = PathSample(10)
+    traces = {}
+    for tenant in (TAG_A, None, TAG_A, TAG_B, None):
+        tb = TraceBuilder()
+        tb.span("in", kind=SERVER, tenant=TAG_A).child("agent", tenant=TAG_A).child("mid", tenant=TAG_A).child(
+            "tool", tenant=tenant, boundary="tool")
+        for p in _paths(tb):
+            sample.add(p)
+            traces[p.trace_id] = tenant
+    kept = sample.worst_first()
+    assert _ids(kept) == 12
+    assert [traces[p.trace_id] for p in kept] == [TAG_B, None, None]
+
+
+def test_an_analysis_of_deep_chains_keeps_at_most_max_path_spans(tmp_path):
+    """Over the whole run too: 40 traces, each a chain of 3,000 with its tool call at the
+    bottom, gave 40 paths of 3,001 ids (120,000)."""
+    from flowmap.paths import MAX_PATH_SPANS
+
+    builders = []
+    for _ in range(40):
+        tb = TraceBuilder()
+        node = tb.span("POST /chat", kind=SERVER, tenant=TAG_A, boundary="http.server")
+        for _ in range(2999):
+            node = node.child("step", tenant=TAG_A)
+        node.child("tool x", boundary="tool")
+        builders.append(tb)
+    a = analyze_built(tmp_path, *builders)
+    assert 0 < _ids(a.paths) <= MAX_PATH_SPANS
+    assert len(a.paths) == MAX_PATH_SPANS // 3001
+    assert all(p.break_rule == "context-dropped" for p in a.paths)

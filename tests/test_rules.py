@@ -1020,6 +1020,20 @@ def test_tenant_in_telemetry_in_a_link_attribute(tmp_path):
     assert analyze_built(tmp_path, producer_trace, consumer_trace).findings == []
 
 
+def test_a_span_with_thousands_of_leaking_places_names_five_and_counts_the_rest(tmp_path):
+    """10,000 events each with a ``tenant_id`` made one message of 400,000 characters
+    (in the JSON, SARIF and the report); the redacted attributes are named the same way."""
+    tb = TraceBuilder()
+    events = [(f"retry {i}", {"tenant_id": RAW}) for i in range(2000)]
+    redacted = {f"arg.{i}": "[flowmap:redacted]" for i in range(40)}
+    request(tb).child("agent", tenant=TAG_A, attrs={"flowmap.redacted": 40, **redacted}, events=events)
+    f = only(analyze_built(tmp_path, tb), "tenant-in-telemetry")
+    assert len(f.message) < 1000
+    assert "event 'retry 4' attribute 'tenant_id' and 1,995 more of" in f.message
+    assert "event 'retry 5'" not in f.message
+    assert "('arg.0', 'arg.1', 'arg.2', 'arg.3', 'arg.4' and 35 more)" in f.message
+
+
 def test_resource_tenant_attribute_reported_once_per_trace_and_service(tmp_path):
     tb = TraceBuilder(resource={"tenant_id": RAW})
     request(tb).child("agent", tenant=TAG_A, boundary="agent")
