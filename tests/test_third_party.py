@@ -113,6 +113,18 @@ EXPECTED = {
     ("langchainjs-openinference-dropped.jsonl", "ChatOpenAI"): "llm",
     ("langchainjs-openinference-dropped.jsonl", "LangGraph"): None,
     ("langchainjs-openinference-dropped.jsonl", "POST"): {"http.client", "http.server"},
+    # RabbitMQ (pika, aio-pika: messaging.system rabbitmq; the send a PRODUCER span with no
+    # operation, the receive a CONSUMER span with messaging.operation receive) and
+    # PostgreSQL (psycopg2, asyncpg, psycopg 3: db.system, or db.system.name when stable)
+    ("pika-dropped.jsonl", "orders send"): "queue.publish",
+    ("pika-dropped.jsonl", "orders receive"): "queue.consume",
+    ("pika-dropped.jsonl", "INSERT"): "db",
+    ("aio-pika-dropped.jsonl", ",orders send"): "queue.publish",
+    ("aio-pika-dropped.jsonl", "orders receive"): "queue.consume",
+    ("aio-pika-dropped.jsonl", "INSERT"): "db",
+    ("aio-pika-dropped.jsonl", "SELECT"): "db",  # asyncpg's pool resets a released connection
+    ("psycopg-dropped.jsonl", "SELECT"): "db",
+    ("psycopg-stable-dropped.jsonl", "INSERT"): "db",
 }
 
 
@@ -566,3 +578,66 @@ def test_semantic_kernel_tenants_keep_their_own_tags(path):
         return
     assert all(len(t) == 1 and None not in t for t in tags)
     assert (tags[0] == tags[1]) is path.name.endswith("-mct.jsonl")
+
+
+# -- RabbitMQ and PostgreSQL: contrib's pika, aio-pika, psycopg2, asyncpg, psycopg ---------
+
+RABBITMQ_POSTGRES = sorted(p for g in ("pika-*", "aio-pika-*", "psycopg-*") for p in FIXTURES.glob(f"{g}.jsonl"))
+MQ_KEY = "mq-fixtures-key"  # the test key the fixtures' tags were made with (their generator)
+
+# file -> what flowmap check --format json reports: (rule, severity, span, boundary, reached)
+RABBITMQ_POSTGRES_FINDINGS = {
+    "pika-nearmiss.jsonl": [],
+    "aio-pika-nearmiss.jsonl": [],
+    "psycopg-nearmiss.jsonl": [],
+    "psycopg-stable-nearmiss.jsonl": [],
+    # each request's message published with no tenant: high at the send (pika traces its
+    # BlockingChannel's basic_publish and, below it, the Channel's: the outer one is found)
+    "pika-dropped.jsonl": [_lost("orders send", None, "queue.publish", "high")] * 2,
+    "aio-pika-dropped.jsonl": [_lost(",orders send", None, "queue.publish", "high")] * 2,
+    "psycopg-dropped.jsonl": [_lost("SELECT", None, "db", "high"), _lost("INSERT", None, "db", "high")] * 2,
+    "psycopg-stable-dropped.jsonl": [_lost("SELECT", None, "db", "high"), _lost("INSERT", None, "db", "high")] * 2,
+    # traceparent only: the worker's receive lost the tenant (its query below it, untagged
+    # too, is no second finding)
+    "pika-downstream.jsonl": [_lost("orders receive", None, "queue.consume", "high")] * 2,
+    "aio-pika-downstream.jsonl": [_lost("orders receive", None, "queue.consume", "high")] * 2,
+    # pika's channel.consume() makes its receive span current without the message's
+    # baggage: the receive is tagged, the worker's query below it is not
+    "pika-consume-generator.jsonl": [_lost("INSERT", None, "db", "high")] * 2,
+}
+
+
+def test_every_rabbitmq_postgres_fixture_has_its_findings_stated():
+    assert sorted(p.name for p in RABBITMQ_POSTGRES) == sorted(RABBITMQ_POSTGRES_FINDINGS)
+
+
+@pytest.mark.parametrize("name", sorted(RABBITMQ_POSTGRES_FINDINGS))
+def test_rabbitmq_postgres_findings_through_the_command_line(name, tmp_path, monkeypatch):
+    """flowmap check --format json: exactly the stated findings, read with no warning (and
+    no raw tenant id in the output: none is in the files either)."""
+    _check_states(name, RABBITMQ_POSTGRES_FINDINGS[name], "tenant-acme", tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("path", [p for p in RABBITMQ_POSTGRES if not p.name.startswith("psycopg")], ids=lambda p: p.name)
+def test_rabbitmq_consumers_are_children_of_the_send_in_another_service(path):
+    """pika and aio-pika propagate through the message's headers and start the worker's
+    CONSUMER span as a child of the PRODUCER span that sent it (no link), in the worker's
+    own service; with flowmap's runtime on both sides each request's spans carry its own
+    tenant's tag (the worker's from the message's baggage), made with the generator's key,
+    and no raw id is in the file."""
+    traces, warnings = _load(path)
+    assert warnings == [] and len(traces) == 2
+    assert b"tenant-acme" not in path.read_bytes() and b"tenant-globex" not in path.read_bytes()
+    tags = []
+    for t in traces:
+        (receive,) = [s for s in t.spans.values() if s.kind == 5]
+        send = t.spans[receive.parent_span_id]
+        assert (send.kind, send.service, receive.service) == (4, "mq-api", "mq-worker")
+        assert not receive.links
+        assert receive.attributes["messaging.system"] == send.attributes["messaging.system"] == "rabbitmq"
+        tags.append({s.attributes.get("flowmap.tenant") for s in t.spans.values()})
+        if path.name.endswith("-nearmiss.jsonl"):
+            assert receive.attributes["flowmap.tenant.source"] == "baggage"
+    if path.name.endswith("-nearmiss.jsonl"):
+        assert sorted(tags, key=sorted) == sorted(({tag_for(MQ_KEY, "tenant-acme")}, {tag_for(MQ_KEY, "tenant-globex")}),
+                                                  key=sorted)
