@@ -22,11 +22,12 @@ a ``flowmap.tenant`` member really goes out.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Mapping, MutableMapping
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlsplit
 
 from opentelemetry import baggage as otel_baggage
 from opentelemetry import context as otel_context
@@ -233,27 +234,54 @@ class GuardedBaggagePropagator(TextMapPropagator):
 
 
 _BROKER_ADDRESS = ("server.address", "net.peer.name")
+_BROKER_URLS = "messaging.url"
 
 
 def _publish_to(context: Context | None) -> tuple[Span, bool] | None:
-    """When the current span publishes a message (kind PRODUCER) to a broker it names
-    (``server.address``, or ``net.peer.name`` as the contrib pika and aio-pika
-    instrumentations write it): that span, and whether the allow list accepts the broker.
-    Those instrumentations inject into the message's headers inside their publish span,
-    and the consumer's tenant comes from that baggage, so a broker is judged as an HTTP
-    host is. None for anything else (never raises)."""
+    """When the current span publishes a message (kind PRODUCER) to a broker it names:
+    that span, and whether the allow list accepts the broker (every one, for a list of
+    bootstrap servers). Instrumentations inject into the message's headers inside their
+    publish span, and the consumer's tenant comes from that baggage, so a broker is
+    judged as an HTTP host is. None for anything else (never raises)."""
     try:
         span = get_current_span(context)
         if getattr(span, "kind", None) is not SpanKind.PRODUCER:
             return None
-        attrs = getattr(span, "attributes", None) or {}
-        for name in _BROKER_ADDRESS:
-            host = attrs.get(name)
-            if isinstance(host, str) and host.strip():
-                return span, _allowed.allows(host.strip())
+        hosts = _broker_hosts(getattr(span, "attributes", None) or {})
+        if hosts:
+            return span, all(_allowed.allows(h) for h in hosts)
     except Exception:  # noqa: BLE001 - undecided: the tag is stripped
         _log.debug("flowmap: could not read the publishing span", exc_info=True)
     return None
+
+
+def _broker_hosts(attrs: Mapping[str, Any]) -> list[str]:
+    """The brokers a publish span names: ``server.address``, or ``net.peer.name`` (as the
+    contrib pika and aio-pika instrumentations write it), else ``messaging.url`` (kafka-
+    python's: its bootstrap servers as JSON, ``["kafka-0:9092", ...]``; or a URL, or
+    ``host:port`` entries separated by commas)."""
+    for name in _BROKER_ADDRESS:
+        host = attrs.get(name)
+        if isinstance(host, str) and host.strip():
+            return [host.strip()]
+    urls = attrs.get(_BROKER_URLS)
+    if not isinstance(urls, str) or not urls.strip():
+        return []
+    entries: Any = urls.split(",")
+    if urls.lstrip().startswith("["):
+        try:
+            entries = json.loads(urls)
+        except ValueError:
+            return []
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        return []
+    hosts = []
+    for entry in (e.strip() for e in entries):
+        host = urlsplit(entry).hostname if "://" in entry else entry
+        if not host:
+            return []  # a server that cannot be read: not judged allowed
+        hosts.append(host)
+    return hosts
 
 
 def _safe_tenant_in(carrier: Any) -> bool:

@@ -719,3 +719,37 @@ def test_configure_checks_brokers_against_its_allowed_hosts(tmp_path, tagger):
     finally:
         rt.shutdown()
         propagate.set_global_textmap(previous)
+
+
+@pytest.mark.parametrize(
+    ("servers", "sent"),
+    [
+        ('["kafka-0.kafka.svc.cluster.local:9092", "10.0.0.5:9092"]', True),  # kafka-python's JSON list
+        ('["kafka-0.kafka.svc:9092", "kafka.example.com:9092"]', False),  # one outside: not allowed
+        ("amqp://rabbit.internal:5672/vhost", True),
+        ("broker-1.local:9092,broker-2.local:9092", True),
+        ('["kafka-0.svc:9092", 7]', None),  # unreadable: no broker named, stripped
+        ("", None),
+    ],
+)
+def test_a_publish_naming_its_bootstrap_servers_is_judged_by_every_one(spans, tagger, guarded_propagation,
+                                                                      servers, sent):
+    """kafka-python's instrumentation names no server.address, only messaging.url (its
+    bootstrap servers as JSON), and injects into Kafka's header list of (name, bytes)."""
+    from opentelemetry import propagate, trace
+
+    class KafkaSetter:
+        def set(self, carrier, key, value):
+            carrier.append((key, value.encode()))
+
+    provider, memory = spans
+    headers: list = [("x-app", b"1")]
+    with bind(RequestContext(RAW_TENANT)):
+        span = provider.get_tracer("kafka-test").start_span("orders send", kind=SpanKind.PRODUCER,
+                                                             attributes={"messaging.url": servers})
+        with trace.use_span(span, end_on_exit=True):
+            propagate.inject(headers, context=trace.set_span_in_context(span), setter=KafkaSetter())
+    baggage = [v for k, v in headers if k == "baggage"]
+    assert baggage == ([f"{A.BAGGAGE_KEY}={tagger.tag(RAW_TENANT)}".encode()] if sent else [])
+    (span,) = memory.get_finished_spans()
+    assert span.attributes.get(A.BAGGAGE_SENT) is sent
