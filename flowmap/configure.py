@@ -241,7 +241,8 @@ def configure(
     path is made absolute here, against the current directory, so a later ``os.chdir``
     keeps every span in that one file.
     ``allowed_hosts``: hosts beyond the defaults that may receive the tenant baggage, one
-    string or a list of them (names, ``*.suffix``, IP addresses, CIDR networks).
+    string or a list of them (names, ``*.suffix``, IP addresses, CIDR networks); message
+    brokers too, where the publishing instrumentation names its broker.
     ``set_global=False`` leaves OpenTelemetry's global provider alone (tests, embedding).
     ``guard_baggage`` (default: ``set_global``) swaps the global W3C baggage propagator
     for one that never injects the tenant tag outside flowmap's destination check, so
@@ -257,7 +258,8 @@ def configure(
         raise ConfigError(f"out is a directory, not a trace file: {os.fspath(out)!r}")
     mode = None if boundary_mode is None else runtime.validate_boundary_mode(boundary_mode)
     tagger = Tagger(tenant_key, dev_mode=dev_mode)
-    allowed = AllowedHosts.from_config(_host_entries(allowed_hosts))
+    host_entries = _host_entries(allowed_hosts)
+    allowed = AllowedHosts.from_config(host_entries)
 
     with _lock:
         provider = tracer_provider
@@ -320,7 +322,9 @@ def configure(
         flush_multiprocessing_workers()  # a forked worker ends with os._exit: no atexit either
 
         if set_global if guard_baggage is None else guard_baggage:
-            _guard_baggage(rt, allowed)
+            # the guard checks message brokers against allowed_hosts when given; else the
+            # list already in force stays (flowmap run's bootstrap sets the project's)
+            _guard_baggage(rt, allowed if host_entries else None)
 
         if instrument_httpx:
             try:
@@ -334,7 +338,7 @@ def configure(
     return rt
 
 
-def _guard_baggage(rt: Runtime, allowed: AllowedHosts) -> None:
+def _guard_baggage(rt: Runtime, allowed: AllowedHosts | None) -> None:
     """Guard the global baggage propagator; the shutdown hook undoes only what flowmap did."""
     from . import outbound
 
