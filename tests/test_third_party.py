@@ -601,6 +601,9 @@ RABBITMQ_POSTGRES_FINDINGS = {
     # too, is no second finding)
     "pika-downstream.jsonl": [_lost("orders receive", None, "queue.consume", "high")] * 2,
     "aio-pika-downstream.jsonl": [_lost("orders receive", None, "queue.consume", "high")] * 2,
+    # published to a broker named outside the allow list: the guard kept the tag out of
+    # the message's headers, so the worker lost it as in downstream
+    "pika-external-broker.jsonl": [_lost("orders receive", None, "queue.consume", "high")] * 2,
     # pika's channel.consume() makes its receive span current without the message's
     # baggage: the receive is tagged, the worker's query below it is not
     "pika-consume-generator.jsonl": [_lost("INSERT", None, "db", "high")] * 2,
@@ -641,3 +644,24 @@ def test_rabbitmq_consumers_are_children_of_the_send_in_another_service(path):
     if path.name.endswith("-nearmiss.jsonl"):
         assert sorted(tags, key=sorted) == sorted(({tag_for(MQ_KEY, "tenant-acme")}, {tag_for(MQ_KEY, "tenant-globex")}),
                                                   key=sorted)
+
+
+@pytest.mark.parametrize("path", [p for p in RABBITMQ_POSTGRES if p.name.endswith(
+    ("-nearmiss.jsonl", "-consume-generator.jsonl", "-external-broker.jsonl")) and not p.name.startswith("psycopg")],
+    ids=lambda p: p.name)
+def test_rabbitmq_publishers_record_whether_the_tag_went_to_the_broker(path):
+    """In flowmap's default configuration (baggage guard on) the contrib instrumentations'
+    inject puts the tag in the message's headers for a broker the allow list accepts
+    (127.0.0.1) and not for one it does not (``mq.example.com``, the same broker through
+    another name): each PRODUCER span names its broker and records which
+    (``flowmap.baggage.sent``), and the worker's spans carry the request's tag only when
+    it went."""
+    external = path.name.endswith("-external-broker.jsonl")
+    traces, _ = _load(path)
+    for t in traces:
+        sends = [s for s in t.spans.values() if s.kind == 4]
+        assert sends and {(s.attributes["net.peer.name"], s.attributes["flowmap.baggage.sent"]) for s in sends} == (
+            {("mq.example.com", False)} if external else {("127.0.0.1", True)})
+        (receive,) = [s for s in t.spans.values() if s.kind == 5]
+        sent_tag = sends[0].attributes["flowmap.tenant"]
+        assert receive.attributes.get("flowmap.tenant") == (None if external else sent_tag)
