@@ -143,9 +143,18 @@ _HOST_ATTRIBUTES = ("server.address", "net.peer.name", "http.host")
 _URL_ATTRIBUTES = ("url.full", "http.url")
 
 
+_NAME_IN_MESSAGE = 200  # characters of an operation a message quotes
+
+
 def op(span: Span) -> str:
-    """How a message names a span: its operation (service and span name), quoted."""
-    return f"'{span.operation}'"
+    """How a message names a span: its operation (service and span name), quoted, cut
+    at :data:`_NAME_IN_MESSAGE` characters with an ellipsis: names are the traced
+    program's (up to the loader's 64 KiB), and a message quoting two whole ones was 130
+    KB in every output; the finding's own name fields keep them whole."""
+    name = span.operation
+    if len(name) > _NAME_IN_MESSAGE:
+        name = name[: _NAME_IN_MESSAGE - 1] + "…"
+    return f"'{name}'"
 
 
 def edge_state(parent: Span, child: Span) -> str:

@@ -55,6 +55,20 @@ def test_cross_tenant_child_of_other_tenant_is_critical(tmp_path):
     assert "'api load memory'" in f.message and "'api POST /chat'" in f.message
 
 
+def test_a_message_cuts_very_long_operation_names_and_the_finding_keeps_them(tmp_path):
+    """Span names are the traced program's (the loader keeps 4,096 characters): a message
+    quotes each at most 200 characters; the finding's name fields keep them as loaded."""
+    tb = TraceBuilder()
+    entry = tb.span("P" * 5000, kind=SERVER, tenant=TAG_A, boundary="http.server")
+    entry.child("C" * 5000, tenant=TAG_B, boundary="memory", scoped=True)
+    f = only(analyze_built(tmp_path, tb), "cross-tenant")
+    assert len(f.message) < 600
+    assert "'api " + "C" * 195 + "…'" in f.message and "'api " + "P" * 195 + "…'" in f.message
+    from flowmap.otlp import MAX_NAME_CHARS
+
+    assert (f.span_name, f.parent_name) == ("C" * MAX_NAME_CHARS, "P" * MAX_NAME_CHARS)
+
+
 @pytest.mark.parametrize("caller", ["not in the data", "untagged", "no parent at all"])
 def test_cross_tenant_when_the_inbound_tag_is_not_the_authenticated_tenant(tmp_path, caller):
     """The tag that came with the request (baggage, kept in flowmap.tenant.inbound) names
