@@ -630,9 +630,9 @@ def demo(
 def _tenant_id_from_stdin() -> str:
     """The one tenant id on stdin (its line break dropped). A second id is an error, as on
     the command line: ``cat ids.txt | flowmap tag -`` printed the first id's tag alone,
-    which read as the tag of the list."""
+    which read as the tag of the list. Typed at a terminal, the id ends with its line."""
     try:
-        text = sys.stdin.read()
+        text = sys.stdin.readline() if sys.stdin.isatty() else sys.stdin.read()
     except UnicodeDecodeError:
         text = None
     if text is None:  # raised outside the except: the decode error holds the id's bytes
