@@ -627,6 +627,22 @@ def demo(
     raise typer.Exit(int(code or 0))
 
 
+def _tenant_id_from_stdin() -> str:
+    """The one tenant id on stdin (its line break dropped). A second id is an error, as on
+    the command line: ``cat ids.txt | flowmap tag -`` printed the first id's tag alone,
+    which read as the tag of the list. Typed at a terminal, the id ends with its line."""
+    try:
+        text = sys.stdin.readline() if sys.stdin.isatty() else sys.stdin.read()
+    except UnicodeDecodeError:
+        text = None
+    if text is None:  # raised outside the except: the decode error holds the id's bytes
+        raise ConfigError("the tenant id on stdin is not UTF-8 text")
+    first, _, rest = text.partition("\n")
+    if rest.strip():
+        raise ConfigError("give exactly one TENANT_ID on stdin: it holds more than one line")
+    return first.rstrip("\r")
+
+
 @app.command(cls=NoEchoCommand)
 def tag(
     tenant_id: Annotated[
@@ -653,12 +669,7 @@ def tag(
         raise ConfigError("give exactly one TENANT_ID (quote it if it contains spaces), or - to read it from stdin")
     raw: str | None = tenant_id[0]
     if raw == "-":
-        try:
-            raw = sys.stdin.readline().rstrip("\r\n")
-        except UnicodeDecodeError:
-            raw = None
-        if raw is None:  # raised outside the except: the decode error holds the id's bytes
-            raise ConfigError("the tenant id on stdin is not UTF-8 text")
+        raw = _tenant_id_from_stdin()
     if not raw:
         raise ConfigError("the tenant id is empty")
     if not raw.strip():  # (said in the CLI's words, not RequestContext's)

@@ -88,3 +88,15 @@ def test_undecodable_bytes_in_key_or_id_are_one_line_errors_not_internal_ones():
         assert len(stderr.strip().splitlines()) == 1 and expected in stderr, stderr
         assert "internal error" not in stderr
         assert "s3cret" not in stderr and "acme-corp" not in stderr
+
+
+@pytest.mark.parametrize("stdin", ["tenant-b", "tenant-b\n", "tenant-b\r\n", "tenant-b\n\n  \n"], ids=repr)
+def test_stdin_holds_one_tenant_id_and_its_line_break(stdin):
+    result = invoke("tag", "-", env={"FLOWMAP_TENANT_KEY": "k"}, input=stdin)
+    assert result.exit_code == 0 and result.stdout == tag_for("k", "tenant-b") + "\n"
+
+
+def test_a_second_tenant_id_on_stdin_is_an_error_not_ignored():
+    # `cat ids.txt | flowmap tag -` printed the first id's tag alone, as if it were the list's
+    line = one_line_error(invoke("tag", "-", env={"FLOWMAP_TENANT_KEY": "k"}, input="acme-corp\nglobex-inc\n"))
+    assert "exactly one" in line and "acme-corp" not in line and "globex-inc" not in line
