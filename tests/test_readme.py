@@ -283,3 +283,6 @@ def test_every_module_is_in_the_readme_layout():
     modules = sorted(p.stem for p in (ROOT / "flowmap").glob("*.py") if not p.stem.startswith("__"))
     missing = [m for m in modules if f"`{m}`" not in layout]
     assert not missing, f"modules the README's layout leaves out: {missing}"
+    scripts = sorted(p.name for base in ("benchmarks", "scripts") for p in (ROOT / base).glob("*.*") if p.suffix != ".md")
+    missing = [s for s in scripts if s not in layout]
+    assert not missing, f"benchmarks and scripts the README's layout leaves out: {missing}"
