@@ -250,6 +250,13 @@ def test_the_caps_the_readme_quotes_are_the_defaults():
     assert not wrong, f"caps the README does not state with their default: {wrong}"
 
 
+def test_the_sarif_cap_is_the_code_s():
+    from flowmap.formats.sarif import MAX_RESULTS
+
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert f"at most {MAX_RESULTS:,} results" in readme
+
+
 def test_the_report_caps_table_is_the_code_s():
     from flowmap.report_data import DEFAULT_CAPS as c
     from flowmap.report_data import NAME_CHARS
