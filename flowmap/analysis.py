@@ -221,8 +221,8 @@ class Analyzer:
     def warn(self, message: str) -> None:
         if len(self.result.warnings) < self.settings.max_warnings:
             self.result.warnings.append(message)
-        else:
-            self._warnings_dropped += 1
+        else:  # the loader's "N more warning(s) not shown" line stands for N (its `hidden`)
+            self._warnings_dropped += getattr(message, "hidden", 1)
         if self._on_warning is not None:
             # (masked with the values flagged so far: one flagged later is not known yet)
             self._on_warning(self._masker.text(message) if self._masker else message)

@@ -1118,3 +1118,17 @@ def test_the_walk_above_an_untagged_producer_stops_where_a_parent_edges_does(tmp
         a = analyze([write_otlp(tmp_path / "t.jsonl", *builders)], settings)
     cross = [(f.span_id, f.parent_span_id) for f in a.findings if f.rule == "cross-tenant"]
     assert cross == ([(process.span_id, gateway.span_id)] if stop == "neither" else [])
+
+
+def test_warnings_left_out_are_counted_whole_below_the_loaders_own_cap(tmp_path):
+    """``max_warnings`` under the loader's cap: the count of the rest still covers every
+    bad line, also those the loader only counted (its "N more not shown" line)."""
+    from flowmap.loading import MAX_WARNINGS
+
+    bad = MAX_WARNINGS + 300
+    healthy, _, _ = _mixed()
+    f = write_otlp(tmp_path / "a.jsonl", healthy)
+    f.write_text(f.read_text() + "garbage\n" * bad)
+    result = public_analyze([f], AnalysisSettings(max_warnings=50))
+    assert len(result.warnings) == 51
+    assert result.warnings[-1] == f"... and {bad - 50} more warnings"

@@ -185,13 +185,95 @@ def test_pytest_options_in_the_docs_exist():
     assert not real - named, f"pytest options no doc names: {sorted(real - named)}"
 
 
-def test_links_to_repository_files_resolve():
+INSTRUMENTATION_DOCS = sorted(ROOT.glob("instrumentations/*/README.md"))
+
+
+def _anchors(doc: Path) -> set[str]:
+    """The ``#fragment``s a page has: explicit ``id="…"`` and its headings, slugged as
+    GitHub does (lower case, punctuation dropped, spaces as ``-``)."""
+    text = doc.read_text(encoding="utf-8")
+    headings = re.findall(r"^#+ (.+)$", text, re.M)
+    return set(re.findall(r'id="([^"]+)"', text)) | {
+        re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_links_to_repository_files_and_anchors_resolve():
     broken = []
-    for doc in DOCS:
-        for target in re.findall(r"\]\(([^)#\s]+)", doc.read_text(encoding="utf-8")):
-            if "://" not in target and not (doc.parent / target).exists():
-                broken.append(f"{doc.relative_to(ROOT)} -> {target}")
+    for doc in [*DOCS, *INSTRUMENTATION_DOCS]:
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]+))?\)", doc.read_text(encoding="utf-8")):
+            if "://" in target:
+                continue
+            path = doc.parent / target if target else doc
+            if not path.exists() or (anchor and path.suffix == ".md" and anchor not in _anchors(path)):
+                broken.append(f"{doc.relative_to(ROOT)} -> {target}#{anchor}")
     assert not broken, broken
+
+
+def test_every_configure_keyword_is_in_the_readme():
+    import inspect
+
+    from flowmap.configure import configure
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [k for k in inspect.signature(configure).parameters if f"`{k}=" not in readme and f"{k}=" not in readme]
+    assert not missing, f"flowmap.configure() keywords the README never names: {missing}"
+
+
+def test_the_rules_table_has_every_rule_at_its_severity():
+    from flowmap.formats.rules import RULES
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r'^\| <a id="[^"]+"></a>`([a-z-]+)` \| (\w+)', readme, re.M))
+    assert rows == {r.id: r.severity.name.lower() for r in RULES}
+
+
+def test_the_caps_the_readme_quotes_are_the_defaults():
+    """Each ``max_*`` key of ``[tool.flowmap]`` is stated with its default."""
+    import dataclasses
+
+    from flowmap.settings import AnalysisSettings
+
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    where = {"max_operations_per_service": "at most {} distinct span names a service",
+             "max_operations": "distinct span names a service and {} operations"}
+    wrong = []
+    for f in dataclasses.fields(AnalysisSettings):
+        if not f.name.startswith("max_"):
+            continue
+        if f.default is None:
+            claim = rf"`{f.name}` \([^()]*default: all"
+        else:
+            claim = re.escape(where.get(f.name, f"`{f.name}` ({{}}")).replace(r"\{\}", r"(?:the )?{}")
+            claim = claim.format(f"{f.default:,}") + r"\b"
+        if not re.search(claim, readme):
+            wrong.append(f.name)
+    assert not wrong, f"caps the README does not state with their default: {wrong}"
+
+
+def test_the_sarif_cap_is_the_code_s():
+    from flowmap.formats.sarif import MAX_RESULTS
+
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert f"at most {MAX_RESULTS:,} results" in readme
+
+
+def test_the_report_caps_table_is_the_code_s():
+    from flowmap.report_data import DEFAULT_CAPS as c
+    from flowmap.report_data import NAME_CHARS
+
+    text = (ROOT / "docs" / "report.md").read_text(encoding="utf-8")
+    rows = {name: [int(n.replace(",", "")) for n in re.findall(r"\d[\d,]*", limits)]
+            for name, limits in re.findall(r"^\| ([^|]+?) \| ([^|]+?) \|", text, re.M)}
+    assert {
+        "operations on the map": [c.nodes],
+        "call edges on the map": [c.edges],
+        "rows in the findings table": [c.findings],
+        "traces in the trace view": [c.traces, c.span_budget],
+        "spans shown per trace": [c.spans_per_trace],
+        "example traces per arrow / operation": [c.examples_per_edge],
+        "attributes per span / characters per value": [c.attributes_per_span, c.value_chars, c.attribute_chars],
+        "characters of a span name / service name": [c.name_chars, c.service_chars, NAME_CHARS],
+    }.items() <= rows.items()
 
 
 def test_every_public_name_is_documented():
@@ -208,3 +290,6 @@ def test_every_module_is_in_the_readme_layout():
     modules = sorted(p.stem for p in (ROOT / "flowmap").glob("*.py") if not p.stem.startswith("__"))
     missing = [m for m in modules if f"`{m}`" not in layout]
     assert not missing, f"modules the README's layout leaves out: {missing}"
+    scripts = sorted(p.name for base in ("benchmarks", "scripts") for p in (ROOT / base).glob("*.*") if p.suffix != ".md")
+    missing = [s for s in scripts if s not in layout]
+    assert not missing, f"benchmarks and scripts the README's layout leaves out: {missing}"
