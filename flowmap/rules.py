@@ -1161,15 +1161,22 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
                 v.add(_switch_finding(span, graph.parent_of(sid)))
             # data boundaries
             if span.scoped is False:
+                # (declared so in its code: a call flowmap refused for want of a tenant
+                # never ran, but the next one, bound, would run unscoped)
+                refused = _refused_boundary(span)
                 if boundary == "tool.catalog":
                     v.add(_finding(
                         UNFILTERED_CATALOG, Severity.HIGH, span, graph.parent_of(sid),
-                        f"tool catalog {op(span)} was shown to the model without the tenant filter",
+                        f"tool catalog {op(span)} " + (
+                            "is declared without the tenant filter (refused here: no tenant bound)" if refused
+                            else "was shown to the model without the tenant filter"),
                     ))
                 elif boundary in attributes.DATA_BOUNDARIES:
                     v.add(_finding(
                         UNSCOPED_QUERY, Severity.HIGH, span, graph.parent_of(sid),
-                        f"{boundary} boundary {op(span)} ran without a tenant scope (flowmap.scoped=false)",
+                        f"{boundary} boundary {op(span)} " + (
+                            "is declared without a tenant scope (flowmap.scoped=false; refused here: no tenant bound)"
+                            if refused else "ran without a tenant scope (flowmap.scoped=false)"),
                     ))
             # model-chosen-tenant
             if boundary == "tool":

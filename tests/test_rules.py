@@ -373,6 +373,23 @@ def test_no_boundary_is_named_when_none_below_ran_without_a_tenant(tmp_path, cas
     assert f.span_id == wrapper.span_id and f.severity is Severity.MEDIUM and f.reached is None
 
 
+@pytest.mark.parametrize(("boundary", "rule"), [("db", "unscoped-query"), ("tool.catalog", "unfiltered-catalog")])
+def test_a_refused_unscoped_boundary_is_reported_as_declared_not_as_ran(tmp_path, boundary, rule):
+    """A boundary declared scoped=False that flowmap refused (nothing bound, fail mode)
+    never ran: still HIGH (the next, bound call would run unscoped), but its message
+    says it was declared so and refused, not that it ran or was shown."""
+    tb = TraceBuilder()
+    ran = request(tb).child("query", boundary=boundary, scoped=False, tenant=TAG_A)
+    refused = tb.span("job", kind=SERVER).child("query", boundary=boundary, scoped=False, status=2,
+                                                 attrs={"flowmap.unscoped": True})
+    found = {f.span_id: f for f in rules_of(analyze_built(tmp_path, tb), rule)}
+    assert found[ran.span_id].severity is found[refused.span_id].severity is Severity.HIGH
+    assert "refused" not in found[ran.span_id].message
+    assert "is declared without" in found[refused.span_id].message and "refused here: no tenant bound" in (
+        found[refused.span_id].message)
+    assert " ran " not in found[refused.span_id].message and "shown" not in found[refused.span_id].message
+
+
 def test_context_dropped_reports_only_the_first_edge(tmp_path):
     tb = TraceBuilder()
     lost = request(tb).child("worker step")
