@@ -285,9 +285,12 @@ def _broker_hosts(attrs: Mapping[str, Any]) -> list[str]:
 
 
 def _safe_tenant_in(carrier: Any) -> bool:
+    """Whether ``carrier`` already carries a ``flowmap.tenant`` member (False when it
+    cannot be read: what is recorded as sent must never break a request)."""
     try:
         return _tenant_in_baggage(carrier, strip=False)
     except Exception:  # noqa: BLE001
+        _log.debug("flowmap: could not read the outgoing baggage header", exc_info=True)
         return False
 
 
@@ -506,10 +509,7 @@ def _request_hook(span: Span, request: RequestInfo) -> None:
             sent = _tenant_in_baggage(request.headers, strip=not allowed)
         except Exception:  # noqa: BLE001
             _log.debug("flowmap: could not check the outgoing baggage header", exc_info=True)
-            try:
-                sent = _tenant_in_baggage(request.headers, strip=False)
-            except Exception:  # noqa: BLE001
-                _log.debug("flowmap: could not read the outgoing baggage header", exc_info=True)
+            sent = _safe_tenant_in(request.headers)
     try:
         if span.is_recording():
             own = {A.BOUNDARY: "http.client", A.BAGGAGE_SENT: sent}

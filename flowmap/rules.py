@@ -149,8 +149,9 @@ _NAME_IN_MESSAGE = 200  # characters of an operation a message quotes
 def op(span: Span) -> str:
     """How a message names a span: its operation (service and span name), quoted, cut
     at :data:`_NAME_IN_MESSAGE` characters with an ellipsis: names are the traced
-    program's (up to the loader's 64 KiB), and a message quoting two whole ones was 130
-    KB in every output; the finding's own name fields keep them whole."""
+    program's (a service name up to the loader's 64 KiB, a span name 4,096 characters),
+    and a message quoting two whole operations could pass 130 KB in every output; the
+    finding's own name fields keep the names as loaded."""
     name = span.operation
     if len(name) > _NAME_IN_MESSAGE:
         name = name[: _NAME_IN_MESSAGE - 1] + "…"
