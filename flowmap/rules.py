@@ -712,12 +712,17 @@ def _placeholder_keys(span: Span) -> list[str]:
 _PLACES_SHOWN = 5
 
 
+def first_few(items: list[str], shown: int) -> str:
+    """The first ``shown`` of ``items``, then how many more: one line of a message or
+    summary however many there are."""
+    more = len(items) - shown
+    return ", ".join(items[:shown]) + (f" and {more:,} more" if more > 0 else "")
+
+
 def _some(places: Iterable[str]) -> str:
     """The first few distinct ``places``, the rest counted: a span with 10,000 events
     each holding a ``tenant_id`` made a message of 400,000 characters."""
-    unique = list(dict.fromkeys(places))
-    more = len(unique) - _PLACES_SHOWN
-    return ", ".join(unique[:_PLACES_SHOWN]) + (f" and {more:,} more" if more > 0 else "")
+    return first_few(list(dict.fromkeys(places)), _PLACES_SHOWN)
 
 
 def _telemetry_message(span: Span, hits: list[RawValue], redacted: int) -> str:

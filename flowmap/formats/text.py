@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from ..graph import OTHER_OPERATIONS
 from ..model import Analysis, Finding, Severity
+from ..rules import first_few
 from .common import (
     SpanNames,
     break_findings,
@@ -49,9 +50,7 @@ def _services(services: Iterable[str], *, by_name: bool = True) -> str:
     """Service names for one line: the first few (sorted by name, or in the given order),
     then how many more."""
     names = sorted(services) if by_name else list(services)
-    shown = ", ".join(clean(s, 40) for s in names[:_SERVICES_SHOWN])
-    more = len(names) - _SERVICES_SHOWN
-    return shown + (f" and {more:,} more" if more > 0 else "")
+    return first_few([clean(s, 40) for s in names], _SERVICES_SHOWN)
 
 
 def severity_line(analysis: Analysis) -> str:
