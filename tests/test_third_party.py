@@ -125,6 +125,17 @@ EXPECTED = {
     ("aio-pika-dropped.jsonl", "SELECT"): "db",  # asyncpg's pool resets a released connection
     ("psycopg-dropped.jsonl", "SELECT"): "db",
     ("psycopg-stable-dropped.jsonl", "INSERT"): "db",
+    # vector stores (OpenLLMetry: db.system chroma, lancedb, milvus; their writes too) and
+    # memcached (contrib's pymemcache: db.system, or db.system.name when stable)
+    ("chromadb-traceloop-dropped.jsonl", "chroma.query"): "vector",
+    ("chromadb-traceloop-dropped.jsonl", "chroma.upsert"): "vector",
+    ("lancedb-traceloop-dropped.jsonl", "lancedb.search"): "vector",
+    ("lancedb-traceloop-dropped.jsonl", "lancedb.add"): "vector",
+    ("milvus-traceloop-dropped.jsonl", "milvus.search"): "vector",
+    ("milvus-traceloop-dropped.jsonl", "milvus.insert"): "vector",
+    ("pymemcache-dropped.jsonl", "get"): "cache",
+    ("pymemcache-dropped.jsonl", "set"): "cache",
+    ("pymemcache-stable-dropped.jsonl", "get"): "cache",
 }
 
 
