@@ -266,9 +266,17 @@ CONTENT_ATTRIBUTES: frozenset[str] = frozenset({
 })  # fmt: skip
 
 
-def holds_content(key: str) -> bool:
-    """Whether attribute ``key`` holds conversation or tool content (CONTENT_ATTRIBUTES)."""
-    if key in CONTENT_ATTRIBUTES:
+#: the query text of a vector store's or a memory's call: OpenLIT writes the documents and
+#: their metadata there (``db.query.summary`` of Chroma's upsert, ``db.query.text`` of
+#: Milvus' insert: the rows) — content, where an SQL statement is the query's shape
+STORE_CONTENT_ATTRIBUTES: frozenset[str] = frozenset({"db.query.text", "db.query.summary", "db.statement"})
+_STORES = frozenset({"vector", "memory"})
+
+
+def holds_content(key: str, boundary: str | None = None) -> bool:
+    """Whether attribute ``key`` holds conversation or tool content (CONTENT_ATTRIBUTES), or,
+    on a span crossing ``boundary``, a store's documents (STORE_CONTENT_ATTRIBUTES)."""
+    if key in CONTENT_ATTRIBUTES or (boundary in _STORES and key in STORE_CONTENT_ATTRIBUTES):
         return True
     head, dot, _ = key.partition(".")
     while dot:  # each dotted prefix: gen_ai.prompt.0.content -> gen_ai.prompt ...

@@ -227,6 +227,21 @@ def test_content_attributes_are_told_by_name_and_dotted_prefix(key, content):
     assert holds_content(key) is content
 
 
+@pytest.mark.parametrize(("key", "boundary", "content"), [
+    ("db.query.summary", "vector", True),  # OpenLIT: Chroma's upsert, its documents and metadata
+    ("db.query.text", "vector", True),  # OpenLIT: Milvus' insert, the rows
+    ("db.statement", "memory", True),
+    ("db.query.text", "db", False),  # an SQL statement: the query's shape
+    ("db.query.text", "cache", False),
+    ("db.query.text", None, False),
+    ("db.collection.name", "vector", False),
+])
+def test_a_stores_query_text_is_content_on_vector_and_memory_spans(key, boundary, content):
+    from flowmap.conventions import holds_content
+
+    assert holds_content(key, boundary) is content
+
+
 @pytest.mark.parametrize(
     "attributes, refused",
     [
