@@ -136,6 +136,18 @@ EXPECTED = {
     ("pymemcache-dropped.jsonl", "get"): "cache",
     ("pymemcache-dropped.jsonl", "set"): "cache",
     ("pymemcache-stable-dropped.jsonl", "get"): "cache",
+    # OpenLIT: its vector stores' spans by their system (db.system.name; operation vectordb),
+    # mem0's calls (operation memory) a memory's, and its internal steps (invoke_workflow,
+    # naming the component) the stores they read and write, not agents
+    ("chromadb-openlit-dropped.jsonl", "GET notes"): "vector",
+    ("chromadb-openlit-dropped.jsonl", "UPSERT notes"): "vector",
+    ("milvus-openlit-dropped.jsonl", "SEARCH notes"): "vector",
+    ("milvus-openlit-dropped.jsonl", "INSERT notes"): "vector",
+    ("mem0-openlit-dropped.jsonl", "memory add"): "memory",
+    ("mem0-openlit-dropped.jsonl", "memory search"): "memory",
+    ("mem0-openlit-dropped.jsonl", "memory add_to_vector_store"): "vector",
+    ("mem0-openlit-dropped.jsonl", "memory search_vector_store"): "vector",
+    ("mem0-openlit-dropped.jsonl", "memory create_memory"): "memory",
 }
 
 
@@ -681,7 +693,7 @@ def test_rabbitmq_publishers_record_whether_the_tag_went_to_the_broker(path):
 # -- vector stores and caches: OpenLLMetry's Chroma, LanceDB, Milvus; contrib's pymemcache --
 
 VEC_KEY = "vec-fixtures-key"  # the test key the fixtures' tags were made with (their generator)
-VECTOR_CACHE = sorted(p for g in ("chromadb-*", "lancedb-*", "milvus-*", "pymemcache-*")
+VECTOR_CACHE = sorted(p for g in ("chromadb-*", "lancedb-*", "milvus-*", "pymemcache-*", "mem0-*")
                       for p in FIXTURES.glob(f"{g}.jsonl"))
 
 
@@ -693,14 +705,19 @@ def _leaked(span: str, boundary: str, where: str):
 # reached, or where a raw id was found)
 VECTOR_CACHE_FINDINGS = {
     **{f"{stack}-nearmiss.jsonl": [] for stack in (
-        "chromadb-traceloop", "lancedb-traceloop", "milvus-traceloop", "pymemcache", "pymemcache-stable")},
+        "chromadb-traceloop", "lancedb-traceloop", "milvus-traceloop", "pymemcache", "pymemcache-stable",
+        "chromadb-openlit", "milvus-openlit", "mem0-openlit")},
     **{f"{stack}-dropped.jsonl": [_lost(write, None, kind, "high"), _lost(read, None, kind, "high")] * 2
        for stack, write, read, kind in (
            ("chromadb-traceloop", "chroma.upsert", "chroma.query", "vector"),
            ("lancedb-traceloop", "lancedb.add", "lancedb.search", "vector"),
            ("milvus-traceloop", "milvus.insert", "milvus.search", "vector"),
            ("pymemcache", "set", "get", "cache"),
-           ("pymemcache-stable", "set", "get", "cache"))},
+           ("pymemcache-stable", "set", "get", "cache"),
+           ("chromadb-openlit", "UPSERT notes", "GET notes", "vector"),
+           ("milvus-openlit", "INSERT notes", "SEARCH notes", "vector"),
+           # mem0's steps below each call ran without the tenant too: no second finding
+           ("mem0-openlit", "memory add", "memory search", "memory"))},
     # the stores keyed by the tenant's raw id, which the instrumentations write as Python
     # writes a dict (str(dict)): Chroma the search's filter, Milvus the fields of its
     # results (its filter, an expression, names the id too: masked with it)
@@ -711,6 +728,13 @@ VECTOR_CACHE_FINDINGS = {
         _lost("milvus.insert", None, "vector", "high"), _lost("milvus.search", None, "vector", "high"),
         _leaked("milvus.search", "vector", "event 'db.search.result' attribute 'db.search.result.entity → tenant_id'"),
     ] * 2,
+    # OpenLIT: Chroma's filter (db.filter), the rows Milvus inserts (db.query.text)
+    "chromadb-openlit-raw-filter.jsonl": [
+        _lost("UPSERT notes", None, "vector", "high"), _lost("GET notes", None, "vector", "high"),
+        _leaked("GET notes", "vector", "attribute 'db.filter → tenant_id'")] * 2,
+    "milvus-openlit-raw-filter.jsonl": [
+        _lost("INSERT notes", None, "vector", "high"), _lost("SEARCH notes", None, "vector", "high"),
+        _leaked("INSERT notes", "vector", "attribute 'db.query.text → [].tenant_id'")] * 2,
 }
 
 
@@ -735,7 +759,7 @@ def test_vector_store_and_cache_findings_through_the_command_line(name, tmp_path
     assert "tenant-acme" not in result.stdout and "tenant-globex" not in result.stdout
 
 
-@pytest.mark.parametrize("name", ["chromadb-traceloop-raw-filter.jsonl", "milvus-traceloop-raw-filter.jsonl"])
+@pytest.mark.parametrize("name", sorted(p.name for p in VECTOR_CACHE if "raw-filter" in p.name))
 def test_a_raw_tenant_id_written_as_a_python_literal_is_masked_in_the_risk_map(name, tmp_path, monkeypatch):
     """The raw ids are in the files (in Python literals, one also in Milvus' filter
     expression): found, they are masked wherever the risk map would show them."""
