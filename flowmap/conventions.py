@@ -16,7 +16,14 @@ convention                             boundary
                                        ``text_completions``,
                                        ``chat.completions``…);
                                        ``retrieval`` (and OpenLLMetry's
-                                       ``vector_db_retrieve``) → vector
+                                       ``vector_db_retrieve``) → vector;
+                                       OpenLIT's ``memory`` (and
+                                       ``memory_add``, ``memory_search``…)
+                                       → memory; its ``invoke_workflow``
+                                       with ``gen_ai.framework.component.type``
+                                       ``vector_store`` → vector,
+                                       ``graph_store``, ``memory_creation``,
+                                       ``procedural_memory`` → memory
 ``mcp.method.name`` (Model Context     ``tools/call`` → tool, ``tools/list`` →
 Protocol)                              tool.catalog (a server's tool list shown
                                        to a model); ``resources/read``,
@@ -115,6 +122,22 @@ _GEN_AI = {
     # OpenLLMetry's own operation names (semconv-ai's GenAICustomOperationName)
     "vector_db_retrieve": "vector",
     "llm_request": "llm",
+    # OpenLIT's: a memory store's calls (mem0's add, search, get, update, delete)
+    "memory": "memory",
+    "memory_add": "memory",
+    "memory_search": "memory",
+    "memory_get": "memory",
+    "memory_update": "memory",
+    "memory_delete": "memory",
+}
+# OpenLIT writes a framework's internal steps as invoke_workflow (its "framework" operation
+# type) and names the component: mem0's steps read and write its stores, no agent runs
+_FRAMEWORK_COMPONENT_KEY = "gen_ai.framework.component.type"
+_FRAMEWORK_COMPONENTS = {
+    "vector_store": "vector",
+    "graph_store": "memory",
+    "memory_creation": "memory",
+    "procedural_memory": "memory",
 }
 _MCP = {"tools/call": "tool", "tools/list": "tool.catalog"}
 # MCP requests that read the server's data for one request (a resource, a prompt): a call
@@ -266,9 +289,17 @@ CONTENT_ATTRIBUTES: frozenset[str] = frozenset({
 })  # fmt: skip
 
 
-def holds_content(key: str) -> bool:
-    """Whether attribute ``key`` holds conversation or tool content (CONTENT_ATTRIBUTES)."""
-    if key in CONTENT_ATTRIBUTES:
+#: the query text of a vector store's or a memory's call: OpenLIT writes the documents and
+#: their metadata there (``db.query.summary`` of Chroma's upsert, ``db.query.text`` of
+#: Milvus' insert: the rows) — content, where an SQL statement is the query's shape
+STORE_CONTENT_ATTRIBUTES: frozenset[str] = frozenset({"db.query.text", "db.query.summary", "db.statement"})
+_STORES = frozenset({"vector", "memory"})
+
+
+def holds_content(key: str, boundary: str | None = None) -> bool:
+    """Whether attribute ``key`` holds conversation or tool content (CONTENT_ATTRIBUTES), or,
+    on a span crossing ``boundary``, a store's documents (STORE_CONTENT_ATTRIBUTES)."""
+    if key in CONTENT_ATTRIBUTES or (boundary in _STORES and key in STORE_CONTENT_ATTRIBUTES):
         return True
     head, dot, _ = key.partition(".")
     while dot:  # each dotted prefix: gen_ai.prompt.0.content -> gen_ai.prompt ...
@@ -399,6 +430,10 @@ def infer_boundary(kind: int, attributes: Mapping[str, Any]) -> str | None:
     if op is not None:
         op = op.lower()
         found = _GEN_AI.get(op)
+        if op == "invoke_workflow":
+            component = _text(get(_FRAMEWORK_COMPONENT_KEY))
+            if component is not None:
+                found = _FRAMEWORK_COMPONENTS.get(component.lower(), found)
         if found and (op != "create_agent" or kind == SPAN_KIND_CLIENT):
             return found
     mcp = _text(get("mcp.method.name"))

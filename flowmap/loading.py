@@ -150,6 +150,8 @@ _UNKNOWN_SERVICE = "unknown_service"
 _KVS = attrgetter("kvs")
 _RAW = msgspec.Raw
 _ESCAPE = re.compile(rb"\\").search  # a backslash in an undecoded attribute list (a buffer)
+#: a single quote in one: a Python literal's key can be in its strings (masking.literal_value)
+_QUOTE = re.compile(rb"'").search
 #: the contract's attribute names, known to the key decoder from the start
 _SEED_KEYS = (TENANT, TENANT_SOURCE, BOUNDARY, SCOPED, BAGGAGE_SENT, REDACTED, UNSCOPED)
 _SPAN_ID = attrgetter("span_id")
@@ -331,9 +333,10 @@ class _Loader:
         self._maps = otlp.maps_decoded()
         self._maps_at = 0
         self._maps_always = not otlp.maps_counted()
-        #: whether the line (or document) being read has a \ escape: only then can a string
-        #: value be JSON text with a key (see _decode_unit)
+        #: whether the line (or document) being read has a \ escape or a ': only then can a
+        #: string value be JSON text (or a Python literal) with a key (see _decode_unit)
         self._texts = True
+        self._quotes = True  # whether it has a ' (a Python literal's quote)
         self._held: list[Any] | None = None  # [where, what, more]: the current line's warning
         #: trace id -> how many times the scan saw it as a "traceId" (spans' and links'),
         #: negative when some were seen only by the full decode of an escaped line,
@@ -1113,8 +1116,10 @@ class _Loader:
         self._maps_at = self._maps[0]
         # JSON text with a key has a quote, written \" (or \u0022) in a JSON string: data
         # without a backslash holds none, and its spans need no look at their strings (one
-        # search at memchr speed, once per line of hundreds of spans)
-        self._texts = b"\\" in data
+        # search at memchr speed, once per line of hundreds of spans); a Python literal's
+        # keys are quoted with ' (OpenLLMetry writes a vector search's filter so)
+        self._quotes = b"'" in data
+        self._texts = self._quotes or b"\\" in data
         self._line_new.clear()
         self._line_seen.clear()
         self._line_odd.clear()
@@ -1484,8 +1489,10 @@ class _Loader:
         # JSON text (only in data with escapes) and URL queries (only in URL attributes;
         # an event's or link's, whose names have no shape: the rules' look at their names)
         texts = self._texts
+        quotes = self._quotes
         holds_text = otlp.holds_text
         escape = _ESCAPE
+        quote = _QUOTE
         # Map values (nearly no input has any): a span is looked at for them when one was
         # decoded since the line began, before its spans' attribute lists (an event's, a
         # link's, a resource's; in a document or on the slow paths, any attribute list),
@@ -1593,10 +1600,11 @@ class _Loader:
                     or any([holds_maps(p.kvs) for p in s.links])
                 ):
                     shape = with_inner(shape)  # its names alone do not clear it (masking.holds_names)
-            # (a span's undecoded list without a backslash holds no JSON text with a key:
-            # one search in C, where looking at each string costs a few times more)
+            # (a span's undecoded list without a backslash or a ' holds no JSON text or Python
+            # literal with a key: one search in C, where looking at each string costs more)
             if (texts or shape.urls) and not shape.inner and (
-                (texts and (s.kvs.__class__ is not _RAW or escape(s.kvs)) and holds_text(kvs))
+                (texts and (s.kvs.__class__ is not _RAW or escape(s.kvs) or (quotes and quote(s.kvs)))
+                 and holds_text(kvs))
                 or (shape.urls and otlp.holds_query(kvs, shape.urls))
             ):
                 shape = with_inner(shape)

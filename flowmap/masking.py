@@ -8,6 +8,7 @@ a JSON argument string, a baggage header) once it has been flagged anywhere.
 
 from __future__ import annotations
 
+import ast
 import base64
 import functools
 import itertools
@@ -43,6 +44,7 @@ __all__ = [
     "tenant_keys_in",
     "may_name_tenant",
     "json_value",
+    "literal_value",
     "fold",
     "Masker",
 ]
@@ -386,7 +388,7 @@ def _scan_nested(
             budget -= 1
             if not (may_name_tenant(v, names) or _has_word(path.lower(), names)):
                 continue
-            v = json_value(v)
+            v = literal_value(v)
             if v is None:
                 continue
             text = True
@@ -494,6 +496,28 @@ def json_value(value: Any) -> Any:
     return value if isinstance(value, (dict, list)) else None
 
 
+_LITERAL_MAX = 100_000  # Python-literal text parsed at most (ast is slower than json)
+_LITERAL_ERRORS = (ValueError, TypeError, SyntaxError, MemoryError, RecursionError)
+
+
+def literal_value(text: str) -> Any:
+    """A map or array written as JSON text, or as Python writes one (``str(dict)``:
+    OpenLLMetry's vector store instrumentations record a search's filter, ``{'tenant_id':
+    'acme'}``, and its results' fields so), else None. Only what failed as JSON is read
+    as a Python literal (``ast.literal_eval``: no code runs)."""
+    value = json_value(text)
+    if value is not None:
+        return value
+    text = text.strip()
+    if text[:1] not in ("{", "[") or len(text) > _LITERAL_MAX:
+        return None
+    try:
+        value = ast.literal_eval(text)
+    except _LITERAL_ERRORS:  # not a literal, or hostile nesting
+        return None
+    return value if isinstance(value, (dict, list, tuple)) else None
+
+
 @functools.lru_cache(maxsize=64)
 def _words(names: frozenset[str]) -> tuple[str, ...]:
     """The first word of every name (lower case): a key that matches a name holds one."""
@@ -513,8 +537,9 @@ _MENTIONS_MAX = 16  # a word's mentions looked at one by one; more, and the text
 def _in_a_key(low: str, names: frozenset[str]) -> bool:
     """Whether one of the words is in a key of the lower-case JSON text ``low`` (without
     a backslash, so that the first quote after a word closes its string): that quote is
-    followed by a colon. A word mentioned very often counts as found (parsing costs less
-    than looking further)."""
+    followed by a colon. The first single quote after it is tried too: a Python literal's
+    keys are quoted so (:func:`literal_value`). A word mentioned very often counts as
+    found (parsing costs less than looking further)."""
     for word in _words(names):
         at = low.find(word)
         mentions = 0
@@ -522,12 +547,13 @@ def _in_a_key(low: str, names: frozenset[str]) -> bool:
             mentions += 1
             if mentions > _MENTIONS_MAX:
                 return True
-            end = low.find('"', at + len(word))
-            if end < 0:
+            after = at + len(word)
+            ends = [end for end in (low.find('"', after), low.find("'", after)) if end >= 0]
+            if not ends:
                 break
-            if _COLON.match(low, end + 1):
+            if any([_COLON.match(low, end + 1) for end in ends]):
                 return True
-            at = low.find(word, end + 1)
+            at = low.find(word, min(ends) + 1)
     return False
 
 

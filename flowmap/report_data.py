@@ -409,11 +409,12 @@ class _Safe:
     def boundary(self, value: str | None) -> str | None:
         return self.text(value, BOUNDARY_CHARS) if value else None
 
-    def hides(self, key: str, value: Any) -> bool:
+    def hides(self, key: str, value: Any, boundary: str | None = None) -> bool:
         """Whether this value is shown by its size only (:meth:`size_only`): prompts,
-        messages, tool arguments and results, what a tenant's users said, stay out of a
-        page made to be shared, whatever the masking found in them."""
-        return not self.content and value is not None and holds_content(key)
+        messages, tool arguments and results, what a tenant's users said, the documents a
+        vector store or memory keeps (on a span crossing ``boundary``), stay out of a page
+        made to be shared, whatever the masking found in them."""
+        return not self.content and value is not None and holds_content(key, boundary)
 
     @staticmethod
     def size_only(value: Any) -> str:
@@ -966,7 +967,7 @@ def _span_view(
     tenant = s.tenant if s.tenant is None or is_opaque_tag(s.tenant) else MASK
     attrs: list[tuple[str, Any]] = []
     for k, v in list(s.attributes.items())[: safe.caps.attributes_per_span]:
-        hidden = safe.hides(k, v)
+        hidden = safe.hides(k, v, s.boundary)
         pair = (safe.text(k, 80), safe.size_only(v) if hidden else safe.attribute(k, v))
         cost = _page_chars(pair[0]) + _page_chars(str(pair[1]))
         if cost > safe.chars_left:  # a hostile input's thousands of long values: the page stays small

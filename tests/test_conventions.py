@@ -129,6 +129,24 @@ CASES = [
      {"db.system": "redis", "db.operation.name": "add", "spring.ai.kind": "vector_store"}, "vector"),
     ("mongodb atlas vector search", SPAN_KIND_CLIENT,
      {"db.system.name": "mongodb", "db.vector.dimension_count": 1536}, "vector"),
+    # OpenLIT: its vector stores (operation vectordb) by their system; mem0's calls are a
+    # memory's, its internal steps (invoke_workflow) the stores they read and write
+    ("openlit astra", SPAN_KIND_CLIENT,
+     {"gen_ai.operation.name": "vectordb", "db.system.name": "astra", "db.operation.name": "QUERY"}, "db"),
+    ("openlit chroma", SPAN_KIND_CLIENT,
+     {"gen_ai.operation.name": "vectordb", "db.system.name": "chroma", "db.operation.name": "GET"}, "vector"),
+    ("openlit mem0 search", SPAN_KIND_CLIENT,
+     {"gen_ai.operation.name": "memory", "gen_ai.provider.name": "mem0", "gen_ai.endpoint": "memory search"}, "memory"),
+    ("openlit memory_add", SPAN_KIND_CLIENT, {"gen_ai.operation.name": "memory_add"}, "memory"),
+    ("openlit mem0 vector store step", SPAN_KIND_INTERNAL,
+     {"gen_ai.operation.name": "invoke_workflow", "gen_ai.provider.name": "mem0",
+      "gen_ai.framework.component.type": "vector_store"}, "vector"),
+    ("openlit mem0 memory creation", SPAN_KIND_INTERNAL,
+     {"gen_ai.operation.name": "invoke_workflow", "gen_ai.framework.component.type": "memory_creation"}, "memory"),
+    ("openlit mem0 graph store", SPAN_KIND_INTERNAL,
+     {"gen_ai.operation.name": "invoke_workflow", "gen_ai.framework.component.type": "graph_store"}, "memory"),
+    ("invoke_workflow of another component", SPAN_KIND_INTERNAL,
+     {"gen_ai.operation.name": "invoke_workflow", "gen_ai.framework.component.type": "retriever"}, "agent"),
     # Messaging
     ("kafka send", SPAN_KIND_PRODUCER,
      {"messaging.system": "kafka", "messaging.destination.name": "jobs", "messaging.operation.type": "send"}, "queue.publish"),
@@ -225,6 +243,21 @@ def test_content_attributes_are_told_by_name_and_dotted_prefix(key, content):
     from flowmap.conventions import holds_content
 
     assert holds_content(key) is content
+
+
+@pytest.mark.parametrize(("key", "boundary", "content"), [
+    ("db.query.summary", "vector", True),  # OpenLIT: Chroma's upsert, its documents and metadata
+    ("db.query.text", "vector", True),  # OpenLIT: Milvus' insert, the rows
+    ("db.statement", "memory", True),
+    ("db.query.text", "db", False),  # an SQL statement: the query's shape
+    ("db.query.text", "cache", False),
+    ("db.query.text", None, False),
+    ("db.collection.name", "vector", False),
+])
+def test_a_stores_query_text_is_content_on_vector_and_memory_spans(key, boundary, content):
+    from flowmap.conventions import holds_content
+
+    assert holds_content(key, boundary) is content
 
 
 @pytest.mark.parametrize(

@@ -310,6 +310,41 @@ def test_a_raw_id_in_json_text_or_a_url_query_is_flagged_and_masked_in_every_out
     assert "org IN ('[masked]', '[masked]')" in text and "org_id=[masked]" in text
 
 
+def test_a_raw_id_in_a_python_literal_is_flagged_and_masked_in_every_output(tmp_path):
+    """Instrumentations that write a map with Python's str() (OpenLLMetry's vector stores:
+    a search's filter, a result's fields) quote its keys with ': no backslash in the line,
+    no double-quoted key; the id under tenant_id is found there as in JSON text."""
+    from otlp_builder import SERVER, TAG_A, TraceBuilder, write_otlp
+
+    import flowmap
+
+    tb = TraceBuilder(service="api")
+    entry = tb.span("POST /ask", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    query = entry.child("chroma.query", tenant=TAG_A, attrs={
+        "db.system": "chroma", "db.chroma.query.where": "{'$and': [{'tenant_id': 'hooli-xyz-5'}, {'kind': 'note'}]}"})
+    path = write_otlp(tmp_path / "t.jsonl", tb)
+    assert b"\\" not in path.read_bytes()
+    [f] = flowmap.analyze([str(path)]).findings
+    assert f.rule == "tenant-in-telemetry" and f.span_id == query.span_id
+    assert "'db.chroma.query.where → $and[].tenant_id'" in f.message
+    assert "hooli-xyz-5" not in _outputs(tmp_path, path)
+
+
+def test_python_literals_are_read_only_when_they_are_maps_or_arrays():
+    """literal_value: JSON first; then a Python literal of a map or an array, nothing else
+    (no code runs: ast.literal_eval), and hostile text (deep nesting, huge) is no value."""
+    assert masking.literal_value('{"tenant_id": "a"}') == {"tenant_id": "a"}
+    assert masking.literal_value("{'tenant_id': 'a', 'n': None}") == {"tenant_id": "a", "n": None}
+    assert masking.literal_value("[{'org_id': 'a'}]") == [{"org_id": "a"}]
+    assert masking.literal_value("{'a': __import__('os').getcwd()}") is None
+    assert masking.literal_value("'tenant_id'") is None
+    assert masking.literal_value("[" * 10_000 + "]" * 10_000) is None
+    assert masking.literal_value("[" + "'x', " * 50_000 + "]") is None  # longer than read
+    names = frozenset({"tenant_id"})
+    assert masking.may_name_tenant("{'tenant_id': 'a'}", names)
+    assert not masking.may_name_tenant("{'note': 'the tenant_id is not a key here'}", names)
+
+
 def test_a_short_numeric_id_masks_no_line_number(tmp_path):
     """An org id "2" is masked as a whole token: never in the line number of an origin or
     of a warning (the line was lost, and the one masked number named the id)."""

@@ -125,6 +125,29 @@ EXPECTED = {
     ("aio-pika-dropped.jsonl", "SELECT"): "db",  # asyncpg's pool resets a released connection
     ("psycopg-dropped.jsonl", "SELECT"): "db",
     ("psycopg-stable-dropped.jsonl", "INSERT"): "db",
+    # vector stores (OpenLLMetry: db.system chroma, lancedb, milvus; their writes too) and
+    # memcached (contrib's pymemcache: db.system, or db.system.name when stable)
+    ("chromadb-traceloop-dropped.jsonl", "chroma.query"): "vector",
+    ("chromadb-traceloop-dropped.jsonl", "chroma.upsert"): "vector",
+    ("lancedb-traceloop-dropped.jsonl", "lancedb.search"): "vector",
+    ("lancedb-traceloop-dropped.jsonl", "lancedb.add"): "vector",
+    ("milvus-traceloop-dropped.jsonl", "milvus.search"): "vector",
+    ("milvus-traceloop-dropped.jsonl", "milvus.insert"): "vector",
+    ("pymemcache-dropped.jsonl", "get"): "cache",
+    ("pymemcache-dropped.jsonl", "set"): "cache",
+    ("pymemcache-stable-dropped.jsonl", "get"): "cache",
+    # OpenLIT: its vector stores' spans by their system (db.system.name; operation vectordb),
+    # mem0's calls (operation memory) a memory's, and its internal steps (invoke_workflow,
+    # naming the component) the stores they read and write, not agents
+    ("chromadb-openlit-dropped.jsonl", "GET notes"): "vector",
+    ("chromadb-openlit-dropped.jsonl", "UPSERT notes"): "vector",
+    ("milvus-openlit-dropped.jsonl", "SEARCH notes"): "vector",
+    ("milvus-openlit-dropped.jsonl", "INSERT notes"): "vector",
+    ("mem0-openlit-dropped.jsonl", "memory add"): "memory",
+    ("mem0-openlit-dropped.jsonl", "memory search"): "memory",
+    ("mem0-openlit-dropped.jsonl", "memory add_to_vector_store"): "vector",
+    ("mem0-openlit-dropped.jsonl", "memory search_vector_store"): "vector",
+    ("mem0-openlit-dropped.jsonl", "memory create_memory"): "memory",
 }
 
 
@@ -665,3 +688,96 @@ def test_rabbitmq_publishers_record_whether_the_tag_went_to_the_broker(path):
         (receive,) = [s for s in t.spans.values() if s.kind == 5]
         sent_tag = sends[0].attributes["flowmap.tenant"]
         assert receive.attributes.get("flowmap.tenant") == (None if external else sent_tag)
+
+
+# -- vector stores and caches: OpenLLMetry's Chroma, LanceDB, Milvus; contrib's pymemcache --
+
+VEC_KEY = "vec-fixtures-key"  # the test key the fixtures' tags were made with (their generator)
+VECTOR_CACHE = sorted(p for g in ("chromadb-*", "lancedb-*", "milvus-*", "pymemcache-*", "mem0-*")
+                      for p in FIXTURES.glob(f"{g}.jsonl"))
+
+
+def _leaked(span: str, boundary: str, where: str):
+    return ("tenant-in-telemetry", "high", span, boundary, where)
+
+
+# file -> what flowmap check --format json reports: (rule, severity, span, boundary, and
+# reached, or where a raw id was found)
+VECTOR_CACHE_FINDINGS = {
+    **{f"{stack}-nearmiss.jsonl": [] for stack in (
+        "chromadb-traceloop", "lancedb-traceloop", "milvus-traceloop", "pymemcache", "pymemcache-stable",
+        "chromadb-openlit", "milvus-openlit", "mem0-openlit")},
+    **{f"{stack}-dropped.jsonl": [_lost(write, None, kind, "high"), _lost(read, None, kind, "high")] * 2
+       for stack, write, read, kind in (
+           ("chromadb-traceloop", "chroma.upsert", "chroma.query", "vector"),
+           ("lancedb-traceloop", "lancedb.add", "lancedb.search", "vector"),
+           ("milvus-traceloop", "milvus.insert", "milvus.search", "vector"),
+           ("pymemcache", "set", "get", "cache"),
+           ("pymemcache-stable", "set", "get", "cache"),
+           ("chromadb-openlit", "UPSERT notes", "GET notes", "vector"),
+           ("milvus-openlit", "INSERT notes", "SEARCH notes", "vector"),
+           # mem0's steps below each call ran without the tenant too: no second finding
+           ("mem0-openlit", "memory add", "memory search", "memory"))},
+    # the stores keyed by the tenant's raw id, which the instrumentations write as Python
+    # writes a dict (str(dict)): Chroma the search's filter, Milvus the fields of its
+    # results (its filter, an expression, names the id too: masked with it)
+    "chromadb-traceloop-raw-filter.jsonl": [
+        _lost("chroma.upsert", None, "vector", "high"), _lost("chroma.query", None, "vector", "high"),
+        _leaked("chroma.query", "vector", "attribute 'db.chroma.query.where → tenant_id'")] * 2,
+    "milvus-traceloop-raw-filter.jsonl": [
+        _lost("milvus.insert", None, "vector", "high"), _lost("milvus.search", None, "vector", "high"),
+        _leaked("milvus.search", "vector", "event 'db.search.result' attribute 'db.search.result.entity → tenant_id'"),
+    ] * 2,
+    # OpenLIT: Chroma's filter (db.filter), the rows Milvus inserts (db.query.text)
+    "chromadb-openlit-raw-filter.jsonl": [
+        _lost("UPSERT notes", None, "vector", "high"), _lost("GET notes", None, "vector", "high"),
+        _leaked("GET notes", "vector", "attribute 'db.filter → tenant_id'")] * 2,
+    "milvus-openlit-raw-filter.jsonl": [
+        _lost("INSERT notes", None, "vector", "high"), _lost("SEARCH notes", None, "vector", "high"),
+        _leaked("INSERT notes", "vector", "attribute 'db.query.text → [].tenant_id'")] * 2,
+}
+
+
+def test_every_vector_cache_fixture_has_its_findings_stated():
+    assert sorted(p.name for p in VECTOR_CACHE) == sorted(VECTOR_CACHE_FINDINGS)
+
+
+@pytest.mark.parametrize("name", sorted(VECTOR_CACHE_FINDINGS))
+def test_vector_store_and_cache_findings_through_the_command_line(name, tmp_path, monkeypatch):
+    """flowmap check --format json: exactly the stated findings, read with no warning; a
+    raw id is found where the instrumentation wrote it (the finding's message names the
+    attribute), and shown in no output."""
+    result = _check(name, tmp_path, monkeypatch, "--format", "json")
+    expected = VECTOR_CACHE_FINDINGS[name]
+    assert result.exit_code == (1 if expected else 0), result.output
+    out = json.loads(result.stdout)
+    assert out["warnings"] == []
+    assert sorted((f["rule"], f["severity"], f["span_name"], f["boundary"],
+                   f["reached"] if f["rule"] != "tenant-in-telemetry" else
+                   f["message"].partition("identifier in ")[2].partition(" of '")[0])
+                  for f in out["findings"]) == sorted(expected)
+    assert "tenant-acme" not in result.stdout and "tenant-globex" not in result.stdout
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in VECTOR_CACHE if "raw-filter" in p.name))
+def test_a_raw_tenant_id_written_as_a_python_literal_is_masked_in_the_risk_map(name, tmp_path, monkeypatch):
+    """The raw ids are in the files (in Python literals, one also in Milvus' filter
+    expression): found, they are masked wherever the risk map would show them."""
+    assert b"tenant-acme" in (FIXTURES / name).read_bytes()
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["report", "--output", "r.html", str(FIXTURES / name)])
+    assert result.exit_code == 0, result.output
+    shown = (tmp_path / "r.html").read_text()
+    assert "tenant-acme" not in shown and "tenant-globex" not in shown
+
+
+@pytest.mark.parametrize("path", [p for p in VECTOR_CACHE if "raw-filter" not in p.name], ids=lambda p: p.name)
+def test_vector_stores_and_caches_are_keyed_by_the_tag_and_each_request_keeps_its_own(path):
+    """The stores are keyed and filtered by the tenant's tag (their generator), so no raw id
+    is in the file; with flowmap's runtime each request's spans carry its own tenant's tag."""
+    traces, warnings = _load(path)
+    assert warnings == [] and len(traces) == 2
+    assert b"tenant-acme" not in path.read_bytes() and b"tenant-globex" not in path.read_bytes()
+    if path.name.endswith("-nearmiss.jsonl"):
+        tags = sorted(({s.attributes.get("flowmap.tenant") for s in t.spans.values()} for t in traces), key=sorted)
+        assert tags == sorted([{tag_for(VEC_KEY, "tenant-acme")}, {tag_for(VEC_KEY, "tenant-globex")}], key=sorted)
