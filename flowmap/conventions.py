@@ -8,7 +8,8 @@ standard attributes say what they cross, so the analyzer judges them too:
 convention                             boundary
 =====================================  ==========================================
 ``gen_ai.operation.name``              ``execute_tool`` → tool; ``invoke_agent``,
-                                       ``invoke_workflow`` → agent (and
+                                       ``invoke_workflow`` naming its workflow
+                                       or agent → agent (and
                                        ``create_agent`` on a CLIENT span);
                                        ``chat``, ``text_completion``,
                                        ``generate_content``, ``embeddings`` → llm
@@ -23,7 +24,11 @@ convention                             boundary
                                        with ``gen_ai.framework.component.type``
                                        ``vector_store`` → vector,
                                        ``graph_store``, ``memory_creation``,
-                                       ``procedural_memory`` → memory
+                                       ``procedural_memory`` → memory, of
+                                       LlamaIndex's ``vector_store_add``,
+                                       ``vector_store_delete`` → vector; its
+                                       other framework steps (naming no
+                                       workflow or agent) → none
 ``mcp.method.name`` (Model Context     ``tools/call`` → tool, ``tools/list`` →
 Protocol)                              tool.catalog (a server's tool list shown
                                        to a model); ``resources/read``,
@@ -65,6 +70,15 @@ SERVER / CLIENT kind + ``rpc.system``  http.server / http.client (gRPC, Connect,
 or ``rpc.system.name``                 JSON-RPC, Dubbo…: a call between services,
                                        the same trust boundary as HTTP)
 =====================================  ==========================================
+
+OpenLIT writes ``invoke_workflow`` (its "framework" operation) both for a workflow run,
+naming it (``gen_ai.workflow.name``: LangGraph's graph run, LangChain's outermost chain, the
+OpenAI Agents SDK's trace) or its agent (``gen_ai.agent.name``), and for a framework's
+in-process steps, which name neither (LlamaIndex's text splitting, node reading, index
+building, ``gen_ai.operation.endpoint``; LangGraph's graph building and checkpoints;
+Haystack's prompt builder; mem0's steps, ``gen_ai.framework.component.type``): a lost
+tenant there is at no boundary (medium, naming the calls below that ran without it),
+unless the step writes to a store.
 
 ``create_agent`` is a boundary only as a CLIENT call to a remote agent service (GenAI
 semconv): frameworks also emit it in-process when an agent is built at start-up, with
@@ -131,7 +145,9 @@ _GEN_AI = {
     "memory_delete": "memory",
 }
 # OpenLIT writes a framework's internal steps as invoke_workflow (its "framework" operation
-# type) and names the component: mem0's steps read and write its stores, no agent runs
+# type): an agent's only when it names its workflow or agent (see the module's docstring);
+# mem0's steps name their component, LlamaIndex's their endpoint: those that write a store
+_WORKFLOW_NAME_KEYS = ("gen_ai.workflow.name", "gen_ai.agent.name")
 _FRAMEWORK_COMPONENT_KEY = "gen_ai.framework.component.type"
 _FRAMEWORK_COMPONENTS = {
     "vector_store": "vector",
@@ -139,6 +155,9 @@ _FRAMEWORK_COMPONENTS = {
     "memory_creation": "memory",
     "procedural_memory": "memory",
 }
+_FRAMEWORK_ENDPOINT_KEY = "gen_ai.operation.endpoint"
+_FRAMEWORK_ENDPOINTS = {"vector_store_add": "vector", "vector_store_delete": "vector"}
+_FRAMEWORK_STEPS = ((_FRAMEWORK_COMPONENT_KEY, _FRAMEWORK_COMPONENTS), (_FRAMEWORK_ENDPOINT_KEY, _FRAMEWORK_ENDPOINTS))
 _MCP = {"tools/call": "tool", "tools/list": "tool.catalog"}
 # MCP requests that read the server's data for one request (a resource, a prompt): a call
 # between services like an HTTP request; the session's own chatter (initialize,
@@ -237,10 +256,12 @@ def is_json_text(text: str) -> bool:
 #: Pydantic AI before its instrumentation version 3 (``tool_arguments``, its default
 #: until then), OpenLLMetry (``traceloop.entity.input``: ``{"args": …, "kwargs": …}``),
 #: Google ADK (``gcp.vertex.agent.tool_call_args``), the Vercel AI SDK
-#: (``ai.toolCall.args``; ``ai.toolCall.input`` from version 5), common ad-hoc names and flowmap's
-#: own. Flattened forms ``<name>.<argument>`` count too.
+#: (``ai.toolCall.args``; ``ai.toolCall.input`` from version 5), OpenLIT's older name
+#: (``gen_ai.tool.args``), common ad-hoc names and flowmap's own. Flattened forms
+#: ``<name>.<argument>`` count too.
 TOOL_ARGUMENT_ATTRIBUTES: tuple[str, ...] = (
     "gen_ai.tool.call.arguments",
+    "gen_ai.tool.args",
     "input.value",
     "tool.arguments",
     "tool_arguments",
@@ -269,7 +290,8 @@ TOOL_ARGUMENT_ATTRIBUTES: tuple[str, ...] = (
 #: instructions, ``crew_agents``, ``agent.goal``/``agent.backstory``); the Vercel AI SDK's
 #: embedding, reranking and reasoning (``ai.value``/``ai.values``: the text embedded,
 #: ``ai.embedding``/``ai.embeddings``; ``ai.documents``: the documents reranked;
-#: ``ai.response.reasoning``).
+#: ``ai.response.reasoning``); OpenLIT's LangChain chain and agent runs' input and output
+#: (``gen_ai.workflow.input``/``.output``: the messages).
 CONTENT_ATTRIBUTES: frozenset[str] = frozenset({
     *TOOL_ARGUMENT_ATTRIBUTES,
     "gen_ai.prompt", "gen_ai.completion", "gen_ai.input.messages", "gen_ai.output.messages",
@@ -286,6 +308,7 @@ CONTENT_ATTRIBUTES: frozenset[str] = frozenset({
     "gcp.vertex.agent.llm_response", "tool.result",
     "crew_inputs", "flow_inputs", "crew_tasks", "crew_agents", "formatted_description",
     "formatted_expected_output", "agent.goal", "agent.backstory",
+    "gen_ai.workflow.input", "gen_ai.workflow.output",
 })  # fmt: skip
 
 
@@ -423,17 +446,26 @@ def _vector_store(attributes: Mapping[str, Any]) -> bool:
     return any(key.startswith("db.vector.") for key in attributes)
 
 
+def _workflow(attributes: Mapping[str, Any]) -> str | None:
+    """The boundary of an ``invoke_workflow`` span: the store a framework's step writes
+    (OpenLIT's component or endpoint), an agent's run when it names its workflow or agent,
+    else none (a framework's in-process step: splitting text, building an index)."""
+    for key, known in _FRAMEWORK_STEPS:
+        step = _text(attributes.get(key))
+        if step is not None:
+            return known.get(step.lower())
+    if any([_text(attributes.get(key)) for key in _WORKFLOW_NAME_KEYS]):
+        return "agent"
+    return None
+
+
 def infer_boundary(kind: int, attributes: Mapping[str, Any]) -> str | None:
     """The boundary kind a span crosses according to standard conventions, or None."""
     get = attributes.get
     op = _text(get("gen_ai.operation.name"))
     if op is not None:
         op = op.lower()
-        found = _GEN_AI.get(op)
-        if op == "invoke_workflow":
-            component = _text(get(_FRAMEWORK_COMPONENT_KEY))
-            if component is not None:
-                found = _FRAMEWORK_COMPONENTS.get(component.lower(), found)
+        found = _workflow(attributes) if op == "invoke_workflow" else _GEN_AI.get(op)
         if found and (op != "create_agent" or kind == SPAN_KIND_CLIENT):
             return found
     mcp = _text(get("mcp.method.name"))

@@ -569,10 +569,15 @@ def may_name_tenant(text: str, names: frozenset[str]) -> bool:
 
 
 def tenant_keys_in(value: Any, names: frozenset[str]) -> list[tuple[str, Any]]:
-    """(key, value) pairs naming a tenant inside a JSON string or structured value."""
-    if isinstance(value, str) and not may_name_tenant(value, names):
-        return []
-    obj = json_value(value)
+    """(key, value) pairs naming a tenant inside a JSON string (or one Python wrote:
+    OpenLIT's LangChain tool spans record the arguments with ``str(dict)``) or
+    structured value."""
+    if isinstance(value, str):
+        if not may_name_tenant(value, names):
+            return []
+        obj = literal_value(value)
+    else:
+        obj = json_value(value)
     if obj is None:
         return []
     return [(k, v) for k, v in _walk_keys(obj) if is_tenant_key(k, names)]

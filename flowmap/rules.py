@@ -864,12 +864,15 @@ _TOOL_MESSAGE_EVENT = "gen_ai.tool.message"
 #: and OpenLLMetry flatten each call's arguments (JSON) under its own name; OTel GenAI
 #: writes the output messages as JSON, a tool call being a ``{"type": "tool_call",
 #: "arguments": …}`` part; the Vercel AI SDK a JSON list of ``{"toolName", "args"}``
-#: (``input`` from its version 5)
+#: (``input`` from its version 5); OpenLIT each call's arguments (JSON) joined by ", "
+#: (``gen_ai.tool.args``; ``gen_ai.tool.call.arguments`` on LangChain's model spans),
+#: written also when it records no messages
 _OUTPUT_ARGUMENTS_RE = re.compile(
     r"llm\.output_messages\.\d+\.message\.tool_calls\.\d+\.tool_call\.function\.arguments"
     r"|gen_ai\.completion\.\d+\.tool_calls\.\d+\.arguments"
     r"|(gen_ai\.output\.messages)"
     r"|(ai\.response\.toolCalls)"
+    r"|(gen_ai\.tool\.args|gen_ai\.tool\.call\.arguments)"
 )
 _NOT_OUTPUT_ARGUMENTS: set[str] = set()  # attribute names known not to hold a model's tool calls
 
@@ -895,6 +898,16 @@ def _vercel_tool_calls(value: Any) -> Iterator[Any]:
             yield call.get("args", call.get("input"))
 
 
+def _joined_arguments(value: Any) -> Iterator[Any]:
+    """The arguments of each call OpenLIT records on a model span: one call's JSON, or
+    several joined by ", " (read as the JSON array they make)."""
+    if json_value(value) is not None or not isinstance(value, str):
+        yield value
+        return
+    calls = json_value(f"[{value}]")
+    yield from calls if isinstance(calls, list) else ()
+
+
 def _model_output_keys(span: Span, names: frozenset[str]) -> tuple[list[str], list[Any]]:
     """Argument names that carry a tenant id in the tool calls a model call returned, and
     their values: the model chose them, whether or not the tool span records its
@@ -911,14 +924,16 @@ def _model_output_keys(span: Span, names: frozenset[str]) -> tuple[list[str], li
             if len(_NOT_OUTPUT_ARGUMENTS) < 100_000:
                 _NOT_OUTPUT_ARGUMENTS.add(attr)
             continue
-        if m.group(1) is None and m.group(2) is None:
+        if m.lastindex is None:
             calls: Iterable[Any] = (value,)  # one call's arguments
         elif isinstance(value, str) and not may_name_tenant(value, names):
             continue
-        elif m.group(1) is not None:
+        elif m.lastindex == 1:
             calls = _tool_calls_in(value)  # GenAI messages: the arguments of their tool calls
-        else:
+        elif m.lastindex == 2:
             calls = _vercel_tool_calls(value)
+        else:
+            calls = _joined_arguments(value)
         for arguments in calls:
             for key, v in tenant_keys_in(arguments, names):
                 if v is None or v == "":

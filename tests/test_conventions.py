@@ -145,8 +145,23 @@ CASES = [
      {"gen_ai.operation.name": "invoke_workflow", "gen_ai.framework.component.type": "memory_creation"}, "memory"),
     ("openlit mem0 graph store", SPAN_KIND_INTERNAL,
      {"gen_ai.operation.name": "invoke_workflow", "gen_ai.framework.component.type": "graph_store"}, "memory"),
+    # OpenLIT's invoke_workflow: a workflow's run when it names its workflow or agent, else
+    # a framework's in-process step (LlamaIndex's endpoints, Haystack's and mem0's
+    # components) that no data leaves the process through, but a write to a store
     ("invoke_workflow of another component", SPAN_KIND_INTERNAL,
-     {"gen_ai.operation.name": "invoke_workflow", "gen_ai.framework.component.type": "retriever"}, "agent"),
+     {"gen_ai.operation.name": "invoke_workflow", "gen_ai.framework.component.type": "prompt_builder"}, None),
+    ("openlit langgraph graph run", SPAN_KIND_INTERNAL,
+     {"gen_ai.operation.name": "invoke_workflow", "gen_ai.provider.name": "langgraph",
+      "gen_ai.workflow.name": "weather_agent"}, "agent"),
+    ("invoke_workflow naming its agent", SPAN_KIND_INTERNAL,
+     {"gen_ai.operation.name": "invoke_workflow", "gen_ai.agent.name": "planner"}, "agent"),
+    ("openlit llama-index text splitting", SPAN_KIND_CLIENT,
+     {"gen_ai.operation.name": "invoke_workflow", "gen_ai.provider.name": "llama_index",
+      "gen_ai.operation.endpoint": "document_split", "server.address": "localhost"}, None),
+    ("openlit llama-index vector store write", SPAN_KIND_CLIENT,
+     {"gen_ai.operation.name": "invoke_workflow", "gen_ai.operation.endpoint": "vector_store_add"}, "vector"),
+    ("openlit langgraph graph building", SPAN_KIND_CLIENT,
+     {"gen_ai.operation.name": "invoke_workflow", "gen_ai.provider.name": "langgraph"}, None),
     # Messaging
     ("kafka send", SPAN_KIND_PRODUCER,
      {"messaging.system": "kafka", "messaging.destination.name": "jobs", "messaging.operation.type": "send"}, "queue.publish"),
@@ -229,6 +244,13 @@ def test_a_celery_worker_that_drops_the_tenant_is_high_through_the_loader(tmp_pa
         ("ai.response.model", False),
         ("ai.usage.tokens", False),
         ("crew_id", False),
+        # OpenLIT: the tool calls' arguments a model asked for (its older name), LangChain's
+        # chain and agent runs' messages
+        ("gen_ai.tool.args", True),
+        ("gen_ai.workflow.input", True),
+        ("gen_ai.workflow.output", True),
+        ("gen_ai.workflow.name", False),
+        ("gen_ai.tool.definitions", False),  # the tools' schemas
         ("gen_ai.request.model", False),
         ("gen_ai.prompt_tokens", False),  # a name that only starts like one
         ("llm.token_count.prompt", False),

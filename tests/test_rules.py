@@ -896,10 +896,21 @@ def test_tool_arguments_without_tenant_key_do_not_fire(tmp_path):
     entry.child("running tool", tenant=TAG_A, boundary="tool",
                 attrs={"tool_arguments": json.dumps({"query": "invoices"}),
                        "traceloop.entity.input": json.dumps({"args": ["tenant_id"], "kwargs": {"n": 3}})})
-    # the same arguments on a model span (not a tool call) are not judged by this rule
-    entry.child("chat", tenant=TAG_A, boundary="llm",
-                attrs={"gen_ai.tool.call.arguments": json.dumps({"tenant_id": TAG_B})})
+    # (the same names on a model span are the calls the model asked for: judged there)
     assert analyze_built(tmp_path, tb).findings == []
+
+
+def test_model_chosen_tenant_in_tool_arguments_written_as_python_writes_a_dict(tmp_path):
+    """OpenLIT's LangChain tool span records the arguments with str(dict): single quotes,
+    not JSON; the tenant the model chose there was not found at the tool."""
+    tb = TraceBuilder()
+    tool = request(tb).child("execute_tool get_weather", tenant=TAG_A, attrs={
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.call.arguments": str({"city": "Paris", "tenant_id": RAW, "days": None})})
+    a = analyze_built(tmp_path, tb)
+    f = only(a, "model-chosen-tenant")
+    assert f.span_id == tool.span_id and f.boundary == "tool" and "('tenant_id')" in f.message
+    assert RAW not in json.dumps([x.to_json() for x in a.findings]) + repr(a.sample_traces)
 
 
 def _tool_call_messages(arguments: dict) -> str:
@@ -941,6 +952,12 @@ def _model_chooses_and_calls(entry):
             {"toolCallType": "function", "toolCallId": "c1", "toolName": "lookup", "args": json.dumps({"orgId": RAW})}])},
         {"ai.operationId": "ai.streamText.doStream", "ai.response.toolCalls": json.dumps([
             {"toolCallId": "c1", "toolName": "lookup", "input": {"tenantId": RAW}}])},
+        # OpenLIT, messages or not: each call's arguments joined by ", " (gen_ai.tool.args;
+        # LangChain's model span: gen_ai.tool.call.arguments)
+        {"gen_ai.operation.name": "chat", "gen_ai.tool.args": json.dumps({"tenant_id": RAW})},
+        {"gen_ai.operation.name": "chat",
+         "gen_ai.tool.args": json.dumps({"city": "Paris", "days": None}) + ", " + json.dumps({"org_id": RAW})},
+        {"gen_ai.operation.name": "chat", "gen_ai.tool.call.arguments": json.dumps({"tenant_id": RAW})},
     ],
 )
 def test_model_chosen_tenant_in_a_model_calls_tool_calls(tmp_path, attrs):

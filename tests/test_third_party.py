@@ -148,6 +148,26 @@ EXPECTED = {
     ("mem0-openlit-dropped.jsonl", "memory add_to_vector_store"): "vector",
     ("mem0-openlit-dropped.jsonl", "memory search_vector_store"): "vector",
     ("mem0-openlit-dropped.jsonl", "memory create_memory"): "memory",
+    # OpenLIT's agent stacks (gen_ai.operation.name): a workflow run that names its
+    # workflow (LangGraph's graph, the OpenAI Agents SDK's trace) is an agent's; a
+    # framework's in-process steps (LlamaIndex's, naming an endpoint) are none, but the
+    # write to its vector store; its own agent spans, tool and model calls as written
+    ("openai-openlit-dropped.jsonl", "chat gpt-4o-mini"): "llm",
+    ("langgraph-openlit-dropped.jsonl", "invoke_workflow weather_agent"): "agent",
+    ("langgraph-openlit-dropped.jsonl", "invoke_agent weather_agent"): "agent",
+    ("langgraph-openlit-dropped.jsonl", "invoke_agent agent"): "agent",  # the graph's node
+    ("langgraph-openlit-dropped.jsonl", "execute_tool get_weather"): "tool",
+    ("langgraph-openlit-dropped.jsonl", "chat gpt-4o-mini"): "llm",
+    ("langgraph-openlit-dropped.jsonl", "create_agent default"): "agent",  # compiled at start-up (CLIENT)
+    ("openai-agents-openlit-dropped.jsonl", "invoke_workflow Agent workflow"): "agent",
+    ("openai-agents-openlit-dropped.jsonl", "invoke_agent weather_agent"): "agent",
+    ("openai-agents-openlit-dropped.jsonl", "execute_tool get_weather"): "tool",
+    ("openai-agents-openlit-dropped.jsonl", "chat gpt-4o-mini"): "llm",
+    ("llama-index-openlit-dropped.jsonl", "invoke_workflow document_split"): None,
+    ("llama-index-openlit-dropped.jsonl", "invoke_workflow node_get_content"): None,
+    ("llama-index-openlit-dropped.jsonl", "invoke_workflow index_build"): None,
+    ("llama-index-openlit-dropped.jsonl", "invoke_workflow vector_store_add"): "vector",
+    ("llama-index-openlit-dropped.jsonl", "chat gpt-4o-mini"): "llm",
 }
 
 
@@ -781,3 +801,93 @@ def test_vector_stores_and_caches_are_keyed_by_the_tag_and_each_request_keeps_it
     if path.name.endswith("-nearmiss.jsonl"):
         tags = sorted(({s.attributes.get("flowmap.tenant") for s in t.spans.values()} for t in traces), key=sorted)
         assert tags == sorted([{tag_for(VEC_KEY, "tenant-acme")}, {tag_for(VEC_KEY, "tenant-globex")}], key=sorted)
+
+
+# -- OpenLIT's agent stacks (tests/fixtures/third_party/generators/openlit_agent_traces.py) --
+
+OPENLIT_AGENTS = sorted(p for stack in ("openai", "langgraph", "openai-agents", "llama-index")
+                        for p in FIXTURES.glob(f"{stack}-openlit-*.jsonl"))
+OPENLIT_MODEL_CHOSE = "globex-7"  # the raw id the fake model passes in the -mct files' tool calls
+
+# file -> what flowmap check --format json reports: (rule, severity, span, boundary, reached)
+OPENLIT_AGENT_FINDINGS = {
+    **{f"{stack}-openlit-nearmiss.jsonl": [] for stack in ("openai", "langgraph", "openai-agents", "llama-index")},
+    # the app's own model calls and the tool's query, each lost at the request
+    "openai-openlit-dropped.jsonl": [*[_lost("chat gpt-4o-mini", None, "llm", "high")] * 4,
+                                     *[_lost("SELECT weather", None, "db", "high")] * 2],
+    # a workflow run naming its workflow: an agent's (its agents, model and tool calls below)
+    "langgraph-openlit-dropped.jsonl": [_lost("invoke_workflow weather_agent", None, "agent", "high")] * 2,
+    "openai-agents-openlit-dropped.jsonl": [_lost("invoke_workflow Agent workflow", None, "agent", "high")] * 2,
+    # LlamaIndex's text splitting and index building (OpenLIT's invoke_workflow, naming no
+    # workflow) were agents, high: in-process steps, medium, the index's write to its
+    # vector store named; its FunctionAgent writes no span, so its model calls hang from
+    # the request
+    "llama-index-openlit-dropped.jsonl": [
+        *[_lost("invoke_workflow document_split", None)] * 2,
+        *[_lost("invoke_workflow node_get_content", None)] * 2,
+        *[_lost("invoke_workflow index_build", "vector 'fw-app invoke_workflow vector_store_add'")] * 2,
+        *[_lost("chat gpt-4o-mini", None, "llm", "high")] * 4,
+        *[_lost("SELECT weather", None, "db", "high")] * 2,
+    ],
+    # the tool's arguments: JSON on the OpenAI Agents SDK's tool span, written with
+    # Python's str() on LangChain's (was found only at the model call, whose output holds
+    # them too); no tool span for the plain client and LlamaIndex: the model call
+    "openai-openlit-other-tenant-mct.jsonl": [_chosen("chat gpt-4o-mini", "llm")] * 2,
+    "langgraph-openlit-other-tenant-mct.jsonl": [_chosen("execute_tool get_weather", "tool")] * 2,
+    "openai-agents-openlit-other-tenant-mct.jsonl": [_chosen("execute_tool get_weather", "tool")] * 2,
+    "llama-index-openlit-other-tenant-mct.jsonl": [_chosen("chat gpt-4o-mini", "llm")] * 2,
+    # OpenLIT recording no messages: the model call's gen_ai.tool.args (LangChain's:
+    # gen_ai.tool.call.arguments) is the only record of the arguments (was
+    # tenant-in-telemetry, the model's choice not named)
+    "openai-openlit-no-content-mct.jsonl": [_chosen("chat gpt-4o-mini", "llm")] * 2,
+    "langgraph-openlit-no-content-mct.jsonl": [_chosen("chat gpt-4o-mini", "llm")] * 2,
+}
+
+
+def test_every_openlit_agent_fixture_has_its_findings_stated():
+    assert sorted(p.name for p in OPENLIT_AGENTS) == sorted(OPENLIT_AGENT_FINDINGS)
+
+
+@pytest.mark.parametrize("name", sorted(OPENLIT_AGENT_FINDINGS))
+def test_openlit_agent_stacks_findings_through_the_command_line(name, tmp_path, monkeypatch):
+    """flowmap check --format json: exactly the stated findings, read with no warning; a
+    model-chosen tenant names the argument and never shows the id the model chose."""
+    _check_states(name, OPENLIT_AGENT_FINDINGS[name], OPENLIT_MODEL_CHOSE, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("fmt", ["text", "sarif", "html"])
+@pytest.mark.parametrize("name", sorted(n for n in OPENLIT_AGENT_FINDINGS if n.endswith("-mct.jsonl")))
+def test_the_id_openlits_model_chose_is_never_shown(name, fmt, tmp_path, monkeypatch):
+    """The -mct files hold it (the tool's arguments, the model's output, the next prompt):
+    no output shows it, the risk map (flowmap report) included."""
+    assert OPENLIT_MODEL_CHOSE.encode() in (FIXTURES / name).read_bytes()
+    if fmt == "html":
+        monkeypatch.chdir(tmp_path)
+        result = CliRunner().invoke(app, ["report", "--output", "r.html", str(FIXTURES / name)])
+        assert result.exit_code == 0, result.output
+        shown = (tmp_path / "r.html").read_text()
+    else:
+        result = _check(name, tmp_path, monkeypatch, "--format", fmt)
+        assert result.exit_code == 1
+        shown = result.output
+    assert OPENLIT_MODEL_CHOSE not in shown
+
+
+@pytest.mark.parametrize("path", OPENLIT_AGENTS, ids=lambda p: p.name)
+def test_openlit_agent_stacks_tenants_keep_their_own_tags(path):
+    """One request after the other (acme's and globex's; acme's twice in the -mct files):
+    with flowmap's runtime every span of a request carries its tenant's tag, made with the
+    generator's key; no raw tenant id is in the files. (LangGraph and the OpenAI Agents
+    SDK write a create_agent span when the agent is built, at start-up: no request's.)"""
+    traces, warnings = _load(path)
+    assert warnings == []
+    assert b"tenant-acme" not in path.read_bytes() and b"tenant-globex" not in path.read_bytes()
+    requests = [t for t in traces if any(s.name == "POST /chat" for s in t.spans.values())]
+    assert len(requests) == 2 and all(
+        s.name.startswith("create_agent") for t in traces if t not in requests for s in t.spans.values())
+    tags = [{s.attributes.get("flowmap.tenant") for s in t.spans.values()} for t in requests]
+    if "dropped" in path.name:
+        assert tags == [{"0123456789abcdef", None}] * 2
+        return
+    acme, globex = tag_for("fw-fixtures-key", "tenant-acme"), tag_for("fw-fixtures-key", "tenant-globex")
+    assert tags == ([{acme}, {acme}] if path.name.endswith("-mct.jsonl") else [{acme}, {globex}])
