@@ -248,8 +248,12 @@ class Analyzer:
         spans = trace.spans
 
         # the services as a set comprehension (fewer instructions than map over an
-        # attrgetter), tags tested in C, sets built only for new tags
-        r.services.update({s.service for s in spans.values()})
+        # attrgetter), and only for a trace with an operation new to the table: the
+        # services of every operation in it were added with the trace that made it
+        # (graph.Operations: only this analyzer's span graphs add to it); tags tested in
+        # C, sets built only for new tags
+        if not graph.known_ops:
+            r.services.update({s.service for s in spans.values()})
         judged = self._judged_tags
         if not judged.issuperset(verdict.tenants):
             for t in verdict.tenants - judged:

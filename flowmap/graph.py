@@ -222,6 +222,7 @@ class SpanGraph:
         "links",
         "external_links",
         "ops",
+        "known_ops",
         "_children",
         "_order",
         "_below",
@@ -244,8 +245,11 @@ class SpanGraph:
         table, named = (_DEFAULT.table, operation) if operations is None else (operations.table, operations)
         try:
             self.ops = {sid: table[span.service][span.name] for sid, span in spans.items()}
+            #: every span's operation was in the table already: none new, none folded
+            self.known_ops = True
         except KeyError:  # a new operation, or one past the caps
             self.ops = {sid: named(span.service, span.name) for sid, span in spans.items()}
+            self.known_ops = False
         #: span id -> parent span id, only for parents present in the trace (cycles cut)
         parent = self.parent = {
             sid: span.parent_span_id for sid, span in spans.items() if span.parent_span_id in spans
@@ -267,7 +271,9 @@ class SpanGraph:
         self._below: dict[str, dict[str, bool]] | None = None
 
         if len(parent) < len(spans):
-            for sid in [sid for sid in spans if sid not in parent]:
+            # the tops as a set difference (in C, not a pass over the spans in Python):
+            # its order does not matter, since more than one top are sorted below
+            for sid in spans.keys() - parent.keys():
                 span = spans[sid]
                 if not span.parent_span_id:
                     self.roots.append(sid)

@@ -67,12 +67,66 @@ def trace_paths(graph: SpanGraph, verdict: TraceVerdict) -> list[TracePath]:
     are chosen first instead and only their paths built, sharing their prefixes
     (:func:`_paths_once`): linear in the spans plus the paths returned. Both give the
     same paths."""
-    spans = graph.spans
     tops = graph.tops()
-    entry = entry_span(graph)
-    if entry is not None and entry in tops and tops[0] != entry:
-        tops = [entry] + [t for t in tops if t != entry]
+    if len(tops) > 1:
+        entry = entry_span(graph)
+        if entry is not None and entry in tops and tops[0] != entry:
+            tops = [entry] + [t for t in tops if t != entry]
+        found = _chains_by_top(graph, tops)
+    else:
+        found = _one_top_chains(graph)
+    if found is None:
+        return _paths_once(graph, verdict, tops)
+    chains, steps = found
 
+    by_span = verdict.by_span
+    trace_id = graph.trace.trace_id
+    if not by_span:  # no finding in the trace (the common case): every path intact
+        out = [TracePath(trace_id, chain) for chain in chains]
+    else:
+        out = []
+        for chain in chains:
+            broken_at = break_rule = severity = worst = None
+            for i, sid in enumerate(chain):
+                for f in by_span.get(sid, ()):
+                    if worst is None or f.severity > worst:
+                        worst = f.severity
+                    if broken_at is None and f.rule in BREAK_RULES:
+                        broken_at, break_rule, severity = i, f.rule, f.severity
+            out.append(TracePath(trace_id, chain, broken_at, break_rule, severity, worst))
+    if steps <= MAX_PATH_SPANS:  # all the chains walked (so all the paths) fit
+        return out
+    return [out[i] for i in _worst_that_fit([_score(p) for p in out])]
+
+
+def _one_top_chains(graph: SpanGraph) -> tuple[list[list[str]], int] | None:
+    """:func:`_chains_by_top` for a trace with one subtree top (nearly every trace), in
+    fewer steps: every chain ends at that top, which is the entry, so the final tool
+    calls are the targets when there are any, else the deepest boundaries; they are
+    sorted before their chains are built (by start time and span id: the order
+    :func:`_first_targets` gives a top's chains)."""
+    spans = graph.spans
+    targets = _final(graph, [sid for sid, span in spans.items() if span.boundary == "tool"])
+    if not targets:
+        targets = _final(graph, [sid for sid, span in spans.items() if span.boundary is not None])
+    if len(targets) > 1:
+        targets.sort(key=graph._sort_key)
+    chains = []
+    steps, limit = 0, _walks_allowed(graph.parent)
+    for target in targets:
+        chain = graph.chain(target)
+        chains.append(chain)
+        steps += len(chain)
+        if steps > limit:
+            return None
+    return chains[:MAX_TARGETS_PER_TRACE], steps
+
+
+def _chains_by_top(graph: SpanGraph, tops: list[str]) -> tuple[list[list[str]], int] | None:
+    """The chains (top first) of the targets paths are built for (:func:`_first_targets`)
+    and the steps taken to build every final target's chain; None past
+    :func:`_walks_allowed` steps."""
+    spans = graph.spans
     # final tool calls, with their chains, grouped by the top of their subtree
     by_top: dict[str, list[list[str]]] = {}
     steps, limit = 0, _walks_allowed(graph.parent)
@@ -82,7 +136,7 @@ def trace_paths(graph: SpanGraph, verdict: TraceVerdict) -> list[TracePath]:
         by_top.setdefault(chain[0], []).append(chain)
         steps += len(chain)
         if steps > limit:
-            return _paths_once(graph, verdict, tops)
+            return None
     if len(by_top) < len(tops):
         # subtrees without tool calls end at their deepest boundaries instead
         with_tools = set(by_top)
@@ -93,25 +147,9 @@ def trace_paths(graph: SpanGraph, verdict: TraceVerdict) -> list[TracePath]:
                 by_top.setdefault(chain[0], []).append(chain)
             steps += len(chain)
             if steps > limit:
-                return _paths_once(graph, verdict, tops)
-
-    by_span = verdict.by_span
-    trace_id = graph.trace.trace_id
+                return None
     key = graph._sort_key
-    out: list[TracePath] = []
-    for chain in _first_targets(tops, by_top, lambda c: key(c[-1])):
-        broken_at = break_rule = severity = worst = None
-        if by_span:
-            for i, sid in enumerate(chain):
-                for f in by_span.get(sid, ()):
-                    if worst is None or f.severity > worst:
-                        worst = f.severity
-                    if broken_at is None and f.rule in BREAK_RULES:
-                        broken_at, break_rule, severity = i, f.rule, f.severity
-        out.append(TracePath(trace_id, chain, broken_at, break_rule, severity, worst))
-    if steps <= MAX_PATH_SPANS:  # all the chains walked (so all the paths) fit
-        return out
-    return [out[i] for i in _worst_that_fit([_score(p) for p in out])]
+    return list(_first_targets(tops, by_top, lambda c: key(c[-1]))), steps
 
 
 def _break_late(p: TracePath, breaks: dict[tuple[str, str], Finding]) -> bool:
@@ -396,11 +434,11 @@ class PathSample:
     def add(self, path: TracePath) -> None:
         if self.cap <= 0:
             return
-        item = (_score(path), -next(self._counter), path)
+        score = _score(path)
         if len(self._heap) < self.cap:
-            heapq.heappush(self._heap, item)
-        elif item[:2] > self._heap[0][:2]:
-            self._span_ids -= len(heapq.heapreplace(self._heap, item)[2].span_ids)
+            heapq.heappush(self._heap, (score, -next(self._counter), path))
+        elif score > self._heap[0][0]:  # (an equal score loses: ties keep the path seen first)
+            self._span_ids -= len(heapq.heapreplace(self._heap, (score, -next(self._counter), path))[2].span_ids)
         else:
             return
         self._span_ids += len(path.span_ids)

@@ -1052,6 +1052,7 @@ def _inside_a_value(hit: RawValue, attrs: dict[str, Any]) -> bool:
     return " → " in hit.key or "[]" in hit.key or (hit.where == "attribute" and hit.key not in attrs)
 
 
+_NO_RESOURCE = object()  # (no span's resource)
 _RESOURCES_SEEN: dict[frozenset[str], tuple[dict[int, Any], dict[int, Any]]] = {}
 _RESOURCES_MAX = 256
 
@@ -1061,16 +1062,25 @@ def _resource_hits(spans: Iterable[Span], names: frozenset[str]) -> bool:
     per resource object (one per exported batch, shared by its spans) and tenant
     attribute names, as clean or not; the cache holds the resource, so its id is not
     reused while remembered, and the common case (every resource known clean) is one
-    set comprehension and one set test."""
+    short loop."""
     seen = _RESOURCES_SEEN.get(names)
     if seen is None:
         if len(_RESOURCES_SEEN) >= 16:
             _RESOURCES_SEEN.clear()
         seen = _RESOURCES_SEEN[names] = ({}, {})
     clean, dirty = seen
-    ids = {id(span.resource) for span in spans}
-    if clean.keys() >= ids:
+    # every resource known clean, tested in a loop that looks each run of spans sharing
+    # one resource up once (half the instructions of a set of every span's id)
+    last: Any = _NO_RESOURCE
+    for span in spans:
+        r = span.resource
+        if r is not last:
+            if id(r) not in clean:
+                break
+            last = r
+    else:
         return False
+    ids = {id(span.resource) for span in spans}
     if len(clean) + len(dirty) + len(ids) > _RESOURCES_MAX:
         clean.clear()
         dirty.clear()
