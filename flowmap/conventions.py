@@ -95,6 +95,7 @@ chat span is also a CLIENT span and a vector store span may also carry ``db.syst
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -108,6 +109,7 @@ from .model import (
 __all__ = [
     "infer_boundary", "reads_messaging", "messaging_operation", "link_role", "CONSUMES", "CARRIES", "RECEIVES",
     "SETTLES", "is_json_text", "DECIDING_KEYS", "HTTP_KEYS", "URL_KEYS", "JSON_HEADS", "PROXY_KEY", "PROXY_VALUE",
+    "holds_query_text", "QUOTES",
 ]
 
 #: Envoy (Istio, Consul, edge proxies) sets this on every span it makes: a service-mesh
@@ -234,6 +236,23 @@ HTTP_KEYS = frozenset(_REMOTE_CALL_KEYS)
 #: the attributes holding a URL's query (stable and pre-1.20 names): ``url.query`` alone,
 #: the others after a ``?``; its parameters' names are names too (flowmap.masking)
 URL_KEYS = frozenset({"url.query", "url.full", "http.url", "http.target"})
+#: the ends of the names of attributes holding a query's or a filter's text (an SQL
+#: statement, a vector store's filter expression): their quoted literals are values of the
+#: names they are compared with, ``tenant_id = 'acme'`` (flowmap.masking)
+_QUERY_TEXT_ENDS = ("statement", "query.text", "query.summary", "filter", "where", "expr")
+#: the quotes a literal in query text is written between (a value without one has none)
+QUOTES = ("'", '"')
+
+
+@functools.lru_cache(maxsize=4096)
+def holds_query_text(key: str) -> bool:
+    """Whether attribute ``key`` holds a query's or a filter's text: ``db.statement``,
+    ``db.query.text``, ``db.milvus.search.filter``, OpenLIT's ``db.filter``. Not
+    conversation content (its prose and prompt templates quote ids as examples; the JSON in
+    it is read for tenant keys anyway)."""
+    return any([key == end or key.endswith("." + end) for end in _QUERY_TEXT_ENDS])
+
+
 #: the first character of JSON text of an object or array, or a blank before it (a quick
 #: test for a loop over many strings; :func:`is_json_text` says)
 JSON_HEADS = frozenset("{[ \t\n\r")

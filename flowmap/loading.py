@@ -1491,6 +1491,7 @@ class _Loader:
         texts = self._texts
         quotes = self._quotes
         holds_text = otlp.holds_text
+        holds_literals = otlp.holds_literals
         escape = _ESCAPE
         quote = _QUOTE
         # Map values (nearly no input has any): a span is looked at for them when one was
@@ -1601,10 +1602,11 @@ class _Loader:
                 ):
                     shape = with_inner(shape)  # its names alone do not clear it (masking.holds_names)
             # (a span's undecoded list without a backslash or a ' holds no JSON text or Python
-            # literal with a key: one search in C, where looking at each string costs more)
+            # literal with a key, nor a quoted literal in query text: one search in C, where
+            # looking at each string costs more)
             if (texts or shape.urls) and not shape.inner and (
                 (texts and (s.kvs.__class__ is not _RAW or escape(s.kvs) or (quotes and quote(s.kvs)))
-                 and holds_text(kvs))
+                 and (holds_text(kvs) or (shape.queries and holds_literals(kvs, shape.queries))))
                 or (shape.urls and otlp.holds_query(kvs, shape.urls))
             ):
                 shape = with_inner(shape)
@@ -1667,12 +1669,12 @@ class _Loader:
             s.status = None  # read: freed now, while in the cache, not with its trace
             if s.links:
                 s.links = self._links(s.links, where, sid)
-                if texts and not shape.inner and any([holds_text(p.kvs) for p in s.links]):
+                if texts and not shape.inner and any([holds_text(p.kvs) or holds_literals(p.kvs) for p in s.links]):
                     s.shape = shape = with_inner(shape)
             if s.events:
                 for e in s.events:
                     e._attrs = None
-                if texts and not shape.inner and any([holds_text(p.kvs) for p in s.events]):
+                if texts and not shape.inner and any([holds_text(p.kvs) or holds_literals(p.kvs) for p in s.events]):
                     s.shape = shape = with_inner(shape)
             trace[sid] = s
             added += 1

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 from . import attributes
-from .conventions import JSON_HEADS, URL_KEYS, is_json_text
+from .conventions import JSON_HEADS, QUOTES, URL_KEYS, holds_query_text, is_json_text
 from .model import Event, Link, Span, Trace
 from .spellings import spellings
 from .substrings import HEAD, SubstringIndex
@@ -266,8 +266,9 @@ def holds_names(attrs: dict[str, Any]) -> bool:
     """Whether an attribute value holds names of its own, judged like attribute names,
     so that names alone cannot clear ``attrs``: a map (an OTLP ``kvlistValue``, which
     OTLP allows though OpenTelemetry Python cannot write one) or an array holding maps,
-    JSON text of an object or array (also in an array), or a URL attribute
-    (:data:`~flowmap.conventions.URL_KEYS`) with a query parameter."""
+    JSON text of an object or array (also in an array), a URL attribute
+    (:data:`~flowmap.conventions.URL_KEYS`) with a query parameter, or query or filter
+    text (:func:`~flowmap.conventions.holds_query_text`) with a quoted literal."""
     return bool(_inner_keys(attrs, first=True))
 
 
@@ -278,7 +279,10 @@ def _inner_keys(attrs: dict[str, Any], first: bool = False) -> list[str]:
     for key, value in attrs.items():
         cls = value.__class__
         if cls is str:
-            if not ((value[:1] in JSON_HEADS and is_json_text(value)) or ("=" in value and key in URL_KEYS)):
+            if not (
+                (value[:1] in JSON_HEADS and is_json_text(value)) or ("=" in value and key in URL_KEYS)
+                or (_quoted(value) and holds_query_text(key))
+            ):
                 continue
         elif cls in _SCALAR_TYPES or not _nests(value):
             continue
@@ -326,12 +330,14 @@ def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) ->
 
 def _scan_inner(key: str, value: Any, where: str, names: frozenset[str], out: list[RawValue]) -> None:
     """Raw tenant ids under the names inside a value: a map's keys are names too (a
-    baggage header's: its members), and so are the keys of JSON text and a URL's query
-    parameters."""
+    baggage header's: its members), and so are the keys of JSON text, a URL's query
+    parameters and the names query or filter text compares with literals."""
     if value.__class__ is str:
         if "=" in value and key in URL_KEYS:
             _scan_query(key, value, where, names, out)
         if not is_json_text(value):
+            if _quoted(value) and holds_query_text(key):
+                _scan_comparisons(key, value, where, names, out)
             return
     elif value.__class__ in _SCALAR_TYPES or not _nests(value):
         return
@@ -386,12 +392,16 @@ def _scan_nested(
         path, shown, text, v, depth = stack.pop()
         if v.__class__ is str:  # JSON text: parsed only when a tenant name may be in it
             budget -= 1
-            if not (may_name_tenant(v, names) or _has_word(path.lower(), names)):
+            # query or filter text that is no literal ({tenant_id: "acme"}) is read for comparisons
+            query = not depth and holds_query_text(key) and _has_word(v.lower(), names)
+            if not (query or may_name_tenant(v, names) or _has_word(path.lower(), names)):
                 continue
-            v = literal_value(v)
-            if v is None:
+            parsed = literal_value(v)
+            if parsed is None:
+                if query:
+                    _scan_comparisons(shown, v, where, names, out)
                 continue
-            text = True
+            v, text = parsed, True
         inner: list[tuple[str, str, bool, Any, int]] = []  # what to look into next, in order
         if isinstance(v, (list, tuple)):
             part = v[:budget]
@@ -446,6 +456,56 @@ def _scan_query(key: str, url: str, where: str, names: frozenset[str], out: list
             out.append(RawValue(where, f"{key} → {name}", plain))
             if value != plain:  # (the masker finds the usual encodings of the plain one anyway)
                 out.append(RawValue(where, f"{key} → {name}", value))
+
+
+_QUERY_LITERALS = 16  # comparisons taken from one query or filter text (hostile input)
+_LIT = r"(?:'(?P<v1>[^'\n]{0,256})'|\"(?P<v2>[^\"\n]{0,256})\")"  # a quoted literal, its text
+_ITEM = r"(?:'[^'\n]{0,256}'|\"[^\"\n]{0,256}\")"  # the same, in a list
+_LITERAL = re.compile(_LIT)
+# quoted placeholders of a statement written as a template, not ids: ? %s %(t)s $1 :t @t {t} ${t}
+_TEMPLATE = re.compile(r"\?|%s|%\(\w+\)s|[$:@]\w+|\$?\{\w*\}")
+
+
+def _quoted(text: str) -> bool:
+    return QUOTES[0] in text or QUOTES[1] in text
+
+
+@functools.lru_cache(maxsize=16)
+def _comparisons(names: frozenset[str]) -> re.Pattern[str]:
+    """One pattern for ``<name> <comparison> <quoted literal>`` with any of ``names`` (in
+    any case, also without its ``_``: ``tenantId``; qualified ``t.tenant_id`` or quoted
+    ``"tenant_id"``; a cast ``tenant_id::text``): ``=``, ``==``, ``!=``, ``<>``, ``:``
+    (a filter's ``tenant_id: "acme"``, a Python dict's ``'tenant_id': 'acme'``), and
+    ``IN`` a list of literals only (not a subquery, whose literals are other columns')."""
+    spelled = sorted({s for n in names if n for s in (n, n.replace("_", ""))}, key=len, reverse=True)
+    return re.compile(
+        r"(?<![\w$])[\"'`\[]?(?P<name>" + "|".join(map(re.escape, spelled)) + r")[\"'`\]]?(?:::\w+)?\s*"
+        r"(?:(?:==?|!=|<>|:)\s*" + _LIT
+        + r"|(?:not\s+)?in\s*\(\s*(?P<list>" + _ITEM + r"(?:\s*,\s*" + _ITEM + r"){0,63})\s*\))",
+        re.IGNORECASE,
+    )
+
+
+def _literals(m: re.Match[str]) -> list[str]:
+    """The literal values one comparison names (a list's, or its one)."""
+    found = [m] if m["list"] is None else _LITERAL.finditer(m["list"])
+    return [x["v1"] if x["v1"] is not None else x["v2"] for x in found]
+
+
+def _scan_comparisons(shown: str, text: str, where: str, names: frozenset[str], out: list[RawValue]) -> None:
+    """Raw tenant ids written as literals in query or filter text, which instrumentations
+    record as the app built it: ``tenant_id = 'acme'`` (SQL), ``tenant_id == "acme"``
+    (Milvus), ``tenant_id IN ('a', 'b')``; each judged as the value of its name (an
+    opaque tag is none) and named ``db.statement → tenant_id``. A parameter (``= $1``,
+    ``= ?``, a quoted ``'%s'``) or another column is no literal. At most
+    :data:`_QUERY_LITERALS` comparisons (one pass of one cached pattern: linear)."""
+    if not _has_word(text.lower(), names):
+        return
+    for m in itertools.islice(_comparisons(names).finditer(text), _QUERY_LITERALS):
+        name = normalize_key(m["name"])
+        for value in _literals(m):
+            if _is_raw(value) and not _TEMPLATE.fullmatch(value) and any([c.isalnum() for c in value]):
+                out.append(RawValue(where, f"{shown} → {name}", value))
 
 
 def find_raw_tenant_values(

@@ -40,7 +40,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from .attributes import BOUNDARY, RULE_FLAGS, SCOPED, TENANT, TENANT_INBOUND, UNSCOPED
-from .conventions import DECIDING_KEYS, HTTP_KEYS, JSON_HEADS, PROXY_KEY, URL_KEYS, is_json_text, reads_messaging
+from .conventions import (
+    DECIDING_KEYS, HTTP_KEYS, JSON_HEADS, PROXY_KEY, QUOTES, URL_KEYS, holds_query_text, is_json_text, reads_messaging,
+)
 from .masking import NESTED_DEPTH
 
 __all__ = [
@@ -72,6 +74,7 @@ __all__ = [
     "holds_maps",
     "holds_text",
     "holds_query",
+    "holds_literals",
     "maps_decoded",
     "maps_counted",
     "convert",
@@ -300,7 +303,7 @@ class AttributeShape:
 
     __slots__ = (
         "keys", "tenant", "inbound", "boundary", "scoped", "proxy", "infer", "http", "eager", "quiet_for", "flags_for",
-        "no_args", "no_output_args", "unscoped", "urls", "inner", "with_inner",
+        "no_args", "no_output_args", "unscoped", "urls", "queries", "inner", "with_inner",
     )
 
     def __init__(self, keys: tuple[str, ...]) -> None:
@@ -334,9 +337,13 @@ class AttributeShape:
         self.no_output_args: bool = False
         #: where the attributes that may hold a URL's query are (conventions.URL_KEYS)
         self.urls: tuple[int, ...] = tuple([i for i, k in enumerate(keys) if k in URL_KEYS])
+        #: where the attributes that may hold query or filter text are
+        #: (conventions.holds_query_text), whose literals may be a tenant's
+        self.queries: tuple[int, ...] = tuple([i for i, k in enumerate(keys) if holds_query_text(k)])
         #: the shape of spans some of whose attribute values (or their events' or links')
         #: hold names of their own: maps (:func:`holds_maps`), JSON text
-        #: (:func:`holds_text`), a URL's query (:func:`holds_query`), judged like attribute
+        #: (:func:`holds_text`), a URL's query (:func:`holds_query`), query or filter text
+        #: with a quoted literal (:func:`holds_literals`), judged like attribute
         #: names (flowmap.masking.holds_names): the rules never clear it by its names
         #: (its own object, see :func:`with_inner`)
         self.inner: bool = False
@@ -554,6 +561,18 @@ def holds_query(kvs: list[KeyValue], urls: tuple[int, ...]) -> bool:
     for i in urls:
         v = kvs[i].value
         if v is not None and v.string_value is not None and "=" in v.string_value:
+            return True
+    return False
+
+
+def holds_literals(kvs: list[KeyValue], queries: tuple[int, ...] | None = None) -> bool:
+    """Whether an attribute of a decoded list holding query or filter text (at ``queries``:
+    its shape's :attr:`AttributeShape.queries`; else found by name) has a quoted literal."""
+    at = queries if queries is not None else [i for i, kv in enumerate(kvs) if holds_query_text(kv.key)]
+    for i in at:
+        v = kvs[i].value
+        s = None if v is None else v.string_value
+        if s is not None and (QUOTES[0] in s or QUOTES[1] in s):
             return True
     return False
 

@@ -389,3 +389,38 @@ def test_a_raw_id_with_an_unpaired_surrogate_in_json_text_is_masked_not_a_crash(
     assert "my.payload → tenant_id" in f.message
     shown = _json.dumps([x.to_json() for x in a.findings]) + repr(a.sample_traces)
     assert "acme-" not in shown
+
+
+def test_a_raw_id_written_as_a_literal_in_query_or_filter_text_is_masked_in_every_output(tmp_path):
+    """An SQL statement or a filter expression built with literals (not parameters) holds
+    the raw ids as written: each literal compared with a tenant name is flagged, and the
+    ids are masked in every output, there and wherever else they appear."""
+    from otlp_builder import SERVER, TAG_A, TraceBuilder, write_otlp
+
+    import flowmap
+
+    tb = TraceBuilder(service="api")
+    entry = tb.span("POST /ask", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    sql = entry.child("SELECT docs", tenant=TAG_A, boundary="db", scoped=True, attrs={
+        "db.system": "postgresql",
+        "db.statement": "SELECT * FROM docs d WHERE d.\"tenant_id\" = 'hooli-xyz-5' AND d.org_id IN ('Pied Piper 6', 'x')"})
+    search = entry.child("search", tenant=TAG_A, boundary="vector", scoped=True, attrs={
+        "db.system": "milvus", "db.milvus.search.filter": 'tenant_id == "Acme Corp 42"'})
+    entry.child("answer", tenant=TAG_A, attrs={"note": "for hooli-xyz-5, Pied Piper 6 and Acme Corp 42"})
+    path = write_otlp(tmp_path / "t.jsonl", tb)
+    found = {f.span_id: f.message for f in flowmap.analyze([str(path)]).findings}
+    assert set(found) == {sql.span_id, search.span_id}
+    assert "'db.statement → tenant_id'" in found[sql.span_id] and "'db.statement → org_id'" in found[sql.span_id]
+    assert "'db.milvus.search.filter → tenant_id'" in found[search.span_id]
+    text = _outputs(tmp_path, path)
+    assert "hooli-xyz-5" not in text and "Pied Piper 6" not in text and "Acme Corp 42" not in text
+    # (the risk map's span attributes, in its JSON data)
+    assert 'tenant_id == \\"[masked]\\"' in text and "IN ('[masked]', '[masked]')" in text
+
+
+def test_literals_taken_from_one_query_text_are_bounded():
+    """Hostile query text (many comparisons) yields a bounded number of values."""
+    names = frozenset({"tenant_id"})
+    text = " OR ".join(f"tenant_id = 'acme-{i}'" for i in range(20_000))
+    hits = masking.scan_attributes({"db.statement": text}, "attribute", names)
+    assert 0 < len(hits) <= 64 and {h.key for h in hits} == {"db.statement → tenant_id"}

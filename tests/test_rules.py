@@ -1301,6 +1301,7 @@ def _holding(where, key, value):
 
 
 _IN_JSON, _IN_QUERY = json.dumps({"tenant_id": RAW}), f"https://api/items?tenant_id={RAW}"
+_IN_SQL = f"SELECT * FROM docs WHERE tenant_id = '{RAW}'"
 
 
 @pytest.mark.parametrize("how", PATHS)
@@ -1310,7 +1311,10 @@ _IN_JSON, _IN_QUERY = json.dumps({"tenant_id": RAW}), f"https://api/items?tenant
     ("event", "details", "GET /x", _IN_JSON),
     ("event", "url.full", "https://api/items", _IN_QUERY),
     ("link", "details", "GET /x", _IN_JSON),
-], ids=["json", "url", "event-json", "event-url", "link-json"])
+    ("span", "db.statement", "SELECT 1", _IN_SQL),
+    ("event", "db.statement", "SELECT 1", _IN_SQL),
+    ("link", "db.statement", "SELECT 1", _IN_SQL),
+], ids=["json", "url", "event-json", "event-url", "link-json", "sql", "event-sql", "link-sql"])
 def test_json_text_or_a_query_under_names_already_known_plain(tmp_path, how, where, key, plain, leaky):
     """The rules clear a span whose names were all seen plain before without looking at its
     values: the same names, once with JSON text or a query holding a tenant id, are looked into."""
@@ -1346,6 +1350,79 @@ def test_json_text_or_a_query_under_names_already_known_plain(tmp_path, how, whe
 def test_tenant_in_telemetry_inside_json_text_and_url_queries_near_misses(tmp_path, how, attrs):
     tb = TraceBuilder()
     request(tb).child("agent", tenant=TAG_A, boundary="agent", attrs=attrs)
+    assert _analyze_as(tmp_path, how, tb).findings == []
+
+
+# -- tenant-in-telemetry: a raw id written as a literal in query or filter text --
+
+@pytest.mark.parametrize("how", PATHS)
+@pytest.mark.parametrize(
+    "span,where",
+    [
+        pytest.param({"attrs": {"db.statement": f"SELECT * FROM docs WHERE tenant_id = '{RAW}' AND id = 3"}},
+                     "attribute 'db.statement → tenant_id'", id="sql"),
+        pytest.param({"attrs": {"db.query.text": f'select * from docs d where d."tenant_id"=\'{RAW}\' limit 5'}},
+                     "attribute 'db.query.text → tenant_id'", id="sql-quoted-column"),
+        pytest.param({"attrs": {"db.statement": f"UPDATE t SET n = 1 WHERE t.org_id='{RAW}'"}},
+                     "attribute 'db.statement → org_id'", id="sql-qualified-column"),
+        pytest.param({"attrs": {"db.statement": f"select id from docs where Tenant_Id in ('{TAG_B}', '{RAW}')"}},
+                     "attribute 'db.statement → tenant_id'", id="sql-in-list"),
+        pytest.param({"attrs": {"db.statement": f"SELECT 1 FROM t WHERE tenantId::text <> '{RAW}'"}},
+                     "attribute 'db.statement → tenant_id'", id="sql-cast-camel-case"),
+        pytest.param({"attrs": {"db.milvus.search.filter": f'tenant_id == "{RAW}"'}},
+                     "attribute 'db.milvus.search.filter → tenant_id'", id="milvus-filter"),
+        pytest.param({"attrs": {"db.filter": f'kind == "note" and workspace_id == "{RAW}"'}},
+                     "attribute 'db.filter → workspace_id'", id="filter-expression"),
+        pytest.param({"attrs": {"db.search.filter": f'status:"open" AND customer_id:"{RAW}"'}},
+                     "attribute 'db.search.filter → customer_id'", id="filter-colon"),
+        pytest.param({"attrs": {"db.statement": f"find {{'account_id': '{RAW}', 'n': 1}}"}},
+                     "attribute 'db.statement → account_id'", id="command-with-python-dict"),
+        pytest.param({"attrs": {"db.filter": f'{{tenant_id: "{RAW}"}}'}},
+                     "attribute 'db.filter → tenant_id'", id="filter-object-not-json"),
+        pytest.param({"events": [("query", {"db.statement": f"DELETE FROM t WHERE tenant = '{RAW}'"})]},
+                     "event 'query' attribute 'db.statement → tenant'", id="event-sql"),
+    ],
+)
+def test_tenant_in_telemetry_in_query_and_filter_text(tmp_path, how, span, where):
+    """An app that builds its queries with literals has its instrumentation record the raw
+    id as written: the literal compared with a tenant name is judged as its value."""
+    _one_raw_id_found_inside(tmp_path, how, span, where)
+
+
+@pytest.mark.parametrize("how", PATHS)
+def test_a_configured_tenant_attribute_compared_in_query_text(tmp_path, how):
+    tb = TraceBuilder()
+    request(tb).child("lookup", tenant=TAG_A, attrs={"db.statement": f"SELECT 1 FROM p WHERE project_key = '{RAW}'"})
+    assert _analyze_as(tmp_path, how, tb).findings == []
+    settings = AnalysisSettings.with_extras(extra_tenant_attributes=["project_key"])
+    f = only(_analyze_as(tmp_path, how, tb, settings=settings), "tenant-in-telemetry")
+    assert "'db.statement → project_key'" in f.message
+
+
+@pytest.mark.parametrize("how", PATHS)
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"db.statement": "SELECT * FROM docs WHERE tenant_id = $1 AND id = ?",
+         "db.query.text": "SELECT * FROM docs WHERE org_id = :tenant AND kind = 'note'"},
+        {"db.statement": "SELECT * FROM docs WHERE tenant_id = %s AND title = 'q3'",
+         "db.query.text": "SELECT * FROM docs WHERE tenant_id = '%s' OR org_id = %(org)s OR tenant = '?'"},
+        {"db.statement": "SELECT * FROM docs d JOIN users u ON d.tenant_id = u.tenant_id WHERE u.name = 'ann'"},
+        {"db.statement": f"SELECT * FROM docs WHERE tenant_id = '{TAG_B}' AND status = 'open'",
+         "db.milvus.search.filter": f'tenant == "{TAG_B}"'},
+        {"db.statement": f"SELECT * FROM docs WHERE status = '{RAW}'"},
+        {"db.statement": f"SELECT * FROM docs /* scoped by tenant_id */ WHERE title = '{RAW}'",
+         "db.query.text": f"SELECT 'tenant_id' AS label, '{RAW}' AS name FROM t"},
+        {"db.statement": f"SELECT * FROM docs WHERE tenant_id IN (SELECT tenant_id FROM m WHERE email = '{RAW}')"},
+        {"db.statement": f"SELECT * FROM docs WHERE tenant_id_hash = '{RAW}' OR x_org_id = '{RAW}'"},
+        {"note": f"tenant_id = '{RAW}'", "exception.message": f'bad filter tenant_id == "{RAW}"'},
+    ],
+    ids=["parameters", "format-parameters", "column-to-column", "opaque-tags", "not-a-tenant-column",
+         "comment-or-string", "subquery", "other-column", "not-a-query-attribute"],
+)
+def test_tenant_in_telemetry_in_query_and_filter_text_near_misses(tmp_path, how, attrs):
+    tb = TraceBuilder()
+    request(tb).child("lookup", tenant=TAG_A, boundary="db", scoped=True, attrs=attrs)
     assert _analyze_as(tmp_path, how, tb).findings == []
 
 

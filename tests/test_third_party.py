@@ -740,21 +740,27 @@ VECTOR_CACHE_FINDINGS = {
            ("mem0-openlit", "memory add", "memory search", "memory"))},
     # the stores keyed by the tenant's raw id, which the instrumentations write as Python
     # writes a dict (str(dict)): Chroma the search's filter, Milvus the fields of its
-    # results (its filter, an expression, names the id too: masked with it)
+    # results; and Milvus' filter, an expression, names the id as a literal
     "chromadb-traceloop-raw-filter.jsonl": [
         _lost("chroma.upsert", None, "vector", "high"), _lost("chroma.query", None, "vector", "high"),
         _leaked("chroma.query", "vector", "attribute 'db.chroma.query.where → tenant_id'")] * 2,
     "milvus-traceloop-raw-filter.jsonl": [
         _lost("milvus.insert", None, "vector", "high"), _lost("milvus.search", None, "vector", "high"),
-        _leaked("milvus.search", "vector", "event 'db.search.result' attribute 'db.search.result.entity → tenant_id'"),
+        _leaked("milvus.search", "vector", "attribute 'db.milvus.search.filter → tenant_id', "
+                "event 'db.search.result' attribute 'db.search.result.entity → tenant_id'"),
     ] * 2,
-    # OpenLIT: Chroma's filter (db.filter), the rows Milvus inserts (db.query.text)
+    # OpenLIT: Chroma's filter (db.filter, and in the summary of the call, db.query.summary,
+    # with the metadata it upserts), the rows Milvus inserts (db.query.text), Milvus'
+    # filter expression (db.filter)
     "chromadb-openlit-raw-filter.jsonl": [
         _lost("UPSERT notes", None, "vector", "high"), _lost("GET notes", None, "vector", "high"),
-        _leaked("GET notes", "vector", "attribute 'db.filter → tenant_id'")] * 2,
+        _leaked("UPSERT notes", "vector", "attribute 'db.query.summary → tenant_id'"),
+        _leaked("GET notes", "vector", "attribute 'db.filter → tenant_id', attribute 'db.query.summary → tenant_id'"),
+    ] * 2,
     "milvus-openlit-raw-filter.jsonl": [
         _lost("INSERT notes", None, "vector", "high"), _lost("SEARCH notes", None, "vector", "high"),
-        _leaked("INSERT notes", "vector", "attribute 'db.query.text → [].tenant_id'")] * 2,
+        _leaked("INSERT notes", "vector", "attribute 'db.query.text → [].tenant_id'"),
+        _leaked("SEARCH notes", "vector", "attribute 'db.filter → tenant_id'")] * 2,
 }
 
 
