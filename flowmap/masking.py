@@ -459,8 +459,10 @@ def _scan_query(key: str, url: str, where: str, names: frozenset[str], out: list
 
 
 _QUERY_LITERALS = 16  # comparisons taken from one query or filter text (hostile input)
-_LIT = r"(?:'(?P<v1>[^'\n]{0,256})'|\"(?P<v2>[^\"\n]{0,256})\")"  # a quoted literal, its text
-_ITEM = r"(?:'[^'\n]{0,256}'|\"[^\"\n]{0,256}\")"  # the same, in a list
+# a quoted literal, its text; SQL writes a quote inside one doubled ('O''Brien'): read
+# whole (else its first part, 'O', would be taken for the id and masked as a word)
+_LIT = r"(?:'(?P<v1>(?:[^'\n]|''){0,256})'|\"(?P<v2>[^\"\n]{0,256})\")"
+_ITEM = r"(?:'(?:[^'\n]|''){0,256}'|\"[^\"\n]{0,256}\")"  # the same, in a list
 _LITERAL = re.compile(_LIT)
 # quoted placeholders of a statement written as a template, not ids: ? %s %(t)s $1 :t @t {t} ${t}
 _TEMPLATE = re.compile(r"\?|%s|%\(\w+\)s|[$:@]\w+|\$?\{\w*\}")
@@ -489,7 +491,7 @@ def _comparisons(names: frozenset[str]) -> re.Pattern[str]:
 def _literals(m: re.Match[str]) -> list[str]:
     """The literal values one comparison names (a list's, or its one)."""
     found = [m] if m["list"] is None else _LITERAL.finditer(m["list"])
-    return [x["v1"] if x["v1"] is not None else x["v2"] for x in found]
+    return [x["v1"].replace("''", "'") if x["v1"] is not None else x["v2"] for x in found]
 
 
 def _scan_comparisons(shown: str, text: str, where: str, names: frozenset[str], out: list[RawValue]) -> None:

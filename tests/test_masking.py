@@ -424,3 +424,27 @@ def test_literals_taken_from_one_query_text_are_bounded():
     text = " OR ".join(f"tenant_id = 'acme-{i}'" for i in range(20_000))
     hits = masking.scan_attributes({"db.statement": text}, "attribute", names)
     assert 0 < len(hits) <= 64 and {h.key for h in hits} == {"db.statement → tenant_id"}
+
+
+def test_a_literal_holding_a_doubled_quote_is_read_whole():
+    """SQL writes a quote inside a literal doubled: the id is the whole literal, never its
+    first part (which, flagged, would be masked as a word wherever it appears)."""
+    names = frozenset({"tenant_id"})
+    text = "SELECT 1 FROM t WHERE tenant_id = 'O''Brien Ltd' OR tenant_id IN ('Mc''Kay', '') LIMIT 1"
+    hits = masking.scan_attributes({"db.statement": text}, "attribute", names)
+    assert sorted(h.value for h in hits) == ["Mc'Kay", "O'Brien Ltd"]
+
+
+def test_an_id_with_a_quote_is_masked_as_sql_writes_it(tmp_path):
+    """The id ``O'Brien Ltd`` in ``tenant_id = 'O''Brien Ltd'`` is masked in every output
+    in that spelling too, not only as the id itself."""
+    from otlp_builder import SERVER, TAG_A, TraceBuilder, write_otlp
+
+    tb = TraceBuilder(service="api")
+    entry = tb.span("POST /ask", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    entry.child("SELECT docs", tenant=TAG_A, boundary="db", scoped=True, attrs={
+        "db.system": "postgresql", "db.statement": "SELECT * FROM docs WHERE tenant_id = 'O''Brien Ltd'"})
+    path = write_otlp(tmp_path / "t.jsonl", tb)
+    text = _outputs(tmp_path, path)
+    assert "Brien" not in text
+    assert "tenant_id = '[masked]'" in text
