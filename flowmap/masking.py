@@ -464,8 +464,9 @@ _QUERY_LITERALS = 16  # comparisons taken from one query or filter text (hostile
 _LIT = r"(?:'(?P<v1>(?:[^'\n]|''){0,256})'|\"(?P<v2>[^\"\n]{0,256})\")"
 _ITEM = r"(?:'(?:[^'\n]|''){0,256}'|\"[^\"\n]{0,256}\")"  # the same, in a list
 _LITERAL = re.compile(_LIT)
-# quoted placeholders of a statement written as a template, not ids: ? %s %(t)s $1 :t @t {t} ${t}
-_TEMPLATE = re.compile(r"\?|%s|%\(\w+\)s|[$:@]\w+|\$?\{\w*\}")
+# quoted placeholders of a statement written as a template, not ids: ? %s %(t)s $1 :t @t
+# {t} ${t} #{t} (MyBatis) {{ t.id }} (Jinja, dbt, Mustache) <t>
+_TEMPLATE = re.compile(r"\?|%s|%\(\w+\)s|[$:@]\w+|[$#]?\{\w*\}|\{\{\s*[\w.]*\s*\}\}|<\w+>")
 
 
 def _quoted(text: str) -> bool:

@@ -1416,9 +1416,11 @@ def test_a_configured_tenant_attribute_compared_in_query_text(tmp_path, how):
         {"db.statement": f"SELECT * FROM docs WHERE tenant_id IN (SELECT tenant_id FROM m WHERE email = '{RAW}')"},
         {"db.statement": f"SELECT * FROM docs WHERE tenant_id_hash = '{RAW}' OR x_org_id = '{RAW}'"},
         {"note": f"tenant_id = '{RAW}'", "exception.message": f'bad filter tenant_id == "{RAW}"'},
+        {"db.statement": "SELECT * FROM docs WHERE tenant_id = '{{ tenant.id }}' OR org_id = '{{org_id}}'",
+         "db.query.text": "SELECT * FROM docs WHERE tenant_id = '#{tenantId}' OR tenant = '<tenant_id>'"},
     ],
     ids=["parameters", "format-parameters", "column-to-column", "opaque-tags", "not-a-tenant-column",
-         "comment-or-string", "subquery", "other-column", "not-a-query-attribute"],
+         "comment-or-string", "subquery", "other-column", "not-a-query-attribute", "template-placeholders"],
 )
 def test_tenant_in_telemetry_in_query_and_filter_text_near_misses(tmp_path, how, attrs):
     tb = TraceBuilder()
