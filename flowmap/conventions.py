@@ -109,7 +109,7 @@ from .model import (
 __all__ = [
     "infer_boundary", "reads_messaging", "messaging_operation", "link_role", "CONSUMES", "CARRIES", "RECEIVES",
     "SETTLES", "is_json_text", "DECIDING_KEYS", "HTTP_KEYS", "URL_KEYS", "JSON_HEADS", "PROXY_KEY", "PROXY_VALUE",
-    "holds_query_text", "QUOTES",
+    "holds_query_text", "has_quote",
 ]
 
 #: Envoy (Istio, Consul, edge proxies) sets this on every span it makes: a service-mesh
@@ -240,8 +240,12 @@ URL_KEYS = frozenset({"url.query", "url.full", "http.url", "http.target"})
 #: statement, a vector store's filter expression): their quoted literals are values of the
 #: names they are compared with, ``tenant_id = 'acme'`` (flowmap.masking)
 _QUERY_TEXT_ENDS = ("statement", "query.text", "query.summary", "filter", "where", "expr")
-#: the quotes a literal in query text is written between (a value without one has none)
-QUOTES = ("'", '"')
+
+
+def has_quote(text: str) -> bool:
+    """Whether ``text`` holds a quote a literal in query text is written between (text
+    without one has no literal: checked before anything reads it)."""
+    return "'" in text or '"' in text
 
 
 @functools.lru_cache(maxsize=4096)

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 from . import attributes
-from .conventions import JSON_HEADS, QUOTES, URL_KEYS, holds_query_text, is_json_text
+from .conventions import JSON_HEADS, URL_KEYS, has_quote, holds_query_text, is_json_text
 from .model import Event, Link, Span, Trace
 from .spellings import spellings
 from .substrings import HEAD, SubstringIndex
@@ -281,7 +281,7 @@ def _inner_keys(attrs: dict[str, Any], first: bool = False) -> list[str]:
         if cls is str:
             if not (
                 (value[:1] in JSON_HEADS and is_json_text(value)) or ("=" in value and key in URL_KEYS)
-                or (_quoted(value) and holds_query_text(key))
+                or (has_quote(value) and holds_query_text(key))
             ):
                 continue
         elif cls in _SCALAR_TYPES or not _nests(value):
@@ -336,7 +336,7 @@ def _scan_inner(key: str, value: Any, where: str, names: frozenset[str], out: li
         if "=" in value and key in URL_KEYS:
             _scan_query(key, value, where, names, out)
         if not is_json_text(value):
-            if _quoted(value) and holds_query_text(key):
+            if has_quote(value) and holds_query_text(key):
                 _scan_comparisons(key, value, where, names, out)
             return
     elif value.__class__ in _SCALAR_TYPES or not _nests(value):
@@ -467,10 +467,6 @@ _LITERAL = re.compile(_LIT)
 # quoted placeholders of a statement written as a template, not ids: ? %s %(t)s $1 :t @t
 # {t} ${t} #{t} (MyBatis) {{ t.id }} (Jinja, dbt, Mustache) <t>
 _TEMPLATE = re.compile(r"\?|%s|%\(\w+\)s|[$:@]\w+|[$#]?\{\w*\}|\{\{\s*[\w.]*\s*\}\}|<\w+>")
-
-
-def _quoted(text: str) -> bool:
-    return QUOTES[0] in text or QUOTES[1] in text
 
 
 @functools.lru_cache(maxsize=16)

@@ -41,7 +41,7 @@ import msgspec
 
 from .attributes import BOUNDARY, RULE_FLAGS, SCOPED, TENANT, TENANT_INBOUND, UNSCOPED
 from .conventions import (
-    DECIDING_KEYS, HTTP_KEYS, JSON_HEADS, PROXY_KEY, QUOTES, URL_KEYS, holds_query_text, is_json_text, reads_messaging,
+    DECIDING_KEYS, HTTP_KEYS, JSON_HEADS, PROXY_KEY, URL_KEYS, has_quote, holds_query_text, is_json_text, reads_messaging,
 )
 from .masking import NESTED_DEPTH
 
@@ -572,7 +572,7 @@ def holds_literals(kvs: list[KeyValue], queries: tuple[int, ...] | None = None) 
     for i in at:
         v = kvs[i].value
         s = None if v is None else v.string_value
-        if s is not None and (QUOTES[0] in s or QUOTES[1] in s):
+        if s is not None and has_quote(s):
             return True
     return False
 

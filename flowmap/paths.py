@@ -111,15 +111,24 @@ def _one_top_chains(graph: SpanGraph) -> tuple[list[list[str]], int] | None:
         targets = _final(graph, [sid for sid, span in spans.items() if span.boundary is not None])
     if len(targets) > 1:
         targets.sort(key=graph._sort_key)
+    walked = _walk(graph, targets, 0, _walks_allowed(graph.parent))
+    if walked is None:
+        return None
+    chains, steps = walked
+    return chains[:MAX_TARGETS_PER_TRACE], steps
+
+
+def _walk(graph: SpanGraph, targets: list[str], steps: int, limit: int) -> tuple[list[list[str]], int] | None:
+    """Each target's chain (one whole walk up a target) and ``steps`` plus the steps they
+    took; None once past ``limit`` (:func:`_walks_allowed`: the walks then share work)."""
     chains = []
-    steps, limit = 0, _walks_allowed(graph.parent)
     for target in targets:
         chain = graph.chain(target)
         chains.append(chain)
         steps += len(chain)
         if steps > limit:
             return None
-    return chains[:MAX_TARGETS_PER_TRACE], steps
+    return chains, steps
 
 
 def _chains_by_top(graph: SpanGraph, tops: list[str]) -> tuple[list[list[str]], int] | None:
@@ -127,27 +136,26 @@ def _chains_by_top(graph: SpanGraph, tops: list[str]) -> tuple[list[list[str]], 
     and the steps taken to build every final target's chain; None past
     :func:`_walks_allowed` steps."""
     spans = graph.spans
+    limit = _walks_allowed(graph.parent)
     # final tool calls, with their chains, grouped by the top of their subtree
+    walked = _walk(graph, _final(graph, [sid for sid, span in spans.items() if span.boundary == "tool"]), 0, limit)
+    if walked is None:
+        return None
+    chains, steps = walked
     by_top: dict[str, list[list[str]]] = {}
-    steps, limit = 0, _walks_allowed(graph.parent)
-    tools = [sid for sid, span in spans.items() if span.boundary == "tool"]
-    for target in _final(graph, tools):
-        chain = graph.chain(target)
+    for chain in chains:
         by_top.setdefault(chain[0], []).append(chain)
-        steps += len(chain)
-        if steps > limit:
-            return None
     if len(by_top) < len(tops):
         # subtrees without tool calls end at their deepest boundaries instead
         with_tools = set(by_top)
         boundaries = [sid for sid, span in spans.items() if span.boundary is not None]
-        for target in _final(graph, boundaries):
-            chain = graph.chain(target)
+        walked = _walk(graph, _final(graph, boundaries), steps, limit)
+        if walked is None:
+            return None
+        chains, steps = walked
+        for chain in chains:
             if chain[0] not in with_tools:
                 by_top.setdefault(chain[0], []).append(chain)
-            steps += len(chain)
-            if steps > limit:
-                return None
     key = graph._sort_key
     return list(_first_targets(tops, by_top, lambda c: key(c[-1]))), steps
 

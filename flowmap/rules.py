@@ -900,9 +900,13 @@ def _vercel_tool_calls(value: Any) -> Iterator[Any]:
 
 def _joined_arguments(value: Any) -> Iterator[Any]:
     """The arguments of each call OpenLIT records on a model span: one call's JSON, or
-    several joined by ", " (read as the JSON array they make)."""
-    if json_value(value) is not None or not isinstance(value, str):
+    several joined by ", " (read as the JSON array they make); each parsed here once."""
+    if not isinstance(value, str):
         yield value
+        return
+    one = json_value(value)
+    if one is not None:
+        yield one
         return
     calls = json_value(f"[{value}]")
     yield from calls if isinstance(calls, list) else ()
@@ -1057,7 +1061,7 @@ _RESOURCES_SEEN: dict[frozenset[str], tuple[dict[int, Any], dict[int, Any]]] = {
 _RESOURCES_MAX = 256
 
 
-def _resource_hits(spans: Iterable[Span], names: frozenset[str]) -> bool:
+def _resource_hits(spans: Collection[Span], names: frozenset[str]) -> bool:
     """Whether any resource of these spans holds a raw tenant identifier. Remembered
     per resource object (one per exported batch, shared by its spans) and tenant
     attribute names, as clean or not; the cache holds the resource, so its id is not
