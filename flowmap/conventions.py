@@ -96,6 +96,7 @@ chat span is also a CLIENT span and a vector store span may also carry ``db.syst
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -109,7 +110,7 @@ from .model import (
 __all__ = [
     "infer_boundary", "reads_messaging", "messaging_operation", "link_role", "CONSUMES", "CARRIES", "RECEIVES",
     "SETTLES", "is_json_text", "DECIDING_KEYS", "HTTP_KEYS", "URL_KEYS", "JSON_HEADS", "PROXY_KEY", "PROXY_VALUE",
-    "holds_query_text", "has_quote",
+    "holds_query_text", "has_quote", "SYSTEM_KEYS", "is_cache_system", "holds_key_text",
 ]
 
 #: Envoy (Istio, Consul, edge proxies) sets this on every span it makes: a service-mesh
@@ -240,6 +241,24 @@ URL_KEYS = frozenset({"url.query", "url.full", "http.url", "http.target"})
 #: statement, a vector store's filter expression): their quoted literals are values of the
 #: names they are compared with, ``tenant_id = 'acme'`` (flowmap.masking)
 _QUERY_TEXT_ENDS = ("statement", "query.text", "query.summary", "filter", "where", "expr")
+
+
+#: the attributes naming a database's system (stable name first, as infer_boundary reads them)
+SYSTEM_KEYS = ("db.system.name", "db.system")
+_KEY_SEPARATORS = re.compile(r"[:/=|#]").search
+
+
+def is_cache_system(system: Any) -> bool:
+    """Whether a ``db.system`` value names a cache (redis, memcached…), whose command text
+    is the command and its keys (flowmap.masking reads the keys for tenant names)."""
+    return isinstance(system, str) and (system in _CACHE_SYSTEMS or system.lower() in _CACHE_SYSTEMS)
+
+
+def holds_key_text(text: str) -> bool:
+    """Whether a cache command's text holds a key with segments (``tenant:acme:cart``,
+    ``cart/org_id=acme``): a separator a name and its value are written around. Contrib's
+    redis instrumentation writes ``GET ?``, which has none (checked before anything reads it)."""
+    return _KEY_SEPARATORS(text) is not None
 
 
 def has_quote(text: str) -> bool:

@@ -20,7 +20,9 @@ from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 from . import attributes
-from .conventions import JSON_HEADS, URL_KEYS, has_quote, holds_query_text, is_json_text
+from .conventions import (
+    JSON_HEADS, SYSTEM_KEYS, URL_KEYS, has_quote, holds_key_text, holds_query_text, is_cache_system, is_json_text,
+)
 from .model import Event, Link, Span, Trace
 from .spellings import spellings
 from .substrings import HEAD, SubstringIndex
@@ -95,12 +97,18 @@ def is_tenant_key(key: str, names: frozenset[str]) -> bool:
     return _key_matches(key, names)
 
 
+#: a letter or a digit: text without one (``?``, ``***``, ``-``) is no identifier but a
+#: sanitizer's mark (contrib's Elasticsearch instrumentation writes every value of a
+#: request body as ``?``)
+_ALNUM = re.compile(r"[^\W_]").search
+
+
 def _is_raw(value: Any) -> bool:
-    """A non-empty identifier value that is not an opaque tag."""
+    """An identifier value (text holding a letter or digit) that is not an opaque tag."""
     if isinstance(value, bool) or value is None:
         return False
     if isinstance(value, str):
-        return bool(value.strip()) and not is_opaque_tag(value) and value not in PLACEHOLDERS
+        return _ALNUM(value) is not None and not is_opaque_tag(value) and value not in PLACEHOLDERS
     if isinstance(value, (int, float)):
         return True
     if isinstance(value, (list, tuple)):
@@ -267,21 +275,33 @@ def holds_names(attrs: dict[str, Any]) -> bool:
     so that names alone cannot clear ``attrs``: a map (an OTLP ``kvlistValue``, which
     OTLP allows though OpenTelemetry Python cannot write one) or an array holding maps,
     JSON text of an object or array (also in an array), a URL attribute
-    (:data:`~flowmap.conventions.URL_KEYS`) with a query parameter, or query or filter
-    text (:func:`~flowmap.conventions.holds_query_text`) with a quoted literal."""
+    (:data:`~flowmap.conventions.URL_KEYS`) with a query parameter, query or filter
+    text (:func:`~flowmap.conventions.holds_query_text`) with a quoted literal, or a
+    cache's command text with a key of segments (:func:`keyed`)."""
     return bool(_inner_keys(attrs, first=True))
+
+
+def keyed(attrs: dict[str, Any]) -> bool:
+    """Whether ``attrs`` are a cache's span (``db.system`` redis, memcached…), whose command
+    text (``db.statement``) holds the keys it read or wrote, which name what they hold:
+    ``tenant:acme:cart`` (:func:`_scan_keys`)."""
+    return any([is_cache_system(attrs.get(k)) for k in SYSTEM_KEYS])
 
 
 def _inner_keys(attrs: dict[str, Any], first: bool = False) -> list[str]:
     """The names of the values that hold names of their own (see :func:`holds_names`);
     only the first one when ``first``."""
     out = []
+    cache = None  # whether attrs are a cache's span: looked up once a command text has a key
     for key, value in attrs.items():
         cls = value.__class__
         if cls is str:
             if not (
                 (value[:1] in JSON_HEADS and is_json_text(value)) or ("=" in value and key in URL_KEYS)
-                or (has_quote(value) and holds_query_text(key))
+                or (holds_query_text(key) and (
+                    has_quote(value)
+                    or (holds_key_text(value) and (cache if cache is not None else (cache := keyed(attrs))))
+                ))
             ):
                 continue
         elif cls in _SCALAR_TYPES or not _nests(value):
@@ -304,12 +324,15 @@ def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) ->
             # every name plain (is_quiet; the flags the rules read hold no id either): only
             # values holding names of their own can hold a raw id, and only they are
             # looked at (a message's JSON among a dozen names)
-            for key in _inner_keys(attrs):
-                _scan_inner(key, attrs[key], where, names, out)
+            inner = _inner_keys(attrs)
+            cache = bool(inner) and keyed(attrs)
+            for key in inner:
+                _scan_inner(key, attrs[key], where, names, out, cache)
             return out
     cache = _CLASS_CACHE.get(names)
     if cache is None:
         cache = _CLASS_CACHE[names] = {}
+    keys = keyed(attrs)
     for key in attrs:
         cls = cache.get(key)
         if cls is None:
@@ -324,20 +347,26 @@ def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) ->
             if cls == _HEADER and value.__class__ not in _SCALAR_TYPES:
                 _scan_inner(key, value, where, names, out)  # a map of baggage headers
         else:
-            _scan_inner(key, value, where, names, out)
+            _scan_inner(key, value, where, names, out, keys)
     return out
 
 
-def _scan_inner(key: str, value: Any, where: str, names: frozenset[str], out: list[RawValue]) -> None:
+def _scan_inner(
+    key: str, value: Any, where: str, names: frozenset[str], out: list[RawValue], cache: bool = False
+) -> None:
     """Raw tenant ids under the names inside a value: a map's keys are names too (a
     baggage header's: its members), and so are the keys of JSON text, a URL's query
-    parameters and the names query or filter text compares with literals."""
+    parameters, the names query or filter text compares with literals and (``cache``: a
+    cache's span) the names in the keys of its command text."""
     if value.__class__ is str:
         if "=" in value and key in URL_KEYS:
             _scan_query(key, value, where, names, out)
         if not is_json_text(value):
-            if has_quote(value) and holds_query_text(key):
-                _scan_comparisons(key, value, where, names, out)
+            if holds_query_text(key):
+                if has_quote(value):
+                    _scan_comparisons(key, value, where, names, out)
+                if cache and holds_key_text(value):
+                    _scan_keys(key, value, where, names, out)
             return
     elif value.__class__ in _SCALAR_TYPES or not _nests(value):
         return
@@ -431,8 +460,25 @@ def _scan_nested(
                     (not cls or cls == _HEADER) and x.__class__ not in _SCALAR_TYPES
                 ):
                     inner.append((sub, sub_shown, False, x, depth + 1))
+            condition = _field_condition(v, names)
+            if condition is not None:
+                field, matched = condition
+                _judge(_TENANT, f"{path}.{field}", f"{shown}{sep}{field}", matched, where, out)
         if depth + 1 < NESTED_DEPTH:
             stack.extend(reversed(inner))
+
+
+_MATCHES = ("value", "any", "except")  # what a qdrant condition's match holds the values under
+
+
+def _field_condition(v: dict[Any, Any], names: frozenset[str]) -> tuple[str, list[Any]] | None:
+    """A filter condition that names its field as a value: qdrant's ``{"key": "tenant_id",
+    "match": {"value": "acme"}}`` (``any``, ``except``: lists), whose values are the
+    tenant's when the field is a tenant name; its (field, values), else None."""
+    field, match = v.get("key"), v.get("match")
+    if field.__class__ is not str or match.__class__ is not dict or not is_tenant_key(field, names):
+        return None
+    return field, [match[k] for k in _MATCHES if k in match]
 
 
 def _scan_query(key: str, url: str, where: str, names: frozenset[str], out: list[RawValue]) -> None:
@@ -469,25 +515,40 @@ _LITERAL = re.compile(_LIT)
 _TEMPLATE = re.compile(r"\?|%s|%\(\w+\)s|[$:@]\w+|[$#]?\{\w*\}|\{\{\s*[\w.]*\s*\}\}|<\w+>")
 
 
+_ITEMS = _ITEM + r"(?:\s*,\s*" + _ITEM + r"){0,63}"  # a list's literals
+
+
 @functools.lru_cache(maxsize=16)
 def _comparisons(names: frozenset[str]) -> re.Pattern[str]:
     """One pattern for ``<name> <comparison> <quoted literal>`` with any of ``names`` (in
     any case, also without its ``_``: ``tenantId``; qualified ``t.tenant_id`` or quoted
     ``"tenant_id"``; a cast ``tenant_id::text``): ``=``, ``==``, ``!=``, ``<>``, ``:``
-    (a filter's ``tenant_id: "acme"``, a Python dict's ``'tenant_id': 'acme'``), and
-    ``IN`` a list of literals only (not a subquery, whose literals are other columns')."""
-    spelled = sorted({s for n in names if n for s in (n, n.replace("_", ""))}, key=len, reverse=True)
+    (a filter's ``tenant_id: "acme"``, a Python dict's ``'tenant_id': 'acme'``),
+    ``LIKE`` / ``ILIKE`` a pattern, and ``IN`` a list of literals only (not a subquery,
+    whose literals are other columns'). Also a condition naming its field as a literal,
+    qdrant's ``FieldCondition(key='tenant_id', match=MatchValue(value='acme'))`` as
+    ``str()`` writes it (OpenLIT records a scroll's filter so), or as a dict
+    (``{'key': 'tenant_id', 'match': {'any': ['a', 'b']}}``)."""
+    spelled = "|".join(map(re.escape, sorted({s for n in names if n for s in (n, n.replace("_", ""))},
+                                             key=len, reverse=True)))
     return re.compile(
-        r"(?<![\w$])[\"'`\[]?(?P<name>" + "|".join(map(re.escape, spelled)) + r")[\"'`\]]?(?:::\w+)?\s*"
-        r"(?:(?:==?|!=|<>|:)\s*" + _LIT
-        + r"|(?:not\s+)?in\s*\(\s*(?P<list>" + _ITEM + r"(?:\s*,\s*" + _ITEM + r"){0,63})\s*\))",
+        r"(?<![\w$])[\"'`\[]?(?P<name>" + spelled + r")[\"'`\]]?(?:::\w+)?\s*"
+        r"(?:(?:==?|!=|<>|:|(?P<like>(?:not\s+)?i?like\b))\s*" + _LIT
+        + r"|(?:not\s+)?in\s*\(\s*(?P<list>" + _ITEMS + r")\s*\))"
+        r"|(?<![\w$])[\"']?key[\"']?\s*[=:]\s*[\"'](?P<field>" + spelled + r")[\"']\s*,\s*[\"']?match[\"']?\s*[=:]\s*"
+        r"(?:Match\w{0,16}\(|\{)\s*[\"']?(?:value|any|except_?)[\"']?\s*[=:]\s*"
+        r"(?:(?P<one>" + _ITEM + r")|\[\s*(?P<items>" + _ITEMS + r")\s*\])",
         re.IGNORECASE,
     )
 
 
 def _literals(m: re.Match[str]) -> list[str]:
-    """The literal values one comparison names (a list's, or its one)."""
-    found = [m] if m["list"] is None else _LITERAL.finditer(m["list"])
+    """The literal values one comparison names (a list's, or its one), as written (a
+    doubled quote read as one)."""
+    if m["name"] is not None:
+        found = [m] if m["list"] is None else _LITERAL.finditer(m["list"])
+    else:
+        found = _LITERAL.finditer(m["one"] if m["one"] is not None else m["items"])
     return [x["v1"].replace("''", "'") if x["v1"] is not None else x["v2"] for x in found]
 
 
@@ -501,10 +562,64 @@ def _scan_comparisons(shown: str, text: str, where: str, names: frozenset[str], 
     if not _has_word(text.lower(), names):
         return
     for m in itertools.islice(_comparisons(names).finditer(text), _QUERY_LITERALS):
-        name = normalize_key(m["name"])
+        name = normalize_key(m["name"] or m["field"])
         for value in _literals(m):
-            if _is_raw(value) and not _TEMPLATE.fullmatch(value) and any([c.isalnum() for c in value]):
+            if _TEMPLATE.fullmatch(value):
+                continue
+            if m["like"] is not None:
+                value = value.strip("%")  # the pattern's wildcards around the id
+            if _is_raw(value):
                 out.append(RawValue(where, f"{shown} → {name}", value))
+
+
+# the segments of a cache key that name its structure, not a tenant: ``tenant:index``,
+# ``tenants:all``, ``org:count`` (a value equal to a tenant name is none either)
+_KEY_WORDS = frozenset({
+    "id", "ids", "all", "any", "list", "index", "count", "config", "settings", "meta", "metadata", "info",
+    "lock", "locks", "key", "keys", "name", "names", "stats", "none", "null", "nil", "undefined", "unknown",
+    "current", "by",
+})
+# a key's segment: up to the next separator, blank, quote, bracket or glob
+_SEGMENT = r"(?P<seg>\{[^\s{}]{1,256}\}|[^\s:/=|#,;&?*'\"`(){}\[\]<>]{1,256})(?![^\s:/=|#,;&)}\]'\"`])"
+
+
+@functools.lru_cache(maxsize=16)
+def _key_segments(names: frozenset[str]) -> re.Pattern[str]:
+    """One pattern for a key's segment that follows a tenant name and a separator
+    (``:``, ``/``, ``=``, ``|``, ``#``), in any case: the names as written, without
+    their ``_`` (``tenantId``) or with ``-``, and those ending ``_id`` also without it,
+    singular and plural (``tenant:``, ``orgs/``, ``customer_id=``). The name is a whole
+    segment (``subtenant:x`` is not one); a glob (``tenant:acme*``) is a pattern, not an
+    id; a redis hash tag (``tenant:{acme}:cart``) is read inside its braces."""
+    forms = set()
+    for n in names:
+        if n:
+            forms.update((n, n.replace("_", ""), n.replace("_", "-")))
+            base = n[:-3] if n.endswith("_id") else n
+            if base:
+                forms.update((base, base + "s"))
+    spelled = "|".join(map(re.escape, sorted(forms, key=len, reverse=True)))
+    return re.compile(r"(?<![\w.$@-])(?P<name>" + spelled + r")[:/=|#]" + _SEGMENT, re.IGNORECASE)
+
+
+def _scan_keys(shown: str, text: str, where: str, names: frozenset[str], out: list[RawValue]) -> None:
+    """Raw tenant ids in the keys of a cache's command text (``GET tenant:acme:session``,
+    ``HSET orgs/acme/cart ?``, ``set cart/org_id=acme``), which instrumentations record
+    (pymemcache's in full; other languages' redis clients the keys, the values as ``?``):
+    the segment after a tenant name, named ``db.statement → tenant`` (the name as the
+    key writes it). Not a parameter or placeholder (``?``, ``%s``, ``<tenant_id>``), an
+    opaque tag, a word naming the key's structure (:data:`_KEY_WORDS`) or a tenant name.
+    At most :data:`_QUERY_LITERALS` segments (one pass of one cached pattern: linear)."""
+    if not _has_word(text.lower(), names):
+        return
+    for m in itertools.islice(_key_segments(names).finditer(text), _QUERY_LITERALS):
+        value = m["seg"]
+        if value[:1] == "{":
+            value = value[1:-1]  # a hash tag: the id is inside
+        elif _TEMPLATE.fullmatch(value):
+            continue
+        if _is_raw(value) and value.lower() not in _KEY_WORDS and not is_tenant_key(value, names):
+            out.append(RawValue(where, f"{shown} → {normalize_key(m['name'])}", value))
 
 
 def find_raw_tenant_values(
@@ -708,7 +823,7 @@ class Masker:
                 # when it is base64 text of printable UTF-8: a bytesValue id, which the
                 # file holds in base64 and a URL or a log line in clear)
                 for f in {fold(v) for t in {s, s.strip(), _from_base64(s)} if t for v in spellings(t)}:
-                    if f.strip() and f not in PLACEHOLDERS and f not in self.exact:
+                    if _ALNUM(f) and f not in PLACEHOLDERS and f not in self.exact:
                         self.exact.add(f)
                         if len(f) >= _MIN_SUBSTRING:
                             self._long.add(f)

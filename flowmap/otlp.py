@@ -41,7 +41,8 @@ import msgspec
 
 from .attributes import BOUNDARY, RULE_FLAGS, SCOPED, TENANT, TENANT_INBOUND, UNSCOPED
 from .conventions import (
-    DECIDING_KEYS, HTTP_KEYS, JSON_HEADS, PROXY_KEY, URL_KEYS, has_quote, holds_query_text, is_json_text, reads_messaging,
+    DECIDING_KEYS, HTTP_KEYS, JSON_HEADS, PROXY_KEY, SYSTEM_KEYS, URL_KEYS, has_quote, holds_key_text, holds_query_text,
+    is_cache_system, is_json_text, reads_messaging,
 )
 from .masking import NESTED_DEPTH
 
@@ -75,6 +76,7 @@ __all__ = [
     "holds_text",
     "holds_query",
     "holds_literals",
+    "holds_keys",
     "maps_decoded",
     "maps_counted",
     "convert",
@@ -303,7 +305,7 @@ class AttributeShape:
 
     __slots__ = (
         "keys", "tenant", "inbound", "boundary", "scoped", "proxy", "infer", "http", "eager", "quiet_for", "flags_for",
-        "no_args", "no_output_args", "unscoped", "urls", "queries", "inner", "with_inner",
+        "no_args", "no_output_args", "unscoped", "urls", "queries", "systems", "inner", "with_inner",
     )
 
     def __init__(self, keys: tuple[str, ...]) -> None:
@@ -340,6 +342,9 @@ class AttributeShape:
         #: where the attributes that may hold query or filter text are
         #: (conventions.holds_query_text), whose literals may be a tenant's
         self.queries: tuple[int, ...] = tuple([i for i, k in enumerate(keys) if holds_query_text(k)])
+        #: where the database's system is named, when the span also has query text: a
+        #: cache's command text holds keys, which name what they hold (:func:`holds_keys`)
+        self.systems: tuple[int, ...] = tuple([i for i, k in enumerate(keys) if k in SYSTEM_KEYS]) if self.queries else ()
         #: the shape of spans some of whose attribute values (or their events' or links')
         #: hold names of their own: maps (:func:`holds_maps`), JSON text
         #: (:func:`holds_text`), a URL's query (:func:`holds_query`), query or filter text
@@ -574,6 +579,22 @@ def holds_literals(kvs: list[KeyValue], queries: tuple[int, ...] | None = None) 
         s = None if v is None else v.string_value
         if s is not None and has_quote(s):
             return True
+    return False
+
+
+def holds_keys(kvs: list[KeyValue], shape: AttributeShape) -> bool:
+    """Whether a decoded attribute list is a cache's span (its :attr:`AttributeShape.systems`
+    naming one) whose command text (at :attr:`AttributeShape.queries`) holds a key of
+    segments (conventions.holds_key_text: ``GET ?`` does not)."""
+    for i in shape.systems:
+        v = kvs[i].value
+        if v is not None and is_cache_system(v.string_value):
+            for j in shape.queries:
+                q = kvs[j].value
+                s = None if q is None else q.string_value
+                if s is not None and holds_key_text(s):
+                    return True
+            return False
     return False
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from flowmap import masking
 from flowmap.masking import MASK, Masker
 
@@ -152,8 +154,8 @@ def test_many_short_values_mask_as_one_pattern_of_them_did():
     rng = random.Random(23)
     alphabet = "abAB12-.é_ "
     for _ in range(300):
-        values = {"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 3))) for _ in range(rng.randint(40, 80))}
-        values = {v for v in values if v.strip()}
+        values = {"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 3))) for _ in range(rng.randint(60, 100))}
+        values = {v for v in values if re.search(r"[^\W_]", v)}  # (no letter or digit: no id, not masked)
         m = Masker(values)
         assert len([v for v in m.exact if len(v) < 4]) > masking._SHORT_PATTERN_MAX
         for _ in range(5):
@@ -448,3 +450,151 @@ def test_an_id_with_a_quote_is_masked_as_sql_writes_it(tmp_path):
     text = _outputs(tmp_path, path)
     assert "Brien" not in text
     assert "tenant_id = '[masked]'" in text
+
+
+# -- cache keys, search filters, LIKE: the raw ids they name, and their near misses ------
+
+_NAMES = frozenset({"tenant_id", "tenant", "org_id", "customer_id"})
+
+
+def _found(attrs: dict) -> list[tuple[str, object]]:
+    return [(h.key, h.value) for h in masking.scan_attributes(attrs, "attribute", _NAMES)]
+
+
+@pytest.mark.parametrize("statement, found", [
+    ("GET tenant:acme-corp:session", [("db.statement → tenant", "acme-corp")]),
+    ("HSET tenant/acme-corp/cart ?", [("db.statement → tenant", "acme-corp")]),
+    ("set cart/org_id=acme-corp", [("db.statement → org_id", "acme-corp")]),
+    ("GET tenantId=acme-corp", [("db.statement → tenant_id", "acme-corp")]),
+    ("GET orgs/42/settings", [("db.statement → orgs", "42")]),
+    ("SET tenant:{acme}:cart ?", [("db.statement → tenant", "acme")]),  # a redis hash tag
+    ("MGET cache:customer:c-9 tenant:acme-corp:x", [("db.statement → customer", "c-9"),
+                                                    ("db.statement → tenant", "acme-corp")]),
+])
+def test_a_raw_id_in_a_cache_key_after_a_tenant_name_is_found(statement, found):
+    """A cache's command text holds its keys (pymemcache's in full, other languages' redis
+    clients with the values as ?): the segment after a tenant name is that tenant's id."""
+    assert _found({"db.system": "redis", "db.statement": statement}) == found
+    assert _found({"db.system.name": "memcached", "db.query.text": statement}) == [
+        ("db.query.text" + k.removeprefix("db.statement"), v) for k, v in found]
+
+
+@pytest.mark.parametrize("statement", [
+    "GET ?", "SET ? ? ? ?",  # contrib's redis: every argument written as ?
+    "GET tenant:?:session", "GET tenant:%s:session", "GET tenant:<tenant_id>:x", "GET tenant:${t}:x",
+    "GET tenant:{tenant_id}:x", "GET tenant:tenant_id:x",  # a placeholder or the name itself
+    "GET tenant:0123456789abcdef:session",  # the opaque tag
+    "GET tenants:all", "GET tenant:index", "SMEMBERS tenants:ids", "GET org:count",  # the key's structure
+    "KEYS tenant:acme*", "SCAN 0 MATCH tenant:*",  # a pattern, not an id
+    "GET subtenant:acme", "GET my_tenant:acme", "GET user:bob:profile", "GET tenant",  # no tenant name before it
+    "GET a5a773891b880aae:answer",
+])
+def test_cache_keys_without_a_raw_id_after_a_tenant_name_are_silent(statement):
+    assert _found({"db.system": "redis", "db.statement": statement}) == []
+
+
+def test_keys_are_read_only_in_a_caches_command_text():
+    """An SQL statement's text or another attribute holding such a key is no cache's keys."""
+    assert _found({"db.system": "postgresql", "db.statement": "SELECT 1 -- tenant:acme-corp:x"}) == []
+    assert _found({"db.system": "redis", "cache.key": "tenant:acme-corp:x"}) == []
+    assert _found({"db.statement": "GET tenant:acme-corp:x"}) == []
+
+
+@pytest.mark.parametrize("statement, found", [
+    ("SELECT * FROM docs WHERE tenant_id LIKE 'acme-corp%'", ["acme-corp"]),
+    ("SELECT * FROM docs WHERE t.tenant_id ILIKE '%acme-corp%' AND title LIKE 'x%'", ["acme-corp"]),
+    ("SELECT * FROM docs WHERE tenant_id NOT LIKE 'acme-corp'", ["acme-corp"]),
+    ('tenant_id like "acme-corp%"', ["acme-corp"]),  # Milvus' expression
+    # near misses: a parameter, a placeholder, a bare wildcard, another column
+    ("SELECT * FROM docs WHERE tenant_id LIKE ?", []),
+    ("SELECT * FROM docs WHERE tenant_id LIKE '%s'", []),
+    ("SELECT * FROM docs WHERE tenant_id LIKE '%'", []),
+    ("SELECT * FROM docs WHERE tenant_id LIKE $1 AND name LIKE 'acme-corp%'", []),
+    ("SELECT * FROM docs WHERE tenant_id LIKE '0123456789abcdef%'", []),
+])
+def test_a_raw_id_in_a_like_pattern_on_a_tenant_name_is_found(statement, found):
+    assert [v for _, v in _found({"db.statement": statement})] == found
+
+
+@pytest.mark.parametrize("text, found", [
+    # qdrant's models.Filter as str() writes it (OpenLIT's db.filter / db.query.text of a scroll)
+    ("should=None min_should=None must=[FieldCondition(key='tenant_id', match=MatchValue(value='acme-corp'), "
+     "range=None, geo_bounding_box=None)] must_not=None", [("db.filter → tenant_id", "acme-corp")]),
+    ("must=[FieldCondition(key='org_id', match=MatchAny(any=['a-1', 'b-2']), range=None)]",
+     [("db.filter → org_id", "a-1"), ("db.filter → org_id", "b-2")]),
+    ("must_not=[FieldCondition(key='tenant_id', match=MatchExcept(except_=['globex-7']))]",
+     [("db.filter → tenant_id", "globex-7")]),
+    # as a dict after an operation's name (OpenLIT's db.query.summary)
+    ("GET notes filter={'must': [{'key': 'tenant_id', 'match': {'value': 'acme-corp'}}]}",
+     [("db.filter → tenant_id", "acme-corp")]),
+    # a whole JSON or Python literal: read as a map
+    ('{"must": [{"key": "tenant_id", "match": {"value": "acme-corp"}}]}', [("db.filter → must[].tenant_id", ["acme-corp"])]),
+    ("{'must': [{'key': 'org_id', 'match': {'any': ['a-1']}}]}", [("db.filter → must[].org_id", [["a-1"]])]),
+    # near misses: another field, the opaque tag, a placeholder, a condition with no match
+    ("must=[FieldCondition(key='kind', match=MatchValue(value='acme-corp'))]", []),
+    ("must=[FieldCondition(key='tenant_id', match=MatchValue(value='0123456789abcdef'))]", []),
+    ("must=[FieldCondition(key='tenant_id', match=MatchValue(value='%s'))]", []),
+    ("must=[FieldCondition(key='tenant_id', match=None, range=Range(gte='a'))]", []),
+    ('{"must": [{"key": "kind", "match": {"value": "acme-corp"}}]}', []),
+    ('{"must": [{"key": "tenant_id", "match": {"value": "0123456789abcdef"}}]}', []),
+])
+def test_a_raw_id_in_a_qdrant_field_condition_is_found(text, found):
+    """qdrant names a condition's field as a value (``key='tenant_id'``) and its value under
+    ``match``: the value is the tenant's, written as Python's str() of the model or a map."""
+    assert _found({"db.filter": text}) == found
+
+
+@pytest.mark.parametrize("value", ["?", "***", "-", "", "  "])
+def test_a_value_with_no_letter_or_digit_is_no_raw_id(value):
+    """A sanitizer's mark (contrib's Elasticsearch instrumentation writes every value of a
+    request body as ?) is no identifier: not flagged, and never masked in the outputs
+    (masking ? would hide every parameter of every query)."""
+    assert _found({"tenant_id": value}) == []
+    assert _found({"db.statement": "{'query': {'term': {'tenant_id': " + repr(value) + "}}}"}) == []
+    masker = masking.Masker([value, "acme-corp"])
+    assert masker.text("SELECT 1 WHERE a = ? AND b = 'acme-corp'") == "SELECT 1 WHERE a = ? AND b = '[masked]'"
+
+
+def test_a_raw_id_in_a_cache_key_is_flagged_and_masked_in_every_output(tmp_path):
+    """The loader reads a cache's command text for keys though its line holds no quote: a
+    redis key naming the tenant is flagged at its span and masked in every output; the
+    same key with the opaque tag, and contrib's sanitized ``GET ?``, are not."""
+    import flowmap
+
+    from otlp_builder import SERVER, TAG_A, TraceBuilder, write_otlp
+
+    tb = TraceBuilder(service="api")
+    entry = tb.span("POST /ask", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    leak = entry.child("GET", tenant=TAG_A, attrs={"db.system": "redis", "db.statement": "GET tenant:acme-corp-9:session"})
+    entry.child("HSET", tenant=TAG_A, attrs={"db.system.name": "valkey", "db.query.text": f"HSET tenant/{TAG_A}/cart ?"})
+    entry.child("GET", tenant=TAG_A, attrs={"db.system": "redis", "db.statement": "GET ?"})
+    path = write_otlp(tmp_path / "t.jsonl", tb)
+    assert b"\\" not in path.read_bytes() and b"'" not in path.read_bytes()
+    [f] = flowmap.analyze([str(path)]).findings
+    assert f.rule == "tenant-in-telemetry" and f.span_id == leak.span_id
+    assert "'db.statement → tenant'" in f.message
+    text = _outputs(tmp_path, path)
+    assert "acme-corp-9" not in text and "tenant:[masked]:session" in text
+
+
+def test_reading_cache_keys_and_filter_conditions_takes_linear_time():
+    """Hostile command and filter text (segments that never end, globs, hash tags that
+    never close, conditions and lists left open): four times the text, about four times
+    the time (at most 16 values taken from one text)."""
+    import time
+
+    hostile = {
+        "db.statement": lambda n: "GET " + ("tenant:" + "a" * 300 + "*") * n,
+        "db.query.text": lambda n: "GET " + ("tenant:{" + "a" * 200) * n,
+        "db.filter": lambda n: ("key='tenant_id', match=MatchValue(value='" + "a" * 100) * n
+        + "key='tenant_id', match=MatchAny(any=[" + "'a', " * (40 * n) + " LIKE '" + "%" * n,
+    }
+    for key, make in hostile.items():
+        took = []
+        for n in (2_000, 8_000):
+            attrs = {"db.system": "redis", key: make(n)}
+            start = time.process_time()
+            hits = masking.scan_attributes(attrs, "attribute", _NAMES)
+            took.append(time.process_time() - start)
+            assert len(hits) <= 16
+        assert took[1] < 8 * took[0] + 0.1, (key, took)

@@ -715,10 +715,13 @@ def test_rabbitmq_publishers_record_whether_the_tag_went_to_the_broker(path):
         assert receive.attributes.get("flowmap.tenant") == (None if external else sent_tag)
 
 
-# -- vector stores and caches: OpenLLMetry's Chroma, LanceDB, Milvus; contrib's pymemcache --
+# -- vector stores, caches and search: OpenLLMetry's Chroma, LanceDB, Milvus; contrib's
+# pymemcache and redis; OpenLIT's Chroma, Milvus, mem0 and qdrant; Elasticsearch's own
+# spans and contrib's (generators vector_cache_traces.py and cache_search_traces.py) --
 
-VEC_KEY = "vec-fixtures-key"  # the test key the fixtures' tags were made with (their generator)
-VECTOR_CACHE = sorted(p for g in ("chromadb-*", "lancedb-*", "milvus-*", "pymemcache-*", "mem0-*")
+VEC_KEY = "vec-fixtures-key"  # the test key the fixtures' tags were made with (their generators)
+VECTOR_CACHE = sorted(p for g in ("chromadb-*", "lancedb-*", "milvus-*", "pymemcache-*", "mem0-*", "redis-*-key",
+                                  "elasticsearch-*", "qdrant-openlit-*")
                       for p in FIXTURES.glob(f"{g}.jsonl"))
 
 
@@ -766,6 +769,37 @@ VECTOR_CACHE_FINDINGS = {
         _lost("INSERT notes", None, "vector", "high"), _lost("SEARCH notes", None, "vector", "high"),
         _leaked("INSERT notes", "vector", "attribute 'db.query.text → [].tenant_id'"),
         _leaked("SEARCH notes", "vector", "attribute 'db.filter → tenant_id'")] * 2,
+    # caches keyed by the raw id after a tenant name (tenant:<id>:answer, cart/org_id=<id>):
+    # pymemcache writes the keys in full; contrib's redis writes every argument as ?
+    # (SET ? ? ? ?), so no key reaches its spans
+    "pymemcache-raw-key.jsonl": [
+        *[_lost(op, None, "cache", "high") for op in ("set", "get", "set", "delete")],
+        _leaked("set", "cache", "attribute 'db.statement → tenant'"),
+        _leaked("get", "cache", "attribute 'db.statement → tenant'"),
+        _leaked("set", "cache", "attribute 'db.statement → org_id'"),
+        _leaked("delete", "cache", "attribute 'db.statement → org_id'")] * 2,
+    "redis-raw-key.jsonl": [_lost(op, None, "cache", "high") for op in ("SET", "GET", "HSET", "DEL")] * 2,
+    # the same keys made with the tag, under flowmap's runtime
+    **{f"{stack}-tagged-{what}.jsonl": [] for stack, what in (
+        ("pymemcache", "key"), ("redis", "key"), ("elasticsearch", "filter"), ("elasticsearch-contrib", "filter"),
+        ("qdrant-openlit", "filter"))},
+    # a search filtered on tenant_id with the raw id: Elasticsearch's own spans record the
+    # body as JSON (with its search query captured), contrib's with every value as ?
+    # (nothing to find: its ? was taken for a raw id, in the tagged file too); OpenLIT
+    # writes qdrant's upsert (its points, as Python writes them) and its scroll's filter
+    # (a models.Filter: FieldCondition(key='tenant_id', match=MatchValue(value=…)))
+    "elasticsearch-raw-filter.jsonl": [
+        *[_lost(op, None, "db", "high") for op in ("index", "search", "search")],
+        _leaked("search", "db", "attribute 'db.statement → query.term.tenant_id'"),
+        _leaked("search", "db", "attribute 'db.statement → query.bool.filter[].term.tenant_id'")] * 2,
+    "elasticsearch-contrib-raw-filter.jsonl": [
+        _lost(op, None, "db", "high") for op in (
+            "Elasticsearch/notes/_doc/:id", "Elasticsearch/<target>/_search", "Elasticsearch/<target>/_search")] * 2,
+    "qdrant-openlit-raw-filter.jsonl": [
+        _lost("UPSERT unknown", None, "vector", "high"), _lost("GET unknown", None, "vector", "high"),
+        _leaked("UPSERT unknown", "vector", "attribute 'db.query.text → tenant_id'"),
+        _leaked("GET unknown", "vector", "attribute 'db.query.text → tenant_id', attribute 'db.filter → tenant_id', "
+                "attribute 'db.query.summary → tenant_id'")] * 2,
 }
 
 
@@ -790,11 +824,17 @@ def test_vector_store_and_cache_findings_through_the_command_line(name, tmp_path
     assert "tenant-acme" not in result.stdout and "tenant-globex" not in result.stdout
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in VECTOR_CACHE if "raw-filter" in p.name))
+def _raw(path: Path) -> bool:
+    """Whether the app of a fixture keyed or filtered its store by the raw id (which
+    contrib's redis and Elasticsearch instrumentations then write as ?)."""
+    return "-raw-" in path.name
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in VECTOR_CACHE if _raw(p) and b"tenant-acme" in p.read_bytes()))
 def test_a_raw_tenant_id_written_as_a_python_literal_is_masked_in_the_risk_map(name, tmp_path, monkeypatch):
     """The raw ids are in the files (in Python literals, one also in Milvus' filter
-    expression): found, they are masked wherever the risk map would show them."""
-    assert b"tenant-acme" in (FIXTURES / name).read_bytes()
+    expression; in cache keys, JSON search bodies, qdrant's filter models): found, they
+    are masked wherever the risk map would show them."""
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["report", "--output", "r.html", str(FIXTURES / name)])
     assert result.exit_code == 0, result.output
@@ -802,14 +842,16 @@ def test_a_raw_tenant_id_written_as_a_python_literal_is_masked_in_the_risk_map(n
     assert "tenant-acme" not in shown and "tenant-globex" not in shown
 
 
-@pytest.mark.parametrize("path", [p for p in VECTOR_CACHE if "raw-filter" not in p.name], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [p for p in VECTOR_CACHE if not _raw(p) or p.name.startswith(("redis-", "elasticsearch-contrib-"))],
+                         ids=lambda p: p.name)
 def test_vector_stores_and_caches_are_keyed_by_the_tag_and_each_request_keeps_its_own(path):
-    """The stores are keyed and filtered by the tenant's tag (their generator), so no raw id
-    is in the file; with flowmap's runtime each request's spans carry its own tenant's tag."""
+    """The stores are keyed and filtered by the tenant's tag (their generator), or their
+    instrumentation writes the keys and bodies' values as ?, so no raw id is in the
+    file; with flowmap's runtime each request's spans carry its own tenant's tag."""
     traces, warnings = _load(path)
     assert warnings == [] and len(traces) == 2
     assert b"tenant-acme" not in path.read_bytes() and b"tenant-globex" not in path.read_bytes()
-    if path.name.endswith("-nearmiss.jsonl"):
+    if path.name.endswith(("-nearmiss.jsonl", "-tagged-key.jsonl", "-tagged-filter.jsonl")):
         tags = sorted(({s.attributes.get("flowmap.tenant") for s in t.spans.values()} for t in traces), key=sorted)
         assert tags == sorted([{tag_for(VEC_KEY, "tenant-acme")}, {tag_for(VEC_KEY, "tenant-globex")}], key=sorted)
 
