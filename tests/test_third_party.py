@@ -174,6 +174,7 @@ EXPECTED = {
     ("dspy-openinference-dropped.jsonl", "Predict.forward"): None,
     ("dspy-openinference-dropped.jsonl", "ChatAdapter.__call__"): None,
     ("dspy-openinference-dropped.jsonl", "LM.__call__"): "llm",
+    ("dspy-openinference-dropped.jsonl", "completion"): "llm",  # LiteLLM's, below DSPy's LM
     ("dspy-openinference-dropped.jsonl", "get_weather.__call__"): "tool",
     # Haystack's own tracer: a component's run by its class (the retriever, the agent; the
     # prompt builder none), the agent's run, its model and tool calls (were all none)
