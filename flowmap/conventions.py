@@ -44,6 +44,17 @@ Protocol)                              tool.catalog (a server's tool list shown
 before it wrote ``gen_ai.*``)          (``ai.generateText.doGenerate``,
                                        ``….doStream``, ``….doEmbed``,
                                        ``ai.rerank.doRerank``) → llm
+Haystack's own tracer                  ``haystack.component.type`` (a pipeline
+                                       component's run): …Retriever,
+                                       DocumentWriter → vector; …Generator,
+                                       …Embedder → llm; ToolInvoker → tool;
+                                       Agent → agent; other components (prompt
+                                       builders, joiners, routers…) → none; an
+                                       agent's run (``haystack.agent.max_steps``)
+                                       → agent, its tool calls
+                                       (``haystack.tool.name``) → tool, its model
+                                       calls (``haystack.agent.step.llm.*``,
+                                       content tracing on) → llm
 ``llm.request.type`` (OpenLLMetry)     chat, completion, embedding → llm
 ``gen_ai.request.model`` with          llm (GenAI spans written before
 ``gen_ai.system`` or                   ``gen_ai.operation.name``), when no
@@ -179,6 +190,19 @@ _OPENINFERENCE = {
 }
 _TRACELOOP = {"tool": "tool", "agent": "agent"}
 _VERCEL_PROVIDER_CALLS = (".doGenerate", ".doStream", ".doEmbed", ".doRerank")
+# Haystack's own tracer: a component's class name (haystack.component.type) by its ending
+# (InMemoryBM25Retriever, OpenAIChatGenerator, OpenAITextEmbedder...), and the spans of its
+# Agent: the run, each tool call, each model call (written with content tracing only)
+_HAYSTACK_COMPONENT_KEY = "haystack.component.type"
+_HAYSTACK_COMPONENT_ENDS = (
+    ("Retriever", "vector"), ("DocumentWriter", "vector"), ("Generator", "llm"), ("Embedder", "llm"),
+    ("ToolInvoker", "tool"), ("Agent", "agent"),
+)
+_HAYSTACK_SPANS = (
+    ("haystack.agent.max_steps", "agent"), ("haystack.tool.name", "tool"),
+    ("haystack.agent.step.llm.input", "llm"), ("haystack.agent.step.llm.output", "llm"),
+)
+_HAYSTACK_KEYS = (_HAYSTACK_COMPONENT_KEY, *(key for key, _ in _HAYSTACK_SPANS))
 _LLM_REQUEST_TYPE = {"chat": "llm", "completion": "llm", "embedding": "llm"}
 _PUBLISH = frozenset({"publish", "create", "send"})
 _CONSUME = frozenset({"receive", "process", "deliver"})
@@ -226,6 +250,7 @@ DECIDING_KEYS = frozenset(
         "traceloop.span.kind",
         "ai.operationId",
         "llm.request.type",
+        *_HAYSTACK_KEYS,
         "gen_ai.request.model",
         "messaging.system",
         "db.system.name",
@@ -299,7 +324,8 @@ def is_json_text(text: str) -> bool:
 #: until then), OpenLLMetry (``traceloop.entity.input``: ``{"args": …, "kwargs": …}``),
 #: Google ADK (``gcp.vertex.agent.tool_call_args``), the Vercel AI SDK
 #: (``ai.toolCall.args``; ``ai.toolCall.input`` from version 5), OpenLIT's older name
-#: (``gen_ai.tool.args``), common ad-hoc names and flowmap's own. Flattened forms
+#: (``gen_ai.tool.args``), Haystack's own tracer (``haystack.agent.step.tool.input``, content
+#: tracing on), common ad-hoc names and flowmap's own. Flattened forms
 #: ``<name>.<argument>`` count too.
 TOOL_ARGUMENT_ATTRIBUTES: tuple[str, ...] = (
     "gen_ai.tool.call.arguments",
@@ -312,6 +338,7 @@ TOOL_ARGUMENT_ATTRIBUTES: tuple[str, ...] = (
     "ai.toolCall.args",
     "ai.toolCall.input",
     "tool_call.function.arguments",
+    "haystack.agent.step.tool.input",
     "flowmap.tool.arguments",
 )
 
@@ -333,7 +360,9 @@ TOOL_ARGUMENT_ATTRIBUTES: tuple[str, ...] = (
 #: embedding, reranking and reasoning (``ai.value``/``ai.values``: the text embedded,
 #: ``ai.embedding``/``ai.embeddings``; ``ai.documents``: the documents reranked;
 #: ``ai.response.reasoning``); OpenLIT's LangChain chain and agent runs' input and output
-#: (``gen_ai.workflow.input``/``.output``: the messages).
+#: (``gen_ai.workflow.input``/``.output``: the messages); Haystack's own tracer, content
+#: tracing on (a pipeline's, a component's, an agent's, its model and tool calls' input and
+#: output: the question, the documents retrieved, the messages).
 CONTENT_ATTRIBUTES: frozenset[str] = frozenset({
     *TOOL_ARGUMENT_ATTRIBUTES,
     "gen_ai.prompt", "gen_ai.completion", "gen_ai.input.messages", "gen_ai.output.messages",
@@ -351,6 +380,9 @@ CONTENT_ATTRIBUTES: frozenset[str] = frozenset({
     "crew_inputs", "flow_inputs", "crew_tasks", "crew_agents", "formatted_description",
     "formatted_expected_output", "agent.goal", "agent.backstory",
     "gen_ai.workflow.input", "gen_ai.workflow.output",
+    "haystack.pipeline.input_data", "haystack.pipeline.output_data", "haystack.component.input",
+    "haystack.component.output", "haystack.agent.input", "haystack.agent.output", "haystack.agent.step.llm.input",
+    "haystack.agent.step.llm.output", "haystack.agent.step.tool.output",
 })  # fmt: skip
 
 
@@ -501,6 +533,15 @@ def _workflow(attributes: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _haystack(attributes: Mapping[str, Any]) -> str | None:
+    """The boundary of a span of Haystack's own tracer: its component's, by the class name
+    (a prompt builder, a joiner, a router: none), or its agent's run, tool or model call."""
+    component = _text(attributes.get(_HAYSTACK_COMPONENT_KEY))
+    if component is not None:
+        return next((found for end, found in _HAYSTACK_COMPONENT_ENDS if component.endswith(end)), None)
+    return next((found for key, found in _HAYSTACK_SPANS if key in attributes), None)
+
+
 def infer_boundary(kind: int, attributes: Mapping[str, Any]) -> str | None:
     """The boundary kind a span crosses according to standard conventions, or None."""
     get = attributes.get
@@ -528,6 +569,8 @@ def infer_boundary(kind: int, attributes: Mapping[str, Any]) -> str | None:
             return "tool"
         if vercel.endswith(_VERCEL_PROVIDER_CALLS):
             return "llm"
+    if any([key in attributes for key in _HAYSTACK_KEYS]):
+        return _haystack(attributes)
     rt = _text(get("llm.request.type"))
     if rt is not None and rt.lower() in _LLM_REQUEST_TYPE:
         return _LLM_REQUEST_TYPE[rt.lower()]

@@ -186,6 +186,22 @@ CASES = [
     ("redis client with a message id", SPAN_KIND_CLIENT, {"db.system": "redis", "messaging.message.id": "42"}, "cache"),
     ("postgres with a celery action", SPAN_KIND_CLIENT, {"db.system": "postgresql", "celery.action": "run"}, "db"),
     ("settle", SPAN_KIND_CLIENT, {"messaging.system": "servicebus", "messaging.operation.type": "settle"}, None),
+    # Haystack's own tracer (content tracing off: only the component's class and the agent's
+    # own attributes): a component by its class, the agent's run and its tool calls
+    ("haystack retriever", SPAN_KIND_INTERNAL,
+     {"haystack.component.name": "retriever", "haystack.component.type": "QdrantEmbeddingRetriever"}, "vector"),
+    ("haystack chat generator", SPAN_KIND_INTERNAL, {"haystack.component.type": "OpenAIChatGenerator"}, "llm"),
+    ("haystack embedder", SPAN_KIND_INTERNAL, {"haystack.component.type": "OpenAITextEmbedder"}, "llm"),
+    ("haystack document writer", SPAN_KIND_INTERNAL, {"haystack.component.type": "DocumentWriter"}, "vector"),
+    ("haystack tool invoker", SPAN_KIND_INTERNAL, {"haystack.component.type": "ToolInvoker"}, "tool"),
+    ("haystack agent component", SPAN_KIND_INTERNAL, {"haystack.component.type": "Agent"}, "agent"),
+    ("haystack prompt builder", SPAN_KIND_INTERNAL, {"haystack.component.type": "ChatPromptBuilder"}, None),
+    ("haystack router", SPAN_KIND_INTERNAL, {"haystack.component.type": "ConditionalRouter"}, None),
+    ("haystack agent run", SPAN_KIND_INTERNAL, {"haystack.agent.max_steps": 100, "haystack.agent.tools": "[]"}, "agent"),
+    ("haystack agent tool call", SPAN_KIND_INTERNAL,
+     {"haystack.tool.name": "get_weather", "haystack.tool.description": "d"}, "tool"),
+    ("haystack agent model call", SPAN_KIND_INTERNAL, {"haystack.agent.step.llm.input": "{}"}, "llm"),
+    ("haystack agent step", SPAN_KIND_INTERNAL, {"haystack.agent.step": 0}, None),
     # Nothing to go on
     ("plain internal", SPAN_KIND_INTERNAL, {"code.function": "f"}, None),
     ("wrong types", SPAN_KIND_SERVER, {"gen_ai.operation.name": 3, "db.system": ["redis"]}, None),
@@ -250,6 +266,16 @@ def test_a_celery_worker_that_drops_the_tenant_is_high_through_the_loader(tmp_pa
         ("gen_ai.workflow.input", True),
         ("gen_ai.workflow.output", True),
         ("gen_ai.workflow.name", False),
+        # Haystack's own tracer, content tracing on: a pipeline's, a component's, an agent's
+        # and its model and tool calls' input and output
+        ("haystack.pipeline.input_data", True),
+        ("haystack.component.output", True),
+        ("haystack.agent.output", True),
+        ("haystack.agent.step.llm.input", True),
+        ("haystack.agent.step.tool.input", True),
+        ("haystack.agent.step.tool.output", True),
+        ("haystack.component.type", False),
+        ("haystack.tool.name", False),
         ("gen_ai.tool.definitions", False),  # the tools' schemas
         ("gen_ai.request.model", False),
         ("gen_ai.prompt_tokens", False),  # a name that only starts like one

@@ -168,6 +168,37 @@ EXPECTED = {
     ("llama-index-openlit-dropped.jsonl", "invoke_workflow index_build"): None,
     ("llama-index-openlit-dropped.jsonl", "invoke_workflow vector_store_add"): "vector",
     ("llama-index-openlit-dropped.jsonl", "chat gpt-4o-mini"): "llm",
+    # DSPy under OpenInference: the modules and the adapter are CHAINs, the LM call the LLM,
+    # each tool (and ReAct's own finish) a TOOL
+    ("dspy-openinference-dropped.jsonl", "ReAct.forward"): None,
+    ("dspy-openinference-dropped.jsonl", "Predict.forward"): None,
+    ("dspy-openinference-dropped.jsonl", "ChatAdapter.__call__"): None,
+    ("dspy-openinference-dropped.jsonl", "LM.__call__"): "llm",
+    ("dspy-openinference-dropped.jsonl", "completion"): "llm",  # LiteLLM's, below DSPy's LM
+    ("dspy-openinference-dropped.jsonl", "get_weather.__call__"): "tool",
+    # Haystack's own tracer: a component's run by its class (the retriever, the agent; the
+    # prompt builder none), the agent's run, its model and tool calls (were all none)
+    ("haystack-native-dropped.jsonl", "haystack.component.run"): {"vector", None, "agent"},
+    ("haystack-native-dropped.jsonl", "haystack.pipeline.run"): None,
+    ("haystack-native-dropped.jsonl", "haystack.agent.run"): "agent",
+    ("haystack-native-dropped.jsonl", "haystack.agent.step"): None,
+    ("haystack-native-dropped.jsonl", "haystack.agent.step.llm"): "llm",
+    ("haystack-native-dropped.jsonl", "haystack.agent.step.tool"): "tool",
+    # OpenInference traces a pipeline's components (Haystack 3's Agent a CHAIN, nothing
+    # inside it); OpenLLMetry (Haystack 2) the pipeline's run and the OpenAI calls
+    ("haystack-openinference-dropped.jsonl", "InMemoryBM25Retriever.run"): "vector",
+    ("haystack-openinference-dropped.jsonl", "ChatPromptBuilder.run"): None,
+    ("haystack-openinference-dropped.jsonl", "Agent.run"): None,
+    ("haystack-openinference-dropped.jsonl", "Pipeline.run"): None,
+    ("haystack-traceloop-dropped.jsonl", "haystack_pipeline.workflow"): None,
+    ("haystack-traceloop-dropped.jsonl", "haystack.openai.chat"): "llm",
+    ("litellm-openinference-dropped.jsonl", "completion"): "llm",
+    ("litellm-traceloop-dropped.jsonl", "litellm.chat"): "llm",
+    # the Anthropic SDK writes a span of its own (GenAI and HTTP attributes) beside the
+    # instrumentation's
+    ("anthropic-openinference-dropped.jsonl", "messages.create"): "llm",
+    ("anthropic-openinference-dropped.jsonl", "anthropic.messages.create"): "llm",
+    ("anthropic-traceloop-dropped.jsonl", "anthropic.chat"): "llm",
 }
 
 
@@ -934,3 +965,84 @@ def test_openlit_agent_stacks_tenants_keep_their_own_tags(path):
         return
     acme, globex = tag_for("fw-fixtures-key", "tenant-acme"), tag_for("fw-fixtures-key", "tenant-globex")
     assert tags == ([{acme}, {acme}] if path.name.endswith("-mct.jsonl") else [{acme}, {globex}])
+
+
+# -- DSPy, Haystack, LiteLLM, the Anthropic SDK (generators/agent_stack_traces.py) --------
+
+AGENT_STACKS = sorted(p for stack in ("dspy", "haystack", "litellm", "anthropic") for p in FIXTURES.glob(f"{stack}-*.jsonl"))
+
+# file -> what flowmap check --format json reports: (rule, severity, span, boundary, reached)
+AGENT_STACK_FINDINGS = {
+    **{f"{stack}-nearmiss.jsonl": [] for stack in (
+        "dspy-openinference", "haystack-native", "haystack-openinference", "haystack-traceloop",
+        "litellm-openinference", "litellm-traceloop", "anthropic-openinference", "anthropic-traceloop")},
+    # the app's own model calls and the tool's query, each lost at the request (and the
+    # Anthropic SDK's own span beside OpenLLMetry's)
+    "litellm-openinference-dropped.jsonl": [*[_lost("completion", None, "llm", "high")] * 4,
+                                            *[_lost("SELECT weather", None, "db", "high")] * 2],
+    "litellm-traceloop-dropped.jsonl": [*[_lost("litellm.chat", None, "llm", "high")] * 4,
+                                        *[_lost("SELECT weather", None, "db", "high")] * 2],
+    "anthropic-openinference-dropped.jsonl": [*[_lost("messages.create", None, "llm", "high")] * 4,
+                                              *[_lost("SELECT weather", None, "db", "high")] * 2],
+    "anthropic-traceloop-dropped.jsonl": [*[_lost("anthropic.chat", None, "llm", "high")] * 4,
+                                          *[_lost("anthropic.messages.create", None, "llm", "high")] * 4,
+                                          *[_lost("SELECT weather", None, "db", "high")] * 2],
+    # lost at the framework's outer run, a wrapper: medium, naming the call below
+    "dspy-openinference-dropped.jsonl": [_lost("ReAct.forward", "tool 'fw-app get_weather.__call__'")] * 2,
+    "haystack-native-dropped.jsonl": [_lost("haystack.pipeline.run", "vector 'fw-app haystack.component.run'")] * 2,
+    "haystack-openinference-dropped.jsonl": [_lost("Pipeline.run", "vector 'fw-app InMemoryBM25Retriever.run'")] * 2,
+    "haystack-traceloop-dropped.jsonl": [_lost("haystack_pipeline.workflow", "llm 'fw-app haystack.openai.chat'")] * 2,
+    # the tool's arguments where a tool span records them (DSPy's, Haystack's own: was a
+    # tenant-in-telemetry on five spans of each request, the tool call no boundary), else
+    # the calls the model asked for
+    "dspy-openinference-other-tenant-mct.jsonl": [_chosen("get_weather.__call__", "tool")] * 2,
+    "haystack-native-other-tenant-mct.jsonl": [_chosen("haystack.agent.step.tool", "tool")] * 2,
+    "litellm-openinference-other-tenant-mct.jsonl": [_chosen("completion", "llm")] * 2,
+    "litellm-traceloop-other-tenant-mct.jsonl": [_chosen("litellm.chat", "llm")] * 2,
+    "anthropic-openinference-other-tenant-mct.jsonl": [_chosen("messages.create", "llm")] * 2,
+    "anthropic-traceloop-other-tenant-mct.jsonl": [_chosen("anthropic.chat", "llm")] * 2,
+    # OpenInference traces neither the Agent's model calls nor its tool calls: the only
+    # record is the Agent's CHAIN output, Python's repr of the messages (not read)
+    "haystack-openinference-other-tenant-mct.jsonl": [],
+    # OpenLLMetry's model spans record no tool call ('replies'): the only record is the
+    # pipeline's output (traceloop.entity.output), a raw id in telemetry
+    "haystack-traceloop-other-tenant-mct.jsonl": [("tenant-in-telemetry", "high", "haystack_pipeline.workflow", None,
+                                                   None)] * 2,
+}
+
+
+def test_every_agent_stack_fixture_has_its_findings_stated():
+    assert sorted(p.name for p in AGENT_STACKS) == sorted(AGENT_STACK_FINDINGS)
+
+
+@pytest.mark.parametrize("name", sorted(AGENT_STACK_FINDINGS))
+def test_agent_stacks_findings_through_the_command_line(name, tmp_path, monkeypatch):
+    """flowmap check --format json: exactly the stated findings, read with no warning; a
+    model-chosen tenant names the argument and never shows the id the model chose."""
+    _check_states(name, AGENT_STACK_FINDINGS[name], OPENLIT_MODEL_CHOSE, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("fmt", ["text", "sarif", "html"])
+@pytest.mark.parametrize("name", sorted(n for n, found in AGENT_STACK_FINDINGS.items() if n.endswith("-mct.jsonl")
+                                        and found))
+def test_the_id_the_agent_stacks_model_chose_is_never_shown(name, fmt, tmp_path, monkeypatch):
+    """The -mct files hold it (the tool's arguments, the model's output, the next prompt,
+    Haystack's pipeline and agent outputs): no output shows it, the risk map included."""
+    _assert_never_shown(name, OPENLIT_MODEL_CHOSE, fmt, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("path", AGENT_STACKS, ids=lambda p: p.name)
+def test_agent_stacks_tenants_keep_their_own_tags(path):
+    """One request after the other (acme's and globex's; acme's twice in the -mct files):
+    with flowmap's runtime every span of a request carries its tenant's tag, made with the
+    generator's key; no raw tenant id is in the files."""
+    traces, warnings = _load(path)
+    assert warnings == [] and len(traces) == 2
+    assert b"tenant-acme" not in path.read_bytes() and b"tenant-globex" not in path.read_bytes()
+    tags = [{s.attributes.get("flowmap.tenant") for s in t.spans.values()} for t in traces]
+    if "dropped" in path.name:
+        assert tags == [{"0123456789abcdef", None}] * 2
+        return
+    acme, globex = tag_for("fw-fixtures-key", "tenant-acme"), tag_for("fw-fixtures-key", "tenant-globex")
+    assert sorted(tags, key=sorted) == sorted([{acme}, {acme} if path.name.endswith("-mct.jsonl") else {globex}],
+                                              key=sorted)
