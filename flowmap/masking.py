@@ -591,32 +591,50 @@ def _key_segments(names: frozenset[str]) -> re.Pattern[str]:
     singular and plural (``tenant:``, ``orgs/``, ``customer_id=``). The name is a whole
     segment (``subtenant:x`` is not one); a glob (``tenant:acme*``) is a pattern, not an
     id; a redis hash tag (``tenant:{acme}:cart``) is read inside its braces."""
-    forms = set()
+    forms = set(_named_key_forms(names))
     for n in names:
-        if n:
-            forms.update((n, n.replace("_", ""), n.replace("_", "-")))
-            base = n[:-3] if n.endswith("_id") else n
-            if base:
-                forms.update((base, base + "s"))
+        base = n[:-3] if n.endswith("_id") else n
+        if base:
+            forms.update((base, base + "s"))
     spelled = "|".join(map(re.escape, sorted(forms, key=len, reverse=True)))
     return re.compile(r"(?<![\w.$@-])(?P<name>" + spelled + r")[:/=|#]" + _SEGMENT, re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=16)
+def _named_key_forms(names: frozenset[str]) -> frozenset[str]:
+    """The key names that say outright that a tenant's id follows, lower-case: the names as
+    configured (``tenant_id``, ``org_id``; also without their ``_``, ``tenantid``, or with
+    ``-``) and any form of ``tenant`` (``tenants``). The shorter forms of the others
+    (``account``, ``customers``, ``org``) also name a key's structure (``account:balance:42``,
+    ``customer:profile:42``, ``accounts:active``): after them only an id-shaped segment
+    (:data:`_ID_SHAPED`) is taken for an id."""
+    forms = {f for n in names if n for f in (n, n.replace("_", ""), n.replace("_", "-"))}
+    return frozenset(forms | {f"{f}s" for f in forms if f.startswith("tenant")})
+
+
+#: an id's shape, where a word could as well name a key's structure: a digit, or words
+#: joined by ``-``, ``_`` or ``.`` (``42``, ``acme-corp``, ``c_9``)
+_ID_SHAPED = re.compile(r"\d|[^\W_][-_.][^\W_]").search
+
+
 def _scan_keys(shown: str, text: str, where: str, names: frozenset[str], out: list[RawValue]) -> None:
     """Raw tenant ids in the keys of a cache's command text (``GET tenant:acme:session``,
-    ``HSET orgs/acme/cart ?``, ``set cart/org_id=acme``), which instrumentations record
+    ``HSET orgs/acme-7/cart ?``, ``set cart/org_id=acme``), which instrumentations record
     (pymemcache's in full; other languages' redis clients the keys, the values as ``?``):
     the segment after a tenant name, named ``db.statement → tenant`` (the name as the
     key writes it). Not a parameter or placeholder (``?``, ``%s``, ``<tenant_id>``), an
-    opaque tag, a word naming the key's structure (:data:`_KEY_WORDS`) or a tenant name.
+    opaque tag, a word naming the key's structure (:data:`_KEY_WORDS`; after a name's
+    shorter form, any segment not shaped as an id: :func:`_named_key_forms`) or a tenant
+    name.
     At most :data:`_QUERY_LITERALS` segments (one pass of one cached pattern: linear)."""
     if not _has_word(text.lower(), names):
         return
+    named = _named_key_forms(names)
     for m in itertools.islice(_key_segments(names).finditer(text), _QUERY_LITERALS):
         value = m["seg"]
         if value[:1] == "{":
-            value = value[1:-1]  # a hash tag: the id is inside
-        elif _TEMPLATE.fullmatch(value):
+            value = value[1:-1]  # a hash tag: the id is inside (a key grouped by its tenant)
+        elif _TEMPLATE.fullmatch(value) or (m["name"].lower() not in named and not _ID_SHAPED(value)):
             continue
         if _is_raw(value) and value.lower() not in _KEY_WORDS and not is_tenant_key(value, names):
             out.append(RawValue(where, f"{shown} → {normalize_key(m['name'])}", value))

@@ -468,6 +468,10 @@ def _found(attrs: dict) -> list[tuple[str, object]]:
     ("GET tenantId=acme-corp", [("db.statement → tenant_id", "acme-corp")]),
     ("GET orgs/42/settings", [("db.statement → orgs", "42")]),
     ("SET tenant:{acme}:cart ?", [("db.statement → tenant", "acme")]),  # a redis hash tag
+    ("SET customer:{acme}:cart ?", [("db.statement → customer", "acme")]),
+    ("GET tenants/acme/profile", [("db.statement → tenants", "acme")]),
+    ("GET org:acme-corp:members", [("db.statement → org", "acme-corp")]),  # an id's shape
+    ("GET ratelimit:customer:42", [("db.statement → customer", "42")]),
     ("MGET cache:customer:c-9 tenant:acme-corp:x", [("db.statement → customer", "c-9"),
                                                     ("db.statement → tenant", "acme-corp")]),
 ])
@@ -487,6 +491,8 @@ def test_a_raw_id_in_a_cache_key_after_a_tenant_name_is_found(statement, found):
     "GET tenants:all", "GET tenant:index", "SMEMBERS tenants:ids", "GET org:count",  # the key's structure
     "KEYS tenant:acme*", "SCAN 0 MATCH tenant:*",  # a pattern, not an id
     "GET subtenant:acme", "GET my_tenant:acme", "GET user:bob:profile", "GET tenant",  # no tenant name before it
+    # a shorter form of a name (account, customers, org) before a word: the key's structure
+    "GET customer:balance:42", "GET customer:profile:42", "SET orgs:members:o1 ?", "GET customers:active",
     "GET a5a773891b880aae:answer",
 ])
 def test_cache_keys_without_a_raw_id_after_a_tenant_name_are_silent(statement):
