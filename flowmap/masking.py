@@ -346,9 +346,10 @@ def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) ->
                 if not cls and key not in NEVER_QUIET:
                     quiet.add(key)
         value = attrs[key]
-        if cls == _PARAMETERS:
-            _scan_parameters(key, attrs, where, names, out)
-        elif cls:
+        if cls:  # (a plain name, the common case, tested once)
+            if cls == _PARAMETERS:
+                _scan_parameters(key, attrs, where, names, out)
+                continue
             _judge(cls, key, key, value, where, out)
             if cls == _HEADER and value.__class__ not in _SCALAR_TYPES:
                 _scan_inner(key, value, where, names, out)  # a map of baggage headers
