@@ -121,7 +121,7 @@ from .model import (
 __all__ = [
     "infer_boundary", "reads_messaging", "messaging_operation", "link_role", "CONSUMES", "CARRIES", "RECEIVES",
     "SETTLES", "is_json_text", "DECIDING_KEYS", "HTTP_KEYS", "URL_KEYS", "JSON_HEADS", "PROXY_KEY", "PROXY_VALUE",
-    "holds_query_text", "has_quote", "SYSTEM_KEYS", "is_cache_system", "holds_key_text",
+    "holds_query_text", "has_quote", "SYSTEM_KEYS", "is_cache_system", "holds_key_text", "opens_a_connection",
 ]
 
 #: Envoy (Istio, Consul, edge proxies) sets this on every span it makes: a service-mesh
@@ -284,6 +284,21 @@ def holds_key_text(text: str) -> bool:
     ``cart/org_id=acme``): a separator a name and its value are written around. Contrib's
     redis instrumentation writes ``GET ?``, which has none (checked before anything reads it)."""
     return _KEY_SEPARATORS(text) is not None
+
+
+# the last word of a span name that says the client is connecting: node-redis'
+# ``redis-connect``, pg's ``pg.connect`` and ``pg-pool.connect``, ioredis' ``connect``
+_CONNECTS = re.compile(r"(?:^|[-.:/_ ])connect$", re.IGNORECASE).search
+
+
+def opens_a_connection(name: str, attributes: Mapping[str, Any]) -> bool:
+    """Whether a database's or cache's client span is its connection set-up: named for
+    connecting, with no query or command text but ``connect`` (ioredis writes that one).
+    Clients connect at start-up and on reconnects, for no tenant (node-redis writes its
+    ``redis-connect`` whether a request is active or not)."""
+    if _CONNECTS(name) is None:
+        return False
+    return all(value == "connect" for key, value in attributes.items() if holds_query_text(key))
 
 
 def has_quote(text: str) -> bool:

@@ -176,7 +176,11 @@ class RawValue:
     value: Any
 
 
-_PLAIN, _MEMBER, _HEADER, _TENANT, _TAG_MEMBER = 0, 1, 2, 3, 4
+_PLAIN, _MEMBER, _HEADER, _TENANT, _TAG_MEMBER, _PARAMETERS = 0, 1, 2, 3, 4, 5
+#: a query's parameters recorded beside its text, in order: node-postgres' instrumentation
+#: writes them so with enhancedDatabaseReporting (``$1`` is the first); never plain, so
+#: that the span is looked into (:func:`_scan_parameters`, from scan_attributes)
+PARAMETER_KEYS = frozenset({"db.postgresql.values"})
 
 
 def _classify(key: str, names: frozenset[str]) -> int:
@@ -336,13 +340,16 @@ def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) ->
     for key in attrs:
         cls = cache.get(key)
         if cls is None:
-            cls = _classify(key, names)
+            cls = _PARAMETERS if key in PARAMETER_KEYS else _classify(key, names)  # (a top-level name only)
             if len(cache) < _CLASS_CACHE_MAX:
                 cache[key] = cls
                 if not cls and key not in NEVER_QUIET:
                     quiet.add(key)
         value = attrs[key]
-        if cls:
+        if cls:  # (a plain name, the common case, tested once)
+            if cls == _PARAMETERS:
+                _scan_parameters(key, attrs, where, names, out)
+                continue
             _judge(cls, key, key, value, where, out)
             if cls == _HEADER and value.__class__ not in _SCALAR_TYPES:
                 _scan_inner(key, value, where, names, out)  # a map of baggage headers
@@ -518,6 +525,20 @@ _TEMPLATE = re.compile(r"\?|%s|%\(\w+\)s|[$:@]\w+|[$#]?\{\w*\}|\{\{\s*[\w.]*\s*\
 _ITEMS = _ITEM + r"(?:\s*,\s*" + _ITEM + r"){0,63}"  # a list's literals
 
 
+def _spelled(names: frozenset[str]) -> str:
+    """The pattern of any of ``names`` as query text writes it (matched in any case): as
+    written, or without its ``_`` (``tenantId``)."""
+    return "|".join(map(re.escape, sorted({s for n in names if n for s in (n, n.replace("_", ""))},
+                                          key=len, reverse=True)))
+
+
+def _compared(names: frozenset[str]) -> str:
+    """The pattern of a tenant name compared with something, up to its operator: named
+    (:func:`_spelled`), qualified (``t.tenant_id``), quoted (``"tenant_id"``) or cast
+    (``tenant_id::text``)."""
+    return r"(?<![\w$])[\"'`\[]?(?P<name>" + _spelled(names) + r")[\"'`\]]?(?:::\w+)?\s*"
+
+
 @functools.lru_cache(maxsize=16)
 def _comparisons(names: frozenset[str]) -> re.Pattern[str]:
     """One pattern for ``<name> <comparison> <quoted literal>`` with any of ``names`` (in
@@ -529,13 +550,11 @@ def _comparisons(names: frozenset[str]) -> re.Pattern[str]:
     qdrant's ``FieldCondition(key='tenant_id', match=MatchValue(value='acme'))`` as
     ``str()`` writes it (OpenLIT records a scroll's filter so), or as a dict
     (``{'key': 'tenant_id', 'match': {'any': ['a', 'b']}}``)."""
-    spelled = "|".join(map(re.escape, sorted({s for n in names if n for s in (n, n.replace("_", ""))},
-                                             key=len, reverse=True)))
     return re.compile(
-        r"(?<![\w$])[\"'`\[]?(?P<name>" + spelled + r")[\"'`\]]?(?:::\w+)?\s*"
-        r"(?:(?:==?|!=|<>|:|(?P<like>(?:not\s+)?i?like\b))\s*" + _LIT
+        _compared(names)
+        + r"(?:(?:==?|!=|<>|:|(?P<like>(?:not\s+)?i?like\b))\s*" + _LIT
         + r"|(?:not\s+)?in\s*\(\s*(?P<list>" + _ITEMS + r")\s*\))"
-        r"|(?<![\w$])[\"']?key[\"']?\s*[=:]\s*[\"'](?P<field>" + spelled + r")[\"']\s*,\s*[\"']?match[\"']?\s*[=:]\s*"
+        r"|(?<![\w$])[\"']?key[\"']?\s*[=:]\s*[\"'](?P<field>" + _spelled(names) + r")[\"']\s*,\s*[\"']?match[\"']?\s*[=:]\s*"
         r"(?:Match\w{0,16}\(|\{)\s*[\"']?(?:value|any|except_?)[\"']?\s*[=:]\s*"
         r"(?:(?P<one>" + _ITEM + r")|\[\s*(?P<items>" + _ITEMS + r")\s*\])",
         re.IGNORECASE,
@@ -570,6 +589,55 @@ def _scan_comparisons(shown: str, text: str, where: str, names: frozenset[str], 
                 value = value.strip("%")  # the pattern's wildcards around the id
             if _is_raw(value):
                 out.append(RawValue(where, f"{shown} → {name}", value))
+
+
+_STATEMENTS = ("db.query.text", "db.statement")  # a database query's text, stable name first
+_PARAMETER = r"\$\d{1,4}(?!\d)"  # PostgreSQL's numbered parameter: $1 is the first
+
+
+@functools.lru_cache(maxsize=16)
+def _parameter_comparisons(names: frozenset[str]) -> re.Pattern[str]:
+    """One pattern for a tenant name compared with a numbered parameter: ``tenant_id =
+    $1`` (``!=``, ``<>``, ``LIKE``), ``tenant_id IN ($1, $2)``, ``tenant_id = ANY($1)``
+    (an array's elements)."""
+    return re.compile(
+        _compared(names) + r"(?:(?:==?|!=|<>|(?P<like>(?:not\s+)?i?like\b))\s*(?P<one>" + _PARAMETER + r")"
+        r"|(?:not\s+)?in\s*\(\s*(?P<list>" + _PARAMETER + r"(?:\s*,\s*" + _PARAMETER + r"){0,63})\s*\)"
+        r"|(?:==?|!=|<>)\s*(?:any|all)\s*\(\s*(?P<array>" + _PARAMETER + r")\s*\))",
+        re.IGNORECASE,
+    )
+
+
+def _parameter_values(m: re.Match[str], values: list[Any] | tuple[Any, ...]) -> list[Any]:
+    """The values of the parameters one comparison names (``$1`` the first of
+    ``values``); an array's elements (node-postgres writes an array parameter as JSON)."""
+    numbers = [m["one"] or m["array"]] if m["list"] is None else re.findall(_PARAMETER, m["list"])
+    found = [values[n - 1] for n in (int(x[1:]) for x in numbers) if 0 < n <= len(values)]
+    if m["array"] is not None and found and found[0].__class__ is str:
+        parsed = literal_value(found[0])
+        return parsed if isinstance(parsed, list) else []
+    return found
+
+
+def _scan_parameters(key: str, attrs: dict[str, Any], where: str, names: frozenset[str], out: list[RawValue]) -> None:
+    """Raw tenant ids passed to a query as parameters, recorded beside its text (``key``,
+    :data:`PARAMETER_KEYS`): the text (``db.statement``, ``db.query.text``) names what
+    each is compared with, ``WHERE tenant_id = $1``; each judged as the value of that name
+    (an opaque tag is none; pg writes a null as ``null``) and named
+    ``db.postgresql.values → tenant_id``. At most :data:`_QUERY_LITERALS` comparisons."""
+    values = attrs[key]
+    if not isinstance(values, (list, tuple)) or not values:
+        return
+    for text in [attrs.get(k) for k in _STATEMENTS]:
+        if text.__class__ is not str or not _has_word(text.lower(), names):
+            continue
+        for m in itertools.islice(_parameter_comparisons(names).finditer(text), _QUERY_LITERALS):
+            for value in _parameter_values(m, values):
+                if m["like"] is not None and value.__class__ is str:
+                    value = value.strip("%")  # the pattern's wildcards around the id
+                if value != "null" and _is_raw(value):
+                    out.append(RawValue(where, f"{key} → {normalize_key(m['name'])}", value))
+        return  # (the old and the stable name hold the same text)
 
 
 # the segments of a cache key that name its structure, not a tenant: ``tenant:index``,

@@ -26,7 +26,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import attributes
-from .conventions import CARRIES, RECEIVES, SETTLES, TOOL_ARGUMENT_ATTRIBUTES, URL_KEYS, link_role, refused_request
+from .conventions import (
+    CARRIES, RECEIVES, SETTLES, TOOL_ARGUMENT_ATTRIBUTES, URL_KEYS, link_role, opens_a_connection, refused_request,
+)
 from .hosts import AllowedHosts
 from .graph import ENTRY_BOUNDARIES, SpanGraph, is_entry
 from .masking import (
@@ -1323,6 +1325,8 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
             continue  # a job's root declared to run for no tenant (e.g. a nightly re-index)
         elif _builds_an_agent(span):
             continue  # a framework building its agent at start-up: no request, no tenant
+        elif span.boundary in _STORES and opens_a_connection(span.name, span.attributes):
+            continue  # a client connecting to its database or cache (start-up, reconnect)
         elif span.links and link_role(span.kind, span.attributes) in _TRANSPORT_ROLES:
             continue  # a batch send or settle: its messages keep their own contexts (link_reading)
         else:
@@ -1530,6 +1534,10 @@ def _unscoped_entry(span: Span, parent: Span | None, reached_boundary: bool) -> 
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
     """Severity descending, then trace, span and rule: a stable order for every output."""
     return sorted(findings, key=lambda f: (-int(f.severity), f.trace_id, f.span_id, f.rule))
+
+
+#: the boundaries of a client that connects before its calls (opens_a_connection)
+_STORES = frozenset({"db", "cache"})
 
 
 def _builds_an_agent(span: Span) -> bool:

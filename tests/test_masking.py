@@ -522,6 +522,51 @@ def test_a_raw_id_in_a_like_pattern_on_a_tenant_name_is_found(statement, found):
     assert [v for _, v in _found({"db.statement": statement})] == found
 
 
+@pytest.mark.parametrize("statement, values, found", [
+    ("SELECT note FROM notes WHERE tenant_id = $1", ["acme-corp"], ["acme-corp"]),
+    ("SELECT * FROM docs WHERE kind = $1 AND t.org_id <> $2::text", ["memo", "acme-corp"], ["acme-corp"]),
+    ("DELETE FROM docs WHERE tenant_id IN ($2, $3) AND id = $1", ["7", "acme-corp", "globex"], ["acme-corp", "globex"]),
+    ("SELECT * FROM docs WHERE tenant_id LIKE $1", ["%acme-corp%"], ["acme-corp"]),
+    # node-postgres writes an array parameter as JSON
+    ("SELECT * FROM docs WHERE tenant_id = ANY($1)", ['["acme-corp","globex"]'], ["acme-corp", "globex"]),
+    ("SELECT * FROM docs WHERE tenantId=$10", [str(i) for i in range(9)] + ["acme-corp"], ["acme-corp"]),
+    # near misses: another column's parameter, the opaque tag, a null, no such parameter
+    ("SELECT * FROM docs WHERE kind = $1 AND tenant_id = $2", ["acme-corp", "0123456789abcdef"], []),
+    ("SELECT * FROM docs WHERE tenant_id = $1", ["null"], []),
+    ("SELECT * FROM docs WHERE tenant_id = $2", ["acme-corp"], []),
+    ("SELECT * FROM docs WHERE tenant_id = current_setting('app.tenant') AND id = $1", ["acme-corp"], []),
+])
+def test_a_raw_id_passed_as_a_query_parameter_on_a_tenant_name_is_found(statement, values, found):
+    """node-postgres' instrumentation records a query's parameters beside its text
+    (enhancedDatabaseReporting: db.postgresql.values, $1 the first): the text never
+    shows the id, the parameter compared with a tenant name does."""
+    for key in ("db.statement", "db.query.text"):
+        hits = _found({"db.system": "postgresql", key: statement, "db.postgresql.values": values})
+        assert hits == [("db.postgresql.values → " + ("tenant_id" if "org_id" not in statement else "org_id"), v)
+                        for v in found]
+    assert _found({"db.system": "postgresql", "db.statement": statement, "db.values": values}) == []
+
+
+def test_a_raw_id_passed_as_a_query_parameter_is_flagged_and_masked_in_every_output(tmp_path):
+    """The loader does not clear a span holding a query's parameters by its names: the
+    raw id in db.postgresql.values is flagged at its span and masked in every output
+    (the risk map showed it, unflagged); the same query with the opaque tag is silent."""
+    import flowmap
+
+    from otlp_builder import SERVER, TAG_A, TraceBuilder, write_otlp
+
+    tb = TraceBuilder(service="api")
+    entry = tb.span("GET /session", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    query = {"db.system": "postgresql", "db.statement": "SELECT note FROM notes WHERE tenant_id = $1"}
+    leak = entry.child("pg.query:SELECT", tenant=TAG_A, attrs={**query, "db.postgresql.values": ["acme-corp-9"]})
+    entry.child("pg.query:SELECT", tenant=TAG_A, attrs={**query, "db.postgresql.values": [TAG_A]})
+    path = write_otlp(tmp_path / "t.jsonl", tb)
+    [f] = flowmap.analyze([str(path)]).findings
+    assert f.rule == "tenant-in-telemetry" and f.span_id == leak.span_id
+    assert "'db.postgresql.values → tenant_id'" in f.message
+    assert "acme-corp-9" not in _outputs(tmp_path, path)
+
+
 @pytest.mark.parametrize("text, found", [
     # qdrant's models.Filter as str() writes it (OpenLIT's db.filter / db.query.text of a scroll)
     ("should=None min_should=None must=[FieldCondition(key='tenant_id', match=MatchValue(value='acme-corp'), "

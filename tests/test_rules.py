@@ -534,6 +534,32 @@ def test_an_agent_built_at_start_up_is_no_orphan_but_a_remote_create_agent_call_
 
 
 @pytest.mark.parametrize(
+    "name, attrs, orphan",
+    [
+        # node-redis writes redis-connect whenever the client connects (at start-up, on a
+        # reconnect), whatever requireParentSpan says; pg and ioredis when configured to
+        ("redis-connect", {"db.system": "redis", "db.connection_string": "redis://127.0.0.1:6379"}, False),
+        ("connect", {"db.system": "redis", "db.statement": "connect"}, False),
+        ("pg.connect", {"db.system": "postgresql", "db.name": "app"}, False),
+        ("pg-pool.connect", {"db.system.name": "postgresql"}, False),
+        # a command or a query run outside any request lost its context
+        ("get", {"db.system": "redis", "db.statement": "get tenant:acme:session"}, True),
+        ("pg.query:SELECT app", {"db.system": "postgresql", "db.statement": "SELECT 1"}, True),
+        # a span named connect that runs a query is no connection set-up
+        ("connect", {"db.system": "postgresql", "db.statement": "SELECT note FROM notes"}, True),
+        ("reconnect_tenant", {"db.system": "redis", "db.statement": "SET ? ?"}, True),
+    ],
+)
+def test_a_database_clients_connection_set_up_is_no_orphan(tmp_path, name, attrs, orphan):
+    """A client connecting to its database or cache (no query, no key) does so for no
+    tenant: node-redis' redis-connect root at start-up was a HIGH orphan-root in every
+    Node.js app that uses it."""
+    tb = TraceBuilder()
+    tb.span(name, kind=CLIENT, attrs=attrs)
+    assert bool(rules_of(analyze_built(tmp_path, tb), "orphan-root")) is orphan
+
+
+@pytest.mark.parametrize(
     "kind, attrs, linked, orphan",
     [
         # a batch send (semconv 1.27: CLIENT once create spans exist; the older PRODUCER

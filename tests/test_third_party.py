@@ -379,7 +379,7 @@ def test_the_conversation_phrases_are_in_the_fixtures_so_the_content_test_can_fa
 
 # -- Node.js: two services over loopback, written by the JavaScript SDK's serializer -----
 
-NODE = sorted(FIXTURES.glob("node-*.jsonl"))
+NODE = sorted(FIXTURES.glob("node-http-*.jsonl"))
 NODE_KEY = "node-fixtures-key"  # the test key the fixtures' tags were made with (README)
 _LOST_AT_TOOLS = ("context-dropped", "high", "lost the tenant of its parent 'node-api GET' in another service")
 _OTHER_TENANT = ("cross-tenant", "critical", "runs for a different tenant than its parent 'node-api GET'")
@@ -885,6 +885,102 @@ def test_vector_stores_and_caches_are_keyed_by_the_tag_and_each_request_keeps_it
     if path.name.endswith(("-nearmiss.jsonl", "-tagged-key.jsonl", "-tagged-filter.jsonl")):
         tags = sorted(({s.attributes.get("flowmap.tenant") for s in t.spans.values()} for t in traces), key=sorted)
         assert tags == sorted([{tag_for(VEC_KEY, "tenant-acme")}, {tag_for(VEC_KEY, "tenant-globex")}], key=sorted)
+
+
+# -- Node.js database and cache clients: ioredis, node-redis, pg (node/generate-db.mjs) ----
+
+NODE_DB = sorted(FIXTURES.glob("node-db-*.jsonl"))
+_NODE_CACHE_CALLS = ("set", "get", "redis-HSET", "redis-EXPIRE", "redis-DEL")  # ioredis', node-redis'
+_PG_QUERY = "pg.query:SELECT postgres"  # pg names a query by its operation and database
+
+
+def _node_db_leaks(text: str) -> list[tuple]:
+    """The raw id in each cache key (ioredis' tenant:<id>:session, node-redis'
+    cart/org_id=<id>) and in the inlined SQL literal, under ``text`` (db.statement, or
+    db.query.text when stable)."""
+    return [_leaked(span, "cache", f"attribute '{text} → {name}'") for span, name in (
+        ("set", "tenant"), ("get", "tenant"), ("redis-HSET", "org_id"), ("redis-EXPIRE", "org_id"),
+        ("redis-DEL", "org_id"))] + [_leaked(_PG_QUERY, "db", f"attribute '{text} → tenant_id'")]
+
+
+# file -> what flowmap check --format json reports: (rule, severity, span, boundary, and
+# reached, or where a raw id was found); two requests per file
+NODE_DB_FINDINGS = {
+    # node-redis' redis-connect root, at start-up, was an orphan-root (high) in every file
+    "node-db-nearmiss.jsonl": [],
+    "node-db-stable-nearmiss.jsonl": [],
+    # each command and query, and pg's pool checkout, lost the tenant below the request
+    **{f"node-db{stable}-dropped.jsonl": [
+        *[_lost(op, None, "cache", "high") for op in _NODE_CACHE_CALLS],
+        *[_lost(op, None, "db", "high") for op in ("pg-pool.connect", "pg-pool.connect", _PG_QUERY, _PG_QUERY)],
+    ] * 2 for stable in ("", "-stable")},
+    # the keys and the inlined literal: found (the parameterized query's text holds no id)
+    "node-db-raw-key.jsonl": _node_db_leaks("db.statement") * 2,
+    "node-db-stable-raw-key.jsonl": _node_db_leaks("db.query.text") * 2,
+    # the raw id only as the parameter of WHERE tenant_id = $1, which pg records with
+    # enhancedDatabaseReporting (was shown, unflagged, in the risk map)
+    "node-db-raw-param.jsonl": [_leaked(_PG_QUERY, "db", "attribute 'db.postgresql.values → tenant_id'")] * 2,
+}
+
+
+def test_every_node_db_fixture_has_its_findings_stated():
+    assert sorted(p.name for p in NODE_DB) == sorted(NODE_DB_FINDINGS)
+
+
+@pytest.mark.parametrize("name", sorted(NODE_DB_FINDINGS))
+def test_node_database_and_cache_clients_findings_through_the_command_line(name, tmp_path, monkeypatch):
+    """flowmap check --format json: exactly the stated findings, read with no warning; a
+    raw id is found where the instrumentation wrote it (the finding's message names the
+    attribute), and the json output does not show it."""
+    result = _check(name, tmp_path, monkeypatch, "--format", "json")
+    expected = NODE_DB_FINDINGS[name]
+    assert result.exit_code == (1 if expected else 0), result.output
+    out = json.loads(result.stdout)
+    assert out["warnings"] == []
+    assert sorted((f["rule"], f["severity"], f["span_name"], f["boundary"],
+                   f["reached"] if f["rule"] != "tenant-in-telemetry" else
+                   f["message"].partition("identifier in ")[2].partition(" of '")[0])
+                  for f in out["findings"]) == sorted(expected)
+    assert "tenant-acme" not in result.stdout and "tenant-globex" not in result.stdout
+
+
+@pytest.mark.parametrize("fmt", ["text", "sarif", "html"])
+@pytest.mark.parametrize("name", sorted(n for n in NODE_DB_FINDINGS if "-raw-" in n))
+def test_the_raw_ids_a_node_service_wrote_are_never_shown(name, fmt, tmp_path, monkeypatch):
+    """The raw-key files hold both tenants' raw ids in cache keys and an SQL literal, the
+    raw-param file as a query's recorded parameter: no output shows them, the risk map
+    (flowmap report) included."""
+    for raw in ("tenant-acme", "tenant-globex"):
+        _assert_never_shown(name, raw, fmt, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("path", NODE_DB, ids=lambda p: p.name)
+def test_node_database_and_cache_clients_spans(path):
+    """Two requests at once: each trace's commands and queries are CLIENT spans of the
+    boundary their db.system names, below its server span, carrying its own tenant's tag
+    (made with the test key) where the tagging processor runs; the cache keys and SQL
+    name the tag, or the raw id in the raw files only. node-redis' connect at start-up is
+    the one other trace."""
+    traces, warnings = _load(path)
+    assert warnings == []
+    acme, globex = tag_for(NODE_KEY, "tenant-acme"), tag_for(NODE_KEY, "tenant-globex")
+    requests = [t for t in traces if any(s.kind == 2 for s in t.spans.values())]
+    (connect,) = [t for t in traces if t not in requests]
+    assert [(s.name, s.boundary, s.tenant) for s in connect.spans.values()] == [("redis-connect", "cache", None)]
+    roots = []
+    for t in requests:
+        (root,) = [s for s in t.spans.values() if s.parent_span_id is None]
+        roots.append(root.tenant)
+        calls = [s for s in t.spans.values() if s is not root]
+        assert {(s.kind, s.boundary) for s in calls} == {(3, "cache"), (3, "db")}
+        assert {s.tenant for s in calls} == ({None} if "dropped" in path.name else {root.tenant})
+        key = {acme: "tenant-acme", globex: "tenant-globex"}[root.tenant] if "-raw-key" in path.name else root.tenant
+        texts = " ".join(str(s.attributes.get("db.statement", s.attributes.get("db.query.text", ""))) for s in calls)
+        assert f"tenant:{key}:session" in texts and f"cart/org_id={key}" in texts and f"tenant_id = '{key}'" in texts
+    assert sorted(roots) == sorted([acme, globex])
+    assert {s.key_id for t in requests for s in t.spans.values() if s.tenant is not None} == {key_id_for(NODE_KEY)}
+    raw = b"tenant-acme" in path.read_bytes()
+    assert raw is ("-raw-" in path.name) and raw is (b"tenant-globex" in path.read_bytes())
 
 
 # -- OpenLIT's agent stacks (tests/fixtures/third_party/generators/openlit_agent_traces.py) --
