@@ -1059,10 +1059,12 @@ FANOUT = sorted(FIXTURES.glob("*-fanout-*.jsonl"))
 FANOUT_FINDINGS = {
     # carried by the framework: LangChain's ContextThreadPoolExecutor (RunnableParallel,
     # batch) and LangGraph's executor (parallel edges, Send), asyncio's tasks, Haystack's
-    # pipeline (asyncio.to_thread) and its Agent's tool pool (a copy of the context per call);
+    # pipeline (asyncio.to_thread) and its Agent's tool pool (a copy of the context per call),
+    # the OpenAI Agents SDK's parallel tool calls (run_sync's own event loop included);
     # DSPy's with the fix (its executor wrapped in flowmap.propagation.ContextExecutor)
     **{f"{stack}-{mode}.jsonl": [] for stack in (
-        "langchain-openinference-fanout", "langgraph-openinference-fanout", "haystack-native-fanout")
+        "langchain-openinference-fanout", "langgraph-openinference-fanout", "haystack-native-fanout",
+        "openai-agents-openinference-fanout")
        for mode in ("nearmiss", "async-nearmiss")},
     "dspy-openinference-fanout-nearmiss.jsonl": [],
     # DSPy's ParallelExecutor (module.batch, dspy.Parallel) runs each item in a bare
@@ -1079,7 +1081,7 @@ FANOUT_FINDINGS = {
 }
 
 # file -> how many times each request ran the tenant's memory boundary (fanned out)
-FANOUT_RECALLS = {"dspy": 4, "langchain": 3, "langgraph": 3, "haystack": 4}
+FANOUT_RECALLS = {"dspy": 4, "langchain": 3, "langgraph": 3, "haystack": 4, "openai": 2}
 
 
 def test_every_fanout_fixture_has_its_findings_stated():
