@@ -210,7 +210,8 @@ def _load(path: Path):
 
 
 def test_the_fixtures_are_there():
-    assert len(DROPPED) >= 30 and len(NEAR_MISS) == len(DROPPED) and len(DOWNSTREAM) >= 5
+    paired = [p for p in NEAR_MISS if "-fanout-" not in p.name]  # the fan-out files: runtime only
+    assert len(DROPPED) >= 30 and len(paired) == len(DROPPED) and len(DOWNSTREAM) >= 5
 
 
 @pytest.mark.parametrize(("name", "span"), sorted(EXPECTED), ids=[f"{f}:{s}" for f, s in sorted(EXPECTED)])
@@ -1065,7 +1066,8 @@ def test_openlit_agent_stacks_tenants_keep_their_own_tags(path):
 
 # -- DSPy, Haystack, LiteLLM, the Anthropic SDK (generators/agent_stack_traces.py) --------
 
-AGENT_STACKS = sorted(p for stack in ("dspy", "haystack", "litellm", "anthropic") for p in FIXTURES.glob(f"{stack}-*.jsonl"))
+AGENT_STACKS = sorted(p for stack in ("dspy", "haystack", "litellm", "anthropic") for p in FIXTURES.glob(f"{stack}-*.jsonl")
+                      if "-fanout-" not in p.name)
 
 # file -> what flowmap check --format json reports: (rule, severity, span, boundary, reached)
 AGENT_STACK_FINDINGS = {
@@ -1142,3 +1144,78 @@ def test_agent_stacks_tenants_keep_their_own_tags(path):
     acme, globex = tag_for("fw-fixtures-key", "tenant-acme"), tag_for("fw-fixtures-key", "tenant-globex")
     assert sorted(tags, key=sorted) == sorted([{acme}, {acme} if path.name.endswith("-mct.jsonl") else {globex}],
                                               key=sorted)
+
+
+# -- work the frameworks fan out on their own threads, pools and event loops -------------
+# (generators/concurrency_traces.py: two tenants' requests at once, flowmap's runtime)
+
+FANOUT = sorted(FIXTURES.glob("*-fanout-*.jsonl"))
+
+# file -> what flowmap check --format json reports: (rule, severity, span, boundary, reached)
+FANOUT_FINDINGS = {
+    # carried by the framework: LangChain's ContextThreadPoolExecutor (RunnableParallel,
+    # batch) and LangGraph's executor (parallel edges, Send), asyncio's tasks, Haystack's
+    # pipeline (asyncio.to_thread) and its Agent's tool pool (a copy of the context per call),
+    # the OpenAI Agents SDK's parallel tool calls (run_sync's own event loop included);
+    # DSPy's with the fix (its executor wrapped in flowmap.propagation.ContextExecutor)
+    **{f"{stack}-{mode}.jsonl": [] for stack in (
+        "langchain-openinference-fanout", "langgraph-openinference-fanout", "haystack-native-fanout",
+        "openai-agents-openinference-fanout")
+       for mode in ("nearmiss", "async-nearmiss")},
+    "dspy-openinference-fanout-nearmiss.jsonl": [],
+    # DSPy's ParallelExecutor (module.batch, dspy.Parallel) runs each item in a bare
+    # ThreadPoolExecutor: every run is a root with no tenant, a wrapper (ReAct.forward, a
+    # CHAIN: medium, per the contract) naming the tool that ran without one; never another
+    # tenant's
+    "dspy-openinference-fanout-thread-pool.jsonl": [
+        ("orphan-root", "medium", "ReAct.forward", None, "tool 'fw-app get_weather.__call__'")] * 8,
+    # the same under OpenTelemetry's threading instrumentation: the runs stay in their
+    # request's trace, but flowmap's binding is not carried (nor is the tag taken from the
+    # baggage below a span that ran bound): lost below the request
+    "dspy-openinference-fanout-otel-threading.jsonl": [
+        _lost("ReAct.forward", "tool 'fw-app get_weather.__call__'")] * 8,
+}
+
+# file -> how many times each request ran the tenant's memory boundary (fanned out)
+FANOUT_RECALLS = {"dspy": 4, "langchain": 3, "langgraph": 3, "haystack": 4, "openai": 2}
+
+
+def test_every_fanout_fixture_has_its_findings_stated():
+    assert sorted(p.name for p in FANOUT) == sorted(FANOUT_FINDINGS)
+
+
+@pytest.mark.parametrize("name", sorted(FANOUT_FINDINGS))
+def test_fanout_findings_through_the_command_line(name, tmp_path, monkeypatch):
+    """flowmap check --format json: exactly the stated findings, no warning, no raw id."""
+    for raw in ("tenant-acme", "tenant-globex"):
+        _check_states(name, FANOUT_FINDINGS[name], raw, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("path", FANOUT, ids=lambda p: p.name)
+def test_fanned_out_work_keeps_its_requests_tenant_or_none(path):
+    """Two tenants' requests at once, each fanning out: where the framework carries the
+    context every span of a request, the memory boundary in each branch included, carries
+    its own tenant's tag and never the other's; where it drops it (DSPy's pool) the runs
+    carry no tag at all (traces of their own, or under OpenTelemetry's threading
+    instrumentation their request's), and the memory boundary refused there
+    (MissingContextError: an error span, untagged) rather than read any tenant's note."""
+    traces, warnings = _load(path)
+    assert warnings == [] and b"tenant-acme" not in path.read_bytes() and b"tenant-globex" not in path.read_bytes()
+    requests = [t for t in traces if any(s.name == "POST /chat" for s in t.spans.values())]
+    recalls = FANOUT_RECALLS[path.name.split("-")[0]]
+    acme, globex = tag_for("fw-fixtures-key", "tenant-acme"), tag_for("fw-fixtures-key", "tenant-globex")
+    lost = [t for t in traces if t not in requests]
+    if "nearmiss" in path.name:
+        tags = sorted(({s.attributes.get("flowmap.tenant") for s in t.spans.values()} for t in requests), key=sorted)
+        memory = [[s for s in t.spans.values() if s.boundary == "memory"] for t in requests]
+        assert lost == [] and tags == sorted([{acme}, {globex}], key=sorted)
+        assert [len(m) for m in memory] == [recalls, recalls]
+        return
+    # the request spans keep their tenants; nothing the framework ran carries any tag
+    entries = sorted(s.attributes.get("flowmap.tenant") for t in requests for s in t.spans.values()
+                     if s.name == "POST /chat")
+    spans = [s for t in traces for s in t.spans.values() if s.name != "POST /chat"]
+    assert entries == sorted([acme, globex]) and not any(s.attributes.get("flowmap.tenant") for s in spans)
+    assert len(lost) == (2 * recalls if path.name.endswith("-thread-pool.jsonl") else 0)
+    refused = [s for s in spans if s.boundary == "memory"]
+    assert len(refused) == 2 * recalls and all(s.status_code == 2 for s in refused)
