@@ -613,11 +613,14 @@ _PLACEHOLDER = (
 _PLACEHOLDER_RE = re.compile(_PLACEHOLDER)
 # what a statement's text holds besides placeholders, skipped whole: a literal ('' a quote
 # inside), a quoted name, a comment (each, unclosed, runs to the end: one pass over
-# hostile text), a cast's ::, format's escaped %%, a system variable's @@
+# hostile text), a cast's ::, a system variable's @@
 _SQL_TOKENS = re.compile(
-    r"'(?:[^']|'')*+(?:'|\Z)|\"[^\"]*+(?:\"|\Z)|--[^\n]*+|/\*(?:[^*]|\*(?!/))*+(?:\*/|\Z)|::|%%|@@"
+    r"'(?:[^']|'')*+(?:'|\Z)|\"[^\"]*+(?:\"|\Z)|--[^\n]*+|/\*(?:[^*]|\*(?!/))*+(?:\*/|\Z)|::|@@"
     r"|(?P<p>" + _PLACEHOLDER + r")"
 )
+# the format style's placeholders (psycopg, pymysql), which the driver replaces wherever
+# they are, in a literal or a comment too; %% is a % (one pass)
+_FORMAT_TOKENS = re.compile(r"%%|(?P<p>%\(\w{1,64}\)[sbt]|%[sbt])")
 
 
 @functools.lru_cache(maxsize=16)
@@ -637,30 +640,32 @@ def _parameter_comparisons(names: frozenset[str]) -> re.Pattern[str]:
 
 def _placeholders(text: str, wanted: set[int]) -> dict[int, int | str]:
     """What the placeholders at the offsets ``wanted`` of a statement refer to: a place
-    (0-based) or a name. ``?`` and ``%s`` count in order across the statement, each style
-    apart (``?`` is also PostgreSQL's JSON operator where %s is the placeholder), never in
-    a literal or a comment: one there is none, and is left out. One pass, stopped past the
-    last one wanted."""
+    (0-based) or a name. ``?`` and ``%s`` count in order across the statement: ``?``
+    (``:name``, ``$1``…), which the database reads, never in a literal or a comment (one
+    there is none, and is left out); ``%s`` (``%(name)s``), which the driver replaces
+    before, everywhere. One pass each, stopped past the last one wanted."""
     refs: dict[int, int | str] = {}
-    counts = {"?": 0, "%": 0}
     last = max(wanted)
-    for m in _SQL_TOKENS.finditer(text):
-        at = m.start()
-        if at > last:
-            break
-        p = m["p"]
-        if p is None:
-            continue
-        head = p[0]
-        if (head == "$" or head == "?") and p[1:].isdigit():
-            ref: int | str = int(p[1:]) - 1
-        elif p == "?" or (head == "%" and p[1] != "("):
-            ref = counts["?" if head == "?" else "%"]
-            counts["?" if head == "?" else "%"] += 1
-        else:
-            ref = p[2:p.index(")")] if p[1] == "(" else p[1:]
-        if at in wanted:
-            refs[at] = ref
+    for tokens in (_FORMAT_TOKENS, _SQL_TOKENS):
+        places = 0
+        for m in tokens.finditer(text):
+            at = m.start()
+            if at > last:
+                break
+            p = m["p"]
+            if p is None or (p[0] == "%") != (tokens is _FORMAT_TOKENS):
+                continue
+            if p == "?" or (p[0] == "%" and p[1] != "("):
+                ref: int | str = places
+                places += 1
+            elif p[1] == "(":
+                ref = p[2:p.index(")")]
+            elif p[1:].isdigit():  # $1, ?1
+                ref = int(p[1:]) - 1
+            else:
+                ref = p[1:]
+            if at in wanted:
+                refs[at] = ref
     return refs
 
 
