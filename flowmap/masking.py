@@ -646,7 +646,8 @@ def _placeholders(text: str, wanted: set[int]) -> dict[int, int | str]:
     before, everywhere. One pass each, stopped past the last one wanted."""
     refs: dict[int, int | str] = {}
     last = max(wanted)
-    for tokens in (_FORMAT_TOKENS, _SQL_TOKENS):
+    formats = {text[at] == "%" for at in wanted}  # (the passes needed)
+    for tokens in [t for t, f in ((_FORMAT_TOKENS, True), (_SQL_TOKENS, False)) if f in formats]:
         places = 0
         for m in tokens.finditer(text):
             at = m.start()
