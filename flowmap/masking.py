@@ -177,10 +177,15 @@ class RawValue:
 
 
 _PLAIN, _MEMBER, _HEADER, _TENANT, _TAG_MEMBER, _PARAMETERS = 0, 1, 2, 3, 4, 5
-#: a query's parameters recorded beside its text, in order: node-postgres' instrumentation
-#: writes them so with enhancedDatabaseReporting (``$1`` is the first); never plain, so
-#: that the span is looked into (:func:`_scan_parameters`, from scan_attributes)
-PARAMETER_KEYS = frozenset({"db.postgresql.values"})
+#: a query's parameters recorded beside its text: node-postgres' instrumentation writes
+#: them as an array with enhancedDatabaseReporting (``$1`` the first), contrib's DB-API
+#: ones as ``str()`` of the tuple or dict passed with capture_parameters (``?``, ``%s`` in
+#: order; ``:name``, ``%(name)s`` by name); never plain, so that the span is looked into
+#: (:func:`_scan_parameters`, from scan_attributes)
+PARAMETER_KEYS = frozenset({"db.postgresql.values", "db.statement.parameters"})
+#: the stable conventions' parameters, one attribute each: ``db.query.parameter.0`` (the
+#: first of those referenced by place, 0-based) or ``db.query.parameter.<name>``
+PARAMETER_PREFIX = "db.query.parameter."
 
 
 def _classify(key: str, names: frozenset[str]) -> int:
@@ -337,10 +342,12 @@ def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) ->
     if cache is None:
         cache = _CLASS_CACHE[names] = {}
     keys = keyed(attrs)
+    parameters = False  # a query's parameters read (once a span, whichever way recorded)
     for key in attrs:
         cls = cache.get(key)
         if cls is None:
-            cls = _PARAMETERS if key in PARAMETER_KEYS else _classify(key, names)  # (a top-level name only)
+            # (a top-level name only)
+            cls = _PARAMETERS if key in PARAMETER_KEYS or key.startswith(PARAMETER_PREFIX) else _classify(key, names)
             if len(cache) < _CLASS_CACHE_MAX:
                 cache[key] = cls
                 if not cls and key not in NEVER_QUIET:
@@ -348,7 +355,13 @@ def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) ->
         value = attrs[key]
         if cls:  # (a plain name, the common case, tested once)
             if cls == _PARAMETERS:
-                _scan_parameters(key, attrs, where, names, out)
+                if not parameters:
+                    parameters = True
+                    _scan_parameters(attrs, where, names, out)
+                if value.__class__ is str:  # a dict's keys name its values: {'tenant_id': 'acme'}
+                    inner: list[RawValue] = []
+                    _scan_inner(key, value, where, names, inner)
+                    out.extend([h for h in inner if h not in out])  # (once, if compared too)
                 continue
             _judge(cls, key, key, value, where, out)
             if cls == _HEADER and value.__class__ not in _SCALAR_TYPES:
@@ -592,52 +605,202 @@ def _scan_comparisons(shown: str, text: str, where: str, names: frozenset[str], 
 
 
 _STATEMENTS = ("db.query.text", "db.statement")  # a database query's text, stable name first
-_PARAMETER = r"\$\d{1,4}(?!\d)"  # PostgreSQL's numbered parameter: $1 is the first
+# a parameter's placeholder: PostgreSQL's numbered $1, SQLite's ?1; ?, %s (psycopg also
+# %b, %t) by place; %(name)s, :name, @name, $name by name
+_PLACEHOLDER = (
+    r"\$\d{1,4}(?!\d)|\?\d{0,4}(?!\d)|%\(\w{1,64}\)[sbt]|%[sbt]|(?<![\w:@$])[:@$][A-Za-z_]\w{0,63}(?!\w)"
+)
+_PLACEHOLDER_RE = re.compile(_PLACEHOLDER)
+# what a statement's text holds besides placeholders, skipped whole: a literal ('' a quote
+# inside), a quoted name, a comment (each, unclosed, runs to the end: one pass over
+# hostile text), a cast's ::, a system variable's @@
+_SQL_TOKENS = re.compile(
+    r"'(?:[^']|'')*+(?:'|\Z)|\"[^\"]*+(?:\"|\Z)|--[^\n]*+|/\*(?:[^*]|\*(?!/))*+(?:\*/|\Z)|::|@@"
+    r"|(?P<p>" + _PLACEHOLDER + r")"
+)
+# the format style's placeholders (psycopg, pymysql), which the driver replaces wherever
+# they are, in a literal or a comment too; %% is a % (one pass)
+_FORMAT_TOKENS = re.compile(r"%%|(?P<p>%\(\w{1,64}\)[sbt]|%[sbt])")
 
 
 @functools.lru_cache(maxsize=16)
 def _parameter_comparisons(names: frozenset[str]) -> re.Pattern[str]:
-    """One pattern for a tenant name compared with a numbered parameter: ``tenant_id =
-    $1`` (``!=``, ``<>``, ``LIKE``), ``tenant_id IN ($1, $2)``, ``tenant_id = ANY($1)``
-    (an array's elements)."""
+    """One pattern for a tenant name compared with a parameter's placeholder: ``tenant_id =
+    $1`` (``?``, ``%s``, ``:tenant``…; ``!=``, ``<>``, ``LIKE``), ``tenant_id IN ($1, $2)``,
+    ``tenant_id = ANY($1)`` (an array's elements), ``tenant_id IN %s`` (a tuple's, as
+    psycopg passes one)."""
     return re.compile(
-        _compared(names) + r"(?:(?:==?|!=|<>|(?P<like>(?:not\s+)?i?like\b))\s*(?P<one>" + _PARAMETER + r")"
-        r"|(?:not\s+)?in\s*\(\s*(?P<list>" + _PARAMETER + r"(?:\s*,\s*" + _PARAMETER + r"){0,63})\s*\)"
-        r"|(?:==?|!=|<>)\s*(?:any|all)\s*\(\s*(?P<array>" + _PARAMETER + r")\s*\))",
+        _compared(names) + r"(?:(?:==?|!=|<>|(?P<like>(?:not\s+)?i?like\b))\s*(?P<one>" + _PLACEHOLDER + r")"
+        r"|(?:not\s+)?in\s*\(\s*(?P<list>(?:" + _PLACEHOLDER + r")(?:\s*,\s*(?:" + _PLACEHOLDER + r")){0,63})\s*\)"
+        r"|(?:==?|!=|<>)\s*(?:any|all)\s*\(\s*(?P<array>" + _PLACEHOLDER + r")\s*\)"
+        r"|(?:not\s+)?in\s+(?P<seq>" + _PLACEHOLDER + r"))",
         re.IGNORECASE,
     )
 
 
-def _parameter_values(m: re.Match[str], values: list[Any] | tuple[Any, ...]) -> list[Any]:
-    """The values of the parameters one comparison names (``$1`` the first of
-    ``values``); an array's elements (node-postgres writes an array parameter as JSON)."""
-    numbers = [m["one"] or m["array"]] if m["list"] is None else re.findall(_PARAMETER, m["list"])
-    found = [values[n - 1] for n in (int(x[1:]) for x in numbers) if 0 < n <= len(values)]
-    if m["array"] is not None and found and found[0].__class__ is str:
-        parsed = literal_value(found[0])
-        return parsed if isinstance(parsed, list) else []
-    return found
+def _placeholders(text: str, wanted: set[int]) -> dict[int, int | str]:
+    """What the placeholders at the offsets ``wanted`` of a statement refer to: a place
+    (0-based) or a name. ``?`` and ``%s`` count in order across the statement: ``?``
+    (``:name``, ``$1``…), which the database reads, never in a literal or a comment (one
+    there is none, and is left out); ``%s`` (``%(name)s``), which the driver replaces
+    before, everywhere. One pass each, stopped past the last one wanted."""
+    refs: dict[int, int | str] = {}
+    last = max(wanted)
+    formats = {text[at] == "%" for at in wanted}  # (the passes needed)
+    for tokens in [t for t, f in ((_FORMAT_TOKENS, True), (_SQL_TOKENS, False)) if f in formats]:
+        places = 0
+        for m in tokens.finditer(text):
+            at = m.start()
+            if at > last:
+                break
+            p = m["p"]
+            if p is None or (p[0] == "%") != (tokens is _FORMAT_TOKENS):
+                continue
+            if p == "?" or (p[0] == "%" and p[1] != "("):
+                ref: int | str = places
+                places += 1
+            elif p[1] == "(":
+                ref = p[2:p.index(")")]
+            elif p[1:].isdigit():  # $1, ?1
+                ref = int(p[1:]) - 1
+            else:
+                ref = p[1:]
+            if at in wanted:
+                refs[at] = ref
+    return refs
 
 
-def _scan_parameters(key: str, attrs: dict[str, Any], where: str, names: frozenset[str], out: list[RawValue]) -> None:
-    """Raw tenant ids passed to a query as parameters, recorded beside its text (``key``,
-    :data:`PARAMETER_KEYS`): the text (``db.statement``, ``db.query.text``) names what
-    each is compared with, ``WHERE tenant_id = $1``; each judged as the value of that name
-    (an opaque tag is none; pg writes a null as ``null``) and named
-    ``db.postgresql.values → tenant_id``. At most :data:`_QUERY_LITERALS` comparisons."""
-    values = attrs[key]
-    if not isinstance(values, (list, tuple)) or not values:
-        return
-    for text in [attrs.get(k) for k in _STATEMENTS]:
-        if text.__class__ is not str or not _has_word(text.lower(), names):
-            continue
-        for m in itertools.islice(_parameter_comparisons(names).finditer(text), _QUERY_LITERALS):
-            for value in _parameter_values(m, values):
-                if m["like"] is not None and value.__class__ is str:
-                    value = value.strip("%")  # the pattern's wildcards around the id
-                if value != "null" and _is_raw(value):
-                    out.append(RawValue(where, f"{key} → {normalize_key(m['name'])}", value))
-        return  # (the old and the stable name hold the same text)
+def _parameter_references(text: str, names: frozenset[str]) -> list[tuple[str, int | str, str]]:
+    """(tenant name, parameter, how compared) for each parameter that ``text`` compares with
+    a tenant name: ``one``, ``like`` (a pattern: the id without its ``%``) or ``each`` (an
+    array's or a tuple's elements, each one an id). At most :data:`_QUERY_LITERALS`
+    comparisons."""
+    found: list[tuple[str, int, str]] = []  # (name, offset of its placeholder, how)
+    for m in itertools.islice(_parameter_comparisons(names).finditer(text), _QUERY_LITERALS):
+        name = normalize_key(m["name"])
+        if m["list"] is not None:
+            at = m.start("list")
+            found.extend((name, at + p.start(), "one") for p in _PLACEHOLDER_RE.finditer(m["list"]))
+        elif m["one"] is not None:
+            found.append((name, m.start("one"), "one" if m["like"] is None else "like"))
+        else:
+            found.append((name, m.start("array" if m["array"] is not None else "seq"), "each"))
+    if not found:
+        return []
+    refs = _placeholders(text, {at for _, at, _ in found})
+    return [(name, refs[at], how) for name, at, how in found if at in refs]
+
+
+def _recorded_value(node: ast.expr) -> Any:
+    """A parameter's value as ``repr`` wrote it (parsed, never run): a literal, a container
+    of them, a wrapped text (``UUID('…')``, ``Decimal('1.5')``) as its text; anything else
+    (``datetime.date(2024, 1, 1)``) None, keeping its place."""
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        items = [_recorded_value(e) for e in node.elts]
+        return tuple(items) if isinstance(node, ast.Tuple) else items
+    if isinstance(node, ast.Dict):
+        return {k.value: _recorded_value(v) for k, v in zip(node.keys, node.values) if isinstance(k, ast.Constant)}
+    if isinstance(node, ast.Call) and len(node.args) == 1 and not node.keywords:
+        node = node.args[0]
+        return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+    try:
+        return ast.literal_eval(node)
+    except _LITERAL_ERRORS:
+        return None
+
+
+def _recorded_rows(text: Any) -> list[Any]:
+    """The parameters contrib's DB-API instrumentations record (``db.statement.parameters``,
+    ``str()`` of what the app passed: a tuple or list by place, a dict by name; a list of
+    them for ``executemany``, each one row)."""
+    if text.__class__ is not str or text[:1] not in ("(", "[", "{") or len(text) > _LITERAL_MAX:
+        return []
+    try:
+        node = ast.parse(text, mode="eval").body
+    except _LITERAL_ERRORS:
+        return []
+    value = _recorded_value(node)
+    if isinstance(node, ast.List) and node.elts and all(isinstance(e, (ast.Tuple, ast.Dict)) for e in node.elts):
+        return value  # executemany's rows
+    return [value] if isinstance(value, (tuple, list, dict)) else []
+
+
+def _parameter_rows(attrs: dict[str, Any]) -> list[tuple[str | None, Any]]:
+    """Each set of a query's parameters recorded in ``attrs``, as (attribute, values by
+    place or name); the stable conventions' one attribute a parameter as (None, {place or
+    name: attribute})."""
+    rows: list[tuple[str | None, Any]] = []
+    each: dict[int | str, str] = {}
+    for key, value in attrs.items():
+        if key.startswith(PARAMETER_PREFIX):
+            ref = key[len(PARAMETER_PREFIX):].lstrip(":@$")
+            each[int(ref) if ref.isdigit() and len(ref) < 8 else ref] = key
+        elif key == "db.statement.parameters":
+            rows.extend((key, row) for row in _recorded_rows(value))
+        elif key in PARAMETER_KEYS and isinstance(value, (list, tuple)):
+            rows.append((key, value))
+    if each:
+        rows.append((None, each))
+    return rows
+
+
+def _parameter(row: tuple[str | None, Any], ref: int | str, attrs: dict[str, Any]) -> tuple[str, Any] | None:
+    """The (attribute, value) of the parameter ``ref`` in one row, if it has one."""
+    key, values = row
+    if key is None:
+        found = values.get(ref)
+        return None if found is None else (found, attrs[found])
+    if ref.__class__ is int:
+        return (key, values[ref]) if isinstance(values, (list, tuple)) and 0 <= ref < len(values) else None
+    return (key, values[ref]) if isinstance(values, dict) and ref in values else None
+
+
+def _compared_values(value: Any, how: str) -> list[Any]:
+    """The ids one parameter holds, compared so: an array's or a tuple's elements (node-
+    postgres writes an array as JSON text), a pattern without its wildcards."""
+    if how == "each" and value.__class__ is str:
+        value = literal_value(value)
+        return value if isinstance(value, list) else []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if how == "like" and value.__class__ is str:
+        return [value.strip("%")]
+    return [value]
+
+
+def _raw_parameter(value: Any) -> bool:
+    """A parameter's raw id: not a null (pg and Java write one as ``null``) nor an opaque tag."""
+    return not (value.__class__ is str and value.lower() == "null") and _is_raw(value)
+
+
+def _scan_parameters(attrs: dict[str, Any], where: str, names: frozenset[str], out: list[RawValue]) -> None:
+    """Raw tenant ids passed to a query as parameters, recorded beside its text
+    (:data:`PARAMETER_KEYS`, :data:`PARAMETER_PREFIX`): the text (``db.statement``,
+    ``db.query.text``) names what each is compared with, ``WHERE tenant_id = $1`` (``?``,
+    ``%s``, ``:tenant``…); each judged as the value of that name (an opaque tag, a null is
+    none) and named ``db.postgresql.values → tenant_id``. A parameter recorded under a
+    tenant name of its own (``db.query.parameter.tenant_id``) is that tenant's wherever it
+    is compared. At most :data:`_QUERY_LITERALS` comparisons."""
+    rows = _parameter_rows(attrs)
+    text = next((t for t in map(attrs.get, _STATEMENTS) if t.__class__ is str), "")
+    compared = _parameter_references(text, names) if rows and _has_word(text.lower(), names) else []
+    compared_at: set[str] = set()
+    for name, ref, how in compared:
+        for row in rows:
+            found = _parameter(row, ref, attrs)
+            if found is not None:
+                compared_at.add(found[0])
+                for value in _compared_values(found[1], how):
+                    if _raw_parameter(value):
+                        out.append(RawValue(where, f"{found[0]} → {name}", value))
+    for key, each in rows:
+        if key is None:
+            for ref, attr in each.items():
+                if (
+                    ref.__class__ is str and attr not in compared_at and is_tenant_key(ref, names)
+                    and _raw_parameter(attrs[attr])
+                ):
+                    out.append(RawValue(where, attr, attrs[attr]))
 
 
 # the segments of a cache key that name its structure, not a tenant: ``tenant:index``,

@@ -649,3 +649,131 @@ def test_reading_cache_keys_and_filter_conditions_takes_linear_time():
             took.append(time.process_time() - start)
             assert len(hits) <= 16
         assert took[1] < 8 * took[0] + 0.1, (key, took)
+
+
+@pytest.mark.parametrize("statement, parameters, found", [
+    # contrib's DB-API instrumentations: str() of the tuple or dict the app passed
+    ("SELECT * FROM docs WHERE kind = ? AND tenant_id = ?", "('memo', 'acme-corp')", ["acme-corp"]),
+    # a ? in a literal or a comment is no placeholder: the tenant's is the second
+    ("SELECT * FROM docs /* ? */ WHERE kind = ? AND title <> 'why?' -- ?\n AND tenant_id = ?",
+     "('memo', 'acme-corp')", ["acme-corp"]),
+    # psycopg's drivers replace a %s in a literal too (%% is a %)
+    ("SELECT * FROM docs WHERE note LIKE '%s' AND t = '100%%' AND tenant_id = %s", "('x', 'acme-corp')", ["acme-corp"]),
+    ("SELECT * FROM docs WHERE data ? 'k' AND tenant_id = %s", "('acme-corp',)", ["acme-corp"]),  # jsonb's ?
+    ("SELECT * FROM docs WHERE tenant_id = %(owner)s AND kind = %(kind)s", "{'owner': 'acme-corp', 'kind': 'm'}",
+     ["acme-corp"]),
+    ("SELECT * FROM docs WHERE tenant_id = :owner", "{'owner': 'acme-corp'}", ["acme-corp"]),
+    ("SELECT * FROM docs WHERE tenant_id = ?2 AND kind = ?1", "('memo', 'acme-corp')", ["acme-corp"]),
+    ("SELECT * FROM docs WHERE tenant_id = ANY(%s)", "(['acme-corp', 'globex'],)", ["acme-corp", "globex"]),
+    ("SELECT * FROM docs WHERE tenant_id IN %s", "(('acme-corp', 'globex'),)", ["acme-corp", "globex"]),
+    ("SELECT * FROM docs WHERE tenant_id IN (?, ?)", "('acme-corp', 'globex')", ["acme-corp", "globex"]),
+    ("SELECT * FROM docs WHERE tenant_id = %s", "(42,)", [42]),
+    # a value repr() writes as a call: a wrapped text is its text, others keep their place
+    ("SELECT * FROM docs WHERE d > %s AND tenant_id = %s",
+     "(datetime.date(2024, 1, 1), UUID('5f0c1e2a-9d4b-4c1e-8f00-3a1b2c3d4e5f'))", ["5f0c1e2a-9d4b-4c1e-8f00-3a1b2c3d4e5f"]),
+    # executemany: each row
+    ("DELETE FROM docs WHERE tenant_id = ?", "[('acme-corp',), ('globex',)]", ["acme-corp", "globex"]),
+    # near misses: another column's, the opaque tag, a null, no such parameter, a
+    # placeholder only in a literal or a comment, the name as another column's value
+    ("SELECT * FROM docs WHERE kind = ? AND tenant_id = ?", "('acme-corp', '0123456789abcdef')", []),
+    ("SELECT * FROM docs WHERE tenant_id = ?", "(None,)", []),
+    ("SELECT * FROM docs WHERE tenant_id = ?", "()", []),
+    ("SELECT * FROM docs WHERE note = 'tenant_id = ?' AND kind = ?", "('acme-corp',)", []),
+    ("SELECT * FROM docs WHERE kind = ? -- tenant_id = ?\n", "('acme-corp',)", []),
+    ("SELECT * FROM docs d WHERE d.tenant_id = u.tenant_id AND u.name = ?", "('acme-corp',)", []),
+    ("SELECT * FROM docs WHERE tenant_id = %(owner)s", "{'kind': 'acme-corp'}", []),
+    ("SELECT * FROM docs WHERE tenant_id = ?", "('***',)", []),
+    ("SELECT * FROM docs WHERE tenant_id = ?", "not a literal ('acme-corp',)", []),
+])
+def test_a_raw_id_passed_as_a_dbapi_parameter_on_a_tenant_name_is_found(statement, parameters, found):
+    """contrib's DB-API instrumentations (dbapi, psycopg2, psycopg) record a query's
+    parameters with capture_parameters as str() of what the app passed
+    (db.statement.parameters): ?, %s by place in the statement, :name, %(name)s by name."""
+    for key in ("db.statement", "db.query.text"):
+        hits = _found({"db.system": "postgresql", key: statement, "db.statement.parameters": parameters})
+        assert hits == [("db.statement.parameters → tenant_id", v) for v in found]
+
+
+@pytest.mark.parametrize("statement, parameters, found", [
+    # the stable conventions: one attribute a parameter, 0-based by place, or by name
+    ("SELECT * FROM docs WHERE kind = ? AND tenant_id = ?", {"0": "memo", "1": "acme-corp"},
+     [("db.query.parameter.1 → tenant_id", "acme-corp")]),
+    ("SELECT * FROM docs WHERE title <> '?' AND tenant_id = ?", {"0": "acme-corp"},
+     [("db.query.parameter.0 → tenant_id", "acme-corp")]),
+    ("SELECT * FROM docs WHERE org_id = @org", {"org": "acme-corp"}, [("db.query.parameter.org → org_id", "acme-corp")]),
+    ("SELECT * FROM docs WHERE tenant_id = :t AND x = :x", {"t": "acme-corp", "x": "1"},
+     [("db.query.parameter.t → tenant_id", "acme-corp")]),
+    ("SELECT * FROM docs WHERE tenant_id = %(userTenant)s", {"userTenant": "acme-corp"},
+     [("db.query.parameter.userTenant → tenant_id", "acme-corp")]),
+    ("SELECT * FROM docs WHERE tenant_id IN (?, ?)", {"0": "acme-corp", "1": "globex"},
+     [("db.query.parameter.0 → tenant_id", "acme-corp"), ("db.query.parameter.1 → tenant_id", "globex")]),
+    # a parameter named as a tenant is one, compared or not (once)
+    ("SELECT * FROM docs WHERE tenant_id = :tenant_id", {"tenant_id": "acme-corp"},
+     [("db.query.parameter.tenant_id → tenant_id", "acme-corp")]),
+    ("SELECT * FROM docs WHERE owner = :tenant_id", {"tenant_id": "acme-corp"}, [("db.query.parameter.tenant_id", "acme-corp")]),
+    # near misses: another column's, the opaque tag, a null, no such parameter
+    ("SELECT * FROM docs WHERE kind = ? AND tenant_id = ?", {"0": "acme-corp", "1": "0123456789abcdef"}, []),
+    ("SELECT * FROM docs WHERE tenant_id = ?", {"0": "null"}, []),
+    ("SELECT * FROM docs WHERE tenant_id = ?", {"1": "acme-corp"}, []),
+    ("SELECT * FROM docs WHERE tenant_id = @t", {"x": "acme-corp"}, []),
+])
+def test_a_raw_id_in_a_stable_query_parameter_on_a_tenant_name_is_found(statement, parameters, found):
+    """The stable database conventions' db.query.parameter.<key> (OpenTelemetry Java's JDBC
+    instrumentation writes them with ? placeholders)."""
+    attrs = {"db.system.name": "postgresql", "db.query.text": statement,
+             **{f"db.query.parameter.{k}": v for k, v in parameters.items()}}
+    assert _found(attrs) == found
+
+
+def test_raw_ids_passed_as_dbapi_or_stable_parameters_are_masked_in_every_output(tmp_path):
+    """A span holding a query's parameters (db.statement.parameters, db.query.parameter.0)
+    is looked into though its names are plain: the raw ids compared with tenant_id are
+    flagged at their spans and masked in every output (the risk map showed them,
+    unflagged); the same queries with the opaque tag are silent."""
+    import flowmap
+
+    from otlp_builder import SERVER, TAG_A, TraceBuilder, write_otlp
+
+    tb = TraceBuilder(service="api")
+    entry = tb.span("GET /notes", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    sqlite = {"db.system": "sqlite", "db.statement": "SELECT note FROM notes WHERE kind = ? AND tenant_id = ?"}
+    jdbc = {"db.system.name": "postgresql", "db.query.text": "SELECT note FROM notes WHERE tenant_id = ? AND id = ?"}
+    leaks = [
+        entry.child("SELECT", tenant=TAG_A, attrs={**sqlite, "db.statement.parameters": "('memo', 'hooli-xyz-5')"}),
+        entry.child("SELECT notes", tenant=TAG_A, attrs={**jdbc, "db.query.parameter.0": "Pied Piper 6",
+                                                         "db.query.parameter.1": "7"}),
+    ]
+    entry.child("SELECT", tenant=TAG_A, attrs={**sqlite, "db.statement.parameters": f"('memo', '{TAG_A}')"})
+    entry.child("SELECT notes", tenant=TAG_A, attrs={**jdbc, "db.query.parameter.0": TAG_A, "db.query.parameter.1": "7"})
+    path = write_otlp(tmp_path / "t.jsonl", tb)
+    found = {f.span_id: f.message for f in flowmap.analyze([str(path)]).findings}
+    assert set(found) == {s.span_id for s in leaks}
+    assert "'db.statement.parameters → tenant_id'" in found[leaks[0].span_id]
+    assert "'db.query.parameter.0 → tenant_id'" in found[leaks[1].span_id]
+    text = _outputs(tmp_path, path)
+    assert "hooli-xyz-5" not in text and "Pied Piper 6" not in text
+
+
+@pytest.mark.parametrize("kind", ["quotes", "comments", "placeholders", "comparisons"])
+def test_reading_parameters_of_hostile_statements_is_linear(kind):
+    """Statements made to be costly (unclosed literals and comments, many placeholders,
+    many comparisons), their parameters recorded: four times the text takes about four
+    times as long (a quadratic pass would take sixteen)."""
+    import time
+
+    names = frozenset({"tenant_id"})
+    unit = {"quotes": "tenant_id = ? '", "comments": "tenant_id = ? /* ", "placeholders": "? %s :a @b ",
+            "comparisons": "tenant_id = ? OR tenant_id IN (?, ?) OR "}[kind]
+
+    def cost(n: int) -> float:
+        text = unit * n + " tenant_id = ?"
+        attrs = {"db.statement": text, "db.statement.parameters": "('acme-corp',)", "db.query.parameter.0": "x"}
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            masking.scan_attributes(attrs, "attribute", names)
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    small, large = cost(20_000), cost(80_000)
+    assert large < small * 8, (small, large)

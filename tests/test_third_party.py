@@ -984,6 +984,83 @@ def test_node_database_and_cache_clients_spans(path):
     assert raw is ("-raw-" in path.name) and raw is (b"tenant-globex" in path.read_bytes())
 
 
+# -- query parameters contrib's DB-API instrumentations record (generators/db_parameter_traces.py)
+
+DB_PARAMS = sorted(FIXTURES.glob("params-*.jsonl"))
+_PARAMS_LEAK = _leaked("SELECT", "db", "attribute 'db.statement.parameters → tenant_id'")
+_PARAMS_REDACTED = ("tenant-in-telemetry", "high", "SELECT", "db", "")
+_PARAMS_QUERIES = {"sqlite3": 2, "psycopg2": 3, "psycopg": 3}  # a request's queries
+
+
+def _params_findings(name: str) -> list[tuple]:
+    """Two requests: each query with the raw id as a parameter compared with tenant_id
+    (sqlite3: ? counted past one in a literal and one in a comment, :owner; psycopg2 and
+    psycopg: %s past %%s, %(owner)s, = ANY(%s)'s elements) is found (the old code read
+    none: the raw ids were shown, unflagged, in the risk map), below a request whose tag is
+    made up (no runtime: each query lost it); the runtime redacted them itself; the tag is
+    none."""
+    queries = 2 * _PARAMS_QUERIES[name.split("-")[1]]
+    if name.endswith("-raw.jsonl"):
+        return [_PARAMS_LEAK, _lost("SELECT", None, "db", "high")] * queries
+    return [_PARAMS_REDACTED] * queries if name.endswith("-redacted.jsonl") else []
+
+
+def test_every_db_parameter_fixture_is_one_of_the_generators():
+    assert sorted(p.name for p in DB_PARAMS) == sorted(
+        [f"params-{c}-{m}.jsonl" for c in _PARAMS_QUERIES for m in ("raw", "tagged", "redacted")]
+        + ["params-sqlite3-stable-raw.jsonl", "params-psycopg-stable-raw.jsonl"])
+
+
+@pytest.mark.parametrize("path", DB_PARAMS, ids=lambda p: p.name)
+def test_db_parameter_findings_through_the_command_line(path, tmp_path, monkeypatch):
+    """flowmap check --format json: exactly the stated findings, read with no warning; the
+    raw id a query passed as a parameter named where it is (db.statement.parameters →
+    tenant_id), never shown."""
+    result = _check(path.name, tmp_path, monkeypatch, "--format", "json")
+    expected = _params_findings(path.name)
+    assert result.exit_code == (1 if expected else 0), result.output
+    out = json.loads(result.stdout)
+    assert out["warnings"] == []
+    assert sorted((f["rule"], f["severity"], f["span_name"], f["boundary"],
+                   f["reached"] if f["rule"] != "tenant-in-telemetry" else
+                   f["message"].partition("identifier in ")[2].partition(" of '")[0])
+                  for f in out["findings"]) == sorted(expected)
+    assert "tenant-acme" not in result.stdout and "tenant-globex" not in result.stdout
+
+
+@pytest.mark.parametrize("fmt", ["text", "sarif", "html"])
+@pytest.mark.parametrize("name", sorted(p.name for p in DB_PARAMS if p.name.endswith("-raw.jsonl")))
+def test_the_raw_ids_passed_as_query_parameters_are_never_shown(name, fmt, tmp_path, monkeypatch):
+    """Both tenants' raw ids, only in the recorded parameters: no output shows them, the
+    risk map included (it showed them: nothing had flagged them)."""
+    for raw in ("tenant-acme", "tenant-globex"):
+        _assert_never_shown(name, raw, fmt, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("path", DB_PARAMS, ids=lambda p: p.name)
+def test_db_parameter_spans_are_as_the_instrumentations_write_them(path):
+    """What the findings rest on: each query a CLIENT span below its request, its text with
+    placeholders only, its parameters in db.statement.parameters as str() of a tuple or a
+    dict (contrib's dbapi, whatever the conventions' mode), the raw id, the tag or the
+    runtime's placeholder in them."""
+    traces, warnings = _load(path)
+    assert warnings == [] and len(traces) == 2
+    stable = "-stable-" in path.name
+    for t in traces:
+        queries = [s for s in t.spans.values() if s.kind == 3]  # CLIENT
+        assert len(queries) == _PARAMS_QUERIES[path.name.split("-")[1]]
+        for q in queries:
+            text = q.attributes["db.query.text" if stable else "db.statement"]
+            assert ("db.statement" in q.attributes) is not stable
+            assert "tenant-" not in text and "tenant_id = " in text
+            params = q.attributes["db.statement.parameters"]
+            assert params[:1] in ("(", "{")
+            if path.name.endswith("-raw.jsonl"):
+                assert "'tenant-acme'" in params or "'tenant-globex'" in params
+            elif path.name.endswith("-redacted.jsonl"):
+                assert "[flowmap:redacted]" in params and "tenant-" not in params
+
+
 # -- OpenLIT's agent stacks (tests/fixtures/third_party/generators/openlit_agent_traces.py) --
 
 OPENLIT_AGENTS = sorted(p for stack in ("openai", "langgraph", "openai-agents", "llama-index")
