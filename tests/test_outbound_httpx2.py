@@ -168,6 +168,12 @@ def test_a_client_with_its_own_transport_is_traced(spans, server, tagger):
     assert base._last_headers(server)["baggage"] == f"{A.BAGGAGE_KEY}={tagger.tag(RAW_TENANT)}"
     (span,) = base._client_spans(memory)
     assert span.attributes[A.BAGGAGE_SENT] is True
+    # a transport that is no HTTPTransport is not traced (as with httpx), and gets no tag
+    sent = []
+    mock = httpx2.MockTransport(lambda request: sent.append(request.headers) or httpx2.Response(200))
+    with httpx2.Client(transport=mock) as client, bind(RequestContext(RAW_TENANT)):
+        client.get("http://127.0.0.1/mocked")
+    assert len(base._client_spans(memory)) == 1 and "baggage" not in sent[0]
 
 
 def test_a_failing_allow_list_fails_closed_and_the_request_still_goes(spans, server, tagger, monkeypatch, caplog):
