@@ -546,11 +546,16 @@ def _instrumentors() -> list[Any]:
     found: list[Any] = [HTTPXClientInstrumentor()]
     try:
         import httpx2  # noqa: F401 - only whether it is there
-        from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
     except ImportError:
         return found
     except Exception:  # noqa: BLE001 - a broken httpx2 must not stop flowmap
         _log.warning("flowmap: httpx2 could not be imported; its requests are not traced", exc_info=True)
+        return found
+    try:
+        from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
+    except ImportError:  # contrib older than 0.66b1
+        _log.warning("flowmap: opentelemetry-instrumentation-httpx has no httpx2 support (0.66b1 or newer "
+                     "has); httpx2 requests are not traced")
         return found
     found.append(HTTPX2ClientInstrumentor())
     return found

@@ -239,6 +239,19 @@ def test_a_failure_to_instrument_httpx2_leaves_httpx_instrumented(spans, server,
     assert len(base._client_spans(memory)) == 1 and is_instrumented()
 
 
+def test_a_contrib_without_httpx2_support_is_named_and_httpx_still_traced(spans, server, monkeypatch, caplog):
+    import opentelemetry.instrumentation.httpx as contrib
+
+    monkeypatch.delattr(contrib, "HTTPX2ClientInstrumentor")  # as in contrib before 0.66b1
+    provider, memory = spans
+    with caplog.at_level(logging.WARNING, logger="flowmap.outbound"):
+        instrument_httpx(tracer_provider=provider)
+    assert "no httpx2 support" in caplog.text
+    httpx.get(server.url + "/httpx-without-httpx2-support")
+    httpx2.get(server.url + "/httpx2-untraced")
+    assert len(base._client_spans(memory)) == 1 and is_instrumented()
+
+
 def test_configure_instruments_httpx2_and_shutdown_undoes_it(server, tmp_path):
     from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
 
