@@ -243,6 +243,9 @@ def configure(
     ``allowed_hosts``: hosts beyond the defaults that may receive the tenant baggage, one
     string or a list of them (names, ``*.suffix``, IP addresses, CIDR networks); message
     brokers too, where the publishing instrumentation names its broker.
+    ``instrument_httpx`` traces outbound ``httpx`` requests, and ``httpx2`` ones when httpx2
+    is installed (one switch: both carry the tenant baggage by the same rules); undone by
+    ``Runtime.shutdown()``.
     ``set_global=False`` leaves OpenTelemetry's global provider alone (tests, embedding).
     ``guard_baggage`` (default: ``set_global``) swaps the global W3C baggage propagator
     for one that never injects the tenant tag outside flowmap's destination check, so

@@ -1,4 +1,4 @@
-"""Destination-aware propagation for outbound httpx requests.
+"""Destination-aware propagation for outbound httpx (and httpx2) requests.
 
 ``traceparent`` goes to every destination, so traces stay connected across any hop. The
 tenant baggage (``flowmap.tenant`` = opaque tag) goes only to hosts the allow list
@@ -18,6 +18,14 @@ may also forward an inbound ``baggage`` header themselves. So for a destination 
 not allowed, the hook removes any ``flowmap.tenant`` member already in the request's
 ``baggage`` header(s) (other members are kept), and ``flowmap.baggage.sent`` says whether
 a ``flowmap.tenant`` member really goes out.
+
+httpx2 (Pydantic's fork of httpx, module ``httpx2``, which the openai 3.x SDK sends
+through) is instrumented the same way, with the same hooks, through contrib's
+``HTTPX2ClientInstrumentor`` when httpx2 is installed. As for httpx, that wraps
+``HTTPTransport.handle_request`` / ``AsyncHTTPTransport.handle_async_request``, so a client
+built with its own ``HTTPTransport`` (or a subclass of it, or mounts of them) is traced too;
+a transport that is no ``HTTPTransport`` (``MockTransport``, ``ASGITransport``, your own
+``BaseTransport``) is not, and sends what the guarded global propagator allows.
 """
 
 from __future__ import annotations
@@ -71,6 +79,8 @@ _lock = threading.Lock()
 _allowed: AllowedHosts = AllowedHosts()
 _active = False
 _provider: Any = None
+# The instrumentor classes flowmap instrumented (httpx's; httpx2's too when it is installed).
+_ours: set[type] = set()
 # Set by the request hook on the context it attaches: this destination may get baggage.
 _BAGGAGE_ALLOWED = otel_context.create_key("flowmap.outbound.baggage_allowed")
 _BAGGAGE_HEADER = "baggage"
@@ -529,38 +539,81 @@ async def _async_request_hook(span: Span, request: RequestInfo) -> None:
     _request_hook(span, request)
 
 
+def _instrumentors() -> list[Any]:
+    """The contrib instrumentors flowmap drives: httpx's, and httpx2's (the fork the openai
+    3.x SDK and others send through; same API, own module) when httpx2 can be imported.
+    httpx2 is optional: without it (or with a broken install) flowmap instruments httpx alone."""
+    found: list[Any] = [HTTPXClientInstrumentor()]
+    try:
+        import httpx2  # noqa: F401 - only whether it is there
+    except ImportError:
+        return found
+    except Exception:  # noqa: BLE001 - a broken httpx2 must not stop flowmap
+        _log.warning("flowmap: httpx2 could not be imported; its requests are not traced", exc_info=True)
+        return found
+    try:
+        from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
+    except ImportError:  # contrib older than 0.66b1
+        _log.warning("flowmap: opentelemetry-instrumentation-httpx has no httpx2 support (0.66b1 or newer "
+                     "has); httpx2 requests are not traced")
+        return found
+    found.append(HTTPX2ClientInstrumentor())
+    return found
+
+
+def _instrument(instrumentor: Any, tracer_provider: Any, keep: bool) -> None:
+    """Instrument one client library with flowmap's hooks (``keep``: flowmap's hooks are
+    already in place for this provider). Instrumented by anyone else, or for another
+    provider, it is re-instrumented: the hooks are what keeps the tag from outside hosts."""
+    if keep and instrumentor.is_instrumented_by_opentelemetry:
+        return
+    if instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.uninstrument()
+    instrumentor.instrument(
+        tracer_provider=tracer_provider,
+        request_hook=_request_hook,
+        async_request_hook=_async_request_hook,
+    )
+
+
 def instrument_httpx(allowed: AllowedHosts | None = None, tracer_provider: Any = None) -> None:
-    """Trace every ``httpx.Client``/``AsyncClient`` request with destination-aware baggage.
+    """Trace every ``httpx`` and ``httpx2`` ``Client``/``AsyncClient`` request with
+    destination-aware baggage (httpx2 when it is installed).
 
     ``allowed`` defaults to the contract's allow list (loopback, private ranges,
     ``localhost``, ``*.svc``, ``*.svc.cluster.local``, ``*.internal``, ``*.local``).
     Calling again updates the allow list; a different ``tracer_provider`` re-instruments.
-    If httpx was already instrumented without flowmap's hooks, it is re-instrumented, since
-    those hooks are what keeps the tenant baggage away from outside hosts.
+    If httpx (or httpx2) was already instrumented without flowmap's hooks, it is
+    re-instrumented, since those hooks are what keeps the tenant baggage away from
+    outside hosts. A failure to instrument httpx2 is logged and leaves httpx instrumented.
     """
     global _allowed, _active, _provider
     with _lock:
         _allowed = allowed if allowed is not None else AllowedHosts()
-        instrumentor = HTTPXClientInstrumentor()
-        if _active and instrumentor.is_instrumented_by_opentelemetry and _provider is tracer_provider:
-            return
-        if instrumentor.is_instrumented_by_opentelemetry:
-            instrumentor.uninstrument()
-        instrumentor.instrument(
-            tracer_provider=tracer_provider,
-            request_hook=_request_hook,
-            async_request_hook=_async_request_hook,
-        )
+        same = _active and _provider is tracer_provider
+        httpx_instrumentor, *others = _instrumentors()
+        _instrument(httpx_instrumentor, tracer_provider, same and type(httpx_instrumentor) in _ours)
+        _ours.add(type(httpx_instrumentor))
+        for instrumentor in others:
+            try:
+                _instrument(instrumentor, tracer_provider, same and type(instrumentor) in _ours)
+                _ours.add(type(instrumentor))
+            except Exception:  # noqa: BLE001 - httpx stays instrumented; the app goes on
+                _log.warning("flowmap: could not instrument %s; its requests are not traced",
+                             type(instrumentor).__name__, exc_info=True)
         _active, _provider = True, tracer_provider
 
 
 def uninstrument_httpx() -> None:
-    """Undo :func:`instrument_httpx` (a no-op when flowmap did not instrument httpx)."""
+    """Undo :func:`instrument_httpx`, for httpx and httpx2 (a no-op when flowmap did not
+    instrument them)."""
     global _active, _provider
     with _lock:
         if not _active:
             return
-        instrumentor = HTTPXClientInstrumentor()
-        if instrumentor.is_instrumented_by_opentelemetry:
-            instrumentor.uninstrument()
+        for cls in list(_ours):
+            instrumentor = cls()
+            if instrumentor.is_instrumented_by_opentelemetry:
+                instrumentor.uninstrument()
+        _ours.clear()
         _active, _provider = False, None

@@ -78,11 +78,11 @@ CHILD_SCRIPT = """
 """
 
 HTTPX_SCRIPT = """
-    import sys, httpx
+    import sys, {client}
     from flowmap import RequestContext, bind, boundary
     with bind(RequestContext("acme-corp")):
         with boundary("agent", "agent.run"):
-            httpx.get(sys.argv[1] + "/tool")
+            {client}.get(sys.argv[1] + "/tool")
 """
 
 
@@ -196,8 +196,9 @@ def test_module_mode_runs_python_dash_m(workdir):
     assert analysis.services == {"shop"} and analysis.spans == 1
 
 
-def test_httpx_is_instrumented_before_the_program_runs(workdir):
-    script = _script(workdir, "client.py", HTTPX_SCRIPT)
+@pytest.mark.parametrize("client", ["httpx", "httpx2"])
+def test_httpx_is_instrumented_before_the_program_runs(workdir, client):
+    script = _script(workdir, "client.py", HTTPX_SCRIPT.format(client=client))
     app = RecordingApp()
     with serve(app) as server:
         proc = _flowmap_run(workdir, str(script), server.url)
