@@ -189,6 +189,23 @@ def test_a_child_that_received_the_whole_opentelemetry_context_is_tagged_from_it
     assert TENANT not in later.attributes
 
 
+def test_anything_else_under_the_binding_key_is_ignored_and_never_raises(make):
+    """Only a Binding counts (the key is private; a value put there by other means, a raw
+    id, is never a tag), and a parent context the processor cannot read is no error."""
+    from flowmap.context import _OTEL_KEY
+
+    processor = make(Tagger("test-key"))
+    tracer, exp = _provider(processor)
+    token = otel_context.attach(otel_context.set_value(_OTEL_KEY, "acme-raw"))
+    try:
+        tracer.start_span("odd").end()
+    finally:
+        otel_context.detach(token)
+    processor.on_start(tracer.start_span("unreadable parent"), parent_context=object())  # no raise
+    (span,) = exp.get_finished_spans()
+    assert TENANT not in span.attributes and "acme-raw" not in span.to_json()
+
+
 def test_the_bound_tenant_wins_over_the_one_the_parent_context_carries(make):
     """flowmap's contextvar first: a span started with a parent context captured in
     another tenant's request runs for the tenant bound where it starts."""
