@@ -157,7 +157,7 @@ def carried_binding(context: otel_context.Context | None = None) -> Binding | No
     """The Binding an OpenTelemetry context carries (``None``: the current one), or None:
     the tenant a thread or callback that received the request's OpenTelemetry context,
     but not flowmap's contextvar, runs for."""
-    b = otel_context.get_value(_OTEL_KEY, context)
+    b = (context if context is not None else otel_context.get_current()).get(_OTEL_KEY)
     return b if type(b) is Binding else None
 
 

@@ -53,7 +53,7 @@ from typing import Any
 from opentelemetry import baggage as otel_baggage
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.context import Context
+from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from . import attributes as A
@@ -296,6 +296,8 @@ class TenantSpanProcessor(SpanProcessor):
                     return
             b = _BINDING.get()
             if b is None:  # (only then: the hot path with a binding pays nothing for it)
+                if parent_context is None:  # read once, for the baggage path below too
+                    parent_context = get_current()
                 b = carried_binding(parent_context)
             if b is not None:
                 if b.key_id == self._key_id or b.ctx is None:  # same key, or a propagated tag
