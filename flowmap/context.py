@@ -401,7 +401,7 @@ class _Bind:
                 if otel_token is not None:
                     _restore_otel(old, bound, before)
             return
-        if otel_token is not None:
+        if otel_token is not None:  # (after the reset above proved this is the entry's context)
             try:
                 otel_context.detach(otel_token)
             except Exception:  # noqa: BLE001
@@ -577,10 +577,10 @@ def _attach_binding(binding: Binding) -> Any:
 
 
 def _restore_otel(outer: Binding | None, bound: Binding, before: Binding | None) -> None:
-    """Undo, from another context than its own, what an entry of ``bound`` attached:
-    the current OpenTelemetry context with the tenant baggage of ``outer`` (none when
-    nothing is bound) if the entry set its own and, where ``bound`` is what it carries, the binding it carried
-    before the entry (``before``)."""
+    """Undo, from another context than its own, what an entry of ``bound`` attached: the
+    current OpenTelemetry context with the tenant baggage of ``outer`` (none when nothing
+    is bound) if the entry set its own, and, where ``bound`` is the binding it carries,
+    the one it carried before the entry (``before``)."""
     try:
         ctx = otel_context.get_current()
         tag = outer.tag if outer is not None else None
@@ -621,9 +621,10 @@ def bind_tag(
 
     Spans get the tag with ``flowmap.tenant.source`` = ``source``; ``current()`` still
     raises because no tenant was authenticated here. ``baggage=False`` leaves the
-    OpenTelemetry context alone (flowmap's own binding only): for a binding entered and
-    left from hooks whose order against other instrumentations' context changes is not
-    known (a task queue's signals), where restoring it could undo theirs out of order.
+    OpenTelemetry context alone (flowmap's own binding only, so code handed that context
+    does not carry it): for a binding entered and left from hooks whose order against
+    other instrumentations' context changes is not known (a task queue's signals), where
+    restoring it could undo theirs out of order.
     """
     if not is_opaque_tag(tag):
         raise InvalidContextError("bind_tag() needs an opaque flowmap tenant tag")
