@@ -67,7 +67,7 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 
 from . import attributes as A
 from . import runtime
-from .context import _BINDING, Binding, _take_entry
+from .context import _OTEL_KEY, Binding, _bound, _take_entry, carried_binding
 from .errors import ConfigError, MissingContextError, TenantSwitchError
 from .processors import keep_attributes
 
@@ -166,7 +166,7 @@ class Boundary:
     # -- the gate and the span -------------------------------------------------------
     def _check(self) -> bool:
         """True when a tenant is bound; raises MissingContextError in fail mode."""
-        if _BINDING.get() is not None:
+        if _bound() is not None:
             return True
         if (self.mode or runtime.boundary_mode()) == "fail":
             raise MissingContextError(
@@ -189,7 +189,7 @@ class Boundary:
         Raises MissingContextError (nothing bound) or TenantSwitchError (another tenant
         than at creation) in fail mode, after recording the refusal as a span.
         """
-        now = _BINDING.get()
+        now = _bound()
         try:
             if now is None:
                 self._check()  # raises in fail mode
@@ -206,7 +206,7 @@ class Boundary:
         """Gate a generator body about to resume (called only when the binding changed).
 
         Returns the error to raise in fail mode; in record mode marks the span instead."""
-        now = _BINDING.get()
+        now = _bound()
         if now is None:
             if first is None:
                 return None  # ran unbound from the start: already marked
@@ -358,7 +358,7 @@ class Boundary:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             span, token = self._open(name)
-            created = _BINDING.get()
+            created = _bound()
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
@@ -398,7 +398,7 @@ class Boundary:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             self._gate(name)
-            return drive(name, _BINDING.get(), fn(*args, **kwargs))
+            return drive(name, _bound(), fn(*args, **kwargs))
 
         return wrapper
 
@@ -438,13 +438,13 @@ class Boundary:
             send_value: Any = None
             throw: BaseException | None = None
             while True:
-                if throw is None and started and _BINDING.get() is not first:
+                if throw is None and started and _bound() is not first:
                     refused = self._regate(span, first, flagged)
                     if refused is not None:
                         gen.close()
                         raise refused
                 started = True
-                token = otel_context.attach(span_ctx)
+                token = otel_context.attach(_stepping(span_ctx))
                 try:
                     item = gen.throw(throw) if throw is not None else gen.send(send_value)
                 except StopIteration as stop:
@@ -478,13 +478,13 @@ class Boundary:
             send_value: Any = None
             throw: BaseException | None = None
             while True:
-                if throw is None and started and _BINDING.get() is not first:
+                if throw is None and started and _bound() is not first:
                     refused = self._regate(span, first, flagged)
                     if refused is not None:
                         await agen.aclose()
                         raise refused
                 started = True
-                token = otel_context.attach(span_ctx)
+                token = otel_context.attach(_stepping(span_ctx))
                 try:
                     step = agen.athrow(throw) if throw is not None else agen.asend(send_value)
                     item = await step
@@ -568,6 +568,17 @@ def _end_with(span: Span, future: Any) -> None:
         _log.debug("flowmap: could not record how a boundary's future ended", exc_info=True)
     finally:
         span.end()
+
+
+def _stepping(span_ctx: otel_context.Context) -> otel_context.Context:
+    """The context a generator's body runs in for one step: its span's (made at its first
+    step), carrying the binding the code stepping it carries now, not the one of the
+    first step: what the body runs for is what is bound where it is stepped (a stream
+    stepped after its request, in record mode, runs unbound as before)."""
+    now = carried_binding()
+    if carried_binding(span_ctx) is now:
+        return span_ctx
+    return otel_context.set_value(_OTEL_KEY, now, span_ctx)
 
 
 def _same_tenant(a: Binding, b: Binding) -> bool:

@@ -1,8 +1,18 @@
 """The request's tenant context: what the app authenticated, bound for the request's duration.
 
-``bind(ctx)`` sets a contextvar (so every span, boundary and helper sees the tenant) and,
-when a Tagger is configured, attaches an OpenTelemetry context whose baggage carries only
+``bind(ctx)`` sets a contextvar (so every span, boundary and helper sees the tenant) and
+attaches an OpenTelemetry context that holds the Binding under a private key (never
+propagated: no propagator reads it) and, when a Tagger is configured, baggage with only
 ``flowmap.tenant`` = the opaque tag, so outbound propagation never sees the raw id.
+
+Whatever carries the OpenTelemetry context into other code carries the binding with it:
+OpenTelemetry's threading instrumentation (``Thread.start``, ``ThreadPoolExecutor.submit``),
+a framework that attaches ``context.get_current()`` in its workers, a span started with an
+explicit parent context. Where flowmap's contextvar holds nothing, that carried binding
+is what is bound (:func:`current_binding` and the rest, the boundaries, the tagging
+processor); the contextvar always wins, so a ``bind`` in such a worker decides, as it
+does anywhere with nothing bound (another tenant is not a switch there: a thread started
+inside a request may serve other tenants, binding each).
 
 A propagated tag (from a queue message or inbound baggage) can be bound with
 ``bind_tag``: that is *evidence*, not authority — ``current()`` still raises, since no
@@ -43,6 +53,7 @@ __all__ = [
     "current",
     "current_or_none",
     "current_binding",
+    "carried_binding",
     "current_tag",
     "outbound_tag",
     "forget_known_ids",
@@ -137,6 +148,25 @@ class Binding:
 _BINDING: contextvars.ContextVar[Binding | None] = contextvars.ContextVar(
     "flowmap_binding", default=None
 )
+# The same Binding in the OpenTelemetry context (see the module docstring). A private key:
+# only this module sets it and no propagator reads it, so it never leaves the process.
+_OTEL_KEY = otel_context.create_key("flowmap.binding")
+
+
+def carried_binding(context: otel_context.Context | None = None) -> Binding | None:
+    """The Binding an OpenTelemetry context carries (``None``: the current one), or None:
+    the tenant a thread or callback that received the request's OpenTelemetry context,
+    but not flowmap's contextvar, runs for."""
+    b = (context if context is not None else otel_context.get_current()).get(_OTEL_KEY)
+    return b if type(b) is Binding else None
+
+
+def _bound() -> Binding | None:
+    """What is bound here: flowmap's contextvar, else the current OpenTelemetry context's."""
+    b = _BINDING.get()
+    return b if b is not None else carried_binding()
+
+
 class _Authenticating:
     """One ``authenticating()`` block: active until it exits, in every context copied from
     it (a task the resolver starts and that outlives it is not authenticating any more)."""
@@ -226,18 +256,18 @@ def forget_known_ids() -> None:
 
 def current_binding() -> Binding | None:
     """The active Binding (authenticated or evidence), or None."""
-    return _BINDING.get()
+    return _bound()
 
 
 def current_or_none() -> RequestContext | None:
     """The bound RequestContext, or None (also when only a propagated tag is bound)."""
-    b = _BINDING.get()
+    b = _bound()
     return None if b is None else b.ctx
 
 
 def current() -> RequestContext:
     """The bound RequestContext; raises MissingContextError when none is bound."""
-    b = _BINDING.get()
+    b = _bound()
     if b is None:
         raise MissingContextError("no RequestContext is bound: wrap the request in flowmap.bind(ctx)")
     if b.ctx is None:
@@ -250,7 +280,7 @@ def current() -> RequestContext:
 
 def current_tag() -> str | None:
     """The opaque tag of the bound tenant under the configured Tagger, or None."""
-    b = _BINDING.get()
+    b = _bound()
     if b is None:
         return None
     tagger = runtime.tagger_or_none()
@@ -284,8 +314,8 @@ class _Bind:
 
     __slots__ = ("_binding", "_allow_switch", "_open", "_baggage")
 
-    # every entry made in this context and not exited yet:
-    # (bind object, entering frame, thread id, binding token, otel token, binding)
+    # every entry made in this context and not exited yet: (bind object, entering frame,
+    # thread id, binding token, otel token, binding, binding carried in otel before)
     _ENTERED: contextvars.ContextVar[tuple[_Entry, ...]] = contextvars.ContextVar(
         "flowmap_bind_entries", default=()
     )
@@ -293,7 +323,7 @@ class _Bind:
     def __init__(self, binding: Binding, allow_switch: bool, baggage: bool = True) -> None:
         self._binding = binding
         self._allow_switch = allow_switch
-        self._baggage = baggage  # also attach an OpenTelemetry context with the tag in baggage
+        self._baggage = baggage  # also attach an OpenTelemetry context with it (and its tag in baggage)
         self._open: list[_Entry] = []  # the open entries, every thread's (see _take_entry)
 
     def _check_switch(self, outer: Binding) -> None:
@@ -333,13 +363,11 @@ class _Bind:
         if outer is None and binding.ctx is not None and binding.tag is not None:
             _stamp_entry(binding)
         otel_token: Any = None
-        tag = binding.tag
-        if tag is not None and self._baggage:
-            try:
-                otel_token = otel_context.attach(otel_baggage.set_baggage(A.BAGGAGE_KEY, tag))
-            except Exception:  # noqa: BLE001 - telemetry must not break the request
-                otel_token = None
-        entry = (self, frame, get_ident(), token, otel_token, binding)
+        before = None
+        if self._baggage:
+            before = carried_binding()
+            otel_token = _attach_binding(binding)
+        entry = (self, frame, get_ident(), token, otel_token, binding, before)
         self._open.append(entry)
         _Bind._ENTERED.set((*_Bind._ENTERED.get(), entry))
         return binding.ctx
@@ -356,7 +384,7 @@ class _Bind:
         entry = _take_entry(self, self._open, _Bind._ENTERED, frame)
         if entry is None:
             return
-        token, otel_token, bound = entry[3:]
+        token, otel_token, bound, before = entry[3:]
         try:
             _BINDING.reset(token)
         except ValueError:
@@ -371,9 +399,9 @@ class _Bind:
                 old = None if old is contextvars.Token.MISSING else old
                 _BINDING.set(old)
                 if otel_token is not None:
-                    _restore_baggage(old)
+                    _restore_otel(old, bound, before)
             return
-        if otel_token is not None:
+        if otel_token is not None:  # (after the reset above proved this is the entry's context)
             try:
                 otel_context.detach(otel_token)
             except Exception:  # noqa: BLE001
@@ -536,18 +564,35 @@ def _withdraw(span: Any, container: Any, stamp: tuple[Any, ...]) -> None:
 _ENTRY_KINDS = (trace.SpanKind.SERVER, trace.SpanKind.CONSUMER)
 
 
-def _restore_baggage(outer: Binding | None) -> None:
-    """The current OpenTelemetry context with the tenant baggage of ``outer`` (none when
-    nothing is bound): undoes an entry's baggage from another context than its own."""
+def _attach_binding(binding: Binding) -> Any:
+    """Attach the current OpenTelemetry context with ``binding`` in it, and its tag in
+    baggage when it has one; the token to detach it, or None if that failed."""
     try:
+        ctx = otel_context.get_current()
+        if binding.tag is not None:
+            ctx = otel_baggage.set_baggage(A.BAGGAGE_KEY, binding.tag, ctx)
+        return otel_context.attach(otel_context.set_value(_OTEL_KEY, binding, ctx))
+    except Exception:  # noqa: BLE001 - telemetry must not break the request
+        return None
+
+
+def _restore_otel(outer: Binding | None, bound: Binding, before: Binding | None) -> None:
+    """Undo, from another context than its own, what an entry of ``bound`` attached: the
+    current OpenTelemetry context with the tenant baggage of ``outer`` (none when nothing
+    is bound) if the entry set its own, and, where ``bound`` is the binding it carries,
+    the one it carried before the entry (``before``)."""
+    try:
+        ctx = otel_context.get_current()
         tag = outer.tag if outer is not None else None
-        now = otel_baggage.get_baggage(A.BAGGAGE_KEY)
-        if now == tag:
-            return
-        if tag is None:
-            otel_context.attach(otel_baggage.remove_baggage(A.BAGGAGE_KEY))
-        else:
-            otel_context.attach(otel_baggage.set_baggage(A.BAGGAGE_KEY, tag))
+        if bound.tag is not None and otel_baggage.get_baggage(A.BAGGAGE_KEY, ctx) != tag:
+            if tag is None:
+                ctx = otel_baggage.remove_baggage(A.BAGGAGE_KEY, ctx)
+            else:
+                ctx = otel_baggage.set_baggage(A.BAGGAGE_KEY, tag, ctx)
+        if carried_binding(ctx) is bound:
+            ctx = otel_context.set_value(_OTEL_KEY, before, ctx)
+        if ctx is not otel_context.get_current():
+            otel_context.attach(ctx)
     except Exception:  # noqa: BLE001 - telemetry must not break the request
         pass
 
@@ -576,9 +621,10 @@ def bind_tag(
 
     Spans get the tag with ``flowmap.tenant.source`` = ``source``; ``current()`` still
     raises because no tenant was authenticated here. ``baggage=False`` leaves the
-    OpenTelemetry context alone (flowmap's own binding only): for a binding entered and
-    left from hooks whose order against other instrumentations' context changes is not
-    known (a task queue's signals), where restoring it could undo theirs out of order.
+    OpenTelemetry context alone (flowmap's own binding only, so code handed that context
+    does not carry it): for a binding entered and left from hooks whose order against
+    other instrumentations' context changes is not known (a task queue's signals), where
+    restoring it could undo theirs out of order.
     """
     if not is_opaque_tag(tag):
         raise InvalidContextError("bind_tag() needs an opaque flowmap tenant tag")

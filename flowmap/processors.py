@@ -7,6 +7,10 @@ processor, because on the hot path the SDK's per-processor dispatch and
 
 * ``on_start``: one contextvar read; the cached tag and the source written straight
   into the new span's attribute dict (the span is not yet visible to any other thread).
+  With nothing in the contextvar, the binding the parent OpenTelemetry context carries
+  (:func:`flowmap.context.carried_binding`: a thread or callback the request's
+  OpenTelemetry context reached, flowmap's contextvar not) tags the span as the
+  contextvar's would, with the binding's own source.
   Nothing else is stored on the span (redaction finds the raw id again at the end),
   only a reference to what the tag came from on its attribute container
   (``_flowmap_tag``, see below), which costs nothing measurable. A span with nothing
@@ -49,12 +53,12 @@ from typing import Any
 from opentelemetry import baggage as otel_baggage
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.context import Context
+from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from . import attributes as A
 from .alerts import AlertProcessor
-from .context import _BINDING, _remember_tag, is_authenticating
+from .context import _BINDING, _remember_tag, carried_binding, is_authenticating
 from .redaction import redact_ending
 from .tagging import Tagger, is_opaque_tag
 from .safelog import debug_quietly
@@ -232,9 +236,10 @@ def _baggage_tag(parent_context: Context | None) -> str | None:
     a span whose parent came from another process (or that has none), and by the spans
     below one that took it. Not under any other parent of this process: one that ran
     bound, or one left untagged below it, means the binding was lost on the way here —
-    a thread or pool that OpenTelemetry's context reached but flowmap's did not (the
-    contrib threading instrumentation carries the one, not the other) — and a tag from
-    baggage would hide exactly the drop the analyzer and the alerts must see.
+    the parent's span and baggage reached this code in a context that does not carry
+    its binding (a context rebuilt from them, or a binding that attached none:
+    ``bind_tag(baggage=False)``) — and a tag from baggage would hide exactly the drop
+    the analyzer and the alerts must see.
 
     A parent bound with ``bind_tag`` (inside ``consume()``) ran bound although its source
     is ``baggage`` too: the parent's mark (:class:`_FromBaggage`, set only on the
@@ -258,7 +263,8 @@ def _baggage_tag(parent_context: Context | None) -> str | None:
 class TenantSpanProcessor(SpanProcessor):
     """Sets ``flowmap.tenant`` and ``flowmap.tenant.source`` on every span at start.
 
-    Source ``context``: the RequestContext bound with ``flowmap.bind``. Source
+    Source ``context``: the RequestContext bound with ``flowmap.bind`` (in flowmap's
+    contextvar, else carried by the parent OpenTelemetry context). Source
     ``baggage``: no context bound, but the (inbound or propagated) baggage carries an
     opaque ``flowmap.tenant`` tag — evidence, which the analyzer compares with what the
     service authenticated. Source ``explicit``: the application started the span with an
@@ -289,6 +295,10 @@ class TenantSpanProcessor(SpanProcessor):
                     _mark(span, (tag, source))
                     return
             b = _BINDING.get()
+            if b is None:  # (only then: the hot path with a binding pays nothing for it)
+                if parent_context is None:  # read once, for the baggage path below too
+                    parent_context = get_current()
+                b = carried_binding(parent_context)
             if b is not None:
                 if b.key_id == self._key_id or b.ctx is None:  # same key, or a propagated tag
                     tag = b.tag

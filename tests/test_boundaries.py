@@ -552,6 +552,54 @@ def test_generator_resumed_after_its_bind_block_fails_closed(flowmap_runtime):
     assert span.status.status_code.name == "ERROR"
 
 
+@pytest.mark.parametrize("shape", [0, 1], ids=["gen", "agen"])
+def test_generator_resumed_unbound_in_record_mode_runs_unbound(flowmap_runtime, shape):
+    """The body runs in its span's OpenTelemetry context, made at its first step inside
+    the request, which carries that request's binding: a resume after the request (in
+    record mode) must still run with nothing bound, its spans untagged, as it is judged."""
+    rt, exp = flowmap_runtime
+    runtime.set_boundary_mode("record")
+    tracer = rt.tracer_provider.get_tracer("t")
+    seen = []
+
+    def step():
+        seen.append(current_or_none())
+        tracer.start_span(f"chunk {len(seen)}").end()
+
+    @boundary("stream", "chunks")
+    def chunks():
+        step()
+        yield 1
+        step()
+        yield 2
+
+    @boundary("stream", "chunks")
+    async def achunks():
+        step()
+        yield 1
+        step()
+        yield 2
+
+    async def both_steps():
+        with bind(RequestContext("acme-bound")):
+            stream = achunks()
+            first = await stream.__anext__()
+        return [first, *[x async for x in stream]]
+
+    if shape == 0:
+        with bind(RequestContext("acme-bound")):
+            stream = chunks()
+            assert next(stream) == 1
+        assert list(stream) == [2]
+    else:
+        assert asyncio.run(both_steps()) == [1, 2]
+    assert seen[0].tenant_id == "acme-bound" and seen[1] is None
+    by_name = {s.name: s for s in exp.get_finished_spans()}
+    assert by_name["chunk 1"].attributes[TENANT] == tag_for("test-key", "acme-bound")
+    assert TENANT not in by_name["chunk 2"].attributes
+    assert [e.name for e in by_name["chunks"].events] == [UNSCOPED_EVENT]
+
+
 def test_generator_exceptions_propagate_unchanged(flowmap_runtime):
     boom = KeyError("body")
 

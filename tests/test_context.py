@@ -643,3 +643,152 @@ def test_an_entry_the_application_tagged_itself_keeps_its_tag_at_the_first_bind(
     assert (handle.attributes["flowmap.tenant"], handle.attributes["flowmap.tenant.source"]) == (other, "explicit")
     findings = analyze_traces(spans_to_traces(mem.get_finished_spans()), AnalysisSettings()).findings
     assert [(f.rule, f.span_name) for f in findings] == [("cross-tenant", "inner")]
+
+
+# -- the binding carried in OpenTelemetry's context ----------------------------------
+
+
+def _where_only_opentelemetrys_context_arrived(fn, carried):
+    """Run ``fn`` as a worker that received ``carried`` (OpenTelemetry's context captured
+    in a request) and not flowmap's contextvar: a fresh contextvars context (a plain
+    thread's) with ``carried`` attached, as OpenTelemetry's threading instrumentation or a
+    framework's own pool attaches it."""
+    import contextvars
+
+    from opentelemetry import context as otel_context
+
+    def run():
+        token = otel_context.attach(carried)
+        try:
+            return fn()
+        finally:
+            otel_context.detach(token)
+
+    return contextvars.Context().run(run)
+
+
+def _captured():
+    from opentelemetry import context as otel_context
+
+    return otel_context.get_current()
+
+
+@pytest.mark.parametrize("keyed", [True, False])
+def test_a_worker_that_received_opentelemetrys_context_runs_for_the_requests_tenant(request, keyed):
+    """current(), current_or_none(), current_tag() and outbound_tag() in code that got only
+    the request's OpenTelemetry context: the request's tenant (with no key configured too)."""
+    if keyed:
+        request.getfixturevalue("tagger")
+    ctx = RequestContext(RAW, request_id="r-1")
+    with bind(ctx):
+        carried = _captured()
+
+    def seen():
+        return current(), current_or_none(), current_tag(), outbound_tag()
+
+    tag = tag_for("test-key", RAW) if keyed else None
+    assert _where_only_opentelemetrys_context_arrived(seen, carried) == (ctx, ctx, tag, tag)
+    with pytest.raises(MissingContextError):  # (and nothing is bound where nothing arrived)
+        current()
+
+
+def test_evidence_carried_into_a_worker_stays_evidence(tagger):
+    tag = tagger.tag(RAW)
+    with bind_tag(tag):
+        carried = _captured()
+
+    def seen():
+        with pytest.raises(MissingContextError):
+            current()
+        return current_or_none(), current_tag()
+
+    assert _where_only_opentelemetrys_context_arrived(seen, carried) == (None, tag)
+    with bind_tag(tag, baggage=False):  # (leaves OpenTelemetry's context alone: not carried)
+        assert _where_only_opentelemetrys_context_arrived(current_tag, _captured()) is None
+
+
+def test_the_carried_binding_ends_with_its_block_also_nested_async_and_on_exceptions(tagger):
+    """Each entry attaches OpenTelemetry's context with its binding and detaches it at its
+    exit, innermost first, whatever the exit: the context is then the very one it was."""
+    from flowmap.context import carried_binding
+
+    before = _captured()
+    with pytest.raises(RuntimeError):
+        with bind(RequestContext(RAW)):
+            outer = carried_binding()
+            assert outer is not None and outer.ctx.tenant_id == RAW
+            with bind(RequestContext("tenant-inner-7"), allow_switch=True):
+                assert carried_binding().ctx.tenant_id == "tenant-inner-7"
+                with bind_tag(tagger.tag("tenant-inner-7")):  # evidence agreeing: keeps authority
+                    assert carried_binding().ctx.tenant_id == "tenant-inner-7"
+                    raise RuntimeError("boom")
+    assert _captured() is before and carried_binding() is None
+
+    async def task(tid):
+        async with bind(RequestContext(tid)):
+            await asyncio.sleep(0)
+            inside = carried_binding().ctx.tenant_id
+        return inside, carried_binding()
+
+    async def main():
+        return await asyncio.gather(*(task(f"tenant-async-{i}") for i in range(5)))
+
+    assert asyncio.run(main()) == [(f"tenant-async-{i}", None) for i in range(5)]
+
+
+def test_in_a_worker_an_explicit_bind_decides_and_a_nested_switch_is_still_refused(tagger):
+    """flowmap's contextvar first: a worker that carries tenant A's context may bind
+    another tenant (as anywhere with nothing bound: a thread started inside a request may
+    serve others, binding each), which is then its tenant, A's again after the block; a
+    switch nested inside that bind is refused as anywhere."""
+    with bind(RequestContext(RAW)):
+        carried = _captured()
+
+    def worker():
+        with bind(RequestContext("tenant-ctx-other-43")):
+            inside = current().tenant_id, current_tag(), baggage.get_baggage("flowmap.tenant")
+            with pytest.raises(TenantSwitchError):
+                with bind(RequestContext(RAW)):
+                    pass  # pragma: no cover
+        return inside, current().tenant_id
+
+    other = "tenant-ctx-other-43"
+    inside, after = _where_only_opentelemetrys_context_arrived(worker, carried)
+    assert inside == (other, tagger.tag(other), tagger.tag(other)) and after == RAW
+
+
+def test_no_raw_id_in_what_opentelemetrys_context_propagates(tagger):
+    """The binding is held under a private key no propagator reads: injecting the
+    bound context writes only the opaque tag, and even the context's repr shows no raw id."""
+    from opentelemetry.propagate import inject
+
+    with bind(RequestContext(RAW, principal="alice-secret")):
+        headers: dict = {}
+        inject(headers)
+        text = repr(_captured())
+    assert RAW not in repr(headers) and tagger.tag(RAW) in headers.get("baggage", "")
+    assert RAW not in text and "alice-secret" not in text
+
+
+def test_an_exit_in_another_context_restores_the_carried_binding_there(tagger):
+    """A generator that binds, stepped in fresh copies of the context: its exit, in
+    another context than its entry, puts back the binding that context carried before
+    (the outer one's), not the generator's."""
+    import contextvars
+
+    from flowmap.context import carried_binding
+
+    def stream():
+        with bind(RequestContext("tenant-inner-7"), allow_switch=True):
+            yield 1
+
+    with bind(RequestContext(RAW)):
+        it = stream()
+        first = contextvars.copy_context()
+        first.run(next, it)
+        other = first.run(contextvars.copy_context)
+    assert other.run(carried_binding).ctx.tenant_id == "tenant-inner-7"
+    with pytest.raises(StopIteration):
+        other.run(next, it)
+    assert other.run(carried_binding).ctx.tenant_id == RAW
+    assert other.run(current).tenant_id == RAW

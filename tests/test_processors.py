@@ -7,7 +7,7 @@ attribute dict directly and must export exactly what the public API would)."""
 import contextlib
 
 import pytest
-from opentelemetry import baggage, context as otel_context
+from opentelemetry import baggage, context as otel_context, trace
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -94,11 +94,18 @@ def test_inbound_baggage_tag_is_used_with_source_baggage(make):
         assert span.attributes[TENANT_SOURCE] == "baggage"
 
 
-def _child_with_only_opentelemetrys_context(tracer, carried):
-    """Start and end a span where OpenTelemetry's context arrived and flowmap's binding
-    did not: a fresh contextvars context (a plain worker thread) with ``carried`` attached,
-    as the contrib threading instrumentation does."""
+def _child_with_only_opentelemetrys_context(tracer, carried, whole=False):
+    """Start and end a span where OpenTelemetry's span and baggage arrived and flowmap's
+    binding did not: a fresh contextvars context (a plain worker thread) with a context
+    rebuilt from ``carried``'s span and baggage attached (as code that rebuilds one does),
+    or with ``carried`` itself (``whole``), as the contrib threading instrumentation does."""
     import contextvars
+
+    if not whole:
+        rebuilt = trace.set_span_in_context(trace.get_current_span(carried), otel_context.Context())
+        for name, value in baggage.get_all(carried).items():
+            rebuilt = baggage.set_baggage(name, value, rebuilt)
+        carried = rebuilt
 
     def run():
         token = otel_context.attach(carried)
@@ -158,6 +165,60 @@ def test_a_child_of_a_baggage_tagged_parent_later_bound_is_not_tagged_from_bagga
     server, lost = exp.get_finished_spans()
     assert server.attributes[TENANT_SOURCE] == "context"
     assert TENANT not in lost.attributes
+
+
+@pytest.mark.parametrize("binder", ["bind", "bind_tag"])
+def test_a_child_that_received_the_whole_opentelemetry_context_is_tagged_from_its_binding(make, binder):
+    """The request's OpenTelemetry context carries its binding: a worker that attaches it
+    (the threading instrumentation, a framework's own pool) runs for the request's tenant,
+    with the binding's own source, and a child of that span is tagged too."""
+    tracer, exp = _provider(make(Tagger("test-key")))
+    tag = tag_for("test-key", "acme-raw")
+    scope = bind(RequestContext("acme-raw")) if binder == "bind" else bind_tag(tag)
+    with scope:
+        with tracer.start_as_current_span("request"):
+            carried = otel_context.get_current()
+    _child_with_only_opentelemetrys_context(tracer, carried, whole=True)
+    worker = tracer.start_span("later", context=trace.set_span_in_context(exp.get_finished_spans()[-1]))
+    worker.end()  # (nothing carried: an explicit parent context of its own, no binding)
+    request, child, later = exp.get_finished_spans()
+    source = "context" if binder == "bind" else "baggage"
+    for span in (request, child):
+        assert (span.attributes[TENANT], span.attributes[TENANT_SOURCE]) == (tag, source)
+    assert child.parent.span_id == request.context.span_id
+    assert TENANT not in later.attributes
+
+
+def test_anything_else_under_the_binding_key_is_ignored_and_never_raises(make):
+    """Only a Binding counts (the key is private; a value put there by other means, a raw
+    id, is never a tag), and a parent context the processor cannot read is no error."""
+    from flowmap.context import _OTEL_KEY
+
+    processor = make(Tagger("test-key"))
+    tracer, exp = _provider(processor)
+    token = otel_context.attach(otel_context.set_value(_OTEL_KEY, "acme-raw"))
+    try:
+        tracer.start_span("odd").end()
+    finally:
+        otel_context.detach(token)
+    processor.on_start(tracer.start_span("unreadable parent"), parent_context=object())  # no raise
+    (span,) = exp.get_finished_spans()
+    assert TENANT not in span.attributes and "acme-raw" not in span.to_json()
+
+
+def test_the_bound_tenant_wins_over_the_one_the_parent_context_carries(make):
+    """flowmap's contextvar first: a span started with a parent context captured in
+    another tenant's request runs for the tenant bound where it starts."""
+    tracer, exp = _provider(make(Tagger("test-key")))
+    with bind(RequestContext("tenant-a")):
+        with tracer.start_as_current_span("a"):
+            captured = otel_context.get_current()
+    with bind(RequestContext("tenant-b")):
+        tracer.start_span("b", context=captured).end()
+    a, b = exp.get_finished_spans()
+    assert a.attributes[TENANT] == tag_for("test-key", "tenant-a")
+    assert b.attributes[TENANT] == tag_for("test-key", "tenant-b")
+    assert b.parent.span_id == a.context.span_id
 
 
 def test_non_opaque_baggage_is_never_copied_into_a_span(make):
