@@ -622,7 +622,7 @@ def infer_boundary(kind: int, attributes: Mapping[str, Any]) -> str | None:
         system = system.lower()
         if system.replace("_", "").replace("-", "") in _VECTOR_SYSTEMS or _vector_store(attributes):
             return "vector"
-        if system in _CACHE_SYSTEMS:
+        if is_cache_system(system):
             return "cache"
         return "db"
     if kind == SPAN_KIND_SERVER or kind == SPAN_KIND_CLIENT:
