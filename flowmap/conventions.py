@@ -122,6 +122,7 @@ __all__ = [
     "infer_boundary", "reads_messaging", "messaging_operation", "link_role", "CONSUMES", "CARRIES", "RECEIVES",
     "SETTLES", "is_json_text", "DECIDING_KEYS", "HTTP_KEYS", "URL_KEYS", "JSON_HEADS", "PROXY_KEY", "PROXY_VALUE",
     "holds_query_text", "has_quote", "SYSTEM_KEYS", "is_cache_system", "holds_key_text", "opens_a_connection",
+    "ROUTING_KEYS",
 ]
 
 #: Envoy (Istio, Consul, edge proxies) sets this on every span it makes: a service-mesh
@@ -267,6 +268,12 @@ URL_KEYS = frozenset({"url.query", "url.full", "http.url", "http.target"})
 #: names they are compared with, ``tenant_id = 'acme'`` (flowmap.masking)
 _QUERY_TEXT_ENDS = ("statement", "query.text", "query.summary", "filter", "where", "expr")
 
+
+#: the attributes holding a message's routing key (the older name, as OpenTelemetry JS's
+#: amqplib instrumentation writes it, and the stable one): words joined by ``.`` that say
+#: what a message is for, and may name its tenant, ``tenant.acme-7.order.created``
+#: (flowmap.masking reads them)
+ROUTING_KEYS = frozenset({"messaging.rabbitmq.routing_key", "messaging.rabbitmq.destination.routing_key"})
 
 #: the attributes naming a database's system (stable name first, as infer_boundary reads them)
 SYSTEM_KEYS = ("db.system.name", "db.system")

@@ -21,7 +21,8 @@ from urllib.parse import unquote, unquote_plus
 
 from . import attributes
 from .conventions import (
-    JSON_HEADS, SYSTEM_KEYS, URL_KEYS, has_quote, holds_key_text, holds_query_text, is_cache_system, is_json_text,
+    JSON_HEADS, ROUTING_KEYS, SYSTEM_KEYS, URL_KEYS, has_quote, holds_key_text, holds_query_text, is_cache_system,
+    is_json_text,
 )
 from .model import Event, Link, Span, Trace
 from .spellings import spellings
@@ -176,7 +177,7 @@ class RawValue:
     value: Any
 
 
-_PLAIN, _MEMBER, _HEADER, _TENANT, _TAG_MEMBER, _PARAMETERS = 0, 1, 2, 3, 4, 5
+_PLAIN, _MEMBER, _HEADER, _TENANT, _TAG_MEMBER, _PARAMETERS, _ROUTE = 0, 1, 2, 3, 4, 5, 6
 #: a query's parameters recorded beside its text: node-postgres' instrumentation writes
 #: them as an array with enhancedDatabaseReporting (``$1`` the first), contrib's DB-API
 #: ones as ``str()`` of the tuple or dict passed with capture_parameters (``?``, ``%s`` in
@@ -346,8 +347,11 @@ def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) ->
     for key in attrs:
         cls = cache.get(key)
         if cls is None:
-            # (a top-level name only)
-            cls = _PARAMETERS if key in PARAMETER_KEYS or key.startswith(PARAMETER_PREFIX) else _classify(key, names)
+            # (a top-level name only; a routing key is never quiet: its words are read)
+            cls = (
+                _PARAMETERS if key in PARAMETER_KEYS or key.startswith(PARAMETER_PREFIX)
+                else _ROUTE if key in ROUTING_KEYS else _classify(key, names)
+            )
             if len(cache) < _CLASS_CACHE_MAX:
                 cache[key] = cls
                 if not cls and key not in NEVER_QUIET:
@@ -362,6 +366,10 @@ def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) ->
                     inner: list[RawValue] = []
                     _scan_inner(key, value, where, names, inner)
                     out.extend([h for h in inner if h not in out])  # (once, if compared too)
+                continue
+            if cls == _ROUTE:
+                if value.__class__ is str:
+                    _scan_route(key, value, where, names, out)
                 continue
             _judge(cls, key, key, value, where, out)
             if cls == _HEADER and value.__class__ not in _SCALAR_TYPES:
@@ -822,13 +830,18 @@ def _key_segments(names: frozenset[str]) -> re.Pattern[str]:
     singular and plural (``tenant:``, ``orgs/``, ``customer_id=``). The name is a whole
     segment (``subtenant:x`` is not one); a glob (``tenant:acme*``) is a pattern, not an
     id; a redis hash tag (``tenant:{acme}:cart``) is read inside its braces."""
+    return re.compile(r"(?<![\w.$@-])(?P<name>" + _spelled_key_names(names) + r")[:/=|#]" + _SEGMENT, re.IGNORECASE)
+
+
+def _spelled_key_names(names: frozenset[str]) -> str:
+    """The names a key may write before a tenant's id, as a pattern's alternation (longest
+    first): :func:`_named_key_forms` and the shorter forms, ``_id`` left off, singular and plural."""
     forms = set(_named_key_forms(names))
     for n in names:
         base = n[:-3] if n.endswith("_id") else n
         if base:
             forms.update((base, base + "s"))
-    spelled = "|".join(map(re.escape, sorted(forms, key=len, reverse=True)))
-    return re.compile(r"(?<![\w.$@-])(?P<name>" + spelled + r")[:/=|#]" + _SEGMENT, re.IGNORECASE)
+    return "|".join(map(re.escape, sorted(forms, key=len, reverse=True)))
 
 
 @functools.lru_cache(maxsize=16)
@@ -866,6 +879,31 @@ def _scan_keys(shown: str, text: str, where: str, names: frozenset[str], out: li
         if value[:1] == "{":
             value = value[1:-1]  # a hash tag: the id is inside (a key grouped by its tenant)
         elif _TEMPLATE.fullmatch(value) or (m["name"].lower() not in named and not _ID_SHAPED(value)):
+            continue
+        if _is_raw(value) and value.lower() not in _KEY_WORDS and not is_tenant_key(value, names):
+            out.append(RawValue(where, f"{shown} → {normalize_key(m['name'])}", value))
+
+
+@functools.lru_cache(maxsize=16)
+def _route_words(names: frozenset[str]) -> re.Pattern[str]:
+    """One pattern for a routing key's word that follows a word naming a tenant (the
+    forms of :func:`_key_segments`), each a whole word between ``.``s, in any case."""
+    return re.compile(r"(?:^|(?<=\.))(?P<name>" + _spelled_key_names(names) + r")\.(?P<seg>[^.\s*#]{1,256})(?![^.])", re.IGNORECASE)
+
+
+def _scan_route(shown: str, text: str, where: str, names: frozenset[str], out: list[RawValue]) -> None:
+    """Raw tenant ids in a message's routing key (``tenant.acme-7.order.created``,
+    ``orders.tenant_id.42``), named ``messaging.rabbitmq.routing_key → tenant``: the word
+    after a word naming a tenant. Event names are written so too (``tenant.created``,
+    ``org.updated``), so after a name that does not end in ``id`` only a word shaped as
+    an id (:data:`_ID_SHAPED`: a digit, words joined by ``-`` or ``_``) is taken for one;
+    a topic pattern's ``*`` and ``#``, a placeholder or a word naming the key's structure
+    (:data:`_KEY_WORDS`) never. At most :data:`_QUERY_LITERALS` words."""
+    if not _has_word(text.lower(), names):
+        return
+    for m in itertools.islice(_route_words(names).finditer(text), _QUERY_LITERALS):
+        value, name = m["seg"], m["name"].lower()
+        if _TEMPLATE.fullmatch(value) or (not name.endswith(("id", "ids")) and not _ID_SHAPED(value)):
             continue
         if _is_raw(value) and value.lower() not in _KEY_WORDS and not is_tenant_key(value, names):
             out.append(RawValue(where, f"{shown} → {normalize_key(m['name'])}", value))

@@ -506,6 +506,57 @@ def test_keys_are_read_only_in_a_caches_command_text():
     assert _found({"db.statement": "GET tenant:acme-corp:x"}) == []
 
 
+_ROUTING = "messaging.rabbitmq.routing_key"  # as OpenTelemetry JS's amqplib instrumentation writes it
+
+
+@pytest.mark.parametrize("key, found", [
+    ("tenant.acme-corp.order.created", [("tenant", "acme-corp")]),
+    ("orders.tenant_id.acme", [("tenant_id", "acme")]),  # a name saying an id follows: any word
+    ("orders.tenantId.acme", [("tenant_id", "acme")]),
+    ("org.42.invoice.paid", [("org", "42")]),
+    ("Tenant.ACME-7", [("tenant", "ACME-7")]),
+    ("customers.c_9.x", [("customers", "c_9")]),
+])
+def test_a_raw_id_in_a_messages_routing_key_after_a_tenant_name_is_found(key, found):
+    """A topic routing key's words say what a message is for: the word after a tenant name
+    is that tenant's id, under the old attribute name and the stable one."""
+    for attribute in (_ROUTING, "messaging.rabbitmq.destination.routing_key"):
+        assert _found({"messaging.system": "rabbitmq", attribute: key}) == [
+            (f"{attribute} → {name}", value) for name, value in found]
+
+
+@pytest.mark.parametrize("key", [
+    "orders", "tenant", "tenant.created", "org.updated", "tenant.acme.orders",  # event names: words
+    "tenant.*.order.created", "tenant.#", "tenant.acme-7*",  # a topic pattern
+    "tenant.0123456789abcdef.order.created",  # the opaque tag
+    "tenant.{tenant_id}.x", "tenant.id.x", "tenants.all", "subtenant.acme-7", "my_tenant.acme-7",
+    "account.balance.42", "tenant:acme-7",  # another word before the id, no dot
+])
+def test_routing_keys_without_a_raw_id_after_a_tenant_name_are_silent(key):
+    assert _found({"messaging.system": "rabbitmq", _ROUTING: key}) == []
+
+
+def test_a_raw_id_in_a_routing_key_is_flagged_and_masked_in_every_output(tmp_path):
+    """The routing key was a plain attribute: a raw id in it was shown, unflagged, in every
+    output. It is flagged at the PRODUCER span and masked everywhere."""
+    import flowmap
+
+    from otlp_builder import PRODUCER, SERVER, TAG_A, TraceBuilder, write_otlp
+
+    tb = TraceBuilder(service="api")
+    entry = tb.span("POST /orders", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    leak = entry.child("publish tenant-events", kind=PRODUCER, tenant=TAG_A, attrs={
+        "messaging.system": "rabbitmq", _ROUTING: "tenant.acme-corp-9.order.created"})
+    entry.child("publish tenant-events", kind=PRODUCER, tenant=TAG_A, attrs={
+        "messaging.system": "rabbitmq", _ROUTING: f"tenant.{TAG_A}.order.created"})
+    path = write_otlp(tmp_path / "t.jsonl", tb)
+    [f] = flowmap.analyze([str(path)]).findings
+    assert (f.rule, f.span_id, f.severity.name) == ("tenant-in-telemetry", leak.span_id, "HIGH")
+    assert f"'{_ROUTING} → tenant'" in f.message
+    text = _outputs(tmp_path, path)
+    assert "acme-corp-9" not in text and "tenant.[masked].order.created" in text
+
+
 @pytest.mark.parametrize("statement, found", [
     ("SELECT * FROM docs WHERE tenant_id LIKE 'acme-corp%'", ["acme-corp"]),
     ("SELECT * FROM docs WHERE t.tenant_id ILIKE '%acme-corp%' AND title LIKE 'x%'", ["acme-corp"]),

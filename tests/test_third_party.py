@@ -233,10 +233,11 @@ def test_a_lost_tenant_is_found_and_high_where_a_boundary_is_crossed(path):
         if f.rule == "context-dropped":
             at_boundary = spans[f.span_id].boundary is not None
             assert f.severity is (Severity.HIGH if at_boundary else Severity.MEDIUM), (f.span_name, f.boundary)
-    # the calls ran without the tenant: below a tagged span (context-dropped), or in a
-    # server that never bound one (fastapi-app: unscoped-entry); high where the drop is at
-    # a boundary, else medium naming the boundary below that ran without it (Google ADK)
-    lost = [f for f in findings if f.rule in ("context-dropped", "unscoped-entry")
+    # the calls ran without the tenant: below a tagged span (context-dropped), in a
+    # server that never bound one (fastapi-app: unscoped-entry), or in a root the context
+    # never reached (node-mq-consumer: orphan-root); high where the drop is at a boundary,
+    # else medium naming the boundary below that ran without it (Google ADK)
+    lost = [f for f in findings if f.rule in ("context-dropped", "unscoped-entry", "orphan-root")
             and (f.severity is Severity.HIGH or f.reached is not None)]
     assert lost, [(f.rule, f.severity.name, f.span_name) for f in findings]
 
@@ -982,6 +983,122 @@ def test_node_database_and_cache_clients_spans(path):
     assert {s.key_id for t in requests for s in t.spans.values() if s.tenant is not None} == {key_id_for(NODE_KEY)}
     raw = b"tenant-acme" in path.read_bytes()
     assert raw is ("-raw-" in path.name) and raw is (b"tenant-globex" in path.read_bytes())
+
+
+# -- Node.js and Python services over RabbitMQ (generators/node_rabbitmq_traces.py) -------
+
+NODE_MQ = sorted(FIXTURES.glob("node-mq-*.jsonl"))
+_ROUTED = "attribute 'messaging.rabbitmq.routing_key → tenant'"
+# file -> what flowmap check --format json reports: (rule, severity, service, span,
+# boundary, and the parent's service and name, or where a raw id was found); two requests
+NODE_MQ_FINDINGS = {
+    "node-mq-consumer-nearmiss.jsonl": [],
+    "node-mq-producer-nearmiss.jsonl": [],
+    # the Node.js worker's tool call made outside the message's context: a root with no
+    # tenant, at the call (the tool service authenticated the token, below it)
+    "node-mq-consumer-dropped.jsonl": [("orphan-root", "high", "node-mq-worker", "POST", "http.client", None)] * 2,
+    # globex's message handled with acme's token: the tool service runs for acme below a
+    # call that carried globex's tag
+    "node-mq-consumer-cross-tenant.jsonl": [
+        ("cross-tenant", "critical", "py-tools", "POST", "http.server", ("node-mq-worker", "POST"))],
+    # amqplib loaded before the instrumentations: no publish span, no headers; the Python
+    # worker's receive is an entry no tenant reached (its consume() refused the message)
+    "node-mq-producer-dropped.jsonl": [
+        ("unscoped-entry", "high", "py-worker", "orders receive", "queue.consume", None)] * 2,
+    # the raw id in the routing key (the x-tenant-id header no instrumentation records)
+    "node-mq-producer-raw-key.jsonl": [
+        ("tenant-in-telemetry", "high", "node-mq-api", "publish tenant-events", "queue.publish", _ROUTED)] * 2,
+    # acme's order published by globex's request (an outbox): the worker binds the order's
+    # tenant below the consume the message's tag (globex's) bound
+    "node-mq-producer-cross-tenant.jsonl": [
+        ("cross-tenant", "critical", "py-worker", "save_order", "db", ("py-worker", "orders"))],
+}
+# each request's path from its HTTP entry through the queue to the last call: (service, boundary)
+_NODE_MQ_PATHS = {
+    "consumer": [("mq-api", "http.server"), ("mq-api", "queue.publish"), ("mq-api", "queue.publish"),
+                 ("node-mq-worker", "queue.consume"), ("node-mq-worker", "http.client"),
+                 ("py-tools", "http.server"), ("py-tools", "tool")],
+    "producer": [("py-client", "http.server"), ("py-client", "http.client"), ("node-mq-api", "http.server"),
+                 ("node-mq-api", "queue.publish"), ("py-worker", "queue.consume"), ("py-worker", "queue.consume"),
+                 ("py-worker", "db")],
+}
+
+
+def test_every_node_mq_fixture_has_its_findings_stated():
+    assert sorted(p.name for p in NODE_MQ) == sorted(NODE_MQ_FINDINGS)
+
+
+@pytest.mark.parametrize("name", sorted(NODE_MQ_FINDINGS))
+def test_node_and_python_services_over_rabbitmq_findings_through_the_command_line(name, tmp_path, monkeypatch):
+    """flowmap check --format json: exactly the stated findings, read with no warning, each
+    at the span the tenant was lost, switched or written at; the json never shows a raw id."""
+    result = _check(name, tmp_path, monkeypatch, "--format", "json")
+    expected = NODE_MQ_FINDINGS[name]
+    assert result.exit_code == (1 if expected else 0), result.output
+    out = json.loads(result.stdout)
+    assert out["warnings"] == []
+    assert sorted(
+        (f["rule"], f["severity"], f["service"], f["span_name"], f["boundary"],
+         f["message"].partition("identifier in ")[2].partition(" of '")[0] if f["rule"] == "tenant-in-telemetry"
+         else (f["parent_service"], f["parent_name"]) if f["parent_span_id"] else None)
+        for f in out["findings"]) == sorted(expected)
+    assert "tenant-acme" not in result.stdout and "tenant-globex" not in result.stdout
+
+
+@pytest.mark.parametrize("name", sorted(n for n, found in NODE_MQ_FINDINGS.items() if "dropped" not in n))
+def test_the_path_through_the_queue_is_rebuilt_across_the_languages(name, tmp_path, monkeypatch):
+    """Each request's path runs from its HTTP entry through the publish, the other
+    language's consume or call, to the tool or database call at its end, in one trace
+    (remote parents across three services); a cross-tenant breaks it where it was found.
+    The producer's outbox published acme's order from globex's request: acme's path ends
+    at the Node.js service, globex's trace holds both messages' paths."""
+    out = json.loads(_check(name, tmp_path, monkeypatch, "--format", "json").stdout)
+    spans = _spans(name)
+    full = _NODE_MQ_PATHS[name.split("-")[2]]
+    expected = [full, full] + ([full[:3]] if name == "node-mq-producer-cross-tenant.jsonl" else [])
+    assert sorted([(spans[s].service, spans[s].boundary) for s in p["span_ids"]] for p in out["paths"]
+                  ) == sorted(expected)
+    assert all(len({spans[s].trace_id for s in p["span_ids"]}) == 1 for p in out["paths"])
+    broken = [(p["break_rule"], spans[p["span_ids"][p["broken_at"]]].name)
+              for p in out["paths"] if p["broken_at"] is not None]
+    crossed = [(f[0], f[3]) for f in NODE_MQ_FINDINGS[name] if f[0] == "cross-tenant"]
+    assert broken == crossed
+
+
+@pytest.mark.parametrize("fmt", ["text", "sarif", "html"])
+def test_the_raw_ids_a_node_producer_routed_by_are_never_shown(fmt, tmp_path, monkeypatch):
+    """The routing keys name both tenants by their raw ids: no output shows them, the risk
+    map included (it showed them, unflagged, in the publish spans' attributes)."""
+    for raw in ("tenant-acme", "tenant-globex"):
+        _assert_never_shown("node-mq-producer-raw-key.jsonl", raw, fmt, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("path", NODE_MQ, ids=lambda p: p.name)
+def test_node_and_python_services_tag_with_the_same_key(path):
+    """The Python services (flowmap's runtime) and the Node.js ones (the tagging processor)
+    tag with the same key: one flowmap.key_id wherever a span is tagged, each trace's
+    request tagged with its tenant. amqplib writes its PRODUCER ``publish <exchange>`` and
+    CONSUMER ``<queue> process`` spans; the raw ids are only in the raw-key file's
+    routing keys."""
+    traces, warnings = _load(path)
+    assert warnings == []
+    acme, globex = tag_for(NODE_KEY, "tenant-acme"), tag_for(NODE_KEY, "tenant-globex")
+    spans = [s for t in traces for s in t.spans.values()]
+    assert {s.key_id for s in spans if s.tenant is not None} == {key_id_for(NODE_KEY)}
+    entries = [s for s in spans if s.parent_span_id is None and s.kind == 2]
+    assert sorted(s.tenant for s in entries) == sorted([acme, globex])
+    node = {(s.kind, s.boundary, s.name.split(" ")[0]) for s in spans if s.service.startswith("node-mq-")}
+    if "-consumer-" in path.name:
+        assert node == {(5, "queue.consume", "orders"), (3, "http.client", "POST")}
+    elif "-dropped" in path.name:
+        assert node == {(2, "http.server", "POST")}
+    else:
+        assert node == {(2, "http.server", "POST"), (4, "queue.publish", "publish")}
+    routed = sorted(s.attributes.get("messaging.rabbitmq.routing_key", "") for s in spans if s.kind == 4)
+    raw = b"tenant-acme" in path.read_bytes()
+    assert raw is ("-raw-key" in path.name) and raw is (b"tenant-globex" in path.read_bytes())
+    if raw:
+        assert routed == ["tenant.tenant-acme.order.created", "tenant.tenant-globex.order.created"]
 
 
 # -- query parameters contrib's DB-API instrumentations record (generators/db_parameter_traces.py)
