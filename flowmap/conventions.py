@@ -28,7 +28,10 @@ convention                             boundary
                                        LlamaIndex's ``vector_store_add``,
                                        ``vector_store_delete`` → vector; its
                                        other framework steps (naming no
-                                       workflow or agent) → none
+                                       workflow or agent) → none, as
+                                       CrewAI's ``invoke_agent`` naming no
+                                       agent (a Flow's step, a crew's or a
+                                       task's run around its agent's)
 ``mcp.method.name`` (Model Context     ``tools/call`` → tool, ``tools/list`` →
 Protocol)                              tool.catalog (a server's tool list shown
                                        to a model); ``resources/read``,
@@ -163,6 +166,8 @@ _GEN_AI = {
 # type): an agent's only when it names its workflow or agent (see the module's docstring);
 # mem0's steps name their component, LlamaIndex's their endpoint: those that write a store
 _WORKFLOW_NAME_KEYS = ("gen_ai.workflow.name", "gen_ai.agent.name")
+# what names the agent an invoke_agent span runs (see _crewai_step)
+_AGENT_KEYS = ("gen_ai.agent.name", "gen_ai.agent.id")
 _FRAMEWORK_COMPONENT_KEY = "gen_ai.framework.component.type"
 _FRAMEWORK_COMPONENTS = {
     "vector_store": "vector",
@@ -378,8 +383,10 @@ TOOL_ARGUMENT_ATTRIBUTES: tuple[str, ...] = (
 #: its instrumentation version 1), OpenInference's CrewAI names (the kickoff's inputs,
 #: ``crew_inputs``/``flow_inputs``; the task descriptions they are formatted into,
 #: ``crew_tasks``, ``formatted_description``/``formatted_expected_output``; the agents'
-#: instructions, ``crew_agents``, ``agent.goal``/``agent.backstory``); the Vercel AI SDK's
-#: embedding, reranking and reasoning (``ai.value``/``ai.values``: the text embedded,
+#: instructions, ``crew_agents``, ``agent.goal``/``agent.backstory``), OpenLLMetry's
+#: (``crewai.crew.*``, ``crewai.task.*``, ``crewai.agent.*``: the same, and the crew's
+#: result and task outputs) and OpenLIT's (``gen_ai.crewai.crew.agents``: their goals);
+#: the Vercel AI SDK's embedding, reranking and reasoning (``ai.value``/``ai.values``: the text embedded,
 #: ``ai.embedding``/``ai.embeddings``; ``ai.documents``: the documents reranked;
 #: ``ai.response.reasoning``); OpenLIT's LangChain chain and agent runs' input and output
 #: (``gen_ai.workflow.input``/``.output``: the messages); Haystack's own tracer, content
@@ -401,6 +408,9 @@ CONTENT_ATTRIBUTES: frozenset[str] = frozenset({
     "gcp.vertex.agent.llm_response", "tool.result",
     "crew_inputs", "flow_inputs", "crew_tasks", "crew_agents", "formatted_description",
     "formatted_expected_output", "agent.goal", "agent.backstory",
+    "crewai.crew.agents", "crewai.crew.tasks", "crewai.crew.result", "crewai.crew.tasks_output",
+    "crewai.task.description", "crewai.task.expected_output", "crewai.agent.goal", "crewai.agent.backstory",
+    "gen_ai.crewai.crew.agents",
     "gen_ai.workflow.input", "gen_ai.workflow.output",
     "haystack.pipeline.input_data", "haystack.pipeline.output_data", "haystack.component.input",
     "haystack.component.output", "haystack.agent.input", "haystack.agent.output", "haystack.agent.step.llm.input",
@@ -564,12 +574,23 @@ def _haystack(attributes: Mapping[str, Any]) -> str | None:
     return next((found for key, found in _HAYSTACK_SPANS if key in attributes), None)
 
 
+def _crewai_step(attributes: Mapping[str, Any]) -> bool:
+    """Whether an ``invoke_agent`` span is CrewAI's but names no agent: a step of a Flow
+    (OpenLIT's ``Flow._execute_method``: CrewAI 1.x runs each agent as a Flow of its own,
+    ``check_max_iterations``, ``call_llm_native_tools``…), or OpenLLMetry's crew kickoff
+    (``crewai.workflow``) and task run around the agent's run (which names its agent)."""
+    return attributes.get("gen_ai.provider.name") == "crewai" and not any(
+        [_text(attributes.get(key)) for key in _AGENT_KEYS])
+
+
 def infer_boundary(kind: int, attributes: Mapping[str, Any]) -> str | None:
     """The boundary kind a span crosses according to standard conventions, or None."""
     get = attributes.get
     op = _text(get("gen_ai.operation.name"))
     if op is not None:
         op = op.lower()
+        if op == "invoke_agent" and _crewai_step(attributes):
+            return None  # an in-process step: its calls below are judged, not the step
         found = _workflow(attributes) if op == "invoke_workflow" else _GEN_AI.get(op)
         if found and (op != "create_agent" or kind == SPAN_KIND_CLIENT):
             return found

@@ -162,6 +162,17 @@ CASES = [
      {"gen_ai.operation.name": "invoke_workflow", "gen_ai.operation.endpoint": "vector_store_add"}, "vector"),
     ("openlit langgraph graph building", SPAN_KIND_CLIENT,
      {"gen_ai.operation.name": "invoke_workflow", "gen_ai.provider.name": "langgraph"}, None),
+    # CrewAI: an invoke_agent naming no agent is a step around or inside an agent's run
+    # (OpenLIT's Flow steps, OpenLLMetry's kickoff and task run); one naming it, the run
+    ("openlit crewai flow step", SPAN_KIND_INTERNAL,
+     {"gen_ai.operation.name": "invoke_agent", "gen_ai.provider.name": "crewai"}, None),
+    ("openlit crewai agent run", SPAN_KIND_INTERNAL,
+     {"gen_ai.operation.name": "invoke_agent", "gen_ai.provider.name": "crewai",
+      "gen_ai.agent.name": "weather assistant"}, "agent"),
+    ("openllmetry crewai task run", SPAN_KIND_INTERNAL,
+     {"gen_ai.operation.name": "invoke_agent", "gen_ai.provider.name": "crewai", "traceloop.span.kind": "task"}, None),
+    ("another framework's unnamed agent run", SPAN_KIND_INTERNAL,
+     {"gen_ai.operation.name": "invoke_agent", "gen_ai.provider.name": "openai"}, "agent"),
     # Messaging
     ("kafka send", SPAN_KIND_PRODUCER,
      {"messaging.system": "kafka", "messaging.destination.name": "jobs", "messaging.operation.type": "send"}, "queue.publish"),

@@ -14,6 +14,7 @@ from flowmap.analysis import analyze
 from flowmap.cli import app
 from flowmap.loading import LoadStats, iter_traces
 from flowmap.model import Severity
+from flowmap.report_data import build_report_data
 from flowmap.tagging import key_id_for, tag_for
 
 FIXTURES = Path(__file__).parent / "fixtures" / "third_party"
@@ -92,6 +93,27 @@ EXPECTED = {
     ("semantic-kernel-dropped.jsonl", "chat gpt-4o-mini"): "llm",
     ("semantic-kernel-dropped.jsonl", "text_completions gpt-3.5-turbo-instruct"): "llm",
     ("semantic-kernel-dropped.jsonl", "AutoFunctionInvocationLoop"): None,
+    # CrewAI 1.15 under OpenLIT: the crew's run (naming its workflow), the task's agent run,
+    # the agent's executor (a Flow, naming its workflow), the crew's construction (CLIENT);
+    # each step of the executor's Flow is an invoke_agent naming no agent: none (were agents)
+    ("crewai-openlit-dropped.jsonl", "invoke_workflow crew"): "agent",
+    ("crewai-openlit-dropped.jsonl", "invoke_agent weather assistant"): "agent",
+    ("crewai-openlit-dropped.jsonl", "invoke_workflow AgentExecutor"): "agent",
+    ("crewai-openlit-dropped.jsonl", "create_agent weather assistant"): "agent",
+    ("crewai-openlit-dropped.jsonl", "invoke_agent check_max_iterations"): None,
+    ("crewai-openlit-dropped.jsonl", "invoke_agent call_llm_native_tools"): None,
+    ("crewai-openlit-dropped.jsonl", "invoke_agent execute_native_tool"): None,
+    ("crewai-openlit-dropped.jsonl", "chat gpt-4o-mini"): "llm",
+    # under OpenLLMetry: the crew's kickoff and the task's run name no agent (none, as
+    # OpenInference's kickoff CHAIN; were agents), the agent's run names its agent
+    ("crewai-traceloop-dropped.jsonl", "crewai.workflow"): None,
+    ("crewai-traceloop-dropped.jsonl", "What is the weather in Paris?.task"): None,
+    ("crewai-traceloop-dropped.jsonl", "weather assistant.agent"): "agent",
+    ("crewai-traceloop-dropped.jsonl", "openai.chat"): "llm",
+    # Microsoft Agent Framework's own spans (GenAI conventions)
+    ("agent-framework-dropped.jsonl", "invoke_agent weather_agent"): "agent",
+    ("agent-framework-dropped.jsonl", "execute_tool get_weather"): "tool",
+    ("agent-framework-dropped.jsonl", "chat gpt-4o-mini"): "llm",
     # Node.js: the HTTP instrumentation (old and stable conventions) and undici's fetch
     # name every span after its method; the service's own span is no boundary
     ("node-http-dropped.jsonl", "GET"): {"http.client", "http.server"},
@@ -359,8 +381,6 @@ _CONVERSATION = ("weather in Paris", "sunny", "doc two")
 
 
 def _shown_values(name: str, content: bool) -> list[str]:
-    from flowmap.report_data import build_report_data
-
     data = build_report_data(analyze([FIXTURES / name]), content=content)
     return [v for t in data.traces.values() for s in t.spans for _, v in s.attributes]
 
@@ -1412,3 +1432,80 @@ def test_fanned_out_work_keeps_its_requests_tenant_or_none(path):
     assert len(lost) == 2 * recalls
     refused = [s for s in spans if s.boundary == "memory"]
     assert len(refused) == 2 * recalls and all(s.status_code == 2 for s in refused)
+
+
+# -- CrewAI under OpenLIT and OpenLLMetry, Microsoft Agent Framework's own spans ----------
+# (generators crewai_traces.py, agent_framework_traces.py: two tenants' requests at once)
+
+CREW_AND_MAF = sorted(p for g in ("crewai-openlit-*", "crewai-traceloop-*", "agent-framework-*")
+                      for p in FIXTURES.glob(f"{g}.jsonl"))
+_TOOL_WORK_LOST = [_lost("SELECT weather", None, "db", "high"), _lost("memory.recall", None, "memory", "high")] * 2
+
+# file -> what flowmap check --format json reports: (rule, severity, span, boundary, reached)
+CREW_AND_MAF_FINDINGS = {
+    **{f"{stack}-nearmiss.jsonl": [] for stack in ("crewai-openlit", "crewai-traceloop", "agent-framework")},
+    # the tool's work on the app's worker pool, the trace context carried, the request's
+    # context not: its query and its memory boundary (which refused) lost the tenant
+    **{f"{stack}-dropped.jsonl": _TOOL_WORK_LOST for stack in ("crewai-openlit", "crewai-traceloop", "agent-framework")},
+    # neither instrumentation writes a span for CrewAI 1.15's native tool calls: the
+    # model's call, whose output holds the arguments, is flagged; the Agent Framework's
+    # tool span records them (sensitive data on)
+    "crewai-openlit-other-tenant-mct.jsonl": [_chosen("chat gpt-4o-mini", "llm")] * 2,
+    "crewai-traceloop-other-tenant-mct.jsonl": [_chosen("openai.chat", "llm")] * 2,
+    "agent-framework-other-tenant-mct.jsonl": [_chosen("execute_tool get_weather", "tool")] * 2,
+}
+
+
+def test_every_crewai_and_agent_framework_fixture_has_its_findings_stated():
+    assert sorted(p.name for p in CREW_AND_MAF) == sorted(CREW_AND_MAF_FINDINGS)
+
+
+@pytest.mark.parametrize("name", sorted(CREW_AND_MAF_FINDINGS))
+def test_crewai_and_agent_framework_findings_through_the_command_line(name, tmp_path, monkeypatch):
+    """flowmap check --format json: exactly the stated findings, read with no warning; a
+    model-chosen tenant names the argument and never shows the id the model chose."""
+    _check_states(name, CREW_AND_MAF_FINDINGS[name], OPENLIT_MODEL_CHOSE, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("fmt", ["text", "sarif", "html"])
+@pytest.mark.parametrize("name", sorted(n for n in CREW_AND_MAF_FINDINGS if n.endswith("-mct.jsonl")))
+def test_the_id_the_crew_and_agent_frameworks_model_chose_is_never_shown(name, fmt, tmp_path, monkeypatch):
+    _assert_never_shown(name, OPENLIT_MODEL_CHOSE, fmt, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("path", CREW_AND_MAF, ids=lambda p: p.name)
+def test_crewai_and_agent_framework_tenants_run_at_once_keep_their_own_tags(path):
+    """Two requests at once (asyncio.gather; CrewAI's kickoff_async runs each crew in a
+    worker thread with a copy of the context): every span of a request carries its own
+    tenant's tag, never the other's, but (dropped) the tool's work handed to the app's pool
+    with the trace context only, which carries none: its query and its memory boundary,
+    refused there (an error span). No raw id is in the files."""
+    traces, warnings = _load(path)
+    assert warnings == [] and len(traces) == 2
+    assert b"tenant-acme" not in path.read_bytes() and b"tenant-globex" not in path.read_bytes()
+    first, second = ([s for s in t.spans.values() if s.name == "POST /chat"][0] for t in traces)
+    assert first.start_ns < second.end_ns and second.start_ns < first.end_ns  # at once
+    acme, globex = tag_for("fw-fixtures-key", "tenant-acme"), tag_for("fw-fixtures-key", "tenant-globex")
+    tags = sorted([{s.attributes.get("flowmap.tenant") for s in t.spans.values()} for t in traces], key=str)
+    if "dropped" in path.name:
+        untagged = sorted((s.name, s.status_code) for t in traces for s in t.spans.values() if s.tenant is None)
+        assert untagged == sorted([("SELECT weather", 0), ("memory.recall", 2)] * 2)
+        assert tags == sorted([{acme, None}, {globex, None}], key=str)
+        return
+    assert tags == sorted([{acme}, {acme} if path.name.endswith("-mct.jsonl") else {globex}], key=str)
+    assert {s.name for t in traces for s in t.spans.values() if s.boundary == "memory"} == {"memory.recall"}
+
+
+# what the crews' instructions said (OpenLLMetry's crewai.* names, OpenLIT's
+# gen_ai.crewai.*): the agent's goal and backstory, the task's expected output
+_CREW_INSTRUCTIONS = ("Answer questions about the weather.", "You look the weather up.", "The weather.")
+
+
+@pytest.mark.parametrize("path", [p for p in CREW_AND_MAF if p.name.startswith("crewai-")], ids=lambda p: p.name)
+def test_no_crew_instructions_or_results_in_the_risk_map(path):
+    """OpenLLMetry writes the crew's agents and tasks (their goals, backstories and task
+    descriptions formatted with the kickoff's inputs), its result and task outputs, and
+    OpenLIT the crew's agents' goals, as attributes of their own: were shown in full."""
+    shown = [(k, v) for t in build_report_data(analyze([path]), content=False).traces.values()
+             for s in t.spans for k, v in s.attributes if k.startswith(("crewai.", "gen_ai.crewai."))]
+    assert shown and not [(k, v) for k, v in shown for p in (*_CREW_INSTRUCTIONS, *_CONVERSATION) if p in v]
