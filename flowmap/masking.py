@@ -608,11 +608,12 @@ def _scan_comparisons(shown: str, text: str, where: str, names: frozenset[str], 
         name = normalize_key(m["name"] or m["field"])
         for value in _literals(m):
             _judge_literal(shown, name, value, m["like"] is not None, where, out)
-    ends = {m.start(): normalize_key(m["name"])
-            for m in itertools.islice(_reversed_comparisons(names).finditer(text), _QUERY_LITERALS)}
-    if ends:
-        for name, value in _literals_before(text, ends):
-            _judge_literal(shown, name, value, False, where, out)
+    reversed_ = _reversed_comparisons(names)
+    if reversed_.search(text) is None:  # (the common case: one quick search, nothing built)
+        return
+    ends = {m.start(): normalize_key(m["name"]) for m in itertools.islice(reversed_.finditer(text), _QUERY_LITERALS)}
+    for name, value in _literals_before(text, ends):
+        _judge_literal(shown, name, value, False, where, out)
 
 
 def _judge_literal(shown: str, name: str, value: str, like: bool, where: str, out: list[RawValue]) -> None:
