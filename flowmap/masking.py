@@ -538,6 +538,8 @@ _QUERY_LITERALS = 16  # comparisons taken from one query or filter text (hostile
 _LIT = r"(?:'(?P<v1>(?:[^'\n]|''){0,256})'|\"(?P<v2>[^\"\n]{0,256})\")"
 _ITEM = r"(?:'(?:[^'\n]|''){0,256}'|\"[^\"\n]{0,256}\")"  # the same, in a list
 _LITERAL = re.compile(_LIT)
+# a name's qualifiers (``t.``, ```db`.`t`.``, ``"s".``) before a column named after the operator
+_QUALIFIER = r"(?:[\"`\[]?[\w$]{1,64}[\"`\]]?\.){0,2}"
 # quoted placeholders of a statement written as a template, not ids: ? %s %(t)s $1 :t @t
 # {t} ${t} #{t} (MyBatis) {{ t.id }} (Jinja, dbt, Mustache) <t>
 _TEMPLATE = re.compile(r"\?|%s|%\(\w+\)s|[$:@]\w+|[$#]?\{\w*\}|\{\{\s*[\w.]*\s*\}\}|<\w+>")
@@ -595,21 +597,61 @@ def _literals(m: re.Match[str]) -> list[str]:
 def _scan_comparisons(shown: str, text: str, where: str, names: frozenset[str], out: list[RawValue]) -> None:
     """Raw tenant ids written as literals in query or filter text, which instrumentations
     record as the app built it: ``tenant_id = 'acme'`` (SQL), ``tenant_id == "acme"``
-    (Milvus), ``tenant_id IN ('a', 'b')``; each judged as the value of its name (an
-    opaque tag is none) and named ``db.statement → tenant_id``. A parameter (``= $1``,
-    ``= ?``, a quoted ``'%s'``) or another column is no literal. At most
-    :data:`_QUERY_LITERALS` comparisons (one pass of one cached pattern: linear)."""
+    (Milvus), ``tenant_id IN ('a', 'b')``, ``'acme' = t.tenant_id``; each judged as the
+    value of its name (an opaque tag is none) and named ``db.statement → tenant_id``. A
+    parameter (``= $1``, ``= ?``, a quoted ``'%s'``) or another column is no literal. At
+    most :data:`_QUERY_LITERALS` comparisons each way (one pass of one cached pattern
+    each: linear)."""
     if not _has_word(text.lower(), names):
         return
     for m in itertools.islice(_comparisons(names).finditer(text), _QUERY_LITERALS):
         name = normalize_key(m["name"] or m["field"])
         for value in _literals(m):
-            if _TEMPLATE.fullmatch(value):
-                continue
-            if m["like"] is not None:
-                value = value.strip("%")  # the pattern's wildcards around the id
-            if _is_raw(value):
-                out.append(RawValue(where, f"{shown} → {name}", value))
+            _judge_literal(shown, name, value, m["like"] is not None, where, out)
+    reversed_ = _reversed_comparisons(names)
+    if reversed_.search(text) is None:  # (the common case: one quick search, nothing built)
+        return
+    ends = {m.start(): normalize_key(m["name"]) for m in itertools.islice(reversed_.finditer(text), _QUERY_LITERALS)}
+    for name, value in _literals_before(text, ends):
+        _judge_literal(shown, name, value, False, where, out)
+
+
+def _judge_literal(shown: str, name: str, value: str, like: bool, where: str, out: list[RawValue]) -> None:
+    """A literal compared with tenant name ``name``: a raw id unless a template's
+    placeholder or an opaque tag (a LIKE pattern without its wildcards)."""
+    if _TEMPLATE.fullmatch(value):
+        return
+    if like:
+        value = value.strip("%")  # the pattern's wildcards around the id
+    if _is_raw(value):
+        out.append(RawValue(where, f"{shown} → {name}", value))
+
+
+@functools.lru_cache(maxsize=16)
+def _reversed_comparisons(names: frozenset[str]) -> re.Pattern[str]:
+    """A literal's closing quote compared with a tenant name after it: ``'acme' =
+    t.tenant_id`` (single-quoted only: ``"x" = tenant_id`` is a column in PostgreSQL)."""
+    return re.compile(
+        r"'\s*(?:==?|!=|<>)\s*" + _QUALIFIER + r"[\"`\[]?(?P<name>" + _spelled(names) + r")(?![\w$])", re.IGNORECASE
+    )
+
+
+def _literals_before(text: str, ends: dict[int, str]) -> list[tuple[str, str]]:
+    """(tenant name, value) of each single-quoted literal of ``text`` whose closing quote is
+    at one of the offsets ``ends`` (-> the name compared with it), found by reading the
+    text's literals, comments and quoted names from its start (one pass, stopped past the
+    last one)."""
+    found: list[tuple[str, str]] = []
+    last = max(ends)
+    for m in _SQL_TOKENS.finditer(text):
+        if m.start() > last:
+            break
+        close = m.end() - 1
+        if close in ends and text[close] == "'":
+            body = text[m.start():close]
+            if body[:1] == "'" or body[:2].lower() == "e'":
+                found.append((ends[close], body.partition("'")[2].replace("''", "'")))
+    return found
 
 
 _STATEMENTS = ("db.query.text", "db.statement")  # a database query's text, stable name first
@@ -619,13 +661,37 @@ _PLACEHOLDER = (
     r"\$\d{1,4}(?!\d)|\?\d{0,4}(?!\d)|%\(\w{1,64}\)[sbt]|%[sbt]|(?<![\w:@$])[:@$][A-Za-z_]\w{0,63}(?!\w)"
 )
 _PLACEHOLDER_RE = re.compile(_PLACEHOLDER)
-# what a statement's text holds besides placeholders, skipped whole: a literal ('' a quote
-# inside), a quoted name, a comment (each, unclosed, runs to the end: one pass over
-# hostile text), a cast's ::, a system variable's @@
-_SQL_TOKENS = re.compile(
-    r"'(?:[^']|'')*+(?:'|\Z)|\"[^\"]*+(?:\"|\Z)|--[^\n]*+|/\*(?:[^*]|\*(?!/))*+(?:\*/|\Z)|::|@@"
-    r"|(?P<p>" + _PLACEHOLDER + r")"
+# what a statement's text holds besides placeholders, skipped whole (each, unclosed, runs
+# to the end: one pass over hostile text): a literal ('' a quote inside; PostgreSQL's
+# E'it\'s' and dollar-quoted $$…$$ / $tag$…$tag$ too), a quoted name ("x", `x`), a
+# comment, a cast's ::, a system variable's @@
+_SKIPPED = (
+    r"(?<![\w$])[eE]'(?:[^'\\]|\\[\s\S]|'')*+(?:'|\Z)|'(?:[^']|'')*+(?:'|\Z)|\"[^\"]*+(?:\"|\Z)|`[^`]*+(?:`|\Z)"
+    r"|(?<![\w$])\$(?P<tag>(?:[A-Za-z_]\w{0,63})?)\$(?:[^$]|\$(?!(?P=tag)\$))*+(?:\$(?P=tag)\$|\Z)"
+    r"|--[^\n]*+|/\*(?:[^*]|\*(?!/))*+(?:\*/|\Z)|::|@@"
 )
+# MySQL's and MariaDB's: a backslash escapes the next character in a literal ('it\'s ?'),
+# in "…" too (a literal there), a backquoted name doubles its ` inside, # starts a comment
+_MYSQL_SKIPPED = (
+    r"'(?:[^'\\]|\\[\s\S]|'')*+(?:'|\Z)|\"(?:[^\"\\]|\\[\s\S]|\"\")*+(?:\"|\Z)|`(?:[^`]|``)*+(?:`|\Z)"
+    r"|--[^\n]*+|#[^\n]*+|/\*(?:[^*]|\*(?!/))*+(?:\*/|\Z)|@@"
+)
+_SQL_TOKENS = re.compile(_SKIPPED + r"|(?P<p>" + _PLACEHOLDER + r")")
+_MYSQL_TOKENS = re.compile(_MYSQL_SKIPPED + r"|(?P<p>" + _PLACEHOLDER + r")")
+# the same, with the ( , ) of a VALUES list's rows (a token each: read only there)
+_SQL_ROWS = re.compile(_SKIPPED + r"|(?P<s>[(),])|(?P<p>" + _PLACEHOLDER + r")")
+_MYSQL_ROWS = re.compile(_MYSQL_SKIPPED + r"|(?P<s>[(),])|(?P<p>" + _PLACEHOLDER + r")")
+_ROWS = {_SQL_TOKENS: _SQL_ROWS, _MYSQL_TOKENS: _MYSQL_ROWS}
+_MYSQL_SYSTEMS = frozenset({"mysql", "mariadb"})  # db.system's, db.system.name's
+
+
+def _sql_tokens(attrs: dict[str, Any]) -> re.Pattern[str]:
+    """The lexer of the statement's dialect, as its span's database system names it (a
+    backslash in a literal escapes a quote in MySQL's and MariaDB's only)."""
+    mysql = any([v.__class__ is str and v.lower() in _MYSQL_SYSTEMS for v in map(attrs.get, SYSTEM_KEYS)])
+    return _MYSQL_TOKENS if mysql else _SQL_TOKENS
+
+
 # the format style's placeholders (psycopg, pymysql), which the driver replaces wherever
 # they are, in a literal or a comment too; %% is a % (one pass)
 _FORMAT_TOKENS = re.compile(r"%%|(?P<p>%\(\w{1,64}\)[sbt]|%[sbt])")
@@ -646,23 +712,131 @@ def _parameter_comparisons(names: frozenset[str]) -> re.Pattern[str]:
     )
 
 
-def _placeholders(text: str, wanted: set[int]) -> dict[int, int | str]:
+@functools.lru_cache(maxsize=16)
+def _reversed_parameters(names: frozenset[str]) -> re.Pattern[str]:
+    """A placeholder-like word compared with a tenant name after it: ``%s = t.tenant_id``
+    (a pattern of its own that starts with one of a few characters, which the engine
+    skips to: the text is read several times faster than with it among the others; the
+    word is checked to be a placeholder after)."""
+    return re.compile(
+        r"(?P<p>[$?%:@][\w()]{0,70})\s*(?:==?|!=|<>)\s*" + _QUALIFIER
+        + r"[\"`\[]?(?P<name>" + _spelled(names) + r")(?![\w$])",
+        re.IGNORECASE,
+    )
+
+
+def _reversed(text: str, names: frozenset[str]) -> list[tuple[str, int, str]]:
+    """(tenant name, offset of the placeholder, ``one``) of each comparison of
+    :func:`_reversed_parameters` (at most :data:`_QUERY_LITERALS`)."""
+    found: list[tuple[str, int, str]] = []
+    for m in itertools.islice(_reversed_parameters(names).finditer(text), _QUERY_LITERALS):
+        p = _PLACEHOLDER_RE.match(text, m.start())
+        if p is not None and p.end() == m.end("p"):
+            found.append((normalize_key(m["name"]), m.start(), "one"))
+    return found
+
+
+@functools.lru_cache(maxsize=16)
+def _column(names: frozenset[str]) -> re.Pattern[str]:
+    """A column named as a tenant (:func:`_spelled`), quoted or not."""
+    return re.compile(r"[\"`\[]?(?:" + _spelled(names) + r")[\"`\]]?", re.IGNORECASE)
+
+
+_QUOTED_NAME = r"(?:`[^`]{1,128}`|\"[^\"]{1,128}\"|\[[^\]]{1,128}\]|[\w$]{1,128})"
+# an INSERT's (or MySQL's REPLACE's) table, its columns, up to its first row's "(": INSERT
+# IGNORE INTO `db`.`t` (a, b) VALUES (…), (…); PostgreSQL's INSERT INTO t AS x (a) VALUES
+_INSERT = re.compile(
+    r"(?<![\w$])(?:insert|replace)(?:\s+\w{1,16}){0,3}?\s+into\s+" + r"(?:" + _QUOTED_NAME + r"\.){0,2}" + _QUOTED_NAME
+    + r"(?:\s+as\s+\w{1,64})?\s*\(\s*(?P<cols>" + _QUOTED_NAME + r"(?:\s*,\s*" + _QUOTED_NAME + r"){0,255})\s*\)"
+    r"\s*values?\s*(?=\()",
+    re.IGNORECASE,
+)
+
+
+_ROW_TOKENS = 10_000  # tokens of one VALUES list read (hostile input: a list that never ends)
+
+
+def _inserted(text: str, names: frozenset[str], tokens: re.Pattern[str]) -> list[tuple[str, int]]:
+    """(tenant name, offset of its placeholder) for each parameter an INSERT's rows put in
+    a tenant column: ``INSERT INTO t (body, tenant_id) VALUES (%s, %s), (%s, %s)`` the
+    second of each row (one wrapped in a call, ``UNHEX(?)``, too). The rows are read with
+    the dialect's lexer (a comma in a literal is none); they end at anything after a row
+    but a comma (``ON DUPLICATE KEY UPDATE``, ``RETURNING``). At most
+    :data:`_QUERY_LITERALS` INSERTs and parameters; the next INSERT looked for after the
+    rows read (one pass)."""
+    found: list[tuple[str, int]] = []
+    column = _column(names)
+    at = 0
+    for _ in range(_QUERY_LITERALS):
+        m = _INSERT.search(text, at)
+        if m is None:
+            break
+        at = m.end()
+        cols = [c.strip() for c in m["cols"].split(",")]
+        tenant = {i: normalize_key(c.strip("\"`[]")) for i, c in enumerate(cols) if column.fullmatch(c)}
+        if tenant:
+            at = _walk_rows(text, at, tenant, _ROWS[tokens], found)
+            if len(found) >= _QUERY_LITERALS:
+                break
+    return found[:_QUERY_LITERALS]
+
+
+def _walk_rows(
+    text: str, at: int, tenant: dict[int, str], tokens: re.Pattern[str], found: list[tuple[str, int]]
+) -> int:
+    """The placeholders in the tenant columns (``tenant``: place -> name) of the rows of
+    a VALUES list starting at ``at``, into ``found``; where the reading stopped: at the
+    list's end, :data:`_QUERY_LITERALS` found or :data:`_ROW_TOKENS` read."""
+    depth = place = 0
+    end = at
+    for t in itertools.islice(tokens.finditer(text, at), _ROW_TOKENS):
+        if depth == 0 and t.start() > end and not text[end:t.start()].isspace():
+            break  # (text between rows that is no comma: the list ended)
+        end = t.end()
+        mark = t["s"]
+        if mark == "(":
+            depth += 1
+            if depth == 1:
+                place = 0
+        elif mark == ")":
+            depth -= 1
+            if depth < 0:
+                break
+        elif mark == ",":
+            if depth == 1:
+                place += 1
+        elif t["p"] is not None and depth and place in tenant:
+            found.append((tenant[place], t.start()))
+            if len(found) >= _QUERY_LITERALS:
+                break
+        elif depth == 0 and mark is None:
+            break  # (a literal or comment between rows)
+    return end
+
+
+def _placeholders(text: str, wanted: set[int], tokens: re.Pattern[str] = _SQL_TOKENS) -> dict[int, int | str]:
     """What the placeholders at the offsets ``wanted`` of a statement refer to: a place
-    (0-based) or a name. ``?`` and ``%s`` count in order across the statement: ``?``
-    (``:name``, ``$1``…), which the database reads, never in a literal or a comment (one
-    there is none, and is left out); ``%s`` (``%(name)s``), which the driver replaces
-    before, everywhere. One pass each, stopped past the last one wanted."""
+    (0-based) or a name; only those outside a literal, a quoted name or a comment (where
+    a comparison written is none), as the dialect's lexer ``tokens`` reads them. ``?`` and
+    ``%s`` count in order across the statement: ``?`` (``:name``, ``$1``…), which the
+    database reads, never in a literal or a comment; ``%s`` (``%(name)s``), which the
+    driver replaces before, everywhere. One pass each, stopped past the last one wanted."""
     refs: dict[int, int | str] = {}
     last = max(wanted)
-    formats = {text[at] == "%" for at in wanted}  # (the passes needed)
-    for tokens in [t for t, f in ((_FORMAT_TOKENS, True), (_SQL_TOKENS, False)) if f in formats]:
+    real: set[int] = set()  # the wanted format ones outside literals and comments
+    formats = any([text[at] == "%" for at in wanted])
+    for lexer in (tokens, _FORMAT_TOKENS) if formats else (tokens,):
         places = 0
-        for m in tokens.finditer(text):
+        for m in lexer.finditer(text):
             at = m.start()
             if at > last:
                 break
             p = m["p"]
-            if p is None or (p[0] == "%") != (tokens is _FORMAT_TOKENS):
+            if p is None:
+                continue
+            if (p[0] == "%") != (lexer is _FORMAT_TOKENS):
+                if lexer is tokens and at in wanted:
+                    real.add(at)
                 continue
             if p == "?" or (p[0] == "%" and p[1] != "("):
                 ref: int | str = places
@@ -673,16 +847,18 @@ def _placeholders(text: str, wanted: set[int]) -> dict[int, int | str]:
                 ref = int(p[1:]) - 1
             else:
                 ref = p[1:]
-            if at in wanted:
+            if at in wanted and (lexer is tokens or at in real):
                 refs[at] = ref
     return refs
 
 
-def _parameter_references(text: str, names: frozenset[str]) -> list[tuple[str, int | str, str]]:
+def _parameter_references(
+    text: str, names: frozenset[str], tokens: re.Pattern[str] = _SQL_TOKENS
+) -> list[tuple[str, int | str, str]]:
     """(tenant name, parameter, how compared) for each parameter that ``text`` compares with
-    a tenant name: ``one``, ``like`` (a pattern: the id without its ``%``) or ``each`` (an
-    array's or a tuple's elements, each one an id). At most :data:`_QUERY_LITERALS`
-    comparisons."""
+    a tenant name (or, :func:`_inserted`, puts in a tenant column): ``one``, ``like`` (a
+    pattern: the id without its ``%``) or ``each`` (an array's or a tuple's elements,
+    each one an id). At most :data:`_QUERY_LITERALS` comparisons."""
     found: list[tuple[str, int, str]] = []  # (name, offset of its placeholder, how)
     for m in itertools.islice(_parameter_comparisons(names).finditer(text), _QUERY_LITERALS):
         name = normalize_key(m["name"])
@@ -693,9 +869,13 @@ def _parameter_references(text: str, names: frozenset[str]) -> list[tuple[str, i
             found.append((name, m.start("one"), "one" if m["like"] is None else "like"))
         else:
             found.append((name, m.start("array" if m["array"] is not None else "seq"), "each"))
+    found.extend(_reversed(text, names))
+    if "values" in text.lower():
+        found.extend((name, at, "one") for name, at in _inserted(text, names, tokens))
     if not found:
         return []
-    refs = _placeholders(text, {at for _, at, _ in found})
+    found.sort(key=lambda f: f[1])  # (in the statement's order)
+    refs = _placeholders(text, {at for _, at, _ in found}, tokens)
     return [(name, refs[at], how) for name, at, how in found if at in refs]
 
 
@@ -791,7 +971,7 @@ def _scan_parameters(attrs: dict[str, Any], where: str, names: frozenset[str], o
     is compared. At most :data:`_QUERY_LITERALS` comparisons."""
     rows = _parameter_rows(attrs)
     text = next((t for t in map(attrs.get, _STATEMENTS) if t.__class__ is str), "")
-    compared = _parameter_references(text, names) if rows and _has_word(text.lower(), names) else []
+    compared = _parameter_references(text, names, _sql_tokens(attrs)) if rows and _has_word(text.lower(), names) else []
     compared_at: set[str] = set()
     for name, ref, how in compared:
         for row in rows:

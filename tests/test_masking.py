@@ -746,6 +746,105 @@ def test_a_raw_id_passed_as_a_dbapi_parameter_on_a_tenant_name_is_found(statemen
 
 
 @pytest.mark.parametrize("statement, parameters, found", [
+    # an INSERT's parameter in a tenant column's place, whatever the placeholders
+    ("INSERT INTO notes (tenant_id, body) VALUES (%s, %s)", "('acme-corp', 'hi')", ["acme-corp"]),
+    ("INSERT INTO notes (body, tenant_id) VALUES (?, ?)", "('hi', 'acme-corp')", ["acme-corp"]),
+    ("INSERT INTO notes (body, tenant_id) VALUES ($2, $1)", "('acme-corp', 'hi')", ["acme-corp"]),
+    ("INSERT INTO notes (body, tenant_id) VALUES (:b, :t)", "{'b': 'hi', 't': 'acme-corp'}", ["acme-corp"]),
+    ("INSERT INTO notes (body, tenant_id) VALUES (%(b)s, %(t)s)", "{'t': 'acme-corp', 'b': 'hi'}", ["acme-corp"]),
+    # quoted and qualified names, MySQL's IGNORE, a call around the value, a comma in a literal
+    ("INSERT IGNORE INTO `app`.`notes` (`body`, `tenantId`) VALUES (CONCAT('a,b', %s), UPPER(%s))",
+     "('hi', 'acme-corp')", ["acme-corp"]),
+    ('INSERT INTO "notes" AS n ("kind", "tenant_id") VALUES (\'a, (b\', ?)', "('acme-corp',)", ["acme-corp"]),
+    # several rows, each one's; executemany's rows
+    ("INSERT INTO notes (body, tenant_id) VALUES (%s, %s), (%s, %s)", "('hi', 'acme-corp', 'yo', 'globex')",
+     ["acme-corp", "globex"]),
+    ("INSERT INTO notes (tenant_id, body) VALUES (?, ?)", "[('acme-corp', 'hi'), ('globex', 'yo')]",
+     ["acme-corp", "globex"]),
+    # the rows end where the statement goes on; what follows is read as before
+    ("INSERT INTO notes (body, tenant_id) VALUES (%s, %s) ON DUPLICATE KEY UPDATE tenant_id = %s",
+     "('hi', 'acme-corp', 'globex')", ["acme-corp", "globex"]),
+    ("INSERT INTO notes (tenant_id) VALUES ($1) RETURNING (id, $2)", "('acme-corp', 'x')", ["acme-corp"]),
+    ("UPDATE notes SET tenant_id = %s WHERE id = %s", "('acme-corp', 7)", ["acme-corp"]),
+    # near misses: the tag, another column's, no column list, a tenant column given no parameter
+    ("INSERT INTO notes (body, tenant_id) VALUES (?, ?)", "('acme-corp', '0123456789abcdef')", []),
+    ("INSERT INTO notes (tenant_id, body) VALUES (DEFAULT, %s)", "('acme-corp',)", []),
+    ("INSERT INTO notes VALUES (?, ?)", "('acme-corp', 'globex')", []),
+    ("INSERT INTO notes (body, tenant_id) VALUES (%s, 'x') ON DUPLICATE KEY UPDATE body = %s",
+     "('acme-corp', 'globex')", []),
+])
+def test_a_raw_id_inserted_as_a_parameter_in_a_tenant_column_is_found(statement, parameters, found):
+    """INSERT names its columns once and their values in the rows after VALUES: the
+    parameter in a tenant column's place is that tenant's (the old code read only
+    comparisons, ``tenant_id = %s``, and found none of these)."""
+    for system in ("mysql", "postgresql"):
+        hits = _found({"db.system": system, "db.statement": statement, "db.statement.parameters": parameters})
+        assert hits == [("db.statement.parameters → tenant_id", v) for v in found], system
+
+
+@pytest.mark.parametrize("statement, parameters, found", [
+    ("SELECT * FROM docs WHERE %s = tenant_id", "('acme-corp',)", ["acme-corp"]),
+    ("SELECT * FROM docs d WHERE kind = ? AND ? = d.tenant_id", "('memo', 'acme-corp')", ["acme-corp"]),
+    ("SELECT * FROM docs WHERE :t <> `app`.`docs`.`tenant_id`", "{'t': 'acme-corp'}", ["acme-corp"]),
+    # near misses: another column, a longer name, arithmetic, the tag
+    ("SELECT * FROM docs WHERE ? = owner AND kind = tenant_id", "('acme-corp',)", []),
+    ("SELECT * FROM docs WHERE ? = tenant_id_hash", "('acme-corp',)", []),
+    ("SELECT * FROM docs WHERE ? + tenant_id > 3", "('acme-corp',)", []),
+    ("SELECT * FROM docs WHERE %s = tenant_id", "('0123456789abcdef',)", []),
+])
+def test_a_raw_id_passed_as_a_parameter_before_its_tenant_name_is_found(statement, parameters, found):
+    """A comparison written the other way round, the parameter first."""
+    hits = _found({"db.system": "mysql", "db.statement": statement, "db.statement.parameters": parameters})
+    assert hits == [("db.statement.parameters → tenant_id", v) for v in found]
+
+
+@pytest.mark.parametrize("statement, found", [
+    ("SELECT * FROM docs WHERE 'acme-corp' = tenant_id", ["acme-corp"]),
+    ("SELECT * FROM docs d WHERE 'O''Brien Ltd' <> d.`tenant_id` AND kind = 'memo'", ["O'Brien Ltd"]),
+    # near misses: the tag, a placeholder quoted, in a comment, inside another literal
+    ("SELECT * FROM docs WHERE '0123456789abcdef' = tenant_id", []),
+    ("SELECT * FROM docs WHERE '?' = tenant_id", []),
+    ("SELECT * FROM docs /* 'acme-corp' = tenant_id */ WHERE kind = 'memo'", []),
+    ("SELECT * FROM docs WHERE note = 'a '' = tenant_id' AND kind = 'memo'", []),
+    ("SELECT * FROM docs WHERE kind = 'acme-corp' AND 1 = tenant_idx", []),
+])
+def test_a_raw_id_written_as_a_literal_before_its_tenant_name_is_found(statement, found):
+    """``'acme' = tenant_id``: the literal before the operator, read as the text's literals
+    are (a doubled quote inside, none in a comment or another literal)."""
+    assert _found({"db.system": "mysql", "db.statement": statement}) == [("db.statement → tenant_id", v) for v in found]
+
+
+@pytest.mark.parametrize("system, statement, parameters, found", [
+    # MySQL and MariaDB: a backslash escapes a quote in a literal, '…' and "…"; a
+    # backquoted name is no literal, # a comment; none holds a placeholder or a comparison
+    ("mysql", r"SELECT * FROM docs WHERE title = 'it\'s ?' AND tenant_id = ?", "('acme-corp',)", ["acme-corp"]),
+    ("mariadb", r"""SELECT * FROM docs WHERE a = "say \"?\"" AND `x?y` = ? AND tenant_id = ?""",
+     "('memo', 'acme-corp')", ["acme-corp"]),
+    ("mysql", "SELECT * FROM docs # which?\nWHERE kind = ? AND tenant_id = ?", "('memo', 'acme-corp')", ["acme-corp"]),
+    ("mysql", r"SELECT * FROM docs WHERE note = 'a\' AND tenant_id = ? AND \'' AND kind = ?", "('acme-corp',)", []),
+    ("mysql", "SELECT * FROM docs WHERE `tenant_id = ?` = 1 AND kind = ?", "('acme-corp',)", []),
+    # PostgreSQL: a backslash is a character ('a\' ends there), but not in E'…'; dollar quotes
+    ("postgresql", r"SELECT * FROM docs WHERE note = 'a\' AND tenant_id = ? AND kind = 'b'", "('acme-corp',)",
+     ["acme-corp"]),
+    ("postgresql", r"SELECT * FROM docs WHERE note = E'it\'s ?' AND tenant_id = ?", "('acme-corp',)", ["acme-corp"]),
+    ("postgresql", "SELECT $$ it's ? $$, ? FROM docs WHERE tenant_id = ?", "('memo', 'acme-corp')", ["acme-corp"]),
+    ("postgresql", "SELECT $fn$ a $$ ? $fn$, ? FROM docs WHERE tenant_id = ?", "('memo', 'acme-corp')", ["acme-corp"]),
+    ("postgresql", "SELECT * FROM docs WHERE note = $q$tenant_id = ?$q$ AND kind = ?", "('acme-corp',)", []),
+    # the format style: the driver replaces %s in a literal too (counted), no comparison there
+    ("mysql", "SELECT * FROM docs WHERE note = 'tenant_id = %s' AND kind = %s", "('acme-corp', 'memo')", []),
+    ("mysql", "SELECT * FROM docs WHERE note = 'why %s' AND tenant_id = %s", "('x', 'acme-corp')", ["acme-corp"]),
+])
+def test_literals_quoted_names_and_comments_are_read_as_the_dialect_writes_them(system, statement, parameters, found):
+    """Where a literal ends decides which ``?`` are placeholders and which comparisons are
+    written: MySQL's backslash escapes and backquoted names, PostgreSQL's dollar quotes
+    and E'…' strings (the old code read each ``\\'`` as the literal's end, each ``$$``,
+    backquote or ``#`` as nothing: it counted the ``?`` in them and took another
+    parameter for the tenant's, or none)."""
+    hits = _found({"db.system.name": system, "db.query.text": statement, "db.statement.parameters": parameters})
+    assert hits == [("db.statement.parameters → tenant_id", v) for v in found]
+
+
+@pytest.mark.parametrize("statement, parameters, found", [
     # the stable conventions: one attribute a parameter, 0-based by place, or by name
     ("SELECT * FROM docs WHERE kind = ? AND tenant_id = ?", {"0": "memo", "1": "acme-corp"},
      [("db.query.parameter.1 → tenant_id", "acme-corp")]),
@@ -805,7 +904,8 @@ def test_raw_ids_passed_as_dbapi_or_stable_parameters_are_masked_in_every_output
     assert "hooli-xyz-5" not in text and "Pied Piper 6" not in text
 
 
-@pytest.mark.parametrize("kind", ["quotes", "comments", "placeholders", "comparisons"])
+@pytest.mark.parametrize("kind", ["quotes", "comments", "placeholders", "comparisons", "reversed", "backslashes",
+                                  "dollars", "backquotes", "inserts", "rows"])
 def test_reading_parameters_of_hostile_statements_is_linear(kind):
     """Statements made to be costly (unclosed literals and comments, many placeholders,
     many comparisons), their parameters recorded: four times the text takes about four
@@ -814,11 +914,16 @@ def test_reading_parameters_of_hostile_statements_is_linear(kind):
 
     names = frozenset({"tenant_id"})
     unit = {"quotes": "tenant_id = ? '", "comments": "tenant_id = ? /* ", "placeholders": "? %s :a @b ",
-            "comparisons": "tenant_id = ? OR tenant_id IN (?, ?) OR "}[kind]
+            "comparisons": "tenant_id = ? OR tenant_id IN (?, ?) OR ", "reversed": "? = tenant_id OR ",
+            "backslashes": "tenant_id = ? '\\", "dollars": "tenant_id = ? $a$ $", "backquotes": "? = `tenant_id",
+            "inserts": "INSERT INTO t (tenant_id, b) VALUES (?, '(', ",
+            "rows": "INSERT INTO t (a, tenant_id) VALUES (1, 2), (x, (y), ",
+            }[kind]
 
     def cost(n: int) -> float:
         text = unit * n + " tenant_id = ?"
-        attrs = {"db.statement": text, "db.statement.parameters": "('acme-corp',)", "db.query.parameter.0": "x"}
+        attrs = {"db.statement": text, "db.statement.parameters": "('acme-corp',)", "db.query.parameter.0": "x",
+                 "db.system": "mysql" if kind in ("backslashes", "backquotes", "rows") else "postgresql"}
         best = float("inf")
         for _ in range(3):
             start = time.perf_counter()

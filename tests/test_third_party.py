@@ -1198,6 +1198,104 @@ def test_db_parameter_spans_are_as_the_instrumentations_write_them(path):
                 assert "[flowmap:redacted]" in params and "tenant-" not in params
 
 
+# -- MySQL/MariaDB clients (tests/fixtures/third_party/generators/mysql_traces.py) -------
+
+MYSQL = sorted(FIXTURES.glob("mysql-*.jsonl"))
+MYSQL_CLIENTS = ("pymysql", "mysql", "mysqlclient", "sqlalchemy")
+_MYSQL_PARAMS = "attribute 'db.statement.parameters → tenant_id'"
+
+
+def _mysql_findings(name: str) -> list[tuple]:
+    """Two requests, four queries each: an INSERT naming tenant_id third, a SELECT with
+    ``%s = `tenant_id``` after a literal holding ``\\'`` and ``%%``, an executemany INSERT,
+    a SELECT by name. With the raw id passed, each is found (the old code found only the
+    last: it read no INSERT's columns and no comparison the other way round); lost below
+    the request whose tag is made up (no runtime); the runtime redacted them itself; the
+    tag is none. SQLAlchemy's spans (its own, with no parameters, and PyMySQL's below) and
+    its pool's ``connect`` lose the tenant too where no runtime runs; its executemany's
+    dicts name tenant_id as a key as well."""
+    client, mode = name.removeprefix("mysql-").removesuffix(".jsonl").split("-")
+    queries = [("INSERT", 4), ("SELECT", 4)]
+    if mode == "nearmiss":
+        return []
+    if mode == "redacted":
+        return [("tenant-in-telemetry", "high", span, "db", "") for span, n in queries for _ in range(n)]
+    lost = [_lost(span, None, "db", "high") for span, n in queries for _ in range(n)]
+    if client == "sqlalchemy":
+        own = [_lost("INSERT notes", None, "db", "high")] * 4 + [_lost("SELECT notes", None, "db", "high")] * 4
+        lost = own + [_lost("connect", None, "db", "high")] * 2 + (lost if mode == "raw" else [])
+    if mode == "dropped":
+        return lost
+    if client == "sqlalchemy":
+        keyed = _MYSQL_PARAMS + ", attribute 'db.statement.parameters → [].tenant_id'"
+        return lost + [_leaked("INSERT", "db", _MYSQL_PARAMS)] * 2 + [_leaked("INSERT", "db", keyed)] * 2 + [
+            _leaked("SELECT", "db", _MYSQL_PARAMS)] * 4
+    return lost + [_leaked(span, "db", _MYSQL_PARAMS) for span, n in queries for _ in range(n)]
+
+
+def test_every_mysql_fixture_is_one_of_the_generators():
+    assert sorted(p.name for p in MYSQL) == sorted(
+        f"mysql-{c}-{m}.jsonl" for c in MYSQL_CLIENTS for m in ("raw", "nearmiss", "redacted", "dropped"))
+
+
+@pytest.mark.parametrize("path", MYSQL, ids=lambda p: p.name)
+def test_mysql_findings_through_the_command_line(path, tmp_path, monkeypatch):
+    """flowmap check --format json: exactly the stated findings, read with no warning; the
+    raw ids passed as parameters named where they are, never shown."""
+    result = _check(path.name, tmp_path, monkeypatch, "--format", "json")
+    expected = _mysql_findings(path.name)
+    assert result.exit_code == (1 if expected else 0), result.output
+    out = json.loads(result.stdout)
+    assert out["warnings"] == []
+    assert sorted((f["rule"], f["severity"], f["span_name"], f["boundary"],
+                   f["reached"] if f["rule"] != "tenant-in-telemetry" else
+                   f["message"].partition("identifier in ")[2].partition(" of '")[0])
+                  for f in out["findings"]) == sorted(expected)
+    assert "tenant-acme" not in result.stdout and "tenant-globex" not in result.stdout
+
+
+@pytest.mark.parametrize("fmt", ["text", "sarif", "html"])
+@pytest.mark.parametrize("name", sorted(p.name for p in MYSQL if p.name.endswith("-raw.jsonl")))
+def test_the_raw_ids_passed_to_mysql_are_never_shown(name, fmt, tmp_path, monkeypatch):
+    """Both tenants' raw ids, only in the recorded parameters: no output shows them, the
+    risk map included (masking is by value: once flagged at any query, an id is hidden at
+    every one)."""
+    for raw in ("tenant-acme", "tenant-globex"):
+        _assert_never_shown(name, raw, fmt, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("path", MYSQL, ids=lambda p: p.name)
+def test_mysql_spans_are_as_the_instrumentations_write_them(path):
+    """What the findings rest on: each query a CLIENT span (db.system mysql) below its
+    request, its text with %s / %(name)s placeholders and the sqlcommenter's comment
+    (PyMySQL's, mysql-connector's and mysqlclient's spans; SQLAlchemy's own carry neither
+    parameters nor comment), the parameters recorded only where dbapi instrumented the
+    connection (str() of a tuple, a dict or executemany's list of them), the raw id, the
+    tag or the runtime's placeholder in them and never in the text."""
+    traces, warnings = _load(path)
+    assert warnings == [] and len(traces) == 2
+    client, mode = path.name.removeprefix("mysql-").removesuffix(".jsonl").split("-")
+    raw = {"tenant-acme", "tenant-globex"}
+    for t in traces:
+        queries = [s for s in t.spans.values() if s.name in ("INSERT", "SELECT")  # (not the pool's set-up)
+                   and "notes" in s.attributes["db.statement"]]
+        assert len(queries) == (0 if client == "sqlalchemy" and mode == "dropped" else 4)
+        for q in queries:
+            text = q.attributes["db.statement"]
+            assert q.kind == 3 and q.attributes["db.system"] == "mysql" and ("%s" in text or "%(" in text)
+            assert "traceparent=" in text and not any(r in text for r in raw)
+            params = q.attributes.get("db.statement.parameters")
+            if mode == "dropped":
+                assert params is None
+                continue
+            assert params[:1] in ("(", "{", "[")
+            if mode == "raw":
+                assert any(f"'{r}'" in params for r in raw)
+            elif mode == "redacted":
+                assert "[flowmap:redacted]" in params and not any(r in params for r in raw)
+    assert any(r.encode() in path.read_bytes() for r in raw) is (mode == "raw")
+
+
 # -- OpenLIT's agent stacks (tests/fixtures/third_party/generators/openlit_agent_traces.py) --
 
 OPENLIT_AGENTS = sorted(p for stack in ("openai", "langgraph", "openai-agents", "llama-index")
