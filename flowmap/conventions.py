@@ -124,7 +124,7 @@ from .model import (
 __all__ = [
     "infer_boundary", "reads_messaging", "messaging_operation", "link_role", "CONSUMES", "CARRIES", "RECEIVES",
     "SETTLES", "is_json_text", "DECIDING_KEYS", "HTTP_KEYS", "URL_KEYS", "JSON_HEADS", "PROXY_KEY", "PROXY_VALUE",
-    "holds_query_text", "has_quote", "SYSTEM_KEYS", "is_cache_system", "holds_key_text", "opens_a_connection",
+    "holds_query_text", "has_quote", "SYSTEM_KEYS", "is_cache_system", "holds_key_text", "opens_a_connection", "waits_for_work",
     "ROUTING_KEYS",
 ]
 
@@ -311,6 +311,41 @@ def opens_a_connection(name: str, attributes: Mapping[str, Any]) -> bool:
     if _CONNECTS(name) is None:
         return False
     return all(value == "connect" for key, value in attributes.items() if holds_query_text(key))
+
+
+# Redis commands with which a worker waits for its queue's next message (blocking list
+# and sorted-set pops, a consumer group's reads and claims, subscriptions) or
+# acknowledges one (XACK: message ids only); XREAD only when it blocks (it also reads a
+# stream as data)
+_QUEUE_WAITS = frozenset({
+    "BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP",
+    "XREADGROUP", "XAUTOCLAIM", "XCLAIM", "XACK", "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE",
+})
+_QUEUE_SYSTEMS = frozenset({"redis", "valkey"})
+_OPERATION_KEYS = ("db.operation.name", "db.operation")
+_BLOCKS = re.compile(r"\sBLOCK\s", re.IGNORECASE).search
+_LAST_WORD = re.compile(r"[^-.:/_ ]+$").search
+
+
+def waits_for_work(name: str, attributes: Mapping[str, Any]) -> bool:
+    """Whether a Redis client span is a queue worker's own loop: a blocking pop, a
+    consumer group's read, claim or acknowledgement, a subscription (``_QUEUE_WAITS``;
+    an ``XREAD`` when its text shows ``BLOCK``). A worker waits for every tenant's
+    messages at once, so such a call runs for no tenant; what a message carries is judged
+    where the worker handles it. The command is the operation's name (stable
+    conventions, flowmap's instrumentation), else the first word of the command text,
+    else the span name's last word (contrib's ``BRPOP``, node-redis' ``redis-BRPOP``)."""
+    system = next((attributes[k] for k in SYSTEM_KEYS if k in attributes), None)
+    if not isinstance(system, str) or system.lower() not in _QUEUE_SYSTEMS:
+        return False
+    text = next((v for k, v in attributes.items() if holds_query_text(k) and isinstance(v, str)), "")
+    command = next((attributes[k] for k in _OPERATION_KEYS if isinstance(attributes.get(k), str)), None)
+    if command is None:
+        words = text.split(None, 1)
+        last = _LAST_WORD(name)
+        command = words[0] if words else (last.group() if last else "")
+    command = command.upper()
+    return command in _QUEUE_WAITS or (command == "XREAD" and _BLOCKS(f" {text} ") is not None)
 
 
 def has_quote(text: str) -> bool:

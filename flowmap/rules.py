@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from . import attributes
 from .conventions import (
-    CARRIES, RECEIVES, SETTLES, TOOL_ARGUMENT_ATTRIBUTES, URL_KEYS, link_role, opens_a_connection, refused_request,
+    CARRIES, RECEIVES, SETTLES, TOOL_ARGUMENT_ATTRIBUTES, URL_KEYS, link_role, opens_a_connection, refused_request, waits_for_work,
 )
 from .hosts import AllowedHosts
 from .graph import ENTRY_BOUNDARIES, SpanGraph, is_entry
@@ -1327,6 +1327,8 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
             continue  # a framework building its agent at start-up: no request, no tenant
         elif span.boundary in _STORES and opens_a_connection(span.name, span.attributes):
             continue  # a client connecting to its database or cache (start-up, reconnect)
+        elif span.boundary == "cache" and waits_for_work(span.name, span.attributes) and sid not in graph.children:
+            continue  # a queue worker waiting for (or acknowledging) every tenant's messages
         elif span.links and link_role(span.kind, span.attributes) in _TRANSPORT_ROLES:
             continue  # a batch send or settle: its messages keep their own contexts (link_reading)
         else:

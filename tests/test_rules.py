@@ -560,6 +560,49 @@ def test_a_database_clients_connection_set_up_is_no_orphan(tmp_path, name, attrs
 
 
 @pytest.mark.parametrize(
+    "name, attrs, orphan",
+    [
+        # contrib's redis instrumentation: every argument written as ?, the span named for
+        # the command; a worker's poll of its stream or list, and its acknowledgement
+        ("XREADGROUP", {"db.system": "redis", "db.statement": "XREADGROUP ? ? ? ? ? ? ? ? ? ?"}, False),
+        ("BLMOVE", {"db.system": "redis", "db.statement": "BLMOVE ? ? ? ? ?"}, False),
+        ("BRPOP", {"db.system": "redis", "db.statement": "BRPOP ? ?"}, False),
+        ("XACK", {"db.system": "redis", "db.statement": "XACK ? ? ?"}, False),
+        # flowmap's own instrumentation (the operation's name), node-redis' span name,
+        # ioredis' command text with its options, valkey
+        ("redis XREADGROUP", {"db.system.name": "redis", "db.operation.name": "XREADGROUP"}, False),
+        ("redis-BLPOP", {"db.system": "redis"}, False),
+        ("xread", {"db.system": "redis", "db.statement": "xread BLOCK 5000 STREAMS jobs $"}, False),
+        ("BZPOPMIN", {"db.system.name": "valkey", "db.query.text": "BZPOPMIN ? ?"}, False),
+        # a tenant's data read or written with no tenant is still an orphan: a read of a
+        # stream that does not block, a publish, a key written, another system's command
+        ("XREAD", {"db.system": "redis", "db.statement": "XREAD ? ? ? ?"}, True),
+        ("XADD", {"db.system": "redis", "db.statement": "XADD ? ? ? ?"}, True),
+        ("LREM", {"db.system": "redis", "db.statement": "LREM ? ? ?"}, True),
+        ("SET", {"db.system": "redis", "db.statement": "SET ? ?"}, True),
+        ("BRPOP", {"db.system": "memcached"}, True),
+        ("redis XACK", {"db.system.name": "redis", "db.operation.name": "PIPELINE"}, True),
+    ],
+)
+def test_a_queue_workers_poll_of_redis_is_no_orphan(tmp_path, name, attrs, orphan):
+    """A worker waiting for its queue's next message (a blocking pop, a consumer group's
+    read) or acknowledging one waits for every tenant at once: each idle poll of a Redis
+    stream or list was a HIGH orphan-root, as many as the worker's loop ran."""
+    tb = TraceBuilder()
+    tb.span(name, kind=CLIENT, attrs=attrs)
+    assert bool(rules_of(analyze_built(tmp_path, tb), "orphan-root")) is orphan
+
+
+def test_a_poll_with_work_below_it_is_still_an_orphan(tmp_path):
+    """A poll span under which the worker handled what it got, with no tenant: the
+    work below lost the message's tenant, so the root is judged as before."""
+    tb = TraceBuilder()
+    poll = tb.span("BRPOP", kind=CLIENT, attrs={"db.system": "redis", "db.statement": "BRPOP ? ?"})
+    poll.child("lookup_order", boundary="tool")
+    assert rules_of(analyze_built(tmp_path, tb), "orphan-root")
+
+
+@pytest.mark.parametrize(
     "kind, attrs, linked, orphan",
     [
         # a batch send (semconv 1.27: CLIENT once create spans exist; the older PRODUCER
