@@ -47,6 +47,15 @@ Protocol)                              tool.catalog (a server's tool list shown
 before it wrote ``gen_ai.*``)          (``ai.generateText.doGenerate``,
                                        ``….doStream``, ``….doEmbed``,
                                        ``ai.rerank.doRerank``) → llm
+``mastra.operationId`` (Mastra's        ``mastra.stream.toolCall`` → tool; its
+OpenTelemetry telemetry, 0.x)          provider calls (``….aisdk.doStream``) →
+                                       llm; an agent's run (``agent.generate``,
+                                       ``agent.stream``…: their
+                                       ``<name>.argument.0``) → agent
+``genkit:metadata:subtype`` (Genkit)   tool → tool, model, background-model,
+                                       embedder, reranker → llm, retriever,
+                                       indexer → vector, agent → agent; flow,
+                                       prompt, util… → none
 Haystack's own tracer                  ``haystack.component.type`` (a pipeline
                                        component's run): …Retriever,
                                        DocumentWriter → vector; …Generator,
@@ -196,6 +205,21 @@ _OPENINFERENCE = {
 }
 _TRACELOOP = {"tool": "tool", "agent": "agent"}
 _VERCEL_PROVIDER_CALLS = (".doGenerate", ".doStream", ".doEmbed", ".doRerank")
+# Mastra 0.x's telemetry (spans of the global tracer): the AI SDK's names under its own
+# operation id (mastra.stream.toolCall, mastra.generate.aisdk.doStream), and one span a
+# method of its traced classes, the method's arguments in <span name>.argument.<n>: an
+# agent's run is one of these methods
+_MASTRA_TOOL_CALL = "mastra.stream.toolCall"
+_MASTRA_AGENT_RUNS = frozenset(
+    f"agent.{method}.argument.0"
+    for method in ("generate", "stream", "generateLegacy", "streamLegacy", "generateVNext", "streamVNext", "network")
+)
+# Genkit's own spans: an action's type (genkit:metadata:subtype); a flow is the app's code
+_GENKIT_SUBTYPE = "genkit:metadata:subtype"
+_GENKIT = {
+    "tool": "tool", "model": "llm", "background-model": "llm", "embedder": "llm", "reranker": "llm",
+    "retriever": "vector", "indexer": "vector", "agent": "agent",
+}
 # Haystack's own tracer: a component's class name (haystack.component.type) by its ending
 # (InMemoryBM25Retriever, OpenAIChatGenerator, OpenAITextEmbedder...), and the spans of its
 # Agent: the run, each tool call, each model call (written with content tracing only)
@@ -255,6 +279,9 @@ DECIDING_KEYS = frozenset(
         "openinference.span.kind",
         "traceloop.span.kind",
         "ai.operationId",
+        "mastra.operationId",
+        *_MASTRA_AGENT_RUNS,
+        _GENKIT_SUBTYPE,
         "llm.request.type",
         *_HAYSTACK_KEYS,
         "gen_ai.request.model",
@@ -401,6 +428,8 @@ TOOL_ARGUMENT_ATTRIBUTES: tuple[str, ...] = (
     "ai.toolCall.input",
     "tool_call.function.arguments",
     "haystack.agent.step.tool.input",
+    "stream.toolCall.args",
+    "genkit:input",
     "flowmap.tool.arguments",
 )
 
@@ -426,7 +455,10 @@ TOOL_ARGUMENT_ATTRIBUTES: tuple[str, ...] = (
 #: ``ai.response.reasoning``); OpenLIT's LangChain chain and agent runs' input and output
 #: (``gen_ai.workflow.input``/``.output``: the messages); Haystack's own tracer, content
 #: tracing on (a pipeline's, a component's, an agent's, its model and tool calls' input and
-#: output: the question, the documents retrieved, the messages).
+#: output: the question, the documents retrieved, the messages); Mastra's telemetry
+#: (``stream.prompt.messages``, ``stream.response.*``, a tool call's ``stream.toolCall.*``,
+#: and every traced method's ``<span>.argument.<n>`` and ``<span>.result``) and Genkit's
+#: (an action's ``genkit:input`` and ``genkit:output``).
 CONTENT_ATTRIBUTES: frozenset[str] = frozenset({
     *TOOL_ARGUMENT_ATTRIBUTES,
     "gen_ai.prompt", "gen_ai.completion", "gen_ai.input.messages", "gen_ai.output.messages",
@@ -450,6 +482,8 @@ CONTENT_ATTRIBUTES: frozenset[str] = frozenset({
     "haystack.pipeline.input_data", "haystack.pipeline.output_data", "haystack.component.input",
     "haystack.component.output", "haystack.agent.input", "haystack.agent.output", "haystack.agent.step.llm.input",
     "haystack.agent.step.llm.output", "haystack.agent.step.tool.output",
+    "stream.prompt.messages", "stream.response.text", "stream.response.toolCalls", "stream.response.reasoning",
+    "stream.toolCall.result", "genkit:output",
 })  # fmt: skip
 
 
@@ -458,12 +492,17 @@ CONTENT_ATTRIBUTES: frozenset[str] = frozenset({
 #: Milvus' insert: the rows) — content, where an SQL statement is the query's shape
 STORE_CONTENT_ATTRIBUTES: frozenset[str] = frozenset({"db.query.text", "db.query.summary", "db.statement"})
 _STORES = frozenset({"vector", "memory"})
+#: Mastra's traced methods write each argument and the result under the span's name
+#: (``agent.generate.argument.0``: the question; a workflow step's: the messages)
+_METHOD_VALUE = re.compile(r"\.(?:argument\.[0-9]+|result)$").search
 
 
 def holds_content(key: str, boundary: str | None = None) -> bool:
     """Whether attribute ``key`` holds conversation or tool content (CONTENT_ATTRIBUTES), or,
     on a span crossing ``boundary``, a store's documents (STORE_CONTENT_ATTRIBUTES)."""
     if key in CONTENT_ATTRIBUTES or (boundary in _STORES and key in STORE_CONTENT_ATTRIBUTES):
+        return True
+    if _METHOD_VALUE(key):
         return True
     head, dot, _ = key.partition(".")
     while dot:  # each dotted prefix: gen_ai.prompt.0.content -> gen_ai.prompt ...
@@ -647,6 +686,16 @@ def infer_boundary(kind: int, attributes: Mapping[str, Any]) -> str | None:
             return "tool"
         if vercel.endswith(_VERCEL_PROVIDER_CALLS):
             return "llm"
+    mastra = _text(get("mastra.operationId"))
+    if mastra is not None:
+        if mastra == _MASTRA_TOOL_CALL:
+            return "tool"
+        return "llm" if mastra.endswith(_VERCEL_PROVIDER_CALLS) else None
+    genkit = _text(get(_GENKIT_SUBTYPE))
+    if genkit is not None:
+        return _GENKIT.get(genkit)
+    if not _MASTRA_AGENT_RUNS.isdisjoint(attributes):
+        return "agent"
     if any([key in attributes for key in _HAYSTACK_KEYS]):
         return _haystack(attributes)
     rt = _text(get("llm.request.type"))

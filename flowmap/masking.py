@@ -56,7 +56,11 @@ MASK = "[masked]"
 # Placeholders are not identifiers: ours, and the runtime's (flowmap.redaction.REDACTED_VALUE,
 # spelled out here so the analyzer never imports the OpenTelemetry SDK).
 REDACTED_PLACEHOLDER = "[flowmap:redacted]"
-PLACEHOLDERS = frozenset({MASK, REDACTED_PLACEHOLDER})
+#: what a JavaScript serializer writes in place of a value it leaves out (Mastra's telemetry
+#: stringifies each traced method's arguments so: a tool call's arguments nested deep
+#: enough are ``{"tenant_id": "[MaxDepth]"}``)
+SERIALIZER_MARKS = frozenset({"[MaxDepth]", "[Circular]", "[Function]", "[Not Serializable]", "[Symbol]"})
+PLACEHOLDERS = frozenset({MASK, REDACTED_PLACEHOLDER, *SERIALIZER_MARKS})
 
 # Standard resource/semantic-convention namespaces whose ``*.account.id``-like names are
 # infrastructure ids (a cloud account), not the platform's tenants.

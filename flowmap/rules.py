@@ -1323,7 +1323,7 @@ def evaluate(graph: SpanGraph, settings: AnalysisSettings) -> TraceVerdict:
                 v.add(_unscoped_entry(span, None, any(spans[x].boundary is not None for x in below)))
         elif settings.is_tenantless_entry(span.service, span.name):
             continue  # a job's root declared to run for no tenant (e.g. a nightly re-index)
-        elif _builds_an_agent(span):
+        elif _builds_an_agent(span) or _configures_mastra(span):
             continue  # a framework building its agent at start-up: no request, no tenant
         elif span.boundary in _STORES and opens_a_connection(span.name, span.attributes):
             continue  # a client connecting to its database or cache (start-up, reconnect)
@@ -1536,6 +1536,14 @@ def _unscoped_entry(span: Span, parent: Span | None, reached_boundary: bool) -> 
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
     """Severity descending, then trace, span and rule: a stable order for every output."""
     return sorted(findings, key=lambda f: (-int(f.severity), f.trace_id, f.span_id, f.rule))
+
+
+def _configures_mastra(span: Span) -> bool:
+    """Mastra's telemetry (0.x) traces the ``Mastra`` object's own setters, which its
+    constructor calls at start-up (``mastra.setLogger``, its argument in
+    ``mastra.setLogger.argument.0``): no request's, so no tenant to lose."""
+    name = span.name
+    return name.startswith("mastra.set") and span.boundary is None and f"{name}.argument.0" in span.attributes
 
 
 #: the boundaries of a client that connects before its calls (opens_a_connection)

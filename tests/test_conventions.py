@@ -113,6 +113,21 @@ CASES = [
     ("vercel ai doRerank", SPAN_KIND_INTERNAL,
      {"ai.operationId": "ai.rerank.doRerank", "ai.model.provider": "cohere.reranking"}, "llm"),
     ("vercel ai outer rerank", SPAN_KIND_INTERNAL, {"ai.operationId": "ai.rerank"}, None),
+    # Mastra's telemetry (0.x): the AI SDK's names under its own operation id, and its
+    # traced methods (an agent's run, its arguments in <span>.argument.<n>)
+    ("mastra tool call", SPAN_KIND_INTERNAL,
+     {"mastra.operationId": "mastra.stream.toolCall", "stream.toolCall.args": '{"city": "Paris"}'}, "tool"),
+    ("mastra provider call", SPAN_KIND_INTERNAL, {"mastra.operationId": "mastra.generate.aisdk.doStream"}, "llm"),
+    ("mastra outer stream", SPAN_KIND_INTERNAL, {"mastra.operationId": "mastra.stream"}, None),
+    ("mastra agent run", SPAN_KIND_INTERNAL, {"agent.generate.argument.0": '"hi"', "componentName": "a"}, "agent"),
+    ("mastra agent's other method", SPAN_KIND_INTERNAL, {"agent.convertTools.argument.0": "{}"}, None),
+    # Genkit's own spans: the action's type
+    ("genkit tool", SPAN_KIND_INTERNAL, {"genkit:type": "action", "genkit:metadata:subtype": "tool"}, "tool"),
+    ("genkit model", SPAN_KIND_INTERNAL, {"genkit:type": "action", "genkit:metadata:subtype": "model"}, "llm"),
+    ("genkit embedder", SPAN_KIND_INTERNAL, {"genkit:metadata:subtype": "embedder"}, "llm"),
+    ("genkit retriever", SPAN_KIND_INTERNAL, {"genkit:metadata:subtype": "retriever"}, "vector"),
+    ("genkit flow", SPAN_KIND_INTERNAL, {"genkit:type": "action", "genkit:metadata:subtype": "flow"}, None),
+    ("genkit generate util", SPAN_KIND_INTERNAL, {"genkit:type": "util", "genkit:name": "generate"}, None),
     # Databases
     ("redis-py", SPAN_KIND_CLIENT, {"db.system": "redis", "db.statement": "GET ?", "net.peer.name": "localhost"}, "cache"),
     ("memcached", SPAN_KIND_CLIENT, {"db.system": "memcached"}, "cache"),
@@ -287,6 +302,19 @@ def test_a_celery_worker_that_drops_the_tenant_is_high_through_the_loader(tmp_pa
         ("haystack.agent.step.tool.output", True),
         ("haystack.component.type", False),
         ("haystack.tool.name", False),
+        # Mastra's telemetry: the prompt and response, a tool call's arguments and result,
+        # a traced method's arguments and result; Genkit's: an action's input and output
+        ("stream.prompt.messages", True),
+        ("stream.response.text", True),
+        ("stream.toolCall.args", True),
+        ("stream.toolCall.result", True),
+        ("agent.generate.argument.0", True),
+        ("workflow.executionWorkflow.step.llm-execution.result", True),
+        ("stream.toolCall.toolName", False),
+        ("agent.generate.argument", False),
+        ("genkit:input", True),
+        ("genkit:output", True),
+        ("genkit:path", False),
         ("gen_ai.tool.definitions", False),  # the tools' schemas
         ("gen_ai.request.model", False),
         ("gen_ai.prompt_tokens", False),  # a name that only starts like one

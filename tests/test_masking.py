@@ -657,6 +657,17 @@ def test_a_value_with_no_letter_or_digit_is_no_raw_id(value):
     assert masker.text("SELECT 1 WHERE a = ? AND b = 'acme-corp'") == "SELECT 1 WHERE a = ? AND b = '[masked]'"
 
 
+@pytest.mark.parametrize("mark", ["[MaxDepth]", "[Circular]", "[Not Serializable]", "[Function]"])
+def test_a_serializers_mark_for_a_value_left_out_is_no_raw_id(mark):
+    """Mastra's telemetry stringifies a traced method's arguments and writes ``[MaxDepth]``
+    for what lies too deep: ``{"tenant_id": "[MaxDepth]"}`` names no tenant (was flagged
+    at every workflow step of a run whose tool took a tenant_id)."""
+    text = '{"toolCalls": [{"args": {"city": "Paris", "tenant_id": "%s"}}]}' % mark
+    assert _found({"workflow.step.result": text}) == []
+    assert _found({"tenant_id": mark}) == []
+    assert _found({"workflow.step.result": text.replace(mark, "acme-corp")}) != []
+
+
 def test_a_raw_id_in_a_cache_key_is_flagged_and_masked_in_every_output(tmp_path):
     """The loader reads a cache's command text for keys though its line holds no quote: a
     redis key naming the tenant is flagged at its span and masked in every output; the

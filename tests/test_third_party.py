@@ -221,6 +221,20 @@ EXPECTED = {
     ("anthropic-openinference-dropped.jsonl", "messages.create"): "llm",
     ("anthropic-openinference-dropped.jsonl", "anthropic.messages.create"): "llm",
     ("anthropic-traceloop-dropped.jsonl", "anthropic.chat"): "llm",
+    # Mastra's telemetry (0.x): the agent's runs, its provider call, its tool call; its
+    # workflow steps and the outer mastra.stream none (all were none)
+    ("mastra-dropped.jsonl", "agent.generate"): "agent",
+    ("mastra-dropped.jsonl", "agent.stream"): "agent",
+    ("mastra-dropped.jsonl", "mastra.stream.aisdk.doStream"): "llm",
+    ("mastra-dropped.jsonl", "mastra.stream.toolCall"): "tool",
+    ("mastra-dropped.jsonl", "mastra.stream"): None,
+    ("mastra-dropped.jsonl", "agent.convertTools"): None,
+    ("mastra-dropped.jsonl", "workflow.executionWorkflow.step.toolCallStep"): None,
+    # Genkit's own spans: an action's type (the flow and generate none; all were none)
+    ("genkit-dropped.jsonl", "fake/gpt-4o-mini"): "llm",
+    ("genkit-dropped.jsonl", "get_weather"): "tool",
+    ("genkit-dropped.jsonl", "weatherFlow"): None,
+    ("genkit-dropped.jsonl", "generate"): None,
 }
 
 
@@ -607,6 +621,68 @@ def test_js_agents_tenants_keep_their_own_tags(path):
         roots.append(root.tenant)
     assert sorted(roots) == sorted([acme, acme] if path.name.endswith("-mct.jsonl") else [acme, globex])
 
+
+
+# -- JavaScript agent frameworks' own telemetry: Mastra and Genkit (jsagents/) -------------
+
+JS_FRAMEWORKS = sorted([*FIXTURES.glob("mastra-*.jsonl"), *FIXTURES.glob("genkit-*.jsonl")])
+
+# file -> what flowmap check --format json reports: (rule, severity, span, boundary, reached)
+JS_FRAMEWORK_FINDINGS = {
+    # (Mastra's constructor traces its setters at start-up, mastra.setLogger: was an
+    # orphan-root, medium, in every Mastra file)
+    "mastra-nearmiss.jsonl": [],
+    "genkit-nearmiss.jsonl": [],
+    # the tool's lookup run by a loop started at start-up: its HTTP call a root, no tenant
+    "mastra-dropped.jsonl": [("orphan-root", "high", "GET", "http.client", None)] * 2,
+    "genkit-dropped.jsonl": [("orphan-root", "high", "GET", "http.client", None)] * 2,
+    # Mastra's traced methods replace the context's baggage: tagged from the baggage only,
+    # the agent's run below agent.generate lost the tenant (was medium: no agent boundary)
+    "mastra-baggage-replaced.jsonl": [_lost("agent.stream", None, "agent", "high")] * 2,
+    # (were a dozen tenant-in-telemetry findings each: no tool span, the arguments not read,
+    # and Mastra's "[MaxDepth]" taken for a raw id)
+    "mastra-other-tenant-mct.jsonl": [_chosen("mastra.stream.toolCall", "tool")] * 2,
+    "genkit-other-tenant-mct.jsonl": [_chosen("get_weather", "tool")] * 2,
+}
+
+
+def test_every_js_framework_fixture_has_its_findings_stated():
+    assert sorted(p.name for p in JS_FRAMEWORKS) == sorted(JS_FRAMEWORK_FINDINGS)
+
+
+@pytest.mark.parametrize("name", sorted(JS_FRAMEWORK_FINDINGS))
+def test_js_agent_frameworks_findings_through_the_command_line(name, tmp_path, monkeypatch):
+    """flowmap check --format json: exactly the stated findings, read with no warning; a
+    model-chosen tenant names the argument and never shows the id the model chose."""
+    _check_states(name, JS_FRAMEWORK_FINDINGS[name], MODEL_CHOSE, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("fmt", ["text", "sarif", "html"])
+@pytest.mark.parametrize("name", ["mastra-other-tenant-mct.jsonl", "genkit-other-tenant-mct.jsonl"])
+def test_the_id_a_js_frameworks_model_chose_is_never_shown(name, fmt, tmp_path, monkeypatch):
+    """The -mct files hold it (the tool's arguments, the messages, Mastra's method
+    arguments and results): no output shows it, the risk map included."""
+    _assert_never_shown(name, MODEL_CHOSE, fmt, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("path", JS_FRAMEWORKS, ids=lambda p: p.name)
+def test_js_frameworks_tenants_keep_their_own_tags(path):
+    """Two requests at once from the Python client (acme's and globex's; acme's twice in the
+    -mct files): the Node.js agent tags its spans with the tag flowmap's runtime sent in the
+    baggage, under the same key, never the other tenant's; no raw id of ours in the files.
+    Genkit runs each flow as a trace of its own (a root, tagged from the baggage)."""
+    traces, warnings = _load(path)
+    assert warnings == []
+    assert b"tenant-acme" not in path.read_bytes() and b"tenant-globex" not in path.read_bytes()
+    acme, globex = tag_for(NODE_KEY, "tenant-acme"), tag_for(NODE_KEY, "tenant-globex")
+    expected = [acme, acme] if path.name.endswith("-mct.jsonl") else [acme, globex]
+    clients = [s for t in traces for s in t.spans.values() if s.service == "py-client" and s.kind == 3]
+    servers = [s for t in traces for s in t.spans.values() if s.service != "py-client" and s.kind == 2]
+    assert sorted(s.tenant for s in clients) == sorted(s.tenant for s in servers) == sorted(expected)
+    assert all(s.attributes["flowmap.tenant.source"] == "baggage" for s in servers)
+    for t in traces:
+        tags = {s.attributes.get("flowmap.tenant") for s in t.spans.values()}
+        assert len(tags - {None}) <= 1 and {s.key_id for s in t.spans.values() if s.tenant} <= {key_id_for(NODE_KEY)}
 
 
 # -- Semantic Kernel's own spans (tests/fixtures/third_party/generators) -------------------
