@@ -555,20 +555,16 @@ JS_AGENT_FINDINGS = {
 }
 
 
-def test_every_js_agent_fixture_has_its_findings_stated():
-    assert sorted(p.name for p in JS_AGENTS) == sorted(JS_AGENT_FINDINGS)
-
-
 def _check(name: str, tmp_path, monkeypatch, *args: str):
     monkeypatch.chdir(tmp_path)  # no pyproject.toml settings
     return CliRunner().invoke(app, ["check", *args, str(FIXTURES / name)])
 
 
-def _check_states(name: str, expected: list[tuple], model_chose: str, tmp_path, monkeypatch) -> None:
+def _check_states(name: str, expected: list[tuple], hidden: tuple[str, ...], tmp_path, monkeypatch) -> None:
     """flowmap check --format json on fixture ``name``: exactly the ``expected`` findings
     (rule, severity, span, boundary, reached), read with no warning, exit 1 when one is
-    high; a model-chosen tenant names the argument and never shows ``model_chose``, the
-    id the model chose."""
+    high; a model-chosen tenant names the argument; none of the raw ids ``hidden`` (the
+    one the model chose, the tenants') is shown."""
     result = _check(name, tmp_path, monkeypatch, "--format", "json")
     assert result.exit_code == (1 if any(f[1] in ("high", "critical") for f in expected) else 0), result.output
     assert "warning" not in result.stderr
@@ -580,25 +576,7 @@ def _check_states(name: str, expected: list[tuple], model_chose: str, tmp_path, 
     for f in findings:
         if f["rule"] == "model-chosen-tenant":
             assert "('tenant_id')" in f["message"]
-    assert model_chose not in result.stdout
-
-
-@pytest.mark.parametrize("name", sorted(JS_AGENT_FINDINGS))
-def test_js_agent_stacks_findings_through_the_command_line(name, tmp_path, monkeypatch):
-    """flowmap check --format json: exactly the stated findings, read with no warning; a
-    model-chosen tenant names the argument and never shows the id the model chose."""
-    _check_states(name, JS_AGENT_FINDINGS[name], MODEL_CHOSE, tmp_path, monkeypatch)
-
-
-@pytest.mark.parametrize("fmt", ["text", "sarif"])
-def test_the_id_a_js_agents_model_chose_is_never_shown(fmt, tmp_path, monkeypatch):
-    """The -mct files hold it (in the tool's arguments, the model's output, the next
-    prompt): every output format masks it."""
-    for name in ("aisdk-other-tenant-mct.jsonl", "aisdk-client-tool-mct.jsonl",
-                 "langchainjs-openinference-other-tenant-mct.jsonl"):
-        assert MODEL_CHOSE.encode() in (FIXTURES / name).read_bytes()
-        result = _check(name, tmp_path, monkeypatch, "--format", fmt)
-        assert result.exit_code == 1 and MODEL_CHOSE not in result.output
+    assert not [raw for raw in hidden if raw in result.stdout]
 
 
 @pytest.mark.parametrize("path", JS_AGENTS, ids=lambda p: p.name)
@@ -620,7 +598,6 @@ def test_js_agents_tenants_keep_their_own_tags(path):
         assert {s.key_id for s in t.spans.values() if s.tenant is not None} == {key_id_for(NODE_KEY)}
         roots.append(root.tenant)
     assert sorted(roots) == sorted([acme, acme] if path.name.endswith("-mct.jsonl") else [acme, globex])
-
 
 
 # -- JavaScript agent frameworks' own telemetry: Mastra and Genkit (jsagents/) -------------
@@ -646,25 +623,6 @@ JS_FRAMEWORK_FINDINGS = {
 }
 
 
-def test_every_js_framework_fixture_has_its_findings_stated():
-    assert sorted(p.name for p in JS_FRAMEWORKS) == sorted(JS_FRAMEWORK_FINDINGS)
-
-
-@pytest.mark.parametrize("name", sorted(JS_FRAMEWORK_FINDINGS))
-def test_js_agent_frameworks_findings_through_the_command_line(name, tmp_path, monkeypatch):
-    """flowmap check --format json: exactly the stated findings, read with no warning; a
-    model-chosen tenant names the argument and never shows the id the model chose."""
-    _check_states(name, JS_FRAMEWORK_FINDINGS[name], MODEL_CHOSE, tmp_path, monkeypatch)
-
-
-@pytest.mark.parametrize("fmt", ["text", "sarif", "html"])
-@pytest.mark.parametrize("name", ["mastra-other-tenant-mct.jsonl", "genkit-other-tenant-mct.jsonl"])
-def test_the_id_a_js_frameworks_model_chose_is_never_shown(name, fmt, tmp_path, monkeypatch):
-    """The -mct files hold it (the tool's arguments, the messages, Mastra's method
-    arguments and results): no output shows it, the risk map included."""
-    _assert_never_shown(name, MODEL_CHOSE, fmt, tmp_path, monkeypatch)
-
-
 @pytest.mark.parametrize("path", JS_FRAMEWORKS, ids=lambda p: p.name)
 def test_js_frameworks_tenants_keep_their_own_tags(path):
     """Two requests at once from the Python client (acme's and globex's; acme's twice in the
@@ -688,7 +646,6 @@ def test_js_frameworks_tenants_keep_their_own_tags(path):
 # -- Semantic Kernel's own spans (tests/fixtures/third_party/generators) -------------------
 
 SEMANTIC_KERNEL = sorted(FIXTURES.glob("semantic-kernel-*.jsonl"))
-SK_MODEL_CHOSE = "globex-7"  # the raw id the fake model passes in the -mct file's tool calls
 
 
 # file -> what flowmap check --format json reports: (rule, severity, span, boundary, reached)
@@ -703,26 +660,6 @@ SK_FINDINGS = {
     ],
     "semantic-kernel-other-tenant-mct.jsonl": [_chosen("execute_tool weather-get_weather", "tool")] * 2,
 }
-
-
-def test_every_semantic_kernel_fixture_has_its_findings_stated():
-    assert sorted(p.name for p in SEMANTIC_KERNEL) == sorted(SK_FINDINGS)
-
-
-@pytest.mark.parametrize("name", sorted(SK_FINDINGS))
-def test_semantic_kernel_findings_through_the_command_line(name, tmp_path, monkeypatch):
-    """flowmap check --format json: exactly the stated findings, read with no warning. SK's
-    text completion span (gen_ai.operation.name text_completions) was no boundary: a
-    model call that ran without the tenant was medium, naming no boundary."""
-    assert all(f[1] == "high" for f in SK_FINDINGS[name])  # (so exit 1 whenever one is stated)
-    _check_states(name, SK_FINDINGS[name], SK_MODEL_CHOSE, tmp_path, monkeypatch)
-
-
-@pytest.mark.parametrize("fmt", ["text", "sarif", "html"])
-def test_the_id_semantic_kernels_model_chose_is_never_shown(fmt, tmp_path, monkeypatch):
-    """SK records the tool's arguments (gen_ai.tool.call.arguments, sensitive diagnostics
-    on): the id the model chose is in the file, and in no output."""
-    _assert_never_shown("semantic-kernel-other-tenant-mct.jsonl", SK_MODEL_CHOSE, fmt, tmp_path, monkeypatch)
 
 
 def _assert_never_shown(name: str, raw: str, fmt: str, tmp_path, monkeypatch) -> None:
@@ -785,17 +722,6 @@ RABBITMQ_POSTGRES_FINDINGS = {
     # baggage: the receive is tagged, the worker's query below it is not
     "pika-consume-generator.jsonl": [_lost("INSERT", None, "db", "high")] * 2,
 }
-
-
-def test_every_rabbitmq_postgres_fixture_has_its_findings_stated():
-    assert sorted(p.name for p in RABBITMQ_POSTGRES) == sorted(RABBITMQ_POSTGRES_FINDINGS)
-
-
-@pytest.mark.parametrize("name", sorted(RABBITMQ_POSTGRES_FINDINGS))
-def test_rabbitmq_postgres_findings_through_the_command_line(name, tmp_path, monkeypatch):
-    """flowmap check --format json: exactly the stated findings, read with no warning (and
-    no raw tenant id in the output: none is in the files either)."""
-    _check_states(name, RABBITMQ_POSTGRES_FINDINGS[name], "tenant-acme", tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("path", [p for p in RABBITMQ_POSTGRES if not p.name.startswith("psycopg")], ids=lambda p: p.name)
@@ -1030,18 +956,6 @@ REDIS_QUEUE_FINDINGS = {
     # the worker's cache key outside the tenant's namespace
     "redis-queue-flowmap-unscoped.jsonl": [("unscoped-query", "high", "redis SET", "cache", None)] * 6,
 }
-
-
-def test_every_redis_queue_fixture_has_its_findings_stated():
-    assert sorted(p.name for p in REDIS_QUEUE) == sorted(REDIS_QUEUE_FINDINGS)
-
-
-@pytest.mark.parametrize("name", sorted(REDIS_QUEUE_FINDINGS))
-def test_redis_queue_findings_through_the_command_line(name, tmp_path, monkeypatch):
-    """flowmap check --format json: exactly the stated findings, read with no warning, no
-    raw tenant id in the output (none is in the files: the runtime redacted the queue
-    names that held one)."""
-    _check_states(name, REDIS_QUEUE_FINDINGS[name], "tenant-acme", tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("name", ["redis-queue-contrib-nearmiss.jsonl", "redis-queue-contrib-raw-id.jsonl"])
@@ -1470,7 +1384,6 @@ def test_mysql_spans_are_as_the_instrumentations_write_them(path):
 
 OPENLIT_AGENTS = sorted(p for stack in ("openai", "langgraph", "openai-agents", "llama-index")
                         for p in FIXTURES.glob(f"{stack}-openlit-*.jsonl"))
-OPENLIT_MODEL_CHOSE = "globex-7"  # the raw id the fake model passes in the -mct files' tool calls
 
 # file -> what flowmap check --format json reports: (rule, severity, span, boundary, reached)
 OPENLIT_AGENT_FINDINGS = {
@@ -1505,25 +1418,6 @@ OPENLIT_AGENT_FINDINGS = {
     "openai-openlit-no-content-mct.jsonl": [_chosen("chat gpt-4o-mini", "llm")] * 2,
     "langgraph-openlit-no-content-mct.jsonl": [_chosen("chat gpt-4o-mini", "llm")] * 2,
 }
-
-
-def test_every_openlit_agent_fixture_has_its_findings_stated():
-    assert sorted(p.name for p in OPENLIT_AGENTS) == sorted(OPENLIT_AGENT_FINDINGS)
-
-
-@pytest.mark.parametrize("name", sorted(OPENLIT_AGENT_FINDINGS))
-def test_openlit_agent_stacks_findings_through_the_command_line(name, tmp_path, monkeypatch):
-    """flowmap check --format json: exactly the stated findings, read with no warning; a
-    model-chosen tenant names the argument and never shows the id the model chose."""
-    _check_states(name, OPENLIT_AGENT_FINDINGS[name], OPENLIT_MODEL_CHOSE, tmp_path, monkeypatch)
-
-
-@pytest.mark.parametrize("fmt", ["text", "sarif", "html"])
-@pytest.mark.parametrize("name", sorted(n for n in OPENLIT_AGENT_FINDINGS if n.endswith("-mct.jsonl")))
-def test_the_id_openlits_model_chose_is_never_shown(name, fmt, tmp_path, monkeypatch):
-    """The -mct files hold it (the tool's arguments, the model's output, the next prompt):
-    no output shows it, the risk map (flowmap report) included."""
-    _assert_never_shown(name, OPENLIT_MODEL_CHOSE, fmt, tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("path", OPENLIT_AGENTS, ids=lambda p: p.name)
@@ -1591,26 +1485,6 @@ AGENT_STACK_FINDINGS = {
 }
 
 
-def test_every_agent_stack_fixture_has_its_findings_stated():
-    assert sorted(p.name for p in AGENT_STACKS) == sorted(AGENT_STACK_FINDINGS)
-
-
-@pytest.mark.parametrize("name", sorted(AGENT_STACK_FINDINGS))
-def test_agent_stacks_findings_through_the_command_line(name, tmp_path, monkeypatch):
-    """flowmap check --format json: exactly the stated findings, read with no warning; a
-    model-chosen tenant names the argument and never shows the id the model chose."""
-    _check_states(name, AGENT_STACK_FINDINGS[name], OPENLIT_MODEL_CHOSE, tmp_path, monkeypatch)
-
-
-@pytest.mark.parametrize("fmt", ["text", "sarif", "html"])
-@pytest.mark.parametrize("name", sorted(n for n, found in AGENT_STACK_FINDINGS.items() if n.endswith("-mct.jsonl")
-                                        and found))
-def test_the_id_the_agent_stacks_model_chose_is_never_shown(name, fmt, tmp_path, monkeypatch):
-    """The -mct files hold it (the tool's arguments, the model's output, the next prompt,
-    Haystack's pipeline and agent outputs): no output shows it, the risk map included."""
-    _assert_never_shown(name, OPENLIT_MODEL_CHOSE, fmt, tmp_path, monkeypatch)
-
-
 @pytest.mark.parametrize("path", AGENT_STACKS, ids=lambda p: p.name)
 def test_agent_stacks_tenants_keep_their_own_tags(path):
     """One request after the other (acme's and globex's; acme's twice in the -mct files):
@@ -1658,17 +1532,6 @@ FANOUT_FINDINGS = {
 
 # file -> how many times each request ran the tenant's memory boundary (fanned out)
 FANOUT_RECALLS = {"dspy": 4, "langchain": 3, "langgraph": 3, "haystack": 4, "openai": 2}
-
-
-def test_every_fanout_fixture_has_its_findings_stated():
-    assert sorted(p.name for p in FANOUT) == sorted(FANOUT_FINDINGS)
-
-
-@pytest.mark.parametrize("name", sorted(FANOUT_FINDINGS))
-def test_fanout_findings_through_the_command_line(name, tmp_path, monkeypatch):
-    """flowmap check --format json: exactly the stated findings, no warning, no raw id."""
-    for raw in ("tenant-acme", "tenant-globex"):
-        _check_states(name, FANOUT_FINDINGS[name], raw, tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("path", FANOUT, ids=lambda p: p.name)
@@ -1724,23 +1587,6 @@ CREW_AND_MAF_FINDINGS = {
 }
 
 
-def test_every_crewai_and_agent_framework_fixture_has_its_findings_stated():
-    assert sorted(p.name for p in CREW_AND_MAF) == sorted(CREW_AND_MAF_FINDINGS)
-
-
-@pytest.mark.parametrize("name", sorted(CREW_AND_MAF_FINDINGS))
-def test_crewai_and_agent_framework_findings_through_the_command_line(name, tmp_path, monkeypatch):
-    """flowmap check --format json: exactly the stated findings, read with no warning; a
-    model-chosen tenant names the argument and never shows the id the model chose."""
-    _check_states(name, CREW_AND_MAF_FINDINGS[name], OPENLIT_MODEL_CHOSE, tmp_path, monkeypatch)
-
-
-@pytest.mark.parametrize("fmt", ["text", "sarif", "html"])
-@pytest.mark.parametrize("name", sorted(n for n in CREW_AND_MAF_FINDINGS if n.endswith("-mct.jsonl")))
-def test_the_id_the_crew_and_agent_frameworks_model_chose_is_never_shown(name, fmt, tmp_path, monkeypatch):
-    _assert_never_shown(name, OPENLIT_MODEL_CHOSE, fmt, tmp_path, monkeypatch)
-
-
 @pytest.mark.parametrize("path", CREW_AND_MAF, ids=lambda p: p.name)
 def test_crewai_and_agent_framework_tenants_run_at_once_keep_their_own_tags(path):
     """Two requests at once (asyncio.gather; CrewAI's kickoff_async runs each crew in a
@@ -1777,3 +1623,49 @@ def test_no_crew_instructions_or_results_in_the_risk_map(path):
     shown = [(k, v) for t in build_report_data(analyze([path]), content=False).traces.values()
              for s in t.spans for k, v in s.attributes if k.startswith(("crewai.", "gen_ai.crewai."))]
     assert shown and not [(k, v) for k, v in shown for p in (*_CREW_INSTRUCTIONS, *_CONVERSATION) if p in v]
+
+
+# -- the families whose findings are stated file by file --------------------------------
+
+# family -> (its files, file -> the findings flowmap check states (see _check_states), the
+# raw ids none of its outputs may show: the one the fake model chose, the tenants')
+STATED = {
+    "js-agents": (JS_AGENTS, JS_AGENT_FINDINGS, (MODEL_CHOSE,)),
+    "js-frameworks": (JS_FRAMEWORKS, JS_FRAMEWORK_FINDINGS, (MODEL_CHOSE,)),
+    "semantic-kernel": (SEMANTIC_KERNEL, SK_FINDINGS, (MODEL_CHOSE,)),
+    "rabbitmq-postgres": (RABBITMQ_POSTGRES, RABBITMQ_POSTGRES_FINDINGS, ("tenant-acme",)),
+    "redis-queue": (REDIS_QUEUE, REDIS_QUEUE_FINDINGS, ("tenant-acme",)),
+    "openlit-agents": (OPENLIT_AGENTS, OPENLIT_AGENT_FINDINGS, (MODEL_CHOSE,)),
+    "agent-stacks": (AGENT_STACKS, AGENT_STACK_FINDINGS, (MODEL_CHOSE,)),
+    "fanout": (FANOUT, FANOUT_FINDINGS, ("tenant-acme", "tenant-globex")),
+    "crewai-agent-framework": (CREW_AND_MAF, CREW_AND_MAF_FINDINGS, (MODEL_CHOSE,)),
+}
+_STATED_FILES = [(family, name) for family, (_, found, _) in sorted(STATED.items()) for name in sorted(found)]
+
+
+@pytest.mark.parametrize("family", sorted(STATED))
+def test_every_file_of_a_family_has_its_findings_stated(family):
+    files, found, _ = STATED[family]
+    assert files and sorted(p.name for p in files) == sorted(found)
+
+
+@pytest.mark.parametrize(("family", "name"), _STATED_FILES, ids=[name for _, name in _STATED_FILES])
+def test_the_stated_findings_through_the_command_line(family, name, tmp_path, monkeypatch):
+    """flowmap check --format json: exactly the stated findings, read with no warning, exit
+    1 when one is high; a model-chosen tenant names the argument and never shows the id
+    the model chose, nor any output a tenant's raw id."""
+    _, found, hidden = STATED[family]
+    _check_states(name, found[name], hidden, tmp_path, monkeypatch)
+
+
+# the files where a fake model passed another tenant's raw id in a tool call, and it was found
+_CHOSEN = [(f, n) for f, n in _STATED_FILES if n.endswith("-mct.jsonl") and STATED[f][1][n]]
+
+
+@pytest.mark.parametrize("fmt", ["text", "sarif", "html"])
+@pytest.mark.parametrize(("family", "name"), _CHOSEN, ids=[name for _, name in _CHOSEN])
+def test_the_id_a_model_chose_is_never_shown(family, name, fmt, tmp_path, monkeypatch):
+    """The -mct files hold it (the tool's arguments, the model's output, the next prompt;
+    the workflow's and the pipeline's outputs): no output shows it, the risk map (flowmap
+    report) included."""
+    _assert_never_shown(name, MODEL_CHOSE, fmt, tmp_path, monkeypatch)
