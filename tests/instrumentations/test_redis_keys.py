@@ -84,7 +84,7 @@ def server_commands(conn) -> dict[str, tuple[list[KeySpec], set[str]]]:
 def test_key_specs_table_matches_server_command_info(server_commands):
     checked = 0
     for name, specs in KEY_SPECS.items():
-        if name == "PUBLISH":  # a channel, not a key to the server: no spec there
+        if name in ("PUBLISH", "SUBSCRIBE"):  # channels, no keys to the server: no spec there
             assert server_commands[name][0] == []
             continue
         if name not in server_commands:  # newer than this server (HEXPIRE, HSETEX, ...)
@@ -222,6 +222,13 @@ def test_pattern_references_are_found():
     assert scan.globs == ("t:x:*", "*")  # the server applies the last MATCH: all are judged
     assert command_refs(("KEYS", "t:x:*")).globs == ("t:x:*",)
     assert command_refs(("PUBLISH", "ch", "m")).keys == ("ch",)
+    # pub/sub: channels as keys, PSUBSCRIBE's patterns as globs, unsubscribing from all keyless
+    assert command_refs(("SUBSCRIBE", "a", "b")).keys == ("a", "b")
+    assert command_refs(("SSUBSCRIBE", "a")).keys == ("a",)
+    psub = command_refs(("PSUBSCRIBE", "t:x:*", "*"))
+    assert psub.globs == ("t:x:*", "*") and psub.channel_patterns and not scan.channel_patterns
+    assert command_refs(("PUNSUBSCRIBE", "t:x:*")).keys == ("t:x:*",)  # a subscription's name
+    assert command_refs(("UNSUBSCRIBE",)) is None and command_refs(("SUNSUBSCRIBE",)) is None
     assert command_refs(("EVAL", "s", 1, "a")).script is True
     assert command_refs(("PING",)) is None and command_refs(("CONFIG GET", "x")) is None
 
@@ -238,7 +245,7 @@ UNDETERMINED_FORMS = [
     ("XREAD", "COUNT", 1), ("XREAD", "BOGUS", "STREAMS", "a", "0"),
     ("MIGRATE", "h", 1, "k", 0, 100, "KEYS", "a"), ("MIGRATE", "h", 1, "", 0, 100, "BOGUS"),
     ("MIGRATE", "h", 1, "k"), ("GEORADIUS", "g", 1, 2, 10, "km", "STORE"),
-    ("GEORADIUS", "g", 1, 2, 10, "km", "BOGUS"), (),
+    ("GEORADIUS", "g", 1, 2, 10, "km", "BOGUS"), ("PSUBSCRIBE",), (),
 ]
 
 

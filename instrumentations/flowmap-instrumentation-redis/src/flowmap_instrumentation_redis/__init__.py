@@ -1,7 +1,8 @@
 """flowmap instrumentation for redis-py.
 
-Every Redis command that touches data (and every pipeline) runs inside a ``cache`` (or
-``memory``) boundary span whose ``flowmap.scoped`` says whether *every* key and key
+Every Redis command that touches data (every pipeline, and every subscription a
+``PubSub`` makes: channels as keys, ``PSUBSCRIBE`` patterns as key patterns) runs inside
+a ``cache`` (or ``memory``) boundary span whose ``flowmap.scoped`` says whether *every* key and key
 pattern it touches lies in the bound tenant's namespace; a command whose keys cannot be
 determined (unknown, unparsable, whole keyspace, a script) is unscoped. Commands on
 shared keys only (other libraries' infrastructure: Celery/kombu's broker and results by

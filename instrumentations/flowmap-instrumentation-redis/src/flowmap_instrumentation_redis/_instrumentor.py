@@ -1,12 +1,13 @@
-"""The RedisInstrumentor: wraps Redis.execute_command, Pipeline.execute and
-Pipeline.immediate_execute_command (commands sent while WATCHing), sync and asyncio."""
+"""The RedisInstrumentor: wraps Redis.execute_command, Pipeline.execute,
+Pipeline.immediate_execute_command (commands sent while WATCHing) and
+PubSub.execute_command (subscriptions), sync and asyncio."""
 
 from __future__ import annotations
 
 import fnmatch
 import os
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from flowmap.errors import ConfigError
@@ -127,9 +128,14 @@ def _shared(refs: KeyRefs) -> bool:
     """True when every key the command touches is a shared (infrastructure) key: it is no
     tenant boundary. Key patterns (KEYS, SCAN MATCH, SORT BY/GET) may reach any key, and
     a command with no key or keys that cannot be determined proves nothing: never shared.
-    A script counts by the keys it declares."""
+    A script counts by the keys it declares, a channel pattern by its text (see
+    _shared_pattern)."""
     shared = _settings.shared
-    if shared is None or not refs.determined or not refs.keys or refs.globs or refs.sort_patterns:
+    if shared is None or not refs.determined or refs.sort_patterns:
+        return False
+    if refs.globs:
+        return refs.channel_patterns and _shared_pattern(shared, refs.globs)
+    if not refs.keys:
         return False
     if refs.script and not _settings.trust_script_keys and bound_namespace(_settings.namespace) is not None:
         # a script may touch keys it does not declare: within a tenant's request it is
@@ -137,6 +143,15 @@ def _shared(refs: KeyRefs) -> bool:
         # (kombu's locks), which no tenant runs
         return False
     return all(shared.match(_as_bytes(k)) is not None for k in refs.keys)
+
+
+def _shared_pattern(shared: re.Pattern[bytes], patterns: Sequence[Any]) -> bool:
+    """A PSUBSCRIBE whose patterns, as written, all match shared patterns: a listener's
+    subscription for every tenant (kombu's fanout ``/<db>.celeryev/*``). Only outside a
+    tenant's request: within one, a pattern reaching other tenants' channels is judged."""
+    if bound_namespace(_settings.namespace) is not None:
+        return False
+    return all(shared.match(_as_bytes(p)) is not None for p in patterns)
 
 
 def _judge(commands: Sequence[Sequence[Any]]) -> tuple[str, bool, dict[str, Any]] | None:
@@ -196,36 +211,64 @@ def _stack(instance: Any) -> list[Sequence[Any]]:
     return [args for args, _options in getattr(instance, "command_stack", ())]
 
 
-def _execute_command(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    guard = _boundary([args])
-    if guard is None:
-        return wrapped(*args, **kwargs)
-    with guard:
-        return wrapped(*args, **kwargs)
+# The subscriptions a PubSub holds, by the command that makes them: its on_connect
+# re-sends them after a reconnect (in a listener thread, e.g. run_in_thread's).
+_HELD = {
+    b"SUBSCRIBE": ("channels", "pending_unsubscribe_channels"),
+    b"PSUBSCRIBE": ("patterns", "pending_unsubscribe_patterns"),
+    b"SSUBSCRIBE": ("shard_channels", "pending_unsubscribe_shard_channels"),
+}
 
 
-def _pipeline_execute(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    guard = _boundary(_stack(instance))
-    if guard is None:
-        return wrapped(*args, **kwargs)
-    with guard:
-        return wrapped(*args, **kwargs)
+def _held(pubsub: Any, args: Sequence[Any]) -> bool:
+    """True when a subscribe command only repeats subscriptions ``pubsub`` already holds
+    (and is not unsubscribing from): nothing new reaches the connection. That is how
+    redis-py re-subscribes after a reconnect, in whatever thread noticed it, with no
+    tenant bound; each subscription was judged when it was first made."""
+    attrs = _HELD.get(_as_bytes(args[0]).upper()) if args else None
+    if attrs is None or len(args) < 2:
+        return False
+    subscribed, pending = (getattr(pubsub, a, None) or () for a in attrs)
+    held = {_as_bytes(c) for c in subscribed} - {_as_bytes(c) for c in pending}
+    return all(_as_bytes(c) in held for c in args[1:])
 
 
-async def _aexecute_command(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    guard = _boundary([args])
-    if guard is None:
-        return await wrapped(*args, **kwargs)
-    with guard:
-        return await wrapped(*args, **kwargs)
+def _command_guard(instance: Any, args: Any) -> Any:
+    return _boundary([args])
 
 
-async def _apipeline_execute(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    guard = _boundary(_stack(instance))
-    if guard is None:
-        return await wrapped(*args, **kwargs)
-    with guard:
-        return await wrapped(*args, **kwargs)
+def _pipeline_guard(instance: Any, args: Any) -> Any:
+    return _boundary(_stack(instance))
+
+
+def _pubsub_guard(instance: Any, args: Any) -> Any:
+    return None if _held(instance, args) else _boundary([args])
+
+
+def _sync(guard_of: Callable[[Any, Any], Any]) -> Callable[..., Any]:
+    """A wrapt wrapper running the call inside the boundary ``guard_of`` opens (if any)."""
+
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        guard = guard_of(instance, args)
+        if guard is None:
+            return wrapped(*args, **kwargs)
+        with guard:
+            return wrapped(*args, **kwargs)
+
+    return wrapper
+
+
+def _async(guard_of: Callable[[Any, Any], Any]) -> Callable[..., Any]:
+    """The same for a coroutine method: the boundary spans the awaited call."""
+
+    async def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        guard = guard_of(instance, args)
+        if guard is None:
+            return await wrapped(*args, **kwargs)
+        with guard:
+            return await wrapped(*args, **kwargs)
+
+    return wrapper
 
 
 class RedisInstrumentor(FlowmapInstrumentor):
@@ -260,13 +303,13 @@ class RedisInstrumentor(FlowmapInstrumentor):
         _settings.kind = kind
         _settings.trust_script_keys = bool(kwargs.get("trust_script_keys", False))
         _settings.shared = shared
-        _patches.wrap(_SYNC, "Redis.execute_command", _execute_command)
-        _patches.wrap(_SYNC, "Pipeline.execute", _pipeline_execute)
-        # commands a pipeline sends at once while WATCHing (the WATCH itself included)
-        _patches.wrap(_SYNC, "Pipeline.immediate_execute_command", _execute_command)
-        _patches.wrap(_ASYNC, "Redis.execute_command", _aexecute_command)
-        _patches.wrap(_ASYNC, "Pipeline.execute", _apipeline_execute)
-        _patches.wrap(_ASYNC, "Pipeline.immediate_execute_command", _aexecute_command)
+        for module, wrap in ((_SYNC, _sync), (_ASYNC, _async)):
+            _patches.wrap(module, "Redis.execute_command", wrap(_command_guard))
+            _patches.wrap(module, "Pipeline.execute", wrap(_pipeline_guard))
+            # commands a pipeline sends at once while WATCHing (the WATCH itself included)
+            _patches.wrap(module, "Pipeline.immediate_execute_command", wrap(_command_guard))
+            # (P|S)SUBSCRIBE and unsubscribes: r.pubsub() sends them itself
+            _patches.wrap(module, "PubSub.execute_command", wrap(_pubsub_guard))
 
     def _uninstrument(self, **kwargs: Any) -> None:
         _patches.unwrap_all()  # only flowmap's own wrappers (see flowmap.instrumentation.Patches)

@@ -9,9 +9,12 @@ Data-driven and static: no round trip to the server on the hot path.
   redis-server's ``COMMAND INFO`` and every extraction with its ``COMMAND GETKEYS``.
 * ``PARSERS`` handle commands whose keys depend on option parsing (SORT/SORT_RO with
   BY/GET patterns and STORE, MIGRATE KEYS, XREAD/XREADGROUP STREAMS, GEORADIUS[BYMEMBER]
-  STORE/STOREDIST) and the pattern commands (KEYS, SCAN MATCH); each mirrors the
-  server's own parsing, and anything it does not recognise makes the command
-  undetermined.
+  STORE/STOREDIST), the pattern commands (KEYS, SCAN MATCH, PSUBSCRIBE) and the
+  unsubscribe commands; each mirrors the server's own parsing, and anything it does not
+  recognise makes the command undetermined.
+* Pub/sub channels are no keys to the server, but a tenant's channel lives in its
+  namespace too: PUBLISH/SPUBLISH and (S)SUBSCRIBE name channels as keys, PSUBSCRIBE
+  channel patterns as globs.
 * Fail closed: a command that is not known, whose key positions cannot be determined
   (bad ``numkeys``, missing arguments, an unknown option), or that touches the whole
   keyspace is *undetermined*, which the instrumentation judges unscoped. Keywords are
@@ -78,11 +81,12 @@ def _numkeys(i: int) -> KeySpec:
 class KeyRefs:
     """What one command touches, as far as the instrumentation can tell."""
 
-    keys: tuple[Any, ...] = ()  # key names (and, for PUBLISH/SPUBLISH, the channel)
-    globs: tuple[Any, ...] = ()  # KEYS / SCAN MATCH glob patterns
+    keys: tuple[Any, ...] = ()  # key names (and pub/sub channels)
+    globs: tuple[Any, ...] = ()  # KEYS / SCAN MATCH / PSUBSCRIBE glob patterns
     sort_patterns: tuple[Any, ...] = ()  # SORT BY/GET patterns that look keys up ('*')
     determined: bool = True  # False: unknown, unparsable, or the whole keyspace
     script: bool = False  # EVAL/FCALL: the script may touch keys it did not declare
+    channel_patterns: bool = False  # PSUBSCRIBE: the globs are channel patterns
 
 
 UNDETERMINED = KeyRefs(determined=False)
@@ -177,8 +181,10 @@ KEY_SPECS: dict[str, tuple[KeySpec, ...]] = {
     # Not keys to the server, but a tenant's channel lives in its namespace too.
     "PUBLISH": (_key(1),),
     "SPUBLISH": (_key(1),),
+    "SUBSCRIBE": (_keys_to_end(1),),
+    "SSUBSCRIBE": (_keys_to_end(1),),
 }
-CHANNELS = frozenset({"PUBLISH", "SPUBLISH"})
+CHANNELS = frozenset({"PUBLISH", "SPUBLISH", "SUBSCRIBE", "SSUBSCRIBE", "PSUBSCRIBE"})
 # Scripts and functions may touch keys they do not declare (Redis enforces declared keys
 # only in cluster mode), so their declared keys alone do not prove the call is scoped.
 SCRIPTS = frozenset({"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO"})
@@ -303,6 +309,20 @@ def _scan(av: Sequence[Any]) -> KeyRefs:
     return KeyRefs(globs=tuple(globs)) if globs else UNDETERMINED  # no MATCH: every key
 
 
+def _psubscribe(av: Sequence[Any]) -> KeyRefs:
+    """PSUBSCRIBE pattern...: glob-style like KEYS (the server's stringmatch), so a pattern
+    is scoped only when every channel it can match starts with the namespace."""
+    return KeyRefs(globs=tuple(av[1:]), channel_patterns=True) if len(av) > 1 else UNDETERMINED
+
+
+def _unsubscribe(av: Sequence[Any]) -> KeyRefs | None:
+    """(P|S)UNSUBSCRIBE [name...]: the names given, each a literal (PUNSUBSCRIBE names a
+    subscription's pattern, it matches nothing). With none it ends every subscription of
+    this connection: its own, no tenant's data, so nothing to judge (and a clean-up that
+    is never refused)."""
+    return KeyRefs(keys=tuple(av[1:])) if len(av) > 1 else None
+
+
 def _sort(readonly: bool) -> Callable[[Sequence[Any]], KeyRefs]:
     """SORT key [BY pattern] [LIMIT o c] [GET pattern ...] [ASC|DESC] [ALPHA] [STORE dst].
 
@@ -404,7 +424,7 @@ def _migrate(av: Sequence[Any]) -> KeyRefs:
     return KeyRefs(keys=(av[3],))
 
 
-PARSERS: dict[str, Callable[[Sequence[Any]], KeyRefs]] = {
+PARSERS: dict[str, Callable[[Sequence[Any]], KeyRefs | None]] = {
     "KEYS": _keys_cmd,
     "SCAN": _scan,
     "SORT": _sort(readonly=False),
@@ -414,6 +434,10 @@ PARSERS: dict[str, Callable[[Sequence[Any]], KeyRefs]] = {
     "GEORADIUS": _georadius(6),
     "GEORADIUSBYMEMBER": _georadius(5),
     "MIGRATE": _migrate,
+    "PSUBSCRIBE": _psubscribe,
+    "UNSUBSCRIBE": _unsubscribe,
+    "PUNSUBSCRIBE": _unsubscribe,
+    "SUNSUBSCRIBE": _unsubscribe,
 }
 
 
