@@ -1232,13 +1232,12 @@ def test_every_db_parameter_fixture_is_one_of_the_generators():
         + ["params-sqlite3-stable-raw.jsonl", "params-psycopg-stable-raw.jsonl"])
 
 
-@pytest.mark.parametrize("path", DB_PARAMS, ids=lambda p: p.name)
-def test_db_parameter_findings_through_the_command_line(path, tmp_path, monkeypatch):
-    """flowmap check --format json: exactly the stated findings, read with no warning; the
-    raw id a query passed as a parameter named where it is (db.statement.parameters →
-    tenant_id), never shown."""
-    result = _check(path.name, tmp_path, monkeypatch, "--format", "json")
-    expected = _params_findings(path.name)
+def _check_parameter_findings(name: str, expected: list[tuple], tmp_path, monkeypatch) -> None:
+    """flowmap check --format json on fixture ``name``: exactly the ``expected`` findings
+    (rule, severity, span, boundary, and ``reached`` or, for a raw id, where it was found:
+    ``attribute 'db.statement.parameters → tenant_id'``), read with no warning; neither
+    tenant's raw id shown."""
+    result = _check(name, tmp_path, monkeypatch, "--format", "json")
     assert result.exit_code == (1 if expected else 0), result.output
     out = json.loads(result.stdout)
     assert out["warnings"] == []
@@ -1247,6 +1246,14 @@ def test_db_parameter_findings_through_the_command_line(path, tmp_path, monkeypa
                    f["message"].partition("identifier in ")[2].partition(" of '")[0])
                   for f in out["findings"]) == sorted(expected)
     assert "tenant-acme" not in result.stdout and "tenant-globex" not in result.stdout
+
+
+@pytest.mark.parametrize("path", DB_PARAMS, ids=lambda p: p.name)
+def test_db_parameter_findings_through_the_command_line(path, tmp_path, monkeypatch):
+    """flowmap check --format json: exactly the stated findings, read with no warning; the
+    raw id a query passed as a parameter named where it is (db.statement.parameters →
+    tenant_id), never shown."""
+    _check_parameter_findings(path.name, _params_findings(path.name), tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("fmt", ["text", "sarif", "html"])
@@ -1326,16 +1333,7 @@ def test_every_mysql_fixture_is_one_of_the_generators():
 def test_mysql_findings_through_the_command_line(path, tmp_path, monkeypatch):
     """flowmap check --format json: exactly the stated findings, read with no warning; the
     raw ids passed as parameters named where they are, never shown."""
-    result = _check(path.name, tmp_path, monkeypatch, "--format", "json")
-    expected = _mysql_findings(path.name)
-    assert result.exit_code == (1 if expected else 0), result.output
-    out = json.loads(result.stdout)
-    assert out["warnings"] == []
-    assert sorted((f["rule"], f["severity"], f["span_name"], f["boundary"],
-                   f["reached"] if f["rule"] != "tenant-in-telemetry" else
-                   f["message"].partition("identifier in ")[2].partition(" of '")[0])
-                  for f in out["findings"]) == sorted(expected)
-    assert "tenant-acme" not in result.stdout and "tenant-globex" not in result.stdout
+    _check_parameter_findings(path.name, _mysql_findings(path.name), tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("fmt", ["text", "sarif", "html"])
