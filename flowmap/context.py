@@ -161,10 +161,11 @@ def carried_binding(context: otel_context.Context | None = None) -> Binding | No
     return b if type(b) is Binding else None
 
 
-def _bound() -> Binding | None:
-    """What is bound here: flowmap's contextvar, else the current OpenTelemetry context's."""
+def _bound(context: otel_context.Context | None = None) -> Binding | None:
+    """What is bound here: flowmap's contextvar, else the binding the OpenTelemetry context
+    ``context`` (``None``: the current one; a span's parent context) carries."""
     b = _BINDING.get()
-    return b if b is not None else carried_binding()
+    return b if b is not None else carried_binding(context)
 
 
 class _Authenticating:

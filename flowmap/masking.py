@@ -1064,8 +1064,15 @@ def _scan_keys(shown: str, text: str, where: str, names: frozenset[str], out: li
             value = value[1:-1]  # a hash tag: the id is inside (a key grouped by its tenant)
         elif _TEMPLATE.fullmatch(value) or (m["name"].lower() not in named and not _ID_SHAPED(value)):
             continue
-        if _is_raw(value) and value.lower() not in _KEY_WORDS and not is_tenant_key(value, names):
-            out.append(RawValue(where, f"{shown} → {normalize_key(m['name'])}", value))
+        _judge_segment(shown, m["name"], value, where, names, out)
+
+
+def _judge_segment(shown: str, name: str, value: str, where: str, names: frozenset[str], out: list[RawValue]) -> None:
+    """A key's or routing key's word after tenant name ``name``: a raw id unless an opaque
+    tag, a word naming the key's structure (:data:`_KEY_WORDS`) or a tenant name itself;
+    named ``<shown> → <name>``."""
+    if _is_raw(value) and value.lower() not in _KEY_WORDS and not is_tenant_key(value, names):
+        out.append(RawValue(where, f"{shown} → {normalize_key(name)}", value))
 
 
 @functools.lru_cache(maxsize=16)
@@ -1089,8 +1096,7 @@ def _scan_route(shown: str, text: str, where: str, names: frozenset[str], out: l
         value, name = m["seg"], m["name"].lower()
         if _TEMPLATE.fullmatch(value) or (not name.endswith(("id", "ids")) and not _ID_SHAPED(value)):
             continue
-        if _is_raw(value) and value.lower() not in _KEY_WORDS and not is_tenant_key(value, names):
-            out.append(RawValue(where, f"{shown} → {normalize_key(m['name'])}", value))
+        _judge_segment(shown, m["name"], value, where, names, out)
 
 
 def find_raw_tenant_values(

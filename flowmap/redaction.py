@@ -46,7 +46,7 @@ from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace.status import Status
 
 from . import attributes as A
-from .context import _BINDING, _RAW_BY_TAG, Binding, carried_binding
+from .context import _BINDING, _RAW_BY_TAG, Binding, _bound
 from .exporter import name_text
 from .forking import renew_after_fork
 from .safelog import debug_quietly
@@ -793,8 +793,7 @@ class RedactionProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
-            b = _BINDING.get()
-            capture(span, b if b is not None else carried_binding(parent_context))
+            capture(span, _bound(parent_context))
         except Exception:  # noqa: BLE001
             debug_quietly(_log, "flowmap: redaction capture failed")
 
