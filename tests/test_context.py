@@ -110,9 +110,11 @@ def test_a_generator_that_binds_stepped_in_fresh_context_copies_logs_no_error(ta
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
 
 
-def test_an_exit_in_another_context_restores_the_outer_tenant_there(tagger):
-    """The same, inside an outer binding of another tenant (a switch allowed): the
-    outer tenant's tag is back in baggage, not the inner one's."""
+def _inner_binding_left_open():
+    """A generator that binds ``tenant-inner-7`` (a switch allowed) inside RAW's binding,
+    stepped once in a copy of the context; it and another copy taken after that step,
+    which holds the inner entry (its exit, stepped there, runs in another context than
+    its entry)."""
     import contextvars
 
     def stream():
@@ -123,7 +125,13 @@ def test_an_exit_in_another_context_restores_the_outer_tenant_there(tagger):
         it = stream()
         first = contextvars.copy_context()
         first.run(next, it)
-        other = first.run(contextvars.copy_context)  # holds the inner entry's tenant
+        return it, first.run(contextvars.copy_context)
+
+
+def test_an_exit_in_another_context_restores_the_outer_tenant_there(tagger):
+    """The same, inside an outer binding of another tenant (a switch allowed): the
+    outer tenant's tag is back in baggage, not the inner one's."""
+    it, other = _inner_binding_left_open()
     assert other.run(baggage.get_all) == {"flowmap.tenant": tagger.tag("tenant-inner-7")}
     with pytest.raises(StopIteration):
         other.run(next, it)
@@ -774,19 +782,9 @@ def test_an_exit_in_another_context_restores_the_carried_binding_there(tagger):
     """A generator that binds, stepped in fresh copies of the context: its exit, in
     another context than its entry, puts back the binding that context carried before
     (the outer one's), not the generator's."""
-    import contextvars
-
     from flowmap.context import carried_binding
 
-    def stream():
-        with bind(RequestContext("tenant-inner-7"), allow_switch=True):
-            yield 1
-
-    with bind(RequestContext(RAW)):
-        it = stream()
-        first = contextvars.copy_context()
-        first.run(next, it)
-        other = first.run(contextvars.copy_context)
+    it, other = _inner_binding_left_open()
     assert other.run(carried_binding).ctx.tenant_id == "tenant-inner-7"
     with pytest.raises(StopIteration):
         other.run(next, it)
