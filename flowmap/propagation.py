@@ -42,6 +42,7 @@ __all__ = [
     "Thread",
     "start_thread",
     "run_in_executor",
+    "carry",
     "inject_headers",
     "extract_context",
     "publish",
@@ -189,6 +190,32 @@ def run_in_executor(
     loop = loop or asyncio.get_running_loop()
     ctx = _submitting_context(executor)
     return loop.run_in_executor(executor, ctx.run, fn, *args)
+
+
+def carry(iterable: Iterable[T]) -> Iterator[T]:
+    """An iterator over ``iterable`` whose every step (and its ``close()``) runs in a
+    private copy of the caller's context: a streaming response's body, made in the view
+    and iterated by the server after the view returned (Flask's ``Response(generator)``,
+    Django's ``StreamingHttpResponse``), still runs for the request's tenant and under
+    its span. The stepping thread itself is never bound: a reused worker cannot pass the
+    tenant on to its next request, as a ``with bind`` inside the generator's body could.
+    Plain iteration only (``send``/``throw`` are not forwarded)."""
+    context = contextvars.copy_context()
+    return _steps_in(context, context.run(iter, iterable))
+
+
+def _steps_in(context: contextvars.Context, iterator: Iterator[T]) -> Iterator[T]:
+    try:
+        while True:
+            try:
+                item = context.run(next, iterator)
+            except StopIteration:
+                return
+            yield item
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            context.run(close)
 
 
 # -- queue and stream messages -------------------------------------------------------
