@@ -201,21 +201,26 @@ def carry(iterable: Iterable[T]) -> Iterator[T]:
     tenant on to its next request, as a ``with bind`` inside the generator's body could.
     Plain iteration only (``send``/``throw`` are not forwarded)."""
     context = contextvars.copy_context()
-    return _steps_in(context, context.run(iter, iterable))
+    return _Carried(context, context.run(iter, iterable))
 
 
-def _steps_in(context: contextvars.Context, iterator: Iterator[T]) -> Iterator[T]:
-    try:
-        while True:
-            try:
-                item = context.run(next, iterator)
-            except StopIteration:
-                return
-            yield item
-    finally:
-        close = getattr(iterator, "close", None)
+class _Carried(Iterator[T]):
+    """:func:`carry`'s iterator. ``close()`` is forwarded even before the first step (a
+    server closes a body whose client went away before it was iterated)."""
+
+    __slots__ = ("_context", "_iterator")
+
+    def __init__(self, context: contextvars.Context, iterator: Iterator[T]) -> None:
+        self._context = context
+        self._iterator = iterator
+
+    def __next__(self) -> T:
+        return self._context.run(next, self._iterator)
+
+    def close(self) -> None:
+        close = getattr(self._iterator, "close", None)
         if close is not None:
-            context.run(close)
+            self._context.run(close)
 
 
 # -- queue and stream messages -------------------------------------------------------

@@ -150,6 +150,27 @@ def test_carry_steps_a_stream_for_the_request_that_made_it_and_never_binds_the_s
     assert log == ["tenant-stream", "tenant-stream", ("closed", "tenant-stream")]
 
 
+def test_carry_closes_a_body_never_stepped_in_the_context_that_made_it(flowmap_runtime):
+    """A server closes the body of a request whose client went away before the first
+    chunk: the body's cleanup still runs, for its request's tenant."""
+    closed = []
+
+    class Body:
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            raise StopIteration
+
+        def close(self):
+            closed.append(_tenant())
+
+    with bind(RequestContext("tenant-gone")):
+        body = P.carry(Body())
+    body.close()
+    assert closed == ["tenant-gone"]
+
+
 def test_carry_runs_a_boundary_in_the_stream_for_its_tenant_under_the_requests_span(flowmap_runtime):
     rt, exp = flowmap_runtime
 
