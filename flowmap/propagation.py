@@ -1,4 +1,5 @@
-"""Carry the request's context where Python drops it: executors, threads, queues.
+"""Carry the request's context where Python drops it: executors, threads, queues, and
+a streaming response's body, which the server iterates after the view returned.
 
 Each helper captures the *submitting* code's contextvars (flowmap's binding and the
 OpenTelemetry context alike) at submit time and runs the work inside a private copy of
