@@ -1,4 +1,5 @@
-"""Carry the request's context where Python drops it: executors, threads, queues.
+"""Carry the request's context where Python drops it: executors, threads, queues, and
+a streaming response's body, which the server iterates after the view returned.
 
 Each helper captures the *submitting* code's contextvars (flowmap's binding and the
 OpenTelemetry context alike) at submit time and runs the work inside a private copy of
@@ -42,6 +43,7 @@ __all__ = [
     "Thread",
     "start_thread",
     "run_in_executor",
+    "carry",
     "inject_headers",
     "extract_context",
     "publish",
@@ -189,6 +191,37 @@ def run_in_executor(
     loop = loop or asyncio.get_running_loop()
     ctx = _submitting_context(executor)
     return loop.run_in_executor(executor, ctx.run, fn, *args)
+
+
+def carry(iterable: Iterable[T]) -> Iterator[T]:
+    """An iterator over ``iterable`` whose every step (and its ``close()``) runs in a
+    private copy of the caller's context: a streaming response's body, made in the view
+    and iterated by the server after the view returned (Flask's ``Response(generator)``,
+    Django's ``StreamingHttpResponse``), still runs for the request's tenant and under
+    its span. The stepping thread itself is never bound: a reused worker cannot pass the
+    tenant on to its next request, as a ``with bind`` inside the generator's body could.
+    Plain iteration only (``send``/``throw`` are not forwarded)."""
+    context = contextvars.copy_context()
+    return _Carried(context, context.run(iter, iterable))
+
+
+class _Carried(Iterator[T]):
+    """:func:`carry`'s iterator. ``close()`` is forwarded even before the first step (a
+    server closes a body whose client went away before it was iterated)."""
+
+    __slots__ = ("_context", "_iterator")
+
+    def __init__(self, context: contextvars.Context, iterator: Iterator[T]) -> None:
+        self._context = context
+        self._iterator = iterator
+
+    def __next__(self) -> T:
+        return self._context.run(next, self._iterator)
+
+    def close(self) -> None:
+        close = getattr(self._iterator, "close", None)
+        if close is not None:
+            self._context.run(close)
 
 
 # -- queue and stream messages -------------------------------------------------------

@@ -10,6 +10,7 @@ from opentelemetry.trace import SpanKind
 
 from flowmap import propagation as P
 from flowmap.attributes import BOUNDARY, TENANT, TENANT_SOURCE
+from flowmap.boundaries import boundary
 from flowmap.context import RequestContext, bind, current, current_or_none, current_tag
 from flowmap.errors import ConfigError, MissingContextError, TenantSwitchError
 from flowmap.tagging import tag_for
@@ -117,6 +118,73 @@ async def test_run_in_executor_carries_context(flowmap_runtime):
             loop = asyncio.get_running_loop()
             assert await P.run_in_executor(loop, None, _tenant) == "tenant-loop"
             assert await loop.run_in_executor(pool, _tenant) is None  # the drop it fixes
+
+
+def _streamed(log):
+    """A response body: what is bound at each step, and at its cleanup."""
+    try:
+        for i in range(2):
+            log.append(_tenant())
+            yield i
+    finally:
+        log.append(("closed", _tenant()))
+
+
+def test_carry_steps_a_stream_for_the_request_that_made_it_and_never_binds_the_server(flowmap_runtime):
+    """A streaming response is made in the view and stepped by the server after the view's
+    binding ended, on a worker thread that serves other requests next: each step (and the
+    close a server calls) runs for the request that made it, and the worker between
+    steps, or serving its next request, has nothing bound."""
+    log: list = []
+    plain_log: list = []
+    with bind(RequestContext("tenant-stream")):
+        body = P.carry(_streamed(log))
+        plain = _streamed(plain_log)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as worker:
+        assert worker.submit(next, body).result() == 0
+        assert worker.submit(_tenant).result() is None  # between two steps
+        assert worker.submit(next, plain).result() == 0 and plain_log == [None]  # the drop it fixes
+        assert worker.submit(next, body).result() == 1
+        worker.submit(body.close).result()
+        assert worker.submit(_tenant).result() is None
+    assert log == ["tenant-stream", "tenant-stream", ("closed", "tenant-stream")]
+
+
+def test_carry_closes_a_body_never_stepped_in_the_context_that_made_it(flowmap_runtime):
+    """A server closes the body of a request whose client went away before the first
+    chunk: the body's cleanup still runs, for its request's tenant."""
+    closed = []
+
+    class Body:
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            raise StopIteration
+
+        def close(self):
+            closed.append(_tenant())
+
+    with bind(RequestContext("tenant-gone")):
+        body = P.carry(Body())
+    body.close()
+    assert closed == ["tenant-gone"]
+
+
+def test_carry_runs_a_boundary_in_the_stream_for_its_tenant_under_the_requests_span(flowmap_runtime):
+    rt, exp = flowmap_runtime
+
+    @boundary("llm", "llm.token")
+    def token(i):
+        return current().tenant_id[:6] + str(i)
+
+    with rt.tracer_provider.get_tracer("t").start_as_current_span("GET /stream") as request:
+        with bind(RequestContext("tenant-tokens")):
+            body = P.carry(token(i) for i in range(3))
+    assert list(body) == ["tenant0", "tenant1", "tenant2"]
+    tokens = [s for s in exp.get_finished_spans() if s.name == "llm.token"]
+    assert [s.attributes.get(TENANT) for s in tokens] == [tag_for("test-key", "tenant-tokens")] * 3
+    assert {s.parent.span_id for s in tokens} == {request.get_span_context().span_id}
 
 
 def test_inject_headers_carry_traceparent_and_only_the_tag(flowmap_runtime):

@@ -34,6 +34,11 @@ EXPECTED = {
     ("fastapi-app-dropped.jsonl", "GET /ask"): "http.server",
     ("fastapi-app-dropped.jsonl", "SET"): "cache",
     ("fastapi-app-dropped.jsonl", "chat gpt-4o-mini"): "llm",
+    ("web-flask-dropped.jsonl", "GET /chat"): "http.server",
+    ("web-django-dropped.jsonl", "GET chat"): "http.server",
+    ("web-aiohttp-dropped.jsonl", "GET /chat"): "http.server",
+    ("web-flask-dropped.jsonl", "SELECT"): "db",
+    ("web-flask-dropped.jsonl", "GET"): "http.client",
     ("grpc-dropped.jsonl", "/tp.Echo/Say"): {"http.client", "http.server"},
     ("langchain-openinference-dropped.jsonl", "ChatOpenAI"): "llm",
     ("langchain-openinference-dropped.jsonl", "get_weather"): "tool",
@@ -1623,6 +1628,49 @@ def test_no_crew_instructions_or_results_in_the_risk_map(path):
     assert shown and not [(k, v) for k, v in shown for p in (*_CREW_INSTRUCTIONS, *_CONVERSATION) if p in v]
 
 
+# -- Flask, Django, aiohttp.web and FastAPI streaming an answer token by token -----------
+# (generators/web_streaming_traces.py: served on loopback, two tenants' clients at once)
+
+WEB_STREAMING = sorted(FIXTURES.glob("web-*.jsonl"))
+_STREAM_REFUSED = [("orphan-root", "high", "llm.token", "llm", None)] * 4
+
+# file -> what flowmap check --format json reports: (rule, severity, span, boundary, reached)
+WEB_STREAMING_FINDINGS = {
+    # the body carried (flowmap.propagation.carry: Flask's Response, Django's middleware),
+    # written inside the middleware's binding (aiohttp's StreamResponse, FastAPI under
+    # TenantMiddleware)
+    **{f"web-{framework}-nearmiss.jsonl": [] for framework in ("flask", "django", "aiohttp", "fastapi")},
+    # iterated after the binding and the request's span ended (Flask's stream_with_context,
+    # Django's StreamingHttpResponse, aiohttp's Response(body=<async generator>)): the first
+    # model call of each stream refused, a root with no tenant
+    **{f"web-{framework}-dropped.jsonl": _STREAM_REFUSED for framework in ("flask", "django", "aiohttp")},
+    # FastAPI: bound inside the endpoint, which returns before the stream runs; the request's
+    # span is still open: the refused model call and the ASGI receive below it lost the tenant
+    "web-fastapi-dropped.jsonl": [_lost("llm.token", None, "llm", "high")] * 4
+    + [_lost("GET /stream http receive", None)] * 4,
+}
+
+
+@pytest.mark.parametrize("path", WEB_STREAMING, ids=lambda p: p.name)
+def test_web_frameworks_streams_run_for_their_requests_tenant_or_refuse(path):
+    """Two tenants' clients at once, twice each (worker threads reused): every SERVER span
+    carries its request's tenant (bound under the framework's own span), and so does every
+    span below it (nearmiss); a stream iterated after the binding ended (dropped) ran its
+    model call with no tenant, refused (an error span), and never another request's."""
+    traces, warnings = _load(path)
+    assert warnings == [] and b"tenant-acme" not in path.read_bytes() and b"tenant-globex" not in path.read_bytes()
+    acme, globex = tag_for("fw-fixtures-key", "tenant-acme"), tag_for("fw-fixtures-key", "tenant-globex")
+    requests = [t for t in traces if any(s.kind == 2 for s in t.spans.values())]
+    entries = sorted(s.attributes.get("flowmap.tenant") for t in requests for s in t.spans.values() if s.kind == 2)
+    assert len(requests) == 8 and entries == sorted([acme, globex] * 4)
+    tokens = [s for t in traces for s in t.spans.values() if s.name == "llm.token"]
+    if "nearmiss" in path.name:
+        assert len(traces) == 8 and len(tokens) == 12
+        for t in traces:
+            assert len({s.attributes.get("flowmap.tenant") for s in t.spans.values()}) == 1
+        return
+    assert len(tokens) == 4 and all(s.status_code == 2 and s.tenant is None for s in tokens)
+
 # -- the families whose findings are stated file by file --------------------------------
 
 # family -> (its files, file -> the findings flowmap check states (see _check_states), the
@@ -1637,6 +1685,7 @@ STATED = {
     "agent-stacks": (AGENT_STACKS, AGENT_STACK_FINDINGS, (MODEL_CHOSE,)),
     "fanout": (FANOUT, FANOUT_FINDINGS, ("tenant-acme", "tenant-globex")),
     "crewai-agent-framework": (CREW_AND_MAF, CREW_AND_MAF_FINDINGS, (MODEL_CHOSE,)),
+    "web-streaming": (WEB_STREAMING, WEB_STREAMING_FINDINGS, ("tenant-acme", "tenant-globex")),
 }
 _STATED_FILES = [(family, name) for family, (_, found, _) in sorted(STATED.items()) for name in sorted(found)]
 
