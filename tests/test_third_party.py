@@ -5,6 +5,7 @@ HIGH there, and fully tagged traces give nothing at medium or above."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -674,6 +675,18 @@ def test_js_frameworks_tenants_keep_their_own_tags(path):
     for t in traces:
         tags = {s.attributes.get("flowmap.tenant") for s in t.spans.values()}
         assert len(tags - {None}) <= 1 and {s.key_id for s in t.spans.values() if s.tenant} <= {key_id_for(NODE_KEY)}
+
+
+def test_the_text_counts_the_traces_a_path_was_seen_in_not_its_tool_calls(tmp_path, monkeypatch):
+    """LangSmith's spans missing, each of the 2 traces has several HTTP calls as ends of its
+    paths (the model's, the tool's, LangSmith's): a path's line counted them as traces ("7
+    traces" in a file of 2)."""
+    result = _check("langgraphjs-langsmith-nearmiss.jsonl", tmp_path, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("flowmap: 2 traces, ")
+    counts = [int(n) for n in re.findall(r"([\d,]+) traces?, e\.g\.", result.stdout)]
+    assert counts and max(counts) == 2
+    assert re.search(r"\d+ paths in 2 traces, e\.g\. ", result.stdout)
 
 
 # -- Semantic Kernel's own spans (tests/fixtures/third_party/generators) -------------------
