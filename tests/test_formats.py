@@ -280,7 +280,7 @@ def test_text_groups_identical_paths_and_findings(analysis):
     analysis.findings.append(again)
     out = TextReporter().render(analysis)
     assert out.count("✗ context-dropped → worker: tool search_docs") == 1
-    assert f"2 traces, e.g. {T1}" in out
+    assert f"2 paths in trace {T1}" in out  # both in T1: was "2 traces"
     assert "Findings: 3 (2 distinct)" in out
     assert "2 times, e.g. span 2222222222222222" in out
 

@@ -5,6 +5,7 @@ HIGH there, and fully tagged traces give nothing at medium or above."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -240,6 +241,26 @@ EXPECTED = {
     ("genkit-dropped.jsonl", "get_weather"): "tool",
     ("genkit-dropped.jsonl", "weatherFlow"): None,
     ("genkit-dropped.jsonl", "generate"): None,
+    # LangGraph.js under OpenInference (jsgraphs/): the model and the tool; the graph and
+    # its nodes are CHAINs, as LangChain.js's graph (none)
+    ("langgraphjs-openinference-dropped.jsonl", "ChatOpenAI"): "llm",
+    ("langgraphjs-openinference-dropped.jsonl", "get_weather"): "tool",
+    ("langgraphjs-openinference-dropped.jsonl", "weather-graph"): None,
+    ("langgraphjs-openinference-dropped.jsonl", "agent"): None,
+    ("langgraphjs-openinference-dropped.jsonl", "tools"): None,
+    # LangSmith's OpenTelemetry mode writes no span of its own: the runs' attributes
+    # (gen_ai.operation.name "chain") land on the agent's server span, still the server
+    ("langgraphjs-langsmith-dropped.jsonl", "POST"): {"http.client", "http.server"},
+    # the OpenAI Agents SDK through OpenInference's processor: the SDK's trace (an AGENT
+    # named after the workflow, a CHAIN of the same name below it), the agent, its model
+    # calls (generation) and tool; with OpenInference's OpenAI instrumentation, the client's
+    # calls too
+    ("openai-agentsjs-openinference-dropped.jsonl", "Agent workflow"): {"agent", None},
+    ("openai-agentsjs-openinference-dropped.jsonl", "weather-agent"): "agent",
+    ("openai-agentsjs-openinference-dropped.jsonl", "generation"): "llm",
+    ("openai-agentsjs-openinference-dropped.jsonl", "get_weather"): "tool",
+    ("openai-agentsjs-openinference-dropped.jsonl", "turn"): None,
+    ("openai-agentsjs-openinference-client-dropped.jsonl", "OpenAI Chat Completions"): "llm",
 }
 
 
@@ -607,7 +628,11 @@ def test_js_agents_tenants_keep_their_own_tags(path):
 
 # -- JavaScript agent frameworks' own telemetry: Mastra and Genkit (jsagents/) -------------
 
-JS_FRAMEWORKS = sorted([*FIXTURES.glob("mastra-*.jsonl"), *FIXTURES.glob("genkit-*.jsonl")])
+JS_FRAMEWORKS = sorted(p for g in ("mastra", "genkit", "langgraphjs", "openai-agentsjs")
+                       for p in FIXTURES.glob(f"{g}-*.jsonl"))
+
+_JSGRAPHS = ("langgraphjs-openinference", "langgraphjs-langsmith", "openai-agentsjs-openinference",
+             "openai-agentsjs-openinference-client")
 
 # file -> what flowmap check --format json reports: (rule, severity, span, boundary, reached)
 JS_FRAMEWORK_FINDINGS = {
@@ -625,6 +650,15 @@ JS_FRAMEWORK_FINDINGS = {
     # and Mastra's "[MaxDepth]" taken for a raw id)
     "mastra-other-tenant-mct.jsonl": [_chosen("mastra.stream.toolCall", "tool")] * 2,
     "genkit-other-tenant-mct.jsonl": [_chosen("get_weather", "tool")] * 2,
+    # LangGraph.js (OpenInference; LangSmith's OpenTelemetry mode) and the OpenAI Agents SDK
+    # (OpenInference's processor, alone and with its OpenAI instrumentation): jsgraphs/
+    **{f"{stack}-nearmiss.jsonl": [] for stack in _JSGRAPHS},
+    **{f"{stack}-dropped.jsonl": [("orphan-root", "high", "GET", "http.client", None)] * 2 for stack in _JSGRAPHS},
+    "langgraphjs-openinference-other-tenant-mct.jsonl": [_chosen("get_weather", "tool")] * 2,
+    "openai-agentsjs-openinference-other-tenant-mct.jsonl": [_chosen("get_weather", "tool")] * 2,
+    "openai-agentsjs-openinference-client-other-tenant-mct.jsonl": [_chosen("get_weather", "tool")] * 2,
+    # LangSmith writes no span per run (nor the tool's arguments anywhere): nothing to read
+    "langgraphjs-langsmith-other-tenant-mct.jsonl": [],
 }
 
 
@@ -646,6 +680,18 @@ def test_js_frameworks_tenants_keep_their_own_tags(path):
     for t in traces:
         tags = {s.attributes.get("flowmap.tenant") for s in t.spans.values()}
         assert len(tags - {None}) <= 1 and {s.key_id for s in t.spans.values() if s.tenant} <= {key_id_for(NODE_KEY)}
+
+
+def test_the_text_counts_the_traces_a_path_was_seen_in_not_its_tool_calls(tmp_path, monkeypatch):
+    """LangSmith's spans missing, each of the 2 traces has several HTTP calls as ends of its
+    paths (the model's, the tool's, LangSmith's): a path's line counted them as traces ("7
+    traces" in a file of 2)."""
+    result = _check("langgraphjs-langsmith-nearmiss.jsonl", tmp_path, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("flowmap: 2 traces, ")
+    counts = [int(n) for n in re.findall(r"([\d,]+) traces?, e\.g\.", result.stdout)]
+    assert counts and max(counts) == 2
+    assert re.search(r"\d+ paths in 2 traces, e\.g\. ", result.stdout)
 
 
 # -- Semantic Kernel's own spans (tests/fixtures/third_party/generators) -------------------

@@ -181,6 +181,8 @@ class TextReporter:
 
 
 def _traces(trace_ids: list[str]) -> str:
-    if len(trace_ids) == 1:
-        return f"trace {trace_ids[0]}"
-    return f"{len(trace_ids):,} traces, e.g. {trace_ids[0]}"
+    """Where a group of paths was seen: a trace can hold several (one per tool call), so
+    the paths are counted apart from the traces when they differ."""
+    traces = len(set(trace_ids))
+    where = f"trace {trace_ids[0]}" if traces == 1 else f"{traces:,} traces, e.g. {trace_ids[0]}"
+    return where if len(trace_ids) == traces else f"{len(trace_ids):,} paths in {where}"
