@@ -291,7 +291,8 @@ class _InContext(Awaitable[T]):
             try:
                 signal = run(step, value)
             except StopIteration as stop:
-                return stop.value
+                result: T = stop.value
+                return result
             try:
                 value = yield signal
                 step = inner.send
