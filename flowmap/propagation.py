@@ -1,5 +1,6 @@
 """Carry the request's context where Python drops it: executors, threads, queues, and
-a streaming response's body, which the server iterates after the view returned.
+a streaming response's body (sync or async), which the server iterates after the view
+returned.
 
 Each helper captures the *submitting* code's contextvars (flowmap's binding and the
 OpenTelemetry context alike) at submit time and runs the work inside a private copy of
@@ -21,7 +22,17 @@ import contextvars
 import functools
 import inspect
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+)
 from typing import Any, TypeVar, Union
 
 from opentelemetry import baggage as otel_baggage
@@ -44,6 +55,7 @@ __all__ = [
     "start_thread",
     "run_in_executor",
     "carry",
+    "acarry",
     "inject_headers",
     "extract_context",
     "publish",
@@ -200,7 +212,10 @@ def carry(iterable: Iterable[T]) -> Iterator[T]:
     Django's ``StreamingHttpResponse``), still runs for the request's tenant and under
     its span. The stepping thread itself is never bound: a reused worker cannot pass the
     tenant on to its next request, as a ``with bind`` inside the generator's body could.
-    Plain iteration only (``send``/``throw`` are not forwarded)."""
+    Plain iteration only (``send``/``throw`` are not forwarded). An async body:
+    :func:`acarry`."""
+    if not hasattr(iterable, "__iter__") and hasattr(iterable, "__aiter__"):
+        raise TypeError(f"carry() steps a sync body; {type(iterable).__name__} is async: use acarry()")
     context = contextvars.copy_context()
     return _Carried(context, context.run(iter, iterable))
 
@@ -222,6 +237,70 @@ class _Carried(Iterator[T]):
         close = getattr(self._iterator, "close", None)
         if close is not None:
             self._context.run(close)
+
+
+def acarry(iterable: AsyncIterable[T]) -> AsyncIterator[T]:
+    """:func:`carry` for an async body: every ``__anext__`` step (and its ``aclose()``)
+    runs in a private copy of the caller's context, on any event loop (asyncio, trio).
+    For a body the server iterates after the endpoint's binding ended: Starlette's or
+    FastAPI's ``StreamingResponse``, sse-starlette's ``EventSourceResponse``, aiohttp's
+    ``web.Response(body=...)``. The server's task is never bound (it serves its next
+    request unbound); cancellation and exceptions pass through unchanged. Plain
+    iteration only (``asend``/``athrow`` are not forwarded)."""
+    context = contextvars.copy_context()
+    return _ACarried(context, context.run(aiter, iterable))
+
+
+class _ACarried(AsyncIterator[T]):
+    """:func:`acarry`'s iterator: not an async generator, so ``aclose()`` reaches the body
+    even before the first step (a server closes the body of a client that went away)."""
+
+    __slots__ = ("_context", "_iterator")
+
+    def __init__(self, context: contextvars.Context, iterator: AsyncIterator[T]) -> None:
+        self._context = context
+        self._iterator = iterator
+
+    def __anext__(self) -> Awaitable[T]:
+        return _InContext(self._context, self._iterator.__anext__)
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._iterator, "aclose", None)
+        if aclose is not None:
+            await _InContext(self._context, aclose)
+
+
+class _InContext(Awaitable[T]):
+    """Awaits ``start()`` with every step of its coroutine run in ``context``: each
+    ``send``/``throw`` the event loop makes is forwarded inside ``context.run``, and what
+    the coroutine yields to the loop (asyncio's futures, trio's traps) passes out as is.
+    The awaiting task's own context is never entered, so it stays unbound between steps
+    (``asyncio.create_task(context=...)`` would do it on asyncio only, in another task)."""
+
+    __slots__ = ("_context", "_start")
+
+    def __init__(self, context: contextvars.Context, start: Callable[[], Awaitable[T]]) -> None:
+        self._context = context
+        self._start = start
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        run = self._context.run
+        inner = run(lambda: self._start().__await__())
+        step, value = inner.send, None
+        while True:
+            try:
+                signal = run(step, value)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            try:
+                value = yield signal
+                step = inner.send
+            except GeneratorExit:  # the awaiting coroutine was closed: close this one too
+                run(inner.close)
+                raise
+            except BaseException as exc:  # noqa: BLE001 - cancellation and errors go to the body
+                step, value = inner.throw, exc
 
 
 # -- queue and stream messages -------------------------------------------------------

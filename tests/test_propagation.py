@@ -187,6 +187,175 @@ def test_carry_runs_a_boundary_in_the_stream_for_its_tenant_under_the_requests_s
     assert {s.parent.span_id for s in tokens} == {request.get_span_context().span_id}
 
 
+# -- acarry: an async body, on asyncio and on trio (through anyio) ------------------------
+
+BACKENDS = ["asyncio", "trio"]
+
+
+async def _astreamed(log, steps=2):
+    """An async response body: what is bound at each step, and at its cleanup."""
+    import anyio
+
+    try:
+        for i in range(steps):
+            log.append(_tenant())
+            await anyio.sleep(0)  # (a real suspension: the loop runs other tasks here)
+            yield i
+    finally:
+        log.append(("closed", _tenant()))
+
+
+def _made_in(tenant, body):
+    """``body`` handed to acarry inside ``tenant``'s binding, which then ends (the endpoint
+    returned its response)."""
+    with bind(RequestContext(tenant)):
+        return P.acarry(body)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_acarry_steps_an_async_stream_for_its_request_and_never_binds_the_servers_task(flowmap_runtime, backend):
+    """A streamed body the server iterates after the endpoint's binding ended: each step
+    and the aclose the server calls run for the request that made it; the task stepping
+    it has nothing bound between steps, nor after (it serves its next request next)."""
+    import anyio
+
+    log, plain_log = [], []
+
+    async def server():
+        body = _made_in("tenant-stream", _astreamed(log))
+        with bind(RequestContext("tenant-stream")):
+            plain = _astreamed(plain_log)
+        assert await body.__anext__() == 0
+        assert _tenant() is None  # between two steps
+        assert await plain.__anext__() == 0 and plain_log == [None]  # the drop it fixes
+        assert await body.__anext__() == 1
+        await body.aclose()
+        await plain.aclose()
+        assert _tenant() is None
+
+    anyio.run(server, backend=backend)
+    assert log == ["tenant-stream", "tenant-stream", ("closed", "tenant-stream")]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_acarry_closes_a_body_never_stepped_in_the_context_that_made_it(flowmap_runtime, backend):
+    """A server closes the body of a request whose client went away before the first
+    chunk: the body's cleanup still runs, for its request's tenant."""
+    import anyio
+
+    closed = []
+
+    class Body:
+        def __aiter__(self):
+            return self
+
+        async def __anext__(self):
+            raise StopAsyncIteration
+
+        async def aclose(self):
+            await anyio.sleep(0)
+            closed.append(_tenant())
+
+    async def server():
+        await _made_in("tenant-gone", Body()).aclose()
+        assert _tenant() is None
+
+    anyio.run(server, backend=backend)
+    assert closed == ["tenant-gone"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_acarry_passes_errors_and_cancellation_through_unchanged(flowmap_runtime, backend):
+    """The body's own error reaches the server as is; a cancelled stream (the client went
+    away) is cancelled inside the body, whose cleanup runs for its tenant, and the
+    cancellation ends where the server's cancel scope catches it."""
+    import anyio
+
+    class Broken(Exception):
+        pass
+
+    log = []
+
+    async def failing():
+        yield _tenant()
+        raise Broken(_tenant())
+
+    async def stalled():
+        try:
+            yield 0
+            await anyio.sleep_forever()
+            yield 1
+        finally:
+            log.append(("cleanup", _tenant()))
+
+    async def server():
+        body = _made_in("tenant-err", failing())
+        assert await body.__anext__() == "tenant-err"
+        with pytest.raises(Broken) as err:
+            await body.__anext__()
+        assert err.value.args == ("tenant-err",)
+        with pytest.raises(StopAsyncIteration):
+            await body.__anext__()
+        stream = _made_in("tenant-cancel", stalled())
+        assert await stream.__anext__() == 0
+        with anyio.move_on_after(0.05) as scope:
+            await stream.__anext__()
+        assert scope.cancelled_caught and log == [("cleanup", "tenant-cancel")]
+        assert _tenant() is None
+
+    anyio.run(server, backend=backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_acarry_keeps_two_tenants_streams_apart_on_one_loop(flowmap_runtime, backend):
+    """Two requests' bodies stepped at once, interleaved on one event loop, each under its
+    own request's span: every model call is tagged with its own request's tenant."""
+    import anyio
+
+    rt, exp = flowmap_runtime
+    tracer = rt.tracer_provider.get_tracer("t")
+
+    @boundary("llm", "llm.token")
+    async def token(i):
+        await anyio.sleep(0)
+        return current().tenant_id[:8] + str(i)
+
+    async def tokens():
+        for i in range(3):
+            yield await token(i)
+
+    requests, answers = {}, {}
+
+    async def serve(tenant):
+        with tracer.start_as_current_span(f"GET /stream {tenant}") as request:
+            requests[tenant] = request.get_span_context().span_id
+            body = _made_in(tenant, tokens())
+        answers[tenant] = [chunk async for chunk in body]
+
+    async def server():
+        async with anyio.create_task_group() as group:
+            for tenant in ("tenant-a-raw", "tenant-b-raw"):
+                group.start_soon(serve, tenant)
+
+    anyio.run(server, backend=backend)
+    assert answers == {t: [f"{t[:8]}{i}" for i in range(3)] for t in ("tenant-a-raw", "tenant-b-raw")}
+    spans = [s for s in exp.get_finished_spans() if s.name == "llm.token"]
+    assert len(spans) == 6
+    for span in spans:
+        tenant = next(t for t, span_id in requests.items() if span.parent.span_id == span_id)
+        assert span.attributes[TENANT] == tag_for("test-key", tenant)
+
+
+def test_carry_given_an_async_body_says_to_use_acarry(flowmap_runtime):
+    async def body():
+        yield 0
+
+    stream = body()
+    with pytest.raises(TypeError, match="acarry"):
+        P.carry(stream)
+    asyncio.run(stream.aclose())
+
+
 def test_inject_headers_carry_traceparent_and_only_the_tag(flowmap_runtime):
     rt, _ = flowmap_runtime
     with bind(RequestContext("tenant-q-raw")):

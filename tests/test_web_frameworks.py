@@ -11,12 +11,9 @@ body that is not carried runs after the binding ended, and its boundary refuses.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import sys
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -27,98 +24,20 @@ waitress_server = pytest.importorskip("waitress.server")
 from waitress.wasyncore import close_all  # noqa: E402
 from opentelemetry.instrumentation.django import DjangoInstrumentor  # noqa: E402
 from opentelemetry.instrumentation.flask import FlaskInstrumentor  # noqa: E402
-from opentelemetry.trace import SpanKind, StatusCode  # noqa: E402
 
 import flowmap  # noqa: E402
-from flowmap import attributes as A  # noqa: E402
-from flowmap.context import RequestContext, authenticating, current_or_none  # noqa: E402
-from flowmap.exporter import encode_spans  # noqa: E402
 from flowmap.propagation import carry  # noqa: E402
-from flowmap.tagging import tag_for  # noqa: E402
-
-TENANTS = {"token-a": "tenant-alpha-raw-4711", "token-b": "tenant-bravo-raw-0815"}
-TAGS = {token: tag_for("test-key", raw) for token, raw in TENANTS.items()}
-
-
-def resolve(token: str | None) -> RequestContext | None:
-    with authenticating():
-        tenant = TENANTS.get((token or "").removeprefix("Bearer "))
-    return RequestContext(tenant) if tenant else None
-
-
-@flowmap.boundary("llm", "llm.token")
-def next_token(i: int) -> str:
-    return f"{flowmap.current().tenant_id[:12]}:{i} "
-
-
-def tokens() -> Iterator[str]:
-    """The agent's streamed answer: a model call per token."""
-    for i in range(3):
-        yield next_token(i)
-
-
-def whoami() -> str:
-    ctx = current_or_none()
-    return "nobody" if ctx is None else ctx.tenant_id
-
-
-def get(url: str, token: str | None = None) -> tuple[int | None, str]:
-    """A real HTTP client (urllib: untraced, as another process's would be)."""
-    headers = {"authorization": f"Bearer {token}"} if token else {}
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, ""
-
-
-def at_once(*calls) -> list:
-    """Run each (fn, *args) in a thread of its own, all at once; their results in order."""
-    results: list = [None] * len(calls)
-
-    def run(i: int) -> None:
-        fn, *args = calls[i]
-        results[i] = fn(*args)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(20)
-    return results
-
-
-def streamed(token: str) -> str:
-    raw = TENANTS[token]
-    return "".join(f"{raw[:12]}:{i} " for i in range(3))
-
-
-def check_streams(exporter, caplog, server_name: str) -> None:
-    """Every request's SERVER span and every token span below it carry that request's
-    tenant; no raw id in the exported spans or any log record."""
-    spans = exporter.get_finished_spans()
-    servers = {s.context.trace_id: s for s in spans if s.kind is SpanKind.SERVER and s.name == server_name}
-    token_spans = [s for s in spans if s.name == "llm.token"]
-    assert len(servers) == 4 and len(token_spans) == 12
-    for span in token_spans:
-        server = servers[span.context.trace_id]
-        assert span.parent.span_id == server.context.span_id
-        assert span.attributes[A.TENANT] == server.attributes[A.TENANT]
-    assert sorted(s.attributes[A.TENANT] for s in servers.values()) == sorted([*TAGS.values()] * 2)
-    assert {s.attributes[A.TENANT_SOURCE] for s in servers.values()} == {A.SOURCE_CONTEXT}
-    exported = json.dumps(encode_spans(spans))
-    assert not [raw for raw in TENANTS.values() if raw in exported or raw in caplog.text]
-
-
-def check_refused(exporter, caplog) -> None:
-    """The stream's first model call ran with nothing bound: refused, as an errored span
-    with no tenant and no parent (the request's span ended with its binding)."""
-    refused = [s for s in exporter.get_finished_spans() if s.name == "llm.token"]
-    assert len(refused) == 2
-    for span in refused:
-        assert span.status.status_code is StatusCode.ERROR and span.parent is None
-        assert A.TENANT not in span.attributes and span.attributes[A.UNSCOPED] is True
-    assert not [raw for raw in TENANTS.values() if raw in caplog.text]
+from webapps import (  # noqa: E402
+    at_once,
+    check_refused,
+    check_streams,
+    get,
+    requests_of_two_tenants,
+    resolve,
+    streamed,
+    tokens,
+    whoami,
+)
 
 
 # -- Flask under waitress ---------------------------------------------------------------
@@ -157,14 +76,6 @@ def waitress(app) -> Iterator[str]:
         server.trigger.pull_trigger(lambda: (server.task_dispatcher.shutdown(), close_all(server._map)))
         thread.join(5)
         FlaskInstrumentor().uninstrument_app(app)
-
-
-def requests_of_two_tenants(url: str) -> list:
-    """Both tenants' streams at once, each followed by an unauthenticated request."""
-    def client(token: str) -> list:
-        return [get(url + "/stream", token), get(url + "/whoami"), get(url + "/stream", token), get(url + "/whoami")]
-
-    return at_once((client, "token-a"), (client, "token-b"))
 
 
 def test_flask_stream_carried_runs_for_its_tenant_on_a_reused_worker(flowmap_runtime, caplog):
