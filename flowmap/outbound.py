@@ -17,7 +17,9 @@ per hop), and httpx copies the previous hop's headers onto the next one; applica
 may also forward an inbound ``baggage`` header themselves. So for a destination that is
 not allowed, the hook removes any ``flowmap.tenant`` member already in the request's
 ``baggage`` header(s) (other members are kept), and ``flowmap.baggage.sent`` says whether
-a ``flowmap.tenant`` member really goes out.
+a ``flowmap.tenant`` member really goes out. A member holding the bound tenant's raw id
+goes to no destination (nor, from :class:`GuardedBaggagePropagator`, such an entry of
+the application's baggage): the contract lets the raw id leave the process in no baggage.
 
 httpx2 (Pydantic's fork of httpx, module ``httpx2``, which the openai 3.x SDK sends
 through) is instrumented the same way, with the same hooks, through contrib's
@@ -33,7 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
@@ -56,9 +58,10 @@ from opentelemetry.trace import Span, SpanKind, get_current_span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from . import attributes as A
-from .context import outbound_tag
+from .context import _bound, outbound_tag
 from .hosts import AllowedHosts
 from .processors import keep_attributes
+from .redaction import scrub_text
 
 __all__ = [
     "instrument_httpx",
@@ -156,24 +159,62 @@ def _write_baggage(carrier: Any, raw: list[Any], value: str) -> None:
         carrier[_BAGGAGE_HEADER.encode() if bytes_named else _BAGGAGE_HEADER] = new
 
 
+def _drop_members(carrier: Any, drop: Callable[[str], bool]) -> None:
+    """Remove the members ``drop`` accepts from ``carrier``'s baggage header(s) (other
+    members are kept, in order; several ``baggage`` fields become one; a field left empty
+    is dropped). Carriers without such a member are untouched."""
+    raw = _read_baggage(carrier)
+    if not raw:
+        return
+    members = [m for value in raw for m in _text(value).split(",")]
+    kept = [m for m in members if not drop(m)]
+    if len(kept) < len(members):
+        _write_baggage(carrier, raw, ",".join(m.strip(" \t") for m in kept if m.strip(" \t")))
+
+
 def _tenant_in_baggage(carrier: Any, strip: bool) -> bool:
     """Whether ``carrier``'s baggage header(s) carry a ``flowmap.tenant`` member.
 
-    With ``strip``, such members are removed first (other members are kept, in order;
-    several ``baggage`` fields become one; a field left empty is dropped), so the answer
-    is then whether one is still there. Carriers without a baggage field are untouched.
+    With ``strip``, such members are removed first (see :func:`_drop_members`), so the
+    answer is then whether one is still there.
     """
-    raw = _read_baggage(carrier)
-    if not raw:
-        return False
-    members = [m for value in raw for m in _text(value).split(",")]
-    kept = [m for m in members if not _is_tenant_member(m)]
-    if len(kept) == len(members):
-        return False
-    if not strip:
-        return True
-    _write_baggage(carrier, raw, ",".join(m.strip(" \t") for m in kept if m.strip(" \t")))
+    if strip:
+        _drop_members(carrier, _is_tenant_member)
     return any(_is_tenant_member(m) for value in _read_baggage(carrier) for m in _text(value).split(","))
+
+
+# -- the bound tenant's raw id, which no baggage may carry out of the process ------------
+
+
+def _carries_raw_id(text: str, raw_ids: tuple[str, ...]) -> bool:
+    """Whether a baggage member or value holds one of ``raw_ids`` (as redaction finds it
+    in a span), as written or percent-decoded."""
+    decoded = unquote_plus(text) if "%" in text or "+" in text else text
+    return any(scrub_text(t, raw_ids)[0] != t for t in {text, decoded})
+
+
+def _raw_ids(context: Context | None) -> tuple[str, ...]:
+    """The raw id (and its spellings) of the tenant bound in ``context`` (``None``: here)."""
+    b = _bound(context)
+    return b.raw_ids if b is not None else ()
+
+
+def _strip_raw_id(carrier: Any, ids: tuple[str, ...]) -> None:
+    """Remove the members holding one of ``ids`` from ``carrier``'s baggage header(s): an
+    application's own ``baggage`` header, or one it forwarded. The contract lets the raw
+    id leave the process in no baggage, whatever the destination. Never raises."""
+    try:
+        _drop_members(carrier, lambda member: _carries_raw_id(member, ids))
+    except Exception:  # noqa: BLE001 - never break the application's request
+        _log.debug("flowmap: could not strip a raw tenant id from the baggage header", exc_info=True)
+
+
+def _without_raw_id(context: Context | None, ids: tuple[str, ...]) -> Context | None:
+    """``context`` less the application's baggage entries holding one of ``ids``."""
+    for key, value in otel_baggage.get_all(context).items():
+        if _carries_raw_id(f"{key}={value}", ids):
+            context = otel_baggage.remove_baggage(key, context)
+    return context
 
 
 class GuardedBaggagePropagator(TextMapPropagator):
@@ -188,7 +229,8 @@ class GuardedBaggagePropagator(TextMapPropagator):
     trace context, but never the tag: the wrapped propagator injects from the context
     less the ``flowmap.tenant`` entry. Where the wrapped propagator writes a ``baggage``
     field, a ``flowmap.tenant`` member already in the carrier's ``baggage`` field(s)
-    (forwarded headers, a copied request) is removed too, other members kept. Only where
+    (forwarded headers, a copied request) is removed too, other members kept. Entries
+    and members holding the bound tenant's raw id are left out wherever it goes. Only where
     flowmap's httpx hook allowed the destination is the carrier left as the hook decided,
     and where a message is published to a broker the allow list accepts (see
     :func:`_publish_to`): the context and carrier are then left as they are, so the
@@ -217,6 +259,15 @@ class GuardedBaggagePropagator(TextMapPropagator):
 
     def inject(self, carrier: CarrierT, context: Context | None = None,
                setter: Setter[CarrierT] = default_setter) -> None:
+        ids = _raw_ids(context)
+        if ids:  # whatever the destination: the raw id goes out in no baggage
+            try:
+                context = _without_raw_id(context, ids)
+            except Exception:  # noqa: BLE001 - fail closed: none of the application's entries
+                _log.debug("flowmap: could not read the baggage for a raw tenant id", exc_info=True)
+                context = otel_baggage.clear(context)
+            if self._writes_baggage:
+                _strip_raw_id(carrier, ids)
         if otel_context.get_value(_BAGGAGE_ALLOWED, context) is not True:
             broker = _publish_to(context)
             if broker is not None and broker[1]:
@@ -490,6 +541,11 @@ def _propagates_baggage() -> bool:
 
 
 def _request_hook(span: Span, request: RequestInfo) -> None:
+    # A baggage header the application wrote or forwarded never carries its tenant's raw
+    # id (the injected context below carries none of the application's entries).
+    ids = _raw_ids(None)
+    if ids:
+        _strip_raw_id(request.headers, ids)
     # Fail closed: whatever happens below, the injected context carries no baggage
     # unless this destination was positively allowed.
     ctx = otel_baggage.clear()

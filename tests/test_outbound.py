@@ -279,6 +279,25 @@ def test_guard_strips_only_the_tag_and_can_be_undone(tagger, guarded_propagation
     assert headers["baggage"] == f"{A.BAGGAGE_KEY}={tagger.tag(RAW_TENANT)}"
 
 
+def test_other_clients_never_send_the_bound_raw_id_in_baggage(tagger, guarded_propagation):
+    """What any other instrumented client (requests, aiohttp, gRPC) sends: the
+    application's baggage entries and members holding its tenant's raw id are left out,
+    the others kept; with nothing bound, nothing is known to be a raw id."""
+    from opentelemetry import propagate
+
+    entries = otel_baggage.set_baggage("tenant_id", RAW_TENANT, otel_baggage.set_baggage("app.flag", "on"))
+    with bind(RequestContext(RAW_TENANT)):
+        headers: dict[str, str] = {}
+        propagate.inject(headers, context=entries)
+        forwarded = {"baggage": f"who={RAW_TENANT},x=1"}
+        propagate.inject(forwarded)
+    assert headers["baggage"] == "app.flag=on"
+    assert forwarded["baggage"] == "x=1"
+    unbound: dict[str, str] = {}
+    propagate.inject(unbound, context=otel_baggage.set_baggage("app.flag", "on"))
+    assert unbound["baggage"] == "app.flag=on"
+
+
 # -- a tag already in the request's headers: redirect hops and forwarded baggage ---------
 
 
@@ -366,6 +385,24 @@ def test_forwarded_baggage_loses_only_the_tag_to_an_external_host(spans, server,
     assert "baggage" not in alone["headers"]  # emptied: dropped, not sent empty
     assert [(s.attributes["server.address"], s.attributes[A.BAGGAGE_SENT]) for s in _client_spans(memory)] == [
         (EXTERNAL, False), (EXTERNAL, False)]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_baggage_header_never_carries_the_bound_raw_id_out(spans, server, tagger, mode):
+    """The contract: the raw tenant id never leaves the process, baggage included. An
+    application that writes (or forwards) its own ``baggage`` header with the tenant's id
+    loses those members to an external host; its other members still go."""
+    provider, memory = spans
+    instrument_httpx(tracer_provider=provider)
+    own = [("baggage", f"tenant_id={RAW_TENANT},plan=pro"),
+           ("baggage", f"org=acme%2Dcorp%2Dtenant%2D7731;p, note=for {RAW_TENANT}")]
+    with bind(RequestContext(RAW_TENANT)):
+        _get(mode, f"http://{EXTERNAL}/own-{mode}", headers=own, proxy=server.url)
+    (sent,) = server.app.requests[-1:]
+    assert sent["path"].endswith(f"/own-{mode}")
+    assert _members(sent["headers"]) == ["plan=pro"]
+    _assert_no_raw_id(sent["headers"])
+    assert [s.attributes[A.BAGGAGE_SENT] for s in _client_spans(memory)] == [False]
 
 
 def test_forwarded_tag_to_an_allowed_host_is_recorded_as_sent(spans, server, tagger):
