@@ -785,17 +785,18 @@ def _reversed(text: str, names: frozenset[str]) -> list[tuple[str, int, str]]:
 # filtered with JSON operators (only text holding one of these is read for them)
 _JSON_MARKS = re.compile(r"->|#>|@>|json").search  # (of the lower-case text)
 _JSON_COLUMN = r"[^,()'\"]{1,128}"  # a JSON function's first argument: the column
-_JSON_ARG = r"'[^'\n]{1,256}'"  # a JSON path or key written as a literal
+_JSON_ARG = r"(?:'[^'\n]{1,256}'|" + _PLACEHOLDER + r")"  # a JSON path or key: a literal or a parameter
 _JSON_TEXT = r"'(?P<{}>(?:[^'\n]|''){{0,1024}})'"  # a JSON document or value written as a literal
 # ``<accessor> <comparison>``: the accessor names a JSON path (PostgreSQL's ``m->'a'->>'b'``
 # and ``m #>> '{a,b}'``, MySQL's and SQLite's ``m->>'$.a.b'``; ``JSON_EXTRACT(m, '$.a')``,
 # in ``JSON_UNQUOTE(…)`` too, ``JSON_VALUE``, PostgreSQL's ``jsonb_extract_path_text(m,
-# 'a', 'b')``), compared as :func:`_comparisons` compares a name, or with a placeholder
+# 'a', 'b')``; SQLAlchemy's, the path a parameter, in parentheses, MySQL's in ``CASE … END``),
+# compared as :func:`_comparisons` compares a name, or with a placeholder
 _JSON_COMPARISONS = re.compile(
     r"(?P<name>(?:(?:->>?|#>>?)\s*" + _JSON_ARG + r"\s*(?:::\w+\s*)?){1,8}"
     r"|jsonb?_(?:extract|value|extract_path|extract_path_text)\s*\(\s*" + _JSON_COLUMN
-    + r"(?:,\s*" + _JSON_ARG + r"\s*){1,8}\)(?:\s*\))?)"
-    r"\s*(?:::\w+\s*)?(?:(?:==?|!=|<>|(?P<like>(?:not\s+)?i?like\b))\s*(?:" + _LIT + r"|(?P<one>" + _PLACEHOLDER + r"))"
+    + r"(?:,\s*" + _JSON_ARG + r"\s*){1,8}\))"
+    r"(?:\s*\)){0,2}(?:\s*end\b)?\s*(?:::\w+\s*)?(?:(?:==?|!=|<>|(?P<like>(?:not\s+)?i?like\b))\s*(?:" + _LIT + r"|(?P<one>" + _PLACEHOLDER + r"))"
     r"|(?:not\s+)?in\s*\(\s*(?P<list>" + _ITEMS + r")\s*\))",
     re.IGNORECASE,
 )
@@ -811,7 +812,7 @@ _JSON_DOCUMENTS = re.compile(
     r"[^,()']{0,32}\)?\s*,\s*(?:cast\s*\(\s*)?(?:" + _JSON_TEXT.format("vars") + r"|(?P<varsp>" + _PLACEHOLDER + r"))",
     re.IGNORECASE,
 )
-_QUOTED_ARG = re.compile(r"'([^'\n]*)'")
+_ACCESS_PART = re.compile(r"'(?P<key>[^'\n]*)'|(?P<p>" + _PLACEHOLDER + r")")  # an accessor's path or parameter
 _PATH_KEY = re.compile(r"\"([^\"]*)\"|([^.\[\]\"\s]+)")  # a key of a JSON path, ``$.a."b c"[0]``
 # a JSON path's condition comparing a path with a variable: ``$.tenant_id == $v``, ``$v == $.a.b``
 _PATH_VARIABLE = re.compile(
@@ -843,8 +844,20 @@ def _json_name(keys: list[str], names: frozenset[str]) -> str | None:
 
 
 def _accessed(m: re.Match[str], names: frozenset[str]) -> str | None:
-    """The tenant name the accessor of a :data:`_JSON_COMPARISONS` match names, if any."""
-    return _json_name([k for arg in _QUOTED_ARG.findall(m["name"]) for k in _path_keys(arg)], names)
+    """The tenant name the accessor of a :data:`_JSON_COMPARISONS` match names, if any
+    (none when a parameter names a part of its path: :func:`_keys_of` reads it)."""
+    parts = list(_ACCESS_PART.finditer(m["name"]))
+    if any([p["p"] is not None for p in parts]):
+        return None
+    return _json_name([k for p in parts for k in _path_keys(p["key"])], names)
+
+
+def _keys_of(value: Any) -> list[str]:
+    """The keys a JSON path passed as a parameter names: its text (``$."tenant_id"``,
+    ``{tenant, id}``, ``tenant_id``) or its keys as a list (``['tenant', 'id']``)."""
+    if isinstance(value, (list, tuple)):
+        return [str(k) for k in value]
+    return _path_keys(value) if value.__class__ is str else []
 
 
 def _path_variables(expr: str, names: frozenset[str]) -> list[tuple[str, str]]:
@@ -939,12 +952,21 @@ def _json_references(text: str, names: frozenset[str]) -> list[tuple[str, int, s
     with a JSON path naming a tenant (``one``, ``like``), passes as a document the column
     must contain (``doc``: its tenant keys name its ids), as JSON_CONTAINS's candidate at
     a tenant path (``json``: JSON text of the id) or as a path condition's variables
-    (``var:<variable>``; ``expr`` and ``vars`` when the condition is a parameter too)."""
+    (``var:<variable>``); a path that is a parameter itself is read with the one compared
+    with it (``key#<at>`` and ``one#<at>``/``like#<at>``; a path condition's ``expr#<at>`` and
+    its variables' ``vars#<at>``: :func:`_scan_pairs`)."""
     found: list[tuple[str, int, str]] = []
     for m in itertools.islice(_JSON_COMPARISONS.finditer(text), _QUERY_LITERALS):
-        name = _accessed(m, names) if m["one"] is not None else None
+        if m["one"] is None:
+            continue
+        how = "one" if m["like"] is None else "like"
+        name = _accessed(m, names)
         if name is not None:
-            found.append((name, m.start("one"), "one" if m["like"] is None else "like"))
+            found.append((name, m.start("one"), how))
+            continue
+        at = m.start("name")  # (the path a parameter too: read with its compared one)
+        paths = [("", at + p.start("p"), f"key#{m.start()}") for p in _ACCESS_PART.finditer(m["name"]) if p["p"]]
+        found.extend([*paths, ("", m.start("one"), f"{how}#{m.start()}")] if paths else [])
     for m in itertools.islice(_JSON_DOCUMENTS.finditer(text), _QUERY_LITERALS):
         if m["docp"] is not None or (m["candp"] is not None and m["cpath"] is None):
             found.append(("", m.start("docp" if m["docp"] is not None else "candp"), "doc"))
@@ -955,7 +977,7 @@ def _json_references(text: str, names: frozenset[str]) -> list[tuple[str, int, s
         elif m["varsp"] is not None and m["expr"] is not None:
             found.extend((name, m.start("varsp"), f"var:{var}") for name, var in _path_variables(m["expr"], names))
         elif m["varsp"] is not None:  # (the condition a parameter too: read with its variables)
-            found.extend([("", m.start("exprp"), "expr"), ("", m.start("varsp"), "vars")])
+            found.extend([("", m.start("exprp"), f"expr#{m.start()}"), ("", m.start("varsp"), f"vars#{m.start()}")])
     return found
 
 
@@ -1210,7 +1232,7 @@ def _scan_parameters(attrs: dict[str, Any], where: str, names: frozenset[str], o
     read = rows and (_has_word(low, names) or _JSON_MARKS(low))
     compared = _parameter_references(text, names, _sql_tokens(attrs)) if read else []
     compared_at: set[str] = set()
-    conditions: dict[int, dict[str, list[tuple[str, Any]]]] = {}  # row -> path conditions' parameters
+    pairs: dict[tuple[int, str], dict[str, list[tuple[str, Any]]]] = {}  # (row, comparison) -> its parameters
     for name, ref, how in compared:
         for i, row in enumerate(rows):
             found = _parameter(row, ref, attrs)
@@ -1218,14 +1240,15 @@ def _scan_parameters(attrs: dict[str, Any], where: str, names: frozenset[str], o
                 compared_at.add(found[0])
                 if how == "doc":
                     _scan_document(found[0], found[1], where, names, out)
-                elif how == "expr" or how == "vars":
-                    conditions.setdefault(i, {"expr": [], "vars": []})[how].append(found)
+                elif "#" in how:
+                    kind, _, at = how.partition("#")
+                    pairs.setdefault((i, at), {}).setdefault(kind, []).append(found)
                 else:
                     for value in _compared_values(found[1], how):
                         if _raw_parameter(value):
                             out.append(RawValue(where, f"{found[0]} → {name}", value))
-    for condition in conditions.values():
-        _scan_conditions(condition["expr"], condition["vars"], where, names, out)
+    for pair in pairs.values():
+        _scan_pairs(pair, where, names, out)
     for key, each in rows:
         if key is None:
             for ref, attr in each.items():
@@ -1236,17 +1259,24 @@ def _scan_parameters(attrs: dict[str, Any], where: str, names: frozenset[str], o
                     out.append(RawValue(where, attr, attrs[attr]))
 
 
-def _scan_conditions(
-    exprs: list[tuple[str, Any]], variables: list[tuple[str, Any]], where: str, names: frozenset[str], out: list[RawValue]
-) -> None:
-    """Raw tenant ids among the variables of JSON path conditions passed as parameters, each
-    (attribute, value) of a condition paired with its variables' in order:
-    ``jsonb_path_match(m, CAST(%s AS JSONPATH), CAST(%s AS JSONB))`` with ``$.tenant_id ==
-    $value`` and ``{"value": "acme"}`` (LangChain's PGVector filter through SQLAlchemy)."""
-    for (_, expr), (key, document) in zip(exprs, variables):
-        if expr.__class__ is str:
-            for name, var in _path_variables(expr, names):
-                out.extend(RawValue(where, f"{key} → {name}", v) for v in _variable(document, var) if _raw_parameter(v))
+def _scan_pairs(pair: dict[str, list[tuple[str, Any]]], where: str, names: frozenset[str], out: list[RawValue]) -> None:
+    """Raw tenant ids in one comparison whose JSON path is a parameter too, its parameters
+    (attribute, value) by kind (:func:`_json_references`): the one compared with a path
+    whose keys (``key``, in order) name a tenant, SQLAlchemy's ``m ->> %(m_1)s = %(p_1)s``
+    (``'tenant_id'``, ``'acme'``); or a path condition's variables compared with a tenant
+    path, ``jsonb_path_match(m, CAST(%s AS JSONPATH), CAST(%s AS JSONB))`` with ``$.tenant_id
+    == $value`` and ``{"value": "acme"}`` (LangChain's PGVector filter through SQLAlchemy)."""
+    compared: list[tuple[str, str, list[Any]]] = []  # (attribute, tenant name, values)
+    if "key" in pair:
+        name = _json_name([k for _, path in pair["key"] for k in _keys_of(path)], names)
+        how = "one" if "one" in pair else "like"
+        if name is not None:
+            compared.extend((key, name, _compared_values(v, how)) for key, v in pair.get(how, []))
+    elif "expr" in pair and "vars" in pair and pair["expr"][0][1].__class__ is str:
+        key, document = pair["vars"][0]
+        compared.extend((key, name, _variable(document, var)) for name, var in _path_variables(pair["expr"][0][1], names))
+    for key, name, values in compared:
+        out.extend([RawValue(where, f"{key} → {name}", v) for v in values if _raw_parameter(v)])
 
 
 # the segments of a cache key that name its structure, not a tenant: ``tenant:index``,
