@@ -1148,11 +1148,17 @@ def _recorded_value(node: ast.expr) -> Any:
         return None
 
 
+_WRAPPED = re.compile(r"[A-Za-z_]\w{0,31}\(\{").match  # a map in a call: immutabledict({…})
+
+
 def _recorded_rows(text: Any) -> list[Any]:
     """The parameters contrib's DB-API instrumentations record (``db.statement.parameters``,
-    ``str()`` of what the app passed: a tuple or list by place, a dict by name; a list of
-    them for ``executemany``, each one row)."""
-    if text.__class__ is not str or text[:1] not in ("(", "[", "{") or len(text) > _LITERAL_MAX:
+    ``str()`` of what the app passed: a tuple or list by place, a dict by name, also
+    wrapped, as SQLAlchemy passes one, ``immutabledict({…})``; a list of them for
+    ``executemany``, each one row)."""
+    if text.__class__ is not str or len(text) > _LITERAL_MAX:
+        return []
+    if text[:1] not in ("(", "[", "{") and not (text[-1:] == ")" and _WRAPPED(text)):
         return []
     try:
         node = ast.parse(text, mode="eval").body
