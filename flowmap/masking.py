@@ -625,10 +625,10 @@ def _literal_at(text: str, at: int, tokens: re.Pattern[str]) -> str | None:
 def _unquoted(token: str, tokens: re.Pattern[str]) -> str:
     """A quoted literal's value as the dialect reads it: a doubled quote is one, and in
     MySQL's a backslash escapes the next character."""
-    body = token[1:-1]
+    body, quote = token[1:-1], token[0]
     if tokens is _MYSQL_TOKENS:
-        return _MYSQL_ESCAPED.sub(lambda e: e[0][0] if e[1] is None else _MYSQL_ESCAPES.get(e[1], e[1]), body)
-    return body.replace("''", "'") if token[0] == "'" else body
+        return _MYSQL_ESCAPED.sub(lambda e: _MYSQL_ESCAPES.get(e[1], e[1]) if e[1] else e[0][:1 + (e[0][0] != quote)], body)
+    return body.replace("''", "'") if quote == "'" else body
 
 
 def _scan_comparisons(
@@ -826,7 +826,7 @@ def _path_keys(path: str) -> list[str]:
     jsonpath), ``{a,b}`` (PostgreSQL's #>), a key (->); array indexes left out."""
     path = path.strip()
     if path[:1] == "$":
-        keys = [q if q is not None and w is None else w for q, w in (m.groups() for m in _PATH_KEY.finditer(path[1:]))]
+        keys = [q if q is not None else w for q, w in (m.groups() for m in _PATH_KEY.finditer(path[1:]))]
         return [k for k in keys if k and not k.isdigit() and k != "*"]
     if path[:1] == "{" and path[-1:] == "}":
         return [k.strip().strip('"') for k in path[1:-1].split(",")]

@@ -998,6 +998,7 @@ def test_a_raw_id_in_a_filter_on_a_json_key_naming_a_tenant_is_found(system, sta
     ("mysql", r"SELECT * FROM d WHERE tenant_id = 'it\'s-7'", ["it's-7"]),
     ("mysql", r"SELECT * FROM d WHERE 'it\'s-7' = tenant_id", ["it's-7"]),
     ("mariadb", r"SELECT * FROM d WHERE tenant_id IN ('a\\b', 'c''d')", ["a\\b", "c'd"]),
+    ("mysql", """SELECT * FROM d WHERE tenant_id = 'a""b-7'""", ['a""b-7']),
     ("mysql", r"SELECT * FROM d WHERE title <> 'v2\' = tenant_id' AND kind = 'memo'", []),
     ("mysql", r"SELECT * FROM d WHERE JSON_EXTRACT(meta, '$.tenant_id') = 'it\'s-7'", ["it's-7"]),
     # standard SQL: a backslash is a character, 'v2\' a literal compared with tenant_id
