@@ -341,7 +341,7 @@ def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) ->
             inner = _inner_keys(attrs)
             cache = bool(inner) and keyed(attrs)
             for key in inner:
-                _scan_inner(key, attrs[key], where, names, out, cache)
+                _scan_inner(key, attrs[key], where, names, out, cache, attrs)
             return out
     cache = _CLASS_CACHE.get(names)
     if cache is None:
@@ -379,24 +379,26 @@ def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) ->
             if cls == _HEADER and value.__class__ not in _SCALAR_TYPES:
                 _scan_inner(key, value, where, names, out)  # a map of baggage headers
         else:
-            _scan_inner(key, value, where, names, out, keys)
+            _scan_inner(key, value, where, names, out, keys, attrs)
     return out
 
 
 def _scan_inner(
-    key: str, value: Any, where: str, names: frozenset[str], out: list[RawValue], cache: bool = False
+    key: str, value: Any, where: str, names: frozenset[str], out: list[RawValue], cache: bool = False,
+    attrs: dict[str, Any] | None = None,
 ) -> None:
     """Raw tenant ids under the names inside a value: a map's keys are names too (a
     baggage header's: its members), and so are the keys of JSON text, a URL's query
-    parameters, the names query or filter text compares with literals and (``cache``: a
-    cache's span) the names in the keys of its command text."""
+    parameters, the names query or filter text compares with literals (read in the dialect
+    of the database system ``attrs`` names) and (``cache``: a cache's span) the names in
+    the keys of its command text."""
     if value.__class__ is str:
         if "=" in value and key in URL_KEYS:
             _scan_query(key, value, where, names, out)
         if not is_json_text(value):
             if holds_query_text(key):
                 if has_quote(value):
-                    _scan_comparisons(key, value, where, names, out)
+                    _scan_comparisons(key, value, where, names, out, _SQL_TOKENS if attrs is None else _sql_tokens(attrs))
                 if cache and holds_key_text(value):
                     _scan_keys(key, value, where, names, out)
             return
@@ -588,35 +590,74 @@ def _comparisons(names: frozenset[str]) -> re.Pattern[str]:
     )
 
 
-def _literals(m: re.Match[str]) -> list[str]:
-    """The literal values one comparison names (a list's, or its one), as written (a
-    doubled quote read as one)."""
-    if m["name"] is not None:
-        found = [m] if m["list"] is None else _LITERAL.finditer(m["list"])
+def _literals(m: re.Match[str], text: str, tokens: re.Pattern[str]) -> list[str]:
+    """The literal values one comparison names (a list's, or its one), each read from its
+    opening quote by the dialect's lexer ``tokens`` (:func:`_literal_at`)."""
+    if m["name"] is not None and m["list"] is None:
+        starts = [m.start("v1" if m["v1"] is not None else "v2") - 1]
     else:
-        found = _LITERAL.finditer(m["one"] if m["one"] is not None else m["items"])
-    return [x["v1"].replace("''", "'") if x["v1"] is not None else x["v2"] for x in found]
+        group = "list" if m["name"] is not None else "one" if m["one"] is not None else "items"
+        starts = [m.start(group) + x.start() for x in _LITERAL.finditer(m[group])]
+    return [v for v in (_literal_at(text, at, tokens) for at in starts) if v is not None]
 
 
-def _scan_comparisons(shown: str, text: str, where: str, names: frozenset[str], out: list[RawValue]) -> None:
+_LITERAL_LONGEST = 258  # a literal's length (quotes included) read as an id at most, as _LIT's
+# what a backslash before a character in a MySQL literal stands for (else the character itself)
+_MYSQL_ESCAPES = {"0": "\0", "b": "\b", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a", "%": "\\%", "_": "\\_"}
+_MYSQL_ESCAPED = re.compile(r"\\([\s\S])|''|\"\"")
+
+
+def _literal_at(text: str, at: int, tokens: re.Pattern[str]) -> str | None:
+    """The value of the quoted literal whose opening quote is at ``at``, as the dialect's
+    lexer ``tokens`` reads it: in MySQL's a backslash escapes a quote (``'it\\'s'``), in
+    standard SQL it is a character; None when the lexer reads no closed literal there of
+    at most :data:`_LITERAL_LONGEST` characters (text a regex took for one)."""
+    m = tokens.match(text, at)
+    if m is None:
+        return None
+    token = m.group()
+    quote = token[:1]
+    if quote not in ("'", '"') or not 2 <= len(token) <= _LITERAL_LONGEST or token[-1] != quote:
+        return None
+    return _unquoted(token, tokens)
+
+
+def _unquoted(token: str, tokens: re.Pattern[str]) -> str:
+    """A quoted literal's value as the dialect reads it: a doubled quote is one, and in
+    MySQL's a backslash escapes the next character."""
+    body, quote = token[1:-1], token[0]
+    if tokens is _MYSQL_TOKENS:
+        return _MYSQL_ESCAPED.sub(lambda e: _MYSQL_ESCAPES.get(e[1], e[1]) if e[1] else e[0][:1 + (e[0][0] != quote)], body)
+    return body.replace("''", "'") if quote == "'" else body
+
+
+def _scan_comparisons(
+    shown: str, text: str, where: str, names: frozenset[str], out: list[RawValue], tokens: re.Pattern[str] | None = None
+) -> None:
     """Raw tenant ids written as literals in query or filter text, which instrumentations
     record as the app built it: ``tenant_id = 'acme'`` (SQL), ``tenant_id == "acme"``
     (Milvus), ``tenant_id IN ('a', 'b')``, ``'acme' = t.tenant_id``; each judged as the
     value of its name (an opaque tag is none) and named ``db.statement → tenant_id``. A
-    parameter (``= $1``, ``= ?``, a quoted ``'%s'``) or another column is no literal. At
+    parameter (``= $1``, ``= ?``, a quoted ``'%s'``) or another column is no literal.
+    Literals are read with the dialect's lexer ``tokens`` (:func:`_sql_tokens`; standard
+    SQL's when None). A JSON path naming a tenant is a name too (:func:`_scan_json`). At
     most :data:`_QUERY_LITERALS` comparisons each way (one pass of one cached pattern
     each: linear)."""
-    if not _has_word(text.lower(), names):
+    low = text.lower()
+    if not _has_word(low, names):
         return
+    tokens = _SQL_TOKENS if tokens is None else tokens
     for m in itertools.islice(_comparisons(names).finditer(text), _QUERY_LITERALS):
         name = normalize_key(m["name"] or m["field"])
-        for value in _literals(m):
+        for value in _literals(m, text, tokens):
             _judge_literal(shown, name, value, m["like"] is not None, where, out)
+    if _JSON_MARKS(low):
+        _scan_json(shown, text, where, names, out, tokens)
     reversed_ = _reversed_comparisons(names)
     if reversed_.search(text) is None:  # (the common case: one quick search, nothing built)
         return
     ends = {m.start(): normalize_key(m["name"]) for m in itertools.islice(reversed_.finditer(text), _QUERY_LITERALS)}
-    for name, value in _literals_before(text, ends):
+    for name, value in _literals_before(text, ends, tokens):
         _judge_literal(shown, name, value, False, where, out)
 
 
@@ -640,21 +681,21 @@ def _reversed_comparisons(names: frozenset[str]) -> re.Pattern[str]:
     )
 
 
-def _literals_before(text: str, ends: dict[int, str]) -> list[tuple[str, str]]:
+def _literals_before(text: str, ends: dict[int, str], tokens: re.Pattern[str]) -> list[tuple[str, str]]:
     """(tenant name, value) of each single-quoted literal of ``text`` whose closing quote is
     at one of the offsets ``ends`` (-> the name compared with it), found by reading the
-    text's literals, comments and quoted names from its start (one pass, stopped past the
-    last one)."""
+    text's literals, comments and quoted names from its start with the dialect's lexer
+    ``tokens`` (one pass, stopped past the last one)."""
     found: list[tuple[str, str]] = []
     last = max(ends)
-    for m in _SQL_TOKENS.finditer(text):
+    for m in tokens.finditer(text):
         if m.start() > last:
             break
         close = m.end() - 1
         if close in ends and text[close] == "'":
-            body = text[m.start():close]
-            if body[:1] == "'" or body[:2].lower() == "e'":
-                found.append((ends[close], body.partition("'")[2].replace("''", "'")))
+            token = m.group()
+            if token[:1] == "'" or token[:2].lower() == "e'":
+                found.append((ends[close], _unquoted(token[token.index("'"):], tokens)))
     return found
 
 
@@ -737,6 +778,206 @@ def _reversed(text: str, names: frozenset[str]) -> list[tuple[str, int, str]]:
         p = _PLACEHOLDER_RE.match(text, m.start())
         if p is not None and p.end() == m.end("p"):
             found.append((normalize_key(m["name"]), m.start(), "one"))
+    return found
+
+
+# JSON in query text: a vector store's or memory layer's metadata column holds the tenant,
+# filtered with JSON operators (only text holding one of these is read for them)
+_JSON_MARKS = re.compile(r"->|#>|@>|json").search  # (of the lower-case text)
+_JSON_COLUMN = r"[^,()'\"]{1,128}"  # a JSON function's first argument: the column
+_JSON_ARG = r"(?:'[^'\n]{1,256}'|" + _PLACEHOLDER + r")"  # a JSON path or key: a literal or a parameter
+_JSON_TEXT = r"'(?P<{}>(?:[^'\n]|''){{0,1024}})'"  # a JSON document or value written as a literal
+# ``<accessor> <comparison>``: the accessor names a JSON path (PostgreSQL's ``m->'a'->>'b'``
+# and ``m #>> '{a,b}'``, MySQL's and SQLite's ``m->>'$.a.b'``; ``JSON_EXTRACT(m, '$.a')``,
+# in ``JSON_UNQUOTE(…)`` too, ``JSON_VALUE``, PostgreSQL's ``jsonb_extract_path_text(m,
+# 'a', 'b')``; SQLAlchemy's, the path a parameter, in parentheses, MySQL's in ``CASE … END``),
+# compared as :func:`_comparisons` compares a name, or with a placeholder
+_JSON_COMPARISONS = re.compile(
+    r"(?P<name>(?:(?:->>?|#>>?)\s*" + _JSON_ARG + r"\s*(?:::\w+\s*)?){1,8}"
+    r"|jsonb?_(?:extract|value|extract_path|extract_path_text)\s*\(\s*" + _JSON_COLUMN
+    + r"(?:,\s*" + _JSON_ARG + r"\s*){1,8}\))"
+    r"(?:\s*\)){0,2}(?:\s*end\b)?\s*(?:::\w+\s*)?(?:(?:==?|!=|<>|(?P<like>(?:not\s+)?i?like\b))\s*(?:" + _LIT + r"|(?P<one>" + _PLACEHOLDER + r"))"
+    r"|(?:not\s+)?in\s*\(\s*(?P<list>" + _ITEMS + r")\s*\))",
+    re.IGNORECASE,
+)
+# a document the column must contain (PostgreSQL's ``m @> '{"tenant_id": "acme"}'``, MySQL's
+# ``JSON_CONTAINS(m, '"acme"', '$.tenant_id')``), or a JSON path's condition with its
+# variables (PostgreSQL's ``jsonb_path_match(m, '$.tenant_id == $v', '{"v": "acme"}')``)
+_JSON_DOCUMENTS = re.compile(
+    r"@>\s*(?:cast\s*\(\s*)?(?:" + _JSON_TEXT.format("doc") + r"|(?P<docp>" + _PLACEHOLDER + r"))"
+    r"|json_contains\s*\(\s*" + _JSON_COLUMN + r",\s*(?:" + _JSON_TEXT.format("cand") + r"|(?P<candp>"
+    + _PLACEHOLDER + r"))\s*(?:,\s*'(?P<cpath>[^'\n]{1,256})'\s*)?\)"
+    r"|jsonb?_path_(?:match|exists)\w{0,4}\s*\(\s*" + _JSON_COLUMN + r",\s*(?:cast\s*\(\s*)?"
+    r"(?:'(?P<expr>[^'\n]{1,512})'|(?P<exprp>" + _PLACEHOLDER + r"))"
+    r"[^,()']{0,32}\)?\s*,\s*(?:cast\s*\(\s*)?(?:" + _JSON_TEXT.format("vars") + r"|(?P<varsp>" + _PLACEHOLDER + r"))",
+    re.IGNORECASE,
+)
+_ACCESS_PART = re.compile(r"'(?P<key>[^'\n]*)'|(?P<p>" + _PLACEHOLDER + r")")  # an accessor's path or parameter
+_PATH_KEY = re.compile(r"\"([^\"]*)\"|([^.\[\]\"\s]+)")  # a key of a JSON path, ``$.a."b c"[0]``
+# a JSON path's condition comparing a path with a variable: ``$.tenant_id == $v``, ``$v == $.a.b``
+_PATH_VARIABLE = re.compile(
+    r"(?P<p>\$(?:\.(?:\"[^\"]{0,64}\"|\w{1,64})){1,8})\s*==\s*\$(?P<v>\w{1,64})"
+    r"|\$(?P<w>\w{1,64})\s*==\s*(?P<q>\$(?:\.(?:\"[^\"]{0,64}\"|\w{1,64})){1,8})"
+)
+
+
+def _path_keys(path: str) -> list[str]:
+    """The keys a JSON path or key names, outermost first: ``$.a.b`` (MySQL, SQLite,
+    jsonpath), ``{a,b}`` (PostgreSQL's #>), a key (->); array indexes left out."""
+    path = path.strip()
+    if path[:1] == "$":
+        keys = [q if q is not None else w for q, w in (m.groups() for m in _PATH_KEY.finditer(path[1:]))]
+        return [k for k in keys if k and not k.isdigit() and k != "*"]
+    if path[:1] == "{" and path[-1:] == "}":
+        return [k.strip().strip('"') for k in path[1:-1].split(",")]
+    return [path]
+
+
+def _json_name(keys: list[str], names: frozenset[str]) -> str | None:
+    """The tenant name a JSON path's keys end in (``tenant_id``; ``{tenant,id}`` as
+    ``tenant_id``, as :func:`is_tenant_key` reads a dotted name), else None."""
+    keys = [k for k in keys if k]
+    if not keys or not is_tenant_key(".".join(keys), names):
+        return None
+    last = normalize_key(keys[-1])
+    return last if len(keys) < 2 or is_tenant_key(keys[-1], names) else f"{normalize_key(keys[-2])}_{last}"
+
+
+def _accessed(m: re.Match[str], names: frozenset[str]) -> str | None:
+    """The tenant name the accessor of a :data:`_JSON_COMPARISONS` match names, if any
+    (none when a parameter names a part of its path: :func:`_keys_of` reads it)."""
+    parts = list(_ACCESS_PART.finditer(m["name"]))
+    if any([p["p"] is not None for p in parts]):
+        return None
+    return _json_name([k for p in parts for k in _path_keys(p["key"])], names)
+
+
+def _keys_of(value: Any) -> list[str]:
+    """The keys a JSON path passed as a parameter names: its text (``$."tenant_id"``,
+    ``{tenant, id}``, ``tenant_id``) or its keys as a list (``['tenant', 'id']``)."""
+    if isinstance(value, (list, tuple)):
+        return [str(k) for k in value]
+    return _path_keys(value) if value.__class__ is str else []
+
+
+def _path_variables(expr: str, names: frozenset[str]) -> list[tuple[str, str]]:
+    """(tenant name, variable) of each variable a JSON path's condition compares with a
+    path naming a tenant."""
+    found = []
+    for m in itertools.islice(_PATH_VARIABLE.finditer(expr), _QUERY_LITERALS):
+        name = _json_name(_path_keys(m["p"] or m["q"]), names)
+        if name is not None:
+            found.append((name, m["v"] or m["w"]))
+    return found
+
+
+def _json_scalars(value: Any) -> list[Any]:
+    """The values a JSON value written as text holds (``"acme"``, ``["a", "b"]``, ``7``);
+    none when it is no JSON or a map."""
+    if value.__class__ is str:
+        if len(value) > 1024:
+            return []
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            return []
+    return _scalars(value)
+
+
+def _scalars(value: Any) -> list[Any]:
+    """A decoded JSON value's scalars: itself, or an array's (a map is none)."""
+    if isinstance(value, list):
+        return [v for v in value if v.__class__ is not dict]
+    return [] if isinstance(value, dict) else [value]
+
+
+def _variable(document: Any, variable: str) -> list[Any]:
+    """The value of ``variable`` in a JSON path's variables (a map, or JSON text of one)."""
+    if document.__class__ is str:
+        document = json_value(document)
+    return _scalars(document[variable]) if isinstance(document, dict) and variable in document else []
+
+
+def _scan_document(shown: str, document: Any, where: str, names: frozenset[str], out: list[RawValue]) -> None:
+    """Raw tenant ids under the tenant keys of a JSON document a query passes (text or a
+    map), named ``<shown> → tenant_id``."""
+    nested = _NESTED_CLASS_CACHE.get(names)
+    if nested is None:
+        nested = _NESTED_CLASS_CACHE[names] = {}
+    found: list[RawValue] = []
+    _scan_nested(shown, document, where, names, nested, found)
+    out.extend([h for h in found if h not in out])
+
+
+def _scan_json(shown: str, text: str, where: str, names: frozenset[str], out: list[RawValue], tokens: re.Pattern[str]) -> None:
+    """Raw tenant ids compared with a JSON path naming a tenant as literals
+    (:data:`_JSON_COMPARISONS`), or in a JSON document or path variables
+    (:data:`_JSON_DOCUMENTS`); literals read with the dialect's lexer ``tokens``; what
+    the plain comparisons found already is not added twice. At most
+    :data:`_QUERY_LITERALS` of each."""
+    found: list[RawValue] = []
+    for m in itertools.islice(_JSON_COMPARISONS.finditer(text), _QUERY_LITERALS):
+        name = _accessed(m, names) if m["one"] is None else None
+        if name is not None:
+            for value in _literals(m, text, tokens):
+                _judge_literal(shown, name, value, m["like"] is not None, where, found)
+    for m in itertools.islice(_JSON_DOCUMENTS.finditer(text), _QUERY_LITERALS):
+        group = next((g for g in ("doc", "cand", "vars") if m[g] is not None), None)
+        value = None if group is None else _literal_at(text, m.start(group) - 1, tokens)
+        if value is None:
+            continue
+        for name, values in _document_values(m, value, names):
+            for v in values:
+                _judge_literal(shown, name, str(v), False, where, found)
+        if group == "doc" or (group == "cand" and m["cpath"] is None):
+            _scan_document(shown, value, where, names, found)
+    out.extend([h for h in found if h not in out])
+
+
+def _document_values(m: re.Match[str], value: Any, names: frozenset[str]) -> list[tuple[str, list[Any]]]:
+    """(tenant name, the values compared with it) of a :data:`_JSON_DOCUMENTS` match whose
+    candidate or variables are ``value``: JSON_CONTAINS's candidate at a tenant path, a
+    path condition's variables compared with a tenant path (a document is read whole
+    by :func:`_scan_document` instead)."""
+    if m["cpath"] is not None:
+        name = _json_name(_path_keys(m["cpath"]), names)
+        return [] if name is None else [(name, _json_scalars(value))]
+    if m["expr"] is not None:
+        return [(name, _variable(value, var)) for name, var in _path_variables(m["expr"], names)]
+    return []
+
+
+def _json_references(text: str, names: frozenset[str]) -> list[tuple[str, int, str]]:
+    """(tenant name, offset of the placeholder, how) of each parameter ``text`` compares
+    with a JSON path naming a tenant (``one``, ``like``), passes as a document the column
+    must contain (``doc``: its tenant keys name its ids), as JSON_CONTAINS's candidate at
+    a tenant path (``json``: JSON text of the id) or as a path condition's variables
+    (``var:<variable>``); a path that is a parameter itself is read with the one compared
+    with it (``key#<at>`` and ``one#<at>``/``like#<at>``; a path condition's ``expr#<at>`` and
+    its variables' ``vars#<at>``: :func:`_scan_pairs`)."""
+    found: list[tuple[str, int, str]] = []
+    for m in itertools.islice(_JSON_COMPARISONS.finditer(text), _QUERY_LITERALS):
+        if m["one"] is None:
+            continue
+        how = "one" if m["like"] is None else "like"
+        name = _accessed(m, names)
+        if name is not None:
+            found.append((name, m.start("one"), how))
+            continue
+        at = m.start("name")  # (the path a parameter too: read with its compared one)
+        paths = [("", at + p.start("p"), f"key#{m.start()}") for p in _ACCESS_PART.finditer(m["name"]) if p["p"]]
+        found.extend([*paths, ("", m.start("one"), f"{how}#{m.start()}")] if paths else [])
+    for m in itertools.islice(_JSON_DOCUMENTS.finditer(text), _QUERY_LITERALS):
+        if m["docp"] is not None or (m["candp"] is not None and m["cpath"] is None):
+            found.append(("", m.start("docp" if m["docp"] is not None else "candp"), "doc"))
+        elif m["candp"] is not None:
+            name = _json_name(_path_keys(m["cpath"]), names)
+            if name is not None:
+                found.append((name, m.start("candp"), "json"))
+        elif m["varsp"] is not None and m["expr"] is not None:
+            found.extend((name, m.start("varsp"), f"var:{var}") for name, var in _path_variables(m["expr"], names))
+        elif m["varsp"] is not None:  # (the condition a parameter too: read with its variables)
+            found.extend([("", m.start("exprp"), f"expr#{m.start()}"), ("", m.start("varsp"), f"vars#{m.start()}")])
     return found
 
 
@@ -862,7 +1103,8 @@ def _parameter_references(
     """(tenant name, parameter, how compared) for each parameter that ``text`` compares with
     a tenant name (or, :func:`_inserted`, puts in a tenant column): ``one``, ``like`` (a
     pattern: the id without its ``%``) or ``each`` (an array's or a tuple's elements,
-    each one an id). At most :data:`_QUERY_LITERALS` comparisons."""
+    each one an id); or compares with a JSON path naming a tenant, or passes as JSON
+    (:func:`_json_references`). At most :data:`_QUERY_LITERALS` comparisons."""
     found: list[tuple[str, int, str]] = []  # (name, offset of its placeholder, how)
     for m in itertools.islice(_parameter_comparisons(names).finditer(text), _QUERY_LITERALS):
         name = normalize_key(m["name"])
@@ -874,8 +1116,11 @@ def _parameter_references(
         else:
             found.append((name, m.start("array" if m["array"] is not None else "seq"), "each"))
     found.extend(_reversed(text, names))
-    if "values" in text.lower():
+    low = text.lower()
+    if "values" in low:
         found.extend((name, at, "one") for name, at in _inserted(text, names, tokens))
+    if _JSON_MARKS(low):
+        found = list(dict.fromkeys(found + _json_references(text, names)))  # (once, if read both ways)
     if not found:
         return []
     found.sort(key=lambda f: f[1])  # (in the statement's order)
@@ -894,6 +1139,8 @@ def _recorded_value(node: ast.expr) -> Any:
         return {k.value: _recorded_value(v) for k, v in zip(node.keys, node.values) if isinstance(k, ast.Constant)}
     if isinstance(node, ast.Call) and len(node.args) == 1 and not node.keywords:
         node = node.args[0]
+        if isinstance(node, ast.Dict):
+            return _recorded_value(node)  # a wrapped map: psycopg's Json({'tenant_id': …})
         return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
     try:
         return ast.literal_eval(node)
@@ -901,11 +1148,17 @@ def _recorded_value(node: ast.expr) -> Any:
         return None
 
 
+_WRAPPED = re.compile(r"[A-Za-z_]\w{0,31}\(\{").match  # a map in a call: immutabledict({…})
+
+
 def _recorded_rows(text: Any) -> list[Any]:
     """The parameters contrib's DB-API instrumentations record (``db.statement.parameters``,
-    ``str()`` of what the app passed: a tuple or list by place, a dict by name; a list of
-    them for ``executemany``, each one row)."""
-    if text.__class__ is not str or text[:1] not in ("(", "[", "{") or len(text) > _LITERAL_MAX:
+    ``str()`` of what the app passed: a tuple or list by place, a dict by name, also
+    wrapped, as SQLAlchemy passes one, ``immutabledict({…})``; a list of them for
+    ``executemany``, each one row)."""
+    if text.__class__ is not str or len(text) > _LITERAL_MAX:
+        return []
+    if text[:1] not in ("(", "[", "{") and not (text[-1:] == ")" and _WRAPPED(text)):
         return []
     try:
         node = ast.parse(text, mode="eval").body
@@ -949,7 +1202,12 @@ def _parameter(row: tuple[str | None, Any], ref: int | str, attrs: dict[str, Any
 
 def _compared_values(value: Any, how: str) -> list[Any]:
     """The ids one parameter holds, compared so: an array's or a tuple's elements (node-
-    postgres writes an array as JSON text), a pattern without its wildcards."""
+    postgres writes an array as JSON text), a pattern without its wildcards, JSON text of
+    the id (``json``), a path condition's variable (``var:<variable>``)."""
+    if how == "json":
+        return _json_scalars(value)
+    if how[:4] == "var:":
+        return _variable(value, how[4:])
     if how == "each" and value.__class__ is str:
         value = literal_value(value)
         return value if isinstance(value, list) else []
@@ -975,16 +1233,28 @@ def _scan_parameters(attrs: dict[str, Any], where: str, names: frozenset[str], o
     is compared. At most :data:`_QUERY_LITERALS` comparisons."""
     rows = _parameter_rows(attrs)
     text = next((t for t in map(attrs.get, _STATEMENTS) if t.__class__ is str), "")
-    compared = _parameter_references(text, names, _sql_tokens(attrs)) if rows and _has_word(text.lower(), names) else []
+    low = text.lower()
+    # (a JSON document passed, ``m @> %s``, names the tenant in its keys: the text need not)
+    read = rows and (_has_word(low, names) or _JSON_MARKS(low))
+    compared = _parameter_references(text, names, _sql_tokens(attrs)) if read else []
     compared_at: set[str] = set()
+    pairs: dict[tuple[int, str], dict[str, list[tuple[str, Any]]]] = {}  # (row, comparison) -> its parameters
     for name, ref, how in compared:
-        for row in rows:
+        for i, row in enumerate(rows):
             found = _parameter(row, ref, attrs)
             if found is not None:
                 compared_at.add(found[0])
-                for value in _compared_values(found[1], how):
-                    if _raw_parameter(value):
-                        out.append(RawValue(where, f"{found[0]} → {name}", value))
+                if how == "doc":
+                    _scan_document(found[0], found[1], where, names, out)
+                elif "#" in how:
+                    kind, _, at = how.partition("#")
+                    pairs.setdefault((i, at), {}).setdefault(kind, []).append(found)
+                else:
+                    for value in _compared_values(found[1], how):
+                        if _raw_parameter(value):
+                            out.append(RawValue(where, f"{found[0]} → {name}", value))
+    for pair in pairs.values():
+        _scan_pairs(pair, where, names, out)
     for key, each in rows:
         if key is None:
             for ref, attr in each.items():
@@ -993,6 +1263,26 @@ def _scan_parameters(attrs: dict[str, Any], where: str, names: frozenset[str], o
                     and _raw_parameter(attrs[attr])
                 ):
                     out.append(RawValue(where, attr, attrs[attr]))
+
+
+def _scan_pairs(pair: dict[str, list[tuple[str, Any]]], where: str, names: frozenset[str], out: list[RawValue]) -> None:
+    """Raw tenant ids in one comparison whose JSON path is a parameter too, its parameters
+    (attribute, value) by kind (:func:`_json_references`): the one compared with a path
+    whose keys (``key``, in order) name a tenant, SQLAlchemy's ``m ->> %(m_1)s = %(p_1)s``
+    (``'tenant_id'``, ``'acme'``); or a path condition's variables compared with a tenant
+    path, ``jsonb_path_match(m, CAST(%s AS JSONPATH), CAST(%s AS JSONB))`` with ``$.tenant_id
+    == $value`` and ``{"value": "acme"}`` (LangChain's PGVector filter through SQLAlchemy)."""
+    compared: list[tuple[str, str, list[Any]]] = []  # (attribute, tenant name, values)
+    if "key" in pair:
+        name = _json_name([k for _, path in pair["key"] for k in _keys_of(path)], names)
+        how = "one" if "one" in pair else "like"
+        if name is not None:
+            compared.extend((key, name, _compared_values(v, how)) for key, v in pair.get(how, []))
+    elif "expr" in pair and "vars" in pair and pair["expr"][0][1].__class__ is str:
+        key, document = pair["vars"][0]
+        compared.extend((key, name, _variable(document, var)) for name, var in _path_variables(pair["expr"][0][1], names))
+    for key, name, values in compared:
+        out.extend([RawValue(where, f"{key} → {name}", v) for v in values if _raw_parameter(v)])
 
 
 # the segments of a cache key that name its structure, not a tenant: ``tenant:index``,

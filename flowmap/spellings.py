@@ -23,8 +23,8 @@ def spellings(value: str) -> set[str]:
     """``value`` and its encoded spellings: percent-encoded (fully, as ``urllib.parse.quote`` does by default, or as a path or query
     keeps it, or as JavaScript, Java and form encoders do), spaces as ``+`` or ``%20``,
     JSON string text (non-ASCII as ``\\u`` escapes or as is), an SQL literal's doubled
-    quotes. Just ``{value}`` for the usual id (letters, digits, ``.``, ``-``, ``_``), which
-    no encoding changes."""
+    or (MySQL's) backslash-escaped quotes. Just ``{value}`` for the usual id (letters,
+    digits, ``.``, ``-``, ``_``), which no encoding changes."""
     out = {value}
     if value.isascii() and value.replace(".", "").replace("-", "").replace("_", "").isalnum():
         return out
@@ -40,6 +40,7 @@ def spellings(value: str) -> set[str]:
         out |= {s.replace("~", "%7E") for s in out if "~" in s}
     out.add(json.dumps(value)[1:-1])
     out.add(json.dumps(value, ensure_ascii=False)[1:-1])  # as pydantic, orjson, LangChain write it
-    if "'" in value:  # inside an SQL literal: 'O''Brien' (flowmap.masking reads query text)
+    if "'" in value:  # inside an SQL literal: 'O''Brien', MySQL's 'O\'Brien' (flowmap.masking reads query text)
         out.add(value.replace("'", "''"))
+        out.add(value.replace("'", "\\'"))
     return out

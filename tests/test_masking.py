@@ -915,12 +915,148 @@ def test_raw_ids_passed_as_dbapi_or_stable_parameters_are_masked_in_every_output
     assert "hooli-xyz-5" not in text and "Pied Piper 6" not in text
 
 
+# -- tenant filters on JSON metadata: a JSON path or key naming a tenant names the value ------
+
+_TAG = "0123456789abcdef"
+
+
+@pytest.mark.parametrize("system, statement, parameters, found", [
+    # PostgreSQL: ->> a key (LlamaIndex's metadata_ column), #>> a path, @> a document, the
+    # variables of a JSON path condition (LangChain's PGVector filter)
+    ("postgresql", "SELECT * FROM d WHERE metadata_->>'tenant_id' = 'acme-corp'", None,
+     [("db.statement → tenant_id", "acme-corp")]),
+    ("postgresql", "SELECT * FROM d WHERE metadata #>> '{tenant,id}' = 'acme-corp'", None,
+     [("db.statement → tenant_id", "acme-corp")]),
+    ("postgresql", "SELECT * FROM d WHERE metadata->'tenant'->>'id' = 'acme-corp'", None,
+     [("db.statement → tenant_id", "acme-corp")]),
+    ("postgresql", "SELECT * FROM d WHERE jsonb_extract_path_text(metadata, 'org_id') IN ('a-1', 'b-2')", None,
+     [("db.statement → org_id", "a-1"), ("db.statement → org_id", "b-2")]),
+    ("postgresql", "SELECT * FROM d WHERE metadata @> '{\"tenant\": {\"id\": \"acme-corp\"}}'", None,
+     [("db.statement → tenant", {"id": "acme-corp"})]),
+    ("postgresql", "SELECT * FROM d WHERE jsonb_path_match(metadata, '$.tenant_id == $v', '{\"v\": \"acme-corp\"}')",
+     None, [("db.statement → tenant_id", "acme-corp")]),
+    ("postgresql", "SELECT * FROM d WHERE metadata #>> '{tenant_id}' = %s", "('acme-corp',)",
+     [("db.statement.parameters → tenant_id", "acme-corp")]),
+    ("postgresql", "SELECT * FROM d WHERE metadata @> %s::jsonb", "('{\"tenant_id\": \"acme-corp\"}',)",
+     [("db.statement.parameters → tenant_id", "acme-corp")]),
+    ("postgresql", "SELECT * FROM d WHERE jsonb_path_match(metadata, '$.tenant_id == $v', %s::jsonb)",
+     "('{\"v\": \"acme-corp\"}',)", [("db.statement.parameters → tenant_id", "acme-corp")]),
+    # SQLAlchemy's JSONB operators: the path a parameter too, the document a wrapped map
+    ("postgresql", "SELECT d.body FROM d WHERE (d.metadata ->> %(metadata_1)s::TEXT) = %(param_1)s::VARCHAR",
+     "immutabledict({'metadata_1': 'tenant_id', 'param_1': 'acme-corp'})",
+     [("db.statement.parameters → tenant_id", "acme-corp")]),
+    ("postgresql", "SELECT d.body FROM d WHERE (d.metadata #>> %(metadata_1)s) = %(param_1)s::VARCHAR",
+     "{'metadata_1': '{tenant, id}', 'param_1': 'acme-corp'}", [("db.statement.parameters → tenant_id", "acme-corp")]),
+    ("postgresql", "SELECT d.body FROM d WHERE d.metadata @> %(metadata_1)s::JSONB",
+     "immutabledict({'metadata_1': Jsonb({'tenant_id': 'acme-corp'})})",
+     [("db.statement.parameters.tenant_id", "acme-corp")]),
+    ("postgresql", "SELECT d.body FROM d WHERE jsonb_path_match(d.metadata, CAST(%(param_1)s AS JSONPATH), "
+     "CAST(%(param_2)s::JSONB AS JSONB))", "{'param_1': '$.tenant_id == $value', 'param_2': Jsonb({'value': 'acme-corp'})}",
+     [("db.statement.parameters → tenant_id", "acme-corp")]),
+    # MySQL and MariaDB: JSON_EXTRACT (in JSON_UNQUOTE), ->>, JSON_CONTAINS's candidate at a
+    # tenant path (JSON text), SQLAlchemy's CASE … END with the path a parameter
+    ("mysql", "SELECT * FROM d WHERE JSON_UNQUOTE(JSON_EXTRACT(meta, '$.tenant_id')) = 'acme-corp'", None,
+     [("db.statement → tenant_id", "acme-corp")]),
+    ("mysql", "SELECT * FROM d WHERE JSON_EXTRACT(meta, '$.tenant_id') = %s", "('acme-corp',)",
+     [("db.statement.parameters → tenant_id", "acme-corp")]),
+    ("mysql", "SELECT * FROM d WHERE JSON_CONTAINS(meta, '[\"a-1\", \"b-2\"]', '$.org_id')", None,
+     [("db.statement → org_id", "a-1"), ("db.statement → org_id", "b-2")]),
+    ("mysql", "SELECT * FROM d WHERE JSON_CONTAINS(meta, %s, '$.tenant_id')", "('\"acme-corp\"',)",
+     [("db.statement.parameters → tenant_id", "acme-corp")]),
+    ("mysql", "SELECT d.body FROM d WHERE CASE JSON_EXTRACT(d.meta, %s) WHEN 'null' THEN NULL ELSE "
+     "JSON_UNQUOTE(JSON_EXTRACT(d.meta, %s)) END = %s", "('$.\"tenant_id\"', '$.\"tenant_id\"', 'acme-corp')",
+     [("db.statement.parameters → tenant_id", "acme-corp")]),
+    # SQLite
+    ("sqlite", "SELECT * FROM d WHERE json_extract(meta, '$.tenant_id') = ?", "('acme-corp',)",
+     [("db.statement.parameters → tenant_id", "acme-corp")]),
+    ("sqlite", "SELECT * FROM d WHERE json_extract(meta, ?) = ?", "('$.\"tenant_id\"', 'acme-corp')",
+     [("db.statement.parameters → tenant_id", "acme-corp")]),
+    # near misses: the opaque tag, another key (doc_id, a key below the tenant's), the tag
+    # passed, a path condition's variable compared with another path
+    ("postgresql", f"SELECT * FROM d WHERE metadata->>'tenant_id' = '{_TAG}'", None, []),
+    ("postgresql", "SELECT * FROM d WHERE metadata->'tenant_id'->>'name' = 'acme-corp'", None, []),
+    ("postgresql", "SELECT * FROM d WHERE metadata @> %s::jsonb", f"('{{\"tenant_id\": \"{_TAG}\"}}',)", []),
+    ("postgresql", "SELECT * FROM d WHERE metadata @> %s::jsonb", "('{\"doc_id\": \"doc-7\"}',)", []),
+    ("postgresql", "SELECT * FROM d WHERE jsonb_path_match(metadata, '$.doc_id == $v', '{\"v\": \"doc-7\"}')", None, []),
+    ("postgresql", "SELECT d.body FROM d WHERE (d.metadata ->> %(m)s::TEXT) = %(p)s", "{'m': 'doc_id', 'p': 'doc-7'}", []),
+    ("mysql", "SELECT * FROM d WHERE JSON_EXTRACT(meta, '$.doc_id') = 'doc-7'", None, []),
+    ("mysql", "SELECT * FROM d WHERE JSON_CONTAINS(meta, %s, '$.tenant_id')", f"('\"{_TAG}\"',)", []),
+    ("sqlite", "SELECT * FROM d WHERE json_extract(meta, ?) = ?", "('$.doc_id', 'doc-7')", []),
+])
+def test_a_raw_id_in_a_filter_on_a_json_key_naming_a_tenant_is_found(system, statement, parameters, found):
+    """A JSON path or key naming a tenant (``->>'tenant_id'``, ``'$.tenant_id'``,
+    ``'{tenant,id}'``, a document's keys, a path condition's variables) names the value
+    compared with it, written as a literal or passed as a parameter (the old code read
+    only the forms that look like a quoted name, ``->>'tenant_id' = …``)."""
+    attrs = {"db.system": system, "db.statement": statement}
+    if parameters is not None:
+        attrs["db.statement.parameters"] = parameters
+    assert _found(attrs) == found
+
+
+@pytest.mark.parametrize("system, statement, found", [
+    ("mysql", r"SELECT * FROM d WHERE tenant_id = 'it\'s-7'", ["it's-7"]),
+    ("mysql", r"SELECT * FROM d WHERE 'it\'s-7' = tenant_id", ["it's-7"]),
+    ("mariadb", r"SELECT * FROM d WHERE tenant_id IN ('a\\b', 'c''d')", ["a\\b", "c'd"]),
+    ("mysql", """SELECT * FROM d WHERE tenant_id = 'a""b-7'""", ['a""b-7']),
+    ("mysql", r"SELECT * FROM d WHERE title <> 'v2\' = tenant_id' AND kind = 'memo'", []),
+    ("mysql", r"SELECT * FROM d WHERE JSON_EXTRACT(meta, '$.tenant_id') = 'it\'s-7'", ["it's-7"]),
+    # standard SQL: a backslash is a character, 'v2\' a literal compared with tenant_id
+    ("postgresql", r"SELECT * FROM d WHERE title <> 'v2\' = tenant_id' AND kind = 'memo'", ["v2\\"]),
+    ("postgresql", "SELECT * FROM d WHERE tenant_id = 'O''Brien'", ["O'Brien"]),
+])
+def test_literals_compared_with_a_tenant_name_are_read_in_the_dialect(system, statement, found):
+    """The literal readers (forward and reversed) lex with the dialect's lexer: in MySQL's
+    and MariaDB's a backslash escapes a quote (the old code read ``'it\\'s-7'`` as
+    ``it\\``, and took ``'v2\\'`` for a literal compared with tenant_id)."""
+    hits = _found({"db.system": system, "db.statement": statement})
+    assert hits == [("db.statement → tenant_id", v) for v in found]
+
+
+def test_an_id_in_a_json_filter_is_masked_as_the_dialect_writes_it(tmp_path):
+    """Raw ids in JSON filters (a MySQL literal with a backslash-escaped quote, a PostgreSQL
+    document, SQLAlchemy's path passed as a parameter) are flagged at their spans and
+    masked in every output; the same filters with the opaque tag are silent."""
+    import flowmap
+
+    from otlp_builder import SERVER, TAG_A, TraceBuilder, write_otlp
+
+    tb = TraceBuilder(service="api")
+    entry = tb.span("POST /ask", kind=SERVER, tenant=TAG_A, boundary="http.server")
+    mysql = {"db.system": "mysql", "db.statement": r"SELECT * FROM d WHERE JSON_EXTRACT(m, '$.tenant_id') = 'O\'Brien 9'"}
+    pg = {"db.system": "postgresql", "db.statement": "SELECT * FROM d WHERE m @> %s::jsonb",
+          "db.statement.parameters": "('{\"tenant\": {\"id\": \"hooli-xyz-5\"}}',)"}
+    sa = {"db.system": "postgresql", "db.statement": "SELECT * FROM d WHERE (m ->> %(m_1)s::TEXT) = %(p_1)s",
+          "db.statement.parameters": "immutabledict({'m_1': 'org_id', 'p_1': 'Pied Piper 6'})"}
+    leaks = [entry.child("SELECT", tenant=TAG_A, boundary="db", scoped=True, attrs=a) for a in (mysql, pg, sa)]
+    entry.child("SELECT", tenant=TAG_A, boundary="db", scoped=True, attrs={
+        **sa, "db.statement.parameters": f"immutabledict({{'m_1': 'org_id', 'p_1': '{TAG_A}'}})"})
+    path = write_otlp(tmp_path / "t.jsonl", tb)
+    found = {f.span_id for f in flowmap.analyze([str(path)]).findings}
+    assert found == {s.span_id for s in leaks}
+    text = _outputs(tmp_path, path)
+    assert "Brien" not in text and "hooli-xyz-5" not in text and "Pied Piper 6" not in text
+
+
+def test_hostile_json_filters_never_raise():
+    """Deeply nested or broken JSON documents and paths, as literals or parameters: read
+    without an error (nothing found in what is no JSON)."""
+    deep = "[" * 100_000
+    attrs = {"db.system": "postgresql",
+             "db.statement": f"SELECT * FROM d WHERE m @> '{{\"tenant_id\": {deep[:900]}' AND m @> %s AND "
+                             "jsonb_path_match(m, %s, %s) AND (m #>> %s) = %s AND json_contains(m, %s, '$.tenant_id')",
+             "db.statement.parameters": repr((f'{{"tenant_id": {deep}', None, deep, ["tenant", 7], {"x": 1}, deep))}
+    assert _found(attrs) == []
+
+
 @pytest.mark.parametrize("kind", ["quotes", "comments", "placeholders", "comparisons", "reversed", "backslashes",
-                                  "dollars", "backquotes", "inserts", "rows"])
+                                  "dollars", "backquotes", "inserts", "rows", "json-quotes", "json-chains",
+                                  "json-documents", "json-conditions", "json-functions"])
 def test_reading_parameters_of_hostile_statements_is_linear(kind):
     """Statements made to be costly (unclosed literals and comments, many placeholders,
-    many comparisons), their parameters recorded: four times the text takes about four
-    times as long (a quadratic pass would take sixteen)."""
+    many comparisons, JSON filters), their parameters recorded: four times the text takes
+    about four times as long (a quadratic pass would take sixteen); the process's CPU time,
+    which other processes on the machine do not stretch."""
     import time
 
     names = frozenset({"tenant_id"})
@@ -929,17 +1065,21 @@ def test_reading_parameters_of_hostile_statements_is_linear(kind):
             "backslashes": "tenant_id = ? '\\", "dollars": "tenant_id = ? $a$ $", "backquotes": "? = `tenant_id",
             "inserts": "INSERT INTO t (tenant_id, b) VALUES (?, '(', ",
             "rows": "INSERT INTO t (a, tenant_id) VALUES (1, 2), (x, (y), ",
+            "json-quotes": "m->>'tenant_id' = 'x ' OR m->>'", "json-chains": "m->'a'->'b'->%s->>'tenant_id' = ? ->",
+            "json-documents": "m @> '{\"tenant_id\": [[{\"a\": [' OR m @> ? @> ",
+            "json-conditions": "jsonb_path_match(m, '$.tenant_id == $v', '{\"v\": ' OR jsonb_path_match(m, ?, ",
+            "json-functions": "JSON_CONTAINS(m, ?, '$.tenant_id') OR json_extract(m, '$.tenant_id', ",
             }[kind]
 
     def cost(n: int) -> float:
         text = unit * n + " tenant_id = ?"
         attrs = {"db.statement": text, "db.statement.parameters": "('acme-corp',)", "db.query.parameter.0": "x",
-                 "db.system": "mysql" if kind in ("backslashes", "backquotes", "rows") else "postgresql"}
+                 "db.system": "mysql" if kind in ("backslashes", "backquotes", "rows", "json-functions") else "postgresql"}
         best = float("inf")
         for _ in range(3):
-            start = time.perf_counter()
+            start = time.process_time()
             masking.scan_attributes(attrs, "attribute", names)
-            best = min(best, time.perf_counter() - start)
+            best = min(best, time.process_time() - start)
         return best
 
     small, large = cost(20_000), cost(80_000)

@@ -272,7 +272,8 @@ def _load(path: Path):
 
 
 def test_the_fixtures_are_there():
-    paired = [p for p in NEAR_MISS if "-fanout-" not in p.name]  # the fan-out files: runtime only
+    # (the fan-out files: runtime only; the JSON filter files: a raw and a near-miss mode only)
+    paired = [p for p in NEAR_MISS if "-fanout-" not in p.name and not p.name.startswith("jsonfilter-")]
     assert len(DROPPED) >= 30 and len(paired) == len(DROPPED) and len(DOWNSTREAM) >= 5
 
 
@@ -1427,6 +1428,74 @@ def test_mysql_spans_are_as_the_instrumentations_write_them(path):
             elif mode == "redacted":
                 assert "[flowmap:redacted]" in params and not any(r in params for r in raw)
     assert any(r.encode() in path.read_bytes() for r in raw) is (mode == "raw")
+
+
+# -- tenant filters on JSON metadata columns (tests/fixtures/third_party/generators/json_filter_traces.py)
+
+JSON_FILTERS = sorted(FIXTURES.glob("jsonfilter-*.jsonl"))
+_JSON_LITERAL = "attribute 'db.statement → tenant_id'"
+# a request's queries holding the tenant's id, by where it is found, and its queries in all
+_JSON_QUERIES = {
+    "psycopg": ([_MYSQL_PARAMS] * 4 + [_JSON_LITERAL] * 3, 7),
+    "psycopg2": ([_MYSQL_PARAMS] * 4 + [_JSON_LITERAL] * 3, 7),
+    "sqlalchemy": ([_MYSQL_PARAMS] * 3 + ["attribute 'db.statement.parameters.tenant_id'"], 5),
+    "pymysql": ([_MYSQL_PARAMS] * 2 + [_JSON_LITERAL] * 2, 4),
+    "sqlite3": ([_MYSQL_PARAMS] * 2 + [_JSON_LITERAL], 3),
+}
+
+
+def _json_filter_findings(name: str) -> list[tuple]:
+    """Two requests. Raw: every filter on the tenant's JSON key is found, its id a literal
+    or a parameter (``->>'tenant_id'``, ``@>``, ``#>> '{tenant,id}'``, ``jsonb_path_match``'s
+    variables, ``JSON_EXTRACT``, ``JSON_CONTAINS``, ``->> '$.tenant_id'``; SQLAlchemy's
+    path a parameter too, its ``@>`` document a wrapped map); the filter on ``doc_id`` is
+    none; every query lost the made-up tag (no runtime: SQLAlchemy's own spans and its
+    pool's ``connect`` too). Near miss: the tag in the same filters, the raw-looking
+    ``doc_id``, MariaDB's ``'v2\\' = tenant_id'`` literal: nothing."""
+    client, mode = name.removeprefix("jsonfilter-").removesuffix(".jsonl").split("-")
+    if mode == "nearmiss":
+        return []
+    found, queries = _JSON_QUERIES[client]
+    lost = [_lost("SELECT", None, "db", "high")] * queries
+    if client == "sqlalchemy":
+        lost += [_lost("SELECT postgres", None, "db", "high")] * queries + [_lost("connect", None, "db", "high")]
+    return ([_leaked("SELECT", "db", where) for where in found] + lost) * 2
+
+
+def test_every_json_filter_fixture_is_one_of_the_generators():
+    assert sorted(p.name for p in JSON_FILTERS) == sorted(
+        f"jsonfilter-{c}-{m}.jsonl" for c in _JSON_QUERIES for m in ("raw", "nearmiss"))
+
+
+@pytest.mark.parametrize("path", JSON_FILTERS, ids=lambda p: p.name)
+def test_json_filter_findings_through_the_command_line(path, tmp_path, monkeypatch):
+    """flowmap check --format json: the raw id in a JSON metadata filter named where it is
+    (the old code found none in SQLAlchemy's, JSON_EXTRACT's, JSON_CONTAINS's, #>>'s,
+    jsonb_path_match's or @> %s's, and took MariaDB's ``'v2\\'`` for an id), never shown."""
+    _check_parameter_findings(path.name, _json_filter_findings(path.name), tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("fmt", ["text", "sarif", "html"])
+@pytest.mark.parametrize("name", sorted(p.name for p in JSON_FILTERS if p.name.endswith("-raw.jsonl")))
+def test_the_raw_ids_in_json_filters_are_never_shown(name, fmt, tmp_path, monkeypatch):
+    """Both tenants' raw ids, only in the JSON filters: no output shows them, the risk map
+    included (it showed SQLAlchemy's: nothing had flagged them)."""
+    for raw in ("tenant-acme", "tenant-globex"):
+        _assert_never_shown(name, raw, fmt, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("path", JSON_FILTERS, ids=lambda p: p.name)
+def test_json_filter_spans_are_as_the_instrumentations_write_them(path):
+    """What the findings rest on: each query a CLIENT span of the request's trace, its
+    filter on a JSON column in its text, the raw id (or the tag, never the raw id) in the
+    text or the recorded parameters."""
+    traces, warnings = _load(path)
+    assert warnings == [] and len(traces) == 2
+    queries = [s for t in traces for s in t.spans.values() if s.kind == 3 and "FROM docs" in str(s.attributes)]
+    assert queries and all(any([op in s.attributes["db.statement"].lower() for op in ("json", "->>", "#>>", "@>")])
+                           for s in queries)
+    raw = b"tenant-acme" in path.read_bytes()
+    assert raw is path.name.endswith("-raw.jsonl")
 
 
 # -- OpenLIT's agent stacks (tests/fixtures/third_party/generators/openlit_agent_traces.py) --
