@@ -1420,14 +1420,12 @@ def _scan_named(attrs: dict[str, Any], where: str, names: frozenset[str], out: l
     ``orgs/org_42``) and the word after one in a destination's name (``orders.tenant-acme``)."""
     route = attrs.get(ROUTE_KEY)
     at = _tenant_parameters(route, names) if route.__class__ is str else ()
-    for key in PATH_KEYS:
-        value = attrs.get(key)
+    for key, value in attrs.items():  # (in the attributes' order: the findings' text is stable)
         if value.__class__ is str:
-            _scan_path(key, _path_of(key, value), at, where, names, out)
-    for key in DESTINATION_KEYS:
-        value = attrs.get(key)
-        if value.__class__ is str:
-            _scan_destination(key, value, where, names, out)
+            if key in PATH_KEYS:
+                _scan_path(key, _path_of(key, value), at, where, names, out)
+            elif key in DESTINATION_KEYS:
+                _scan_destination(key, value, where, names, out)
 
 
 @functools.lru_cache(maxsize=4096)
