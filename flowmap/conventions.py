@@ -314,9 +314,10 @@ PATH_KEYS = frozenset({"url.path", "http.target", "url.full", "http.url"})
 #: says which segment of the path holds its value
 ROUTE_KEY = "http.route"
 #: the name of the queue or topic a message goes to or comes from, which a platform may
-#: make per tenant (``orders.tenant-acme``); ``messaging.destination.template`` is the
-#: template and is not read
-DESTINATION_KEYS = frozenset({"messaging.destination.name"})
+#: make per tenant (``orders.tenant-acme``): the stable name, and the one before semantic
+#: conventions 1.17 that contrib's pika and aio-pika instrumentations still write;
+#: ``messaging.destination.template`` is the template and is not read
+DESTINATION_KEYS = frozenset({"messaging.destination.name", "messaging.destination"})
 #: the attributes whose text may name a tenant in words and its id after (all of the above)
 NAMING_KEYS = PATH_KEYS | DESTINATION_KEYS | {ROUTE_KEY}
 

@@ -69,8 +69,10 @@ def test_paths_and_routes_without_a_raw_id_are_silent(attrs):
     ("jobs-org-o42", [("org", "o42")]),
 ])
 def test_a_raw_id_in_a_per_tenant_queue_or_topic_name_is_found(name, found):
-    attrs = {"messaging.system": "kafka", "messaging.destination.name": name}
-    assert _found(attrs) == [(f"messaging.destination.name → {n}", v) for n, v in found]
+    """The stable attribute, and the older one contrib's pika and aio-pika write."""
+    for key in ("messaging.destination.name", "messaging.destination"):
+        attrs = {"messaging.system": "kafka", key: name}
+        assert _found(attrs) == [(f"{key} → {n}", v) for n, v in found]
 
 
 @pytest.mark.parametrize("name", [
