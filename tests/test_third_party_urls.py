@@ -71,3 +71,37 @@ def test_rest_path_spans_are_as_the_instrumentations_write_them(name):
     tags = {tag_for(KEY, t) for t in ("t-1001", "t-2002")}
     for t in traces:
         assert {s.tenant for s in t.spans.values()} <= tags and len({s.tenant for s in t.spans.values()}) == 1
+
+
+# -- per-tenant RabbitMQ queues under contrib's pika and aio-pika (generators/tenant_queue_traces.py)
+
+QUEUE_KEY = "tenant-queue-fixtures-key"
+_SENDS = {"pika": ("orders.tenant-[masked] send", 2 * 2), "aio-pika": (",orders.tenant-[masked] send", 2)}
+
+
+@pytest.mark.parametrize("stack", sorted(_SENDS))
+@pytest.mark.parametrize("mode", ["raw", "tagged", "nearmiss"])
+def test_per_tenant_queue_findings_through_the_command_line(stack, mode, tmp_path, monkeypatch):
+    """Contrib writes the queue as ``messaging.destination`` and names the span for it: the
+    raw files had no finding; each PRODUCER span with the tenant's slug in its queue is
+    flagged now, and the slug masked in its name; a queue named by the tag, or shared, is none."""
+    name = f"tenant-queue-{stack}-{mode}.jsonl"
+    span, count = _SENDS[stack]
+    expected = [_leak(span, "queue.publish", "attribute 'messaging.destination → tenant'")] * count if mode == "raw" else []
+    result = _check(name, tmp_path, monkeypatch, "--format", "json")
+    assert result.exit_code == (1 if expected else 0), result.output
+    out = json.loads(result.stdout)
+    assert out["warnings"] == []
+    assert sorted((f["rule"], f["severity"], f["span_name"], f["boundary"],
+                   f["message"].partition("identifier in ")[2].partition(" of '")[0])
+                  for f in out["findings"]) == expected
+    traces, _ = _load(FIXTURES / name)
+    tags = {tag_for(QUEUE_KEY, t) for t in ("t-1001", "t-2002")}
+    assert {s.tenant for t in traces for s in t.spans.values()} == tags
+
+
+@pytest.mark.parametrize("fmt", ["text", "sarif", "html"])
+@pytest.mark.parametrize("stack", sorted(_SENDS))
+def test_the_slugs_in_per_tenant_queue_names_are_never_shown(stack, fmt, tmp_path, monkeypatch):
+    for raw in ("acme-corp", "globex-inc"):
+        _assert_never_shown(f"tenant-queue-{stack}-raw.jsonl", raw, fmt, tmp_path, monkeypatch)
