@@ -1592,6 +1592,11 @@ def _words(names: frozenset[str]) -> tuple[str, ...]:
 #: the words of :func:`_words` of every set of tenant names used (the contract's from the
 #: start): what a names-blind test (:func:`holds_names`, the loader's) looks for
 _NAMING_WORDS: tuple[str, ...] = ()
+#: text -> :func:`may_name_in_words` (a service's few routes and paths repeat on every
+#: span: one dict lookup each instead of a search per word)
+_NAMING_SEEN: dict[str, bool] = {}
+_NAMING_SEEN_MAX = 50_000
+_NAMING_SEEN_LENGTH = 512  # the longest text remembered
 
 
 def learn_names(names: frozenset[str]) -> None:
@@ -1601,13 +1606,21 @@ def learn_names(names: frozenset[str]) -> None:
     words = set(_NAMING_WORDS) | set(_words(names))
     if len(words) != len(_NAMING_WORDS):
         _NAMING_WORDS = tuple(sorted(words, key=len, reverse=True))
+        _NAMING_SEEN.clear()
 
 
 def may_name_in_words(text: str) -> bool:
     """Whether a URL's path, a route or a destination's name holds a word some tenant name
     starts with (:func:`learn_names`): False means it names no tenant (most paths)."""
-    low = text.lower()
-    return any([w in low for w in _NAMING_WORDS])
+    seen = _NAMING_SEEN.get(text)
+    if seen is None:
+        low = text.lower()
+        seen = any([w in low for w in _NAMING_WORDS])
+        if len(text) <= _NAMING_SEEN_LENGTH:  # (hostile input: long texts are not kept)
+            if len(_NAMING_SEEN) >= _NAMING_SEEN_MAX:
+                _NAMING_SEEN.clear()
+            _NAMING_SEEN[text] = seen
+    return seen
 
 
 def _has_word(low: str, names: frozenset[str]) -> bool:

@@ -140,3 +140,11 @@ def test_raw_ids_in_paths_and_topic_names_are_flagged_and_masked_in_every_output
     for raw in ("acme-corp", "org_4411", "globex"):
         assert raw not in text
     assert "GET /tenants/[masked]/orders" in text and "orders.tenant-[masked]" in text
+
+
+def test_names_learned_later_are_looked_for_in_texts_seen_before():
+    """may_name_in_words remembers what it found for a text: a name learned later (another
+    analysis' configured names) makes it look again."""
+    assert not masking.may_name_in_words("/widgets/w-42")
+    masking.learn_names(_NAMES | {"widget_id"})
+    assert masking.may_name_in_words("/widgets/w-42")
