@@ -347,7 +347,7 @@ def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) ->
             inner = _inner_keys(attrs)
             cache = bool(inner) and keyed(attrs)
             for key in inner:
-                _scan_inner(key, attrs[key], where, names, out, cache)
+                _scan_inner(key, attrs[key], where, names, out, cache, attrs)
             if inner and not NAMING_KEYS.isdisjoint(inner):
                 _scan_named(attrs, where, names, out)
             return out
@@ -387,7 +387,7 @@ def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) ->
             if cls == _HEADER and value.__class__ not in _SCALAR_TYPES:
                 _scan_inner(key, value, where, names, out)  # a map of baggage headers
         else:
-            _scan_inner(key, value, where, names, out, keys)
+            _scan_inner(key, value, where, names, out, keys, attrs)
     if not NAMING_KEYS.isdisjoint(attrs):
         _scan_named(attrs, where, names, out)
     return out
