@@ -26,7 +26,7 @@ from typing import Any
 from . import attributes
 from .flow import FlowMapBuilder
 from .graph import Operations, SpanGraph
-from .masking import Masker
+from .masking import Masker, learn_names
 from .model import SPAN_KIND_PRODUCER, Analysis, Finding, FlowMap, Severity, Span, Trace, TracePath
 from .otlp import detach
 from .paths import PathSample, trace_paths
@@ -169,6 +169,7 @@ class Analyzer:
         loader's :meth:`LoadStats.trace_done`); links waiting for such a trace are let go
         when too many wait (see _WAITING_MAX)."""
         self.settings = settings or AnalysisSettings()
+        learn_names(self.settings.tenant_attributes)  # (before the loader's names-blind tests)
         self._on_warning = on_warning
         self._trace_done = trace_done
         self.result = Analysis()

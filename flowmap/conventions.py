@@ -134,7 +134,7 @@ __all__ = [
     "infer_boundary", "reads_messaging", "messaging_operation", "link_role", "CONSUMES", "CARRIES", "RECEIVES",
     "SETTLES", "is_json_text", "DECIDING_KEYS", "HTTP_KEYS", "URL_KEYS", "JSON_HEADS", "PROXY_KEY", "PROXY_VALUE",
     "holds_query_text", "has_quote", "SYSTEM_KEYS", "is_cache_system", "holds_key_text", "opens_a_connection", "waits_for_work",
-    "ROUTING_KEYS",
+    "ROUTING_KEYS", "PATH_KEYS", "ROUTE_KEY", "DESTINATION_KEYS", "NAMING_KEYS",
 ]
 
 #: Envoy (Istio, Consul, edge proxies) sets this on every span it makes: a service-mesh
@@ -306,6 +306,20 @@ _QUERY_TEXT_ENDS = ("statement", "query.text", "query.summary", "filter", "where
 #: what a message is for, and may name its tenant, ``tenant.acme-7.order.created``
 #: (flowmap.masking reads them)
 ROUTING_KEYS = frozenset({"messaging.rabbitmq.routing_key", "messaging.rabbitmq.destination.routing_key"})
+#: the attributes holding a URL's path (stable and pre-1.20 names; ``url.full`` and
+#: ``http.url`` after the scheme and host, the others as they are, up to a ``?``): REST APIs
+#: name the tenant in it, ``/tenants/acme-corp/orders`` (flowmap.masking reads the segments)
+PATH_KEYS = frozenset({"url.path", "http.target", "url.full", "http.url"})
+#: a server's route template: a parameter named after a tenant (``/tenants/{tenant_id}``)
+#: says which segment of the path holds its value
+ROUTE_KEY = "http.route"
+#: the name of the queue or topic a message goes to or comes from, which a platform may
+#: make per tenant (``orders.tenant-acme``): the stable name, and the one before semantic
+#: conventions 1.17 that contrib's pika and aio-pika instrumentations still write;
+#: ``messaging.destination.template`` is the template and is not read
+DESTINATION_KEYS = frozenset({"messaging.destination.name", "messaging.destination"})
+#: the attributes whose text may name a tenant in words and its id after (all of the above)
+NAMING_KEYS = PATH_KEYS | DESTINATION_KEYS | {ROUTE_KEY}
 
 #: the attributes naming a database's system (stable name first, as infer_boundary reads them)
 SYSTEM_KEYS = ("db.system.name", "db.system")

@@ -1604,11 +1604,12 @@ class _Loader:
             # (a span's undecoded list without a backslash or a ' holds no JSON text or Python
             # literal with a key, nor a quoted literal in query text: one search in C, where
             # looking at each string costs more)
-            if (texts or shape.urls or shape.systems) and not shape.inner and (
+            if (texts or shape.urls or shape.systems or shape.named) and not shape.inner and (
                 (texts and (s.kvs.__class__ is not _RAW or escape(s.kvs) or (quotes and quote(s.kvs)))
                  and (holds_text(kvs) or (shape.queries and holds_literals(kvs, shape.queries))))
                 or (shape.urls and otlp.holds_query(kvs, shape.urls))
                 or (shape.systems and otlp.holds_keys(kvs, shape))  # a cache's keys
+                or (shape.named and otlp.holds_naming_words(kvs, shape.named))  # a path naming a tenant
             ):
                 shape = with_inner(shape)
             s.shape = shape

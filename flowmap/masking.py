@@ -21,8 +21,8 @@ from urllib.parse import unquote, unquote_plus
 
 from . import attributes
 from .conventions import (
-    JSON_HEADS, ROUTING_KEYS, SYSTEM_KEYS, URL_KEYS, has_quote, holds_key_text, holds_query_text, is_cache_system,
-    is_json_text,
+    DESTINATION_KEYS, JSON_HEADS, NAMING_KEYS, PATH_KEYS, ROUTE_KEY, ROUTING_KEYS, SYSTEM_KEYS, URL_KEYS, has_quote,
+    holds_key_text, holds_query_text, is_cache_system, is_json_text,
 )
 from .model import Event, Link, Span, Trace
 from .spellings import spellings
@@ -50,6 +50,8 @@ __all__ = [
     "literal_value",
     "fold",
     "Masker",
+    "learn_names",
+    "may_name_in_words",
 ]
 
 MASK = "[masked]"
@@ -233,6 +235,7 @@ def quiet_keys(names: frozenset[str]) -> set[str]:
     quiet = _QUIET.get(names)
     if quiet is None:
         quiet = _QUIET[names] = {attributes.TENANT}
+        learn_names(names)
     return quiet
 
 
@@ -290,8 +293,10 @@ def holds_names(attrs: dict[str, Any]) -> bool:
     OTLP allows though OpenTelemetry Python cannot write one) or an array holding maps,
     JSON text of an object or array (also in an array), a URL attribute
     (:data:`~flowmap.conventions.URL_KEYS`) with a query parameter, query or filter
-    text (:func:`~flowmap.conventions.holds_query_text`) with a quoted literal, or a
-    cache's command text with a key of segments (:func:`keyed`)."""
+    text (:func:`~flowmap.conventions.holds_query_text`) with a quoted literal, a
+    cache's command text with a key of segments (:func:`keyed`), or a URL's path, a
+    route or a destination's name (:data:`~flowmap.conventions.NAMING_KEYS`) holding a
+    word a tenant name starts with (:func:`may_name_in_words`)."""
     return bool(_inner_keys(attrs, first=True))
 
 
@@ -312,6 +317,7 @@ def _inner_keys(attrs: dict[str, Any], first: bool = False) -> list[str]:
         if cls is str:
             if not (
                 (value[:1] in JSON_HEADS and is_json_text(value)) or ("=" in value and key in URL_KEYS)
+                or (key in NAMING_KEYS and may_name_in_words(value))
                 or (holds_query_text(key) and (
                     has_quote(value)
                     or (holds_key_text(value) and (cache if cache is not None else (cache := keyed(attrs))))
@@ -342,6 +348,8 @@ def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) ->
             cache = bool(inner) and keyed(attrs)
             for key in inner:
                 _scan_inner(key, attrs[key], where, names, out, cache, attrs)
+            if inner and not NAMING_KEYS.isdisjoint(inner):
+                _scan_named(attrs, where, names, out)
             return out
     cache = _CLASS_CACHE.get(names)
     if cache is None:
@@ -380,6 +388,8 @@ def scan_attributes(attrs: dict[str, Any], where: str, names: frozenset[str]) ->
                 _scan_inner(key, value, where, names, out)  # a map of baggage headers
         else:
             _scan_inner(key, value, where, names, out, keys, attrs)
+    if not NAMING_KEYS.isdisjoint(attrs):
+        _scan_named(attrs, where, names, out)
     return out
 
 
@@ -1389,6 +1399,120 @@ def _scan_route(shown: str, text: str, where: str, names: frozenset[str], out: l
         _judge_segment(shown, m["name"], value, where, names, out)
 
 
+# words after a tenant name in a path or a destination's name that are no id: a path's
+# own (``/tenants/me``, ``/tenants/search``) and a topic's (``tenant-events``), besides a
+# key's (:data:`_KEY_WORDS`)
+_NOT_IDS = _KEY_WORDS | frozenset({
+    "me", "self", "mine", "my", "new", "search", "default", "events", "event", "updates", "changes", "created",
+    "updated", "deleted", "commands", "jobs", "tasks", "messages", "notifications", "requests", "replies", "dlq",
+    "retry", "queue", "topic",
+})
+# a route's parameter, a whole segment: Starlette's {name} and {name:converter}, Express'
+# :name, Flask's <name> and <converter:name>
+_ROUTE_PARAMETER = re.compile(r"\{(?P<a>[^{}:/]{1,128})(?::[^{}/]{0,64})?\}|:(?P<b>\w{1,128})|<(?:\w{1,32}:)?(?P<c>\w{1,128})>")
+_ROUTE_SEGMENTS = 64  # segments of a route (and of a path) compared (hostile input)
+
+
+def _scan_named(attrs: dict[str, Any], where: str, names: frozenset[str], out: list[RawValue]) -> None:
+    """Raw tenant ids named in words (:data:`~flowmap.conventions.NAMING_KEYS`): the path
+    segment a server's route names after a tenant (``/tenants/{tenant_id}`` against
+    ``url.path``), the segment after a tenant name in any URL's path (``tenants/acme``,
+    ``orgs/org_42``) and the word after one in a destination's name (``orders.tenant-acme``)."""
+    route = attrs.get(ROUTE_KEY)
+    at = _tenant_parameters(route, names) if route.__class__ is str else ()
+    for key, value in attrs.items():  # (in the attributes' order: the findings' text is stable)
+        if value.__class__ is str:
+            if key in PATH_KEYS:
+                _scan_path(key, _path_of(key, value), at, where, names, out)
+            elif key in DESTINATION_KEYS:
+                _scan_destination(key, value, where, names, out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _tenant_parameters(route: str, names: frozenset[str]) -> tuple[tuple[int, int, str], ...]:
+    """(segment count, place, name) of each parameter of ``route`` named after a tenant."""
+    segments = route.partition("?")[0].split("/", _ROUTE_SEGMENTS)
+    found = []
+    for i, segment in enumerate(segments[:_ROUTE_SEGMENTS]):
+        m = _ROUTE_PARAMETER.fullmatch(segment)
+        if m is not None:
+            name = m["a"] or m["b"] or m["c"]
+            if is_tenant_key(name, names):
+                found.append((len(segments), i, name))
+    return tuple(found)
+
+
+def _path_of(key: str, url: str) -> str:
+    """A URL attribute's path: after the scheme and host of ``url.full`` and ``http.url``
+    (the whole text if it has none), up to its query or fragment."""
+    if key in URL_KEYS and key != "http.target":
+        scheme, sep, rest = url.partition("://")
+        if sep and "/" not in scheme:
+            url = "/" + rest.partition("/")[2]
+    return url.partition("?")[0].partition("#")[0]
+
+
+def _scan_path(
+    key: str, path: str, at: tuple[tuple[int, int, str], ...], where: str, names: frozenset[str], out: list[RawValue]
+) -> None:
+    """Raw tenant ids in a URL's path: the segments the route's tenant parameters (``at``)
+    name, and the segment after a tenant name (read as a cache's key is: ``tenants/<id>``,
+    ``orgs/<id>`` an id-shaped one only), named ``url.path → tenant_id``. Templates,
+    placeholders, opaque tags and words that are no id (:data:`_NOT_IDS`) are not ids."""
+    if at:
+        segments = path.split("/", _ROUTE_SEGMENTS)
+        for count, i, name in at:
+            if len(segments) == count:
+                _judge_word(key, name, segments[i], where, names, out)
+    if not _has_word(path.lower(), names):
+        return
+    named = _named_key_forms(names)
+    for m in itertools.islice(_key_segments(names).finditer(path), _QUERY_LITERALS):
+        value, start = m["seg"], m.start()
+        if (not start or path[start - 1] == "/") and (m["name"].lower() in named or _ID_SHAPED(value)):
+            _judge_word(key, m["name"], value, where, names, out)  # (a whole segment's name: not ``:tenant_id``)
+
+
+@functools.lru_cache(maxsize=16)
+def _destination_words(names: frozenset[str]) -> re.Pattern[str]:
+    """One pattern for the word after a tenant name (the forms of :func:`_key_segments`)
+    in a destination's name, in any case: joined to it by ``-`` or ``_`` in one word
+    (``orders.tenant-acme``) or the next word (``tenant.acme-corp.orders``, ``tenant/42``)."""
+    return re.compile(
+        r"(?<![^\W_])(?P<name>" + _spelled_key_names(names) + r")[-_.:/](?P<seg>[^.:/\s*#>]{1,256})", re.IGNORECASE
+    )
+
+
+def _scan_destination(key: str, text: str, where: str, names: frozenset[str], out: list[RawValue]) -> None:
+    """Raw tenant ids in the name of a queue or topic made per tenant (``orders.tenant-acme``,
+    ``tenant.42.jobs``), named ``messaging.destination.name → tenant``: the word after a
+    tenant name, as in a path (:func:`_scan_path`). At most :data:`_QUERY_LITERALS` words."""
+    if not _has_word(text.lower(), names):
+        return
+    named = _named_key_forms(names)
+    for m in itertools.islice(_destination_words(names).finditer(text), _QUERY_LITERALS):
+        value = m["seg"]
+        if m["name"].lower() in named or _ID_SHAPED(value):
+            _judge_word(key, m["name"], value, where, names, out)
+
+
+def _judge_word(key: str, name: str, value: str, where: str, names: frozenset[str], out: list[RawValue]) -> None:
+    """A path segment's or a destination word's value after tenant name ``name``
+    (:func:`_judge_segment`), read percent-decoded and also flagged as written; not a
+    template's placeholder or a word that is no id (:data:`_NOT_IDS`), and once a value
+    and attribute."""
+    plain = unquote(value)
+    if not plain or plain[0] in "{<:" or _TEMPLATE.fullmatch(plain) or plain.lower() in _NOT_IDS or "*" in plain:
+        return
+    if any([h.value == plain and h.key.startswith(key) for h in out]):
+        return  # (the route named it already)
+    found: list[RawValue] = []
+    _judge_segment(key, name, plain, where, names, found)
+    if found and value != plain:
+        _judge_segment(key, name, value, where, names, found)
+    out.extend(found)
+
+
 def find_raw_tenant_values(
     span: Span, names: frozenset[str], *, include_resource: bool = True
 ) -> list[RawValue]:
@@ -1463,6 +1587,40 @@ def literal_value(text: str) -> Any:
 def _words(names: frozenset[str]) -> tuple[str, ...]:
     """The first word of every name (lower case): a key that matches a name holds one."""
     return tuple(sorted({n.split("_")[0] for n in names if n}, key=len, reverse=True))
+
+
+#: the words of :func:`_words` of every set of tenant names used (the contract's from the
+#: start): what a names-blind test (:func:`holds_names`, the loader's) looks for
+_NAMING_WORDS: tuple[str, ...] = ()
+#: text -> :func:`may_name_in_words` (a service's few routes and paths repeat on every
+#: span: one dict lookup each instead of a search per word)
+_NAMING_SEEN: dict[str, bool] = {}
+_NAMING_SEEN_MAX = 50_000
+_NAMING_SEEN_LENGTH = 512  # the longest text remembered
+
+
+def learn_names(names: frozenset[str]) -> None:
+    """Let :func:`may_name_in_words` look for the words of ``names`` too (the analyzer's
+    configured names, before its input is loaded)."""
+    global _NAMING_WORDS
+    words = set(_NAMING_WORDS) | set(_words(names))
+    if len(words) != len(_NAMING_WORDS):
+        _NAMING_WORDS = tuple(sorted(words, key=len, reverse=True))
+        _NAMING_SEEN.clear()
+
+
+def may_name_in_words(text: str) -> bool:
+    """Whether a URL's path, a route or a destination's name holds a word some tenant name
+    starts with (:func:`learn_names`): False means it names no tenant (most paths)."""
+    seen = _NAMING_SEEN.get(text)
+    if seen is None:
+        low = text.lower()
+        seen = any([w in low for w in _NAMING_WORDS])
+        if len(text) <= _NAMING_SEEN_LENGTH:  # (hostile input: long texts are not kept)
+            if len(_NAMING_SEEN) >= _NAMING_SEEN_MAX:
+                _NAMING_SEEN.clear()
+            _NAMING_SEEN[text] = seen
+    return seen
 
 
 def _has_word(low: str, names: frozenset[str]) -> bool:
@@ -1759,3 +1917,6 @@ class _ShortValues:
                 last = at + found[at]
                 out.append((at, last))
         return out
+
+
+learn_names(attributes.TENANT_ID_ATTRIBUTE_NAMES)

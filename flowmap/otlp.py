@@ -41,10 +41,10 @@ import msgspec
 
 from .attributes import BOUNDARY, RULE_FLAGS, SCOPED, TENANT, TENANT_INBOUND, UNSCOPED
 from .conventions import (
-    DECIDING_KEYS, HTTP_KEYS, JSON_HEADS, PROXY_KEY, SYSTEM_KEYS, URL_KEYS, has_quote, holds_key_text, holds_query_text,
-    is_cache_system, is_json_text, reads_messaging,
+    DECIDING_KEYS, HTTP_KEYS, JSON_HEADS, NAMING_KEYS, PROXY_KEY, SYSTEM_KEYS, URL_KEYS, has_quote, holds_key_text,
+    holds_query_text, is_cache_system, is_json_text, reads_messaging,
 )
-from .masking import NESTED_DEPTH
+from .masking import NESTED_DEPTH, may_name_in_words
 
 __all__ = [
     "MAX_VALUE_CHARS",
@@ -75,6 +75,7 @@ __all__ = [
     "holds_maps",
     "holds_text",
     "holds_query",
+    "holds_naming_words",
     "holds_literals",
     "holds_keys",
     "maps_decoded",
@@ -305,7 +306,8 @@ class AttributeShape:
 
     __slots__ = (
         "keys", "tenant", "inbound", "boundary", "scoped", "proxy", "infer", "http", "eager", "quiet_for", "flags_for",
-        "no_args", "no_output_args", "unscoped", "urls", "queries", "systems", "inner", "with_inner",
+        "no_args", "no_output_args", "unscoped", "urls", "queries", "systems", "named", "inner",
+        "with_inner",
     )
 
     def __init__(self, keys: tuple[str, ...]) -> None:
@@ -345,6 +347,9 @@ class AttributeShape:
         #: where the database's system is named, when the span also has query text: a
         #: cache's command text holds keys, which name what they hold (:func:`holds_keys`)
         self.systems: tuple[int, ...] = tuple([i for i, k in enumerate(keys) if k in SYSTEM_KEYS]) if self.queries else ()
+        #: where a URL's path, a route or a destination's name is (conventions.NAMING_KEYS),
+        #: which may name a tenant in words and its id after (:func:`holds_naming_words`)
+        self.named: tuple[int, ...] = tuple([i for i, k in enumerate(keys) if k in NAMING_KEYS])
         #: the shape of spans some of whose attribute values (or their events' or links')
         #: hold names of their own: maps (:func:`holds_maps`), JSON text
         #: (:func:`holds_text`), a URL's query (:func:`holds_query`), query or filter text
@@ -566,6 +571,17 @@ def holds_query(kvs: list[KeyValue], urls: tuple[int, ...]) -> bool:
     for i in urls:
         v = kvs[i].value
         if v is not None and v.string_value is not None and "=" in v.string_value:
+            return True
+    return False
+
+
+def holds_naming_words(kvs: list[KeyValue], named: tuple[int, ...]) -> bool:
+    """Whether a URL's path, a route or a destination's name of a decoded attribute list (at
+    ``named``: its shape's :attr:`AttributeShape.named`) holds a word a tenant name starts
+    with (flowmap.masking.may_name_in_words: ``/v1/chat`` does not)."""
+    for i in named:
+        v = kvs[i].value
+        if v is not None and v.string_value is not None and may_name_in_words(v.string_value):
             return True
     return False
 
