@@ -92,6 +92,12 @@ def requests_of_two_tenants(url: str, path: str = "/stream") -> list:
     return at_once((client, "token-a"), (client, "token-b"))
 
 
+def each_tenant_gets_its_stream(url: str) -> None:
+    """Both tenants' streams at once: each gets its own tenant's tokens, and the request
+    after it on the same client finds nobody bound."""
+    assert requests_of_two_tenants(url) == [[(200, streamed(t)), (200, "nobody")] * 2 for t in ("token-a", "token-b")]
+
+
 def streamed(token: str) -> str:
     raw = TENANTS[token]
     return "".join(f"{raw[:12]}:{i} " for i in range(3))
