@@ -802,26 +802,32 @@ _JSON_TEXT = r"'(?P<{}>(?:[^'\n]|''){{0,1024}})'"  # a JSON document or value wr
 # in ``JSON_UNQUOTE(…)`` too, ``JSON_VALUE``, PostgreSQL's ``jsonb_extract_path_text(m,
 # 'a', 'b')``; SQLAlchemy's, the path a parameter, in parentheses, MySQL's in ``CASE … END``),
 # compared as :func:`_comparisons` compares a name, or with a placeholder
-_JSON_COMPARISONS = re.compile(
+_JSON_COMPARISONS = (
     r"(?P<name>(?:(?:->>?|#>>?)\s*" + _JSON_ARG + r"\s*(?:::\w+\s*)?){1,8}"
     r"|jsonb?_(?:extract|value|extract_path|extract_path_text)\s*\(\s*" + _JSON_COLUMN
     + r"(?:,\s*" + _JSON_ARG + r"\s*){1,8}\))"
     r"(?:\s*\)){0,2}(?:\s*end\b)?\s*(?:::\w+\s*)?(?:(?:==?|!=|<>|(?P<like>(?:not\s+)?i?like\b))\s*(?:" + _LIT + r"|(?P<one>" + _PLACEHOLDER + r"))"
-    r"|(?:not\s+)?in\s*\(\s*(?P<list>" + _ITEMS + r")\s*\))",
-    re.IGNORECASE,
+    r"|(?:not\s+)?in\s*\(\s*(?P<list>" + _ITEMS + r")\s*\))"
 )
 # a document the column must contain (PostgreSQL's ``m @> '{"tenant_id": "acme"}'``, MySQL's
 # ``JSON_CONTAINS(m, '"acme"', '$.tenant_id')``), or a JSON path's condition with its
 # variables (PostgreSQL's ``jsonb_path_match(m, '$.tenant_id == $v', '{"v": "acme"}')``)
-_JSON_DOCUMENTS = re.compile(
+_JSON_DOCUMENTS = (
     r"@>\s*(?:cast\s*\(\s*)?(?:" + _JSON_TEXT.format("doc") + r"|(?P<docp>" + _PLACEHOLDER + r"))"
     r"|json_contains\s*\(\s*" + _JSON_COLUMN + r",\s*(?:" + _JSON_TEXT.format("cand") + r"|(?P<candp>"
     + _PLACEHOLDER + r"))\s*(?:,\s*'(?P<cpath>[^'\n]{1,256})'\s*)?\)"
     r"|jsonb?_path_(?:match|exists)\w{0,4}\s*\(\s*" + _JSON_COLUMN + r",\s*(?:cast\s*\(\s*)?"
     r"(?:'(?P<expr>[^'\n]{1,512})'|(?P<exprp>" + _PLACEHOLDER + r"))"
-    r"[^,()']{0,32}\)?\s*,\s*(?:cast\s*\(\s*)?(?:" + _JSON_TEXT.format("vars") + r"|(?P<varsp>" + _PLACEHOLDER + r"))",
-    re.IGNORECASE,
+    r"[^,()']{0,32}\)?\s*,\s*(?:cast\s*\(\s*)?(?:" + _JSON_TEXT.format("vars") + r"|(?P<varsp>" + _PLACEHOLDER + r"))"
 )
+
+
+@functools.cache
+def _json_readers() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """:data:`_JSON_COMPARISONS` and :data:`_JSON_DOCUMENTS` compiled at their first use:
+    compiling them takes ~10 ms, which every run paid at import though most read no JSON
+    filter."""
+    return re.compile(_JSON_COMPARISONS, re.IGNORECASE), re.compile(_JSON_DOCUMENTS, re.IGNORECASE)
 _ACCESS_PART = re.compile(r"'(?P<key>[^'\n]*)'|(?P<p>" + _PLACEHOLDER + r")")  # an accessor's path or parameter
 _PATH_KEY = re.compile(r"\"([^\"]*)\"|([^.\[\]\"\s]+)")  # a key of a JSON path, ``$.a."b c"[0]``
 # a JSON path's condition comparing a path with a variable: ``$.tenant_id == $v``, ``$v == $.a.b``
@@ -926,12 +932,13 @@ def _scan_json(shown: str, text: str, where: str, names: frozenset[str], out: li
     the plain comparisons found already is not added twice. At most
     :data:`_QUERY_LITERALS` of each."""
     found: list[RawValue] = []
-    for m in itertools.islice(_JSON_COMPARISONS.finditer(text), _QUERY_LITERALS):
+    comparisons, documents = _json_readers()
+    for m in itertools.islice(comparisons.finditer(text), _QUERY_LITERALS):
         name = _accessed(m, names) if m["one"] is None else None
         if name is not None:
             for value in _literals(m, text, tokens):
                 _judge_literal(shown, name, value, m["like"] is not None, where, found)
-    for m in itertools.islice(_JSON_DOCUMENTS.finditer(text), _QUERY_LITERALS):
+    for m in itertools.islice(documents.finditer(text), _QUERY_LITERALS):
         group = next((g for g in ("doc", "cand", "vars") if m[g] is not None), None)
         value = None if group is None else _literal_at(text, m.start(group) - 1, tokens)
         if value is None:
@@ -966,7 +973,8 @@ def _json_references(text: str, names: frozenset[str]) -> list[tuple[str, int, s
     with it (``key#<at>`` and ``one#<at>``/``like#<at>``; a path condition's ``expr#<at>`` and
     its variables' ``vars#<at>``: :func:`_scan_pairs`)."""
     found: list[tuple[str, int, str]] = []
-    for m in itertools.islice(_JSON_COMPARISONS.finditer(text), _QUERY_LITERALS):
+    comparisons, documents = _json_readers()
+    for m in itertools.islice(comparisons.finditer(text), _QUERY_LITERALS):
         if m["one"] is None:
             continue
         how = "one" if m["like"] is None else "like"
@@ -977,7 +985,7 @@ def _json_references(text: str, names: frozenset[str]) -> list[tuple[str, int, s
         at = m.start("name")  # (the path a parameter too: read with its compared one)
         paths = [("", at + p.start("p"), f"key#{m.start()}") for p in _ACCESS_PART.finditer(m["name"]) if p["p"]]
         found.extend([*paths, ("", m.start("one"), f"{how}#{m.start()}")] if paths else [])
-    for m in itertools.islice(_JSON_DOCUMENTS.finditer(text), _QUERY_LITERALS):
+    for m in itertools.islice(documents.finditer(text), _QUERY_LITERALS):
         if m["docp"] is not None or (m["candp"] is not None and m["cpath"] is None):
             found.append(("", m.start("docp" if m["docp"] is not None else "candp"), "doc"))
         elif m["candp"] is not None:
