@@ -919,16 +919,7 @@ def test_vector_store_and_cache_findings_through_the_command_line(name, tmp_path
     """flowmap check --format json: exactly the stated findings, read with no warning; a
     raw id is found where the instrumentation wrote it (the finding's message names the
     attribute), and shown in no output."""
-    result = _check(name, tmp_path, monkeypatch, "--format", "json")
-    expected = VECTOR_CACHE_FINDINGS[name]
-    assert result.exit_code == (1 if expected else 0), result.output
-    out = json.loads(result.stdout)
-    assert out["warnings"] == []
-    assert sorted((f["rule"], f["severity"], f["span_name"], f["boundary"],
-                   f["reached"] if f["rule"] != "tenant-in-telemetry" else
-                   f["message"].partition("identifier in ")[2].partition(" of '")[0])
-                  for f in out["findings"]) == sorted(expected)
-    assert "tenant-acme" not in result.stdout and "tenant-globex" not in result.stdout
+    _check_parameter_findings(name, VECTOR_CACHE_FINDINGS[name], tmp_path, monkeypatch)
 
 
 def _raw(path: Path) -> bool:
@@ -1288,7 +1279,7 @@ def _check_parameter_findings(name: str, expected: list[tuple], tmp_path, monkey
     """flowmap check --format json on fixture ``name``: exactly the ``expected`` findings
     (rule, severity, span, boundary, and ``reached`` or, for a raw id, where it was found:
     ``attribute 'db.statement.parameters → tenant_id'``), read with no warning; neither
-    tenant's raw id shown."""
+    tenant's raw id shown. (Also the vector store and cache fixtures' check.)"""
     result = _check(name, tmp_path, monkeypatch, "--format", "json")
     assert result.exit_code == (1 if expected else 0), result.output
     out = json.loads(result.stdout)
